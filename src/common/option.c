@@ -1,0 +1,351 @@
+/*-------------------------------------------------------------------------
+ *
+ * option.c
+ *		The option framework shared by the three foreign-data wrappers:
+ *		validation of names and values at CREATE/ALTER time, typed access
+ *		to validated options, user mapping lookup and store identification.
+ *
+ * Each store declares its options in a PolyglotOption table (see
+ * redis_option.c, mongo_option.c, elastic_option.c).  Validation here is the
+ * only place that decides whether an option is known, whether it belongs to
+ * the catalog it was given in and whether its value parses, so every store
+ * reports the same errors the same way.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_data_wrapper.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+
+#include "pg_polyglot.h"
+
+static const char *
+catalog_name(Oid catalog)
+{
+	switch (catalog)
+	{
+		case ForeignDataWrapperRelationId:
+			return "foreign-data wrappers";
+		case ForeignServerRelationId:
+			return "servers";
+		case UserMappingRelationId:
+			return "user mappings";
+		case ForeignTableRelationId:
+			return "foreign tables";
+		case AttributeRelationId:
+			return "columns";
+	}
+	return "this object";
+}
+
+/*
+ * Returns the comma-separated names of the options valid in a catalog, or
+ * NULL when there are none.  Allocated in the current memory context.
+ */
+static char *
+valid_option_names(const PolyglotOption *options, Oid catalog)
+{
+	StringInfoData buf;
+	const PolyglotOption *opt;
+
+	initStringInfo(&buf);
+	for (opt = options; opt->name; opt++)
+	{
+		if (opt->catalog != catalog)
+			continue;
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, opt->name);
+	}
+	return buf.len > 0 ? buf.data : NULL;
+}
+
+static void
+validate_value(const PolyglotOption *opt, DefElem *def)
+{
+	const char *value = defGetString(def);
+
+	switch (opt->type)
+	{
+		case POLYGLOT_OPT_ANY_STRING:
+			break;
+		case POLYGLOT_OPT_STRING:
+			if (value[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("option \"%s\" must not be empty", opt->name)));
+			break;
+		case POLYGLOT_OPT_INT:
+			{
+				int			v = polyglot_option_int(def);
+
+				if (v < opt->min || v > opt->max)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("value for option \"%s\" is out of range: %d",
+									opt->name, v),
+							 errhint("Valid values range from %d to %d.",
+									 opt->min, opt->max)));
+			}
+			break;
+		case POLYGLOT_OPT_BOOL:
+			(void) polyglot_option_bool(def);
+			break;
+		case POLYGLOT_OPT_DURATION:
+			(void) polyglot_option_duration(def);
+			break;
+		case POLYGLOT_OPT_ENUM:
+			{
+				const char *const *v;
+				StringInfoData buf;
+
+				for (v = opt->enum_values; *v; v++)
+					if (strcmp(*v, value) == 0)
+						break;
+				if (*v)
+					break;
+				initStringInfo(&buf);
+				for (v = opt->enum_values; *v; v++)
+					appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", *v);
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errhint("Valid values are: %s.", buf.data)));
+			}
+			break;
+	}
+	if (opt->check)
+		opt->check(opt->name, value);
+}
+
+/*
+ * Validates a list of DefElem options given for one catalog object of one
+ * foreign-data wrapper.  Ereports on the first unknown or misplaced option
+ * or bad value; returns normally when everything is valid.
+ */
+void
+polyglot_validate_options(const char *fdwname, const PolyglotOption *options,
+						  List *options_list, Oid catalog)
+{
+	ListCell   *cell;
+
+	foreach(cell, options_list)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+		const PolyglotOption *opt;
+		const PolyglotOption *elsewhere = NULL;
+
+		for (opt = options; opt->name; opt++)
+		{
+			if (strcmp(opt->name, def->defname) != 0)
+				continue;
+			if (opt->catalog == catalog)
+				break;
+			elsewhere = opt;
+		}
+
+		if (opt->name == NULL)
+		{
+			char	   *valid = valid_option_names(options, catalog);
+
+			if (elsewhere && elsewhere->secret)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"%s\" is a secret and is only allowed in user mappings",
+								def->defname),
+						 errhint("Use CREATE USER MAPPING ... SERVER ... OPTIONS (%s '...'), which only the user and superusers can read.",
+								 def->defname)));
+			if (elsewhere)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("option \"%s\" is not valid for %s of foreign-data wrapper \"%s\"",
+								def->defname, catalog_name(catalog), fdwname),
+						 errdetail("It is an option for %s.",
+								   catalog_name(elsewhere->catalog)),
+						 valid ? errhint("Valid options for %s are: %s.",
+										 catalog_name(catalog), valid)
+						 : errhint("%s of foreign-data wrapper \"%s\" take no options.",
+								   catalog_name(catalog), fdwname)));
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\"", def->defname),
+					 valid ? errhint("Valid options for %s of foreign-data wrapper \"%s\" are: %s.",
+									 catalog_name(catalog), fdwname, valid)
+					 : errhint("%s of foreign-data wrapper \"%s\" take no options.",
+							   catalog_name(catalog), fdwname)));
+		}
+
+		validate_value(opt, def);
+	}
+}
+
+/*
+ * Typed accessors.  They ereport on a bad value, so they double as the
+ * value checks of the validator and can be used on stored options, which
+ * were validated when they were written.
+ */
+int
+polyglot_option_int(DefElem *def)
+{
+	const char *value = defGetString(def);
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (value[0] == '\0' || *end != '\0' || errno == ERANGE ||
+		v < PG_INT32_MIN || v > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for integer option \"%s\": \"%s\"",
+						def->defname, value)));
+	return (int) v;
+}
+
+bool
+polyglot_option_bool(DefElem *def)
+{
+	const char *value = defGetString(def);
+	bool		result;
+
+	if (!parse_bool(value, &result))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for boolean option \"%s\": \"%s\"",
+						def->defname, value)));
+	return result;
+}
+
+/*
+ * A duration in milliseconds.  A bare number means milliseconds; units are
+ * those of time-valued settings (ms, s, min).  Must be positive and at most
+ * one hour: a timeout beyond that is a mistake.
+ */
+int
+polyglot_option_duration(DefElem *def)
+{
+	const char *value = defGetString(def);
+	const char *hintmsg = NULL;
+	int			ms;
+
+	if (!parse_int(value, &ms, GUC_UNIT_MS, &hintmsg))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"",
+						def->defname, value),
+				 hintmsg ? errhint("%s", _(hintmsg))
+				 : errhint("Give a duration such as '500ms', '5s' or '1min'; a bare number means milliseconds.")));
+	if (ms < 1 || ms > 3600 * 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("value for option \"%s\" is out of range: \"%s\"",
+						def->defname, value),
+				 errhint("Timeouts range from 1ms to 1h.")));
+	return ms;
+}
+
+/*
+ * The value of an option by name in a list of DefElem, or default_value.
+ */
+const char *
+polyglot_option_string(List *options, const char *name, const char *default_value)
+{
+	ListCell   *cell;
+
+	foreach(cell, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, name) == 0)
+			return defGetString(def);
+	}
+	return default_value;
+}
+
+/*
+ * The user mapping that applies to userid on a server: the user's own, else
+ * the PUBLIC one, else NULL.  Unlike GetUserMapping() a missing mapping is
+ * not an error: stores without authentication need none.
+ */
+UserMapping *
+polyglot_find_user_mapping(Oid userid, Oid serverid)
+{
+	HeapTuple	tp;
+	UserMapping *um;
+	Datum		datum;
+	bool		isnull;
+
+	tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+						 ObjectIdGetDatum(userid),
+						 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		tp = SearchSysCache2(USERMAPPINGUSERSERVER,
+							 ObjectIdGetDatum(InvalidOid),
+							 ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tp))
+		return NULL;
+
+	um = (UserMapping *) palloc(sizeof(UserMapping));
+	um->umid = ((Form_pg_user_mapping) GETSTRUCT(tp))->oid;
+	um->userid = userid;
+	um->serverid = serverid;
+	datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tp,
+							Anum_pg_user_mapping_umoptions, &isnull);
+	um->options = isnull ? NIL : untransformRelOptions(datum);
+	ReleaseSysCache(tp);
+	return um;
+}
+
+/*
+ * Which store a foreign server belongs to, from the C symbol of its
+ * wrapper's handler.  Ereports when the server is not one of ours.
+ */
+PolyglotStore
+polyglot_server_store(ForeignServer *server)
+{
+	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
+	HeapTuple	tp;
+	char	   *prosrc = NULL;
+
+	if (OidIsValid(fdw->fdwhandler))
+	{
+		Datum		datum;
+		bool		isnull;
+
+		tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwhandler));
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for function %u", fdw->fdwhandler);
+		datum = SysCacheGetAttr(PROCOID, tp, Anum_pg_proc_prosrc, &isnull);
+		if (!isnull)
+			prosrc = TextDatumGetCString(datum);
+		ReleaseSysCache(tp);
+	}
+
+	if (prosrc && strcmp(prosrc, "polyglot_redis_handler") == 0)
+		return POLYGLOT_STORE_REDIS;
+	if (prosrc && strcmp(prosrc, "polyglot_mongo_handler") == 0)
+		return POLYGLOT_STORE_MONGO;
+	if (prosrc && strcmp(prosrc, "polyglot_elastic_handler") == 0)
+		return POLYGLOT_STORE_ELASTIC;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("server \"%s\" does not belong to a pg_polyglot foreign-data wrapper",
+					server->servername),
+			 errdetail("Its foreign-data wrapper is \"%s\".", fdw->fdwname),
+			 errhint("pg_polyglot serves polyglot_redis, polyglot_mongo and polyglot_elastic servers.")));
+	pg_unreachable();
+}

@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * elastic.h
+ *		Declarations shared by the Elasticsearch/OpenSearch files: options,
+ *		HTTP connections and error reporting.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POLYGLOT_ELASTIC_H
+#define POLYGLOT_ELASTIC_H
+
+#include "foreign/foreign.h"
+#include "utils/jsonb.h"
+
+#include "pg_polyglot.h"
+#include "common/conncache.h"
+
+typedef struct ElasticConnOptions
+{
+	PolyglotConnOptions common;
+	const char *url;			/* one or more base URLs, comma-separated */
+	const char *user;
+	const char *password;
+	const char *api_key;
+} ElasticConnOptions;
+
+/* elastic_option.c */
+extern void elastic_get_options(ForeignServer *server, UserMapping *user,
+								ElasticConnOptions *opts);
+extern List *elastic_split_urls(const char *urls);
+
+/* elastic_connection.c */
+typedef struct ElasticConn
+{
+	PolyglotConnEntry base;		/* base.conn is an ElasticHandle */
+	char		servername[NAMEDATALEN];
+} ElasticConn;
+
+typedef struct ElasticResponse
+{
+	long		status;			/* HTTP status */
+	char	   *body;			/* palloc'd, NUL-terminated */
+	size_t		len;
+	bool		elastic_product;	/* X-elastic-product: Elasticsearch */
+	const char *url;			/* the node that answered, palloc'd */
+} ElasticResponse;
+
+extern ElasticConn *elastic_get_connection(ForeignServer *server, UserMapping *user);
+extern void elastic_request(ElasticConn *conn, const char *method, const char *path,
+							const char *body, size_t bodylen,
+							ElasticResponse *response);
+extern void elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
+								 const char *what) pg_attribute_noreturn();
+extern Jsonb *elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
+									 const char *what);
+
+#endif							/* POLYGLOT_ELASTIC_H */

@@ -1,0 +1,561 @@
+/*-------------------------------------------------------------------------
+ *
+ * elastic_connection.c
+ *		HTTP connections to Elasticsearch and OpenSearch through libcurl:
+ *		one kept-alive easy handle per server and user mapping, cached per
+ *		backend, failover across the node URLs of the server, error
+ *		reporting, and ping with flavour detection.
+ *
+ * This is the only file that talks to libcurl for requests (pg_net keeps
+ * libcurl in one file the same way).  Everything libcurl touches is
+ * malloc'd and owned by an ElasticHandle, freed by elastic_disconnect().
+ * Callbacks run inside libcurl and therefore never palloc or ereport: the
+ * response is collected in a malloc'd buffer and copied into the caller's
+ * memory context once curl_easy_perform() has returned.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "lib/stringinfo.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "pg_polyglot.h"
+#include "elastic/elastic.h"
+
+/* A response larger than this is refused rather than buffered. */
+#define ELASTIC_MAX_RESPONSE_BYTES	((size_t) 512 * 1024 * 1024)
+
+typedef struct ElasticBuffer
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	bool		too_large;
+	bool		elastic_product;
+} ElasticBuffer;
+
+typedef struct ElasticHandle
+{
+	CURL	   *curl;
+	struct curl_slist *headers;
+	int			nnodes;
+	int			current;		/* node tried first: the last that answered */
+	char	  **nodes;			/* base URLs, without trailing slash */
+	char		errbuf[CURL_ERROR_SIZE];
+	ElasticBuffer buf;
+} ElasticHandle;
+
+static void elastic_disconnect(void *handle);
+static void elastic_at_exit(void);
+
+static PolyglotConnCache elastic_cache = {
+	.store = "pg_polyglot Elasticsearch connections",
+	.entry_size = sizeof(ElasticConn),
+	.disconnect = elastic_disconnect,
+	.at_exit = elastic_at_exit,
+};
+
+static bool curl_initialized = false;
+
+#define elastic_handle(conn) ((ElasticHandle *) (conn)->base.conn)
+
+static void
+elastic_disconnect(void *p)
+{
+	ElasticHandle *h = (ElasticHandle *) p;
+	int			i;
+
+	if (h == NULL)
+		return;
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->headers);
+	for (i = 0; i < h->nnodes; i++)
+		free(h->nodes[i]);
+	free(h->nodes);
+	free(h->buf.data);
+	free(h);
+}
+
+static void
+elastic_at_exit(void)
+{
+	if (curl_initialized)
+	{
+		curl_global_cleanup();
+		curl_initialized = false;
+	}
+}
+
+/* libcurl write callback: append to the malloc'd buffer; 0 aborts. */
+static size_t
+elastic_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	ElasticBuffer *buf = (ElasticBuffer *) userdata;
+	size_t		n = size * nmemb;
+
+	if (buf->len + n + 1 > buf->cap)
+	{
+		size_t		newcap = buf->cap ? buf->cap : 8192;
+		char	   *newdata;
+
+		while (newcap < buf->len + n + 1)
+			newcap *= 2;
+		if (newcap > ELASTIC_MAX_RESPONSE_BYTES)
+		{
+			buf->too_large = true;
+			return 0;
+		}
+		newdata = realloc(buf->data, newcap);
+		if (newdata == NULL)
+			return 0;
+		buf->data = newdata;
+		buf->cap = newcap;
+	}
+	memcpy(buf->data + buf->len, ptr, n);
+	buf->len += n;
+	buf->data[buf->len] = '\0';
+	return n;
+}
+
+/* libcurl header callback: notes the X-elastic-product header. */
+static size_t
+elastic_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	ElasticBuffer *buf = (ElasticBuffer *) userdata;
+	size_t		n = size * nmemb;
+	static const char name[] = "x-elastic-product:";
+
+	if (n >= sizeof(name) - 1 && pg_strncasecmp(ptr, name, sizeof(name) - 1) == 0)
+		buf->elastic_product = true;
+	return n;
+}
+
+static ElasticHandle *
+elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
+{
+	ElasticHandle *h;
+	List	   *urls = elastic_split_urls(opts->url);
+	ListCell   *cell;
+	bool		oom = false;
+
+	if (!curl_initialized)
+	{
+		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYSTEM_ERROR),
+					 errmsg("could not initialize libcurl")));
+		curl_initialized = true;
+	}
+
+	h = calloc(1, sizeof(ElasticHandle));
+	if (h == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	h->nodes = calloc(list_length(urls), sizeof(char *));
+	h->curl = curl_easy_init();
+	oom = (h->nodes == NULL || h->curl == NULL);
+	foreach(cell, urls)
+	{
+		if (oom)
+			break;
+		h->nodes[h->nnodes] = strdup((const char *) lfirst(cell));
+		if (h->nodes[h->nnodes] == NULL)
+			oom = true;
+		else
+			h->nnodes++;
+	}
+	if (!oom)
+	{
+		struct curl_slist *l;
+
+		l = curl_slist_append(NULL, "Content-Type: application/json");
+		if (l && opts->api_key)
+		{
+			char	   *line = psprintf("Authorization: ApiKey %s", opts->api_key);
+			struct curl_slist *l2 = curl_slist_append(l, line);
+
+			pfree(line);
+			if (l2 == NULL)
+			{
+				curl_slist_free_all(l);
+				l = NULL;
+			}
+		}
+		h->headers = l;
+		oom = (l == NULL);
+	}
+	if (oom)
+	{
+		elastic_disconnect(h);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+
+	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, (long) opts->common.connect_timeout_ms);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) opts->common.io_timeout_ms);
+	curl_easy_setopt(h->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, elastic_write_cb);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &h->buf);
+	curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, elastic_header_cb);
+	curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, &h->buf);
+	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "pg_polyglot");
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	if (opts->user || opts->password)
+	{
+		/* libcurl copies these strings */
+		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		curl_easy_setopt(h->curl, CURLOPT_USERNAME, opts->user ? opts->user : "");
+		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, opts->password ? opts->password : "");
+	}
+	return h;
+}
+
+/*
+ * Returns the cached connection for a server and optional user mapping,
+ * creating the handle if needed.  Nothing goes over the network here.
+ */
+ElasticConn *
+elastic_get_connection(ForeignServer *server, UserMapping *user)
+{
+	ElasticConn *conn;
+
+	conn = (ElasticConn *) polyglot_conncache_entry(&elastic_cache, server, user);
+	if (conn->base.conn == NULL)
+	{
+		ElasticConnOptions opts;
+
+		elastic_get_options(server, user, &opts);
+		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
+		conn->base.conn = elastic_connect(conn, &opts);
+	}
+	return conn;
+}
+
+/* A failure to reach a node, worth trying the next one for. */
+static bool
+is_connect_failure(CURLcode rc, CURL *curl)
+{
+	curl_off_t	connect_time = 0;
+
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		rc == CURLE_COULDNT_RESOLVE_PROXY)
+		return true;
+	if (rc == CURLE_OPERATION_TIMEDOUT &&
+		curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_time) == CURLE_OK &&
+		connect_time == 0)
+		return true;
+	return false;
+}
+
+/*
+ * Sends one request and fills response, for any HTTP status: the caller
+ * decides what a status means (elastic_report_error() for the usual
+ * "anything >= 400 is an error").  Tries each node of the server once,
+ * starting with the last one that answered, when a node cannot be reached;
+ * ereports when none answers or the request fails after connecting.
+ * body may be NULL.  The response body is palloc'd in the current context.
+ */
+void
+elastic_request(ElasticConn *conn, const char *method, const char *path,
+				const char *body, size_t bodylen, ElasticResponse *response)
+{
+	ElasticHandle *h = elastic_handle(conn);
+	CURL	   *curl = h->curl;
+	CURLcode	rc = CURLE_OK;
+	char	   *url = NULL;
+	int			attempt;
+	char		errmsg_buf[CURL_ERROR_SIZE + 64];
+
+	memset(response, 0, sizeof(*response));
+
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	if (body)
+	{
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	}
+	else
+		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	/* HTTPGET resets the request method: set it again */
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+
+	for (attempt = 0; attempt < h->nnodes; attempt++)
+	{
+		int			node = (h->current + attempt) % h->nnodes;
+
+		if (url)
+			pfree(url);
+		url = psprintf("%s%s", h->nodes[node], path);
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+
+		h->buf.len = 0;
+		h->buf.too_large = false;
+		h->buf.elastic_product = false;
+		h->errbuf[0] = '\0';
+
+		rc = curl_easy_perform(curl);
+		if (rc == CURLE_OK)
+		{
+			h->current = node;
+			break;
+		}
+		if (!is_connect_failure(rc, curl))
+			break;
+	}
+
+	if (rc != CURLE_OK)
+	{
+		bool		connect_failure = is_connect_failure(rc, curl);
+
+		snprintf(errmsg_buf, sizeof(errmsg_buf), "%s",
+				 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+		if (h->buf.too_large)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("response of server \"%s\" to %s %s is too large",
+							conn->servername, method, path),
+					 errdetail("Responses are limited to %zu bytes.",
+							   ELASTIC_MAX_RESPONSE_BYTES)));
+		if (connect_failure)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+					 errmsg("could not connect to Elasticsearch server \"%s\"",
+							conn->servername),
+					 errdetail_internal("%s (%s%s).", errmsg_buf, url,
+										h->nnodes > 1 ? ", and no other node answered" : "")));
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("request %s %s to Elasticsearch server \"%s\" failed",
+						method, path, conn->servername),
+				 errdetail_internal("%s (%s).", errmsg_buf, url)));
+	}
+
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+	response->len = h->buf.len;
+	response->body = palloc(h->buf.len + 1);
+	if (h->buf.len > 0)
+		memcpy(response->body, h->buf.data, h->buf.len);
+	response->body[h->buf.len] = '\0';
+	response->elastic_product = h->buf.elastic_product;
+	response->url = url;
+
+	/* do not keep a large buffer around between requests */
+	if (h->buf.cap > 1024 * 1024)
+	{
+		free(h->buf.data);
+		h->buf.data = NULL;
+		h->buf.cap = 0;
+		h->buf.len = 0;
+	}
+}
+
+/* The string value at key in a jsonb object container, or NULL. */
+static char *
+jsonb_object_string(JsonbContainer *container, const char *key)
+{
+	JsonbValue	v;
+
+	if (container == NULL ||
+		!getKeyJsonValueFromContainer(container, key, strlen(key), &v))
+		return NULL;
+	if (v.type != jbvString)
+		return NULL;
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+/* The object value at key in a jsonb object container, or NULL. */
+static JsonbContainer *
+jsonb_object_object(JsonbContainer *container, const char *key)
+{
+	JsonbValue	v;
+
+	if (container == NULL ||
+		!getKeyJsonValueFromContainer(container, key, strlen(key), &v))
+		return NULL;
+	if (v.type != jbvBinary)
+		return NULL;
+	return v.val.binary.data;
+}
+
+/*
+ * Parses text as jsonb, or returns NULL when it is not JSON.  Used only to
+ * make sense of error bodies, where anything may come back.
+ */
+static Jsonb *
+try_parse_json(const char *text)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	Jsonb	   *volatile jb = NULL;
+
+	PG_TRY();
+	{
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		jb = NULL;
+	}
+	PG_END_TRY();
+	return jb;
+}
+
+/*
+ * The one way Elasticsearch errors are reported: an HTTP error status, with
+ * the server's error type and reason in errdetail (or the start of the body
+ * when it is not the usual error object).  Never returns.
+ */
+void
+elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
+					 const char *what)
+{
+	char	   *detail = NULL;
+	Jsonb	   *jb = NULL;
+	int			sqlstate;
+
+	/* the usual {"error": {"type": ..., "reason": ...}, "status": ...} */
+	if (response->len > 0 && response->body[0] == '{')
+		jb = try_parse_json(response->body);
+	if (jb)
+	{
+		JsonbContainer *error = jsonb_object_object(&jb->root, "error");
+		char	   *type = jsonb_object_string(error, "type");
+		char	   *reason = jsonb_object_string(error, "reason");
+
+		if (reason)
+			detail = psprintf("%s: %s", type ? type : "error", reason);
+		else if ((reason = jsonb_object_string(&jb->root, "error")) != NULL)
+			detail = reason;
+	}
+	if (detail == NULL)
+		detail = pnstrdup(response->body, Min(response->len, 1000));
+
+	if (response->status == 401 || response->status == 403)
+		sqlstate = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
+	else if (response->status == 404)
+		sqlstate = ERRCODE_FDW_TABLE_NOT_FOUND;
+	else
+		sqlstate = ERRCODE_FDW_ERROR;
+
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg("Elasticsearch server \"%s\" returned HTTP status %ld for %s",
+					conn->servername, response->status, what),
+			 errdetail_internal("%s", detail),
+			 response->status == 401 ?
+			 errhint("Check the user and password, or api_key, options of the user mapping.") : 0));
+}
+
+typedef struct ParseErrorContext
+{
+	ElasticConn *conn;
+	const char *what;
+} ParseErrorContext;
+
+static void
+parse_error_callback(void *arg)
+{
+	ParseErrorContext *ctx = (ParseErrorContext *) arg;
+
+	errcontext("parsing the response of Elasticsearch server \"%s\" to %s",
+			   ctx->conn->servername, ctx->what);
+}
+
+/*
+ * Parses a response body as jsonb.  A body that is not JSON ereports with a
+ * context line naming the server and the request.
+ */
+Jsonb *
+elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
+					   const char *what)
+{
+	ErrorContextCallback errcallback;
+	ParseErrorContext ctx = {conn, what};
+	Jsonb	   *result;
+
+	errcallback.callback = parse_error_callback;
+	errcallback.arg = &ctx;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(response->body)));
+	error_context_stack = errcallback.previous;
+	return result;
+}
+
+/* The first string value under a key named "version", at any depth. */
+static char *
+find_version(Jsonb *jb)
+{
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		next_is_version = false;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			next_is_version = (v.val.string.len == 7 &&
+							   strncmp(v.val.string.val, "version", 7) == 0);
+		else if (tok == WJB_VALUE && next_is_version && v.type == jbvString)
+			return pnstrdup(v.val.string.val, v.val.string.len);
+		else
+			next_is_version = false;
+	}
+	return NULL;
+}
+
+/*
+ * polyglot.ping() for an Elasticsearch or OpenSearch server.  The version
+ * comes from the nodes info API, which both flavours serve (the root
+ * endpoint is missing from some distributions).  Elasticsearch marks every
+ * response with X-elastic-product; OpenSearch says "opensearch" as the
+ * distribution at its root endpoint.
+ */
+Jsonb *
+elastic_ping(ForeignServer *server, UserMapping *user)
+{
+	ElasticConn *conn = elastic_get_connection(server, user);
+	ElasticResponse response;
+	instr_time	start;
+	double		latency;
+	char	   *version;
+	const char *flavor = "elasticsearch";
+
+	INSTR_TIME_SET_CURRENT(start);
+	elastic_request(conn, "GET", "/_nodes/_local?filter_path=nodes.*.version",
+					NULL, 0, &response);
+	latency = polyglot_elapsed_ms(start);
+	if (response.status >= 400)
+		elastic_report_error(conn, &response, "GET /_nodes/_local");
+	version = find_version(elastic_parse_response(conn, &response, "GET /_nodes/_local"));
+
+	if (!response.elastic_product)
+	{
+		ElasticResponse root;
+
+		elastic_request(conn, "GET", "/", NULL, 0, &root);
+		if (root.status == 200)
+		{
+			Jsonb	   *jb = elastic_parse_response(conn, &root, "GET /");
+			char	   *dist = jsonb_object_string(jsonb_object_object(&jb->root, "version"),
+												   "distribution");
+
+			if (dist && strcmp(dist, "opensearch") == 0)
+				flavor = "opensearch";
+		}
+	}
+
+	return polyglot_ping_result("elastic", server->servername, latency, version, flavor);
+}

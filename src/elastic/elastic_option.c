@@ -1,0 +1,235 @@
+/*-------------------------------------------------------------------------
+ *
+ * elastic_option.c
+ *		Options of the polyglot_elastic foreign-data wrapper (Elasticsearch
+ *		and OpenSearch) and its validator.
+ *
+ * Server: url (one or more node URLs, comma-separated, for failover),
+ *         connect_timeout, io_timeout.
+ * User mapping: user, password (basic authentication) or api_key.
+ * Foreign table: index.
+ * Column: field (a dotted path into the _source).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "access/reloptions.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+
+#include "pg_polyglot.h"
+#include "elastic/elastic.h"
+
+static void check_url(const char *name, const char *value);
+static void check_index(const char *name, const char *value);
+static void check_field(const char *name, const char *value);
+
+static const PolyglotOption elastic_options[] = {
+	{.name = "url", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_url},
+	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "api_key", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_index},
+	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
+	{.name = NULL}
+};
+
+/*
+ * Splits a comma-separated list of URLs into a List of palloc'd strings,
+ * trimmed of spaces and of a trailing slash.
+ */
+List *
+elastic_split_urls(const char *urls)
+{
+	List	   *result = NIL;
+	const char *p = urls;
+
+	for (;;)
+	{
+		size_t		len = strcspn(p, ",");
+		const char *start = p;
+		const char *end = p + len;
+
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '/'))
+			end--;
+		result = lappend(result, pnstrdup(start, end - start));
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	return result;
+}
+
+static void
+check_url(const char *name, const char *value)
+{
+	List	   *urls = elastic_split_urls(value);
+	ListCell   *cell;
+
+	foreach(cell, urls)
+	{
+		const char *url = (const char *) lfirst(cell);
+		CURLU	   *h;
+		CURLUcode	rc;
+		char	   *scheme = NULL;
+		char	   *userpart = NULL;
+		char	   *query = NULL;
+		const char *problem = NULL;
+
+		if (url[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("empty URL in option \"%s\"", name),
+					 errhint("Separate several node URLs with commas: 'http://node1:9200, http://node2:9200'.")));
+
+		h = curl_url();
+		if (h == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		rc = curl_url_set(h, CURLUPART_URL, url, 0);
+		if (rc != CURLUE_OK)
+			problem = curl_url_strerror(rc);
+		else
+		{
+			curl_url_get(h, CURLUPART_SCHEME, &scheme, 0);
+			curl_url_get(h, CURLUPART_USER, &userpart, 0);
+			curl_url_get(h, CURLUPART_QUERY, &query, 0);
+			if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+				problem = "the scheme must be http or https";
+			else if (query != NULL)
+				problem = "a node URL takes no query string";
+		}
+		curl_free(scheme);
+		curl_free(query);
+		curl_url_cleanup(h);
+
+		if (problem)
+		{
+			curl_free(userpart);
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid URL \"%s\" in option \"%s\"", url, name),
+					 errdetail("%s.", problem),
+					 errhint("The form is http[s]://host[:port][/path], several separated by commas.")));
+		}
+		if (userpart)
+		{
+			curl_free(userpart);
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("option \"%s\" must not contain credentials", name),
+					 errdetail("Server options are readable by every user."),
+					 errhint("Put user and password, or api_key, in a user mapping.")));
+		}
+	}
+}
+
+/* Elasticsearch's rules for index names (also OpenSearch's) */
+static void
+check_index(const char *name, const char *value)
+{
+	const char *p;
+	bool		bad = strlen(value) > 255 ||
+		strcmp(value, ".") == 0 || strcmp(value, "..") == 0 ||
+		value[0] == '-' || value[0] == '_' || value[0] == '+' ||
+		strpbrk(value, "\\/*?\"<>| ,#:") != NULL;
+
+	for (p = value; *p && !bad; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			bad = true;
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid index name \"%s\" in option \"%s\"", value, name),
+				 errdetail("An index name is lowercase, has at most 255 bytes, does not start with -, _ or +, and contains none of \\ / * ? \" < > | space , # :.")));
+}
+
+/* A dotted path: non-empty segments */
+static void
+check_field(const char *name, const char *value)
+{
+	size_t		len = strlen(value);
+
+	if (value[0] == '.' || value[len - 1] == '.' || strstr(value, "..") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid field path \"%s\" in option \"%s\"", value, name),
+				 errdetail("A path is one or more field names separated by single dots.")));
+}
+
+PG_FUNCTION_INFO_V1(polyglot_elastic_validator);
+
+/*
+ * polyglot_elastic_validator(options text[], catalog oid): ereports on the
+ * first invalid option of a CREATE or ALTER of a polyglot_elastic object.
+ */
+Datum
+polyglot_elastic_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+
+	polyglot_validate_options("polyglot_elastic", elastic_options, options, catalog);
+
+	/* a user mapping authenticates one way */
+	if (catalog == UserMappingRelationId &&
+		polyglot_option_string(options, "api_key", NULL) != NULL &&
+		(polyglot_option_string(options, "user", NULL) != NULL ||
+		 polyglot_option_string(options, "password", NULL) != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("options \"api_key\" and \"user\"/\"password\" cannot be combined"),
+				 errhint("Use either an API key or basic authentication.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * Fills opts from a server and an optional user mapping.  Strings point into
+ * the option lists, which live as long as server and user.
+ */
+void
+elastic_get_options(ForeignServer *server, UserMapping *user, ElasticConnOptions *opts)
+{
+	ListCell   *cell;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->url = "http://127.0.0.1:9200";
+	opts->common.connect_timeout_ms = POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS;
+	opts->common.io_timeout_ms = POLYGLOT_DEFAULT_IO_TIMEOUT_MS;
+
+	foreach(cell, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "url") == 0)
+			opts->url = defGetString(def);
+		else if (strcmp(def->defname, "connect_timeout") == 0)
+			opts->common.connect_timeout_ms = polyglot_option_duration(def);
+		else if (strcmp(def->defname, "io_timeout") == 0)
+			opts->common.io_timeout_ms = polyglot_option_duration(def);
+	}
+	if (user)
+	{
+		foreach(cell, user->options)
+		{
+			DefElem    *def = (DefElem *) lfirst(cell);
+
+			if (strcmp(def->defname, "user") == 0)
+				opts->user = defGetString(def);
+			else if (strcmp(def->defname, "password") == 0)
+				opts->password = defGetString(def);
+			else if (strcmp(def->defname, "api_key") == 0)
+				opts->api_key = defGetString(def);
+		}
+	}
+}

@@ -1,0 +1,232 @@
+/*-------------------------------------------------------------------------
+ *
+ * mongo_connection.c
+ *		Connections to MongoDB through libmongoc: one single-threaded
+ *		mongoc_client_t per server and user mapping, cached per backend,
+ *		with the timeouts of the server options, credentials from the user
+ *		mapping, error reporting, and ping.
+ *
+ * libmongoc is initialised on first use and cleaned up at backend exit.
+ * Its own log output is routed to the server log at DEBUG1, since it would
+ * otherwise write to the backend's stderr.  A client that failed to reach
+ * its server is destroyed, not kept: a single-threaded client would refuse
+ * to retry the server for its five-second cooldown.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "portability/instr_time.h"
+#include "utils/jsonb.h"
+
+#include "pg_polyglot.h"
+#include "mongo/mongo.h"
+
+static void mongo_disconnect(void *handle);
+static void mongo_at_exit(void);
+
+static PolyglotConnCache mongo_cache = {
+	.store = "pg_polyglot MongoDB connections",
+	.entry_size = sizeof(MongoConn),
+	.disconnect = mongo_disconnect,
+	.at_exit = mongo_at_exit,
+};
+
+static bool mongoc_initialized = false;
+
+static void
+mongo_disconnect(void *handle)
+{
+	mongoc_client_destroy((mongoc_client_t *) handle);
+}
+
+static void
+mongo_at_exit(void)
+{
+	if (mongoc_initialized)
+	{
+		mongoc_cleanup();
+		mongoc_initialized = false;
+	}
+}
+
+/* libmongoc's log messages, at DEBUG1 only: they must never throw. */
+static void
+mongo_log_handler(mongoc_log_level_t level, const char *domain,
+				  const char *message, void *user_data)
+{
+	if (level <= MONGOC_LOG_LEVEL_WARNING)
+		elog(DEBUG1, "libmongoc %s: %s", domain, message);
+}
+
+/* Initialises libmongoc once per process. */
+void
+mongo_ensure_initialized(void)
+{
+	if (mongoc_initialized)
+		return;
+	mongoc_log_set_handler(mongo_log_handler, NULL);
+	mongoc_init();
+	mongoc_initialized = true;
+}
+
+static mongoc_client_t *
+mongo_connect(MongoConn *conn, const MongoConnOptions *opts)
+{
+	mongoc_uri_t *uri;
+	mongoc_client_t *client;
+	bson_error_t error;
+
+	uri = mongoc_uri_new_with_error(opts->uri, &error);
+	if (uri == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid MongoDB connection string for server \"%s\"",
+						conn->servername),
+				 errdetail_internal("%s", error.message)));
+
+	/*
+	 * Credentials are set through the API, not pasted into the string, so
+	 * any character in them is safe.
+	 */
+	if (opts->user)
+		mongoc_uri_set_username(uri, opts->user);
+	if (opts->password)
+		mongoc_uri_set_password(uri, opts->password);
+
+	/* explicit server options win; else the uri's; else our defaults */
+	if (opts->connect_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
+									   opts->common.connect_timeout_ms);
+	if (opts->connect_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+									   opts->common.connect_timeout_ms);
+	if (opts->io_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
+		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+									   opts->common.io_timeout_ms);
+	if (!mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_APPNAME, NULL))
+		mongoc_uri_set_appname(uri, "pg_polyglot");
+
+	client = mongoc_client_new_from_uri_with_error(uri, &error);
+	mongoc_uri_destroy(uri);
+	if (client == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not create a MongoDB client for server \"%s\"",
+						conn->servername),
+				 errdetail_internal("%s", error.message)));
+	mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+	return client;
+}
+
+/*
+ * Returns the cached connection for a server and optional user mapping,
+ * creating the client if needed.  libmongoc connects lazily: the first
+ * command reaches the server and reports connection failures.
+ */
+MongoConn *
+mongo_get_connection(ForeignServer *server, UserMapping *user)
+{
+	MongoConn  *conn;
+
+	mongo_ensure_initialized();
+	conn = (MongoConn *) polyglot_conncache_entry(&mongo_cache, server, user);
+	if (conn->base.conn == NULL)
+	{
+		MongoConnOptions opts;
+
+		mongo_get_options(server, user, &opts);
+		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
+		strlcpy(conn->database, opts.database ? opts.database : "",
+				sizeof(conn->database));
+		conn->base.conn = mongo_connect(conn, &opts);
+	}
+	return conn;
+}
+
+static bool
+is_connection_error(const bson_error_t *error)
+{
+	return error->domain == MONGOC_ERROR_SERVER_SELECTION ||
+		error->domain == MONGOC_ERROR_STREAM ||
+		(error->domain == MONGOC_ERROR_CLIENT &&
+		 error->code == MONGOC_ERROR_CLIENT_AUTHENTICATE);
+}
+
+/*
+ * The one way MongoDB errors are reported: the store's message goes in
+ * errdetail.  A connection or authentication failure also drops the
+ * client.  Never returns.
+ */
+void
+mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
+{
+	char		message[BSON_ERROR_BUFFER_SIZE];
+	uint32_t	domain = error->domain;
+	uint32_t	code = error->code;
+
+	strlcpy(message, error->message, sizeof(message));
+
+	if (is_connection_error(error))
+	{
+		bool		auth = (domain == MONGOC_ERROR_CLIENT &&
+							code == MONGOC_ERROR_CLIENT_AUTHENTICATE);
+
+		polyglot_conncache_discard(&mongo_cache, &conn->base);
+		ereport(ERROR,
+				(errcode(auth ? ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
+						 : ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to MongoDB server \"%s\"", conn->servername),
+				 errdetail_internal("%s", message),
+				 auth ? errhint("Check the user and password options of the user mapping.") : 0));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("MongoDB server \"%s\" returned an error for %s",
+					conn->servername, what),
+			 errdetail_internal("%s (domain %u, code %u)", message, domain, code)));
+}
+
+/*
+ * polyglot.ping() for a MongoDB server: a ping command round trip, and the
+ * server's version from buildInfo.  FerretDB is reported as its own flavor.
+ */
+Jsonb *
+mongo_ping(ForeignServer *server, UserMapping *user)
+{
+	MongoConn  *conn = mongo_get_connection(server, user);
+	bson_t	   *cmd;
+	bson_t		reply;
+	bson_error_t error;
+	bson_iter_t iter;
+	instr_time	start;
+	double		latency;
+	bool		ok;
+	char		version[64] = "unknown";
+	const char *flavor = "mongodb";
+
+	cmd = BCON_NEW("ping", BCON_INT32(1));
+	INSTR_TIME_SET_CURRENT(start);
+	ok = mongoc_client_command_simple(mongo_client(conn), "admin", cmd, NULL, &reply, &error);
+	latency = polyglot_elapsed_ms(start);
+	bson_destroy(cmd);
+	bson_destroy(&reply);
+	if (!ok)
+		mongo_report_error(conn, &error, "ping");
+
+	cmd = BCON_NEW("buildInfo", BCON_INT32(1));
+	ok = mongoc_client_command_simple(mongo_client(conn), "admin", cmd, NULL, &reply, &error);
+	bson_destroy(cmd);
+	if (!ok)
+	{
+		bson_destroy(&reply);
+		mongo_report_error(conn, &error, "buildInfo");
+	}
+	if (bson_iter_init_find(&iter, &reply, "version") && BSON_ITER_HOLDS_UTF8(&iter))
+		strlcpy(version, bson_iter_utf8(&iter, NULL), sizeof(version));
+	if (bson_iter_init_find(&iter, &reply, "ferretdbVersion") && BSON_ITER_HOLDS_UTF8(&iter))
+		flavor = "ferretdb";
+	bson_destroy(&reply);
+
+	return polyglot_ping_result("mongo", server->servername, latency, version, flavor);
+}

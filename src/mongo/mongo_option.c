@@ -1,0 +1,181 @@
+/*-------------------------------------------------------------------------
+ *
+ * mongo_option.c
+ *		Options of the polyglot_mongo foreign-data wrapper and its validator.
+ *
+ * Server: uri, database, connect_timeout, io_timeout.
+ * User mapping: user, password.
+ * Foreign table: database, collection.
+ * Column: field (a dotted path into subdocuments).
+ *
+ * Credentials never go in the server's uri: they would be readable by every
+ * user who can read pg_foreign_server.  The validator rejects a uri with a
+ * user or password and points at the user mapping.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_foreign_table.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
+#include "fmgr.h"
+
+#include "pg_polyglot.h"
+#include "mongo/mongo.h"
+
+static void check_uri(const char *name, const char *value);
+static void check_database(const char *name, const char *value);
+static void check_collection(const char *name, const char *value);
+static void check_field(const char *name, const char *value);
+
+static const PolyglotOption mongo_options[] = {
+	{.name = "uri", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_uri},
+	{.name = "database", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_database},
+	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "database", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_database},
+	{.name = "collection", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_collection},
+	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
+	{.name = NULL}
+};
+
+static void
+check_uri(const char *name, const char *value)
+{
+	mongoc_uri_t *uri;
+	bson_error_t error;
+	bool		has_credentials;
+
+	mongo_ensure_initialized();
+	uri = mongoc_uri_new_with_error(value, &error);
+	if (uri == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid MongoDB connection string in option \"%s\"", name),
+				 errdetail_internal("%s", error.message),
+				 errhint("The form is mongodb://host[:port][,host:port...][/?option=value...].")));
+	has_credentials = mongoc_uri_get_username(uri) != NULL ||
+		mongoc_uri_get_password(uri) != NULL;
+	mongoc_uri_destroy(uri);
+
+	if (has_credentials)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("option \"%s\" must not contain credentials", name),
+				 errdetail("Server options are readable by every user."),
+				 errhint("Put user and password in a user mapping: CREATE USER MAPPING ... OPTIONS (user '...', password '...').")));
+}
+
+/* MongoDB's rules for database names */
+static void
+check_database(const char *name, const char *value)
+{
+	if (strlen(value) >= 64 || strpbrk(value, "/\\. \"$") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid MongoDB database name \"%s\" in option \"%s\"", value, name),
+				 errdetail("A database name has fewer than 64 bytes and none of the characters /\\. \"$.")));
+}
+
+/* MongoDB's rules for collection names */
+static void
+check_collection(const char *name, const char *value)
+{
+	if (strlen(value) > 255 || strchr(value, '$') != NULL ||
+		strncmp(value, "system.", 7) == 0 || value[0] == '.' ||
+		value[strlen(value) - 1] == '.')
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid MongoDB collection name \"%s\" in option \"%s\"", value, name),
+				 errdetail("A collection name has at most 255 bytes, contains no \"$\", does not start with \"system.\" and neither starts nor ends with a dot.")));
+}
+
+/* A dotted path: non-empty segments, none starting with $ */
+static void
+check_field(const char *name, const char *value)
+{
+	const char *seg = value;
+
+	for (;;)
+	{
+		size_t		len = strcspn(seg, ".");
+
+		if (len == 0 || seg[0] == '$')
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid MongoDB field path \"%s\" in option \"%s\"", value, name),
+					 errdetail("A path is one or more field names separated by dots; no name is empty or starts with \"$\".")));
+		if (seg[len] == '\0')
+			break;
+		seg += len + 1;
+	}
+}
+
+PG_FUNCTION_INFO_V1(polyglot_mongo_validator);
+
+/*
+ * polyglot_mongo_validator(options text[], catalog oid): ereports on the
+ * first invalid option of a CREATE or ALTER of a polyglot_mongo object.
+ */
+Datum
+polyglot_mongo_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+
+	polyglot_validate_options("polyglot_mongo", mongo_options, options, catalog);
+	PG_RETURN_VOID();
+}
+
+/*
+ * Fills opts from a server and an optional user mapping.  Strings point into
+ * the option lists, which live as long as server and user.
+ */
+void
+mongo_get_options(ForeignServer *server, UserMapping *user, MongoConnOptions *opts)
+{
+	ListCell   *cell;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->uri = "mongodb://127.0.0.1:27017";
+	opts->common.connect_timeout_ms = POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS;
+	opts->common.io_timeout_ms = POLYGLOT_DEFAULT_IO_TIMEOUT_MS;
+
+	foreach(cell, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "uri") == 0)
+			opts->uri = defGetString(def);
+		else if (strcmp(def->defname, "database") == 0)
+			opts->database = defGetString(def);
+		else if (strcmp(def->defname, "connect_timeout") == 0)
+		{
+			opts->common.connect_timeout_ms = polyglot_option_duration(def);
+			opts->connect_timeout_set = true;
+		}
+		else if (strcmp(def->defname, "io_timeout") == 0)
+		{
+			opts->common.io_timeout_ms = polyglot_option_duration(def);
+			opts->io_timeout_set = true;
+		}
+	}
+	if (user)
+	{
+		foreach(cell, user->options)
+		{
+			DefElem    *def = (DefElem *) lfirst(cell);
+
+			if (strcmp(def->defname, "user") == 0)
+				opts->user = defGetString(def);
+			else if (strcmp(def->defname, "password") == 0)
+				opts->password = defGetString(def);
+		}
+	}
+}

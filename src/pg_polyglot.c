@@ -1,0 +1,93 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_polyglot.c
+ *		Entry point of the pg_polyglot extension: settings and module
+ *		initialisation.
+ *
+ * The library may be loaded two ways: through shared_preload_libraries,
+ * which the delivery worker needs, or on first use of one of its functions
+ * in a backend.  Settings are defined either way.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "pg_polyglot.h"
+
+PG_MODULE_MAGIC;
+
+char	   *polyglot_database = NULL;
+int			polyglot_workers = POLYGLOT_DEFAULT_WORKERS;
+int			polyglot_batch_size = POLYGLOT_DEFAULT_BATCH_SIZE;
+int			polyglot_poll_interval = POLYGLOT_DEFAULT_POLL_INTERVAL_MS;
+int			polyglot_max_attempts = POLYGLOT_DEFAULT_MAX_ATTEMPTS;
+int			polyglot_backoff_max = POLYGLOT_DEFAULT_BACKOFF_MAX_MS;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("polyglot.database",
+							   "Database whose routes the delivery worker serves.",
+							   NULL,
+							   &polyglot_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("polyglot.workers",
+							"Number of delivery workers.",
+							"Keys are split across workers by hash, so order per key holds.",
+							&polyglot_workers,
+							POLYGLOT_DEFAULT_WORKERS, 1, 64,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("polyglot.batch_size",
+							"Maximum number of outbox events the worker delivers in one batch.",
+							NULL,
+							&polyglot_batch_size,
+							POLYGLOT_DEFAULT_BATCH_SIZE, 1, 100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("polyglot.poll_interval",
+							"How often the worker looks for new events when not woken at commit.",
+							NULL,
+							&polyglot_poll_interval,
+							POLYGLOT_DEFAULT_POLL_INTERVAL_MS, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("polyglot.max_attempts",
+							"Delivery attempts of an event before it moves to the dead letters.",
+							NULL,
+							&polyglot_max_attempts,
+							POLYGLOT_DEFAULT_MAX_ATTEMPTS, 1, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("polyglot.backoff_max",
+							"Longest pause of a route between retries against an unavailable store.",
+							NULL,
+							&polyglot_backoff_max,
+							POLYGLOT_DEFAULT_BACKOFF_MAX_MS, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("polyglot");
+#else
+	EmitWarningsOnPlaceholders("polyglot");
+#endif
+}

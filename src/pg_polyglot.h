@@ -1,0 +1,116 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_polyglot.h
+ *		Declarations shared by every part of pg_polyglot: settings, the
+ *		option framework used by the three validators, store identification
+ *		and the per-store connection entry points.
+ *
+ * Assumes PostgreSQL 13 or later; version differences are kept behind
+ * PG_VERSION_NUM guards in the .c files.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_POLYGLOT_H
+#define PG_POLYGLOT_H
+
+#include "postgres.h"
+
+#include "foreign/foreign.h"
+#include "nodes/pg_list.h"
+#include "portability/instr_time.h"
+#include "utils/jsonb.h"
+
+/* Defaults, in one place */
+#define POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS		5000
+#define POLYGLOT_DEFAULT_IO_TIMEOUT_MS			30000
+#define POLYGLOT_DEFAULT_REDIS_PORT				6379
+#define POLYGLOT_DEFAULT_BATCH_SIZE				1000
+#define POLYGLOT_DEFAULT_POLL_INTERVAL_MS		1000
+#define POLYGLOT_DEFAULT_MAX_ATTEMPTS			10
+#define POLYGLOT_DEFAULT_BACKOFF_MAX_MS			60000
+#define POLYGLOT_DEFAULT_WORKERS				1
+
+/* Settings (pg_polyglot.c) */
+extern char *polyglot_database;
+extern int	polyglot_workers;
+extern int	polyglot_batch_size;
+extern int	polyglot_poll_interval;
+extern int	polyglot_max_attempts;
+extern int	polyglot_backoff_max;
+
+/* The stores pg_polyglot speaks to */
+typedef enum PolyglotStore
+{
+	POLYGLOT_STORE_REDIS,
+	POLYGLOT_STORE_MONGO,
+	POLYGLOT_STORE_ELASTIC
+} PolyglotStore;
+
+/*
+ * Option framework (src/common/option.c).
+ *
+ * Each store describes its options in a table of PolyglotOption, terminated
+ * by an entry with a NULL name.  An option belongs to exactly one catalog
+ * (server, user mapping, foreign table or column); secrets belong to user
+ * mappings only.
+ */
+typedef enum PolyglotOptionType
+{
+	POLYGLOT_OPT_STRING,		/* any non-empty string, check() may refine */
+	POLYGLOT_OPT_ANY_STRING,	/* any string, even empty */
+	POLYGLOT_OPT_INT,			/* integer within [min, max] */
+	POLYGLOT_OPT_BOOL,			/* anything parse_bool() accepts */
+	POLYGLOT_OPT_DURATION,		/* milliseconds: '500', '500ms', '5s', '1min' */
+	POLYGLOT_OPT_ENUM			/* one of enum_values */
+} PolyglotOptionType;
+
+typedef struct PolyglotOption
+{
+	const char *name;
+	Oid			catalog;		/* ForeignServerRelationId, ... */
+	PolyglotOptionType type;
+	int			min;			/* INT and DURATION */
+	int			max;
+	const char *const *enum_values; /* ENUM, NULL-terminated */
+	bool		secret;			/* user mappings only */
+	/* optional extra check of a value; ereports on a bad one */
+	void		(*check) (const char *name, const char *value);
+} PolyglotOption;
+
+extern void polyglot_validate_options(const char *fdwname,
+									  const PolyglotOption *options,
+									  List *options_list, Oid catalog);
+extern int	polyglot_option_int(DefElem *def);
+extern int	polyglot_option_duration(DefElem *def);
+extern bool polyglot_option_bool(DefElem *def);
+extern const char *polyglot_option_string(List *options, const char *name,
+										  const char *default_value);
+extern UserMapping *polyglot_find_user_mapping(Oid userid, Oid serverid);
+extern PolyglotStore polyglot_server_store(ForeignServer *server);
+
+/*
+ * Options common to the connection of every store, filled by each store's
+ * connection layer from server and user mapping options.
+ */
+typedef struct PolyglotConnOptions
+{
+	int			connect_timeout_ms;
+	int			io_timeout_ms;
+} PolyglotConnOptions;
+
+/* FDW handler for stores whose scans are not built yet (fdw_stub.c) */
+struct FdwRoutine;
+extern struct FdwRoutine *polyglot_unsupported_fdw_routine(void);
+
+/* Per-store ping, returning the jsonb that polyglot.ping() returns */
+extern Jsonb *redis_ping(ForeignServer *server, UserMapping *user);
+extern Jsonb *mongo_ping(ForeignServer *server, UserMapping *user);
+extern Jsonb *elastic_ping(ForeignServer *server, UserMapping *user);
+
+/* Building the ping result (src/common/ping.c) */
+extern Jsonb *polyglot_ping_result(const char *store, const char *server,
+								   double latency_ms, const char *version,
+								   const char *flavor);
+extern double polyglot_elapsed_ms(instr_time start);
+
+#endif							/* PG_POLYGLOT_H */

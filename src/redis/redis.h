@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis.h
+ *		Declarations shared by the Redis files: options, connections and
+ *		error reporting.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POLYGLOT_REDIS_H
+#define POLYGLOT_REDIS_H
+
+#include <hiredis.h>
+
+#include "foreign/foreign.h"
+
+#include "pg_polyglot.h"
+
+typedef struct RedisConnOptions
+{
+	PolyglotConnOptions common;
+	const char *host;
+	int			port;
+	int			db;
+	const char *user;			/* NULL: the default user */
+	const char *password;		/* NULL: no AUTH */
+} RedisConnOptions;
+
+/* redis_option.c */
+extern void redis_get_options(ForeignServer *server, UserMapping *user,
+							  RedisConnOptions *opts);
+
+/* redis_connection.c */
+#include "common/conncache.h"
+
+/*
+ * A cached connection.  ctx is NULL until connected; the entry outlives
+ * the handle, which redis_report_error() drops after an I/O error.
+ */
+typedef struct RedisConn
+{
+	PolyglotConnEntry base;		/* base.conn is the redisContext */
+	char		servername[NAMEDATALEN];
+	char		endpoint[300];	/* host:port, for messages */
+} RedisConn;
+
+#define redis_ctx(conn) ((redisContext *) (conn)->base.conn)
+
+extern RedisConn *redis_get_connection(ForeignServer *server, UserMapping *user);
+extern redisReply *redis_command_argv(RedisConn *conn, int argc,
+									  const char **argv, const size_t *argvlen);
+extern void redis_report_error(RedisConn *conn, redisReply *reply,
+							   const char *what) pg_attribute_noreturn();
+
+#endif							/* POLYGLOT_REDIS_H */

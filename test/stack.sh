@@ -1,0 +1,499 @@
+#!/usr/bin/env bash
+#
+# test/stack.sh - the local stack of real servers that pg_polyglot is tested
+# and demonstrated against.
+#
+# This is the one place that knows ports, paths and versions.  Everything
+# listens on 127.0.0.1 on project-specific ports (never a store's default
+# port, so a user's own servers are left alone), and every byte of state
+# lives under $POLYGLOT_STACK_DIR (default: .stack/ in the repository, which
+# git ignores).
+#
+#   test/stack.sh install   install what is missing (Debian packages, FerretDB
+#                           built through the Go module proxy, OpenSearch and
+#                           Elasticsearch test distributions from Maven Central)
+#   test/stack.sh start     start every server that is not running, wait until
+#                           each answers; a second start is a no-op
+#   test/stack.sh stop      stop them cleanly
+#   test/stack.sh status    say what runs where
+#   test/stack.sh env       print shell assignments for tests and scripts:
+#                           eval "$(test/stack.sh env)"
+#
+# Needs root for install (apt-get, useradd).  The servers themselves run as
+# the unprivileged user $STACK_USER, since PostgreSQL, OpenSearch and
+# Elasticsearch all refuse to run as root.
+
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${POLYGLOT_STACK_DIR:-$REPO_DIR/.stack}
+STACK_USER=${POLYGLOT_STACK_USER:-polyglot}
+
+# Versions (exact, so every machine runs the same servers)
+PG_MAJOR=15
+FERRETDB_VERSION=v1.24.2
+OPENSEARCH_VERSION=2.19.1
+ELASTICSEARCH_VERSION=8.17.0
+
+# Ports: the defaults plus 50000 and a bit, so nothing collides with a
+# user's own servers on the default ports.
+PG_PORT=${POLYGLOT_PG_PORT:-55432}
+REDIS_PORT=${POLYGLOT_REDIS_PORT:-56379}
+MONGO_PORT=${POLYGLOT_MONGO_PORT:-57017}
+OPENSEARCH_PORT=${POLYGLOT_OPENSEARCH_PORT:-59200}
+OPENSEARCH_TRANSPORT_PORT=$((OPENSEARCH_PORT + 100))
+ELASTICSEARCH_PORT=${POLYGLOT_ELASTICSEARCH_PORT:-59201}
+ELASTICSEARCH_TRANSPORT_PORT=$((ELASTICSEARCH_PORT + 100))
+
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_DATA=$STACK_DIR/pg/data
+PG_SOCKET_DIR=$STACK_DIR/pg/run
+PG_LOG=$STACK_DIR/pg/postgres.log
+PG_DATABASE=app
+
+REDIS_DIR=$STACK_DIR/redis
+FERRET_DIR=$STACK_DIR/ferretdb
+FERRET_BIN=$STACK_DIR/bin/ferretdb-$FERRETDB_VERSION
+OPENSEARCH_HOME=$STACK_DIR/dist/opensearch-$OPENSEARCH_VERSION
+ELASTICSEARCH_HOME=$STACK_DIR/dist/elasticsearch-$ELASTICSEARCH_VERSION
+OPENSEARCH_DIR=$STACK_DIR/opensearch
+ELASTICSEARCH_DIR=$STACK_DIR/elasticsearch
+JAVA_HOME_17=${JAVA_HOME_17:-/usr/lib/jvm/java-17-openjdk-amd64}
+SEARCH_HEAP=${POLYGLOT_SEARCH_HEAP:-512m}
+
+DEBIAN_PACKAGES=(
+	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client-$PG_MAJOR
+	redis-server redis-tools
+	libhiredis-dev libmongoc-dev libbson-dev libcurl4-openssl-dev pkg-config
+	libipc-run-perl
+	openjdk-17-jdk-headless maven unzip curl ca-certificates python3
+	gcc make golang-go
+)
+
+say() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+as_user() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u "$STACK_USER" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# ---------------------------------------------------------------- install
+
+install_debian_packages() {
+	local missing=() p
+	for p in "${DEBIAN_PACKAGES[@]}"; do
+		# golang-go only when no Go toolchain is on the PATH already
+		if [ "$p" = golang-go ] && command -v go >/dev/null 2>&1; then
+			continue
+		fi
+		if [ "$p" = maven ] && command -v mvn >/dev/null 2>&1; then
+			continue
+		fi
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		say "Debian packages: all present"
+		return
+	fi
+	[ "$(id -u)" = 0 ] || die "installing ${missing[*]} needs root"
+	say "Debian packages: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# the Debian package starts nothing here (no systemd), but make sure
+	# no default cluster or default redis competes for memory
+}
+
+ensure_stack_user() {
+	if ! id "$STACK_USER" >/dev/null 2>&1; then
+		[ "$(id -u)" = 0 ] || die "creating user $STACK_USER needs root"
+		say "creating system user $STACK_USER"
+		useradd --system --create-home --shell /bin/bash "$STACK_USER"
+	fi
+}
+
+install_ferretdb() {
+	if [ -x "$FERRET_BIN" ]; then
+		say "FerretDB $FERRETDB_VERSION: present"
+		return
+	fi
+	say "FerretDB $FERRETDB_VERSION: building from the Go module proxy"
+	command -v go >/dev/null || die "no Go toolchain"
+	local src dir
+	export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+	dir=$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+	src=$STACK_DIR/build/ferretdb-src
+	rm -rf "$src"
+	mkdir -p "$(dirname "$src")" "$STACK_DIR/bin"
+	cp -r "$dir" "$src"
+	chmod -R u+w "$src"
+	# the module does not ship the version file its binary embeds
+	echo "$FERRETDB_VERSION" > "$src/build/version/version.txt"
+	(cd "$src" && go build -o "$FERRET_BIN.tmp" ./cmd/ferretdb)
+	mv "$FERRET_BIN.tmp" "$FERRET_BIN"
+	rm -rf "$src"
+}
+
+# install_maven_zip GROUP ARTIFACT VERSION DEST_HOME
+install_maven_zip() {
+	local group=$1 artifact=$2 version=$3 home=$4
+	if [ -x "$home/bin/$artifact" ]; then
+		say "$artifact $version: present"
+		return
+	fi
+	say "$artifact $version: fetching from Maven Central"
+	local dl=$STACK_DIR/build/maven
+	mkdir -p "$dl" "$(dirname "$home")"
+	mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy \
+		-Dartifact="$group:$artifact:$version:zip" \
+		-DoutputDirectory="$dl" >/dev/null ||
+		die "could not fetch $group:$artifact:$version:zip from Maven Central"
+	rm -rf "$home" "$home.tmp"
+	mkdir -p "$home.tmp"
+	unzip -q "$dl/$artifact-$version.zip" -d "$home.tmp"
+	mv "$home.tmp/$artifact-$version" "$home"
+	rm -rf "$home.tmp" "$dl/$artifact-$version.zip"
+}
+
+cmd_install() {
+	install_debian_packages
+	ensure_stack_user
+	mkdir -p "$STACK_DIR"
+	install_ferretdb
+	install_maven_zip org.opensearch.distribution.integ-test-zip opensearch \
+		"$OPENSEARCH_VERSION" "$OPENSEARCH_HOME"
+	install_maven_zip org.elasticsearch.distribution.integ-test-zip elasticsearch \
+		"$ELASTICSEARCH_VERSION" "$ELASTICSEARCH_HOME"
+	say "install: done"
+}
+
+# ---------------------------------------------------------------- start
+
+port_open() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_for NAME LOG SECONDS CHECK...: run CHECK until it succeeds; on timeout
+# say which server failed and show the tail of its log.
+wait_for() {
+	local name=$1 log=$2 secs=$3
+	shift 3
+	local deadline=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		if [ $SECONDS -ge $deadline ]; then
+			say "$name did not start within ${secs}s; last lines of $log:"
+			tail -n 30 "$log" >&2 || true
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+pg_running() {
+	as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+pg_library_path() {
+	echo "$("$PG_BIN/pg_config" --pkglibdir 2>/dev/null || pg_config --pkglibdir)/pg_polyglot.so"
+}
+
+# The preload line depends on whether the extension is installed: without
+# the library the postmaster would refuse to start.
+write_pg_preload_conf() {
+	local lib
+	lib=$(pg_library_path)
+	if [ -f "$lib" ]; then
+		echo "shared_preload_libraries = 'pg_polyglot'"
+		echo "polyglot.database = '$PG_DATABASE'"
+	else
+		echo "# pg_polyglot.so is not installed yet: nothing to preload"
+	fi > "$PG_DATA/polyglot_preload.conf"
+	# remember which library the postmaster loaded, to restart on a new one
+	if [ -f "$lib" ]; then stat -c %Y "$lib"; else echo none; fi > "$STACK_DIR/pg/loaded-library"
+}
+
+pg_library_changed() {
+	local lib now
+	lib=$(pg_library_path)
+	if [ -f "$lib" ]; then now=$(stat -c %Y "$lib"); else now=none; fi
+	[ "$now" != "$(cat "$STACK_DIR/pg/loaded-library" 2>/dev/null)" ]
+}
+
+start_postgres() {
+	mkdir -p "$STACK_DIR/pg" "$PG_SOCKET_DIR"
+	chown "$STACK_USER": "$STACK_DIR/pg" "$PG_SOCKET_DIR" 2>/dev/null || true
+	if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+		say "PostgreSQL: initdb in $PG_DATA"
+		as_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust \
+			--encoding=UTF8 --locale=C.UTF-8 >"$STACK_DIR/pg/initdb.log" 2>&1 ||
+			{ tail -n 20 "$STACK_DIR/pg/initdb.log" >&2; die "initdb failed"; }
+		cat >>"$PG_DATA/postgresql.conf" <<-EOF
+
+		# pg_polyglot local stack
+		listen_addresses = '127.0.0.1'
+		port = $PG_PORT
+		unix_socket_directories = '$PG_SOCKET_DIR'
+		max_connections = 100
+		shared_buffers = 256MB
+		fsync = on
+		max_worker_processes = 16
+		log_min_messages = warning
+		log_line_prefix = '%m [%p] %b '
+		include_if_exists = 'polyglot_preload.conf'
+		EOF
+	fi
+	if pg_running; then
+		if pg_library_changed; then
+			say "PostgreSQL: pg_polyglot.so changed, restarting to preload it"
+			write_pg_preload_conf
+			as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 restart \
+				-l "$PG_LOG" >/dev/null ||
+				{ tail -n 30 "$PG_LOG" >&2; die "PostgreSQL did not restart"; }
+		else
+			say "PostgreSQL: already running on port $PG_PORT"
+			return
+		fi
+	else
+		write_pg_preload_conf
+		as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
+			{ say "PostgreSQL failed to start; last lines of $PG_LOG:"; tail -n 30 "$PG_LOG" >&2; return 1; }
+	fi
+	wait_for PostgreSQL "$PG_LOG" 30 as_user "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$PG_PORT"
+	# a root role lets pg_regress and psql run as root over the socket
+	local u
+	for u in root "$STACK_USER"; do
+		as_user "$PG_BIN/psql" -X -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres \
+			-c "DO \$\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$u') THEN CREATE ROLE \"$u\" SUPERUSER LOGIN; END IF; END\$\$" >/dev/null
+	done
+	if ! as_user "$PG_BIN/psql" -X -qAt -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres \
+		-c "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'" | grep -q 1; then
+		as_user "$PG_BIN/createdb" -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres "$PG_DATABASE"
+	fi
+	say "PostgreSQL $PG_MAJOR: ready on 127.0.0.1:$PG_PORT"
+}
+
+start_redis() {
+	mkdir -p "$REDIS_DIR"
+	chown "$STACK_USER": "$REDIS_DIR" 2>/dev/null || true
+	if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+		say "Redis: already running on port $REDIS_PORT"
+		return
+	fi
+	# no persistence: the stack's Redis is a cache
+	as_user redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+		--dir "$REDIS_DIR" --daemonize yes --pidfile "$REDIS_DIR/redis.pid" \
+		--logfile "$REDIS_DIR/redis.log" --protected-mode yes
+	wait_for Redis "$REDIS_DIR/redis.log" 20 \
+		bash -c "redis-cli -h 127.0.0.1 -p $REDIS_PORT ping | grep -q PONG"
+	say "Redis: ready on 127.0.0.1:$REDIS_PORT"
+}
+
+start_ferretdb() {
+	mkdir -p "$FERRET_DIR/data" "$FERRET_DIR/state"
+	chown -R "$STACK_USER": "$FERRET_DIR" 2>/dev/null || true
+	if port_open "$MONGO_PORT"; then
+		say "FerretDB: already running on port $MONGO_PORT"
+		return
+	fi
+	[ -x "$FERRET_BIN" ] || die "FerretDB is not installed: run test/stack.sh install"
+	as_user bash -c "nohup '$FERRET_BIN' --handler=sqlite --sqlite-url='file:$FERRET_DIR/data/' \
+		--listen-addr=127.0.0.1:$MONGO_PORT --state-dir='$FERRET_DIR/state' \
+		--debug-addr=- --telemetry=disable --log-level=warn \
+		>'$FERRET_DIR/ferretdb.log' 2>&1 & echo \$! > '$FERRET_DIR/ferretdb.pid'"
+	wait_for FerretDB "$FERRET_DIR/ferretdb.log" 30 port_open "$MONGO_PORT"
+	say "FerretDB $FERRETDB_VERSION: ready on 127.0.0.1:$MONGO_PORT"
+}
+
+# start_search NAME HOME DIR HTTP_PORT TRANSPORT_PORT
+start_search() {
+	local name=$1 home=$2 dir=$3 port=$4 tport=$5
+	local bin=$name cfg=$dir/config
+	if curl -fsS -m 2 "http://127.0.0.1:$port/_cluster/health" >/dev/null 2>&1; then
+		say "$name: already running on port $port"
+		return 0
+	fi
+	[ -x "$home/bin/$bin" ] || die "$name is not installed: run test/stack.sh install"
+	mkdir -p "$dir/data" "$dir/logs"
+	# a private copy of the config directory, so the distribution stays pristine
+	rm -rf "$cfg"
+	cp -r "$home/config" "$cfg"
+	{
+		echo "cluster.name: polyglot-$name"
+		echo "node.name: polyglot-$name"
+		echo "network.host: 127.0.0.1"
+		echo "http.port: $port"
+		echo "transport.port: $tport"
+		echo "discovery.type: single-node"
+		echo "path.data: $dir/data"
+		echo "path.logs: $dir/logs"
+		echo "cluster.routing.allocation.disk.threshold_enabled: false"
+		echo "action.auto_create_index: true"
+		if [ "$name" = elasticsearch ]; then
+			echo "xpack.security.enabled: false"
+		fi
+	} > "$cfg/$name.yml"
+	# jvm.options names logs/ and data/ relative to the distribution home:
+	# point them at this node's own folders instead
+	sed -i -e "s#file=logs/#file=$dir/logs/#g" -e "s#ErrorFile=logs/#ErrorFile=$dir/logs/#g" \
+		-e "s#HeapDumpPath=data#HeapDumpPath=$dir/data#g" "$cfg/jvm.options"
+	chown -R "$STACK_USER": "$dir" "$home"
+	local javaopts="-Xms$SEARCH_HEAP -Xmx$SEARCH_HEAP"
+	if [ "$name" = opensearch ]; then
+		(cd "$dir" && as_user env OPENSEARCH_JAVA_HOME="$JAVA_HOME_17" OPENSEARCH_PATH_CONF="$cfg" \
+			OPENSEARCH_JAVA_OPTS="$javaopts" \
+			"$home/bin/opensearch" -d -p "$dir/pid" >"$dir/stdout.log" 2>&1) ||
+			{ say "$name failed to start:"; tail -n 30 "$dir/stdout.log" >&2; return 1; }
+	else
+		(cd "$dir" && as_user env ES_JAVA_HOME="$JAVA_HOME_17" ES_PATH_CONF="$cfg" \
+			ES_JAVA_OPTS="$javaopts" \
+			"$home/bin/elasticsearch" -d -p "$dir/pid" >"$dir/stdout.log" 2>&1) ||
+			{ say "$name failed to start:"; tail -n 30 "$dir/stdout.log" >&2; return 1; }
+	fi
+	echo "$dir/logs/polyglot-$name.log" > "$dir/logfile"
+}
+
+wait_search() {
+	local name=$1 dir=$2 port=$3
+	local log
+	log=$(cat "$dir/logfile" 2>/dev/null || echo "$dir/stdout.log")
+	wait_for "$name" "$log" 180 \
+		curl -fsS -m 2 "http://127.0.0.1:$port/_cluster/health?wait_for_status=yellow&timeout=1s" || return 1
+	say "$name: ready on 127.0.0.1:$port"
+}
+
+cmd_start() {
+	[ -d "$STACK_DIR" ] || mkdir -p "$STACK_DIR"
+	id "$STACK_USER" >/dev/null 2>&1 || die "user $STACK_USER is missing: run test/stack.sh install"
+	chown "$STACK_USER": "$STACK_DIR" 2>/dev/null || true
+	local failed=() os_launched=1 es_launched=1
+	# the JVMs take longest: launch them first, wait for them last
+	start_search opensearch "$OPENSEARCH_HOME" "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" \
+		"$OPENSEARCH_TRANSPORT_PORT" || { failed+=(OpenSearch); os_launched=0; }
+	start_search elasticsearch "$ELASTICSEARCH_HOME" "$ELASTICSEARCH_DIR" "$ELASTICSEARCH_PORT" \
+		"$ELASTICSEARCH_TRANSPORT_PORT" || { failed+=(Elasticsearch); es_launched=0; }
+	start_postgres || failed+=(PostgreSQL)
+	start_redis || failed+=(Redis)
+	start_ferretdb || failed+=(FerretDB)
+	if [ $os_launched = 1 ]; then
+		wait_search opensearch "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" || failed+=(OpenSearch)
+	fi
+	if [ $es_launched = 1 ]; then
+		wait_search elasticsearch "$ELASTICSEARCH_DIR" "$ELASTICSEARCH_PORT" || failed+=(Elasticsearch)
+	fi
+	if [ ${#failed[@]} -gt 0 ]; then
+		die "not started: ${failed[*]}"
+	fi
+	say "start: all servers are up"
+}
+
+# ---------------------------------------------------------------- stop
+
+stop_pidfile() {
+	local name=$1 pidfile=$2 pid i
+	[ -f "$pidfile" ] || return 0
+	pid=$(cat "$pidfile")
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid"
+		for i in $(seq 1 120); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			say "$name did not stop in 60s, killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		say "$name: stopped"
+	fi
+	rm -f "$pidfile"
+}
+
+cmd_stop() {
+	local which=${1:-all}
+	case $which in all|postgres)
+		if [ -f "$PG_DATA/PG_VERSION" ] && pg_running; then
+			as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
+			say "PostgreSQL: stopped"
+		fi;;
+	esac
+	case $which in all|redis)
+		if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+			redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+			say "Redis: stopped"
+		fi
+		rm -f "$REDIS_DIR/redis.pid";;
+	esac
+	case $which in all|ferretdb) stop_pidfile FerretDB "$FERRET_DIR/ferretdb.pid";; esac
+	case $which in all|opensearch) stop_pidfile OpenSearch "$OPENSEARCH_DIR/pid";; esac
+	case $which in all|elasticsearch) stop_pidfile Elasticsearch "$ELASTICSEARCH_DIR/pid";; esac
+}
+
+# ---------------------------------------------------------------- status, env
+
+cmd_status() {
+	local rc=0
+	if [ -f "$PG_DATA/PG_VERSION" ] && pg_running; then
+		echo "postgresql     running  127.0.0.1:$PG_PORT  (socket $PG_SOCKET_DIR, data $PG_DATA)"
+	else
+		echo "postgresql     stopped  127.0.0.1:$PG_PORT"; rc=1
+	fi
+	if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+		echo "redis          running  127.0.0.1:$REDIS_PORT"
+	else
+		echo "redis          stopped  127.0.0.1:$REDIS_PORT"; rc=1
+	fi
+	if port_open "$MONGO_PORT"; then
+		echo "ferretdb       running  127.0.0.1:$MONGO_PORT  ($FERRETDB_VERSION, sqlite backend)"
+	else
+		echo "ferretdb       stopped  127.0.0.1:$MONGO_PORT"; rc=1
+	fi
+	if curl -fsS -m 2 "http://127.0.0.1:$OPENSEARCH_PORT/_cluster/health" >/dev/null 2>&1; then
+		echo "opensearch     running  127.0.0.1:$OPENSEARCH_PORT  ($OPENSEARCH_VERSION)"
+	else
+		echo "opensearch     stopped  127.0.0.1:$OPENSEARCH_PORT"; rc=1
+	fi
+	if curl -fsS -m 2 "http://127.0.0.1:$ELASTICSEARCH_PORT/_cluster/health" >/dev/null 2>&1; then
+		echo "elasticsearch  running  127.0.0.1:$ELASTICSEARCH_PORT  ($ELASTICSEARCH_VERSION)"
+	else
+		echo "elasticsearch  stopped  127.0.0.1:$ELASTICSEARCH_PORT"; rc=1
+	fi
+	return $rc
+}
+
+cmd_env() {
+	cat <<-EOF
+	export POLYGLOT_STACK_DIR='$STACK_DIR'
+	export POLYGLOT_STACK_USER='$STACK_USER'
+	export PG_BIN='$PG_BIN'
+	export PGHOST='$PG_SOCKET_DIR'
+	export PGPORT='$PG_PORT'
+	export PGUSER="\${PGUSER:-\$(id -un)}"
+	export PGDATABASE='$PG_DATABASE'
+	export PG_DATA='$PG_DATA'
+	export REDIS_HOST='127.0.0.1'
+	export REDIS_PORT='$REDIS_PORT'
+	export MONGO_HOST='127.0.0.1'
+	export MONGO_PORT='$MONGO_PORT'
+	export MONGO_URI='mongodb://127.0.0.1:$MONGO_PORT'
+	export OPENSEARCH_PORT='$OPENSEARCH_PORT'
+	export OPENSEARCH_URL='http://127.0.0.1:$OPENSEARCH_PORT'
+	export ELASTICSEARCH_PORT='$ELASTICSEARCH_PORT'
+	export ELASTICSEARCH_URL='http://127.0.0.1:$ELASTICSEARCH_PORT'
+	EOF
+}
+
+case ${1:-} in
+	install) cmd_install ;;
+	start) cmd_start ;;
+	stop) shift; cmd_stop "${1:-all}" ;;
+	restart) shift; cmd_stop "${1:-all}"; cmd_start ;;
+	status) cmd_status ;;
+	env) cmd_env ;;
+	*) echo "usage: $0 install | start | stop [server] | restart [server] | status | env" >&2; exit 2 ;;
+esac
