@@ -54,7 +54,10 @@ all:
 	@echo "PostgreSQL server headers not found: run 'test/stack.sh install' (or make test)" >&2; exit 1
 endif
 
-.PHONY: test demo stack-install stack-start stack-stop
+.PHONY: test demo stack-install stack-start stack-stop print-regress
+
+print-regress:
+	@echo $(REGRESS)
 
 stack-install:
 	test/stack.sh install

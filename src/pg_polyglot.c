@@ -6,13 +6,15 @@
  *
  * The library may be loaded two ways: through shared_preload_libraries,
  * which the delivery worker needs, or on first use of one of its functions
- * in a backend.  Settings are defined either way.
+ * in a backend.  Reloadable settings are defined either way; the ones that
+ * need a restart only when preloaded.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "pg_polyglot.h"
@@ -31,23 +33,30 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	DefineCustomStringVariable("polyglot.database",
-							   "Database whose routes the delivery worker serves.",
-							   NULL,
-							   &polyglot_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
+	/*
+	 * Settings read only at server start exist only when the library is
+	 * preloaded: PostgreSQL cannot create them in a running server.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("polyglot.database",
+								   "Database whose routes the delivery worker serves.",
+								   NULL,
+								   &polyglot_database,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
 
-	DefineCustomIntVariable("polyglot.workers",
-							"Number of delivery workers.",
-							"Keys are split across workers by hash, so order per key holds.",
-							&polyglot_workers,
-							POLYGLOT_DEFAULT_WORKERS, 1, 64,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+		DefineCustomIntVariable("polyglot.workers",
+								"Number of delivery workers.",
+								"Keys are split across workers by hash, so order per key holds.",
+								&polyglot_workers,
+								POLYGLOT_DEFAULT_WORKERS, 1, 64,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+	}
 
 	DefineCustomIntVariable("polyglot.batch_size",
 							"Maximum number of outbox events the worker delivers in one batch.",

@@ -216,13 +216,13 @@ write_pg_preload_conf() {
 		echo "# pg_polyglot.so is not installed yet: nothing to preload"
 	fi > "$PG_DATA/polyglot_preload.conf"
 	# remember which library the postmaster loaded, to restart on a new one
-	if [ -f "$lib" ]; then stat -c %Y "$lib"; else echo none; fi > "$STACK_DIR/pg/loaded-library"
+	if [ -f "$lib" ]; then md5sum < "$lib"; else echo none; fi > "$STACK_DIR/pg/loaded-library"
 }
 
 pg_library_changed() {
 	local lib now
 	lib=$(pg_library_path)
-	if [ -f "$lib" ]; then now=$(stat -c %Y "$lib"); else now=none; fi
+	if [ -f "$lib" ]; then now=$(md5sum < "$lib"); else now=none; fi
 	[ "$now" != "$(cat "$STACK_DIR/pg/loaded-library" 2>/dev/null)" ]
 }
 

@@ -131,6 +131,49 @@ validate_value(const PolyglotOption *opt, DefElem *def)
 		opt->check(opt->name, value);
 }
 
+/* "servers of foreign-data wrapper \"x\"", or the wrapper itself */
+static char *
+object_phrase(const char *fdwname, Oid catalog)
+{
+	if (catalog == ForeignDataWrapperRelationId)
+		return psprintf("foreign-data wrapper \"%s\"", fdwname);
+	return psprintf("%s of foreign-data wrapper \"%s\"", catalog_name(catalog), fdwname);
+}
+
+/*
+ * Reports an option that is unknown in a catalog: a secret outside a user
+ * mapping, an option of another object, or an unknown name.  The hint lists
+ * the options that are valid where this one was given.
+ */
+static void
+report_invalid_option(const char *fdwname, const PolyglotOption *options,
+					  const char *name, Oid catalog,
+					  const PolyglotOption *elsewhere)
+{
+	char	   *valid = valid_option_names(options, catalog);
+	char	   *object = object_phrase(fdwname, catalog);
+
+	if (elsewhere && elsewhere->secret)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" is a secret and is only allowed in user mappings",
+						name),
+				 errhint("Use CREATE USER MAPPING ... SERVER ... OPTIONS (%s '...'), which only the user and superusers can read.",
+						 name)));
+	if (elsewhere)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("option \"%s\" is not valid for %s", name, object),
+				 errdetail("It is an option for %s.", catalog_name(elsewhere->catalog)),
+				 valid ? errhint("Valid options for %s are: %s.", object, valid)
+				 : errhint("No options are valid for %s.", object)));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+			 errmsg("invalid option \"%s\"", name),
+			 valid ? errhint("Valid options for %s are: %s.", object, valid)
+			 : errhint("No options are valid for %s.", object)));
+}
+
 /*
  * Validates a list of DefElem options given for one catalog object of one
  * foreign-data wrapper.  Ereports on the first unknown or misplaced option
@@ -158,35 +201,7 @@ polyglot_validate_options(const char *fdwname, const PolyglotOption *options,
 		}
 
 		if (opt->name == NULL)
-		{
-			char	   *valid = valid_option_names(options, catalog);
-
-			if (elsewhere && elsewhere->secret)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-						 errmsg("option \"%s\" is a secret and is only allowed in user mappings",
-								def->defname),
-						 errhint("Use CREATE USER MAPPING ... SERVER ... OPTIONS (%s '...'), which only the user and superusers can read.",
-								 def->defname)));
-			if (elsewhere)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-						 errmsg("option \"%s\" is not valid for %s of foreign-data wrapper \"%s\"",
-								def->defname, catalog_name(catalog), fdwname),
-						 errdetail("It is an option for %s.",
-								   catalog_name(elsewhere->catalog)),
-						 valid ? errhint("Valid options for %s are: %s.",
-										 catalog_name(catalog), valid)
-						 : errhint("%s of foreign-data wrapper \"%s\" take no options.",
-								   catalog_name(catalog), fdwname)));
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-					 errmsg("invalid option \"%s\"", def->defname),
-					 valid ? errhint("Valid options for %s of foreign-data wrapper \"%s\" are: %s.",
-									 catalog_name(catalog), fdwname, valid)
-					 : errhint("%s of foreign-data wrapper \"%s\" take no options.",
-							   catalog_name(catalog), fdwname)));
-		}
+			report_invalid_option(fdwname, options, def->defname, catalog, elsewhere);
 
 		validate_value(opt, def);
 	}

@@ -105,9 +105,9 @@ check_url(const char *name, const char *value)
 			curl_url_get(h, CURLUPART_USER, &userpart, 0);
 			curl_url_get(h, CURLUPART_QUERY, &query, 0);
 			if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-				problem = "the scheme must be http or https";
+				problem = "The scheme must be http or https";
 			else if (query != NULL)
-				problem = "a node URL takes no query string";
+				problem = "A node URL takes no query string";
 		}
 		curl_free(scheme);
 		curl_free(query);

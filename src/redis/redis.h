@@ -41,6 +41,7 @@ typedef struct RedisConn
 	PolyglotConnEntry base;		/* base.conn is the redisContext */
 	char		servername[NAMEDATALEN];
 	char		endpoint[300];	/* host:port, for messages */
+	int			io_timeout_ms;	/* for messages */
 } RedisConn;
 
 #define redis_ctx(conn) ((redisContext *) (conn)->base.conn)

@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include <errno.h>
+#include <string.h>
 #include <sys/time.h>
 
 #include "portability/instr_time.h"
@@ -169,6 +171,7 @@ redis_get_connection(ForeignServer *server, UserMapping *user)
 		redis_get_options(server, user, &opts);
 		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
 		snprintf(conn->endpoint, sizeof(conn->endpoint), "%s:%d", opts.host, opts.port);
+		conn->io_timeout_ms = opts.common.io_timeout_ms;
 		conn->base.conn = redis_connect(conn, &opts);
 	}
 	return conn;
@@ -201,6 +204,7 @@ void
 redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 {
 	char		detail[1024];
+	bool		timed_out;
 
 	if (reply)
 	{
@@ -220,7 +224,16 @@ redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 		strlcpy(detail, redis_ctx(conn)->errstr, sizeof(detail));
 	else
 		strlcpy(detail, "not connected", sizeof(detail));
+	/* hiredis reports a read timeout as EAGAIN */
+	timed_out = conn->base.conn && redis_ctx(conn)->err == REDIS_ERR_IO &&
+		strcmp(detail, strerror(EAGAIN)) == 0;
 	polyglot_conncache_discard(&redis_cache, &conn->base);
+	if (timed_out)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
+				 errdetail_internal("No reply within io_timeout %dms (%s).",
+									conn->io_timeout_ms, conn->endpoint)));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("lost connection to Redis server \"%s\" during %s",

@@ -1,0 +1,46 @@
+--
+-- elastic_options: validation of polyglot_elastic options at CREATE/ALTER time.
+--
+-- valid, with several nodes
+CREATE SERVER e1 FOREIGN DATA WRAPPER polyglot_elastic
+  OPTIONS (url 'http://127.0.0.1:9200, https://search.example.com:9243/prefix/', connect_timeout '1s');
+CREATE USER MAPPING FOR PUBLIC SERVER e1 OPTIONS (user 'elastic', password 'changeme');
+CREATE ROLE polyglot_regress_reader;
+CREATE USER MAPPING FOR polyglot_regress_reader SERVER e1 OPTIONS (api_key 'a2V5OnNlY3JldA==');
+-- one way to authenticate per mapping
+ALTER USER MAPPING FOR polyglot_regress_reader SERVER e1 OPTIONS (ADD password 'x');
+-- bad urls
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'ftp://127.0.0.1');
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'http://127.0.0.1:9200,');
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'http://127.0.0.1:9200/?pretty');
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'not a url');
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'http://elastic:secret@127.0.0.1:9200');
+-- secrets and misplaced options
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (api_key 'k');
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (index 'products');
+CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (uri 'http://127.0.0.1');
+-- index names
+CREATE FOREIGN TABLE et1 (id int, name text OPTIONS (field 'info.name'), _score real, query text)
+  SERVER e1 OPTIONS (index 'products');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index 'Products');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '_all');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index 'a/b');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index 'a?b');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '..');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '');
+CREATE FOREIGN TABLE et2 (id int OPTIONS (field '.a')) SERVER e1;
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (collection 'x');
+SELECT srvname, srvoptions FROM pg_foreign_server WHERE srvname = 'e1';
+DROP SERVER e1 CASCADE;
+DROP ROLE polyglot_regress_reader;
+-- the SQLSTATEs applications can rely on
+DO $$
+BEGIN
+  CREATE SERVER e3 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (nodes 'x');
+EXCEPTION WHEN fdw_invalid_option_name THEN RAISE NOTICE 'unknown option: %', SQLSTATE;
+END $$;
+DO $$
+BEGIN
+  CREATE SERVER e3 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'gopher://x');
+EXCEPTION WHEN fdw_invalid_attribute_value THEN RAISE NOTICE 'bad value: %', SQLSTATE;
+END $$;

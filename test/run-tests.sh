@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+#
+# test/run-tests.sh - what "make test" runs: every suite of pg_polyglot.
+#
+#   1. test/stack.sh install   (only what is missing)
+#   2. build and install the extension (-Werror when CI=true)
+#   3. test/stack.sh start     (a no-op for servers already running; restarts
+#                               PostgreSQL when the installed library changed)
+#   4. pg_regress: the suites that need no store (sql/, expected/)
+#   5. pg_regress: the integration suites against the real servers
+#      (test/integration/)
+#   6. TAP: restart, reload and crash tests (test/t/), as the stack user
+#
+# Ends with one line "N passed, N failed" counting every test of every
+# suite, and exits non-zero when anything failed or a suite could not run.
+
+set -uo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_DIR"
+
+passed=0
+failed=0
+problems=()
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# count_pg_regress OUTPUT_FILE SUITE: adds the suite's per-test results to
+# the totals (PostgreSQL 15 "test x ... ok" lines, and the TAP-style "ok N -"
+# lines of PostgreSQL 16 and later).
+count_pg_regress() {
+	local out=$1 suite=$2 ok bad
+	ok=$(grep -E -c '^(test | +)?[a-z0-9_]+ +\.\.\. ok|^ok [0-9]+ +- ' "$out")
+	bad=$(grep -E -c '\.\.\. FAILED|^not ok [0-9]+ ' "$out")
+	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
+		problems+=("$suite: pg_regress did not run any test")
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	[ "$bad" -eq 0 ] || problems+=("$suite: $bad failed (see its regression.diffs)")
+}
+
+log "installing what is missing"
+test/stack.sh install || { echo "0 passed, 1 failed"; echo "stack install failed" >&2; exit 1; }
+
+log "building"
+if ! make -s >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'warning:' /tmp/pg_polyglot-build.log; then
+	cat /tmp/pg_polyglot-build.log
+	echo "the build failed or is not warning-free" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+make -s install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
+
+log "starting the local stack"
+test/stack.sh start || { echo "0 passed, 1 failed"; echo "the stack did not start" >&2; exit 1; }
+eval "$(test/stack.sh env)"
+test/stack.sh status
+
+PG_REGRESS=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress
+
+# Fixtures the integration suites rely on: a Redis ACL user for the
+# bad-credentials tests
+redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ACL SETUSER polyglot_test reset on \
+	'>polyglot-test-password' '~*' '&*' +@all >/dev/null
+
+log "pg_regress: suites that need no store"
+REGRESS=$(make -s -f Makefile print-regress 2>/dev/null)
+"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_BIN" \
+	--dbname=contrib_regression --load-extension=pg_polyglot $REGRESS \
+	2>&1 | tee /tmp/pg_polyglot-regress.out
+count_pg_regress /tmp/pg_polyglot-regress.out "pg_regress"
+
+log "pg_regress: integration suites against the real servers"
+"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
+	--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
+	--schedule=test/integration/schedule \
+	2>&1 | tee /tmp/pg_polyglot-integration.out
+count_pg_regress /tmp/pg_polyglot-integration.out "integration"
+
+if ls test/t/*.pl >/dev/null 2>&1; then
+	log "TAP: restart, reload and crash tests"
+	tap_dir=$POLYGLOT_STACK_DIR/tap
+	rm -rf "$tap_dir"
+	mkdir -p "$tap_dir"
+	cp -r test/t "$tap_dir/t"
+	chown -R "$POLYGLOT_STACK_USER": "$tap_dir"
+	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
+	run_tap=(env PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
+		PGPORT= PGHOST= PGUSER= PGDATABASE=
+		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI"
+		OPENSEARCH_URL="$OPENSEARCH_URL" ELASTICSEARCH_URL="$ELASTICSEARCH_URL"
+		prove -v --ext .pl -I "$tap_perl" t/)
+	if [ "$(id -u)" = 0 ]; then
+		(cd "$tap_dir" && runuser -u "$POLYGLOT_STACK_USER" -- "${run_tap[@]}") 2>&1 |
+			tee /tmp/pg_polyglot-tap.out
+	else
+		(cd "$tap_dir" && "${run_tap[@]}") 2>&1 | tee /tmp/pg_polyglot-tap.out
+	fi
+	ok=$(grep -E -c '^ *ok [0-9]+' /tmp/pg_polyglot-tap.out)
+	bad=$(grep -E -c '^ *not ok [0-9]+' /tmp/pg_polyglot-tap.out)
+	if ! grep -q '^Result: PASS' /tmp/pg_polyglot-tap.out && [ "$bad" -eq 0 ]; then
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	[ "$bad" -eq 0 ] || problems+=("TAP: $bad failed (logs in $tap_dir/tmp_check/log)")
+fi
+
+echo
+for p in "${problems[@]}"; do
+	echo "FAILED: $p"
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
