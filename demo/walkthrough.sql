@@ -1,0 +1,42 @@
+-- pg_polyglot walkthrough: run by "make demo" against the local stack.
+-- psql variables redis_port, mongo_uri, opensearch_url and elasticsearch_url
+-- come from test/stack.sh env.
+
+-- Start clean, so the demo can run again and again
+DROP EXTENSION IF EXISTS pg_polyglot CASCADE;
+
+-- 1. Install the extension: its objects live in schema polyglot
+CREATE EXTENSION pg_polyglot;
+\dx pg_polyglot
+
+-- 2. One foreign server per store.  The same server objects will serve both
+--    sync (changes pushed from Postgres) and foreign tables (queries).
+CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis
+  OPTIONS (host '127.0.0.1', port :'redis_port');
+CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo
+  OPTIONS (uri :'mongo_uri', database 'shop');
+CREATE SERVER search FOREIGN DATA WRAPPER polyglot_elastic
+  OPTIONS (url :'opensearch_url');
+CREATE SERVER search8 FOREIGN DATA WRAPPER polyglot_elastic
+  OPTIONS (url :'elasticsearch_url', connect_timeout '2s');
+
+-- Secrets go in user mappings only; a password in a server is refused:
+\set ON_ERROR_STOP 0
+CREATE SERVER leaky FOREIGN DATA WRAPPER polyglot_redis OPTIONS (password 'secret');
+-- and a misspelt option says which ones exist:
+CREATE SERVER typo FOREIGN DATA WRAPPER polyglot_redis OPTIONS (hostname 'x');
+\set ON_ERROR_STOP 1
+
+-- 3. Ping all four stores: latency, version, and which search engine answers
+SELECT s AS server, p->>'store' AS store, p->>'flavor' AS flavor,
+       p->>'version' AS version, p->>'latency_ms' AS latency_ms
+FROM unnest(ARRAY['cache', 'docs', 'search', 'search8']) AS s,
+     LATERAL polyglot.ping(s::name) AS p;
+
+-- 4. A store that is not there fails fast, with a clear error
+CREATE SERVER nowhere FOREIGN DATA WRAPPER polyglot_redis
+  OPTIONS (port '1', connect_timeout '1s');
+\set ON_ERROR_STOP 0
+SELECT polyglot.ping('nowhere');
+\set ON_ERROR_STOP 1
+DROP SERVER nowhere;

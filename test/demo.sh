@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+#
+# test/demo.sh - what "make demo" runs: the same set-up as "make test"
+# (install what is missing, build, install, start the local stack), then a
+# walkthrough in psql against the stack's PostgreSQL.
+#
+# The walkthrough is demo/walkthrough.sql; later features extend it.
+
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_DIR"
+
+echo "==> installing what is missing"
+test/stack.sh install
+echo "==> building and installing pg_polyglot"
+make -s
+make -s install >/dev/null
+echo "==> starting the local stack"
+test/stack.sh start
+eval "$(test/stack.sh env)"
+test/stack.sh status
+
+echo "==> walkthrough (database $PGDATABASE on port $PGPORT)"
+psql -X -v ON_ERROR_STOP=1 --echo-all -d "$PGDATABASE" \
+	-v redis_port="$REDIS_PORT" -v mongo_uri="$MONGO_URI" \
+	-v opensearch_url="$OPENSEARCH_URL" -v elasticsearch_url="$ELASTICSEARCH_URL" \
+	-f demo/walkthrough.sql
+
+cat <<MSG
+
+==> done.  The stack keeps running; try it yourself:
+      eval "\$(test/stack.sh env)"; psql
+    and stop it with:
+      test/stack.sh stop
+MSG
