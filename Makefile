@@ -46,7 +46,7 @@ override with_llvm = no
 # PostgreSQL 15 is what the stack installs; any PG_CONFIG may be given
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
-ifneq ($(PGXS),)
+ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 else
 # no server headers yet: "make test" and "make demo" install them first
