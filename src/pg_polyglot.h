@@ -96,7 +96,14 @@ typedef struct PolyglotConnOptions
 {
 	int			connect_timeout_ms;
 	int			io_timeout_ms;
+	bool		connect_timeout_set;	/* given as a server option */
+	bool		io_timeout_set;
+	const char *user;			/* from the user mapping, or NULL */
+	const char *password;		/* from the user mapping, or NULL */
 } PolyglotConnOptions;
+
+extern void polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
+									  PolyglotConnOptions *opts);
 
 /* FDW handler for stores whose scans are not built yet (fdw_stub.c) */
 struct FdwRoutine;

@@ -153,8 +153,8 @@ install_maven_zip() {
 	mkdir -p "$dl" "$(dirname "$home")"
 	mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy \
 		-Dartifact="$group:$artifact:$version:zip" \
-		-DoutputDirectory="$dl" >/dev/null ||
-		die "could not fetch $group:$artifact:$version:zip from Maven Central"
+		-DoutputDirectory="$dl" >"$dl/mvn.log" 2>&1 ||
+		{ tail -n 30 "$dl/mvn.log" >&2; die "could not fetch $group:$artifact:$version:zip from Maven Central"; }
 	rm -rf "$home" "$home.tmp"
 	mkdir -p "$home.tmp"
 	unzip -q "$dl/$artifact-$version.zip" -d "$home.tmp"

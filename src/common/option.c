@@ -273,6 +273,43 @@ polyglot_option_duration(DefElem *def)
 }
 
 /*
+ * Fills the connection options that every store shares: timeouts from the
+ * server (with their defaults), user and password from the user mapping if
+ * there is one.  Strings point into the option lists.
+ */
+void
+polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
+						  PolyglotConnOptions *opts)
+{
+	ListCell   *cell;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->connect_timeout_ms = POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS;
+	opts->io_timeout_ms = POLYGLOT_DEFAULT_IO_TIMEOUT_MS;
+
+	foreach(cell, server->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(cell);
+
+		if (strcmp(def->defname, "connect_timeout") == 0)
+		{
+			opts->connect_timeout_ms = polyglot_option_duration(def);
+			opts->connect_timeout_set = true;
+		}
+		else if (strcmp(def->defname, "io_timeout") == 0)
+		{
+			opts->io_timeout_ms = polyglot_option_duration(def);
+			opts->io_timeout_set = true;
+		}
+	}
+	if (user)
+	{
+		opts->user = polyglot_option_string(user->options, "user", NULL);
+		opts->password = polyglot_option_string(user->options, "password", NULL);
+	}
+}
+
+/*
  * The value of an option by name in a list of DefElem, or default_value.
  */
 const char *

@@ -19,9 +19,7 @@ typedef struct ElasticConnOptions
 {
 	PolyglotConnOptions common;
 	const char *url;			/* one or more base URLs, comma-separated */
-	const char *user;
-	const char *password;
-	const char *api_key;
+	const char *api_key;		/* from the user mapping, or NULL */
 } ElasticConnOptions;
 
 /* elastic_option.c */

@@ -211,12 +211,12 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 #else
 	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-	if (opts->user || opts->password)
+	if (opts->common.user || opts->common.password)
 	{
 		/* libcurl copies these strings */
 		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-		curl_easy_setopt(h->curl, CURLOPT_USERNAME, opts->user ? opts->user : "");
-		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, opts->password ? opts->password : "");
+		curl_easy_setopt(h->curl, CURLOPT_USERNAME, opts->common.user ? opts->common.user : "");
+		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, opts->common.password ? opts->common.password : "");
 	}
 	return h;
 }

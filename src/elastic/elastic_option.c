@@ -200,36 +200,8 @@ polyglot_elastic_validator(PG_FUNCTION_ARGS)
 void
 elastic_get_options(ForeignServer *server, UserMapping *user, ElasticConnOptions *opts)
 {
-	ListCell   *cell;
-
 	memset(opts, 0, sizeof(*opts));
-	opts->url = "http://127.0.0.1:9200";
-	opts->common.connect_timeout_ms = POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS;
-	opts->common.io_timeout_ms = POLYGLOT_DEFAULT_IO_TIMEOUT_MS;
-
-	foreach(cell, server->options)
-	{
-		DefElem    *def = (DefElem *) lfirst(cell);
-
-		if (strcmp(def->defname, "url") == 0)
-			opts->url = defGetString(def);
-		else if (strcmp(def->defname, "connect_timeout") == 0)
-			opts->common.connect_timeout_ms = polyglot_option_duration(def);
-		else if (strcmp(def->defname, "io_timeout") == 0)
-			opts->common.io_timeout_ms = polyglot_option_duration(def);
-	}
-	if (user)
-	{
-		foreach(cell, user->options)
-		{
-			DefElem    *def = (DefElem *) lfirst(cell);
-
-			if (strcmp(def->defname, "user") == 0)
-				opts->user = defGetString(def);
-			else if (strcmp(def->defname, "password") == 0)
-				opts->password = defGetString(def);
-			else if (strcmp(def->defname, "api_key") == 0)
-				opts->api_key = defGetString(def);
-		}
-	}
+	polyglot_get_conn_options(server, user, &opts->common);
+	opts->url = polyglot_option_string(server->options, "url", "http://127.0.0.1:9200");
+	opts->api_key = user ? polyglot_option_string(user->options, "api_key", NULL) : NULL;
 }

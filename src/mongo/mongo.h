@@ -19,12 +19,8 @@
 typedef struct MongoConnOptions
 {
 	PolyglotConnOptions common;
-	bool		connect_timeout_set;	/* given as a server option */
-	bool		io_timeout_set;
 	const char *uri;
 	const char *database;		/* default database, or NULL */
-	const char *user;			/* NULL: no authentication */
-	const char *password;
 } MongoConnOptions;
 
 /* mongo_option.c */

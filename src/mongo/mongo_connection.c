@@ -89,19 +89,19 @@ mongo_connect(MongoConn *conn, const MongoConnOptions *opts)
 	 * Credentials are set through the API, not pasted into the string, so
 	 * any character in them is safe.
 	 */
-	if (opts->user)
-		mongoc_uri_set_username(uri, opts->user);
-	if (opts->password)
-		mongoc_uri_set_password(uri, opts->password);
+	if (opts->common.user)
+		mongoc_uri_set_username(uri, opts->common.user);
+	if (opts->common.password)
+		mongoc_uri_set_password(uri, opts->common.password);
 
 	/* explicit server options win; else the uri's; else our defaults */
-	if (opts->connect_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
+	if (opts->common.connect_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_CONNECTTIMEOUTMS,
 									   opts->common.connect_timeout_ms);
-	if (opts->connect_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+	if (opts->common.connect_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
 									   opts->common.connect_timeout_ms);
-	if (opts->io_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
+	if (opts->common.io_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
 									   opts->common.io_timeout_ms);
 	if (!mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_APPNAME, NULL))

@@ -140,42 +140,8 @@ polyglot_mongo_validator(PG_FUNCTION_ARGS)
 void
 mongo_get_options(ForeignServer *server, UserMapping *user, MongoConnOptions *opts)
 {
-	ListCell   *cell;
-
 	memset(opts, 0, sizeof(*opts));
-	opts->uri = "mongodb://127.0.0.1:27017";
-	opts->common.connect_timeout_ms = POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS;
-	opts->common.io_timeout_ms = POLYGLOT_DEFAULT_IO_TIMEOUT_MS;
-
-	foreach(cell, server->options)
-	{
-		DefElem    *def = (DefElem *) lfirst(cell);
-
-		if (strcmp(def->defname, "uri") == 0)
-			opts->uri = defGetString(def);
-		else if (strcmp(def->defname, "database") == 0)
-			opts->database = defGetString(def);
-		else if (strcmp(def->defname, "connect_timeout") == 0)
-		{
-			opts->common.connect_timeout_ms = polyglot_option_duration(def);
-			opts->connect_timeout_set = true;
-		}
-		else if (strcmp(def->defname, "io_timeout") == 0)
-		{
-			opts->common.io_timeout_ms = polyglot_option_duration(def);
-			opts->io_timeout_set = true;
-		}
-	}
-	if (user)
-	{
-		foreach(cell, user->options)
-		{
-			DefElem    *def = (DefElem *) lfirst(cell);
-
-			if (strcmp(def->defname, "user") == 0)
-				opts->user = defGetString(def);
-			else if (strcmp(def->defname, "password") == 0)
-				opts->password = defGetString(def);
-		}
-	}
+	polyglot_get_conn_options(server, user, &opts->common);
+	opts->uri = polyglot_option_string(server->options, "uri", "mongodb://127.0.0.1:27017");
+	opts->database = polyglot_option_string(server->options, "database", NULL);
 }

@@ -21,8 +21,6 @@ typedef struct RedisConnOptions
 	const char *host;
 	int			port;
 	int			db;
-	const char *user;			/* NULL: the default user */
-	const char *password;		/* NULL: no AUTH */
 } RedisConnOptions;
 
 /* redis_option.c */

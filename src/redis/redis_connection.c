@@ -118,18 +118,18 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 						conn->servername)));
 	}
 
-	if (opts->password)
+	if (opts->common.password)
 	{
 		const char *argv[3];
 		int			argc = 0;
 
 		argv[argc++] = "AUTH";
-		if (opts->user)
-			argv[argc++] = opts->user;
-		argv[argc++] = opts->password;
+		if (opts->common.user)
+			argv[argc++] = opts->common.user;
+		argv[argc++] = opts->common.password;
 		redis_setup_command(ctx, conn->servername, conn->endpoint, "AUTH", argc, argv);
 	}
-	else if (opts->user)
+	else if (opts->common.user)
 	{
 		redisFree(ctx);
 		ereport(ERROR,

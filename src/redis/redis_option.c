@@ -64,11 +64,10 @@ redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOptions *op
 	ListCell   *cell;
 
 	memset(opts, 0, sizeof(*opts));
+	polyglot_get_conn_options(server, user, &opts->common);
 	opts->host = "127.0.0.1";
 	opts->port = POLYGLOT_DEFAULT_REDIS_PORT;
 	opts->db = 0;
-	opts->common.connect_timeout_ms = POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS;
-	opts->common.io_timeout_ms = POLYGLOT_DEFAULT_IO_TIMEOUT_MS;
 
 	foreach(cell, server->options)
 	{
@@ -80,21 +79,5 @@ redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOptions *op
 			opts->port = polyglot_option_int(def);
 		else if (strcmp(def->defname, "db") == 0)
 			opts->db = polyglot_option_int(def);
-		else if (strcmp(def->defname, "connect_timeout") == 0)
-			opts->common.connect_timeout_ms = polyglot_option_duration(def);
-		else if (strcmp(def->defname, "io_timeout") == 0)
-			opts->common.io_timeout_ms = polyglot_option_duration(def);
-	}
-	if (user)
-	{
-		foreach(cell, user->options)
-		{
-			DefElem    *def = (DefElem *) lfirst(cell);
-
-			if (strcmp(def->defname, "user") == 0)
-				opts->user = defGetString(def);
-			else if (strcmp(def->defname, "password") == 0)
-				opts->password = defGetString(def);
-		}
 	}
 }
