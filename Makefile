@@ -14,13 +14,18 @@ PGFILEDESC = "pg_polyglot - sync and foreign data wrappers for Redis, MongoDB, E
 
 OBJS = \
 	src/pg_polyglot.o \
+	src/common/backoff.o \
 	src/common/conncache.o \
 	src/common/fdw_stub.o \
 	src/common/option.o \
 	src/common/ping.o \
+	src/core/capture.o \
+	src/core/dispatch.o \
+	src/core/worker.o \
 	src/redis/redis_connection.o \
 	src/redis/redis_fdw.o \
 	src/redis/redis_option.o \
+	src/redis/redis_sink.o \
 	src/mongo/mongo_connection.o \
 	src/mongo/mongo_fdw.o \
 	src/mongo/mongo_option.o \

@@ -18,6 +18,7 @@
 #include "utils/guc.h"
 
 #include "pg_polyglot.h"
+#include "core/core.h"
 
 PG_MODULE_MAGIC;
 
@@ -40,16 +41,16 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		DefineCustomStringVariable("polyglot.database",
-								   "Database whose routes the delivery worker serves.",
+								   "Only database whose routes are delivered; empty: every database with pg_polyglot.",
 								   NULL,
 								   &polyglot_database,
-								   "postgres",
+								   "",
 								   PGC_POSTMASTER,
 								   0,
 								   NULL, NULL, NULL);
 
 		DefineCustomIntVariable("polyglot.workers",
-								"Number of delivery workers.",
+								"Number of delivery workers per database.",
 								"Keys are split across workers by hash, so order per key holds.",
 								&polyglot_workers,
 								POLYGLOT_DEFAULT_WORKERS, 1, 64,
@@ -99,4 +100,12 @@ _PG_init(void)
 #else
 	EmitWarningsOnPlaceholders("polyglot");
 #endif
+
+	/* the delivery processes need shared memory and preloading */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		polyglot_shmem_init();
+		polyglot_register_launcher();
+		polyglot_install_hooks();
+	}
 }

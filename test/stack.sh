@@ -265,7 +265,7 @@ start_postgres() {
 		as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
 			{ say "PostgreSQL failed to start; last lines of $PG_LOG:"; tail -n 30 "$PG_LOG" >&2; return 1; }
 	fi
-	wait_for PostgreSQL "$PG_LOG" 30 as_user "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$PG_PORT"
+	wait_for PostgreSQL "$PG_LOG" 30 as_user "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -d postgres
 	# a root role lets pg_regress and psql run as root over the socket
 	local u
 	for u in root "$STACK_USER"; do

@@ -24,6 +24,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -400,4 +401,27 @@ polyglot_server_store(ForeignServer *server)
 			 errdetail("Its foreign-data wrapper is \"%s\".", fdw->fdwname),
 			 errhint("pg_polyglot serves polyglot_redis, polyglot_mongo and polyglot_elastic servers.")));
 	pg_unreachable();
+}
+
+PG_FUNCTION_INFO_V1(polyglot_server_store_sql);
+
+/*
+ * polyglot._server_store(server name): 'redis', 'mongo' or 'elastic' for a
+ * pg_polyglot server; an error for any other.
+ */
+Datum
+polyglot_server_store_sql(PG_FUNCTION_ARGS)
+{
+	ForeignServer *server = GetForeignServerByName(NameStr(*PG_GETARG_NAME(0)), false);
+
+	switch (polyglot_server_store(server))
+	{
+		case POLYGLOT_STORE_REDIS:
+			PG_RETURN_TEXT_P(cstring_to_text("redis"));
+		case POLYGLOT_STORE_MONGO:
+			PG_RETURN_TEXT_P(cstring_to_text("mongo"));
+		case POLYGLOT_STORE_ELASTIC:
+			PG_RETURN_TEXT_P(cstring_to_text("elastic"));
+	}
+	PG_RETURN_NULL();
 }

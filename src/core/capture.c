@@ -1,0 +1,478 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		The capture triggers: record (route, key, operation) in the outbox
+ *		in the writing transaction, and wake the worker at commit.
+ *
+ * polyglot._capture() is an AFTER ... FOR EACH ROW trigger; its arguments
+ * are the route id and the attribute numbers of the key columns.  It writes
+ * the outbox tuple directly (heap and index insert, as catalog updates do)
+ * rather than through SPI: no executor start-up per row.  The outbox is an
+ * internal table of the extension with plain-column indexes only.
+ *
+ * polyglot._capture_truncate() is a BEFORE TRUNCATE trigger: it records
+ * every key of the table as deleted, so TRUNCATE reaches the stores.
+ *
+ * Neither does any network I/O.  Writers need no privilege on the
+ * extension's tables: the row trigger's direct inserts check none, and the
+ * TRUNCATE trigger runs its SQL as the owner of the outbox.
+ *
+ * A transaction that captured something sets a flag; the transaction
+ * callback sets the worker's latch when it commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/datetime.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "pg_polyglot.h"
+#include "core/core.h"
+
+PG_FUNCTION_INFO_V1(polyglot_capture);
+PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
+PG_FUNCTION_INFO_V1(polyglot_wake);
+PG_FUNCTION_INFO_V1(polyglot_require_worker);
+
+/* where the outbox is, looked up once per backend and on invalidation */
+typedef struct OutboxInfo
+{
+	bool		valid;
+	Oid			relid;
+	Oid			seqid;
+	Oid			owner;
+	AttrNumber	att_id;
+	AttrNumber	att_route;
+	AttrNumber	att_op;
+	AttrNumber	att_key;
+	AttrNumber	att_enqueued;
+	AttrNumber	att_attempts;
+} OutboxInfo;
+
+static OutboxInfo outbox = {false};
+static bool wake_at_commit = false;
+static bool callbacks_registered = false;
+
+static void
+outbox_inval_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == outbox.relid)
+		outbox.valid = false;
+}
+
+static void
+capture_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+				polyglot_wake_database(MyDatabaseId);
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+register_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	RegisterXactCallback(capture_xact_callback, NULL);
+	CacheRegisterRelcacheCallback(outbox_inval_callback, (Datum) 0);
+	callbacks_registered = true;
+}
+
+/* Asks for the worker of this database to be woken when the transaction commits. */
+void
+polyglot_request_wake_at_commit(void)
+{
+	register_callbacks();
+	wake_at_commit = true;
+}
+
+static AttrNumber
+outbox_attnum(Oid relid, const char *name)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "pg_polyglot: column \"%s\" of polyglot.outbox is missing", name);
+	return attnum;
+}
+
+static void
+load_outbox_info(void)
+{
+	Oid			nsp;
+
+	register_callbacks();
+	if (outbox.valid)
+		return;
+	nsp = get_namespace_oid("polyglot", false);
+	outbox.relid = get_relname_relid("outbox", nsp);
+	outbox.seqid = get_relname_relid("outbox_id_seq", nsp);
+	if (!OidIsValid(outbox.relid) || !OidIsValid(outbox.seqid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the pg_polyglot outbox is missing"),
+				 errhint("Is the extension pg_polyglot installed in this database?")));
+	outbox.att_id = outbox_attnum(outbox.relid, "id");
+	outbox.att_route = outbox_attnum(outbox.relid, "route_id");
+	outbox.att_op = outbox_attnum(outbox.relid, "op");
+	outbox.att_key = outbox_attnum(outbox.relid, "key");
+	outbox.att_enqueued = outbox_attnum(outbox.relid, "enqueued_at");
+	outbox.att_attempts = outbox_attnum(outbox.relid, "attempts");
+	{
+		Relation	rel = table_open(outbox.relid, AccessShareLock);
+
+		outbox.owner = rel->rd_rel->relowner;
+		table_close(rel, AccessShareLock);
+	}
+	outbox.valid = true;
+}
+
+/*
+ * Parses the trigger arguments: route id, then key attribute numbers.
+ * Ereports on a malformed definition.
+ */
+static int32
+parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int *nkeys)
+{
+	int			i;
+	int32		route;
+
+	if (trigger->tgnargs < 2 || trigger->tgnargs > INDEX_MAX_KEYS + 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" has malformed pg_polyglot arguments", trigger->tgname),
+				 errhint("Capture triggers are created by polyglot.sync().")));
+	route = pg_strtoint32(trigger->tgargs[0]);
+	for (i = 1; i < trigger->tgnargs; i++)
+	{
+		int32		attnum = pg_strtoint32(trigger->tgargs[i]);
+
+		if (attnum < 1 || attnum > tupdesc->natts ||
+			TupleDescAttr(tupdesc, attnum - 1)->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("trigger \"%s\" names a key column that does not exist", trigger->tgname)));
+		attnums[i - 1] = (AttrNumber) attnum;
+	}
+	*nkeys = trigger->tgnargs - 1;
+	return route;
+}
+
+/*
+ * The text form of a key value.  Date and time types are written in ISO
+ * style whatever the session's DateStyle, so that the worker, which reads
+ * them back with its own settings, finds the same value.
+ */
+static char *
+key_output(Oid outfunc, Oid typid, Datum value)
+{
+	int			save_datestyle = DateStyle;
+	int			save_intervalstyle = IntervalStyle;
+	char	   *result;
+
+	switch (typid)
+	{
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case INTERVALOID:
+			break;
+		default:
+			return OidOutputFunctionCall(outfunc, value);
+	}
+	DateStyle = USE_ISO_DATES;
+	IntervalStyle = INTSTYLE_POSTGRES;
+	PG_TRY();
+	{
+		result = OidOutputFunctionCall(outfunc, value);
+	}
+	PG_FINALLY();
+	{
+		DateStyle = save_datestyle;
+		IntervalStyle = save_intervalstyle;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* The key of a row as a text[] datum; ereports on a NULL key column. */
+static Datum
+row_key(HeapTuple tuple, TupleDesc tupdesc, AttrNumber *attnums, int nkeys,
+		Relation rel)
+{
+	Datum		elems[INDEX_MAX_KEYS];
+	int			i;
+
+	for (i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, attnums[i] - 1);
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, attnums[i], tupdesc, &isnull);
+		Oid			outfunc;
+		bool		isvarlena;
+
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("key column \"%s\" of \"%s\" is null",
+							NameStr(att->attname), RelationGetRelationName(rel)),
+					 errdetail("pg_polyglot identifies rows by their key, which must not be null.")));
+		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
+		elems[i] = CStringGetTextDatum(key_output(outfunc, att->atttypid, value));
+	}
+	return PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Inserts one outbox tuple, heap and indexes, as the outbox owner would.
+ * The caller has opened the outbox with RowExclusiveLock.
+ */
+static void
+outbox_insert(Relation rel, int32 route, char op, Datum key)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
+	HeapTuple	tuple;
+	List	   *indexes;
+	ListCell   *lc;
+
+	memset(nulls, true, sizeof(bool) * tupdesc->natts);
+	values[outbox.att_id - 1] = Int64GetDatum(nextval_internal(outbox.seqid, false));
+	nulls[outbox.att_id - 1] = false;
+	values[outbox.att_route - 1] = Int32GetDatum(route);
+	nulls[outbox.att_route - 1] = false;
+	values[outbox.att_op - 1] = CharGetDatum(op);
+	nulls[outbox.att_op - 1] = false;
+	values[outbox.att_key - 1] = key;
+	nulls[outbox.att_key - 1] = false;
+	values[outbox.att_enqueued - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	nulls[outbox.att_enqueued - 1] = false;
+	values[outbox.att_attempts - 1] = Int32GetDatum(0);
+	nulls[outbox.att_attempts - 1] = false;
+
+	tuple = heap_form_tuple(tupdesc, values, nulls);
+	simple_heap_insert(rel, tuple);
+
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *ii = BuildIndexInfo(index);
+		Datum		ivalues[INDEX_MAX_KEYS];
+		bool		inulls[INDEX_MAX_KEYS];
+		int			i;
+
+		if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL)
+			elog(ERROR, "pg_polyglot: index \"%s\" on the outbox is not supported",
+				 RelationGetRelationName(index));
+		for (i = 0; i < ii->ii_NumIndexAttrs; i++)
+		{
+			AttrNumber	attnum = ii->ii_IndexAttrNumbers[i];
+
+			ivalues[i] = values[attnum - 1];
+			inulls[i] = nulls[attnum - 1];
+		}
+		index_insert(index, ivalues, inulls, &tuple->t_self, rel,
+					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+#if PG_VERSION_NUM >= 140000
+					 false,
+#endif
+					 ii);
+		index_close(index, RowExclusiveLock);
+	}
+	list_free(indexes);
+	heap_freetuple(tuple);
+	pfree(values);
+	pfree(nulls);
+}
+
+/* Keys built by row_key() are equal exactly when their bytes are. */
+static bool
+keys_equal(Datum a, Datum b)
+{
+	return datumIsEqual(a, b, false, -1);
+}
+
+static void
+check_trigger_call(FunctionCallInfo fcinfo, const char *fname)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function %s must be called as a trigger", fname),
+				 errhint("polyglot.sync() installs it on the tables it syncs.")));
+}
+
+/*
+ * polyglot._capture(): AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW.
+ * An UPDATE that changes the key records a delete of the old key and an
+ * insert of the new one.
+ */
+Datum
+polyglot_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	AttrNumber	attnums[INDEX_MAX_KEYS];
+	int			nkeys;
+	int32		route;
+	Relation	rel;
+
+	check_trigger_call(fcinfo, "polyglot._capture()");
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("polyglot._capture() must be an AFTER INSERT, UPDATE or DELETE trigger FOR EACH ROW")));
+
+	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	route = parse_trigger_args(trigdata->tg_trigger, tupdesc, attnums, &nkeys);
+	load_outbox_info();
+
+	/* direct heap and index inserts check no privileges: no user switch */
+	rel = table_open(outbox.relid, RowExclusiveLock);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		outbox_insert(rel, route, 'I',
+					  row_key(trigdata->tg_trigtuple, tupdesc, attnums, nkeys, trigdata->tg_relation));
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		outbox_insert(rel, route, 'D',
+					  row_key(trigdata->tg_trigtuple, tupdesc, attnums, nkeys, trigdata->tg_relation));
+	else
+	{
+		Datum		oldkey = row_key(trigdata->tg_trigtuple, tupdesc, attnums, nkeys,
+									 trigdata->tg_relation);
+		Datum		newkey = row_key(trigdata->tg_newtuple, tupdesc, attnums, nkeys,
+									 trigdata->tg_relation);
+
+		if (keys_equal(oldkey, newkey))
+			outbox_insert(rel, route, 'U', newkey);
+		else
+		{
+			outbox_insert(rel, route, 'D', oldkey);
+			outbox_insert(rel, route, 'I', newkey);
+		}
+	}
+
+	table_close(rel, RowExclusiveLock);
+	wake_at_commit = true;
+
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * polyglot._capture_truncate(): BEFORE TRUNCATE FOR EACH STATEMENT.  Records
+ * every key of the table as deleted ('T'), in one INSERT ... SELECT.
+ */
+Datum
+polyglot_capture_truncate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	trel;
+	TupleDesc	tupdesc;
+	AttrNumber	attnums[INDEX_MAX_KEYS];
+	int			nkeys;
+	int32		route;
+	StringInfoData sql;
+	int			i;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			rc;
+
+	check_trigger_call(fcinfo, "polyglot._capture_truncate()");
+	if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("polyglot._capture_truncate() must be a BEFORE TRUNCATE trigger")));
+
+	trel = trigdata->tg_relation;
+	tupdesc = RelationGetDescr(trel);
+	route = parse_trigger_args(trigdata->tg_trigger, tupdesc, attnums, &nkeys);
+	load_outbox_info();
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO polyglot.outbox (route_id, op, key) SELECT %d, 'T', ARRAY[",
+					 route);
+	for (i = 0; i < nkeys; i++)
+		appendStringInfo(&sql, "%st.%s::text", i ? ", " : "",
+						 quote_identifier(NameStr(TupleDescAttr(tupdesc, attnums[i] - 1)->attname)));
+	appendStringInfo(&sql, "] FROM ONLY %s.%s t",
+					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
+					 quote_identifier(RelationGetRelationName(trel)));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(outbox.owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SPI_connect();
+	rc = SPI_execute(sql.data, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "pg_polyglot: recording TRUNCATE failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	polyglot_request_wake_at_commit();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * polyglot._wake(): wake (or have the launcher start) this database's worker
+ * when the current transaction commits.
+ */
+Datum
+polyglot_wake(PG_FUNCTION_ARGS)
+{
+	polyglot_request_wake_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * polyglot._require_worker(): sync needs the worker, which needs the
+ * library in shared_preload_libraries.
+ */
+Datum
+polyglot_require_worker(PG_FUNCTION_ARGS)
+{
+	if (!polyglot_preloaded())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_polyglot sync needs the library in shared_preload_libraries"),
+				 errdetail("The background worker that delivers changes starts only when the library is preloaded."),
+				 errhint("Add pg_polyglot to shared_preload_libraries in postgresql.conf and restart the server.")));
+	PG_RETURN_VOID();
+}

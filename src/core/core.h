@@ -1,0 +1,80 @@
+/*-------------------------------------------------------------------------
+ *
+ * core.h
+ *		Declarations of the sync core: shared memory, launcher and worker,
+ *		capture, routes and dispatch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POLYGLOT_CORE_H
+#define POLYGLOT_CORE_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
+/* worker.c: shared memory, launcher, per-database worker */
+extern void polyglot_shmem_init(void);
+extern void polyglot_register_launcher(void);
+extern void polyglot_install_hooks(void);
+extern bool polyglot_preloaded(void);
+extern void polyglot_wake_database(Oid dboid);
+
+/* capture.c */
+extern void polyglot_request_wake_at_commit(void);
+
+/*
+ * A route as the worker sees it, loaded at the start of each round.
+ * Everything is allocated in the round's memory context.
+ */
+typedef struct PolyglotRoute
+{
+	int32		id;
+	Oid			source_relid;
+	char	   *source_name;	/* qualified, quoted */
+	char	   *table_name;		/* unqualified, for messages and payloads */
+	Oid			server_oid;
+	char	   *store;
+	char	   *options;		/* jsonb as text */
+	List	   *key_columns;	/* of char *, in key order */
+	List	   *key_types;		/* of char *, format_type of each key column */
+	List	   *columns;		/* of char *: the columns delivered */
+	Oid			owner;
+	bool		paused;
+	bool		source_exists;
+	TimestampTz backoff_until;	/* 0 if none */
+	int32		consecutive_failures;
+} PolyglotRoute;
+
+/* One event of a batch, with the row's state read in the same snapshot */
+typedef struct PolyglotEvent
+{
+	int64		id;
+	int32		attempts;
+	List	   *key;			/* of char *: key column values as text */
+	bool		found;			/* the row exists: upsert; else delete */
+	char	   *json;			/* the row as JSON (json/publish modes) */
+	char	  **values;			/* the delivered columns as text, NULL for SQL NULL */
+} PolyglotEvent;
+
+/* What a sink reports for each key of a batch */
+typedef enum PolyglotItemStatus
+{
+	POLYGLOT_ITEM_OK,
+	POLYGLOT_ITEM_FAILED		/* permanent for this key: retry, then dead letter */
+} PolyglotItemStatus;
+
+typedef struct PolyglotItemResult
+{
+	PolyglotItemStatus status;
+	char	   *error;			/* when failed */
+} PolyglotItemResult;
+
+/* dispatch.c */
+extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone);
+
+/* backoff (src/common/backoff.c) */
+extern int	polyglot_backoff_ms(int failures, int base_ms, int max_ms);
+
+#endif							/* POLYGLOT_CORE_H */

@@ -1,0 +1,718 @@
+/*-------------------------------------------------------------------------
+ *
+ * dispatch.c
+ *		One delivery round of a worker: load the routes, and for each route
+ *		that is due, read a batch of events with the rows' current state,
+ *		deliver it to the store, and acknowledge it.
+ *
+ * Only short transactions: the batch is read in one (events and rows in
+ * the same snapshot), delivered with no transaction open, and acknowledged
+ * in a second one that deletes exactly the events it read.  There is no
+ * "id > last seen" cursor: an event whose id is lower than one already
+ * delivered (its transaction committed later) is simply found by a later
+ * batch.  Delivery is state-based: a key's events coalesce into one write of
+ * the row as it is now, or a delete when the row is gone, so replays and
+ * reordering between batches cannot leave an older state behind.
+ *
+ * A failure of the whole batch (store unreachable, timeout, transient
+ * errors such as LOADING) puts the route in exponential backoff with
+ * jitter; other routes go on.  A failure of one key (WRONGTYPE...) counts
+ * an attempt for that key's events, which are retried with their own
+ * backoff and become dead letters after polyglot.max_attempts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "common/hashfn.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "pg_polyglot.h"
+#include "core/core.h"
+#include "core/dispatch.h"
+
+/* first retry of a failed event or route, doubled per failure */
+#define POLYGLOT_BACKOFF_BASE_MS	200
+
+/* ---------------------------------------------------------------- SPI helpers */
+
+/*
+ * lappend into a given memory context: results built inside a transaction
+ * must outlive it.
+ */
+static List *
+lappend_in(MemoryContext cxt, List *list, void *datum)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	list = lappend(list, datum);
+	MemoryContextSwitchTo(old);
+	return list;
+}
+
+static void
+begin_tx(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+end_tx(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* A text value of the current SPI result, copied to the caller's context. */
+static char *
+spi_text(HeapTuple tup, int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(tup, SPI_tuptable->tupdesc, col);
+	char	   *result;
+
+	if (v == NULL)
+		return NULL;
+	result = MemoryContextStrdup(cxt, v);
+	pfree(v);
+	return result;
+}
+
+static Datum
+spi_datum(HeapTuple tup, int col, bool *isnull)
+{
+	return SPI_getbinval(tup, SPI_tuptable->tupdesc, col, isnull);
+}
+
+/* A text[] of the current SPI result as a List of C strings in cxt. */
+static List *
+spi_text_array(HeapTuple tup, int col, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = spi_datum(tup, col, &isnull);
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	List	   *result = NIL;
+	MemoryContext old;
+
+	if (isnull)
+		return NIL;
+	arr = DatumGetArrayTypeP(d);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	old = MemoryContextSwitchTo(cxt);
+	for (i = 0; i < n; i++)
+		result = lappend(result, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* ---------------------------------------------------------------- routes */
+
+/*
+ * Loads every route with its state and the columns to deliver, in one
+ * transaction.  Sets *extension_gone when pg_polyglot is no longer
+ * installed.  The result lives in the current memory context.
+ */
+static List *
+load_routes(bool *extension_gone)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *routes = NIL;
+	ListCell   *lc;
+	uint64		i;
+	int			rc;
+
+	begin_tx();
+	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
+	{
+		*extension_gone = true;
+		end_tx();
+		return NIL;
+	}
+
+	rc = SPI_execute(
+					 "SELECT r.id, r.source_relid, r.server_oid, r.store, r.options::text, "
+					 "       r.key_columns::text[], r.owner, r.paused, "
+					 "       coalesce(s.backoff_until, '-infinity'), "
+					 "       coalesce(s.consecutive_failures, 0), "
+					 "       c.oid IS NOT NULL, "
+					 "       format('%I.%I', n.nspname, c.relname), c.relname "
+					 "FROM polyglot.routes r "
+					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
+					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
+					 "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+					 "ORDER BY r.id", true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_polyglot: reading routes failed: %s", SPI_result_code_string(rc));
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		PolyglotRoute *r = MemoryContextAllocZero(cxt, sizeof(PolyglotRoute));
+		bool		isnull;
+
+		r->id = DatumGetInt32(spi_datum(tup, 1, &isnull));
+		r->source_relid = DatumGetObjectId(spi_datum(tup, 2, &isnull));
+		r->server_oid = DatumGetObjectId(spi_datum(tup, 3, &isnull));
+		r->store = spi_text(tup, 4, cxt);
+		r->options = spi_text(tup, 5, cxt);
+		r->key_columns = spi_text_array(tup, 6, cxt);
+		r->owner = DatumGetObjectId(spi_datum(tup, 7, &isnull));
+		r->paused = DatumGetBool(spi_datum(tup, 8, &isnull));
+		r->backoff_until = DatumGetTimestampTz(spi_datum(tup, 9, &isnull));
+		r->consecutive_failures = DatumGetInt32(spi_datum(tup, 10, &isnull));
+		r->source_exists = DatumGetBool(spi_datum(tup, 11, &isnull));
+		r->source_name = spi_text(tup, 12, cxt);
+		r->table_name = spi_text(tup, 13, cxt);
+		routes = lappend_in(cxt, routes, r);
+	}
+
+	/* the columns each route delivers: all, or as options say */
+	foreach(lc, routes)
+	{
+		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
+		Oid			argtypes[2] = {OIDOID, TEXTOID};
+		Datum		args[2];
+		ListCell   *kc;
+
+		if (!r->source_exists)
+			continue;
+		args[0] = ObjectIdGetDatum(r->source_relid);
+		args[1] = CStringGetTextDatum(r->options);
+		rc = SPI_execute_with_args(
+								   "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) "
+								   "FROM pg_catalog.pg_attribute a, (SELECT $2::jsonb AS o) opt "
+								   "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped "
+								   "  AND (NOT opt.o ? 'columns' OR opt.o->'columns' ? a.attname) "
+								   "  AND (NOT opt.o ? 'exclude' OR NOT opt.o->'exclude' ? a.attname) "
+								   "ORDER BY a.attnum", 2, argtypes, args, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "pg_polyglot: reading columns failed: %s", SPI_result_code_string(rc));
+		for (i = 0; i < SPI_processed; i++)
+			r->columns = lappend_in(cxt, r->columns, spi_text(SPI_tuptable->vals[i], 1, cxt));
+
+		/* key column types, for the casts that find rows by key */
+		foreach(kc, r->key_columns)
+		{
+			Oid			kargtypes[2] = {OIDOID, TEXTOID};
+			Datum		kargs[2];
+
+			kargs[0] = ObjectIdGetDatum(r->source_relid);
+			kargs[1] = CStringGetTextDatum((char *) lfirst(kc));
+			rc = SPI_execute_with_args(
+									   "SELECT format_type(a.atttypid, a.atttypmod) "
+									   "FROM pg_catalog.pg_attribute a "
+									   "WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
+									   2, kargtypes, kargs, NULL, true, 0);
+			if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			{
+				/* the key column is gone: the route cannot be served */
+				r->source_exists = false;
+				break;
+			}
+			r->key_types = lappend_in(cxt, r->key_types, spi_text(SPI_tuptable->vals[0], 1, cxt));
+		}
+	}
+	end_tx();
+	return routes;
+}
+
+/* The value of a top-level string option of a route, or NULL. */
+char *
+polyglot_route_option(PolyglotRoute *route, const char *name)
+{
+	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(route->options)));
+	JsonbValue	v;
+
+	if (!getKeyJsonValueFromContainer(&jb->root, name, strlen(name), &v))
+		return NULL;
+	if (v.type == jbvString)
+		return pnstrdup(v.val.string.val, v.val.string.len);
+	if (v.type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- batches */
+
+/*
+ * The query that reads a batch of a route: its due events, oldest first,
+ * each with the row it names as of the same snapshot.
+ */
+static char *
+batch_query(PolyglotRoute *route, PolyglotPayload payload)
+{
+	StringInfoData sql;
+	ListCell   *lc,
+			   *tc;
+	int			i;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT o.id, o.attempts, o.key, t.ctid IS NOT NULL AS found");
+	if (payload == POLYGLOT_PAYLOAD_JSON)
+	{
+		appendStringInfoString(&sql, ", CASE WHEN t.ctid IS NULL THEN NULL ELSE "
+							   "(SELECT pg_catalog.row_to_json(x) FROM (SELECT ");
+		i = 0;
+		foreach(lc, route->columns)
+			appendStringInfo(&sql, "%st.%s", i++ ? ", " : "",
+							 quote_identifier((char *) lfirst(lc)));
+		if (route->columns == NIL)
+			appendStringInfoString(&sql, "NULL::text AS \"?\"");
+		appendStringInfoString(&sql, ") x)::text END");
+	}
+	else if (payload == POLYGLOT_PAYLOAD_COLUMNS)
+	{
+		foreach(lc, route->columns)
+			appendStringInfo(&sql, ", t.%s::text", quote_identifier((char *) lfirst(lc)));
+	}
+	appendStringInfo(&sql,
+					 " FROM (SELECT id, attempts, key FROM polyglot.outbox"
+					 " WHERE route_id = $1 AND (retry_at IS NULL OR retry_at <= now())"
+					 " ORDER BY id LIMIT $2) o"
+					 " LEFT JOIN ONLY %s t ON ", route->source_name);
+	i = 0;
+	forboth(lc, route->key_columns, tc, route->key_types)
+	{
+		appendStringInfo(&sql, "%st.%s = (o.key[%d])::%s", i ? " AND " : "",
+						 quote_identifier((char *) lfirst(lc)), i + 1, (char *) lfirst(tc));
+		i++;
+	}
+	appendStringInfoString(&sql, " ORDER BY o.id");
+	return sql.data;
+}
+
+/* Reads a batch; returns its events (in cxt), oldest first. */
+static List *
+read_batch(PolyglotRoute *route, PolyglotPayload payload, MemoryContext cxt)
+{
+	char	   *sql = batch_query(route, payload);
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2];
+	List	   *events = NIL;
+	int			ncols = list_length(route->columns);
+	uint64		i;
+	int			rc;
+
+	begin_tx();
+	args[0] = Int32GetDatum(route->id);
+	args[1] = Int32GetDatum(polyglot_batch_size);
+	rc = SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_polyglot: reading a batch failed: %s", SPI_result_code_string(rc));
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		PolyglotEvent *ev = MemoryContextAllocZero(cxt, sizeof(PolyglotEvent));
+		bool		isnull;
+
+		ev->id = DatumGetInt64(spi_datum(tup, 1, &isnull));
+		ev->attempts = DatumGetInt32(spi_datum(tup, 2, &isnull));
+		ev->key = spi_text_array(tup, 3, cxt);
+		ev->found = DatumGetBool(spi_datum(tup, 4, &isnull));
+		if (payload == POLYGLOT_PAYLOAD_JSON)
+			ev->json = spi_text(tup, 5, cxt);
+		else if (payload == POLYGLOT_PAYLOAD_COLUMNS && ncols > 0)
+		{
+			int			c;
+
+			ev->values = MemoryContextAllocZero(cxt, sizeof(char *) * ncols);
+			for (c = 0; c < ncols; c++)
+				ev->values[c] = spi_text(tup, 5 + c, cxt);
+		}
+		events = lappend_in(cxt, events, ev);
+	}
+	end_tx();
+	return events;
+}
+
+/* The key of an event as one string, to coalesce events of one key. */
+static char *
+key_string(List *key)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, key)
+	{
+		const char *v = (const char *) lfirst(lc);
+
+		/* length-prefixed, so no value can imitate a separator */
+		appendStringInfo(&buf, "%zu:%s", strlen(v), v);
+	}
+	return buf.data;
+}
+
+/*
+ * Coalesces events into items, one per key, in the order of each key's
+ * first event; every item carries all its events.  All events of a key were
+ * read in one snapshot, so any of them describes the row.
+ */
+typedef struct KeyBucket
+{
+	uint32		hash;			/* hash key */
+	List	   *items;			/* items whose key string has this hash */
+} KeyBucket;
+
+static List *
+coalesce_events(List *events)
+{
+	HASHCTL		ctl;
+	HTAB	   *seen;
+	List	   *items = NIL;
+	ListCell   *lc;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(uint32);
+	ctl.entrysize = sizeof(KeyBucket);
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("pg_polyglot batch keys", Max(list_length(events), 16), &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	foreach(lc, events)
+	{
+		PolyglotEvent *ev = (PolyglotEvent *) lfirst(lc);
+		char	   *k = key_string(ev->key);
+		uint32		h = hash_bytes((const unsigned char *) k, strlen(k));
+		KeyBucket  *bucket;
+		bool		found;
+		ListCell   *ic;
+		PolyglotItem *item = NULL;
+
+		bucket = hash_search(seen, &h, HASH_ENTER, &found);
+		if (!found)
+			bucket->items = NIL;
+		foreach(ic, bucket->items)
+		{
+			PolyglotItem *candidate = (PolyglotItem *) lfirst(ic);
+
+			if (strcmp(candidate->key_string, k) == 0)
+			{
+				item = candidate;
+				break;
+			}
+		}
+		if (item)
+		{
+			item->events = lappend(item->events, ev);
+			continue;
+		}
+		item = palloc0(sizeof(PolyglotItem));
+		item->event = ev;
+		item->key_string = k;
+		item->events = list_make1(ev);
+		bucket->items = lappend(bucket->items, item);
+		items = lappend(items, item);
+	}
+	hash_destroy(seen);
+	return items;
+}
+
+/* ---------------------------------------------------------------- acknowledgement */
+
+static Datum
+ids_array(List *events)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(events), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, events)
+		elems[n++] = Int64GetDatum(((PolyglotEvent *) lfirst(lc))->id);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Acknowledges a delivered batch in one transaction: deletes the events of
+ * the keys that were written, counts an attempt for those that failed (and
+ * dead-letters the ones out of attempts), updates the route's counters.
+ */
+static void
+ack_batch(PolyglotRoute *route, List *items, PolyglotItemResult *results)
+{
+	List	   *done = NIL;
+	List	   *failed_all = NIL;
+	int64		ndone = 0,
+				nretry = 0,
+				ndead = 0;
+	char	   *last_error = NULL;
+	ListCell   *lc;
+	int			i = 0;
+	int			rc;
+
+	foreach(lc, items)
+	{
+		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
+
+		if (results[i].status == POLYGLOT_ITEM_OK)
+			done = list_concat(done, item->events);
+		else
+			failed_all = list_concat(failed_all, item->events);
+		i++;
+	}
+
+	begin_tx();
+	if (done != NIL)
+	{
+		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+		Datum		args[2] = {Int32GetDatum(route->id), ids_array(done)};
+
+		rc = SPI_execute_with_args("DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
+								   2, argtypes, args, NULL, false, 0);
+		if (rc != SPI_OK_DELETE)
+			elog(ERROR, "pg_polyglot: acknowledging failed: %s", SPI_result_code_string(rc));
+		ndone = SPI_processed;
+	}
+
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
+
+		if (results[i].status != POLYGLOT_ITEM_OK)
+		{
+			Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, TEXTOID, INT4OID};
+			Datum		args[4];
+			int			backoff = polyglot_backoff_ms(item->event->attempts + 1,
+													  POLYGLOT_BACKOFF_BASE_MS,
+													  polyglot_backoff_max);
+
+			args[0] = Int32GetDatum(route->id);
+			args[1] = ids_array(item->events);
+			args[2] = CStringGetTextDatum(results[i].error ? results[i].error : "unknown error");
+			args[3] = Int32GetDatum(backoff);
+			rc = SPI_execute_with_args("UPDATE polyglot.outbox SET attempts = attempts + 1, "
+									   "last_error = $3, "
+									   "retry_at = now() + $4 * interval '1 millisecond' "
+									   "WHERE route_id = $1 AND id = ANY($2)",
+									   4, argtypes, args, NULL, false, 0);
+			if (rc != SPI_OK_UPDATE)
+				elog(ERROR, "pg_polyglot: recording a failure failed: %s", SPI_result_code_string(rc));
+			nretry += SPI_processed;
+			last_error = results[i].error;
+		}
+		i++;
+	}
+
+	if (failed_all != NIL)
+	{
+		Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT4OID};
+		Datum		args[3] = {Int32GetDatum(route->id), ids_array(failed_all),
+		Int32GetDatum(polyglot_max_attempts)};
+
+		rc = SPI_execute_with_args(
+								   "WITH dead AS ("
+								   "  DELETE FROM polyglot.outbox"
+								   "  WHERE route_id = $1 AND id = ANY($2) AND attempts >= $3"
+								   "  RETURNING id, route_id, op, key, enqueued_at, attempts, last_error) "
+								   "INSERT INTO polyglot.dead_letters "
+								   "  (id, route_id, op, key, enqueued_at, attempts, error) "
+								   "SELECT * FROM dead "
+								   "ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, "
+								   "  error = EXCLUDED.error, failed_at = now()",
+								   3, argtypes, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "pg_polyglot: dead-lettering failed: %s", SPI_result_code_string(rc));
+		ndead = SPI_processed;
+		if (ndead > 0)
+			ereport(LOG,
+					(errmsg("pg_polyglot route %d: " INT64_FORMAT " events moved to dead letters after %d attempts",
+							route->id, ndead, polyglot_max_attempts),
+					 errdetail_internal("%s", last_error ? last_error : "")));
+	}
+
+	{
+		Oid			argtypes[5] = {INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+		Datum		args[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+		args[0] = Int32GetDatum(route->id);
+		args[1] = Int64GetDatum(ndone);
+		args[2] = Int64GetDatum(ndead);
+		args[3] = Int64GetDatum(nretry);
+		if (last_error)
+			args[4] = CStringGetTextDatum(last_error);
+		else
+			nulls[4] = 'n';
+		rc = SPI_execute_with_args(
+								   "UPDATE polyglot.route_state SET "
+								   "delivered = delivered + $2, failed = failed + $3, "
+								   "retries = retries + $4, consecutive_failures = 0, "
+								   "backoff_until = NULL, "
+								   "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
+								   "last_error = coalesce($5, last_error), "
+								   "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
+								   "WHERE route_id = $1",
+								   5, argtypes, args, nulls, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "pg_polyglot: updating route state failed: %s", SPI_result_code_string(rc));
+	}
+	end_tx();
+}
+
+/*
+ * Records a failure of a whole batch: the route backs off, its events stay
+ * where they are.  Returns the backoff in milliseconds.
+ */
+static long
+record_route_failure(PolyglotRoute *route, ErrorData *edata)
+{
+	int			failures = route->consecutive_failures + 1;
+	int			backoff = polyglot_backoff_ms(failures, POLYGLOT_BACKOFF_BASE_MS,
+											  polyglot_backoff_max);
+	char	   *message;
+	Oid			argtypes[4] = {INT4OID, INT4OID, INT4OID, TEXTOID};
+	Datum		args[4];
+	int			rc;
+
+	message = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
+		: pstrdup(edata->message);
+
+	/* the first failure in a row is worth a line in the log */
+	if (failures == 1)
+		ereport(LOG,
+				(errmsg("pg_polyglot route %d (%s) is backing off: %s",
+						route->id, route->source_name ? route->source_name : "?", message)));
+
+	begin_tx();
+	args[0] = Int32GetDatum(route->id);
+	args[1] = Int32GetDatum(failures);
+	args[2] = Int32GetDatum(backoff);
+	args[3] = CStringGetTextDatum(message);
+	rc = SPI_execute_with_args("UPDATE polyglot.route_state SET "
+							   "consecutive_failures = $2, retries = retries + 1, "
+							   "backoff_until = now() + $3 * interval '1 millisecond', "
+							   "last_error = $4, last_error_at = now() "
+							   "WHERE route_id = $1",
+							   4, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "pg_polyglot: recording a route failure failed: %s", SPI_result_code_string(rc));
+	end_tx();
+	return backoff;
+}
+
+/* ---------------------------------------------------------------- a route */
+
+static const PolyglotSink *
+sink_for(PolyglotRoute *route)
+{
+	if (strcmp(route->store, "redis") == 0)
+		return &polyglot_redis_sink;
+	return NULL;
+}
+
+/*
+ * Delivers one batch of a route.  Returns the number of events read, or 0
+ * after a failure, which puts the route in backoff (and shortens *sleep_ms
+ * to its end).
+ */
+static int
+process_route(PolyglotRoute *route, long *sleep_ms)
+{
+	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"pg_polyglot batch",
+													ALLOCSET_DEFAULT_SIZES);
+	MemoryContext outer = MemoryContextSwitchTo(batch_cxt);
+	const PolyglotSink *sink = sink_for(route);
+	volatile int nevents = 0;
+
+	if (sink == NULL)
+	{
+		MemoryContextSwitchTo(outer);
+		MemoryContextDelete(batch_cxt);
+		return 0;
+	}
+
+	PG_TRY();
+	{
+		List	   *events;
+		List	   *items;
+		PolyglotItemResult *results;
+
+		events = read_batch(route, sink->payload(route), batch_cxt);
+		nevents = list_length(events);
+		if (nevents > 0)
+		{
+			items = coalesce_events(events);
+			results = palloc0(sizeof(PolyglotItemResult) * list_length(items));
+			pgstat_report_activity(STATE_RUNNING, psprintf("delivering %d changes of route %d",
+															 nevents, route->id));
+			sink->deliver(route, items, results);
+			ack_batch(route, items, results);
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		long		backoff;
+
+		MemoryContextSwitchTo(batch_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		nevents = 0;
+		backoff = record_route_failure(route, edata);
+		*sleep_ms = Min(*sleep_ms, backoff);
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(outer);
+	MemoryContextDelete(batch_cxt);
+	return nevents;
+}
+
+/*
+ * One round over every route of the database.  Returns true when some
+ * route had a full batch, so the worker should go on without sleeping;
+ * *sleep_ms is shortened to the end of the nearest backoff.
+ */
+bool
+polyglot_dispatch_round(long *sleep_ms, bool *extension_gone)
+{
+	List	   *routes = load_routes(extension_gone);
+	ListCell   *lc;
+	bool		more = false;
+	TimestampTz now = GetCurrentTimestamp();
+
+	foreach(lc, routes)
+	{
+		PolyglotRoute *route = (PolyglotRoute *) lfirst(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		if (route->paused || !route->source_exists)
+			continue;
+		if (route->backoff_until > now)
+		{
+			long		wait = (long) ((route->backoff_until - now) / 1000) + 1;
+
+			*sleep_ms = Min(*sleep_ms, wait);
+			continue;
+		}
+		if (process_route(route, sleep_ms) >= polyglot_batch_size)
+			more = true;
+	}
+	return more;
+}

@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * dispatch.h
+ *		The interface between the delivery loop and a store's sink.
+ *
+ * A sink delivers the items of one batch (one per key, the row's current
+ * state) and reports a result per item.  It ereports when the whole batch
+ * failed (store unreachable, timeout, a transient error of the store): the
+ * route then backs off and the batch is read again later.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POLYGLOT_DISPATCH_H
+#define POLYGLOT_DISPATCH_H
+
+#include "core/core.h"
+
+/* What a batch query reads of each row, besides the key */
+typedef enum PolyglotPayload
+{
+	POLYGLOT_PAYLOAD_NONE,		/* keys only */
+	POLYGLOT_PAYLOAD_JSON,		/* the delivered columns as one JSON object */
+	POLYGLOT_PAYLOAD_COLUMNS	/* each delivered column as text */
+} PolyglotPayload;
+
+/* All events of one key in a batch */
+typedef struct PolyglotItem
+{
+	PolyglotEvent *event;		/* the first: its row state is the key's */
+	char	   *key_string;		/* the key, encoded for comparison */
+	List	   *events;			/* every event of the key, acknowledged together */
+} PolyglotItem;
+
+typedef struct PolyglotSink
+{
+	/* what the batch query must read for this route */
+	PolyglotPayload (*payload) (PolyglotRoute *route);
+	/* deliver items, fill results[i] for each; ereport if the batch failed */
+	void		(*deliver) (PolyglotRoute *route, List *items,
+							PolyglotItemResult *results);
+} PolyglotSink;
+
+extern const PolyglotSink polyglot_redis_sink;
+
+extern char *polyglot_route_option(PolyglotRoute *route, const char *name);
+
+#endif							/* POLYGLOT_DISPATCH_H */

@@ -1,0 +1,664 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The delivery processes: a launcher and one worker per database.
+ *
+ * The launcher is a static background worker connected to no database,
+ * so it never blocks DROP DATABASE.  It starts one dynamic worker for each
+ * database where pg_polyglot may be installed (every connectable database,
+ * or only polyglot.database when that is set), restarts a worker that dies,
+ * and starts one for a new database when CREATE EXTENSION or polyglot.sync()
+ * asks for it.  A worker finding no extension in its database exits and
+ * is not restarted until asked again.
+ *
+ * A worker drains the outbox of its database (dispatch.c).  It sleeps on its
+ * latch, which backends set when a transaction that captured changes
+ * commits, and polls every polyglot.poll_interval as a fallback.
+ *
+ * DROP DATABASE would wait for the worker connected to the database and
+ * fail: a ProcessUtility hook stops the worker first and keeps the launcher
+ * from restarting it.
+ *
+ * Shared state is a small array of per-database slots under a spinlock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "pg_polyglot.h"
+#include "core/core.h"
+
+#define POLYGLOT_MAX_DATABASES			64
+#define POLYGLOT_LAUNCHER_RESCAN_MS		30000
+#define POLYGLOT_WORKER_RESTART_MS		5000
+
+typedef enum SlotState
+{
+	SLOT_FREE = 0,
+	SLOT_REQUESTED,				/* the launcher should start a worker */
+	SLOT_STARTING,				/* registered, not yet attached */
+	SLOT_RUNNING,				/* the worker is attached */
+	SLOT_NO_EXTENSION,			/* the worker found no pg_polyglot and left */
+	SLOT_DROPPING				/* DROP DATABASE in progress: do not restart */
+} SlotState;
+
+typedef struct PolyglotDbSlot
+{
+	Oid			dboid;
+	SlotState	state;
+	pid_t		pid;
+	Latch	   *latch;			/* the worker's latch while RUNNING */
+	TimestampTz not_before;		/* earliest restart after a failure */
+} PolyglotDbSlot;
+
+typedef struct PolyglotShared
+{
+	slock_t		mutex;
+	Latch	   *launcher_latch;
+	PolyglotDbSlot slots[POLYGLOT_MAX_DATABASES];
+} PolyglotShared;
+
+static PolyglotShared *shared = NULL;
+static bool preloaded = false;
+
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+PGDLLEXPORT void polyglot_launcher_main(Datum main_arg);
+PGDLLEXPORT void polyglot_worker_main(Datum main_arg);
+
+/* ---------------------------------------------------------------- shmem */
+
+static Size
+polyglot_shmem_size(void)
+{
+	return MAXALIGN(sizeof(PolyglotShared));
+}
+
+#if PG_VERSION_NUM >= 150000
+static void
+polyglot_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(polyglot_shmem_size());
+}
+#endif
+
+static void
+polyglot_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("pg_polyglot", polyglot_shmem_size(), &found);
+	if (!found)
+	{
+		memset(shared, 0, polyglot_shmem_size());
+		SpinLockInit(&shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Called from _PG_init while preloading: asks for shared memory.
+ */
+void
+polyglot_shmem_init(void)
+{
+	preloaded = true;
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = polyglot_shmem_request;
+#else
+	RequestAddinShmemSpace(polyglot_shmem_size());
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = polyglot_shmem_startup;
+}
+
+/* True when the library was preloaded, so the launcher and workers exist. */
+bool
+polyglot_preloaded(void)
+{
+	return preloaded && shared != NULL;
+}
+
+/* The slot of a database, or NULL; the caller holds the mutex. */
+static PolyglotDbSlot *
+find_slot(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < POLYGLOT_MAX_DATABASES; i++)
+		if (shared->slots[i].state != SLOT_FREE && shared->slots[i].dboid == dboid)
+			return &shared->slots[i];
+	return NULL;
+}
+
+/* A free slot for a database, or NULL when all are taken; holds the mutex. */
+static PolyglotDbSlot *
+alloc_slot(Oid dboid)
+{
+	int			i;
+
+	for (i = 0; i < POLYGLOT_MAX_DATABASES; i++)
+		if (shared->slots[i].state == SLOT_FREE)
+		{
+			PolyglotDbSlot *slot = &shared->slots[i];
+
+			memset(slot, 0, sizeof(*slot));
+			slot->dboid = dboid;
+			slot->state = SLOT_REQUESTED;
+			return slot;
+		}
+	return NULL;
+}
+
+/*
+ * Wakes the worker of a database, or asks the launcher for one (which
+ * ignores databases that polyglot.database excludes).  Cheap enough for
+ * every commit that captured changes, and safe at commit time: no catalog
+ * access.  A no-op when the library is not preloaded.
+ */
+void
+polyglot_wake_database(Oid dboid)
+{
+	PolyglotDbSlot *slot;
+	Latch	   *worker_latch = NULL;
+	Latch	   *launcher_latch = NULL;
+
+	if (!polyglot_preloaded())
+		return;
+
+	SpinLockAcquire(&shared->mutex);
+	slot = find_slot(dboid);
+	if (slot == NULL)
+		slot = alloc_slot(dboid);
+	else if (slot->state == SLOT_NO_EXTENSION)
+		slot->state = SLOT_REQUESTED;
+	if (slot && slot->state == SLOT_RUNNING)
+		worker_latch = slot->latch;
+	else
+		launcher_latch = shared->launcher_latch;
+	SpinLockRelease(&shared->mutex);
+
+	if (worker_latch)
+		SetLatch(worker_latch);
+	if (launcher_latch)
+		SetLatch(launcher_latch);
+}
+
+/* ---------------------------------------------------------------- DROP DATABASE */
+
+/*
+ * Stops the worker of a database that is about to be dropped and keeps the
+ * launcher from restarting it; DROP DATABASE waits a few seconds for other
+ * sessions to leave, which is plenty for the worker.
+ */
+static void
+stop_worker_for_drop(Oid dboid)
+{
+	PolyglotDbSlot *slot;
+	pid_t		pid = 0;
+
+	SpinLockAcquire(&shared->mutex);
+	slot = find_slot(dboid);
+	if (slot)
+	{
+		pid = slot->pid;
+		slot->state = SLOT_DROPPING;
+	}
+	SpinLockRelease(&shared->mutex);
+	if (pid > 0)
+		kill(pid, SIGTERM);
+}
+
+/* After DROP DATABASE: free the slot, or give the database its worker back. */
+static void
+finish_drop(Oid dboid, bool dropped)
+{
+	PolyglotDbSlot *slot;
+	Latch	   *launcher_latch;
+
+	SpinLockAcquire(&shared->mutex);
+	slot = find_slot(dboid);
+	if (slot && slot->state == SLOT_DROPPING)
+	{
+		if (dropped)
+			slot->state = SLOT_FREE;
+		else
+			slot->state = SLOT_REQUESTED;
+	}
+	launcher_latch = shared->launcher_latch;
+	SpinLockRelease(&shared->mutex);
+	if (launcher_latch)
+		SetLatch(launcher_latch);
+}
+
+static void
+polyglot_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+#if PG_VERSION_NUM >= 140000
+						bool readOnlyTree,
+#endif
+						ProcessUtilityContext context, ParamListInfo params,
+						QueryEnvironment *queryEnv, DestReceiver *dest,
+						QueryCompletion *qc)
+{
+	volatile Oid dropped_db = InvalidOid;
+
+	if (shared && IsA(pstmt->utilityStmt, DropdbStmt))
+	{
+		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
+
+		dropped_db = get_database_oid(stmt->dbname, true);
+		if (OidIsValid(dropped_db))
+			stop_worker_for_drop(dropped_db);
+	}
+
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString,
+#if PG_VERSION_NUM >= 140000
+								readOnlyTree,
+#endif
+								context, params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString,
+#if PG_VERSION_NUM >= 140000
+									readOnlyTree,
+#endif
+									context, params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		if (OidIsValid(dropped_db))
+			finish_drop(dropped_db, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (OidIsValid(dropped_db))
+		finish_drop(dropped_db, true);
+}
+
+void
+polyglot_install_hooks(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = polyglot_ProcessUtility;
+}
+
+/* ---------------------------------------------------------------- launcher */
+
+void
+polyglot_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_polyglot");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "polyglot_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_polyglot launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_polyglot launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* The OIDs of the databases a worker may serve (launcher: no database). */
+static List *
+list_databases(void)
+{
+	List	   *result = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext outer = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!db->datallowconn || db->datistemplate)
+			continue;
+		if (polyglot_database && polyglot_database[0] != '\0' &&
+			strcmp(NameStr(db->datname), polyglot_database) != 0)
+			continue;
+		old = MemoryContextSwitchTo(outer);
+		result = lappend_oid(result, db->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return result;
+}
+
+static bool
+start_worker(Oid dboid, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_polyglot");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "polyglot_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_polyglot worker for database %u", dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_polyglot worker");
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_notify_pid = MyProcPid;
+	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+void
+polyglot_launcher_main(Datum main_arg)
+{
+	BackgroundWorkerHandle *handles[POLYGLOT_MAX_DATABASES] = {0};
+	TimestampTz next_rescan = 0;
+	List	   *known = NIL;		/* databases seen, in TopMemoryContext */
+	bool		warned_full = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("pg_polyglot launcher");
+
+	SpinLockAcquire(&shared->mutex);
+	shared->launcher_latch = MyLatch;
+	SpinLockRelease(&shared->mutex);
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		timeout = POLYGLOT_LAUNCHER_RESCAN_MS;
+		int			i;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* new databases get a worker that checks for the extension */
+		if (now >= next_rescan)
+		{
+			List	   *dbs;
+			ListCell   *lc;
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			dbs = list_databases();
+			MemoryContextSwitchTo(old);
+
+			foreach(lc, dbs)
+			{
+				Oid			dboid = lfirst_oid(lc);
+
+				if (list_member_oid(known, dboid))
+					continue;
+				known = lappend_oid(known, dboid);
+				SpinLockAcquire(&shared->mutex);
+				if (find_slot(dboid) == NULL && alloc_slot(dboid) == NULL && !warned_full)
+				{
+					warned_full = true;
+					ereport(WARNING,
+							(errmsg("pg_polyglot serves at most %d databases", POLYGLOT_MAX_DATABASES)));
+				}
+				SpinLockRelease(&shared->mutex);
+			}
+			list_free(dbs);
+			next_rescan = TimestampTzPlusMilliseconds(now, POLYGLOT_LAUNCHER_RESCAN_MS);
+		}
+
+		for (i = 0; i < POLYGLOT_MAX_DATABASES; i++)
+		{
+			PolyglotDbSlot *slot = &shared->slots[i];
+			SlotState	state;
+			Oid			dboid;
+			TimestampTz not_before;
+
+			/* a worker that was started: has it stopped? */
+			if (handles[i])
+			{
+				pid_t		pid;
+
+				if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+					continue;
+				pfree(handles[i]);
+				handles[i] = NULL;
+				SpinLockAcquire(&shared->mutex);
+				if (slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING)
+				{
+					/* it died: start it again, after a pause */
+					slot->state = SLOT_REQUESTED;
+					slot->pid = 0;
+					slot->latch = NULL;
+					slot->not_before = TimestampTzPlusMilliseconds(now, POLYGLOT_WORKER_RESTART_MS);
+				}
+				SpinLockRelease(&shared->mutex);
+			}
+
+			SpinLockAcquire(&shared->mutex);
+			state = slot->state;
+			dboid = slot->dboid;
+			not_before = slot->not_before;
+			SpinLockRelease(&shared->mutex);
+
+			if (state != SLOT_REQUESTED)
+				continue;
+			/* asked for by a backend: is the database one we serve? */
+			if (!list_member_oid(known, dboid))
+			{
+				List	   *dbs;
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				dbs = list_databases();
+				MemoryContextSwitchTo(old);
+				if (!list_member_oid(dbs, dboid))
+				{
+					/* excluded by polyglot.database, or gone */
+					list_free(dbs);
+					SpinLockAcquire(&shared->mutex);
+					if (slot->state == SLOT_REQUESTED)
+						slot->state = SLOT_FREE;
+					SpinLockRelease(&shared->mutex);
+					continue;
+				}
+				list_free(known);
+				known = dbs;
+			}
+			if (not_before > now)
+			{
+				long		wait = (long) ((not_before - now) / 1000) + 1;
+
+				timeout = Min(timeout, wait);
+				continue;
+			}
+			if (start_worker(dboid, &handles[i]))
+			{
+				SpinLockAcquire(&shared->mutex);
+				if (slot->state == SLOT_REQUESTED)
+					slot->state = SLOT_STARTING;
+				SpinLockRelease(&shared->mutex);
+			}
+			else
+			{
+				handles[i] = NULL;
+				ereport(LOG,
+						(errmsg("pg_polyglot could not start a worker for database %u", dboid),
+						 errhint("Raise max_worker_processes.")));
+				SpinLockAcquire(&shared->mutex);
+				slot->not_before = TimestampTzPlusMilliseconds(now, POLYGLOT_WORKER_RESTART_MS);
+				SpinLockRelease(&shared->mutex);
+				timeout = Min(timeout, POLYGLOT_WORKER_RESTART_MS);
+			}
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+	}
+}
+
+/* ---------------------------------------------------------------- worker */
+
+static PolyglotDbSlot *my_slot = NULL;
+
+static void
+worker_detach(int code, Datum arg)
+{
+	Latch	   *launcher_latch;
+
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&shared->mutex);
+	if (my_slot->dboid == MyDatabaseId)
+	{
+		my_slot->pid = 0;
+		my_slot->latch = NULL;
+	}
+	launcher_latch = shared->launcher_latch;
+	SpinLockRelease(&shared->mutex);
+	my_slot = NULL;
+	if (launcher_latch)
+		SetLatch(launcher_latch);
+}
+
+/* Leaves for good: the database has no pg_polyglot (any more). */
+static void
+worker_exit_no_extension(void)
+{
+	SpinLockAcquire(&shared->mutex);
+	if (my_slot && my_slot->state == SLOT_RUNNING)
+		my_slot->state = SLOT_NO_EXTENSION;
+	SpinLockRelease(&shared->mutex);
+	proc_exit(0);
+}
+
+static char my_dbname[NAMEDATALEN] = "?";
+
+/* Is pg_polyglot installed here?  Also notes the database's name. */
+static bool
+extension_installed(void)
+{
+	bool		installed;
+	char	   *name;
+
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("pg_polyglot", true));
+	name = get_database_name(MyDatabaseId);
+	if (name)
+		strlcpy(my_dbname, name, sizeof(my_dbname));
+	CommitTransactionCommand();
+	return installed;
+}
+
+void
+polyglot_worker_main(Datum main_arg)
+{
+	Oid			dboid = DatumGetObjectId(main_arg);
+	MemoryContext loop_cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("pg_polyglot worker");
+
+	SpinLockAcquire(&shared->mutex);
+	my_slot = find_slot(dboid);
+	if (my_slot && (my_slot->state == SLOT_STARTING || my_slot->state == SLOT_REQUESTED))
+	{
+		my_slot->state = SLOT_RUNNING;
+		my_slot->pid = MyProcPid;
+		my_slot->latch = MyLatch;
+	}
+	else
+		my_slot = NULL;
+	SpinLockRelease(&shared->mutex);
+	if (my_slot == NULL)
+		proc_exit(0);			/* the database is being dropped */
+	on_shmem_exit(worker_detach, (Datum) 0);
+
+	if (!extension_installed())
+		worker_exit_no_extension();
+
+	ereport(LOG, (errmsg("pg_polyglot worker started for database \"%s\"", my_dbname)));
+
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot worker loop",
+									 ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		long		sleep_ms = polyglot_poll_interval;
+		bool		extension_gone = false;
+		bool		more;
+		MemoryContext old;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		pgstat_report_activity(STATE_RUNNING, "delivering");
+		old = MemoryContextSwitchTo(loop_cxt);
+		more = polyglot_dispatch_round(&sleep_ms, &extension_gone);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(loop_cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		if (extension_gone)
+		{
+			ereport(LOG, (errmsg("pg_polyglot was dropped from database \"%s\", worker exiting",
+								 my_dbname)));
+			worker_exit_no_extension();
+		}
+		if (more)
+			continue;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(sleep_ms, 1), PG_WAIT_EXTENSION);
+	}
+}

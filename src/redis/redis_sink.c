@@ -1,0 +1,438 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis_sink.c
+ *		Delivery of a batch of changes to Redis, for sync routes.
+ *
+ * Modes (route option "mode"):
+ *   json        SET key <row as JSON> [EX ttl]; DEL key when the row is gone
+ *   hash        MULTI; HSET key col value ...; HDEL key <null columns>;
+ *               [EXPIRE key ttl]; EXEC.  DEL key when the row is gone
+ *   invalidate  DEL key on any change (cache-aside)
+ *   publish     PUBLISH channel {"op", "table", "key", "row"}
+ *
+ * The whole batch goes out as one pipeline: every command is appended, then
+ * every reply read, so a batch costs one round trip.  All replies are read
+ * even after an error, so the connection stays in step.  An error reply
+ * that says the server is temporarily unable (LOADING, BUSY, OOM, ...)
+ * fails the whole batch and the route backs off; any other error reply
+ * (WRONGTYPE...) fails only its key.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "lib/stringinfo.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+
+#include "pg_polyglot.h"
+#include "core/dispatch.h"
+#include "redis/redis.h"
+
+typedef enum RedisMode
+{
+	REDIS_MODE_JSON,
+	REDIS_MODE_HASH,
+	REDIS_MODE_INVALIDATE,
+	REDIS_MODE_PUBLISH
+} RedisMode;
+
+/* Error replies that mean "not now" rather than "never for this key" */
+static const char *const transient_prefixes[] = {
+	"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN",
+	"NOREPLICAS", "OOM", "MISCONF", NULL
+};
+
+static RedisMode
+route_mode(PolyglotRoute *route)
+{
+	char	   *mode = polyglot_route_option(route, "mode");
+
+	if (mode == NULL || strcmp(mode, "json") == 0)
+		return REDIS_MODE_JSON;
+	if (strcmp(mode, "hash") == 0)
+		return REDIS_MODE_HASH;
+	if (strcmp(mode, "invalidate") == 0)
+		return REDIS_MODE_INVALIDATE;
+	if (strcmp(mode, "publish") == 0)
+		return REDIS_MODE_PUBLISH;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("route %d has an invalid Redis mode \"%s\"", route->id, mode)));
+	pg_unreachable();
+}
+
+static PolyglotPayload
+redis_payload(PolyglotRoute *route)
+{
+	switch (route_mode(route))
+	{
+		case REDIS_MODE_JSON:
+		case REDIS_MODE_PUBLISH:
+			return POLYGLOT_PAYLOAD_JSON;
+		case REDIS_MODE_HASH:
+			return POLYGLOT_PAYLOAD_COLUMNS;
+		case REDIS_MODE_INVALIDATE:
+			return POLYGLOT_PAYLOAD_NONE;
+	}
+	return POLYGLOT_PAYLOAD_NONE;
+}
+
+/*
+ * Renders the key template of a route for one key: each {column} becomes
+ * that key column's value.  The template was validated by polyglot.sync():
+ * its placeholders name key columns.
+ */
+static char *
+render_key(PolyglotRoute *route, const char *tmpl, List *key)
+{
+	StringInfoData buf;
+	const char *p = tmpl;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		const char *close;
+
+		if (*p == '{' && (close = strchr(p + 1, '}')) != NULL)
+		{
+			size_t		len = close - p - 1;
+			ListCell   *kc,
+					   *vc;
+			bool		matched = false;
+
+			forboth(kc, route->key_columns, vc, key)
+			{
+				const char *col = (const char *) lfirst(kc);
+
+				if (strlen(col) == len && strncmp(col, p + 1, len) == 0)
+				{
+					appendStringInfoString(&buf, (const char *) lfirst(vc));
+					matched = true;
+					break;
+				}
+			}
+			if (matched)
+			{
+				p = close + 1;
+				continue;
+			}
+		}
+		appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
+}
+
+/* {"op": ..., "table": ..., "key": {...}, "row": ...} for publish mode */
+static char *
+publish_message(PolyglotRoute *route, PolyglotEvent *ev)
+{
+	StringInfoData buf;
+	ListCell   *kc,
+			   *vc;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"op\": \"%s\", \"table\": ", ev->found ? "upsert" : "delete");
+	escape_json(&buf, route->table_name ? route->table_name : "");
+	appendStringInfoString(&buf, ", \"key\": {");
+	forboth(kc, route->key_columns, vc, ev->key)
+	{
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		escape_json(&buf, (const char *) lfirst(kc));
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, (const char *) lfirst(vc));
+	}
+	appendStringInfo(&buf, "}, \"row\": %s}", ev->found && ev->json ? ev->json : "null");
+	return buf.data;
+}
+
+/* A command under construction */
+typedef struct RedisCmd
+{
+	int			argc;
+	const char **argv;
+	size_t	   *argvlen;
+	int			cap;
+} RedisCmd;
+
+static void
+cmd_init(RedisCmd *cmd, int cap)
+{
+	cmd->argc = 0;
+	cmd->cap = cap;
+	cmd->argv = palloc(sizeof(char *) * cap);
+	cmd->argvlen = palloc(sizeof(size_t) * cap);
+}
+
+static void
+cmd_arg(RedisCmd *cmd, const char *arg)
+{
+	if (cmd->argc == cmd->cap)
+	{
+		cmd->cap *= 2;
+		cmd->argv = repalloc(cmd->argv, sizeof(char *) * cmd->cap);
+		cmd->argvlen = repalloc(cmd->argvlen, sizeof(size_t) * cmd->cap);
+	}
+	cmd->argv[cmd->argc] = arg;
+	cmd->argvlen[cmd->argc] = strlen(arg);
+	cmd->argc++;
+}
+
+static void
+cmd_send(RedisConn *conn, RedisCmd *cmd)
+{
+	if (redisAppendCommandArgv(redis_ctx(conn), cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
+		redis_report_error(conn, NULL, "a pipelined command");
+	cmd->argc = 0;
+}
+
+static bool
+is_transient(const char *message)
+{
+	const char *const *p;
+
+	for (p = transient_prefixes; *p; p++)
+		if (strncmp(message, *p, strlen(*p)) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Looks at one reply of an item: an error reply is a transient failure of
+ * the batch or a failure of the item.  Frees the reply.
+ */
+static void
+check_reply(redisReply *reply, PolyglotItemResult *result, char **transient)
+{
+	size_t		i;
+
+	if (reply->type == REDIS_REPLY_ERROR)
+	{
+		const char *msg = reply->str ? reply->str : "error";
+
+		if (is_transient(msg))
+		{
+			if (*transient == NULL)
+				*transient = pstrdup(msg);
+		}
+		else if (result->status == POLYGLOT_ITEM_OK)
+		{
+			result->status = POLYGLOT_ITEM_FAILED;
+			result->error = pstrdup(msg);
+		}
+	}
+	else if (reply->type == REDIS_REPLY_ARRAY)
+	{
+		/* EXEC: the replies of the queued commands */
+		for (i = 0; i < reply->elements; i++)
+		{
+			redisReply *el = reply->element[i];
+
+			if (el && el->type == REDIS_REPLY_ERROR && result->status == POLYGLOT_ITEM_OK)
+			{
+				const char *msg = el->str ? el->str : "error";
+
+				if (is_transient(msg))
+				{
+					if (*transient == NULL)
+						*transient = pstrdup(msg);
+				}
+				else
+				{
+					result->status = POLYGLOT_ITEM_FAILED;
+					result->error = pstrdup(msg);
+				}
+			}
+		}
+	}
+	else if (reply->type == REDIS_REPLY_NIL && result->status == POLYGLOT_ITEM_OK)
+	{
+		/* EXEC answers nil when a WATCH failed: cannot happen without WATCH */
+		result->status = POLYGLOT_ITEM_FAILED;
+		result->error = pstrdup("transaction aborted");
+	}
+	freeReplyObject(reply);
+}
+
+/*
+ * The server and user mapping of a route, read in a short transaction, so
+ * that no transaction is open while talking to Redis.
+ */
+static void
+route_server(PolyglotRoute *route, ForeignServer **server, UserMapping **user)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext old;
+
+	StartTransactionCommand();
+	old = MemoryContextSwitchTo(cxt);
+	*server = GetForeignServerExtended(route->server_oid, FSV_MISSING_OK);
+	if (*server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the server of route %d no longer exists", route->id),
+				 errhint("Drop the route with polyglot.unsync().")));
+	*user = polyglot_find_user_mapping(route->owner, route->server_oid);
+	MemoryContextSwitchTo(old);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+}
+
+static void
+redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
+{
+	RedisMode	mode = route_mode(route);
+	char	   *tmpl = polyglot_route_option(route, "key");
+	char	   *ttl = polyglot_route_option(route, "ttl");
+	char	   *channel = polyglot_route_option(route, "channel");
+	int			ncols = list_length(route->columns);
+	int		   *nreplies = palloc0(sizeof(int) * Max(list_length(items), 1));
+	ForeignServer *server;
+	UserMapping *user;
+	RedisConn  *conn;
+	RedisCmd	cmd;
+	ListCell   *lc;
+	char	   *transient = NULL;
+	int			i;
+
+	if (tmpl == NULL)
+		elog(ERROR, "pg_polyglot: route %d has no key template", route->id);
+	route_server(route, &server, &user);
+	conn = redis_get_connection(server, user);
+	cmd_init(&cmd, 8 + 2 * ncols);
+
+	/* append every command */
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
+		PolyglotEvent *ev = item->event;
+		char	   *key = render_key(route, tmpl, ev->key);
+		int			c;
+
+		results[i].status = POLYGLOT_ITEM_OK;
+		switch (mode)
+		{
+			case REDIS_MODE_JSON:
+				if (ev->found && ev->json)
+				{
+					cmd_arg(&cmd, "SET");
+					cmd_arg(&cmd, key);
+					cmd_arg(&cmd, ev->json);
+					if (ttl)
+					{
+						cmd_arg(&cmd, "EX");
+						cmd_arg(&cmd, ttl);
+					}
+				}
+				else
+				{
+					cmd_arg(&cmd, "DEL");
+					cmd_arg(&cmd, key);
+				}
+				cmd_send(conn, &cmd);
+				nreplies[i] = 1;
+				break;
+
+			case REDIS_MODE_HASH:
+				if (!ev->found)
+				{
+					cmd_arg(&cmd, "DEL");
+					cmd_arg(&cmd, key);
+					cmd_send(conn, &cmd);
+					nreplies[i] = 1;
+					break;
+				}
+				cmd_arg(&cmd, "MULTI");
+				cmd_send(conn, &cmd);
+				nreplies[i] = 2;	/* MULTI and EXEC */
+				for (c = 0; c < ncols; c++)
+					if (ev->values[c] != NULL)
+						break;
+				if (c < ncols)
+				{
+					cmd_arg(&cmd, "HSET");
+					cmd_arg(&cmd, key);
+					for (c = 0; c < ncols; c++)
+						if (ev->values[c] != NULL)
+						{
+							cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
+							cmd_arg(&cmd, ev->values[c]);
+						}
+					cmd_send(conn, &cmd);
+					nreplies[i]++;
+				}
+				for (c = 0; c < ncols; c++)
+					if (ev->values[c] == NULL)
+						break;
+				if (c < ncols)
+				{
+					cmd_arg(&cmd, "HDEL");
+					cmd_arg(&cmd, key);
+					for (c = 0; c < ncols; c++)
+						if (ev->values[c] == NULL)
+							cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
+					cmd_send(conn, &cmd);
+					nreplies[i]++;
+				}
+				if (ttl)
+				{
+					cmd_arg(&cmd, "EXPIRE");
+					cmd_arg(&cmd, key);
+					cmd_arg(&cmd, ttl);
+					cmd_send(conn, &cmd);
+					nreplies[i]++;
+				}
+				cmd_arg(&cmd, "EXEC");
+				cmd_send(conn, &cmd);
+				break;
+
+			case REDIS_MODE_INVALIDATE:
+				cmd_arg(&cmd, "DEL");
+				cmd_arg(&cmd, key);
+				cmd_send(conn, &cmd);
+				nreplies[i] = 1;
+				break;
+
+			case REDIS_MODE_PUBLISH:
+				cmd_arg(&cmd, "PUBLISH");
+				cmd_arg(&cmd, channel);
+				cmd_arg(&cmd, publish_message(route, ev));
+				cmd_send(conn, &cmd);
+				nreplies[i] = 1;
+				break;
+		}
+		i++;
+	}
+
+	/* read every reply: one round trip for the batch */
+	for (i = 0; i < list_length(items); i++)
+	{
+		int			r;
+
+		for (r = 0; r < nreplies[i]; r++)
+		{
+			void	   *reply = NULL;
+
+			if (redisGetReply(redis_ctx(conn), &reply) != REDIS_OK || reply == NULL)
+				redis_report_error(conn, NULL, "a pipelined batch");
+			check_reply((redisReply *) reply, &results[i], &transient);
+		}
+	}
+
+	if (transient)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Redis server \"%s\" is temporarily unable to take writes",
+						conn->servername),
+				 errdetail_internal("%s", transient)));
+}
+
+const PolyglotSink polyglot_redis_sink = {
+	.payload = redis_payload,
+	.deliver = redis_deliver,
+};
