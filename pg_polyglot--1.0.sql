@@ -476,6 +476,7 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
   SELECT polyglot._check_route(route);
+  SELECT polyglot._wake();
   WITH moved AS (
     DELETE FROM polyglot.dead_letters d WHERE d.route_id = route RETURNING d.*
   ), queued AS (
@@ -484,7 +485,6 @@ BEGIN ATOMIC
     RETURNING 1
   )
   SELECT count(*) FROM queued;
-  SELECT polyglot._wake();
 END;
 COMMENT ON FUNCTION polyglot.retry(int) IS
   'Replays the dead letters of a route: puts them back in the outbox with fresh attempts; returns how many';

@@ -211,7 +211,6 @@ write_pg_preload_conf() {
 	lib=$(pg_library_path)
 	if [ -f "$lib" ]; then
 		echo "shared_preload_libraries = 'pg_polyglot'"
-		echo "polyglot.database = '$PG_DATABASE'"
 	else
 		echo "# pg_polyglot.so is not installed yet: nothing to preload"
 	fi > "$PG_DATA/polyglot_preload.conf"

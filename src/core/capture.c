@@ -159,6 +159,22 @@ load_outbox_info(void)
 	outbox.valid = true;
 }
 
+static int32
+trigger_int_arg(Trigger *trigger, int i)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(trigger->tgargs[i], &end, 10);
+	if (*trigger->tgargs[i] == '\0' || *end != '\0' || errno != 0 || v < 0 || v > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" has malformed pg_polyglot arguments", trigger->tgname),
+				 errhint("Capture triggers are created by polyglot.sync().")));
+	return (int32) v;
+}
+
 /*
  * Parses the trigger arguments: route id, then key attribute numbers.
  * Ereports on a malformed definition.
@@ -174,10 +190,10 @@ parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" has malformed pg_polyglot arguments", trigger->tgname),
 				 errhint("Capture triggers are created by polyglot.sync().")));
-	route = pg_strtoint32(trigger->tgargs[0]);
+	route = trigger_int_arg(trigger, 0);
 	for (i = 1; i < trigger->tgnargs; i++)
 	{
-		int32		attnum = pg_strtoint32(trigger->tgargs[i]);
+		int32		attnum = trigger_int_arg(trigger, i);
 
 		if (attnum < 1 || attnum > tupdesc->natts ||
 			TupleDescAttr(tupdesc, attnum - 1)->attisdropped)
