@@ -1,0 +1,161 @@
+# PolyglotTest.pm: helpers for the TAP tests of pg_polyglot.
+#
+# A test that stops or crashes a store gets a Redis server of its own (a
+# real redis-server on a free port, data in the test's temporary folder), so
+# the shared stack is never disturbed.  Comparisons read every key back
+# from Redis and every row from PostgreSQL.
+package PolyglotTest;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+use Exporter 'import';
+
+our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
+  wait_until wait_drained worker_pid preloaded_node compare_store);
+
+# Starts a private Redis server; returns its port.  With $persist, SHUTDOWN
+# saves to disk and a restart loads it back, like a durable production Redis.
+sub start_redis
+{
+	my ($dir, $port) = @_;
+	$port //= PostgreSQL::Test::Cluster::get_free_port();
+	mkdir $dir;
+	system('redis-server', '--bind', '127.0.0.1', '--port', $port, '--dir', $dir,
+		'--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no',
+		'--daemonize', 'yes', '--pidfile', "$dir/redis.pid",
+		'--logfile', "$dir/redis.log") == 0
+	  or die "could not start redis-server";
+	wait_until(sub { (redis_cli($port, 'PING') // '') eq 'PONG' }, 20)
+	  or die "redis-server on port $port did not answer";
+	return $port;
+}
+
+# Stops a private Redis server, saving its data first.
+sub stop_redis
+{
+	my ($port) = @_;
+	system("redis-cli -p $port SHUTDOWN SAVE >/dev/null 2>&1");
+	wait_until(sub { !defined redis_cli($port, 'PING') }, 20);
+}
+
+# One command; its raw reply, or undef when Redis does not answer.
+sub redis_cli
+{
+	my ($port, @args) = @_;
+	my $cmd = join(' ', 'redis-cli', '-p', $port, map { quotemeta } @args);
+	my $out = `$cmd 2>/dev/null`;
+	return undef if $? != 0 || $out =~ /^Could not connect/;
+	chomp $out;
+	return $out;
+}
+
+# Every key with a prefix and its value: { key => value }.
+sub redis_dump
+{
+	my ($port, $prefix, $tmpdir) = @_;
+	my @keys = grep { length } split /\n/,
+	  `redis-cli -p $port --scan --pattern '$prefix*'`;
+	my %seen;
+	@keys = grep { !$seen{$_}++ } @keys;    # SCAN may return a key twice
+	my %h;
+	return \%h unless @keys;
+	open my $fh, '>', "$tmpdir/get.cmds" or die;
+	print $fh "GET $_\n" for @keys;
+	close $fh;
+	my @vals = split /\n/, `redis-cli -p $port < $tmpdir/get.cmds`;
+	die "redis returned " . scalar(@vals) . " values for " . scalar(@keys) . " keys"
+	  unless @vals == @keys;
+	@h{@keys} = @vals;
+	return \%h;
+}
+
+# { key => row_to_json } of a table, keys rendered as the route renders them.
+sub table_dump
+{
+	my ($node, $db, $sql) = @_;
+	my %h;
+	for my $line (split /\n/, $node->safe_psql($db, $sql))
+	{
+		my ($k, $v) = split /\|/, $line, 2;
+		$h{$k} = $v;
+	}
+	return \%h;
+}
+
+# Compares a store dump with a table dump; one test, with the first
+# differences in the diagnostics.
+sub compare_store
+{
+	my ($store, $table, $name) = @_;
+	my @diff;
+	for my $k (sort keys %$table)
+	{
+		push @diff, "missing $k" unless exists $store->{$k};
+		push @diff, "differs $k: $store->{$k} vs $table->{$k}"
+		  if exists $store->{$k} && $store->{$k} ne $table->{$k};
+	}
+	for my $k (sort keys %$store)
+	{
+		push @diff, "extra $k" unless exists $table->{$k};
+	}
+	ok(!@diff, $name)
+	  or diag("store: " . scalar(keys %$store) . " keys, table: " . scalar(keys %$table) . " rows; " .scalar(@diff) . " differences, first: " . join("; ", @diff[0 .. ($#diff < 4 ? $#diff : 4)]));
+}
+
+# Polls a condition every 100 ms until it holds or the time is up.
+sub wait_until
+{
+	my ($cond, $timeout) = @_;
+	my $deadline = time() + $timeout;
+	while (time() < $deadline)
+	{
+		my $ok = eval { $cond->() };
+		return 1 if $ok;
+		usleep(100_000);
+	}
+	return 0;
+}
+
+# Waits until the outbox of a database is empty.
+sub wait_drained
+{
+	my ($node, $db, $timeout) = @_;
+	return wait_until(
+		sub {
+			$node->safe_psql($db, 'SELECT count(*) FROM polyglot.outbox') eq '0';
+		},
+		$timeout);
+}
+
+# The pid of the delivery worker of a database, or '' if none.
+sub worker_pid
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT coalesce(max(pid), 0) FROM pg_stat_activity "
+		  . "WHERE backend_type = 'pg_polyglot worker' AND datname = '$db'");
+}
+
+# A cluster with pg_polyglot preloaded.
+sub preloaded_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_polyglot'
+max_worker_processes = 16
+polyglot.poll_interval = 200ms
+polyglot.backoff_max = 2s
+restart_after_crash = on
+log_statement = none
+});
+	$node->start;
+	return $node;
+}
+
+1;
