@@ -310,6 +310,11 @@ polyglot_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (OidIsValid(dropped_db))
 		finish_drop(dropped_db, true);
+
+	/* DROP EXTENSION pg_polyglot: wake the worker, so that it leaves */
+	if (shared && IsA(pstmt->utilityStmt, DropStmt) &&
+		((DropStmt *) pstmt->utilityStmt)->removeType == OBJECT_EXTENSION)
+		polyglot_request_wake_at_commit();
 }
 
 void
