@@ -44,6 +44,9 @@
 #include "core/core.h"
 #include "core/dispatch.h"
 
+/* how long one route may keep the worker when it has a backlog */
+#define POLYGLOT_ROUTE_SLICE_MS		500
+
 /* first retry of a failed event or route, doubled per failure */
 #define POLYGLOT_BACKOFF_BASE_MS	200
 
@@ -711,8 +714,25 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone)
 			*sleep_ms = Min(*sleep_ms, wait);
 			continue;
 		}
-		if (process_route(route, sleep_ms) >= polyglot_batch_size)
-			more = true;
+		/*
+		 * A route with a backlog gets several batches in a row, up to a
+		 * time slice, so that routes are reloaded once per slice rather
+		 * than once per batch, and other routes still get their turn.
+		 */
+		{
+			TimestampTz slice_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																POLYGLOT_ROUTE_SLICE_MS);
+
+			while (process_route(route, sleep_ms) >= polyglot_batch_size)
+			{
+				CHECK_FOR_INTERRUPTS();
+				if (GetCurrentTimestamp() >= slice_end)
+				{
+					more = true;
+					break;
+				}
+			}
+		}
 	}
 	return more;
 }

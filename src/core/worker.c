@@ -44,6 +44,7 @@
 #include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -629,6 +630,15 @@ polyglot_worker_main(Datum main_arg)
 		worker_exit_no_extension();
 
 	ereport(LOG, (errmsg("pg_polyglot worker started for database \"%s\"", my_dbname)));
+
+	/*
+	 * Outbox queries walk the (route_id, id) index in order and stop at the
+	 * batch size.  With stale statistics the planner may prefer a bitmap
+	 * scan of the whole route's backlog, which makes draining a backlog
+	 * quadratic: forbid the plans that never pay off here.
+	 */
+	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
