@@ -124,3 +124,7 @@ done
 d=$(median < "$TMP/drain"); b=$(median < "$TMP/rb")
 printf 'pg_polyglot drain %.0f events/s | redis-benchmark SET -P %s -d %s %.0f ops/s | drain / redis-benchmark = %s\n' \
 	"$d" "$BATCH" "$SIZE" "$b" "$(ratio "$d" "$b")"
+
+# leave the stack as it was
+psql -X -q -d postgres -c "DROP DATABASE $DB"
+for p in bench key; do redis-cli -p "$REDIS_PORT" --scan --pattern "$p:*" | xargs -r -n 5000 redis-cli -p "$REDIS_PORT" DEL >/dev/null; done

@@ -40,3 +40,34 @@ CREATE SERVER nowhere FOREIGN DATA WRAPPER polyglot_redis
 SELECT polyglot.ping('nowhere');
 \set ON_ERROR_STOP 1
 DROP SERVER nowhere;
+
+-- 5. Sync a table to Redis: C triggers capture changes in a transactional
+--    outbox; the background worker delivers them.
+DROP TABLE IF EXISTS products;
+CREATE TABLE products (id int PRIMARY KEY, name text, price numeric(10,2), cost numeric(10,2));
+INSERT INTO products VALUES (1, 'desk lamp', 19.90, 7.10), (2, 'office chair', 149.00, 80.00);
+SELECT polyglot.sync('products', 'cache', '{"key": "product:{id}", "exclude": ["cost"]}') AS route;
+
+-- the worker delivers asynchronously; wait until the outbox is empty
+CREATE OR REPLACE PROCEDURE pg_temp.wait_synced() LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN NOT EXISTS (SELECT FROM polyglot.outbox);
+    PERFORM pg_sleep(0.05);
+    COMMIT;
+  END LOOP;
+END $$;
+CALL pg_temp.wait_synced();
+\! redis-cli -p $REDIS_PORT GET product:1
+
+-- a write in Postgres, a rolled-back one, and a delete
+UPDATE products SET price = 17.50 WHERE id = 1;
+BEGIN;
+UPDATE products SET price = 0 WHERE id = 2;
+ROLLBACK;
+DELETE FROM products WHERE id = 2;
+CALL pg_temp.wait_synced();
+\! redis-cli -p $REDIS_PORT GET product:1
+\! redis-cli -p $REDIS_PORT EXISTS product:2
+
+SELECT route, source, server, pending, delivered, failed, state FROM polyglot.status;

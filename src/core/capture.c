@@ -44,6 +44,7 @@
 #include "utils/datetime.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "pg_polyglot.h"
@@ -67,6 +68,10 @@ typedef struct OutboxInfo
 	AttrNumber	att_key;
 	AttrNumber	att_enqueued;
 	AttrNumber	att_attempts;
+	int			nindexes;
+	Oid			index_oids[4];
+	IndexInfo  *index_info[4];
+	MemoryContext cxt;			/* holds index_info */
 } OutboxInfo;
 
 static OutboxInfo outbox = {false};
@@ -76,8 +81,13 @@ static bool callbacks_registered = false;
 static void
 outbox_inval_callback(Datum arg, Oid relid)
 {
+	int			i;
+
 	if (!OidIsValid(relid) || relid == outbox.relid)
 		outbox.valid = false;
+	for (i = 0; i < outbox.nindexes; i++)
+		if (relid == outbox.index_oids[i])
+			outbox.valid = false;
 }
 
 static void
@@ -150,10 +160,34 @@ load_outbox_info(void)
 	outbox.att_key = outbox_attnum(outbox.relid, "key");
 	outbox.att_enqueued = outbox_attnum(outbox.relid, "enqueued_at");
 	outbox.att_attempts = outbox_attnum(outbox.relid, "attempts");
+	if (outbox.cxt == NULL)
+		outbox.cxt = AllocSetContextCreate(CacheMemoryContext, "pg_polyglot outbox",
+										   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(outbox.cxt);
+	outbox.nindexes = 0;
 	{
 		Relation	rel = table_open(outbox.relid, AccessShareLock);
+		List	   *indexes = RelationGetIndexList(rel);
+		ListCell   *lc;
 
 		outbox.owner = rel->rd_rel->relowner;
+		foreach(lc, indexes)
+		{
+			Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+			MemoryContext old = MemoryContextSwitchTo(outbox.cxt);
+			IndexInfo  *ii = BuildIndexInfo(index);
+
+			MemoryContextSwitchTo(old);
+			if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
+				outbox.nindexes >= (int) lengthof(outbox.index_oids))
+				elog(ERROR, "pg_polyglot: index \"%s\" on the outbox is not supported",
+					 RelationGetRelationName(index));
+			outbox.index_oids[outbox.nindexes] = lfirst_oid(lc);
+			outbox.index_info[outbox.nindexes] = ii;
+			outbox.nindexes++;
+			index_close(index, AccessShareLock);
+		}
+		list_free(indexes);
 		table_close(rel, AccessShareLock);
 	}
 	outbox.valid = true;
@@ -212,7 +246,7 @@ parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int
  * them back with its own settings, finds the same value.
  */
 static char *
-key_output(Oid outfunc, Oid typid, Datum value)
+key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 {
 	int			save_datestyle = DateStyle;
 	int			save_intervalstyle = IntervalStyle;
@@ -228,13 +262,13 @@ key_output(Oid outfunc, Oid typid, Datum value)
 		case INTERVALOID:
 			break;
 		default:
-			return OidOutputFunctionCall(outfunc, value);
+			return OutputFunctionCall(outfunc, value);
 	}
 	DateStyle = USE_ISO_DATES;
 	IntervalStyle = INTSTYLE_POSTGRES;
 	PG_TRY();
 	{
-		result = OidOutputFunctionCall(outfunc, value);
+		result = OutputFunctionCall(outfunc, value);
 	}
 	PG_FINALLY();
 	{
@@ -245,21 +279,59 @@ key_output(Oid outfunc, Oid typid, Datum value)
 	return result;
 }
 
+/*
+ * What a capture trigger needs for every row, worked out on its first row
+ * of a statement and kept in fn_extra: route, key columns, their output
+ * functions.
+ */
+typedef struct CaptureCache
+{
+	Oid			tgoid;
+	int32		route;
+	int			nkeys;
+	AttrNumber	attnums[INDEX_MAX_KEYS];
+	Oid			typids[INDEX_MAX_KEYS];
+	FmgrInfo	outfuncs[INDEX_MAX_KEYS];
+} CaptureCache;
+
+static CaptureCache *
+capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
+{
+	CaptureCache *cache = (CaptureCache *) fcinfo->flinfo->fn_extra;
+	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	int			i;
+
+	if (cache && cache->tgoid == trigdata->tg_trigger->tgoid)
+		return cache;
+	cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaptureCache));
+	cache->tgoid = trigdata->tg_trigger->tgoid;
+	cache->route = parse_trigger_args(trigdata->tg_trigger, tupdesc, cache->attnums,
+									  &cache->nkeys);
+	for (i = 0; i < cache->nkeys; i++)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		cache->typids[i] = TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid;
+		getTypeOutputInfo(cache->typids[i], &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &cache->outfuncs[i], fcinfo->flinfo->fn_mcxt);
+	}
+	fcinfo->flinfo->fn_extra = cache;
+	return cache;
+}
+
 /* The key of a row as a text[] datum; ereports on a NULL key column. */
 static Datum
-row_key(HeapTuple tuple, TupleDesc tupdesc, AttrNumber *attnums, int nkeys,
-		Relation rel)
+row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel)
 {
 	Datum		elems[INDEX_MAX_KEYS];
 	int			i;
 
-	for (i = 0; i < nkeys; i++)
+	for (i = 0; i < cache->nkeys; i++)
 	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, attnums[i] - 1);
+		Form_pg_attribute att = TupleDescAttr(tupdesc, cache->attnums[i] - 1);
 		bool		isnull;
-		Datum		value = heap_getattr(tuple, attnums[i], tupdesc, &isnull);
-		Oid			outfunc;
-		bool		isvarlena;
+		Datum		value = heap_getattr(tuple, cache->attnums[i], tupdesc, &isnull);
 
 		if (isnull)
 			ereport(ERROR,
@@ -267,10 +339,9 @@ row_key(HeapTuple tuple, TupleDesc tupdesc, AttrNumber *attnums, int nkeys,
 					 errmsg("key column \"%s\" of \"%s\" is null",
 							NameStr(att->attname), RelationGetRelationName(rel)),
 					 errdetail("pg_polyglot identifies rows by their key, which must not be null.")));
-		getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
-		elems[i] = CStringGetTextDatum(key_output(outfunc, att->atttypid, value));
+		elems[i] = CStringGetTextDatum(key_output(&cache->outfuncs[i], cache->typids[i], value));
 	}
-	return PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
+	return PointerGetDatum(construct_array(elems, cache->nkeys, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
@@ -284,8 +355,7 @@ outbox_insert(Relation rel, int32 route, char op, Datum key)
 	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
 	HeapTuple	tuple;
-	List	   *indexes;
-	ListCell   *lc;
+	int			i;
 
 	memset(nulls, true, sizeof(bool) * tupdesc->natts);
 	values[outbox.att_id - 1] = Int64GetDatum(nextval_internal(outbox.seqid, false));
@@ -304,24 +374,20 @@ outbox_insert(Relation rel, int32 route, char op, Datum key)
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 	simple_heap_insert(rel, tuple);
 
-	indexes = RelationGetIndexList(rel);
-	foreach(lc, indexes)
+	for (i = 0; i < outbox.nindexes; i++)
 	{
-		Relation	index = index_open(lfirst_oid(lc), RowExclusiveLock);
-		IndexInfo  *ii = BuildIndexInfo(index);
+		Relation	index = index_open(outbox.index_oids[i], RowExclusiveLock);
+		IndexInfo  *ii = outbox.index_info[i];
 		Datum		ivalues[INDEX_MAX_KEYS];
 		bool		inulls[INDEX_MAX_KEYS];
-		int			i;
+		int			k;
 
-		if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL)
-			elog(ERROR, "pg_polyglot: index \"%s\" on the outbox is not supported",
-				 RelationGetRelationName(index));
-		for (i = 0; i < ii->ii_NumIndexAttrs; i++)
+		for (k = 0; k < ii->ii_NumIndexAttrs; k++)
 		{
-			AttrNumber	attnum = ii->ii_IndexAttrNumbers[i];
+			AttrNumber	attnum = ii->ii_IndexAttrNumbers[k];
 
-			ivalues[i] = values[attnum - 1];
-			inulls[i] = nulls[attnum - 1];
+			ivalues[k] = values[attnum - 1];
+			inulls[k] = nulls[attnum - 1];
 		}
 		index_insert(index, ivalues, inulls, &tuple->t_self, rel,
 					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
@@ -331,7 +397,6 @@ outbox_insert(Relation rel, int32 route, char op, Datum key)
 					 ii);
 		index_close(index, RowExclusiveLock);
 	}
-	list_free(indexes);
 	heap_freetuple(tuple);
 	pfree(values);
 	pfree(nulls);
@@ -364,9 +429,7 @@ polyglot_capture(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	tupdesc;
-	AttrNumber	attnums[INDEX_MAX_KEYS];
-	int			nkeys;
-	int32		route;
+	CaptureCache *cache;
 	Relation	rel;
 
 	check_trigger_call(fcinfo, "polyglot._capture()");
@@ -378,31 +441,31 @@ polyglot_capture(PG_FUNCTION_ARGS)
 				 errmsg("polyglot._capture() must be an AFTER INSERT, UPDATE or DELETE trigger FOR EACH ROW")));
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
-	route = parse_trigger_args(trigdata->tg_trigger, tupdesc, attnums, &nkeys);
+	cache = capture_cache(fcinfo, trigdata);
 	load_outbox_info();
 
 	/* direct heap and index inserts check no privileges: no user switch */
 	rel = table_open(outbox.relid, RowExclusiveLock);
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		outbox_insert(rel, route, 'I',
-					  row_key(trigdata->tg_trigtuple, tupdesc, attnums, nkeys, trigdata->tg_relation));
+		outbox_insert(rel, cache->route, 'I',
+					  row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation));
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		outbox_insert(rel, route, 'D',
-					  row_key(trigdata->tg_trigtuple, tupdesc, attnums, nkeys, trigdata->tg_relation));
+		outbox_insert(rel, cache->route, 'D',
+					  row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation));
 	else
 	{
-		Datum		oldkey = row_key(trigdata->tg_trigtuple, tupdesc, attnums, nkeys,
+		Datum		oldkey = row_key(trigdata->tg_trigtuple, tupdesc, cache,
 									 trigdata->tg_relation);
-		Datum		newkey = row_key(trigdata->tg_newtuple, tupdesc, attnums, nkeys,
+		Datum		newkey = row_key(trigdata->tg_newtuple, tupdesc, cache,
 									 trigdata->tg_relation);
 
 		if (keys_equal(oldkey, newkey))
-			outbox_insert(rel, route, 'U', newkey);
+			outbox_insert(rel, cache->route, 'U', newkey);
 		else
 		{
-			outbox_insert(rel, route, 'D', oldkey);
-			outbox_insert(rel, route, 'I', newkey);
+			outbox_insert(rel, cache->route, 'D', oldkey);
+			outbox_insert(rel, cache->route, 'I', newkey);
 		}
 	}
 

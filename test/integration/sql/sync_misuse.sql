@@ -111,4 +111,4 @@ DROP ROLE polyglot_writer;
 DROP SERVER cache, docs, other;
 DROP FOREIGN DATA WRAPPER other_fdw;
 DROP FUNCTION try;
-\! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
+\! redis-cli -p $REDIS_PORT KEYS 'misuse:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null

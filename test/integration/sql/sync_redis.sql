@@ -25,7 +25,7 @@ BEGIN
   END LOOP;
 END $$;
 
-\! redis-cli -p $REDIS_PORT --scan --pattern 'sync:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
+\! redis-cli -p $REDIS_PORT KEYS 'sync:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
 
 --
 -- json mode (the default), a key template, "exclude"; backfill of existing rows
@@ -76,7 +76,7 @@ SELECT wait_synced(:route);
 -- TRUNCATE reaches Redis
 TRUNCATE products;
 SELECT wait_synced(:route);
-\! redis-cli -p $REDIS_PORT --scan --pattern 'sync:product:*' | wc -l
+\! redis-cli -p $REDIS_PORT KEYS 'sync:product:*' | grep -c :
 SELECT route, source, server, store, pending, failed, dead_letters, state, last_error
 FROM polyglot.status WHERE route = :route;
 SELECT delivered > 0 AS delivered_some FROM polyglot.status WHERE route = :route;
@@ -136,7 +136,7 @@ SELECT wait_synced(:route);
 --
 CREATE TABLE orders (id int PRIMARY KEY, status text);
 SELECT polyglot.sync('orders', 'cache', '{"mode": "publish", "channel": "sync:orders"}') AS route \gset
-\! (timeout 5 redis-cli -p $REDIS_PORT SUBSCRIBE sync:orders > /tmp/pg_polyglot_publish.out &) ; sleep 0.5
+\! (timeout 3 redis-cli -p $REDIS_PORT SUBSCRIBE sync:orders > /tmp/pg_polyglot_publish.out 2>&1 < /dev/null &) ; sleep 0.5
 INSERT INTO orders VALUES (1, 'new');
 SELECT wait_synced(:route);
 UPDATE orders SET status = 'paid' WHERE id = 1;
@@ -181,4 +181,4 @@ UPDATE prices SET amount = 1;
 
 DROP TABLE products, stock, sessions, prices;
 DROP SERVER cache;
-\! redis-cli -p $REDIS_PORT --scan --pattern 'sync:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
+\! redis-cli -p $REDIS_PORT KEYS 'sync:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
