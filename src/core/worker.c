@@ -55,6 +55,7 @@
 #define POLYGLOT_MAX_DATABASES			64
 #define POLYGLOT_LAUNCHER_RESCAN_MS		30000
 #define POLYGLOT_WORKER_RESTART_MS		5000
+#define POLYGLOT_MIN_ROUND_INTERVAL_MS	10
 
 typedef enum SlotState
 {
@@ -604,6 +605,7 @@ polyglot_worker_main(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext loop_cxt;
+	volatile int round_errors = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -647,8 +649,9 @@ polyglot_worker_main(Datum main_arg)
 	{
 		long		sleep_ms = polyglot_poll_interval;
 		bool		extension_gone = false;
-		bool		more;
+		bool		more = false;
 		MemoryContext old;
+		TimestampTz round_start;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -658,9 +661,30 @@ polyglot_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		round_start = GetCurrentTimestamp();
 		pgstat_report_activity(STATE_RUNNING, "delivering");
 		old = MemoryContextSwitchTo(loop_cxt);
-		more = polyglot_dispatch_round(&sleep_ms, &extension_gone);
+		PG_TRY();
+		{
+			more = polyglot_dispatch_round(&sleep_ms, &extension_gone);
+			round_errors = 0;
+		}
+		PG_CATCH();
+		{
+			/*
+			 * Errors of a route are handled inside the round; this is
+			 * anything else (an extension being dropped or updated under
+			 * us, say).  Report it and retry later, backing off.
+			 */
+			MemoryContextSwitchTo(loop_cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			round_errors++;
+			sleep_ms = polyglot_backoff_ms(round_errors, 1000, Max(polyglot_backoff_max, 1000));
+			more = false;
+		}
+		PG_END_TRY();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
@@ -675,5 +699,18 @@ polyglot_worker_main(Datum main_arg)
 			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Max(sleep_ms, 1), PG_WAIT_EXTENSION);
+
+		/*
+		 * Woken at commit: let a burst of commits gather for a moment, so
+		 * that a busy database costs a round every few milliseconds rather
+		 * than one per commit.
+		 */
+		{
+			long		since = (long) ((GetCurrentTimestamp() - round_start) / 1000);
+
+			if (since < POLYGLOT_MIN_ROUND_INTERVAL_MS)
+				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 POLYGLOT_MIN_ROUND_INTERVAL_MS - since, PG_WAIT_EXTENSION);
+		}
 	}
 }
