@@ -16,6 +16,11 @@ SELECT p.oid::regprocedure, obj_description(p.oid, 'pg_proc') IS NOT NULL AS has
 FROM pg_proc p WHERE p.pronamespace = 'polyglot'::regnamespace
   AND p.proname NOT LIKE '\_%' ORDER BY 1;
 
+-- tables and views, each documented
+SELECT c.relname, c.relkind, obj_description(c.oid, 'pg_class') IS NOT NULL AS has_comment
+FROM pg_class c WHERE c.relnamespace = 'polyglot'::regnamespace AND c.relkind IN ('r', 'v')
+ORDER BY 1;
+
 -- settings, with their defaults and whether they need a restart or a reload
 SELECT name, boot_val, unit, context FROM pg_settings
 WHERE name LIKE 'polyglot.%' ORDER BY name;
