@@ -45,6 +45,9 @@ SHLIB_LINK = $(shell $(PKG_CONFIG) --libs $(STORE_LIBS))
 # PG_FUNCTION_ARGS) ignore some of their arguments by design.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter $(if $(filter true,$(CI)),-Werror)
 
+# rebuild objects when a header they include changes
+override autodepend = yes
+
 # no LLVM bitcode: the JIT does not need it and clang may be missing
 override with_llvm = no
 

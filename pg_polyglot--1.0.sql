@@ -106,10 +106,11 @@ CREATE TABLE polyglot.route_state (
 COMMENT ON TABLE polyglot.route_state IS
   'pg_polyglot: delivery counters, backoff and last error per route, kept by the worker';
 
--- The transactional outbox: "this key of this route may have changed".
--- Written by the capture triggers in the writing transaction, drained by the
--- worker, which reads the row's committed state when it delivers.  Kept
--- small by deleting what was delivered; vacuumed eagerly.
+-- The transactional outbox: "these keys of this route may have changed".
+-- Written by the capture triggers in the writing transaction, one row per
+-- chunk of up to a thousand keys (key is a [keys][key columns] text array),
+-- drained by the worker, which reads the rows' committed state when it
+-- delivers.  Kept small by deleting what was delivered; vacuumed eagerly.
 CREATE SEQUENCE polyglot.outbox_id_seq AS bigint CACHE 64;
 CREATE TABLE polyglot.outbox (
   id bigint NOT NULL DEFAULT nextval('polyglot.outbox_id_seq'),
@@ -126,10 +127,11 @@ CREATE TABLE polyglot.outbox (
 ALTER SEQUENCE polyglot.outbox_id_seq OWNED BY polyglot.outbox.id;
 CREATE INDEX outbox_route_id_idx ON polyglot.outbox (route_id, id);
 COMMENT ON TABLE polyglot.outbox IS
-  'pg_polyglot transactional outbox: pending changes per route (op: I insert, U update, D delete, T truncate, B backfill)';
+  'pg_polyglot transactional outbox: keys of pending changes per route, up to a thousand per row (op: I insert, U update, D delete, M mixed, T truncate, B backfill)';
 
 -- Events that failed polyglot.max_attempts times.  polyglot.retry() puts
 -- them back in the outbox.
+-- One key per row ([1][key columns] text array).
 CREATE TABLE polyglot.dead_letters (
   id bigint PRIMARY KEY,
   route_id int NOT NULL,
@@ -383,9 +385,13 @@ BEGIN
                  array_to_string(route_id::text || attnums::text[], ', '));
 
   IF backfill THEN
+    -- a thousand keys per outbox row, as the capture trigger writes them
     SELECT 'ARRAY[' || string_agg(format('t.%I::text', k), ', ') || ']' INTO key_expr
       FROM unnest(keys) AS k;
-    EXECUTE format('INSERT INTO polyglot.outbox (route_id, op, key) SELECT $1, %L, %s FROM ONLY %s t',
+    EXECUTE format('INSERT INTO polyglot.outbox (route_id, op, key) '
+                   'SELECT $1, %L, array_agg(k) FROM ('
+                   '  SELECT %s AS k, (row_number() OVER () - 1) / 1000 AS chunk FROM ONLY %s t) s '
+                   'GROUP BY chunk',
                    'B', key_expr, source)
       USING route_id;
   END IF;
@@ -519,7 +525,7 @@ SELECT r.id AS route,
        s.backoff_until
 FROM polyglot.routes r
 LEFT JOIN polyglot.route_state s ON s.route_id = r.id
-LEFT JOIN LATERAL (SELECT count(*) AS pending, min(o.enqueued_at) AS oldest
+LEFT JOIN LATERAL (SELECT sum(array_length(o.key, 1)) AS pending, min(o.enqueued_at) AS oldest
                    FROM polyglot.outbox o WHERE o.route_id = r.id) p ON true;
 COMMENT ON VIEW polyglot.status IS
   'pg_polyglot: one row per route: pending events and the age of the oldest, delivered/failed/retried counts, dead letters, last error, state (active, backing off, paused)';

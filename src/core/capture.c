@@ -5,10 +5,14 @@
  *		in the writing transaction, and wake the worker at commit.
  *
  * polyglot._capture() is an AFTER ... FOR EACH ROW trigger; its arguments
- * are the route id and the attribute numbers of the key columns.  It writes
- * the outbox tuple directly (heap and index insert, as catalog updates do)
- * rather than through SPI: no executor start-up per row.  The outbox is an
- * internal table of the extension with plain-column indexes only.
+ * are the route id and the attribute numbers of the key columns.  It does
+ * not write an outbox row per changed row: keys gather in memory in chunks
+ * of up to a thousand, and each chunk becomes one outbox row (its key
+ * column a [nkeys][ncolumns] text array) when it is full or just before
+ * commit.  Multi-row statements thus cost a fraction of a row each.  The
+ * rows are written directly (heap and index insert, as catalog updates do)
+ * rather than through SPI.  The outbox is an internal table of the extension
+ * with plain-column indexes only.
  *
  * polyglot._capture_truncate() is a BEFORE TRUNCATE trigger: it records
  * every key of the table as deleted, so TRUNCATE reaches the stores.
@@ -78,6 +82,32 @@ static OutboxInfo outbox = {false};
 static bool wake_at_commit = false;
 static bool callbacks_registered = false;
 
+/*
+ * Captured keys wait in chunks, one outbox row per chunk: a chunk holds up
+ * to POLYGLOT_CHUNK_KEYS keys of one route captured at one subtransaction
+ * level.  A full chunk is written at once; the rest are written just
+ * before the transaction commits (or prepares).  A rolled-back
+ * subtransaction drops the chunks it filled; chunks it had already
+ * written are rolled back with it.
+ */
+#define POLYGLOT_CHUNK_KEYS		1000
+
+typedef struct CaptureChunk
+{
+	int32		route;
+	int			level;			/* subtransaction nesting level */
+	char		op;				/* the keys' operation, 'M' when mixed */
+	int			ncols;
+	int			nkeys;
+	Datum		elems[FLEXIBLE_ARRAY_MEMBER];	/* nkeys * ncols text values */
+} CaptureChunk;
+
+static List *chunks = NIL;		/* of CaptureChunk *, in chunk_cxt */
+static MemoryContext chunk_cxt = NULL;
+
+static void flush_chunk(CaptureChunk *chunk);
+static void flush_all_chunks(void);
+
 static void
 outbox_inval_callback(Datum arg, Oid relid)
 {
@@ -91,22 +121,70 @@ outbox_inval_callback(Datum arg, Oid relid)
 }
 
 static void
+reset_chunks(void)
+{
+	chunks = NIL;
+	if (chunk_cxt)
+		MemoryContextReset(chunk_cxt);
+}
+
+static void
 capture_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			flush_all_chunks();
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_at_commit)
 				polyglot_wake_database(MyDatabaseId);
 			wake_at_commit = false;
+			reset_chunks();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
 			wake_at_commit = false;
+			reset_chunks();
 			break;
 		default:
 			break;
+	}
+}
+
+static void
+capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (chunks == NIL)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		/* what the rolled-back subtransaction captured is gone */
+		foreach(lc, chunks)
+		{
+			CaptureChunk *chunk = (CaptureChunk *) lfirst(lc);
+
+			if (chunk->level >= level)
+				chunks = foreach_delete_current(chunks, lc);
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* released: its chunks now belong to the parent */
+		foreach(lc, chunks)
+		{
+			CaptureChunk *chunk = (CaptureChunk *) lfirst(lc);
+
+			if (chunk->level >= level)
+				chunk->level = level - 1;
+		}
 	}
 }
 
@@ -116,7 +194,10 @@ register_callbacks(void)
 	if (callbacks_registered)
 		return;
 	RegisterXactCallback(capture_xact_callback, NULL);
+	RegisterSubXactCallback(capture_subxact_callback, NULL);
 	CacheRegisterRelcacheCallback(outbox_inval_callback, (Datum) 0);
+	chunk_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot captured keys",
+									  ALLOCSET_DEFAULT_SIZES);
 	callbacks_registered = true;
 }
 
@@ -320,11 +401,14 @@ capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	return cache;
 }
 
-/* The key of a row as a text[] datum; ereports on a NULL key column. */
-static Datum
-row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel)
+/*
+ * The key of a row as text values in elems (allocated in the current
+ * context); ereports on a NULL key column.
+ */
+static void
+row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel,
+		Datum *elems)
 {
-	Datum		elems[INDEX_MAX_KEYS];
 	int			i;
 
 	for (i = 0; i < cache->nkeys; i++)
@@ -341,7 +425,60 @@ row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel)
 					 errdetail("pg_polyglot identifies rows by their key, which must not be null.")));
 		elems[i] = CStringGetTextDatum(key_output(&cache->outfuncs[i], cache->typids[i], value));
 	}
-	return PointerGetDatum(construct_array(elems, cache->nkeys, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* Two keys from row_key() are equal when every text value is. */
+static bool
+keys_equal(Datum *a, Datum *b, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (!datumIsEqual(a[i], b[i], false, -1))
+			return false;
+	return true;
+}
+
+/*
+ * Adds a key to the chunk being filled for a route at this subtransaction
+ * level, starting a chunk when needed and writing a full one.
+ */
+static void
+capture_key(int32 route, char op, Datum *key, int ncols)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	CaptureChunk *chunk = chunks ? (CaptureChunk *) llast(chunks) : NULL;
+	MemoryContext old;
+	int			i;
+
+	if (chunk == NULL || chunk->route != route || chunk->level != level ||
+		chunk->ncols != ncols)
+	{
+		old = MemoryContextSwitchTo(chunk_cxt);
+		chunk = palloc(offsetof(CaptureChunk, elems) +
+					   sizeof(Datum) * POLYGLOT_CHUNK_KEYS * ncols);
+		chunk->route = route;
+		chunk->level = level;
+		chunk->op = op;
+		chunk->ncols = ncols;
+		chunk->nkeys = 0;
+		chunks = lappend(chunks, chunk);
+		MemoryContextSwitchTo(old);
+	}
+	if (chunk->op != op)
+		chunk->op = 'M';
+	old = MemoryContextSwitchTo(chunk_cxt);
+	for (i = 0; i < ncols; i++)
+		chunk->elems[chunk->nkeys * ncols + i] = PointerGetDatum(PG_DETOAST_DATUM_COPY(key[i]));
+	MemoryContextSwitchTo(old);
+	chunk->nkeys++;
+	wake_at_commit = true;
+
+	if (chunk->nkeys >= POLYGLOT_CHUNK_KEYS)
+	{
+		flush_chunk(chunk);
+		chunks = list_delete_last(chunks);
+	}
 }
 
 /*
@@ -402,11 +539,37 @@ outbox_insert(Relation rel, int32 route, char op, Datum key)
 	pfree(nulls);
 }
 
-/* Keys built by row_key() are equal exactly when their bytes are. */
-static bool
-keys_equal(Datum a, Datum b)
+/* Writes one chunk as an outbox row: key is a [nkeys][ncols] text array. */
+static void
+flush_chunk(CaptureChunk *chunk)
 {
-	return datumIsEqual(a, b, false, -1);
+	Relation	rel;
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+	ArrayType  *keys;
+
+	if (chunk->nkeys == 0)
+		return;
+	load_outbox_info();
+	dims[0] = chunk->nkeys;
+	dims[1] = chunk->ncols;
+	keys = construct_md_array(chunk->elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
+							  TYPALIGN_INT);
+	/* direct heap and index inserts check no privileges: no user switch */
+	rel = table_open(outbox.relid, RowExclusiveLock);
+	outbox_insert(rel, chunk->route, chunk->op, PointerGetDatum(keys));
+	table_close(rel, RowExclusiveLock);
+	pfree(keys);
+}
+
+static void
+flush_all_chunks(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, chunks)
+		flush_chunk((CaptureChunk *) lfirst(lc));
+	reset_chunks();
 }
 
 static void
@@ -430,7 +593,8 @@ polyglot_capture(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	tupdesc;
 	CaptureCache *cache;
-	Relation	rel;
+	Datum		oldkey[INDEX_MAX_KEYS];
+	Datum		newkey[INDEX_MAX_KEYS];
 
 	check_trigger_call(fcinfo, "polyglot._capture()");
 	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -444,40 +608,36 @@ polyglot_capture(PG_FUNCTION_ARGS)
 	cache = capture_cache(fcinfo, trigdata);
 	load_outbox_info();
 
-	/* direct heap and index inserts check no privileges: no user switch */
-	rel = table_open(outbox.relid, RowExclusiveLock);
-
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		outbox_insert(rel, cache->route, 'I',
-					  row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation));
+	{
+		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, newkey);
+		capture_key(cache->route, 'I', newkey, cache->nkeys);
+	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		outbox_insert(rel, cache->route, 'D',
-					  row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation));
+	{
+		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, oldkey);
+		capture_key(cache->route, 'D', oldkey, cache->nkeys);
+	}
 	else
 	{
-		Datum		oldkey = row_key(trigdata->tg_trigtuple, tupdesc, cache,
-									 trigdata->tg_relation);
-		Datum		newkey = row_key(trigdata->tg_newtuple, tupdesc, cache,
-									 trigdata->tg_relation);
-
-		if (keys_equal(oldkey, newkey))
-			outbox_insert(rel, cache->route, 'U', newkey);
+		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, oldkey);
+		row_key(trigdata->tg_newtuple, tupdesc, cache, trigdata->tg_relation, newkey);
+		if (keys_equal(oldkey, newkey, cache->nkeys))
+			capture_key(cache->route, 'U', newkey, cache->nkeys);
 		else
 		{
-			outbox_insert(rel, cache->route, 'D', oldkey);
-			outbox_insert(rel, cache->route, 'I', newkey);
+			capture_key(cache->route, 'D', oldkey, cache->nkeys);
+			capture_key(cache->route, 'I', newkey, cache->nkeys);
 		}
 	}
-
-	table_close(rel, RowExclusiveLock);
-	wake_at_commit = true;
 
 	return PointerGetDatum(NULL);
 }
 
 /*
  * polyglot._capture_truncate(): BEFORE TRUNCATE FOR EACH STATEMENT.  Records
- * every key of the table as deleted ('T'), in one INSERT ... SELECT.
+ * every key of the table as deleted ('T'), in one INSERT ... SELECT that
+ * packs a thousand keys per outbox row.
  */
 Datum
 polyglot_capture_truncate(PG_FUNCTION_ARGS)
@@ -507,12 +667,17 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	load_outbox_info();
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO polyglot.outbox (route_id, op, key) SELECT %d, 'T', ARRAY[",
-					 route);
+	/* one outbox row per thousand keys, each key a row of a 2-D array */
+	appendStringInfo(&sql,
+					 "INSERT INTO polyglot.outbox (route_id, op, key) "
+					 "SELECT %d, 'T', pg_catalog.array_agg(k) FROM ("
+					 "SELECT ARRAY[", route);
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "%st.%s::text", i ? ", " : "",
 						 quote_identifier(NameStr(TupleDescAttr(tupdesc, attnums[i] - 1)->attname)));
-	appendStringInfo(&sql, "] FROM ONLY %s.%s t",
+	appendStringInfo(&sql, "] AS k, (pg_catalog.row_number() OVER () - 1) / %d AS chunk "
+					 "FROM ONLY %s.%s t) s GROUP BY chunk",
+					 POLYGLOT_CHUNK_KEYS,
 					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
 					 quote_identifier(RelationGetRelationName(trel)));
 

@@ -50,8 +50,10 @@ typedef struct PolyglotRoute
 /* One event of a batch, with the row's state read in the same snapshot */
 typedef struct PolyglotEvent
 {
-	int64		id;
+	int64		id;				/* outbox row; one row may hold many keys */
 	int32		attempts;
+	char		op;
+	TimestampTz enqueued_at;
 	List	   *key;			/* of char *: key column values as text */
 	bool		found;			/* the row exists: upsert; else delete */
 	char	   *json;			/* the row as JSON (json/publish modes) */

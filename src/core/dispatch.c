@@ -259,20 +259,35 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
 /* ---------------------------------------------------------------- batches */
 
 /*
- * The query that reads a batch of a route: its due events, oldest first,
- * each with the row it names as of the same snapshot.
+ * The events of a batch: the route's due outbox rows, oldest first, as many
+ * as it takes to reach polyglot.batch_size keys (a row holds up to a
+ * thousand keys of one transaction).
+ */
+static const char *const events_sql =
+"SELECT id, attempts, op, enqueued_at, key FROM ("
+"  SELECT id, attempts, op, enqueued_at, key,"
+"         sum(pg_catalog.array_length(key, 1)) OVER (ORDER BY id) AS upto"
+"  FROM (SELECT id, attempts, op, enqueued_at, key FROM polyglot.outbox"
+"        WHERE route_id = $1 AND (retry_at IS NULL OR retry_at <= now())"
+"        ORDER BY id LIMIT $2) l) w "
+"WHERE upto - pg_catalog.array_length(key, 1) < $2 ORDER BY id";
+
+/*
+ * The query that reads the rows of a batch's keys, passed as one text array
+ * per key column: each key's ordinal, whether its row exists, and what the
+ * sink delivers of it.
  */
 static char *
-batch_query(PolyglotRoute *route, PolyglotPayload payload)
+rows_query(PolyglotRoute *route, PolyglotPayload payload)
 {
 	StringInfoData sql;
 	ListCell   *lc,
 			   *tc;
 	int			i;
+	int			nkeys = list_length(route->key_columns);
 
 	initStringInfo(&sql);
-	appendStringInfoString(&sql,
-						   "SELECT o.id, o.attempts, o.key, t.ctid IS NOT NULL AS found");
+	appendStringInfoString(&sql, "SELECT k.i, t.ctid IS NOT NULL AS found");
 	if (payload == POLYGLOT_PAYLOAD_JSON)
 	{
 		appendStringInfoString(&sql, ", CASE WHEN t.ctid IS NULL THEN NULL ELSE "
@@ -290,65 +305,136 @@ batch_query(PolyglotRoute *route, PolyglotPayload payload)
 		foreach(lc, route->columns)
 			appendStringInfo(&sql, ", t.%s::text", quote_identifier((char *) lfirst(lc)));
 	}
-	appendStringInfo(&sql,
-					 " FROM (SELECT id, attempts, key FROM polyglot.outbox"
-					 " WHERE route_id = $1 AND (retry_at IS NULL OR retry_at <= now())"
-					 " ORDER BY id LIMIT $2) o"
-					 " LEFT JOIN ONLY %s t ON ", route->source_name);
+	appendStringInfoString(&sql, " FROM ROWS FROM (");
+	for (i = 0; i < nkeys; i++)
+		appendStringInfo(&sql, "%spg_catalog.unnest($%d::text[])", i ? ", " : "", i + 1);
+	appendStringInfoString(&sql, ") WITH ORDINALITY AS k(");
+	for (i = 0; i < nkeys; i++)
+		appendStringInfo(&sql, "c%d, ", i + 1);
+	appendStringInfo(&sql, "i) LEFT JOIN ONLY %s t ON ", route->source_name);
 	i = 0;
 	forboth(lc, route->key_columns, tc, route->key_types)
 	{
-		appendStringInfo(&sql, "%st.%s = (o.key[%d])::%s", i ? " AND " : "",
+		appendStringInfo(&sql, "%st.%s = k.c%d::%s", i ? " AND " : "",
 						 quote_identifier((char *) lfirst(lc)), i + 1, (char *) lfirst(tc));
 		i++;
 	}
-	appendStringInfoString(&sql, " ORDER BY o.id");
 	return sql.data;
 }
 
-/* Reads a batch; returns its events (in cxt), oldest first. */
+/*
+ * Reads the events of a batch (in cxt, one per key, oldest first); the
+ * number of keys read is the length of the list.
+ */
 static List *
-read_batch(PolyglotRoute *route, PolyglotPayload payload, MemoryContext cxt)
+read_events(PolyglotRoute *route, MemoryContext cxt)
 {
-	char	   *sql = batch_query(route, payload);
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		args[2];
 	List	   *events = NIL;
-	int			ncols = list_length(route->columns);
-	uint64		i;
+	int			ncols = list_length(route->key_columns);
+	uint64		r;
 	int			rc;
 
-	begin_tx();
 	args[0] = Int32GetDatum(route->id);
 	args[1] = Int32GetDatum(polyglot_batch_size);
-	rc = SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 0);
+	rc = SPI_execute_with_args(events_sql, 2, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: reading a batch failed: %s", SPI_result_code_string(rc));
 
-	for (i = 0; i < SPI_processed; i++)
+	for (r = 0; r < SPI_processed; r++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		PolyglotEvent *ev = MemoryContextAllocZero(cxt, sizeof(PolyglotEvent));
+		HeapTuple	tup = SPI_tuptable->vals[r];
 		bool		isnull;
+		int64		id = DatumGetInt64(spi_datum(tup, 1, &isnull));
+		int32		attempts = DatumGetInt32(spi_datum(tup, 2, &isnull));
+		char		op = DatumGetChar(spi_datum(tup, 3, &isnull));
+		TimestampTz enqueued = DatumGetTimestampTz(spi_datum(tup, 4, &isnull));
+		ArrayType  *keys = DatumGetArrayTypeP(spi_datum(tup, 5, &isnull));
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems,
+					k;
 
-		ev->id = DatumGetInt64(spi_datum(tup, 1, &isnull));
-		ev->attempts = DatumGetInt32(spi_datum(tup, 2, &isnull));
-		ev->key = spi_text_array(tup, 3, cxt);
-		ev->found = DatumGetBool(spi_datum(tup, 4, &isnull));
-		if (payload == POLYGLOT_PAYLOAD_JSON)
-			ev->json = spi_text(tup, 5, cxt);
-		else if (payload == POLYGLOT_PAYLOAD_COLUMNS && ncols > 0)
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+		if (ncols == 0 || nelems % ncols != 0)
+			elog(ERROR, "pg_polyglot: outbox row " INT64_FORMAT " has a malformed key", id);
+		for (k = 0; k < nelems / ncols; k++)
 		{
+			PolyglotEvent *ev = MemoryContextAllocZero(cxt, sizeof(PolyglotEvent));
+			MemoryContext old = MemoryContextSwitchTo(cxt);
 			int			c;
 
+			ev->id = id;
+			ev->attempts = attempts;
+			ev->op = op;
+			ev->enqueued_at = enqueued;
+			for (c = 0; c < ncols; c++)
+				ev->key = lappend(ev->key, nulls[k * ncols + c] ? pstrdup("") :
+								  TextDatumGetCString(elems[k * ncols + c]));
+			events = lappend(events, ev);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return events;
+}
+
+/*
+ * Reads the current state of the rows of the items' keys into each item's
+ * first event.
+ */
+static void
+read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryContext cxt)
+{
+	int			nkeycols = list_length(route->key_columns);
+	int			nitems = list_length(items);
+	int			ncols = list_length(route->columns);
+	Oid		   *argtypes = palloc(sizeof(Oid) * nkeycols);
+	Datum	   *args = palloc(sizeof(Datum) * nkeycols);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(nitems, 1));
+	PolyglotItem **byord = palloc(sizeof(PolyglotItem *) * Max(nitems, 1));
+	ListCell   *lc;
+	uint64		r;
+	int			c,
+				i,
+				rc;
+
+	i = 0;
+	foreach(lc, items)
+		byord[i++] = (PolyglotItem *) lfirst(lc);
+	for (c = 0; c < nkeycols; c++)
+	{
+		for (i = 0; i < nitems; i++)
+			elems[i] = CStringGetTextDatum((char *) list_nth(byord[i]->event->key, c));
+		argtypes[c] = TEXTARRAYOID;
+		args[c] = PointerGetDatum(construct_array(elems, nitems, TEXTOID, -1, false,
+												  TYPALIGN_INT));
+	}
+	rc = SPI_execute_with_args(rows_query(route, payload), nkeycols, argtypes, args,
+							   NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "pg_polyglot: reading rows failed: %s", SPI_result_code_string(rc));
+
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		isnull;
+		int64		ord = DatumGetInt64(spi_datum(tup, 1, &isnull));
+		PolyglotEvent *ev;
+
+		if (ord < 1 || ord > nitems)
+			continue;
+		ev = byord[ord - 1]->event;
+		ev->found = DatumGetBool(spi_datum(tup, 2, &isnull));
+		if (payload == POLYGLOT_PAYLOAD_JSON)
+			ev->json = spi_text(tup, 3, cxt);
+		else if (payload == POLYGLOT_PAYLOAD_COLUMNS && ncols > 0)
+		{
 			ev->values = MemoryContextAllocZero(cxt, sizeof(char *) * ncols);
 			for (c = 0; c < ncols; c++)
-				ev->values[c] = spi_text(tup, 5 + c, cxt);
+				ev->values[c] = spi_text(tup, 3 + c, cxt);
 		}
-		events = lappend_in(cxt, events, ev);
 	}
-	end_tx();
-	return events;
 }
 
 /* The key of an event as one string, to coalesce events of one key. */
@@ -436,116 +522,125 @@ coalesce_events(List *events)
 
 /* ---------------------------------------------------------------- acknowledgement */
 
+/* The distinct outbox ids of a batch's events, as a bigint[]. */
 static Datum
 ids_array(List *events)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(events), 1));
 	ListCell   *lc;
 	int			n = 0;
+	int64		last = -1;
 
+	/* events come oldest first, the keys of one row together */
 	foreach(lc, events)
-		elems[n++] = Int64GetDatum(((PolyglotEvent *) lfirst(lc))->id);
+	{
+		int64		id = ((PolyglotEvent *) lfirst(lc))->id;
+
+		if (id != last)
+			elems[n++] = Int64GetDatum(id);
+		last = id;
+	}
 	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* One key as a [1][ncols] text array, the form of outbox and dead letter keys. */
+static Datum
+key_array(List *key)
+{
+	int			n = list_length(key);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			dims[2] = {1, n};
+	int			lbs[2] = {1, 1};
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, key)
+		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
+											  TYPALIGN_INT));
+}
+
 /*
- * Acknowledges a delivered batch in one transaction: deletes the events of
- * the keys that were written, counts an attempt for those that failed (and
- * dead-letters the ones out of attempts), updates the route's counters.
+ * Acknowledges a delivered batch in one transaction: deletes every outbox
+ * row it read, puts each key that failed back as a row of its own with one
+ * more attempt and a later retry_at, or in the dead letters when it is out
+ * of attempts, and updates the route's counters.
  */
 static void
-ack_batch(PolyglotRoute *route, List *items, PolyglotItemResult *results)
+ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *results)
 {
-	List	   *done = NIL;
-	List	   *failed_all = NIL;
 	int64		ndone = 0,
 				nretry = 0,
 				ndead = 0;
 	char	   *last_error = NULL;
 	ListCell   *lc;
-	int			i = 0;
+	int			i;
 	int			rc;
 
-	foreach(lc, items)
-	{
-		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
-
-		if (results[i].status == POLYGLOT_ITEM_OK)
-			done = list_concat(done, item->events);
-		else
-			failed_all = list_concat(failed_all, item->events);
-		i++;
-	}
-
 	begin_tx();
-	if (done != NIL)
 	{
 		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-		Datum		args[2] = {Int32GetDatum(route->id), ids_array(done)};
+		Datum		args[2] = {Int32GetDatum(route->id), ids_array(events)};
 
 		rc = SPI_execute_with_args("DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
 								   2, argtypes, args, NULL, false, 0);
 		if (rc != SPI_OK_DELETE)
 			elog(ERROR, "pg_polyglot: acknowledging failed: %s", SPI_result_code_string(rc));
-		ndone = SPI_processed;
 	}
 
 	i = 0;
 	foreach(lc, items)
 	{
 		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
+		int32		attempts = 0;
+		ListCell   *ec;
+		Oid			argtypes[7] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID,
+		TEXTOID, INT4OID};
+		Datum		args[7];
 
-		if (results[i].status != POLYGLOT_ITEM_OK)
+		if (results[i].status == POLYGLOT_ITEM_OK)
 		{
-			Oid			argtypes[4] = {INT4OID, INT8ARRAYOID, TEXTOID, INT4OID};
-			Datum		args[4];
-			int			backoff = polyglot_backoff_ms(item->event->attempts + 1,
-													  POLYGLOT_BACKOFF_BASE_MS,
-													  polyglot_backoff_max);
-
-			args[0] = Int32GetDatum(route->id);
-			args[1] = ids_array(item->events);
-			args[2] = CStringGetTextDatum(results[i].error ? results[i].error : "unknown error");
-			args[3] = Int32GetDatum(backoff);
-			rc = SPI_execute_with_args("UPDATE polyglot.outbox SET attempts = attempts + 1, "
-									   "last_error = $3, "
-									   "retry_at = now() + $4 * interval '1 millisecond' "
-									   "WHERE route_id = $1 AND id = ANY($2)",
-									   4, argtypes, args, NULL, false, 0);
-			if (rc != SPI_OK_UPDATE)
-				elog(ERROR, "pg_polyglot: recording a failure failed: %s", SPI_result_code_string(rc));
-			nretry += SPI_processed;
-			last_error = results[i].error;
+			ndone += list_length(item->events);
+			i++;
+			continue;
 		}
+		foreach(ec, item->events)
+			attempts = Max(attempts, ((PolyglotEvent *) lfirst(ec))->attempts);
+		attempts++;
+		last_error = results[i].error ? results[i].error : "unknown error";
+		args[0] = Int32GetDatum(route->id);
+		args[1] = CharGetDatum(item->event->op);
+		args[2] = key_array(item->event->key);
+		args[3] = TimestampTzGetDatum(item->event->enqueued_at);
+		args[4] = Int32GetDatum(attempts);
+		args[5] = CStringGetTextDatum(last_error);
+		args[6] = Int32GetDatum(polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
+													polyglot_backoff_max));
+		if (attempts >= polyglot_max_attempts)
+		{
+			rc = SPI_execute_with_args("INSERT INTO polyglot.dead_letters "
+									   "(id, route_id, op, key, enqueued_at, attempts, error) "
+									   "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
+									   6, argtypes, args, NULL, false, 0);
+			ndead++;
+		}
+		else
+		{
+			rc = SPI_execute_with_args("INSERT INTO polyglot.outbox "
+									   "(route_id, op, key, enqueued_at, attempts, last_error, retry_at) "
+									   "VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')",
+									   7, argtypes, args, NULL, false, 0);
+			nretry++;
+		}
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "pg_polyglot: recording a failure failed: %s", SPI_result_code_string(rc));
 		i++;
 	}
-
-	if (failed_all != NIL)
-	{
-		Oid			argtypes[3] = {INT4OID, INT8ARRAYOID, INT4OID};
-		Datum		args[3] = {Int32GetDatum(route->id), ids_array(failed_all),
-		Int32GetDatum(polyglot_max_attempts)};
-
-		rc = SPI_execute_with_args(
-								   "WITH dead AS ("
-								   "  DELETE FROM polyglot.outbox"
-								   "  WHERE route_id = $1 AND id = ANY($2) AND attempts >= $3"
-								   "  RETURNING id, route_id, op, key, enqueued_at, attempts, last_error) "
-								   "INSERT INTO polyglot.dead_letters "
-								   "  (id, route_id, op, key, enqueued_at, attempts, error) "
-								   "SELECT * FROM dead "
-								   "ON CONFLICT (id) DO UPDATE SET attempts = EXCLUDED.attempts, "
-								   "  error = EXCLUDED.error, failed_at = now()",
-								   3, argtypes, args, NULL, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "pg_polyglot: dead-lettering failed: %s", SPI_result_code_string(rc));
-		ndead = SPI_processed;
-		if (ndead > 0)
-			ereport(LOG,
-					(errmsg("pg_polyglot route %d: " INT64_FORMAT " events moved to dead letters after %d attempts",
-							route->id, ndead, polyglot_max_attempts),
-					 errdetail_internal("%s", last_error ? last_error : "")));
-	}
+	if (ndead > 0)
+		ereport(LOG,
+				(errmsg("pg_polyglot route %d: " INT64_FORMAT " keys moved to dead letters after %d attempts",
+						route->id, ndead, polyglot_max_attempts),
+				 errdetail_internal("%s", last_error ? last_error : "")));
 
 	{
 		Oid			argtypes[5] = {INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID};
@@ -655,16 +750,29 @@ process_route(PolyglotRoute *route, long *sleep_ms)
 		List	   *items;
 		PolyglotItemResult *results;
 
-		events = read_batch(route, sink->payload(route), batch_cxt);
+		PolyglotPayload payload = sink->payload(route);
+
+		begin_tx();
+		events = read_events(route, batch_cxt);
 		nevents = list_length(events);
+		items = NIL;
 		if (nevents > 0)
 		{
+			MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+
 			items = coalesce_events(events);
+			MemoryContextSwitchTo(old);
+			read_rows(route, payload, items, batch_cxt);
+		}
+		end_tx();
+		MemoryContextSwitchTo(batch_cxt);
+		if (nevents > 0)
+		{
 			results = palloc0(sizeof(PolyglotItemResult) * list_length(items));
 			pgstat_report_activity(STATE_RUNNING, psprintf("delivering %d changes of route %d",
 															 nevents, route->id));
 			sink->deliver(route, items, results);
-			ack_batch(route, items, results);
+			ack_batch(route, events, items, results);
 		}
 	}
 	PG_CATCH();
