@@ -86,9 +86,9 @@ static bool callbacks_registered = false;
  * Captured keys wait in chunks, one outbox row per chunk: a chunk holds up
  * to POLYGLOT_CHUNK_KEYS keys of one route captured at one subtransaction
  * level.  A full chunk is written at once; the rest are written just
- * before the transaction commits (or prepares).  A rolled-back
- * subtransaction drops the chunks it filled; chunks it had already
- * written are rolled back with it.
+ * before the transaction or subtransaction that filled them commits (or
+ * prepares).  A rolled-back subtransaction drops the chunks it filled;
+ * chunks it had already written are rolled back with it.
  */
 #define POLYGLOT_CHUNK_KEYS		1000
 
@@ -175,15 +175,23 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				chunks = foreach_delete_current(chunks, lc);
 		}
 	}
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	else if (event == SUBXACT_EVENT_PRE_COMMIT_SUB)
 	{
-		/* released: its chunks now belong to the parent */
+		/*
+		 * Released: write its chunks now, inside it, rather than hand them
+		 * to the parent; a loop of subtransactions then never piles up
+		 * chunks in memory.
+		 */
 		foreach(lc, chunks)
 		{
 			CaptureChunk *chunk = (CaptureChunk *) lfirst(lc);
 
 			if (chunk->level >= level)
-				chunk->level = level - 1;
+			{
+				flush_chunk(chunk);
+				chunks = foreach_delete_current(chunks, lc);
+				pfree(chunk);
+			}
 		}
 	}
 }
@@ -447,12 +455,27 @@ static void
 capture_key(int32 route, char op, Datum *key, int ncols)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	CaptureChunk *chunk = chunks ? (CaptureChunk *) llast(chunks) : NULL;
+	CaptureChunk *chunk = NULL;
 	MemoryContext old;
+	ListCell   *lc;
 	int			i;
 
-	if (chunk == NULL || chunk->route != route || chunk->level != level ||
-		chunk->ncols != ncols)
+	/*
+	 * Full chunks are written at once, so the list holds at most one chunk
+	 * per route and level: a transaction that alternates between tables
+	 * still fills its chunks.
+	 */
+	foreach(lc, chunks)
+	{
+		CaptureChunk *c = (CaptureChunk *) lfirst(lc);
+
+		if (c->route == route && c->level == level && c->ncols == ncols)
+		{
+			chunk = c;
+			break;
+		}
+	}
+	if (chunk == NULL)
 	{
 		old = MemoryContextSwitchTo(chunk_cxt);
 		chunk = palloc(offsetof(CaptureChunk, elems) +
@@ -477,7 +500,8 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	if (chunk->nkeys >= POLYGLOT_CHUNK_KEYS)
 	{
 		flush_chunk(chunk);
-		chunks = list_delete_last(chunks);
+		chunks = list_delete_ptr(chunks, chunk);
+		pfree(chunk);
 	}
 }
 

@@ -73,6 +73,43 @@ SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT EXISTS sync:product:4 sync:product:6
 \! redis-cli -p $REDIS_PORT GET sync:product:1
 \! redis-cli -p $REDIS_PORT GET sync:product:5
+-- released and rolled-back savepoints, a loop of subtransactions, a bulk
+-- insert that fills several chunks of keys
+BEGIN;
+SAVEPOINT a;
+INSERT INTO products (id, name) VALUES (9, 'released');
+RELEASE SAVEPOINT a;
+SAVEPOINT b;
+INSERT INTO products (id, name) VALUES (10, 'rolled back');
+ROLLBACK TO SAVEPOINT b;
+COMMIT;
+DO $$
+BEGIN
+  FOR i IN 100..149 LOOP
+    BEGIN
+      INSERT INTO products (id, name) VALUES (i, 'loop ' || i);
+      IF i % 10 = 0 THEN
+        RAISE EXCEPTION 'undo %', i;
+      END IF;
+    EXCEPTION WHEN raise_exception THEN
+      NULL;
+    END;
+  END LOOP;
+END $$;
+SELECT wait_synced(:route);
+SELECT polyglot.pause(:route);
+INSERT INTO products (id, name) SELECT g, 'bulk ' || g FROM generate_series(1000, 3499) g;
+-- 2,500 keys in three outbox rows
+SELECT count(*) AS outbox_rows, sum(array_length(key, 1)) AS keys
+FROM polyglot.outbox WHERE route_id = :route;
+SELECT pending FROM polyglot.status WHERE route = :route;
+SELECT polyglot.resume(:route);
+SELECT wait_synced(:route);
+\! redis-cli -p $REDIS_PORT GET sync:product:9
+\! redis-cli -p $REDIS_PORT EXISTS sync:product:10 sync:product:100 sync:product:110
+\! redis-cli -p $REDIS_PORT KEYS 'sync:product:1??' | grep -c :
+\! redis-cli -p $REDIS_PORT KEYS 'sync:product:[123]???' | grep -c :
+\! redis-cli -p $REDIS_PORT GET sync:product:3499
 -- TRUNCATE reaches Redis
 TRUNCATE products;
 SELECT wait_synced(:route);
