@@ -117,6 +117,7 @@ CREATE TABLE polyglot.outbox (
   route_id int NOT NULL,
   op "char" NOT NULL,
   key text[] NOT NULL,
+  nkeys int NOT NULL DEFAULT 1,
   enqueued_at timestamptz NOT NULL DEFAULT now(),
   attempts int NOT NULL DEFAULT 0,
   retry_at timestamptz,
@@ -125,6 +126,8 @@ CREATE TABLE polyglot.outbox (
         autovacuum_vacuum_insert_scale_factor = 0.0, autovacuum_vacuum_insert_threshold = 50000,
         autovacuum_vacuum_cost_delay = 0);
 ALTER SEQUENCE polyglot.outbox_id_seq OWNED BY polyglot.outbox.id;
+-- chunks of keys are read whole and rarely compress well: no compression
+ALTER TABLE polyglot.outbox ALTER COLUMN key SET STORAGE EXTERNAL;
 CREATE INDEX outbox_route_id_idx ON polyglot.outbox (route_id, id);
 COMMENT ON TABLE polyglot.outbox IS
   'pg_polyglot transactional outbox: keys of pending changes per route, up to a thousand per row (op: I insert, U update, D delete, M mixed, T truncate, B backfill)';
@@ -388,8 +391,8 @@ BEGIN
     -- a thousand keys per outbox row, as the capture trigger writes them
     SELECT 'ARRAY[' || string_agg(format('t.%I::text', k), ', ') || ']' INTO key_expr
       FROM unnest(keys) AS k;
-    EXECUTE format('INSERT INTO polyglot.outbox (route_id, op, key) '
-                   'SELECT $1, %L, array_agg(k) FROM ('
+    EXECUTE format('INSERT INTO polyglot.outbox (route_id, op, key, nkeys) '
+                   'SELECT $1, %L, array_agg(k), count(*) FROM ('
                    '  SELECT %s AS k, (row_number() OVER () - 1) / 1000 AS chunk FROM ONLY %s t) s '
                    'GROUP BY chunk',
                    'B', key_expr, source)
@@ -525,7 +528,7 @@ SELECT r.id AS route,
        s.backoff_until
 FROM polyglot.routes r
 LEFT JOIN polyglot.route_state s ON s.route_id = r.id
-LEFT JOIN LATERAL (SELECT sum(array_length(o.key, 1)) AS pending, min(o.enqueued_at) AS oldest
+LEFT JOIN LATERAL (SELECT sum(o.nkeys) AS pending, min(o.enqueued_at) AS oldest
                    FROM polyglot.outbox o WHERE o.route_id = r.id) p ON true;
 COMMENT ON VIEW polyglot.status IS
   'pg_polyglot: one row per route: pending events and the age of the oldest, delivered/failed/retried counts, dead letters, last error, state (active, backing off, paused)';

@@ -70,6 +70,7 @@ typedef struct OutboxInfo
 	AttrNumber	att_route;
 	AttrNumber	att_op;
 	AttrNumber	att_key;
+	AttrNumber	att_nkeys;
 	AttrNumber	att_enqueued;
 	AttrNumber	att_attempts;
 	int			nindexes;
@@ -247,6 +248,7 @@ load_outbox_info(void)
 	outbox.att_route = outbox_attnum(outbox.relid, "route_id");
 	outbox.att_op = outbox_attnum(outbox.relid, "op");
 	outbox.att_key = outbox_attnum(outbox.relid, "key");
+	outbox.att_nkeys = outbox_attnum(outbox.relid, "nkeys");
 	outbox.att_enqueued = outbox_attnum(outbox.relid, "enqueued_at");
 	outbox.att_attempts = outbox_attnum(outbox.relid, "attempts");
 	if (outbox.cxt == NULL)
@@ -510,7 +512,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
  * The caller has opened the outbox with RowExclusiveLock.
  */
 static void
-outbox_insert(Relation rel, int32 route, char op, Datum key)
+outbox_insert(Relation rel, int32 route, char op, Datum key, int32 nkeys)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
@@ -527,6 +529,8 @@ outbox_insert(Relation rel, int32 route, char op, Datum key)
 	nulls[outbox.att_op - 1] = false;
 	values[outbox.att_key - 1] = key;
 	nulls[outbox.att_key - 1] = false;
+	values[outbox.att_nkeys - 1] = Int32GetDatum(nkeys);
+	nulls[outbox.att_nkeys - 1] = false;
 	values[outbox.att_enqueued - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	nulls[outbox.att_enqueued - 1] = false;
 	values[outbox.att_attempts - 1] = Int32GetDatum(0);
@@ -581,7 +585,7 @@ flush_chunk(CaptureChunk *chunk)
 							  TYPALIGN_INT);
 	/* direct heap and index inserts check no privileges: no user switch */
 	rel = table_open(outbox.relid, RowExclusiveLock);
-	outbox_insert(rel, chunk->route, chunk->op, PointerGetDatum(keys));
+	outbox_insert(rel, chunk->route, chunk->op, PointerGetDatum(keys), chunk->nkeys);
 	table_close(rel, RowExclusiveLock);
 	pfree(keys);
 }
@@ -693,8 +697,8 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	initStringInfo(&sql);
 	/* one outbox row per thousand keys, each key a row of a 2-D array */
 	appendStringInfo(&sql,
-					 "INSERT INTO polyglot.outbox (route_id, op, key) "
-					 "SELECT %d, 'T', pg_catalog.array_agg(k) FROM ("
+					 "INSERT INTO polyglot.outbox (route_id, op, key, nkeys) "
+					 "SELECT %d, 'T', pg_catalog.array_agg(k), pg_catalog.count(*) FROM ("
 					 "SELECT ARRAY[", route);
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "%st.%s::text", i ? ", " : "",

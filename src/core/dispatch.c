@@ -261,16 +261,17 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
 /*
  * The events of a batch: the route's due outbox rows, oldest first, as many
  * as it takes to reach polyglot.batch_size keys (a row holds up to a
- * thousand keys of one transaction).
+ * thousand keys of one transaction).  Only the rows kept are detoasted: the
+ * running count uses the nkeys column, not the key arrays.
  */
 static const char *const events_sql =
 "SELECT id, attempts, op, enqueued_at, key FROM ("
-"  SELECT id, attempts, op, enqueued_at, key,"
-"         sum(pg_catalog.array_length(key, 1)) OVER (ORDER BY id) AS upto"
-"  FROM (SELECT id, attempts, op, enqueued_at, key FROM polyglot.outbox"
+"  SELECT id, attempts, op, enqueued_at, key, nkeys,"
+"         sum(nkeys) OVER (ORDER BY id) AS upto"
+"  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
 "        WHERE route_id = $1 AND (retry_at IS NULL OR retry_at <= now())"
 "        ORDER BY id LIMIT $2) l) w "
-"WHERE upto - pg_catalog.array_length(key, 1) < $2 ORDER BY id";
+"WHERE upto - nkeys < $2 ORDER BY id";
 
 /*
  * The query that reads the rows of a batch's keys, passed as one text array
