@@ -74,7 +74,7 @@ typedef struct PolyglotItemResult
 } PolyglotItemResult;
 
 /* dispatch.c */
-extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone);
+extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
 
 /* backoff (src/common/backoff.c) */
 extern int	polyglot_backoff_ms(int failures, int base_ms, int max_ms);

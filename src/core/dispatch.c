@@ -132,8 +132,8 @@ spi_text_array(HeapTuple tup, int col, MemoryContext cxt)
 /* ---------------------------------------------------------------- routes */
 
 /*
- * Loads every route with its state and the columns to deliver, in one
- * transaction.  Sets *extension_gone when pg_polyglot is no longer
+ * Loads every route with its state, the columns to deliver and the key
+ * column types, in one query.  Sets *extension_gone when pg_polyglot is no longer
  * installed.  The result lives in the current memory context.
  */
 static List *
@@ -141,7 +141,6 @@ load_routes(bool *extension_gone)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *routes = NIL;
-	ListCell   *lc;
 	uint64		i;
 	int			rc;
 
@@ -159,7 +158,16 @@ load_routes(bool *extension_gone)
 					 "       coalesce(s.backoff_until, '-infinity'), "
 					 "       coalesce(s.consecutive_failures, 0), "
 					 "       c.oid IS NOT NULL, "
-					 "       format('%I.%I', n.nspname, c.relname), c.relname "
+					 "       format('%I.%I', n.nspname, c.relname), c.relname, "
+					 "       (SELECT array_agg(a.attname::text ORDER BY a.attnum) "
+					 "        FROM pg_catalog.pg_attribute a "
+					 "        WHERE a.attrelid = r.source_relid AND a.attnum > 0 AND NOT a.attisdropped "
+					 "          AND (NOT r.options ? 'columns' OR r.options->'columns' ? a.attname) "
+					 "          AND (NOT r.options ? 'exclude' OR NOT r.options->'exclude' ? a.attname)), "
+					 "       (SELECT array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord) "
+					 "        FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord) "
+					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
+					 "             AND a.attname = k.name AND NOT a.attisdropped) "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -187,54 +195,14 @@ load_routes(bool *extension_gone)
 		r->source_exists = DatumGetBool(spi_datum(tup, 11, &isnull));
 		r->source_name = spi_text(tup, 12, cxt);
 		r->table_name = spi_text(tup, 13, cxt);
-		routes = lappend_in(cxt, routes, r);
-	}
-
-	/* the columns each route delivers: all, or as options say */
-	foreach(lc, routes)
-	{
-		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
-		Oid			argtypes[2] = {OIDOID, TEXTOID};
-		Datum		args[2];
-		ListCell   *kc;
-
-		if (!r->source_exists)
-			continue;
-		args[0] = ObjectIdGetDatum(r->source_relid);
-		args[1] = CStringGetTextDatum(r->options);
-		rc = SPI_execute_with_args(
-								   "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) "
-								   "FROM pg_catalog.pg_attribute a, (SELECT $2::jsonb AS o) opt "
-								   "WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped "
-								   "  AND (NOT opt.o ? 'columns' OR opt.o->'columns' ? a.attname) "
-								   "  AND (NOT opt.o ? 'exclude' OR NOT opt.o->'exclude' ? a.attname) "
-								   "ORDER BY a.attnum", 2, argtypes, args, NULL, true, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "pg_polyglot: reading columns failed: %s", SPI_result_code_string(rc));
-		for (i = 0; i < SPI_processed; i++)
-			r->columns = lappend_in(cxt, r->columns, spi_text(SPI_tuptable->vals[i], 1, cxt));
-
+		/* the columns each route delivers: all, or as options say */
+		r->columns = spi_text_array(tup, 14, cxt);
 		/* key column types, for the casts that find rows by key */
-		foreach(kc, r->key_columns)
-		{
-			Oid			kargtypes[2] = {OIDOID, TEXTOID};
-			Datum		kargs[2];
-
-			kargs[0] = ObjectIdGetDatum(r->source_relid);
-			kargs[1] = CStringGetTextDatum((char *) lfirst(kc));
-			rc = SPI_execute_with_args(
-									   "SELECT format_type(a.atttypid, a.atttypmod) "
-									   "FROM pg_catalog.pg_attribute a "
-									   "WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped",
-									   2, kargtypes, kargs, NULL, true, 0);
-			if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			{
-				/* the key column is gone: the route cannot be served */
-				r->source_exists = false;
-				break;
-			}
-			r->key_types = lappend_in(cxt, r->key_types, spi_text(SPI_tuptable->vals[0], 1, cxt));
-		}
+		r->key_types = spi_text_array(tup, 15, cxt);
+		/* a key column is gone: the route cannot be served */
+		if (list_length(r->key_types) != list_length(r->key_columns))
+			r->source_exists = false;
+		routes = lappend_in(cxt, routes, r);
 	}
 	end_tx();
 	return routes;
@@ -802,7 +770,7 @@ process_route(PolyglotRoute *route, long *sleep_ms)
  * *sleep_ms is shortened to the end of the nearest backoff.
  */
 bool
-polyglot_dispatch_round(long *sleep_ms, bool *extension_gone)
+polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 {
 	List	   *routes = load_routes(extension_gone);
 	ListCell   *lc;
@@ -832,8 +800,11 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone)
 			TimestampTz slice_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 																POLYGLOT_ROUTE_SLICE_MS);
 
-			while (process_route(route, sleep_ms) >= polyglot_batch_size)
+			int			n;
+
+			while ((n = process_route(route, sleep_ms)) >= polyglot_batch_size)
 			{
+				*did_work = true;
 				CHECK_FOR_INTERRUPTS();
 				if (GetCurrentTimestamp() >= slice_end)
 				{
@@ -841,6 +812,8 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone)
 					break;
 				}
 			}
+			if (n > 0)
+				*did_work = true;
 		}
 	}
 	return more;

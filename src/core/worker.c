@@ -56,6 +56,7 @@
 #define POLYGLOT_LAUNCHER_RESCAN_MS		30000
 #define POLYGLOT_WORKER_RESTART_MS		5000
 #define POLYGLOT_MIN_ROUND_INTERVAL_MS	10
+#define POLYGLOT_IDLE_ROUND_INTERVAL_MS	50
 
 typedef enum SlotState
 {
@@ -649,6 +650,7 @@ polyglot_worker_main(Datum main_arg)
 	{
 		long		sleep_ms = polyglot_poll_interval;
 		bool		extension_gone = false;
+		bool		did_work = false;
 		bool		more = false;
 		MemoryContext old;
 		TimestampTz round_start;
@@ -666,7 +668,7 @@ polyglot_worker_main(Datum main_arg)
 		old = MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
-			more = polyglot_dispatch_round(&sleep_ms, &extension_gone);
+			more = polyglot_dispatch_round(&sleep_ms, &extension_gone, &did_work);
 			round_errors = 0;
 		}
 		PG_CATCH();
@@ -703,14 +705,17 @@ polyglot_worker_main(Datum main_arg)
 		/*
 		 * Woken at commit: let a burst of commits gather for a moment, so
 		 * that a busy database costs a round every few milliseconds rather
-		 * than one per commit.
+		 * than one per commit; longer after a round that found nothing to
+		 * deliver (its routes paused, say).
 		 */
 		{
 			long		since = (long) ((GetCurrentTimestamp() - round_start) / 1000);
+			long		interval = did_work ? POLYGLOT_MIN_ROUND_INTERVAL_MS
+				: POLYGLOT_IDLE_ROUND_INTERVAL_MS;
 
-			if (since < POLYGLOT_MIN_ROUND_INTERVAL_MS)
+			if (since < interval)
 				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 POLYGLOT_MIN_ROUND_INTERVAL_MS - since, PG_WAIT_EXTENSION);
+								 interval - since, PG_WAIT_EXTENSION);
 		}
 	}
 }
