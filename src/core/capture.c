@@ -100,7 +100,8 @@ typedef struct CaptureChunk
 	char		op;				/* the keys' operation, 'M' when mixed */
 	int			ncols;
 	int			nkeys;
-	Datum		elems[FLEXIBLE_ARRAY_MEMBER];	/* nkeys * ncols text values */
+	int			capacity;		/* keys elems has room for; grows */
+	Datum	   *elems;			/* nkeys * ncols text values */
 } CaptureChunk;
 
 static List *chunks = NIL;		/* of CaptureChunk *, in chunk_cxt */
@@ -191,7 +192,6 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			{
 				flush_chunk(chunk);
 				chunks = foreach_delete_current(chunks, lc);
-				pfree(chunk);
 			}
 		}
 	}
@@ -480,8 +480,10 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	if (chunk == NULL)
 	{
 		old = MemoryContextSwitchTo(chunk_cxt);
-		chunk = palloc(offsetof(CaptureChunk, elems) +
-					   sizeof(Datum) * POLYGLOT_CHUNK_KEYS * ncols);
+		chunk = palloc(sizeof(CaptureChunk));
+		/* most transactions change a row or two: start small */
+		chunk->capacity = 4;
+		chunk->elems = palloc(sizeof(Datum) * chunk->capacity * ncols);
 		chunk->route = route;
 		chunk->level = level;
 		chunk->op = op;
@@ -492,6 +494,11 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	}
 	if (chunk->op != op)
 		chunk->op = 'M';
+	if (chunk->nkeys == chunk->capacity)
+	{
+		chunk->capacity = Min(chunk->capacity * 4, POLYGLOT_CHUNK_KEYS);
+		chunk->elems = repalloc(chunk->elems, sizeof(Datum) * chunk->capacity * ncols);
+	}
 	old = MemoryContextSwitchTo(chunk_cxt);
 	for (i = 0; i < ncols; i++)
 		chunk->elems[chunk->nkeys * ncols + i] = PointerGetDatum(PG_DETOAST_DATUM_COPY(key[i]));
@@ -503,6 +510,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	{
 		flush_chunk(chunk);
 		chunks = list_delete_ptr(chunks, chunk);
+		pfree(chunk->elems);
 		pfree(chunk);
 	}
 }
