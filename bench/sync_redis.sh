@@ -15,7 +15,10 @@
 # Runs against the local stack (test/stack.sh start), in database "bench",
 # which it recreates.  Not a test: it never fails on a timing.
 #
-# Usage: bench/sync_redis.sh [seconds per pgbench run, default 15] [rounds, default 3]
+# Usage: [SYNC_COMMIT=on|off] bench/sync_redis.sh [seconds per pgbench run, default 15] [rounds, default 3]
+# SYNC_COMMIT (default off) is synchronous_commit for the pgbench runs: off
+# makes them CPU-bound, which shows the CPU cost of capture; on is the
+# durable default, where WAL flushes dominate.
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,11 +76,11 @@ reset_tables() {
 }
 
 tps() { # script table
-	PGOPTIONS='-c synchronous_commit=off' pgbench -n -c 2 -j 2 -T "$SECS" -D tbl="$2" -f "$TMP/$1.sql" "$DB" 2>/dev/null |
+	PGOPTIONS="-c synchronous_commit=${SYNC_COMMIT:-off}" pgbench -n -c 2 -j 2 -T "$SECS" -D tbl="$2" -f "$TMP/$1.sql" "$DB" 2>/dev/null |
 		awk '/^tps = / { print $3 }'
 }
 
-echo "== 1. write overhead: pgbench, 2 clients, synchronous_commit off (CPU-bound), ${SECS}s per run, $ROUNDS rounds (median tps)"
+echo "== 1. write overhead: pgbench, 2 clients, synchronous_commit ${SYNC_COMMIT:-off}, ${SECS}s per run, $ROUNDS rounds (median tps)"
 for kind in insert update; do
 	: > "$TMP/plain"; : > "$TMP/synced"; : > "$TMP/plpgsql"
 	for r in $(seq 1 "$ROUNDS"); do
