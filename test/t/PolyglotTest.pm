@@ -106,16 +106,18 @@ sub compare_store
 	  or diag("store: " . scalar(keys %$store) . " keys, table: " . scalar(keys %$table) . " rows; " .scalar(@diff) . " differences, first: " . join("; ", @diff[0 .. ($#diff < 4 ? $#diff : 4)]));
 }
 
-# Polls a condition every 100 ms until it holds or the time is up.
+# Polls a condition every $interval_ms (default 100) until it holds or the
+# time is up.
 sub wait_until
 {
-	my ($cond, $timeout) = @_;
+	my ($cond, $timeout, $interval_ms) = @_;
 	my $deadline = time() + $timeout;
+	$interval_ms //= 100;
 	while (time() < $deadline)
 	{
 		my $ok = eval { $cond->() };
 		return 1 if $ok;
-		usleep(100_000);
+		usleep($interval_ms * 1000);
 	}
 	return 0;
 }
