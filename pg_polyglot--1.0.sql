@@ -178,6 +178,11 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'polyglot_require_worker'
 LANGUAGE C;
 
+CREATE FUNCTION polyglot._forget_captured(route int)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_forget_captured'
+LANGUAGE C STRICT;
+
 CREATE FUNCTION polyglot._wake()
 RETURNS void
 AS 'MODULE_PATHNAME', 'polyglot_wake'
@@ -447,6 +452,7 @@ DECLARE
 BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid, source);
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid || '_truncate', source);
+  PERFORM polyglot._forget_captured(rid);
   DELETE FROM polyglot.outbox o WHERE o.route_id = rid;
   DELETE FROM polyglot.dead_letters d WHERE d.route_id = rid;
   DELETE FROM polyglot.routes r WHERE r.id = rid;
@@ -555,6 +561,7 @@ BEGIN
         RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
           r.id, r.source_name, r.server_name, obj.address_names[3];
       END IF;
+      PERFORM polyglot._forget_captured(r.id);
       DELETE FROM polyglot.outbox o WHERE o.route_id = r.id;
       DELETE FROM polyglot.dead_letters d WHERE d.route_id = r.id;
       DELETE FROM polyglot.routes x WHERE x.id = r.id;

@@ -58,6 +58,7 @@ PG_FUNCTION_INFO_V1(polyglot_capture);
 PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
 PG_FUNCTION_INFO_V1(polyglot_wake);
 PG_FUNCTION_INFO_V1(polyglot_require_worker);
+PG_FUNCTION_INFO_V1(polyglot_forget_captured);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -754,5 +755,29 @@ polyglot_require_worker(PG_FUNCTION_ARGS)
 				 errmsg("pg_polyglot sync needs the library in shared_preload_libraries"),
 				 errdetail("The background worker that delivers changes starts only when the library is preloaded."),
 				 errhint("Add pg_polyglot to shared_preload_libraries in postgresql.conf and restart the server.")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * polyglot._forget_captured(route int): drops the keys this backend has
+ * captured for a route and not yet written.  unsync() and dropping a table
+ * call it, so that a route removed in the transaction that wrote to its
+ * table leaves no outbox rows behind.  Other sessions cannot hold unwritten
+ * keys of the route at that point: dropping the triggers waits for their
+ * transactions, which write their keys when they commit.
+ */
+Datum
+polyglot_forget_captured(PG_FUNCTION_ARGS)
+{
+	int32		route = PG_GETARG_INT32(0);
+	ListCell   *lc;
+
+	foreach(lc, chunks)
+	{
+		CaptureChunk *chunk = (CaptureChunk *) lfirst(lc);
+
+		if (chunk->route == route)
+			chunks = foreach_delete_current(chunks, lc);
+	}
 	PG_RETURN_VOID();
 }

@@ -106,7 +106,22 @@ SELECT op, key FROM polyglot.outbox WHERE route_id = polyglot._route('t', 'cache
 
 SELECT polyglot.unsync('t', 'cache');
 SELECT polyglot.unsync('ri', 'cache');
-DROP TABLE keyless, t, ri, t2 CASCADE;
+
+-- a route removed in the transaction that wrote to its table leaves no
+-- outbox rows behind
+SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}') AS route \gset
+BEGIN;
+INSERT INTO t VALUES (2, 'written, then unsynced');
+SELECT polyglot.unsync('t', 'cache');
+COMMIT;
+SELECT count(*) AS orphans FROM polyglot.outbox WHERE route_id = :route;
+SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}') AS route \gset
+BEGIN;
+INSERT INTO t VALUES (3, 'written, then dropped');
+DROP TABLE t CASCADE;
+COMMIT;
+SELECT count(*) AS orphans FROM polyglot.outbox WHERE route_id = :route;
+DROP TABLE keyless, ri, t2 CASCADE;
 DROP ROLE polyglot_writer;
 DROP SERVER cache, docs, other;
 DROP FOREIGN DATA WRAPPER other_fdw;
