@@ -241,6 +241,16 @@ static const char *const events_sql =
 "        ORDER BY id LIMIT $2) l) w "
 "WHERE upto - nkeys < $2 ORDER BY id";
 
+/* Does a route's options object have this key? */
+static bool
+route_has_option(PolyglotRoute *route, const char *name)
+{
+	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(route->options)));
+	JsonbValue	v;
+
+	return getKeyJsonValueFromContainer(&jb->root, name, strlen(name), &v) != NULL;
+}
+
 /*
  * The query that reads the rows of a batch's keys, passed as one text array
  * per key column: each key's ordinal, whether its row exists, and what the
@@ -257,7 +267,13 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT k.i, t.ctid IS NOT NULL AS found");
-	if (payload == POLYGLOT_PAYLOAD_JSON)
+	if (payload == POLYGLOT_PAYLOAD_JSON && !route_has_option(route, "columns") &&
+		!route_has_option(route, "exclude"))
+	{
+		/* every column: the whole row, with no subquery per row */
+		appendStringInfoString(&sql, ", pg_catalog.row_to_json(t)::text");
+	}
+	else if (payload == POLYGLOT_PAYLOAD_JSON)
 	{
 		appendStringInfoString(&sql, ", CASE WHEN t.ctid IS NULL THEN NULL ELSE "
 							   "(SELECT pg_catalog.row_to_json(x) FROM (SELECT ");
