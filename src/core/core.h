@@ -12,7 +12,9 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "foreign/foreign.h"
 #include "nodes/pg_list.h"
+#include "utils/jsonb.h"
 
 /* worker.c: shared memory, launcher, per-database worker */
 extern void polyglot_shmem_init(void);
@@ -36,13 +38,15 @@ typedef struct PolyglotRoute
 	char	   *table_name;		/* unqualified, for messages and payloads */
 	Oid			server_oid;
 	char	   *store;
-	char	   *options;		/* jsonb as text */
+	Jsonb	   *options;		/* the route options, parsed once */
 	List	   *key_columns;	/* of char *, in key order */
 	List	   *key_types;		/* of char *, format_type of each key column */
 	List	   *columns;		/* of char *: the columns delivered */
 	Oid			owner;
 	bool		paused;
 	bool		source_exists;
+	ForeignServer *server;		/* NULL when the server was dropped */
+	UserMapping *user;			/* the owner's user mapping, or NULL */
 	TimestampTz backoff_until;	/* 0 if none */
 	int32		consecutive_failures;
 } PolyglotRoute;

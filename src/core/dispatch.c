@@ -84,6 +84,22 @@ end_tx(void)
 	CommitTransactionCommand();
 }
 
+/*
+ * Runs one statement with parameters through SPI; anything but the expected
+ * result code is an internal error naming what was being done.  Returns the
+ * number of rows processed.
+ */
+static uint64
+spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
+		 bool read_only, int expected, const char *what)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, 0);
+
+	if (rc != expected)
+		elog(ERROR, "pg_polyglot: %s failed: %s", what, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
 /* A text value of the current SPI result, copied to the caller's context. */
 static char *
 spi_text(HeapTuple tup, int col, MemoryContext cxt)
@@ -141,6 +157,7 @@ load_routes(bool *extension_gone)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *routes = NIL;
+	ListCell   *lc;
 	uint64		i;
 	int			rc;
 
@@ -153,7 +170,7 @@ load_routes(bool *extension_gone)
 	}
 
 	rc = SPI_execute(
-					 "SELECT r.id, r.source_relid, r.server_oid, r.store, r.options::text, "
+					 "SELECT r.id, r.source_relid, r.server_oid, r.store, r.options, "
 					 "       r.key_columns::text[], r.owner, r.paused, "
 					 "       coalesce(s.backoff_until, '-infinity'), "
 					 "       coalesce(s.consecutive_failures, 0), "
@@ -186,7 +203,12 @@ load_routes(bool *extension_gone)
 		r->source_relid = DatumGetObjectId(spi_datum(tup, 2, &isnull));
 		r->server_oid = DatumGetObjectId(spi_datum(tup, 3, &isnull));
 		r->store = spi_text(tup, 4, cxt);
-		r->options = spi_text(tup, 5, cxt);
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			r->options = DatumGetJsonbPCopy(spi_datum(tup, 5, &isnull));
+			MemoryContextSwitchTo(old);
+		}
 		r->key_columns = spi_text_array(tup, 6, cxt);
 		r->owner = DatumGetObjectId(spi_datum(tup, 7, &isnull));
 		r->paused = DatumGetBool(spi_datum(tup, 8, &isnull));
@@ -204,18 +226,39 @@ load_routes(bool *extension_gone)
 			r->source_exists = false;
 		routes = lappend_in(cxt, routes, r);
 	}
+
+	/*
+	 * The server and user mapping of each route, looked up here, in a
+	 * transaction, so that sinks talk to their store with none open.
+	 */
+	foreach(lc, routes)
+	{
+		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		r->server = GetForeignServerExtended(r->server_oid, FSV_MISSING_OK);
+		if (r->server)
+			r->user = polyglot_find_user_mapping(r->owner, r->server_oid);
+		MemoryContextSwitchTo(old);
+	}
 	end_tx();
 	return routes;
 }
 
-/* The value of a top-level string option of a route, or NULL. */
+/* A top-level option of a route, or false when it has none. */
+static bool
+route_option_value(PolyglotRoute *route, const char *name, JsonbValue *v)
+{
+	return getKeyJsonValueFromContainer(&route->options->root, name, strlen(name), v) != NULL;
+}
+
+/* The value of a top-level string or number option of a route, or NULL. */
 char *
 polyglot_route_option(PolyglotRoute *route, const char *name)
 {
-	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(route->options)));
 	JsonbValue	v;
 
-	if (!getKeyJsonValueFromContainer(&jb->root, name, strlen(name), &v))
+	if (!route_option_value(route, name, &v))
 		return NULL;
 	if (v.type == jbvString)
 		return pnstrdup(v.val.string.val, v.val.string.len);
@@ -241,16 +284,6 @@ static const char *const events_sql =
 "        ORDER BY id LIMIT $2) l) w "
 "WHERE upto - nkeys < $2 ORDER BY id";
 
-/* Does a route's options object have this key? */
-static bool
-route_has_option(PolyglotRoute *route, const char *name)
-{
-	Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(route->options)));
-	JsonbValue	v;
-
-	return getKeyJsonValueFromContainer(&jb->root, name, strlen(name), &v) != NULL;
-}
-
 /*
  * The query that reads the rows of a batch's keys, passed as one text array
  * per key column: each key's ordinal, whether its row exists, and what the
@@ -264,11 +297,12 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 			   *tc;
 	int			i;
 	int			nkeys = list_length(route->key_columns);
+	JsonbValue	unused;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT k.i, t.ctid IS NOT NULL AS found");
-	if (payload == POLYGLOT_PAYLOAD_JSON && !route_has_option(route, "columns") &&
-		!route_has_option(route, "exclude"))
+	if (payload == POLYGLOT_PAYLOAD_JSON && !route_option_value(route, "columns", &unused) &&
+		!route_option_value(route, "exclude", &unused))
 	{
 		/* every column: the whole row, with no subquery per row */
 		appendStringInfoString(&sql, ", pg_catalog.row_to_json(t)::text");
@@ -319,13 +353,11 @@ read_events(PolyglotRoute *route, MemoryContext cxt)
 	List	   *events = NIL;
 	int			ncols = list_length(route->key_columns);
 	uint64		r;
-	int			rc;
 
 	args[0] = Int32GetDatum(route->id);
 	args[1] = Int32GetDatum(polyglot_batch_size);
-	rc = SPI_execute_with_args(events_sql, 2, argtypes, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "pg_polyglot: reading a batch failed: %s", SPI_result_code_string(rc));
+	(void) spi_exec(events_sql, 2, argtypes, args, NULL, true, SPI_OK_SELECT,
+					"reading a batch");
 
 	for (r = 0; r < SPI_processed; r++)
 	{
@@ -381,8 +413,7 @@ read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryCont
 	ListCell   *lc;
 	uint64		r;
 	int			c,
-				i,
-				rc;
+				i;
 
 	i = 0;
 	foreach(lc, items)
@@ -395,10 +426,8 @@ read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryCont
 		args[c] = PointerGetDatum(construct_array(elems, nitems, TEXTOID, -1, false,
 												  TYPALIGN_INT));
 	}
-	rc = SPI_execute_with_args(rows_query(route, payload), nkeycols, argtypes, args,
-							   NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "pg_polyglot: reading rows failed: %s", SPI_result_code_string(rc));
+	(void) spi_exec(rows_query(route, payload), nkeycols, argtypes, args, NULL, true,
+					SPI_OK_SELECT, "reading rows");
 
 	for (r = 0; r < SPI_processed; r++)
 	{
@@ -560,17 +589,14 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 	char	   *last_error = NULL;
 	ListCell   *lc;
 	int			i;
-	int			rc;
 
 	begin_tx();
 	{
 		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 		Datum		args[2] = {Int32GetDatum(route->id), ids_array(events)};
 
-		rc = SPI_execute_with_args("DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
-								   2, argtypes, args, NULL, false, 0);
-		if (rc != SPI_OK_DELETE)
-			elog(ERROR, "pg_polyglot: acknowledging failed: %s", SPI_result_code_string(rc));
+		(void) spi_exec("DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
+						2, argtypes, args, NULL, false, SPI_OK_DELETE, "acknowledging");
 	}
 
 	i = 0;
@@ -603,22 +629,20 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 													polyglot_backoff_max));
 		if (attempts >= polyglot_max_attempts)
 		{
-			rc = SPI_execute_with_args("INSERT INTO polyglot.dead_letters "
-									   "(id, route_id, op, key, enqueued_at, attempts, error) "
-									   "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
-									   6, argtypes, args, NULL, false, 0);
+			(void) spi_exec("INSERT INTO polyglot.dead_letters "
+							"(id, route_id, op, key, enqueued_at, attempts, error) "
+							"VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
+							6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
 			ndead++;
 		}
 		else
 		{
-			rc = SPI_execute_with_args("INSERT INTO polyglot.outbox "
-									   "(route_id, op, key, enqueued_at, attempts, last_error, retry_at) "
-									   "VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')",
-									   7, argtypes, args, NULL, false, 0);
+			(void) spi_exec("INSERT INTO polyglot.outbox "
+							"(route_id, op, key, enqueued_at, attempts, last_error, retry_at) "
+							"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')",
+							7, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
 			nretry++;
 		}
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "pg_polyglot: recording a failure failed: %s", SPI_result_code_string(rc));
 		i++;
 	}
 	if (ndead > 0)
@@ -640,8 +664,7 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			args[4] = CStringGetTextDatum(last_error);
 		else
 			nulls[4] = 'n';
-		rc = SPI_execute_with_args(
-								   "UPDATE polyglot.route_state SET "
+		(void) spi_exec("UPDATE polyglot.route_state SET "
 								   "delivered = delivered + $2, failed = failed + $3, "
 								   "retries = retries + $4, consecutive_failures = 0, "
 								   "backoff_until = NULL, "
@@ -649,9 +672,8 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 								   "last_error = coalesce($5, last_error), "
 								   "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
 								   "WHERE route_id = $1",
-								   5, argtypes, args, nulls, false, 0);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "pg_polyglot: updating route state failed: %s", SPI_result_code_string(rc));
+								   5, argtypes, args, nulls, false, SPI_OK_UPDATE,
+								   "updating route state");
 	}
 	end_tx();
 }
@@ -669,7 +691,6 @@ record_route_failure(PolyglotRoute *route, ErrorData *edata)
 	char	   *message;
 	Oid			argtypes[4] = {INT4OID, INT4OID, INT4OID, TEXTOID};
 	Datum		args[4];
-	int			rc;
 
 	message = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
 		: pstrdup(edata->message);
@@ -685,14 +706,12 @@ record_route_failure(PolyglotRoute *route, ErrorData *edata)
 	args[1] = Int32GetDatum(failures);
 	args[2] = Int32GetDatum(backoff);
 	args[3] = CStringGetTextDatum(message);
-	rc = SPI_execute_with_args("UPDATE polyglot.route_state SET "
-							   "consecutive_failures = $2, retries = retries + 1, "
-							   "backoff_until = now() + $3 * interval '1 millisecond', "
-							   "last_error = $4, last_error_at = now() "
-							   "WHERE route_id = $1",
-							   4, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE)
-		elog(ERROR, "pg_polyglot: recording a route failure failed: %s", SPI_result_code_string(rc));
+	(void) spi_exec("UPDATE polyglot.route_state SET "
+					"consecutive_failures = $2, retries = retries + 1, "
+					"backoff_until = now() + $3 * interval '1 millisecond', "
+					"last_error = $4, last_error_at = now() "
+					"WHERE route_id = $1",
+					4, argtypes, args, NULL, false, SPI_OK_UPDATE, "recording a route failure");
 	end_tx();
 	return backoff;
 }

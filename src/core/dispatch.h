@@ -4,7 +4,9 @@
  *		The interface between the delivery loop and a store's sink.
  *
  * A sink delivers the items of one batch (one per key, the row's current
- * state) and reports a result per item.  It ereports when the whole batch
+ * state) and reports a result per item.  It is called with no transaction
+ * open and must not start one: the route carries what it needs from the
+ * catalogs (options, server, user mapping), loaded once per round.  It ereports when the whole batch
  * failed (store unreachable, timeout, a transient error of the store): the
  * route then backs off and the batch is read again later.
  *

@@ -21,7 +21,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -258,30 +257,6 @@ check_reply(redisReply *reply, PolyglotItemResult *result, char **transient)
 	freeReplyObject(reply);
 }
 
-/*
- * The server and user mapping of a route, read in a short transaction, so
- * that no transaction is open while talking to Redis.
- */
-static void
-route_server(PolyglotRoute *route, ForeignServer **server, UserMapping **user)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	MemoryContext old;
-
-	StartTransactionCommand();
-	old = MemoryContextSwitchTo(cxt);
-	*server = GetForeignServerExtended(route->server_oid, FSV_MISSING_OK);
-	if (*server == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the server of route %d no longer exists", route->id),
-				 errhint("Drop the route with polyglot.unsync().")));
-	*user = polyglot_find_user_mapping(route->owner, route->server_oid);
-	MemoryContextSwitchTo(old);
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(cxt);
-}
-
 static void
 redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 {
@@ -291,8 +266,6 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 	char	   *channel = polyglot_route_option(route, "channel");
 	int			ncols = list_length(route->columns);
 	int		   *nreplies = palloc0(sizeof(int) * Max(list_length(items), 1));
-	ForeignServer *server;
-	UserMapping *user;
 	RedisConn  *conn;
 	RedisCmd	cmd;
 	ListCell   *lc;
@@ -301,8 +274,12 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 
 	if (tmpl == NULL)
 		elog(ERROR, "pg_polyglot: route %d has no key template", route->id);
-	route_server(route, &server, &user);
-	conn = redis_get_connection(server, user);
+	if (route->server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the server of route %d no longer exists", route->id),
+				 errhint("Drop the route with polyglot.unsync().")));
+	conn = redis_get_connection(route->server, route->user);
 	cmd_init(&cmd, 8 + 2 * ncols);
 
 	/* append every command */
