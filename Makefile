@@ -21,6 +21,7 @@ OBJS = \
 	src/common/ping.o \
 	src/core/capture.o \
 	src/core/dispatch.o \
+	src/core/rowstate.o \
 	src/core/worker.o \
 	src/redis/redis_connection.o \
 	src/redis/redis_fdw.o \

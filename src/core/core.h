@@ -61,6 +61,7 @@ typedef struct PolyglotEvent
 	List	   *key;			/* of char *: key column values as text */
 	bool		found;			/* the row exists: upsert; else delete */
 	char	   *json;			/* the row as JSON (json/publish modes) */
+	int			json_len;		/* its length */
 	char	  **values;			/* the delivered columns as text, NULL for SQL NULL */
 } PolyglotEvent;
 

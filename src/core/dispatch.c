@@ -52,6 +52,11 @@
 
 /* ---------------------------------------------------------------- SPI helpers */
 
+/* the plans of the statements every batch runs, kept for the worker's life */
+static SPIPlanPtr events_plan = NULL;
+static SPIPlanPtr ack_plan = NULL;
+static SPIPlanPtr state_plan = NULL;
+
 /*
  * lappend into a given memory context: results built inside a transaction
  * must outlive it.
@@ -87,17 +92,44 @@ end_tx(void)
 /*
  * Runs one statement with parameters through SPI; anything but the expected
  * result code is an internal error naming what was being done.  Returns the
- * number of rows processed.
+ * number of rows processed.  With a plan cache, the statement is prepared
+ * once per worker and kept (the plan cache replans it when the tables it
+ * uses change); the worker's fixed statements run this way.
  */
+static uint64
+spi_exec_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *args,
+			  const char *nulls, bool read_only, int expected, const char *what)
+{
+	int			rc;
+
+	if (cache == NULL)
+		rc = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, 0);
+	else
+	{
+		if (*cache == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+			if (plan == NULL)
+				elog(ERROR, "pg_polyglot: preparing to %s failed: %s", what,
+					 SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "pg_polyglot: keeping the plan to %s failed", what);
+			*cache = plan;
+		}
+		rc = SPI_execute_plan(*cache, args, nulls, read_only, 0);
+	}
+	if (rc != expected)
+		elog(ERROR, "pg_polyglot: %s failed: %s", what, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* A statement that is not worth keeping a plan for */
 static uint64
 spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
 		 bool read_only, int expected, const char *what)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, 0);
-
-	if (rc != expected)
-		elog(ERROR, "pg_polyglot: %s failed: %s", what, SPI_result_code_string(rc));
-	return SPI_processed;
+	return spi_exec_plan(NULL, sql, nargs, argtypes, args, nulls, read_only, expected, what);
 }
 
 /* A text value of the current SPI result, copied to the caller's context. */
@@ -281,6 +313,7 @@ static const char *const events_sql =
 "         sum(nkeys) OVER (ORDER BY id) AS upto"
 "  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
 "        WHERE route_id = $1 AND (retry_at IS NULL OR retry_at <= now())"
+"          AND id <> ALL ($3)"
 "        ORDER BY id LIMIT $2) l) w "
 "WHERE upto - nkeys < $2 ORDER BY id";
 
@@ -342,22 +375,24 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 }
 
 /*
- * Reads the events of a batch (in cxt, one per key, oldest first); the
- * number of keys read is the length of the list.
+ * Reads the events of a batch (in cxt, one per key, oldest first), leaving
+ * out the outbox rows of a batch still in flight; the number of keys read
+ * is the length of the list.
  */
 static List *
-read_events(PolyglotRoute *route, MemoryContext cxt)
+read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 {
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		args[2];
+	Oid			argtypes[3] = {INT4OID, INT4OID, INT8ARRAYOID};
+	Datum		args[3];
 	List	   *events = NIL;
 	int			ncols = list_length(route->key_columns);
 	uint64		r;
 
 	args[0] = Int32GetDatum(route->id);
 	args[1] = Int32GetDatum(polyglot_batch_size);
-	(void) spi_exec(events_sql, 2, argtypes, args, NULL, true, SPI_OK_SELECT,
-					"reading a batch");
+	args[2] = inflight_ids;
+	(void) spi_exec_plan(&events_plan, events_sql, 3, argtypes, args, NULL, true, SPI_OK_SELECT,
+						 "reading a batch");
 
 	for (r = 0; r < SPI_processed; r++)
 	{
@@ -418,6 +453,8 @@ read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryCont
 	i = 0;
 	foreach(lc, items)
 		byord[i++] = (PolyglotItem *) lfirst(lc);
+	if (polyglot_read_rows_direct(route, payload, byord, nitems, cxt))
+		return;
 	for (c = 0; c < nkeycols; c++)
 	{
 		for (i = 0; i < nitems; i++)
@@ -441,7 +478,10 @@ read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryCont
 		ev = byord[ord - 1]->event;
 		ev->found = DatumGetBool(spi_datum(tup, 2, &isnull));
 		if (payload == POLYGLOT_PAYLOAD_JSON)
+		{
 			ev->json = spi_text(tup, 3, cxt);
+			ev->json_len = ev->json ? strlen(ev->json) : 0;
+		}
 		else if (payload == POLYGLOT_PAYLOAD_COLUMNS && ncols > 0)
 		{
 			ev->values = MemoryContextAllocZero(cxt, sizeof(char *) * ncols);
@@ -451,22 +491,21 @@ read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryCont
 	}
 }
 
-/* The key of an event as one string, to coalesce events of one key. */
+/* The key of an event as one string, to coalesce events of one key (built in scratch). */
 static char *
-key_string(List *key)
+key_string(List *key, StringInfo scratch)
 {
-	StringInfoData buf;
 	ListCell   *lc;
 
-	initStringInfo(&buf);
+	resetStringInfo(scratch);
 	foreach(lc, key)
 	{
 		const char *v = (const char *) lfirst(lc);
 
 		/* length-prefixed, so no value can imitate a separator */
-		appendStringInfo(&buf, "%zu:%s", strlen(v), v);
+		appendStringInfo(scratch, "%zu:%s", strlen(v), v);
 	}
-	return buf.data;
+	return pnstrdup(scratch->data, scratch->len);
 }
 
 /*
@@ -487,7 +526,9 @@ coalesce_events(List *events)
 	HTAB	   *seen;
 	List	   *items = NIL;
 	ListCell   *lc;
+	StringInfoData scratch;
 
+	initStringInfo(&scratch);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(uint32);
 	ctl.entrysize = sizeof(KeyBucket);
@@ -498,7 +539,7 @@ coalesce_events(List *events)
 	foreach(lc, events)
 	{
 		PolyglotEvent *ev = (PolyglotEvent *) lfirst(lc);
-		char	   *k = key_string(ev->key);
+		char	   *k = key_string(ev->key, &scratch);
 		uint32		h = hash_bytes((const unsigned char *) k, strlen(k));
 		KeyBucket  *bucket;
 		bool		found;
@@ -595,7 +636,7 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
 		Datum		args[2] = {Int32GetDatum(route->id), ids_array(events)};
 
-		(void) spi_exec("DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
+		(void) spi_exec_plan(&ack_plan, "DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
 						2, argtypes, args, NULL, false, SPI_OK_DELETE, "acknowledging");
 	}
 
@@ -664,7 +705,7 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			args[4] = CStringGetTextDatum(last_error);
 		else
 			nulls[4] = 'n';
-		(void) spi_exec("UPDATE polyglot.route_state SET "
+		(void) spi_exec_plan(&state_plan, "UPDATE polyglot.route_state SET "
 								   "delivered = delivered + $2, failed = failed + $3, "
 								   "retries = retries + $4, consecutive_failures = 0, "
 								   "backoff_until = NULL, "
@@ -726,57 +767,134 @@ sink_for(PolyglotRoute *route)
 	return NULL;
 }
 
-/*
- * Delivers one batch of a route.  Returns the number of events read, or 0
- * after a failure, which puts the route in backoff (and shortens *sleep_ms
- * to its end).
- */
-static int
-process_route(PolyglotRoute *route, long *sleep_ms)
+/* A batch from its reading to its acknowledgement, in a context of its own */
+typedef struct Batch
 {
-	MemoryContext batch_cxt = AllocSetContextCreate(CurrentMemoryContext,
-													"pg_polyglot batch",
+	MemoryContext cxt;
+	List	   *events;
+	List	   *items;
+	int			nevents;
+	void	   *sent;			/* the sink's state once sent */
+} Batch;
+
+/*
+ * Reads a batch in one short transaction: its events, leaving out those of
+ * the batch in flight (if any), and the current state of their rows, both
+ * in one snapshot.
+ */
+static Batch *
+read_batch(PolyglotRoute *route, PolyglotPayload payload, Batch *inflight, MemoryContext parent)
+{
+	Batch	   *batch = MemoryContextAllocZero(parent, sizeof(Batch));
+	Datum		inflight_ids;
+
+	batch->cxt = AllocSetContextCreate(parent, "pg_polyglot batch", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(batch->cxt);
+	inflight_ids = inflight ? ids_array(inflight->events) :
+		PointerGetDatum(construct_empty_array(INT8OID));
+
+	begin_tx();
+	batch->events = read_events(route, inflight_ids, batch->cxt);
+	batch->nevents = list_length(batch->events);
+	if (batch->nevents > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+
+		batch->items = coalesce_events(batch->events);
+		MemoryContextSwitchTo(old);
+		read_rows(route, payload, batch->items, batch->cxt);
+	}
+	end_tx();
+	MemoryContextSwitchTo(parent);
+	return batch;
+}
+
+/* Waits for the outcome of a sent batch and acknowledges it. */
+static void
+finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
+{
+	PolyglotItemResult *results;
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+
+	results = palloc0(sizeof(PolyglotItemResult) * list_length(batch->items));
+	sink->finish(route, batch->items, batch->sent, results);
+	batch->sent = NULL;
+	ack_batch(route, batch->events, batch->items, results);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(batch->cxt);
+}
+
+/*
+ * Delivers a route's backlog, batch after batch, until a batch is not full
+ * or the time slice ends.  Batches overlap: batch N+1 is read from
+ * PostgreSQL while the store works through batch N, then sent, and only
+ * then is batch N finished and acknowledged.  Returns true when the slice
+ * ended with more to do.  A failure puts the route in backoff (and
+ * shortens *sleep_ms to its end); what was not acknowledged is read again
+ * later.
+ */
+static bool
+process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool *did_work)
+{
+	MemoryContext route_cxt = AllocSetContextCreate(CurrentMemoryContext,
+													"pg_polyglot route",
 													ALLOCSET_DEFAULT_SIZES);
-	MemoryContext outer = MemoryContextSwitchTo(batch_cxt);
+	MemoryContext outer = MemoryContextSwitchTo(route_cxt);
 	const PolyglotSink *sink = sink_for(route);
-	volatile int nevents = 0;
+	Batch	   *volatile prev = NULL;
+	Batch	   *volatile cur = NULL;
+	volatile bool more = false;
 
 	if (sink == NULL)
 	{
 		MemoryContextSwitchTo(outer);
-		MemoryContextDelete(batch_cxt);
-		return 0;
+		MemoryContextDelete(route_cxt);
+		return false;
 	}
 
 	PG_TRY();
 	{
-		List	   *events;
-		List	   *items;
-		PolyglotItemResult *results;
-
 		PolyglotPayload payload = sink->payload(route);
 
-		begin_tx();
-		events = read_events(route, batch_cxt);
-		nevents = list_length(events);
-		items = NIL;
-		if (nevents > 0)
+		for (;;)
 		{
-			MemoryContext old = MemoryContextSwitchTo(batch_cxt);
-
-			items = coalesce_events(events);
-			MemoryContextSwitchTo(old);
-			read_rows(route, payload, items, batch_cxt);
+			cur = read_batch(route, payload, prev, route_cxt);
+			if (cur->nevents > 0)
+			{
+				*did_work = true;
+				pgstat_report_activity(STATE_RUNNING,
+									   psprintf("delivering %d changes of route %d",
+												cur->nevents, route->id));
+				MemoryContextSwitchTo(cur->cxt);
+				cur->sent = sink->send(route, cur->items);
+				MemoryContextSwitchTo(route_cxt);
+			}
+			if (prev)
+			{
+				finish_batch(route, sink, prev);
+				prev = NULL;
+			}
+			if (cur->nevents == 0)
+			{
+				MemoryContextDelete(cur->cxt);
+				cur = NULL;
+				break;
+			}
+			prev = cur;
+			cur = NULL;
+			if (prev->nevents < polyglot_batch_size)
+				break;
+			CHECK_FOR_INTERRUPTS();
+			if (GetCurrentTimestamp() >= slice_end)
+			{
+				more = true;
+				break;
+			}
 		}
-		end_tx();
-		MemoryContextSwitchTo(batch_cxt);
-		if (nevents > 0)
+		if (prev)
 		{
-			results = palloc0(sizeof(PolyglotItemResult) * list_length(items));
-			pgstat_report_activity(STATE_RUNNING, psprintf("delivering %d changes of route %d",
-															 nevents, route->id));
-			sink->deliver(route, items, results);
-			ack_batch(route, events, items, results);
+			finish_batch(route, sink, prev);
+			prev = NULL;
 		}
 	}
 	PG_CATCH();
@@ -784,19 +902,23 @@ process_route(PolyglotRoute *route, long *sleep_ms)
 		ErrorData  *edata;
 		long		backoff;
 
-		MemoryContextSwitchTo(batch_cxt);
+		MemoryContextSwitchTo(route_cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		nevents = 0;
+		if (prev && prev->sent)
+			sink->abandon(route, prev->sent);
+		if (cur && cur->sent)
+			sink->abandon(route, cur->sent);
+		more = false;
 		backoff = record_route_failure(route, edata);
 		*sleep_ms = Min(*sleep_ms, backoff);
 	}
 	PG_END_TRY();
 
 	MemoryContextSwitchTo(outer);
-	MemoryContextDelete(batch_cxt);
-	return nevents;
+	MemoryContextDelete(route_cxt);
+	return more;
 }
 
 /*
@@ -831,25 +953,11 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 		 * time slice, so that routes are reloaded once per slice rather
 		 * than once per batch, and other routes still get their turn.
 		 */
-		{
-			TimestampTz slice_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-																POLYGLOT_ROUTE_SLICE_MS);
-
-			int			n;
-
-			while ((n = process_route(route, sleep_ms)) >= polyglot_batch_size)
-			{
-				*did_work = true;
-				CHECK_FOR_INTERRUPTS();
-				if (GetCurrentTimestamp() >= slice_end)
-				{
-					more = true;
-					break;
-				}
-			}
-			if (n > 0)
-				*did_work = true;
-		}
+		if (process_route(route,
+						  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  POLYGLOT_ROUTE_SLICE_MS),
+						  sleep_ms, did_work))
+			more = true;
 	}
 	return more;
 }

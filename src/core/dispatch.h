@@ -33,16 +33,34 @@ typedef struct PolyglotItem
 	List	   *events;			/* every event of the key, acknowledged together */
 } PolyglotItem;
 
+/*
+ * A sink delivers a batch in two steps, so that the store works through one
+ * batch while the worker reads the next: send() writes the batch and
+ * returns its state; finish() waits for the outcome and fills results.
+ * Batches of a route are sent and finished in order, at most two in flight.
+ * A sink that cannot split the two does all in send() and reports in
+ * finish().  abandon() is called for a sent batch that will not be
+ * finished (an error came first): the sink must not let its replies be
+ * taken for another batch's.
+ */
 typedef struct PolyglotSink
 {
 	/* what the batch query must read for this route */
 	PolyglotPayload (*payload) (PolyglotRoute *route);
-	/* deliver items, fill results[i] for each; ereport if the batch failed */
-	void		(*deliver) (PolyglotRoute *route, List *items,
-							PolyglotItemResult *results);
+	/* start delivering items; ereport if the batch cannot be sent */
+	void	   *(*send) (PolyglotRoute *route, List *items);
+	/* fill results[i] for each item; ereport if the batch failed */
+	void		(*finish) (PolyglotRoute *route, List *items, void *sent,
+						   PolyglotItemResult *results);
+	/* forget a sent batch; never ereports */
+	void		(*abandon) (PolyglotRoute *route, void *sent);
 } PolyglotSink;
 
 extern const PolyglotSink polyglot_redis_sink;
+
+/* rowstate.c: false when the route's rows must be read with a query */
+extern bool polyglot_read_rows_direct(PolyglotRoute *route, PolyglotPayload payload,
+									  PolyglotItem **items, int nitems, MemoryContext cxt);
 
 extern char *polyglot_route_option(PolyglotRoute *route, const char *name);
 

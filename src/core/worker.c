@@ -643,6 +643,16 @@ polyglot_worker_main(Datum main_arg)
 	SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * The worker's own commits (acknowledgements, retries, dead letters,
+	 * route state) need not wait for the WAL flush: if a crash loses one,
+	 * the outbox rows it deleted are still there and are delivered again,
+	 * which state-based delivery makes harmless.  The same transaction
+	 * moves a key to the dead letters and out of the outbox, so neither
+	 * is lost without the other.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
 

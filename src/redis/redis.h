@@ -47,6 +47,7 @@ typedef struct RedisConn
 extern RedisConn *redis_get_connection(ForeignServer *server, UserMapping *user);
 extern redisReply *redis_command_argv(RedisConn *conn, int argc,
 									  const char **argv, const size_t *argvlen);
+extern void redis_discard_connection(RedisConn *conn);
 extern void redis_report_error(RedisConn *conn, redisReply *reply,
 							   const char *what) pg_attribute_noreturn();
 

@@ -195,6 +195,13 @@ redis_command_argv(RedisConn *conn, int argc, const char **argv,
 	return reply;
 }
 
+/* Closes a connection whose protocol state is unknown; the next use reconnects. */
+void
+redis_discard_connection(RedisConn *conn)
+{
+	polyglot_conncache_discard(&redis_cache, &conn->base);
+}
+
 /*
  * The one way Redis errors are reported.  With a reply, frees it and
  * reports the server's error text; without one, reports the context's I/O

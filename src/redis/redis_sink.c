@@ -81,15 +81,15 @@ redis_payload(PolyglotRoute *route)
 /*
  * Renders the key template of a route for one key: each {column} becomes
  * that key column's value.  The template was validated by polyglot.sync():
- * its placeholders name key columns.
+ * its placeholders name key columns.  Built in scratch, returned at its
+ * exact size.
  */
 static char *
-render_key(PolyglotRoute *route, const char *tmpl, List *key)
+render_key(PolyglotRoute *route, const char *tmpl, List *key, StringInfo scratch)
 {
-	StringInfoData buf;
 	const char *p = tmpl;
 
-	initStringInfo(&buf);
+	resetStringInfo(scratch);
 	while (*p)
 	{
 		const char *close;
@@ -107,7 +107,7 @@ render_key(PolyglotRoute *route, const char *tmpl, List *key)
 
 				if (strlen(col) == len && strncmp(col, p + 1, len) == 0)
 				{
-					appendStringInfoString(&buf, (const char *) lfirst(vc));
+					appendStringInfoString(scratch, (const char *) lfirst(vc));
 					matched = true;
 					break;
 				}
@@ -118,9 +118,9 @@ render_key(PolyglotRoute *route, const char *tmpl, List *key)
 				continue;
 			}
 		}
-		appendStringInfoChar(&buf, *p++);
+		appendStringInfoChar(scratch, *p++);
 	}
-	return buf.data;
+	return pnstrdup(scratch->data, scratch->len);
 }
 
 /* {"op": ..., "table": ..., "key": {...}, "row": ...} for publish mode */
@@ -168,7 +168,7 @@ cmd_init(RedisCmd *cmd, int cap)
 }
 
 static void
-cmd_arg(RedisCmd *cmd, const char *arg)
+cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len)
 {
 	if (cmd->argc == cmd->cap)
 	{
@@ -177,8 +177,14 @@ cmd_arg(RedisCmd *cmd, const char *arg)
 		cmd->argvlen = repalloc(cmd->argvlen, sizeof(size_t) * cmd->cap);
 	}
 	cmd->argv[cmd->argc] = arg;
-	cmd->argvlen[cmd->argc] = strlen(arg);
+	cmd->argvlen[cmd->argc] = len;
 	cmd->argc++;
+}
+
+static void
+cmd_arg(RedisCmd *cmd, const char *arg)
+{
+	cmd_arg_len(cmd, arg, strlen(arg));
 }
 
 static void
@@ -257,8 +263,22 @@ check_reply(redisReply *reply, PolyglotItemResult *result, char **transient)
 	freeReplyObject(reply);
 }
 
-static void
-redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
+/* A batch written to Redis whose replies are still to be read */
+typedef struct RedisSent
+{
+	RedisConn  *conn;
+	redisContext *ctx;			/* the connection the batch went out on */
+	int		   *nreplies;		/* replies owed, per item */
+	int			nitems;
+} RedisSent;
+
+/*
+ * Writes the commands of a batch, one pipeline, and returns without reading
+ * the replies: Redis works through the batch while the worker reads the
+ * next one from PostgreSQL.
+ */
+static void *
+redis_send(PolyglotRoute *route, List *items)
 {
 	RedisMode	mode = route_mode(route);
 	char	   *tmpl = polyglot_route_option(route, "key");
@@ -266,10 +286,12 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 	char	   *channel = polyglot_route_option(route, "channel");
 	int			ncols = list_length(route->columns);
 	int		   *nreplies = palloc0(sizeof(int) * Max(list_length(items), 1));
+	RedisSent  *sent = palloc0(sizeof(RedisSent));
 	RedisConn  *conn;
 	RedisCmd	cmd;
+	StringInfoData scratch;
 	ListCell   *lc;
-	char	   *transient = NULL;
+	int			done = 0;
 	int			i;
 
 	if (tmpl == NULL)
@@ -281,6 +303,7 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 				 errhint("Drop the route with polyglot.unsync().")));
 	conn = redis_get_connection(route->server, route->user);
 	cmd_init(&cmd, 8 + 2 * ncols);
+	initStringInfo(&scratch);
 
 	/* append every command */
 	i = 0;
@@ -288,10 +311,9 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 	{
 		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
 		PolyglotEvent *ev = item->event;
-		char	   *key = render_key(route, tmpl, ev->key);
+		char	   *key = render_key(route, tmpl, ev->key, &scratch);
 		int			c;
 
-		results[i].status = POLYGLOT_ITEM_OK;
 		switch (mode)
 		{
 			case REDIS_MODE_JSON:
@@ -299,7 +321,7 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 				{
 					cmd_arg(&cmd, "SET");
 					cmd_arg(&cmd, key);
-					cmd_arg(&cmd, ev->json);
+					cmd_arg_len(&cmd, ev->json, ev->json_len);
 					if (ttl)
 					{
 						cmd_arg(&cmd, "EX");
@@ -386,17 +408,43 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 		i++;
 	}
 
-	/* read every reply: one round trip for the batch */
-	for (i = 0; i < list_length(items); i++)
+	/* write it all; the socket's send timeout bounds the wait */
+	sent->conn = conn;
+	sent->ctx = redis_ctx(conn);
+	sent->nreplies = nreplies;
+	sent->nitems = list_length(items);
+	while (!done)
+		if (redisBufferWrite(sent->ctx, &done) != REDIS_OK)
+			redis_report_error(conn, NULL, "a pipelined batch");
+	return sent;
+}
+
+/* Reads the replies of a batch sent by redis_send(). */
+static void
+redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult *results)
+{
+	RedisSent  *sent = (RedisSent *) state;
+	char	   *transient = NULL;
+	int			i;
+
+	/* the connection was reset since (its server or user mapping changed) */
+	if (sent->conn->base.conn != sent->ctx)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("lost connection to Redis server \"%s\" during a pipelined batch",
+						sent->conn->servername),
+				 errdetail("The connection was reset while the batch was in flight.")));
+
+	for (i = 0; i < sent->nitems; i++)
 	{
 		int			r;
 
-		for (r = 0; r < nreplies[i]; r++)
+		for (r = 0; r < sent->nreplies[i]; r++)
 		{
 			void	   *reply = NULL;
 
-			if (redisGetReply(redis_ctx(conn), &reply) != REDIS_OK || reply == NULL)
-				redis_report_error(conn, NULL, "a pipelined batch");
+			if (redisGetReply(sent->ctx, &reply) != REDIS_OK || reply == NULL)
+				redis_report_error(sent->conn, NULL, "a pipelined batch");
 			check_reply((redisReply *) reply, &results[i], &transient);
 		}
 	}
@@ -405,11 +453,26 @@ redis_deliver(PolyglotRoute *route, List *items, PolyglotItemResult *results)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("Redis server \"%s\" is temporarily unable to take writes",
-						conn->servername),
+						sent->conn->servername),
 				 errdetail_internal("%s", transient)));
+}
+
+/*
+ * A sent batch whose replies will not be read: the connection has replies
+ * pending that would answer the next batch's commands, so it goes.
+ */
+static void
+redis_abandon(PolyglotRoute *route, void *state)
+{
+	RedisSent  *sent = (RedisSent *) state;
+
+	if (sent->conn->base.conn == sent->ctx)
+		redis_discard_connection(sent->conn);
 }
 
 const PolyglotSink polyglot_redis_sink = {
 	.payload = redis_payload,
-	.deliver = redis_deliver,
+	.send = redis_send,
+	.finish = redis_finish,
+	.abandon = redis_abandon,
 };
