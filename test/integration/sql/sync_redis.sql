@@ -216,6 +216,78 @@ ALTER TABLE prices DROP COLUMN id;
 SELECT count(*) AS routes FROM polyglot.routes WHERE source_name = 'public.prices';
 UPDATE prices SET amount = 1;
 
-DROP TABLE products, stock, sessions, prices;
+--
+-- types: a JSON value is what row_to_json makes of the row, a hash field
+-- what a ::text cast makes of the column, whether the worker reads rows
+-- through the key index (built-in scalar types, domains over them) or with
+-- a query (arrays, ranges, inet...).  Compared in the worker's settings.
+--
+-- (pg_regress sets these three for its sessions through PGTZ and the like)
+SELECT count(set_config(s.name, coalesce(f.setting, s.boot_val), false)) AS in_worker_settings
+  FROM pg_settings s LEFT JOIN pg_file_settings f ON f.name = lower(s.name) AND f.applied
+ WHERE s.name IN ('TimeZone', 'DateStyle', 'IntervalStyle');
+-- the non-NULL columns of a row, as text
+CREATE FUNCTION text_fields(tbl regclass, keycol text, keyval text) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  r jsonb;
+BEGIN
+  EXECUTE format('SELECT jsonb_strip_nulls(jsonb_build_object(%s)) FROM %s WHERE %I::text = $1',
+                 (SELECT string_agg(format('%L, %I::text', attname, attname), ', ' ORDER BY attnum)
+                    FROM pg_attribute WHERE attrelid = tbl AND attnum > 0 AND NOT attisdropped),
+                 tbl, keycol)
+    INTO r USING keyval;
+  RETURN r;
+END $$;
+CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+CREATE TABLE typed (k varchar(20) PRIMARY KEY, b bool, i2 int2, i8 int8, f4 real,
+                    f8 float8, n numeric, c char(6), nm name, u uuid, by bytea, d date,
+                    ts timestamp, tz timestamptz, t time, tt timetz, iv interval,
+                    j json, jb jsonb, m money, p positive, bits bit(4), x xml, s text);
+INSERT INTO typed VALUES
+  ('a', true, -2, 9007199254740993, 1.5, 0.1, 12345678901234567890.000123, 'ab',
+   'name', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x00ff', '2024-02-29',
+   '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15+02', '13:14:15', '13:14:15+02',
+   '1 day 02:03:04', '{"a": [1, "x"]}', '{"b": {"c": null}}', 12.34, 5, B'1010',
+   '<r>x</r>', E'quote " backslash \\ tab \t newline \n unicode \u00e9'),
+  ('b', false, NULL, NULL, 'NaN', '-Infinity', 'NaN', NULL, NULL, NULL, NULL,
+   'infinity', '-infinity', 'infinity', NULL, NULL, NULL, 'null', '[]', NULL, NULL,
+   NULL, NULL, '');
+-- one route per table and server: the hash route gets a copy
+CREATE TABLE typed_h (LIKE typed INCLUDING ALL);
+INSERT INTO typed_h SELECT * FROM typed;
+SELECT polyglot.sync('typed', 'cache', '{"key": "sync:typed:{k}"}') AS typed_json \gset
+SELECT polyglot.sync('typed_h', 'cache', '{"mode": "hash", "key": "sync:typedh:{k}"}') AS typed_hash \gset
+CREATE TABLE typed_query (id int PRIMARY KEY, a int[], r int4range, ip inet, c char(4));
+INSERT INTO typed_query VALUES (1, '{1,NULL,3}', '[1,5)', '10.0.0.1', 'x'),
+                               (2, NULL, 'empty', '::1/128', NULL);
+CREATE TABLE typed_query_h (LIKE typed_query INCLUDING ALL);
+INSERT INTO typed_query_h SELECT * FROM typed_query;
+SELECT polyglot.sync('typed_query', 'cache', '{"key": "sync:typedq:{id}"}') AS typedq_json \gset
+SELECT polyglot.sync('typed_query_h', 'cache', '{"mode": "hash", "key": "sync:typedqh:{id}"}') AS typedq_hash \gset
+SELECT wait_synced(:typed_json) AS j, wait_synced(:typed_hash) AS h,
+       wait_synced(:typedq_json) AS qj, wait_synced(:typedq_hash) AS qh;
+\set ja `redis-cli -p $REDIS_PORT GET sync:typed:a`
+\set jb `redis-cli -p $REDIS_PORT GET sync:typed:b`
+\set ha `redis-cli -p $REDIS_PORT --json HGETALL sync:typedh:a`
+\set hb `redis-cli -p $REDIS_PORT --json HGETALL sync:typedh:b`
+\set qa `redis-cli -p $REDIS_PORT GET sync:typedq:1`
+\set qb `redis-cli -p $REDIS_PORT GET sync:typedq:2`
+\set qha `redis-cli -p $REDIS_PORT --json HGETALL sync:typedqh:1`
+\set qhb `redis-cli -p $REDIS_PORT --json HGETALL sync:typedqh:2`
+SELECT :'ja' = (SELECT row_to_json(row_)::text FROM typed row_ WHERE k = 'a') AS a_json,
+       :'jb' = (SELECT row_to_json(row_)::text FROM typed row_ WHERE k = 'b') AS b_json,
+       :'ha'::jsonb = text_fields('typed_h', 'k', 'a') AS a_hash,
+       :'hb'::jsonb = text_fields('typed_h', 'k', 'b') AS b_hash,
+       :'qa' = (SELECT row_to_json(row_)::text FROM typed_query row_ WHERE id = 1) AS q1_json,
+       :'qb' = (SELECT row_to_json(row_)::text FROM typed_query row_ WHERE id = 2) AS q2_json,
+       :'qha'::jsonb = text_fields('typed_query_h', 'id', '1') AS q1_hash,
+       :'qhb'::jsonb = text_fields('typed_query_h', 'id', '2') AS q2_hash;
+-- what the JSON of the second row looks like (no setting-dependent values)
+\echo :jb
+RESET ALL;
+
+DROP TABLE products, stock, sessions, prices, typed, typed_h, typed_query, typed_query_h;
+DROP DOMAIN positive;
 DROP SERVER cache;
 \! redis-cli -p $REDIS_PORT KEYS 'sync:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
