@@ -117,8 +117,12 @@ read -r bn b50 b90 b99 bmax < <(tail -1 "$TMP/base")
 
 echo "== pg_polyglot: pgbench commits at $RATE/s for ${SECS}s (synchronous_commit ${SYNC_COMMIT:-off})"
 subscribe bench:latency $((SECS + 3)) "$TMP/sync"
+worker=$(psql -X -At -d "$DB" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_polyglot worker' AND datname = current_database()")
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$worker/stat"; }
+t0=$(cpu_ticks)
 PGOPTIONS="-c synchronous_commit=${SYNC_COMMIT:-off}" \
 	pgbench -n -c 2 -j 2 -R "$RATE" -T "$SECS" -f "$TMP/insert.sql" "$DB" > "$TMP/pgbench" 2>&1
+t1=$(cpu_ticks)
 wait
 read -r sn s50 s90 s99 smax < <(tail -1 "$TMP/sync")
 commits=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM lat")
@@ -126,6 +130,6 @@ commits=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM lat")
 printf '%-26s %8s %8s %8s %8s %8s\n' "" messages "p50 ms" "p90 ms" "p99 ms" "max ms"
 printf '%-26s %8s %8s %8s %8s %8s\n' "Redis PUBLISH (baseline)" "$bn" "$b50" "$b90" "$b99" "$bmax"
 printf '%-26s %8s %8s %8s %8s %8s\n' "commit -> Redis (synced)" "$sn" "$s50" "$s90" "$s99" "$smax"
-echo "commits: $commits, messages received: $sn"
+echo "commits: $commits, messages received: $sn, worker CPU: $(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v s="$SECS" 'BEGIN { printf "%.1f%%", 100 * t / hz / s }') of one core"
 
 psql -X -q -d postgres -c "DROP DATABASE $DB"

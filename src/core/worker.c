@@ -55,8 +55,9 @@
 #define POLYGLOT_MAX_DATABASES			64
 #define POLYGLOT_LAUNCHER_RESCAN_MS		30000
 #define POLYGLOT_WORKER_RESTART_MS		5000
-#define POLYGLOT_MIN_ROUND_INTERVAL_MS	10
+#define POLYGLOT_MIN_ROUND_INTERVAL_MS	2
 #define POLYGLOT_IDLE_ROUND_INTERVAL_MS	50
+#define POLYGLOT_IDLE_AFTER_EMPTY_ROUNDS	3
 
 typedef enum SlotState
 {
@@ -607,6 +608,7 @@ polyglot_worker_main(Datum main_arg)
 	Oid			dboid = DatumGetObjectId(main_arg);
 	MemoryContext loop_cxt;
 	volatile int round_errors = 0;
+	volatile int empty_rounds = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -715,13 +717,16 @@ polyglot_worker_main(Datum main_arg)
 		/*
 		 * Woken at commit: let a burst of commits gather for a moment, so
 		 * that a busy database costs a round every few milliseconds rather
-		 * than one per commit; longer after a round that found nothing to
-		 * deliver (its routes paused, say).
+		 * than one per commit.  Longer after several rounds in a row that
+		 * found nothing to deliver (commits to a paused route, say); one
+		 * empty round is only a wake-up for changes the round before
+		 * already took.
 		 */
+		empty_rounds = did_work ? 0 : empty_rounds + 1;
 		{
 			long		since = (long) ((GetCurrentTimestamp() - round_start) / 1000);
-			long		interval = did_work ? POLYGLOT_MIN_ROUND_INTERVAL_MS
-				: POLYGLOT_IDLE_ROUND_INTERVAL_MS;
+			long		interval = empty_rounds >= POLYGLOT_IDLE_AFTER_EMPTY_ROUNDS ?
+				POLYGLOT_IDLE_ROUND_INTERVAL_MS : POLYGLOT_MIN_ROUND_INTERVAL_MS;
 
 			if (since < interval)
 				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
