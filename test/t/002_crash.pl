@@ -15,8 +15,9 @@ my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $redis_port = start_redis("$tmp/redis");
 my $node = preloaded_node('crash');
 my $db = 'postgres';
-# the worker drains 50k events in well under a second: the test watches
-# closely (every 5 ms) for the first delivery and kills the worker then
+# the worker drains 50k events in a fraction of a second: the test runs it
+# with small batches, watches closely (every 5 ms) for the first delivery and
+# kills the worker then
 
 $node->safe_psql($db, qq{
 CREATE EXTENSION pg_polyglot;
@@ -30,6 +31,10 @@ INSERT INTO crash SELECT g, 0, repeat('x', 20) FROM generate_series(1, 200000) g
 my $route = $node->safe_psql($db,
 	q{SELECT polyglot.sync('crash', 'cache', '{"key": "crash:{id}"}')});
 $node->safe_psql($db, "SELECT polyglot.pause($route)");
+# small batches slow the drain down enough (a few seconds) to catch the
+# worker with most of the backlog still pending
+$node->safe_psql($db, 'ALTER SYSTEM SET polyglot.batch_size = 100');
+$node->safe_psql($db, 'SELECT pg_reload_conf()');
 
 # writers: upserts and deletes over a key range a bit larger than the table
 open my $fh, '>', "$tmp/upsert.sql" or die;
@@ -66,6 +71,8 @@ $w->finish;
 # the postmaster restarts everything after the crash; the launcher brings
 # the worker back, which finds its backlog intact
 ok(wait_until(sub { $node->safe_psql($db, 'SELECT 1') eq '1' }, 60), 'the server is back');
+$node->safe_psql($db, 'ALTER SYSTEM RESET polyglot.batch_size');
+$node->safe_psql($db, 'SELECT pg_reload_conf()');
 ok(wait_until(sub { worker_pid($node, $db) > 0 && worker_pid($node, $db) != $pid }, 60),
 	'a new worker runs');
 $w = writers(3);
