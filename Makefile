@@ -27,9 +27,11 @@ OBJS = \
 	src/redis/redis_fdw.o \
 	src/redis/redis_option.o \
 	src/redis/redis_sink.o \
+	src/mongo/mongo_bson.o \
 	src/mongo/mongo_connection.o \
 	src/mongo/mongo_fdw.o \
 	src/mongo/mongo_option.o \
+	src/mongo/mongo_sink.o \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
 	src/elastic/elastic_option.o

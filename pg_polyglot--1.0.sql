@@ -188,6 +188,41 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'polyglot_wake'
 LANGUAGE C;
 
+-- The "columns" / "exclude" route options, common to every store
+CREATE FUNCTION polyglot._check_route_columns(source regclass, options jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  opt text;
+  col text;
+  cols text[];
+BEGIN
+  -- columns / exclude
+  IF options ? 'columns' AND options ? 'exclude' THEN
+    RAISE EXCEPTION 'options "columns" and "exclude" cannot be combined'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOREACH opt IN ARRAY ARRAY['columns', 'exclude'] LOOP
+    CONTINUE WHEN NOT options ? opt;
+    IF jsonb_typeof(options->opt) <> 'array'
+       OR EXISTS (SELECT FROM jsonb_array_elements(options->opt) e WHERE jsonb_typeof(e) <> 'string') THEN
+      RAISE EXCEPTION 'option "%" must be an array of column names', opt
+        USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(e) INTO cols FROM jsonb_array_elements_text(options->opt) e;
+    FOREACH col IN ARRAY coalesce(cols, '{}') LOOP
+      IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = source AND attname = col
+                     AND attnum > 0 AND NOT attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of option "%" does not exist in %', col, opt, source
+          USING ERRCODE = 'undefined_column';
+      END IF;
+    END LOOP;
+  END LOOP;
+END
+$$;
+
 -- Route options of Redis routes: errors name the option and list the valid
 -- ones.  Returns the options with defaults filled in.
 CREATE FUNCTION polyglot._redis_route_options(source regclass, key_columns name[], options jsonb)
@@ -283,27 +318,76 @@ BEGIN
   END LOOP;
   result := jsonb_set(result, '{key}', to_jsonb(tmpl));
 
-  -- columns / exclude
-  IF options ? 'columns' AND options ? 'exclude' THEN
-    RAISE EXCEPTION 'options "columns" and "exclude" cannot be combined'
+  PERFORM polyglot._check_route_columns(source, options);
+  RETURN result;
+END
+$$;
+
+-- Route options of MongoDB routes: errors name the option and list the
+-- valid ones.  Returns the options with the default collection filled in;
+-- the database defaults to the server's, looked up at delivery.
+CREATE FUNCTION polyglot._mongo_route_options(source regclass, server name, options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  valid constant text[] := ARRAY['database', 'collection', 'columns', 'exclude'];
+  opt text;
+  db text;
+  coll text;
+  result jsonb := options;
+BEGIN
+  IF jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'route options must be a JSON object'
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  FOREACH opt IN ARRAY ARRAY['columns', 'exclude'] LOOP
-    CONTINUE WHEN NOT options ? opt;
-    IF jsonb_typeof(options->opt) <> 'array'
-       OR EXISTS (SELECT FROM jsonb_array_elements(options->opt) e WHERE jsonb_typeof(e) <> 'string') THEN
-      RAISE EXCEPTION 'option "%" must be an array of column names', opt
-        USING ERRCODE = 'invalid_parameter_value';
+  FOR opt IN SELECT jsonb_object_keys(options) LOOP
+    IF NOT opt = ANY (valid) THEN
+      RAISE EXCEPTION 'unknown option "%" for a MongoDB route', opt
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Valid options are: ' || array_to_string(valid, ', ') || '.';
     END IF;
-    SELECT array_agg(e) INTO cols FROM jsonb_array_elements_text(options->opt) e;
-    FOREACH col IN ARRAY coalesce(cols, '{}') LOOP
-      IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = source AND attname = col
-                     AND attnum > 0 AND NOT attisdropped) THEN
-        RAISE EXCEPTION 'column "%" of option "%" does not exist in %', col, opt, source
-          USING ERRCODE = 'undefined_column';
-      END IF;
-    END LOOP;
   END LOOP;
+
+  IF options ? 'database' THEN
+    IF jsonb_typeof(options->'database') <> 'string' THEN
+      RAISE EXCEPTION 'option "database" must be a string' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    db := options->>'database';
+    IF db = '' OR octet_length(db) >= 64 OR db ~ '[/\\. "$]' THEN
+      RAISE EXCEPTION 'invalid MongoDB database name "%"', db
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'A database name is not empty, has fewer than 64 bytes and none of the characters /\. "$.';
+    END IF;
+  ELSE
+    SELECT substr(o, length('database=') + 1) INTO db
+      FROM pg_foreign_server s, unnest(s.srvoptions) AS o
+     WHERE s.srvname = server AND o LIKE 'database=%';
+    IF db IS NULL THEN
+      RAISE EXCEPTION 'a route to MongoDB server "%" needs a database', server
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Give the route a "database" option, or the server a database option.';
+    END IF;
+  END IF;
+
+  IF options ? 'collection' THEN
+    IF jsonb_typeof(options->'collection') <> 'string' THEN
+      RAISE EXCEPTION 'option "collection" must be a string' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    coll := options->>'collection';
+  ELSE
+    SELECT c.relname INTO coll FROM pg_class c WHERE c.oid = source;
+  END IF;
+  IF coll = '' OR octet_length(coll) > 255 OR position('$' IN coll) > 0
+     OR coll LIKE 'system.%' OR coll LIKE '.%' OR coll LIKE '%.' THEN
+    RAISE EXCEPTION 'invalid MongoDB collection name "%"', coll
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'A collection name has 1 to 255 bytes, contains no "$", does not start with "system." and neither starts nor ends with a dot.';
+  END IF;
+  result := jsonb_set(result, '{collection}', to_jsonb(coll));
+
+  PERFORM polyglot._check_route_columns(source, options);
   RETURN result;
 END
 $$;
@@ -365,6 +449,8 @@ BEGIN
   CASE store
     WHEN 'redis' THEN
       opts := polyglot._redis_route_options(source, keys, coalesce(options, '{}'));
+    WHEN 'mongo' THEN
+      opts := polyglot._mongo_route_options(source, server, coalesce(options, '{}'));
     ELSE
       RAISE EXCEPTION 'sync to % servers is not supported yet', store
         USING ERRCODE = 'feature_not_supported';

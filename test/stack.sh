@@ -66,7 +66,7 @@ DEBIAN_PACKAGES=(
 	redis-server redis-tools
 	libhiredis-dev libmongoc-dev libbson-dev libcurl4-openssl-dev pkg-config
 	libipc-run-perl
-	openjdk-17-jdk-headless maven unzip curl ca-certificates python3
+	openjdk-17-jdk-headless maven unzip curl ca-certificates python3 python3-venv
 	gcc make golang-go
 )
 
@@ -141,6 +141,20 @@ install_ferretdb() {
 	rm -rf "$src"
 }
 
+# A Python with pymongo from PyPI: the tests' own MongoDB client
+PYMONGO_VERSION=4.10.1
+VENV_DIR=$STACK_DIR/venv
+install_python_tools() {
+	if "$VENV_DIR/bin/python3" -c "import pymongo, sys; sys.exit(pymongo.version != '$PYMONGO_VERSION')" 2>/dev/null; then
+		say "pymongo $PYMONGO_VERSION: present"
+		return
+	fi
+	say "pymongo $PYMONGO_VERSION: installing from PyPI"
+	rm -rf "$VENV_DIR"
+	python3 -m venv "$VENV_DIR"
+	"$VENV_DIR/bin/pip" install -q --disable-pip-version-check "pymongo==$PYMONGO_VERSION"
+}
+
 # install_maven_zip GROUP ARTIFACT VERSION DEST_HOME
 install_maven_zip() {
 	local group=$1 artifact=$2 version=$3 home=$4
@@ -167,6 +181,7 @@ cmd_install() {
 	ensure_stack_user
 	mkdir -p "$STACK_DIR"
 	install_ferretdb
+	install_python_tools
 	install_maven_zip org.opensearch.distribution.integ-test-zip opensearch \
 		"$OPENSEARCH_VERSION" "$OPENSEARCH_HOME"
 	install_maven_zip org.elasticsearch.distribution.integ-test-zip elasticsearch \
@@ -480,6 +495,7 @@ cmd_env() {
 	export MONGO_HOST='127.0.0.1'
 	export MONGO_PORT='$MONGO_PORT'
 	export MONGO_URI='mongodb://127.0.0.1:$MONGO_PORT'
+	export MONGO_TOOL='$VENV_DIR/bin/python3 $REPO_DIR/test/tools/mongo.py'
 	export OPENSEARCH_PORT='$OPENSEARCH_PORT'
 	export OPENSEARCH_URL='http://127.0.0.1:$OPENSEARCH_PORT'
 	export ELASTICSEARCH_PORT='$ELASTICSEARCH_PORT'

@@ -41,12 +41,14 @@ typedef struct PolyglotRoute
 	Jsonb	   *options;		/* the route options, parsed once */
 	List	   *key_columns;	/* of char *, in key order */
 	List	   *key_types;		/* of char *, format_type of each key column */
+	List	   *key_typids;		/* of Oid, the type of each key column */
 	List	   *columns;		/* of char *: the columns delivered */
 	Oid			owner;
 	bool		paused;
 	bool		source_exists;
 	ForeignServer *server;		/* NULL when the server was dropped */
 	UserMapping *user;			/* the owner's user mapping, or NULL */
+	void	   *sink_private;	/* what the sink's prepare() learnt, for this round */
 	TimestampTz backoff_until;	/* 0 if none */
 	int32		consecutive_failures;
 } PolyglotRoute;
@@ -63,6 +65,9 @@ typedef struct PolyglotEvent
 	char	   *json;			/* the row as JSON (json/publish modes) */
 	int			json_len;		/* its length */
 	char	  **values;			/* the delivered columns as text, NULL for SQL NULL */
+	void	   *row;			/* the row as the sink rendered it (datums payload) */
+	Size		row_len;
+	char	   *render_error;	/* why the sink could not render it: the key fails */
 } PolyglotEvent;
 
 /* What a sink reports for each key of a batch */

@@ -216,6 +216,10 @@ load_routes(bool *extension_gone)
 					 "       (SELECT array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY k.ord) "
 					 "        FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord) "
 					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
+					 "             AND a.attname = k.name AND NOT a.attisdropped), "
+					 "       (SELECT array_agg(a.atttypid ORDER BY k.ord)::pg_catalog.text[] "
+					 "        FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord) "
+					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
 					 "             AND a.attname = k.name AND NOT a.attisdropped) "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
@@ -253,6 +257,15 @@ load_routes(bool *extension_gone)
 		r->columns = spi_text_array(tup, 14, cxt);
 		/* key column types, for the casts that find rows by key */
 		r->key_types = spi_text_array(tup, 15, cxt);
+		{
+			List	   *typids = spi_text_array(tup, 16, cxt);
+			ListCell   *tc;
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			foreach(tc, typids)
+				r->key_typids = lappend_oid(r->key_typids, atooid((char *) lfirst(tc)));
+			MemoryContextSwitchTo(old);
+		}
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;
@@ -357,6 +370,11 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 		foreach(lc, route->columns)
 			appendStringInfo(&sql, ", t.%s::text", quote_identifier((char *) lfirst(lc)));
 	}
+	else if (payload == POLYGLOT_PAYLOAD_DATUMS)
+	{
+		foreach(lc, route->columns)
+			appendStringInfo(&sql, ", t.%s", quote_identifier((char *) lfirst(lc)));
+	}
 	appendStringInfoString(&sql, " FROM ROWS FROM (");
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "%spg_catalog.unnest($%d::text[])", i ? ", " : "", i + 1);
@@ -436,7 +454,8 @@ read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
  * first event.
  */
 static void
-read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryContext cxt)
+read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+		  List *items, MemoryContext cxt)
 {
 	int			nkeycols = list_length(route->key_columns);
 	int			nitems = list_length(items);
@@ -453,7 +472,7 @@ read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryCont
 	i = 0;
 	foreach(lc, items)
 		byord[i++] = (PolyglotItem *) lfirst(lc);
-	if (polyglot_read_rows_direct(route, payload, byord, nitems, cxt))
+	if (polyglot_read_rows_direct(route, sink, payload, byord, nitems, cxt))
 		return;
 	for (c = 0; c < nkeycols; c++)
 	{
@@ -487,6 +506,21 @@ read_rows(PolyglotRoute *route, PolyglotPayload payload, List *items, MemoryCont
 			ev->values = MemoryContextAllocZero(cxt, sizeof(char *) * ncols);
 			for (c = 0; c < ncols; c++)
 				ev->values[c] = spi_text(tup, 3 + c, cxt);
+		}
+		else if (payload == POLYGLOT_PAYLOAD_DATUMS && !ev->found)
+			sink->render_row(route, ev, NULL, NULL, NULL, cxt);
+		else if (payload == POLYGLOT_PAYLOAD_DATUMS)
+		{
+			Datum	   *values = palloc(sizeof(Datum) * Max(ncols, 1));
+			bool	   *nulls = palloc(sizeof(bool) * Max(ncols, 1));
+			Oid		   *types = palloc(sizeof(Oid) * Max(ncols, 1));
+
+			for (c = 0; c < ncols; c++)
+			{
+				values[c] = spi_datum(tup, 3 + c, &nulls[c]);
+				types[c] = SPI_gettypeid(SPI_tuptable->tupdesc, 3 + c);
+			}
+			sink->render_row(route, ev, values, nulls, types, cxt);
 		}
 	}
 }
@@ -764,6 +798,8 @@ sink_for(PolyglotRoute *route)
 {
 	if (strcmp(route->store, "redis") == 0)
 		return &polyglot_redis_sink;
+	if (strcmp(route->store, "mongo") == 0)
+		return &polyglot_mongo_sink;
 	return NULL;
 }
 
@@ -783,7 +819,8 @@ typedef struct Batch
  * in one snapshot.
  */
 static Batch *
-read_batch(PolyglotRoute *route, PolyglotPayload payload, Batch *inflight, MemoryContext parent)
+read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+		   Batch *inflight, MemoryContext parent)
 {
 	Batch	   *batch = MemoryContextAllocZero(parent, sizeof(Batch));
 	Datum		inflight_ids;
@@ -802,7 +839,7 @@ read_batch(PolyglotRoute *route, PolyglotPayload payload, Batch *inflight, Memor
 
 		batch->items = coalesce_events(batch->events);
 		MemoryContextSwitchTo(old);
-		read_rows(route, payload, batch->items, batch->cxt);
+		read_rows(route, sink, payload, batch->items, batch->cxt);
 	}
 	end_tx();
 	MemoryContextSwitchTo(parent);
@@ -856,9 +893,11 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 	{
 		PolyglotPayload payload = sink->payload(route);
 
+		if (sink->prepare)
+			sink->prepare(route);
 		for (;;)
 		{
-			cur = read_batch(route, payload, prev, route_cxt);
+			cur = read_batch(route, sink, payload, prev, route_cxt);
 			if (cur->nevents > 0)
 			{
 				*did_work = true;
@@ -918,6 +957,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(route_cxt);
+	route->sink_private = NULL;		/* it lived in route_cxt */
 	return more;
 }
 

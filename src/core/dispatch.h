@@ -22,7 +22,8 @@ typedef enum PolyglotPayload
 {
 	POLYGLOT_PAYLOAD_NONE,		/* keys only */
 	POLYGLOT_PAYLOAD_JSON,		/* the delivered columns as one JSON object */
-	POLYGLOT_PAYLOAD_COLUMNS	/* each delivered column as text */
+	POLYGLOT_PAYLOAD_COLUMNS,	/* each delivered column as text */
+	POLYGLOT_PAYLOAD_DATUMS		/* the delivered columns' values, rendered by the sink */
 } PolyglotPayload;
 
 /* All events of one key in a batch */
@@ -45,8 +46,23 @@ typedef struct PolyglotItem
  */
 typedef struct PolyglotSink
 {
+	/*
+	 * Optional: called before a route's batches, with no transaction open:
+	 * connect, learn what the store supports (into route->sink_private).
+	 * Ereports like a failed batch.
+	 */
+	void		(*prepare) (PolyglotRoute *route);
 	/* what the batch query must read for this route */
 	PolyglotPayload (*payload) (PolyglotRoute *route);
+	/*
+	 * POLYGLOT_PAYLOAD_DATUMS only: renders the key and, when the row
+	 * exists, its values (of the route's columns, in order, with their
+	 * types; values is NULL when the row is gone) into ev->row, allocated
+	 * in cxt.  Called inside the read transaction, for every item.  A row
+	 * the store cannot hold sets ev->render_error: that key fails.
+	 */
+	void		(*render_row) (PolyglotRoute *route, PolyglotEvent *ev, Datum *values,
+							   bool *isnull, Oid *types, MemoryContext cxt);
 	/* start delivering items; ereport if the batch cannot be sent */
 	void	   *(*send) (PolyglotRoute *route, List *items);
 	/* fill results[i] for each item; ereport if the batch failed */
@@ -57,10 +73,12 @@ typedef struct PolyglotSink
 } PolyglotSink;
 
 extern const PolyglotSink polyglot_redis_sink;
+extern const PolyglotSink polyglot_mongo_sink;
 
 /* rowstate.c: false when the route's rows must be read with a query */
-extern bool polyglot_read_rows_direct(PolyglotRoute *route, PolyglotPayload payload,
-									  PolyglotItem **items, int nitems, MemoryContext cxt);
+extern bool polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
+									  PolyglotPayload payload, PolyglotItem **items,
+									  int nitems, MemoryContext cxt);
 
 extern char *polyglot_route_option(PolyglotRoute *route, const char *name);
 

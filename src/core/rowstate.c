@@ -67,6 +67,7 @@ typedef enum TextKind
 typedef struct DeliveredColumn
 {
 	AttrNumber	attnum;
+	Oid			typid;
 	Oid			basetype;
 	char	   *json_name;		/* "name": with its quotes and colon */
 	JsonKind	json_kind;
@@ -288,8 +289,9 @@ text_value(DeliveredColumn *col, Datum value, MemoryContext cxt)
 }
 
 bool
-polyglot_read_rows_direct(PolyglotRoute *route, PolyglotPayload payload,
-						  PolyglotItem **items, int nitems, MemoryContext cxt)
+polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
+						  PolyglotPayload payload, PolyglotItem **items, int nitems,
+						  MemoryContext cxt)
 {
 	int			nkeys = list_length(route->key_columns);
 	int			ncols = list_length(route->columns);
@@ -304,6 +306,9 @@ polyglot_read_rows_direct(PolyglotRoute *route, PolyglotPayload payload,
 	MemoryContext rowcxt;
 	MemoryContext old;
 	StringInfoData json;
+	Datum	   *values;
+	bool	   *nulls;
+	Oid		   *types;
 	ListCell   *lc;
 	int			c,
 				i;
@@ -343,9 +348,16 @@ polyglot_read_rows_direct(PolyglotRoute *route, PolyglotPayload payload,
 				break;
 			}
 		}
-		if (col->attnum == InvalidAttrNumber ||
-			!classify_type(TupleDescAttr(desc, col->attnum - 1)->atttypid,
-						   &col->json_kind, &col->text_kind, &col->basetype))
+		if (col->attnum == InvalidAttrNumber)
+		{
+			table_close(rel, NoLock);
+			return false;
+		}
+		col->typid = TupleDescAttr(desc, col->attnum - 1)->atttypid;
+		/* the sink renders datums of any type; text and JSON are ours */
+		if (payload == POLYGLOT_PAYLOAD_DATUMS)
+			continue;
+		if (!classify_type(col->typid, &col->json_kind, &col->text_kind, &col->basetype))
 		{
 			table_close(rel, NoLock);
 			return false;
@@ -357,6 +369,12 @@ polyglot_read_rows_direct(PolyglotRoute *route, PolyglotPayload payload,
 		appendStringInfoChar(&jn, ':');
 		col->json_name = jn.data;
 	}
+
+	values = palloc(sizeof(Datum) * Max(ncols, 1));
+	nulls = palloc(sizeof(bool) * Max(ncols, 1));
+	types = palloc(sizeof(Oid) * Max(ncols, 1));
+	for (c = 0; c < ncols; c++)
+		types[c] = cols[c].typid;
 
 	keys = palloc0(sizeof(KeyColumn) * nkeys);
 	idx = find_key_index(rel, route, keys);
@@ -420,6 +438,20 @@ polyglot_read_rows_direct(PolyglotRoute *route, PolyglotPayload payload,
 			ev->json = MemoryContextAlloc(cxt, json.len + 1);
 			memcpy(ev->json, json.data, json.len + 1);
 			ev->json_len = json.len;
+		}
+		else if (payload == POLYGLOT_PAYLOAD_DATUMS && !ev->found)
+			sink->render_row(route, ev, NULL, NULL, NULL, cxt);
+		else if (payload == POLYGLOT_PAYLOAD_DATUMS)
+		{
+			old = MemoryContextSwitchTo(rowcxt);
+			slot_getallattrs(slot);
+			for (c = 0; c < ncols; c++)
+			{
+				values[c] = slot->tts_values[cols[c].attnum - 1];
+				nulls[c] = slot->tts_isnull[cols[c].attnum - 1];
+			}
+			sink->render_row(route, ev, values, nulls, types, cxt);
+			MemoryContextSwitchTo(old);
 		}
 		else if (ev->found && payload == POLYGLOT_PAYLOAD_COLUMNS && ncols > 0)
 		{

@@ -33,13 +33,27 @@ typedef struct MongoConn
 	PolyglotConnEntry base;		/* base.conn is the mongoc_client_t */
 	char		servername[NAMEDATALEN];
 	char		database[128];	/* server's default database, "" if none */
+	bool		flavor_known;	/* buildInfo was read on this connection */
+	bool		ferretdb;		/* the server is FerretDB */
+	bool		has_decimal128; /* the server stores decimal128 */
 } MongoConn;
 
 #define mongo_client(conn) ((mongoc_client_t *) (conn)->base.conn)
 
 extern void mongo_ensure_initialized(void);
 extern MongoConn *mongo_get_connection(ForeignServer *server, UserMapping *user);
+extern void mongo_read_flavor(MongoConn *conn);
 extern void mongo_report_error(MongoConn *conn, const bson_error_t *error,
 							   const char *what) pg_attribute_noreturn();
+
+/* mongo_bson.c */
+#define POLYGLOT_BSON_NO_DECIMAL128	0x01	/* the server has no decimal128 */
+extern bool polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen,
+									   Datum value, bool isnull, Oid typid, int flags,
+									   char **error);
+
+extern const char *polyglot_bson_type_name(bson_type_t type);
+extern Datum polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod,
+									bool *isnull);
 
 #endif							/* POLYGLOT_MONGO_H */

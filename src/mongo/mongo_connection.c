@@ -140,8 +140,44 @@ mongo_get_connection(ForeignServer *server, UserMapping *user)
 		strlcpy(conn->database, opts.database ? opts.database : "",
 				sizeof(conn->database));
 		conn->base.conn = mongo_connect(conn, &opts);
+		conn->flavor_known = false;
 	}
 	return conn;
+}
+
+/*
+ * Learns what kind of server a connection reaches, once per connection:
+ * FerretDB 1.x has no decimal128 (it drops the connection on one).
+ */
+void
+mongo_read_flavor(MongoConn *conn)
+{
+	bson_t	   *cmd;
+	bson_t		reply;
+	bson_error_t error;
+	bson_iter_t iter;
+
+	if (conn->flavor_known)
+		return;
+	cmd = BCON_NEW("buildInfo", BCON_INT32(1));
+	if (!mongoc_client_command_simple(mongo_client(conn), "admin", cmd, NULL, &reply, &error))
+	{
+		bson_destroy(cmd);
+		bson_destroy(&reply);
+		mongo_report_error(conn, &error, "buildInfo");
+	}
+	bson_destroy(cmd);
+	conn->ferretdb = false;
+	conn->has_decimal128 = true;
+	if (bson_iter_init_find(&iter, &reply, "ferretdbVersion") && BSON_ITER_HOLDS_UTF8(&iter))
+	{
+		const char *v = bson_iter_utf8(&iter, NULL);
+
+		conn->ferretdb = true;
+		conn->has_decimal128 = !(strncmp(v, "v1.", 3) == 0 || strncmp(v, "1.", 2) == 0);
+	}
+	bson_destroy(&reply);
+	conn->flavor_known = true;
 }
 
 static bool

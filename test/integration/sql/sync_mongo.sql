@@ -1,0 +1,144 @@
+--
+-- sync_mongo: changes of synced tables reach a MongoDB collection (FerretDB)
+-- as native BSON: every type, composite keys, key changes, TRUNCATE,
+-- columns/exclude, rollbacks; a row MongoDB cannot hold fails alone.
+-- The collections are read back with pymongo (test/tools/mongo.py), as
+-- canonical Extended JSON, which shows each value's BSON type.
+--
+\getenv mongo_uri MONGO_URI
+\! $MONGO_TOOL drop polyglot_sync
+CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo
+  OPTIONS (uri :'mongo_uri', database 'polyglot_sync');
+CREATE SERVER docs_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
+
+CREATE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 30)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+  ok boolean;
+BEGIN
+  LOOP
+    EXECUTE 'SELECT ' || condition INTO ok;
+    IF ok THEN
+      RETURN 'done';
+    END IF;
+    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
+      RETURN 'timeout waiting for ' || condition;
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+CREATE FUNCTION wait_synced(route int) RETURNS text LANGUAGE sql AS $$
+  SELECT wait_for(format('NOT EXISTS (SELECT FROM polyglot.outbox WHERE route_id = %s)', route))
+$$;
+
+--
+-- route options
+--
+CREATE TABLE products (id int PRIMARY KEY, name text, price numeric(10,2), cost numeric);
+SELECT polyglot.sync('products', 'docs', '{"colection": "x"}');
+SELECT polyglot.sync('products', 'docs', '{"collection": "system.users"}');
+SELECT polyglot.sync('products', 'docs', '{"collection": "a$b"}');
+SELECT polyglot.sync('products', 'docs', '{"database": "bad.name"}');
+SELECT polyglot.sync('products', 'docs', '{"database": 5}');
+SELECT polyglot.sync('products', 'docs_nodb');
+SELECT polyglot.sync('products', 'docs', '{"exclude": ["nope"]}');
+SELECT polyglot.sync('products', 'docs', '{"columns": ["name"], "exclude": ["cost"]}');
+
+--
+-- inserts, updates, deletes, "exclude", the default collection (the table's
+-- name) and a backfill
+--
+INSERT INTO products VALUES (1, 'lamp', 19.90, 7), (2, 'desk', 120, 60);
+SELECT polyglot.sync('products', 'docs', '{"exclude": ["cost"]}') AS route \gset
+SELECT options FROM polyglot.routes WHERE id = :route;
+SELECT wait_synced(:route);
+\! $MONGO_TOOL dump polyglot_sync products
+INSERT INTO products VALUES (3, 'chair', 45, 20);
+UPDATE products SET price = 21.50 WHERE id = 1;
+BEGIN;
+UPDATE products SET name = 'desk v2' WHERE id = 2;
+UPDATE products SET name = 'desk v3' WHERE id = 2;
+COMMIT;
+DELETE FROM products WHERE id = 3;
+-- rolled back, at top level and in a savepoint: nothing reaches MongoDB
+BEGIN;
+INSERT INTO products VALUES (4, 'ghost', 1, 1);
+ROLLBACK;
+BEGIN;
+INSERT INTO products VALUES (5, 'kept', 1, 1);
+SAVEPOINT s;
+INSERT INTO products VALUES (6, 'undone', 1, 1);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+-- a key change: the old _id goes, the new one comes
+UPDATE products SET id = 20 WHERE id = 2;
+SELECT wait_synced(:route);
+\! $MONGO_TOOL dump polyglot_sync products
+
+--
+-- every type as native BSON, into a named collection of another database.
+-- FerretDB 1.x has no decimal128: there a numeric goes as int64 or double
+-- when that is the same number (else its key fails, below)
+--
+CREATE TYPE dims AS (w int, h int);
+CREATE TABLE typed (id bigint PRIMARY KEY, b bool, i2 int2, i4 int4, i8 int8, f4 real,
+                    f8 float8, n numeric, t text, vc varchar(10), c char(3), ts timestamp,
+                    tz timestamptz, d date, u uuid, by bytea, jb jsonb, j json,
+                    ai int[], at text[], a2 int[], comp dims, iv interval, ip inet, nul text);
+INSERT INTO typed VALUES
+  (1, true, -2, 2147483647, 9007199254740993, 1.5, 0.1,
+   12345.678, E'unicode \u00e9 \u2603 "quoted"', 'vc', 'ab',
+   '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15.987654+02', '1969-07-20',
+   'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x00ff10',
+   '{"a": [1, 2.5, "x", null, true], "o": {"k": "v"}, "big": 12345678901}', '{"j": [1]}',
+   '{1,NULL,3}', '{"x","y"}', '{{1,2},{3,4}}', '(3,4)', '1 day 02:03:04', '10.0.0.1', NULL),
+  (2, false, NULL, NULL, NULL, NULL, NULL, '-0.5', '', NULL, NULL,
+   '1960-01-01 00:00:00', '1900-01-01 00:00:00+00', '2000-01-01', NULL, '\x', '[]', 'null',
+   '{}', NULL, NULL, NULL, NULL, NULL, NULL);
+\! $MONGO_TOOL drop polyglot_sync_other
+SELECT polyglot.sync('typed', 'docs', '{"database": "polyglot_sync_other", "collection": "typed_docs"}') AS typed \gset
+SELECT wait_synced(:typed);
+\! $MONGO_TOOL dump polyglot_sync_other typed_docs
+
+--
+-- a composite key becomes a subdocument _id; "columns"; TRUNCATE
+--
+CREATE TABLE stock (warehouse text, sku int, qty int, note text, PRIMARY KEY (warehouse, sku));
+INSERT INTO stock VALUES ('north', 1, 10, 'fragile'), ('south', 1, 0, NULL);
+SELECT polyglot.sync('stock', 'docs', '{"columns": ["qty", "note"]}') AS stock \gset
+SELECT wait_synced(:stock);
+\! $MONGO_TOOL dump polyglot_sync stock
+UPDATE stock SET warehouse = 'east' WHERE warehouse = 'south';
+SELECT wait_synced(:stock);
+\! $MONGO_TOOL dump polyglot_sync stock
+TRUNCATE stock;
+SELECT wait_synced(:stock);
+\! $MONGO_TOOL count polyglot_sync stock
+
+--
+-- a value BSON cannot hold fails its key only, with the reason
+--
+CREATE TABLE odd (id int PRIMARY KEY, n numeric, t timestamptz);
+INSERT INTO odd VALUES (1, 1, '2024-01-01'), (2, 1e40 + 1, '2024-01-01'), (3, 3, 'infinity'),
+                       (4, 4.5, '2024-01-01');
+SELECT polyglot.sync('odd', 'docs') AS odd \gset
+SELECT wait_for(format('(SELECT retries >= 2 FROM polyglot.route_state WHERE route_id = %s)', :odd));
+\! $MONGO_TOOL count polyglot_sync odd
+SELECT k.key, o.last_error
+  FROM polyglot.outbox o, LATERAL (SELECT o.key[1][1] AS key) k
+ WHERE o.route_id = :odd ORDER BY 1;
+SELECT last_error IS NOT NULL AS has_error FROM polyglot.status WHERE route = :odd;
+-- fixed, the rows go on their next attempt
+UPDATE odd SET n = 2 WHERE id = 2;
+UPDATE odd SET t = '2024-01-01 00:00:00+00' WHERE id = 3;
+SELECT wait_synced(:odd);
+\! $MONGO_TOOL dump polyglot_sync odd 
+
+SELECT polyglot.unsync('products', 'docs'), polyglot.unsync('typed', 'docs'),
+       polyglot.unsync('stock', 'docs'), polyglot.unsync('odd', 'docs');
+DROP TABLE products, typed, stock, odd;
+DROP TYPE dims;
+DROP SERVER docs, docs_nodb;
+\! $MONGO_TOOL drop polyglot_sync
+\! $MONGO_TOOL drop polyglot_sync_other
