@@ -89,7 +89,8 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
 	run_tap=(env PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
 		PGPORT= PGHOST= PGUSER= PGDATABASE=
-		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI"
+		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI" MONGO_TOOL="$MONGO_TOOL"
+		FERRETDB_BIN="$FERRETDB_BIN"
 		OPENSEARCH_URL="$OPENSEARCH_URL" ELASTICSEARCH_URL="$ELASTICSEARCH_URL"
 		prove -v --ext .pl -I "$tap_perl" t/)
 	if [ "$(id -u)" = 0 ]; then

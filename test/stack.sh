@@ -141,7 +141,8 @@ install_ferretdb() {
 	rm -rf "$src"
 }
 
-# A Python with pymongo from PyPI: the tests' own MongoDB client
+# A Python with pymongo from PyPI: the tests' own MongoDB client, also run
+# by the TAP tests as the stack user
 PYMONGO_VERSION=4.10.1
 VENV_DIR=$STACK_DIR/venv
 install_python_tools() {
@@ -151,7 +152,9 @@ install_python_tools() {
 	fi
 	say "pymongo $PYMONGO_VERSION: installing from PyPI"
 	rm -rf "$VENV_DIR"
-	python3 -m venv "$VENV_DIR"
+	# Debian's Python, which the stack user can run too (a pyenv Python under
+	# /root is not readable by other users)
+	/usr/bin/python3 -m venv "$VENV_DIR"
 	"$VENV_DIR/bin/pip" install -q --disable-pip-version-check "pymongo==$PYMONGO_VERSION"
 }
 
@@ -496,6 +499,7 @@ cmd_env() {
 	export MONGO_PORT='$MONGO_PORT'
 	export MONGO_URI='mongodb://127.0.0.1:$MONGO_PORT'
 	export MONGO_TOOL='$VENV_DIR/bin/python3 $REPO_DIR/test/tools/mongo.py'
+	export FERRETDB_BIN='$FERRET_BIN'
 	export OPENSEARCH_PORT='$OPENSEARCH_PORT'
 	export OPENSEARCH_URL='http://127.0.0.1:$OPENSEARCH_PORT'
 	export ELASTICSEARCH_PORT='$ELASTICSEARCH_PORT'

@@ -15,6 +15,7 @@ use Time::HiRes qw(usleep time);
 use Exporter 'import';
 
 our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
+  start_ferretdb stop_ferretdb mongo_dump
   wait_until wait_drained worker_pid preloaded_node compare_store);
 
 # Starts a private Redis server; returns its port.  With $persist, SHUTDOWN
@@ -51,6 +52,70 @@ sub redis_cli
 	return undef if $? != 0 || $out =~ /^Could not connect/;
 	chomp $out;
 	return $out;
+}
+
+# Starts a private FerretDB (the stack's binary, $FERRETDB_BIN, on SQLite
+# files in $dir, which survive a restart); returns its port.
+sub start_ferretdb
+{
+	my ($dir, $port) = @_;
+	$port //= PostgreSQL::Test::Cluster::get_free_port();
+	my $bin = $ENV{FERRETDB_BIN} or die "FERRETDB_BIN is not set";
+	mkdir $dir;
+	mkdir "$dir/data";
+	mkdir "$dir/state";
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open STDOUT, '>>', "$dir/ferretdb.log";
+		open STDERR, '>&', \*STDOUT;
+		exec($bin, "--listen-addr=127.0.0.1:$port", '--handler=sqlite',
+			"--sqlite-url=file:$dir/data/", "--state-dir=$dir/state", '--debug-addr=-',
+			'--telemetry=disable', '--log-level=warn')
+		  or die "exec $bin: $!";
+	}
+	open my $fh, '>', "$dir/ferretdb.pid" or die;
+	print $fh $pid;
+	close $fh;
+	wait_until(sub { defined mongo_tool("mongodb://127.0.0.1:$port", 'count', 'admin', 'x') }, 30)
+	  or die "FerretDB on port $port did not answer";
+	return $port;
+}
+
+# Stops a private FerretDB.
+sub stop_ferretdb
+{
+	my ($dir) = @_;
+	my $pid = slurp_file("$dir/ferretdb.pid");
+	kill 'TERM', $pid;
+	waitpid($pid, 0);
+}
+
+# The tests' MongoDB client ($MONGO_TOOL, pymongo); its output, or undef.
+sub mongo_tool
+{
+	my ($uri, @args) = @_;
+	my $tool = $ENV{MONGO_TOOL} or die "MONGO_TOOL is not set";
+	my $cmd = join(' ', "MONGO_URI=$uri", $tool, map { quotemeta } @args);
+	my $out = `$cmd 2>/dev/null`;
+	return undef if $? != 0;
+	return $out;
+}
+
+# Every document of a collection as canonical Extended JSON: { _id => doc }.
+sub mongo_dump
+{
+	my ($uri, $db, $coll) = @_;
+	my $out = mongo_tool($uri, 'dump', $db, $coll);
+	die "could not read $db.$coll" unless defined $out;
+	my %h;
+	for my $line (grep { length } split /\n/, $out)
+	{
+		my ($id) = $line =~ /^\{"_id": (\{[^}]*\}|"[^"]*")/ or die "no _id in $line";
+		$h{$id} = $line;
+	}
+	return \%h;
 }
 
 # Every key with a prefix and its value: { key => value }.
