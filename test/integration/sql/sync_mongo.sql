@@ -11,7 +11,7 @@ CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo
   OPTIONS (uri :'mongo_uri', database 'polyglot_sync');
 CREATE SERVER docs_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
 
-CREATE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 30)
+CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 30)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();
@@ -28,7 +28,7 @@ BEGIN
     PERFORM pg_sleep(0.05);
   END LOOP;
 END $$;
-CREATE FUNCTION wait_synced(route int) RETURNS text LANGUAGE sql AS $$
+CREATE FUNCTION mongo_synced(route int) RETURNS text LANGUAGE sql AS $$
   SELECT wait_for(format('NOT EXISTS (SELECT FROM polyglot.outbox WHERE route_id = %s)', route))
 $$;
 
@@ -52,7 +52,7 @@ SELECT polyglot.sync('products', 'docs', '{"columns": ["name"], "exclude": ["cos
 INSERT INTO products VALUES (1, 'lamp', 19.90, 7), (2, 'desk', 120, 60);
 SELECT polyglot.sync('products', 'docs', '{"exclude": ["cost"]}') AS route \gset
 SELECT options FROM polyglot.routes WHERE id = :route;
-SELECT wait_synced(:route);
+SELECT mongo_synced(:route);
 \! $MONGO_TOOL dump polyglot_sync products
 INSERT INTO products VALUES (3, 'chair', 45, 20);
 UPDATE products SET price = 21.50 WHERE id = 1;
@@ -73,7 +73,7 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 -- a key change: the old _id goes, the new one comes
 UPDATE products SET id = 20 WHERE id = 2;
-SELECT wait_synced(:route);
+SELECT mongo_synced(:route);
 \! $MONGO_TOOL dump polyglot_sync products
 
 --
@@ -98,7 +98,7 @@ INSERT INTO typed VALUES
    '{}', NULL, NULL, NULL, NULL, NULL, NULL);
 \! $MONGO_TOOL drop polyglot_sync_other
 SELECT polyglot.sync('typed', 'docs', '{"database": "polyglot_sync_other", "collection": "typed_docs"}') AS typed \gset
-SELECT wait_synced(:typed);
+SELECT mongo_synced(:typed);
 \! $MONGO_TOOL dump polyglot_sync_other typed_docs
 
 --
@@ -107,13 +107,13 @@ SELECT wait_synced(:typed);
 CREATE TABLE stock (warehouse text, sku int, qty int, note text, PRIMARY KEY (warehouse, sku));
 INSERT INTO stock VALUES ('north', 1, 10, 'fragile'), ('south', 1, 0, NULL);
 SELECT polyglot.sync('stock', 'docs', '{"columns": ["qty", "note"]}') AS stock \gset
-SELECT wait_synced(:stock);
+SELECT mongo_synced(:stock);
 \! $MONGO_TOOL dump polyglot_sync stock
 UPDATE stock SET warehouse = 'east' WHERE warehouse = 'south';
-SELECT wait_synced(:stock);
+SELECT mongo_synced(:stock);
 \! $MONGO_TOOL dump polyglot_sync stock
 TRUNCATE stock;
-SELECT wait_synced(:stock);
+SELECT mongo_synced(:stock);
 \! $MONGO_TOOL count polyglot_sync stock
 
 --
@@ -132,7 +132,7 @@ SELECT last_error IS NOT NULL AS has_error FROM polyglot.status WHERE route = :o
 -- fixed, the rows go on their next attempt
 UPDATE odd SET n = 2 WHERE id = 2;
 UPDATE odd SET t = '2024-01-01 00:00:00+00' WHERE id = 3;
-SELECT wait_synced(:odd);
+SELECT mongo_synced(:odd);
 \! $MONGO_TOOL dump polyglot_sync odd 
 
 SELECT polyglot.unsync('products', 'docs'), polyglot.unsync('typed', 'docs'),
