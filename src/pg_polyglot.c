@@ -28,6 +28,7 @@ int			polyglot_batch_size = POLYGLOT_DEFAULT_BATCH_SIZE;
 int			polyglot_poll_interval = POLYGLOT_DEFAULT_POLL_INTERVAL_MS;
 int			polyglot_max_attempts = POLYGLOT_DEFAULT_MAX_ATTEMPTS;
 int			polyglot_backoff_max = POLYGLOT_DEFAULT_BACKOFF_MAX_MS;
+bool		polyglot_mongo_pushdown = true;
 
 void		_PG_init(void);
 
@@ -58,6 +59,15 @@ _PG_init(void)
 								0,
 								NULL, NULL, NULL);
 	}
+
+	DefineCustomBoolVariable("polyglot.mongo_pushdown",
+							 "Sends the WHERE clauses of MongoDB foreign tables to the server.",
+							 "Off, every document is fetched and filtered locally: for comparison and diagnosis.",
+							 &polyglot_mongo_pushdown,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("polyglot.batch_size",
 							"Maximum number of outbox events the worker delivers in one batch.",

@@ -33,6 +33,7 @@
 /* Settings (pg_polyglot.c) */
 extern char *polyglot_database;
 extern int	polyglot_workers;
+extern bool polyglot_mongo_pushdown;
 extern int	polyglot_batch_size;
 extern int	polyglot_poll_interval;
 extern int	polyglot_max_attempts;

@@ -38,7 +38,7 @@ typedef struct MongoConn
 	bool		has_decimal128; /* the server stores decimal128 */
 } MongoConn;
 
-#define mongo_client(conn) ((mongoc_client_t *) (conn)->base.conn)
+#define mongo_client(c) ((mongoc_client_t *) (c)->base.conn)
 
 extern void mongo_ensure_initialized(void);
 extern MongoConn *mongo_get_connection(ForeignServer *server, UserMapping *user);

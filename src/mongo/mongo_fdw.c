@@ -1,25 +1,919 @@
 /*-------------------------------------------------------------------------
  *
  * mongo_fdw.c
- *		The polyglot_mongo foreign-data wrapper handler (MongoDB).
+ *		The polyglot_mongo foreign-data wrapper: scans of MongoDB
+ *		collections, with WHERE clauses pushed down as plain find filters.
  *
- * Scans and writes of MongoDB foreign tables are not built yet: the handler
- * hands out the shared "not supported yet" routine, so that servers and
- * tables can already be created, validated and pinged.
+ * Columns map to document fields by name, or by the column option `field`
+ * (a dotted path into subdocuments).  A jsonb or json column without a
+ * `field` option receives the whole document.  Only the fields the query
+ * needs are fetched (a projection).
+ *
+ * Pushdown: comparisons (= <> < <= > >=) of a column with a constant or a
+ * parameter, IN / = ANY (-> $in), NOT IN / <> ALL (-> $nin), IS [NOT] NULL,
+ * boolean columns, and AND / OR of those, become an ordinary find filter
+ * such as {"price": {"$gt": 10}}, which a MongoDB index can serve (never
+ * $expr).  Values go into the filter as BSON values, never as text to be
+ * parsed, so a string such as '{"$gt": ""}' is only ever matched literally.
+ * Where MongoDB and SQL disagree the clause stays local: ordering of text
+ * (MongoDB compares bytes, PostgreSQL a collation), dates and times (BSON
+ * has milliseconds), and types without a native BSON form.  <> and NOT IN
+ * exclude null and missing fields, as SQL's three-valued logic does.
+ *
+ * Not built yet: parameterized paths (join clauses pushed into the inner
+ * side of a nested loop), ORDER BY / LIMIT and aggregate pushdown, INSERT /
+ * UPDATE / DELETE, IMPORT FOREIGN SCHEMA and remote row estimates.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "fmgr.h"
+#include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
 #include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "pg_polyglot.h"
+#include "mongo/mongo.h"
+
+/* A column of a foreign table and where its value comes from */
+typedef struct MongoColumn
+{
+	char	   *field;			/* dotted path, or NULL: the whole document */
+	Oid			typid;
+	int32		typmod;
+} MongoColumn;
+
+/* Planner state of a foreign table */
+typedef struct MongoRelInfo
+{
+	char	   *database;
+	char	   *collection;
+	int			natts;
+	MongoColumn *columns;		/* by attnum - 1; field NULL for dropped columns too */
+	bool	   *dropped;
+	List	   *remote_conds;	/* RestrictInfos pushed down */
+	List	   *local_conds;	/* RestrictInfos checked here */
+	List	   *values;			/* expressions whose values the filter holds */
+	List	   *items;			/* the pushed clauses' filter structures */
+} MongoRelInfo;
+
+/* Executor state of a scan */
+typedef struct MongoScanState
+{
+	MongoConn  *conn;
+	mongoc_collection_t *coll;
+	mongoc_cursor_t *cursor;
+	char	   *database;
+	char	   *collection;
+	List	   *filter;
+	List	   *value_states;	/* ExprStates of the filter's values */
+	List	   *fields;			/* of String: the projection */
+	int			natts;
+	MongoColumn *columns;
+	bool	   *wanted;			/* by attnum - 1: the query uses it */
+	bool		whole_document;
+	int			bson_flags;
+	bson_t	   *built_filter;	/* with this execution's values */
+	MemoryContext row_cxt;
+	const char *current_column; /* for the error context */
+	const bson_t *current_doc;
+} MongoScanState;
+
+/* ---------------------------------------------------------------- options */
+
+static void
+load_columns(Oid relid, MongoRelInfo *info)
+{
+	Relation	rel = table_open(relid, NoLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	info->natts = desc->natts;
+	info->columns = palloc0(sizeof(MongoColumn) * Max(desc->natts, 1));
+	info->dropped = palloc0(sizeof(bool) * Max(desc->natts, 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		List	   *options;
+		const char *field;
+
+		if (att->attisdropped)
+		{
+			info->dropped[i] = true;
+			continue;
+		}
+		options = GetForeignColumnOptions(relid, att->attnum);
+		field = polyglot_option_string(options, "field", NULL);
+		info->columns[i].typid = att->atttypid;
+		info->columns[i].typmod = att->atttypmod;
+		if (field)
+			info->columns[i].field = pstrdup(field);
+		else if (att->atttypid == JSONBOID || att->atttypid == JSONOID)
+			info->columns[i].field = NULL;	/* the whole document */
+		else
+			info->columns[i].field = pstrdup(NameStr(att->attname));
+	}
+	table_close(rel, NoLock);
+}
+
+static void
+load_table(Oid relid, MongoRelInfo *info)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	const char *db = polyglot_option_string(table->options, "database", NULL);
+
+	if (db == NULL)
+		db = polyglot_option_string(server->options, "database", NULL);
+	if (db == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no MongoDB database", get_rel_name(relid)),
+				 errhint("Set the database option of the foreign table or of server \"%s\".",
+						 server->servername)));
+	info->database = pstrdup(db);
+	info->collection = pstrdup(polyglot_option_string(table->options, "collection",
+													  get_rel_name(relid)));
+	load_columns(relid, info);
+}
+
+/* ---------------------------------------------------------------- pushdown */
+
+/* The column a Var of the scanned relation stands for, or NULL */
+static MongoColumn *
+var_column(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
+{
+	Var		   *var;
+
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (!IsA(expr, Var))
+		return NULL;
+	var = (Var *) expr;
+	if ((Index) var->varno != baserel->relid || var->varlevelsup != 0 ||
+		var->varattno <= 0 || var->varattno > info->natts ||
+		info->dropped[var->varattno - 1] || info->columns[var->varattno - 1].field == NULL)
+		return NULL;
+	return &info->columns[var->varattno - 1];
+}
+
+/*
+ * A value the filter can hold, evaluated at run time: a constant, a
+ * parameter, or a column of another relation (a nested loop's outer side,
+ * which becomes a parameter in the plan).
+ */
+static bool
+is_value(Expr *expr, RelOptInfo *baserel)
+{
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (IsA(expr, Var))
+		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
+			((Var *) expr)->varlevelsup == 0;
+	return IsA(expr, Const) || IsA(expr, Param);
+}
+
+/* Types whose BSON form compares as SQL does, and for which operators */
+static bool
+pushable_type(Oid typid, bool ordering, Oid collation)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			return true;
+		case BOOLOID:
+		case UUIDOID:
+			return !ordering;
+		case TEXTOID:
+		case VARCHAROID:
+		case NAMEOID:
+			/* MongoDB orders strings by bytes: only the C collation agrees */
+			return !ordering || collation == C_COLLATION_OID || collation == POSIX_COLLATION_OID;
+		default:
+			return false;
+	}
+}
+
+static const char *
+mongo_operator(const char *opname, bool commuted)
+{
+	if (strcmp(opname, "=") == 0)
+		return "$eq";
+	if (strcmp(opname, "<>") == 0)
+		return "$ne";
+	if (strcmp(opname, "<") == 0)
+		return commuted ? "$gt" : "$lt";
+	if (strcmp(opname, "<=") == 0)
+		return commuted ? "$gte" : "$lte";
+	if (strcmp(opname, ">") == 0)
+		return commuted ? "$lt" : "$gt";
+	if (strcmp(opname, ">=") == 0)
+		return commuted ? "$lte" : "$gte";
+	return NULL;
+}
+
+static int
+add_value(MongoRelInfo *info, Expr *expr)
+{
+	info->values = lappend(info->values, expr);
+	return list_length(info->values) - 1;
+}
+
+/*
+ * The filter structure of an expression, or NIL when it cannot be pushed.
+ * Forms: ("and"|"or", items), ("cmp", field, op, value#, typid),
+ * ("null", field, is_null), ("in", field, value#, elemtype, negated),
+ * ("bool", field, value).
+ */
+static List *
+deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
+{
+	MongoColumn *col;
+
+	if (IsA(expr, BoolExpr))
+	{
+		BoolExpr   *b = (BoolExpr *) expr;
+		List	   *items = NIL;
+		ListCell   *lc;
+
+		if (b->boolop == NOT_EXPR)
+		{
+			/* NOT of a boolean column only: elsewhere NULLs would differ */
+			col = var_column(linitial(b->args), baserel, info);
+			if (col && getBaseType(col->typid) == BOOLOID)
+				return list_make3(makeString("bool"), makeString(col->field), makeInteger(0));
+			return NIL;
+		}
+		foreach(lc, b->args)
+		{
+			List	   *item = deparse(lfirst(lc), baserel, info);
+
+			if (item == NIL)
+				return NIL;
+			items = lappend(items, item);
+		}
+		return list_make2(makeString(b->boolop == AND_EXPR ? "and" : "or"), items);
+	}
+	if (IsA(expr, OpExpr))
+	{
+		OpExpr	   *op = (OpExpr *) expr;
+		Expr	   *left,
+				   *right;
+		bool		commuted = false;
+		const char *mop;
+		char	   *opname;
+
+		if (list_length(op->args) != 2)
+			return NIL;
+		left = linitial(op->args);
+		right = lsecond(op->args);
+		col = var_column(left, baserel, info);
+		if (col == NULL)
+		{
+			col = var_column(right, baserel, info);
+			right = left;
+			commuted = true;
+		}
+		if (col == NULL || !is_value(right, baserel))
+			return NIL;
+		opname = get_opname(op->opno);
+		mop = opname ? mongo_operator(opname, commuted) : NULL;
+		if (mop == NULL ||
+			!pushable_type(col->typid, strcmp(mop, "$eq") != 0 && strcmp(mop, "$ne") != 0,
+						   op->inputcollid) ||
+			!pushable_type(exprType((Node *) right), false, InvalidOid))
+			return NIL;
+		return list_make5(makeString("cmp"), makeString(col->field), makeString((char *) mop),
+						  makeInteger(add_value(info, right)),
+						  makeInteger((int) exprType((Node *) right)));
+	}
+	if (IsA(expr, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) expr;
+		Expr	   *array = lsecond(saop->args);
+		char	   *opname = get_opname(saop->opno);
+		bool		negated;
+		Oid			elemtype;
+
+		col = var_column(linitial(saop->args), baserel, info);
+		if (col == NULL || !is_value(array, baserel) || opname == NULL)
+			return NIL;
+		if (saop->useOr && strcmp(opname, "=") == 0)
+			negated = false;
+		else if (!saop->useOr && strcmp(opname, "<>") == 0)
+			negated = true;
+		else
+			return NIL;
+		elemtype = get_element_type(exprType((Node *) array));
+		if (!pushable_type(col->typid, false, InvalidOid) ||
+			!OidIsValid(elemtype) || !pushable_type(elemtype, false, InvalidOid))
+			return NIL;
+		return list_make5(makeString("in"), makeString(col->field),
+						  makeInteger(add_value(info, array)), makeInteger((int) elemtype),
+						  makeInteger(negated));
+	}
+	if (IsA(expr, NullTest))
+	{
+		NullTest   *nt = (NullTest *) expr;
+
+		col = var_column(nt->arg, baserel, info);
+		if (col == NULL || nt->argisrow)
+			return NIL;
+		return list_make3(makeString("null"), makeString(col->field),
+						  makeInteger(nt->nulltesttype == IS_NULL));
+	}
+	col = var_column(expr, baserel, info);
+	if (col && getBaseType(col->typid) == BOOLOID)
+		return list_make3(makeString("bool"), makeString(col->field), makeInteger(1));
+	return NIL;
+}
+
+/* ---------------------------------------------------------------- filter building */
+
+static void append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags,
+						  bool unknown_ok);
+
+/* Appends one value of the filter under key; NULL for an unknown parameter. */
+static void
+append_value(bson_t *doc, const char *key, Datum value, bool isnull, Oid typid, int flags)
+{
+	char	   *error = NULL;
+
+	if (!polyglot_bson_append_datum(doc, key, -1, value, isnull, typid, flags, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("a value of the WHERE clause cannot be sent to MongoDB: %s", error)));
+}
+
+static void
+append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bool unknown_ok)
+{
+	const char *kind = strVal(linitial(item));
+
+	if (strcmp(kind, "and") == 0 || strcmp(kind, "or") == 0)
+	{
+		List	   *items = (List *) lsecond(item);
+		bson_t		arr,
+					child;
+		ListCell   *lc;
+		int			i = 0;
+
+		bson_append_array_begin(doc, strcmp(kind, "and") == 0 ? "$and" : "$or", -1, &arr);
+		foreach(lc, items)
+		{
+			char		key[16];
+
+			snprintf(key, sizeof(key), "%d", i++);
+			bson_append_document_begin(&arr, key, -1, &child);
+			append_filter(&child, lfirst(lc), values, nulls, flags, unknown_ok);
+			bson_append_document_end(&arr, &child);
+		}
+		bson_append_array_end(doc, &arr);
+	}
+	else if (strcmp(kind, "cmp") == 0)
+	{
+		const char *field = strVal(lsecond(item));
+		const char *op = strVal(lthird(item));
+		int			v = intVal(lfourth(item));
+		Oid			typid = (Oid) intVal(list_nth(item, 4));
+		bson_t		cond;
+
+		if (nulls[v] && !unknown_ok)
+		{
+			/* a comparison with NULL is true for no row */
+			bson_t		arr;
+
+			bson_append_document_begin(doc, field, -1, &cond);
+			bson_append_array_begin(&cond, "$in", -1, &arr);
+			bson_append_array_end(&cond, &arr);
+			bson_append_document_end(doc, &cond);
+			return;
+		}
+		bson_append_document_begin(doc, field, -1, &cond);
+		if (strcmp(op, "$eq") == 0 && strcmp(field, "_id") == 0 && !nulls[v] &&
+			(getBaseType(typid) == TEXTOID || getBaseType(typid) == VARCHAROID))
+		{
+			/* a text _id may stand for an ObjectId, shown as its hex */
+			char	   *s = TextDatumGetCString(values[v]);
+			bson_t		arr;
+
+			bson_append_array_begin(&cond, "$in", -1, &arr);
+			if (bson_oid_is_valid(s, strlen(s)))
+			{
+				bson_oid_t	oid;
+
+				bson_oid_init_from_string(&oid, s);
+				bson_append_oid(&arr, "0", -1, &oid);
+				bson_append_utf8(&arr, "1", -1, s, -1);
+			}
+			else
+				bson_append_utf8(&arr, "0", -1, s, -1);
+			bson_append_array_end(&cond, &arr);
+		}
+		else if (strcmp(op, "$ne") == 0)
+		{
+			/* SQL's <> is not true for NULL: leave null and missing out */
+			bson_t		arr;
+
+			bson_append_array_begin(&cond, "$nin", -1, &arr);
+			append_value(&arr, "0", values[v], nulls[v], typid, flags);
+			bson_append_null(&arr, "1", -1);
+			bson_append_array_end(&cond, &arr);
+		}
+		else
+			append_value(&cond, op, values[v], nulls[v], typid, flags);
+		bson_append_document_end(doc, &cond);
+	}
+	else if (strcmp(kind, "in") == 0)
+	{
+		const char *field = strVal(lsecond(item));
+		int			v = intVal(lthird(item));
+		Oid			elemtype = (Oid) intVal(lfourth(item));
+		bool		negated = intVal(list_nth(item, 4)) != 0;
+		bson_t		cond,
+					arr;
+
+		Datum	   *elems = NULL;
+		bool	   *enulls = NULL;
+		int			n = 0,
+					i,
+					k = 0;
+		bool		any_null = false;
+
+		if (!nulls[v])
+		{
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+			deconstruct_array(DatumGetArrayTypeP(values[v]), elemtype, typlen, typbyval,
+							  typalign, &elems, &enulls, &n);
+			for (i = 0; i < n; i++)
+				any_null |= enulls[i];
+		}
+		bson_append_document_begin(doc, field, -1, &cond);
+		/* x <> ALL (..., NULL) and x IN (NULL array) are never true */
+		if (nulls[v] || (negated && any_null))
+		{
+			bson_append_array_begin(&cond, "$in", -1, &arr);
+			bson_append_array_end(&cond, &arr);
+			bson_append_document_end(doc, &cond);
+			return;
+		}
+		bson_append_array_begin(&cond, negated ? "$nin" : "$in", -1, &arr);
+		for (i = 0; i < n; i++)
+		{
+			char		key[16];
+
+			/* a NULL element never equals anything */
+			if (enulls[i])
+				continue;
+			snprintf(key, sizeof(key), "%d", k++);
+			append_value(&arr, key, elems[i], false, elemtype, flags);
+		}
+		if (negated)
+		{
+			char		key[16];
+
+			/* SQL's NOT IN is not true for NULL: leave null and missing out */
+			snprintf(key, sizeof(key), "%d", k++);
+			bson_append_null(&arr, key, -1);
+		}
+		bson_append_array_end(&cond, &arr);
+		bson_append_document_end(doc, &cond);
+	}
+	else if (strcmp(kind, "null") == 0)
+	{
+		const char *field = strVal(lsecond(item));
+
+		if (intVal(lthird(item)))
+			bson_append_null(doc, field, -1);	/* null or missing */
+		else
+		{
+			bson_t		cond;
+
+			bson_append_document_begin(doc, field, -1, &cond);
+			bson_append_null(&cond, "$ne", -1);
+			bson_append_document_end(doc, &cond);
+		}
+	}
+	else if (strcmp(kind, "bool") == 0)
+		bson_append_bool(doc, strVal(lsecond(item)), -1, intVal(lthird(item)) != 0);
+	else
+		elog(ERROR, "pg_polyglot: unknown filter item \"%s\"", kind);
+}
+
+/*
+ * The filter of a scan with its values: {"$and": [...]} of the pushed
+ * clauses, or {} without any.  With explain_only, parameters are not known
+ * yet and show as null.
+ */
+static bson_t *
+build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
+			 bool explain_only)
+{
+	bson_t	   *doc = bson_new();
+	int			n = list_length(value_states);
+	Datum	   *values = palloc0(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc0(sizeof(bool) * Max(n, 1));
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, value_states)
+	{
+		ExprState  *state = (ExprState *) lfirst(lc);
+
+		if (explain_only && !IsA(state->expr, Const))
+			nulls[i] = true;
+		else
+			values[i] = ExecEvalExpr(state, econtext, &nulls[i]);
+		i++;
+	}
+	if (filter != NIL)
+	{
+		PG_TRY();
+		{
+			append_filter(doc, filter, values, nulls, flags, explain_only);
+		}
+		PG_CATCH();
+		{
+			bson_destroy(doc);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return doc;
+}
+
+/* ---------------------------------------------------------------- planning */
+
+static void
+mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	MongoRelInfo *info = palloc0(sizeof(MongoRelInfo));
+	ListCell   *lc;
+	bool		pushdown = polyglot_mongo_pushdown;
+
+	baserel->fdw_private = info;
+	load_table(foreigntableid, info);
+
+	foreach(lc, baserel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		List	   *item = NIL;
+		int			nvalues = list_length(info->values);
+
+		if (pushdown)
+			item = deparse(ri->clause, baserel, info);
+		if (item != NIL)
+		{
+			info->items = lappend(info->items, item);
+			info->remote_conds = lappend(info->remote_conds, ri);
+		}
+		else
+		{
+			/* forget values a half-deparsed clause left behind */
+			info->values = list_truncate(info->values, nvalues);
+			info->local_conds = lappend(info->local_conds, ri);
+		}
+	}
+
+	/* without remote statistics: a thousand documents, then the quals */
+	baserel->tuples = 1000;
+	baserel->rows = clamp_row_est(1000 * clauselist_selectivity(root, baserel->baserestrictinfo,
+																 0, JOIN_INNER, NULL));
+}
+
+static void
+mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	/* a round trip to start, a BSON document to fetch and decode per row */
+	Cost		startup = 25;
+	Cost		per_row = 0.1;
+	Cost		total = startup + baserel->rows * per_row + baserel->tuples * 0.001;
+
+	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, baserel->rows,
+													   startup, total, NIL, NULL, NULL, NIL));
+}
+
+static ForeignScan *
+mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					ForeignPath *best_path, List *tlist, List *scan_clauses,
+					Plan *outer_plan)
+{
+	MongoRelInfo *info = (MongoRelInfo *) baserel->fdw_private;
+	List	   *local = NIL;
+	List	   *fields = NIL;
+	Bitmapset  *attrs = NULL;
+	ListCell   *lc;
+	List	   *fdw_private;
+	int			i;
+
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (!list_member_ptr(info->remote_conds, ri))
+			local = lappend(local, ri->clause);
+	}
+
+	/* the columns the query reads (target list and local quals) */
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	for (i = 0; i < info->natts; i++)
+	{
+		bool		wanted = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
+			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);	/* whole row */
+
+		fields = lappend_int(fields, wanted && !info->dropped[i]);
+	}
+
+	fdw_private = list_make5(makeString(info->database), makeString(info->collection),
+							 info->items ? list_make2(makeString("and"), info->items) : NIL,
+							 fields, NIL);
+	return make_foreignscan(tlist, local, baserel->relid, info->values, fdw_private, NIL,
+							NIL, outer_plan);
+}
+
+/* ---------------------------------------------------------------- execution */
+
+static void
+scan_error_context(void *arg)
+{
+	MongoScanState *st = (MongoScanState *) arg;
+	bson_iter_t iter;
+	char	   *id = NULL;
+
+	if (st->current_doc && bson_iter_init_find(&iter, st->current_doc, "_id"))
+	{
+		bson_t		wrap = BSON_INITIALIZER;
+		char	   *json;
+
+		bson_append_iter(&wrap, "_id", 3, &iter);
+		json = bson_as_relaxed_extended_json(&wrap, NULL);
+		id = pstrdup(json);
+		bson_free(json);
+		bson_destroy(&wrap);
+	}
+	if (st->current_column)
+		errcontext("column \"%s\" of the MongoDB document %s in %s.%s", st->current_column,
+				   id ? id : "(without _id)", st->database, st->collection);
+}
+
+static void
+mongoBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	RangeTblEntry *rte = exec_rt_fetch(plan->scan.scanrelid, estate);
+	Oid			relid = rte->relid;
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+#if PG_VERSION_NUM >= 160000
+	Oid			userid = OidIsValid(plan->checkAsUser) ? plan->checkAsUser : GetUserId();
+#else
+	Oid			userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+	UserMapping *user = polyglot_find_user_mapping(userid, server->serverid);
+	MongoScanState *st = palloc0(sizeof(MongoScanState));
+	MongoRelInfo info;
+	List	   *wanted_list;
+	ListCell   *lc;
+	int			i;
+
+	node->fdw_state = st;
+	st->database = strVal(linitial(plan->fdw_private));
+	st->collection = strVal(lsecond(plan->fdw_private));
+	st->filter = (List *) lthird(plan->fdw_private);
+	wanted_list = (List *) lfourth(plan->fdw_private);
+	memset(&info, 0, sizeof(info));
+	load_columns(relid, &info);
+	st->natts = info.natts;
+	st->columns = info.columns;
+	st->wanted = palloc0(sizeof(bool) * Max(info.natts, 1));
+	i = 0;
+	foreach(lc, wanted_list)
+	{
+		if (i < info.natts)
+			st->wanted[i] = lfirst_int(lc) != 0;
+		if (st->wanted[i] && st->columns[i].field == NULL && !info.dropped[i])
+			st->whole_document = true;
+		if (st->wanted[i] && st->columns[i].field)
+			st->fields = lappend(st->fields, st->columns[i].field);
+		i++;
+	}
+	st->value_states = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
+	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot mongo row",
+										ALLOCSET_DEFAULT_SIZES);
+	st->conn = mongo_get_connection(server, user);
+	/* what the filter's values look like depends on the server, in EXPLAIN too */
+	mongo_read_flavor(st->conn);
+	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	st->coll = mongoc_client_get_collection(mongo_client(st->conn), st->database,
+											st->collection);
+}
+
+/* {"field": 1, ...}, or none when the whole document is needed */
+static bson_t *
+build_projection(MongoScanState *st)
+{
+	bson_t	   *proj = bson_new();
+	ListCell   *lc;
+
+	if (st->whole_document)
+		return proj;
+	/* always _id: a document without any wanted field still counts as a row */
+	bson_append_int32(proj, "_id", 3, 1);
+	foreach(lc, st->fields)
+	{
+		const char *f = (const char *) lfirst(lc);
+
+		if (strcmp(f, "_id") != 0)
+			bson_append_int32(proj, f, -1, 1);
+	}
+	return proj;
+}
+
+static void
+start_cursor(ForeignScanState *node)
+{
+	MongoScanState *st = (MongoScanState *) node->fdw_state;
+	bson_t	   *proj = build_projection(st);
+	bson_t	   *opts = bson_new();
+
+	st->built_filter = build_filter(st->filter, st->value_states,
+									node->ss.ps.ps_ExprContext, st->bson_flags, false);
+	if (!bson_empty(proj))
+		bson_append_document(opts, "projection", -1, proj);
+	st->cursor = mongoc_collection_find_with_opts(st->coll, st->built_filter, opts, NULL);
+	bson_destroy(proj);
+	bson_destroy(opts);
+}
+
+static TupleTableSlot *
+mongoIterateForeignScan(ForeignScanState *node)
+{
+	MongoScanState *st = (MongoScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	const bson_t *doc;
+	bson_error_t error;
+	ErrorContextCallback errcb;
+	MemoryContext old;
+	int			i;
+
+	if (st->cursor == NULL)
+		start_cursor(node);
+	ExecClearTuple(slot);
+	if (!mongoc_cursor_next(st->cursor, &doc))
+	{
+		if (mongoc_cursor_error(st->cursor, &error))
+			mongo_report_error(st->conn, &error, "a find");
+		return slot;
+	}
+
+	MemoryContextReset(st->row_cxt);
+	old = MemoryContextSwitchTo(st->row_cxt);
+	errcb.callback = scan_error_context;
+	errcb.arg = st;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	st->current_doc = doc;
+	for (i = 0; i < st->natts; i++)
+	{
+		MongoColumn *col = &st->columns[i];
+		bson_iter_t iter;
+
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		if (!st->wanted[i])
+			continue;
+		st->current_column = NameStr(TupleDescAttr(slot->tts_tupleDescriptor, i)->attname);
+		if (col->field == NULL)
+		{
+			/* the whole document, as relaxed Extended JSON */
+			char	   *bjson = bson_as_relaxed_extended_json(doc, NULL);
+			char	   *json = pstrdup(bjson ? bjson : "null");
+			Oid			infunc,
+						ioparam;
+
+			bson_free(bjson);
+			getTypeInputInfo(col->typid, &infunc, &ioparam);
+			slot->tts_values[i] = OidInputFunctionCall(infunc, json, ioparam, col->typmod);
+			slot->tts_isnull[i] = false;
+			continue;
+		}
+		if (!bson_iter_init(&iter, doc))
+			continue;
+		if (strchr(col->field, '.'))
+		{
+			bson_iter_t found;
+
+			if (bson_iter_find_descendant(&iter, col->field, &found))
+				slot->tts_values[i] = polyglot_bson_to_datum(&found, col->typid, col->typmod,
+															 &slot->tts_isnull[i]);
+		}
+		else if (bson_iter_find(&iter, col->field))
+			slot->tts_values[i] = polyglot_bson_to_datum(&iter, col->typid, col->typmod,
+														 &slot->tts_isnull[i]);
+	}
+	st->current_column = NULL;
+	st->current_doc = NULL;
+	error_context_stack = errcb.previous;
+	MemoryContextSwitchTo(old);
+	ExecStoreVirtualTuple(slot);
+	return slot;
+}
+
+static void
+mongoReScanForeignScan(ForeignScanState *node)
+{
+	MongoScanState *st = (MongoScanState *) node->fdw_state;
+
+	if (st->cursor)
+		mongoc_cursor_destroy(st->cursor);
+	st->cursor = NULL;
+	if (st->built_filter)
+		bson_destroy(st->built_filter);
+	st->built_filter = NULL;
+}
+
+static void
+mongoEndForeignScan(ForeignScanState *node)
+{
+	MongoScanState *st = (MongoScanState *) node->fdw_state;
+
+	if (st == NULL)
+		return;
+	mongoReScanForeignScan(node);
+	if (st->coll)
+		mongoc_collection_destroy(st->coll);
+	st->coll = NULL;
+}
+
+static void
+mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	MongoScanState *st = (MongoScanState *) node->fdw_state;
+	bson_t	   *filter;
+	bson_t	   *proj;
+	char	   *json;
+
+	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection), es);
+	if (!es->verbose)
+		return;
+	filter = build_filter(st->filter, st->value_states, node->ss.ps.ps_ExprContext,
+						  st->bson_flags, !es->analyze);
+	json = bson_as_relaxed_extended_json(filter, NULL);
+	ExplainPropertyText("Remote Filter", json, es);
+	bson_free(json);
+	bson_destroy(filter);
+	proj = build_projection(st);
+	json = bson_as_relaxed_extended_json(proj, NULL);
+	ExplainPropertyText("Remote Projection", bson_empty(proj) ? "(whole documents)" : json, es);
+	bson_free(json);
+	bson_destroy(proj);
+}
 
 PG_FUNCTION_INFO_V1(polyglot_mongo_handler);
 
 Datum
 polyglot_mongo_handler(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(polyglot_unsupported_fdw_routine());
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = mongoGetForeignRelSize;
+	routine->GetForeignPaths = mongoGetForeignPaths;
+	routine->GetForeignPlan = mongoGetForeignPlan;
+	routine->BeginForeignScan = mongoBeginForeignScan;
+	routine->IterateForeignScan = mongoIterateForeignScan;
+	routine->ReScanForeignScan = mongoReScanForeignScan;
+	routine->EndForeignScan = mongoEndForeignScan;
+	routine->ExplainForeignScan = mongoExplainForeignScan;
+	PG_RETURN_POINTER(routine);
 }

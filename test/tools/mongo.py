@@ -9,6 +9,8 @@ Usage (the server is $MONGO_URI):
   mongo.py drop DB [COLL]       drop a collection, or the whole database
   mongo.py insert DB COLL JSON  insert documents given as an Extended JSON
                                 array
+  mongo.py seed DB COLL N       insert N generated documents (_id 1..N, the
+                                same every time) for the foreign table tests
 """
 import os
 import sys
@@ -34,6 +36,25 @@ def main(argv):
             client.drop_database(argv[2])
     elif cmd == "insert":
         docs = json_util.loads(argv[4])
+        if docs:
+            db[argv[3]].insert_many(docs)
+    elif cmd == "seed":
+        n = int(argv[4])
+        cities = ["Lyon", "Oslo", "Kyiv", "Lima", "Pune", "Baku", "Graz"]
+        docs = []
+        for i in range(1, n + 1):
+            doc = {"_id": i, "name": "item %05d" % i, "qty": i % 100,
+                   "price": (i % 1000) / 4.0, "city": cities[i % 7],
+                   "active": i % 3 == 0, "tags": ["t%d" % (i % 5), "t%d" % (i % 11)],
+                   "dims": {"w": i % 13, "h": i % 17}}
+            if i % 10 == 0:
+                doc["note"] = None
+            elif i % 10 != 5:
+                doc["note"] = "note %d" % (i % 9)
+            docs.append(doc)
+            if len(docs) == 1000:
+                db[argv[3]].insert_many(docs)
+                docs = []
         if docs:
             db[argv[3]].insert_many(docs)
     else:
