@@ -51,8 +51,8 @@ DROP ROLE polyglot_catalog_nobody;
 DROP SERVER private_cache;
 
 -- foreign tables exist but cannot be scanned yet: a clear error, no crash
-CREATE SERVER later FOREIGN DATA WRAPPER polyglot_mongo;
-CREATE FOREIGN TABLE later_docs (_id text) SERVER later OPTIONS (collection 'docs');
-SELECT * FROM later_docs;
-DROP FOREIGN TABLE later_docs;
+CREATE SERVER later FOREIGN DATA WRAPPER polyglot_redis;
+CREATE FOREIGN TABLE later_keys (key text, value text) SERVER later;
+SELECT * FROM later_keys;
+DROP FOREIGN TABLE later_keys;
 DROP SERVER later;
