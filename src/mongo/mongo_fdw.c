@@ -20,9 +20,12 @@
  * has milliseconds), and types without a native BSON form.  <> and NOT IN
  * exclude null and missing fields, as SQL's three-valued logic does.
  *
- * Not built yet: parameterized paths (join clauses pushed into the inner
- * side of a nested loop), ORDER BY / LIMIT and aggregate pushdown, INSERT /
- * UPDATE / DELETE, IMPORT FOREIGN SCHEMA and remote row estimates.
+ * Joins: the inner side of a nested loop gets a parameterized path, whose
+ * filter takes the outer row's value, so each outer row fetches only its
+ * matching documents.
+ *
+ * Not built yet: ORDER BY / LIMIT and aggregate pushdown, INSERT / UPDATE /
+ * DELETE, IMPORT FOREIGN SCHEMA and remote row estimates.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +45,7 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
 #include "parser/parsetree.h"
@@ -443,6 +447,8 @@ append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bo
 			bson_append_null(&arr, "1", -1);
 			bson_append_array_end(&cond, &arr);
 		}
+		else if (nulls[v] && unknown_ok)
+			bson_append_utf8(&cond, op, -1, "(parameter)", -1);	/* EXPLAIN, no value yet */
 		else
 			append_value(&cond, op, values[v], nulls[v], typid, flags);
 		bson_append_document_end(doc, &cond);
@@ -476,6 +482,12 @@ append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bo
 				any_null |= enulls[i];
 		}
 		bson_append_document_begin(doc, field, -1, &cond);
+		if (nulls[v] && unknown_ok)
+		{
+			bson_append_utf8(&cond, negated ? "$nin" : "$in", -1, "(parameter)", -1);
+			bson_append_document_end(doc, &cond);
+			return;
+		}
 		/* x <> ALL (..., NULL) and x IN (NULL array) are never true */
 		if (nulls[v] || (negated && any_null))
 		{
@@ -530,7 +542,7 @@ append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bo
 /*
  * The filter of a scan with its values: {"$and": [...]} of the pushed
  * clauses, or {} without any.  With explain_only, parameters are not known
- * yet and show as null.
+ * yet and show as "(parameter)".
  */
 static bson_t *
 build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
@@ -608,6 +620,19 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 																 0, JOIN_INNER, NULL));
 }
 
+/* generate_implied_equalities_for_column's callback: is em our column? */
+static bool
+ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
+					EquivalenceMember *em, void *arg)
+{
+	Expr	   *expr = em->em_expr;
+
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
+		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
+}
+
 static void
 mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -618,6 +643,56 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, baserel->rows,
 													   startup, total, NIL, NULL, NULL, NIL));
+
+	/*
+	 * The inner side of a nested loop: a path parameterized by the other
+	 * relation's column for each equality (from an equivalence class, as
+	 * the planner keeps them) on a column that pushes down, so that each
+	 * outer row asks MongoDB for its matching documents only.
+	 */
+	if (polyglot_mongo_pushdown && baserel->has_eclass_joins)
+	{
+		MongoRelInfo *info = (MongoRelInfo *) baserel->fdw_private;
+		int			attnum;
+
+		for (attnum = 1; attnum <= info->natts; attnum++)
+		{
+			List	   *clauses;
+			ListCell   *lc;
+
+			if (info->dropped[attnum - 1] || info->columns[attnum - 1].field == NULL ||
+				!pushable_type(info->columns[attnum - 1].typid, false, InvalidOid))
+				continue;
+			clauses = generate_implied_equalities_for_column(root, baserel,
+															 ec_member_is_column,
+															 (void *) &attnum,
+															 baserel->lateral_referencers);
+			foreach(lc, clauses)
+			{
+				RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+				Relids		required;
+				ParamPathInfo *ppi;
+				int			nvalues = list_length(info->values);
+				List	   *item;
+
+				if (!join_clause_is_movable_to(ri, baserel))
+					continue;
+				item = deparse(ri->clause, baserel, info);
+				info->values = list_truncate(info->values, nvalues);
+				if (item == NIL)
+					continue;
+				required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
+										  baserel->relids);
+				if (bms_is_empty(required))
+					continue;
+				ppi = get_baserel_parampathinfo(root, baserel, required);
+				add_path(baserel, (Path *)
+						 create_foreignscan_path(root, baserel, NULL, ppi->ppi_rows, startup,
+												 startup + ppi->ppi_rows * per_row,
+												 NIL, required, NULL, NIL));
+			}
+		}
+	}
 }
 
 static ForeignScan *
@@ -637,8 +712,22 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
 
-		if (!list_member_ptr(info->remote_conds, ri))
+		List	   *item = NIL;
+		int			nvalues = list_length(info->values);
+
+		if (list_member_ptr(info->remote_conds, ri))
+			continue;
+		/* a parameterized path's join clauses: the outer column is a value */
+		if (polyglot_mongo_pushdown && best_path->path.param_info &&
+			!bms_is_subset(ri->clause_relids, baserel->relids))
+			item = deparse(ri->clause, baserel, info);
+		if (item != NIL)
+			info->items = lappend(info->items, item);
+		else
+		{
+			info->values = list_truncate(info->values, nvalues);
 			local = lappend(local, ri->clause);
+		}
 	}
 
 	/* the columns the query reads (target list and local quals) */

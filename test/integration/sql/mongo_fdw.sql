@@ -90,10 +90,19 @@ SELECT q, remote_filter(q), both_ways(q) FROM forms;
 PREPARE by_qty(int) AS SELECT count(*) FROM items WHERE qty = $1;
 EXECUTE by_qty(7);
 EXPLAIN (VERBOSE, COSTS OFF) EXECUTE by_qty(7);
--- a join with a local table (the foreign side is scanned, not yet parameterized)
+-- a nested loop: each outer row's value goes into the inner scan's filter
 CREATE TABLE wanted (id int PRIMARY KEY);
 INSERT INTO wanted VALUES (3), (33), (333);
+ANALYZE wanted;
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT i.name FROM wanted w JOIN items i ON i._id = w.id;
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT i.name FROM wanted w JOIN items i ON i._id = w.id;
 SELECT i.name FROM wanted w JOIN items i ON i._id = w.id ORDER BY 1;
+SELECT both_ways('SELECT i.name, w.id FROM wanted w JOIN items i ON i.qty = w.id');
+RESET enable_hashjoin;
+RESET enable_mergejoin;
 
 -- a value that does not convert: the error names the column and the document
 \! $MONGO_TOOL insert polyglot_fdw odd '[{"_id": 1, "n": "not a number"}, {"_id": 2, "n": 2147483648}]'
