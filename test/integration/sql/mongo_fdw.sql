@@ -114,6 +114,14 @@ SELECT * FROM odd WHERE _id = 2;
 CREATE FOREIGN TABLE oids (_id text, v int) SERVER fdw_docs;
 SELECT * FROM oids;
 SELECT * FROM oids WHERE _id = '65a0a0a0a0a0a0a0a0a0a0a0';
+-- a server that is down: a clear error within the connect timeout
+CREATE SERVER fdw_down FOREIGN DATA WRAPPER polyglot_mongo
+  OPTIONS (uri 'mongodb://127.0.0.1:1', database 'x', connect_timeout '300ms');
+CREATE FOREIGN TABLE down_items (_id int) SERVER fdw_down;
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM down_items;
+SELECT clock_timestamp() - :'t0' < interval '5 seconds' AS within_timeout;
+DROP SERVER fdw_down CASCADE;
 -- no database anywhere
 CREATE SERVER fdw_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
 CREATE FOREIGN TABLE lost (_id int) SERVER fdw_nodb;
