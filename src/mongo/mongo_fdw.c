@@ -83,6 +83,7 @@ typedef struct MongoRelInfo
 typedef struct MongoScanState
 {
 	MongoConn  *conn;
+	mongoc_client_t *client;	/* the client coll and cursor belong to */
 	mongoc_collection_t *coll;
 	mongoc_cursor_t *cursor;
 	char	   *database;
@@ -773,6 +774,28 @@ scan_error_context(void *arg)
 				   id ? id : "(without _id)", st->database, st->collection);
 }
 
+/*
+ * Frees the scan's libmongoc handles, also when the query ends in an error
+ * (a reset callback of the query's memory context), but only while their
+ * client lives: a connection dropped after an error took them with it.
+ */
+static void
+release_handles(void *arg)
+{
+	MongoScanState *st = (MongoScanState *) arg;
+	bool		alive = st->conn && st->client && st->conn->base.conn == (void *) st->client;
+
+	if (st->cursor && alive)
+		mongoc_cursor_destroy(st->cursor);
+	st->cursor = NULL;
+	if (st->coll && alive)
+		mongoc_collection_destroy(st->coll);
+	st->coll = NULL;
+	if (st->built_filter)
+		bson_destroy(st->built_filter);
+	st->built_filter = NULL;
+}
+
 static void
 mongoBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -824,8 +847,16 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	st->coll = mongoc_client_get_collection(mongo_client(st->conn), st->database,
-											st->collection);
+	st->client = mongo_client(st->conn);
+	st->coll = mongoc_client_get_collection(st->client, st->database, st->collection);
+	{
+		MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt,
+													   sizeof(MemoryContextCallback));
+
+		cb->func = release_handles;
+		cb->arg = st;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
+	}
 }
 
 /* {"field": 1, ...}, or none when the whole document is needed */
@@ -882,7 +913,11 @@ mongoIterateForeignScan(ForeignScanState *node)
 	if (!mongoc_cursor_next(st->cursor, &doc))
 	{
 		if (mongoc_cursor_error(st->cursor, &error))
+		{
+			/* the handles go before the connection may */
+			release_handles(st);
 			mongo_report_error(st->conn, &error, "a find");
+		}
 		return slot;
 	}
 
@@ -944,7 +979,7 @@ mongoReScanForeignScan(ForeignScanState *node)
 {
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
 
-	if (st->cursor)
+	if (st->cursor && st->conn->base.conn == (void *) st->client)
 		mongoc_cursor_destroy(st->cursor);
 	st->cursor = NULL;
 	if (st->built_filter)
@@ -957,12 +992,8 @@ mongoEndForeignScan(ForeignScanState *node)
 {
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
 
-	if (st == NULL)
-		return;
-	mongoReScanForeignScan(node);
-	if (st->coll)
-		mongoc_collection_destroy(st->coll);
-	st->coll = NULL;
+	if (st)
+		release_handles(st);
 }
 
 static void
