@@ -122,6 +122,18 @@ SELECT clock_timestamp() AS t0 \gset
 SELECT * FROM down_items;
 SELECT clock_timestamp() - :'t0' < interval '5 seconds' AS within_timeout;
 DROP SERVER fdw_down CASCADE;
+-- IMPORT FOREIGN SCHEMA: a table per collection, columns from a sample
+CREATE SCHEMA imported;
+IMPORT FOREIGN SCHEMA polyglot_fdw LIMIT TO (items, oids) FROM SERVER fdw_docs INTO imported
+  OPTIONS (sample_size '50');
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attfdwoptions
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE c.relnamespace = 'imported'::regnamespace AND a.attnum > 0
+ ORDER BY c.relname, a.attnum;
+SELECT _id, name, qty, price, city, active, tags, dims, note FROM imported.items WHERE _id = 5;
+IMPORT FOREIGN SCHEMA polyglot_fdw FROM SERVER fdw_docs INTO imported OPTIONS (sample '1');
+IMPORT FOREIGN SCHEMA polyglot_fdw FROM SERVER fdw_docs INTO imported OPTIONS (sample_size '0');
+DROP SCHEMA imported CASCADE;
 -- no database anywhere
 CREATE SERVER fdw_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
 CREATE FOREIGN TABLE lost (_id int) SERVER fdw_nodb;
