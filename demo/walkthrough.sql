@@ -71,3 +71,22 @@ CALL pg_temp.wait_synced();
 \! redis-cli -p $REDIS_PORT EXISTS product:2
 
 SELECT route, source, server, pending, delivered, failed, state FROM polyglot.status;
+
+-- 6. The same table synced to MongoDB: each row a document with native BSON
+--    types, _id the primary key.  The same server serves foreign tables, so
+--    the documents can be read back, filtered in MongoDB, and joined.
+\! $MONGO_TOOL drop shop products
+SELECT polyglot.sync('products', 'docs', '{"collection": "products"}') AS mongo_route;
+INSERT INTO products VALUES (3, 'standing desk', 499.00, 260.00), (4, 'monitor arm', 89.00, 30.00);
+CALL pg_temp.wait_synced();
+DROP FOREIGN TABLE IF EXISTS product_docs;
+CREATE FOREIGN TABLE product_docs (_id int, name text, price numeric, doc jsonb)
+  SERVER docs OPTIONS (collection 'products');
+SELECT _id, name, price FROM product_docs ORDER BY _id;
+-- the WHERE clause runs in MongoDB: EXPLAIN VERBOSE shows the filter sent
+EXPLAIN (VERBOSE, COSTS OFF) SELECT name FROM product_docs WHERE price > 50;
+SELECT p.id, p.name, d.doc->>'price' AS price_in_mongo
+FROM products p JOIN product_docs d ON d._id = p.id
+WHERE d.price > 50 ORDER BY p.id;
+
+SELECT route, source, server, store, pending, delivered, state FROM polyglot.status ORDER BY route;
