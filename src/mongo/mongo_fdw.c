@@ -26,8 +26,10 @@
  *
  * IMPORT FOREIGN SCHEMA samples documents to infer columns.
  *
- * Not built yet: ORDER BY / LIMIT and aggregate pushdown, INSERT / UPDATE /
- * DELETE and remote row estimates.
+ * INSERT, UPDATE and DELETE go one document at a time, found by _id.
+ *
+ * Not built yet: ORDER BY / LIMIT and aggregate pushdown, batched INSERT
+ * and remote row estimates.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +47,8 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/appendinfo.h"
+#include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
@@ -1266,6 +1270,325 @@ mongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 	return commands;
 }
 
+/* ---------------------------------------------------------------- INSERT, UPDATE, DELETE */
+
+typedef struct MongoModifyState
+{
+	MongoConn  *conn;
+	mongoc_client_t *client;
+	mongoc_collection_t *coll;
+	char	   *database;
+	char	   *collection;
+	int			natts;
+	MongoColumn *columns;
+	bool	   *dropped;
+	int			id_attnum;		/* the _id column, 1-based, or 0 */
+	AttrNumber	id_junk;		/* the _id junk attribute of the subplan */
+	List	   *target_attrs;	/* UPDATE: the columns it sets */
+	int			bson_flags;
+} MongoModifyState;
+
+/* The column that holds _id: a column named _id or with field '_id' */
+static int
+id_column(MongoRelInfo *info, TupleDesc desc)
+{
+	int			i;
+
+	for (i = 0; i < info->natts; i++)
+		if (!info->dropped[i] && info->columns[i].field &&
+			strcmp(info->columns[i].field, "_id") == 0)
+			return i + 1;
+	return 0;
+}
+
+static void
+mongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
+							 Relation target_relation)
+{
+	MongoRelInfo info;
+	int			attnum;
+	Form_pg_attribute att;
+	Var		   *var;
+
+	memset(&info, 0, sizeof(info));
+	load_columns(RelationGetRelid(target_relation), &info);
+	attnum = id_column(&info, RelationGetDescr(target_relation));
+	if (attnum == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no _id column",
+						RelationGetRelationName(target_relation)),
+				 errhint("UPDATE and DELETE find documents by _id: add a column named _id, or one with OPTIONS (field '_id').")));
+	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
+	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
+	add_row_identity_var(root, var, rtindex, "_id");
+}
+
+static List *
+mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+					   int subplan_index)
+{
+	List	   *target_attrs = NIL;
+
+	if (plan->operation == CMD_UPDATE)
+	{
+		Bitmapset  *cols = get_rel_all_updated_cols(root, find_base_rel(root, resultRelation));
+		int			col = -1;
+
+		while ((col = bms_next_member(cols, col)) >= 0)
+		{
+			AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
+
+			if (attno > 0)
+				target_attrs = lappend_int(target_attrs, attno);
+		}
+	}
+	return list_make1(target_attrs);
+}
+
+static void
+mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
+						int subplan_index, int eflags)
+{
+	Relation	rel = rinfo->ri_RelationDesc;
+	Oid			relid = RelationGetRelid(rel);
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	UserMapping *user = polyglot_find_user_mapping(GetUserId(), server->serverid);
+	MongoModifyState *st = palloc0(sizeof(MongoModifyState));
+	MongoRelInfo info;
+
+	rinfo->ri_FdwState = st;
+	memset(&info, 0, sizeof(info));
+	load_table(relid, &info);
+	st->database = info.database;
+	st->collection = info.collection;
+	st->natts = info.natts;
+	st->columns = info.columns;
+	st->dropped = info.dropped;
+	st->id_attnum = id_column(&info, RelationGetDescr(rel));
+	st->target_attrs = (List *) linitial(fdw_private);
+	if (mtstate->operation == CMD_UPDATE || mtstate->operation == CMD_DELETE)
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
+		if (!AttributeNumberIsValid(st->id_junk))
+			elog(ERROR, "pg_polyglot: _id junk column not found");
+	}
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	st->conn = mongo_get_connection(server, user);
+	mongo_read_flavor(st->conn);
+	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
+	st->client = mongo_client(st->conn);
+	st->coll = mongoc_client_get_collection(st->client, st->database, st->collection);
+}
+
+/* Appends a column's value of a slot to a document; ereports what BSON cannot hold. */
+static void
+append_column(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot, int attnum)
+{
+	MongoColumn *col = &st->columns[attnum - 1];
+	bool		isnull;
+	Datum		value = slot_getattr(slot, attnum, &isnull);
+	char	   *error = NULL;
+
+	if (col->field == NULL)
+		return;					/* the whole-document column is read-only */
+	if (strchr(col->field, '.'))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write column \"%s\", which maps to the dotted field \"%s\"",
+						NameStr(TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->attname),
+						col->field)));
+	if (!polyglot_bson_append_datum(doc, col->field, -1, value, isnull, col->typid,
+									st->bson_flags, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("column \"%s\" cannot be stored in MongoDB: %s",
+						NameStr(TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->attname),
+						error)));
+}
+
+/* {_id: value}, where a text _id of 24 hex digits also matches the ObjectId */
+static void
+append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
+{
+	char	   *error = NULL;
+
+	if (getBaseType(typid) == TEXTOID || getBaseType(typid) == VARCHAROID)
+	{
+		char	   *s = TextDatumGetCString(id);
+		bson_t		cond,
+					arr;
+
+		bson_append_document_begin(selector, "_id", 3, &cond);
+		bson_append_array_begin(&cond, "$in", 3, &arr);
+		bson_append_utf8(&arr, "0", 1, s, -1);
+		if (bson_oid_is_valid(s, strlen(s)))
+		{
+			bson_oid_t	oid;
+
+			bson_oid_init_from_string(&oid, s);
+			bson_append_oid(&arr, "1", 1, &oid);
+		}
+		bson_append_array_end(&cond, &arr);
+		bson_append_document_end(selector, &cond);
+		return;
+	}
+	if (!polyglot_bson_append_datum(selector, "_id", 3, id, false, typid, st->bson_flags, &error))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("_id cannot be sent to MongoDB: %s", error)));
+}
+
+static TupleTableSlot *
+mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+					   TupleTableSlot *planSlot)
+{
+	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
+	bson_t	   *doc = bson_new();
+	bson_error_t error;
+	int			i;
+
+	PG_TRY();
+	{
+		for (i = 1; i <= st->natts; i++)
+		{
+			bool		isnull;
+
+			if (st->dropped[i - 1])
+				continue;
+			/* no _id: the server makes one */
+			if (i == st->id_attnum && (slot_getattr(slot, i, &isnull), isnull))
+				continue;
+			append_column(doc, st, slot, i);
+		}
+	}
+	PG_CATCH();
+	{
+		bson_destroy(doc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (!mongoc_collection_insert_one(st->coll, doc, NULL, NULL, &error))
+	{
+		bson_destroy(doc);
+		mongo_report_error(st->conn, &error, "an insert");
+	}
+	bson_destroy(doc);
+	return slot;
+}
+
+static TupleTableSlot *
+mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+					   TupleTableSlot *planSlot)
+{
+	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
+	bool		isnull;
+	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	bson_t	   *selector = bson_new();
+	bson_t	   *update = bson_new();
+	bson_t		set;
+	bson_t		reply;
+	bson_error_t error;
+	ListCell   *lc;
+
+	if (isnull)
+		elog(ERROR, "pg_polyglot: _id is null");
+	PG_TRY();
+	{
+		append_id_selector(selector, st,
+						   id, TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
+											 st->id_attnum - 1)->atttypid);
+		bson_append_document_begin(update, "$set", 4, &set);
+		foreach(lc, st->target_attrs)
+		{
+			int			attnum = lfirst_int(lc);
+
+			if (attnum == st->id_attnum)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot change the _id of a MongoDB document")));
+			append_column(&set, st, slot, attnum);
+		}
+		bson_append_document_end(update, &set);
+	}
+	PG_CATCH();
+	{
+		bson_destroy(selector);
+		bson_destroy(update);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (!mongoc_collection_update_one(st->coll, selector, update, NULL, &reply, &error))
+	{
+		bson_destroy(selector);
+		bson_destroy(update);
+		bson_destroy(&reply);
+		mongo_report_error(st->conn, &error, "an update");
+	}
+	bson_destroy(selector);
+	bson_destroy(update);
+	bson_destroy(&reply);
+	return slot;
+}
+
+static TupleTableSlot *
+mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+					   TupleTableSlot *planSlot)
+{
+	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
+	bool		isnull;
+	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	bson_t	   *selector = bson_new();
+	bson_t		reply;
+	bson_error_t error;
+
+	if (isnull)
+		elog(ERROR, "pg_polyglot: _id is null");
+	PG_TRY();
+	{
+		append_id_selector(selector, st, id,
+						   TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
+										 st->id_attnum - 1)->atttypid);
+	}
+	PG_CATCH();
+	{
+		bson_destroy(selector);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (!mongoc_collection_delete_one(st->coll, selector, NULL, &reply, &error))
+	{
+		bson_destroy(selector);
+		bson_destroy(&reply);
+		mongo_report_error(st->conn, &error, "a delete");
+	}
+	bson_destroy(selector);
+	bson_destroy(&reply);
+
+	/* RETURNING of a DELETE sees the _id; the document is not read back */
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	slot->tts_values[st->id_attnum - 1] = id;
+	slot->tts_isnull[st->id_attnum - 1] = false;
+	ExecStoreVirtualTuple(slot);
+	return slot;
+}
+
+static void
+mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
+
+	if (st && st->coll && st->conn->base.conn == (void *) st->client)
+		mongoc_collection_destroy(st->coll);
+	if (st)
+		st->coll = NULL;
+}
+
 PG_FUNCTION_INFO_V1(polyglot_mongo_handler);
 
 Datum
@@ -1282,5 +1605,12 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = mongoEndForeignScan;
 	routine->ExplainForeignScan = mongoExplainForeignScan;
 	routine->ImportForeignSchema = mongoImportForeignSchema;
+	routine->AddForeignUpdateTargets = mongoAddForeignUpdateTargets;
+	routine->PlanForeignModify = mongoPlanForeignModify;
+	routine->BeginForeignModify = mongoBeginForeignModify;
+	routine->ExecForeignInsert = mongoExecForeignInsert;
+	routine->ExecForeignUpdate = mongoExecForeignUpdate;
+	routine->ExecForeignDelete = mongoExecForeignDelete;
+	routine->EndForeignModify = mongoEndForeignModify;
 	PG_RETURN_POINTER(routine);
 }

@@ -134,6 +134,27 @@ SELECT _id, name, qty, price, city, active, tags, dims, note FROM imported.items
 IMPORT FOREIGN SCHEMA polyglot_fdw FROM SERVER fdw_docs INTO imported OPTIONS (sample '1');
 IMPORT FOREIGN SCHEMA polyglot_fdw FROM SERVER fdw_docs INTO imported OPTIONS (sample_size '0');
 DROP SCHEMA imported CASCADE;
+-- INSERT, UPDATE, DELETE by _id, with RETURNING
+\! $MONGO_TOOL drop polyglot_fdw things
+CREATE FOREIGN TABLE things (_id int, name text, price numeric, tags text[], doc jsonb)
+  SERVER fdw_docs;
+INSERT INTO things (_id, name, price, tags)
+  VALUES (1, 'a', 1.5, '{x,y}'), (2, 'b', 2, NULL), (3, '{"$gt": ""}', 3, '{}') RETURNING _id, name;
+SELECT _id, name, price, tags FROM things ORDER BY _id;
+UPDATE things SET price = price * 2, name = 'bb' WHERE _id = 2 RETURNING _id, name, price;
+DELETE FROM things WHERE name = 'a' RETURNING _id;
+SELECT doc FROM things ORDER BY _id;
+\! $MONGO_TOOL dump polyglot_fdw things
+UPDATE things SET _id = 9;
+CREATE FOREIGN TABLE noid (name text) SERVER fdw_docs OPTIONS (collection 'things');
+DELETE FROM noid;
+-- without an _id the server makes an ObjectId, which a text _id then finds
+CREATE FOREIGN TABLE auto_ids (_id text, name text) SERVER fdw_docs;
+INSERT INTO auto_ids (name) VALUES ('generated');
+UPDATE auto_ids SET name = 'changed';
+SELECT length(_id), name FROM auto_ids;
+DELETE FROM auto_ids;
+SELECT count(*) FROM auto_ids;
 -- no database anywhere
 CREATE SERVER fdw_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
 CREATE FOREIGN TABLE lost (_id int) SERVER fdw_nodb;
