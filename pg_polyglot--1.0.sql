@@ -188,6 +188,30 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'polyglot_wake'
 LANGUAGE C;
 
+-- The route options are a JSON object naming only valid options: errors
+-- name the option and list the valid ones
+CREATE FUNCTION polyglot._check_route_option_names(options jsonb, valid text[], store text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  opt text;
+BEGIN
+  IF jsonb_typeof(options) <> 'object' THEN
+    RAISE EXCEPTION 'route options must be a JSON object'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  FOR opt IN SELECT jsonb_object_keys(options) LOOP
+    IF NOT opt = ANY (valid) THEN
+      RAISE EXCEPTION 'unknown option "%" for a % route', opt, store
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Valid options are: ' || array_to_string(valid, ', ') || '.';
+    END IF;
+  END LOOP;
+END
+$$;
+
 -- The "columns" / "exclude" route options, common to every store
 CREATE FUNCTION polyglot._check_route_columns(source regclass, options jsonb)
 RETURNS void
@@ -240,17 +264,7 @@ DECLARE
   cols text[];
   result jsonb := options;
 BEGIN
-  IF jsonb_typeof(options) <> 'object' THEN
-    RAISE EXCEPTION 'route options must be a JSON object'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  FOR opt IN SELECT jsonb_object_keys(options) LOOP
-    IF NOT opt = ANY (valid) THEN
-      RAISE EXCEPTION 'unknown option "%" for a Redis route', opt
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Valid options are: ' || array_to_string(valid, ', ') || '.';
-    END IF;
-  END LOOP;
+  PERFORM polyglot._check_route_option_names(options, valid, 'Redis');
 
   mode := coalesce(options->>'mode', 'json');
   IF jsonb_typeof(options->'mode') IS DISTINCT FROM 'string' AND options ? 'mode' THEN
@@ -338,17 +352,7 @@ DECLARE
   coll text;
   result jsonb := options;
 BEGIN
-  IF jsonb_typeof(options) <> 'object' THEN
-    RAISE EXCEPTION 'route options must be a JSON object'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  FOR opt IN SELECT jsonb_object_keys(options) LOOP
-    IF NOT opt = ANY (valid) THEN
-      RAISE EXCEPTION 'unknown option "%" for a MongoDB route', opt
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Valid options are: ' || array_to_string(valid, ', ') || '.';
-    END IF;
-  END LOOP;
+  PERFORM polyglot._check_route_option_names(options, valid, 'MongoDB');
 
   IF options ? 'database' THEN
     IF jsonb_typeof(options->'database') <> 'string' THEN

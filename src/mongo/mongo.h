@@ -36,6 +36,7 @@ typedef struct MongoConn
 	bool		flavor_known;	/* buildInfo was read on this connection */
 	bool		ferretdb;		/* the server is FerretDB */
 	bool		has_decimal128; /* the server stores decimal128 */
+	char		version[64];	/* from buildInfo */
 } MongoConn;
 
 #define mongo_client(c) ((mongoc_client_t *) (c)->base.conn)

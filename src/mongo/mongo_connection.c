@@ -169,6 +169,9 @@ mongo_read_flavor(MongoConn *conn)
 	bson_destroy(cmd);
 	conn->ferretdb = false;
 	conn->has_decimal128 = true;
+	strlcpy(conn->version, "unknown", sizeof(conn->version));
+	if (bson_iter_init_find(&iter, &reply, "version") && BSON_ITER_HOLDS_UTF8(&iter))
+		strlcpy(conn->version, bson_iter_utf8(&iter, NULL), sizeof(conn->version));
 	if (bson_iter_init_find(&iter, &reply, "ferretdbVersion") && BSON_ITER_HOLDS_UTF8(&iter))
 	{
 		const char *v = bson_iter_utf8(&iter, NULL);
@@ -234,12 +237,9 @@ mongo_ping(ForeignServer *server, UserMapping *user)
 	bson_t	   *cmd;
 	bson_t		reply;
 	bson_error_t error;
-	bson_iter_t iter;
 	instr_time	start;
 	double		latency;
 	bool		ok;
-	char		version[64] = "unknown";
-	const char *flavor = "mongodb";
 
 	cmd = BCON_NEW("ping", BCON_INT32(1));
 	INSTR_TIME_SET_CURRENT(start);
@@ -250,19 +250,8 @@ mongo_ping(ForeignServer *server, UserMapping *user)
 	if (!ok)
 		mongo_report_error(conn, &error, "ping");
 
-	cmd = BCON_NEW("buildInfo", BCON_INT32(1));
-	ok = mongoc_client_command_simple(mongo_client(conn), "admin", cmd, NULL, &reply, &error);
-	bson_destroy(cmd);
-	if (!ok)
-	{
-		bson_destroy(&reply);
-		mongo_report_error(conn, &error, "buildInfo");
-	}
-	if (bson_iter_init_find(&iter, &reply, "version") && BSON_ITER_HOLDS_UTF8(&iter))
-		strlcpy(version, bson_iter_utf8(&iter, NULL), sizeof(version));
-	if (bson_iter_init_find(&iter, &reply, "ferretdbVersion") && BSON_ITER_HOLDS_UTF8(&iter))
-		flavor = "ferretdb";
-	bson_destroy(&reply);
-
-	return polyglot_ping_result("mongo", server->servername, latency, version, flavor);
+	/* version and flavor: buildInfo, read once per connection */
+	mongo_read_flavor(conn);
+	return polyglot_ping_result("mongo", server->servername, latency, conn->version,
+								conn->ferretdb ? "ferretdb" : "mongodb");
 }

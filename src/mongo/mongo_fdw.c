@@ -364,6 +364,36 @@ deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 
 /* ---------------------------------------------------------------- filter building */
 
+static bool
+is_text_type(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	return base == TEXTOID || base == VARCHAROID;
+}
+
+/*
+ * The condition on _id of a text value: {"$in": [value]}, and the ObjectId
+ * it spells too when it is 24 hex digits (text _id columns show ObjectIds
+ * as their hex).
+ */
+static void
+append_text_id_match(bson_t *cond, const char *s)
+{
+	bson_t		arr;
+
+	bson_append_array_begin(cond, "$in", 3, &arr);
+	bson_append_utf8(&arr, "0", 1, s, -1);
+	if (bson_oid_is_valid(s, strlen(s)))
+	{
+		bson_oid_t	oid;
+
+		bson_oid_init_from_string(&oid, s);
+		bson_append_oid(&arr, "1", 1, &oid);
+	}
+	bson_append_array_end(cond, &arr);
+}
+
 static void append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags,
 						  bool unknown_ok);
 
@@ -425,25 +455,8 @@ append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bo
 		}
 		bson_append_document_begin(doc, field, -1, &cond);
 		if (strcmp(op, "$eq") == 0 && strcmp(field, "_id") == 0 && !nulls[v] &&
-			(getBaseType(typid) == TEXTOID || getBaseType(typid) == VARCHAROID))
-		{
-			/* a text _id may stand for an ObjectId, shown as its hex */
-			char	   *s = TextDatumGetCString(values[v]);
-			bson_t		arr;
-
-			bson_append_array_begin(&cond, "$in", -1, &arr);
-			if (bson_oid_is_valid(s, strlen(s)))
-			{
-				bson_oid_t	oid;
-
-				bson_oid_init_from_string(&oid, s);
-				bson_append_oid(&arr, "0", -1, &oid);
-				bson_append_utf8(&arr, "1", -1, s, -1);
-			}
-			else
-				bson_append_utf8(&arr, "0", -1, s, -1);
-			bson_append_array_end(&cond, &arr);
-		}
+			is_text_type(typid))
+			append_text_id_match(&cond, TextDatumGetCString(values[v]));
 		else if (strcmp(op, "$ne") == 0)
 		{
 			/* SQL's <> is not true for NULL: leave null and missing out */
@@ -1417,23 +1430,12 @@ append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
 {
 	char	   *error = NULL;
 
-	if (getBaseType(typid) == TEXTOID || getBaseType(typid) == VARCHAROID)
+	if (is_text_type(typid))
 	{
-		char	   *s = TextDatumGetCString(id);
-		bson_t		cond,
-					arr;
+		bson_t		cond;
 
 		bson_append_document_begin(selector, "_id", 3, &cond);
-		bson_append_array_begin(&cond, "$in", 3, &arr);
-		bson_append_utf8(&arr, "0", 1, s, -1);
-		if (bson_oid_is_valid(s, strlen(s)))
-		{
-			bson_oid_t	oid;
-
-			bson_oid_init_from_string(&oid, s);
-			bson_append_oid(&arr, "1", 1, &oid);
-		}
-		bson_append_array_end(&cond, &arr);
+		append_text_id_match(&cond, TextDatumGetCString(id));
 		bson_append_document_end(selector, &cond);
 		return;
 	}

@@ -184,48 +184,23 @@ typedef struct MongoSent
 	int			nitems;
 } MongoSent;
 
-/* The first write error of a bulk reply: its index and message */
-static bool
-first_write_error(const bson_t *reply, int32 *index, int32 *code, char **message)
-{
-	bson_iter_t iter,
-				errors,
-				err;
-
-	if (!bson_iter_init_find(&iter, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
-		!bson_iter_recurse(&iter, &errors) || !bson_iter_next(&errors) ||
-		!BSON_ITER_HOLDS_DOCUMENT(&errors) || !bson_iter_recurse(&errors, &err))
-		return false;
-	*index = -1;
-	*code = 0;
-	*message = pstrdup("write error");
-	while (bson_iter_next(&err))
-	{
-		const char *k = bson_iter_key(&err);
-
-		if (strcmp(k, "index") == 0 && BSON_ITER_HOLDS_NUMBER(&err))
-			*index = (int32) bson_iter_as_int64(&err);
-		else if (strcmp(k, "code") == 0 && BSON_ITER_HOLDS_NUMBER(&err))
-			*code = (int32) bson_iter_as_int64(&err);
-		else if (strcmp(k, "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&err))
-			*message = pstrdup(bson_iter_utf8(&err, NULL));
-	}
-	return *index >= 0;
-}
-
-/* Marks the failed item of each write error of a bulk reply; false if none. */
-static bool
+/*
+ * Marks the failed item of each write error of a bulk reply.  Returns the
+ * highest failed write's index, or -1 when the reply names none; *transient
+ * is set when one of them means "not now".
+ */
+static int
 mark_write_errors(const bson_t *reply, const int *opitem, int nops,
 				  PolyglotItemResult *results, bool *transient)
 {
 	bson_iter_t iter,
 				errors;
-	bool		any = false;
+	int			last = -1;
 
 	*transient = false;
 	if (!bson_iter_init_find(&iter, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&iter) ||
 		!bson_iter_recurse(&iter, &errors))
-		return false;
+		return -1;
 	while (bson_iter_next(&errors))
 	{
 		bson_iter_t err;
@@ -252,9 +227,25 @@ mark_write_errors(const bson_t *reply, const int *opitem, int nops,
 			*transient = true;
 		results[opitem[index]].status = POLYGLOT_ITEM_FAILED;
 		results[opitem[index]].error = psprintf("%s (code %d)", message, code);
-		any = true;
+		last = Max(last, index);
 	}
-	return any;
+	return last;
+}
+
+/*
+ * The rendered document of an item and its _id; false, with the item's
+ * result marked failed, when the row could not be rendered.
+ */
+static bool
+item_document(PolyglotEvent *ev, bson_t *doc, bson_iter_t *id, PolyglotItemResult *result)
+{
+	if (ev->render_error == NULL && ev->row != NULL &&
+		bson_init_static(doc, ev->row, ev->row_len) && bson_iter_init_find(id, doc, "_id"))
+		return true;
+	result->status = POLYGLOT_ITEM_FAILED;
+	result->error = ev->render_error ? ev->render_error
+		: pstrdup("the row could not be rendered as BSON");
+	return false;
 }
 
 /*
@@ -291,15 +282,8 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 		const char *ikey;
 		char		buf[16];
 
-		if (ev->render_error || ev->row == NULL ||
-			!bson_init_static(&doc, ev->row, ev->row_len) ||
-			!bson_iter_init_find(&id, &doc, "_id"))
-		{
-			results[i].status = POLYGLOT_ITEM_FAILED;
-			results[i].error = ev->render_error ? ev->render_error
-				: pstrdup("the row could not be rendered as BSON");
+		if (!item_document(ev, &doc, &id, &results[i]))
 			continue;
-		}
 		bson_uint32_to_string(nids++, &ikey, buf, sizeof(buf));
 		bson_append_iter(&ids, ikey, -1, &id);
 	}
@@ -339,7 +323,7 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 	}
 	if (nops > 0 && !mongoc_bulk_operation_execute(bulk, &reply, &error))
 	{
-		if (!mark_write_errors(&reply, opitem, nops, results, &transient) || transient)
+		if (mark_write_errors(&reply, opitem, nops, results, &transient) < 0 || transient)
 		{
 			bson_destroy(&reply);
 			mongoc_bulk_operation_destroy(bulk);
@@ -373,7 +357,6 @@ mongo_send(PolyglotRoute *route, List *items)
 	bson_t	   *upsert;
 	ListCell   *lc;
 	int			start = 0;
-	int			max_ops;
 	int			i;
 
 	if (route->server == NULL)
@@ -409,7 +392,6 @@ mongo_send(PolyglotRoute *route, List *items)
 		mongoc_collection_destroy(coll);
 		return sent;
 	}
-	max_ops = nitems;
 	bulk_opts = BCON_NEW("ordered", BCON_BOOL(true));
 	upsert = BCON_NEW("upsert", BCON_BOOL(true));
 
@@ -419,28 +401,20 @@ mongo_send(PolyglotRoute *route, List *items)
 		bson_t		reply;
 		bson_error_t error;
 		int			nops = 0;
-		int32		index,
-					code;
-		char	   *message;
+		int			index;
+		bool		transient;
 		bool		ok;
 
 		bulk = mongoc_collection_create_bulk_operation_with_opts(coll, bulk_opts);
-		for (i = start; i < nitems && nops < max_ops; i++)
+		for (i = start; i < nitems; i++)
 		{
 			PolyglotEvent *ev = byindex[i]->event;
 			bson_t		doc;
 			bson_t		selector = BSON_INITIALIZER;
 			bson_iter_t id;
 
-			if (ev->render_error || ev->row == NULL ||
-				!bson_init_static(&doc, ev->row, ev->row_len) ||
-				!bson_iter_init_find(&id, &doc, "_id"))
-			{
-				sent->results[i].status = POLYGLOT_ITEM_FAILED;
-				sent->results[i].error = ev->render_error ? ev->render_error
-					: pstrdup("the row could not be rendered as BSON");
+			if (!item_document(ev, &doc, &id, &sent->results[i]))
 				continue;
-			}
 			bson_append_iter(&selector, "_id", 3, &id);
 			if (ev->found)
 				ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &selector, &doc,
@@ -460,8 +434,7 @@ mongo_send(PolyglotRoute *route, List *items)
 		if (nops == 0)
 		{
 			mongoc_bulk_operation_destroy(bulk);
-			start = i;
-			continue;
+			break;
 		}
 
 		ok = mongoc_bulk_operation_execute(bulk, &reply, &error) != 0;
@@ -469,11 +442,11 @@ mongo_send(PolyglotRoute *route, List *items)
 		if (ok)
 		{
 			bson_destroy(&reply);
-			start = i;			/* the next chunk, if the batch was cut */
-			continue;
+			break;
 		}
-		if (!first_write_error(&reply, &index, &code, &message) || index >= nops ||
-			is_transient_code(code))
+		/* ordered: the reply names the one write that stopped the bulk */
+		index = mark_write_errors(&reply, opitem, nops, sent->results, &transient);
+		if (index < 0 || transient)
 		{
 			/* the batch as a whole: network, no primary, write concern... */
 			bson_destroy(&reply);
@@ -484,8 +457,6 @@ mongo_send(PolyglotRoute *route, List *items)
 		}
 		bson_destroy(&reply);
 		/* writes before it are done; it failed; those after go again */
-		sent->results[opitem[index]].status = POLYGLOT_ITEM_FAILED;
-		sent->results[opitem[index]].error = psprintf("%s (code %d)", message, code);
 		start = opitem[index] + 1;
 	}
 	bson_destroy(bulk_opts);
