@@ -24,20 +24,37 @@
  * filter takes the outer row's value, so each outer row fetches only its
  * matching documents.
  *
+ * ORDER BY becomes the find's sort when every key is a column that MongoDB
+ * orders as PostgreSQL does, with NULLs where MongoDB puts them (first
+ * ascending, last descending) or a column without NULLs (declared NOT NULL,
+ * or excluded by a pushed condition).  A LIMIT (plus OFFSET) becomes the
+ * find's limit in a query of this table alone whose conditions all push.
+ * count(*), count(col) and sum(int col) with GROUP BY on columns become an
+ * aggregation pipeline ($match, $group) under the rules of
+ * mongoGetForeignUpperPaths.
+ *
+ * Row estimates come from the server's document count
+ * (use_remote_estimate, on by default).  The pushdown option of the table
+ * or server, or the setting polyglot.mongo_pushdown, turns all pushdown
+ * off.
+ *
  * IMPORT FOREIGN SCHEMA samples documents to infer columns.
  *
- * INSERT, UPDATE and DELETE go one document at a time, found by _id.
- *
- * Not built yet: ORDER BY / LIMIT and aggregate pushdown, batched INSERT
- * and remote row estimates.
+ * INSERT sends batch_size documents per insert command; UPDATE and DELETE
+ * go one document at a time, found by _id.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/reloptions.h"
 #include "access/table.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
@@ -54,11 +71,13 @@
 #include "optimizer/paths.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
+#include "optimizer/tlist.h"
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/selfuncs.h"
 
 #include "pg_polyglot.h"
 #include "mongo/mongo.h"
@@ -79,6 +98,12 @@ typedef struct MongoRelInfo
 	int			natts;
 	MongoColumn *columns;		/* by attnum - 1; field NULL for dropped columns too */
 	bool	   *dropped;
+	bool	   *notnull;		/* declared NOT NULL */
+	bool		pushdown;		/* the setting and the server and table options */
+	bool		use_remote_estimate;
+	int			batch_size;		/* documents per insert command */
+	Oid			relid;
+	Oid			userid;			/* whose user mapping, InvalidOid: current */
 	List	   *remote_conds;	/* RestrictInfos pushed down */
 	List	   *local_conds;	/* RestrictInfos checked here */
 	List	   *values;			/* expressions whose values the filter holds */
@@ -101,6 +126,12 @@ typedef struct MongoScanState
 	MongoColumn *columns;
 	bool	   *wanted;			/* by attnum - 1: the query uses it */
 	bool		whole_document;
+	List	   *sort;			/* (field, 1 | -1) pairs */
+	int			limit;			/* documents to ask for, 0: all */
+	List	   *aggregate;		/* an aggregation's outputs, see FP_AGGREGATE */
+	bool		aggregate_rows; /* the aggregation returned a row */
+	bool		aggregate_done; /* a whole-table aggregation's empty row went out */
+	bool		eof;			/* the cursor is exhausted */
 	int			bson_flags;
 	bson_t	   *built_filter;	/* with this execution's values */
 	MemoryContext row_cxt;
@@ -120,6 +151,7 @@ load_columns(Oid relid, MongoRelInfo *info)
 	info->natts = desc->natts;
 	info->columns = palloc0(sizeof(MongoColumn) * Max(desc->natts, 1));
 	info->dropped = palloc0(sizeof(bool) * Max(desc->natts, 1));
+	info->notnull = palloc0(sizeof(bool) * Max(desc->natts, 1));
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -135,6 +167,7 @@ load_columns(Oid relid, MongoRelInfo *info)
 		field = polyglot_option_string(options, "field", NULL);
 		info->columns[i].typid = att->atttypid;
 		info->columns[i].typmod = att->atttypmod;
+		info->notnull[i] = att->attnotnull;
 		if (field)
 			info->columns[i].field = pstrdup(field);
 		else if (att->atttypid == JSONBOID || att->atttypid == JSONOID)
@@ -145,12 +178,56 @@ load_columns(Oid relid, MongoRelInfo *info)
 	table_close(rel, NoLock);
 }
 
+/* A table option, else the server's, else NULL */
+static DefElem *
+table_option(ForeignTable *table, ForeignServer *server, const char *name)
+{
+	List	   *lists[2] = {table->options, server->options};
+	int			i;
+	ListCell   *lc;
+
+	for (i = 0; i < 2; i++)
+		foreach(lc, lists[i])
+		{
+			DefElem    *def = (DefElem *) lfirst(lc);
+
+			if (strcmp(def->defname, name) == 0)
+				return def;
+		}
+	return NULL;
+}
+
+static bool
+option_bool(List *options, const char *name, bool default_value)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, name) == 0)
+			return polyglot_option_bool(def);
+	}
+	return default_value;
+}
+
 static void
 load_table(Oid relid, MongoRelInfo *info)
 {
 	ForeignTable *table = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(table->serverid);
 	const char *db = polyglot_option_string(table->options, "database", NULL);
+	DefElem    *def;
+
+	/* pushdown needs the setting and neither option saying off */
+	info->pushdown = polyglot_mongo_pushdown &&
+		option_bool(table->options, "pushdown", true) &&
+		option_bool(server->options, "pushdown", true);
+	def = table_option(table, server, "use_remote_estimate");
+	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
+	def = table_option(table, server, "batch_size");
+	info->batch_size = def ? polyglot_option_int(def) : 100;
 
 	if (db == NULL)
 		db = polyglot_option_string(server->options, "database", NULL);
@@ -603,15 +680,113 @@ build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
 
 /* ---------------------------------------------------------------- planning */
 
+/*
+ * The plan's fdw_private, by position.  A scan of a table has no aggregate
+ * list; an aggregate scan (scanrelid 0) has one entry per column of its
+ * fdw_scan_tlist.
+ */
+#define FP_DATABASE		0
+#define FP_COLLECTION	1
+#define FP_FILTER		2		/* ("and", items) or NIL */
+#define FP_FIELDS		3		/* of Integer: is column attnum - 1 wanted */
+#define FP_SORT			4		/* (field, 1 | -1) pairs, or NIL */
+#define FP_LIMIT		5		/* Integer: documents to ask for, 0 for all */
+#define FP_AGGREGATE	6		/* of (kind, field, typid, typmod), or NIL */
+
+/* Planner state of a pushed-down aggregation (an upper relation's fdw_private) */
+typedef struct MongoAggInfo
+{
+	MongoRelInfo *base;			/* the scanned table */
+	List	   *scan_tlist;		/* of TargetEntry: group keys and aggregates */
+	List	   *outputs;		/* per scan_tlist entry: (kind, field, typid, typmod) */
+} MongoAggInfo;
+
+/* Costs: a round trip to start, a BSON document to fetch and decode per row */
+#define MONGO_STARTUP_COST	25.0
+#define MONGO_ROW_COST		0.1
+#define MONGO_SCAN_COST		0.001	/* per document the server looks at */
+#define MONGO_SORT_COST		0.01	/* per document the server sorts */
+
+#if PG_VERSION_NUM >= 170000
+#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
+	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, NIL, priv)
+#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
+	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, NIL, priv)
+#else
+#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
+	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, priv)
+#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
+	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, priv)
+#endif
+
+/* The planner's connection to the table's server, with the server's flavor known */
+static MongoConn *
+plan_connection(MongoRelInfo *info)
+{
+	ForeignTable *table = GetForeignTable(info->relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	Oid			userid = OidIsValid(info->userid) ? info->userid : GetUserId();
+	UserMapping *user = polyglot_find_user_mapping(userid, server->serverid);
+	MongoConn  *conn = mongo_get_connection(server, user);
+
+	/* once per connection: it also reports an unreachable server clearly */
+	mongo_read_flavor(conn);
+	return conn;
+}
+
+/*
+ * The number of documents in the collection from the server's metadata:
+ * the $collStats stage's count (one document per shard of a sharded
+ * collection, summed), which MongoDB and FerretDB answer without reading
+ * the documents, where the count command may scan them.  -1 when the
+ * server has no answer (a view, say); an unreachable server fails the query
+ * here, as the scan would, within the timeouts.
+ */
+static double
+remote_document_count(MongoRelInfo *info)
+{
+	MongoConn  *conn = plan_connection(info);
+	mongoc_collection_t *coll;
+	mongoc_cursor_t *cursor;
+	bson_t	   *pipeline = BCON_NEW("pipeline", "[", "{", "$collStats", "{", "count", "{", "}",
+									"}", "}", "]");
+	const bson_t *doc;
+	bson_error_t error;
+	double		n = 0;
+
+	coll = mongoc_client_get_collection(mongo_client(conn), info->database, info->collection);
+	cursor = mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+	while (mongoc_cursor_next(cursor, &doc))
+	{
+		bson_iter_t iter;
+
+		if (bson_iter_init_find(&iter, doc, "count") && BSON_ITER_HOLDS_NUMBER(&iter))
+			n += (double) bson_iter_as_int64(&iter);
+	}
+	if (mongoc_cursor_error(cursor, &error))
+	{
+		elog(DEBUG1, "pg_polyglot: no document count for %s.%s: %s",
+			 info->database, info->collection, error.message);
+		n = -1;
+	}
+	mongoc_cursor_destroy(cursor);
+	mongoc_collection_destroy(coll);
+	bson_destroy(pipeline);
+	return n;
+}
+
 static void
 mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
 	MongoRelInfo *info = palloc0(sizeof(MongoRelInfo));
 	ListCell   *lc;
-	bool		pushdown = polyglot_mongo_pushdown;
+	double		tuples = -1;
+	bool		unique = false;
 
 	baserel->fdw_private = info;
 	load_table(foreigntableid, info);
+	info->relid = foreigntableid;
+	info->userid = baserel->userid;
 
 	foreach(lc, baserel->baserestrictinfo)
 	{
@@ -619,12 +794,17 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		List	   *item = NIL;
 		int			nvalues = list_length(info->values);
 
-		if (pushdown)
+		if (info->pushdown)
 			item = deparse(ri->clause, baserel, info);
 		if (item != NIL)
 		{
 			info->items = lappend(info->items, item);
 			info->remote_conds = lappend(info->remote_conds, ri);
+			/* _id = value finds one document at most */
+			if (strcmp(strVal(linitial(item)), "cmp") == 0 &&
+				strcmp(strVal(lsecond(item)), "_id") == 0 &&
+				strcmp(strVal(lthird(item)), "$eq") == 0)
+				unique = true;
 		}
 		else
 		{
@@ -634,10 +814,21 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		}
 	}
 
-	/* without remote statistics: a thousand documents, then the quals */
-	baserel->tuples = 1000;
-	baserel->rows = clamp_row_est(1000 * clauselist_selectivity(root, baserel->baserestrictinfo,
-																 0, JOIN_INNER, NULL));
+	/*
+	 * The collection's size: the server's estimate, else what ANALYZE left
+	 * in pg_class (nothing: foreign tables of this wrapper are not
+	 * analyzed), else a thousand documents.  The quals' selectivities are
+	 * PostgreSQL's defaults, as there are no column statistics.
+	 */
+	if (info->use_remote_estimate)
+		tuples = remote_document_count(info);
+	if (tuples < 0)
+		tuples = baserel->tuples > 0 ? baserel->tuples : 1000;
+	baserel->tuples = tuples;
+	baserel->rows = clamp_row_est(tuples * clauselist_selectivity(root, baserel->baserestrictinfo,
+																   0, JOIN_INNER, NULL));
+	if (unique)
+		baserel->rows = 1;
 }
 
 /* generate_implied_equalities_for_column's callback: is em our column? */
@@ -653,16 +844,184 @@ ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
 		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
 }
 
+/*
+ * Can the column hold no NULL in this scan?  When it is declared NOT NULL,
+ * or a pushed-down condition of the WHERE clause rejects NULL and missing
+ * fields (a comparison, IN, IS NOT NULL or a boolean test on it).  MongoDB
+ * sorts null first and $sum skips it, where SQL sorts NULL last and sums
+ * only NULLs to NULL: without NULLs the two agree.
+ */
+static bool
+column_not_null(MongoRelInfo *info, int attnum)
+{
+	const char *field = info->columns[attnum - 1].field;
+	ListCell   *lc;
+
+	if (info->notnull[attnum - 1])
+		return true;
+	foreach(lc, info->items)
+	{
+		List	   *item = (List *) lfirst(lc);
+		const char *kind = strVal(linitial(item));
+
+		if (strcmp(kind, "and") == 0 || strcmp(kind, "or") == 0)
+			continue;
+		if (strcmp(strVal(lsecond(item)), field) != 0)
+			continue;
+		if (strcmp(kind, "null") != 0 || intVal(lthird(item)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The attnum of a Var of the scanned relation that maps to a field, or 0 */
+static int
+column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
+{
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (var_column(expr, baserel, info) == NULL)
+		return 0;
+	return ((Var *) expr)->varattno;
+}
+
+/*
+ * The MongoDB sort of pathkeys, as (field, 1 | -1) pairs, or NIL when one
+ * of them cannot be sorted by the server as PostgreSQL would: a key that is
+ * not a column with a field, a type that orders differently (text outside
+ * the C collation, booleans, uuid, dates), an operator family that is not
+ * the type's default, or NULLs placed where MongoDB does not put them
+ * (first ascending, last descending) in a column that may hold them.
+ */
+static List *
+sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
+{
+	List	   *spec = NIL;
+	List	   *seen = NIL;
+	ListCell   *lc;
+
+	foreach(lc, pathkeys)
+	{
+		PathKey    *pk = (PathKey *) lfirst(lc);
+		EquivalenceClass *ec = pk->pk_eclass;
+		ListCell   *lm;
+		int			attnum = 0;
+		MongoColumn *col;
+		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
+		Oid			opclass;
+
+		if (ec->ec_has_volatile)
+			return NIL;
+		foreach(lm, ec->ec_members)
+		{
+			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
+
+			if (bms_equal(em->em_relids, baserel->relids) &&
+				(attnum = column_attnum(em->em_expr, baserel, info)) != 0)
+				break;
+		}
+		if (attnum == 0)
+			return NIL;
+		col = &info->columns[attnum - 1];
+		if (!pushable_type(col->typid, true, ec->ec_collation))
+			return NIL;
+		opclass = GetDefaultOpClass(getBaseType(col->typid), BTREE_AM_OID);
+		if (!OidIsValid(opclass) || get_opclass_family(opclass) != pk->pk_opfamily)
+			return NIL;
+		if (asc != pk->pk_nulls_first && !column_not_null(info, attnum))
+			return NIL;
+		/* a second key on the same field changes nothing */
+		if (list_member(seen, makeString(col->field)))
+			continue;
+		seen = lappend(seen, makeString(col->field));
+		spec = lappend(spec, list_make2(makeString(col->field), makeInteger(asc ? 1 : -1)));
+	}
+	return spec;
+}
+
+/*
+ * The number of documents a LIMIT lets the scan ask for, or 0 when it
+ * cannot: only a query of this one table with every condition pushed
+ * down, no grouping, aggregates, DISTINCT, window functions, set-returning
+ * functions or locking, and a constant LIMIT (and OFFSET).  The scan asks
+ * for LIMIT + OFFSET documents and PostgreSQL's Limit skips the OFFSET.
+ */
+static int64
+query_limit(PlannerInfo *root, RelOptInfo *baserel, MongoRelInfo *info)
+{
+	Query	   *parse = root->parse;
+	int64		count,
+				offset = 0;
+
+	if (baserel->reloptkind != RELOPT_BASEREL ||
+		bms_membership(root->all_baserels) != BMS_SINGLETON ||
+		parse->limitCount == NULL || info->local_conds != NIL ||
+		parse->hasAggs || parse->groupClause || parse->groupingSets ||
+		parse->distinctClause || parse->hasWindowFuncs || parse->hasTargetSRFs ||
+		parse->havingQual || parse->rowMarks || parse->setOperations)
+		return 0;
+#if PG_VERSION_NUM >= 130000
+	if (parse->limitOption != LIMIT_OPTION_COUNT)
+		return 0;
+#endif
+	if (!IsA(parse->limitCount, Const) || ((Const *) parse->limitCount)->constisnull)
+		return 0;
+	count = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
+	if (parse->limitOffset)
+	{
+		if (!IsA(parse->limitOffset, Const))
+			return 0;
+		if (!((Const *) parse->limitOffset)->constisnull)
+			offset = DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
+	}
+	/* LIMIT 0 returns nothing, but MongoDB reads 0 as no limit */
+	if (count <= 0 || offset < 0 || count > PG_INT32_MAX - offset)
+		return 0;
+	return count + offset;
+}
+
 static void
 mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
-	/* a round trip to start, a BSON document to fetch and decode per row */
-	Cost		startup = 25;
-	Cost		per_row = 0.1;
-	Cost		total = startup + baserel->rows * per_row + baserel->tuples * 0.001;
+	MongoRelInfo *info = (MongoRelInfo *) baserel->fdw_private;
+	Cost		startup = MONGO_STARTUP_COST;
+	Cost		total = startup + baserel->rows * MONGO_ROW_COST +
+		baserel->tuples * MONGO_SCAN_COST;
+	int64		limit = info->pushdown ? query_limit(root, baserel, info) : 0;
+	List	   *sort = NIL;
 
-	add_path(baserel, (Path *) create_foreignscan_path(root, baserel, NULL, baserel->rows,
-													   startup, total, NIL, NULL, NULL, NIL));
+	/* unordered; with the LIMIT when no ORDER BY needs the whole result */
+	if (limit > 0 && root->query_pathkeys == NIL)
+	{
+		double		rows = Min((double) limit, baserel->rows);
+
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, rows, startup,
+										   startup + rows * MONGO_ROW_COST +
+										   baserel->tuples * MONGO_SCAN_COST, NIL, NULL,
+										   list_make2(NIL, makeInteger((int) limit))));
+	}
+	else
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, baserel->rows, startup, total, NIL,
+										   NULL, NIL));
+
+	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
+	if (info->pushdown && root->query_pathkeys != NIL &&
+		(sort = sort_spec(baserel, info, root->query_pathkeys)) != NIL)
+	{
+		double		rows = baserel->rows;
+
+		if (limit > 0)
+			rows = Min((double) limit, rows);
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, rows, startup,
+										   startup + rows * MONGO_ROW_COST +
+										   baserel->tuples * MONGO_SCAN_COST +
+										   baserel->rows * MONGO_SORT_COST,
+										   root->query_pathkeys, NULL,
+										   list_make2(sort, makeInteger((int) limit))));
+	}
 
 	/*
 	 * The inner side of a nested loop: a path parameterized by the other
@@ -670,9 +1029,8 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	 * the planner keeps them) on a column that pushes down, so that each
 	 * outer row asks MongoDB for its matching documents only.
 	 */
-	if (polyglot_mongo_pushdown && baserel->has_eclass_joins)
+	if (info->pushdown && baserel->has_eclass_joins)
 	{
-		MongoRelInfo *info = (MongoRelInfo *) baserel->fdw_private;
 		int			attnum;
 
 		for (attnum = 1; attnum <= info->natts; attnum++)
@@ -707,12 +1065,194 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 					continue;
 				ppi = get_baserel_parampathinfo(root, baserel, required);
 				add_path(baserel, (Path *)
-						 create_foreignscan_path(root, baserel, NULL, ppi->ppi_rows, startup,
-												 startup + ppi->ppi_rows * per_row,
-												 NIL, required, NULL, NIL));
+						 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
+												   startup + ppi->ppi_rows * MONGO_ROW_COST,
+												   NIL, required, NIL));
 			}
 		}
 	}
+}
+
+/* ---------------------------------------------------------------- aggregate pushdown */
+
+#define AGG_GROUP	"group"
+#define AGG_COUNT	"count"
+#define AGG_SUM		"sum"
+
+/*
+ * The kind of an aggregate MongoDB's $group computes as SQL does, or NULL:
+ * count(*), and count(col) and sum(col) of a column that holds no NULL in
+ * this scan (see column_not_null), sum of integers only (a floating-point
+ * sum depends on the order of addition, and numeric may be decimal128 or
+ * double).  *field is the column's field.
+ */
+static const char *
+aggregate_kind(Aggref *agg, RelOptInfo *baserel, MongoRelInfo *info, const char **field)
+{
+	char	   *name;
+	int			attnum = 0;
+
+	*field = NULL;
+	if (agg->aggdistinct || agg->aggorder || agg->aggfilter || agg->aggvariadic ||
+		agg->aggkind != AGGKIND_NORMAL || agg->aggsplit != AGGSPLIT_SIMPLE ||
+		get_func_namespace(agg->aggfnoid) != PG_CATALOG_NAMESPACE)
+		return NULL;
+	name = get_func_name(agg->aggfnoid);
+	if (strcmp(name, "count") == 0 && agg->aggstar)
+		return AGG_COUNT;
+	if (list_length(agg->args) != 1)
+		return NULL;
+	attnum = column_attnum(((TargetEntry *) linitial(agg->args))->expr, baserel, info);
+	if (attnum == 0 || !column_not_null(info, attnum))
+		return NULL;
+	*field = info->columns[attnum - 1].field;
+	if (strcmp(name, "count") == 0)
+		return AGG_COUNT;
+	if (strcmp(name, "sum") == 0)
+	{
+		Oid			base = getBaseType(info->columns[attnum - 1].typid);
+
+		if (base == INT2OID || base == INT4OID || base == INT8OID)
+			return AGG_SUM;
+	}
+	return NULL;
+}
+
+/*
+ * GROUP BY and aggregates become an aggregation pipeline: the scan's
+ * filter as $match, then one $group.  Pushed when every condition of the
+ * WHERE clause pushes, there is no HAVING or grouping set, every group key
+ * is a column whose values group as SQL groups them (NULL and a missing
+ * field are one group only with a single key), and every aggregate has a
+ * kind above.  The target list may compute on top of those (count(*) * 2).
+ */
+static void
+mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_rel,
+						  RelOptInfo *output_rel, void *extra)
+{
+	MongoRelInfo *info;
+	Query	   *parse = root->parse;
+	PathTarget *target = output_rel->reltarget;
+	MongoAggInfo *agg;
+	List	   *group_attnums = NIL;
+	ListCell   *lc;
+	int			i;
+	double		ngroups = 1;
+	Cost		startup;
+
+	if (stage != UPPERREL_GROUP_AGG || input_rel->reloptkind != RELOPT_BASEREL ||
+		output_rel->fdw_private != NULL)
+		return;
+	info = (MongoRelInfo *) input_rel->fdw_private;
+	if (info == NULL || !info->pushdown || info->local_conds != NIL ||
+		parse->groupingSets || parse->havingQual ||
+		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
+		return;
+
+	agg = palloc0(sizeof(MongoAggInfo));
+	agg->base = info;
+
+	/* the group keys first, as they appear in the grouping target */
+	i = 0;
+	foreach(lc, target->exprs)
+	{
+		Expr	   *expr = (Expr *) lfirst(lc);
+		Index		sgref = get_pathtarget_sortgroupref(target, i++);
+		int			attnum;
+		MongoColumn *col;
+		Oid			collation;
+
+		if (sgref == 0 || get_sortgroupref_clause_noerr(sgref, parse->groupClause) == NULL)
+			continue;
+		attnum = column_attnum(expr, input_rel, info);
+		if (attnum == 0)
+			return;
+		col = &info->columns[attnum - 1];
+		collation = exprCollation((Node *) expr);
+		if (!pushable_type(col->typid, false, InvalidOid) ||
+			(OidIsValid(collation) && !get_collation_isdeterministic(collation)))
+			return;
+		group_attnums = lappend_int(group_attnums, attnum);
+		agg->scan_tlist = lappend(agg->scan_tlist,
+								  makeTargetEntry(copyObject(expr),
+												  list_length(agg->scan_tlist) + 1, NULL, false));
+		agg->outputs = lappend(agg->outputs,
+							   list_make4(makeString(AGG_GROUP), makeString(col->field),
+										  makeInteger((int) col->typid),
+										  makeInteger(col->typmod)));
+	}
+	if (list_length(group_attnums) > 1)
+	{
+		foreach(lc, group_attnums)
+			if (!column_not_null(info, lfirst_int(lc)))
+				return;
+	}
+
+	/* then the aggregates the rest of the target uses */
+	foreach(lc, target->exprs)
+	{
+		List	   *vars = pull_var_clause((Node *) lfirst(lc), PVC_INCLUDE_AGGREGATES);
+		ListCell   *lv;
+
+		foreach(lv, vars)
+		{
+			Node	   *node = (Node *) lfirst(lv);
+			const char *kind;
+			const char *field;
+			Aggref	   *aggref;
+
+			if (IsA(node, Var))
+			{
+				/* outside an aggregate, a column must be a group key */
+				if (!tlist_member((Expr *) node, agg->scan_tlist))
+					return;
+				continue;
+			}
+			if (!IsA(node, Aggref))
+				return;
+			aggref = (Aggref *) node;
+			if (tlist_member((Expr *) aggref, agg->scan_tlist))
+				continue;
+			kind = aggregate_kind(aggref, input_rel, info, &field);
+			if (kind == NULL)
+				return;
+			agg->scan_tlist = lappend(agg->scan_tlist,
+									  makeTargetEntry((Expr *) copyObject(aggref),
+													  list_length(agg->scan_tlist) + 1,
+													  NULL, false));
+			agg->outputs = lappend(agg->outputs,
+								   list_make4(makeString((char *) kind),
+											  makeString(field ? (char *) field : ""),
+											  makeInteger((int) aggref->aggtype),
+											  makeInteger(-1)));
+		}
+	}
+
+	/*
+	 * FerretDB 1.x hands the documents of a group to the first accumulator
+	 * only (the others see none): one aggregate per pipeline there.
+	 */
+	if (list_length(agg->outputs) - list_length(group_attnums) > 1 &&
+		plan_connection(info)->ferretdb)
+		return;
+
+	if (parse->groupClause)
+	{
+		List	   *exprs = get_sortgrouplist_exprs(parse->groupClause, parse->targetList);
+
+#if PG_VERSION_NUM >= 140000
+		ngroups = estimate_num_groups(root, exprs, input_rel->rows, NULL, NULL);
+#else
+		ngroups = estimate_num_groups(root, exprs, input_rel->rows, NULL);
+#endif
+	}
+	/* the server reads the matching documents; only the groups travel */
+	startup = MONGO_STARTUP_COST + input_rel->tuples * MONGO_SCAN_COST +
+		input_rel->rows * MONGO_SCAN_COST;
+	output_rel->fdw_private = agg;
+	add_path(output_rel, (Path *)
+			 polyglot_upper_path(root, output_rel, target, ngroups, startup,
+								 startup + ngroups * MONGO_ROW_COST, NIL));
 }
 
 static ForeignScan *
@@ -720,14 +1260,37 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 					ForeignPath *best_path, List *tlist, List *scan_clauses,
 					Plan *outer_plan)
 {
-	MongoRelInfo *info = (MongoRelInfo *) baserel->fdw_private;
+	MongoRelInfo *info;
 	List	   *local = NIL;
 	List	   *fields = NIL;
+	List	   *sort = NIL;
+	int			limit = 0;
 	Bitmapset  *attrs = NULL;
 	ListCell   *lc;
 	List	   *fdw_private;
 	int			i;
 
+	if (IS_UPPER_REL(baserel))
+	{
+		/* an aggregation: the base scan's filter, and the groups' columns */
+		MongoAggInfo *agg = (MongoAggInfo *) baserel->fdw_private;
+
+		info = agg->base;
+		fdw_private = list_make5(makeString(info->database), makeString(info->collection),
+								 info->items ? list_make2(makeString("and"), info->items) : NIL,
+								 NIL, NIL);
+		fdw_private = lappend(fdw_private, makeInteger(0));
+		fdw_private = lappend(fdw_private, agg->outputs);
+		return make_foreignscan(tlist, NIL, 0, info->values, fdw_private, agg->scan_tlist,
+								NIL, outer_plan);
+	}
+
+	info = (MongoRelInfo *) baserel->fdw_private;
+	if (best_path->fdw_private != NIL)
+	{
+		sort = (List *) linitial(best_path->fdw_private);
+		limit = intVal(lsecond(best_path->fdw_private));
+	}
 	foreach(lc, scan_clauses)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
@@ -738,7 +1301,7 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		if (list_member_ptr(info->remote_conds, ri))
 			continue;
 		/* a parameterized path's join clauses: the outer column is a value */
-		if (polyglot_mongo_pushdown && best_path->path.param_info &&
+		if (info->pushdown && best_path->path.param_info &&
 			!bms_is_subset(ri->clause_relids, baserel->relids))
 			item = deparse(ri->clause, baserel, info);
 		if (item != NIL)
@@ -749,6 +1312,8 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 			local = lappend(local, ri->clause);
 		}
 	}
+	/* a LIMIT is pushed only where every condition is (query_limit) */
+	Assert(limit == 0 || local == NIL);
 
 	/* the columns the query reads (target list and local quals) */
 	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
@@ -763,7 +1328,9 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 
 	fdw_private = list_make5(makeString(info->database), makeString(info->collection),
 							 info->items ? list_make2(makeString("and"), info->items) : NIL,
-							 fields, NIL);
+							 fields, sort);
+	fdw_private = lappend(fdw_private, makeInteger(limit));
+	fdw_private = lappend(fdw_private, NIL);
 	return make_foreignscan(tlist, local, baserel->relid, info->values, fdw_private, NIL,
 							NIL, outer_plan);
 }
@@ -788,7 +1355,10 @@ scan_error_context(void *arg)
 		bson_free(json);
 		bson_destroy(&wrap);
 	}
-	if (st->current_column)
+	if (st->current_column && st->aggregate)
+		errcontext("%s of a MongoDB aggregation of %s.%s", st->current_column,
+				   st->database, st->collection);
+	else if (st->current_column)
 		errcontext("column \"%s\" of the MongoDB document %s in %s.%s", st->current_column,
 				   id ? id : "(without _id)", st->database, st->collection);
 }
@@ -820,7 +1390,15 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 {
 	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
 	EState	   *estate = node->ss.ps.state;
-	RangeTblEntry *rte = exec_rt_fetch(plan->scan.scanrelid, estate);
+	/* an aggregation (scanrelid 0) scans the one table of its query */
+#if PG_VERSION_NUM >= 160000
+	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
+		(Index) bms_next_member(plan->fs_base_relids, -1);
+#else
+	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
+		(Index) bms_next_member(plan->fs_relids, -1);
+#endif
+	RangeTblEntry *rte = exec_rt_fetch(rtindex, estate);
 	Oid			relid = rte->relid;
 	ForeignTable *table = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(table->serverid);
@@ -837,10 +1415,13 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	int			i;
 
 	node->fdw_state = st;
-	st->database = strVal(linitial(plan->fdw_private));
-	st->collection = strVal(lsecond(plan->fdw_private));
-	st->filter = (List *) lthird(plan->fdw_private);
-	wanted_list = (List *) lfourth(plan->fdw_private);
+	st->database = strVal(list_nth(plan->fdw_private, FP_DATABASE));
+	st->collection = strVal(list_nth(plan->fdw_private, FP_COLLECTION));
+	st->filter = (List *) list_nth(plan->fdw_private, FP_FILTER);
+	wanted_list = (List *) list_nth(plan->fdw_private, FP_FIELDS);
+	st->sort = (List *) list_nth(plan->fdw_private, FP_SORT);
+	st->limit = intVal(list_nth(plan->fdw_private, FP_LIMIT));
+	st->aggregate = (List *) list_nth(plan->fdw_private, FP_AGGREGATE);
 	memset(&info, 0, sizeof(info));
 	load_columns(relid, &info);
 	st->natts = info.natts;
@@ -878,6 +1459,83 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 }
 
+/*
+ * The aggregation pipeline: [{$match: filter}, {$group: {_id: keys, aN:
+ * {$sum: 1 | "$field"}}}].  One key groups by its value, so that NULL and a
+ * missing field are one group as in SQL; several keys make a subdocument
+ * {gN: "$field"} (only pushed for columns without NULLs).  Output N is
+ * named gN or aN by its position in the scan's target list.
+ */
+static bson_t *
+build_pipeline(List *aggregate, const bson_t *filter)
+{
+	bson_t	   *pipeline = bson_new();
+	bson_t		stage,
+				group,
+				id,
+				acc;
+	ListCell   *lc;
+	int			ngroups = 0;
+	int			n = 0;
+	char		key[16];
+	char		idx[16];
+	int			stages = 0;
+
+	foreach(lc, aggregate)
+		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
+			ngroups++;
+	if (!bson_empty(filter))
+	{
+		snprintf(idx, sizeof(idx), "%d", stages++);
+		bson_append_document_begin(pipeline, idx, -1, &stage);
+		bson_append_document(&stage, "$match", 6, filter);
+		bson_append_document_end(pipeline, &stage);
+	}
+	snprintf(idx, sizeof(idx), "%d", stages++);
+	bson_append_document_begin(pipeline, idx, -1, &stage);
+	bson_append_document_begin(&stage, "$group", 6, &group);
+	if (ngroups == 0)
+		bson_append_null(&group, "_id", 3);
+	else if (ngroups > 1)
+		bson_append_document_begin(&group, "_id", 3, &id);
+	foreach(lc, aggregate)
+	{
+		List	   *out = (List *) lfirst(lc);
+		const char *kind = strVal(linitial(out));
+		char	   *path = psprintf("$%s", strVal(lsecond(out)));
+
+		if (strcmp(kind, AGG_GROUP) == 0)
+		{
+			snprintf(key, sizeof(key), "g%d", n);
+			bson_append_utf8(ngroups > 1 ? &id : &group, ngroups > 1 ? key : "_id", -1,
+							 path, -1);
+		}
+		n++;
+	}
+	if (ngroups > 1)
+		bson_append_document_end(&group, &id);
+	n = 0;
+	foreach(lc, aggregate)
+	{
+		List	   *out = (List *) lfirst(lc);
+		const char *kind = strVal(linitial(out));
+		const char *field = strVal(lsecond(out));
+
+		snprintf(key, sizeof(key), "a%d", n++);
+		if (strcmp(kind, AGG_GROUP) == 0)
+			continue;
+		bson_append_document_begin(&group, key, -1, &acc);
+		if (strcmp(kind, AGG_SUM) == 0)
+			bson_append_utf8(&acc, "$sum", 4, psprintf("$%s", field), -1);
+		else
+			bson_append_int32(&acc, "$sum", 4, 1);	/* count(col) has no NULLs */
+		bson_append_document_end(&group, &acc);
+	}
+	bson_append_document_end(&stage, &group);
+	bson_append_document_end(pipeline, &stage);
+	return pipeline;
+}
+
 /* {"field": 1, ...}, or none when the whole document is needed */
 static bson_t *
 build_projection(MongoScanState *st)
@@ -899,20 +1557,146 @@ build_projection(MongoScanState *st)
 	return proj;
 }
 
+/* {"field": 1 | -1, ...} of the pushed ORDER BY */
+static bson_t *
+build_sort(List *sort)
+{
+	bson_t	   *doc = bson_new();
+	ListCell   *lc;
+
+	foreach(lc, sort)
+	{
+		List	   *key = (List *) lfirst(lc);
+
+		bson_append_int32(doc, strVal(linitial(key)), -1, intVal(lsecond(key)));
+	}
+	return doc;
+}
+
 static void
 start_cursor(ForeignScanState *node)
 {
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
-	bson_t	   *proj = build_projection(st);
-	bson_t	   *opts = bson_new();
+	bson_t	   *opts;
 
 	st->built_filter = build_filter(st->filter, st->value_states,
 									node->ss.ps.ps_ExprContext, st->bson_flags, false);
-	if (!bson_empty(proj))
-		bson_append_document(opts, "projection", -1, proj);
+	st->aggregate_rows = false;
+	st->aggregate_done = false;
+	st->eof = false;
+	if (st->aggregate)
+	{
+		bson_t	   *pipeline = build_pipeline(st->aggregate, st->built_filter);
+
+		st->cursor = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, NULL,
+												 NULL);
+		bson_destroy(pipeline);
+		return;
+	}
+	opts = bson_new();
+	if (st->sort)
+	{
+		bson_t	   *sort = build_sort(st->sort);
+
+		bson_append_document(opts, "sort", 4, sort);
+		bson_destroy(sort);
+	}
+	if (st->limit > 0)
+		bson_append_int64(opts, "limit", 5, st->limit);
+	{
+		bson_t	   *proj = build_projection(st);
+
+		if (!bson_empty(proj))
+			bson_append_document(opts, "projection", -1, proj);
+		bson_destroy(proj);
+	}
 	st->cursor = mongoc_collection_find_with_opts(st->coll, st->built_filter, opts, NULL);
-	bson_destroy(proj);
 	bson_destroy(opts);
+}
+
+/*
+ * An aggregation's row: group keys from _id, aggregates from aN.  A sum
+ * MongoDB had to make a double of (it overflowed 64-bit integers, or a
+ * value was not an integer) converts only while the double is exact.
+ */
+static void
+store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
+{
+	ListCell   *lc;
+	int			n = 0;
+	int			ngroups = 0;
+
+	foreach(lc, st->aggregate)
+		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
+			ngroups++;
+	foreach(lc, st->aggregate)
+	{
+		List	   *out = (List *) lfirst(lc);
+		const char *kind = strVal(linitial(out));
+		Oid			typid = (Oid) intVal(lthird(out));
+		int32		typmod = intVal(lfourth(out));
+		bson_iter_t iter;
+		bool		found;
+		char		key[20];
+
+		slot->tts_isnull[n] = true;
+		slot->tts_values[n] = (Datum) 0;
+		st->current_column = psprintf(strcmp(kind, AGG_GROUP) == 0 ? "group key \"%s\"" :
+									  strcmp(kind, AGG_SUM) == 0 ? "sum of \"%s\"" : "count%s",
+									  strVal(lsecond(out)));
+		if (strcmp(kind, AGG_GROUP) == 0)
+			snprintf(key, sizeof(key), ngroups > 1 ? "_id.g%d" : "_id", n);
+		else
+			snprintf(key, sizeof(key), "a%d", n);
+		found = bson_iter_init(&iter, doc) &&
+			(strchr(key, '.') ? bson_iter_find_descendant(&iter, key, &iter) :
+			 bson_iter_find(&iter, key));
+		if (found)
+		{
+			if (strcmp(kind, AGG_SUM) == 0 && BSON_ITER_HOLDS_DOUBLE(&iter) &&
+				fabs(bson_iter_double(&iter)) >= 9007199254740992.0)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("a sum computed by MongoDB is not exact"),
+						 errdetail("MongoDB returned the double %g.", bson_iter_double(&iter)),
+						 errhint("Set polyglot.mongo_pushdown to off to sum in PostgreSQL.")));
+			slot->tts_values[n] = polyglot_bson_to_datum(&iter, typid, typmod,
+														 &slot->tts_isnull[n]);
+		}
+		n++;
+	}
+	st->current_column = NULL;
+}
+
+static bool
+aggregate_has_groups(MongoScanState *st)
+{
+	ListCell   *lc;
+
+	foreach(lc, st->aggregate)
+		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The row of an aggregation without GROUP BY over no documents: SQL gives
+ * one row (count 0, sum NULL) where $group gives none.
+ */
+static void
+store_empty_aggregate_row(MongoScanState *st, TupleTableSlot *slot)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, st->aggregate)
+	{
+		const char *kind = strVal(linitial((List *) lfirst(lc)));
+
+		slot->tts_isnull[n] = strcmp(kind, AGG_COUNT) != 0;
+		slot->tts_values[n] = Int64GetDatum(0);
+		n++;
+	}
 }
 
 static TupleTableSlot *
@@ -929,13 +1713,24 @@ mongoIterateForeignScan(ForeignScanState *node)
 	if (st->cursor == NULL)
 		start_cursor(node);
 	ExecClearTuple(slot);
+	/* libmongoc reports an error when an exhausted cursor is advanced */
+	if (st->eof)
+		return slot;
 	if (!mongoc_cursor_next(st->cursor, &doc))
 	{
+		st->eof = true;
 		if (mongoc_cursor_error(st->cursor, &error))
 		{
 			/* the handles go before the connection may */
 			release_handles(st);
-			mongo_report_error(st->conn, &error, "a find");
+			mongo_report_error(st->conn, &error, st->aggregate ? "an aggregate" : "a find");
+		}
+		if (st->aggregate && !st->aggregate_rows && !st->aggregate_done &&
+			!aggregate_has_groups(st))
+		{
+			st->aggregate_done = true;
+			store_empty_aggregate_row(st, slot);
+			ExecStoreVirtualTuple(slot);
 		}
 		return slot;
 	}
@@ -947,6 +1742,16 @@ mongoIterateForeignScan(ForeignScanState *node)
 	errcb.previous = error_context_stack;
 	error_context_stack = &errcb;
 	st->current_doc = doc;
+	if (st->aggregate)
+	{
+		st->aggregate_rows = true;
+		store_aggregate_row(st, slot, doc);
+		st->current_doc = NULL;
+		error_context_stack = errcb.previous;
+		MemoryContextSwitchTo(old);
+		ExecStoreVirtualTuple(slot);
+		return slot;
+	}
 	for (i = 0; i < st->natts; i++)
 	{
 		MongoColumn *col = &st->columns[i];
@@ -1015,28 +1820,85 @@ mongoEndForeignScan(ForeignScanState *node)
 		release_handles(st);
 }
 
+/* A document as relaxed Extended JSON; an array as [doc, doc, ...] */
+static void
+explain_bson(const char *label, const bson_t *doc, bool array, ExplainState *es)
+{
+	StringInfoData buf;
+	bson_iter_t iter;
+	char	   *json;
+
+	if (!array)
+	{
+		json = bson_as_relaxed_extended_json(doc, NULL);
+		ExplainPropertyText(label, json, es);
+		bson_free(json);
+		return;
+	}
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	if (bson_iter_init(&iter, doc))
+		while (bson_iter_next(&iter))
+		{
+			const uint8_t *data;
+			uint32_t	len;
+			bson_t		elem;
+
+			if (!BSON_ITER_HOLDS_DOCUMENT(&iter))
+				continue;
+			bson_iter_document(&iter, &len, &data);
+			if (!bson_init_static(&elem, data, len))
+				continue;
+			json = bson_as_relaxed_extended_json(&elem, NULL);
+			appendStringInfo(&buf, "%s%s", buf.len > 1 ? ", " : "", json);
+			bson_free(json);
+		}
+	appendStringInfoChar(&buf, ']');
+	ExplainPropertyText(label, buf.data, es);
+}
+
+/*
+ * The request as it is sent: the filter, projection, sort and limit of a
+ * find, or the pipeline of an aggregation.  Parameters not known yet (a
+ * plain EXPLAIN of a prepared statement or of a nested loop's inner side)
+ * show as "(parameter)".
+ */
 static void
 mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
 	bson_t	   *filter;
-	bson_t	   *proj;
-	char	   *json;
+	bson_t	   *doc;
 
 	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection), es);
 	if (!es->verbose)
 		return;
 	filter = build_filter(st->filter, st->value_states, node->ss.ps.ps_ExprContext,
 						  st->bson_flags, !es->analyze);
-	json = bson_as_relaxed_extended_json(filter, NULL);
-	ExplainPropertyText("Remote Filter", json, es);
-	bson_free(json);
+	if (st->aggregate)
+	{
+		doc = build_pipeline(st->aggregate, filter);
+		explain_bson("Remote Pipeline", doc, true, es);
+		bson_destroy(doc);
+		bson_destroy(filter);
+		return;
+	}
+	explain_bson("Remote Filter", filter, false, es);
 	bson_destroy(filter);
-	proj = build_projection(st);
-	json = bson_as_relaxed_extended_json(proj, NULL);
-	ExplainPropertyText("Remote Projection", bson_empty(proj) ? "(whole documents)" : json, es);
-	bson_free(json);
-	bson_destroy(proj);
+	doc = build_projection(st);
+	if (bson_empty(doc))
+		ExplainPropertyText("Remote Projection", "(whole documents)", es);
+	else
+		explain_bson("Remote Projection", doc, false, es);
+	bson_destroy(doc);
+	if (st->sort)
+	{
+		doc = build_sort(st->sort);
+		explain_bson("Remote Sort", doc, false, es);
+		bson_destroy(doc);
+	}
+	if (st->limit > 0)
+		ExplainPropertyInteger("Remote Limit", NULL, st->limit, es);
 }
 
 /* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
@@ -1299,6 +2161,7 @@ typedef struct MongoModifyState
 	AttrNumber	id_junk;		/* the _id junk attribute of the subplan */
 	List	   *target_attrs;	/* UPDATE: the columns it sets */
 	int			bson_flags;
+	int			batch_size;		/* INSERT: documents per insert command */
 } MongoModifyState;
 
 /* The column that holds _id: a column named _id or with field '_id' */
@@ -1380,6 +2243,7 @@ mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *f
 	st->columns = info.columns;
 	st->dropped = info.dropped;
 	st->id_attnum = id_column(&info, RelationGetDescr(rel));
+	st->batch_size = info.batch_size;
 	st->target_attrs = (List *) linitial(fdw_private);
 	if (mtstate->operation == CMD_UPDATE || mtstate->operation == CMD_DELETE)
 	{
@@ -1445,6 +2309,24 @@ append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
 				 errmsg("_id cannot be sent to MongoDB: %s", error)));
 }
 
+/* The document an INSERT writes: every column, _id left to the server when NULL */
+static void
+append_insert_row(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot)
+{
+	int			i;
+
+	for (i = 1; i <= st->natts; i++)
+	{
+		bool		isnull;
+
+		if (st->dropped[i - 1])
+			continue;
+		if (i == st->id_attnum && (slot_getattr(slot, i, &isnull), isnull))
+			continue;
+		append_column(doc, st, slot, i);
+	}
+}
+
 static TupleTableSlot *
 mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 					   TupleTableSlot *planSlot)
@@ -1452,21 +2334,10 @@ mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 	bson_t	   *doc = bson_new();
 	bson_error_t error;
-	int			i;
 
 	PG_TRY();
 	{
-		for (i = 1; i <= st->natts; i++)
-		{
-			bool		isnull;
-
-			if (st->dropped[i - 1])
-				continue;
-			/* no _id: the server makes one */
-			if (i == st->id_attnum && (slot_getattr(slot, i, &isnull), isnull))
-				continue;
-			append_column(doc, st, slot, i);
-		}
+		append_insert_row(doc, st, slot);
 	}
 	PG_CATCH();
 	{
@@ -1482,6 +2353,67 @@ mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 	bson_destroy(doc);
 	return slot;
 }
+
+#if PG_VERSION_NUM >= 140000
+/*
+ * Up to batch_size rows in one ordered insert command.  As with one insert
+ * per row, the documents before a failing one stay written: MongoDB is not
+ * part of the transaction.
+ */
+static TupleTableSlot **
+mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
+							TupleTableSlot **planSlots, int *numSlots)
+{
+	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
+	bson_t	  **docs = palloc0(sizeof(bson_t *) * *numSlots);
+	bson_error_t error;
+	bool		ok;
+	int			i;
+
+	PG_TRY();
+	{
+		for (i = 0; i < *numSlots; i++)
+		{
+			docs[i] = bson_new();
+			append_insert_row(docs[i], st, slots[i]);
+		}
+	}
+	PG_CATCH();
+	{
+		for (i = 0; i < *numSlots; i++)
+			if (docs[i])
+				bson_destroy(docs[i]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ok = mongoc_collection_insert_many(st->coll, (const bson_t **) docs, *numSlots, NULL, NULL,
+									   &error);
+	for (i = 0; i < *numSlots; i++)
+		bson_destroy(docs[i]);
+	pfree(docs);
+	if (!ok)
+		mongo_report_error(st->conn, &error, "an insert");
+	return slots;
+}
+
+/*
+ * The batch size of an INSERT: the batch_size option (default 100), or one
+ * row at a time where rows must be seen one by one: RETURNING, row
+ * triggers, or a view's WITH CHECK OPTION.
+ */
+static int
+mongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
+
+	if (st == NULL || rinfo->ri_projectReturning != NULL || rinfo->ri_WithCheckOptions != NIL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return st->batch_size;
+}
+#endif
 
 static TupleTableSlot *
 mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
@@ -1581,6 +2513,20 @@ mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 }
 
 static void
+mongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
+						  int subplan_index, ExplainState *es)
+{
+	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
+
+	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection),
+						es);
+#if PG_VERSION_NUM >= 140000
+	if (es->verbose && mtstate->operation == CMD_INSERT)
+		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
+#endif
+}
+
+static void
 mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -1601,6 +2547,7 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->GetForeignRelSize = mongoGetForeignRelSize;
 	routine->GetForeignPaths = mongoGetForeignPaths;
 	routine->GetForeignPlan = mongoGetForeignPlan;
+	routine->GetForeignUpperPaths = mongoGetForeignUpperPaths;
 	routine->BeginForeignScan = mongoBeginForeignScan;
 	routine->IterateForeignScan = mongoIterateForeignScan;
 	routine->ReScanForeignScan = mongoReScanForeignScan;
@@ -1611,8 +2558,13 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->PlanForeignModify = mongoPlanForeignModify;
 	routine->BeginForeignModify = mongoBeginForeignModify;
 	routine->ExecForeignInsert = mongoExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = mongoExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = mongoGetForeignModifyBatchSize;
+#endif
 	routine->ExecForeignUpdate = mongoExecForeignUpdate;
 	routine->ExecForeignDelete = mongoExecForeignDelete;
 	routine->EndForeignModify = mongoEndForeignModify;
+	routine->ExplainForeignModify = mongoExplainForeignModify;
 	PG_RETURN_POINTER(routine);
 }

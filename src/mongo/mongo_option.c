@@ -37,10 +37,16 @@ static const PolyglotOption mongo_options[] = {
 	{.name = "database", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_database},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "pushdown", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "use_remote_estimate", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "batch_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "database", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_database},
 	{.name = "collection", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_collection},
+	{.name = "pushdown", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "use_remote_estimate", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
 	{.name = NULL}
 };
