@@ -666,7 +666,28 @@ build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
 	{
 		PG_TRY();
 		{
-			append_filter(doc, filter, values, nulls, flags, explain_only);
+			List	   *items = (List *) lsecond(filter);
+			List	   *item = (List *) linitial(items);
+
+			/*
+			 * One condition goes as itself, and _id = value as {_id: value}:
+			 * the form FerretDB serves from its _id index (string _ids on
+			 * SQLite), where MongoDB takes any form.  A text value of 24 hex
+			 * digits keeps the {$in: [text, ObjectId]} match.
+			 */
+			if (list_length(items) > 1)
+				append_filter(doc, filter, values, nulls, flags, explain_only);
+			else if (strcmp(strVal(linitial(item)), "cmp") == 0 &&
+					 strcmp(strVal(lsecond(item)), "_id") == 0 &&
+					 strcmp(strVal(lthird(item)), "$eq") == 0 &&
+					 !nulls[intVal(lfourth(item))] &&
+					 !(is_text_type((Oid) intVal(list_nth(item, 4))) &&
+					   bson_oid_is_valid(TextDatumGetCString(values[intVal(lfourth(item))]),
+										 strlen(TextDatumGetCString(values[intVal(lfourth(item))])))))
+				append_value(doc, "_id", values[intVal(lfourth(item))], false,
+							 (Oid) intVal(list_nth(item, 4)), flags);
+			else
+				append_filter(doc, item, values, nulls, flags, explain_only);
 		}
 		PG_CATCH();
 		{

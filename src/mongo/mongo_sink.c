@@ -28,6 +28,8 @@
 #include "mongo/mongo.h"
 
 /* Server error codes that mean "not now" rather than "never for this key" */
+#define MONGO_DUPLICATE_KEY 11000
+
 static const int32 transient_codes[] = {
 	6,							/* HostUnreachable */
 	7,							/* HostNotFound */
@@ -187,11 +189,12 @@ typedef struct MongoSent
 /*
  * Marks the failed item of each write error of a bulk reply.  Returns the
  * highest failed write's index, or -1 when the reply names none; *transient
- * is set when one of them means "not now".
+ * is set when one of them means "not now".  With duplicate, a duplicate key
+ * error sets the item's flag there instead of failing it.
  */
 static int
 mark_write_errors(const bson_t *reply, const int *opitem, int nops,
-				  PolyglotItemResult *results, bool *transient)
+				  PolyglotItemResult *results, bool *transient, bool *duplicate)
 {
 	bson_iter_t iter,
 				errors;
@@ -223,6 +226,12 @@ mark_write_errors(const bson_t *reply, const int *opitem, int nops,
 		}
 		if (index < 0 || index >= nops)
 			continue;
+		/* an insert of a key that exists: the caller writes it another way */
+		if (duplicate && code == MONGO_DUPLICATE_KEY)
+		{
+			duplicate[opitem[index]] = true;
+			continue;
+		}
 		if (is_transient_code(code))
 			*transient = true;
 		results[opitem[index]].status = POLYGLOT_ITEM_FAILED;
@@ -249,10 +258,78 @@ item_document(PolyglotEvent *ev, bson_t *doc, bson_iter_t *id, PolyglotItemResul
 }
 
 /*
- * The FerretDB way: one deleteMany of every _id of the batch, then one
- * unordered insert of the rows that exist.  Between the two, a reader may
- * miss a document for a moment; a failure between them leaves the batch
- * unacknowledged, and its redelivery puts the documents back.
+ * One unordered insert of the items flagged in which (and not failed).
+ * A duplicate key sets the item's flag in duplicate when that is given,
+ * else fails the item; other write errors fail their items, and a transient
+ * one or an error without write errors fails the batch.
+ */
+static void
+insert_items(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **items, int nitems,
+			 const bool *which, bool *duplicate, PolyglotItemResult *results)
+{
+	bson_t	   *unordered = BCON_NEW("ordered", BCON_BOOL(false));
+	mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(coll,
+																					 unordered);
+	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1));
+	int			nops = 0;
+	int			i;
+	bson_t		reply;
+	bson_error_t error;
+	bool		transient;
+
+	for (i = 0; i < nitems; i++)
+	{
+		PolyglotEvent *ev = items[i]->event;
+		bson_t		doc;
+
+		if (!which[i] || results[i].status == POLYGLOT_ITEM_FAILED)
+			continue;
+		bson_init_static(&doc, ev->row, ev->row_len);
+		if (!mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, &error))
+		{
+			results[i].status = POLYGLOT_ITEM_FAILED;
+			results[i].error = pstrdup(error.message);
+			continue;
+		}
+		opitem[nops++] = i;
+	}
+	if (nops > 0 && !mongoc_bulk_operation_execute(bulk, &reply, &error))
+	{
+		bool		named = mark_write_errors(&reply, opitem, nops, results, &transient,
+											  duplicate) >= 0;
+
+		/* only duplicates: mark_write_errors returned -1 but named them */
+		if (!named && duplicate)
+			for (i = 0; i < nops && !named; i++)
+				named = duplicate[opitem[i]];
+		if (!named || transient)
+		{
+			bson_destroy(&reply);
+			mongoc_bulk_operation_destroy(bulk);
+			bson_destroy(unordered);
+			mongoc_collection_destroy(coll);
+			mongo_report_error(conn, &error, "an insert of a batch's documents");
+		}
+	}
+	if (nops > 0)
+		bson_destroy(&reply);
+	mongoc_bulk_operation_destroy(bulk);
+	bson_destroy(unordered);
+	pfree(opitem);
+}
+
+/*
+ * The FerretDB way, where a statement that finds a document by a numeric
+ * _id scans the collection but an insert is an indexed write:
+ *
+ * - rows whose change was an INSERT (or a backfill) go first, as one
+ *   unordered insert: a new key costs no scan.  A key that exists after
+ *   all (a redelivery, a backfill over old documents) fails with a
+ *   duplicate key error and joins the rest;
+ * - the rest: one deleteMany of all their _ids, then one unordered insert
+ *   of the rows that exist.  Between the two, a reader may miss a document
+ *   for a moment; a failure between them leaves the batch unacknowledged,
+ *   and its redelivery puts the documents back.
  */
 static void
 send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **items,
@@ -263,26 +340,45 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 				ids;
 	bson_t		reply;
 	bson_error_t error;
-	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1));
+	bool	   *fresh = palloc0(sizeof(bool) * Max(nitems, 1));
+	bool	   *rest = palloc0(sizeof(bool) * Max(nitems, 1));
+	int			nfresh = 0;
 	int			nids = 0;
-	int			nops = 0;
 	int			i;
 	bool		ok;
-	bool		transient;
-	mongoc_bulk_operation_t *bulk;
-	bson_t	   *unordered = BCON_NEW("ordered", BCON_BOOL(false));
 
-	bson_append_document_begin(&filter, "_id", 3, &in);
-	bson_append_array_begin(&in, "$in", 3, &ids);
 	for (i = 0; i < nitems; i++)
 	{
 		PolyglotEvent *ev = items[i]->event;
 		bson_t		doc;
 		bson_iter_t id;
+
+		if (!item_document(ev, &doc, &id, &results[i]))
+			continue;
+		if (ev->found && (ev->op == 'I' || ev->op == 'B'))
+		{
+			fresh[i] = true;
+			nfresh++;
+		}
+		else
+			rest[i] = true;
+	}
+	if (nfresh > 0)
+		insert_items(conn, coll, items, nitems, fresh, rest, results);
+
+	bson_append_document_begin(&filter, "_id", 3, &in);
+	bson_append_array_begin(&in, "$in", 3, &ids);
+	for (i = 0; i < nitems; i++)
+	{
+		bson_t		doc;
+		bson_iter_t id;
 		const char *ikey;
 		char		buf[16];
 
-		if (!item_document(ev, &doc, &id, &results[i]))
+		if (!rest[i] || results[i].status == POLYGLOT_ITEM_FAILED)
+			continue;
+		bson_init_static(&doc, items[i]->event->row, items[i]->event->row_len);
+		if (!bson_iter_init_find(&id, &doc, "_id"))
 			continue;
 		bson_uint32_to_string(nids++, &ikey, buf, sizeof(buf));
 		bson_append_iter(&ids, ikey, -1, &id);
@@ -297,45 +393,19 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 		if (!ok)
 		{
 			bson_destroy(&filter);
-			bson_destroy(unordered);
 			mongoc_collection_destroy(coll);
 			mongo_report_error(conn, &error, "a delete of a batch's documents");
 		}
 	}
 	bson_destroy(&filter);
 
-	bulk = mongoc_collection_create_bulk_operation_with_opts(coll, unordered);
+	/* the rest's rows that exist; a duplicate now is an error of its item */
 	for (i = 0; i < nitems; i++)
-	{
-		PolyglotEvent *ev = items[i]->event;
-		bson_t		doc;
-
-		if (results[i].status == POLYGLOT_ITEM_FAILED || !ev->found)
-			continue;
-		bson_init_static(&doc, ev->row, ev->row_len);
-		if (!mongoc_bulk_operation_insert_with_opts(bulk, &doc, NULL, &error))
-		{
-			results[i].status = POLYGLOT_ITEM_FAILED;
-			results[i].error = pstrdup(error.message);
-			continue;
-		}
-		opitem[nops++] = i;
-	}
-	if (nops > 0 && !mongoc_bulk_operation_execute(bulk, &reply, &error))
-	{
-		if (mark_write_errors(&reply, opitem, nops, results, &transient) < 0 || transient)
-		{
-			bson_destroy(&reply);
-			mongoc_bulk_operation_destroy(bulk);
-			bson_destroy(unordered);
-			mongoc_collection_destroy(coll);
-			mongo_report_error(conn, &error, "an insert of a batch's documents");
-		}
-	}
-	if (nops > 0)
-		bson_destroy(&reply);
-	mongoc_bulk_operation_destroy(bulk);
-	bson_destroy(unordered);
+		if (rest[i] && !items[i]->event->found)
+			rest[i] = false;
+	insert_items(conn, coll, items, nitems, rest, NULL, results);
+	pfree(fresh);
+	pfree(rest);
 }
 
 /*
@@ -445,7 +515,7 @@ mongo_send(PolyglotRoute *route, List *items)
 			break;
 		}
 		/* ordered: the reply names the one write that stopped the bulk */
-		index = mark_write_errors(&reply, opitem, nops, sent->results, &transient);
+		index = mark_write_errors(&reply, opitem, nops, sent->results, &transient, NULL);
 		if (index < 0 || transient)
 		{
 			/* the batch as a whole: network, no primary, write concern... */

@@ -135,9 +135,22 @@ UPDATE odd SET t = '2024-01-01 00:00:00+00' WHERE id = 3;
 SELECT mongo_synced(:odd);
 \! $MONGO_TOOL dump polyglot_sync odd 
 
+-- inserted rows go to FerretDB as plain inserts; one whose _id is already
+-- taken (a stale document, a redelivery) is replaced, not lost or failed
+CREATE TABLE fresh (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('fresh', 'docs') AS fresh \gset
+SELECT polyglot.pause(:fresh);
+\! $MONGO_TOOL insert polyglot_sync fresh '[{"_id": 2, "v": "stale"}, {"_id": 4, "v": "stale", "extra": true}]'
+INSERT INTO fresh SELECT g, 'row ' || g FROM generate_series(1, 5) g;
+SELECT polyglot.resume(:fresh);
+SELECT mongo_synced(:fresh);
+\! $MONGO_TOOL dump polyglot_sync fresh
+SELECT delivered, failed FROM polyglot.status WHERE route = :fresh;
+
 SELECT polyglot.unsync('products', 'docs'), polyglot.unsync('typed', 'docs'),
-       polyglot.unsync('stock', 'docs'), polyglot.unsync('odd', 'docs');
-DROP TABLE products, typed, stock, odd;
+       polyglot.unsync('stock', 'docs'), polyglot.unsync('odd', 'docs'),
+       polyglot.unsync('fresh', 'docs');
+DROP TABLE products, typed, stock, odd, fresh;
 DROP TYPE dims;
 DROP SERVER docs, docs_nodb;
 \! $MONGO_TOOL drop polyglot_sync
