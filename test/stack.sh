@@ -11,10 +11,14 @@
 #
 #   test/stack.sh install   install what is missing (Debian packages, FerretDB
 #                           built through the Go module proxy, OpenSearch and
-#                           Elasticsearch test distributions from Maven Central)
+#                           Elasticsearch test distributions and mongo-java-server
+#                           from Maven Central)
 #   test/stack.sh start     start every server that is not running, wait until
 #                           each answers; a second start is a no-op
 #   test/stack.sh stop      stop them cleanly
+#   test/stack.sh start|stop|restart SERVER
+#                           the same for one server only: postgres, redis,
+#                           ferretdb, mongo-java, opensearch or elasticsearch
 #   test/stack.sh status    say what runs where
 #   test/stack.sh env       print shell assignments for tests and scripts:
 #                           eval "$(test/stack.sh env)"
@@ -34,12 +38,17 @@ PG_MAJOR=15
 FERRETDB_VERSION=v1.24.2
 OPENSEARCH_VERSION=2.19.1
 ELASTICSEARCH_VERSION=8.17.0
+# mongo-java-server: the newest release (its classes target Java 17), and
+# the SLF4J release its slf4j-api dependency comes from
+MONGO_JAVA_SERVER_VERSION=1.47.0
+SLF4J_VERSION=2.0.17
 
 # Ports: the defaults plus 50000 and a bit, so nothing collides with a
 # user's own servers on the default ports.
 PG_PORT=${POLYGLOT_PG_PORT:-55432}
 REDIS_PORT=${POLYGLOT_REDIS_PORT:-56379}
 MONGO_PORT=${POLYGLOT_MONGO_PORT:-57017}
+MONGO_JAVA_PORT=${POLYGLOT_MONGO_JAVA_PORT:-57018}
 OPENSEARCH_PORT=${POLYGLOT_OPENSEARCH_PORT:-59200}
 OPENSEARCH_TRANSPORT_PORT=$((OPENSEARCH_PORT + 100))
 ELASTICSEARCH_PORT=${POLYGLOT_ELASTICSEARCH_PORT:-59201}
@@ -60,6 +69,10 @@ OPENSEARCH_DIR=$STACK_DIR/opensearch
 ELASTICSEARCH_DIR=$STACK_DIR/elasticsearch
 JAVA_HOME_17=${JAVA_HOME_17:-/usr/lib/jvm/java-17-openjdk-amd64}
 SEARCH_HEAP=${POLYGLOT_SEARCH_HEAP:-512m}
+MONGO_JAVA_HOME=$STACK_DIR/dist/mongo-java-server-$MONGO_JAVA_SERVER_VERSION
+MONGO_JAVA_DIR=$STACK_DIR/mongo-java
+MONGO_JAVA_LAUNCHER=$REPO_DIR/test/tools/MongoJavaServer.java
+MONGO_JAVA_HEAP=${POLYGLOT_MONGO_JAVA_HEAP:-256m}
 
 DEBIAN_PACKAGES=(
 	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client-$PG_MAJOR
@@ -179,6 +192,60 @@ install_maven_zip() {
 	rm -rf "$home.tmp" "$dl/$artifact-$version.zip"
 }
 
+# mongo-java-server is a library: its jars (with an SLF4J binding, so that
+# its warnings reach the log) go to $MONGO_JAVA_HOME/lib, and our own launcher,
+# test/tools/MongoJavaServer.java, is compiled next to them (again whenever
+# the source is newer than the class).
+install_mongo_java_server() {
+	local v=$MONGO_JAVA_SERVER_VERSION home=$MONGO_JAVA_HOME
+	local class=$home/classes/MongoJavaServer.class
+	if [ -f "$home/lib/mongo-java-server-core-$v.jar" ] && [ "$class" -nt "$MONGO_JAVA_LAUNCHER" ]; then
+		say "mongo-java-server $v: present"
+		return
+	fi
+	if [ ! -f "$home/lib/mongo-java-server-core-$v.jar" ]; then
+		say "mongo-java-server $v: fetching from Maven Central"
+		local dl=$STACK_DIR/build/mongo-java-server
+		rm -rf "$dl" "$home.tmp"
+		mkdir -p "$dl" "$home.tmp" "$(dirname "$home")"
+		cat >"$dl/pom.xml" <<-EOF
+		<project xmlns="http://maven.apache.org/POM/4.0.0">
+		  <modelVersion>4.0.0</modelVersion>
+		  <groupId>local.pg-polyglot.stack</groupId>
+		  <artifactId>mongo-java-server-runtime</artifactId>
+		  <version>0</version>
+		  <packaging>pom</packaging>
+		  <dependencies>
+		    <dependency>
+		      <groupId>de.bwaldvogel</groupId>
+		      <artifactId>mongo-java-server-memory-backend</artifactId>
+		      <version>$v</version>
+		    </dependency>
+		    <dependency>
+		      <groupId>org.slf4j</groupId>
+		      <artifactId>slf4j-simple</artifactId>
+		      <version>$SLF4J_VERSION</version>
+		    </dependency>
+		  </dependencies>
+		</project>
+		EOF
+		mvn -q -B -Dstyle.color=never -f "$dl/pom.xml" \
+			org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+			-DincludeScope=runtime -DoutputDirectory="$home.tmp/lib" >"$dl/mvn.log" 2>&1 ||
+			{ tail -n 30 "$dl/mvn.log" >&2; die "could not fetch de.bwaldvogel:mongo-java-server:$v from Maven Central"; }
+		rm -rf "$home"
+		mv "$home.tmp" "$home"
+		rm -rf "$dl"
+	fi
+	say "mongo-java-server $v: compiling test/tools/MongoJavaServer.java"
+	rm -rf "$home/classes.tmp"
+	mkdir -p "$home/classes.tmp"
+	"$JAVA_HOME_17/bin/javac" -nowarn --release 17 -cp "$home/lib/*" -d "$home/classes.tmp" \
+		"$MONGO_JAVA_LAUNCHER" || die "could not compile $MONGO_JAVA_LAUNCHER"
+	rm -rf "$home/classes"
+	mv "$home/classes.tmp" "$home/classes"
+}
+
 cmd_install() {
 	install_debian_packages
 	ensure_stack_user
@@ -189,6 +256,7 @@ cmd_install() {
 		"$OPENSEARCH_VERSION" "$OPENSEARCH_HOME"
 	install_maven_zip org.elasticsearch.distribution.integ-test-zip elasticsearch \
 		"$ELASTICSEARCH_VERSION" "$ELASTICSEARCH_HOME"
+	install_mongo_java_server
 	say "install: done"
 }
 
@@ -328,6 +396,36 @@ start_ferretdb() {
 	say "FerretDB $FERRETDB_VERSION: ready on 127.0.0.1:$MONGO_PORT"
 }
 
+# answers a ping (through the tests' own pymongo, when installed)
+mongo_java_answers() {
+	if [ -x "$VENV_DIR/bin/python3" ]; then
+		"$VENV_DIR/bin/python3" -c 'import sys, pymongo
+pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=1000).admin.command("ping")' \
+			"mongodb://127.0.0.1:$MONGO_JAVA_PORT"
+	else
+		port_open "$MONGO_JAVA_PORT"
+	fi
+}
+
+start_mongo_java() {
+	mkdir -p "$MONGO_JAVA_DIR"
+	chown -R "$STACK_USER": "$MONGO_JAVA_DIR" 2>/dev/null || true
+	if port_open "$MONGO_JAVA_PORT"; then
+		say "mongo-java-server: already running on port $MONGO_JAVA_PORT"
+		return
+	fi
+	[ -f "$MONGO_JAVA_HOME/classes/MongoJavaServer.class" ] ||
+		die "mongo-java-server is not installed: run test/stack.sh install"
+	# in memory: nothing to keep, a restart starts empty.  SLF4J logs warnings
+	# and errors only (it would log every connection at info)
+	as_user bash -c "nohup '$JAVA_HOME_17/bin/java' -Xmx$MONGO_JAVA_HEAP -XX:+UseSerialGC \
+		-Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+		-cp '$MONGO_JAVA_HOME/classes:$MONGO_JAVA_HOME/lib/*' MongoJavaServer $MONGO_JAVA_PORT 127.0.0.1 \
+		>'$MONGO_JAVA_DIR/mongo-java.log' 2>&1 & echo \$! > '$MONGO_JAVA_DIR/mongo-java.pid'"
+	wait_for mongo-java-server "$MONGO_JAVA_DIR/mongo-java.log" 30 mongo_java_answers
+	say "mongo-java-server $MONGO_JAVA_SERVER_VERSION: ready on 127.0.0.1:$MONGO_JAVA_PORT"
+}
+
 # start_search NAME HOME DIR HTTP_PORT TRANSPORT_PORT
 start_search() {
 	local name=$1 home=$2 dir=$3 port=$4 tport=$5
@@ -385,19 +483,37 @@ wait_search() {
 	say "$name: ready on 127.0.0.1:$port"
 }
 
+SERVERS="postgres redis ferretdb mongo-java opensearch elasticsearch"
+
+check_server_name() {
+	case " all $SERVERS " in
+		*" $1 "*) ;;
+		*) die "unknown server '$1' (one of: $SERVERS)" ;;
+	esac
+}
+
 cmd_start() {
+	local which=${1:-all}
+	check_server_name "$which"
 	[ -d "$STACK_DIR" ] || mkdir -p "$STACK_DIR"
 	id "$STACK_USER" >/dev/null 2>&1 || die "user $STACK_USER is missing: run test/stack.sh install"
 	chown "$STACK_USER": "$STACK_DIR" 2>/dev/null || true
-	local failed=() os_launched=1 es_launched=1
+	local failed=() os_launched=0 es_launched=0
 	# the JVMs take longest: launch them first, wait for them last
-	start_search opensearch "$OPENSEARCH_HOME" "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" \
-		"$OPENSEARCH_TRANSPORT_PORT" || { failed+=(OpenSearch); os_launched=0; }
-	start_search elasticsearch "$ELASTICSEARCH_HOME" "$ELASTICSEARCH_DIR" "$ELASTICSEARCH_PORT" \
-		"$ELASTICSEARCH_TRANSPORT_PORT" || { failed+=(Elasticsearch); es_launched=0; }
-	start_postgres || failed+=(PostgreSQL)
-	start_redis || failed+=(Redis)
-	start_ferretdb || failed+=(FerretDB)
+	case $which in all|opensearch)
+		os_launched=1
+		start_search opensearch "$OPENSEARCH_HOME" "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" \
+			"$OPENSEARCH_TRANSPORT_PORT" || { failed+=(OpenSearch); os_launched=0; };;
+	esac
+	case $which in all|elasticsearch)
+		es_launched=1
+		start_search elasticsearch "$ELASTICSEARCH_HOME" "$ELASTICSEARCH_DIR" "$ELASTICSEARCH_PORT" \
+			"$ELASTICSEARCH_TRANSPORT_PORT" || { failed+=(Elasticsearch); es_launched=0; };;
+	esac
+	case $which in all|postgres) start_postgres || failed+=(PostgreSQL);; esac
+	case $which in all|redis) start_redis || failed+=(Redis);; esac
+	case $which in all|ferretdb) start_ferretdb || failed+=(FerretDB);; esac
+	case $which in all|mongo-java) start_mongo_java || failed+=(mongo-java-server);; esac
 	if [ $os_launched = 1 ]; then
 		wait_search opensearch "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" || failed+=(OpenSearch)
 	fi
@@ -407,7 +523,9 @@ cmd_start() {
 	if [ ${#failed[@]} -gt 0 ]; then
 		die "not started: ${failed[*]}"
 	fi
-	say "start: all servers are up"
+	if [ "$which" = all ]; then
+		say "start: all servers are up"
+	fi
 }
 
 # ---------------------------------------------------------------- stop
@@ -433,6 +551,7 @@ stop_pidfile() {
 
 cmd_stop() {
 	local which=${1:-all}
+	check_server_name "$which"
 	case $which in all|postgres)
 		if [ -f "$PG_DATA/PG_VERSION" ] && pg_running; then
 			as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
@@ -447,6 +566,7 @@ cmd_stop() {
 		rm -f "$REDIS_DIR/redis.pid";;
 	esac
 	case $which in all|ferretdb) stop_pidfile FerretDB "$FERRET_DIR/ferretdb.pid";; esac
+	case $which in all|mongo-java) stop_pidfile mongo-java-server "$MONGO_JAVA_DIR/mongo-java.pid";; esac
 	case $which in all|opensearch) stop_pidfile OpenSearch "$OPENSEARCH_DIR/pid";; esac
 	case $which in all|elasticsearch) stop_pidfile Elasticsearch "$ELASTICSEARCH_DIR/pid";; esac
 }
@@ -469,6 +589,11 @@ cmd_status() {
 		echo "ferretdb       running  127.0.0.1:$MONGO_PORT  ($FERRETDB_VERSION, sqlite backend)"
 	else
 		echo "ferretdb       stopped  127.0.0.1:$MONGO_PORT"; rc=1
+	fi
+	if port_open "$MONGO_JAVA_PORT"; then
+		echo "mongo-java     running  127.0.0.1:$MONGO_JAVA_PORT  (mongo-java-server $MONGO_JAVA_SERVER_VERSION, in memory)"
+	else
+		echo "mongo-java     stopped  127.0.0.1:$MONGO_JAVA_PORT"; rc=1
 	fi
 	if curl -fsS -m 2 "http://127.0.0.1:$OPENSEARCH_PORT/_cluster/health" >/dev/null 2>&1; then
 		echo "opensearch     running  127.0.0.1:$OPENSEARCH_PORT  ($OPENSEARCH_VERSION)"
@@ -500,6 +625,8 @@ cmd_env() {
 	export MONGO_URI='mongodb://127.0.0.1:$MONGO_PORT'
 	export MONGO_TOOL='$VENV_DIR/bin/python3 $REPO_DIR/test/tools/mongo.py'
 	export FERRETDB_BIN='$FERRET_BIN'
+	export MONGO_JAVA_PORT='$MONGO_JAVA_PORT'
+	export MONGO_JAVA_URI='mongodb://127.0.0.1:$MONGO_JAVA_PORT'
 	export OPENSEARCH_PORT='$OPENSEARCH_PORT'
 	export OPENSEARCH_URL='http://127.0.0.1:$OPENSEARCH_PORT'
 	export ELASTICSEARCH_PORT='$ELASTICSEARCH_PORT'
@@ -509,10 +636,10 @@ cmd_env() {
 
 case ${1:-} in
 	install) cmd_install ;;
-	start) cmd_start ;;
+	start) shift; cmd_start "${1:-all}" ;;
 	stop) shift; cmd_stop "${1:-all}" ;;
-	restart) shift; cmd_stop "${1:-all}"; cmd_start ;;
+	restart) shift; cmd_stop "${1:-all}"; cmd_start "${1:-all}" ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
-	*) echo "usage: $0 install | start | stop [server] | restart [server] | status | env" >&2; exit 2 ;;
+	*) echo "usage: $0 install | start [server] | stop [server] | restart [server] | status | env" >&2; exit 2 ;;
 esac

@@ -759,9 +759,11 @@ plan_connection(MongoRelInfo *info)
  * The number of documents in the collection from the server's metadata:
  * the $collStats stage's count (one document per shard of a sharded
  * collection, summed), which MongoDB and FerretDB answer without reading
- * the documents, where the count command may scan them.  -1 when the
- * server has no answer (a view, say); an unreachable server fails the query
- * here, as the scan would, within the timeouts.
+ * the documents, where the count command may scan them (FerretDB's does);
+ * the count command's estimate where there is no $collStats.  -1 when the
+ * server has no answer within a second (a view, a busy server); an
+ * unreachable server fails the query here, as the scan would, within the
+ * connect timeout.
  */
 static double
 remote_document_count(MongoRelInfo *info)
@@ -771,29 +773,42 @@ remote_document_count(MongoRelInfo *info)
 	mongoc_cursor_t *cursor;
 	bson_t	   *pipeline = BCON_NEW("pipeline", "[", "{", "$collStats", "{", "count", "{", "}",
 									"}", "}", "]");
+	/* planning waits a second at most for an estimate */
+	bson_t	   *opts = BCON_NEW("maxTimeMS", BCON_INT32(1000));
 	const bson_t *doc;
 	bson_error_t error;
 	double		n = 0;
+	bool		seen = false;
 
 	coll = mongoc_client_get_collection(mongo_client(conn), info->database, info->collection);
-	cursor = mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, NULL, NULL);
+	cursor = mongoc_collection_aggregate(coll, MONGOC_QUERY_NONE, pipeline, opts, NULL);
 	while (mongoc_cursor_next(cursor, &doc))
 	{
 		bson_iter_t iter;
 
 		if (bson_iter_init_find(&iter, doc, "count") && BSON_ITER_HOLDS_NUMBER(&iter))
+		{
 			n += (double) bson_iter_as_int64(&iter);
+			seen = true;
+		}
 	}
 	if (mongoc_cursor_error(cursor, &error))
 	{
-		elog(DEBUG1, "pg_polyglot: no document count for %s.%s: %s",
-			 info->database, info->collection, error.message);
-		n = -1;
+		int64_t		count;
+
+		/* a server without $collStats: the count command's estimate */
+		count = mongoc_collection_estimated_document_count(coll, opts, NULL, NULL, &error);
+		seen = count >= 0;
+		n = (double) count;
+		if (!seen)
+			elog(DEBUG1, "pg_polyglot: no document count for %s.%s: %s",
+				 info->database, info->collection, error.message);
 	}
 	mongoc_cursor_destroy(cursor);
 	mongoc_collection_destroy(coll);
 	bson_destroy(pipeline);
-	return n;
+	bson_destroy(opts);
+	return seen ? n : -1;
 }
 
 static void
@@ -907,10 +922,33 @@ column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 }
 
 /*
+ * Types MongoDB sorts as PostgreSQL does: integers, and text in the C
+ * collation.  Not floating point or numeric: MongoDB puts NaN below every
+ * number, PostgreSQL above.
+ */
+static bool
+sortable_type(Oid typid, Oid collation)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return true;
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			return false;
+		default:
+			return pushable_type(typid, true, collation);
+	}
+}
+
+/*
  * The MongoDB sort of pathkeys, as (field, 1 | -1) pairs, or NIL when one
  * of them cannot be sorted by the server as PostgreSQL would: a key that is
- * not a column with a field, a type that orders differently (text outside
- * the C collation, booleans, uuid, dates), an operator family that is not
+ * not a column with a field, a type that orders differently (see
+ * sortable_type), an operator family that is not
  * the type's default, or NULLs placed where MongoDB does not put them
  * (first ascending, last descending) in a column that may hold them.
  */
@@ -944,7 +982,7 @@ sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
 		if (attnum == 0)
 			return NIL;
 		col = &info->columns[attnum - 1];
-		if (!pushable_type(col->typid, true, ec->ec_collation))
+		if (!sortable_type(col->typid, ec->ec_collation))
 			return NIL;
 		opclass = GetDefaultOpClass(getBaseType(col->typid), BTREE_AM_OID);
 		if (!OidIsValid(opclass) || get_opclass_family(opclass) != pk->pk_opfamily)
@@ -1609,12 +1647,26 @@ start_cursor(ForeignScanState *node)
 	{
 		bson_t	   *pipeline = build_pipeline(st->aggregate, st->built_filter);
 
-		st->cursor = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, NULL,
+		opts = bson_new();
+		if (!st->conn->ferretdb)
+		{
+			/* groups of byte-equal strings, as planned; big $groups may spill */
+			BCON_APPEND(opts, "collation", "{", "locale", BCON_UTF8("simple"), "}");
+			BCON_APPEND(opts, "allowDiskUse", BCON_BOOL(true));
+		}
+		st->cursor = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, opts,
 												 NULL);
 		bson_destroy(pipeline);
+		bson_destroy(opts);
 		return;
 	}
 	opts = bson_new();
+	/*
+	 * Strings compare by bytes, as planned, whatever the collection's
+	 * default collation (FerretDB has none and takes no collation option).
+	 */
+	if (!st->conn->ferretdb)
+		BCON_APPEND(opts, "collation", "{", "locale", BCON_UTF8("simple"), "}");
 	if (st->sort)
 	{
 		bson_t	   *sort = build_sort(st->sort);
@@ -1675,11 +1727,13 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 		if (found)
 		{
 			if (strcmp(kind, AGG_SUM) == 0 && BSON_ITER_HOLDS_DOUBLE(&iter) &&
-				fabs(bson_iter_double(&iter)) >= 9007199254740992.0)
+				(fabs(bson_iter_double(&iter)) >= 9007199254740992.0 ||
+				 bson_iter_double(&iter) != floor(bson_iter_double(&iter))))
 				ereport(ERROR,
 						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("a sum computed by MongoDB is not exact"),
-						 errdetail("MongoDB returned the double %g.", bson_iter_double(&iter)),
+						 errmsg("a sum computed by MongoDB is not an exact integer"),
+						 errdetail("MongoDB returned the double %g: the sum overflowed 64 bits, or a summed value is not an integer.",
+								   bson_iter_double(&iter)),
 						 errhint("Set polyglot.mongo_pushdown to off to sum in PostgreSQL.")));
 			slot->tts_values[n] = polyglot_bson_to_datum(&iter, typid, typmod,
 														 &slot->tts_isnull[n]);
@@ -2243,9 +2297,14 @@ mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelatio
 	return list_make1(target_attrs);
 }
 
+/*
+ * The state of a modification: INSERT, UPDATE or DELETE planned on the
+ * table (mongoBeginForeignModify), or rows routed to it by COPY FROM or
+ * partition routing (mongoBeginForeignInsert).
+ */
 static void
-mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						int subplan_index, int eflags)
+begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
+			 CmdType operation, bool explain_only)
 {
 	Relation	rel = rinfo->ri_RelationDesc;
 	Oid			relid = RelationGetRelid(rel);
@@ -2265,8 +2324,8 @@ mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *f
 	st->dropped = info.dropped;
 	st->id_attnum = id_column(&info, RelationGetDescr(rel));
 	st->batch_size = info.batch_size;
-	st->target_attrs = (List *) linitial(fdw_private);
-	if (mtstate->operation == CMD_UPDATE || mtstate->operation == CMD_DELETE)
+	st->target_attrs = target_attrs;
+	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
 	{
 		Plan	   *subplan = outerPlanState(mtstate)->plan;
 
@@ -2274,13 +2333,28 @@ mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *f
 		if (!AttributeNumberIsValid(st->id_junk))
 			elog(ERROR, "pg_polyglot: _id junk column not found");
 	}
-	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+	if (explain_only)
 		return;
 	st->conn = mongo_get_connection(server, user);
 	mongo_read_flavor(st->conn);
 	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
 	st->client = mongo_client(st->conn);
 	st->coll = mongoc_client_get_collection(st->client, st->database, st->collection);
+}
+
+static void
+mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
+						int subplan_index, int eflags)
+{
+	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
+				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
+}
+
+/* COPY FROM into the table, or rows routed to it as a partition */
+static void
+mongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
 }
 
 /* Appends a column's value of a slot to a document; ereports what BSON cannot hold. */
@@ -2547,6 +2621,7 @@ mongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List 
 #endif
 }
 
+/* also EndForeignInsert */
 static void
 mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
@@ -2586,6 +2661,8 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->ExecForeignUpdate = mongoExecForeignUpdate;
 	routine->ExecForeignDelete = mongoExecForeignDelete;
 	routine->EndForeignModify = mongoEndForeignModify;
+	routine->BeginForeignInsert = mongoBeginForeignInsert;
+	routine->EndForeignInsert = mongoEndForeignModify;
 	routine->ExplainForeignModify = mongoExplainForeignModify;
 	PG_RETURN_POINTER(routine);
 }

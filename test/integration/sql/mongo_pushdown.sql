@@ -77,7 +77,7 @@ INSERT INTO ordered VALUES
   ('SELECT _id, qty FROM items_nn ORDER BY qty, _id LIMIT 10'),
   ('SELECT _id, qty FROM items_nn ORDER BY qty DESC, _id DESC LIMIT 10 OFFSET 20'),
   ('SELECT _id, name FROM items_nn WHERE qty = 7 ORDER BY name DESC LIMIT 5'),
-  ('SELECT _id, price FROM items_nn WHERE city = ''Oslo'' ORDER BY price DESC, _id'),
+  ('SELECT _id, qty FROM items_nn WHERE city = ''Oslo'' ORDER BY qty DESC, _id'),
   ('SELECT _id, note FROM items_nn ORDER BY note NULLS FIRST, _id LIMIT 30'),
   ('SELECT _id, note FROM items_nn ORDER BY note DESC NULLS LAST, _id LIMIT 30'),
   ('SELECT _id, note FROM items_nn WHERE note > ''note 6'' ORDER BY note, _id LIMIT 20'),
@@ -85,11 +85,13 @@ INSERT INTO ordered VALUES
   ('SELECT _id, w FROM items_nn WHERE w IN (3, 4) ORDER BY w, qty, _id LIMIT 15'),
   ('SELECT name FROM items_nn ORDER BY _id LIMIT 3'),
   -- kept local: NULLs where MongoDB does not put them, collations, booleans,
-  -- expressions; a LIMIT above a condition that stays local
+  -- numeric and floating point (MongoDB sorts NaN first), expressions; a
+  -- LIMIT above a condition that stays local
   ('SELECT _id, note FROM items_nn ORDER BY note, _id LIMIT 10'),
   ('SELECT _id, qty FROM items ORDER BY qty, _id LIMIT 10'),
   ('SELECT _id, city FROM items ORDER BY city NULLS FIRST, _id NULLS FIRST LIMIT 10'),
   ('SELECT _id, active FROM items_nn ORDER BY active, _id LIMIT 10'),
+  ('SELECT _id, price FROM items_nn ORDER BY price DESC, _id LIMIT 10'),
   ('SELECT _id, qty FROM items_nn ORDER BY qty + 1, _id LIMIT 10'),
   ('SELECT _id, qty FROM items_nn WHERE qty + 1 = 8 ORDER BY _id LIMIT 3');
 SELECT q, plan_of(q), same_order(q) FROM ordered;
@@ -145,6 +147,14 @@ SET polyglot.mongo_pushdown = off;
 SELECT sum(n) FROM big;
 RESET polyglot.mongo_pushdown;
 
+-- a sum of an integer column over values that are not all integers
+\! $MONGO_TOOL insert polyglot_pushdown frac '[{"_id": 1, "n": 2.5}, {"_id": 2, "n": 0.25}]'
+CREATE FOREIGN TABLE frac (_id int, n bigint NOT NULL) SERVER pd_docs;
+SELECT sum(n) FROM frac;
+SET polyglot.mongo_pushdown = off;
+SELECT sum(n) FROM frac;
+RESET polyglot.mongo_pushdown;
+
 -- pushdown off for one table, or one server
 ALTER FOREIGN TABLE items_nn OPTIONS (ADD pushdown 'false');
 SELECT plan_of('SELECT count(*) FROM items_nn WHERE qty = 3');
@@ -187,3 +197,14 @@ INSERT INTO written VALUES (251, 'w251', 251), (252, 'w252', 252) RETURNING _id,
 INSERT INTO written SELECT g, 'again', g FROM generate_series(253, 260) g
   UNION ALL SELECT 1, 'dup', 1;
 SELECT count(*) FROM written WHERE name = 'again';
+-- COPY into the table, and rows routed to it as a partition
+COPY written (_id, name, qty) FROM STDIN;
+301	copied	1
+302	copied	2
+\.
+CREATE TABLE parts (_id int, name text, qty int) PARTITION BY RANGE (_id);
+CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (400);
+ALTER TABLE parts ATTACH PARTITION written FOR VALUES FROM (400) TO (1000);
+INSERT INTO parts VALUES (5, 'local', 5), (405, 'routed', 405), (406, 'routed', 406);
+SELECT name, count(*) FROM written WHERE name IN ('copied', 'routed') GROUP BY name ORDER BY name;
+SELECT * FROM parts_low;
