@@ -1632,6 +1632,25 @@ build_sort(List *sort)
 	return doc;
 }
 
+/*
+ * The options of a find or aggregate besides its filter, projection, sort
+ * and limit.  On MongoDB: strings compare by bytes, as planned, whatever
+ * the collection's default collation, and a big $group may spill to disk.
+ * FerretDB has no collations and takes neither option.
+ */
+static bson_t *
+build_options(MongoScanState *st)
+{
+	bson_t	   *opts = bson_new();
+
+	if (st->conn->ferretdb)
+		return opts;
+	BCON_APPEND(opts, "collation", "{", "locale", BCON_UTF8("simple"), "}");
+	if (st->aggregate)
+		BCON_APPEND(opts, "allowDiskUse", BCON_BOOL(true));
+	return opts;
+}
+
 static void
 start_cursor(ForeignScanState *node)
 {
@@ -1647,26 +1666,14 @@ start_cursor(ForeignScanState *node)
 	{
 		bson_t	   *pipeline = build_pipeline(st->aggregate, st->built_filter);
 
-		opts = bson_new();
-		if (!st->conn->ferretdb)
-		{
-			/* groups of byte-equal strings, as planned; big $groups may spill */
-			BCON_APPEND(opts, "collation", "{", "locale", BCON_UTF8("simple"), "}");
-			BCON_APPEND(opts, "allowDiskUse", BCON_BOOL(true));
-		}
+		opts = build_options(st);
 		st->cursor = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, opts,
 												 NULL);
 		bson_destroy(pipeline);
 		bson_destroy(opts);
 		return;
 	}
-	opts = bson_new();
-	/*
-	 * Strings compare by bytes, as planned, whatever the collection's
-	 * default collation (FerretDB has none and takes no collation option).
-	 */
-	if (!st->conn->ferretdb)
-		BCON_APPEND(opts, "collation", "{", "locale", BCON_UTF8("simple"), "}");
+	opts = build_options(st);
 	if (st->sort)
 	{
 		bson_t	   *sort = build_sort(st->sort);
@@ -1932,6 +1939,16 @@ explain_bson(const char *label, const bson_t *doc, bool array, ExplainState *es)
 	ExplainPropertyText(label, buf.data, es);
 }
 
+static void
+explain_options(MongoScanState *st, ExplainState *es)
+{
+	bson_t	   *opts = build_options(st);
+
+	if (!bson_empty(opts))
+		explain_bson("Remote Options", opts, false, es);
+	bson_destroy(opts);
+}
+
 /*
  * The request as it is sent: the filter, projection, sort and limit of a
  * find, or the pipeline of an aggregation.  Parameters not known yet (a
@@ -1956,6 +1973,7 @@ mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
 		explain_bson("Remote Pipeline", doc, true, es);
 		bson_destroy(doc);
 		bson_destroy(filter);
+		explain_options(st, es);
 		return;
 	}
 	explain_bson("Remote Filter", filter, false, es);
@@ -1974,6 +1992,7 @@ mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	}
 	if (st->limit > 0)
 		ExplainPropertyInteger("Remote Limit", NULL, st->limit, es);
+	explain_options(st, es);
 }
 
 /* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
