@@ -193,3 +193,8 @@ ALTER TABLE parts ATTACH PARTITION written FOR VALUES FROM (400) TO (1000);
 INSERT INTO parts VALUES (5, 'local', 5), (405, 'routed', 405), (406, 'routed', 406);
 SELECT name, count(*) FROM written WHERE name IN ('copied', 'routed') GROUP BY name ORDER BY name;
 SELECT * FROM parts_low;
+
+DROP TABLE parts, ordered, grouped, picks;
+DROP SERVER pd_docs CASCADE;
+DROP FUNCTION same_result(text, bool), plan_of(text), estimated_rows(text);
+\! $MONGO_TOOL drop polyglot_pushdown
