@@ -34,7 +34,8 @@ OBJS = \
 	src/mongo/mongo_sink.o \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
-	src/elastic/elastic_option.o
+	src/elastic/elastic_option.o \
+	src/elastic/elastic_sink.o
 
 # pg_regress suites that need no store (make installcheck)
 REGRESS = catalog redis_options mongo_options elastic_options

@@ -396,6 +396,57 @@ BEGIN
 END
 $$;
 
+-- Route options of Elasticsearch/OpenSearch routes: errors name the option
+-- and list the valid ones.  Returns the options with the default index (the
+-- table's name) filled in.  A routing column must be a key column: a
+-- deleted row is known by its key only, and its delete needs the routing.
+CREATE FUNCTION polyglot._elastic_route_options(source regclass, keys name[], options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  valid constant text[] := ARRAY['index', 'routing', 'columns', 'exclude'];
+  idx text;
+  result jsonb := options;
+BEGIN
+  PERFORM polyglot._check_route_option_names(options, valid, 'Elasticsearch');
+
+  IF options ? 'index' THEN
+    IF jsonb_typeof(options->'index') <> 'string' THEN
+      RAISE EXCEPTION 'option "index" must be a string' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    idx := options->>'index';
+  ELSE
+    SELECT c.relname INTO idx FROM pg_class c WHERE c.oid = source;
+  END IF;
+  IF idx = '' OR idx IN ('.', '..') OR octet_length(idx) > 255 OR idx <> lower(idx)
+     OR idx ~ '[\\/*?"<>| ,#:]' OR idx ~ '^[-_+]' THEN
+    RAISE EXCEPTION 'invalid index name "%"', idx
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'An index name is lowercase, at most 255 bytes, contains none of \ / * ? " < > | , # : or spaces, and does not start with -, _ or +.',
+            HINT = CASE WHEN options ? 'index' THEN 'Choose another name.'
+                        ELSE 'The index defaults to the table''s name: give the route an "index" option.' END;
+  END IF;
+  result := jsonb_set(result, '{index}', to_jsonb(idx));
+
+  IF options ? 'routing' THEN
+    IF jsonb_typeof(options->'routing') <> 'string' THEN
+      RAISE EXCEPTION 'option "routing" must be the name of a column' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (options->>'routing') = ANY (keys) THEN
+      RAISE EXCEPTION 'routing column "%" is not a key column of %', options->>'routing', source
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'A deleted row is known by its key only, and its delete must carry the same routing.',
+              HINT = 'Key columns: ' || array_to_string(keys, ', ') || '.';
+    END IF;
+  END IF;
+
+  PERFORM polyglot._check_route_columns(source, options);
+  RETURN result;
+END
+$$;
+
 CREATE FUNCTION polyglot.sync(source regclass, server name, options jsonb DEFAULT '{}',
                               backfill boolean DEFAULT true)
 RETURNS int
@@ -455,6 +506,8 @@ BEGIN
       opts := polyglot._redis_route_options(source, keys, coalesce(options, '{}'));
     WHEN 'mongo' THEN
       opts := polyglot._mongo_route_options(source, server, coalesce(options, '{}'));
+    WHEN 'elastic' THEN
+      opts := polyglot._elastic_route_options(source, keys, coalesce(options, '{}'));
     ELSE
       RAISE EXCEPTION 'sync to % servers is not supported yet', store
         USING ERRCODE = 'feature_not_supported';

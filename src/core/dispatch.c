@@ -800,6 +800,8 @@ sink_for(PolyglotRoute *route)
 		return &polyglot_redis_sink;
 	if (strcmp(route->store, "mongo") == 0)
 		return &polyglot_mongo_sink;
+	if (strcmp(route->store, "elastic") == 0)
+		return &polyglot_elastic_sink;
 	return NULL;
 }
 

@@ -1,0 +1,518 @@
+/*-------------------------------------------------------------------------
+ *
+ * elastic_sink.c
+ *		Delivery of a batch to Elasticsearch or OpenSearch: one _bulk request.
+ *
+ * Each row that exists becomes an index action with its document, each row
+ * that is gone a delete action, both with version_type=external and, as the
+ * version, the time the worker read the row's state (microseconds since
+ * 1970).  The document is that state, so a higher version always carries a
+ * state at least as new: a late or repeated request of an older read is
+ * refused with 409, which counts as done, as the index already holds newer
+ * data.  (Outbox ids would not do: they start again when the extension or
+ * the database is recreated, and every write would then be refused.)
+ *
+ * The route's options: index (filled in by polyglot.sync()), routing (a key
+ * column).  _id is the key: its value as text, or for a composite key the
+ * JSON array of the values as text.
+ *
+ * Per item: 2xx, 409 (stale) and 404 of a delete (already gone) are done;
+ * 429 and 5xx fail the whole batch (the route backs off, the batch comes
+ * again and its writes are idempotent); anything else (a mapping or parse
+ * error) fails that key, which is retried, then dead-lettered.
+ *
+ * Documents are JSON rendered here from the row's values: numbers as JSON
+ * numbers with every digit, dates and times in ISO 8601 (with the zone for
+ * timestamptz), jsonb and json nested, arrays as arrays (flattened),
+ * composite values as objects, bytea in base64, everything else as its
+ * text output in a JSON string.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#include "pg_polyglot.h"
+#include "core/dispatch.h"
+#include "elastic/elastic.h"
+
+/* ---------------------------------------------------------------- JSON */
+
+static void append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
+
+static void
+append_json_array(StringInfo buf, Datum value, Oid elemtype, bool *first)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (!*first)
+			appendStringInfoChar(buf, ',');
+		*first = false;
+		append_json_value(buf, elems[i], nulls[i], elemtype);
+	}
+}
+
+static void
+append_json_record(StringInfo buf, Datum value)
+{
+	HeapTupleHeader rec = DatumGetHeapTupleHeader(value);
+	TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
+											  HeapTupleHeaderGetTypMod(rec));
+	HeapTupleData tuple;
+	bool		first = true;
+	int			i;
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = rec;
+	appendStringInfoChar(buf, '{');
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		isnull;
+		Datum		v;
+
+		if (att->attisdropped)
+			continue;
+		v = heap_getattr(&tuple, i + 1, desc, &isnull);
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		escape_json(buf, NameStr(att->attname));
+		appendStringInfoChar(buf, ':');
+		append_json_value(buf, v, isnull, att->atttypid);
+	}
+	appendStringInfoChar(buf, '}');
+	ReleaseTupleDesc(desc);
+}
+
+/* A number's text output as a JSON number; NaN and infinities as strings */
+static void
+append_json_number(StringInfo buf, char *text)
+{
+	if (strcmp(text, "NaN") == 0 || strstr(text, "Infinity") != NULL)
+		escape_json(buf, text);
+	else
+		appendStringInfoString(buf, text);
+}
+
+static void
+append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid)
+{
+	Oid			base;
+	Oid			outfunc;
+	bool		varlena;
+	char		dtbuf[MAXDATELEN + 1];
+
+	if (isnull)
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	base = getBaseType(typid);
+	switch (base)
+	{
+		case BOOLOID:
+			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
+			return;
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			getTypeOutputInfo(base, &outfunc, &varlena);
+			append_json_number(buf, OidOutputFunctionCall(outfunc, value));
+			return;
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case TIMEOID:
+		case TIMETZOID:
+			/* ISO 8601, in UTC for timestamptz (no session time zone here) */
+			{
+				int			utc = 0;
+
+				escape_json(buf, JsonEncodeDateTime(dtbuf, value, base,
+													base == TIMESTAMPTZOID ? &utc : NULL));
+			}
+			return;
+		case JSONBOID:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(value);
+
+				(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
+			}
+			return;
+		case JSONOID:
+			appendStringInfoString(buf, TextDatumGetCString(value));
+			return;
+		case BYTEAOID:
+			{
+				bytea	   *b = DatumGetByteaPP(value);
+				int			len = VARSIZE_ANY_EXHDR(b);
+				int			enclen = pg_b64_enc_len(len);
+				char	   *enc = palloc(enclen + 1);
+				int			n = pg_b64_encode(VARDATA_ANY(b), len, enc, enclen);
+
+				if (n < 0)
+					elog(ERROR, "pg_polyglot: base64 encoding failed");
+				enc[n] = '\0';
+				escape_json(buf, enc);
+			}
+			return;
+		default:
+			break;
+	}
+	if (OidIsValid(get_element_type(base)) && type_is_array(base))
+	{
+		bool		first = true;
+
+		appendStringInfoChar(buf, '[');
+		append_json_array(buf, value, get_element_type(base), &first);
+		appendStringInfoChar(buf, ']');
+		return;
+	}
+	if (type_is_rowtype(base))
+	{
+		append_json_record(buf, value);
+		return;
+	}
+	getTypeOutputInfo(base, &outfunc, &varlena);
+	escape_json(buf, OidOutputFunctionCall(outfunc, value));
+}
+
+/* ---------------------------------------------------------------- the sink */
+
+static PolyglotPayload
+elastic_payload(PolyglotRoute *route)
+{
+	return POLYGLOT_PAYLOAD_DATUMS;
+}
+
+static void
+elastic_prepare(PolyglotRoute *route)
+{
+	if (route->server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the server of route %d no longer exists", route->id),
+				 errhint("Drop the route with polyglot.unsync().")));
+}
+
+/*
+ * ev->row: the version (the time of this read, an int64), then for a row
+ * that exists its document.
+ */
+static void
+elastic_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool *isnull,
+				   Oid *types, MemoryContext cxt)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	int			c = 0;
+	MemoryContext old;
+	int64		version = (int64) GetCurrentTimestamp() +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	old = MemoryContextSwitchTo(cxt);
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, (char *) &version, sizeof(version));
+	if (values == NULL)
+	{
+		MemoryContextSwitchTo(old);
+		ev->row = buf.data;
+		ev->row_len = buf.len;
+		return;
+	}
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, route->columns)
+	{
+		if (c > 0)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, (const char *) lfirst(lc));
+		appendStringInfoChar(&buf, ':');
+		append_json_value(&buf, values[c], isnull[c], types[c]);
+		c++;
+	}
+	appendStringInfoChar(&buf, '}');
+	MemoryContextSwitchTo(old);
+	ev->row = buf.data;
+	ev->row_len = buf.len;
+}
+
+/* _id: the key's value, or the JSON array of a composite key's values */
+static void
+append_id(StringInfo buf, PolyglotRoute *route, List *key)
+{
+	ListCell   *lc;
+	StringInfoData arr;
+
+	if (list_length(key) == 1)
+	{
+		escape_json(buf, (const char *) linitial(key));
+		return;
+	}
+	initStringInfo(&arr);
+	appendStringInfoChar(&arr, '[');
+	foreach(lc, key)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoChar(&arr, ',');
+		escape_json(&arr, (const char *) lfirst(lc));
+	}
+	appendStringInfoChar(&arr, ']');
+	escape_json(buf, arr.data);
+	pfree(arr.data);
+}
+
+/* The routing key column's value of a key, or NULL */
+static const char *
+routing_value(PolyglotRoute *route, List *key, const char *routing)
+{
+	ListCell   *kc,
+			   *vc;
+
+	if (routing == NULL)
+		return NULL;
+	forboth(kc, route->key_columns, vc, key)
+		if (strcmp((const char *) lfirst(kc), routing) == 0)
+			return (const char *) lfirst(vc);
+	return NULL;
+}
+
+/* The version elastic_render_row() put before the document */
+static int64
+row_version(PolyglotEvent *ev)
+{
+	int64		v;
+
+	memcpy(&v, ev->row, sizeof(v));
+	return v;
+}
+
+/* The outcome of a batch: send() does the work, finish() reports it */
+typedef struct ElasticSent
+{
+	PolyglotItemResult *results;
+} ElasticSent;
+
+/* The object at key of a jsonb object container, or NULL */
+static JsonbValue *
+object_field(JsonbContainer *container, const char *key)
+{
+	JsonbValue	k;
+
+	if (container == NULL || !JsonContainerIsObject(container))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(container, JB_FOBJECT, &k);
+}
+
+static char *
+jbv_text(JsonbValue *v)
+{
+	if (v == NULL)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	return NULL;
+}
+
+static void *
+elastic_send(PolyglotRoute *route, List *items)
+{
+	int			nitems = list_length(items);
+	ElasticSent *sent = palloc0(sizeof(ElasticSent));
+	char	   *index = polyglot_route_option(route, "index");
+	char	   *routing = polyglot_route_option(route, "routing");
+	ElasticConn *conn;
+	StringInfoData body;
+	ElasticResponse response;
+	Jsonb	   *reply;
+	JsonbValue *items_v;
+	ListCell   *lc;
+	int			i = 0;
+	int			nops = 0;
+	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1));
+	bool		transient = false;
+	char	   *transient_error = NULL;
+
+	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(nitems, 1));
+	if (index == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("route %d has no index", route->id)));
+
+	initStringInfo(&body);
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+		const char *r = routing_value(route, ev->key, routing);
+		int			n = foreach_current_index(lc);
+
+		if (ev->render_error || ev->row == NULL || ev->row_len < sizeof(int64))
+		{
+			sent->results[n].status = POLYGLOT_ITEM_FAILED;
+			sent->results[n].error = ev->render_error ? ev->render_error
+				: pstrdup("the row could not be rendered as JSON");
+			continue;
+		}
+		opitem[nops++] = n;
+		appendStringInfoString(&body, ev->found ? "{\"index\":{\"_index\":" : "{\"delete\":{\"_index\":");
+		escape_json(&body, index);
+		appendStringInfoString(&body, ",\"_id\":");
+		append_id(&body, route, ev->key);
+		appendStringInfo(&body, ",\"version\":" INT64_FORMAT ",\"version_type\":\"external\"",
+						 row_version(ev));
+		if (r)
+		{
+			appendStringInfoString(&body, ",\"routing\":");
+			escape_json(&body, r);
+		}
+		appendStringInfoString(&body, "}}\n");
+		if (ev->found)
+		{
+			appendBinaryStringInfo(&body, (char *) ev->row + sizeof(int64), ev->row_len - sizeof(int64));
+			appendStringInfoChar(&body, '\n');
+		}
+	}
+
+	if (nops == 0)
+		return sent;
+	conn = elastic_get_connection(route->server, route->user);
+	elastic_request(conn, "POST",
+					"/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason",
+					body.data, body.len, &response);
+	pfree(body.data);
+	if (response.status >= 400)
+		elastic_report_error(conn, &response, "a _bulk request");
+	reply = elastic_parse_response(conn, &response, "a _bulk request");
+
+	items_v = object_field(&reply->root, "items");
+	if (items_v == NULL || items_v->type != jbvBinary ||
+		!JsonContainerIsArray(items_v->val.binary.data) ||
+		JsonContainerSize(items_v->val.binary.data) != (uint32) nops)
+	{
+		/* no errors: filter_path leaves the statuses; anything else is odd */
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Elasticsearch server \"%s\" answered a _bulk request of %d actions without one result per action",
+						conn->servername, nops)));
+	}
+	for (i = 0; i < nops; i++)
+	{
+		JsonbValue *entry = getIthJsonbValueFromContainer(items_v->val.binary.data, i);
+		PolyglotItemResult *result = &sent->results[opitem[i]];
+		JsonbValue *action = NULL;
+		JsonbValue *status_v;
+		JsonbValue *error_v;
+		int			status = 0;
+		bool		is_delete = false;
+
+		if (entry && entry->type == jbvBinary)
+		{
+			action = object_field(entry->val.binary.data, "index");
+			if (action == NULL)
+			{
+				action = object_field(entry->val.binary.data, "delete");
+				is_delete = action != NULL;
+			}
+		}
+		if (action == NULL || action->type != jbvBinary)
+		{
+			result->status = POLYGLOT_ITEM_FAILED;
+			result->error = pstrdup("no result for this action in the _bulk response");
+			continue;
+		}
+		status_v = object_field(action->val.binary.data, "status");
+		if (status_v && status_v->type == jbvNumeric)
+			status = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+													   NumericGetDatum(status_v->val.numeric)));
+		if ((status >= 200 && status < 300) || status == 409 || (is_delete && status == 404))
+			continue;
+		error_v = object_field(action->val.binary.data, "error");
+		{
+			char	   *type = NULL;
+			char	   *reason = NULL;
+			char	   *message;
+
+			if (error_v && error_v->type == jbvBinary)
+			{
+				type = jbv_text(object_field(error_v->val.binary.data, "type"));
+				reason = jbv_text(object_field(error_v->val.binary.data, "reason"));
+			}
+			message = psprintf("HTTP %d: %s: %s", status, type ? type : "error",
+							   reason ? reason : "(no reason given)");
+			if (status == 429 || status >= 500 || status == 0)
+			{
+				transient = true;
+				if (transient_error == NULL)
+					transient_error = message;
+				continue;
+			}
+			result->status = POLYGLOT_ITEM_FAILED;
+			result->error = message;
+		}
+	}
+	if (transient)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Elasticsearch server \"%s\" could not take part of a batch now",
+						conn->servername),
+				 errdetail_internal("%s", transient_error)));
+	return sent;
+}
+
+static void
+elastic_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult *results)
+{
+	ElasticSent *sent = (ElasticSent *) state;
+
+	memcpy(results, sent->results, sizeof(PolyglotItemResult) * list_length(items));
+}
+
+static void
+elastic_abandon(PolyglotRoute *route, void *state)
+{
+	/* the request is complete when send() returns: nothing in flight */
+}
+
+const PolyglotSink polyglot_elastic_sink = {
+	.prepare = elastic_prepare,
+	.payload = elastic_payload,
+	.render_row = elastic_render_row,
+	.send = elastic_send,
+	.finish = elastic_finish,
+	.abandon = elastic_abandon,
+};

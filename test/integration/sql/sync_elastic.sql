@@ -1,0 +1,115 @@
+--
+-- sync_elastic: changes of a synced table reach an OpenSearch 2 and an
+-- Elasticsearch 8 index through _bulk, with external versions: inserts,
+-- updates, deletes, key changes, TRUNCATE, composite keys with routing,
+-- JSON for every kind of value (hostile strings included), and a document
+-- the index's mapping refuses, which fails alone.  Indexes are read back
+-- with curl (_source, sorted by id).
+--
+\getenv opensearch_url OPENSEARCH_URL
+\getenv elasticsearch_url ELASTICSEARCH_URL
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants?ignore_unavailable=true"; done
+CREATE SERVER os FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'opensearch_url');
+CREATE SERVER es FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'elasticsearch_url');
+
+CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 30)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+  ok boolean;
+BEGIN
+  LOOP
+    EXECUTE 'SELECT ' || condition INTO ok;
+    IF ok THEN
+      RETURN 'done';
+    END IF;
+    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
+      RETURN 'timeout waiting for ' || condition;
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+CREATE OR REPLACE FUNCTION search_synced() RETURNS text LANGUAGE sql AS $$
+  SELECT wait_for('NOT EXISTS (SELECT FROM polyglot.outbox o JOIN polyglot.routes r ON r.id = o.route_id
+                               WHERE r.store = ''elastic'')')
+$$;
+
+--
+-- route options
+--
+CREATE TABLE items (id int PRIMARY KEY, name text, price numeric, at timestamptz,
+                    day date, tags text[], doc jsonb, raw bytea, ok bool, score float8);
+SELECT polyglot.sync('items', 'os', '{"indx": "x"}');
+SELECT polyglot.sync('items', 'os', '{"index": "Items"}');
+SELECT polyglot.sync('items', 'os', '{"index": "a/b"}');
+SELECT polyglot.sync('items', 'os', '{"index": 7}');
+SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "routing": "name"}');
+SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "columns": ["nope"]}');
+CREATE TABLE "Upper" (id int PRIMARY KEY);
+SELECT polyglot.sync('"Upper"', 'os');
+DROP TABLE "Upper";
+
+--
+-- every kind of value, to both servers
+--
+INSERT INTO items VALUES
+  (1, 'plain', 12345678901234567890.123456789, '2024-01-02 03:04:05.678+02', '2024-02-29',
+   '{x,y}', '{"k": {"n": 1, "list": [1, 2]}, "t": true}', '\xdeadbeef', true, 1.5),
+  (2, E'quote " backslash \\ slash / tab \t newline \n nul-free \u0001 é 😀', -0.5,
+   '1999-12-31 23:59:59.999999-08', NULL, '{"with \"quote\"", NULL}', '[]', '\x', false, -2.5e-7),
+  (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items"}') AS os_items \gset
+SELECT polyglot.sync('items', 'es', '{"index": "polyglot_sync_items"}') AS es_items \gset
+SELECT search_synced();
+-- _source as sent, byte for byte (numbers keep every digit)
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -XPOST "$u/polyglot_sync_items/_refresh" -o /dev/null; for id in 1 2 3; do curl -s "$u/polyglot_sync_items/_source/$id"; echo; done; done
+-- the text of a value round-trips exactly
+\! curl -s "$OPENSEARCH_URL/polyglot_sync_items/_source/2" | /usr/bin/python3 -c 'import json,sys; print(repr(json.load(sys.stdin)["name"]))'
+
+--
+-- updates, deletes, key changes, inserts; then TRUNCATE
+--
+UPDATE items SET name = 'changed', price = price * 2 WHERE id = 1;
+DELETE FROM items WHERE id = 3;
+UPDATE items SET id = 20 WHERE id = 2;
+INSERT INTO items (id, name) VALUES (4, 'four'), (5, 'five');
+DELETE FROM items WHERE id = 5;
+SELECT search_synced();
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -XPOST "$u/polyglot_sync_items/_refresh" -o /dev/null; curl -s "$u/polyglot_sync_items/_search?sort=id&size=100&filter_path=hits.hits._id,hits.hits._source.name,hits.hits._source.price"; echo; done
+SELECT route, delivered, failed FROM polyglot.status WHERE route IN (:os_items, :es_items) ORDER BY route;
+
+--
+-- a document the mapping refuses (doc.k is an object in the index) fails
+-- alone: the rows after it flow
+--
+INSERT INTO items (id, name, doc) VALUES (6, 'poison', '{"k": "a string"}');
+INSERT INTO items (id, name) VALUES (7, 'after the poison');
+SELECT wait_for(format('(SELECT bool_and(retries >= 1) FROM polyglot.route_state WHERE route_id IN (%s, %s))', :os_items, :es_items));
+SELECT wait_for(format('(SELECT count(*) = 2 FROM polyglot.outbox WHERE route_id IN (%s, %s))', :os_items, :es_items));
+SELECT r.store, o.key, o.last_error ~ 'HTTP 400: (mapper_parsing_exception|document_parsing_exception)' AS mapping_error
+  FROM polyglot.outbox o JOIN polyglot.routes r ON r.id = o.route_id ORDER BY o.route_id;
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -XPOST "$u/polyglot_sync_items/_refresh" -o /dev/null; curl -s "$u/polyglot_sync_items/_count?q=id:7&filter_path=count"; echo; done
+-- fixed, it goes on its next attempt
+UPDATE items SET doc = '{"k": {"n": 6}}' WHERE id = 6;
+SELECT search_synced();
+TRUNCATE items;
+SELECT search_synced();
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -XPOST "$u/polyglot_sync_items/_refresh" -o /dev/null; curl -s "$u/polyglot_sync_items/_search?filter_path=hits.total.value,hits.hits._id"; echo; done
+
+--
+-- a composite key: _id is the JSON array of its values; routing by one of
+-- them, on deletes too
+--
+CREATE TABLE tenant_docs (tenant int, id int, body text, PRIMARY KEY (tenant, id));
+INSERT INTO tenant_docs VALUES (1, 1, 'one'), (1, 2, 'two'), (2, 1, 'other');
+SELECT polyglot.sync('tenant_docs', 'os', '{"index": "polyglot_sync_tenants", "routing": "tenant"}') AS os_t \gset
+SELECT polyglot.sync('tenant_docs', 'es', '{"index": "polyglot_sync_tenants", "routing": "tenant", "exclude": ["tenant"]}') AS es_t \gset
+DELETE FROM tenant_docs WHERE tenant = 1 AND id = 2;
+SELECT search_synced();
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -XPOST "$u/polyglot_sync_tenants/_refresh" -o /dev/null; curl -s "$u/polyglot_sync_tenants/_search" | /usr/bin/python3 -c 'import json,sys; [print(h["_id"], h.get("_routing"), json.dumps(h["_source"])) for h in sorted(json.load(sys.stdin)["hits"]["hits"], key=lambda h: h["_id"])]'; done
+
+SELECT polyglot.unsync('items', 'os'), polyglot.unsync('items', 'es'),
+       polyglot.unsync('tenant_docs', 'os'), polyglot.unsync('tenant_docs', 'es');
+DROP TABLE items, tenant_docs;
+DROP SERVER os, es;
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants?ignore_unavailable=true"; done
