@@ -53,7 +53,7 @@ for target in os es; do
 	: > "$TMP/drain.$target"; : > "$TMP/raw.$target"
 	for r in $(seq 1 "$ROUNDS"); do
 		curl -s -o /dev/null -XDELETE "$url/bench_sync,bench_raw?ignore_unavailable=true"
-		psql_q -c "SELECT polyglot.unsync('products', '$target') FROM polyglot.routes WHERE source_relid = 'products'::regclass" \
+		psql_q -c "SELECT polyglot.unsync('products', server_name) FROM polyglot.routes WHERE source_relid = 'products'::regclass" \
 			-c "TRUNCATE products" > /dev/null
 		route=$(psql_q -At -c "SELECT polyglot.sync('products', '$target', '{\"index\": \"bench_sync\"}', false)")
 		psql_q -c "SELECT polyglot.pause($route)" \

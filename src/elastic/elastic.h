@@ -47,6 +47,12 @@ extern ElasticConn *elastic_get_connection(ForeignServer *server, UserMapping *u
 extern void elastic_request(ElasticConn *conn, const char *method, const char *path,
 							const char *body, size_t bodylen,
 							ElasticResponse *response);
+extern void elastic_request_start(ElasticConn *conn, const char *method, const char *path,
+								  const char *body, size_t bodylen);
+extern void elastic_request_complete(ElasticConn *conn, const char *method, const char *path,
+									 const char *body, size_t bodylen,
+									 ElasticResponse *response);
+extern void elastic_request_cancel(ElasticConn *conn);
 extern void elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 								 const char *what) pg_attribute_noreturn();
 extern Jsonb *elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,

@@ -48,6 +48,8 @@ typedef struct ElasticHandle
 	char	  **nodes;			/* base URLs, without trailing slash */
 	char		errbuf[CURL_ERROR_SIZE];
 	ElasticBuffer buf;
+	CURLM	   *multi;			/* for a started request, or NULL */
+	bool		started;		/* curl is in multi, a request under way */
 } ElasticHandle;
 
 static void elastic_disconnect(void *handle);
@@ -72,6 +74,10 @@ elastic_disconnect(void *p)
 
 	if (h == NULL)
 		return;
+	if (h->multi && h->started)
+		curl_multi_remove_handle(h->multi, h->curl);
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
 	if (h->curl)
 		curl_easy_cleanup(h->curl);
 	curl_slist_free_all(h->headers);
@@ -266,6 +272,8 @@ is_connect_failure(CURLcode rc, CURL *curl)
  * ereports when none answers or the request fails after connecting.
  * body may be NULL.  The response body is palloc'd in the current context.
  */
+static void fill_response(ElasticHandle *h, ElasticResponse *response, char *url);
+
 void
 elastic_request(ElasticConn *conn, const char *method, const char *path,
 				const char *body, size_t bodylen, ElasticResponse *response)
@@ -278,6 +286,8 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 	char		errmsg_buf[CURL_ERROR_SIZE + 64];
 
 	memset(response, 0, sizeof(*response));
+	if (h->started)
+		elastic_request_cancel(conn);
 
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (body)
@@ -341,7 +351,14 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 				 errdetail_internal("%s (%s).", errmsg_buf, url)));
 	}
 
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+	fill_response(h, response, url);
+}
+
+/* The response of the transfer that just completed on h */
+static void
+fill_response(ElasticHandle *h, ElasticResponse *response, char *url)
+{
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &response->status);
 	response->len = h->buf.len;
 	response->body = palloc(h->buf.len + 1);
 	if (h->buf.len > 0)
@@ -358,6 +375,91 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 		h->buf.cap = 0;
 		h->buf.len = 0;
 	}
+}
+
+/*
+ * A request in two steps, so that the caller can work while the server
+ * does: elastic_request_start() sends what the socket takes at once (to the
+ * node that answered last) and returns; elastic_request_complete() waits
+ * for the answer.  One request at a time per connection.  A node that
+ * cannot be reached is found in complete(), which then makes the whole
+ * request again the synchronous way, over the other nodes.  The body must
+ * stay allocated until complete() or cancel().
+ */
+void
+elastic_request_start(ElasticConn *conn, const char *method, const char *path,
+					  const char *body, size_t bodylen)
+{
+	ElasticHandle *h = elastic_handle(conn);
+	int			running = 0;
+
+	if (h->started)
+		elastic_request_cancel(conn);
+	if (h->multi == NULL && (h->multi = curl_multi_init()) == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
+	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h->curl, CURLOPT_URL, psprintf("%s%s", h->nodes[h->current], path));
+	h->buf.len = 0;
+	h->buf.too_large = false;
+	h->buf.elastic_product = false;
+	h->errbuf[0] = '\0';
+	if (curl_multi_add_handle(h->multi, h->curl) != CURLM_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not start a request to Elasticsearch server \"%s\"",
+						conn->servername)));
+	h->started = true;
+	(void) curl_multi_perform(h->multi, &running);
+}
+
+void
+elastic_request_complete(ElasticConn *conn, const char *method, const char *path,
+						 const char *body, size_t bodylen, ElasticResponse *response)
+{
+	ElasticHandle *h = elastic_handle(conn);
+	int			running = 1;
+	CURLcode	rc = CURLE_OK;
+	CURLMsg    *msg;
+	int			queued;
+	char	   *url = NULL;
+
+	memset(response, 0, sizeof(*response));
+	Assert(h->started);
+	while (running)
+	{
+		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+			break;
+		if (running)
+			(void) curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+	}
+	while ((msg = curl_multi_info_read(h->multi, &queued)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->curl)
+			rc = msg->data.result;
+	curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &url);
+	url = url ? pstrdup(url) : NULL;
+	curl_multi_remove_handle(h->multi, h->curl);
+	h->started = false;
+	if (rc != CURLE_OK)
+	{
+		/* the synchronous way: other nodes, and the usual errors */
+		elastic_request(conn, method, path, body, bodylen, response);
+		return;
+	}
+	fill_response(h, response, url);
+}
+
+/* Forgets a started request; its connection closes if it was under way */
+void
+elastic_request_cancel(ElasticConn *conn)
+{
+	ElasticHandle *h = elastic_handle(conn);
+
+	if (h == NULL || !h->started)
+		return;
+	curl_multi_remove_handle(h->multi, h->curl);
+	h->started = false;
 }
 
 /* The string value at key in a jsonb object container, or NULL. */

@@ -210,6 +210,32 @@ append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid)
 
 /* ---------------------------------------------------------------- the sink */
 
+/*
+ * A batch: its _bulk body, and once its answer came, the results.  send()
+ * starts the request and returns; the answer is waited for by the next
+ * send() (one request at a time per connection: the worker reads the next
+ * batch while the server indexes this one) or by finish().
+ */
+typedef struct ElasticSent
+{
+	ElasticConn *conn;
+	StringInfoData body;
+	int		   *opitem;			/* item of each action */
+	int			nops;
+	int			nitems;
+	bool		completed;
+	PolyglotItemResult *results;
+} ElasticSent;
+
+/* The route's request under way, across send() and finish() */
+typedef struct ElasticRouteState
+{
+	ElasticSent *inflight;
+} ElasticRouteState;
+
+#define BULK_PATH "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
+
+
 static PolyglotPayload
 elastic_payload(PolyglotRoute *route)
 {
@@ -224,6 +250,7 @@ elastic_prepare(PolyglotRoute *route)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the server of route %d no longer exists", route->id),
 				 errhint("Drop the route with polyglot.unsync().")));
+	route->sink_private = palloc0(sizeof(ElasticRouteState));
 }
 
 /*
@@ -317,12 +344,6 @@ row_version(PolyglotEvent *ev)
 	return v;
 }
 
-/* The outcome of a batch: send() does the work, finish() reports it */
-typedef struct ElasticSent
-{
-	PolyglotItemResult *results;
-} ElasticSent;
-
 /* The object at key of a jsonb object container, or NULL */
 static JsonbValue *
 object_field(JsonbContainer *container, const char *key)
@@ -349,72 +370,30 @@ jbv_text(JsonbValue *v)
 	return NULL;
 }
 
-static void *
-elastic_send(PolyglotRoute *route, List *items)
+/*
+ * Waits for the answer to a batch's _bulk request and classifies each
+ * item.  Ereports when the batch as a whole failed.
+ */
+static void
+complete_batch(PolyglotRoute *route, ElasticSent *sent)
 {
-	int			nitems = list_length(items);
-	ElasticSent *sent = palloc0(sizeof(ElasticSent));
-	char	   *index = polyglot_route_option(route, "index");
-	char	   *routing = polyglot_route_option(route, "routing");
-	ElasticConn *conn;
-	StringInfoData body;
+	ElasticRouteState *rs = (ElasticRouteState *) route->sink_private;
+	ElasticConn *conn = sent->conn;
 	ElasticResponse response;
 	Jsonb	   *reply;
 	JsonbValue *items_v;
-	ListCell   *lc;
-	int			i = 0;
-	int			nops = 0;
-	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1));
+	int			i;
+	int			nops = sent->nops;
+	int		   *opitem = sent->opitem;
 	bool		transient = false;
 	char	   *transient_error = NULL;
 
-	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(nitems, 1));
-	if (index == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("route %d has no index", route->id)));
-
-	initStringInfo(&body);
-	foreach(lc, items)
-	{
-		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
-		const char *r = routing_value(route, ev->key, routing);
-		int			n = foreach_current_index(lc);
-
-		if (ev->render_error || ev->row == NULL || ev->row_len < sizeof(int64))
-		{
-			sent->results[n].status = POLYGLOT_ITEM_FAILED;
-			sent->results[n].error = ev->render_error ? ev->render_error
-				: pstrdup("the row could not be rendered as JSON");
-			continue;
-		}
-		opitem[nops++] = n;
-		appendStringInfoString(&body, ev->found ? "{\"index\":{\"_index\":" : "{\"delete\":{\"_index\":");
-		escape_json(&body, index);
-		appendStringInfoString(&body, ",\"_id\":");
-		append_id(&body, route, ev->key);
-		appendStringInfo(&body, ",\"version\":" INT64_FORMAT ",\"version_type\":\"external\"",
-						 row_version(ev));
-		if (r)
-		{
-			appendStringInfoString(&body, ",\"routing\":");
-			escape_json(&body, r);
-		}
-		appendStringInfoString(&body, "}}\n");
-		if (ev->found)
-		{
-			appendBinaryStringInfo(&body, (char *) ev->row + sizeof(int64), ev->row_len - sizeof(int64));
-			appendStringInfoChar(&body, '\n');
-		}
-	}
-
+	if (rs && rs->inflight == sent)
+		rs->inflight = NULL;
+	sent->completed = true;
 	if (nops == 0)
-		return sent;
-	conn = elastic_get_connection(route->server, route->user);
-	elastic_request(conn, "POST",
-					"/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason",
-					body.data, body.len, &response);
-	pfree(body.data);
+		return;
+	elastic_request_complete(conn, "POST", BULK_PATH, sent->body.data, sent->body.len, &response);
 	if (response.status >= 400)
 		elastic_report_error(conn, &response, "a _bulk request");
 	reply = elastic_parse_response(conn, &response, "a _bulk request");
@@ -491,6 +470,78 @@ elastic_send(PolyglotRoute *route, List *items)
 				 errmsg("Elasticsearch server \"%s\" could not take part of a batch now",
 						conn->servername),
 				 errdetail_internal("%s", transient_error)));
+}
+
+static void *
+elastic_send(PolyglotRoute *route, List *items)
+{
+	int			nitems = list_length(items);
+	ElasticRouteState *rs = (ElasticRouteState *) route->sink_private;
+	ElasticSent *sent = palloc0(sizeof(ElasticSent));
+	char	   *index = polyglot_route_option(route, "index");
+	char	   *routing = polyglot_route_option(route, "routing");
+	StringInfoData body;
+	ListCell   *lc;
+	int			nops = 0;
+	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1));
+
+	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(nitems, 1));
+	sent->nitems = nitems;
+	sent->opitem = opitem;
+	if (index == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("route %d has no index", route->id)));
+
+	initStringInfo(&body);
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+		const char *r = routing_value(route, ev->key, routing);
+		int			n = foreach_current_index(lc);
+
+		if (ev->render_error || ev->row == NULL || ev->row_len < sizeof(int64))
+		{
+			sent->results[n].status = POLYGLOT_ITEM_FAILED;
+			sent->results[n].error = ev->render_error ? ev->render_error
+				: pstrdup("the row could not be rendered as JSON");
+			continue;
+		}
+		opitem[nops++] = n;
+		appendStringInfoString(&body, ev->found ? "{\"index\":{\"_index\":" : "{\"delete\":{\"_index\":");
+		escape_json(&body, index);
+		appendStringInfoString(&body, ",\"_id\":");
+		append_id(&body, route, ev->key);
+		appendStringInfo(&body, ",\"version\":" INT64_FORMAT ",\"version_type\":\"external\"",
+						 row_version(ev));
+		if (r)
+		{
+			appendStringInfoString(&body, ",\"routing\":");
+			escape_json(&body, r);
+		}
+		appendStringInfoString(&body, "}}\n");
+		if (ev->found)
+		{
+			appendBinaryStringInfo(&body, (char *) ev->row + sizeof(int64), ev->row_len - sizeof(int64));
+			appendStringInfoChar(&body, '\n');
+		}
+	}
+
+	sent->nops = nops;
+	sent->body = body;
+	sent->conn = elastic_get_connection(route->server, route->user);
+
+	/* the previous batch's answer first: one request at a time */
+	if (rs && rs->inflight)
+		complete_batch(route, rs->inflight);
+	if (nops > 0)
+	{
+		elastic_request_start(sent->conn, "POST", BULK_PATH, sent->body.data, sent->body.len);
+		if (rs)
+			rs->inflight = sent;
+	}
+	else
+		sent->completed = true;
 	return sent;
 }
 
@@ -499,13 +550,23 @@ elastic_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResul
 {
 	ElasticSent *sent = (ElasticSent *) state;
 
+	if (!sent->completed)
+		complete_batch(route, sent);
 	memcpy(results, sent->results, sizeof(PolyglotItemResult) * list_length(items));
 }
 
+/* A batch that will not be finished: its request, if under way, is dropped */
 static void
 elastic_abandon(PolyglotRoute *route, void *state)
 {
-	/* the request is complete when send() returns: nothing in flight */
+	ElasticRouteState *rs = (ElasticRouteState *) route->sink_private;
+	ElasticSent *sent = (ElasticSent *) state;
+
+	if (rs && sent && rs->inflight == sent)
+	{
+		elastic_request_cancel(sent->conn);
+		rs->inflight = NULL;
+	}
 }
 
 const PolyglotSink polyglot_elastic_sink = {

@@ -97,6 +97,21 @@ SELECT search_synced();
 \! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -XPOST "$u/polyglot_sync_items/_refresh" -o /dev/null; curl -s "$u/polyglot_sync_items/_search?filter_path=hits.total.value,hits.hits._id"; echo; done
 
 --
+-- external versions: a document the index holds at a higher version (a
+-- newer write) is not overwritten; the refusal (409) counts as done
+--
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XPUT "$u/polyglot_sync_items/_doc/99?version=9000000000000000&version_type=external" -H 'Content-Type: application/json' -d '{"id": 99, "name": "newer, already in the index"}'; done
+SELECT sum(retries) AS retries_before FROM polyglot.status WHERE route IN (:os_items, :es_items) \gset
+INSERT INTO items (id, name) VALUES (99, 'older than the index');
+SELECT search_synced();
+SELECT sum(retries) = :retries_before AS no_retry, sum(failed) AS failed
+  FROM polyglot.status WHERE route IN (:os_items, :es_items);
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s "$u/polyglot_sync_items/_source/99"; echo; done
+DELETE FROM items WHERE id = 99;
+SELECT search_synced();
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s "$u/polyglot_sync_items/_source/99"; echo; done
+
+--
 -- a composite key: _id is the JSON array of its values; routing by one of
 -- them, on deletes too
 --
