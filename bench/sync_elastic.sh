@@ -42,10 +42,10 @@ CREATE TABLE products (id bigint PRIMARY KEY, name text NOT NULL, price numeric(
                        stock int, updated timestamptz DEFAULT '2024-11-24 00:00:00+00');
 SQL
 # the baseline's documents, as pg_polyglot renders them
-psql_q -At -c "COPY (SELECT json_build_object('index', json_build_object('_id', g::text)) || E'\n' ||
+psql_q -At -F $'\n' -c "SELECT json_build_object('index', json_build_object('_id', g::text)),
                      json_build_object('id', g, 'name', 'product ' || g, 'price', 9.99, 'stock', 11,
                                        'updated', '2024-11-24T00:00:00+00:00')
-                FROM generate_series(1, $N) g) TO STDOUT" > "$TMP/all.ndjson"
+                FROM generate_series(1, $N) g" > "$TMP/all.ndjson"
 split -l $((BATCH * 2)) -d -a 4 "$TMP/all.ndjson" "$TMP/chunk."
 
 for target in os es; do
@@ -69,14 +69,18 @@ SQL
 		args=()
 		for f in "$TMP"/chunk.*; do
 			[ ${#args[@]} -gt 0 ] && args+=(--next)
-			args+=(-s -o /dev/null -H 'Content-Type: application/x-ndjson' -XPOST "$url/bench_raw/_bulk" --data-binary "@$f")
+			args+=(-s -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/x-ndjson' -XPOST "$url/bench_raw/_bulk" --data-binary "@$f")
 		done
 		t0=$(date +%s.%N)
-		curl "${args[@]}"
+		curl "${args[@]}" > "$TMP/codes"
 		t1=$(date +%s.%N)
+		grep -qv '^200$' "$TMP/codes" && echo "warning: a raw _bulk request failed: $(sort "$TMP/codes" | uniq -c | tr '\n' ' ')" >&2
 		awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }' >> "$TMP/raw.$target"
-		count=$(curl -s -XPOST "$url/bench_sync,bench_raw/_refresh" -o /dev/null; curl -s "$url/bench_sync/_count" | sed 's/.*"count":\([0-9]*\).*/\1/')
-		[ "$count" = "$N" ] || echo "warning: $target index bench_sync has $count documents, not $N" >&2
+		for i in bench_sync bench_raw; do
+			curl -s -XPOST "$url/$i/_refresh" -o /dev/null
+			count=$(curl -s "$url/$i/_count" | sed 's/.*"count":\([0-9]*\).*/\1/')
+			[ "$count" = "$N" ] || echo "warning: $target index $i has $count documents, not $N" >&2
+		done
 	done
 	d=$(median < "$TMP/drain.$target"); b=$(median < "$TMP/raw.$target")
 	printf '%s: %d events, %d rounds (medians): drain %.0f events/s | raw curl _bulk %.0f docs/s | drain / raw = %s\n' \
