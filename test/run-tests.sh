@@ -92,6 +92,7 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI" MONGO_TOOL="$MONGO_TOOL"
 		FERRETDB_BIN="$FERRETDB_BIN"
 		OPENSEARCH_URL="$OPENSEARCH_URL" ELASTICSEARCH_URL="$ELASTICSEARCH_URL"
+		OPENSEARCH_PID_FILE="$POLYGLOT_STACK_DIR/opensearch/pid"
 		prove -v --ext .pl -I "$tap_perl" t/)
 	if [ "$(id -u)" = 0 ]; then
 		(cd "$tap_dir" && runuser -u "$POLYGLOT_STACK_USER" -- "${run_tap[@]}") 2>&1 |
