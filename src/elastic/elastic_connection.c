@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -420,19 +421,29 @@ elastic_request_complete(ElasticConn *conn, const char *method, const char *path
 {
 	ElasticHandle *h = elastic_handle(conn);
 	int			running = 1;
-	CURLcode	rc = CURLE_OK;
+	CURLcode	rc;
 	CURLMsg    *msg;
 	int			queued;
 	char	   *url = NULL;
 
 	memset(response, 0, sizeof(*response));
-	Assert(h->started);
+	if (h == NULL || !h->started)
+	{
+		/*
+		 * The connection was replaced or the request dropped since it
+		 * started (the server's options changed, say): make it again.
+		 */
+		elastic_request(conn, method, path, body, bodylen, response);
+		return;
+	}
+	rc = CURLE_RECV_ERROR;		/* unless the transfer says otherwise */
 	while (running)
 	{
 		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
 			break;
 		if (running)
 			(void) curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+		CHECK_FOR_INTERRUPTS();
 	}
 	while ((msg = curl_multi_info_read(h->multi, &queued)) != NULL)
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->curl)

@@ -171,7 +171,20 @@ append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid)
 			}
 			return;
 		case JSONOID:
-			appendStringInfoString(buf, TextDatumGetCString(value));
+			{
+				/*
+				 * As written, but on one line: a _bulk body is one JSON
+				 * text per line.  A newline in valid JSON is whitespace
+				 * between tokens (strings escape theirs), so a space will do.
+				 */
+				char	   *json = TextDatumGetCString(value);
+				char	   *c;
+
+				for (c = json; *c; c++)
+					if (*c == '\n' || *c == '\r')
+						*c = ' ';
+				appendStringInfoString(buf, json);
+			}
 			return;
 		case BYTEAOID:
 			{
@@ -265,8 +278,14 @@ elastic_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool 
 	ListCell   *lc;
 	int			c = 0;
 	MemoryContext old;
+	static int64 last_version = 0;
 	int64		version = (int64) GetCurrentTimestamp() +
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	/* never below this process's previous version, should the clock step back */
+	if (version <= last_version)
+		version = last_version + 1;
+	last_version = version;
 
 	old = MemoryContextSwitchTo(cxt);
 	initStringInfo(&buf);

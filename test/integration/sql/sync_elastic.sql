@@ -8,7 +8,7 @@
 --
 \getenv opensearch_url OPENSEARCH_URL
 \getenv elasticsearch_url ELASTICSEARCH_URL
-\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants?ignore_unavailable=true"; done
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants,polyglot_sync_json?ignore_unavailable=true"; done
 CREATE SERVER os FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'opensearch_url');
 CREATE SERVER es FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'elasticsearch_url');
 
@@ -112,6 +112,19 @@ SELECT search_synced();
 \! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s "$u/polyglot_sync_items/_source/99"; echo; done
 
 --
+-- a json value keeps its text, on one line (a _bulk body is one JSON text
+-- per line): its newlines are whitespace between tokens
+--
+CREATE TABLE raw_json (id int PRIMARY KEY, j json);
+INSERT INTO raw_json VALUES (1, E'{\n  "a": [1,\r\n 2],\n  "b": "x\\ny"\n}');
+SELECT polyglot.sync('raw_json', 'os', '{"index": "polyglot_sync_json"}') AS os_j \gset
+SELECT polyglot.sync('raw_json', 'es', '{"index": "polyglot_sync_json"}') AS es_j \gset
+SELECT search_synced();
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s "$u/polyglot_sync_json/_source/1"; echo; done
+SELECT polyglot.unsync('raw_json', 'os'), polyglot.unsync('raw_json', 'es');
+DROP TABLE raw_json;
+
+--
 -- a composite key: _id is the JSON array of its values; routing by one of
 -- them, on deletes too
 --
@@ -127,4 +140,4 @@ SELECT polyglot.unsync('items', 'os'), polyglot.unsync('items', 'es'),
        polyglot.unsync('tenant_docs', 'os'), polyglot.unsync('tenant_docs', 'es');
 DROP TABLE items, tenant_docs;
 DROP SERVER os, es;
-\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants?ignore_unavailable=true"; done
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants,polyglot_sync_json?ignore_unavailable=true"; done
