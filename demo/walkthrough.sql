@@ -89,4 +89,12 @@ SELECT p.id, p.name, d.doc->>'price' AS price_in_mongo
 FROM products p JOIN product_docs d ON d._id = p.id
 WHERE d.price > 50 ORDER BY p.id;
 
+-- 7. And to OpenSearch, for search: one _bulk request per batch, each
+--    document versioned (version_type=external), the cost column left out.
+\! curl -s -o /dev/null -XDELETE "$OPENSEARCH_URL/products?ignore_unavailable=true"
+SELECT polyglot.sync('products', 'search', '{"index": "products", "exclude": ["cost"]}') AS search_route;
+UPDATE products SET name = 'standing desk, oak' WHERE id = 3;
+CALL pg_temp.wait_synced();
+\! curl -s -XPOST "$OPENSEARCH_URL/products/_refresh" -o /dev/null; curl -s "$OPENSEARCH_URL/products/_search?q=name:desk&filter_path=hits.hits._id,hits.hits._score,hits.hits._source"; echo
+
 SELECT route, source, server, store, pending, delivered, state FROM polyglot.status ORDER BY route;
