@@ -236,6 +236,7 @@ typedef struct ElasticSent
 	int		   *opitem;			/* item of each action */
 	int			nops;
 	int			nitems;
+	int			first_op;		/* actions before it went in earlier requests */
 	bool		completed;
 	PolyglotItemResult *results;
 } ElasticSent;
@@ -245,6 +246,9 @@ typedef struct ElasticRouteState
 {
 	ElasticSent *inflight;
 } ElasticRouteState;
+
+/* the largest _bulk body sent in one request (servers refuse 100 MB) */
+#define ELASTIC_BULK_MAX_BYTES	(32 * 1024 * 1024)
 
 #define BULK_PATH "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason"
 
@@ -390,48 +394,38 @@ jbv_text(JsonbValue *v)
 }
 
 /*
- * Waits for the answer to a batch's _bulk request and classifies each
- * item.  Ereports when the batch as a whole failed.
+ * Classifies the answer to the _bulk request of actions first .. first +
+ * count - 1 of a batch.  Ereports when the batch as a whole failed.
  */
 static void
-complete_batch(PolyglotRoute *route, ElasticSent *sent)
+classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, int first,
+			  int count)
 {
-	ElasticRouteState *rs = (ElasticRouteState *) route->sink_private;
-	ElasticConn *conn = sent->conn;
-	ElasticResponse response;
 	Jsonb	   *reply;
 	JsonbValue *items_v;
 	int			i;
-	int			nops = sent->nops;
-	int		   *opitem = sent->opitem;
 	bool		transient = false;
 	char	   *transient_error = NULL;
 
-	if (rs && rs->inflight == sent)
-		rs->inflight = NULL;
-	sent->completed = true;
-	if (nops == 0)
-		return;
-	elastic_request_complete(conn, "POST", BULK_PATH, sent->body.data, sent->body.len, &response);
-	if (response.status >= 400)
-		elastic_report_error(conn, &response, "a _bulk request");
-	reply = elastic_parse_response(conn, &response, "a _bulk request");
+	if (response->status >= 400)
+		elastic_report_error(conn, response, "a _bulk request");
+	reply = elastic_parse_response(conn, response, "a _bulk request");
 
 	items_v = object_field(&reply->root, "items");
 	if (items_v == NULL || items_v->type != jbvBinary ||
 		!JsonContainerIsArray(items_v->val.binary.data) ||
-		JsonContainerSize(items_v->val.binary.data) != (uint32) nops)
+		JsonContainerSize(items_v->val.binary.data) != (uint32) count)
 	{
 		/* no errors: filter_path leaves the statuses; anything else is odd */
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("Elasticsearch server \"%s\" answered a _bulk request of %d actions without one result per action",
-						conn->servername, nops)));
+						conn->servername, count)));
 	}
-	for (i = 0; i < nops; i++)
+	for (i = 0; i < count; i++)
 	{
 		JsonbValue *entry = getIthJsonbValueFromContainer(items_v->val.binary.data, i);
-		PolyglotItemResult *result = &sent->results[opitem[i]];
+		PolyglotItemResult *result = &sent->results[sent->opitem[first + i]];
 		JsonbValue *action = NULL;
 		JsonbValue *status_v;
 		JsonbValue *error_v;
@@ -491,6 +485,23 @@ complete_batch(PolyglotRoute *route, ElasticSent *sent)
 				 errdetail_internal("%s", transient_error)));
 }
 
+/* Waits for the answer to a batch's (last) _bulk request and classifies it */
+static void
+complete_batch(PolyglotRoute *route, ElasticSent *sent)
+{
+	ElasticRouteState *rs = (ElasticRouteState *) route->sink_private;
+	ElasticResponse response;
+
+	if (rs && rs->inflight == sent)
+		rs->inflight = NULL;
+	sent->completed = true;
+	if (sent->nops == sent->first_op)
+		return;
+	elastic_request_complete(sent->conn, "POST", BULK_PATH, sent->body.data, sent->body.len,
+							 &response);
+	classify_bulk(sent->conn, &response, sent, sent->first_op, sent->nops - sent->first_op);
+}
+
 static void *
 elastic_send(PolyglotRoute *route, List *items)
 {
@@ -526,6 +537,25 @@ elastic_send(PolyglotRoute *route, List *items)
 				: pstrdup("the row could not be rendered as JSON");
 			continue;
 		}
+		/*
+		 * A request stays under ELASTIC_BULK_MAX_BYTES (servers refuse
+		 * large ones: 100 MB by default): what would pass it goes first,
+		 * waited for here, and the rest makes a new request.
+		 */
+		if (nops > sent->first_op && body.len + ev->row_len > ELASTIC_BULK_MAX_BYTES)
+		{
+			ElasticResponse response;
+
+			if (sent->conn == NULL)
+				sent->conn = elastic_get_connection(route->server, route->user);
+			if (rs && rs->inflight)
+				complete_batch(route, rs->inflight);
+			elastic_request(sent->conn, "POST", BULK_PATH, body.data, body.len, &response);
+			sent->opitem = opitem;
+			classify_bulk(sent->conn, &response, sent, sent->first_op, nops - sent->first_op);
+			resetStringInfo(&body);
+			sent->first_op = nops;
+		}
 		opitem[nops++] = n;
 		appendStringInfoString(&body, ev->found ? "{\"index\":{\"_index\":" : "{\"delete\":{\"_index\":");
 		escape_json(&body, index);
@@ -548,12 +578,13 @@ elastic_send(PolyglotRoute *route, List *items)
 
 	sent->nops = nops;
 	sent->body = body;
-	sent->conn = elastic_get_connection(route->server, route->user);
+	if (sent->conn == NULL)
+		sent->conn = elastic_get_connection(route->server, route->user);
 
 	/* the previous batch's answer first: one request at a time */
 	if (rs && rs->inflight)
 		complete_batch(route, rs->inflight);
-	if (nops > 0)
+	if (nops > sent->first_op)
 	{
 		elastic_request_start(sent->conn, "POST", BULK_PATH, sent->body.data, sent->body.len);
 		if (rs)

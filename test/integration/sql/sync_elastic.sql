@@ -8,7 +8,7 @@
 --
 \getenv opensearch_url OPENSEARCH_URL
 \getenv elasticsearch_url ELASTICSEARCH_URL
-\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants,polyglot_sync_json?ignore_unavailable=true"; done
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants,polyglot_sync_json,polyglot_sync_big?ignore_unavailable=true"; done
 CREATE SERVER os FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'opensearch_url');
 CREATE SERVER es FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'elasticsearch_url');
 
@@ -29,9 +29,9 @@ BEGIN
     PERFORM pg_sleep(0.05);
   END LOOP;
 END $$;
-CREATE OR REPLACE FUNCTION search_synced() RETURNS text LANGUAGE sql AS $$
+CREATE OR REPLACE FUNCTION search_synced(timeout_s float8 DEFAULT 30) RETURNS text LANGUAGE sql AS $$
   SELECT wait_for('NOT EXISTS (SELECT FROM polyglot.outbox o JOIN polyglot.routes r ON r.id = o.route_id
-                               WHERE r.store = ''elastic'')')
+                               WHERE r.store = ''elastic'')', timeout_s)
 $$;
 
 --
@@ -125,6 +125,19 @@ SELECT polyglot.unsync('raw_json', 'os'), polyglot.unsync('raw_json', 'es');
 DROP TABLE raw_json;
 
 --
+-- a batch larger than one request may carry (32 MB here; servers refuse
+-- 100 MB) goes as several _bulk requests
+--
+CREATE TABLE big_docs (id int PRIMARY KEY, body text);
+INSERT INTO big_docs SELECT g, repeat(chr(96 + g % 26), 1000000) FROM generate_series(1, 40) g;
+SELECT polyglot.sync('big_docs', 'os', '{"index": "polyglot_sync_big"}') AS os_b \gset
+SELECT polyglot.sync('big_docs', 'es', '{"index": "polyglot_sync_big"}') AS es_b \gset
+SELECT search_synced(60);
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -XPOST "$u/polyglot_sync_big/_refresh" -o /dev/null; curl -s "$u/polyglot_sync_big/_count?filter_path=count"; curl -s "$u/polyglot_sync_big/_source/40" | wc -c; done
+SELECT polyglot.unsync('big_docs', 'os'), polyglot.unsync('big_docs', 'es');
+DROP TABLE big_docs;
+
+--
 -- a composite key: _id is the JSON array of its values; routing by one of
 -- them, on deletes too
 --
@@ -140,4 +153,4 @@ SELECT polyglot.unsync('items', 'os'), polyglot.unsync('items', 'es'),
        polyglot.unsync('tenant_docs', 'os'), polyglot.unsync('tenant_docs', 'es');
 DROP TABLE items, tenant_docs;
 DROP SERVER os, es;
-\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants,polyglot_sync_json?ignore_unavailable=true"; done
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_sync_items,polyglot_sync_tenants,polyglot_sync_json,polyglot_sync_big?ignore_unavailable=true"; done
