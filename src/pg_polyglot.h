@@ -84,6 +84,7 @@ extern void polyglot_validate_options(const char *fdwname,
 extern int	polyglot_option_int(DefElem *def);
 extern int	polyglot_option_duration(DefElem *def);
 extern bool polyglot_option_bool(DefElem *def);
+extern DefElem *polyglot_option_find(List *options, const char *name);
 extern const char *polyglot_option_string(List *options, const char *name,
 										  const char *default_value);
 extern UserMapping *polyglot_find_user_mapping(Oid userid, Oid serverid);

@@ -316,6 +316,17 @@ polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
 const char *
 polyglot_option_string(List *options, const char *name, const char *default_value)
 {
+	DefElem    *def = polyglot_option_find(options, name);
+
+	return def ? defGetString(def) : default_value;
+}
+
+/*
+ * An option by name in a list of DefElem, or NULL.
+ */
+DefElem *
+polyglot_option_find(List *options, const char *name)
+{
 	ListCell   *cell;
 
 	foreach(cell, options)
@@ -323,9 +334,9 @@ polyglot_option_string(List *options, const char *name, const char *default_valu
 		DefElem    *def = (DefElem *) lfirst(cell);
 
 		if (strcmp(def->defname, name) == 0)
-			return defGetString(def);
+			return def;
 	}
-	return default_value;
+	return NULL;
 }
 
 /*

@@ -55,6 +55,10 @@ extern void elastic_request_complete(ElasticConn *conn, const char *method, cons
 extern void elastic_request_cancel(ElasticConn *conn);
 extern void elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 								 const char *what) pg_attribute_noreturn();
+extern char *elastic_json_string(JsonbContainer *container, const char *key);
+extern JsonbContainer *elastic_json_object(JsonbContainer *container, const char *key);
+extern int	elastic_json_int(JsonbContainer *container, const char *key, int default_value);
+extern char *elastic_error_text(JsonbContainer *error);
 extern Jsonb *elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
 									 const char *what);
 

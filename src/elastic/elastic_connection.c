@@ -474,8 +474,8 @@ elastic_request_cancel(ElasticConn *conn)
 }
 
 /* The string value at key in a jsonb object container, or NULL. */
-static char *
-jsonb_object_string(JsonbContainer *container, const char *key)
+char *
+elastic_json_string(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
@@ -487,9 +487,9 @@ jsonb_object_string(JsonbContainer *container, const char *key)
 	return pnstrdup(v.val.string.val, v.val.string.len);
 }
 
-/* The object value at key in a jsonb object container, or NULL. */
-static JsonbContainer *
-jsonb_object_object(JsonbContainer *container, const char *key)
+/* The object or array value at key in a jsonb object container, or NULL. */
+JsonbContainer *
+elastic_json_object(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
@@ -499,6 +499,34 @@ jsonb_object_object(JsonbContainer *container, const char *key)
 	if (v.type != jbvBinary)
 		return NULL;
 	return v.val.binary.data;
+}
+
+/* The integer value at key in a jsonb object container, or default_value */
+int
+elastic_json_int(JsonbContainer *container, const char *key, int default_value)
+{
+	JsonbValue	v;
+
+	if (container == NULL ||
+		!getKeyJsonValueFromContainer(container, key, strlen(key), &v) ||
+		v.type != jbvNumeric)
+		return default_value;
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v.val.numeric)));
+}
+
+/*
+ * "type: reason" of an error object as the servers write them
+ * ({"type": ..., "reason": ...}), or NULL without a reason.
+ */
+char *
+elastic_error_text(JsonbContainer *error)
+{
+	char	   *type = elastic_json_string(error, "type");
+	char	   *reason = elastic_json_string(error, "reason");
+
+	if (reason == NULL)
+		return NULL;
+	return psprintf("%s: %s", type ? type : "error", reason);
 }
 
 /*
@@ -543,14 +571,9 @@ elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 		jb = try_parse_json(response->body);
 	if (jb)
 	{
-		JsonbContainer *error = jsonb_object_object(&jb->root, "error");
-		char	   *type = jsonb_object_string(error, "type");
-		char	   *reason = jsonb_object_string(error, "reason");
-
-		if (reason)
-			detail = psprintf("%s: %s", type ? type : "error", reason);
-		else if ((reason = jsonb_object_string(&jb->root, "error")) != NULL)
-			detail = reason;
+		detail = elastic_error_text(elastic_json_object(&jb->root, "error"));
+		if (detail == NULL)
+			detail = elastic_json_string(&jb->root, "error");
 	}
 	if (detail == NULL)
 		detail = pnstrdup(response->body, Min(response->len, 1000));
@@ -662,7 +685,7 @@ elastic_ping(ForeignServer *server, UserMapping *user)
 		if (root.status == 200)
 		{
 			Jsonb	   *jb = elastic_parse_response(conn, &root, "GET /");
-			char	   *dist = jsonb_object_string(jsonb_object_object(&jb->root, "version"),
+			char	   *dist = elastic_json_string(elastic_json_object(&jb->root, "version"),
 												   "distribution");
 
 			if (dist && strcmp(dist, "opensearch") == 0)

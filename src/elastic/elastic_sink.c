@@ -34,6 +34,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "common/jsonapi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
@@ -115,10 +116,10 @@ append_json_record(StringInfo buf, Datum value)
 static void
 append_json_number(StringInfo buf, char *text)
 {
-	if (strcmp(text, "NaN") == 0 || strstr(text, "Infinity") != NULL)
-		escape_json(buf, text);
-	else
+	if (IsValidJsonNumber(text, strlen(text)))
 		appendStringInfoString(buf, text);
+	else
+		escape_json(buf, text);
 }
 
 static void
@@ -367,32 +368,6 @@ row_version(PolyglotEvent *ev)
 	return v;
 }
 
-/* The object at key of a jsonb object container, or NULL */
-static JsonbValue *
-object_field(JsonbContainer *container, const char *key)
-{
-	JsonbValue	k;
-
-	if (container == NULL || !JsonContainerIsObject(container))
-		return NULL;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(container, JB_FOBJECT, &k);
-}
-
-static char *
-jbv_text(JsonbValue *v)
-{
-	if (v == NULL)
-		return NULL;
-	if (v->type == jbvString)
-		return pnstrdup(v->val.string.val, v->val.string.len);
-	if (v->type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	return NULL;
-}
-
 /*
  * Classifies the answer to the _bulk request of actions first .. first +
  * count - 1 of a batch.  Ereports when the batch as a whole failed.
@@ -402,82 +377,57 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 			  int count)
 {
 	Jsonb	   *reply;
-	JsonbValue *items_v;
+	JsonbContainer *items;
 	int			i;
-	bool		transient = false;
 	char	   *transient_error = NULL;
 
 	if (response->status >= 400)
 		elastic_report_error(conn, response, "a _bulk request");
 	reply = elastic_parse_response(conn, response, "a _bulk request");
 
-	items_v = object_field(&reply->root, "items");
-	if (items_v == NULL || items_v->type != jbvBinary ||
-		!JsonContainerIsArray(items_v->val.binary.data) ||
-		JsonContainerSize(items_v->val.binary.data) != (uint32) count)
-	{
-		/* no errors: filter_path leaves the statuses; anything else is odd */
+	items = elastic_json_object(&reply->root, "items");
+	if (items == NULL || !JsonContainerIsArray(items) ||
+		JsonContainerSize(items) != (uint32) count)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("Elasticsearch server \"%s\" answered a _bulk request of %d actions without one result per action",
 						conn->servername, count)));
-	}
 	for (i = 0; i < count; i++)
 	{
-		JsonbValue *entry = getIthJsonbValueFromContainer(items_v->val.binary.data, i);
+		JsonbValue *entry = getIthJsonbValueFromContainer(items, i);
 		PolyglotItemResult *result = &sent->results[sent->opitem[first + i]];
-		JsonbValue *action = NULL;
-		JsonbValue *status_v;
-		JsonbValue *error_v;
-		int			status = 0;
+		JsonbContainer *action = NULL;
 		bool		is_delete = false;
+		int			status;
+		char	   *error;
 
 		if (entry && entry->type == jbvBinary)
 		{
-			action = object_field(entry->val.binary.data, "index");
+			action = elastic_json_object(entry->val.binary.data, "index");
 			if (action == NULL)
-			{
-				action = object_field(entry->val.binary.data, "delete");
-				is_delete = action != NULL;
-			}
+				is_delete = (action = elastic_json_object(entry->val.binary.data, "delete")) != NULL;
 		}
-		if (action == NULL || action->type != jbvBinary)
+		if (action == NULL)
 		{
 			result->status = POLYGLOT_ITEM_FAILED;
 			result->error = pstrdup("no result for this action in the _bulk response");
 			continue;
 		}
-		status_v = object_field(action->val.binary.data, "status");
-		if (status_v && status_v->type == jbvNumeric)
-			status = DatumGetInt32(DirectFunctionCall1(numeric_int4,
-													   NumericGetDatum(status_v->val.numeric)));
+		status = elastic_json_int(action, "status", 0);
 		if ((status >= 200 && status < 300) || status == 409 || (is_delete && status == 404))
 			continue;
-		error_v = object_field(action->val.binary.data, "error");
+		error = elastic_error_text(elastic_json_object(action, "error"));
+		error = psprintf("HTTP %d: %s", status, error ? error : "error: (no reason given)");
+		if (status == 429 || status >= 500 || status == 0)
 		{
-			char	   *type = NULL;
-			char	   *reason = NULL;
-			char	   *message;
-
-			if (error_v && error_v->type == jbvBinary)
-			{
-				type = jbv_text(object_field(error_v->val.binary.data, "type"));
-				reason = jbv_text(object_field(error_v->val.binary.data, "reason"));
-			}
-			message = psprintf("HTTP %d: %s: %s", status, type ? type : "error",
-							   reason ? reason : "(no reason given)");
-			if (status == 429 || status >= 500 || status == 0)
-			{
-				transient = true;
-				if (transient_error == NULL)
-					transient_error = message;
-				continue;
-			}
-			result->status = POLYGLOT_ITEM_FAILED;
-			result->error = message;
+			if (transient_error == NULL)
+				transient_error = error;
+			continue;
 		}
+		result->status = POLYGLOT_ITEM_FAILED;
+		result->error = error;
 	}
-	if (transient)
+	if (transient_error)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("Elasticsearch server \"%s\" could not take part of a batch now",

@@ -182,34 +182,9 @@ load_columns(Oid relid, MongoRelInfo *info)
 static DefElem *
 table_option(ForeignTable *table, ForeignServer *server, const char *name)
 {
-	List	   *lists[2] = {table->options, server->options};
-	int			i;
-	ListCell   *lc;
+	DefElem    *def = polyglot_option_find(table->options, name);
 
-	for (i = 0; i < 2; i++)
-		foreach(lc, lists[i])
-		{
-			DefElem    *def = (DefElem *) lfirst(lc);
-
-			if (strcmp(def->defname, name) == 0)
-				return def;
-		}
-	return NULL;
-}
-
-static bool
-option_bool(List *options, const char *name, bool default_value)
-{
-	ListCell   *lc;
-
-	foreach(lc, options)
-	{
-		DefElem    *def = (DefElem *) lfirst(lc);
-
-		if (strcmp(def->defname, name) == 0)
-			return polyglot_option_bool(def);
-	}
-	return default_value;
+	return def ? def : polyglot_option_find(server->options, name);
 }
 
 static void
@@ -221,9 +196,11 @@ load_table(Oid relid, MongoRelInfo *info)
 	DefElem    *def;
 
 	/* pushdown needs the setting and neither option saying off */
-	info->pushdown = polyglot_mongo_pushdown &&
-		option_bool(table->options, "pushdown", true) &&
-		option_bool(server->options, "pushdown", true);
+	info->pushdown = polyglot_mongo_pushdown;
+	if ((def = polyglot_option_find(table->options, "pushdown")) != NULL)
+		info->pushdown = info->pushdown && polyglot_option_bool(def);
+	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
+		info->pushdown = info->pushdown && polyglot_option_bool(def);
 	def = table_option(table, server, "use_remote_estimate");
 	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
 	def = table_option(table, server, "batch_size");
@@ -1525,6 +1502,19 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
  * {gN: "$field"} (only pushed for columns without NULLs).  Output N is
  * named gN or aN by its position in the scan's target list.
  */
+/* The number of group keys among an aggregation's outputs */
+static int
+aggregate_group_count(List *aggregate)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, aggregate)
+		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
+			n++;
+	return n;
+}
+
 static bson_t *
 build_pipeline(List *aggregate, const bson_t *filter)
 {
@@ -1534,15 +1524,12 @@ build_pipeline(List *aggregate, const bson_t *filter)
 				id,
 				acc;
 	ListCell   *lc;
-	int			ngroups = 0;
+	int			ngroups = aggregate_group_count(aggregate);
 	int			n = 0;
 	char		key[16];
 	char		idx[16];
 	int			stages = 0;
 
-	foreach(lc, aggregate)
-		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
-			ngroups++;
 	if (!bson_empty(filter))
 	{
 		snprintf(idx, sizeof(idx), "%d", stages++);
@@ -1704,11 +1691,8 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 {
 	ListCell   *lc;
 	int			n = 0;
-	int			ngroups = 0;
+	int			ngroups = aggregate_group_count(st->aggregate);
 
-	foreach(lc, st->aggregate)
-		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
-			ngroups++;
 	foreach(lc, st->aggregate)
 	{
 		List	   *out = (List *) lfirst(lc);
@@ -1748,17 +1732,6 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 		n++;
 	}
 	st->current_column = NULL;
-}
-
-static bool
-aggregate_has_groups(MongoScanState *st)
-{
-	ListCell   *lc;
-
-	foreach(lc, st->aggregate)
-		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
-			return true;
-	return false;
 }
 
 /*
@@ -1808,7 +1781,7 @@ mongoIterateForeignScan(ForeignScanState *node)
 			mongo_report_error(st->conn, &error, st->aggregate ? "an aggregate" : "a find");
 		}
 		if (st->aggregate && !st->aggregate_rows && !st->aggregate_done &&
-			!aggregate_has_groups(st))
+			aggregate_group_count(st->aggregate) == 0)
 		{
 			st->aggregate_done = true;
 			store_empty_aggregate_row(st, slot);

@@ -452,7 +452,7 @@ mongo_send(PolyglotRoute *route, List *items)
 	/*
 	 * FerretDB 1.x on SQLite scans the collection for every statement of an
 	 * update or delete command (20 ms each with 3,000 documents): there a
-	 * batch goes as one delete of all its _ids and one insert.
+	 * batch goes as inserts where it can (send_delete_insert).
 	 */
 	mongo_read_flavor(conn);
 	coll = mongoc_client_get_collection(mongo_client(conn), database, collection);

@@ -28,16 +28,8 @@ my $route = $node->safe_psql($db,
 	q{SELECT polyglot.sync('accounts', 'cache', '{"key": "acct:{id}"}')});
 ok(wait_drained($node, $db, 60), 'the backfill is delivered');
 
-open my $fh, '>', "$tmp/write.sql" or die;
-print $fh "\\set id random(1, 6000)\n"
-  . "INSERT INTO accounts VALUES (:id, 1) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1;\n";
-close $fh;
-
 # 40 seconds of writes at a steady 300 transactions per second
-my $pgbench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-T', '40', '-R', '300', '-f', "$tmp/write.sql",
-		'-h', $node->host, '-p', $node->port, $db ],
-	'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
+my $pgbench = start_account_writes($node, $db, $tmp, 300, 6000, 0);
 
 sleep 5;
 stop_redis($redis_port);
@@ -56,10 +48,7 @@ my $backlog = $node->safe_psql($db, "SELECT pending FROM polyglot.status WHERE r
 ok($backlog > 1000, "a backlog built up during the outage: $backlog events");
 
 start_redis("$tmp/redis", $redis_port);
-$pgbench->finish;
-my $out = slurp_file("$tmp/pgbench.out");
-is($?, 0, 'pgbench succeeded');
-like($out, qr/number of failed transactions: 0 /, 'no write failed in PostgreSQL during the outage');
+my $out = finish_account_writes($pgbench, $tmp);
 my ($tx) = $out =~ /number of transactions actually processed: (\d+)/;
 ok(($tx // 0) > 5000, "the writes went on: " . ($tx // 0) . " transactions");
 

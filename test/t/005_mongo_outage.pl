@@ -29,18 +29,8 @@ INSERT INTO accounts SELECT g, 0 FROM generate_series(1, 3000) g;
 my $route = $node->safe_psql($db, q{SELECT polyglot.sync('accounts', 'docs')});
 ok(wait_drained($node, $db, 60), 'the backfill is delivered');
 
-open my $fh, '>', "$tmp/write.sql" or die;
-print $fh "\\set id random(1, 4000)\n"
-  . "INSERT INTO accounts VALUES (:id, 1) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1;\n"
-  . "\\set del random(1, 4000)\n"
-  . "DELETE FROM accounts WHERE id = :del AND random() < 0.1;\n";
-close $fh;
-
 # 40 seconds of writes at a steady 200 transactions per second
-my $pgbench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-T', '40', '-R', '200', '-f', "$tmp/write.sql",
-		'-h', $node->host, '-p', $node->port, $db ],
-	'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
+my $pgbench = start_account_writes($node, $db, $tmp, 200, 4000, 1);
 
 sleep 5;
 stop_ferretdb("$tmp/ferretdb");
@@ -57,10 +47,7 @@ my $backlog = $node->safe_psql($db, "SELECT pending FROM polyglot.status WHERE r
 ok($backlog > 1000, "a backlog built up during the outage: $backlog events");
 
 start_ferretdb("$tmp/ferretdb", $mongo_port);
-$pgbench->finish;
-my $out = slurp_file("$tmp/pgbench.out");
-is($?, 0, 'pgbench succeeded');
-like($out, qr/number of failed transactions: 0 /, 'no write failed in PostgreSQL during the outage');
+my $out = finish_account_writes($pgbench, $tmp);
 
 ok(wait_drained($node, $db, 120), 'the backlog drains after MongoDB returns');
 is($node->safe_psql($db, "SELECT state FROM polyglot.status WHERE route = $route"), 'active',

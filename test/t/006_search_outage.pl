@@ -41,18 +41,8 @@ my $route = $node->safe_psql($db,
 	qq{SELECT polyglot.sync('accounts', 'search', '{"index": "$index"}')});
 ok(wait_drained($node, $db, 60), 'the backfill is delivered');
 
-open my $fh, '>', "$tmp/write.sql" or die;
-print $fh "\\set id random(1, 4000)\n"
-  . "INSERT INTO accounts VALUES (:id, 1) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1;\n"
-  . "\\set del random(1, 4000)\n"
-  . "DELETE FROM accounts WHERE id = :del AND random() < 0.1;\n";
-close $fh;
-
 # 40 seconds of writes at a steady 200 transactions per second
-my $pgbench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-T', '40', '-R', '200', '-f', "$tmp/write.sql",
-		'-h', $node->host, '-p', $node->port, $db ],
-	'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
+my $pgbench = start_account_writes($node, $db, $tmp, 200, 4000, 1);
 
 sleep 5;
 kill 'STOP', $search_pid or die "cannot stop OpenSearch (pid $search_pid): $!";
@@ -71,10 +61,7 @@ ok($backlog > 1000, "a backlog built up during the outage: $backlog events");
 
 kill 'CONT', $search_pid;
 $frozen = 0;
-$pgbench->finish;
-my $out = slurp_file("$tmp/pgbench.out");
-is($?, 0, 'pgbench succeeded');
-like($out, qr/number of failed transactions: 0 /, 'no write failed in PostgreSQL during the outage');
+my $out = finish_account_writes($pgbench, $tmp);
 
 ok(wait_drained($node, $db, 120), 'the backlog drains after OpenSearch answers again');
 is($node->safe_psql($db, "SELECT state FROM polyglot.status WHERE route = $route"), 'active',

@@ -11,12 +11,14 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use Time::HiRes qw(usleep time);
 use Exporter 'import';
 
 our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
   start_ferretdb stop_ferretdb mongo_dump
-  wait_until wait_drained worker_pid preloaded_node compare_store);
+  wait_until wait_drained worker_pid preloaded_node compare_store
+  start_account_writes finish_account_writes);
 
 # Starts a private Redis server; returns its port.  With $persist, SHUTDOWN
 # saves to disk and a restart loads it back, like a durable production Redis.
@@ -169,6 +171,38 @@ sub compare_store
 	}
 	ok(!@diff, $name)
 	  or diag("store: " . scalar(keys %$store) . " keys, table: " . scalar(keys %$table) . " rows; " .scalar(@diff) . " differences, first: " . join("; ", @diff[0 .. ($#diff < 4 ? $#diff : 4)]));
+}
+
+# Starts pgbench writing to accounts (id int PRIMARY KEY, balance int) for
+# 40 seconds at a steady $tps, from two clients: an upsert of a random id up
+# to $max_id, and with $deletes also a delete of a random id one time in
+# ten.  Returns the running harness, for finish_account_writes().
+sub start_account_writes
+{
+	my ($node, $db, $tmp, $tps, $max_id, $deletes) = @_;
+	open my $fh, '>', "$tmp/write.sql" or die;
+	print $fh "\\set id random(1, $max_id)\n"
+	  . "INSERT INTO accounts VALUES (:id, 1) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1;\n";
+	print $fh "\\set del random(1, $max_id)\n"
+	  . "DELETE FROM accounts WHERE id = :del AND random() < 0.1;\n"
+	  if $deletes;
+	close $fh;
+	return IPC::Run::start(
+		[ 'pgbench', '-n', '-c', '2', '-T', '40', '-R', $tps, '-f', "$tmp/write.sql",
+			'-h', $node->host, '-p', $node->port, $db ],
+		'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
+}
+
+# Waits for the writes to end; two tests: pgbench succeeded, and no write
+# failed.  Returns pgbench's output.
+sub finish_account_writes
+{
+	my ($harness, $tmp) = @_;
+	$harness->finish;
+	is($?, 0, 'pgbench succeeded');
+	my $out = slurp_file("$tmp/pgbench.out");
+	like($out, qr/number of failed transactions: 0 /, 'no write failed in PostgreSQL during the outage');
+	return $out;
 }
 
 # Polls a condition every $interval_ms (default 100) until it holds or the
