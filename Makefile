@@ -34,6 +34,9 @@ OBJS = \
 	src/mongo/mongo_sink.o \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
+	src/elastic/elastic_import.o \
+	src/elastic/elastic_json.o \
+	src/elastic/elastic_mapping.o \
 	src/elastic/elastic_option.o \
 	src/elastic/elastic_sink.o
 

@@ -10,6 +10,8 @@
 #define POLYGLOT_ELASTIC_H
 
 #include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
 
 #include "pg_polyglot.h"
@@ -32,6 +34,7 @@ typedef struct ElasticConn
 {
 	PolyglotConnEntry base;		/* base.conn is an ElasticHandle */
 	char		servername[NAMEDATALEN];
+	char		flavor;			/* 'e' Elasticsearch, 'o' OpenSearch, 0 not known yet */
 } ElasticConn;
 
 typedef struct ElasticResponse
@@ -61,5 +64,37 @@ extern int	elastic_json_int(JsonbContainer *container, const char *key, int defa
 extern char *elastic_error_text(JsonbContainer *error);
 extern Jsonb *elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
 									 const char *what);
+
+/* elastic_mapping.c */
+typedef struct ElasticField
+{
+	char	   *path;			/* dotted path from the _source root: "brand.name" */
+	char	   *type;			/* "keyword", "text", "long", "date", ...; "object"
+								 * for properties without a type */
+	char	   *keyword;		/* of a text field: the path of its keyword
+								 * sub-field ("name.keyword"), or NULL */
+	int			ignore_above;	/* of the keyword field (the field itself or the
+								 * sub-field), -1 when none */
+	bool		conflict;		/* indices of a pattern map it differently */
+} ElasticField;
+
+typedef struct ElasticIndexMapping
+{
+	char	   *index;
+	List	   *fields;			/* of ElasticField, parents before children */
+} ElasticIndexMapping;
+
+extern List *elastic_read_mappings(ElasticConn *conn, const char *index);
+extern ElasticField *elastic_find_field(List *fields, const char *path);
+extern List *elastic_merged_fields(List *mappings);
+
+/* elastic_json.c */
+extern void elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
+
+/* elastic_import.c */
+extern List *elasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
+
+/* elastic_connection.c: which of the two servers it is */
+extern bool elastic_is_opensearch(ElasticConn *conn);
 
 #endif							/* POLYGLOT_ELASTIC_H */

@@ -244,6 +244,7 @@ elastic_get_connection(ForeignServer *server, UserMapping *user)
 
 		elastic_get_options(server, user, &opts);
 		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
+		conn->flavor = 0;
 		conn->base.conn = elastic_connect(conn, &opts);
 	}
 	return conn;
@@ -694,4 +695,35 @@ elastic_ping(ForeignServer *server, UserMapping *user)
 	}
 
 	return polyglot_ping_result("elastic", server->servername, latency, version, flavor);
+}
+
+/*
+ * Is the server OpenSearch rather than Elasticsearch?  The two differ in
+ * their point-in-time APIs.  Asked once per connection (GET /):
+ * Elasticsearch marks its responses with X-elastic-product, OpenSearch
+ * names itself as the distribution.
+ */
+bool
+elastic_is_opensearch(ElasticConn *conn)
+{
+	if (conn->flavor == 0)
+	{
+		ElasticResponse root;
+		char		flavor = 'e';
+
+		elastic_request(conn, "GET", "/", NULL, 0, &root);
+		if (root.status >= 400)
+			elastic_report_error(conn, &root, "GET /");
+		if (!root.elastic_product)
+		{
+			Jsonb	   *jb = elastic_parse_response(conn, &root, "GET /");
+			char	   *dist = elastic_json_string(elastic_json_object(&jb->root, "version"),
+												   "distribution");
+
+			if (dist && strcmp(dist, "opensearch") == 0)
+				flavor = 'o';
+		}
+		conn->flavor = flavor;
+	}
+	return conn->flavor == 'o';
 }

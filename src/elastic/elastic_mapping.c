@@ -1,0 +1,179 @@
+/*-------------------------------------------------------------------------
+ *
+ * elastic_mapping.c
+ *		Reading the mappings of Elasticsearch and OpenSearch indices: the
+ *		fields of each index, with their types, flattened to dotted paths.
+ *
+ * The planner asks which fields a filter or sort can use as it is (a
+ * keyword, a number, a date), and IMPORT FOREIGN SCHEMA builds columns
+ * from them.  One GET /<index>/_mapping answers both; an alias or a
+ * pattern answers with every index it names.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+
+#include "pg_polyglot.h"
+#include "elastic/elastic.h"
+
+/* Appends the fields under a "properties" object, recursively */
+static void
+add_properties(List **fields, JsonbContainer *properties, const char *prefix)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *name = NULL;
+
+	if (properties == NULL)
+		return;
+	it = JsonbIteratorInit(properties);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && name != NULL && v.type == jbvBinary)
+		{
+			JsonbContainer *def = v.val.binary.data;
+			ElasticField *field = palloc0(sizeof(ElasticField));
+			char	   *type = elastic_json_string(def, "type");
+			JsonbContainer *sub = elastic_json_object(def, "fields");
+
+			field->path = prefix ? psprintf("%s.%s", prefix, name) : name;
+			field->type = type ? type : pstrdup("object");
+			field->ignore_above = -1;
+			if (strcmp(field->type, "keyword") == 0)
+				field->ignore_above = elastic_json_int(def, "ignore_above", -1);
+			else if (sub != NULL)
+			{
+				/* a keyword sub-field serves exact matches of a text field */
+				JsonbIterator *sit = JsonbIteratorInit(sub);
+				JsonbValue	sv;
+				JsonbIteratorToken stok;
+				char	   *subname = NULL;
+
+				while ((stok = JsonbIteratorNext(&sit, &sv, true)) != WJB_DONE)
+				{
+					if (stok == WJB_KEY)
+						subname = pnstrdup(sv.val.string.val, sv.val.string.len);
+					else if (stok == WJB_VALUE && subname && sv.type == jbvBinary &&
+							 field->keyword == NULL)
+					{
+						char	   *subtype = elastic_json_string(sv.val.binary.data, "type");
+
+						if (subtype && strcmp(subtype, "keyword") == 0)
+						{
+							field->keyword = psprintf("%s.%s", field->path, subname);
+							field->ignore_above = elastic_json_int(sv.val.binary.data,
+																   "ignore_above", -1);
+						}
+					}
+				}
+			}
+			*fields = lappend(*fields, field);
+			add_properties(fields, elastic_json_object(def, "properties"), field->path);
+			name = NULL;
+		}
+	}
+}
+
+/*
+ * The mappings of an index, alias or pattern: a List of ElasticIndexMapping,
+ * one per index, in the server's order, each with its fields (every level:
+ * an object is a field of type "object", its children follow it).  An
+ * index that does not exist ereports (404); a pattern that matches nothing
+ * returns NIL.
+ */
+List *
+elastic_read_mappings(ElasticConn *conn, const char *index)
+{
+	ElasticResponse response;
+	char	   *path = psprintf("/%s/_mapping", index);
+	char	   *what = psprintf("GET %s", path);
+	Jsonb	   *jb;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *name = NULL;
+	List	   *result = NIL;
+
+	elastic_request(conn, "GET", path, NULL, 0, &response);
+	if (response.status >= 400)
+		elastic_report_error(conn, &response, what);
+	jb = elastic_parse_response(conn, &response, what);
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return NIL;
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && name && v.type == jbvBinary)
+		{
+			ElasticIndexMapping *m = palloc0(sizeof(ElasticIndexMapping));
+			JsonbContainer *mappings = elastic_json_object(v.val.binary.data, "mappings");
+
+			m->index = name;
+			add_properties(&m->fields, elastic_json_object(mappings, "properties"), NULL);
+			result = lappend(result, m);
+			name = NULL;
+		}
+	}
+	return result;
+}
+
+/* The field at a dotted path in a list of ElasticField, or NULL */
+ElasticField *
+elastic_find_field(List *fields, const char *path)
+{
+	ListCell   *lc;
+
+	foreach(lc, fields)
+	{
+		ElasticField *f = (ElasticField *) lfirst(lc);
+
+		if (strcmp(f->path, path) == 0)
+			return f;
+	}
+	return NULL;
+}
+
+/*
+ * The fields of several indices as one list, for a query that reads them
+ * all: a path mapped differently by two of them (another type, keyword
+ * sub-field or ignore_above) is marked as a conflict, which the planner
+ * does not push conditions on.
+ */
+List *
+elastic_merged_fields(List *mappings)
+{
+	List	   *merged = NIL;
+	ListCell   *lm;
+
+	foreach(lm, mappings)
+	{
+		ElasticIndexMapping *m = (ElasticIndexMapping *) lfirst(lm);
+		ListCell   *lf;
+
+		foreach(lf, m->fields)
+		{
+			ElasticField *f = (ElasticField *) lfirst(lf);
+			ElasticField *seen = elastic_find_field(merged, f->path);
+
+			if (seen == NULL)
+			{
+				seen = palloc(sizeof(ElasticField));
+				memcpy(seen, f, sizeof(ElasticField));
+				merged = lappend(merged, seen);
+			}
+			else if (strcmp(seen->type, f->type) != 0 ||
+					 (seen->keyword == NULL) != (f->keyword == NULL) ||
+					 (seen->keyword && strcmp(seen->keyword, f->keyword) != 0) ||
+					 seen->ignore_above != f->ignore_above)
+				seen->conflict = true;
+		}
+	}
+	return merged;
+}
