@@ -29,6 +29,7 @@ int			polyglot_poll_interval = POLYGLOT_DEFAULT_POLL_INTERVAL_MS;
 int			polyglot_max_attempts = POLYGLOT_DEFAULT_MAX_ATTEMPTS;
 int			polyglot_backoff_max = POLYGLOT_DEFAULT_BACKOFF_MAX_MS;
 bool		polyglot_mongo_pushdown = true;
+bool		polyglot_elastic_pushdown = true;
 
 void		_PG_init(void);
 
@@ -64,6 +65,15 @@ _PG_init(void)
 							 "Sends the WHERE clauses of MongoDB foreign tables to the server.",
 							 "Off, every document is fetched and filtered locally: for comparison and diagnosis.",
 							 &polyglot_mongo_pushdown,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("polyglot.elastic_pushdown",
+							 "Sends the WHERE, ORDER BY, LIMIT and count(*) of Elasticsearch foreign tables to the server.",
+							 "Off, every document is fetched and filtered locally (a query column still searches): for comparison and diagnosis.",
+							 &polyglot_elastic_pushdown,
 							 true,
 							 PGC_USERSET,
 							 0,

@@ -34,6 +34,7 @@
 extern char *polyglot_database;
 extern int	polyglot_workers;
 extern bool polyglot_mongo_pushdown;
+extern bool polyglot_elastic_pushdown;
 extern int	polyglot_batch_size;
 extern int	polyglot_poll_interval;
 extern int	polyglot_max_attempts;
@@ -121,5 +122,21 @@ extern Jsonb *polyglot_ping_result(const char *store, const char *server,
 								   double latency_ms, const char *version,
 								   const char *flavor);
 extern double polyglot_elapsed_ms(instr_time start);
+
+/*
+ * create_foreignscan_path() and create_foreign_upper_path() across
+ * versions: PostgreSQL 17 added the fdw_restrictinfo argument.
+ */
+#if PG_VERSION_NUM >= 170000
+#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
+	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, NIL, priv)
+#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
+	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, NIL, priv)
+#else
+#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
+	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, priv)
+#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
+	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, priv)
+#endif
 
 #endif							/* PG_POLYGLOT_H */

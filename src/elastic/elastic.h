@@ -75,6 +75,8 @@ typedef struct ElasticField
 								 * sub-field ("name.keyword"), or NULL */
 	int			ignore_above;	/* of the keyword field (the field itself or the
 								 * sub-field), -1 when none */
+	bool		normalizer;		/* the keyword field has a normalizer: its terms
+								 * are not the values */
 	bool		conflict;		/* indices of a pattern map it differently */
 } ElasticField;
 

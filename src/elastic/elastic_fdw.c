@@ -1,25 +1,2705 @@
 /*-------------------------------------------------------------------------
  *
  * elastic_fdw.c
- *		The polyglot_elastic foreign-data wrapper handler (Elasticsearch and OpenSearch).
+ *		The polyglot_elastic foreign-data wrapper: searches of Elasticsearch
+ *		and OpenSearch indices, and writes through _bulk.
  *
- * Scans and writes of Elasticsearch and OpenSearch foreign tables are not built yet: the handler
- * hands out the shared "not supported yet" routine, so that servers and
- * tables can already be created, validated and pinged.
+ * Columns: a column maps to the _source field of its name, or to the
+ * dotted path of its `field` option.  Without a field option, a column
+ * named _id holds the document's id, _score its relevance, query the
+ * query_string the scan searched with (WHERE query = 'wireless
+ * headphones'), and a jsonb or json column the whole _source.
+ *
+ * Pushdown (the pushdown option, and the setting polyglot.elastic_pushdown):
+ * comparisons of a column with a constant or parameter, IN / NOT IN,
+ * IS [NOT] NULL, boolean columns and AND / OR of those become a bool
+ * filter of term, terms, range and exists queries; which ones depends on
+ * the index's mapping, read when the query is planned, so that the server
+ * answers exactly as PostgreSQL would:
+ *   - numbers against long/integer/short/byte fields (integer columns) or
+ *     double fields (double precision and numeric), booleans against
+ *     boolean fields;
+ *   - text = and <> against a keyword field, or the keyword sub-field of a
+ *     text field (the dynamic mapping's name.keyword), without a
+ *     normalizer, in a deterministic collation; ranges and sorts of text
+ *     only in the C collation and only where no ignore_above leaves long
+ *     values out of the index.  A keyword's ignore_above (256 in the
+ *     dynamic mapping) leaves longer values out of the index: a constant
+ *     longer than that stays a local condition, a parameter is sent and
+ *     also checked locally;
+ *   - _id = and IN; IS NULL as exists on mapped leaf fields.
+ * Dates are not pushed: a date field keeps milliseconds, PostgreSQL
+ * microseconds.  `query = x` always goes to the server, pushdown or not:
+ * it is the search, not a filter.
+ * ORDER BY of such columns (with missing values placed as NULLS FIRST or
+ * LAST says) and of _score, and a LIMIT of a query whose conditions all
+ * push, become the search's sort and size.  count(*) of such a query is a
+ * _count request.
+ *
+ * Paging: hits come page_size at a time (default 1000).  A scan that may
+ * need more than one page opens a point in time (OpenSearch: POST
+ * /<index>/_search/point_in_time, Elasticsearch: POST /<index>/_pit) and
+ * pages with search_after, with a tiebreaker after the sort (Elasticsearch
+ * adds _shard_doc itself, on OpenSearch it is _id), so that every document
+ * comes exactly once, as of the moment the scan began.  The point in time
+ * is closed at the end of the scan; after an error it expires by itself
+ * within a minute.
+ *
+ * Writes: INSERT (create actions: an existing _id is a unique violation;
+ * without an _id the server makes one, which RETURNING shows), UPDATE
+ * (update actions with the changed fields) and DELETE go through _bulk,
+ * batch_size actions per request; UPDATE and DELETE find documents by the
+ * _id column.  The refresh option says whether a write waits for the next
+ * refresh (wait_for), forces one (true) or neither (false, the default).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "fmgr.h"
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "common/base64.h"
+#include "executor/executor.h"
 #include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/appendinfo.h"
+#include "optimizer/inherit.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "optimizer/tlist.h"
+#include "parser/parsetree.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/selfuncs.h"
+#include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
+#include "elastic/elastic.h"
+
+/* Where a column's value comes from */
+typedef enum ElasticColumnKind
+{
+	ECOL_DROPPED,
+	ECOL_FIELD,					/* a field of the _source */
+	ECOL_SOURCE,				/* the whole _source */
+	ECOL_ID,					/* the document's _id */
+	ECOL_SCORE,					/* the hit's _score */
+	ECOL_QUERY					/* the query_string searched with */
+} ElasticColumnKind;
+
+typedef struct ElasticColumn
+{
+	ElasticColumnKind kind;
+	char	   *name;
+	char	   *field;			/* ECOL_FIELD: dotted path */
+	Oid			typid;
+	int32		typmod;
+	bool		notnull;
+	/* planner only, from the mapping: */
+	char	   *term_field;		/* path term/terms/range/sort use, or NULL */
+	bool		ranges;			/* ranges and sorts agree with PostgreSQL's */
+	int			ignore_above;	/* of a keyword term_field, or -1 */
+	bool		exists;			/* a mapped leaf: exists answers IS NULL */
+} ElasticColumn;
+
+/* Planner state of a foreign table */
+typedef struct ElasticRelInfo
+{
+	char	   *index;
+	int			natts;
+	ElasticColumn *columns;		/* by attnum - 1 */
+	bool		pushdown;
+	bool		use_remote_estimate;
+	int			page_size;
+	Oid			relid;
+	Oid			userid;
+	List	   *remote_conds;	/* RestrictInfos pushed down exactly */
+	List	   *local_conds;	/* RestrictInfos checked here (some also sent) */
+	List	   *values;			/* expressions whose values the request holds */
+	List	   *items;			/* the filter's items */
+	List	   *queries;		/* of Integer: values searched as query_string */
+} ElasticRelInfo;
+
+/* fdw_private of a ForeignScan */
+#define FP_INDEX		0		/* String */
+#define FP_FILTER		1		/* items, joined by "and" */
+#define FP_QUERIES		2		/* of Integer: value numbers */
+#define FP_WANTED		3		/* of Integer: is column attnum - 1 read */
+#define FP_SORT			4		/* of (path, asc, nulls_first) */
+#define FP_LIMIT		5		/* Integer: hits to ask for, 0 for all */
+#define FP_COUNT		6		/* Integer: 1 for a count(*) by _count */
+#define FP_PAGE_SIZE	7		/* Integer */
+
+/* Costs: a round trip to start, a hit to fetch and convert per row */
+#define ELASTIC_STARTUP_COST	25.0
+#define ELASTIC_ROW_COST		0.05
+#define ELASTIC_SCAN_COST		0.001	/* per document the server looks at */
+
+#define ELASTIC_KEEP_ALIVE		"1m"
+
+#define list_make7(a, b, c, d, e, f, g) lappend(lappend(list_make5(a, b, c, d, e), f), g)
+
+/* ---------------------------------------------------------------- options */
+
+static void
+load_columns(Oid relid, int *natts, ElasticColumn **columns)
+{
+	Relation	rel = table_open(relid, NoLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	ElasticColumn *cols = palloc0(sizeof(ElasticColumn) * Max(desc->natts, 1));
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ElasticColumn *col = &cols[i];
+		const char *field;
+		Oid			base;
+
+		col->ignore_above = -1;
+		if (att->attisdropped)
+		{
+			col->kind = ECOL_DROPPED;
+			continue;
+		}
+		col->name = pstrdup(NameStr(att->attname));
+		col->typid = att->atttypid;
+		col->typmod = att->atttypmod;
+		col->notnull = att->attnotnull;
+		base = getBaseType(att->atttypid);
+		field = polyglot_option_string(GetForeignColumnOptions(relid, att->attnum), "field", NULL);
+		if (field && strcmp(field, "_id") == 0)
+			col->kind = ECOL_ID;
+		else if (field)
+		{
+			col->kind = ECOL_FIELD;
+			col->field = pstrdup(field);
+		}
+		else if (strcmp(col->name, "_id") == 0)
+			col->kind = ECOL_ID;
+		else if (strcmp(col->name, "_score") == 0)
+			col->kind = ECOL_SCORE;
+		else if (strcmp(col->name, "query") == 0)
+			col->kind = ECOL_QUERY;
+		else if (base == JSONBOID || base == JSONOID)
+			col->kind = ECOL_SOURCE;
+		else
+		{
+			col->kind = ECOL_FIELD;
+			col->field = col->name;
+		}
+		if (col->kind == ECOL_SCORE && base != FLOAT4OID && base != FLOAT8OID &&
+			base != NUMERICOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("column \"_score\" of foreign table \"%s\" must be of type real, double precision or numeric",
+							RelationGetRelationName(rel))));
+		if (col->kind == ECOL_QUERY && base != TEXTOID && base != VARCHAROID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("column \"query\" of foreign table \"%s\" must be of type text",
+							RelationGetRelationName(rel)),
+					 errhint("A column named query takes the query_string to search with; give a document field named query a column option: OPTIONS (field 'query').")));
+	}
+	*natts = desc->natts;
+	*columns = cols;
+	table_close(rel, NoLock);
+}
+
+/* A table option, else the server's, else NULL */
+static DefElem *
+table_option(ForeignTable *table, ForeignServer *server, const char *name)
+{
+	DefElem    *def = polyglot_option_find(table->options, name);
+
+	return def ? def : polyglot_option_find(server->options, name);
+}
+
+static void
+load_table(Oid relid, ElasticRelInfo *info)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	DefElem    *def;
+
+	info->relid = relid;
+	info->pushdown = polyglot_elastic_pushdown;
+	if ((def = polyglot_option_find(table->options, "pushdown")) != NULL)
+		info->pushdown = info->pushdown && polyglot_option_bool(def);
+	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
+		info->pushdown = info->pushdown && polyglot_option_bool(def);
+	def = table_option(table, server, "use_remote_estimate");
+	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
+	def = table_option(table, server, "page_size");
+	info->page_size = def ? polyglot_option_int(def) : 1000;
+	info->index = pstrdup(polyglot_option_string(table->options, "index", get_rel_name(relid)));
+	load_columns(relid, &info->natts, &info->columns);
+}
+
+static ElasticConn *
+table_connection(Oid relid, Oid userid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	UserMapping *user = polyglot_find_user_mapping(OidIsValid(userid) ? userid : GetUserId(),
+												   server->serverid);
+
+	return elastic_get_connection(server, user);
+}
+
+/*
+ * Fills each field column's term_field, ranges, ignore_above and exists
+ * from the index's mapping: what the server can filter and sort on as
+ * PostgreSQL would (see the file's comment).
+ */
+static void
+apply_mapping(ElasticRelInfo *info, List *fields)
+{
+	int			i;
+
+	for (i = 0; i < info->natts; i++)
+	{
+		ElasticColumn *col = &info->columns[i];
+		ElasticField *f;
+		Oid			base;
+		const char *t;
+
+		if (col->kind != ECOL_FIELD)
+			continue;
+		f = elastic_find_field(fields, col->field);
+		if (f == NULL || f->conflict)
+			continue;
+		t = f->type;
+		base = getBaseType(col->typid);
+		col->exists = strcmp(t, "object") != 0 && strcmp(t, "nested") != 0 &&
+			strcmp(t, "alias") != 0;
+		switch (base)
+		{
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+				if (strcmp(t, "long") == 0 || strcmp(t, "integer") == 0 ||
+					strcmp(t, "short") == 0 || strcmp(t, "byte") == 0)
+				{
+					col->term_field = col->field;
+					col->ranges = true;
+				}
+				break;
+			case FLOAT8OID:
+			case NUMERICOID:
+				if (strcmp(t, "double") == 0)
+				{
+					col->term_field = col->field;
+					col->ranges = true;
+				}
+				break;
+			case FLOAT4OID:
+				if (strcmp(t, "float") == 0)
+				{
+					col->term_field = col->field;
+					col->ranges = true;
+				}
+				break;
+			case BOOLOID:
+				if (strcmp(t, "boolean") == 0)
+				{
+					col->term_field = col->field;
+					col->ranges = true;
+				}
+				break;
+			case TEXTOID:
+			case VARCHAROID:
+				if (f->normalizer)
+					break;
+				if (strcmp(t, "keyword") == 0)
+					col->term_field = col->field;
+				else if (strcmp(t, "text") == 0 && f->keyword)
+					col->term_field = f->keyword;
+				col->ignore_above = f->ignore_above;
+				col->ranges = col->term_field != NULL && f->ignore_above < 0;
+				break;
+			default:
+				break;
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- pushdown */
+
+/* The attnum of a Var of the scanned relation, or 0 */
+static int
+var_attnum(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
+{
+	Var		   *var;
+
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (!IsA(expr, Var))
+		return 0;
+	var = (Var *) expr;
+	if ((Index) var->varno != baserel->relid || var->varlevelsup != 0 ||
+		var->varattno <= 0 || var->varattno > info->natts ||
+		info->columns[var->varattno - 1].kind == ECOL_DROPPED)
+		return 0;
+	return var->varattno;
+}
+
+/* A value known when the scan starts: a constant, a parameter, an outer column */
+static bool
+is_value(Expr *expr, RelOptInfo *baserel)
+{
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (IsA(expr, Var))
+		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
+			((Var *) expr)->varlevelsup == 0;
+	return IsA(expr, Const) || IsA(expr, Param);
+}
+
+static int
+add_value(ElasticRelInfo *info, Expr *expr)
+{
+	info->values = lappend(info->values, expr);
+	return list_length(info->values) - 1;
+}
+
+/* The btree strategy of an operator in the default operator family of a type, or 0 */
+static int
+operator_strategy(Oid opno, Oid typid, bool *negated)
+{
+	Oid			opclass = GetDefaultOpClass(getBaseType(typid), BTREE_AM_OID);
+	Oid			opfamily;
+	int			strategy;
+
+	*negated = false;
+	if (!OidIsValid(opclass))
+		return 0;
+	opfamily = get_opclass_family(opclass);
+	strategy = get_op_opfamily_strategy(opno, opfamily);
+	if (strategy == 0 && OidIsValid(get_negator(opno)) &&
+		get_op_opfamily_strategy(get_negator(opno), opfamily) == BTEqualStrategyNumber)
+	{
+		*negated = true;
+		return BTEqualStrategyNumber;
+	}
+	return strategy;
+}
+
+/* Does a text value fit under the keyword field's ignore_above? */
+static bool
+const_fits(Const *c, int ignore_above)
+{
+	char	   *s;
+
+	if (ignore_above < 0 || c->constisnull)
+		return true;
+	s = TextDatumGetCString(c->constvalue);
+	return pg_mbstrlen(s) <= ignore_above;
+}
+
+/* Every element of a constant text array fits under ignore_above */
+static bool
+const_array_fits(Const *c, int ignore_above)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (ignore_above < 0 || c->constisnull)
+		return true;
+	arr = DatumGetArrayTypeP(c->constvalue);
+	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i] && pg_mbstrlen(TextDatumGetCString(elems[i])) > ignore_above)
+			return false;
+	return true;
+}
+
+/*
+ * The filter item of an expression, or NIL when it cannot be sent.  Forms:
+ * ("and"|"or", items), ("term", path, exists_path, value#, negated, as_text,
+ * ignore_above), ("terms", path, exists_path, value#, negated, as_text,
+ * ignore_above), ("range", path, op, value#), ("exists", path, negated),
+ * ("bool", path, value).  *recheck is set when the item may match more
+ * documents than the clause (a parameter that ignore_above may leave out):
+ * the clause is then also checked locally.
+ */
+static List *
+deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
+{
+	int			attnum;
+	ElasticColumn *col;
+
+	if (IsA(expr, BoolExpr))
+	{
+		BoolExpr   *b = (BoolExpr *) expr;
+		List	   *items = NIL;
+		ListCell   *lc;
+
+		if (b->boolop == NOT_EXPR)
+		{
+			/* NOT of a boolean column only: elsewhere NULLs would differ */
+			attnum = var_attnum(linitial(b->args), baserel, info);
+			if (attnum == 0)
+				return NIL;
+			col = &info->columns[attnum - 1];
+			if (col->term_field == NULL || getBaseType(col->typid) != BOOLOID)
+				return NIL;
+			return list_make3(makeString("bool"), makeString(col->term_field), makeInteger(0));
+		}
+		foreach(lc, b->args)
+		{
+			List	   *item = deparse((Expr *) lfirst(lc), baserel, info, recheck);
+
+			if (item == NIL)
+				return NIL;
+			items = lappend(items, item);
+		}
+		return list_make2(makeString(b->boolop == AND_EXPR ? "and" : "or"), items);
+	}
+
+	if ((attnum = var_attnum(expr, baserel, info)) != 0)
+	{
+		col = &info->columns[attnum - 1];
+		if (col->term_field == NULL || getBaseType(col->typid) != BOOLOID)
+			return NIL;
+		return list_make3(makeString("bool"), makeString(col->term_field), makeInteger(1));
+	}
+
+	if (IsA(expr, NullTest))
+	{
+		NullTest   *nt = (NullTest *) expr;
+
+		attnum = var_attnum(nt->arg, baserel, info);
+		if (attnum == 0 || nt->argisrow)
+			return NIL;
+		col = &info->columns[attnum - 1];
+		if (col->kind != ECOL_FIELD || !col->exists)
+			return NIL;
+		return list_make3(makeString("exists"), makeString(col->field),
+						  makeInteger(nt->nulltesttype == IS_NULL));
+	}
+
+	if (IsA(expr, OpExpr) && list_length(((OpExpr *) expr)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) expr;
+		Expr	   *left = linitial(op->args);
+		Expr	   *right = lsecond(op->args);
+		Expr	   *value;
+		Oid			opno = op->opno;
+		bool		negated;
+		int			strategy;
+		bool		is_text;
+
+		if ((attnum = var_attnum(left, baserel, info)) != 0 && is_value(right, baserel))
+			value = right;
+		else if ((attnum = var_attnum(right, baserel, info)) != 0 && is_value(left, baserel))
+		{
+			value = left;
+			opno = get_commutator(opno);
+			if (!OidIsValid(opno))
+				return NIL;
+		}
+		else
+			return NIL;
+		col = &info->columns[attnum - 1];
+		if (col->kind != ECOL_FIELD && col->kind != ECOL_ID)
+			return NIL;
+		strategy = operator_strategy(opno, col->typid, &negated);
+		if (strategy == 0)
+			return NIL;
+		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
+		if (col->kind == ECOL_ID)
+		{
+			if (strategy != BTEqualStrategyNumber)
+				return NIL;
+			return list_make7(makeString("term"), makeString("_id"), makeString(""),
+							  makeInteger(add_value(info, value)), makeInteger(negated),
+							  makeInteger(1), makeInteger(-1));
+		}
+		if (col->term_field == NULL)
+			return NIL;
+		if (is_text && OidIsValid(op->inputcollid) &&
+			!get_collation_isdeterministic(op->inputcollid))
+			return NIL;
+		if (strategy == BTEqualStrategyNumber)
+		{
+			if (is_text && col->ignore_above >= 0)
+			{
+				if (IsA(value, Const) && !const_fits((Const *) value, col->ignore_above))
+					return NIL;
+				if (!IsA(value, Const))
+					*recheck = true;
+			}
+			return list_make7(makeString("term"), makeString(col->term_field),
+							  makeString(col->field), makeInteger(add_value(info, value)),
+							  makeInteger(negated), makeInteger(0),
+							  makeInteger(is_text ? col->ignore_above : -1));
+		}
+		if (!col->ranges)
+			return NIL;
+		if (is_text && op->inputcollid != C_COLLATION_OID &&
+			op->inputcollid != POSIX_COLLATION_OID)
+			return NIL;
+		return list_make4(makeString("range"), makeString(col->term_field),
+						  makeString(strategy == BTLessStrategyNumber ? "lt" :
+									 strategy == BTLessEqualStrategyNumber ? "lte" :
+									 strategy == BTGreaterStrategyNumber ? "gt" : "gte"),
+						  makeInteger(add_value(info, value)));
+	}
+
+	if (IsA(expr, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) expr;
+		Expr	   *value = lsecond(sa->args);
+		bool		negated;
+		int			strategy;
+		bool		is_text;
+
+		attnum = var_attnum(linitial(sa->args), baserel, info);
+		if (attnum == 0 || !is_value(value, baserel))
+			return NIL;
+		col = &info->columns[attnum - 1];
+		if (col->kind != ECOL_FIELD && col->kind != ECOL_ID)
+			return NIL;
+		strategy = operator_strategy(sa->opno, col->typid, &negated);
+		/* = ANY (IN) and <> ALL (NOT IN) */
+		if (strategy != BTEqualStrategyNumber || negated == sa->useOr)
+			return NIL;
+		if (col->kind == ECOL_ID)
+			return list_make7(makeString("terms"), makeString("_id"), makeString(""),
+							  makeInteger(add_value(info, value)), makeInteger(negated),
+							  makeInteger(1), makeInteger(-1));
+		if (col->term_field == NULL)
+			return NIL;
+		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
+		if (is_text && OidIsValid(sa->inputcollid) &&
+			!get_collation_isdeterministic(sa->inputcollid))
+			return NIL;
+		if (is_text && col->ignore_above >= 0)
+		{
+			if (IsA(value, Const) && !const_array_fits((Const *) value, col->ignore_above))
+				return NIL;
+			if (!IsA(value, Const))
+				*recheck = true;
+		}
+		return list_make7(makeString("terms"), makeString(col->term_field),
+						  makeString(col->field), makeInteger(add_value(info, value)),
+						  makeInteger(negated), makeInteger(0),
+						  makeInteger(is_text ? col->ignore_above : -1));
+	}
+	return NIL;
+}
+
+/* The value of `query = value`, the search itself, or NULL */
+static Expr *
+query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
+{
+	OpExpr	   *op;
+	int			attnum;
+
+	if (!IsA(expr, OpExpr) || list_length(((OpExpr *) expr)->args) != 2)
+		return NULL;
+	op = (OpExpr *) expr;
+	if (op->opno != TextEqualOperator)
+		return NULL;
+	if ((attnum = var_attnum(linitial(op->args), baserel, info)) != 0 &&
+		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(lsecond(op->args), baserel))
+		return lsecond(op->args);
+	if ((attnum = var_attnum(lsecond(op->args), baserel, info)) != 0 &&
+		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(linitial(op->args), baserel))
+		return linitial(op->args);
+	return NULL;
+}
+
+/*
+ * The number of documents in the index (GET /<index>/_count), or -1 when
+ * the server does not say.
+ */
+static double
+remote_document_count(ElasticConn *conn, const char *index)
+{
+	ElasticResponse response;
+	char	   *path = psprintf("/%s/_count", index);
+	Jsonb	   *jb;
+	JsonbValue	v;
+
+	elastic_request(conn, "GET", path, NULL, 0, &response);
+	if (response.status >= 400)
+		elastic_report_error(conn, &response, psprintf("GET %s", path));
+	jb = elastic_parse_response(conn, &response, path);
+	if (!getKeyJsonValueFromContainer(&jb->root, "count", 5, &v) || v.type != jbvNumeric)
+		return -1;
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v.val.numeric)));
+}
+
+static void
+elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	ElasticRelInfo *info = palloc0(sizeof(ElasticRelInfo));
+	ElasticConn *conn;
+	ListCell   *lc;
+	double		tuples = -1;
+	bool		unique = false;
+
+	baserel->fdw_private = info;
+	load_table(foreigntableid, info);
+	info->userid = baserel->userid;
+	conn = table_connection(foreigntableid, info->userid);
+	if (info->pushdown)
+		apply_mapping(info, elastic_merged_fields(elastic_read_mappings(conn, info->index)));
+
+	foreach(lc, baserel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		Expr	   *query = query_value(ri->clause, baserel, info);
+		int			nvalues = list_length(info->values);
+		List	   *item = NIL;
+		bool		recheck = false;
+
+		if (query)
+		{
+			/* the search: sent whether pushdown is on or not */
+			info->queries = lappend(info->queries, makeInteger(add_value(info, query)));
+			info->remote_conds = lappend(info->remote_conds, ri);
+			continue;
+		}
+		if (info->pushdown)
+			item = deparse(ri->clause, baserel, info, &recheck);
+		if (item != NIL)
+		{
+			info->items = lappend(info->items, item);
+			if (recheck)
+				info->local_conds = lappend(info->local_conds, ri);
+			else
+				info->remote_conds = lappend(info->remote_conds, ri);
+			if (strcmp(strVal(linitial(item)), "term") == 0 &&
+				strcmp(strVal(lsecond(item)), "_id") == 0 && intVal(list_nth(item, 4)) == 0)
+				unique = true;
+		}
+		else
+		{
+			info->values = list_truncate(info->values, nvalues);
+			info->local_conds = lappend(info->local_conds, ri);
+		}
+	}
+
+	if (info->use_remote_estimate)
+		tuples = remote_document_count(conn, info->index);
+	if (tuples < 0)
+		tuples = baserel->tuples > 0 ? baserel->tuples : 1000;
+	baserel->tuples = tuples;
+	baserel->rows = clamp_row_est(tuples * clauselist_selectivity(root, baserel->baserestrictinfo,
+																   0, JOIN_INNER, NULL));
+	if (unique)
+		baserel->rows = 1;
+}
+
+/*
+ * The sort of pathkeys, as (path, asc, nulls_first) entries, or NIL when
+ * one of them cannot be sorted by the server as PostgreSQL would: _score,
+ * or columns whose mapping sorts as PostgreSQL (see apply_mapping), in the
+ * type's default operator family.  Missing values go where NULLS FIRST or
+ * LAST puts NULLs.
+ */
+static List *
+sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys)
+{
+	List	   *spec = NIL;
+	ListCell   *lc;
+
+	foreach(lc, pathkeys)
+	{
+		PathKey    *pk = (PathKey *) lfirst(lc);
+		EquivalenceClass *ec = pk->pk_eclass;
+		ListCell   *lm;
+		int			attnum = 0;
+		ElasticColumn *col;
+		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
+		Oid			opclass;
+		Oid			base;
+
+		if (ec->ec_has_volatile)
+			return NIL;
+		foreach(lm, ec->ec_members)
+		{
+			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
+
+			if (bms_equal(em->em_relids, baserel->relids) &&
+				(attnum = var_attnum(em->em_expr, baserel, info)) != 0)
+				break;
+		}
+		if (attnum == 0)
+			return NIL;
+		col = &info->columns[attnum - 1];
+		base = getBaseType(col->typid);
+		opclass = GetDefaultOpClass(base, BTREE_AM_OID);
+		if (!OidIsValid(opclass) || get_opclass_family(opclass) != pk->pk_opfamily)
+			return NIL;
+		if (col->kind == ECOL_SCORE)
+		{
+			/* every hit has a score when the search sorts by it */
+			spec = lappend(spec, list_make3(makeString("_score"), makeInteger(asc),
+											makeInteger(0)));
+			continue;
+		}
+		if (col->kind != ECOL_FIELD || col->term_field == NULL || !col->ranges)
+			return NIL;
+		if ((base == TEXTOID || base == VARCHAROID) &&
+			ec->ec_collation != C_COLLATION_OID && ec->ec_collation != POSIX_COLLATION_OID)
+			return NIL;
+		spec = lappend(spec, list_make3(makeString(col->term_field), makeInteger(asc),
+										makeInteger(pk->pk_nulls_first)));
+	}
+	return spec;
+}
+
+/*
+ * The number of hits a LIMIT lets the scan ask for, or 0: only in a query
+ * of this one table whose conditions all went to the server, without
+ * grouping, aggregates, DISTINCT, window functions, SRFs or locking, with a
+ * constant LIMIT (and OFFSET).  The scan asks for LIMIT + OFFSET hits.
+ */
+static int64
+query_limit(PlannerInfo *root, RelOptInfo *baserel, ElasticRelInfo *info)
+{
+	Query	   *parse = root->parse;
+	int64		count,
+				offset = 0;
+
+	if (baserel->reloptkind != RELOPT_BASEREL ||
+		bms_membership(root->all_baserels) != BMS_SINGLETON ||
+		parse->limitCount == NULL || info->local_conds != NIL ||
+		parse->hasAggs || parse->groupClause || parse->groupingSets ||
+		parse->distinctClause || parse->hasWindowFuncs || parse->hasTargetSRFs ||
+		parse->havingQual || parse->rowMarks || parse->setOperations)
+		return 0;
+#if PG_VERSION_NUM >= 130000
+	if (parse->limitOption != LIMIT_OPTION_COUNT)
+		return 0;
+#endif
+	if (!IsA(parse->limitCount, Const) || ((Const *) parse->limitCount)->constisnull)
+		return 0;
+	count = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
+	if (parse->limitOffset)
+	{
+		if (!IsA(parse->limitOffset, Const))
+			return 0;
+		if (!((Const *) parse->limitOffset)->constisnull)
+			offset = DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
+	}
+	if (count <= 0 || offset < 0 || count > PG_INT32_MAX - offset)
+		return 0;
+	return count + offset;
+}
+
+/* generate_implied_equalities_for_column's callback: is em our column? */
+static bool
+ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
+					EquivalenceMember *em, void *arg)
+{
+	Expr	   *expr = em->em_expr;
+
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
+		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
+}
+
+static void
+elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	ElasticRelInfo *info = (ElasticRelInfo *) baserel->fdw_private;
+	Cost		startup = ELASTIC_STARTUP_COST;
+	Cost		scan = baserel->tuples * ELASTIC_SCAN_COST;
+	int64		limit = info->pushdown ? query_limit(root, baserel, info) : 0;
+	List	   *sort = NIL;
+
+	if (limit > 0 && root->query_pathkeys == NIL)
+	{
+		double		rows = Min((double) limit, baserel->rows);
+
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, rows, startup,
+										   startup + rows * ELASTIC_ROW_COST + scan, NIL, NULL,
+										   list_make2(NIL, makeInteger((int) limit))));
+	}
+	else
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, baserel->rows, startup,
+										   startup + baserel->rows * ELASTIC_ROW_COST + scan,
+										   NIL, NULL, NIL));
+
+	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
+	if (info->pushdown && root->query_pathkeys != NIL &&
+		(sort = sort_spec(baserel, info, root->query_pathkeys)) != NIL)
+	{
+		double		rows = baserel->rows;
+
+		if (limit > 0)
+			rows = Min((double) limit, rows);
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, rows, startup,
+										   startup + rows * ELASTIC_ROW_COST + scan,
+										   root->query_pathkeys, NULL,
+										   list_make2(sort, makeInteger((int) limit))));
+	}
+
+	/* the inner side of a nested loop: each outer row's matching documents */
+	if (info->pushdown && baserel->has_eclass_joins)
+	{
+		int			attnum;
+
+		for (attnum = 1; attnum <= info->natts; attnum++)
+		{
+			ElasticColumn *col = &info->columns[attnum - 1];
+			List	   *clauses;
+			ListCell   *lc;
+
+			if (col->kind != ECOL_ID && (col->kind != ECOL_FIELD || col->term_field == NULL))
+				continue;
+			clauses = generate_implied_equalities_for_column(root, baserel,
+															 ec_member_is_column,
+															 (void *) &attnum,
+															 baserel->lateral_referencers);
+			foreach(lc, clauses)
+			{
+				RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+				Relids		required;
+				ParamPathInfo *ppi;
+				int			nvalues = list_length(info->values);
+				bool		recheck = false;
+				List	   *item;
+
+				if (!join_clause_is_movable_to(ri, baserel))
+					continue;
+				item = deparse(ri->clause, baserel, info, &recheck);
+				info->values = list_truncate(info->values, nvalues);
+				if (item == NIL)
+					continue;
+				required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
+										  baserel->relids);
+				if (bms_is_empty(required))
+					continue;
+				ppi = get_baserel_parampathinfo(root, baserel, required);
+				add_path(baserel, (Path *)
+						 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
+												   startup + ppi->ppi_rows * ELASTIC_ROW_COST,
+												   NIL, required, NIL));
+			}
+		}
+	}
+}
+
+/*
+ * count(*) of a query whose conditions all go to the server, without
+ * GROUP BY or HAVING, is the _count of its search: one request, no hits.
+ */
+static void
+elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_rel,
+							RelOptInfo *output_rel, void *extra)
+{
+	ElasticRelInfo *info;
+	Query	   *parse = root->parse;
+	PathTarget *target = output_rel->reltarget;
+	List	   *scan_tlist = NIL;
+	ListCell   *lc;
+
+	if (stage != UPPERREL_GROUP_AGG || input_rel->reloptkind != RELOPT_BASEREL ||
+		output_rel->fdw_private != NULL)
+		return;
+	info = (ElasticRelInfo *) input_rel->fdw_private;
+	if (info == NULL || !info->pushdown || info->local_conds != NIL ||
+		parse->groupClause || parse->groupingSets || parse->havingQual ||
+		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
+		return;
+	foreach(lc, target->exprs)
+	{
+		List	   *vars = pull_var_clause((Node *) lfirst(lc), PVC_INCLUDE_AGGREGATES);
+		ListCell   *lv;
+
+		foreach(lv, vars)
+		{
+			Aggref	   *agg = (Aggref *) lfirst(lv);
+
+			if (!IsA(agg, Aggref) || agg->aggfnoid != F_COUNT_ || agg->aggfilter ||
+				agg->aggdistinct || agg->aggorder)
+				return;
+			if (!tlist_member((Expr *) agg, scan_tlist))
+				scan_tlist = lappend(scan_tlist,
+									 makeTargetEntry((Expr *) copyObject(agg),
+													 list_length(scan_tlist) + 1, NULL, false));
+		}
+	}
+	if (scan_tlist == NIL)
+		return;
+	output_rel->fdw_private = list_make2(info, scan_tlist);
+	add_path(output_rel, (Path *)
+			 polyglot_upper_path(root, output_rel, target, 1, ELASTIC_STARTUP_COST,
+								 ELASTIC_STARTUP_COST + input_rel->tuples * ELASTIC_SCAN_COST / 10,
+								 NIL));
+}
+
+static ForeignScan *
+elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					  ForeignPath *best_path, List *tlist, List *scan_clauses,
+					  Plan *outer_plan)
+{
+	ElasticRelInfo *info;
+	List	   *local = NIL;
+	List	   *wanted = NIL;
+	List	   *sort = NIL;
+	int			limit = 0;
+	Bitmapset  *attrs = NULL;
+	ListCell   *lc;
+	List	   *fdw_private;
+	int			i;
+
+	if (IS_UPPER_REL(baserel))
+	{
+		/* count(*): the base scan's conditions, one row of counts */
+		List	   *scan_tlist;
+
+		info = (ElasticRelInfo *) linitial((List *) baserel->fdw_private);
+		scan_tlist = (List *) lsecond((List *) baserel->fdw_private);
+		fdw_private = list_make5(makeString(info->index),
+								 info->items ? list_make2(makeString("and"), info->items) : NIL,
+								 info->queries, NIL, NIL);
+		fdw_private = lappend(fdw_private, makeInteger(0));
+		fdw_private = lappend(fdw_private, makeInteger(1));
+		fdw_private = lappend(fdw_private, makeInteger(info->page_size));
+		return make_foreignscan(tlist, NIL, 0, info->values, fdw_private, scan_tlist,
+								NIL, outer_plan);
+	}
+
+	info = (ElasticRelInfo *) baserel->fdw_private;
+	if (best_path->fdw_private != NIL)
+	{
+		sort = (List *) linitial(best_path->fdw_private);
+		limit = intVal(lsecond(best_path->fdw_private));
+	}
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		List	   *item = NIL;
+		int			nvalues = list_length(info->values);
+		bool		recheck = false;
+
+		if (list_member_ptr(info->remote_conds, ri))
+			continue;
+		/* a parameterized path's join clauses: the outer column is a value */
+		if (info->pushdown && best_path->path.param_info &&
+			!bms_is_subset(ri->clause_relids, baserel->relids))
+			item = deparse(ri->clause, baserel, info, &recheck);
+		if (item != NIL)
+		{
+			info->items = lappend(info->items, item);
+			if (recheck)
+				local = lappend(local, ri->clause);
+		}
+		else
+		{
+			info->values = list_truncate(info->values, nvalues);
+			local = lappend(local, ri->clause);
+		}
+	}
+	Assert(limit == 0 || local == NIL);
+
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	for (i = 0; i < info->natts; i++)
+	{
+		bool		w = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
+			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
+
+		wanted = lappend_int(wanted, w && info->columns[i].kind != ECOL_DROPPED);
+	}
+
+	fdw_private = list_make5(makeString(info->index),
+							 info->items ? list_make2(makeString("and"), info->items) : NIL,
+							 info->queries, wanted, sort);
+	fdw_private = lappend(fdw_private, makeInteger(limit));
+	fdw_private = lappend(fdw_private, makeInteger(0));
+	fdw_private = lappend(fdw_private, makeInteger(info->page_size));
+	return make_foreignscan(tlist, local, baserel->relid, info->values, fdw_private, NIL,
+							NIL, outer_plan);
+}
+
+/* ---------------------------------------------------------------- execution */
+
+/* Executor state of a scan */
+typedef struct ElasticScanState
+{
+	ElasticConn *conn;
+	char	   *index;
+	List	   *filter;
+	List	   *queries;
+	List	   *value_exprs;	/* the plan's, for EXPLAIN */
+	List	   *value_states;
+	int			natts;
+	ElasticColumn *columns;
+	bool	   *wanted;
+	bool		whole_source;
+	bool		want_score;
+	List	   *source_fields;	/* of char *: the _source to fetch */
+	List	   *sort;
+	int64		limit;
+	bool		count;
+	int			page_size;
+	Oid		   *typinput;		/* by attnum - 1 */
+	Oid		   *typioparam;
+	/* per execution */
+	char	   *query;			/* this execution's query JSON */
+	char	   *query_text;		/* the query column's value, or NULL */
+	bool		use_pit;
+	char	   *pit_id;
+	char	   *search_after;	/* the last hit's sort values, JSON */
+	Jsonb	   *page;
+	JsonbContainer *hits;
+	int			nhits;
+	int			next_hit;
+	int64		fetched;
+	bool		last_page;
+	bool		started;
+	bool		count_done;
+	MemoryContext page_cxt;
+	MemoryContext row_cxt;
+	const char *current_column; /* for the error context */
+	char	   *current_id;
+} ElasticScanState;
+
+#define MATCH_NONE "{\"bool\":{\"must_not\":[{\"match_all\":{}}]}}"
+
+/*
+ * The value number n of the request, or *unknown in EXPLAIN (without
+ * ANALYZE) for a parameter that has no value yet.
+ */
+static Datum
+item_value(ElasticScanState *st, int n, ExprContext *econtext, bool explain, bool *isnull,
+		   Oid *typid, bool *unknown)
+{
+	Expr	   *expr = (Expr *) list_nth(st->value_exprs, n);
+	ExprState  *state = (ExprState *) list_nth(st->value_states, n);
+
+	*typid = exprType((Node *) expr);
+	*unknown = false;
+	if (explain && !IsA(expr, Const))
+	{
+		*unknown = true;
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return ExecEvalExpr(state, econtext, isnull);
+}
+
+static void
+append_text_value(StringInfo buf, Datum value, Oid typid)
+{
+	Oid			outfunc;
+	bool		varlena;
+
+	getTypeOutputInfo(typid, &outfunc, &varlena);
+	escape_json(buf, OidOutputFunctionCall(outfunc, value));
+}
+
+/* Does a text value pass the keyword field's ignore_above? */
+static bool
+value_fits(Datum value, Oid typid, int ignore_above)
+{
+	Oid			outfunc;
+	bool		varlena;
+
+	if (ignore_above < 0)
+		return true;
+	getTypeOutputInfo(typid, &outfunc, &varlena);
+	return pg_mbstrlen(OidOutputFunctionCall(outfunc, value)) <= ignore_above;
+}
+
+static void
+append_exists_guard(StringInfo buf, const char *exists_path)
+{
+	if (exists_path[0])
+	{
+		appendStringInfoString(buf, ",\"filter\":[{\"exists\":{\"field\":");
+		escape_json(buf, exists_path);
+		appendStringInfoString(buf, "}}]");
+	}
+}
+
+/* Appends the JSON query of a filter item (see deparse()) with this execution's values */
+static void
+append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econtext,
+			bool explain)
+{
+	const char *kind = strVal(linitial(item));
+	Datum		value;
+	bool		isnull;
+	Oid			typid;
+	bool		unknown;
+
+	if (strcmp(kind, "and") == 0 || strcmp(kind, "or") == 0)
+	{
+		ListCell   *lc;
+		bool		first = true;
+
+		appendStringInfo(buf, "{\"bool\":{\"%s\":[", kind[0] == 'a' ? "filter" : "should");
+		foreach(lc, (List *) lsecond(item))
+		{
+			if (!first)
+				appendStringInfoChar(buf, ',');
+			first = false;
+			append_item(buf, (List *) lfirst(lc), st, econtext, explain);
+		}
+		appendStringInfoString(buf, kind[0] == 'a' ? "]}}" : "],\"minimum_should_match\":1}}");
+		return;
+	}
+	if (strcmp(kind, "bool") == 0)
+	{
+		appendStringInfoString(buf, "{\"term\":{");
+		escape_json(buf, strVal(lsecond(item)));
+		appendStringInfo(buf, ":%s}}", intVal(lthird(item)) ? "true" : "false");
+		return;
+	}
+	if (strcmp(kind, "exists") == 0)
+	{
+		if (intVal(lthird(item)))
+			appendStringInfoString(buf, "{\"bool\":{\"must_not\":[");
+		appendStringInfoString(buf, "{\"exists\":{\"field\":");
+		escape_json(buf, strVal(lsecond(item)));
+		appendStringInfoString(buf, "}}");
+		if (intVal(lthird(item)))
+			appendStringInfoString(buf, "]}}");
+		return;
+	}
+	if (strcmp(kind, "range") == 0)
+	{
+		value = item_value(st, intVal(lfourth(item)), econtext, explain, &isnull, &typid,
+						   &unknown);
+		if (isnull && !unknown)
+		{
+			appendStringInfoString(buf, MATCH_NONE);
+			return;
+		}
+		appendStringInfoString(buf, "{\"range\":{");
+		escape_json(buf, strVal(lsecond(item)));
+		appendStringInfo(buf, ":{\"%s\":", strVal(lthird(item)));
+		if (unknown)
+			appendStringInfoString(buf, "\"(parameter)\"");
+		else
+			elastic_append_json_value(buf, value, false, typid);
+		appendStringInfoString(buf, "}}}");
+		return;
+	}
+
+	/* term and terms: (kind, path, exists_path, value#, negated, as_text, ignore_above) */
+	{
+		const char *path = strVal(lsecond(item));
+		const char *exists_path = strVal(lthird(item));
+		bool		negated = intVal(list_nth(item, 4)) != 0;
+		bool		as_text = intVal(list_nth(item, 5)) != 0;
+		int			ignore_above = intVal(list_nth(item, 6));
+		bool		terms = strcmp(kind, "terms") == 0;
+		StringInfoData q;
+
+		value = item_value(st, intVal(list_nth(item, 3)), econtext, explain, &isnull, &typid,
+						   &unknown);
+		if (isnull && !unknown)
+		{
+			/* = NULL, IN (NULL array) and NOT IN of a NULL array match nothing */
+			appendStringInfoString(buf, MATCH_NONE);
+			return;
+		}
+		initStringInfo(&q);
+		if (unknown)
+			appendStringInfo(&q, "{\"%s\":{", kind);
+		else if (!terms)
+		{
+			if (!negated && !value_fits(value, typid, ignore_above))
+			{
+				/* not in the index: the local check decides (a superset here) */
+				appendStringInfoString(buf, "{\"match_all\":{}}");
+				return;
+			}
+			appendStringInfoString(&q, "{\"term\":{");
+		}
+		else
+			appendStringInfoString(&q, "{\"terms\":{");
+		escape_json(&q, path);
+		appendStringInfoChar(&q, ':');
+		if (unknown)
+			appendStringInfoString(&q, terms ? "[\"(parameter)\"]" : "\"(parameter)\"");
+		else if (!terms)
+		{
+			if (as_text)
+				append_text_value(&q, value, typid);
+			else
+				elastic_append_json_value(&q, value, false, typid);
+		}
+		else
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(value);
+			Oid			elemtype = ARR_ELEMTYPE(arr);
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n,
+						i,
+						sent = 0;
+
+			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+			deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+			appendStringInfoChar(&q, '[');
+			for (i = 0; i < n; i++)
+			{
+				if (nulls[i])
+				{
+					/* x NOT IN (.., NULL) is never true */
+					if (negated)
+					{
+						appendStringInfoString(buf, MATCH_NONE);
+						return;
+					}
+					continue;
+				}
+				if (!value_fits(elems[i], elemtype, ignore_above))
+				{
+					/* a value not in the index: a superset, checked locally */
+					if (!negated)
+					{
+						appendStringInfoString(buf, "{\"match_all\":{}}");
+						return;
+					}
+					continue;
+				}
+				if (sent++ > 0)
+					appendStringInfoChar(&q, ',');
+				if (as_text)
+					append_text_value(&q, elems[i], elemtype);
+				else
+					elastic_append_json_value(&q, elems[i], false, elemtype);
+			}
+			appendStringInfoChar(&q, ']');
+			if (sent == 0 && !negated)
+			{
+				appendStringInfoString(buf, MATCH_NONE);
+				return;
+			}
+		}
+		appendStringInfoString(&q, "}}");
+		if (!negated)
+			appendBinaryStringInfo(buf, q.data, q.len);
+		else
+		{
+			/* <> and NOT IN are false for NULL: the field must exist */
+			appendStringInfo(buf, "{\"bool\":{\"must_not\":[%s]", q.data);
+			append_exists_guard(buf, exists_path);
+			appendStringInfoString(buf, "}}");
+		}
+	}
+}
+
+/*
+ * The search's query with this execution's values: match_all, or a bool
+ * query whose filter holds the pushed conditions and whose must holds the
+ * query_string searches.  Sets st->query_text to the searched text.
+ */
+static char *
+build_query(ElasticScanState *st, ExprContext *econtext, bool explain)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	bool		first = true;
+
+	st->query_text = NULL;
+	if (st->filter == NIL && st->queries == NIL)
+		return "{\"match_all\":{}}";
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"bool\":{");
+	if (st->filter)
+	{
+		appendStringInfoString(&buf, "\"filter\":[");
+		append_item(&buf, st->filter, st, econtext, explain);
+		appendStringInfoChar(&buf, ']');
+		first = false;
+	}
+	if (st->queries)
+	{
+		appendStringInfoString(&buf, first ? "\"must\":[" : ",\"must\":[");
+		first = true;
+		foreach(lc, st->queries)
+		{
+			bool		isnull;
+			Oid			typid;
+			bool		unknown;
+			Datum		value = item_value(st, intVal(lfirst(lc)),
+										   econtext, explain, &isnull, &typid, &unknown);
+
+			if (!first)
+				appendStringInfoChar(&buf, ',');
+			first = false;
+			if (unknown)
+				appendStringInfoString(&buf, "{\"query_string\":{\"query\":\"(parameter)\"}}");
+			else if (isnull)
+				appendStringInfoString(&buf, MATCH_NONE);
+			else
+			{
+				char	   *qtext = TextDatumGetCString(value);
+
+				/* two different searches match nothing, as query = a AND query = b */
+				if (st->query_text && strcmp(st->query_text, qtext) != 0)
+					appendStringInfoString(&buf, MATCH_NONE);
+				else
+				{
+					appendStringInfoString(&buf, "{\"query_string\":{\"query\":");
+					escape_json(&buf, qtext);
+					appendStringInfoString(&buf, "}}");
+				}
+				st->query_text = qtext;
+			}
+		}
+		appendStringInfoChar(&buf, ']');
+	}
+	appendStringInfoString(&buf, "}}");
+	return buf.data;
+}
+
+/* The sort of the search, with the tiebreaker that paging needs */
+static void
+append_sort(StringInfo buf, ElasticScanState *st, bool tiebreak)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	if (st->sort == NIL && !tiebreak)
+		return;
+	appendStringInfoString(buf, ",\"sort\":[");
+	foreach(lc, st->sort)
+	{
+		List	   *s = (List *) lfirst(lc);
+		const char *path = strVal(linitial(s));
+		bool		asc = intVal(lsecond(s)) != 0;
+
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		appendStringInfoChar(buf, '{');
+		escape_json(buf, path);
+		if (strcmp(path, "_score") == 0)
+			appendStringInfo(buf, ":{\"order\":\"%s\"}}", asc ? "asc" : "desc");
+		else
+			appendStringInfo(buf, ":{\"order\":\"%s\",\"missing\":\"%s\"}}",
+							 asc ? "asc" : "desc", intVal(lthird(s)) ? "_first" : "_last");
+	}
+	if (st->sort == NIL && st->queries != NIL)
+	{
+		/* a search without ORDER BY: best hits first */
+		appendStringInfoString(buf, "{\"_score\":{\"order\":\"desc\"}}");
+		first = false;
+	}
+	if (tiebreak)
+	{
+		/* Elasticsearch adds _shard_doc under a point in time by itself */
+		if (elastic_is_opensearch(st->conn))
+			appendStringInfo(buf, "%s{\"_id\":{\"order\":\"asc\"}}", first ? "" : ",");
+		else if (first)
+			appendStringInfoString(buf, "{\"_shard_doc\":{\"order\":\"asc\"}}");
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+/* The body of one search request */
+static char *
+build_search_body(ElasticScanState *st, int size, bool explain)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"size\":%d,\"query\":%s", size, st->query);
+	if (st->whole_source)
+		appendStringInfoString(&buf, ",\"_source\":true");
+	else if (st->source_fields == NIL)
+		appendStringInfoString(&buf, ",\"_source\":false");
+	else
+	{
+		bool		first = true;
+
+		appendStringInfoString(&buf, ",\"_source\":[");
+		foreach(lc, st->source_fields)
+		{
+			if (!first)
+				appendStringInfoChar(&buf, ',');
+			first = false;
+			escape_json(&buf, (const char *) lfirst(lc));
+		}
+		appendStringInfoChar(&buf, ']');
+	}
+	append_sort(&buf, st, st->use_pit || (explain && st->use_pit));
+	if (st->want_score)
+		appendStringInfoString(&buf, ",\"track_scores\":true");
+	appendStringInfoString(&buf, ",\"track_total_hits\":false");
+	if (st->use_pit)
+	{
+		appendStringInfoString(&buf, ",\"pit\":{\"id\":");
+		escape_json(&buf, st->pit_id ? st->pit_id : "(point in time)");
+		appendStringInfoString(&buf, ",\"keep_alive\":\"" ELASTIC_KEEP_ALIVE "\"}");
+	}
+	if (st->search_after)
+		appendStringInfo(&buf, ",\"search_after\":%s", st->search_after);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+static void
+scan_error_context(void *arg)
+{
+	ElasticScanState *st = (ElasticScanState *) arg;
+
+	if (st->current_column)
+		errcontext("column \"%s\" of document %s in index \"%s\"", st->current_column,
+				   st->current_id ? st->current_id : "(without _id)", st->index);
+}
+
+static void
+elasticBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+#if PG_VERSION_NUM >= 160000
+	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
+		(Index) bms_next_member(plan->fs_base_relids, -1);
+	Oid			userid = OidIsValid(plan->checkAsUser) ? plan->checkAsUser : GetUserId();
+#else
+	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
+		(Index) bms_next_member(plan->fs_relids, -1);
+	Oid			userid;
+#endif
+	RangeTblEntry *rte = exec_rt_fetch(rtindex, estate);
+	ElasticScanState *st = palloc0(sizeof(ElasticScanState));
+	List	   *wanted_list;
+	ListCell   *lc;
+	int			i;
+
+#if PG_VERSION_NUM < 160000
+	userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+	node->fdw_state = st;
+	st->index = strVal(list_nth(plan->fdw_private, FP_INDEX));
+	st->filter = (List *) list_nth(plan->fdw_private, FP_FILTER);
+	st->queries = (List *) list_nth(plan->fdw_private, FP_QUERIES);
+	wanted_list = (List *) list_nth(plan->fdw_private, FP_WANTED);
+	st->sort = (List *) list_nth(plan->fdw_private, FP_SORT);
+	st->limit = intVal(list_nth(plan->fdw_private, FP_LIMIT));
+	st->count = intVal(list_nth(plan->fdw_private, FP_COUNT)) != 0;
+	st->page_size = intVal(list_nth(plan->fdw_private, FP_PAGE_SIZE));
+	load_columns(rte->relid, &st->natts, &st->columns);
+	st->wanted = palloc0(sizeof(bool) * Max(st->natts, 1));
+	st->typinput = palloc0(sizeof(Oid) * Max(st->natts, 1));
+	st->typioparam = palloc0(sizeof(Oid) * Max(st->natts, 1));
+	i = 0;
+	foreach(lc, wanted_list)
+	{
+		ElasticColumn *col = &st->columns[i];
+
+		st->wanted[i] = lfirst_int(lc) != 0;
+		if (st->wanted[i])
+		{
+			if (col->kind == ECOL_SOURCE)
+				st->whole_source = true;
+			else if (col->kind == ECOL_FIELD)
+				st->source_fields = lappend(st->source_fields, col->field);
+			else if (col->kind == ECOL_SCORE)
+				st->want_score = true;
+			getTypeInputInfo(col->typid, &st->typinput[i], &st->typioparam[i]);
+		}
+		i++;
+	}
+	st->value_exprs = plan->fdw_exprs;
+	st->value_states = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
+	st->page_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic page",
+										 ALLOCSET_DEFAULT_SIZES);
+	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic row",
+										ALLOCSET_DEFAULT_SIZES);
+	st->conn = table_connection(rte->relid, userid);
+	/* one request when the LIMIT fits in a page, else paging under a point in time */
+	st->use_pit = !st->count && !(st->limit > 0 && st->limit <= st->page_size);
+}
+
+/* Opens the point in time the scan pages under */
+static void
+open_pit(ElasticScanState *st)
+{
+	ElasticResponse response;
+	bool		opensearch = elastic_is_opensearch(st->conn);
+	char	   *path = psprintf(opensearch ? "/%s/_search/point_in_time?keep_alive=%s" :
+								"/%s/_pit?keep_alive=%s", st->index, ELASTIC_KEEP_ALIVE);
+	char	   *what = psprintf("POST %s", path);
+	Jsonb	   *jb;
+
+	elastic_request(st->conn, "POST", path, NULL, 0, &response);
+	if (response.status >= 400)
+		elastic_report_error(st->conn, &response, what);
+	jb = elastic_parse_response(st->conn, &response, what);
+	st->pit_id = elastic_json_string(&jb->root, opensearch ? "pit_id" : "id");
+	if (st->pit_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Elasticsearch server \"%s\" opened no point in time for index \"%s\"",
+						st->conn->servername, st->index)));
+	st->pit_id = MemoryContextStrdup(GetMemoryChunkContext(st), st->pit_id);
+}
+
+/* Closes the scan's point in time, if any; a failure only warns */
+static void
+close_pit(ElasticScanState *st)
+{
+	ElasticResponse response;
+	StringInfoData body;
+	bool		opensearch;
+	char	   *id = st->pit_id;
+
+	if (id == NULL)
+		return;
+	st->pit_id = NULL;
+	opensearch = elastic_is_opensearch(st->conn);
+	initStringInfo(&body);
+	appendStringInfoString(&body, opensearch ? "{\"pit_id\":[" : "{\"id\":");
+	escape_json(&body, id);
+	appendStringInfoString(&body, opensearch ? "]}" : "}");
+	elastic_request(st->conn, "DELETE", opensearch ? "/_search/point_in_time" : "/_pit",
+					body.data, body.len, &response);
+	if (response.status >= 400 && response.status != 404)
+		ereport(WARNING,
+				(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
+						st->conn->servername),
+				 errdetail_internal("HTTP status %ld: %.200s", response.status, response.body)));
+}
+
+/* Fails the scan when shards failed: their hits would be missing */
+static void
+check_shards(ElasticScanState *st, Jsonb *jb)
+{
+	JsonbContainer *shards = elastic_json_object(&jb->root, "_shards");
+	int			failed = elastic_json_int(shards, "failed", 0);
+
+	if (failed > 0)
+	{
+		JsonbContainer *failures = elastic_json_object(shards, "failures");
+		char	   *detail = NULL;
+		JsonbValue *first;
+
+		if (failures && (first = getIthJsonbValueFromContainer(failures, 0)) != NULL &&
+			first->type == jbvBinary)
+			detail = elastic_error_text(elastic_json_object(first->val.binary.data, "reason"));
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" failed on %d shards",
+						st->index, st->conn->servername, failed),
+				 detail ? errdetail_internal("%s", detail) : 0));
+	}
+}
+
+#define SEARCH_FILTER "filter_path=pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.sort,_shards.failed,_shards.failures"
+
+/* Fetches the next page of hits into st->hits */
+static void
+fetch_page(ElasticScanState *st)
+{
+	ElasticResponse response;
+	int			size = st->page_size;
+	char	   *path;
+	char	   *body;
+	Jsonb	   *jb;
+	JsonbValue	v;
+	MemoryContext old;
+
+	if (st->limit > 0)
+		size = (int) Min((int64) size, st->limit - st->fetched);
+	MemoryContextReset(st->page_cxt);
+	st->hits = NULL;
+	st->nhits = 0;
+	st->next_hit = 0;
+	if (size <= 0)
+	{
+		st->last_page = true;
+		return;
+	}
+	old = MemoryContextSwitchTo(st->page_cxt);
+	if (st->use_pit && st->pit_id == NULL)
+	{
+		MemoryContextSwitchTo(old);
+		open_pit(st);
+		MemoryContextSwitchTo(st->page_cxt);
+	}
+	body = build_search_body(st, size, false);
+	path = st->use_pit ? "/_search?" SEARCH_FILTER :
+		psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
+	elastic_request(st->conn, "POST", path, body, strlen(body), &response);
+	if (response.status >= 400)
+		elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
+	jb = elastic_parse_response(st->conn, &response, "a search");
+	check_shards(st, jb);
+	st->page = jb;
+	if (st->use_pit)
+	{
+		char	   *pit = elastic_json_string(&jb->root, "pit_id");
+
+		/* the id may change from page to page */
+		if (pit && strcmp(pit, st->pit_id) != 0)
+		{
+			char	   *old_id = st->pit_id;
+
+			st->pit_id = MemoryContextStrdup(GetMemoryChunkContext(st), pit);
+			pfree(old_id);
+		}
+	}
+	st->hits = elastic_json_object(elastic_json_object(&jb->root, "hits"), "hits");
+	st->nhits = st->hits ? (int) JsonContainerSize(st->hits) : 0;
+	st->last_page = st->nhits < size || !st->use_pit;
+	if (st->limit > 0 && st->fetched + st->nhits >= st->limit)
+		st->last_page = true;
+	st->fetched += st->nhits;
+	/* search_after: the last hit's sort values */
+	if (st->nhits > 0 && !st->last_page)
+	{
+		JsonbValue *last = getIthJsonbValueFromContainer(st->hits, st->nhits - 1);
+
+		if (last->type == jbvBinary &&
+			getKeyJsonValueFromContainer(last->val.binary.data, "sort", 4, &v) &&
+			v.type == jbvBinary)
+		{
+			StringInfoData sa;
+
+			initStringInfo(&sa);
+			(void) JsonbToCString(&sa, v.val.binary.data, v.val.binary.len);
+			if (st->search_after)
+				pfree(st->search_after);
+			st->search_after = MemoryContextStrdup(GetMemoryChunkContext(st), sa.data);
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("a hit of index \"%s\" came without sort values", st->index)));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* The value at a dotted path of the _source: the key as written, else nested objects */
+static bool
+source_value(JsonbContainer *source, const char *path, JsonbValue *result)
+{
+	const char *dot;
+
+	if (source == NULL || !JsonContainerIsObject(source))
+		return false;
+	if (getKeyJsonValueFromContainer(source, path, strlen(path), result))
+		return true;
+	while ((dot = strchr(path, '.')) != NULL)
+	{
+		if (!getKeyJsonValueFromContainer(source, path, dot - path, result) ||
+			result->type != jbvBinary || !JsonContainerIsObject(result->val.binary.data))
+			return false;
+		source = result->val.binary.data;
+		path = dot + 1;
+		if (getKeyJsonValueFromContainer(source, path, strlen(path), result))
+			return true;
+	}
+	return false;
+}
+
+static Datum convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod,
+						   Oid typinput, Oid typioparam, bool *isnull);
+
+/* A JSON array as a PostgreSQL array of elemtype */
+static Datum
+convert_array(ElasticScanState *st, JsonbContainer *arr, Oid elemtype)
+{
+	int			n = JsonContainerSize(arr);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Oid			typinput,
+				typioparam;
+	int			i;
+
+	getTypeInputInfo(elemtype, &typinput, &typioparam);
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
+
+		elems[i] = convert_value(st, e, elemtype, -1, typinput, typioparam, &nulls[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * A JSON value as a value of the column's type: strings through the type's
+ * input function (bytea from base64), numbers through it too (epoch
+ * milliseconds for dates and timestamps), objects and arrays as jsonb or
+ * json, or as their JSON text for text, arrays element by element for
+ * array types.  Anything else is an error naming the column.
+ */
+static Datum
+convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
+			  Oid typioparam, bool *isnull)
+{
+	Oid			base = getBaseType(typid);
+	char	   *text;
+
+	*isnull = false;
+	if (v->type == jbvNull)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	if (base == JSONBOID)
+		return JsonbPGetDatum(JsonbValueToJsonb(v));
+	if (base == JSONOID)
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (v->type == jbvBinary)
+			(void) JsonbToCString(&buf, v->val.binary.data, v->val.binary.len);
+		else
+		{
+			Jsonb	   *jb = JsonbValueToJsonb(v);
+
+			(void) JsonbToCString(&buf, &jb->root, VARSIZE(jb));
+		}
+		return OidInputFunctionCall(typinput, buf.data, typioparam, typmod);
+	}
+	switch (v->type)
+	{
+		case jbvString:
+			text = pnstrdup(v->val.string.val, v->val.string.len);
+			if (base == BYTEAOID)
+			{
+				int			len = pg_b64_dec_len(strlen(text));
+				bytea	   *result = palloc(VARHDRSZ + len);
+				int			n = pg_b64_decode(text, strlen(text), VARDATA(result), len);
+
+				if (n < 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+							 errmsg("invalid base64 value for a bytea column")));
+				SET_VARSIZE(result, VARHDRSZ + n);
+				return PointerGetDatum(result);
+			}
+			return OidInputFunctionCall(typinput, text, typioparam, typmod);
+		case jbvNumeric:
+			if (base == TIMESTAMPTZOID || base == TIMESTAMPOID || base == DATEOID)
+			{
+				/* epoch milliseconds, as Elasticsearch stores dates */
+				float8		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+																	NumericGetDatum(v->val.numeric)));
+				Datum		ts = DirectFunctionCall1(float8_timestamptz, Float8GetDatum(ms / 1000.0));
+
+				if (base == TIMESTAMPTZOID)
+					return ts;
+				if (base == TIMESTAMPOID)
+					return DirectFunctionCall1(timestamptz_timestamp, ts);
+				return DirectFunctionCall1(timestamptz_date, ts);
+			}
+			text = DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+			return OidInputFunctionCall(typinput, text, typioparam, typmod);
+		case jbvBool:
+			return OidInputFunctionCall(typinput, v->val.boolean ? "true" : "false",
+										typioparam, typmod);
+		case jbvBinary:
+			{
+				JsonbContainer *c = v->val.binary.data;
+				Oid			elemtype = get_element_type(base);
+
+				if (JsonContainerIsArray(c) && OidIsValid(elemtype))
+					return convert_array(st, c, elemtype);
+				if (base == TEXTOID || base == VARCHAROID)
+				{
+					StringInfoData buf;
+
+					initStringInfo(&buf);
+					(void) JsonbToCString(&buf, c, v->val.binary.len);
+					return OidInputFunctionCall(typinput, buf.data, typioparam, typmod);
+				}
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+						 errmsg("cannot convert a JSON %s to type %s",
+								JsonContainerIsArray(c) ? "array" : "object",
+								format_type_be(typid)),
+						 errhint("Declare the column as jsonb, as an array type, or as text.")));
+			}
+			break;
+		default:
+			break;
+	}
+	*isnull = true;
+	return (Datum) 0;
+}
+
+/* Stores the next hit in the slot; false at the end */
+static bool
+store_hit(ElasticScanState *st, TupleTableSlot *slot)
+{
+	JsonbValue *hit;
+	JsonbContainer *h;
+	JsonbContainer *source = NULL;
+	JsonbValue	v;
+	ErrorContextCallback errcallback;
+	int			i;
+
+	while (st->next_hit >= st->nhits)
+	{
+		if (st->started && st->last_page)
+			return false;
+		st->started = true;
+		fetch_page(st);
+		if (st->nhits == 0 && st->last_page)
+			return false;
+	}
+	hit = getIthJsonbValueFromContainer(st->hits, st->next_hit++);
+	if (hit->type != jbvBinary)
+		return false;
+	h = hit->val.binary.data;
+	st->current_id = elastic_json_string(h, "_id");
+	if (getKeyJsonValueFromContainer(h, "_source", 7, &v) && v.type == jbvBinary)
+		source = v.val.binary.data;
+
+	errcallback.callback = scan_error_context;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	for (i = 0; i < st->natts; i++)
+	{
+		ElasticColumn *col = &st->columns[i];
+
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		if (!st->wanted[i])
+			continue;
+		st->current_column = col->name;
+		switch (col->kind)
+		{
+			case ECOL_ID:
+				if (st->current_id)
+				{
+					slot->tts_values[i] = OidInputFunctionCall(st->typinput[i], st->current_id,
+															   st->typioparam[i], col->typmod);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case ECOL_SCORE:
+				if (getKeyJsonValueFromContainer(h, "_score", 6, &v))
+					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
+														st->typinput[i], st->typioparam[i],
+														&slot->tts_isnull[i]);
+				break;
+			case ECOL_QUERY:
+				if (st->query_text)
+				{
+					slot->tts_values[i] = CStringGetTextDatum(st->query_text);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case ECOL_SOURCE:
+				if (source)
+				{
+					v.type = jbvBinary;
+					v.val.binary.data = source;
+					v.val.binary.len = 0;
+					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
+														st->typinput[i], st->typioparam[i],
+														&slot->tts_isnull[i]);
+				}
+				break;
+			case ECOL_FIELD:
+				if (source_value(source, col->field, &v))
+					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
+														st->typinput[i], st->typioparam[i],
+														&slot->tts_isnull[i]);
+				break;
+			case ECOL_DROPPED:
+				break;
+		}
+	}
+	st->current_column = NULL;
+	error_context_stack = errcallback.previous;
+	return true;
+}
+
+/* count(*) by _count: one row, the count in every output column */
+static bool
+store_count(ElasticScanState *st, TupleTableSlot *slot)
+{
+	ElasticResponse response;
+	char	   *path = psprintf("/%s/_count", st->index);
+	char	   *body = psprintf("{\"query\":%s}", st->query);
+	Jsonb	   *jb;
+	JsonbValue	v;
+	int			i;
+	int64		count;
+
+	if (st->count_done)
+		return false;
+	st->count_done = true;
+	elastic_request(st->conn, "POST", path, body, strlen(body), &response);
+	if (response.status >= 400)
+		elastic_report_error(st->conn, &response, psprintf("POST %s", path));
+	jb = elastic_parse_response(st->conn, &response, path);
+	check_shards(st, jb);
+	if (!getKeyJsonValueFromContainer(&jb->root, "count", 5, &v) || v.type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("the _count of index \"%s\" came without a count", st->index)));
+	count = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
+	for (i = 0; i < slot->tts_tupleDescriptor->natts; i++)
+	{
+		slot->tts_values[i] = Int64GetDatum(count);
+		slot->tts_isnull[i] = false;
+	}
+	return true;
+}
+
+static TupleTableSlot *
+elasticIterateForeignScan(ForeignScanState *node)
+{
+	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	MemoryContext old;
+	bool		found;
+
+	if (st->query == NULL)
+	{
+		old = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+		st->query = build_query(st, node->ss.ps.ps_ExprContext, false);
+		MemoryContextSwitchTo(old);
+	}
+	ExecClearTuple(slot);
+	MemoryContextReset(st->row_cxt);
+	old = MemoryContextSwitchTo(st->row_cxt);
+	found = st->count ? store_count(st, slot) : store_hit(st, slot);
+	MemoryContextSwitchTo(old);
+	if (!found)
+	{
+		close_pit(st);
+		return slot;
+	}
+	ExecStoreVirtualTuple(slot);
+	return slot;
+}
+
+static void
+elasticReScanForeignScan(ForeignScanState *node)
+{
+	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
+
+	close_pit(st);
+	st->query = NULL;
+	st->search_after = NULL;
+	st->hits = NULL;
+	st->nhits = st->next_hit = 0;
+	st->fetched = 0;
+	st->started = st->last_page = st->count_done = false;
+	MemoryContextReset(st->page_cxt);
+}
+
+static void
+elasticEndForeignScan(ForeignScanState *node)
+{
+	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
+
+	if (st)
+		close_pit(st);
+}
+
+/*
+ * EXPLAIN: the index; VERBOSE adds the request as it is sent, method, path
+ * and body of the first page.  Parameters not known yet show as
+ * "(parameter)", a point in time not opened yet as "(point in time)".
+ */
+static void
+elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
+	char	   *query;
+
+	ExplainPropertyText("Remote Index", st->index, es);
+	if (!es->verbose)
+		return;
+	query = build_query(st, node->ss.ps.ps_ExprContext, !es->analyze);
+	if (st->count)
+	{
+		ExplainPropertyText("Remote Request", psprintf("POST /%s/_count", st->index), es);
+		ExplainPropertyText("Remote Body", psprintf("{\"query\":%s}", query), es);
+		return;
+	}
+	st->query = query;
+	if (st->use_pit)
+		ExplainPropertyText("Remote Request",
+							psprintf("POST /_search, paged under a point in time of %s",
+									 st->index), es);
+	else
+		ExplainPropertyText("Remote Request", psprintf("POST /%s/_search", st->index), es);
+	ExplainPropertyText("Remote Body",
+						build_search_body(st, st->limit > 0 ?
+										  (int) Min((int64) st->page_size, st->limit) :
+										  st->page_size, true), es);
+	st->query = NULL;
+}
+
+/* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
+
+/* elastic_import.c builds the tables from the indices' mappings */
+
+/* ---------------------------------------------------------------- INSERT, UPDATE, DELETE */
+
+/* State of a modification of the table */
+typedef struct ElasticModifyState
+{
+	ElasticConn *conn;
+	char	   *index;
+	int			natts;
+	ElasticColumn *columns;
+	int			id_attnum;		/* the _id column, or 0 */
+	AttrNumber	id_junk;		/* UPDATE, DELETE: the _id in the plan's rows */
+	List	   *target_attrs;	/* UPDATE: the columns it sets */
+	int			batch_size;
+	const char *refresh;
+	StringInfoData body;		/* actions not sent yet */
+	int			nactions;
+	MemoryContext cxt;			/* of body, for the statement */
+	MemoryContext row_cxt;
+} ElasticModifyState;
+
+/* The _id column's attnum, or 0 */
+static int
+id_column(int natts, ElasticColumn *columns)
+{
+	int			i;
+
+	for (i = 0; i < natts; i++)
+		if (columns[i].kind == ECOL_ID)
+			return i + 1;
+	return 0;
+}
+
+static void
+elasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
+							   Relation target_relation)
+{
+	int			natts;
+	ElasticColumn *columns;
+	int			attnum;
+	Form_pg_attribute att;
+	Var		   *var;
+
+	load_columns(RelationGetRelid(target_relation), &natts, &columns);
+	attnum = id_column(natts, columns);
+	if (attnum == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no _id column",
+						RelationGetRelationName(target_relation)),
+				 errhint("UPDATE and DELETE find documents by _id: add a column named _id.")));
+	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
+	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
+	add_row_identity_var(root, var, rtindex, "_id");
+}
+
+static List *
+elasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+						 int subplan_index)
+{
+	List	   *target_attrs = NIL;
+
+	if (plan->operation == CMD_UPDATE)
+	{
+		Bitmapset  *cols = get_rel_all_updated_cols(root, find_base_rel(root, resultRelation));
+		int			col = -1;
+
+		while ((col = bms_next_member(cols, col)) >= 0)
+		{
+			AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
+
+			if (attno > 0)
+				target_attrs = lappend_int(target_attrs, attno);
+		}
+	}
+	return list_make1(target_attrs);
+}
+
+static void
+begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
+			 CmdType operation, bool explain_only)
+{
+	Relation	rel = rinfo->ri_RelationDesc;
+	Oid			relid = RelationGetRelid(rel);
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	ElasticModifyState *st = palloc0(sizeof(ElasticModifyState));
+	DefElem    *def;
+
+	rinfo->ri_FdwState = st;
+	st->index = pstrdup(polyglot_option_string(table->options, "index", get_rel_name(relid)));
+	load_columns(relid, &st->natts, &st->columns);
+	st->id_attnum = id_column(st->natts, st->columns);
+	st->target_attrs = target_attrs;
+	def = table_option(table, server, "batch_size");
+	st->batch_size = def ? polyglot_option_int(def) : 100;
+	def = table_option(table, server, "refresh");
+	st->refresh = def ? defGetString(def) : "false";
+	st->cxt = CurrentMemoryContext;
+	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot elastic write",
+										ALLOCSET_DEFAULT_SIZES);
+	initStringInfo(&st->body);
+	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
+		if (!AttributeNumberIsValid(st->id_junk))
+			elog(ERROR, "pg_polyglot: _id junk column not found");
+	}
+	if (explain_only)
+		return;
+	st->conn = table_connection(relid, InvalidOid);
+}
+
+static void
+elasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
+						  int subplan_index, int eflags)
+{
+	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
+				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
+}
+
+static void
+elasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
+}
+
+/* A field of a document being written: its path split at dots, its JSON */
+typedef struct DocField
+{
+	char	  **segments;
+	int			nsegments;
+	char	   *json;
+} DocField;
+
+static int
+docfield_cmp(const ListCell *a, const ListCell *b)
+{
+	DocField   *x = (DocField *) lfirst(a);
+	DocField   *y = (DocField *) lfirst(b);
+	int			i;
+
+	for (i = 0; i < x->nsegments && i < y->nsegments; i++)
+	{
+		int			c = strcmp(x->segments[i], y->segments[i]);
+
+		if (c != 0)
+			return c;
+	}
+	return x->nsegments - y->nsegments;
+}
+
+/*
+ * Appends fields[from, to) as the members of an object at depth: fields
+ * that share a path segment there nest in one object ("a.b" and "a.c"
+ * become "a": {"b": .., "c": ..}).  The list is sorted by path.
+ */
+static void
+append_fields(StringInfo buf, List *fields, int from, int to, int depth)
+{
+	int			i = from;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '{');
+	while (i < to)
+	{
+		DocField   *f = (DocField *) list_nth(fields, i);
+		int			j = i + 1;
+
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		escape_json(buf, f->segments[depth]);
+		appendStringInfoChar(buf, ':');
+		if (f->nsegments == depth + 1)
+		{
+			appendStringInfoString(buf, f->json);
+			/* a value and deeper fields under the same name: the value wins */
+			while (j < to && strcmp(((DocField *) list_nth(fields, j))->segments[depth],
+									f->segments[depth]) == 0)
+				j++;
+		}
+		else
+		{
+			while (j < to)
+			{
+				DocField   *g = (DocField *) list_nth(fields, j);
+
+				if (g->nsegments <= depth + 1 ||
+					strcmp(g->segments[depth], f->segments[depth]) != 0)
+					break;
+				j++;
+			}
+			append_fields(buf, fields, i, j, depth + 1);
+		}
+		i = j;
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+static DocField *
+make_docfield(const char *path, char *json)
+{
+	DocField   *f = palloc(sizeof(DocField));
+	char	   *copy = pstrdup(path);
+	char	   *p;
+	int			n = 1;
+
+	for (p = copy; *p; p++)
+		if (*p == '.')
+			n++;
+	f->segments = palloc(sizeof(char *) * n);
+	f->nsegments = 0;
+	f->segments[f->nsegments++] = copy;
+	for (p = copy; *p; p++)
+		if (*p == '.')
+		{
+			*p = '\0';
+			f->segments[f->nsegments++] = p + 1;
+		}
+	f->json = json;
+	return f;
+}
+
+/*
+ * The document of a row's columns attnums (NIL: every column) as JSON:
+ * field columns at their paths (nested objects for dotted paths), NULLs
+ * left out unless keep_nulls; a whole-_source column is the document
+ * itself, and then no field column may be given too.
+ */
+static char *
+row_document(ElasticModifyState *st, TupleTableSlot *slot, List *attnums, bool keep_nulls,
+			 bool *whole)
+{
+	List	   *fields = NIL;
+	char	   *source = NULL;
+	StringInfoData buf;
+	int			i;
+
+	*whole = false;
+	slot_getallattrs(slot);
+	for (i = 0; i < st->natts; i++)
+	{
+		ElasticColumn *col = &st->columns[i];
+		bool		isnull = slot->tts_isnull[i];
+		Datum		value = slot->tts_values[i];
+
+		if (attnums != NIL && !list_member_int(attnums, i + 1))
+			continue;
+		switch (col->kind)
+		{
+			case ECOL_FIELD:
+				if (isnull && !keep_nulls)
+					break;
+				initStringInfo(&buf);
+				elastic_append_json_value(&buf, value, isnull, col->typid);
+				fields = lappend(fields, make_docfield(col->field, buf.data));
+				break;
+			case ECOL_SOURCE:
+				if (isnull)
+					break;
+				initStringInfo(&buf);
+				elastic_append_json_value(&buf, value, false, col->typid);
+				if (buf.data[0] != '{')
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+							 errmsg("column \"%s\" must hold a JSON object to be a document",
+									col->name)));
+				source = buf.data;
+				break;
+			case ECOL_SCORE:
+			case ECOL_QUERY:
+				if (!isnull && attnums == NIL)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_ERROR),
+							 errmsg("column \"%s\" cannot be written", col->name),
+							 errdetail("It is not a field of the document.")));
+				if (attnums != NIL)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("column \"%s\" cannot be updated", col->name),
+							 errdetail("It is not a field of the document.")));
+				break;
+			default:
+				break;
+		}
+	}
+	if (source)
+	{
+		if (fields != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot write a whole document and its fields in one row"),
+					 errhint("Give either the jsonb column of the whole _source or the field columns, and leave the others NULL.")));
+		*whole = true;
+		return source;
+	}
+	list_sort(fields, docfield_cmp);
+	initStringInfo(&buf);
+	append_fields(&buf, fields, 0, list_length(fields), 0);
+	return buf.data;
+}
+
+/* Appends {"<action>":{"_index":..,"_id":..}} and a newline */
+static void
+append_action(ElasticModifyState *st, const char *action, const char *id)
+{
+	appendStringInfo(&st->body, "{\"%s\":{\"_index\":", action);
+	escape_json(&st->body, st->index);
+	if (id)
+	{
+		appendStringInfoString(&st->body, ",\"_id\":");
+		escape_json(&st->body, id);
+	}
+	appendStringInfoString(&st->body, "}}\n");
+	st->nactions++;
+}
+
+/*
+ * Sends the buffered actions in one _bulk request.  A failed action fails
+ * the statement (with the first failure's reason), except the 404 of an
+ * update or delete whose document is already gone.  The actions before it
+ * stay done: the index is not part of the transaction.  Returns the _id
+ * the server gave the first action (an INSERT without _id), or NULL.
+ */
+static char *
+flush_actions(ElasticModifyState *st)
+{
+	ElasticResponse response;
+	char	   *path;
+	Jsonb	   *jb;
+	JsonbContainer *items;
+	char	   *first_id = NULL;
+	int			n,
+				i;
+
+	if (st->nactions == 0)
+		return NULL;
+	path = psprintf("/_bulk?refresh=%s&filter_path=errors,items.*._id,items.*.status,items.*.error",
+					st->refresh);
+	elastic_request(st->conn, "POST", path, st->body.data, st->body.len, &response);
+	resetStringInfo(&st->body);
+	st->nactions = 0;
+	if (response.status >= 400)
+		elastic_report_error(st->conn, &response, psprintf("a _bulk write to index \"%s\"", st->index));
+	jb = elastic_parse_response(st->conn, &response, "_bulk");
+	items = elastic_json_object(&jb->root, "items");
+	n = items ? (int) JsonContainerSize(items) : 0;
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(items, i);
+		JsonbIterator *it;
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		char	   *action = NULL;
+		JsonbContainer *result = NULL;
+		int			status;
+
+		if (item->type != jbvBinary)
+			continue;
+		/* {"<action>": {"_id": .., "status": .., "error": ..}} */
+		it = JsonbIteratorInit(item->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+				action = pnstrdup(v.val.string.val, v.val.string.len);
+			else if (tok == WJB_VALUE && v.type == jbvBinary)
+				result = v.val.binary.data;
+		}
+		if (result == NULL)
+			continue;
+		status = elastic_json_int(result, "status", 0);
+		if (i == 0)
+			first_id = elastic_json_string(result, "_id");
+		if (status >= 200 && status < 300)
+			continue;
+		if (status == 404 && action && strcmp(action, "create") != 0)
+			continue;			/* updated or deleted meanwhile by someone else */
+		ereport(ERROR,
+				(errcode(status == 409 ? ERRCODE_UNIQUE_VIOLATION : ERRCODE_FDW_ERROR),
+				 status == 409 ?
+				 errmsg("document with _id \"%s\" already exists in index \"%s\"",
+						elastic_json_string(result, "_id"), st->index) :
+				 errmsg("Elasticsearch server \"%s\" refused a %s in index \"%s\" (HTTP status %d)",
+						st->conn->servername, action ? action : "write", st->index, status),
+				 errdetail_internal("%s", elastic_error_text(elastic_json_object(result, "error")) ?
+									elastic_error_text(elastic_json_object(result, "error")) :
+									"no reason given")));
+	}
+	return first_id;
+}
+
+/* The text of a row's _id, or NULL */
+static char *
+row_id(ElasticModifyState *st, Datum value, bool isnull)
+{
+	Oid			outfunc;
+	bool		varlena;
+
+	if (isnull || st->id_attnum == 0)
+		return NULL;
+	getTypeOutputInfo(st->columns[st->id_attnum - 1].typid, &outfunc, &varlena);
+	return OidOutputFunctionCall(outfunc, value);
+}
+
+/* Buffers the create action of a row; the caller flushes */
+static void
+add_insert(ElasticModifyState *st, TupleTableSlot *slot)
+{
+	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+	bool		isnull = true;
+	Datum		id = (Datum) 0;
+	char	   *doc;
+	bool		whole;
+
+	if (st->id_attnum)
+		id = slot_getattr(slot, st->id_attnum, &isnull);
+	doc = row_document(st, slot, NIL, false, &whole);
+	MemoryContextSwitchTo(st->cxt);
+	append_action(st, "create", row_id(st, id, isnull));
+	appendStringInfo(&st->body, "%s\n", doc);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+}
+
+static TupleTableSlot *
+elasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+						 TupleTableSlot *planSlot)
+{
+	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
+	char	   *id;
+
+	add_insert(st, slot);
+	id = flush_actions(st);
+	/* the _id the server made, for RETURNING */
+	if (st->id_attnum && id)
+	{
+		bool		isnull;
+
+		(void) slot_getattr(slot, st->id_attnum, &isnull);
+		if (isnull)
+		{
+			Oid			typinput,
+						typioparam;
+			ElasticColumn *col = &st->columns[st->id_attnum - 1];
+
+			slot_getallattrs(slot);
+			getTypeInputInfo(col->typid, &typinput, &typioparam);
+			slot->tts_values[st->id_attnum - 1] =
+				OidInputFunctionCall(typinput, id, typioparam, col->typmod);
+			slot->tts_isnull[st->id_attnum - 1] = false;
+		}
+	}
+	return slot;
+}
+
+#if PG_VERSION_NUM >= 140000
+/* Up to batch_size rows in one _bulk request */
+static TupleTableSlot **
+elasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
+							  TupleTableSlot **planSlots, int *numSlots)
+{
+	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
+	int			i;
+
+	for (i = 0; i < *numSlots; i++)
+		add_insert(st, slots[i]);
+	(void) flush_actions(st);
+	return slots;
+}
+
+/*
+ * The batch size of an INSERT: batch_size (default 100), or one row at a
+ * time for RETURNING, row triggers or WITH CHECK OPTION.
+ */
+static int
+elasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
+
+	if (st == NULL || rinfo->ri_projectReturning != NULL || rinfo->ri_WithCheckOptions != NIL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return st->batch_size;
+}
+#endif
+
+/*
+ * UPDATE: an update action with the fields it sets (a partial update: the
+ * document's other fields stay), or an index action replacing the whole
+ * document when the whole-_source column is set.  Sent batch_size at a
+ * time, the rest at the end of the statement.
+ */
+static TupleTableSlot *
+elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+						 TupleTableSlot *planSlot)
+{
+	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
+	bool		isnull;
+	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	char	   *doc;
+	bool		whole;
+	MemoryContext old;
+
+	if (isnull)
+		elog(ERROR, "pg_polyglot: _id is null");
+	if (list_member_int(st->target_attrs, st->id_attnum))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot change the _id of a document")));
+	old = MemoryContextSwitchTo(st->row_cxt);
+	doc = row_document(st, slot, st->target_attrs, true, &whole);
+	MemoryContextSwitchTo(st->cxt);
+	append_action(st, whole ? "index" : "update", row_id(st, id, false));
+	if (whole)
+		appendStringInfo(&st->body, "%s\n", doc);
+	else
+		appendStringInfo(&st->body, "{\"doc\":%s}\n", doc);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+	if (st->nactions >= st->batch_size)
+		(void) flush_actions(st);
+	return slot;
+}
+
+static TupleTableSlot *
+elasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+						 TupleTableSlot *planSlot)
+{
+	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
+	bool		isnull;
+	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	MemoryContext old;
+
+	if (isnull)
+		elog(ERROR, "pg_polyglot: _id is null");
+	old = MemoryContextSwitchTo(st->cxt);
+	append_action(st, "delete", row_id(st, id, false));
+	MemoryContextSwitchTo(old);
+	if (st->nactions >= st->batch_size)
+		(void) flush_actions(st);
+
+	/* RETURNING of a DELETE sees the _id; the document is not read back */
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	slot->tts_values[st->id_attnum - 1] = id;
+	slot->tts_isnull[st->id_attnum - 1] = false;
+	ExecStoreVirtualTuple(slot);
+	return slot;
+}
+
+static void
+elasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
+							int subplan_index, ExplainState *es)
+{
+	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
+
+	ExplainPropertyText("Remote Index", st->index, es);
+	if (!es->verbose)
+		return;
+	ExplainPropertyText("Remote Request", psprintf("POST /_bulk?refresh=%s", st->refresh), es);
+#if PG_VERSION_NUM >= 140000
+	if (mtstate->operation == CMD_INSERT)
+		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
+	else
+#endif
+		ExplainPropertyInteger("Batch Size", NULL, st->batch_size, es);
+}
+
+/* also EndForeignInsert: sends what is left */
+static void
+elasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
+
+	if (st && st->conn)
+		(void) flush_actions(st);
+}
 
 PG_FUNCTION_INFO_V1(polyglot_elastic_handler);
 
 Datum
 polyglot_elastic_handler(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(polyglot_unsupported_fdw_routine());
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = elasticGetForeignRelSize;
+	routine->GetForeignPaths = elasticGetForeignPaths;
+	routine->GetForeignPlan = elasticGetForeignPlan;
+	routine->GetForeignUpperPaths = elasticGetForeignUpperPaths;
+	routine->BeginForeignScan = elasticBeginForeignScan;
+	routine->IterateForeignScan = elasticIterateForeignScan;
+	routine->ReScanForeignScan = elasticReScanForeignScan;
+	routine->EndForeignScan = elasticEndForeignScan;
+	routine->ExplainForeignScan = elasticExplainForeignScan;
+	routine->ImportForeignSchema = elasticImportForeignSchema;
+	routine->AddForeignUpdateTargets = elasticAddForeignUpdateTargets;
+	routine->PlanForeignModify = elasticPlanForeignModify;
+	routine->BeginForeignModify = elasticBeginForeignModify;
+	routine->ExecForeignInsert = elasticExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = elasticExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = elasticGetForeignModifyBatchSize;
+#endif
+	routine->ExecForeignUpdate = elasticExecForeignUpdate;
+	routine->ExecForeignDelete = elasticExecForeignDelete;
+	routine->EndForeignModify = elasticEndForeignModify;
+	routine->BeginForeignInsert = elasticBeginForeignInsert;
+	routine->EndForeignInsert = elasticEndForeignModify;
+	routine->ExplainForeignModify = elasticExplainForeignModify;
+	PG_RETURN_POINTER(routine);
 }

@@ -45,7 +45,10 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix)
 			field->type = type ? type : pstrdup("object");
 			field->ignore_above = -1;
 			if (strcmp(field->type, "keyword") == 0)
+			{
 				field->ignore_above = elastic_json_int(def, "ignore_above", -1);
+				field->normalizer = elastic_json_string(def, "normalizer") != NULL;
+			}
 			else if (sub != NULL)
 			{
 				/* a keyword sub-field serves exact matches of a text field */
@@ -68,6 +71,8 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix)
 							field->keyword = psprintf("%s.%s", field->path, subname);
 							field->ignore_above = elastic_json_int(sv.val.binary.data,
 																   "ignore_above", -1);
+							field->normalizer = elastic_json_string(sv.val.binary.data,
+																	"normalizer") != NULL;
 						}
 					}
 				}
@@ -171,7 +176,7 @@ elastic_merged_fields(List *mappings)
 			else if (strcmp(seen->type, f->type) != 0 ||
 					 (seen->keyword == NULL) != (f->keyword == NULL) ||
 					 (seen->keyword && strcmp(seen->keyword, f->keyword) != 0) ||
-					 seen->ignore_above != f->ignore_above)
+					 seen->ignore_above != f->ignore_above || seen->normalizer != f->normalizer)
 				seen->conflict = true;
 		}
 	}

@@ -7,7 +7,10 @@
  * Server: url (one or more node URLs, comma-separated, for failover),
  *         connect_timeout, io_timeout.
  * User mapping: user, password (basic authentication) or api_key.
- * Foreign table: index.
+ * Server and foreign table (the table's wins): pushdown, use_remote_estimate,
+ *         page_size (hits per search request), batch_size (actions per
+ *         _bulk of an INSERT), refresh (of writes: false, true, wait_for).
+ * Foreign table: index (an index, alias or pattern).
  * Column: field (a dotted path into the _source).
  *
  *-------------------------------------------------------------------------
@@ -31,6 +34,8 @@ static void check_url(const char *name, const char *value);
 static void check_index(const char *name, const char *value);
 static void check_field(const char *name, const char *value);
 
+static const char *const refresh_values[] = {"false", "true", "wait_for", NULL};
+
 static const PolyglotOption elastic_options[] = {
 	{.name = "url", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_url},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
@@ -38,6 +43,16 @@ static const PolyglotOption elastic_options[] = {
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "api_key", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "pushdown", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "use_remote_estimate", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "page_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 10000},
+	{.name = "batch_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
+	{.name = "refresh", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = refresh_values},
+	{.name = "pushdown", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "use_remote_estimate", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "page_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 10000},
+	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
+	{.name = "refresh", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = refresh_values},
 	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_index},
 	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
 	{.name = NULL}

@@ -705,17 +705,6 @@ typedef struct MongoAggInfo
 #define MONGO_SCAN_COST		0.001	/* per document the server looks at */
 #define MONGO_SORT_COST		0.01	/* per document the server sorts */
 
-#if PG_VERSION_NUM >= 170000
-#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
-	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, NIL, priv)
-#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
-	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, NIL, priv)
-#else
-#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
-	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, priv)
-#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
-	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, priv)
-#endif
 
 /* The planner's connection to the table's server, with the server's flavor known */
 static MongoConn *
