@@ -711,15 +711,17 @@ elastic_is_opensearch(ElasticConn *conn)
 		ElasticResponse root;
 		char		flavor = 'e';
 
+		/* the header is on every answer, also an error (some builds lack GET /) */
 		elastic_request(conn, "GET", "/", NULL, 0, &root);
-		if (root.status >= 400)
-			elastic_report_error(conn, &root, "GET /");
 		if (!root.elastic_product)
 		{
-			Jsonb	   *jb = elastic_parse_response(conn, &root, "GET /");
-			char	   *dist = elastic_json_string(elastic_json_object(&jb->root, "version"),
-												   "distribution");
+			Jsonb	   *jb;
+			char	   *dist;
 
+			if (root.status >= 400)
+				elastic_report_error(conn, &root, "GET /");
+			jb = elastic_parse_response(conn, &root, "GET /");
+			dist = elastic_json_string(elastic_json_object(&jb->root, "version"), "distribution");
 			if (dist && strcmp(dist, "opensearch") == 0)
 				flavor = 'o';
 		}

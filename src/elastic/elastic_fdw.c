@@ -1348,8 +1348,16 @@ build_query(ElasticScanState *st, ExprContext *econtext, bool explain)
 	appendStringInfoString(&buf, "{\"bool\":{");
 	if (st->filter)
 	{
+		ListCell   *li;
+
+		/* the top "and": its items are the filter's */
 		appendStringInfoString(&buf, "\"filter\":[");
-		append_item(&buf, st->filter, st, econtext, explain);
+		foreach(li, (List *) lsecond(st->filter))
+		{
+			if (li != list_head((List *) lsecond(st->filter)))
+				appendStringInfoChar(&buf, ',');
+			append_item(&buf, (List *) lfirst(li), st, econtext, explain);
+		}
 		appendStringInfoChar(&buf, ']');
 		first = false;
 	}
@@ -1881,6 +1889,7 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 	JsonbValue *hit;
 	JsonbContainer *h;
 	JsonbContainer *source = NULL;
+	JsonbValue	source_jv;
 	JsonbValue	v;
 	ErrorContextCallback errcallback;
 	int			i;
@@ -1899,8 +1908,8 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 		return false;
 	h = hit->val.binary.data;
 	st->current_id = elastic_json_string(h, "_id");
-	if (getKeyJsonValueFromContainer(h, "_source", 7, &v) && v.type == jbvBinary)
-		source = v.val.binary.data;
+	if (getKeyJsonValueFromContainer(h, "_source", 7, &source_jv) && source_jv.type == jbvBinary)
+		source = source_jv.val.binary.data;
 
 	errcallback.callback = scan_error_context;
 	errcallback.arg = st;
@@ -1941,10 +1950,7 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 			case ECOL_SOURCE:
 				if (source)
 				{
-					v.type = jbvBinary;
-					v.val.binary.data = source;
-					v.val.binary.len = 0;
-					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
+					slot->tts_values[i] = convert_value(st, &source_jv, col->typid, col->typmod,
 														st->typinput[i], st->typioparam[i],
 														&slot->tts_isnull[i]);
 				}
