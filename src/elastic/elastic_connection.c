@@ -572,7 +572,17 @@ elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 		jb = try_parse_json(response->body);
 	if (jb)
 	{
-		detail = elastic_error_text(elastic_json_object(&jb->root, "error"));
+		JsonbContainer *error = elastic_json_object(&jb->root, "error");
+		JsonbContainer *causes = elastic_json_object(error, "root_cause");
+		JsonbValue *cause;
+
+		/* the first root cause says more than "all shards failed" */
+		if (causes && JsonContainerIsArray(causes) &&
+			(cause = getIthJsonbValueFromContainer(causes, 0)) != NULL &&
+			cause->type == jbvBinary)
+			detail = elastic_error_text(cause->val.binary.data);
+		if (detail == NULL)
+			detail = elastic_error_text(error);
 		if (detail == NULL)
 			detail = elastic_json_string(&jb->root, "error");
 	}
