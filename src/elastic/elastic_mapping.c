@@ -86,7 +86,8 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix)
 
 /*
  * The mappings of an index, alias or pattern: a List of ElasticIndexMapping,
- * one per index, in the server's order, each with its fields (every level:
+ * one per index, each with its fields (indices and fields in jsonb's key
+ * order, shorter names first, not the server's) (every level:
  * an object is a field of type "object", its children follow it).  An
  * index that does not exist ereports (404); a pattern that matches nothing
  * returns NIL.
