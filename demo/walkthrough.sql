@@ -96,5 +96,15 @@ SELECT polyglot.sync('products', 'search', '{"index": "products", "exclude": ["c
 UPDATE products SET name = 'standing desk, oak' WHERE id = 3;
 CALL pg_temp.wait_synced();
 \! curl -s -XPOST "$OPENSEARCH_URL/products/_refresh" -o /dev/null; curl -s "$OPENSEARCH_URL/products/_search?q=name:desk&filter_path=hits.hits._id,hits.hits._score,hits.hits._source"; echo
+-- ... and searched from SQL: a foreign table on the same index; the query
+--    column is a query_string search, ranked by OpenSearch, joined to the
+--    table of record
+CREATE FOREIGN TABLE product_hits (_id int, name text, _score real, query text)
+  SERVER search OPTIONS (index 'products');
+SELECT p.id, p.name, round(h._score::numeric, 3) AS score
+FROM product_hits h JOIN products p ON p.id = h._id
+WHERE h.query = 'desk OR lamp' ORDER BY h._score DESC LIMIT 3;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT _id, _score FROM product_hits WHERE query = 'desk' ORDER BY _score DESC LIMIT 3;
 
 SELECT route, source, server, store, pending, delivered, state FROM polyglot.status ORDER BY route;
