@@ -22,6 +22,10 @@ CREATE SERVER e2 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (uri 'http://127.
 -- index names
 CREATE FOREIGN TABLE et1 (id int, name text OPTIONS (field 'info.name'), _score real, query text)
   SERVER e1 OPTIONS (index 'products');
+-- patterns and lists of indices, for reading
+CREATE FOREIGN TABLE et_pattern (id int) SERVER e1 OPTIONS (index 'logs-*,metrics-2024');
+DROP FOREIGN TABLE et_pattern;
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index 'logs-*,');
 CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index 'Products');
 CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '_all');
 CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index 'a/b');

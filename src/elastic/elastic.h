@@ -28,13 +28,19 @@ typedef struct ElasticConnOptions
 extern void elastic_get_options(ForeignServer *server, UserMapping *user,
 								ElasticConnOptions *opts);
 extern List *elastic_split_urls(const char *urls);
+extern void elastic_check_index_name(const char *name, const char *value);
 
 /* elastic_connection.c */
+#define ELASTIC_TRACKED_PITS	16
+
 typedef struct ElasticConn
 {
 	PolyglotConnEntry base;		/* base.conn is an ElasticHandle */
 	char		servername[NAMEDATALEN];
 	char		flavor;			/* 'e' Elasticsearch, 'o' OpenSearch, 0 not known yet */
+	/* points in time open on the server (malloc'd ids), see elastic_fdw.c */
+	char	   *pits[ELASTIC_TRACKED_PITS];
+	bool		pit_stale[ELASTIC_TRACKED_PITS];
 } ElasticConn;
 
 typedef struct ElasticResponse
@@ -77,7 +83,11 @@ typedef struct ElasticField
 								 * sub-field), -1 when none */
 	bool		normalizer;		/* the keyword field has a normalizer: its terms
 								 * are not the values */
-	bool		conflict;		/* indices of a pattern map it differently */
+	bool		conflict;		/* not to be filtered on: indices of a pattern map
+								 * it differently, or the index does not hold
+								 * what _source says (null_value,
+								 * ignore_malformed, copy_to target, under a
+								 * nested field) */
 } ElasticField;
 
 typedef struct ElasticIndexMapping

@@ -54,6 +54,20 @@ typedef struct ElasticHandle
 } ElasticHandle;
 
 static void elastic_disconnect(void *handle);
+
+/*
+ * libcurl's progress callback: aborts the transfer when a query cancel,
+ * statement timeout or termination is pending, so that they need not wait
+ * for io_timeout.  Only reads the flag; the caller then runs
+ * CHECK_FOR_INTERRUPTS().
+ */
+static int
+elastic_progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
+					curl_off_t ultotal, curl_off_t ulnow)
+{
+	return InterruptPending ? 1 : 0;
+}
+
 static void elastic_at_exit(void);
 
 static PolyglotConnCache elastic_cache = {
@@ -207,6 +221,8 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, (long) opts->common.connect_timeout_ms);
 	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) opts->common.io_timeout_ms);
 	curl_easy_setopt(h->curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, elastic_progress_cb);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, elastic_write_cb);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &h->buf);
@@ -326,6 +342,8 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 			break;
 	}
 
+	if (rc == CURLE_ABORTED_BY_CALLBACK)
+		CHECK_FOR_INTERRUPTS();
 	if (rc != CURLE_OK)
 	{
 		bool		connect_failure = is_connect_failure(rc, curl);
@@ -474,13 +492,13 @@ elastic_request_cancel(ElasticConn *conn)
 	h->started = false;
 }
 
-/* The string value at key in a jsonb object container, or NULL. */
+/* The string value at key in a jsonb object container, or NULL (also for a container that is not an object). */
 char *
 elastic_json_string(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
-	if (container == NULL ||
+	if (container == NULL || !JsonContainerIsObject(container) ||
 		!getKeyJsonValueFromContainer(container, key, strlen(key), &v))
 		return NULL;
 	if (v.type != jbvString)
@@ -494,7 +512,7 @@ elastic_json_object(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
-	if (container == NULL ||
+	if (container == NULL || !JsonContainerIsObject(container) ||
 		!getKeyJsonValueFromContainer(container, key, strlen(key), &v))
 		return NULL;
 	if (v.type != jbvBinary)
@@ -508,7 +526,7 @@ elastic_json_int(JsonbContainer *container, const char *key, int default_value)
 {
 	JsonbValue	v;
 
-	if (container == NULL ||
+	if (container == NULL || !JsonContainerIsObject(container) ||
 		!getKeyJsonValueFromContainer(container, key, strlen(key), &v) ||
 		v.type != jbvNumeric)
 		return default_value;

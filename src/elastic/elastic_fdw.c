@@ -77,6 +77,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/appendinfo.h"
+#include "optimizer/cost.h"
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
@@ -158,7 +159,10 @@ typedef struct ElasticRelInfo
 #define ELASTIC_ROW_COST		0.05
 #define ELASTIC_SCAN_COST		0.001	/* per document the server looks at */
 
-#define ELASTIC_KEEP_ALIVE		"1m"
+#define ELASTIC_KEEP_ALIVE		"1m"	/* of a point in time, renewed by each page */
+#define POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE	1000
+#define POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE	100
+#define POLYGLOT_DEFAULT_ELASTIC_DOCUMENTS	1000	/* without an estimate */
 
 #define list_make7(a, b, c, d, e, f, g) lappend(lappend(list_make5(a, b, c, d, e), f), g)
 
@@ -238,6 +242,20 @@ table_option(ForeignTable *table, ForeignServer *server, const char *name)
 	return def ? def : polyglot_option_find(server->options, name);
 }
 
+/* The index option, or the table's name when it is a valid index name */
+static char *
+table_index(ForeignTable *table, Oid relid)
+{
+	const char *index = polyglot_option_string(table->options, "index", NULL);
+
+	if (index == NULL)
+	{
+		index = get_rel_name(relid);
+		elastic_check_index_name("index (by default the table's name)", index);
+	}
+	return pstrdup(index);
+}
+
 static void
 load_table(Oid relid, ElasticRelInfo *info)
 {
@@ -254,8 +272,8 @@ load_table(Oid relid, ElasticRelInfo *info)
 	def = table_option(table, server, "use_remote_estimate");
 	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
 	def = table_option(table, server, "page_size");
-	info->page_size = def ? polyglot_option_int(def) : 1000;
-	info->index = pstrdup(polyglot_option_string(table->options, "index", get_rel_name(relid)));
+	info->page_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE;
+	info->index = table_index(table, relid);
 	load_columns(relid, &info->natts, &info->columns);
 }
 
@@ -294,8 +312,10 @@ apply_mapping(ElasticRelInfo *info, List *fields)
 			continue;
 		t = f->type;
 		base = getBaseType(col->typid);
+		/* a keyword leaves values longer than ignore_above out of the index */
 		col->exists = strcmp(t, "object") != 0 && strcmp(t, "nested") != 0 &&
-			strcmp(t, "alias") != 0;
+			strcmp(t, "alias") != 0 &&
+			!(strcmp(t, "keyword") == 0 && f->ignore_above >= 0);
 		switch (base)
 		{
 			case INT2OID:
@@ -408,16 +428,48 @@ operator_strategy(Oid opno, Oid typid, bool *negated)
 	return strategy;
 }
 
+/*
+ * The length of a string as ignore_above counts it: in UTF-16 code units
+ * (Java's), so a character beyond U+FFFF counts twice.
+ */
+static int
+ignore_above_length(const char *s)
+{
+	int			n = 0;
+
+	while (*s)
+	{
+		int			len = pg_mblen(s);
+
+		n += (GetDatabaseEncoding() == PG_UTF8 && len == 4) ? 2 : 1;
+		s += len;
+	}
+	return n;
+}
+
+/*
+ * A floating-point column compares with a value of its own type only: a
+ * real sent to a double field (or a double to a float field) would be
+ * compared at the other precision.
+ */
+static bool
+same_float_type(Oid coltype, Oid valtype)
+{
+	Oid			col = getBaseType(coltype);
+	Oid			val = getBaseType(valtype);
+
+	if (col != FLOAT4OID && col != FLOAT8OID && val != FLOAT4OID && val != FLOAT8OID)
+		return true;
+	return col == val;
+}
+
 /* Does a text value fit under the keyword field's ignore_above? */
 static bool
 const_fits(Const *c, int ignore_above)
 {
-	char	   *s;
-
 	if (ignore_above < 0 || c->constisnull)
 		return true;
-	s = TextDatumGetCString(c->constvalue);
-	return pg_mbstrlen(s) <= ignore_above;
+	return ignore_above_length(TextDatumGetCString(c->constvalue)) <= ignore_above;
 }
 
 /* Every element of a constant text array fits under ignore_above */
@@ -439,7 +491,7 @@ const_array_fits(Const *c, int ignore_above)
 	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
 	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
 	for (i = 0; i < n; i++)
-		if (!nulls[i] && pg_mbstrlen(TextDatumGetCString(elems[i])) > ignore_above)
+		if (!nulls[i] && ignore_above_length(TextDatumGetCString(elems[i])) > ignore_above)
 			return false;
 	return true;
 }
@@ -538,6 +590,11 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 		if (strategy == 0)
 			return NIL;
 		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
+		if (is_text && OidIsValid(op->inputcollid) &&
+			!get_collation_isdeterministic(op->inputcollid))
+			return NIL;
+		if (!same_float_type(col->typid, exprType((Node *) value)))
+			return NIL;
 		if (col->kind == ECOL_ID)
 		{
 			if (strategy != BTEqualStrategyNumber)
@@ -548,11 +605,11 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 		}
 		if (col->term_field == NULL)
 			return NIL;
-		if (is_text && OidIsValid(op->inputcollid) &&
-			!get_collation_isdeterministic(op->inputcollid))
-			return NIL;
 		if (strategy == BTEqualStrategyNumber)
 		{
+			/* <> must see the field exist, as SQL leaves NULLs out */
+			if (negated && !col->exists)
+				return NIL;
 			if (is_text && col->ignore_above >= 0)
 			{
 				if (IsA(value, Const) && !const_fits((Const *) value, col->ignore_above))
@@ -595,15 +652,18 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 		/* = ANY (IN) and <> ALL (NOT IN) */
 		if (strategy != BTEqualStrategyNumber || negated == sa->useOr)
 			return NIL;
+		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
+		if (is_text && OidIsValid(sa->inputcollid) &&
+			!get_collation_isdeterministic(sa->inputcollid))
+			return NIL;
+		if (!OidIsValid(get_element_type(exprType((Node *) value))) ||
+			!same_float_type(col->typid, get_element_type(exprType((Node *) value))))
+			return NIL;
 		if (col->kind == ECOL_ID)
 			return list_make7(makeString("terms"), makeString("_id"), makeString(""),
 							  makeInteger(add_value(info, value)), makeInteger(negated),
 							  makeInteger(1), makeInteger(-1));
-		if (col->term_field == NULL)
-			return NIL;
-		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
-		if (is_text && OidIsValid(sa->inputcollid) &&
-			!get_collation_isdeterministic(sa->inputcollid))
+		if (col->term_field == NULL || (negated && !col->exists))
 			return NIL;
 		if (is_text && col->ignore_above >= 0)
 		{
@@ -716,7 +776,7 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	if (info->use_remote_estimate)
 		tuples = remote_document_count(conn, info->index);
 	if (tuples < 0)
-		tuples = baserel->tuples > 0 ? baserel->tuples : 1000;
+		tuples = baserel->tuples > 0 ? baserel->tuples : POLYGLOT_DEFAULT_ELASTIC_DOCUMENTS;
 	baserel->tuples = tuples;
 	baserel->rows = clamp_row_est(tuples * clauselist_selectivity(root, baserel->baserestrictinfo,
 																   0, JOIN_INNER, NULL));
@@ -843,21 +903,41 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	Cost		scan = baserel->tuples * ELASTIC_SCAN_COST;
 	int64		limit = info->pushdown ? query_limit(root, baserel, info) : 0;
 	List	   *sort = NIL;
+	Cost		penalty = 0;
+
+	/*
+	 * The query column needed above the scan without a search of its own
+	 * (a join on it): only a parameterized path, which searches with each
+	 * outer value, answers that; an unparameterized scan would compare
+	 * NULLs.  Make the others the last resort.
+	 */
+	if (info->queries == NIL)
+	{
+		Bitmapset  *used = NULL;
+		int			a;
+
+		pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &used);
+		for (a = 1; a <= info->natts; a++)
+			if (info->columns[a - 1].kind == ECOL_QUERY &&
+				bms_is_member(a - FirstLowInvalidHeapAttributeNumber, used) &&
+				(baserel->joininfo != NIL || baserel->has_eclass_joins))
+				penalty = disable_cost;
+	}
 
 	if (limit > 0 && root->query_pathkeys == NIL)
 	{
 		double		rows = Min((double) limit, baserel->rows);
 
 		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, rows, startup,
-										   startup + rows * ELASTIC_ROW_COST + scan, NIL, NULL,
-										   list_make2(NIL, makeInteger((int) limit))));
+				 polyglot_foreignscan_path(root, baserel, rows, startup + penalty,
+										   startup + penalty + rows * ELASTIC_ROW_COST + scan,
+										   NIL, NULL, list_make2(NIL, makeInteger((int) limit))));
 	}
 	else
 		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, baserel->rows, startup,
-										   startup + baserel->rows * ELASTIC_ROW_COST + scan,
-										   NIL, NULL, NIL));
+				 polyglot_foreignscan_path(root, baserel, baserel->rows, startup + penalty,
+										   startup + penalty + baserel->rows * ELASTIC_ROW_COST +
+										   scan, NIL, NULL, NIL));
 
 	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
 	if (info->pushdown && root->query_pathkeys != NIL &&
@@ -868,54 +948,64 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		if (limit > 0)
 			rows = Min((double) limit, rows);
 		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, rows, startup,
-										   startup + rows * ELASTIC_ROW_COST + scan,
+				 polyglot_foreignscan_path(root, baserel, rows, startup + penalty,
+										   startup + penalty + rows * ELASTIC_ROW_COST + scan,
 										   root->query_pathkeys, NULL,
 										   list_make2(sort, makeInteger((int) limit))));
 	}
 
-	/* the inner side of a nested loop: each outer row's matching documents */
-	if (info->pushdown && baserel->has_eclass_joins)
+	/*
+	 * The inner side of a nested loop: each outer row's matching documents,
+	 * or its search (query = outer.column, also without pushdown).  The
+	 * join clauses come from equivalence classes (inner joins) and from the
+	 * relation's join clauses (outer joins).
+	 */
 	{
+		List	   *candidates = NIL;
+		ListCell   *lc;
 		int			attnum;
 
-		for (attnum = 1; attnum <= info->natts; attnum++)
-		{
-			ElasticColumn *col = &info->columns[attnum - 1];
-			List	   *clauses;
-			ListCell   *lc;
-
-			if (col->kind != ECOL_ID && (col->kind != ECOL_FIELD || col->term_field == NULL))
-				continue;
-			clauses = generate_implied_equalities_for_column(root, baserel,
-															 ec_member_is_column,
-															 (void *) &attnum,
-															 baserel->lateral_referencers);
-			foreach(lc, clauses)
+		if (baserel->has_eclass_joins)
+			for (attnum = 1; attnum <= info->natts; attnum++)
 			{
-				RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-				Relids		required;
-				ParamPathInfo *ppi;
-				int			nvalues = list_length(info->values);
-				bool		recheck = false;
-				List	   *item;
+				ElasticColumn *col = &info->columns[attnum - 1];
 
-				if (!join_clause_is_movable_to(ri, baserel))
+				if (col->kind != ECOL_QUERY &&
+					(!info->pushdown || (col->kind != ECOL_ID &&
+										 (col->kind != ECOL_FIELD || col->term_field == NULL))))
 					continue;
-				item = deparse(ri->clause, baserel, info, &recheck);
-				info->values = list_truncate(info->values, nvalues);
-				if (item == NIL)
-					continue;
-				required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
-										  baserel->relids);
-				if (bms_is_empty(required))
-					continue;
-				ppi = get_baserel_parampathinfo(root, baserel, required);
-				add_path(baserel, (Path *)
-						 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
-												   startup + ppi->ppi_rows * ELASTIC_ROW_COST,
-												   NIL, required, NIL));
+				candidates = list_concat(candidates,
+										 generate_implied_equalities_for_column(root, baserel,
+																				ec_member_is_column,
+																				(void *) &attnum,
+																				baserel->lateral_referencers));
 			}
+		candidates = list_concat(candidates, baserel->joininfo);
+		foreach(lc, candidates)
+		{
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+			Relids		required;
+			ParamPathInfo *ppi;
+			int			nvalues = list_length(info->values);
+			bool		recheck = false;
+			bool		usable;
+
+			if (!join_clause_is_movable_to(ri, baserel))
+				continue;
+			usable = query_value(ri->clause, baserel, info) != NULL ||
+				(info->pushdown && deparse(ri->clause, baserel, info, &recheck) != NIL);
+			info->values = list_truncate(info->values, nvalues);
+			if (!usable)
+				continue;
+			required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
+									  baserel->relids);
+			if (bms_is_empty(required))
+				continue;
+			ppi = get_baserel_parampathinfo(root, baserel, required);
+			add_path(baserel, (Path *)
+					 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
+											   startup + ppi->ppi_rows * ELASTIC_ROW_COST,
+											   NIL, required, NIL));
 		}
 	}
 }
@@ -1017,9 +1107,18 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 		if (list_member_ptr(info->remote_conds, ri))
 			continue;
 		/* a parameterized path's join clauses: the outer column is a value */
-		if (info->pushdown && best_path->path.param_info &&
-			!bms_is_subset(ri->clause_relids, baserel->relids))
-			item = deparse(ri->clause, baserel, info, &recheck);
+		if (best_path->path.param_info && !bms_is_subset(ri->clause_relids, baserel->relids))
+		{
+			Expr	   *query = query_value(ri->clause, baserel, info);
+
+			if (query)
+			{
+				info->queries = lappend(info->queries, makeInteger(add_value(info, query)));
+				continue;
+			}
+			if (info->pushdown)
+				item = deparse(ri->clause, baserel, info, &recheck);
+		}
 		if (item != NIL)
 		{
 			info->items = lappend(info->items, item);
@@ -1033,6 +1132,27 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 		}
 	}
 	Assert(limit == 0 || local == NIL);
+
+	/* the query column is the search: it cannot be compared after the fact */
+	foreach(lc, local)
+	{
+		Bitmapset  *used = NULL;
+		int			attnum = -1;
+
+		pull_varattnos((Node *) lfirst(lc), baserel->relid, &used);
+		while ((attnum = bms_next_member(used, attnum)) >= 0)
+		{
+			int			a = attnum + FirstLowInvalidHeapAttributeNumber;
+
+			if (a > 0 && info->columns[a - 1].kind == ECOL_QUERY)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("column \"%s\" of foreign table \"%s\" can only be compared with = to a value",
+								info->columns[a - 1].name, get_rel_name(info->relid)),
+						 errdetail("The query column is the query_string the index is searched with."),
+						 errhint("Write query = 'words', or join on it with a nested loop (LATERAL).")));
+		}
+	}
 
 	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
 	pull_varattnos((Node *) local, baserel->relid, &attrs);
@@ -1070,7 +1190,7 @@ typedef struct ElasticScanState
 	bool	   *wanted;
 	bool		whole_source;
 	bool		want_score;
-	List	   *source_fields;	/* of char *: the _source to fetch */
+	List	   *source_fields;	/* of String: the _source to fetch */
 	List	   *sort;
 	int64		limit;
 	bool		count;
@@ -1091,6 +1211,7 @@ typedef struct ElasticScanState
 	bool		last_page;
 	bool		started;
 	bool		count_done;
+	MemoryContext exec_cxt;		/* of this execution: reset by a rescan */
 	MemoryContext page_cxt;
 	MemoryContext row_cxt;
 	const char *current_column; /* for the error context */
@@ -1141,7 +1262,7 @@ value_fits(Datum value, Oid typid, int ignore_above)
 	if (ignore_above < 0)
 		return true;
 	getTypeOutputInfo(typid, &outfunc, &varlena);
-	return pg_mbstrlen(OidOutputFunctionCall(outfunc, value)) <= ignore_above;
+	return ignore_above_length(OidOutputFunctionCall(outfunc, value)) <= ignore_above;
 }
 
 static void
@@ -1310,9 +1431,10 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 					elastic_append_json_value(&q, elems[i], false, elemtype);
 			}
 			appendStringInfoChar(&q, ']');
-			if (sent == 0 && !negated)
+			if (sent == 0)
 			{
-				appendStringInfoString(buf, MATCH_NONE);
+				/* IN () matches nothing, NOT IN () everything, NULLs too */
+				appendStringInfoString(buf, negated ? "{\"match_all\":{}}" : MATCH_NONE);
 				return;
 			}
 		}
@@ -1402,14 +1524,30 @@ build_query(ElasticScanState *st, ExprContext *econtext, bool explain)
 	return buf.data;
 }
 
-/* The sort of the search, with the tiebreaker that paging needs */
+/* Is the sort _score descending alone, the servers' order without a sort? */
+static bool
+sort_is_relevance(ElasticScanState *st)
+{
+	List	   *s;
+
+	if (list_length(st->sort) != 1)
+		return false;
+	s = (List *) linitial(st->sort);
+	return strcmp(strVal(linitial(s)), "_score") == 0 && intVal(lsecond(s)) == 0;
+}
+
+/*
+ * The sort of the search, with the tiebreaker that paging needs.  A single
+ * request sorted by relevance alone sends no sort: the servers then skip
+ * hits that cannot make the top ones (an explicit _score sort does not).
+ */
 static void
 append_sort(StringInfo buf, ElasticScanState *st, bool tiebreak)
 {
 	ListCell   *lc;
 	bool		first = true;
 
-	if (st->sort == NIL && !tiebreak)
+	if ((st->sort == NIL || sort_is_relevance(st)) && !tiebreak)
 		return;
 	appendStringInfoString(buf, ",\"sort\":[");
 	foreach(lc, st->sort)
@@ -1437,9 +1575,13 @@ append_sort(StringInfo buf, ElasticScanState *st, bool tiebreak)
 	}
 	if (tiebreak)
 	{
-		/* Elasticsearch adds _shard_doc under a point in time by itself */
+		/*
+		 * Elasticsearch adds _shard_doc under a point in time by itself;
+		 * OpenSearch has no _shard_doc: _index and _id are unique together
+		 */
 		if (elastic_is_opensearch(st->conn))
-			appendStringInfo(buf, "%s{\"_id\":{\"order\":\"asc\"}}", first ? "" : ",");
+			appendStringInfo(buf, "%s{\"_index\":{\"order\":\"asc\"}},{\"_id\":{\"order\":\"asc\"}}",
+							 first ? "" : ",");
 		else if (first)
 			appendStringInfoString(buf, "{\"_shard_doc\":{\"order\":\"asc\"}}");
 	}
@@ -1469,12 +1611,13 @@ build_search_body(ElasticScanState *st, int size, bool explain)
 			if (!first)
 				appendStringInfoChar(&buf, ',');
 			first = false;
-			escape_json(&buf, (const char *) lfirst(lc));
+			escape_json(&buf, strVal(lfirst(lc)));
 		}
 		appendStringInfoChar(&buf, ']');
 	}
 	append_sort(&buf, st, st->use_pit || (explain && st->use_pit));
-	if (st->want_score)
+	/* a sort on fields leaves _score out unless asked for */
+	if (st->want_score && (st->use_pit || (st->sort != NIL && !sort_is_relevance(st))))
 		appendStringInfoString(&buf, ",\"track_scores\":true");
 	appendStringInfoString(&buf, ",\"track_total_hits\":false");
 	if (st->use_pit)
@@ -1498,6 +1641,8 @@ scan_error_context(void *arg)
 		errcontext("column \"%s\" of document %s in index \"%s\"", st->current_column,
 				   st->current_id ? st->current_id : "(without _id)", st->index);
 }
+
+static void pit_abandon(void *arg);
 
 static void
 elasticBeginForeignScan(ForeignScanState *node, int eflags)
@@ -1545,8 +1690,9 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 		{
 			if (col->kind == ECOL_SOURCE)
 				st->whole_source = true;
-			else if (col->kind == ECOL_FIELD)
-				st->source_fields = lappend(st->source_fields, col->field);
+			else if (col->kind == ECOL_FIELD &&
+					 !list_member(st->source_fields, makeString(col->field)))
+				st->source_fields = lappend(st->source_fields, makeString(col->field));
 			else if (col->kind == ECOL_SCORE)
 				st->want_score = true;
 			getTypeInputInfo(col->typid, &st->typinput[i], &st->typioparam[i]);
@@ -1555,6 +1701,8 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 	st->value_exprs = plan->fdw_exprs;
 	st->value_states = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
+	st->exec_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic scan",
+										 ALLOCSET_DEFAULT_SIZES);
 	st->page_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic page",
 										 ALLOCSET_DEFAULT_SIZES);
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic row",
@@ -1562,6 +1710,92 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 	st->conn = table_connection(rte->relid, userid);
 	/* one request when the LIMIT fits in a page, else paging under a point in time */
 	st->use_pit = !st->count && !(st->limit > 0 && st->limit <= st->page_size);
+	if (st->use_pit && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt,
+													   sizeof(MemoryContextCallback));
+
+		cb->func = pit_abandon;
+		cb->arg = st;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
+	}
+}
+
+/*
+ * Points in time open on a connection's server, so that one a failed query
+ * left open (its scan state is gone, and an abort does no network I/O) is
+ * closed by the next scan on the connection rather than left to expire:
+ * servers cap the number of open ones.  The ids are malloc'd; a scan's is
+ * marked stale by a reset callback of the query's memory context, which
+ * runs at the end of the query however it ends.
+ */
+static void
+pit_track(ElasticConn *conn, const char *id)
+{
+	int			i;
+
+	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
+		if (conn->pits[i] == NULL)
+		{
+			conn->pits[i] = strdup(id);
+			conn->pit_stale[i] = false;
+			return;
+		}
+	/* too many at once: this one is left to expire if its query fails */
+}
+
+static int
+pit_find(ElasticConn *conn, const char *id)
+{
+	int			i;
+
+	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
+		if (conn->pits[i] && strcmp(conn->pits[i], id) == 0)
+			return i;
+	return -1;
+}
+
+static void
+pit_forget(ElasticConn *conn, const char *id)
+{
+	int			i = pit_find(conn, id);
+
+	if (i >= 0)
+	{
+		free(conn->pits[i]);
+		conn->pits[i] = NULL;
+	}
+}
+
+/* The query's memory context is going away: a point in time still open is stale */
+static void
+pit_abandon(void *arg)
+{
+	ElasticScanState *st = (ElasticScanState *) arg;
+	int			i;
+
+	if (st->pit_id && (i = pit_find(st->conn, st->pit_id)) >= 0)
+		st->conn->pit_stale[i] = true;
+	st->pit_id = NULL;
+}
+
+static void close_pit_id(ElasticConn *conn, const char *id);
+
+/* Closes the points in time failed queries left open on the connection */
+static void
+close_stale_pits(ElasticConn *conn)
+{
+	int			i;
+
+	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
+		if (conn->pits[i] && conn->pit_stale[i])
+		{
+			char	   *id = pstrdup(conn->pits[i]);
+
+			free(conn->pits[i]);
+			conn->pits[i] = NULL;
+			close_pit_id(conn, id);
+		}
 }
 
 /* Opens the point in time the scan pages under */
@@ -1569,11 +1803,16 @@ static void
 open_pit(ElasticScanState *st)
 {
 	ElasticResponse response;
-	bool		opensearch = elastic_is_opensearch(st->conn);
-	char	   *path = psprintf(opensearch ? "/%s/_search/point_in_time?keep_alive=%s" :
-								"/%s/_pit?keep_alive=%s", st->index, ELASTIC_KEEP_ALIVE);
-	char	   *what = psprintf("POST %s", path);
+	bool		opensearch;
+	char	   *path;
+	char	   *what;
 	Jsonb	   *jb;
+
+	close_stale_pits(st->conn);
+	opensearch = elastic_is_opensearch(st->conn);
+	path = psprintf(opensearch ? "/%s/_search/point_in_time?keep_alive=%s" :
+								"/%s/_pit?keep_alive=%s", st->index, ELASTIC_KEEP_ALIVE);
+	what = psprintf("POST %s", path);
 
 	elastic_request(st->conn, "POST", path, NULL, 0, &response);
 	if (response.status >= 400)
@@ -1585,33 +1824,68 @@ open_pit(ElasticScanState *st)
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("Elasticsearch server \"%s\" opened no point in time for index \"%s\"",
 						st->conn->servername, st->index)));
-	st->pit_id = MemoryContextStrdup(GetMemoryChunkContext(st), st->pit_id);
+	st->pit_id = MemoryContextStrdup(st->exec_cxt, st->pit_id);
+	pit_track(st->conn, st->pit_id);
 }
 
-/* Closes the scan's point in time, if any; a failure only warns */
+/*
+ * Closes a point in time.  A failure only warns: the query it served has
+ * its rows, and the server lets the point in time expire.
+ */
+static void
+close_pit_id(ElasticConn *conn, const char *id)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	StringInfoData body;
+	bool		opensearch = conn->flavor == 'o';
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, opensearch ? "{\"pit_id\":[" : "{\"id\":");
+	escape_json(&body, id);
+	appendStringInfoString(&body, opensearch ? "]}" : "}");
+	PG_TRY();
+	{
+		ElasticResponse response;
+
+		elastic_request(conn, "DELETE", opensearch ? "/_search/point_in_time" : "/_pit",
+						body.data, body.len, &response);
+		if (response.status >= 400 && response.status != 404)
+			ereport(WARNING,
+					(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
+							conn->servername),
+					 errdetail_internal("HTTP status %ld: %.200s", response.status,
+										response.body)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* a cancel still cancels */
+		if (InterruptPending)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
+						conn->servername),
+				 errdetail_internal("%s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/* Closes the scan's point in time, if any */
 static void
 close_pit(ElasticScanState *st)
 {
-	ElasticResponse response;
-	StringInfoData body;
-	bool		opensearch;
 	char	   *id = st->pit_id;
 
 	if (id == NULL)
 		return;
 	st->pit_id = NULL;
-	opensearch = elastic_is_opensearch(st->conn);
-	initStringInfo(&body);
-	appendStringInfoString(&body, opensearch ? "{\"pit_id\":[" : "{\"id\":");
-	escape_json(&body, id);
-	appendStringInfoString(&body, opensearch ? "]}" : "}");
-	elastic_request(st->conn, "DELETE", opensearch ? "/_search/point_in_time" : "/_pit",
-					body.data, body.len, &response);
-	if (response.status >= 400 && response.status != 404)
-		ereport(WARNING,
-				(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
-						st->conn->servername),
-				 errdetail_internal("HTTP status %ld: %.200s", response.status, response.body)));
+	pit_forget(st->conn, id);
+	close_pit_id(st->conn, id);
 }
 
 /* Fails the scan when shards failed: their hits would be missing */
@@ -1638,7 +1912,17 @@ check_shards(ElasticScanState *st, Jsonb *jb)
 	}
 }
 
-#define SEARCH_FILTER "filter_path=pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.sort,_shards.failed,_shards.failures"
+static void
+malformed_response(ElasticScanState *st, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("malformed search response from Elasticsearch server \"%s\" for index \"%s\"",
+					st->conn->servername, st->index),
+			 errdetail("%s.", what)));
+}
+
+#define SEARCH_FILTER "filter_path=timed_out,pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.sort,_shards.failed,_shards.failures"
 
 /* Fetches the next page of hits into st->hits */
 static void
@@ -1686,13 +1970,21 @@ fetch_page(ElasticScanState *st)
 		/* the id may change from page to page */
 		if (pit && strcmp(pit, st->pit_id) != 0)
 		{
-			char	   *old_id = st->pit_id;
-
-			st->pit_id = MemoryContextStrdup(GetMemoryChunkContext(st), pit);
-			pfree(old_id);
+			pit_forget(st->conn, st->pit_id);
+			st->pit_id = MemoryContextStrdup(st->exec_cxt, pit);
+			pit_track(st->conn, st->pit_id);
 		}
 	}
+	if (getKeyJsonValueFromContainer(&jb->root, "timed_out", 9, &v) && v.type == jbvBool &&
+		v.val.boolean)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" timed out",
+						st->index, st->conn->servername),
+				 errdetail("Its hits would be incomplete.")));
 	st->hits = elastic_json_object(elastic_json_object(&jb->root, "hits"), "hits");
+	if (st->hits && !JsonContainerIsArray(st->hits))
+		malformed_response(st, "The member hits.hits is not an array");
 	st->nhits = st->hits ? (int) JsonContainerSize(st->hits) : 0;
 	st->last_page = st->nhits < size || !st->use_pit;
 	if (st->limit > 0 && st->fetched + st->nhits >= st->limit)
@@ -1703,7 +1995,7 @@ fetch_page(ElasticScanState *st)
 	{
 		JsonbValue *last = getIthJsonbValueFromContainer(st->hits, st->nhits - 1);
 
-		if (last->type == jbvBinary &&
+		if (last->type == jbvBinary && JsonContainerIsObject(last->val.binary.data) &&
 			getKeyJsonValueFromContainer(last->val.binary.data, "sort", 4, &v) &&
 			v.type == jbvBinary)
 		{
@@ -1711,9 +2003,7 @@ fetch_page(ElasticScanState *st)
 
 			initStringInfo(&sa);
 			(void) JsonbToCString(&sa, v.val.binary.data, v.val.binary.len);
-			if (st->search_after)
-				pfree(st->search_after);
-			st->search_after = MemoryContextStrdup(GetMemoryChunkContext(st), sa.data);
+			st->search_after = MemoryContextStrdup(st->exec_cxt, sa.data);
 		}
 		else
 			ereport(ERROR,
@@ -1748,6 +2038,21 @@ source_value(JsonbContainer *source, const char *path, JsonbValue *result)
 
 static Datum convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod,
 						   Oid typinput, Oid typioparam, bool *isnull);
+
+/* An ISO 8601 date or date and time without a zone designator or offset */
+static bool
+iso_without_zone(const char *s)
+{
+	size_t		len = strlen(s);
+
+	if (len < 10 || !isdigit((unsigned char) s[0]) || s[4] != '-' || s[7] != '-')
+		return false;
+	if (len == 10)
+		return true;
+	if (s[10] != 'T' && s[10] != ' ')
+		return false;
+	return strpbrk(s + 10, "Zz+-") == NULL;
+}
 
 /* A JSON array as a PostgreSQL array of elemtype */
 static Datum
@@ -1784,9 +2089,24 @@ convert_array(ElasticScanState *st, JsonbContainer *arr, Oid elemtype)
  * json, or as their JSON text for text, arrays element by element for
  * array types.  Anything else is an error naming the column.
  */
+static Datum convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod,
+						  Oid typinput, Oid typioparam, bool *isnull);
+
 static Datum
 convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
 			  Oid typioparam, bool *isnull)
+{
+	Datum		result = convert_json(st, v, typid, typmod, typinput, typioparam, isnull);
+
+	/* a domain's constraints, also on values that skip its input function */
+	if (getBaseType(typid) != typid)
+		domain_check(result, *isnull, typid, NULL, NULL);
+	return result;
+}
+
+static Datum
+convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
+			 Oid typioparam, bool *isnull)
 {
 	Oid			base = getBaseType(typid);
 	char	   *text;
@@ -1818,6 +2138,11 @@ convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid 
 	{
 		case jbvString:
 			text = pnstrdup(v->val.string.val, v->val.string.len);
+			if (base == TIMESTAMPTZOID && iso_without_zone(text))
+			{
+				/* Elasticsearch reads a date without an offset as UTC */
+				text = psprintf(strlen(text) == 10 ? "%s 00:00:00+00" : "%s+00", text);
+			}
 			if (base == BYTEAOID)
 			{
 				int			len = pg_b64_dec_len(strlen(text));
@@ -1835,16 +2160,21 @@ convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid 
 		case jbvNumeric:
 			if (base == TIMESTAMPTZOID || base == TIMESTAMPOID || base == DATEOID)
 			{
-				/* epoch milliseconds, as Elasticsearch stores dates */
+				/* epoch milliseconds in UTC, as Elasticsearch stores dates */
 				float8		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 																	NumericGetDatum(v->val.numeric)));
-				Datum		ts = DirectFunctionCall1(float8_timestamptz, Float8GetDatum(ms / 1000.0));
+				float8		us = rint(ms * 1000.0) -
+					(float8) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+				Timestamp	ts;
 
-				if (base == TIMESTAMPTZOID)
-					return ts;
-				if (base == TIMESTAMPOID)
-					return DirectFunctionCall1(timestamptz_timestamp, ts);
-				return DirectFunctionCall1(timestamptz_date, ts);
+				if (isnan(us) || us < (float8) MIN_TIMESTAMP || us >= (float8) END_TIMESTAMP)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+							 errmsg("epoch milliseconds out of the range of a timestamp")));
+				ts = (Timestamp) us;
+				if (base == DATEOID)
+					return DirectFunctionCall1(timestamp_date, TimestampGetDatum(ts));
+				return TimestampGetDatum(ts);
 			}
 			text = DatumGetCString(DirectFunctionCall1(numeric_out,
 													   NumericGetDatum(v->val.numeric)));
@@ -1904,8 +2234,8 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 			return false;
 	}
 	hit = getIthJsonbValueFromContainer(st->hits, st->next_hit++);
-	if (hit->type != jbvBinary)
-		return false;
+	if (hit == NULL || hit->type != jbvBinary || !JsonContainerIsObject(hit->val.binary.data))
+		malformed_response(st, "A hit is not an object");
 	h = hit->val.binary.data;
 	st->current_id = elastic_json_string(h, "_id");
 	if (getKeyJsonValueFromContainer(h, "_source", 7, &source_jv) && source_jv.type == jbvBinary)
@@ -2013,7 +2343,7 @@ elasticIterateForeignScan(ForeignScanState *node)
 
 	if (st->query == NULL)
 	{
-		old = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+		old = MemoryContextSwitchTo(st->exec_cxt);
 		st->query = build_query(st, node->ss.ps.ps_ExprContext, false);
 		MemoryContextSwitchTo(old);
 	}
@@ -2037,7 +2367,9 @@ elasticReScanForeignScan(ForeignScanState *node)
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 
 	close_pit(st);
+	MemoryContextReset(st->exec_cxt);
 	st->query = NULL;
+	st->query_text = NULL;
 	st->search_after = NULL;
 	st->hits = NULL;
 	st->nhits = st->next_hit = 0;
@@ -2057,8 +2389,8 @@ elasticEndForeignScan(ForeignScanState *node)
 
 /*
  * EXPLAIN: the index; VERBOSE adds the request as it is sent, method, path
- * and body of the first page.  Parameters not known yet show as
- * "(parameter)", a point in time not opened yet as "(point in time)".
+ * and body of the first page, with constants; parameters show as
+ * "(parameter)", the point in time as "(point in time)".
  */
 static void
 elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
@@ -2069,7 +2401,8 @@ elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	ExplainPropertyText("Remote Index", st->index, es);
 	if (!es->verbose)
 		return;
-	query = build_query(st, node->ss.ps.ps_ExprContext, !es->analyze);
+	/* parameters show as such: a nested loop's may never have been set */
+	query = build_query(st, node->ss.ps.ps_ExprContext, true);
 	if (st->count)
 	{
 		ExplainPropertyText("Remote Request", psprintf("POST /%s/_count", st->index), es);
@@ -2155,6 +2488,10 @@ elasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelat
 {
 	List	   *target_attrs = NIL;
 
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT with ON CONFLICT is not supported on Elasticsearch foreign tables")));
 	if (plan->operation == CMD_UPDATE)
 	{
 		Bitmapset  *cols = get_rel_all_updated_cols(root, find_base_rel(root, resultRelation));
@@ -2183,12 +2520,12 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	DefElem    *def;
 
 	rinfo->ri_FdwState = st;
-	st->index = pstrdup(polyglot_option_string(table->options, "index", get_rel_name(relid)));
+	st->index = table_index(table, relid);
 	load_columns(relid, &st->natts, &st->columns);
 	st->id_attnum = id_column(st->natts, st->columns);
 	st->target_attrs = target_attrs;
 	def = table_option(table, server, "batch_size");
-	st->batch_size = def ? polyglot_option_int(def) : 100;
+	st->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE;
 	def = table_option(table, server, "refresh");
 	st->refresh = def ? defGetString(def) : "false";
 	st->cxt = CurrentMemoryContext;
@@ -2474,8 +2811,9 @@ flush_actions(ElasticModifyState *st)
 		if (status == 404 && action && strcmp(action, "create") != 0)
 			continue;			/* updated or deleted meanwhile by someone else */
 		ereport(ERROR,
-				(errcode(status == 409 ? ERRCODE_UNIQUE_VIOLATION : ERRCODE_FDW_ERROR),
-				 status == 409 ?
+				(errcode(status == 409 && action && strcmp(action, "create") == 0 ?
+						 ERRCODE_UNIQUE_VIOLATION : ERRCODE_FDW_ERROR),
+				 status == 409 && action && strcmp(action, "create") == 0 ?
 				 errmsg("document with _id \"%s\" already exists in index \"%s\"",
 						elastic_json_string(result, "_id"), st->index) :
 				 errmsg("Elasticsearch server \"%s\" refused a %s in index \"%s\" (HTTP status %d)",
@@ -2508,13 +2846,15 @@ add_insert(ElasticModifyState *st, TupleTableSlot *slot)
 	bool		isnull = true;
 	Datum		id = (Datum) 0;
 	char	   *doc;
+	char	   *idtext;
 	bool		whole;
 
 	if (st->id_attnum)
 		id = slot_getattr(slot, st->id_attnum, &isnull);
 	doc = row_document(st, slot, NIL, false, &whole);
+	idtext = row_id(st, id, isnull);
 	MemoryContextSwitchTo(st->cxt);
-	append_action(st, "create", row_id(st, id, isnull));
+	append_action(st, "create", idtext);
 	appendStringInfo(&st->body, "%s\n", doc);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->row_cxt);
@@ -2598,6 +2938,7 @@ elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *s
 	bool		isnull;
 	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
 	char	   *doc;
+	char	   *idtext;
 	bool		whole;
 	MemoryContext old;
 
@@ -2609,8 +2950,9 @@ elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *s
 				 errmsg("cannot change the _id of a document")));
 	old = MemoryContextSwitchTo(st->row_cxt);
 	doc = row_document(st, slot, st->target_attrs, true, &whole);
+	idtext = row_id(st, id, false);
 	MemoryContextSwitchTo(st->cxt);
-	append_action(st, whole ? "index" : "update", row_id(st, id, false));
+	append_action(st, whole ? "index" : "update", idtext);
 	if (whole)
 		appendStringInfo(&st->body, "%s\n", doc);
 	else
@@ -2629,13 +2971,17 @@ elasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *s
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 	bool		isnull;
 	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	char	   *idtext;
 	MemoryContext old;
 
 	if (isnull)
 		elog(ERROR, "pg_polyglot: _id is null");
-	old = MemoryContextSwitchTo(st->cxt);
-	append_action(st, "delete", row_id(st, id, false));
+	old = MemoryContextSwitchTo(st->row_cxt);
+	idtext = row_id(st, id, false);
+	MemoryContextSwitchTo(st->cxt);
+	append_action(st, "delete", idtext);
 	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
 	if (st->nactions >= st->batch_size)
 		(void) flush_actions(st);
 

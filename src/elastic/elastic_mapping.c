@@ -18,9 +18,14 @@
 #include "pg_polyglot.h"
 #include "elastic/elastic.h"
 
-/* Appends the fields under a "properties" object, recursively */
+/*
+ * Appends the fields under a "properties" object, recursively.  Fields
+ * under a nested field are marked conflict: a plain query does not see
+ * them (only a nested query does).
+ */
 static void
-add_properties(List **fields, JsonbContainer *properties, const char *prefix)
+add_properties(List **fields, JsonbContainer *properties, const char *prefix, bool in_nested,
+			   List **copy_to)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -38,12 +43,26 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix)
 		{
 			JsonbContainer *def = v.val.binary.data;
 			ElasticField *field = palloc0(sizeof(ElasticField));
+			JsonbValue	option;
 			char	   *type = elastic_json_string(def, "type");
 			JsonbContainer *sub = elastic_json_object(def, "fields");
 
 			field->path = prefix ? psprintf("%s.%s", prefix, name) : name;
 			field->type = type ? type : pstrdup("object");
 			field->ignore_above = -1;
+
+			/*
+			 * What the index holds is not what _source says: a null_value
+			 * stands for nulls, malformed values are left out, a nested
+			 * field's children are separate documents.
+			 */
+			field->conflict = in_nested ||
+				getKeyJsonValueFromContainer(def, "null_value", 10, &option) ||
+				getKeyJsonValueFromContainer(def, "ignore_malformed", 16, &option);
+			if (getKeyJsonValueFromContainer(def, "copy_to", 7, &option))
+				*copy_to = lappend(*copy_to, option.type == jbvString ?
+								   pnstrdup(option.val.string.val, option.val.string.len) :
+								   NULL);
 			if (strcmp(field->type, "keyword") == 0)
 			{
 				field->ignore_above = elastic_json_int(def, "ignore_above", -1);
@@ -78,7 +97,8 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix)
 				}
 			}
 			*fields = lappend(*fields, field);
-			add_properties(fields, elastic_json_object(def, "properties"), field->path);
+			add_properties(fields, elastic_json_object(def, "properties"), field->path,
+						   in_nested || strcmp(field->type, "nested") == 0, copy_to);
 			name = NULL;
 		}
 	}
@@ -121,8 +141,28 @@ elastic_read_mappings(ElasticConn *conn, const char *index)
 			ElasticIndexMapping *m = palloc0(sizeof(ElasticIndexMapping));
 			JsonbContainer *mappings = elastic_json_object(v.val.binary.data, "mappings");
 
+			List	   *copy_to = NIL;
+			ListCell   *lc;
+
 			m->index = name;
-			add_properties(&m->fields, elastic_json_object(mappings, "properties"), NULL);
+			add_properties(&m->fields, elastic_json_object(mappings, "properties"), NULL, false,
+						   &copy_to);
+			/* a copy_to target holds other fields' values, not its own */
+			foreach(lc, copy_to)
+			{
+				ElasticField *target = lfirst(lc) ? elastic_find_field(m->fields, lfirst(lc)) : NULL;
+
+				if (target)
+					target->conflict = true;
+				else if (lfirst(lc) == NULL)
+				{
+					/* an array of targets: trust none of the fields */
+					ListCell   *lf;
+
+					foreach(lf, m->fields)
+						((ElasticField *) lfirst(lf))->conflict = true;
+				}
+			}
 			result = lappend(result, m);
 			name = NULL;
 		}
@@ -174,7 +214,7 @@ elastic_merged_fields(List *mappings)
 				memcpy(seen, f, sizeof(ElasticField));
 				merged = lappend(merged, seen);
 			}
-			else if (strcmp(seen->type, f->type) != 0 ||
+			else if (f->conflict || strcmp(seen->type, f->type) != 0 ||
 					 (seen->keyword == NULL) != (f->keyword == NULL) ||
 					 (seen->keyword && strcmp(seen->keyword, f->keyword) != 0) ||
 					 seen->ignore_above != f->ignore_above || seen->normalizer != f->normalizer)

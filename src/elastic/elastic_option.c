@@ -31,7 +31,6 @@
 #include "elastic/elastic.h"
 
 static void check_url(const char *name, const char *value);
-static void check_index(const char *name, const char *value);
 static void check_field(const char *name, const char *value);
 
 static const char *const refresh_values[] = {"false", "true", "wait_for", NULL};
@@ -53,7 +52,7 @@ static const PolyglotOption elastic_options[] = {
 	{.name = "page_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 10000},
 	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "refresh", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = refresh_values},
-	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_index},
+	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = elastic_check_index_name},
 	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
 	{.name = NULL}
 };
@@ -149,24 +148,45 @@ check_url(const char *name, const char *value)
 	}
 }
 
-/* Elasticsearch's rules for index names (also OpenSearch's) */
-static void
-check_index(const char *name, const char *value)
+/*
+ * Elasticsearch's rules for index names (also OpenSearch's), for each
+ * comma-separated part; * is allowed, for patterns a table reads.
+ */
+void
+elastic_check_index_name(const char *name, const char *value)
 {
-	const char *p;
-	bool		bad = strlen(value) > 255 ||
-		strcmp(value, ".") == 0 || strcmp(value, "..") == 0 ||
-		value[0] == '-' || value[0] == '_' || value[0] == '+' ||
-		strpbrk(value, "\\/*?\"<>| ,#:") != NULL;
+	List	   *parts = NIL;
+	ListCell   *lc;
+	const char *p = value;
 
-	for (p = value; *p && !bad; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			bad = true;
-	if (bad)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid index name \"%s\" in option \"%s\"", value, name),
-				 errdetail("An index name is lowercase, has at most 255 bytes, does not start with -, _ or +, and contains none of \\ / * ? \" < > | space , # :.")));
+	for (;;)
+	{
+		size_t		len = strcspn(p, ",");
+
+		parts = lappend(parts, pnstrdup(p, len));
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	foreach(lc, parts)
+	{
+		const char *part = (const char *) lfirst(lc);
+		bool		bad = part[0] == '\0' || strlen(part) > 255 ||
+			strcmp(part, ".") == 0 || strcmp(part, "..") == 0 ||
+			part[0] == '-' || part[0] == '_' || part[0] == '+' ||
+			strpbrk(part, "\\/?\"<>| #:") != NULL;
+		const char *c;
+
+		for (c = part; *c && !bad; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				bad = true;
+		if (bad)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid index name \"%s\" in option \"%s\"", value, name),
+					 errdetail("An index name is lowercase, has at most 255 bytes, does not start with -, _ or +, and contains none of \\ / ? \" < > | space # :."),
+					 errhint("A foreign table may name several indices separated by commas, and patterns with *.")));
+	}
 }
 
 /* A dotted path: non-empty segments */

@@ -96,3 +96,5 @@ END $$;
 
 DROP SERVER os CASCADE;
 DROP SERVER es CASCADE;
+DROP FUNCTION same_result(text, bool), plan_of(text), wait_for_count(text, bigint);
+DROP TABLE src;
