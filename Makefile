@@ -16,6 +16,7 @@ OBJS = \
 	src/pg_polyglot.o \
 	src/common/backoff.o \
 	src/common/conncache.o \
+	src/common/fdw_common.o \
 	src/common/fdw_stub.o \
 	src/common/option.o \
 	src/common/ping.o \

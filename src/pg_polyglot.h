@@ -123,6 +123,24 @@ extern Jsonb *polyglot_ping_result(const char *store, const char *server,
 								   const char *flavor);
 extern double polyglot_elapsed_ms(instr_time start);
 
+/* fdw_common.c: shared by the wrappers' planners and executors */
+struct PlannerInfo;
+struct RelOptInfo;
+struct EquivalenceClass;
+struct EquivalenceMember;
+struct ResultRelInfo;
+struct ForeignTable;
+struct ForeignServer;
+extern DefElem *polyglot_table_option(struct ForeignTable *table, struct ForeignServer *server,
+									  const char *name);
+extern int64 polyglot_query_limit(struct PlannerInfo *root, struct RelOptInfo *baserel,
+								  bool all_pushed);
+extern bool polyglot_ec_member_is_column(struct PlannerInfo *root, struct RelOptInfo *rel,
+										 struct EquivalenceClass *ec,
+										 struct EquivalenceMember *em, void *arg);
+extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
+extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
+
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across
  * versions: PostgreSQL 17 added the fdw_restrictinfo argument.

@@ -233,15 +233,6 @@ load_columns(Oid relid, int *natts, ElasticColumn **columns)
 	table_close(rel, NoLock);
 }
 
-/* A table option, else the server's, else NULL */
-static DefElem *
-table_option(ForeignTable *table, ForeignServer *server, const char *name)
-{
-	DefElem    *def = polyglot_option_find(table->options, name);
-
-	return def ? def : polyglot_option_find(server->options, name);
-}
-
 /* The index option, or the table's name when it is a valid index name */
 static char *
 table_index(ForeignTable *table, Oid relid)
@@ -269,9 +260,9 @@ load_table(Oid relid, ElasticRelInfo *info)
 		info->pushdown = info->pushdown && polyglot_option_bool(def);
 	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
 		info->pushdown = info->pushdown && polyglot_option_bool(def);
-	def = table_option(table, server, "use_remote_estimate");
+	def = polyglot_table_option(table, server, "use_remote_estimate");
 	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
-	def = table_option(table, server, "page_size");
+	def = polyglot_table_option(table, server, "page_size");
 	info->page_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE;
 	info->index = table_index(table, relid);
 	load_columns(relid, &info->natts, &info->columns);
@@ -843,65 +834,13 @@ sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys)
 	return spec;
 }
 
-/*
- * The number of hits a LIMIT lets the scan ask for, or 0: only in a query
- * of this one table whose conditions all went to the server, without
- * grouping, aggregates, DISTINCT, window functions, SRFs or locking, with a
- * constant LIMIT (and OFFSET).  The scan asks for LIMIT + OFFSET hits.
- */
-static int64
-query_limit(PlannerInfo *root, RelOptInfo *baserel, ElasticRelInfo *info)
-{
-	Query	   *parse = root->parse;
-	int64		count,
-				offset = 0;
-
-	if (baserel->reloptkind != RELOPT_BASEREL ||
-		bms_membership(root->all_baserels) != BMS_SINGLETON ||
-		parse->limitCount == NULL || info->local_conds != NIL ||
-		parse->hasAggs || parse->groupClause || parse->groupingSets ||
-		parse->distinctClause || parse->hasWindowFuncs || parse->hasTargetSRFs ||
-		parse->havingQual || parse->rowMarks || parse->setOperations)
-		return 0;
-#if PG_VERSION_NUM >= 130000
-	if (parse->limitOption != LIMIT_OPTION_COUNT)
-		return 0;
-#endif
-	if (!IsA(parse->limitCount, Const) || ((Const *) parse->limitCount)->constisnull)
-		return 0;
-	count = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
-	if (parse->limitOffset)
-	{
-		if (!IsA(parse->limitOffset, Const))
-			return 0;
-		if (!((Const *) parse->limitOffset)->constisnull)
-			offset = DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
-	}
-	if (count <= 0 || offset < 0 || count > PG_INT32_MAX - offset)
-		return 0;
-	return count + offset;
-}
-
-/* generate_implied_equalities_for_column's callback: is em our column? */
-static bool
-ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
-					EquivalenceMember *em, void *arg)
-{
-	Expr	   *expr = em->em_expr;
-
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
-		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
-}
-
 static void
 elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
 	ElasticRelInfo *info = (ElasticRelInfo *) baserel->fdw_private;
 	Cost		startup = ELASTIC_STARTUP_COST;
 	Cost		scan = baserel->tuples * ELASTIC_SCAN_COST;
-	int64		limit = info->pushdown ? query_limit(root, baserel, info) : 0;
+	int64		limit = info->pushdown ? polyglot_query_limit(root, baserel, info->local_conds == NIL) : 0;
 	List	   *sort = NIL;
 	Cost		penalty = 0;
 
@@ -976,7 +915,7 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 					continue;
 				candidates = list_concat(candidates,
 										 generate_implied_equalities_for_column(root, baserel,
-																				ec_member_is_column,
+																				polyglot_ec_member_is_column,
 																				(void *) &attnum,
 																				baserel->lateral_referencers));
 			}
@@ -2493,18 +2432,7 @@ elasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelat
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("INSERT with ON CONFLICT is not supported on Elasticsearch foreign tables")));
 	if (plan->operation == CMD_UPDATE)
-	{
-		Bitmapset  *cols = get_rel_all_updated_cols(root, find_base_rel(root, resultRelation));
-		int			col = -1;
-
-		while ((col = bms_next_member(cols, col)) >= 0)
-		{
-			AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
-
-			if (attno > 0)
-				target_attrs = lappend_int(target_attrs, attno);
-		}
-	}
+		target_attrs = polyglot_updated_attrs(root, resultRelation);
 	return list_make1(target_attrs);
 }
 
@@ -2524,9 +2452,9 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	load_columns(relid, &st->natts, &st->columns);
 	st->id_attnum = id_column(st->natts, st->columns);
 	st->target_attrs = target_attrs;
-	def = table_option(table, server, "batch_size");
+	def = polyglot_table_option(table, server, "batch_size");
 	st->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE;
-	def = table_option(table, server, "refresh");
+	def = polyglot_table_option(table, server, "refresh");
 	st->refresh = def ? defGetString(def) : "false";
 	st->cxt = CurrentMemoryContext;
 	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot elastic write",
@@ -2915,12 +2843,7 @@ elasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 
-	if (st == NULL || rinfo->ri_projectReturning != NULL || rinfo->ri_WithCheckOptions != NIL ||
-		(rinfo->ri_TrigDesc &&
-		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
-		  rinfo->ri_TrigDesc->trig_insert_after_row)))
-		return 1;
-	return st->batch_size;
+	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
 }
 #endif
 

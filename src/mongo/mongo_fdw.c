@@ -178,15 +178,6 @@ load_columns(Oid relid, MongoRelInfo *info)
 	table_close(rel, NoLock);
 }
 
-/* A table option, else the server's, else NULL */
-static DefElem *
-table_option(ForeignTable *table, ForeignServer *server, const char *name)
-{
-	DefElem    *def = polyglot_option_find(table->options, name);
-
-	return def ? def : polyglot_option_find(server->options, name);
-}
-
 static void
 load_table(Oid relid, MongoRelInfo *info)
 {
@@ -201,9 +192,9 @@ load_table(Oid relid, MongoRelInfo *info)
 		info->pushdown = info->pushdown && polyglot_option_bool(def);
 	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
 		info->pushdown = info->pushdown && polyglot_option_bool(def);
-	def = table_option(table, server, "use_remote_estimate");
+	def = polyglot_table_option(table, server, "use_remote_estimate");
 	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
-	def = table_option(table, server, "batch_size");
+	def = polyglot_table_option(table, server, "batch_size");
 	info->batch_size = def ? polyglot_option_int(def) : 100;
 
 	if (db == NULL)
@@ -833,19 +824,6 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		baserel->rows = 1;
 }
 
-/* generate_implied_equalities_for_column's callback: is em our column? */
-static bool
-ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
-					EquivalenceMember *em, void *arg)
-{
-	Expr	   *expr = em->em_expr;
-
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
-		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
-}
-
 /*
  * Can the column hold no NULL in this scan?  When it is declared NOT NULL,
  * or a pushed-down condition of the WHERE clause rejects NULL and missing
@@ -964,47 +942,6 @@ sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
 	return spec;
 }
 
-/*
- * The number of documents a LIMIT lets the scan ask for, or 0 when it
- * cannot: only a query of this one table with every condition pushed
- * down, no grouping, aggregates, DISTINCT, window functions, set-returning
- * functions or locking, and a constant LIMIT (and OFFSET).  The scan asks
- * for LIMIT + OFFSET documents and PostgreSQL's Limit skips the OFFSET.
- */
-static int64
-query_limit(PlannerInfo *root, RelOptInfo *baserel, MongoRelInfo *info)
-{
-	Query	   *parse = root->parse;
-	int64		count,
-				offset = 0;
-
-	if (baserel->reloptkind != RELOPT_BASEREL ||
-		bms_membership(root->all_baserels) != BMS_SINGLETON ||
-		parse->limitCount == NULL || info->local_conds != NIL ||
-		parse->hasAggs || parse->groupClause || parse->groupingSets ||
-		parse->distinctClause || parse->hasWindowFuncs || parse->hasTargetSRFs ||
-		parse->havingQual || parse->rowMarks || parse->setOperations)
-		return 0;
-#if PG_VERSION_NUM >= 130000
-	if (parse->limitOption != LIMIT_OPTION_COUNT)
-		return 0;
-#endif
-	if (!IsA(parse->limitCount, Const) || ((Const *) parse->limitCount)->constisnull)
-		return 0;
-	count = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
-	if (parse->limitOffset)
-	{
-		if (!IsA(parse->limitOffset, Const))
-			return 0;
-		if (!((Const *) parse->limitOffset)->constisnull)
-			offset = DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
-	}
-	/* LIMIT 0 returns nothing, but MongoDB reads 0 as no limit */
-	if (count <= 0 || offset < 0 || count > PG_INT32_MAX - offset)
-		return 0;
-	return count + offset;
-}
-
 static void
 mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -1012,7 +949,7 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	Cost		startup = MONGO_STARTUP_COST;
 	Cost		total = startup + baserel->rows * MONGO_ROW_COST +
 		baserel->tuples * MONGO_SCAN_COST;
-	int64		limit = info->pushdown ? query_limit(root, baserel, info) : 0;
+	int64		limit = info->pushdown ? polyglot_query_limit(root, baserel, info->local_conds == NIL) : 0;
 	List	   *sort = NIL;
 
 	/* unordered; with the LIMIT when no ORDER BY needs the whole result */
@@ -1067,7 +1004,7 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 				!pushable_type(info->columns[attnum - 1].typid, false, InvalidOid))
 				continue;
 			clauses = generate_implied_equalities_for_column(root, baserel,
-															 ec_member_is_column,
+															 polyglot_ec_member_is_column,
 															 (void *) &attnum,
 															 baserel->lateral_referencers);
 			foreach(lc, clauses)
@@ -2263,18 +2200,7 @@ mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelatio
 	List	   *target_attrs = NIL;
 
 	if (plan->operation == CMD_UPDATE)
-	{
-		Bitmapset  *cols = get_rel_all_updated_cols(root, find_base_rel(root, resultRelation));
-		int			col = -1;
-
-		while ((col = bms_next_member(cols, col)) >= 0)
-		{
-			AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
-
-			if (attno > 0)
-				target_attrs = lappend_int(target_attrs, attno);
-		}
-	}
+		target_attrs = polyglot_updated_attrs(root, resultRelation);
 	return list_make1(target_attrs);
 }
 
@@ -2482,12 +2408,7 @@ mongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
-	if (st == NULL || rinfo->ri_projectReturning != NULL || rinfo->ri_WithCheckOptions != NIL ||
-		(rinfo->ri_TrigDesc &&
-		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
-		  rinfo->ri_TrigDesc->trig_insert_after_row)))
-		return 1;
-	return st->batch_size;
+	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
 }
 #endif
 

@@ -1,0 +1,124 @@
+/*-------------------------------------------------------------------------
+ *
+ * fdw_common.c
+ *		Planner and executor helpers that the MongoDB and Elasticsearch
+ *		foreign-data wrappers share: option lookup across table and server,
+ *		when a LIMIT may go to the store, the columns an UPDATE sets, and
+ *		the batch size of an INSERT.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/sysattr.h"
+#include "foreign/foreign.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "optimizer/inherit.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "utils/rel.h"
+
+#include "pg_polyglot.h"
+
+/* A foreign table's option, else its server's, else NULL */
+DefElem *
+polyglot_table_option(ForeignTable *table, ForeignServer *server, const char *name)
+{
+	DefElem    *def = polyglot_option_find(table->options, name);
+
+	return def ? def : polyglot_option_find(server->options, name);
+}
+
+/*
+ * The number of rows a LIMIT lets a scan ask the store for, or 0 when it
+ * cannot: only a query of this one table whose conditions all went to the
+ * store (all_pushed), without grouping, aggregates, DISTINCT, window
+ * functions, set-returning functions or locking, and with a constant LIMIT
+ * (and OFFSET).  The scan asks for LIMIT + OFFSET rows and PostgreSQL's
+ * Limit skips the OFFSET.
+ */
+int64
+polyglot_query_limit(PlannerInfo *root, RelOptInfo *baserel, bool all_pushed)
+{
+	Query	   *parse = root->parse;
+	int64		count,
+				offset = 0;
+
+	if (baserel->reloptkind != RELOPT_BASEREL ||
+		bms_membership(root->all_baserels) != BMS_SINGLETON ||
+		parse->limitCount == NULL || !all_pushed ||
+		parse->hasAggs || parse->groupClause || parse->groupingSets ||
+		parse->distinctClause || parse->hasWindowFuncs || parse->hasTargetSRFs ||
+		parse->havingQual || parse->rowMarks || parse->setOperations)
+		return 0;
+#if PG_VERSION_NUM >= 130000
+	if (parse->limitOption != LIMIT_OPTION_COUNT)
+		return 0;
+#endif
+	if (!IsA(parse->limitCount, Const) || ((Const *) parse->limitCount)->constisnull)
+		return 0;
+	count = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
+	if (parse->limitOffset)
+	{
+		if (!IsA(parse->limitOffset, Const))
+			return 0;
+		if (!((Const *) parse->limitOffset)->constisnull)
+			offset = DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
+	}
+	/* LIMIT 0 returns nothing, but stores read a limit of 0 as none */
+	if (count <= 0 || offset < 0 || count > PG_INT32_MAX - offset)
+		return 0;
+	return count + offset;
+}
+
+/*
+ * generate_implied_equalities_for_column's callback: is em the column
+ * whose attnum *arg points to?
+ */
+bool
+polyglot_ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClass *ec,
+							 EquivalenceMember *em, void *arg)
+{
+	Expr	   *expr = em->em_expr;
+
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
+		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
+}
+
+/* The attnums (a List of int) of the columns an UPDATE of the relation sets */
+List *
+polyglot_updated_attrs(PlannerInfo *root, Index resultRelation)
+{
+	Bitmapset  *cols = get_rel_all_updated_cols(root, find_base_rel(root, resultRelation));
+	List	   *attrs = NIL;
+	int			col = -1;
+
+	while ((col = bms_next_member(cols, col)) >= 0)
+	{
+		AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno > 0)
+			attrs = lappend_int(attrs, attno);
+	}
+	return attrs;
+}
+
+/*
+ * The batch size of an INSERT: batch_size, or one row at a time where rows
+ * must be seen one by one (RETURNING, row triggers, a view's WITH CHECK
+ * OPTION) or before the modify state exists.
+ */
+int
+polyglot_modify_batch_size(ResultRelInfo *rinfo, int batch_size)
+{
+	if (rinfo->ri_FdwState == NULL || rinfo->ri_projectReturning != NULL ||
+		rinfo->ri_WithCheckOptions != NIL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	return batch_size;
+}
