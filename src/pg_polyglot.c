@@ -30,6 +30,7 @@ int			polyglot_max_attempts = POLYGLOT_DEFAULT_MAX_ATTEMPTS;
 int			polyglot_backoff_max = POLYGLOT_DEFAULT_BACKOFF_MAX_MS;
 bool		polyglot_mongo_pushdown = true;
 bool		polyglot_elastic_pushdown = true;
+bool		polyglot_redis_pushdown = true;
 
 void		_PG_init(void);
 
@@ -74,6 +75,15 @@ _PG_init(void)
 							 "Sends the WHERE, ORDER BY, LIMIT and count(*) of Elasticsearch foreign tables to the server.",
 							 "Off, every document is fetched and filtered locally (a query column still searches): for comparison and diagnosis.",
 							 &polyglot_elastic_pushdown,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("polyglot.redis_pushdown",
+							 "Looks up the keys a WHERE clause names in Redis foreign tables instead of scanning.",
+							 "Off, every key under the table's prefix is scanned and filtered locally: for comparison and diagnosis.",
+							 &polyglot_redis_pushdown,
 							 true,
 							 PGC_USERSET,
 							 0,

@@ -35,6 +35,7 @@ extern char *polyglot_database;
 extern int	polyglot_workers;
 extern bool polyglot_mongo_pushdown;
 extern bool polyglot_elastic_pushdown;
+extern bool polyglot_redis_pushdown;
 extern int	polyglot_batch_size;
 extern int	polyglot_poll_interval;
 extern int	polyglot_max_attempts;

@@ -42,7 +42,7 @@ typedef struct RedisConn
 	int			io_timeout_ms;	/* for messages */
 } RedisConn;
 
-#define redis_ctx(conn) ((redisContext *) (conn)->base.conn)
+#define redis_ctx(c) ((redisContext *) (c)->base.conn)
 
 extern RedisConn *redis_get_connection(ForeignServer *server, UserMapping *user);
 extern redisReply *redis_command_argv(RedisConn *conn, int argc,
@@ -50,5 +50,20 @@ extern redisReply *redis_command_argv(RedisConn *conn, int argc,
 extern void redis_discard_connection(RedisConn *conn);
 extern void redis_report_error(RedisConn *conn, redisReply *reply,
 							   const char *what) pg_attribute_noreturn();
+
+/* A command under construction, for pipelines (palloc'd arrays) */
+typedef struct RedisCmd
+{
+	int			argc;
+	const char **argv;
+	size_t	   *argvlen;
+	int			cap;
+} RedisCmd;
+
+extern void redis_cmd_init(RedisCmd *cmd, int cap);
+extern void redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len);
+extern void redis_cmd_arg(RedisCmd *cmd, const char *arg);
+extern void redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
+extern redisReply *redis_get_reply(RedisConn *conn, const char *what);
 
 #endif							/* POLYGLOT_REDIS_H */

@@ -195,6 +195,63 @@ redis_command_argv(RedisConn *conn, int argc, const char **argv,
 	return reply;
 }
 
+/* Starts an empty command with room for cap arguments (it grows) */
+void
+redis_cmd_init(RedisCmd *cmd, int cap)
+{
+	cmd->argc = 0;
+	cmd->cap = Max(cap, 1);
+	cmd->argv = palloc(sizeof(char *) * cmd->cap);
+	cmd->argvlen = palloc(sizeof(size_t) * cmd->cap);
+}
+
+/* Adds an argument of len bytes (binary safe); arg must live until appended */
+void
+redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len)
+{
+	if (cmd->argc == cmd->cap)
+	{
+		cmd->cap *= 2;
+		cmd->argv = repalloc(cmd->argv, sizeof(char *) * cmd->cap);
+		cmd->argvlen = repalloc(cmd->argvlen, sizeof(size_t) * cmd->cap);
+	}
+	cmd->argv[cmd->argc] = arg;
+	cmd->argvlen[cmd->argc] = len;
+	cmd->argc++;
+}
+
+void
+redis_cmd_arg(RedisCmd *cmd, const char *arg)
+{
+	redis_cmd_arg_len(cmd, arg, strlen(arg));
+}
+
+/*
+ * Appends the command to the connection's output buffer (sent with the
+ * pipeline's first read) and empties cmd for the next one.
+ */
+void
+redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
+{
+	if (redisAppendCommandArgv(redis_ctx(conn), cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
+		redis_report_error(conn, NULL, "a pipelined command");
+	cmd->argc = 0;
+}
+
+/*
+ * The next reply of a pipeline (flushing what was appended first); the
+ * caller frees it.  An I/O error drops the connection and ereports.
+ */
+redisReply *
+redis_get_reply(RedisConn *conn, const char *what)
+{
+	void	   *reply = NULL;
+
+	if (redisGetReply(redis_ctx(conn), &reply) != REDIS_OK || reply == NULL)
+		redis_report_error(conn, NULL, what);
+	return (redisReply *) reply;
+}
+
 /* Closes a connection whose protocol state is unknown; the next use reconnects. */
 void
 redis_discard_connection(RedisConn *conn)

@@ -1,25 +1,2161 @@
 /*-------------------------------------------------------------------------
  *
  * redis_fdw.c
- *		The polyglot_redis foreign-data wrapper handler (Redis).
+ *		The polyglot_redis foreign-data wrapper: Redis keys as rows.
  *
- * Scans and writes of Redis foreign tables are not built yet: the handler
- * hands out the shared "not supported yet" routine, so that servers and
- * tables can already be created, validated and pinged.
+ * A table has a type (option type, default string) and a key prefix
+ * (option prefix): its rows are the keys that start with the prefix and
+ * hold that type, and its key column shows them without the prefix.
+ * Columns are found by name:
+ *   string  key, value [, ttl]             one row per key
+ *   hash    key, field, value [, ttl]      one row per field
+ *           key, <jsonb column> [, ttl]    one row per key, the whole hash
+ *   list    key, index, value [, ttl]      one row per element (index from 0)
+ *   set     key, member [, ttl]            one row per member
+ *   zset    key, member, score [, ttl]     one row per member
+ * value, field and member columns take text, bytea (the raw bytes), jsonb
+ * or json (the string parsed as JSON) or any type with an input function;
+ * ttl is the key's time to live in seconds (PTTL, NULL without expiry).
+ *
+ * Reads: key = value (a constant, a parameter, or the outer row of a
+ * nested loop) looks up that key; key = ANY(array) and key IN (...) look
+ * up each key, batch_size keys (default 1000) per pipelined round trip;
+ * key LIKE 'abc%' scans with SCAN MATCH prefix+abc*.  Otherwise the table
+ * is read with SCAN MATCH prefix* TYPE <type>, batch_size keys per SCAN
+ * call, the values of each batch in one pipelined round trip.  SCAN may
+ * return a key twice: the scan remembers the keys it has returned.  Never
+ * KEYS.  A key looked up by name that holds another type is an error
+ * naming it; a scan skips keys of other types (TYPE filter).
+ *
+ * Writes (INSERT, UPDATE, DELETE, RETURNING) map to SET/HSET/RPUSH/SADD/
+ * ZADD, and DEL/HDEL/LSET+LREM/SREM/ZREM, with PEXPIRE/PERSIST for ttl;
+ * INSERT sends batch_size rows per pipeline.  UPDATE and DELETE find rows
+ * by key (and field, index or member).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "fmgr.h"
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
 #include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/appendinfo.h"
+#include "optimizer/clauses.h"
+#include "optimizer/inherit.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "parser/parsetree.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "common/hashfn.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
+#include "redis/redis.h"
+
+typedef enum RedisTableType
+{
+	RT_STRING,
+	RT_HASH,
+	RT_LIST,
+	RT_SET,
+	RT_ZSET
+} RedisTableType;
+
+static const char *const type_names[] = {"string", "hash", "list", "set", "zset"};
+
+/* What a column holds */
+typedef enum RedisRole
+{
+	RR_NONE,					/* dropped */
+	RR_KEY,
+	RR_VALUE,
+	RR_TTL,
+	RR_FIELD,
+	RR_INDEX,
+	RR_MEMBER,
+	RR_SCORE,
+	RR_FIELDS					/* a hash as one jsonb object */
+} RedisRole;
+
+/* A table's layout: type, prefix and the attnum (0: none) of each role */
+typedef struct RedisTable
+{
+	RedisTableType type;
+	char	   *prefix;
+	int			batch_size;
+	int			natts;
+	RedisRole  *roles;			/* by attnum - 1 */
+	int			att[RR_FIELDS + 1]; /* by role: attnum, or 0 */
+} RedisTable;
+
+/* The sub-key of a row type: field, index or member */
+#define SUBKEY_ROLE(t) ((t)->type == RT_HASH ? RR_FIELD : (t)->type == RT_LIST ? RR_INDEX : RR_MEMBER)
+#define HAS_SUBKEY(t) ((t)->type != RT_STRING && (t)->att[RR_FIELDS] == 0)
+
+/* fdw_private of a ForeignScan */
+#define FP_MODE			0		/* Integer: SCAN_ALL, SCAN_KEYS, SCAN_MATCH */
+#define FP_VALUE		1		/* Integer: value number of the key(s), -1 */
+#define FP_MATCH		2		/* String: the LIKE prefix, or "" */
+#define FP_WANTED		3		/* of Integer: is column attnum - 1 read */
+
+#define SCAN_ALL		0
+#define SCAN_KEYS		1		/* the value is one key */
+#define SCAN_KEY_ARRAY	2		/* the value is an array of keys */
+#define SCAN_MATCH		3
+
+#define POLYGLOT_DEFAULT_REDIS_BATCH	1000
+#define POLYGLOT_DEFAULT_REDIS_KEYS		1000	/* assumed keys under a prefix */
+
+#define REDIS_STARTUP_COST	10.0
+#define REDIS_ROW_COST		0.01
+#define REDIS_KEY_COST		0.05	/* per key looked up or scanned */
+
+/* ---------------------------------------------------------------- layout */
+
+static RedisRole
+role_of(RedisTableType type, const char *name, Oid typid)
+{
+	if (strcmp(name, "key") == 0)
+		return RR_KEY;
+	if (strcmp(name, "ttl") == 0)
+		return RR_TTL;
+	switch (type)
+	{
+		case RT_STRING:
+			if (strcmp(name, "value") == 0)
+				return RR_VALUE;
+			break;
+		case RT_HASH:
+			if (strcmp(name, "field") == 0)
+				return RR_FIELD;
+			if (strcmp(name, "value") == 0)
+				return RR_VALUE;
+			if (getBaseType(typid) == JSONBOID)
+				return RR_FIELDS;
+			break;
+		case RT_LIST:
+			if (strcmp(name, "index") == 0)
+				return RR_INDEX;
+			if (strcmp(name, "value") == 0)
+				return RR_VALUE;
+			break;
+		case RT_SET:
+			if (strcmp(name, "member") == 0)
+				return RR_MEMBER;
+			break;
+		case RT_ZSET:
+			if (strcmp(name, "member") == 0)
+				return RR_MEMBER;
+			if (strcmp(name, "score") == 0)
+				return RR_SCORE;
+			break;
+	}
+	return RR_NONE;
+}
+
+static const char *
+valid_columns(RedisTableType type)
+{
+	switch (type)
+	{
+		case RT_STRING:
+			return "key, value, ttl";
+		case RT_HASH:
+			return "key, field, value, ttl (or key, a jsonb column of all fields, ttl)";
+		case RT_LIST:
+			return "key, index, value, ttl";
+		case RT_SET:
+			return "key, member, ttl";
+		case RT_ZSET:
+			return "key, member, score, ttl";
+	}
+	return "";
+}
+
+/* The layout of a foreign table; ereports on a column it cannot map */
+static RedisTable *
+load_table(Oid relid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	Relation	rel = table_open(relid, NoLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	RedisTable *t = palloc0(sizeof(RedisTable));
+	const char *type = polyglot_option_string(table->options, "type", "string");
+	DefElem    *def;
+	int			i;
+
+	for (i = 0; i < (int) lengthof(type_names); i++)
+		if (strcmp(type, type_names[i]) == 0)
+			t->type = (RedisTableType) i;
+	t->prefix = pstrdup(polyglot_option_string(table->options, "prefix", ""));
+	def = polyglot_table_option(table, server, "batch_size");
+	t->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_REDIS_BATCH;
+	t->natts = desc->natts;
+	t->roles = palloc0(sizeof(RedisRole) * Max(desc->natts, 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		RedisRole	role;
+
+		if (att->attisdropped)
+			continue;
+		role = role_of(t->type, NameStr(att->attname), att->atttypid);
+		/* a hash table with a field column reads fields as rows */
+		if (role == RR_NONE || t->att[role] != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
+					 errmsg("column \"%s\" of foreign table \"%s\" is not a column of a Redis %s table",
+							NameStr(att->attname), RelationGetRelationName(rel), type),
+					 errhint("The columns of a %s table are %s.", type, valid_columns(t->type))));
+		t->roles[i] = role;
+		t->att[role] = i + 1;
+	}
+	if (t->att[RR_FIELDS] && (t->att[RR_FIELD] || t->att[RR_VALUE]))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
+				 errmsg("foreign table \"%s\" mixes a jsonb column of all fields with field and value columns",
+						RelationGetRelationName(rel)),
+				 errhint("A hash table is either key, field, value or key and one jsonb column.")));
+	if (t->att[RR_KEY] == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+				 errmsg("foreign table \"%s\" has no key column", RelationGetRelationName(rel)),
+				 errhint("The columns of a %s table are %s.", type, valid_columns(t->type))));
+	table_close(rel, NoLock);
+	return t;
+}
+
+static RedisConn *
+table_connection(Oid relid, Oid userid)
+{
+	ForeignTable *table = GetForeignTable(relid);
+	ForeignServer *server = GetForeignServer(table->serverid);
+	UserMapping *user = polyglot_find_user_mapping(OidIsValid(userid) ? userid : GetUserId(),
+												   server->serverid);
+
+	return redis_get_connection(server, user);
+}
+
+/* ---------------------------------------------------------------- planning */
+
+typedef struct RedisRelInfo
+{
+	Oid			relid;
+	RedisTable *table;
+	int			mode;
+	Expr	   *value;			/* the key(s), for SCAN_KEYS and SCAN_KEY_ARRAY */
+	char	   *match;			/* the LIKE prefix for SCAN_MATCH */
+	RestrictInfo *key_clause;	/* the clause the mode comes from */
+} RedisRelInfo;
+
+/* Is expr the key column of the scanned relation? */
+static bool
+is_key_var(Expr *expr, RelOptInfo *baserel, RedisTable *t)
+{
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	return IsA(expr, Var) && ((Var *) expr)->varno == (int) baserel->relid &&
+		((Var *) expr)->varlevelsup == 0 && ((Var *) expr)->varattno == t->att[RR_KEY];
+}
+
+/*
+ * A value known when the scan starts: an expression of constants,
+ * parameters and columns of other relations (a nested loop's outer row),
+ * without volatile functions.
+ */
+static bool
+is_value(Expr *expr, RelOptInfo *baserel)
+{
+	Bitmapset  *attrs = NULL;
+
+	pull_varattnos((Node *) expr, baserel->relid, &attrs);
+	return attrs == NULL && !contain_volatile_functions((Node *) expr) &&
+		!contain_subplans((Node *) expr) && !contain_agg_clause((Node *) expr) &&
+		!contain_window_function((Node *) expr);
+}
+
+/* The text = operator (also for varchar, whose = is text's) */
+static bool
+is_text_eq(Oid opno, Oid collid)
+{
+	return opno == TextEqualOperator &&
+		(!OidIsValid(collid) || get_collation_isdeterministic(collid));
+}
+
+/*
+ * The lookup a clause allows: key = value (SCAN_KEYS), key = ANY(array)
+ * (SCAN_KEY_ARRAY), key LIKE 'literal%' (SCAN_MATCH); *value or *match is
+ * set.  SCAN_ALL when it allows none.
+ */
+static int
+key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t, Expr **value, char **match)
+{
+	if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) clause;
+		Expr	   *l = linitial(op->args);
+		Expr	   *r = lsecond(op->args);
+
+		if (is_text_eq(op->opno, op->inputcollid))
+		{
+			if (is_key_var(l, baserel, t) && is_value(r, baserel))
+			{
+				*value = r;
+				return SCAN_KEYS;
+			}
+			if (is_key_var(r, baserel, t) && is_value(l, baserel))
+			{
+				*value = l;
+				return SCAN_KEYS;
+			}
+		}
+		/* key LIKE 'abc%': a literal prefix and one trailing % */
+		if (op->opfuncid == F_TEXTLIKE && is_key_var(l, baserel, t) && IsA(r, Const) &&
+			!((Const *) r)->constisnull)
+		{
+			char	   *pattern = TextDatumGetCString(((Const *) r)->constvalue);
+			size_t		len = strlen(pattern);
+
+			if (len > 0 && pattern[len - 1] == '%' &&
+				strcspn(pattern, "%_\\") == len - 1)
+			{
+				pattern[len - 1] = '\0';
+				*match = pattern;
+				return SCAN_MATCH;
+			}
+		}
+	}
+	if (IsA(clause, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) clause;
+
+		if (sa->useOr && is_text_eq(sa->opno, sa->inputcollid) &&
+			is_key_var(linitial(sa->args), baserel, t) && is_value(lsecond(sa->args), baserel))
+		{
+			*value = lsecond(sa->args);
+			return SCAN_KEY_ARRAY;
+		}
+	}
+	return SCAN_ALL;
+}
+
+/* The rows of one key */
+static double
+rows_per_key(RedisTable *t)
+{
+	return HAS_SUBKEY(t) ? 10 : 1;
+}
+
+static void
+redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	RedisRelInfo *info = palloc0(sizeof(RedisRelInfo));
+	ListCell   *lc;
+	double		keys = POLYGLOT_DEFAULT_REDIS_KEYS;
+
+	baserel->fdw_private = info;
+	info->relid = foreigntableid;
+	info->table = load_table(foreigntableid);
+	info->mode = SCAN_ALL;
+	if (polyglot_redis_pushdown)
+	{
+		/* the most selective lookup: one key, then several, then a prefix */
+		foreach(lc, baserel->baserestrictinfo)
+		{
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+			Expr	   *value = NULL;
+			char	   *match = NULL;
+			int			mode = key_lookup(ri->clause, baserel, info->table, &value, &match);
+
+			if (mode == SCAN_ALL)
+				continue;
+			if (info->mode == SCAN_ALL || mode == SCAN_KEYS ||
+				(mode == SCAN_KEY_ARRAY && info->mode == SCAN_MATCH))
+			{
+				info->mode = mode;
+				info->value = value;
+				info->match = match;
+				info->key_clause = ri;
+			}
+		}
+	}
+	if (info->mode == SCAN_KEYS)
+		keys = 1;
+	else if (info->mode == SCAN_KEY_ARRAY)
+		keys = IsA(info->value, Const) && !((Const *) info->value)->constisnull ?
+			ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(((Const *) info->value)->constvalue)),
+						   ARR_DIMS(DatumGetArrayTypeP(((Const *) info->value)->constvalue))) : 10;
+	else if (info->mode == SCAN_MATCH)
+		keys = POLYGLOT_DEFAULT_REDIS_KEYS / 10;
+	baserel->tuples = keys * rows_per_key(info->table);
+	baserel->rows = clamp_row_est(baserel->tuples *
+								  clauselist_selectivity(root, baserel->baserestrictinfo, 0,
+														 JOIN_INNER, NULL) *
+								  (info->key_clause ? 1 / Max(info->key_clause->norm_selec, 1e-10) : 1));
+	if (info->mode == SCAN_KEYS || info->mode == SCAN_KEY_ARRAY)
+		baserel->rows = Min(baserel->rows, baserel->tuples);
+}
+
+static void
+redisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	RedisRelInfo *info = (RedisRelInfo *) baserel->fdw_private;
+	double		keys = baserel->tuples / rows_per_key(info->table);
+	List	   *candidates = NIL;
+	ListCell   *lc;
+	int			attnum = info->table->att[RR_KEY];
+
+	add_path(baserel, (Path *)
+			 polyglot_foreignscan_path(root, baserel, baserel->rows, REDIS_STARTUP_COST,
+									   REDIS_STARTUP_COST + keys * REDIS_KEY_COST +
+									   baserel->rows * REDIS_ROW_COST, NIL, NULL, NIL));
+
+	/* the inner side of a nested loop: GET the outer row's key */
+	if (!polyglot_redis_pushdown)
+		return;
+	if (baserel->has_eclass_joins)
+		candidates = generate_implied_equalities_for_column(root, baserel,
+															polyglot_ec_member_is_column,
+															(void *) &attnum,
+															baserel->lateral_referencers);
+	candidates = list_concat(candidates, baserel->joininfo);
+	foreach(lc, candidates)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		Expr	   *value = NULL;
+		char	   *match = NULL;
+		Relids		required;
+		ParamPathInfo *ppi;
+		double		rows = rows_per_key(info->table);
+
+		if (!join_clause_is_movable_to(ri, baserel) ||
+			key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS)
+			continue;
+		required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
+								  baserel->relids);
+		if (bms_is_empty(required))
+			continue;
+		ppi = get_baserel_parampathinfo(root, baserel, required);
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, Min(ppi->ppi_rows, rows),
+										   REDIS_STARTUP_COST / 10,
+										   REDIS_STARTUP_COST / 10 + REDIS_KEY_COST +
+										   rows * REDIS_ROW_COST, NIL, required, NIL));
+	}
+}
+
+static ForeignScan *
+redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+					ForeignPath *best_path, List *tlist, List *scan_clauses,
+					Plan *outer_plan)
+{
+	RedisRelInfo *info = (RedisRelInfo *) baserel->fdw_private;
+	List	   *local = NIL;
+	List	   *values = NIL;
+	List	   *wanted = NIL;
+	Bitmapset  *attrs = NULL;
+	int			mode = info->mode;
+	Expr	   *value = info->value;
+	char	   *match = info->match;
+	RestrictInfo *used = info->key_clause;
+	ListCell   *lc;
+	int			i;
+
+	/* a parameterized path looks up the outer row's key instead */
+	if (best_path->path.param_info)
+	{
+		foreach(lc, scan_clauses)
+		{
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+			Expr	   *v = NULL;
+			char	   *m = NULL;
+
+			if (!bms_is_subset(ri->clause_relids, baserel->relids) &&
+				key_lookup(ri->clause, baserel, info->table, &v, &m) == SCAN_KEYS)
+			{
+				mode = SCAN_KEYS;
+				value = v;
+				match = NULL;
+				used = ri;
+				break;
+			}
+		}
+	}
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		/* key = and = ANY are exact; LIKE too, the pattern being a plain prefix */
+		if (ri == used)
+			continue;
+		local = lappend(local, ri->clause);
+	}
+	if (value)
+		values = list_make1(value);
+
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	for (i = 0; i < info->table->natts; i++)
+	{
+		bool		w = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
+			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
+
+		wanted = lappend_int(wanted, w && info->table->roles[i] != RR_NONE);
+	}
+	return make_foreignscan(tlist, local, baserel->relid, values,
+							list_make4(makeInteger(mode), makeInteger(value ? 0 : -1),
+									   makeString(match ? match : ""), wanted),
+							NIL, NIL, outer_plan);
+}
+
+/* ---------------------------------------------------------------- execution */
+
+/* A row fetched from Redis, as bytes */
+typedef struct RedisRow
+{
+	char	   *key;			/* without the prefix */
+	size_t		keylen;
+	char	   *sub;			/* field or member, or NULL */
+	size_t		sublen;
+	int64		index;			/* list index */
+	char	   *value;			/* value, or score of a zset */
+	size_t		valuelen;
+	Jsonb	   *fields;			/* a whole hash */
+	int64		pttl;			/* -1: no expiry */
+} RedisRow;
+
+typedef struct RedisScanState
+{
+	RedisConn  *conn;
+	Relation	relation;
+	RedisTable *table;
+	int			mode;
+	char	   *match;
+	bool	   *wanted;
+	bool		want_ttl;
+	ExprState  *value_state;
+	Oid		   *typinput;
+	Oid		   *typioparam;
+	/* per execution */
+	bool		started;
+	bool		done;			/* no more keys */
+	char	   *cursor;			/* SCAN cursor, "0" to start */
+	List	   *keys;			/* SCAN_KEYS / SCAN_KEY_ARRAY: keys still to fetch */
+	HTAB	   *seen;			/* keys a SCAN returned already */
+	RedisRow   *rows;
+	int			nrows;
+	int			next_row;
+	int64		round_trips;	/* for EXPLAIN ANALYZE */
+	MemoryContext exec_cxt;		/* reset by a rescan */
+	MemoryContext batch_cxt;	/* the current batch of rows */
+	MemoryContext row_cxt;
+	const char *current_key;	/* for the error context */
+	const char *current_column;
+} RedisScanState;
+
+/* The command that reads a key's rows, by type */
+static const char *
+read_command(RedisTableType type)
+{
+	switch (type)
+	{
+		case RT_STRING:
+			return "GET";
+		case RT_HASH:
+			return "HGETALL";
+		case RT_LIST:
+			return "LRANGE";
+		case RT_SET:
+			return "SMEMBERS";
+		case RT_ZSET:
+			return "ZRANGE";
+	}
+	return "";
+}
+
+/* prefix + key, as the server names it */
+static char *
+full_key(RedisTable *t, const char *key, size_t keylen, size_t *len)
+{
+	size_t		plen = strlen(t->prefix);
+	char	   *k = palloc(plen + keylen + 1);
+
+	memcpy(k, t->prefix, plen);
+	memcpy(k + plen, key, keylen);
+	k[plen + keylen] = '\0';
+	*len = plen + keylen;
+	return k;
+}
+
+/* A glob pattern matching text literally (SCAN MATCH escapes) */
+static void
+append_glob_literal(StringInfo buf, const char *s)
+{
+	for (; *s; s++)
+	{
+		if (strchr("*?[]\\", *s))
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *s);
+	}
+}
+
+static void
+scan_error_context(void *arg)
+{
+	RedisScanState *st = (RedisScanState *) arg;
+
+	if (st->current_column && st->current_key)
+		errcontext("column \"%s\" of Redis key \"%s%s\"", st->current_column,
+				   st->table->prefix, st->current_key);
+}
+
+/* An error reply to the read of a key (freed by the caller): WRONGTYPE names the key */
+static void
+key_error(RedisScanState *st, redisReply *reply, const char *key)
+{
+	if (reply->type == REDIS_REPLY_ERROR && reply->str && strncmp(reply->str, "WRONGTYPE", 9) == 0)
+	{
+		char	   *detail = pstrdup(reply->str);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+				 errmsg("Redis key \"%s%s\" does not hold a %s", st->table->prefix, key,
+						type_names[st->table->type]),
+				 errdetail_internal("%s", detail),
+				 errhint("A foreign table of type %s reads keys of that type only.",
+						 type_names[st->table->type])));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("Redis server \"%s\" returned an error for %s of key \"%s%s\"",
+					st->conn->servername, read_command(st->table->type), st->table->prefix, key),
+			 errdetail_internal("%s", reply->str ? reply->str : "error")));
+}
+
+/* Adds the rows of one key's replies to the batch */
+static void
+add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *data,
+			 int64 pttl, List **rows)
+{
+	RedisTable *t = st->table;
+	size_t		i;
+
+	switch (data->type)
+	{
+		case REDIS_REPLY_NIL:
+			return;				/* gone meanwhile */
+		case REDIS_REPLY_STRING:
+			if (t->type == RT_STRING)
+			{
+				RedisRow   *r = palloc0(sizeof(RedisRow));
+
+				r->key = pnstrdup(key, keylen);
+				r->keylen = keylen;
+				r->value = palloc(data->len + 1);
+				memcpy(r->value, data->str, data->len);
+				r->value[data->len] = '\0';
+				r->valuelen = data->len;
+				r->pttl = pttl;
+				*rows = lappend(*rows, r);
+			}
+			return;
+		case REDIS_REPLY_ARRAY:
+			break;
+		default:
+			return;
+	}
+	if (t->type == RT_HASH && t->att[RR_FIELDS])
+	{
+		JsonbParseState *ps = NULL;
+		RedisRow   *r;
+
+		if (data->elements == 0)
+			return;
+		pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+		for (i = 0; i + 1 < data->elements; i += 2)
+		{
+			JsonbValue	k,
+						v;
+
+			k.type = jbvString;
+			k.val.string.val = pnstrdup(data->element[i]->str, data->element[i]->len);
+			k.val.string.len = data->element[i]->len;
+			v.type = jbvString;
+			v.val.string.val = pnstrdup(data->element[i + 1]->str, data->element[i + 1]->len);
+			v.val.string.len = data->element[i + 1]->len;
+			if (memchr(k.val.string.val, '\0', k.val.string.len) ||
+				memchr(v.val.string.val, '\0', v.val.string.len))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+						 errmsg("Redis hash \"%s%s\" holds a zero byte, which jsonb cannot",
+								t->prefix, pnstrdup(key, keylen))));
+			pushJsonbValue(&ps, WJB_KEY, &k);
+			pushJsonbValue(&ps, WJB_VALUE, &v);
+		}
+		r = palloc0(sizeof(RedisRow));
+		r->key = pnstrdup(key, keylen);
+		r->keylen = keylen;
+		r->fields = JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
+		r->pttl = pttl;
+		*rows = lappend(*rows, r);
+		return;
+	}
+	for (i = 0; i < data->elements; i++)
+	{
+		RedisRow   *r = palloc0(sizeof(RedisRow));
+		redisReply *e = data->element[i];
+
+		r->key = pnstrdup(key, keylen);
+		r->keylen = keylen;
+		r->pttl = pttl;
+		switch (t->type)
+		{
+			case RT_HASH:
+			case RT_ZSET:
+				if (i + 1 >= data->elements)
+					continue;
+				r->sub = pnstrdup(e->str, e->len);
+				r->sublen = e->len;
+				e = data->element[++i];
+				r->value = pnstrdup(e->str, e->len);
+				r->valuelen = e->len;
+				break;
+			case RT_LIST:
+				r->index = (int64) i;
+				r->value = pnstrdup(e->str, e->len);
+				r->valuelen = e->len;
+				break;
+			case RT_SET:
+				r->sub = pnstrdup(e->str, e->len);
+				r->sublen = e->len;
+				break;
+			case RT_STRING:
+				break;
+		}
+		*rows = lappend(*rows, r);
+	}
+}
+
+/*
+ * Reads the rows of keys (a List of String nodes, without the prefix) in
+ * one pipelined round trip: the type's read command, and PTTL when ttl is
+ * wanted, per key.
+ */
+static void
+fetch_keys(RedisScanState *st, List *keys)
+{
+	RedisTable *t = st->table;
+	RedisCmd	cmd;
+	List	   *volatile rows = NIL;
+	ListCell   *lc;
+	int			n = 0;
+	int			i;
+	redisReply **replies;
+	int64	   *pttls;
+
+	redis_cmd_init(&cmd, 6);
+	foreach(lc, keys)
+	{
+		const char *key = strVal(lfirst(lc));
+		size_t		len;
+		char	   *k = full_key(t, key, strlen(key), &len);
+
+		redis_cmd_arg(&cmd, read_command(t->type));
+		redis_cmd_arg_len(&cmd, k, len);
+		if (t->type == RT_LIST || t->type == RT_ZSET)
+		{
+			redis_cmd_arg(&cmd, "0");
+			redis_cmd_arg(&cmd, "-1");
+			if (t->type == RT_ZSET)
+				redis_cmd_arg(&cmd, "WITHSCORES");
+		}
+		redis_cmd_append(st->conn, &cmd);
+		if (st->want_ttl)
+		{
+			redis_cmd_arg(&cmd, "PTTL");
+			redis_cmd_arg_len(&cmd, k, len);
+			redis_cmd_append(st->conn, &cmd);
+		}
+		n++;
+	}
+	if (n == 0)
+		return;
+	st->round_trips++;
+
+	/* every reply first, so that the connection stays in step on errors */
+	replies = palloc0(sizeof(redisReply *) * n);
+	pttls = palloc(sizeof(int64) * n);
+	for (i = 0; i < n; i++)
+	{
+		replies[i] = redis_get_reply(st->conn, "a pipelined read");
+		pttls[i] = -1;
+		if (st->want_ttl)
+		{
+			void	   *reply = NULL;
+			redisReply *ttl;
+
+			if (redisGetReply(redis_ctx(st->conn), &reply) != REDIS_OK || reply == NULL)
+			{
+				for (; i >= 0; i--)
+					freeReplyObject(replies[i]);
+				redis_report_error(st->conn, NULL, "a pipelined read");
+			}
+			ttl = (redisReply *) reply;
+			if (ttl->type == REDIS_REPLY_INTEGER)
+				pttls[i] = ttl->integer;
+			freeReplyObject(ttl);
+		}
+	}
+	PG_TRY();
+	{
+		i = 0;
+		foreach(lc, keys)
+		{
+			const char *key = strVal(lfirst(lc));
+
+			if (replies[i]->type == REDIS_REPLY_ERROR)
+				key_error(st, replies[i], key);
+			/* -2: the key expired between its read and its PTTL */
+			if (pttls[i] != -2)
+				add_key_rows(st, key, strlen(key), replies[i], pttls[i], (List **) &rows);
+			i++;
+		}
+	}
+	PG_FINALLY();
+	{
+		for (i = 0; i < n; i++)
+			freeReplyObject(replies[i]);
+	}
+	PG_END_TRY();
+	st->nrows = list_length(rows);
+	st->rows = palloc(sizeof(RedisRow) * Max(st->nrows, 1));
+	n = 0;
+	foreach(lc, rows)
+		st->rows[n++] = *(RedisRow *) lfirst(lc);
+	st->next_row = 0;
+}
+
+/* An entry of the set of keys returned: a 64-bit hash and the keys with it */
+typedef struct SeenEntry
+{
+	uint64		hash;
+	List	   *keys;			/* of String */
+} SeenEntry;
+
+/* Adds key to the set of keys returned; false when it was there already */
+static bool
+remember_key(RedisScanState *st, const char *key)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
+	bool		found;
+	SeenEntry  *e = (SeenEntry *) hash_search(st->seen, &h, HASH_ENTER, &found);
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!found)
+		e->keys = NIL;
+	foreach(lc, e->keys)
+		if (strcmp(strVal(lfirst(lc)), key) == 0)
+			return false;
+	old = MemoryContextSwitchTo(st->exec_cxt);
+	e->keys = lappend(e->keys, makeString(pstrdup(key)));
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* The next SCAN page's new keys, without the prefix (List of String) */
+static List *
+scan_page(RedisScanState *st)
+{
+	RedisTable *t = st->table;
+	StringInfoData pattern;
+	RedisCmd	cmd;
+	redisReply *reply;
+	List	   *keys = NIL;
+	size_t		plen = strlen(t->prefix);
+	char		count[16];
+	size_t		i;
+
+	initStringInfo(&pattern);
+	append_glob_literal(&pattern, t->prefix);
+	if (st->mode == SCAN_MATCH)
+		append_glob_literal(&pattern, st->match);
+	appendStringInfoChar(&pattern, '*');
+	snprintf(count, sizeof(count), "%d", t->batch_size);
+	redis_cmd_init(&cmd, 8);
+	redis_cmd_arg(&cmd, "SCAN");
+	redis_cmd_arg(&cmd, st->cursor);
+	redis_cmd_arg(&cmd, "MATCH");
+	redis_cmd_arg_len(&cmd, pattern.data, pattern.len);
+	redis_cmd_arg(&cmd, "COUNT");
+	redis_cmd_arg(&cmd, count);
+	redis_cmd_arg(&cmd, "TYPE");
+	redis_cmd_arg(&cmd, type_names[t->type]);
+	reply = redis_command_argv(st->conn, cmd.argc, cmd.argv, cmd.argvlen);
+	st->round_trips++;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+		reply->element[0]->type != REDIS_REPLY_STRING ||
+		reply->element[1]->type != REDIS_REPLY_ARRAY)
+		redis_report_error(st->conn, reply, "SCAN");
+	st->cursor = MemoryContextStrdup(st->exec_cxt, reply->element[0]->str);
+	if (strcmp(st->cursor, "0") == 0)
+		st->done = true;
+	for (i = 0; i < reply->element[1]->elements; i++)
+	{
+		redisReply *k = reply->element[1]->element[i];
+		char	   *key;
+
+		if (k->type != REDIS_REPLY_STRING || k->len < plen || memchr(k->str, '\0', k->len))
+			continue;
+		key = pnstrdup(k->str + plen, k->len - plen);
+		/* SCAN may return a key twice */
+		if (remember_key(st, key))
+			keys = lappend(keys, makeString(key));
+	}
+	freeReplyObject(reply);
+	return keys;
+}
+
+/* The keys of SCAN_KEYS and SCAN_KEY_ARRAY: distinct, non-NULL */
+static List *
+lookup_keys(RedisScanState *st, ExprContext *econtext)
+{
+	bool		isnull;
+	Datum		value = ExecEvalExpr(st->value_state, econtext, &isnull);
+	List	   *keys = NIL;
+
+	if (isnull)
+		return NIL;
+	if (st->mode == SCAN_KEYS)
+		return list_make1(makeString(TextDatumGetCString(value)));
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(value);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n,
+					i;
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+		{
+			char	   *key;
+
+			if (nulls[i])
+				continue;
+			key = TextDatumGetCString(elems[i]);
+			if (remember_key(st, key))
+				keys = lappend(keys, makeString(key));
+		}
+	}
+	return keys;
+}
+
+static void
+start_execution(RedisScanState *st, ExprContext *econtext)
+{
+	HASHCTL		ctl;
+	MemoryContext old = MemoryContextSwitchTo(st->exec_cxt);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(SeenEntry);
+	ctl.hcxt = st->exec_cxt;
+	st->seen = hash_create("pg_polyglot redis keys", 1024, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	st->cursor = "0";
+	st->started = true;
+	if (st->mode == SCAN_KEYS || st->mode == SCAN_KEY_ARRAY)
+	{
+		st->keys = lookup_keys(st, econtext);
+		st->done = st->keys == NIL;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Fetches the next batch of rows; false when there are none left */
+static bool
+next_batch(RedisScanState *st)
+{
+	MemoryContext old;
+
+	MemoryContextReset(st->batch_cxt);
+	st->nrows = st->next_row = 0;
+	while (st->nrows == 0)
+	{
+		List	   *keys = NIL;
+
+		if (st->mode == SCAN_KEYS || st->mode == SCAN_KEY_ARRAY)
+		{
+			int			n = Min(list_length(st->keys), st->table->batch_size);
+
+			if (n == 0)
+				return false;
+			old = MemoryContextSwitchTo(st->batch_cxt);
+			keys = list_truncate(list_copy(st->keys), n);
+			MemoryContextSwitchTo(st->exec_cxt);
+			st->keys = list_copy_tail(st->keys, n);
+			MemoryContextSwitchTo(old);
+		}
+		else
+		{
+			if (st->done)
+				return false;
+			old = MemoryContextSwitchTo(st->batch_cxt);
+			keys = scan_page(st);
+			MemoryContextSwitchTo(old);
+		}
+		old = MemoryContextSwitchTo(st->batch_cxt);
+		fetch_keys(st, keys);
+		MemoryContextSwitchTo(old);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+/* A Redis string as a value of the column's type */
+static Datum
+string_datum(RedisScanState *st, int attnum, const char *s, size_t len)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->relation), attnum - 1);
+	Oid			base = getBaseType(att->atttypid);
+	Datum		d;
+
+	if (base == BYTEAOID)
+	{
+		bytea	   *b = palloc(VARHDRSZ + len);
+
+		SET_VARSIZE(b, VARHDRSZ + len);
+		memcpy(VARDATA(b), s, len);
+		d = PointerGetDatum(b);
+		if (base != att->atttypid)
+			domain_check(d, false, att->atttypid, NULL, NULL);
+		return d;
+	}
+	if (memchr(s, '\0', len))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+				 errmsg("the value holds a zero byte"),
+				 errhint("Declare the column as bytea to read binary values.")));
+	return OidInputFunctionCall(st->typinput[attnum - 1], (char *) s,
+								st->typioparam[attnum - 1], att->atttypmod);
+}
+
+/* A PTTL in milliseconds as a ttl of the column's type (seconds) */
+static Datum
+ttl_datum(RedisScanState *st, int attnum, int64 pttl)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->relation), attnum - 1);
+	char		buf[64];
+
+	switch (getBaseType(att->atttypid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			/* whole seconds, rounded up: a key with 1 ms left still has a ttl */
+			snprintf(buf, sizeof(buf), INT64_FORMAT, (pttl + 999) / 1000);
+			break;
+		case INTERVALOID:
+			snprintf(buf, sizeof(buf), INT64_FORMAT " milliseconds", pttl);
+			break;
+		default:
+			snprintf(buf, sizeof(buf), "%.3f", pttl / 1000.0);
+			break;
+	}
+	return OidInputFunctionCall(st->typinput[attnum - 1], buf, st->typioparam[attnum - 1],
+								att->atttypmod);
+}
+
+static void
+store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
+{
+	RedisTable *t = st->table;
+	int			i;
+	ErrorContextCallback errcallback;
+
+	errcallback.callback = scan_error_context;
+	errcallback.arg = st;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	st->current_key = r->key;
+	for (i = 0; i < t->natts; i++)
+	{
+		int			attnum = i + 1;
+
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		if (!st->wanted[i])
+			continue;
+		st->current_column = NameStr(TupleDescAttr(slot->tts_tupleDescriptor, i)->attname);
+		switch (t->roles[i])
+		{
+			case RR_KEY:
+				slot->tts_values[i] = string_datum(st, attnum, r->key, r->keylen);
+				slot->tts_isnull[i] = false;
+				break;
+			case RR_VALUE:
+			case RR_SCORE:
+				if (r->value)
+				{
+					slot->tts_values[i] = string_datum(st, attnum, r->value, r->valuelen);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case RR_FIELD:
+			case RR_MEMBER:
+				if (r->sub)
+				{
+					slot->tts_values[i] = string_datum(st, attnum, r->sub, r->sublen);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case RR_INDEX:
+				{
+					char		buf[32];
+
+					snprintf(buf, sizeof(buf), INT64_FORMAT, r->index);
+					slot->tts_values[i] = string_datum(st, attnum, buf, strlen(buf));
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case RR_FIELDS:
+				if (r->fields)
+				{
+					slot->tts_values[i] = JsonbPGetDatum(r->fields);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case RR_TTL:
+				if (r->pttl >= 0)
+				{
+					slot->tts_values[i] = ttl_datum(st, attnum, r->pttl);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case RR_NONE:
+				break;
+		}
+	}
+	st->current_column = NULL;
+	error_context_stack = errcallback.previous;
+}
+
+static void
+redisBeginForeignScan(ForeignScanState *node, int eflags)
+{
+	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
+	EState	   *estate = node->ss.ps.state;
+	RangeTblEntry *rte = exec_rt_fetch(plan->scan.scanrelid, estate);
+	RedisScanState *st = palloc0(sizeof(RedisScanState));
+	List	   *wanted = (List *) list_nth(plan->fdw_private, FP_WANTED);
+	ListCell   *lc;
+	int			i;
+#if PG_VERSION_NUM >= 160000
+	Oid			userid = OidIsValid(plan->checkAsUser) ? plan->checkAsUser : GetUserId();
+#else
+	Oid			userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+
+	node->fdw_state = st;
+	st->relation = node->ss.ss_currentRelation;
+	st->table = load_table(rte->relid);
+	st->mode = intVal(list_nth(plan->fdw_private, FP_MODE));
+	st->match = strVal(list_nth(plan->fdw_private, FP_MATCH));
+	st->wanted = palloc0(sizeof(bool) * Max(st->table->natts, 1));
+	st->typinput = palloc0(sizeof(Oid) * Max(st->table->natts, 1));
+	st->typioparam = palloc0(sizeof(Oid) * Max(st->table->natts, 1));
+	i = 0;
+	foreach(lc, wanted)
+	{
+		st->wanted[i] = lfirst_int(lc) != 0;
+		if (st->wanted[i])
+		{
+			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->relation), i);
+
+			getTypeInputInfo(att->atttypid, &st->typinput[i], &st->typioparam[i]);
+			if (st->table->roles[i] == RR_TTL)
+				st->want_ttl = true;
+		}
+		i++;
+	}
+	if (plan->fdw_exprs)
+		st->value_state = ExecInitExpr(linitial(plan->fdw_exprs), (PlanState *) node);
+	st->exec_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot redis scan",
+										 ALLOCSET_DEFAULT_SIZES);
+	st->batch_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot redis batch",
+										  ALLOCSET_DEFAULT_SIZES);
+	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot redis row",
+										ALLOCSET_DEFAULT_SIZES);
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+	st->conn = table_connection(rte->relid, userid);
+}
+
+static TupleTableSlot *
+redisIterateForeignScan(ForeignScanState *node)
+{
+	RedisScanState *st = (RedisScanState *) node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	MemoryContext old;
+
+	ExecClearTuple(slot);
+	if (!st->started)
+		start_execution(st, node->ss.ps.ps_ExprContext);
+	if (st->next_row >= st->nrows && !next_batch(st))
+		return slot;
+	MemoryContextReset(st->row_cxt);
+	old = MemoryContextSwitchTo(st->row_cxt);
+	store_row(st, &st->rows[st->next_row++], slot);
+	MemoryContextSwitchTo(old);
+	ExecStoreVirtualTuple(slot);
+	return slot;
+}
+
+static void
+redisReScanForeignScan(ForeignScanState *node)
+{
+	RedisScanState *st = (RedisScanState *) node->fdw_state;
+
+	MemoryContextReset(st->exec_cxt);
+	MemoryContextReset(st->batch_cxt);
+	st->started = st->done = false;
+	st->keys = NIL;
+	st->seen = NULL;
+	st->rows = NULL;
+	st->nrows = st->next_row = 0;
+}
+
+static void
+redisEndForeignScan(ForeignScanState *node)
+{
+}
+
+/*
+ * EXPLAIN: the table's type and prefix; VERBOSE adds the commands the scan
+ * sends, ANALYZE the round trips it made.
+ */
+static void
+redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	RedisScanState *st = (RedisScanState *) node->fdw_state;
+	RedisTable *t = st->table;
+	StringInfoData buf;
+	const char *read = read_command(t->type);
+	const char *args = t->type == RT_LIST ? " 0 -1" : t->type == RT_ZSET ? " 0 -1 WITHSCORES" : "";
+
+	ExplainPropertyText("Redis Type", type_names[t->type], es);
+	if (!es->verbose)
+		return;
+	initStringInfo(&buf);
+	switch (st->mode)
+	{
+		case SCAN_KEYS:
+			appendStringInfo(&buf, "%s %s<key>%s%s", read, t->prefix, args,
+							 st->want_ttl ? ", PTTL" : "");
+			break;
+		case SCAN_KEY_ARRAY:
+			appendStringInfo(&buf, "%s %s<key>%s%s for each key, %d keys per pipelined round trip",
+							 read, t->prefix, args, st->want_ttl ? ", PTTL" : "", t->batch_size);
+			break;
+		default:
+			appendStringInfoString(&buf, "SCAN <cursor> MATCH ");
+			append_glob_literal(&buf, t->prefix);
+			if (st->mode == SCAN_MATCH)
+				append_glob_literal(&buf, st->match);
+			appendStringInfo(&buf, "* COUNT %d TYPE %s, then %s%s%s for each key, pipelined",
+							 t->batch_size, type_names[t->type], read, args,
+							 st->want_ttl ? ", PTTL" : "");
+			break;
+	}
+	ExplainPropertyText("Redis Commands", buf.data, es);
+	if (es->analyze)
+		ExplainPropertyInteger("Round Trips", NULL, st->round_trips, es);
+}
+
+/* ---------------------------------------------------------------- INSERT, UPDATE, DELETE */
+
+typedef struct RedisModifyState
+{
+	RedisConn  *conn;
+	RedisTable *table;
+	Relation	rel;
+	AttrNumber	key_junk;		/* UPDATE, DELETE: the old key */
+	AttrNumber	sub_junk;		/* and the old field, index or member */
+	List	   *target_attrs;	/* UPDATE: the columns it sets */
+	List	   *list_keys;		/* lists with deleted elements to remove at the end */
+	int			pending;		/* replies not read yet */
+	MemoryContext cxt;
+	MemoryContext row_cxt;
+} RedisModifyState;
+
+/*
+ * What a deleted list element is set to until the end of the statement,
+ * when LREM removes them all: indices stay put meanwhile.  The zero bytes
+ * keep it apart from any text value.
+ */
+static const char list_tombstone[] = "\0pg_polyglot deleted element\0";
+#define LIST_TOMBSTONE_LEN (sizeof(list_tombstone) - 1)
+
+static void
+redisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
+							 Relation target_relation)
+{
+	RedisTable *t = load_table(RelationGetRelid(target_relation));
+	TupleDesc	desc = RelationGetDescr(target_relation);
+	Form_pg_attribute att = TupleDescAttr(desc, t->att[RR_KEY] - 1);
+
+	add_row_identity_var(root, makeVar(rtindex, att->attnum, att->atttypid, att->atttypmod,
+									   att->attcollation, 0), rtindex, "key");
+	if (HAS_SUBKEY(t))
+	{
+		int			sub = t->att[SUBKEY_ROLE(t)];
+
+		if (sub == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
+					 errmsg("foreign table \"%s\" has no %s column",
+							RelationGetRelationName(target_relation),
+							SUBKEY_ROLE(t) == RR_FIELD ? "field" :
+							SUBKEY_ROLE(t) == RR_INDEX ? "index" : "member"),
+					 errhint("UPDATE and DELETE find the rows of a %s table by key and %s.",
+							 type_names[t->type],
+							 SUBKEY_ROLE(t) == RR_FIELD ? "field" :
+							 SUBKEY_ROLE(t) == RR_INDEX ? "index" : "member")));
+		att = TupleDescAttr(desc, sub - 1);
+		add_row_identity_var(root, makeVar(rtindex, att->attnum, att->atttypid, att->atttypmod,
+										   att->attcollation, 0), rtindex, "subkey");
+	}
+}
+
+static List *
+redisPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+					   int subplan_index)
+{
+	if (plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT with ON CONFLICT is not supported on Redis foreign tables"),
+				 errhint("INSERT writes a key whether it exists or not.")));
+	return list_make1(plan->operation == CMD_UPDATE ?
+					  polyglot_updated_attrs(root, resultRelation) : NIL);
+}
+
+static void
+begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
+			 CmdType operation, bool explain_only)
+{
+	Relation	rel = rinfo->ri_RelationDesc;
+	RedisModifyState *st = palloc0(sizeof(RedisModifyState));
+
+	rinfo->ri_FdwState = st;
+	st->rel = rel;
+	st->table = load_table(RelationGetRelid(rel));
+	st->target_attrs = target_attrs;
+	st->cxt = CurrentMemoryContext;
+	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot redis write",
+										ALLOCSET_DEFAULT_SIZES);
+	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
+	{
+		Plan	   *subplan = outerPlanState(mtstate)->plan;
+
+		st->key_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "key");
+		if (HAS_SUBKEY(st->table))
+			st->sub_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "subkey");
+	}
+	if (explain_only)
+		return;
+	st->conn = table_connection(RelationGetRelid(rel), InvalidOid);
+}
+
+static void
+redisBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
+						int subplan_index, int eflags)
+{
+	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
+				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
+}
+
+static void
+redisBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
+}
+
+/* A value of a column as the bytes Redis stores: bytea raw, others as text */
+static char *
+datum_bytes(RedisModifyState *st, int attnum, Datum value, size_t *len)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->rel), attnum - 1);
+	Oid			outfunc;
+	bool		varlena;
+	char	   *s;
+
+	if (getBaseType(att->atttypid) == BYTEAOID)
+	{
+		bytea	   *b = DatumGetByteaPP(value);
+
+		*len = VARSIZE_ANY_EXHDR(b);
+		return VARDATA_ANY(b);
+	}
+	getTypeOutputInfo(att->atttypid, &outfunc, &varlena);
+	s = OidOutputFunctionCall(outfunc, value);
+	*len = strlen(s);
+	return s;
+}
+
+/* A column of the new row: its bytes, or ereport when it is NULL and must not be */
+static char *
+column_bytes(RedisModifyState *st, TupleTableSlot *slot, RedisRole role, size_t *len,
+			 bool *isnull, bool required)
+{
+	int			attnum = st->table->att[role];
+	Datum		value;
+
+	*isnull = true;
+	if (attnum == 0)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("a row of a Redis %s table needs a %s", type_names[st->table->type],
+							role == RR_KEY ? "key" : role == RR_SCORE ? "score" :
+							role == RR_FIELD ? "field" : role == RR_MEMBER ? "member" : "value")));
+		return NULL;
+	}
+	value = slot_getattr(slot, attnum, isnull);
+	if (*isnull)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("column \"%s\" of a Redis %s table cannot be NULL",
+							NameStr(TupleDescAttr(RelationGetDescr(st->rel), attnum - 1)->attname),
+							type_names[st->table->type]),
+					 errdetail("Redis has no NULL: delete the row instead.")));
+		return NULL;
+	}
+	return datum_bytes(st, attnum, value, len);
+}
+
+/* The ttl of the new row in milliseconds, or -1 when NULL */
+static int64
+row_ttl_ms(RedisModifyState *st, TupleTableSlot *slot)
+{
+	int			attnum = st->table->att[RR_TTL];
+	Form_pg_attribute att;
+	bool		isnull;
+	Datum		value;
+	float8		seconds;
+
+	if (attnum == 0)
+		return -1;
+	value = slot_getattr(slot, attnum, &isnull);
+	if (isnull)
+		return -1;
+	att = TupleDescAttr(RelationGetDescr(st->rel), attnum - 1);
+	switch (getBaseType(att->atttypid))
+	{
+		case INT2OID:
+			seconds = DatumGetInt16(value);
+			break;
+		case INT4OID:
+			seconds = DatumGetInt32(value);
+			break;
+		case INT8OID:
+			seconds = (float8) DatumGetInt64(value);
+			break;
+		case FLOAT4OID:
+			seconds = DatumGetFloat4(value);
+			break;
+		case FLOAT8OID:
+			seconds = DatumGetFloat8(value);
+			break;
+		case NUMERICOID:
+			seconds = DatumGetFloat8(DirectFunctionCall1(numeric_float8, value));
+			break;
+		case INTERVALOID:
+			seconds = DatumGetFloat8(DirectFunctionCall2(interval_part,
+														 CStringGetTextDatum("epoch"), value));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("column \"ttl\" must be a number of seconds or an interval")));
+	}
+	if (!(seconds * 1000.0 >= 1.0) || seconds > (float8) PG_INT64_MAX / 1000.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be at least one millisecond"),
+				 errhint("Set ttl to NULL for a key without expiry.")));
+	return (int64) rint(seconds * 1000.0);
+}
+
+/* Appends PEXPIRE key ms, or PERSIST key for a NULL ttl */
+static void
+append_ttl(RedisModifyState *st, RedisCmd *cmd, const char *key, size_t keylen, int64 ms)
+{
+	if (ms >= 0)
+	{
+		redis_cmd_arg(cmd, "PEXPIRE");
+		redis_cmd_arg_len(cmd, key, keylen);
+		redis_cmd_arg(cmd, psprintf(INT64_FORMAT, ms));
+	}
+	else
+	{
+		redis_cmd_arg(cmd, "PERSIST");
+		redis_cmd_arg_len(cmd, key, keylen);
+	}
+	redis_cmd_append(st->conn, cmd);
+	st->pending++;
+}
+
+/*
+ * Reads the replies of the commands appended so far, all of them (the
+ * connection must stay in step), then reports the first error reply.
+ * Returns the last reply's integer.
+ */
+static long long
+read_replies(RedisModifyState *st, const char *what)
+{
+	char	   *error = NULL;
+	long long	last = 0;
+
+	while (st->pending > 0)
+	{
+		redisReply *reply = redis_get_reply(st->conn, what);
+
+		st->pending--;
+		if (reply->type == REDIS_REPLY_ERROR && error == NULL)
+			error = pstrdup(reply->str ? reply->str : "error");
+		else if (reply->type == REDIS_REPLY_INTEGER)
+			last = reply->integer;
+		freeReplyObject(reply);
+	}
+	if (error)
+		ereport(ERROR,
+				(errcode(strncmp(error, "WRONGTYPE", 9) == 0 ? ERRCODE_FDW_INVALID_DATA_TYPE :
+						 ERRCODE_FDW_ERROR),
+				 errmsg("Redis server \"%s\" refused %s", st->conn->servername, what),
+				 errdetail_internal("%s", error)));
+	return last;
+}
+
+/*
+ * After an error with replies still unread, the connection is out of step
+ * with its commands: it goes, and the next statement connects again.
+ */
+static void
+discard_if_pending(RedisModifyState *st)
+{
+	if (st->pending > 0)
+	{
+		st->pending = 0;
+		redis_discard_connection(st->conn);
+	}
+}
+
+/* Appends the commands that write a new row */
+static void
+append_insert(RedisModifyState *st, TupleTableSlot *slot)
+{
+	RedisTable *t = st->table;
+	RedisCmd	cmd;
+	size_t		klen,
+				vlen,
+				slen;
+	bool		isnull;
+	char	   *key = column_bytes(st, slot, RR_KEY, &klen, &isnull, true);
+	char	   *k;
+	char	   *v;
+	char	   *sub;
+	int64		ttl = row_ttl_ms(st, slot);
+
+	k = full_key(t, key, klen, &klen);
+	redis_cmd_init(&cmd, 8);
+	switch (t->type)
+	{
+		case RT_STRING:
+			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
+			redis_cmd_arg(&cmd, "SET");
+			redis_cmd_arg_len(&cmd, k, klen);
+			redis_cmd_arg_len(&cmd, v, vlen);
+			if (ttl >= 0)
+			{
+				redis_cmd_arg(&cmd, "PX");
+				redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
+			}
+			redis_cmd_append(st->conn, &cmd);
+			st->pending++;
+			return;
+		case RT_HASH:
+			if (t->att[RR_FIELDS])
+			{
+				Datum		d = slot_getattr(slot, t->att[RR_FIELDS], &isnull);
+				Jsonb	   *jb;
+				JsonbIterator *it;
+				JsonbValue	jv;
+				JsonbIteratorToken tok;
+
+				redis_cmd_arg(&cmd, "DEL");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
+				if (isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_NOT_NULL_VIOLATION),
+							 errmsg("the fields of a Redis hash cannot be NULL")));
+				jb = DatumGetJsonbP(d);
+				if (!JB_ROOT_IS_OBJECT(jb))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("the fields of a Redis hash must be a JSON object")));
+				redis_cmd_arg(&cmd, "HSET");
+				redis_cmd_arg_len(&cmd, k, klen);
+				it = JsonbIteratorInit(&jb->root);
+				while ((tok = JsonbIteratorNext(&it, &jv, true)) != WJB_DONE)
+				{
+					if (tok == WJB_KEY)
+						redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
+					else if (tok == WJB_VALUE)
+					{
+						/* strings as they are, anything else as its JSON */
+						if (jv.type == jbvString)
+							redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
+						else
+						{
+							Jsonb	   *one = JsonbValueToJsonb(&jv);
+							char	   *text = JsonbToCString(NULL, &one->root, VARSIZE(one));
+
+							redis_cmd_arg(&cmd, text);
+						}
+					}
+				}
+				if (cmd.argc > 2)
+				{
+					redis_cmd_append(st->conn, &cmd);
+					st->pending++;
+				}
+				cmd.argc = 0;
+				break;
+			}
+			sub = column_bytes(st, slot, RR_FIELD, &slen, &isnull, true);
+			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
+			redis_cmd_arg(&cmd, "HSET");
+			redis_cmd_arg_len(&cmd, k, klen);
+			redis_cmd_arg_len(&cmd, sub, slen);
+			redis_cmd_arg_len(&cmd, v, vlen);
+			redis_cmd_append(st->conn, &cmd);
+			st->pending++;
+			break;
+		case RT_LIST:
+			if (t->att[RR_INDEX])
+			{
+				(void) slot_getattr(slot, t->att[RR_INDEX], &isnull);
+				if (!isnull)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("the index of a new list element is given by Redis"),
+							 errdetail("INSERT appends to the list (RPUSH); leave index NULL, RETURNING shows it.")));
+			}
+			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
+			redis_cmd_arg(&cmd, "RPUSH");
+			redis_cmd_arg_len(&cmd, k, klen);
+			redis_cmd_arg_len(&cmd, v, vlen);
+			redis_cmd_append(st->conn, &cmd);
+			st->pending++;
+			break;
+		case RT_SET:
+			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
+			redis_cmd_arg(&cmd, "SADD");
+			redis_cmd_arg_len(&cmd, k, klen);
+			redis_cmd_arg_len(&cmd, sub, slen);
+			redis_cmd_append(st->conn, &cmd);
+			st->pending++;
+			break;
+		case RT_ZSET:
+			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
+			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
+			redis_cmd_arg(&cmd, "ZADD");
+			redis_cmd_arg_len(&cmd, k, klen);
+			redis_cmd_arg_len(&cmd, v, vlen);
+			redis_cmd_arg_len(&cmd, sub, slen);
+			redis_cmd_append(st->conn, &cmd);
+			st->pending++;
+			break;
+	}
+	if (ttl >= 0)
+		append_ttl(st, &cmd, k, klen, ttl);
+}
+
+static TupleTableSlot *
+exec_insert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+					   TupleTableSlot *planSlot)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+	long long	result;
+	int			ttl_replies;
+
+	append_insert(st, slot);
+	/* RPUSH answers the new length: the element's index is one less */
+	ttl_replies = st->table->att[RR_TTL] && row_ttl_ms(st, slot) >= 0 ? 1 : 0;
+	if (st->table->type == RT_LIST && st->table->att[RR_INDEX] && ttl_replies == 0)
+	{
+		result = read_replies(st, "an INSERT");
+		slot_getallattrs(slot);
+		slot->tts_values[st->table->att[RR_INDEX] - 1] =
+			DirectFunctionCall1(int8in, CStringGetDatum(psprintf("%lld", result - 1)));
+		if (getBaseType(TupleDescAttr(slot->tts_tupleDescriptor,
+									  st->table->att[RR_INDEX] - 1)->atttypid) == INT4OID)
+			slot->tts_values[st->table->att[RR_INDEX] - 1] = Int32GetDatum((int32) (result - 1));
+		slot->tts_isnull[st->table->att[RR_INDEX] - 1] = false;
+	}
+	else
+		(void) read_replies(st, "an INSERT");
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+	return slot;
+}
+
+static TupleTableSlot *
+redisExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	TupleTableSlot *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = exec_insert(estate, rinfo, slot, planSlot);
+	}
+	PG_CATCH();
+	{
+		discard_if_pending(st);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return result;
+}
+
+#if PG_VERSION_NUM >= 140000
+/* batch_size rows in one pipeline */
+static TupleTableSlot **
+redisExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
+							TupleTableSlot **planSlots, int *numSlots)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+	volatile int i;
+
+	PG_TRY();
+	{
+		for (i = 0; i < *numSlots; i++)
+			append_insert(st, slots[i]);
+		(void) read_replies(st, "a batched INSERT");
+	}
+	PG_CATCH();
+	{
+		discard_if_pending(st);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+	return slots;
+}
+
+static int
+redisGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+
+	return polyglot_modify_batch_size(rinfo, st ? st->table->batch_size : 1);
+}
+#endif
+
+/* The old key (with prefix) and sub-key of the row an UPDATE or DELETE is at */
+static char *
+old_key(RedisModifyState *st, TupleTableSlot *planSlot, size_t *klen, char **sub,
+		size_t *slen)
+{
+	bool		isnull;
+	Datum		d = ExecGetJunkAttribute(planSlot, st->key_junk, &isnull);
+	char	   *key;
+
+	if (isnull)
+		elog(ERROR, "pg_polyglot: the key of a Redis row is null");
+	key = datum_bytes(st, st->table->att[RR_KEY], d, klen);
+	key = full_key(st->table, key, *klen, klen);
+	*sub = NULL;
+	if (st->sub_junk)
+	{
+		d = ExecGetJunkAttribute(planSlot, st->sub_junk, &isnull);
+		if (isnull)
+			elog(ERROR, "pg_polyglot: the sub-key of a Redis row is null");
+		*sub = datum_bytes(st, st->table->att[SUBKEY_ROLE(st->table)], d, slen);
+	}
+	return key;
+}
+
+static bool
+updates(RedisModifyState *st, RedisRole role)
+{
+	return st->table->att[role] && list_member_int(st->target_attrs, st->table->att[role]);
+}
+
+static bool
+bytes_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static void
+cmd2(RedisModifyState *st, RedisCmd *cmd, const char *c, const char *k, size_t klen,
+	 const char *a, size_t alen)
+{
+	redis_cmd_arg(cmd, c);
+	redis_cmd_arg_len(cmd, k, klen);
+	if (a)
+		redis_cmd_arg_len(cmd, a, alen);
+	redis_cmd_append(st->conn, cmd);
+	st->pending++;
+}
+
+static TupleTableSlot *
+exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+					   TupleTableSlot *planSlot)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	RedisTable *t = st->table;
+	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+	RedisCmd	cmd;
+	size_t		oklen,
+				oslen = 0,
+				klen,
+				slen = 0,
+				vlen;
+	char	   *osub;
+	char	   *ok = old_key(st, planSlot, &oklen, &osub, &oslen);
+	bool		isnull;
+	char	   *k = column_bytes(st, slot, RR_KEY, &klen, &isnull, true);
+	char	   *sub = NULL;
+	char	   *v;
+	bool		moved;
+
+	k = full_key(t, k, klen, &klen);
+	if (HAS_SUBKEY(t))
+		sub = column_bytes(st, slot, SUBKEY_ROLE(t), &slen, &isnull, true);
+	moved = !bytes_equal(ok, oklen, k, klen) ||
+		(sub && !bytes_equal(osub, oslen, sub, slen));
+	redis_cmd_init(&cmd, 8);
+	switch (t->type)
+	{
+		case RT_STRING:
+			if (moved)
+				cmd2(st, &cmd, "RENAME", ok, oklen, k, klen);
+			if (updates(st, RR_VALUE))
+			{
+				int64		ttl = updates(st, RR_TTL) ? row_ttl_ms(st, slot) : -1;
+
+				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
+				redis_cmd_arg(&cmd, "SET");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_arg_len(&cmd, v, vlen);
+				if (ttl >= 0)
+				{
+					redis_cmd_arg(&cmd, "PX");
+					redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
+				}
+				else if (!updates(st, RR_TTL))
+					redis_cmd_arg(&cmd, "KEEPTTL");
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
+			}
+			else if (updates(st, RR_TTL))
+				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
+			break;
+		case RT_HASH:
+			if (t->att[RR_FIELDS])
+			{
+				if (moved || updates(st, RR_FIELDS))
+				{
+					int64		ttl = row_ttl_ms(st, slot);
+
+					if (moved)
+						cmd2(st, &cmd, "DEL", ok, oklen, NULL, 0);
+					/* rewrite the hash under its (new) key */
+					append_insert(st, slot);
+					(void) ttl;
+				}
+				else if (updates(st, RR_TTL))
+					append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
+				break;
+			}
+			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
+			if (moved)
+				cmd2(st, &cmd, "HDEL", ok, oklen, osub, oslen);
+			if (moved || updates(st, RR_VALUE))
+			{
+				redis_cmd_arg(&cmd, "HSET");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_arg_len(&cmd, sub, slen);
+				redis_cmd_arg_len(&cmd, v, vlen);
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
+			}
+			if (updates(st, RR_TTL))
+				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
+			break;
+		case RT_LIST:
+			if (moved)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot change the key or index of a list element"),
+						 errhint("Delete the element and insert a new one.")));
+			if (updates(st, RR_VALUE))
+			{
+				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
+				redis_cmd_arg(&cmd, "LSET");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_arg_len(&cmd, sub, slen);
+				redis_cmd_arg_len(&cmd, v, vlen);
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
+			}
+			if (updates(st, RR_TTL))
+				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
+			break;
+		case RT_SET:
+			if (moved)
+			{
+				cmd2(st, &cmd, "SREM", ok, oklen, osub, oslen);
+				cmd2(st, &cmd, "SADD", k, klen, sub, slen);
+			}
+			if (updates(st, RR_TTL))
+				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
+			break;
+		case RT_ZSET:
+			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
+			if (moved)
+				cmd2(st, &cmd, "ZREM", ok, oklen, osub, oslen);
+			if (moved || updates(st, RR_SCORE))
+			{
+				redis_cmd_arg(&cmd, "ZADD");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_arg_len(&cmd, v, vlen);
+				redis_cmd_arg_len(&cmd, sub, slen);
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
+			}
+			if (updates(st, RR_TTL))
+				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
+			break;
+	}
+	(void) read_replies(st, "an UPDATE");
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+	return slot;
+}
+
+static TupleTableSlot *
+redisExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	TupleTableSlot *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = exec_update(estate, rinfo, slot, planSlot);
+	}
+	PG_CATCH();
+	{
+		discard_if_pending(st);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static TupleTableSlot *
+exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+					   TupleTableSlot *planSlot)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	RedisTable *t = st->table;
+	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
+	RedisCmd	cmd;
+	size_t		klen,
+				slen = 0;
+	char	   *sub;
+	char	   *k = old_key(st, planSlot, &klen, &sub, &slen);
+	bool		isnull;
+	Datum		keyd = ExecGetJunkAttribute(planSlot, st->key_junk, &isnull);
+	Datum		subd = st->sub_junk ? ExecGetJunkAttribute(planSlot, st->sub_junk, &isnull) : 0;
+
+	redis_cmd_init(&cmd, 4);
+	switch (t->type)
+	{
+		case RT_STRING:
+			cmd2(st, &cmd, "DEL", k, klen, NULL, 0);
+			break;
+		case RT_HASH:
+			if (t->att[RR_FIELDS])
+				cmd2(st, &cmd, "DEL", k, klen, NULL, 0);
+			else
+				cmd2(st, &cmd, "HDEL", k, klen, sub, slen);
+			break;
+		case RT_LIST:
+			redis_cmd_arg(&cmd, "LSET");
+			redis_cmd_arg_len(&cmd, k, klen);
+			redis_cmd_arg_len(&cmd, sub, slen);
+			redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
+			redis_cmd_append(st->conn, &cmd);
+			st->pending++;
+			{
+				MemoryContext o2 = MemoryContextSwitchTo(st->cxt);
+				String	   *key = makeString(pnstrdup(k, klen));
+
+				if (!list_member(st->list_keys, key))
+					st->list_keys = lappend(st->list_keys, key);
+				MemoryContextSwitchTo(o2);
+			}
+			break;
+		case RT_SET:
+			cmd2(st, &cmd, "SREM", k, klen, sub, slen);
+			break;
+		case RT_ZSET:
+			cmd2(st, &cmd, "ZREM", k, klen, sub, slen);
+			break;
+	}
+	(void) read_replies(st, "a DELETE");
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+
+	/* RETURNING of a DELETE sees the key (and field, index or member) */
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	slot->tts_values[t->att[RR_KEY] - 1] = keyd;
+	slot->tts_isnull[t->att[RR_KEY] - 1] = false;
+	if (st->sub_junk)
+	{
+		slot->tts_values[t->att[SUBKEY_ROLE(t)] - 1] = subd;
+		slot->tts_isnull[t->att[SUBKEY_ROLE(t)] - 1] = false;
+	}
+	ExecStoreVirtualTuple(slot);
+	return slot;
+}
+
+static TupleTableSlot *
+redisExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	TupleTableSlot *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = exec_delete(estate, rinfo, slot, planSlot);
+	}
+	PG_CATCH();
+	{
+		discard_if_pending(st);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* also EndForeignInsert: removes the list elements deleted by the statement */
+static void
+redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	RedisCmd	cmd;
+	ListCell   *lc;
+
+	if (st == NULL || st->conn == NULL || st->list_keys == NIL)
+		return;
+	redis_cmd_init(&cmd, 4);
+	foreach(lc, st->list_keys)
+	{
+		redis_cmd_arg(&cmd, "LREM");
+		redis_cmd_arg(&cmd, strVal(lfirst(lc)));
+		redis_cmd_arg(&cmd, "0");
+		redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
+		redis_cmd_append(st->conn, &cmd);
+		st->pending++;
+	}
+	st->list_keys = NIL;
+	(void) read_replies(st, "the removal of deleted list elements");
+}
+
+static void
+redisExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
+						  int subplan_index, ExplainState *es)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+
+	ExplainPropertyText("Redis Type", type_names[st->table->type], es);
+#if PG_VERSION_NUM >= 140000
+	if (es->verbose && mtstate->operation == CMD_INSERT)
+		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
+#endif
+}
 
 PG_FUNCTION_INFO_V1(polyglot_redis_handler);
 
 Datum
 polyglot_redis_handler(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(polyglot_unsupported_fdw_routine());
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = redisGetForeignRelSize;
+	routine->GetForeignPaths = redisGetForeignPaths;
+	routine->GetForeignPlan = redisGetForeignPlan;
+	routine->BeginForeignScan = redisBeginForeignScan;
+	routine->IterateForeignScan = redisIterateForeignScan;
+	routine->ReScanForeignScan = redisReScanForeignScan;
+	routine->EndForeignScan = redisEndForeignScan;
+	routine->ExplainForeignScan = redisExplainForeignScan;
+	routine->AddForeignUpdateTargets = redisAddForeignUpdateTargets;
+	routine->PlanForeignModify = redisPlanForeignModify;
+	routine->BeginForeignModify = redisBeginForeignModify;
+	routine->ExecForeignInsert = redisExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = redisGetForeignModifyBatchSize;
+#endif
+	routine->ExecForeignUpdate = redisExecForeignUpdate;
+	routine->ExecForeignDelete = redisExecForeignDelete;
+	routine->EndForeignModify = redisEndForeignModify;
+	routine->BeginForeignInsert = redisBeginForeignInsert;
+	routine->EndForeignInsert = redisEndForeignModify;
+	routine->ExplainForeignModify = redisExplainForeignModify;
+	PG_RETURN_POINTER(routine);
 }

@@ -5,6 +5,8 @@
  *
  * Server: host, port, db, connect_timeout, io_timeout.
  * User mapping: user, password (Redis 6 ACL user, or the legacy password).
+ * Server and foreign table (the table's wins): batch_size (keys per
+ *         pipelined round trip of a scan, rows per pipeline of an INSERT).
  * Foreign table: type, prefix.
  *
  *-------------------------------------------------------------------------
@@ -33,6 +35,8 @@ static const PolyglotOption redis_options[] = {
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "batch_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
+	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "type", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = redis_table_types},
 	{.name = "prefix", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ANY_STRING},
 	{.name = NULL}

@@ -149,52 +149,6 @@ publish_message(PolyglotRoute *route, PolyglotEvent *ev)
 	return buf.data;
 }
 
-/* A command under construction */
-typedef struct RedisCmd
-{
-	int			argc;
-	const char **argv;
-	size_t	   *argvlen;
-	int			cap;
-} RedisCmd;
-
-static void
-cmd_init(RedisCmd *cmd, int cap)
-{
-	cmd->argc = 0;
-	cmd->cap = cap;
-	cmd->argv = palloc(sizeof(char *) * cap);
-	cmd->argvlen = palloc(sizeof(size_t) * cap);
-}
-
-static void
-cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len)
-{
-	if (cmd->argc == cmd->cap)
-	{
-		cmd->cap *= 2;
-		cmd->argv = repalloc(cmd->argv, sizeof(char *) * cmd->cap);
-		cmd->argvlen = repalloc(cmd->argvlen, sizeof(size_t) * cmd->cap);
-	}
-	cmd->argv[cmd->argc] = arg;
-	cmd->argvlen[cmd->argc] = len;
-	cmd->argc++;
-}
-
-static void
-cmd_arg(RedisCmd *cmd, const char *arg)
-{
-	cmd_arg_len(cmd, arg, strlen(arg));
-}
-
-static void
-cmd_send(RedisConn *conn, RedisCmd *cmd)
-{
-	if (redisAppendCommandArgv(redis_ctx(conn), cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
-		redis_report_error(conn, NULL, "a pipelined command");
-	cmd->argc = 0;
-}
-
 static bool
 is_transient(const char *message)
 {
@@ -302,7 +256,7 @@ redis_send(PolyglotRoute *route, List *items)
 				 errmsg("the server of route %d no longer exists", route->id),
 				 errhint("Drop the route with polyglot.unsync().")));
 	conn = redis_get_connection(route->server, route->user);
-	cmd_init(&cmd, 8 + 2 * ncols);
+	redis_cmd_init(&cmd, 8 + 2 * ncols);
 	initStringInfo(&scratch);
 
 	/* append every command */
@@ -319,50 +273,50 @@ redis_send(PolyglotRoute *route, List *items)
 			case REDIS_MODE_JSON:
 				if (ev->found && ev->json)
 				{
-					cmd_arg(&cmd, "SET");
-					cmd_arg(&cmd, key);
-					cmd_arg_len(&cmd, ev->json, ev->json_len);
+					redis_cmd_arg(&cmd, "SET");
+					redis_cmd_arg(&cmd, key);
+					redis_cmd_arg_len(&cmd, ev->json, ev->json_len);
 					if (ttl)
 					{
-						cmd_arg(&cmd, "EX");
-						cmd_arg(&cmd, ttl);
+						redis_cmd_arg(&cmd, "EX");
+						redis_cmd_arg(&cmd, ttl);
 					}
 				}
 				else
 				{
-					cmd_arg(&cmd, "DEL");
-					cmd_arg(&cmd, key);
+					redis_cmd_arg(&cmd, "DEL");
+					redis_cmd_arg(&cmd, key);
 				}
-				cmd_send(conn, &cmd);
+				redis_cmd_append(conn, &cmd);
 				nreplies[i] = 1;
 				break;
 
 			case REDIS_MODE_HASH:
 				if (!ev->found)
 				{
-					cmd_arg(&cmd, "DEL");
-					cmd_arg(&cmd, key);
-					cmd_send(conn, &cmd);
+					redis_cmd_arg(&cmd, "DEL");
+					redis_cmd_arg(&cmd, key);
+					redis_cmd_append(conn, &cmd);
 					nreplies[i] = 1;
 					break;
 				}
-				cmd_arg(&cmd, "MULTI");
-				cmd_send(conn, &cmd);
+				redis_cmd_arg(&cmd, "MULTI");
+				redis_cmd_append(conn, &cmd);
 				nreplies[i] = 2;	/* MULTI and EXEC */
 				for (c = 0; c < ncols; c++)
 					if (ev->values[c] != NULL)
 						break;
 				if (c < ncols)
 				{
-					cmd_arg(&cmd, "HSET");
-					cmd_arg(&cmd, key);
+					redis_cmd_arg(&cmd, "HSET");
+					redis_cmd_arg(&cmd, key);
 					for (c = 0; c < ncols; c++)
 						if (ev->values[c] != NULL)
 						{
-							cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
-							cmd_arg(&cmd, ev->values[c]);
+							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
+							redis_cmd_arg(&cmd, ev->values[c]);
 						}
-					cmd_send(conn, &cmd);
+					redis_cmd_append(conn, &cmd);
 					nreplies[i]++;
 				}
 				for (c = 0; c < ncols; c++)
@@ -370,38 +324,38 @@ redis_send(PolyglotRoute *route, List *items)
 						break;
 				if (c < ncols)
 				{
-					cmd_arg(&cmd, "HDEL");
-					cmd_arg(&cmd, key);
+					redis_cmd_arg(&cmd, "HDEL");
+					redis_cmd_arg(&cmd, key);
 					for (c = 0; c < ncols; c++)
 						if (ev->values[c] == NULL)
-							cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
-					cmd_send(conn, &cmd);
+							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
+					redis_cmd_append(conn, &cmd);
 					nreplies[i]++;
 				}
 				if (ttl)
 				{
-					cmd_arg(&cmd, "EXPIRE");
-					cmd_arg(&cmd, key);
-					cmd_arg(&cmd, ttl);
-					cmd_send(conn, &cmd);
+					redis_cmd_arg(&cmd, "EXPIRE");
+					redis_cmd_arg(&cmd, key);
+					redis_cmd_arg(&cmd, ttl);
+					redis_cmd_append(conn, &cmd);
 					nreplies[i]++;
 				}
-				cmd_arg(&cmd, "EXEC");
-				cmd_send(conn, &cmd);
+				redis_cmd_arg(&cmd, "EXEC");
+				redis_cmd_append(conn, &cmd);
 				break;
 
 			case REDIS_MODE_INVALIDATE:
-				cmd_arg(&cmd, "DEL");
-				cmd_arg(&cmd, key);
-				cmd_send(conn, &cmd);
+				redis_cmd_arg(&cmd, "DEL");
+				redis_cmd_arg(&cmd, key);
+				redis_cmd_append(conn, &cmd);
 				nreplies[i] = 1;
 				break;
 
 			case REDIS_MODE_PUBLISH:
-				cmd_arg(&cmd, "PUBLISH");
-				cmd_arg(&cmd, channel);
-				cmd_arg(&cmd, publish_message(route, ev));
-				cmd_send(conn, &cmd);
+				redis_cmd_arg(&cmd, "PUBLISH");
+				redis_cmd_arg(&cmd, channel);
+				redis_cmd_arg(&cmd, publish_message(route, ev));
+				redis_cmd_append(conn, &cmd);
 				nreplies[i] = 1;
 				break;
 		}

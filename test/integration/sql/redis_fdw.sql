@@ -1,0 +1,192 @@
+--
+-- redis_fdw: Redis keys as rows, on the stack's Redis (database 5, emptied
+-- first): every table type read and written, ttl, prefix isolation, the
+-- lookups a WHERE clause pushes down (shown by EXPLAIN VERBOSE, with the
+-- same rows as a scan without pushdown, on 10,000 keys), joins, binary
+-- content, and a key holding another type.
+--
+\getenv redis_port REDIS_PORT
+\! redis-cli -p $REDIS_PORT -n 5 FLUSHDB > /dev/null
+CREATE SERVER rs FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port', db '5');
+
+-- columns are found by name, per type
+CREATE FOREIGN TABLE bad (key text, nope text) SERVER rs OPTIONS (type 'string');
+SELECT * FROM bad;
+DROP FOREIGN TABLE bad;
+CREATE FOREIGN TABLE bad (value text) SERVER rs OPTIONS (type 'string');
+SELECT * FROM bad;
+DROP FOREIGN TABLE bad;
+CREATE FOREIGN TABLE bad (key text, field text, doc jsonb) SERVER rs OPTIONS (type 'hash');
+SELECT * FROM bad;
+DROP FOREIGN TABLE bad;
+CREATE FOREIGN TABLE bad (key text) SERVER rs OPTIONS (type 'stream');
+CREATE FOREIGN TABLE bad (key text) SERVER rs OPTIONS (batch_size '0');
+
+--
+-- strings, with ttl
+--
+CREATE FOREIGN TABLE cache (key text, value text, ttl int)
+  SERVER rs OPTIONS (type 'string', prefix 'cache:');
+CREATE FOREIGN TABLE cache_json (key text, value jsonb) SERVER rs OPTIONS (prefix 'cache:');
+EXPLAIN (VERBOSE, COSTS OFF) INSERT INTO cache SELECT g::text, 'v' || g, NULL FROM generate_series(1, 3) g;
+INSERT INTO cache SELECT g::text, 'value ' || g, NULL FROM generate_series(1, 10000) g;
+INSERT INTO cache VALUES ('ttl', 'expires', 100), ('json', '{"a": [1, "x"]}', NULL);
+-- keys outside the prefix, and keys of other types under it, are not rows
+\! redis-cli -p $REDIS_PORT -n 5 SET other:1 x > /dev/null; redis-cli -p $REDIS_PORT -n 5 SET cache x > /dev/null; redis-cli -p $REDIS_PORT -n 5 HSET cache:h f v > /dev/null
+SELECT count(*), count(DISTINCT key), min(ttl), max(ttl) FROM cache;
+SELECT key, value, ttl FROM cache WHERE key IN ('ttl', '1', 'json');
+SELECT value->'a' FROM cache_json WHERE key = 'json';
+SELECT value FROM cache_json WHERE key = '1';
+\! redis-cli -p $REDIS_PORT -n 5 PTTL cache:ttl | awk '{ print ($1 > 99000 && $1 <= 100000) ? "pttl in range" : "pttl " $1 }'
+UPDATE cache SET value = 'changed' WHERE key = 'ttl' RETURNING key, value, ttl;
+UPDATE cache SET ttl = NULL WHERE key = 'ttl' RETURNING key, value, ttl;
+UPDATE cache SET ttl = 5 WHERE key = '2';
+UPDATE cache SET key = 'renamed' WHERE key = '3';
+SELECT key, value, ttl FROM cache WHERE key IN ('ttl', '2', '3', 'renamed') ORDER BY key;
+DELETE FROM cache WHERE key IN ('renamed', 'json') RETURNING key;
+INSERT INTO cache VALUES ('null', NULL);
+INSERT INTO cache VALUES ('neg', 'x', 0);
+INSERT INTO cache VALUES ('x', 'y') ON CONFLICT DO NOTHING;
+
+-- the lookups pushed down, and the same rows without pushdown
+CREATE FUNCTION same_result(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  pushed text;
+  local text;
+  n bigint;
+BEGIN
+  PERFORM set_config('polyglot.redis_pushdown', 'on', true);
+  EXECUTE format('SELECT count(*), coalesce(string_agg(x::text, '';'' ORDER BY x::text), '''') FROM (%s) x', q)
+    INTO n, pushed;
+  PERFORM set_config('polyglot.redis_pushdown', 'off', true);
+  EXECUTE format('SELECT coalesce(string_agg(x::text, '';'' ORDER BY x::text), '''') FROM (%s) x', q)
+    INTO local;
+  PERFORM set_config('polyglot.redis_pushdown', 'on', true);
+  RETURN CASE WHEN pushed = local THEN n || ' rows, same' ELSE 'DIFFERENT' END;
+END $$;
+CREATE FUNCTION commands_of(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+  result text := '';
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+    IF line ~ 'Redis Commands' THEN
+      result := result || regexp_replace(line, '^.*Redis Commands: ', '');
+    ELSIF line ~ '^ *Filter:' THEN
+      result := result || ' + local filter';
+    END IF;
+  END LOOP;
+  RETURN result;
+END $$;
+CREATE TABLE forms (q text);
+INSERT INTO forms VALUES
+  ('SELECT key, value FROM cache WHERE key = ''42'''),
+  ('SELECT key, value FROM cache WHERE ''42'' = key'),
+  ('SELECT key, value FROM cache WHERE key = ''missing'''),
+  ('SELECT key, value FROM cache WHERE key IN (''1'', ''2'', ''3'', ''1'', NULL, ''nope'')'),
+  ('SELECT key, value FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g))'),
+  ('SELECT key, value FROM cache WHERE key LIKE ''99%'''),
+  ('SELECT key, value FROM cache WHERE key LIKE ''9_9%'''),
+  ('SELECT key, value FROM cache WHERE key = ''5'' AND value LIKE ''value%'''),
+  ('SELECT key, value FROM cache WHERE value = ''value 77'''),
+  ('SELECT key FROM cache WHERE key > ''9995''');
+SELECT q, commands_of(q), same_result(q) FROM forms;
+
+-- round trips: one per batch of keys, one SCAN call and one pipeline per page
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g));
+ALTER FOREIGN TABLE cache OPTIONS (ADD batch_size '5000');
+EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g));
+ALTER FOREIGN TABLE cache OPTIONS (DROP batch_size);
+
+-- parameters: a prepared statement, and the inner side of a nested loop
+PREPARE one(text) AS SELECT value FROM cache WHERE key = $1;
+EXECUTE one('7');
+EXECUTE one(NULL);
+DEALLOCATE one;
+CREATE TABLE wanted (id int PRIMARY KEY);
+INSERT INTO wanted SELECT g * 1000 FROM generate_series(1, 5) g;
+ANALYZE wanted;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT w.id, c.value FROM wanted w JOIN cache c ON c.key = w.id::text;
+SELECT w.id, c.value FROM wanted w JOIN cache c ON c.key = w.id::text ORDER BY w.id;
+SELECT w.id, c.value FROM wanted w LEFT JOIN cache c ON c.key = (w.id + 1)::text || 'x' ORDER BY w.id;
+
+--
+-- hashes: a row per field, or the whole hash as jsonb
+--
+CREATE FOREIGN TABLE fields (key text, field text, value text, ttl int)
+  SERVER rs OPTIONS (type 'hash', prefix 'user:');
+CREATE FOREIGN TABLE users (key text, doc jsonb, ttl numeric) SERVER rs OPTIONS (type 'hash', prefix 'user:');
+INSERT INTO fields VALUES ('1', 'name', 'Ada', NULL), ('1', 'lang', 'en', NULL), ('2', 'name', 'Bo', 60);
+INSERT INTO users VALUES ('3', '{"name": "Cy", "age": 41, "tags": ["a"]}', 30.5);
+SELECT key, field, value, ttl IS NOT NULL AS expires FROM fields ORDER BY key, field;
+SELECT key, doc, ttl > 29 AND ttl <= 60 AS ttl_in_range, ttl::text ~ '\.' AS fractional FROM users ORDER BY key;
+UPDATE fields SET value = 'Ada L.' WHERE key = '1' AND field = 'name' RETURNING *;
+UPDATE fields SET field = 'language' WHERE key = '1' AND field = 'lang';
+UPDATE users SET doc = '{"name": "Bo", "age": 7}' WHERE key = '2';
+DELETE FROM fields WHERE key = '3' AND field = 'tags';
+SELECT key, doc FROM users ORDER BY key;
+INSERT INTO users VALUES ('4', '[1, 2]');
+DELETE FROM users WHERE key = '4' RETURNING key;
+SELECT key, doc FROM users WHERE key IN ('1', '3') ORDER BY key;
+
+--
+-- lists, sets, sorted sets
+--
+CREATE FOREIGN TABLE queue (key text, index int, value text) SERVER rs OPTIONS (type 'list', prefix 'q:');
+INSERT INTO queue (key, value) VALUES ('jobs', 'first') RETURNING *;
+INSERT INTO queue (key, value) SELECT 'jobs', 'job ' || g FROM generate_series(1, 5) g;
+INSERT INTO queue VALUES ('jobs', 3, 'at an index');
+DELETE FROM queue WHERE key = 'jobs' AND value IN ('job 2', 'job 4');
+UPDATE queue SET value = upper(value) WHERE key = 'jobs' AND index = 0;
+SELECT * FROM queue ORDER BY key, index;
+UPDATE queue SET index = 9 WHERE index = 1;
+CREATE FOREIGN TABLE tags (key text, member text, ttl int) SERVER rs OPTIONS (type 'set', prefix 'tags:');
+INSERT INTO tags VALUES ('p1', 'red', NULL), ('p1', 'blue', NULL), ('p2', 'red', 20);
+UPDATE tags SET member = 'green' WHERE key = 'p1' AND member = 'blue';
+DELETE FROM tags WHERE key = 'p2' AND member = 'red';
+SELECT key, member, ttl FROM tags ORDER BY key, member;
+CREATE FOREIGN TABLE board (key text, member text, score float8) SERVER rs OPTIONS (type 'zset', prefix 'board:');
+INSERT INTO board VALUES ('game', 'ann', 10), ('game', 'bob', 2.5), ('game', 'cid', 7);
+UPDATE board SET score = score + 10 WHERE member = 'bob';
+UPDATE board SET member = 'ann2' WHERE member = 'ann';
+DELETE FROM board WHERE member = 'cid';
+SELECT key, member, score FROM board ORDER BY score DESC;
+INSERT INTO board VALUES ('game', 'nobody', NULL);
+
+--
+-- binary-unsafe keys and values round-trip exactly
+--
+CREATE FOREIGN TABLE raw (key text, value bytea) SERVER rs OPTIONS (prefix 'raw:');
+INSERT INTO cache VALUES
+  (E'with space\nand newline\ttab', E'value \u0001 é 😀 "quoted" \\ end', NULL),
+  (repeat('k', 5000), repeat('v', 1000000), NULL),
+  ('😀 key', '', NULL);
+SELECT length(key), length(value), value = E'value \u0001 é 😀 "quoted" \\ end' AS same
+FROM cache WHERE key IN (E'with space\nand newline\ttab', repeat('k', 5000), '😀 key') ORDER BY 1;
+SELECT count(*) FROM cache WHERE key LIKE 'with space%' OR key LIKE '😀%';
+-- glob characters in a prefix or pattern are matched literally
+CREATE FOREIGN TABLE globby (key text, value text) SERVER rs OPTIONS (prefix 'g*[?]\:');
+INSERT INTO globby VALUES ('a*b', '1'), ('a?b', '2'), ('axb', '3');
+\! redis-cli -p $REDIS_PORT -n 5 SET 'gXX\:axb' other > /dev/null
+SELECT key, value FROM globby ORDER BY key;
+SELECT key, value FROM globby WHERE key LIKE 'a*%';
+INSERT INTO raw VALUES ('zero', '\x00ff00'), ('text', convert_to('plain', 'UTF8'));
+SELECT key, value FROM raw ORDER BY key;
+CREATE FOREIGN TABLE raw_text (key text, value text) SERVER rs OPTIONS (prefix 'raw:');
+SELECT key, value FROM raw_text WHERE key = 'zero';
+
+--
+-- a key of another type, looked up by name, is an error naming it
+--
+CREATE FOREIGN TABLE wrong (key text, value text) SERVER rs OPTIONS (prefix 'user:');
+SELECT * FROM wrong WHERE key = '1';
+SELECT count(*) FROM wrong;
+CREATE FOREIGN TABLE wrong_value (key text, value int) SERVER rs OPTIONS (prefix 'cache:');
+SELECT * FROM wrong_value WHERE key = '1';
+
+DROP SERVER rs CASCADE;
+DROP FUNCTION same_result(text), commands_of(text);
+DROP TABLE forms, wanted;
+\! redis-cli -p $REDIS_PORT -n 5 FLUSHDB > /dev/null
