@@ -17,7 +17,6 @@ OBJS = \
 	src/common/backoff.o \
 	src/common/conncache.o \
 	src/common/fdw_common.o \
-	src/common/fdw_stub.o \
 	src/common/option.o \
 	src/common/ping.o \
 	src/core/capture.o \

@@ -109,10 +109,6 @@ typedef struct PolyglotConnOptions
 extern void polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
 									  PolyglotConnOptions *opts);
 
-/* FDW handler for stores whose scans are not built yet (fdw_stub.c) */
-struct FdwRoutine;
-extern struct FdwRoutine *polyglot_unsupported_fdw_routine(void);
-
 /* Per-store ping, returning the jsonb that polyglot.ping() returns */
 extern Jsonb *redis_ping(ForeignServer *server, UserMapping *user);
 extern Jsonb *mongo_ping(ForeignServer *server, UserMapping *user);
