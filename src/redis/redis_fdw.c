@@ -403,14 +403,29 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 			}
 		}
 	}
+	if (info->mode == SCAN_ALL || info->mode == SCAN_MATCH)
+	{
+		/*
+		 * The database's key count (DBSIZE, one round trip when the query
+		 * is planned): an upper bound of the keys under the prefix, which
+		 * keeps a scan from looking cheap next to per-key lookups.
+		 */
+		RedisConn  *conn = table_connection(foreigntableid, baserel->userid);
+		const char *argv[] = {"DBSIZE"};
+		redisReply *reply = redis_command_argv(conn, 1, argv, NULL);
+
+		if (reply->type == REDIS_REPLY_INTEGER)
+			keys = Max((double) reply->integer, 1);
+		freeReplyObject(reply);
+		if (info->mode == SCAN_MATCH)
+			keys = Max(keys / 10, 1);
+	}
 	if (info->mode == SCAN_KEYS)
 		keys = 1;
 	else if (info->mode == SCAN_KEY_ARRAY)
 		keys = IsA(info->value, Const) && !((Const *) info->value)->constisnull ?
 			ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(((Const *) info->value)->constvalue)),
 						   ARR_DIMS(DatumGetArrayTypeP(((Const *) info->value)->constvalue))) : 10;
-	else if (info->mode == SCAN_MATCH)
-		keys = POLYGLOT_DEFAULT_REDIS_KEYS / 10;
 	baserel->tuples = keys * rows_per_key(info->table);
 	baserel->rows = clamp_row_est(baserel->tuples *
 								  clauselist_selectivity(root, baserel->baserestrictinfo, 0,
