@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * fdw_common.c
- *		Planner and executor helpers that the MongoDB and Elasticsearch
- *		foreign-data wrappers share: option lookup across table and server,
+ *		Planner and executor helpers that the Redis, MongoDB and
+ *		Elasticsearch foreign-data wrappers share: option lookup across table and server,
  *		when a LIMIT may go to the store, the columns an UPDATE sets, and
  *		the batch size of an INSERT.
  *

@@ -31,8 +31,10 @@ extern void redis_get_options(ForeignServer *server, UserMapping *user,
 #include "common/conncache.h"
 
 /*
- * A cached connection.  ctx is NULL until connected; the entry outlives
- * the handle, which redis_report_error() drops after an I/O error.
+ * A cached connection.  base.conn (the redisContext) is NULL until
+ * connected and after redis_report_error() or redis_discard_connection()
+ * dropped it; the entry outlives the handle.  The command functions below
+ * ereport on a dropped connection rather than use it.
  */
 typedef struct RedisConn
 {

@@ -178,6 +178,21 @@ redis_get_connection(ForeignServer *server, UserMapping *user)
 }
 
 /*
+ * A connection dropped after an error (in a subtransaction, say) while a
+ * scan or write still holds its entry: an error, not a NULL context.
+ */
+static void
+check_connected(RedisConn *conn)
+{
+	if (conn->base.conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the connection to Redis server \"%s\" was closed by an earlier error",
+						conn->servername),
+				 errhint("Run the statement again.")));
+}
+
+/*
  * Sends one command and returns its reply, which the caller frees with
  * freeReplyObject().  argvlen may be NULL for NUL-terminated arguments.
  * An I/O error (timeout, lost connection) drops the connection and
@@ -189,6 +204,7 @@ redis_command_argv(RedisConn *conn, int argc, const char **argv,
 {
 	redisReply *reply;
 
+	check_connected(conn);
 	reply = redisCommandArgv(redis_ctx(conn), argc, argv, argvlen);
 	if (reply == NULL)
 		redis_report_error(conn, NULL, argv[0]);
@@ -233,6 +249,7 @@ redis_cmd_arg(RedisCmd *cmd, const char *arg)
 void
 redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
 {
+	check_connected(conn);
 	if (redisAppendCommandArgv(redis_ctx(conn), cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
 		redis_report_error(conn, NULL, "a pipelined command");
 	cmd->argc = 0;
@@ -247,6 +264,7 @@ redis_get_reply(RedisConn *conn, const char *what)
 {
 	void	   *reply = NULL;
 
+	check_connected(conn);
 	if (redisGetReply(redis_ctx(conn), &reply) != REDIS_OK || reply == NULL)
 		redis_report_error(conn, NULL, what);
 	return (redisReply *) reply;

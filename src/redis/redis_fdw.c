@@ -45,10 +45,12 @@
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -64,7 +66,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "common/hashfn.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -233,6 +234,30 @@ load_table(Oid relid)
 					 errhint("The columns of a %s table are %s.", type, valid_columns(t->type))));
 		t->roles[i] = role;
 		t->att[role] = i + 1;
+		switch (role == RR_TTL || role == RR_INDEX ? getBaseType(att->atttypid) : InvalidOid)
+		{
+			case InvalidOid:
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+				break;
+			case NUMERICOID:
+			case FLOAT4OID:
+			case FLOAT8OID:
+			case INTERVALOID:
+				if (role == RR_TTL)
+					break;
+				/* FALLTHROUGH */
+			default:
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+						 errmsg("column \"%s\" of foreign table \"%s\" has type %s",
+								NameStr(att->attname), RelationGetRelationName(rel),
+								format_type_be(att->atttypid)),
+						 errhint(role == RR_TTL ?
+								 "A ttl is a number of seconds (an integer, numeric or floating-point type) or an interval." :
+								 "A list index is an integer type.")));
+		}
 	}
 	if (t->att[RR_FIELDS] && (t->att[RR_FIELD] || t->att[RR_VALUE]))
 		ereport(ERROR,
@@ -572,11 +597,13 @@ typedef struct RedisScanState
 	char	   *match;
 	bool	   *wanted;
 	bool		want_ttl;
+	bool		collect_first;	/* the statement writes: SCAN all keys first */
 	ExprState  *value_state;
 	Oid		   *typinput;
 	Oid		   *typioparam;
 	/* per execution */
 	bool		started;
+	bool		collected;		/* collect_first: st->keys holds every key */
 	bool		done;			/* no more keys */
 	char	   *cursor;			/* SCAN cursor, "0" to start */
 	List	   *keys;			/* SCAN_KEYS / SCAN_KEY_ARRAY: keys still to fetch */
@@ -723,11 +750,14 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 			v.val.string.val = pnstrdup(data->element[i + 1]->str, data->element[i + 1]->len);
 			v.val.string.len = data->element[i + 1]->len;
 			if (memchr(k.val.string.val, '\0', k.val.string.len) ||
-				memchr(v.val.string.val, '\0', v.val.string.len))
+				memchr(v.val.string.val, '\0', v.val.string.len) ||
+				!pg_verify_mbstr(GetDatabaseEncoding(), k.val.string.val, k.val.string.len, true) ||
+				!pg_verify_mbstr(GetDatabaseEncoding(), v.val.string.val, v.val.string.len, true))
 				ereport(ERROR,
 						(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
-						 errmsg("Redis hash \"%s%s\" holds a zero byte, which jsonb cannot",
-								t->prefix, pnstrdup(key, keylen))));
+						 errmsg("Redis hash \"%s%s\" holds bytes that are not text (a zero byte or invalid %s)",
+								t->prefix, pnstrdup(key, keylen), GetDatabaseEncodingName()),
+						 errhint("Read it with field and value columns of type bytea.")));
 			pushJsonbValue(&ps, WJB_KEY, &k);
 			pushJsonbValue(&ps, WJB_VALUE, &v);
 		}
@@ -821,28 +851,36 @@ fetch_keys(RedisScanState *st, List *keys)
 		return;
 	st->round_trips++;
 
-	/* every reply first, so that the connection stays in step on errors */
+	/*
+	 * Every reply first, so that the connection stays in step on errors;
+	 * on an I/O error the replies read so far are freed before reporting.
+	 */
 	replies = palloc0(sizeof(redisReply *) * n);
 	pttls = palloc(sizeof(int64) * n);
 	for (i = 0; i < n; i++)
 	{
-		replies[i] = redis_get_reply(st->conn, "a pipelined read");
-		pttls[i] = -1;
-		if (st->want_ttl)
-		{
-			void	   *reply = NULL;
-			redisReply *ttl;
+		void	   *reply = NULL;
+		bool		ok = redisGetReply(redis_ctx(st->conn), &reply) == REDIS_OK && reply;
 
-			if (redisGetReply(redis_ctx(st->conn), &reply) != REDIS_OK || reply == NULL)
-			{
-				for (; i >= 0; i--)
-					freeReplyObject(replies[i]);
-				redis_report_error(st->conn, NULL, "a pipelined read");
-			}
-			ttl = (redisReply *) reply;
-			if (ttl->type == REDIS_REPLY_INTEGER)
-				pttls[i] = ttl->integer;
-			freeReplyObject(ttl);
+		replies[i] = (redisReply *) reply;
+		pttls[i] = -1;
+		if (ok && st->want_ttl)
+		{
+			reply = NULL;
+			ok = redisGetReply(redis_ctx(st->conn), &reply) == REDIS_OK && reply;
+			if (ok && ((redisReply *) reply)->type == REDIS_REPLY_INTEGER)
+				pttls[i] = ((redisReply *) reply)->integer;
+			if (reply)
+				freeReplyObject(reply);
+		}
+		if (!ok)
+		{
+			int			j;
+
+			for (j = 0; j <= i; j++)
+				if (replies[j])
+					freeReplyObject(replies[j]);
+			redis_report_error(st->conn, NULL, "a pipelined read");
 		}
 	}
 	PG_TRY();
@@ -853,7 +891,16 @@ fetch_keys(RedisScanState *st, List *keys)
 			const char *key = strVal(lfirst(lc));
 
 			if (replies[i]->type == REDIS_REPLY_ERROR)
+			{
+				/* a scanned key that changed its type since SCAN: not a row */
+				if ((st->mode == SCAN_ALL || st->mode == SCAN_MATCH) && replies[i]->str &&
+					strncmp(replies[i]->str, "WRONGTYPE", 9) == 0)
+				{
+					i++;
+					continue;
+				}
 				key_error(st, replies[i], key);
+			}
 			/* -2: the key expired between its read and its PTTL */
 			if (pttls[i] != -2)
 				add_key_rows(st, key, strlen(key), replies[i], pttls[i], (List **) &rows);
@@ -1027,7 +1074,24 @@ next_batch(RedisScanState *st)
 	{
 		List	   *keys = NIL;
 
-		if (st->mode == SCAN_KEYS || st->mode == SCAN_KEY_ARRAY)
+		/*
+		 * A statement that writes (UPDATE, INSERT ... SELECT, a writing
+		 * CTE) could meet the keys it writes in a SCAN still under way:
+		 * the whole SCAN comes first, then the reads.
+		 */
+		if (st->collect_first && !st->collected &&
+			st->mode != SCAN_KEYS && st->mode != SCAN_KEY_ARRAY)
+		{
+			old = MemoryContextSwitchTo(st->exec_cxt);
+			while (!st->done)
+			{
+				st->keys = list_concat(st->keys, scan_page(st));
+				CHECK_FOR_INTERRUPTS();
+			}
+			MemoryContextSwitchTo(old);
+			st->collected = true;
+		}
+		if (st->mode == SCAN_KEYS || st->mode == SCAN_KEY_ARRAY || st->collected)
 		{
 			int			n = Min(list_length(st->keys), st->table->batch_size);
 
@@ -1078,6 +1142,11 @@ string_datum(RedisScanState *st, int attnum, const char *s, size_t len)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
 				 errmsg("the value holds a zero byte"),
+				 errhint("Declare the column as bytea to read binary values.")));
+	if (!pg_verify_mbstr(GetDatabaseEncoding(), s, (int) len, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("the value is not valid %s", GetDatabaseEncodingName()),
 				 errhint("Declare the column as bytea to read binary values.")));
 	return OidInputFunctionCall(st->typinput[attnum - 1], (char *) s,
 								st->typioparam[attnum - 1], att->atttypmod);
@@ -1136,8 +1205,25 @@ store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 				slot->tts_values[i] = string_datum(st, attnum, r->key, r->keylen);
 				slot->tts_isnull[i] = false;
 				break;
-			case RR_VALUE:
 			case RR_SCORE:
+				if (r->value)
+				{
+					/* Redis writes scores with 17 digits: read the double back */
+					Oid			base = getBaseType(TupleDescAttr(slot->tts_tupleDescriptor, i)->atttypid);
+					Datum		d = DirectFunctionCall1(float8in, CStringGetDatum(r->value));
+
+					if (base == FLOAT8OID)
+						slot->tts_values[i] = d;
+					else if (base == FLOAT4OID)
+						slot->tts_values[i] = DirectFunctionCall1(dtof, d);
+					else if (base == NUMERICOID)
+						slot->tts_values[i] = DirectFunctionCall1(float8_numeric, d);
+					else
+						slot->tts_values[i] = string_datum(st, attnum, r->value, r->valuelen);
+					slot->tts_isnull[i] = false;
+				}
+				break;
+			case RR_VALUE:
 				if (r->value)
 				{
 					slot->tts_values[i] = string_datum(st, attnum, r->value, r->valuelen);
@@ -1203,6 +1289,8 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 	st->relation = node->ss.ss_currentRelation;
 	st->table = load_table(rte->relid);
 	st->mode = intVal(list_nth(plan->fdw_private, FP_MODE));
+	st->collect_first = estate->es_plannedstmt->commandType != CMD_SELECT ||
+		estate->es_plannedstmt->hasModifyingCTE;
 	st->match = strVal(list_nth(plan->fdw_private, FP_MATCH));
 	st->wanted = palloc0(sizeof(bool) * Max(st->table->natts, 1));
 	st->typinput = palloc0(sizeof(Oid) * Max(st->table->natts, 1));
@@ -1261,7 +1349,7 @@ redisReScanForeignScan(ForeignScanState *node)
 
 	MemoryContextReset(st->exec_cxt);
 	MemoryContextReset(st->batch_cxt);
-	st->started = st->done = false;
+	st->started = st->done = st->collected = false;
 	st->keys = NIL;
 	st->seen = NULL;
 	st->rows = NULL;
@@ -1325,7 +1413,7 @@ typedef struct RedisModifyState
 	AttrNumber	key_junk;		/* UPDATE, DELETE: the old key */
 	AttrNumber	sub_junk;		/* and the old field, index or member */
 	List	   *target_attrs;	/* UPDATE: the columns it sets */
-	List	   *list_keys;		/* lists with deleted elements to remove at the end */
+	List	   *list_deletes;	/* per list: (key, index, ...) to remove at the end */
 	int			pending;		/* replies not read yet */
 	MemoryContext cxt;
 	MemoryContext row_cxt;
@@ -1407,7 +1495,22 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	}
 	if (explain_only)
 		return;
-	st->conn = table_connection(RelationGetRelid(rel), InvalidOid);
+	/* as the scans do: the view owner's user mapping for a write through a view */
+	{
+		Oid			userid = InvalidOid;
+
+		if (mtstate && rinfo->ri_RangeTableIndex > 0)
+		{
+#if PG_VERSION_NUM >= 160000
+			userid = ExecGetResultRelCheckAsUser(rinfo, mtstate->ps.state);
+#else
+			RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, mtstate->ps.state);
+
+			userid = rte->checkAsUser;
+#endif
+		}
+		st->conn = table_connection(RelationGetRelid(rel), userid);
+	}
 }
 
 static void
@@ -1555,13 +1658,14 @@ append_ttl(RedisModifyState *st, RedisCmd *cmd, const char *key, size_t keylen, 
 /*
  * Reads the replies of the commands appended so far, all of them (the
  * connection must stay in step), then reports the first error reply.
- * Returns the last reply's integer.
+ * Returns the first reply's integer (RPUSH: the list's new length).
  */
 static long long
 read_replies(RedisModifyState *st, const char *what)
 {
 	char	   *error = NULL;
-	long long	last = 0;
+	long long	first = 0;
+	bool		seen = false;
 
 	while (st->pending > 0)
 	{
@@ -1570,8 +1674,9 @@ read_replies(RedisModifyState *st, const char *what)
 		st->pending--;
 		if (reply->type == REDIS_REPLY_ERROR && error == NULL)
 			error = pstrdup(reply->str ? reply->str : "error");
-		else if (reply->type == REDIS_REPLY_INTEGER)
-			last = reply->integer;
+		else if (reply->type == REDIS_REPLY_INTEGER && !seen)
+			first = reply->integer;
+		seen = true;
 		freeReplyObject(reply);
 	}
 	if (error)
@@ -1580,7 +1685,7 @@ read_replies(RedisModifyState *st, const char *what)
 						 ERRCODE_FDW_ERROR),
 				 errmsg("Redis server \"%s\" refused %s", st->conn->servername, what),
 				 errdetail_internal("%s", error)));
-	return last;
+	return first;
 }
 
 /*
@@ -1597,9 +1702,19 @@ discard_if_pending(RedisModifyState *st)
 	}
 }
 
+/* A key a scan could not read back (it holds a zero byte) is refused */
+static void
+check_key(const char *key, size_t len)
+{
+	if (memchr(key, '\0', len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a Redis key of a foreign table cannot hold a zero byte")));
+}
+
 /* Appends the commands that write a new row */
 static void
-append_insert(RedisModifyState *st, TupleTableSlot *slot)
+append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 {
 	RedisTable *t = st->table;
 	RedisCmd	cmd;
@@ -1611,8 +1726,9 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot)
 	char	   *k;
 	char	   *v;
 	char	   *sub;
-	int64		ttl = row_ttl_ms(st, slot);
+	int64		ttl = with_ttl ? row_ttl_ms(st, slot) : -1;
 
+	check_key(key, klen);
 	k = full_key(t, key, klen, &klen);
 	redis_cmd_init(&cmd, 8);
 	switch (t->type)
@@ -1639,19 +1755,20 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot)
 				JsonbValue	jv;
 				JsonbIteratorToken tok;
 
-				redis_cmd_arg(&cmd, "DEL");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_append(st->conn, &cmd);
-				st->pending++;
 				if (isnull)
 					ereport(ERROR,
 							(errcode(ERRCODE_NOT_NULL_VIOLATION),
 							 errmsg("the fields of a Redis hash cannot be NULL")));
 				jb = DatumGetJsonbP(d);
-				if (!JB_ROOT_IS_OBJECT(jb))
+				if (!JB_ROOT_IS_OBJECT(jb) || JsonContainerSize(&jb->root) == 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("the fields of a Redis hash must be a JSON object")));
+							 errmsg("the fields of a Redis hash must be a non-empty JSON object"),
+							 errdetail("Redis has no empty hash: delete the row instead.")));
+				redis_cmd_arg(&cmd, "DEL");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
 				redis_cmd_arg(&cmd, "HSET");
 				redis_cmd_arg_len(&cmd, k, klen);
 				it = JsonbIteratorInit(&jb->root);
@@ -1737,24 +1854,25 @@ exec_insert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
 	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
 	long long	result;
-	int			ttl_replies;
 
-	append_insert(st, slot);
+	append_insert(st, slot, true);
+	result = read_replies(st, "an INSERT");
 	/* RPUSH answers the new length: the element's index is one less */
-	ttl_replies = st->table->att[RR_TTL] && row_ttl_ms(st, slot) >= 0 ? 1 : 0;
-	if (st->table->type == RT_LIST && st->table->att[RR_INDEX] && ttl_replies == 0)
+	if (st->table->type == RT_LIST && st->table->att[RR_INDEX])
 	{
-		result = read_replies(st, "an INSERT");
+		int			attnum = st->table->att[RR_INDEX];
+		Form_pg_attribute att = TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1);
+		Oid			typinput,
+					typioparam;
+
 		slot_getallattrs(slot);
-		slot->tts_values[st->table->att[RR_INDEX] - 1] =
-			DirectFunctionCall1(int8in, CStringGetDatum(psprintf("%lld", result - 1)));
-		if (getBaseType(TupleDescAttr(slot->tts_tupleDescriptor,
-									  st->table->att[RR_INDEX] - 1)->atttypid) == INT4OID)
-			slot->tts_values[st->table->att[RR_INDEX] - 1] = Int32GetDatum((int32) (result - 1));
-		slot->tts_isnull[st->table->att[RR_INDEX] - 1] = false;
+		getTypeInputInfo(att->atttypid, &typinput, &typioparam);
+		MemoryContextSwitchTo(old);
+		slot->tts_values[attnum - 1] = OidInputFunctionCall(typinput, psprintf("%lld", result - 1),
+															typioparam, att->atttypmod);
+		slot->tts_isnull[attnum - 1] = false;
+		MemoryContextSwitchTo(st->row_cxt);
 	}
-	else
-		(void) read_replies(st, "an INSERT");
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->row_cxt);
 	return slot;
@@ -1792,7 +1910,7 @@ redisExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot
 	PG_TRY();
 	{
 		for (i = 0; i < *numSlots; i++)
-			append_insert(st, slots[i]);
+			append_insert(st, slots[i], true);
 		(void) read_replies(st, "a batched INSERT");
 	}
 	PG_CATCH();
@@ -1863,6 +1981,20 @@ cmd2(RedisModifyState *st, RedisCmd *cmd, const char *c, const char *k, size_t k
 	st->pending++;
 }
 
+/*
+ * An UPDATE that moves a row onto one that exists: an error, as a unique
+ * key would give, rather than overwriting it.
+ */
+static void
+row_exists(RedisModifyState *st, const char *k, size_t klen, const char *sub, size_t slen)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("Redis key \"%s\"%s%s%s already exists", pnstrdup(k, klen),
+					sub ? " with \"" : "", sub ? pnstrdup(sub, slen) : "", sub ? "\"" : ""),
+			 errdetail("An UPDATE cannot move a row onto another one.")));
+}
+
 static TupleTableSlot *
 exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 					   TupleTableSlot *planSlot)
@@ -1884,6 +2016,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	char	   *v;
 	bool		moved;
 
+	check_key(k, klen);
 	k = full_key(t, k, klen, &klen);
 	if (HAS_SUBKEY(t))
 		sub = column_bytes(st, slot, SUBKEY_ROLE(t), &slen, &isnull, true);
@@ -1894,7 +2027,11 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	{
 		case RT_STRING:
 			if (moved)
-				cmd2(st, &cmd, "RENAME", ok, oklen, k, klen);
+			{
+				cmd2(st, &cmd, "RENAMENX", ok, oklen, k, klen);
+				if (read_replies(st, "an UPDATE") == 0)
+					row_exists(st, k, klen, NULL, 0);
+			}
 			if (updates(st, RR_VALUE))
 			{
 				int64		ttl = updates(st, RR_TTL) ? row_ttl_ms(st, slot) : -1;
@@ -1921,13 +2058,19 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			{
 				if (moved || updates(st, RR_FIELDS))
 				{
-					int64		ttl = row_ttl_ms(st, slot);
+					long long	keep = -1;
 
+					/* the rewrite drops the key's expiry: keep it unless assigned */
+					if (!updates(st, RR_TTL))
+					{
+						cmd2(st, &cmd, "PTTL", ok, oklen, NULL, 0);
+						keep = read_replies(st, "an UPDATE");
+					}
 					if (moved)
 						cmd2(st, &cmd, "DEL", ok, oklen, NULL, 0);
-					/* rewrite the hash under its (new) key */
-					append_insert(st, slot);
-					(void) ttl;
+					append_insert(st, slot, updates(st, RR_TTL));
+					if (keep > 0)
+						append_ttl(st, &cmd, k, klen, keep);
 				}
 				else if (updates(st, RR_TTL))
 					append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
@@ -1935,8 +2078,19 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			}
 			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
 			if (moved)
+			{
+				/* the new field first, only where there is none: then the old goes */
+				redis_cmd_arg(&cmd, "HSETNX");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_arg_len(&cmd, sub, slen);
+				redis_cmd_arg_len(&cmd, v, vlen);
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
+				if (read_replies(st, "an UPDATE") == 0)
+					row_exists(st, k, klen, sub, slen);
 				cmd2(st, &cmd, "HDEL", ok, oklen, osub, oslen);
-			if (moved || updates(st, RR_VALUE))
+			}
+			else if (updates(st, RR_VALUE))
 			{
 				redis_cmd_arg(&cmd, "HSET");
 				redis_cmd_arg_len(&cmd, k, klen);
@@ -1970,8 +2124,10 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		case RT_SET:
 			if (moved)
 			{
-				cmd2(st, &cmd, "SREM", ok, oklen, osub, oslen);
 				cmd2(st, &cmd, "SADD", k, klen, sub, slen);
+				if (read_replies(st, "an UPDATE") == 0)
+					row_exists(st, k, klen, sub, slen);
+				cmd2(st, &cmd, "SREM", ok, oklen, osub, oslen);
 			}
 			if (updates(st, RR_TTL))
 				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
@@ -1979,8 +2135,19 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		case RT_ZSET:
 			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
 			if (moved)
+			{
+				redis_cmd_arg(&cmd, "ZADD");
+				redis_cmd_arg_len(&cmd, k, klen);
+				redis_cmd_arg(&cmd, "NX");
+				redis_cmd_arg_len(&cmd, v, vlen);
+				redis_cmd_arg_len(&cmd, sub, slen);
+				redis_cmd_append(st->conn, &cmd);
+				st->pending++;
+				if (read_replies(st, "an UPDATE") == 0)
+					row_exists(st, k, klen, sub, slen);
 				cmd2(st, &cmd, "ZREM", ok, oklen, osub, oslen);
-			if (moved || updates(st, RR_SCORE))
+			}
+			else if (updates(st, RR_SCORE))
 			{
 				redis_cmd_arg(&cmd, "ZADD");
 				redis_cmd_arg_len(&cmd, k, klen);
@@ -2047,18 +2214,23 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 				cmd2(st, &cmd, "HDEL", k, klen, sub, slen);
 			break;
 		case RT_LIST:
-			redis_cmd_arg(&cmd, "LSET");
-			redis_cmd_arg_len(&cmd, k, klen);
-			redis_cmd_arg_len(&cmd, sub, slen);
-			redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
-			redis_cmd_append(st->conn, &cmd);
-			st->pending++;
 			{
+				/* removed at the end of the statement, all of a key's at once */
 				MemoryContext o2 = MemoryContextSwitchTo(st->cxt);
-				String	   *key = makeString(pnstrdup(k, klen));
+				ListCell   *lc;
+				ListCell   *found = NULL;
 
-				if (!list_member(st->list_keys, key))
-					st->list_keys = lappend(st->list_keys, key);
+				foreach(lc, st->list_deletes)
+					if (bytes_equal(strVal(linitial((List *) lfirst(lc))),
+									strlen(strVal(linitial((List *) lfirst(lc)))), k, klen))
+						found = lc;
+				if (found == NULL)
+				{
+					st->list_deletes = lappend(st->list_deletes,
+											   list_make1(makeString(pnstrdup(k, klen))));
+					found = list_tail(st->list_deletes);
+				}
+				lfirst(found) = lappend((List *) lfirst(found), makeString(pnstrdup(sub, slen)));
 				MemoryContextSwitchTo(o2);
 			}
 			break;
@@ -2106,6 +2278,16 @@ redisExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 	return result;
 }
 
+/*
+ * Removes a list's elements by index, atomically: each is set to a marker,
+ * then every marker goes.  Indices are those the statement read, so the
+ * elements of one statement are removed together at its end.
+ */
+static const char list_delete_script[] =
+"local t = ARGV[1] "
+"for i = 2, #ARGV do redis.call('LSET', KEYS[1], ARGV[i], t) end "
+"return redis.call('LREM', KEYS[1], 0, t)";
+
 /* also EndForeignInsert: removes the list elements deleted by the statement */
 static void
 redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
@@ -2114,20 +2296,35 @@ redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 	RedisCmd	cmd;
 	ListCell   *lc;
 
-	if (st == NULL || st->conn == NULL || st->list_keys == NIL)
+	if (st == NULL || st->conn == NULL || st->list_deletes == NIL)
 		return;
-	redis_cmd_init(&cmd, 4);
-	foreach(lc, st->list_keys)
+	redis_cmd_init(&cmd, 8);
+	PG_TRY();
 	{
-		redis_cmd_arg(&cmd, "LREM");
-		redis_cmd_arg(&cmd, strVal(lfirst(lc)));
-		redis_cmd_arg(&cmd, "0");
-		redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
-		redis_cmd_append(st->conn, &cmd);
-		st->pending++;
+		foreach(lc, st->list_deletes)
+		{
+			List	   *entry = (List *) lfirst(lc);
+			ListCell   *li;
+
+			redis_cmd_arg(&cmd, "EVAL");
+			redis_cmd_arg(&cmd, list_delete_script);
+			redis_cmd_arg(&cmd, "1");
+			redis_cmd_arg(&cmd, strVal(linitial(entry)));
+			redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
+			for_each_from(li, entry, 1)
+				redis_cmd_arg(&cmd, strVal(lfirst(li)));
+			redis_cmd_append(st->conn, &cmd);
+			st->pending++;
+		}
+		st->list_deletes = NIL;
+		(void) read_replies(st, "the removal of deleted list elements");
 	}
-	st->list_keys = NIL;
-	(void) read_replies(st, "the removal of deleted list elements");
+	PG_CATCH();
+	{
+		discard_if_pending(st);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 static void

@@ -156,6 +156,46 @@ SELECT key, member, score FROM board ORDER BY score DESC;
 INSERT INTO board VALUES ('game', 'nobody', NULL);
 
 --
+-- writes that must not lose or repeat rows
+--
+-- a statement that writes SCANs every key before it reads one
+CREATE FOREIGN TABLE grow (key text, value text) SERVER rs OPTIONS (prefix 'grow:', batch_size '100');
+INSERT INTO grow SELECT g::text, 'v' FROM generate_series(1, 5000) g;
+UPDATE grow SET key = key || 'x';
+INSERT INTO grow SELECT key || 'y', value FROM grow;
+SELECT count(*), count(*) FILTER (WHERE key LIKE '%xy') AS copies FROM grow;
+-- moving a row onto another is a unique violation, and nothing is lost
+CREATE FOREIGN TABLE pair (key text, value text) SERVER rs OPTIONS (prefix 'pair:');
+INSERT INTO pair VALUES ('a', 'va'), ('b', 'vb');
+UPDATE pair SET key = CASE key WHEN 'a' THEN 'b' ELSE 'a' END;
+SELECT * FROM pair ORDER BY key;
+UPDATE fields SET field = 'name' WHERE key = '1' AND field = 'language';
+UPDATE tags SET member = 'red' WHERE key = 'p1' AND member = 'green';
+UPDATE board SET member = 'bob' WHERE member = 'ann2';
+SELECT key, member, score FROM board ORDER BY score DESC;
+-- list elements deleted by a statement that fails stay
+INSERT INTO queue (key, value) VALUES ('q2', 'a'), ('q2', 'b'), ('q2', 'c');
+DELETE FROM queue WHERE key = 'q2' AND 1 / (index - 1) IS NOT NULL;
+SELECT index, value FROM queue WHERE key = 'q2' ORDER BY index;
+DELETE FROM queue WHERE key = 'q2' AND index <> 1 RETURNING *;
+SELECT index, value FROM queue WHERE key = 'q2' ORDER BY index;
+-- a list index of another integer type, and RETURNING with a ttl
+CREATE FOREIGN TABLE queue8 (key text, index bigint, value text, ttl int) SERVER rs OPTIONS (type 'list', prefix 'q:');
+INSERT INTO queue8 (key, value, ttl) VALUES ('q3', 'x', 60) RETURNING key, index, value, ttl;
+CREATE FOREIGN TABLE bad_index (key text, index numeric, value text) SERVER rs OPTIONS (type 'list', prefix 'q:');
+SELECT * FROM bad_index;
+CREATE FOREIGN TABLE bad_ttl (key text, value text, ttl text) SERVER rs OPTIONS (prefix 'cache:');
+SELECT * FROM bad_ttl;
+-- the whole-hash form keeps a key's expiry it does not assign
+INSERT INTO users VALUES ('exp', '{"a": "1"}', 1000);
+UPDATE users SET doc = '{"a": "2"}' WHERE key = 'exp';
+\! redis-cli -p $REDIS_PORT -n 5 PTTL user:exp | awk '{ print ($1 > 990000) ? "expiry kept" : "pttl " $1 }'
+-- scores as the doubles they are
+INSERT INTO board VALUES ('tenth', 'x', 0.1);
+CREATE FOREIGN TABLE board_numeric (key text, member text, score numeric) SERVER rs OPTIONS (type 'zset', prefix 'board:');
+SELECT score FROM board_numeric WHERE key = 'tenth';
+\! redis-cli -p $REDIS_PORT -n 5 ZSCORE board:tenth x
+--
 -- binary-unsafe keys and values round-trip exactly
 --
 CREATE FOREIGN TABLE raw (key text, value bytea) SERVER rs OPTIONS (prefix 'raw:');
@@ -176,6 +216,10 @@ INSERT INTO raw VALUES ('zero', '\x00ff00'), ('text', convert_to('plain', 'UTF8'
 SELECT key, value FROM raw ORDER BY key;
 CREATE FOREIGN TABLE raw_text (key text, value text) SERVER rs OPTIONS (prefix 'raw:');
 SELECT key, value FROM raw_text WHERE key = 'zero';
+-- bytes that are not text: an error pointing to bytea
+\! printf 'bad \351 byte' | redis-cli -p $REDIS_PORT -n 5 -x SET raw:latin1 > /dev/null
+SELECT value FROM raw_text WHERE key = 'latin1';
+SELECT value FROM raw WHERE key = 'latin1';
 
 --
 -- a key of another type, looked up by name, is an error naming it
