@@ -50,9 +50,10 @@ RESET ROLE;
 DROP ROLE polyglot_catalog_nobody;
 DROP SERVER private_cache;
 
--- foreign tables exist but cannot be scanned yet: a clear error, no crash
+-- a foreign table whose columns do not fit its store: a clear error when
+-- it is used, before any connection
 CREATE SERVER later FOREIGN DATA WRAPPER polyglot_redis;
-CREATE FOREIGN TABLE later_keys (key text, value text) SERVER later;
+CREATE FOREIGN TABLE later_keys (key text, payload text) SERVER later;
 SELECT * FROM later_keys;
 DROP FOREIGN TABLE later_keys;
 DROP SERVER later;

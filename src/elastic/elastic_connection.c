@@ -58,14 +58,15 @@ static void elastic_disconnect(void *handle);
 /*
  * libcurl's progress callback: aborts the transfer when a query cancel,
  * statement timeout or termination is pending, so that they need not wait
- * for io_timeout.  Only reads the flag; the caller then runs
+ * for io_timeout.  Only reads the flags (other interrupts, such as cache
+ * invalidation catch-up, do not stop a request); the caller then runs
  * CHECK_FOR_INTERRUPTS().
  */
 static int
 elastic_progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
 					curl_off_t ultotal, curl_off_t ulnow)
 {
-	return InterruptPending ? 1 : 0;
+	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
 }
 
 static void elastic_at_exit(void);
@@ -302,6 +303,7 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 	char	   *url = NULL;
 	int			attempt;
 	char		errmsg_buf[CURL_ERROR_SIZE + 64];
+	bool		held_off = false;
 
 	memset(response, 0, sizeof(*response));
 	if (h->started)
@@ -333,6 +335,19 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 		h->errbuf[0] = '\0';
 
 		rc = curl_easy_perform(curl);
+		if (rc == CURLE_ABORTED_BY_CALLBACK && !held_off)
+		{
+			/*
+			 * A cancel ends the query here.  One that PostgreSQL holds off
+			 * does not: the request goes again, this time without the
+			 * callback, which would only abort it again.
+			 */
+			CHECK_FOR_INTERRUPTS();
+			held_off = true;
+			curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 1L);
+			attempt--;
+			continue;
+		}
 		if (rc == CURLE_OK)
 		{
 			h->current = node;
@@ -342,8 +357,8 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 			break;
 	}
 
-	if (rc == CURLE_ABORTED_BY_CALLBACK)
-		CHECK_FOR_INTERRUPTS();
+	if (held_off)
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	if (rc != CURLE_OK)
 	{
 		bool		connect_failure = is_connect_failure(rc, curl);

@@ -40,7 +40,7 @@ SELECT value FROM cache_json WHERE key = '1';
 \! redis-cli -p $REDIS_PORT -n 5 PTTL cache:ttl | awk '{ print ($1 > 99000 && $1 <= 100000) ? "pttl in range" : "pttl " $1 }'
 UPDATE cache SET value = 'changed' WHERE key = 'ttl' RETURNING key, value, ttl;
 UPDATE cache SET ttl = NULL WHERE key = 'ttl' RETURNING key, value, ttl;
-UPDATE cache SET ttl = 5 WHERE key = '2';
+UPDATE cache SET ttl = 5000 WHERE key = '2';
 UPDATE cache SET key = 'renamed' WHERE key = '3';
 SELECT key, value, ttl FROM cache WHERE key IN ('ttl', '2', '3', 'renamed') ORDER BY key;
 DELETE FROM cache WHERE key IN ('renamed', 'json') RETURNING key;
