@@ -72,6 +72,14 @@ CALL pg_temp.wait_synced();
 
 SELECT route, source, server, pending, delivered, failed, state FROM polyglot.status;
 
+-- ... and read back in SQL: a foreign table over the product:* keys, its
+--    key looked up with GET (EXPLAIN VERBOSE shows the commands)
+CREATE FOREIGN TABLE product_cache (key text, value jsonb, ttl int)
+  SERVER cache OPTIONS (prefix 'product:');
+SELECT key, value->>'name' AS name, value->>'price' AS price, ttl FROM product_cache;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.name, c.value->>'price' FROM products p JOIN product_cache c ON c.key = p.id::text;
+
 -- 6. The same table synced to MongoDB: each row a document with native BSON
 --    types, _id the primary key.  The same server serves foreign tables, so
 --    the documents can be read back, filtered in MongoDB, and joined.
