@@ -137,6 +137,14 @@ extern bool polyglot_ec_member_is_column(struct PlannerInfo *root, struct RelOpt
 										 struct EquivalenceMember *em, void *arg);
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
 extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
+struct ForeignScan;
+struct EState;
+struct ModifyTableState;
+extern Index polyglot_scan_rtindex(struct ForeignScan *plan);
+extern Oid	polyglot_scan_user(struct ForeignScan *plan, struct EState *estate);
+extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
+extern UserMapping *polyglot_table_user_mapping(Oid relid, Oid userid,
+												ForeignServer **server);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

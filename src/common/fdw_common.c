@@ -2,17 +2,21 @@
  *
  * fdw_common.c
  *		Planner and executor helpers that the Redis, MongoDB and
- *		Elasticsearch foreign-data wrappers share: option lookup across table and server,
- *		when a LIMIT may go to the store, the columns an UPDATE sets, and
- *		the batch size of an INSERT.
+ *		Elasticsearch foreign-data wrappers share: option lookup across
+ *		table and server, when a LIMIT may go to the store, the columns an
+ *		UPDATE sets, the batch size of an INSERT, and whose user mapping a
+ *		scan or write uses.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/sysattr.h"
+#include "executor/executor.h"
 #include "foreign/foreign.h"
+#include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "nodes/plannodes.h"
 #include "nodes/pathnodes.h"
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
@@ -121,4 +125,72 @@ polyglot_modify_batch_size(ResultRelInfo *rinfo, int batch_size)
 		  rinfo->ri_TrigDesc->trig_insert_after_row)))
 		return 1;
 	return batch_size;
+}
+
+/*
+ * The range-table index of the foreign table a ForeignScan reads: its
+ * scanrelid, or for a pushed-down aggregation (scanrelid 0) the one base
+ * relation it covers.
+ */
+Index
+polyglot_scan_rtindex(ForeignScan *plan)
+{
+	if (plan->scan.scanrelid > 0)
+		return plan->scan.scanrelid;
+#if PG_VERSION_NUM >= 160000
+	return (Index) bms_next_member(plan->fs_base_relids, -1);
+#else
+	return (Index) bms_next_member(plan->fs_relids, -1);
+#endif
+}
+
+/*
+ * The user whose mapping a scan uses: the view owner for a table read
+ * through a view (checkAsUser), else the current user.
+ */
+Oid
+polyglot_scan_user(ForeignScan *plan, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return OidIsValid(plan->checkAsUser) ? plan->checkAsUser : GetUserId();
+#else
+	RangeTblEntry *rte = exec_rt_fetch(polyglot_scan_rtindex(plan), estate);
+
+	return OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
+#endif
+}
+
+/*
+ * The user whose mapping a write uses, as for scans: the view owner for a
+ * write through a view, else the current user (also for COPY FROM, which
+ * has no ModifyTable).
+ */
+Oid
+polyglot_modify_user(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+{
+	Oid			userid = InvalidOid;
+
+	if (mtstate && rinfo->ri_RangeTableIndex > 0)
+	{
+#if PG_VERSION_NUM >= 160000
+		userid = ExecGetResultRelCheckAsUser(rinfo, mtstate->ps.state);
+#else
+		userid = exec_rt_fetch(rinfo->ri_RangeTableIndex, mtstate->ps.state)->checkAsUser;
+#endif
+	}
+	return OidIsValid(userid) ? userid : GetUserId();
+}
+
+/*
+ * The server of a foreign table and the user mapping of userid (the
+ * current user when invalid) for it, or NULL without one.
+ */
+UserMapping *
+polyglot_table_user_mapping(Oid relid, Oid userid, ForeignServer **server)
+{
+	ForeignTable *table = GetForeignTable(relid);
+
+	*server = GetForeignServer(table->serverid);
+	return polyglot_find_user_mapping(OidIsValid(userid) ? userid : GetUserId(),
+									  (*server)->serverid);
 }

@@ -268,13 +268,12 @@ load_table(Oid relid, ElasticRelInfo *info)
 	load_columns(relid, &info->natts, &info->columns);
 }
 
+/* The connection of a foreign table for userid (InvalidOid: the current user) */
 static ElasticConn *
 table_connection(Oid relid, Oid userid)
 {
-	ForeignTable *table = GetForeignTable(relid);
-	ForeignServer *server = GetForeignServer(table->serverid);
-	UserMapping *user = polyglot_find_user_mapping(OidIsValid(userid) ? userid : GetUserId(),
-												   server->serverid);
+	ForeignServer *server;
+	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
 
 	return elastic_get_connection(server, user);
 }
@@ -1588,24 +1587,14 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 {
 	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
 	EState	   *estate = node->ss.ps.state;
-#if PG_VERSION_NUM >= 160000
-	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
-		(Index) bms_next_member(plan->fs_base_relids, -1);
-	Oid			userid = OidIsValid(plan->checkAsUser) ? plan->checkAsUser : GetUserId();
-#else
-	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
-		(Index) bms_next_member(plan->fs_relids, -1);
-	Oid			userid;
-#endif
-	RangeTblEntry *rte = exec_rt_fetch(rtindex, estate);
+	/* an aggregation (scanrelid 0) scans the one table of its query */
+	RangeTblEntry *rte = exec_rt_fetch(polyglot_scan_rtindex(plan), estate);
+	Oid			userid = polyglot_scan_user(plan, estate);
 	ElasticScanState *st = palloc0(sizeof(ElasticScanState));
 	List	   *wanted_list;
 	ListCell   *lc;
 	int			i;
 
-#if PG_VERSION_NUM < 160000
-	userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-#endif
 	node->fdw_state = st;
 	st->index = strVal(list_nth(plan->fdw_private, FP_INDEX));
 	st->filter = (List *) list_nth(plan->fdw_private, FP_FILTER);
@@ -2470,7 +2459,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	}
 	if (explain_only)
 		return;
-	st->conn = table_connection(relid, InvalidOid);
+	st->conn = table_connection(relid, polyglot_modify_user(mtstate, rinfo));
 }
 
 static void

@@ -701,10 +701,8 @@ typedef struct MongoAggInfo
 static MongoConn *
 plan_connection(MongoRelInfo *info)
 {
-	ForeignTable *table = GetForeignTable(info->relid);
-	ForeignServer *server = GetForeignServer(table->serverid);
-	Oid			userid = OidIsValid(info->userid) ? info->userid : GetUserId();
-	UserMapping *user = polyglot_find_user_mapping(userid, server->serverid);
+	ForeignServer *server;
+	UserMapping *user = polyglot_table_user_mapping(info->relid, info->userid, &server);
 	MongoConn  *conn = mongo_get_connection(server, user);
 
 	/* once per connection: it also reports an unreachable server clearly */
@@ -1353,23 +1351,11 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
 	EState	   *estate = node->ss.ps.state;
 	/* an aggregation (scanrelid 0) scans the one table of its query */
-#if PG_VERSION_NUM >= 160000
-	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
-		(Index) bms_next_member(plan->fs_base_relids, -1);
-#else
-	Index		rtindex = plan->scan.scanrelid > 0 ? plan->scan.scanrelid :
-		(Index) bms_next_member(plan->fs_relids, -1);
-#endif
-	RangeTblEntry *rte = exec_rt_fetch(rtindex, estate);
+	RangeTblEntry *rte = exec_rt_fetch(polyglot_scan_rtindex(plan), estate);
 	Oid			relid = rte->relid;
-	ForeignTable *table = GetForeignTable(relid);
-	ForeignServer *server = GetForeignServer(table->serverid);
-#if PG_VERSION_NUM >= 160000
-	Oid			userid = OidIsValid(plan->checkAsUser) ? plan->checkAsUser : GetUserId();
-#else
-	Oid			userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-#endif
-	UserMapping *user = polyglot_find_user_mapping(userid, server->serverid);
+	ForeignServer *server;
+	UserMapping *user = polyglot_table_user_mapping(relid, polyglot_scan_user(plan, estate),
+													&server);
 	MongoScanState *st = palloc0(sizeof(MongoScanState));
 	MongoRelInfo info;
 	List	   *wanted_list;
@@ -2215,9 +2201,10 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 {
 	Relation	rel = rinfo->ri_RelationDesc;
 	Oid			relid = RelationGetRelid(rel);
-	ForeignTable *table = GetForeignTable(relid);
-	ForeignServer *server = GetForeignServer(table->serverid);
-	UserMapping *user = polyglot_find_user_mapping(GetUserId(), server->serverid);
+	ForeignServer *server;
+	/* as scans do: the view owner's user mapping for a write through a view */
+	UserMapping *user = polyglot_table_user_mapping(relid, polyglot_modify_user(mtstate, rinfo),
+													&server);
 	MongoModifyState *st = palloc0(sizeof(MongoModifyState));
 	MongoRelInfo info;
 

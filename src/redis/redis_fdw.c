@@ -274,13 +274,12 @@ load_table(Oid relid)
 	return t;
 }
 
+/* The connection of a foreign table for userid (InvalidOid: the current user) */
 static RedisConn *
 table_connection(Oid relid, Oid userid)
 {
-	ForeignTable *table = GetForeignTable(relid);
-	ForeignServer *server = GetForeignServer(table->serverid);
-	UserMapping *user = polyglot_find_user_mapping(OidIsValid(userid) ? userid : GetUserId(),
-												   server->serverid);
+	ForeignServer *server;
+	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
 
 	return redis_get_connection(server, user);
 }
@@ -1279,11 +1278,7 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 	List	   *wanted = (List *) list_nth(plan->fdw_private, FP_WANTED);
 	ListCell   *lc;
 	int			i;
-#if PG_VERSION_NUM >= 160000
-	Oid			userid = OidIsValid(plan->checkAsUser) ? plan->checkAsUser : GetUserId();
-#else
-	Oid			userid = OidIsValid(rte->checkAsUser) ? rte->checkAsUser : GetUserId();
-#endif
+	Oid			userid = polyglot_scan_user(plan, estate);
 
 	node->fdw_state = st;
 	st->relation = node->ss.ss_currentRelation;
@@ -1495,22 +1490,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	}
 	if (explain_only)
 		return;
-	/* as the scans do: the view owner's user mapping for a write through a view */
-	{
-		Oid			userid = InvalidOid;
-
-		if (mtstate && rinfo->ri_RangeTableIndex > 0)
-		{
-#if PG_VERSION_NUM >= 160000
-			userid = ExecGetResultRelCheckAsUser(rinfo, mtstate->ps.state);
-#else
-			RangeTblEntry *rte = exec_rt_fetch(rinfo->ri_RangeTableIndex, mtstate->ps.state);
-
-			userid = rte->checkAsUser;
-#endif
-		}
-		st->conn = table_connection(RelationGetRelid(rel), userid);
-	}
+	st->conn = table_connection(RelationGetRelid(rel), polyglot_modify_user(mtstate, rinfo));
 }
 
 static void
@@ -1702,6 +1682,16 @@ discard_if_pending(RedisModifyState *st)
 	}
 }
 
+static long long read_replies(RedisModifyState *st, const char *what);
+
+/* Reads the replies of the commands sent so far, reporting their first error */
+static void
+drain(RedisModifyState *st, const char *what)
+{
+	if (st->pending > 0)
+		(void) read_replies(st, what);
+}
+
 /* A key a scan could not read back (it holds a zero byte) is refused */
 static void
 check_key(const char *key, size_t len)
@@ -1847,6 +1837,33 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 		append_ttl(st, &cmd, k, klen, ttl);
 }
 
+typedef TupleTableSlot *(*RedisWriteFn) (EState *estate, ResultRelInfo *rinfo,
+										   TupleTableSlot *slot, TupleTableSlot *planSlot);
+
+/*
+ * Runs one row's write; after an error with replies unread, the connection
+ * goes (discard_if_pending), so that no later statement reads them.
+ */
+static TupleTableSlot *
+guarded_write(RedisWriteFn fn, EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+			  TupleTableSlot *planSlot)
+{
+	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
+	TupleTableSlot *volatile result = NULL;
+
+	PG_TRY();
+	{
+		result = fn(estate, rinfo, slot, planSlot);
+	}
+	PG_CATCH();
+	{
+		discard_if_pending(st);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return result;
+}
+
 static TupleTableSlot *
 exec_insert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 					   TupleTableSlot *planSlot)
@@ -1881,20 +1898,7 @@ exec_insert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 static TupleTableSlot *
 redisExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	TupleTableSlot *volatile result = NULL;
-
-	PG_TRY();
-	{
-		result = exec_insert(estate, rinfo, slot, planSlot);
-	}
-	PG_CATCH();
-	{
-		discard_if_pending(st);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return result;
+	return guarded_write(exec_insert, estate, rinfo, slot, planSlot);
 }
 
 #if PG_VERSION_NUM >= 140000
@@ -2028,6 +2032,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		case RT_STRING:
 			if (moved)
 			{
+				drain(st, "an UPDATE");
 				cmd2(st, &cmd, "RENAMENX", ok, oklen, k, klen);
 				if (read_replies(st, "an UPDATE") == 0)
 					row_exists(st, k, klen, NULL, 0);
@@ -2063,6 +2068,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 					/* the rewrite drops the key's expiry: keep it unless assigned */
 					if (!updates(st, RR_TTL))
 					{
+						drain(st, "an UPDATE");
 						cmd2(st, &cmd, "PTTL", ok, oklen, NULL, 0);
 						keep = read_replies(st, "an UPDATE");
 					}
@@ -2080,6 +2086,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			if (moved)
 			{
 				/* the new field first, only where there is none: then the old goes */
+				drain(st, "an UPDATE");
 				redis_cmd_arg(&cmd, "HSETNX");
 				redis_cmd_arg_len(&cmd, k, klen);
 				redis_cmd_arg_len(&cmd, sub, slen);
@@ -2124,6 +2131,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		case RT_SET:
 			if (moved)
 			{
+				drain(st, "an UPDATE");
 				cmd2(st, &cmd, "SADD", k, klen, sub, slen);
 				if (read_replies(st, "an UPDATE") == 0)
 					row_exists(st, k, klen, sub, slen);
@@ -2136,6 +2144,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
 			if (moved)
 			{
+				drain(st, "an UPDATE");
 				redis_cmd_arg(&cmd, "ZADD");
 				redis_cmd_arg_len(&cmd, k, klen);
 				redis_cmd_arg(&cmd, "NX");
@@ -2160,7 +2169,11 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
 			break;
 	}
-	(void) read_replies(st, "an UPDATE");
+	/*
+	 * The row's replies now: the scan feeding this UPDATE shares the
+	 * connection, and its next command must not meet them.
+	 */
+	drain(st, "an UPDATE");
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->row_cxt);
 	return slot;
@@ -2169,20 +2182,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 static TupleTableSlot *
 redisExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	TupleTableSlot *volatile result = NULL;
-
-	PG_TRY();
-	{
-		result = exec_update(estate, rinfo, slot, planSlot);
-	}
-	PG_CATCH();
-	{
-		discard_if_pending(st);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return result;
+	return guarded_write(exec_update, estate, rinfo, slot, planSlot);
 }
 
 static TupleTableSlot *
@@ -2241,7 +2241,8 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			cmd2(st, &cmd, "ZREM", k, klen, sub, slen);
 			break;
 	}
-	(void) read_replies(st, "a DELETE");
+	/* the row's replies now, as for UPDATE: the scan shares the connection */
+	drain(st, "a DELETE");
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->row_cxt);
 
@@ -2262,20 +2263,7 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 static TupleTableSlot *
 redisExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
 {
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	TupleTableSlot *volatile result = NULL;
-
-	PG_TRY();
-	{
-		result = exec_delete(estate, rinfo, slot, planSlot);
-	}
-	PG_CATCH();
-	{
-		discard_if_pending(st);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return result;
+	return guarded_write(exec_delete, estate, rinfo, slot, planSlot);
 }
 
 /*
@@ -2296,11 +2284,12 @@ redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 	RedisCmd	cmd;
 	ListCell   *lc;
 
-	if (st == NULL || st->conn == NULL || st->list_deletes == NIL)
+	if (st == NULL || st->conn == NULL || (st->list_deletes == NIL && st->pending == 0))
 		return;
 	redis_cmd_init(&cmd, 8);
 	PG_TRY();
 	{
+		drain(st, "an UPDATE or DELETE");
 		foreach(lc, st->list_deletes)
 		{
 			List	   *entry = (List *) lfirst(lc);
@@ -2317,7 +2306,7 @@ redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 			st->pending++;
 		}
 		st->list_deletes = NIL;
-		(void) read_replies(st, "the removal of deleted list elements");
+		drain(st, "the removal of deleted list elements");
 	}
 	PG_CATCH();
 	{

@@ -154,6 +154,8 @@ UPDATE board SET member = 'ann2' WHERE member = 'ann';
 DELETE FROM board WHERE member = 'cid';
 SELECT key, member, score FROM board ORDER BY score DESC;
 INSERT INTO board VALUES ('game', 'nobody', NULL);
+-- an error reply fails the statement
+UPDATE board SET score = 'NaN' WHERE member = 'bob';
 
 --
 -- writes that must not lose or repeat rows
@@ -164,6 +166,10 @@ INSERT INTO grow SELECT g::text, 'v' FROM generate_series(1, 5000) g;
 UPDATE grow SET key = key || 'x';
 INSERT INTO grow SELECT key || 'y', value FROM grow;
 SELECT count(*), count(*) FILTER (WHERE key LIKE '%xy') AS copies FROM grow;
+-- UPDATE and DELETE over a scan of the same table (one connection)
+UPDATE grow SET value = 'w' WHERE key LIKE '1%';
+DELETE FROM grow WHERE key LIKE '%xy';
+SELECT count(*), count(*) FILTER (WHERE value = 'w') AS updated FROM grow;
 -- moving a row onto another is a unique violation, and nothing is lost
 CREATE FOREIGN TABLE pair (key text, value text) SERVER rs OPTIONS (prefix 'pair:');
 INSERT INTO pair VALUES ('a', 'va'), ('b', 'vb');
