@@ -131,6 +131,9 @@ _PG_init(void)
 	EmitWarningsOnPlaceholders("polyglot");
 #endif
 
+	/* Redis key joins: a planner hook, in every backend that loads the library */
+	redis_fdw_init();
+
 	/* the delivery processes need shared memory and preloading */
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -111,6 +111,7 @@ extern void polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
 
 /* Per-store ping, returning the jsonb that polyglot.ping() returns */
 extern Jsonb *redis_ping(ForeignServer *server, UserMapping *user);
+extern void redis_fdw_init(void);
 extern Jsonb *mongo_ping(ForeignServer *server, UserMapping *user);
 extern Jsonb *elastic_ping(ForeignServer *server, UserMapping *user);
 
