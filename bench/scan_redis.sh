@@ -11,9 +11,11 @@
 #   TYPE string, the GETs of each page pipelined, in rows/s.  Baseline: the
 #   same SCAN and pipelines with hiredis.
 # - a join of a J-row (default 1000) PostgreSQL table to the Redis table on
-#   key, three ways: the planner's choice with a parameterized nested loop
-#   (one GET per outer row), a hash join over a full scan, and the keys
-#   collected into key = ANY(ARRAY(SELECT ...)) (batched lookups).
+#   key: the planner's choice, a Redis key join (the outer rows' keys looked
+#   up batch_size per pipelined round trip), against a nested loop with one
+#   GET per outer row (a LATERAL ... LIMIT 1), a hash join over a full scan
+#   (pushdown off), the keys collected into key = ANY(ARRAY(SELECT ...)), and
+#   the same J GETs in one hiredis pipeline.
 #
 # Each figure is the median of R runs, timed inside one session.  Runs
 # against the local stack (test/stack.sh start) in Redis database 11, which
@@ -78,11 +80,16 @@ scan_trips=$(psql_q -At -c "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SU
 read -r raw_scan raw_scan_rows <<< "$("$TMP/raw" "$REDIS_PORT" $RDB scan kv: 1000 "$R")"
 
 join_q="SELECT count(k.value) FROM ids i JOIN kv k ON k.key = i.id::text"
-join_plan=$(psql_q -At -c "EXPLAIN $join_q" | grep -o -m1 'Nested Loop\|Hash Join\|Merge Join' || true)
+join_plan=$(psql_q -At -c "EXPLAIN $join_q" | grep -o -m1 'Redis Key Join\|Nested Loop\|Hash Join\|Merge Join' || true)
+join_trips=$(psql_q -At -c "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) $join_q" | sed -n 's/^ *Round Trips: //p')
 join_ms=$(ms "$join_q")
-hash_ms=$(psql_q -At -c "SET enable_nestloop = off; SELECT round(time_ms(\$q\$$join_q\$q\$, $R)::numeric, 2)" | tail -1)
+# a LATERAL subquery with a LIMIT stays a nested loop: one GET per outer row
+loop_q="SELECT count(x.value) FROM ids i, LATERAL (SELECT value FROM kv k WHERE k.key = i.id::text LIMIT 1) x"
+loop_ms=$(ms "$loop_q")
+hash_ms=$(psql_q -At -c "SET polyglot.redis_pushdown = off; SELECT round(time_ms(\$q\$$join_q\$q\$, $R)::numeric, 2)" | tail -1)
 any_q="SELECT count(value) FROM kv WHERE key = ANY (ARRAY(SELECT id::text FROM ids))"
 any_ms=$(ms "$any_q")
+read -r raw_join raw_join_rows <<< "$("$TMP/raw" "$REDIS_PORT" $RDB get kv: "$J" "$R")"
 
 printf 'Redis %s, %d keys, medians of %d runs\n' "$(redis-cli -p "$REDIS_PORT" INFO server | sed -n 's/^redis_version:\([^\r]*\).*/\1/p')" "$N" "$R"
 printf '  load:       INSERT of %d rows, batch_size 1000 pipelines: %s rows/s\n' "$N" \
@@ -92,8 +99,9 @@ printf '  key IN (%d keys): FDW %s ms, %s round trips | raw pipelined GETs %s ms
 printf '  full scan:  FDW %s rows/s (%s ms, %s round trips) | raw SCAN + pipelines %s rows/s (%s ms) | FDW / raw = %s\n' \
 	"$(rate "$N" "$scan_ms")" "$scan_ms" "$scan_trips" "$(rate "$raw_scan_rows" "$raw_scan")" "$raw_scan" \
 	"$(ratio "$raw_scan" "$scan_ms")"
-printf '  join of %d rows on key: planner (%s) %s ms | hash join over a scan %s ms | key = ANY(ARRAY(SELECT ...)) %s ms\n' \
-	"$J" "$join_plan" "$join_ms" "$hash_ms" "$any_ms"
+printf '  join of %d rows on key: %s %s ms, %s round trips | nested loop, a GET per row %s ms | hash join over a scan %s ms | key = ANY(ARRAY(SELECT ...)) %s ms | raw pipelined GETs of %d keys %s ms | key join / raw = %s, nested loop / key join = %s\n' \
+	"$J" "$join_plan" "$join_ms" "$join_trips" "$loop_ms" "$hash_ms" "$any_ms" "$J" "$raw_join" \
+	"$(ratio "$join_ms" "$raw_join")" "$(ratio "$loop_ms" "$join_ms")"
 
 psql -X -q -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
 redis-cli -p "$REDIS_PORT" -n $RDB FLUSHDB > /dev/null

@@ -1545,7 +1545,12 @@ redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 									  REDIS_KEY_COST + per_key * REDIS_ROW_COST, NIL, NULL,
 									  list_make1(makeInteger(SCAN_JOIN)));
 
-	/* a round trip per batch of outer rows, instead of one per row */
+	/*
+	 * A round trip per batch of outer rows, instead of one per row.  At
+	 * most per_key rows per outer row are produced (a key's rows), as a
+	 * nested loop over the parameterized path would cost them, whatever
+	 * the join's default selectivity estimates.
+	 */
 	outer_rows = Max(outer->rows, 1);
 	batches = ceil(outer_rows / info->table->batch_size);
 	cost_qual_eval(&qual_cost, clauses, root);
@@ -1561,7 +1566,7 @@ redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 	cp->path.startup_cost = outer->startup_cost + REDIS_STARTUP_COST / 10;
 	cp->path.total_cost = outer->total_cost + batches * REDIS_STARTUP_COST / 10 +
 		outer_rows * (REDIS_KEY_COST + per_key * (REDIS_ROW_COST + qual_cost.per_tuple)) +
-		joinrel->rows * cpu_tuple_cost;
+		Min(joinrel->rows, outer_rows * per_key) * cpu_tuple_cost;
 	cp->path.pathkeys = build_join_pathkeys(root, joinrel, jointype, outer->pathkeys);
 	cp->flags = 0;
 	cp->custom_paths = list_make2(outer, inner);
