@@ -27,6 +27,11 @@
  * KEYS.  A key looked up by name that holds another type is an error
  * naming it; a scan skips keys of other types (TYPE filter).
  *
+ * Joins: a join to a Redis table on key = <expression of the outer
+ * relation> is offered as a Redis key join (a CustomScan, see "Redis key
+ * joins" below), which looks the keys of batch_size outer rows up in one
+ * pipelined round trip instead of one round trip per outer row.
+ *
  * Writes (INSERT, UPDATE, DELETE, RETURNING) map to SET/HSET/RPUSH/SADD/
  * ZADD, and DEL/HDEL/LSET+LREM/SREM/ZREM, with PEXPIRE/PERSIST for ttl;
  * INSERT sends batch_size rows per pipeline.  UPDATE and DELETE find rows
