@@ -101,7 +101,14 @@ CREATE TABLE polyglot.route_state (
   backoff_until timestamptz,
   last_error text,
   last_error_at timestamptz,
-  last_delivery_at timestamptz
+  last_delivery_at timestamptz,
+  -- the backfill: enqueued by the worker in key order, a chunk per
+  -- transaction, from just after backfill_after (the last key enqueued)
+  backfill_started_at timestamptz,
+  backfill_finished_at timestamptz,
+  backfill_after text[],
+  backfill_rows bigint NOT NULL DEFAULT 0,
+  backfill_total bigint
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE polyglot.route_state IS
   'pg_polyglot: delivery counters, backoff and last error per route, kept by the worker';
@@ -461,7 +468,6 @@ DECLARE
   store text;
   opts jsonb;
   route_id int;
-  key_expr text;
 BEGIN
   PERFORM polyglot._require_worker();
 
@@ -536,15 +542,7 @@ BEGIN
                  array_to_string(route_id::text || attnums::text[], ', '));
 
   IF backfill THEN
-    -- a thousand keys per outbox row, as the capture trigger writes them
-    SELECT 'ARRAY[' || string_agg(format('t.%I::text', k), ', ') || ']' INTO key_expr
-      FROM unnest(keys) AS k;
-    EXECUTE format('INSERT INTO polyglot.outbox (route_id, op, key, nkeys) '
-                   'SELECT $1, %L, array_agg(k), count(*) FROM ('
-                   '  SELECT %s AS k, (row_number() OVER () - 1) / 1000 AS chunk FROM ONLY %s t) s '
-                   'GROUP BY chunk',
-                   'B', key_expr, source)
-      USING route_id;
+    PERFORM polyglot._start_backfill(route_id);
   END IF;
 
   PERFORM polyglot._wake();
@@ -647,12 +645,114 @@ END;
 COMMENT ON FUNCTION polyglot.retry(int) IS
   'Replays the dead letters of a route: puts them back in the outbox with fresh attempts; returns how many';
 
+-- Starts (or restarts from the first key) the backfill of a route: the
+-- worker enqueues its rows in key order, a chunk per transaction, while
+-- the outbox has room, and records how far it got with each chunk.
+CREATE FUNCTION polyglot._start_backfill(route int)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  total bigint;
+BEGIN
+  SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO total
+    FROM polyglot.routes r JOIN pg_class c ON c.oid = r.source_relid
+   WHERE r.id = route;
+  UPDATE polyglot.route_state s
+     SET backfill_started_at = now(), backfill_finished_at = NULL, backfill_after = NULL,
+         backfill_rows = 0, backfill_total = total
+   WHERE s.route_id = route;
+  RETURN total;
+END
+$$;
+
+-- One chunk of a backfill, run by the worker in its own transaction:
+-- enqueues the next rows after backfill_after (up to chunk keys, as outbox
+-- rows of a thousand), unless earlier chunks still wait in the outbox.
+-- Returns true when it enqueued a whole chunk: the worker goes on without
+-- sleeping; false when it waits, is over, or there is none.
+CREATE FUNCTION polyglot._backfill_step(route int, chunk int DEFAULT 10000)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  st record;
+  r record;
+  key_expr text;
+  order_expr text;
+  after_expr text;
+  cond text := '';
+  n bigint;
+  last_key text[];
+BEGIN
+  SELECT * INTO st FROM polyglot.route_state s WHERE s.route_id = route FOR UPDATE;
+  IF NOT FOUND OR st.backfill_started_at IS NULL OR st.backfill_finished_at IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  -- bounded: the next chunk waits until the worker has delivered most of the last
+  IF (SELECT count(*) FROM (SELECT FROM polyglot.outbox o
+                             WHERE o.route_id = route AND o.op = 'B' LIMIT 3) w) >= 3 THEN
+    RETURN false;
+  END IF;
+  SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
+  SELECT string_agg(format('t.%I::text', k.name), ', ' ORDER BY k.ord),
+         string_agg(format('t.%I', k.name), ', ' ORDER BY k.ord),
+         string_agg(format('$1[%s]::%s', k.ord, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY k.ord)
+    INTO key_expr, order_expr, after_expr
+    FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord)
+    JOIN pg_attribute a ON a.attrelid = r.source_relid AND a.attname = k.name AND NOT a.attisdropped;
+  IF st.backfill_after IS NOT NULL THEN
+    cond := format('WHERE (%s) > (%s)', order_expr, after_expr);
+  END IF;
+  -- a thousand keys per outbox row, as the capture trigger writes them
+  EXECUTE format('WITH c AS MATERIALIZED ('
+                 '  SELECT ARRAY[%s] AS k, row_number() OVER (ORDER BY %s) AS rn '
+                 '  FROM ONLY %s t %s ORDER BY %s LIMIT %s), '
+                 'q AS (INSERT INTO polyglot.outbox (route_id, op, key, nkeys) '
+                 '      SELECT $2, %L, array_agg(k ORDER BY rn), count(*) FROM c '
+                 '      GROUP BY (rn - 1) / 1000 ORDER BY (rn - 1) / 1000 RETURNING nkeys) '
+                 'SELECT (SELECT coalesce(sum(nkeys), 0) FROM q), '
+                 '       (SELECT k FROM c ORDER BY rn DESC LIMIT 1)',
+                 key_expr, order_expr, r.source_relid::regclass, cond, order_expr, chunk, 'B')
+    INTO n, last_key
+    USING st.backfill_after, route;
+  UPDATE polyglot.route_state s
+     SET backfill_after = coalesce(last_key, s.backfill_after),
+         backfill_rows = s.backfill_rows + n,
+         backfill_finished_at = CASE WHEN n < chunk THEN now() END
+   WHERE s.route_id = route;
+  RETURN n >= chunk;
+END
+$$;
+
+CREATE FUNCTION polyglot.backfill(route int)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  total bigint;
+BEGIN
+  PERFORM polyglot._check_route(route);
+  total := polyglot._start_backfill(route);
+  PERFORM polyglot._wake();
+  RETURN total;
+END
+$$;
+COMMENT ON FUNCTION polyglot.backfill(int) IS
+  'Re-sends every row of a route''s table to its store: the worker enqueues them in key order, a chunk per transaction, resuming where it was after a restart; returns the estimated row count; progress in polyglot.status';
+
 CREATE FUNCTION polyglot.pause(source regclass, server name) RETURNS void
 LANGUAGE sql BEGIN ATOMIC SELECT polyglot.pause(polyglot._route(source, server)); END;
 CREATE FUNCTION polyglot.resume(source regclass, server name) RETURNS void
 LANGUAGE sql BEGIN ATOMIC SELECT polyglot.resume(polyglot._route(source, server)); END;
 CREATE FUNCTION polyglot.retry(source regclass, server name) RETURNS bigint
 LANGUAGE sql BEGIN ATOMIC SELECT polyglot.retry(polyglot._route(source, server)); END;
+CREATE FUNCTION polyglot.backfill(source regclass, server name) RETURNS bigint
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.backfill(polyglot._route(source, server)); END;
+COMMENT ON FUNCTION polyglot.backfill(regclass, name) IS 'polyglot.backfill() by table and server';
 COMMENT ON FUNCTION polyglot.pause(regclass, name) IS 'polyglot.pause() by table and server';
 COMMENT ON FUNCTION polyglot.resume(regclass, name) IS 'polyglot.resume() by table and server';
 COMMENT ON FUNCTION polyglot.retry(regclass, name) IS 'polyglot.retry() by table and server';
@@ -662,7 +762,12 @@ SELECT r.id AS route,
        r.source_name AS source,
        r.server_name AS server,
        r.store,
-       coalesce(p.pending, 0) AS pending,
+       -- the keys in the outbox, and those a running backfill has still to
+       -- enqueue (at least one while it runs: pending = 0 means caught up)
+       coalesce(p.pending, 0) +
+         CASE WHEN s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL
+              THEN greatest(coalesce(s.backfill_total, 0) - s.backfill_rows, 1) ELSE 0 END
+         AS pending,
        now() - p.oldest AS oldest_pending_age,
        coalesce(s.delivered, 0) AS delivered,
        coalesce(s.failed, 0) AS failed,
@@ -674,13 +779,20 @@ SELECT r.id AS route,
        CASE WHEN r.paused THEN 'paused'
             WHEN s.backoff_until > now() THEN 'backing off'
             ELSE 'active' END AS state,
-       s.backoff_until
+       s.backoff_until,
+       CASE WHEN s.backfill_started_at IS NULL THEN NULL
+            WHEN s.backfill_finished_at IS NULL THEN 'running'
+            ELSE 'done' END AS backfill,
+       s.backfill_rows,
+       s.backfill_total,
+       s.backfill_started_at,
+       s.backfill_finished_at
 FROM polyglot.routes r
 LEFT JOIN polyglot.route_state s ON s.route_id = r.id
 LEFT JOIN LATERAL (SELECT sum(o.nkeys) AS pending, min(o.enqueued_at) AS oldest
                    FROM polyglot.outbox o WHERE o.route_id = r.id) p ON true;
 COMMENT ON VIEW polyglot.status IS
-  'pg_polyglot: one row per route: pending events and the age of the oldest, delivered/failed/retried counts, dead letters, last error, state (active, backing off, paused)';
+  'pg_polyglot: one row per route: pending events (with the rows a running backfill has yet to enqueue) and the age of the oldest, delivered/failed/retried counts, dead letters, last error, state (active, backing off, paused), backfill progress';
 
 -- Dropping a synced table drops its routes; dropping a key column of a
 -- synced table stops its routes (their triggers could not find the key).

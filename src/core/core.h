@@ -51,6 +51,7 @@ typedef struct PolyglotRoute
 	void	   *sink_private;	/* what the sink's prepare() learnt, for this round */
 	TimestampTz backoff_until;	/* 0 if none */
 	int32		consecutive_failures;
+	bool		backfilling;	/* a backfill is under way */
 } PolyglotRoute;
 
 /* One event of a batch, with the row's state read in the same snapshot */

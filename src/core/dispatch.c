@@ -220,7 +220,8 @@ load_routes(bool *extension_gone)
 					 "       (SELECT array_agg(a.atttypid ORDER BY k.ord)::pg_catalog.text[] "
 					 "        FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord) "
 					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
-					 "             AND a.attname = k.name AND NOT a.attisdropped) "
+					 "             AND a.attname = k.name AND NOT a.attisdropped), "
+					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -266,6 +267,7 @@ load_routes(bool *extension_gone)
 				r->key_typids = lappend_oid(r->key_typids, atooid((char *) lfirst(tc)));
 			MemoryContextSwitchTo(old);
 		}
+		r->backfilling = DatumGetBool(spi_datum(tup, 17, &isnull)) && !isnull;
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;
@@ -793,6 +795,50 @@ record_route_failure(PolyglotRoute *route, ErrorData *edata)
 
 /* ---------------------------------------------------------------- a route */
 
+/*
+ * One step of a route's backfill, in its own transaction: the next chunk
+ * of rows, in key order, into the outbox, with the position reached, so
+ * that a backfill cut short by a crash resumes after its last chunk.  The
+ * step waits (enqueues nothing) while earlier chunks are still pending.
+ * Returns true when the backfill has more to do.
+ */
+static bool
+backfill_step(PolyglotRoute *route)
+{
+	static SPIPlanPtr step_plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool more = false;
+
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {INT4OID};
+		Datum		args[1];
+		bool		isnull;
+
+		pgstat_report_activity(STATE_RUNNING, psprintf("backfilling route %d", route->id));
+		begin_tx();
+		args[0] = Int32GetDatum(route->id);
+		(void) spi_exec_plan(&step_plan, "SELECT polyglot._backfill_step($1)", 1, argtypes, args,
+							 NULL, false, SPI_OK_SELECT, "enqueue a backfill chunk");
+		more = SPI_processed == 1 &&
+			DatumGetBool(spi_datum(SPI_tuptable->vals[0], 1, &isnull)) && !isnull;
+		end_tx();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		(void) record_route_failure(route, edata);
+		more = false;
+	}
+	PG_END_TRY();
+	return more;
+}
+
 static const PolyglotSink *
 sink_for(PolyglotRoute *route)
 {
@@ -990,6 +1036,9 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 			*sleep_ms = Min(*sleep_ms, wait);
 			continue;
 		}
+		if (route->backfilling && backfill_step(route))
+			more = true;
+
 		/*
 		 * A route with a backlog gets several batches in a row, up to a
 		 * time slice, so that routes are reloaded once per slice rather

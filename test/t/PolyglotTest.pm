@@ -221,13 +221,14 @@ sub wait_until
 	return 0;
 }
 
-# Waits until the outbox of a database is empty.
+# Waits until every route of a database is caught up: its outbox is empty
+# and no backfill runs.
 sub wait_drained
 {
 	my ($node, $db, $timeout) = @_;
 	return wait_until(
 		sub {
-			$node->safe_psql($db, 'SELECT count(*) FROM polyglot.outbox') eq '0';
+			$node->safe_psql($db, 'SELECT coalesce(sum(pending), 0) FROM polyglot.status') eq '0';
 		},
 		$timeout);
 }

@@ -30,7 +30,7 @@ BEGIN
   END LOOP;
 END $$;
 CREATE OR REPLACE FUNCTION java_synced(route int) RETURNS text LANGUAGE sql AS $$
-  SELECT wait_for(format('NOT EXISTS (SELECT FROM polyglot.outbox WHERE route_id = %s)', route))
+  SELECT wait_for(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', route))
 $$;
 
 --

@@ -30,8 +30,7 @@ BEGIN
   END LOOP;
 END $$;
 CREATE OR REPLACE FUNCTION search_synced(timeout_s float8 DEFAULT 30) RETURNS text LANGUAGE sql AS $$
-  SELECT wait_for('NOT EXISTS (SELECT FROM polyglot.outbox o JOIN polyglot.routes r ON r.id = o.route_id
-                               WHERE r.store = ''elastic'')', timeout_s)
+  SELECT wait_for('NOT EXISTS (SELECT FROM polyglot.status s WHERE s.store = ''elastic'' AND s.pending > 0)', timeout_s)
 $$;
 
 --

@@ -44,13 +44,13 @@ SELECT op, key, attempts, error LIKE 'WRONGTYPE%' AS wrongtype
 FROM polyglot.dead_letters WHERE route_id = :route;
 -- and keep going through
 INSERT INTO poison VALUES (6, 'v6');
-SELECT wait_for($$NOT EXISTS (SELECT FROM polyglot.outbox WHERE route_id = $$ || :route || ')');
+SELECT wait_for($$(SELECT pending = 0 FROM polyglot.status WHERE route = $$ || :route || ')');
 \! redis-cli -p $REDIS_PORT HGET poison:6 v
 
 -- fix the store, replay the dead letters
 \! redis-cli -p $REDIS_PORT DEL poison:2
 SELECT polyglot.retry(:route) AS replayed;
-SELECT wait_for($$NOT EXISTS (SELECT FROM polyglot.outbox WHERE route_id = $$ || :route || ')');
+SELECT wait_for($$(SELECT pending = 0 FROM polyglot.status WHERE route = $$ || :route || ')');
 \! redis-cli -p $REDIS_PORT HGET poison:2 v
 SELECT pending, dead_letters, state FROM polyglot.status WHERE route = :route;
 
