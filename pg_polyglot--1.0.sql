@@ -655,10 +655,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   total bigint;
+  source regclass;
 BEGIN
-  SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO total
+  -- the planner's estimate; a table never analyzed or vacuumed is counted
+  SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END, c.oid::regclass
+    INTO total, source
     FROM polyglot.routes r JOIN pg_class c ON c.oid = r.source_relid
    WHERE r.id = route;
+  IF total IS NULL AND source IS NOT NULL THEN
+    EXECUTE format('SELECT count(*) FROM ONLY %s', source) INTO total;
+  END IF;
   UPDATE polyglot.route_state s
      SET backfill_started_at = now(), backfill_finished_at = NULL, backfill_after = NULL,
          backfill_rows = 0, backfill_total = total

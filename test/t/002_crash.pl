@@ -1,6 +1,7 @@
-# 002_crash.pl: the worker killed with SIGKILL in the middle of a backlog of
-# more than 50k events, with concurrent writes, and PostgreSQL stopped in immediate mode
-# with a backlog: after restart, Redis equals the table, key by key.
+# 002_crash.pl: the worker killed with SIGKILL in the middle of a backfill of
+# 200k rows, with concurrent writes, and PostgreSQL stopped in immediate mode
+# with a backlog: after restart, the backfill resumes and Redis equals the
+# table, key by key.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -63,8 +64,13 @@ ok(wait_until(sub { $node->safe_psql($db,
 	"SELECT delivered > 0 FROM polyglot.status WHERE route = $route") eq 't' }, 30, 5),
 	'the worker started on the backlog');
 my $pending = $node->safe_psql($db, "SELECT pending FROM polyglot.status WHERE route = $route");
+my $backfill = $node->safe_psql($db,
+	"SELECT backfill_rows || ' of ' || backfill_total || ' ' || backfill_started_at FROM polyglot.status WHERE route = $route");
 my $pid = worker_pid($node, $db);
 ok($pid > 0 && $pending > 50000, "the worker is busy: $pending events pending when it is killed");
+my ($rows_before, $total) = $backfill =~ /^(\d+) of (\d+) /;
+ok($rows_before > 0 && $rows_before < $total,
+	"it is killed in the middle of the backfill: $rows_before of $total rows enqueued");
 kill 'KILL', $pid;
 $w->finish;
 
@@ -82,6 +88,10 @@ ok(wait_drained($node, $db, 180), 'the backlog drained after the crash');
 my $table_sql = q{SELECT 'crash:' || id, row_to_json(t) FROM crash t};
 compare_store(redis_dump($redis_port, 'crash:', $tmp), table_dump($node, $db, $table_sql),
 	'after kill -9 of the worker, Redis equals the table key by key');
+my ($started_before) = $backfill =~ / of \d+ (.*)$/;
+is($node->safe_psql($db,
+	"SELECT backfill || ' ' || backfill_started_at FROM polyglot.status WHERE route = $route"),
+	"done $started_before", 'the backfill went on from where it was, and finished');
 
 # PostgreSQL stopped in immediate mode (a crash of the whole server) while
 # a backlog is being delivered
