@@ -70,9 +70,6 @@
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
 #include "parser/parsetree.h"
-#if PG_VERSION_NUM >= 160000
-#include "rewrite/rewriteManip.h"
-#endif
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -1437,7 +1434,9 @@ redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
  * evaluates the key of each, looks the batch's distinct keys up in one
  * pipelined round trip through its inner foreign scan (mode SCAN_JOIN), and
  * pairs the rows in memory.  It serves inner, left, semi and anti joins on
- * inner.key = <expression of outer columns>, in the outer rows' order.
+ * inner.key = <expression of outer columns>, in the outer rows' order
+ * (inner and semi joins only from PostgreSQL 16, whose outer joins mark
+ * the nullable side's columns).
  *
  * Its scan tuple is the outer plan's output followed by the inner scan's
  * (custom_scan_tlist), so the join clauses, the filter and the target list
@@ -1501,11 +1500,23 @@ redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 	if (prev_join_pathlist_hook)
 		prev_join_pathlist_hook(root, joinrel, outerrel, innerrel, jointype, extra);
 
-	if (!polyglot_redis_pushdown ||
-		(jointype != JOIN_INNER && jointype != JOIN_LEFT &&
-		 jointype != JOIN_SEMI && jointype != JOIN_ANTI) ||
-		!is_redis_rel(root, innerrel) || !bms_is_empty(innerrel->lateral_relids))
+	if (!polyglot_redis_pushdown || !is_redis_rel(root, innerrel) ||
+		!bms_is_empty(innerrel->lateral_relids))
 		return;
+#if PG_VERSION_NUM >= 160000
+
+	/*
+	 * From PostgreSQL 16 the columns of an outer join's nullable side carry
+	 * the join's relid above it; the scan tuple does not mark them, so
+	 * only joins whose inner columns are never seen nulled are offered.
+	 */
+	if (jointype != JOIN_INNER && jointype != JOIN_SEMI)
+		return;
+#else
+	if (jointype != JOIN_INNER && jointype != JOIN_LEFT &&
+		jointype != JOIN_SEMI && jointype != JOIN_ANTI)
+		return;
+#endif
 
 	/*
 	 * Not under UPDATE, DELETE or row locks: an EvalPlanQual recheck would
@@ -1519,6 +1530,15 @@ redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 	if (outer == NULL || outer->param_info != NULL)
 		return;
 	info = (RedisRelInfo *) innerrel->fdw_private;
+
+	/*
+	 * A condition of no column on the Redis table (now() > x in a subquery,
+	 * a view's current_user test) makes the planner gate its scan with a
+	 * Result node: the inner plan would not be the foreign scan.
+	 */
+	foreach(lc, innerrel->baserestrictinfo)
+		if (lfirst_node(RestrictInfo, lc)->pseudoconstant)
+			return;
 
 	/* the key clause; the others are evaluated over the joined rows */
 	foreach(lc, extra->restrictlist)
@@ -1568,20 +1588,22 @@ redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 	cp->path.parallel_safe = false;
 	cp->path.parallel_workers = 0;
 	cp->path.rows = joinrel->rows;
-	cp->path.startup_cost = outer->startup_cost + REDIS_STARTUP_COST / 10;
+	/* the first row waits for the first batch */
+	cp->path.startup_cost = outer->startup_cost +
+		(outer->total_cost - outer->startup_cost) * Min(1.0, info->table->batch_size / outer_rows) +
+		REDIS_STARTUP_COST / 10 + Min(outer_rows, info->table->batch_size) * REDIS_KEY_COST;
 	cp->path.total_cost = outer->total_cost + batches * REDIS_STARTUP_COST / 10 +
 		outer_rows * (REDIS_KEY_COST + per_key * (REDIS_ROW_COST + qual_cost.per_tuple)) +
 		Min(joinrel->rows, outer_rows * per_key) * cpu_tuple_cost;
 	cp->path.pathkeys = build_join_pathkeys(root, joinrel, jointype, outer->pathkeys);
+#if PG_VERSION_NUM >= 150000
+	/* it evaluates any target list over its scan tuple */
+	cp->flags = CUSTOMPATH_SUPPORT_PROJECTION;
+#else
 	cp->flags = 0;
+#endif
 	cp->custom_paths = list_make2(outer, inner);
 	cp->custom_private = list_make3(value, clauses, makeInteger(jointype));
-#if PG_VERSION_NUM >= 160000
-	/* the Vars of the nullable side carry the outer join's relid above it */
-	if (jointype == JOIN_LEFT && extra->sjinfo->ojrelid != 0)
-		cp->custom_private = lappend(cp->custom_private,
-									 makeInteger((int) extra->sjinfo->ojrelid));
-#endif
 	cp->methods = &redis_join_path_methods;
 	add_path(joinrel, (Path *) cp);
 }
@@ -1612,14 +1634,9 @@ redis_join_plan(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path,
 	foreach(lc, inner->targetlist)
 	{
 		TargetEntry *tle = lfirst_node(TargetEntry, lc);
-		Expr	   *expr = copyObject(tle->expr);
 
-#if PG_VERSION_NUM >= 160000
-		if (list_length(best_path->custom_private) > RJ_PATH_JOINTYPE + 1)
-			expr = (Expr *) add_nulling_relids((Node *) expr, NULL,
-											   bms_make_singleton(intVal(llast(best_path->custom_private))));
-#endif
-		scan_tlist = lappend(scan_tlist, makeTargetEntry(expr, list_length(scan_tlist) + 1,
+		scan_tlist = lappend(scan_tlist, makeTargetEntry(copyObject(tle->expr),
+														 list_length(scan_tlist) + 1,
 														 NULL, false));
 	}
 
@@ -1722,6 +1739,9 @@ redis_join_begin(CustomScanState *node, EState *estate, int eflags)
 	js->nouter = intVal(lsecond(cs->custom_private));
 	js->outer = ExecInitNode(linitial(cs->custom_plans), estate, eflags);
 	js->inner = (ForeignScanState *) ExecInitNode(lsecond(cs->custom_plans), estate, eflags);
+	if (!IsA(js->inner, ForeignScanState) ||
+		((ForeignScanState *) js->inner)->fdwroutine->GetForeignRelSize != redisGetForeignRelSize)
+		elog(ERROR, "pg_polyglot: the inner plan of a Redis key join is not a Redis scan");
 	node->custom_ps = list_make2(js->outer, js->inner);
 	js->key_state = ExecInitExpr(list_nth(cs->custom_exprs, RJ_EXPR_VALUE), &node->ss.ps);
 	js->join_qual = ExecInitQual(list_nth(cs->custom_exprs, RJ_EXPR_JOINQUAL), &node->ss.ps);
@@ -1839,6 +1859,7 @@ next_join_batch(RedisJoinState *js)
 		bool		isnull;
 
 		MemoryContextSwitchTo(old);
+		CHECK_FOR_INTERRUPTS();
 		slot = ExecProcNode(js->outer);
 		MemoryContextSwitchTo(js->batch_cxt);
 		if (TupIsNull(slot))
@@ -1920,6 +1941,7 @@ redis_join_next(ScanState *ss)
 			MinimalTuple inner = (MinimalTuple) lfirst(js->next_match);
 			TupleTableSlot *slot;
 
+			CHECK_FOR_INTERRUPTS();
 			js->next_match = lnext(js->matches[js->pos]->rows, js->next_match);
 			slot = join_tuple(js, outer, inner);
 			econtext->ecxt_scantuple = slot;
@@ -1942,10 +1964,15 @@ redis_join_next(ScanState *ss)
 	}
 }
 
+/*
+ * An EvalPlanQual recheck of a join (scanrelid 0) reruns it: older minor
+ * releases call this instead of the access method in a recheck (the key
+ * join is not planned under row locks, but may sit in a subplan there).
+ */
 static bool
 redis_join_recheck(ScanState *ss, TupleTableSlot *slot)
 {
-	return true;
+	return !TupIsNull(redis_join_next(ss));
 }
 
 static TupleTableSlot *
