@@ -22,6 +22,7 @@ OBJS = \
 	src/core/capture.o \
 	src/core/dispatch.o \
 	src/core/rowstate.o \
+	src/core/verify.o \
 	src/core/worker.o \
 	src/redis/redis_connection.o \
 	src/redis/redis_fdw.o \

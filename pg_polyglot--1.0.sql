@@ -750,6 +750,13 @@ $$;
 COMMENT ON FUNCTION polyglot.backfill(int) IS
   'Re-sends every row of a route''s table to its store: the worker enqueues them in key order, a chunk per transaction, resuming where it was after a restart; returns the estimated row count; progress in polyglot.status';
 
+CREATE FUNCTION polyglot.verify(route int, repair boolean DEFAULT false)
+RETURNS TABLE (kind text, key text[], store_key text)
+AS 'MODULE_PATHNAME', 'polyglot_verify'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION polyglot.verify(int, boolean) IS
+  'Compares a route''s table with its store, a thousand keys at a time: one row per key that is missing in the store, different there, or extra (in the store without a row); with repair, enqueues those keys so the worker fixes them';
+
 CREATE FUNCTION polyglot.pause(source regclass, server name) RETURNS void
 LANGUAGE sql BEGIN ATOMIC SELECT polyglot.pause(polyglot._route(source, server)); END;
 CREATE FUNCTION polyglot.resume(source regclass, server name) RETURNS void
@@ -759,6 +766,10 @@ LANGUAGE sql BEGIN ATOMIC SELECT polyglot.retry(polyglot._route(source, server))
 CREATE FUNCTION polyglot.backfill(source regclass, server name) RETURNS bigint
 LANGUAGE sql BEGIN ATOMIC SELECT polyglot.backfill(polyglot._route(source, server)); END;
 COMMENT ON FUNCTION polyglot.backfill(regclass, name) IS 'polyglot.backfill() by table and server';
+CREATE FUNCTION polyglot.verify(source regclass, server name, repair boolean DEFAULT false)
+RETURNS TABLE (kind text, key text[], store_key text)
+LANGUAGE sql BEGIN ATOMIC SELECT * FROM polyglot.verify(polyglot._route(source, server), repair); END;
+COMMENT ON FUNCTION polyglot.verify(regclass, name, boolean) IS 'polyglot.verify() by table and server';
 COMMENT ON FUNCTION polyglot.pause(regclass, name) IS 'polyglot.pause() by table and server';
 COMMENT ON FUNCTION polyglot.resume(regclass, name) IS 'polyglot.resume() by table and server';
 COMMENT ON FUNCTION polyglot.retry(regclass, name) IS 'polyglot.retry() by table and server';

@@ -180,28 +180,22 @@ spi_text_array(HeapTuple tup, int col, MemoryContext cxt)
 /* ---------------------------------------------------------------- routes */
 
 /*
- * Loads every route with its state, the columns to deliver and the key
- * column types, in one query.  Sets *extension_gone when pg_polyglot is no longer
- * installed.  The result lives in the current memory context.
+ * Loads every route (route_id 0) or one, with its state, the columns to
+ * deliver and the key column types, in one query, and their servers and
+ * user mappings; in the current transaction, connected to SPI.  The result
+ * lives in cxt.
  */
-static List *
-load_routes(bool *extension_gone)
+List *
+polyglot_load_routes(int32 route_id, MemoryContext cxt)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *routes = NIL;
 	ListCell   *lc;
 	uint64		i;
 	int			rc;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(route_id)};
 
-	begin_tx();
-	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
-	{
-		*extension_gone = true;
-		end_tx();
-		return NIL;
-	}
-
-	rc = SPI_execute(
+	rc = SPI_execute_with_args(
 					 "SELECT r.id, r.source_relid, r.server_oid, r.store, r.options, "
 					 "       r.key_columns::text[], r.owner, r.paused, "
 					 "       coalesce(s.backoff_until, '-infinity'), "
@@ -226,7 +220,8 @@ load_routes(bool *extension_gone)
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
 					 "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-					 "ORDER BY r.id", true, 0);
+					 "WHERE $1 = 0 OR r.id = $1 "
+					 "ORDER BY r.id", 1, argtypes, args, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: reading routes failed: %s", SPI_result_code_string(rc));
 
@@ -288,6 +283,28 @@ load_routes(bool *extension_gone)
 			r->user = polyglot_find_user_mapping(r->owner, r->server_oid);
 		MemoryContextSwitchTo(old);
 	}
+	return routes;
+}
+
+/*
+ * Every route, read in a transaction of its own.  Sets *extension_gone when
+ * pg_polyglot is no longer installed.  The result lives in the current
+ * memory context.
+ */
+static List *
+load_routes(bool *extension_gone)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *routes;
+
+	begin_tx();
+	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
+	{
+		*extension_gone = true;
+		end_tx();
+		return NIL;
+	}
+	routes = polyglot_load_routes(0, cxt);
 	end_tx();
 	return routes;
 }
@@ -455,9 +472,9 @@ read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
  * Reads the current state of the rows of the items' keys into each item's
  * first event.
  */
-static void
-read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
-		  List *items, MemoryContext cxt)
+void
+polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+				   List *items, MemoryContext cxt)
 {
 	int			nkeycols = list_length(route->key_columns);
 	int			nitems = list_length(items);
@@ -528,8 +545,8 @@ read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payloa
 }
 
 /* The key of an event as one string, to coalesce events of one key (built in scratch). */
-static char *
-key_string(List *key, StringInfo scratch)
+char *
+polyglot_key_string(List *key, StringInfo scratch)
 {
 	ListCell   *lc;
 
@@ -575,7 +592,7 @@ coalesce_events(List *events)
 	foreach(lc, events)
 	{
 		PolyglotEvent *ev = (PolyglotEvent *) lfirst(lc);
-		char	   *k = key_string(ev->key, &scratch);
+		char	   *k = polyglot_key_string(ev->key, &scratch);
 		uint32		h = hash_bytes((const unsigned char *) k, strlen(k));
 		KeyBucket  *bucket;
 		bool		found;
@@ -839,8 +856,8 @@ backfill_step(PolyglotRoute *route)
 	return more;
 }
 
-static const PolyglotSink *
-sink_for(PolyglotRoute *route)
+const PolyglotSink *
+polyglot_sink_for(PolyglotRoute *route)
 {
 	if (strcmp(route->store, "redis") == 0)
 		return &polyglot_redis_sink;
@@ -887,7 +904,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 
 		batch->items = coalesce_events(batch->events);
 		MemoryContextSwitchTo(old);
-		read_rows(route, sink, payload, batch->items, batch->cxt);
+		polyglot_read_rows(route, sink, payload, batch->items, batch->cxt);
 	}
 	end_tx();
 	MemoryContextSwitchTo(parent);
@@ -925,7 +942,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 													"pg_polyglot route",
 													ALLOCSET_DEFAULT_SIZES);
 	MemoryContext outer = MemoryContextSwitchTo(route_cxt);
-	const PolyglotSink *sink = sink_for(route);
+	const PolyglotSink *sink = polyglot_sink_for(route);
 	Batch	   *volatile prev = NULL;
 	Batch	   *volatile cur = NULL;
 	volatile bool more = false;

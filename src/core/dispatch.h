@@ -26,6 +26,21 @@ typedef enum PolyglotPayload
 	POLYGLOT_PAYLOAD_DATUMS		/* the delivered columns' values, rendered by the sink */
 } PolyglotPayload;
 
+/* How a row compares with the store (polyglot.verify) */
+typedef enum PolyglotVerdict
+{
+	POLYGLOT_SAME,
+	POLYGLOT_MISSING,			/* the store has nothing for the row */
+	POLYGLOT_DIFFERENT			/* the store holds something else */
+} PolyglotVerdict;
+
+/* A key a store holds for a route: its name there and the source key (NIL: none) */
+typedef struct PolyglotStoreKey
+{
+	char	   *name;
+	List	   *key;			/* of char *, the key columns' values as text */
+} PolyglotStoreKey;
+
 /* All events of one key in a batch */
 typedef struct PolyglotItem
 {
@@ -70,6 +85,19 @@ typedef struct PolyglotSink
 						   PolyglotItemResult *results);
 	/* forget a sent batch; never ereports */
 	void		(*abandon) (PolyglotRoute *route, void *sent);
+
+	/*
+	 * polyglot.verify(), optional.  verify_unsupported: why the route cannot
+	 * be compared (NULL: it can).  verify: the verdict for each item (read
+	 * and rendered as for delivery) against the store, and the key's name
+	 * there (for the report).  store_keys: the next page of the keys the
+	 * store holds for the route (NIL when done; *state is NULL at first,
+	 * and lives in state_cxt).
+	 */
+	const char *(*verify_unsupported) (PolyglotRoute *route);
+	void		(*verify) (PolyglotRoute *route, List *items, PolyglotVerdict *verdicts,
+							   char **names);
+	List	   *(*store_keys) (PolyglotRoute *route, void **state, MemoryContext state_cxt);
 } PolyglotSink;
 
 extern const PolyglotSink polyglot_redis_sink;
@@ -82,5 +110,10 @@ extern bool polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *
 									  int nitems, MemoryContext cxt);
 
 extern char *polyglot_route_option(PolyglotRoute *route, const char *name);
+extern List *polyglot_load_routes(int32 route_id, MemoryContext cxt);
+extern const PolyglotSink *polyglot_sink_for(PolyglotRoute *route);
+extern void polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink,
+							   PolyglotPayload payload, List *items, MemoryContext cxt);
+extern char *polyglot_key_string(List *key, StringInfo scratch);
 
 #endif							/* POLYGLOT_DISPATCH_H */

@@ -22,6 +22,8 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 
@@ -424,9 +426,281 @@ redis_abandon(PolyglotRoute *route, void *state)
 		redis_discard_connection(sent->conn);
 }
 
+/* ---------------------------------------------------------------- verify */
+
+static const char *
+redis_verify_unsupported(PolyglotRoute *route)
+{
+	switch (route_mode(route))
+	{
+		case REDIS_MODE_INVALIDATE:
+			return "A route in invalidate mode deletes keys on change and leaves the cache to the application: there is nothing to compare.";
+		case REDIS_MODE_PUBLISH:
+			return "A route in publish mode sends messages and keeps nothing in Redis.";
+		default:
+			return NULL;
+	}
+}
+
+/* Does an HGETALL reply hold the row's non-NULL columns, and none of its NULL ones? */
+static bool
+hash_matches(PolyglotRoute *route, PolyglotEvent *ev, redisReply *reply)
+{
+	ListCell   *lc;
+	int			c = 0;
+
+	foreach(lc, route->columns)
+	{
+		const char *col = (const char *) lfirst(lc);
+		const char *value = ev->values ? ev->values[c] : NULL;
+		redisReply *found = NULL;
+		size_t		i;
+
+		for (i = 0; i + 1 < reply->elements; i += 2)
+			if (reply->element[i]->len == strlen(col) &&
+				memcmp(reply->element[i]->str, col, reply->element[i]->len) == 0)
+			{
+				found = reply->element[i + 1];
+				break;
+			}
+		if (value == NULL ? found != NULL :
+			found == NULL || found->len != strlen(value) || memcmp(found->str, value, found->len) != 0)
+			return false;
+		c++;
+	}
+	return true;
+}
+
+/* The rows of a chunk against Redis: one pipelined GET or HGETALL per key */
+static void
+redis_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char **names)
+{
+	RedisMode	mode = route_mode(route);
+	char	   *tmpl = polyglot_route_option(route, "key");
+	RedisConn  *conn = redis_get_connection(route->server, route->user);
+	int			n = list_length(items);
+	redisReply **replies = palloc0(sizeof(redisReply *) * Max(n, 1));
+	RedisCmd	cmd;
+	StringInfoData scratch;
+	ListCell   *lc;
+	int			i;
+
+	redis_cmd_init(&cmd, 4);
+	initStringInfo(&scratch);
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+
+		names[i] = render_key(route, tmpl, ev->key, &scratch);
+		redis_cmd_arg(&cmd, mode == REDIS_MODE_HASH ? "HGETALL" : "GET");
+		redis_cmd_arg(&cmd, names[i]);
+		redis_cmd_append(conn, &cmd);
+		i++;
+	}
+	/* every reply before judging any, so the connection stays in step */
+	for (i = 0; i < n; i++)
+	{
+		void	   *reply = NULL;
+
+		if (redisGetReply(redis_ctx(conn), &reply) != REDIS_OK || reply == NULL)
+		{
+			int			j;
+
+			for (j = 0; j < i; j++)
+				freeReplyObject(replies[j]);
+			redis_report_error(conn, NULL, "reading keys to verify");
+		}
+		replies[i] = (redisReply *) reply;
+	}
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+		redisReply *r = replies[i];
+		bool		all_null = true;
+		int			c;
+
+		for (c = 0; mode == REDIS_MODE_HASH && ev->values && c < list_length(route->columns); c++)
+			if (ev->values[c] != NULL)
+				all_null = false;
+		if (r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_ARRAY && r->elements == 0))
+			/* a hash of NULLs only is no hash at all */
+			verdicts[i] = mode == REDIS_MODE_HASH && all_null ? POLYGLOT_SAME : POLYGLOT_MISSING;
+		else if (mode == REDIS_MODE_JSON)
+			verdicts[i] = r->type == REDIS_REPLY_STRING && ev->json &&
+				r->len == (size_t) ev->json_len && memcmp(r->str, ev->json, r->len) == 0 ?
+				POLYGLOT_SAME : POLYGLOT_DIFFERENT;
+		else
+			verdicts[i] = r->type == REDIS_REPLY_ARRAY && hash_matches(route, ev, r) ?
+				POLYGLOT_SAME : POLYGLOT_DIFFERENT;
+		i++;
+	}
+	for (i = 0; i < n; i++)
+		freeReplyObject(replies[i]);
+}
+
+/* SCAN over the keys a route's template can produce */
+typedef struct RedisKeyScan
+{
+	char	   *cursor;
+	char	   *pattern;
+	bool		done;
+} RedisKeyScan;
+
+/*
+ * The key columns' values a key stands for, by the route's template, or
+ * NIL when no row of the route renders to it.  Each {column} takes the
+ * shortest text up to the template's next literal part, and the values
+ * must render back to the key.
+ */
+static List *
+parse_key(PolyglotRoute *route, const char *tmpl, const char *key, StringInfo scratch)
+{
+	int			ncols = list_length(route->key_columns);
+	char	  **values = palloc0(sizeof(char *) * Max(ncols, 1));
+	const char *p = tmpl;
+	const char *k = key;
+	List	   *result = NIL;
+	int			c;
+
+	while (*p)
+	{
+		const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+		int			col = -1;
+
+		if (close)
+		{
+			ListCell   *kc;
+			int			j = 0;
+
+			foreach(kc, route->key_columns)
+			{
+				const char *name = (const char *) lfirst(kc);
+
+				if (strlen(name) == (size_t) (close - p - 1) && strncmp(name, p + 1, close - p - 1) == 0)
+					col = j;
+				j++;
+			}
+		}
+		if (col >= 0)
+		{
+			/* the literal after the placeholder, up to the next placeholder or the end */
+			const char *lit = close + 1;
+			const char *lit_end = lit;
+			const char *end;
+
+			while (*lit_end && *lit_end != '{')
+				lit_end++;
+			if (lit == lit_end)
+				end = *lit ? k : k + strlen(k);	/* two placeholders in a row: ambiguous */
+			else
+			{
+				char	   *needle = pnstrdup(lit, lit_end - lit);
+
+				end = strstr(k, needle);
+				if (end == NULL)
+					return NIL;
+			}
+			values[col] = pnstrdup(k, end - k);
+			k = end;
+			p = close + 1;
+			continue;
+		}
+		if (*k != *p)
+			return NIL;
+		k++;
+		p++;
+	}
+	if (*k)
+		return NIL;
+	for (c = 0; c < ncols; c++)
+	{
+		if (values[c] == NULL)
+			return NIL;
+		result = lappend(result, values[c]);
+	}
+	if (strcmp(render_key(route, tmpl, result, scratch), key) != 0)
+		return NIL;
+	return result;
+}
+
+static List *
+redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
+{
+	RedisKeyScan *ks = (RedisKeyScan *) *state;
+	char	   *tmpl = polyglot_route_option(route, "key");
+	RedisConn  *conn = redis_get_connection(route->server, route->user);
+	StringInfoData scratch;
+	List	   *page = NIL;
+
+	if (ks == NULL)
+	{
+		StringInfoData pattern;
+		const char *p;
+
+		/* the template with each {column} as * and the rest matched literally */
+		initStringInfo(&pattern);
+		for (p = tmpl; *p; p++)
+		{
+			const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+
+			if (close)
+			{
+				appendStringInfoChar(&pattern, '*');
+				p = close;
+				continue;
+			}
+			if (strchr("*?[]\\", *p))
+				appendStringInfoChar(&pattern, '\\');
+			appendStringInfoChar(&pattern, *p);
+		}
+		ks = MemoryContextAllocZero(state_cxt, sizeof(RedisKeyScan));
+		ks->cursor = MemoryContextStrdup(state_cxt, "0");
+		ks->pattern = MemoryContextStrdup(state_cxt, pattern.data);
+		*state = ks;
+	}
+	initStringInfo(&scratch);
+	while (page == NIL && !ks->done)
+	{
+		const char *argv[] = {"SCAN", ks->cursor, "MATCH", ks->pattern, "COUNT", "1000", "TYPE",
+		route_mode(route) == REDIS_MODE_HASH ? "hash" : "string"};
+		redisReply *reply = redis_command_argv(conn, 8, argv, NULL);
+		size_t		i;
+
+		if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+			reply->element[0]->type != REDIS_REPLY_STRING ||
+			reply->element[1]->type != REDIS_REPLY_ARRAY)
+			redis_report_error(conn, reply, "SCAN");
+		pfree(ks->cursor);
+		ks->cursor = MemoryContextStrdup(state_cxt, reply->element[0]->str);
+		ks->done = strcmp(ks->cursor, "0") == 0;
+		for (i = 0; i < reply->element[1]->elements; i++)
+		{
+			redisReply *k = reply->element[1]->element[i];
+			PolyglotStoreKey *sk;
+
+			/* a key that is not text is none of a route's */
+			if (k->type != REDIS_REPLY_STRING || memchr(k->str, '\0', k->len) ||
+				!pg_verify_mbstr(GetDatabaseEncoding(), k->str, (int) k->len, true))
+				continue;
+			sk = palloc0(sizeof(PolyglotStoreKey));
+			sk->name = pnstrdup(k->str, k->len);
+			sk->key = parse_key(route, tmpl, sk->name, &scratch);
+			page = lappend(page, sk);
+		}
+		freeReplyObject(reply);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return page;
+}
+
 const PolyglotSink polyglot_redis_sink = {
 	.payload = redis_payload,
 	.send = redis_send,
 	.finish = redis_finish,
 	.abandon = redis_abandon,
+	.verify_unsupported = redis_verify_unsupported,
+	.verify = redis_verify,
+	.store_keys = redis_store_keys,
 };
