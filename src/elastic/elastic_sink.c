@@ -144,17 +144,14 @@ elastic_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool 
 }
 
 /* _id: the key's value, or the JSON array of a composite key's values */
-static void
-append_id(StringInfo buf, PolyglotRoute *route, List *key)
+static char *
+id_text(PolyglotRoute *route, List *key)
 {
 	ListCell   *lc;
 	StringInfoData arr;
 
 	if (list_length(key) == 1)
-	{
-		escape_json(buf, (const char *) linitial(key));
-		return;
-	}
+		return pstrdup((const char *) linitial(key));
 	initStringInfo(&arr);
 	appendStringInfoChar(&arr, '[');
 	foreach(lc, key)
@@ -164,8 +161,17 @@ append_id(StringInfo buf, PolyglotRoute *route, List *key)
 		escape_json(&arr, (const char *) lfirst(lc));
 	}
 	appendStringInfoChar(&arr, ']');
-	escape_json(buf, arr.data);
-	pfree(arr.data);
+	return arr.data;
+}
+
+/* _id as a JSON string */
+static void
+append_id(StringInfo buf, PolyglotRoute *route, List *key)
+{
+	char	   *id = id_text(route, key);
+
+	escape_json(buf, id);
+	pfree(id);
 }
 
 /* The routing key column's value of a key, or NULL */
@@ -394,6 +400,240 @@ elastic_abandon(PolyglotRoute *route, void *state)
 	}
 }
 
+/* ---------------------------------------------------------------- verify */
+
+/* The Jsonb of a value found in a container (an object or array) */
+static Jsonb *
+value_jsonb(JsonbValue *v)
+{
+	return JsonbValueToJsonb(v);
+}
+
+/*
+ * The rows of a chunk against the index: one _mget (realtime), without
+ * filter_path, which would re-render _source (numbers as doubles).
+ */
+static void
+elastic_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char **names)
+{
+	char	   *index = polyglot_route_option(route, "index");
+	char	   *routing = polyglot_route_option(route, "routing");
+	ElasticConn *conn = elastic_get_connection(route->server, route->user);
+	ElasticResponse response;
+	StringInfoData body;
+	JsonbContainer *docs;
+	Jsonb	   *jb;
+	ListCell   *lc;
+	int			n = list_length(items);
+	int			i;
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, "{\"docs\":[");
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+		const char *r = routing_value(route, ev->key, routing);
+
+		names[i] = id_text(route, ev->key);
+		appendStringInfoString(&body, i > 0 ? ",{\"_id\":" : "{\"_id\":");
+		escape_json(&body, names[i]);
+		if (r)
+		{
+			appendStringInfoString(&body, ",\"routing\":");
+			escape_json(&body, r);
+		}
+		appendStringInfoChar(&body, '}');
+		i++;
+	}
+	appendStringInfoString(&body, "]}");
+	elastic_request(conn, "POST",
+					psprintf("/%s/_mget", index),
+					body.data, body.len, &response);
+	if (response.status == 404)
+	{
+		/* no index: nothing is there */
+		for (i = 0; i < n; i++)
+			verdicts[i] = POLYGLOT_MISSING;
+		return;
+	}
+	if (response.status >= 400)
+		elastic_report_error(conn, &response, psprintf("reading documents of index \"%s\" to verify", index));
+	jb = elastic_parse_response(conn, &response, "an _mget");
+	docs = elastic_json_object(&jb->root, "docs");
+	if (docs == NULL || !JsonContainerIsArray(docs) || JsonContainerSize(docs) != (uint32) n)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Elasticsearch server \"%s\" answered an _mget of %d documents with another number",
+						conn->servername, n)));
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+		JsonbValue *doc = getIthJsonbValueFromContainer(docs, i);
+		JsonbValue	found,
+					source;
+
+		verdicts[i] = POLYGLOT_MISSING;
+		if (doc && doc->type == jbvBinary &&
+			getKeyJsonValueFromContainer(doc->val.binary.data, "found", 5, &found) &&
+			found.type == jbvBool && found.val.boolean)
+		{
+			verdicts[i] = POLYGLOT_DIFFERENT;
+			if (ev->row && ev->row_len > sizeof(int64) &&
+				getKeyJsonValueFromContainer(doc->val.binary.data, "_source", 7, &source))
+			{
+				Datum		expected = DirectFunctionCall1(jsonb_in,
+														   CStringGetDatum(pnstrdup((char *) ev->row + sizeof(int64),
+																					ev->row_len - sizeof(int64))));
+
+				if (DatumGetBool(DirectFunctionCall2(jsonb_eq, expected,
+													 JsonbPGetDatum(value_jsonb(&source)))))
+					verdicts[i] = POLYGLOT_SAME;
+			}
+		}
+		i++;
+	}
+}
+
+/* A scroll over an index's _ids */
+typedef struct ElasticKeyScroll
+{
+	char	   *scroll_id;
+	bool		started;
+	bool		done;
+} ElasticKeyScroll;
+
+/* The key a document _id stands for: the value, or a composite key's JSON array */
+static List *
+id_key(PolyglotRoute *route, const char *id)
+{
+	List	   *key = NIL;
+	Jsonb	   *volatile jb = NULL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	if (list_length(route->key_columns) == 1)
+		return list_make1(pstrdup(id));
+	/* the id of a composite key is a JSON array of strings; anything else is none */
+	PG_TRY();
+	{
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(id)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	if (!ok || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+		return NIL;
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok != WJB_ELEM)
+			continue;
+		if (v.type != jbvString)
+			return NIL;
+		key = lappend(key, pnstrdup(v.val.string.val, v.val.string.len));
+	}
+	return list_length(key) == list_length(route->key_columns) ? key : NIL;
+}
+
+static List *
+elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
+{
+	ElasticKeyScroll *ks = (ElasticKeyScroll *) *state;
+	char	   *index = polyglot_route_option(route, "index");
+	ElasticConn *conn = elastic_get_connection(route->server, route->user);
+	ElasticResponse response;
+	JsonbContainer *hits;
+	Jsonb	   *jb;
+	char	   *scroll;
+	List	   *page = NIL;
+	int			i,
+				n;
+
+	if (ks == NULL)
+	{
+		ks = MemoryContextAllocZero(state_cxt, sizeof(ElasticKeyScroll));
+		*state = ks;
+	}
+	if (ks->done)
+		return NIL;
+	if (!ks->started)
+	{
+		static const char body[] = "{\"size\":1000,\"_source\":false,\"sort\":[\"_doc\"]}";
+
+		ks->started = true;
+		/* searches see what was refreshed: deletes just made too */
+		elastic_request(conn, "POST", psprintf("/%s/_refresh", index), NULL, 0, &response);
+		if (response.status == 404)
+		{
+			ks->done = true;
+			return NIL;
+		}
+		if (response.status >= 400)
+			elastic_report_error(conn, &response, psprintf("a refresh of index \"%s\"", index));
+		elastic_request(conn, "POST",
+						psprintf("/%s/_search?scroll=1m&filter_path=_scroll_id,hits.hits._id", index),
+						body, strlen(body), &response);
+	}
+	else
+	{
+		StringInfoData body;
+
+		initStringInfo(&body);
+		appendStringInfoString(&body, "{\"scroll\":\"1m\",\"scroll_id\":");
+		escape_json(&body, ks->scroll_id);
+		appendStringInfoChar(&body, '}');
+		elastic_request(conn, "POST", "/_search/scroll?filter_path=_scroll_id,hits.hits._id",
+						body.data, body.len, &response);
+	}
+	if (response.status >= 400)
+		elastic_report_error(conn, &response, psprintf("a scroll over index \"%s\"", index));
+	jb = elastic_parse_response(conn, &response, "a scroll");
+	scroll = elastic_json_string(&jb->root, "_scroll_id");
+	if (scroll)
+		ks->scroll_id = MemoryContextStrdup(state_cxt, scroll);
+	hits = elastic_json_object(elastic_json_object(&jb->root, "hits"), "hits");
+	n = hits && JsonContainerIsArray(hits) ? (int) JsonContainerSize(hits) : 0;
+	for (i = 0; i < n; i++)
+	{
+		JsonbValue *hit = getIthJsonbValueFromContainer(hits, i);
+		char	   *id = hit && hit->type == jbvBinary ?
+			elastic_json_string(hit->val.binary.data, "_id") : NULL;
+		PolyglotStoreKey *sk;
+
+		if (id == NULL)
+			continue;
+		sk = palloc0(sizeof(PolyglotStoreKey));
+		sk->name = id;
+		sk->key = id_key(route, id);
+		page = lappend(page, sk);
+	}
+	if (n == 0)
+	{
+		ks->done = true;
+		if (ks->scroll_id)
+		{
+			StringInfoData body;
+
+			initStringInfo(&body);
+			appendStringInfoString(&body, "{\"scroll_id\":");
+			escape_json(&body, ks->scroll_id);
+			appendStringInfoChar(&body, '}');
+			/* a scroll left open expires by itself: its answer does not matter */
+			elastic_request(conn, "DELETE", "/_search/scroll", body.data, body.len, &response);
+		}
+	}
+	return page;
+}
+
 const PolyglotSink polyglot_elastic_sink = {
 	.prepare = elastic_prepare,
 	.payload = elastic_payload,
@@ -401,4 +641,6 @@ const PolyglotSink polyglot_elastic_sink = {
 	.send = elastic_send,
 	.finish = elastic_finish,
 	.abandon = elastic_abandon,
+	.verify = elastic_verify,
+	.store_keys = elastic_store_keys,
 };
