@@ -20,7 +20,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/memutils.h"
 
 #include "pg_polyglot.h"
@@ -549,6 +553,344 @@ mongo_abandon(PolyglotRoute *route, void *state)
 {
 }
 
+/* ---------------------------------------------------------------- verify */
+
+/* The collection of a route (the database option, else the server's) */
+static mongoc_collection_t *
+route_collection(PolyglotRoute *route, MongoConn **connp)
+{
+	char	   *database = polyglot_route_option(route, "database");
+	char	   *collection = polyglot_route_option(route, "collection");
+	MongoConn  *conn = mongo_get_connection(route->server, route->user);
+
+	if (database == NULL || database[0] == '\0')
+		database = conn->database;
+	if (database[0] == '\0' || collection == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("route %d names no MongoDB database or collection", route->id),
+				 errhint("Give the route a \"database\" option, or the server one.")));
+	*connp = conn;
+	return mongoc_client_get_collection(mongo_client(conn), database, collection);
+}
+
+/* A document as jsonb, through canonical extended JSON (types kept: {"$numberInt": ...}) */
+static Datum
+document_jsonb(const bson_t *doc)
+{
+	char	   *json = bson_as_canonical_extended_json(doc, NULL);
+	char	   *copy = pstrdup(json ? json : "null");
+
+	bson_free(json);
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(copy));
+}
+
+/* An _id value as canonical extended JSON, to match documents by _id */
+static char *
+id_json(const bson_value_t *id)
+{
+	bson_t		doc = BSON_INITIALIZER;
+	char	   *json;
+	char	   *copy;
+
+	bson_append_value(&doc, "_id", 3, id);
+	json = bson_as_canonical_extended_json(&doc, NULL);
+	copy = pstrdup(json ? json : "");
+	bson_free(json);
+	bson_destroy(&doc);
+	return copy;
+}
+
+/* An _id value as a person reads it: a string or number as is, else relaxed JSON */
+static char *
+id_name(const bson_value_t *id)
+{
+	bson_t		doc = BSON_INITIALIZER;
+	char	   *json;
+	char	   *name;
+	size_t		len;
+
+	switch (id->value_type)
+	{
+		case BSON_TYPE_UTF8:
+			return pnstrdup(id->value.v_utf8.str, id->value.v_utf8.len);
+		case BSON_TYPE_INT32:
+			return psprintf("%d", id->value.v_int32);
+		case BSON_TYPE_INT64:
+			return psprintf(INT64_FORMAT, (int64) id->value.v_int64);
+		default:
+			break;
+	}
+	bson_append_value(&doc, "_id", 3, id);
+	json = bson_as_relaxed_extended_json(&doc, &len);
+	/* { "_id" : <value> } */
+	name = json && len > 12 ? pnstrdup(json + 10, len - 12) : pstrdup("?");
+	bson_free(json);
+	bson_destroy(&doc);
+	return name;
+}
+
+/* The rows of a chunk against the collection: one find by _id $in */
+static void
+mongo_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char **names)
+{
+	int			n = list_length(items);
+	char	  **ids = palloc0(sizeof(char *) * Max(n, 1));
+	List	   *found_ids = NIL;
+	List	   *found_docs = NIL;
+	bson_t		filter = BSON_INITIALIZER;
+	bson_t		in,
+				arr;
+	MongoConn  *conn;
+	mongoc_collection_t *coll = route_collection(route, &conn);
+	mongoc_cursor_t *volatile cursor = NULL;
+	ListCell   *lc;
+	int			i;
+	int			nids = 0;
+
+	bson_append_document_begin(&filter, "_id", 3, &in);
+	bson_append_array_begin(&in, "$in", 3, &arr);
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+		bson_t		doc;
+		bson_iter_t id;
+
+		if (ev->render_error == NULL && ev->row != NULL &&
+			bson_init_static(&doc, ev->row, ev->row_len) && bson_iter_init_find(&id, &doc, "_id"))
+		{
+			char		idx[16];
+
+			/* array keys are 0, 1, 2 ... with no gaps (FerretDB checks) */
+			snprintf(idx, sizeof(idx), "%d", nids++);
+			bson_append_value(&arr, idx, -1, bson_iter_value(&id));
+			ids[i] = id_json(bson_iter_value(&id));
+			names[i] = id_name(bson_iter_value(&id));
+		}
+		i++;
+	}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(&filter, &in);
+
+	PG_TRY();
+	{
+		const bson_t *doc;
+
+		cursor = mongoc_collection_find_with_opts(coll, &filter, NULL, NULL);
+		while (mongoc_cursor_next(cursor, &doc))
+		{
+			bson_iter_t id;
+
+			if (!bson_iter_init_find(&id, doc, "_id"))
+				continue;
+			found_ids = lappend(found_ids, id_json(bson_iter_value(&id)));
+			found_docs = lappend(found_docs, DatumGetPointer(document_jsonb(doc)));
+		}
+	}
+	PG_CATCH();
+	{
+		mongoc_cursor_destroy(cursor);
+		mongoc_collection_destroy(coll);
+		bson_destroy(&filter);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	{
+		bson_error_t error;
+		bool		failed = mongoc_cursor_error(cursor, &error);
+
+		/* the cursor goes before an error drops the connection it uses */
+		mongoc_cursor_destroy(cursor);
+		mongoc_collection_destroy(coll);
+		bson_destroy(&filter);
+		if (failed)
+			mongo_report_error(conn, &error, "reading documents to verify");
+	}
+
+	i = 0;
+	foreach(lc, items)
+	{
+		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
+		ListCell   *ic,
+				   *dc;
+
+		verdicts[i] = POLYGLOT_MISSING;
+		/* a row the store cannot hold (it is dead-lettered) cannot be there */
+		if (ids[i] == NULL)
+			verdicts[i] = POLYGLOT_DIFFERENT;
+		else
+			forboth(ic, found_ids, dc, found_docs)
+			{
+				bson_t		expected;
+
+				if (strcmp((char *) lfirst(ic), ids[i]) != 0)
+					continue;
+				verdicts[i] = POLYGLOT_DIFFERENT;
+				if (bson_init_static(&expected, ev->row, ev->row_len) &&
+					DatumGetBool(DirectFunctionCall2(jsonb_eq, document_jsonb(&expected),
+													 PointerGetDatum(lfirst(dc)))))
+					verdicts[i] = POLYGLOT_SAME;
+				break;
+			}
+		i++;
+	}
+}
+
+/* The _ids of a collection, a cursor over them kept between pages */
+typedef struct MongoKeyScan
+{
+	mongoc_collection_t *coll;
+	mongoc_cursor_t *cursor;
+	MongoConn  *conn;
+	bool		done;
+	MemoryContextCallback cleanup;
+} MongoKeyScan;
+
+static void
+key_scan_cleanup(void *arg)
+{
+	MongoKeyScan *ks = (MongoKeyScan *) arg;
+
+	if (ks->cursor)
+		mongoc_cursor_destroy(ks->cursor);
+	if (ks->coll)
+		mongoc_collection_destroy(ks->coll);
+	ks->cursor = NULL;
+	ks->coll = NULL;
+}
+
+/* The text of a key column's value stored in _id, as the column prints it, or NULL */
+static char *
+id_value_text(const bson_iter_t *iter, Oid typid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *volatile text = NULL;
+
+	switch (bson_iter_type(iter))
+	{
+		case BSON_TYPE_UTF8:
+			{
+				uint32		len;
+				const char *s = bson_iter_utf8(iter, &len);
+
+				return memchr(s, '\0', len) ? NULL : pnstrdup(s, len);
+			}
+		case BSON_TYPE_INT32:
+			return psprintf("%d", bson_iter_int32(iter));
+		case BSON_TYPE_INT64:
+			return psprintf(INT64_FORMAT, (int64) bson_iter_int64(iter));
+		default:
+			break;
+	}
+	/* other types through the column type's conversion; one that fails is no key */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		bool		isnull;
+		Datum		d = polyglot_bson_to_datum(iter, typid, -1, &isnull);
+		Oid			output;
+		bool		varlena;
+
+		getTypeOutputInfo(typid, &output, &varlena);
+		if (!isnull)
+			text = OidOutputFunctionCall(output, d);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		text = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return text;
+}
+
+/* The key an _id stands for: the value, or a subdocument of the key columns in order */
+static List *
+id_key(PolyglotRoute *route, const bson_iter_t *id)
+{
+	List	   *key = NIL;
+	ListCell   *kc,
+			   *tc;
+	bson_iter_t child;
+
+	if (list_length(route->key_columns) == 1)
+	{
+		char	   *text = id_value_text(id, linitial_oid(route->key_typids));
+
+		return text ? list_make1(text) : NIL;
+	}
+	if (!BSON_ITER_HOLDS_DOCUMENT(id) || !bson_iter_recurse(id, &child))
+		return NIL;
+	forboth(kc, route->key_columns, tc, route->key_typids)
+	{
+		char	   *text;
+
+		if (!bson_iter_next(&child) || strcmp(bson_iter_key(&child), (char *) lfirst(kc)) != 0 ||
+			(text = id_value_text(&child, lfirst_oid(tc))) == NULL)
+			return NIL;
+		key = lappend(key, text);
+	}
+	return bson_iter_next(&child) ? NIL : key;
+}
+
+static List *
+mongo_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
+{
+	MongoKeyScan *ks = (MongoKeyScan *) *state;
+	List	   *page = NIL;
+	const bson_t *doc;
+	bson_error_t error;
+
+	if (ks == NULL)
+	{
+		bson_t		filter = BSON_INITIALIZER;
+		bson_t	   *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}",
+									"batchSize", BCON_INT32(1000));
+
+		ks = MemoryContextAllocZero(state_cxt, sizeof(MongoKeyScan));
+		ks->cleanup.func = key_scan_cleanup;
+		ks->cleanup.arg = ks;
+		MemoryContextRegisterResetCallback(state_cxt, &ks->cleanup);
+		*state = ks;
+		ks->coll = route_collection(route, &ks->conn);
+		ks->cursor = mongoc_collection_find_with_opts(ks->coll, &filter, opts, NULL);
+		bson_destroy(opts);
+	}
+	if (ks->done)
+		return NIL;
+	while (list_length(page) < 1000 && mongoc_cursor_next(ks->cursor, &doc))
+	{
+		bson_iter_t id;
+		PolyglotStoreKey *sk;
+
+		if (!bson_iter_init_find(&id, doc, "_id"))
+			continue;
+		sk = palloc0(sizeof(PolyglotStoreKey));
+		sk->name = id_name(bson_iter_value(&id));
+		sk->key = id_key(route, &id);
+		page = lappend(page, sk);
+	}
+	if (page == NIL || list_length(page) < 1000)
+	{
+		bool		failed = mongoc_cursor_error(ks->cursor, &error);
+
+		/* the cursor goes before an error drops the connection it uses */
+		ks->done = true;
+		key_scan_cleanup(ks);
+		if (failed)
+			mongo_report_error(ks->conn, &error, "listing the documents to verify");
+	}
+	return page;
+}
+
 const PolyglotSink polyglot_mongo_sink = {
 	.prepare = mongo_prepare,
 	.payload = mongo_payload,
@@ -556,4 +898,6 @@ const PolyglotSink polyglot_mongo_sink = {
 	.send = mongo_send,
 	.finish = mongo_finish,
 	.abandon = mongo_abandon,
+	.verify = mongo_verify,
+	.store_keys = mongo_store_keys,
 };
