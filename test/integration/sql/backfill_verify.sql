@@ -1,0 +1,109 @@
+--
+-- backfill_verify: polyglot.backfill() and polyglot.verify() on every store.
+--
+-- A table of 100,000 rows is synced to Redis, OpenSearch and Elasticsearch
+-- (and one of 10,000 to MongoDB: FerretDB 1.x on SQLite scans its whole
+-- collection for each chunk verify looks up) while rows are updated and
+-- deleted, each change in its own transaction, as the worker backfills.
+-- Once caught up, verify finds no drift on any route.  Then drift made
+-- behind the extension's back (a key deleted and one changed in Redis, a
+-- document changed and one deleted in MongoDB, a document removed from
+-- each index, keys no row accounts for) is reported, and repaired.
+--
+\getenv redis_port REDIS_PORT
+\getenv mongo_uri MONGO_URI
+\getenv opensearch_url OPENSEARCH_URL
+\getenv elasticsearch_url ELASTICSEARCH_URL
+\! redis-cli -p $REDIS_PORT -n 8 FLUSHDB > /dev/null
+\! $MONGO_TOOL drop polyglot_verify
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_verify?ignore_unavailable=true"; done
+CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port', db '8');
+CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri', database 'polyglot_verify');
+CREATE SERVER os FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'opensearch_url');
+CREATE SERVER es FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'elasticsearch_url');
+
+-- waits until every route is caught up (pending counts a running backfill)
+CREATE FUNCTION caught_up(timeout_s float8 DEFAULT 180) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+  n bigint;
+BEGIN
+  LOOP
+    SELECT sum(pending) INTO n FROM polyglot.status;
+    IF n = 0 THEN
+      RETURN 'caught up';
+    END IF;
+    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
+      RETURN format('timeout: %s pending', n);
+    END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+
+-- updates and deletes, each in its own transaction
+CREATE PROCEDURE churn(tbl regclass, n int, size int) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..n LOOP
+    EXECUTE format('UPDATE %s SET qty = qty + 1, name = name || ''+'' WHERE id = $1', tbl)
+      USING (i * 7919) % size + 1;
+    IF i % 10 = 0 THEN
+      EXECUTE format('DELETE FROM %s WHERE id = $1', tbl) USING (i * 104729) % size + 1;
+    END IF;
+    COMMIT;
+  END LOOP;
+END $$;
+
+CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL, price float8);
+INSERT INTO items SELECT g, 'item ' || g, g % 100, g / 4.0 FROM generate_series(1, 100000) g;
+CREATE TABLE docs_items (LIKE items INCLUDING ALL);
+INSERT INTO docs_items SELECT * FROM items WHERE id <= 10000;
+SELECT polyglot.sync('items', 'cache', '{"key": "item:{id}"}') AS redis_route \gset
+SELECT polyglot.sync('items', 'os', '{"index": "polyglot_verify"}') AS os_route \gset
+SELECT polyglot.sync('items', 'es', '{"index": "polyglot_verify"}') AS es_route \gset
+SELECT polyglot.sync('docs_items', 'docs', '{"collection": "items"}') AS mongo_route \gset
+-- the backfills are under way while the rows change
+SELECT count(*) AS backfills_running FROM polyglot.status WHERE backfill = 'running';
+CALL churn('items', 3000, 100000);
+CALL churn('docs_items', 1000, 10000);
+SELECT caught_up();
+SELECT route, source, server, backfill, backfill_rows > 0 AS enqueued, failed, dead_letters
+FROM polyglot.status ORDER BY route;
+SELECT count(*) AS rows_left FROM items;
+SELECT route, (SELECT count(*) FROM polyglot.verify(route)) AS drift FROM polyglot.status ORDER BY route;
+
+--
+-- drift behind the extension's back
+--
+\! redis-cli -p $REDIS_PORT -n 8 DEL item:5 > /dev/null
+\! redis-cli -p $REDIS_PORT -n 8 SET item:6 '{"id":6,"name":"edited by hand"}' > /dev/null
+\! redis-cli -p $REDIS_PORT -n 8 SET item:200001 '{"id":200001}' > /dev/null
+\! redis-cli -p $REDIS_PORT -n 8 SET item:007 '{}' > /dev/null
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_verify/_doc/5?refresh=true"; curl -s -o /dev/null -XPUT "$u/polyglot_verify/_doc/200001?refresh=true" -H 'Content-Type: application/json' -d '{"id": 200001}'; done
+CREATE FOREIGN TABLE mongo_items (_id int, name text) SERVER docs OPTIONS (collection 'items');
+UPDATE mongo_items SET name = 'edited by hand' WHERE _id = 6;
+DELETE FROM mongo_items WHERE _id = 5;
+INSERT INTO mongo_items VALUES (200001, 'no row');
+SELECT route, kind, key, store_key FROM polyglot.status, LATERAL polyglot.verify(route) ORDER BY route, kind, store_key;
+-- by table and server; repair enqueues the keys (an extra key no row could have stays)
+SELECT * FROM polyglot.verify('items', 'cache', repair => true) ORDER BY kind, store_key;
+SELECT route, kind, key FROM polyglot.status, LATERAL polyglot.verify(route, true)
+WHERE route <> :redis_route ORDER BY route, kind, store_key;
+SELECT caught_up();
+SELECT route, kind, key, store_key FROM polyglot.status, LATERAL polyglot.verify(route) ORDER BY route, kind, store_key;
+\! redis-cli -p $REDIS_PORT -n 8 GET item:6
+\! redis-cli -p $REDIS_PORT -n 8 EXISTS item:200001
+SELECT failed, dead_letters FROM polyglot.status ORDER BY route;
+
+-- what cannot be verified
+SELECT polyglot.sync('docs_items', 'cache', '{"mode": "invalidate", "key": "inv:{id}"}', false) AS inv \gset
+SELECT * FROM polyglot.verify(:inv);
+SELECT * FROM polyglot.verify(12345);
+SELECT * FROM polyglot.verify(NULL);
+
+DROP TABLE items, docs_items;
+DROP PROCEDURE churn(regclass, int, int);
+DROP FUNCTION caught_up(float8);
+DROP SERVER cache, docs, os, es CASCADE;
+\! redis-cli -p $REDIS_PORT -n 8 FLUSHDB > /dev/null
+\! $MONGO_TOOL drop polyglot_verify
+\! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XDELETE "$u/polyglot_verify?ignore_unavailable=true"; done
