@@ -412,6 +412,25 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 	pfree(rest);
 }
 
+/* The collection of a route (the database option, else the server's) */
+static mongoc_collection_t *
+route_collection(PolyglotRoute *route, MongoConn **connp)
+{
+	char	   *database = polyglot_route_option(route, "database");
+	char	   *collection = polyglot_route_option(route, "collection");
+	MongoConn  *conn = mongo_get_connection(route->server, route->user);
+
+	if (database == NULL || database[0] == '\0')
+		database = conn->database;
+	if (database[0] == '\0' || collection == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("route %d names no MongoDB database or collection", route->id),
+				 errhint("Give the route a \"database\" option, or the server one.")));
+	*connp = conn;
+	return mongoc_client_get_collection(mongo_client(conn), database, collection);
+}
+
 /*
  * Writes a batch: ordered bulk writes from the first unwritten item until
  * every item is written or has failed.
@@ -423,8 +442,6 @@ mongo_send(PolyglotRoute *route, List *items)
 	MongoSent  *sent = palloc0(sizeof(MongoSent));
 	PolyglotItem **byindex = palloc(sizeof(PolyglotItem *) * Max(nitems, 1));
 	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1));
-	char	   *database = polyglot_route_option(route, "database");
-	char	   *collection = polyglot_route_option(route, "collection");
 	MongoConn  *conn;
 	mongoc_collection_t *coll;
 	bson_t	   *bulk_opts;
@@ -444,14 +461,7 @@ mongo_send(PolyglotRoute *route, List *items)
 	foreach(lc, items)
 		byindex[i++] = (PolyglotItem *) lfirst(lc);
 
-	conn = mongo_get_connection(route->server, route->user);
-	if (database == NULL || database[0] == '\0')
-		database = conn->database;
-	if (database[0] == '\0' || collection == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("route %d names no MongoDB database or collection", route->id),
-				 errhint("Give the route a \"database\" option, or the server one.")));
+	coll = route_collection(route, &conn);
 
 	/*
 	 * FerretDB 1.x on SQLite scans the collection for every statement of an
@@ -459,7 +469,6 @@ mongo_send(PolyglotRoute *route, List *items)
 	 * batch goes as inserts where it can (send_delete_insert).
 	 */
 	mongo_read_flavor(conn);
-	coll = mongoc_client_get_collection(mongo_client(conn), database, collection);
 	if (conn->ferretdb)
 	{
 		send_delete_insert(conn, coll, byindex, nitems, sent->results);
@@ -554,25 +563,6 @@ mongo_abandon(PolyglotRoute *route, void *state)
 }
 
 /* ---------------------------------------------------------------- verify */
-
-/* The collection of a route (the database option, else the server's) */
-static mongoc_collection_t *
-route_collection(PolyglotRoute *route, MongoConn **connp)
-{
-	char	   *database = polyglot_route_option(route, "database");
-	char	   *collection = polyglot_route_option(route, "collection");
-	MongoConn  *conn = mongo_get_connection(route->server, route->user);
-
-	if (database == NULL || database[0] == '\0')
-		database = conn->database;
-	if (database[0] == '\0' || collection == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
-				 errmsg("route %d names no MongoDB database or collection", route->id),
-				 errhint("Give the route a \"database\" option, or the server one.")));
-	*connp = conn;
-	return mongoc_client_get_collection(mongo_client(conn), database, collection);
-}
 
 /* A document as jsonb, through canonical extended JSON (types kept: {"$numberInt": ...}) */
 static Datum
