@@ -811,6 +811,27 @@ LEFT JOIN LATERAL (SELECT sum(o.nkeys) AS pending, min(o.enqueued_at) AS oldest
 COMMENT ON VIEW polyglot.status IS
   'pg_polyglot: one row per route: pending events (with the rows a running backfill has yet to enqueue) and the age of the oldest, delivered/failed/retried counts, dead letters, last error, state (active, backing off, paused), backfill progress';
 
+-- Numbers per route for monitoring (metrics/postgres_exporter.yaml): one
+-- row per route, counters and gauges as numbers, state as 0/1 flags.
+CREATE VIEW polyglot.metrics AS
+SELECT s.route,
+       s.source,
+       s.server,
+       s.store,
+       s.pending,
+       coalesce(extract(epoch FROM s.oldest_pending_age), 0)::float8 AS lag_seconds,
+       s.delivered,
+       s.failed,
+       s.retries,
+       s.dead_letters,
+       (s.state = 'backing off')::int AS backing_off,
+       (s.state = 'paused')::int AS paused,
+       (s.backfill IS NOT DISTINCT FROM 'running')::int AS backfilling,
+       s.backfill_rows
+FROM polyglot.status s;
+COMMENT ON VIEW polyglot.metrics IS
+  'pg_polyglot: per route, for monitoring: pending keys, lag_seconds (age of the oldest pending event), delivered/failed/retries counters, dead letters, backing_off/paused/backfilling flags, backfill_rows';
+
 -- Dropping a synced table drops its routes; dropping a key column of a
 -- synced table stops its routes (their triggers could not find the key).
 CREATE FUNCTION polyglot._on_sql_drop()

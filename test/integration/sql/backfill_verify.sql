@@ -62,14 +62,20 @@ SELECT polyglot.sync('items', 'os', '{"index": "polyglot_verify"}') AS os_route 
 SELECT polyglot.sync('items', 'es', '{"index": "polyglot_verify"}') AS es_route \gset
 SELECT polyglot.sync('docs_items', 'docs', '{"collection": "items"}') AS mongo_route \gset
 -- the backfills are under way while the rows change
-SELECT count(*) AS backfills_running FROM polyglot.status WHERE backfill = 'running';
+SELECT count(*) > 0 AS backfills_running FROM polyglot.status WHERE backfill = 'running';
 CALL churn('items', 3000, 100000);
 CALL churn('docs_items', 1000, 10000);
 SELECT caught_up();
-SELECT route, source, server, backfill, backfill_rows > 0 AS enqueued, failed, dead_letters
+SELECT source, server, backfill, backfill_rows > 0 AS enqueued, failed, dead_letters
 FROM polyglot.status ORDER BY route;
 SELECT count(*) AS rows_left FROM items;
-SELECT route, (SELECT count(*) FROM polyglot.verify(route)) AS drift FROM polyglot.status ORDER BY route;
+SELECT server, (SELECT count(*) FROM polyglot.verify(route)) AS drift FROM polyglot.status ORDER BY route;
+-- the monitoring view behind metrics/postgres_exporter.yaml, and the file's own query
+SELECT server, store, pending, lag_seconds, delivered >= backfill_rows AS delivered_all, failed,
+       dead_letters, backing_off, paused, backfilling, backfill_rows > 0 AS backfilled
+FROM polyglot.metrics ORDER BY route;
+\set exporter_query `python3 -c "import re,sys; t=open('metrics/postgres_exporter.yaml').read(); print(re.search(r'query: >-\n((?:    .*\n)+)', t).group(1).replace('\n', ' '))"`
+SELECT count(*) AS exporter_rows FROM (:exporter_query) q;
 
 --
 -- drift behind the extension's back
@@ -83,20 +89,28 @@ CREATE FOREIGN TABLE mongo_items (_id int, name text) SERVER docs OPTIONS (colle
 UPDATE mongo_items SET name = 'edited by hand' WHERE _id = 6;
 DELETE FROM mongo_items WHERE _id = 5;
 INSERT INTO mongo_items VALUES (200001, 'no row');
-SELECT route, kind, key, store_key FROM polyglot.status, LATERAL polyglot.verify(route) ORDER BY route, kind, store_key;
--- by table and server; repair enqueues the keys (an extra key no row could have stays)
+SELECT server, kind, key, store_key FROM polyglot.status, LATERAL polyglot.verify(route) ORDER BY route, kind, store_key;
+-- by table and server; repair enqueues the keys (an extra key no row could have stays);
+-- its notices name route ids, which depend on earlier tests
+SET client_min_messages = warning;
 SELECT * FROM polyglot.verify('items', 'cache', repair => true) ORDER BY kind, store_key;
-SELECT route, kind, key FROM polyglot.status, LATERAL polyglot.verify(route, true)
+SELECT server, kind, key FROM polyglot.status, LATERAL polyglot.verify(route, true)
 WHERE route <> :redis_route ORDER BY route, kind, store_key;
+RESET client_min_messages;
 SELECT caught_up();
-SELECT route, kind, key, store_key FROM polyglot.status, LATERAL polyglot.verify(route) ORDER BY route, kind, store_key;
+SELECT server, kind, key, store_key FROM polyglot.status, LATERAL polyglot.verify(route) ORDER BY route, kind, store_key;
 \! redis-cli -p $REDIS_PORT -n 8 GET item:6
 \! redis-cli -p $REDIS_PORT -n 8 EXISTS item:200001
 SELECT failed, dead_letters FROM polyglot.status ORDER BY route;
 
 -- what cannot be verified
 SELECT polyglot.sync('docs_items', 'cache', '{"mode": "invalidate", "key": "inv:{id}"}', false) AS inv \gset
-SELECT * FROM polyglot.verify(:inv);
+DO $$
+BEGIN
+  PERFORM * FROM polyglot.verify('docs_items', 'cache');
+EXCEPTION WHEN feature_not_supported THEN
+  RAISE NOTICE '%: %', SQLSTATE, regexp_replace(SQLERRM, 'route [0-9]+', 'route N');
+END $$;
 SELECT * FROM polyglot.verify(12345);
 SELECT * FROM polyglot.verify(NULL);
 
