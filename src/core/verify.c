@@ -313,7 +313,8 @@ find_extra(VerifyState *vs, bool repair)
 {
 	PolyglotRoute *route = vs->route;
 	SPIPlanPtr	insert;
-	Oid			argtypes[2] = {TEXTOID, TEXTARRAYOID};
+	Oid			argtypes[3] = {TEXTARRAYOID, TEXTARRAYOID, BOOLARRAYOID};
+	int			ncols = list_length(route->key_columns);
 	StringInfoData cols,
 				texts,
 				params,
@@ -330,7 +331,11 @@ find_extra(VerifyState *vs, bool repair)
 					"(name pg_catalog.text, key pg_catalog.text[]) ON COMMIT DROP",
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "pg_polyglot: creating the table of store keys failed");
-	insert = SPI_prepare("INSERT INTO pg_temp.pg_polyglot_verify_keys VALUES ($1, $2)", 2, argtypes);
+	/* a page per statement: names, keys as rows of a 2-D array, and which keys exist */
+	insert = SPI_prepare("INSERT INTO pg_temp.pg_polyglot_verify_keys "
+						 "SELECT $1[i], CASE WHEN $3[i] THEN ARRAY(SELECT k FROM "
+						 "  unnest($2[i:i][:]) WITH ORDINALITY AS u(k, o) ORDER BY o) END "
+						 "FROM pg_catalog.generate_subscripts($1, 1) AS i", 3, argtypes);
 	if (insert == NULL)
 		elog(ERROR, "pg_polyglot: preparing to record store keys failed");
 
@@ -339,24 +344,49 @@ find_extra(VerifyState *vs, bool repair)
 		List	   *page;
 		ListCell   *lc;
 		MemoryContext old;
+		int			n,
+					i = 0;
+		Datum	   *names_d;
+		Datum	   *keys_d;
+		Datum	   *valid;
+		int			dims[2];
+		int			lbs[2] = {1, 1};
+		Datum		args[3];
 
 		CHECK_FOR_INTERRUPTS();
 		old = MemoryContextSwitchTo(page_cxt);
 		page = vs->sink->store_keys(route, &state, vs->out_cxt);
-		MemoryContextSwitchTo(old);
 		if (page == NIL)
+		{
+			MemoryContextSwitchTo(old);
 			break;
+		}
+		n = list_length(page);
+		names_d = palloc(sizeof(Datum) * n);
+		keys_d = palloc(sizeof(Datum) * n * ncols);
+		valid = palloc(sizeof(Datum) * n);
 		foreach(lc, page)
 		{
 			PolyglotStoreKey *sk = (PolyglotStoreKey *) lfirst(lc);
-			Datum		args[2];
-			char		nulls[2] = {' ', sk->key == NIL ? 'n' : ' '};
+			bool		has_key = list_length(sk->key) == ncols;
+			int			c;
 
-			args[0] = CStringGetTextDatum(sk->name);
-			args[1] = sk->key != NIL ? key_array(sk->key) : (Datum) 0;
-			if (SPI_execute_plan(insert, args, nulls, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "pg_polyglot: recording a store key failed");
+			names_d[i] = CStringGetTextDatum(sk->name);
+			valid[i] = BoolGetDatum(has_key);
+			for (c = 0; c < ncols; c++)
+				keys_d[i * ncols + c] = CStringGetTextDatum(has_key ? (char *) list_nth(sk->key, c) : "");
+			i++;
 		}
+		dims[0] = n;
+		dims[1] = ncols;
+		args[0] = PointerGetDatum(construct_array(names_d, n, TEXTOID, -1, false, TYPALIGN_INT));
+		args[1] = PointerGetDatum(construct_md_array(keys_d, NULL, 2, dims, lbs, TEXTOID, -1,
+													 false, TYPALIGN_INT));
+		args[2] = PointerGetDatum(construct_array(valid, n, BOOLOID, 1, true,
+												  TYPALIGN_CHAR));
+		MemoryContextSwitchTo(old);
+		if (SPI_execute_plan(insert, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "pg_polyglot: recording store keys failed");
 		MemoryContextReset(page_cxt);
 	}
 	MemoryContextDelete(page_cxt);

@@ -64,6 +64,7 @@ extern void elastic_request_complete(ElasticConn *conn, const char *method, cons
 extern void elastic_request_cancel(ElasticConn *conn);
 extern void elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 								 const char *what) pg_attribute_noreturn();
+extern Jsonb *elastic_try_parse_json(const char *text);
 extern char *elastic_json_string(JsonbContainer *container, const char *key);
 extern JsonbContainer *elastic_json_object(JsonbContainer *container, const char *key);
 extern int	elastic_json_int(JsonbContainer *container, const char *key, int default_value);

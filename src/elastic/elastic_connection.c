@@ -564,11 +564,11 @@ elastic_error_text(JsonbContainer *error)
 }
 
 /*
- * Parses text as jsonb, or returns NULL when it is not JSON.  Used only to
- * make sense of error bodies, where anything may come back.
+ * Parses text as jsonb, or returns NULL when it is not JSON: for error
+ * bodies, where anything may come back, and ids that may not be JSON.
  */
-static Jsonb *
-try_parse_json(const char *text)
+Jsonb *
+elastic_try_parse_json(const char *text)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	Jsonb	   *volatile jb = NULL;
@@ -602,7 +602,7 @@ elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 
 	/* the usual {"error": {"type": ..., "reason": ...}, "status": ...} */
 	if (response->len > 0 && response->body[0] == '{')
-		jb = try_parse_json(response->body);
+		jb = elastic_try_parse_json(response->body);
 	if (jb)
 	{
 		JsonbContainer *error = elastic_json_object(&jb->root, "error");

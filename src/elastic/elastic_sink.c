@@ -402,13 +402,6 @@ elastic_abandon(PolyglotRoute *route, void *state)
 
 /* ---------------------------------------------------------------- verify */
 
-/* The Jsonb of a value found in a container (an object or array) */
-static Jsonb *
-value_jsonb(JsonbValue *v)
-{
-	return JsonbValueToJsonb(v);
-}
-
 /*
  * The rows of a chunk against the index: one _mget (realtime), without
  * filter_path, which would re-render _source (numbers as doubles).
@@ -488,7 +481,7 @@ elastic_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, cha
 																					ev->row_len - sizeof(int64))));
 
 				if (DatumGetBool(DirectFunctionCall2(jsonb_eq, expected,
-													 JsonbPGetDatum(value_jsonb(&source)))))
+													 JsonbPGetDatum(JsonbValueToJsonb(&source)))))
 					verdicts[i] = POLYGLOT_SAME;
 			}
 		}
@@ -509,28 +502,16 @@ static List *
 id_key(PolyglotRoute *route, const char *id)
 {
 	List	   *key = NIL;
-	Jsonb	   *volatile jb = NULL;
+	Jsonb	   *jb;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool ok = true;
 
 	if (list_length(route->key_columns) == 1)
 		return list_make1(pstrdup(id));
 	/* the id of a composite key is a JSON array of strings; anything else is none */
-	PG_TRY();
-	{
-		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(id)));
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		ok = false;
-	}
-	PG_END_TRY();
-	if (!ok || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
+	jb = elastic_try_parse_json(id);
+	if (jb == NULL || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
 		return NIL;
 	it = JsonbIteratorInit(&jb->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
