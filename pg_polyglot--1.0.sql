@@ -118,6 +118,11 @@ COMMENT ON TABLE polyglot.route_state IS
 -- chunk of up to a thousand keys (key is a [keys][key columns] text array),
 -- drained by the worker, which reads the rows' committed state when it
 -- delivers.  Kept small by deleting what was delivered; vacuumed eagerly.
+-- With several workers (polyglot.workers), a row holds the keys of one
+-- worker slot: slot is hash(key) modulo nslots (polyglot._slot()), and the
+-- worker of that slot alone delivers them, so each key's changes stay in
+-- order.  A restart with another polyglot.workers re-splits the rows whose
+-- nslots differs before the other workers start.
 CREATE SEQUENCE polyglot.outbox_id_seq AS bigint CACHE 64;
 CREATE TABLE polyglot.outbox (
   id bigint NOT NULL DEFAULT nextval('polyglot.outbox_id_seq'),
@@ -128,14 +133,16 @@ CREATE TABLE polyglot.outbox (
   enqueued_at timestamptz NOT NULL DEFAULT now(),
   attempts int NOT NULL DEFAULT 0,
   retry_at timestamptz,
-  last_error text
+  last_error text,
+  slot smallint NOT NULL DEFAULT 0,
+  nslots smallint NOT NULL DEFAULT 1
 ) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 5000,
         autovacuum_vacuum_insert_scale_factor = 0.0, autovacuum_vacuum_insert_threshold = 50000,
         autovacuum_vacuum_cost_delay = 0);
 ALTER SEQUENCE polyglot.outbox_id_seq OWNED BY polyglot.outbox.id;
 -- chunks of keys are read whole and rarely compress well: no compression
 ALTER TABLE polyglot.outbox ALTER COLUMN key SET STORAGE EXTERNAL;
-CREATE INDEX outbox_route_id_idx ON polyglot.outbox (route_id, id);
+CREATE INDEX outbox_route_id_idx ON polyglot.outbox (route_id, slot, id);
 COMMENT ON TABLE polyglot.outbox IS
   'pg_polyglot transactional outbox: keys of pending changes per route, up to a thousand per row (op: I insert, U update, D delete, M mixed, T truncate, B backfill)';
 
@@ -174,6 +181,18 @@ AS 'MODULE_PATHNAME', 'polyglot_capture_truncate'
 LANGUAGE C;
 COMMENT ON FUNCTION polyglot._capture_truncate() IS
   'pg_polyglot capture trigger (BEFORE TRUNCATE): records every key of the table as deleted';
+
+CREATE FUNCTION polyglot._slot(key text[])
+RETURNS int
+AS 'MODULE_PATHNAME', 'polyglot_key_slot_sql'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION polyglot._slot(text[]) IS
+  'pg_polyglot: the delivery worker slot of a key ([ncols] or [1][ncols] text array)';
+
+CREATE FUNCTION polyglot._nslots()
+RETURNS int
+AS 'MODULE_PATHNAME', 'polyglot_nslots_sql'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 CREATE FUNCTION polyglot._server_store(server name)
 RETURNS text
@@ -636,8 +655,9 @@ BEGIN ATOMIC
   WITH moved AS (
     DELETE FROM polyglot.dead_letters d WHERE d.route_id = route RETURNING d.*
   ), queued AS (
-    INSERT INTO polyglot.outbox (id, route_id, op, key, enqueued_at)
-    SELECT m.id, m.route_id, m.op, m.key, m.enqueued_at FROM moved m
+    INSERT INTO polyglot.outbox (id, route_id, op, key, enqueued_at, slot, nslots)
+    SELECT m.id, m.route_id, m.op, m.key, m.enqueued_at, polyglot._slot(m.key), polyglot._nslots()
+    FROM moved m
     RETURNING 1
   )
   SELECT count(*) FROM queued;
@@ -699,7 +719,8 @@ BEGIN
   END IF;
   -- bounded: the next chunk waits until the worker has delivered most of the last
   IF (SELECT count(*) FROM (SELECT FROM polyglot.outbox o
-                             WHERE o.route_id = route AND o.op = 'B' LIMIT 3) w) >= 3 THEN
+                             WHERE o.route_id = route AND o.op = 'B'
+                             LIMIT 3 * polyglot._nslots()) w) >= 3 * polyglot._nslots() THEN
     RETURN false;
   END IF;
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
@@ -712,13 +733,18 @@ BEGIN
   IF st.backfill_after IS NOT NULL THEN
     cond := format('WHERE (%s) > (%s)', order_expr, after_expr);
   END IF;
-  -- a thousand keys per outbox row, as the capture trigger writes them
+  -- a thousand keys of one worker slot per outbox row, as the capture
+  -- trigger writes them
   EXECUTE format('WITH c AS MATERIALIZED ('
                  '  SELECT ARRAY[%s] AS k, row_number() OVER (ORDER BY %s) AS rn '
                  '  FROM ONLY %s t %s ORDER BY %s LIMIT %s), '
-                 'q AS (INSERT INTO polyglot.outbox (route_id, op, key, nkeys) '
-                 '      SELECT $2, %L, array_agg(k ORDER BY rn), count(*) FROM c '
-                 '      GROUP BY (rn - 1) / 1000 ORDER BY (rn - 1) / 1000 RETURNING nkeys) '
+                 's AS (SELECT k, rn, polyglot._slot(k) AS slot FROM c), '
+                 'g AS (SELECT k, rn, slot, '
+                 '             (row_number() OVER (PARTITION BY slot ORDER BY rn) - 1) / 1000 AS chunk '
+                 '      FROM s), '
+                 'q AS (INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots) '
+                 '      SELECT $2, %L, array_agg(k ORDER BY rn), count(*), slot, polyglot._nslots() '
+                 '      FROM g GROUP BY slot, chunk ORDER BY min(rn) RETURNING nkeys) '
                  'SELECT (SELECT coalesce(sum(nkeys), 0) FROM q), '
                  '       (SELECT k FROM c ORDER BY rn DESC LIMIT 1)',
                  key_expr, order_expr, r.source_relid::regclass, cond, order_expr, chunk, 'B')

@@ -56,7 +56,7 @@ _PG_init(void)
 								"Number of delivery workers per database.",
 								"Keys are split across workers by hash, so order per key holds.",
 								&polyglot_workers,
-								POLYGLOT_DEFAULT_WORKERS, 1, 64,
+								POLYGLOT_DEFAULT_WORKERS, 1, POLYGLOT_MAX_WORKERS,
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);

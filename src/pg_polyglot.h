@@ -29,6 +29,7 @@
 #define POLYGLOT_DEFAULT_MAX_ATTEMPTS			10
 #define POLYGLOT_DEFAULT_BACKOFF_MAX_MS			60000
 #define POLYGLOT_DEFAULT_WORKERS				1
+#define POLYGLOT_MAX_WORKERS					64	/* polyglot.workers: a bit each in a uint64 */
 
 /* Settings (pg_polyglot.c) */
 extern char *polyglot_database;

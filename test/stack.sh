@@ -297,6 +297,9 @@ write_pg_preload_conf() {
 	lib=$(pg_library_path)
 	if [ -f "$lib" ]; then
 		echo "shared_preload_libraries = 'pg_polyglot'"
+		# two delivery workers per database, one per core: the suites
+		# and the demo run with keys split between workers
+		echo "polyglot.workers = 2"
 	else
 		echo "# pg_polyglot.so is not installed yet: nothing to preload"
 	fi > "$PG_DATA/polyglot_preload.conf"

@@ -38,6 +38,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -59,6 +60,8 @@ PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
 PG_FUNCTION_INFO_V1(polyglot_wake);
 PG_FUNCTION_INFO_V1(polyglot_require_worker);
 PG_FUNCTION_INFO_V1(polyglot_forget_captured);
+PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
+PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -74,6 +77,8 @@ typedef struct OutboxInfo
 	AttrNumber	att_nkeys;
 	AttrNumber	att_enqueued;
 	AttrNumber	att_attempts;
+	AttrNumber	att_slot;
+	AttrNumber	att_nslots;
 	int			nindexes;
 	Oid			index_oids[4];
 	IndexInfo  *index_info[4];
@@ -81,7 +86,7 @@ typedef struct OutboxInfo
 } OutboxInfo;
 
 static OutboxInfo outbox = {false};
-static bool wake_at_commit = false;
+static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
 static bool callbacks_registered = false;
 
 /*
@@ -97,6 +102,7 @@ static bool callbacks_registered = false;
 typedef struct CaptureChunk
 {
 	int32		route;
+	int			slot;			/* the worker the keys hash to */
 	int			level;			/* subtransaction nesting level */
 	char		op;				/* the keys' operation, 'M' when mixed */
 	int			ncols;
@@ -143,14 +149,14 @@ capture_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_at_commit)
-				polyglot_wake_database(MyDatabaseId);
-			wake_at_commit = false;
+				polyglot_wake_database(MyDatabaseId, wake_at_commit);
+			wake_at_commit = 0;
 			reset_chunks();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			wake_at_commit = false;
+			wake_at_commit = 0;
 			reset_chunks();
 			break;
 		default:
@@ -211,12 +217,74 @@ register_callbacks(void)
 	callbacks_registered = true;
 }
 
-/* Asks for the worker of this database to be woken when the transaction commits. */
+/* Asks for the workers of this database to be woken when the transaction commits. */
 void
 polyglot_request_wake_at_commit(void)
 {
 	register_callbacks();
-	wake_at_commit = true;
+	wake_at_commit = ~UINT64CONST(0);
+}
+
+/*
+ * How many worker slots keys are split into: polyglot.workers, fixed for
+ * the server's lifetime (1 where the library is not preloaded, and no
+ * worker runs anyway).
+ */
+int
+polyglot_nslots(void)
+{
+	return Max(1, Min(polyglot_workers, POLYGLOT_MAX_WORKERS));
+}
+
+/*
+ * The worker slot of a key, given as the text values of its columns: a
+ * hash of the values modulo polyglot_nslots().  Every writer of outbox
+ * rows (the capture triggers in C, the backfill, retry and verify in SQL
+ * through polyglot._slot()) uses this one function, so all events of a key
+ * go to the same worker, which keeps them in order.
+ */
+int
+polyglot_key_slot(Datum *texts, int ncols)
+{
+	uint32		h = 0;
+	int			i;
+
+	if (polyglot_nslots() == 1)
+		return 0;
+	for (i = 0; i < ncols; i++)
+	{
+		text	   *t = DatumGetTextPP(texts[i]);
+
+		h = hash_combine(h, hash_bytes((unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+	}
+	return (int) (h % (uint32) polyglot_nslots());
+}
+
+/*
+ * polyglot._slot(key text[]) returns int: the worker slot of one key, given
+ * as a [ncols] or [1][ncols] text array (NULL elements count as '').
+ */
+Datum
+polyglot_key_slot_sql(PG_FUNCTION_ARGS)
+{
+	ArrayType  *key = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	deconstruct_array(key, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (nulls[i])
+			elems[i] = CStringGetTextDatum("");
+	PG_RETURN_INT32(polyglot_key_slot(elems, n));
+}
+
+/* polyglot._nslots() returns int: polyglot_nslots(). */
+Datum
+polyglot_nslots_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(polyglot_nslots());
 }
 
 static AttrNumber
@@ -252,6 +320,8 @@ load_outbox_info(void)
 	outbox.att_nkeys = outbox_attnum(outbox.relid, "nkeys");
 	outbox.att_enqueued = outbox_attnum(outbox.relid, "enqueued_at");
 	outbox.att_attempts = outbox_attnum(outbox.relid, "attempts");
+	outbox.att_slot = outbox_attnum(outbox.relid, "slot");
+	outbox.att_nslots = outbox_attnum(outbox.relid, "nslots");
 	if (outbox.cxt == NULL)
 		outbox.cxt = AllocSetContextCreate(CacheMemoryContext, "pg_polyglot outbox",
 										   ALLOCSET_SMALL_SIZES);
@@ -458,6 +528,7 @@ static void
 capture_key(int32 route, char op, Datum *key, int ncols)
 {
 	int			level = GetCurrentTransactionNestLevel();
+	int			slot = polyglot_key_slot(key, ncols);
 	CaptureChunk *chunk = NULL;
 	MemoryContext old;
 	ListCell   *lc;
@@ -465,14 +536,14 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 
 	/*
 	 * Full chunks are written at once, so the list holds at most one chunk
-	 * per route and level: a transaction that alternates between tables
-	 * still fills its chunks.
+	 * per route, worker slot and level: a transaction that alternates
+	 * between tables still fills its chunks.
 	 */
 	foreach(lc, chunks)
 	{
 		CaptureChunk *c = (CaptureChunk *) lfirst(lc);
 
-		if (c->route == route && c->level == level && c->ncols == ncols)
+		if (c->route == route && c->slot == slot && c->level == level && c->ncols == ncols)
 		{
 			chunk = c;
 			break;
@@ -486,6 +557,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 		chunk->capacity = 4;
 		chunk->elems = palloc(sizeof(Datum) * chunk->capacity * ncols);
 		chunk->route = route;
+		chunk->slot = slot;
 		chunk->level = level;
 		chunk->op = op;
 		chunk->ncols = ncols;
@@ -505,7 +577,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 		chunk->elems[chunk->nkeys * ncols + i] = PointerGetDatum(PG_DETOAST_DATUM_COPY(key[i]));
 	MemoryContextSwitchTo(old);
 	chunk->nkeys++;
-	wake_at_commit = true;
+	wake_at_commit |= UINT64CONST(1) << slot;
 
 	if (chunk->nkeys >= POLYGLOT_CHUNK_KEYS)
 	{
@@ -521,7 +593,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
  * The caller has opened the outbox with RowExclusiveLock.
  */
 static void
-outbox_insert(Relation rel, int32 route, char op, Datum key, int32 nkeys)
+outbox_insert(Relation rel, int32 route, int slot, char op, Datum key, int32 nkeys)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
@@ -544,6 +616,10 @@ outbox_insert(Relation rel, int32 route, char op, Datum key, int32 nkeys)
 	nulls[outbox.att_enqueued - 1] = false;
 	values[outbox.att_attempts - 1] = Int32GetDatum(0);
 	nulls[outbox.att_attempts - 1] = false;
+	values[outbox.att_slot - 1] = Int16GetDatum(slot);
+	nulls[outbox.att_slot - 1] = false;
+	values[outbox.att_nslots - 1] = Int16GetDatum(polyglot_nslots());
+	nulls[outbox.att_nslots - 1] = false;
 
 	tuple = heap_form_tuple(tupdesc, values, nulls);
 	simple_heap_insert(rel, tuple);
@@ -594,7 +670,7 @@ flush_chunk(CaptureChunk *chunk)
 							  TYPALIGN_INT);
 	/* direct heap and index inserts check no privileges: no user switch */
 	rel = table_open(outbox.relid, RowExclusiveLock);
-	outbox_insert(rel, chunk->route, chunk->op, PointerGetDatum(keys), chunk->nkeys);
+	outbox_insert(rel, chunk->route, chunk->slot, chunk->op, PointerGetDatum(keys), chunk->nkeys);
 	table_close(rel, RowExclusiveLock);
 	pfree(keys);
 }
@@ -704,17 +780,20 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	load_outbox_info();
 
 	initStringInfo(&sql);
-	/* one outbox row per thousand keys, each key a row of a 2-D array */
+	/*
+	 * one outbox row per thousand keys of a worker slot, each key a row of
+	 * a 2-D array
+	 */
 	appendStringInfo(&sql,
-					 "INSERT INTO polyglot.outbox (route_id, op, key, nkeys) "
-					 "SELECT %d, 'T', pg_catalog.array_agg(k), pg_catalog.count(*) FROM ("
-					 "SELECT ARRAY[", route);
+					 "INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots) "
+					 "SELECT %d, 'T', pg_catalog.array_agg(k), pg_catalog.count(*), s, polyglot._nslots() "
+					 "FROM (SELECT k, s, (pg_catalog.row_number() OVER (PARTITION BY s) - 1) / %d AS chunk "
+					 "FROM (SELECT ARRAY[", route, POLYGLOT_CHUNK_KEYS);
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "%st.%s::text", i ? ", " : "",
 						 quote_identifier(NameStr(TupleDescAttr(tupdesc, attnums[i] - 1)->attname)));
-	appendStringInfo(&sql, "] AS k, (pg_catalog.row_number() OVER () - 1) / %d AS chunk "
-					 "FROM ONLY %s.%s t) s GROUP BY chunk",
-					 POLYGLOT_CHUNK_KEYS,
+	appendStringInfo(&sql, "] AS k FROM ONLY %s.%s t) u, "
+					 "LATERAL (SELECT polyglot._slot(u.k) AS s) v) w GROUP BY s, chunk",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
 					 quote_identifier(RelationGetRelationName(trel)));
 

@@ -21,10 +21,12 @@ extern void polyglot_shmem_init(void);
 extern void polyglot_register_launcher(void);
 extern void polyglot_install_hooks(void);
 extern bool polyglot_preloaded(void);
-extern void polyglot_wake_database(Oid dboid);
+extern void polyglot_wake_database(Oid dboid, uint64 slots);
 
 /* capture.c */
 extern void polyglot_request_wake_at_commit(void);
+extern int	polyglot_nslots(void);
+extern int	polyglot_key_slot(Datum *texts, int ncols);
 
 /*
  * A route as the worker sees it, loaded at the start of each round.
@@ -85,6 +87,8 @@ typedef struct PolyglotItemResult
 } PolyglotItemResult;
 
 /* dispatch.c */
+extern int	polyglot_worker_slot;
+extern void polyglot_resplit_outbox(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
 
 /* backoff (src/common/backoff.c) */

@@ -344,7 +344,7 @@ static const char *const events_sql =
 "  SELECT id, attempts, op, enqueued_at, key, nkeys,"
 "         sum(nkeys) OVER (ORDER BY id) AS upto"
 "  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
-"        WHERE route_id = $1 AND (retry_at IS NULL OR retry_at <= now())"
+"        WHERE route_id = $1 AND slot = $4 AND (retry_at IS NULL OR retry_at <= now())"
 "          AND id <> ALL ($3)"
 "        ORDER BY id LIMIT $2) l) w "
 "WHERE upto - nkeys < $2 ORDER BY id";
@@ -419,8 +419,8 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 static List *
 read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 {
-	Oid			argtypes[3] = {INT4OID, INT4OID, INT8ARRAYOID};
-	Datum		args[3];
+	Oid			argtypes[4] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID};
+	Datum		args[4];
 	List	   *events = NIL;
 	int			ncols = list_length(route->key_columns);
 	uint64		r;
@@ -428,7 +428,8 @@ read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 	args[0] = Int32GetDatum(route->id);
 	args[1] = Int32GetDatum(polyglot_batch_size);
 	args[2] = inflight_ids;
-	(void) spi_exec_plan(&events_plan, events_sql, 3, argtypes, args, NULL, true, SPI_OK_SELECT,
+	args[3] = Int16GetDatum(polyglot_worker_slot);
+	(void) spi_exec_plan(&events_plan, events_sql, 4, argtypes, args, NULL, true, SPI_OK_SELECT,
 						 "reading a batch");
 
 	for (r = 0; r < SPI_processed; r++)
@@ -699,9 +700,9 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
 		int32		attempts = 0;
 		ListCell   *ec;
-		Oid			argtypes[7] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID,
-		TEXTOID, INT4OID};
-		Datum		args[7];
+		Oid			argtypes[9] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID,
+		TEXTOID, INT4OID, INT2OID, INT2OID};
+		Datum		args[9];
 
 		if (results[i].status == POLYGLOT_ITEM_OK)
 		{
@@ -721,6 +722,9 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		args[5] = CStringGetTextDatum(last_error);
 		args[6] = Int32GetDatum(polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
 													polyglot_backoff_max));
+		/* the key's slot is this worker's: its retries stay here */
+		args[7] = Int16GetDatum(polyglot_worker_slot);
+		args[8] = Int16GetDatum(polyglot_nslots());
 		if (attempts >= polyglot_max_attempts)
 		{
 			(void) spi_exec("INSERT INTO polyglot.dead_letters "
@@ -732,9 +736,9 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		else
 		{
 			(void) spi_exec("INSERT INTO polyglot.outbox "
-							"(route_id, op, key, enqueued_at, attempts, last_error, retry_at) "
-							"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')",
-							7, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
+							"(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
+							"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
+							9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
 			nretry++;
 		}
 		i++;
@@ -1027,6 +1031,45 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 }
 
 /*
+ * Makes every outbox row fit polyglot.workers: a row written while the
+ * server ran with another number of workers (its nslots differs) is split
+ * into rows of one slot each, in one transaction.  Worker 0 runs this
+ * before the other workers start, so that no two workers ever hold events
+ * of one key.  Errors are fatal to the worker, which the launcher restarts.
+ */
+void
+polyglot_resplit_outbox(void)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(polyglot_nslots())};
+	uint64		n;
+
+	begin_tx();
+	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
+	{
+		end_tx();
+		return;
+	}
+	n = spi_exec("WITH old AS (DELETE FROM polyglot.outbox WHERE nslots <> $1 RETURNING *), "
+				 "k AS (SELECT o.id, o.route_id, o.op, o.enqueued_at, o.attempts, o.retry_at, "
+				 "             o.last_error, i, "
+				 "             ARRAY(SELECT pg_catalog.unnest(o.key[i:i][:])) AS k "
+				 "      FROM old o, pg_catalog.generate_subscripts(o.key, 1) i), "
+				 "s AS (SELECT k.*, polyglot._slot(k.k) AS slot FROM k) "
+				 "INSERT INTO polyglot.outbox (route_id, op, key, nkeys, enqueued_at, attempts, "
+				 "                             retry_at, last_error, slot, nslots) "
+				 "SELECT route_id, op, pg_catalog.array_agg(k ORDER BY i), pg_catalog.count(*), "
+				 "       enqueued_at, attempts, retry_at, last_error, slot, $1 "
+				 "FROM s GROUP BY id, route_id, op, enqueued_at, attempts, retry_at, last_error, slot",
+				 1, argtypes, args, NULL, false, SPI_OK_INSERT, "re-split the outbox");
+	end_tx();
+	if (n > 0)
+		ereport(LOG,
+				(errmsg("pg_polyglot re-split pending events into " UINT64_FORMAT " outbox rows for %d workers",
+						n, polyglot_nslots())));
+}
+
+/*
  * One round over every route of the database.  Returns true when some
  * route had a full batch, so the worker should go on without sleeping;
  * *sleep_ms is shortened to the end of the nearest backoff.
@@ -1053,7 +1096,8 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 			*sleep_ms = Min(*sleep_ms, wait);
 			continue;
 		}
-		if (route->backfilling && backfill_step(route))
+		/* the first worker enqueues backfills, for every slot */
+		if (route->backfilling && polyglot_worker_slot == 0 && backfill_step(route))
 			more = true;
 
 		/*

@@ -417,41 +417,63 @@ find_extra(VerifyState *vs, bool repair)
 		elog(ERROR, "pg_polyglot: dropping the table of store keys failed");
 }
 
-/* Enqueues the keys to repair, a thousand per outbox row, as the capture trigger does */
+/* One outbox row of n keys of a worker slot, elems holding n * ncols texts */
+static void
+enqueue_repair_row(VerifyState *vs, int slot, Datum *elems, int n, int ncols)
+{
+	Oid			argtypes[5] = {INT4OID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID};
+	int			dims[2] = {n, ncols};
+	int			lbs[2] = {1, 1};
+	Datum		args[5];
+
+	args[0] = Int32GetDatum(vs->route->id);
+	args[1] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
+												 false, TYPALIGN_INT));
+	args[2] = Int32GetDatum(n);
+	args[3] = Int32GetDatum(slot);
+	args[4] = Int32GetDatum(polyglot_nslots());
+	if (SPI_execute_with_args("INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots) "
+							  "VALUES ($1, 'B', $2, $3, $4, $5)", 5, argtypes, args, NULL, false,
+							  0) != SPI_OK_INSERT)
+		elog(ERROR, "pg_polyglot: enqueueing repairs failed");
+}
+
+/*
+ * Enqueues the keys to repair, a thousand of one worker slot per outbox
+ * row, as the capture trigger does.
+ */
 static int64
 enqueue_repairs(VerifyState *vs)
 {
 	int			ncols = list_length(vs->route->key_columns);
 	int			total = list_length(vs->repairs);
-	int			start;
-	Oid			argtypes[3] = {INT4OID, TEXTARRAYOID, INT4OID};
+	int			nslots = polyglot_nslots();
+	Datum	  **elems = palloc0(sizeof(Datum *) * nslots);
+	int		   *n = palloc0(sizeof(int) * nslots);
+	ListCell   *lc;
+	int			slot;
 
-	for (start = 0; start < total; start += VERIFY_CHUNK)
+	foreach(lc, vs->repairs)
 	{
-		int			n = Min(VERIFY_CHUNK, total - start);
-		Datum	   *elems = palloc(sizeof(Datum) * n * ncols);
-		int			dims[2] = {n, ncols};
-		int			lbs[2] = {1, 1};
-		Datum		args[3];
-		int			i;
+		List	   *key = (List *) lfirst(lc);
+		Datum		texts[INDEX_MAX_KEYS];
+		int			c;
 
-		for (i = 0; i < n; i++)
+		for (c = 0; c < ncols && c < INDEX_MAX_KEYS; c++)
+			texts[c] = CStringGetTextDatum((char *) list_nth(key, c));
+		slot = polyglot_key_slot(texts, ncols);
+		if (elems[slot] == NULL)
+			elems[slot] = palloc(sizeof(Datum) * VERIFY_CHUNK * ncols);
+		memcpy(&elems[slot][n[slot] * ncols], texts, sizeof(Datum) * ncols);
+		if (++n[slot] == VERIFY_CHUNK)
 		{
-			List	   *key = (List *) list_nth(vs->repairs, start + i);
-			int			c;
-
-			for (c = 0; c < ncols; c++)
-				elems[i * ncols + c] = CStringGetTextDatum((char *) list_nth(key, c));
+			enqueue_repair_row(vs, slot, elems[slot], n[slot], ncols);
+			n[slot] = 0;
 		}
-		args[0] = Int32GetDatum(vs->route->id);
-		args[1] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
-													 false, TYPALIGN_INT));
-		args[2] = Int32GetDatum(n);
-		if (SPI_execute_with_args("INSERT INTO polyglot.outbox (route_id, op, key, nkeys) "
-								  "VALUES ($1, 'B', $2, $3)", 3, argtypes, args, NULL, false,
-								  0) != SPI_OK_INSERT)
-			elog(ERROR, "pg_polyglot: enqueueing repairs failed");
 	}
+	for (slot = 0; slot < nslots; slot++)
+		if (n[slot] > 0)
+			enqueue_repair_row(vs, slot, elems[slot], n[slot], ncols);
 	if (total > 0 && SPI_execute("SELECT polyglot._wake()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: waking the worker failed");
 	return total;

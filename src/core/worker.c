@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		The delivery processes: a launcher and one worker per database.
+ *		The delivery processes: a launcher and polyglot.workers workers per
+ *		database.
  *
  * The launcher is a static background worker connected to no database,
  * so it never blocks DROP DATABASE.  It starts one dynamic worker for each
@@ -11,6 +12,14 @@
  * asks for it.  A worker finding no extension in its database exits and
  * is not restarted until asked again.
  *
+ * With polyglot.workers = N > 1 a database has N workers.  Keys are split
+ * between them by hash (polyglot_key_slot()): worker i delivers the outbox
+ * rows of slot i only, so each key's changes are delivered by one process,
+ * in order, while different keys proceed in parallel.  The launcher starts
+ * worker 0, which finds the extension, re-splits outbox rows written under
+ * another polyglot.workers (a restart changed it), and only then asks for
+ * workers 1 to N-1.  Worker 0 also runs the backfills.
+ *
  * A worker drains the outbox of its database (dispatch.c).  It sleeps on its
  * latch, which backends set when a transaction that captured changes
  * commits, and polls every polyglot.poll_interval as a fallback.
@@ -19,7 +28,8 @@
  * fail: a ProcessUtility hook stops the worker first and keeps the launcher
  * from restarting it.
  *
- * Shared state is a small array of per-database slots under a spinlock.
+ * Shared state is an array of slots, one per (database, worker), under a
+ * spinlock.
  *
  *-------------------------------------------------------------------------
  */
@@ -72,6 +82,7 @@ typedef enum SlotState
 typedef struct PolyglotDbSlot
 {
 	Oid			dboid;
+	int			index;			/* which of the database's workers */
 	SlotState	state;
 	pid_t		pid;
 	Latch	   *latch;			/* the worker's latch while RUNNING */
@@ -82,8 +93,19 @@ typedef struct PolyglotShared
 {
 	slock_t		mutex;
 	Latch	   *launcher_latch;
-	PolyglotDbSlot slots[POLYGLOT_MAX_DATABASES];
+	int			nslots;			/* POLYGLOT_MAX_DATABASES * workers */
+	PolyglotDbSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } PolyglotShared;
+
+/* What the launcher tells a worker it starts, in bgw_extra */
+typedef struct WorkerArgs
+{
+	Oid			dboid;
+	int			index;
+} WorkerArgs;
+
+/* this worker's index among its database's workers, and so its key slot */
+int			polyglot_worker_slot = 0;
 
 static PolyglotShared *shared = NULL;
 static bool preloaded = false;
@@ -99,10 +121,17 @@ PGDLLEXPORT void polyglot_worker_main(Datum main_arg);
 
 /* ---------------------------------------------------------------- shmem */
 
+static int
+total_slots(void)
+{
+	return POLYGLOT_MAX_DATABASES * polyglot_nslots();
+}
+
 static Size
 polyglot_shmem_size(void)
 {
-	return MAXALIGN(sizeof(PolyglotShared));
+	return MAXALIGN(add_size(offsetof(PolyglotShared, slots),
+							 mul_size(sizeof(PolyglotDbSlot), total_slots())));
 }
 
 #if PG_VERSION_NUM >= 150000
@@ -129,6 +158,7 @@ polyglot_shmem_startup(void)
 	{
 		memset(shared, 0, polyglot_shmem_size());
 		SpinLockInit(&shared->mutex);
+		shared->nslots = total_slots();
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -157,31 +187,33 @@ polyglot_preloaded(void)
 	return preloaded && shared != NULL;
 }
 
-/* The slot of a database, or NULL; the caller holds the mutex. */
+/* The slot of a database's worker, or NULL; the caller holds the mutex. */
 static PolyglotDbSlot *
-find_slot(Oid dboid)
+find_slot(Oid dboid, int index)
 {
 	int			i;
 
-	for (i = 0; i < POLYGLOT_MAX_DATABASES; i++)
-		if (shared->slots[i].state != SLOT_FREE && shared->slots[i].dboid == dboid)
+	for (i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].state != SLOT_FREE && shared->slots[i].dboid == dboid &&
+			shared->slots[i].index == index)
 			return &shared->slots[i];
 	return NULL;
 }
 
-/* A free slot for a database, or NULL when all are taken; holds the mutex. */
+/* A free slot for a database's worker, or NULL when all are taken; holds the mutex. */
 static PolyglotDbSlot *
-alloc_slot(Oid dboid)
+alloc_slot(Oid dboid, int index)
 {
 	int			i;
 
-	for (i = 0; i < POLYGLOT_MAX_DATABASES; i++)
+	for (i = 0; i < shared->nslots; i++)
 		if (shared->slots[i].state == SLOT_FREE)
 		{
 			PolyglotDbSlot *slot = &shared->slots[i];
 
 			memset(slot, 0, sizeof(*slot));
 			slot->dboid = dboid;
+			slot->index = index;
 			slot->state = SLOT_REQUESTED;
 			return slot;
 		}
@@ -189,35 +221,45 @@ alloc_slot(Oid dboid)
 }
 
 /*
- * Wakes the worker of a database, or asks the launcher for one (which
- * ignores databases that polyglot.database excludes).  Cheap enough for
- * every commit that captured changes, and safe at commit time: no catalog
- * access.  A no-op when the library is not preloaded.
+ * Wakes the workers of a database whose slots are in the bit mask, or asks
+ * the launcher for the database's first worker (which ignores databases
+ * that polyglot.database excludes).  Cheap enough for every commit that
+ * captured changes, and safe at commit time: no catalog access.  A no-op
+ * when the library is not preloaded.
  */
 void
-polyglot_wake_database(Oid dboid)
+polyglot_wake_database(Oid dboid, uint64 slots)
 {
-	PolyglotDbSlot *slot;
-	Latch	   *worker_latch = NULL;
+	PolyglotDbSlot *first;
+	Latch	   *latches[POLYGLOT_MAX_WORKERS];
+	int			nlatches = 0;
 	Latch	   *launcher_latch = NULL;
+	int			i;
 
 	if (!polyglot_preloaded())
 		return;
 
 	SpinLockAcquire(&shared->mutex);
-	slot = find_slot(dboid);
-	if (slot == NULL)
-		slot = alloc_slot(dboid);
-	else if (slot->state == SLOT_NO_EXTENSION)
-		slot->state = SLOT_REQUESTED;
-	if (slot && slot->state == SLOT_RUNNING)
-		worker_latch = slot->latch;
-	else
+	first = find_slot(dboid, 0);
+	if (first == NULL)
+		first = alloc_slot(dboid, 0);
+	else if (first->state == SLOT_NO_EXTENSION)
+		first->state = SLOT_REQUESTED;
+	if (first == NULL || first->state != SLOT_RUNNING)
 		launcher_latch = shared->launcher_latch;
+	for (i = 0; i < shared->nslots; i++)
+	{
+		PolyglotDbSlot *slot = &shared->slots[i];
+
+		if (slot->dboid == dboid && slot->state == SLOT_RUNNING && slot->latch &&
+			slot->index < POLYGLOT_MAX_WORKERS &&
+			(slots & (UINT64CONST(1) << slot->index)) != 0)
+			latches[nlatches++] = slot->latch;
+	}
 	SpinLockRelease(&shared->mutex);
 
-	if (worker_latch)
-		SetLatch(worker_latch);
+	for (i = 0; i < nlatches; i++)
+		SetLatch(latches[i]);
 	if (launcher_latch)
 		SetLatch(launcher_latch);
 }
@@ -225,40 +267,51 @@ polyglot_wake_database(Oid dboid)
 /* ---------------------------------------------------------------- DROP DATABASE */
 
 /*
- * Stops the worker of a database that is about to be dropped and keeps the
- * launcher from restarting it; DROP DATABASE waits a few seconds for other
- * sessions to leave, which is plenty for the worker.
+ * Stops the workers of a database that is about to be dropped and keeps the
+ * launcher from restarting them; DROP DATABASE waits a few seconds for
+ * other sessions to leave, which is plenty for the workers.
  */
 static void
 stop_worker_for_drop(Oid dboid)
 {
-	PolyglotDbSlot *slot;
-	pid_t		pid = 0;
+	pid_t		pids[POLYGLOT_MAX_WORKERS];
+	int			npids = 0;
+	int			i;
 
 	SpinLockAcquire(&shared->mutex);
-	slot = find_slot(dboid);
-	if (slot)
+	for (i = 0; i < shared->nslots; i++)
 	{
-		pid = slot->pid;
+		PolyglotDbSlot *slot = &shared->slots[i];
+
+		if (slot->state == SLOT_FREE || slot->dboid != dboid)
+			continue;
+		if (slot->pid > 0 && npids < POLYGLOT_MAX_WORKERS)
+			pids[npids++] = slot->pid;
 		slot->state = SLOT_DROPPING;
 	}
 	SpinLockRelease(&shared->mutex);
-	if (pid > 0)
-		kill(pid, SIGTERM);
+	for (i = 0; i < npids; i++)
+		kill(pids[i], SIGTERM);
 }
 
-/* After DROP DATABASE: free the slot, or give the database its worker back. */
+/*
+ * After DROP DATABASE: free the slots, or give the database its first
+ * worker back (which asks for the others).
+ */
 static void
 finish_drop(Oid dboid, bool dropped)
 {
-	PolyglotDbSlot *slot;
 	Latch	   *launcher_latch;
+	int			i;
 
 	SpinLockAcquire(&shared->mutex);
-	slot = find_slot(dboid);
-	if (slot && slot->state == SLOT_DROPPING)
+	for (i = 0; i < shared->nslots; i++)
 	{
-		if (dropped)
+		PolyglotDbSlot *slot = &shared->slots[i];
+
+		if (slot->state != SLOT_DROPPING || slot->dboid != dboid)
+			continue;
+		if (dropped || slot->index > 0)
 			slot->state = SLOT_FREE;
 		else
 			slot->state = SLOT_REQUESTED;
@@ -381,9 +434,10 @@ list_databases(void)
 }
 
 static bool
-start_worker(Oid dboid, BackgroundWorkerHandle **handle)
+start_worker(Oid dboid, int index, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker worker;
+	WorkerArgs	args;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -391,8 +445,16 @@ start_worker(Oid dboid, BackgroundWorkerHandle **handle)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_polyglot");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "polyglot_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_polyglot worker for database %u", dboid);
+	if (polyglot_nslots() == 1)
+		snprintf(worker.bgw_name, BGW_MAXLEN, "pg_polyglot worker for database %u", dboid);
+	else
+		snprintf(worker.bgw_name, BGW_MAXLEN, "pg_polyglot worker %d/%d for database %u",
+				 index + 1, polyglot_nslots(), dboid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_polyglot worker");
+	args.dboid = dboid;
+	args.index = index;
+	StaticAssertStmt(sizeof(args) <= BGW_EXTRALEN, "worker arguments do not fit in bgw_extra");
+	memcpy(worker.bgw_extra, &args, sizeof(args));
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = MyProcPid;
 	return RegisterDynamicBackgroundWorker(&worker, handle);
@@ -401,7 +463,7 @@ start_worker(Oid dboid, BackgroundWorkerHandle **handle)
 void
 polyglot_launcher_main(Datum main_arg)
 {
-	BackgroundWorkerHandle *handles[POLYGLOT_MAX_DATABASES] = {0};
+	BackgroundWorkerHandle **handles;
 	TimestampTz next_rescan = 0;
 	List	   *known = NIL;		/* databases seen, in TopMemoryContext */
 	bool		warned_full = false;
@@ -412,6 +474,8 @@ polyglot_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("pg_polyglot launcher");
 
+	handles = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(BackgroundWorkerHandle *) * shared->nslots);
 	SpinLockAcquire(&shared->mutex);
 	shared->launcher_latch = MyLatch;
 	SpinLockRelease(&shared->mutex);
@@ -448,7 +512,7 @@ polyglot_launcher_main(Datum main_arg)
 					continue;
 				known = lappend_oid(known, dboid);
 				SpinLockAcquire(&shared->mutex);
-				if (find_slot(dboid) == NULL && alloc_slot(dboid) == NULL && !warned_full)
+				if (find_slot(dboid, 0) == NULL && alloc_slot(dboid, 0) == NULL && !warned_full)
 				{
 					warned_full = true;
 					ereport(WARNING,
@@ -460,11 +524,12 @@ polyglot_launcher_main(Datum main_arg)
 			next_rescan = TimestampTzPlusMilliseconds(now, POLYGLOT_LAUNCHER_RESCAN_MS);
 		}
 
-		for (i = 0; i < POLYGLOT_MAX_DATABASES; i++)
+		for (i = 0; i < shared->nslots; i++)
 		{
 			PolyglotDbSlot *slot = &shared->slots[i];
 			SlotState	state;
 			Oid			dboid;
+			int			index;
 			TimestampTz not_before;
 
 			/* a worker that was started: has it stopped? */
@@ -491,6 +556,7 @@ polyglot_launcher_main(Datum main_arg)
 			SpinLockAcquire(&shared->mutex);
 			state = slot->state;
 			dboid = slot->dboid;
+			index = slot->index;
 			not_before = slot->not_before;
 			SpinLockRelease(&shared->mutex);
 
@@ -524,7 +590,7 @@ polyglot_launcher_main(Datum main_arg)
 				timeout = Min(timeout, wait);
 				continue;
 			}
-			if (start_worker(dboid, &handles[i]))
+			if (start_worker(dboid, index, &handles[i]))
 			{
 				SpinLockAcquire(&shared->mutex);
 				if (slot->state == SLOT_REQUESTED)
@@ -586,6 +652,30 @@ worker_exit_no_extension(void)
 
 static char my_dbname[NAMEDATALEN] = "?";
 
+/* Worker 0: asks the launcher for the database's other workers. */
+static void
+request_other_workers(Oid dboid)
+{
+	Latch	   *launcher_latch;
+	int			i;
+
+	SpinLockAcquire(&shared->mutex);
+	for (i = 1; i < polyglot_nslots(); i++)
+	{
+		PolyglotDbSlot *slot = find_slot(dboid, i);
+
+		if (slot == NULL)
+			slot = alloc_slot(dboid, i);
+		else if (slot->state == SLOT_NO_EXTENSION)
+			slot->state = SLOT_REQUESTED;
+		/* a full array: the warning was the launcher's; worker 0 still runs */
+	}
+	launcher_latch = shared->launcher_latch;
+	SpinLockRelease(&shared->mutex);
+	if (launcher_latch)
+		SetLatch(launcher_latch);
+}
+
 /* Is pg_polyglot installed here?  Also notes the database's name. */
 static bool
 extension_installed(void)
@@ -605,19 +695,28 @@ extension_installed(void)
 void
 polyglot_worker_main(Datum main_arg)
 {
-	Oid			dboid = DatumGetObjectId(main_arg);
+	WorkerArgs	args;
+	Oid			dboid;
 	MemoryContext loop_cxt;
 	volatile int round_errors = 0;
 	volatile int empty_rounds = 0;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	dboid = args.dboid;
+	polyglot_worker_slot = args.index;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-	pgstat_report_appname("pg_polyglot worker");
+	if (polyglot_nslots() == 1)
+		pgstat_report_appname("pg_polyglot worker");
+	else
+		pgstat_report_appname(psprintf("pg_polyglot worker %d/%d", args.index + 1,
+									   polyglot_nslots()));
 
 	SpinLockAcquire(&shared->mutex);
-	my_slot = find_slot(dboid);
+	my_slot = find_slot(dboid, args.index);
 	if (my_slot && (my_slot->state == SLOT_STARTING || my_slot->state == SLOT_REQUESTED))
 	{
 		my_slot->state = SLOT_RUNNING;
@@ -634,7 +733,11 @@ polyglot_worker_main(Datum main_arg)
 	if (!extension_installed())
 		worker_exit_no_extension();
 
-	ereport(LOG, (errmsg("pg_polyglot worker started for database \"%s\"", my_dbname)));
+	if (polyglot_nslots() == 1)
+		ereport(LOG, (errmsg("pg_polyglot worker started for database \"%s\"", my_dbname)));
+	else
+		ereport(LOG, (errmsg("pg_polyglot worker %d of %d started for database \"%s\"",
+							 args.index + 1, polyglot_nslots(), my_dbname)));
 
 	/*
 	 * Outbox queries walk the (route_id, id) index in order and stop at the
@@ -655,8 +758,26 @@ polyglot_worker_main(Datum main_arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * Keys travel as text; date and time keys are written in ISO style by
+	 * the capture trigger, so the worker's own text forms (backfill) match.
+	 */
+	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("intervalstyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
+
+	/*
+	 * The first worker makes the outbox fit polyglot.workers, then asks for
+	 * the others: no two workers ever hold events of the same key.
+	 */
+	if (polyglot_worker_slot == 0)
+	{
+		polyglot_resplit_outbox();
+		if (polyglot_nslots() > 1)
+			request_other_workers(dboid);
+	}
 
 	for (;;)
 	{

@@ -242,10 +242,10 @@ sub worker_pid
 		  . "WHERE backend_type = 'pg_polyglot worker' AND datname = '$db'");
 }
 
-# A cluster with pg_polyglot preloaded.
+# A cluster with pg_polyglot preloaded; $extra_conf goes in postgresql.conf.
 sub preloaded_node
 {
-	my ($name) = @_;
+	my ($name, $extra_conf) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
 	$node->append_conf('postgresql.conf', qq{
@@ -256,6 +256,7 @@ polyglot.backoff_max = 2s
 restart_after_crash = on
 log_statement = none
 });
+	$node->append_conf('postgresql.conf', $extra_conf) if $extra_conf;
 	$node->start;
 	return $node;
 }

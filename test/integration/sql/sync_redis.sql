@@ -100,9 +100,11 @@ END $$;
 SELECT wait_synced(:route);
 SELECT polyglot.pause(:route);
 INSERT INTO products (id, name) SELECT g, 'bulk ' || g FROM generate_series(1000, 3499) g;
--- 2,500 keys in three outbox rows
-SELECT count(*) AS outbox_rows, sum(array_length(key, 1)) AS keys
-FROM polyglot.outbox WHERE route_id = :route;
+-- 2,500 keys, a thousand per outbox row (three rows with one worker; with
+-- several, the rows of each worker's slot are packed the same way)
+SELECT sum(nrows) = sum(ceil(n / 1000.0)) AS packed, sum(n) AS keys
+FROM (SELECT slot, count(*) AS nrows, sum(array_length(key, 1)) AS n
+      FROM polyglot.outbox WHERE route_id = :route GROUP BY slot) s;
 SELECT pending FROM polyglot.status WHERE route = :route;
 SELECT polyglot.resume(:route);
 SELECT wait_synced(:route);
