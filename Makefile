@@ -21,6 +21,7 @@ OBJS = \
 	src/common/ping.o \
 	src/core/capture.o \
 	src/core/dispatch.o \
+	src/core/privileges.o \
 	src/core/rowstate.o \
 	src/core/verify.o \
 	src/core/worker.o \

@@ -473,8 +473,11 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION polyglot.sync(source regclass, server name, options jsonb DEFAULT '{}',
-                              backfill boolean DEFAULT true)
+-- polyglot.sync() checks the caller (owner of the table, USAGE on the
+-- server) in C, then calls this as the owner of the extension, with the
+-- caller as the route's owner.
+CREATE FUNCTION polyglot._sync(source regclass, server name, options jsonb,
+                               backfill boolean, route_owner oid)
 RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -542,7 +545,7 @@ BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
                                  options, key_columns, owner)
     VALUES (source, format('%I.%I', rel.nspname, rel.relname), srv.oid, srv.srvname, store,
-            opts, keys, current_user::regrole)
+            opts, keys, route_owner)
     RETURNING id INTO route_id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
@@ -568,6 +571,11 @@ BEGIN
   RETURN route_id;
 END
 $$;
+CREATE FUNCTION polyglot.sync(source regclass, server name, options jsonb DEFAULT '{}',
+                              backfill boolean DEFAULT true)
+RETURNS int
+AS 'MODULE_PATHNAME', 'polyglot_sync'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION polyglot.sync(regclass, name, jsonb, boolean) IS
   'Syncs a table to the store of a pg_polyglot server: creates a route, installs the capture triggers and (by default) enqueues every existing row; returns the route id';
 
@@ -602,7 +610,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION polyglot.unsync(source regclass, server name)
+CREATE FUNCTION polyglot._unsync(source regclass, server name)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -618,10 +626,14 @@ BEGIN
   DELETE FROM polyglot.routes r WHERE r.id = rid;
 END
 $$;
+CREATE FUNCTION polyglot.unsync(source regclass, server name)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_unsync'
+LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot.unsync(regclass, name) IS
   'Stops syncing a table to a server: drops the capture triggers, the route and its pending events and dead letters; data already in the store stays';
 
-CREATE FUNCTION polyglot.pause(route int)
+CREATE FUNCTION polyglot._pause(route int)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -629,10 +641,14 @@ BEGIN ATOMIC
   SELECT polyglot._check_route(route);
   UPDATE polyglot.routes SET paused = true WHERE id = route;
 END;
+CREATE FUNCTION polyglot.pause(route int)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_route_call'
+LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot.pause(int) IS
   'Pauses delivery of a route: changes keep being captured and wait in the outbox';
 
-CREATE FUNCTION polyglot.resume(route int)
+CREATE FUNCTION polyglot._resume(route int)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -642,10 +658,14 @@ BEGIN ATOMIC
   UPDATE polyglot.route_state SET backoff_until = NULL, consecutive_failures = 0 WHERE route_id = route;
   SELECT polyglot._wake();
 END;
+CREATE FUNCTION polyglot.resume(route int)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_route_call'
+LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot.resume(int) IS
   'Resumes delivery of a paused route, and ends its backoff';
 
-CREATE FUNCTION polyglot.retry(route int)
+CREATE FUNCTION polyglot._retry(route int)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -662,6 +682,10 @@ BEGIN ATOMIC
   )
   SELECT count(*) FROM queued;
 END;
+CREATE FUNCTION polyglot.retry(route int)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'polyglot_route_call'
+LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot.retry(int) IS
   'Replays the dead letters of a route: puts them back in the outbox with fresh attempts; returns how many';
 
@@ -698,6 +722,14 @@ $$;
 -- rows of a thousand), unless earlier chunks still wait in the outbox.
 -- Returns true when it enqueued a whole chunk: the worker goes on without
 -- sleeping; false when it waits, is over, or there is none.
+-- The next keys of a table after a key, in key order, as a [n][key
+-- columns] text array (NULL when there are none), read as the table's owner
+-- in a security-restricted operation.
+CREATE FUNCTION polyglot._backfill_keys(source regclass, key_columns name[], after text[], chunk int)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'polyglot_backfill_keys'
+LANGUAGE C VOLATILE;
+
 CREATE FUNCTION polyglot._backfill_step(route int, chunk int DEFAULT 10000)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -706,10 +738,7 @@ AS $$
 DECLARE
   st record;
   r record;
-  key_expr text;
-  order_expr text;
-  after_expr text;
-  cond text := '';
+  ks text[];
   n bigint;
   last_key text[];
 BEGIN
@@ -724,32 +753,22 @@ BEGIN
     RETURN false;
   END IF;
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
-  SELECT string_agg(format('t.%I::text', k.name), ', ' ORDER BY k.ord),
-         string_agg(format('t.%I', k.name), ', ' ORDER BY k.ord),
-         string_agg(format('$1[%s]::%s', k.ord, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY k.ord)
-    INTO key_expr, order_expr, after_expr
-    FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord)
-    JOIN pg_attribute a ON a.attrelid = r.source_relid AND a.attname = k.name AND NOT a.attisdropped;
-  IF st.backfill_after IS NOT NULL THEN
-    cond := format('WHERE (%s) > (%s)', order_expr, after_expr);
+  ks := polyglot._backfill_keys(r.source_relid::regclass, r.key_columns, st.backfill_after, chunk);
+  n := coalesce(array_length(ks, 1), 0);
+  IF n > 0 THEN
+    last_key := ARRAY(SELECT unnest(ks[n:n][:]));
+    -- a thousand keys of one worker slot per outbox row, as the capture
+    -- trigger writes them
+    WITH c AS (SELECT ARRAY(SELECT unnest(ks[i:i][:])) AS k, i AS rn
+               FROM generate_subscripts(ks, 1) i),
+         s AS (SELECT c.k, c.rn, polyglot._slot(c.k) AS slot FROM c),
+         g AS (SELECT s.k, s.rn, s.slot,
+                      (row_number() OVER (PARTITION BY s.slot ORDER BY s.rn) - 1) / 1000 AS part
+               FROM s)
+    INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots)
+    SELECT route, 'B', array_agg(g.k ORDER BY g.rn), count(*), g.slot, polyglot._nslots()
+    FROM g GROUP BY g.slot, g.part ORDER BY min(g.rn);
   END IF;
-  -- a thousand keys of one worker slot per outbox row, as the capture
-  -- trigger writes them
-  EXECUTE format('WITH c AS MATERIALIZED ('
-                 '  SELECT ARRAY[%s] AS k, row_number() OVER (ORDER BY %s) AS rn '
-                 '  FROM ONLY %s t %s ORDER BY %s LIMIT %s), '
-                 's AS (SELECT k, rn, polyglot._slot(k) AS slot FROM c), '
-                 'g AS (SELECT k, rn, slot, '
-                 '             (row_number() OVER (PARTITION BY slot ORDER BY rn) - 1) / 1000 AS chunk '
-                 '      FROM s), '
-                 'q AS (INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots) '
-                 '      SELECT $2, %L, array_agg(k ORDER BY rn), count(*), slot, polyglot._nslots() '
-                 '      FROM g GROUP BY slot, chunk ORDER BY min(rn) RETURNING nkeys) '
-                 'SELECT (SELECT coalesce(sum(nkeys), 0) FROM q), '
-                 '       (SELECT k FROM c ORDER BY rn DESC LIMIT 1)',
-                 key_expr, order_expr, r.source_relid::regclass, cond, order_expr, chunk, 'B')
-    INTO n, last_key
-    USING st.backfill_after, route;
   UPDATE polyglot.route_state s
      SET backfill_after = coalesce(last_key, s.backfill_after),
          backfill_rows = s.backfill_rows + n,
@@ -759,7 +778,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION polyglot.backfill(route int)
+CREATE FUNCTION polyglot._backfill(route int)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -773,6 +792,10 @@ BEGIN
   RETURN total;
 END
 $$;
+CREATE FUNCTION polyglot.backfill(route int)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'polyglot_route_call'
+LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot.backfill(int) IS
   'Re-sends every row of a route''s table to its store: the worker enqueues them in key order, a chunk per transaction, resuming where it was after a restart; returns the estimated row count; progress in polyglot.status';
 
@@ -833,7 +856,11 @@ SELECT r.id AS route,
 FROM polyglot.routes r
 LEFT JOIN polyglot.route_state s ON s.route_id = r.id
 LEFT JOIN LATERAL (SELECT sum(o.nkeys) AS pending, min(o.enqueued_at) AS oldest
-                   FROM polyglot.outbox o WHERE o.route_id = r.id) p ON true;
+                   FROM polyglot.outbox o WHERE o.route_id = r.id) p ON true
+-- a role sees its own routes; monitoring roles (pg_read_all_stats, which
+-- pg_monitor includes) and superusers see every route
+WHERE pg_catalog.pg_has_role(r.owner, 'USAGE')
+   OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE');
 COMMENT ON VIEW polyglot.status IS
   'pg_polyglot: one row per route: pending events (with the rows a running backfill has yet to enqueue) and the age of the oldest, delivered/failed/retried counts, dead letters, last error, state (active, backing off, paused), backfill progress';
 
@@ -863,6 +890,7 @@ COMMENT ON VIEW polyglot.metrics IS
 CREATE FUNCTION polyglot._on_sql_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql
+SECURITY DEFINER  -- a table's owner drops it; the routes table is not theirs
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -890,6 +918,36 @@ END
 $$;
 CREATE EVENT TRIGGER polyglot_sql_drop ON sql_drop
   EXECUTE FUNCTION polyglot._on_sql_drop();
+
+---------------------------------------------------------------------------
+-- Privileges
+---------------------------------------------------------------------------
+
+-- Only the functions below are for everyone; the internal ones run as the
+-- owner of the extension, called by the C functions that check the caller
+-- (src/core/privileges.c).  The tables are written by their owner only.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA polyglot FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  polyglot.ping(name),
+  polyglot.sync(regclass, name, jsonb, boolean),
+  polyglot.unsync(regclass, name),
+  polyglot.pause(int), polyglot.pause(regclass, name),
+  polyglot.resume(int), polyglot.resume(regclass, name),
+  polyglot.retry(int), polyglot.retry(regclass, name),
+  polyglot.backfill(int), polyglot.backfill(regclass, name),
+  polyglot.verify(int, boolean), polyglot.verify(regclass, name, boolean),
+  polyglot._route(regclass, name)
+  TO PUBLIC;
+
+-- Each role sees its own routes and their dead letters (the keys of its
+-- rows and the stores' errors about them).
+GRANT SELECT ON polyglot.routes, polyglot.dead_letters, polyglot.status, polyglot.metrics TO PUBLIC;
+ALTER TABLE polyglot.routes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY routes_of_their_owner ON polyglot.routes FOR SELECT
+  USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+ALTER TABLE polyglot.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dead_letters_of_visible_routes ON polyglot.dead_letters FOR SELECT
+  USING (EXISTS (SELECT FROM polyglot.routes r WHERE r.id = dead_letters.route_id));
 
 -- Tell the launcher about this database, so its worker starts now
 SELECT polyglot._wake();

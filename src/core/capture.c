@@ -18,8 +18,8 @@
  * every key of the table as deleted, so TRUNCATE reaches the stores.
  *
  * Neither does any network I/O.  Writers need no privilege on the
- * extension's tables: the row trigger's direct inserts check none, and the
- * TRUNCATE trigger runs its SQL as the owner of the outbox.
+ * extension's tables: the direct inserts check none.  The TRUNCATE trigger
+ * reads the keys as the table's owner, in a security-restricted operation.
  *
  * A transaction that captured something sets a flag; the transaction
  * callback sets the worker's latch when it commits.
@@ -62,6 +62,7 @@ PG_FUNCTION_INFO_V1(polyglot_require_worker);
 PG_FUNCTION_INFO_V1(polyglot_forget_captured);
 PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
 PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
+PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -749,8 +750,8 @@ polyglot_capture(PG_FUNCTION_ARGS)
 
 /*
  * polyglot._capture_truncate(): BEFORE TRUNCATE FOR EACH STATEMENT.  Records
- * every key of the table as deleted ('T'), in one INSERT ... SELECT that
- * packs a thousand keys per outbox row.
+ * every key of the table as deleted ('T'), read through a cursor and
+ * captured as the row trigger captures keys.
  */
 Datum
 polyglot_capture_truncate(PG_FUNCTION_ARGS)
@@ -759,13 +760,17 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	Relation	trel;
 	TupleDesc	tupdesc;
 	AttrNumber	attnums[INDEX_MAX_KEYS];
+	Oid			typids[INDEX_MAX_KEYS];
+	FmgrInfo	outfuncs[INDEX_MAX_KEYS];
+	Datum		elems[INDEX_MAX_KEYS];
 	int			nkeys;
 	int32		route;
 	StringInfoData sql;
 	int			i;
 	Oid			save_userid;
 	int			save_sec_context;
-	int			rc;
+	Portal		portal;
+	MemoryContext row_cxt;
 
 	check_trigger_call(fcinfo, "polyglot._capture_truncate()");
 	if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
@@ -780,29 +785,65 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	load_outbox_info();
 
 	initStringInfo(&sql);
-	/*
-	 * one outbox row per thousand keys of a worker slot, each key a row of
-	 * a 2-D array
-	 */
-	appendStringInfo(&sql,
-					 "INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots) "
-					 "SELECT %d, 'T', pg_catalog.array_agg(k), pg_catalog.count(*), s, polyglot._nslots() "
-					 "FROM (SELECT k, s, (pg_catalog.row_number() OVER (PARTITION BY s) - 1) / %d AS chunk "
-					 "FROM (SELECT ARRAY[", route, POLYGLOT_CHUNK_KEYS);
+	appendStringInfoString(&sql, "SELECT ");
 	for (i = 0; i < nkeys; i++)
-		appendStringInfo(&sql, "%st.%s::text", i ? ", " : "",
-						 quote_identifier(NameStr(TupleDescAttr(tupdesc, attnums[i] - 1)->attname)));
-	appendStringInfo(&sql, "] AS k FROM ONLY %s.%s t) u, "
-					 "LATERAL (SELECT polyglot._slot(u.k) AS s) v) w GROUP BY s, chunk",
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, attnums[i] - 1);
+		Oid			outfunc;
+		bool		isvarlena;
+
+		appendStringInfo(&sql, "%st.%s", i ? ", " : "", quote_identifier(NameStr(att->attname)));
+		typids[i] = att->atttypid;
+		getTypeOutputInfo(typids[i], &outfunc, &isvarlena);
+		fmgr_info(outfunc, &outfuncs[i]);
+	}
+	appendStringInfo(&sql, " FROM ONLY %s.%s t",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
 					 quote_identifier(RelationGetRelationName(trel)));
 
+	/*
+	 * The keys are read as the table's owner in a security-restricted
+	 * operation (whoever truncates may lack SELECT), rendered as the row
+	 * trigger renders them, and captured like any other change: chunks of
+	 * a thousand keys of one worker slot, written directly to the outbox.
+	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(outbox.owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	SPI_connect();
-	rc = SPI_execute(sql.data, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "pg_polyglot: recording TRUNCATE failed: %s", SPI_result_code_string(rc));
+	SetUserIdAndSecContext(trel->rd_rel->relowner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot truncate key",
+									ALLOCSET_SMALL_SIZES);
+	for (;;)
+	{
+		uint64		r;
+
+		SPI_cursor_fetch(portal, true, POLYGLOT_CHUNK_KEYS);
+		if (SPI_processed == 0)
+			break;
+		for (r = 0; r < SPI_processed; r++)
+		{
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+			for (i = 0; i < nkeys; i++)
+			{
+				bool		isnull;
+				Datum		value = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
+												  i + 1, &isnull);
+
+				elems[i] = isnull ? CStringGetTextDatum("") :
+					CStringGetTextDatum(key_output(&outfuncs[i], typids[i], value));
+			}
+			capture_key(route, 'T', elems, nkeys);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
@@ -859,4 +900,118 @@ polyglot_forget_captured(PG_FUNCTION_ARGS)
 			chunks = foreach_delete_current(chunks, lc);
 	}
 	PG_RETURN_VOID();
+}
+
+/*
+ * polyglot._backfill_keys(source regclass, key_columns name[], after text[],
+ * chunk int) returns text[]: the next chunk keys of the table after the key
+ * after (from the first when NULL), in key order, as a [n][ncols] text
+ * array rendered as the capture trigger renders keys; NULL when none is
+ * left.  The table is read as its owner, in a security-restricted
+ * operation: casts or functions the owner defined on the key types never
+ * run with the worker's rights.
+ */
+Datum
+polyglot_backfill_keys(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ArrayType  *cols = PG_GETARG_ARRAYTYPE_P(1);
+	int32		chunk = PG_GETARG_INT32(3);
+	Datum	   *colnames;
+	int			ncols;
+	Oid			typids[INDEX_MAX_KEYS];
+	FmgrInfo	outfuncs[INDEX_MAX_KEYS];
+	StringInfoData sql;
+	StringInfoData order;
+	StringInfoData after;
+	Relation	rel;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		args[1];
+	char		nulls[1] = {' '};
+	Datum	   *elems;
+	uint64		n,
+				r;
+	int			i;
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+	ArrayType  *result;
+
+	deconstruct_array(cols, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &colnames, NULL, &ncols);
+	if (ncols < 1 || ncols > INDEX_MAX_KEYS)
+		elog(ERROR, "pg_polyglot: a key has 1 to %d columns", INDEX_MAX_KEYS);
+
+	rel = table_open(relid, AccessShareLock);
+	owner = rel->rd_rel->relowner;
+	initStringInfo(&order);
+	initStringInfo(&after);
+	for (i = 0; i < ncols; i++)
+	{
+		const char *name = NameStr(*DatumGetName(colnames[i]));
+		AttrNumber	attnum = get_attnum(relid, name);
+		Form_pg_attribute att;
+		Oid			outfunc;
+		bool		isvarlena;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("key column \"%s\" of \"%s\" does not exist", name,
+							RelationGetRelationName(rel))));
+		att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+		typids[i] = att->atttypid;
+		getTypeOutputInfo(typids[i], &outfunc, &isvarlena);
+		fmgr_info(outfunc, &outfuncs[i]);
+		appendStringInfo(&order, "%st.%s", i ? ", " : "", quote_identifier(name));
+		appendStringInfo(&after, "%s$1[%d]::%s", i ? ", " : "", i + 1,
+						 format_type_with_typemod(att->atttypid, att->atttypmod));
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s FROM ONLY %s.%s t ", order.data,
+					 quote_identifier(get_namespace_name(RelationGetNamespace(rel))),
+					 quote_identifier(RelationGetRelationName(rel)));
+	if (!PG_ARGISNULL(2))
+		appendStringInfo(&sql, "WHERE (%s) > (%s) ", order.data, after.data);
+	appendStringInfo(&sql, "ORDER BY %s LIMIT %d", order.data, Max(chunk, 1));
+	table_close(rel, AccessShareLock);
+
+	args[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	if (PG_ARGISNULL(2))
+		nulls[0] = 'n';
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	if (SPI_execute_with_args(sql.data, 1, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_polyglot: reading the keys of \"%s\" failed", get_rel_name(relid));
+	n = SPI_processed;
+	elems = palloc(sizeof(Datum) * Max(n, 1) * ncols);
+	for (r = 0; r < n; r++)
+		for (i = 0; i < ncols; i++)
+		{
+			bool		isnull;
+			Datum		value = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
+											  i + 1, &isnull);
+			char	   *text;
+
+			text = isnull ? "" : key_output(&outfuncs[i], typids[i], value);
+			elems[r * ncols + i] = PointerGetDatum(cstring_to_text(text));
+		}
+	if (n == 0)
+	{
+		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		PG_RETURN_NULL();
+	}
+	dims[0] = (int) n;
+	dims[1] = ncols;
+	result = construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
+	result = (ArrayType *) SPI_datumTransfer(PointerGetDatum(result), false, -1);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	PG_RETURN_ARRAYTYPE_P(result);
 }

@@ -48,6 +48,7 @@ typedef struct PolyglotRoute
 	Oid			owner;
 	bool		paused;
 	bool		source_exists;
+	Oid			source_owner;	/* owner of the table, who reads its rows */
 	ForeignServer *server;		/* NULL when the server was dropped */
 	UserMapping *user;			/* the owner's user mapping, or NULL */
 	void	   *sink_private;	/* what the sink's prepare() learnt, for this round */
@@ -87,6 +88,10 @@ typedef struct PolyglotItemResult
 } PolyglotItemResult;
 
 /* dispatch.c */
+/* privileges.c */
+extern Oid	polyglot_extension_owner(void);
+extern void polyglot_check_route_privilege(int32 route);
+
 extern int	polyglot_worker_slot;
 extern void polyglot_resplit_outbox(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);

@@ -38,6 +38,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
@@ -215,7 +216,8 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 					 "        FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord) "
 					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
 					 "             AND a.attname = k.name AND NOT a.attisdropped), "
-					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL "
+					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL, "
+					 "       c.relowner "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -263,6 +265,9 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 			MemoryContextSwitchTo(old);
 		}
 		r->backfilling = DatumGetBool(spi_datum(tup, 17, &isnull)) && !isnull;
+		r->source_owner = DatumGetObjectId(spi_datum(tup, 18, &isnull));
+		if (isnull)
+			r->source_owner = InvalidOid;
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;
@@ -281,6 +286,16 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		r->server = GetForeignServerExtended(r->server_oid, FSV_MISSING_OK);
 		if (r->server)
 			r->user = polyglot_find_user_mapping(r->owner, r->server_oid);
+
+		/*
+		 * The connection caches key their entries by syscache hash values,
+		 * computed when the sink connects, with no transaction open: the
+		 * first computation in a process opens the catalog, so do it here.
+		 */
+		if (r->server)
+			(void) GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(r->server_oid));
+		if (r->user)
+			(void) GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(r->user->umid));
 		MemoryContextSwitchTo(old);
 	}
 	return routes;
@@ -905,10 +920,25 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 	if (batch->nevents > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+		Oid			save_userid;
+		int			save_sec_context;
 
 		batch->items = coalesce_events(batch->events);
 		MemoryContextSwitchTo(old);
+
+		/*
+		 * The rows are read as the table's owner, in a security-restricted
+		 * operation (as autovacuum reads a table): casts and functions the
+		 * owner defined on the table's types then run with the owner's
+		 * rights, never with the worker's.
+		 */
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		if (OidIsValid(route->source_owner))
+			SetUserIdAndSecContext(route->source_owner,
+								   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
 		polyglot_read_rows(route, sink, payload, batch->items, batch->cxt);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	end_tx();
 	MemoryContextSwitchTo(parent);

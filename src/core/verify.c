@@ -490,6 +490,9 @@ polyglot_verify(PG_FUNCTION_ARGS)
 	VerifyState vs;
 	List	   *routes;
 	const char *why;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			owner_sec_context;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
@@ -510,8 +513,18 @@ polyglot_verify(PG_FUNCTION_ARGS)
 	rsinfo->setDesc = vs.tupdesc;
 	MemoryContextSwitchTo(old);
 
+	/*
+	 * The caller must be allowed to operate the route.  The route and its
+	 * pending events are read, and repairs enqueued, as the owner of the
+	 * extension's tables; the table is read as the caller.
+	 */
+	polyglot_check_route_privilege(route_id);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	owner_sec_context = save_sec_context | SECURITY_LOCAL_USERID_CHANGE;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	SetUserIdAndSecContext(polyglot_extension_owner(), owner_sec_context);
 	routes = polyglot_load_routes(route_id, vs.out_cxt);
 	if (routes == NIL)
 		ereport(ERROR,
@@ -541,6 +554,7 @@ polyglot_verify(PG_FUNCTION_ARGS)
 		ereport(NOTICE,
 				(errmsg("route %d has changes waiting in the outbox", route_id),
 				 errdetail("Their keys may show as drift until the worker delivers them.")));
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	if (vs.sink->prepare)
 		vs.sink->prepare(vs.route);
@@ -548,7 +562,11 @@ polyglot_verify(PG_FUNCTION_ARGS)
 	find_extra(&vs, repair);
 	if (repair)
 	{
-		int64		n = enqueue_repairs(&vs);
+		int64		n;
+
+		SetUserIdAndSecContext(polyglot_extension_owner(), owner_sec_context);
+		n = enqueue_repairs(&vs);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
 
 		if (n > 0)
 			ereport(NOTICE,

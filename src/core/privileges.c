@@ -1,0 +1,277 @@
+/*-------------------------------------------------------------------------
+ *
+ * privileges.c
+ *		Who may create and operate routes, checked in C as the caller, then
+ *		done as the owner of the extension.
+ *
+ * The extension's tables (routes, outbox, route state, dead letters) are
+ * writable by their owner only.  polyglot.sync(), unsync(), pause(),
+ * resume(), retry() and backfill() are C functions that run with the
+ * caller's identity (not SECURITY DEFINER, so GetUserId() is whoever called
+ * them, even from another function), check it, then switch to the owner of
+ * the extension's tables to call the internal function that does the work
+ * (polyglot._sync() and the like, which PUBLIC may not execute):
+ *
+ *	- sync(source, server): the caller owns the table (or is a member of its
+ *	  owning role) and has USAGE on the server; the route belongs to the
+ *	  caller, and the worker reaches the store with the caller's user
+ *	  mapping.
+ *	- unsync(source, server): the caller owns the table.
+ *	- pause, resume, retry, backfill (route): the caller has the privileges
+ *	  of the route's owner, or owns its table.
+ *
+ * Superusers pass every check.  polyglot.verify() makes the same route check
+ * itself (verify.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "pg_polyglot.h"
+#include "core/core.h"
+
+PG_FUNCTION_INFO_V1(polyglot_sync);
+PG_FUNCTION_INFO_V1(polyglot_unsync);
+PG_FUNCTION_INFO_V1(polyglot_route_call);
+
+/* Does a role own a relation (directly or through membership)? */
+static bool
+owns_relation(Oid relid, Oid roleid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(RelationRelationId, relid, roleid);
+#else
+	return pg_class_ownercheck(relid, roleid);
+#endif
+}
+
+/* The caller must own the table; the standard error otherwise. */
+static void
+check_table_owner(Oid relid)
+{
+	char	   *name;
+
+	if (owns_relation(relid, GetUserId()))
+		return;
+	name = get_rel_name(relid);
+	if (name == NULL)
+		return;					/* gone: the internal function says so */
+	aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, name);
+}
+
+/* The owner of the extension's tables, who does the work. */
+Oid
+polyglot_extension_owner(void)
+{
+	Oid			nsp = get_namespace_oid("polyglot", false);
+	Oid			relid = get_relname_relid("routes", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the pg_polyglot table polyglot.routes is missing")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* An internal function of the extension, by name and argument types. */
+static Oid
+internal_function(const char *name, int nargs, Oid *argtypes)
+{
+	return LookupFuncName(list_make2(makeString("polyglot"), makeString(pstrdup(name))),
+						  nargs, argtypes, false);
+}
+
+/*
+ * Calls an internal function as the owner of the extension, with the
+ * caller's arguments.  An error on the way restores the caller's identity
+ * with the (sub)transaction's abort.
+ */
+static Datum
+call_as_owner(Oid fnoid, int nargs, Datum *args, bool *isnull)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	LOCAL_FCINFO(fcinfo, FUNC_MAX_ARGS);
+	FmgrInfo	flinfo;
+	Datum		result;
+	int			i;
+
+	fmgr_info(fnoid, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, nargs, InvalidOid, NULL, NULL);
+	for (i = 0; i < nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = false;
+	}
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	result = FunctionCallInvoke(fcinfo);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	*isnull = fcinfo->isnull;
+	return result;
+}
+
+/*
+ * Checks that the caller may operate a route: a superuser, a role with the
+ * privileges of the route's owner, or the owner of its table.  A route that
+ * does not exist passes: the internal function reports it.
+ */
+void
+polyglot_check_route_privilege(int32 route)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(route)};
+	Oid			caller = GetUserId();
+	Oid			save_userid;
+	int			save_sec_context;
+	Oid			owner = InvalidOid;
+	Oid			relid = InvalidOid;
+	char	   *source = NULL;
+
+	if (superuser_arg(caller))
+		return;
+
+	/* the routes table is the owner's: read it as the owner */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	if (SPI_execute_with_args("SELECT owner, source_relid, source_name FROM polyglot.routes WHERE id = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_polyglot: reading route %d failed", route);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		source = source ? pstrdup(source) : NULL;
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	if (!OidIsValid(owner))
+		return;
+	if (has_privs_of_role(caller, owner))
+		return;
+	if (OidIsValid(relid) && get_rel_name(relid) != NULL && owns_relation(relid, caller))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for route %d", route),
+			 errdetail("Route %d syncs %s; only its owner (role \"%s\") and the owner of the table may operate it.",
+					   route, source ? source : "a table", GetUserNameFromId(owner, true))));
+}
+
+/*
+ * polyglot.sync(source regclass, server name, options jsonb, backfill
+ * boolean) returns int.
+ */
+Datum
+polyglot_sync(PG_FUNCTION_ARGS)
+{
+	Oid			source;
+	Name		server;
+	ForeignServer *fs;
+	Oid			argtypes[5] = {REGCLASSOID, NAMEOID, JSONBOID, BOOLOID, OIDOID};
+	Datum		args[5];
+	bool		isnull;
+	Datum		result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("polyglot.sync() needs a table and a server")));
+	source = PG_GETARG_OID(0);
+	server = PG_GETARG_NAME(1);
+
+	check_table_owner(source);
+	fs = GetForeignServerByName(NameStr(*server), true);
+	if (fs != NULL)
+	{
+		AclResult	aclresult;
+
+#if PG_VERSION_NUM >= 160000
+		aclresult = object_aclcheck(ForeignServerRelationId, fs->serverid, GetUserId(), ACL_USAGE);
+#else
+		aclresult = pg_foreign_server_aclcheck(fs->serverid, GetUserId(), ACL_USAGE);
+#endif
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, fs->servername);
+	}
+
+	args[0] = ObjectIdGetDatum(source);
+	args[1] = NameGetDatum(server);
+	args[2] = PG_ARGISNULL(2) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) : PG_GETARG_DATUM(2);
+	args[3] = BoolGetDatum(PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3));
+	args[4] = ObjectIdGetDatum(GetUserId());	/* the route's owner */
+	result = call_as_owner(internal_function("_sync", 5, argtypes), 5, args, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/* polyglot.unsync(source regclass, server name) */
+Datum
+polyglot_unsync(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[2] = {REGCLASSOID, NAMEOID};
+	Datum		args[2];
+	bool		isnull;
+
+	check_table_owner(PG_GETARG_OID(0));
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	(void) call_as_owner(internal_function("_unsync", 2, argtypes), 2, args, &isnull);
+	PG_RETURN_VOID();
+}
+
+/*
+ * polyglot.pause(route), resume(route), retry(route), backfill(route): the
+ * route check, then polyglot._<name>(route) as the owner.
+ */
+Datum
+polyglot_route_call(PG_FUNCTION_ARGS)
+{
+	int32		route = PG_GETARG_INT32(0);
+	char	   *name = get_func_name(fcinfo->flinfo->fn_oid);
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1];
+	bool		isnull;
+	Datum		result;
+
+	if (name == NULL)
+		elog(ERROR, "pg_polyglot: cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	polyglot_check_route_privilege(route);
+	args[0] = Int32GetDatum(route);
+	result = call_as_owner(internal_function(psprintf("_%s", name), 1, argtypes), 1, args, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
