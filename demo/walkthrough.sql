@@ -116,6 +116,9 @@ WHERE d.price > 50 ORDER BY p.id;
 SELECT polyglot.sync('products', 'search8', '{"index": "products", "exclude": ["cost"]}') AS search_route;
 UPDATE products SET name = 'standing desk, oak' WHERE id = 3;
 CALL pg_temp.wait_synced();
+-- (Elasticsearch makes new documents searchable at its next refresh, within
+-- a second; ask for it now)
+\! curl -s -o /dev/null -XPOST "$ELASTICSEARCH_URL/products/_refresh"
 -- ... searched from SQL: a foreign table on the index; the query column is a
 --    query_string search, ranked by Elasticsearch, joined back to the table
 --    of record
