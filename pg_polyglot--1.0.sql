@@ -189,6 +189,13 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION polyglot._slot(text[]) IS
   'pg_polyglot: the delivery worker slot of a key ([ncols] or [1][ncols] text array)';
 
+CREATE FUNCTION polyglot._key_text(anyelement)
+RETURNS text
+AS 'MODULE_PATHNAME', 'polyglot_key_text'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION polyglot._key_text(anyelement) IS
+  'pg_polyglot: a key value as the capture trigger writes it (ISO dates, timestamptz in UTC)';
+
 CREATE FUNCTION polyglot._nslots()
 RETURNS int
 AS 'MODULE_PATHNAME', 'polyglot_nslots_sql'
@@ -936,7 +943,8 @@ GRANT EXECUTE ON FUNCTION
   polyglot.retry(int), polyglot.retry(regclass, name),
   polyglot.backfill(int), polyglot.backfill(regclass, name),
   polyglot.verify(int, boolean), polyglot.verify(regclass, name, boolean),
-  polyglot._route(regclass, name)
+  polyglot._route(regclass, name),
+  polyglot._key_text(anyelement)
   TO PUBLIC;
 
 -- Each role sees its own routes and their dead letters (the keys of its

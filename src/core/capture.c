@@ -43,6 +43,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "pgtime.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -63,6 +64,7 @@ PG_FUNCTION_INFO_V1(polyglot_forget_captured);
 PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
 PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
 PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
+PG_FUNCTION_INFO_V1(polyglot_key_text);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -405,14 +407,18 @@ parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int
 
 /*
  * The text form of a key value.  Date and time types are written in ISO
- * style whatever the session's DateStyle, so that the worker, which reads
- * them back with its own settings, finds the same value.
+ * style whatever the session's DateStyle, and timestamptz in UTC whatever
+ * its TimeZone, so that one row has one key text in every session, and the
+ * worker, which reads them back with its own settings, finds the same
+ * value.
  */
 static char *
 key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 {
+	static pg_tz *utc = NULL;
 	int			save_datestyle = DateStyle;
 	int			save_intervalstyle = IntervalStyle;
+	pg_tz	   *save_timezone = session_timezone;
 	char	   *result;
 
 	switch (typid)
@@ -427,8 +433,16 @@ key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 		default:
 			return OutputFunctionCall(outfunc, value);
 	}
+	if (typid == TIMESTAMPTZOID && utc == NULL)
+	{
+		utc = pg_tzset("UTC");
+		if (utc == NULL)
+			elog(ERROR, "pg_polyglot: time zone UTC is not available");
+	}
 	DateStyle = USE_ISO_DATES;
 	IntervalStyle = INTSTYLE_POSTGRES;
+	if (typid == TIMESTAMPTZOID)
+		session_timezone = utc;
 	PG_TRY();
 	{
 		result = OutputFunctionCall(outfunc, value);
@@ -437,6 +451,7 @@ key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 	{
 		DateStyle = save_datestyle;
 		IntervalStyle = save_intervalstyle;
+		session_timezone = save_timezone;
 	}
 	PG_END_TRY();
 	return result;
@@ -1014,4 +1029,35 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/*
+ * polyglot._key_text(anyelement) returns text: a key column's value as the
+ * capture trigger writes it in the outbox (verify compares keys this way).
+ */
+Datum
+polyglot_key_text(PG_FUNCTION_ARGS)
+{
+	typedef struct KeyTextCache
+	{
+		Oid			typid;
+		FmgrInfo	outfunc;
+	}			KeyTextCache;
+	KeyTextCache *cache = (KeyTextCache *) fcinfo->flinfo->fn_extra;
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "pg_polyglot: could not determine the type of a key");
+	if (cache == NULL || cache->typid != typid)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(KeyTextCache));
+		getTypeOutputInfo(typid, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &cache->outfunc, fcinfo->flinfo->fn_mcxt);
+		cache->typid = typid;
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(key_output(&cache->outfunc, typid, PG_GETARG_DATUM(0))));
 }

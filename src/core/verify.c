@@ -36,6 +36,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -98,7 +99,10 @@ report(VerifyState *vs, const char *kind, List *key, const char *name, bool repa
 	MemoryContextSwitchTo(old);
 }
 
-/* t.a, t.b ... and ARRAY[t.a::text, ...] and ($1[1]::ta, ...) of the key columns */
+/*
+ * t.a, t.b ... and ARRAY[key texts as the capture trigger writes them] and
+ * ($1[1]::ta, ...) of the key columns
+ */
 static void
 key_sql(PolyglotRoute *route, StringInfo cols, StringInfo texts, StringInfo params)
 {
@@ -118,7 +122,7 @@ key_sql(PolyglotRoute *route, StringInfo cols, StringInfo texts, StringInfo para
 			appendStringInfoString(params, ", ");
 		}
 		appendStringInfo(cols, "t.%s", col);
-		appendStringInfo(texts, "t.%s::pg_catalog.text", col);
+		appendStringInfo(texts, "polyglot._key_text(t.%s)", col);
 		appendStringInfo(params, "$1[%d]::%s", i, (char *) lfirst(tc));
 		i++;
 	}
@@ -493,6 +497,7 @@ polyglot_verify(PG_FUNCTION_ARGS)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			owner_sec_context;
+	int			guc_nestlevel;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
@@ -519,6 +524,19 @@ polyglot_verify(PG_FUNCTION_ARGS)
 	 * extension's tables; the table is read as the caller.
 	 */
 	polyglot_check_route_privilege(route_id);
+
+	/*
+	 * Rows render as the worker renders them, whatever this session's
+	 * settings: ISO dates and intervals, times in UTC.
+	 */
+	guc_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("timezone", "UTC",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	owner_sec_context = save_sec_context | SECURITY_LOCAL_USERID_CHANGE;
 
@@ -573,5 +591,6 @@ polyglot_verify(PG_FUNCTION_ARGS)
 					(errmsg("route %d: " INT64_FORMAT " keys enqueued for repair", route_id, n)));
 	}
 	SPI_finish();
+	AtEOXact_GUC(true, guc_nestlevel);
 	return (Datum) 0;
 }

@@ -759,11 +759,13 @@ polyglot_worker_main(Datum main_arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
-	 * Keys travel as text; date and time keys are written in ISO style by
-	 * the capture trigger, so the worker's own text forms (backfill) match.
+	 * What the stores receive does not depend on the server's settings:
+	 * dates and intervals in ISO style, times with time zone in UTC (as the
+	 * capture trigger writes keys, and as verify renders rows to compare).
 	 */
 	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("intervalstyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("timezone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot worker loop",
 									 ALLOCSET_DEFAULT_SIZES);

@@ -114,7 +114,32 @@ END $$;
 SELECT * FROM polyglot.verify(12345);
 SELECT * FROM polyglot.verify(NULL);
 
-DROP TABLE items, docs_items;
+-- Keys do not depend on session settings: a timestamptz key written from
+-- sessions in two time zones and date styles is one key, in UTC, and verify
+-- run from a third finds no drift in Redis or OpenSearch (it renders dates
+-- and the timestamptz column as the worker does)
+CREATE TABLE events (at timestamptz PRIMARY KEY, day date, what text);
+SELECT polyglot.sync('events', 'cache', '{"key": "event:{at}"}', false) AS ev_json \gset
+SELECT polyglot.sync('events', 'os', '{"index": "polyglot_verify_events"}', false) AS ev_os \gset
+SET timezone = 'America/New_York';
+SET datestyle = 'SQL, DMY';
+INSERT INTO events VALUES ('2026-03-01 12:00:00+00', '2026-03-01', 'launch');
+SET timezone = 'Asia/Tokyo';
+SET datestyle = 'German';
+UPDATE events SET what = 'launch, moved' WHERE at = '2026-03-01 12:00:00+00';
+INSERT INTO events VALUES ('2026-03-02 00:30:00+09', '2026-03-02', 'review');
+SELECT caught_up();
+\! redis-cli -p $REDIS_PORT -n 8 --scan --pattern 'event:*' | sort
+SET timezone = 'Pacific/Auckland';
+SET datestyle = 'Postgres, MDY';
+SELECT r.server_name, count(v.kind) AS drift
+FROM polyglot.routes r LEFT JOIN LATERAL polyglot.verify(r.id) v ON true
+WHERE r.source_name = 'public.events' GROUP BY 1 ORDER BY 1;
+RESET timezone;
+RESET datestyle;
+\! curl -s -o /dev/null -XDELETE "$OPENSEARCH_URL/polyglot_verify_events?ignore_unavailable=true"
+
+DROP TABLE items, docs_items, events;
 DROP PROCEDURE churn(regclass, int, int);
 DROP FUNCTION caught_up(float8);
 DROP SERVER cache, docs, os, es CASCADE;

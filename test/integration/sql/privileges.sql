@@ -120,11 +120,11 @@ RESET ROLE;
 
 -- Every SECURITY DEFINER function pins search_path
 SELECT p.oid::regprocedure, p.proconfig FROM pg_proc p
-WHERE p.pronamespace = 'polyglot'::regnamespace AND p.prosecdef ORDER BY 1::text;
+WHERE p.pronamespace = 'polyglot'::regnamespace AND p.prosecdef ORDER BY p.oid::regprocedure::text COLLATE "C";
 -- What any role may execute
 SELECT p.oid::regprocedure FROM pg_proc p
 WHERE p.pronamespace = 'polyglot'::regnamespace
-  AND has_function_privilege('regress_bob', p.oid, 'EXECUTE') ORDER BY 1::text;
+  AND has_function_privilege('regress_bob', p.oid, 'EXECUTE') ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 -- The worker reads a table as its owner, in a security-restricted
 -- operation: a cast the owner wrote on its key type (here, one that records
