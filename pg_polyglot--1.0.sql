@@ -500,7 +500,7 @@ DECLARE
 BEGIN
   PERFORM polyglot._require_worker();
 
-  SELECT c.oid, c.relkind, c.relname, n.nspname, c.relpersistence
+  SELECT c.oid, c.relkind, c.relname, n.nspname, c.relpersistence, c.relforcerowsecurity
     INTO rel
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.oid = source;
@@ -512,6 +512,14 @@ BEGIN
   IF rel.relpersistence = 't' THEN
     RAISE EXCEPTION 'cannot sync temporary table "%"', source::text
       USING ERRCODE = 'wrong_object_type';
+  END IF;
+  -- the worker reads rows as the table's owner: policies forced on the
+  -- owner would hide rows, which the stores would then lose
+  IF rel.relforcerowsecurity THEN
+    RAISE EXCEPTION 'cannot sync table "%" with FORCE ROW LEVEL SECURITY', source::text
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'The worker reads the rows as the table''s owner, whom forced policies would filter.',
+            HINT = 'ALTER TABLE ... NO FORCE ROW LEVEL SECURITY, then sync.';
   END IF;
 
   -- the key: primary key, else the replica identity index
@@ -775,6 +783,8 @@ BEGIN
     INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots)
     SELECT route, 'B', array_agg(g.k ORDER BY g.rn), count(*), g.slot, polyglot._nslots()
     FROM g GROUP BY g.slot, g.part ORDER BY min(g.rn);
+    -- every worker may have keys in the chunk
+    PERFORM polyglot._wake();
   END IF;
   UPDATE polyglot.route_state s
      SET backfill_after = coalesce(last_key, s.backfill_after),
@@ -830,7 +840,9 @@ COMMENT ON FUNCTION polyglot.pause(regclass, name) IS 'polyglot.pause() by table
 COMMENT ON FUNCTION polyglot.resume(regclass, name) IS 'polyglot.resume() by table and server';
 COMMENT ON FUNCTION polyglot.retry(regclass, name) IS 'polyglot.retry() by table and server';
 
-CREATE VIEW polyglot.status AS
+-- a security barrier: a user's function in a WHERE clause sees only the
+-- rows the filter at the end lets through
+CREATE VIEW polyglot.status WITH (security_barrier) AS
 SELECT r.id AS route,
        r.source_name AS source,
        r.server_name AS server,
@@ -910,8 +922,8 @@ BEGIN
              WHERE x.source_relid = obj.objid
                AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)) LOOP
       IF obj.objsubid <> 0 THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, r.source_name);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', r.source_name);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, obj.objid::regclass);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', obj.objid::regclass);
         RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
           r.id, r.source_name, r.server_name, obj.address_names[3];
       END IF;

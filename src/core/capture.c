@@ -44,6 +44,8 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgtime.h"
+#include "utils/bytea.h"
+#include "utils/float.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -406,10 +408,12 @@ parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int
 }
 
 /*
- * The text form of a key value.  Date and time types are written in ISO
- * style whatever the session's DateStyle, and timestamptz in UTC whatever
- * its TimeZone, so that one row has one key text in every session, and the
- * worker, which reads them back with its own settings, finds the same
+ * The text form of a key value, typid being the base type of the column
+ * (a domain's).  Date and time types are written in ISO style whatever the
+ * session's DateStyle, timestamptz in UTC whatever its TimeZone, bytea in
+ * hex and floats in their shortest exact form whatever bytea_output and
+ * extra_float_digits say: one row has one key text in every session, and
+ * the worker, which reads them back with its own settings, finds the same
  * value.
  */
 static char *
@@ -418,6 +422,8 @@ key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 	static pg_tz *utc = NULL;
 	int			save_datestyle = DateStyle;
 	int			save_intervalstyle = IntervalStyle;
+	int			save_bytea_output = bytea_output;
+	int			save_extra_float_digits = extra_float_digits;
 	pg_tz	   *save_timezone = session_timezone;
 	char	   *result;
 
@@ -429,6 +435,9 @@ key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 		case TIMEOID:
 		case TIMETZOID:
 		case INTERVALOID:
+		case BYTEAOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
 			break;
 		default:
 			return OutputFunctionCall(outfunc, value);
@@ -441,6 +450,8 @@ key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 	}
 	DateStyle = USE_ISO_DATES;
 	IntervalStyle = INTSTYLE_POSTGRES;
+	bytea_output = BYTEA_OUTPUT_HEX;
+	extra_float_digits = 1;
 	if (typid == TIMESTAMPTZOID)
 		session_timezone = utc;
 	PG_TRY();
@@ -452,6 +463,8 @@ key_output(FmgrInfo *outfunc, Oid typid, Datum value)
 		DateStyle = save_datestyle;
 		IntervalStyle = save_intervalstyle;
 		session_timezone = save_timezone;
+		bytea_output = save_bytea_output;
+		extra_float_digits = save_extra_float_digits;
 	}
 	PG_END_TRY();
 	return result;
@@ -490,7 +503,7 @@ capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
 		Oid			outfunc;
 		bool		isvarlena;
 
-		cache->typids[i] = TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid;
+		cache->typids[i] = getBaseType(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid);
 		getTypeOutputInfo(cache->typids[i], &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &cache->outfuncs[i], fcinfo->flinfo->fn_mcxt);
 	}
@@ -808,7 +821,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 		bool		isvarlena;
 
 		appendStringInfo(&sql, "%st.%s", i ? ", " : "", quote_identifier(NameStr(att->attname)));
-		typids[i] = att->atttypid;
+		typids[i] = getBaseType(att->atttypid);
 		getTypeOutputInfo(typids[i], &outfunc, &isvarlena);
 		fmgr_info(outfunc, &outfuncs[i]);
 	}
@@ -976,7 +989,7 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 					 errmsg("key column \"%s\" of \"%s\" does not exist", name,
 							RelationGetRelationName(rel))));
 		att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-		typids[i] = att->atttypid;
+		typids[i] = getBaseType(att->atttypid);
 		getTypeOutputInfo(typids[i], &outfunc, &isvarlena);
 		fmgr_info(outfunc, &outfuncs[i]);
 		appendStringInfo(&order, "%st.%s", i ? ", " : "", quote_identifier(name));
@@ -990,7 +1003,8 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 		appendStringInfo(&sql, "WHERE (%s) > (%s) ", order.data, after.data);
 	appendStringInfo(&sql, "ORDER BY %s LIMIT %d", order.data, Max(chunk, 1));
-	table_close(rel, AccessShareLock);
+	/* keep the lock: the output functions chosen above must stay right */
+	table_close(rel, NoLock);
 
 	args[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	if (PG_ARGISNULL(2))
@@ -1041,6 +1055,7 @@ polyglot_key_text(PG_FUNCTION_ARGS)
 	typedef struct KeyTextCache
 	{
 		Oid			typid;
+		Oid			basetypid;
 		FmgrInfo	outfunc;
 	}			KeyTextCache;
 	KeyTextCache *cache = (KeyTextCache *) fcinfo->flinfo->fn_extra;
@@ -1057,7 +1072,9 @@ polyglot_key_text(PG_FUNCTION_ARGS)
 		getTypeOutputInfo(typid, &outfunc, &isvarlena);
 		fmgr_info_cxt(outfunc, &cache->outfunc, fcinfo->flinfo->fn_mcxt);
 		cache->typid = typid;
+		cache->basetypid = getBaseType(typid);
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	PG_RETURN_TEXT_P(cstring_to_text(key_output(&cache->outfunc, typid, PG_GETARG_DATUM(0))));
+	PG_RETURN_TEXT_P(cstring_to_text(key_output(&cache->outfunc, cache->basetypid,
+												PG_GETARG_DATUM(0))));
 }

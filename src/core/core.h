@@ -91,6 +91,7 @@ typedef struct PolyglotItemResult
 /* privileges.c */
 extern Oid	polyglot_extension_owner(void);
 extern void polyglot_check_route_privilege(int32 route);
+extern int	polyglot_pin_search_path(void);
 
 extern int	polyglot_worker_slot;
 extern void polyglot_resplit_outbox(void);

@@ -39,6 +39,7 @@
 #include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -72,6 +73,22 @@ check_table_owner(Oid relid)
 	if (name == NULL)
 		return;					/* gone: the internal function says so */
 	aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, name);
+}
+
+/*
+ * Sets search_path to pg_catalog, pg_temp until AtEOXact_GUC(true, level)
+ * with the level returned (or the end of the (sub)transaction): for SQL run
+ * as the extension's owner, which must not resolve a name to an object the
+ * caller created.
+ */
+int
+polyglot_pin_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
 }
 
 /* The owner of the extension's tables, who does the work. */
@@ -150,18 +167,23 @@ polyglot_check_route_privilege(int32 route)
 	int			save_sec_context;
 	Oid			owner = InvalidOid;
 	Oid			relid = InvalidOid;
-	char	   *source = NULL;
+	int			nestlevel;
 
 	if (superuser_arg(caller))
 		return;
 
-	/* the routes table is the owner's: read it as the owner */
+	/*
+	 * The routes table is the owner's: read it as the owner, with a
+	 * search_path the caller cannot have planted operators in.
+	 */
+	nestlevel = polyglot_pin_search_path();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(polyglot_extension_owner(),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_polyglot: SPI_connect failed");
-	if (SPI_execute_with_args("SELECT owner, source_relid, source_name FROM polyglot.routes WHERE id = $1",
+	if (SPI_execute_with_args("SELECT r.owner, r.source_relid FROM polyglot.routes r "
+							  "WHERE r.id OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: reading route %d failed", route);
 	if (SPI_processed == 1)
@@ -170,11 +192,10 @@ polyglot_check_route_privilege(int32 route)
 
 		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-		source = source ? pstrdup(source) : NULL;
 	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(true, nestlevel);
 
 	if (!OidIsValid(owner))
 		return;
@@ -185,8 +206,7 @@ polyglot_check_route_privilege(int32 route)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied for route %d", route),
-			 errdetail("Route %d syncs %s; only its owner (role \"%s\") and the owner of the table may operate it.",
-					   route, source ? source : "a table", GetUserNameFromId(owner, true))));
+			 errdetail("Only the route's owner and the owner of its table may operate it.")));
 }
 
 /*

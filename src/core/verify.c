@@ -536,6 +536,9 @@ polyglot_verify(PG_FUNCTION_ARGS)
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("timezone", "UTC",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* part of it runs as the extension's owner: no name of the caller's */
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	owner_sec_context = save_sec_context | SECURITY_LOCAL_USERID_CHANGE;

@@ -252,7 +252,7 @@ polyglot_wake_database(Oid dboid, uint64 slots)
 		PolyglotDbSlot *slot = &shared->slots[i];
 
 		if (slot->dboid == dboid && slot->state == SLOT_RUNNING && slot->latch &&
-			slot->index < POLYGLOT_MAX_WORKERS &&
+			slot->index < POLYGLOT_MAX_WORKERS && nlatches < (int) lengthof(latches) &&
 			(slots & (UINT64CONST(1) << slot->index)) != 0)
 			latches[nlatches++] = slot->latch;
 	}
@@ -627,7 +627,7 @@ worker_detach(int code, Datum arg)
 	if (my_slot == NULL)
 		return;
 	SpinLockAcquire(&shared->mutex);
-	if (my_slot->dboid == MyDatabaseId)
+	if (my_slot->dboid == MyDatabaseId && my_slot->pid == MyProcPid)
 	{
 		my_slot->pid = 0;
 		my_slot->latch = NULL;
@@ -766,6 +766,12 @@ polyglot_worker_main(Datum main_arg)
 	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("intervalstyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("timezone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * The worker is a superuser: no name in its queries may resolve to an
+	 * object someone created in a schema of the database's search_path.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot worker loop",
 									 ALLOCSET_DEFAULT_SIZES);

@@ -139,7 +139,28 @@ RESET timezone;
 RESET datestyle;
 \! curl -s -o /dev/null -XDELETE "$OPENSEARCH_URL/polyglot_verify_events?ignore_unavailable=true"
 
-DROP TABLE items, docs_items, events;
+-- the same for a domain over timestamptz, a float8 and a bytea in one key,
+-- written under other time zones, extra_float_digits and bytea_output
+CREATE DOMAIN stamp AS timestamptz;
+CREATE TABLE oddkeys (s stamp, f float8, b bytea, v int, PRIMARY KEY (s, f, b));
+SELECT polyglot.sync('oddkeys', 'cache', '{"key": "odd:{s}|{f}|{b}"}', false) AS odd \gset
+SET timezone = 'America/New_York';
+SET extra_float_digits = 0;
+SET bytea_output = 'escape';
+INSERT INTO oddkeys VALUES ('2026-03-01 12:00:00+00', 1.0 / 3, '\x00ff', 1);
+SET timezone = 'Asia/Tokyo';
+SET extra_float_digits = 3;
+SET bytea_output = 'hex';
+UPDATE oddkeys SET v = 2;
+RESET timezone;
+RESET extra_float_digits;
+RESET bytea_output;
+SELECT caught_up();
+\! redis-cli -p $REDIS_PORT -n 8 --scan --pattern 'odd:*'
+SELECT count(*) AS drift FROM polyglot.verify(:odd);
+
+DROP TABLE items, docs_items, events, oddkeys;
+DROP DOMAIN stamp;
 DROP PROCEDURE churn(regclass, int, int);
 DROP FUNCTION caught_up(float8);
 DROP SERVER cache, docs, os, es CASCADE;

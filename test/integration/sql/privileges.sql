@@ -102,6 +102,22 @@ SELECT count(*) AS routes FROM polyglot.routes;
 SELECT count(*) AS status_rows FROM polyglot.status;
 SELECT count(*) AS dead_letters FROM polyglot.dead_letters;
 SELECT usename, umoptions FROM pg_user_mappings WHERE srvname = 'priv_cache';
+-- an operator planted in its own schema, first in its search_path, is
+-- never used by what runs as the extension's owner
+CREATE TABLE priv.pwned (who name);
+CREATE FUNCTION priv.eq(int, int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO priv.pwned VALUES (current_user);
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR priv.= (LEFTARG = int, RIGHTARG = int, FUNCTION = priv.eq);
+SET search_path = priv, pg_catalog;
+SELECT public.priv_try(format('SELECT polyglot.pause(%s)', :route));
+SELECT public.priv_try(format('SELECT * FROM polyglot.verify(%s)', :route));
+SELECT public.priv_try($$SELECT polyglot.sync('priv.bobs', 'priv_cache')$$);
+SELECT count(*) AS status_rows FROM polyglot.status;
+RESET search_path;
+SELECT count(*) AS planted_operator_ran FROM priv.pwned;
 RESET ROLE;
 
 -- The owner sees its dead letter and replays it
@@ -117,6 +133,19 @@ SELECT count(*) > 0 AS sees_routes FROM polyglot.status WHERE source = 'priv.ite
 SELECT count(*) > 0 AS sees_metrics FROM polyglot.metrics WHERE source = 'priv.items';
 SELECT count(*) AS dead_letters FROM polyglot.dead_letters;
 RESET ROLE;
+
+-- A table with FORCE ROW LEVEL SECURITY is refused: the worker reads rows
+-- as the owner, whom the policies would filter
+SET ROLE regress_alice;
+CREATE TABLE priv.forced (id int PRIMARY KEY);
+ALTER TABLE priv.forced ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+SELECT priv_try($$SELECT polyglot.sync('priv.forced', 'priv_cache')$$);
+RESET ROLE;
+
+-- status (and metrics, built on it) is a security barrier: a function in a
+-- WHERE clause cannot see the rows of other roles' routes
+SELECT relname, reloptions FROM pg_class
+WHERE relnamespace = 'polyglot'::regnamespace AND relname = 'status';
 
 -- Every SECURITY DEFINER function pins search_path
 SELECT p.oid::regprocedure, p.proconfig FROM pg_proc p
