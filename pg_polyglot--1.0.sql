@@ -191,7 +191,7 @@ COMMENT ON FUNCTION polyglot._slot(text[]) IS
 
 CREATE FUNCTION polyglot._key_text(anyelement)
 RETURNS text
-AS 'MODULE_PATHNAME', 'polyglot_key_text'
+AS 'MODULE_PATHNAME', 'polyglot_key_text_sql'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION polyglot._key_text(anyelement) IS
   'pg_polyglot: a key value as the capture trigger writes it (ISO dates, timestamptz in UTC)';

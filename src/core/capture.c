@@ -66,7 +66,7 @@ PG_FUNCTION_INFO_V1(polyglot_forget_captured);
 PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
 PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
 PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
-PG_FUNCTION_INFO_V1(polyglot_key_text);
+PG_FUNCTION_INFO_V1(polyglot_key_text_sql);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -74,7 +74,6 @@ typedef struct OutboxInfo
 	bool		valid;
 	Oid			relid;
 	Oid			seqid;
-	Oid			owner;
 	AttrNumber	att_id;
 	AttrNumber	att_route;
 	AttrNumber	att_op;
@@ -337,7 +336,6 @@ load_outbox_info(void)
 		List	   *indexes = RelationGetIndexList(rel);
 		ListCell   *lc;
 
-		outbox.owner = rel->rd_rel->relowner;
 		foreach(lc, indexes)
 		{
 			Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
@@ -1046,11 +1044,27 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 }
 
 /*
- * polyglot._key_text(anyelement) returns text: a key column's value as the
- * capture trigger writes it in the outbox (verify compares keys this way).
+ * A value of a key column of type typid as the capture trigger writes it:
+ * for code that compares keys with the outbox's (verify).
+ */
+char *
+polyglot_key_text(Oid typid, Datum value)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+	FmgrInfo	flinfo;
+
+	getTypeOutputInfo(typid, &outfunc, &isvarlena);
+	fmgr_info(outfunc, &flinfo);
+	return key_output(&flinfo, getBaseType(typid), value);
+}
+
+/*
+ * polyglot._key_text(anyelement) returns text: polyglot_key_text() in SQL,
+ * with the output function kept for the query.
  */
 Datum
-polyglot_key_text(PG_FUNCTION_ARGS)
+polyglot_key_text_sql(PG_FUNCTION_ARGS)
 {
 	typedef struct KeyTextCache
 	{

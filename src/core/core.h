@@ -27,6 +27,7 @@ extern void polyglot_wake_database(Oid dboid, uint64 slots);
 extern void polyglot_request_wake_at_commit(void);
 extern int	polyglot_nslots(void);
 extern int	polyglot_key_slot(Datum *texts, int ncols);
+extern char *polyglot_key_text(Oid typid, Datum value);
 
 /*
  * A route as the worker sees it, loaded at the start of each round.

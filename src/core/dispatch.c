@@ -38,7 +38,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
@@ -287,15 +286,6 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		if (r->server)
 			r->user = polyglot_find_user_mapping(r->owner, r->server_oid);
 
-		/*
-		 * The connection caches key their entries by syscache hash values,
-		 * computed when the sink connects, with no transaction open: the
-		 * first computation in a process opens the catalog, so do it here.
-		 */
-		if (r->server)
-			(void) GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(r->server_oid));
-		if (r->user)
-			(void) GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(r->user->umid));
 		MemoryContextSwitchTo(old);
 	}
 	return routes;

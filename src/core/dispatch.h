@@ -116,4 +116,7 @@ extern void polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink,
 							   PolyglotPayload payload, List *items, MemoryContext cxt);
 extern char *polyglot_key_string(List *key, StringInfo scratch);
 
+/* verify.c */
+extern bool polyglot_try(void (*fn) (void *arg), void *arg);
+
 #endif							/* POLYGLOT_DISPATCH_H */

@@ -260,42 +260,22 @@ compare_source(VerifyState *vs, bool repair)
 }
 
 /*
- * Could a row have this key?  Each value must be valid input of its key
- * column's type and print back the same ('007' is no int key: its row
- * prints as 7).  A key that fails is reported without one: enqueueing it
- * would deliver another row, or fail forever.
+ * Runs fn(arg) in a subtransaction and returns true, or false when it
+ * raised an error, which is discarded: for conversions of a store's keys,
+ * which need not be valid input of the key columns' types.
  */
-static bool
-key_is_canonical(PolyglotRoute *route, List *key)
+bool
+polyglot_try(void (*fn) (void *arg), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile bool ok = true;
-	ListCell   *kc,
-			   *tc;
 
-	if (list_length(key) != list_length(route->key_typids))
-		return false;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		forboth(kc, key, tc, route->key_typids)
-		{
-			Oid			typid = lfirst_oid(tc);
-			Oid			input,
-						ioparam,
-						output;
-			bool		varlena;
-			char	   *text = (char *) lfirst(kc);
-			Datum		value;
-
-			getTypeInputInfo(typid, &input, &ioparam);
-			getTypeOutputInfo(typid, &output, &varlena);
-			value = OidInputFunctionCall(input, text, ioparam, -1);
-			if (strcmp(OidOutputFunctionCall(output, value), text) != 0)
-				ok = false;
-		}
+		fn(arg);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -309,6 +289,51 @@ key_is_canonical(PolyglotRoute *route, List *key)
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	return ok;
+}
+
+typedef struct CanonicalCheck
+{
+	PolyglotRoute *route;
+	List	   *key;
+	bool		canonical;
+} CanonicalCheck;
+
+static void
+check_canonical(void *arg)
+{
+	CanonicalCheck *check = (CanonicalCheck *) arg;
+	ListCell   *kc,
+			   *tc;
+
+	forboth(kc, check->key, tc, check->route->key_typids)
+	{
+		Oid			typid = lfirst_oid(tc);
+		Oid			input,
+					ioparam;
+		char	   *text = (char *) lfirst(kc);
+
+		getTypeInputInfo(typid, &input, &ioparam);
+		if (strcmp(polyglot_key_text(typid, OidInputFunctionCall(input, text, ioparam, -1)),
+				   text) != 0)
+			check->canonical = false;
+	}
+}
+
+/*
+ * Could a row have this key?  Each value must be valid input of its key
+ * column's type and print back the same, as the capture trigger prints it
+ * ('007' is no int key: its row prints as 7).  A key that fails is
+ * reported without one: enqueueing it would deliver another row, or fail
+ * forever.
+ */
+static bool
+key_is_canonical(PolyglotRoute *route, List *key)
+{
+	CanonicalCheck check = {route, key, true};
+
+	if (list_length(key) != list_length(route->key_typids))
+		return false;
+	return polyglot_try(check_canonical, &check) && check.canonical;
 }
 
 /* Pass 2: the store's keys that no row of the source accounts for */
@@ -527,7 +552,8 @@ polyglot_verify(PG_FUNCTION_ARGS)
 
 	/*
 	 * Rows render as the worker renders them, whatever this session's
-	 * settings: ISO dates and intervals, times in UTC.
+	 * settings: ISO dates and intervals, times in UTC, bytea in hex, floats
+	 * in their shortest exact form.
 	 */
 	guc_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
@@ -535,6 +561,10 @@ polyglot_verify(PG_FUNCTION_ARGS)
 	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("timezone", "UTC",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("bytea_output", "hex",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("extra_float_digits", "1",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	/* part of it runs as the extension's owner: no name of the caller's */
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",

@@ -57,6 +57,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
@@ -685,6 +686,15 @@ extension_installed(void)
 
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("pg_polyglot", true));
+
+	/*
+	 * The connection caches key their entries by the syscache hash values
+	 * of the server and the user mapping, computed when a sink connects,
+	 * with no transaction open.  The first computation in a process sets up
+	 * the catalog cache, which needs one: do it now.
+	 */
+	(void) GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(InvalidOid));
+	(void) GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(InvalidOid));
 	name = get_database_name(MyDatabaseId);
 	if (name)
 		strlcpy(my_dbname, name, sizeof(my_dbname));
@@ -760,12 +770,15 @@ polyglot_worker_main(Datum main_arg)
 
 	/*
 	 * What the stores receive does not depend on the server's settings:
-	 * dates and intervals in ISO style, times with time zone in UTC (as the
-	 * capture trigger writes keys, and as verify renders rows to compare).
+	 * dates and intervals in ISO style, times with time zone in UTC, bytea
+	 * in hex, floats in their shortest exact form (as the capture trigger
+	 * writes keys, and as verify renders rows to compare).
 	 */
 	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("intervalstyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("timezone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("extra_float_digits", "1", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
 	 * The worker is a superuser: no name in its queries may resolve to an

@@ -750,13 +750,33 @@ key_scan_cleanup(void *arg)
 	ks->coll = NULL;
 }
 
-/* The text of a key column's value stored in _id, as the column prints it, or NULL */
+/* A conversion of an _id value to a key column's text, under polyglot_try() */
+typedef struct IdConversion
+{
+	const bson_iter_t *iter;
+	Oid			typid;
+	char	   *text;
+} IdConversion;
+
+static void
+convert_id(void *arg)
+{
+	IdConversion *conv = (IdConversion *) arg;
+	bool		isnull;
+	Datum		d = polyglot_bson_to_datum(conv->iter, conv->typid, -1, &isnull);
+
+	if (!isnull)
+		conv->text = polyglot_key_text(conv->typid, d);
+}
+
+/*
+ * The text of a key column's value stored in _id, as the capture trigger
+ * writes the column's keys, or NULL
+ */
 static char *
 id_value_text(const bson_iter_t *iter, Oid typid)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	char	   *volatile text = NULL;
+	IdConversion conv = {iter, typid, NULL};
 
 	switch (bson_iter_type(iter))
 	{
@@ -775,31 +795,9 @@ id_value_text(const bson_iter_t *iter, Oid typid)
 			break;
 	}
 	/* other types through the column type's conversion; one that fails is no key */
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		bool		isnull;
-		Datum		d = polyglot_bson_to_datum(iter, typid, -1, &isnull);
-		Oid			output;
-		bool		varlena;
-
-		getTypeOutputInfo(typid, &output, &varlena);
-		if (!isnull)
-			text = OidOutputFunctionCall(output, d);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		text = NULL;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return text;
+	if (!polyglot_try(convert_id, &conv))
+		return NULL;
+	return conv.text;
 }
 
 /* The key an _id stands for: the value, or a subdocument of the key columns in order */

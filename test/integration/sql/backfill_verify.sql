@@ -157,7 +157,13 @@ RESET extra_float_digits;
 RESET bytea_output;
 SELECT caught_up();
 \! redis-cli -p $REDIS_PORT -n 8 --scan --pattern 'odd:*'
+-- verify from a session with other settings still reads the Redis key back
+-- as the row's key
+SET extra_float_digits = 0;
+SET bytea_output = 'escape';
 SELECT count(*) AS drift FROM polyglot.verify(:odd);
+RESET extra_float_digits;
+RESET bytea_output;
 
 DROP TABLE items, docs_items, events, oddkeys;
 DROP DOMAIN stamp;
