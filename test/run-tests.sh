@@ -22,14 +22,16 @@ cd "$REPO_DIR"
 passed=0
 failed=0
 problems=()
+diff_files=()
 
 log() { printf '\n==> %s\n' "$*"; }
 
-# count_pg_regress OUTPUT_FILE SUITE: adds the suite's per-test results to
-# the totals (PostgreSQL 15 "test x ... ok" lines, and the TAP-style "ok N -"
-# lines of PostgreSQL 16 and later).
+# count_pg_regress OUTPUT_FILE SUITE DIFFS: adds the suite's per-test results
+# to the totals (PostgreSQL 15 "test x ... ok" lines, and the TAP-style
+# "ok N -" lines of PostgreSQL 16 and later); a failure is reported with the
+# names of the failed tests, and its DIFFS file is shown at the end.
 count_pg_regress() {
-	local out=$1 suite=$2 ok bad
+	local out=$1 suite=$2 diffs=$3 ok bad
 	ok=$(grep -E -c '^(test | +)?[a-z0-9_]+ +\.\.\. ok|^ok [0-9]+ +- ' "$out")
 	bad=$(grep -E -c '\.\.\. FAILED|^not ok [0-9]+ ' "$out")
 	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
@@ -38,7 +40,11 @@ count_pg_regress() {
 	fi
 	passed=$((passed + ok))
 	failed=$((failed + bad))
-	[ "$bad" -eq 0 ] || problems+=("$suite: $bad failed (see its regression.diffs)")
+	if [ "$bad" -ne 0 ]; then
+		problems+=("$suite: $bad failed: $(grep -E -o '[a-z0-9_]+ +\.\.\. FAILED|^not ok [0-9]+ +- [a-z0-9_]+' "$out" |
+			sed -E 's/ +\.\.\. FAILED//; s/^not ok [0-9]+ +- //' | tr '\n' ' ')(diffs below)")
+		diff_files+=("$diffs")
+	fi
 }
 
 log "installing what is missing"
@@ -70,14 +76,14 @@ REGRESS=$(make -s -f Makefile print-regress 2>/dev/null)
 "$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_BIN" \
 	--dbname=contrib_regression --load-extension=pg_polyglot $REGRESS \
 	2>&1 | tee /tmp/pg_polyglot-regress.out
-count_pg_regress /tmp/pg_polyglot-regress.out "pg_regress"
+count_pg_regress /tmp/pg_polyglot-regress.out "pg_regress" regression.diffs
 
 log "pg_regress: integration suites against the real servers"
 "$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
 	--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
 	--schedule=test/integration/schedule \
 	2>&1 | tee /tmp/pg_polyglot-integration.out
-count_pg_regress /tmp/pg_polyglot-integration.out "integration"
+count_pg_regress /tmp/pg_polyglot-integration.out "integration" test/integration/regression.diffs
 
 if ls test/t/*.pl >/dev/null 2>&1; then
 	log "TAP: restart, reload and crash tests"
@@ -109,6 +115,15 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	failed=$((failed + bad))
 	[ "$bad" -eq 0 ] || problems+=("TAP: $bad failed (logs in $tap_dir/tmp_check/log)")
 fi
+
+# The diffs of failed suites come last, next to the summary, so that a CI
+# log that keeps only its tail still shows what went wrong (at most 150
+# lines each)
+for f in "${diff_files[@]}"; do
+	[ -s "$f" ] || continue
+	log "$f (first 150 lines)"
+	head -n 150 "$f"
+done
 
 echo
 for p in "${problems[@]}"; do

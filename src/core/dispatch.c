@@ -343,6 +343,11 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
  * as it takes to reach polyglot.batch_size keys (a row holds up to a
  * thousand keys of one transaction).  Only the rows kept are detoasted: the
  * running count uses the nkeys column, not the key arrays.
+ *
+ * The route is checked again for a pause in the snapshot that reads the
+ * rows: the round read the route list in an earlier transaction, and a
+ * pause committed in between must hold back any change written after it
+ * (a snapshot that sees such a change sees the pause too).
  */
 static const char *const events_sql =
 "SELECT id, attempts, op, enqueued_at, key FROM ("
@@ -351,6 +356,8 @@ static const char *const events_sql =
 "  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
 "        WHERE route_id = $1 AND slot = $4 AND (retry_at IS NULL OR retry_at <= now())"
 "          AND id <> ALL ($3)"
+"          AND NOT EXISTS (SELECT FROM polyglot.routes r"
+"                          WHERE r.id = $1 AND r.paused)"
 "        ORDER BY id LIMIT $2) l) w "
 "WHERE upto - nkeys < $2 ORDER BY id";
 

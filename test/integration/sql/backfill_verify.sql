@@ -22,8 +22,9 @@ CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri'
 CREATE SERVER os FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'opensearch_url');
 CREATE SERVER es FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'elasticsearch_url');
 
--- waits until every route is caught up (pending counts a running backfill)
-CREATE FUNCTION caught_up(timeout_s float8 DEFAULT 180) RETURNS text LANGUAGE plpgsql AS $$
+-- waits until every route is caught up (pending counts a running backfill);
+-- on a timeout, says what each route still has pending and its last error
+CREATE FUNCTION caught_up(timeout_s float8 DEFAULT 300) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();
   n bigint;
@@ -34,7 +35,9 @@ BEGIN
       RETURN 'caught up';
     END IF;
     IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
-      RETURN format('timeout: %s pending', n);
+      RETURN format('timeout: %s pending (%s)', n,
+                    (SELECT string_agg(format('%s: %s pending, %s, %s', server, pending, state, last_error), '; ' ORDER BY route)
+                       FROM polyglot.status WHERE pending > 0));
     END IF;
     PERFORM pg_sleep(0.1);
   END LOOP;

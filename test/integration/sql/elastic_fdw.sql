@@ -77,7 +77,7 @@ CREATE FUNCTION wait_for_count(tbl text, n bigint) RETURNS text LANGUAGE plpgsql
 DECLARE
   got bigint;
 BEGIN
-  FOR i IN 1..200 LOOP
+  FOR i IN 1..1200 LOOP
     EXECUTE 'SELECT count(*) FROM ' || tbl INTO got;
     IF got = n THEN
       RETURN 'done';

@@ -14,7 +14,7 @@ CREATE FOREIGN TABLE items (_id int, name text, qty int, price numeric, city tex
                             note text, doc jsonb)
   SERVER fdw_docs;
 
-SELECT _id, name, qty, price, city, active, tags, w, note FROM items WHERE _id IN (1, 5, 10, 15);
+SELECT _id, name, qty, price, city, active, tags, w, note FROM items WHERE _id IN (1, 5, 10, 15) ORDER BY _id;
 SELECT doc FROM items WHERE _id = 7;
 SELECT count(*) FROM items;
 

@@ -25,7 +25,7 @@ END $$;
 CREATE FUNCTION priv_wait(route int) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE n bigint;
 BEGIN
-  FOR i IN 1 .. 300 LOOP
+  FOR i IN 1 .. 600 LOOP
     SELECT s.pending INTO n FROM polyglot.status s WHERE s.route = priv_wait.route;
     IF n = 0 THEN RETURN 'synced'; END IF;
     PERFORM pg_sleep(0.1);
@@ -33,6 +33,10 @@ BEGIN
   RETURN 'still pending: ' || coalesce(n::text, 'no such route');
 END $$;
 
+-- (roles outlive the test database: a run stopped half-way left them)
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS regress_alice, regress_bob, regress_watcher;
+RESET client_min_messages;
 CREATE ROLE regress_alice;
 CREATE ROLE regress_bob;
 CREATE ROLE regress_watcher IN ROLE pg_monitor;

@@ -33,16 +33,22 @@ INSERT INTO cache SELECT g::text, 'value ' || g, NULL FROM generate_series(1, 10
 INSERT INTO cache VALUES ('ttl', 'expires', 100), ('json', '{"a": [1, "x"]}', NULL);
 -- keys outside the prefix, and keys of other types under it, are not rows
 \! redis-cli -p $REDIS_PORT -n 5 SET other:1 x > /dev/null; redis-cli -p $REDIS_PORT -n 5 SET cache x > /dev/null; redis-cli -p $REDIS_PORT -n 5 HSET cache:h f v > /dev/null
-SELECT count(*), count(DISTINCT key), min(ttl), max(ttl) FROM cache;
-SELECT key, value, ttl FROM cache WHERE key IN ('ttl', '1', 'json');
+-- (a ttl is in whole seconds, rounded up: 100 within the first second only,
+-- so it is shown as a range that a slow machine still meets)
+SELECT count(*), count(DISTINCT key), count(ttl) AS with_ttl,
+       max(ttl) BETWEEN 90 AND 100 AS ttl_in_range FROM cache;
+SELECT key, value, ttl BETWEEN 90 AND 100 AS ttl_in_range FROM cache
+ WHERE key IN ('ttl', '1', 'json') ORDER BY key;
 SELECT value->'a' FROM cache_json WHERE key = 'json';
 SELECT value FROM cache_json WHERE key = '1';
-\! redis-cli -p $REDIS_PORT -n 5 PTTL cache:ttl | awk '{ print ($1 > 99000 && $1 <= 100000) ? "pttl in range" : "pttl " $1 }'
-UPDATE cache SET value = 'changed' WHERE key = 'ttl' RETURNING key, value, ttl;
+\! redis-cli -p $REDIS_PORT -n 5 PTTL cache:ttl | awk '{ print ($1 > 90000 && $1 <= 100000) ? "pttl in range" : "pttl " $1 }'
+UPDATE cache SET value = 'changed' WHERE key = 'ttl'
+ RETURNING key, value, ttl BETWEEN 90 AND 100 AS ttl_in_range;
 UPDATE cache SET ttl = NULL WHERE key = 'ttl' RETURNING key, value, ttl;
 UPDATE cache SET ttl = 5000 WHERE key = '2';
 UPDATE cache SET key = 'renamed' WHERE key = '3';
-SELECT key, value, ttl FROM cache WHERE key IN ('ttl', '2', '3', 'renamed') ORDER BY key;
+SELECT key, value, ttl BETWEEN 4900 AND 5000 AS ttl_about_5000 FROM cache
+ WHERE key IN ('ttl', '2', '3', 'renamed') ORDER BY key;
 DELETE FROM cache WHERE key IN ('renamed', 'json') RETURNING key;
 INSERT INTO cache VALUES ('null', NULL);
 INSERT INTO cache VALUES ('neg', 'x', 0);
@@ -127,7 +133,7 @@ CREATE FOREIGN TABLE users (key text, doc jsonb, ttl numeric) SERVER rs OPTIONS 
 INSERT INTO fields VALUES ('1', 'name', 'Ada', NULL), ('1', 'lang', 'en', NULL), ('2', 'name', 'Bo', 60);
 INSERT INTO users VALUES ('3', '{"name": "Cy", "age": 41, "tags": ["a"]}', 30.5);
 SELECT key, field, value, ttl IS NOT NULL AS expires FROM fields ORDER BY key, field;
-SELECT key, doc, ttl > 29 AND ttl <= 60 AS ttl_in_range, ttl::text ~ '\.' AS fractional FROM users ORDER BY key;
+SELECT key, doc, ttl > 25 AND ttl <= 60 AS ttl_in_range, ttl::text ~ '\.' AS fractional FROM users ORDER BY key;
 UPDATE fields SET value = 'Ada L.' WHERE key = '1' AND field = 'name' RETURNING *;
 UPDATE fields SET field = 'language' WHERE key = '1' AND field = 'lang';
 UPDATE users SET doc = '{"name": "Bo", "age": 7}' WHERE key = '2';

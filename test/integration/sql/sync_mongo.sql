@@ -11,7 +11,7 @@ CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo
   OPTIONS (uri :'mongo_uri', database 'polyglot_sync');
 CREATE SERVER docs_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
 
-CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 30)
+CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();
@@ -123,7 +123,9 @@ CREATE TABLE odd (id int PRIMARY KEY, n numeric, t timestamptz);
 INSERT INTO odd VALUES (1, 1, '2024-01-01'), (2, 1e40 + 1, '2024-01-01'), (3, 3, 'infinity'),
                        (4, 4.5, '2024-01-01');
 SELECT polyglot.sync('odd', 'docs') AS odd \gset
-SELECT wait_for(format('(SELECT retries >= 2 FROM polyglot.route_state WHERE route_id = %s)', :odd));
+-- (until keys 1 and 4 are delivered and keys 2 and 3 wait with their error)
+SELECT wait_for(format('(SELECT delivered >= 2 FROM polyglot.route_state WHERE route_id = %s) AND '
+                       '(SELECT count(*) = 2 AND bool_and(last_error IS NOT NULL) FROM polyglot.outbox WHERE route_id = %1$s)', :odd));
 \! $MONGO_TOOL count polyglot_sync odd
 SELECT k.key, o.last_error
   FROM polyglot.outbox o, LATERAL (SELECT o.key[1][1] AS key) k

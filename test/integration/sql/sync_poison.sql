@@ -8,7 +8,7 @@ ALTER SYSTEM SET polyglot.max_attempts = 3;
 SELECT pg_reload_conf();
 CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port');
 
-CREATE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 30)
+CREATE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();

@@ -8,7 +8,7 @@ CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_po
 
 -- Waits until the worker has delivered every pending event of a route
 -- (pending counts a running backfill's rows too).
-CREATE FUNCTION wait_synced(route int, timeout_s float8 DEFAULT 30)
+CREATE FUNCTION wait_synced(route int, timeout_s float8 DEFAULT 60)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();
@@ -176,14 +176,16 @@ SELECT wait_synced(:route);
 --
 CREATE TABLE orders (id int PRIMARY KEY, status text);
 SELECT polyglot.sync('orders', 'cache', '{"mode": "publish", "channel": "sync:orders"}') AS route \gset
-\! (timeout 3 redis-cli -p $REDIS_PORT SUBSCRIBE sync:orders > /tmp/pg_polyglot_publish.out 2>&1 < /dev/null &) ; sleep 0.5
+-- (the subscriber is known to listen before the first write, and is read
+-- once the three messages are in or after 30 seconds)
+\! (timeout 60 redis-cli -p $REDIS_PORT SUBSCRIBE sync:orders > /tmp/pg_polyglot_publish.out 2>&1 < /dev/null & echo $! > /tmp/pg_polyglot_publish.pid) ; for i in $(seq 300); do [ "$(redis-cli -p $REDIS_PORT PUBSUB NUMSUB sync:orders | tail -n 1)" = 1 ] && break; sleep 0.1; done
 INSERT INTO orders VALUES (1, 'new');
 SELECT wait_synced(:route);
 UPDATE orders SET status = 'paid' WHERE id = 1;
 SELECT wait_synced(:route);
 DELETE FROM orders WHERE id = 1;
 SELECT wait_synced(:route);
-\! sleep 0.3; grep '^{' /tmp/pg_polyglot_publish.out; rm -f /tmp/pg_polyglot_publish.out
+\! for i in $(seq 300); do [ "$(grep -c '^{' /tmp/pg_polyglot_publish.out)" -ge 3 ] && break; sleep 0.1; done; grep '^{' /tmp/pg_polyglot_publish.out; kill $(cat /tmp/pg_polyglot_publish.pid) 2>/dev/null; rm -f /tmp/pg_polyglot_publish.out /tmp/pg_polyglot_publish.pid
 
 --
 -- pause and resume: changes wait in the outbox
