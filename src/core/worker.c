@@ -508,18 +508,21 @@ polyglot_launcher_main(Datum main_arg)
 			foreach(lc, dbs)
 			{
 				Oid			dboid = lfirst_oid(lc);
+				bool		full;
 
 				if (list_member_oid(known, dboid))
 					continue;
 				known = lappend_oid(known, dboid);
 				SpinLockAcquire(&shared->mutex);
-				if (find_slot(dboid, 0) == NULL && alloc_slot(dboid, 0) == NULL && !warned_full)
+				full = find_slot(dboid, 0) == NULL && alloc_slot(dboid, 0) == NULL;
+				SpinLockRelease(&shared->mutex);
+				/* reported with the lock released: ereport may not run under a spinlock */
+				if (full && !warned_full)
 				{
 					warned_full = true;
 					ereport(WARNING,
 							(errmsg("pg_polyglot serves at most %d databases", POLYGLOT_MAX_DATABASES)));
 				}
-				SpinLockRelease(&shared->mutex);
 			}
 			list_free(dbs);
 			next_rescan = TimestampTzPlusMilliseconds(now, POLYGLOT_LAUNCHER_RESCAN_MS);
@@ -659,20 +662,31 @@ request_other_workers(Oid dboid)
 {
 	Latch	   *launcher_latch;
 	int			i;
+	int			missing = 0;
 
 	SpinLockAcquire(&shared->mutex);
 	for (i = 1; i < polyglot_nslots(); i++)
 	{
 		PolyglotDbSlot *slot = find_slot(dboid, i);
 
-		if (slot == NULL)
-			slot = alloc_slot(dboid, i);
+		if (slot == NULL && (slot = alloc_slot(dboid, i)) == NULL)
+			missing++;
 		else if (slot->state == SLOT_NO_EXTENSION)
 			slot->state = SLOT_REQUESTED;
-		/* a full array: the warning was the launcher's; worker 0 still runs */
 	}
 	launcher_latch = shared->launcher_latch;
 	SpinLockRelease(&shared->mutex);
+
+	/*
+	 * A full array (more databases than pg_polyglot serves): the keys of the
+	 * missing workers' slots wait until one is free, so say so.
+	 */
+	if (missing > 0)
+		ereport(WARNING,
+				(errmsg("pg_polyglot could not request %d of the %d workers of database \"%s\"",
+						missing, polyglot_nslots(), my_dbname),
+				 errdetail("pg_polyglot serves at most %d databases; their changes wait in the outbox.",
+						   POLYGLOT_MAX_DATABASES)));
 	if (launcher_latch)
 		SetLatch(launcher_latch);
 }
