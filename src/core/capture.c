@@ -483,6 +483,42 @@ typedef struct CaptureCache
 	FmgrInfo	outfuncs[INDEX_MAX_KEYS];
 } CaptureCache;
 
+/*
+ * Sets up key_output() for a key column of type atttypid: its base type (a
+ * domain's) in *typid, and its output function in *outfunc, in mcxt.
+ */
+static void
+key_column_output(Oid atttypid, Oid *typid, FmgrInfo *outfunc, MemoryContext mcxt)
+{
+	Oid			func;
+	bool		isvarlena;
+
+	*typid = getBaseType(atttypid);
+	getTypeOutputInfo(*typid, &func, &isvarlena);
+	fmgr_info_cxt(func, outfunc, mcxt);
+}
+
+/*
+ * The key texts of a row an SPI query returned, its columns being the key
+ * columns in order (a NULL as ''), in elems, allocated in the current
+ * context.
+ */
+static void
+spi_key_texts(HeapTuple tuple, TupleDesc tupdesc, int ncols, Oid *typids,
+			  FmgrInfo *outfuncs, Datum *elems)
+{
+	int			i;
+
+	for (i = 0; i < ncols; i++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(tuple, tupdesc, i + 1, &isnull);
+
+		elems[i] = CStringGetTextDatum(isnull ? "" :
+									   key_output(&outfuncs[i], typids[i], value));
+	}
+}
+
 static CaptureCache *
 capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
 {
@@ -497,14 +533,8 @@ capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	cache->route = parse_trigger_args(trigdata->tg_trigger, tupdesc, cache->attnums,
 									  &cache->nkeys);
 	for (i = 0; i < cache->nkeys; i++)
-	{
-		Oid			outfunc;
-		bool		isvarlena;
-
-		cache->typids[i] = getBaseType(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid);
-		getTypeOutputInfo(cache->typids[i], &outfunc, &isvarlena);
-		fmgr_info_cxt(outfunc, &cache->outfuncs[i], fcinfo->flinfo->fn_mcxt);
-	}
+		key_column_output(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid,
+						  &cache->typids[i], &cache->outfuncs[i], fcinfo->flinfo->fn_mcxt);
 	fcinfo->flinfo->fn_extra = cache;
 	return cache;
 }
@@ -815,13 +845,9 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	for (i = 0; i < nkeys; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, attnums[i] - 1);
-		Oid			outfunc;
-		bool		isvarlena;
 
 		appendStringInfo(&sql, "%st.%s", i ? ", " : "", quote_identifier(NameStr(att->attname)));
-		typids[i] = getBaseType(att->atttypid);
-		getTypeOutputInfo(typids[i], &outfunc, &isvarlena);
-		fmgr_info(outfunc, &outfuncs[i]);
+		key_column_output(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
 	}
 	appendStringInfo(&sql, " FROM ONLY %s.%s t",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
@@ -853,15 +879,8 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 		{
 			MemoryContext old = MemoryContextSwitchTo(row_cxt);
 
-			for (i = 0; i < nkeys; i++)
-			{
-				bool		isnull;
-				Datum		value = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
-												  i + 1, &isnull);
-
-				elems[i] = isnull ? CStringGetTextDatum("") :
-					CStringGetTextDatum(key_output(&outfuncs[i], typids[i], value));
-			}
+			spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, nkeys, typids, outfuncs,
+						  elems);
 			capture_key(route, 'T', elems, nkeys);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_cxt);
@@ -978,8 +997,6 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 		const char *name = NameStr(*DatumGetName(colnames[i]));
 		AttrNumber	attnum = get_attnum(relid, name);
 		Form_pg_attribute att;
-		Oid			outfunc;
-		bool		isvarlena;
 
 		if (attnum <= 0)
 			ereport(ERROR,
@@ -987,9 +1004,7 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 					 errmsg("key column \"%s\" of \"%s\" does not exist", name,
 							RelationGetRelationName(rel))));
 		att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-		typids[i] = getBaseType(att->atttypid);
-		getTypeOutputInfo(typids[i], &outfunc, &isvarlena);
-		fmgr_info(outfunc, &outfuncs[i]);
+		key_column_output(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
 		appendStringInfo(&order, "%st.%s", i ? ", " : "", quote_identifier(name));
 		appendStringInfo(&after, "%s$1[%d]::%s", i ? ", " : "", i + 1,
 						 format_type_with_typemod(att->atttypid, att->atttypmod));
@@ -1018,16 +1033,8 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	n = SPI_processed;
 	elems = palloc(sizeof(Datum) * Max(n, 1) * ncols);
 	for (r = 0; r < n; r++)
-		for (i = 0; i < ncols; i++)
-		{
-			bool		isnull;
-			Datum		value = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
-											  i + 1, &isnull);
-			char	   *text;
-
-			text = isnull ? "" : key_output(&outfuncs[i], typids[i], value);
-			elems[r * ncols + i] = PointerGetDatum(cstring_to_text(text));
-		}
+		spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, ncols, typids, outfuncs,
+					  &elems[r * ncols]);
 	if (n == 0)
 	{
 		SPI_finish();
@@ -1050,13 +1057,11 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 char *
 polyglot_key_text(Oid typid, Datum value)
 {
-	Oid			outfunc;
-	bool		isvarlena;
+	Oid			basetypid;
 	FmgrInfo	flinfo;
 
-	getTypeOutputInfo(typid, &outfunc, &isvarlena);
-	fmgr_info(outfunc, &flinfo);
-	return key_output(&flinfo, getBaseType(typid), value);
+	key_column_output(typid, &basetypid, &flinfo, CurrentMemoryContext);
+	return key_output(&flinfo, basetypid, value);
 }
 
 /*
@@ -1079,14 +1084,9 @@ polyglot_key_text_sql(PG_FUNCTION_ARGS)
 		elog(ERROR, "pg_polyglot: could not determine the type of a key");
 	if (cache == NULL || cache->typid != typid)
 	{
-		Oid			outfunc;
-		bool		isvarlena;
-
 		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(KeyTextCache));
-		getTypeOutputInfo(typid, &outfunc, &isvarlena);
-		fmgr_info_cxt(outfunc, &cache->outfunc, fcinfo->flinfo->fn_mcxt);
+		key_column_output(typid, &cache->basetypid, &cache->outfunc, fcinfo->flinfo->fn_mcxt);
 		cache->typid = typid;
-		cache->basetypid = getBaseType(typid);
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	PG_RETURN_TEXT_P(cstring_to_text(key_output(&cache->outfunc, cache->basetypid,

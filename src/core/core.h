@@ -88,12 +88,16 @@ typedef struct PolyglotItemResult
 	char	   *error;			/* when failed */
 } PolyglotItemResult;
 
-/* dispatch.c */
 /* privileges.c */
 extern Oid	polyglot_extension_owner(void);
 extern void polyglot_check_route_privilege(int32 route);
 extern int	polyglot_pin_search_path(void);
+extern int	polyglot_fix_settings(bool for_process);
 
+/* the search_path of SQL run with the worker's or the extension owner's rights */
+#define POLYGLOT_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+
+/* dispatch.c */
 extern int	polyglot_worker_slot;
 extern void polyglot_resplit_outbox(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);

@@ -285,7 +285,6 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		r->server = GetForeignServerExtended(r->server_oid, FSV_MISSING_OK);
 		if (r->server)
 			r->user = polyglot_find_user_mapping(r->owner, r->server_oid);
-
 		MemoryContextSwitchTo(old);
 	}
 	return routes;

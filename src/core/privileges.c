@@ -86,8 +86,44 @@ polyglot_pin_search_path(void)
 {
 	int			level = NewGUCNestLevel();
 
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+	(void) set_config_option("search_path", POLYGLOT_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * The settings the worker delivers under and verify compares under,
+ * whatever the server's or the session's: dates and intervals in ISO
+ * style, times with time zone in UTC, bytea in hex, floats in their
+ * shortest exact form (as the capture trigger writes keys), and the
+ * search_path of polyglot_pin_search_path().
+ */
+static const char *const fixed_settings[][2] = {
+	{"datestyle", "ISO"},
+	{"intervalstyle", "postgres"},
+	{"timezone", "UTC"},
+	{"bytea_output", "hex"},
+	{"extra_float_digits", "1"},
+	{"search_path", POLYGLOT_SAFE_SEARCH_PATH},
+};
+
+/*
+ * Sets fixed_settings: for the process's lifetime (the worker, where no
+ * ALTER ROLE or ALTER DATABASE setting overrides them; returns 0), or
+ * until AtEOXact_GUC(true, level) with the level returned (verify).
+ */
+int
+polyglot_fix_settings(bool for_process)
+{
+	int			level = for_process ? 0 : NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; i < (int) lengthof(fixed_settings); i++)
+		(void) set_config_option(fixed_settings[i][0], fixed_settings[i][1],
+								 for_process ? PGC_SUSET : PGC_USERSET,
+								 for_process ? PGC_S_OVERRIDE : PGC_S_SESSION,
+								 for_process ? GUC_ACTION_SET : GUC_ACTION_SAVE,
+								 true, 0, false);
 	return level;
 }
 

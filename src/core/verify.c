@@ -552,23 +552,10 @@ polyglot_verify(PG_FUNCTION_ARGS)
 
 	/*
 	 * Rows render as the worker renders them, whatever this session's
-	 * settings: ISO dates and intervals, times in UTC, bytea in hex, floats
-	 * in their shortest exact form.
+	 * settings; part of it runs as the extension's owner, with a
+	 * search_path holding no schema of the caller's.
 	 */
-	guc_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("timezone", "UTC",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("bytea_output", "hex",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("extra_float_digits", "1",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	/* part of it runs as the extension's owner: no name of the caller's */
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	guc_nestlevel = polyglot_fix_settings(false);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	owner_sec_context = save_sec_context | SECURITY_LOCAL_USERID_CHANGE;

@@ -783,22 +783,11 @@ polyglot_worker_main(Datum main_arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
-	 * What the stores receive does not depend on the server's settings:
-	 * dates and intervals in ISO style, times with time zone in UTC, bytea
-	 * in hex, floats in their shortest exact form (as the capture trigger
-	 * writes keys, and as verify renders rows to compare).
+	 * What the stores receive does not depend on the server's settings (see
+	 * polyglot_fix_settings()), and the worker, a superuser, resolves no name
+	 * to an object someone created in a schema of the database's search_path.
 	 */
-	SetConfigOption("datestyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("intervalstyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("timezone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("extra_float_digits", "1", PGC_SUSET, PGC_S_OVERRIDE);
-
-	/*
-	 * The worker is a superuser: no name in its queries may resolve to an
-	 * object someone created in a schema of the database's search_path.
-	 */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	(void) polyglot_fix_settings(true);
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
