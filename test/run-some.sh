@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+#
+# test/run-some.sh - build, install and run chosen suites against the local
+# stack, for a developer iterating on one part (make test runs them all).
+#
+#   test/run-some.sh [regress:NAME ...] [integration:NAME ...] [tap:FILE ...]
+#   e.g. test/run-some.sh integration:sync_redis tap:002_crash.pl
+#
+# The stack is one per machine (POLYGLOT_STACK_DIR, default the checkout's
+# .stack/), and installing the library restarts its PostgreSQL, so the whole
+# run holds an exclusive lock (/tmp/pg_polyglot-stack.lock): two checkouts on
+# one machine take turns instead of testing each other's builds.
+
+set -uo pipefail
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_DIR"
+
+exec 9>/tmp/pg_polyglot-stack.lock
+flock 9
+
+make -s >/tmp/pg_polyglot-build.$$.log 2>&1 || { cat /tmp/pg_polyglot-build.$$.log; exit 1; }
+if grep -q 'warning:' /tmp/pg_polyglot-build.$$.log; then cat /tmp/pg_polyglot-build.$$.log; exit 1; fi
+rm -f /tmp/pg_polyglot-build.$$.log
+make -s install >/dev/null || exit 1
+test/stack.sh start >/dev/null || exit 1
+eval "$(test/stack.sh env)"
+PG_REGRESS=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress
+redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ACL SETUSER polyglot_test reset on \
+	'>polyglot-test-password' '~*' '&*' +@all >/dev/null
+
+rc=0
+regress=() integration=() tap=()
+for a in "$@"; do
+	case $a in
+	regress:*) regress+=("${a#regress:}") ;;
+	integration:*) integration+=("${a#integration:}") ;;
+	tap:*) tap+=("t/${a#tap:}") ;;
+	*) echo "unknown suite $a" >&2; exit 2 ;;
+	esac
+done
+if [ ${#regress[@]} -gt 0 ]; then
+	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_BIN" \
+		--dbname=contrib_regression --load-extension=pg_polyglot "${regress[@]}" || rc=1
+fi
+if [ ${#integration[@]} -gt 0 ]; then
+	"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
+		--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
+		"${integration[@]}" || rc=1
+fi
+if [ ${#tap[@]} -gt 0 ]; then
+	tap_dir=$POLYGLOT_STACK_DIR/tap-some
+	rm -rf "$tap_dir"; mkdir -p "$tap_dir"; cp -r test/t "$tap_dir/t"
+	chown -R "$POLYGLOT_STACK_USER": "$tap_dir"
+	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
+	run_tap=(env PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
+		PGPORT= PGHOST= PGUSER= PGDATABASE=
+		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI" MONGO_TOOL="$MONGO_TOOL"
+		FERRETDB_BIN="$FERRETDB_BIN"
+		OPENSEARCH_URL="$OPENSEARCH_URL" ELASTICSEARCH_URL="$ELASTICSEARCH_URL"
+		OPENSEARCH_PID_FILE="$POLYGLOT_STACK_DIR/opensearch/pid"
+		prove -v --ext .pl -I "$tap_perl" "${tap[@]}")
+	if [ "$(id -u)" = 0 ]; then
+		(cd "$tap_dir" && runuser -u "$POLYGLOT_STACK_USER" -- "${run_tap[@]}") || rc=1
+	else
+		(cd "$tap_dir" && "${run_tap[@]}") || rc=1
+	fi
+	echo "TAP logs: $tap_dir/tmp_check/log"
+fi
+exit $rc
