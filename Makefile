@@ -5,6 +5,7 @@
 #   make test           install and start the local stack, build, install,
 #                       run every suite, print "N passed, N failed"
 #   make demo           the same set-up, then a walkthrough
+#   make test-asan      make test with the library built with AddressSanitizer
 #   make installcheck   only the pg_regress suites that need no store
 
 EXTENSION = pg_polyglot
@@ -54,6 +55,17 @@ SHLIB_LINK = $(shell $(PKG_CONFIG) --libs $(STORE_LIBS))
 # PG_FUNCTION_ARGS) ignore some of their arguments by design.
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter $(if $(filter true,$(CI)),-Werror)
 
+# Export only what PostgreSQL looks up by name: _PG_init, the magic block,
+# each SQL-callable function with its pg_finfo_ record, and the background
+# workers' entry points.  Everything else stays inside the library, so that
+# a function such as mongo_get_options can neither take the place of another
+# extension's function of the same name nor be replaced by it.  PostgreSQL
+# 16 and later build modules with -fvisibility=hidden; a linker version
+# script does the same on every supported version.
+SHLIB_LINK += -Wl,--version-script=pg_polyglot.exports
+EXTRA_CLEAN = pg_polyglot.exports
+BGWORKER_ENTRY_POINTS = polyglot_launcher_main polyglot_worker_main
+
 # rebuild objects when a header they include changes
 override autodepend = yes
 
@@ -71,7 +83,17 @@ all:
 	@echo "PostgreSQL server headers not found: run 'test/stack.sh install' (or make test)" >&2; exit 1
 endif
 
-.PHONY: test demo stack-install stack-start stack-stop print-regress
+# The exported names, from the pg_finfo_ records the objects define
+pg_polyglot.exports: $(OBJS)
+	{ echo '{ global: _PG_init; Pg_magic_func;'; \
+	  for f in $(BGWORKER_ENTRY_POINTS); do echo "  $$f;"; done; \
+	  nm -g --defined-only $(OBJS) | \
+	    awk '$$3 ~ /^pg_finfo_/ { print "  " $$3 "; " substr($$3, 10) ";" }' | sort -u; \
+	  echo 'local: *; };'; } > $@.tmp && mv $@.tmp $@
+
+pg_polyglot$(DLSUFFIX): pg_polyglot.exports
+
+.PHONY: test test-asan demo stack-install stack-start stack-stop print-regress
 
 print-regress:
 	@echo $(REGRESS)
@@ -92,3 +114,8 @@ test:
 
 demo:
 	test/demo.sh
+
+# The same run with the library built with AddressSanitizer: any report
+# (use after free, overflow of a store library's buffer) fails it
+test-asan:
+	POLYGLOT_SANITIZE=address test/run-tests.sh

@@ -15,8 +15,11 @@ set -uo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_DIR"
 
-exec 9>/tmp/pg_polyglot-stack.lock
-flock 9
+# flock -o: the lock is held by flock itself, not by the servers this run
+# may (re)start
+if [ -z "${POLYGLOT_RUN_SOME_LOCKED:-}" ]; then
+	POLYGLOT_RUN_SOME_LOCKED=1 exec flock -o /tmp/pg_polyglot-stack.lock "$0" "$@"
+fi
 
 make -s >/tmp/pg_polyglot-build.$$.log 2>&1 || { cat /tmp/pg_polyglot-build.$$.log; exit 1; }
 if grep -q 'warning:' /tmp/pg_polyglot-build.$$.log; then cat /tmp/pg_polyglot-build.$$.log; exit 1; fi

@@ -51,18 +51,32 @@ log "installing what is missing"
 test/stack.sh install || { echo "0 passed, 1 failed"; echo "stack install failed" >&2; exit 1; }
 
 log "building"
-if ! make -s >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'warning:' /tmp/pg_polyglot-build.log; then
+# POLYGLOT_SANITIZE=address (make test-asan) builds the library with
+# AddressSanitizer; the stack then preloads its runtime into PostgreSQL.
+# Objects of the other kind of build are removed first.
+case ${POLYGLOT_SANITIZE:-} in
+	'') build_flags=() ;;
+	address) build_flags=(PROFILE='-fsanitize=address -fno-omit-frame-pointer') ;;
+	*) echo "POLYGLOT_SANITIZE=$POLYGLOT_SANITIZE: only 'address' is known" >&2; exit 2 ;;
+esac
+if [ "$(cat .build-flavor 2>/dev/null)" != "${POLYGLOT_SANITIZE:-plain}" ]; then
+	make -s clean >/dev/null
+	echo "${POLYGLOT_SANITIZE:-plain}" >.build-flavor
+fi
+if ! make -s "${build_flags[@]}" >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'warning:' /tmp/pg_polyglot-build.log; then
 	cat /tmp/pg_polyglot-build.log
 	echo "the build failed or is not warning-free" >&2
 	echo "0 passed, 1 failed"
 	exit 1
 fi
-make -s install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
+make -s "${build_flags[@]}" install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
 
 log "starting the local stack"
 test/stack.sh start || { echo "0 passed, 1 failed"; echo "the stack did not start" >&2; exit 1; }
 eval "$(test/stack.sh env)"
 test/stack.sh status
+# sanitizer reports of this run only
+rm -f "$POLYGLOT_STACK_DIR"/pg/asan.*
 
 PG_REGRESS=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress
 
@@ -93,7 +107,8 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	cp -r test/t "$tap_dir/t"
 	chown -R "$POLYGLOT_STACK_USER": "$tap_dir"
 	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
-	run_tap=(env PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
+	# shellcheck disable=SC2206 # POLYGLOT_PG_SANITIZER_ENV is VAR=value words
+	run_tap=(env $POLYGLOT_PG_SANITIZER_ENV PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
 		PGPORT= PGHOST= PGUSER= PGDATABASE=
 		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI" MONGO_TOOL="$MONGO_TOOL"
 		FERRETDB_BIN="$FERRETDB_BIN"
@@ -115,6 +130,15 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	failed=$((failed + bad))
 	[ "$bad" -eq 0 ] || problems+=("TAP: $bad failed (logs in $tap_dir/tmp_check/log)")
 fi
+
+# Every report of AddressSanitizer is a failure, whichever suite caused it
+for f in "$POLYGLOT_STACK_DIR"/pg/asan.*; do
+	[ -s "$f" ] || continue
+	log "AddressSanitizer report $f (first 60 lines)"
+	head -n 60 "$f"
+	failed=$((failed + 1))
+	problems+=("AddressSanitizer: $f")
+done
 
 # The diffs of failed suites come last, next to the summary, so that a CI
 # log that keeps only its tail still shows what went wrong (at most 150
