@@ -15,12 +15,32 @@ set -uo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_DIR"
 
+# With POLYGLOT_PG_BIN, POLYGLOT_PG_DIR and POLYGLOT_PG_PORT (see
+# test/stack.sh), a checkout tests on a PostgreSQL of its own beside the
+# stack's, sharing the stores, under a lock of that PostgreSQL's port.  A
+# file .run-some.env at the top of the checkout (not versioned) may set
+# them for that checkout.
+if [ -f .run-some.env ]; then
+	# shellcheck disable=SC1091
+	. ./.run-some.env
+	export POLYGLOT_PG_BIN POLYGLOT_PG_DIR POLYGLOT_PG_PORT
+fi
+if [ -n "${POLYGLOT_PG_BIN:-}" ]; then
+	export PG_CONFIG=$POLYGLOT_PG_BIN/pg_config
+fi
+lock=/tmp/pg_polyglot-stack${POLYGLOT_PG_PORT:+-$POLYGLOT_PG_PORT}.lock
+
 # flock -o: the lock is held by flock itself, not by the servers this run
 # may (re)start
 if [ -z "${POLYGLOT_RUN_SOME_LOCKED:-}" ]; then
-	POLYGLOT_RUN_SOME_LOCKED=1 exec flock -o /tmp/pg_polyglot-stack.lock "$0" "$@"
+	POLYGLOT_RUN_SOME_LOCKED=1 exec flock -o "$lock" "$0" "$@"
 fi
 
+# objects built against another PostgreSQL's headers are rebuilt
+if [ "$(cat .build-pg 2>/dev/null)" != "${PG_CONFIG:-default}" ]; then
+	make -s clean >/dev/null
+	echo "${PG_CONFIG:-default}" >.build-pg
+fi
 make -s >/tmp/pg_polyglot-build.$$.log 2>&1 || { cat /tmp/pg_polyglot-build.$$.log; exit 1; }
 if grep -q 'warning:' /tmp/pg_polyglot-build.$$.log; then cat /tmp/pg_polyglot-build.$$.log; exit 1; fi
 rm -f /tmp/pg_polyglot-build.$$.log
@@ -46,15 +66,25 @@ if [ ${#regress[@]} -gt 0 ]; then
 		--dbname=contrib_regression --load-extension=pg_polyglot "${regress[@]}" || rc=1
 fi
 if [ ${#integration[@]} -gt 0 ]; then
+	# the stores are shared: one suite runs in one checkout at a time
+	suite_fds=()
+	for name in $(printf '%s\n' "${integration[@]}" | sort -u); do
+		exec {fd}>"/tmp/pg_polyglot-suite-$name.lock"
+		flock "$fd"
+		suite_fds+=("$fd")
+	done
 	"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
 		--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
 		"${integration[@]}" || rc=1
+	for fd in "${suite_fds[@]}"; do exec {fd}>&-; done
 fi
 if [ ${#tap[@]} -gt 0 ]; then
-	tap_dir=$POLYGLOT_STACK_DIR/tap-some
+	tap_dir=$POLYGLOT_PG_DIR/tap-some
 	rm -rf "$tap_dir"; mkdir -p "$tap_dir"; cp -r test/t "$tap_dir/t"
 	chown -R "$POLYGLOT_STACK_USER": "$tap_dir"
 	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
+	# relocatable builds have no TAP modules: Debian's serve any 15
+	[ -d "$tap_perl" ] || tap_perl=/usr/lib/postgresql/15/lib/pgxs/src/test/perl
 	run_tap=(env PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
 		PGPORT= PGHOST= PGUSER= PGDATABASE=
 		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI" MONGO_TOOL="$MONGO_TOOL"

@@ -76,7 +76,7 @@ test/stack.sh start || { echo "0 passed, 1 failed"; echo "the stack did not star
 eval "$(test/stack.sh env)"
 test/stack.sh status
 # sanitizer reports of this run only
-rm -f "$POLYGLOT_STACK_DIR"/pg/asan.*
+rm -f "$POLYGLOT_PG_DIR"/asan.*
 
 PG_REGRESS=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress
 
@@ -132,7 +132,7 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 fi
 
 # Every report of AddressSanitizer is a failure, whichever suite caused it
-for f in "$POLYGLOT_STACK_DIR"/pg/asan.*; do
+for f in "$POLYGLOT_PG_DIR"/asan.*; do
 	[ -s "$f" ] || continue
 	log "AddressSanitizer report $f (first 60 lines)"
 	head -n 60 "$f"

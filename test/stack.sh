@@ -59,10 +59,14 @@ OPENSEARCH_TRANSPORT_PORT=$((OPENSEARCH_PORT + 100))
 ELASTICSEARCH_PORT=${POLYGLOT_ELASTICSEARCH_PORT:-59201}
 ELASTICSEARCH_TRANSPORT_PORT=$((ELASTICSEARCH_PORT + 100))
 
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_DATA=$STACK_DIR/pg/data
-PG_SOCKET_DIR=$STACK_DIR/pg/run
-PG_LOG=$STACK_DIR/pg/postgres.log
+# POLYGLOT_PG_BIN and POLYGLOT_PG_DIR give a second PostgreSQL beside the
+# stack's (another install, its own data, with POLYGLOT_PG_PORT), sharing
+# the stores: two checkouts can then test at once
+PG_BIN=${POLYGLOT_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
+PG_DIR=${POLYGLOT_PG_DIR:-$STACK_DIR/pg}
+PG_DATA=$PG_DIR/data
+PG_SOCKET_DIR=$PG_DIR/run
+PG_LOG=$PG_DIR/postgres.log
 PG_DATABASE=app
 
 REDIS_DIR=$STACK_DIR/redis
@@ -309,20 +313,20 @@ write_pg_preload_conf() {
 		echo "# pg_polyglot.so is not installed yet: nothing to preload"
 	fi > "$PG_DATA/polyglot_preload.conf"
 	# remember which library the postmaster loaded, to restart on a new one
-	if [ -f "$lib" ]; then md5sum < "$lib"; else echo none; fi > "$STACK_DIR/pg/loaded-library"
+	if [ -f "$lib" ]; then md5sum < "$lib"; else echo none; fi > "$PG_DIR/loaded-library"
 }
 
 pg_library_changed() {
 	local lib now
 	lib=$(pg_library_path)
 	if [ -f "$lib" ]; then now=$(md5sum < "$lib"); else now=none; fi
-	[ "$now" != "$(cat "$STACK_DIR/pg/loaded-library" 2>/dev/null)" ]
+	[ "$now" != "$(cat "$PG_DIR/loaded-library" 2>/dev/null)" ]
 }
 
 # A library built with AddressSanitizer (make test-asan) needs the
 # sanitizer's runtime loaded first into the postmaster, whose children
 # inherit it: prints the environment for that (nothing for a plain build).
-# Reports go to $STACK_DIR/pg/asan.<pid>; leaks are not checked, since
+# Reports go to $PG_DIR/asan.<pid>; leaks are not checked, since
 # PostgreSQL frees much of its memory by exiting.
 pg_sanitizer_env() {
 	local lib asan
@@ -331,17 +335,17 @@ pg_sanitizer_env() {
 	asan=$(ldd "$lib" 2>/dev/null | awk '/libasan/ { print $3; exit }')
 	[ -n "$asan" ] || return 0
 	echo "LD_PRELOAD=$asan"
-	echo "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$STACK_DIR/pg/asan"
+	echo "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$PG_DIR/asan"
 }
 
 start_postgres() {
-	mkdir -p "$STACK_DIR/pg" "$PG_SOCKET_DIR"
-	chown "$STACK_USER": "$STACK_DIR/pg" "$PG_SOCKET_DIR" 2>/dev/null || true
+	mkdir -p "$PG_DIR" "$PG_SOCKET_DIR"
+	chown "$STACK_USER": "$PG_DIR" "$PG_SOCKET_DIR" 2>/dev/null || true
 	if [ ! -f "$PG_DATA/PG_VERSION" ]; then
 		say "PostgreSQL: initdb in $PG_DATA"
 		as_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust \
-			--encoding=UTF8 --locale=C.UTF-8 >"$STACK_DIR/pg/initdb.log" 2>&1 ||
-			{ tail -n 20 "$STACK_DIR/pg/initdb.log" >&2; die "initdb failed"; }
+			--encoding=UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
+			{ tail -n 20 "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
 		cat >>"$PG_DATA/postgresql.conf" <<-EOF
 
 		# pg_polyglot local stack
@@ -641,6 +645,7 @@ cmd_env() {
 	export PGUSER="\${PGUSER:-\$(id -un)}"
 	export PGDATABASE='$PG_DATABASE'
 	export PG_DATA='$PG_DATA'
+	export POLYGLOT_PG_DIR='$PG_DIR'
 	export POLYGLOT_PG_SANITIZER_ENV='$(pg_sanitizer_env | tr '\n' ' ')'
 	export REDIS_HOST='127.0.0.1'
 	export REDIS_PORT='$REDIS_PORT'
