@@ -108,6 +108,93 @@ SELECT try($$SELECT count(*) FROM polyglot.outbox$$);
 RESET ROLE;
 SELECT op, key FROM polyglot.outbox WHERE route_id = polyglot._route('t', 'cache') ORDER BY id;
 
+-- Two rows never write one store key, whichever routes they are of; what
+-- could is refused at sync().
+-- Tables of one name in two schemas: default targets outside schema public
+-- are schema-qualified (products in public keeps "products")
+CREATE SERVER docs_db FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (database 'polyglot_misuse');
+CREATE SERVER search FOREIGN DATA WRAPPER polyglot_elastic;
+CREATE SCHEMA sa;
+CREATE SCHEMA sb;
+CREATE TABLE sa.products (id int PRIMARY KEY, v text);
+CREATE TABLE sb.products (id int PRIMARY KEY, v text);
+CREATE TABLE products (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('sa.products', 'cache', backfill => false) AS sa_cache \gset
+SELECT polyglot.sync('sb.products', 'cache', backfill => false) AS sb_cache \gset
+SELECT polyglot.sync('products', 'cache', backfill => false) AS p_cache \gset
+SELECT polyglot.sync('sa.products', 'docs_db', backfill => false) IS NOT NULL AS sa_docs;
+SELECT polyglot.sync('sb.products', 'docs_db', backfill => false) IS NOT NULL AS sb_docs;
+SELECT polyglot.sync('sa.products', 'search', backfill => false) IS NOT NULL AS sa_search;
+SELECT polyglot.sync('sb.products', 'search', backfill => false) IS NOT NULL AS sb_search;
+SELECT source_name, server_name, options->>'key' AS key, options->>'collection' AS collection,
+       options->>'index' AS index
+  FROM polyglot.routes WHERE source_name LIKE '%products' ORDER BY id;
+-- both are delivered, each to its own key
+-- (no MongoDB nor Elasticsearch behind docs_db and search: paused)
+SELECT polyglot.pause(polyglot._route('sa.products', 'docs_db')), polyglot.pause(polyglot._route('sb.products', 'docs_db')),
+       polyglot.pause(polyglot._route('sa.products', 'search')), polyglot.pause(polyglot._route('sb.products', 'search'));
+INSERT INTO sa.products VALUES (1, 'from sa');
+INSERT INTO sb.products VALUES (1, 'from sb');
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN (SELECT sum(delivered) FROM polyglot.status WHERE route IN (
+                 polyglot._route('sa.products', 'cache'), polyglot._route('sb.products', 'cache'))) >= 2;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+\! redis-cli -p $REDIS_PORT GET sa.products:1
+\! redis-cli -p $REDIS_PORT GET sb.products:1
+-- a target another route has: the same template, collection or index
+SELECT try($$SELECT polyglot.sync('t2', 'cache', '{"key": "products:{id}"}')$$);
+SELECT try($$SELECT polyglot.sync('t2', 'docs_db', '{"collection": "sa.products"}')$$);
+SELECT try($$SELECT polyglot.sync('t2', 'search', '{"index": "sb.products"}')$$);
+-- ... through another server object of the same store
+CREATE SERVER cache_again FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port :'redis_port', db '0');
+SELECT try($$SELECT polyglot.sync('t2', 'cache_again', '{"key": "sa.products:{id}"}')$$);
+-- ... or a template that can produce another's keys: {id} of a text key
+-- is any key; a numeric {id} after "products:" is not "products:x:..."
+CREATE TABLE tk (k text PRIMARY KEY, v text);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"key": "{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"key": "products:{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"key": "products:x:{k}"}')$$);
+SELECT polyglot.unsync('tk', 'cache');
+-- the same table to the same collection through two server objects
+CREATE SERVER docs_again FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (database 'polyglot_misuse');
+SELECT try($$SELECT polyglot.sync('sa.products', 'docs_again')$$);
+-- another database, or another Redis db, is another target
+CREATE SERVER cache_db1 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port', db '1');
+SELECT try($$SELECT polyglot.sync('t2', 'cache_db1', '{"key": "products:{id}"}')$$);
+SELECT polyglot.unsync('t2', 'cache_db1');
+SELECT try($$SELECT polyglot.sync('t2', 'docs', '{"database": "polyglot_misuse2", "collection": "sa.products"}')$$);
+SELECT polyglot.unsync('t2', 'docs');
+-- publish routes write no key; invalidate routes may share keys, as they
+-- only delete them
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"mode": "publish", "channel": "products:1"}')$$);
+SELECT polyglot.unsync('tk', 'cache');
+SELECT try($$SELECT polyglot.sync('t2', 'cache', '{"mode": "invalidate", "key": "inval:{id}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"mode": "invalidate", "key": "inval:{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache_db1', '{"key": "inval:{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache_again', '{"key": "inval:{k}"}')$$);
+SELECT polyglot.unsync('tk', 'cache'), polyglot.unsync('tk', 'cache_db1'), polyglot.unsync('t2', 'cache');
+-- a template whose values can hold what separates them: two rows, one key
+CREATE TABLE pair (a text, b text, n int, u uuid, PRIMARY KEY (a, b));
+CREATE TABLE pair2 (n int, s text, PRIMARY KEY (n, s));
+CREATE TABLE pair3 (n int, u uuid, PRIMARY KEY (n, u));
+SELECT try($$SELECT polyglot.sync('pair', 'cache', '{"key": "pair:{a}:{b}"}')$$);
+SELECT try($$SELECT polyglot.sync('pair', 'cache', '{"key": "pair:{a}{b}"}')$$);
+SELECT try($$SELECT polyglot.sync('pair', 'cache')$$);
+-- a number ends at the colon, a uuid at the dot; the last placeholder
+-- takes the rest; a number can hold a minus sign
+SELECT try($$SELECT polyglot.sync('pair2', 'cache', '{"key": "pair2:{n}:{s}"}')$$);
+SELECT try($$SELECT polyglot.sync('pair3', 'cache', '{"key": "pair3:{u}.{n}"}')$$);
+SELECT try($$SELECT polyglot.sync('pair3', 'cache', '{"key": "pair3:{n}-{u}"}')$$);
+SELECT polyglot.unsync('pair2', 'cache'), polyglot.unsync('pair3', 'cache');
+DROP TABLE sa.products, sb.products, products, tk, pair, pair2, pair3;
+DROP SCHEMA sa, sb;
+DROP SERVER docs_db, docs_again, search, cache_again, cache_db1;
+\! redis-cli -p $REDIS_PORT DEL sa.products:1 sb.products:1 > /dev/null
+
 SELECT polyglot.unsync('t', 'cache');
 SELECT polyglot.unsync('ri', 'cache');
 
