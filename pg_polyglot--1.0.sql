@@ -84,6 +84,9 @@ CREATE TABLE polyglot.routes (
   options jsonb NOT NULL DEFAULT '{}',
   key_columns name[] NOT NULL,
   owner oid NOT NULL,
+  -- the owner had a user mapping of its own for the server at sync(): the
+  -- worker then never falls back to the PUBLIC one
+  owner_mapping boolean NOT NULL DEFAULT false,
   paused boolean NOT NULL DEFAULT false,
   created_at timestamptz NOT NULL DEFAULT now(),
   UNIQUE (source_relid, server_oid)
@@ -826,9 +829,11 @@ BEGIN
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
   BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
-                                 options, key_columns, owner)
+                                 options, key_columns, owner, owner_mapping)
     VALUES (source, format('%I.%I', rel.nspname, rel.relname), srv.oid, srv.srvname, store,
-            opts, keys, route_owner)
+            opts, keys, route_owner,
+            EXISTS (SELECT FROM pg_user_mapping m
+                     WHERE m.umuser = route_owner AND m.umserver = srv.oid))
     RETURNING id INTO route_id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
@@ -1206,6 +1211,52 @@ END
 $$;
 CREATE EVENT TRIGGER polyglot_sql_drop ON sql_drop
   EXECUTE FUNCTION polyglot._on_sql_drop();
+
+-- ALTER TABLE of a synced table may not take what its routes rely on:
+-- renaming a key column (routes, key templates and the drop handler know
+-- key columns by name), or forcing row level security (the worker reads
+-- rows, and keys for a backfill and a TRUNCATE, as the table's owner, whom
+-- forced policies would filter: rows would silently go missing).
+CREATE FUNCTION polyglot._on_alter_table()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- a table's owner alters it; the routes table is not theirs
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  col name;
+BEGIN
+  FOR r IN SELECT x.id, x.source_name, x.server_name, x.key_columns, c.oid AS relid,
+                  c.relforcerowsecurity
+             FROM polyglot.routes x JOIN pg_class c ON c.oid = x.source_relid
+            WHERE x.source_relid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                                      WHERE d.classid = 'pg_catalog.pg_class'::regclass)
+            ORDER BY x.id LOOP
+    IF r.relforcerowsecurity THEN
+      RAISE EXCEPTION 'cannot force row level security on table "%", synced by pg_polyglot route %',
+        r.source_name, r.id
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'The worker reads the rows as the table''s owner, whom forced policies would filter.',
+              HINT = 'Drop the route with polyglot.unsync() first.';
+    END IF;
+    SELECT k INTO col FROM unnest(r.key_columns) k
+     WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                        WHERE a.attrelid = r.relid AND a.attname = k AND NOT a.attisdropped)
+     LIMIT 1;
+    IF col IS NOT NULL THEN
+      RAISE EXCEPTION 'cannot rename key column "%" of table "%", synced by pg_polyglot route %',
+        col, r.source_name, r.id
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'Routes know their key columns by name.',
+              HINT = 'Drop the route with polyglot.unsync() first, and sync again after the rename.';
+    END IF;
+  END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER polyglot_alter_table ON ddl_command_end
+  WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION polyglot._on_alter_table();
 
 ---------------------------------------------------------------------------
 -- Privileges

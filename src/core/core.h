@@ -52,6 +52,8 @@ typedef struct PolyglotRoute
 	Oid			source_owner;	/* owner of the table, who reads its rows */
 	ForeignServer *server;		/* NULL when the server was dropped */
 	UserMapping *user;			/* the owner's user mapping, or NULL */
+	bool		owner_mapping;	/* sync() found the owner's own user mapping */
+	char	   *access_error;	/* why the owner may no longer use the server, or NULL */
 	void	   *sink_private;	/* what the sink's prepare() learnt, for this round */
 	TimestampTz backoff_until;	/* 0 if none */
 	int32		consecutive_failures;

@@ -17,7 +17,8 @@ BEGIN
   RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
   GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' (' || hint || ')' ELSE '' END;
+  -- route ids depend on the suites run before in the database
+  RETURN st || ': ' || regexp_replace(msg, 'route \d+', 'route N', 'g') || CASE WHEN hint <> '' THEN ' (' || hint || ')' ELSE '' END;
 END $$;
 
 CREATE TABLE keyless (a int, b text);
@@ -195,6 +196,22 @@ DROP SCHEMA sa, sb;
 DROP SERVER docs_db, docs_again, search, cache_again, cache_db1;
 \! redis-cli -p $REDIS_PORT DEL sa.products:1 sb.products:1 > /dev/null
 
+-- A key column of a synced table cannot be renamed (a column renamed,
+-- then dropped, escaped the drop handler, and every write to the table
+-- failed in the trigger); other columns can
+CREATE TABLE rn (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('rn', 'cache', '{"key": "misuse:rn:{id}"}', false) IS NOT NULL AS synced;
+SELECT try($$ALTER TABLE rn RENAME COLUMN id TO ident$$);
+ALTER TABLE rn RENAME COLUMN v TO w;
+ALTER TABLE rn DROP COLUMN w;
+SELECT try($$INSERT INTO rn VALUES (1)$$);
+SET client_min_messages = error;
+ALTER TABLE rn DROP COLUMN id;
+RESET client_min_messages;
+SELECT count(*) AS routes FROM polyglot.routes WHERE source_relid = 'rn'::regclass;
+ALTER TABLE rn ADD COLUMN id int;
+SELECT try($$INSERT INTO rn VALUES (1)$$);
+DROP TABLE rn;
 SELECT polyglot.unsync('t', 'cache');
 SELECT polyglot.unsync('ri', 'cache');
 
