@@ -531,8 +531,8 @@ BEGIN
               DETAIL = 'Without every key column, two rows would share one Redis key.';
     END IF;
   END LOOP;
-  -- two rows, one key: a placeholder followed by another must end where
-  -- the template's next character comes, which its values cannot hold
+  -- two rows, one key: a placeholder followed by another ends where the
+  -- template's next character comes, so two placeholders cannot touch
   SELECT * INTO pat FROM polyglot._key_pattern(source, key_columns, tmpl);
   FOR i IN 1..coalesce(array_length(pat.tokens, 1), 0) LOOP
     CONTINUE WHEN pat.cols[i] IS NULL
@@ -544,11 +544,14 @@ BEGIN
                               pat.cols[i], pat.cols[i + 1]),
               HINT = 'Separate the placeholders with a character the values cannot contain.';
     END IF;
+    -- a value that holds the character after its placeholder would shift
+    -- the values after it: such rows are refused at delivery, each with an
+    -- error (and dead-lettered), never written to another row's key
     IF pat.tokens[i] = 'A' OR position(substr(pat.tokens[i + 1], 2) IN substr(pat.tokens[i], 2)) > 0 THEN
-      RAISE EXCEPTION 'key template "%" can give two rows one key', tmpl
-        USING ERRCODE = 'invalid_parameter_value',
-              DETAIL = format('Values of key column "%s" can contain "%s", the character that follows {%s}.',
-                              pat.cols[i], substr(pat.tokens[i + 1], 2), pat.cols[i]),
+      RAISE WARNING 'key template "%" cannot deliver rows whose key column "%" holds "%"', tmpl,
+                    pat.cols[i], substr(pat.tokens[i + 1], 2)
+        USING DETAIL = format('The key of such a row could be another row''s (with {%s} before "%s" and another placeholder after it); the worker refuses these rows, each with an error.',
+                              pat.cols[i], substr(pat.tokens[i + 1], 2)),
               HINT = 'Separate the placeholders with a character the values cannot contain, or put that column''s placeholder last.';
     END IF;
   END LOOP;

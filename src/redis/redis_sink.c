@@ -125,6 +125,79 @@ render_key(PolyglotRoute *route, const char *tmpl, List *key, StringInfo scratch
 	return pnstrdup(scratch->data, scratch->len);
 }
 
+/*
+ * The key column a template's placeholder at p names (its index, and the
+ * placeholder's length in *len), or -1 when p starts no placeholder: as
+ * render_key() reads templates.
+ */
+static int
+placeholder_at(PolyglotRoute *route, const char *p, size_t *len)
+{
+	const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+	ListCell   *kc;
+	int			c = 0;
+
+	if (close == NULL)
+		return -1;
+	foreach(kc, route->key_columns)
+	{
+		const char *col = (const char *) lfirst(kc);
+
+		if (strlen(col) == (size_t) (close - p - 1) && strncmp(col, p + 1, close - p - 1) == 0)
+		{
+			*len = close - p + 1;
+			return c;
+		}
+		c++;
+	}
+	return -1;
+}
+
+/*
+ * Why a key's rendering could be another row's, or NULL.  A placeholder
+ * followed, later in the template, by another ends where the character
+ * after it first comes: a value holding that character would shift the
+ * values after it (with "{a}:{b}", rows ('x:y', 'z') and ('x', 'y:z') both
+ * render "x:y:z").  polyglot.sync() warned of such a template; the rows
+ * whose values would collide are refused, each with this error.
+ */
+static char *
+ambiguous_key(PolyglotRoute *route, const char *tmpl, List *key)
+{
+	const char *p = tmpl;
+
+	while (*p)
+	{
+		size_t		len;
+		int			c = placeholder_at(route, p, &len);
+		const char *next;
+		const char *q;
+		bool		more = false;
+		char	   *sep;
+
+		if (c < 0)
+		{
+			p++;
+			continue;
+		}
+		next = p + len;
+		for (q = next; *q && !more; q++)
+		{
+			size_t		unused;
+
+			more = placeholder_at(route, q, &unused) >= 0;
+		}
+		p = next;
+		if (!more || *next == '\0')
+			continue;
+		sep = pnstrdup(next, pg_mblen(next));
+		if (strstr((const char *) list_nth(key, c), sep) != NULL)
+			return psprintf("the value of key column \"%s\" holds \"%s\", which ends it in key template \"%s\": its key could be another row's",
+							(const char *) list_nth(route->key_columns, c), sep, tmpl);
+	}
+	return NULL;
+}
+
 /* {"op": ..., "table": ..., "key": {...}, "row": ...} for publish mode */
 static char *
 publish_message(PolyglotRoute *route, PolyglotEvent *ev)
@@ -225,6 +298,7 @@ typedef struct RedisSent
 	RedisConn  *conn;
 	redisContext *ctx;			/* the connection the batch went out on */
 	int		   *nreplies;		/* replies owed, per item */
+	char	  **refused;		/* per item, why it was not sent, or NULL */
 	int			nitems;
 } RedisSent;
 
@@ -260,6 +334,7 @@ redis_send(PolyglotRoute *route, List *items)
 	conn = redis_get_connection(route->server, route->user);
 	redis_cmd_init(&cmd, 8 + 2 * ncols);
 	initStringInfo(&scratch);
+	sent->refused = palloc0(sizeof(char *) * Max(list_length(items), 1));
 
 	/* append every command */
 	i = 0;
@@ -270,6 +345,12 @@ redis_send(PolyglotRoute *route, List *items)
 		char	   *key = render_key(route, tmpl, ev->key, &scratch);
 		int			c;
 
+		if (mode != REDIS_MODE_PUBLISH &&
+			(sent->refused[i] = ambiguous_key(route, tmpl, ev->key)) != NULL)
+		{
+			i++;
+			continue;
+		}
 		switch (mode)
 		{
 			case REDIS_MODE_JSON:
@@ -395,6 +476,12 @@ redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult 
 	{
 		int			r;
 
+		if (sent->refused[i])
+		{
+			results[i].status = POLYGLOT_ITEM_FAILED;
+			results[i].error = sent->refused[i];
+			continue;
+		}
 		for (r = 0; r < sent->nreplies[i]; r++)
 		{
 			void	   *reply = NULL;

@@ -178,13 +178,31 @@ SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"mode": "invalidate", "key": 
 SELECT try($$SELECT polyglot.sync('tk', 'cache_db1', '{"key": "inval:{k}"}')$$);
 SELECT try($$SELECT polyglot.sync('tk', 'cache_again', '{"key": "inval:{k}"}')$$);
 SELECT polyglot.unsync('tk', 'cache'), polyglot.unsync('tk', 'cache_db1'), polyglot.unsync('t2', 'cache');
--- a template whose values can hold what separates them: two rows, one key
+-- a template whose values can hold what separates them: rows ('x:y', 'z')
+-- and ('x', 'y:z') would share one key.  Placeholders side by side are
+-- refused; a separator the values can hold is warned of at sync(), and the
+-- rows whose value holds it are refused at delivery, each with an error
 CREATE TABLE pair (a text, b text, n int, u uuid, PRIMARY KEY (a, b));
 CREATE TABLE pair2 (n int, s text, PRIMARY KEY (n, s));
 CREATE TABLE pair3 (n int, u uuid, PRIMARY KEY (n, u));
-SELECT try($$SELECT polyglot.sync('pair', 'cache', '{"key": "pair:{a}:{b}"}')$$);
 SELECT try($$SELECT polyglot.sync('pair', 'cache', '{"key": "pair:{a}{b}"}')$$);
+SELECT polyglot.sync('pair', 'cache', '{"key": "misuse:pair:{a}:{b}"}') AS pair \gset
+INSERT INTO pair VALUES ('x:y', 'z'), ('x', 'y:z'), ('p', 'q');
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN EXISTS (SELECT FROM polyglot.outbox o WHERE o.route_id = polyglot._route('pair', 'cache')
+                       AND o.last_error IS NOT NULL)
+          AND (SELECT delivered FROM polyglot.status WHERE route = polyglot._route('pair', 'cache')) >= 2;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT key, last_error FROM polyglot.outbox WHERE route_id = :pair AND last_error IS NOT NULL;
+\! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:pair:*' | sort
+\! redis-cli -p $REDIS_PORT GET misuse:pair:x:y:z
+SELECT polyglot.unsync('pair', 'cache');
 SELECT try($$SELECT polyglot.sync('pair', 'cache')$$);
+SELECT polyglot.unsync('pair', 'cache');
 -- a number ends at the colon, a uuid at the dot; the last placeholder
 -- takes the rest; a number can hold a minus sign
 SELECT try($$SELECT polyglot.sync('pair2', 'cache', '{"key": "pair2:{n}:{s}"}')$$);
