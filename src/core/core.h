@@ -28,6 +28,9 @@ extern void polyglot_request_wake_at_commit(void);
 extern int	polyglot_nslots(void);
 extern int	polyglot_key_slot(Datum *texts, int ncols);
 extern char *polyglot_key_text(Oid typid, Datum value);
+extern void polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc,
+									  MemoryContext mcxt);
+extern char *polyglot_key_output(FmgrInfo *outfunc, Oid basetypid, Datum value);
 
 /*
  * A route as the worker sees it, loaded at the start of each round.

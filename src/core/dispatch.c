@@ -417,12 +417,13 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 		!route_option_value(route, "exclude", &unused))
 	{
 		/* every column: the whole row, with no subquery per row */
-		appendStringInfoString(&sql, ", pg_catalog.row_to_json(t)::text");
+		/* t.*, not t, which a column named t would be */
+		appendStringInfoString(&sql, ", pg_catalog.row_to_json(t.*)::text");
 	}
 	else if (payload == POLYGLOT_PAYLOAD_JSON)
 	{
 		appendStringInfoString(&sql, ", CASE WHEN t.ctid IS NULL THEN NULL ELSE "
-							   "(SELECT pg_catalog.row_to_json(x) FROM (SELECT ");
+							   "(SELECT pg_catalog.row_to_json(x.*) FROM (SELECT ");
 		i = 0;
 		foreach(lc, route->columns)
 			appendStringInfo(&sql, "%st.%s", i++ ? ", " : "",
@@ -448,11 +449,19 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "c%d, ", i + 1);
 	appendStringInfo(&sql, "i) LEFT JOIN ONLY %s t ON ", route->source_name);
+	/*
+	 * The row of a key is the row whose key prints as the key's text: a
+	 * row whose key is equal but prints otherwise (numeric 1.0 and 1.000,
+	 * interval '1 day' and '24:00:00') is another key's, and this one's is
+	 * gone.
+	 */
 	i = 0;
 	forboth(lc, route->key_columns, tc, route->key_types)
 	{
-		appendStringInfo(&sql, "%st.%s = k.c%d::%s", i ? " AND " : "",
-						 quote_identifier((char *) lfirst(lc)), i + 1, (char *) lfirst(tc));
+		const char *col = quote_identifier((char *) lfirst(lc));
+
+		appendStringInfo(&sql, "%st.%s = k.c%d::%s AND polyglot._key_text(t.%s) = k.c%d",
+						 i ? " AND " : "", col, i + 1, (char *) lfirst(tc), col, i + 1);
 		i++;
 	}
 	return sql.data;
