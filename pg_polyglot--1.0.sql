@@ -533,8 +533,9 @@ BEGIN
   END LOOP;
   -- two rows, one key: a placeholder followed by another ends where the
   -- template's next character comes, so two placeholders cannot touch
+  -- (publish routes write no key)
   SELECT * INTO pat FROM polyglot._key_pattern(source, key_columns, tmpl);
-  FOR i IN 1..coalesce(array_length(pat.tokens, 1), 0) LOOP
+  FOR i IN 1..CASE WHEN mode = 'publish' THEN 0 ELSE coalesce(array_length(pat.tokens, 1), 0) END LOOP
     CONTINUE WHEN pat.cols[i] IS NULL
                OR NOT EXISTS (SELECT FROM unnest(pat.cols[i + 1:]) c WHERE c IS NOT NULL);
     IF pat.cols[i + 1] IS NOT NULL THEN
