@@ -196,6 +196,9 @@ route_access_error(PolyglotRoute *r)
 	AclResult	aclresult;
 	const char *role = GetUserNameFromId(r->owner, true);
 
+	if (role == NULL)
+		role = psprintf("%u", r->owner);	/* dropped since */
+
 #if PG_VERSION_NUM >= 160000
 	aclresult = object_aclcheck(ForeignServerRelationId, r->server_oid, r->owner, ACL_USAGE);
 #else
@@ -203,12 +206,12 @@ route_access_error(PolyglotRoute *r)
 #endif
 	if (aclresult != ACLCHECK_OK)
 		return psprintf("role \"%s\", owner of route %d, no longer has USAGE on server \"%s\"",
-						role ? role : "?", r->id, r->server->servername);
+						role, r->id, r->server->servername);
 	if (r->owner_mapping &&
 		!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(r->owner),
 							   ObjectIdGetDatum(r->server_oid)))
 		return psprintf("the user mapping of role \"%s\", owner of route %d, for server \"%s\" was dropped",
-						role ? role : "?", r->id, r->server->servername);
+						role, r->id, r->server->servername);
 	return NULL;
 }
 
