@@ -44,7 +44,7 @@ OBJS = \
 	src/elastic/elastic_sink.o
 
 # pg_regress suites that need no store (make installcheck)
-REGRESS = catalog redis_options mongo_options elastic_options
+REGRESS = catalog redis_options mongo_options elastic_options null_args
 REGRESS_OPTS = --load-extension=pg_polyglot
 
 PKG_CONFIG ?= pkg-config

@@ -84,6 +84,9 @@ CREATE TABLE polyglot.routes (
   options jsonb NOT NULL DEFAULT '{}',
   key_columns name[] NOT NULL,
   owner oid NOT NULL,
+  -- the owner had a user mapping of its own for the server at sync(): the
+  -- worker then never falls back to the PUBLIC one
+  owner_mapping boolean NOT NULL DEFAULT false,
   paused boolean NOT NULL DEFAULT false,
   created_at timestamptz NOT NULL DEFAULT now(),
   UNIQUE (source_relid, server_oid)
@@ -280,6 +283,171 @@ BEGIN
 END
 $$;
 
+-- The store a server reaches, as far as its options tell: routes of two
+-- servers with the same endpoint write to one key space.  (Two names of
+-- one host, such as localhost and 127.0.0.1, are not recognised.)
+CREATE FUNCTION polyglot._server_endpoint(server oid)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT w.fdwname || ' ' ||
+         CASE w.fdwname
+           WHEN 'polyglot_redis' THEN
+             lower(coalesce(o.host, '127.0.0.1')) || ':' || coalesce(o.port::int, 6379)
+             || '/' || coalesce(o.db::int, 0)
+           WHEN 'polyglot_mongo' THEN coalesce(o.uri, 'mongodb://127.0.0.1:27017')
+           ELSE rtrim(coalesce(o.url, 'http://127.0.0.1:9200'), '/')
+         END
+    FROM pg_foreign_server s
+    JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+    CROSS JOIN LATERAL (
+      SELECT max(substr(x, 6)) FILTER (WHERE x LIKE 'host=%') AS host,
+             max(substr(x, 6)) FILTER (WHERE x LIKE 'port=%') AS port,
+             max(substr(x, 4)) FILTER (WHERE x LIKE 'db=%') AS db,
+             max(substr(x, 5)) FILTER (WHERE x LIKE 'uri=%') AS uri,
+             max(substr(x, 5)) FILTER (WHERE x LIKE 'url=%') AS url
+        FROM unnest(s.srvoptions) AS x) o
+   WHERE s.oid = server
+$$;
+
+-- The characters the key text of a column type can hold (as the capture
+-- trigger writes it: ISO dates, timestamptz in UTC, hex bytea), or NULL
+-- when it can hold any.
+CREATE FUNCTION polyglot._key_charset(typ oid)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t oid := typ;
+BEGIN
+  WHILE (SELECT y.typtype FROM pg_type y WHERE y.oid = t) = 'd' LOOP
+    SELECT y.typbasetype INTO t FROM pg_type y WHERE y.oid = t;
+  END LOOP;
+  RETURN CASE t
+    WHEN 'int2'::regtype THEN '-0123456789'
+    WHEN 'int4'::regtype THEN '-0123456789'
+    WHEN 'int8'::regtype THEN '-0123456789'
+    WHEN 'oid'::regtype THEN '0123456789'
+    WHEN 'numeric'::regtype THEN '-0123456789.NaInfity'
+    WHEN 'float4'::regtype THEN '-+0123456789.eNaInfity'
+    WHEN 'float8'::regtype THEN '-+0123456789.eNaInfity'
+    WHEN 'bool'::regtype THEN 'tf'
+    WHEN 'uuid'::regtype THEN '-0123456789abcdef'
+    WHEN 'date'::regtype THEN '-0123456789 BCinfity'
+    WHEN 'timestamp'::regtype THEN '-0123456789:. BCinfity'
+    WHEN 'timestamptz'::regtype THEN '-+0123456789:. BCinfity'
+    WHEN 'time'::regtype THEN '0123456789:.'
+    WHEN 'bytea'::regtype THEN '\x0123456789abcdef'
+  END;
+END
+$$;
+
+-- A Redis key template as a pattern, one element per character: 'L' and
+-- a literal character, or for a {column} placeholder 'A' (any text) or 'S'
+-- and the characters its values can hold.  cols names the placeholders'
+-- columns (NULL for literals).  Placeholders are read as the worker
+-- renders keys: "{" up to the next "}", naming a key column.
+CREATE FUNCTION polyglot._key_pattern(source regclass, key_columns name[], tmpl text,
+                                      OUT tokens text[], OUT cols name[])
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  i int := 1;
+  len int := length(tmpl);
+  close int;
+  col text;
+  cs text;
+BEGIN
+  tokens := '{}';
+  cols := '{}';
+  WHILE i <= len LOOP
+    close := CASE WHEN substr(tmpl, i, 1) = '{' THEN position('}' IN substr(tmpl, i + 1)) ELSE 0 END;
+    col := CASE WHEN close > 0 THEN substr(tmpl, i + 1, close - 1) END;
+    IF col IS NOT NULL AND col = ANY (key_columns) THEN
+      SELECT polyglot._key_charset(a.atttypid) INTO cs
+        FROM pg_attribute a WHERE a.attrelid = source AND a.attname = col AND NOT a.attisdropped;
+      tokens := tokens || CASE WHEN cs IS NULL THEN 'A' ELSE 'S' || cs END;
+      cols := cols || col::name;
+      i := i + close + 1;
+    ELSE
+      tokens := tokens || ('L' || substr(tmpl, i, 1));
+      cols := cols || NULL::name;
+      i := i + 1;
+    END IF;
+  END LOOP;
+END
+$$;
+
+-- Can two key patterns (polyglot._key_pattern) produce one key?  Each
+-- placeholder stands for any text of its characters, the empty one too:
+-- true when some text matches both.
+CREATE FUNCTION polyglot._key_patterns_overlap(a text[], b text[])
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m int := coalesce(array_length(a, 1), 0);
+  n int := coalesce(array_length(b, 1), 0);
+  -- reach[i * (n + 1) + j + 1]: a's first i and b's first j tokens can
+  -- match one text
+  reach boolean[] := array_fill(false, ARRAY[(m + 1) * (n + 1)]);
+  i int;
+  j int;
+  ta text;
+  tb text;
+  a_ph boolean;
+  b_ph boolean;
+BEGIN
+  reach[1] := true;
+  FOR i IN 0..m LOOP
+    FOR j IN 0..n LOOP
+      CONTINUE WHEN NOT reach[i * (n + 1) + j + 1];
+      IF i = m AND j = n THEN
+        RETURN true;
+      END IF;
+      ta := a[i + 1];
+      tb := b[j + 1];
+      a_ph := left(ta, 1) IN ('A', 'S');
+      b_ph := left(tb, 1) IN ('A', 'S');
+      -- a placeholder may stand for nothing
+      IF a_ph THEN
+        reach[(i + 1) * (n + 1) + j + 1] := true;
+      END IF;
+      IF b_ph THEN
+        reach[i * (n + 1) + j + 2] := true;
+      END IF;
+      -- or take one more character, which the other side reads too
+      IF left(ta, 1) = 'L' AND left(tb, 1) = 'L' AND ta = tb THEN
+        reach[(i + 1) * (n + 1) + j + 2] := true;
+      ELSIF a_ph AND left(tb, 1) = 'L' AND (ta = 'A' OR position(substr(tb, 2) IN substr(ta, 2)) > 0) THEN
+        reach[i * (n + 1) + j + 2] := true;
+      ELSIF b_ph AND left(ta, 1) = 'L' AND (tb = 'A' OR position(substr(ta, 2) IN substr(tb, 2)) > 0) THEN
+        reach[(i + 1) * (n + 1) + j + 1] := true;
+      END IF;
+    END LOOP;
+  END LOOP;
+  RETURN false;
+END
+$$;
+
+-- The default name of a route's target: the table's name in schema
+-- public, schema.table elsewhere, so that tables of one name in two
+-- schemas do not share a target.
+CREATE FUNCTION polyglot._default_target(source regclass)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text
+              ELSE n.nspname || '.' || c.relname END
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = source
+$$;
+
 -- Route options of Redis routes: errors name the option and list the valid
 -- ones.  Returns the options with defaults filled in.
 CREATE FUNCTION polyglot._redis_route_options(source regclass, key_columns name[], options jsonb)
@@ -295,6 +463,8 @@ DECLARE
   ph text;
   col text;
   cols text[];
+  pat record;
+  i int;
   result jsonb := options;
 BEGIN
   PERFORM polyglot._check_route_option_names(options, valid, 'Redis');
@@ -343,11 +513,9 @@ BEGIN
     END IF;
     tmpl := options->>'key';
   ELSE
-    SELECT format('%s:', c.relname) || string_agg(format('{%s}', k), ':' ORDER BY ord)
+    SELECT polyglot._default_target(source) || ':' || string_agg(format('{%s}', k), ':' ORDER BY ord)
       INTO tmpl
-      FROM pg_class c, unnest(key_columns) WITH ORDINALITY AS u(k, ord)
-     WHERE c.oid = source
-     GROUP BY c.relname;
+      FROM unnest(key_columns) WITH ORDINALITY AS u(k, ord);
   END IF;
   FOR ph IN SELECT m[1] FROM regexp_matches(tmpl, '\{([^{}]*)\}', 'g') AS m LOOP
     IF NOT ph = ANY (key_columns) THEN
@@ -363,6 +531,31 @@ BEGIN
               DETAIL = 'Without every key column, two rows would share one Redis key.';
     END IF;
   END LOOP;
+  -- two rows, one key: a placeholder followed by another ends where the
+  -- template's next character comes, so two placeholders cannot touch
+  -- (publish routes write no key)
+  SELECT * INTO pat FROM polyglot._key_pattern(source, key_columns, tmpl);
+  FOR i IN 1..CASE WHEN mode = 'publish' THEN 0 ELSE coalesce(array_length(pat.tokens, 1), 0) END LOOP
+    CONTINUE WHEN pat.cols[i] IS NULL
+               OR NOT EXISTS (SELECT FROM unnest(pat.cols[i + 1:]) c WHERE c IS NOT NULL);
+    IF pat.cols[i + 1] IS NOT NULL THEN
+      RAISE EXCEPTION 'key template "%" can give two rows one key', tmpl
+        USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = format('Placeholders {%s} and {%s} follow each other with nothing between them.',
+                              pat.cols[i], pat.cols[i + 1]),
+              HINT = 'Separate the placeholders with a character the values cannot contain.';
+    END IF;
+    -- a value that holds the character after its placeholder would shift
+    -- the values after it: such rows are refused at delivery, each with an
+    -- error (and dead-lettered), never written to another row's key
+    IF pat.tokens[i] = 'A' OR position(substr(pat.tokens[i + 1], 2) IN substr(pat.tokens[i], 2)) > 0 THEN
+      RAISE WARNING 'key template "%" cannot deliver rows whose key column "%" holds "%"', tmpl,
+                    pat.cols[i], substr(pat.tokens[i + 1], 2)
+        USING DETAIL = format('The key of such a row could be another row''s (with {%s} before "%s" and another placeholder after it); the worker refuses these rows, each with an error.',
+                              pat.cols[i], substr(pat.tokens[i + 1], 2)),
+              HINT = 'Separate the placeholders with a character the values cannot contain, or put that column''s placeholder last.';
+    END IF;
+  END LOOP;
   result := jsonb_set(result, '{key}', to_jsonb(tmpl));
 
   PERFORM polyglot._check_route_columns(source, options);
@@ -371,7 +564,8 @@ END
 $$;
 
 -- Route options of MongoDB routes: errors name the option and list the
--- valid ones.  Returns the options with the default collection filled in;
+-- valid ones.  Returns the options with the default collection (the
+-- table's name, schema.table outside schema public) filled in;
 -- the database defaults to the server's, looked up at delivery.
 CREATE FUNCTION polyglot._mongo_route_options(source regclass, server name, options jsonb)
 RETURNS jsonb
@@ -414,7 +608,7 @@ BEGIN
     END IF;
     coll := options->>'collection';
   ELSE
-    SELECT c.relname INTO coll FROM pg_class c WHERE c.oid = source;
+    coll := polyglot._default_target(source);
   END IF;
   IF coll = '' OR octet_length(coll) > 255 OR position('$' IN coll) > 0
      OR coll LIKE 'system.%' OR coll LIKE '.%' OR coll LIKE '%.' THEN
@@ -431,7 +625,7 @@ $$;
 
 -- Route options of Elasticsearch/OpenSearch routes: errors name the option
 -- and list the valid ones.  Returns the options with the default index (the
--- table's name) filled in.  A routing column must be a key column: a
+-- table's name, schema.table outside schema public) filled in.  A routing column must be a key column: a
 -- deleted row is known by its key only, and its delete needs the routing.
 CREATE FUNCTION polyglot._elastic_route_options(source regclass, keys name[], options jsonb)
 RETURNS jsonb
@@ -451,7 +645,7 @@ BEGIN
     END IF;
     idx := options->>'index';
   ELSE
-    SELECT c.relname INTO idx FROM pg_class c WHERE c.oid = source;
+    idx := polyglot._default_target(source);
   END IF;
   IF idx = '' OR idx IN ('.', '..') OR octet_length(idx) > 255 OR idx <> lower(idx)
      OR idx ~ '[\\/*?"<>| ,#:]' OR idx ~ '^[-_+]' THEN
@@ -459,7 +653,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'An index name is lowercase, at most 255 bytes, contains none of \ / * ? " < > | , # : or spaces, and does not start with -, _ or +.',
             HINT = CASE WHEN options ? 'index' THEN 'Choose another name.'
-                        ELSE 'The index defaults to the table''s name: give the route an "index" option.' END;
+                        ELSE 'The index defaults to the table''s name (schema.table outside schema public): give the route an "index" option.' END;
   END IF;
   result := jsonb_set(result, '{index}', to_jsonb(idx));
 
@@ -477,6 +671,85 @@ BEGIN
 
   PERFORM polyglot._check_route_columns(source, options);
   RETURN result;
+END
+$$;
+
+-- Two routes never write one store key: a new route's target must not
+-- overlap the target of another route on the same store (the
+-- same endpoint, polyglot._server_endpoint): no shared MongoDB collection
+-- or search index, no Redis key that both key templates can produce.
+-- Publish routes write no key; invalidate routes only delete, and may
+-- share keys with each other (several tables invalidating one cached
+-- entry).
+CREATE FUNCTION polyglot._check_target_overlap(route int)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  source regclass;
+  server oid;
+  kind text;
+  keys name[];
+  opts jsonb;
+  endpoint text;
+  mine text[];
+  theirs text[];
+  r record;
+  db text;
+BEGIN
+  SELECT x.source_relid, x.server_oid, x.store, x.key_columns, x.options
+    INTO source, server, kind, keys, opts
+    FROM polyglot.routes x WHERE x.id = route;
+  endpoint := polyglot._server_endpoint(server);
+  IF kind = 'redis' THEN
+    IF opts->>'mode' = 'publish' THEN
+      RETURN;
+    END IF;
+    SELECT p.tokens INTO mine FROM polyglot._key_pattern(source, keys, opts->>'key') p;
+  END IF;
+  IF kind = 'mongo' THEN
+    db := coalesce(opts->>'database',
+                   (SELECT substr(o, length('database=') + 1)
+                      FROM pg_foreign_server s, unnest(s.srvoptions) AS o
+                     WHERE s.oid = server AND o LIKE 'database=%'));
+  END IF;
+  FOR r IN SELECT x.* FROM polyglot.routes x
+            WHERE x.store = kind AND x.id <> route
+              AND polyglot._server_endpoint(x.server_oid) = endpoint
+            ORDER BY x.id LOOP
+    IF kind = 'redis' THEN
+      CONTINUE WHEN r.options->>'mode' = 'publish'
+                 OR (r.options->>'mode' = 'invalidate' AND opts->>'mode' = 'invalidate');
+      SELECT p.tokens INTO theirs
+        FROM polyglot._key_pattern(r.source_relid::regclass, r.key_columns, r.options->>'key') p;
+      IF polyglot._key_patterns_overlap(mine, theirs) THEN
+        RAISE EXCEPTION 'key template "%" can produce keys of route % (server "%", key template "%")',
+          opts->>'key', r.id, r.server_name, r.options->>'key'
+          USING ERRCODE = 'duplicate_object',
+                DETAIL = 'Two routes writing one Redis key would overwrite each other''s values, and verify(repair) could not tell them apart.',
+                HINT = 'Give the route a "key" template whose fixed part no other route''s keys can have, such as a prefix of its own.';
+      END IF;
+    ELSIF kind = 'mongo' THEN
+      IF r.options->>'collection' = opts->>'collection'
+         AND coalesce(r.options->>'database',
+                      (SELECT substr(o, length('database=') + 1)
+                         FROM pg_foreign_server s, unnest(s.srvoptions) AS o
+                        WHERE s.oid = r.server_oid AND o LIKE 'database=%')) = db THEN
+        RAISE EXCEPTION 'collection "%.%" is already the target of route % (server "%")',
+          db, opts->>'collection', r.id, r.server_name
+          USING ERRCODE = 'duplicate_object',
+                DETAIL = 'Two routes writing one collection would overwrite each other''s documents.',
+                HINT = 'Give the route a "collection" option of its own.';
+      END IF;
+    ELSIF r.options->>'index' = opts->>'index' THEN
+      RAISE EXCEPTION 'index "%" is already the target of route % (server "%")',
+        opts->>'index', r.id, r.server_name
+        USING ERRCODE = 'duplicate_object',
+              DETAIL = 'Two routes writing one index would overwrite each other''s documents.',
+              HINT = 'Give the route an "index" option of its own.';
+    END IF;
+  END LOOP;
 END
 $$;
 
@@ -556,17 +829,22 @@ BEGIN
         USING ERRCODE = 'feature_not_supported';
   END CASE;
 
+  -- one sync() at a time checks its target against the others'
+  LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
   BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
-                                 options, key_columns, owner)
+                                 options, key_columns, owner, owner_mapping)
     VALUES (source, format('%I.%I', rel.nspname, rel.relname), srv.oid, srv.srvname, store,
-            opts, keys, route_owner)
+            opts, keys, route_owner,
+            EXISTS (SELECT FROM pg_user_mapping m
+                     WHERE m.umuser = route_owner AND m.umserver = srv.oid))
     RETURNING id INTO route_id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
       USING ERRCODE = 'duplicate_object',
             HINT = 'Use polyglot.unsync() first to change the route.';
   END;
+  PERFORM polyglot._check_target_overlap(route_id);
   INSERT INTO polyglot.route_state (route_id) VALUES (route_id);
 
   EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
@@ -937,6 +1215,52 @@ END
 $$;
 CREATE EVENT TRIGGER polyglot_sql_drop ON sql_drop
   EXECUTE FUNCTION polyglot._on_sql_drop();
+
+-- ALTER TABLE of a synced table may not take what its routes rely on:
+-- renaming a key column (routes, key templates and the drop handler know
+-- key columns by name), or forcing row level security (the worker reads
+-- rows, and keys for a backfill and a TRUNCATE, as the table's owner, whom
+-- forced policies would filter: rows would silently go missing).
+CREATE FUNCTION polyglot._on_alter_table()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- a table's owner alters it; the routes table is not theirs
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  col name;
+BEGIN
+  FOR r IN SELECT x.id, x.source_name, x.server_name, x.key_columns, c.oid AS relid,
+                  c.relforcerowsecurity
+             FROM polyglot.routes x JOIN pg_class c ON c.oid = x.source_relid
+            WHERE x.source_relid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                                      WHERE d.classid = 'pg_catalog.pg_class'::regclass)
+            ORDER BY x.id LOOP
+    IF r.relforcerowsecurity THEN
+      RAISE EXCEPTION 'cannot force row level security on table "%", synced by pg_polyglot route %',
+        r.source_name, r.id
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'The worker reads the rows as the table''s owner, whom forced policies would filter.',
+              HINT = 'Drop the route with polyglot.unsync() first.';
+    END IF;
+    SELECT k INTO col FROM unnest(r.key_columns) k
+     WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                        WHERE a.attrelid = r.relid AND a.attname = k AND NOT a.attisdropped)
+     LIMIT 1;
+    IF col IS NOT NULL THEN
+      RAISE EXCEPTION 'cannot rename key column "%" of table "%", synced by pg_polyglot route %',
+        col, r.source_name, r.id
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'Routes know their key columns by name.',
+              HINT = 'Drop the route with polyglot.unsync() first, and sync again after the rename.';
+    END IF;
+  END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER polyglot_alter_table ON ddl_command_end
+  WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION polyglot._on_alter_table();
 
 ---------------------------------------------------------------------------
 -- Privileges

@@ -959,9 +959,9 @@ polyglot_forget_captured(PG_FUNCTION_ARGS)
 Datum
 polyglot_backfill_keys(PG_FUNCTION_ARGS)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	ArrayType  *cols = PG_GETARG_ARRAYTYPE_P(1);
-	int32		chunk = PG_GETARG_INT32(3);
+	Oid			relid;
+	ArrayType  *cols;
+	int32		chunk;
 	Datum	   *colnames;
 	int			ncols;
 	Oid			typids[INDEX_MAX_KEYS];
@@ -984,6 +984,18 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	int			lbs[2] = {1, 1};
 	ArrayType  *result;
 
+	/* not STRICT: after is NULL for the first chunk; the others may not be */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("polyglot._backfill_keys() needs a table, its key columns and a chunk size")));
+	relid = PG_GETARG_OID(0);
+	cols = PG_GETARG_ARRAYTYPE_P(1);
+	chunk = PG_GETARG_INT32(3);
+	if (ARR_NDIM(cols) > 1 || array_contains_nulls(cols))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the key columns of polyglot._backfill_keys() are a list of names")));
 	deconstruct_array(cols, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &colnames, NULL, &ncols);
 	if (ncols < 1 || ncols > INDEX_MAX_KEYS)
 		elog(ERROR, "pg_polyglot: a key has 1 to %d columns", INDEX_MAX_KEYS);
@@ -1062,6 +1074,23 @@ polyglot_key_text(Oid typid, Datum value)
 
 	key_column_output(typid, &basetypid, &flinfo, CurrentMemoryContext);
 	return key_output(&flinfo, basetypid, value);
+}
+
+/*
+ * polyglot_key_text() in two steps, for code that renders many values of
+ * one column: the set-up (base type and output function, in mcxt), then
+ * each value's text.
+ */
+void
+polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc, MemoryContext mcxt)
+{
+	key_column_output(atttypid, basetypid, outfunc, mcxt);
+}
+
+char *
+polyglot_key_output(FmgrInfo *outfunc, Oid basetypid, Datum value)
+{
+	return key_output(outfunc, basetypid, value);
 }
 
 /*

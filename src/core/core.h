@@ -28,6 +28,9 @@ extern void polyglot_request_wake_at_commit(void);
 extern int	polyglot_nslots(void);
 extern int	polyglot_key_slot(Datum *texts, int ncols);
 extern char *polyglot_key_text(Oid typid, Datum value);
+extern void polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc,
+									  MemoryContext mcxt);
+extern char *polyglot_key_output(FmgrInfo *outfunc, Oid basetypid, Datum value);
 
 /*
  * A route as the worker sees it, loaded at the start of each round.
@@ -52,6 +55,8 @@ typedef struct PolyglotRoute
 	Oid			source_owner;	/* owner of the table, who reads its rows */
 	ForeignServer *server;		/* NULL when the server was dropped */
 	UserMapping *user;			/* the owner's user mapping, or NULL */
+	bool		owner_mapping;	/* sync() found the owner's own user mapping */
+	char	   *access_error;	/* why the owner may no longer use the server, or NULL */
 	void	   *sink_private;	/* what the sink's prepare() learnt, for this round */
 	TimestampTz backoff_until;	/* 0 if none */
 	int32		consecutive_failures;

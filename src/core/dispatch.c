@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -32,12 +33,14 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "common/hashfn.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
@@ -180,6 +183,39 @@ spi_text_array(HeapTuple tup, int col, MemoryContext cxt)
 /* ---------------------------------------------------------------- routes */
 
 /*
+ * Why a route's owner may no longer reach its server, or NULL: the worker
+ * writes with the owner's rights, which sync() checked, and must stop when
+ * they go.  USAGE on the server must still be the owner's, and a route
+ * created with the owner's own user mapping does not fall back to the
+ * PUBLIC one when that mapping is dropped.  Allocated in the current
+ * memory context.
+ */
+static char *
+route_access_error(PolyglotRoute *r)
+{
+	AclResult	aclresult;
+	const char *role = GetUserNameFromId(r->owner, true);
+
+	if (role == NULL)
+		role = psprintf("%u", r->owner);	/* dropped since */
+
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ForeignServerRelationId, r->server_oid, r->owner, ACL_USAGE);
+#else
+	aclresult = pg_foreign_server_aclcheck(r->server_oid, r->owner, ACL_USAGE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		return psprintf("role \"%s\", owner of route %d, no longer has USAGE on server \"%s\"",
+						role, r->id, r->server->servername);
+	if (r->owner_mapping &&
+		!SearchSysCacheExists2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(r->owner),
+							   ObjectIdGetDatum(r->server_oid)))
+		return psprintf("the user mapping of role \"%s\", owner of route %d, for server \"%s\" was dropped",
+						role, r->id, r->server->servername);
+	return NULL;
+}
+
+/*
  * Loads every route (route_id 0) or one, with its state, the columns to
  * deliver and the key column types, in one query, and their servers and
  * user mappings; in the current transaction, connected to SPI.  The result
@@ -216,7 +252,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
 					 "             AND a.attname = k.name AND NOT a.attisdropped), "
 					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL, "
-					 "       c.relowner "
+					 "       c.relowner, r.owner_mapping "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -267,6 +303,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		r->source_owner = DatumGetObjectId(spi_datum(tup, 18, &isnull));
 		if (isnull)
 			r->source_owner = InvalidOid;
+		r->owner_mapping = DatumGetBool(spi_datum(tup, 19, &isnull)) && !isnull;
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;
@@ -284,6 +321,8 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 
 		r->server = GetForeignServerExtended(r->server_oid, FSV_MISSING_OK);
 		if (r->server)
+			r->access_error = route_access_error(r);
+		if (r->server && r->access_error == NULL)
 			r->user = polyglot_find_user_mapping(r->owner, r->server_oid);
 		MemoryContextSwitchTo(old);
 	}
@@ -381,12 +420,13 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 		!route_option_value(route, "exclude", &unused))
 	{
 		/* every column: the whole row, with no subquery per row */
-		appendStringInfoString(&sql, ", pg_catalog.row_to_json(t)::text");
+		/* t.*, not t, which a column named t would be */
+		appendStringInfoString(&sql, ", pg_catalog.row_to_json(t.*)::text");
 	}
 	else if (payload == POLYGLOT_PAYLOAD_JSON)
 	{
 		appendStringInfoString(&sql, ", CASE WHEN t.ctid IS NULL THEN NULL ELSE "
-							   "(SELECT pg_catalog.row_to_json(x) FROM (SELECT ");
+							   "(SELECT pg_catalog.row_to_json(x.*) FROM (SELECT ");
 		i = 0;
 		foreach(lc, route->columns)
 			appendStringInfo(&sql, "%st.%s", i++ ? ", " : "",
@@ -412,11 +452,19 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 	for (i = 0; i < nkeys; i++)
 		appendStringInfo(&sql, "c%d, ", i + 1);
 	appendStringInfo(&sql, "i) LEFT JOIN ONLY %s t ON ", route->source_name);
+	/*
+	 * The row of a key is the row whose key prints as the key's text: a
+	 * row whose key is equal but prints otherwise (numeric 1.0 and 1.000,
+	 * interval '1 day' and '24:00:00') is another key's, and this one's is
+	 * gone.
+	 */
 	i = 0;
 	forboth(lc, route->key_columns, tc, route->key_types)
 	{
-		appendStringInfo(&sql, "%st.%s = k.c%d::%s", i ? " AND " : "",
-						 quote_identifier((char *) lfirst(lc)), i + 1, (char *) lfirst(tc));
+		const char *col = quote_identifier((char *) lfirst(lc));
+
+		appendStringInfo(&sql, "%st.%s = k.c%d::%s AND polyglot._key_text(t.%s) = k.c%d",
+						 i ? " AND " : "", col, i + 1, (char *) lfirst(tc), col, i + 1);
 		i++;
 	}
 	return sql.data;
@@ -988,6 +1036,11 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 	{
 		PolyglotPayload payload = sink->payload(route);
 
+		if (route->access_error)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s", route->access_error),
+					 errhint("Grant USAGE on the server or create the user mapping again, or drop the route with polyglot.unsync().")));
 		if (sink->prepare)
 			sink->prepare(route);
 		for (;;)

@@ -84,6 +84,8 @@ typedef struct KeyColumn
 	FmgrInfo	input;
 	Oid			ioparam;
 	int32		typmod;
+	Oid			key_basetype;	/* for the key's text, as capture writes it */
+	FmgrInfo	key_output;
 } KeyColumn;
 
 /*
@@ -214,6 +216,8 @@ find_key_index(Relation rel, PolyglotRoute *route, KeyColumn *keys)
 
 				getTypeInputInfo(att->atttypid, &infunc, &keys[k].ioparam);
 				fmgr_info(infunc, &keys[k].input);
+				polyglot_key_output_setup(att->atttypid, &keys[k].key_basetype,
+										  &keys[k].key_output, CurrentMemoryContext);
 			}
 		}
 		if (usable)
@@ -413,6 +417,27 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 		MemoryContextSwitchTo(old);
 		index_rescan(scan, skeys, nkeys, NULL, 0);
 		ev->found = index_getnext_slot(scan, ForwardScanDirection, slot);
+
+		/*
+		 * A row whose key is equal but prints otherwise (numeric 1.0 and
+		 * 1.000) is another key's: this one's row is gone.
+		 */
+		if (ev->found)
+		{
+			old = MemoryContextSwitchTo(rowcxt);
+			k = 0;
+			foreach(vc, ev->key)
+			{
+				KeyColumn  *key = &keys[k++];
+				bool		isnull;
+				Datum		value = slot_getattr(slot, key->attnum, &isnull);
+
+				if (isnull || strcmp(polyglot_key_output(&key->key_output, key->key_basetype, value),
+									 (char *) lfirst(vc)) != 0)
+					ev->found = false;
+			}
+			MemoryContextSwitchTo(old);
+		}
 
 		if (ev->found && payload == POLYGLOT_PAYLOAD_JSON)
 		{

@@ -577,6 +577,10 @@ polyglot_verify(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the server of route %d no longer exists", route_id)));
+	if (vs.route->access_error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", vs.route->access_error)));
 	vs.sink = polyglot_sink_for(vs.route);
 	why = vs.sink && vs.sink->verify_unsupported ? vs.sink->verify_unsupported(vs.route) : NULL;
 	if (vs.sink == NULL || vs.sink->verify == NULL || vs.sink->store_keys == NULL || why)

@@ -125,6 +125,79 @@ render_key(PolyglotRoute *route, const char *tmpl, List *key, StringInfo scratch
 	return pnstrdup(scratch->data, scratch->len);
 }
 
+/*
+ * The key column a template's placeholder at p names (its index, and the
+ * placeholder's length in *len), or -1 when p starts no placeholder: as
+ * render_key() reads templates.
+ */
+static int
+placeholder_at(PolyglotRoute *route, const char *p, size_t *len)
+{
+	const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+	ListCell   *kc;
+	int			c = 0;
+
+	if (close == NULL)
+		return -1;
+	foreach(kc, route->key_columns)
+	{
+		const char *col = (const char *) lfirst(kc);
+
+		if (strlen(col) == (size_t) (close - p - 1) && strncmp(col, p + 1, close - p - 1) == 0)
+		{
+			*len = close - p + 1;
+			return c;
+		}
+		c++;
+	}
+	return -1;
+}
+
+/*
+ * Why a key's rendering could be another row's, or NULL.  A placeholder
+ * followed, later in the template, by another ends where the character
+ * after it first comes: a value holding that character would shift the
+ * values after it (with "{a}:{b}", rows ('x:y', 'z') and ('x', 'y:z') both
+ * render "x:y:z").  polyglot.sync() warned of such a template; the rows
+ * whose values would collide are refused, each with this error.
+ */
+static char *
+ambiguous_key(PolyglotRoute *route, const char *tmpl, List *key)
+{
+	const char *p = tmpl;
+
+	while (*p)
+	{
+		size_t		len;
+		int			c = placeholder_at(route, p, &len);
+		const char *next;
+		const char *q;
+		bool		more = false;
+		char	   *sep;
+
+		if (c < 0)
+		{
+			p++;
+			continue;
+		}
+		next = p + len;
+		for (q = next; *q && !more; q++)
+		{
+			size_t		unused;
+
+			more = placeholder_at(route, q, &unused) >= 0;
+		}
+		p = next;
+		if (!more || *next == '\0')
+			continue;
+		sep = pnstrdup(next, pg_mblen(next));
+		if (strstr((const char *) list_nth(key, c), sep) != NULL)
+			return psprintf("the value of key column \"%s\" holds \"%s\", which ends it in key template \"%s\": its key could be another row's",
+							(const char *) list_nth(route->key_columns, c), sep, tmpl);
+	}
+	return NULL;
+}
+
 /* {"op": ..., "table": ..., "key": {...}, "row": ...} for publish mode */
 static char *
 publish_message(PolyglotRoute *route, PolyglotEvent *ev)
@@ -225,6 +298,7 @@ typedef struct RedisSent
 	RedisConn  *conn;
 	redisContext *ctx;			/* the connection the batch went out on */
 	int		   *nreplies;		/* replies owed, per item */
+	char	  **refused;		/* per item, why it was not sent, or NULL */
 	int			nitems;
 } RedisSent;
 
@@ -260,6 +334,7 @@ redis_send(PolyglotRoute *route, List *items)
 	conn = redis_get_connection(route->server, route->user);
 	redis_cmd_init(&cmd, 8 + 2 * ncols);
 	initStringInfo(&scratch);
+	sent->refused = palloc0(sizeof(char *) * Max(list_length(items), 1));
 
 	/* append every command */
 	i = 0;
@@ -270,6 +345,12 @@ redis_send(PolyglotRoute *route, List *items)
 		char	   *key = render_key(route, tmpl, ev->key, &scratch);
 		int			c;
 
+		if (mode != REDIS_MODE_PUBLISH &&
+			(sent->refused[i] = ambiguous_key(route, tmpl, ev->key)) != NULL)
+		{
+			i++;
+			continue;
+		}
 		switch (mode)
 		{
 			case REDIS_MODE_JSON:
@@ -395,6 +476,12 @@ redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult 
 	{
 		int			r;
 
+		if (sent->refused[i])
+		{
+			results[i].status = POLYGLOT_ITEM_FAILED;
+			results[i].error = sent->refused[i];
+			continue;
+		}
 		for (r = 0; r < sent->nreplies[i]; r++)
 		{
 			void	   *reply = NULL;
@@ -625,6 +712,146 @@ parse_key(PolyglotRoute *route, const char *tmpl, const char *key, StringInfo sc
 	return result;
 }
 
+/*
+ * Are the top-level fields of a JSON text (escaped as row_to_json escapes
+ * them) all among fields, and is there one at least?  A scan of the
+ * text's strings and brackets, enough to tell a route's document from a
+ * value of another shape: false for anything that is not a JSON object.
+ */
+static bool
+json_fields_among(const char *s, size_t len, List *fields)
+{
+	size_t		i = 0;
+	int			depth = 1;
+	int			nfields = 0;
+	bool		expect_name = true;
+
+	while (i < len && isspace((unsigned char) s[i]))
+		i++;
+	if (i >= len || s[i] != '{')
+		return false;
+	for (i++; i < len && depth > 0; i++)
+	{
+		char		c = s[i];
+
+		if (c == '"')
+		{
+			size_t		start = i;
+
+			for (i++; i < len && s[i] != '"'; i++)
+				if (s[i] == '\\')
+					i++;
+			if (i >= len)
+				return false;
+			if (depth == 1 && expect_name)
+			{
+				ListCell   *lc;
+				bool		known = false;
+
+				foreach(lc, fields)
+				{
+					const char *f = (const char *) lfirst(lc);
+
+					if (strlen(f) == i + 1 - start && memcmp(f, s + start, i + 1 - start) == 0)
+						known = true;
+				}
+				if (!known)
+					return false;
+				nfields++;
+				expect_name = false;
+			}
+		}
+		else if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || c == ']')
+			depth--;
+		else if (c == ',' && depth == 1)
+			expect_name = true;
+	}
+	while (i < len && isspace((unsigned char) s[i]))
+		i++;
+	return depth == 0 && i == len && nfields > 0;
+}
+
+/*
+ * Leaves out of keys (PolyglotStoreKey, of a key the template parses)
+ * those whose value the route could not have written: for a json route,
+ * a JSON object whose fields are all columns of the route; for a hash
+ * route, a hash whose fields are.  A value of another shape (another
+ * route's or application's key that the template happens to match) loses
+ * its key columns: verify reports it, and repair leaves it alone.  One
+ * pipelined GET or HKEYS per key.
+ */
+static void
+keep_route_shaped(PolyglotRoute *route, RedisConn *conn, List *keys)
+{
+	RedisMode	mode = route_mode(route);
+	List	   *fields = NIL;
+	RedisCmd	cmd;
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, route->columns)
+	{
+		StringInfoData f;
+
+		initStringInfo(&f);
+		if (mode == REDIS_MODE_HASH)
+			appendStringInfoString(&f, (const char *) lfirst(lc));
+		else
+			escape_json(&f, (const char *) lfirst(lc));
+		fields = lappend(fields, f.data);
+	}
+	redis_cmd_init(&cmd, 2);
+	foreach(lc, keys)
+	{
+		PolyglotStoreKey *sk = (PolyglotStoreKey *) lfirst(lc);
+
+		if (sk->key == NIL)
+			continue;
+		redis_cmd_arg(&cmd, mode == REDIS_MODE_HASH ? "HKEYS" : "GET");
+		redis_cmd_arg(&cmd, sk->name);
+		redis_cmd_append(conn, &cmd);
+		n++;
+	}
+	if (n == 0)
+		return;
+	/* every reply is read, so the connection stays in step */
+	foreach(lc, keys)
+	{
+		PolyglotStoreKey *sk = (PolyglotStoreKey *) lfirst(lc);
+		redisReply *r;
+		bool		shaped = false;
+
+		if (sk->key == NIL)
+			continue;
+		r = redis_get_reply(conn, "reading values to verify");
+		if (mode == REDIS_MODE_HASH && r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+		{
+			size_t		i;
+
+			shaped = true;
+			for (i = 0; i < r->elements && shaped; i++)
+			{
+				ListCell   *fc;
+				redisReply *e = r->element[i];
+
+				shaped = false;
+				foreach(fc, fields)
+					if (e->type == REDIS_REPLY_STRING && e->len == strlen((char *) lfirst(fc)) &&
+						memcmp(e->str, lfirst(fc), e->len) == 0)
+						shaped = true;
+			}
+		}
+		else if (mode != REDIS_MODE_HASH && r->type == REDIS_REPLY_STRING)
+			shaped = json_fields_among(r->str, r->len, fields);
+		/* gone since the SCAN: no row of the route can be behind it either */
+		if (!shaped && r->type != REDIS_REPLY_NIL)
+			sk->key = NIL;
+		freeReplyObject(r);
+	}
+}
+
 static List *
 redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 {
@@ -633,6 +860,7 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 	RedisConn  *conn = redis_get_connection(route->server, route->user);
 	StringInfoData scratch;
 	List	   *page = NIL;
+	List	   *found;
 
 	if (ks == NULL)
 	{
@@ -675,6 +903,7 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 		pfree(ks->cursor);
 		ks->cursor = MemoryContextStrdup(state_cxt, reply->element[0]->str);
 		ks->done = strcmp(ks->cursor, "0") == 0;
+		found = NIL;
 		for (i = 0; i < reply->element[1]->elements; i++)
 		{
 			redisReply *k = reply->element[1]->element[i];
@@ -687,9 +916,11 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 			sk = palloc0(sizeof(PolyglotStoreKey));
 			sk->name = pnstrdup(k->str, k->len);
 			sk->key = parse_key(route, tmpl, sk->name, &scratch);
-			page = lappend(page, sk);
+			found = lappend(found, sk);
 		}
 		freeReplyObject(reply);
+		keep_route_shaped(route, conn, found);
+		page = list_concat(page, found);
 		CHECK_FOR_INTERRUPTS();
 	}
 	return page;

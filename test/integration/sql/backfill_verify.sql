@@ -168,6 +168,34 @@ SELECT count(*) AS drift FROM polyglot.verify(:odd);
 RESET extra_float_digits;
 RESET bytea_output;
 
+-- Repair deletes only keys the route could have written.  A template of
+-- one text column, {k}, matches every key of its Redis database: a key
+-- that holds a value of another shape (an application's string, the
+-- document of a table of other columns, a hash) is reported as extra with
+-- no key, and left alone; a document of the route's columns with no row
+-- is deleted.
+\! redis-cli -p $REDIS_PORT -n 9 FLUSHDB > /dev/null
+CREATE SERVER cache9 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port', db '9');
+CREATE TABLE kv (k text PRIMARY KEY, v text);
+SELECT polyglot.sync('kv', 'cache9', '{"key": "{k}"}') AS kv \gset
+INSERT INTO kv VALUES ('a', 'one'), ('b', 'two');
+SELECT caught_up();
+\! redis-cli -p $REDIS_PORT -n 9 SET app:config 'plain text' > /dev/null
+\! redis-cli -p $REDIS_PORT -n 9 SET other:1 '{"id":1,"name":"a row of another table"}' > /dev/null
+\! redis-cli -p $REDIS_PORT -n 9 SET nested '{"v":{"k":1},"w":[1]}' > /dev/null
+\! redis-cli -p $REDIS_PORT -n 9 HSET ahash k x > /dev/null
+\! redis-cli -p $REDIS_PORT -n 9 SET gone '{"k":"gone","v":"a row since deleted"}' > /dev/null
+\! redis-cli -p $REDIS_PORT -n 9 SET gone2 '{"v":null}' > /dev/null
+SET client_min_messages = warning;
+SELECT * FROM polyglot.verify(:kv, repair => true) ORDER BY store_key;
+RESET client_min_messages;
+SELECT caught_up();
+\! redis-cli -p $REDIS_PORT -n 9 --scan | sort
+SELECT polyglot.unsync('kv', 'cache9');
+DROP TABLE kv;
+DROP SERVER cache9;
+\! redis-cli -p $REDIS_PORT -n 9 FLUSHDB > /dev/null
+
 DROP TABLE items, docs_items, events, oddkeys;
 DROP DOMAIN stamp;
 DROP PROCEDURE churn(regclass, int, int);

@@ -74,6 +74,49 @@ SELECT count(*) AS drift FROM polyglot.verify(:route);
 SELECT usename, umoptions FROM pg_user_mappings WHERE srvname = 'priv_cache';
 RESET ROLE;
 
+-- Rights the worker relies on, taken away after sync().  The route stops,
+-- and says why, when its owner loses USAGE on the server, or the user
+-- mapping it was created with (it does not fall back to the PUBLIC one);
+-- it resumes when they are back.  FORCE ROW LEVEL SECURITY, which would
+-- hide rows from the worker, is refused on a synced table.
+CREATE FUNCTION priv_error(route int, since timestamptz) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE e text;
+BEGIN
+  FOR i IN 1 .. 300 LOOP
+    SELECT s.last_error INTO e FROM polyglot.status s
+     WHERE s.route = priv_error.route AND s.last_error_at > since;
+    IF e IS NOT NULL THEN RETURN regexp_replace(e, 'route \d+', 'route N'); END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  RETURN 'no error';
+END $$;
+SET ROLE regress_alice;
+SELECT priv_try($$ALTER TABLE priv.items ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY$$);
+RESET ROLE;
+SELECT now() AS t0 \gset
+REVOKE USAGE ON FOREIGN SERVER priv_cache FROM regress_alice;
+UPDATE priv.items SET name = 'without usage' WHERE id = 4;
+SELECT priv_error(:route, :'t0');
+\! redis-cli -p $REDIS_PORT GET priv:4
+SELECT priv_try($$SELECT * FROM polyglot.verify($$ || :route || $$)$$);
+GRANT USAGE ON FOREIGN SERVER priv_cache TO regress_alice;
+SELECT polyglot.resume(:route);
+SELECT priv_wait(:route);
+\! redis-cli -p $REDIS_PORT GET priv:4
+CREATE USER MAPPING FOR PUBLIC SERVER priv_cache;
+DROP USER MAPPING FOR regress_alice SERVER priv_cache;
+SELECT now() AS t0 \gset
+UPDATE priv.items SET name = 'without its mapping' WHERE id = 4;
+SELECT priv_error(:route, :'t0');
+\! redis-cli -p $REDIS_PORT GET priv:4
+CREATE USER MAPPING FOR regress_alice SERVER priv_cache
+  OPTIONS (user 'polyglot_test', password 'polyglot-test-password');
+DROP USER MAPPING FOR PUBLIC SERVER priv_cache;
+SELECT polyglot.resume(:route);
+SELECT priv_wait(:route);
+\! redis-cli -p $REDIS_PORT GET priv:4
+DROP FUNCTION priv_error;
+
 -- a dead letter of the route (made here by hand)
 INSERT INTO polyglot.dead_letters (id, route_id, op, key, enqueued_at, attempts, error)
 VALUES (nextval('polyglot.outbox_id_seq'), :route, 'U', '{{7}}', now(), 5, 'made by hand');

@@ -17,7 +17,8 @@ BEGIN
   RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
   GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE, hint = PG_EXCEPTION_HINT;
-  RETURN st || ': ' || msg || CASE WHEN hint <> '' THEN ' (' || hint || ')' ELSE '' END;
+  -- route ids depend on the suites run before in the database
+  RETURN st || ': ' || regexp_replace(msg, 'route \d+', 'route N', 'g') || CASE WHEN hint <> '' THEN ' (' || hint || ')' ELSE '' END;
 END $$;
 
 CREATE TABLE keyless (a int, b text);
@@ -107,6 +108,190 @@ TRUNCATE t;
 SELECT try($$SELECT count(*) FROM polyglot.outbox$$);
 RESET ROLE;
 SELECT op, key FROM polyglot.outbox WHERE route_id = polyglot._route('t', 'cache') ORDER BY id;
+
+-- Two rows never write one store key, whichever routes they are of; what
+-- could is refused at sync().
+-- Tables of one name in two schemas: default targets outside schema public
+-- are schema-qualified (products in public keeps "products")
+CREATE SERVER docs_db FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (database 'polyglot_misuse');
+CREATE SERVER search FOREIGN DATA WRAPPER polyglot_elastic;
+CREATE SCHEMA sa;
+CREATE SCHEMA sb;
+CREATE TABLE sa.products (id int PRIMARY KEY, v text);
+CREATE TABLE sb.products (id int PRIMARY KEY, v text);
+CREATE TABLE products (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('sa.products', 'cache', backfill => false) AS sa_cache \gset
+SELECT polyglot.sync('sb.products', 'cache', backfill => false) AS sb_cache \gset
+SELECT polyglot.sync('products', 'cache', backfill => false) AS p_cache \gset
+SELECT polyglot.sync('sa.products', 'docs_db', backfill => false) IS NOT NULL AS sa_docs;
+SELECT polyglot.sync('sb.products', 'docs_db', backfill => false) IS NOT NULL AS sb_docs;
+SELECT polyglot.sync('sa.products', 'search', backfill => false) IS NOT NULL AS sa_search;
+SELECT polyglot.sync('sb.products', 'search', backfill => false) IS NOT NULL AS sb_search;
+SELECT source_name, server_name, options->>'key' AS key, options->>'collection' AS collection,
+       options->>'index' AS index
+  FROM polyglot.routes WHERE source_name LIKE '%products' ORDER BY id;
+-- both are delivered, each to its own key
+-- (no MongoDB nor Elasticsearch behind docs_db and search: paused)
+SELECT polyglot.pause(polyglot._route('sa.products', 'docs_db')), polyglot.pause(polyglot._route('sb.products', 'docs_db')),
+       polyglot.pause(polyglot._route('sa.products', 'search')), polyglot.pause(polyglot._route('sb.products', 'search'));
+INSERT INTO sa.products VALUES (1, 'from sa');
+INSERT INTO sb.products VALUES (1, 'from sb');
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN (SELECT sum(delivered) FROM polyglot.status WHERE route IN (
+                 polyglot._route('sa.products', 'cache'), polyglot._route('sb.products', 'cache'))) >= 2;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+\! redis-cli -p $REDIS_PORT GET sa.products:1
+\! redis-cli -p $REDIS_PORT GET sb.products:1
+-- a target another route has: the same template, collection or index
+SELECT try($$SELECT polyglot.sync('t2', 'cache', '{"key": "products:{id}"}')$$);
+SELECT try($$SELECT polyglot.sync('t2', 'docs_db', '{"collection": "sa.products"}')$$);
+SELECT try($$SELECT polyglot.sync('t2', 'search', '{"index": "sb.products"}')$$);
+-- ... through another server object of the same store
+CREATE SERVER cache_again FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port :'redis_port', db '0');
+SELECT try($$SELECT polyglot.sync('t2', 'cache_again', '{"key": "sa.products:{id}"}')$$);
+-- ... or a template that can produce another's keys: {id} of a text key
+-- is any key; a numeric {id} after "products:" is not "products:x:..."
+CREATE TABLE tk (k text PRIMARY KEY, v text);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"key": "{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"key": "products:{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"key": "products:x:{k}"}')$$);
+SELECT polyglot.unsync('tk', 'cache');
+-- the same table to the same collection through two server objects
+CREATE SERVER docs_again FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (database 'polyglot_misuse');
+SELECT try($$SELECT polyglot.sync('sa.products', 'docs_again')$$);
+-- another database, or another Redis db, is another target
+CREATE SERVER cache_db1 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port', db '1');
+SELECT try($$SELECT polyglot.sync('t2', 'cache_db1', '{"key": "products:{id}"}')$$);
+SELECT polyglot.unsync('t2', 'cache_db1');
+SELECT try($$SELECT polyglot.sync('t2', 'docs', '{"database": "polyglot_misuse2", "collection": "sa.products"}')$$);
+SELECT polyglot.unsync('t2', 'docs');
+-- publish routes write no key; invalidate routes may share keys, as they
+-- only delete them
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"mode": "publish", "channel": "products:1"}')$$);
+SELECT polyglot.unsync('tk', 'cache');
+SELECT try($$SELECT polyglot.sync('t2', 'cache', '{"mode": "invalidate", "key": "inval:{id}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache', '{"mode": "invalidate", "key": "inval:{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache_db1', '{"key": "inval:{k}"}')$$);
+SELECT try($$SELECT polyglot.sync('tk', 'cache_again', '{"key": "inval:{k}"}')$$);
+SELECT polyglot.unsync('tk', 'cache'), polyglot.unsync('tk', 'cache_db1'), polyglot.unsync('t2', 'cache');
+-- a template whose values can hold what separates them: rows ('x:y', 'z')
+-- and ('x', 'y:z') would share one key.  Placeholders side by side are
+-- refused; a separator the values can hold is warned of at sync(), and the
+-- rows whose value holds it are refused at delivery, each with an error
+CREATE TABLE pair (a text, b text, n int, u uuid, PRIMARY KEY (a, b));
+CREATE TABLE pair2 (n int, s text, PRIMARY KEY (n, s));
+CREATE TABLE pair3 (n int, u uuid, PRIMARY KEY (n, u));
+SELECT try($$SELECT polyglot.sync('pair', 'cache', '{"key": "pair:{a}{b}"}')$$);
+SELECT polyglot.sync('pair', 'cache', '{"key": "misuse:pair:{a}:{b}"}') AS pair \gset
+INSERT INTO pair VALUES ('x:y', 'z'), ('x', 'y:z'), ('p', 'q');
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN EXISTS (SELECT FROM polyglot.outbox o WHERE o.route_id = polyglot._route('pair', 'cache')
+                       AND o.last_error IS NOT NULL)
+          AND (SELECT delivered FROM polyglot.status WHERE route = polyglot._route('pair', 'cache')) >= 2;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT key, last_error FROM polyglot.outbox WHERE route_id = :pair AND last_error IS NOT NULL;
+\! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:pair:*' | sort
+\! redis-cli -p $REDIS_PORT GET misuse:pair:x:y:z
+SELECT polyglot.unsync('pair', 'cache');
+SELECT try($$SELECT polyglot.sync('pair', 'cache')$$);
+SELECT polyglot.unsync('pair', 'cache');
+-- a number ends at the colon, a uuid at the dot; the last placeholder
+-- takes the rest; a number can hold a minus sign
+SELECT try($$SELECT polyglot.sync('pair2', 'cache', '{"key": "pair2:{n}:{s}"}')$$);
+SELECT try($$SELECT polyglot.sync('pair3', 'cache', '{"key": "pair3:{u}.{n}"}')$$);
+SELECT try($$SELECT polyglot.sync('pair3', 'cache', '{"key": "pair3:{n}-{u}"}')$$);
+SELECT polyglot.unsync('pair2', 'cache'), polyglot.unsync('pair3', 'cache');
+DROP TABLE sa.products, sb.products, products, tk, pair, pair2, pair3;
+DROP SCHEMA sa, sb;
+DROP SERVER docs_db, docs_again, search, cache_again, cache_db1;
+\! redis-cli -p $REDIS_PORT DEL sa.products:1 sb.products:1 > /dev/null
+
+-- A key column of a synced table cannot be renamed (a column renamed,
+-- then dropped, escaped the drop handler, and every write to the table
+-- failed in the trigger); other columns can
+CREATE TABLE rn (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('rn', 'cache', '{"key": "misuse:rn:{id}"}', false) IS NOT NULL AS synced;
+SELECT try($$ALTER TABLE rn RENAME COLUMN id TO ident$$);
+ALTER TABLE rn RENAME COLUMN v TO w;
+ALTER TABLE rn DROP COLUMN w;
+SELECT try($$INSERT INTO rn VALUES (1)$$);
+SET client_min_messages = error;
+ALTER TABLE rn DROP COLUMN id;
+RESET client_min_messages;
+SELECT count(*) AS routes FROM polyglot.routes WHERE source_relid = 'rn'::regclass;
+ALTER TABLE rn ADD COLUMN id int;
+SELECT try($$INSERT INTO rn VALUES (1)$$);
+DROP TABLE rn;
+-- A source column named t is delivered as a column, not taken for the row
+-- (a composite t was delivered instead of the row; a text t stuck the
+-- route on "function row_to_json(text) does not exist"); the same for a
+-- column named x when the route lists its columns
+CREATE TYPE misuse_pair AS (a int, b int);
+CREATE TABLE colt (id int PRIMARY KEY, t misuse_pair, x text);
+CREATE TABLE colt2 (id int PRIMARY KEY, t text, x int[]);
+SELECT polyglot.sync('colt', 'cache', '{"key": "misuse:colt:{id}"}') IS NOT NULL AS synced;
+SELECT polyglot.sync('colt2', 'cache', '{"key": "misuse:colt2:{id}", "columns": ["id", "t", "x"]}') IS NOT NULL AS synced;
+INSERT INTO colt VALUES (1, ROW(2, 3), 'x');
+INSERT INTO colt2 VALUES (1, 'tee', '{4,5}');
+DO $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN (SELECT sum(delivered) FROM polyglot.status
+                WHERE route IN (polyglot._route('colt', 'cache'), polyglot._route('colt2', 'cache'))) >= 2;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+\! redis-cli -p $REDIS_PORT GET misuse:colt:1
+\! redis-cli -p $REDIS_PORT GET misuse:colt2:1
+SELECT count(*) AS drift FROM polyglot.verify(polyglot._route('colt', 'cache'));
+SELECT polyglot.unsync('colt', 'cache'), polyglot.unsync('colt2', 'cache');
+DROP TABLE colt, colt2;
+DROP TYPE misuse_pair;
+
+-- Keys equal but written otherwise are two keys: changing numeric 1.0 to
+-- 1.000 (or interval '1 day' to '24:00:00') moves the row to the new key
+-- and deletes the old one; a stale key of the old writing is repaired
+-- away by verify
+CREATE TABLE numkey (id numeric PRIMARY KEY, v text);
+CREATE TABLE ivkey (id interval PRIMARY KEY, v text);
+SELECT polyglot.sync('numkey', 'cache', '{"key": "misuse:num:{id}"}') IS NOT NULL AS synced;
+SELECT polyglot.sync('ivkey', 'cache', '{"key": "misuse:iv:{id}"}') IS NOT NULL AS synced;
+CREATE FUNCTION misuse_idle() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN NOT EXISTS (SELECT FROM polyglot.status
+                           WHERE route IN (polyglot._route('numkey', 'cache'), polyglot._route('ivkey', 'cache'))
+                             AND pending > 0);
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+INSERT INTO numkey VALUES (1.0, 'one');
+INSERT INTO ivkey VALUES ('1 day', 'a day');
+SELECT misuse_idle();
+UPDATE numkey SET id = 1.000;
+UPDATE ivkey SET id = '24:00:00';
+SELECT misuse_idle();
+\! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:num:*' | sort
+\! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:iv:*' | sort
+\! redis-cli -p $REDIS_PORT SET misuse:num:1.00 '{"id":1.00,"v":"one"}' > /dev/null
+SET client_min_messages = warning;
+SELECT kind, key, store_key FROM polyglot.verify(polyglot._route('numkey', 'cache'), true);
+RESET client_min_messages;
+SELECT misuse_idle();
+\! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:num:*' | sort
+SELECT count(*) AS drift FROM polyglot.verify(polyglot._route('numkey', 'cache'));
+SELECT polyglot.unsync('numkey', 'cache'), polyglot.unsync('ivkey', 'cache');
+DROP TABLE numkey, ivkey;
+DROP FUNCTION misuse_idle;
+\! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
 
 SELECT polyglot.unsync('t', 'cache');
 SELECT polyglot.unsync('ri', 'cache');
