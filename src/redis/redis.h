@@ -67,5 +67,6 @@ extern void redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len);
 extern void redis_cmd_arg(RedisCmd *cmd, const char *arg);
 extern void redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
 extern redisReply *redis_get_reply(RedisConn *conn, const char *what);
+extern void redis_flush(RedisConn *conn, const char *what);
 
 #endif							/* POLYGLOT_REDIS_H */
