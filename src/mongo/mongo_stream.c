@@ -179,6 +179,7 @@ stream_writev(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 	size_t		cur = 0;
 	size_t		off = 0;
 
+	s->last_errno = 0;
 	while (cur < iovcnt)
 	{
 		ssize_t		n;
@@ -237,6 +238,7 @@ stream_readv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 	size_t		cur = 0;
 	size_t		off = 0;
 
+	s->last_errno = 0;
 	while (cur < iovcnt)
 	{
 		ssize_t		n;

@@ -58,7 +58,7 @@ redis_disconnect(void *handle)
 static void
 redis_check_interrupts(RedisConn *conn)
 {
-	if (!INTERRUPTS_PENDING_CONDITION())
+	if (!InterruptPending)
 		return;
 	PG_TRY();
 	{
