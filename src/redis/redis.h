@@ -44,6 +44,11 @@ typedef struct RedisConn
 	int			io_timeout_ms;	/* for messages */
 } RedisConn;
 
+/*
+ * The context is non-blocking: hiredis' own blocking calls (redisCommand,
+ * redisGetReply) would return no reply at once.  Every exchange goes
+ * through the functions below, whose waits a cancel interrupts.
+ */
 #define redis_ctx(c) ((redisContext *) (c)->base.conn)
 
 extern RedisConn *redis_get_connection(ForeignServer *server, UserMapping *user);
