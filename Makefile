@@ -35,6 +35,7 @@ OBJS = \
 	src/mongo/mongo_fdw.o \
 	src/mongo/mongo_option.o \
 	src/mongo/mongo_sink.o \
+	src/mongo/mongo_stream.o \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
 	src/elastic/elastic_import.o \

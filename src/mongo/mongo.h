@@ -47,6 +47,9 @@ extern void mongo_read_flavor(MongoConn *conn);
 extern void mongo_report_error(MongoConn *conn, const bson_error_t *error,
 							   const char *what) pg_attribute_noreturn();
 
+/* mongo_stream.c */
+extern void mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri);
+
 /* mongo_bson.c */
 #define POLYGLOT_BSON_NO_DECIMAL128	0x01	/* the server has no decimal128 */
 extern bool polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen,

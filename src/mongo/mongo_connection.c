@@ -12,10 +12,14 @@
  * its server is destroyed, not kept: a single-threaded client would refuse
  * to retry the server for its five-second cooldown.
  *
+ * Every client's TCP streams come from mongo_stream.c, whose waits a
+ * cancel or a termination interrupts.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/jsonb.h"
 
@@ -108,6 +112,8 @@ mongo_connect(MongoConn *conn, const MongoConnOptions *opts)
 		mongoc_uri_set_appname(uri, "pg_polyglot");
 
 	client = mongoc_client_new_from_uri_with_error(uri, &error);
+	if (client)
+		mongo_stream_setup(client, uri);
 	mongoc_uri_destroy(uri);
 	if (client == NULL)
 		ereport(ERROR,
@@ -212,6 +218,12 @@ mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
 							code == MONGOC_ERROR_CLIENT_AUTHENTICATE);
 
 		polyglot_conncache_discard(&mongo_cache, &conn->base);
+
+		/*
+		 * An operation that a cancel or termination cut short (see
+		 * mongo_stream.c) failed as a lost connection: report the cancel.
+		 */
+		CHECK_FOR_INTERRUPTS();
 		ereport(ERROR,
 				(errcode(auth ? ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
 						 : ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),

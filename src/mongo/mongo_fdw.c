@@ -751,6 +751,19 @@ remote_document_count(MongoRelInfo *info)
 	{
 		int64_t		count;
 
+		/*
+		 * A cancel cut the aggregate short (see mongo_stream.c): serve it
+		 * now rather than try the estimate on the same client.
+		 */
+		if (InterruptPending)
+		{
+			mongoc_cursor_destroy(cursor);
+			mongoc_collection_destroy(coll);
+			bson_destroy(pipeline);
+			bson_destroy(opts);
+			mongo_report_error(conn, &error, "a document count");
+		}
+
 		/* a server without $collStats: the count command's estimate */
 		count = mongoc_collection_estimated_document_count(coll, opts, NULL, NULL, &error);
 		seen = count >= 0;

@@ -44,6 +44,11 @@ typedef struct RedisConn
 	int			io_timeout_ms;	/* for messages */
 } RedisConn;
 
+/*
+ * The context is non-blocking: hiredis' own blocking calls (redisCommand,
+ * redisGetReply) would return no reply at once.  Every exchange goes
+ * through the functions below, whose waits a cancel interrupts.
+ */
 #define redis_ctx(c) ((redisContext *) (c)->base.conn)
 
 extern RedisConn *redis_get_connection(ForeignServer *server, UserMapping *user);
@@ -67,5 +72,6 @@ extern void redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len);
 extern void redis_cmd_arg(RedisCmd *cmd, const char *arg);
 extern void redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
 extern redisReply *redis_get_reply(RedisConn *conn, const char *what);
+extern void redis_flush(RedisConn *conn, const char *what);
 
 #endif							/* POLYGLOT_REDIS_H */

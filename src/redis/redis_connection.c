@@ -9,17 +9,29 @@
  * reply is freed before any ereport, and a context whose connection failed
  * is freed at once, so nothing leaks when an error unwinds the stack.
  *
+ * hiredis never waits here: its socket is non-blocking and every wait for
+ * the server (connect, send, reply) is redis_wait_socket(), which sleeps on
+ * the process latch as well as the socket, with the connect_timeout or
+ * io_timeout as a deadline.  A query cancel or a termination request
+ * (pg_cancel_backend, statement_timeout, pg_ctl stop -m fast) is served at
+ * once, even with the server frozen, and the connection, now in the middle
+ * of a command, is closed: nothing reads its stale replies later.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/time.h>
+#include <sys/socket.h>
 
+#include "miscadmin.h"
+#include "pgstat.h"
 #include "portability/instr_time.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
 #include "redis/redis.h"
@@ -38,14 +50,132 @@ redis_disconnect(void *handle)
 	redisFree((redisContext *) handle);
 }
 
-static struct timeval
-ms_to_timeval(int ms)
+/*
+ * Serves a pending interrupt in the middle of a command: a cancel or a
+ * termination leaves the connection with a command half sent or a reply
+ * unread, so it is closed before the error (or exit) goes on.
+ */
+static void
+redis_check_interrupts(RedisConn *conn)
 {
-	struct timeval tv;
+	if (!InterruptPending)
+		return;
+	PG_TRY();
+	{
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		polyglot_conncache_discard(&redis_cache, &conn->base);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
 
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	return tv;
+/*
+ * Waits until the connection's socket is ready for event
+ * (WL_SOCKET_READABLE or WL_SOCKET_WRITEABLE), serving interrupts meanwhile
+ * (see redis_check_interrupts()).  Returns false when the deadline passes
+ * first.  A wake-up of the latch that was not an interrupt (a commit waking
+ * the worker, say) is noted in *woken, for redis_end_wait() to pass on.
+ */
+static bool
+redis_wait_socket(RedisConn *conn, int event, TimestampTz deadline, bool *woken)
+{
+	for (;;)
+	{
+		long		timeout;
+		int			rc;
+
+		redis_check_interrupts(conn);
+		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (timeout <= 0)
+			return false;
+		rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | event | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   redis_ctx(conn)->fd, timeout, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			*woken = true;
+		}
+		if (rc & event)
+			return true;
+	}
+}
+
+/* Sets the latch again if a wait consumed a wake-up meant for the caller. */
+static void
+redis_end_wait(bool woken)
+{
+	if (woken)
+		SetLatch(MyLatch);
+}
+
+/* The deadline of a wait that starts now and may last ms */
+static TimestampTz
+deadline_in(int ms)
+{
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+}
+
+/* Reports a wait that reached its deadline; drops the connection.  Never returns. */
+static void
+redis_report_timeout(RedisConn *conn, const char *what)
+{
+	polyglot_conncache_discard(&redis_cache, &conn->base);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
+			 errdetail_internal("No reply within io_timeout %dms (%s).",
+								conn->io_timeout_ms, conn->endpoint)));
+}
+
+/*
+ * Sends what was appended to the context and waits for one reply, reading
+ * no more than that reply.  NULL after an I/O error or a timeout, which the
+ * caller reports (with *timed_out telling them apart); a cancel or
+ * termination throws after closing the connection.
+ */
+static redisReply *
+redis_roundtrip(RedisConn *conn, TimestampTz deadline, bool *timed_out)
+{
+	redisContext *ctx = redis_ctx(conn);
+	void	   *reply = NULL;
+	int			done = 0;
+	bool		woken = false;
+
+	*timed_out = false;
+	if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK)
+		return NULL;
+	if (reply == NULL)
+	{
+		for (;;)
+		{
+			if (redisBufferWrite(ctx, &done) != REDIS_OK)
+				break;
+			if (done)
+				break;
+			if (!redis_wait_socket(conn, WL_SOCKET_WRITEABLE, deadline, &woken))
+			{
+				*timed_out = true;
+				break;
+			}
+		}
+		while (done)
+		{
+			if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK || reply != NULL)
+				break;
+			if (!redis_wait_socket(conn, WL_SOCKET_READABLE, deadline, &woken))
+			{
+				*timed_out = true;
+				break;
+			}
+			if (redisBufferRead(ctx) != REDIS_OK)
+				break;
+		}
+	}
+	redis_end_wait(woken);
+	return (redisReply *) reply;
 }
 
 /*
@@ -53,15 +183,16 @@ ms_to_timeval(int ms)
  * context and ereports, naming the step.
  */
 static void
-redis_setup_command(redisContext *ctx, const char *servername,
-					const char *endpoint, const char *step,
+redis_setup_command(RedisConn *conn, int io_timeout_ms, const char *step,
 					int argc, const char **argv)
 {
-	redisReply *reply;
+	redisReply *reply = NULL;
 	char		detail[512];
 	bool		io_error;
+	bool		timed_out = false;
 
-	reply = redisCommandArgv(ctx, argc, argv, NULL);
+	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, NULL) == REDIS_OK)
+		reply = redis_roundtrip(conn, deadline_in(io_timeout_ms), &timed_out);
 	if (reply && reply->type != REDIS_REPLY_ERROR)
 	{
 		freeReplyObject(reply);
@@ -70,53 +201,78 @@ redis_setup_command(redisContext *ctx, const char *servername,
 	io_error = (reply == NULL);
 	if (reply)
 		strlcpy(detail, reply->str ? reply->str : "unknown error", sizeof(detail));
+	else if (timed_out)
+		snprintf(detail, sizeof(detail), "no reply within io_timeout %dms", io_timeout_ms);
 	else
-		strlcpy(detail, ctx->errstr, sizeof(detail));
+		strlcpy(detail, redis_ctx(conn)->errstr, sizeof(detail));
 	if (reply)
 		freeReplyObject(reply);
-	redisFree(ctx);
+	polyglot_conncache_discard(&redis_cache, &conn->base);
 
 	ereport(ERROR,
 			(errcode(io_error ? ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
 					 : ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-			 errmsg("could not connect to Redis server \"%s\"", servername),
-			 errdetail_internal("%s failed at %s: %s", step, endpoint, detail),
+			 errmsg("could not connect to Redis server \"%s\"", conn->servername),
+			 errdetail_internal("%s failed at %s: %s", step, conn->endpoint, detail),
 			 strcmp(step, "AUTH") == 0 && !io_error ?
 			 errhint("Check the user and password options of the user mapping.") : 0));
 }
 
-static redisContext *
+/* Reports a failed connect and frees its context.  Never returns. */
+static void
+redis_report_connect_failure(RedisConn *conn, int connect_timeout_ms, const char *detail)
+{
+	char		copy[512];
+
+	strlcpy(copy, detail, sizeof(copy));
+	polyglot_conncache_discard(&redis_cache, &conn->base);
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+			 errmsg("could not connect to Redis server \"%s\"", conn->servername),
+			 errdetail_internal("%s (%s, connect_timeout %dms).", copy,
+								conn->endpoint, connect_timeout_ms)));
+}
+
+/*
+ * Connects conn (its base.conn is NULL) and sets it up: AUTH, SELECT.  The
+ * TCP connect waits in redis_wait_socket(), so a cancel interrupts it too.
+ * On any error the context is freed and base.conn is NULL again.
+ */
+static void
 redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 {
 	redisContext *ctx;
+	bool		woken = false;
+	bool		ready;
+	int			so_error = 0;
+	socklen_t	len = sizeof(so_error);
 
-	ctx = redisConnectWithTimeout(opts->host, opts->port,
-								  ms_to_timeval(opts->common.connect_timeout_ms));
+	if (opts->common.user && !opts->common.password)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("user mapping for Redis server \"%s\" has a user but no password",
+						conn->servername),
+				 errhint("Add a password option to the user mapping.")));
+
+	ctx = redisConnectNonBlock(opts->host, opts->port);
 	if (ctx == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory while connecting to Redis server \"%s\"",
 						conn->servername)));
+	conn->base.conn = ctx;
 	if (ctx->err)
-	{
-		char		detail[512];
+		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, ctx->errstr);
 
-		strlcpy(detail, ctx->errstr, sizeof(detail));
-		redisFree(ctx);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("could not connect to Redis server \"%s\"", conn->servername),
-				 errdetail_internal("%s (%s, connect_timeout %dms).", detail,
-									conn->endpoint, opts->common.connect_timeout_ms)));
-	}
-	if (redisSetTimeout(ctx, ms_to_timeval(opts->common.io_timeout_ms)) != REDIS_OK)
-	{
-		redisFree(ctx);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-				 errmsg("could not set the I/O timeout of the connection to Redis server \"%s\"",
-						conn->servername)));
-	}
+	ready = redis_wait_socket(conn, WL_SOCKET_WRITEABLE,
+							  deadline_in(opts->common.connect_timeout_ms), &woken);
+	redis_end_wait(woken);
+	if (!ready)
+		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, strerror(ETIMEDOUT));
+	if (getsockopt(ctx->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
+		so_error = errno;
+	if (so_error != 0)
+		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, strerror(so_error));
 
 	if (opts->common.password)
 	{
@@ -127,16 +283,7 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 		if (opts->common.user)
 			argv[argc++] = opts->common.user;
 		argv[argc++] = opts->common.password;
-		redis_setup_command(ctx, conn->servername, conn->endpoint, "AUTH", argc, argv);
-	}
-	else if (opts->common.user)
-	{
-		redisFree(ctx);
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-				 errmsg("user mapping for Redis server \"%s\" has a user but no password",
-						conn->servername),
-				 errhint("Add a password option to the user mapping.")));
+		redis_setup_command(conn, opts->common.io_timeout_ms, "AUTH", argc, argv);
 	}
 
 	if (opts->db != 0)
@@ -147,9 +294,8 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 		snprintf(dbstr, sizeof(dbstr), "%d", opts->db);
 		argv[0] = "SELECT";
 		argv[1] = dbstr;
-		redis_setup_command(ctx, conn->servername, conn->endpoint, "SELECT", 2, argv);
+		redis_setup_command(conn, opts->common.io_timeout_ms, "SELECT", 2, argv);
 	}
-	return ctx;
 }
 
 /*
@@ -172,7 +318,7 @@ redis_get_connection(ForeignServer *server, UserMapping *user)
 		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
 		snprintf(conn->endpoint, sizeof(conn->endpoint), "%s:%d", opts.host, opts.port);
 		conn->io_timeout_ms = opts.common.io_timeout_ms;
-		conn->base.conn = redis_connect(conn, &opts);
+		redis_connect(conn, &opts);
 	}
 	return conn;
 }
@@ -202,13 +348,10 @@ redisReply *
 redis_command_argv(RedisConn *conn, int argc, const char **argv,
 				   const size_t *argvlen)
 {
-	redisReply *reply;
-
 	check_connected(conn);
-	reply = redisCommandArgv(redis_ctx(conn), argc, argv, argvlen);
-	if (reply == NULL)
+	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, argvlen) != REDIS_OK)
 		redis_report_error(conn, NULL, argv[0]);
-	return reply;
+	return redis_get_reply(conn, argv[0]);
 }
 
 /* Starts an empty command with room for cap arguments (it grows) */
@@ -256,18 +399,57 @@ redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
 }
 
 /*
- * The next reply of a pipeline (flushing what was appended first); the
- * caller frees it.  An I/O error drops the connection and ereports.
+ * The next reply of a pipeline (flushing what was appended first), within
+ * io_timeout; the caller frees it.  An I/O error or a timeout drops the
+ * connection and ereports; so does a cancel, after closing the connection.
  */
 redisReply *
 redis_get_reply(RedisConn *conn, const char *what)
 {
-	void	   *reply = NULL;
+	redisReply *reply;
+	bool		timed_out;
 
 	check_connected(conn);
-	if (redisGetReply(redis_ctx(conn), &reply) != REDIS_OK || reply == NULL)
+	reply = redis_roundtrip(conn, deadline_in(conn->io_timeout_ms), &timed_out);
+	if (reply == NULL)
+	{
+		if (timed_out)
+			redis_report_timeout(conn, what);
 		redis_report_error(conn, NULL, what);
-	return (redisReply *) reply;
+	}
+	return reply;
+}
+
+/*
+ * Sends everything appended so far without waiting for replies, within
+ * io_timeout.  Errors as redis_get_reply().
+ */
+void
+redis_flush(RedisConn *conn, const char *what)
+{
+	redisContext *ctx;
+	TimestampTz deadline = deadline_in(conn->io_timeout_ms);
+	bool		woken = false;
+	int			done = 0;
+
+	check_connected(conn);
+	ctx = redis_ctx(conn);
+	for (;;)
+	{
+		if (redisBufferWrite(ctx, &done) != REDIS_OK)
+		{
+			redis_end_wait(woken);
+			redis_report_error(conn, NULL, what);
+		}
+		if (done)
+			break;
+		if (!redis_wait_socket(conn, WL_SOCKET_WRITEABLE, deadline, &woken))
+		{
+			redis_end_wait(woken);
+			redis_report_timeout(conn, what);
+		}
+	}
+	redis_end_wait(woken);
 }
 
 /* Closes a connection whose protocol state is unknown; the next use reconnects. */
@@ -286,7 +468,6 @@ void
 redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 {
 	char		detail[1024];
-	bool		timed_out;
 
 	if (reply)
 	{
@@ -306,16 +487,7 @@ redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 		strlcpy(detail, redis_ctx(conn)->errstr, sizeof(detail));
 	else
 		strlcpy(detail, "not connected", sizeof(detail));
-	/* hiredis reports a read timeout as EAGAIN */
-	timed_out = conn->base.conn && redis_ctx(conn)->err == REDIS_ERR_IO &&
-		strcmp(detail, strerror(EAGAIN)) == 0;
 	polyglot_conncache_discard(&redis_cache, &conn->base);
-	if (timed_out)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
-				 errdetail_internal("No reply within io_timeout %dms (%s).",
-									conn->io_timeout_ms, conn->endpoint)));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("lost connection to Redis server \"%s\" during %s",

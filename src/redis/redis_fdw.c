@@ -826,6 +826,44 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 }
 
 /*
+ * Reads the n pipelined replies of fetch_keys() into replies (and the PTTL
+ * replies into pttls, when ttl is wanted).  On an error or a cancel, the
+ * replies read so far are freed before it goes on.
+ */
+static void
+fetch_replies(RedisScanState *st, int n, redisReply **replies, int64 *pttls)
+{
+	int			i;
+
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+		{
+			pttls[i] = -1;
+			replies[i] = redis_get_reply(st->conn, "a pipelined read");
+			if (st->want_ttl)
+			{
+				redisReply *pttl = redis_get_reply(st->conn, "a pipelined read");
+
+				if (pttl->type == REDIS_REPLY_INTEGER)
+					pttls[i] = pttl->integer;
+				freeReplyObject(pttl);
+			}
+		}
+	}
+	PG_CATCH();
+	{
+		int			j;
+
+		for (j = 0; j < n; j++)
+			if (replies[j])
+				freeReplyObject(replies[j]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * Reads the rows of keys (a List of String nodes, without the prefix) in
  * one pipelined round trip: the type's read command, and PTTL when ttl is
  * wanted, per key.
@@ -873,36 +911,11 @@ fetch_keys(RedisScanState *st, List *keys)
 
 	/*
 	 * Every reply first, so that the connection stays in step on errors;
-	 * on an I/O error the replies read so far are freed before reporting.
+	 * on an I/O error or a cancel the replies read so far are freed.
 	 */
 	replies = palloc0(sizeof(redisReply *) * n);
 	pttls = palloc(sizeof(int64) * n);
-	for (i = 0; i < n; i++)
-	{
-		void	   *reply = NULL;
-		bool		ok = redisGetReply(redis_ctx(st->conn), &reply) == REDIS_OK && reply;
-
-		replies[i] = (redisReply *) reply;
-		pttls[i] = -1;
-		if (ok && st->want_ttl)
-		{
-			reply = NULL;
-			ok = redisGetReply(redis_ctx(st->conn), &reply) == REDIS_OK && reply;
-			if (ok && ((redisReply *) reply)->type == REDIS_REPLY_INTEGER)
-				pttls[i] = ((redisReply *) reply)->integer;
-			if (reply)
-				freeReplyObject(reply);
-		}
-		if (!ok)
-		{
-			int			j;
-
-			for (j = 0; j <= i; j++)
-				if (replies[j])
-					freeReplyObject(replies[j]);
-			redis_report_error(st->conn, NULL, "a pipelined read");
-		}
-	}
+	fetch_replies(st, n, replies, pttls);
 	PG_TRY();
 	{
 		i = 0;

@@ -321,7 +321,6 @@ redis_send(PolyglotRoute *route, List *items)
 	RedisCmd	cmd;
 	StringInfoData scratch;
 	ListCell   *lc;
-	int			done = 0;
 	int			i;
 
 	if (tmpl == NULL)
@@ -445,14 +444,12 @@ redis_send(PolyglotRoute *route, List *items)
 		i++;
 	}
 
-	/* write it all; the socket's send timeout bounds the wait */
+	/* write it all, within io_timeout */
 	sent->conn = conn;
 	sent->ctx = redis_ctx(conn);
 	sent->nreplies = nreplies;
 	sent->nitems = list_length(items);
-	while (!done)
-		if (redisBufferWrite(sent->ctx, &done) != REDIS_OK)
-			redis_report_error(conn, NULL, "a pipelined batch");
+	redis_flush(conn, "a pipelined batch");
 	return sent;
 }
 
@@ -484,11 +481,8 @@ redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult 
 		}
 		for (r = 0; r < sent->nreplies[i]; r++)
 		{
-			void	   *reply = NULL;
-
-			if (redisGetReply(sent->ctx, &reply) != REDIS_OK || reply == NULL)
-				redis_report_error(sent->conn, NULL, "a pipelined batch");
-			check_reply((redisReply *) reply, &results[i], &transient);
+			check_reply(redis_get_reply(sent->conn, "a pipelined batch"),
+						&results[i], &transient);
 		}
 	}
 
@@ -586,20 +580,21 @@ redis_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 		i++;
 	}
 	/* every reply before judging any, so the connection stays in step */
-	for (i = 0; i < n; i++)
+	PG_TRY();
 	{
-		void	   *reply = NULL;
-
-		if (redisGetReply(redis_ctx(conn), &reply) != REDIS_OK || reply == NULL)
-		{
-			int			j;
-
-			for (j = 0; j < i; j++)
-				freeReplyObject(replies[j]);
-			redis_report_error(conn, NULL, "reading keys to verify");
-		}
-		replies[i] = (redisReply *) reply;
+		for (i = 0; i < n; i++)
+			replies[i] = redis_get_reply(conn, "reading keys to verify");
 	}
+	PG_CATCH();
+	{
+		int			j;
+
+		for (j = 0; j < n; j++)
+			if (replies[j])
+				freeReplyObject(replies[j]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	i = 0;
 	foreach(lc, items)
 	{
