@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -123,6 +125,32 @@ render_key(PolyglotRoute *route, const char *tmpl, List *key, StringInfo scratch
 		appendStringInfoChar(scratch, *p++);
 	}
 	return pnstrdup(scratch->data, scratch->len);
+}
+
+/*
+ * The route's ttl as Redis reads it, or NULL without one: a whole number of
+ * seconds written as an integer.  polyglot.sync() accepts any JSON number
+ * that is whole, positive and within int4 (60, 60.0, 6e1), and Redis takes
+ * digits only: "EX 60.0" is an error for every write.
+ */
+static char *
+route_ttl(PolyglotRoute *route)
+{
+	char	   *ttl = polyglot_route_option(route, "ttl");
+	char	   *end;
+	double		seconds;
+
+	if (ttl == NULL)
+		return NULL;
+	errno = 0;
+	seconds = strtod(ttl, &end);
+	if (errno != 0 || end == ttl || *end != '\0' || !(seconds >= 1 && seconds <= PG_INT32_MAX) ||
+		seconds != floor(seconds))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("route %d has an invalid ttl \"%s\"", route->id, ttl),
+				 errhint("Option \"ttl\" is a positive whole number of seconds.")));
+	return psprintf("%d", (int) seconds);
 }
 
 /* {"op": ..., "table": ..., "key": {...}, "row": ...} for publish mode */
@@ -238,7 +266,7 @@ redis_send(PolyglotRoute *route, List *items)
 {
 	RedisMode	mode = route_mode(route);
 	char	   *tmpl = polyglot_route_option(route, "key");
-	char	   *ttl = polyglot_route_option(route, "ttl");
+	char	   *ttl = route_ttl(route);
 	char	   *channel = polyglot_route_option(route, "channel");
 	int			ncols = list_length(route->columns);
 	int		   *nreplies = palloc0(sizeof(int) * Max(list_length(items), 1));
