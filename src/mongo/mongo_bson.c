@@ -334,11 +334,18 @@ polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen, Datum value
 			bson_append_int64(doc, key, keylen, DatumGetInt64(value));
 			return true;
 		case FLOAT4OID:
-			bson_append_double(doc, key, keylen, DatumGetFloat4(value));
-			return true;
 		case FLOAT8OID:
-			bson_append_double(doc, key, keylen, DatumGetFloat8(value));
-			return true;
+			{
+				double		d = base == FLOAT4OID ? DatumGetFloat4(value) : DatumGetFloat8(value);
+
+				if (isnan(d) && (flags & POLYGLOT_BSON_NO_NAN))
+				{
+					*error = pstrdup("NaN cannot be stored on this server (FerretDB drops the connection)");
+					return false;
+				}
+				bson_append_double(doc, key, keylen, d);
+				return true;
+			}
 		case NUMERICOID:
 			if (flags & POLYGLOT_BSON_NO_DECIMAL128)
 				return append_numeric_without_decimal(doc, key, keylen, value, error);
@@ -421,6 +428,81 @@ polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen, Datum value
 		bson_append_utf8(doc, key, keylen, s, -1);
 	}
 	return true;
+}
+
+/*
+ * Appends {key: value} to a query filter so that it matches value itself.
+ * A document goes as {key: {$eq: value}}: as it is, a filter reads a
+ * document whose first field starts with $ as operators, and a key such as
+ * {"$ne": null} would match any document.  Other values go as they are,
+ * the form FerretDB serves from its _id index.
+ */
+void
+polyglot_bson_append_eq(bson_t *doc, const char *key, int keylen, const bson_value_t *value)
+{
+	bson_t		cond;
+
+	if (value->value_type != BSON_TYPE_DOCUMENT)
+	{
+		bson_append_value(doc, key, keylen, value);
+		return;
+	}
+	bson_append_document_begin(doc, key, keylen, &cond);
+	bson_append_value(&cond, "$eq", 3, value);
+	bson_append_document_end(doc, &cond);
+}
+
+/*
+ * Appends a filter matching the documents whose _id is one of ids,
+ * literally: {_id: {$in: [...]}}, where an _id that is a document goes
+ * beside it as {_id: {$eq: ...}} in an $or ($in cannot hold one that
+ * looks like an operator).
+ */
+void
+polyglot_bson_append_id_in(bson_t *filter, const bson_value_t *ids, int nids)
+{
+	bson_t		in,
+				arr,
+				or,
+				clause;
+	int			ndocs = 0;
+	int			nin = 0;
+	int			nor = 0;
+	int			i;
+	char		buf[16];
+	const char *ikey;
+
+	for (i = 0; i < nids; i++)
+		if (ids[i].value_type == BSON_TYPE_DOCUMENT)
+			ndocs++;
+	if (ndocs > 0)
+	{
+		bson_append_array_begin(filter, "$or", 3, &or);
+		bson_uint32_to_string(nor++, &ikey, buf, sizeof(buf));
+		bson_append_document_begin(&or, ikey, -1, &clause);
+	}
+	bson_append_document_begin(ndocs > 0 ? &clause : filter, "_id", 3, &in);
+	bson_append_array_begin(&in, "$in", 3, &arr);
+	for (i = 0; i < nids; i++)
+		if (ids[i].value_type != BSON_TYPE_DOCUMENT)
+		{
+			bson_uint32_to_string(nin++, &ikey, buf, sizeof(buf));
+			bson_append_value(&arr, ikey, -1, &ids[i]);
+		}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(ndocs > 0 ? &clause : filter, &in);
+	if (ndocs == 0)
+		return;
+	bson_append_document_end(&or, &clause);
+	for (i = 0; i < nids; i++)
+		if (ids[i].value_type == BSON_TYPE_DOCUMENT)
+		{
+			bson_uint32_to_string(nor++, &ikey, buf, sizeof(buf));
+			bson_append_document_begin(&or, ikey, -1, &clause);
+			polyglot_bson_append_eq(&clause, "_id", 3, &ids[i]);
+			bson_append_document_end(&or, &clause);
+		}
+	bson_append_array_end(filter, &or);
 }
 
 /* ---------------------------------------------------------------- BSON to PostgreSQL */

@@ -454,6 +454,34 @@ append_value(bson_t *doc, const char *key, Datum value, bool isnull, Oid typid, 
 				 errmsg("a value of the WHERE clause cannot be sent to MongoDB: %s", error)));
 }
 
+/*
+ * Appends {_id: value} matching value literally (polyglot_bson_append_eq):
+ * a jsonb or composite _id such as {"$ne": null} is no operator.  Returns
+ * false, with *error set, when BSON cannot hold the value.
+ */
+static bool
+append_id_eq_datum(bson_t *doc, Datum value, Oid typid, int flags, char **error)
+{
+	bson_t		tmp = BSON_INITIALIZER;
+	bson_iter_t iter;
+	bool		ok;
+
+	PG_TRY();
+	{
+		ok = polyglot_bson_append_datum(&tmp, "_id", 3, value, false, typid, flags, error);
+	}
+	PG_CATCH();
+	{
+		bson_destroy(&tmp);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (ok && bson_iter_init_find(&iter, &tmp, "_id"))
+		polyglot_bson_append_eq(doc, "_id", 3, bson_iter_value(&iter));
+	bson_destroy(&tmp);
+	return ok;
+}
+
 static void
 append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bool unknown_ok)
 {
@@ -652,8 +680,15 @@ build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
 					 !(is_text_type((Oid) intVal(list_nth(item, 4))) &&
 					   bson_oid_is_valid(TextDatumGetCString(values[intVal(lfourth(item))]),
 										 strlen(TextDatumGetCString(values[intVal(lfourth(item))])))))
-				append_value(doc, "_id", values[intVal(lfourth(item))], false,
-							 (Oid) intVal(list_nth(item, 4)), flags);
+			{
+				char	   *error = NULL;
+
+				if (!append_id_eq_datum(doc, values[intVal(lfourth(item))],
+										(Oid) intVal(list_nth(item, 4)), flags, &error))
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+							 errmsg("a value of the WHERE clause cannot be sent to MongoDB: %s", error)));
+			}
 			else
 				append_filter(doc, item, values, nulls, flags, explain_only);
 		}
@@ -2292,7 +2327,7 @@ append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
 		bson_append_document_end(selector, &cond);
 		return;
 	}
-	if (!polyglot_bson_append_datum(selector, "_id", 3, id, false, typid, st->bson_flags, &error))
+	if (!append_id_eq_datum(selector, id, typid, st->bson_flags, &error))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("_id cannot be sent to MongoDB: %s", error)));
