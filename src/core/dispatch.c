@@ -691,7 +691,8 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 {
 	int64		ndone = 0,
 				nretry = 0,
-				ndead = 0;
+				ndead = 0,
+				nstale = 0;
 	char	   *last_error = NULL;
 	ListCell   *lc;
 	int			i;
@@ -715,9 +716,11 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		TEXTOID, INT4OID, INT2OID, INT2OID};
 		Datum		args[9];
 
-		if (results[i].status == POLYGLOT_ITEM_OK)
+		if (results[i].status == POLYGLOT_ITEM_OK || results[i].status == POLYGLOT_ITEM_STALE)
 		{
 			ndone += list_length(item->events);
+			if (results[i].status == POLYGLOT_ITEM_STALE)
+				nstale += list_length(item->events);
 			i++;
 			continue;
 		}
@@ -761,9 +764,9 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 				 errdetail_internal("%s", last_error ? last_error : "")));
 
 	{
-		Oid			argtypes[5] = {INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID};
-		Datum		args[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		Oid			argtypes[6] = {INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID};
+		Datum		args[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 		args[0] = Int32GetDatum(route->id);
 		args[1] = Int64GetDatum(ndone);
@@ -773,15 +776,17 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			args[4] = CStringGetTextDatum(last_error);
 		else
 			nulls[4] = 'n';
+		args[5] = Int64GetDatum(nstale);
 		(void) spi_exec_plan(&state_plan, "UPDATE polyglot.route_state SET "
 								   "delivered = delivered + $2, failed = failed + $3, "
-								   "retries = retries + $4, consecutive_failures = 0, "
+								   "retries = retries + $4, stale = stale + $6, "
+								   "consecutive_failures = 0, "
 								   "backoff_until = NULL, "
 								   "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
 								   "last_error = coalesce($5, last_error), "
 								   "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
 								   "WHERE route_id = $1",
-								   5, argtypes, args, nulls, false, SPI_OK_UPDATE,
+								   6, argtypes, args, nulls, false, SPI_OK_UPDATE,
 								   "updating route state");
 	}
 	end_tx();

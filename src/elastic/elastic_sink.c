@@ -9,7 +9,7 @@
  * 1970).  The document is that state, so a higher version always carries a
  * state at least as new: a late or repeated request of an older read is
  * refused with 409, which counts as done, as the index already holds newer
- * data.  (Outbox ids would not do: they start again when the extension or
+ * data (and is counted in polyglot.status.stale).  (Outbox ids would not do: they start again when the extension or
  * the database is recreated, and every write would then be refused.)
  *
  * The route's options: index (filled in by polyglot.sync()), routing (a key
@@ -245,8 +245,14 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 			continue;
 		}
 		status = elastic_json_int(action, "status", 0);
-		if ((status >= 200 && status < 300) || status == 409 || (is_delete && status == 404))
+		if ((status >= 200 && status < 300) || (is_delete && status == 404))
 			continue;
+		/* the index holds a newer version: done, and counted in status.stale */
+		if (status == 409)
+		{
+			result->status = POLYGLOT_ITEM_STALE;
+			continue;
+		}
 		error = elastic_error_text(elastic_json_object(action, "error"));
 		error = psprintf("HTTP %d: %s", status, error ? error : "error: (no reason given)");
 		if (status == 429 || status >= 500 || status == 0)

@@ -97,13 +97,14 @@ SELECT search_synced();
 
 --
 -- external versions: a document the index holds at a higher version (a
--- newer write) is not overwritten; the refusal (409) counts as done
+-- newer write) is not overwritten; the refusal (409) counts as done, and
+-- in status.stale
 --
 \! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XPUT "$u/polyglot_sync_items/_doc/99?version=9000000000000000&version_type=external" -H 'Content-Type: application/json' -d '{"id": 99, "name": "newer, already in the index"}'; done
 SELECT sum(retries) AS retries_before FROM polyglot.status WHERE route IN (:os_items, :es_items) \gset
 INSERT INTO items (id, name) VALUES (99, 'older than the index');
 SELECT search_synced();
-SELECT sum(retries) = :retries_before AS no_retry, sum(failed) AS failed
+SELECT sum(retries) = :retries_before AS no_retry, sum(failed) AS failed, sum(stale) AS stale
   FROM polyglot.status WHERE route IN (:os_items, :es_items);
 \! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s "$u/polyglot_sync_items/_source/99"; echo; done
 DELETE FROM items WHERE id = 99;
