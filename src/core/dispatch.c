@@ -962,6 +962,87 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 }
 
 /*
+ * Is a failure of a whole batch one that a key of it may have caused?  A
+ * data exception (SQLSTATE class 22) is: the store refused the request for
+ * what it holds (sinks raise one for an Elasticsearch _bulk answered HTTP
+ * 400, a MongoDB bulk write refused as a whole for a document), or a value
+ * could not be converted while sending.  Connection failures and timeouts
+ * are not: the route backs off, and no key is charged an attempt.
+ */
+static bool
+is_key_fault(ErrorData *edata)
+{
+	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION;
+}
+
+/*
+ * Delivers items first .. first + count - 1 of a batch, filling their
+ * results.  When the store refuses them as a whole (is_key_fault), each
+ * half goes on its own, down to single keys: a key refused on its own
+ * fails with the store's error, and every other key is delivered.  Any
+ * other failure is ereported, for the route to back off.
+ */
+static void
+deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int first,
+			 int count, PolyglotItemResult *results)
+{
+	List	   *part = list_copy_tail(items, first);
+	void	   *volatile sent = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+
+	part = list_truncate(part, count);
+	PG_TRY();
+	{
+		sent = sink->send(route, part);
+		sink->finish(route, part, sent, results + first);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (sent)
+			sink->abandon(route, sent);
+		if (!is_key_fault(edata))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	if (count == 1)
+	{
+		results[first].status = POLYGLOT_ITEM_FAILED;
+		results[first].error = edata->detail ?
+			psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
+		return;
+	}
+	deliver_part(route, sink, items, first, count / 2, results);
+	deliver_part(route, sink, items, first + count / 2, count - count / 2, results);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Delivers a batch that the store refused as a whole, in parts
+ * (deliver_part), and acknowledges it: the keys at fault are retried, then
+ * dead-lettered, while the others go.  The batch is freed.
+ */
+static void
+isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
+{
+	int			n = list_length(batch->items);
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	PolyglotItemResult *results = palloc0(sizeof(PolyglotItemResult) * Max(n, 1));
+
+	batch->sent = NULL;
+	if (n > 0)
+		deliver_part(route, sink, batch->items, 0, n, results);
+	ack_batch(route, batch->events, batch->items, results);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(batch->cxt);
+}
+
+/*
  * Delivers a route's backlog, batch after batch, until a batch is not full
  * or the time slice ends.  Batches overlap: batch N+1 is read from
  * PostgreSQL while the store works through batch N, then sent, and only
@@ -981,6 +1062,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 	Batch	   *volatile prev = NULL;
 	Batch	   *volatile cur = NULL;
 	volatile bool more = false;
+	volatile bool isolate = false;
 
 	if (sink == NULL)
 	{
@@ -1050,10 +1132,56 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		if (cur && cur->sent)
 			sink->abandon(route, cur->sent);
 		more = false;
-		backoff = record_route_failure(route, edata);
-		*sleep_ms = Min(*sleep_ms, backoff);
+		if (is_key_fault(edata) && (prev || cur))
+		{
+			isolate = true;
+			ereport(LOG,
+					(errmsg("pg_polyglot route %d: the store refused a batch as a whole; delivering it in parts to find the keys at fault",
+							route->id),
+					 errdetail_internal("%s%s%s", edata->message, edata->detail ? ": " : "",
+										edata->detail ? edata->detail : "")));
+		}
+		else
+		{
+			backoff = record_route_failure(route, edata);
+			*sleep_ms = Min(*sleep_ms, backoff);
+		}
 	}
 	PG_END_TRY();
+
+	/*
+	 * A batch refused for what a key of it holds: the unacknowledged
+	 * batches (the one in flight first, for order per key) go in parts.
+	 */
+	if (isolate)
+	{
+		PG_TRY();
+		{
+			if (prev)
+			{
+				isolate_batch(route, sink, prev);
+				prev = NULL;
+			}
+			if (cur && cur->nevents > 0)
+				isolate_batch(route, sink, cur);
+			cur = NULL;
+			more = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			long		backoff;
+
+			MemoryContextSwitchTo(route_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			more = false;
+			backoff = record_route_failure(route, edata);
+			*sleep_ms = Min(*sleep_ms, backoff);
+		}
+		PG_END_TRY();
+	}
 
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(route_cxt);

@@ -63,6 +63,44 @@ is_transient_code(int32 code)
 	return false;
 }
 
+/*
+ * Reports the failure of a batch's write as a whole.  When MongoDB refused
+ * it for a document it holds (a command or document too large, a value it
+ * does not take) rather than naming a write, the error is a data exception:
+ * the batch then goes again in parts, so that only the key at fault fails
+ * (dispatch.c).  Never returns.
+ */
+static void
+report_batch_error(MongoConn *conn, const bson_error_t *error, const char *what)
+{
+	bool		refused =
+		error->domain == MONGOC_ERROR_BSON ||
+		(error->domain == MONGOC_ERROR_COMMAND && error->code == MONGOC_ERROR_COMMAND_INVALID_ARG) ||
+		((error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) &&
+		 (error->code == 2 || error->code == 10334 || error->code == 17419 ||
+		  error->code == 17420));	/* BadValue, BSONObjectTooLarge, too large */
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!refused)
+		mongo_report_error(conn, error, what);
+	PG_TRY();
+	{
+		mongo_report_error(conn, error, what);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->sqlerrcode = ERRCODE_DATA_EXCEPTION;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	pg_unreachable();
+}
+
 static PolyglotPayload
 mongo_payload(PolyglotRoute *route)
 {
@@ -339,7 +377,7 @@ insert_items(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **items, i
 			mongoc_bulk_operation_destroy(bulk);
 			bson_destroy(unordered);
 			mongoc_collection_destroy(coll);
-			mongo_report_error(conn, &error, "an insert of a batch's documents");
+			report_batch_error(conn, &error, "an insert of a batch's documents");
 		}
 	}
 	if (nops > 0)
@@ -418,7 +456,7 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 		{
 			bson_destroy(&filter);
 			mongoc_collection_destroy(coll);
-			mongo_report_error(conn, &error, "a delete of a batch's documents");
+			report_batch_error(conn, &error, "a delete of a batch's documents");
 		}
 	}
 	bson_destroy(&filter);
@@ -556,7 +594,7 @@ mongo_send(PolyglotRoute *route, List *items)
 			bson_destroy(bulk_opts);
 			bson_destroy(upsert);
 			mongoc_collection_destroy(coll);
-			mongo_report_error(conn, &error, "a bulk write");
+			report_batch_error(conn, &error, "a bulk write");
 		}
 		bson_destroy(&reply);
 		/* writes before it are done; it failed; those after go again */

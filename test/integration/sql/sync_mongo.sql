@@ -176,6 +176,17 @@ SELECT only_refused_left(:fkeys, 2);
 \! $MONGO_TOOL dump polyglot_sync fkeys
 SELECT DISTINCT o.key[1][1] AS key, o.last_error
   FROM polyglot.outbox o WHERE o.route_id = :fkeys ORDER BY 1;
+-- a document over MongoDB's 16 MB fails the whole write before it is sent:
+-- the batch goes again in parts, and only that key fails
+CREATE TABLE bigrows (id int PRIMARY KEY, v text);
+INSERT INTO bigrows VALUES (1, 'small'), (2, repeat('x', 17 * 1024 * 1024)), (3, 'small too');
+SELECT polyglot.sync('bigrows', 'docs') AS bigrows \gset
+SELECT only_refused_left(:bigrows, 2);
+\! $MONGO_TOOL count polyglot_sync bigrows
+SELECT o.key[1][1] AS key, o.last_error
+  FROM polyglot.outbox o WHERE o.route_id = :bigrows ORDER BY 1;
+SELECT polyglot.unsync('bigrows', 'docs');
+DROP TABLE bigrows;
 SELECT polyglot.unsync('refused', 'docs'), polyglot.unsync('fkeys', 'docs');
 DROP TABLE refused, fkeys;
 DROP FUNCTION only_refused_left(int, int);
