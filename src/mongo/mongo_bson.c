@@ -548,7 +548,31 @@ polyglot_bson_type_name(bson_type_t type)
 	}
 }
 
-/* A value as relaxed Extended JSON, in palloc'd memory */
+/* libbson writes documents nested deeper than this as { ... } in JSON */
+#define BSON_JSON_MAX_DEPTH 200
+
+/* Does the value at iter nest documents or arrays deeper than max levels? */
+static bool
+bson_too_deep(const bson_iter_t *iter, int max)
+{
+	bson_iter_t child;
+
+	if (!BSON_ITER_HOLDS_DOCUMENT(iter) && !BSON_ITER_HOLDS_ARRAY(iter))
+		return false;
+	if (max <= 0)
+		return true;
+	if (!bson_iter_recurse(iter, &child))
+		return false;
+	while (bson_iter_next(&child))
+		if (bson_too_deep(&child, max - 1))
+			return true;
+	return false;
+}
+
+/*
+ * A value as relaxed Extended JSON, in palloc'd memory.  A value nested
+ * deeper than libbson writes is an error, never a document cut off.
+ */
 static char *
 bson_value_json(const bson_iter_t *iter)
 {
@@ -557,6 +581,12 @@ bson_value_json(const bson_iter_t *iter)
 	char	   *result;
 	size_t		len;
 	char	   *start;
+
+	if (bson_too_deep(iter, BSON_JSON_MAX_DEPTH))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("MongoDB value nested deeper than %d levels cannot be read as JSON",
+						BSON_JSON_MAX_DEPTH)));
 
 	/* libbson renders documents; wrap the value in {"v": ...} and cut */
 	bson_append_iter(&wrap, "v", 1, iter);

@@ -153,6 +153,13 @@ SELECT _id, v FROM java_opkeys ORDER BY v;
 SELECT polyglot.unsync('opkeys', 'java');
 DROP TABLE opkeys;
 
+-- a document nested deeper than 200 levels is an error, never cut off
+\! MONGO_URI=$MONGO_JAVA_URI $MONGO_TOOL insert polyglot_java deep "$(python3 -c 'print("[{\"_id\": 200, \"d\": " + "{\"a\": " * 200 + "1" + "}" * 200 + "}, {\"_id\": 201, \"d\": " + "{\"a\": " * 201 + "1" + "}" * 201 + "}]")')"
+CREATE FOREIGN TABLE java_deep (_id int, d jsonb) SERVER java OPTIONS (collection 'deep');
+SELECT _id, length(d::text), d::text LIKE '%...%' AS cut FROM java_deep WHERE _id = 200;
+SELECT _id, length(d::text) FROM java_deep WHERE _id = 201;
+DROP FOREIGN TABLE java_deep;
+
 SELECT polyglot.unsync('money', 'java');
 DROP TABLE money;
 DROP SERVER java CASCADE;
