@@ -616,6 +616,30 @@ bson_value_json(const bson_iter_t *iter)
 	return result;
 }
 
+/*
+ * A whole document as relaxed Extended JSON, in palloc'd memory; a document
+ * nested deeper than libbson writes is an error, never a document cut off.
+ */
+char *
+polyglot_bson_document_json(const bson_t *doc)
+{
+	bson_iter_t iter;
+	char	   *json;
+	char	   *result;
+
+	if (bson_iter_init(&iter, doc))
+		while (bson_iter_next(&iter))
+			if (bson_too_deep(&iter, BSON_JSON_MAX_DEPTH))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("MongoDB value nested deeper than %d levels cannot be read as JSON",
+								BSON_JSON_MAX_DEPTH)));
+	json = bson_as_relaxed_extended_json(doc, NULL);
+	result = pstrdup(json ? json : "null");
+	bson_free(json);
+	return result;
+}
+
 /* A number of a BSON value as text for a numeric input function, or NULL */
 static char *
 bson_number_text(const bson_iter_t *iter)

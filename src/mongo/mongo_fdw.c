@@ -1767,12 +1767,10 @@ mongoIterateForeignScan(ForeignScanState *node)
 		if (col->field == NULL)
 		{
 			/* the whole document, as relaxed Extended JSON */
-			char	   *bjson = bson_as_relaxed_extended_json(doc, NULL);
-			char	   *json = pstrdup(bjson ? bjson : "null");
+			char	   *json = polyglot_bson_document_json(doc);
 			Oid			infunc,
 						ioparam;
 
-			bson_free(bjson);
 			getTypeInputInfo(col->typid, &infunc, &ioparam);
 			slot->tts_values[i] = OidInputFunctionCall(infunc, json, ioparam, col->typmod);
 			slot->tts_isnull[i] = false;

@@ -158,7 +158,10 @@ DROP TABLE opkeys;
 CREATE FOREIGN TABLE java_deep (_id int, d jsonb) SERVER java OPTIONS (collection 'deep');
 SELECT _id, length(d::text), d::text LIKE '%...%' AS cut FROM java_deep WHERE _id = 200;
 SELECT _id, length(d::text) FROM java_deep WHERE _id = 201;
-DROP FOREIGN TABLE java_deep;
+CREATE FOREIGN TABLE java_deep_doc (_id int, doc jsonb) SERVER java OPTIONS (collection 'deep');
+SELECT _id, length(doc::text) FROM java_deep_doc WHERE _id = 200;
+SELECT _id, length(doc::text) FROM java_deep_doc WHERE _id = 201;
+DROP FOREIGN TABLE java_deep, java_deep_doc;
 
 SELECT polyglot.unsync('money', 'java');
 DROP TABLE money;
