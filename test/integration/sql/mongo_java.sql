@@ -155,7 +155,7 @@ DROP TABLE opkeys;
 
 -- a document nested deeper than 200 levels is an error, never cut off
 \! MONGO_URI=$MONGO_JAVA_URI $MONGO_TOOL insert polyglot_java deep "$(python3 -c 'print("[{\"_id\": 200, \"d\": " + "{\"a\": " * 200 + "1" + "}" * 200 + "}, {\"_id\": 201, \"d\": " + "{\"a\": " * 201 + "1" + "}" * 201 + "}]")')"
-CREATE FOREIGN TABLE java_deep (_id int, d jsonb) SERVER java OPTIONS (collection 'deep');
+CREATE FOREIGN TABLE java_deep (_id int, d jsonb OPTIONS (field 'd')) SERVER java OPTIONS (collection 'deep');
 SELECT _id, length(d::text), d::text LIKE '%...%' AS cut FROM java_deep WHERE _id = 200;
 SELECT _id, length(d::text) FROM java_deep WHERE _id = 201;
 CREATE FOREIGN TABLE java_deep_doc (_id int, doc jsonb) SERVER java OPTIONS (collection 'deep');
