@@ -253,8 +253,23 @@ typedef struct RedisSent
 	RedisConn  *conn;
 	redisContext *ctx;			/* the connection the batch went out on */
 	int		   *nreplies;		/* replies owed, per item */
+	char	   *expect;			/* the shape of each reply owed, in order:
+								 * REPLY_STATUS, REPLY_INTEGER or REPLY_ARRAY */
 	int			nitems;
 } RedisSent;
+
+/* The reply a command answers with when it does not fail */
+#define REPLY_STATUS	's'		/* SET, MULTI, and commands queued in one */
+#define REPLY_INTEGER	'i'		/* DEL, PUBLISH */
+#define REPLY_ARRAY		'a'		/* EXEC (nil when aborted) */
+
+/* Appends a command to the pipeline and the shape of its reply to expect */
+static void
+append_command(RedisConn *conn, RedisCmd *cmd, StringInfo expect, char shape)
+{
+	redis_cmd_append(conn, cmd);
+	appendStringInfoChar(expect, shape);
+}
 
 /*
  * Writes the commands of a batch, one pipeline, and returns without reading
@@ -274,6 +289,7 @@ redis_send(PolyglotRoute *route, List *items)
 	RedisConn  *conn;
 	RedisCmd	cmd;
 	StringInfoData scratch;
+	StringInfoData expect;
 	ListCell   *lc;
 	int			done = 0;
 	int			i;
@@ -288,6 +304,7 @@ redis_send(PolyglotRoute *route, List *items)
 	conn = redis_get_connection(route->server, route->user);
 	redis_cmd_init(&cmd, 8 + 2 * ncols);
 	initStringInfo(&scratch);
+	initStringInfo(&expect);
 
 	/* append every command */
 	i = 0;
@@ -317,7 +334,8 @@ redis_send(PolyglotRoute *route, List *items)
 					redis_cmd_arg(&cmd, "DEL");
 					redis_cmd_arg(&cmd, key);
 				}
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect,
+							   ev->found && ev->json ? REPLY_STATUS : REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
 
@@ -326,12 +344,12 @@ redis_send(PolyglotRoute *route, List *items)
 				{
 					redis_cmd_arg(&cmd, "DEL");
 					redis_cmd_arg(&cmd, key);
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_INTEGER);
 					nreplies[i] = 1;
 					break;
 				}
 				redis_cmd_arg(&cmd, "MULTI");
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_STATUS);
 				nreplies[i] = 2;	/* MULTI and EXEC */
 				for (c = 0; c < ncols; c++)
 					if (ev->values[c] != NULL)
@@ -346,7 +364,7 @@ redis_send(PolyglotRoute *route, List *items)
 							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
 							redis_cmd_arg(&cmd, ev->values[c]);
 						}
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
 				for (c = 0; c < ncols; c++)
@@ -359,7 +377,7 @@ redis_send(PolyglotRoute *route, List *items)
 					for (c = 0; c < ncols; c++)
 						if (ev->values[c] == NULL)
 							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
 				if (ttl)
@@ -367,17 +385,17 @@ redis_send(PolyglotRoute *route, List *items)
 					redis_cmd_arg(&cmd, "EXPIRE");
 					redis_cmd_arg(&cmd, key);
 					redis_cmd_arg(&cmd, ttl);
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
 				redis_cmd_arg(&cmd, "EXEC");
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_ARRAY);
 				break;
 
 			case REDIS_MODE_INVALIDATE:
 				redis_cmd_arg(&cmd, "DEL");
 				redis_cmd_arg(&cmd, key);
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
 
@@ -385,7 +403,7 @@ redis_send(PolyglotRoute *route, List *items)
 				redis_cmd_arg(&cmd, "PUBLISH");
 				redis_cmd_arg(&cmd, channel);
 				redis_cmd_arg(&cmd, publish_message(route, ev));
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
 		}
@@ -396,11 +414,52 @@ redis_send(PolyglotRoute *route, List *items)
 	sent->conn = conn;
 	sent->ctx = redis_ctx(conn);
 	sent->nreplies = nreplies;
+	sent->expect = expect.data;
 	sent->nitems = list_length(items);
 	while (!done)
 		if (redisBufferWrite(sent->ctx, &done) != REDIS_OK)
 			redis_report_error(conn, NULL, "a pipelined batch");
 	return sent;
+}
+
+/*
+ * Checks that a reply has the shape its command answers with (an error
+ * reply aside, which check_reply() judges).  Any other (a server or proxy
+ * out of step) fails the batch rather than passing as a success; the
+ * connection, whose replies can no longer be matched with commands, is
+ * dropped by redis_abandon().  Frees the reply when it ereports.
+ */
+static void
+check_reply_shape(RedisSent *sent, redisReply *reply, char shape)
+{
+	bool		ok;
+
+	switch (shape)
+	{
+		case REPLY_STATUS:
+			ok = reply->type == REDIS_REPLY_STATUS;
+			break;
+		case REPLY_INTEGER:
+			ok = reply->type == REDIS_REPLY_INTEGER;
+			break;
+		default:
+			ok = reply->type == REDIS_REPLY_ARRAY || reply->type == REDIS_REPLY_NIL;
+			break;
+	}
+	if (ok || reply->type == REDIS_REPLY_ERROR)
+		return;
+	{
+		int			type = reply->type;
+
+		freeReplyObject(reply);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("Redis server \"%s\" answered a command of a batch with a reply of the wrong shape",
+						sent->conn->servername),
+				 errdetail("Expected %s, got a reply of type %d.",
+						   shape == REPLY_STATUS ? "a status" :
+						   shape == REPLY_INTEGER ? "an integer" : "an array or nil", type)));
+	}
 }
 
 /* Reads the replies of a batch sent by redis_send(). */
@@ -409,6 +468,7 @@ redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult 
 {
 	RedisSent  *sent = (RedisSent *) state;
 	char	   *transient = NULL;
+	int			n = 0;
 	int			i;
 
 	/* the connection was reset since (its server or user mapping changed) */
@@ -429,6 +489,7 @@ redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult 
 
 			if (redisGetReply(sent->ctx, &reply) != REDIS_OK || reply == NULL)
 				redis_report_error(sent->conn, NULL, "a pipelined batch");
+			check_reply_shape(sent, (redisReply *) reply, sent->expect[n++]);
 			check_reply((redisReply *) reply, &results[i], &transient);
 		}
 	}
