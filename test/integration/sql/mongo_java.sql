@@ -143,7 +143,7 @@ SELECT java_synced(:opkeys);
 \! MONGO_URI=$MONGO_JAVA_URI $MONGO_TOOL dump polyglot_java opkeys
 SELECT delivered, dead_letters FROM polyglot.status WHERE route = :opkeys;
 -- and so is a foreign table's _id, in a WHERE clause and an UPDATE or DELETE
-CREATE FOREIGN TABLE java_opkeys (_id jsonb, v text) SERVER java OPTIONS (collection 'opkeys');
+CREATE FOREIGN TABLE java_opkeys (_id jsonb OPTIONS (field '_id'), v text) SERVER java OPTIONS (collection 'opkeys');
 INSERT INTO java_opkeys VALUES ('{"$gt": 0}', 'operator');
 EXPLAIN (VERBOSE, COSTS OFF) SELECT v FROM java_opkeys WHERE _id = '{"$gt": 0}';
 SELECT v FROM java_opkeys WHERE _id = '{"$gt": 0}';
