@@ -2774,6 +2774,7 @@ flush_actions(ElasticModifyState *st)
 	char	   *first_id = NULL;
 	int			n,
 				i;
+	int			nsent = st->nactions;
 
 	if (st->nactions == 0)
 		return NULL;
@@ -2786,7 +2787,17 @@ flush_actions(ElasticModifyState *st)
 		elastic_report_error(st->conn, &response, psprintf("a _bulk write to index \"%s\"", st->index));
 	jb = elastic_parse_response(st->conn, &response, "_bulk");
 	items = elastic_json_object(&jb->root, "items");
-	n = items ? (int) JsonContainerSize(items) : 0;
+
+	/*
+	 * One result per action, each {"<action>": {"status": ..}}: an answer
+	 * of another shape ({"errors": true} without items, say) is no success.
+	 */
+	n = items && JsonContainerIsArray(items) ? (int) JsonContainerSize(items) : -1;
+	if (n != nsent)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Elasticsearch server \"%s\" answered a _bulk write of %d actions to index \"%s\" without one result per action",
+						st->conn->servername, nsent, st->index)));
 	for (i = 0; i < n; i++)
 	{
 		JsonbValue *item = getIthJsonbValueFromContainer(items, i);
@@ -2797,8 +2808,11 @@ flush_actions(ElasticModifyState *st)
 		JsonbContainer *result = NULL;
 		int			status;
 
-		if (item->type != jbvBinary)
-			continue;
+		if (item == NULL || item->type != jbvBinary)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("Elasticsearch server \"%s\" answered a _bulk write to index \"%s\" with a result that is no object",
+							st->conn->servername, st->index)));
 		/* {"<action>": {"_id": .., "status": .., "error": ..}} */
 		it = JsonbIteratorInit(item->val.binary.data);
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -2808,9 +2822,12 @@ flush_actions(ElasticModifyState *st)
 			else if (tok == WJB_VALUE && v.type == jbvBinary)
 				result = v.val.binary.data;
 		}
-		if (result == NULL)
-			continue;
-		status = elastic_json_int(result, "status", 0);
+		status = result ? elastic_json_int(result, "status", 0) : 0;
+		if (status == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("Elasticsearch server \"%s\" answered a _bulk write to index \"%s\" with a result without a status",
+							st->conn->servername, st->index)));
 		if (i == 0)
 			first_id = elastic_json_string(result, "_id");
 		if (status >= 200 && status < 300)
