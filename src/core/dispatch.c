@@ -963,16 +963,16 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 
 /*
  * Is a failure of a whole batch one that a key of it may have caused?  A
- * data exception (SQLSTATE class 22) is: the store refused the request for
- * what it holds (sinks raise one for an Elasticsearch _bulk answered HTTP
- * 400, a MongoDB bulk write refused as a whole for a document), or a value
- * could not be converted while sending.  Connection failures and timeouts
- * are not: the route backs off, and no key is charged an attempt.
+ * sink says so with SQLSTATE 22000 (data_exception) when the store refused
+ * the request for what it holds (an Elasticsearch _bulk answered HTTP 400,
+ * a MongoDB bulk write refused as a whole for a document).  Nothing else
+ * is: connection failures and timeouts, a route's invalid option (22023)
+ * back the route off, and no key is charged an attempt.
  */
 static bool
 is_key_fault(ErrorData *edata)
 {
-	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_DATA_EXCEPTION;
+	return edata->sqlerrcode == ERRCODE_DATA_EXCEPTION;
 }
 
 /*
