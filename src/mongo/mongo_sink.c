@@ -229,6 +229,14 @@ mongo_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool *i
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		/* a cancel, a shutdown, running out of memory: not the row's fault */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION ||
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTERNAL_ERROR)
+		{
+			bson_destroy(&doc);
+			ReThrowError(edata);
+		}
 		ok = false;
 		error = column ? psprintf("column \"%s\": %s", column, edata->message)
 			: psprintf("_id: %s", edata->message);
