@@ -1492,7 +1492,8 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->conn = mongo_get_connection(server, user);
 	/* what the filter's values look like depends on the server, in EXPLAIN too */
 	mongo_read_flavor(st->conn);
-	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
+	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
+		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	st->client = mongo_client(st->conn);
@@ -2329,7 +2330,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 		return;
 	st->conn = mongo_get_connection(server, user);
 	mongo_read_flavor(st->conn);
-	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
+	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
+		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
 	st->client = mongo_client(st->conn);
 	st->coll = mongoc_client_get_collection(st->client, st->database, st->collection);
 }
