@@ -100,6 +100,9 @@ CREATE TABLE polyglot.route_state (
   delivered bigint NOT NULL DEFAULT 0,
   failed bigint NOT NULL DEFAULT 0,
   retries bigint NOT NULL DEFAULT 0,
+  -- writes the store refused as older than what it holds (Elasticsearch's
+  -- 409 of an external version): done, as the store is newer, but counted
+  stale bigint NOT NULL DEFAULT 0,
   consecutive_failures int NOT NULL DEFAULT 0,
   backoff_until timestamptz,
   last_error text,
@@ -1135,6 +1138,7 @@ SELECT r.id AS route,
        coalesce(s.delivered, 0) AS delivered,
        coalesce(s.failed, 0) AS failed,
        coalesce(s.retries, 0) AS retries,
+       coalesce(s.stale, 0) AS stale,
        (SELECT count(*) FROM polyglot.dead_letters d WHERE d.route_id = r.id) AS dead_letters,
        s.last_error,
        s.last_error_at,
@@ -1159,7 +1163,7 @@ LEFT JOIN LATERAL (SELECT sum(o.nkeys) AS pending, min(o.enqueued_at) AS oldest
 WHERE pg_catalog.pg_has_role(r.owner, 'USAGE')
    OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE');
 COMMENT ON VIEW polyglot.status IS
-  'pg_polyglot: one row per route: pending events (with the rows a running backfill has yet to enqueue) and the age of the oldest, delivered/failed/retried counts, dead letters, last error, state (active, backing off, paused), backfill progress';
+  'pg_polyglot: one row per route: pending events (with the rows a running backfill has yet to enqueue) and the age of the oldest, delivered/failed/retried/stale counts, dead letters, last error, state (active, backing off, paused), backfill progress';
 
 -- Numbers per route for monitoring (metrics/postgres_exporter.yaml): one
 -- row per route, counters and gauges as numbers, state as 0/1 flags.

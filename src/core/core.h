@@ -84,7 +84,9 @@ typedef struct PolyglotEvent
 typedef enum PolyglotItemStatus
 {
 	POLYGLOT_ITEM_OK,
-	POLYGLOT_ITEM_FAILED		/* permanent for this key: retry, then dead letter */
+	POLYGLOT_ITEM_FAILED,		/* permanent for this key: retry, then dead letter */
+	POLYGLOT_ITEM_STALE			/* done: the store holds newer data and refused
+								 * this write as older (counted in status.stale) */
 } PolyglotItemStatus;
 
 typedef struct PolyglotItemResult

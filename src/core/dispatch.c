@@ -739,7 +739,8 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 {
 	int64		ndone = 0,
 				nretry = 0,
-				ndead = 0;
+				ndead = 0,
+				nstale = 0;
 	char	   *last_error = NULL;
 	ListCell   *lc;
 	int			i;
@@ -763,9 +764,11 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		TEXTOID, INT4OID, INT2OID, INT2OID};
 		Datum		args[9];
 
-		if (results[i].status == POLYGLOT_ITEM_OK)
+		if (results[i].status == POLYGLOT_ITEM_OK || results[i].status == POLYGLOT_ITEM_STALE)
 		{
 			ndone += list_length(item->events);
+			if (results[i].status == POLYGLOT_ITEM_STALE)
+				nstale += list_length(item->events);
 			i++;
 			continue;
 		}
@@ -809,9 +812,9 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 				 errdetail_internal("%s", last_error ? last_error : "")));
 
 	{
-		Oid			argtypes[5] = {INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID};
-		Datum		args[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		Oid			argtypes[6] = {INT4OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID};
+		Datum		args[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 		args[0] = Int32GetDatum(route->id);
 		args[1] = Int64GetDatum(ndone);
@@ -821,15 +824,17 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			args[4] = CStringGetTextDatum(last_error);
 		else
 			nulls[4] = 'n';
+		args[5] = Int64GetDatum(nstale);
 		(void) spi_exec_plan(&state_plan, "UPDATE polyglot.route_state SET "
 								   "delivered = delivered + $2, failed = failed + $3, "
-								   "retries = retries + $4, consecutive_failures = 0, "
+								   "retries = retries + $4, stale = stale + $6, "
+								   "consecutive_failures = 0, "
 								   "backoff_until = NULL, "
 								   "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
 								   "last_error = coalesce($5, last_error), "
 								   "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
 								   "WHERE route_id = $1",
-								   5, argtypes, args, nulls, false, SPI_OK_UPDATE,
+								   6, argtypes, args, nulls, false, SPI_OK_UPDATE,
 								   "updating route state");
 	}
 	end_tx();
@@ -1005,6 +1010,87 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 }
 
 /*
+ * Is a failure of a whole batch one that a key of it may have caused?  A
+ * sink says so with SQLSTATE 22000 (data_exception) when the store refused
+ * the request for what it holds (an Elasticsearch _bulk answered HTTP 400,
+ * a MongoDB bulk write refused as a whole for a document).  Nothing else
+ * is: connection failures and timeouts, a route's invalid option (22023)
+ * back the route off, and no key is charged an attempt.
+ */
+static bool
+is_key_fault(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_DATA_EXCEPTION;
+}
+
+/*
+ * Delivers items first .. first + count - 1 of a batch, filling their
+ * results.  When the store refuses them as a whole (is_key_fault), each
+ * half goes on its own, down to single keys: a key refused on its own
+ * fails with the store's error, and every other key is delivered.  Any
+ * other failure is ereported, for the route to back off.
+ */
+static void
+deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int first,
+			 int count, PolyglotItemResult *results)
+{
+	List	   *part = list_copy_tail(items, first);
+	void	   *volatile sent = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+
+	part = list_truncate(part, count);
+	PG_TRY();
+	{
+		sent = sink->send(route, part);
+		sink->finish(route, part, sent, results + first);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (sent)
+			sink->abandon(route, sent);
+		if (!is_key_fault(edata))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	if (count == 1)
+	{
+		results[first].status = POLYGLOT_ITEM_FAILED;
+		results[first].error = edata->detail ?
+			psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
+		return;
+	}
+	deliver_part(route, sink, items, first, count / 2, results);
+	deliver_part(route, sink, items, first + count / 2, count - count / 2, results);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Delivers a batch that the store refused as a whole, in parts
+ * (deliver_part), and acknowledges it: the keys at fault are retried, then
+ * dead-lettered, while the others go.  The batch is freed.
+ */
+static void
+isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
+{
+	int			n = list_length(batch->items);
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	PolyglotItemResult *results = palloc0(sizeof(PolyglotItemResult) * Max(n, 1));
+
+	batch->sent = NULL;
+	if (n > 0)
+		deliver_part(route, sink, batch->items, 0, n, results);
+	ack_batch(route, batch->events, batch->items, results);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(batch->cxt);
+}
+
+/*
  * Delivers a route's backlog, batch after batch, until a batch is not full
  * or the time slice ends.  Batches overlap: batch N+1 is read from
  * PostgreSQL while the store works through batch N, then sent, and only
@@ -1024,6 +1110,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 	Batch	   *volatile prev = NULL;
 	Batch	   *volatile cur = NULL;
 	volatile bool more = false;
+	volatile bool isolate = false;
 
 	if (sink == NULL)
 	{
@@ -1098,10 +1185,56 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		if (cur && cur->sent)
 			sink->abandon(route, cur->sent);
 		more = false;
-		backoff = record_route_failure(route, edata);
-		*sleep_ms = Min(*sleep_ms, backoff);
+		if (is_key_fault(edata) && (prev || cur))
+		{
+			isolate = true;
+			ereport(LOG,
+					(errmsg("pg_polyglot route %d: the store refused a batch as a whole; delivering it in parts to find the keys at fault",
+							route->id),
+					 errdetail_internal("%s%s%s", edata->message, edata->detail ? ": " : "",
+										edata->detail ? edata->detail : "")));
+		}
+		else
+		{
+			backoff = record_route_failure(route, edata);
+			*sleep_ms = Min(*sleep_ms, backoff);
+		}
 	}
 	PG_END_TRY();
+
+	/*
+	 * A batch refused for what a key of it holds: the unacknowledged
+	 * batches (the one in flight first, for order per key) go in parts.
+	 */
+	if (isolate)
+	{
+		PG_TRY();
+		{
+			if (prev)
+			{
+				isolate_batch(route, sink, prev);
+				prev = NULL;
+			}
+			if (cur && cur->nevents > 0)
+				isolate_batch(route, sink, cur);
+			cur = NULL;
+			more = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			long		backoff;
+
+			MemoryContextSwitchTo(route_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			more = false;
+			backoff = record_route_failure(route, edata);
+			*sleep_ms = Min(*sleep_ms, backoff);
+		}
+		PG_END_TRY();
+	}
 
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(route_cxt);

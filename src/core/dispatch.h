@@ -10,6 +10,16 @@
  * failed (store unreachable, timeout, a transient error of the store): the
  * route then backs off and the batch is read again later.
  *
+ * A key the store refuses must fail alone.  A key the store is certain to
+ * refuse fails before sending (its result, or ev->render_error).  When the
+ * store refuses a whole request for what it holds (an HTTP 400 of a bulk
+ * request, a document too large), the sink ereports with SQLSTATE 22000
+ * (ERRCODE_DATA_EXCEPTION, and no other failure uses it): the delivery loop
+ * then sends the batch again in halves, down to single keys, so that only
+ * the key at fault counts an attempt.  A sink checks the shape of every
+ * reply it reads: a reply it cannot match with its request fails the batch,
+ * never passes for a success.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef POLYGLOT_DISPATCH_H

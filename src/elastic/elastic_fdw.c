@@ -92,6 +92,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/selfuncs.h"
@@ -486,6 +487,67 @@ const_array_fits(Const *c, int ignore_above)
 	return true;
 }
 
+/* Is the type a number type that has NaN or infinities (float4, float8, numeric)? */
+static bool
+has_nonfinite(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	return base == FLOAT4OID || base == FLOAT8OID || base == NUMERICOID;
+}
+
+/*
+ * Is a value NaN or an infinity?  JSON has no such numbers, and where a
+ * search engine takes them it orders them otherwise than PostgreSQL: a
+ * comparison with one is left to the local check.
+ */
+static bool
+nonfinite_value(Datum value, Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case FLOAT4OID:
+			return isnan(DatumGetFloat4(value)) || isinf(DatumGetFloat4(value));
+		case FLOAT8OID:
+			return isnan(DatumGetFloat8(value)) || isinf(DatumGetFloat8(value));
+		case NUMERICOID:
+			return numeric_is_nan(DatumGetNumeric(value)) ||
+				numeric_is_inf(DatumGetNumeric(value));
+		default:
+			return false;
+	}
+}
+
+/* Is a constant (or an element of a constant array) NaN or an infinity? */
+static bool
+const_nonfinite(Const *c)
+{
+	Oid			elemtype;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (c->constisnull)
+		return false;
+	elemtype = get_element_type(c->consttype);
+	if (!OidIsValid(elemtype))
+		return nonfinite_value(c->constvalue, c->consttype);
+	if (!has_nonfinite(elemtype))
+		return false;
+	arr = DatumGetArrayTypeP(c->constvalue);
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i] && nonfinite_value(elems[i], elemtype))
+			return true;
+	return false;
+}
+
 /*
  * The filter item of an expression, or NIL when it cannot be sent.  Forms:
  * ("and"|"or", items), ("term", path, exists_path, value#, negated, as_text,
@@ -585,6 +647,14 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 			return NIL;
 		if (!same_float_type(col->typid, exprType((Node *) value)))
 			return NIL;
+		/* NaN and infinities: locally (a parameter's is known at execution) */
+		if (has_nonfinite(col->typid))
+		{
+			if (IsA(value, Const) && const_nonfinite((Const *) value))
+				return NIL;
+			if (!IsA(value, Const))
+				*recheck = true;
+		}
 		if (col->kind == ECOL_ID)
 		{
 			if (strategy != BTEqualStrategyNumber)
@@ -649,6 +719,13 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 		if (!OidIsValid(get_element_type(exprType((Node *) value))) ||
 			!same_float_type(col->typid, get_element_type(exprType((Node *) value))))
 			return NIL;
+		if (has_nonfinite(col->typid))
+		{
+			if (IsA(value, Const) && const_nonfinite((Const *) value))
+				return NIL;
+			if (!IsA(value, Const))
+				*recheck = true;
+		}
 		if (col->kind == ECOL_ID)
 			return list_make7(makeString("terms"), makeString("_id"), makeString(""),
 							  makeInteger(add_value(info, value)), makeInteger(negated),
@@ -1268,6 +1345,12 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 			appendStringInfoString(buf, MATCH_NONE);
 			return;
 		}
+		if (!unknown && nonfinite_value(value, typid))
+		{
+			/* a parameter's NaN or infinity: a superset, checked locally */
+			appendStringInfoString(buf, "{\"match_all\":{}}");
+			return;
+		}
 		appendStringInfoString(buf, "{\"range\":{");
 		escape_json(buf, strVal(lsecond(item)));
 		appendStringInfo(buf, ":{\"%s\":", strVal(lthird(item)));
@@ -1298,6 +1381,12 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 			return;
 		}
 		initStringInfo(&q);
+		if (!unknown && !terms && nonfinite_value(value, typid))
+		{
+			/* a parameter's NaN or infinity: a superset, checked locally */
+			appendStringInfoString(buf, "{\"match_all\":{}}");
+			return;
+		}
 		if (unknown)
 			appendStringInfo(&q, "{\"%s\":{", kind);
 		else if (!terms)
@@ -1351,7 +1440,8 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 					}
 					continue;
 				}
-				if (!value_fits(elems[i], elemtype, ignore_above))
+				if (!value_fits(elems[i], elemtype, ignore_above) ||
+					nonfinite_value(elems[i], elemtype))
 				{
 					/* a value not in the index: a superset, checked locally */
 					if (!negated)
@@ -2684,6 +2774,7 @@ flush_actions(ElasticModifyState *st)
 	char	   *first_id = NULL;
 	int			n,
 				i;
+	int			nsent = st->nactions;
 
 	if (st->nactions == 0)
 		return NULL;
@@ -2696,7 +2787,17 @@ flush_actions(ElasticModifyState *st)
 		elastic_report_error(st->conn, &response, psprintf("a _bulk write to index \"%s\"", st->index));
 	jb = elastic_parse_response(st->conn, &response, "_bulk");
 	items = elastic_json_object(&jb->root, "items");
-	n = items ? (int) JsonContainerSize(items) : 0;
+
+	/*
+	 * One result per action, each {"<action>": {"status": ..}}: an answer
+	 * of another shape ({"errors": true} without items, say) is no success.
+	 */
+	n = items && JsonContainerIsArray(items) ? (int) JsonContainerSize(items) : -1;
+	if (n != nsent)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Elasticsearch server \"%s\" answered a _bulk write of %d actions to index \"%s\" without one result per action",
+						st->conn->servername, nsent, st->index)));
 	for (i = 0; i < n; i++)
 	{
 		JsonbValue *item = getIthJsonbValueFromContainer(items, i);
@@ -2707,8 +2808,11 @@ flush_actions(ElasticModifyState *st)
 		JsonbContainer *result = NULL;
 		int			status;
 
-		if (item->type != jbvBinary)
-			continue;
+		if (item == NULL || item->type != jbvBinary)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("Elasticsearch server \"%s\" answered a _bulk write to index \"%s\" with a result that is no object",
+							st->conn->servername, st->index)));
 		/* {"<action>": {"_id": .., "status": .., "error": ..}} */
 		it = JsonbIteratorInit(item->val.binary.data);
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -2718,9 +2822,12 @@ flush_actions(ElasticModifyState *st)
 			else if (tok == WJB_VALUE && v.type == jbvBinary)
 				result = v.val.binary.data;
 		}
-		if (result == NULL)
-			continue;
-		status = elastic_json_int(result, "status", 0);
+		status = result ? elastic_json_int(result, "status", 0) : 0;
+		if (status == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("Elasticsearch server \"%s\" answered a _bulk write to index \"%s\" with a result without a status",
+							st->conn->servername, st->index)));
 		if (i == 0)
 			first_id = elastic_json_string(result, "_id");
 		if (status >= 200 && status < 300)

@@ -9,7 +9,7 @@
  * 1970).  The document is that state, so a higher version always carries a
  * state at least as new: a late or repeated request of an older read is
  * refused with 409, which counts as done, as the index already holds newer
- * data.  (Outbox ids would not do: they start again when the extension or
+ * data (and is counted in polyglot.status.stale).  (Outbox ids would not do: they start again when the extension or
  * the database is recreated, and every write would then be refused.)
  *
  * The route's options: index (filled in by polyglot.sync()), routing (a key
@@ -19,7 +19,10 @@
  * Per item: 2xx, 409 (stale) and 404 of a delete (already gone) are done;
  * 429 and 5xx fail the whole batch (the route backs off, the batch comes
  * again and its writes are idempotent); anything else (a mapping or parse
- * error) fails that key, which is retried, then dead-lettered.
+ * error) fails that key, which is retried, then dead-lettered.  A request
+ * answered 400 or 413 as a whole is a data exception: the batch goes again
+ * in parts (dispatch.c), so that only the key at fault fails; an _id over
+ * 512 bytes, which would cause one, fails its key before sending.
  *
  * Documents are JSON rendered from the row's values by
  * elastic_append_json_value() (elastic_json.c).
@@ -72,6 +75,9 @@ typedef struct ElasticRouteState
 {
 	ElasticSent *inflight;
 } ElasticRouteState;
+
+/* the longest _id Elasticsearch and OpenSearch take, in bytes */
+#define ELASTIC_MAX_ID_BYTES	512
 
 /* the largest _bulk body sent in one request (servers refuse 100 MB) */
 #define ELASTIC_BULK_MAX_BYTES	(32 * 1024 * 1024)
@@ -212,6 +218,31 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 	int			i;
 	char	   *transient_error = NULL;
 
+	if (response->status == 400 || response->status == 413)
+	{
+		/*
+		 * The request refused as a whole for what it holds: a data
+		 * exception, so that the batch goes again in parts and only the
+		 * key at fault fails (dispatch.c).
+		 */
+		MemoryContext cxt = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			elastic_report_error(conn, response, "a _bulk request");
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			edata->sqlerrcode = ERRCODE_DATA_EXCEPTION;
+			ReThrowError(edata);
+		}
+		PG_END_TRY();
+	}
 	if (response->status >= 400)
 		elastic_report_error(conn, response, "a _bulk request");
 	reply = elastic_parse_response(conn, response, "a _bulk request");
@@ -245,8 +276,14 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 			continue;
 		}
 		status = elastic_json_int(action, "status", 0);
-		if ((status >= 200 && status < 300) || status == 409 || (is_delete && status == 404))
+		if ((status >= 200 && status < 300) || (is_delete && status == 404))
 			continue;
+		/* the index holds a newer version: done, and counted in status.stale */
+		if (status == 409)
+		{
+			result->status = POLYGLOT_ITEM_STALE;
+			continue;
+		}
 		error = elastic_error_text(elastic_json_object(action, "error"));
 		error = psprintf("HTTP %d: %s", status, error ? error : "error: (no reason given)");
 		if (status == 429 || status >= 500 || status == 0)
@@ -317,6 +354,21 @@ elastic_send(PolyglotRoute *route, List *items)
 			sent->results[n].error = ev->render_error ? ev->render_error
 				: pstrdup("the row could not be rendered as JSON");
 			continue;
+		}
+		/* a longer _id fails the whole _bulk request with HTTP 400 */
+		{
+			char	   *id = id_text(route, ev->key);
+			size_t		idlen = strlen(id);
+
+			pfree(id);
+			if (idlen > ELASTIC_MAX_ID_BYTES)
+			{
+				sent->results[n].status = POLYGLOT_ITEM_FAILED;
+				sent->results[n].error =
+					psprintf("the key as _id is %zu bytes long, and Elasticsearch takes at most %d",
+							 idlen, ELASTIC_MAX_ID_BYTES);
+				continue;
+			}
 		}
 		/*
 		 * A request stays under ELASTIC_BULK_MAX_BYTES (servers refuse

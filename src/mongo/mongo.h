@@ -52,10 +52,16 @@ extern void mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri)
 
 /* mongo_bson.c */
 #define POLYGLOT_BSON_NO_DECIMAL128	0x01	/* the server has no decimal128 */
+#define POLYGLOT_BSON_NO_NAN		0x02	/* the server cannot take a NaN double */
 extern bool polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen,
 									   Datum value, bool isnull, Oid typid, int flags,
 									   char **error);
 
+extern void polyglot_bson_append_eq(bson_t *doc, const char *key, int keylen,
+									const bson_value_t *value);
+extern void polyglot_bson_append_id_in(bson_t *filter, const bson_value_t *ids, int nids);
+
+extern char *polyglot_bson_document_json(const bson_t *doc);
 extern const char *polyglot_bson_type_name(bson_type_t type);
 extern Datum polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod,
 									bool *isnull);

@@ -334,11 +334,18 @@ polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen, Datum value
 			bson_append_int64(doc, key, keylen, DatumGetInt64(value));
 			return true;
 		case FLOAT4OID:
-			bson_append_double(doc, key, keylen, DatumGetFloat4(value));
-			return true;
 		case FLOAT8OID:
-			bson_append_double(doc, key, keylen, DatumGetFloat8(value));
-			return true;
+			{
+				double		d = base == FLOAT4OID ? DatumGetFloat4(value) : DatumGetFloat8(value);
+
+				if (isnan(d) && (flags & POLYGLOT_BSON_NO_NAN))
+				{
+					*error = pstrdup("NaN cannot be stored on this server (FerretDB drops the connection)");
+					return false;
+				}
+				bson_append_double(doc, key, keylen, d);
+				return true;
+			}
 		case NUMERICOID:
 			if (flags & POLYGLOT_BSON_NO_DECIMAL128)
 				return append_numeric_without_decimal(doc, key, keylen, value, error);
@@ -423,6 +430,81 @@ polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen, Datum value
 	return true;
 }
 
+/*
+ * Appends {key: value} to a query filter so that it matches value itself.
+ * A document goes as {key: {$eq: value}}: as it is, a filter reads a
+ * document whose first field starts with $ as operators, and a key such as
+ * {"$ne": null} would match any document.  Other values go as they are,
+ * the form FerretDB serves from its _id index.
+ */
+void
+polyglot_bson_append_eq(bson_t *doc, const char *key, int keylen, const bson_value_t *value)
+{
+	bson_t		cond;
+
+	if (value->value_type != BSON_TYPE_DOCUMENT)
+	{
+		bson_append_value(doc, key, keylen, value);
+		return;
+	}
+	bson_append_document_begin(doc, key, keylen, &cond);
+	bson_append_value(&cond, "$eq", 3, value);
+	bson_append_document_end(doc, &cond);
+}
+
+/*
+ * Appends a filter matching the documents whose _id is one of ids,
+ * literally: {_id: {$in: [...]}}, where an _id that is a document goes
+ * beside it as {_id: {$eq: ...}} in an $or ($in cannot hold one that
+ * looks like an operator).
+ */
+void
+polyglot_bson_append_id_in(bson_t *filter, const bson_value_t *ids, int nids)
+{
+	bson_t		in,
+				arr,
+				or,
+				clause;
+	int			ndocs = 0;
+	int			nin = 0;
+	int			nor = 0;
+	int			i;
+	char		buf[16];
+	const char *ikey;
+
+	for (i = 0; i < nids; i++)
+		if (ids[i].value_type == BSON_TYPE_DOCUMENT)
+			ndocs++;
+	if (ndocs > 0)
+	{
+		bson_append_array_begin(filter, "$or", 3, &or);
+		bson_uint32_to_string(nor++, &ikey, buf, sizeof(buf));
+		bson_append_document_begin(&or, ikey, -1, &clause);
+	}
+	bson_append_document_begin(ndocs > 0 ? &clause : filter, "_id", 3, &in);
+	bson_append_array_begin(&in, "$in", 3, &arr);
+	for (i = 0; i < nids; i++)
+		if (ids[i].value_type != BSON_TYPE_DOCUMENT)
+		{
+			bson_uint32_to_string(nin++, &ikey, buf, sizeof(buf));
+			bson_append_value(&arr, ikey, -1, &ids[i]);
+		}
+	bson_append_array_end(&in, &arr);
+	bson_append_document_end(ndocs > 0 ? &clause : filter, &in);
+	if (ndocs == 0)
+		return;
+	bson_append_document_end(&or, &clause);
+	for (i = 0; i < nids; i++)
+		if (ids[i].value_type == BSON_TYPE_DOCUMENT)
+		{
+			bson_uint32_to_string(nor++, &ikey, buf, sizeof(buf));
+			bson_append_document_begin(&or, ikey, -1, &clause);
+			polyglot_bson_append_eq(&clause, "_id", 3, &ids[i]);
+			bson_append_document_end(&or, &clause);
+		}
+	bson_append_array_end(filter, &or);
+}
+
 /* ---------------------------------------------------------------- BSON to PostgreSQL */
 
 /* The BSON type of a value, for messages */
@@ -466,7 +548,31 @@ polyglot_bson_type_name(bson_type_t type)
 	}
 }
 
-/* A value as relaxed Extended JSON, in palloc'd memory */
+/* libbson writes documents nested deeper than this as { ... } in JSON */
+#define BSON_JSON_MAX_DEPTH 200
+
+/* Does the value at iter nest documents or arrays deeper than max levels? */
+static bool
+bson_too_deep(const bson_iter_t *iter, int max)
+{
+	bson_iter_t child;
+
+	if (!BSON_ITER_HOLDS_DOCUMENT(iter) && !BSON_ITER_HOLDS_ARRAY(iter))
+		return false;
+	if (max <= 0)
+		return true;
+	if (!bson_iter_recurse(iter, &child))
+		return false;
+	while (bson_iter_next(&child))
+		if (bson_too_deep(&child, max - 1))
+			return true;
+	return false;
+}
+
+/*
+ * A value as relaxed Extended JSON, in palloc'd memory.  A value nested
+ * deeper than libbson writes is an error, never a document cut off.
+ */
 static char *
 bson_value_json(const bson_iter_t *iter)
 {
@@ -475,6 +581,12 @@ bson_value_json(const bson_iter_t *iter)
 	char	   *result;
 	size_t		len;
 	char	   *start;
+
+	if (bson_too_deep(iter, BSON_JSON_MAX_DEPTH))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("MongoDB value nested deeper than %d levels cannot be read as JSON",
+						BSON_JSON_MAX_DEPTH)));
 
 	/* libbson renders documents; wrap the value in {"v": ...} and cut */
 	bson_append_iter(&wrap, "v", 1, iter);
@@ -500,6 +612,30 @@ bson_value_json(const bson_iter_t *iter)
 	while (len > 0 && start[len - 1] == ' ')
 		len--;
 	result = pnstrdup(start, len);
+	bson_free(json);
+	return result;
+}
+
+/*
+ * A whole document as relaxed Extended JSON, in palloc'd memory; a document
+ * nested deeper than libbson writes is an error, never a document cut off.
+ */
+char *
+polyglot_bson_document_json(const bson_t *doc)
+{
+	bson_iter_t iter;
+	char	   *json;
+	char	   *result;
+
+	if (bson_iter_init(&iter, doc))
+		while (bson_iter_next(&iter))
+			if (bson_too_deep(&iter, BSON_JSON_MAX_DEPTH))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("MongoDB value nested deeper than %d levels cannot be read as JSON",
+								BSON_JSON_MAX_DEPTH)));
+	json = bson_as_relaxed_extended_json(doc, NULL);
+	result = pstrdup(json ? json : "null");
 	bson_free(json);
 	return result;
 }

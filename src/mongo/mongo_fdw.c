@@ -75,6 +75,7 @@
 #include "parser/parsetree.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/selfuncs.h"
@@ -298,6 +299,68 @@ add_value(MongoRelInfo *info, Expr *expr)
 	return list_length(info->values) - 1;
 }
 
+/* Is a value NaN or an infinity (float4, float8, numeric)? */
+static bool
+nonfinite_value(Datum value, Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case FLOAT4OID:
+			return isnan(DatumGetFloat4(value)) || isinf(DatumGetFloat4(value));
+		case FLOAT8OID:
+			return isnan(DatumGetFloat8(value)) || isinf(DatumGetFloat8(value));
+		case NUMERICOID:
+			return numeric_is_nan(DatumGetNumeric(value)) ||
+				numeric_is_inf(DatumGetNumeric(value));
+		default:
+			return false;
+	}
+}
+
+/*
+ * Is a constant, or an element of a constant array, NaN or an infinity?
+ * MongoDB orders NaN below every number where PostgreSQL puts it above,
+ * and a server without decimal128 (FerretDB) has no numeric infinity and
+ * drops the connection on a NaN: such a comparison is made locally.
+ */
+static bool
+const_nonfinite(Expr *expr)
+{
+	Const	   *c;
+	Oid			elemtype;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (!IsA(expr, Const) || ((Const *) expr)->constisnull)
+		return false;
+	c = (Const *) expr;
+	elemtype = get_element_type(c->consttype);
+	if (!OidIsValid(elemtype))
+		return nonfinite_value(c->constvalue, c->consttype);
+	switch (getBaseType(elemtype))
+	{
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			break;
+		default:
+			return false;
+	}
+	arr = DatumGetArrayTypeP(c->constvalue);
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i] && nonfinite_value(elems[i], elemtype))
+			return true;
+	return false;
+}
+
 /*
  * The filter structure of an expression, or NIL when it cannot be pushed.
  * Forms: ("and"|"or", items), ("cmp", field, op, value#, typid),
@@ -360,7 +423,8 @@ deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 		if (mop == NULL ||
 			!pushable_type(col->typid, strcmp(mop, "$eq") != 0 && strcmp(mop, "$ne") != 0,
 						   op->inputcollid) ||
-			!pushable_type(exprType((Node *) right), false, InvalidOid))
+			!pushable_type(exprType((Node *) right), false, InvalidOid) ||
+			const_nonfinite(right))
 			return NIL;
 		return list_make5(makeString("cmp"), makeString(col->field), makeString((char *) mop),
 						  makeInteger(add_value(info, right)),
@@ -385,7 +449,8 @@ deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 			return NIL;
 		elemtype = get_element_type(exprType((Node *) array));
 		if (!pushable_type(col->typid, false, InvalidOid) ||
-			!OidIsValid(elemtype) || !pushable_type(elemtype, false, InvalidOid))
+			!OidIsValid(elemtype) || !pushable_type(elemtype, false, InvalidOid) ||
+			const_nonfinite(array))
 			return NIL;
 		return list_make5(makeString("in"), makeString(col->field),
 						  makeInteger(add_value(info, array)), makeInteger((int) elemtype),
@@ -452,6 +517,34 @@ append_value(bson_t *doc, const char *key, Datum value, bool isnull, Oid typid, 
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("a value of the WHERE clause cannot be sent to MongoDB: %s", error)));
+}
+
+/*
+ * Appends {_id: value} matching value literally (polyglot_bson_append_eq):
+ * a jsonb or composite _id such as {"$ne": null} is no operator.  Returns
+ * false, with *error set, when BSON cannot hold the value.
+ */
+static bool
+append_id_eq_datum(bson_t *doc, Datum value, Oid typid, int flags, char **error)
+{
+	bson_t		tmp = BSON_INITIALIZER;
+	bson_iter_t iter;
+	bool		ok;
+
+	PG_TRY();
+	{
+		ok = polyglot_bson_append_datum(&tmp, "_id", 3, value, false, typid, flags, error);
+	}
+	PG_CATCH();
+	{
+		bson_destroy(&tmp);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (ok && bson_iter_init_find(&iter, &tmp, "_id"))
+		polyglot_bson_append_eq(doc, "_id", 3, bson_iter_value(&iter));
+	bson_destroy(&tmp);
+	return ok;
 }
 
 static void
@@ -652,8 +745,15 @@ build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
 					 !(is_text_type((Oid) intVal(list_nth(item, 4))) &&
 					   bson_oid_is_valid(TextDatumGetCString(values[intVal(lfourth(item))]),
 										 strlen(TextDatumGetCString(values[intVal(lfourth(item))])))))
-				append_value(doc, "_id", values[intVal(lfourth(item))], false,
-							 (Oid) intVal(list_nth(item, 4)), flags);
+			{
+				char	   *error = NULL;
+
+				if (!append_id_eq_datum(doc, values[intVal(lfourth(item))],
+										(Oid) intVal(list_nth(item, 4)), flags, &error))
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+							 errmsg("a value of the WHERE clause cannot be sent to MongoDB: %s", error)));
+			}
 			else
 				append_filter(doc, item, values, nulls, flags, explain_only);
 		}
@@ -1405,7 +1505,8 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->conn = mongo_get_connection(server, user);
 	/* what the filter's values look like depends on the server, in EXPLAIN too */
 	mongo_read_flavor(st->conn);
-	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
+	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
+		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	st->client = mongo_client(st->conn);
@@ -1745,12 +1846,10 @@ mongoIterateForeignScan(ForeignScanState *node)
 		if (col->field == NULL)
 		{
 			/* the whole document, as relaxed Extended JSON */
-			char	   *bjson = bson_as_relaxed_extended_json(doc, NULL);
-			char	   *json = pstrdup(bjson ? bjson : "null");
+			char	   *json = polyglot_bson_document_json(doc);
 			Oid			infunc,
 						ioparam;
 
-			bson_free(bjson);
 			getTypeInputInfo(col->typid, &infunc, &ioparam);
 			slot->tts_values[i] = OidInputFunctionCall(infunc, json, ioparam, col->typmod);
 			slot->tts_isnull[i] = false;
@@ -2244,7 +2343,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 		return;
 	st->conn = mongo_get_connection(server, user);
 	mongo_read_flavor(st->conn);
-	st->bson_flags = st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128;
+	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
+		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
 	st->client = mongo_client(st->conn);
 	st->coll = mongoc_client_get_collection(st->client, st->database, st->collection);
 }
@@ -2305,7 +2405,7 @@ append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
 		bson_append_document_end(selector, &cond);
 		return;
 	}
-	if (!polyglot_bson_append_datum(selector, "_id", 3, id, false, typid, st->bson_flags, &error))
+	if (!append_id_eq_datum(selector, id, typid, st->bson_flags, &error))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("_id cannot be sent to MongoDB: %s", error)));

@@ -63,6 +63,44 @@ is_transient_code(int32 code)
 	return false;
 }
 
+/*
+ * Reports the failure of a batch's write as a whole.  When MongoDB refused
+ * it for a document it holds (a command or document too large, a value it
+ * does not take) rather than naming a write, the error is a data exception:
+ * the batch then goes again in parts, so that only the key at fault fails
+ * (dispatch.c).  Never returns.
+ */
+static void
+report_batch_error(MongoConn *conn, const bson_error_t *error, const char *what)
+{
+	bool		refused =
+		error->domain == MONGOC_ERROR_BSON ||
+		(error->domain == MONGOC_ERROR_COMMAND && error->code == MONGOC_ERROR_COMMAND_INVALID_ARG) ||
+		((error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) &&
+		 (error->code == 2 || error->code == 10334 || error->code == 17419 ||
+		  error->code == 17420));	/* BadValue, BSONObjectTooLarge, too large */
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!refused)
+		mongo_report_error(conn, error, what);
+	PG_TRY();
+	{
+		mongo_report_error(conn, error, what);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->sqlerrcode = ERRCODE_DATA_EXCEPTION;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	pg_unreachable();
+}
+
 static PolyglotPayload
 mongo_payload(PolyglotRoute *route)
 {
@@ -85,6 +123,9 @@ mongo_prepare(PolyglotRoute *route)
 	mongo_read_flavor(conn);
 	if (!conn->has_decimal128)
 		*flags |= POLYGLOT_BSON_NO_DECIMAL128;
+	/* FerretDB closes the connection on a NaN: that key must fail alone */
+	if (conn->ferretdb)
+		*flags |= POLYGLOT_BSON_NO_NAN;
 	route->sink_private = flags;
 }
 
@@ -130,19 +171,32 @@ append_id(bson_t *doc, PolyglotRoute *route, List *key, int flags, char **error)
 
 /*
  * Renders an item as the document to write ({_id, columns...}) when the
- * row exists, or as {_id} when it is gone.
+ * row exists, or as {_id} when it is gone.  A value BSON cannot hold, and
+ * an error of a conversion (a jsonb number beyond a double, 1e1000), fail
+ * the item with the reason in ev->render_error: one row never fails the
+ * batch.  The conversion runs in a subtransaction, so that an error of it
+ * is caught and the read transaction goes on.
  */
 static void
 mongo_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool *isnull,
 				 Oid *types, MemoryContext cxt)
 {
 	bson_t		doc = BSON_INITIALIZER;
-	char	   *error = NULL;
-	bool		ok = true;
+	char	   *volatile error = NULL;
+	const char *volatile column = NULL;
+	volatile bool ok = true;
+	MemoryContext old = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
 
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(old);
 	PG_TRY();
 	{
-		ok = append_id(&doc, route, ev->key, route_bson_flags(route), &error);
+		char	   *err = NULL;
+
+		ok = append_id(&doc, route, ev->key, route_bson_flags(route), &err);
+		if (!ok)
+			error = psprintf("_id: %s", err);
 		if (ok && values)
 		{
 			ListCell   *lc;
@@ -153,24 +207,43 @@ mongo_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool *i
 				const char *name = (const char *) lfirst(lc);
 
 				/* the key is the _id; a column of that name cannot be another */
+				column = name;
 				if (strcmp(name, "_id") != 0 &&
 					!polyglot_bson_append_datum(&doc, name, -1, values[c], isnull[c],
-												types[c], route_bson_flags(route), &error))
+												types[c], route_bson_flags(route), &err))
 				{
 					ok = false;
-					error = psprintf("column \"%s\": %s", name, error);
+					error = psprintf("column \"%s\": %s", name, err);
 					break;
 				}
 				c++;
 			}
 		}
+		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
-		bson_destroy(&doc);
-		PG_RE_THROW();
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		/* a cancel, a shutdown, running out of memory: not the row's fault */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION ||
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTERNAL_ERROR)
+		{
+			bson_destroy(&doc);
+			ReThrowError(edata);
+		}
+		ok = false;
+		error = column ? psprintf("column \"%s\": %s", column, edata->message)
+			: psprintf("_id: %s", edata->message);
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	CurrentResourceOwner = owner;
 
 	if (ok)
 	{
@@ -312,7 +385,7 @@ insert_items(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **items, i
 			mongoc_bulk_operation_destroy(bulk);
 			bson_destroy(unordered);
 			mongoc_collection_destroy(coll);
-			mongo_report_error(conn, &error, "an insert of a batch's documents");
+			report_batch_error(conn, &error, "an insert of a batch's documents");
 		}
 	}
 	if (nops > 0)
@@ -340,8 +413,7 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 				   int nitems, PolyglotItemResult *results)
 {
 	bson_t		filter = BSON_INITIALIZER;
-	bson_t		in,
-				ids;
+	bson_value_t *ids = palloc0(sizeof(bson_value_t) * Max(nitems, 1));
 	bson_t		reply;
 	bson_error_t error;
 	bool	   *fresh = palloc0(sizeof(bool) * Max(nitems, 1));
@@ -370,25 +442,19 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 	if (nfresh > 0)
 		insert_items(conn, coll, items, nitems, fresh, rest, results);
 
-	bson_append_document_begin(&filter, "_id", 3, &in);
-	bson_append_array_begin(&in, "$in", 3, &ids);
 	for (i = 0; i < nitems; i++)
 	{
 		bson_t		doc;
 		bson_iter_t id;
-		const char *ikey;
-		char		buf[16];
 
 		if (!rest[i] || results[i].status == POLYGLOT_ITEM_FAILED)
 			continue;
 		bson_init_static(&doc, items[i]->event->row, items[i]->event->row_len);
 		if (!bson_iter_init_find(&id, &doc, "_id"))
 			continue;
-		bson_uint32_to_string(nids++, &ikey, buf, sizeof(buf));
-		bson_append_iter(&ids, ikey, -1, &id);
+		ids[nids++] = *bson_iter_value(&id);
 	}
-	bson_append_array_end(&in, &ids);
-	bson_append_document_end(&filter, &in);
+	polyglot_bson_append_id_in(&filter, ids, nids);
 
 	if (nids > 0)
 	{
@@ -398,7 +464,7 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 		{
 			bson_destroy(&filter);
 			mongoc_collection_destroy(coll);
-			mongo_report_error(conn, &error, "a delete of a batch's documents");
+			report_batch_error(conn, &error, "a delete of a batch's documents");
 		}
 	}
 	bson_destroy(&filter);
@@ -498,7 +564,7 @@ mongo_send(PolyglotRoute *route, List *items)
 
 			if (!item_document(ev, &doc, &id, &sent->results[i]))
 				continue;
-			bson_append_iter(&selector, "_id", 3, &id);
+			polyglot_bson_append_eq(&selector, "_id", 3, bson_iter_value(&id));
 			if (ev->found)
 				ok = mongoc_bulk_operation_replace_one_with_opts(bulk, &selector, &doc,
 																 upsert, &error);
@@ -536,7 +602,7 @@ mongo_send(PolyglotRoute *route, List *items)
 			bson_destroy(bulk_opts);
 			bson_destroy(upsert);
 			mongoc_collection_destroy(coll);
-			mongo_report_error(conn, &error, "a bulk write");
+			report_batch_error(conn, &error, "a bulk write");
 		}
 		bson_destroy(&reply);
 		/* writes before it are done; it failed; those after go again */
@@ -629,8 +695,7 @@ mongo_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 	List	   *found_ids = NIL;
 	List	   *found_docs = NIL;
 	bson_t		filter = BSON_INITIALIZER;
-	bson_t		in,
-				arr;
+	bson_value_t *idvalues = palloc0(sizeof(bson_value_t) * Max(n, 1));
 	MongoConn  *conn;
 	mongoc_collection_t *coll = route_collection(route, &conn);
 	mongoc_cursor_t *volatile cursor = NULL;
@@ -638,8 +703,6 @@ mongo_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 	int			i;
 	int			nids = 0;
 
-	bson_append_document_begin(&filter, "_id", 3, &in);
-	bson_append_array_begin(&in, "$in", 3, &arr);
 	i = 0;
 	foreach(lc, items)
 	{
@@ -650,18 +713,14 @@ mongo_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 		if (ev->render_error == NULL && ev->row != NULL &&
 			bson_init_static(&doc, ev->row, ev->row_len) && bson_iter_init_find(&id, &doc, "_id"))
 		{
-			char		idx[16];
-
-			/* array keys are 0, 1, 2 ... with no gaps (FerretDB checks) */
-			snprintf(idx, sizeof(idx), "%d", nids++);
-			bson_append_value(&arr, idx, -1, bson_iter_value(&id));
+			/* the value points into ev->row, which outlives the filter */
+			idvalues[nids++] = *bson_iter_value(&id);
 			ids[i] = id_json(bson_iter_value(&id));
 			names[i] = id_name(bson_iter_value(&id));
 		}
 		i++;
 	}
-	bson_append_array_end(&in, &arr);
-	bson_append_document_end(&filter, &in);
+	polyglot_bson_append_id_in(&filter, idvalues, nids);
 
 	PG_TRY();
 	{

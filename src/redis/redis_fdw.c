@@ -718,7 +718,62 @@ key_error(RedisScanState *st, redisReply *reply, const char *key)
 			 errdetail_internal("%s", reply->str ? reply->str : "error")));
 }
 
-/* Adds the rows of one key's replies to the batch */
+/* A copy of len bytes, zero bytes included, followed by a terminating zero */
+static char *
+bytes_dup(const char *s, size_t len)
+{
+	char	   *copy = palloc(len + 1);
+
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+/*
+ * Checks that a key's read reply has the shape its command returns: a bulk
+ * string or nil for GET, an array of bulk strings for the others (of an even
+ * count for HGETALL and ZRANGE WITHSCORES). Anything else (a server or proxy
+ * out of step, say) is an error rather than rows of NULLs.
+ */
+static void
+check_read_reply(RedisScanState *st, const char *key, redisReply *reply)
+{
+	RedisTable *t = st->table;
+	const char *expected;
+	size_t		i;
+
+	if (t->type == RT_STRING)
+	{
+		if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL)
+			return;
+		expected = "a bulk string or nil";
+	}
+	else
+	{
+		bool		pairs = t->type == RT_HASH || t->type == RT_ZSET;
+
+		expected = pairs ? "an array of bulk strings of an even count" : "an array of bulk strings";
+		if (reply->type == REDIS_REPLY_ARRAY && (!pairs || reply->elements % 2 == 0))
+		{
+			for (i = 0; i < reply->elements; i++)
+				if (reply->element[i]->type != REDIS_REPLY_STRING)
+					break;
+			if (i == reply->elements)
+				return;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("Redis server \"%s\" answered %s of key \"%s%s\" with a reply of the wrong shape",
+					st->conn->servername, read_command(t->type), t->prefix, key),
+			 errdetail("Expected %s, got a reply of type %d.", expected, reply->type)));
+}
+
+/*
+ * Adds the rows of one key's reply to the batch. The reply passed
+ * check_read_reply; every string is copied with its length, zero bytes and
+ * all, so that bytea columns read binary values exactly.
+ */
 static void
 add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *data,
 			 int64 pttl, List **rows)
@@ -726,29 +781,19 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 	RedisTable *t = st->table;
 	size_t		i;
 
-	switch (data->type)
+	if (data->type == REDIS_REPLY_NIL)
+		return;					/* gone meanwhile */
+	if (t->type == RT_STRING)
 	{
-		case REDIS_REPLY_NIL:
-			return;				/* gone meanwhile */
-		case REDIS_REPLY_STRING:
-			if (t->type == RT_STRING)
-			{
-				RedisRow   *r = palloc0(sizeof(RedisRow));
+		RedisRow   *r = palloc0(sizeof(RedisRow));
 
-				r->key = pnstrdup(key, keylen);
-				r->keylen = keylen;
-				r->value = palloc(data->len + 1);
-				memcpy(r->value, data->str, data->len);
-				r->value[data->len] = '\0';
-				r->valuelen = data->len;
-				r->pttl = pttl;
-				*rows = lappend(*rows, r);
-			}
-			return;
-		case REDIS_REPLY_ARRAY:
-			break;
-		default:
-			return;
+		r->key = bytes_dup(key, keylen);
+		r->keylen = keylen;
+		r->value = bytes_dup(data->str, data->len);
+		r->valuelen = data->len;
+		r->pttl = pttl;
+		*rows = lappend(*rows, r);
+		return;
 	}
 	if (t->type == RT_HASH && t->att[RR_FIELDS])
 	{
@@ -764,10 +809,10 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 						v;
 
 			k.type = jbvString;
-			k.val.string.val = pnstrdup(data->element[i]->str, data->element[i]->len);
+			k.val.string.val = bytes_dup(data->element[i]->str, data->element[i]->len);
 			k.val.string.len = data->element[i]->len;
 			v.type = jbvString;
-			v.val.string.val = pnstrdup(data->element[i + 1]->str, data->element[i + 1]->len);
+			v.val.string.val = bytes_dup(data->element[i + 1]->str, data->element[i + 1]->len);
 			v.val.string.len = data->element[i + 1]->len;
 			if (memchr(k.val.string.val, '\0', k.val.string.len) ||
 				memchr(v.val.string.val, '\0', v.val.string.len) ||
@@ -782,7 +827,7 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 			pushJsonbValue(&ps, WJB_VALUE, &v);
 		}
 		r = palloc0(sizeof(RedisRow));
-		r->key = pnstrdup(key, keylen);
+		r->key = bytes_dup(key, keylen);
 		r->keylen = keylen;
 		r->fields = JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
 		r->pttl = pttl;
@@ -794,28 +839,26 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 		RedisRow   *r = palloc0(sizeof(RedisRow));
 		redisReply *e = data->element[i];
 
-		r->key = pnstrdup(key, keylen);
+		r->key = bytes_dup(key, keylen);
 		r->keylen = keylen;
 		r->pttl = pttl;
 		switch (t->type)
 		{
 			case RT_HASH:
 			case RT_ZSET:
-				if (i + 1 >= data->elements)
-					continue;
-				r->sub = pnstrdup(e->str, e->len);
+				r->sub = bytes_dup(e->str, e->len);
 				r->sublen = e->len;
 				e = data->element[++i];
-				r->value = pnstrdup(e->str, e->len);
+				r->value = bytes_dup(e->str, e->len);
 				r->valuelen = e->len;
 				break;
 			case RT_LIST:
 				r->index = (int64) i;
-				r->value = pnstrdup(e->str, e->len);
+				r->value = bytes_dup(e->str, e->len);
 				r->valuelen = e->len;
 				break;
 			case RT_SET:
-				r->sub = pnstrdup(e->str, e->len);
+				r->sub = bytes_dup(e->str, e->len);
 				r->sublen = e->len;
 				break;
 			case RT_STRING:
@@ -847,6 +890,8 @@ fetch_replies(RedisScanState *st, int n, redisReply **replies, int64 *pttls)
 
 				if (pttl->type == REDIS_REPLY_INTEGER)
 					pttls[i] = pttl->integer;
+				else
+					pttls[i] = PG_INT64_MIN;	/* not an integer: reported by the caller */
 				freeReplyObject(pttl);
 			}
 		}
@@ -934,6 +979,13 @@ fetch_keys(RedisScanState *st, List *keys)
 				}
 				key_error(st, replies[i], key);
 			}
+			check_read_reply(st, key, replies[i]);
+			if (pttls[i] == PG_INT64_MIN)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_ERROR),
+						 errmsg("Redis server \"%s\" answered PTTL of key \"%s%s\" with a reply of the wrong shape",
+								st->conn->servername, t->prefix, key),
+						 errdetail("Expected an integer.")));
 			/* -2: the key expired between its read and its PTTL */
 			if (pttls[i] != -2)
 				add_key_rows(st, key, strlen(key), replies[i], pttls[i], (List **) &rows);

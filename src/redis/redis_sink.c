@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -198,6 +200,32 @@ ambiguous_key(PolyglotRoute *route, const char *tmpl, List *key)
 	return NULL;
 }
 
+/*
+ * The route's ttl as Redis reads it, or NULL without one: a whole number of
+ * seconds written as an integer.  polyglot.sync() accepts any JSON number
+ * that is whole, positive and within int4 (60, 60.0, 6e1), and Redis takes
+ * digits only: "EX 60.0" is an error for every write.
+ */
+static char *
+route_ttl(PolyglotRoute *route)
+{
+	char	   *ttl = polyglot_route_option(route, "ttl");
+	char	   *end;
+	double		seconds;
+
+	if (ttl == NULL)
+		return NULL;
+	errno = 0;
+	seconds = strtod(ttl, &end);
+	if (errno != 0 || end == ttl || *end != '\0' || !(seconds >= 1 && seconds <= PG_INT32_MAX) ||
+		seconds != floor(seconds))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("route %d has an invalid ttl \"%s\"", route->id, ttl),
+				 errhint("Option \"ttl\" is a positive whole number of seconds.")));
+	return psprintf("%d", (int) seconds);
+}
+
 /* {"op": ..., "table": ..., "key": {...}, "row": ...} for publish mode */
 static char *
 publish_message(PolyglotRoute *route, PolyglotEvent *ev)
@@ -299,8 +327,23 @@ typedef struct RedisSent
 	redisContext *ctx;			/* the connection the batch went out on */
 	int		   *nreplies;		/* replies owed, per item */
 	char	  **refused;		/* per item, why it was not sent, or NULL */
+	char	   *expect;			/* the shape of each reply owed, in order:
+								 * REPLY_STATUS, REPLY_INTEGER or REPLY_ARRAY */
 	int			nitems;
 } RedisSent;
+
+/* The reply a command answers with when it does not fail */
+#define REPLY_STATUS	's'		/* SET, MULTI, and commands queued in one */
+#define REPLY_INTEGER	'i'		/* DEL, PUBLISH */
+#define REPLY_ARRAY		'a'		/* EXEC (nil when aborted) */
+
+/* Appends a command to the pipeline and the shape of its reply to expect */
+static void
+append_command(RedisConn *conn, RedisCmd *cmd, StringInfo expect, char shape)
+{
+	redis_cmd_append(conn, cmd);
+	appendStringInfoChar(expect, shape);
+}
 
 /*
  * Writes the commands of a batch, one pipeline, and returns without reading
@@ -312,7 +355,7 @@ redis_send(PolyglotRoute *route, List *items)
 {
 	RedisMode	mode = route_mode(route);
 	char	   *tmpl = polyglot_route_option(route, "key");
-	char	   *ttl = polyglot_route_option(route, "ttl");
+	char	   *ttl = route_ttl(route);
 	char	   *channel = polyglot_route_option(route, "channel");
 	int			ncols = list_length(route->columns);
 	int		   *nreplies = palloc0(sizeof(int) * Max(list_length(items), 1));
@@ -320,6 +363,7 @@ redis_send(PolyglotRoute *route, List *items)
 	RedisConn  *conn;
 	RedisCmd	cmd;
 	StringInfoData scratch;
+	StringInfoData expect;
 	ListCell   *lc;
 	int			i;
 
@@ -334,6 +378,7 @@ redis_send(PolyglotRoute *route, List *items)
 	redis_cmd_init(&cmd, 8 + 2 * ncols);
 	initStringInfo(&scratch);
 	sent->refused = palloc0(sizeof(char *) * Max(list_length(items), 1));
+	initStringInfo(&expect);
 
 	/* append every command */
 	i = 0;
@@ -369,7 +414,8 @@ redis_send(PolyglotRoute *route, List *items)
 					redis_cmd_arg(&cmd, "DEL");
 					redis_cmd_arg(&cmd, key);
 				}
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect,
+							   ev->found && ev->json ? REPLY_STATUS : REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
 
@@ -378,12 +424,12 @@ redis_send(PolyglotRoute *route, List *items)
 				{
 					redis_cmd_arg(&cmd, "DEL");
 					redis_cmd_arg(&cmd, key);
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_INTEGER);
 					nreplies[i] = 1;
 					break;
 				}
 				redis_cmd_arg(&cmd, "MULTI");
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_STATUS);
 				nreplies[i] = 2;	/* MULTI and EXEC */
 				for (c = 0; c < ncols; c++)
 					if (ev->values[c] != NULL)
@@ -398,7 +444,7 @@ redis_send(PolyglotRoute *route, List *items)
 							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
 							redis_cmd_arg(&cmd, ev->values[c]);
 						}
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
 				for (c = 0; c < ncols; c++)
@@ -411,7 +457,7 @@ redis_send(PolyglotRoute *route, List *items)
 					for (c = 0; c < ncols; c++)
 						if (ev->values[c] == NULL)
 							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
 				if (ttl)
@@ -419,17 +465,17 @@ redis_send(PolyglotRoute *route, List *items)
 					redis_cmd_arg(&cmd, "EXPIRE");
 					redis_cmd_arg(&cmd, key);
 					redis_cmd_arg(&cmd, ttl);
-					redis_cmd_append(conn, &cmd);
+					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
 				redis_cmd_arg(&cmd, "EXEC");
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_ARRAY);
 				break;
 
 			case REDIS_MODE_INVALIDATE:
 				redis_cmd_arg(&cmd, "DEL");
 				redis_cmd_arg(&cmd, key);
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
 
@@ -437,7 +483,7 @@ redis_send(PolyglotRoute *route, List *items)
 				redis_cmd_arg(&cmd, "PUBLISH");
 				redis_cmd_arg(&cmd, channel);
 				redis_cmd_arg(&cmd, publish_message(route, ev));
-				redis_cmd_append(conn, &cmd);
+				append_command(conn, &cmd, &expect, REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
 		}
@@ -448,9 +494,50 @@ redis_send(PolyglotRoute *route, List *items)
 	sent->conn = conn;
 	sent->ctx = redis_ctx(conn);
 	sent->nreplies = nreplies;
+	sent->expect = expect.data;
 	sent->nitems = list_length(items);
 	redis_flush(conn, "a pipelined batch");
 	return sent;
+}
+
+/*
+ * Checks that a reply has the shape its command answers with (an error
+ * reply aside, which check_reply() judges).  Any other (a server or proxy
+ * out of step) fails the batch rather than passing as a success; the
+ * connection, whose replies can no longer be matched with commands, is
+ * dropped by redis_abandon().  Frees the reply when it ereports.
+ */
+static void
+check_reply_shape(RedisSent *sent, redisReply *reply, char shape)
+{
+	bool		ok;
+
+	switch (shape)
+	{
+		case REPLY_STATUS:
+			ok = reply->type == REDIS_REPLY_STATUS;
+			break;
+		case REPLY_INTEGER:
+			ok = reply->type == REDIS_REPLY_INTEGER;
+			break;
+		default:
+			ok = reply->type == REDIS_REPLY_ARRAY || reply->type == REDIS_REPLY_NIL;
+			break;
+	}
+	if (ok || reply->type == REDIS_REPLY_ERROR)
+		return;
+	{
+		int			type = reply->type;
+
+		freeReplyObject(reply);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("Redis server \"%s\" answered a command of a batch with a reply of the wrong shape",
+						sent->conn->servername),
+				 errdetail("Expected %s, got a reply of type %d.",
+						   shape == REPLY_STATUS ? "a status" :
+						   shape == REPLY_INTEGER ? "an integer" : "an array or nil", type)));
+	}
 }
 
 /* Reads the replies of a batch sent by redis_send(). */
@@ -459,6 +546,7 @@ redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult 
 {
 	RedisSent  *sent = (RedisSent *) state;
 	char	   *transient = NULL;
+	int			n = 0;
 	int			i;
 
 	/* the connection was reset since (its server or user mapping changed) */
@@ -481,8 +569,10 @@ redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult 
 		}
 		for (r = 0; r < sent->nreplies[i]; r++)
 		{
-			check_reply(redis_get_reply(sent->conn, "a pipelined batch"),
-						&results[i], &transient);
+			redisReply *reply = redis_get_reply(sent->conn, "a pipelined batch");
+
+			check_reply_shape(sent, reply, sent->expect[n++]);
+			check_reply(reply, &results[i], &transient);
 		}
 	}
 

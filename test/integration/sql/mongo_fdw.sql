@@ -155,6 +155,13 @@ UPDATE auto_ids SET name = 'changed';
 SELECT length(_id), name FROM auto_ids;
 DELETE FROM auto_ids;
 SELECT count(*) FROM auto_ids;
+-- FerretDB drops the connection on a NaN double: it is refused before sending,
+-- and the connection serves the next statement
+CREATE FOREIGN TABLE floats (_id int, f float8) SERVER fdw_docs;
+INSERT INTO floats VALUES (1, 'NaN');
+INSERT INTO floats VALUES (2, 1.5), (3, 'Infinity');
+SELECT _id, f FROM floats ORDER BY _id;
+SELECT _id, f FROM floats WHERE f <> 'NaN' ORDER BY _id;
 -- no database anywhere
 CREATE SERVER fdw_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
 CREATE FOREIGN TABLE lost (_id int) SERVER fdw_nodb;

@@ -130,6 +130,39 @@ CREATE FOREIGN TABLE java_written (_id int, name text) SERVER java OPTIONS (batc
 INSERT INTO java_written SELECT g, 'w' || g FROM generate_series(1, 120) g;
 SELECT count(*), sum(_id) FROM java_written;
 
+-- a jsonb key is matched literally: {"$ne": null} is an _id, no operator,
+-- and its delete leaves the other documents alone
+CREATE TABLE opkeys (k jsonb PRIMARY KEY, v text);
+INSERT INTO opkeys VALUES ('1', 'one'), ('2', 'two'), ('{"$ne": null}', 'operator');
+SELECT polyglot.sync('opkeys', 'java') AS opkeys \gset
+SELECT java_synced(:opkeys);
+UPDATE opkeys SET v = 'operator 2' WHERE k = '{"$ne": null}';
+SELECT java_synced(:opkeys);
+DELETE FROM opkeys WHERE k = '{"$ne": null}';
+SELECT java_synced(:opkeys);
+\! MONGO_URI=$MONGO_JAVA_URI $MONGO_TOOL dump polyglot_java opkeys
+SELECT delivered, dead_letters FROM polyglot.status WHERE route = :opkeys;
+-- and so is a foreign table's _id, in a WHERE clause and an UPDATE or DELETE
+CREATE FOREIGN TABLE java_opkeys (_id jsonb OPTIONS (field '_id'), v text) SERVER java OPTIONS (collection 'opkeys');
+INSERT INTO java_opkeys VALUES ('{"$gt": 0}', 'operator');
+EXPLAIN (VERBOSE, COSTS OFF) SELECT v FROM java_opkeys WHERE _id = '{"$gt": 0}';
+SELECT v FROM java_opkeys WHERE _id = '{"$gt": 0}';
+UPDATE java_opkeys SET v = 'updated' WHERE _id = '{"$gt": 0}';
+DELETE FROM java_opkeys WHERE _id = '{"$gt": 0}';
+SELECT _id, v FROM java_opkeys ORDER BY v;
+SELECT polyglot.unsync('opkeys', 'java');
+DROP TABLE opkeys;
+
+-- a document nested deeper than 200 levels is an error, never cut off
+\! MONGO_URI=$MONGO_JAVA_URI $MONGO_TOOL insert polyglot_java deep "$(python3 -c 'print("[{\"_id\": 200, \"d\": " + "{\"a\": " * 200 + "1" + "}" * 200 + "}, {\"_id\": 201, \"d\": " + "{\"a\": " * 201 + "1" + "}" * 201 + "}]")')"
+CREATE FOREIGN TABLE java_deep (_id int, d jsonb OPTIONS (field 'd')) SERVER java OPTIONS (collection 'deep');
+SELECT _id, length(d::text), d::text LIKE '%...%' AS cut FROM java_deep WHERE _id = 200;
+SELECT _id, length(d::text) FROM java_deep WHERE _id = 201;
+CREATE FOREIGN TABLE java_deep_doc (_id int, doc jsonb) SERVER java OPTIONS (collection 'deep');
+SELECT _id, length(doc::text) FROM java_deep_doc WHERE _id = 200;
+SELECT _id, length(doc::text) FROM java_deep_doc WHERE _id = 201;
+DROP FOREIGN TABLE java_deep, java_deep_doc;
+
 SELECT polyglot.unsync('money', 'java');
 DROP TABLE money;
 DROP SERVER java CASCADE;

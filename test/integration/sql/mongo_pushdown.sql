@@ -78,7 +78,13 @@ INSERT INTO ordered VALUES
   ('SELECT _id, active FROM items_nn ORDER BY active, _id LIMIT 10'),
   ('SELECT _id, price FROM items_nn ORDER BY price DESC, _id LIMIT 10'),
   ('SELECT _id, qty FROM items_nn ORDER BY qty + 1, _id LIMIT 10'),
-  ('SELECT _id, qty FROM items_nn WHERE qty + 1 = 8 ORDER BY _id LIMIT 3');
+  ('SELECT _id, qty FROM items_nn WHERE qty + 1 = 8 ORDER BY _id LIMIT 3'),
+  -- comparisons with NaN or an infinity: MongoDB orders NaN below every
+  -- number, FerretDB has no numeric infinity and drops the connection on NaN
+  ('SELECT _id FROM items_nn WHERE price < ''Infinity'' ORDER BY _id LIMIT 5'),
+  ('SELECT _id FROM items_nn WHERE price > ''-Infinity''::numeric ORDER BY _id LIMIT 5'),
+  ('SELECT _id FROM items_nn WHERE price <> ''NaN'' ORDER BY _id LIMIT 5'),
+  ('SELECT _id FROM items_nn WHERE price IN (1, ''Infinity'') ORDER BY _id LIMIT 5');
 SELECT q, plan_of(q), same_result(q, true) FROM ordered;
 
 -- a LIMIT without ORDER BY: any documents will do, so count them

@@ -238,6 +238,28 @@ SELECT key, value FROM raw_text WHERE key = 'zero';
 \! printf 'bad \351 byte' | redis-cli -p $REDIS_PORT -n 5 -x SET raw:latin1 > /dev/null
 SELECT value FROM raw_text WHERE key = 'latin1';
 SELECT value FROM raw WHERE key = 'latin1';
+-- every type round-trips arbitrary bytes through bytea columns: zero bytes, 1 MB values
+CREATE TABLE blobs (n int, b bytea);
+INSERT INTO blobs VALUES (1, '\x6162006364'), (2, '\x00'), (3, '\x00ff00'),
+  (4, decode(repeat('00ff', 262144), 'hex') || '\x00'::bytea), (5, '');
+CREATE FOREIGN TABLE raw_list (key text, index int, value bytea) SERVER rs OPTIONS (type 'list', prefix 'rawl:');
+CREATE FOREIGN TABLE raw_set (key text, member bytea) SERVER rs OPTIONS (type 'set', prefix 'raws:');
+CREATE FOREIGN TABLE raw_zset (key text, member bytea, score float8) SERVER rs OPTIONS (type 'zset', prefix 'rawz:');
+CREATE FOREIGN TABLE raw_fields (key text, field bytea, value bytea) SERVER rs OPTIONS (type 'hash', prefix 'rawh:');
+INSERT INTO raw VALUES ('blob', decode(repeat('00ff', 524288), 'hex'));
+INSERT INTO raw_list (key, value) SELECT 'l', b FROM blobs ORDER BY n;
+INSERT INTO raw_set SELECT 's', b FROM blobs;
+INSERT INTO raw_zset SELECT 'z', b, n FROM blobs;
+INSERT INTO raw_fields SELECT 'h', b, b || b FROM blobs;
+\! redis-cli -p $REDIS_PORT -n 5 LINDEX rawl:l 0 | od -An -c
+SELECT length(value), value = decode(repeat('00ff', 524288), 'hex') AS same FROM raw WHERE key = 'blob';
+SELECT l.index, length(l.value), l.value = b.b AS same FROM raw_list l JOIN blobs b ON b.n = l.index + 1 ORDER BY 1;
+SELECT (SELECT count(*) FROM raw_set) AS members,
+  (SELECT count(*) FROM raw_set s JOIN blobs b ON s.member = b.b) AS same;
+SELECT z.score, length(z.member), z.member = b.b AS same FROM raw_zset z JOIN blobs b ON b.n = z.score ORDER BY 1;
+SELECT length(f.field), length(f.value), f.value = b.b || b.b AS same
+FROM raw_fields f JOIN blobs b ON f.field = b.b ORDER BY b.n;
+SELECT key, value FROM raw_list WHERE key = 'l' AND index = 0;
 
 --
 -- joins on the key: a Redis key join reads the outer rows batch_size at a
@@ -302,5 +324,5 @@ SELECT o.id, w.value FROM outer_rows o JOIN wrong w ON w.key = o.k;
 
 DROP SERVER rs CASCADE;
 DROP FUNCTION same_result(text), commands_of(text);
-DROP TABLE forms, join_forms, outer_rows, wanted;
+DROP TABLE forms, join_forms, outer_rows, wanted, blobs;
 \! redis-cli -p $REDIS_PORT -n 5 FLUSHDB > /dev/null

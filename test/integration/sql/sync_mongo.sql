@@ -150,6 +150,47 @@ SELECT mongo_synced(:fresh);
 \! $MONGO_TOOL dump polyglot_sync fresh
 SELECT delivered, failed FROM polyglot.status WHERE route = :fresh;
 
+-- keys the store refuses fail alone, each with its reason, and the others
+-- go: a jsonb key that looks like an operator is matched literally (on an
+-- update it is deleted by {_id: {$eq: ...}}, never inside $in), a jsonb
+-- number beyond a double, a NaN float (FerretDB drops the connection on one)
+CREATE TABLE refused (k jsonb PRIMARY KEY, v text);
+INSERT INTO refused VALUES ('1', 'one'), ('{"a": 1}', 'doc'), ('{"$ne": null}', 'operator'),
+                           ('1e1000', 'huge');
+CREATE TABLE fkeys (k float8 PRIMARY KEY, v text);
+INSERT INTO fkeys VALUES (1.5, 'fine'), ('NaN', 'nan'), (2.5, 'fine too');
+SELECT polyglot.sync('refused', 'docs') AS refused \gset
+SELECT polyglot.sync('fkeys', 'docs') AS fkeys \gset
+CREATE FUNCTION only_refused_left(route int, delivered int) RETURNS text LANGUAGE sql AS $$
+  SELECT wait_for(format('(SELECT delivered >= %s FROM polyglot.route_state WHERE route_id = %s) AND '
+                         'NOT EXISTS (SELECT FROM polyglot.outbox WHERE route_id = %2$s AND last_error IS NULL)',
+                         delivered, route))
+$$;
+SELECT only_refused_left(:refused, 2);
+UPDATE refused SET v = v || ' again';
+SELECT only_refused_left(:refused, 4);
+\! $MONGO_TOOL dump polyglot_sync refused
+SELECT DISTINCT left(o.key[1][1], 20) AS key, regexp_replace(o.last_error, '[0-9]{20,}', '<digits>') AS last_error
+  FROM polyglot.outbox o WHERE o.route_id = :refused ORDER BY 1;
+SELECT only_refused_left(:fkeys, 2);
+\! $MONGO_TOOL dump polyglot_sync fkeys
+SELECT DISTINCT o.key[1][1] AS key, o.last_error
+  FROM polyglot.outbox o WHERE o.route_id = :fkeys ORDER BY 1;
+-- a document over MongoDB's 16 MB fails the whole write before it is sent:
+-- the batch goes again in parts, and only that key fails
+CREATE TABLE bigrows (id int PRIMARY KEY, v text);
+INSERT INTO bigrows VALUES (1, 'small'), (2, repeat('x', 17 * 1024 * 1024)), (3, 'small too');
+SELECT polyglot.sync('bigrows', 'docs') AS bigrows \gset
+SELECT only_refused_left(:bigrows, 2);
+\! $MONGO_TOOL count polyglot_sync bigrows
+SELECT o.key[1][1] AS key, o.last_error
+  FROM polyglot.outbox o WHERE o.route_id = :bigrows ORDER BY 1;
+SELECT polyglot.unsync('bigrows', 'docs');
+DROP TABLE bigrows;
+SELECT polyglot.unsync('refused', 'docs'), polyglot.unsync('fkeys', 'docs');
+DROP TABLE refused, fkeys;
+DROP FUNCTION only_refused_left(int, int);
+
 SELECT polyglot.unsync('products', 'docs'), polyglot.unsync('typed', 'docs'),
        polyglot.unsync('stock', 'docs'), polyglot.unsync('odd', 'docs'),
        polyglot.unsync('fresh', 'docs');

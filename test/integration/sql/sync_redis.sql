@@ -128,7 +128,7 @@ CREATE TABLE stock (warehouse text, sku int, qty int, note text, secret text,
                     PRIMARY KEY (warehouse, sku));
 INSERT INTO stock VALUES ('north', 1, 10, 'fragile', 'x'), ('south', 1, 0, NULL, 'y');
 SELECT polyglot.sync('stock', 'cache',
-  '{"mode": "hash", "key": "sync:stock:{warehouse}:{sku}", "columns": ["sku", "qty", "note"], "ttl": 3600}')
+  '{"mode": "hash", "key": "sync:stock:{warehouse}:{sku}", "columns": ["sku", "qty", "note"], "ttl": 3600.00}')
   AS route \gset
 SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT HGETALL sync:stock:north:1
@@ -146,10 +146,11 @@ SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT HGET sync:stock:east:1 note
 
 --
--- json mode with "columns" and a default key (<table>:<key>), ttl
+-- json mode with "columns" and a default key (<table>:<key>), ttl (a whole
+-- number however written: Redis reads "60.0" as no integer)
 --
 CREATE TABLE sessions (token uuid PRIMARY KEY, user_id int, data jsonb);
-SELECT polyglot.sync('sessions', 'cache', '{"columns": ["user_id", "data"], "ttl": 60}') AS route \gset
+SELECT polyglot.sync('sessions', 'cache', '{"columns": ["user_id", "data"], "ttl": 60.0}') AS route \gset
 SELECT options->>'key' AS default_key FROM polyglot.routes WHERE id = :route;
 INSERT INTO sessions VALUES ('6f1c2d4e-0000-4000-8000-000000000001', 7, '{"cart": [1, 2]}');
 SELECT wait_synced(:route);
