@@ -52,6 +52,8 @@ extern redisReply *redis_command_argv(RedisConn *conn, int argc,
 extern void redis_discard_connection(RedisConn *conn);
 extern void redis_report_error(RedisConn *conn, redisReply *reply,
 							   const char *what) pg_attribute_noreturn();
+extern void redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin,
+									  const char *what) pg_attribute_noreturn();
 
 /* A command under construction, for pipelines (palloc'd arrays) */
 typedef struct RedisCmd

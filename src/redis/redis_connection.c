@@ -277,6 +277,35 @@ redis_discard_connection(RedisConn *conn)
 	polyglot_conncache_discard(&redis_cache, &conn->base);
 }
 
+/* The I/O error of a context (NULL: not connected), and whether it was a timeout */
+static void
+io_error_detail(redisContext *ctx, char *detail, size_t len, bool *timed_out)
+{
+	if (ctx)
+		strlcpy(detail, ctx->errstr, len);
+	else
+		strlcpy(detail, "not connected", len);
+	/* hiredis reports a read timeout as EAGAIN */
+	*timed_out = ctx && ctx->err == REDIS_ERR_IO && strcmp(detail, strerror(EAGAIN)) == 0;
+}
+
+/* Never returns */
+static void
+report_io_error(RedisConn *conn, const char *detail, bool timed_out, const char *what)
+{
+	if (timed_out)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
+				 errdetail_internal("No reply within io_timeout %dms (%s).",
+									conn->io_timeout_ms, conn->endpoint)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("lost connection to Redis server \"%s\" during %s",
+					conn->servername, what),
+			 errdetail_internal("%s (%s).", detail, conn->endpoint)));
+}
+
 /*
  * The one way Redis errors are reported.  With a reply, frees it and
  * reports the server's error text; without one, reports the context's I/O
@@ -302,25 +331,28 @@ redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 				 errdetail_internal("%s", detail)));
 	}
 
-	if (conn->base.conn)
-		strlcpy(detail, redis_ctx(conn)->errstr, sizeof(detail));
-	else
-		strlcpy(detail, "not connected", sizeof(detail));
-	/* hiredis reports a read timeout as EAGAIN */
-	timed_out = conn->base.conn && redis_ctx(conn)->err == REDIS_ERR_IO &&
-		strcmp(detail, strerror(EAGAIN)) == 0;
+	io_error_detail(redis_ctx(conn), detail, sizeof(detail), &timed_out);
 	polyglot_conncache_discard(&redis_cache, &conn->base);
-	if (timed_out)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
-				 errdetail_internal("No reply within io_timeout %dms (%s).",
-									conn->io_timeout_ms, conn->endpoint)));
-	ereport(ERROR,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("lost connection to Redis server \"%s\" during %s",
-					conn->servername, what),
-			 errdetail_internal("%s (%s).", detail, conn->endpoint)));
+	report_io_error(conn, detail, timed_out, what);
+	pg_unreachable();
+}
+
+/*
+ * redis_report_error() for an I/O error on a pinned context, which may no
+ * longer be its entry's: reports that context's error, and drops it from
+ * the entry if it is still there (the pin keeps it until released).
+ * Never returns.
+ */
+void
+redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
+{
+	char		detail[1024];
+	bool		timed_out;
+
+	io_error_detail((redisContext *) pin->handle, detail, sizeof(detail), &timed_out);
+	polyglot_conncache_discard_pinned(pin);
+	report_io_error(conn, detail, timed_out, what);
+	pg_unreachable();
 }
 
 /*
