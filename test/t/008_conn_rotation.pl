@@ -195,6 +195,7 @@ unlike(join('', map { slurp_file("$tmp/$_.err") } qw(rotate update scan)), qr/ab
 	'no client of the rotation, the updates or the reads was aborted by an error');
 my ($rounds) = slurp_file("$tmp/rotate.out") =~ /number of transactions actually processed: (\d+)/;
 cmp_ok($rounds // 0, '>', 100, 'more than a hundred rotations');
+note(($rounds // 0) . " rounds of rotation (16 changes each), $cursor_rounds cursors");
 
 ok(wait_drained($node, $db, 120), 'the backfill and the updates are delivered');
 
