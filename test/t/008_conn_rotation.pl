@@ -5,9 +5,9 @@
 # makes the connection caches replace their connections), and other clients
 # read the four stores through foreign tables, some of them through a cursor
 # whose transaction changes the server and opens a second scan of it between
-# two fetches.  Nothing crashes, no batch is lost or acknowledged on another
-# batch's replies (every store ends equal to its table, every route counts
-# the same deliveries, none failed), and every cursor reads every row.
+# two fetches.  Nothing crashes, no batch fails or is lost or acknowledged on
+# another batch's replies (every store ends equal to its table, every route
+# counts the same deliveries, none failed), and every cursor reads every row.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -209,6 +209,9 @@ is($node->safe_psql($db, q{
 	FROM polyglot.status}), '1 1 0',
 	'every route delivered the same events, at least every row, none failed');
 is($node->safe_psql($db, 'SELECT count(*) FROM polyglot.dead_letters'), '0', 'no dead letter');
+is($node->safe_psql($db,
+	"SELECT coalesce(string_agg(server || ': ' || last_error, '; '), 'none') FROM polyglot.status WHERE last_error IS NOT NULL"),
+	'none', 'no batch failed: each finished on the connection it was sent on');
 is($node->safe_psql($db,
 	"SELECT string_agg(r.server_name || ':' || (SELECT count(*) FROM polyglot.verify(r.id)), ' ' "
 	  . "ORDER BY r.server_name) FROM polyglot.routes r"),
