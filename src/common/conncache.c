@@ -16,6 +16,14 @@
  * PostgreSQL memory contexts; every one is released by the disconnect
  * callback, at the latest when the backend exits.
  *
+ * What an operation keeps between calls (a pipelined batch whose replies
+ * are still to come, a cursor, a request in flight) belongs to one handle,
+ * which it pins (polyglot_conncache_pin).  Dropping a pinned handle retires
+ * it instead of freeing it: the entry forgets it, the next caller connects
+ * again, and the operation goes on with its own handle until it unpins.
+ * Handles are told apart by generation numbers, never by address: a new
+ * handle may be allocated where a freed one was.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,16 +44,54 @@ static PolyglotConnCache *caches[MAX_CACHES];
 static int	ncaches = 0;
 static bool callbacks_registered = false;
 
-static void
+/* A handle dropped from its entry while pinned: freed at its last unpin */
+typedef struct RetiredHandle
+{
+	struct RetiredHandle *next;
+	PolyglotConnCache *cache;
+	void	   *handle;
+	uint64		generation;
+	int			pins;
+} RetiredHandle;
+
+static RetiredHandle *retired = NULL;
+
+/* the generation of the next handle; 0 is none */
+static uint64 next_generation = 1;
+
+/*
+ * Drops the handle of an entry: frees it, or retires it while it is
+ * pinned.  Never ereports (it runs in transaction callbacks).  Returns
+ * false, leaving the handle in place, only when there was no memory to
+ * retire it: the entry then stays invalidated and is tried again later.
+ */
+static bool
 disconnect_entry(PolyglotConnCache *cache, PolyglotConnEntry *entry)
 {
-	if (entry->conn)
-	{
-		void	   *conn = entry->conn;
+	void	   *conn = entry->conn;
 
+	if (conn == NULL)
+		return true;
+	if (entry->pins > 0)
+	{
+		RetiredHandle *r = MemoryContextAllocExtended(TopMemoryContext, sizeof(RetiredHandle),
+													  MCXT_ALLOC_NO_OOM);
+
+		if (r == NULL)
+			return false;
+		r->cache = cache;
+		r->handle = conn;
+		r->generation = entry->generation;
+		r->pins = entry->pins;
+		r->next = retired;
+		retired = r;
 		entry->conn = NULL;
-		cache->disconnect(conn);
+		entry->pins = 0;
+		return true;
 	}
+	entry->conn = NULL;
+	cache->disconnect(conn);
+	return true;
 }
 
 static void
@@ -103,11 +149,8 @@ conncache_xact_callback(XactEvent event, void *arg)
 		hash_seq_init(&scan, caches[i]->hash);
 		while ((entry = hash_seq_search(&scan)) != NULL)
 		{
-			if (entry->invalidated)
-			{
-				disconnect_entry(caches[i], entry);
+			if (entry->invalidated && disconnect_entry(caches[i], entry))
 				entry->invalidated = false;
-			}
 		}
 	}
 }
@@ -117,6 +160,14 @@ conncache_exit_callback(int code, Datum arg)
 {
 	int			i;
 
+	/* the process ends: pins no longer matter */
+	while (retired)
+	{
+		RetiredHandle *r = retired;
+
+		retired = r->next;
+		r->cache->disconnect(r->handle);
+	}
 	for (i = 0; i < ncaches; i++)
 	{
 		HASH_SEQ_STATUS scan;
@@ -126,7 +177,10 @@ conncache_exit_callback(int code, Datum arg)
 			continue;
 		hash_seq_init(&scan, caches[i]->hash);
 		while ((entry = hash_seq_search(&scan)) != NULL)
+		{
+			entry->pins = 0;
 			disconnect_entry(caches[i], entry);
+		}
 		if (caches[i]->at_exit)
 			caches[i]->at_exit();
 	}
@@ -158,9 +212,11 @@ conncache_init(PolyglotConnCache *cache)
 
 /*
  * Returns the cache entry for a server and optional user mapping, creating
- * it if needed.  An invalidated entry is disconnected first, so the caller
- * finds entry->conn == NULL whenever it must (re)connect, and connects with
- * the current options.  The entry lives until the backend exits.
+ * it if needed.  An invalidated entry is disconnected first (its handle
+ * retired if pinned), so the caller finds entry->conn == NULL whenever it
+ * must (re)connect, and connects with the current options; the handle it
+ * stores in entry->conn gets a new generation.  The entry lives until the
+ * backend exits, at the same address.
  */
 PolyglotConnEntry *
 polyglot_conncache_entry(PolyglotConnCache *cache, ForeignServer *server,
@@ -183,16 +239,16 @@ polyglot_conncache_entry(PolyglotConnCache *cache, ForeignServer *server,
 		/* zero everything after the key, including the store's fields */
 		memset((char *) entry + sizeof(PolyglotConnKey), 0,
 			   cache->entry_size - sizeof(PolyglotConnKey));
+		entry->cache = cache;
 	}
 
-	if (entry->invalidated)
-	{
-		disconnect_entry(cache, entry);
+	if (entry->invalidated && disconnect_entry(cache, entry))
 		entry->invalidated = false;
-	}
 
 	if (entry->conn == NULL)
 	{
+		entry->generation = next_generation++;
+		entry->pins = 0;
 		entry->server_hashvalue =
 			GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(server->serverid));
 		entry->mapping_hashvalue = user ?
@@ -208,6 +264,84 @@ polyglot_conncache_entry(PolyglotConnCache *cache, ForeignServer *server,
 void
 polyglot_conncache_discard(PolyglotConnCache *cache, PolyglotConnEntry *entry)
 {
-	disconnect_entry(cache, entry);
-	entry->invalidated = false;
+	if (disconnect_entry(cache, entry))
+		entry->invalidated = false;
+	else
+		entry->invalidated = true;	/* retired later */
+}
+
+/*
+ * Pins the entry's current handle (it must be connected) into *pin, which
+ * must hold nothing.  Until polyglot_conncache_unpin(), pin->handle stays
+ * allocated, whatever happens to the entry.  The caller must unpin on
+ * every path, errors included (a memory context callback, the sink's
+ * abandon), or the handle lives until the backend exits.
+ */
+void
+polyglot_conncache_pin(PolyglotConnEntry *entry, PolyglotConnPin *pin)
+{
+	Assert(pin->handle == NULL);
+	if (entry->conn == NULL)
+		elog(ERROR, "pg_polyglot: cannot pin a connection that is not open");
+	pin->entry = entry;
+	pin->handle = entry->conn;
+	pin->generation = entry->generation;
+	entry->pins++;
+}
+
+/* Is the pinned handle still its entry's, the one new callers get? */
+bool
+polyglot_conncache_pin_current(const PolyglotConnPin *pin)
+{
+	return pin->handle != NULL && pin->entry->conn != NULL &&
+		pin->entry->generation == pin->generation;
+}
+
+/*
+ * Releases a pin; a retired handle is freed with its last pin.  Safe to
+ * call on a pin that holds nothing; never ereports.
+ */
+void
+polyglot_conncache_unpin(PolyglotConnPin *pin)
+{
+	RetiredHandle **prev;
+
+	if (pin->handle == NULL)
+		return;
+	if (polyglot_conncache_pin_current(pin))
+	{
+		Assert(pin->entry->pins > 0);
+		pin->entry->pins--;
+	}
+	else
+	{
+		for (prev = &retired; *prev; prev = &(*prev)->next)
+		{
+			RetiredHandle *r = *prev;
+
+			if (r->generation != pin->generation)
+				continue;
+			if (--r->pins == 0)
+			{
+				*prev = r->next;
+				r->cache->disconnect(r->handle);
+				pfree(r);
+			}
+			break;
+		}
+	}
+	pin->handle = NULL;
+	pin->entry = NULL;
+}
+
+/*
+ * Drops a pinned handle that an I/O error left unusable from its entry,
+ * if it is still the entry's: later callers connect again.  The pin still
+ * holds it until unpinned.
+ */
+void
+polyglot_conncache_discard_pinned(const PolyglotConnPin *pin)
+{
+	if (polyglot_conncache_pin_current(pin))
+		polyglot_conncache_discard(pin->entry->cache, pin->entry);
 }

@@ -56,12 +56,14 @@ extern ElasticConn *elastic_get_connection(ForeignServer *server, UserMapping *u
 extern void elastic_request(ElasticConn *conn, const char *method, const char *path,
 							const char *body, size_t bodylen,
 							ElasticResponse *response);
-extern void elastic_request_start(ElasticConn *conn, const char *method, const char *path,
+extern void elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin,
+								  const char *method, const char *path,
 								  const char *body, size_t bodylen);
-extern void elastic_request_complete(ElasticConn *conn, const char *method, const char *path,
+extern void elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin,
+									 const char *method, const char *path,
 									 const char *body, size_t bodylen,
 									 ElasticResponse *response);
-extern void elastic_request_cancel(ElasticConn *conn);
+extern void elastic_request_cancel(PolyglotConnPin *pin);
 extern void elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 								 const char *what) pg_attribute_noreturn();
 extern Jsonb *elastic_try_parse_json(const char *text);

@@ -292,12 +292,23 @@ is_connect_failure(CURLcode rc, CURL *curl)
  * body may be NULL.  The response body is palloc'd in the current context.
  */
 static void fill_response(ElasticHandle *h, ElasticResponse *response, char *url);
+static void request_on(ElasticConn *conn, ElasticHandle *h, const char *method,
+					   const char *path, const char *body, size_t bodylen,
+					   ElasticResponse *response);
+static void cancel_transfer(ElasticHandle *h);
 
 void
 elastic_request(ElasticConn *conn, const char *method, const char *path,
 				const char *body, size_t bodylen, ElasticResponse *response)
 {
-	ElasticHandle *h = elastic_handle(conn);
+	request_on(conn, elastic_handle(conn), method, path, body, bodylen, response);
+}
+
+/* elastic_request() on a given handle of the connection: its own, or a pinned one */
+static void
+request_on(ElasticConn *conn, ElasticHandle *h, const char *method, const char *path,
+		   const char *body, size_t bodylen, ElasticResponse *response)
+{
 	CURL	   *curl = h->curl;
 	CURLcode	rc = CURLE_OK;
 	char	   *url = NULL;
@@ -307,7 +318,7 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 
 	memset(response, 0, sizeof(*response));
 	if (h->started)
-		elastic_request_cancel(conn);
+		cancel_transfer(h);
 
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (body)
@@ -416,20 +427,24 @@ fill_response(ElasticHandle *h, ElasticResponse *response, char *url)
  * A request in two steps, so that the caller can work while the server
  * does: elastic_request_start() sends what the socket takes at once (to the
  * node that answered last) and returns; elastic_request_complete() waits
- * for the answer.  One request at a time per connection.  A node that
- * cannot be reached is found in complete(), which then makes the whole
- * request again the synchronous way, over the other nodes.  The body must
- * stay allocated until complete() or cancel().
+ * for the answer.  The request belongs to the handle it started on, which
+ * start() pins into *pin: if the connection's options change in between,
+ * later requests get a new handle and this one is still answered on its
+ * own.  One request at a time per handle: a request made meanwhile on the
+ * same handle drops the transfer, and complete() then makes the request
+ * again.  A node that cannot be reached is found in complete(), which then
+ * makes the whole request again the synchronous way, over the other nodes.
+ * The body must stay allocated until complete() or cancel().
  */
 void
-elastic_request_start(ElasticConn *conn, const char *method, const char *path,
-					  const char *body, size_t bodylen)
+elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
+					  const char *path, const char *body, size_t bodylen)
 {
 	ElasticHandle *h = elastic_handle(conn);
 	int			running = 0;
 
 	if (h->started)
-		elastic_request_cancel(conn);
+		cancel_transfer(h);
 	if (h->multi == NULL && (h->multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
@@ -446,14 +461,21 @@ elastic_request_start(ElasticConn *conn, const char *method, const char *path,
 				 errmsg("could not start a request to Elasticsearch server \"%s\"",
 						conn->servername)));
 	h->started = true;
+	polyglot_conncache_pin(&conn->base, pin);
 	(void) curl_multi_perform(h->multi, &running);
 }
 
+/*
+ * Waits for the answer to the request started into *pin and releases the
+ * pin.  On an error the pin is still held: elastic_request_cancel()
+ * releases it.
+ */
 void
-elastic_request_complete(ElasticConn *conn, const char *method, const char *path,
-						 const char *body, size_t bodylen, ElasticResponse *response)
+elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
+						 const char *path, const char *body, size_t bodylen,
+						 ElasticResponse *response)
 {
-	ElasticHandle *h = elastic_handle(conn);
+	ElasticHandle *h = (ElasticHandle *) pin->handle;
 	int			running = 1;
 	CURLcode	rc;
 	CURLMsg    *msg;
@@ -461,13 +483,13 @@ elastic_request_complete(ElasticConn *conn, const char *method, const char *path
 	char	   *url = NULL;
 
 	memset(response, 0, sizeof(*response));
-	if (h == NULL || !h->started)
+	if (h == NULL)
+		elog(ERROR, "pg_polyglot: no request was started");
+	if (!h->started)
 	{
-		/*
-		 * The connection was replaced or the request dropped since it
-		 * started (the server's options changed, say): make it again.
-		 */
-		elastic_request(conn, method, path, body, bodylen, response);
+		/* another request on the handle dropped this one: make it again */
+		request_on(conn, h, method, path, body, bodylen, response);
+		polyglot_conncache_unpin(pin);
 		return;
 	}
 	rc = CURLE_RECV_ERROR;		/* unless the transfer says otherwise */
@@ -487,24 +509,35 @@ elastic_request_complete(ElasticConn *conn, const char *method, const char *path
 	curl_multi_remove_handle(h->multi, h->curl);
 	h->started = false;
 	if (rc != CURLE_OK)
-	{
 		/* the synchronous way: other nodes, and the usual errors */
-		elastic_request(conn, method, path, body, bodylen, response);
-		return;
-	}
-	fill_response(h, response, url);
+		request_on(conn, h, method, path, body, bodylen, response);
+	else
+		fill_response(h, response, url);
+	polyglot_conncache_unpin(pin);
 }
 
-/* Forgets a started request; its connection closes if it was under way */
-void
-elastic_request_cancel(ElasticConn *conn)
+/* Stops a transfer under way on a handle; its connection closes */
+static void
+cancel_transfer(ElasticHandle *h)
 {
-	ElasticHandle *h = elastic_handle(conn);
-
-	if (h == NULL || !h->started)
-		return;
 	curl_multi_remove_handle(h->multi, h->curl);
 	h->started = false;
+}
+
+/*
+ * Forgets the request started into *pin, if any, and releases the pin.
+ * Never ereports.
+ */
+void
+elastic_request_cancel(PolyglotConnPin *pin)
+{
+	ElasticHandle *h = (ElasticHandle *) pin->handle;
+
+	if (h == NULL)
+		return;
+	if (h->started)
+		cancel_transfer(h);
+	polyglot_conncache_unpin(pin);
 }
 
 /* The string value at key in a jsonb object container, or NULL (also for a container that is not an object). */

@@ -56,11 +56,15 @@
  * A batch: its _bulk body, and once its answer came, the results.  send()
  * starts the request and returns; the answer is waited for by the next
  * send() (one request at a time per connection: the worker reads the next
- * batch while the server indexes this one) or by finish().
+ * batch while the server indexes this one) or by finish().  The request
+ * in flight holds its connection's handle pinned: a change of the server's
+ * or user mapping's options meanwhile gives later batches a new handle,
+ * never frees this one under the request.
  */
 typedef struct ElasticSent
 {
 	ElasticConn *conn;
+	PolyglotConnPin pin;		/* the handle of the request in flight */
 	StringInfoData body;
 	int		   *opitem;			/* item of each action */
 	int			nops;
@@ -315,8 +319,8 @@ complete_batch(PolyglotRoute *route, ElasticSent *sent)
 	sent->completed = true;
 	if (sent->nops == sent->first_op)
 		return;
-	elastic_request_complete(sent->conn, "POST", BULK_PATH, sent->body.data, sent->body.len,
-							 &response);
+	elastic_request_complete(sent->conn, &sent->pin, "POST", BULK_PATH, sent->body.data,
+							 sent->body.len, &response);
 	classify_bulk(sent->conn, &response, sent, sent->first_op, sent->nops - sent->first_op);
 }
 
@@ -419,7 +423,8 @@ elastic_send(PolyglotRoute *route, List *items)
 		complete_batch(route, rs->inflight);
 	if (nops > sent->first_op)
 	{
-		elastic_request_start(sent->conn, "POST", BULK_PATH, sent->body.data, sent->body.len);
+		elastic_request_start(sent->conn, &sent->pin, "POST", BULK_PATH, sent->body.data,
+							  sent->body.len);
 		if (rs)
 			rs->inflight = sent;
 	}
@@ -438,18 +443,21 @@ elastic_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResul
 	memcpy(results, sent->results, sizeof(PolyglotItemResult) * list_length(items));
 }
 
-/* A batch that will not be finished: its request, if under way, is dropped */
+/*
+ * A batch that will not be finished: its request, if under way, is
+ * dropped, also when an error came while its answer was awaited.
+ */
 static void
 elastic_abandon(PolyglotRoute *route, void *state)
 {
 	ElasticRouteState *rs = (ElasticRouteState *) route->sink_private;
 	ElasticSent *sent = (ElasticSent *) state;
 
-	if (rs && sent && rs->inflight == sent)
-	{
-		elastic_request_cancel(sent->conn);
+	if (sent == NULL)
+		return;
+	elastic_request_cancel(&sent->pin);
+	if (rs && rs->inflight == sent)
 		rs->inflight = NULL;
-	}
 }
 
 /* ---------------------------------------------------------------- verify */

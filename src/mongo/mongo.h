@@ -46,6 +46,9 @@ extern MongoConn *mongo_get_connection(ForeignServer *server, UserMapping *user)
 extern void mongo_read_flavor(MongoConn *conn);
 extern void mongo_report_error(MongoConn *conn, const bson_error_t *error,
 							   const char *what) pg_attribute_noreturn();
+extern void mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
+									  const bson_error_t *error,
+									  const char *what) pg_attribute_noreturn();
 
 /* mongo_stream.c */
 extern void mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri);

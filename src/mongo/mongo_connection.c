@@ -199,12 +199,13 @@ is_connection_error(const bson_error_t *error)
 }
 
 /*
- * The one way MongoDB errors are reported: the store's message goes in
- * errdetail.  A connection or authentication failure also drops the
- * client.  Never returns.
+ * Reports an error; a connection or authentication failure also drops the
+ * client: the pinned one if pin is given (from its entry, if it is still
+ * there), else the entry's.
  */
-void
-mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
+static void
+report_error(MongoConn *conn, const PolyglotConnPin *pin, const bson_error_t *error,
+			 const char *what)
 {
 	char		message[BSON_ERROR_BUFFER_SIZE];
 	uint32_t	domain = error->domain;
@@ -217,7 +218,10 @@ mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
 		bool		auth = (domain == MONGOC_ERROR_CLIENT &&
 							code == MONGOC_ERROR_CLIENT_AUTHENTICATE);
 
-		polyglot_conncache_discard(&mongo_cache, &conn->base);
+		if (pin)
+			polyglot_conncache_discard_pinned(pin);
+		else
+			polyglot_conncache_discard(&mongo_cache, &conn->base);
 
 		/*
 		 * An operation that a cancel or termination cut short (see
@@ -236,6 +240,31 @@ mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
 			 errmsg("MongoDB server \"%s\" returned an error for %s",
 					conn->servername, what),
 			 errdetail_internal("%s (domain %u, code %u)", message, domain, code)));
+}
+
+/*
+ * The one way MongoDB errors are reported: the store's message goes in
+ * errdetail.  A connection or authentication failure also drops the
+ * client.  Never returns.
+ */
+void
+mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
+{
+	report_error(conn, NULL, error, what);
+	pg_unreachable();
+}
+
+/*
+ * mongo_report_error() for an operation on a pinned client, which may no
+ * longer be its entry's: a connection failure drops that client from the
+ * entry only if it is still there.  Never returns.
+ */
+void
+mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
+						  const bson_error_t *error, const char *what)
+{
+	report_error(conn, pin, error, what);
+	pg_unreachable();
 }
 
 /*

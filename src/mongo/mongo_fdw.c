@@ -115,7 +115,7 @@ typedef struct MongoRelInfo
 typedef struct MongoScanState
 {
 	MongoConn  *conn;
-	mongoc_client_t *client;	/* the client coll and cursor belong to */
+	PolyglotConnPin pin;		/* the client coll and cursor belong to */
 	mongoc_collection_t *coll;
 	mongoc_cursor_t *cursor;
 	char	   *database;
@@ -1437,25 +1437,27 @@ scan_error_context(void *arg)
 }
 
 /*
- * Frees the scan's libmongoc handles, also when the query ends in an error
- * (a reset callback of the query's memory context), but only while their
- * client lives: a connection dropped after an error took them with it.
+ * Frees the scan's libmongoc handles, then releases its client, also when
+ * the query ends in an error (a reset callback of the query's memory
+ * context).  The client is pinned from the scan's start, so the cursor and
+ * collection are never left to a client that another statement of the
+ * transaction replaced or an error dropped: that client is freed only here.
  */
 static void
 release_handles(void *arg)
 {
 	MongoScanState *st = (MongoScanState *) arg;
-	bool		alive = st->conn && st->client && st->conn->base.conn == (void *) st->client;
 
-	if (st->cursor && alive)
+	if (st->cursor)
 		mongoc_cursor_destroy(st->cursor);
 	st->cursor = NULL;
-	if (st->coll && alive)
+	if (st->coll)
 		mongoc_collection_destroy(st->coll);
 	st->coll = NULL;
 	if (st->built_filter)
 		bson_destroy(st->built_filter);
 	st->built_filter = NULL;
+	polyglot_conncache_unpin(&st->pin);
 }
 
 static void
@@ -1509,8 +1511,6 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	st->client = mongo_client(st->conn);
-	st->coll = mongoc_client_get_collection(st->client, st->database, st->collection);
 	{
 		MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt,
 													   sizeof(MemoryContextCallback));
@@ -1519,6 +1519,9 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 		cb->arg = st;
 		MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
 	}
+	polyglot_conncache_pin(&st->conn->base, &st->pin);
+	st->coll = mongoc_client_get_collection((mongoc_client_t *) st->pin.handle,
+											st->database, st->collection);
 }
 
 /*
@@ -1802,9 +1805,12 @@ mongoIterateForeignScan(ForeignScanState *node)
 		st->eof = true;
 		if (mongoc_cursor_error(st->cursor, &error))
 		{
-			/* the handles go before the connection may */
+			PolyglotConnPin pin = st->pin;
+
+			/* the handles go, and the client may with them */
 			release_handles(st);
-			mongo_report_error(st->conn, &error, st->aggregate ? "an aggregate" : "a find");
+			mongo_report_pinned_error(st->conn, &pin, &error,
+									  st->aggregate ? "an aggregate" : "a find");
 		}
 		if (st->aggregate && !st->aggregate_rows && !st->aggregate_done &&
 			aggregate_group_count(st->aggregate) == 0)
@@ -1882,7 +1888,7 @@ mongoReScanForeignScan(ForeignScanState *node)
 {
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
 
-	if (st->cursor && st->conn->base.conn == (void *) st->client)
+	if (st->cursor)
 		mongoc_cursor_destroy(st->cursor);
 	st->cursor = NULL;
 	if (st->built_filter)
@@ -2241,7 +2247,7 @@ mongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 typedef struct MongoModifyState
 {
 	MongoConn  *conn;
-	mongoc_client_t *client;
+	PolyglotConnPin pin;		/* the client coll belongs to */
 	mongoc_collection_t *coll;
 	char	   *database;
 	char	   *collection;
@@ -2254,6 +2260,21 @@ typedef struct MongoModifyState
 	int			bson_flags;
 	int			batch_size;		/* INSERT: documents per insert command */
 } MongoModifyState;
+
+/*
+ * Frees the collection handle, then releases the client it belongs to: at
+ * the end of the statement, or when its memory goes after an error.
+ */
+static void
+release_modify_handles(void *arg)
+{
+	MongoModifyState *st = (MongoModifyState *) arg;
+
+	if (st->coll)
+		mongoc_collection_destroy(st->coll);
+	st->coll = NULL;
+	polyglot_conncache_unpin(&st->pin);
+}
 
 /* The column that holds _id: a column named _id or with field '_id' */
 static int
@@ -2345,8 +2366,17 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	mongo_read_flavor(st->conn);
 	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
 		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
-	st->client = mongo_client(st->conn);
-	st->coll = mongoc_client_get_collection(st->client, st->database, st->collection);
+	{
+		MemoryContext cxt = mtstate ? mtstate->ps.state->es_query_cxt : CurrentMemoryContext;
+		MemoryContextCallback *cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
+
+		cb->func = release_modify_handles;
+		cb->arg = st;
+		MemoryContextRegisterResetCallback(cxt, cb);
+	}
+	polyglot_conncache_pin(&st->conn->base, &st->pin);
+	st->coll = mongoc_client_get_collection((mongoc_client_t *) st->pin.handle,
+											st->database, st->collection);
 }
 
 static void
@@ -2450,7 +2480,7 @@ mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 	if (!mongoc_collection_insert_one(st->coll, doc, NULL, NULL, &error))
 	{
 		bson_destroy(doc);
-		mongo_report_error(st->conn, &error, "an insert");
+		mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
 	}
 	bson_destroy(doc);
 	return slot;
@@ -2494,7 +2524,7 @@ mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot
 		bson_destroy(docs[i]);
 	pfree(docs);
 	if (!ok)
-		mongo_report_error(st->conn, &error, "an insert");
+		mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
 	return slots;
 }
 
@@ -2558,7 +2588,7 @@ mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 		bson_destroy(selector);
 		bson_destroy(update);
 		bson_destroy(&reply);
-		mongo_report_error(st->conn, &error, "an update");
+		mongo_report_pinned_error(st->conn, &st->pin, &error, "an update");
 	}
 	bson_destroy(selector);
 	bson_destroy(update);
@@ -2595,7 +2625,7 @@ mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 	{
 		bson_destroy(selector);
 		bson_destroy(&reply);
-		mongo_report_error(st->conn, &error, "a delete");
+		mongo_report_pinned_error(st->conn, &st->pin, &error, "a delete");
 	}
 	bson_destroy(selector);
 	bson_destroy(&reply);
@@ -2629,10 +2659,8 @@ mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
-	if (st && st->coll && st->conn->base.conn == (void *) st->client)
-		mongoc_collection_destroy(st->coll);
 	if (st)
-		st->coll = NULL;
+		release_modify_handles(st);
 }
 
 PG_FUNCTION_INFO_V1(polyglot_mongo_handler);

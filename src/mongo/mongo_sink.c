@@ -786,12 +786,16 @@ mongo_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 	}
 }
 
-/* The _ids of a collection, a cursor over them kept between pages */
+/*
+ * The _ids of a collection, a cursor over them kept between pages, on a
+ * client pinned until the cursor goes
+ */
 typedef struct MongoKeyScan
 {
 	mongoc_collection_t *coll;
 	mongoc_cursor_t *cursor;
 	MongoConn  *conn;
+	PolyglotConnPin pin;
 	bool		done;
 	MemoryContextCallback cleanup;
 } MongoKeyScan;
@@ -807,6 +811,7 @@ key_scan_cleanup(void *arg)
 		mongoc_collection_destroy(ks->coll);
 	ks->cursor = NULL;
 	ks->coll = NULL;
+	polyglot_conncache_unpin(&ks->pin);
 }
 
 /* A conversion of an _id value to a key column's text, under polyglot_try() */
@@ -908,6 +913,7 @@ mongo_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 		MemoryContextRegisterResetCallback(state_cxt, &ks->cleanup);
 		*state = ks;
 		ks->coll = route_collection(route, &ks->conn);
+		polyglot_conncache_pin(&ks->conn->base, &ks->pin);
 		ks->cursor = mongoc_collection_find_with_opts(ks->coll, &filter, opts, NULL);
 		bson_destroy(opts);
 	}
@@ -928,12 +934,13 @@ mongo_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 	if (page == NIL || list_length(page) < 1000)
 	{
 		bool		failed = mongoc_cursor_error(ks->cursor, &error);
+		PolyglotConnPin pin = ks->pin;
 
-		/* the cursor goes before an error drops the connection it uses */
+		/* the cursor goes, and the client may with it */
 		ks->done = true;
 		key_scan_cleanup(ks);
 		if (failed)
-			mongo_report_error(ks->conn, &error, "listing the documents to verify");
+			mongo_report_pinned_error(ks->conn, &pin, &error, "listing the documents to verify");
 	}
 	return page;
 }

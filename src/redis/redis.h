@@ -57,6 +57,8 @@ extern redisReply *redis_command_argv(RedisConn *conn, int argc,
 extern void redis_discard_connection(RedisConn *conn);
 extern void redis_report_error(RedisConn *conn, redisReply *reply,
 							   const char *what) pg_attribute_noreturn();
+extern void redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin,
+									  const char *what) pg_attribute_noreturn();
 
 /* A command under construction, for pipelines (palloc'd arrays) */
 typedef struct RedisCmd
@@ -72,6 +74,8 @@ extern void redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len);
 extern void redis_cmd_arg(RedisCmd *cmd, const char *arg);
 extern void redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
 extern redisReply *redis_get_reply(RedisConn *conn, const char *what);
+extern redisReply *redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin,
+										  const char *what);
 extern void redis_flush(RedisConn *conn, const char *what);
 
 #endif							/* POLYGLOT_REDIS_H */

@@ -51,12 +51,35 @@ redis_disconnect(void *handle)
 }
 
 /*
+ * The context an exchange runs on: the pinned one of a batch in flight
+ * (which its entry may have replaced since), or else the entry's.
+ */
+static redisContext *
+io_context(RedisConn *conn, const PolyglotConnPin *pin)
+{
+	return pin ? (redisContext *) pin->handle : redis_ctx(conn);
+}
+
+/*
+ * Drops that context from its entry if it is still the entry's; a pinned
+ * one stays allocated until its pin goes.
+ */
+static void
+io_discard(RedisConn *conn, const PolyglotConnPin *pin)
+{
+	if (pin)
+		polyglot_conncache_discard_pinned(pin);
+	else
+		polyglot_conncache_discard(&redis_cache, &conn->base);
+}
+
+/*
  * Serves a pending interrupt in the middle of a command: a cancel or a
  * termination leaves the connection with a command half sent or a reply
  * unread, so it is closed before the error (or exit) goes on.
  */
 static void
-redis_check_interrupts(RedisConn *conn)
+redis_check_interrupts(RedisConn *conn, const PolyglotConnPin *pin)
 {
 	if (!InterruptPending)
 		return;
@@ -66,7 +89,7 @@ redis_check_interrupts(RedisConn *conn)
 	}
 	PG_CATCH();
 	{
-		polyglot_conncache_discard(&redis_cache, &conn->base);
+		io_discard(conn, pin);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -80,19 +103,20 @@ redis_check_interrupts(RedisConn *conn)
  * the worker, say) is noted in *woken, for redis_end_wait() to pass on.
  */
 static bool
-redis_wait_socket(RedisConn *conn, int event, TimestampTz deadline, bool *woken)
+redis_wait_socket(RedisConn *conn, const PolyglotConnPin *pin, int event,
+				  TimestampTz deadline, bool *woken)
 {
 	for (;;)
 	{
 		long		timeout;
 		int			rc;
 
-		redis_check_interrupts(conn);
+		redis_check_interrupts(conn, pin);
 		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (timeout <= 0)
 			return false;
 		rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | event | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							   redis_ctx(conn)->fd, timeout, PG_WAIT_EXTENSION);
+							   io_context(conn, pin)->fd, timeout, PG_WAIT_EXTENSION);
 		if (rc & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
@@ -120,9 +144,9 @@ deadline_in(int ms)
 
 /* Reports a wait that reached its deadline; drops the connection.  Never returns. */
 static void
-redis_report_timeout(RedisConn *conn, const char *what)
+redis_report_timeout(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 {
-	polyglot_conncache_discard(&redis_cache, &conn->base);
+	io_discard(conn, pin);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
@@ -137,9 +161,10 @@ redis_report_timeout(RedisConn *conn, const char *what)
  * termination throws after closing the connection.
  */
 static redisReply *
-redis_roundtrip(RedisConn *conn, TimestampTz deadline, bool *timed_out)
+redis_roundtrip(RedisConn *conn, const PolyglotConnPin *pin, TimestampTz deadline,
+				bool *timed_out)
 {
-	redisContext *ctx = redis_ctx(conn);
+	redisContext *ctx = io_context(conn, pin);
 	void	   *reply = NULL;
 	int			done = 0;
 	bool		woken = false;
@@ -155,7 +180,7 @@ redis_roundtrip(RedisConn *conn, TimestampTz deadline, bool *timed_out)
 				break;
 			if (done)
 				break;
-			if (!redis_wait_socket(conn, WL_SOCKET_WRITEABLE, deadline, &woken))
+			if (!redis_wait_socket(conn, pin, WL_SOCKET_WRITEABLE, deadline, &woken))
 			{
 				*timed_out = true;
 				break;
@@ -165,7 +190,7 @@ redis_roundtrip(RedisConn *conn, TimestampTz deadline, bool *timed_out)
 		{
 			if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK || reply != NULL)
 				break;
-			if (!redis_wait_socket(conn, WL_SOCKET_READABLE, deadline, &woken))
+			if (!redis_wait_socket(conn, pin, WL_SOCKET_READABLE, deadline, &woken))
 			{
 				*timed_out = true;
 				break;
@@ -192,7 +217,7 @@ redis_setup_command(RedisConn *conn, int io_timeout_ms, const char *step,
 	bool		timed_out = false;
 
 	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, NULL) == REDIS_OK)
-		reply = redis_roundtrip(conn, deadline_in(io_timeout_ms), &timed_out);
+		reply = redis_roundtrip(conn, NULL, deadline_in(io_timeout_ms), &timed_out);
 	if (reply && reply->type != REDIS_REPLY_ERROR)
 	{
 		freeReplyObject(reply);
@@ -264,7 +289,7 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 	if (ctx->err)
 		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, ctx->errstr);
 
-	ready = redis_wait_socket(conn, WL_SOCKET_WRITEABLE,
+	ready = redis_wait_socket(conn, NULL, WL_SOCKET_WRITEABLE,
 							  deadline_in(opts->common.connect_timeout_ms), &woken);
 	redis_end_wait(woken);
 	if (!ready)
@@ -403,21 +428,39 @@ redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
  * io_timeout; the caller frees it.  An I/O error or a timeout drops the
  * connection and ereports; so does a cancel, after closing the connection.
  */
-redisReply *
-redis_get_reply(RedisConn *conn, const char *what)
+static redisReply *
+get_reply_on(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 {
 	redisReply *reply;
 	bool		timed_out;
 
-	check_connected(conn);
-	reply = redis_roundtrip(conn, deadline_in(conn->io_timeout_ms), &timed_out);
+	reply = redis_roundtrip(conn, pin, deadline_in(conn->io_timeout_ms), &timed_out);
 	if (reply == NULL)
 	{
 		if (timed_out)
-			redis_report_timeout(conn, what);
+			redis_report_timeout(conn, pin, what);
+		if (pin)
+			redis_report_pinned_error(conn, pin, what);
 		redis_report_error(conn, NULL, what);
 	}
 	return reply;
+}
+
+redisReply *
+redis_get_reply(RedisConn *conn, const char *what)
+{
+	check_connected(conn);
+	return get_reply_on(conn, NULL, what);
+}
+
+/*
+ * redis_get_reply() on the pinned context of a batch in flight, which may
+ * no longer be its entry's: its replies are read where its commands went.
+ */
+redisReply *
+redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
+{
+	return get_reply_on(conn, pin, what);
 }
 
 /*
@@ -443,10 +486,10 @@ redis_flush(RedisConn *conn, const char *what)
 		}
 		if (done)
 			break;
-		if (!redis_wait_socket(conn, WL_SOCKET_WRITEABLE, deadline, &woken))
+		if (!redis_wait_socket(conn, NULL, WL_SOCKET_WRITEABLE, deadline, &woken))
 		{
 			redis_end_wait(woken);
-			redis_report_timeout(conn, what);
+			redis_report_timeout(conn, NULL, what);
 		}
 	}
 	redis_end_wait(woken);
@@ -459,6 +502,35 @@ redis_discard_connection(RedisConn *conn)
 	polyglot_conncache_discard(&redis_cache, &conn->base);
 }
 
+/* The I/O error of a context (NULL: not connected), and whether it was a timeout */
+static void
+io_error_detail(redisContext *ctx, char *detail, size_t len, bool *timed_out)
+{
+	if (ctx)
+		strlcpy(detail, ctx->errstr, len);
+	else
+		strlcpy(detail, "not connected", len);
+	/* hiredis reports a read timeout as EAGAIN */
+	*timed_out = ctx && ctx->err == REDIS_ERR_IO && strcmp(detail, strerror(EAGAIN)) == 0;
+}
+
+/* Never returns */
+static void
+report_io_error(RedisConn *conn, const char *detail, bool timed_out, const char *what)
+{
+	if (timed_out)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
+				 errdetail_internal("No reply within io_timeout %dms (%s).",
+									conn->io_timeout_ms, conn->endpoint)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("lost connection to Redis server \"%s\" during %s",
+					conn->servername, what),
+			 errdetail_internal("%s (%s).", detail, conn->endpoint)));
+}
+
 /*
  * The one way Redis errors are reported.  With a reply, frees it and
  * reports the server's error text; without one, reports the context's I/O
@@ -468,6 +540,7 @@ void
 redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 {
 	char		detail[1024];
+	bool		timed_out;
 
 	if (reply)
 	{
@@ -483,16 +556,28 @@ redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 				 errdetail_internal("%s", detail)));
 	}
 
-	if (conn->base.conn)
-		strlcpy(detail, redis_ctx(conn)->errstr, sizeof(detail));
-	else
-		strlcpy(detail, "not connected", sizeof(detail));
+	io_error_detail(redis_ctx(conn), detail, sizeof(detail), &timed_out);
 	polyglot_conncache_discard(&redis_cache, &conn->base);
-	ereport(ERROR,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("lost connection to Redis server \"%s\" during %s",
-					conn->servername, what),
-			 errdetail_internal("%s (%s).", detail, conn->endpoint)));
+	report_io_error(conn, detail, timed_out, what);
+	pg_unreachable();
+}
+
+/*
+ * redis_report_error() for an I/O error on a pinned context, which may no
+ * longer be its entry's: reports that context's error, and drops it from
+ * the entry if it is still there (the pin keeps it until released).
+ * Never returns.
+ */
+void
+redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
+{
+	char		detail[1024];
+	bool		timed_out;
+
+	io_error_detail((redisContext *) pin->handle, detail, sizeof(detail), &timed_out);
+	polyglot_conncache_discard_pinned(pin);
+	report_io_error(conn, detail, timed_out, what);
+	pg_unreachable();
 }
 
 /*

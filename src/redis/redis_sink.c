@@ -320,16 +320,25 @@ check_reply(redisReply *reply, PolyglotItemResult *result, char **transient)
 	freeReplyObject(reply);
 }
 
-/* A batch written to Redis whose replies are still to be read */
+/*
+ * A batch written to Redis whose replies are still to be read.  The
+ * connection it went out on is pinned until then: if the server's or user
+ * mapping's options change meanwhile, later batches get a new connection,
+ * and this one's replies are still read where they come, never taken for
+ * another batch's.
+ */
 typedef struct RedisSent
 {
 	RedisConn  *conn;
-	redisContext *ctx;			/* the connection the batch went out on */
+	PolyglotConnPin pin;		/* the redisContext the batch went out on */
 	int		   *nreplies;		/* replies owed, per item */
 	char	  **refused;		/* per item, why it was not sent, or NULL */
 	char	   *expect;			/* the shape of each reply owed, in order:
 								 * REPLY_STATUS, REPLY_INTEGER or REPLY_ARRAY */
 	int			nitems;
+	bool		read;			/* the replies were read, into: */
+	PolyglotItemResult *results;
+	char	   *transient;		/* a "not now" error reply, or NULL */
 } RedisSent;
 
 /* The reply a command answers with when it does not fail */
@@ -343,6 +352,91 @@ append_command(RedisConn *conn, RedisCmd *cmd, StringInfo expect, char shape)
 {
 	redis_cmd_append(conn, cmd);
 	appendStringInfoChar(expect, shape);
+}
+
+/*
+ * Checks that a reply has the shape its command answers with (an error
+ * reply aside, which check_reply() judges).  Any other (a server or proxy
+ * out of step) fails the batch rather than passing as a success; the
+ * connection, whose replies can no longer be matched with commands, is
+ * dropped by redis_abandon().  Frees the reply when it ereports.
+ */
+static void
+check_reply_shape(RedisSent *sent, redisReply *reply, char shape)
+{
+	bool		ok;
+
+	switch (shape)
+	{
+		case REPLY_STATUS:
+			ok = reply->type == REDIS_REPLY_STATUS;
+			break;
+		case REPLY_INTEGER:
+			ok = reply->type == REDIS_REPLY_INTEGER;
+			break;
+		default:
+			ok = reply->type == REDIS_REPLY_ARRAY || reply->type == REDIS_REPLY_NIL;
+			break;
+	}
+	if (ok || reply->type == REDIS_REPLY_ERROR)
+		return;
+	{
+		int			type = reply->type;
+
+		freeReplyObject(reply);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("Redis server \"%s\" answered a command of a batch with a reply of the wrong shape",
+						sent->conn->servername),
+				 errdetail("Expected %s, got a reply of type %d.",
+						   shape == REPLY_STATUS ? "a status" :
+						   shape == REPLY_INTEGER ? "an integer" : "an array or nil", type)));
+	}
+}
+
+/* The route's batch in flight, across send() and finish() */
+typedef struct RedisRouteState
+{
+	RedisSent  *inflight;
+} RedisRouteState;
+
+static void
+redis_prepare(PolyglotRoute *route)
+{
+	route->sink_private = palloc0(sizeof(RedisRouteState));
+}
+
+/*
+ * Reads every reply of a sent batch (the connection must stay in step) and
+ * releases its connection.  An I/O error ereports, the pin still held.
+ */
+static void
+read_sent_replies(RedisSent *sent)
+{
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < sent->nitems; i++)
+	{
+		int			r;
+
+		if (sent->refused[i])
+		{
+			sent->results[i].status = POLYGLOT_ITEM_FAILED;
+			sent->results[i].error = sent->refused[i];
+			continue;
+		}
+		for (r = 0; r < sent->nreplies[i]; r++)
+		{
+			redisReply *reply = redis_get_pinned_reply(sent->conn, &sent->pin,
+													   "a pipelined batch");
+
+			check_reply_shape(sent, reply, sent->expect[n++]);
+			check_reply(reply, &sent->results[i], &sent->transient);
+		}
+	}
+	sent->read = true;
+	polyglot_conncache_unpin(&sent->pin);
 }
 
 /*
@@ -360,6 +454,7 @@ redis_send(PolyglotRoute *route, List *items)
 	int			ncols = list_length(route->columns);
 	int		   *nreplies = palloc0(sizeof(int) * Max(list_length(items), 1));
 	RedisSent  *sent = palloc0(sizeof(RedisSent));
+	RedisRouteState *rs = (RedisRouteState *) route->sink_private;
 	RedisConn  *conn;
 	RedisCmd	cmd;
 	StringInfoData scratch;
@@ -375,6 +470,17 @@ redis_send(PolyglotRoute *route, List *items)
 				 errmsg("the server of route %d no longer exists", route->id),
 				 errhint("Drop the route with polyglot.unsync().")));
 	conn = redis_get_connection(route->server, route->user);
+
+	/*
+	 * The batch before went out on a connection that has been replaced
+	 * since (its server's or user mapping's options changed): its replies
+	 * first, so that this batch, on the new connection, cannot overtake it.
+	 */
+	if (rs && rs->inflight && !rs->inflight->read &&
+		!polyglot_conncache_pin_current(&rs->inflight->pin))
+		read_sent_replies(rs->inflight);
+
+	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(list_length(items), 1));
 	redis_cmd_init(&cmd, 8 + 2 * ncols);
 	initStringInfo(&scratch);
 	sent->refused = palloc0(sizeof(char *) * Max(list_length(items), 1));
@@ -492,109 +598,55 @@ redis_send(PolyglotRoute *route, List *items)
 
 	/* write it all, within io_timeout */
 	sent->conn = conn;
-	sent->ctx = redis_ctx(conn);
 	sent->nreplies = nreplies;
 	sent->expect = expect.data;
 	sent->nitems = list_length(items);
 	redis_flush(conn, "a pipelined batch");
+	polyglot_conncache_pin(&conn->base, &sent->pin);
+	if (rs)
+		rs->inflight = sent;
 	return sent;
 }
 
-/*
- * Checks that a reply has the shape its command answers with (an error
- * reply aside, which check_reply() judges).  Any other (a server or proxy
- * out of step) fails the batch rather than passing as a success; the
- * connection, whose replies can no longer be matched with commands, is
- * dropped by redis_abandon().  Frees the reply when it ereports.
- */
-static void
-check_reply_shape(RedisSent *sent, redisReply *reply, char shape)
-{
-	bool		ok;
-
-	switch (shape)
-	{
-		case REPLY_STATUS:
-			ok = reply->type == REDIS_REPLY_STATUS;
-			break;
-		case REPLY_INTEGER:
-			ok = reply->type == REDIS_REPLY_INTEGER;
-			break;
-		default:
-			ok = reply->type == REDIS_REPLY_ARRAY || reply->type == REDIS_REPLY_NIL;
-			break;
-	}
-	if (ok || reply->type == REDIS_REPLY_ERROR)
-		return;
-	{
-		int			type = reply->type;
-
-		freeReplyObject(reply);
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("Redis server \"%s\" answered a command of a batch with a reply of the wrong shape",
-						sent->conn->servername),
-				 errdetail("Expected %s, got a reply of type %d.",
-						   shape == REPLY_STATUS ? "a status" :
-						   shape == REPLY_INTEGER ? "an integer" : "an array or nil", type)));
-	}
-}
-
-/* Reads the replies of a batch sent by redis_send(). */
+/* Reads the replies of a batch sent by redis_send(), unless it did. */
 static void
 redis_finish(PolyglotRoute *route, List *items, void *state, PolyglotItemResult *results)
 {
 	RedisSent  *sent = (RedisSent *) state;
-	char	   *transient = NULL;
-	int			n = 0;
-	int			i;
+	RedisRouteState *rs = (RedisRouteState *) route->sink_private;
 
-	/* the connection was reset since (its server or user mapping changed) */
-	if (sent->conn->base.conn != sent->ctx)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lost connection to Redis server \"%s\" during a pipelined batch",
-						sent->conn->servername),
-				 errdetail("The connection was reset while the batch was in flight.")));
+	if (rs && rs->inflight == sent)
+		rs->inflight = NULL;
+	if (!sent->read)
+		read_sent_replies(sent);
+	memcpy(results, sent->results, sizeof(PolyglotItemResult) * sent->nitems);
 
-	for (i = 0; i < sent->nitems; i++)
-	{
-		int			r;
-
-		if (sent->refused[i])
-		{
-			results[i].status = POLYGLOT_ITEM_FAILED;
-			results[i].error = sent->refused[i];
-			continue;
-		}
-		for (r = 0; r < sent->nreplies[i]; r++)
-		{
-			redisReply *reply = redis_get_reply(sent->conn, "a pipelined batch");
-
-			check_reply_shape(sent, reply, sent->expect[n++]);
-			check_reply(reply, &results[i], &transient);
-		}
-	}
-
-	if (transient)
+	if (sent->transient)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("Redis server \"%s\" is temporarily unable to take writes",
 						sent->conn->servername),
-				 errdetail_internal("%s", transient)));
+				 errdetail_internal("%s", sent->transient)));
 }
 
 /*
- * A sent batch whose replies will not be read: the connection has replies
- * pending that would answer the next batch's commands, so it goes.
+ * A sent batch whose replies will not be read: its connection has replies
+ * pending that would answer the next batch's commands, so it goes (if it
+ * is still the one new batches get).
  */
 static void
 redis_abandon(PolyglotRoute *route, void *state)
 {
 	RedisSent  *sent = (RedisSent *) state;
+	RedisRouteState *rs = (RedisRouteState *) route->sink_private;
 
-	if (sent->conn->base.conn == sent->ctx)
-		redis_discard_connection(sent->conn);
+	if (rs && rs->inflight == sent)
+		rs->inflight = NULL;
+	if (sent->pin.handle)
+	{
+		polyglot_conncache_discard_pinned(&sent->pin);
+		polyglot_conncache_unpin(&sent->pin);
+	}
 }
 
 /* ---------------------------------------------------------------- verify */
@@ -1012,6 +1064,7 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 }
 
 const PolyglotSink polyglot_redis_sink = {
+	.prepare = redis_prepare,
 	.payload = redis_payload,
 	.send = redis_send,
 	.finish = redis_finish,
