@@ -1032,7 +1032,7 @@ is_key_fault(ErrorData *edata)
  */
 static void
 deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int first,
-			 int count, PolyglotItemResult *results)
+			 int count, PolyglotItemResult *results, int *refused_alone)
 {
 	List	   *part = list_copy_tail(items, first);
 	void	   *volatile sent = NULL;
@@ -1060,20 +1060,25 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 		return;
 	if (count == 1)
 	{
+		(*refused_alone)++;
 		results[first].status = POLYGLOT_ITEM_FAILED;
 		results[first].error = edata->detail ?
 			psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
 		return;
 	}
-	deliver_part(route, sink, items, first, count / 2, results);
-	deliver_part(route, sink, items, first + count / 2, count - count / 2, results);
+	deliver_part(route, sink, items, first, count / 2, results, refused_alone);
+	deliver_part(route, sink, items, first + count / 2, count - count / 2, results,
+				 refused_alone);
 	CHECK_FOR_INTERRUPTS();
 }
 
 /*
  * Delivers a batch that the store refused as a whole, in parts
  * (deliver_part), and acknowledges it: the keys at fault are retried, then
- * dead-lettered, while the others go.  The batch is freed.
+ * dead-lettered, while the others go.  The batch is freed.  When the store
+ * refuses every key of a batch of several on its own too, the fault is the
+ * route's, not the keys' (a proxy or a server that refuses every write):
+ * that ereports, for the route to back off with no attempt counted.
  */
 static void
 isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
@@ -1081,10 +1086,17 @@ isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 	int			n = list_length(batch->items);
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
 	PolyglotItemResult *results = palloc0(sizeof(PolyglotItemResult) * Max(n, 1));
+	int			refused_alone = 0;
 
 	batch->sent = NULL;
 	if (n > 0)
-		deliver_part(route, sink, batch->items, 0, n, results);
+		deliver_part(route, sink, batch->items, 0, n, results, &refused_alone);
+	if (n > 1 && refused_alone == n)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("the store refused each of the %d keys of a batch on its own", n),
+				 errdetail_internal("%s", results[0].error),
+				 errhint("A store that refuses every write is taken for a route failure, not for the keys' fault.")));
 	ack_batch(route, batch->events, batch->items, results);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch->cxt);

@@ -213,6 +213,24 @@ row_version(PolyglotEvent *ev)
  * Classifies the answer to the _bulk request of actions first .. first +
  * count - 1 of a batch.  Ereports when the batch as a whole failed.
  */
+/*
+ * Is an HTTP 400 Elasticsearch's own refusal of what a request holds (a
+ * JSON error with a type), rather than a proxy's answer or that of a URL
+ * that is not Elasticsearch?  Only the former can be a key's fault.
+ */
+static bool
+store_refused(ElasticResponse *response)
+{
+	Jsonb	   *answer = response->body ? elastic_try_parse_json(response->body) : NULL;
+	JsonbContainer *error;
+
+	if (answer == NULL || !JB_ROOT_IS_OBJECT(answer))
+		return false;
+	error = elastic_json_object(&answer->root, "error");
+	return error != NULL && JsonContainerIsObject(error) &&
+		elastic_json_string(error, "type") != NULL;
+}
+
 static void
 classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, int first,
 			  int count)
@@ -222,7 +240,7 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 	int			i;
 	char	   *transient_error = NULL;
 
-	if (response->status == 400 || response->status == 413)
+	if ((response->status == 400 && store_refused(response)) || response->status == 413)
 	{
 		/*
 		 * The request refused as a whole for what it holds: a data

@@ -855,7 +855,7 @@ remote_document_count(MongoRelInfo *info)
 		 * A cancel cut the aggregate short (see mongo_stream.c): serve it
 		 * now rather than try the estimate on the same client.
 		 */
-		if (InterruptPending)
+		if (QueryCancelPending || ProcDiePending)
 		{
 			mongoc_cursor_destroy(cursor);
 			mongoc_collection_destroy(coll);

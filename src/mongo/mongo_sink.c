@@ -76,7 +76,7 @@ report_batch_error(MongoConn *conn, const bson_error_t *error, const char *what)
 	bool		refused =
 		error->domain == MONGOC_ERROR_BSON ||
 		(error->domain == MONGOC_ERROR_COMMAND && error->code == MONGOC_ERROR_COMMAND_INVALID_ARG) ||
-		((error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) &&
+		(error->domain == MONGOC_ERROR_SERVER &&
 		 (error->code == 2 || error->code == 10334 || error->code == 17419 ||
 		  error->code == 17420));	/* BadValue, BSONObjectTooLarge, too large */
 	MemoryContext cxt = CurrentMemoryContext;
@@ -229,10 +229,13 @@ mongo_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool *i
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		/* a cancel, a shutdown, running out of memory: not the row's fault */
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION ||
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
-			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_INTERNAL_ERROR)
+		/*
+		 * Only a value that cannot be converted is the row's fault (a data
+		 * exception, a limit such as nesting depth); a cancel, a shutdown,
+		 * running out of memory, an I/O error or a lock timeout is not.
+		 */
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION &&
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 		{
 			bson_destroy(&doc);
 			ReThrowError(edata);
