@@ -135,14 +135,17 @@ CREATE TABLE polyglot.outbox (
   retry_at timestamptz,
   last_error text,
   slot smallint NOT NULL DEFAULT 0,
-  nslots smallint NOT NULL DEFAULT 1
+  nslots smallint NOT NULL DEFAULT 1,
+  -- the worker reads a route's slot in id order; a primary key is also the
+  -- replica identity that lets the worker delete rows while a publication
+  -- (FOR ALL TABLES, say) publishes the outbox's deletes
+  CONSTRAINT outbox_pkey PRIMARY KEY (route_id, slot, id)
 ) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 5000,
         autovacuum_vacuum_insert_scale_factor = 0.0, autovacuum_vacuum_insert_threshold = 50000,
         autovacuum_vacuum_cost_delay = 0);
 ALTER SEQUENCE polyglot.outbox_id_seq OWNED BY polyglot.outbox.id;
 -- chunks of keys are read whole and rarely compress well: no compression
 ALTER TABLE polyglot.outbox ALTER COLUMN key SET STORAGE EXTERNAL;
-CREATE INDEX outbox_route_id_idx ON polyglot.outbox (route_id, slot, id);
 COMMENT ON TABLE polyglot.outbox IS
   'pg_polyglot transactional outbox: keys of pending changes per route, up to a thousand per row (op: I insert, U update, D delete, M mixed, T truncate, B backfill)';
 

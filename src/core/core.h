@@ -79,7 +79,10 @@ typedef struct PolyglotEvent
 typedef enum PolyglotItemStatus
 {
 	POLYGLOT_ITEM_OK,
-	POLYGLOT_ITEM_FAILED		/* permanent for this key: retry, then dead letter */
+	POLYGLOT_ITEM_FAILED,		/* failed for this key: retry, then dead letter */
+	POLYGLOT_ITEM_REJECTED		/* can never be delivered as it is (its key
+								 * does not parse as the key column's type):
+								 * a dead letter at once, no retries */
 } PolyglotItemStatus;
 
 typedef struct PolyglotItemResult

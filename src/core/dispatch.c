@@ -37,6 +37,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -681,18 +682,48 @@ key_array(List *key)
 }
 
 /*
+ * Moves the events of one key to the dead letters, as one dead letter row
+ * with the key, its first event's operation and enqueue time, the attempts
+ * made and the error.  Runs inside the acknowledging transaction, which
+ * also deletes the key's outbox rows, so neither is lost without the
+ * other.  Every way into the dead letters goes through here: a key out of
+ * attempts, and a key rejected outright (POLYGLOT_ITEM_REJECTED, by the
+ * batch read or by a sink).
+ */
+static void
+dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char *error)
+{
+	static SPIPlanPtr dead_plan = NULL;
+	Oid			argtypes[6] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	Datum		args[6];
+
+	args[0] = Int32GetDatum(route->id);
+	args[1] = CharGetDatum(item->event->op);
+	args[2] = key_array(item->event->key);
+	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
+	args[4] = Int32GetDatum(attempts);
+	args[5] = CStringGetTextDatum(error);
+	(void) spi_exec_plan(&dead_plan, "INSERT INTO polyglot.dead_letters "
+						 "(id, route_id, op, key, enqueued_at, attempts, error) "
+						 "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
+						 6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
+}
+
+/*
  * Acknowledges a delivered batch in one transaction: deletes every outbox
  * row it read, puts each key that failed back as a row of its own with one
  * more attempt and a later retry_at, or in the dead letters when it is out
- * of attempts, and updates the route's counters.
+ * of attempts or was rejected, and updates the route's counters.
  */
 static void
 ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *results)
 {
 	int64		ndone = 0,
 				nretry = 0,
-				ndead = 0;
+				ndead = 0,
+				nrejected = 0;
 	char	   *last_error = NULL;
+	char	   *last_rejection = NULL;
 	ListCell   *lc;
 	int			i;
 
@@ -725,6 +756,22 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			attempts = Max(attempts, ((PolyglotEvent *) lfirst(ec))->attempts);
 		attempts++;
 		last_error = results[i].error ? results[i].error : "unknown error";
+		if (results[i].status == POLYGLOT_ITEM_REJECTED)
+		{
+			dead_letter(route, item, attempts, last_error);
+			last_rejection = last_error;
+			nrejected++;
+			ndead++;
+			i++;
+			continue;
+		}
+		if (attempts >= polyglot_max_attempts)
+		{
+			dead_letter(route, item, attempts, last_error);
+			ndead++;
+			i++;
+			continue;
+		}
 		args[0] = Int32GetDatum(route->id);
 		args[1] = CharGetDatum(item->event->op);
 		args[2] = key_array(item->event->key);
@@ -736,28 +783,22 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		/* the key's slot is this worker's: its retries stay here */
 		args[7] = Int16GetDatum(polyglot_worker_slot);
 		args[8] = Int16GetDatum(polyglot_nslots());
-		if (attempts >= polyglot_max_attempts)
-		{
-			(void) spi_exec("INSERT INTO polyglot.dead_letters "
-							"(id, route_id, op, key, enqueued_at, attempts, error) "
-							"VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
-							6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
-			ndead++;
-		}
-		else
-		{
-			(void) spi_exec("INSERT INTO polyglot.outbox "
-							"(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
-							"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
-							9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
-			nretry++;
-		}
+		(void) spi_exec("INSERT INTO polyglot.outbox "
+						"(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
+						"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
+						9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
+		nretry++;
 		i++;
 	}
-	if (ndead > 0)
+	if (nrejected > 0)
+		ereport(LOG,
+				(errmsg("pg_polyglot route %d: " INT64_FORMAT " keys moved to dead letters without retries",
+						route->id, nrejected),
+				 errdetail_internal("%s", last_rejection)));
+	if (ndead > nrejected)
 		ereport(LOG,
 				(errmsg("pg_polyglot route %d: " INT64_FORMAT " keys moved to dead letters after %d attempts",
-						route->id, ndead, polyglot_max_attempts),
+						route->id, ndead - nrejected, polyglot_max_attempts),
 				 errdetail_internal("%s", last_error ? last_error : "")));
 
 	{
@@ -890,8 +931,105 @@ typedef struct Batch
 	List	   *events;
 	List	   *items;
 	int			nevents;
+	List	   *rejected;		/* items whose rows could not be read */
+	List	   *rejected_errors;	/* of char *: why, one per rejected item */
 	void	   *sent;			/* the sink's state once sent */
 } Batch;
+
+/*
+ * Reads the rows of items in a subtransaction of the read transaction.
+ * Returns NULL, or the error that aborted the subtransaction (in the
+ * caller's memory context).
+ */
+static ErrorData *
+try_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+			  List *items, MemoryContext cxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		polyglot_read_rows(route, sink, payload, items, cxt);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * Reads the current state of a batch's rows.  When that fails with a data
+ * exception (SQLSTATE class 22), one key's text is to blame, typically: it
+ * no longer parses as the key column's type (the type changed while the
+ * key's events were pending; a money key written under another
+ * lc_monetary).  Such a key would fail every later read of the route too,
+ * so the rows are read again key by key: the keys that fail are taken out
+ * of the batch into batch->rejected, with their error, and become dead
+ * letters when the batch is acknowledged; the others are delivered.  Any
+ * other error, or a data exception of every key of a batch of several
+ * (not one key's fault), fails the whole batch as before.
+ */
+static void
+read_batch_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+				Batch *batch)
+{
+	ErrorData  *edata;
+	List	   *kept = NIL;
+	ListCell   *lc;
+	StringInfoData scratch;
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+
+	edata = try_read_rows(route, sink, payload, batch->items, batch->cxt);
+	if (edata == NULL)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+		ReThrowError(edata);
+
+	initStringInfo(&scratch);
+	foreach(lc, batch->items)
+	{
+		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
+		ErrorData  *e = try_read_rows(route, sink, payload, list_make1(item), batch->cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		if (e == NULL)
+		{
+			kept = lappend(kept, item);
+			continue;
+		}
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			ReThrowError(e);
+		resetStringInfo(&scratch);
+		appendStringInfo(&scratch, "could not read the row of this key: %s", e->message);
+		if (e->detail)
+			appendStringInfo(&scratch, ": %s", e->detail);
+		batch->rejected = lappend(batch->rejected, item);
+		batch->rejected_errors = lappend(batch->rejected_errors, pstrdup(scratch.data));
+		FreeErrorData(e);
+	}
+	if (kept == NIL && list_length(batch->items) > 1)
+		ReThrowError(edata);
+	batch->items = kept;
+	FreeErrorData(edata);
+	MemoryContextSwitchTo(old);
+}
 
 /*
  * Reads a batch in one short transaction: its events, leaving out those of
@@ -933,7 +1071,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 			SetUserIdAndSecContext(route->source_owner,
 								   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 								   SECURITY_RESTRICTED_OPERATION);
-		polyglot_read_rows(route, sink, payload, batch->items, batch->cxt);
+		read_batch_rows(route, sink, payload, batch);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	end_tx();
@@ -947,11 +1085,22 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 {
 	PolyglotItemResult *results;
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	int			nitems = list_length(batch->items);
+	int			i;
+	ListCell   *lc;
 
-	results = palloc0(sizeof(PolyglotItemResult) * list_length(batch->items));
-	sink->finish(route, batch->items, batch->sent, results);
+	/* the rejected items follow the delivered ones, with their errors */
+	results = palloc0(sizeof(PolyglotItemResult) * Max(nitems + list_length(batch->rejected), 1));
+	if (batch->items != NIL)
+		sink->finish(route, batch->items, batch->sent, results);
 	batch->sent = NULL;
-	ack_batch(route, batch->events, batch->items, results);
+	i = nitems;
+	foreach(lc, batch->rejected_errors)
+	{
+		results[i].status = POLYGLOT_ITEM_REJECTED;
+		results[i++].error = (char *) lfirst(lc);
+	}
+	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch->cxt);
 }
@@ -1000,7 +1149,8 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 									   psprintf("delivering %d changes of route %d",
 												cur->nevents, route->id));
 				MemoryContextSwitchTo(cur->cxt);
-				cur->sent = sink->send(route, cur->items);
+				if (cur->items != NIL)
+					cur->sent = sink->send(route, cur->items);
 				MemoryContextSwitchTo(route_cxt);
 			}
 			if (prev)
