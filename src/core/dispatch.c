@@ -344,6 +344,10 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
  * thousand keys of one transaction).  Only the rows kept are detoasted: the
  * running count uses the nkeys column, not the key arrays.
  *
+ * Rows written under another polyglot.workers (nslots differs: a prepared
+ * transaction committed after a restart that changed it) are left alone
+ * until worker 0 re-splits them: their slot is not this number of workers'.
+ *
  * The route is checked again for a pause in the snapshot that reads the
  * rows: the round read the route list in an earlier transaction, and a
  * pause committed in between must hold back any change written after it
@@ -354,7 +358,8 @@ static const char *const events_sql =
 "  SELECT id, attempts, op, enqueued_at, key, nkeys,"
 "         sum(nkeys) OVER (ORDER BY id) AS upto"
 "  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
-"        WHERE route_id = $1 AND slot = $4 AND (retry_at IS NULL OR retry_at <= now())"
+"        WHERE route_id = $1 AND slot = $4 AND nslots = $5"
+"          AND (retry_at IS NULL OR retry_at <= now())"
 "          AND id <> ALL ($3)"
 "          AND NOT EXISTS (SELECT FROM polyglot.routes r"
 "                          WHERE r.id = $1 AND r.paused)"
@@ -431,8 +436,8 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 static List *
 read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 {
-	Oid			argtypes[4] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID};
-	Datum		args[4];
+	Oid			argtypes[5] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID, INT2OID};
+	Datum		args[5];
 	List	   *events = NIL;
 	int			ncols = list_length(route->key_columns);
 	uint64		r;
@@ -441,7 +446,8 @@ read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 	args[1] = Int32GetDatum(polyglot_batch_size);
 	args[2] = inflight_ids;
 	args[3] = Int16GetDatum(polyglot_worker_slot);
-	(void) spi_exec_plan(&events_plan, events_sql, 4, argtypes, args, NULL, true, SPI_OK_SELECT,
+	args[4] = Int16GetDatum(polyglot_nslots());
+	(void) spi_exec_plan(&events_plan, events_sql, 5, argtypes, args, NULL, true, SPI_OK_SELECT,
 						 "reading a batch");
 
 	for (r = 0; r < SPI_processed; r++)
@@ -1243,6 +1249,28 @@ polyglot_resplit_outbox(void)
 		ereport(LOG,
 				(errmsg("pg_polyglot re-split pending events into " UINT64_FORMAT " outbox rows for %d workers",
 						n, polyglot_nslots())));
+}
+
+/*
+ * The number of transactions of this database that were prepared before
+ * the server started, and so may have written outbox rows under another
+ * polyglot.workers: rows that the start-up re-split could not see, which
+ * appear at COMMIT PREPARED.  Runs in a transaction of its own.
+ */
+int
+polyglot_old_prepared_xacts(void)
+{
+	bool		isnull;
+	int			n;
+
+	begin_tx();
+	(void) spi_exec("SELECT pg_catalog.count(*)::int4 FROM pg_catalog.pg_prepared_xacts "
+					"WHERE database = pg_catalog.current_database() "
+					"AND prepared < pg_catalog.pg_postmaster_start_time()",
+					0, NULL, NULL, NULL, true, SPI_OK_SELECT, "count prepared transactions");
+	n = DatumGetInt32(spi_datum(SPI_tuptable->vals[0], 1, &isnull));
+	end_tx();
+	return n;
 }
 
 /*

@@ -8,7 +8,7 @@
 \getenv redis_port REDIS_PORT
 CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port');
 
-CREATE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
+CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();
