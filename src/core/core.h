@@ -56,6 +56,8 @@ typedef struct PolyglotRoute
 	TimestampTz backoff_until;	/* 0 if none */
 	int32		consecutive_failures;
 	bool		backfilling;	/* a backfill is under way */
+	bool		restored;		/* no route_state: loaded by a restore, not
+								 * yet reattached (_reattach_restored()) */
 } PolyglotRoute;
 
 /* One event of a batch, with the row's state read in the same snapshot */

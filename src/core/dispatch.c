@@ -217,7 +217,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
 					 "             AND a.attname = k.name AND NOT a.attisdropped), "
 					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL, "
-					 "       c.relowner "
+					 "       c.relowner, s.route_id IS NULL "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -268,6 +268,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		r->source_owner = DatumGetObjectId(spi_datum(tup, 18, &isnull));
 		if (isnull)
 			r->source_owner = InvalidOid;
+		r->restored = DatumGetBool(spi_datum(tup, 19, &isnull));
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;
@@ -1285,13 +1286,26 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 	ListCell   *lc;
 	bool		more = false;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		restored = false;
+
+	foreach(lc, routes)
+		restored |= ((PolyglotRoute *) lfirst(lc))->restored;
+	if (restored && polyglot_worker_slot == 0)
+	{
+		/* routes that pg_dump wrote and a restore loaded: take them back */
+		begin_tx();
+		(void) spi_exec("SELECT polyglot._reattach_restored()", 0, NULL, NULL, NULL, false,
+						SPI_OK_SELECT, "reattach restored routes");
+		end_tx();
+	}
 
 	foreach(lc, routes)
 	{
 		PolyglotRoute *route = (PolyglotRoute *) lfirst(lc);
 
 		CHECK_FOR_INTERRUPTS();
-		if (route->paused || !route->source_exists)
+		/* a restored route waits until it is reattached (its server's OID is the dump's) */
+		if (route->paused || !route->source_exists || route->restored)
 			continue;
 		if (route->backoff_until > now)
 		{
