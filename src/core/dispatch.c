@@ -7,10 +7,12 @@
  *
  * Only short transactions: the batch is read in one (events and rows in
  * the same snapshot), delivered with no transaction open, and acknowledged
- * in a second one that deletes exactly the events it read.  There is no
- * "id > last seen" cursor: an event whose id is lower than one already
- * delivered (its transaction committed later) is simply found by a later
- * batch.  Delivery is state-based: a key's events coalesce into one write of
+ * in a second one that deletes exactly the events it read.  While a
+ * backlog drains, a batch starts after the previous full batch's last id
+ * (so acknowledged rows' index entries are not walked again); once a
+ * batch is not full, the next starts from the first row again, and an
+ * event whose id is lower than one already delivered (its transaction
+ * committed later) is found then.  Delivery is state-based: a key's events coalesce into one write of
  * the row as it is now, or a delete when the row is gone, so replays and
  * reordering between batches cannot leave an older state behind.
  *
@@ -345,6 +347,15 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
  * thousand keys of one transaction).  Only the rows kept are detoasted: the
  * running count uses the nkeys column, not the key arrays.
  *
+ * A batch starts after $6, the last outbox id of the route's previous
+ * batch when that one was full (see route_position()), else 0: while a
+ * backlog drains, a batch does not walk again the index entries of the
+ * rows already acknowledged, which stay in the index as long as something
+ * holds back xmin (a long transaction, pg_dump, a replication slot) and
+ * would make the drain quadratic.  A row that committed late with a lower
+ * id is found when the backlog is drained: the first batch that is not
+ * full sets the position back to 0.
+ *
  * Rows written under another polyglot.workers (nslots differs: a prepared
  * transaction committed after a restart that changed it) are left alone
  * until worker 0 re-splits them: their slot is not this number of workers'.
@@ -359,7 +370,7 @@ static const char *const events_sql =
 "  SELECT id, attempts, op, enqueued_at, key, nkeys,"
 "         sum(nkeys) OVER (ORDER BY id) AS upto"
 "  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
-"        WHERE route_id = $1 AND slot = $4 AND nslots = $5"
+"        WHERE route_id = $1 AND slot = $4 AND id > $6 AND nslots = $5"
 "          AND (retry_at IS NULL OR retry_at <= now())"
 "          AND id <> ALL ($3)"
 "          AND NOT EXISTS (SELECT FROM polyglot.routes r"
@@ -429,6 +440,42 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 	return sql.data;
 }
 
+/* Where the next batch of each route starts reading, by route id */
+typedef struct RoutePosition
+{
+	int32		route_id;		/* hash key */
+	int64		after;			/* outbox id */
+} RoutePosition;
+
+static HTAB *positions = NULL;
+
+/*
+ * The outbox id after which the next batch of a route starts (0: from the
+ * first); kept for the worker's life, in TopMemoryContext.
+ */
+static int64 *
+route_position(int32 route_id)
+{
+	RoutePosition *pos;
+	bool		found;
+
+	if (positions == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(RoutePosition);
+		ctl.hcxt = TopMemoryContext;
+		positions = hash_create("pg_polyglot route positions", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	pos = hash_search(positions, &route_id, HASH_ENTER, &found);
+	if (!found)
+		pos->after = 0;
+	return &pos->after;
+}
+
 /*
  * Reads the events of a batch (in cxt, one per key, oldest first), leaving
  * out the outbox rows of a batch still in flight; the number of keys read
@@ -437,8 +484,8 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 static List *
 read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 {
-	Oid			argtypes[5] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID, INT2OID};
-	Datum		args[5];
+	Oid			argtypes[6] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID, INT2OID, INT8OID};
+	Datum		args[6];
 	List	   *events = NIL;
 	int			ncols = list_length(route->key_columns);
 	uint64		r;
@@ -448,7 +495,8 @@ read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 	args[2] = inflight_ids;
 	args[3] = Int16GetDatum(polyglot_worker_slot);
 	args[4] = Int16GetDatum(polyglot_nslots());
-	(void) spi_exec_plan(&events_plan, events_sql, 5, argtypes, args, NULL, true, SPI_OK_SELECT,
+	args[5] = Int64GetDatum(*route_position(route->id));
+	(void) spi_exec_plan(&events_plan, events_sql, 6, argtypes, args, NULL, true, SPI_OK_SELECT,
 						 "reading a batch");
 
 	for (r = 0; r < SPI_processed; r++)
@@ -1058,6 +1106,14 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 	begin_tx();
 	batch->events = read_events(route, inflight_ids, batch->cxt);
 	batch->nevents = list_length(batch->events);
+
+	/*
+	 * A full batch: the next one starts after it.  Otherwise the backlog is
+	 * drained, and the next batch starts from the first row again, to find
+	 * rows that committed late with lower ids.
+	 */
+	*route_position(route->id) = batch->nevents >= polyglot_batch_size ?
+		((PolyglotEvent *) llast(batch->events))->id : 0;
 	if (batch->nevents > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
@@ -1202,6 +1258,8 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		if (cur && cur->sent)
 			sink->abandon(route, cur->sent);
 		more = false;
+		/* what was not acknowledged is read again, from the first row */
+		*route_position(route->id) = 0;
 		backoff = record_route_failure(route, edata);
 		*sleep_ms = Min(*sleep_ms, backoff);
 	}
