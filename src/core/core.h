@@ -61,6 +61,8 @@ typedef struct PolyglotRoute
 	TimestampTz backoff_until;	/* 0 if none */
 	int32		consecutive_failures;
 	bool		backfilling;	/* a backfill is under way */
+	bool		restored;		/* no route_state: loaded by a restore, not
+								 * yet reattached (_reattach_restored()) */
 } PolyglotRoute;
 
 /* One event of a batch, with the row's state read in the same snapshot */
@@ -84,9 +86,12 @@ typedef struct PolyglotEvent
 typedef enum PolyglotItemStatus
 {
 	POLYGLOT_ITEM_OK,
-	POLYGLOT_ITEM_FAILED,		/* permanent for this key: retry, then dead letter */
-	POLYGLOT_ITEM_STALE			/* done: the store holds newer data and refused
+	POLYGLOT_ITEM_FAILED,		/* failed for this key: retry, then dead letter */
+	POLYGLOT_ITEM_STALE,		/* done: the store holds newer data and refused
 								 * this write as older (counted in status.stale) */
+	POLYGLOT_ITEM_REJECTED		/* can never be delivered as it is (its key
+								 * does not parse as the key column's type):
+								 * a dead letter at once, no retries */
 } PolyglotItemStatus;
 
 typedef struct PolyglotItemResult
@@ -107,6 +112,7 @@ extern int	polyglot_fix_settings(bool for_process);
 /* dispatch.c */
 extern int	polyglot_worker_slot;
 extern void polyglot_resplit_outbox(void);
+extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
 
 /* backoff (src/common/backoff.c) */

@@ -7,10 +7,12 @@
  *
  * Only short transactions: the batch is read in one (events and rows in
  * the same snapshot), delivered with no transaction open, and acknowledged
- * in a second one that deletes exactly the events it read.  There is no
- * "id > last seen" cursor: an event whose id is lower than one already
- * delivered (its transaction committed later) is simply found by a later
- * batch.  Delivery is state-based: a key's events coalesce into one write of
+ * in a second one that deletes exactly the events it read.  While a
+ * backlog drains, a batch starts after the previous full batch's last id
+ * (so acknowledged rows' index entries are not walked again); once a
+ * batch is not full, the next starts from the first row again, and an
+ * event whose id is lower than one already delivered (its transaction
+ * committed later) is found then.  Delivery is state-based: a key's events coalesce into one write of
  * the row as it is now, or a delete when the row is gone, so replays and
  * reordering between batches cannot leave an older state behind.
  *
@@ -39,6 +41,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -252,7 +255,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
 					 "             AND a.attname = k.name AND NOT a.attisdropped), "
 					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL, "
-					 "       c.relowner, r.owner_mapping "
+					 "       c.relowner, r.owner_mapping, s.route_id IS NULL "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -304,6 +307,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		if (isnull)
 			r->source_owner = InvalidOid;
 		r->owner_mapping = DatumGetBool(spi_datum(tup, 19, &isnull)) && !isnull;
+		r->restored = DatumGetBool(spi_datum(tup, 20, &isnull));
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;
@@ -382,6 +386,19 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
  * thousand keys of one transaction).  Only the rows kept are detoasted: the
  * running count uses the nkeys column, not the key arrays.
  *
+ * A batch starts after $6, the last outbox id of the route's previous
+ * batch when that one was full (see route_position()), else 0: while a
+ * backlog drains, a batch does not walk again the index entries of the
+ * rows already acknowledged, which stay in the index as long as something
+ * holds back xmin (a long transaction, pg_dump, a replication slot) and
+ * would make the drain quadratic.  A row that committed late with a lower
+ * id is found when the backlog is drained: the first batch that is not
+ * full sets the position back to 0.
+ *
+ * Rows written under another polyglot.workers (nslots differs: a prepared
+ * transaction committed after a restart that changed it) are left alone
+ * until worker 0 re-splits them: their slot is not this number of workers'.
+ *
  * The route is checked again for a pause in the snapshot that reads the
  * rows: the round read the route list in an earlier transaction, and a
  * pause committed in between must hold back any change written after it
@@ -392,7 +409,8 @@ static const char *const events_sql =
 "  SELECT id, attempts, op, enqueued_at, key, nkeys,"
 "         sum(nkeys) OVER (ORDER BY id) AS upto"
 "  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
-"        WHERE route_id = $1 AND slot = $4 AND (retry_at IS NULL OR retry_at <= now())"
+"        WHERE route_id = $1 AND slot = $4 AND id > $6 AND nslots = $5"
+"          AND (retry_at IS NULL OR retry_at <= now())"
 "          AND id <> ALL ($3)"
 "          AND NOT EXISTS (SELECT FROM polyglot.routes r"
 "                          WHERE r.id = $1 AND r.paused)"
@@ -470,6 +488,42 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 	return sql.data;
 }
 
+/* Where the next batch of each route starts reading, by route id */
+typedef struct RoutePosition
+{
+	int32		route_id;		/* hash key */
+	int64		after;			/* outbox id */
+} RoutePosition;
+
+static HTAB *positions = NULL;
+
+/*
+ * The outbox id after which the next batch of a route starts (0: from the
+ * first); kept for the worker's life, in TopMemoryContext.
+ */
+static int64 *
+route_position(int32 route_id)
+{
+	RoutePosition *pos;
+	bool		found;
+
+	if (positions == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(RoutePosition);
+		ctl.hcxt = TopMemoryContext;
+		positions = hash_create("pg_polyglot route positions", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	pos = hash_search(positions, &route_id, HASH_ENTER, &found);
+	if (!found)
+		pos->after = 0;
+	return &pos->after;
+}
+
 /*
  * Reads the events of a batch (in cxt, one per key, oldest first), leaving
  * out the outbox rows of a batch still in flight; the number of keys read
@@ -478,8 +532,8 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 static List *
 read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 {
-	Oid			argtypes[4] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID};
-	Datum		args[4];
+	Oid			argtypes[6] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID, INT2OID, INT8OID};
+	Datum		args[6];
 	List	   *events = NIL;
 	int			ncols = list_length(route->key_columns);
 	uint64		r;
@@ -488,7 +542,9 @@ read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 	args[1] = Int32GetDatum(polyglot_batch_size);
 	args[2] = inflight_ids;
 	args[3] = Int16GetDatum(polyglot_worker_slot);
-	(void) spi_exec_plan(&events_plan, events_sql, 4, argtypes, args, NULL, true, SPI_OK_SELECT,
+	args[4] = Int16GetDatum(polyglot_nslots());
+	args[5] = Int64GetDatum(*route_position(route->id));
+	(void) spi_exec_plan(&events_plan, events_sql, 6, argtypes, args, NULL, true, SPI_OK_SELECT,
 						 "reading a batch");
 
 	for (r = 0; r < SPI_processed; r++)
@@ -729,10 +785,38 @@ key_array(List *key)
 }
 
 /*
+ * Moves the events of one key to the dead letters, as one dead letter row
+ * with the key, its first event's operation and enqueue time, the attempts
+ * made and the error.  Runs inside the acknowledging transaction, which
+ * also deletes the key's outbox rows, so neither is lost without the
+ * other.  Every way into the dead letters goes through here: a key out of
+ * attempts, and a key rejected outright (POLYGLOT_ITEM_REJECTED, by the
+ * batch read or by a sink).
+ */
+static void
+dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char *error)
+{
+	static SPIPlanPtr dead_plan = NULL;
+	Oid			argtypes[6] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	Datum		args[6];
+
+	args[0] = Int32GetDatum(route->id);
+	args[1] = CharGetDatum(item->event->op);
+	args[2] = key_array(item->event->key);
+	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
+	args[4] = Int32GetDatum(attempts);
+	args[5] = CStringGetTextDatum(error);
+	(void) spi_exec_plan(&dead_plan, "INSERT INTO polyglot.dead_letters "
+						 "(id, route_id, op, key, enqueued_at, attempts, error) "
+						 "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
+						 6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
+}
+
+/*
  * Acknowledges a delivered batch in one transaction: deletes every outbox
  * row it read, puts each key that failed back as a row of its own with one
  * more attempt and a later retry_at, or in the dead letters when it is out
- * of attempts, and updates the route's counters.
+ * of attempts or was rejected, and updates the route's counters.
  */
 static void
 ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *results)
@@ -740,8 +824,10 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 	int64		ndone = 0,
 				nretry = 0,
 				ndead = 0,
-				nstale = 0;
+				nstale = 0,
+				nrejected = 0;
 	char	   *last_error = NULL;
+	char	   *last_rejection = NULL;
 	ListCell   *lc;
 	int			i;
 
@@ -776,6 +862,22 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			attempts = Max(attempts, ((PolyglotEvent *) lfirst(ec))->attempts);
 		attempts++;
 		last_error = results[i].error ? results[i].error : "unknown error";
+		if (results[i].status == POLYGLOT_ITEM_REJECTED)
+		{
+			dead_letter(route, item, attempts, last_error);
+			last_rejection = last_error;
+			nrejected++;
+			ndead++;
+			i++;
+			continue;
+		}
+		if (attempts >= polyglot_max_attempts)
+		{
+			dead_letter(route, item, attempts, last_error);
+			ndead++;
+			i++;
+			continue;
+		}
 		args[0] = Int32GetDatum(route->id);
 		args[1] = CharGetDatum(item->event->op);
 		args[2] = key_array(item->event->key);
@@ -787,28 +889,22 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		/* the key's slot is this worker's: its retries stay here */
 		args[7] = Int16GetDatum(polyglot_worker_slot);
 		args[8] = Int16GetDatum(polyglot_nslots());
-		if (attempts >= polyglot_max_attempts)
-		{
-			(void) spi_exec("INSERT INTO polyglot.dead_letters "
-							"(id, route_id, op, key, enqueued_at, attempts, error) "
-							"VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
-							6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
-			ndead++;
-		}
-		else
-		{
-			(void) spi_exec("INSERT INTO polyglot.outbox "
-							"(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
-							"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
-							9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
-			nretry++;
-		}
+		(void) spi_exec("INSERT INTO polyglot.outbox "
+						"(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
+						"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
+						9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
+		nretry++;
 		i++;
 	}
-	if (ndead > 0)
+	if (nrejected > 0)
+		ereport(LOG,
+				(errmsg("pg_polyglot route %d: " INT64_FORMAT " keys moved to dead letters without retries",
+						route->id, nrejected),
+				 errdetail_internal("%s", last_rejection)));
+	if (ndead > nrejected)
 		ereport(LOG,
 				(errmsg("pg_polyglot route %d: " INT64_FORMAT " keys moved to dead letters after %d attempts",
-						route->id, ndead, polyglot_max_attempts),
+						route->id, ndead - nrejected, polyglot_max_attempts),
 				 errdetail_internal("%s", last_error ? last_error : "")));
 
 	{
@@ -943,8 +1039,105 @@ typedef struct Batch
 	List	   *events;
 	List	   *items;
 	int			nevents;
+	List	   *rejected;		/* items whose rows could not be read */
+	List	   *rejected_errors;	/* of char *: why, one per rejected item */
 	void	   *sent;			/* the sink's state once sent */
 } Batch;
+
+/*
+ * Reads the rows of items in a subtransaction of the read transaction.
+ * Returns NULL, or the error that aborted the subtransaction (in the
+ * caller's memory context).
+ */
+static ErrorData *
+try_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+			  List *items, MemoryContext cxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		polyglot_read_rows(route, sink, payload, items, cxt);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * Reads the current state of a batch's rows.  When that fails with a data
+ * exception (SQLSTATE class 22), one key's text is to blame, typically: it
+ * no longer parses as the key column's type (the type changed while the
+ * key's events were pending; a money key written under another
+ * lc_monetary).  Such a key would fail every later read of the route too,
+ * so the rows are read again key by key: the keys that fail are taken out
+ * of the batch into batch->rejected, with their error, and become dead
+ * letters when the batch is acknowledged; the others are delivered.  Any
+ * other error, or a data exception of every key of a batch of several
+ * (not one key's fault), fails the whole batch as before.
+ */
+static void
+read_batch_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+				Batch *batch)
+{
+	ErrorData  *edata;
+	List	   *kept = NIL;
+	ListCell   *lc;
+	StringInfoData scratch;
+	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+
+	edata = try_read_rows(route, sink, payload, batch->items, batch->cxt);
+	if (edata == NULL)
+	{
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+		ReThrowError(edata);
+
+	initStringInfo(&scratch);
+	foreach(lc, batch->items)
+	{
+		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
+		ErrorData  *e = try_read_rows(route, sink, payload, list_make1(item), batch->cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		if (e == NULL)
+		{
+			kept = lappend(kept, item);
+			continue;
+		}
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			ReThrowError(e);
+		resetStringInfo(&scratch);
+		appendStringInfo(&scratch, "could not read the row of this key: %s", e->message);
+		if (e->detail)
+			appendStringInfo(&scratch, ": %s", e->detail);
+		batch->rejected = lappend(batch->rejected, item);
+		batch->rejected_errors = lappend(batch->rejected_errors, pstrdup(scratch.data));
+		FreeErrorData(e);
+	}
+	if (kept == NIL && list_length(batch->items) > 1)
+		ReThrowError(edata);
+	batch->items = kept;
+	FreeErrorData(edata);
+	MemoryContextSwitchTo(old);
+}
 
 /*
  * Reads a batch in one short transaction: its events, leaving out those of
@@ -966,6 +1159,14 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 	begin_tx();
 	batch->events = read_events(route, inflight_ids, batch->cxt);
 	batch->nevents = list_length(batch->events);
+
+	/*
+	 * A full batch: the next one starts after it.  Otherwise the backlog is
+	 * drained, and the next batch starts from the first row again, to find
+	 * rows that committed late with lower ids.
+	 */
+	*route_position(route->id) = batch->nevents >= polyglot_batch_size ?
+		((PolyglotEvent *) llast(batch->events))->id : 0;
 	if (batch->nevents > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
@@ -986,7 +1187,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 			SetUserIdAndSecContext(route->source_owner,
 								   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 								   SECURITY_RESTRICTED_OPERATION);
-		polyglot_read_rows(route, sink, payload, batch->items, batch->cxt);
+		read_batch_rows(route, sink, payload, batch);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 	}
 	end_tx();
@@ -1000,11 +1201,22 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 {
 	PolyglotItemResult *results;
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	int			nitems = list_length(batch->items);
+	int			i;
+	ListCell   *lc;
 
-	results = palloc0(sizeof(PolyglotItemResult) * list_length(batch->items));
-	sink->finish(route, batch->items, batch->sent, results);
+	/* the rejected items follow the delivered ones, with their errors */
+	results = palloc0(sizeof(PolyglotItemResult) * Max(nitems + list_length(batch->rejected), 1));
+	if (batch->items != NIL)
+		sink->finish(route, batch->items, batch->sent, results);
 	batch->sent = NULL;
-	ack_batch(route, batch->events, batch->items, results);
+	i = nitems;
+	foreach(lc, batch->rejected_errors)
+	{
+		results[i].status = POLYGLOT_ITEM_REJECTED;
+		results[i++].error = (char *) lfirst(lc);
+	}
+	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch->cxt);
 }
@@ -1152,7 +1364,8 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 									   psprintf("delivering %d changes of route %d",
 												cur->nevents, route->id));
 				MemoryContextSwitchTo(cur->cxt);
-				cur->sent = sink->send(route, cur->items);
+				if (cur->items != NIL)
+					cur->sent = sink->send(route, cur->items);
 				MemoryContextSwitchTo(route_cxt);
 			}
 			if (prev)
@@ -1197,6 +1410,8 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		if (cur && cur->sent)
 			sink->abandon(route, cur->sent);
 		more = false;
+		/* what was not acknowledged is read again, from the first row */
+		*route_position(route->id) = 0;
 		if (is_key_fault(edata) && (prev || cur))
 		{
 			isolate = true;
@@ -1294,6 +1509,28 @@ polyglot_resplit_outbox(void)
 }
 
 /*
+ * The number of transactions of this database that were prepared before
+ * the server started, and so may have written outbox rows under another
+ * polyglot.workers: rows that the start-up re-split could not see, which
+ * appear at COMMIT PREPARED.  Runs in a transaction of its own.
+ */
+int
+polyglot_old_prepared_xacts(void)
+{
+	bool		isnull;
+	int			n;
+
+	begin_tx();
+	(void) spi_exec("SELECT pg_catalog.count(*)::int4 FROM pg_catalog.pg_prepared_xacts "
+					"WHERE database = pg_catalog.current_database() "
+					"AND prepared < pg_catalog.pg_postmaster_start_time()",
+					0, NULL, NULL, NULL, true, SPI_OK_SELECT, "count prepared transactions");
+	n = DatumGetInt32(spi_datum(SPI_tuptable->vals[0], 1, &isnull));
+	end_tx();
+	return n;
+}
+
+/*
  * One round over every route of the database.  Returns true when some
  * route had a full batch, so the worker should go on without sleeping;
  * *sleep_ms is shortened to the end of the nearest backoff.
@@ -1305,13 +1542,26 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 	ListCell   *lc;
 	bool		more = false;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		restored = false;
+
+	foreach(lc, routes)
+		restored |= ((PolyglotRoute *) lfirst(lc))->restored;
+	if (restored && polyglot_worker_slot == 0)
+	{
+		/* routes that pg_dump wrote and a restore loaded: take them back */
+		begin_tx();
+		(void) spi_exec("SELECT polyglot._reattach_restored()", 0, NULL, NULL, NULL, false,
+						SPI_OK_SELECT, "reattach restored routes");
+		end_tx();
+	}
 
 	foreach(lc, routes)
 	{
 		PolyglotRoute *route = (PolyglotRoute *) lfirst(lc);
 
 		CHECK_FOR_INTERRUPTS();
-		if (route->paused || !route->source_exists)
+		/* a restored route waits until it is reattached (its server's OID is the dump's) */
+		if (route->paused || !route->source_exists || route->restored)
 			continue;
 		if (route->backoff_until > now)
 		{

@@ -18,7 +18,10 @@
  * in order, while different keys proceed in parallel.  The launcher starts
  * worker 0, which finds the extension, re-splits outbox rows written under
  * another polyglot.workers (a restart changed it), and only then asks for
- * workers 1 to N-1.  Worker 0 also runs the backfills.
+ * workers 1 to N-1; it re-splits again whenever a transaction prepared
+ * before the restart ends, since such a transaction's rows appear only at
+ * COMMIT PREPARED (and no worker reads rows of another nslots).  Worker 0
+ * also runs the backfills.
  *
  * A worker drains the outbox of its database (dispatch.c).  It sleeps on its
  * latch, which backends set when a transaction that captured changes
@@ -724,6 +727,7 @@ polyglot_worker_main(Datum main_arg)
 	MemoryContext loop_cxt;
 	volatile int round_errors = 0;
 	volatile int empty_rounds = 0;
+	volatile int old_prepared = 0;	/* worker 0: see below */
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	dboid = args.dboid;
@@ -798,6 +802,7 @@ polyglot_worker_main(Datum main_arg)
 	 */
 	if (polyglot_worker_slot == 0)
 	{
+		old_prepared = polyglot_old_prepared_xacts();
 		polyglot_resplit_outbox();
 		if (polyglot_nslots() > 1)
 			request_other_workers(dboid);
@@ -825,6 +830,22 @@ polyglot_worker_main(Datum main_arg)
 		old = MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
+			/*
+			 * A transaction prepared before the restart that ends now may
+			 * have left outbox rows of another polyglot.workers, which no
+			 * worker reads: re-split them, and wake the workers.
+			 */
+			if (polyglot_worker_slot == 0 && old_prepared > 0)
+			{
+				int			n = polyglot_old_prepared_xacts();
+
+				if (n < old_prepared)
+				{
+					polyglot_resplit_outbox();
+					polyglot_wake_database(MyDatabaseId, ~UINT64CONST(0));
+				}
+				old_prepared = n;
+			}
 			more = polyglot_dispatch_round(&sleep_ms, &extension_gone, &did_work);
 			round_errors = 0;
 		}
