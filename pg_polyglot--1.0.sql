@@ -1273,10 +1273,11 @@ SELECT s.route,
        (s.state = 'backing off')::int AS backing_off,
        (s.state = 'paused')::int AS paused,
        (s.backfill IS NOT DISTINCT FROM 'running')::int AS backfilling,
-       s.backfill_rows
+       s.backfill_rows,
+       s.stale
 FROM polyglot.status s;
 COMMENT ON VIEW polyglot.metrics IS
-  'pg_polyglot: per route, for monitoring: pending keys, lag_seconds (age of the oldest pending event), delivered/failed/retries counters, dead letters, backing_off/paused/backfilling flags, backfill_rows';
+  'pg_polyglot: per route, for monitoring: pending keys, lag_seconds (age of the oldest pending event), delivered/failed/retries counters, dead letters, backing_off/paused/backfilling flags, backfill_rows, stale (writes refused as older than the store''s)';
 
 -- Dropping a synced table drops its routes; dropping a key column of a
 -- synced table stops its routes (their triggers could not find the key).
