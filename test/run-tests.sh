@@ -107,8 +107,9 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	cp -r test/t "$tap_dir/t"
 	chown -R "$POLYGLOT_STACK_USER": "$tap_dir"
 	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
-	# shellcheck disable=SC2206 # POLYGLOT_PG_SANITIZER_ENV is VAR=value words
-	run_tap=(env $POLYGLOT_PG_SANITIZER_ENV PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
+	# (with a sanitized library, the TAP tests' clusters start their
+	# postgres through the stack's wrapper)
+	run_tap=(env PATH="$POLYGLOT_PG_SANITIZER_BIN:$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
 		PGPORT= PGHOST= PGUSER= PGDATABASE=
 		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI" MONGO_TOOL="$MONGO_TOOL"
 		FERRETDB_BIN="$FERRETDB_BIN"
