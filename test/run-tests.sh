@@ -83,9 +83,10 @@ case ${POLYGLOT_SANITIZE:-} in
 	address) build_flags=(PROFILE='-fsanitize=address -fno-omit-frame-pointer') ;;
 	*) echo "POLYGLOT_SANITIZE=$POLYGLOT_SANITIZE: only 'address' is known" >&2; exit 2 ;;
 esac
-if [ "$(cat .build-flavor 2>/dev/null)" != "${POLYGLOT_SANITIZE:-plain}" ]; then
+flavor="${POLYGLOT_SANITIZE:-plain} ${PG_CONFIG:-default}"
+if [ "$(cat .build-flavor 2>/dev/null)" != "$flavor" ]; then
 	make -s clean >/dev/null
-	echo "${POLYGLOT_SANITIZE:-plain}" >.build-flavor
+	echo "$flavor" >.build-flavor
 fi
 if ! make -s "${build_flags[@]}" >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'warning:' /tmp/pg_polyglot-build.log; then
 	cat /tmp/pg_polyglot-build.log
