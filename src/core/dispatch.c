@@ -884,26 +884,45 @@ dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char
 						 6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
 }
 
+/* Orders events by outbox row */
+static int
+event_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int64		ia = ((PolyglotEvent *) lfirst(a))->id;
+	int64		ib = ((PolyglotEvent *) lfirst(b))->id;
+
+	return ia < ib ? -1 : ia > ib ? 1 : 0;
+}
+
 /*
- * Puts the keys of a batch that polyglot.batch_bytes left out back in the
- * outbox, unchanged: the keys that came from one outbox row go back as one
- * row, with its operation, enqueue time and attempts, due at once.  They
- * get new ids, after every row of the batches in flight, so they are read
- * by a later batch, in a later snapshot: their rows' state then is never
- * older than what a batch in flight delivers of the same key.
+ * Puts the events of the keys that polyglot.batch_bytes left out of a batch
+ * back in the outbox, unchanged: the events that came from one outbox row go
+ * back as one row, with its operation, enqueue time and attempts, due at
+ * once (a key with events of several rows keeps each, so the delivered
+ * count stays one per event).  They get new ids, after every row of the
+ * batches in flight, so they are read by a later batch, in a later
+ * snapshot: the state of their rows then is never older than what a batch
+ * in flight delivers of the same keys.
  */
 static void
 requeue_deferred(PolyglotRoute *route, List *deferred)
 {
 	int			ncols = list_length(route->key_columns);
-	int			nitems = list_length(deferred);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(nitems * ncols, 1));
+	List	   *events = NIL;
+	ListCell   *lc;
+	Datum	   *elems;
+	int			nevents;
 	int			first = 0;
 
-	while (first < nitems)
+	foreach(lc, deferred)
+		events = list_concat(events, ((PolyglotItem *) lfirst(lc))->events);
+	list_sort(events, event_id_cmp);
+	nevents = list_length(events);
+	elems = palloc(sizeof(Datum) * Max(Min(nevents, 1000) * ncols, 1));
+
+	while (first < nevents)
 	{
-		PolyglotItem *head = (PolyglotItem *) list_nth(deferred, first);
-		int32		attempts = 0;
+		PolyglotEvent *head = (PolyglotEvent *) list_nth(events, first);
 		int			n = 0;
 		int			dims[2];
 		int			lbs[2] = {1, 1};
@@ -911,31 +930,27 @@ requeue_deferred(PolyglotRoute *route, List *deferred)
 		INT4OID, INT2OID, INT2OID};
 		Datum		args[8];
 
-		/* the items of one outbox row are together, in the row's order */
-		while (first + n < nitems && n < 1000)
+		while (first + n < nevents && n < 1000)
 		{
-			PolyglotItem *item = (PolyglotItem *) list_nth(deferred, first + n);
-			ListCell   *ec,
-					   *kc;
+			PolyglotEvent *ev = (PolyglotEvent *) list_nth(events, first + n);
+			ListCell   *kc;
+			int			c = 0;
 
-			if (item->event->id != head->event->id)
+			if (ev->id != head->id)
 				break;
-			foreach(ec, item->events)
-				attempts = Max(attempts, ((PolyglotEvent *) lfirst(ec))->attempts);
-			foreach(kc, item->event->key)
-				elems[n * ncols + foreach_current_index(kc)] =
-					CStringGetTextDatum((char *) lfirst(kc));
+			foreach(kc, ev->key)
+				elems[n * ncols + c++] = CStringGetTextDatum((char *) lfirst(kc));
 			n++;
 		}
 		dims[0] = n;
 		dims[1] = ncols;
 		args[0] = Int32GetDatum(route->id);
-		args[1] = CharGetDatum(head->event->op);
+		args[1] = CharGetDatum(head->op);
 		args[2] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
 													 false, TYPALIGN_INT));
 		args[3] = Int32GetDatum(n);
-		args[4] = TimestampTzGetDatum(head->event->enqueued_at);
-		args[5] = Int32GetDatum(attempts);
+		args[4] = TimestampTzGetDatum(head->enqueued_at);
+		args[5] = Int32GetDatum(head->attempts);
 		/* the keys' slot is this worker's */
 		args[6] = Int16GetDatum(polyglot_worker_slot);
 		args[7] = Int16GetDatum(polyglot_nslots());
