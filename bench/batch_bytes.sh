@@ -77,7 +77,7 @@ run() {
 	peak=0; peaksum=$idle
 	start=$(date +%s.%N)
 	psql_q -c "SELECT polyglot.resume($ROUTE)" > /dev/null
-	# bounded in time: 20 minutes at most
+	# bounded in time (20 minutes) and by the machine's free memory
 	while :; do
 		sum=0
 		for w in $workers; do
@@ -87,6 +87,11 @@ run() {
 		done
 		[ "$sum" -gt "$peaksum" ] && peaksum=$sum
 		[ "$(psql_q -At -c "SELECT count(*) = 0 FROM polyglot.outbox")" = t ] && break
+		# the machine is shared: stop the drain before it runs out of memory
+		if [ "$(awk '$1 == "MemAvailable:" { print $2 }' /proc/meminfo)" -lt 3145728 ]; then
+			psql_q -c "SELECT polyglot.pause($ROUTE)" > /dev/null
+			echo "stopped: less than 3 GB of memory left on the machine" >&2; break
+		fi
 		if [ "$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { print (n - s > 1200) }')" = 1 ]; then
 			echo "gave up after 20 minutes" >&2; break
 		fi
