@@ -13,6 +13,9 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -25,6 +28,7 @@ PG_MODULE_MAGIC;
 char	   *polyglot_database = NULL;
 int			polyglot_workers = POLYGLOT_DEFAULT_WORKERS;
 int			polyglot_batch_size = POLYGLOT_DEFAULT_BATCH_SIZE;
+int			polyglot_batch_bytes = POLYGLOT_DEFAULT_BATCH_BYTES_KB;
 int			polyglot_poll_interval = POLYGLOT_DEFAULT_POLL_INTERVAL_MS;
 int			polyglot_max_attempts = POLYGLOT_DEFAULT_MAX_ATTEMPTS;
 int			polyglot_backoff_max = POLYGLOT_DEFAULT_BACKOFF_MAX_MS;
@@ -96,6 +100,15 @@ _PG_init(void)
 							POLYGLOT_DEFAULT_BATCH_SIZE, 1, 100000,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("polyglot.batch_bytes",
+							"Maximum size of the rows the worker delivers in one batch.",
+							"The keys whose rows do not fit wait for the next batch; a batch always takes at least one row.",
+							&polyglot_batch_bytes,
+							POLYGLOT_DEFAULT_BATCH_BYTES_KB, 1, MAX_KILOBYTES,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("polyglot.poll_interval",

@@ -25,6 +25,7 @@
 #define POLYGLOT_DEFAULT_IO_TIMEOUT_MS			30000
 #define POLYGLOT_DEFAULT_REDIS_PORT				6379
 #define POLYGLOT_DEFAULT_BATCH_SIZE				1000
+#define POLYGLOT_DEFAULT_BATCH_BYTES_KB			(16 * 1024)	/* 16MB */
 #define POLYGLOT_DEFAULT_POLL_INTERVAL_MS		1000
 #define POLYGLOT_DEFAULT_MAX_ATTEMPTS			10
 #define POLYGLOT_DEFAULT_BACKOFF_MAX_MS			60000
@@ -38,6 +39,7 @@ extern bool polyglot_mongo_pushdown;
 extern bool polyglot_elastic_pushdown;
 extern bool polyglot_redis_pushdown;
 extern int	polyglot_batch_size;
+extern int	polyglot_batch_bytes;
 extern int	polyglot_poll_interval;
 extern int	polyglot_max_attempts;
 extern int	polyglot_backoff_max;

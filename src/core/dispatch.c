@@ -62,6 +62,7 @@
 static SPIPlanPtr events_plan = NULL;
 static SPIPlanPtr ack_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
+static SPIPlanPtr requeue_plan = NULL;
 
 /*
  * lappend into a given memory context: results built inside a transaction
@@ -585,12 +586,79 @@ read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
 }
 
 /*
+ * What an event's rendered row weighs in memory, for polyglot.batch_bytes:
+ * its JSON, its columns as text, or the sink's rendering of it.
+ */
+Size
+polyglot_event_bytes(PolyglotEvent *ev, int ncols)
+{
+	Size		n = ev->json_len + ev->row_len;
+	int			c;
+
+	if (ev->values)
+		for (c = 0; c < ncols; c++)
+			if (ev->values[c])
+				n += strlen(ev->values[c]);
+	return n;
+}
+
+/* Takes one row of the rows query into the event of its item; returns its index or -1. */
+static int
+load_row(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+		 HeapTuple tup, PolyglotItem **byord, int nitems, MemoryContext cxt)
+{
+	int			ncols = list_length(route->columns);
+	bool		isnull;
+	int64		ord = DatumGetInt64(spi_datum(tup, 1, &isnull));
+	PolyglotEvent *ev;
+	int			c;
+
+	if (ord < 1 || ord > nitems)
+		return -1;
+	ev = byord[ord - 1]->event;
+	ev->found = DatumGetBool(spi_datum(tup, 2, &isnull));
+	if (payload == POLYGLOT_PAYLOAD_JSON)
+	{
+		ev->json = spi_text(tup, 3, cxt);
+		ev->json_len = ev->json ? strlen(ev->json) : 0;
+	}
+	else if (payload == POLYGLOT_PAYLOAD_COLUMNS && ncols > 0)
+	{
+		ev->values = MemoryContextAllocZero(cxt, sizeof(char *) * ncols);
+		for (c = 0; c < ncols; c++)
+			ev->values[c] = spi_text(tup, 3 + c, cxt);
+	}
+	else if (payload == POLYGLOT_PAYLOAD_DATUMS && !ev->found)
+		sink->render_row(route, ev, NULL, NULL, NULL, cxt);
+	else if (payload == POLYGLOT_PAYLOAD_DATUMS)
+	{
+		Datum	   *values = palloc(sizeof(Datum) * Max(ncols, 1));
+		bool	   *nulls = palloc(sizeof(bool) * Max(ncols, 1));
+		Oid		   *types = palloc(sizeof(Oid) * Max(ncols, 1));
+
+		for (c = 0; c < ncols; c++)
+		{
+			values[c] = spi_datum(tup, 3 + c, &nulls[c]);
+			types[c] = SPI_gettypeid(SPI_tuptable->tupdesc, 3 + c);
+		}
+		sink->render_row(route, ev, values, nulls, types, cxt);
+	}
+	return (int) (ord - 1);
+}
+
+/*
  * Reads the current state of the rows of the items' keys into each item's
- * first event.
+ * first event, until the rows read weigh limit bytes (0: no limit): the
+ * items whose row was read are marked in loaded (one flag per item, may be
+ * NULL without a limit), the others are left unread.  At least one row is
+ * read whatever it weighs.  Without a limit the rows come in one query;
+ * with one, through a cursor a row at a time, so that no more than the
+ * bound (and one row) is ever held.
  */
 void
-polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
-				   List *items, MemoryContext cxt)
+polyglot_read_rows_bounded(PolyglotRoute *route, const PolyglotSink *sink,
+						   PolyglotPayload payload, List *items, MemoryContext cxt,
+						   Size limit, bool *loaded)
 {
 	int			nkeycols = list_length(route->key_columns);
 	int			nitems = list_length(items);
@@ -607,7 +675,7 @@ polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPaylo
 	i = 0;
 	foreach(lc, items)
 		byord[i++] = (PolyglotItem *) lfirst(lc);
-	if (polyglot_read_rows_direct(route, sink, payload, byord, nitems, cxt))
+	if (polyglot_read_rows_direct(route, sink, payload, byord, nitems, cxt, limit, loaded))
 		return;
 	for (c = 0; c < nkeycols; c++)
 	{
@@ -617,47 +685,51 @@ polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPaylo
 		args[c] = PointerGetDatum(construct_array(elems, nitems, TEXTOID, -1, false,
 												  TYPALIGN_INT));
 	}
-	(void) spi_exec(rows_query(route, payload), nkeycols, argtypes, args, NULL, true,
-					SPI_OK_SELECT, "reading rows");
-
-	for (r = 0; r < SPI_processed; r++)
+	if (limit == 0)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		bool		isnull;
-		int64		ord = DatumGetInt64(spi_datum(tup, 1, &isnull));
-		PolyglotEvent *ev;
-
-		if (ord < 1 || ord > nitems)
-			continue;
-		ev = byord[ord - 1]->event;
-		ev->found = DatumGetBool(spi_datum(tup, 2, &isnull));
-		if (payload == POLYGLOT_PAYLOAD_JSON)
+		(void) spi_exec(rows_query(route, payload), nkeycols, argtypes, args, NULL, true,
+						SPI_OK_SELECT, "reading rows");
+		for (r = 0; r < SPI_processed; r++)
 		{
-			ev->json = spi_text(tup, 3, cxt);
-			ev->json_len = ev->json ? strlen(ev->json) : 0;
-		}
-		else if (payload == POLYGLOT_PAYLOAD_COLUMNS && ncols > 0)
-		{
-			ev->values = MemoryContextAllocZero(cxt, sizeof(char *) * ncols);
-			for (c = 0; c < ncols; c++)
-				ev->values[c] = spi_text(tup, 3 + c, cxt);
-		}
-		else if (payload == POLYGLOT_PAYLOAD_DATUMS && !ev->found)
-			sink->render_row(route, ev, NULL, NULL, NULL, cxt);
-		else if (payload == POLYGLOT_PAYLOAD_DATUMS)
-		{
-			Datum	   *values = palloc(sizeof(Datum) * Max(ncols, 1));
-			bool	   *nulls = palloc(sizeof(bool) * Max(ncols, 1));
-			Oid		   *types = palloc(sizeof(Oid) * Max(ncols, 1));
-
-			for (c = 0; c < ncols; c++)
-			{
-				values[c] = spi_datum(tup, 3 + c, &nulls[c]);
-				types[c] = SPI_gettypeid(SPI_tuptable->tupdesc, 3 + c);
-			}
-			sink->render_row(route, ev, values, nulls, types, cxt);
+			i = load_row(route, sink, payload, SPI_tuptable->vals[r], byord, nitems, cxt);
+			if (i >= 0 && loaded)
+				loaded[i] = true;
 		}
 	}
+	else
+	{
+		Portal		portal;
+		Size		bytes = 0;
+
+		portal = SPI_cursor_open_with_args(NULL, rows_query(route, payload), nkeycols,
+										   argtypes, args, NULL, true, 0);
+		/* the rows may come in any order: an item is loaded when its row came */
+		while (bytes < limit)
+		{
+			SPI_cursor_fetch(portal, true, 1);
+			if (SPI_processed == 0)
+				break;
+			i = load_row(route, sink, payload, SPI_tuptable->vals[0], byord, nitems, cxt);
+			if (i >= 0)
+			{
+				loaded[i] = true;
+				bytes += polyglot_event_bytes(byord[i]->event, ncols);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+	}
+}
+
+/*
+ * Reads the current state of the rows of the items' keys into each item's
+ * first event.
+ */
+void
+polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
+				   List *items, MemoryContext cxt)
+{
+	polyglot_read_rows_bounded(route, sink, payload, items, cxt, 0, NULL);
 }
 
 /* The key of an event as one string, to coalesce events of one key (built in scratch). */
@@ -812,14 +884,95 @@ dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char
 						 6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
 }
 
+/* Orders events by outbox row */
+static int
+event_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int64		ia = ((PolyglotEvent *) lfirst(a))->id;
+	int64		ib = ((PolyglotEvent *) lfirst(b))->id;
+
+	return ia < ib ? -1 : ia > ib ? 1 : 0;
+}
+
+/*
+ * Puts the events of the keys that polyglot.batch_bytes left out of a batch
+ * back in the outbox, unchanged: the events that came from one outbox row go
+ * back as one row, with its operation, enqueue time and attempts, due at
+ * once (a key with events of several rows keeps each, so the delivered
+ * count stays one per event).  They get new ids, after every row of the
+ * batches in flight, so they are read by a later batch, in a later
+ * snapshot: the state of their rows then is never older than what a batch
+ * in flight delivers of the same keys.
+ */
+static void
+requeue_deferred(PolyglotRoute *route, List *deferred)
+{
+	int			ncols = list_length(route->key_columns);
+	List	   *events = NIL;
+	ListCell   *lc;
+	Datum	   *elems;
+	int			nevents;
+	int			first = 0;
+
+	foreach(lc, deferred)
+		events = list_concat(events, ((PolyglotItem *) lfirst(lc))->events);
+	list_sort(events, event_id_cmp);
+	nevents = list_length(events);
+	elems = palloc(sizeof(Datum) * Max(Min(nevents, 1000) * ncols, 1));
+
+	while (first < nevents)
+	{
+		PolyglotEvent *head = (PolyglotEvent *) list_nth(events, first);
+		int			n = 0;
+		int			dims[2];
+		int			lbs[2] = {1, 1};
+		Oid			argtypes[8] = {INT4OID, CHAROID, TEXTARRAYOID, INT4OID, TIMESTAMPTZOID,
+		INT4OID, INT2OID, INT2OID};
+		Datum		args[8];
+
+		while (first + n < nevents && n < 1000)
+		{
+			PolyglotEvent *ev = (PolyglotEvent *) list_nth(events, first + n);
+			ListCell   *kc;
+			int			c = 0;
+
+			if (ev->id != head->id)
+				break;
+			foreach(kc, ev->key)
+				elems[n * ncols + c++] = CStringGetTextDatum((char *) lfirst(kc));
+			n++;
+		}
+		dims[0] = n;
+		dims[1] = ncols;
+		args[0] = Int32GetDatum(route->id);
+		args[1] = CharGetDatum(head->op);
+		args[2] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
+													 false, TYPALIGN_INT));
+		args[3] = Int32GetDatum(n);
+		args[4] = TimestampTzGetDatum(head->enqueued_at);
+		args[5] = Int32GetDatum(head->attempts);
+		/* the keys' slot is this worker's */
+		args[6] = Int16GetDatum(polyglot_worker_slot);
+		args[7] = Int16GetDatum(polyglot_nslots());
+		(void) spi_exec_plan(&requeue_plan, "INSERT INTO polyglot.outbox "
+							 "(route_id, op, key, nkeys, enqueued_at, attempts, slot, nslots) "
+							 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+							 8, argtypes, args, NULL, false, SPI_OK_INSERT,
+							 "putting back the keys a batch left out");
+		first += n;
+	}
+}
+
 /*
  * Acknowledges a delivered batch in one transaction: deletes every outbox
  * row it read, puts each key that failed back as a row of its own with one
  * more attempt and a later retry_at, or in the dead letters when it is out
- * of attempts or was rejected, and updates the route's counters.
+ * of attempts or was rejected, puts back the keys the batch left out
+ * (deferred), and updates the route's counters.
  */
 static void
-ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *results)
+ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *results,
+		  List *deferred)
 {
 	int64		ndone = 0,
 				nretry = 0,
@@ -839,6 +992,8 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		(void) spi_exec_plan(&ack_plan, "DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
 						2, argtypes, args, NULL, false, SPI_OK_DELETE, "acknowledging");
 	}
+	if (deferred != NIL)
+		requeue_deferred(route, deferred);
 
 	i = 0;
 	foreach(lc, items)
@@ -1041,6 +1196,9 @@ typedef struct Batch
 	int			nevents;
 	List	   *rejected;		/* items whose rows could not be read */
 	List	   *rejected_errors;	/* of char *: why, one per rejected item */
+	List	   *deferred;		/* items left out by polyglot.batch_bytes */
+	bool		full;			/* more may follow: polyglot.batch_size keys
+								 * read, or some left out */
 	void	   *sent;			/* the sink's state once sent */
 } Batch;
 
@@ -1051,7 +1209,7 @@ typedef struct Batch
  */
 static ErrorData *
 try_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload payload,
-			  List *items, MemoryContext cxt)
+			  List *items, MemoryContext cxt, Size limit, bool *loaded)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -1061,7 +1219,7 @@ try_read_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload pa
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		polyglot_read_rows(route, sink, payload, items, cxt);
+		polyglot_read_rows_bounded(route, sink, payload, items, cxt, limit, loaded);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -1100,10 +1258,23 @@ read_batch_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload 
 	ListCell   *lc;
 	StringInfoData scratch;
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
+	Size		limit = (Size) polyglot_batch_bytes * 1024;
+	Size		bytes = 0;
+	int			ncols = list_length(route->columns);
+	bool	   *loaded = palloc0(sizeof(bool) * Max(list_length(batch->items), 1));
 
-	edata = try_read_rows(route, sink, payload, batch->items, batch->cxt);
+	edata = try_read_rows(route, sink, payload, batch->items, batch->cxt, limit, loaded);
 	if (edata == NULL)
 	{
+		/* the keys whose rows were left unread wait for a later batch */
+		foreach(lc, batch->items)
+		{
+			if (loaded[foreach_current_index(lc)])
+				kept = lappend(kept, lfirst(lc));
+			else
+				batch->deferred = lappend(batch->deferred, lfirst(lc));
+		}
+		batch->items = kept;
 		MemoryContextSwitchTo(old);
 		return;
 	}
@@ -1114,12 +1285,19 @@ read_batch_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload 
 	foreach(lc, batch->items)
 	{
 		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
-		ErrorData  *e = try_read_rows(route, sink, payload, list_make1(item), batch->cxt);
+		ErrorData  *e;
 
 		CHECK_FOR_INTERRUPTS();
+		if (bytes >= limit)
+		{
+			batch->deferred = lappend(batch->deferred, item);
+			continue;
+		}
+		e = try_read_rows(route, sink, payload, list_make1(item), batch->cxt, 0, NULL);
 		if (e == NULL)
 		{
 			kept = lappend(kept, item);
+			bytes += polyglot_event_bytes(item->event, ncols);
 			continue;
 		}
 		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
@@ -1132,7 +1310,8 @@ read_batch_rows(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload 
 		batch->rejected_errors = lappend(batch->rejected_errors, pstrdup(scratch.data));
 		FreeErrorData(e);
 	}
-	if (kept == NIL && list_length(batch->items) > 1)
+	/* every key read failed on its own too: not one key's fault */
+	if (kept == NIL && list_length(batch->rejected) > 1)
 		ReThrowError(edata);
 	batch->items = kept;
 	FreeErrorData(edata);
@@ -1167,6 +1346,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 	 */
 	*route_position(route->id) = batch->nevents >= polyglot_batch_size ?
 		((PolyglotEvent *) llast(batch->events))->id : 0;
+	batch->full = batch->nevents >= polyglot_batch_size;
 	if (batch->nevents > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(batch->cxt);
@@ -1189,6 +1369,17 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 								   SECURITY_RESTRICTED_OPERATION);
 		read_batch_rows(route, sink, payload, batch);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
+
+		/*
+		 * Cut short by polyglot.batch_bytes: there is more to do, and the
+		 * next batch goes on after this one (its keys left out come back
+		 * with new ids, after it).
+		 */
+		if (batch->deferred != NIL)
+		{
+			batch->full = true;
+			*route_position(route->id) = ((PolyglotEvent *) llast(batch->events))->id;
+		}
 	}
 	end_tx();
 	MemoryContextSwitchTo(parent);
@@ -1216,7 +1407,8 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 		results[i].status = POLYGLOT_ITEM_REJECTED;
 		results[i++].error = (char *) lfirst(lc);
 	}
-	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results);
+	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results,
+			  batch->deferred);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch->cxt);
 }
@@ -1309,7 +1501,7 @@ isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 				 errmsg("the store refused each of the %d keys of a batch on its own", n),
 				 errdetail_internal("%s", results[0].error),
 				 errhint("A store that refuses every write is taken for a route failure, not for the keys' fault.")));
-	ack_batch(route, batch->events, batch->items, results);
+	ack_batch(route, batch->events, batch->items, results, batch->deferred);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch->cxt);
 }
@@ -1356,6 +1548,8 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			sink->prepare(route);
 		for (;;)
 		{
+			bool		requeued = false;
+
 			cur = read_batch(route, sink, payload, prev, route_cxt);
 			if (cur->nevents > 0)
 			{
@@ -1370,6 +1564,8 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			}
 			if (prev)
 			{
+				/* its keys left out are back in the outbox once it is acknowledged */
+				requeued = prev->deferred != NIL;
 				finish_batch(route, sink, prev);
 				prev = NULL;
 			}
@@ -1377,12 +1573,16 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			{
 				MemoryContextDelete(cur->cxt);
 				cur = NULL;
-				break;
+				if (!requeued)
+					break;
 			}
-			prev = cur;
-			cur = NULL;
-			if (prev->nevents < polyglot_batch_size)
-				break;
+			else
+			{
+				prev = cur;
+				cur = NULL;
+				if (!prev->full && !requeued)
+					break;
+			}
 			CHECK_FOR_INTERRUPTS();
 			if (GetCurrentTimestamp() >= slice_end)
 			{

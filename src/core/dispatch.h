@@ -117,13 +117,18 @@ extern const PolyglotSink polyglot_elastic_sink;
 /* rowstate.c: false when the route's rows must be read with a query */
 extern bool polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 									  PolyglotPayload payload, PolyglotItem **items,
-									  int nitems, MemoryContext cxt);
+									  int nitems, MemoryContext cxt, Size limit,
+									  bool *loaded);
 
 extern char *polyglot_route_option(PolyglotRoute *route, const char *name);
 extern List *polyglot_load_routes(int32 route_id, MemoryContext cxt);
 extern const PolyglotSink *polyglot_sink_for(PolyglotRoute *route);
 extern void polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink,
 							   PolyglotPayload payload, List *items, MemoryContext cxt);
+extern void polyglot_read_rows_bounded(PolyglotRoute *route, const PolyglotSink *sink,
+									   PolyglotPayload payload, List *items,
+									   MemoryContext cxt, Size limit, bool *loaded);
+extern Size polyglot_event_bytes(PolyglotEvent *ev, int ncols);
 extern char *polyglot_key_string(List *key, StringInfo scratch);
 
 /* verify.c */

@@ -295,8 +295,9 @@ text_value(DeliveredColumn *col, Datum value, MemoryContext cxt)
 bool
 polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 						  PolyglotPayload payload, PolyglotItem **items, int nitems,
-						  MemoryContext cxt)
+						  MemoryContext cxt, Size limit, bool *loaded)
 {
+	Size		bytes = 0;
 	int			nkeys = list_length(route->key_columns);
 	int			ncols = list_length(route->columns);
 	KeyColumn  *keys;
@@ -401,6 +402,10 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 		ListCell   *vc;
 		int			k = 0;
 
+		/* past the bound (limit 0: none), the other keys are left unread */
+		if (limit > 0 && bytes >= limit)
+			break;
+
 		old = MemoryContextSwitchTo(rowcxt);
 		foreach(vc, ev->key)
 		{
@@ -494,6 +499,9 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 		}
 		ExecClearTuple(slot);
 		MemoryContextReset(rowcxt);
+		if (loaded)
+			loaded[i] = true;
+		bytes += polyglot_event_bytes(ev, ncols);
 	}
 
 	MemoryContextDelete(rowcxt);
