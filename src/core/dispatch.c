@@ -1489,8 +1489,12 @@ isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 {
 	int			n = list_length(batch->items);
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
-	PolyglotItemResult *results = palloc0(sizeof(PolyglotItemResult) * Max(n, 1));
+	/* the rejected items follow the delivered ones, as in finish_batch() */
+	PolyglotItemResult *results =
+		palloc0(sizeof(PolyglotItemResult) * Max(n + list_length(batch->rejected), 1));
 	int			refused_alone = 0;
+	int			i = n;
+	ListCell   *lc;
 
 	batch->sent = NULL;
 	if (n > 0)
@@ -1501,7 +1505,13 @@ isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 				 errmsg("the store refused each of the %d keys of a batch on its own", n),
 				 errdetail_internal("%s", results[0].error),
 				 errhint("A store that refuses every write is taken for a route failure, not for the keys' fault.")));
-	ack_batch(route, batch->events, batch->items, results, batch->deferred);
+	foreach(lc, batch->rejected_errors)
+	{
+		results[i].status = POLYGLOT_ITEM_REJECTED;
+		results[i++].error = (char *) lfirst(lc);
+	}
+	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results,
+			  batch->deferred);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(batch->cxt);
 }
