@@ -1023,6 +1023,59 @@ is_key_fault(ErrorData *edata)
 	return edata->sqlerrcode == ERRCODE_DATA_EXCEPTION;
 }
 
+bool		polyglot_io_timed_out = false;
+
+/*
+ * Does the route's store answer a ping (redis_ping, mongo_ping,
+ * elastic_ping: a round trip on a connection of the route's server and
+ * user mapping, within io_timeout)?  Never ereports.
+ */
+static bool
+store_answers_ping(PolyglotRoute *route)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	if (route->server == NULL)
+		return false;
+	PG_TRY();
+	{
+		if (strcmp(route->store, "redis") == 0)
+			(void) redis_ping(route->server, route->user);
+		else if (strcmp(route->store, "mongo") == 0)
+			(void) mongo_ping(route->server, route->user);
+		else if (strcmp(route->store, "elastic") == 0)
+			(void) elastic_ping(route->server, route->user);
+		else
+			ok = false;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * A request that got no answer within io_timeout while the store answers a
+ * ping at once may be too large to go within io_timeout: like a refusal
+ * for what a key holds, it goes again in parts, and a key that times out
+ * on its own counts an attempt.  A store that does not answer the ping is
+ * down or hung: an outage, which counts no attempts.  Call right after the
+ * failure (polyglot_io_timed_out is the failed request's).
+ */
+static bool
+is_slow_key(PolyglotRoute *route)
+{
+	bool		timed_out = polyglot_io_timed_out;
+
+	polyglot_io_timed_out = false;
+	return timed_out && store_answers_ping(route);
+}
+
 /*
  * Delivers items first .. first + count - 1 of a batch, filling their
  * results.  When the store refuses them as a whole (is_key_fault), each
@@ -1038,8 +1091,10 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 	void	   *volatile sent = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 	ErrorData  *edata = NULL;
+	volatile bool slow = false;
 
 	part = list_truncate(part, count);
+	polyglot_io_timed_out = false;
 	PG_TRY();
 	{
 		sent = sink->send(route, part);
@@ -1052,7 +1107,7 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 		FlushErrorState();
 		if (sent)
 			sink->abandon(route, sent);
-		if (!is_key_fault(edata))
+		if (!is_key_fault(edata) && !(slow = is_slow_key(route)))
 			ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -1062,7 +1117,10 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 	{
 		results[first].status = POLYGLOT_ITEM_FAILED;
 		results[first].error = edata->detail ?
-			psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
+			psprintf("%s%s: %s", slow ? "the row could not be delivered within io_timeout: " : "",
+					 edata->message, edata->detail) :
+			psprintf("%s%s", slow ? "the row could not be delivered within io_timeout: " : "",
+					 edata->message);
 		return;
 	}
 	deliver_part(route, sink, items, first, count / 2, results);
@@ -1119,6 +1177,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		return false;
 	}
 
+	polyglot_io_timed_out = false;
 	PG_TRY();
 	{
 		PolyglotPayload payload = sink->payload(route);
@@ -1185,11 +1244,11 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		if (cur && cur->sent)
 			sink->abandon(route, cur->sent);
 		more = false;
-		if (is_key_fault(edata) && (prev || cur))
+		if ((prev || cur) && (is_key_fault(edata) || is_slow_key(route)))
 		{
 			isolate = true;
 			ereport(LOG,
-					(errmsg("pg_polyglot route %d: the store refused a batch as a whole; delivering it in parts to find the keys at fault",
+					(errmsg("pg_polyglot route %d: the store refused a batch as a whole, or did not answer it within io_timeout while answering pings; delivering it in parts to find the keys at fault",
 							route->id),
 					 errdetail_internal("%s%s%s", edata->message, edata->detail ? ": " : "",
 										edata->detail ? edata->detail : "")));

@@ -363,6 +363,9 @@ elastic_request(ElasticConn *conn, const char *method, const char *path,
 	{
 		bool		connect_failure = is_connect_failure(rc, curl);
 
+		if (rc == CURLE_OPERATION_TIMEDOUT && !connect_failure)
+			polyglot_io_timed_out = true;
+
 		snprintf(errmsg_buf, sizeof(errmsg_buf), "%s",
 				 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 		if (h->buf.too_large)

@@ -123,6 +123,7 @@ static void
 redis_report_timeout(RedisConn *conn, const char *what)
 {
 	polyglot_conncache_discard(&redis_cache, &conn->base);
+	polyglot_io_timed_out = true;
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),
