@@ -18,7 +18,10 @@
  * errors such as LOADING) puts the route in exponential backoff with
  * jitter; other routes go on.  A failure of one key (WRONGTYPE...) counts
  * an attempt for that key's events, which are retried with their own
- * backoff and become dead letters after polyglot.max_attempts.
+ * backoff and become dead letters after polyglot.max_attempts.  A batch
+ * the store refuses as a whole for what it holds, or does not answer within
+ * io_timeout while answering a ping, goes again in parts to find the keys
+ * at fault.
  *
  *-------------------------------------------------------------------------
  */
@@ -1014,8 +1017,9 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
  * sink says so with SQLSTATE 22000 (data_exception) when the store refused
  * the request for what it holds (an Elasticsearch _bulk answered HTTP 400,
  * a MongoDB bulk write refused as a whole for a document).  Nothing else
- * is: connection failures and timeouts, a route's invalid option (22023)
- * back the route off, and no key is charged an attempt.
+ * is: connection failures, a route's invalid option (22023) back the
+ * route off, and no key is charged an attempt; a timeout is judged by
+ * is_slow_key().
  */
 static bool
 is_key_fault(ErrorData *edata)
@@ -1078,9 +1082,11 @@ is_slow_key(PolyglotRoute *route)
 
 /*
  * Delivers items first .. first + count - 1 of a batch, filling their
- * results.  When the store refuses them as a whole (is_key_fault), each
- * half goes on its own, down to single keys: a key refused on its own
- * fails with the store's error, and every other key is delivered.  Any
+ * results.  When the store refuses them as a whole (is_key_fault), or does
+ * not answer them within io_timeout while it answers a ping (is_slow_key),
+ * each half goes on its own, down to single keys: a key refused or timed
+ * out on its own fails with the store's error, and every other key is
+ * delivered.  Any
  * other failure is ereported, for the route to back off.
  */
 static void
