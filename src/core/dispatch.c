@@ -1030,6 +1030,13 @@ is_key_fault(ErrorData *edata)
 bool		polyglot_io_timed_out = false;
 
 /*
+ * A batch goes in parts because a request of it timed out (is_slow_key):
+ * each part waits for the store to answer a ping first, so that a part is
+ * never charged for the store still working through an abandoned request.
+ */
+static bool slow_split = false;
+
+/*
  * Does the route's store answer a ping (redis_ping, mongo_ping,
  * elastic_ping: a round trip on a connection of the route's server and
  * user mapping, within io_timeout)?  Never ereports.
@@ -1077,7 +1084,12 @@ is_slow_key(PolyglotRoute *route)
 	bool		timed_out = polyglot_io_timed_out;
 
 	polyglot_io_timed_out = false;
-	return timed_out && store_answers_ping(route);
+	if (timed_out && store_answers_ping(route))
+	{
+		slow_split = true;
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -1100,6 +1112,11 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 	volatile bool slow = false;
 
 	part = list_truncate(part, count);
+	if (slow_split && !store_answers_ping(route))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("server \"%s\" did not answer a ping after a request timed out",
+						route->server->servername)));
 	polyglot_io_timed_out = false;
 	PG_TRY();
 	{
@@ -1184,6 +1201,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 	}
 
 	polyglot_io_timed_out = false;
+	slow_split = false;
 	PG_TRY();
 	{
 		PolyglotPayload payload = sink->payload(route);
@@ -1301,6 +1319,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		PG_END_TRY();
 	}
 
+	slow_split = false;
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(route_cxt);
 	route->sink_private = NULL;		/* it lived in route_cxt */
