@@ -44,6 +44,13 @@ extern int	polyglot_poll_interval;
 extern int	polyglot_max_attempts;
 extern int	polyglot_backoff_max;
 
+/*
+ * Set by a store's connection code when a request got no answer within
+ * io_timeout (the connection was made); the worker clears it before each
+ * request it sends, and reads it when the request fails (core/dispatch.c).
+ */
+extern bool polyglot_io_timed_out;
+
 /* The stores pg_polyglot speaks to */
 typedef enum PolyglotStore
 {

@@ -20,7 +20,10 @@
  * errors such as LOADING) puts the route in exponential backoff with
  * jitter; other routes go on.  A failure of one key (WRONGTYPE...) counts
  * an attempt for that key's events, which are retried with their own
- * backoff and become dead letters after polyglot.max_attempts.
+ * backoff and become dead letters after polyglot.max_attempts.  A batch
+ * the store refuses as a whole for what it holds, or does not answer within
+ * io_timeout while answering a ping, goes again in parts to find the keys
+ * at fault.
  *
  *-------------------------------------------------------------------------
  */
@@ -1418,8 +1421,9 @@ finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
  * sink says so with SQLSTATE 22000 (data_exception) when the store refused
  * the request for what it holds (an Elasticsearch _bulk answered HTTP 400,
  * a MongoDB bulk write refused as a whole for a document).  Nothing else
- * is: connection failures and timeouts, a route's invalid option (22023)
- * back the route off, and no key is charged an attempt.
+ * is: connection failures, a route's invalid option (22023) back the
+ * route off, and no key is charged an attempt; a timeout is judged by
+ * is_slow_key().
  */
 static bool
 is_key_fault(ErrorData *edata)
@@ -1427,11 +1431,78 @@ is_key_fault(ErrorData *edata)
 	return edata->sqlerrcode == ERRCODE_DATA_EXCEPTION;
 }
 
+bool		polyglot_io_timed_out = false;
+
+/*
+ * A batch goes in parts because a request of it timed out (is_slow_key):
+ * each part waits for the store to answer a ping first, so that a part is
+ * never charged for the store still working through an abandoned request.
+ */
+static bool slow_split = false;
+
+/*
+ * Does the route's store answer a ping (redis_ping, mongo_ping,
+ * elastic_ping: a round trip on a connection of the route's server and
+ * user mapping, within io_timeout)?  Never ereports.
+ */
+static bool
+store_answers_ping(PolyglotRoute *route)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	if (route->server == NULL)
+		return false;
+	PG_TRY();
+	{
+		if (strcmp(route->store, "redis") == 0)
+			(void) redis_ping(route->server, route->user);
+		else if (strcmp(route->store, "mongo") == 0)
+			(void) mongo_ping(route->server, route->user);
+		else if (strcmp(route->store, "elastic") == 0)
+			(void) elastic_ping(route->server, route->user);
+		else
+			ok = false;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * A request that got no answer within io_timeout while the store answers a
+ * ping at once may be too large to go within io_timeout: like a refusal
+ * for what a key holds, it goes again in parts, and a key that times out
+ * on its own counts an attempt.  A store that does not answer the ping is
+ * down or hung: an outage, which counts no attempts.  Call right after the
+ * failure (polyglot_io_timed_out is the failed request's).
+ */
+static bool
+is_slow_key(PolyglotRoute *route)
+{
+	bool		timed_out = polyglot_io_timed_out;
+
+	polyglot_io_timed_out = false;
+	if (timed_out && store_answers_ping(route))
+	{
+		slow_split = true;
+		return true;
+	}
+	return false;
+}
+
 /*
  * Delivers items first .. first + count - 1 of a batch, filling their
- * results.  When the store refuses them as a whole (is_key_fault), each
- * half goes on its own, down to single keys: a key refused on its own
- * fails with the store's error, and every other key is delivered.  Any
+ * results.  When the store refuses them as a whole (is_key_fault), or does
+ * not answer them within io_timeout while it answers a ping (is_slow_key),
+ * each half goes on its own, down to single keys: a key refused or timed
+ * out on its own fails with the store's error, and every other key is
+ * delivered.  Any
  * other failure is ereported, for the route to back off.
  */
 static void
@@ -1442,8 +1513,15 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 	void	   *volatile sent = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 	ErrorData  *edata = NULL;
+	volatile bool slow = false;
 
 	part = list_truncate(part, count);
+	if (slow_split && !store_answers_ping(route))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("server \"%s\" did not answer a ping after a request timed out",
+						route->server->servername)));
+	polyglot_io_timed_out = false;
 	PG_TRY();
 	{
 		sent = sink->send(route, part);
@@ -1456,7 +1534,7 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 		FlushErrorState();
 		if (sent)
 			sink->abandon(route, sent);
-		if (!is_key_fault(edata))
+		if (!is_key_fault(edata) && !(slow = is_slow_key(route)))
 			ReThrowError(edata);
 	}
 	PG_END_TRY();
@@ -1467,7 +1545,10 @@ deliver_part(PolyglotRoute *route, const PolyglotSink *sink, List *items, int fi
 		(*refused_alone)++;
 		results[first].status = POLYGLOT_ITEM_FAILED;
 		results[first].error = edata->detail ?
-			psprintf("%s: %s", edata->message, edata->detail) : pstrdup(edata->message);
+			psprintf("%s%s: %s", slow ? "the row could not be delivered within io_timeout: " : "",
+					 edata->message, edata->detail) :
+			psprintf("%s%s", slow ? "the row could not be delivered within io_timeout: " : "",
+					 edata->message);
 		return;
 	}
 	deliver_part(route, sink, items, first, count / 2, results, refused_alone);
@@ -1545,6 +1626,8 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		return false;
 	}
 
+	polyglot_io_timed_out = false;
+	slow_split = false;
 	PG_TRY();
 	{
 		PolyglotPayload payload = sink->payload(route);
@@ -1622,11 +1705,11 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		more = false;
 		/* what was not acknowledged is read again, from the first row */
 		*route_position(route->id) = 0;
-		if (is_key_fault(edata) && (prev || cur))
+		if ((prev || cur) && (is_key_fault(edata) || is_slow_key(route)))
 		{
 			isolate = true;
 			ereport(LOG,
-					(errmsg("pg_polyglot route %d: the store refused a batch as a whole; delivering it in parts to find the keys at fault",
+					(errmsg("pg_polyglot route %d: the store refused a batch as a whole, or did not answer it within io_timeout while answering pings; delivering it in parts to find the keys at fault",
 							route->id),
 					 errdetail_internal("%s%s%s", edata->message, edata->detail ? ": " : "",
 										edata->detail ? edata->detail : "")));
@@ -1673,6 +1756,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		PG_END_TRY();
 	}
 
+	slow_split = false;
 	MemoryContextSwitchTo(outer);
 	MemoryContextDelete(route_cxt);
 	route->sink_private = NULL;		/* it lived in route_cxt */

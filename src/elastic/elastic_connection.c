@@ -374,6 +374,9 @@ request_on(ElasticConn *conn, ElasticHandle *h, const char *method, const char *
 	{
 		bool		connect_failure = is_connect_failure(rc, curl);
 
+		if (rc == CURLE_OPERATION_TIMEDOUT && !connect_failure)
+			polyglot_io_timed_out = true;
+
 		snprintf(errmsg_buf, sizeof(errmsg_buf), "%s",
 				 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 		if (h->buf.too_large)

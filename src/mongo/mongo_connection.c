@@ -223,6 +223,11 @@ report_error(MongoConn *conn, const PolyglotConnPin *pin, const bson_error_t *er
 		else
 			polyglot_conncache_discard(&mongo_cache, &conn->base);
 
+		/* the driver's socket timeout (io_timeout) on a made connection */
+		if (domain == MONGOC_ERROR_STREAM && code == MONGOC_ERROR_STREAM_SOCKET &&
+			(strstr(message, "timeout") != NULL || strstr(message, "timed out") != NULL))
+			polyglot_io_timed_out = true;
+
 		/*
 		 * An operation that a cancel or termination cut short (see
 		 * mongo_stream.c) failed as a lost connection: report the cancel.

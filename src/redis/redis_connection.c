@@ -147,6 +147,7 @@ static void
 redis_report_timeout(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 {
 	io_discard(conn, pin);
+	polyglot_io_timed_out = true;
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("Redis server \"%s\" did not answer %s in time", conn->servername, what),

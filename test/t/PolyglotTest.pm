@@ -20,17 +20,18 @@ our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
   wait_until wait_drained worker_pid preloaded_node compare_store
   start_account_writes finish_account_writes);
 
-# Starts a private Redis server; returns its port.  With $persist, SHUTDOWN
-# saves to disk and a restart loads it back, like a durable production Redis.
+# Starts a private Redis server; returns its port.  SHUTDOWN SAVE saves to
+# disk and a restart loads it back, like a durable production Redis.  @extra
+# are more command-line options (e.g. --rename-command GET GET_ORIGINAL).
 sub start_redis
 {
-	my ($dir, $port) = @_;
+	my ($dir, $port, @extra) = @_;
 	$port //= PostgreSQL::Test::Cluster::get_free_port();
 	mkdir $dir;
 	system('redis-server', '--bind', '127.0.0.1', '--port', $port, '--dir', $dir,
 		'--dbfilename', 'dump.rdb', '--save', '', '--appendonly', 'no',
 		'--daemonize', 'yes', '--pidfile', "$dir/redis.pid",
-		'--logfile', "$dir/redis.log") == 0
+		'--logfile', "$dir/redis.log", @extra) == 0
 	  or die "could not start redis-server";
 	wait_until(sub { (redis_cli($port, 'PING') // '') eq 'PONG' }, 20)
 	  or die "redis-server on port $port did not answer";
