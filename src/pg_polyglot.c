@@ -145,7 +145,7 @@ _PG_init(void)
 #endif
 
 	/* Redis key joins: a planner hook, in every backend that loads the library */
-	redis_fdw_init();
+	polyglot_redis_fdw_init();
 
 	/* the delivery processes need shared memory and preloading */
 	if (process_shared_preload_libraries_in_progress)

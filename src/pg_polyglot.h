@@ -120,10 +120,10 @@ extern void polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
 									  PolyglotConnOptions *opts);
 
 /* Per-store ping, returning the jsonb that polyglot.ping() returns */
-extern Jsonb *redis_ping(ForeignServer *server, UserMapping *user);
-extern void redis_fdw_init(void);
-extern Jsonb *mongo_ping(ForeignServer *server, UserMapping *user);
-extern Jsonb *elastic_ping(ForeignServer *server, UserMapping *user);
+extern Jsonb *polyglot_redis_ping(ForeignServer *server, UserMapping *user);
+extern void polyglot_redis_fdw_init(void);
+extern Jsonb *polyglot_mongo_ping(ForeignServer *server, UserMapping *user);
+extern Jsonb *polyglot_elastic_ping(ForeignServer *server, UserMapping *user);
 
 /* Building the ping result (src/common/ping.c) */
 extern Jsonb *polyglot_ping_result(const char *store, const char *server,

@@ -95,13 +95,13 @@ polyglot_ping(PG_FUNCTION_ARGS)
 	switch (polyglot_server_store(server))
 	{
 		case POLYGLOT_STORE_REDIS:
-			result = redis_ping(server, user);
+			result = polyglot_redis_ping(server, user);
 			break;
 		case POLYGLOT_STORE_MONGO:
-			result = mongo_ping(server, user);
+			result = polyglot_mongo_ping(server, user);
 			break;
 		case POLYGLOT_STORE_ELASTIC:
-			result = elastic_ping(server, user);
+			result = polyglot_elastic_ping(server, user);
 			break;
 	}
 	PG_RETURN_JSONB_P(result);

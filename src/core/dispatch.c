@@ -1441,8 +1441,8 @@ bool		polyglot_io_timed_out = false;
 static bool slow_split = false;
 
 /*
- * Does the route's store answer a ping (redis_ping, mongo_ping,
- * elastic_ping: a round trip on a connection of the route's server and
+ * Does the route's store answer a ping (polyglot_redis_ping, polyglot_mongo_ping,
+ * polyglot_elastic_ping: a round trip on a connection of the route's server and
  * user mapping, within io_timeout)?  Never ereports.
  */
 static bool
@@ -1456,11 +1456,11 @@ store_answers_ping(PolyglotRoute *route)
 	PG_TRY();
 	{
 		if (strcmp(route->store, "redis") == 0)
-			(void) redis_ping(route->server, route->user);
+			(void) polyglot_redis_ping(route->server, route->user);
 		else if (strcmp(route->store, "mongo") == 0)
-			(void) mongo_ping(route->server, route->user);
+			(void) polyglot_mongo_ping(route->server, route->user);
 		else if (strcmp(route->store, "elastic") == 0)
-			(void) elastic_ping(route->server, route->user);
+			(void) polyglot_elastic_ping(route->server, route->user);
 		else
 			ok = false;
 	}

@@ -25,10 +25,10 @@ typedef struct ElasticConnOptions
 } ElasticConnOptions;
 
 /* elastic_option.c */
-extern void elastic_get_options(ForeignServer *server, UserMapping *user,
+extern void polyglot_elastic_get_options(ForeignServer *server, UserMapping *user,
 								ElasticConnOptions *opts);
-extern List *elastic_split_urls(const char *urls);
-extern void elastic_check_index_name(const char *name, const char *value);
+extern List *polyglot_elastic_split_urls(const char *urls);
+extern void polyglot_elastic_check_index_name(const char *name, const char *value);
 
 /* elastic_connection.c */
 #define ELASTIC_TRACKED_PITS	16
@@ -52,26 +52,26 @@ typedef struct ElasticResponse
 	const char *url;			/* the node that answered, palloc'd */
 } ElasticResponse;
 
-extern ElasticConn *elastic_get_connection(ForeignServer *server, UserMapping *user);
-extern void elastic_request(ElasticConn *conn, const char *method, const char *path,
+extern ElasticConn *polyglot_elastic_get_connection(ForeignServer *server, UserMapping *user);
+extern void polyglot_elastic_request(ElasticConn *conn, const char *method, const char *path,
 							const char *body, size_t bodylen,
 							ElasticResponse *response);
-extern void elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin,
+extern void polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin,
 								  const char *method, const char *path,
 								  const char *body, size_t bodylen);
-extern void elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin,
+extern void polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin,
 									 const char *method, const char *path,
 									 const char *body, size_t bodylen,
 									 ElasticResponse *response);
-extern void elastic_request_cancel(PolyglotConnPin *pin);
-extern void elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
+extern void polyglot_elastic_request_cancel(PolyglotConnPin *pin);
+extern void polyglot_elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 								 const char *what) pg_attribute_noreturn();
-extern Jsonb *elastic_try_parse_json(const char *text);
-extern char *elastic_json_string(JsonbContainer *container, const char *key);
-extern JsonbContainer *elastic_json_object(JsonbContainer *container, const char *key);
-extern int	elastic_json_int(JsonbContainer *container, const char *key, int default_value);
-extern char *elastic_error_text(JsonbContainer *error);
-extern Jsonb *elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
+extern Jsonb *polyglot_elastic_try_parse_json(const char *text);
+extern char *polyglot_elastic_json_string(JsonbContainer *container, const char *key);
+extern JsonbContainer *polyglot_elastic_json_object(JsonbContainer *container, const char *key);
+extern int	polyglot_elastic_json_int(JsonbContainer *container, const char *key, int default_value);
+extern char *polyglot_elastic_error_text(JsonbContainer *error);
+extern Jsonb *polyglot_elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
 									 const char *what);
 
 /* elastic_mapping.c */
@@ -99,17 +99,17 @@ typedef struct ElasticIndexMapping
 	List	   *fields;			/* of ElasticField, parents before children */
 } ElasticIndexMapping;
 
-extern List *elastic_read_mappings(ElasticConn *conn, const char *index);
-extern ElasticField *elastic_find_field(List *fields, const char *path);
-extern List *elastic_merged_fields(List *mappings);
+extern List *polyglot_elastic_read_mappings(ElasticConn *conn, const char *index);
+extern ElasticField *polyglot_elastic_find_field(List *fields, const char *path);
+extern List *polyglot_elastic_merged_fields(List *mappings);
 
 /* elastic_json.c */
-extern void elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
+extern void polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
 
 /* elastic_import.c */
-extern List *elasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
+extern List *polyglotElasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
 
 /* elastic_connection.c: which of the two servers it is */
-extern bool elastic_is_opensearch(ElasticConn *conn);
+extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
 #endif							/* POLYGLOT_ELASTIC_H */

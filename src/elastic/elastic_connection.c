@@ -162,7 +162,7 @@ static ElasticHandle *
 elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 {
 	ElasticHandle *h;
-	List	   *urls = elastic_split_urls(opts->url);
+	List	   *urls = polyglot_elastic_split_urls(opts->url);
 	ListCell   *cell;
 	bool		oom = false;
 
@@ -250,7 +250,7 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
  * creating the handle if needed.  Nothing goes over the network here.
  */
 ElasticConn *
-elastic_get_connection(ForeignServer *server, UserMapping *user)
+polyglot_elastic_get_connection(ForeignServer *server, UserMapping *user)
 {
 	ElasticConn *conn;
 
@@ -259,7 +259,7 @@ elastic_get_connection(ForeignServer *server, UserMapping *user)
 	{
 		ElasticConnOptions opts;
 
-		elastic_get_options(server, user, &opts);
+		polyglot_elastic_get_options(server, user, &opts);
 		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
 		conn->flavor = 0;
 		conn->base.conn = elastic_connect(conn, &opts);
@@ -285,7 +285,7 @@ is_connect_failure(CURLcode rc, CURL *curl)
 
 /*
  * Sends one request and fills response, for any HTTP status: the caller
- * decides what a status means (elastic_report_error() for the usual
+ * decides what a status means (polyglot_elastic_report_error() for the usual
  * "anything >= 400 is an error").  Tries each node of the server once,
  * starting with the last one that answered, when a node cannot be reached;
  * ereports when none answers or the request fails after connecting.
@@ -298,13 +298,13 @@ static void request_on(ElasticConn *conn, ElasticHandle *h, const char *method,
 static void cancel_transfer(ElasticHandle *h);
 
 void
-elastic_request(ElasticConn *conn, const char *method, const char *path,
+polyglot_elastic_request(ElasticConn *conn, const char *method, const char *path,
 				const char *body, size_t bodylen, ElasticResponse *response)
 {
 	request_on(conn, elastic_handle(conn), method, path, body, bodylen, response);
 }
 
-/* elastic_request() on a given handle of the connection: its own, or a pinned one */
+/* polyglot_elastic_request() on a given handle of the connection: its own, or a pinned one */
 static void
 request_on(ElasticConn *conn, ElasticHandle *h, const char *method, const char *path,
 		   const char *body, size_t bodylen, ElasticResponse *response)
@@ -428,8 +428,8 @@ fill_response(ElasticHandle *h, ElasticResponse *response, char *url)
 
 /*
  * A request in two steps, so that the caller can work while the server
- * does: elastic_request_start() sends what the socket takes at once (to the
- * node that answered last) and returns; elastic_request_complete() waits
+ * does: polyglot_elastic_request_start() sends what the socket takes at once (to the
+ * node that answered last) and returns; polyglot_elastic_request_complete() waits
  * for the answer.  The request belongs to the handle it started on, which
  * start() pins into *pin: if the connection's options change in between,
  * later requests get a new handle and this one is still answered on its
@@ -440,7 +440,7 @@ fill_response(ElasticHandle *h, ElasticResponse *response, char *url)
  * The body must stay allocated until complete() or cancel().
  */
 void
-elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
+polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
 					  const char *path, const char *body, size_t bodylen)
 {
 	ElasticHandle *h = elastic_handle(conn);
@@ -470,11 +470,11 @@ elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const char *metho
 
 /*
  * Waits for the answer to the request started into *pin and releases the
- * pin.  On an error the pin is still held: elastic_request_cancel()
+ * pin.  On an error the pin is still held: polyglot_elastic_request_cancel()
  * releases it.
  */
 void
-elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
+polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
 						 const char *path, const char *body, size_t bodylen,
 						 ElasticResponse *response)
 {
@@ -532,7 +532,7 @@ cancel_transfer(ElasticHandle *h)
  * Never ereports.
  */
 void
-elastic_request_cancel(PolyglotConnPin *pin)
+polyglot_elastic_request_cancel(PolyglotConnPin *pin)
 {
 	ElasticHandle *h = (ElasticHandle *) pin->handle;
 
@@ -545,7 +545,7 @@ elastic_request_cancel(PolyglotConnPin *pin)
 
 /* The string value at key in a jsonb object container, or NULL (also for a container that is not an object). */
 char *
-elastic_json_string(JsonbContainer *container, const char *key)
+polyglot_elastic_json_string(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
@@ -559,7 +559,7 @@ elastic_json_string(JsonbContainer *container, const char *key)
 
 /* The object or array value at key in a jsonb object container, or NULL. */
 JsonbContainer *
-elastic_json_object(JsonbContainer *container, const char *key)
+polyglot_elastic_json_object(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
@@ -573,7 +573,7 @@ elastic_json_object(JsonbContainer *container, const char *key)
 
 /* The integer value at key in a jsonb object container, or default_value */
 int
-elastic_json_int(JsonbContainer *container, const char *key, int default_value)
+polyglot_elastic_json_int(JsonbContainer *container, const char *key, int default_value)
 {
 	JsonbValue	v;
 
@@ -589,10 +589,10 @@ elastic_json_int(JsonbContainer *container, const char *key, int default_value)
  * ({"type": ..., "reason": ...}), or NULL without a reason.
  */
 char *
-elastic_error_text(JsonbContainer *error)
+polyglot_elastic_error_text(JsonbContainer *error)
 {
-	char	   *type = elastic_json_string(error, "type");
-	char	   *reason = elastic_json_string(error, "reason");
+	char	   *type = polyglot_elastic_json_string(error, "type");
+	char	   *reason = polyglot_elastic_json_string(error, "reason");
 
 	if (reason == NULL)
 		return NULL;
@@ -604,7 +604,7 @@ elastic_error_text(JsonbContainer *error)
  * bodies, where anything may come back, and ids that may not be JSON.
  */
 Jsonb *
-elastic_try_parse_json(const char *text)
+polyglot_elastic_try_parse_json(const char *text)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	Jsonb	   *volatile jb = NULL;
@@ -629,7 +629,7 @@ elastic_try_parse_json(const char *text)
  * when it is not the usual error object).  Never returns.
  */
 void
-elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
+polyglot_elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 					 const char *what)
 {
 	char	   *detail = NULL;
@@ -638,22 +638,22 @@ elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
 
 	/* the usual {"error": {"type": ..., "reason": ...}, "status": ...} */
 	if (response->len > 0 && response->body[0] == '{')
-		jb = elastic_try_parse_json(response->body);
+		jb = polyglot_elastic_try_parse_json(response->body);
 	if (jb)
 	{
-		JsonbContainer *error = elastic_json_object(&jb->root, "error");
-		JsonbContainer *causes = elastic_json_object(error, "root_cause");
+		JsonbContainer *error = polyglot_elastic_json_object(&jb->root, "error");
+		JsonbContainer *causes = polyglot_elastic_json_object(error, "root_cause");
 		JsonbValue *cause;
 
 		/* the first root cause says more than "all shards failed" */
 		if (causes && JsonContainerIsArray(causes) &&
 			(cause = getIthJsonbValueFromContainer(causes, 0)) != NULL &&
 			cause->type == jbvBinary)
-			detail = elastic_error_text(cause->val.binary.data);
+			detail = polyglot_elastic_error_text(cause->val.binary.data);
 		if (detail == NULL)
-			detail = elastic_error_text(error);
+			detail = polyglot_elastic_error_text(error);
 		if (detail == NULL)
-			detail = elastic_json_string(&jb->root, "error");
+			detail = polyglot_elastic_json_string(&jb->root, "error");
 	}
 	if (detail == NULL)
 		detail = pnstrdup(response->body, Min(response->len, 1000));
@@ -694,7 +694,7 @@ parse_error_callback(void *arg)
  * context line naming the server and the request.
  */
 Jsonb *
-elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
+polyglot_elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
 					   const char *what)
 {
 	ErrorContextCallback errcallback;
@@ -740,9 +740,9 @@ find_version(Jsonb *jb)
  * distribution at its root endpoint.
  */
 Jsonb *
-elastic_ping(ForeignServer *server, UserMapping *user)
+polyglot_elastic_ping(ForeignServer *server, UserMapping *user)
 {
-	ElasticConn *conn = elastic_get_connection(server, user);
+	ElasticConn *conn = polyglot_elastic_get_connection(server, user);
 	ElasticResponse response;
 	instr_time	start;
 	double		latency;
@@ -750,22 +750,22 @@ elastic_ping(ForeignServer *server, UserMapping *user)
 	const char *flavor = "elasticsearch";
 
 	INSTR_TIME_SET_CURRENT(start);
-	elastic_request(conn, "GET", "/_nodes/_local?filter_path=nodes.*.version",
+	polyglot_elastic_request(conn, "GET", "/_nodes/_local?filter_path=nodes.*.version",
 					NULL, 0, &response);
 	latency = polyglot_elapsed_ms(start);
 	if (response.status >= 400)
-		elastic_report_error(conn, &response, "GET /_nodes/_local");
-	version = find_version(elastic_parse_response(conn, &response, "GET /_nodes/_local"));
+		polyglot_elastic_report_error(conn, &response, "GET /_nodes/_local");
+	version = find_version(polyglot_elastic_parse_response(conn, &response, "GET /_nodes/_local"));
 
 	if (!response.elastic_product)
 	{
 		ElasticResponse root;
 
-		elastic_request(conn, "GET", "/", NULL, 0, &root);
+		polyglot_elastic_request(conn, "GET", "/", NULL, 0, &root);
 		if (root.status == 200)
 		{
-			Jsonb	   *jb = elastic_parse_response(conn, &root, "GET /");
-			char	   *dist = elastic_json_string(elastic_json_object(&jb->root, "version"),
+			Jsonb	   *jb = polyglot_elastic_parse_response(conn, &root, "GET /");
+			char	   *dist = polyglot_elastic_json_string(polyglot_elastic_json_object(&jb->root, "version"),
 												   "distribution");
 
 			if (dist && strcmp(dist, "opensearch") == 0)
@@ -783,7 +783,7 @@ elastic_ping(ForeignServer *server, UserMapping *user)
  * names itself as the distribution.
  */
 bool
-elastic_is_opensearch(ElasticConn *conn)
+polyglot_elastic_is_opensearch(ElasticConn *conn)
 {
 	if (conn->flavor == 0)
 	{
@@ -791,16 +791,16 @@ elastic_is_opensearch(ElasticConn *conn)
 		char		flavor = 'e';
 
 		/* the header is on every answer, also an error (some builds lack GET /) */
-		elastic_request(conn, "GET", "/", NULL, 0, &root);
+		polyglot_elastic_request(conn, "GET", "/", NULL, 0, &root);
 		if (!root.elastic_product)
 		{
 			Jsonb	   *jb;
 			char	   *dist;
 
 			if (root.status >= 400)
-				elastic_report_error(conn, &root, "GET /");
-			jb = elastic_parse_response(conn, &root, "GET /");
-			dist = elastic_json_string(elastic_json_object(&jb->root, "version"), "distribution");
+				polyglot_elastic_report_error(conn, &root, "GET /");
+			jb = polyglot_elastic_parse_response(conn, &root, "GET /");
+			dist = polyglot_elastic_json_string(polyglot_elastic_json_object(&jb->root, "version"), "distribution");
 			if (dist && strcmp(dist, "opensearch") == 0)
 				flavor = 'o';
 		}

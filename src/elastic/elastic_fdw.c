@@ -243,7 +243,7 @@ table_index(ForeignTable *table, Oid relid)
 	if (index == NULL)
 	{
 		index = get_rel_name(relid);
-		elastic_check_index_name("index (by default the table's name)", index);
+		polyglot_elastic_check_index_name("index (by default the table's name)", index);
 	}
 	return pstrdup(index);
 }
@@ -276,7 +276,7 @@ table_connection(Oid relid, Oid userid)
 	ForeignServer *server;
 	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
 
-	return elastic_get_connection(server, user);
+	return polyglot_elastic_get_connection(server, user);
 }
 
 /*
@@ -298,7 +298,7 @@ apply_mapping(ElasticRelInfo *info, List *fields)
 
 		if (col->kind != ECOL_FIELD)
 			continue;
-		f = elastic_find_field(fields, col->field);
+		f = polyglot_elastic_find_field(fields, col->field);
 		if (f == NULL || f->conflict)
 			continue;
 		t = f->type;
@@ -780,10 +780,10 @@ remote_document_count(ElasticConn *conn, const char *index)
 	Jsonb	   *jb;
 	JsonbValue	v;
 
-	elastic_request(conn, "GET", path, NULL, 0, &response);
+	polyglot_elastic_request(conn, "GET", path, NULL, 0, &response);
 	if (response.status >= 400)
-		elastic_report_error(conn, &response, psprintf("GET %s", path));
-	jb = elastic_parse_response(conn, &response, path);
+		polyglot_elastic_report_error(conn, &response, psprintf("GET %s", path));
+	jb = polyglot_elastic_parse_response(conn, &response, path);
 	if (!getKeyJsonValueFromContainer(&jb->root, "count", 5, &v) || v.type != jbvNumeric)
 		return -1;
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v.val.numeric)));
@@ -803,7 +803,7 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	info->userid = baserel->userid;
 	conn = table_connection(foreigntableid, info->userid);
 	if (info->pushdown)
-		apply_mapping(info, elastic_merged_fields(elastic_read_mappings(conn, info->index)));
+		apply_mapping(info, polyglot_elastic_merged_fields(polyglot_elastic_read_mappings(conn, info->index)));
 
 	foreach(lc, baserel->baserestrictinfo)
 	{
@@ -1357,7 +1357,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 		if (unknown)
 			appendStringInfoString(buf, "\"(parameter)\"");
 		else
-			elastic_append_json_value(buf, value, false, typid);
+			polyglot_elastic_append_json_value(buf, value, false, typid);
 		appendStringInfoString(buf, "}}}");
 		return;
 	}
@@ -1410,7 +1410,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 			if (as_text)
 				append_text_value(&q, value, typid);
 			else
-				elastic_append_json_value(&q, value, false, typid);
+				polyglot_elastic_append_json_value(&q, value, false, typid);
 		}
 		else
 		{
@@ -1456,7 +1456,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 				if (as_text)
 					append_text_value(&q, elems[i], elemtype);
 				else
-					elastic_append_json_value(&q, elems[i], false, elemtype);
+					polyglot_elastic_append_json_value(&q, elems[i], false, elemtype);
 			}
 			appendStringInfoChar(&q, ']');
 			if (sent == 0)
@@ -1607,7 +1607,7 @@ append_sort(StringInfo buf, ElasticScanState *st, bool tiebreak)
 		 * Elasticsearch adds _shard_doc under a point in time by itself;
 		 * OpenSearch has no _shard_doc: _index and _id are unique together
 		 */
-		if (elastic_is_opensearch(st->conn))
+		if (polyglot_elastic_is_opensearch(st->conn))
 			appendStringInfo(buf, "%s{\"_index\":{\"order\":\"asc\"}},{\"_id\":{\"order\":\"asc\"}}",
 							 first ? "" : ",");
 		else if (first)
@@ -1827,16 +1827,16 @@ open_pit(ElasticScanState *st)
 	Jsonb	   *jb;
 
 	close_stale_pits(st->conn);
-	opensearch = elastic_is_opensearch(st->conn);
+	opensearch = polyglot_elastic_is_opensearch(st->conn);
 	path = psprintf(opensearch ? "/%s/_search/point_in_time?keep_alive=%s" :
 								"/%s/_pit?keep_alive=%s", st->index, ELASTIC_KEEP_ALIVE);
 	what = psprintf("POST %s", path);
 
-	elastic_request(st->conn, "POST", path, NULL, 0, &response);
+	polyglot_elastic_request(st->conn, "POST", path, NULL, 0, &response);
 	if (response.status >= 400)
-		elastic_report_error(st->conn, &response, what);
-	jb = elastic_parse_response(st->conn, &response, what);
-	st->pit_id = elastic_json_string(&jb->root, opensearch ? "pit_id" : "id");
+		polyglot_elastic_report_error(st->conn, &response, what);
+	jb = polyglot_elastic_parse_response(st->conn, &response, what);
+	st->pit_id = polyglot_elastic_json_string(&jb->root, opensearch ? "pit_id" : "id");
 	if (st->pit_id == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -1865,7 +1865,7 @@ close_pit_id(ElasticConn *conn, const char *id)
 	{
 		ElasticResponse response;
 
-		elastic_request(conn, "DELETE", opensearch ? "/_search/point_in_time" : "/_pit",
+		polyglot_elastic_request(conn, "DELETE", opensearch ? "/_search/point_in_time" : "/_pit",
 						body.data, body.len, &response);
 		if (response.status >= 400 && response.status != 404)
 			ereport(WARNING,
@@ -1910,18 +1910,18 @@ close_pit(ElasticScanState *st)
 static void
 check_shards(ElasticScanState *st, Jsonb *jb)
 {
-	JsonbContainer *shards = elastic_json_object(&jb->root, "_shards");
-	int			failed = elastic_json_int(shards, "failed", 0);
+	JsonbContainer *shards = polyglot_elastic_json_object(&jb->root, "_shards");
+	int			failed = polyglot_elastic_json_int(shards, "failed", 0);
 
 	if (failed > 0)
 	{
-		JsonbContainer *failures = elastic_json_object(shards, "failures");
+		JsonbContainer *failures = polyglot_elastic_json_object(shards, "failures");
 		char	   *detail = NULL;
 		JsonbValue *first;
 
 		if (failures && (first = getIthJsonbValueFromContainer(failures, 0)) != NULL &&
 			first->type == jbvBinary)
-			detail = elastic_error_text(elastic_json_object(first->val.binary.data, "reason"));
+			detail = polyglot_elastic_error_text(polyglot_elastic_json_object(first->val.binary.data, "reason"));
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" failed on %d shards",
@@ -1975,15 +1975,15 @@ fetch_page(ElasticScanState *st)
 	body = build_search_body(st, size, false);
 	path = st->use_pit ? "/_search?" SEARCH_FILTER :
 		psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
-	elastic_request(st->conn, "POST", path, body, strlen(body), &response);
+	polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
 	if (response.status >= 400)
-		elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
-	jb = elastic_parse_response(st->conn, &response, "a search");
+		polyglot_elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
+	jb = polyglot_elastic_parse_response(st->conn, &response, "a search");
 	check_shards(st, jb);
 	st->page = jb;
 	if (st->use_pit)
 	{
-		char	   *pit = elastic_json_string(&jb->root, "pit_id");
+		char	   *pit = polyglot_elastic_json_string(&jb->root, "pit_id");
 
 		/* the id may change from page to page */
 		if (pit && strcmp(pit, st->pit_id) != 0)
@@ -2000,7 +2000,7 @@ fetch_page(ElasticScanState *st)
 				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" timed out",
 						st->index, st->conn->servername),
 				 errdetail("Its hits would be incomplete.")));
-	st->hits = elastic_json_object(elastic_json_object(&jb->root, "hits"), "hits");
+	st->hits = polyglot_elastic_json_object(polyglot_elastic_json_object(&jb->root, "hits"), "hits");
 	if (st->hits && !JsonContainerIsArray(st->hits))
 		malformed_response(st, "The member hits.hits is not an array");
 	st->nhits = st->hits ? (int) JsonContainerSize(st->hits) : 0;
@@ -2255,7 +2255,7 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 	if (hit == NULL || hit->type != jbvBinary || !JsonContainerIsObject(hit->val.binary.data))
 		malformed_response(st, "A hit is not an object");
 	h = hit->val.binary.data;
-	st->current_id = elastic_json_string(h, "_id");
+	st->current_id = polyglot_elastic_json_string(h, "_id");
 	if (getKeyJsonValueFromContainer(h, "_source", 7, &source_jv) && source_jv.type == jbvBinary)
 		source = source_jv.val.binary.data;
 
@@ -2333,10 +2333,10 @@ store_count(ElasticScanState *st, TupleTableSlot *slot)
 	if (st->count_done)
 		return false;
 	st->count_done = true;
-	elastic_request(st->conn, "POST", path, body, strlen(body), &response);
+	polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
 	if (response.status >= 400)
-		elastic_report_error(st->conn, &response, psprintf("POST %s", path));
-	jb = elastic_parse_response(st->conn, &response, path);
+		polyglot_elastic_report_error(st->conn, &response, psprintf("POST %s", path));
+	jb = polyglot_elastic_parse_response(st->conn, &response, path);
 	check_shards(st, jb);
 	if (!getKeyJsonValueFromContainer(&jb->root, "count", 5, &v) || v.type != jbvNumeric)
 		ereport(ERROR,
@@ -2694,14 +2694,14 @@ row_document(ElasticModifyState *st, TupleTableSlot *slot, List *attnums, bool k
 				if (isnull && !keep_nulls)
 					break;
 				initStringInfo(&buf);
-				elastic_append_json_value(&buf, value, isnull, col->typid);
+				polyglot_elastic_append_json_value(&buf, value, isnull, col->typid);
 				fields = lappend(fields, make_docfield(col->field, buf.data));
 				break;
 			case ECOL_SOURCE:
 				if (isnull)
 					break;
 				initStringInfo(&buf);
-				elastic_append_json_value(&buf, value, false, col->typid);
+				polyglot_elastic_append_json_value(&buf, value, false, col->typid);
 				if (buf.data[0] != '{')
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
@@ -2780,13 +2780,13 @@ flush_actions(ElasticModifyState *st)
 		return NULL;
 	path = psprintf("/_bulk?refresh=%s&filter_path=errors,items.*._id,items.*.status,items.*.error",
 					st->refresh);
-	elastic_request(st->conn, "POST", path, st->body.data, st->body.len, &response);
+	polyglot_elastic_request(st->conn, "POST", path, st->body.data, st->body.len, &response);
 	resetStringInfo(&st->body);
 	st->nactions = 0;
 	if (response.status >= 400)
-		elastic_report_error(st->conn, &response, psprintf("a _bulk write to index \"%s\"", st->index));
-	jb = elastic_parse_response(st->conn, &response, "_bulk");
-	items = elastic_json_object(&jb->root, "items");
+		polyglot_elastic_report_error(st->conn, &response, psprintf("a _bulk write to index \"%s\"", st->index));
+	jb = polyglot_elastic_parse_response(st->conn, &response, "_bulk");
+	items = polyglot_elastic_json_object(&jb->root, "items");
 
 	/*
 	 * One result per action, each {"<action>": {"status": ..}}: an answer
@@ -2822,14 +2822,14 @@ flush_actions(ElasticModifyState *st)
 			else if (tok == WJB_VALUE && v.type == jbvBinary)
 				result = v.val.binary.data;
 		}
-		status = result ? elastic_json_int(result, "status", 0) : 0;
+		status = result ? polyglot_elastic_json_int(result, "status", 0) : 0;
 		if (status == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("Elasticsearch server \"%s\" answered a _bulk write to index \"%s\" with a result without a status",
 							st->conn->servername, st->index)));
 		if (i == 0)
-			first_id = elastic_json_string(result, "_id");
+			first_id = polyglot_elastic_json_string(result, "_id");
 		if (status >= 200 && status < 300)
 			continue;
 		if (status == 404 && action && strcmp(action, "create") != 0)
@@ -2839,11 +2839,11 @@ flush_actions(ElasticModifyState *st)
 						 ERRCODE_UNIQUE_VIOLATION : ERRCODE_FDW_ERROR),
 				 status == 409 && action && strcmp(action, "create") == 0 ?
 				 errmsg("document with _id \"%s\" already exists in index \"%s\"",
-						elastic_json_string(result, "_id"), st->index) :
+						polyglot_elastic_json_string(result, "_id"), st->index) :
 				 errmsg("Elasticsearch server \"%s\" refused a %s in index \"%s\" (HTTP status %d)",
 						st->conn->servername, action ? action : "write", st->index, status),
-				 errdetail_internal("%s", elastic_error_text(elastic_json_object(result, "error")) ?
-									elastic_error_text(elastic_json_object(result, "error")) :
+				 errdetail_internal("%s", polyglot_elastic_error_text(polyglot_elastic_json_object(result, "error")) ?
+									polyglot_elastic_error_text(polyglot_elastic_json_object(result, "error")) :
 									"no reason given")));
 	}
 	return first_id;
@@ -3057,7 +3057,7 @@ polyglot_elastic_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = elasticReScanForeignScan;
 	routine->EndForeignScan = elasticEndForeignScan;
 	routine->ExplainForeignScan = elasticExplainForeignScan;
-	routine->ImportForeignSchema = elasticImportForeignSchema;
+	routine->ImportForeignSchema = polyglotElasticImportForeignSchema;
 	routine->AddForeignUpdateTargets = elasticAddForeignUpdateTargets;
 	routine->PlanForeignModify = elasticPlanForeignModify;
 	routine->BeginForeignModify = elasticBeginForeignModify;

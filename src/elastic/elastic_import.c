@@ -194,7 +194,7 @@ create_table_command(ImportForeignSchemaStmt *stmt, ElasticIndexMapping *m,
  * that does not exist).
  */
 List *
-elasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
+polyglotElasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
 	ForeignServer *server = GetForeignServer(serverOid);
 	UserMapping *user = polyglot_find_user_mapping(GetUserId(), serverOid);
@@ -209,8 +209,8 @@ elasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 				 errmsg("invalid option \"%s\"", linitial_node(DefElem, stmt->options)->defname),
 				 errhint("IMPORT FOREIGN SCHEMA from a polyglot_elastic server takes no options.")));
 
-	conn = elastic_get_connection(server, user);
-	mappings = elastic_read_mappings(conn, url_path_segment(stmt->remote_schema));
+	conn = polyglot_elastic_get_connection(server, user);
+	mappings = polyglot_elastic_read_mappings(conn, url_path_segment(stmt->remote_schema));
 	list_sort(mappings, compare_indices);
 
 	foreach(lc, mappings)

@@ -44,7 +44,7 @@ append_json_array(StringInfo buf, Datum value, Oid elemtype, bool *first)
 		if (!*first)
 			appendStringInfoChar(buf, ',');
 		*first = false;
-		elastic_append_json_value(buf, elems[i], nulls[i], elemtype);
+		polyglot_elastic_append_json_value(buf, elems[i], nulls[i], elemtype);
 	}
 }
 
@@ -77,7 +77,7 @@ append_json_record(StringInfo buf, Datum value)
 		first = false;
 		escape_json(buf, NameStr(att->attname));
 		appendStringInfoChar(buf, ':');
-		elastic_append_json_value(buf, v, isnull, att->atttypid);
+		polyglot_elastic_append_json_value(buf, v, isnull, att->atttypid);
 	}
 	appendStringInfoChar(buf, '}');
 	ReleaseTupleDesc(desc);
@@ -102,7 +102,7 @@ append_json_number(StringInfo buf, char *text)
  * Allocates in the current memory context.
  */
 void
-elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid)
+polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid)
 {
 	Oid			base;
 	Oid			outfunc;

@@ -44,8 +44,8 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix, bo
 			JsonbContainer *def = v.val.binary.data;
 			ElasticField *field = palloc0(sizeof(ElasticField));
 			JsonbValue	option;
-			char	   *type = elastic_json_string(def, "type");
-			JsonbContainer *sub = elastic_json_object(def, "fields");
+			char	   *type = polyglot_elastic_json_string(def, "type");
+			JsonbContainer *sub = polyglot_elastic_json_object(def, "fields");
 
 			field->path = prefix ? psprintf("%s.%s", prefix, name) : name;
 			field->type = type ? type : pstrdup("object");
@@ -65,8 +65,8 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix, bo
 								   NULL);
 			if (strcmp(field->type, "keyword") == 0)
 			{
-				field->ignore_above = elastic_json_int(def, "ignore_above", -1);
-				field->normalizer = elastic_json_string(def, "normalizer") != NULL;
+				field->ignore_above = polyglot_elastic_json_int(def, "ignore_above", -1);
+				field->normalizer = polyglot_elastic_json_string(def, "normalizer") != NULL;
 			}
 			else if (sub != NULL)
 			{
@@ -83,21 +83,21 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix, bo
 					else if (stok == WJB_VALUE && subname && sv.type == jbvBinary &&
 							 field->keyword == NULL)
 					{
-						char	   *subtype = elastic_json_string(sv.val.binary.data, "type");
+						char	   *subtype = polyglot_elastic_json_string(sv.val.binary.data, "type");
 
 						if (subtype && strcmp(subtype, "keyword") == 0)
 						{
 							field->keyword = psprintf("%s.%s", field->path, subname);
-							field->ignore_above = elastic_json_int(sv.val.binary.data,
+							field->ignore_above = polyglot_elastic_json_int(sv.val.binary.data,
 																   "ignore_above", -1);
-							field->normalizer = elastic_json_string(sv.val.binary.data,
+							field->normalizer = polyglot_elastic_json_string(sv.val.binary.data,
 																	"normalizer") != NULL;
 						}
 					}
 				}
 			}
 			*fields = lappend(*fields, field);
-			add_properties(fields, elastic_json_object(def, "properties"), field->path,
+			add_properties(fields, polyglot_elastic_json_object(def, "properties"), field->path,
 						   in_nested || strcmp(field->type, "nested") == 0, copy_to);
 			name = NULL;
 		}
@@ -113,7 +113,7 @@ add_properties(List **fields, JsonbContainer *properties, const char *prefix, bo
  * returns NIL.
  */
 List *
-elastic_read_mappings(ElasticConn *conn, const char *index)
+polyglot_elastic_read_mappings(ElasticConn *conn, const char *index)
 {
 	ElasticResponse response;
 	char	   *path = psprintf("/%s/_mapping", index);
@@ -125,10 +125,10 @@ elastic_read_mappings(ElasticConn *conn, const char *index)
 	char	   *name = NULL;
 	List	   *result = NIL;
 
-	elastic_request(conn, "GET", path, NULL, 0, &response);
+	polyglot_elastic_request(conn, "GET", path, NULL, 0, &response);
 	if (response.status >= 400)
-		elastic_report_error(conn, &response, what);
-	jb = elastic_parse_response(conn, &response, what);
+		polyglot_elastic_report_error(conn, &response, what);
+	jb = polyglot_elastic_parse_response(conn, &response, what);
 	if (!JB_ROOT_IS_OBJECT(jb))
 		return NIL;
 	it = JsonbIteratorInit(&jb->root);
@@ -139,18 +139,18 @@ elastic_read_mappings(ElasticConn *conn, const char *index)
 		else if (tok == WJB_VALUE && name && v.type == jbvBinary)
 		{
 			ElasticIndexMapping *m = palloc0(sizeof(ElasticIndexMapping));
-			JsonbContainer *mappings = elastic_json_object(v.val.binary.data, "mappings");
+			JsonbContainer *mappings = polyglot_elastic_json_object(v.val.binary.data, "mappings");
 
 			List	   *copy_to = NIL;
 			ListCell   *lc;
 
 			m->index = name;
-			add_properties(&m->fields, elastic_json_object(mappings, "properties"), NULL, false,
+			add_properties(&m->fields, polyglot_elastic_json_object(mappings, "properties"), NULL, false,
 						   &copy_to);
 			/* a copy_to target holds other fields' values, not its own */
 			foreach(lc, copy_to)
 			{
-				ElasticField *target = lfirst(lc) ? elastic_find_field(m->fields, lfirst(lc)) : NULL;
+				ElasticField *target = lfirst(lc) ? polyglot_elastic_find_field(m->fields, lfirst(lc)) : NULL;
 
 				if (target)
 					target->conflict = true;
@@ -172,7 +172,7 @@ elastic_read_mappings(ElasticConn *conn, const char *index)
 
 /* The field at a dotted path in a list of ElasticField, or NULL */
 ElasticField *
-elastic_find_field(List *fields, const char *path)
+polyglot_elastic_find_field(List *fields, const char *path)
 {
 	ListCell   *lc;
 
@@ -193,7 +193,7 @@ elastic_find_field(List *fields, const char *path)
  * does not push conditions on.
  */
 List *
-elastic_merged_fields(List *mappings)
+polyglot_elastic_merged_fields(List *mappings)
 {
 	List	   *merged = NIL;
 	ListCell   *lm;
@@ -206,7 +206,7 @@ elastic_merged_fields(List *mappings)
 		foreach(lf, m->fields)
 		{
 			ElasticField *f = (ElasticField *) lfirst(lf);
-			ElasticField *seen = elastic_find_field(merged, f->path);
+			ElasticField *seen = polyglot_elastic_find_field(merged, f->path);
 
 			if (seen == NULL)
 			{

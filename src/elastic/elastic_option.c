@@ -52,7 +52,7 @@ static const PolyglotOption elastic_options[] = {
 	{.name = "page_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 10000},
 	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "refresh", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = refresh_values},
-	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = elastic_check_index_name},
+	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_elastic_check_index_name},
 	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
 	{.name = NULL}
 };
@@ -62,7 +62,7 @@ static const PolyglotOption elastic_options[] = {
  * trimmed of spaces and of a trailing slash.
  */
 List *
-elastic_split_urls(const char *urls)
+polyglot_elastic_split_urls(const char *urls)
 {
 	List	   *result = NIL;
 	const char *p = urls;
@@ -88,7 +88,7 @@ elastic_split_urls(const char *urls)
 static void
 check_url(const char *name, const char *value)
 {
-	List	   *urls = elastic_split_urls(value);
+	List	   *urls = polyglot_elastic_split_urls(value);
 	ListCell   *cell;
 
 	foreach(cell, urls)
@@ -153,7 +153,7 @@ check_url(const char *name, const char *value)
  * comma-separated part; * is allowed, for patterns a table reads.
  */
 void
-elastic_check_index_name(const char *name, const char *value)
+polyglot_elastic_check_index_name(const char *name, const char *value)
 {
 	List	   *parts = NIL;
 	ListCell   *lc;
@@ -233,7 +233,7 @@ polyglot_elastic_validator(PG_FUNCTION_ARGS)
  * the option lists, which live as long as server and user.
  */
 void
-elastic_get_options(ForeignServer *server, UserMapping *user, ElasticConnOptions *opts)
+polyglot_elastic_get_options(ForeignServer *server, UserMapping *user, ElasticConnOptions *opts)
 {
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);

@@ -25,7 +25,7 @@
  * 512 bytes, which would cause one, fails its key before sending.
  *
  * Documents are JSON rendered from the row's values by
- * elastic_append_json_value() (elastic_json.c).
+ * polyglot_elastic_append_json_value() (elastic_json.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -144,7 +144,7 @@ elastic_render_row(PolyglotRoute *route, PolyglotEvent *ev, Datum *values, bool 
 			appendStringInfoChar(&buf, ',');
 		escape_json(&buf, (const char *) lfirst(lc));
 		appendStringInfoChar(&buf, ':');
-		elastic_append_json_value(&buf, values[c], isnull[c], types[c]);
+		polyglot_elastic_append_json_value(&buf, values[c], isnull[c], types[c]);
 		c++;
 	}
 	appendStringInfoChar(&buf, '}');
@@ -221,14 +221,14 @@ row_version(PolyglotEvent *ev)
 static bool
 store_refused(ElasticResponse *response)
 {
-	Jsonb	   *answer = response->body ? elastic_try_parse_json(response->body) : NULL;
+	Jsonb	   *answer = response->body ? polyglot_elastic_try_parse_json(response->body) : NULL;
 	JsonbContainer *error;
 
 	if (answer == NULL || !JB_ROOT_IS_OBJECT(answer))
 		return false;
-	error = elastic_json_object(&answer->root, "error");
+	error = polyglot_elastic_json_object(&answer->root, "error");
 	return error != NULL && JsonContainerIsObject(error) &&
-		elastic_json_string(error, "type") != NULL;
+		polyglot_elastic_json_string(error, "type") != NULL;
 }
 
 static void
@@ -251,7 +251,7 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 
 		PG_TRY();
 		{
-			elastic_report_error(conn, response, "a _bulk request");
+			polyglot_elastic_report_error(conn, response, "a _bulk request");
 		}
 		PG_CATCH();
 		{
@@ -266,10 +266,10 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 		PG_END_TRY();
 	}
 	if (response->status >= 400)
-		elastic_report_error(conn, response, "a _bulk request");
-	reply = elastic_parse_response(conn, response, "a _bulk request");
+		polyglot_elastic_report_error(conn, response, "a _bulk request");
+	reply = polyglot_elastic_parse_response(conn, response, "a _bulk request");
 
-	items = elastic_json_object(&reply->root, "items");
+	items = polyglot_elastic_json_object(&reply->root, "items");
 	if (items == NULL || !JsonContainerIsArray(items) ||
 		JsonContainerSize(items) != (uint32) count)
 		ereport(ERROR,
@@ -287,9 +287,9 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 
 		if (entry && entry->type == jbvBinary)
 		{
-			action = elastic_json_object(entry->val.binary.data, "index");
+			action = polyglot_elastic_json_object(entry->val.binary.data, "index");
 			if (action == NULL)
-				is_delete = (action = elastic_json_object(entry->val.binary.data, "delete")) != NULL;
+				is_delete = (action = polyglot_elastic_json_object(entry->val.binary.data, "delete")) != NULL;
 		}
 		if (action == NULL)
 		{
@@ -297,7 +297,7 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 			result->error = pstrdup("no result for this action in the _bulk response");
 			continue;
 		}
-		status = elastic_json_int(action, "status", 0);
+		status = polyglot_elastic_json_int(action, "status", 0);
 		if ((status >= 200 && status < 300) || (is_delete && status == 404))
 			continue;
 		/* the index holds a newer version: done, and counted in status.stale */
@@ -306,7 +306,7 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 			result->status = POLYGLOT_ITEM_STALE;
 			continue;
 		}
-		error = elastic_error_text(elastic_json_object(action, "error"));
+		error = polyglot_elastic_error_text(polyglot_elastic_json_object(action, "error"));
 		error = psprintf("HTTP %d: %s", status, error ? error : "error: (no reason given)");
 		if (status == 429 || status >= 500 || status == 0)
 		{
@@ -337,7 +337,7 @@ complete_batch(PolyglotRoute *route, ElasticSent *sent)
 	sent->completed = true;
 	if (sent->nops == sent->first_op)
 		return;
-	elastic_request_complete(sent->conn, &sent->pin, "POST", BULK_PATH, sent->body.data,
+	polyglot_elastic_request_complete(sent->conn, &sent->pin, "POST", BULK_PATH, sent->body.data,
 							 sent->body.len, &response);
 	classify_bulk(sent->conn, &response, sent, sent->first_op, sent->nops - sent->first_op);
 }
@@ -402,10 +402,10 @@ elastic_send(PolyglotRoute *route, List *items)
 			ElasticResponse response;
 
 			if (sent->conn == NULL)
-				sent->conn = elastic_get_connection(route->server, route->user);
+				sent->conn = polyglot_elastic_get_connection(route->server, route->user);
 			if (rs && rs->inflight)
 				complete_batch(route, rs->inflight);
-			elastic_request(sent->conn, "POST", BULK_PATH, body.data, body.len, &response);
+			polyglot_elastic_request(sent->conn, "POST", BULK_PATH, body.data, body.len, &response);
 			sent->opitem = opitem;
 			classify_bulk(sent->conn, &response, sent, sent->first_op, nops - sent->first_op);
 			resetStringInfo(&body);
@@ -434,14 +434,14 @@ elastic_send(PolyglotRoute *route, List *items)
 	sent->nops = nops;
 	sent->body = body;
 	if (sent->conn == NULL)
-		sent->conn = elastic_get_connection(route->server, route->user);
+		sent->conn = polyglot_elastic_get_connection(route->server, route->user);
 
 	/* the previous batch's answer first: one request at a time */
 	if (rs && rs->inflight)
 		complete_batch(route, rs->inflight);
 	if (nops > sent->first_op)
 	{
-		elastic_request_start(sent->conn, &sent->pin, "POST", BULK_PATH, sent->body.data,
+		polyglot_elastic_request_start(sent->conn, &sent->pin, "POST", BULK_PATH, sent->body.data,
 							  sent->body.len);
 		if (rs)
 			rs->inflight = sent;
@@ -473,7 +473,7 @@ elastic_abandon(PolyglotRoute *route, void *state)
 
 	if (sent == NULL)
 		return;
-	elastic_request_cancel(&sent->pin);
+	polyglot_elastic_request_cancel(&sent->pin);
 	if (rs && rs->inflight == sent)
 		rs->inflight = NULL;
 }
@@ -489,7 +489,7 @@ elastic_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, cha
 {
 	char	   *index = polyglot_route_option(route, "index");
 	char	   *routing = polyglot_route_option(route, "routing");
-	ElasticConn *conn = elastic_get_connection(route->server, route->user);
+	ElasticConn *conn = polyglot_elastic_get_connection(route->server, route->user);
 	ElasticResponse response;
 	StringInfoData body;
 	JsonbContainer *docs;
@@ -518,7 +518,7 @@ elastic_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, cha
 		i++;
 	}
 	appendStringInfoString(&body, "]}");
-	elastic_request(conn, "POST",
+	polyglot_elastic_request(conn, "POST",
 					psprintf("/%s/_mget", index),
 					body.data, body.len, &response);
 	if (response.status == 404)
@@ -529,9 +529,9 @@ elastic_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, cha
 		return;
 	}
 	if (response.status >= 400)
-		elastic_report_error(conn, &response, psprintf("reading documents of index \"%s\" to verify", index));
-	jb = elastic_parse_response(conn, &response, "an _mget");
-	docs = elastic_json_object(&jb->root, "docs");
+		polyglot_elastic_report_error(conn, &response, psprintf("reading documents of index \"%s\" to verify", index));
+	jb = polyglot_elastic_parse_response(conn, &response, "an _mget");
+	docs = polyglot_elastic_json_object(&jb->root, "docs");
 	if (docs == NULL || !JsonContainerIsArray(docs) || JsonContainerSize(docs) != (uint32) n)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -588,7 +588,7 @@ id_key(PolyglotRoute *route, const char *id)
 	if (list_length(route->key_columns) == 1)
 		return list_make1(pstrdup(id));
 	/* the id of a composite key is a JSON array of strings; anything else is none */
-	jb = elastic_try_parse_json(id);
+	jb = polyglot_elastic_try_parse_json(id);
 	if (jb == NULL || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb))
 		return NIL;
 	it = JsonbIteratorInit(&jb->root);
@@ -608,7 +608,7 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 {
 	ElasticKeyScroll *ks = (ElasticKeyScroll *) *state;
 	char	   *index = polyglot_route_option(route, "index");
-	ElasticConn *conn = elastic_get_connection(route->server, route->user);
+	ElasticConn *conn = polyglot_elastic_get_connection(route->server, route->user);
 	ElasticResponse response;
 	JsonbContainer *hits;
 	Jsonb	   *jb;
@@ -630,15 +630,15 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 
 		ks->started = true;
 		/* searches see what was refreshed: deletes just made too */
-		elastic_request(conn, "POST", psprintf("/%s/_refresh", index), NULL, 0, &response);
+		polyglot_elastic_request(conn, "POST", psprintf("/%s/_refresh", index), NULL, 0, &response);
 		if (response.status == 404)
 		{
 			ks->done = true;
 			return NIL;
 		}
 		if (response.status >= 400)
-			elastic_report_error(conn, &response, psprintf("a refresh of index \"%s\"", index));
-		elastic_request(conn, "POST",
+			polyglot_elastic_report_error(conn, &response, psprintf("a refresh of index \"%s\"", index));
+		polyglot_elastic_request(conn, "POST",
 						psprintf("/%s/_search?scroll=1m&filter_path=_scroll_id,hits.hits._id", index),
 						body, strlen(body), &response);
 	}
@@ -650,22 +650,22 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 		appendStringInfoString(&body, "{\"scroll\":\"1m\",\"scroll_id\":");
 		escape_json(&body, ks->scroll_id);
 		appendStringInfoChar(&body, '}');
-		elastic_request(conn, "POST", "/_search/scroll?filter_path=_scroll_id,hits.hits._id",
+		polyglot_elastic_request(conn, "POST", "/_search/scroll?filter_path=_scroll_id,hits.hits._id",
 						body.data, body.len, &response);
 	}
 	if (response.status >= 400)
-		elastic_report_error(conn, &response, psprintf("a scroll over index \"%s\"", index));
-	jb = elastic_parse_response(conn, &response, "a scroll");
-	scroll = elastic_json_string(&jb->root, "_scroll_id");
+		polyglot_elastic_report_error(conn, &response, psprintf("a scroll over index \"%s\"", index));
+	jb = polyglot_elastic_parse_response(conn, &response, "a scroll");
+	scroll = polyglot_elastic_json_string(&jb->root, "_scroll_id");
 	if (scroll)
 		ks->scroll_id = MemoryContextStrdup(state_cxt, scroll);
-	hits = elastic_json_object(elastic_json_object(&jb->root, "hits"), "hits");
+	hits = polyglot_elastic_json_object(polyglot_elastic_json_object(&jb->root, "hits"), "hits");
 	n = hits && JsonContainerIsArray(hits) ? (int) JsonContainerSize(hits) : 0;
 	for (i = 0; i < n; i++)
 	{
 		JsonbValue *hit = getIthJsonbValueFromContainer(hits, i);
 		char	   *id = hit && hit->type == jbvBinary ?
-			elastic_json_string(hit->val.binary.data, "_id") : NULL;
+			polyglot_elastic_json_string(hit->val.binary.data, "_id") : NULL;
 		PolyglotStoreKey *sk;
 
 		if (id == NULL)
@@ -687,7 +687,7 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 			escape_json(&body, ks->scroll_id);
 			appendStringInfoChar(&body, '}');
 			/* a scroll left open expires by itself: its answer does not matter */
-			elastic_request(conn, "DELETE", "/_search/scroll", body.data, body.len, &response);
+			polyglot_elastic_request(conn, "DELETE", "/_search/scroll", body.data, body.len, &response);
 		}
 	}
 	return page;

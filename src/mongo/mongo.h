@@ -24,7 +24,7 @@ typedef struct MongoConnOptions
 } MongoConnOptions;
 
 /* mongo_option.c */
-extern void mongo_get_options(ForeignServer *server, UserMapping *user,
+extern void polyglot_mongo_get_options(ForeignServer *server, UserMapping *user,
 							  MongoConnOptions *opts);
 
 /* mongo_connection.c */
@@ -41,17 +41,17 @@ typedef struct MongoConn
 
 #define mongo_client(c) ((mongoc_client_t *) (c)->base.conn)
 
-extern void mongo_ensure_initialized(void);
-extern MongoConn *mongo_get_connection(ForeignServer *server, UserMapping *user);
-extern void mongo_read_flavor(MongoConn *conn);
-extern void mongo_report_error(MongoConn *conn, const bson_error_t *error,
+extern void polyglot_mongo_ensure_initialized(void);
+extern MongoConn *polyglot_mongo_get_connection(ForeignServer *server, UserMapping *user);
+extern void polyglot_mongo_read_flavor(MongoConn *conn);
+extern void polyglot_mongo_report_error(MongoConn *conn, const bson_error_t *error,
 							   const char *what) pg_attribute_noreturn();
-extern void mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
+extern void polyglot_mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
 									  const bson_error_t *error,
 									  const char *what) pg_attribute_noreturn();
 
 /* mongo_stream.c */
-extern void mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri);
+extern void polyglot_mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri);
 
 /* mongo_bson.c */
 #define POLYGLOT_BSON_NO_DECIMAL128	0x01	/* the server has no decimal128 */

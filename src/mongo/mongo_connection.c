@@ -65,7 +65,7 @@ mongo_log_handler(mongoc_log_level_t level, const char *domain,
 
 /* Initialises libmongoc once per process. */
 void
-mongo_ensure_initialized(void)
+polyglot_mongo_ensure_initialized(void)
 {
 	if (mongoc_initialized)
 		return;
@@ -113,7 +113,7 @@ mongo_connect(MongoConn *conn, const MongoConnOptions *opts)
 
 	client = mongoc_client_new_from_uri_with_error(uri, &error);
 	if (client)
-		mongo_stream_setup(client, uri);
+		polyglot_mongo_stream_setup(client, uri);
 	mongoc_uri_destroy(uri);
 	if (client == NULL)
 		ereport(ERROR,
@@ -131,17 +131,17 @@ mongo_connect(MongoConn *conn, const MongoConnOptions *opts)
  * command reaches the server and reports connection failures.
  */
 MongoConn *
-mongo_get_connection(ForeignServer *server, UserMapping *user)
+polyglot_mongo_get_connection(ForeignServer *server, UserMapping *user)
 {
 	MongoConn  *conn;
 
-	mongo_ensure_initialized();
+	polyglot_mongo_ensure_initialized();
 	conn = (MongoConn *) polyglot_conncache_entry(&mongo_cache, server, user);
 	if (conn->base.conn == NULL)
 	{
 		MongoConnOptions opts;
 
-		mongo_get_options(server, user, &opts);
+		polyglot_mongo_get_options(server, user, &opts);
 		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
 		strlcpy(conn->database, opts.database ? opts.database : "",
 				sizeof(conn->database));
@@ -156,7 +156,7 @@ mongo_get_connection(ForeignServer *server, UserMapping *user)
  * FerretDB 1.x has no decimal128 (it drops the connection on one).
  */
 void
-mongo_read_flavor(MongoConn *conn)
+polyglot_mongo_read_flavor(MongoConn *conn)
 {
 	bson_t	   *cmd;
 	bson_t		reply;
@@ -170,7 +170,7 @@ mongo_read_flavor(MongoConn *conn)
 	{
 		bson_destroy(cmd);
 		bson_destroy(&reply);
-		mongo_report_error(conn, &error, "buildInfo");
+		polyglot_mongo_report_error(conn, &error, "buildInfo");
 	}
 	bson_destroy(cmd);
 	conn->ferretdb = false;
@@ -253,19 +253,19 @@ report_error(MongoConn *conn, const PolyglotConnPin *pin, const bson_error_t *er
  * client.  Never returns.
  */
 void
-mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
+polyglot_mongo_report_error(MongoConn *conn, const bson_error_t *error, const char *what)
 {
 	report_error(conn, NULL, error, what);
 	pg_unreachable();
 }
 
 /*
- * mongo_report_error() for an operation on a pinned client, which may no
+ * polyglot_mongo_report_error() for an operation on a pinned client, which may no
  * longer be its entry's: a connection failure drops that client from the
  * entry only if it is still there.  Never returns.
  */
 void
-mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
+polyglot_mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
 						  const bson_error_t *error, const char *what)
 {
 	report_error(conn, pin, error, what);
@@ -277,9 +277,9 @@ mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
  * server's version from buildInfo.  FerretDB is reported as its own flavor.
  */
 Jsonb *
-mongo_ping(ForeignServer *server, UserMapping *user)
+polyglot_mongo_ping(ForeignServer *server, UserMapping *user)
 {
-	MongoConn  *conn = mongo_get_connection(server, user);
+	MongoConn  *conn = polyglot_mongo_get_connection(server, user);
 	bson_t	   *cmd;
 	bson_t		reply;
 	bson_error_t error;
@@ -294,10 +294,10 @@ mongo_ping(ForeignServer *server, UserMapping *user)
 	bson_destroy(cmd);
 	bson_destroy(&reply);
 	if (!ok)
-		mongo_report_error(conn, &error, "ping");
+		polyglot_mongo_report_error(conn, &error, "ping");
 
 	/* version and flavor: buildInfo, read once per connection */
-	mongo_read_flavor(conn);
+	polyglot_mongo_read_flavor(conn);
 	return polyglot_ping_result("mongo", server->servername, latency, conn->version,
 								conn->ferretdb ? "ferretdb" : "mongodb");
 }

@@ -803,10 +803,10 @@ plan_connection(MongoRelInfo *info)
 {
 	ForeignServer *server;
 	UserMapping *user = polyglot_table_user_mapping(info->relid, info->userid, &server);
-	MongoConn  *conn = mongo_get_connection(server, user);
+	MongoConn  *conn = polyglot_mongo_get_connection(server, user);
 
 	/* once per connection: it also reports an unreachable server clearly */
-	mongo_read_flavor(conn);
+	polyglot_mongo_read_flavor(conn);
 	return conn;
 }
 
@@ -861,7 +861,7 @@ remote_document_count(MongoRelInfo *info)
 			mongoc_collection_destroy(coll);
 			bson_destroy(pipeline);
 			bson_destroy(opts);
-			mongo_report_error(conn, &error, "a document count");
+			polyglot_mongo_report_error(conn, &error, "a document count");
 		}
 
 		/* a server without $collStats: the count command's estimate */
@@ -1504,9 +1504,9 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->value_states = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot mongo row",
 										ALLOCSET_DEFAULT_SIZES);
-	st->conn = mongo_get_connection(server, user);
+	st->conn = polyglot_mongo_get_connection(server, user);
 	/* what the filter's values look like depends on the server, in EXPLAIN too */
-	mongo_read_flavor(st->conn);
+	polyglot_mongo_read_flavor(st->conn);
 	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
 		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
@@ -1809,7 +1809,7 @@ mongoIterateForeignScan(ForeignScanState *node)
 
 			/* the handles go, and the client may with them */
 			release_handles(st);
-			mongo_report_pinned_error(st->conn, &pin, &error,
+			polyglot_mongo_report_pinned_error(st->conn, &pin, &error,
 									  st->aggregate ? "an aggregate" : "a find");
 		}
 		if (st->aggregate && !st->aggregate_rows && !st->aggregate_done &&
@@ -2095,7 +2095,7 @@ mongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
 	ForeignServer *server = GetForeignServer(serverOid);
 	UserMapping *user = polyglot_find_user_mapping(GetUserId(), serverOid);
-	MongoConn  *conn = mongo_get_connection(server, user);
+	MongoConn  *conn = polyglot_mongo_get_connection(server, user);
 	int			sample_size = 100;
 	mongoc_database_t *db;
 	char	  **names;
@@ -2131,7 +2131,7 @@ mongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 	names = mongoc_database_get_collection_names_with_opts(db, NULL, &error);
 	mongoc_database_destroy(db);
 	if (names == NULL)
-		mongo_report_error(conn, &error, "listCollections");
+		polyglot_mongo_report_error(conn, &error, "listCollections");
 
 	PG_TRY();
 	{
@@ -2198,7 +2198,7 @@ mongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 				mongoc_cursor_destroy(cursor);
 				mongoc_collection_destroy(coll);
 				bson_destroy(opts);
-				mongo_report_error(conn, &error, "a sample of a collection");
+				polyglot_mongo_report_error(conn, &error, "a sample of a collection");
 			}
 			mongoc_cursor_destroy(cursor);
 			mongoc_collection_destroy(coll);
@@ -2362,8 +2362,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	}
 	if (explain_only)
 		return;
-	st->conn = mongo_get_connection(server, user);
-	mongo_read_flavor(st->conn);
+	st->conn = polyglot_mongo_get_connection(server, user);
+	polyglot_mongo_read_flavor(st->conn);
 	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
 		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
 	{
@@ -2480,7 +2480,7 @@ mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 	if (!mongoc_collection_insert_one(st->coll, doc, NULL, NULL, &error))
 	{
 		bson_destroy(doc);
-		mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
+		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
 	}
 	bson_destroy(doc);
 	return slot;
@@ -2524,7 +2524,7 @@ mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot
 		bson_destroy(docs[i]);
 	pfree(docs);
 	if (!ok)
-		mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
+		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
 	return slots;
 }
 
@@ -2588,7 +2588,7 @@ mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 		bson_destroy(selector);
 		bson_destroy(update);
 		bson_destroy(&reply);
-		mongo_report_pinned_error(st->conn, &st->pin, &error, "an update");
+		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an update");
 	}
 	bson_destroy(selector);
 	bson_destroy(update);
@@ -2625,7 +2625,7 @@ mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 	{
 		bson_destroy(selector);
 		bson_destroy(&reply);
-		mongo_report_pinned_error(st->conn, &st->pin, &error, "a delete");
+		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "a delete");
 	}
 	bson_destroy(selector);
 	bson_destroy(&reply);

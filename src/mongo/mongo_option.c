@@ -58,7 +58,7 @@ check_uri(const char *name, const char *value)
 	bson_error_t error;
 	bool		has_credentials;
 
-	mongo_ensure_initialized();
+	polyglot_mongo_ensure_initialized();
 	uri = mongoc_uri_new_with_error(value, &error);
 	if (uri == NULL)
 		ereport(ERROR,
@@ -144,7 +144,7 @@ polyglot_mongo_validator(PG_FUNCTION_ARGS)
  * the option lists, which live as long as server and user.
  */
 void
-mongo_get_options(ForeignServer *server, UserMapping *user, MongoConnOptions *opts)
+polyglot_mongo_get_options(ForeignServer *server, UserMapping *user, MongoConnOptions *opts)
 {
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);

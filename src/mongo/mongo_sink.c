@@ -82,10 +82,10 @@ report_batch_error(MongoConn *conn, const bson_error_t *error, const char *what)
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (!refused)
-		mongo_report_error(conn, error, what);
+		polyglot_mongo_report_error(conn, error, what);
 	PG_TRY();
 	{
-		mongo_report_error(conn, error, what);
+		polyglot_mongo_report_error(conn, error, what);
 	}
 	PG_CATCH();
 	{
@@ -119,8 +119,8 @@ mongo_prepare(PolyglotRoute *route)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the server of route %d no longer exists", route->id),
 				 errhint("Drop the route with polyglot.unsync().")));
-	conn = mongo_get_connection(route->server, route->user);
-	mongo_read_flavor(conn);
+	conn = polyglot_mongo_get_connection(route->server, route->user);
+	polyglot_mongo_read_flavor(conn);
 	if (!conn->has_decimal128)
 		*flags |= POLYGLOT_BSON_NO_DECIMAL128;
 	/* FerretDB closes the connection on a NaN: that key must fail alone */
@@ -487,7 +487,7 @@ route_collection(PolyglotRoute *route, MongoConn **connp)
 {
 	char	   *database = polyglot_route_option(route, "database");
 	char	   *collection = polyglot_route_option(route, "collection");
-	MongoConn  *conn = mongo_get_connection(route->server, route->user);
+	MongoConn  *conn = polyglot_mongo_get_connection(route->server, route->user);
 
 	if (database == NULL || database[0] == '\0')
 		database = conn->database;
@@ -537,7 +537,7 @@ mongo_send(PolyglotRoute *route, List *items)
 	 * update or delete command (20 ms each with 3,000 documents): there a
 	 * batch goes as inserts where it can (send_delete_insert).
 	 */
-	mongo_read_flavor(conn);
+	polyglot_mongo_read_flavor(conn);
 	if (conn->ferretdb)
 	{
 		send_delete_insert(conn, coll, byindex, nitems, sent->results);
@@ -757,7 +757,7 @@ mongo_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 		mongoc_collection_destroy(coll);
 		bson_destroy(&filter);
 		if (failed)
-			mongo_report_error(conn, &error, "reading documents to verify");
+			polyglot_mongo_report_error(conn, &error, "reading documents to verify");
 	}
 
 	i = 0;
@@ -943,7 +943,7 @@ mongo_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 		ks->done = true;
 		key_scan_cleanup(ks);
 		if (failed)
-			mongo_report_pinned_error(ks->conn, &pin, &error, "listing the documents to verify");
+			polyglot_mongo_report_pinned_error(ks->conn, &pin, &error, "listing the documents to verify");
 	}
 	return page;
 }

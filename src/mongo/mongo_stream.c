@@ -12,7 +12,7 @@
  * its own non-blocking socket and hands libmongoc a stream over it whose
  * every wait is WaitLatchOrSocket(): a pending cancel or termination makes
  * the wait give up at once, the operation fails with a stream error, and
- * mongo_report_error() drops the client and serves the interrupt.
+ * polyglot_mongo_report_error() drops the client and serves the interrupt.
  *
  * Nothing here may ereport or longjmp: these functions run inside
  * libmongoc, which must get its error back and unwind itself.  While the
@@ -485,7 +485,7 @@ fail:
 }
 
 /*
- * The stream initiator of the clients mongo_stream_setup() chose: a TCP
+ * The stream initiator of the clients polyglot_mongo_stream_setup() chose: a TCP
  * connection to host, each address in turn, within connectTimeoutMS.
  */
 static mongoc_stream_t *
@@ -543,7 +543,7 @@ mongo_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
  * or to a Unix-domain socket, which keep libmongoc's own streams.
  */
 void
-mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri)
+polyglot_mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri)
 {
 	const mongoc_host_list_t *host;
 

@@ -24,7 +24,7 @@ typedef struct RedisConnOptions
 } RedisConnOptions;
 
 /* redis_option.c */
-extern void redis_get_options(ForeignServer *server, UserMapping *user,
+extern void polyglot_redis_get_options(ForeignServer *server, UserMapping *user,
 							  RedisConnOptions *opts);
 
 /* redis_connection.c */
@@ -32,7 +32,7 @@ extern void redis_get_options(ForeignServer *server, UserMapping *user,
 
 /*
  * A cached connection.  base.conn (the redisContext) is NULL until
- * connected and after redis_report_error() or redis_discard_connection()
+ * connected and after polyglot_redis_report_error() or polyglot_redis_discard_connection()
  * dropped it; the entry outlives the handle.  The command functions below
  * ereport on a dropped connection rather than use it.
  */
@@ -51,13 +51,13 @@ typedef struct RedisConn
  */
 #define redis_ctx(c) ((redisContext *) (c)->base.conn)
 
-extern RedisConn *redis_get_connection(ForeignServer *server, UserMapping *user);
-extern redisReply *redis_command_argv(RedisConn *conn, int argc,
+extern RedisConn *polyglot_redis_get_connection(ForeignServer *server, UserMapping *user);
+extern redisReply *polyglot_redis_command_argv(RedisConn *conn, int argc,
 									  const char **argv, const size_t *argvlen);
-extern void redis_discard_connection(RedisConn *conn);
-extern void redis_report_error(RedisConn *conn, redisReply *reply,
+extern void polyglot_redis_discard_connection(RedisConn *conn);
+extern void polyglot_redis_report_error(RedisConn *conn, redisReply *reply,
 							   const char *what) pg_attribute_noreturn();
-extern void redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin,
+extern void polyglot_redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin,
 									  const char *what) pg_attribute_noreturn();
 
 /* A command under construction, for pipelines (palloc'd arrays) */
@@ -69,13 +69,13 @@ typedef struct RedisCmd
 	int			cap;
 } RedisCmd;
 
-extern void redis_cmd_init(RedisCmd *cmd, int cap);
-extern void redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len);
-extern void redis_cmd_arg(RedisCmd *cmd, const char *arg);
-extern void redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
-extern redisReply *redis_get_reply(RedisConn *conn, const char *what);
-extern redisReply *redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin,
+extern void polyglot_redis_cmd_init(RedisCmd *cmd, int cap);
+extern void polyglot_redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len);
+extern void polyglot_redis_cmd_arg(RedisCmd *cmd, const char *arg);
+extern void polyglot_redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
+extern redisReply *polyglot_redis_get_reply(RedisConn *conn, const char *what);
+extern redisReply *polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin,
 										  const char *what);
-extern void redis_flush(RedisConn *conn, const char *what);
+extern void polyglot_redis_flush(RedisConn *conn, const char *what);
 
 #endif							/* POLYGLOT_REDIS_H */

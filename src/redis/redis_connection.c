@@ -331,7 +331,7 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
  * backend, its context until an error drops it.
  */
 RedisConn *
-redis_get_connection(ForeignServer *server, UserMapping *user)
+polyglot_redis_get_connection(ForeignServer *server, UserMapping *user)
 {
 	RedisConn  *conn;
 
@@ -340,7 +340,7 @@ redis_get_connection(ForeignServer *server, UserMapping *user)
 	{
 		RedisConnOptions opts;
 
-		redis_get_options(server, user, &opts);
+		polyglot_redis_get_options(server, user, &opts);
 		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
 		snprintf(conn->endpoint, sizeof(conn->endpoint), "%s:%d", opts.host, opts.port);
 		conn->io_timeout_ms = opts.common.io_timeout_ms;
@@ -371,18 +371,18 @@ check_connected(RedisConn *conn)
  * ereports; an error reply is returned to the caller to classify.
  */
 redisReply *
-redis_command_argv(RedisConn *conn, int argc, const char **argv,
+polyglot_redis_command_argv(RedisConn *conn, int argc, const char **argv,
 				   const size_t *argvlen)
 {
 	check_connected(conn);
 	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, argvlen) != REDIS_OK)
-		redis_report_error(conn, NULL, argv[0]);
-	return redis_get_reply(conn, argv[0]);
+		polyglot_redis_report_error(conn, NULL, argv[0]);
+	return polyglot_redis_get_reply(conn, argv[0]);
 }
 
 /* Starts an empty command with room for cap arguments (it grows) */
 void
-redis_cmd_init(RedisCmd *cmd, int cap)
+polyglot_redis_cmd_init(RedisCmd *cmd, int cap)
 {
 	cmd->argc = 0;
 	cmd->cap = Max(cap, 1);
@@ -392,7 +392,7 @@ redis_cmd_init(RedisCmd *cmd, int cap)
 
 /* Adds an argument of len bytes (binary safe); arg must live until appended */
 void
-redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len)
+polyglot_redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len)
 {
 	if (cmd->argc == cmd->cap)
 	{
@@ -406,9 +406,9 @@ redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len)
 }
 
 void
-redis_cmd_arg(RedisCmd *cmd, const char *arg)
+polyglot_redis_cmd_arg(RedisCmd *cmd, const char *arg)
 {
-	redis_cmd_arg_len(cmd, arg, strlen(arg));
+	polyglot_redis_cmd_arg_len(cmd, arg, strlen(arg));
 }
 
 /*
@@ -416,11 +416,11 @@ redis_cmd_arg(RedisCmd *cmd, const char *arg)
  * pipeline's first read) and empties cmd for the next one.
  */
 void
-redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
+polyglot_redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
 {
 	check_connected(conn);
 	if (redisAppendCommandArgv(redis_ctx(conn), cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
-		redis_report_error(conn, NULL, "a pipelined command");
+		polyglot_redis_report_error(conn, NULL, "a pipelined command");
 	cmd->argc = 0;
 }
 
@@ -441,35 +441,35 @@ get_reply_on(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 		if (timed_out)
 			redis_report_timeout(conn, pin, what);
 		if (pin)
-			redis_report_pinned_error(conn, pin, what);
-		redis_report_error(conn, NULL, what);
+			polyglot_redis_report_pinned_error(conn, pin, what);
+		polyglot_redis_report_error(conn, NULL, what);
 	}
 	return reply;
 }
 
 redisReply *
-redis_get_reply(RedisConn *conn, const char *what)
+polyglot_redis_get_reply(RedisConn *conn, const char *what)
 {
 	check_connected(conn);
 	return get_reply_on(conn, NULL, what);
 }
 
 /*
- * redis_get_reply() on the pinned context of a batch in flight, which may
+ * polyglot_redis_get_reply() on the pinned context of a batch in flight, which may
  * no longer be its entry's: its replies are read where its commands went.
  */
 redisReply *
-redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
+polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 {
 	return get_reply_on(conn, pin, what);
 }
 
 /*
  * Sends everything appended so far without waiting for replies, within
- * io_timeout.  Errors as redis_get_reply().
+ * io_timeout.  Errors as polyglot_redis_get_reply().
  */
 void
-redis_flush(RedisConn *conn, const char *what)
+polyglot_redis_flush(RedisConn *conn, const char *what)
 {
 	redisContext *ctx;
 	TimestampTz deadline = deadline_in(conn->io_timeout_ms);
@@ -483,7 +483,7 @@ redis_flush(RedisConn *conn, const char *what)
 		if (redisBufferWrite(ctx, &done) != REDIS_OK)
 		{
 			redis_end_wait(woken);
-			redis_report_error(conn, NULL, what);
+			polyglot_redis_report_error(conn, NULL, what);
 		}
 		if (done)
 			break;
@@ -498,7 +498,7 @@ redis_flush(RedisConn *conn, const char *what)
 
 /* Closes a connection whose protocol state is unknown; the next use reconnects. */
 void
-redis_discard_connection(RedisConn *conn)
+polyglot_redis_discard_connection(RedisConn *conn)
 {
 	polyglot_conncache_discard(&redis_cache, &conn->base);
 }
@@ -538,7 +538,7 @@ report_io_error(RedisConn *conn, const char *detail, bool timed_out, const char 
  * error and drops the connection, which is no longer usable.  Never returns.
  */
 void
-redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
+polyglot_redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 {
 	char		detail[1024];
 	bool		timed_out;
@@ -564,13 +564,13 @@ redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 }
 
 /*
- * redis_report_error() for an I/O error on a pinned context, which may no
+ * polyglot_redis_report_error() for an I/O error on a pinned context, which may no
  * longer be its entry's: reports that context's error, and drops it from
  * the entry if it is still there (the pin keeps it until released).
  * Never returns.
  */
 void
-redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
+polyglot_redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 {
 	char		detail[1024];
 	bool		timed_out;
@@ -616,9 +616,9 @@ info_field(const char *info, const char *field, char *buf, size_t buflen)
  * redis_version.
  */
 Jsonb *
-redis_ping(ForeignServer *server, UserMapping *user)
+polyglot_redis_ping(ForeignServer *server, UserMapping *user)
 {
-	RedisConn  *conn = redis_get_connection(server, user);
+	RedisConn  *conn = polyglot_redis_get_connection(server, user);
 	const char *ping_argv[] = {"PING"};
 	const char *info_argv[] = {"INFO", "server"};
 	redisReply *reply;
@@ -627,15 +627,15 @@ redis_ping(ForeignServer *server, UserMapping *user)
 	char		version[64] = "unknown";
 
 	INSTR_TIME_SET_CURRENT(start);
-	reply = redis_command_argv(conn, 1, ping_argv, NULL);
+	reply = polyglot_redis_command_argv(conn, 1, ping_argv, NULL);
 	latency = polyglot_elapsed_ms(start);
 	if (reply->type != REDIS_REPLY_STATUS || strcmp(reply->str, "PONG") != 0)
-		redis_report_error(conn, reply, "PING");
+		polyglot_redis_report_error(conn, reply, "PING");
 	freeReplyObject(reply);
 
-	reply = redis_command_argv(conn, 2, info_argv, NULL);
+	reply = polyglot_redis_command_argv(conn, 2, info_argv, NULL);
 	if (reply->type != REDIS_REPLY_STRING)
-		redis_report_error(conn, reply, "INFO");
+		polyglot_redis_report_error(conn, reply, "INFO");
 	(void) info_field(reply->str, "redis_version", version, sizeof(version));
 	freeReplyObject(reply);
 

@@ -293,7 +293,7 @@ table_connection(Oid relid, Oid userid)
 	ForeignServer *server;
 	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
 
-	return redis_get_connection(server, user);
+	return polyglot_redis_get_connection(server, user);
 }
 
 /* ---------------------------------------------------------------- planning */
@@ -448,7 +448,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		 */
 		RedisConn  *conn = table_connection(foreigntableid, baserel->userid);
 		const char *argv[] = {"DBSIZE"};
-		redisReply *reply = redis_command_argv(conn, 1, argv, NULL);
+		redisReply *reply = polyglot_redis_command_argv(conn, 1, argv, NULL);
 
 		if (reply->type == REDIS_REPLY_INTEGER)
 			keys = Max((double) reply->integer, 1);
@@ -883,10 +883,10 @@ fetch_replies(RedisScanState *st, int n, redisReply **replies, int64 *pttls)
 		for (i = 0; i < n; i++)
 		{
 			pttls[i] = -1;
-			replies[i] = redis_get_reply(st->conn, "a pipelined read");
+			replies[i] = polyglot_redis_get_reply(st->conn, "a pipelined read");
 			if (st->want_ttl)
 			{
-				redisReply *pttl = redis_get_reply(st->conn, "a pipelined read");
+				redisReply *pttl = polyglot_redis_get_reply(st->conn, "a pipelined read");
 
 				if (pttl->type == REDIS_REPLY_INTEGER)
 					pttls[i] = pttl->integer;
@@ -925,28 +925,28 @@ fetch_keys(RedisScanState *st, List *keys)
 	redisReply **replies;
 	int64	   *pttls;
 
-	redis_cmd_init(&cmd, 6);
+	polyglot_redis_cmd_init(&cmd, 6);
 	foreach(lc, keys)
 	{
 		const char *key = strVal(lfirst(lc));
 		size_t		len;
 		char	   *k = full_key(t, key, strlen(key), &len);
 
-		redis_cmd_arg(&cmd, read_command(t->type));
-		redis_cmd_arg_len(&cmd, k, len);
+		polyglot_redis_cmd_arg(&cmd, read_command(t->type));
+		polyglot_redis_cmd_arg_len(&cmd, k, len);
 		if (t->type == RT_LIST || t->type == RT_ZSET)
 		{
-			redis_cmd_arg(&cmd, "0");
-			redis_cmd_arg(&cmd, "-1");
+			polyglot_redis_cmd_arg(&cmd, "0");
+			polyglot_redis_cmd_arg(&cmd, "-1");
 			if (t->type == RT_ZSET)
-				redis_cmd_arg(&cmd, "WITHSCORES");
+				polyglot_redis_cmd_arg(&cmd, "WITHSCORES");
 		}
-		redis_cmd_append(st->conn, &cmd);
+		polyglot_redis_cmd_append(st->conn, &cmd);
 		if (st->want_ttl)
 		{
-			redis_cmd_arg(&cmd, "PTTL");
-			redis_cmd_arg_len(&cmd, k, len);
-			redis_cmd_append(st->conn, &cmd);
+			polyglot_redis_cmd_arg(&cmd, "PTTL");
+			polyglot_redis_cmd_arg_len(&cmd, k, len);
+			polyglot_redis_cmd_append(st->conn, &cmd);
 		}
 		n++;
 	}
@@ -1053,21 +1053,21 @@ scan_page(RedisScanState *st)
 		append_glob_literal(&pattern, st->match);
 	appendStringInfoChar(&pattern, '*');
 	snprintf(count, sizeof(count), "%d", t->batch_size);
-	redis_cmd_init(&cmd, 8);
-	redis_cmd_arg(&cmd, "SCAN");
-	redis_cmd_arg(&cmd, st->cursor);
-	redis_cmd_arg(&cmd, "MATCH");
-	redis_cmd_arg_len(&cmd, pattern.data, pattern.len);
-	redis_cmd_arg(&cmd, "COUNT");
-	redis_cmd_arg(&cmd, count);
-	redis_cmd_arg(&cmd, "TYPE");
-	redis_cmd_arg(&cmd, type_names[t->type]);
-	reply = redis_command_argv(st->conn, cmd.argc, cmd.argv, cmd.argvlen);
+	polyglot_redis_cmd_init(&cmd, 8);
+	polyglot_redis_cmd_arg(&cmd, "SCAN");
+	polyglot_redis_cmd_arg(&cmd, st->cursor);
+	polyglot_redis_cmd_arg(&cmd, "MATCH");
+	polyglot_redis_cmd_arg_len(&cmd, pattern.data, pattern.len);
+	polyglot_redis_cmd_arg(&cmd, "COUNT");
+	polyglot_redis_cmd_arg(&cmd, count);
+	polyglot_redis_cmd_arg(&cmd, "TYPE");
+	polyglot_redis_cmd_arg(&cmd, type_names[t->type]);
+	reply = polyglot_redis_command_argv(st->conn, cmd.argc, cmd.argv, cmd.argvlen);
 	st->round_trips++;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 		reply->element[0]->type != REDIS_REPLY_STRING ||
 		reply->element[1]->type != REDIS_REPLY_ARRAY)
-		redis_report_error(st->conn, reply, "SCAN");
+		polyglot_redis_report_error(st->conn, reply, "SCAN");
 	st->cursor = MemoryContextStrdup(st->exec_cxt, reply->element[0]->str);
 	if (strcmp(st->cursor, "0") == 0)
 		st->done = true;
@@ -2102,7 +2102,7 @@ redis_join_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 
 /* Installs the planner hook of Redis key joins; called from _PG_init */
 void
-redis_fdw_init(void)
+polyglot_redis_fdw_init(void)
 {
 	prev_join_pathlist_hook = set_join_pathlist_hook;
 	set_join_pathlist_hook = redis_join_paths;
@@ -2333,16 +2333,16 @@ append_ttl(RedisModifyState *st, RedisCmd *cmd, const char *key, size_t keylen, 
 {
 	if (ms >= 0)
 	{
-		redis_cmd_arg(cmd, "PEXPIRE");
-		redis_cmd_arg_len(cmd, key, keylen);
-		redis_cmd_arg(cmd, psprintf(INT64_FORMAT, ms));
+		polyglot_redis_cmd_arg(cmd, "PEXPIRE");
+		polyglot_redis_cmd_arg_len(cmd, key, keylen);
+		polyglot_redis_cmd_arg(cmd, psprintf(INT64_FORMAT, ms));
 	}
 	else
 	{
-		redis_cmd_arg(cmd, "PERSIST");
-		redis_cmd_arg_len(cmd, key, keylen);
+		polyglot_redis_cmd_arg(cmd, "PERSIST");
+		polyglot_redis_cmd_arg_len(cmd, key, keylen);
 	}
-	redis_cmd_append(st->conn, cmd);
+	polyglot_redis_cmd_append(st->conn, cmd);
 	st->pending++;
 }
 
@@ -2360,7 +2360,7 @@ read_replies(RedisModifyState *st, const char *what)
 
 	while (st->pending > 0)
 	{
-		redisReply *reply = redis_get_reply(st->conn, what);
+		redisReply *reply = polyglot_redis_get_reply(st->conn, what);
 
 		st->pending--;
 		if (reply->type == REDIS_REPLY_ERROR && error == NULL)
@@ -2389,7 +2389,7 @@ discard_if_pending(RedisModifyState *st)
 	if (st->pending > 0)
 	{
 		st->pending = 0;
-		redis_discard_connection(st->conn);
+		polyglot_redis_discard_connection(st->conn);
 	}
 }
 
@@ -2431,20 +2431,20 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 
 	check_key(key, klen);
 	k = full_key(t, key, klen, &klen);
-	redis_cmd_init(&cmd, 8);
+	polyglot_redis_cmd_init(&cmd, 8);
 	switch (t->type)
 	{
 		case RT_STRING:
 			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			redis_cmd_arg(&cmd, "SET");
-			redis_cmd_arg_len(&cmd, k, klen);
-			redis_cmd_arg_len(&cmd, v, vlen);
+			polyglot_redis_cmd_arg(&cmd, "SET");
+			polyglot_redis_cmd_arg_len(&cmd, k, klen);
+			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
 			if (ttl >= 0)
 			{
-				redis_cmd_arg(&cmd, "PX");
-				redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
+				polyglot_redis_cmd_arg(&cmd, "PX");
+				polyglot_redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
 			}
-			redis_cmd_append(st->conn, &cmd);
+			polyglot_redis_cmd_append(st->conn, &cmd);
 			st->pending++;
 			return;
 		case RT_HASH:
@@ -2466,34 +2466,34 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("the fields of a Redis hash must be a non-empty JSON object"),
 							 errdetail("Redis has no empty hash: delete the row instead.")));
-				redis_cmd_arg(&cmd, "DEL");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_append(st->conn, &cmd);
+				polyglot_redis_cmd_arg(&cmd, "DEL");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_append(st->conn, &cmd);
 				st->pending++;
-				redis_cmd_arg(&cmd, "HSET");
-				redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_arg(&cmd, "HSET");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
 				it = JsonbIteratorInit(&jb->root);
 				while ((tok = JsonbIteratorNext(&it, &jv, true)) != WJB_DONE)
 				{
 					if (tok == WJB_KEY)
-						redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
+						polyglot_redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
 					else if (tok == WJB_VALUE)
 					{
 						/* strings as they are, anything else as its JSON */
 						if (jv.type == jbvString)
-							redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
+							polyglot_redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
 						else
 						{
 							Jsonb	   *one = JsonbValueToJsonb(&jv);
 							char	   *text = JsonbToCString(NULL, &one->root, VARSIZE(one));
 
-							redis_cmd_arg(&cmd, text);
+							polyglot_redis_cmd_arg(&cmd, text);
 						}
 					}
 				}
 				if (cmd.argc > 2)
 				{
-					redis_cmd_append(st->conn, &cmd);
+					polyglot_redis_cmd_append(st->conn, &cmd);
 					st->pending++;
 				}
 				cmd.argc = 0;
@@ -2501,11 +2501,11 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 			}
 			sub = column_bytes(st, slot, RR_FIELD, &slen, &isnull, true);
 			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			redis_cmd_arg(&cmd, "HSET");
-			redis_cmd_arg_len(&cmd, k, klen);
-			redis_cmd_arg_len(&cmd, sub, slen);
-			redis_cmd_arg_len(&cmd, v, vlen);
-			redis_cmd_append(st->conn, &cmd);
+			polyglot_redis_cmd_arg(&cmd, "HSET");
+			polyglot_redis_cmd_arg_len(&cmd, k, klen);
+			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+			polyglot_redis_cmd_append(st->conn, &cmd);
 			st->pending++;
 			break;
 		case RT_LIST:
@@ -2519,28 +2519,28 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 							 errdetail("INSERT appends to the list (RPUSH); leave index NULL, RETURNING shows it.")));
 			}
 			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			redis_cmd_arg(&cmd, "RPUSH");
-			redis_cmd_arg_len(&cmd, k, klen);
-			redis_cmd_arg_len(&cmd, v, vlen);
-			redis_cmd_append(st->conn, &cmd);
+			polyglot_redis_cmd_arg(&cmd, "RPUSH");
+			polyglot_redis_cmd_arg_len(&cmd, k, klen);
+			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+			polyglot_redis_cmd_append(st->conn, &cmd);
 			st->pending++;
 			break;
 		case RT_SET:
 			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
-			redis_cmd_arg(&cmd, "SADD");
-			redis_cmd_arg_len(&cmd, k, klen);
-			redis_cmd_arg_len(&cmd, sub, slen);
-			redis_cmd_append(st->conn, &cmd);
+			polyglot_redis_cmd_arg(&cmd, "SADD");
+			polyglot_redis_cmd_arg_len(&cmd, k, klen);
+			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+			polyglot_redis_cmd_append(st->conn, &cmd);
 			st->pending++;
 			break;
 		case RT_ZSET:
 			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
 			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
-			redis_cmd_arg(&cmd, "ZADD");
-			redis_cmd_arg_len(&cmd, k, klen);
-			redis_cmd_arg_len(&cmd, v, vlen);
-			redis_cmd_arg_len(&cmd, sub, slen);
-			redis_cmd_append(st->conn, &cmd);
+			polyglot_redis_cmd_arg(&cmd, "ZADD");
+			polyglot_redis_cmd_arg_len(&cmd, k, klen);
+			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+			polyglot_redis_cmd_append(st->conn, &cmd);
 			st->pending++;
 			break;
 	}
@@ -2688,11 +2688,11 @@ static void
 cmd2(RedisModifyState *st, RedisCmd *cmd, const char *c, const char *k, size_t klen,
 	 const char *a, size_t alen)
 {
-	redis_cmd_arg(cmd, c);
-	redis_cmd_arg_len(cmd, k, klen);
+	polyglot_redis_cmd_arg(cmd, c);
+	polyglot_redis_cmd_arg_len(cmd, k, klen);
 	if (a)
-		redis_cmd_arg_len(cmd, a, alen);
-	redis_cmd_append(st->conn, cmd);
+		polyglot_redis_cmd_arg_len(cmd, a, alen);
+	polyglot_redis_cmd_append(st->conn, cmd);
 	st->pending++;
 }
 
@@ -2737,7 +2737,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		sub = column_bytes(st, slot, SUBKEY_ROLE(t), &slen, &isnull, true);
 	moved = !bytes_equal(ok, oklen, k, klen) ||
 		(sub && !bytes_equal(osub, oslen, sub, slen));
-	redis_cmd_init(&cmd, 8);
+	polyglot_redis_cmd_init(&cmd, 8);
 	switch (t->type)
 	{
 		case RT_STRING:
@@ -2753,17 +2753,17 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 				int64		ttl = updates(st, RR_TTL) ? row_ttl_ms(st, slot) : -1;
 
 				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-				redis_cmd_arg(&cmd, "SET");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_arg_len(&cmd, v, vlen);
+				polyglot_redis_cmd_arg(&cmd, "SET");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
 				if (ttl >= 0)
 				{
-					redis_cmd_arg(&cmd, "PX");
-					redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
+					polyglot_redis_cmd_arg(&cmd, "PX");
+					polyglot_redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
 				}
 				else if (!updates(st, RR_TTL))
-					redis_cmd_arg(&cmd, "KEEPTTL");
-				redis_cmd_append(st->conn, &cmd);
+					polyglot_redis_cmd_arg(&cmd, "KEEPTTL");
+				polyglot_redis_cmd_append(st->conn, &cmd);
 				st->pending++;
 			}
 			else if (updates(st, RR_TTL))
@@ -2798,11 +2798,11 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			{
 				/* the new field first, only where there is none: then the old goes */
 				drain(st, "an UPDATE");
-				redis_cmd_arg(&cmd, "HSETNX");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_arg_len(&cmd, sub, slen);
-				redis_cmd_arg_len(&cmd, v, vlen);
-				redis_cmd_append(st->conn, &cmd);
+				polyglot_redis_cmd_arg(&cmd, "HSETNX");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+				polyglot_redis_cmd_append(st->conn, &cmd);
 				st->pending++;
 				if (read_replies(st, "an UPDATE") == 0)
 					row_exists(st, k, klen, sub, slen);
@@ -2810,11 +2810,11 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			}
 			else if (updates(st, RR_VALUE))
 			{
-				redis_cmd_arg(&cmd, "HSET");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_arg_len(&cmd, sub, slen);
-				redis_cmd_arg_len(&cmd, v, vlen);
-				redis_cmd_append(st->conn, &cmd);
+				polyglot_redis_cmd_arg(&cmd, "HSET");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+				polyglot_redis_cmd_append(st->conn, &cmd);
 				st->pending++;
 			}
 			if (updates(st, RR_TTL))
@@ -2829,11 +2829,11 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			if (updates(st, RR_VALUE))
 			{
 				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-				redis_cmd_arg(&cmd, "LSET");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_arg_len(&cmd, sub, slen);
-				redis_cmd_arg_len(&cmd, v, vlen);
-				redis_cmd_append(st->conn, &cmd);
+				polyglot_redis_cmd_arg(&cmd, "LSET");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+				polyglot_redis_cmd_append(st->conn, &cmd);
 				st->pending++;
 			}
 			if (updates(st, RR_TTL))
@@ -2856,12 +2856,12 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			if (moved)
 			{
 				drain(st, "an UPDATE");
-				redis_cmd_arg(&cmd, "ZADD");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_arg(&cmd, "NX");
-				redis_cmd_arg_len(&cmd, v, vlen);
-				redis_cmd_arg_len(&cmd, sub, slen);
-				redis_cmd_append(st->conn, &cmd);
+				polyglot_redis_cmd_arg(&cmd, "ZADD");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_arg(&cmd, "NX");
+				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+				polyglot_redis_cmd_append(st->conn, &cmd);
 				st->pending++;
 				if (read_replies(st, "an UPDATE") == 0)
 					row_exists(st, k, klen, sub, slen);
@@ -2869,11 +2869,11 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			}
 			else if (updates(st, RR_SCORE))
 			{
-				redis_cmd_arg(&cmd, "ZADD");
-				redis_cmd_arg_len(&cmd, k, klen);
-				redis_cmd_arg_len(&cmd, v, vlen);
-				redis_cmd_arg_len(&cmd, sub, slen);
-				redis_cmd_append(st->conn, &cmd);
+				polyglot_redis_cmd_arg(&cmd, "ZADD");
+				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
+				polyglot_redis_cmd_append(st->conn, &cmd);
 				st->pending++;
 			}
 			if (updates(st, RR_TTL))
@@ -2912,7 +2912,7 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	Datum		keyd = ExecGetJunkAttribute(planSlot, st->key_junk, &isnull);
 	Datum		subd = st->sub_junk ? ExecGetJunkAttribute(planSlot, st->sub_junk, &isnull) : 0;
 
-	redis_cmd_init(&cmd, 4);
+	polyglot_redis_cmd_init(&cmd, 4);
 	switch (t->type)
 	{
 		case RT_STRING:
@@ -2997,7 +2997,7 @@ redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 
 	if (st == NULL || st->conn == NULL || (st->list_deletes == NIL && st->pending == 0))
 		return;
-	redis_cmd_init(&cmd, 8);
+	polyglot_redis_cmd_init(&cmd, 8);
 	PG_TRY();
 	{
 		drain(st, "an UPDATE or DELETE");
@@ -3006,14 +3006,14 @@ redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 			List	   *entry = (List *) lfirst(lc);
 			ListCell   *li;
 
-			redis_cmd_arg(&cmd, "EVAL");
-			redis_cmd_arg(&cmd, list_delete_script);
-			redis_cmd_arg(&cmd, "1");
-			redis_cmd_arg(&cmd, strVal(linitial(entry)));
-			redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
+			polyglot_redis_cmd_arg(&cmd, "EVAL");
+			polyglot_redis_cmd_arg(&cmd, list_delete_script);
+			polyglot_redis_cmd_arg(&cmd, "1");
+			polyglot_redis_cmd_arg(&cmd, strVal(linitial(entry)));
+			polyglot_redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
 			for_each_from(li, entry, 1)
-				redis_cmd_arg(&cmd, strVal(lfirst(li)));
-			redis_cmd_append(st->conn, &cmd);
+				polyglot_redis_cmd_arg(&cmd, strVal(lfirst(li)));
+			polyglot_redis_cmd_append(st->conn, &cmd);
 			st->pending++;
 		}
 		st->list_deletes = NIL;

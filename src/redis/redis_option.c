@@ -63,7 +63,7 @@ polyglot_redis_validator(PG_FUNCTION_ARGS)
  * the option lists, which live as long as server and user.
  */
 void
-redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOptions *opts)
+polyglot_redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOptions *opts)
 {
 	ListCell   *cell;
 

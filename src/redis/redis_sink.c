@@ -350,7 +350,7 @@ typedef struct RedisSent
 static void
 append_command(RedisConn *conn, RedisCmd *cmd, StringInfo expect, char shape)
 {
-	redis_cmd_append(conn, cmd);
+	polyglot_redis_cmd_append(conn, cmd);
 	appendStringInfoChar(expect, shape);
 }
 
@@ -428,7 +428,7 @@ read_sent_replies(RedisSent *sent)
 		}
 		for (r = 0; r < sent->nreplies[i]; r++)
 		{
-			redisReply *reply = redis_get_pinned_reply(sent->conn, &sent->pin,
+			redisReply *reply = polyglot_redis_get_pinned_reply(sent->conn, &sent->pin,
 													   "a pipelined batch");
 
 			check_reply_shape(sent, reply, sent->expect[n++]);
@@ -469,7 +469,7 @@ redis_send(PolyglotRoute *route, List *items)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the server of route %d no longer exists", route->id),
 				 errhint("Drop the route with polyglot.unsync().")));
-	conn = redis_get_connection(route->server, route->user);
+	conn = polyglot_redis_get_connection(route->server, route->user);
 
 	/*
 	 * The batch before went out on a connection that has been replaced
@@ -481,7 +481,7 @@ redis_send(PolyglotRoute *route, List *items)
 		read_sent_replies(rs->inflight);
 
 	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(list_length(items), 1));
-	redis_cmd_init(&cmd, 8 + 2 * ncols);
+	polyglot_redis_cmd_init(&cmd, 8 + 2 * ncols);
 	initStringInfo(&scratch);
 	sent->refused = palloc0(sizeof(char *) * Max(list_length(items), 1));
 	initStringInfo(&expect);
@@ -506,19 +506,19 @@ redis_send(PolyglotRoute *route, List *items)
 			case REDIS_MODE_JSON:
 				if (ev->found && ev->json)
 				{
-					redis_cmd_arg(&cmd, "SET");
-					redis_cmd_arg(&cmd, key);
-					redis_cmd_arg_len(&cmd, ev->json, ev->json_len);
+					polyglot_redis_cmd_arg(&cmd, "SET");
+					polyglot_redis_cmd_arg(&cmd, key);
+					polyglot_redis_cmd_arg_len(&cmd, ev->json, ev->json_len);
 					if (ttl)
 					{
-						redis_cmd_arg(&cmd, "EX");
-						redis_cmd_arg(&cmd, ttl);
+						polyglot_redis_cmd_arg(&cmd, "EX");
+						polyglot_redis_cmd_arg(&cmd, ttl);
 					}
 				}
 				else
 				{
-					redis_cmd_arg(&cmd, "DEL");
-					redis_cmd_arg(&cmd, key);
+					polyglot_redis_cmd_arg(&cmd, "DEL");
+					polyglot_redis_cmd_arg(&cmd, key);
 				}
 				append_command(conn, &cmd, &expect,
 							   ev->found && ev->json ? REPLY_STATUS : REPLY_INTEGER);
@@ -528,13 +528,13 @@ redis_send(PolyglotRoute *route, List *items)
 			case REDIS_MODE_HASH:
 				if (!ev->found)
 				{
-					redis_cmd_arg(&cmd, "DEL");
-					redis_cmd_arg(&cmd, key);
+					polyglot_redis_cmd_arg(&cmd, "DEL");
+					polyglot_redis_cmd_arg(&cmd, key);
 					append_command(conn, &cmd, &expect, REPLY_INTEGER);
 					nreplies[i] = 1;
 					break;
 				}
-				redis_cmd_arg(&cmd, "MULTI");
+				polyglot_redis_cmd_arg(&cmd, "MULTI");
 				append_command(conn, &cmd, &expect, REPLY_STATUS);
 				nreplies[i] = 2;	/* MULTI and EXEC */
 				for (c = 0; c < ncols; c++)
@@ -542,13 +542,13 @@ redis_send(PolyglotRoute *route, List *items)
 						break;
 				if (c < ncols)
 				{
-					redis_cmd_arg(&cmd, "HSET");
-					redis_cmd_arg(&cmd, key);
+					polyglot_redis_cmd_arg(&cmd, "HSET");
+					polyglot_redis_cmd_arg(&cmd, key);
 					for (c = 0; c < ncols; c++)
 						if (ev->values[c] != NULL)
 						{
-							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
-							redis_cmd_arg(&cmd, ev->values[c]);
+							polyglot_redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
+							polyglot_redis_cmd_arg(&cmd, ev->values[c]);
 						}
 					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
@@ -558,37 +558,37 @@ redis_send(PolyglotRoute *route, List *items)
 						break;
 				if (c < ncols)
 				{
-					redis_cmd_arg(&cmd, "HDEL");
-					redis_cmd_arg(&cmd, key);
+					polyglot_redis_cmd_arg(&cmd, "HDEL");
+					polyglot_redis_cmd_arg(&cmd, key);
 					for (c = 0; c < ncols; c++)
 						if (ev->values[c] == NULL)
-							redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
+							polyglot_redis_cmd_arg(&cmd, (const char *) list_nth(route->columns, c));
 					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
 				if (ttl)
 				{
-					redis_cmd_arg(&cmd, "EXPIRE");
-					redis_cmd_arg(&cmd, key);
-					redis_cmd_arg(&cmd, ttl);
+					polyglot_redis_cmd_arg(&cmd, "EXPIRE");
+					polyglot_redis_cmd_arg(&cmd, key);
+					polyglot_redis_cmd_arg(&cmd, ttl);
 					append_command(conn, &cmd, &expect, REPLY_STATUS);
 					nreplies[i]++;
 				}
-				redis_cmd_arg(&cmd, "EXEC");
+				polyglot_redis_cmd_arg(&cmd, "EXEC");
 				append_command(conn, &cmd, &expect, REPLY_ARRAY);
 				break;
 
 			case REDIS_MODE_INVALIDATE:
-				redis_cmd_arg(&cmd, "DEL");
-				redis_cmd_arg(&cmd, key);
+				polyglot_redis_cmd_arg(&cmd, "DEL");
+				polyglot_redis_cmd_arg(&cmd, key);
 				append_command(conn, &cmd, &expect, REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
 
 			case REDIS_MODE_PUBLISH:
-				redis_cmd_arg(&cmd, "PUBLISH");
-				redis_cmd_arg(&cmd, channel);
-				redis_cmd_arg(&cmd, publish_message(route, ev));
+				polyglot_redis_cmd_arg(&cmd, "PUBLISH");
+				polyglot_redis_cmd_arg(&cmd, channel);
+				polyglot_redis_cmd_arg(&cmd, publish_message(route, ev));
 				append_command(conn, &cmd, &expect, REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
@@ -601,7 +601,7 @@ redis_send(PolyglotRoute *route, List *items)
 	sent->nreplies = nreplies;
 	sent->expect = expect.data;
 	sent->nitems = list_length(items);
-	redis_flush(conn, "a pipelined batch");
+	polyglot_redis_flush(conn, "a pipelined batch");
 	polyglot_conncache_pin(&conn->base, &sent->pin);
 	if (rs)
 		rs->inflight = sent;
@@ -700,7 +700,7 @@ redis_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 {
 	RedisMode	mode = route_mode(route);
 	char	   *tmpl = polyglot_route_option(route, "key");
-	RedisConn  *conn = redis_get_connection(route->server, route->user);
+	RedisConn  *conn = polyglot_redis_get_connection(route->server, route->user);
 	int			n = list_length(items);
 	redisReply **replies = palloc0(sizeof(redisReply *) * Max(n, 1));
 	RedisCmd	cmd;
@@ -708,7 +708,7 @@ redis_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 	ListCell   *lc;
 	int			i;
 
-	redis_cmd_init(&cmd, 4);
+	polyglot_redis_cmd_init(&cmd, 4);
 	initStringInfo(&scratch);
 	i = 0;
 	foreach(lc, items)
@@ -716,16 +716,16 @@ redis_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 		PolyglotEvent *ev = ((PolyglotItem *) lfirst(lc))->event;
 
 		names[i] = render_key(route, tmpl, ev->key, &scratch);
-		redis_cmd_arg(&cmd, mode == REDIS_MODE_HASH ? "HGETALL" : "GET");
-		redis_cmd_arg(&cmd, names[i]);
-		redis_cmd_append(conn, &cmd);
+		polyglot_redis_cmd_arg(&cmd, mode == REDIS_MODE_HASH ? "HGETALL" : "GET");
+		polyglot_redis_cmd_arg(&cmd, names[i]);
+		polyglot_redis_cmd_append(conn, &cmd);
 		i++;
 	}
 	/* every reply before judging any, so the connection stays in step */
 	PG_TRY();
 	{
 		for (i = 0; i < n; i++)
-			replies[i] = redis_get_reply(conn, "reading keys to verify");
+			replies[i] = polyglot_redis_get_reply(conn, "reading keys to verify");
 	}
 	PG_CATCH();
 	{
@@ -939,16 +939,16 @@ keep_route_shaped(PolyglotRoute *route, RedisConn *conn, List *keys)
 			escape_json(&f, (const char *) lfirst(lc));
 		fields = lappend(fields, f.data);
 	}
-	redis_cmd_init(&cmd, 2);
+	polyglot_redis_cmd_init(&cmd, 2);
 	foreach(lc, keys)
 	{
 		PolyglotStoreKey *sk = (PolyglotStoreKey *) lfirst(lc);
 
 		if (sk->key == NIL)
 			continue;
-		redis_cmd_arg(&cmd, mode == REDIS_MODE_HASH ? "HKEYS" : "GET");
-		redis_cmd_arg(&cmd, sk->name);
-		redis_cmd_append(conn, &cmd);
+		polyglot_redis_cmd_arg(&cmd, mode == REDIS_MODE_HASH ? "HKEYS" : "GET");
+		polyglot_redis_cmd_arg(&cmd, sk->name);
+		polyglot_redis_cmd_append(conn, &cmd);
 		n++;
 	}
 	if (n == 0)
@@ -962,7 +962,7 @@ keep_route_shaped(PolyglotRoute *route, RedisConn *conn, List *keys)
 
 		if (sk->key == NIL)
 			continue;
-		r = redis_get_reply(conn, "reading values to verify");
+		r = polyglot_redis_get_reply(conn, "reading values to verify");
 		if (mode == REDIS_MODE_HASH && r->type == REDIS_REPLY_ARRAY && r->elements > 0)
 		{
 			size_t		i;
@@ -994,7 +994,7 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 {
 	RedisKeyScan *ks = (RedisKeyScan *) *state;
 	char	   *tmpl = polyglot_route_option(route, "key");
-	RedisConn  *conn = redis_get_connection(route->server, route->user);
+	RedisConn  *conn = polyglot_redis_get_connection(route->server, route->user);
 	StringInfoData scratch;
 	List	   *page = NIL;
 	List	   *found;
@@ -1030,13 +1030,13 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 	{
 		const char *argv[] = {"SCAN", ks->cursor, "MATCH", ks->pattern, "COUNT", "1000", "TYPE",
 		route_mode(route) == REDIS_MODE_HASH ? "hash" : "string"};
-		redisReply *reply = redis_command_argv(conn, 8, argv, NULL);
+		redisReply *reply = polyglot_redis_command_argv(conn, 8, argv, NULL);
 		size_t		i;
 
 		if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 			reply->element[0]->type != REDIS_REPLY_STRING ||
 			reply->element[1]->type != REDIS_REPLY_ARRAY)
-			redis_report_error(conn, reply, "SCAN");
+			polyglot_redis_report_error(conn, reply, "SCAN");
 		pfree(ks->cursor);
 		ks->cursor = MemoryContextStrdup(state_cxt, reply->element[0]->str);
 		ks->done = strcmp(ks->cursor, "0") == 0;
