@@ -156,6 +156,10 @@ extern Oid	polyglot_scan_user(struct ForeignScan *plan, struct EState *estate);
 extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
 extern UserMapping *polyglot_table_user_mapping(Oid relid, Oid userid,
 												ForeignServer **server);
+struct Const;
+extern bool polyglot_has_nonfinite(Oid typid);
+extern bool polyglot_nonfinite_value(Datum value, Oid typid);
+extern bool polyglot_const_nonfinite(struct Const *c);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

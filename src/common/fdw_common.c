@@ -11,6 +11,9 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
+
 #include "access/sysattr.h"
 #include "executor/executor.h"
 #include "foreign/foreign.h"
@@ -21,6 +24,10 @@
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 
 #include "pg_polyglot.h"
@@ -193,4 +200,65 @@ polyglot_table_user_mapping(Oid relid, Oid userid, ForeignServer **server)
 	*server = GetForeignServer(table->serverid);
 	return polyglot_find_user_mapping(OidIsValid(userid) ? userid : GetUserId(),
 									  (*server)->serverid);
+}
+
+/* Is the type a number type that has NaN or infinities (float4, float8, numeric)? */
+bool
+polyglot_has_nonfinite(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	return base == FLOAT4OID || base == FLOAT8OID || base == NUMERICOID;
+}
+
+/*
+ * Is a value NaN or an infinity?  JSON has no such numbers, and the stores
+ * that take them order them otherwise than PostgreSQL: a comparison with
+ * one is left to the local check.
+ */
+bool
+polyglot_nonfinite_value(Datum value, Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case FLOAT4OID:
+			return isnan(DatumGetFloat4(value)) || isinf(DatumGetFloat4(value));
+		case FLOAT8OID:
+			return isnan(DatumGetFloat8(value)) || isinf(DatumGetFloat8(value));
+		case NUMERICOID:
+			return numeric_is_nan(DatumGetNumeric(value)) ||
+				numeric_is_inf(DatumGetNumeric(value));
+		default:
+			return false;
+	}
+}
+
+/* Is a constant (or an element of a constant array) NaN or an infinity? */
+bool
+polyglot_const_nonfinite(Const *c)
+{
+	Oid			elemtype;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (c->constisnull)
+		return false;
+	elemtype = get_element_type(c->consttype);
+	if (!OidIsValid(elemtype))
+		return polyglot_nonfinite_value(c->constvalue, c->consttype);
+	if (!polyglot_has_nonfinite(elemtype))
+		return false;
+	arr = DatumGetArrayTypeP(c->constvalue);
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i] && polyglot_nonfinite_value(elems[i], elemtype))
+			return true;
+	return false;
 }

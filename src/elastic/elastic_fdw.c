@@ -487,67 +487,6 @@ const_array_fits(Const *c, int ignore_above)
 	return true;
 }
 
-/* Is the type a number type that has NaN or infinities (float4, float8, numeric)? */
-static bool
-has_nonfinite(Oid typid)
-{
-	Oid			base = getBaseType(typid);
-
-	return base == FLOAT4OID || base == FLOAT8OID || base == NUMERICOID;
-}
-
-/*
- * Is a value NaN or an infinity?  JSON has no such numbers, and where a
- * search engine takes them it orders them otherwise than PostgreSQL: a
- * comparison with one is left to the local check.
- */
-static bool
-nonfinite_value(Datum value, Oid typid)
-{
-	switch (getBaseType(typid))
-	{
-		case FLOAT4OID:
-			return isnan(DatumGetFloat4(value)) || isinf(DatumGetFloat4(value));
-		case FLOAT8OID:
-			return isnan(DatumGetFloat8(value)) || isinf(DatumGetFloat8(value));
-		case NUMERICOID:
-			return numeric_is_nan(DatumGetNumeric(value)) ||
-				numeric_is_inf(DatumGetNumeric(value));
-		default:
-			return false;
-	}
-}
-
-/* Is a constant (or an element of a constant array) NaN or an infinity? */
-static bool
-const_nonfinite(Const *c)
-{
-	Oid			elemtype;
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	if (c->constisnull)
-		return false;
-	elemtype = get_element_type(c->consttype);
-	if (!OidIsValid(elemtype))
-		return nonfinite_value(c->constvalue, c->consttype);
-	if (!has_nonfinite(elemtype))
-		return false;
-	arr = DatumGetArrayTypeP(c->constvalue);
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (!nulls[i] && nonfinite_value(elems[i], elemtype))
-			return true;
-	return false;
-}
-
 /*
  * The filter item of an expression, or NIL when it cannot be sent.  Forms:
  * ("and"|"or", items), ("term", path, exists_path, value#, negated, as_text,
@@ -648,9 +587,9 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 		if (!same_float_type(col->typid, exprType((Node *) value)))
 			return NIL;
 		/* NaN and infinities: locally (a parameter's is known at execution) */
-		if (has_nonfinite(col->typid))
+		if (polyglot_has_nonfinite(col->typid))
 		{
-			if (IsA(value, Const) && const_nonfinite((Const *) value))
+			if (IsA(value, Const) && polyglot_const_nonfinite((Const *) value))
 				return NIL;
 			if (!IsA(value, Const))
 				*recheck = true;
@@ -719,9 +658,9 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 		if (!OidIsValid(get_element_type(exprType((Node *) value))) ||
 			!same_float_type(col->typid, get_element_type(exprType((Node *) value))))
 			return NIL;
-		if (has_nonfinite(col->typid))
+		if (polyglot_has_nonfinite(col->typid))
 		{
-			if (IsA(value, Const) && const_nonfinite((Const *) value))
+			if (IsA(value, Const) && polyglot_const_nonfinite((Const *) value))
 				return NIL;
 			if (!IsA(value, Const))
 				*recheck = true;
@@ -1345,7 +1284,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 			appendStringInfoString(buf, MATCH_NONE);
 			return;
 		}
-		if (!unknown && nonfinite_value(value, typid))
+		if (!unknown && polyglot_nonfinite_value(value, typid))
 		{
 			/* a parameter's NaN or infinity: a superset, checked locally */
 			appendStringInfoString(buf, "{\"match_all\":{}}");
@@ -1381,7 +1320,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 			return;
 		}
 		initStringInfo(&q);
-		if (!unknown && !terms && nonfinite_value(value, typid))
+		if (!unknown && !terms && polyglot_nonfinite_value(value, typid))
 		{
 			/* a parameter's NaN or infinity: a superset, checked locally */
 			appendStringInfoString(buf, "{\"match_all\":{}}");
@@ -1441,7 +1380,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 					continue;
 				}
 				if (!value_fits(elems[i], elemtype, ignore_above) ||
-					nonfinite_value(elems[i], elemtype))
+					polyglot_nonfinite_value(elems[i], elemtype))
 				{
 					/* a value not in the index: a superset, checked locally */
 					if (!negated)

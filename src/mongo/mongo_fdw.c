@@ -299,66 +299,17 @@ add_value(MongoRelInfo *info, Expr *expr)
 	return list_length(info->values) - 1;
 }
 
-/* Is a value NaN or an infinity (float4, float8, numeric)? */
-static bool
-nonfinite_value(Datum value, Oid typid)
-{
-	switch (getBaseType(typid))
-	{
-		case FLOAT4OID:
-			return isnan(DatumGetFloat4(value)) || isinf(DatumGetFloat4(value));
-		case FLOAT8OID:
-			return isnan(DatumGetFloat8(value)) || isinf(DatumGetFloat8(value));
-		case NUMERICOID:
-			return numeric_is_nan(DatumGetNumeric(value)) ||
-				numeric_is_inf(DatumGetNumeric(value));
-		default:
-			return false;
-	}
-}
-
 /*
- * Is a constant, or an element of a constant array, NaN or an infinity?
- * MongoDB orders NaN below every number where PostgreSQL puts it above,
- * and a server without decimal128 (FerretDB) has no numeric infinity and
- * drops the connection on a NaN: such a comparison is made locally.
+ * Is an expression a constant, or a constant array, holding NaN or an
+ * infinity?  MongoDB orders NaN below every number where PostgreSQL puts
+ * it above, and a server without decimal128 (FerretDB) has no numeric
+ * infinity and drops the connection on a NaN: such a comparison is made
+ * locally.
  */
 static bool
 const_nonfinite(Expr *expr)
 {
-	Const	   *c;
-	Oid			elemtype;
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	if (!IsA(expr, Const) || ((Const *) expr)->constisnull)
-		return false;
-	c = (Const *) expr;
-	elemtype = get_element_type(c->consttype);
-	if (!OidIsValid(elemtype))
-		return nonfinite_value(c->constvalue, c->consttype);
-	switch (getBaseType(elemtype))
-	{
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			break;
-		default:
-			return false;
-	}
-	arr = DatumGetArrayTypeP(c->constvalue);
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (!nulls[i] && nonfinite_value(elems[i], elemtype))
-			return true;
-	return false;
+	return IsA(expr, Const) && polyglot_const_nonfinite((Const *) expr);
 }
 
 /*
