@@ -1389,31 +1389,49 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 	return batch;
 }
 
+/*
+ * Results for a batch's delivered items, then its rejected ones (whose
+ * rows could not be read), which ack_batch() makes dead letters.
+ */
+static PolyglotItemResult *
+batch_results(Batch *batch)
+{
+	int			i = list_length(batch->items);
+	PolyglotItemResult *results =
+		palloc0(sizeof(PolyglotItemResult) * Max(i + list_length(batch->rejected), 1));
+	ListCell   *lc;
+
+	foreach(lc, batch->rejected_errors)
+	{
+		results[i].status = POLYGLOT_ITEM_REJECTED;
+		results[i++].error = (char *) lfirst(lc);
+	}
+	return results;
+}
+
+/* Acknowledges a batch with its results (batch_results()) and frees it. */
+static void
+ack_whole_batch(PolyglotRoute *route, Batch *batch, PolyglotItemResult *results,
+				MemoryContext old)
+{
+	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results,
+			  batch->deferred);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(batch->cxt);
+}
+
 /* Waits for the outcome of a sent batch and acknowledges it. */
 static void
 finish_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 {
 	PolyglotItemResult *results;
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
-	int			nitems = list_length(batch->items);
-	int			i;
-	ListCell   *lc;
 
-	/* the rejected items follow the delivered ones, with their errors */
-	results = palloc0(sizeof(PolyglotItemResult) * Max(nitems + list_length(batch->rejected), 1));
+	results = batch_results(batch);
 	if (batch->items != NIL)
 		sink->finish(route, batch->items, batch->sent, results);
 	batch->sent = NULL;
-	i = nitems;
-	foreach(lc, batch->rejected_errors)
-	{
-		results[i].status = POLYGLOT_ITEM_REJECTED;
-		results[i++].error = (char *) lfirst(lc);
-	}
-	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results,
-			  batch->deferred);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(batch->cxt);
+	ack_whole_batch(route, batch, results, old);
 }
 
 /*
@@ -1570,12 +1588,8 @@ isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 {
 	int			n = list_length(batch->items);
 	MemoryContext old = MemoryContextSwitchTo(batch->cxt);
-	/* the rejected items follow the delivered ones, as in finish_batch() */
-	PolyglotItemResult *results =
-		palloc0(sizeof(PolyglotItemResult) * Max(n + list_length(batch->rejected), 1));
+	PolyglotItemResult *results = batch_results(batch);
 	int			refused_alone = 0;
-	int			i = n;
-	ListCell   *lc;
 
 	batch->sent = NULL;
 	if (n > 0)
@@ -1586,15 +1600,7 @@ isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 				 errmsg("the store refused each of the %d keys of a batch on its own", n),
 				 errdetail_internal("%s", results[0].error),
 				 errhint("A store that refuses every write is taken for a route failure, not for the keys' fault.")));
-	foreach(lc, batch->rejected_errors)
-	{
-		results[i].status = POLYGLOT_ITEM_REJECTED;
-		results[i++].error = (char *) lfirst(lc);
-	}
-	ack_batch(route, batch->events, list_concat(batch->items, batch->rejected), results,
-			  batch->deferred);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(batch->cxt);
+	ack_whole_batch(route, batch, results, old);
 }
 
 /*
