@@ -36,7 +36,11 @@ exec 9>&-
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${POLYGLOT_STACK_DIR:-$REPO_DIR/.stack}
-STACK_USER=${POLYGLOT_STACK_USER:-polyglot}
+# Not "polyglot": the TAP tests' role is named after this user, and a role
+# named like the extension's schema puts every table it creates unqualified
+# into that schema ("$user" comes first in the default search_path), not in
+# public where the tests' users have theirs.
+STACK_USER=${POLYGLOT_STACK_USER:-pgpolyglot}
 
 # Versions (exact, so every machine runs the same servers)
 PG_MAJOR=15
@@ -521,12 +525,33 @@ check_server_name() {
 	esac
 }
 
+# A stack made by another user (the older default, "polyglot") becomes this
+# one's: its servers stop (PostgreSQL by signal, since pg_ctl runs as the
+# owner only), then its files change owner.
+adopt_stack_dir() {
+	local owner pid i
+	owner=$(stat -c %U "$STACK_DIR")
+	[ "$owner" != "$STACK_USER" ] && [ "$(id -u)" = 0 ] || return 0
+	say "giving $STACK_DIR (owned by $owner) to $STACK_USER"
+	if [ -f "$PG_DATA/postmaster.pid" ]; then
+		pid=$(head -n 1 "$PG_DATA/postmaster.pid")
+		if kill -INT "$pid" 2>/dev/null; then
+			for i in $(seq 1 120); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.5
+			done
+		fi
+	fi
+	cmd_stop all
+	chown -R "$STACK_USER": "$STACK_DIR"
+}
+
 cmd_start() {
 	local which=${1:-all}
 	check_server_name "$which"
 	[ -d "$STACK_DIR" ] || mkdir -p "$STACK_DIR"
 	id "$STACK_USER" >/dev/null 2>&1 || die "user $STACK_USER is missing: run test/stack.sh install"
-	chown "$STACK_USER": "$STACK_DIR" 2>/dev/null || true
+	adopt_stack_dir
 	local failed=() os_launched=0 es_launched=0
 	# the JVMs take longest: launch them first, wait for them last
 	case $which in all|opensearch)
