@@ -28,7 +28,7 @@ my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $node = preloaded_node('search_outage');
 my $db = 'postgres';
 my $index = 'polyglot_tap_outage';
-system('curl', '-s', '-o', '/dev/null', '-XDELETE', "$url/$index?ignore_unavailable=true");
+system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$url/$index?ignore_unavailable=true");
 
 $node->safe_psql($db, qq{
 CREATE EXTENSION pg_polyglot;
@@ -68,8 +68,8 @@ is($node->safe_psql($db, "SELECT state FROM polyglot.status WHERE route = $route
 	'the route is active again');
 
 # the index, as { id => balance }
-system('curl', '-s', '-o', '/dev/null', '-XPOST', "$url/$index/_refresh");
-my $json = `curl -s '$url/$index/_search?size=10000&_source=id,balance'`;
+system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XPOST', "$url/$index/_refresh");
+my $json = `curl -s -m 60 '$url/$index/_search?size=10000&_source=id,balance'`;
 my $hits = decode_json($json)->{hits}{hits};
 my %index = map { $_->{_id} => "$_->{_source}{id}:$_->{_source}{balance}" } @$hits;
 compare_store(\%index, table_dump($node, $db, q{SELECT id, id || ':' || balance FROM accounts}),
@@ -77,6 +77,6 @@ compare_store(\%index, table_dump($node, $db, q{SELECT id, id || ':' || balance 
 is($node->safe_psql($db, "SELECT failed FROM polyglot.status WHERE route = $route"), '0',
 	'no event was given up');
 
-system('curl', '-s', '-o', '/dev/null', '-XDELETE', "$url/$index");
+system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$url/$index");
 $node->stop;
 done_testing();

@@ -26,7 +26,7 @@ my $index = 'polyglot_tap_workers';
 # the shared stack's servers: start from nothing under this test's names
 system("redis-cli -p $redis_port --scan --pattern 'tapw:*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
 PolyglotTest::mongo_tool($mongo_uri, 'drop', 'polyglot_tap', 'workers');
-system('curl', '-s', '-o', '/dev/null', '-XDELETE', "$_/$index?ignore_unavailable=true")
+system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$_/$index?ignore_unavailable=true")
   for ($es_url, $os_url);
 
 my $node = preloaded_node('workers', "polyglot.workers = 2\n");

@@ -31,7 +31,7 @@ my $redis_user = 'polyglot_tap_rotation';
 # the shared stack's servers: start from nothing under this test's names
 system("redis-cli -p $redis_port --scan --pattern 'taprot:*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
 PolyglotTest::mongo_tool($mongo_uri, 'drop', 'polyglot_tap', 'rotation');
-system('curl', '-s', '-o', '/dev/null', '-XDELETE', "$_/$index?ignore_unavailable=true")
+system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$_/$index?ignore_unavailable=true")
   for ($es_url, $os_url);
 # a Redis user with two valid passwords, so that the mapping can rotate them
 redis_cli($redis_port, 'ACL', 'SETUSER', $redis_user, 'reset', 'on', '>rotation-one',
@@ -135,7 +135,7 @@ COMMIT;
 });
 # the scans once the indexes exist (the first batch creates them)
 ok(wait_until(sub {
-	!grep { system('curl', '-sf', '-o', '/dev/null', "$_/$index/_mapping") != 0 } ($es_url, $os_url) }, 30),
+	!grep { system('curl', '-sf', '-m', '60', '-o', '/dev/null', "$_/$index/_mapping") != 0 } ($es_url, $os_url) }, 30),
 	'the backfills created the indexes');
 my $scan = pgbench('scan', "$tmp/scan.sql", 1, 2, $seconds - (time() - $started));
 
@@ -229,6 +229,6 @@ $node->stop;
 redis_cli($redis_port, 'ACL', 'DELUSER', $redis_user);
 system("redis-cli -p $redis_port --scan --pattern 'taprot:*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
 PolyglotTest::mongo_tool($mongo_uri, 'drop', 'polyglot_tap', 'rotation');
-system('curl', '-s', '-o', '/dev/null', '-XDELETE', "$_/$index?ignore_unavailable=true")
+system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$_/$index?ignore_unavailable=true")
   for ($es_url, $os_url);
 done_testing();
