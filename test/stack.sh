@@ -327,21 +327,6 @@ pg_library_changed() {
 	[ "$now" != "$(cat "$PG_DIR/loaded-library" 2>/dev/null)" ]
 }
 
-# A library built with AddressSanitizer (make test-asan) needs the
-# sanitizer's runtime loaded first into the postmaster, whose children
-# inherit it: prints the environment for that (nothing for a plain build).
-# Reports go to $PG_DIR/asan.<pid>; leaks are not checked, since
-# PostgreSQL frees much of its memory by exiting.
-pg_sanitizer_env() {
-	local lib asan
-	lib=$(pg_library_path)
-	[ -f "$lib" ] || return 0
-	asan=$(ldd "$lib" 2>/dev/null | awk '/libasan/ { print $3; exit }')
-	[ -n "$asan" ] || return 0
-	echo "LD_PRELOAD=$asan"
-	echo "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:log_path=$PG_DIR/asan"
-}
-
 start_postgres() {
 	mkdir -p "$PG_DIR" "$PG_SOCKET_DIR"
 	chown "$STACK_USER": "$PG_DIR" "$PG_SOCKET_DIR" 2>/dev/null || true
@@ -372,7 +357,7 @@ start_postgres() {
 			# stop, then start: pg_ctl restart would run the postgres
 			# program recorded at the last start, whichever this one is
 			as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null &&
-				as_user env $(pg_sanitizer_env) "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
+				as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
 				{ tail -n 30 "$PG_LOG" >&2; die "PostgreSQL did not restart"; }
 		else
 			say "PostgreSQL: already running on port $PG_PORT"
@@ -380,7 +365,7 @@ start_postgres() {
 		fi
 	else
 		write_pg_preload_conf
-		as_user env $(pg_sanitizer_env) "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
+		as_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -w -t 60 -l "$PG_LOG" start >/dev/null ||
 			{ say "PostgreSQL failed to start; last lines of $PG_LOG:"; tail -n 30 "$PG_LOG" >&2; return 1; }
 	fi
 	wait_for PostgreSQL "$PG_LOG" 30 as_user "$PG_BIN/pg_isready" -q -h "$PG_SOCKET_DIR" -p "$PG_PORT" -d postgres
@@ -673,7 +658,6 @@ cmd_env() {
 	export PGDATABASE='$PG_DATABASE'
 	export PG_DATA='$PG_DATA'
 	export POLYGLOT_PG_DIR='$PG_DIR'
-	export POLYGLOT_PG_SANITIZER_ENV='$(pg_sanitizer_env | tr '\n' ' ')'
 	export REDIS_HOST='127.0.0.1'
 	export REDIS_PORT='$REDIS_PORT'
 	export MONGO_HOST='127.0.0.1'
