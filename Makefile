@@ -24,6 +24,7 @@ OBJS = \
 	src/core/dispatch.o \
 	src/core/privileges.o \
 	src/core/rowstate.o \
+	src/core/spi_util.o \
 	src/core/verify.o \
 	src/core/worker.o \
 	src/redis/redis_connection.o \

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -114,6 +115,18 @@ extern int	polyglot_worker_slot;
 extern void polyglot_resplit_outbox(void);
 extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
+
+/* spi_util.c: the worker's short transactions and SPI statements */
+extern void begin_tx(void);
+extern void end_tx(void);
+extern uint64 spi_exec_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+							Datum *args, const char *nulls, bool read_only, int expected,
+							const char *what);
+extern uint64 spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+					   const char *nulls, bool read_only, int expected, const char *what);
+extern char *spi_text(HeapTuple tup, int col, MemoryContext cxt);
+extern Datum spi_datum(HeapTuple tup, int col, bool *isnull);
+extern List *spi_text_array(HeapTuple tup, int col, MemoryContext cxt);
 
 /* backoff (src/common/backoff.c) */
 extern int	polyglot_backoff_ms(int failures, int base_ms, int max_ms);
