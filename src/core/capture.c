@@ -57,6 +57,7 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
 
 PG_FUNCTION_INFO_V1(polyglot_capture);
 PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
@@ -68,41 +69,17 @@ PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
 PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
 PG_FUNCTION_INFO_V1(polyglot_key_text_sql);
 
-/* where the outbox is, looked up once per backend and on invalidation */
-typedef struct OutboxInfo
-{
-	bool		valid;
-	Oid			relid;
-	Oid			seqid;
-	AttrNumber	att_id;
-	AttrNumber	att_route;
-	AttrNumber	att_op;
-	AttrNumber	att_key;
-	AttrNumber	att_nkeys;
-	AttrNumber	att_enqueued;
-	AttrNumber	att_attempts;
-	AttrNumber	att_slot;
-	AttrNumber	att_nslots;
-	int			nindexes;
-	Oid			index_oids[4];
-	IndexInfo  *index_info[4];
-	MemoryContext cxt;			/* holds index_info */
-} OutboxInfo;
-
-static OutboxInfo outbox = {false};
 static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
 static bool callbacks_registered = false;
 
 /*
  * Captured keys wait in chunks, one outbox row per chunk: a chunk holds up
- * to POLYGLOT_CHUNK_KEYS keys of one route captured at one subtransaction
+ * to POLYGLOT_OUTBOX_CHUNK_KEYS keys of one route captured at one subtransaction
  * level.  A full chunk is written at once; the rest are written just
  * before the transaction or subtransaction that filled them commits (or
  * prepares).  A rolled-back subtransaction drops the chunks it filled;
  * chunks it had already written are rolled back with it.
  */
-#define POLYGLOT_CHUNK_KEYS		1000
-
 typedef struct CaptureChunk
 {
 	int32		route;
@@ -120,18 +97,6 @@ static MemoryContext chunk_cxt = NULL;
 
 static void flush_chunk(CaptureChunk *chunk);
 static void flush_all_chunks(void);
-
-static void
-outbox_inval_callback(Datum arg, Oid relid)
-{
-	int			i;
-
-	if (!OidIsValid(relid) || relid == outbox.relid)
-		outbox.valid = false;
-	for (i = 0; i < outbox.nindexes; i++)
-		if (relid == outbox.index_oids[i])
-			outbox.valid = false;
-}
 
 static void
 reset_chunks(void)
@@ -215,7 +180,6 @@ register_callbacks(void)
 		return;
 	RegisterXactCallback(capture_xact_callback, NULL);
 	RegisterSubXactCallback(capture_subxact_callback, NULL);
-	CacheRegisterRelcacheCallback(outbox_inval_callback, (Datum) 0);
 	chunk_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot captured keys",
 									  ALLOCSET_DEFAULT_SIZES);
 	callbacks_registered = true;
@@ -291,72 +255,6 @@ polyglot_nslots_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(polyglot_nslots());
 }
 
-static AttrNumber
-outbox_attnum(Oid relid, const char *name)
-{
-	AttrNumber	attnum = get_attnum(relid, name);
-
-	if (attnum == InvalidAttrNumber)
-		elog(ERROR, "pg_polyglot: column \"%s\" of polyglot.outbox is missing", name);
-	return attnum;
-}
-
-static void
-load_outbox_info(void)
-{
-	Oid			nsp;
-
-	register_callbacks();
-	if (outbox.valid)
-		return;
-	nsp = get_namespace_oid("polyglot", false);
-	outbox.relid = get_relname_relid("outbox", nsp);
-	outbox.seqid = get_relname_relid("outbox_id_seq", nsp);
-	if (!OidIsValid(outbox.relid) || !OidIsValid(outbox.seqid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the pg_polyglot outbox is missing"),
-				 errhint("Is the extension pg_polyglot installed in this database?")));
-	outbox.att_id = outbox_attnum(outbox.relid, "id");
-	outbox.att_route = outbox_attnum(outbox.relid, "route_id");
-	outbox.att_op = outbox_attnum(outbox.relid, "op");
-	outbox.att_key = outbox_attnum(outbox.relid, "key");
-	outbox.att_nkeys = outbox_attnum(outbox.relid, "nkeys");
-	outbox.att_enqueued = outbox_attnum(outbox.relid, "enqueued_at");
-	outbox.att_attempts = outbox_attnum(outbox.relid, "attempts");
-	outbox.att_slot = outbox_attnum(outbox.relid, "slot");
-	outbox.att_nslots = outbox_attnum(outbox.relid, "nslots");
-	if (outbox.cxt == NULL)
-		outbox.cxt = AllocSetContextCreate(CacheMemoryContext, "pg_polyglot outbox",
-										   ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(outbox.cxt);
-	outbox.nindexes = 0;
-	{
-		Relation	rel = table_open(outbox.relid, AccessShareLock);
-		List	   *indexes = RelationGetIndexList(rel);
-		ListCell   *lc;
-
-		foreach(lc, indexes)
-		{
-			Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
-			MemoryContext old = MemoryContextSwitchTo(outbox.cxt);
-			IndexInfo  *ii = BuildIndexInfo(index);
-
-			MemoryContextSwitchTo(old);
-			if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
-				outbox.nindexes >= (int) lengthof(outbox.index_oids))
-				elog(ERROR, "pg_polyglot: index \"%s\" on the outbox is not supported",
-					 RelationGetRelationName(index));
-			outbox.index_oids[outbox.nindexes] = lfirst_oid(lc);
-			outbox.index_info[outbox.nindexes] = ii;
-			outbox.nindexes++;
-			index_close(index, AccessShareLock);
-		}
-		list_free(indexes);
-		table_close(rel, AccessShareLock);
-	}
-	outbox.valid = true;
-}
 
 static int32
 trigger_int_arg(Trigger *trigger, int i)
@@ -626,7 +524,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 		chunk->op = 'M';
 	if (chunk->nkeys == chunk->capacity)
 	{
-		chunk->capacity = Min(chunk->capacity * 4, POLYGLOT_CHUNK_KEYS);
+		chunk->capacity = Min(chunk->capacity * 4, POLYGLOT_OUTBOX_CHUNK_KEYS);
 		chunk->elems = repalloc(chunk->elems, sizeof(Datum) * chunk->capacity * ncols);
 	}
 	old = MemoryContextSwitchTo(chunk_cxt);
@@ -636,7 +534,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	chunk->nkeys++;
 	wake_at_commit |= UINT64CONST(1) << slot;
 
-	if (chunk->nkeys >= POLYGLOT_CHUNK_KEYS)
+	if (chunk->nkeys >= POLYGLOT_OUTBOX_CHUNK_KEYS)
 	{
 		flush_chunk(chunk);
 		chunks = list_delete_ptr(chunks, chunk);
@@ -645,91 +543,15 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	}
 }
 
-/*
- * Inserts one outbox tuple, heap and indexes, as the outbox owner would.
- * The caller has opened the outbox with RowExclusiveLock.
- */
-static void
-outbox_insert(Relation rel, int32 route, int slot, char op, Datum key, int32 nkeys)
-{
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
-	HeapTuple	tuple;
-	int			i;
 
-	memset(nulls, true, sizeof(bool) * tupdesc->natts);
-	values[outbox.att_id - 1] = Int64GetDatum(nextval_internal(outbox.seqid, false));
-	nulls[outbox.att_id - 1] = false;
-	values[outbox.att_route - 1] = Int32GetDatum(route);
-	nulls[outbox.att_route - 1] = false;
-	values[outbox.att_op - 1] = CharGetDatum(op);
-	nulls[outbox.att_op - 1] = false;
-	values[outbox.att_key - 1] = key;
-	nulls[outbox.att_key - 1] = false;
-	values[outbox.att_nkeys - 1] = Int32GetDatum(nkeys);
-	nulls[outbox.att_nkeys - 1] = false;
-	values[outbox.att_enqueued - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	nulls[outbox.att_enqueued - 1] = false;
-	values[outbox.att_attempts - 1] = Int32GetDatum(0);
-	nulls[outbox.att_attempts - 1] = false;
-	values[outbox.att_slot - 1] = Int16GetDatum(slot);
-	nulls[outbox.att_slot - 1] = false;
-	values[outbox.att_nslots - 1] = Int16GetDatum(polyglot_nslots());
-	nulls[outbox.att_nslots - 1] = false;
-
-	tuple = heap_form_tuple(tupdesc, values, nulls);
-	simple_heap_insert(rel, tuple);
-
-	for (i = 0; i < outbox.nindexes; i++)
-	{
-		Relation	index = index_open(outbox.index_oids[i], RowExclusiveLock);
-		IndexInfo  *ii = outbox.index_info[i];
-		Datum		ivalues[INDEX_MAX_KEYS];
-		bool		inulls[INDEX_MAX_KEYS];
-		int			k;
-
-		for (k = 0; k < ii->ii_NumIndexAttrs; k++)
-		{
-			AttrNumber	attnum = ii->ii_IndexAttrNumbers[k];
-
-			ivalues[k] = values[attnum - 1];
-			inulls[k] = nulls[attnum - 1];
-		}
-		index_insert(index, ivalues, inulls, &tuple->t_self, rel,
-					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-#if PG_VERSION_NUM >= 140000
-					 false,
-#endif
-					 ii);
-		index_close(index, RowExclusiveLock);
-	}
-	heap_freetuple(tuple);
-	pfree(values);
-	pfree(nulls);
-}
-
-/* Writes one chunk as an outbox row: key is a [nkeys][ncols] text array. */
+/* Writes one chunk as an outbox row. */
 static void
 flush_chunk(CaptureChunk *chunk)
 {
-	Relation	rel;
-	int			dims[2];
-	int			lbs[2] = {1, 1};
-	ArrayType  *keys;
-
 	if (chunk->nkeys == 0)
 		return;
-	load_outbox_info();
-	dims[0] = chunk->nkeys;
-	dims[1] = chunk->ncols;
-	keys = construct_md_array(chunk->elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
-							  TYPALIGN_INT);
-	/* direct heap and index inserts check no privileges: no user switch */
-	rel = table_open(outbox.relid, RowExclusiveLock);
-	outbox_insert(rel, chunk->route, chunk->slot, chunk->op, PointerGetDatum(keys), chunk->nkeys);
-	table_close(rel, RowExclusiveLock);
-	pfree(keys);
+	polyglot_outbox_append(chunk->route, chunk->slot, chunk->op, chunk->elems, chunk->nkeys,
+						   chunk->ncols);
 }
 
 static void
@@ -776,7 +598,8 @@ polyglot_capture(PG_FUNCTION_ARGS)
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	cache = capture_cache(fcinfo, trigdata);
-	load_outbox_info();
+	register_callbacks();
+	polyglot_outbox_load();
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
@@ -838,7 +661,8 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	trel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(trel);
 	route = parse_trigger_args(trigdata->tg_trigger, tupdesc, attnums, &nkeys);
-	load_outbox_info();
+	register_callbacks();
+	polyglot_outbox_load();
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
@@ -872,7 +696,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	{
 		uint64		r;
 
-		SPI_cursor_fetch(portal, true, POLYGLOT_CHUNK_KEYS);
+		SPI_cursor_fetch(portal, true, POLYGLOT_OUTBOX_CHUNK_KEYS);
 		if (SPI_processed == 0)
 			break;
 		for (r = 0; r < SPI_processed; r++)

@@ -1,0 +1,230 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *		The outbox's row layout: every read and write of polyglot.outbox
+ *		and polyglot.dead_letters.
+ *
+ * An outbox row holds up to POLYGLOT_OUTBOX_CHUNK_KEYS keys of one route
+ * and one worker slot (its key column a [nkeys][ncolumns] text array).
+ * Rows appended here are written directly (heap and index insert, as
+ * catalog updates do) rather than through SPI: writers need no privilege
+ * on the extension's tables.  The outbox is an internal table of the
+ * extension with plain-column indexes only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "utils/array.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "pg_polyglot.h"
+#include "core/core.h"
+#include "core/outbox.h"
+
+/* where the outbox is, looked up once per backend and on invalidation */
+typedef struct OutboxInfo
+{
+	bool		valid;
+	Oid			relid;
+	Oid			seqid;
+	AttrNumber	att_id;
+	AttrNumber	att_route;
+	AttrNumber	att_op;
+	AttrNumber	att_key;
+	AttrNumber	att_nkeys;
+	AttrNumber	att_enqueued;
+	AttrNumber	att_attempts;
+	AttrNumber	att_slot;
+	AttrNumber	att_nslots;
+	int			nindexes;
+	Oid			index_oids[4];
+	IndexInfo  *index_info[4];
+	MemoryContext cxt;			/* holds index_info */
+} OutboxInfo;
+
+static OutboxInfo outbox = {false};
+static bool inval_registered = false;
+
+static void
+outbox_inval_callback(Datum arg, Oid relid)
+{
+	int			i;
+
+	if (!OidIsValid(relid) || relid == outbox.relid)
+		outbox.valid = false;
+	for (i = 0; i < outbox.nindexes; i++)
+		if (relid == outbox.index_oids[i])
+			outbox.valid = false;
+}
+
+static AttrNumber
+outbox_attnum(Oid relid, const char *name)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "pg_polyglot: column \"%s\" of polyglot.outbox is missing", name);
+	return attnum;
+}
+
+void
+polyglot_outbox_load(void)
+{
+	Oid			nsp;
+
+	if (!inval_registered)
+	{
+		CacheRegisterRelcacheCallback(outbox_inval_callback, (Datum) 0);
+		inval_registered = true;
+	}
+	if (outbox.valid)
+		return;
+	nsp = get_namespace_oid("polyglot", false);
+	outbox.relid = get_relname_relid("outbox", nsp);
+	outbox.seqid = get_relname_relid("outbox_id_seq", nsp);
+	if (!OidIsValid(outbox.relid) || !OidIsValid(outbox.seqid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the pg_polyglot outbox is missing"),
+				 errhint("Is the extension pg_polyglot installed in this database?")));
+	outbox.att_id = outbox_attnum(outbox.relid, "id");
+	outbox.att_route = outbox_attnum(outbox.relid, "route_id");
+	outbox.att_op = outbox_attnum(outbox.relid, "op");
+	outbox.att_key = outbox_attnum(outbox.relid, "key");
+	outbox.att_nkeys = outbox_attnum(outbox.relid, "nkeys");
+	outbox.att_enqueued = outbox_attnum(outbox.relid, "enqueued_at");
+	outbox.att_attempts = outbox_attnum(outbox.relid, "attempts");
+	outbox.att_slot = outbox_attnum(outbox.relid, "slot");
+	outbox.att_nslots = outbox_attnum(outbox.relid, "nslots");
+	if (outbox.cxt == NULL)
+		outbox.cxt = AllocSetContextCreate(CacheMemoryContext, "pg_polyglot outbox",
+										   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(outbox.cxt);
+	outbox.nindexes = 0;
+	{
+		Relation	rel = table_open(outbox.relid, AccessShareLock);
+		List	   *indexes = RelationGetIndexList(rel);
+		ListCell   *lc;
+
+		foreach(lc, indexes)
+		{
+			Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+			MemoryContext old = MemoryContextSwitchTo(outbox.cxt);
+			IndexInfo  *ii = BuildIndexInfo(index);
+
+			MemoryContextSwitchTo(old);
+			if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
+				outbox.nindexes >= (int) lengthof(outbox.index_oids))
+				elog(ERROR, "pg_polyglot: index \"%s\" on the outbox is not supported",
+					 RelationGetRelationName(index));
+			outbox.index_oids[outbox.nindexes] = lfirst_oid(lc);
+			outbox.index_info[outbox.nindexes] = ii;
+			outbox.nindexes++;
+			index_close(index, AccessShareLock);
+		}
+		list_free(indexes);
+		table_close(rel, AccessShareLock);
+	}
+	outbox.valid = true;
+}
+
+/*
+ * Inserts one outbox tuple, heap and indexes, as the outbox owner would.
+ * The caller has opened the outbox with RowExclusiveLock.
+ */
+static void
+outbox_insert(Relation rel, int32 route, int slot, char op, Datum key, int32 nkeys)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
+	HeapTuple	tuple;
+	int			i;
+
+	memset(nulls, true, sizeof(bool) * tupdesc->natts);
+	values[outbox.att_id - 1] = Int64GetDatum(nextval_internal(outbox.seqid, false));
+	nulls[outbox.att_id - 1] = false;
+	values[outbox.att_route - 1] = Int32GetDatum(route);
+	nulls[outbox.att_route - 1] = false;
+	values[outbox.att_op - 1] = CharGetDatum(op);
+	nulls[outbox.att_op - 1] = false;
+	values[outbox.att_key - 1] = key;
+	nulls[outbox.att_key - 1] = false;
+	values[outbox.att_nkeys - 1] = Int32GetDatum(nkeys);
+	nulls[outbox.att_nkeys - 1] = false;
+	values[outbox.att_enqueued - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	nulls[outbox.att_enqueued - 1] = false;
+	values[outbox.att_attempts - 1] = Int32GetDatum(0);
+	nulls[outbox.att_attempts - 1] = false;
+	values[outbox.att_slot - 1] = Int16GetDatum(slot);
+	nulls[outbox.att_slot - 1] = false;
+	values[outbox.att_nslots - 1] = Int16GetDatum(polyglot_nslots());
+	nulls[outbox.att_nslots - 1] = false;
+
+	tuple = heap_form_tuple(tupdesc, values, nulls);
+	simple_heap_insert(rel, tuple);
+
+	for (i = 0; i < outbox.nindexes; i++)
+	{
+		Relation	index = index_open(outbox.index_oids[i], RowExclusiveLock);
+		IndexInfo  *ii = outbox.index_info[i];
+		Datum		ivalues[INDEX_MAX_KEYS];
+		bool		inulls[INDEX_MAX_KEYS];
+		int			k;
+
+		for (k = 0; k < ii->ii_NumIndexAttrs; k++)
+		{
+			AttrNumber	attnum = ii->ii_IndexAttrNumbers[k];
+
+			ivalues[k] = values[attnum - 1];
+			inulls[k] = nulls[attnum - 1];
+		}
+		index_insert(index, ivalues, inulls, &tuple->t_self, rel,
+					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+#if PG_VERSION_NUM >= 140000
+					 false,
+#endif
+					 ii);
+		index_close(index, RowExclusiveLock);
+	}
+	heap_freetuple(tuple);
+	pfree(values);
+	pfree(nulls);
+}
+
+/*
+ * Appends one outbox row of nkeys keys of a route and worker slot, elems
+ * holding nkeys * ncols text values.
+ */
+void
+polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys, int ncols)
+{
+	Relation	rel;
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+	ArrayType  *keys;
+
+	polyglot_outbox_load();
+	dims[0] = nkeys;
+	dims[1] = ncols;
+	keys = construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
+							  TYPALIGN_INT);
+	/* direct heap and index inserts check no privileges: no user switch */
+	rel = table_open(outbox.relid, RowExclusiveLock);
+	outbox_insert(rel, route, slot, op, PointerGetDatum(keys), nkeys);
+	table_close(rel, RowExclusiveLock);
+	pfree(keys);
+}

@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.h
+ *		The outbox: rows of keys of pending changes, per route and worker
+ *		slot, and the dead letters.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef POLYGLOT_OUTBOX_H
+#define POLYGLOT_OUTBOX_H
+
+#include "postgres.h"
+
+/* the most keys one outbox row holds */
+#define POLYGLOT_OUTBOX_CHUNK_KEYS	1000
+
+/* in outbox.c */
+extern void polyglot_outbox_load(void);
+extern void polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys,
+								   int ncols);
+
+#endif							/* POLYGLOT_OUTBOX_H */
