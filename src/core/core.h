@@ -26,8 +26,6 @@ extern void polyglot_wake_database(Oid dboid, uint64 slots);
 
 /* capture.c */
 extern void polyglot_request_wake_at_commit(void);
-extern int	polyglot_nslots(void);
-extern int	polyglot_key_slot(Datum *texts, int ncols);
 extern char *polyglot_key_text(Oid typid, Datum value);
 extern void polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc,
 									  MemoryContext mcxt);

@@ -51,6 +51,7 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
 #include "core/dispatch.h"
 
 /* how long one route may keep the worker when it has a backlog */

@@ -24,7 +24,10 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -33,6 +36,9 @@
 #include "pg_polyglot.h"
 #include "core/core.h"
 #include "core/outbox.h"
+
+PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
+PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -57,6 +63,68 @@ typedef struct OutboxInfo
 
 static OutboxInfo outbox = {false};
 static bool inval_registered = false;
+
+/*
+ * How many worker slots keys are split into: polyglot.workers, fixed for
+ * the server's lifetime (1 where the library is not preloaded, and no
+ * worker runs anyway).
+ */
+int
+polyglot_nslots(void)
+{
+	return Max(1, Min(polyglot_workers, POLYGLOT_MAX_WORKERS));
+}
+
+/*
+ * The worker slot of a key, given as the text values of its columns: a
+ * hash of the values modulo polyglot_nslots().  Every writer of outbox
+ * rows (the capture triggers in C, the backfill, retry and verify in SQL
+ * through polyglot._slot()) uses this one function, so all events of a key
+ * go to the same worker, which keeps them in order.
+ */
+int
+polyglot_key_slot(Datum *texts, int ncols)
+{
+	uint32		h = 0;
+	int			i;
+
+	if (polyglot_nslots() == 1)
+		return 0;
+	for (i = 0; i < ncols; i++)
+	{
+		text	   *t = DatumGetTextPP(texts[i]);
+
+		h = hash_combine(h, hash_bytes((unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+	}
+	return (int) (h % (uint32) polyglot_nslots());
+}
+
+/*
+ * polyglot._slot(key text[]) returns int: the worker slot of one key, given
+ * as a [ncols] or [1][ncols] text array (NULL elements count as '').
+ */
+Datum
+polyglot_key_slot_sql(PG_FUNCTION_ARGS)
+{
+	ArrayType  *key = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	deconstruct_array(key, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (nulls[i])
+			elems[i] = CStringGetTextDatum("");
+	PG_RETURN_INT32(polyglot_key_slot(elems, n));
+}
+
+/* polyglot._nslots() returns int: polyglot_nslots(). */
+Datum
+polyglot_nslots_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(polyglot_nslots());
+}
 
 static void
 outbox_inval_callback(Datum arg, Oid relid)

@@ -15,6 +15,8 @@
 #define POLYGLOT_OUTBOX_CHUNK_KEYS	1000
 
 /* in outbox.c */
+extern int	polyglot_nslots(void);
+extern int	polyglot_key_slot(Datum *texts, int ncols);
 extern void polyglot_outbox_load(void);
 extern void polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys,
 								   int ncols);

@@ -44,6 +44,7 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
 #include "core/dispatch.h"
 
 #define VERIFY_CHUNK	1000

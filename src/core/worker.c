@@ -65,6 +65,7 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
 
 #define POLYGLOT_MAX_DATABASES			64
 #define POLYGLOT_LAUNCHER_RESCAN_MS		30000
