@@ -22,6 +22,7 @@ OBJS = \
 	src/common/ping.o \
 	src/core/capture.o \
 	src/core/dispatch.o \
+	src/core/keytext.o \
 	src/core/outbox.o \
 	src/core/privileges.o \
 	src/core/rowstate.o \

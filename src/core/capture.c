@@ -65,7 +65,6 @@ PG_FUNCTION_INFO_V1(polyglot_wake);
 PG_FUNCTION_INFO_V1(polyglot_require_worker);
 PG_FUNCTION_INFO_V1(polyglot_forget_captured);
 PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
-PG_FUNCTION_INFO_V1(polyglot_key_text_sql);
 
 static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
 static bool callbacks_registered = false;
@@ -240,69 +239,6 @@ parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int
 }
 
 /*
- * The text form of a key value, typid being the base type of the column
- * (a domain's).  Date and time types are written in ISO style whatever the
- * session's DateStyle, timestamptz in UTC whatever its TimeZone, bytea in
- * hex and floats in their shortest exact form whatever bytea_output and
- * extra_float_digits say: one row has one key text in every session, and
- * the worker, which reads them back with its own settings, finds the same
- * value.
- */
-static char *
-key_output(FmgrInfo *outfunc, Oid typid, Datum value)
-{
-	static pg_tz *utc = NULL;
-	int			save_datestyle = DateStyle;
-	int			save_intervalstyle = IntervalStyle;
-	int			save_bytea_output = bytea_output;
-	int			save_extra_float_digits = extra_float_digits;
-	pg_tz	   *save_timezone = session_timezone;
-	char	   *result;
-
-	switch (typid)
-	{
-		case DATEOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-		case TIMEOID:
-		case TIMETZOID:
-		case INTERVALOID:
-		case BYTEAOID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-			break;
-		default:
-			return OutputFunctionCall(outfunc, value);
-	}
-	if (typid == TIMESTAMPTZOID && utc == NULL)
-	{
-		utc = pg_tzset("UTC");
-		if (utc == NULL)
-			elog(ERROR, "pg_polyglot: time zone UTC is not available");
-	}
-	DateStyle = USE_ISO_DATES;
-	IntervalStyle = INTSTYLE_POSTGRES;
-	bytea_output = BYTEA_OUTPUT_HEX;
-	extra_float_digits = 1;
-	if (typid == TIMESTAMPTZOID)
-		session_timezone = utc;
-	PG_TRY();
-	{
-		result = OutputFunctionCall(outfunc, value);
-	}
-	PG_FINALLY();
-	{
-		DateStyle = save_datestyle;
-		IntervalStyle = save_intervalstyle;
-		session_timezone = save_timezone;
-		bytea_output = save_bytea_output;
-		extra_float_digits = save_extra_float_digits;
-	}
-	PG_END_TRY();
-	return result;
-}
-
-/*
  * What a capture trigger needs for every row, worked out on its first row
  * of a statement and kept in fn_extra: route, key columns, their output
  * functions.
@@ -316,42 +252,6 @@ typedef struct CaptureCache
 	Oid			typids[INDEX_MAX_KEYS];
 	FmgrInfo	outfuncs[INDEX_MAX_KEYS];
 } CaptureCache;
-
-/*
- * Sets up key_output() for a key column of type atttypid: its base type (a
- * domain's) in *typid, and its output function in *outfunc, in mcxt.
- */
-static void
-key_column_output(Oid atttypid, Oid *typid, FmgrInfo *outfunc, MemoryContext mcxt)
-{
-	Oid			func;
-	bool		isvarlena;
-
-	*typid = getBaseType(atttypid);
-	getTypeOutputInfo(*typid, &func, &isvarlena);
-	fmgr_info_cxt(func, outfunc, mcxt);
-}
-
-/*
- * The key texts of a row an SPI query returned, its columns being the key
- * columns in order (a NULL as ''), in elems, allocated in the current
- * context.
- */
-static void
-spi_key_texts(HeapTuple tuple, TupleDesc tupdesc, int ncols, Oid *typids,
-			  FmgrInfo *outfuncs, Datum *elems)
-{
-	int			i;
-
-	for (i = 0; i < ncols; i++)
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(tuple, tupdesc, i + 1, &isnull);
-
-		elems[i] = CStringGetTextDatum(isnull ? "" :
-									   key_output(&outfuncs[i], typids[i], value));
-	}
-}
 
 static CaptureCache *
 capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
@@ -367,7 +267,7 @@ capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	cache->route = parse_trigger_args(trigdata->tg_trigger, tupdesc, cache->attnums,
 									  &cache->nkeys);
 	for (i = 0; i < cache->nkeys; i++)
-		key_column_output(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid,
+		polyglot_key_output_setup(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid,
 						  &cache->typids[i], &cache->outfuncs[i], fcinfo->flinfo->fn_mcxt);
 	fcinfo->flinfo->fn_extra = cache;
 	return cache;
@@ -395,7 +295,7 @@ row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel,
 					 errmsg("key column \"%s\" of \"%s\" is null",
 							NameStr(att->attname), RelationGetRelationName(rel)),
 					 errdetail("pg_polyglot identifies rows by their key, which must not be null.")));
-		elems[i] = CStringGetTextDatum(key_output(&cache->outfuncs[i], cache->typids[i], value));
+		elems[i] = CStringGetTextDatum(polyglot_key_output(&cache->outfuncs[i], cache->typids[i], value));
 	}
 }
 
@@ -607,7 +507,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 		Form_pg_attribute att = TupleDescAttr(tupdesc, attnums[i] - 1);
 
 		appendStringInfo(&sql, "%st.%s", i ? ", " : "", quote_identifier(NameStr(att->attname)));
-		key_column_output(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
+		polyglot_key_output_setup(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
 	}
 	appendStringInfo(&sql, " FROM ONLY %s.%s t",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
@@ -639,7 +539,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 		{
 			MemoryContext old = MemoryContextSwitchTo(row_cxt);
 
-			spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, nkeys, typids, outfuncs,
+			polyglot_spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, nkeys, typids, outfuncs,
 						  elems);
 			capture_key(route, 'T', elems, nkeys);
 			MemoryContextSwitchTo(old);
@@ -776,7 +676,7 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 					 errmsg("key column \"%s\" of \"%s\" does not exist", name,
 							RelationGetRelationName(rel))));
 		att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-		key_column_output(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
+		polyglot_key_output_setup(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
 		appendStringInfo(&order, "%st.%s", i ? ", " : "", quote_identifier(name));
 		appendStringInfo(&after, "%s$1[%d]::%s", i ? ", " : "", i + 1,
 						 format_type_with_typemod(att->atttypid, att->atttypmod));
@@ -805,7 +705,7 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	n = SPI_processed;
 	elems = palloc(sizeof(Datum) * Max(n, 1) * ncols);
 	for (r = 0; r < n; r++)
-		spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, ncols, typids, outfuncs,
+		polyglot_spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, ncols, typids, outfuncs,
 					  &elems[r * ncols]);
 	if (n == 0)
 	{
@@ -820,64 +720,4 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	PG_RETURN_ARRAYTYPE_P(result);
-}
-
-/*
- * A value of a key column of type typid as the capture trigger writes it:
- * for code that compares keys with the outbox's (verify).
- */
-char *
-polyglot_key_text(Oid typid, Datum value)
-{
-	Oid			basetypid;
-	FmgrInfo	flinfo;
-
-	key_column_output(typid, &basetypid, &flinfo, CurrentMemoryContext);
-	return key_output(&flinfo, basetypid, value);
-}
-
-/*
- * polyglot_key_text() in two steps, for code that renders many values of
- * one column: the set-up (base type and output function, in mcxt), then
- * each value's text.
- */
-void
-polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc, MemoryContext mcxt)
-{
-	key_column_output(atttypid, basetypid, outfunc, mcxt);
-}
-
-char *
-polyglot_key_output(FmgrInfo *outfunc, Oid basetypid, Datum value)
-{
-	return key_output(outfunc, basetypid, value);
-}
-
-/*
- * polyglot._key_text(anyelement) returns text: polyglot_key_text() in SQL,
- * with the output function kept for the query.
- */
-Datum
-polyglot_key_text_sql(PG_FUNCTION_ARGS)
-{
-	typedef struct KeyTextCache
-	{
-		Oid			typid;
-		Oid			basetypid;
-		FmgrInfo	outfunc;
-	}			KeyTextCache;
-	KeyTextCache *cache = (KeyTextCache *) fcinfo->flinfo->fn_extra;
-	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
-
-	if (!OidIsValid(typid))
-		elog(ERROR, "pg_polyglot: could not determine the type of a key");
-	if (cache == NULL || cache->typid != typid)
-	{
-		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(KeyTextCache));
-		key_column_output(typid, &cache->basetypid, &cache->outfunc, fcinfo->flinfo->fn_mcxt);
-		cache->typid = typid;
-		fcinfo->flinfo->fn_extra = cache;
-	}
-	PG_RETURN_TEXT_P(cstring_to_text(key_output(&cache->outfunc, cache->basetypid,
-												PG_GETARG_DATUM(0))));
 }

@@ -26,10 +26,14 @@ extern void polyglot_wake_database(Oid dboid, uint64 slots);
 
 /* capture.c */
 extern void polyglot_request_wake_at_commit(void);
+
+/* keytext.c: the text form of key values */
 extern char *polyglot_key_text(Oid typid, Datum value);
 extern void polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc,
 									  MemoryContext mcxt);
 extern char *polyglot_key_output(FmgrInfo *outfunc, Oid basetypid, Datum value);
+extern void polyglot_spi_key_texts(HeapTuple tuple, TupleDesc tupdesc, int ncols, Oid *typids,
+								   FmgrInfo *outfuncs, Datum *elems);
 
 /*
  * A route as the worker sees it, loaded at the start of each round.
