@@ -20,6 +20,7 @@ OBJS = \
 	src/common/fdw_common.o \
 	src/common/option.o \
 	src/common/ping.o \
+	src/core/backfill.o \
 	src/core/capture.o \
 	src/core/dispatch.o \
 	src/core/keytext.o \
