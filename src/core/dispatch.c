@@ -63,7 +63,6 @@
 /* ---------------------------------------------------------------- SPI helpers */
 
 /* the plans of the statements every batch runs, kept for the worker's life */
-static SPIPlanPtr events_plan = NULL;
 static SPIPlanPtr ack_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
 static SPIPlanPtr requeue_plan = NULL;
@@ -280,43 +279,6 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
 /* ---------------------------------------------------------------- batches */
 
 /*
- * The events of a batch: the route's due outbox rows, oldest first, as many
- * as it takes to reach polyglot.batch_size keys (a row holds up to a
- * thousand keys of one transaction).  Only the rows kept are detoasted: the
- * running count uses the nkeys column, not the key arrays.
- *
- * A batch starts after $6, the last outbox id of the route's previous
- * batch when that one was full (see route_position()), else 0: while a
- * backlog drains, a batch does not walk again the index entries of the
- * rows already acknowledged, which stay in the index as long as something
- * holds back xmin (a long transaction, pg_dump, a replication slot) and
- * would make the drain quadratic.  A row that committed late with a lower
- * id is found when the backlog is drained: the first batch that is not
- * full sets the position back to 0.
- *
- * Rows written under another polyglot.workers (nslots differs: a prepared
- * transaction committed after a restart that changed it) are left alone
- * until worker 0 re-splits them: their slot is not this number of workers'.
- *
- * The route is checked again for a pause in the snapshot that reads the
- * rows: the round read the route list in an earlier transaction, and a
- * pause committed in between must hold back any change written after it
- * (a snapshot that sees such a change sees the pause too).
- */
-static const char *const events_sql =
-"SELECT id, attempts, op, enqueued_at, key FROM ("
-"  SELECT id, attempts, op, enqueued_at, key, nkeys,"
-"         sum(nkeys) OVER (ORDER BY id) AS upto"
-"  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
-"        WHERE route_id = $1 AND slot = $4 AND id > $6 AND nslots = $5"
-"          AND (retry_at IS NULL OR retry_at <= now())"
-"          AND id <> ALL ($3)"
-"          AND NOT EXISTS (SELECT FROM polyglot.routes r"
-"                          WHERE r.id = $1 AND r.paused)"
-"        ORDER BY id LIMIT $2) l) w "
-"WHERE upto - nkeys < $2 ORDER BY id";
-
-/*
  * The query that reads the rows of a batch's keys, passed as one text array
  * per key column: each key's ordinal, whether its row exists, and what the
  * sink delivers of it.
@@ -385,102 +347,6 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 		i++;
 	}
 	return sql.data;
-}
-
-/* Where the next batch of each route starts reading, by route id */
-typedef struct RoutePosition
-{
-	int32		route_id;		/* hash key */
-	int64		after;			/* outbox id */
-} RoutePosition;
-
-static HTAB *positions = NULL;
-
-/*
- * The outbox id after which the next batch of a route starts (0: from the
- * first); kept for the worker's life, in TopMemoryContext.
- */
-static int64 *
-route_position(int32 route_id)
-{
-	RoutePosition *pos;
-	bool		found;
-
-	if (positions == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int32);
-		ctl.entrysize = sizeof(RoutePosition);
-		ctl.hcxt = TopMemoryContext;
-		positions = hash_create("pg_polyglot route positions", 16, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	pos = hash_search(positions, &route_id, HASH_ENTER, &found);
-	if (!found)
-		pos->after = 0;
-	return &pos->after;
-}
-
-/*
- * Reads the events of a batch (in cxt, one per key, oldest first), leaving
- * out the outbox rows of a batch still in flight; the number of keys read
- * is the length of the list.
- */
-static List *
-read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
-{
-	Oid			argtypes[6] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID, INT2OID, INT8OID};
-	Datum		args[6];
-	List	   *events = NIL;
-	int			ncols = list_length(route->key_columns);
-	uint64		r;
-
-	args[0] = Int32GetDatum(route->id);
-	args[1] = Int32GetDatum(polyglot_batch_size);
-	args[2] = inflight_ids;
-	args[3] = Int16GetDatum(polyglot_worker_slot);
-	args[4] = Int16GetDatum(polyglot_nslots());
-	args[5] = Int64GetDatum(*route_position(route->id));
-	(void) spi_exec_plan(&events_plan, events_sql, 6, argtypes, args, NULL, true, SPI_OK_SELECT,
-						 "reading a batch");
-
-	for (r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		bool		isnull;
-		int64		id = DatumGetInt64(spi_datum(tup, 1, &isnull));
-		int32		attempts = DatumGetInt32(spi_datum(tup, 2, &isnull));
-		char		op = DatumGetChar(spi_datum(tup, 3, &isnull));
-		TimestampTz enqueued = DatumGetTimestampTz(spi_datum(tup, 4, &isnull));
-		ArrayType  *keys = DatumGetArrayTypeP(spi_datum(tup, 5, &isnull));
-		Datum	   *elems;
-		bool	   *nulls;
-		int			nelems,
-					k;
-
-		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
-		if (ncols == 0 || nelems % ncols != 0)
-			elog(ERROR, "pg_polyglot: outbox row " INT64_FORMAT " has a malformed key", id);
-		for (k = 0; k < nelems / ncols; k++)
-		{
-			PolyglotEvent *ev = MemoryContextAllocZero(cxt, sizeof(PolyglotEvent));
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-			int			c;
-
-			ev->id = id;
-			ev->attempts = attempts;
-			ev->op = op;
-			ev->enqueued_at = enqueued;
-			for (c = 0; c < ncols; c++)
-				ev->key = lappend(ev->key, nulls[k * ncols + c] ? pstrdup("") :
-								  TextDatumGetCString(elems[k * ncols + c]));
-			events = lappend(events, ev);
-			MemoryContextSwitchTo(old);
-		}
-	}
-	return events;
 }
 
 /*
@@ -1234,7 +1100,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 		PointerGetDatum(construct_empty_array(INT8OID));
 
 	begin_tx();
-	batch->events = read_events(route, inflight_ids, batch->cxt);
+	batch->events = polyglot_outbox_read(route, inflight_ids, batch->cxt);
 	batch->nevents = list_length(batch->events);
 
 	/*
@@ -1242,7 +1108,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 	 * drained, and the next batch starts from the first row again, to find
 	 * rows that committed late with lower ids.
 	 */
-	*route_position(route->id) = batch->nevents >= polyglot_batch_size ?
+	*polyglot_outbox_position(route->id) = batch->nevents >= polyglot_batch_size ?
 		((PolyglotEvent *) llast(batch->events))->id : 0;
 	batch->full = batch->nevents >= polyglot_batch_size;
 	if (batch->nevents > 0)
@@ -1276,7 +1142,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 		if (batch->deferred != NIL)
 		{
 			batch->full = true;
-			*route_position(route->id) = ((PolyglotEvent *) llast(batch->events))->id;
+			*polyglot_outbox_position(route->id) = ((PolyglotEvent *) llast(batch->events))->id;
 		}
 	}
 	end_tx();
@@ -1605,7 +1471,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			sink->abandon(route, cur->sent);
 		more = false;
 		/* what was not acknowledged is read again, from the first row */
-		*route_position(route->id) = 0;
+		*polyglot_outbox_position(route->id) = 0;
 		if ((prev || cur) && (is_key_fault(edata) || is_slow_key(route)))
 		{
 			isolate = true;

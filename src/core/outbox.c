@@ -23,12 +23,14 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -295,4 +297,141 @@ polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys, 
 	outbox_insert(rel, route, slot, op, PointerGetDatum(keys), nkeys);
 	table_close(rel, RowExclusiveLock);
 	pfree(keys);
+}
+
+/* ---------------------------------------------------------------- reading a batch */
+
+static SPIPlanPtr events_plan = NULL;
+
+/*
+ * The events of a batch: the route's due outbox rows, oldest first, as many
+ * as it takes to reach polyglot.batch_size keys (a row holds up to a
+ * thousand keys of one transaction).  Only the rows kept are detoasted: the
+ * running count uses the nkeys column, not the key arrays.
+ *
+ * A batch starts after $6, the last outbox id of the route's previous
+ * batch when that one was full (see polyglot_outbox_position()), else 0: while a
+ * backlog drains, a batch does not walk again the index entries of the
+ * rows already acknowledged, which stay in the index as long as something
+ * holds back xmin (a long transaction, pg_dump, a replication slot) and
+ * would make the drain quadratic.  A row that committed late with a lower
+ * id is found when the backlog is drained: the first batch that is not
+ * full sets the position back to 0.
+ *
+ * Rows written under another polyglot.workers (nslots differs: a prepared
+ * transaction committed after a restart that changed it) are left alone
+ * until worker 0 re-splits them: their slot is not this number of workers'.
+ *
+ * The route is checked again for a pause in the snapshot that reads the
+ * rows: the round read the route list in an earlier transaction, and a
+ * pause committed in between must hold back any change written after it
+ * (a snapshot that sees such a change sees the pause too).
+ */
+static const char *const events_sql =
+"SELECT id, attempts, op, enqueued_at, key FROM ("
+"  SELECT id, attempts, op, enqueued_at, key, nkeys,"
+"         sum(nkeys) OVER (ORDER BY id) AS upto"
+"  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
+"        WHERE route_id = $1 AND slot = $4 AND id > $6 AND nslots = $5"
+"          AND (retry_at IS NULL OR retry_at <= now())"
+"          AND id <> ALL ($3)"
+"          AND NOT EXISTS (SELECT FROM polyglot.routes r"
+"                          WHERE r.id = $1 AND r.paused)"
+"        ORDER BY id LIMIT $2) l) w "
+"WHERE upto - nkeys < $2 ORDER BY id";
+
+/* Where the next batch of each route starts reading, by route id */
+typedef struct RoutePosition
+{
+	int32		route_id;		/* hash key */
+	int64		after;			/* outbox id */
+} RoutePosition;
+
+static HTAB *positions = NULL;
+
+/*
+ * The outbox id after which the next batch of a route starts (0: from the
+ * first); kept for the worker's life, in TopMemoryContext.
+ */
+int64 *
+polyglot_outbox_position(int32 route_id)
+{
+	RoutePosition *pos;
+	bool		found;
+
+	if (positions == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(RoutePosition);
+		ctl.hcxt = TopMemoryContext;
+		positions = hash_create("pg_polyglot route positions", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	pos = hash_search(positions, &route_id, HASH_ENTER, &found);
+	if (!found)
+		pos->after = 0;
+	return &pos->after;
+}
+
+/*
+ * Reads the events of a batch (in cxt, one per key, oldest first), leaving
+ * out the outbox rows of a batch still in flight; the number of keys read
+ * is the length of the list.
+ */
+List *
+polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
+{
+	Oid			argtypes[6] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID, INT2OID, INT8OID};
+	Datum		args[6];
+	List	   *events = NIL;
+	int			ncols = list_length(route->key_columns);
+	uint64		r;
+
+	args[0] = Int32GetDatum(route->id);
+	args[1] = Int32GetDatum(polyglot_batch_size);
+	args[2] = inflight_ids;
+	args[3] = Int16GetDatum(polyglot_worker_slot);
+	args[4] = Int16GetDatum(polyglot_nslots());
+	args[5] = Int64GetDatum(*polyglot_outbox_position(route->id));
+	(void) spi_exec_plan(&events_plan, events_sql, 6, argtypes, args, NULL, true, SPI_OK_SELECT,
+						 "reading a batch");
+
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		bool		isnull;
+		int64		id = DatumGetInt64(spi_datum(tup, 1, &isnull));
+		int32		attempts = DatumGetInt32(spi_datum(tup, 2, &isnull));
+		char		op = DatumGetChar(spi_datum(tup, 3, &isnull));
+		TimestampTz enqueued = DatumGetTimestampTz(spi_datum(tup, 4, &isnull));
+		ArrayType  *keys = DatumGetArrayTypeP(spi_datum(tup, 5, &isnull));
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems,
+					k;
+
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+		if (ncols == 0 || nelems % ncols != 0)
+			elog(ERROR, "pg_polyglot: outbox row " INT64_FORMAT " has a malformed key", id);
+		for (k = 0; k < nelems / ncols; k++)
+		{
+			PolyglotEvent *ev = MemoryContextAllocZero(cxt, sizeof(PolyglotEvent));
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			int			c;
+
+			ev->id = id;
+			ev->attempts = attempts;
+			ev->op = op;
+			ev->enqueued_at = enqueued;
+			for (c = 0; c < ncols; c++)
+				ev->key = lappend(ev->key, nulls[k * ncols + c] ? pstrdup("") :
+								  TextDatumGetCString(elems[k * ncols + c]));
+			events = lappend(events, ev);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	return events;
 }

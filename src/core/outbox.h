@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include "core/core.h"
+
 /* the most keys one outbox row holds */
 #define POLYGLOT_OUTBOX_CHUNK_KEYS	1000
 
@@ -20,5 +22,7 @@ extern int	polyglot_key_slot(Datum *texts, int ncols);
 extern void polyglot_outbox_load(void);
 extern void polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys,
 								   int ncols);
+extern int64 *polyglot_outbox_position(int32 route_id);
+extern List *polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt);
 
 #endif							/* POLYGLOT_OUTBOX_H */
