@@ -65,7 +65,6 @@
 /* the plans of the statements every batch runs, kept for the worker's life */
 static SPIPlanPtr ack_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
-static SPIPlanPtr requeue_plan = NULL;
 
 /*
  * lappend into a given memory context: results built inside a transaction
@@ -582,151 +581,6 @@ coalesce_events(List *events)
 
 /* ---------------------------------------------------------------- acknowledgement */
 
-/* The distinct outbox ids of a batch's events, as a bigint[]. */
-static Datum
-ids_array(List *events)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(events), 1));
-	ListCell   *lc;
-	int			n = 0;
-	int64		last = -1;
-
-	/* events come oldest first, the keys of one row together */
-	foreach(lc, events)
-	{
-		int64		id = ((PolyglotEvent *) lfirst(lc))->id;
-
-		if (id != last)
-			elems[n++] = Int64GetDatum(id);
-		last = id;
-	}
-	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/* One key as a [1][ncols] text array, the form of outbox and dead letter keys. */
-static Datum
-key_array(List *key)
-{
-	int			n = list_length(key);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	int			dims[2] = {1, n};
-	int			lbs[2] = {1, 1};
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, key)
-		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
-											  TYPALIGN_INT));
-}
-
-/*
- * Moves the events of one key to the dead letters, as one dead letter row
- * with the key, its first event's operation and enqueue time, the attempts
- * made and the error.  Runs inside the acknowledging transaction, which
- * also deletes the key's outbox rows, so neither is lost without the
- * other.  Every way into the dead letters goes through here: a key out of
- * attempts, and a key rejected outright (POLYGLOT_ITEM_REJECTED, by the
- * batch read or by a sink).
- */
-static void
-dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char *error)
-{
-	static SPIPlanPtr dead_plan = NULL;
-	Oid			argtypes[6] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
-	Datum		args[6];
-
-	args[0] = Int32GetDatum(route->id);
-	args[1] = CharGetDatum(item->event->op);
-	args[2] = key_array(item->event->key);
-	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
-	args[4] = Int32GetDatum(attempts);
-	args[5] = CStringGetTextDatum(error);
-	(void) spi_exec_plan(&dead_plan, "INSERT INTO polyglot.dead_letters "
-						 "(id, route_id, op, key, enqueued_at, attempts, error) "
-						 "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
-						 6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
-}
-
-/* Orders events by outbox row */
-static int
-event_id_cmp(const ListCell *a, const ListCell *b)
-{
-	int64		ia = ((PolyglotEvent *) lfirst(a))->id;
-	int64		ib = ((PolyglotEvent *) lfirst(b))->id;
-
-	return ia < ib ? -1 : ia > ib ? 1 : 0;
-}
-
-/*
- * Puts the events of the keys that polyglot.batch_bytes left out of a batch
- * back in the outbox, unchanged: the events that came from one outbox row go
- * back as one row, with its operation, enqueue time and attempts, due at
- * once (a key with events of several rows keeps each, so the delivered
- * count stays one per event).  They get new ids, after every row of the
- * batches in flight, so they are read by a later batch, in a later
- * snapshot: the state of their rows then is never older than what a batch
- * in flight delivers of the same keys.
- */
-static void
-requeue_deferred(PolyglotRoute *route, List *deferred)
-{
-	int			ncols = list_length(route->key_columns);
-	List	   *events = NIL;
-	ListCell   *lc;
-	Datum	   *elems;
-	int			nevents;
-	int			first = 0;
-
-	foreach(lc, deferred)
-		events = list_concat(events, ((PolyglotItem *) lfirst(lc))->events);
-	list_sort(events, event_id_cmp);
-	nevents = list_length(events);
-	elems = palloc(sizeof(Datum) * Max(Min(nevents, 1000) * ncols, 1));
-
-	while (first < nevents)
-	{
-		PolyglotEvent *head = (PolyglotEvent *) list_nth(events, first);
-		int			n = 0;
-		int			dims[2];
-		int			lbs[2] = {1, 1};
-		Oid			argtypes[8] = {INT4OID, CHAROID, TEXTARRAYOID, INT4OID, TIMESTAMPTZOID,
-		INT4OID, INT2OID, INT2OID};
-		Datum		args[8];
-
-		while (first + n < nevents && n < 1000)
-		{
-			PolyglotEvent *ev = (PolyglotEvent *) list_nth(events, first + n);
-			ListCell   *kc;
-			int			c = 0;
-
-			if (ev->id != head->id)
-				break;
-			foreach(kc, ev->key)
-				elems[n * ncols + c++] = CStringGetTextDatum((char *) lfirst(kc));
-			n++;
-		}
-		dims[0] = n;
-		dims[1] = ncols;
-		args[0] = Int32GetDatum(route->id);
-		args[1] = CharGetDatum(head->op);
-		args[2] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
-													 false, TYPALIGN_INT));
-		args[3] = Int32GetDatum(n);
-		args[4] = TimestampTzGetDatum(head->enqueued_at);
-		args[5] = Int32GetDatum(head->attempts);
-		/* the keys' slot is this worker's */
-		args[6] = Int16GetDatum(polyglot_worker_slot);
-		args[7] = Int16GetDatum(polyglot_nslots());
-		(void) spi_exec_plan(&requeue_plan, "INSERT INTO polyglot.outbox "
-							 "(route_id, op, key, nkeys, enqueued_at, attempts, slot, nslots) "
-							 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-							 8, argtypes, args, NULL, false, SPI_OK_INSERT,
-							 "putting back the keys a batch left out");
-		first += n;
-	}
-}
-
 /*
  * Acknowledges a delivered batch in one transaction: deletes every outbox
  * row it read, puts each key that failed back as a row of its own with one
@@ -751,13 +605,13 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 	begin_tx();
 	{
 		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-		Datum		args[2] = {Int32GetDatum(route->id), ids_array(events)};
+		Datum		args[2] = {Int32GetDatum(route->id), polyglot_outbox_ids(events)};
 
 		(void) spi_exec_plan(&ack_plan, "DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
 						2, argtypes, args, NULL, false, SPI_OK_DELETE, "acknowledging");
 	}
 	if (deferred != NIL)
-		requeue_deferred(route, deferred);
+		polyglot_outbox_requeue(route, deferred);
 
 	i = 0;
 	foreach(lc, items)
@@ -783,7 +637,7 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		last_error = results[i].error ? results[i].error : "unknown error";
 		if (results[i].status == POLYGLOT_ITEM_REJECTED)
 		{
-			dead_letter(route, item, attempts, last_error);
+			polyglot_outbox_dead_letter(route, item, attempts, last_error);
 			last_rejection = last_error;
 			nrejected++;
 			ndead++;
@@ -792,14 +646,14 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		}
 		if (attempts >= polyglot_max_attempts)
 		{
-			dead_letter(route, item, attempts, last_error);
+			polyglot_outbox_dead_letter(route, item, attempts, last_error);
 			ndead++;
 			i++;
 			continue;
 		}
 		args[0] = Int32GetDatum(route->id);
 		args[1] = CharGetDatum(item->event->op);
-		args[2] = key_array(item->event->key);
+		args[2] = polyglot_outbox_key_array(item->event->key);
 		args[3] = TimestampTzGetDatum(item->event->enqueued_at);
 		args[4] = Int32GetDatum(attempts);
 		args[5] = CStringGetTextDatum(last_error);
@@ -1096,7 +950,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 
 	batch->cxt = AllocSetContextCreate(parent, "pg_polyglot batch", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(batch->cxt);
-	inflight_ids = inflight ? ids_array(inflight->events) :
+	inflight_ids = inflight ? polyglot_outbox_ids(inflight->events) :
 		PointerGetDatum(construct_empty_array(INT8OID));
 
 	begin_tx();

@@ -37,6 +37,7 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/dispatch.h"
 #include "core/outbox.h"
 
 PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
@@ -434,4 +435,153 @@ polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt
 		}
 	}
 	return events;
+}
+
+/* ---------------------------------------------------------------- acknowledgement */
+
+static SPIPlanPtr requeue_plan = NULL;
+
+/* The distinct outbox ids of a batch's events, as a bigint[]. */
+Datum
+polyglot_outbox_ids(List *events)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(events), 1));
+	ListCell   *lc;
+	int			n = 0;
+	int64		last = -1;
+
+	/* events come oldest first, the keys of one row together */
+	foreach(lc, events)
+	{
+		int64		id = ((PolyglotEvent *) lfirst(lc))->id;
+
+		if (id != last)
+			elems[n++] = Int64GetDatum(id);
+		last = id;
+	}
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* One key as a [1][ncols] text array, the form of outbox and dead letter keys. */
+Datum
+polyglot_outbox_key_array(List *key)
+{
+	int			n = list_length(key);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			dims[2] = {1, n};
+	int			lbs[2] = {1, 1};
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, key)
+		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
+											  TYPALIGN_INT));
+}
+
+/*
+ * Moves the events of one key to the dead letters, as one dead letter row
+ * with the key, its first event's operation and enqueue time, the attempts
+ * made and the error.  Runs inside the acknowledging transaction, which
+ * also deletes the key's outbox rows, so neither is lost without the
+ * other.  Every way into the dead letters goes through here: a key out of
+ * attempts, and a key rejected outright (POLYGLOT_ITEM_REJECTED, by the
+ * batch read or by a sink).
+ */
+void
+polyglot_outbox_dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char *error)
+{
+	static SPIPlanPtr dead_plan = NULL;
+	Oid			argtypes[6] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	Datum		args[6];
+
+	args[0] = Int32GetDatum(route->id);
+	args[1] = CharGetDatum(item->event->op);
+	args[2] = polyglot_outbox_key_array(item->event->key);
+	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
+	args[4] = Int32GetDatum(attempts);
+	args[5] = CStringGetTextDatum(error);
+	(void) spi_exec_plan(&dead_plan, "INSERT INTO polyglot.dead_letters "
+						 "(id, route_id, op, key, enqueued_at, attempts, error) "
+						 "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
+						 6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
+}
+
+/* Orders events by outbox row */
+static int
+event_id_cmp(const ListCell *a, const ListCell *b)
+{
+	int64		ia = ((PolyglotEvent *) lfirst(a))->id;
+	int64		ib = ((PolyglotEvent *) lfirst(b))->id;
+
+	return ia < ib ? -1 : ia > ib ? 1 : 0;
+}
+
+/*
+ * Puts the events of the keys that polyglot.batch_bytes left out of a batch
+ * back in the outbox, unchanged: the events that came from one outbox row go
+ * back as one row, with its operation, enqueue time and attempts, due at
+ * once (a key with events of several rows keeps each, so the delivered
+ * count stays one per event).  They get new ids, after every row of the
+ * batches in flight, so they are read by a later batch, in a later
+ * snapshot: the state of their rows then is never older than what a batch
+ * in flight delivers of the same keys.
+ */
+void
+polyglot_outbox_requeue(PolyglotRoute *route, List *deferred)
+{
+	int			ncols = list_length(route->key_columns);
+	List	   *events = NIL;
+	ListCell   *lc;
+	Datum	   *elems;
+	int			nevents;
+	int			first = 0;
+
+	foreach(lc, deferred)
+		events = list_concat(events, ((PolyglotItem *) lfirst(lc))->events);
+	list_sort(events, event_id_cmp);
+	nevents = list_length(events);
+	elems = palloc(sizeof(Datum) * Max(Min(nevents, 1000) * ncols, 1));
+
+	while (first < nevents)
+	{
+		PolyglotEvent *head = (PolyglotEvent *) list_nth(events, first);
+		int			n = 0;
+		int			dims[2];
+		int			lbs[2] = {1, 1};
+		Oid			argtypes[8] = {INT4OID, CHAROID, TEXTARRAYOID, INT4OID, TIMESTAMPTZOID,
+		INT4OID, INT2OID, INT2OID};
+		Datum		args[8];
+
+		while (first + n < nevents && n < 1000)
+		{
+			PolyglotEvent *ev = (PolyglotEvent *) list_nth(events, first + n);
+			ListCell   *kc;
+			int			c = 0;
+
+			if (ev->id != head->id)
+				break;
+			foreach(kc, ev->key)
+				elems[n * ncols + c++] = CStringGetTextDatum((char *) lfirst(kc));
+			n++;
+		}
+		dims[0] = n;
+		dims[1] = ncols;
+		args[0] = Int32GetDatum(route->id);
+		args[1] = CharGetDatum(head->op);
+		args[2] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
+													 false, TYPALIGN_INT));
+		args[3] = Int32GetDatum(n);
+		args[4] = TimestampTzGetDatum(head->enqueued_at);
+		args[5] = Int32GetDatum(head->attempts);
+		/* the keys' slot is this worker's */
+		args[6] = Int16GetDatum(polyglot_worker_slot);
+		args[7] = Int16GetDatum(polyglot_nslots());
+		(void) spi_exec_plan(&requeue_plan, "INSERT INTO polyglot.outbox "
+							 "(route_id, op, key, nkeys, enqueued_at, attempts, slot, nslots) "
+							 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+							 8, argtypes, args, NULL, false, SPI_OK_INSERT,
+							 "putting back the keys a batch left out");
+		first += n;
+	}
 }

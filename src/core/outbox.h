@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "core/core.h"
+#include "core/dispatch.h"
 
 /* the most keys one outbox row holds */
 #define POLYGLOT_OUTBOX_CHUNK_KEYS	1000
@@ -24,5 +25,10 @@ extern void polyglot_outbox_append(int32 route, int slot, char op, Datum *elems,
 								   int ncols);
 extern int64 *polyglot_outbox_position(int32 route_id);
 extern List *polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt);
+extern Datum polyglot_outbox_ids(List *events);
+extern Datum polyglot_outbox_key_array(List *key);
+extern void polyglot_outbox_dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts,
+										const char *error);
+extern void polyglot_outbox_requeue(PolyglotRoute *route, List *deferred);
 
 #endif							/* POLYGLOT_OUTBOX_H */
