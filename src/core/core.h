@@ -114,7 +114,6 @@ extern int	polyglot_fix_settings(bool for_process);
 
 /* dispatch.c */
 extern int	polyglot_worker_slot;
-extern void polyglot_resplit_outbox(void);
 extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
 

@@ -24,6 +24,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "commands/extension.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
@@ -584,4 +585,45 @@ polyglot_outbox_requeue(PolyglotRoute *route, List *deferred)
 							 "putting back the keys a batch left out");
 		first += n;
 	}
+}
+
+/* ---------------------------------------------------------------- re-split */
+
+/*
+ * Makes every outbox row fit polyglot.workers: a row written while the
+ * server ran with another number of workers (its nslots differs) is split
+ * into rows of one slot each, in one transaction.  Worker 0 runs this
+ * before the other workers start, so that no two workers ever hold events
+ * of one key.  Errors are fatal to the worker, which the launcher restarts.
+ */
+void
+polyglot_resplit_outbox(void)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(polyglot_nslots())};
+	uint64		n;
+
+	begin_tx();
+	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
+	{
+		end_tx();
+		return;
+	}
+	n = spi_exec("WITH old AS (DELETE FROM polyglot.outbox WHERE nslots <> $1 RETURNING *), "
+				 "k AS (SELECT o.id, o.route_id, o.op, o.enqueued_at, o.attempts, o.retry_at, "
+				 "             o.last_error, i, "
+				 "             ARRAY(SELECT pg_catalog.unnest(o.key[i:i][:])) AS k "
+				 "      FROM old o, pg_catalog.generate_subscripts(o.key, 1) i), "
+				 "s AS (SELECT k.*, polyglot._slot(k.k) AS slot FROM k) "
+				 "INSERT INTO polyglot.outbox (route_id, op, key, nkeys, enqueued_at, attempts, "
+				 "                             retry_at, last_error, slot, nslots) "
+				 "SELECT route_id, op, pg_catalog.array_agg(k ORDER BY i), pg_catalog.count(*), "
+				 "       enqueued_at, attempts, retry_at, last_error, slot, $1 "
+				 "FROM s GROUP BY id, route_id, op, enqueued_at, attempts, retry_at, last_error, slot",
+				 1, argtypes, args, NULL, false, SPI_OK_INSERT, "re-split the outbox");
+	end_tx();
+	if (n > 0)
+		ereport(LOG,
+				(errmsg("pg_polyglot re-split pending events into " UINT64_FORMAT " outbox rows for %d workers",
+						n, polyglot_nslots())));
 }

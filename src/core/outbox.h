@@ -30,5 +30,6 @@ extern Datum polyglot_outbox_key_array(List *key);
 extern void polyglot_outbox_dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts,
 										const char *error);
 extern void polyglot_outbox_requeue(PolyglotRoute *route, List *deferred);
+extern void polyglot_resplit_outbox(void);
 
 #endif							/* POLYGLOT_OUTBOX_H */
