@@ -2,19 +2,21 @@
  *
  * backfill.c
  *		Backfill: the keys of a table's rows, in key order and a chunk at a
- *		time, for the worker to enqueue as changes.
+ *		time, and the worker's step that enqueues the next chunk.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -137,4 +139,48 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/*
+ * One step of a route's backfill, in its own transaction: the next chunk
+ * of rows, in key order, into the outbox, with the position reached, so
+ * that a backfill cut short by a crash resumes after its last chunk.  The
+ * step waits (enqueues nothing) while earlier chunks are still pending.
+ * Returns true when the backfill has more to do.
+ */
+bool
+polyglot_backfill_step(PolyglotRoute *route)
+{
+	static SPIPlanPtr step_plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool more = false;
+
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {INT4OID};
+		Datum		args[1];
+		bool		isnull;
+
+		pgstat_report_activity(STATE_RUNNING, psprintf("backfilling route %d", route->id));
+		begin_tx();
+		args[0] = Int32GetDatum(route->id);
+		(void) spi_exec_plan(&step_plan, "SELECT polyglot._backfill_step($1)", 1, argtypes, args,
+							 NULL, false, SPI_OK_SELECT, "enqueue a backfill chunk");
+		more = SPI_processed == 1 &&
+			DatumGetBool(spi_datum(SPI_tuptable->vals[0], 1, &isnull)) && !isnull;
+		end_tx();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		(void) polyglot_record_route_failure(route, edata);
+		more = false;
+	}
+	PG_END_TRY();
+	return more;
 }

@@ -116,6 +116,10 @@ extern int	polyglot_fix_settings(bool for_process);
 extern int	polyglot_worker_slot;
 extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
+extern long polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata);
+
+/* backfill.c */
+extern bool polyglot_backfill_step(PolyglotRoute *route);
 
 /* spi_util.c: the worker's short transactions and SPI statements */
 extern void begin_tx(void);

@@ -713,8 +713,8 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
  * Records a failure of a whole batch: the route backs off, its events stay
  * where they are.  Returns the backoff in milliseconds.
  */
-static long
-record_route_failure(PolyglotRoute *route, ErrorData *edata)
+long
+polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata)
 {
 	int			failures = route->consecutive_failures + 1;
 	int			backoff = polyglot_backoff_ms(failures, POLYGLOT_BACKOFF_BASE_MS,
@@ -748,50 +748,6 @@ record_route_failure(PolyglotRoute *route, ErrorData *edata)
 }
 
 /* ---------------------------------------------------------------- a route */
-
-/*
- * One step of a route's backfill, in its own transaction: the next chunk
- * of rows, in key order, into the outbox, with the position reached, so
- * that a backfill cut short by a crash resumes after its last chunk.  The
- * step waits (enqueues nothing) while earlier chunks are still pending.
- * Returns true when the backfill has more to do.
- */
-static bool
-backfill_step(PolyglotRoute *route)
-{
-	static SPIPlanPtr step_plan = NULL;
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool more = false;
-
-	PG_TRY();
-	{
-		Oid			argtypes[1] = {INT4OID};
-		Datum		args[1];
-		bool		isnull;
-
-		pgstat_report_activity(STATE_RUNNING, psprintf("backfilling route %d", route->id));
-		begin_tx();
-		args[0] = Int32GetDatum(route->id);
-		(void) spi_exec_plan(&step_plan, "SELECT polyglot._backfill_step($1)", 1, argtypes, args,
-							 NULL, false, SPI_OK_SELECT, "enqueue a backfill chunk");
-		more = SPI_processed == 1 &&
-			DatumGetBool(spi_datum(SPI_tuptable->vals[0], 1, &isnull)) && !isnull;
-		end_tx();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		(void) record_route_failure(route, edata);
-		more = false;
-	}
-	PG_END_TRY();
-	return more;
-}
 
 const PolyglotSink *
 polyglot_sink_for(PolyglotRoute *route)
@@ -1337,7 +1293,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		}
 		else
 		{
-			backoff = record_route_failure(route, edata);
+			backoff = polyglot_record_route_failure(route, edata);
 			*sleep_ms = Min(*sleep_ms, backoff);
 		}
 	}
@@ -1371,7 +1327,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
 			more = false;
-			backoff = record_route_failure(route, edata);
+			backoff = polyglot_record_route_failure(route, edata);
 			*sleep_ms = Min(*sleep_ms, backoff);
 		}
 		PG_END_TRY();
@@ -1447,7 +1403,7 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 			continue;
 		}
 		/* the first worker enqueues backfills, for every slot */
-		if (route->backfilling && polyglot_worker_slot == 0 && backfill_step(route))
+		if (route->backfilling && polyglot_worker_slot == 0 && polyglot_backfill_step(route))
 			more = true;
 
 		/*
