@@ -60,10 +60,9 @@
 /* first retry of a failed event or route, doubled per failure */
 #define POLYGLOT_BACKOFF_BASE_MS	200
 
-/* ---------------------------------------------------------------- SPI helpers */
+/* ---------------------------------------------------------------- helpers */
 
 /* the plans of the statements every batch runs, kept for the worker's life */
-static SPIPlanPtr ack_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
 
 /*
@@ -603,13 +602,7 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 	int			i;
 
 	begin_tx();
-	{
-		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-		Datum		args[2] = {Int32GetDatum(route->id), polyglot_outbox_ids(events)};
-
-		(void) spi_exec_plan(&ack_plan, "DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
-						2, argtypes, args, NULL, false, SPI_OK_DELETE, "acknowledging");
-	}
+	polyglot_outbox_ack(route->id, events);
 	if (deferred != NIL)
 		polyglot_outbox_requeue(route, deferred);
 
@@ -619,9 +612,6 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
 		int32		attempts = 0;
 		ListCell   *ec;
-		Oid			argtypes[9] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID,
-		TEXTOID, INT4OID, INT2OID, INT2OID};
-		Datum		args[9];
 
 		if (results[i].status == POLYGLOT_ITEM_OK || results[i].status == POLYGLOT_ITEM_STALE)
 		{
@@ -651,21 +641,9 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			i++;
 			continue;
 		}
-		args[0] = Int32GetDatum(route->id);
-		args[1] = CharGetDatum(item->event->op);
-		args[2] = polyglot_outbox_key_array(item->event->key);
-		args[3] = TimestampTzGetDatum(item->event->enqueued_at);
-		args[4] = Int32GetDatum(attempts);
-		args[5] = CStringGetTextDatum(last_error);
-		args[6] = Int32GetDatum(polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
-													polyglot_backoff_max));
-		/* the key's slot is this worker's: its retries stay here */
-		args[7] = Int16GetDatum(polyglot_worker_slot);
-		args[8] = Int16GetDatum(polyglot_nslots());
-		(void) spi_exec("INSERT INTO polyglot.outbox "
-						"(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
-						"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
-						9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
+		polyglot_outbox_retry_later(route, item, attempts, last_error,
+									polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
+														polyglot_backoff_max));
 		nretry++;
 		i++;
 	}

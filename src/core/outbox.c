@@ -440,6 +440,8 @@ polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt
 
 /* ---------------------------------------------------------------- acknowledgement */
 
+static SPIPlanPtr ack_plan = NULL;
+static SPIPlanPtr retry_plan = NULL;
 static SPIPlanPtr requeue_plan = NULL;
 
 /* The distinct outbox ids of a batch's events, as a bigint[]. */
@@ -464,8 +466,8 @@ polyglot_outbox_ids(List *events)
 }
 
 /* One key as a [1][ncols] text array, the form of outbox and dead letter keys. */
-Datum
-polyglot_outbox_key_array(List *key)
+static Datum
+key_array(List *key)
 {
 	int			n = list_length(key);
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
@@ -478,6 +480,49 @@ polyglot_outbox_key_array(List *key)
 		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
 	return PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
 											  TYPALIGN_INT));
+}
+
+/*
+ * Deletes the outbox rows of a route that a batch's events came from: the
+ * batch is acknowledged.  Runs inside the acknowledging transaction.
+ */
+void
+polyglot_outbox_ack(int32 route_id, List *events)
+{
+	Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
+	Datum		args[2] = {Int32GetDatum(route_id), polyglot_outbox_ids(events)};
+
+	(void) spi_exec_plan(&ack_plan, "DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
+						 2, argtypes, args, NULL, false, SPI_OK_DELETE, "acknowledging");
+}
+
+/*
+ * Puts the key of an item that failed back in the outbox as a row of its
+ * own, with its attempts so far and the error, due again in retry_ms.  Its
+ * slot is this worker's: its retries stay here.  Runs inside the
+ * acknowledging transaction.
+ */
+void
+polyglot_outbox_retry_later(PolyglotRoute *route, PolyglotItem *item, int32 attempts,
+							const char *error, int retry_ms)
+{
+	Oid			argtypes[9] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID,
+	TEXTOID, INT4OID, INT2OID, INT2OID};
+	Datum		args[9];
+
+	args[0] = Int32GetDatum(route->id);
+	args[1] = CharGetDatum(item->event->op);
+	args[2] = key_array(item->event->key);
+	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
+	args[4] = Int32GetDatum(attempts);
+	args[5] = CStringGetTextDatum(error);
+	args[6] = Int32GetDatum(retry_ms);
+	args[7] = Int16GetDatum(polyglot_worker_slot);
+	args[8] = Int16GetDatum(polyglot_nslots());
+	(void) spi_exec_plan(&retry_plan, "INSERT INTO polyglot.outbox "
+						 "(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
+						 "VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
+						 9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
 }
 
 /*
@@ -498,7 +543,7 @@ polyglot_outbox_dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 atte
 
 	args[0] = Int32GetDatum(route->id);
 	args[1] = CharGetDatum(item->event->op);
-	args[2] = polyglot_outbox_key_array(item->event->key);
+	args[2] = key_array(item->event->key);
 	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
 	args[4] = Int32GetDatum(attempts);
 	args[5] = CStringGetTextDatum(error);

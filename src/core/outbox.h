@@ -26,7 +26,9 @@ extern void polyglot_outbox_append(int32 route, int slot, char op, Datum *elems,
 extern int64 *polyglot_outbox_position(int32 route_id);
 extern List *polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt);
 extern Datum polyglot_outbox_ids(List *events);
-extern Datum polyglot_outbox_key_array(List *key);
+extern void polyglot_outbox_ack(int32 route_id, List *events);
+extern void polyglot_outbox_retry_later(PolyglotRoute *route, PolyglotItem *item, int32 attempts,
+										const char *error, int retry_ms);
 extern void polyglot_outbox_dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts,
 										const char *error);
 extern void polyglot_outbox_requeue(PolyglotRoute *route, List *deferred);
