@@ -214,6 +214,20 @@ RETURNS int
 AS 'MODULE_PATHNAME', 'polyglot_nslots_sql'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
+-- Writes keys ([keys][key columns] text array) of a route to the outbox as
+-- the capture trigger does: a row per worker slot and chunk of keys.
+-- Returns the number of keys.
+CREATE FUNCTION polyglot._outbox_append(route int, op "char", keys text[])
+RETURNS int
+AS 'MODULE_PATHNAME', 'polyglot_outbox_append_sql'
+LANGUAGE C STRICT VOLATILE;
+
+-- The number of outbox rows of a route and operation, counted up to upto.
+CREATE FUNCTION polyglot._outbox_rows(route int, op "char", upto int)
+RETURNS int
+AS 'MODULE_PATHNAME', 'polyglot_outbox_rows_sql'
+LANGUAGE C STRICT STABLE;
+
 CREATE FUNCTION polyglot._server_store(server name)
 RETURNS text
 AS 'MODULE_PATHNAME', 'polyglot_server_store_sql'
@@ -1106,8 +1120,8 @@ END
 $$;
 
 -- One chunk of a backfill, run by the worker in its own transaction:
--- enqueues the next rows after backfill_after (up to chunk keys, as outbox
--- rows of a thousand), unless earlier chunks still wait in the outbox.
+-- enqueues the next rows after backfill_after (up to chunk keys, as the
+-- capture trigger writes keys), unless earlier chunks still wait in the outbox.
 -- Returns true when it enqueued a whole chunk: the worker goes on without
 -- sleeping; false when it waits, is over, or there is none.
 -- The next keys of a table after a key, in key order, as a [n][key
@@ -1135,9 +1149,7 @@ BEGIN
     RETURN false;
   END IF;
   -- bounded: the next chunk waits until the worker has delivered most of the last
-  IF (SELECT count(*) FROM (SELECT FROM polyglot.outbox o
-                             WHERE o.route_id = route AND o.op = 'B'
-                             LIMIT 3 * polyglot._nslots()) w) >= 3 * polyglot._nslots() THEN
+  IF polyglot._outbox_rows(route, 'B', 3 * polyglot._nslots()) >= 3 * polyglot._nslots() THEN
     RETURN false;
   END IF;
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
@@ -1145,17 +1157,7 @@ BEGIN
   n := coalesce(array_length(ks, 1), 0);
   IF n > 0 THEN
     last_key := ARRAY(SELECT unnest(ks[n:n][:]));
-    -- a thousand keys of one worker slot per outbox row, as the capture
-    -- trigger writes them
-    WITH c AS (SELECT ARRAY(SELECT unnest(ks[i:i][:])) AS k, i AS rn
-               FROM generate_subscripts(ks, 1) i),
-         s AS (SELECT c.k, c.rn, polyglot._slot(c.k) AS slot FROM c),
-         g AS (SELECT s.k, s.rn, s.slot,
-                      (row_number() OVER (PARTITION BY s.slot ORDER BY s.rn) - 1) / 1000 AS part
-               FROM s)
-    INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots)
-    SELECT route, 'B', array_agg(g.k ORDER BY g.rn), count(*), g.slot, polyglot._nslots()
-    FROM g GROUP BY g.slot, g.part ORDER BY min(g.rn);
+    PERFORM polyglot._outbox_append(route, 'B', ks);
     -- every worker may have keys in the chunk
     PERFORM polyglot._wake();
   END IF;

@@ -43,6 +43,8 @@
 
 PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
 PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
+PG_FUNCTION_INFO_V1(polyglot_outbox_append_sql);
+PG_FUNCTION_INFO_V1(polyglot_outbox_rows_sql);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -299,6 +301,112 @@ polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys, 
 	outbox_insert(rel, route, slot, op, PointerGetDatum(keys), nkeys);
 	table_close(rel, RowExclusiveLock);
 	pfree(keys);
+}
+
+/*
+ * Appends keys of a route as outbox rows, as the capture trigger writes
+ * them: the keys of one worker slot together, up to
+ * POLYGLOT_OUTBOX_CHUNK_KEYS per row, in the order given within a slot.
+ * elems holds nkeys * ncols text values.
+ */
+void
+polyglot_outbox_append_keys(int32 route, char op, Datum *elems, int nkeys, int ncols)
+{
+	int			nslots = polyglot_nslots();
+	Datum	  **chunk = palloc0(sizeof(Datum *) * nslots);
+	int		   *n = palloc0(sizeof(int) * nslots);
+	int			k;
+	int			slot;
+
+	for (k = 0; k < nkeys; k++)
+	{
+		Datum	   *key = &elems[k * ncols];
+
+		slot = polyglot_key_slot(key, ncols);
+		if (chunk[slot] == NULL)
+			chunk[slot] = palloc(sizeof(Datum) * POLYGLOT_OUTBOX_CHUNK_KEYS * ncols);
+		memcpy(&chunk[slot][n[slot] * ncols], key, sizeof(Datum) * ncols);
+		if (++n[slot] == POLYGLOT_OUTBOX_CHUNK_KEYS)
+		{
+			polyglot_outbox_append(route, slot, op, chunk[slot], n[slot], ncols);
+			n[slot] = 0;
+		}
+	}
+	for (slot = 0; slot < nslots; slot++)
+	{
+		if (n[slot] > 0)
+			polyglot_outbox_append(route, slot, op, chunk[slot], n[slot], ncols);
+		if (chunk[slot])
+			pfree(chunk[slot]);
+	}
+	pfree(chunk);
+	pfree(n);
+}
+
+/*
+ * polyglot._outbox_append(route int, op "char", keys text[]) returns int:
+ * polyglot_outbox_append_keys() in SQL, keys being a [nkeys][ncols] text
+ * array (NULL elements count as ''); returns the number of keys.
+ */
+Datum
+polyglot_outbox_append_sql(PG_FUNCTION_ARGS)
+{
+	int32		route = PG_GETARG_INT32(0);
+	char		op = PG_GETARG_CHAR(1);
+	ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(2);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems,
+				ncols,
+				i;
+
+	if (ARR_NDIM(keys) == 0)
+		PG_RETURN_INT32(0);
+	if (ARR_NDIM(keys) != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("the keys of polyglot._outbox_append() are a [keys][key columns] array")));
+	ncols = ARR_DIMS(keys)[1];
+	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	for (i = 0; i < nelems; i++)
+		if (nulls[i])
+			elems[i] = CStringGetTextDatum("");
+	polyglot_outbox_append_keys(route, op, elems, nelems / ncols, ncols);
+	PG_RETURN_INT32(nelems / ncols);
+}
+
+/*
+ * The number of outbox rows of a route, of operation op ('\0': any),
+ * counted up to upto.
+ */
+int64
+polyglot_outbox_rows(int32 route, char op, int64 upto)
+{
+	Oid			argtypes[3] = {INT4OID, CHAROID, INT8OID};
+	Datum		args[3] = {Int32GetDatum(route), CharGetDatum(op), Int64GetDatum(upto)};
+	char		nulls[3] = {' ', op ? ' ' : 'n', ' '};
+	bool		isnull;
+	int64		n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	(void) spi_exec("SELECT pg_catalog.count(*) FROM (SELECT FROM polyglot.outbox o "
+					"WHERE o.route_id = $1 AND ($2 IS NULL OR o.op = $2) LIMIT $3) w",
+					3, argtypes, args, nulls, true, SPI_OK_SELECT, "counting outbox rows");
+	n = DatumGetInt64(spi_datum(SPI_tuptable->vals[0], 1, &isnull));
+	SPI_finish();
+	return n;
+}
+
+/*
+ * polyglot._outbox_rows(route int, op "char", upto int) returns int:
+ * polyglot_outbox_rows() in SQL.
+ */
+Datum
+polyglot_outbox_rows_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32((int32) polyglot_outbox_rows(PG_GETARG_INT32(0), PG_GETARG_CHAR(1),
+												 PG_GETARG_INT32(2)));
 }
 
 /* ---------------------------------------------------------------- reading a batch */
@@ -587,7 +695,7 @@ polyglot_outbox_requeue(PolyglotRoute *route, List *deferred)
 		events = list_concat(events, ((PolyglotItem *) lfirst(lc))->events);
 	list_sort(events, event_id_cmp);
 	nevents = list_length(events);
-	elems = palloc(sizeof(Datum) * Max(Min(nevents, 1000) * ncols, 1));
+	elems = palloc(sizeof(Datum) * Max(Min(nevents, POLYGLOT_OUTBOX_CHUNK_KEYS) * ncols, 1));
 
 	while (first < nevents)
 	{
@@ -599,7 +707,7 @@ polyglot_outbox_requeue(PolyglotRoute *route, List *deferred)
 		INT4OID, INT2OID, INT2OID};
 		Datum		args[8];
 
-		while (first + n < nevents && n < 1000)
+		while (first + n < nevents && n < POLYGLOT_OUTBOX_CHUNK_KEYS)
 		{
 			PolyglotEvent *ev = (PolyglotEvent *) list_nth(events, first + n);
 			ListCell   *kc;

@@ -23,6 +23,8 @@ extern int	polyglot_key_slot(Datum *texts, int ncols);
 extern void polyglot_outbox_load(void);
 extern void polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys,
 								   int ncols);
+extern void polyglot_outbox_append_keys(int32 route, char op, Datum *elems, int nkeys, int ncols);
+extern int64 polyglot_outbox_rows(int32 route, char op, int64 upto);
 extern int64 *polyglot_outbox_position(int32 route_id);
 extern List *polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt);
 extern Datum polyglot_outbox_ids(List *events);
