@@ -222,6 +222,12 @@ RETURNS int
 AS 'MODULE_PATHNAME', 'polyglot_outbox_append_sql'
 LANGUAGE C STRICT VOLATILE;
 
+-- Moves the dead letters of a route back to the outbox; returns how many.
+CREATE FUNCTION polyglot._outbox_retry(route int)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'polyglot_outbox_retry_sql'
+LANGUAGE C STRICT VOLATILE;
+
 -- The number of outbox rows of a route and operation, counted up to upto.
 CREATE FUNCTION polyglot._outbox_rows(route int, op "char", upto int)
 RETURNS int
@@ -1074,15 +1080,7 @@ SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
   SELECT polyglot._check_route(route);
   SELECT polyglot._wake();
-  WITH moved AS (
-    DELETE FROM polyglot.dead_letters d WHERE d.route_id = route RETURNING d.*
-  ), queued AS (
-    INSERT INTO polyglot.outbox (id, route_id, op, key, enqueued_at, slot, nslots)
-    SELECT m.id, m.route_id, m.op, m.key, m.enqueued_at, polyglot._slot(m.key), polyglot._nslots()
-    FROM moved m
-    RETURNING 1
-  )
-  SELECT count(*) FROM queued;
+  SELECT polyglot._outbox_retry(route);
 END;
 CREATE FUNCTION polyglot.retry(route int)
 RETURNS bigint

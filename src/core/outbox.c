@@ -45,6 +45,7 @@ PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
 PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
 PG_FUNCTION_INFO_V1(polyglot_outbox_append_sql);
 PG_FUNCTION_INFO_V1(polyglot_outbox_rows_sql);
+PG_FUNCTION_INFO_V1(polyglot_outbox_retry_sql);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -407,6 +408,31 @@ polyglot_outbox_rows_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT32((int32) polyglot_outbox_rows(PG_GETARG_INT32(0), PG_GETARG_CHAR(1),
 												 PG_GETARG_INT32(2)));
+}
+
+/*
+ * polyglot._outbox_retry(route int) returns bigint: moves the dead letters
+ * of a route back to the outbox, each key a row of its own with its first
+ * id and enqueue time, and fresh attempts; returns how many.
+ */
+Datum
+polyglot_outbox_retry_sql(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {PG_GETARG_DATUM(0)};
+	uint64		n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	n = spi_exec("WITH moved AS ("
+				 "  DELETE FROM polyglot.dead_letters d WHERE d.route_id = $1 RETURNING d.*) "
+				 "INSERT INTO polyglot.outbox (id, route_id, op, key, enqueued_at, slot, nslots) "
+				 "SELECT m.id, m.route_id, m.op, m.key, m.enqueued_at, polyglot._slot(m.key), "
+				 "       polyglot._nslots() "
+				 "FROM moved m",
+				 1, argtypes, args, NULL, false, SPI_OK_INSERT, "putting dead letters back");
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
 }
 
 /* ---------------------------------------------------------------- reading a batch */
