@@ -329,10 +329,12 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION polyglot._forget_captured(route int)
+-- Forgets a route's pending events: the keys this session captured and has
+-- not yet written, its outbox rows and its dead letters.
+CREATE FUNCTION polyglot._outbox_drop(route int)
 RETURNS void
-AS 'MODULE_PATHNAME', 'polyglot_forget_captured'
-LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'polyglot_outbox_drop_sql'
+LANGUAGE C STRICT VOLATILE;
 
 CREATE FUNCTION polyglot._wake()
 RETURNS void
@@ -1028,9 +1030,7 @@ DECLARE
 BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid, source);
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid || '_truncate', source);
-  PERFORM polyglot._forget_captured(rid);
-  DELETE FROM polyglot.outbox o WHERE o.route_id = rid;
-  DELETE FROM polyglot.dead_letters d WHERE d.route_id = rid;
+  PERFORM polyglot._outbox_drop(rid);
   DELETE FROM polyglot.routes r WHERE r.id = rid;
 END
 $$;
@@ -1302,9 +1302,7 @@ BEGIN
         RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
           r.id, r.source_name, r.server_name, obj.address_names[3];
       END IF;
-      PERFORM polyglot._forget_captured(r.id);
-      DELETE FROM polyglot.outbox o WHERE o.route_id = r.id;
-      DELETE FROM polyglot.dead_letters d WHERE d.route_id = r.id;
+      PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
     END LOOP;
   END LOOP;

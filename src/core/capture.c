@@ -61,7 +61,6 @@
 
 PG_FUNCTION_INFO_V1(polyglot_capture);
 PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
-PG_FUNCTION_INFO_V1(polyglot_forget_captured);
 
 static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
 static bool callbacks_registered = false;
@@ -554,17 +553,16 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 }
 
 /*
- * polyglot._forget_captured(route int): drops the keys this backend has
- * captured for a route and not yet written.  unsync() and dropping a table
- * call it, so that a route removed in the transaction that wrote to its
- * table leaves no outbox rows behind.  Other sessions cannot hold unwritten
- * keys of the route at that point: dropping the triggers waits for their
+ * Drops the keys this backend has captured for a route and not yet
+ * written.  Removing a route (polyglot._outbox_drop()) calls it, so that a
+ * route removed in the transaction that wrote to its table leaves no
+ * outbox rows behind.  Other sessions cannot hold unwritten keys of the
+ * route at that point: dropping the triggers waits for their
  * transactions, which write their keys when they commit.
  */
-Datum
-polyglot_forget_captured(PG_FUNCTION_ARGS)
+void
+polyglot_capture_forget(int32 route)
 {
-	int32		route = PG_GETARG_INT32(0);
 	ListCell   *lc;
 
 	foreach(lc, chunks)
@@ -574,5 +572,4 @@ polyglot_forget_captured(PG_FUNCTION_ARGS)
 		if (chunk->route == route)
 			chunks = foreach_delete_current(chunks, lc);
 	}
-	PG_RETURN_VOID();
 }

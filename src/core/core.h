@@ -26,6 +26,7 @@ extern void polyglot_wake_database(Oid dboid, uint64 slots);
 
 /* capture.c */
 extern void polyglot_request_wake_at_commit(void);
+extern void polyglot_capture_forget(int32 route);
 
 /* keytext.c: the text form of key values */
 extern char *polyglot_key_text(Oid typid, Datum value);

@@ -46,6 +46,7 @@ PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
 PG_FUNCTION_INFO_V1(polyglot_outbox_append_sql);
 PG_FUNCTION_INFO_V1(polyglot_outbox_rows_sql);
 PG_FUNCTION_INFO_V1(polyglot_outbox_retry_sql);
+PG_FUNCTION_INFO_V1(polyglot_outbox_drop_sql);
 
 /* where the outbox is, looked up once per backend and on invalidation */
 typedef struct OutboxInfo
@@ -433,6 +434,29 @@ polyglot_outbox_retry_sql(PG_FUNCTION_ARGS)
 				 1, argtypes, args, NULL, false, SPI_OK_INSERT, "putting dead letters back");
 	SPI_finish();
 	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * polyglot._outbox_drop(route int): forgets a route's pending events: the
+ * keys this backend captured and has not yet written, its outbox rows and
+ * its dead letters.  Removing a route (unsync, a dropped table or key
+ * column) calls it, after dropping the capture triggers.
+ */
+Datum
+polyglot_outbox_drop_sql(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {PG_GETARG_DATUM(0)};
+
+	polyglot_capture_forget(PG_GETARG_INT32(0));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	(void) spi_exec("DELETE FROM polyglot.outbox o WHERE o.route_id = $1", 1, argtypes, args,
+					NULL, false, SPI_OK_DELETE, "dropping a route's outbox rows");
+	(void) spi_exec("DELETE FROM polyglot.dead_letters d WHERE d.route_id = $1", 1, argtypes,
+					args, NULL, false, SPI_OK_DELETE, "dropping a route's dead letters");
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /* ---------------------------------------------------------------- reading a batch */
