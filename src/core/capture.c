@@ -7,19 +7,17 @@
  * polyglot._capture() is an AFTER ... FOR EACH ROW trigger; its arguments
  * are the route id and the attribute numbers of the key columns.  It does
  * not write an outbox row per changed row: keys gather in memory in chunks
- * of up to a thousand, and each chunk becomes one outbox row (its key
- * column a [nkeys][ncolumns] text array) when it is full or just before
- * commit.  Multi-row statements thus cost a fraction of a row each.  The
- * rows are written directly (heap and index insert, as catalog updates do)
- * rather than through SPI.  The outbox is an internal table of the extension
- * with plain-column indexes only.
+ * (POLYGLOT_OUTBOX_CHUNK_KEYS), and each chunk becomes one outbox row
+ * (polyglot_outbox_append()) when it is full or just before commit.
+ * Multi-row statements thus cost a fraction of a row each.
  *
  * polyglot._capture_truncate() is a BEFORE TRUNCATE trigger: it records
  * every key of the table as deleted, so TRUNCATE reaches the stores.
  *
  * Neither does any network I/O.  Writers need no privilege on the
- * extension's tables: the direct inserts check none.  The TRUNCATE trigger
- * reads the keys as the table's owner, in a security-restricted operation.
+ * extension's tables: outbox.c's direct inserts check none.  The TRUNCATE
+ * trigger reads the keys as the table's owner, in a security-restricted
+ * operation.
  *
  * A transaction that captured something sets a flag; the transaction
  * callback sets the worker's latch when it commits.
@@ -28,29 +26,18 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/sequence.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "pgtime.h"
-#include "utils/bytea.h"
-#include "utils/float.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/datetime.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -67,8 +54,8 @@ static bool callbacks_registered = false;
 
 /*
  * Captured keys wait in chunks, one outbox row per chunk: a chunk holds up
- * to POLYGLOT_OUTBOX_CHUNK_KEYS keys of one route captured at one subtransaction
- * level.  A full chunk is written at once; the rest are written just
+ * to POLYGLOT_OUTBOX_CHUNK_KEYS keys of one route captured at one
+ * subtransaction level.  A full chunk is written at once; the rest are written just
  * before the transaction or subtransaction that filled them commits (or
  * prepares).  A rolled-back subtransaction drops the chunks it filled;
  * chunks it had already written are rolled back with it.

@@ -1,15 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * outbox.c
- *		The outbox's row layout: every read and write of polyglot.outbox
- *		and polyglot.dead_letters.
+ *		The outbox and the dead letters, the only code that knows their row
+ *		layout: append keys (capture triggers, backfill, verify's repairs),
+ *		read a batch, acknowledge it, put a failed key back for a retry,
+ *		dead-letter, replay dead letters, forget a removed route's events,
+ *		and re-split rows written under another polyglot.workers.
  *
  * An outbox row holds up to POLYGLOT_OUTBOX_CHUNK_KEYS keys of one route
  * and one worker slot (its key column a [nkeys][ncolumns] text array).
- * Rows appended here are written directly (heap and index insert, as
- * catalog updates do) rather than through SPI: writers need no privilege
- * on the extension's tables.  The outbox is an internal table of the
- * extension with plain-column indexes only.
+ * Appended rows are written directly (heap and index insert, as catalog
+ * updates do) rather than through SPI: writers need no privilege on the
+ * extension's tables.  The outbox is an internal table of the extension
+ * with plain-column indexes only.  The worker's statements run in its
+ * short transactions (spi_util.c), their plans kept for its life.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,15 +27,15 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "commands/extension.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/inval.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -72,6 +76,8 @@ typedef struct OutboxInfo
 static OutboxInfo outbox = {false};
 static bool inval_registered = false;
 
+/* ---------------------------------------------------------------- worker slots */
+
 /*
  * How many worker slots keys are split into: polyglot.workers, fixed for
  * the server's lifetime (1 where the library is not preloaded, and no
@@ -86,9 +92,9 @@ polyglot_nslots(void)
 /*
  * The worker slot of a key, given as the text values of its columns: a
  * hash of the values modulo polyglot_nslots().  Every writer of outbox
- * rows (the capture triggers in C, the backfill, retry and verify in SQL
- * through polyglot._slot()) uses this one function, so all events of a key
- * go to the same worker, which keeps them in order.
+ * rows uses this one function (the replay of dead letters and the re-split
+ * through polyglot._slot()), so all events of a key go to the same worker,
+ * which keeps them in order.
  */
 int
 polyglot_key_slot(Datum *texts, int ncols)
@@ -133,6 +139,8 @@ polyglot_nslots_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT32(polyglot_nslots());
 }
+
+/* ---------------------------------------------------------------- appending */
 
 static void
 outbox_inval_callback(Datum arg, Oid relid)
@@ -376,6 +384,8 @@ polyglot_outbox_append_sql(PG_FUNCTION_ARGS)
 	polyglot_outbox_append_keys(route, op, elems, nelems / ncols, ncols);
 	PG_RETURN_INT32(nelems / ncols);
 }
+
+/* ---------------------------------------------------------------- pending rows, dead letters, removal */
 
 /*
  * The number of outbox rows of a route, of operation op ('\0': any),
