@@ -665,6 +665,23 @@ polyglot_outbox_ack(int32 route_id, List *events)
 }
 
 /*
+ * The first six parameters of a failed key's row, in the outbox or the
+ * dead letters: route, operation and key of the item's first event, its
+ * enqueue time, the attempts made and the error.
+ */
+static void
+failed_key_args(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char *error,
+				Datum *args)
+{
+	args[0] = Int32GetDatum(route->id);
+	args[1] = CharGetDatum(item->event->op);
+	args[2] = key_array(item->event->key);
+	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
+	args[4] = Int32GetDatum(attempts);
+	args[5] = CStringGetTextDatum(error);
+}
+
+/*
  * Puts the key of an item that failed back in the outbox as a row of its
  * own, with its attempts so far and the error, due again in retry_ms.  Its
  * slot is this worker's: its retries stay here.  Runs inside the
@@ -678,12 +695,7 @@ polyglot_outbox_retry_later(PolyglotRoute *route, PolyglotItem *item, int32 atte
 	TEXTOID, INT4OID, INT2OID, INT2OID};
 	Datum		args[9];
 
-	args[0] = Int32GetDatum(route->id);
-	args[1] = CharGetDatum(item->event->op);
-	args[2] = key_array(item->event->key);
-	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
-	args[4] = Int32GetDatum(attempts);
-	args[5] = CStringGetTextDatum(error);
+	failed_key_args(route, item, attempts, error, args);
 	args[6] = Int32GetDatum(retry_ms);
 	args[7] = Int16GetDatum(polyglot_worker_slot);
 	args[8] = Int16GetDatum(polyglot_nslots());
@@ -709,12 +721,7 @@ polyglot_outbox_dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 atte
 	Oid			argtypes[6] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
 	Datum		args[6];
 
-	args[0] = Int32GetDatum(route->id);
-	args[1] = CharGetDatum(item->event->op);
-	args[2] = key_array(item->event->key);
-	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
-	args[4] = Int32GetDatum(attempts);
-	args[5] = CStringGetTextDatum(error);
+	failed_key_args(route, item, attempts, error, args);
 	(void) spi_exec_plan(&dead_plan, "INSERT INTO polyglot.dead_letters "
 						 "(id, route_id, op, key, enqueued_at, attempts, error) "
 						 "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
