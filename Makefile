@@ -20,10 +20,14 @@ OBJS = \
 	src/common/fdw_common.o \
 	src/common/option.o \
 	src/common/ping.o \
+	src/core/backfill.o \
 	src/core/capture.o \
 	src/core/dispatch.o \
+	src/core/keytext.o \
+	src/core/outbox.o \
 	src/core/privileges.o \
 	src/core/rowstate.o \
+	src/core/spi_util.o \
 	src/core/verify.o \
 	src/core/worker.o \
 	src/redis/redis_connection.o \

@@ -214,6 +214,26 @@ RETURNS int
 AS 'MODULE_PATHNAME', 'polyglot_nslots_sql'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
+-- Writes keys ([keys][key columns] text array) of a route to the outbox as
+-- the capture trigger does: a row per worker slot and chunk of keys.
+-- Returns the number of keys.
+CREATE FUNCTION polyglot._outbox_append(route int, op "char", keys text[])
+RETURNS int
+AS 'MODULE_PATHNAME', 'polyglot_outbox_append_sql'
+LANGUAGE C STRICT VOLATILE;
+
+-- Moves the dead letters of a route back to the outbox; returns how many.
+CREATE FUNCTION polyglot._outbox_retry(route int)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'polyglot_outbox_retry_sql'
+LANGUAGE C STRICT VOLATILE;
+
+-- The number of outbox rows of a route and operation, counted up to upto.
+CREATE FUNCTION polyglot._outbox_rows(route int, op "char", upto int)
+RETURNS int
+AS 'MODULE_PATHNAME', 'polyglot_outbox_rows_sql'
+LANGUAGE C STRICT STABLE;
+
 CREATE FUNCTION polyglot._server_store(server name)
 RETURNS text
 AS 'MODULE_PATHNAME', 'polyglot_server_store_sql'
@@ -309,10 +329,12 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION polyglot._forget_captured(route int)
+-- Forgets a route's pending events: the keys this session captured and has
+-- not yet written, its outbox rows and its dead letters.
+CREATE FUNCTION polyglot._outbox_drop(route int)
 RETURNS void
-AS 'MODULE_PATHNAME', 'polyglot_forget_captured'
-LANGUAGE C STRICT;
+AS 'MODULE_PATHNAME', 'polyglot_outbox_drop_sql'
+LANGUAGE C STRICT VOLATILE;
 
 CREATE FUNCTION polyglot._wake()
 RETURNS void
@@ -1008,9 +1030,7 @@ DECLARE
 BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid, source);
   EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid || '_truncate', source);
-  PERFORM polyglot._forget_captured(rid);
-  DELETE FROM polyglot.outbox o WHERE o.route_id = rid;
-  DELETE FROM polyglot.dead_letters d WHERE d.route_id = rid;
+  PERFORM polyglot._outbox_drop(rid);
   DELETE FROM polyglot.routes r WHERE r.id = rid;
 END
 $$;
@@ -1060,15 +1080,7 @@ SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
   SELECT polyglot._check_route(route);
   SELECT polyglot._wake();
-  WITH moved AS (
-    DELETE FROM polyglot.dead_letters d WHERE d.route_id = route RETURNING d.*
-  ), queued AS (
-    INSERT INTO polyglot.outbox (id, route_id, op, key, enqueued_at, slot, nslots)
-    SELECT m.id, m.route_id, m.op, m.key, m.enqueued_at, polyglot._slot(m.key), polyglot._nslots()
-    FROM moved m
-    RETURNING 1
-  )
-  SELECT count(*) FROM queued;
+  SELECT polyglot._outbox_retry(route);
 END;
 CREATE FUNCTION polyglot.retry(route int)
 RETURNS bigint
@@ -1106,8 +1118,8 @@ END
 $$;
 
 -- One chunk of a backfill, run by the worker in its own transaction:
--- enqueues the next rows after backfill_after (up to chunk keys, as outbox
--- rows of a thousand), unless earlier chunks still wait in the outbox.
+-- enqueues the next rows after backfill_after (up to chunk keys, as the
+-- capture trigger writes keys), unless earlier chunks still wait in the outbox.
 -- Returns true when it enqueued a whole chunk: the worker goes on without
 -- sleeping; false when it waits, is over, or there is none.
 -- The next keys of a table after a key, in key order, as a [n][key
@@ -1135,9 +1147,7 @@ BEGIN
     RETURN false;
   END IF;
   -- bounded: the next chunk waits until the worker has delivered most of the last
-  IF (SELECT count(*) FROM (SELECT FROM polyglot.outbox o
-                             WHERE o.route_id = route AND o.op = 'B'
-                             LIMIT 3 * polyglot._nslots()) w) >= 3 * polyglot._nslots() THEN
+  IF polyglot._outbox_rows(route, 'B', 3 * polyglot._nslots()) >= 3 * polyglot._nslots() THEN
     RETURN false;
   END IF;
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
@@ -1145,17 +1155,7 @@ BEGIN
   n := coalesce(array_length(ks, 1), 0);
   IF n > 0 THEN
     last_key := ARRAY(SELECT unnest(ks[n:n][:]));
-    -- a thousand keys of one worker slot per outbox row, as the capture
-    -- trigger writes them
-    WITH c AS (SELECT ARRAY(SELECT unnest(ks[i:i][:])) AS k, i AS rn
-               FROM generate_subscripts(ks, 1) i),
-         s AS (SELECT c.k, c.rn, polyglot._slot(c.k) AS slot FROM c),
-         g AS (SELECT s.k, s.rn, s.slot,
-                      (row_number() OVER (PARTITION BY s.slot ORDER BY s.rn) - 1) / 1000 AS part
-               FROM s)
-    INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots)
-    SELECT route, 'B', array_agg(g.k ORDER BY g.rn), count(*), g.slot, polyglot._nslots()
-    FROM g GROUP BY g.slot, g.part ORDER BY min(g.rn);
+    PERFORM polyglot._outbox_append(route, 'B', ks);
     -- every worker may have keys in the chunk
     PERFORM polyglot._wake();
   END IF;
@@ -1302,9 +1302,7 @@ BEGIN
         RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
           r.id, r.source_name, r.server_name, obj.address_names[3];
       END IF;
-      PERFORM polyglot._forget_captured(r.id);
-      DELETE FROM polyglot.outbox o WHERE o.route_id = r.id;
-      DELETE FROM polyglot.dead_letters d WHERE d.route_id = r.id;
+      PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
     END LOOP;
   END LOOP;

@@ -7,19 +7,17 @@
  * polyglot._capture() is an AFTER ... FOR EACH ROW trigger; its arguments
  * are the route id and the attribute numbers of the key columns.  It does
  * not write an outbox row per changed row: keys gather in memory in chunks
- * of up to a thousand, and each chunk becomes one outbox row (its key
- * column a [nkeys][ncolumns] text array) when it is full or just before
- * commit.  Multi-row statements thus cost a fraction of a row each.  The
- * rows are written directly (heap and index insert, as catalog updates do)
- * rather than through SPI.  The outbox is an internal table of the extension
- * with plain-column indexes only.
+ * (POLYGLOT_OUTBOX_CHUNK_KEYS), and each chunk becomes one outbox row
+ * (polyglot_outbox_append()) when it is full or just before commit.
+ * Multi-row statements thus cost a fraction of a row each.
  *
  * polyglot._capture_truncate() is a BEFORE TRUNCATE trigger: it records
  * every key of the table as deleted, so TRUNCATE reaches the stores.
  *
  * Neither does any network I/O.  Writers need no privilege on the
- * extension's tables: the direct inserts check none.  The TRUNCATE trigger
- * reads the keys as the table's owner, in a security-restricted operation.
+ * extension's tables: outbox.c's direct inserts check none.  The TRUNCATE
+ * trigger reads the keys as the table's owner, in a security-restricted
+ * operation.
  *
  * A transaction that captured something sets a flag; the transaction
  * callback sets the worker's latch when it commits.
@@ -28,81 +26,40 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
-#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/sequence.h"
 #include "commands/trigger.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "pgtime.h"
-#include "utils/bytea.h"
-#include "utils/float.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/datetime.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
 
 PG_FUNCTION_INFO_V1(polyglot_capture);
 PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
-PG_FUNCTION_INFO_V1(polyglot_wake);
-PG_FUNCTION_INFO_V1(polyglot_require_worker);
-PG_FUNCTION_INFO_V1(polyglot_forget_captured);
-PG_FUNCTION_INFO_V1(polyglot_key_slot_sql);
-PG_FUNCTION_INFO_V1(polyglot_nslots_sql);
-PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
-PG_FUNCTION_INFO_V1(polyglot_key_text_sql);
 
-/* where the outbox is, looked up once per backend and on invalidation */
-typedef struct OutboxInfo
-{
-	bool		valid;
-	Oid			relid;
-	Oid			seqid;
-	AttrNumber	att_id;
-	AttrNumber	att_route;
-	AttrNumber	att_op;
-	AttrNumber	att_key;
-	AttrNumber	att_nkeys;
-	AttrNumber	att_enqueued;
-	AttrNumber	att_attempts;
-	AttrNumber	att_slot;
-	AttrNumber	att_nslots;
-	int			nindexes;
-	Oid			index_oids[4];
-	IndexInfo  *index_info[4];
-	MemoryContext cxt;			/* holds index_info */
-} OutboxInfo;
-
-static OutboxInfo outbox = {false};
 static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
 static bool callbacks_registered = false;
 
 /*
  * Captured keys wait in chunks, one outbox row per chunk: a chunk holds up
- * to POLYGLOT_CHUNK_KEYS keys of one route captured at one subtransaction
- * level.  A full chunk is written at once; the rest are written just
+ * to POLYGLOT_OUTBOX_CHUNK_KEYS keys of one route captured at one
+ * subtransaction level.  A full chunk is written at once; the rest are written just
  * before the transaction or subtransaction that filled them commits (or
  * prepares).  A rolled-back subtransaction drops the chunks it filled;
  * chunks it had already written are rolled back with it.
  */
-#define POLYGLOT_CHUNK_KEYS		1000
-
 typedef struct CaptureChunk
 {
 	int32		route;
@@ -120,18 +77,6 @@ static MemoryContext chunk_cxt = NULL;
 
 static void flush_chunk(CaptureChunk *chunk);
 static void flush_all_chunks(void);
-
-static void
-outbox_inval_callback(Datum arg, Oid relid)
-{
-	int			i;
-
-	if (!OidIsValid(relid) || relid == outbox.relid)
-		outbox.valid = false;
-	for (i = 0; i < outbox.nindexes; i++)
-		if (relid == outbox.index_oids[i])
-			outbox.valid = false;
-}
 
 static void
 reset_chunks(void)
@@ -215,7 +160,6 @@ register_callbacks(void)
 		return;
 	RegisterXactCallback(capture_xact_callback, NULL);
 	RegisterSubXactCallback(capture_subxact_callback, NULL);
-	CacheRegisterRelcacheCallback(outbox_inval_callback, (Datum) 0);
 	chunk_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot captured keys",
 									  ALLOCSET_DEFAULT_SIZES);
 	callbacks_registered = true;
@@ -229,134 +173,6 @@ polyglot_request_wake_at_commit(void)
 	wake_at_commit = ~UINT64CONST(0);
 }
 
-/*
- * How many worker slots keys are split into: polyglot.workers, fixed for
- * the server's lifetime (1 where the library is not preloaded, and no
- * worker runs anyway).
- */
-int
-polyglot_nslots(void)
-{
-	return Max(1, Min(polyglot_workers, POLYGLOT_MAX_WORKERS));
-}
-
-/*
- * The worker slot of a key, given as the text values of its columns: a
- * hash of the values modulo polyglot_nslots().  Every writer of outbox
- * rows (the capture triggers in C, the backfill, retry and verify in SQL
- * through polyglot._slot()) uses this one function, so all events of a key
- * go to the same worker, which keeps them in order.
- */
-int
-polyglot_key_slot(Datum *texts, int ncols)
-{
-	uint32		h = 0;
-	int			i;
-
-	if (polyglot_nslots() == 1)
-		return 0;
-	for (i = 0; i < ncols; i++)
-	{
-		text	   *t = DatumGetTextPP(texts[i]);
-
-		h = hash_combine(h, hash_bytes((unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
-	}
-	return (int) (h % (uint32) polyglot_nslots());
-}
-
-/*
- * polyglot._slot(key text[]) returns int: the worker slot of one key, given
- * as a [ncols] or [1][ncols] text array (NULL elements count as '').
- */
-Datum
-polyglot_key_slot_sql(PG_FUNCTION_ARGS)
-{
-	ArrayType  *key = PG_GETARG_ARRAYTYPE_P(0);
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-
-	deconstruct_array(key, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (nulls[i])
-			elems[i] = CStringGetTextDatum("");
-	PG_RETURN_INT32(polyglot_key_slot(elems, n));
-}
-
-/* polyglot._nslots() returns int: polyglot_nslots(). */
-Datum
-polyglot_nslots_sql(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32(polyglot_nslots());
-}
-
-static AttrNumber
-outbox_attnum(Oid relid, const char *name)
-{
-	AttrNumber	attnum = get_attnum(relid, name);
-
-	if (attnum == InvalidAttrNumber)
-		elog(ERROR, "pg_polyglot: column \"%s\" of polyglot.outbox is missing", name);
-	return attnum;
-}
-
-static void
-load_outbox_info(void)
-{
-	Oid			nsp;
-
-	register_callbacks();
-	if (outbox.valid)
-		return;
-	nsp = get_namespace_oid("polyglot", false);
-	outbox.relid = get_relname_relid("outbox", nsp);
-	outbox.seqid = get_relname_relid("outbox_id_seq", nsp);
-	if (!OidIsValid(outbox.relid) || !OidIsValid(outbox.seqid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the pg_polyglot outbox is missing"),
-				 errhint("Is the extension pg_polyglot installed in this database?")));
-	outbox.att_id = outbox_attnum(outbox.relid, "id");
-	outbox.att_route = outbox_attnum(outbox.relid, "route_id");
-	outbox.att_op = outbox_attnum(outbox.relid, "op");
-	outbox.att_key = outbox_attnum(outbox.relid, "key");
-	outbox.att_nkeys = outbox_attnum(outbox.relid, "nkeys");
-	outbox.att_enqueued = outbox_attnum(outbox.relid, "enqueued_at");
-	outbox.att_attempts = outbox_attnum(outbox.relid, "attempts");
-	outbox.att_slot = outbox_attnum(outbox.relid, "slot");
-	outbox.att_nslots = outbox_attnum(outbox.relid, "nslots");
-	if (outbox.cxt == NULL)
-		outbox.cxt = AllocSetContextCreate(CacheMemoryContext, "pg_polyglot outbox",
-										   ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(outbox.cxt);
-	outbox.nindexes = 0;
-	{
-		Relation	rel = table_open(outbox.relid, AccessShareLock);
-		List	   *indexes = RelationGetIndexList(rel);
-		ListCell   *lc;
-
-		foreach(lc, indexes)
-		{
-			Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
-			MemoryContext old = MemoryContextSwitchTo(outbox.cxt);
-			IndexInfo  *ii = BuildIndexInfo(index);
-
-			MemoryContextSwitchTo(old);
-			if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL ||
-				outbox.nindexes >= (int) lengthof(outbox.index_oids))
-				elog(ERROR, "pg_polyglot: index \"%s\" on the outbox is not supported",
-					 RelationGetRelationName(index));
-			outbox.index_oids[outbox.nindexes] = lfirst_oid(lc);
-			outbox.index_info[outbox.nindexes] = ii;
-			outbox.nindexes++;
-			index_close(index, AccessShareLock);
-		}
-		list_free(indexes);
-		table_close(rel, AccessShareLock);
-	}
-	outbox.valid = true;
-}
 
 static int32
 trigger_int_arg(Trigger *trigger, int i)
@@ -406,69 +222,6 @@ parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int
 }
 
 /*
- * The text form of a key value, typid being the base type of the column
- * (a domain's).  Date and time types are written in ISO style whatever the
- * session's DateStyle, timestamptz in UTC whatever its TimeZone, bytea in
- * hex and floats in their shortest exact form whatever bytea_output and
- * extra_float_digits say: one row has one key text in every session, and
- * the worker, which reads them back with its own settings, finds the same
- * value.
- */
-static char *
-key_output(FmgrInfo *outfunc, Oid typid, Datum value)
-{
-	static pg_tz *utc = NULL;
-	int			save_datestyle = DateStyle;
-	int			save_intervalstyle = IntervalStyle;
-	int			save_bytea_output = bytea_output;
-	int			save_extra_float_digits = extra_float_digits;
-	pg_tz	   *save_timezone = session_timezone;
-	char	   *result;
-
-	switch (typid)
-	{
-		case DATEOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-		case TIMEOID:
-		case TIMETZOID:
-		case INTERVALOID:
-		case BYTEAOID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-			break;
-		default:
-			return OutputFunctionCall(outfunc, value);
-	}
-	if (typid == TIMESTAMPTZOID && utc == NULL)
-	{
-		utc = pg_tzset("UTC");
-		if (utc == NULL)
-			elog(ERROR, "pg_polyglot: time zone UTC is not available");
-	}
-	DateStyle = USE_ISO_DATES;
-	IntervalStyle = INTSTYLE_POSTGRES;
-	bytea_output = BYTEA_OUTPUT_HEX;
-	extra_float_digits = 1;
-	if (typid == TIMESTAMPTZOID)
-		session_timezone = utc;
-	PG_TRY();
-	{
-		result = OutputFunctionCall(outfunc, value);
-	}
-	PG_FINALLY();
-	{
-		DateStyle = save_datestyle;
-		IntervalStyle = save_intervalstyle;
-		session_timezone = save_timezone;
-		bytea_output = save_bytea_output;
-		extra_float_digits = save_extra_float_digits;
-	}
-	PG_END_TRY();
-	return result;
-}
-
-/*
  * What a capture trigger needs for every row, worked out on its first row
  * of a statement and kept in fn_extra: route, key columns, their output
  * functions.
@@ -482,42 +235,6 @@ typedef struct CaptureCache
 	Oid			typids[INDEX_MAX_KEYS];
 	FmgrInfo	outfuncs[INDEX_MAX_KEYS];
 } CaptureCache;
-
-/*
- * Sets up key_output() for a key column of type atttypid: its base type (a
- * domain's) in *typid, and its output function in *outfunc, in mcxt.
- */
-static void
-key_column_output(Oid atttypid, Oid *typid, FmgrInfo *outfunc, MemoryContext mcxt)
-{
-	Oid			func;
-	bool		isvarlena;
-
-	*typid = getBaseType(atttypid);
-	getTypeOutputInfo(*typid, &func, &isvarlena);
-	fmgr_info_cxt(func, outfunc, mcxt);
-}
-
-/*
- * The key texts of a row an SPI query returned, its columns being the key
- * columns in order (a NULL as ''), in elems, allocated in the current
- * context.
- */
-static void
-spi_key_texts(HeapTuple tuple, TupleDesc tupdesc, int ncols, Oid *typids,
-			  FmgrInfo *outfuncs, Datum *elems)
-{
-	int			i;
-
-	for (i = 0; i < ncols; i++)
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(tuple, tupdesc, i + 1, &isnull);
-
-		elems[i] = CStringGetTextDatum(isnull ? "" :
-									   key_output(&outfuncs[i], typids[i], value));
-	}
-}
 
 static CaptureCache *
 capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
@@ -533,7 +250,7 @@ capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
 	cache->route = parse_trigger_args(trigdata->tg_trigger, tupdesc, cache->attnums,
 									  &cache->nkeys);
 	for (i = 0; i < cache->nkeys; i++)
-		key_column_output(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid,
+		polyglot_key_output_setup(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid,
 						  &cache->typids[i], &cache->outfuncs[i], fcinfo->flinfo->fn_mcxt);
 	fcinfo->flinfo->fn_extra = cache;
 	return cache;
@@ -561,7 +278,7 @@ row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel,
 					 errmsg("key column \"%s\" of \"%s\" is null",
 							NameStr(att->attname), RelationGetRelationName(rel)),
 					 errdetail("pg_polyglot identifies rows by their key, which must not be null.")));
-		elems[i] = CStringGetTextDatum(key_output(&cache->outfuncs[i], cache->typids[i], value));
+		elems[i] = CStringGetTextDatum(polyglot_key_output(&cache->outfuncs[i], cache->typids[i], value));
 	}
 }
 
@@ -626,7 +343,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 		chunk->op = 'M';
 	if (chunk->nkeys == chunk->capacity)
 	{
-		chunk->capacity = Min(chunk->capacity * 4, POLYGLOT_CHUNK_KEYS);
+		chunk->capacity = Min(chunk->capacity * 4, POLYGLOT_OUTBOX_CHUNK_KEYS);
 		chunk->elems = repalloc(chunk->elems, sizeof(Datum) * chunk->capacity * ncols);
 	}
 	old = MemoryContextSwitchTo(chunk_cxt);
@@ -636,7 +353,7 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	chunk->nkeys++;
 	wake_at_commit |= UINT64CONST(1) << slot;
 
-	if (chunk->nkeys >= POLYGLOT_CHUNK_KEYS)
+	if (chunk->nkeys >= POLYGLOT_OUTBOX_CHUNK_KEYS)
 	{
 		flush_chunk(chunk);
 		chunks = list_delete_ptr(chunks, chunk);
@@ -645,91 +362,15 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	}
 }
 
-/*
- * Inserts one outbox tuple, heap and indexes, as the outbox owner would.
- * The caller has opened the outbox with RowExclusiveLock.
- */
-static void
-outbox_insert(Relation rel, int32 route, int slot, char op, Datum key, int32 nkeys)
-{
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	Datum	   *values = palloc0(sizeof(Datum) * tupdesc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * tupdesc->natts);
-	HeapTuple	tuple;
-	int			i;
 
-	memset(nulls, true, sizeof(bool) * tupdesc->natts);
-	values[outbox.att_id - 1] = Int64GetDatum(nextval_internal(outbox.seqid, false));
-	nulls[outbox.att_id - 1] = false;
-	values[outbox.att_route - 1] = Int32GetDatum(route);
-	nulls[outbox.att_route - 1] = false;
-	values[outbox.att_op - 1] = CharGetDatum(op);
-	nulls[outbox.att_op - 1] = false;
-	values[outbox.att_key - 1] = key;
-	nulls[outbox.att_key - 1] = false;
-	values[outbox.att_nkeys - 1] = Int32GetDatum(nkeys);
-	nulls[outbox.att_nkeys - 1] = false;
-	values[outbox.att_enqueued - 1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	nulls[outbox.att_enqueued - 1] = false;
-	values[outbox.att_attempts - 1] = Int32GetDatum(0);
-	nulls[outbox.att_attempts - 1] = false;
-	values[outbox.att_slot - 1] = Int16GetDatum(slot);
-	nulls[outbox.att_slot - 1] = false;
-	values[outbox.att_nslots - 1] = Int16GetDatum(polyglot_nslots());
-	nulls[outbox.att_nslots - 1] = false;
-
-	tuple = heap_form_tuple(tupdesc, values, nulls);
-	simple_heap_insert(rel, tuple);
-
-	for (i = 0; i < outbox.nindexes; i++)
-	{
-		Relation	index = index_open(outbox.index_oids[i], RowExclusiveLock);
-		IndexInfo  *ii = outbox.index_info[i];
-		Datum		ivalues[INDEX_MAX_KEYS];
-		bool		inulls[INDEX_MAX_KEYS];
-		int			k;
-
-		for (k = 0; k < ii->ii_NumIndexAttrs; k++)
-		{
-			AttrNumber	attnum = ii->ii_IndexAttrNumbers[k];
-
-			ivalues[k] = values[attnum - 1];
-			inulls[k] = nulls[attnum - 1];
-		}
-		index_insert(index, ivalues, inulls, &tuple->t_self, rel,
-					 index->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-#if PG_VERSION_NUM >= 140000
-					 false,
-#endif
-					 ii);
-		index_close(index, RowExclusiveLock);
-	}
-	heap_freetuple(tuple);
-	pfree(values);
-	pfree(nulls);
-}
-
-/* Writes one chunk as an outbox row: key is a [nkeys][ncols] text array. */
+/* Writes one chunk as an outbox row. */
 static void
 flush_chunk(CaptureChunk *chunk)
 {
-	Relation	rel;
-	int			dims[2];
-	int			lbs[2] = {1, 1};
-	ArrayType  *keys;
-
 	if (chunk->nkeys == 0)
 		return;
-	load_outbox_info();
-	dims[0] = chunk->nkeys;
-	dims[1] = chunk->ncols;
-	keys = construct_md_array(chunk->elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
-							  TYPALIGN_INT);
-	/* direct heap and index inserts check no privileges: no user switch */
-	rel = table_open(outbox.relid, RowExclusiveLock);
-	outbox_insert(rel, chunk->route, chunk->slot, chunk->op, PointerGetDatum(keys), chunk->nkeys);
-	table_close(rel, RowExclusiveLock);
-	pfree(keys);
+	polyglot_outbox_append(chunk->route, chunk->slot, chunk->op, chunk->elems, chunk->nkeys,
+						   chunk->ncols);
 }
 
 static void
@@ -776,7 +417,8 @@ polyglot_capture(PG_FUNCTION_ARGS)
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	cache = capture_cache(fcinfo, trigdata);
-	load_outbox_info();
+	register_callbacks();
+	polyglot_outbox_load();
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
@@ -838,7 +480,8 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	trel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(trel);
 	route = parse_trigger_args(trigdata->tg_trigger, tupdesc, attnums, &nkeys);
-	load_outbox_info();
+	register_callbacks();
+	polyglot_outbox_load();
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
@@ -847,7 +490,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 		Form_pg_attribute att = TupleDescAttr(tupdesc, attnums[i] - 1);
 
 		appendStringInfo(&sql, "%st.%s", i ? ", " : "", quote_identifier(NameStr(att->attname)));
-		key_column_output(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
+		polyglot_key_output_setup(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
 	}
 	appendStringInfo(&sql, " FROM ONLY %s.%s t",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
@@ -872,14 +515,14 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	{
 		uint64		r;
 
-		SPI_cursor_fetch(portal, true, POLYGLOT_CHUNK_KEYS);
+		SPI_cursor_fetch(portal, true, POLYGLOT_OUTBOX_CHUNK_KEYS);
 		if (SPI_processed == 0)
 			break;
 		for (r = 0; r < SPI_processed; r++)
 		{
 			MemoryContext old = MemoryContextSwitchTo(row_cxt);
 
-			spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, nkeys, typids, outfuncs,
+			polyglot_spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, nkeys, typids, outfuncs,
 						  elems);
 			capture_key(route, 'T', elems, nkeys);
 			MemoryContextSwitchTo(old);
@@ -897,44 +540,16 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 }
 
 /*
- * polyglot._wake(): wake (or have the launcher start) this database's worker
- * when the current transaction commits.
- */
-Datum
-polyglot_wake(PG_FUNCTION_ARGS)
-{
-	polyglot_request_wake_at_commit();
-	PG_RETURN_VOID();
-}
-
-/*
- * polyglot._require_worker(): sync needs the worker, which needs the
- * library in shared_preload_libraries.
- */
-Datum
-polyglot_require_worker(PG_FUNCTION_ARGS)
-{
-	if (!polyglot_preloaded())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pg_polyglot sync needs the library in shared_preload_libraries"),
-				 errdetail("The background worker that delivers changes starts only when the library is preloaded."),
-				 errhint("Add pg_polyglot to shared_preload_libraries in postgresql.conf and restart the server.")));
-	PG_RETURN_VOID();
-}
-
-/*
- * polyglot._forget_captured(route int): drops the keys this backend has
- * captured for a route and not yet written.  unsync() and dropping a table
- * call it, so that a route removed in the transaction that wrote to its
- * table leaves no outbox rows behind.  Other sessions cannot hold unwritten
- * keys of the route at that point: dropping the triggers waits for their
+ * Drops the keys this backend has captured for a route and not yet
+ * written.  Removing a route (polyglot._outbox_drop()) calls it, so that a
+ * route removed in the transaction that wrote to its table leaves no
+ * outbox rows behind.  Other sessions cannot hold unwritten keys of the
+ * route at that point: dropping the triggers waits for their
  * transactions, which write their keys when they commit.
  */
-Datum
-polyglot_forget_captured(PG_FUNCTION_ARGS)
+void
+polyglot_capture_forget(int32 route)
 {
-	int32		route = PG_GETARG_INT32(0);
 	ListCell   *lc;
 
 	foreach(lc, chunks)
@@ -944,180 +559,4 @@ polyglot_forget_captured(PG_FUNCTION_ARGS)
 		if (chunk->route == route)
 			chunks = foreach_delete_current(chunks, lc);
 	}
-	PG_RETURN_VOID();
-}
-
-/*
- * polyglot._backfill_keys(source regclass, key_columns name[], after text[],
- * chunk int) returns text[]: the next chunk keys of the table after the key
- * after (from the first when NULL), in key order, as a [n][ncols] text
- * array rendered as the capture trigger renders keys; NULL when none is
- * left.  The table is read as its owner, in a security-restricted
- * operation: casts or functions the owner defined on the key types never
- * run with the worker's rights.
- */
-Datum
-polyglot_backfill_keys(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	ArrayType  *cols;
-	int32		chunk;
-	Datum	   *colnames;
-	int			ncols;
-	Oid			typids[INDEX_MAX_KEYS];
-	FmgrInfo	outfuncs[INDEX_MAX_KEYS];
-	StringInfoData sql;
-	StringInfoData order;
-	StringInfoData after;
-	Relation	rel;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
-	Oid			argtypes[1] = {TEXTARRAYOID};
-	Datum		args[1];
-	char		nulls[1] = {' '};
-	Datum	   *elems;
-	uint64		n,
-				r;
-	int			i;
-	int			dims[2];
-	int			lbs[2] = {1, 1};
-	ArrayType  *result;
-
-	/* not STRICT: after is NULL for the first chunk; the others may not be */
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("polyglot._backfill_keys() needs a table, its key columns and a chunk size")));
-	relid = PG_GETARG_OID(0);
-	cols = PG_GETARG_ARRAYTYPE_P(1);
-	chunk = PG_GETARG_INT32(3);
-	if (ARR_NDIM(cols) > 1 || array_contains_nulls(cols))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the key columns of polyglot._backfill_keys() are a list of names")));
-	deconstruct_array(cols, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &colnames, NULL, &ncols);
-	if (ncols < 1 || ncols > INDEX_MAX_KEYS)
-		elog(ERROR, "pg_polyglot: a key has 1 to %d columns", INDEX_MAX_KEYS);
-
-	rel = table_open(relid, AccessShareLock);
-	owner = rel->rd_rel->relowner;
-	initStringInfo(&order);
-	initStringInfo(&after);
-	for (i = 0; i < ncols; i++)
-	{
-		const char *name = NameStr(*DatumGetName(colnames[i]));
-		AttrNumber	attnum = get_attnum(relid, name);
-		Form_pg_attribute att;
-
-		if (attnum <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("key column \"%s\" of \"%s\" does not exist", name,
-							RelationGetRelationName(rel))));
-		att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-		key_column_output(att->atttypid, &typids[i], &outfuncs[i], CurrentMemoryContext);
-		appendStringInfo(&order, "%st.%s", i ? ", " : "", quote_identifier(name));
-		appendStringInfo(&after, "%s$1[%d]::%s", i ? ", " : "", i + 1,
-						 format_type_with_typemod(att->atttypid, att->atttypmod));
-	}
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s FROM ONLY %s.%s t ", order.data,
-					 quote_identifier(get_namespace_name(RelationGetNamespace(rel))),
-					 quote_identifier(RelationGetRelationName(rel)));
-	if (!PG_ARGISNULL(2))
-		appendStringInfo(&sql, "WHERE (%s) > (%s) ", order.data, after.data);
-	appendStringInfo(&sql, "ORDER BY %s LIMIT %d", order.data, Max(chunk, 1));
-	/* keep the lock: the output functions chosen above must stay right */
-	table_close(rel, NoLock);
-
-	args[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	if (PG_ARGISNULL(2))
-		nulls[0] = 'n';
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
-	if (SPI_execute_with_args(sql.data, 1, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pg_polyglot: reading the keys of \"%s\" failed", get_rel_name(relid));
-	n = SPI_processed;
-	elems = palloc(sizeof(Datum) * Max(n, 1) * ncols);
-	for (r = 0; r < n; r++)
-		spi_key_texts(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, ncols, typids, outfuncs,
-					  &elems[r * ncols]);
-	if (n == 0)
-	{
-		SPI_finish();
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		PG_RETURN_NULL();
-	}
-	dims[0] = (int) n;
-	dims[1] = ncols;
-	result = construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
-	result = (ArrayType *) SPI_datumTransfer(PointerGetDatum(result), false, -1);
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	PG_RETURN_ARRAYTYPE_P(result);
-}
-
-/*
- * A value of a key column of type typid as the capture trigger writes it:
- * for code that compares keys with the outbox's (verify).
- */
-char *
-polyglot_key_text(Oid typid, Datum value)
-{
-	Oid			basetypid;
-	FmgrInfo	flinfo;
-
-	key_column_output(typid, &basetypid, &flinfo, CurrentMemoryContext);
-	return key_output(&flinfo, basetypid, value);
-}
-
-/*
- * polyglot_key_text() in two steps, for code that renders many values of
- * one column: the set-up (base type and output function, in mcxt), then
- * each value's text.
- */
-void
-polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc, MemoryContext mcxt)
-{
-	key_column_output(atttypid, basetypid, outfunc, mcxt);
-}
-
-char *
-polyglot_key_output(FmgrInfo *outfunc, Oid basetypid, Datum value)
-{
-	return key_output(outfunc, basetypid, value);
-}
-
-/*
- * polyglot._key_text(anyelement) returns text: polyglot_key_text() in SQL,
- * with the output function kept for the query.
- */
-Datum
-polyglot_key_text_sql(PG_FUNCTION_ARGS)
-{
-	typedef struct KeyTextCache
-	{
-		Oid			typid;
-		Oid			basetypid;
-		FmgrInfo	outfunc;
-	}			KeyTextCache;
-	KeyTextCache *cache = (KeyTextCache *) fcinfo->flinfo->fn_extra;
-	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 0);
-
-	if (!OidIsValid(typid))
-		elog(ERROR, "pg_polyglot: could not determine the type of a key");
-	if (cache == NULL || cache->typid != typid)
-	{
-		cache = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(KeyTextCache));
-		key_column_output(typid, &cache->basetypid, &cache->outfunc, fcinfo->flinfo->fn_mcxt);
-		cache->typid = typid;
-		fcinfo->flinfo->fn_extra = cache;
-	}
-	PG_RETURN_TEXT_P(cstring_to_text(key_output(&cache->outfunc, cache->basetypid,
-												PG_GETARG_DATUM(0))));
 }

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -25,12 +26,15 @@ extern void polyglot_wake_database(Oid dboid, uint64 slots);
 
 /* capture.c */
 extern void polyglot_request_wake_at_commit(void);
-extern int	polyglot_nslots(void);
-extern int	polyglot_key_slot(Datum *texts, int ncols);
+extern void polyglot_capture_forget(int32 route);
+
+/* keytext.c: the text form of key values */
 extern char *polyglot_key_text(Oid typid, Datum value);
 extern void polyglot_key_output_setup(Oid atttypid, Oid *basetypid, FmgrInfo *outfunc,
 									  MemoryContext mcxt);
 extern char *polyglot_key_output(FmgrInfo *outfunc, Oid basetypid, Datum value);
+extern void polyglot_spi_key_texts(HeapTuple tuple, TupleDesc tupdesc, int ncols, Oid *typids,
+								   FmgrInfo *outfuncs, Datum *elems);
 
 /*
  * A route as the worker sees it, loaded at the start of each round.
@@ -111,9 +115,24 @@ extern int	polyglot_fix_settings(bool for_process);
 
 /* dispatch.c */
 extern int	polyglot_worker_slot;
-extern void polyglot_resplit_outbox(void);
 extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
+extern long polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata);
+
+/* backfill.c */
+extern bool polyglot_backfill_step(PolyglotRoute *route);
+
+/* spi_util.c: the worker's short transactions and SPI statements */
+extern void begin_tx(void);
+extern void end_tx(void);
+extern uint64 spi_exec_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+							Datum *args, const char *nulls, bool read_only, int expected,
+							const char *what);
+extern uint64 spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args,
+					   const char *nulls, bool read_only, int expected, const char *what);
+extern char *spi_text(HeapTuple tup, int col, MemoryContext cxt);
+extern Datum spi_datum(HeapTuple tup, int col, bool *isnull);
+extern List *spi_text_array(HeapTuple tup, int col, MemoryContext cxt);
 
 /* backoff (src/common/backoff.c) */
 extern int	polyglot_backoff_ms(int failures, int base_ms, int max_ms);

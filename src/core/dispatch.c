@@ -51,6 +51,7 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
 #include "core/dispatch.h"
 
 /* how long one route may keep the worker when it has a backlog */
@@ -59,13 +60,10 @@
 /* first retry of a failed event or route, doubled per failure */
 #define POLYGLOT_BACKOFF_BASE_MS	200
 
-/* ---------------------------------------------------------------- SPI helpers */
+/* ---------------------------------------------------------------- helpers */
 
 /* the plans of the statements every batch runs, kept for the worker's life */
-static SPIPlanPtr events_plan = NULL;
-static SPIPlanPtr ack_plan = NULL;
 static SPIPlanPtr state_plan = NULL;
-static SPIPlanPtr requeue_plan = NULL;
 
 /*
  * lappend into a given memory context: results built inside a transaction
@@ -79,112 +77,6 @@ lappend_in(MemoryContext cxt, List *list, void *datum)
 	list = lappend(list, datum);
 	MemoryContextSwitchTo(old);
 	return list;
-}
-
-static void
-begin_tx(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-end_tx(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-}
-
-/*
- * Runs one statement with parameters through SPI; anything but the expected
- * result code is an internal error naming what was being done.  Returns the
- * number of rows processed.  With a plan cache, the statement is prepared
- * once per worker and kept (the plan cache replans it when the tables it
- * uses change); the worker's fixed statements run this way.
- */
-static uint64
-spi_exec_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes, Datum *args,
-			  const char *nulls, bool read_only, int expected, const char *what)
-{
-	int			rc;
-
-	if (cache == NULL)
-		rc = SPI_execute_with_args(sql, nargs, argtypes, args, nulls, read_only, 0);
-	else
-	{
-		if (*cache == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-			if (plan == NULL)
-				elog(ERROR, "pg_polyglot: preparing to %s failed: %s", what,
-					 SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "pg_polyglot: keeping the plan to %s failed", what);
-			*cache = plan;
-		}
-		rc = SPI_execute_plan(*cache, args, nulls, read_only, 0);
-	}
-	if (rc != expected)
-		elog(ERROR, "pg_polyglot: %s failed: %s", what, SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
-/* A statement that is not worth keeping a plan for */
-static uint64
-spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *args, const char *nulls,
-		 bool read_only, int expected, const char *what)
-{
-	return spi_exec_plan(NULL, sql, nargs, argtypes, args, nulls, read_only, expected, what);
-}
-
-/* A text value of the current SPI result, copied to the caller's context. */
-static char *
-spi_text(HeapTuple tup, int col, MemoryContext cxt)
-{
-	char	   *v = SPI_getvalue(tup, SPI_tuptable->tupdesc, col);
-	char	   *result;
-
-	if (v == NULL)
-		return NULL;
-	result = MemoryContextStrdup(cxt, v);
-	pfree(v);
-	return result;
-}
-
-static Datum
-spi_datum(HeapTuple tup, int col, bool *isnull)
-{
-	return SPI_getbinval(tup, SPI_tuptable->tupdesc, col, isnull);
-}
-
-/* A text[] of the current SPI result as a List of C strings in cxt. */
-static List *
-spi_text_array(HeapTuple tup, int col, MemoryContext cxt)
-{
-	bool		isnull;
-	Datum		d = spi_datum(tup, col, &isnull);
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-	List	   *result = NIL;
-	MemoryContext old;
-
-	if (isnull)
-		return NIL;
-	arr = DatumGetArrayTypeP(d);
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	old = MemoryContextSwitchTo(cxt);
-	for (i = 0; i < n; i++)
-		result = lappend(result, nulls[i] ? NULL : TextDatumGetCString(elems[i]));
-	MemoryContextSwitchTo(old);
-	return result;
 }
 
 /* ---------------------------------------------------------------- routes */
@@ -385,43 +277,6 @@ polyglot_route_option(PolyglotRoute *route, const char *name)
 /* ---------------------------------------------------------------- batches */
 
 /*
- * The events of a batch: the route's due outbox rows, oldest first, as many
- * as it takes to reach polyglot.batch_size keys (a row holds up to a
- * thousand keys of one transaction).  Only the rows kept are detoasted: the
- * running count uses the nkeys column, not the key arrays.
- *
- * A batch starts after $6, the last outbox id of the route's previous
- * batch when that one was full (see route_position()), else 0: while a
- * backlog drains, a batch does not walk again the index entries of the
- * rows already acknowledged, which stay in the index as long as something
- * holds back xmin (a long transaction, pg_dump, a replication slot) and
- * would make the drain quadratic.  A row that committed late with a lower
- * id is found when the backlog is drained: the first batch that is not
- * full sets the position back to 0.
- *
- * Rows written under another polyglot.workers (nslots differs: a prepared
- * transaction committed after a restart that changed it) are left alone
- * until worker 0 re-splits them: their slot is not this number of workers'.
- *
- * The route is checked again for a pause in the snapshot that reads the
- * rows: the round read the route list in an earlier transaction, and a
- * pause committed in between must hold back any change written after it
- * (a snapshot that sees such a change sees the pause too).
- */
-static const char *const events_sql =
-"SELECT id, attempts, op, enqueued_at, key FROM ("
-"  SELECT id, attempts, op, enqueued_at, key, nkeys,"
-"         sum(nkeys) OVER (ORDER BY id) AS upto"
-"  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
-"        WHERE route_id = $1 AND slot = $4 AND id > $6 AND nslots = $5"
-"          AND (retry_at IS NULL OR retry_at <= now())"
-"          AND id <> ALL ($3)"
-"          AND NOT EXISTS (SELECT FROM polyglot.routes r"
-"                          WHERE r.id = $1 AND r.paused)"
-"        ORDER BY id LIMIT $2) l) w "
-"WHERE upto - nkeys < $2 ORDER BY id";
-
-/*
  * The query that reads the rows of a batch's keys, passed as one text array
  * per key column: each key's ordinal, whether its row exists, and what the
  * sink delivers of it.
@@ -490,102 +345,6 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 		i++;
 	}
 	return sql.data;
-}
-
-/* Where the next batch of each route starts reading, by route id */
-typedef struct RoutePosition
-{
-	int32		route_id;		/* hash key */
-	int64		after;			/* outbox id */
-} RoutePosition;
-
-static HTAB *positions = NULL;
-
-/*
- * The outbox id after which the next batch of a route starts (0: from the
- * first); kept for the worker's life, in TopMemoryContext.
- */
-static int64 *
-route_position(int32 route_id)
-{
-	RoutePosition *pos;
-	bool		found;
-
-	if (positions == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int32);
-		ctl.entrysize = sizeof(RoutePosition);
-		ctl.hcxt = TopMemoryContext;
-		positions = hash_create("pg_polyglot route positions", 16, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	pos = hash_search(positions, &route_id, HASH_ENTER, &found);
-	if (!found)
-		pos->after = 0;
-	return &pos->after;
-}
-
-/*
- * Reads the events of a batch (in cxt, one per key, oldest first), leaving
- * out the outbox rows of a batch still in flight; the number of keys read
- * is the length of the list.
- */
-static List *
-read_events(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt)
-{
-	Oid			argtypes[6] = {INT4OID, INT4OID, INT8ARRAYOID, INT2OID, INT2OID, INT8OID};
-	Datum		args[6];
-	List	   *events = NIL;
-	int			ncols = list_length(route->key_columns);
-	uint64		r;
-
-	args[0] = Int32GetDatum(route->id);
-	args[1] = Int32GetDatum(polyglot_batch_size);
-	args[2] = inflight_ids;
-	args[3] = Int16GetDatum(polyglot_worker_slot);
-	args[4] = Int16GetDatum(polyglot_nslots());
-	args[5] = Int64GetDatum(*route_position(route->id));
-	(void) spi_exec_plan(&events_plan, events_sql, 6, argtypes, args, NULL, true, SPI_OK_SELECT,
-						 "reading a batch");
-
-	for (r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[r];
-		bool		isnull;
-		int64		id = DatumGetInt64(spi_datum(tup, 1, &isnull));
-		int32		attempts = DatumGetInt32(spi_datum(tup, 2, &isnull));
-		char		op = DatumGetChar(spi_datum(tup, 3, &isnull));
-		TimestampTz enqueued = DatumGetTimestampTz(spi_datum(tup, 4, &isnull));
-		ArrayType  *keys = DatumGetArrayTypeP(spi_datum(tup, 5, &isnull));
-		Datum	   *elems;
-		bool	   *nulls;
-		int			nelems,
-					k;
-
-		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
-		if (ncols == 0 || nelems % ncols != 0)
-			elog(ERROR, "pg_polyglot: outbox row " INT64_FORMAT " has a malformed key", id);
-		for (k = 0; k < nelems / ncols; k++)
-		{
-			PolyglotEvent *ev = MemoryContextAllocZero(cxt, sizeof(PolyglotEvent));
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-			int			c;
-
-			ev->id = id;
-			ev->attempts = attempts;
-			ev->op = op;
-			ev->enqueued_at = enqueued;
-			for (c = 0; c < ncols; c++)
-				ev->key = lappend(ev->key, nulls[k * ncols + c] ? pstrdup("") :
-								  TextDatumGetCString(elems[k * ncols + c]));
-			events = lappend(events, ev);
-			MemoryContextSwitchTo(old);
-		}
-	}
-	return events;
 }
 
 /*
@@ -821,151 +580,6 @@ coalesce_events(List *events)
 
 /* ---------------------------------------------------------------- acknowledgement */
 
-/* The distinct outbox ids of a batch's events, as a bigint[]. */
-static Datum
-ids_array(List *events)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(events), 1));
-	ListCell   *lc;
-	int			n = 0;
-	int64		last = -1;
-
-	/* events come oldest first, the keys of one row together */
-	foreach(lc, events)
-	{
-		int64		id = ((PolyglotEvent *) lfirst(lc))->id;
-
-		if (id != last)
-			elems[n++] = Int64GetDatum(id);
-		last = id;
-	}
-	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/* One key as a [1][ncols] text array, the form of outbox and dead letter keys. */
-static Datum
-key_array(List *key)
-{
-	int			n = list_length(key);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	int			dims[2] = {1, n};
-	int			lbs[2] = {1, 1};
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, key)
-		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
-	return PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1, false,
-											  TYPALIGN_INT));
-}
-
-/*
- * Moves the events of one key to the dead letters, as one dead letter row
- * with the key, its first event's operation and enqueue time, the attempts
- * made and the error.  Runs inside the acknowledging transaction, which
- * also deletes the key's outbox rows, so neither is lost without the
- * other.  Every way into the dead letters goes through here: a key out of
- * attempts, and a key rejected outright (POLYGLOT_ITEM_REJECTED, by the
- * batch read or by a sink).
- */
-static void
-dead_letter(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char *error)
-{
-	static SPIPlanPtr dead_plan = NULL;
-	Oid			argtypes[6] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID, TEXTOID};
-	Datum		args[6];
-
-	args[0] = Int32GetDatum(route->id);
-	args[1] = CharGetDatum(item->event->op);
-	args[2] = key_array(item->event->key);
-	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
-	args[4] = Int32GetDatum(attempts);
-	args[5] = CStringGetTextDatum(error);
-	(void) spi_exec_plan(&dead_plan, "INSERT INTO polyglot.dead_letters "
-						 "(id, route_id, op, key, enqueued_at, attempts, error) "
-						 "VALUES (nextval('polyglot.outbox_id_seq'), $1, $2, $3, $4, $5, $6)",
-						 6, argtypes, args, NULL, false, SPI_OK_INSERT, "dead-lettering");
-}
-
-/* Orders events by outbox row */
-static int
-event_id_cmp(const ListCell *a, const ListCell *b)
-{
-	int64		ia = ((PolyglotEvent *) lfirst(a))->id;
-	int64		ib = ((PolyglotEvent *) lfirst(b))->id;
-
-	return ia < ib ? -1 : ia > ib ? 1 : 0;
-}
-
-/*
- * Puts the events of the keys that polyglot.batch_bytes left out of a batch
- * back in the outbox, unchanged: the events that came from one outbox row go
- * back as one row, with its operation, enqueue time and attempts, due at
- * once (a key with events of several rows keeps each, so the delivered
- * count stays one per event).  They get new ids, after every row of the
- * batches in flight, so they are read by a later batch, in a later
- * snapshot: the state of their rows then is never older than what a batch
- * in flight delivers of the same keys.
- */
-static void
-requeue_deferred(PolyglotRoute *route, List *deferred)
-{
-	int			ncols = list_length(route->key_columns);
-	List	   *events = NIL;
-	ListCell   *lc;
-	Datum	   *elems;
-	int			nevents;
-	int			first = 0;
-
-	foreach(lc, deferred)
-		events = list_concat(events, ((PolyglotItem *) lfirst(lc))->events);
-	list_sort(events, event_id_cmp);
-	nevents = list_length(events);
-	elems = palloc(sizeof(Datum) * Max(Min(nevents, 1000) * ncols, 1));
-
-	while (first < nevents)
-	{
-		PolyglotEvent *head = (PolyglotEvent *) list_nth(events, first);
-		int			n = 0;
-		int			dims[2];
-		int			lbs[2] = {1, 1};
-		Oid			argtypes[8] = {INT4OID, CHAROID, TEXTARRAYOID, INT4OID, TIMESTAMPTZOID,
-		INT4OID, INT2OID, INT2OID};
-		Datum		args[8];
-
-		while (first + n < nevents && n < 1000)
-		{
-			PolyglotEvent *ev = (PolyglotEvent *) list_nth(events, first + n);
-			ListCell   *kc;
-			int			c = 0;
-
-			if (ev->id != head->id)
-				break;
-			foreach(kc, ev->key)
-				elems[n * ncols + c++] = CStringGetTextDatum((char *) lfirst(kc));
-			n++;
-		}
-		dims[0] = n;
-		dims[1] = ncols;
-		args[0] = Int32GetDatum(route->id);
-		args[1] = CharGetDatum(head->op);
-		args[2] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
-													 false, TYPALIGN_INT));
-		args[3] = Int32GetDatum(n);
-		args[4] = TimestampTzGetDatum(head->enqueued_at);
-		args[5] = Int32GetDatum(head->attempts);
-		/* the keys' slot is this worker's */
-		args[6] = Int16GetDatum(polyglot_worker_slot);
-		args[7] = Int16GetDatum(polyglot_nslots());
-		(void) spi_exec_plan(&requeue_plan, "INSERT INTO polyglot.outbox "
-							 "(route_id, op, key, nkeys, enqueued_at, attempts, slot, nslots) "
-							 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-							 8, argtypes, args, NULL, false, SPI_OK_INSERT,
-							 "putting back the keys a batch left out");
-		first += n;
-	}
-}
-
 /*
  * Acknowledges a delivered batch in one transaction: deletes every outbox
  * row it read, puts each key that failed back as a row of its own with one
@@ -988,15 +602,9 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 	int			i;
 
 	begin_tx();
-	{
-		Oid			argtypes[2] = {INT4OID, INT8ARRAYOID};
-		Datum		args[2] = {Int32GetDatum(route->id), ids_array(events)};
-
-		(void) spi_exec_plan(&ack_plan, "DELETE FROM polyglot.outbox WHERE route_id = $1 AND id = ANY($2)",
-						2, argtypes, args, NULL, false, SPI_OK_DELETE, "acknowledging");
-	}
+	polyglot_outbox_ack(route->id, events);
 	if (deferred != NIL)
-		requeue_deferred(route, deferred);
+		polyglot_outbox_requeue(route, deferred);
 
 	i = 0;
 	foreach(lc, items)
@@ -1004,9 +612,6 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		PolyglotItem *item = (PolyglotItem *) lfirst(lc);
 		int32		attempts = 0;
 		ListCell   *ec;
-		Oid			argtypes[9] = {INT4OID, CHAROID, TEXTARRAYOID, TIMESTAMPTZOID, INT4OID,
-		TEXTOID, INT4OID, INT2OID, INT2OID};
-		Datum		args[9];
 
 		if (results[i].status == POLYGLOT_ITEM_OK || results[i].status == POLYGLOT_ITEM_STALE)
 		{
@@ -1022,7 +627,7 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		last_error = results[i].error ? results[i].error : "unknown error";
 		if (results[i].status == POLYGLOT_ITEM_REJECTED)
 		{
-			dead_letter(route, item, attempts, last_error);
+			polyglot_outbox_dead_letter(route, item, attempts, last_error);
 			last_rejection = last_error;
 			nrejected++;
 			ndead++;
@@ -1031,26 +636,14 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		}
 		if (attempts >= polyglot_max_attempts)
 		{
-			dead_letter(route, item, attempts, last_error);
+			polyglot_outbox_dead_letter(route, item, attempts, last_error);
 			ndead++;
 			i++;
 			continue;
 		}
-		args[0] = Int32GetDatum(route->id);
-		args[1] = CharGetDatum(item->event->op);
-		args[2] = key_array(item->event->key);
-		args[3] = TimestampTzGetDatum(item->event->enqueued_at);
-		args[4] = Int32GetDatum(attempts);
-		args[5] = CStringGetTextDatum(last_error);
-		args[6] = Int32GetDatum(polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
-													polyglot_backoff_max));
-		/* the key's slot is this worker's: its retries stay here */
-		args[7] = Int16GetDatum(polyglot_worker_slot);
-		args[8] = Int16GetDatum(polyglot_nslots());
-		(void) spi_exec("INSERT INTO polyglot.outbox "
-						"(route_id, op, key, enqueued_at, attempts, last_error, retry_at, slot, nslots) "
-						"VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond', $8, $9)",
-						9, argtypes, args, NULL, false, SPI_OK_INSERT, "recording a failure");
+		polyglot_outbox_retry_later(route, item, attempts, last_error,
+									polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
+														polyglot_backoff_max));
 		nretry++;
 		i++;
 	}
@@ -1098,8 +691,8 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
  * Records a failure of a whole batch: the route backs off, its events stay
  * where they are.  Returns the backoff in milliseconds.
  */
-static long
-record_route_failure(PolyglotRoute *route, ErrorData *edata)
+long
+polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata)
 {
 	int			failures = route->consecutive_failures + 1;
 	int			backoff = polyglot_backoff_ms(failures, POLYGLOT_BACKOFF_BASE_MS,
@@ -1133,50 +726,6 @@ record_route_failure(PolyglotRoute *route, ErrorData *edata)
 }
 
 /* ---------------------------------------------------------------- a route */
-
-/*
- * One step of a route's backfill, in its own transaction: the next chunk
- * of rows, in key order, into the outbox, with the position reached, so
- * that a backfill cut short by a crash resumes after its last chunk.  The
- * step waits (enqueues nothing) while earlier chunks are still pending.
- * Returns true when the backfill has more to do.
- */
-static bool
-backfill_step(PolyglotRoute *route)
-{
-	static SPIPlanPtr step_plan = NULL;
-	MemoryContext cxt = CurrentMemoryContext;
-	volatile bool more = false;
-
-	PG_TRY();
-	{
-		Oid			argtypes[1] = {INT4OID};
-		Datum		args[1];
-		bool		isnull;
-
-		pgstat_report_activity(STATE_RUNNING, psprintf("backfilling route %d", route->id));
-		begin_tx();
-		args[0] = Int32GetDatum(route->id);
-		(void) spi_exec_plan(&step_plan, "SELECT polyglot._backfill_step($1)", 1, argtypes, args,
-							 NULL, false, SPI_OK_SELECT, "enqueue a backfill chunk");
-		more = SPI_processed == 1 &&
-			DatumGetBool(spi_datum(SPI_tuptable->vals[0], 1, &isnull)) && !isnull;
-		end_tx();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
-		(void) record_route_failure(route, edata);
-		more = false;
-	}
-	PG_END_TRY();
-	return more;
-}
 
 const PolyglotSink *
 polyglot_sink_for(PolyglotRoute *route)
@@ -1335,11 +884,11 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 
 	batch->cxt = AllocSetContextCreate(parent, "pg_polyglot batch", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(batch->cxt);
-	inflight_ids = inflight ? ids_array(inflight->events) :
+	inflight_ids = inflight ? polyglot_outbox_ids(inflight->events) :
 		PointerGetDatum(construct_empty_array(INT8OID));
 
 	begin_tx();
-	batch->events = read_events(route, inflight_ids, batch->cxt);
+	batch->events = polyglot_outbox_read(route, inflight_ids, batch->cxt);
 	batch->nevents = list_length(batch->events);
 
 	/*
@@ -1347,7 +896,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 	 * drained, and the next batch starts from the first row again, to find
 	 * rows that committed late with lower ids.
 	 */
-	*route_position(route->id) = batch->nevents >= polyglot_batch_size ?
+	*polyglot_outbox_position(route->id) = batch->nevents >= polyglot_batch_size ?
 		((PolyglotEvent *) llast(batch->events))->id : 0;
 	batch->full = batch->nevents >= polyglot_batch_size;
 	if (batch->nevents > 0)
@@ -1381,7 +930,7 @@ read_batch(PolyglotRoute *route, const PolyglotSink *sink, PolyglotPayload paylo
 		if (batch->deferred != NIL)
 		{
 			batch->full = true;
-			*route_position(route->id) = ((PolyglotEvent *) llast(batch->events))->id;
+			*polyglot_outbox_position(route->id) = ((PolyglotEvent *) llast(batch->events))->id;
 		}
 	}
 	end_tx();
@@ -1710,7 +1259,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			sink->abandon(route, cur->sent);
 		more = false;
 		/* what was not acknowledged is read again, from the first row */
-		*route_position(route->id) = 0;
+		*polyglot_outbox_position(route->id) = 0;
 		if ((prev || cur) && (is_key_fault(edata) || is_slow_key(route)))
 		{
 			isolate = true;
@@ -1722,7 +1271,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		}
 		else
 		{
-			backoff = record_route_failure(route, edata);
+			backoff = polyglot_record_route_failure(route, edata);
 			*sleep_ms = Min(*sleep_ms, backoff);
 		}
 	}
@@ -1756,7 +1305,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
 			more = false;
-			backoff = record_route_failure(route, edata);
+			backoff = polyglot_record_route_failure(route, edata);
 			*sleep_ms = Min(*sleep_ms, backoff);
 		}
 		PG_END_TRY();
@@ -1767,45 +1316,6 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 	MemoryContextDelete(route_cxt);
 	route->sink_private = NULL;		/* it lived in route_cxt */
 	return more;
-}
-
-/*
- * Makes every outbox row fit polyglot.workers: a row written while the
- * server ran with another number of workers (its nslots differs) is split
- * into rows of one slot each, in one transaction.  Worker 0 runs this
- * before the other workers start, so that no two workers ever hold events
- * of one key.  Errors are fatal to the worker, which the launcher restarts.
- */
-void
-polyglot_resplit_outbox(void)
-{
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(polyglot_nslots())};
-	uint64		n;
-
-	begin_tx();
-	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
-	{
-		end_tx();
-		return;
-	}
-	n = spi_exec("WITH old AS (DELETE FROM polyglot.outbox WHERE nslots <> $1 RETURNING *), "
-				 "k AS (SELECT o.id, o.route_id, o.op, o.enqueued_at, o.attempts, o.retry_at, "
-				 "             o.last_error, i, "
-				 "             ARRAY(SELECT pg_catalog.unnest(o.key[i:i][:])) AS k "
-				 "      FROM old o, pg_catalog.generate_subscripts(o.key, 1) i), "
-				 "s AS (SELECT k.*, polyglot._slot(k.k) AS slot FROM k) "
-				 "INSERT INTO polyglot.outbox (route_id, op, key, nkeys, enqueued_at, attempts, "
-				 "                             retry_at, last_error, slot, nslots) "
-				 "SELECT route_id, op, pg_catalog.array_agg(k ORDER BY i), pg_catalog.count(*), "
-				 "       enqueued_at, attempts, retry_at, last_error, slot, $1 "
-				 "FROM s GROUP BY id, route_id, op, enqueued_at, attempts, retry_at, last_error, slot",
-				 1, argtypes, args, NULL, false, SPI_OK_INSERT, "re-split the outbox");
-	end_tx();
-	if (n > 0)
-		ereport(LOG,
-				(errmsg("pg_polyglot re-split pending events into " UINT64_FORMAT " outbox rows for %d workers",
-						n, polyglot_nslots())));
 }
 
 /*
@@ -1871,7 +1381,7 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 			continue;
 		}
 		/* the first worker enqueues backfills, for every slot */
-		if (route->backfilling && polyglot_worker_slot == 0 && backfill_step(route))
+		if (route->backfilling && polyglot_worker_slot == 0 && polyglot_backfill_step(route))
 			more = true;
 
 		/*

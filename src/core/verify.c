@@ -44,6 +44,7 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
 #include "core/dispatch.h"
 
 #define VERIFY_CHUNK	1000
@@ -446,63 +447,27 @@ find_extra(VerifyState *vs, bool repair)
 		elog(ERROR, "pg_polyglot: dropping the table of store keys failed");
 }
 
-/* One outbox row of n keys of a worker slot, elems holding n * ncols texts */
-static void
-enqueue_repair_row(VerifyState *vs, int slot, Datum *elems, int n, int ncols)
-{
-	Oid			argtypes[5] = {INT4OID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID};
-	int			dims[2] = {n, ncols};
-	int			lbs[2] = {1, 1};
-	Datum		args[5];
-
-	args[0] = Int32GetDatum(vs->route->id);
-	args[1] = PointerGetDatum(construct_md_array(elems, NULL, 2, dims, lbs, TEXTOID, -1,
-												 false, TYPALIGN_INT));
-	args[2] = Int32GetDatum(n);
-	args[3] = Int32GetDatum(slot);
-	args[4] = Int32GetDatum(polyglot_nslots());
-	if (SPI_execute_with_args("INSERT INTO polyglot.outbox (route_id, op, key, nkeys, slot, nslots) "
-							  "VALUES ($1, 'B', $2, $3, $4, $5)", 5, argtypes, args, NULL, false,
-							  0) != SPI_OK_INSERT)
-		elog(ERROR, "pg_polyglot: enqueueing repairs failed");
-}
-
-/*
- * Enqueues the keys to repair, a thousand of one worker slot per outbox
- * row, as the capture trigger does.
- */
+/* Enqueues the keys to repair, as the capture trigger writes keys. */
 static int64
 enqueue_repairs(VerifyState *vs)
 {
 	int			ncols = list_length(vs->route->key_columns);
 	int			total = list_length(vs->repairs);
-	int			nslots = polyglot_nslots();
-	Datum	  **elems = palloc0(sizeof(Datum *) * nslots);
-	int		   *n = palloc0(sizeof(int) * nslots);
+	Datum	   *elems = palloc(sizeof(Datum) * Max(total * ncols, 1));
 	ListCell   *lc;
-	int			slot;
+	int			k = 0;
 
 	foreach(lc, vs->repairs)
 	{
 		List	   *key = (List *) lfirst(lc);
-		Datum		texts[INDEX_MAX_KEYS];
 		int			c;
 
-		for (c = 0; c < ncols && c < INDEX_MAX_KEYS; c++)
-			texts[c] = CStringGetTextDatum((char *) list_nth(key, c));
-		slot = polyglot_key_slot(texts, ncols);
-		if (elems[slot] == NULL)
-			elems[slot] = palloc(sizeof(Datum) * VERIFY_CHUNK * ncols);
-		memcpy(&elems[slot][n[slot] * ncols], texts, sizeof(Datum) * ncols);
-		if (++n[slot] == VERIFY_CHUNK)
-		{
-			enqueue_repair_row(vs, slot, elems[slot], n[slot], ncols);
-			n[slot] = 0;
-		}
+		for (c = 0; c < ncols; c++)
+			elems[k * ncols + c] = CStringGetTextDatum((char *) list_nth(key, c));
+		k++;
 	}
-	for (slot = 0; slot < nslots; slot++)
-		if (n[slot] > 0)
-			enqueue_repair_row(vs, slot, elems[slot], n[slot], ncols);
+	if (total > 0)
+		polyglot_outbox_append_keys(vs->route->id, 'B', elems, total, ncols);
 	if (total > 0 && SPI_execute("SELECT polyglot._wake()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: waking the worker failed");
 	return total;
@@ -590,9 +555,7 @@ polyglot_verify(PG_FUNCTION_ARGS)
 						vs.route->source_name, vs.route->server->servername),
 				 why ? errdetail("%s", why) : 0));
 
-	if (SPI_execute_with_args("SELECT 1 FROM polyglot.outbox WHERE route_id = $1 LIMIT 1", 1,
-							  (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(route_id)}, NULL,
-							  true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+	if (polyglot_outbox_rows(route_id, '\0', 1) > 0)
 		ereport(NOTICE,
 				(errmsg("route %d has changes waiting in the outbox", route_id),
 				 errdetail("Their keys may show as drift until the worker delivers them.")));

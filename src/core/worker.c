@@ -65,6 +65,10 @@
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/outbox.h"
+
+PG_FUNCTION_INFO_V1(polyglot_wake);
+PG_FUNCTION_INFO_V1(polyglot_require_worker);
 
 #define POLYGLOT_MAX_DATABASES			64
 #define POLYGLOT_LAUNCHER_RESCAN_MS		30000
@@ -899,4 +903,31 @@ polyglot_worker_main(Datum main_arg)
 								 interval - since, PG_WAIT_EXTENSION);
 		}
 	}
+}
+
+/*
+ * polyglot._wake(): wake (or have the launcher start) this database's worker
+ * when the current transaction commits.
+ */
+Datum
+polyglot_wake(PG_FUNCTION_ARGS)
+{
+	polyglot_request_wake_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * polyglot._require_worker(): sync needs the worker, which needs the
+ * library in shared_preload_libraries.
+ */
+Datum
+polyglot_require_worker(PG_FUNCTION_ARGS)
+{
+	if (!polyglot_preloaded())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_polyglot sync needs the library in shared_preload_libraries"),
+				 errdetail("The background worker that delivers changes starts only when the library is preloaded."),
+				 errhint("Add pg_polyglot to shared_preload_libraries in postgresql.conf and restart the server.")));
+	PG_RETURN_VOID();
 }
