@@ -9,17 +9,7 @@ CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo;
 CREATE FOREIGN DATA WRAPPER other_fdw;
 CREATE SERVER other FOREIGN DATA WRAPPER other_fdw;
 
--- Shows the SQLSTATE and message of a statement's error
-CREATE FUNCTION try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE msg text; st text; hint text;
-BEGIN
-  EXECUTE sql;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE, hint = PG_EXCEPTION_HINT;
-  -- route ids depend on the suites run before in the database
-  RETURN st || ': ' || regexp_replace(msg, 'route \d+', 'route N', 'g') || CASE WHEN hint <> '' THEN ' (' || hint || ')' ELSE '' END;
-END $$;
+\i test/integration/sql/setup.psql
 
 CREATE TABLE keyless (a int, b text);
 CREATE TABLE t (id int PRIMARY KEY, v text);
@@ -314,5 +304,4 @@ DROP TABLE keyless, ri, t2 CASCADE;
 DROP ROLE polyglot_writer;
 DROP SERVER cache, docs, other;
 DROP FOREIGN DATA WRAPPER other_fdw;
-DROP FUNCTION try;
 \! redis-cli -p $REDIS_PORT KEYS 'misuse:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
