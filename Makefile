@@ -49,7 +49,7 @@ OBJS = \
 # the library preloaded: installcheck starts a server of its own with
 # test/regress.conf, as a temporary instance (test/run-tests.sh runs the
 # same suites against the stack's PostgreSQL, which preloads it).
-REGRESS = catalog redis_options mongo_options elastic_options null_args
+REGRESS = catalog redis_options mongo_options elastic_options null_args sync_errors
 REGRESS_OPTS = --load-extension=pg_polyglot \
 	--temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check
 
