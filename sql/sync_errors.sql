@@ -61,6 +61,7 @@ SELECT try($$SELECT polyglot.unsync('keyless', 'cache')$$);
 SELECT try($$SELECT polyglot.pause(12345)$$);
 SELECT try($$SELECT polyglot.retry(12345)$$);
 
+SELECT polyglot.backfill(12345);
 -- the trigger functions called other ways than sync installs them
 SELECT try($$SELECT polyglot._capture()$$);
 SELECT try($$SELECT polyglot._capture_truncate()$$);

@@ -306,7 +306,6 @@ SELECT backfill, backfill_rows FROM polyglot.status WHERE route = :bulk;
 \! redis-cli -p $REDIS_PORT --scan --pattern 'sync:bulk:*' | wc -l
 \! redis-cli -p $REDIS_PORT GET sync:bulk:0:k5
 \! redis-cli -p $REDIS_PORT EXISTS sync:bulk:1:k5
-SELECT polyglot.backfill(12345);
 
 DROP TABLE products, stock, sessions, prices, typed, typed_h, typed_query, typed_query_h, bulk;
 DROP DOMAIN positive;
