@@ -16,18 +16,7 @@ CREATE FUNCTION mongo_synced(route int) RETURNS text LANGUAGE sql AS $$
   SELECT wait_for(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', route))
 $$;
 
---
--- route options
---
 CREATE TABLE products (id int PRIMARY KEY, name text, price numeric(10,2), cost numeric);
-SELECT polyglot.sync('products', 'docs', '{"colection": "x"}');
-SELECT polyglot.sync('products', 'docs', '{"collection": "system.users"}');
-SELECT polyglot.sync('products', 'docs', '{"collection": "a$b"}');
-SELECT polyglot.sync('products', 'docs', '{"database": "bad.name"}');
-SELECT polyglot.sync('products', 'docs', '{"database": 5}');
-SELECT polyglot.sync('products', 'docs_nodb');
-SELECT polyglot.sync('products', 'docs', '{"exclude": ["nope"]}');
-SELECT polyglot.sync('products', 'docs', '{"columns": ["name"], "exclude": ["cost"]}');
 
 --
 -- inserts, updates, deletes, "exclude", the default collection (the table's
