@@ -17,20 +17,8 @@ CREATE OR REPLACE FUNCTION search_synced(timeout_s float8 DEFAULT 60) RETURNS te
   SELECT wait_for('NOT EXISTS (SELECT FROM polyglot.status s WHERE s.store = ''elastic'' AND s.pending > 0)', timeout_s)
 $$;
 
---
--- route options
---
 CREATE TABLE items (id int PRIMARY KEY, name text, price numeric, at timestamptz,
                     day date, tags text[], doc jsonb, raw bytea, ok bool, score float8);
-SELECT polyglot.sync('items', 'os', '{"indx": "x"}');
-SELECT polyglot.sync('items', 'os', '{"index": "Items"}');
-SELECT polyglot.sync('items', 'os', '{"index": "a/b"}');
-SELECT polyglot.sync('items', 'os', '{"index": 7}');
-SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "routing": "name"}');
-SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "columns": ["nope"]}');
-CREATE TABLE "Upper" (id int PRIMARY KEY);
-SELECT polyglot.sync('"Upper"', 'os');
-DROP TABLE "Upper";
 
 --
 -- every kind of value, to both servers
