@@ -212,7 +212,7 @@ sub finish_account_writes
 # route backs off, status says why, a backlog builds up, the writes go on
 # (finish_account_writes), the backlog drains once the store is back, the
 # route is active again, the store then equals the table, and no event was
-# given up.  %s:
+# given up.  The arguments, by name:
 #   name           the cluster's name
 #   store          the store's name in the tests' names ("Redis")
 #   server         CREATE SERVER of a server named in sync
