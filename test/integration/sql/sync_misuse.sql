@@ -10,6 +10,8 @@
 \set VERBOSITY default
 CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port');
 
+\i test/integration/sql/setup.psql
+
 -- Tables of one name in two schemas: each is delivered to its own key
 CREATE SCHEMA sa;
 CREATE SCHEMA sb;
@@ -19,14 +21,8 @@ SELECT polyglot.sync('sa.products', 'cache', backfill => false) AS sa_cache \gse
 SELECT polyglot.sync('sb.products', 'cache', backfill => false) AS sb_cache \gset
 INSERT INTO sa.products VALUES (1, 'from sa');
 INSERT INTO sb.products VALUES (1, 'from sb');
-DO $$
-BEGIN
-  FOR i IN 1..200 LOOP
-    EXIT WHEN (SELECT sum(delivered) FROM polyglot.status WHERE route IN (
-                 polyglot._route('sa.products', 'cache'), polyglot._route('sb.products', 'cache'))) >= 2;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+SELECT wait_for($$(SELECT sum(delivered) FROM polyglot.status WHERE route IN (
+                    polyglot._route('sa.products', 'cache'), polyglot._route('sb.products', 'cache'))) >= 2$$);
 \! redis-cli -p $REDIS_PORT GET sa.products:1
 \! redis-cli -p $REDIS_PORT GET sb.products:1
 SELECT polyglot.unsync('sa.products', 'cache'), polyglot.unsync('sb.products', 'cache');
@@ -39,15 +35,9 @@ DROP SCHEMA sa, sb;
 CREATE TABLE pair (a text, b text, n int, u uuid, PRIMARY KEY (a, b));
 SELECT polyglot.sync('pair', 'cache', '{"key": "misuse:pair:{a}:{b}"}') AS pair \gset
 INSERT INTO pair VALUES ('x:y', 'z'), ('x', 'y:z'), ('p', 'q');
-DO $$
-BEGIN
-  FOR i IN 1..200 LOOP
-    EXIT WHEN EXISTS (SELECT FROM polyglot.outbox o WHERE o.route_id = polyglot._route('pair', 'cache')
-                       AND o.last_error IS NOT NULL)
-          AND (SELECT delivered FROM polyglot.status WHERE route = polyglot._route('pair', 'cache')) >= 2;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+SELECT wait_for($$EXISTS (SELECT FROM polyglot.outbox o WHERE o.route_id = polyglot._route('pair', 'cache')
+                            AND o.last_error IS NOT NULL)
+                  AND (SELECT delivered FROM polyglot.status WHERE route = polyglot._route('pair', 'cache')) >= 2$$);
 SELECT key, last_error FROM polyglot.outbox WHERE route_id = :pair AND last_error IS NOT NULL;
 \! redis-cli -p $REDIS_PORT --scan --pattern 'misuse:pair:*' | sort
 \! redis-cli -p $REDIS_PORT GET misuse:pair:x:y:z
@@ -65,14 +55,8 @@ SELECT polyglot.sync('colt', 'cache', '{"key": "misuse:colt:{id}"}') IS NOT NULL
 SELECT polyglot.sync('colt2', 'cache', '{"key": "misuse:colt2:{id}", "columns": ["id", "t", "x"]}') IS NOT NULL AS synced;
 INSERT INTO colt VALUES (1, ROW(2, 3), 'x');
 INSERT INTO colt2 VALUES (1, 'tee', '{4,5}');
-DO $$
-BEGIN
-  FOR i IN 1..200 LOOP
-    EXIT WHEN (SELECT sum(delivered) FROM polyglot.status
-                WHERE route IN (polyglot._route('colt', 'cache'), polyglot._route('colt2', 'cache'))) >= 2;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+SELECT wait_for($$(SELECT sum(delivered) FROM polyglot.status
+                    WHERE route IN (polyglot._route('colt', 'cache'), polyglot._route('colt2', 'cache'))) >= 2$$);
 \! redis-cli -p $REDIS_PORT GET misuse:colt:1
 \! redis-cli -p $REDIS_PORT GET misuse:colt2:1
 SELECT count(*) AS drift FROM polyglot.verify(polyglot._route('colt', 'cache'));
@@ -88,15 +72,11 @@ CREATE TABLE numkey (id numeric PRIMARY KEY, v text);
 CREATE TABLE ivkey (id interval PRIMARY KEY, v text);
 SELECT polyglot.sync('numkey', 'cache', '{"key": "misuse:num:{id}"}') IS NOT NULL AS synced;
 SELECT polyglot.sync('ivkey', 'cache', '{"key": "misuse:iv:{id}"}') IS NOT NULL AS synced;
-CREATE FUNCTION misuse_idle() RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  FOR i IN 1..200 LOOP
-    EXIT WHEN NOT EXISTS (SELECT FROM polyglot.status
-                           WHERE route IN (polyglot._route('numkey', 'cache'), polyglot._route('ivkey', 'cache'))
-                             AND pending > 0);
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+CREATE FUNCTION misuse_idle() RETURNS text LANGUAGE sql AS $f$
+  SELECT wait_for($$NOT EXISTS (SELECT FROM polyglot.status
+                                 WHERE route IN (polyglot._route('numkey', 'cache'), polyglot._route('ivkey', 'cache'))
+                                   AND pending > 0)$$)
+$f$;
 INSERT INTO numkey VALUES (1.0, 'one');
 INSERT INTO ivkey VALUES ('1 day', 'a day');
 SELECT misuse_idle();
