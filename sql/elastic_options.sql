@@ -1,5 +1,6 @@
 --
--- elastic_options: validation of polyglot_elastic options at CREATE/ALTER time.
+-- elastic_options: validation of polyglot_elastic options at CREATE/ALTER
+-- time, and of Elasticsearch route options at sync().
 --
 -- valid, with several nodes
 CREATE SERVER e1 FOREIGN DATA WRAPPER polyglot_elastic
@@ -48,3 +49,19 @@ BEGIN
   CREATE SERVER e3 FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'gopher://x');
 EXCEPTION WHEN fdw_invalid_attribute_value THEN RAISE NOTICE 'bad value: %', SQLSTATE;
 END $$;
+-- route options (polyglot.sync), refused before anything is sent: no
+-- store listens at the server's address
+CREATE SERVER os FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url 'http://127.0.0.1:1');
+CREATE TABLE items (id int PRIMARY KEY, name text, price numeric, at timestamptz,
+                    day date, tags text[], doc jsonb, raw bytea, ok bool, score float8);
+SELECT polyglot.sync('items', 'os', '{"indx": "x"}');
+SELECT polyglot.sync('items', 'os', '{"index": "Items"}');
+SELECT polyglot.sync('items', 'os', '{"index": "a/b"}');
+SELECT polyglot.sync('items', 'os', '{"index": 7}');
+SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "routing": "name"}');
+SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "columns": ["nope"]}');
+CREATE TABLE "Upper" (id int PRIMARY KEY);
+SELECT polyglot.sync('"Upper"', 'os');
+DROP TABLE "Upper";
+DROP TABLE items;
+DROP SERVER os;

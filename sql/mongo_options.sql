@@ -1,5 +1,6 @@
 --
--- mongo_options: validation of polyglot_mongo options at CREATE/ALTER time.
+-- mongo_options: validation of polyglot_mongo options at CREATE/ALTER time,
+-- and of MongoDB route options at sync().
 --
 -- valid
 CREATE SERVER m1 FOREIGN DATA WRAPPER polyglot_mongo
@@ -53,3 +54,19 @@ BEGIN
   CREATE SERVER m3 FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (collection 'c');
 EXCEPTION WHEN fdw_invalid_option_name THEN RAISE NOTICE 'misplaced option: %', SQLSTATE;
 END $$;
+-- route options (polyglot.sync), refused before anything is sent: no
+-- store listens at these servers' address
+CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo
+  OPTIONS (uri 'mongodb://127.0.0.1:1', database 'polyglot_sync');
+CREATE SERVER docs_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri 'mongodb://127.0.0.1:1');
+CREATE TABLE products (id int PRIMARY KEY, name text, price numeric(10,2), cost numeric);
+SELECT polyglot.sync('products', 'docs', '{"colection": "x"}');
+SELECT polyglot.sync('products', 'docs', '{"collection": "system.users"}');
+SELECT polyglot.sync('products', 'docs', '{"collection": "a$b"}');
+SELECT polyglot.sync('products', 'docs', '{"database": "bad.name"}');
+SELECT polyglot.sync('products', 'docs', '{"database": 5}');
+SELECT polyglot.sync('products', 'docs_nodb');
+SELECT polyglot.sync('products', 'docs', '{"exclude": ["nope"]}');
+SELECT polyglot.sync('products', 'docs', '{"columns": ["name"], "exclude": ["cost"]}');
+DROP TABLE products;
+DROP SERVER docs, docs_nodb;

@@ -18,7 +18,7 @@ use Exporter 'import';
 our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
   start_ferretdb stop_ferretdb mongo_dump
   wait_until wait_drained worker_pid preloaded_node compare_store
-  start_account_writes finish_account_writes);
+  start_account_writes finish_account_writes outage_scenario);
 
 # Starts a private Redis server; returns its port.  SHUTDOWN SAVE saves to
 # disk and a restart loads it back, like a durable production Redis.  @extra
@@ -204,6 +204,76 @@ sub finish_account_writes
 	my $out = slurp_file("$tmp/pgbench.out");
 	like($out, qr/number of failed transactions: 0 /, 'no write failed in PostgreSQL during the outage');
 	return $out;
+}
+
+# The outage scenario, the same for every store: a table of accounts is
+# synced and its backfill delivered; after 5 of 40 seconds of steady writes
+# (start_account_writes) the store goes away for 20 seconds.  Tests: the
+# route backs off, status says why, a backlog builds up, the writes go on
+# (finish_account_writes), the backlog drains once the store is back, the
+# route is active again, the store then equals the table, and no event was
+# given up.  The arguments, by name:
+#   name           the cluster's name
+#   store          the store's name in the tests' names ("Redis")
+#   server         CREATE SERVER of a server named in sync
+#   sync           the arguments of polyglot.sync after the table
+#   rows, tps, max_id, deletes   the table's rows, the writes (see above)
+#   stop, start    take the store away and bring it back
+#   is_down        (optional) true when the store is away: one more test
+#   down, back     how the tests say "while it is away", "once it is back"
+#   error          what status.last_error says while it is away
+#   min_tx         (optional) at least this many transactions: one more test
+#   store_dump, table_sql, compared   what compare_store compares, its name
+sub outage_scenario
+{
+	my (%s) = @_;
+	my $tmp = PostgreSQL::Test::Utils::tempdir();
+	my $node = preloaded_node($s{name});
+	my $db = 'postgres';
+
+	$node->safe_psql($db, qq{
+CREATE EXTENSION pg_polyglot;
+$s{server};
+CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL);
+INSERT INTO accounts SELECT g, 0 FROM generate_series(1, $s{rows}) g;
+});
+	my $route = $node->safe_psql($db, "SELECT polyglot.sync('accounts', $s{sync})");
+	ok(wait_drained($node, $db, 60), 'the backfill is delivered');
+
+	my $pgbench = start_account_writes($node, $db, $tmp, $s{tps}, $s{max_id}, $s{deletes});
+
+	sleep 5;
+	$s{stop}->();
+	my $stopped_at = time();
+	ok($s{is_down}->(), "$s{store} is down") if $s{is_down};
+
+	ok(wait_until(sub { $node->safe_psql($db,
+		"SELECT state FROM polyglot.status WHERE route = $route") eq 'backing off' }, 15),
+		"the route backs off $s{down}");
+	like($node->safe_psql($db, "SELECT last_error FROM polyglot.status WHERE route = $route"),
+		$s{error}, 'status says why');
+
+	# the backlog grows while the store is away
+	sleep(20 - (time() - $stopped_at)) if time() - $stopped_at < 20;
+	my $backlog = $node->safe_psql($db, "SELECT pending FROM polyglot.status WHERE route = $route");
+	ok($backlog > 1000, "a backlog built up during the outage: $backlog events");
+
+	$s{start}->();
+	my $out = finish_account_writes($pgbench, $tmp);
+	if ($s{min_tx})
+	{
+		my ($tx) = $out =~ /number of transactions actually processed: (\d+)/;
+		ok(($tx // 0) > $s{min_tx}, "the writes went on: " . ($tx // 0) . " transactions");
+	}
+
+	ok(wait_drained($node, $db, 120), "the backlog drains $s{back}");
+	is($node->safe_psql($db, "SELECT state FROM polyglot.status WHERE route = $route"), 'active',
+		'the route is active again');
+	compare_store($s{store_dump}->($tmp), table_dump($node, $db, $s{table_sql}), $s{compared});
+	is($node->safe_psql($db, "SELECT failed FROM polyglot.status WHERE route = $route"), '0',
+		'no event was given up');
+
+	$node->stop;
 }
 
 # Polls a condition every $interval_ms (default 100) until it holds or the

@@ -73,19 +73,7 @@ BEGIN
   END LOOP;
   RETURN regexp_replace(trim(result), ' +', ' ', 'g');
 END $$;
-CREATE FUNCTION wait_for_count(tbl text, n bigint) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  got bigint;
-BEGIN
-  FOR i IN 1..1200 LOOP
-    EXECUTE 'SELECT count(*) FROM ' || tbl INTO got;
-    IF got = n THEN
-      RETURN 'done';
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RETURN 'timeout: ' || got || ' documents';
-END $$;
+\i test/integration/sql/setup.psql
 
 \set srv os
 \set url :opensearch_url
@@ -96,5 +84,5 @@ END $$;
 
 DROP SERVER os CASCADE;
 DROP SERVER es CASCADE;
-DROP FUNCTION same_result(text, bool), plan_of(text), wait_for_count(text, bigint);
+DROP FUNCTION same_result(text, bool), plan_of(text);
 DROP TABLE src;

@@ -12,23 +12,7 @@ CREATE SERVER java FOREIGN DATA WRAPPER polyglot_mongo
   OPTIONS (uri :'mongo_java_uri', database 'polyglot_java');
 SELECT polyglot.ping('java') ->> 'flavor' AS flavor;
 
-CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz := clock_timestamp();
-  ok boolean;
-BEGIN
-  LOOP
-    EXECUTE 'SELECT ' || condition INTO ok;
-    IF ok THEN
-      RETURN 'done';
-    END IF;
-    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
-      RETURN 'timeout waiting for ' || condition;
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+\i test/integration/sql/setup.psql
 CREATE OR REPLACE FUNCTION java_synced(route int) RETURNS text LANGUAGE sql AS $$
   SELECT wait_for(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', route))
 $$;

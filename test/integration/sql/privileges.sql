@@ -10,28 +10,7 @@
 \set VERBOSITY default
 \! redis-cli -p $REDIS_PORT --scan --pattern 'priv:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
 
--- Shows the SQLSTATE and message of a statement's error
-CREATE FUNCTION priv_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE msg text; st text;
-BEGIN
-  EXECUTE sql;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE;
-  -- route ids depend on the suites run before in the database
-  RETURN st || ': ' || regexp_replace(msg, 'route \d+', 'route N');
-END $$;
--- Waits until a route has nothing pending (as the caller: its own routes)
-CREATE FUNCTION priv_wait(route int) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE n bigint;
-BEGIN
-  FOR i IN 1 .. 600 LOOP
-    SELECT s.pending INTO n FROM polyglot.status s WHERE s.route = priv_wait.route;
-    IF n = 0 THEN RETURN 'synced'; END IF;
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-  RETURN 'still pending: ' || coalesce(n::text, 'no such route');
-END $$;
+\i test/integration/sql/setup.psql
 
 -- (roles outlive the test database: a run stopped half-way left them)
 SET client_min_messages = warning;
@@ -52,23 +31,23 @@ SET ROLE regress_alice;
 CREATE TABLE priv.items (id int PRIMARY KEY, name text);
 INSERT INTO priv.items SELECT g, 'item ' || g FROM generate_series(1, 10) g;
 SELECT polyglot.sync('priv.items', 'priv_cache', '{"key": "priv:{id}"}') AS route \gset
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT GET priv:3
 UPDATE priv.items SET name = 'renamed' WHERE id = 3;
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT GET priv:3
 SELECT source, server, state FROM polyglot.status;
 SELECT source_name, owner::regrole FROM polyglot.routes;
 SELECT polyglot.pause(:route), polyglot.resume(:route);
 SELECT polyglot.backfill('priv.items', 'priv_cache');
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 SELECT count(*) AS drift FROM polyglot.verify(:route);
 -- drift made behind the extension's back, repaired by the owner
 \! redis-cli -p $REDIS_PORT DEL priv:5 > /dev/null
 SET client_min_messages = warning;
 SELECT kind, key FROM polyglot.verify(:route, true);
 RESET client_min_messages;
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 SELECT count(*) AS drift FROM polyglot.verify(:route);
 -- its own user mapping, secrets included
 SELECT usename, umoptions FROM pg_user_mappings WHERE srvname = 'priv_cache';
@@ -91,17 +70,17 @@ BEGIN
   RETURN 'no error';
 END $$;
 SET ROLE regress_alice;
-SELECT priv_try($$ALTER TABLE priv.items ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY$$);
+SELECT try($$ALTER TABLE priv.items ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY$$);
 RESET ROLE;
 SELECT now() AS t0 \gset
 REVOKE USAGE ON FOREIGN SERVER priv_cache FROM regress_alice;
 UPDATE priv.items SET name = 'without usage' WHERE id = 4;
 SELECT priv_error(:route, :'t0');
 \! redis-cli -p $REDIS_PORT GET priv:4
-SELECT priv_try($$SELECT * FROM polyglot.verify($$ || :route || $$)$$);
+SELECT try($$SELECT * FROM polyglot.verify($$ || :route || $$)$$);
 GRANT USAGE ON FOREIGN SERVER priv_cache TO regress_alice;
 SELECT polyglot.resume(:route);
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT GET priv:4
 CREATE USER MAPPING FOR PUBLIC SERVER priv_cache;
 DROP USER MAPPING FOR regress_alice SERVER priv_cache;
@@ -113,7 +92,7 @@ CREATE USER MAPPING FOR regress_alice SERVER priv_cache
   OPTIONS (user 'polyglot_test', password 'polyglot-test-password');
 DROP USER MAPPING FOR PUBLIC SERVER priv_cache;
 SELECT polyglot.resume(:route);
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT GET priv:4
 DROP FUNCTION priv_error;
 
@@ -124,26 +103,26 @@ VALUES (nextval('polyglot.outbox_id_seq'), :route, 'U', '{{7}}', now(), 5, 'made
 -- Another role can do none of it
 SET ROLE regress_bob;
 CREATE TABLE priv.bobs (id int PRIMARY KEY);
-SELECT priv_try($$SELECT polyglot.sync('priv.items', 'priv_cache')$$);
-SELECT priv_try($$SELECT polyglot.sync('priv.bobs', 'priv_cache')$$);
-SELECT priv_try($$SELECT polyglot.unsync('priv.items', 'priv_cache')$$);
-SELECT priv_try(format('SELECT polyglot.%s(%s)', f, :route))
+SELECT try($$SELECT polyglot.sync('priv.items', 'priv_cache')$$);
+SELECT try($$SELECT polyglot.sync('priv.bobs', 'priv_cache')$$);
+SELECT try($$SELECT polyglot.unsync('priv.items', 'priv_cache')$$);
+SELECT try(format('SELECT polyglot.%s(%s)', f, :route))
 FROM unnest(ARRAY['pause', 'resume', 'retry', 'backfill']) f;
-SELECT priv_try(format('SELECT * FROM polyglot.verify(%s)', :route));
+SELECT try(format('SELECT * FROM polyglot.verify(%s)', :route));
 -- by table and server, the route is not even visible
-SELECT priv_try($$SELECT polyglot.pause('priv.items', 'priv_cache')$$);
-SELECT priv_try($$SELECT polyglot.ping('priv_cache')$$);
+SELECT try($$SELECT polyglot.pause('priv.items', 'priv_cache')$$);
+SELECT try($$SELECT polyglot.ping('priv_cache')$$);
 -- the internals and the tables
-SELECT priv_try($$SELECT polyglot._sync('priv.bobs', 'priv_cache', '{}', true, 10)$$);
-SELECT priv_try(format('SELECT polyglot._pause(%s)', :route));
-SELECT priv_try($$SELECT polyglot._backfill_step(1)$$);
-SELECT priv_try($$INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store, key_columns, owner)
+SELECT try($$SELECT polyglot._sync('priv.bobs', 'priv_cache', '{}', true, 10)$$);
+SELECT try(format('SELECT polyglot._pause(%s)', :route));
+SELECT try($$SELECT polyglot._backfill_step(1)$$);
+SELECT try($$INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store, key_columns, owner)
                   VALUES ('priv.items'::regclass, 'x', 1, 'x', 'redis', '{id}', 10)$$);
-SELECT priv_try($$UPDATE polyglot.routes SET paused = true$$);
-SELECT priv_try($$DELETE FROM polyglot.outbox$$);
-SELECT priv_try($$SELECT * FROM polyglot.outbox$$);
-SELECT priv_try($$DELETE FROM polyglot.dead_letters$$);
-SELECT priv_try($$UPDATE polyglot.route_state SET delivered = 0$$);
+SELECT try($$UPDATE polyglot.routes SET paused = true$$);
+SELECT try($$DELETE FROM polyglot.outbox$$);
+SELECT try($$SELECT * FROM polyglot.outbox$$);
+SELECT try($$DELETE FROM polyglot.dead_letters$$);
+SELECT try($$UPDATE polyglot.route_state SET delivered = 0$$);
 -- what it sees: no route, no status, no dead letter, no secret
 SELECT count(*) AS routes FROM polyglot.routes;
 SELECT count(*) AS status_rows FROM polyglot.status;
@@ -159,9 +138,9 @@ BEGIN
 END $$;
 CREATE OPERATOR priv.= (LEFTARG = int, RIGHTARG = int, FUNCTION = priv.eq);
 SET search_path = priv, pg_catalog;
-SELECT public.priv_try(format('SELECT polyglot.pause(%s)', :route));
-SELECT public.priv_try(format('SELECT * FROM polyglot.verify(%s)', :route));
-SELECT public.priv_try($$SELECT polyglot.sync('priv.bobs', 'priv_cache')$$);
+SELECT public.try(format('SELECT polyglot.pause(%s)', :route));
+SELECT public.try(format('SELECT * FROM polyglot.verify(%s)', :route));
+SELECT public.try($$SELECT polyglot.sync('priv.bobs', 'priv_cache')$$);
 SELECT count(*) AS status_rows FROM polyglot.status;
 RESET search_path;
 SELECT count(*) AS planted_operator_ran FROM priv.pwned;
@@ -171,7 +150,7 @@ RESET ROLE;
 SET ROLE regress_alice;
 SELECT op, key, error FROM polyglot.dead_letters;
 SELECT polyglot.retry(:route);
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 RESET ROLE;
 
 -- A monitoring role sees every route's status, and no dead letter
@@ -186,7 +165,7 @@ RESET ROLE;
 SET ROLE regress_alice;
 CREATE TABLE priv.forced (id int PRIMARY KEY);
 ALTER TABLE priv.forced ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-SELECT priv_try($$SELECT polyglot.sync('priv.forced', 'priv_cache')$$);
+SELECT try($$SELECT polyglot.sync('priv.forced', 'priv_cache')$$);
 RESET ROLE;
 
 -- status (and metrics, built on it) is a security barrier: a function in a
@@ -217,9 +196,9 @@ CREATE CAST (text AS priv.code) WITH FUNCTION priv.code_of(text);
 CREATE TABLE priv.coded (c priv.code PRIMARY KEY, v int);
 INSERT INTO priv.coded VALUES (ROW('a'), 1), (ROW('b'), 2), (ROW('c'), 3);
 SELECT polyglot.sync('priv.coded', 'priv_cache', '{"key": "priv:coded:{c}"}') AS coded \gset
-SELECT priv_wait(:coded);
+SELECT wait_synced(:coded);
 UPDATE priv.coded SET v = v + 10;
-SELECT priv_wait(:coded);
+SELECT wait_synced(:coded);
 \! redis-cli -p $REDIS_PORT GET 'priv:coded:(b)'
 -- a backfill in chunks of one row compares keys through the cast too (the
 -- route paused, so that the worker takes no step of its own)
@@ -229,14 +208,14 @@ SELECT polyglot._start_backfill(:coded) IS NOT NULL AS started;
 SELECT polyglot._backfill_step(:coded, 1) FROM generate_series(1, 4);
 SELECT polyglot.resume(:coded);
 SET ROLE regress_alice;
-SELECT priv_wait(:coded);
+SELECT wait_synced(:coded);
 SELECT who, count(*) > 0 AS ran FROM priv.who GROUP BY who;
 RESET ROLE;
 
 -- The owner truncates and drops its table: the route goes with it
 SET ROLE regress_alice;
 TRUNCATE priv.items;
-SELECT priv_wait(:route);
+SELECT wait_synced(:route);
 \! redis-cli -p $REDIS_PORT --scan --pattern 'priv:*' | wc -l
 DROP TABLE priv.items;
 RESET ROLE;
@@ -246,4 +225,3 @@ DROP SCHEMA priv CASCADE;
 DROP USER MAPPING FOR regress_alice SERVER priv_cache;
 DROP SERVER priv_cache;
 DROP ROLE regress_alice, regress_bob, regress_watcher;
-DROP FUNCTION priv_try(text), priv_wait(int);

@@ -12,41 +12,13 @@
 CREATE SERVER os FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'opensearch_url');
 CREATE SERVER es FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url :'elasticsearch_url');
 
-CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz := clock_timestamp();
-  ok boolean;
-BEGIN
-  LOOP
-    EXECUTE 'SELECT ' || condition INTO ok;
-    IF ok THEN
-      RETURN 'done';
-    END IF;
-    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
-      RETURN 'timeout waiting for ' || condition;
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+\i test/integration/sql/setup.psql
 CREATE OR REPLACE FUNCTION search_synced(timeout_s float8 DEFAULT 60) RETURNS text LANGUAGE sql AS $$
   SELECT wait_for('NOT EXISTS (SELECT FROM polyglot.status s WHERE s.store = ''elastic'' AND s.pending > 0)', timeout_s)
 $$;
 
---
--- route options
---
 CREATE TABLE items (id int PRIMARY KEY, name text, price numeric, at timestamptz,
                     day date, tags text[], doc jsonb, raw bytea, ok bool, score float8);
-SELECT polyglot.sync('items', 'os', '{"indx": "x"}');
-SELECT polyglot.sync('items', 'os', '{"index": "Items"}');
-SELECT polyglot.sync('items', 'os', '{"index": "a/b"}');
-SELECT polyglot.sync('items', 'os', '{"index": 7}');
-SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "routing": "name"}');
-SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "columns": ["nope"]}');
-CREATE TABLE "Upper" (id int PRIMARY KEY);
-SELECT polyglot.sync('"Upper"', 'os');
-DROP TABLE "Upper";
 
 --
 -- every kind of value, to both servers

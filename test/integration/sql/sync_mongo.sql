@@ -11,39 +11,12 @@ CREATE SERVER docs FOREIGN DATA WRAPPER polyglot_mongo
   OPTIONS (uri :'mongo_uri', database 'polyglot_sync');
 CREATE SERVER docs_nodb FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (uri :'mongo_uri');
 
-CREATE OR REPLACE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz := clock_timestamp();
-  ok boolean;
-BEGIN
-  LOOP
-    EXECUTE 'SELECT ' || condition INTO ok;
-    IF ok THEN
-      RETURN 'done';
-    END IF;
-    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
-      RETURN 'timeout waiting for ' || condition;
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+\i test/integration/sql/setup.psql
 CREATE FUNCTION mongo_synced(route int) RETURNS text LANGUAGE sql AS $$
   SELECT wait_for(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', route))
 $$;
 
---
--- route options
---
 CREATE TABLE products (id int PRIMARY KEY, name text, price numeric(10,2), cost numeric);
-SELECT polyglot.sync('products', 'docs', '{"colection": "x"}');
-SELECT polyglot.sync('products', 'docs', '{"collection": "system.users"}');
-SELECT polyglot.sync('products', 'docs', '{"collection": "a$b"}');
-SELECT polyglot.sync('products', 'docs', '{"database": "bad.name"}');
-SELECT polyglot.sync('products', 'docs', '{"database": 5}');
-SELECT polyglot.sync('products', 'docs_nodb');
-SELECT polyglot.sync('products', 'docs', '{"exclude": ["nope"]}');
-SELECT polyglot.sync('products', 'docs', '{"columns": ["name"], "exclude": ["cost"]}');
 
 --
 -- inserts, updates, deletes, "exclude", the default collection (the table's

@@ -8,23 +8,7 @@ ALTER SYSTEM SET polyglot.max_attempts = 3;
 SELECT pg_reload_conf();
 CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port');
 
-CREATE FUNCTION wait_for(condition text, timeout_s float8 DEFAULT 60)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz := clock_timestamp();
-  ok boolean;
-BEGIN
-  LOOP
-    EXECUTE 'SELECT ' || condition INTO ok;
-    IF ok THEN
-      RETURN 'done';
-    END IF;
-    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
-      RETURN 'timeout waiting for ' || condition;
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+\i test/integration/sql/setup.psql
 
 -- someone else's string where a synced hash must go
 \! redis-cli -p $REDIS_PORT DEL poison:1 poison:2 poison:3 poison:4 poison:5 poison:6 > /dev/null

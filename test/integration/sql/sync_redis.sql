@@ -6,25 +6,7 @@
 \getenv redis_port REDIS_PORT
 CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port');
 
--- Waits until the worker has delivered every pending event of a route
--- (pending counts a running backfill's rows too).
-CREATE FUNCTION wait_synced(route int, timeout_s float8 DEFAULT 60)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz := clock_timestamp();
-  n bigint;
-BEGIN
-  LOOP
-    SELECT s.pending INTO n FROM polyglot.status s WHERE s.route = wait_synced.route;
-    IF n = 0 THEN
-      RETURN 'synced';
-    END IF;
-    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
-      RETURN format('timeout: %s events pending', n);
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-END $$;
+\i test/integration/sql/setup.psql
 
 \! redis-cli -p $REDIS_PORT KEYS 'sync:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
 
@@ -324,7 +306,6 @@ SELECT backfill, backfill_rows FROM polyglot.status WHERE route = :bulk;
 \! redis-cli -p $REDIS_PORT --scan --pattern 'sync:bulk:*' | wc -l
 \! redis-cli -p $REDIS_PORT GET sync:bulk:0:k5
 \! redis-cli -p $REDIS_PORT EXISTS sync:bulk:1:k5
-SELECT polyglot.backfill(12345);
 
 DROP TABLE products, stock, sessions, prices, typed, typed_h, typed_query, typed_query_h, bulk;
 DROP DOMAIN positive;
