@@ -18,6 +18,7 @@ OBJS = \
 	src/common/backoff.o \
 	src/common/conncache.o \
 	src/common/fdw_common.o \
+	src/common/json_writer.o \
 	src/common/option.o \
 	src/common/ping.o \
 	src/core/capture.o \
@@ -39,7 +40,6 @@ OBJS = \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
 	src/elastic/elastic_import.o \
-	src/elastic/elastic_json.o \
 	src/elastic/elastic_mapping.o \
 	src/elastic/elastic_option.o \
 	src/elastic/elastic_sink.o

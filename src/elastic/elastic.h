@@ -16,6 +16,7 @@
 
 #include "pg_polyglot.h"
 #include "common/conncache.h"
+#include "common/json_writer.h"
 
 typedef struct ElasticConnOptions
 {
@@ -102,9 +103,6 @@ typedef struct ElasticIndexMapping
 extern List *polyglot_elastic_read_mappings(ElasticConn *conn, const char *index);
 extern ElasticField *polyglot_elastic_find_field(List *fields, const char *path);
 extern List *polyglot_elastic_merged_fields(List *mappings);
-
-/* elastic_json.c */
-extern void polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
 
 /* elastic_import.c */
 extern List *polyglotElasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);

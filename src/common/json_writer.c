@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * elastic_json.c
+ * json_writer.c
  *		PostgreSQL values as JSON for Elasticsearch and OpenSearch documents:
  *		what the sync sink indexes and what foreign-table writes send.
  *
@@ -22,8 +22,7 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
-#include "pg_polyglot.h"
-#include "elastic/elastic.h"
+#include "common/json_writer.h"
 
 static void
 append_json_array(StringInfo buf, Datum value, Oid elemtype, bool *first)
