@@ -1,8 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * json_writer.c
- *		PostgreSQL values as JSON for Elasticsearch and OpenSearch documents:
- *		what the sync sink indexes and what foreign-table writes send.
+ *		PostgreSQL values as JSON text: the documents sync sends to
+ *		Elasticsearch and OpenSearch, which foreign-table writes send too.
+ *
+ * The rules (json_writer.h) name each point where a store's JSON differs
+ * from row_to_json()'s.  Values are written into the caller's buffer;
+ * anything else is allocated in the current memory context.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,10 +28,13 @@
 
 #include "common/json_writer.h"
 
+/* The elements of an array, in storage order (a multidimensional one flattened) */
 static void
-append_json_array(StringInfo buf, Datum value, Oid elemtype, bool *first)
+append_json_array(StringInfo buf, Datum value, int rules)
 {
 	ArrayType  *arr = DatumGetArrayTypeP(value);
+	Oid			elemtype = ARR_ELEMTYPE(arr);
+	PolyglotJsonType elem;
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
@@ -38,17 +45,20 @@ append_json_array(StringInfo buf, Datum value, Oid elemtype, bool *first)
 
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	polyglot_json_type_init(&elem, elemtype, rules, CurrentMemoryContext);
+	appendStringInfoChar(buf, '[');
 	for (i = 0; i < n; i++)
 	{
-		if (!*first)
+		if (i > 0)
 			appendStringInfoChar(buf, ',');
-		*first = false;
-		polyglot_elastic_append_json_value(buf, elems[i], nulls[i], elemtype);
+		polyglot_json_append(buf, &elem, elems[i], nulls[i]);
 	}
+	appendStringInfoChar(buf, ']');
 }
 
+/* The fields of a composite value, but its dropped columns */
 static void
-append_json_record(StringInfo buf, Datum value)
+append_json_record(StringInfo buf, Datum value, int rules)
 {
 	HeapTupleHeader rec = DatumGetHeapTupleHeader(value);
 	TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
@@ -76,126 +86,182 @@ append_json_record(StringInfo buf, Datum value)
 		first = false;
 		escape_json(buf, NameStr(att->attname));
 		appendStringInfoChar(buf, ':');
-		polyglot_elastic_append_json_value(buf, v, isnull, att->atttypid);
+		polyglot_json_append_value(buf, v, isnull, att->atttypid, rules);
 	}
 	appendStringInfoChar(buf, '}');
 	ReleaseTupleDesc(desc);
 }
 
-/* A number's text output as a JSON number; NaN and infinities as strings */
-static void
-append_json_number(StringInfo buf, char *text)
-{
-	if (IsValidJsonNumber(text, strlen(text)))
-		appendStringInfoString(buf, text);
-	else
-		escape_json(buf, text);
-}
-
 /*
- * Appends value as JSON to buf: numbers as JSON numbers with every digit
- * (NaN and infinities as strings), dates and times in ISO 8601 (timestamptz
- * in UTC with its zone), jsonb and json nested (json on one line), arrays
- * as arrays (a multidimensional one flattened), composite values as
- * objects, bytea in base64, anything else as its text output in a string.
- * Allocates in the current memory context.
+ * Makes type ready to write values of typid (or of a domain over it) by
+ * rules, looking up what that takes once; the output function's
+ * FmgrInfo lives in cxt.
  */
 void
-polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid)
+polyglot_json_type_init(PolyglotJsonType *type, Oid typid, int rules, MemoryContext cxt)
 {
-	Oid			base;
-	Oid			outfunc;
-	bool		varlena;
-	char		dtbuf[MAXDATELEN + 1];
+	Oid			base = getBaseType(typid);
+	PolyglotJsonKind kind;
+
+	switch (base)
+	{
+		case BOOLOID:
+			kind = POLYGLOT_JSON_KIND_BOOL;
+			break;
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			kind = POLYGLOT_JSON_KIND_NUMBER;
+			break;
+		case OIDOID:
+			kind = (rules & POLYGLOT_JSON_OID_NUMBER) ?
+				POLYGLOT_JSON_KIND_NUMBER : POLYGLOT_JSON_KIND_STRING;
+			break;
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			kind = POLYGLOT_JSON_KIND_DATETIME;
+			break;
+		case TIMEOID:
+		case TIMETZOID:
+			kind = (rules & POLYGLOT_JSON_TIME_ISO8601) ?
+				POLYGLOT_JSON_KIND_DATETIME : POLYGLOT_JSON_KIND_STRING;
+			break;
+		case JSONOID:
+		case JSONBOID:
+			kind = POLYGLOT_JSON_KIND_JSON;
+			break;
+		case BYTEAOID:
+			kind = (rules & POLYGLOT_JSON_BYTEA_BASE64) ?
+				POLYGLOT_JSON_KIND_BASE64 : POLYGLOT_JSON_KIND_STRING;
+			break;
+		default:
+			if (type_is_array(base))
+				kind = POLYGLOT_JSON_KIND_ARRAY;
+			else if (type_is_rowtype(base))
+				kind = POLYGLOT_JSON_KIND_RECORD;
+			else
+				kind = POLYGLOT_JSON_KIND_STRING;
+			break;
+	}
+	type->base = base;
+	type->rules = rules;
+	type->kind = kind;
+	if (kind == POLYGLOT_JSON_KIND_NUMBER || kind == POLYGLOT_JSON_KIND_STRING)
+	{
+		Oid			outfunc;
+		bool		isvarlena;
+
+		getTypeOutputInfo(base, &outfunc, &isvarlena);
+		fmgr_info_cxt(outfunc, &type->output, cxt);
+	}
+}
+
+/* Appends a value (NULL: null) of a type made ready by polyglot_json_type_init() */
+void
+polyglot_json_append(StringInfo buf, PolyglotJsonType *type, Datum value, bool isnull)
+{
+	char	   *out;
 
 	if (isnull)
 	{
 		appendStringInfoString(buf, "null");
 		return;
 	}
-	base = getBaseType(typid);
-	switch (base)
+	switch (type->kind)
 	{
-		case BOOLOID:
+		case POLYGLOT_JSON_KIND_BOOL:
 			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
 			return;
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case OIDOID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			getTypeOutputInfo(base, &outfunc, &varlena);
-			append_json_number(buf, OidOutputFunctionCall(outfunc, value));
+		case POLYGLOT_JSON_KIND_NUMBER:
+			out = OutputFunctionCall(&type->output, value);
+			if (IsValidJsonNumber(out, strlen(out)))
+				appendStringInfoString(buf, out);
+			else
+				escape_json(buf, out); /* NaN, Infinity */
 			return;
-		case DATEOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-		case TIMEOID:
-		case TIMETZOID:
-			/* ISO 8601, in UTC for timestamptz (no session time zone here) */
+		case POLYGLOT_JSON_KIND_DATETIME:
 			{
+				char		iso[MAXDATELEN + 1];
 				int			utc = 0;
+				bool		in_utc = type->base == TIMESTAMPTZOID &&
+					(type->rules & POLYGLOT_JSON_TIMESTAMPTZ_UTC);
 
-				escape_json(buf, JsonEncodeDateTime(dtbuf, value, base,
-													base == TIMESTAMPTZOID ? &utc : NULL));
+				/* nothing in ISO 8601 text needs escaping */
+				JsonEncodeDateTime(iso, value, type->base, in_utc ? &utc : NULL);
+				appendStringInfoChar(buf, '"');
+				appendStringInfoString(buf, iso);
+				appendStringInfoChar(buf, '"');
+				return;
 			}
-			return;
-		case JSONBOID:
+		case POLYGLOT_JSON_KIND_JSON:
+			if (type->base == JSONBOID)
 			{
 				Jsonb	   *jb = DatumGetJsonbP(value);
 
 				(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
+				return;
 			}
-			return;
-		case JSONOID:
+			out = TextDatumGetCString(value);
+			if (type->rules & POLYGLOT_JSON_ONE_LINE)
 			{
 				/*
-				 * As written, but on one line: a _bulk body is one JSON
-				 * text per line.  A newline in valid JSON is whitespace
-				 * between tokens (strings escape theirs), so a space will do.
+				 * A newline in valid JSON is whitespace between tokens
+				 * (strings escape theirs), so a space will do.
 				 */
-				char	   *json = TextDatumGetCString(value);
 				char	   *c;
 
-				for (c = json; *c; c++)
+				for (c = out; *c; c++)
 					if (*c == '\n' || *c == '\r')
 						*c = ' ';
-				appendStringInfoString(buf, json);
 			}
+			appendStringInfoString(buf, out);
 			return;
-		case BYTEAOID:
+		case POLYGLOT_JSON_KIND_BASE64:
 			{
 				bytea	   *b = DatumGetByteaPP(value);
 				int			len = VARSIZE_ANY_EXHDR(b);
 				int			enclen = pg_b64_enc_len(len);
-				char	   *enc = palloc(enclen + 1);
-				int			n = pg_b64_encode(VARDATA_ANY(b), len, enc, enclen);
+				int			n;
 
+				out = palloc(enclen + 1);
+				n = pg_b64_encode(VARDATA_ANY(b), len, out, enclen);
 				if (n < 0)
 					elog(ERROR, "pg_polyglot: base64 encoding failed");
-				enc[n] = '\0';
-				escape_json(buf, enc);
+				out[n] = '\0';
+				escape_json(buf, out);
+				return;
 			}
+		case POLYGLOT_JSON_KIND_ARRAY:
+			append_json_array(buf, value, type->rules);
 			return;
-		default:
-			break;
+		case POLYGLOT_JSON_KIND_RECORD:
+			append_json_record(buf, value, type->rules);
+			return;
+		case POLYGLOT_JSON_KIND_STRING:
+			escape_json(buf, OutputFunctionCall(&type->output, value));
+			return;
 	}
-	if (OidIsValid(get_element_type(base)) && type_is_array(base))
-	{
-		bool		first = true;
+}
 
-		appendStringInfoChar(buf, '[');
-		append_json_array(buf, value, get_element_type(base), &first);
-		appendStringInfoChar(buf, ']');
-		return;
-	}
-	if (type_is_rowtype(base))
+/*
+ * Appends value, of type typid, as JSON by rules: for a single value; a
+ * caller writing many of one type makes it ready once with
+ * polyglot_json_type_init().
+ */
+void
+polyglot_json_append_value(StringInfo buf, Datum value, bool isnull, Oid typid, int rules)
+{
+	PolyglotJsonType type;
+
+	if (isnull)
 	{
-		append_json_record(buf, value);
+		appendStringInfoString(buf, "null");
 		return;
 	}
-	getTypeOutputInfo(base, &outfunc, &varlena);
-	escape_json(buf, OidOutputFunctionCall(outfunc, value));
+	polyglot_json_type_init(&type, typid, rules, CurrentMemoryContext);
+	polyglot_json_append(buf, &type, value, isnull);
 }
