@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * json_writer.c
- *		PostgreSQL values as JSON text: the documents sync sends to
- *		Elasticsearch and OpenSearch, which foreign-table writes send too.
+ *		PostgreSQL values as JSON text: the rows sync delivers to Redis as
+ *		JSON (json mode, publish messages), as row_to_json() writes them,
+ *		and the documents it sends to Elasticsearch and OpenSearch, which
+ *		foreign-table writes send too.
  *
  * The rules (json_writer.h) name each point where a store's JSON differs
  * from row_to_json()'s.  Values are written into the caller's buffer;
