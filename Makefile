@@ -17,6 +17,7 @@ OBJS = \
 	src/pg_polyglot.o \
 	src/common/backoff.o \
 	src/common/conncache.o \
+	src/common/datum.o \
 	src/common/fdw_common.o \
 	src/common/json_writer.o \
 	src/common/option.o \

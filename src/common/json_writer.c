@@ -14,39 +14,30 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/base64.h"
 #include "common/jsonapi.h"
-#include "funcapi.h"
 #include "lib/stringinfo.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/typcache.h"
 
+#include "common/datum.h"
 #include "common/json_writer.h"
 
 /* The elements of an array, in storage order (a multidimensional one flattened) */
 static void
 append_json_array(StringInfo buf, Datum value, int rules)
 {
-	ArrayType  *arr = DatumGetArrayTypeP(value);
-	Oid			elemtype = ARR_ELEMTYPE(arr);
-	PolyglotJsonType elem;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
+	Oid			elemtype;
 	Datum	   *elems;
 	bool	   *nulls;
-	int			n,
-				i;
+	int			n = polyglot_array_elements(value, &elemtype, &elems, &nulls);
+	PolyglotJsonType elem;
+	int			i;
 
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
 	polyglot_json_type_init(&elem, elemtype, rules, CurrentMemoryContext);
 	appendStringInfoChar(buf, '[');
 	for (i = 0; i < n; i++)
@@ -62,27 +53,16 @@ append_json_array(StringInfo buf, Datum value, int rules)
 static void
 append_json_record(StringInfo buf, Datum value, int rules)
 {
-	HeapTupleHeader rec = DatumGetHeapTupleHeader(value);
-	TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
-											  HeapTupleHeaderGetTypMod(rec));
-	HeapTupleData tuple;
+	PolyglotRecordReader reader;
+	Form_pg_attribute att;
+	Datum		v;
+	bool		isnull;
 	bool		first = true;
-	int			i;
 
-	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = rec;
+	polyglot_record_begin(&reader, value);
 	appendStringInfoChar(buf, '{');
-	for (i = 0; i < desc->natts; i++)
+	while (polyglot_record_next(&reader, &att, &v, &isnull))
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		bool		isnull;
-		Datum		v;
-
-		if (att->attisdropped)
-			continue;
-		v = heap_getattr(&tuple, i + 1, desc, &isnull);
 		if (!first)
 			appendStringInfoChar(buf, ',');
 		first = false;
@@ -91,7 +71,7 @@ append_json_record(StringInfo buf, Datum value, int rules)
 		polyglot_json_append_value(buf, v, isnull, att->atttypid, rules);
 	}
 	appendStringInfoChar(buf, '}');
-	ReleaseTupleDesc(desc);
+	polyglot_record_end(&reader);
 }
 
 /*
