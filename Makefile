@@ -18,7 +18,9 @@ OBJS = \
 	src/pg_polyglot.o \
 	src/common/backoff.o \
 	src/common/conncache.o \
+	src/common/datum.o \
 	src/common/fdw_common.o \
+	src/common/json_writer.o \
 	src/common/option.o \
 	src/common/ping.o \
 	src/core/backfill.o \
@@ -44,7 +46,6 @@ OBJS = \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
 	src/elastic/elastic_import.o \
-	src/elastic/elastic_json.o \
 	src/elastic/elastic_mapping.o \
 	src/elastic/elastic_option.o \
 	src/elastic/elastic_sink.o

@@ -31,30 +31,19 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
-#include "common/jsonapi.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "parser/parse_coerce.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "common/json_writer.h"
 #include "core/core.h"
 #include "core/dispatch.h"
-
-/* How row_to_json renders a value, by the value's (base) type */
-typedef enum JsonKind
-{
-	JSON_KIND_BOOL,				/* true / false */
-	JSON_KIND_NUMBER,			/* bare when a valid JSON number, else quoted */
-	JSON_KIND_DATETIME,			/* ISO 8601, quoted */
-	JSON_KIND_JSON,				/* the text itself */
-	JSON_KIND_STRING			/* the output function's text, quoted */
-} JsonKind;
 
 /* How a ::text cast renders a value */
 typedef enum TextKind
@@ -68,11 +57,10 @@ typedef struct DeliveredColumn
 {
 	AttrNumber	attnum;
 	Oid			typid;
-	Oid			basetype;
 	char	   *json_name;		/* "name": with its quotes and colon */
-	JsonKind	json_kind;
+	PolyglotJsonType json;		/* as row_to_json writes it */
 	TextKind	text_kind;
-	FmgrInfo	output;
+	FmgrInfo	output;			/* for the text */
 } DeliveredColumn;
 
 typedef struct KeyColumn
@@ -89,41 +77,33 @@ typedef struct KeyColumn
 } KeyColumn;
 
 /*
- * The kinds of a built-in scalar type, as row_to_json and ::text render it;
- * false for the types only the SQL path renders faithfully.
+ * How row_to_json and ::text render a column of type typid, made ready in
+ * the current memory context; false for the types only the SQL path
+ * renders faithfully.
  */
 static bool
-classify_type(Oid typid, JsonKind *json_kind, TextKind *text_kind, Oid *basetype)
+classify_type(Oid typid, PolyglotJsonType *json, TextKind *text_kind)
 {
-	Oid			base = getBaseType(typid);
-
-	*basetype = base;
+	polyglot_json_type_init(json, typid, POLYGLOT_JSON_AS_ROW_TO_JSON, CurrentMemoryContext);
 	*text_kind = TEXT_KIND_OUTPUT;
-	switch (base)
+	switch (json->kind)
 	{
-		case BOOLOID:
-			*json_kind = JSON_KIND_BOOL;
+		case POLYGLOT_JSON_KIND_BOOL:
 			*text_kind = TEXT_KIND_BOOL;
 			return true;
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			*json_kind = JSON_KIND_NUMBER;
+		case POLYGLOT_JSON_KIND_NUMBER:
+		case POLYGLOT_JSON_KIND_DATETIME:
+		case POLYGLOT_JSON_KIND_JSON:
 			return true;
-		case DATEOID:
-		case TIMESTAMPOID:
-		case TIMESTAMPTZOID:
-			*json_kind = JSON_KIND_DATETIME;
-			return true;
-		case JSONOID:
-		case JSONBOID:
-			*json_kind = JSON_KIND_JSON;
-			return true;
+		case POLYGLOT_JSON_KIND_STRING:
+			break;
+		default:
+			/* arrays and composites, which row_to_json may write otherwise */
+			return false;
+	}
+	switch (json->base)
+	{
 		case BPCHAROID:
-			*json_kind = JSON_KIND_STRING;
 			*text_kind = TEXT_KIND_BPCHAR;
 			return true;
 		case TEXTOID:
@@ -142,10 +122,9 @@ classify_type(Oid typid, JsonKind *json_kind, TextKind *text_kind, Oid *basetype
 		case BITOID:
 		case VARBITOID:
 		case TSVECTOROID:
-			*json_kind = JSON_KIND_STRING;
 			return true;
 		default:
-			/* arrays, composites, inet (text(inet) differs), types with casts... */
+			/* inet (text(inet) differs), types with casts... */
 			return false;
 	}
 }
@@ -229,43 +208,6 @@ find_key_index(Relation rel, PolyglotRoute *route, KeyColumn *keys)
 	}
 	list_free(indexes);
 	return NULL;
-}
-
-/* Appends a value as row_to_json renders it. */
-static void
-append_json_value(StringInfo buf, DeliveredColumn *col, Datum value)
-{
-	char	   *out;
-
-	switch (col->json_kind)
-	{
-		case JSON_KIND_BOOL:
-			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
-			return;
-		case JSON_KIND_DATETIME:
-			{
-				char		iso[MAXDATELEN + 1];
-
-				JsonEncodeDateTime(iso, value, col->basetype, NULL);
-				appendStringInfoChar(buf, '"');
-				appendStringInfoString(buf, iso);
-				appendStringInfoChar(buf, '"');
-				return;
-			}
-		case JSON_KIND_NUMBER:
-			out = OutputFunctionCall(&col->output, value);
-			if (IsValidJsonNumber(out, strlen(out)))
-				appendStringInfoString(buf, out);
-			else
-				escape_json(buf, out);	/* NaN, Infinity */
-			return;
-		case JSON_KIND_JSON:
-			appendStringInfoString(buf, OutputFunctionCall(&col->output, value));
-			return;
-		case JSON_KIND_STRING:
-			escape_json(buf, OutputFunctionCall(&col->output, value));
-			return;
-	}
 }
 
 /* A value as a ::text cast renders it, in cxt. */
@@ -362,12 +304,12 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 		/* the sink renders datums of any type; text and JSON are ours */
 		if (payload == POLYGLOT_PAYLOAD_DATUMS)
 			continue;
-		if (!classify_type(col->typid, &col->json_kind, &col->text_kind, &col->basetype))
+		if (!classify_type(col->typid, &col->json, &col->text_kind))
 		{
 			table_close(rel, NoLock);
 			return false;
 		}
-		getTypeOutputInfo(col->basetype, &outfunc, &isvarlena);
+		getTypeOutputInfo(col->json.base, &outfunc, &isvarlena);
 		fmgr_info(outfunc, &col->output);
 		initStringInfo(&jn);
 		escape_json(&jn, name);
@@ -458,10 +400,8 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 				if (c > 0)
 					appendStringInfoChar(&json, ',');
 				appendStringInfoString(&json, col->json_name);
-				if (slot->tts_isnull[col->attnum - 1])
-					appendStringInfoString(&json, "null");
-				else
-					append_json_value(&json, col, slot->tts_values[col->attnum - 1]);
+				polyglot_json_append(&json, &col->json, slot->tts_values[col->attnum - 1],
+									 slot->tts_isnull[col->attnum - 1]);
 			}
 			appendStringInfoChar(&json, '}');
 			MemoryContextSwitchTo(old);

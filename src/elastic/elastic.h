@@ -16,6 +16,7 @@
 
 #include "pg_polyglot.h"
 #include "common/conncache.h"
+#include "common/json_writer.h"
 
 typedef struct ElasticConnOptions
 {
@@ -103,8 +104,21 @@ extern List *polyglot_elastic_read_mappings(ElasticConn *conn, const char *index
 extern ElasticField *polyglot_elastic_find_field(List *fields, const char *path);
 extern List *polyglot_elastic_merged_fields(List *mappings);
 
-/* elastic_json.c */
-extern void polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
+/*
+ * Values as Elasticsearch and OpenSearch documents hold them (json_writer.c):
+ * dates and times in ISO 8601, a timestamptz in UTC whatever the session's
+ * TimeZone, an oid as the number it is, bytea in base64 (what a binary
+ * field takes), json on one line (a _bulk body is one JSON text a line).
+ */
+#define ELASTIC_JSON_RULES \
+	(POLYGLOT_JSON_TIMESTAMPTZ_UTC | POLYGLOT_JSON_TIME_ISO8601 | \
+	 POLYGLOT_JSON_OID_NUMBER | POLYGLOT_JSON_BYTEA_BASE64 | POLYGLOT_JSON_ONE_LINE)
+
+static inline void
+polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid)
+{
+	polyglot_json_append_value(buf, value, isnull, typid, ELASTIC_JSON_RULES);
+}
 
 /* elastic_import.c */
 extern List *polyglotElasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);

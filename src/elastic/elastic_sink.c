@@ -25,7 +25,7 @@
  * 512 bytes, which would cause one, fails its key before sending.
  *
  * Documents are JSON rendered from the row's values by
- * polyglot_elastic_append_json_value() (elastic_json.c).
+ * polyglot_elastic_append_json_value(): json_writer.c with ELASTIC_JSON_RULES.
  *
  *-------------------------------------------------------------------------
  */

@@ -25,11 +25,9 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -37,9 +35,9 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 #include "utils/uuid.h"
 
+#include "common/datum.h"
 #include "mongo/mongo.h"
 
 /* microseconds between the Unix epoch and PostgreSQL's (2000-01-01) */
@@ -234,21 +232,16 @@ append_jsonb_container(bson_t *doc, const char *key, int keylen, JsonbContainer 
 }
 
 static bool
-append_array(bson_t *doc, const char *key, int keylen, ArrayType *arr, int flags, char **error)
+append_array(bson_t *doc, const char *key, int keylen, Datum value, int flags, char **error)
 {
-	Oid			elemtype = ARR_ELEMTYPE(arr);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
+	Oid			elemtype;
 	Datum	   *elems;
 	bool	   *nulls;
-	int			nelems,
-				i;
+	int			nelems = polyglot_array_elements(value, &elemtype, &elems, &nulls);
+	int			i;
 	bson_t		child;
 
 	/* a multidimensional array becomes one flat array, in storage order */
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &nelems);
 	bson_append_array_begin(doc, key, keylen, &child);
 	for (i = 0; i < nelems; i++)
 	{
@@ -265,39 +258,28 @@ append_array(bson_t *doc, const char *key, int keylen, ArrayType *arr, int flags
 }
 
 static bool
-append_composite(bson_t *doc, const char *key, int keylen, HeapTupleHeader rec, int flags,
+append_composite(bson_t *doc, const char *key, int keylen, Datum value, int flags,
 				 char **error)
 {
-	TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec),
-											  HeapTupleHeaderGetTypMod(rec));
-	HeapTupleData tuple;
+	PolyglotRecordReader reader;
+	Form_pg_attribute att;
+	Datum		field;
+	bool		isnull;
 	bson_t		child;
-	int			i;
 
-	tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = rec;
-
+	polyglot_record_begin(&reader, value);
 	bson_append_document_begin(doc, key, keylen, &child);
-	for (i = 0; i < desc->natts; i++)
+	while (polyglot_record_next(&reader, &att, &field, &isnull))
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		bool		isnull;
-		Datum		value;
-
-		if (att->attisdropped)
-			continue;
-		value = heap_getattr(&tuple, i + 1, desc, &isnull);
-		if (!polyglot_bson_append_datum(&child, NameStr(att->attname), -1, value, isnull,
+		if (!polyglot_bson_append_datum(&child, NameStr(att->attname), -1, field, isnull,
 										att->atttypid, flags, error))
 		{
-			ReleaseTupleDesc(desc);
+			polyglot_record_end(&reader);
 			return false;
 		}
 	}
 	bson_append_document_end(doc, &child);
-	ReleaseTupleDesc(desc);
+	polyglot_record_end(&reader);
 	return true;
 }
 
@@ -410,10 +392,9 @@ polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen, Datum value
 			break;
 		default:
 			if (type_is_array(base))
-				return append_array(doc, key, keylen, DatumGetArrayTypeP(value), flags, error);
+				return append_array(doc, key, keylen, value, flags, error);
 			if (type_is_rowtype(base))
-				return append_composite(doc, key, keylen, DatumGetHeapTupleHeader(value), flags,
-										error);
+				return append_composite(doc, key, keylen, value, flags, error);
 			break;
 	}
 
