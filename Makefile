@@ -20,6 +20,7 @@ OBJS = \
 	src/common/fdw_common.o \
 	src/common/option.o \
 	src/common/ping.o \
+	src/common/store.o \
 	src/core/capture.o \
 	src/core/dispatch.o \
 	src/core/privileges.o \

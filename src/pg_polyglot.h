@@ -51,14 +51,6 @@ extern int	polyglot_backoff_max;
  */
 extern bool polyglot_io_timed_out;
 
-/* The stores pg_polyglot speaks to */
-typedef enum PolyglotStore
-{
-	POLYGLOT_STORE_REDIS,
-	POLYGLOT_STORE_MONGO,
-	POLYGLOT_STORE_ELASTIC
-} PolyglotStore;
-
 /*
  * Option framework (src/common/option.c).
  *
@@ -100,7 +92,6 @@ extern DefElem *polyglot_option_find(List *options, const char *name);
 extern const char *polyglot_option_string(List *options, const char *name,
 										  const char *default_value);
 extern UserMapping *polyglot_find_user_mapping(Oid userid, Oid serverid);
-extern PolyglotStore polyglot_server_store(ForeignServer *server);
 
 /*
  * Options common to the connection of every store, filled by each store's

@@ -26,6 +26,7 @@
 #include "utils/jsonb.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
 
 PG_FUNCTION_INFO_V1(polyglot_ping);
 
