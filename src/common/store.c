@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * store.c
- *		Which store a foreign server belongs to.
+ *		The registry of stores: one entry per store, and the lookups by
+ *		server and by name.
  *
+ * Adding a store is one entry here (and its folder: see README, Layout).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -10,22 +12,73 @@
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 
 #include "pg_polyglot.h"
 #include "common/store.h"
+#include "core/dispatch.h"
+#include "elastic/elastic.h"
+#include "mongo/mongo.h"
+#include "redis/redis.h"
+
+static const PolyglotStoreInfo polyglot_stores[] = {
+	{
+		.name = "redis",
+		.label = "Redis",
+		.fdw_name = "polyglot_redis",
+		.handler = "polyglot_redis_handler",
+		.options = polyglot_redis_options,
+		.sink = &polyglot_redis_sink,
+		.ping = polyglot_redis_ping,
+	},
+	{
+		.name = "mongo",
+		.label = "MongoDB",
+		.fdw_name = "polyglot_mongo",
+		.handler = "polyglot_mongo_handler",
+		.options = polyglot_mongo_options,
+		.sink = &polyglot_mongo_sink,
+		.ping = polyglot_mongo_ping,
+	},
+	{
+		.name = "elastic",
+		.label = "Elasticsearch",
+		.fdw_name = "polyglot_elastic",
+		.handler = "polyglot_elastic_handler",
+		.options = polyglot_elastic_options,
+		.sink = &polyglot_elastic_sink,
+		.ping = polyglot_elastic_ping,
+	},
+};
+
+#define NSTORES ((int) lengthof(polyglot_stores))
+
+/* The store of a name in polyglot.routes.store, or NULL. */
+const PolyglotStoreInfo *
+polyglot_store_by_name(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < NSTORES; i++)
+		if (strcmp(polyglot_stores[i].name, name) == 0)
+			return &polyglot_stores[i];
+	return NULL;
+}
 
 /*
  * Which store a foreign server belongs to, from the C symbol of its
  * wrapper's handler.  Ereports when the server is not one of ours.
  */
-PolyglotStore
+const PolyglotStoreInfo *
 polyglot_server_store(ForeignServer *server)
 {
 	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
 	HeapTuple	tp;
 	char	   *prosrc = NULL;
+	StringInfoData names;
+	int			i;
 
 	if (OidIsValid(fdw->fdwhandler))
 	{
@@ -41,41 +94,33 @@ polyglot_server_store(ForeignServer *server)
 		ReleaseSysCache(tp);
 	}
 
-	if (prosrc && strcmp(prosrc, "polyglot_redis_handler") == 0)
-		return POLYGLOT_STORE_REDIS;
-	if (prosrc && strcmp(prosrc, "polyglot_mongo_handler") == 0)
-		return POLYGLOT_STORE_MONGO;
-	if (prosrc && strcmp(prosrc, "polyglot_elastic_handler") == 0)
-		return POLYGLOT_STORE_ELASTIC;
+	for (i = 0; prosrc && i < NSTORES; i++)
+		if (strcmp(prosrc, polyglot_stores[i].handler) == 0)
+			return &polyglot_stores[i];
 
+	initStringInfo(&names);
+	for (i = 0; i < NSTORES; i++)
+		appendStringInfo(&names, "%s%s", i == 0 ? "" : i + 1 < NSTORES ? ", " : " and ",
+						 polyglot_stores[i].fdw_name);
 	ereport(ERROR,
 			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 			 errmsg("server \"%s\" does not belong to a pg_polyglot foreign-data wrapper",
 					server->servername),
 			 errdetail("Its foreign-data wrapper is \"%s\".", fdw->fdwname),
-			 errhint("pg_polyglot serves polyglot_redis, polyglot_mongo and polyglot_elastic servers.")));
+			 errhint("pg_polyglot serves %s servers.", names.data)));
 	pg_unreachable();
 }
 
 PG_FUNCTION_INFO_V1(polyglot_server_store_sql);
 
 /*
- * polyglot._server_store(server name): 'redis', 'mongo' or 'elastic' for a
- * pg_polyglot server; an error for any other.
+ * polyglot._server_store(server name): the store's name ('redis', 'mongo',
+ * 'elastic') for a pg_polyglot server; an error for any other.
  */
 Datum
 polyglot_server_store_sql(PG_FUNCTION_ARGS)
 {
 	ForeignServer *server = GetForeignServerByName(NameStr(*PG_GETARG_NAME(0)), false);
 
-	switch (polyglot_server_store(server))
-	{
-		case POLYGLOT_STORE_REDIS:
-			PG_RETURN_TEXT_P(cstring_to_text("redis"));
-		case POLYGLOT_STORE_MONGO:
-			PG_RETURN_TEXT_P(cstring_to_text("mongo"));
-		case POLYGLOT_STORE_ELASTIC:
-			PG_RETURN_TEXT_P(cstring_to_text("elastic"));
-	}
-	PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(polyglot_server_store(server)->name));
 }

@@ -1,7 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * store.h
- *		The stores pg_polyglot speaks to.
+ *		The registry of the stores pg_polyglot speaks to: for each, what
+ *		the rest of the extension looks up by store (its name, wrapper,
+ *		options, sink and ping).
+ *
+ * A store is told apart in one place: store.c's table.  Everything else
+ * asks the registry, by server (its wrapper's handler) or by the name kept
+ * in polyglot.routes.store.
  *
  *-------------------------------------------------------------------------
  */
@@ -9,15 +15,26 @@
 #define POLYGLOT_STORE_H
 
 #include "foreign/foreign.h"
+#include "utils/jsonb.h"
 
-typedef enum PolyglotStore
+#include "pg_polyglot.h"
+
+struct PolyglotSink;
+
+typedef struct PolyglotStoreInfo
 {
-	POLYGLOT_STORE_REDIS,
-	POLYGLOT_STORE_MONGO,
-	POLYGLOT_STORE_ELASTIC
-} PolyglotStore;
+	const char *name;			/* "redis": polyglot.routes.store, ping's "store" */
+	const char *label;			/* "Redis": the store in messages */
+	const char *fdw_name;		/* "polyglot_redis" */
+	const char *handler;		/* the C symbol of the wrapper's handler */
+	const PolyglotOption *options;	/* the wrapper's options */
+	const struct PolyglotSink *sink;	/* delivery of sync batches */
+	/* a round trip to the store: what polyglot.ping() returns */
+	Jsonb	   *(*ping) (ForeignServer *server, UserMapping *user);
+} PolyglotStoreInfo;
 
 /* in store.c */
-extern PolyglotStore polyglot_server_store(ForeignServer *server);
+extern const PolyglotStoreInfo *polyglot_server_store(ForeignServer *server);
+extern const PolyglotStoreInfo *polyglot_store_by_name(const char *name);
 
 #endif							/* POLYGLOT_STORE_H */

@@ -52,6 +52,7 @@
 #include "pg_polyglot.h"
 #include "core/core.h"
 #include "core/dispatch.h"
+#include "common/store.h"
 
 /* how long one route may keep the worker when it has a backlog */
 #define POLYGLOT_ROUTE_SLICE_MS		500
@@ -1181,13 +1182,9 @@ backfill_step(PolyglotRoute *route)
 const PolyglotSink *
 polyglot_sink_for(PolyglotRoute *route)
 {
-	if (strcmp(route->store, "redis") == 0)
-		return &polyglot_redis_sink;
-	if (strcmp(route->store, "mongo") == 0)
-		return &polyglot_mongo_sink;
-	if (strcmp(route->store, "elastic") == 0)
-		return &polyglot_elastic_sink;
-	return NULL;
+	const PolyglotStoreInfo *store = polyglot_store_by_name(route->store);
+
+	return store ? store->sink : NULL;
 }
 
 /* A batch from its reading to its acknowledgement, in a context of its own */
@@ -1459,9 +1456,9 @@ bool		polyglot_io_timed_out = false;
 static bool slow_split = false;
 
 /*
- * Does the route's store answer a ping (polyglot_redis_ping, polyglot_mongo_ping,
- * polyglot_elastic_ping: a round trip on a connection of the route's server and
- * user mapping, within io_timeout)?  Never ereports.
+ * Does the route's store answer a ping (its registry entry's ping: a round
+ * trip on a connection of the route's server and user mapping, within
+ * io_timeout)?  Never ereports.
  */
 static bool
 store_answers_ping(PolyglotRoute *route)
@@ -1473,12 +1470,10 @@ store_answers_ping(PolyglotRoute *route)
 		return false;
 	PG_TRY();
 	{
-		if (strcmp(route->store, "redis") == 0)
-			(void) polyglot_redis_ping(route->server, route->user);
-		else if (strcmp(route->store, "mongo") == 0)
-			(void) polyglot_mongo_ping(route->server, route->user);
-		else if (strcmp(route->store, "elastic") == 0)
-			(void) polyglot_elastic_ping(route->server, route->user);
+		const PolyglotStoreInfo *store = polyglot_store_by_name(route->store);
+
+		if (store)
+			(void) store->ping(route->server, route->user);
 		else
 			ok = false;
 	}

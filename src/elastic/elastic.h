@@ -25,6 +25,7 @@ typedef struct ElasticConnOptions
 } ElasticConnOptions;
 
 /* elastic_option.c */
+extern const PolyglotOption polyglot_elastic_options[];
 extern void polyglot_elastic_get_options(ForeignServer *server, UserMapping *user,
 								ElasticConnOptions *opts);
 extern List *polyglot_elastic_split_urls(const char *urls);

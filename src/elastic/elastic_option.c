@@ -35,7 +35,7 @@ static void check_field(const char *name, const char *value);
 
 static const char *const refresh_values[] = {"false", "true", "wait_for", NULL};
 
-static const PolyglotOption elastic_options[] = {
+const PolyglotOption polyglot_elastic_options[] = {
 	{.name = "url", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_url},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
@@ -214,7 +214,7 @@ polyglot_elastic_validator(PG_FUNCTION_ARGS)
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			catalog = PG_GETARG_OID(1);
 
-	polyglot_validate_options("polyglot_elastic", elastic_options, options, catalog);
+	polyglot_validate_options("polyglot_elastic", polyglot_elastic_options, options, catalog);
 
 	/* a user mapping authenticates one way */
 	if (catalog == UserMappingRelationId &&

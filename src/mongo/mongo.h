@@ -24,6 +24,7 @@ typedef struct MongoConnOptions
 } MongoConnOptions;
 
 /* mongo_option.c */
+extern const PolyglotOption polyglot_mongo_options[];
 extern void polyglot_mongo_get_options(ForeignServer *server, UserMapping *user,
 							  MongoConnOptions *opts);
 

@@ -32,7 +32,7 @@ static void check_database(const char *name, const char *value);
 static void check_collection(const char *name, const char *value);
 static void check_field(const char *name, const char *value);
 
-static const PolyglotOption mongo_options[] = {
+const PolyglotOption polyglot_mongo_options[] = {
 	{.name = "uri", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_uri},
 	{.name = "database", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_database},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
@@ -135,7 +135,7 @@ polyglot_mongo_validator(PG_FUNCTION_ARGS)
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			catalog = PG_GETARG_OID(1);
 
-	polyglot_validate_options("polyglot_mongo", mongo_options, options, catalog);
+	polyglot_validate_options("polyglot_mongo", polyglot_mongo_options, options, catalog);
 	PG_RETURN_VOID();
 }
 

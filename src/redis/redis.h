@@ -24,6 +24,7 @@ typedef struct RedisConnOptions
 } RedisConnOptions;
 
 /* redis_option.c */
+extern const PolyglotOption polyglot_redis_options[];
 extern void polyglot_redis_get_options(ForeignServer *server, UserMapping *user,
 							  RedisConnOptions *opts);
 

@@ -27,7 +27,7 @@ static const char *const redis_table_types[] = {
 	"string", "hash", "list", "set", "zset", NULL
 };
 
-static const PolyglotOption redis_options[] = {
+const PolyglotOption polyglot_redis_options[] = {
 	{.name = "host", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING},
 	{.name = "port", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 65535},
 	{.name = "db", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 0, .max = PG_INT32_MAX},
@@ -54,7 +54,7 @@ polyglot_redis_validator(PG_FUNCTION_ARGS)
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			catalog = PG_GETARG_OID(1);
 
-	polyglot_validate_options("polyglot_redis", redis_options, options, catalog);
+	polyglot_validate_options("polyglot_redis", polyglot_redis_options, options, catalog);
 	PG_RETURN_VOID();
 }
 
