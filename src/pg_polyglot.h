@@ -94,6 +94,57 @@ extern const char *polyglot_option_string(List *options, const char *name,
 extern UserMapping *polyglot_find_user_mapping(Oid userid, Oid serverid);
 
 /*
+ * Route options (src/common/option.c): the options of polyglot.sync(), a
+ * JSON object.  Each store lists its route options in a table of
+ * PolyglotRouteOption, terminated by an entry with a NULL name, beside the
+ * table of its wrapper's options; "columns" and "exclude" are every
+ * store's.  polyglot_validate_route_options() checks the names, then calls
+ * the store's check, which reads the values through
+ * polyglot_route_check_value() (that checks their type) and fills in
+ * defaults.
+ */
+typedef enum PolyglotRouteOptionType
+{
+	POLYGLOT_ROUTE_OPT_ANY,		/* any JSON value: the store checks it */
+	POLYGLOT_ROUTE_OPT_STRING,	/* a JSON string */
+	POLYGLOT_ROUTE_OPT_NONEMPTY,	/* a JSON string, not empty */
+	POLYGLOT_ROUTE_OPT_SECONDS, /* a whole number from 1 to PG_INT32_MAX */
+	POLYGLOT_ROUTE_OPT_COLUMNS	/* an array of column names of the table */
+} PolyglotRouteOptionType;
+
+typedef struct PolyglotRouteOption
+{
+	const char *name;
+	PolyglotRouteOptionType type;
+	const char *type_error;		/* the message of a value of another type */
+} PolyglotRouteOption;
+
+/* A route being created, as a store's check of its options sees it */
+typedef struct PolyglotRouteCheck
+{
+	Oid			source;
+	const char *source_text;	/* the table as regclass prints it */
+	ForeignServer *server;
+	List	   *key_columns;	/* of char *, in key order */
+	const char *label;			/* the store in messages: "Redis" */
+	const PolyglotRouteOption *route_options;
+	Jsonb	   *options;		/* as given */
+	Jsonb	   *result;			/* with defaults filled in */
+} PolyglotRouteCheck;
+
+struct PolyglotStoreInfo;
+extern Jsonb *polyglot_validate_route_options(const struct PolyglotStoreInfo *store,
+											  Oid source, ForeignServer *server,
+											  List *key_columns, Jsonb *options);
+extern bool polyglot_route_check_value(PolyglotRouteCheck *check, const char *name,
+									   JsonbValue *value);
+extern char *polyglot_route_check_string(PolyglotRouteCheck *check, const char *name);
+extern void polyglot_route_check_set(PolyglotRouteCheck *check, const char *name,
+									 const char *value);
+extern char *polyglot_route_default_target(Oid relid);
+extern char *polyglot_route_option_text(Jsonb *options, const char *name);
+
+/*
  * Options common to the connection of every store, filled by each store's
  * connection layer from server and user mapping options.
  */

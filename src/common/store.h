@@ -28,6 +28,9 @@ typedef struct PolyglotStoreInfo
 	const char *fdw_name;		/* "polyglot_redis" */
 	const char *handler;		/* the C symbol of the wrapper's handler */
 	const PolyglotOption *options;	/* the wrapper's options */
+	const PolyglotRouteOption *route_options;	/* the options of a sync route */
+	/* checks a new route's options, fills in defaults (option.c calls it) */
+	void		(*check_route) (PolyglotRouteCheck *check);
 	const struct PolyglotSink *sink;	/* delivery of sync batches */
 	/* a round trip to the store: what polyglot.ping() returns */
 	Jsonb	   *(*ping) (ForeignServer *server, UserMapping *user);

@@ -368,21 +368,6 @@ route_option_value(PolyglotRoute *route, const char *name, JsonbValue *v)
 	return getKeyJsonValueFromContainer(&route->options->root, name, strlen(name), v) != NULL;
 }
 
-/* The value of a top-level string or number option of a route, or NULL. */
-char *
-polyglot_route_option(PolyglotRoute *route, const char *name)
-{
-	JsonbValue	v;
-
-	if (!route_option_value(route, name, &v))
-		return NULL;
-	if (v.type == jbvString)
-		return pnstrdup(v.val.string.val, v.val.string.len);
-	if (v.type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
-	return NULL;
-}
-
 /* ---------------------------------------------------------------- batches */
 
 /*
