@@ -20,17 +20,7 @@
 #include "portability/instr_time.h"
 #include "utils/jsonb.h"
 
-/* Defaults, in one place */
-#define POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS		5000
-#define POLYGLOT_DEFAULT_IO_TIMEOUT_MS			30000
-#define POLYGLOT_DEFAULT_REDIS_PORT				6379
-#define POLYGLOT_DEFAULT_BATCH_SIZE				1000
-#define POLYGLOT_DEFAULT_BATCH_BYTES_KB			(16 * 1024)	/* 16MB */
-#define POLYGLOT_DEFAULT_POLL_INTERVAL_MS		1000
-#define POLYGLOT_DEFAULT_MAX_ATTEMPTS			10
-#define POLYGLOT_DEFAULT_BACKOFF_MAX_MS			60000
-#define POLYGLOT_DEFAULT_WORKERS				1
-#define POLYGLOT_MAX_WORKERS					64	/* polyglot.workers: a bit each in a uint64 */
+#include "defaults.h"
 
 /* Settings (pg_polyglot.c) */
 extern char *polyglot_database;
