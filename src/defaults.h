@@ -19,4 +19,11 @@
 #define POLYGLOT_DEFAULT_WORKERS				1
 #define POLYGLOT_MAX_WORKERS					64	/* polyglot.workers: a bit each in a uint64 */
 
+/* the foreign tables' */
+#define POLYGLOT_DEFAULT_REDIS_BATCH	1000
+#define POLYGLOT_DEFAULT_REDIS_KEYS		1000	/* assumed keys under a prefix */
+#define POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE	1000
+#define POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE	100
+#define POLYGLOT_DEFAULT_ELASTIC_DOCUMENTS	1000	/* without an estimate */
+
 #endif							/* POLYGLOT_DEFAULTS_H */
