@@ -244,7 +244,7 @@ polyglot_elastic_get_options(ForeignServer *server, UserMapping *user, ElasticCo
 {
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);
-	opts->url = polyglot_option_string(server->options, "url", "http://127.0.0.1:9200");
+	opts->url = polyglot_option_string(server->options, "url", POLYGLOT_DEFAULT_ELASTIC_URL);
 	opts->api_key = user ? polyglot_option_string(user->options, "api_key", NULL) : NULL;
 }
 

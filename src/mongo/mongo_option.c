@@ -169,7 +169,7 @@ polyglot_mongo_get_options(ForeignServer *server, UserMapping *user, MongoConnOp
 {
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);
-	opts->uri = polyglot_option_string(server->options, "uri", "mongodb://127.0.0.1:27017");
+	opts->uri = polyglot_option_string(server->options, "uri", POLYGLOT_DEFAULT_MONGO_URI);
 	opts->database = polyglot_option_string(server->options, "database", NULL);
 }
 

@@ -83,7 +83,7 @@ polyglot_redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOp
 
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);
-	opts->host = "127.0.0.1";
+	opts->host = POLYGLOT_DEFAULT_REDIS_HOST;
 	opts->port = POLYGLOT_DEFAULT_REDIS_PORT;
 	opts->db = 0;
 
