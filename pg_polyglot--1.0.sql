@@ -319,33 +319,14 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'polyglot_wake'
 LANGUAGE C;
 
--- The store a server reaches, as far as its options tell: routes of two
--- servers with the same endpoint write to one key space.  (Two names of
--- one host, such as localhost and 127.0.0.1, are not recognised.)
+-- The store a server reaches, as far as its options tell (each store's
+-- endpoint in the registry, src/common/store.c): routes of two servers
+-- with the same endpoint write to one key space.  (Two names of one host,
+-- such as localhost and 127.0.0.1, are not recognised.)
 CREATE FUNCTION polyglot._server_endpoint(server oid)
 RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT w.fdwname || ' ' ||
-         CASE w.fdwname
-           WHEN 'polyglot_redis' THEN
-             lower(coalesce(o.host, '127.0.0.1')) || ':' || coalesce(o.port::int, 6379)
-             || '/' || coalesce(o.db::int, 0)
-           WHEN 'polyglot_mongo' THEN coalesce(o.uri, 'mongodb://127.0.0.1:27017')
-           ELSE rtrim(coalesce(o.url, 'http://127.0.0.1:9200'), '/')
-         END
-    FROM pg_foreign_server s
-    JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
-    CROSS JOIN LATERAL (
-      SELECT max(substr(x, 6)) FILTER (WHERE x LIKE 'host=%') AS host,
-             max(substr(x, 6)) FILTER (WHERE x LIKE 'port=%') AS port,
-             max(substr(x, 4)) FILTER (WHERE x LIKE 'db=%') AS db,
-             max(substr(x, 5)) FILTER (WHERE x LIKE 'uri=%') AS uri,
-             max(substr(x, 5)) FILTER (WHERE x LIKE 'url=%') AS url
-        FROM unnest(s.srvoptions) AS x) o
-   WHERE s.oid = server
-$$;
+AS 'MODULE_PATHNAME', 'polyglot_server_endpoint_sql'
+LANGUAGE C STRICT STABLE;
 
 -- A Redis key template as a pattern, one element per character: 'L' and
 -- a literal character, or for a {column} placeholder 'A' (any text) or 'S'

@@ -32,6 +32,7 @@ static const PolyglotStoreInfo polyglot_stores[] = {
 		.options = polyglot_redis_options,
 		.route_options = polyglot_redis_route_options,
 		.check_route = polyglot_redis_check_route,
+		.endpoint = polyglot_redis_endpoint,
 		.sink = &polyglot_redis_sink,
 		.ping = polyglot_redis_ping,
 	},
@@ -43,6 +44,7 @@ static const PolyglotStoreInfo polyglot_stores[] = {
 		.options = polyglot_mongo_options,
 		.route_options = polyglot_mongo_route_options,
 		.check_route = polyglot_mongo_check_route,
+		.endpoint = polyglot_mongo_endpoint,
 		.sink = &polyglot_mongo_sink,
 		.ping = polyglot_mongo_ping,
 	},
@@ -54,6 +56,7 @@ static const PolyglotStoreInfo polyglot_stores[] = {
 		.options = polyglot_elastic_options,
 		.route_options = polyglot_elastic_route_options,
 		.check_route = polyglot_elastic_check_route,
+		.endpoint = polyglot_elastic_endpoint,
 		.sink = &polyglot_elastic_sink,
 		.ping = polyglot_elastic_ping,
 	},
@@ -129,4 +132,24 @@ polyglot_server_store_sql(PG_FUNCTION_ARGS)
 	ForeignServer *server = GetForeignServerByName(NameStr(*PG_GETARG_NAME(0)), false);
 
 	PG_RETURN_TEXT_P(cstring_to_text(polyglot_server_store(server)->name));
+}
+
+PG_FUNCTION_INFO_V1(polyglot_server_endpoint_sql);
+
+/*
+ * polyglot._server_endpoint(server oid): "<wrapper> <endpoint>" of a
+ * pg_polyglot server, NULL when there is no such server.
+ */
+Datum
+polyglot_server_endpoint_sql(PG_FUNCTION_ARGS)
+{
+	ForeignServer *server = GetForeignServerExtended(PG_GETARG_OID(0), FSV_MISSING_OK);
+	const PolyglotStoreInfo *store;
+
+	if (server == NULL)
+		PG_RETURN_NULL();
+	store = polyglot_server_store(server);
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s %s",
+											  GetForeignDataWrapper(server->fdwid)->fdwname,
+											  store->endpoint(server))));
 }

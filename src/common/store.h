@@ -31,6 +31,11 @@ typedef struct PolyglotStoreInfo
 	const PolyglotRouteOption *route_options;	/* the options of a sync route */
 	/* checks a new route's options, fills in defaults (option.c calls it) */
 	void		(*check_route) (PolyglotRouteCheck *check);
+	/*
+	 * where a server's store is, as far as its options tell: routes to two
+	 * servers of one endpoint write one key space
+	 */
+	char	   *(*endpoint) (ForeignServer *server);
 	const struct PolyglotSink *sink;	/* delivery of sync batches */
 	/* a round trip to the store: what polyglot.ping() returns */
 	Jsonb	   *(*ping) (ForeignServer *server, UserMapping *user);

@@ -35,6 +35,7 @@ struct PolyglotRoute;
 
 /* elastic_option.c */
 extern const PolyglotOption polyglot_elastic_options[];
+extern char *polyglot_elastic_endpoint(ForeignServer *server);
 extern const PolyglotRouteOption polyglot_elastic_route_options[];
 extern void polyglot_elastic_check_route(PolyglotRouteCheck *check);
 extern const ElasticRouteOptions *polyglot_elastic_route(struct PolyglotRoute *route);

@@ -248,6 +248,19 @@ polyglot_elastic_get_options(ForeignServer *server, UserMapping *user, ElasticCo
 	opts->api_key = user ? polyglot_option_string(user->options, "api_key", NULL) : NULL;
 }
 
+/* Where a server's cluster is, as its options tell: its url, without trailing slashes */
+char *
+polyglot_elastic_endpoint(ForeignServer *server)
+{
+	char	   *url = pstrdup(polyglot_option_string(server->options, "url",
+													 POLYGLOT_DEFAULT_ELASTIC_URL));
+	size_t		len = strlen(url);
+
+	while (len > 0 && url[len - 1] == '/')
+		url[--len] = '\0';
+	return url;
+}
+
 /* ---------------------------------------------------------------- route options */
 
 const PolyglotRouteOption polyglot_elastic_route_options[] = {

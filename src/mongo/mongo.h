@@ -34,6 +34,7 @@ struct PolyglotRoute;
 
 /* mongo_option.c */
 extern const PolyglotOption polyglot_mongo_options[];
+extern char *polyglot_mongo_endpoint(ForeignServer *server);
 extern const PolyglotRouteOption polyglot_mongo_route_options[];
 extern void polyglot_mongo_check_database(const char *name, const char *value);
 extern void polyglot_mongo_check_collection(const char *name, const char *value);

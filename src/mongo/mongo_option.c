@@ -173,6 +173,13 @@ polyglot_mongo_get_options(ForeignServer *server, UserMapping *user, MongoConnOp
 	opts->database = polyglot_option_string(server->options, "database", NULL);
 }
 
+/* Where a server's MongoDB is, as its options tell: its uri */
+char *
+polyglot_mongo_endpoint(ForeignServer *server)
+{
+	return pstrdup(polyglot_option_string(server->options, "uri", POLYGLOT_DEFAULT_MONGO_URI));
+}
+
 /* ---------------------------------------------------------------- route options */
 
 const PolyglotRouteOption polyglot_mongo_route_options[] = {

@@ -44,6 +44,7 @@ struct PolyglotRoute;
 
 /* redis_option.c */
 extern const PolyglotOption polyglot_redis_options[];
+extern char *polyglot_redis_endpoint(ForeignServer *server);
 extern const PolyglotRouteOption polyglot_redis_route_options[];
 extern void polyglot_redis_check_route(PolyglotRouteCheck *check);
 extern const RedisRouteOptions *polyglot_redis_route(struct PolyglotRoute *route);

@@ -23,12 +23,14 @@
 #include "catalog/pg_foreign_table.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -98,6 +100,20 @@ polyglot_redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOp
 		else if (strcmp(def->defname, "db") == 0)
 			opts->db = polyglot_option_int(def);
 	}
+}
+
+/*
+ * Where a server's Redis is, as its options tell: host:port/db, the host
+ * lowercased.  (Two names of one host are not recognised.)
+ */
+char *
+polyglot_redis_endpoint(ForeignServer *server)
+{
+	RedisConnOptions opts;
+
+	polyglot_redis_get_options(server, NULL, &opts);
+	return psprintf("%s:%d/%d", str_tolower(opts.host, strlen(opts.host), DEFAULT_COLLATION_OID),
+					opts.port, opts.db);
 }
 
 /* ---------------------------------------------------------------- route options */
