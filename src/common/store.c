@@ -35,6 +35,7 @@ static const PolyglotStoreInfo polyglot_stores[] = {
 		.endpoint = polyglot_redis_endpoint,
 		.sink = &polyglot_redis_sink,
 		.ping = polyglot_redis_ping,
+		.init = polyglot_redis_fdw_init,	/* the key joins' planner hook */
 	},
 	{
 		.name = "mongo",
@@ -63,6 +64,17 @@ static const PolyglotStoreInfo polyglot_stores[] = {
 };
 
 #define NSTORES ((int) lengthof(polyglot_stores))
+
+/* Each store's set-up at library load (_PG_init) */
+void
+polyglot_stores_init(void)
+{
+	int			i;
+
+	for (i = 0; i < NSTORES; i++)
+		if (polyglot_stores[i].init)
+			polyglot_stores[i].init();
+}
 
 /* The store of a name in polyglot.routes.store, or NULL. */
 const PolyglotStoreInfo *

@@ -37,6 +37,8 @@ typedef struct PolyglotStoreInfo
 	 */
 	char	   *(*endpoint) (ForeignServer *server);
 	const struct PolyglotSink *sink;	/* delivery of sync batches */
+	/* optional: set-up at library load, in every backend (_PG_init) */
+	void		(*init) (void);
 	/* a round trip to the store: what polyglot.ping() returns */
 	Jsonb	   *(*ping) (ForeignServer *server, UserMapping *user);
 } PolyglotStoreInfo;
@@ -44,5 +46,6 @@ typedef struct PolyglotStoreInfo
 /* in store.c */
 extern const PolyglotStoreInfo *polyglot_server_store(ForeignServer *server);
 extern const PolyglotStoreInfo *polyglot_store_by_name(const char *name);
+extern void polyglot_stores_init(void);
 
 #endif							/* POLYGLOT_STORE_H */
