@@ -79,7 +79,7 @@ render_key(PolyglotRoute *route, const char *tmpl, List *key, StringInfo scratch
 		size_t		len;
 		int			c = polyglot_redis_key_placeholder(p, route->key_columns, &len);
 
-		if (c >= 0)
+		if (c >= 0 && c < list_length(key))
 		{
 			appendStringInfoString(scratch, (const char *) list_nth(key, c));
 			p += len;
