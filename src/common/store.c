@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/reloptions.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -164,4 +165,19 @@ polyglot_server_endpoint_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s %s",
 											  GetForeignDataWrapper(server->fdwid)->fdwname,
 											  store->endpoint(server))));
+}
+
+/*
+ * The body of each wrapper's validator: the options given in a CREATE or
+ * ALTER of a catalog object, checked against the store's table.  Returns
+ * them as a List of DefElem, for checks across options.
+ */
+List *
+polyglot_store_validate(const char *name, Datum options, Oid catalog)
+{
+	const PolyglotStoreInfo *store = polyglot_store_by_name(name);
+	List	   *list = untransformRelOptions(options);
+
+	polyglot_validate_options(store->fdw_name, store->options, list, catalog);
+	return list;
 }

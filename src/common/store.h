@@ -47,5 +47,6 @@ typedef struct PolyglotStoreInfo
 extern const PolyglotStoreInfo *polyglot_server_store(ForeignServer *server);
 extern const PolyglotStoreInfo *polyglot_store_by_name(const char *name);
 extern void polyglot_stores_init(void);
+extern List *polyglot_store_validate(const char *name, Datum options, Oid catalog);
 
 #endif							/* POLYGLOT_STORE_H */

@@ -32,6 +32,7 @@
 #include "utils/memutils.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
 #include "core/core.h"
 #include "elastic/elastic.h"
 
@@ -218,10 +219,8 @@ PG_FUNCTION_INFO_V1(polyglot_elastic_validator);
 Datum
 polyglot_elastic_validator(PG_FUNCTION_ARGS)
 {
-	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			catalog = PG_GETARG_OID(1);
-
-	polyglot_validate_options("polyglot_elastic", polyglot_elastic_options, options, catalog);
+	List	   *options = polyglot_store_validate("elastic", PG_GETARG_DATUM(0), catalog);
 
 	/* a user mapping authenticates one way */
 	if (catalog == UserMappingRelationId &&

@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
 #include "core/core.h"
 #include "mongo/mongo.h"
 
@@ -153,10 +154,7 @@ PG_FUNCTION_INFO_V1(polyglot_mongo_validator);
 Datum
 polyglot_mongo_validator(PG_FUNCTION_ARGS)
 {
-	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
-	Oid			catalog = PG_GETARG_OID(1);
-
-	polyglot_validate_options("polyglot_mongo", polyglot_mongo_options, options, catalog);
+	(void) polyglot_store_validate("mongo", PG_GETARG_DATUM(0), PG_GETARG_OID(1));
 	PG_RETURN_VOID();
 }
 

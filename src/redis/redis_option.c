@@ -36,6 +36,7 @@
 #include "utils/memutils.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
 #include "core/core.h"
 #include "redis/redis.h"
 
@@ -67,10 +68,7 @@ PG_FUNCTION_INFO_V1(polyglot_redis_validator);
 Datum
 polyglot_redis_validator(PG_FUNCTION_ARGS)
 {
-	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
-	Oid			catalog = PG_GETARG_OID(1);
-
-	polyglot_validate_options("polyglot_redis", polyglot_redis_options, options, catalog);
+	(void) polyglot_store_validate("redis", PG_GETARG_DATUM(0), PG_GETARG_OID(1));
 	PG_RETURN_VOID();
 }
 
