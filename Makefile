@@ -23,6 +23,7 @@ OBJS = \
 	src/common/json_writer.o \
 	src/common/option.o \
 	src/common/ping.o \
+	src/common/store.o \
 	src/core/backfill.o \
 	src/core/capture.o \
 	src/core/dispatch.o \

@@ -341,162 +341,23 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'polyglot_wake'
 LANGUAGE C;
 
--- The route options are a JSON object naming only valid options: errors
--- name the option and list the valid ones
-CREATE FUNCTION polyglot._check_route_option_names(options jsonb, valid text[], store text)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  opt text;
-BEGIN
-  IF jsonb_typeof(options) <> 'object' THEN
-    RAISE EXCEPTION 'route options must be a JSON object'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  FOR opt IN SELECT jsonb_object_keys(options) LOOP
-    IF NOT opt = ANY (valid) THEN
-      RAISE EXCEPTION 'unknown option "%" for a % route', opt, store
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Valid options are: ' || array_to_string(valid, ', ') || '.';
-    END IF;
-  END LOOP;
-END
-$$;
-
--- The "columns" / "exclude" route options, common to every store
-CREATE FUNCTION polyglot._check_route_columns(source regclass, options jsonb)
-RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  opt text;
-  col text;
-  cols text[];
-BEGIN
-  -- columns / exclude
-  IF options ? 'columns' AND options ? 'exclude' THEN
-    RAISE EXCEPTION 'options "columns" and "exclude" cannot be combined'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  FOREACH opt IN ARRAY ARRAY['columns', 'exclude'] LOOP
-    CONTINUE WHEN NOT options ? opt;
-    IF jsonb_typeof(options->opt) <> 'array'
-       OR EXISTS (SELECT FROM jsonb_array_elements(options->opt) e WHERE jsonb_typeof(e) <> 'string') THEN
-      RAISE EXCEPTION 'option "%" must be an array of column names', opt
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    SELECT array_agg(e) INTO cols FROM jsonb_array_elements_text(options->opt) e;
-    FOREACH col IN ARRAY coalesce(cols, '{}') LOOP
-      IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = source AND attname = col
-                     AND attnum > 0 AND NOT attisdropped) THEN
-        RAISE EXCEPTION 'column "%" of option "%" does not exist in %', col, opt, source
-          USING ERRCODE = 'undefined_column';
-      END IF;
-    END LOOP;
-  END LOOP;
-END
-$$;
-
--- The store a server reaches, as far as its options tell: routes of two
--- servers with the same endpoint write to one key space.  (Two names of
--- one host, such as localhost and 127.0.0.1, are not recognised.)
+-- The store a server reaches, as far as its options tell (each store's
+-- endpoint in the registry, src/common/store.c): routes of two servers
+-- with the same endpoint write to one key space.  (Two names of one host,
+-- such as localhost and 127.0.0.1, are not recognised.)
 CREATE FUNCTION polyglot._server_endpoint(server oid)
 RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT w.fdwname || ' ' ||
-         CASE w.fdwname
-           WHEN 'polyglot_redis' THEN
-             lower(coalesce(o.host, '127.0.0.1')) || ':' || coalesce(o.port::int, 6379)
-             || '/' || coalesce(o.db::int, 0)
-           WHEN 'polyglot_mongo' THEN coalesce(o.uri, 'mongodb://127.0.0.1:27017')
-           ELSE rtrim(coalesce(o.url, 'http://127.0.0.1:9200'), '/')
-         END
-    FROM pg_foreign_server s
-    JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
-    CROSS JOIN LATERAL (
-      SELECT max(substr(x, 6)) FILTER (WHERE x LIKE 'host=%') AS host,
-             max(substr(x, 6)) FILTER (WHERE x LIKE 'port=%') AS port,
-             max(substr(x, 4)) FILTER (WHERE x LIKE 'db=%') AS db,
-             max(substr(x, 5)) FILTER (WHERE x LIKE 'uri=%') AS uri,
-             max(substr(x, 5)) FILTER (WHERE x LIKE 'url=%') AS url
-        FROM unnest(s.srvoptions) AS x) o
-   WHERE s.oid = server
-$$;
-
--- The characters the key text of a column type can hold (as the capture
--- trigger writes it: ISO dates, timestamptz in UTC, hex bytea), or NULL
--- when it can hold any.
-CREATE FUNCTION polyglot._key_charset(typ oid)
-RETURNS text
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  t oid := typ;
-BEGIN
-  WHILE (SELECT y.typtype FROM pg_type y WHERE y.oid = t) = 'd' LOOP
-    SELECT y.typbasetype INTO t FROM pg_type y WHERE y.oid = t;
-  END LOOP;
-  RETURN CASE t
-    WHEN 'int2'::regtype THEN '-0123456789'
-    WHEN 'int4'::regtype THEN '-0123456789'
-    WHEN 'int8'::regtype THEN '-0123456789'
-    WHEN 'oid'::regtype THEN '0123456789'
-    WHEN 'numeric'::regtype THEN '-0123456789.NaInfity'
-    WHEN 'float4'::regtype THEN '-+0123456789.eNaInfity'
-    WHEN 'float8'::regtype THEN '-+0123456789.eNaInfity'
-    WHEN 'bool'::regtype THEN 'tf'
-    WHEN 'uuid'::regtype THEN '-0123456789abcdef'
-    WHEN 'date'::regtype THEN '-0123456789 BCinfity'
-    WHEN 'timestamp'::regtype THEN '-0123456789:. BCinfity'
-    WHEN 'timestamptz'::regtype THEN '-+0123456789:. BCinfity'
-    WHEN 'time'::regtype THEN '0123456789:.'
-    WHEN 'bytea'::regtype THEN '\x0123456789abcdef'
-  END;
-END
-$$;
+AS 'MODULE_PATHNAME', 'polyglot_server_endpoint_sql'
+LANGUAGE C STRICT STABLE;
 
 -- A Redis key template as a pattern, one element per character: 'L' and
 -- a literal character, or for a {column} placeholder 'A' (any text) or 'S'
--- and the characters its values can hold.  cols names the placeholders'
--- columns (NULL for literals).  Placeholders are read as the worker
--- renders keys: "{" up to the next "}", naming a key column.
-CREATE FUNCTION polyglot._key_pattern(source regclass, key_columns name[], tmpl text,
-                                      OUT tokens text[], OUT cols name[])
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  i int := 1;
-  len int := length(tmpl);
-  close int;
-  col text;
-  cs text;
-BEGIN
-  tokens := '{}';
-  cols := '{}';
-  WHILE i <= len LOOP
-    close := CASE WHEN substr(tmpl, i, 1) = '{' THEN position('}' IN substr(tmpl, i + 1)) ELSE 0 END;
-    col := CASE WHEN close > 0 THEN substr(tmpl, i + 1, close - 1) END;
-    IF col IS NOT NULL AND col = ANY (key_columns) THEN
-      SELECT polyglot._key_charset(a.atttypid) INTO cs
-        FROM pg_attribute a WHERE a.attrelid = source AND a.attname = col AND NOT a.attisdropped;
-      tokens := tokens || CASE WHEN cs IS NULL THEN 'A' ELSE 'S' || cs END;
-      cols := cols || col::name;
-      i := i + close + 1;
-    ELSE
-      tokens := tokens || ('L' || substr(tmpl, i, 1));
-      cols := cols || NULL::name;
-      i := i + 1;
-    END IF;
-  END LOOP;
-END
-$$;
+-- and the characters its values can hold (as the capture trigger writes
+-- them).  Templates are read as the worker renders keys (redis_option.c).
+CREATE FUNCTION polyglot._key_pattern(source regclass, key_columns name[], tmpl text)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'polyglot_redis_key_pattern_sql'
+LANGUAGE C STRICT STABLE;
 
 -- Can two key patterns (polyglot._key_pattern) produce one key?  Each
 -- placeholder stands for any text of its characters, the empty one too:
@@ -551,245 +412,14 @@ BEGIN
 END
 $$;
 
--- The default name of a route's target: the table's name in schema
--- public, schema.table elsewhere, so that tables of one name in two
--- schemas do not share a target.
-CREATE FUNCTION polyglot._default_target(source regclass)
-RETURNS text
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text
-              ELSE n.nspname || '.' || c.relname END
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.oid = source
-$$;
-
--- Route options of Redis routes: errors name the option and list the valid
--- ones.  Returns the options with defaults filled in.
-CREATE FUNCTION polyglot._redis_route_options(source regclass, key_columns name[], options jsonb)
+-- The options of a new route, validated by the store's table of route
+-- options (src/common/option.c and the stores' *_option.c): errors name
+-- the option and list the valid ones.  Returns the options with defaults
+-- filled in.
+CREATE FUNCTION polyglot._route_options(source regclass, server name, keys name[], options jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  valid constant text[] := ARRAY['mode', 'key', 'ttl', 'channel', 'columns', 'exclude'];
-  opt text;
-  mode text;
-  tmpl text;
-  ph text;
-  col text;
-  cols text[];
-  pat record;
-  i int;
-  result jsonb := options;
-BEGIN
-  PERFORM polyglot._check_route_option_names(options, valid, 'Redis');
-
-  mode := coalesce(options->>'mode', 'json');
-  IF jsonb_typeof(options->'mode') IS DISTINCT FROM 'string' AND options ? 'mode' THEN
-    RAISE EXCEPTION 'option "mode" must be a string' USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF mode NOT IN ('json', 'hash', 'invalidate', 'publish') THEN
-    RAISE EXCEPTION 'invalid mode "%" for a Redis route', mode
-      USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'Valid modes are: json, hash, invalidate, publish.';
-  END IF;
-  result := jsonb_set(result, '{mode}', to_jsonb(mode));
-
-  -- channel: publish mode only, and required there
-  IF mode = 'publish' THEN
-    IF jsonb_typeof(options->'channel') IS DISTINCT FROM 'string' OR options->>'channel' = '' THEN
-      RAISE EXCEPTION 'mode "publish" needs a "channel" option (a non-empty string)'
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-  ELSIF options ? 'channel' THEN
-    RAISE EXCEPTION 'option "channel" is only valid with mode "publish"'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-
-  -- ttl: a positive number of seconds, for json and hash
-  IF options ? 'ttl' THEN
-    IF jsonb_typeof(options->'ttl') <> 'number' OR (options->>'ttl')::numeric <= 0
-       OR (options->>'ttl')::numeric <> trunc((options->>'ttl')::numeric)
-       OR (options->>'ttl')::numeric > 2147483647 THEN
-      RAISE EXCEPTION 'option "ttl" must be a positive whole number of seconds'
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF mode NOT IN ('json', 'hash') THEN
-      RAISE EXCEPTION 'option "ttl" is only valid with modes "json" and "hash"'
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-  END IF;
-
-  -- key template: {column} placeholders naming every key column, no others
-  IF options ? 'key' THEN
-    IF jsonb_typeof(options->'key') <> 'string' OR options->>'key' = '' THEN
-      RAISE EXCEPTION 'option "key" must be a non-empty string such as ''product:{id}'''
-        USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    tmpl := options->>'key';
-  ELSE
-    SELECT polyglot._default_target(source) || ':' || string_agg(format('{%s}', k), ':' ORDER BY ord)
-      INTO tmpl
-      FROM unnest(key_columns) WITH ORDINALITY AS u(k, ord);
-  END IF;
-  FOR ph IN SELECT m[1] FROM regexp_matches(tmpl, '\{([^{}]*)\}', 'g') AS m LOOP
-    IF NOT ph = ANY (key_columns) THEN
-      RAISE EXCEPTION 'key template "%" names "%", which is not a key column of %', tmpl, ph, source
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Placeholders must name the key columns: ' || array_to_string(key_columns, ', ') || '.';
-    END IF;
-  END LOOP;
-  FOREACH col IN ARRAY key_columns LOOP
-    IF position('{' || col || '}' IN tmpl) = 0 THEN
-      RAISE EXCEPTION 'key template "%" does not name key column "%"', tmpl, col
-        USING ERRCODE = 'invalid_parameter_value',
-              DETAIL = 'Without every key column, two rows would share one Redis key.';
-    END IF;
-  END LOOP;
-  -- two rows, one key: a placeholder followed by another ends where the
-  -- template's next character comes, so two placeholders cannot touch
-  -- (publish routes write no key)
-  SELECT * INTO pat FROM polyglot._key_pattern(source, key_columns, tmpl);
-  FOR i IN 1..CASE WHEN mode = 'publish' THEN 0 ELSE coalesce(array_length(pat.tokens, 1), 0) END LOOP
-    CONTINUE WHEN pat.cols[i] IS NULL
-               OR NOT EXISTS (SELECT FROM unnest(pat.cols[i + 1:]) c WHERE c IS NOT NULL);
-    IF pat.cols[i + 1] IS NOT NULL THEN
-      RAISE EXCEPTION 'key template "%" can give two rows one key', tmpl
-        USING ERRCODE = 'invalid_parameter_value',
-              DETAIL = format('Placeholders {%s} and {%s} follow each other with nothing between them.',
-                              pat.cols[i], pat.cols[i + 1]),
-              HINT = 'Separate the placeholders with a character the values cannot contain.';
-    END IF;
-    -- a value that holds the character after its placeholder would shift
-    -- the values after it: such rows are refused at delivery, each with an
-    -- error (and dead-lettered), never written to another row's key
-    IF pat.tokens[i] = 'A' OR position(substr(pat.tokens[i + 1], 2) IN substr(pat.tokens[i], 2)) > 0 THEN
-      RAISE WARNING 'key template "%" cannot deliver rows whose key column "%" holds "%"', tmpl,
-                    pat.cols[i], substr(pat.tokens[i + 1], 2)
-        USING DETAIL = format('The key of such a row could be another row''s (with {%s} before "%s" and another placeholder after it); the worker refuses these rows, each with an error.',
-                              pat.cols[i], substr(pat.tokens[i + 1], 2)),
-              HINT = 'Separate the placeholders with a character the values cannot contain, or put that column''s placeholder last.';
-    END IF;
-  END LOOP;
-  result := jsonb_set(result, '{key}', to_jsonb(tmpl));
-
-  PERFORM polyglot._check_route_columns(source, options);
-  RETURN result;
-END
-$$;
-
--- Route options of MongoDB routes: errors name the option and list the
--- valid ones.  Returns the options with the default collection (the
--- table's name, schema.table outside schema public) filled in;
--- the database defaults to the server's, looked up at delivery.
-CREATE FUNCTION polyglot._mongo_route_options(source regclass, server name, options jsonb)
-RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  valid constant text[] := ARRAY['database', 'collection', 'columns', 'exclude'];
-  opt text;
-  db text;
-  coll text;
-  result jsonb := options;
-BEGIN
-  PERFORM polyglot._check_route_option_names(options, valid, 'MongoDB');
-
-  IF options ? 'database' THEN
-    IF jsonb_typeof(options->'database') <> 'string' THEN
-      RAISE EXCEPTION 'option "database" must be a string' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    db := options->>'database';
-    IF db = '' OR octet_length(db) >= 64 OR db ~ '[/\\. "$]' THEN
-      RAISE EXCEPTION 'invalid MongoDB database name "%"', db
-        USING ERRCODE = 'invalid_parameter_value',
-              DETAIL = 'A database name is not empty, has fewer than 64 bytes and none of the characters /\. "$.';
-    END IF;
-  ELSE
-    SELECT substr(o, length('database=') + 1) INTO db
-      FROM pg_foreign_server s, unnest(s.srvoptions) AS o
-     WHERE s.srvname = server AND o LIKE 'database=%';
-    IF db IS NULL THEN
-      RAISE EXCEPTION 'a route to MongoDB server "%" needs a database', server
-        USING ERRCODE = 'invalid_parameter_value',
-              HINT = 'Give the route a "database" option, or the server a database option.';
-    END IF;
-  END IF;
-
-  IF options ? 'collection' THEN
-    IF jsonb_typeof(options->'collection') <> 'string' THEN
-      RAISE EXCEPTION 'option "collection" must be a string' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    coll := options->>'collection';
-  ELSE
-    coll := polyglot._default_target(source);
-  END IF;
-  IF coll = '' OR octet_length(coll) > 255 OR position('$' IN coll) > 0
-     OR coll LIKE 'system.%' OR coll LIKE '.%' OR coll LIKE '%.' THEN
-    RAISE EXCEPTION 'invalid MongoDB collection name "%"', coll
-      USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = 'A collection name has 1 to 255 bytes, contains no "$", does not start with "system." and neither starts nor ends with a dot.';
-  END IF;
-  result := jsonb_set(result, '{collection}', to_jsonb(coll));
-
-  PERFORM polyglot._check_route_columns(source, options);
-  RETURN result;
-END
-$$;
-
--- Route options of Elasticsearch/OpenSearch routes: errors name the option
--- and list the valid ones.  Returns the options with the default index (the
--- table's name, schema.table outside schema public) filled in.  A routing column must be a key column: a
--- deleted row is known by its key only, and its delete needs the routing.
-CREATE FUNCTION polyglot._elastic_route_options(source regclass, keys name[], options jsonb)
-RETURNS jsonb
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  valid constant text[] := ARRAY['index', 'routing', 'columns', 'exclude'];
-  idx text;
-  result jsonb := options;
-BEGIN
-  PERFORM polyglot._check_route_option_names(options, valid, 'Elasticsearch');
-
-  IF options ? 'index' THEN
-    IF jsonb_typeof(options->'index') <> 'string' THEN
-      RAISE EXCEPTION 'option "index" must be a string' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    idx := options->>'index';
-  ELSE
-    idx := polyglot._default_target(source);
-  END IF;
-  IF idx = '' OR idx IN ('.', '..') OR octet_length(idx) > 255 OR idx <> lower(idx)
-     OR idx ~ '[\\/*?"<>| ,#:]' OR idx ~ '^[-_+]' THEN
-    RAISE EXCEPTION 'invalid index name "%"', idx
-      USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = 'An index name is lowercase, at most 255 bytes, contains none of \ / * ? " < > | , # : or spaces, and does not start with -, _ or +.',
-            HINT = CASE WHEN options ? 'index' THEN 'Choose another name.'
-                        ELSE 'The index defaults to the table''s name (schema.table outside schema public): give the route an "index" option.' END;
-  END IF;
-  result := jsonb_set(result, '{index}', to_jsonb(idx));
-
-  IF options ? 'routing' THEN
-    IF jsonb_typeof(options->'routing') <> 'string' THEN
-      RAISE EXCEPTION 'option "routing" must be the name of a column' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF NOT (options->>'routing') = ANY (keys) THEN
-      RAISE EXCEPTION 'routing column "%" is not a key column of %', options->>'routing', source
-        USING ERRCODE = 'invalid_parameter_value',
-              DETAIL = 'A deleted row is known by its key only, and its delete must carry the same routing.',
-              HINT = 'Key columns: ' || array_to_string(keys, ', ') || '.';
-    END IF;
-  END IF;
-
-  PERFORM polyglot._check_route_columns(source, options);
-  RETURN result;
-END
-$$;
+AS 'MODULE_PATHNAME', 'polyglot_route_options_sql'
+LANGUAGE C STRICT STABLE;
 
 -- Two routes never write one store key: a new route's target must not
 -- overlap the target of another route on the same store (the
@@ -823,7 +453,7 @@ BEGIN
     IF opts->>'mode' = 'publish' THEN
       RETURN;
     END IF;
-    SELECT p.tokens INTO mine FROM polyglot._key_pattern(source, keys, opts->>'key') p;
+    mine := polyglot._key_pattern(source, keys, opts->>'key');
   END IF;
   IF kind = 'mongo' THEN
     db := coalesce(opts->>'database',
@@ -838,8 +468,7 @@ BEGIN
     IF kind = 'redis' THEN
       CONTINUE WHEN r.options->>'mode' = 'publish'
                  OR (r.options->>'mode' = 'invalidate' AND opts->>'mode' = 'invalidate');
-      SELECT p.tokens INTO theirs
-        FROM polyglot._key_pattern(r.source_relid::regclass, r.key_columns, r.options->>'key') p;
+      theirs := polyglot._key_pattern(r.source_relid::regclass, r.key_columns, r.options->>'key');
       IF polyglot._key_patterns_overlap(mine, theirs) THEN
         RAISE EXCEPTION 'key template "%" can produce keys of route % (server "%", key template "%")',
           opts->>'key', r.id, r.server_name, r.options->>'key'
@@ -934,17 +563,7 @@ BEGIN
   END IF;
   store := polyglot._server_store(server);
 
-  CASE store
-    WHEN 'redis' THEN
-      opts := polyglot._redis_route_options(source, keys, coalesce(options, '{}'));
-    WHEN 'mongo' THEN
-      opts := polyglot._mongo_route_options(source, server, coalesce(options, '{}'));
-    WHEN 'elastic' THEN
-      opts := polyglot._elastic_route_options(source, keys, coalesce(options, '{}'));
-    ELSE
-      RAISE EXCEPTION 'sync to % servers is not supported yet', store
-        USING ERRCODE = 'feature_not_supported';
-  END CASE;
+  opts := polyglot._route_options(source, server, keys, coalesce(options, '{}'));
 
   -- one sync() at a time checks its target against the others'
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;

@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
 #include "core/core.h"
 
 PG_MODULE_MAGIC;
@@ -144,8 +145,8 @@ _PG_init(void)
 	EmitWarningsOnPlaceholders("polyglot");
 #endif
 
-	/* Redis key joins: a planner hook, in every backend that loads the library */
-	polyglot_redis_fdw_init();
+	/* the stores' own set-up (Redis key joins: a planner hook) */
+	polyglot_stores_init();
 
 	/* the delivery processes need shared memory and preloading */
 	if (process_shared_preload_libraries_in_progress)

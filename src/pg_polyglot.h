@@ -20,17 +20,7 @@
 #include "portability/instr_time.h"
 #include "utils/jsonb.h"
 
-/* Defaults, in one place */
-#define POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS		5000
-#define POLYGLOT_DEFAULT_IO_TIMEOUT_MS			30000
-#define POLYGLOT_DEFAULT_REDIS_PORT				6379
-#define POLYGLOT_DEFAULT_BATCH_SIZE				1000
-#define POLYGLOT_DEFAULT_BATCH_BYTES_KB			(16 * 1024)	/* 16MB */
-#define POLYGLOT_DEFAULT_POLL_INTERVAL_MS		1000
-#define POLYGLOT_DEFAULT_MAX_ATTEMPTS			10
-#define POLYGLOT_DEFAULT_BACKOFF_MAX_MS			60000
-#define POLYGLOT_DEFAULT_WORKERS				1
-#define POLYGLOT_MAX_WORKERS					64	/* polyglot.workers: a bit each in a uint64 */
+#include "defaults.h"
 
 /* Settings (pg_polyglot.c) */
 extern char *polyglot_database;
@@ -50,14 +40,6 @@ extern int	polyglot_backoff_max;
  * request it sends, and reads it when the request fails (core/dispatch.c).
  */
 extern bool polyglot_io_timed_out;
-
-/* The stores pg_polyglot speaks to */
-typedef enum PolyglotStore
-{
-	POLYGLOT_STORE_REDIS,
-	POLYGLOT_STORE_MONGO,
-	POLYGLOT_STORE_ELASTIC
-} PolyglotStore;
 
 /*
  * Option framework (src/common/option.c).
@@ -100,7 +82,57 @@ extern DefElem *polyglot_option_find(List *options, const char *name);
 extern const char *polyglot_option_string(List *options, const char *name,
 										  const char *default_value);
 extern UserMapping *polyglot_find_user_mapping(Oid userid, Oid serverid);
-extern PolyglotStore polyglot_server_store(ForeignServer *server);
+
+/*
+ * Route options (src/common/option.c): the options of polyglot.sync(), a
+ * JSON object.  Each store lists its route options in a table of
+ * PolyglotRouteOption, terminated by an entry with a NULL name, beside the
+ * table of its wrapper's options; "columns" and "exclude" are every
+ * store's.  polyglot_validate_route_options() checks the names, then calls
+ * the store's check, which reads the values through
+ * polyglot_route_check_value() (that checks their type) and fills in
+ * defaults.
+ */
+typedef enum PolyglotRouteOptionType
+{
+	POLYGLOT_ROUTE_OPT_ANY,		/* any JSON value: the store checks it */
+	POLYGLOT_ROUTE_OPT_STRING,	/* a JSON string */
+	POLYGLOT_ROUTE_OPT_NONEMPTY,	/* a JSON string, not empty */
+	POLYGLOT_ROUTE_OPT_SECONDS, /* a whole number from 1 to PG_INT32_MAX */
+	POLYGLOT_ROUTE_OPT_COLUMNS	/* an array of column names of the table */
+} PolyglotRouteOptionType;
+
+typedef struct PolyglotRouteOption
+{
+	const char *name;
+	PolyglotRouteOptionType type;
+	const char *type_error;		/* the message of a value of another type */
+} PolyglotRouteOption;
+
+/* A route being created, as a store's check of its options sees it */
+typedef struct PolyglotRouteCheck
+{
+	Oid			source;
+	const char *source_text;	/* the table as regclass prints it */
+	ForeignServer *server;
+	List	   *key_columns;	/* of char *, in key order */
+	const char *label;			/* the store in messages: "Redis" */
+	const PolyglotRouteOption *route_options;
+	Jsonb	   *options;		/* as given */
+	Jsonb	   *result;			/* with defaults filled in */
+} PolyglotRouteCheck;
+
+struct PolyglotStoreInfo;
+extern Jsonb *polyglot_validate_route_options(const struct PolyglotStoreInfo *store,
+											  Oid source, ForeignServer *server,
+											  List *key_columns, Jsonb *options);
+extern bool polyglot_route_check_value(PolyglotRouteCheck *check, const char *name,
+									   JsonbValue *value);
+extern char *polyglot_route_check_string(PolyglotRouteCheck *check, const char *name);
+extern void polyglot_route_check_set(PolyglotRouteCheck *check, const char *name,
+									 const char *value);
+extern char *polyglot_route_default_target(Oid relid);
+extern char *polyglot_route_option_text(Jsonb *options, const char *name);
 
 /*
  * Options common to the connection of every store, filled by each store's

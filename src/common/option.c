@@ -3,7 +3,8 @@
  * option.c
  *		The option framework shared by the three foreign-data wrappers:
  *		validation of names and values at CREATE/ALTER time, typed access
- *		to validated options, user mapping lookup and store identification.
+ *		to validated options, user mapping lookup; and the validation of
+ *		route options when polyglot.sync() creates a route.
  *
  * Each store declares its options in a PolyglotOption table (see
  * redis_option.c, mongo_option.c, elastic_option.c).  Validation here is the
@@ -26,11 +27,18 @@
 #include "commands/defrem.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/syscache.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
 
 static const char *
 catalog_name(Oid catalog)
@@ -373,66 +381,289 @@ polyglot_find_user_mapping(Oid userid, Oid serverid)
 	return um;
 }
 
-/*
- * Which store a foreign server belongs to, from the C symbol of its
- * wrapper's handler.  Ereports when the server is not one of ours.
- */
-PolyglotStore
-polyglot_server_store(ForeignServer *server)
+/* ---------------------------------------------------------------- route options */
+
+/* A top-level key of a jsonb object, or false when it has none */
+static bool
+jsonb_key(Jsonb *jb, const char *name, JsonbValue *v)
 {
-	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
-	HeapTuple	tp;
-	char	   *prosrc = NULL;
-
-	if (OidIsValid(fdw->fdwhandler))
-	{
-		Datum		datum;
-		bool		isnull;
-
-		tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwhandler));
-		if (!HeapTupleIsValid(tp))
-			elog(ERROR, "cache lookup failed for function %u", fdw->fdwhandler);
-		datum = SysCacheGetAttr(PROCOID, tp, Anum_pg_proc_prosrc, &isnull);
-		if (!isnull)
-			prosrc = TextDatumGetCString(datum);
-		ReleaseSysCache(tp);
-	}
-
-	if (prosrc && strcmp(prosrc, "polyglot_redis_handler") == 0)
-		return POLYGLOT_STORE_REDIS;
-	if (prosrc && strcmp(prosrc, "polyglot_mongo_handler") == 0)
-		return POLYGLOT_STORE_MONGO;
-	if (prosrc && strcmp(prosrc, "polyglot_elastic_handler") == 0)
-		return POLYGLOT_STORE_ELASTIC;
-
-	ereport(ERROR,
-			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("server \"%s\" does not belong to a pg_polyglot foreign-data wrapper",
-					server->servername),
-			 errdetail("Its foreign-data wrapper is \"%s\".", fdw->fdwname),
-			 errhint("pg_polyglot serves polyglot_redis, polyglot_mongo and polyglot_elastic servers.")));
-	pg_unreachable();
+	return getKeyJsonValueFromContainer(&jb->root, name, strlen(name), v) != NULL;
 }
 
-PG_FUNCTION_INFO_V1(polyglot_server_store_sql);
+/*
+ * The value of a top-level string or number option of a stored route, as
+ * text, or NULL.
+ */
+char *
+polyglot_route_option_text(Jsonb *options, const char *name)
+{
+	JsonbValue	v;
+
+	if (!jsonb_key(options, name, &v))
+		return NULL;
+	if (v.type == jbvString)
+		return pnstrdup(v.val.string.val, v.val.string.len);
+	if (v.type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+	return NULL;
+}
+
+static const PolyglotRouteOption *
+route_option_entry(const PolyglotRouteOption *table, const char *name)
+{
+	static const PolyglotRouteOption common[] = {
+		{.name = "columns", .type = POLYGLOT_ROUTE_OPT_COLUMNS},
+		{.name = "exclude", .type = POLYGLOT_ROUTE_OPT_COLUMNS},
+		{.name = NULL}
+	};
+	const PolyglotRouteOption *opt;
+
+	for (opt = table; opt->name; opt++)
+		if (strcmp(opt->name, name) == 0)
+			return opt;
+	for (opt = common; opt->name; opt++)
+		if (strcmp(opt->name, name) == 0)
+			return opt;
+	return NULL;
+}
+
+/* Is a JSON number whole and within 1 .. PG_INT32_MAX? */
+static bool
+numeric_is_seconds(Numeric n)
+{
+	Datum		d = NumericGetDatum(n);
+	Datum		one = DirectFunctionCall1(int4_numeric, Int32GetDatum(1));
+	Datum		max = DirectFunctionCall1(int4_numeric, Int32GetDatum(PG_INT32_MAX));
+	Datum		whole = DirectFunctionCall2(numeric_trunc, d, Int32GetDatum(0));
+
+	return DatumGetBool(DirectFunctionCall2(numeric_ge, d, one)) &&
+		DatumGetBool(DirectFunctionCall2(numeric_le, d, max)) &&
+		DatumGetBool(DirectFunctionCall2(numeric_eq, d, whole));
+}
 
 /*
- * polyglot._server_store(server name): 'redis', 'mongo' or 'elastic' for a
- * pg_polyglot server; an error for any other.
+ * The value of a route option, checked against its type in the store's
+ * table: false when the route does not have it.  A value of another type
+ * is an error with the table's message.
+ */
+bool
+polyglot_route_check_value(PolyglotRouteCheck *check, const char *name, JsonbValue *value)
+{
+	const PolyglotRouteOption *opt = route_option_entry(check->route_options, name);
+	bool		ok = true;
+
+	if (opt == NULL)
+		elog(ERROR, "pg_polyglot: route option \"%s\" is not in the table", name);
+	if (!jsonb_key(check->options, name, value))
+		return false;
+	switch (opt->type)
+	{
+		case POLYGLOT_ROUTE_OPT_ANY:
+			break;
+		case POLYGLOT_ROUTE_OPT_STRING:
+			ok = value->type == jbvString;
+			break;
+		case POLYGLOT_ROUTE_OPT_NONEMPTY:
+			ok = value->type == jbvString && value->val.string.len > 0;
+			break;
+		case POLYGLOT_ROUTE_OPT_SECONDS:
+			ok = value->type == jbvNumeric && numeric_is_seconds(value->val.numeric);
+			break;
+		case POLYGLOT_ROUTE_OPT_COLUMNS:
+			{
+				JsonbIterator *it;
+				JsonbValue	e;
+				JsonbIteratorToken tok;
+
+				ok = value->type == jbvBinary && JsonContainerIsArray(value->val.binary.data);
+				if (!ok)
+					break;
+				it = JsonbIteratorInit(value->val.binary.data);
+				while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+					if (tok == WJB_ELEM && e.type != jbvString)
+						ok = false;
+			}
+			break;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s", opt->type_error ? opt->type_error :
+								 psprintf("option \"%s\" must be an array of column names", name))));
+	return true;
+}
+
+/* A string route option (of type STRING or NONEMPTY), or NULL without it */
+char *
+polyglot_route_check_string(PolyglotRouteCheck *check, const char *name)
+{
+	JsonbValue	v;
+
+	if (!polyglot_route_check_value(check, name, &v))
+		return NULL;
+	if (v.type != jbvString)
+		elog(ERROR, "pg_polyglot: route option \"%s\" is not a string", name);
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+/* Sets a string option of the route's options as they will be stored */
+void
+polyglot_route_check_set(PolyglotRouteCheck *check, const char *name, const char *value)
+{
+	StringInfoData buf;
+	Jsonb	   *pair;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	escape_json(&buf, name);
+	appendStringInfoString(&buf, ": ");
+	escape_json(&buf, value);
+	appendStringInfoChar(&buf, '}');
+	pair = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	check->result = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+													   JsonbPGetDatum(check->result),
+													   JsonbPGetDatum(pair)));
+}
+
+/*
+ * The default name of a route's target: the table's name in schema
+ * public, schema.table elsewhere, so that tables of one name in two
+ * schemas do not share a target.
+ */
+char *
+polyglot_route_default_target(Oid relid)
+{
+	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
+	char	   *relname = get_rel_name(relid);
+
+	if (strcmp(nspname, "public") == 0)
+		return relname;
+	return psprintf("%s.%s", nspname, relname);
+}
+
+/* The "columns" and "exclude" options, every store's */
+static void
+check_route_columns(PolyglotRouteCheck *check)
+{
+	static const char *const names[] = {"columns", "exclude"};
+	JsonbValue	unused;
+	int			i;
+
+	if (jsonb_key(check->options, "columns", &unused) &&
+		jsonb_key(check->options, "exclude", &unused))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"columns\" and \"exclude\" cannot be combined")));
+	for (i = 0; i < (int) lengthof(names); i++)
+	{
+		JsonbValue	v;
+		JsonbIterator *it;
+		JsonbValue	e;
+		JsonbIteratorToken tok;
+
+		if (!polyglot_route_check_value(check, names[i], &v))
+			continue;
+		it = JsonbIteratorInit(v.val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+		{
+			char	   *col;
+			AttrNumber	attnum;
+
+			if (tok != WJB_ELEM)
+				continue;
+			col = pnstrdup(e.val.string.val, e.val.string.len);
+			attnum = get_attnum(check->source, col);
+			if (attnum <= 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("column \"%s\" of option \"%s\" does not exist in %s",
+								col, names[i], check->source_text)));
+		}
+	}
+}
+
+/*
+ * Validates the options of a route being created from source to server
+ * (a server of store), whose key columns (char *) are key_columns:
+ * ereports on the first error, naming the option (and listing the valid
+ * ones for an unknown name).  Returns the options with defaults filled in,
+ * as the route stores them.
+ */
+Jsonb *
+polyglot_validate_route_options(const PolyglotStoreInfo *store, Oid source,
+								ForeignServer *server, List *key_columns, Jsonb *options)
+{
+	PolyglotRouteCheck check;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("route options must be a JSON object")));
+
+	/* only known names */
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		StringInfoData valid;
+		const PolyglotRouteOption *opt;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		if (route_option_entry(store->route_options, name) != NULL)
+			continue;
+		initStringInfo(&valid);
+		for (opt = store->route_options; opt->name; opt++)
+			appendStringInfo(&valid, "%s, ", opt->name);
+		appendStringInfoString(&valid, "columns, exclude");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown option \"%s\" for a %s route", name, store->label),
+				 errhint("Valid options are: %s.", valid.data)));
+	}
+
+	memset(&check, 0, sizeof(check));
+	check.source = source;
+	check.source_text = DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(source)));
+	check.server = server;
+	check.key_columns = key_columns;
+	check.label = store->label;
+	check.route_options = store->route_options;
+	check.options = options;
+	check.result = options;
+	store->check_route(&check);
+	check_route_columns(&check);
+	return check.result;
+}
+
+PG_FUNCTION_INFO_V1(polyglot_route_options_sql);
+
+/*
+ * polyglot._route_options(source regclass, server name, keys name[],
+ * options jsonb) returns jsonb: the options of a route being created,
+ * validated, with defaults filled in.
  */
 Datum
-polyglot_server_store_sql(PG_FUNCTION_ARGS)
+polyglot_route_options_sql(PG_FUNCTION_ARGS)
 {
-	ForeignServer *server = GetForeignServerByName(NameStr(*PG_GETARG_NAME(0)), false);
+	Oid			source = PG_GETARG_OID(0);
+	ForeignServer *server = GetForeignServerByName(NameStr(*PG_GETARG_NAME(1)), false);
+	ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(2);
+	Jsonb	   *options = PG_GETARG_JSONB_P(3);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	List	   *key_columns = NIL;
 
-	switch (polyglot_server_store(server))
-	{
-		case POLYGLOT_STORE_REDIS:
-			PG_RETURN_TEXT_P(cstring_to_text("redis"));
-		case POLYGLOT_STORE_MONGO:
-			PG_RETURN_TEXT_P(cstring_to_text("mongo"));
-		case POLYGLOT_STORE_ELASTIC:
-			PG_RETURN_TEXT_P(cstring_to_text("elastic"));
-	}
-	PG_RETURN_NULL();
+	deconstruct_array(keys, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			key_columns = lappend(key_columns, pstrdup(NameStr(*DatumGetName(elems[i]))));
+	PG_RETURN_JSONB_P(polyglot_validate_route_options(polyglot_server_store(server), source,
+													  server, key_columns, options));
 }

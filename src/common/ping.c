@@ -26,6 +26,7 @@
 #include "utils/jsonb.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
 
 PG_FUNCTION_INFO_V1(polyglot_ping);
 
@@ -92,17 +93,6 @@ polyglot_ping(PG_FUNCTION_ARGS)
 
 	user = polyglot_find_user_mapping(GetUserId(), server->serverid);
 
-	switch (polyglot_server_store(server))
-	{
-		case POLYGLOT_STORE_REDIS:
-			result = polyglot_redis_ping(server, user);
-			break;
-		case POLYGLOT_STORE_MONGO:
-			result = polyglot_mongo_ping(server, user);
-			break;
-		case POLYGLOT_STORE_ELASTIC:
-			result = polyglot_elastic_ping(server, user);
-			break;
-	}
+	result = polyglot_server_store(server)->ping(server, user);
 	PG_RETURN_JSONB_P(result);
 }

@@ -48,7 +48,9 @@ typedef struct PolyglotRoute
 	char	   *table_name;		/* unqualified, for messages and payloads */
 	Oid			server_oid;
 	char	   *store;
-	Jsonb	   *options;		/* the route options, parsed once */
+	Jsonb	   *options;		/* the route options, as stored */
+	void	   *store_options;	/* what the store's sink reads of them, parsed
+								 * on first use (*_option.c) */
 	List	   *key_columns;	/* of char *, in key order */
 	List	   *key_types;		/* of char *, format_type of each key column */
 	List	   *key_typids;		/* of Oid, the type of each key column */

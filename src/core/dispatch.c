@@ -53,6 +53,7 @@
 #include "core/core.h"
 #include "core/outbox.h"
 #include "core/dispatch.h"
+#include "common/store.h"
 
 /* how long one route may keep the worker when it has a backlog */
 #define POLYGLOT_ROUTE_SLICE_MS		500
@@ -257,21 +258,6 @@ static bool
 route_option_value(PolyglotRoute *route, const char *name, JsonbValue *v)
 {
 	return getKeyJsonValueFromContainer(&route->options->root, name, strlen(name), v) != NULL;
-}
-
-/* The value of a top-level string or number option of a route, or NULL. */
-char *
-polyglot_route_option(PolyglotRoute *route, const char *name)
-{
-	JsonbValue	v;
-
-	if (!route_option_value(route, name, &v))
-		return NULL;
-	if (v.type == jbvString)
-		return pnstrdup(v.val.string.val, v.val.string.len);
-	if (v.type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
-	return NULL;
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -730,13 +716,9 @@ polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata)
 const PolyglotSink *
 polyglot_sink_for(PolyglotRoute *route)
 {
-	if (strcmp(route->store, "redis") == 0)
-		return &polyglot_redis_sink;
-	if (strcmp(route->store, "mongo") == 0)
-		return &polyglot_mongo_sink;
-	if (strcmp(route->store, "elastic") == 0)
-		return &polyglot_elastic_sink;
-	return NULL;
+	const PolyglotStoreInfo *store = polyglot_store_by_name(route->store);
+
+	return store ? store->sink : NULL;
 }
 
 /* A batch from its reading to its acknowledgement, in a context of its own */
@@ -1008,9 +990,9 @@ bool		polyglot_io_timed_out = false;
 static bool slow_split = false;
 
 /*
- * Does the route's store answer a ping (polyglot_redis_ping, polyglot_mongo_ping,
- * polyglot_elastic_ping: a round trip on a connection of the route's server and
- * user mapping, within io_timeout)?  Never ereports.
+ * Does the route's store answer a ping (its registry entry's ping: a round
+ * trip on a connection of the route's server and user mapping, within
+ * io_timeout)?  Never ereports.
  */
 static bool
 store_answers_ping(PolyglotRoute *route)
@@ -1022,12 +1004,10 @@ store_answers_ping(PolyglotRoute *route)
 		return false;
 	PG_TRY();
 	{
-		if (strcmp(route->store, "redis") == 0)
-			(void) polyglot_redis_ping(route->server, route->user);
-		else if (strcmp(route->store, "mongo") == 0)
-			(void) polyglot_mongo_ping(route->server, route->user);
-		else if (strcmp(route->store, "elastic") == 0)
-			(void) polyglot_elastic_ping(route->server, route->user);
+		const PolyglotStoreInfo *store = polyglot_store_by_name(route->store);
+
+		if (store)
+			(void) store->ping(route->server, route->user);
 		else
 			ok = false;
 	}

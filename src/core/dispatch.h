@@ -120,7 +120,6 @@ extern bool polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *
 									  int nitems, MemoryContext cxt, Size limit,
 									  bool *loaded);
 
-extern char *polyglot_route_option(PolyglotRoute *route, const char *name);
 extern List *polyglot_load_routes(int32 route_id, MemoryContext cxt);
 extern const PolyglotSink *polyglot_sink_for(PolyglotRoute *route);
 extern void polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink,

@@ -25,7 +25,21 @@ typedef struct ElasticConnOptions
 	const char *api_key;		/* from the user mapping, or NULL */
 } ElasticConnOptions;
 
+/* The options of a sync route, as the sink reads them */
+typedef struct ElasticRouteOptions
+{
+	const char *index;
+	const char *routing;		/* a key column, or NULL */
+} ElasticRouteOptions;
+
+struct PolyglotRoute;
+
 /* elastic_option.c */
+extern const PolyglotOption polyglot_elastic_options[];
+extern char *polyglot_elastic_endpoint(ForeignServer *server);
+extern const PolyglotRouteOption polyglot_elastic_route_options[];
+extern void polyglot_elastic_check_route(PolyglotRouteCheck *check);
+extern const ElasticRouteOptions *polyglot_elastic_route(struct PolyglotRoute *route);
 extern void polyglot_elastic_get_options(ForeignServer *server, UserMapping *user,
 								ElasticConnOptions *opts);
 extern List *polyglot_elastic_split_urls(const char *urls);

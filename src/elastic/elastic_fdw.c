@@ -161,9 +161,6 @@ typedef struct ElasticRelInfo
 #define ELASTIC_SCAN_COST		0.001	/* per document the server looks at */
 
 #define ELASTIC_KEEP_ALIVE		"1m"	/* of a point in time, renewed by each page */
-#define POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE	1000
-#define POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE	100
-#define POLYGLOT_DEFAULT_ELASTIC_DOCUMENTS	1000	/* without an estimate */
 
 #define list_make7(a, b, c, d, e, f, g) lappend(lappend(list_make5(a, b, c, d, e), f), g)
 

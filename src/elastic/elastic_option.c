@@ -12,6 +12,7 @@
  *         _bulk of an INSERT), refresh (of writes: false, true, wait_for).
  * Foreign table: index (an index, alias or pattern).
  * Column: field (a dotted path into the _source).
+ * Sync routes: index, routing.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,13 +22,18 @@
 
 #include "access/reloptions.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
+#include "utils/formatting.h"
+#include "utils/memutils.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
+#include "core/core.h"
 #include "elastic/elastic.h"
 
 static void check_url(const char *name, const char *value);
@@ -35,7 +41,7 @@ static void check_field(const char *name, const char *value);
 
 static const char *const refresh_values[] = {"false", "true", "wait_for", NULL};
 
-static const PolyglotOption elastic_options[] = {
+const PolyglotOption polyglot_elastic_options[] = {
 	{.name = "url", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_url},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
@@ -149,43 +155,45 @@ check_url(const char *name, const char *value)
 }
 
 /*
- * Elasticsearch's rules for index names (also OpenSearch's), for each
- * comma-separated part; * is allowed, for patterns a table reads.
+ * Elasticsearch's rules for an index name (also OpenSearch's): lowercase,
+ * at most 255 bytes, not . or .., not starting with -, _ or +, none of
+ * \ / ? " < > | space # :.  A pattern (what a foreign table reads) may hold
+ * *; a name a route writes to may not, nor a comma.
+ */
+static bool
+index_name_ok(const char *value, bool pattern)
+{
+	size_t		len = strlen(value);
+
+	return len > 0 && len <= 255 &&
+		strcmp(value, ".") != 0 && strcmp(value, "..") != 0 &&
+		strchr("-_+", value[0]) == NULL &&
+		strpbrk(value, pattern ? "\\/?\"<>| #:" : "\\/*?\"<>| ,#:") == NULL &&
+		strcmp(str_tolower(value, len, DEFAULT_COLLATION_OID), value) == 0;
+}
+
+/*
+ * The index option of a foreign table: each comma-separated part an index
+ * name, * allowed, for patterns a table reads.
  */
 void
 polyglot_elastic_check_index_name(const char *name, const char *value)
 {
-	List	   *parts = NIL;
-	ListCell   *lc;
 	const char *p = value;
 
 	for (;;)
 	{
 		size_t		len = strcspn(p, ",");
 
-		parts = lappend(parts, pnstrdup(p, len));
-		if (p[len] == '\0')
-			break;
-		p += len + 1;
-	}
-	foreach(lc, parts)
-	{
-		const char *part = (const char *) lfirst(lc);
-		bool		bad = part[0] == '\0' || strlen(part) > 255 ||
-			strcmp(part, ".") == 0 || strcmp(part, "..") == 0 ||
-			part[0] == '-' || part[0] == '_' || part[0] == '+' ||
-			strpbrk(part, "\\/?\"<>| #:") != NULL;
-		const char *c;
-
-		for (c = part; *c && !bad; c++)
-			if (*c >= 'A' && *c <= 'Z')
-				bad = true;
-		if (bad)
+		if (!index_name_ok(pnstrdup(p, len), true))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("invalid index name \"%s\" in option \"%s\"", value, name),
 					 errdetail("An index name is lowercase, has at most 255 bytes, does not start with -, _ or +, and contains none of \\ / ? \" < > | space # :."),
 					 errhint("A foreign table may name several indices separated by commas, and patterns with *.")));
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
 	}
 }
 
@@ -211,10 +219,8 @@ PG_FUNCTION_INFO_V1(polyglot_elastic_validator);
 Datum
 polyglot_elastic_validator(PG_FUNCTION_ARGS)
 {
-	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			catalog = PG_GETARG_OID(1);
-
-	polyglot_validate_options("polyglot_elastic", elastic_options, options, catalog);
+	List	   *options = polyglot_store_validate("elastic", PG_GETARG_DATUM(0), catalog);
 
 	/* a user mapping authenticates one way */
 	if (catalog == UserMappingRelationId &&
@@ -237,6 +243,94 @@ polyglot_elastic_get_options(ForeignServer *server, UserMapping *user, ElasticCo
 {
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);
-	opts->url = polyglot_option_string(server->options, "url", "http://127.0.0.1:9200");
+	opts->url = polyglot_option_string(server->options, "url", POLYGLOT_DEFAULT_ELASTIC_URL);
 	opts->api_key = user ? polyglot_option_string(user->options, "api_key", NULL) : NULL;
+}
+
+/* Where a server's cluster is, as its options tell: its url, without trailing slashes */
+char *
+polyglot_elastic_endpoint(ForeignServer *server)
+{
+	char	   *url = pstrdup(polyglot_option_string(server->options, "url",
+													 POLYGLOT_DEFAULT_ELASTIC_URL));
+	size_t		len = strlen(url);
+
+	while (len > 0 && url[len - 1] == '/')
+		url[--len] = '\0';
+	return url;
+}
+
+/* ---------------------------------------------------------------- route options */
+
+const PolyglotRouteOption polyglot_elastic_route_options[] = {
+	{.name = "index", .type = POLYGLOT_ROUTE_OPT_STRING,
+	.type_error = "option \"index\" must be a string"},
+	{.name = "routing", .type = POLYGLOT_ROUTE_OPT_STRING,
+	.type_error = "option \"routing\" must be the name of a column"},
+	{.name = NULL}
+};
+
+/*
+ * The options of a new Elasticsearch/OpenSearch route: the index (default:
+ * the table's name, schema.table outside schema public) and the routing
+ * column, which must be a key column: a deleted row is known by its key
+ * only, and its delete needs the routing.
+ */
+void
+polyglot_elastic_check_route(PolyglotRouteCheck *check)
+{
+	char	   *index = polyglot_route_check_string(check, "index");
+	bool		given = index != NULL;
+	char	   *routing;
+
+	if (!given)
+		index = polyglot_route_default_target(check->source);
+	if (!index_name_ok(index, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid index name \"%s\"", index),
+				 errdetail("An index name is lowercase, at most 255 bytes, contains none of \\ / * ? \" < > | , # : or spaces, and does not start with -, _ or +."),
+				 given ? errhint("Choose another name.")
+				 : errhint("The index defaults to the table's name (schema.table outside schema public): give the route an \"index\" option.")));
+	polyglot_route_check_set(check, "index", index);
+
+	routing = polyglot_route_check_string(check, "routing");
+	if (routing != NULL)
+	{
+		ListCell   *lc;
+		StringInfoData keys;
+		bool		found = false;
+
+		initStringInfo(&keys);
+		foreach(lc, check->key_columns)
+		{
+			found |= strcmp((char *) lfirst(lc), routing) == 0;
+			appendStringInfo(&keys, "%s%s", keys.len ? ", " : "", (char *) lfirst(lc));
+		}
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("routing column \"%s\" is not a key column of %s",
+							routing, check->source_text),
+					 errdetail("A deleted row is known by its key only, and its delete must carry the same routing."),
+					 errhint("Key columns: %s.", keys.data)));
+	}
+}
+
+/* The options of a route as the sink reads them, parsed on first use */
+const ElasticRouteOptions *
+polyglot_elastic_route(PolyglotRoute *route)
+{
+	MemoryContext old;
+	ElasticRouteOptions *ro;
+
+	if (route->store_options)
+		return (const ElasticRouteOptions *) route->store_options;
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(route));
+	ro = palloc0(sizeof(ElasticRouteOptions));
+	ro->index = polyglot_route_option_text(route->options, "index");
+	ro->routing = polyglot_route_option_text(route->options, "routing");
+	route->store_options = ro;
+	MemoryContextSwitchTo(old);
+	return ro;
 }

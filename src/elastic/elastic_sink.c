@@ -348,8 +348,8 @@ elastic_send(PolyglotRoute *route, List *items)
 	int			nitems = list_length(items);
 	ElasticRouteState *rs = (ElasticRouteState *) route->sink_private;
 	ElasticSent *sent = palloc0(sizeof(ElasticSent));
-	char	   *index = polyglot_route_option(route, "index");
-	char	   *routing = polyglot_route_option(route, "routing");
+	const char *index = polyglot_elastic_route(route)->index;
+	const char *routing = polyglot_elastic_route(route)->routing;
 	StringInfoData body;
 	ListCell   *lc;
 	int			nops = 0;
@@ -487,8 +487,8 @@ elastic_abandon(PolyglotRoute *route, void *state)
 static void
 elastic_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char **names)
 {
-	char	   *index = polyglot_route_option(route, "index");
-	char	   *routing = polyglot_route_option(route, "routing");
+	const char *index = polyglot_elastic_route(route)->index;
+	const char *routing = polyglot_elastic_route(route)->routing;
 	ElasticConn *conn = polyglot_elastic_get_connection(route->server, route->user);
 	ElasticResponse response;
 	StringInfoData body;
@@ -607,7 +607,7 @@ static List *
 elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 {
 	ElasticKeyScroll *ks = (ElasticKeyScroll *) *state;
-	char	   *index = polyglot_route_option(route, "index");
+	const char *index = polyglot_elastic_route(route)->index;
 	ElasticConn *conn = polyglot_elastic_get_connection(route->server, route->user);
 	ElasticResponse response;
 	JsonbContainer *hits;

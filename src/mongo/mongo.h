@@ -23,7 +23,23 @@ typedef struct MongoConnOptions
 	const char *database;		/* default database, or NULL */
 } MongoConnOptions;
 
+/* The options of a sync route, as the sink reads them */
+typedef struct MongoRouteOptions
+{
+	const char *database;		/* or NULL: the server's */
+	const char *collection;
+} MongoRouteOptions;
+
+struct PolyglotRoute;
+
 /* mongo_option.c */
+extern const PolyglotOption polyglot_mongo_options[];
+extern char *polyglot_mongo_endpoint(ForeignServer *server);
+extern const PolyglotRouteOption polyglot_mongo_route_options[];
+extern void polyglot_mongo_check_database(const char *name, const char *value);
+extern void polyglot_mongo_check_collection(const char *name, const char *value);
+extern void polyglot_mongo_check_route(PolyglotRouteCheck *check);
+extern const MongoRouteOptions *polyglot_mongo_route(struct PolyglotRoute *route);
 extern void polyglot_mongo_get_options(ForeignServer *server, UserMapping *user,
 							  MongoConnOptions *opts);
 

@@ -196,7 +196,7 @@ load_table(Oid relid, MongoRelInfo *info)
 	def = polyglot_table_option(table, server, "use_remote_estimate");
 	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
 	def = polyglot_table_option(table, server, "batch_size");
-	info->batch_size = def ? polyglot_option_int(def) : 100;
+	info->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_MONGO_BATCH_SIZE;
 
 	if (db == NULL)
 		db = polyglot_option_string(server->options, "database", NULL);

@@ -7,6 +7,7 @@
  * User mapping: user, password.
  * Foreign table: database, collection.
  * Column: field (a dotted path into subdocuments).
+ * Sync routes: database, collection.
  *
  * Credentials never go in the server's uri: they would be readable by every
  * user who can read pg_foreign_server.  The validator rejects a uri with a
@@ -23,18 +24,20 @@
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
+#include "core/core.h"
 #include "mongo/mongo.h"
 
 static void check_uri(const char *name, const char *value);
-static void check_database(const char *name, const char *value);
-static void check_collection(const char *name, const char *value);
 static void check_field(const char *name, const char *value);
 
-static const PolyglotOption mongo_options[] = {
+const PolyglotOption polyglot_mongo_options[] = {
 	{.name = "uri", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_uri},
-	{.name = "database", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_database},
+	{.name = "database", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_mongo_check_database},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "pushdown", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
@@ -42,8 +45,8 @@ static const PolyglotOption mongo_options[] = {
 	{.name = "batch_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
-	{.name = "database", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_database},
-	{.name = "collection", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_collection},
+	{.name = "database", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_mongo_check_database},
+	{.name = "collection", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_mongo_check_collection},
 	{.name = "pushdown", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_BOOL},
 	{.name = "use_remote_estimate", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_BOOL},
 	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
@@ -78,28 +81,47 @@ check_uri(const char *name, const char *value)
 				 errhint("Put user and password in a user mapping: CREATE USER MAPPING ... OPTIONS (user '...', password '...').")));
 }
 
-/* MongoDB's rules for database names */
-static void
-check_database(const char *name, const char *value)
+/*
+ * MongoDB's rules for database names, for a foreign server or table option
+ * (name) or a route's option (name NULL).
+ */
+void
+polyglot_mongo_check_database(const char *name, const char *value)
 {
-	if (strlen(value) >= 64 || strpbrk(value, "/\\. \"$") != NULL)
+	if (value[0] != '\0' && strlen(value) < 64 && strpbrk(value, "/\\. \"$") == NULL)
+		return;
+	if (name == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid MongoDB database name \"%s\" in option \"%s\"", value, name),
-				 errdetail("A database name has fewer than 64 bytes and none of the characters /\\. \"$.")));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid MongoDB database name \"%s\"", value),
+				 errdetail("A database name is not empty, has fewer than 64 bytes and none of the characters /\\. \"$.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid MongoDB database name \"%s\" in option \"%s\"", value, name),
+			 errdetail("A database name has fewer than 64 bytes and none of the characters /\\. \"$.")));
 }
 
-/* MongoDB's rules for collection names */
-static void
-check_collection(const char *name, const char *value)
+/*
+ * MongoDB's rules for collection names, for a foreign table option (name)
+ * or a route's option (name NULL).
+ */
+void
+polyglot_mongo_check_collection(const char *name, const char *value)
 {
-	if (strlen(value) > 255 || strchr(value, '$') != NULL ||
-		strncmp(value, "system.", 7) == 0 || value[0] == '.' ||
-		value[strlen(value) - 1] == '.')
+	size_t		len = strlen(value);
+
+	if (len > 0 && len <= 255 && strchr(value, '$') == NULL &&
+		strncmp(value, "system.", 7) != 0 && value[0] != '.' && value[len - 1] != '.')
+		return;
+	if (name == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-				 errmsg("invalid MongoDB collection name \"%s\" in option \"%s\"", value, name),
-				 errdetail("A collection name has at most 255 bytes, contains no \"$\", does not start with \"system.\" and neither starts nor ends with a dot.")));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid MongoDB collection name \"%s\"", value),
+				 errdetail("A collection name has 1 to 255 bytes, contains no \"$\", does not start with \"system.\" and neither starts nor ends with a dot.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+			 errmsg("invalid MongoDB collection name \"%s\" in option \"%s\"", value, name),
+			 errdetail("A collection name has at most 255 bytes, contains no \"$\", does not start with \"system.\" and neither starts nor ends with a dot.")));
 }
 
 /* A dotted path: non-empty segments, none starting with $ */
@@ -132,10 +154,7 @@ PG_FUNCTION_INFO_V1(polyglot_mongo_validator);
 Datum
 polyglot_mongo_validator(PG_FUNCTION_ARGS)
 {
-	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
-	Oid			catalog = PG_GETARG_OID(1);
-
-	polyglot_validate_options("polyglot_mongo", mongo_options, options, catalog);
+	(void) polyglot_store_validate("mongo", PG_GETARG_DATUM(0), PG_GETARG_OID(1));
 	PG_RETURN_VOID();
 }
 
@@ -148,6 +167,69 @@ polyglot_mongo_get_options(ForeignServer *server, UserMapping *user, MongoConnOp
 {
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);
-	opts->uri = polyglot_option_string(server->options, "uri", "mongodb://127.0.0.1:27017");
+	opts->uri = polyglot_option_string(server->options, "uri", POLYGLOT_DEFAULT_MONGO_URI);
 	opts->database = polyglot_option_string(server->options, "database", NULL);
+}
+
+/* Where a server's MongoDB is, as its options tell: its uri */
+char *
+polyglot_mongo_endpoint(ForeignServer *server)
+{
+	return pstrdup(polyglot_option_string(server->options, "uri", POLYGLOT_DEFAULT_MONGO_URI));
+}
+
+/* ---------------------------------------------------------------- route options */
+
+const PolyglotRouteOption polyglot_mongo_route_options[] = {
+	{.name = "database", .type = POLYGLOT_ROUTE_OPT_STRING,
+	.type_error = "option \"database\" must be a string"},
+	{.name = "collection", .type = POLYGLOT_ROUTE_OPT_STRING,
+	.type_error = "option \"collection\" must be a string"},
+	{.name = NULL}
+};
+
+/*
+ * The options of a new MongoDB route: the database (else the server's,
+ * looked up at delivery: one of the two is needed) and the collection
+ * (default: the table's name, schema.table outside schema public).
+ */
+void
+polyglot_mongo_check_route(PolyglotRouteCheck *check)
+{
+	char	   *db = polyglot_route_check_string(check, "database");
+	char	   *coll;
+
+	if (db != NULL)
+		polyglot_mongo_check_database(NULL, db);
+	else if (polyglot_option_string(check->server->options, "database", NULL) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a route to MongoDB server \"%s\" needs a database",
+						check->server->servername),
+				 errhint("Give the route a \"database\" option, or the server a database option.")));
+
+	coll = polyglot_route_check_string(check, "collection");
+	if (coll == NULL)
+		coll = polyglot_route_default_target(check->source);
+	polyglot_mongo_check_collection(NULL, coll);
+	polyglot_route_check_set(check, "collection", coll);
+}
+
+/* The options of a route as the sink reads them, parsed on first use */
+const MongoRouteOptions *
+polyglot_mongo_route(PolyglotRoute *route)
+{
+	MongoRouteOptions *ro;
+
+	if (route->store_options)
+		return (const MongoRouteOptions *) route->store_options;
+	ro = MemoryContextAllocZero(GetMemoryChunkContext(route), sizeof(MongoRouteOptions));
+	ro->database = polyglot_route_option_text(route->options, "database");
+	ro->collection = polyglot_route_option_text(route->options, "collection");
+	if (ro->database)
+		ro->database = MemoryContextStrdup(GetMemoryChunkContext(route), ro->database);
+	if (ro->collection)
+		ro->collection = MemoryContextStrdup(GetMemoryChunkContext(route), ro->collection);
+	route->store_options = ro;
+	return ro;
 }

@@ -485,8 +485,8 @@ send_delete_insert(MongoConn *conn, mongoc_collection_t *coll, PolyglotItem **it
 static mongoc_collection_t *
 route_collection(PolyglotRoute *route, MongoConn **connp)
 {
-	char	   *database = polyglot_route_option(route, "database");
-	char	   *collection = polyglot_route_option(route, "collection");
+	const char *database = polyglot_mongo_route(route)->database;
+	const char *collection = polyglot_mongo_route(route)->collection;
 	MongoConn  *conn = polyglot_mongo_get_connection(route->server, route->user);
 
 	if (database == NULL || database[0] == '\0')

@@ -23,7 +23,32 @@ typedef struct RedisConnOptions
 	int			db;
 } RedisConnOptions;
 
+/* The options of a sync route, as the sink reads them */
+typedef enum RedisMode
+{
+	REDIS_MODE_JSON,
+	REDIS_MODE_HASH,
+	REDIS_MODE_INVALIDATE,
+	REDIS_MODE_PUBLISH
+} RedisMode;
+
+typedef struct RedisRouteOptions
+{
+	RedisMode	mode;
+	const char *key;			/* the key template, or NULL */
+	const char *ttl;			/* seconds, as Redis reads them, or NULL */
+	const char *channel;		/* publish mode's, or NULL */
+} RedisRouteOptions;
+
+struct PolyglotRoute;
+
 /* redis_option.c */
+extern const PolyglotOption polyglot_redis_options[];
+extern char *polyglot_redis_endpoint(ForeignServer *server);
+extern const PolyglotRouteOption polyglot_redis_route_options[];
+extern void polyglot_redis_check_route(PolyglotRouteCheck *check);
+extern const RedisRouteOptions *polyglot_redis_route(struct PolyglotRoute *route);
+extern int	polyglot_redis_key_placeholder(const char *p, List *key_columns, size_t *len);
 extern void polyglot_redis_get_options(ForeignServer *server, UserMapping *user,
 							  RedisConnOptions *opts);
 

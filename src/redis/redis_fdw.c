@@ -139,9 +139,6 @@ typedef struct RedisTable
 /* Modes that read keys by name rather than by SCAN */
 #define BY_NAME(mode) ((mode) == SCAN_KEYS || (mode) == SCAN_KEY_ARRAY || (mode) == SCAN_JOIN)
 
-#define POLYGLOT_DEFAULT_REDIS_BATCH	1000
-#define POLYGLOT_DEFAULT_REDIS_KEYS		1000	/* assumed keys under a prefix */
-
 #define REDIS_STARTUP_COST	10.0
 #define REDIS_ROW_COST		0.01
 #define REDIS_KEY_COST		0.05	/* per key looked up or scanned */

@@ -9,25 +9,42 @@
  *         pipelined round trip of a scan, rows per pipeline of an INSERT).
  * Foreign table: type, prefix.
  *
+ * Sync routes: mode, key (the key template), ttl, channel; and what the
+ * sink reads of them, parsed once.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "access/reloptions.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_foreign_table.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/formatting.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
 #include "pg_polyglot.h"
+#include "common/store.h"
+#include "core/core.h"
 #include "redis/redis.h"
 
 static const char *const redis_table_types[] = {
 	"string", "hash", "list", "set", "zset", NULL
 };
 
-static const PolyglotOption redis_options[] = {
+const PolyglotOption polyglot_redis_options[] = {
 	{.name = "host", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING},
 	{.name = "port", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 65535},
 	{.name = "db", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 0, .max = PG_INT32_MAX},
@@ -51,10 +68,7 @@ PG_FUNCTION_INFO_V1(polyglot_redis_validator);
 Datum
 polyglot_redis_validator(PG_FUNCTION_ARGS)
 {
-	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
-	Oid			catalog = PG_GETARG_OID(1);
-
-	polyglot_validate_options("polyglot_redis", redis_options, options, catalog);
+	(void) polyglot_store_validate("redis", PG_GETARG_DATUM(0), PG_GETARG_OID(1));
 	PG_RETURN_VOID();
 }
 
@@ -69,7 +83,7 @@ polyglot_redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOp
 
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);
-	opts->host = "127.0.0.1";
+	opts->host = POLYGLOT_DEFAULT_REDIS_HOST;
 	opts->port = POLYGLOT_DEFAULT_REDIS_PORT;
 	opts->db = 0;
 
@@ -84,4 +98,413 @@ polyglot_redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOp
 		else if (strcmp(def->defname, "db") == 0)
 			opts->db = polyglot_option_int(def);
 	}
+}
+
+/*
+ * Where a server's Redis is, as its options tell: host:port/db, the host
+ * lowercased.  (Two names of one host are not recognised.)
+ */
+char *
+polyglot_redis_endpoint(ForeignServer *server)
+{
+	RedisConnOptions opts;
+
+	polyglot_redis_get_options(server, NULL, &opts);
+	return psprintf("%s:%d/%d", str_tolower(opts.host, strlen(opts.host), DEFAULT_COLLATION_OID),
+					opts.port, opts.db);
+}
+
+/* ---------------------------------------------------------------- route options */
+
+static const char *const redis_modes[] = {"json", "hash", "invalidate", "publish", NULL};
+
+const PolyglotRouteOption polyglot_redis_route_options[] = {
+	{.name = "mode", .type = POLYGLOT_ROUTE_OPT_STRING,
+	.type_error = "option \"mode\" must be a string"},
+	{.name = "key", .type = POLYGLOT_ROUTE_OPT_NONEMPTY,
+	.type_error = "option \"key\" must be a non-empty string such as 'product:{id}'"},
+	{.name = "ttl", .type = POLYGLOT_ROUTE_OPT_SECONDS,
+	.type_error = "option \"ttl\" must be a positive whole number of seconds"},
+	{.name = "channel", .type = POLYGLOT_ROUTE_OPT_ANY},
+	{.name = NULL}
+};
+
+/*
+ * The key column that a key template's placeholder at p names (its index
+ * in key_columns, and the placeholder's length in *len), or -1 when p
+ * starts no placeholder.  A placeholder is "{" up to the next "}", naming
+ * a key column; anything else is literal.  This is the one reading of key
+ * templates: polyglot.sync() checks them with it, the sink renders and
+ * parses keys with it.
+ */
+int
+polyglot_redis_key_placeholder(const char *p, List *key_columns, size_t *len)
+{
+	const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+	ListCell   *kc;
+	int			c = 0;
+
+	if (close == NULL)
+		return -1;
+	foreach(kc, key_columns)
+	{
+		const char *col = (const char *) lfirst(kc);
+
+		if (strlen(col) == (size_t) (close - p - 1) && strncmp(col, p + 1, close - p - 1) == 0)
+		{
+			*len = close - p + 1;
+			return c;
+		}
+		c++;
+	}
+	return -1;
+}
+
+/*
+ * The characters the key text of a column type can hold (as the capture
+ * trigger writes it: ISO dates, timestamptz in UTC, hex bytea), or NULL
+ * when it can hold any.
+ */
+static const char *
+key_charset(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return "-0123456789";
+		case OIDOID:
+			return "0123456789";
+		case NUMERICOID:
+			return "-0123456789.NaInfity";
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return "-+0123456789.eNaInfity";
+		case BOOLOID:
+			return "tf";
+		case UUIDOID:
+			return "-0123456789abcdef";
+		case DATEOID:
+			return "-0123456789 BCinfity";
+		case TIMESTAMPOID:
+			return "-0123456789:. BCinfity";
+		case TIMESTAMPTZOID:
+			return "-+0123456789:. BCinfity";
+		case TIMEOID:
+			return "0123456789:.";
+		case BYTEAOID:
+			return "\\x0123456789abcdef";
+	}
+	return NULL;
+}
+
+/*
+ * A key template as a pattern, one token per character: "L" and a literal
+ * character, or for a placeholder "A" (any text) or "S" and the characters
+ * its values can hold.  *cols gets the placeholders' columns (NULL for
+ * literals), when cols is not NULL.
+ */
+static List *
+key_pattern(Oid source, List *key_columns, const char *tmpl, List **cols)
+{
+	List	   *tokens = NIL;
+	const char *p = tmpl;
+
+	if (cols)
+		*cols = NIL;
+	while (*p)
+	{
+		size_t		len;
+		int			c = polyglot_redis_key_placeholder(p, key_columns, &len);
+
+		if (c >= 0)
+		{
+			char	   *col = (char *) list_nth(key_columns, c);
+			AttrNumber	attnum = get_attnum(source, col);
+			const char *cs = attnum > 0 ? key_charset(get_atttype(source, attnum)) : NULL;
+
+			tokens = lappend(tokens, cs ? psprintf("S%s", cs) : pstrdup("A"));
+			if (cols)
+				*cols = lappend(*cols, col);
+			p += len;
+		}
+		else
+		{
+			int			clen = pg_mblen(p);
+
+			tokens = lappend(tokens, psprintf("L%.*s", clen, p));
+			if (cols)
+				*cols = lappend(*cols, NULL);
+			p += clen;
+		}
+	}
+	return tokens;
+}
+
+PG_FUNCTION_INFO_V1(polyglot_redis_key_pattern_sql);
+
+/*
+ * polyglot._key_pattern(source regclass, key_columns name[], tmpl text)
+ * returns text[]: the tokens of key_pattern(), which
+ * polyglot._key_patterns_overlap() compares.
+ */
+Datum
+polyglot_redis_key_pattern_sql(PG_FUNCTION_ARGS)
+{
+	Oid			source = PG_GETARG_OID(0);
+	ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(1);
+	char	   *tmpl = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+	List	   *key_columns = NIL;
+	List	   *tokens;
+	Datum	   *out;
+	ListCell   *lc;
+
+	deconstruct_array(keys, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			key_columns = lappend(key_columns, pstrdup(NameStr(*DatumGetName(elems[i]))));
+	tokens = key_pattern(source, key_columns, tmpl, NULL);
+	out = palloc(sizeof(Datum) * Max(list_length(tokens), 1));
+	i = 0;
+	foreach(lc, tokens)
+		out[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	PG_RETURN_ARRAYTYPE_P(construct_array(out, i, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static char *
+key_columns_list(List *key_columns)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, key_columns)
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * The key template: {column} placeholders naming every key column, no
+ * others; two placeholders never touch; a separator that a value can hold
+ * is warned of (the worker refuses such rows, each with an error).
+ */
+static void
+check_key_template(PolyglotRouteCheck *check, const char *tmpl, bool publish)
+{
+	const char *p;
+	ListCell   *lc;
+	List	   *tokens;
+	List	   *cols;
+	int			i,
+				n;
+
+	/* every {name} without braces inside names a key column */
+	for (p = tmpl; *p; p++)
+	{
+		const char *q;
+		char	   *name;
+		bool		known = false;
+
+		if (*p != '{')
+			continue;
+		for (q = p + 1; *q && *q != '{' && *q != '}'; q++)
+			;
+		if (*q != '}')
+			continue;
+		name = pnstrdup(p + 1, q - p - 1);
+		foreach(lc, check->key_columns)
+			known |= strcmp((char *) lfirst(lc), name) == 0;
+		if (!known)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" names \"%s\", which is not a key column of %s",
+							tmpl, name, check->source_text),
+					 errhint("Placeholders must name the key columns: %s.",
+							 key_columns_list(check->key_columns))));
+		p = q;
+	}
+	foreach(lc, check->key_columns)
+	{
+		char	   *col = (char *) lfirst(lc);
+
+		if (strstr(tmpl, psprintf("{%s}", col)) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" does not name key column \"%s\"", tmpl, col),
+					 errdetail("Without every key column, two rows would share one Redis key.")));
+	}
+
+	/*
+	 * Two rows, one key: a placeholder followed by another ends where the
+	 * template's next character comes, so two placeholders cannot touch
+	 * (publish routes write no key).
+	 */
+	if (publish)
+		return;
+	tokens = key_pattern(check->source, check->key_columns, tmpl, &cols);
+	n = list_length(tokens);
+	for (i = 0; i < n; i++)
+	{
+		char	   *col = (char *) list_nth(cols, i);
+		char	   *tok = (char *) list_nth(tokens, i);
+		char	   *next;
+		bool		more = false;
+		int			j;
+
+		if (col == NULL)
+			continue;
+		for (j = i + 1; j < n && !more; j++)
+			more = list_nth(cols, j) != NULL;
+		if (!more)
+			continue;
+		if (list_nth(cols, i + 1) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key template \"%s\" can give two rows one key", tmpl),
+					 errdetail("Placeholders {%s} and {%s} follow each other with nothing between them.",
+							   col, (char *) list_nth(cols, i + 1)),
+					 errhint("Separate the placeholders with a character the values cannot contain.")));
+
+		/*
+		 * A value that holds the character after its placeholder would
+		 * shift the values after it: such rows are refused at delivery,
+		 * each with an error (and dead-lettered), never written to another
+		 * row's key.
+		 */
+		next = (char *) list_nth(tokens, i + 1) + 1;
+		if (strcmp(tok, "A") == 0 || strstr(tok + 1, next) != NULL)
+			ereport(WARNING,
+					(errmsg("key template \"%s\" cannot deliver rows whose key column \"%s\" holds \"%s\"",
+							tmpl, col, next),
+					 errdetail("The key of such a row could be another row's (with {%s} before \"%s\" and another placeholder after it); the worker refuses these rows, each with an error.",
+							   col, next),
+					 errhint("Separate the placeholders with a character the values cannot contain, or put that column's placeholder last.")));
+	}
+}
+
+/*
+ * The options of a new Redis route: mode (default json), channel (publish
+ * only, and needed there), ttl (json and hash), key (default
+ * table:{key1}:{key2}...).
+ */
+void
+polyglot_redis_check_route(PolyglotRouteCheck *check)
+{
+	char	   *mode = polyglot_route_check_string(check, "mode");
+	const char *const *m;
+	JsonbValue	v;
+	char	   *tmpl;
+
+	if (mode == NULL)
+		mode = "json";
+	for (m = redis_modes; *m && strcmp(*m, mode) != 0; m++)
+		;
+	if (*m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid mode \"%s\" for a Redis route", mode),
+				 errhint("Valid modes are: json, hash, invalidate, publish.")));
+	polyglot_route_check_set(check, "mode", mode);
+
+	/* channel: publish mode only, and required there */
+	if (strcmp(mode, "publish") == 0)
+	{
+		if (!polyglot_route_check_value(check, "channel", &v) ||
+			v.type != jbvString || v.val.string.len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("mode \"publish\" needs a \"channel\" option (a non-empty string)")));
+	}
+	else if (polyglot_route_check_value(check, "channel", &v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"channel\" is only valid with mode \"publish\"")));
+
+	/* ttl: a positive number of seconds, for json and hash */
+	if (polyglot_route_check_value(check, "ttl", &v) &&
+		strcmp(mode, "json") != 0 && strcmp(mode, "hash") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"ttl\" is only valid with modes \"json\" and \"hash\"")));
+
+	/* key template */
+	tmpl = polyglot_route_check_string(check, "key");
+	if (tmpl == NULL)
+	{
+		StringInfoData buf;
+		ListCell   *lc;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, polyglot_route_default_target(check->source));
+		foreach(lc, check->key_columns)
+			appendStringInfo(&buf, ":{%s}", (char *) lfirst(lc));
+		tmpl = buf.data;
+	}
+	check_key_template(check, tmpl, strcmp(mode, "publish") == 0);
+	polyglot_route_check_set(check, "key", tmpl);
+}
+
+/*
+ * The options of a route as the sink reads them, parsed on first use and
+ * kept with the route.  A stored option that polyglot.sync() would not
+ * have accepted is an error of the route's delivery.
+ */
+const RedisRouteOptions *
+polyglot_redis_route(PolyglotRoute *route)
+{
+	RedisRouteOptions *ro;
+	MemoryContext old;
+	char	   *mode;
+	char	   *ttl;
+
+	if (route->store_options)
+		return (const RedisRouteOptions *) route->store_options;
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(route));
+	ro = palloc0(sizeof(RedisRouteOptions));
+	mode = polyglot_route_option_text(route->options, "mode");
+	if (mode == NULL || strcmp(mode, "json") == 0)
+		ro->mode = REDIS_MODE_JSON;
+	else if (strcmp(mode, "hash") == 0)
+		ro->mode = REDIS_MODE_HASH;
+	else if (strcmp(mode, "invalidate") == 0)
+		ro->mode = REDIS_MODE_INVALIDATE;
+	else if (strcmp(mode, "publish") == 0)
+		ro->mode = REDIS_MODE_PUBLISH;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("route %d has an invalid Redis mode \"%s\"", route->id, mode)));
+	ro->key = polyglot_route_option_text(route->options, "key");
+	ro->channel = polyglot_route_option_text(route->options, "channel");
+
+	/*
+	 * The ttl as Redis reads it: a whole number of seconds written as an
+	 * integer.  polyglot.sync() accepts any JSON number that is whole,
+	 * positive and within int4 (60, 60.0, 6e1), and Redis takes digits
+	 * only: "EX 60.0" is an error for every write.
+	 */
+	ttl = polyglot_route_option_text(route->options, "ttl");
+	if (ttl)
+	{
+		char	   *end;
+		double		seconds;
+
+		errno = 0;
+		seconds = strtod(ttl, &end);
+		if (errno != 0 || end == ttl || *end != '\0' ||
+			!(seconds >= 1 && seconds <= PG_INT32_MAX) || seconds != floor(seconds))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("route %d has an invalid ttl \"%s\"", route->id, ttl),
+					 errhint("Option \"ttl\" is a positive whole number of seconds.")));
+		ro->ttl = psprintf("%d", (int) seconds);
+	}
+	route->store_options = ro;
+	MemoryContextSwitchTo(old);
+	return ro;
 }

@@ -33,37 +33,17 @@
 #include "core/dispatch.h"
 #include "redis/redis.h"
 
-typedef enum RedisMode
-{
-	REDIS_MODE_JSON,
-	REDIS_MODE_HASH,
-	REDIS_MODE_INVALIDATE,
-	REDIS_MODE_PUBLISH
-} RedisMode;
-
 /* Error replies that mean "not now" rather than "never for this key" */
 static const char *const transient_prefixes[] = {
 	"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN",
 	"NOREPLICAS", "OOM", "MISCONF", NULL
 };
 
+/* The route's mode (redis_option.c parses the route's options) */
 static RedisMode
 route_mode(PolyglotRoute *route)
 {
-	char	   *mode = polyglot_route_option(route, "mode");
-
-	if (mode == NULL || strcmp(mode, "json") == 0)
-		return REDIS_MODE_JSON;
-	if (strcmp(mode, "hash") == 0)
-		return REDIS_MODE_HASH;
-	if (strcmp(mode, "invalidate") == 0)
-		return REDIS_MODE_INVALIDATE;
-	if (strcmp(mode, "publish") == 0)
-		return REDIS_MODE_PUBLISH;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("route %d has an invalid Redis mode \"%s\"", route->id, mode)));
-	pg_unreachable();
+	return polyglot_redis_route(route)->mode;
 }
 
 static PolyglotPayload
@@ -96,63 +76,18 @@ render_key(PolyglotRoute *route, const char *tmpl, List *key, StringInfo scratch
 	resetStringInfo(scratch);
 	while (*p)
 	{
-		const char *close;
+		size_t		len;
+		int			c = polyglot_redis_key_placeholder(p, route->key_columns, &len);
 
-		if (*p == '{' && (close = strchr(p + 1, '}')) != NULL)
+		if (c >= 0 && c < list_length(key))
 		{
-			size_t		len = close - p - 1;
-			ListCell   *kc,
-					   *vc;
-			bool		matched = false;
-
-			forboth(kc, route->key_columns, vc, key)
-			{
-				const char *col = (const char *) lfirst(kc);
-
-				if (strlen(col) == len && strncmp(col, p + 1, len) == 0)
-				{
-					appendStringInfoString(scratch, (const char *) lfirst(vc));
-					matched = true;
-					break;
-				}
-			}
-			if (matched)
-			{
-				p = close + 1;
-				continue;
-			}
+			appendStringInfoString(scratch, (const char *) list_nth(key, c));
+			p += len;
+			continue;
 		}
 		appendStringInfoChar(scratch, *p++);
 	}
 	return pnstrdup(scratch->data, scratch->len);
-}
-
-/*
- * The key column a template's placeholder at p names (its index, and the
- * placeholder's length in *len), or -1 when p starts no placeholder: as
- * render_key() reads templates.
- */
-static int
-placeholder_at(PolyglotRoute *route, const char *p, size_t *len)
-{
-	const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
-	ListCell   *kc;
-	int			c = 0;
-
-	if (close == NULL)
-		return -1;
-	foreach(kc, route->key_columns)
-	{
-		const char *col = (const char *) lfirst(kc);
-
-		if (strlen(col) == (size_t) (close - p - 1) && strncmp(col, p + 1, close - p - 1) == 0)
-		{
-			*len = close - p + 1;
-			return c;
-		}
-		c++;
-	}
-	return -1;
 }
 
 /*
@@ -171,7 +106,7 @@ ambiguous_key(PolyglotRoute *route, const char *tmpl, List *key)
 	while (*p)
 	{
 		size_t		len;
-		int			c = placeholder_at(route, p, &len);
+		int			c = polyglot_redis_key_placeholder(p, route->key_columns, &len);
 		const char *next;
 		const char *q;
 		bool		more = false;
@@ -187,7 +122,7 @@ ambiguous_key(PolyglotRoute *route, const char *tmpl, List *key)
 		{
 			size_t		unused;
 
-			more = placeholder_at(route, q, &unused) >= 0;
+			more = polyglot_redis_key_placeholder(q, route->key_columns, &unused) >= 0;
 		}
 		p = next;
 		if (!more || *next == '\0')
@@ -198,32 +133,6 @@ ambiguous_key(PolyglotRoute *route, const char *tmpl, List *key)
 							(const char *) list_nth(route->key_columns, c), sep, tmpl);
 	}
 	return NULL;
-}
-
-/*
- * The route's ttl as Redis reads it, or NULL without one: a whole number of
- * seconds written as an integer.  polyglot.sync() accepts any JSON number
- * that is whole, positive and within int4 (60, 60.0, 6e1), and Redis takes
- * digits only: "EX 60.0" is an error for every write.
- */
-static char *
-route_ttl(PolyglotRoute *route)
-{
-	char	   *ttl = polyglot_route_option(route, "ttl");
-	char	   *end;
-	double		seconds;
-
-	if (ttl == NULL)
-		return NULL;
-	errno = 0;
-	seconds = strtod(ttl, &end);
-	if (errno != 0 || end == ttl || *end != '\0' || !(seconds >= 1 && seconds <= PG_INT32_MAX) ||
-		seconds != floor(seconds))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("route %d has an invalid ttl \"%s\"", route->id, ttl),
-				 errhint("Option \"ttl\" is a positive whole number of seconds.")));
-	return psprintf("%d", (int) seconds);
 }
 
 /* {"op": ..., "table": ..., "key": {...}, "row": ...} for publish mode */
@@ -447,10 +356,11 @@ read_sent_replies(RedisSent *sent)
 static void *
 redis_send(PolyglotRoute *route, List *items)
 {
-	RedisMode	mode = route_mode(route);
-	char	   *tmpl = polyglot_route_option(route, "key");
-	char	   *ttl = route_ttl(route);
-	char	   *channel = polyglot_route_option(route, "channel");
+	const RedisRouteOptions *ro = polyglot_redis_route(route);
+	RedisMode	mode = ro->mode;
+	const char *tmpl = ro->key;
+	const char *ttl = ro->ttl;
+	const char *channel = ro->channel;
 	int			ncols = list_length(route->columns);
 	int		   *nreplies = palloc0(sizeof(int) * Max(list_length(items), 1));
 	RedisSent  *sent = palloc0(sizeof(RedisSent));
@@ -699,7 +609,7 @@ static void
 redis_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char **names)
 {
 	RedisMode	mode = route_mode(route);
-	char	   *tmpl = polyglot_route_option(route, "key");
+	const char *tmpl = polyglot_redis_route(route)->key;
 	RedisConn  *conn = polyglot_redis_get_connection(route->server, route->user);
 	int			n = list_length(items);
 	redisReply **replies = palloc0(sizeof(redisReply *) * Max(n, 1));
@@ -790,27 +700,13 @@ parse_key(PolyglotRoute *route, const char *tmpl, const char *key, StringInfo sc
 
 	while (*p)
 	{
-		const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
-		int			col = -1;
+		size_t		len;
+		int			col = polyglot_redis_key_placeholder(p, route->key_columns, &len);
 
-		if (close)
-		{
-			ListCell   *kc;
-			int			j = 0;
-
-			foreach(kc, route->key_columns)
-			{
-				const char *name = (const char *) lfirst(kc);
-
-				if (strlen(name) == (size_t) (close - p - 1) && strncmp(name, p + 1, close - p - 1) == 0)
-					col = j;
-				j++;
-			}
-		}
 		if (col >= 0)
 		{
 			/* the literal after the placeholder, up to the next placeholder or the end */
-			const char *lit = close + 1;
+			const char *lit = p + len;
 			const char *lit_end = lit;
 			const char *end;
 
@@ -828,7 +724,7 @@ parse_key(PolyglotRoute *route, const char *tmpl, const char *key, StringInfo sc
 			}
 			values[col] = pnstrdup(k, end - k);
 			k = end;
-			p = close + 1;
+			p += len;
 			continue;
 		}
 		if (*k != *p)
@@ -993,7 +889,7 @@ static List *
 redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 {
 	RedisKeyScan *ks = (RedisKeyScan *) *state;
-	char	   *tmpl = polyglot_route_option(route, "key");
+	const char *tmpl = polyglot_redis_route(route)->key;
 	RedisConn  *conn = polyglot_redis_get_connection(route->server, route->user);
 	StringInfoData scratch;
 	List	   *page = NIL;
@@ -1008,12 +904,12 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 		initStringInfo(&pattern);
 		for (p = tmpl; *p; p++)
 		{
-			const char *close = *p == '{' ? strchr(p + 1, '}') : NULL;
+			size_t		len;
 
-			if (close)
+			if (polyglot_redis_key_placeholder(p, route->key_columns, &len) >= 0)
 			{
 				appendStringInfoChar(&pattern, '*');
-				p = close;
+				p += len - 1;
 				continue;
 			}
 			if (strchr("*?[]\\", *p))

@@ -1,0 +1,183 @@
+/*-------------------------------------------------------------------------
+ *
+ * store.c
+ *		The registry of stores: one entry per store, and the lookups by
+ *		server and by name.
+ *
+ * Adding a store is one entry here (and its folder: see README, Layout).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "catalog/pg_proc.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "pg_polyglot.h"
+#include "common/store.h"
+#include "core/dispatch.h"
+#include "elastic/elastic.h"
+#include "mongo/mongo.h"
+#include "redis/redis.h"
+
+static const PolyglotStoreInfo polyglot_stores[] = {
+	{
+		.name = "redis",
+		.label = "Redis",
+		.fdw_name = "polyglot_redis",
+		.handler = "polyglot_redis_handler",
+		.options = polyglot_redis_options,
+		.route_options = polyglot_redis_route_options,
+		.check_route = polyglot_redis_check_route,
+		.endpoint = polyglot_redis_endpoint,
+		.sink = &polyglot_redis_sink,
+		.ping = polyglot_redis_ping,
+		.init = polyglot_redis_fdw_init,	/* the key joins' planner hook */
+	},
+	{
+		.name = "mongo",
+		.label = "MongoDB",
+		.fdw_name = "polyglot_mongo",
+		.handler = "polyglot_mongo_handler",
+		.options = polyglot_mongo_options,
+		.route_options = polyglot_mongo_route_options,
+		.check_route = polyglot_mongo_check_route,
+		.endpoint = polyglot_mongo_endpoint,
+		.sink = &polyglot_mongo_sink,
+		.ping = polyglot_mongo_ping,
+	},
+	{
+		.name = "elastic",
+		.label = "Elasticsearch",
+		.fdw_name = "polyglot_elastic",
+		.handler = "polyglot_elastic_handler",
+		.options = polyglot_elastic_options,
+		.route_options = polyglot_elastic_route_options,
+		.check_route = polyglot_elastic_check_route,
+		.endpoint = polyglot_elastic_endpoint,
+		.sink = &polyglot_elastic_sink,
+		.ping = polyglot_elastic_ping,
+	},
+};
+
+#define NSTORES ((int) lengthof(polyglot_stores))
+
+/* Each store's set-up at library load (_PG_init) */
+void
+polyglot_stores_init(void)
+{
+	int			i;
+
+	for (i = 0; i < NSTORES; i++)
+		if (polyglot_stores[i].init)
+			polyglot_stores[i].init();
+}
+
+/* The store of a name in polyglot.routes.store, or NULL. */
+const PolyglotStoreInfo *
+polyglot_store_by_name(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < NSTORES; i++)
+		if (strcmp(polyglot_stores[i].name, name) == 0)
+			return &polyglot_stores[i];
+	return NULL;
+}
+
+/*
+ * Which store a foreign server belongs to, from the C symbol of its
+ * wrapper's handler.  Ereports when the server is not one of ours.
+ */
+const PolyglotStoreInfo *
+polyglot_server_store(ForeignServer *server)
+{
+	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
+	HeapTuple	tp;
+	char	   *prosrc = NULL;
+	StringInfoData names;
+	int			i;
+
+	if (OidIsValid(fdw->fdwhandler))
+	{
+		Datum		datum;
+		bool		isnull;
+
+		tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fdw->fdwhandler));
+		if (!HeapTupleIsValid(tp))
+			elog(ERROR, "cache lookup failed for function %u", fdw->fdwhandler);
+		datum = SysCacheGetAttr(PROCOID, tp, Anum_pg_proc_prosrc, &isnull);
+		if (!isnull)
+			prosrc = TextDatumGetCString(datum);
+		ReleaseSysCache(tp);
+	}
+
+	for (i = 0; prosrc && i < NSTORES; i++)
+		if (strcmp(prosrc, polyglot_stores[i].handler) == 0)
+			return &polyglot_stores[i];
+
+	initStringInfo(&names);
+	for (i = 0; i < NSTORES; i++)
+		appendStringInfo(&names, "%s%s", i == 0 ? "" : i + 1 < NSTORES ? ", " : " and ",
+						 polyglot_stores[i].fdw_name);
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("server \"%s\" does not belong to a pg_polyglot foreign-data wrapper",
+					server->servername),
+			 errdetail("Its foreign-data wrapper is \"%s\".", fdw->fdwname),
+			 errhint("pg_polyglot serves %s servers.", names.data)));
+	pg_unreachable();
+}
+
+PG_FUNCTION_INFO_V1(polyglot_server_store_sql);
+
+/*
+ * polyglot._server_store(server name): the store's name ('redis', 'mongo',
+ * 'elastic') for a pg_polyglot server; an error for any other.
+ */
+Datum
+polyglot_server_store_sql(PG_FUNCTION_ARGS)
+{
+	ForeignServer *server = GetForeignServerByName(NameStr(*PG_GETARG_NAME(0)), false);
+
+	PG_RETURN_TEXT_P(cstring_to_text(polyglot_server_store(server)->name));
+}
+
+PG_FUNCTION_INFO_V1(polyglot_server_endpoint_sql);
+
+/*
+ * polyglot._server_endpoint(server oid): "<wrapper> <endpoint>" of a
+ * pg_polyglot server, NULL when there is no such server.
+ */
+Datum
+polyglot_server_endpoint_sql(PG_FUNCTION_ARGS)
+{
+	ForeignServer *server = GetForeignServerExtended(PG_GETARG_OID(0), FSV_MISSING_OK);
+	const PolyglotStoreInfo *store;
+
+	if (server == NULL)
+		PG_RETURN_NULL();
+	store = polyglot_server_store(server);
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s %s",
+											  GetForeignDataWrapper(server->fdwid)->fdwname,
+											  store->endpoint(server))));
+}
+
+/*
+ * The body of each wrapper's validator: the options given in a CREATE or
+ * ALTER of a catalog object, checked against the store's table.  Returns
+ * them as a List of DefElem, for checks across options.
+ */
+List *
+polyglot_store_validate(const char *name, Datum options, Oid catalog)
+{
+	const PolyglotStoreInfo *store = polyglot_store_by_name(name);
+	List	   *list = untransformRelOptions(options);
+
+	polyglot_validate_options(store->fdw_name, store->options, list, catalog);
+	return list;
+}
