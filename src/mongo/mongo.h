@@ -23,11 +23,11 @@ typedef struct MongoConnOptions
 	const char *database;		/* default database, or NULL */
 } MongoConnOptions;
 
-/* mongo_option.c */
+/* in mongo_option.c */
 extern void polyglot_mongo_get_options(ForeignServer *server, UserMapping *user,
 							  MongoConnOptions *opts);
 
-/* mongo_connection.c */
+/* in mongo_connection.c */
 typedef struct MongoConn
 {
 	PolyglotConnEntry base;		/* base.conn is the mongoc_client_t */
@@ -50,10 +50,10 @@ extern void polyglot_mongo_report_pinned_error(MongoConn *conn, const PolyglotCo
 									  const bson_error_t *error,
 									  const char *what) pg_attribute_noreturn();
 
-/* mongo_stream.c */
+/* in mongo_stream.c */
 extern void polyglot_mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri);
 
-/* mongo_bson.c */
+/* in mongo_bson.c */
 #define POLYGLOT_BSON_NO_DECIMAL128	0x01	/* the server has no decimal128 */
 #define POLYGLOT_BSON_NO_NAN		0x02	/* the server cannot take a NaN double */
 extern bool polyglot_bson_append_datum(bson_t *doc, const char *key, int keylen,
