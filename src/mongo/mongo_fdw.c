@@ -1458,8 +1458,7 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->conn = polyglot_mongo_get_connection(server, user);
 	/* what the filter's values look like depends on the server, in EXPLAIN too */
 	polyglot_mongo_read_flavor(st->conn);
-	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
-		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
+	st->bson_flags = polyglot_mongo_bson_flags(st->conn);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	{
@@ -2315,8 +2314,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 		return;
 	st->conn = polyglot_mongo_get_connection(server, user);
 	polyglot_mongo_read_flavor(st->conn);
-	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
-		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
+	st->bson_flags = polyglot_mongo_bson_flags(st->conn);
 	{
 		MemoryContext cxt = mtstate ? mtstate->ps.state->es_query_cxt : CurrentMemoryContext;
 		MemoryContextCallback *cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
