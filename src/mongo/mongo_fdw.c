@@ -1909,17 +1909,12 @@ explain_options(MongoScanState *st, ExplainState *es)
  * show as "(parameter)".
  */
 static void
-mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
+explain_request(MongoScanState *st, ExprContext *econtext, ExplainState *es)
 {
-	MongoScanState *st = (MongoScanState *) node->fdw_state;
 	bson_t	   *filter;
 	bson_t	   *doc;
 
-	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection), es);
-	if (!es->verbose)
-		return;
-	filter = build_filter(st->filter, st->value_states, node->ss.ps.ps_ExprContext,
-						  st->bson_flags, !es->analyze);
+	filter = build_filter(st->filter, st->value_states, econtext, st->bson_flags, !es->analyze);
 	if (st->aggregate)
 	{
 		doc = build_pipeline(st->aggregate, filter);
@@ -1946,6 +1941,16 @@ mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	if (st->limit > 0)
 		ExplainPropertyInteger("Remote Limit", NULL, st->limit, es);
 	explain_options(st, es);
+}
+
+static void
+mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	MongoScanState *st = (MongoScanState *) node->fdw_state;
+
+	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection), es);
+	if (es->verbose)
+		explain_request(st, node->ss.ps.ps_ExprContext, es);
 }
 
 /* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
@@ -2371,7 +2376,7 @@ append_column(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot, int attnu
 
 /* {_id: value}, where a text _id of 24 hex digits also matches the ObjectId */
 static void
-append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
+append_id_selector(bson_t *selector, Datum id, Oid typid, int flags)
 {
 	char	   *error = NULL;
 
@@ -2384,7 +2389,7 @@ append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
 		bson_append_document_end(selector, &cond);
 		return;
 	}
-	if (!append_id_eq_datum(selector, id, typid, st->bson_flags, &error))
+	if (!append_id_eq_datum(selector, id, typid, flags, &error))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("_id cannot be sent to MongoDB: %s", error)));
@@ -2509,9 +2514,9 @@ mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 		elog(ERROR, "pg_polyglot: _id is null");
 	PG_TRY();
 	{
-		append_id_selector(selector, st,
-						   id, TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-											 st->id_attnum - 1)->atttypid);
+		append_id_selector(selector, id,
+						   TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
+										 st->id_attnum - 1)->atttypid, st->bson_flags);
 		bson_append_document_begin(update, "$set", 4, &set);
 		foreach(lc, st->target_attrs)
 		{
@@ -2560,9 +2565,9 @@ mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 		elog(ERROR, "pg_polyglot: _id is null");
 	PG_TRY();
 	{
-		append_id_selector(selector, st, id,
+		append_id_selector(selector, id,
 						   TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-										 st->id_attnum - 1)->atttypid);
+										 st->id_attnum - 1)->atttypid, st->bson_flags);
 	}
 	PG_CATCH();
 	{
