@@ -143,7 +143,7 @@ typedef struct MongoScanState
 /* ---------------------------------------------------------------- options */
 
 static void
-load_columns(Oid relid, MongoRelInfo *info)
+polyglot_mongo_load_columns(Oid relid, MongoRelInfo *info)
 {
 	Relation	rel = table_open(relid, NoLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -180,7 +180,7 @@ load_columns(Oid relid, MongoRelInfo *info)
 }
 
 static void
-load_table(Oid relid, MongoRelInfo *info)
+polyglot_mongo_load_table(Oid relid, MongoRelInfo *info)
 {
 	ForeignTable *table = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(table->serverid);
@@ -209,7 +209,7 @@ load_table(Oid relid, MongoRelInfo *info)
 	info->database = pstrdup(db);
 	info->collection = pstrdup(polyglot_option_string(table->options, "collection",
 													  get_rel_name(relid)));
-	load_columns(relid, info);
+	polyglot_mongo_load_columns(relid, info);
 }
 
 /* ---------------------------------------------------------------- pushdown */
@@ -250,7 +250,7 @@ is_value(Expr *expr, RelOptInfo *baserel)
 
 /* Types whose BSON form compares as SQL does, and for which operators */
 static bool
-pushable_type(Oid typid, bool ordering, Oid collation)
+polyglot_mongo_pushable_type(Oid typid, bool ordering, Oid collation)
 {
 	switch (getBaseType(typid))
 	{
@@ -319,7 +319,7 @@ const_nonfinite(Expr *expr)
  * ("bool", field, value).
  */
 static List *
-deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
+polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 {
 	MongoColumn *col;
 
@@ -339,7 +339,7 @@ deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 		}
 		foreach(lc, b->args)
 		{
-			List	   *item = deparse(lfirst(lc), baserel, info);
+			List	   *item = polyglot_mongo_deparse_expr(lfirst(lc), baserel, info);
 
 			if (item == NIL)
 				return NIL;
@@ -372,9 +372,10 @@ deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 		opname = get_opname(op->opno);
 		mop = opname ? mongo_operator(opname, commuted) : NULL;
 		if (mop == NULL ||
-			!pushable_type(col->typid, strcmp(mop, "$eq") != 0 && strcmp(mop, "$ne") != 0,
-						   op->inputcollid) ||
-			!pushable_type(exprType((Node *) right), false, InvalidOid) ||
+			!polyglot_mongo_pushable_type(col->typid,
+										  strcmp(mop, "$eq") != 0 && strcmp(mop, "$ne") != 0,
+										  op->inputcollid) ||
+			!polyglot_mongo_pushable_type(exprType((Node *) right), false, InvalidOid) ||
 			const_nonfinite(right))
 			return NIL;
 		return list_make5(makeString("cmp"), makeString(col->field), makeString((char *) mop),
@@ -399,8 +400,9 @@ deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 		else
 			return NIL;
 		elemtype = get_element_type(exprType((Node *) array));
-		if (!pushable_type(col->typid, false, InvalidOid) ||
-			!OidIsValid(elemtype) || !pushable_type(elemtype, false, InvalidOid) ||
+		if (!polyglot_mongo_pushable_type(col->typid, false, InvalidOid) ||
+			!OidIsValid(elemtype) ||
+			!polyglot_mongo_pushable_type(elemtype, false, InvalidOid) ||
 			const_nonfinite(array))
 			return NIL;
 		return list_make5(makeString("in"), makeString(col->field),
@@ -654,8 +656,8 @@ append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bo
  * yet and show as "(parameter)".
  */
 static bson_t *
-build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
-			 bool explain_only)
+polyglot_mongo_build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
+							bool explain_only)
 {
 	bson_t	   *doc = bson_new();
 	int			n = list_length(value_states);
@@ -839,7 +841,7 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	bool		unique = false;
 
 	baserel->fdw_private = info;
-	load_table(foreigntableid, info);
+	polyglot_mongo_load_table(foreigntableid, info);
 	info->relid = foreigntableid;
 	info->userid = baserel->userid;
 
@@ -850,7 +852,7 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		int			nvalues = list_length(info->values);
 
 		if (info->pushdown)
-			item = deparse(ri->clause, baserel, info);
+			item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
 		if (item != NIL)
 		{
 			info->items = lappend(info->items, item);
@@ -894,7 +896,7 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
  * only NULLs to NULL: without NULLs the two agree.
  */
 static bool
-column_not_null(MongoRelInfo *info, int attnum)
+polyglot_mongo_column_not_null(MongoRelInfo *info, int attnum)
 {
 	const char *field = info->columns[attnum - 1].field;
 	ListCell   *lc;
@@ -918,7 +920,7 @@ column_not_null(MongoRelInfo *info, int attnum)
 
 /* The attnum of a Var of the scanned relation that maps to a field, or 0 */
 static int
-column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
+polyglot_mongo_column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 {
 	if (IsA(expr, RelabelType))
 		expr = ((RelabelType *) expr)->arg;
@@ -946,7 +948,7 @@ sortable_type(Oid typid, Oid collation)
 		case NUMERICOID:
 			return false;
 		default:
-			return pushable_type(typid, true, collation);
+			return polyglot_mongo_pushable_type(typid, true, collation);
 	}
 }
 
@@ -959,7 +961,7 @@ sortable_type(Oid typid, Oid collation)
  * (first ascending, last descending) in a column that may hold them.
  */
 static List *
-sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
+polyglot_mongo_sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
 {
 	List	   *spec = NIL;
 	List	   *seen = NIL;
@@ -982,7 +984,7 @@ sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
 			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
 
 			if (bms_equal(em->em_relids, baserel->relids) &&
-				(attnum = column_attnum(em->em_expr, baserel, info)) != 0)
+				(attnum = polyglot_mongo_column_attnum(em->em_expr, baserel, info)) != 0)
 				break;
 		}
 		if (attnum == 0)
@@ -993,7 +995,7 @@ sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
 		opclass = GetDefaultOpClass(getBaseType(col->typid), BTREE_AM_OID);
 		if (!OidIsValid(opclass) || get_opclass_family(opclass) != pk->pk_opfamily)
 			return NIL;
-		if (asc != pk->pk_nulls_first && !column_not_null(info, attnum))
+		if (asc != pk->pk_nulls_first && !polyglot_mongo_column_not_null(info, attnum))
 			return NIL;
 		/* a second key on the same field changes nothing */
 		if (list_member(seen, makeString(col->field)))
@@ -1032,7 +1034,7 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
 	if (info->pushdown && root->query_pathkeys != NIL &&
-		(sort = sort_spec(baserel, info, root->query_pathkeys)) != NIL)
+		(sort = polyglot_mongo_sort_spec(baserel, info, root->query_pathkeys)) != NIL)
 	{
 		double		rows = baserel->rows;
 
@@ -1063,7 +1065,8 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 			ListCell   *lc;
 
 			if (info->dropped[attnum - 1] || info->columns[attnum - 1].field == NULL ||
-				!pushable_type(info->columns[attnum - 1].typid, false, InvalidOid))
+				!polyglot_mongo_pushable_type(info->columns[attnum - 1].typid, false,
+											  InvalidOid))
 				continue;
 			clauses = generate_implied_equalities_for_column(root, baserel,
 															 polyglot_ec_member_is_column,
@@ -1079,7 +1082,7 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 				if (!join_clause_is_movable_to(ri, baserel))
 					continue;
-				item = deparse(ri->clause, baserel, info);
+				item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
 				info->values = list_truncate(info->values, nvalues);
 				if (item == NIL)
 					continue;
@@ -1099,19 +1102,20 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 /* ---------------------------------------------------------------- aggregate pushdown */
 
-#define AGG_GROUP	"group"
-#define AGG_COUNT	"count"
-#define AGG_SUM		"sum"
+#define MONGO_AGG_GROUP		"group"
+#define MONGO_AGG_COUNT		"count"
+#define MONGO_AGG_SUM		"sum"
 
 /*
  * The kind of an aggregate MongoDB's $group computes as SQL does, or NULL:
  * count(*), and count(col) and sum(col) of a column that holds no NULL in
- * this scan (see column_not_null), sum of integers only (a floating-point
- * sum depends on the order of addition, and numeric may be decimal128 or
- * double).  *field is the column's field.
+ * this scan (see polyglot_mongo_column_not_null), sum of integers only (a
+ * floating-point sum depends on the order of addition, and numeric may be
+ * decimal128 or double).  *field is the column's field.
  */
 static const char *
-aggregate_kind(Aggref *agg, RelOptInfo *baserel, MongoRelInfo *info, const char **field)
+polyglot_mongo_aggregate_kind(Aggref *agg, RelOptInfo *baserel, MongoRelInfo *info,
+							  const char **field)
 {
 	char	   *name;
 	int			attnum = 0;
@@ -1123,21 +1127,22 @@ aggregate_kind(Aggref *agg, RelOptInfo *baserel, MongoRelInfo *info, const char 
 		return NULL;
 	name = get_func_name(agg->aggfnoid);
 	if (strcmp(name, "count") == 0 && agg->aggstar)
-		return AGG_COUNT;
+		return MONGO_AGG_COUNT;
 	if (list_length(agg->args) != 1)
 		return NULL;
-	attnum = column_attnum(((TargetEntry *) linitial(agg->args))->expr, baserel, info);
-	if (attnum == 0 || !column_not_null(info, attnum))
+	attnum = polyglot_mongo_column_attnum(((TargetEntry *) linitial(agg->args))->expr, baserel,
+										  info);
+	if (attnum == 0 || !polyglot_mongo_column_not_null(info, attnum))
 		return NULL;
 	*field = info->columns[attnum - 1].field;
 	if (strcmp(name, "count") == 0)
-		return AGG_COUNT;
+		return MONGO_AGG_COUNT;
 	if (strcmp(name, "sum") == 0)
 	{
 		Oid			base = getBaseType(info->columns[attnum - 1].typid);
 
 		if (base == INT2OID || base == INT4OID || base == INT8OID)
-			return AGG_SUM;
+			return MONGO_AGG_SUM;
 	}
 	return NULL;
 }
@@ -1188,12 +1193,12 @@ mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo
 
 		if (sgref == 0 || get_sortgroupref_clause_noerr(sgref, parse->groupClause) == NULL)
 			continue;
-		attnum = column_attnum(expr, input_rel, info);
+		attnum = polyglot_mongo_column_attnum(expr, input_rel, info);
 		if (attnum == 0)
 			return;
 		col = &info->columns[attnum - 1];
 		collation = exprCollation((Node *) expr);
-		if (!pushable_type(col->typid, false, InvalidOid) ||
+		if (!polyglot_mongo_pushable_type(col->typid, false, InvalidOid) ||
 			(OidIsValid(collation) && !get_collation_isdeterministic(collation)))
 			return;
 		group_attnums = lappend_int(group_attnums, attnum);
@@ -1201,14 +1206,14 @@ mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo
 								  makeTargetEntry(copyObject(expr),
 												  list_length(agg->scan_tlist) + 1, NULL, false));
 		agg->outputs = lappend(agg->outputs,
-							   list_make4(makeString(AGG_GROUP), makeString(col->field),
+							   list_make4(makeString(MONGO_AGG_GROUP), makeString(col->field),
 										  makeInteger((int) col->typid),
 										  makeInteger(col->typmod)));
 	}
 	if (list_length(group_attnums) > 1)
 	{
 		foreach(lc, group_attnums)
-			if (!column_not_null(info, lfirst_int(lc)))
+			if (!polyglot_mongo_column_not_null(info, lfirst_int(lc)))
 				return;
 	}
 
@@ -1237,7 +1242,7 @@ mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo
 			aggref = (Aggref *) node;
 			if (tlist_member((Expr *) aggref, agg->scan_tlist))
 				continue;
-			kind = aggregate_kind(aggref, input_rel, info, &field);
+			kind = polyglot_mongo_aggregate_kind(aggref, input_rel, info, &field);
 			if (kind == NULL)
 				return;
 			agg->scan_tlist = lappend(agg->scan_tlist,
@@ -1327,7 +1332,7 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		/* a parameterized path's join clauses: the outer column is a value */
 		if (info->pushdown && best_path->path.param_info &&
 			!bms_is_subset(ri->clause_relids, baserel->relids))
-			item = deparse(ri->clause, baserel, info);
+			item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
 		if (item != NIL)
 			info->items = lappend(info->items, item);
 		else
@@ -1437,7 +1442,7 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->limit = intVal(list_nth(plan->fdw_private, FP_LIMIT));
 	st->aggregate = (List *) list_nth(plan->fdw_private, FP_AGGREGATE);
 	memset(&info, 0, sizeof(info));
-	load_columns(relid, &info);
+	polyglot_mongo_load_columns(relid, &info);
 	st->natts = info.natts;
 	st->columns = info.columns;
 	st->wanted = palloc0(sizeof(bool) * Max(info.natts, 1));
@@ -1483,19 +1488,19 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
  */
 /* The number of group keys among an aggregation's outputs */
 static int
-aggregate_group_count(List *aggregate)
+polyglot_mongo_aggregate_group_count(List *aggregate)
 {
 	ListCell   *lc;
 	int			n = 0;
 
 	foreach(lc, aggregate)
-		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
+		if (strcmp(strVal(linitial((List *) lfirst(lc))), MONGO_AGG_GROUP) == 0)
 			n++;
 	return n;
 }
 
 static bson_t *
-build_pipeline(List *aggregate, const bson_t *filter)
+polyglot_mongo_build_pipeline(List *aggregate, const bson_t *filter)
 {
 	bson_t	   *pipeline = bson_new();
 	bson_t		stage,
@@ -1503,7 +1508,7 @@ build_pipeline(List *aggregate, const bson_t *filter)
 				id,
 				acc;
 	ListCell   *lc;
-	int			ngroups = aggregate_group_count(aggregate);
+	int			ngroups = polyglot_mongo_aggregate_group_count(aggregate);
 	int			n = 0;
 	char		key[16];
 	char		idx[16];
@@ -1529,7 +1534,7 @@ build_pipeline(List *aggregate, const bson_t *filter)
 		const char *kind = strVal(linitial(out));
 		char	   *path = psprintf("$%s", strVal(lsecond(out)));
 
-		if (strcmp(kind, AGG_GROUP) == 0)
+		if (strcmp(kind, MONGO_AGG_GROUP) == 0)
 		{
 			snprintf(key, sizeof(key), "g%d", n);
 			bson_append_utf8(ngroups > 1 ? &id : &group, ngroups > 1 ? key : "_id", -1,
@@ -1547,10 +1552,10 @@ build_pipeline(List *aggregate, const bson_t *filter)
 		const char *field = strVal(lsecond(out));
 
 		snprintf(key, sizeof(key), "a%d", n++);
-		if (strcmp(kind, AGG_GROUP) == 0)
+		if (strcmp(kind, MONGO_AGG_GROUP) == 0)
 			continue;
 		bson_append_document_begin(&group, key, -1, &acc);
-		if (strcmp(kind, AGG_SUM) == 0)
+		if (strcmp(kind, MONGO_AGG_SUM) == 0)
 			bson_append_utf8(&acc, "$sum", 4, psprintf("$%s", field), -1);
 		else
 			bson_append_int32(&acc, "$sum", 4, 1);	/* count(col) has no NULLs */
@@ -1563,7 +1568,7 @@ build_pipeline(List *aggregate, const bson_t *filter)
 
 /* {"field": 1, ...}, or none when the whole document is needed */
 static bson_t *
-build_projection(MongoScanState *st)
+polyglot_mongo_build_projection(MongoScanState *st)
 {
 	bson_t	   *proj = bson_new();
 	ListCell   *lc;
@@ -1584,7 +1589,7 @@ build_projection(MongoScanState *st)
 
 /* {"field": 1 | -1, ...} of the pushed ORDER BY */
 static bson_t *
-build_sort(List *sort)
+polyglot_mongo_build_sort(List *sort)
 {
 	bson_t	   *doc = bson_new();
 	ListCell   *lc;
@@ -1605,7 +1610,7 @@ build_sort(List *sort)
  * FerretDB has no collations and takes neither option.
  */
 static bson_t *
-build_options(MongoScanState *st)
+polyglot_mongo_build_options(MongoScanState *st)
 {
 	bson_t	   *opts = bson_new();
 
@@ -1623,26 +1628,28 @@ start_cursor(ForeignScanState *node)
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
 	bson_t	   *opts;
 
-	st->built_filter = build_filter(st->filter, st->value_states,
-									node->ss.ps.ps_ExprContext, st->bson_flags, false);
+	st->built_filter = polyglot_mongo_build_filter(st->filter, st->value_states,
+												   node->ss.ps.ps_ExprContext, st->bson_flags,
+												   false);
 	st->aggregate_rows = false;
 	st->aggregate_done = false;
 	st->eof = false;
 	if (st->aggregate)
 	{
-		bson_t	   *pipeline = build_pipeline(st->aggregate, st->built_filter);
+		bson_t	   *pipeline = polyglot_mongo_build_pipeline(st->aggregate,
+															 st->built_filter);
 
-		opts = build_options(st);
+		opts = polyglot_mongo_build_options(st);
 		st->cursor = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, opts,
 												 NULL);
 		bson_destroy(pipeline);
 		bson_destroy(opts);
 		return;
 	}
-	opts = build_options(st);
+	opts = polyglot_mongo_build_options(st);
 	if (st->sort)
 	{
-		bson_t	   *sort = build_sort(st->sort);
+		bson_t	   *sort = polyglot_mongo_build_sort(st->sort);
 
 		bson_append_document(opts, "sort", 4, sort);
 		bson_destroy(sort);
@@ -1650,7 +1657,7 @@ start_cursor(ForeignScanState *node)
 	if (st->limit > 0)
 		bson_append_int64(opts, "limit", 5, st->limit);
 	{
-		bson_t	   *proj = build_projection(st);
+		bson_t	   *proj = polyglot_mongo_build_projection(st);
 
 		if (!bson_empty(proj))
 			bson_append_document(opts, "projection", -1, proj);
@@ -1670,7 +1677,7 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 {
 	ListCell   *lc;
 	int			n = 0;
-	int			ngroups = aggregate_group_count(st->aggregate);
+	int			ngroups = polyglot_mongo_aggregate_group_count(st->aggregate);
 
 	foreach(lc, st->aggregate)
 	{
@@ -1684,10 +1691,11 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 
 		slot->tts_isnull[n] = true;
 		slot->tts_values[n] = (Datum) 0;
-		st->current_column = psprintf(strcmp(kind, AGG_GROUP) == 0 ? "group key \"%s\"" :
-									  strcmp(kind, AGG_SUM) == 0 ? "sum of \"%s\"" : "count%s",
+		st->current_column = psprintf(strcmp(kind, MONGO_AGG_GROUP) == 0 ? "group key \"%s\"" :
+									  strcmp(kind, MONGO_AGG_SUM) == 0 ? "sum of \"%s\"" :
+									  "count%s",
 									  strVal(lsecond(out)));
-		if (strcmp(kind, AGG_GROUP) == 0)
+		if (strcmp(kind, MONGO_AGG_GROUP) == 0)
 			snprintf(key, sizeof(key), ngroups > 1 ? "_id.g%d" : "_id", n);
 		else
 			snprintf(key, sizeof(key), "a%d", n);
@@ -1696,7 +1704,7 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 			 bson_iter_find(&iter, key));
 		if (found)
 		{
-			if (strcmp(kind, AGG_SUM) == 0 && BSON_ITER_HOLDS_DOUBLE(&iter) &&
+			if (strcmp(kind, MONGO_AGG_SUM) == 0 && BSON_ITER_HOLDS_DOUBLE(&iter) &&
 				(fabs(bson_iter_double(&iter)) >= 9007199254740992.0 ||
 				 bson_iter_double(&iter) != floor(bson_iter_double(&iter))))
 				ereport(ERROR,
@@ -1727,7 +1735,7 @@ store_empty_aggregate_row(MongoScanState *st, TupleTableSlot *slot)
 	{
 		const char *kind = strVal(linitial((List *) lfirst(lc)));
 
-		slot->tts_isnull[n] = strcmp(kind, AGG_COUNT) != 0;
+		slot->tts_isnull[n] = strcmp(kind, MONGO_AGG_COUNT) != 0;
 		slot->tts_values[n] = Int64GetDatum(0);
 		n++;
 	}
@@ -1763,7 +1771,7 @@ mongoIterateForeignScan(ForeignScanState *node)
 									  st->aggregate ? "an aggregate" : "a find");
 		}
 		if (st->aggregate && !st->aggregate_rows && !st->aggregate_done &&
-			aggregate_group_count(st->aggregate) == 0)
+			polyglot_mongo_aggregate_group_count(st->aggregate) == 0)
 		{
 			st->aggregate_done = true;
 			store_empty_aggregate_row(st, slot);
@@ -1895,7 +1903,7 @@ explain_bson(const char *label, const bson_t *doc, bool array, ExplainState *es)
 static void
 explain_options(MongoScanState *st, ExplainState *es)
 {
-	bson_t	   *opts = build_options(st);
+	bson_t	   *opts = polyglot_mongo_build_options(st);
 
 	if (!bson_empty(opts))
 		explain_bson("Remote Options", opts, false, es);
@@ -1909,15 +1917,16 @@ explain_options(MongoScanState *st, ExplainState *es)
  * show as "(parameter)".
  */
 static void
-explain_request(MongoScanState *st, ExprContext *econtext, ExplainState *es)
+polyglot_mongo_explain_request(MongoScanState *st, ExprContext *econtext, ExplainState *es)
 {
 	bson_t	   *filter;
 	bson_t	   *doc;
 
-	filter = build_filter(st->filter, st->value_states, econtext, st->bson_flags, !es->analyze);
+	filter = polyglot_mongo_build_filter(st->filter, st->value_states, econtext, st->bson_flags,
+										 !es->analyze);
 	if (st->aggregate)
 	{
-		doc = build_pipeline(st->aggregate, filter);
+		doc = polyglot_mongo_build_pipeline(st->aggregate, filter);
 		explain_bson("Remote Pipeline", doc, true, es);
 		bson_destroy(doc);
 		bson_destroy(filter);
@@ -1926,7 +1935,7 @@ explain_request(MongoScanState *st, ExprContext *econtext, ExplainState *es)
 	}
 	explain_bson("Remote Filter", filter, false, es);
 	bson_destroy(filter);
-	doc = build_projection(st);
+	doc = polyglot_mongo_build_projection(st);
 	if (bson_empty(doc))
 		ExplainPropertyText("Remote Projection", "(whole documents)", es);
 	else
@@ -1934,7 +1943,7 @@ explain_request(MongoScanState *st, ExprContext *econtext, ExplainState *es)
 	bson_destroy(doc);
 	if (st->sort)
 	{
-		doc = build_sort(st->sort);
+		doc = polyglot_mongo_build_sort(st->sort);
 		explain_bson("Remote Sort", doc, false, es);
 		bson_destroy(doc);
 	}
@@ -1950,7 +1959,7 @@ mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
 
 	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection), es);
 	if (es->verbose)
-		explain_request(st, node->ss.ps.ps_ExprContext, es);
+		polyglot_mongo_explain_request(st, node->ss.ps.ps_ExprContext, es);
 }
 
 /* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
@@ -2046,7 +2055,7 @@ column_type(int kinds)
  * values seen, and a jsonb column "doc" holding the whole document.
  */
 static List *
-mongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
+polyglotMongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 {
 	ForeignServer *server = GetForeignServer(serverOid);
 	UserMapping *user = polyglot_find_user_mapping(GetUserId(), serverOid);
@@ -2245,8 +2254,8 @@ id_column(MongoRelInfo *info, TupleDesc desc)
 }
 
 static void
-mongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
-							 Relation target_relation)
+polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+									 RangeTblEntry *target_rte, Relation target_relation)
 {
 	MongoRelInfo info;
 	int			attnum;
@@ -2254,7 +2263,7 @@ mongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *ta
 	Var		   *var;
 
 	memset(&info, 0, sizeof(info));
-	load_columns(RelationGetRelid(target_relation), &info);
+	polyglot_mongo_load_columns(RelationGetRelid(target_relation), &info);
 	attnum = id_column(&info, RelationGetDescr(target_relation));
 	if (attnum == 0)
 		ereport(ERROR,
@@ -2268,8 +2277,8 @@ mongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *ta
 }
 
 static List *
-mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
-					   int subplan_index)
+polyglotMongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+							   int subplan_index)
 {
 	List	   *target_attrs = NIL;
 
@@ -2280,8 +2289,8 @@ mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelatio
 
 /*
  * The state of a modification: INSERT, UPDATE or DELETE planned on the
- * table (mongoBeginForeignModify), or rows routed to it by COPY FROM or
- * partition routing (mongoBeginForeignInsert).
+ * table (polyglotMongoBeginForeignModify), or rows routed to it by COPY
+ * FROM or partition routing (polyglotMongoBeginForeignInsert).
  */
 static void
 begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
@@ -2298,7 +2307,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 
 	rinfo->ri_FdwState = st;
 	memset(&info, 0, sizeof(info));
-	load_table(relid, &info);
+	polyglot_mongo_load_table(relid, &info);
 	st->database = info.database;
 	st->collection = info.collection;
 	st->natts = info.natts;
@@ -2334,8 +2343,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 }
 
 static void
-mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						int subplan_index, int eflags)
+polyglotMongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+								List *fdw_private, int subplan_index, int eflags)
 {
 	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
 				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
@@ -2343,7 +2352,7 @@ mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *f
 
 /* COPY FROM into the table, or rows routed to it as a partition */
 static void
-mongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+polyglotMongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
 }
@@ -2376,7 +2385,7 @@ append_column(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot, int attnu
 
 /* {_id: value}, where a text _id of 24 hex digits also matches the ObjectId */
 static void
-append_id_selector(bson_t *selector, Datum id, Oid typid, int flags)
+polyglot_mongo_append_id_selector(bson_t *selector, Datum id, Oid typid, int flags)
 {
 	char	   *error = NULL;
 
@@ -2414,8 +2423,8 @@ append_insert_row(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot)
 }
 
 static TupleTableSlot *
-mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
+polyglotMongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 	bson_t	   *doc = bson_new();
@@ -2447,8 +2456,9 @@ mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
  * part of the transaction.
  */
 static TupleTableSlot **
-mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
-							TupleTableSlot **planSlots, int *numSlots)
+polyglotMongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+									TupleTableSlot **slots, TupleTableSlot **planSlots,
+									int *numSlots)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 	bson_t	  **docs = palloc0(sizeof(bson_t *) * *numSlots);
@@ -2488,7 +2498,7 @@ mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot
  * triggers, or a view's WITH CHECK OPTION.
  */
 static int
-mongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+polyglotMongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
@@ -2497,8 +2507,8 @@ mongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 #endif
 
 static TupleTableSlot *
-mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
+polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 	bool		isnull;
@@ -2514,9 +2524,10 @@ mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 		elog(ERROR, "pg_polyglot: _id is null");
 	PG_TRY();
 	{
-		append_id_selector(selector, id,
-						   TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-										 st->id_attnum - 1)->atttypid, st->bson_flags);
+		polyglot_mongo_append_id_selector(selector, id,
+										  TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
+														st->id_attnum - 1)->atttypid,
+										  st->bson_flags);
 		bson_append_document_begin(update, "$set", 4, &set);
 		foreach(lc, st->target_attrs)
 		{
@@ -2551,8 +2562,8 @@ mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 }
 
 static TupleTableSlot *
-mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
+polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 	bool		isnull;
@@ -2565,9 +2576,10 @@ mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 		elog(ERROR, "pg_polyglot: _id is null");
 	PG_TRY();
 	{
-		append_id_selector(selector, id,
-						   TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-										 st->id_attnum - 1)->atttypid, st->bson_flags);
+		polyglot_mongo_append_id_selector(selector, id,
+										  TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
+														st->id_attnum - 1)->atttypid,
+										  st->bson_flags);
 	}
 	PG_CATCH();
 	{
@@ -2594,8 +2606,8 @@ mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slo
 }
 
 static void
-mongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						  int subplan_index, ExplainState *es)
+polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+								  List *fdw_private, int subplan_index, ExplainState *es)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
@@ -2609,7 +2621,7 @@ mongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List 
 
 /* also EndForeignInsert */
 static void
-mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
@@ -2633,20 +2645,20 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = mongoReScanForeignScan;
 	routine->EndForeignScan = mongoEndForeignScan;
 	routine->ExplainForeignScan = mongoExplainForeignScan;
-	routine->ImportForeignSchema = mongoImportForeignSchema;
-	routine->AddForeignUpdateTargets = mongoAddForeignUpdateTargets;
-	routine->PlanForeignModify = mongoPlanForeignModify;
-	routine->BeginForeignModify = mongoBeginForeignModify;
-	routine->ExecForeignInsert = mongoExecForeignInsert;
+	routine->ImportForeignSchema = polyglotMongoImportForeignSchema;
+	routine->AddForeignUpdateTargets = polyglotMongoAddForeignUpdateTargets;
+	routine->PlanForeignModify = polyglotMongoPlanForeignModify;
+	routine->BeginForeignModify = polyglotMongoBeginForeignModify;
+	routine->ExecForeignInsert = polyglotMongoExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = mongoExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = mongoGetForeignModifyBatchSize;
+	routine->ExecForeignBatchInsert = polyglotMongoExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = polyglotMongoGetForeignModifyBatchSize;
 #endif
-	routine->ExecForeignUpdate = mongoExecForeignUpdate;
-	routine->ExecForeignDelete = mongoExecForeignDelete;
-	routine->EndForeignModify = mongoEndForeignModify;
-	routine->BeginForeignInsert = mongoBeginForeignInsert;
-	routine->EndForeignInsert = mongoEndForeignModify;
-	routine->ExplainForeignModify = mongoExplainForeignModify;
+	routine->ExecForeignUpdate = polyglotMongoExecForeignUpdate;
+	routine->ExecForeignDelete = polyglotMongoExecForeignDelete;
+	routine->EndForeignModify = polyglotMongoEndForeignModify;
+	routine->BeginForeignInsert = polyglotMongoBeginForeignInsert;
+	routine->EndForeignInsert = polyglotMongoEndForeignModify;
+	routine->ExplainForeignModify = polyglotMongoExplainForeignModify;
 	PG_RETURN_POINTER(routine);
 }
