@@ -11,6 +11,7 @@
 
 #include <mongoc/mongoc.h>
 
+#include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 
 #include "pg_polyglot.h"
@@ -69,5 +70,8 @@ extern char *polyglot_bson_document_json(const bson_t *doc);
 extern const char *polyglot_bson_type_name(bson_type_t type);
 extern Datum polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod,
 									bool *isnull);
+
+/* in mongo_import.c */
+extern List *polyglotMongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
 
 #endif							/* POLYGLOT_MONGO_H */
