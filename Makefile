@@ -35,6 +35,7 @@ OBJS = \
 	src/mongo/mongo_fdw.o \
 	src/mongo/mongo_import.o \
 	src/mongo/mongo_option.o \
+	src/mongo/mongo_query.o \
 	src/mongo/mongo_sink.o \
 	src/mongo/mongo_stream.o \
 	src/elastic/elastic_connection.o \

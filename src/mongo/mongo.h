@@ -11,6 +11,7 @@
 
 #include <mongoc/mongoc.h>
 
+#include "commands/explain.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 
@@ -70,6 +71,93 @@ extern char *polyglot_bson_document_json(const bson_t *doc);
 extern const char *polyglot_bson_type_name(bson_type_t type);
 extern Datum polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod,
 									bool *isnull);
+
+/*
+ * The wrapper's planner and executor state, shared by mongo_fdw.c and the
+ * files it is split into
+ */
+
+/* A column of a foreign table and where its value comes from */
+typedef struct MongoColumn
+{
+	char	   *field;			/* dotted path, or NULL: the whole document */
+	Oid			typid;
+	int32		typmod;
+} MongoColumn;
+
+/* Planner state of a foreign table */
+typedef struct MongoRelInfo
+{
+	char	   *database;
+	char	   *collection;
+	int			natts;
+	MongoColumn *columns;		/* by attnum - 1; field NULL for dropped columns too */
+	bool	   *dropped;
+	bool	   *notnull;		/* declared NOT NULL */
+	bool		pushdown;		/* the setting and the server and table options */
+	bool		use_remote_estimate;
+	int			batch_size;		/* documents per insert command */
+	Oid			relid;
+	Oid			userid;			/* whose user mapping, InvalidOid: current */
+	List	   *remote_conds;	/* RestrictInfos pushed down */
+	List	   *local_conds;	/* RestrictInfos checked here */
+	List	   *values;			/* expressions whose values the filter holds */
+	List	   *items;			/* the pushed clauses' filter structures */
+} MongoRelInfo;
+
+/* Executor state of a scan */
+typedef struct MongoScanState
+{
+	MongoConn  *conn;
+	PolyglotConnPin pin;		/* the client coll and cursor belong to */
+	mongoc_collection_t *coll;
+	mongoc_cursor_t *cursor;
+	char	   *database;
+	char	   *collection;
+	List	   *filter;
+	List	   *value_states;	/* ExprStates of the filter's values */
+	List	   *fields;			/* of String: the projection */
+	int			natts;
+	MongoColumn *columns;
+	bool	   *wanted;			/* by attnum - 1: the query uses it */
+	bool		whole_document;
+	List	   *sort;			/* (field, 1 | -1) pairs */
+	int			limit;			/* documents to ask for, 0: all */
+	List	   *aggregate;		/* an aggregation's outputs, see FP_AGGREGATE */
+	bool		aggregate_rows; /* the aggregation returned a row */
+	bool		aggregate_done; /* a whole-table aggregation's empty row went out */
+	bool		eof;			/* the cursor is exhausted */
+	int			bson_flags;
+	bson_t	   *built_filter;	/* with this execution's values */
+	MemoryContext row_cxt;
+	const char *current_column; /* for the error context */
+	const bson_t *current_doc;
+} MongoScanState;
+
+/* the kinds of a pushed-down aggregation's outputs */
+#define MONGO_AGG_GROUP		"group"
+#define MONGO_AGG_COUNT		"count"
+#define MONGO_AGG_SUM		"sum"
+
+/* in mongo_query.c */
+extern bool polyglot_mongo_pushable_type(Oid typid, bool ordering, Oid collation);
+extern List *polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info);
+extern bson_t *polyglot_mongo_build_filter(List *filter, List *value_states,
+										   ExprContext *econtext, int flags,
+										   bool explain_only);
+extern bool polyglot_mongo_column_not_null(MongoRelInfo *info, int attnum);
+extern int	polyglot_mongo_column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info);
+extern List *polyglot_mongo_sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys);
+extern const char *polyglot_mongo_aggregate_kind(Aggref *agg, RelOptInfo *baserel,
+												 MongoRelInfo *info, const char **field);
+extern int	polyglot_mongo_aggregate_group_count(List *aggregate);
+extern bson_t *polyglot_mongo_build_pipeline(List *aggregate, const bson_t *filter);
+extern bson_t *polyglot_mongo_build_projection(MongoScanState *st);
+extern bson_t *polyglot_mongo_build_sort(List *sort);
+extern bson_t *polyglot_mongo_build_options(MongoScanState *st);
+extern void polyglot_mongo_explain_request(MongoScanState *st, ExprContext *econtext,
+										   ExplainState *es);
+extern void polyglot_mongo_append_id_selector(bson_t *selector, Datum id, Oid typid, int flags);
 
 /* in mongo_import.c */
 extern List *polyglotMongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
