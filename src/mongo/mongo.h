@@ -139,6 +139,10 @@ typedef struct MongoScanState
 #define MONGO_AGG_COUNT		"count"
 #define MONGO_AGG_SUM		"sum"
 
+/* in mongo_fdw.c */
+extern void polyglot_mongo_load_columns(Oid relid, MongoRelInfo *info);
+extern void polyglot_mongo_load_table(Oid relid, MongoRelInfo *info);
+
 /* in mongo_query.c */
 extern bool polyglot_mongo_pushable_type(Oid typid, bool ordering, Oid collation);
 extern List *polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info);
@@ -161,5 +165,35 @@ extern void polyglot_mongo_append_id_selector(bson_t *selector, Datum id, Oid ty
 
 /* in mongo_import.c */
 extern List *polyglotMongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
+
+/* in mongo_modify.c */
+extern void polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+												 RangeTblEntry *target_rte,
+												 Relation target_relation);
+extern List *polyglotMongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+											Index resultRelation, int subplan_index);
+extern void polyglotMongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+											List *fdw_private, int subplan_index, int eflags);
+extern void polyglotMongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo);
+extern TupleTableSlot *polyglotMongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+													  TupleTableSlot *slot,
+													  TupleTableSlot *planSlot);
+#if PG_VERSION_NUM >= 140000
+extern TupleTableSlot **polyglotMongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+															TupleTableSlot **slots,
+															TupleTableSlot **planSlots,
+															int *numSlots);
+extern int	polyglotMongoGetForeignModifyBatchSize(ResultRelInfo *rinfo);
+#endif
+extern TupleTableSlot *polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+													  TupleTableSlot *slot,
+													  TupleTableSlot *planSlot);
+extern TupleTableSlot *polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+													  TupleTableSlot *slot,
+													  TupleTableSlot *planSlot);
+extern void polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+											  List *fdw_private, int subplan_index,
+											  ExplainState *es);
+extern void polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo);
 
 #endif							/* POLYGLOT_MONGO_H */
