@@ -12,12 +12,10 @@
  */
 #include "postgres.h"
 
-#include "access/table.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/appendinfo.h"
-#include "utils/builtins.h"
 #include "utils/rel.h"
 
 #include "pg_polyglot.h"
