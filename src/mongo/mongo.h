@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * mongo.h
- *		Declarations shared by the MongoDB files: options, connections and
- *		error reporting.
+ *		Declarations shared by the MongoDB files: options, connections,
+ *		error reporting, BSON conversion, and the state of the foreign-data
+ *		wrapper (mongo_fdw.c, mongo_query.c, mongo_modify.c, mongo_import.c).
  *
  *-------------------------------------------------------------------------
  */

@@ -1,47 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * mongo_fdw.c
- *		The polyglot_mongo foreign-data wrapper: scans of MongoDB
- *		collections, with WHERE clauses pushed down as plain find filters.
+ *		The polyglot_mongo foreign-data wrapper: its handler, the planner's
+ *		callbacks, and the scan of a MongoDB collection.
  *
  * Columns map to document fields by name, or by the column option `field`
  * (a dotted path into subdocuments).  A jsonb or json column without a
  * `field` option receives the whole document.  Only the fields the query
  * needs are fetched (a projection).
  *
- * Pushdown: comparisons (= <> < <= > >=) of a column with a constant or a
- * parameter, IN / = ANY (-> $in), NOT IN / <> ALL (-> $nin), IS [NOT] NULL,
- * boolean columns, and AND / OR of those, become an ordinary find filter
- * such as {"price": {"$gt": 10}}, which a MongoDB index can serve (never
- * $expr).  Values go into the filter as BSON values, never as text to be
- * parsed, so a string such as '{"$gt": ""}' is only ever matched literally.
- * Where MongoDB and SQL disagree the clause stays local: ordering of text
- * (MongoDB compares bytes, PostgreSQL a collation), dates and times (BSON
- * has milliseconds), and types without a native BSON form.  <> and NOT IN
- * exclude null and missing fields, as SQL's three-valued logic does.
- *
  * Joins: the inner side of a nested loop gets a parameterized path, whose
  * filter takes the outer row's value, so each outer row fetches only its
  * matching documents.
- *
- * ORDER BY becomes the find's sort when every key is a column that MongoDB
- * orders as PostgreSQL does, with NULLs where MongoDB puts them (first
- * ascending, last descending) or a column without NULLs (declared NOT NULL,
- * or excluded by a pushed condition).  A LIMIT (plus OFFSET) becomes the
- * find's limit in a query of this table alone whose conditions all push.
- * count(*), count(col) and sum(int col) with GROUP BY on columns become an
- * aggregation pipeline ($match, $group) under the rules of
- * mongoGetForeignUpperPaths.
  *
  * Row estimates come from the server's document count
  * (use_remote_estimate, on by default).  The pushdown option of the table
  * or server, or the setting polyglot.mongo_pushdown, turns all pushdown
  * off.
  *
- * IMPORT FOREIGN SCHEMA samples documents to infer columns.
- *
- * INSERT sends batch_size documents per insert command; UPDATE and DELETE
- * go one document at a time, found by _id.
+ * What MongoDB can evaluate, and the request that asks it: mongo_query.c.
+ * INSERT, UPDATE and DELETE: mongo_modify.c.  IMPORT FOREIGN SCHEMA:
+ * mongo_import.c.
  *
  *-------------------------------------------------------------------------
  */

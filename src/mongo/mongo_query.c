@@ -5,6 +5,26 @@
  *		is written: find filters, sorts, projections, aggregation pipelines,
  *		the request options, and the EXPLAIN VERBOSE text of the request.
  *
+ * Pushdown: comparisons (= <> < <= > >=) of a column with a constant or a
+ * parameter, IN / = ANY (-> $in), NOT IN / <> ALL (-> $nin), IS [NOT] NULL,
+ * boolean columns, and AND / OR of those, become an ordinary find filter
+ * such as {"price": {"$gt": 10}}, which a MongoDB index can serve (never
+ * $expr).  Values go into the filter as BSON values, never as text to be
+ * parsed, so a string such as '{"$gt": ""}' is only ever matched literally.
+ * Where MongoDB and SQL disagree the clause stays local: ordering of text
+ * (MongoDB compares bytes, PostgreSQL a collation), dates and times (BSON
+ * has milliseconds), and types without a native BSON form.  <> and NOT IN
+ * exclude null and missing fields, as SQL's three-valued logic does.
+ *
+ * ORDER BY becomes the find's sort when every key is a column that MongoDB
+ * orders as PostgreSQL does, with NULLs where MongoDB puts them (first
+ * ascending, last descending) or a column without NULLs (declared NOT NULL,
+ * or excluded by a pushed condition).  A LIMIT (plus OFFSET) becomes the
+ * find's limit in a query of this table alone whose conditions all push.
+ * count(*), count(col) and sum(int col) with GROUP BY on columns become an
+ * aggregation pipeline ($match, $group) under the rules of
+ * mongoGetForeignUpperPaths (mongo_fdw.c).
+ *
  * The planner keeps what pushes as lists of Nodes (copyable into a plan);
  * the executor renders them as BSON with each execution's values.
  *
