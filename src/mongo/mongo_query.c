@@ -721,13 +721,6 @@ polyglot_mongo_aggregate_kind(Aggref *agg, RelOptInfo *baserel, MongoRelInfo *in
 
 /* ---------------------------------------------------------------- requests */
 
-/*
- * The aggregation pipeline: [{$match: filter}, {$group: {_id: keys, aN:
- * {$sum: 1 | "$field"}}}].  One key groups by its value, so that NULL and a
- * missing field are one group as in SQL; several keys make a subdocument
- * {gN: "$field"} (only pushed for columns without NULLs).  Output N is
- * named gN or aN by its position in the scan's target list.
- */
 /* The number of group keys among an aggregation's outputs */
 int
 polyglot_mongo_aggregate_group_count(List *aggregate)
@@ -741,6 +734,13 @@ polyglot_mongo_aggregate_group_count(List *aggregate)
 	return n;
 }
 
+/*
+ * The aggregation pipeline: [{$match: filter}, {$group: {_id: keys, aN:
+ * {$sum: 1 | "$field"}}}].  One key groups by its value, so that NULL and a
+ * missing field are one group as in SQL; several keys make a subdocument
+ * {gN: "$field"} (only pushed for columns without NULLs).  Output N is
+ * named gN or aN by its position in the scan's target list.
+ */
 bson_t *
 polyglot_mongo_build_pipeline(List *aggregate, const bson_t *filter)
 {
