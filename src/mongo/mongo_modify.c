@@ -300,28 +300,53 @@ polyglotMongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 }
 #endif
 
+/*
+ * The selector {_id: value} of the document an UPDATE or DELETE changes,
+ * from the subplan's _id junk column, whose value goes to *id unless id is
+ * NULL.  The caller destroys the selector.
+ */
+static bson_t *
+row_selector(MongoModifyState *st, ResultRelInfo *rinfo, TupleTableSlot *planSlot, Datum *id)
+{
+	bool		isnull;
+	Datum		value = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	bson_t	   *selector;
+
+	if (isnull)
+		elog(ERROR, "pg_polyglot: _id is null");
+	selector = bson_new();
+	PG_TRY();
+	{
+		polyglot_mongo_append_id_selector(selector, value,
+										  TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
+														st->id_attnum - 1)->atttypid,
+										  st->bson_flags);
+	}
+	PG_CATCH();
+	{
+		bson_destroy(selector);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (id)
+		*id = value;
+	return selector;
+}
+
 TupleTableSlot *
 polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
-	bson_t	   *selector = bson_new();
+	bson_t	   *selector = row_selector(st, rinfo, planSlot, NULL);
 	bson_t	   *update = bson_new();
 	bson_t		set;
 	bson_t		reply;
 	bson_error_t error;
 	ListCell   *lc;
 
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
 	PG_TRY();
 	{
-		polyglot_mongo_append_id_selector(selector, id,
-										  TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-														st->id_attnum - 1)->atttypid,
-										  st->bson_flags);
 		bson_append_document_begin(update, "$set", 4, &set);
 		foreach(lc, st->target_attrs)
 		{
@@ -360,27 +385,11 @@ polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableS
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
-	bson_t	   *selector = bson_new();
+	Datum		id;
+	bson_t	   *selector = row_selector(st, rinfo, planSlot, &id);
 	bson_t		reply;
 	bson_error_t error;
 
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
-	PG_TRY();
-	{
-		polyglot_mongo_append_id_selector(selector, id,
-										  TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-														st->id_attnum - 1)->atttypid,
-										  st->bson_flags);
-	}
-	PG_CATCH();
-	{
-		bson_destroy(selector);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
 	if (!mongoc_collection_delete_one(st->coll, selector, NULL, &reply, &error))
 	{
 		bson_destroy(selector);
