@@ -632,6 +632,18 @@ scan_error_context(void *arg)
 				   id ? id : "(without _id)", st->database, st->collection);
 }
 
+/* Frees the cursor and the filter it was opened with: the next row opens another */
+static void
+close_cursor(MongoScanState *st)
+{
+	if (st->cursor)
+		mongoc_cursor_destroy(st->cursor);
+	st->cursor = NULL;
+	if (st->built_filter)
+		bson_destroy(st->built_filter);
+	st->built_filter = NULL;
+}
+
 /*
  * Frees the scan's libmongoc handles, then releases its client, also when
  * the query ends in an error (a reset callback of the query's memory
@@ -644,15 +656,10 @@ release_handles(void *arg)
 {
 	MongoScanState *st = (MongoScanState *) arg;
 
-	if (st->cursor)
-		mongoc_cursor_destroy(st->cursor);
-	st->cursor = NULL;
+	close_cursor(st);
 	if (st->coll)
 		mongoc_collection_destroy(st->coll);
 	st->coll = NULL;
-	if (st->built_filter)
-		bson_destroy(st->built_filter);
-	st->built_filter = NULL;
 	polyglot_conncache_unpin(&st->pin);
 }
 
@@ -941,14 +948,7 @@ mongoIterateForeignScan(ForeignScanState *node)
 static void
 mongoReScanForeignScan(ForeignScanState *node)
 {
-	MongoScanState *st = (MongoScanState *) node->fdw_state;
-
-	if (st->cursor)
-		mongoc_cursor_destroy(st->cursor);
-	st->cursor = NULL;
-	if (st->built_filter)
-		bson_destroy(st->built_filter);
-	st->built_filter = NULL;
+	close_cursor((MongoScanState *) node->fdw_state);
 }
 
 static void
