@@ -147,6 +147,7 @@ extern void polyglot_mongo_load_table(Oid relid, MongoRelInfo *info);
 /* in mongo_query.c */
 extern bool polyglot_mongo_pushable_type(Oid typid, bool ordering, Oid collation);
 extern List *polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info);
+extern bool polyglot_mongo_is_id_equality(List *item);
 extern bson_t *polyglot_mongo_build_filter(List *filter, List *value_states,
 										   ExprContext *econtext, int flags,
 										   bool explain_only);

@@ -261,9 +261,7 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 			info->items = lappend(info->items, item);
 			info->remote_conds = lappend(info->remote_conds, ri);
 			/* _id = value finds one document at most */
-			if (strcmp(strVal(linitial(item)), "cmp") == 0 &&
-				strcmp(strVal(lsecond(item)), "_id") == 0 &&
-				strcmp(strVal(lthird(item)), "$eq") == 0)
+			if (polyglot_mongo_is_id_equality(item))
 				unique = true;
 		}
 		else

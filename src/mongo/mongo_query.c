@@ -261,6 +261,15 @@ polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 	return NIL;
 }
 
+/* Is a filter structure _id = value?  It finds one document at most. */
+bool
+polyglot_mongo_is_id_equality(List *item)
+{
+	return strcmp(strVal(linitial(item)), "cmp") == 0 &&
+		strcmp(strVal(lsecond(item)), "_id") == 0 &&
+		strcmp(strVal(lthird(item)), "$eq") == 0;
+}
+
 /* ---------------------------------------------------------------- filter building */
 
 static bool
@@ -527,9 +536,7 @@ polyglot_mongo_build_filter(List *filter, List *value_states, ExprContext *econt
 			 */
 			if (list_length(items) > 1)
 				append_filter(doc, filter, values, nulls, flags, explain_only);
-			else if (strcmp(strVal(linitial(item)), "cmp") == 0 &&
-					 strcmp(strVal(lsecond(item)), "_id") == 0 &&
-					 strcmp(strVal(lthird(item)), "$eq") == 0 &&
+			else if (polyglot_mongo_is_id_equality(item) &&
 					 !nulls[intVal(lfourth(item))] &&
 					 !(is_text_type((Oid) intVal(list_nth(item, 4))) &&
 					   bson_oid_is_valid(TextDatumGetCString(values[intVal(lfourth(item))]),
