@@ -124,7 +124,7 @@ typedef struct MongoScanState
 	bool		whole_document;
 	List	   *sort;			/* (field, 1 | -1) pairs */
 	int			limit;			/* documents to ask for, 0: all */
-	List	   *aggregate;		/* an aggregation's outputs, see FP_AGGREGATE */
+	List	   *aggregate;		/* an aggregation's outputs: FP_AGGREGATE, mongo_fdw.c */
 	bool		aggregate_rows; /* the aggregation returned a row */
 	bool		aggregate_done; /* a whole-table aggregation's empty row went out */
 	bool		eof;			/* the cursor is exhausted */
