@@ -53,6 +53,12 @@
 
 /* ---------------------------------------------------------------- options */
 
+/*
+ * Fills info's columns from the table's definition: each column's field
+ * (NULL for a jsonb or json column that receives the whole document), type
+ * and NOT NULL, and which columns are dropped.  Allocates in the current
+ * memory context.
+ */
 void
 polyglot_mongo_load_columns(Oid relid, MongoRelInfo *info)
 {
@@ -90,6 +96,11 @@ polyglot_mongo_load_columns(Oid relid, MongoRelInfo *info)
 	table_close(rel, NoLock);
 }
 
+/*
+ * Fills info from the options of the foreign table and its server (the
+ * database, ereporting when neither names one; the collection, pushdown,
+ * use_remote_estimate, batch_size) and with the table's columns.
+ */
 void
 polyglot_mongo_load_table(Oid relid, MongoRelInfo *info)
 {
