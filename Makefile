@@ -41,7 +41,10 @@ OBJS = \
 	src/mongo/mongo_bson.o \
 	src/mongo/mongo_connection.o \
 	src/mongo/mongo_fdw.o \
+	src/mongo/mongo_import.o \
+	src/mongo/mongo_modify.o \
 	src/mongo/mongo_option.o \
+	src/mongo/mongo_query.o \
 	src/mongo/mongo_sink.o \
 	src/mongo/mongo_stream.o \
 	src/elastic/elastic_connection.o \

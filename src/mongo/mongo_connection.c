@@ -189,6 +189,19 @@ polyglot_mongo_read_flavor(MongoConn *conn)
 	conn->flavor_known = true;
 }
 
+/*
+ * The polyglot_bson_append_datum flags of the documents sent to conn's
+ * server: no decimal128 where it has none, and no NaN to FerretDB, which
+ * closes the connection on one.  The flavor must be read.
+ */
+int
+polyglot_mongo_bson_flags(const MongoConn *conn)
+{
+	Assert(conn->flavor_known);
+	return (conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
+		(conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
+}
+
 static bool
 is_connection_error(const bson_error_t *error)
 {

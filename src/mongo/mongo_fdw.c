@@ -1,47 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * mongo_fdw.c
- *		The polyglot_mongo foreign-data wrapper: scans of MongoDB
- *		collections, with WHERE clauses pushed down as plain find filters.
+ *		The polyglot_mongo foreign-data wrapper: its handler, the planner's
+ *		callbacks, and the scan of a MongoDB collection.
  *
  * Columns map to document fields by name, or by the column option `field`
  * (a dotted path into subdocuments).  A jsonb or json column without a
  * `field` option receives the whole document.  Only the fields the query
  * needs are fetched (a projection).
  *
- * Pushdown: comparisons (= <> < <= > >=) of a column with a constant or a
- * parameter, IN / = ANY (-> $in), NOT IN / <> ALL (-> $nin), IS [NOT] NULL,
- * boolean columns, and AND / OR of those, become an ordinary find filter
- * such as {"price": {"$gt": 10}}, which a MongoDB index can serve (never
- * $expr).  Values go into the filter as BSON values, never as text to be
- * parsed, so a string such as '{"$gt": ""}' is only ever matched literally.
- * Where MongoDB and SQL disagree the clause stays local: ordering of text
- * (MongoDB compares bytes, PostgreSQL a collation), dates and times (BSON
- * has milliseconds), and types without a native BSON form.  <> and NOT IN
- * exclude null and missing fields, as SQL's three-valued logic does.
- *
  * Joins: the inner side of a nested loop gets a parameterized path, whose
  * filter takes the outer row's value, so each outer row fetches only its
  * matching documents.
- *
- * ORDER BY becomes the find's sort when every key is a column that MongoDB
- * orders as PostgreSQL does, with NULLs where MongoDB puts them (first
- * ascending, last descending) or a column without NULLs (declared NOT NULL,
- * or excluded by a pushed condition).  A LIMIT (plus OFFSET) becomes the
- * find's limit in a query of this table alone whose conditions all push.
- * count(*), count(col) and sum(int col) with GROUP BY on columns become an
- * aggregation pipeline ($match, $group) under the rules of
- * mongoGetForeignUpperPaths.
  *
  * Row estimates come from the server's document count
  * (use_remote_estimate, on by default).  The pushdown option of the table
  * or server, or the setting polyglot.mongo_pushdown, turns all pushdown
  * off.
  *
- * IMPORT FOREIGN SCHEMA samples documents to infer columns.
- *
- * INSERT sends batch_size documents per insert command; UPDATE and DELETE
- * go one document at a time, found by _id.
+ * What MongoDB can evaluate, and the request that asks it: mongo_query.c.
+ * INSERT, UPDATE and DELETE: mongo_modify.c.  IMPORT FOREIGN SCHEMA:
+ * mongo_import.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -49,14 +28,8 @@
 
 #include <math.h>
 
-#include "access/reloptions.h"
 #include "access/table.h"
-#include "catalog/pg_aggregate.h"
-#include "catalog/pg_am.h"
-#include "catalog/pg_collation.h"
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/defrem.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -64,18 +37,13 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
-#include "optimizer/appendinfo.h"
-#include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
 #include "optimizer/tlist.h"
-#include "parser/parsetree.h"
-#include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/selfuncs.h"
@@ -83,67 +51,16 @@
 #include "pg_polyglot.h"
 #include "mongo/mongo.h"
 
-/* A column of a foreign table and where its value comes from */
-typedef struct MongoColumn
-{
-	char	   *field;			/* dotted path, or NULL: the whole document */
-	Oid			typid;
-	int32		typmod;
-} MongoColumn;
-
-/* Planner state of a foreign table */
-typedef struct MongoRelInfo
-{
-	char	   *database;
-	char	   *collection;
-	int			natts;
-	MongoColumn *columns;		/* by attnum - 1; field NULL for dropped columns too */
-	bool	   *dropped;
-	bool	   *notnull;		/* declared NOT NULL */
-	bool		pushdown;		/* the setting and the server and table options */
-	bool		use_remote_estimate;
-	int			batch_size;		/* documents per insert command */
-	Oid			relid;
-	Oid			userid;			/* whose user mapping, InvalidOid: current */
-	List	   *remote_conds;	/* RestrictInfos pushed down */
-	List	   *local_conds;	/* RestrictInfos checked here */
-	List	   *values;			/* expressions whose values the filter holds */
-	List	   *items;			/* the pushed clauses' filter structures */
-} MongoRelInfo;
-
-/* Executor state of a scan */
-typedef struct MongoScanState
-{
-	MongoConn  *conn;
-	PolyglotConnPin pin;		/* the client coll and cursor belong to */
-	mongoc_collection_t *coll;
-	mongoc_cursor_t *cursor;
-	char	   *database;
-	char	   *collection;
-	List	   *filter;
-	List	   *value_states;	/* ExprStates of the filter's values */
-	List	   *fields;			/* of String: the projection */
-	int			natts;
-	MongoColumn *columns;
-	bool	   *wanted;			/* by attnum - 1: the query uses it */
-	bool		whole_document;
-	List	   *sort;			/* (field, 1 | -1) pairs */
-	int			limit;			/* documents to ask for, 0: all */
-	List	   *aggregate;		/* an aggregation's outputs, see FP_AGGREGATE */
-	bool		aggregate_rows; /* the aggregation returned a row */
-	bool		aggregate_done; /* a whole-table aggregation's empty row went out */
-	bool		eof;			/* the cursor is exhausted */
-	int			bson_flags;
-	bson_t	   *built_filter;	/* with this execution's values */
-	MemoryContext row_cxt;
-	const char *current_column; /* for the error context */
-	const bson_t *current_doc;
-} MongoScanState;
-
 /* ---------------------------------------------------------------- options */
 
-static void
-load_columns(Oid relid, MongoRelInfo *info)
+/*
+ * Fills info's columns from the table's definition: each column's field
+ * (NULL for a jsonb or json column that receives the whole document), type
+ * and NOT NULL, and which columns are dropped.  Allocates in the current
+ * memory context.
+ */
+void
+polyglot_mongo_load_columns(Oid relid, MongoRelInfo *info)
 {
 	Relation	rel = table_open(relid, NoLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -179,8 +96,13 @@ load_columns(Oid relid, MongoRelInfo *info)
 	table_close(rel, NoLock);
 }
 
-static void
-load_table(Oid relid, MongoRelInfo *info)
+/*
+ * Fills info from the options of the foreign table and its server (the
+ * database, ereporting when neither names one; the collection, pushdown,
+ * use_remote_estimate, batch_size) and with the table's columns.
+ */
+void
+polyglot_mongo_load_table(Oid relid, MongoRelInfo *info)
 {
 	ForeignTable *table = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(table->serverid);
@@ -209,513 +131,7 @@ load_table(Oid relid, MongoRelInfo *info)
 	info->database = pstrdup(db);
 	info->collection = pstrdup(polyglot_option_string(table->options, "collection",
 													  get_rel_name(relid)));
-	load_columns(relid, info);
-}
-
-/* ---------------------------------------------------------------- pushdown */
-
-/* The column a Var of the scanned relation stands for, or NULL */
-static MongoColumn *
-var_column(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
-{
-	Var		   *var;
-
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (!IsA(expr, Var))
-		return NULL;
-	var = (Var *) expr;
-	if ((Index) var->varno != baserel->relid || var->varlevelsup != 0 ||
-		var->varattno <= 0 || var->varattno > info->natts ||
-		info->dropped[var->varattno - 1] || info->columns[var->varattno - 1].field == NULL)
-		return NULL;
-	return &info->columns[var->varattno - 1];
-}
-
-/*
- * A value the filter can hold, evaluated at run time: a constant, a
- * parameter, or a column of another relation (a nested loop's outer side,
- * which becomes a parameter in the plan).
- */
-static bool
-is_value(Expr *expr, RelOptInfo *baserel)
-{
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (IsA(expr, Var))
-		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
-			((Var *) expr)->varlevelsup == 0;
-	return IsA(expr, Const) || IsA(expr, Param);
-}
-
-/* Types whose BSON form compares as SQL does, and for which operators */
-static bool
-pushable_type(Oid typid, bool ordering, Oid collation)
-{
-	switch (getBaseType(typid))
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			return true;
-		case BOOLOID:
-		case UUIDOID:
-			return !ordering;
-		case TEXTOID:
-		case VARCHAROID:
-		case NAMEOID:
-			/* MongoDB orders strings by bytes: only the C collation agrees */
-			return !ordering || collation == C_COLLATION_OID || collation == POSIX_COLLATION_OID;
-		default:
-			return false;
-	}
-}
-
-static const char *
-mongo_operator(const char *opname, bool commuted)
-{
-	if (strcmp(opname, "=") == 0)
-		return "$eq";
-	if (strcmp(opname, "<>") == 0)
-		return "$ne";
-	if (strcmp(opname, "<") == 0)
-		return commuted ? "$gt" : "$lt";
-	if (strcmp(opname, "<=") == 0)
-		return commuted ? "$gte" : "$lte";
-	if (strcmp(opname, ">") == 0)
-		return commuted ? "$lt" : "$gt";
-	if (strcmp(opname, ">=") == 0)
-		return commuted ? "$lte" : "$gte";
-	return NULL;
-}
-
-static int
-add_value(MongoRelInfo *info, Expr *expr)
-{
-	info->values = lappend(info->values, expr);
-	return list_length(info->values) - 1;
-}
-
-/*
- * Is an expression a constant, or a constant array, holding NaN or an
- * infinity?  MongoDB orders NaN below every number where PostgreSQL puts
- * it above, and a server without decimal128 (FerretDB) has no numeric
- * infinity and drops the connection on a NaN: such a comparison is made
- * locally.
- */
-static bool
-const_nonfinite(Expr *expr)
-{
-	return IsA(expr, Const) && polyglot_const_nonfinite((Const *) expr);
-}
-
-/*
- * The filter structure of an expression, or NIL when it cannot be pushed.
- * Forms: ("and"|"or", items), ("cmp", field, op, value#, typid),
- * ("null", field, is_null), ("in", field, value#, elemtype, negated),
- * ("bool", field, value).
- */
-static List *
-deparse(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
-{
-	MongoColumn *col;
-
-	if (IsA(expr, BoolExpr))
-	{
-		BoolExpr   *b = (BoolExpr *) expr;
-		List	   *items = NIL;
-		ListCell   *lc;
-
-		if (b->boolop == NOT_EXPR)
-		{
-			/* NOT of a boolean column only: elsewhere NULLs would differ */
-			col = var_column(linitial(b->args), baserel, info);
-			if (col && getBaseType(col->typid) == BOOLOID)
-				return list_make3(makeString("bool"), makeString(col->field), makeInteger(0));
-			return NIL;
-		}
-		foreach(lc, b->args)
-		{
-			List	   *item = deparse(lfirst(lc), baserel, info);
-
-			if (item == NIL)
-				return NIL;
-			items = lappend(items, item);
-		}
-		return list_make2(makeString(b->boolop == AND_EXPR ? "and" : "or"), items);
-	}
-	if (IsA(expr, OpExpr))
-	{
-		OpExpr	   *op = (OpExpr *) expr;
-		Expr	   *left,
-				   *right;
-		bool		commuted = false;
-		const char *mop;
-		char	   *opname;
-
-		if (list_length(op->args) != 2)
-			return NIL;
-		left = linitial(op->args);
-		right = lsecond(op->args);
-		col = var_column(left, baserel, info);
-		if (col == NULL)
-		{
-			col = var_column(right, baserel, info);
-			right = left;
-			commuted = true;
-		}
-		if (col == NULL || !is_value(right, baserel))
-			return NIL;
-		opname = get_opname(op->opno);
-		mop = opname ? mongo_operator(opname, commuted) : NULL;
-		if (mop == NULL ||
-			!pushable_type(col->typid, strcmp(mop, "$eq") != 0 && strcmp(mop, "$ne") != 0,
-						   op->inputcollid) ||
-			!pushable_type(exprType((Node *) right), false, InvalidOid) ||
-			const_nonfinite(right))
-			return NIL;
-		return list_make5(makeString("cmp"), makeString(col->field), makeString((char *) mop),
-						  makeInteger(add_value(info, right)),
-						  makeInteger((int) exprType((Node *) right)));
-	}
-	if (IsA(expr, ScalarArrayOpExpr))
-	{
-		ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) expr;
-		Expr	   *array = lsecond(saop->args);
-		char	   *opname = get_opname(saop->opno);
-		bool		negated;
-		Oid			elemtype;
-
-		col = var_column(linitial(saop->args), baserel, info);
-		if (col == NULL || !is_value(array, baserel) || opname == NULL)
-			return NIL;
-		if (saop->useOr && strcmp(opname, "=") == 0)
-			negated = false;
-		else if (!saop->useOr && strcmp(opname, "<>") == 0)
-			negated = true;
-		else
-			return NIL;
-		elemtype = get_element_type(exprType((Node *) array));
-		if (!pushable_type(col->typid, false, InvalidOid) ||
-			!OidIsValid(elemtype) || !pushable_type(elemtype, false, InvalidOid) ||
-			const_nonfinite(array))
-			return NIL;
-		return list_make5(makeString("in"), makeString(col->field),
-						  makeInteger(add_value(info, array)), makeInteger((int) elemtype),
-						  makeInteger(negated));
-	}
-	if (IsA(expr, NullTest))
-	{
-		NullTest   *nt = (NullTest *) expr;
-
-		col = var_column(nt->arg, baserel, info);
-		if (col == NULL || nt->argisrow)
-			return NIL;
-		return list_make3(makeString("null"), makeString(col->field),
-						  makeInteger(nt->nulltesttype == IS_NULL));
-	}
-	col = var_column(expr, baserel, info);
-	if (col && getBaseType(col->typid) == BOOLOID)
-		return list_make3(makeString("bool"), makeString(col->field), makeInteger(1));
-	return NIL;
-}
-
-/* ---------------------------------------------------------------- filter building */
-
-static bool
-is_text_type(Oid typid)
-{
-	Oid			base = getBaseType(typid);
-
-	return base == TEXTOID || base == VARCHAROID;
-}
-
-/*
- * The condition on _id of a text value: {"$in": [value]}, and the ObjectId
- * it spells too when it is 24 hex digits (text _id columns show ObjectIds
- * as their hex).
- */
-static void
-append_text_id_match(bson_t *cond, const char *s)
-{
-	bson_t		arr;
-
-	bson_append_array_begin(cond, "$in", 3, &arr);
-	bson_append_utf8(&arr, "0", 1, s, -1);
-	if (bson_oid_is_valid(s, strlen(s)))
-	{
-		bson_oid_t	oid;
-
-		bson_oid_init_from_string(&oid, s);
-		bson_append_oid(&arr, "1", 1, &oid);
-	}
-	bson_append_array_end(cond, &arr);
-}
-
-static void append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags,
-						  bool unknown_ok);
-
-/* Appends one value of the filter under key; NULL for an unknown parameter. */
-static void
-append_value(bson_t *doc, const char *key, Datum value, bool isnull, Oid typid, int flags)
-{
-	char	   *error = NULL;
-
-	if (!polyglot_bson_append_datum(doc, key, -1, value, isnull, typid, flags, &error))
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-				 errmsg("a value of the WHERE clause cannot be sent to MongoDB: %s", error)));
-}
-
-/*
- * Appends {_id: value} matching value literally (polyglot_bson_append_eq):
- * a jsonb or composite _id such as {"$ne": null} is no operator.  Returns
- * false, with *error set, when BSON cannot hold the value.
- */
-static bool
-append_id_eq_datum(bson_t *doc, Datum value, Oid typid, int flags, char **error)
-{
-	bson_t		tmp = BSON_INITIALIZER;
-	bson_iter_t iter;
-	bool		ok;
-
-	PG_TRY();
-	{
-		ok = polyglot_bson_append_datum(&tmp, "_id", 3, value, false, typid, flags, error);
-	}
-	PG_CATCH();
-	{
-		bson_destroy(&tmp);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (ok && bson_iter_init_find(&iter, &tmp, "_id"))
-		polyglot_bson_append_eq(doc, "_id", 3, bson_iter_value(&iter));
-	bson_destroy(&tmp);
-	return ok;
-}
-
-static void
-append_filter(bson_t *doc, List *item, Datum *values, bool *nulls, int flags, bool unknown_ok)
-{
-	const char *kind = strVal(linitial(item));
-
-	if (strcmp(kind, "and") == 0 || strcmp(kind, "or") == 0)
-	{
-		List	   *items = (List *) lsecond(item);
-		bson_t		arr,
-					child;
-		ListCell   *lc;
-		int			i = 0;
-
-		bson_append_array_begin(doc, strcmp(kind, "and") == 0 ? "$and" : "$or", -1, &arr);
-		foreach(lc, items)
-		{
-			char		key[16];
-
-			snprintf(key, sizeof(key), "%d", i++);
-			bson_append_document_begin(&arr, key, -1, &child);
-			append_filter(&child, lfirst(lc), values, nulls, flags, unknown_ok);
-			bson_append_document_end(&arr, &child);
-		}
-		bson_append_array_end(doc, &arr);
-	}
-	else if (strcmp(kind, "cmp") == 0)
-	{
-		const char *field = strVal(lsecond(item));
-		const char *op = strVal(lthird(item));
-		int			v = intVal(lfourth(item));
-		Oid			typid = (Oid) intVal(list_nth(item, 4));
-		bson_t		cond;
-
-		if (nulls[v] && !unknown_ok)
-		{
-			/* a comparison with NULL is true for no row */
-			bson_t		arr;
-
-			bson_append_document_begin(doc, field, -1, &cond);
-			bson_append_array_begin(&cond, "$in", -1, &arr);
-			bson_append_array_end(&cond, &arr);
-			bson_append_document_end(doc, &cond);
-			return;
-		}
-		bson_append_document_begin(doc, field, -1, &cond);
-		if (strcmp(op, "$eq") == 0 && strcmp(field, "_id") == 0 && !nulls[v] &&
-			is_text_type(typid))
-			append_text_id_match(&cond, TextDatumGetCString(values[v]));
-		else if (strcmp(op, "$ne") == 0)
-		{
-			/* SQL's <> is not true for NULL: leave null and missing out */
-			bson_t		arr;
-
-			bson_append_array_begin(&cond, "$nin", -1, &arr);
-			append_value(&arr, "0", values[v], nulls[v], typid, flags);
-			bson_append_null(&arr, "1", -1);
-			bson_append_array_end(&cond, &arr);
-		}
-		else if (nulls[v] && unknown_ok)
-			bson_append_utf8(&cond, op, -1, "(parameter)", -1);	/* EXPLAIN, no value yet */
-		else
-			append_value(&cond, op, values[v], nulls[v], typid, flags);
-		bson_append_document_end(doc, &cond);
-	}
-	else if (strcmp(kind, "in") == 0)
-	{
-		const char *field = strVal(lsecond(item));
-		int			v = intVal(lthird(item));
-		Oid			elemtype = (Oid) intVal(lfourth(item));
-		bool		negated = intVal(list_nth(item, 4)) != 0;
-		bson_t		cond,
-					arr;
-
-		Datum	   *elems = NULL;
-		bool	   *enulls = NULL;
-		int			n = 0,
-					i,
-					k = 0;
-		bool		any_null = false;
-
-		if (!nulls[v])
-		{
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
-
-			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-			deconstruct_array(DatumGetArrayTypeP(values[v]), elemtype, typlen, typbyval,
-							  typalign, &elems, &enulls, &n);
-			for (i = 0; i < n; i++)
-				any_null |= enulls[i];
-		}
-		bson_append_document_begin(doc, field, -1, &cond);
-		if (nulls[v] && unknown_ok)
-		{
-			bson_append_utf8(&cond, negated ? "$nin" : "$in", -1, "(parameter)", -1);
-			bson_append_document_end(doc, &cond);
-			return;
-		}
-		/* x <> ALL (..., NULL) and x IN (NULL array) are never true */
-		if (nulls[v] || (negated && any_null))
-		{
-			bson_append_array_begin(&cond, "$in", -1, &arr);
-			bson_append_array_end(&cond, &arr);
-			bson_append_document_end(doc, &cond);
-			return;
-		}
-		bson_append_array_begin(&cond, negated ? "$nin" : "$in", -1, &arr);
-		for (i = 0; i < n; i++)
-		{
-			char		key[16];
-
-			/* a NULL element never equals anything */
-			if (enulls[i])
-				continue;
-			snprintf(key, sizeof(key), "%d", k++);
-			append_value(&arr, key, elems[i], false, elemtype, flags);
-		}
-		if (negated)
-		{
-			char		key[16];
-
-			/* SQL's NOT IN is not true for NULL: leave null and missing out */
-			snprintf(key, sizeof(key), "%d", k++);
-			bson_append_null(&arr, key, -1);
-		}
-		bson_append_array_end(&cond, &arr);
-		bson_append_document_end(doc, &cond);
-	}
-	else if (strcmp(kind, "null") == 0)
-	{
-		const char *field = strVal(lsecond(item));
-
-		if (intVal(lthird(item)))
-			bson_append_null(doc, field, -1);	/* null or missing */
-		else
-		{
-			bson_t		cond;
-
-			bson_append_document_begin(doc, field, -1, &cond);
-			bson_append_null(&cond, "$ne", -1);
-			bson_append_document_end(doc, &cond);
-		}
-	}
-	else if (strcmp(kind, "bool") == 0)
-		bson_append_bool(doc, strVal(lsecond(item)), -1, intVal(lthird(item)) != 0);
-	else
-		elog(ERROR, "pg_polyglot: unknown filter item \"%s\"", kind);
-}
-
-/*
- * The filter of a scan with its values: {"$and": [...]} of the pushed
- * clauses, or {} without any.  With explain_only, parameters are not known
- * yet and show as "(parameter)".
- */
-static bson_t *
-build_filter(List *filter, List *value_states, ExprContext *econtext, int flags,
-			 bool explain_only)
-{
-	bson_t	   *doc = bson_new();
-	int			n = list_length(value_states);
-	Datum	   *values = palloc0(sizeof(Datum) * Max(n, 1));
-	bool	   *nulls = palloc0(sizeof(bool) * Max(n, 1));
-	ListCell   *lc;
-	int			i = 0;
-
-	foreach(lc, value_states)
-	{
-		ExprState  *state = (ExprState *) lfirst(lc);
-
-		if (explain_only && !IsA(state->expr, Const))
-			nulls[i] = true;
-		else
-			values[i] = ExecEvalExpr(state, econtext, &nulls[i]);
-		i++;
-	}
-	if (filter != NIL)
-	{
-		PG_TRY();
-		{
-			List	   *items = (List *) lsecond(filter);
-			List	   *item = (List *) linitial(items);
-
-			/*
-			 * One condition goes as itself, and _id = value as {_id: value}:
-			 * the form FerretDB serves from its _id index (string _ids on
-			 * SQLite), where MongoDB takes any form.  A text value of 24 hex
-			 * digits keeps the {$in: [text, ObjectId]} match.
-			 */
-			if (list_length(items) > 1)
-				append_filter(doc, filter, values, nulls, flags, explain_only);
-			else if (strcmp(strVal(linitial(item)), "cmp") == 0 &&
-					 strcmp(strVal(lsecond(item)), "_id") == 0 &&
-					 strcmp(strVal(lthird(item)), "$eq") == 0 &&
-					 !nulls[intVal(lfourth(item))] &&
-					 !(is_text_type((Oid) intVal(list_nth(item, 4))) &&
-					   bson_oid_is_valid(TextDatumGetCString(values[intVal(lfourth(item))]),
-										 strlen(TextDatumGetCString(values[intVal(lfourth(item))])))))
-			{
-				char	   *error = NULL;
-
-				if (!append_id_eq_datum(doc, values[intVal(lfourth(item))],
-										(Oid) intVal(list_nth(item, 4)), flags, &error))
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-							 errmsg("a value of the WHERE clause cannot be sent to MongoDB: %s", error)));
-			}
-			else
-				append_filter(doc, item, values, nulls, flags, explain_only);
-		}
-		PG_CATCH();
-		{
-			bson_destroy(doc);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-	}
-	return doc;
+	polyglot_mongo_load_columns(relid, info);
 }
 
 /* ---------------------------------------------------------------- planning */
@@ -839,7 +255,7 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	bool		unique = false;
 
 	baserel->fdw_private = info;
-	load_table(foreigntableid, info);
+	polyglot_mongo_load_table(foreigntableid, info);
 	info->relid = foreigntableid;
 	info->userid = baserel->userid;
 
@@ -850,15 +266,13 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		int			nvalues = list_length(info->values);
 
 		if (info->pushdown)
-			item = deparse(ri->clause, baserel, info);
+			item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
 		if (item != NIL)
 		{
 			info->items = lappend(info->items, item);
 			info->remote_conds = lappend(info->remote_conds, ri);
 			/* _id = value finds one document at most */
-			if (strcmp(strVal(linitial(item)), "cmp") == 0 &&
-				strcmp(strVal(lsecond(item)), "_id") == 0 &&
-				strcmp(strVal(lthird(item)), "$eq") == 0)
+			if (polyglot_mongo_is_id_equality(item))
 				unique = true;
 		}
 		else
@@ -884,124 +298,6 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 																   0, JOIN_INNER, NULL));
 	if (unique)
 		baserel->rows = 1;
-}
-
-/*
- * Can the column hold no NULL in this scan?  When it is declared NOT NULL,
- * or a pushed-down condition of the WHERE clause rejects NULL and missing
- * fields (a comparison, IN, IS NOT NULL or a boolean test on it).  MongoDB
- * sorts null first and $sum skips it, where SQL sorts NULL last and sums
- * only NULLs to NULL: without NULLs the two agree.
- */
-static bool
-column_not_null(MongoRelInfo *info, int attnum)
-{
-	const char *field = info->columns[attnum - 1].field;
-	ListCell   *lc;
-
-	if (info->notnull[attnum - 1])
-		return true;
-	foreach(lc, info->items)
-	{
-		List	   *item = (List *) lfirst(lc);
-		const char *kind = strVal(linitial(item));
-
-		if (strcmp(kind, "and") == 0 || strcmp(kind, "or") == 0)
-			continue;
-		if (strcmp(strVal(lsecond(item)), field) != 0)
-			continue;
-		if (strcmp(kind, "null") != 0 || intVal(lthird(item)) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* The attnum of a Var of the scanned relation that maps to a field, or 0 */
-static int
-column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
-{
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (var_column(expr, baserel, info) == NULL)
-		return 0;
-	return ((Var *) expr)->varattno;
-}
-
-/*
- * Types MongoDB sorts as PostgreSQL does: integers, and text in the C
- * collation.  Not floating point or numeric: MongoDB puts NaN below every
- * number, PostgreSQL above.
- */
-static bool
-sortable_type(Oid typid, Oid collation)
-{
-	switch (getBaseType(typid))
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-			return true;
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			return false;
-		default:
-			return pushable_type(typid, true, collation);
-	}
-}
-
-/*
- * The MongoDB sort of pathkeys, as (field, 1 | -1) pairs, or NIL when one
- * of them cannot be sorted by the server as PostgreSQL would: a key that is
- * not a column with a field, a type that orders differently (see
- * sortable_type), an operator family that is not
- * the type's default, or NULLs placed where MongoDB does not put them
- * (first ascending, last descending) in a column that may hold them.
- */
-static List *
-sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys)
-{
-	List	   *spec = NIL;
-	List	   *seen = NIL;
-	ListCell   *lc;
-
-	foreach(lc, pathkeys)
-	{
-		PathKey    *pk = (PathKey *) lfirst(lc);
-		EquivalenceClass *ec = pk->pk_eclass;
-		ListCell   *lm;
-		int			attnum = 0;
-		MongoColumn *col;
-		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
-		Oid			opclass;
-
-		if (ec->ec_has_volatile)
-			return NIL;
-		foreach(lm, ec->ec_members)
-		{
-			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
-
-			if (bms_equal(em->em_relids, baserel->relids) &&
-				(attnum = column_attnum(em->em_expr, baserel, info)) != 0)
-				break;
-		}
-		if (attnum == 0)
-			return NIL;
-		col = &info->columns[attnum - 1];
-		if (!sortable_type(col->typid, ec->ec_collation))
-			return NIL;
-		opclass = GetDefaultOpClass(getBaseType(col->typid), BTREE_AM_OID);
-		if (!OidIsValid(opclass) || get_opclass_family(opclass) != pk->pk_opfamily)
-			return NIL;
-		if (asc != pk->pk_nulls_first && !column_not_null(info, attnum))
-			return NIL;
-		/* a second key on the same field changes nothing */
-		if (list_member(seen, makeString(col->field)))
-			continue;
-		seen = lappend(seen, makeString(col->field));
-		spec = lappend(spec, list_make2(makeString(col->field), makeInteger(asc ? 1 : -1)));
-	}
-	return spec;
 }
 
 static void
@@ -1032,7 +328,7 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
 	if (info->pushdown && root->query_pathkeys != NIL &&
-		(sort = sort_spec(baserel, info, root->query_pathkeys)) != NIL)
+		(sort = polyglot_mongo_sort_spec(baserel, info, root->query_pathkeys)) != NIL)
 	{
 		double		rows = baserel->rows;
 
@@ -1063,7 +359,8 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 			ListCell   *lc;
 
 			if (info->dropped[attnum - 1] || info->columns[attnum - 1].field == NULL ||
-				!pushable_type(info->columns[attnum - 1].typid, false, InvalidOid))
+				!polyglot_mongo_pushable_type(info->columns[attnum - 1].typid, false,
+											  InvalidOid))
 				continue;
 			clauses = generate_implied_equalities_for_column(root, baserel,
 															 polyglot_ec_member_is_column,
@@ -1079,7 +376,7 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 				if (!join_clause_is_movable_to(ri, baserel))
 					continue;
-				item = deparse(ri->clause, baserel, info);
+				item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
 				info->values = list_truncate(info->values, nvalues);
 				if (item == NIL)
 					continue;
@@ -1098,49 +395,6 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 }
 
 /* ---------------------------------------------------------------- aggregate pushdown */
-
-#define AGG_GROUP	"group"
-#define AGG_COUNT	"count"
-#define AGG_SUM		"sum"
-
-/*
- * The kind of an aggregate MongoDB's $group computes as SQL does, or NULL:
- * count(*), and count(col) and sum(col) of a column that holds no NULL in
- * this scan (see column_not_null), sum of integers only (a floating-point
- * sum depends on the order of addition, and numeric may be decimal128 or
- * double).  *field is the column's field.
- */
-static const char *
-aggregate_kind(Aggref *agg, RelOptInfo *baserel, MongoRelInfo *info, const char **field)
-{
-	char	   *name;
-	int			attnum = 0;
-
-	*field = NULL;
-	if (agg->aggdistinct || agg->aggorder || agg->aggfilter || agg->aggvariadic ||
-		agg->aggkind != AGGKIND_NORMAL || agg->aggsplit != AGGSPLIT_SIMPLE ||
-		get_func_namespace(agg->aggfnoid) != PG_CATALOG_NAMESPACE)
-		return NULL;
-	name = get_func_name(agg->aggfnoid);
-	if (strcmp(name, "count") == 0 && agg->aggstar)
-		return AGG_COUNT;
-	if (list_length(agg->args) != 1)
-		return NULL;
-	attnum = column_attnum(((TargetEntry *) linitial(agg->args))->expr, baserel, info);
-	if (attnum == 0 || !column_not_null(info, attnum))
-		return NULL;
-	*field = info->columns[attnum - 1].field;
-	if (strcmp(name, "count") == 0)
-		return AGG_COUNT;
-	if (strcmp(name, "sum") == 0)
-	{
-		Oid			base = getBaseType(info->columns[attnum - 1].typid);
-
-		if (base == INT2OID || base == INT4OID || base == INT8OID)
-			return AGG_SUM;
-	}
-	return NULL;
-}
 
 /*
  * GROUP BY and aggregates become an aggregation pipeline: the scan's
@@ -1188,12 +442,12 @@ mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo
 
 		if (sgref == 0 || get_sortgroupref_clause_noerr(sgref, parse->groupClause) == NULL)
 			continue;
-		attnum = column_attnum(expr, input_rel, info);
+		attnum = polyglot_mongo_column_attnum(expr, input_rel, info);
 		if (attnum == 0)
 			return;
 		col = &info->columns[attnum - 1];
 		collation = exprCollation((Node *) expr);
-		if (!pushable_type(col->typid, false, InvalidOid) ||
+		if (!polyglot_mongo_pushable_type(col->typid, false, InvalidOid) ||
 			(OidIsValid(collation) && !get_collation_isdeterministic(collation)))
 			return;
 		group_attnums = lappend_int(group_attnums, attnum);
@@ -1201,14 +455,14 @@ mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo
 								  makeTargetEntry(copyObject(expr),
 												  list_length(agg->scan_tlist) + 1, NULL, false));
 		agg->outputs = lappend(agg->outputs,
-							   list_make4(makeString(AGG_GROUP), makeString(col->field),
+							   list_make4(makeString(MONGO_AGG_GROUP), makeString(col->field),
 										  makeInteger((int) col->typid),
 										  makeInteger(col->typmod)));
 	}
 	if (list_length(group_attnums) > 1)
 	{
 		foreach(lc, group_attnums)
-			if (!column_not_null(info, lfirst_int(lc)))
+			if (!polyglot_mongo_column_not_null(info, lfirst_int(lc)))
 				return;
 	}
 
@@ -1237,7 +491,7 @@ mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo
 			aggref = (Aggref *) node;
 			if (tlist_member((Expr *) aggref, agg->scan_tlist))
 				continue;
-			kind = aggregate_kind(aggref, input_rel, info, &field);
+			kind = polyglot_mongo_aggregate_kind(aggref, input_rel, info, &field);
 			if (kind == NULL)
 				return;
 			agg->scan_tlist = lappend(agg->scan_tlist,
@@ -1327,7 +581,7 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		/* a parameterized path's join clauses: the outer column is a value */
 		if (info->pushdown && best_path->path.param_info &&
 			!bms_is_subset(ri->clause_relids, baserel->relids))
-			item = deparse(ri->clause, baserel, info);
+			item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
 		if (item != NIL)
 			info->items = lappend(info->items, item);
 		else
@@ -1387,6 +641,18 @@ scan_error_context(void *arg)
 				   id ? id : "(without _id)", st->database, st->collection);
 }
 
+/* Frees the cursor and the filter it was opened with: the next row opens another */
+static void
+close_cursor(MongoScanState *st)
+{
+	if (st->cursor)
+		mongoc_cursor_destroy(st->cursor);
+	st->cursor = NULL;
+	if (st->built_filter)
+		bson_destroy(st->built_filter);
+	st->built_filter = NULL;
+}
+
 /*
  * Frees the scan's libmongoc handles, then releases its client, also when
  * the query ends in an error (a reset callback of the query's memory
@@ -1399,15 +665,10 @@ release_handles(void *arg)
 {
 	MongoScanState *st = (MongoScanState *) arg;
 
-	if (st->cursor)
-		mongoc_cursor_destroy(st->cursor);
-	st->cursor = NULL;
+	close_cursor(st);
 	if (st->coll)
 		mongoc_collection_destroy(st->coll);
 	st->coll = NULL;
-	if (st->built_filter)
-		bson_destroy(st->built_filter);
-	st->built_filter = NULL;
 	polyglot_conncache_unpin(&st->pin);
 }
 
@@ -1437,7 +698,7 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->limit = intVal(list_nth(plan->fdw_private, FP_LIMIT));
 	st->aggregate = (List *) list_nth(plan->fdw_private, FP_AGGREGATE);
 	memset(&info, 0, sizeof(info));
-	load_columns(relid, &info);
+	polyglot_mongo_load_columns(relid, &info);
 	st->natts = info.natts;
 	st->columns = info.columns;
 	st->wanted = palloc0(sizeof(bool) * Max(info.natts, 1));
@@ -1458,8 +719,7 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->conn = polyglot_mongo_get_connection(server, user);
 	/* what the filter's values look like depends on the server, in EXPLAIN too */
 	polyglot_mongo_read_flavor(st->conn);
-	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
-		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
+	st->bson_flags = polyglot_mongo_bson_flags(st->conn);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	{
@@ -1475,175 +735,34 @@ mongoBeginForeignScan(ForeignScanState *node, int eflags)
 											st->database, st->collection);
 }
 
-/*
- * The aggregation pipeline: [{$match: filter}, {$group: {_id: keys, aN:
- * {$sum: 1 | "$field"}}}].  One key groups by its value, so that NULL and a
- * missing field are one group as in SQL; several keys make a subdocument
- * {gN: "$field"} (only pushed for columns without NULLs).  Output N is
- * named gN or aN by its position in the scan's target list.
- */
-/* The number of group keys among an aggregation's outputs */
-static int
-aggregate_group_count(List *aggregate)
-{
-	ListCell   *lc;
-	int			n = 0;
-
-	foreach(lc, aggregate)
-		if (strcmp(strVal(linitial((List *) lfirst(lc))), AGG_GROUP) == 0)
-			n++;
-	return n;
-}
-
-static bson_t *
-build_pipeline(List *aggregate, const bson_t *filter)
-{
-	bson_t	   *pipeline = bson_new();
-	bson_t		stage,
-				group,
-				id,
-				acc;
-	ListCell   *lc;
-	int			ngroups = aggregate_group_count(aggregate);
-	int			n = 0;
-	char		key[16];
-	char		idx[16];
-	int			stages = 0;
-
-	if (!bson_empty(filter))
-	{
-		snprintf(idx, sizeof(idx), "%d", stages++);
-		bson_append_document_begin(pipeline, idx, -1, &stage);
-		bson_append_document(&stage, "$match", 6, filter);
-		bson_append_document_end(pipeline, &stage);
-	}
-	snprintf(idx, sizeof(idx), "%d", stages++);
-	bson_append_document_begin(pipeline, idx, -1, &stage);
-	bson_append_document_begin(&stage, "$group", 6, &group);
-	if (ngroups == 0)
-		bson_append_null(&group, "_id", 3);
-	else if (ngroups > 1)
-		bson_append_document_begin(&group, "_id", 3, &id);
-	foreach(lc, aggregate)
-	{
-		List	   *out = (List *) lfirst(lc);
-		const char *kind = strVal(linitial(out));
-		char	   *path = psprintf("$%s", strVal(lsecond(out)));
-
-		if (strcmp(kind, AGG_GROUP) == 0)
-		{
-			snprintf(key, sizeof(key), "g%d", n);
-			bson_append_utf8(ngroups > 1 ? &id : &group, ngroups > 1 ? key : "_id", -1,
-							 path, -1);
-		}
-		n++;
-	}
-	if (ngroups > 1)
-		bson_append_document_end(&group, &id);
-	n = 0;
-	foreach(lc, aggregate)
-	{
-		List	   *out = (List *) lfirst(lc);
-		const char *kind = strVal(linitial(out));
-		const char *field = strVal(lsecond(out));
-
-		snprintf(key, sizeof(key), "a%d", n++);
-		if (strcmp(kind, AGG_GROUP) == 0)
-			continue;
-		bson_append_document_begin(&group, key, -1, &acc);
-		if (strcmp(kind, AGG_SUM) == 0)
-			bson_append_utf8(&acc, "$sum", 4, psprintf("$%s", field), -1);
-		else
-			bson_append_int32(&acc, "$sum", 4, 1);	/* count(col) has no NULLs */
-		bson_append_document_end(&group, &acc);
-	}
-	bson_append_document_end(&stage, &group);
-	bson_append_document_end(pipeline, &stage);
-	return pipeline;
-}
-
-/* {"field": 1, ...}, or none when the whole document is needed */
-static bson_t *
-build_projection(MongoScanState *st)
-{
-	bson_t	   *proj = bson_new();
-	ListCell   *lc;
-
-	if (st->whole_document)
-		return proj;
-	/* always _id: a document without any wanted field still counts as a row */
-	bson_append_int32(proj, "_id", 3, 1);
-	foreach(lc, st->fields)
-	{
-		const char *f = (const char *) lfirst(lc);
-
-		if (strcmp(f, "_id") != 0)
-			bson_append_int32(proj, f, -1, 1);
-	}
-	return proj;
-}
-
-/* {"field": 1 | -1, ...} of the pushed ORDER BY */
-static bson_t *
-build_sort(List *sort)
-{
-	bson_t	   *doc = bson_new();
-	ListCell   *lc;
-
-	foreach(lc, sort)
-	{
-		List	   *key = (List *) lfirst(lc);
-
-		bson_append_int32(doc, strVal(linitial(key)), -1, intVal(lsecond(key)));
-	}
-	return doc;
-}
-
-/*
- * The options of a find or aggregate besides its filter, projection, sort
- * and limit.  On MongoDB: strings compare by bytes, as planned, whatever
- * the collection's default collation, and a big $group may spill to disk.
- * FerretDB has no collations and takes neither option.
- */
-static bson_t *
-build_options(MongoScanState *st)
-{
-	bson_t	   *opts = bson_new();
-
-	if (st->conn->ferretdb)
-		return opts;
-	BCON_APPEND(opts, "collation", "{", "locale", BCON_UTF8("simple"), "}");
-	if (st->aggregate)
-		BCON_APPEND(opts, "allowDiskUse", BCON_BOOL(true));
-	return opts;
-}
-
 static void
 start_cursor(ForeignScanState *node)
 {
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
 	bson_t	   *opts;
 
-	st->built_filter = build_filter(st->filter, st->value_states,
-									node->ss.ps.ps_ExprContext, st->bson_flags, false);
+	st->built_filter = polyglot_mongo_build_filter(st->filter, st->value_states,
+												   node->ss.ps.ps_ExprContext, st->bson_flags,
+												   false);
 	st->aggregate_rows = false;
 	st->aggregate_done = false;
 	st->eof = false;
 	if (st->aggregate)
 	{
-		bson_t	   *pipeline = build_pipeline(st->aggregate, st->built_filter);
+		bson_t	   *pipeline = polyglot_mongo_build_pipeline(st->aggregate,
+															 st->built_filter);
 
-		opts = build_options(st);
+		opts = polyglot_mongo_build_options(st);
 		st->cursor = mongoc_collection_aggregate(st->coll, MONGOC_QUERY_NONE, pipeline, opts,
 												 NULL);
 		bson_destroy(pipeline);
 		bson_destroy(opts);
 		return;
 	}
-	opts = build_options(st);
+	opts = polyglot_mongo_build_options(st);
 	if (st->sort)
 	{
-		bson_t	   *sort = build_sort(st->sort);
+		bson_t	   *sort = polyglot_mongo_build_sort(st->sort);
 
 		bson_append_document(opts, "sort", 4, sort);
 		bson_destroy(sort);
@@ -1651,7 +770,7 @@ start_cursor(ForeignScanState *node)
 	if (st->limit > 0)
 		bson_append_int64(opts, "limit", 5, st->limit);
 	{
-		bson_t	   *proj = build_projection(st);
+		bson_t	   *proj = polyglot_mongo_build_projection(st);
 
 		if (!bson_empty(proj))
 			bson_append_document(opts, "projection", -1, proj);
@@ -1671,7 +790,7 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 {
 	ListCell   *lc;
 	int			n = 0;
-	int			ngroups = aggregate_group_count(st->aggregate);
+	int			ngroups = polyglot_mongo_aggregate_group_count(st->aggregate);
 
 	foreach(lc, st->aggregate)
 	{
@@ -1685,10 +804,11 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 
 		slot->tts_isnull[n] = true;
 		slot->tts_values[n] = (Datum) 0;
-		st->current_column = psprintf(strcmp(kind, AGG_GROUP) == 0 ? "group key \"%s\"" :
-									  strcmp(kind, AGG_SUM) == 0 ? "sum of \"%s\"" : "count%s",
+		st->current_column = psprintf(strcmp(kind, MONGO_AGG_GROUP) == 0 ? "group key \"%s\"" :
+									  strcmp(kind, MONGO_AGG_SUM) == 0 ? "sum of \"%s\"" :
+									  "count%s",
 									  strVal(lsecond(out)));
-		if (strcmp(kind, AGG_GROUP) == 0)
+		if (strcmp(kind, MONGO_AGG_GROUP) == 0)
 			snprintf(key, sizeof(key), ngroups > 1 ? "_id.g%d" : "_id", n);
 		else
 			snprintf(key, sizeof(key), "a%d", n);
@@ -1697,7 +817,7 @@ store_aggregate_row(MongoScanState *st, TupleTableSlot *slot, const bson_t *doc)
 			 bson_iter_find(&iter, key));
 		if (found)
 		{
-			if (strcmp(kind, AGG_SUM) == 0 && BSON_ITER_HOLDS_DOUBLE(&iter) &&
+			if (strcmp(kind, MONGO_AGG_SUM) == 0 && BSON_ITER_HOLDS_DOUBLE(&iter) &&
 				(fabs(bson_iter_double(&iter)) >= 9007199254740992.0 ||
 				 bson_iter_double(&iter) != floor(bson_iter_double(&iter))))
 				ereport(ERROR,
@@ -1728,7 +848,7 @@ store_empty_aggregate_row(MongoScanState *st, TupleTableSlot *slot)
 	{
 		const char *kind = strVal(linitial((List *) lfirst(lc)));
 
-		slot->tts_isnull[n] = strcmp(kind, AGG_COUNT) != 0;
+		slot->tts_isnull[n] = strcmp(kind, MONGO_AGG_COUNT) != 0;
 		slot->tts_values[n] = Int64GetDatum(0);
 		n++;
 	}
@@ -1764,7 +884,7 @@ mongoIterateForeignScan(ForeignScanState *node)
 									  st->aggregate ? "an aggregate" : "a find");
 		}
 		if (st->aggregate && !st->aggregate_rows && !st->aggregate_done &&
-			aggregate_group_count(st->aggregate) == 0)
+			polyglot_mongo_aggregate_group_count(st->aggregate) == 0)
 		{
 			st->aggregate_done = true;
 			store_empty_aggregate_row(st, slot);
@@ -1837,14 +957,7 @@ mongoIterateForeignScan(ForeignScanState *node)
 static void
 mongoReScanForeignScan(ForeignScanState *node)
 {
-	MongoScanState *st = (MongoScanState *) node->fdw_state;
-
-	if (st->cursor)
-		mongoc_cursor_destroy(st->cursor);
-	st->cursor = NULL;
-	if (st->built_filter)
-		bson_destroy(st->built_filter);
-	st->built_filter = NULL;
+	close_cursor((MongoScanState *) node->fdw_state);
 }
 
 static void
@@ -1856,762 +969,14 @@ mongoEndForeignScan(ForeignScanState *node)
 		release_handles(st);
 }
 
-/* A document as relaxed Extended JSON; an array as [doc, doc, ...] */
-static void
-explain_bson(const char *label, const bson_t *doc, bool array, ExplainState *es)
-{
-	StringInfoData buf;
-	bson_iter_t iter;
-	char	   *json;
-
-	if (!array)
-	{
-		json = bson_as_relaxed_extended_json(doc, NULL);
-		ExplainPropertyText(label, json, es);
-		bson_free(json);
-		return;
-	}
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
-	if (bson_iter_init(&iter, doc))
-		while (bson_iter_next(&iter))
-		{
-			const uint8_t *data;
-			uint32_t	len;
-			bson_t		elem;
-
-			if (!BSON_ITER_HOLDS_DOCUMENT(&iter))
-				continue;
-			bson_iter_document(&iter, &len, &data);
-			if (!bson_init_static(&elem, data, len))
-				continue;
-			json = bson_as_relaxed_extended_json(&elem, NULL);
-			appendStringInfo(&buf, "%s%s", buf.len > 1 ? ", " : "", json);
-			bson_free(json);
-		}
-	appendStringInfoChar(&buf, ']');
-	ExplainPropertyText(label, buf.data, es);
-}
-
-static void
-explain_options(MongoScanState *st, ExplainState *es)
-{
-	bson_t	   *opts = build_options(st);
-
-	if (!bson_empty(opts))
-		explain_bson("Remote Options", opts, false, es);
-	bson_destroy(opts);
-}
-
-/*
- * The request as it is sent: the filter, projection, sort and limit of a
- * find, or the pipeline of an aggregation.  Parameters not known yet (a
- * plain EXPLAIN of a prepared statement or of a nested loop's inner side)
- * show as "(parameter)".
- */
 static void
 mongoExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	MongoScanState *st = (MongoScanState *) node->fdw_state;
-	bson_t	   *filter;
-	bson_t	   *doc;
 
 	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection), es);
-	if (!es->verbose)
-		return;
-	filter = build_filter(st->filter, st->value_states, node->ss.ps.ps_ExprContext,
-						  st->bson_flags, !es->analyze);
-	if (st->aggregate)
-	{
-		doc = build_pipeline(st->aggregate, filter);
-		explain_bson("Remote Pipeline", doc, true, es);
-		bson_destroy(doc);
-		bson_destroy(filter);
-		explain_options(st, es);
-		return;
-	}
-	explain_bson("Remote Filter", filter, false, es);
-	bson_destroy(filter);
-	doc = build_projection(st);
-	if (bson_empty(doc))
-		ExplainPropertyText("Remote Projection", "(whole documents)", es);
-	else
-		explain_bson("Remote Projection", doc, false, es);
-	bson_destroy(doc);
-	if (st->sort)
-	{
-		doc = build_sort(st->sort);
-		explain_bson("Remote Sort", doc, false, es);
-		bson_destroy(doc);
-	}
-	if (st->limit > 0)
-		ExplainPropertyInteger("Remote Limit", NULL, st->limit, es);
-	explain_options(st, es);
-}
-
-/* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
-
-/* A field seen while sampling, and the column type it suggests */
-typedef struct SampledField
-{
-	char	   *name;
-	int			kinds;			/* bit per kind seen, below */
-} SampledField;
-
-#define KIND_INT32		0x001
-#define KIND_INT64		0x002
-#define KIND_DOUBLE		0x004
-#define KIND_DECIMAL	0x008
-#define KIND_BOOL		0x010
-#define KIND_STRING		0x020
-#define KIND_DATE		0x040
-#define KIND_UUID		0x080
-#define KIND_BINARY		0x100
-#define KIND_OBJECTID	0x200
-#define KIND_JSON		0x400	/* documents, arrays, anything else */
-
-static int
-bson_kind(bson_type_t type, const bson_iter_t *iter)
-{
-	switch (type)
-	{
-		case BSON_TYPE_INT32:
-			return KIND_INT32;
-		case BSON_TYPE_INT64:
-			return KIND_INT64;
-		case BSON_TYPE_DOUBLE:
-			return KIND_DOUBLE;
-		case BSON_TYPE_DECIMAL128:
-			return KIND_DECIMAL;
-		case BSON_TYPE_BOOL:
-			return KIND_BOOL;
-		case BSON_TYPE_UTF8:
-			return KIND_STRING;
-		case BSON_TYPE_DATE_TIME:
-			return KIND_DATE;
-		case BSON_TYPE_OID:
-			return KIND_OBJECTID;
-		case BSON_TYPE_BINARY:
-			{
-				bson_subtype_t subtype;
-				uint32_t	len;
-				const uint8_t *data;
-
-				bson_iter_binary(iter, &subtype, &len, &data);
-				return subtype == BSON_SUBTYPE_UUID && len == 16 ? KIND_UUID : KIND_BINARY;
-			}
-		case BSON_TYPE_NULL:
-		case BSON_TYPE_UNDEFINED:
-			return 0;
-		default:
-			return KIND_JSON;
-	}
-}
-
-/* The column type for the kinds of values a field held in the sample */
-static const char *
-column_type(int kinds)
-{
-	if (kinds == 0)
-		return "text";
-	if ((kinds & ~(KIND_INT32)) == 0)
-		return "integer";
-	if ((kinds & ~(KIND_INT32 | KIND_INT64)) == 0)
-		return "bigint";
-	if ((kinds & ~(KIND_INT32 | KIND_INT64 | KIND_DOUBLE)) == 0)
-		return "double precision";
-	if ((kinds & ~(KIND_INT32 | KIND_INT64 | KIND_DOUBLE | KIND_DECIMAL)) == 0)
-		return "numeric";
-	if (kinds == KIND_BOOL)
-		return "boolean";
-	if (kinds == KIND_STRING || kinds == KIND_OBJECTID || kinds == (KIND_STRING | KIND_OBJECTID))
-		return "text";
-	if (kinds == KIND_DATE)
-		return "timestamp with time zone";
-	if (kinds == KIND_UUID)
-		return "uuid";
-	if (kinds == KIND_BINARY)
-		return "bytea";
-	return "jsonb";				/* documents, arrays, mixed kinds */
-}
-
-/*
- * IMPORT FOREIGN SCHEMA <MongoDB database> FROM SERVER ... INTO ...:
- * a foreign table per collection, with a column per top-level field seen in
- * the first sample_size documents (option, default 100), typed by the
- * values seen, and a jsonb column "doc" holding the whole document.
- */
-static List *
-mongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid)
-{
-	ForeignServer *server = GetForeignServer(serverOid);
-	UserMapping *user = polyglot_find_user_mapping(GetUserId(), serverOid);
-	MongoConn  *conn = polyglot_mongo_get_connection(server, user);
-	int			sample_size = 100;
-	mongoc_database_t *db;
-	char	  **names;
-	bson_error_t error;
-	List	   *commands = NIL;
-	ListCell   *lc;
-	int			i;
-
-	foreach(lc, stmt->options)
-	{
-		DefElem    *def = (DefElem *) lfirst(lc);
-
-		if (strcmp(def->defname, "sample_size") == 0)
-		{
-			char	   *end;
-			long		v = strtol(defGetString(def), &end, 10);
-
-			if (*end != '\0' || v < 1 || v > 100000)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"sample_size\": \"%s\"", defGetString(def)),
-						 errhint("A number of documents from 1 to 100000.")));
-			sample_size = (int) v;
-		}
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-					 errmsg("invalid option \"%s\" for IMPORT FOREIGN SCHEMA", def->defname),
-					 errhint("Valid options are: sample_size.")));
-	}
-
-	db = mongoc_client_get_database(mongo_client(conn), stmt->remote_schema);
-	names = mongoc_database_get_collection_names_with_opts(db, NULL, &error);
-	mongoc_database_destroy(db);
-	if (names == NULL)
-		polyglot_mongo_report_error(conn, &error, "listCollections");
-
-	PG_TRY();
-	{
-		for (i = 0; names[i]; i++)
-		{
-			const char *name = names[i];
-			bool		wanted = (stmt->list_type == FDW_IMPORT_SCHEMA_ALL);
-			mongoc_collection_t *coll;
-			mongoc_cursor_t *cursor;
-			bson_t	   *opts;
-			bson_t		filter = BSON_INITIALIZER;
-			const bson_t *doc;
-			List	   *fields = NIL;
-			StringInfoData sql;
-			ListCell   *fc;
-			bool		has_doc = false;
-
-			foreach(lc, stmt->table_list)
-			{
-				RangeVar   *rv = (RangeVar *) lfirst(lc);
-
-				if (strcmp(rv->relname, name) == 0)
-					wanted = (stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO);
-			}
-			if (stmt->list_type == FDW_IMPORT_SCHEMA_EXCEPT)
-			{
-				wanted = true;
-				foreach(lc, stmt->table_list)
-					if (strcmp(((RangeVar *) lfirst(lc))->relname, name) == 0)
-						wanted = false;
-			}
-			if (!wanted || strncmp(name, "system.", 7) == 0)
-				continue;
-
-			/* sample the first documents */
-			coll = mongoc_client_get_collection(mongo_client(conn), stmt->remote_schema, name);
-			opts = BCON_NEW("limit", BCON_INT64(sample_size));
-			cursor = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
-			while (mongoc_cursor_next(cursor, &doc))
-			{
-				bson_iter_t iter;
-
-				if (!bson_iter_init(&iter, doc))
-					continue;
-				while (bson_iter_next(&iter))
-				{
-					const char *key = bson_iter_key(&iter);
-					SampledField *f = NULL;
-
-					foreach(fc, fields)
-						if (strcmp(((SampledField *) lfirst(fc))->name, key) == 0)
-							f = (SampledField *) lfirst(fc);
-					if (f == NULL)
-					{
-						f = palloc0(sizeof(SampledField));
-						f->name = pstrdup(key);
-						fields = lappend(fields, f);
-					}
-					f->kinds |= bson_kind(bson_iter_type(&iter), &iter);
-				}
-			}
-			if (mongoc_cursor_error(cursor, &error))
-			{
-				mongoc_cursor_destroy(cursor);
-				mongoc_collection_destroy(coll);
-				bson_destroy(opts);
-				polyglot_mongo_report_error(conn, &error, "a sample of a collection");
-			}
-			mongoc_cursor_destroy(cursor);
-			mongoc_collection_destroy(coll);
-			bson_destroy(opts);
-
-			initStringInfo(&sql);
-			appendStringInfo(&sql, "CREATE FOREIGN TABLE %s (", quote_identifier(name));
-			if (fields == NIL)
-				appendStringInfoString(&sql, "_id text, ");
-			foreach(fc, fields)
-			{
-				SampledField *f = (SampledField *) lfirst(fc);
-				char		colname[NAMEDATALEN];
-
-				strlcpy(colname, f->name, sizeof(colname));
-				if (strcmp(f->name, "doc") == 0)
-					has_doc = true;
-				appendStringInfo(&sql, "%s %s", quote_identifier(colname), column_type(f->kinds));
-
-				/*
-				 * A name cut to fit keeps its field; so does a jsonb column,
-				 * which without the option would get the whole document.
-				 */
-				if (strcmp(colname, f->name) != 0 || strcmp(column_type(f->kinds), "jsonb") == 0)
-					appendStringInfo(&sql, " OPTIONS (field %s)", quote_literal_cstr(f->name));
-				appendStringInfoString(&sql, ", ");
-			}
-			appendStringInfo(&sql, "%s jsonb) SERVER %s OPTIONS (database %s, collection %s)",
-							 has_doc ? "document" : "doc",
-							 quote_identifier(server->servername),
-							 quote_literal_cstr(stmt->remote_schema),
-							 quote_literal_cstr(name));
-			commands = lappend(commands, sql.data);
-		}
-	}
-	PG_FINALLY();
-	{
-		bson_strfreev(names);
-	}
-	PG_END_TRY();
-	return commands;
-}
-
-/* ---------------------------------------------------------------- INSERT, UPDATE, DELETE */
-
-typedef struct MongoModifyState
-{
-	MongoConn  *conn;
-	PolyglotConnPin pin;		/* the client coll belongs to */
-	mongoc_collection_t *coll;
-	char	   *database;
-	char	   *collection;
-	int			natts;
-	MongoColumn *columns;
-	bool	   *dropped;
-	int			id_attnum;		/* the _id column, 1-based, or 0 */
-	AttrNumber	id_junk;		/* the _id junk attribute of the subplan */
-	List	   *target_attrs;	/* UPDATE: the columns it sets */
-	int			bson_flags;
-	int			batch_size;		/* INSERT: documents per insert command */
-} MongoModifyState;
-
-/*
- * Frees the collection handle, then releases the client it belongs to: at
- * the end of the statement, or when its memory goes after an error.
- */
-static void
-release_modify_handles(void *arg)
-{
-	MongoModifyState *st = (MongoModifyState *) arg;
-
-	if (st->coll)
-		mongoc_collection_destroy(st->coll);
-	st->coll = NULL;
-	polyglot_conncache_unpin(&st->pin);
-}
-
-/* The column that holds _id: a column named _id or with field '_id' */
-static int
-id_column(MongoRelInfo *info, TupleDesc desc)
-{
-	int			i;
-
-	for (i = 0; i < info->natts; i++)
-		if (!info->dropped[i] && info->columns[i].field &&
-			strcmp(info->columns[i].field, "_id") == 0)
-			return i + 1;
-	return 0;
-}
-
-static void
-mongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
-							 Relation target_relation)
-{
-	MongoRelInfo info;
-	int			attnum;
-	Form_pg_attribute att;
-	Var		   *var;
-
-	memset(&info, 0, sizeof(info));
-	load_columns(RelationGetRelid(target_relation), &info);
-	attnum = id_column(&info, RelationGetDescr(target_relation));
-	if (attnum == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
-				 errmsg("foreign table \"%s\" has no _id column",
-						RelationGetRelationName(target_relation)),
-				 errhint("UPDATE and DELETE find documents by _id: add a column named _id, or one with OPTIONS (field '_id').")));
-	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
-	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
-	add_row_identity_var(root, var, rtindex, "_id");
-}
-
-static List *
-mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
-					   int subplan_index)
-{
-	List	   *target_attrs = NIL;
-
-	if (plan->operation == CMD_UPDATE)
-		target_attrs = polyglot_updated_attrs(root, resultRelation);
-	return list_make1(target_attrs);
-}
-
-/*
- * The state of a modification: INSERT, UPDATE or DELETE planned on the
- * table (mongoBeginForeignModify), or rows routed to it by COPY FROM or
- * partition routing (mongoBeginForeignInsert).
- */
-static void
-begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
-			 CmdType operation, bool explain_only)
-{
-	Relation	rel = rinfo->ri_RelationDesc;
-	Oid			relid = RelationGetRelid(rel);
-	ForeignServer *server;
-	/* as scans do: the view owner's user mapping for a write through a view */
-	UserMapping *user = polyglot_table_user_mapping(relid, polyglot_modify_user(mtstate, rinfo),
-													&server);
-	MongoModifyState *st = palloc0(sizeof(MongoModifyState));
-	MongoRelInfo info;
-
-	rinfo->ri_FdwState = st;
-	memset(&info, 0, sizeof(info));
-	load_table(relid, &info);
-	st->database = info.database;
-	st->collection = info.collection;
-	st->natts = info.natts;
-	st->columns = info.columns;
-	st->dropped = info.dropped;
-	st->id_attnum = id_column(&info, RelationGetDescr(rel));
-	st->batch_size = info.batch_size;
-	st->target_attrs = target_attrs;
-	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
-	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
-		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "pg_polyglot: _id junk column not found");
-	}
-	if (explain_only)
-		return;
-	st->conn = polyglot_mongo_get_connection(server, user);
-	polyglot_mongo_read_flavor(st->conn);
-	st->bson_flags = (st->conn->has_decimal128 ? 0 : POLYGLOT_BSON_NO_DECIMAL128) |
-		(st->conn->ferretdb ? POLYGLOT_BSON_NO_NAN : 0);
-	{
-		MemoryContext cxt = mtstate ? mtstate->ps.state->es_query_cxt : CurrentMemoryContext;
-		MemoryContextCallback *cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
-
-		cb->func = release_modify_handles;
-		cb->arg = st;
-		MemoryContextRegisterResetCallback(cxt, cb);
-	}
-	polyglot_conncache_pin(&st->conn->base, &st->pin);
-	st->coll = mongoc_client_get_collection((mongoc_client_t *) st->pin.handle,
-											st->database, st->collection);
-}
-
-static void
-mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						int subplan_index, int eflags)
-{
-	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
-				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
-}
-
-/* COPY FROM into the table, or rows routed to it as a partition */
-static void
-mongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
-{
-	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
-}
-
-/* Appends a column's value of a slot to a document; ereports what BSON cannot hold. */
-static void
-append_column(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot, int attnum)
-{
-	MongoColumn *col = &st->columns[attnum - 1];
-	bool		isnull;
-	Datum		value = slot_getattr(slot, attnum, &isnull);
-	char	   *error = NULL;
-
-	if (col->field == NULL)
-		return;					/* the whole-document column is read-only */
-	if (strchr(col->field, '.'))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot write column \"%s\", which maps to the dotted field \"%s\"",
-						NameStr(TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->attname),
-						col->field)));
-	if (!polyglot_bson_append_datum(doc, col->field, -1, value, isnull, col->typid,
-									st->bson_flags, &error))
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-				 errmsg("column \"%s\" cannot be stored in MongoDB: %s",
-						NameStr(TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1)->attname),
-						error)));
-}
-
-/* {_id: value}, where a text _id of 24 hex digits also matches the ObjectId */
-static void
-append_id_selector(bson_t *selector, MongoModifyState *st, Datum id, Oid typid)
-{
-	char	   *error = NULL;
-
-	if (is_text_type(typid))
-	{
-		bson_t		cond;
-
-		bson_append_document_begin(selector, "_id", 3, &cond);
-		append_text_id_match(&cond, TextDatumGetCString(id));
-		bson_append_document_end(selector, &cond);
-		return;
-	}
-	if (!append_id_eq_datum(selector, id, typid, st->bson_flags, &error))
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-				 errmsg("_id cannot be sent to MongoDB: %s", error)));
-}
-
-/* The document an INSERT writes: every column, _id left to the server when NULL */
-static void
-append_insert_row(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot)
-{
-	int			i;
-
-	for (i = 1; i <= st->natts; i++)
-	{
-		bool		isnull;
-
-		if (st->dropped[i - 1])
-			continue;
-		if (i == st->id_attnum && (slot_getattr(slot, i, &isnull), isnull))
-			continue;
-		append_column(doc, st, slot, i);
-	}
-}
-
-static TupleTableSlot *
-mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-	bson_t	   *doc = bson_new();
-	bson_error_t error;
-
-	PG_TRY();
-	{
-		append_insert_row(doc, st, slot);
-	}
-	PG_CATCH();
-	{
-		bson_destroy(doc);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (!mongoc_collection_insert_one(st->coll, doc, NULL, NULL, &error))
-	{
-		bson_destroy(doc);
-		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
-	}
-	bson_destroy(doc);
-	return slot;
-}
-
-#if PG_VERSION_NUM >= 140000
-/*
- * Up to batch_size rows in one ordered insert command.  As with one insert
- * per row, the documents before a failing one stay written: MongoDB is not
- * part of the transaction.
- */
-static TupleTableSlot **
-mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
-							TupleTableSlot **planSlots, int *numSlots)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-	bson_t	  **docs = palloc0(sizeof(bson_t *) * *numSlots);
-	bson_error_t error;
-	bool		ok;
-	int			i;
-
-	PG_TRY();
-	{
-		for (i = 0; i < *numSlots; i++)
-		{
-			docs[i] = bson_new();
-			append_insert_row(docs[i], st, slots[i]);
-		}
-	}
-	PG_CATCH();
-	{
-		for (i = 0; i < *numSlots; i++)
-			if (docs[i])
-				bson_destroy(docs[i]);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	ok = mongoc_collection_insert_many(st->coll, (const bson_t **) docs, *numSlots, NULL, NULL,
-									   &error);
-	for (i = 0; i < *numSlots; i++)
-		bson_destroy(docs[i]);
-	pfree(docs);
-	if (!ok)
-		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
-	return slots;
-}
-
-/*
- * The batch size of an INSERT: the batch_size option (default 100), or one
- * row at a time where rows must be seen one by one: RETURNING, row
- * triggers, or a view's WITH CHECK OPTION.
- */
-static int
-mongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
-}
-#endif
-
-static TupleTableSlot *
-mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
-	bson_t	   *selector = bson_new();
-	bson_t	   *update = bson_new();
-	bson_t		set;
-	bson_t		reply;
-	bson_error_t error;
-	ListCell   *lc;
-
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
-	PG_TRY();
-	{
-		append_id_selector(selector, st,
-						   id, TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-											 st->id_attnum - 1)->atttypid);
-		bson_append_document_begin(update, "$set", 4, &set);
-		foreach(lc, st->target_attrs)
-		{
-			int			attnum = lfirst_int(lc);
-
-			if (attnum == st->id_attnum)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot change the _id of a MongoDB document")));
-			append_column(&set, st, slot, attnum);
-		}
-		bson_append_document_end(update, &set);
-	}
-	PG_CATCH();
-	{
-		bson_destroy(selector);
-		bson_destroy(update);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (!mongoc_collection_update_one(st->coll, selector, update, NULL, &reply, &error))
-	{
-		bson_destroy(selector);
-		bson_destroy(update);
-		bson_destroy(&reply);
-		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an update");
-	}
-	bson_destroy(selector);
-	bson_destroy(update);
-	bson_destroy(&reply);
-	return slot;
-}
-
-static TupleTableSlot *
-mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
-	bson_t	   *selector = bson_new();
-	bson_t		reply;
-	bson_error_t error;
-
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
-	PG_TRY();
-	{
-		append_id_selector(selector, st, id,
-						   TupleDescAttr(RelationGetDescr(rinfo->ri_RelationDesc),
-										 st->id_attnum - 1)->atttypid);
-	}
-	PG_CATCH();
-	{
-		bson_destroy(selector);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	if (!mongoc_collection_delete_one(st->coll, selector, NULL, &reply, &error))
-	{
-		bson_destroy(selector);
-		bson_destroy(&reply);
-		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "a delete");
-	}
-	bson_destroy(selector);
-	bson_destroy(&reply);
-
-	/* RETURNING of a DELETE sees the _id; the document is not read back */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[st->id_attnum - 1] = id;
-	slot->tts_isnull[st->id_attnum - 1] = false;
-	ExecStoreVirtualTuple(slot);
-	return slot;
-}
-
-static void
-mongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						  int subplan_index, ExplainState *es)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-
-	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection),
-						es);
-#if PG_VERSION_NUM >= 140000
-	if (es->verbose && mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-#endif
-}
-
-/* also EndForeignInsert */
-static void
-mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-
-	if (st)
-		release_modify_handles(st);
+	if (es->verbose)
+		polyglot_mongo_explain_request(st, node->ss.ps.ps_ExprContext, es);
 }
 
 PG_FUNCTION_INFO_V1(polyglot_mongo_handler);
@@ -2630,20 +995,20 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = mongoReScanForeignScan;
 	routine->EndForeignScan = mongoEndForeignScan;
 	routine->ExplainForeignScan = mongoExplainForeignScan;
-	routine->ImportForeignSchema = mongoImportForeignSchema;
-	routine->AddForeignUpdateTargets = mongoAddForeignUpdateTargets;
-	routine->PlanForeignModify = mongoPlanForeignModify;
-	routine->BeginForeignModify = mongoBeginForeignModify;
-	routine->ExecForeignInsert = mongoExecForeignInsert;
+	routine->ImportForeignSchema = polyglotMongoImportForeignSchema;
+	routine->AddForeignUpdateTargets = polyglotMongoAddForeignUpdateTargets;
+	routine->PlanForeignModify = polyglotMongoPlanForeignModify;
+	routine->BeginForeignModify = polyglotMongoBeginForeignModify;
+	routine->ExecForeignInsert = polyglotMongoExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = mongoExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = mongoGetForeignModifyBatchSize;
+	routine->ExecForeignBatchInsert = polyglotMongoExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = polyglotMongoGetForeignModifyBatchSize;
 #endif
-	routine->ExecForeignUpdate = mongoExecForeignUpdate;
-	routine->ExecForeignDelete = mongoExecForeignDelete;
-	routine->EndForeignModify = mongoEndForeignModify;
-	routine->BeginForeignInsert = mongoBeginForeignInsert;
-	routine->EndForeignInsert = mongoEndForeignModify;
-	routine->ExplainForeignModify = mongoExplainForeignModify;
+	routine->ExecForeignUpdate = polyglotMongoExecForeignUpdate;
+	routine->ExecForeignDelete = polyglotMongoExecForeignDelete;
+	routine->EndForeignModify = polyglotMongoEndForeignModify;
+	routine->BeginForeignInsert = polyglotMongoBeginForeignInsert;
+	routine->EndForeignInsert = polyglotMongoEndForeignModify;
+	routine->ExplainForeignModify = polyglotMongoExplainForeignModify;
 	PG_RETURN_POINTER(routine);
 }

@@ -121,11 +121,8 @@ mongo_prepare(PolyglotRoute *route)
 				 errhint("Drop the route with polyglot.unsync().")));
 	conn = polyglot_mongo_get_connection(route->server, route->user);
 	polyglot_mongo_read_flavor(conn);
-	if (!conn->has_decimal128)
-		*flags |= POLYGLOT_BSON_NO_DECIMAL128;
 	/* FerretDB closes the connection on a NaN: that key must fail alone */
-	if (conn->ferretdb)
-		*flags |= POLYGLOT_BSON_NO_NAN;
+	*flags = polyglot_mongo_bson_flags(conn);
 	route->sink_private = flags;
 }
 
