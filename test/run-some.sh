@@ -92,6 +92,10 @@ if [ ${#tap[@]} -gt 0 ]; then
 		OPENSEARCH_URL="$OPENSEARCH_URL" ELASTICSEARCH_URL="$ELASTICSEARCH_URL"
 		OPENSEARCH_PID_FILE="$POLYGLOT_STACK_DIR/opensearch/pid"
 		prove -v --ext .pl -I "$tap_perl" "${tap[@]}")
+	# TAP tests stop, freeze and reconfigure the shared stores (003, 005,
+	# 006, 008): one checkout runs them at a time
+	exec {tap_fd}>/tmp/pg_polyglot-tap.lock
+	flock "$tap_fd"
 	if [ "$(id -u)" = 0 ]; then
 		(cd "$tap_dir" && runuser -u "$POLYGLOT_STACK_USER" -- "${run_tap[@]}") || rc=1
 	else
