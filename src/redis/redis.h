@@ -11,6 +11,7 @@
 
 #include <hiredis.h>
 
+#include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
@@ -191,5 +192,19 @@ typedef struct RedisScanState
 	const char *current_key;	/* for the error context */
 	const char *current_column;
 } RedisScanState;
+
+/* in redis_fdw.c */
+extern const char *polyglot_redis_type_name(RedisTableType type);
+extern RedisTable *polyglot_redis_load_table(Oid relid);
+extern RedisConn *polyglot_redis_table_connection(Oid relid, Oid userid);
+extern int	polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t,
+									  Expr **value, char **match);
+extern double polyglot_redis_rows_per_key(RedisTable *t);
+extern char *polyglot_redis_full_key(RedisTable *t, const char *key, size_t keylen,
+									 size_t *len);
+extern void polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext);
+extern bool polyglot_redis_is_fdw(FdwRoutine *routine);
+extern void polyglot_redis_join_init(void);
+extern void polyglot_redis_modify_routine(FdwRoutine *routine);
 
 #endif							/* POLYGLOT_REDIS_H */

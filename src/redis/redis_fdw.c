@@ -160,9 +160,16 @@ valid_columns(RedisTableType type)
 	return "";
 }
 
+/* The name of a table type, as option type and SCAN TYPE spell it */
+const char *
+polyglot_redis_type_name(RedisTableType type)
+{
+	return type_names[type];
+}
+
 /* The layout of a foreign table; ereports on a column it cannot map */
-static RedisTable *
-load_table(Oid relid)
+RedisTable *
+polyglot_redis_load_table(Oid relid)
 {
 	ForeignTable *table = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(table->serverid);
@@ -239,8 +246,8 @@ load_table(Oid relid)
 }
 
 /* The connection of a foreign table for userid (InvalidOid: the current user) */
-static RedisConn *
-table_connection(Oid relid, Oid userid)
+RedisConn *
+polyglot_redis_table_connection(Oid relid, Oid userid)
 {
 	ForeignServer *server;
 	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
@@ -289,8 +296,8 @@ is_text_eq(Oid opno, Oid collid)
  * (SCAN_KEY_ARRAY), key LIKE 'literal%' (SCAN_MATCH); *value or *match is
  * set.  SCAN_ALL when it allows none.
  */
-static int
-key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t, Expr **value, char **match)
+int
+polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t, Expr **value, char **match)
 {
 	if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2)
 	{
@@ -342,8 +349,8 @@ key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t, Expr **value, char 
 }
 
 /* The rows of one key */
-static double
-rows_per_key(RedisTable *t)
+double
+polyglot_redis_rows_per_key(RedisTable *t)
 {
 	return HAS_SUBKEY(t) ? 10 : 1;
 }
@@ -357,7 +364,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 
 	baserel->fdw_private = info;
 	info->relid = foreigntableid;
-	info->table = load_table(foreigntableid);
+	info->table = polyglot_redis_load_table(foreigntableid);
 	info->mode = SCAN_ALL;
 	if (polyglot_redis_pushdown)
 	{
@@ -367,7 +374,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
 			Expr	   *value = NULL;
 			char	   *match = NULL;
-			int			mode = key_lookup(ri->clause, baserel, info->table, &value, &match);
+			int			mode = polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match);
 
 			if (mode == SCAN_ALL)
 				continue;
@@ -388,7 +395,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		 * is planned): an upper bound of the keys under the prefix, which
 		 * keeps a scan from looking cheap next to per-key lookups.
 		 */
-		RedisConn  *conn = table_connection(foreigntableid, baserel->userid);
+		RedisConn  *conn = polyglot_redis_table_connection(foreigntableid, baserel->userid);
 		const char *argv[] = {"DBSIZE"};
 		redisReply *reply = polyglot_redis_command_argv(conn, 1, argv, NULL);
 
@@ -404,7 +411,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		keys = IsA(info->value, Const) && !((Const *) info->value)->constisnull ?
 			ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(((Const *) info->value)->constvalue)),
 						   ARR_DIMS(DatumGetArrayTypeP(((Const *) info->value)->constvalue))) : 10;
-	baserel->tuples = keys * rows_per_key(info->table);
+	baserel->tuples = keys * polyglot_redis_rows_per_key(info->table);
 	baserel->rows = clamp_row_est(baserel->tuples *
 								  clauselist_selectivity(root, baserel->baserestrictinfo, 0,
 														 JOIN_INNER, NULL) *
@@ -417,7 +424,7 @@ static void
 redisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
 	RedisRelInfo *info = (RedisRelInfo *) baserel->fdw_private;
-	double		keys = baserel->tuples / rows_per_key(info->table);
+	double		keys = baserel->tuples / polyglot_redis_rows_per_key(info->table);
 	List	   *candidates = NIL;
 	ListCell   *lc;
 	int			attnum = info->table->att[RR_KEY];
@@ -443,10 +450,10 @@ redisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 		char	   *match = NULL;
 		Relids		required;
 		ParamPathInfo *ppi;
-		double		rows = rows_per_key(info->table);
+		double		rows = polyglot_redis_rows_per_key(info->table);
 
 		if (!join_clause_is_movable_to(ri, baserel) ||
-			key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS)
+			polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS)
 			continue;
 		required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
 								  baserel->relids);
@@ -496,7 +503,7 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 			char	   *m = NULL;
 
 			if (!bms_is_subset(ri->clause_relids, baserel->relids) &&
-				key_lookup(ri->clause, baserel, info->table, &v, &m) == SCAN_KEYS)
+				polyglot_redis_key_lookup(ri->clause, baserel, info->table, &v, &m) == SCAN_KEYS)
 			{
 				mode = SCAN_KEYS;
 				value = v;
@@ -556,8 +563,8 @@ read_command(RedisTableType type)
 }
 
 /* prefix + key, as the server names it */
-static char *
-full_key(RedisTable *t, const char *key, size_t keylen, size_t *len)
+char *
+polyglot_redis_full_key(RedisTable *t, const char *key, size_t keylen, size_t *len)
 {
 	size_t		plen = strlen(t->prefix);
 	char	   *k = palloc(plen + keylen + 1);
@@ -602,10 +609,10 @@ key_error(RedisScanState *st, redisReply *reply, const char *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("Redis key \"%s%s\" does not hold a %s", st->table->prefix, key,
-						type_names[st->table->type]),
+						polyglot_redis_type_name(st->table->type)),
 				 errdetail_internal("%s", detail),
 				 errhint("A foreign table of type %s reads keys of that type only.",
-						 type_names[st->table->type])));
+						 polyglot_redis_type_name(st->table->type))));
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
@@ -826,7 +833,7 @@ fetch_keys(RedisScanState *st, List *keys)
 	{
 		const char *key = strVal(lfirst(lc));
 		size_t		len;
-		char	   *k = full_key(t, key, strlen(key), &len);
+		char	   *k = polyglot_redis_full_key(t, key, strlen(key), &len);
 
 		polyglot_redis_cmd_arg(&cmd, read_command(t->type));
 		polyglot_redis_cmd_arg_len(&cmd, k, len);
@@ -957,7 +964,7 @@ scan_page(RedisScanState *st)
 	polyglot_redis_cmd_arg(&cmd, "COUNT");
 	polyglot_redis_cmd_arg(&cmd, count);
 	polyglot_redis_cmd_arg(&cmd, "TYPE");
-	polyglot_redis_cmd_arg(&cmd, type_names[t->type]);
+	polyglot_redis_cmd_arg(&cmd, polyglot_redis_type_name(t->type));
 	reply = polyglot_redis_command_argv(st->conn, cmd.argc, cmd.argv, cmd.argvlen);
 	st->round_trips++;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -1021,8 +1028,8 @@ lookup_keys(RedisScanState *st, ExprContext *econtext)
 	return keys;
 }
 
-static void
-start_execution(RedisScanState *st, ExprContext *econtext)
+void
+polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext)
 {
 	HASHCTL		ctl;
 	MemoryContext old = MemoryContextSwitchTo(st->exec_cxt);
@@ -1265,7 +1272,7 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 
 	node->fdw_state = st;
 	st->relation = node->ss.ss_currentRelation;
-	st->table = load_table(rte->relid);
+	st->table = polyglot_redis_load_table(rte->relid);
 	st->mode = intVal(list_nth(plan->fdw_private, FP_MODE));
 	st->collect_first = estate->es_plannedstmt->commandType != CMD_SELECT ||
 		estate->es_plannedstmt->hasModifyingCTE;
@@ -1297,7 +1304,7 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 										ALLOCSET_DEFAULT_SIZES);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	st->conn = table_connection(rte->relid, userid);
+	st->conn = polyglot_redis_table_connection(rte->relid, userid);
 }
 
 static TupleTableSlot *
@@ -1309,7 +1316,7 @@ redisIterateForeignScan(ForeignScanState *node)
 
 	ExecClearTuple(slot);
 	if (!st->started)
-		start_execution(st, node->ss.ps.ps_ExprContext);
+		polyglot_redis_start_scan(st, node->ss.ps.ps_ExprContext);
 	if (st->next_row >= st->nrows && !next_batch(st))
 		return slot;
 	MemoryContextReset(st->row_cxt);
@@ -1353,7 +1360,7 @@ redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	const char *read = read_command(t->type);
 	const char *args = t->type == RT_LIST ? " 0 -1" : t->type == RT_ZSET ? " 0 -1 WITHSCORES" : "";
 
-	ExplainPropertyText("Redis Type", type_names[t->type], es);
+	ExplainPropertyText("Redis Type", polyglot_redis_type_name(t->type), es);
 	if (!es->verbose)
 		return;
 	initStringInfo(&buf);
@@ -1377,7 +1384,7 @@ redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 			if (st->mode == SCAN_MATCH)
 				append_glob_literal(&buf, st->match);
 			appendStringInfo(&buf, "* COUNT %d TYPE %s, then %s%s%s for each key, pipelined",
-							 t->batch_size, type_names[t->type], read, args,
+							 t->batch_size, polyglot_redis_type_name(t->type), read, args,
 							 st->want_ttl ? ", PTTL" : "");
 			break;
 	}
@@ -1434,7 +1441,7 @@ static bool
 is_redis_rel(PlannerInfo *root, RelOptInfo *rel)
 {
 	return rel->reloptkind == RELOPT_BASEREL && rel->rtekind == RTE_RELATION &&
-		rel->fdwroutine != NULL && rel->fdwroutine->GetForeignRelSize == redisGetForeignRelSize &&
+		rel->fdwroutine != NULL && polyglot_redis_is_fdw(rel->fdwroutine) &&
 		rel->fdw_private != NULL;
 }
 
@@ -1513,7 +1520,7 @@ redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 			return;
 		if (value == NULL &&
 			(!IS_OUTER_JOIN(jointype) || !RINFO_IS_PUSHED_DOWN(ri, joinrel->relids)) &&
-			key_lookup(ri->clause, innerrel, info->table, &v, &m) == SCAN_KEYS &&
+			polyglot_redis_key_lookup(ri->clause, innerrel, info->table, &v, &m) == SCAN_KEYS &&
 			bms_is_subset(bms_difference(ri->clause_relids, innerrel->relids), outerrel->relids))
 		{
 			/* text = text in a deterministic collation: exactly Redis's key match */
@@ -1526,7 +1533,7 @@ redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
 		return;
 
 	/* the inner scan, reading the keys each batch of outer rows gives it */
-	per_key = rows_per_key(info->table);
+	per_key = polyglot_redis_rows_per_key(info->table);
 	inner = polyglot_foreignscan_path(root, innerrel, per_key, 0,
 									  REDIS_KEY_COST + per_key * REDIS_ROW_COST, NIL, NULL,
 									  list_make1(makeInteger(SCAN_JOIN)));
@@ -1701,7 +1708,7 @@ redis_join_begin(CustomScanState *node, EState *estate, int eflags)
 	js->outer = ExecInitNode(linitial(cs->custom_plans), estate, eflags);
 	js->inner = (ForeignScanState *) ExecInitNode(lsecond(cs->custom_plans), estate, eflags);
 	if (!IsA(js->inner, ForeignScanState) ||
-		((ForeignScanState *) js->inner)->fdwroutine->GetForeignRelSize != redisGetForeignRelSize)
+		!polyglot_redis_is_fdw(((ForeignScanState *) js->inner)->fdwroutine))
 		elog(ERROR, "pg_polyglot: the inner plan of a Redis key join is not a Redis scan");
 	node->custom_ps = list_make2(js->outer, js->inner);
 	js->key_state = ExecInitExpr(list_nth(cs->custom_exprs, RJ_EXPR_VALUE), &node->ss.ps);
@@ -1855,7 +1862,7 @@ next_join_batch(RedisJoinState *js)
 	{
 		ExecReScan(&js->inner->ss.ps);
 		old = MemoryContextSwitchTo(st->exec_cxt);
-		start_execution(st, econtext);
+		polyglot_redis_start_scan(st, econtext);
 		st->keys = list_copy_deep(keys);
 		st->done = false;
 		MemoryContextSwitchTo(old);
@@ -1996,9 +2003,9 @@ redis_join_explain(CustomScanState *node, List *ancestors, ExplainState *es)
 		ExplainPropertyInteger("Batches", NULL, js->batches, es);
 }
 
-/* Installs the planner hook of Redis key joins; called from _PG_init */
+/* Installs the planner hook of Redis key joins */
 void
-polyglot_redis_fdw_init(void)
+polyglot_redis_join_init(void)
 {
 	prev_join_pathlist_hook = set_join_pathlist_hook;
 	set_join_pathlist_hook = redis_join_paths;
@@ -2033,7 +2040,7 @@ static void
 redisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
 							 Relation target_relation)
 {
-	RedisTable *t = load_table(RelationGetRelid(target_relation));
+	RedisTable *t = polyglot_redis_load_table(RelationGetRelid(target_relation));
 	TupleDesc	desc = RelationGetDescr(target_relation);
 	Form_pg_attribute att = TupleDescAttr(desc, t->att[RR_KEY] - 1);
 
@@ -2051,7 +2058,7 @@ redisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *ta
 							SUBKEY_ROLE(t) == RR_FIELD ? "field" :
 							SUBKEY_ROLE(t) == RR_INDEX ? "index" : "member"),
 					 errhint("UPDATE and DELETE find the rows of a %s table by key and %s.",
-							 type_names[t->type],
+							 polyglot_redis_type_name(t->type),
 							 SUBKEY_ROLE(t) == RR_FIELD ? "field" :
 							 SUBKEY_ROLE(t) == RR_INDEX ? "index" : "member")));
 		att = TupleDescAttr(desc, sub - 1);
@@ -2082,7 +2089,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 
 	rinfo->ri_FdwState = st;
 	st->rel = rel;
-	st->table = load_table(RelationGetRelid(rel));
+	st->table = polyglot_redis_load_table(RelationGetRelid(rel));
 	st->target_attrs = target_attrs;
 	st->cxt = CurrentMemoryContext;
 	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot redis write",
@@ -2097,7 +2104,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	}
 	if (explain_only)
 		return;
-	st->conn = table_connection(RelationGetRelid(rel), polyglot_modify_user(mtstate, rinfo));
+	st->conn = polyglot_redis_table_connection(RelationGetRelid(rel), polyglot_modify_user(mtstate, rinfo));
 }
 
 static void
@@ -2150,7 +2157,7 @@ column_bytes(RedisModifyState *st, TupleTableSlot *slot, RedisRole role, size_t 
 		if (required)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("a row of a Redis %s table needs a %s", type_names[st->table->type],
+					 errmsg("a row of a Redis %s table needs a %s", polyglot_redis_type_name(st->table->type),
 							role == RR_KEY ? "key" : role == RR_SCORE ? "score" :
 							role == RR_FIELD ? "field" : role == RR_MEMBER ? "member" : "value")));
 		return NULL;
@@ -2163,7 +2170,7 @@ column_bytes(RedisModifyState *st, TupleTableSlot *slot, RedisRole role, size_t 
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("column \"%s\" of a Redis %s table cannot be NULL",
 							NameStr(TupleDescAttr(RelationGetDescr(st->rel), attnum - 1)->attname),
-							type_names[st->table->type]),
+							polyglot_redis_type_name(st->table->type)),
 					 errdetail("Redis has no NULL: delete the row instead.")));
 		return NULL;
 	}
@@ -2326,7 +2333,7 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 	int64		ttl = with_ttl ? row_ttl_ms(st, slot) : -1;
 
 	check_key(key, klen);
-	k = full_key(t, key, klen, &klen);
+	k = polyglot_redis_full_key(t, key, klen, &klen);
 	polyglot_redis_cmd_init(&cmd, 8);
 	switch (t->type)
 	{
@@ -2556,7 +2563,7 @@ old_key(RedisModifyState *st, TupleTableSlot *planSlot, size_t *klen, char **sub
 	if (isnull)
 		elog(ERROR, "pg_polyglot: the key of a Redis row is null");
 	key = datum_bytes(st, st->table->att[RR_KEY], d, klen);
-	key = full_key(st->table, key, *klen, klen);
+	key = polyglot_redis_full_key(st->table, key, *klen, klen);
 	*sub = NULL;
 	if (st->sub_junk)
 	{
@@ -2628,7 +2635,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	bool		moved;
 
 	check_key(k, klen);
-	k = full_key(t, k, klen, &klen);
+	k = polyglot_redis_full_key(t, k, klen, &klen);
 	if (HAS_SUBKEY(t))
 		sub = column_bytes(st, slot, SUBKEY_ROLE(t), &slen, &isnull, true);
 	moved = !bytes_equal(ok, oklen, k, klen) ||
@@ -2929,11 +2936,45 @@ redisExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List 
 {
 	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
 
-	ExplainPropertyText("Redis Type", type_names[st->table->type], es);
+	ExplainPropertyText("Redis Type", polyglot_redis_type_name(st->table->type), es);
 #if PG_VERSION_NUM >= 140000
 	if (es->verbose && mtstate->operation == CMD_INSERT)
 		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
 #endif
+}
+
+/* Sets the callbacks of INSERT, UPDATE and DELETE in routine */
+void
+polyglot_redis_modify_routine(FdwRoutine *routine)
+{
+	routine->AddForeignUpdateTargets = redisAddForeignUpdateTargets;
+	routine->PlanForeignModify = redisPlanForeignModify;
+	routine->BeginForeignModify = redisBeginForeignModify;
+	routine->ExecForeignInsert = redisExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = redisGetForeignModifyBatchSize;
+#endif
+	routine->ExecForeignUpdate = redisExecForeignUpdate;
+	routine->ExecForeignDelete = redisExecForeignDelete;
+	routine->EndForeignModify = redisEndForeignModify;
+	routine->BeginForeignInsert = redisBeginForeignInsert;
+	routine->EndForeignInsert = redisEndForeignModify;
+	routine->ExplainForeignModify = redisExplainForeignModify;
+}
+
+/* Installs what the wrapper needs beyond its handler; called from _PG_init */
+void
+polyglot_redis_fdw_init(void)
+{
+	polyglot_redis_join_init();
+}
+
+/* Is routine this wrapper's (a relation or scan of a Redis foreign table)? */
+bool
+polyglot_redis_is_fdw(FdwRoutine *routine)
+{
+	return routine->GetForeignRelSize == redisGetForeignRelSize;
 }
 
 PG_FUNCTION_INFO_V1(polyglot_redis_handler);
@@ -2951,19 +2992,6 @@ polyglot_redis_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = redisReScanForeignScan;
 	routine->EndForeignScan = redisEndForeignScan;
 	routine->ExplainForeignScan = redisExplainForeignScan;
-	routine->AddForeignUpdateTargets = redisAddForeignUpdateTargets;
-	routine->PlanForeignModify = redisPlanForeignModify;
-	routine->BeginForeignModify = redisBeginForeignModify;
-	routine->ExecForeignInsert = redisExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = redisGetForeignModifyBatchSize;
-#endif
-	routine->ExecForeignUpdate = redisExecForeignUpdate;
-	routine->ExecForeignDelete = redisExecForeignDelete;
-	routine->EndForeignModify = redisEndForeignModify;
-	routine->BeginForeignInsert = redisBeginForeignInsert;
-	routine->EndForeignInsert = redisEndForeignModify;
-	routine->ExplainForeignModify = redisExplainForeignModify;
+	polyglot_redis_modify_routine(routine);
 	PG_RETURN_POINTER(routine);
 }
