@@ -204,9 +204,11 @@ extern char *polyglot_redis_full_key(RedisTable *t, const char *key, size_t keyl
 									 size_t *len);
 extern void polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext);
 extern bool polyglot_redis_is_fdw(FdwRoutine *routine);
-extern void polyglot_redis_modify_routine(FdwRoutine *routine);
 
 /* in redis_join.c */
 extern void polyglot_redis_join_init(void);
+
+/* in redis_modify.c */
+extern void polyglot_redis_modify_routine(FdwRoutine *routine);
 
 #endif							/* POLYGLOT_REDIS_H */
