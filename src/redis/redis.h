@@ -13,6 +13,7 @@
 
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "lib/stringinfo.h"
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
 #include "utils/hsearch.h"
@@ -204,6 +205,10 @@ extern char *polyglot_redis_full_key(RedisTable *t, const char *key, size_t keyl
 									 size_t *len);
 extern void polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext);
 extern bool polyglot_redis_is_fdw(FdwRoutine *routine);
+extern const char *polyglot_redis_read_command(RedisTableType type);
+extern void polyglot_redis_scan_pattern(StringInfo buf, RedisTable *t, const char *match);
+extern char *polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match,
+										  bool want_ttl);
 
 /* in redis_join.c */
 extern void polyglot_redis_join_init(void);

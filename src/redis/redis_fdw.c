@@ -533,8 +533,8 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 /* ---------------------------------------------------------------- execution */
 
 /* The command that reads a key's rows, by type */
-static const char *
-read_command(RedisTableType type)
+const char *
+polyglot_redis_read_command(RedisTableType type)
 {
 	switch (type)
 	{
@@ -578,6 +578,16 @@ append_glob_literal(StringInfo buf, const char *s)
 	}
 }
 
+/* Appends the SCAN MATCH pattern of a table's keys (that start with match, unless NULL) */
+void
+polyglot_redis_scan_pattern(StringInfo buf, RedisTable *t, const char *match)
+{
+	append_glob_literal(buf, t->prefix);
+	if (match)
+		append_glob_literal(buf, match);
+	appendStringInfoChar(buf, '*');
+}
+
 static void
 scan_error_context(void *arg)
 {
@@ -607,7 +617,7 @@ key_error(RedisScanState *st, redisReply *reply, const char *key)
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("Redis server \"%s\" returned an error for %s of key \"%s%s\"",
-					st->conn->servername, read_command(st->table->type), st->table->prefix, key),
+					st->conn->servername, polyglot_redis_read_command(st->table->type), st->table->prefix, key),
 			 errdetail_internal("%s", reply->str ? reply->str : "error")));
 }
 
@@ -658,7 +668,7 @@ check_read_reply(RedisScanState *st, const char *key, redisReply *reply)
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("Redis server \"%s\" answered %s of key \"%s%s\" with a reply of the wrong shape",
-					st->conn->servername, read_command(t->type), t->prefix, key),
+					st->conn->servername, polyglot_redis_read_command(t->type), t->prefix, key),
 			 errdetail("Expected %s, got a reply of type %d.", expected, reply->type)));
 }
 
@@ -825,7 +835,7 @@ fetch_keys(RedisScanState *st, List *keys)
 		size_t		len;
 		char	   *k = polyglot_redis_full_key(t, key, strlen(key), &len);
 
-		polyglot_redis_cmd_arg(&cmd, read_command(t->type));
+		polyglot_redis_cmd_arg(&cmd, polyglot_redis_read_command(t->type));
 		polyglot_redis_cmd_arg_len(&cmd, k, len);
 		if (t->type == RT_LIST || t->type == RT_ZSET)
 		{
@@ -941,10 +951,7 @@ scan_page(RedisScanState *st)
 	size_t		i;
 
 	initStringInfo(&pattern);
-	append_glob_literal(&pattern, t->prefix);
-	if (st->mode == SCAN_MATCH)
-		append_glob_literal(&pattern, st->match);
-	appendStringInfoChar(&pattern, '*');
+	polyglot_redis_scan_pattern(&pattern, t, st->mode == SCAN_MATCH ? st->match : NULL);
 	snprintf(count, sizeof(count), "%d", t->batch_size);
 	polyglot_redis_cmd_init(&cmd, 8);
 	polyglot_redis_cmd_arg(&cmd, "SCAN");
@@ -1338,6 +1345,43 @@ redisEndForeignScan(ForeignScanState *node)
 }
 
 /*
+ * The commands a scan of table t sends, for EXPLAIN VERBOSE: mode and match
+ * as in RedisScanState, want_ttl when it reads PTTL.  Palloc'd.
+ */
+char *
+polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match, bool want_ttl)
+{
+	StringInfoData buf;
+	const char *read = polyglot_redis_read_command(t->type);
+	const char *args = t->type == RT_LIST ? " 0 -1" : t->type == RT_ZSET ? " 0 -1 WITHSCORES" : "";
+
+	initStringInfo(&buf);
+	switch (mode)
+	{
+		case SCAN_KEYS:
+			appendStringInfo(&buf, "%s %s<key>%s%s", read, t->prefix, args,
+							 want_ttl ? ", PTTL" : "");
+			break;
+		case SCAN_KEY_ARRAY:
+			appendStringInfo(&buf, "%s %s<key>%s%s for each key, %d keys per pipelined round trip",
+							 read, t->prefix, args, want_ttl ? ", PTTL" : "", t->batch_size);
+			break;
+		case SCAN_JOIN:
+			appendStringInfo(&buf, "%s %s<key>%s%s for each distinct key of a batch of %d outer rows, in one pipelined round trip",
+							 read, t->prefix, args, want_ttl ? ", PTTL" : "", t->batch_size);
+			break;
+		default:
+			appendStringInfoString(&buf, "SCAN <cursor> MATCH ");
+			polyglot_redis_scan_pattern(&buf, t, mode == SCAN_MATCH ? match : NULL);
+			appendStringInfo(&buf, " COUNT %d TYPE %s, then %s%s%s for each key, pipelined",
+							 t->batch_size, polyglot_redis_type_name(t->type), read, args,
+							 want_ttl ? ", PTTL" : "");
+			break;
+	}
+	return buf.data;
+}
+
+/*
  * EXPLAIN: the table's type and prefix; VERBOSE adds the commands the scan
  * sends, ANALYZE the round trips it made.
  */
@@ -1346,39 +1390,12 @@ redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	RedisScanState *st = (RedisScanState *) node->fdw_state;
 	RedisTable *t = st->table;
-	StringInfoData buf;
-	const char *read = read_command(t->type);
-	const char *args = t->type == RT_LIST ? " 0 -1" : t->type == RT_ZSET ? " 0 -1 WITHSCORES" : "";
 
 	ExplainPropertyText("Redis Type", polyglot_redis_type_name(t->type), es);
 	if (!es->verbose)
 		return;
-	initStringInfo(&buf);
-	switch (st->mode)
-	{
-		case SCAN_KEYS:
-			appendStringInfo(&buf, "%s %s<key>%s%s", read, t->prefix, args,
-							 st->want_ttl ? ", PTTL" : "");
-			break;
-		case SCAN_KEY_ARRAY:
-			appendStringInfo(&buf, "%s %s<key>%s%s for each key, %d keys per pipelined round trip",
-							 read, t->prefix, args, st->want_ttl ? ", PTTL" : "", t->batch_size);
-			break;
-		case SCAN_JOIN:
-			appendStringInfo(&buf, "%s %s<key>%s%s for each distinct key of a batch of %d outer rows, in one pipelined round trip",
-							 read, t->prefix, args, st->want_ttl ? ", PTTL" : "", t->batch_size);
-			break;
-		default:
-			appendStringInfoString(&buf, "SCAN <cursor> MATCH ");
-			append_glob_literal(&buf, t->prefix);
-			if (st->mode == SCAN_MATCH)
-				append_glob_literal(&buf, st->match);
-			appendStringInfo(&buf, "* COUNT %d TYPE %s, then %s%s%s for each key, pipelined",
-							 t->batch_size, polyglot_redis_type_name(t->type), read, args,
-							 st->want_ttl ? ", PTTL" : "");
-			break;
-	}
-	ExplainPropertyText("Redis Commands", buf.data, es);
+	ExplainPropertyText("Redis Commands",
+						polyglot_redis_scan_commands(t, st->mode, st->match, st->want_ttl), es);
 	if (es->analyze)
 		ExplainPropertyInteger("Round Trips", NULL, st->round_trips, es);
 }
