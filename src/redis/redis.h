@@ -198,13 +198,15 @@ typedef struct RedisScanState
 extern const char *polyglot_redis_type_name(RedisTableType type);
 extern RedisTable *polyglot_redis_load_table(Oid relid);
 extern RedisConn *polyglot_redis_table_connection(Oid relid, Oid userid);
-extern int	polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t,
-									  Expr **value, char **match);
 extern double polyglot_redis_rows_per_key(RedisTable *t);
 extern char *polyglot_redis_full_key(RedisTable *t, const char *key, size_t keylen,
 									 size_t *len);
 extern void polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext);
 extern bool polyglot_redis_is_fdw(FdwRoutine *routine);
+
+/* in redis_query.c */
+extern int	polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t,
+									  Expr **value, char **match);
 extern const char *polyglot_redis_read_command(RedisTableType type);
 extern void polyglot_redis_scan_pattern(StringInfo buf, RedisTable *t, const char *match);
 extern char *polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match,
