@@ -244,23 +244,64 @@ row_ttl_ms(RedisModifyState *st, TupleTableSlot *slot)
 	return (int64) rint(seconds * 1000.0);
 }
 
+/* Builds the command c key [a [b]] in cmd (a, b: NULL for none) without sending it */
+static void
+key_cmd(RedisCmd *cmd, const char *c, const char *k, size_t klen, const char *a, size_t alen,
+		const char *b, size_t blen)
+{
+	polyglot_redis_cmd_arg(cmd, c);
+	polyglot_redis_cmd_arg_len(cmd, k, klen);
+	if (a)
+		polyglot_redis_cmd_arg_len(cmd, a, alen);
+	if (b)
+		polyglot_redis_cmd_arg_len(cmd, b, blen);
+}
+
+/* Appends the command built in cmd; its reply is read later (st->pending) */
+static void
+send_cmd(RedisModifyState *st, RedisCmd *cmd)
+{
+	polyglot_redis_cmd_append(st->conn, cmd);
+	st->pending++;
+}
+
+/* Appends the command c key [a [b]] */
+static void
+send_key_cmd(RedisModifyState *st, RedisCmd *cmd, const char *c, const char *k, size_t klen,
+			 const char *a, size_t alen, const char *b, size_t blen)
+{
+	key_cmd(cmd, c, k, klen, a, alen, b, blen);
+	send_cmd(st, cmd);
+}
+
+/* Appends SET key value, with PX ms when ms >= 0, else with KEEPTTL when keep_ttl */
+static void
+send_set(RedisModifyState *st, RedisCmd *cmd, const char *k, size_t klen, const char *v,
+		 size_t vlen, int64 ms, bool keep_ttl)
+{
+	key_cmd(cmd, "SET", k, klen, v, vlen, NULL, 0);
+	if (ms >= 0)
+	{
+		polyglot_redis_cmd_arg(cmd, "PX");
+		polyglot_redis_cmd_arg(cmd, psprintf(INT64_FORMAT, ms));
+	}
+	else if (keep_ttl)
+		polyglot_redis_cmd_arg(cmd, "KEEPTTL");
+	send_cmd(st, cmd);
+}
+
 /* Appends PEXPIRE key ms, or PERSIST key for a NULL ttl */
 static void
 append_ttl(RedisModifyState *st, RedisCmd *cmd, const char *key, size_t keylen, int64 ms)
 {
 	if (ms >= 0)
 	{
-		polyglot_redis_cmd_arg(cmd, "PEXPIRE");
-		polyglot_redis_cmd_arg_len(cmd, key, keylen);
-		polyglot_redis_cmd_arg(cmd, psprintf(INT64_FORMAT, ms));
+		char	   *n = psprintf(INT64_FORMAT, ms);
+
+		send_key_cmd(st, cmd, "PEXPIRE", key, keylen, n, strlen(n), NULL, 0);
 	}
 	else
-	{
-		polyglot_redis_cmd_arg(cmd, "PERSIST");
-		polyglot_redis_cmd_arg_len(cmd, key, keylen);
-	}
-	polyglot_redis_cmd_append(st->conn, cmd);
-	st->pending++;
+		send_key_cmd(st, cmd, "PERSIST", key, keylen, NULL, 0, NULL, 0);
 }
 
 /*
@@ -310,8 +351,6 @@ discard_if_pending(RedisModifyState *st)
 	}
 }
 
-static long long read_replies(RedisModifyState *st, const char *what);
-
 /* Reads the replies of the commands sent so far, reporting their first error */
 static void
 drain(RedisModifyState *st, const char *what)
@@ -353,16 +392,7 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 	{
 		case RT_STRING:
 			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "SET");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			if (ttl >= 0)
-			{
-				polyglot_redis_cmd_arg(&cmd, "PX");
-				polyglot_redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
-			}
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
+			send_set(st, &cmd, k, klen, v, vlen, ttl, false);
 			return;
 		case RT_HASH:
 			if (t->att[RR_FIELDS])
@@ -383,12 +413,8 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("the fields of a Redis hash must be a non-empty JSON object"),
 							 errdetail("Redis has no empty hash: delete the row instead.")));
-				polyglot_redis_cmd_arg(&cmd, "DEL");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-				polyglot_redis_cmd_arg(&cmd, "HSET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
+				send_key_cmd(st, &cmd, "DEL", k, klen, NULL, 0, NULL, 0);
+				key_cmd(&cmd, "HSET", k, klen, NULL, 0, NULL, 0);
 				it = JsonbIteratorInit(&jb->root);
 				while ((tok = JsonbIteratorNext(&it, &jv, true)) != WJB_DONE)
 				{
@@ -409,21 +435,13 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 					}
 				}
 				if (cmd.argc > 2)
-				{
-					polyglot_redis_cmd_append(st->conn, &cmd);
-					st->pending++;
-				}
+					send_cmd(st, &cmd);
 				cmd.argc = 0;
 				break;
 			}
 			sub = column_bytes(st, slot, RR_FIELD, &slen, &isnull, true);
 			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "HSET");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
+			send_key_cmd(st, &cmd, "HSET", k, klen, sub, slen, v, vlen);
 			break;
 		case RT_LIST:
 			if (t->att[RR_INDEX])
@@ -436,29 +454,16 @@ append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
 							 errdetail("INSERT appends to the list (RPUSH); leave index NULL, RETURNING shows it.")));
 			}
 			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "RPUSH");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
+			send_key_cmd(st, &cmd, "RPUSH", k, klen, v, vlen, NULL, 0);
 			break;
 		case RT_SET:
 			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "SADD");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
+			send_key_cmd(st, &cmd, "SADD", k, klen, sub, slen, NULL, 0);
 			break;
 		case RT_ZSET:
 			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
 			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "ZADD");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
+			send_key_cmd(st, &cmd, "ZADD", k, klen, v, vlen, sub, slen);
 			break;
 	}
 	if (ttl >= 0)
@@ -601,18 +606,6 @@ bytes_equal(const char *a, size_t alen, const char *b, size_t blen)
 	return alen == blen && memcmp(a, b, alen) == 0;
 }
 
-static void
-cmd2(RedisModifyState *st, RedisCmd *cmd, const char *c, const char *k, size_t klen,
-	 const char *a, size_t alen)
-{
-	polyglot_redis_cmd_arg(cmd, c);
-	polyglot_redis_cmd_arg_len(cmd, k, klen);
-	if (a)
-		polyglot_redis_cmd_arg_len(cmd, a, alen);
-	polyglot_redis_cmd_append(st->conn, cmd);
-	st->pending++;
-}
-
 /*
  * An UPDATE that moves a row onto one that exists: an error, as a unique
  * key would give, rather than overwriting it.
@@ -625,6 +618,21 @@ row_exists(RedisModifyState *st, const char *k, size_t klen, const char *sub, si
 			 errmsg("Redis key \"%s\"%s%s%s already exists", pnstrdup(k, klen),
 					sub ? " with \"" : "", sub ? pnstrdup(sub, slen) : "", sub ? "\"" : ""),
 			 errdetail("An UPDATE cannot move a row onto another one.")));
+}
+
+/*
+ * Sends the command built in cmd, which writes an UPDATE's row at its new
+ * place only where there is none (RENAMENX, HSETNX, SADD, ZADD NX answer 0
+ * otherwise), and reads its reply at once: 0 is row_exists().
+ */
+static void
+send_claim(RedisModifyState *st, RedisCmd *cmd, const char *k, size_t klen, const char *sub,
+		   size_t slen)
+{
+	drain(st, "an UPDATE");
+	send_cmd(st, cmd);
+	if (read_replies(st, "an UPDATE") == 0)
+		row_exists(st, k, klen, sub, slen);
 }
 
 static TupleTableSlot *
@@ -660,28 +668,15 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		case RT_STRING:
 			if (moved)
 			{
-				drain(st, "an UPDATE");
-				cmd2(st, &cmd, "RENAMENX", ok, oklen, k, klen);
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, NULL, 0);
+				key_cmd(&cmd, "RENAMENX", ok, oklen, k, klen, NULL, 0);
+				send_claim(st, &cmd, k, klen, NULL, 0);
 			}
 			if (updates(st, RR_VALUE))
 			{
 				int64		ttl = updates(st, RR_TTL) ? row_ttl_ms(st, slot) : -1;
 
 				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-				polyglot_redis_cmd_arg(&cmd, "SET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				if (ttl >= 0)
-				{
-					polyglot_redis_cmd_arg(&cmd, "PX");
-					polyglot_redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
-				}
-				else if (!updates(st, RR_TTL))
-					polyglot_redis_cmd_arg(&cmd, "KEEPTTL");
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
+				send_set(st, &cmd, k, klen, v, vlen, ttl, !updates(st, RR_TTL));
 			}
 			else if (updates(st, RR_TTL))
 				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
@@ -697,11 +692,11 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 					if (!updates(st, RR_TTL))
 					{
 						drain(st, "an UPDATE");
-						cmd2(st, &cmd, "PTTL", ok, oklen, NULL, 0);
+						send_key_cmd(st, &cmd, "PTTL", ok, oklen, NULL, 0, NULL, 0);
 						keep = read_replies(st, "an UPDATE");
 					}
 					if (moved)
-						cmd2(st, &cmd, "DEL", ok, oklen, NULL, 0);
+						send_key_cmd(st, &cmd, "DEL", ok, oklen, NULL, 0, NULL, 0);
 					append_insert(st, slot, updates(st, RR_TTL));
 					if (keep > 0)
 						append_ttl(st, &cmd, k, klen, keep);
@@ -714,26 +709,12 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			if (moved)
 			{
 				/* the new field first, only where there is none: then the old goes */
-				drain(st, "an UPDATE");
-				polyglot_redis_cmd_arg(&cmd, "HSETNX");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, sub, slen);
-				cmd2(st, &cmd, "HDEL", ok, oklen, osub, oslen);
+				key_cmd(&cmd, "HSETNX", k, klen, sub, slen, v, vlen);
+				send_claim(st, &cmd, k, klen, sub, slen);
+				send_key_cmd(st, &cmd, "HDEL", ok, oklen, osub, oslen, NULL, 0);
 			}
 			else if (updates(st, RR_VALUE))
-			{
-				polyglot_redis_cmd_arg(&cmd, "HSET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-			}
+				send_key_cmd(st, &cmd, "HSET", k, klen, sub, slen, v, vlen);
 			if (updates(st, RR_TTL))
 				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
 			break;
@@ -746,12 +727,7 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			if (updates(st, RR_VALUE))
 			{
 				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-				polyglot_redis_cmd_arg(&cmd, "LSET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
+				send_key_cmd(st, &cmd, "LSET", k, klen, sub, slen, v, vlen);
 			}
 			if (updates(st, RR_TTL))
 				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
@@ -759,11 +735,9 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 		case RT_SET:
 			if (moved)
 			{
-				drain(st, "an UPDATE");
-				cmd2(st, &cmd, "SADD", k, klen, sub, slen);
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, sub, slen);
-				cmd2(st, &cmd, "SREM", ok, oklen, osub, oslen);
+				key_cmd(&cmd, "SADD", k, klen, sub, slen, NULL, 0);
+				send_claim(st, &cmd, k, klen, sub, slen);
+				send_key_cmd(st, &cmd, "SREM", ok, oklen, osub, oslen, NULL, 0);
 			}
 			if (updates(st, RR_TTL))
 				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
@@ -772,27 +746,13 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
 			if (moved)
 			{
-				drain(st, "an UPDATE");
-				polyglot_redis_cmd_arg(&cmd, "ZADD");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg(&cmd, "NX");
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
+				key_cmd(&cmd, "ZADD", k, klen, "NX", 2, v, vlen);
 				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, sub, slen);
-				cmd2(st, &cmd, "ZREM", ok, oklen, osub, oslen);
+				send_claim(st, &cmd, k, klen, sub, slen);
+				send_key_cmd(st, &cmd, "ZREM", ok, oklen, osub, oslen, NULL, 0);
 			}
 			else if (updates(st, RR_SCORE))
-			{
-				polyglot_redis_cmd_arg(&cmd, "ZADD");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-			}
+				send_key_cmd(st, &cmd, "ZADD", k, klen, v, vlen, sub, slen);
 			if (updates(st, RR_TTL))
 				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
 			break;
@@ -833,13 +793,13 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	switch (t->type)
 	{
 		case RT_STRING:
-			cmd2(st, &cmd, "DEL", k, klen, NULL, 0);
+			send_key_cmd(st, &cmd, "DEL", k, klen, NULL, 0, NULL, 0);
 			break;
 		case RT_HASH:
 			if (t->att[RR_FIELDS])
-				cmd2(st, &cmd, "DEL", k, klen, NULL, 0);
+				send_key_cmd(st, &cmd, "DEL", k, klen, NULL, 0, NULL, 0);
 			else
-				cmd2(st, &cmd, "HDEL", k, klen, sub, slen);
+				send_key_cmd(st, &cmd, "HDEL", k, klen, sub, slen, NULL, 0);
 			break;
 		case RT_LIST:
 			{
@@ -863,10 +823,10 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 			}
 			break;
 		case RT_SET:
-			cmd2(st, &cmd, "SREM", k, klen, sub, slen);
+			send_key_cmd(st, &cmd, "SREM", k, klen, sub, slen, NULL, 0);
 			break;
 		case RT_ZSET:
-			cmd2(st, &cmd, "ZREM", k, klen, sub, slen);
+			send_key_cmd(st, &cmd, "ZREM", k, klen, sub, slen, NULL, 0);
 			break;
 	}
 	/* the row's replies now, as for UPDATE: the scan shares the connection */
@@ -930,8 +890,7 @@ redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 			polyglot_redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
 			for_each_from(li, entry, 1)
 				polyglot_redis_cmd_arg(&cmd, strVal(lfirst(li)));
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
+			send_cmd(st, &cmd);
 		}
 		st->list_deletes = NIL;
 		drain(st, "the removal of deleted list elements");
