@@ -81,6 +81,8 @@ extern void polyglot_redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t le
 extern void polyglot_redis_cmd_arg(RedisCmd *cmd, const char *arg);
 extern void polyglot_redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
 extern redisReply *polyglot_redis_get_reply(RedisConn *conn, const char *what);
+extern void polyglot_redis_get_replies(RedisConn *conn, int n, redisReply **replies,
+									   const char *what);
 extern redisReply *polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin,
 										  const char *what);
 extern void polyglot_redis_flush(RedisConn *conn, const char *what);

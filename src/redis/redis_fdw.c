@@ -639,46 +639,6 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 }
 
 /*
- * Reads the n pipelined replies of fetch_keys() into replies (and the PTTL
- * replies into pttls, when ttl is wanted).  On an error or a cancel, the
- * replies read so far are freed before it goes on.
- */
-static void
-fetch_replies(RedisScanState *st, int n, redisReply **replies, int64 *pttls)
-{
-	int			i;
-
-	PG_TRY();
-	{
-		for (i = 0; i < n; i++)
-		{
-			pttls[i] = -1;
-			replies[i] = polyglot_redis_get_reply(st->conn, "a pipelined read");
-			if (st->want_ttl)
-			{
-				redisReply *pttl = polyglot_redis_get_reply(st->conn, "a pipelined read");
-
-				if (pttl->type == REDIS_REPLY_INTEGER)
-					pttls[i] = pttl->integer;
-				else
-					pttls[i] = PG_INT64_MIN;	/* not an integer: reported by the caller */
-				freeReplyObject(pttl);
-			}
-		}
-	}
-	PG_CATCH();
-	{
-		int			j;
-
-		for (j = 0; j < n; j++)
-			if (replies[j])
-				freeReplyObject(replies[j]);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-/*
  * Reads the rows of keys (a List of String nodes, without the prefix) in
  * one pipelined round trip: the type's read command, and PTTL when ttl is
  * wanted, per key.
@@ -692,8 +652,8 @@ fetch_keys(RedisScanState *st, List *keys)
 	ListCell   *lc;
 	int			n = 0;
 	int			i;
+	int			per_key = st->want_ttl ? 2 : 1;
 	redisReply **replies;
-	int64	   *pttls;
 
 	polyglot_redis_cmd_init(&cmd, 6);
 	foreach(lc, keys)
@@ -724,47 +684,43 @@ fetch_keys(RedisScanState *st, List *keys)
 		return;
 	st->round_trips++;
 
-	/*
-	 * Every reply first, so that the connection stays in step on errors;
-	 * on an I/O error or a cancel the replies read so far are freed.
-	 */
-	replies = palloc0(sizeof(redisReply *) * n);
-	pttls = palloc(sizeof(int64) * n);
-	fetch_replies(st, n, replies, pttls);
+	/* per key, its read's reply, then its PTTL's when ttl is wanted */
+	replies = palloc(sizeof(redisReply *) * n * per_key);
+	polyglot_redis_get_replies(st->conn, n * per_key, replies, "a pipelined read");
 	PG_TRY();
 	{
 		i = 0;
 		foreach(lc, keys)
 		{
 			const char *key = strVal(lfirst(lc));
+			redisReply *data = replies[i * per_key];
+			redisReply *pttl = st->want_ttl ? replies[i * per_key + 1] : NULL;
 
-			if (replies[i]->type == REDIS_REPLY_ERROR)
+			i++;
+			if (data->type == REDIS_REPLY_ERROR)
 			{
 				/* a scanned key that changed its type since SCAN: not a row */
-				if ((st->mode == SCAN_ALL || st->mode == SCAN_MATCH) && replies[i]->str &&
-					strncmp(replies[i]->str, "WRONGTYPE", 9) == 0)
-				{
-					i++;
+				if ((st->mode == SCAN_ALL || st->mode == SCAN_MATCH) && data->str &&
+					strncmp(data->str, "WRONGTYPE", 9) == 0)
 					continue;
-				}
-				key_error(st, replies[i], key);
+				key_error(st, data, key);
 			}
-			check_read_reply(st, key, replies[i]);
-			if (pttls[i] == PG_INT64_MIN)
+			check_read_reply(st, key, data);
+			if (pttl && pttl->type != REDIS_REPLY_INTEGER)
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_ERROR),
 						 errmsg("Redis server \"%s\" answered PTTL of key \"%s%s\" with a reply of the wrong shape",
 								st->conn->servername, t->prefix, key),
 						 errdetail("Expected an integer.")));
 			/* -2: the key expired between its read and its PTTL */
-			if (pttls[i] != -2)
-				add_key_rows(st, key, strlen(key), replies[i], pttls[i], (List **) &rows);
-			i++;
+			if (pttl == NULL || pttl->integer != -2)
+				add_key_rows(st, key, strlen(key), data, pttl ? pttl->integer : -1,
+							 (List **) &rows);
 		}
 	}
 	PG_FINALLY();
 	{
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n * per_key; i++)
 			freeReplyObject(replies[i]);
 	}
 	PG_END_TRY();
