@@ -30,11 +30,11 @@ typedef struct RedisConnOptions
 	int			db;
 } RedisConnOptions;
 
-/* redis_option.c */
+/* in redis_option.c */
 extern void polyglot_redis_get_options(ForeignServer *server, UserMapping *user,
 							  RedisConnOptions *opts);
 
-/* redis_connection.c */
+/* in redis_connection.c */
 #include "common/conncache.h"
 
 /*
