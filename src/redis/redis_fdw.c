@@ -66,7 +66,35 @@
 #include "pg_polyglot.h"
 #include "redis/redis.h"
 
-static const char *const type_names[] = {"string", "hash", "list", "set", "zset"};
+/* Each table type: its name, and its columns as the hint of a wrong column lists them */
+static const struct
+{
+	const char *name;
+	const char *columns;
+}			table_types[] = {
+	[RT_STRING] = {"string", "key, value, ttl"},
+	[RT_HASH] = {"hash", "key, field, value, ttl (or key, a jsonb column of all fields, ttl)"},
+	[RT_LIST] = {"list", "key, index, value, ttl"},
+	[RT_SET] = {"set", "key, member, ttl"},
+	[RT_ZSET] = {"zset", "key, member, score, ttl"},
+};
+
+/* The columns of each type besides key and ttl (a hash's jsonb column aside) */
+static const struct
+{
+	RedisTableType type;
+	const char *name;
+	RedisRole	role;
+}			type_columns[] = {
+	{RT_STRING, "value", RR_VALUE},
+	{RT_HASH, "field", RR_FIELD},
+	{RT_HASH, "value", RR_VALUE},
+	{RT_LIST, "index", RR_INDEX},
+	{RT_LIST, "value", RR_VALUE},
+	{RT_SET, "member", RR_MEMBER},
+	{RT_ZSET, "member", RR_MEMBER},
+	{RT_ZSET, "score", RR_SCORE},
+};
 
 /* fdw_private of a ForeignScan */
 #define FP_MODE			0		/* Integer: SCAN_ALL, SCAN_KEYS, SCAN_MATCH */
@@ -85,68 +113,25 @@ static const char *const type_names[] = {"string", "hash", "list", "set", "zset"
 static RedisRole
 role_of(RedisTableType type, const char *name, Oid typid)
 {
+	int			i;
+
 	if (strcmp(name, "key") == 0)
 		return RR_KEY;
 	if (strcmp(name, "ttl") == 0)
 		return RR_TTL;
-	switch (type)
-	{
-		case RT_STRING:
-			if (strcmp(name, "value") == 0)
-				return RR_VALUE;
-			break;
-		case RT_HASH:
-			if (strcmp(name, "field") == 0)
-				return RR_FIELD;
-			if (strcmp(name, "value") == 0)
-				return RR_VALUE;
-			if (getBaseType(typid) == JSONBOID)
-				return RR_FIELDS;
-			break;
-		case RT_LIST:
-			if (strcmp(name, "index") == 0)
-				return RR_INDEX;
-			if (strcmp(name, "value") == 0)
-				return RR_VALUE;
-			break;
-		case RT_SET:
-			if (strcmp(name, "member") == 0)
-				return RR_MEMBER;
-			break;
-		case RT_ZSET:
-			if (strcmp(name, "member") == 0)
-				return RR_MEMBER;
-			if (strcmp(name, "score") == 0)
-				return RR_SCORE;
-			break;
-	}
+	for (i = 0; i < (int) lengthof(type_columns); i++)
+		if (type_columns[i].type == type && strcmp(name, type_columns[i].name) == 0)
+			return type_columns[i].role;
+	if (type == RT_HASH && getBaseType(typid) == JSONBOID)
+		return RR_FIELDS;
 	return RR_NONE;
-}
-
-static const char *
-valid_columns(RedisTableType type)
-{
-	switch (type)
-	{
-		case RT_STRING:
-			return "key, value, ttl";
-		case RT_HASH:
-			return "key, field, value, ttl (or key, a jsonb column of all fields, ttl)";
-		case RT_LIST:
-			return "key, index, value, ttl";
-		case RT_SET:
-			return "key, member, ttl";
-		case RT_ZSET:
-			return "key, member, score, ttl";
-	}
-	return "";
 }
 
 /* The name of a table type, as option type and SCAN TYPE spell it */
 const char *
 polyglot_redis_type_name(RedisTableType type)
 {
-	return type_names[type];
+	return table_types[type].name;
 }
 
 /* The layout of a foreign table; ereports on a column it cannot map */
@@ -162,8 +147,8 @@ polyglot_redis_load_table(Oid relid)
 	DefElem    *def;
 	int			i;
 
-	for (i = 0; i < (int) lengthof(type_names); i++)
-		if (strcmp(type, type_names[i]) == 0)
+	for (i = 0; i < (int) lengthof(table_types); i++)
+		if (strcmp(type, table_types[i].name) == 0)
 			t->type = (RedisTableType) i;
 	t->prefix = pstrdup(polyglot_option_string(table->options, "prefix", ""));
 	def = polyglot_table_option(table, server, "batch_size");
@@ -184,7 +169,7 @@ polyglot_redis_load_table(Oid relid)
 					(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
 					 errmsg("column \"%s\" of foreign table \"%s\" is not a column of a Redis %s table",
 							NameStr(att->attname), RelationGetRelationName(rel), type),
-					 errhint("The columns of a %s table are %s.", type, valid_columns(t->type))));
+					 errhint("The columns of a %s table are %s.", type, table_types[t->type].columns)));
 		t->roles[i] = role;
 		t->att[role] = i + 1;
 		switch (role == RR_TTL || role == RR_INDEX ? getBaseType(att->atttypid) : InvalidOid)
@@ -222,7 +207,7 @@ polyglot_redis_load_table(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
 				 errmsg("foreign table \"%s\" has no key column", RelationGetRelationName(rel)),
-				 errhint("The columns of a %s table are %s.", type, valid_columns(t->type))));
+				 errhint("The columns of a %s table are %s.", type, table_types[t->type].columns)));
 	table_close(rel, NoLock);
 	return t;
 }
