@@ -979,6 +979,7 @@ store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 	for (i = 0; i < t->natts; i++)
 	{
 		int			attnum = i + 1;
+		Datum		d = (Datum) 0;
 
 		slot->tts_isnull[i] = true;
 		slot->tts_values[i] = (Datum) 0;
@@ -988,68 +989,58 @@ store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 		switch (t->roles[i])
 		{
 			case RR_KEY:
-				slot->tts_values[i] = string_datum(st, attnum, r->key, r->keylen);
-				slot->tts_isnull[i] = false;
+				d = string_datum(st, attnum, r->key, r->keylen);
 				break;
 			case RR_SCORE:
-				if (r->value)
 				{
 					/* Redis writes scores with 17 digits: read the double back */
 					Oid			base = getBaseType(TupleDescAttr(slot->tts_tupleDescriptor, i)->atttypid);
-					Datum		d = DirectFunctionCall1(float8in, CStringGetDatum(r->value));
 
-					if (base == FLOAT8OID)
-						slot->tts_values[i] = d;
-					else if (base == FLOAT4OID)
-						slot->tts_values[i] = DirectFunctionCall1(dtof, d);
+					if (r->value == NULL)
+						continue;
+					d = DirectFunctionCall1(float8in, CStringGetDatum(r->value));
+					if (base == FLOAT4OID)
+						d = DirectFunctionCall1(dtof, d);
 					else if (base == NUMERICOID)
-						slot->tts_values[i] = DirectFunctionCall1(float8_numeric, d);
-					else
-						slot->tts_values[i] = string_datum(st, attnum, r->value, r->valuelen);
-					slot->tts_isnull[i] = false;
+						d = DirectFunctionCall1(float8_numeric, d);
+					else if (base != FLOAT8OID)
+						d = string_datum(st, attnum, r->value, r->valuelen);
 				}
 				break;
 			case RR_VALUE:
-				if (r->value)
-				{
-					slot->tts_values[i] = string_datum(st, attnum, r->value, r->valuelen);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->value == NULL)
+					continue;
+				d = string_datum(st, attnum, r->value, r->valuelen);
 				break;
 			case RR_FIELD:
 			case RR_MEMBER:
-				if (r->sub)
-				{
-					slot->tts_values[i] = string_datum(st, attnum, r->sub, r->sublen);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->sub == NULL)
+					continue;
+				d = string_datum(st, attnum, r->sub, r->sublen);
 				break;
 			case RR_INDEX:
 				{
 					char		buf[32];
 
 					snprintf(buf, sizeof(buf), INT64_FORMAT, r->index);
-					slot->tts_values[i] = string_datum(st, attnum, buf, strlen(buf));
-					slot->tts_isnull[i] = false;
+					d = string_datum(st, attnum, buf, strlen(buf));
 				}
 				break;
 			case RR_FIELDS:
-				if (r->fields)
-				{
-					slot->tts_values[i] = JsonbPGetDatum(r->fields);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->fields == NULL)
+					continue;
+				d = JsonbPGetDatum(r->fields);
 				break;
 			case RR_TTL:
-				if (r->pttl >= 0)
-				{
-					slot->tts_values[i] = ttl_datum(st, attnum, r->pttl);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->pttl < 0)
+					continue;
+				d = ttl_datum(st, attnum, r->pttl);
 				break;
 			case RR_NONE:
-				break;
+				continue;
 		}
+		slot->tts_values[i] = d;
+		slot->tts_isnull[i] = false;
 	}
 	st->current_column = NULL;
 	error_context_stack = errcallback.previous;
