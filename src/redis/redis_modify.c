@@ -39,7 +39,8 @@ typedef struct RedisModifyState
 	List	   *list_deletes;	/* per list: (key, index, ...) to remove at the end */
 	int			pending;		/* replies not read yet */
 	MemoryContext cxt;
-	MemoryContext row_cxt;
+	MemoryContext row_cxt;		/* a row's write, reset after it */
+	MemoryContext caller_cxt;	/* where a row's write was called: its RETURNING values */
 } RedisModifyState;
 
 /*
@@ -474,8 +475,9 @@ typedef TupleTableSlot *(*RedisWriteFn) (EState *estate, ResultRelInfo *rinfo,
 										   TupleTableSlot *slot, TupleTableSlot *planSlot);
 
 /*
- * Runs one row's write; after an error with replies unread, the connection
- * goes (discard_if_pending), so that no later statement reads them.
+ * Runs one row's write in st->row_cxt, reset after it; after an error with
+ * replies unread, the connection goes (discard_if_pending), so that no
+ * later statement reads them.
  */
 static TupleTableSlot *
 guarded_write(RedisWriteFn fn, EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
@@ -484,6 +486,7 @@ guarded_write(RedisWriteFn fn, EState *estate, ResultRelInfo *rinfo, TupleTableS
 	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
 	TupleTableSlot *volatile result = NULL;
 
+	st->caller_cxt = MemoryContextSwitchTo(st->row_cxt);
 	PG_TRY();
 	{
 		result = fn(estate, rinfo, slot, planSlot);
@@ -494,6 +497,8 @@ guarded_write(RedisWriteFn fn, EState *estate, ResultRelInfo *rinfo, TupleTableS
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(st->caller_cxt);
+	MemoryContextReset(st->row_cxt);
 	return result;
 }
 
@@ -502,7 +507,6 @@ exec_insert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 					   TupleTableSlot *planSlot)
 {
 	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
 	long long	result;
 
 	append_insert(st, slot, true);
@@ -517,14 +521,12 @@ exec_insert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 
 		slot_getallattrs(slot);
 		getTypeInputInfo(att->atttypid, &typinput, &typioparam);
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(st->caller_cxt);
 		slot->tts_values[attnum - 1] = OidInputFunctionCall(typinput, psprintf("%lld", result - 1),
 															typioparam, att->atttypmod);
 		slot->tts_isnull[attnum - 1] = false;
 		MemoryContextSwitchTo(st->row_cxt);
 	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
 	return slot;
 }
 
@@ -641,7 +643,6 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 {
 	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
 	RedisTable *t = st->table;
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
 	RedisCmd	cmd;
 	size_t		oklen,
 				oslen = 0,
@@ -762,8 +763,6 @@ exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	 * connection, and its next command must not meet them.
 	 */
 	drain(st, "an UPDATE");
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
 	return slot;
 }
 
@@ -779,7 +778,6 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 {
 	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
 	RedisTable *t = st->table;
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
 	RedisCmd	cmd;
 	size_t		klen,
 				slen = 0;
@@ -831,8 +829,6 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	}
 	/* the row's replies now, as for UPDATE: the scan shares the connection */
 	drain(st, "a DELETE");
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
 
 	/* RETURNING of a DELETE sees the key (and field, index or member) */
 	ExecClearTuple(slot);
