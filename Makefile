@@ -36,7 +36,10 @@ OBJS = \
 	src/core/worker.o \
 	src/redis/redis_connection.o \
 	src/redis/redis_fdw.o \
+	src/redis/redis_join.o \
+	src/redis/redis_modify.o \
 	src/redis/redis_option.o \
+	src/redis/redis_query.o \
 	src/redis/redis_sink.o \
 	src/mongo/mongo_bson.o \
 	src/mongo/mongo_connection.o \

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * redis.h
- *		Declarations shared by the Redis files: options, connections and
- *		error reporting.
+ *		Declarations shared by the Redis files: options, connections,
+ *		error reporting and the foreign tables' layout and state.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,7 +11,14 @@
 
 #include <hiredis.h>
 
+#include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "lib/stringinfo.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
 
 #include "pg_polyglot.h"
 
@@ -42,7 +49,7 @@ typedef struct RedisRouteOptions
 
 struct PolyglotRoute;
 
-/* redis_option.c */
+/* in redis_option.c */
 extern const PolyglotOption polyglot_redis_options[];
 extern char *polyglot_redis_endpoint(ForeignServer *server);
 extern const PolyglotRouteOption polyglot_redis_route_options[];
@@ -52,7 +59,7 @@ extern int	polyglot_redis_key_placeholder(const char *p, List *key_columns, size
 extern void polyglot_redis_get_options(ForeignServer *server, UserMapping *user,
 							  RedisConnOptions *opts);
 
-/* redis_connection.c */
+/* in redis_connection.c */
 #include "common/conncache.h"
 
 /*
@@ -99,8 +106,143 @@ extern void polyglot_redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t le
 extern void polyglot_redis_cmd_arg(RedisCmd *cmd, const char *arg);
 extern void polyglot_redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
 extern redisReply *polyglot_redis_get_reply(RedisConn *conn, const char *what);
+extern void polyglot_redis_get_replies(RedisConn *conn, int n, redisReply **replies,
+									   const char *what);
 extern redisReply *polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin,
 										  const char *what);
 extern void polyglot_redis_flush(RedisConn *conn, const char *what);
+
+/* Foreign tables: a table's layout, its planner info and its scan state */
+
+/* The types a foreign table reads (option type) */
+typedef enum RedisTableType
+{
+	RT_STRING,
+	RT_HASH,
+	RT_LIST,
+	RT_SET,
+	RT_ZSET
+} RedisTableType;
+
+/* What a column holds */
+typedef enum RedisRole
+{
+	RR_NONE,					/* dropped */
+	RR_KEY,
+	RR_VALUE,
+	RR_TTL,
+	RR_FIELD,
+	RR_INDEX,
+	RR_MEMBER,
+	RR_SCORE,
+	RR_FIELDS					/* a hash as one jsonb object */
+} RedisRole;
+
+/* A table's layout: type, prefix and the attnum (0: none) of each role */
+typedef struct RedisTable
+{
+	RedisTableType type;
+	char	   *prefix;
+	int			batch_size;
+	int			natts;
+	RedisRole  *roles;			/* by attnum - 1 */
+	int			att[RR_FIELDS + 1]; /* by role: attnum, or 0 */
+} RedisTable;
+
+/* The sub-key of a row type: field, index or member */
+#define SUBKEY_ROLE(t) ((t)->type == RT_HASH ? RR_FIELD : (t)->type == RT_LIST ? RR_INDEX : RR_MEMBER)
+#define HAS_SUBKEY(t) ((t)->type != RT_STRING && (t)->att[RR_FIELDS] == 0)
+
+/* How a scan finds its keys */
+#define SCAN_ALL		0
+#define SCAN_KEYS		1		/* the value is one key */
+#define SCAN_KEY_ARRAY	2		/* the value is an array of keys */
+#define SCAN_MATCH		3
+#define SCAN_JOIN		4		/* the keys come from a Redis key join's batch */
+
+#define REDIS_STARTUP_COST	10.0
+#define REDIS_ROW_COST		0.01
+#define REDIS_KEY_COST		0.05	/* per key looked up or scanned */
+
+/* The planner's view of a Redis foreign table (baserel->fdw_private) */
+typedef struct RedisRelInfo
+{
+	Oid			relid;
+	RedisTable *table;
+	int			mode;
+	Expr	   *value;			/* the key(s), for SCAN_KEYS and SCAN_KEY_ARRAY */
+	char	   *match;			/* the LIKE prefix for SCAN_MATCH */
+	RestrictInfo *key_clause;	/* the clause the mode comes from */
+} RedisRelInfo;
+
+/* A row fetched from Redis, as bytes */
+typedef struct RedisRow
+{
+	char	   *key;			/* without the prefix */
+	size_t		keylen;
+	char	   *sub;			/* field or member, or NULL */
+	size_t		sublen;
+	int64		index;			/* list index */
+	char	   *value;			/* value, or score of a zset */
+	size_t		valuelen;
+	Jsonb	   *fields;			/* a whole hash */
+	int64		pttl;			/* -1: no expiry */
+} RedisRow;
+
+typedef struct RedisScanState
+{
+	RedisConn  *conn;
+	Relation	relation;
+	RedisTable *table;
+	int			mode;
+	char	   *match;
+	bool	   *wanted;
+	bool		want_ttl;
+	bool		collect_first;	/* the statement writes: SCAN all keys first */
+	ExprState  *value_state;
+	Oid		   *typinput;
+	Oid		   *typioparam;
+	/* per execution */
+	bool		started;
+	bool		collected;		/* collect_first: st->keys holds every key */
+	bool		done;			/* no more keys */
+	char	   *cursor;			/* SCAN cursor, "0" to start */
+	List	   *keys;			/* SCAN_KEYS / SCAN_KEY_ARRAY: keys still to fetch */
+	HTAB	   *seen;			/* keys a SCAN returned already */
+	RedisRow   *rows;
+	int			nrows;
+	int			next_row;
+	int64		round_trips;	/* for EXPLAIN ANALYZE */
+	MemoryContext exec_cxt;		/* reset by a rescan */
+	MemoryContext batch_cxt;	/* the current batch of rows */
+	MemoryContext row_cxt;
+	const char *last_key;		/* the key of the row returned last */
+	const char *current_key;	/* for the error context */
+	const char *current_column;
+} RedisScanState;
+
+/* in redis_fdw.c */
+extern const char *polyglot_redis_type_name(RedisTableType type);
+extern RedisTable *polyglot_redis_load_table(Oid relid);
+extern RedisConn *polyglot_redis_table_connection(Oid relid, Oid userid);
+extern double polyglot_redis_rows_per_key(RedisTable *t);
+extern char *polyglot_redis_full_key(RedisTable *t, const char *key, size_t keylen,
+									 size_t *len);
+extern void polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext);
+extern bool polyglot_redis_is_fdw(FdwRoutine *routine);
+
+/* in redis_query.c */
+extern int	polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t,
+									  Expr **value, char **match);
+extern const char *polyglot_redis_read_command(RedisTableType type);
+extern void polyglot_redis_scan_pattern(StringInfo buf, RedisTable *t, const char *match);
+extern char *polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match,
+										  bool want_ttl);
+
+/* in redis_join.c */
+extern void polyglot_redis_join_init(void);
+
+/* in redis_modify.c */
+extern void polyglot_redis_modify_routine(FdwRoutine *routine);
 
 #endif							/* POLYGLOT_REDIS_H */

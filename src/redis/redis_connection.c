@@ -455,6 +455,32 @@ polyglot_redis_get_reply(RedisConn *conn, const char *what)
 }
 
 /*
+ * The next n replies of a pipeline, into replies[0..n-1]; the caller frees
+ * them.  All are read before any is judged, so that the connection stays in
+ * step; on an error or a cancel the replies read so far are freed first.
+ */
+void
+polyglot_redis_get_replies(RedisConn *conn, int n, redisReply **replies, const char *what)
+{
+	int			i;
+
+	memset(replies, 0, sizeof(redisReply *) * n);
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+			replies[i] = polyglot_redis_get_reply(conn, what);
+	}
+	PG_CATCH();
+	{
+		for (i = 0; i < n; i++)
+			if (replies[i])
+				freeReplyObject(replies[i]);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * polyglot_redis_get_reply() on the pinned context of a batch in flight, which may
  * no longer be its entry's: its replies are read where its commands went.
  */

@@ -27,28 +27,17 @@
  * KEYS.  A key looked up by name that holds another type is an error
  * naming it; a scan skips keys of other types (TYPE filter).
  *
- * Joins: a join to a Redis table on key = <expression of the outer
- * relation> is offered as a Redis key join (a CustomScan, see "Redis key
- * joins" below), which looks the keys of batch_size outer rows up in one
- * pipelined round trip instead of one round trip per outer row.
- *
- * Writes (INSERT, UPDATE, DELETE, RETURNING) map to SET/HSET/RPUSH/SADD/
- * ZADD, and DEL/HDEL/LSET+LREM/SREM/ZREM, with PEXPIRE/PERSIST for ttl;
- * INSERT sends batch_size rows per pipeline.  UPDATE and DELETE find rows
- * by key (and field, index or member).
+ * This file has the handler, the table layout, planning and the scan;
+ * redis_query.c decides which clauses become lookups and writes the
+ * commands EXPLAIN shows, redis_join.c runs key joins, redis_modify.c writes.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "catalog/pg_collation.h"
-#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
-#include "commands/defrem.h"
 #include "commands/explain.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -58,12 +47,8 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "nodes/extensible.h"
 #include "nodes/nodeFuncs.h"
-#include "optimizer/appendinfo.h"
-#include "optimizer/clauses.h"
 #include "optimizer/cost.h"
-#include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/paths.h"
@@ -72,57 +57,44 @@
 #include "parser/parsetree.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/ruleutils.h"
 #include "utils/rel.h"
-#include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
 #include "redis/redis.h"
 
-typedef enum RedisTableType
+/* Each table type: its name, and its columns as the hint of a wrong column lists them */
+static const struct
 {
-	RT_STRING,
-	RT_HASH,
-	RT_LIST,
-	RT_SET,
-	RT_ZSET
-} RedisTableType;
+	const char *name;
+	const char *columns;
+}			table_types[] = {
+	[RT_STRING] = {"string", "key, value, ttl"},
+	[RT_HASH] = {"hash", "key, field, value, ttl (or key, a jsonb column of all fields, ttl)"},
+	[RT_LIST] = {"list", "key, index, value, ttl"},
+	[RT_SET] = {"set", "key, member, ttl"},
+	[RT_ZSET] = {"zset", "key, member, score, ttl"},
+};
 
-static const char *const type_names[] = {"string", "hash", "list", "set", "zset"};
-
-/* What a column holds */
-typedef enum RedisRole
-{
-	RR_NONE,					/* dropped */
-	RR_KEY,
-	RR_VALUE,
-	RR_TTL,
-	RR_FIELD,
-	RR_INDEX,
-	RR_MEMBER,
-	RR_SCORE,
-	RR_FIELDS					/* a hash as one jsonb object */
-} RedisRole;
-
-/* A table's layout: type, prefix and the attnum (0: none) of each role */
-typedef struct RedisTable
+/* The columns of each type besides key and ttl (a hash's jsonb column aside) */
+static const struct
 {
 	RedisTableType type;
-	char	   *prefix;
-	int			batch_size;
-	int			natts;
-	RedisRole  *roles;			/* by attnum - 1 */
-	int			att[RR_FIELDS + 1]; /* by role: attnum, or 0 */
-} RedisTable;
-
-/* The sub-key of a row type: field, index or member */
-#define SUBKEY_ROLE(t) ((t)->type == RT_HASH ? RR_FIELD : (t)->type == RT_LIST ? RR_INDEX : RR_MEMBER)
-#define HAS_SUBKEY(t) ((t)->type != RT_STRING && (t)->att[RR_FIELDS] == 0)
+	const char *name;
+	RedisRole	role;
+}			type_columns[] = {
+	{RT_STRING, "value", RR_VALUE},
+	{RT_HASH, "field", RR_FIELD},
+	{RT_HASH, "value", RR_VALUE},
+	{RT_LIST, "index", RR_INDEX},
+	{RT_LIST, "value", RR_VALUE},
+	{RT_SET, "member", RR_MEMBER},
+	{RT_ZSET, "member", RR_MEMBER},
+	{RT_ZSET, "score", RR_SCORE},
+};
 
 /* fdw_private of a ForeignScan */
 #define FP_MODE			0		/* Integer: SCAN_ALL, SCAN_KEYS, SCAN_MATCH */
@@ -130,84 +102,39 @@ typedef struct RedisTable
 #define FP_MATCH		2		/* String: the LIKE prefix, or "" */
 #define FP_WANTED		3		/* of Integer: is column attnum - 1 read */
 
-#define SCAN_ALL		0
-#define SCAN_KEYS		1		/* the value is one key */
-#define SCAN_KEY_ARRAY	2		/* the value is an array of keys */
-#define SCAN_MATCH		3
-#define SCAN_JOIN		4		/* the keys come from a Redis key join's batch */
-
 /* Modes that read keys by name rather than by SCAN */
 #define BY_NAME(mode) ((mode) == SCAN_KEYS || (mode) == SCAN_KEY_ARRAY || (mode) == SCAN_JOIN)
 
-#define REDIS_STARTUP_COST	10.0
-#define REDIS_ROW_COST		0.01
-#define REDIS_KEY_COST		0.05	/* per key looked up or scanned */
 
 /* ---------------------------------------------------------------- layout */
 
 static RedisRole
 role_of(RedisTableType type, const char *name, Oid typid)
 {
+	int			i;
+
 	if (strcmp(name, "key") == 0)
 		return RR_KEY;
 	if (strcmp(name, "ttl") == 0)
 		return RR_TTL;
-	switch (type)
-	{
-		case RT_STRING:
-			if (strcmp(name, "value") == 0)
-				return RR_VALUE;
-			break;
-		case RT_HASH:
-			if (strcmp(name, "field") == 0)
-				return RR_FIELD;
-			if (strcmp(name, "value") == 0)
-				return RR_VALUE;
-			if (getBaseType(typid) == JSONBOID)
-				return RR_FIELDS;
-			break;
-		case RT_LIST:
-			if (strcmp(name, "index") == 0)
-				return RR_INDEX;
-			if (strcmp(name, "value") == 0)
-				return RR_VALUE;
-			break;
-		case RT_SET:
-			if (strcmp(name, "member") == 0)
-				return RR_MEMBER;
-			break;
-		case RT_ZSET:
-			if (strcmp(name, "member") == 0)
-				return RR_MEMBER;
-			if (strcmp(name, "score") == 0)
-				return RR_SCORE;
-			break;
-	}
+	for (i = 0; i < (int) lengthof(type_columns); i++)
+		if (type_columns[i].type == type && strcmp(name, type_columns[i].name) == 0)
+			return type_columns[i].role;
+	if (type == RT_HASH && getBaseType(typid) == JSONBOID)
+		return RR_FIELDS;
 	return RR_NONE;
 }
 
-static const char *
-valid_columns(RedisTableType type)
+/* The name of a table type, as option type and SCAN TYPE spell it */
+const char *
+polyglot_redis_type_name(RedisTableType type)
 {
-	switch (type)
-	{
-		case RT_STRING:
-			return "key, value, ttl";
-		case RT_HASH:
-			return "key, field, value, ttl (or key, a jsonb column of all fields, ttl)";
-		case RT_LIST:
-			return "key, index, value, ttl";
-		case RT_SET:
-			return "key, member, ttl";
-		case RT_ZSET:
-			return "key, member, score, ttl";
-	}
-	return "";
+	return table_types[type].name;
 }
 
 /* The layout of a foreign table; ereports on a column it cannot map */
-static RedisTable *
-load_table(Oid relid)
+RedisTable *
+polyglot_redis_load_table(Oid relid)
 {
 	ForeignTable *table = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(table->serverid);
@@ -218,8 +145,8 @@ load_table(Oid relid)
 	DefElem    *def;
 	int			i;
 
-	for (i = 0; i < (int) lengthof(type_names); i++)
-		if (strcmp(type, type_names[i]) == 0)
+	for (i = 0; i < (int) lengthof(table_types); i++)
+		if (strcmp(type, table_types[i].name) == 0)
 			t->type = (RedisTableType) i;
 	t->prefix = pstrdup(polyglot_option_string(table->options, "prefix", ""));
 	def = polyglot_table_option(table, server, "batch_size");
@@ -240,7 +167,7 @@ load_table(Oid relid)
 					(errcode(ERRCODE_FDW_INVALID_COLUMN_NAME),
 					 errmsg("column \"%s\" of foreign table \"%s\" is not a column of a Redis %s table",
 							NameStr(att->attname), RelationGetRelationName(rel), type),
-					 errhint("The columns of a %s table are %s.", type, valid_columns(t->type))));
+					 errhint("The columns of a %s table are %s.", type, table_types[t->type].columns)));
 		t->roles[i] = role;
 		t->att[role] = i + 1;
 		switch (role == RR_TTL || role == RR_INDEX ? getBaseType(att->atttypid) : InvalidOid)
@@ -278,14 +205,14 @@ load_table(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
 				 errmsg("foreign table \"%s\" has no key column", RelationGetRelationName(rel)),
-				 errhint("The columns of a %s table are %s.", type, valid_columns(t->type))));
+				 errhint("The columns of a %s table are %s.", type, table_types[t->type].columns)));
 	table_close(rel, NoLock);
 	return t;
 }
 
 /* The connection of a foreign table for userid (InvalidOid: the current user) */
-static RedisConn *
-table_connection(Oid relid, Oid userid)
+RedisConn *
+polyglot_redis_table_connection(Oid relid, Oid userid)
 {
 	ForeignServer *server;
 	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
@@ -295,110 +222,9 @@ table_connection(Oid relid, Oid userid)
 
 /* ---------------------------------------------------------------- planning */
 
-typedef struct RedisRelInfo
-{
-	Oid			relid;
-	RedisTable *table;
-	int			mode;
-	Expr	   *value;			/* the key(s), for SCAN_KEYS and SCAN_KEY_ARRAY */
-	char	   *match;			/* the LIKE prefix for SCAN_MATCH */
-	RestrictInfo *key_clause;	/* the clause the mode comes from */
-} RedisRelInfo;
-
-/* Is expr the key column of the scanned relation? */
-static bool
-is_key_var(Expr *expr, RelOptInfo *baserel, RedisTable *t)
-{
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	return IsA(expr, Var) && ((Var *) expr)->varno == (int) baserel->relid &&
-		((Var *) expr)->varlevelsup == 0 && ((Var *) expr)->varattno == t->att[RR_KEY];
-}
-
-/*
- * A value known when the scan starts: an expression of constants,
- * parameters and columns of other relations (a nested loop's outer row),
- * without volatile functions.
- */
-static bool
-is_value(Expr *expr, RelOptInfo *baserel)
-{
-	Bitmapset  *attrs = NULL;
-
-	pull_varattnos((Node *) expr, baserel->relid, &attrs);
-	return attrs == NULL && !contain_volatile_functions((Node *) expr) &&
-		!contain_subplans((Node *) expr) && !contain_agg_clause((Node *) expr) &&
-		!contain_window_function((Node *) expr);
-}
-
-/* The text = operator (also for varchar, whose = is text's) */
-static bool
-is_text_eq(Oid opno, Oid collid)
-{
-	return opno == TextEqualOperator &&
-		(!OidIsValid(collid) || get_collation_isdeterministic(collid));
-}
-
-/*
- * The lookup a clause allows: key = value (SCAN_KEYS), key = ANY(array)
- * (SCAN_KEY_ARRAY), key LIKE 'literal%' (SCAN_MATCH); *value or *match is
- * set.  SCAN_ALL when it allows none.
- */
-static int
-key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t, Expr **value, char **match)
-{
-	if (IsA(clause, OpExpr) && list_length(((OpExpr *) clause)->args) == 2)
-	{
-		OpExpr	   *op = (OpExpr *) clause;
-		Expr	   *l = linitial(op->args);
-		Expr	   *r = lsecond(op->args);
-
-		if (is_text_eq(op->opno, op->inputcollid))
-		{
-			if (is_key_var(l, baserel, t) && is_value(r, baserel))
-			{
-				*value = r;
-				return SCAN_KEYS;
-			}
-			if (is_key_var(r, baserel, t) && is_value(l, baserel))
-			{
-				*value = l;
-				return SCAN_KEYS;
-			}
-		}
-		/* key LIKE 'abc%': a literal prefix and one trailing % */
-		if (op->opfuncid == F_TEXTLIKE && is_key_var(l, baserel, t) && IsA(r, Const) &&
-			!((Const *) r)->constisnull)
-		{
-			char	   *pattern = TextDatumGetCString(((Const *) r)->constvalue);
-			size_t		len = strlen(pattern);
-
-			if (len > 0 && pattern[len - 1] == '%' &&
-				strcspn(pattern, "%_\\") == len - 1)
-			{
-				pattern[len - 1] = '\0';
-				*match = pattern;
-				return SCAN_MATCH;
-			}
-		}
-	}
-	if (IsA(clause, ScalarArrayOpExpr))
-	{
-		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) clause;
-
-		if (sa->useOr && is_text_eq(sa->opno, sa->inputcollid) &&
-			is_key_var(linitial(sa->args), baserel, t) && is_value(lsecond(sa->args), baserel))
-		{
-			*value = lsecond(sa->args);
-			return SCAN_KEY_ARRAY;
-		}
-	}
-	return SCAN_ALL;
-}
-
 /* The rows of one key */
-static double
-rows_per_key(RedisTable *t)
+double
+polyglot_redis_rows_per_key(RedisTable *t)
 {
 	return HAS_SUBKEY(t) ? 10 : 1;
 }
@@ -412,7 +238,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 
 	baserel->fdw_private = info;
 	info->relid = foreigntableid;
-	info->table = load_table(foreigntableid);
+	info->table = polyglot_redis_load_table(foreigntableid);
 	info->mode = SCAN_ALL;
 	if (polyglot_redis_pushdown)
 	{
@@ -422,7 +248,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
 			Expr	   *value = NULL;
 			char	   *match = NULL;
-			int			mode = key_lookup(ri->clause, baserel, info->table, &value, &match);
+			int			mode = polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match);
 
 			if (mode == SCAN_ALL)
 				continue;
@@ -443,7 +269,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		 * is planned): an upper bound of the keys under the prefix, which
 		 * keeps a scan from looking cheap next to per-key lookups.
 		 */
-		RedisConn  *conn = table_connection(foreigntableid, baserel->userid);
+		RedisConn  *conn = polyglot_redis_table_connection(foreigntableid, baserel->userid);
 		const char *argv[] = {"DBSIZE"};
 		redisReply *reply = polyglot_redis_command_argv(conn, 1, argv, NULL);
 
@@ -459,7 +285,7 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		keys = IsA(info->value, Const) && !((Const *) info->value)->constisnull ?
 			ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(((Const *) info->value)->constvalue)),
 						   ARR_DIMS(DatumGetArrayTypeP(((Const *) info->value)->constvalue))) : 10;
-	baserel->tuples = keys * rows_per_key(info->table);
+	baserel->tuples = keys * polyglot_redis_rows_per_key(info->table);
 	baserel->rows = clamp_row_est(baserel->tuples *
 								  clauselist_selectivity(root, baserel->baserestrictinfo, 0,
 														 JOIN_INNER, NULL) *
@@ -472,7 +298,7 @@ static void
 redisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
 	RedisRelInfo *info = (RedisRelInfo *) baserel->fdw_private;
-	double		keys = baserel->tuples / rows_per_key(info->table);
+	double		keys = baserel->tuples / polyglot_redis_rows_per_key(info->table);
 	List	   *candidates = NIL;
 	ListCell   *lc;
 	int			attnum = info->table->att[RR_KEY];
@@ -498,10 +324,10 @@ redisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 		char	   *match = NULL;
 		Relids		required;
 		ParamPathInfo *ppi;
-		double		rows = rows_per_key(info->table);
+		double		rows = polyglot_redis_rows_per_key(info->table);
 
 		if (!join_clause_is_movable_to(ri, baserel) ||
-			key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS)
+			polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS)
 			continue;
 		required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
 								  baserel->relids);
@@ -551,7 +377,7 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 			char	   *m = NULL;
 
 			if (!bms_is_subset(ri->clause_relids, baserel->relids) &&
-				key_lookup(ri->clause, baserel, info->table, &v, &m) == SCAN_KEYS)
+				polyglot_redis_key_lookup(ri->clause, baserel, info->table, &v, &m) == SCAN_KEYS)
 			{
 				mode = SCAN_KEYS;
 				value = v;
@@ -590,75 +416,9 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 
 /* ---------------------------------------------------------------- execution */
 
-/* A row fetched from Redis, as bytes */
-typedef struct RedisRow
-{
-	char	   *key;			/* without the prefix */
-	size_t		keylen;
-	char	   *sub;			/* field or member, or NULL */
-	size_t		sublen;
-	int64		index;			/* list index */
-	char	   *value;			/* value, or score of a zset */
-	size_t		valuelen;
-	Jsonb	   *fields;			/* a whole hash */
-	int64		pttl;			/* -1: no expiry */
-} RedisRow;
-
-typedef struct RedisScanState
-{
-	RedisConn  *conn;
-	Relation	relation;
-	RedisTable *table;
-	int			mode;
-	char	   *match;
-	bool	   *wanted;
-	bool		want_ttl;
-	bool		collect_first;	/* the statement writes: SCAN all keys first */
-	ExprState  *value_state;
-	Oid		   *typinput;
-	Oid		   *typioparam;
-	/* per execution */
-	bool		started;
-	bool		collected;		/* collect_first: st->keys holds every key */
-	bool		done;			/* no more keys */
-	char	   *cursor;			/* SCAN cursor, "0" to start */
-	List	   *keys;			/* SCAN_KEYS / SCAN_KEY_ARRAY: keys still to fetch */
-	HTAB	   *seen;			/* keys a SCAN returned already */
-	RedisRow   *rows;
-	int			nrows;
-	int			next_row;
-	int64		round_trips;	/* for EXPLAIN ANALYZE */
-	MemoryContext exec_cxt;		/* reset by a rescan */
-	MemoryContext batch_cxt;	/* the current batch of rows */
-	MemoryContext row_cxt;
-	const char *last_key;		/* the key of the row returned last */
-	const char *current_key;	/* for the error context */
-	const char *current_column;
-} RedisScanState;
-
-/* The command that reads a key's rows, by type */
-static const char *
-read_command(RedisTableType type)
-{
-	switch (type)
-	{
-		case RT_STRING:
-			return "GET";
-		case RT_HASH:
-			return "HGETALL";
-		case RT_LIST:
-			return "LRANGE";
-		case RT_SET:
-			return "SMEMBERS";
-		case RT_ZSET:
-			return "ZRANGE";
-	}
-	return "";
-}
-
 /* prefix + key, as the server names it */
-static char *
-full_key(RedisTable *t, const char *key, size_t keylen, size_t *len)
+char *
+polyglot_redis_full_key(RedisTable *t, const char *key, size_t keylen, size_t *len)
 {
 	size_t		plen = strlen(t->prefix);
 	char	   *k = palloc(plen + keylen + 1);
@@ -668,18 +428,6 @@ full_key(RedisTable *t, const char *key, size_t keylen, size_t *len)
 	k[plen + keylen] = '\0';
 	*len = plen + keylen;
 	return k;
-}
-
-/* A glob pattern matching text literally (SCAN MATCH escapes) */
-static void
-append_glob_literal(StringInfo buf, const char *s)
-{
-	for (; *s; s++)
-	{
-		if (strchr("*?[]\\", *s))
-			appendStringInfoChar(buf, '\\');
-		appendStringInfoChar(buf, *s);
-	}
 }
 
 static void
@@ -703,15 +451,15 @@ key_error(RedisScanState *st, redisReply *reply, const char *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
 				 errmsg("Redis key \"%s%s\" does not hold a %s", st->table->prefix, key,
-						type_names[st->table->type]),
+						polyglot_redis_type_name(st->table->type)),
 				 errdetail_internal("%s", detail),
 				 errhint("A foreign table of type %s reads keys of that type only.",
-						 type_names[st->table->type])));
+						 polyglot_redis_type_name(st->table->type))));
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("Redis server \"%s\" returned an error for %s of key \"%s%s\"",
-					st->conn->servername, read_command(st->table->type), st->table->prefix, key),
+					st->conn->servername, polyglot_redis_read_command(st->table->type), st->table->prefix, key),
 			 errdetail_internal("%s", reply->str ? reply->str : "error")));
 }
 
@@ -762,7 +510,7 @@ check_read_reply(RedisScanState *st, const char *key, redisReply *reply)
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_ERROR),
 			 errmsg("Redis server \"%s\" answered %s of key \"%s%s\" with a reply of the wrong shape",
-					st->conn->servername, read_command(t->type), t->prefix, key),
+					st->conn->servername, polyglot_redis_read_command(t->type), t->prefix, key),
 			 errdetail("Expected %s, got a reply of type %d.", expected, reply->type)));
 }
 
@@ -866,46 +614,6 @@ add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *dat
 }
 
 /*
- * Reads the n pipelined replies of fetch_keys() into replies (and the PTTL
- * replies into pttls, when ttl is wanted).  On an error or a cancel, the
- * replies read so far are freed before it goes on.
- */
-static void
-fetch_replies(RedisScanState *st, int n, redisReply **replies, int64 *pttls)
-{
-	int			i;
-
-	PG_TRY();
-	{
-		for (i = 0; i < n; i++)
-		{
-			pttls[i] = -1;
-			replies[i] = polyglot_redis_get_reply(st->conn, "a pipelined read");
-			if (st->want_ttl)
-			{
-				redisReply *pttl = polyglot_redis_get_reply(st->conn, "a pipelined read");
-
-				if (pttl->type == REDIS_REPLY_INTEGER)
-					pttls[i] = pttl->integer;
-				else
-					pttls[i] = PG_INT64_MIN;	/* not an integer: reported by the caller */
-				freeReplyObject(pttl);
-			}
-		}
-	}
-	PG_CATCH();
-	{
-		int			j;
-
-		for (j = 0; j < n; j++)
-			if (replies[j])
-				freeReplyObject(replies[j]);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-/*
  * Reads the rows of keys (a List of String nodes, without the prefix) in
  * one pipelined round trip: the type's read command, and PTTL when ttl is
  * wanted, per key.
@@ -919,17 +627,17 @@ fetch_keys(RedisScanState *st, List *keys)
 	ListCell   *lc;
 	int			n = 0;
 	int			i;
+	int			per_key = st->want_ttl ? 2 : 1;
 	redisReply **replies;
-	int64	   *pttls;
 
 	polyglot_redis_cmd_init(&cmd, 6);
 	foreach(lc, keys)
 	{
 		const char *key = strVal(lfirst(lc));
 		size_t		len;
-		char	   *k = full_key(t, key, strlen(key), &len);
+		char	   *k = polyglot_redis_full_key(t, key, strlen(key), &len);
 
-		polyglot_redis_cmd_arg(&cmd, read_command(t->type));
+		polyglot_redis_cmd_arg(&cmd, polyglot_redis_read_command(t->type));
 		polyglot_redis_cmd_arg_len(&cmd, k, len);
 		if (t->type == RT_LIST || t->type == RT_ZSET)
 		{
@@ -951,47 +659,43 @@ fetch_keys(RedisScanState *st, List *keys)
 		return;
 	st->round_trips++;
 
-	/*
-	 * Every reply first, so that the connection stays in step on errors;
-	 * on an I/O error or a cancel the replies read so far are freed.
-	 */
-	replies = palloc0(sizeof(redisReply *) * n);
-	pttls = palloc(sizeof(int64) * n);
-	fetch_replies(st, n, replies, pttls);
+	/* per key, its read's reply, then its PTTL's when ttl is wanted */
+	replies = palloc(sizeof(redisReply *) * n * per_key);
+	polyglot_redis_get_replies(st->conn, n * per_key, replies, "a pipelined read");
 	PG_TRY();
 	{
 		i = 0;
 		foreach(lc, keys)
 		{
 			const char *key = strVal(lfirst(lc));
+			redisReply *data = replies[i * per_key];
+			redisReply *pttl = st->want_ttl ? replies[i * per_key + 1] : NULL;
 
-			if (replies[i]->type == REDIS_REPLY_ERROR)
+			i++;
+			if (data->type == REDIS_REPLY_ERROR)
 			{
 				/* a scanned key that changed its type since SCAN: not a row */
-				if ((st->mode == SCAN_ALL || st->mode == SCAN_MATCH) && replies[i]->str &&
-					strncmp(replies[i]->str, "WRONGTYPE", 9) == 0)
-				{
-					i++;
+				if ((st->mode == SCAN_ALL || st->mode == SCAN_MATCH) && data->str &&
+					strncmp(data->str, "WRONGTYPE", 9) == 0)
 					continue;
-				}
-				key_error(st, replies[i], key);
+				key_error(st, data, key);
 			}
-			check_read_reply(st, key, replies[i]);
-			if (pttls[i] == PG_INT64_MIN)
+			check_read_reply(st, key, data);
+			if (pttl && pttl->type != REDIS_REPLY_INTEGER)
 				ereport(ERROR,
 						(errcode(ERRCODE_FDW_ERROR),
 						 errmsg("Redis server \"%s\" answered PTTL of key \"%s%s\" with a reply of the wrong shape",
 								st->conn->servername, t->prefix, key),
 						 errdetail("Expected an integer.")));
 			/* -2: the key expired between its read and its PTTL */
-			if (pttls[i] != -2)
-				add_key_rows(st, key, strlen(key), replies[i], pttls[i], (List **) &rows);
-			i++;
+			if (pttl == NULL || pttl->integer != -2)
+				add_key_rows(st, key, strlen(key), data, pttl ? pttl->integer : -1,
+							 (List **) &rows);
 		}
 	}
 	PG_FINALLY();
 	{
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n * per_key; i++)
 			freeReplyObject(replies[i]);
 	}
 	PG_END_TRY();
@@ -1045,10 +749,7 @@ scan_page(RedisScanState *st)
 	size_t		i;
 
 	initStringInfo(&pattern);
-	append_glob_literal(&pattern, t->prefix);
-	if (st->mode == SCAN_MATCH)
-		append_glob_literal(&pattern, st->match);
-	appendStringInfoChar(&pattern, '*');
+	polyglot_redis_scan_pattern(&pattern, t, st->mode == SCAN_MATCH ? st->match : NULL);
 	snprintf(count, sizeof(count), "%d", t->batch_size);
 	polyglot_redis_cmd_init(&cmd, 8);
 	polyglot_redis_cmd_arg(&cmd, "SCAN");
@@ -1058,7 +759,7 @@ scan_page(RedisScanState *st)
 	polyglot_redis_cmd_arg(&cmd, "COUNT");
 	polyglot_redis_cmd_arg(&cmd, count);
 	polyglot_redis_cmd_arg(&cmd, "TYPE");
-	polyglot_redis_cmd_arg(&cmd, type_names[t->type]);
+	polyglot_redis_cmd_arg(&cmd, polyglot_redis_type_name(t->type));
 	reply = polyglot_redis_command_argv(st->conn, cmd.argc, cmd.argv, cmd.argvlen);
 	st->round_trips++;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -1122,8 +823,8 @@ lookup_keys(RedisScanState *st, ExprContext *econtext)
 	return keys;
 }
 
-static void
-start_execution(RedisScanState *st, ExprContext *econtext)
+void
+polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext)
 {
 	HASHCTL		ctl;
 	MemoryContext old = MemoryContextSwitchTo(st->exec_cxt);
@@ -1276,6 +977,7 @@ store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 	for (i = 0; i < t->natts; i++)
 	{
 		int			attnum = i + 1;
+		Datum		d = (Datum) 0;
 
 		slot->tts_isnull[i] = true;
 		slot->tts_values[i] = (Datum) 0;
@@ -1285,68 +987,58 @@ store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 		switch (t->roles[i])
 		{
 			case RR_KEY:
-				slot->tts_values[i] = string_datum(st, attnum, r->key, r->keylen);
-				slot->tts_isnull[i] = false;
+				d = string_datum(st, attnum, r->key, r->keylen);
 				break;
 			case RR_SCORE:
-				if (r->value)
 				{
 					/* Redis writes scores with 17 digits: read the double back */
 					Oid			base = getBaseType(TupleDescAttr(slot->tts_tupleDescriptor, i)->atttypid);
-					Datum		d = DirectFunctionCall1(float8in, CStringGetDatum(r->value));
 
-					if (base == FLOAT8OID)
-						slot->tts_values[i] = d;
-					else if (base == FLOAT4OID)
-						slot->tts_values[i] = DirectFunctionCall1(dtof, d);
+					if (r->value == NULL)
+						continue;
+					d = DirectFunctionCall1(float8in, CStringGetDatum(r->value));
+					if (base == FLOAT4OID)
+						d = DirectFunctionCall1(dtof, d);
 					else if (base == NUMERICOID)
-						slot->tts_values[i] = DirectFunctionCall1(float8_numeric, d);
-					else
-						slot->tts_values[i] = string_datum(st, attnum, r->value, r->valuelen);
-					slot->tts_isnull[i] = false;
+						d = DirectFunctionCall1(float8_numeric, d);
+					else if (base != FLOAT8OID)
+						d = string_datum(st, attnum, r->value, r->valuelen);
 				}
 				break;
 			case RR_VALUE:
-				if (r->value)
-				{
-					slot->tts_values[i] = string_datum(st, attnum, r->value, r->valuelen);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->value == NULL)
+					continue;
+				d = string_datum(st, attnum, r->value, r->valuelen);
 				break;
 			case RR_FIELD:
 			case RR_MEMBER:
-				if (r->sub)
-				{
-					slot->tts_values[i] = string_datum(st, attnum, r->sub, r->sublen);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->sub == NULL)
+					continue;
+				d = string_datum(st, attnum, r->sub, r->sublen);
 				break;
 			case RR_INDEX:
 				{
 					char		buf[32];
 
 					snprintf(buf, sizeof(buf), INT64_FORMAT, r->index);
-					slot->tts_values[i] = string_datum(st, attnum, buf, strlen(buf));
-					slot->tts_isnull[i] = false;
+					d = string_datum(st, attnum, buf, strlen(buf));
 				}
 				break;
 			case RR_FIELDS:
-				if (r->fields)
-				{
-					slot->tts_values[i] = JsonbPGetDatum(r->fields);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->fields == NULL)
+					continue;
+				d = JsonbPGetDatum(r->fields);
 				break;
 			case RR_TTL:
-				if (r->pttl >= 0)
-				{
-					slot->tts_values[i] = ttl_datum(st, attnum, r->pttl);
-					slot->tts_isnull[i] = false;
-				}
+				if (r->pttl < 0)
+					continue;
+				d = ttl_datum(st, attnum, r->pttl);
 				break;
 			case RR_NONE:
-				break;
+				continue;
 		}
+		slot->tts_values[i] = d;
+		slot->tts_isnull[i] = false;
 	}
 	st->current_column = NULL;
 	error_context_stack = errcallback.previous;
@@ -1366,7 +1058,7 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 
 	node->fdw_state = st;
 	st->relation = node->ss.ss_currentRelation;
-	st->table = load_table(rte->relid);
+	st->table = polyglot_redis_load_table(rte->relid);
 	st->mode = intVal(list_nth(plan->fdw_private, FP_MODE));
 	st->collect_first = estate->es_plannedstmt->commandType != CMD_SELECT ||
 		estate->es_plannedstmt->hasModifyingCTE;
@@ -1398,7 +1090,7 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 										ALLOCSET_DEFAULT_SIZES);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
-	st->conn = table_connection(rte->relid, userid);
+	st->conn = polyglot_redis_table_connection(rte->relid, userid);
 }
 
 static TupleTableSlot *
@@ -1410,7 +1102,7 @@ redisIterateForeignScan(ForeignScanState *node)
 
 	ExecClearTuple(slot);
 	if (!st->started)
-		start_execution(st, node->ss.ps.ps_ExprContext);
+		polyglot_redis_start_scan(st, node->ss.ps.ps_ExprContext);
 	if (st->next_row >= st->nrows && !next_batch(st))
 		return slot;
 	MemoryContextReset(st->row_cxt);
@@ -1450,1591 +1142,29 @@ redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	RedisScanState *st = (RedisScanState *) node->fdw_state;
 	RedisTable *t = st->table;
-	StringInfoData buf;
-	const char *read = read_command(t->type);
-	const char *args = t->type == RT_LIST ? " 0 -1" : t->type == RT_ZSET ? " 0 -1 WITHSCORES" : "";
 
-	ExplainPropertyText("Redis Type", type_names[t->type], es);
+	ExplainPropertyText("Redis Type", polyglot_redis_type_name(t->type), es);
 	if (!es->verbose)
 		return;
-	initStringInfo(&buf);
-	switch (st->mode)
-	{
-		case SCAN_KEYS:
-			appendStringInfo(&buf, "%s %s<key>%s%s", read, t->prefix, args,
-							 st->want_ttl ? ", PTTL" : "");
-			break;
-		case SCAN_KEY_ARRAY:
-			appendStringInfo(&buf, "%s %s<key>%s%s for each key, %d keys per pipelined round trip",
-							 read, t->prefix, args, st->want_ttl ? ", PTTL" : "", t->batch_size);
-			break;
-		case SCAN_JOIN:
-			appendStringInfo(&buf, "%s %s<key>%s%s for each distinct key of a batch of %d outer rows, in one pipelined round trip",
-							 read, t->prefix, args, st->want_ttl ? ", PTTL" : "", t->batch_size);
-			break;
-		default:
-			appendStringInfoString(&buf, "SCAN <cursor> MATCH ");
-			append_glob_literal(&buf, t->prefix);
-			if (st->mode == SCAN_MATCH)
-				append_glob_literal(&buf, st->match);
-			appendStringInfo(&buf, "* COUNT %d TYPE %s, then %s%s%s for each key, pipelined",
-							 t->batch_size, type_names[t->type], read, args,
-							 st->want_ttl ? ", PTTL" : "");
-			break;
-	}
-	ExplainPropertyText("Redis Commands", buf.data, es);
+	ExplainPropertyText("Redis Commands",
+						polyglot_redis_scan_commands(t, st->mode, st->match, st->want_ttl), es);
 	if (es->analyze)
 		ExplainPropertyInteger("Round Trips", NULL, st->round_trips, es);
 }
 
-/* ---------------------------------------------------------------- Redis key joins */
 
-/*
- * A nested loop with a Redis table on its inner side looks up the key of
- * each outer row on its own: a round trip per row.  A Redis key join (a
- * CustomScan over the join) reads the outer rows batch_size at a time,
- * evaluates the key of each, looks the batch's distinct keys up in one
- * pipelined round trip through its inner foreign scan (mode SCAN_JOIN), and
- * pairs the rows in memory.  It serves inner, left, semi and anti joins on
- * inner.key = <expression of outer columns>, in the outer rows' order
- * (inner and semi joins only from PostgreSQL 16, whose outer joins mark
- * the nullable side's columns).
- *
- * Its scan tuple is the outer plan's output followed by the inner scan's
- * (custom_scan_tlist), so the join clauses, the filter and the target list
- * are evaluated over both halves; the key expression over the outer half.
- */
-
-/* custom_private of the path: the key expression, the other join clauses, the join type */
-#define RJ_PATH_VALUE		0
-#define RJ_PATH_CLAUSES		1
-#define RJ_PATH_JOINTYPE	2
-
-/* custom_exprs of the plan: the key expression, the join clauses (implicit AND) */
-#define RJ_EXPR_VALUE		0
-#define RJ_EXPR_JOINQUAL	1
-
-static set_join_pathlist_hook_type prev_join_pathlist_hook = NULL;
-
-static Plan *redis_join_plan(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path,
-							 List *tlist, List *clauses, List *custom_plans);
-static Node *redis_join_create_state(CustomScan *cscan);
-
-static const CustomPathMethods redis_join_path_methods = {
-	.CustomName = "Redis Key Join",
-	.PlanCustomPath = redis_join_plan,
-};
-
-static const CustomScanMethods redis_join_scan_methods = {
-	.CustomName = "Redis Key Join",
-	.CreateCustomScanState = redis_join_create_state,
-};
-
-/* Is rel a plain Redis foreign table of this query? */
-static bool
-is_redis_rel(PlannerInfo *root, RelOptInfo *rel)
-{
-	return rel->reloptkind == RELOPT_BASEREL && rel->rtekind == RTE_RELATION &&
-		rel->fdwroutine != NULL && rel->fdwroutine->GetForeignRelSize == redisGetForeignRelSize &&
-		rel->fdw_private != NULL;
-}
-
-/*
- * set_join_pathlist_hook: offers a Redis key join when the inner relation
- * is a Redis table joined on its key to an expression of the outer one.
- */
-static void
-redis_join_paths(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerrel,
-				 RelOptInfo *innerrel, JoinType jointype, JoinPathExtraData *extra)
-{
-	RedisRelInfo *info;
-	Path	   *outer;
-	ForeignPath *inner;
-	CustomPath *cp;
-	Expr	   *value = NULL;
-	List	   *clauses = NIL;
-	ListCell   *lc;
-	QualCost	qual_cost;
-	double		outer_rows,
-				per_key,
-				batches;
-
-	if (prev_join_pathlist_hook)
-		prev_join_pathlist_hook(root, joinrel, outerrel, innerrel, jointype, extra);
-
-	if (!polyglot_redis_pushdown || !is_redis_rel(root, innerrel) ||
-		!bms_is_empty(innerrel->lateral_relids))
-		return;
-#if PG_VERSION_NUM >= 160000
-
-	/*
-	 * From PostgreSQL 16 the columns of an outer join's nullable side carry
-	 * the join's relid above it; the scan tuple does not mark them, so
-	 * only joins whose inner columns are never seen nulled are offered.
-	 */
-	if (jointype != JOIN_INNER && jointype != JOIN_SEMI)
-		return;
-#else
-	if (jointype != JOIN_INNER && jointype != JOIN_LEFT &&
-		jointype != JOIN_SEMI && jointype != JOIN_ANTI)
-		return;
-#endif
-
-	/*
-	 * Not under UPDATE, DELETE or row locks: an EvalPlanQual recheck would
-	 * need the joined rows rebuilt from the locked ones.
-	 */
-	if (root->parse->commandType != CMD_SELECT && root->parse->commandType != CMD_INSERT)
-		return;
-	if (root->parse->rowMarks != NIL || root->rowMarks != NIL)
-		return;
-	outer = outerrel->cheapest_total_path;
-	if (outer == NULL || outer->param_info != NULL)
-		return;
-	info = (RedisRelInfo *) innerrel->fdw_private;
-
-	/*
-	 * A condition of no column on the Redis table (now() > x in a subquery,
-	 * a view's current_user test) makes the planner gate its scan with a
-	 * Result node: the inner plan would not be the foreign scan.
-	 */
-	foreach(lc, innerrel->baserestrictinfo)
-		if (lfirst_node(RestrictInfo, lc)->pseudoconstant)
-			return;
-
-	/* the key clause; the others are evaluated over the joined rows */
-	foreach(lc, extra->restrictlist)
-	{
-		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		Expr	   *v = NULL;
-		char	   *m = NULL;
-
-		/* a gating qual would be lost: the planner gates only real joins */
-		if (ri->pseudoconstant)
-			return;
-		if (value == NULL &&
-			(!IS_OUTER_JOIN(jointype) || !RINFO_IS_PUSHED_DOWN(ri, joinrel->relids)) &&
-			key_lookup(ri->clause, innerrel, info->table, &v, &m) == SCAN_KEYS &&
-			bms_is_subset(bms_difference(ri->clause_relids, innerrel->relids), outerrel->relids))
-		{
-			/* text = text in a deterministic collation: exactly Redis's key match */
-			value = v;
-			continue;
-		}
-		clauses = lappend(clauses, ri);
-	}
-	if (value == NULL)
-		return;
-
-	/* the inner scan, reading the keys each batch of outer rows gives it */
-	per_key = rows_per_key(info->table);
-	inner = polyglot_foreignscan_path(root, innerrel, per_key, 0,
-									  REDIS_KEY_COST + per_key * REDIS_ROW_COST, NIL, NULL,
-									  list_make1(makeInteger(SCAN_JOIN)));
-
-	/*
-	 * A round trip per batch of outer rows, instead of one per row.  At
-	 * most per_key rows per outer row are produced (a key's rows), as a
-	 * nested loop over the parameterized path would cost them, whatever
-	 * the join's default selectivity estimates.
-	 */
-	outer_rows = Max(outer->rows, 1);
-	batches = ceil(outer_rows / info->table->batch_size);
-	cost_qual_eval(&qual_cost, clauses, root);
-	cp = makeNode(CustomPath);
-	cp->path.pathtype = T_CustomScan;
-	cp->path.parent = joinrel;
-	cp->path.pathtarget = joinrel->reltarget;
-	cp->path.param_info = NULL;
-	cp->path.parallel_aware = false;
-	cp->path.parallel_safe = false;
-	cp->path.parallel_workers = 0;
-	cp->path.rows = joinrel->rows;
-	/* the first row waits for the first batch */
-	cp->path.startup_cost = outer->startup_cost +
-		(outer->total_cost - outer->startup_cost) * Min(1.0, info->table->batch_size / outer_rows) +
-		REDIS_STARTUP_COST / 10 + Min(outer_rows, info->table->batch_size) * REDIS_KEY_COST;
-	cp->path.total_cost = outer->total_cost + batches * REDIS_STARTUP_COST / 10 +
-		outer_rows * (REDIS_KEY_COST + per_key * (REDIS_ROW_COST + qual_cost.per_tuple)) +
-		Min(joinrel->rows, outer_rows * per_key) * cpu_tuple_cost;
-	cp->path.pathkeys = build_join_pathkeys(root, joinrel, jointype, outer->pathkeys);
-#if PG_VERSION_NUM >= 150000
-	/* it evaluates any target list over its scan tuple */
-	cp->flags = CUSTOMPATH_SUPPORT_PROJECTION;
-#else
-	cp->flags = 0;
-#endif
-	cp->custom_paths = list_make2(outer, inner);
-	cp->custom_private = list_make3(value, clauses, makeInteger(jointype));
-	cp->methods = &redis_join_path_methods;
-	add_path(joinrel, (Path *) cp);
-}
-
-static Plan *
-redis_join_plan(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path,
-				List *tlist, List *clauses, List *custom_plans)
-{
-	CustomScan *cs = makeNode(CustomScan);
-	Plan	   *outer = linitial(custom_plans);
-	Plan	   *inner = lsecond(custom_plans);
-	List	   *rinfos = list_nth(best_path->custom_private, RJ_PATH_CLAUSES);
-	JoinType	jointype = intVal(list_nth(best_path->custom_private, RJ_PATH_JOINTYPE));
-	List	   *joinquals = NIL;
-	List	   *otherquals = NIL;
-	List	   *scan_tlist = NIL;
-	ListCell   *lc;
-
-	/* the scan tuple: the outer plan's columns, then the inner scan's */
-	foreach(lc, outer->targetlist)
-	{
-		TargetEntry *tle = lfirst_node(TargetEntry, lc);
-
-		scan_tlist = lappend(scan_tlist, makeTargetEntry(copyObject(tle->expr),
-														 list_length(scan_tlist) + 1,
-														 NULL, false));
-	}
-	foreach(lc, inner->targetlist)
-	{
-		TargetEntry *tle = lfirst_node(TargetEntry, lc);
-
-		scan_tlist = lappend(scan_tlist, makeTargetEntry(copyObject(tle->expr),
-														 list_length(scan_tlist) + 1,
-														 NULL, false));
-	}
-
-	/*
-	 * An inner join filters its joined rows; a semi join decides a match by
-	 * all its clauses (as the executor's joins do); an outer or anti join
-	 * decides a match by its join clauses, then filters by the rest.
-	 */
-	if (jointype == JOIN_INNER)
-		otherquals = extract_actual_clauses(rinfos, false);
-	else if (jointype == JOIN_SEMI)
-		joinquals = extract_actual_clauses(rinfos, false);
-	else
-		extract_actual_join_clauses(rinfos, rel->relids, &joinquals, &otherquals);
-
-	cs->scan.plan.targetlist = tlist;
-	cs->scan.plan.qual = otherquals;
-	cs->scan.scanrelid = 0;
-	cs->flags = best_path->flags;
-	cs->custom_plans = custom_plans;
-	cs->custom_exprs = list_make2(list_nth(best_path->custom_private, RJ_PATH_VALUE), joinquals);
-	cs->custom_private = list_make2(makeInteger(jointype),
-									makeInteger(list_length(outer->targetlist)));
-	cs->custom_scan_tlist = scan_tlist;
-	cs->methods = &redis_join_scan_methods;
-	return &cs->scan.plan;
-}
-
-/* The inner rows of one key of a batch */
-typedef struct RedisJoinKey
-{
-	char	   *key;
-	bool		asked;			/* in the batch's lookup */
-	List	   *rows;			/* of MinimalTuple */
-} RedisJoinKey;
-
-/* An entry of a batch's keys: a 64-bit hash and the keys with it */
-typedef struct RedisJoinEntry
-{
-	uint64		hash;
-	List	   *keys;			/* of RedisJoinKey */
-} RedisJoinEntry;
-
-typedef struct RedisJoinState
-{
-	CustomScanState css;
-	JoinType	jointype;
-	int			nouter;			/* columns of the outer half of the scan tuple */
-	int			batch_size;
-	PlanState  *outer;
-	ForeignScanState *inner;
-	ExprState  *key_state;
-	ExprState  *join_qual;
-	TupleTableSlot *outer_slot;
-	TupleTableSlot *inner_slot;
-	MemoryContext batch_cxt;
-	/* the current batch */
-	bool		outer_done;
-	int			nbatch;
-	MinimalTuple *outer_rows;
-	RedisJoinKey **matches;		/* by outer row: its key's rows, or NULL */
-	HTAB	   *keys;
-	int			pos;			/* the outer row being joined */
-	ListCell   *next_match;
-	bool		matched;
-	int64		batches;		/* for EXPLAIN ANALYZE */
-} RedisJoinState;
-
-static void redis_join_begin(CustomScanState *node, EState *estate, int eflags);
-static TupleTableSlot *redis_join_exec(CustomScanState *node);
-static void redis_join_end(CustomScanState *node);
-static void redis_join_rescan(CustomScanState *node);
-static void redis_join_explain(CustomScanState *node, List *ancestors, ExplainState *es);
-
-static const CustomExecMethods redis_join_exec_methods = {
-	.CustomName = "Redis Key Join",
-	.BeginCustomScan = redis_join_begin,
-	.ExecCustomScan = redis_join_exec,
-	.EndCustomScan = redis_join_end,
-	.ReScanCustomScan = redis_join_rescan,
-	.ExplainCustomScan = redis_join_explain,
-};
-
-static Node *
-redis_join_create_state(CustomScan *cscan)
-{
-	RedisJoinState *js = (RedisJoinState *) newNode(sizeof(RedisJoinState), T_CustomScanState);
-
-	js->css.methods = &redis_join_exec_methods;
-	return (Node *) js;
-}
-
-static void
-redis_join_begin(CustomScanState *node, EState *estate, int eflags)
-{
-	RedisJoinState *js = (RedisJoinState *) node;
-	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
-
-	js->jointype = intVal(linitial(cs->custom_private));
-	js->nouter = intVal(lsecond(cs->custom_private));
-	js->outer = ExecInitNode(linitial(cs->custom_plans), estate, eflags);
-	js->inner = (ForeignScanState *) ExecInitNode(lsecond(cs->custom_plans), estate, eflags);
-	if (!IsA(js->inner, ForeignScanState) ||
-		((ForeignScanState *) js->inner)->fdwroutine->GetForeignRelSize != redisGetForeignRelSize)
-		elog(ERROR, "pg_polyglot: the inner plan of a Redis key join is not a Redis scan");
-	node->custom_ps = list_make2(js->outer, js->inner);
-	js->key_state = ExecInitExpr(list_nth(cs->custom_exprs, RJ_EXPR_VALUE), &node->ss.ps);
-	js->join_qual = ExecInitQual(list_nth(cs->custom_exprs, RJ_EXPR_JOINQUAL), &node->ss.ps);
-	js->outer_slot = MakeSingleTupleTableSlot(ExecGetResultType(js->outer), &TTSOpsMinimalTuple);
-	js->inner_slot = MakeSingleTupleTableSlot(ExecGetResultType(&js->inner->ss.ps),
-											  &TTSOpsMinimalTuple);
-	js->batch_size = ((RedisScanState *) js->inner->fdw_state)->table->batch_size;
-	js->batch_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot redis key join",
-										  ALLOCSET_DEFAULT_SIZES);
-}
-
-/* The rows of key in the batch, entered when enter is set (else NULL if absent) */
-static RedisJoinKey *
-join_key(RedisJoinState *js, const char *key, bool enter)
-{
-	uint64		h = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
-	bool		found;
-	RedisJoinEntry *e = (RedisJoinEntry *) hash_search(js->keys, &h,
-													   enter ? HASH_ENTER : HASH_FIND, &found);
-	RedisJoinKey *k;
-	ListCell   *lc;
-
-	if (e == NULL)
-		return NULL;
-	if (!found)
-		e->keys = NIL;
-	foreach(lc, e->keys)
-	{
-		k = (RedisJoinKey *) lfirst(lc);
-		if (strcmp(k->key, key) == 0)
-			return k;
-	}
-	if (!enter)
-		return NULL;
-	k = palloc0(sizeof(RedisJoinKey));
-	k->key = pstrdup(key);
-	e->keys = lappend(e->keys, k);
-	return k;
-}
-
-/*
- * The scan tuple of outer row pos joined to the inner row (NULLs when
- * inner is NULL).
- */
-static TupleTableSlot *
-join_tuple(RedisJoinState *js, MinimalTuple outer, MinimalTuple inner)
-{
-	TupleTableSlot *scan = js->css.ss.ss_ScanTupleSlot;
-	int			natts = scan->tts_tupleDescriptor->natts;
-
-	ExecClearTuple(scan);
-	ExecStoreMinimalTuple(outer, js->outer_slot, false);
-	slot_getallattrs(js->outer_slot);
-	memcpy(scan->tts_values, js->outer_slot->tts_values, sizeof(Datum) * js->nouter);
-	memcpy(scan->tts_isnull, js->outer_slot->tts_isnull, sizeof(bool) * js->nouter);
-	if (inner)
-	{
-		ExecStoreMinimalTuple(inner, js->inner_slot, false);
-		slot_getallattrs(js->inner_slot);
-		memcpy(scan->tts_values + js->nouter, js->inner_slot->tts_values,
-			   sizeof(Datum) * (natts - js->nouter));
-		memcpy(scan->tts_isnull + js->nouter, js->inner_slot->tts_isnull,
-			   sizeof(bool) * (natts - js->nouter));
-	}
-	else
-	{
-		memset(scan->tts_values + js->nouter, 0, sizeof(Datum) * (natts - js->nouter));
-		memset(scan->tts_isnull + js->nouter, true, sizeof(bool) * (natts - js->nouter));
-	}
-	return ExecStoreVirtualTuple(scan);
-}
-
-/* Starts joining outer row pos of the batch */
-static void
-start_outer_row(RedisJoinState *js, int pos)
-{
-	js->pos = pos;
-	js->matched = false;
-	js->next_match = pos < js->nbatch && js->matches[pos] ?
-		list_head(js->matches[pos]->rows) : NULL;
-}
-
-/*
- * Reads the next batch of outer rows and the rows of their keys (one
- * pipelined round trip); false when the outer side is done.
- */
-static bool
-next_join_batch(RedisJoinState *js)
-{
-	ExprContext *econtext = js->css.ss.ps.ps_ExprContext;
-	RedisScanState *st = (RedisScanState *) js->inner->fdw_state;
-	List	   *keys = NIL;
-	HASHCTL		ctl;
-	MemoryContext old;
-
-	MemoryContextReset(js->batch_cxt);
-	js->nbatch = 0;
-	js->keys = NULL;
-	if (js->outer_done)
-		return false;
-
-	old = MemoryContextSwitchTo(js->batch_cxt);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(RedisJoinEntry);
-	ctl.hcxt = js->batch_cxt;
-	js->keys = hash_create("pg_polyglot redis key join", Min(js->batch_size, 1024), &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	js->outer_rows = palloc(sizeof(MinimalTuple) * js->batch_size);
-	js->matches = palloc0(sizeof(RedisJoinKey *) * js->batch_size);
-	while (js->nbatch < js->batch_size)
-	{
-		TupleTableSlot *slot;
-		Datum		value;
-		bool		isnull;
-
-		MemoryContextSwitchTo(old);
-		CHECK_FOR_INTERRUPTS();
-		slot = ExecProcNode(js->outer);
-		MemoryContextSwitchTo(js->batch_cxt);
-		if (TupIsNull(slot))
-		{
-			js->outer_done = true;
-			break;
-		}
-		js->outer_rows[js->nbatch] = ExecCopySlotMinimalTuple(slot);
-		econtext->ecxt_scantuple = join_tuple(js, js->outer_rows[js->nbatch], NULL);
-		value = ExecEvalExprSwitchContext(js->key_state, econtext, &isnull);
-		if (!isnull)
-		{
-			char	   *key = TextDatumGetCString(value);
-			RedisJoinKey *k = join_key(js, key, true);
-
-			/* a new key: looked up once however many outer rows have it */
-			if (!k->asked)
-				keys = lappend(keys, makeString(k->key));
-			k->asked = true;
-			js->matches[js->nbatch] = k;
-		}
-		ResetExprContext(econtext);
-		js->nbatch++;
-	}
-	MemoryContextSwitchTo(old);
-	if (js->nbatch == 0)
-		return false;
-	js->batches++;
-
-	/* the inner scan reads the batch's keys: one pipelined round trip */
-	if (keys != NIL)
-	{
-		ExecReScan(&js->inner->ss.ps);
-		old = MemoryContextSwitchTo(st->exec_cxt);
-		start_execution(st, econtext);
-		st->keys = list_copy_deep(keys);
-		st->done = false;
-		MemoryContextSwitchTo(old);
-		for (;;)
-		{
-			TupleTableSlot *slot = ExecProcNode(&js->inner->ss.ps);
-			RedisJoinKey *k;
-
-			if (TupIsNull(slot))
-				break;
-			k = join_key(js, st->last_key, false);
-			if (k == NULL)
-				continue;		/* cannot happen: the keys asked for */
-			old = MemoryContextSwitchTo(js->batch_cxt);
-			k->rows = lappend(k->rows, ExecCopySlotMinimalTuple(slot));
-			MemoryContextSwitchTo(old);
-		}
-	}
-	start_outer_row(js, 0);
-	return true;
-}
-
-/* The next joined row, before the filter (ExecScan's access method) */
-static TupleTableSlot *
-redis_join_next(ScanState *ss)
-{
-	RedisJoinState *js = (RedisJoinState *) ss;
-	ExprContext *econtext = ss->ps.ps_ExprContext;
-
-	for (;;)
-	{
-		MinimalTuple outer;
-		bool		unmatched;
-
-		if (js->pos >= js->nbatch)
-		{
-			if (!next_join_batch(js))
-				return ExecClearTuple(ss->ss_ScanTupleSlot);
-			continue;
-		}
-		outer = js->outer_rows[js->pos];
-		while (js->next_match)
-		{
-			MinimalTuple inner = (MinimalTuple) lfirst(js->next_match);
-			TupleTableSlot *slot;
-
-			CHECK_FOR_INTERRUPTS();
-			js->next_match = lnext(js->matches[js->pos]->rows, js->next_match);
-			slot = join_tuple(js, outer, inner);
-			econtext->ecxt_scantuple = slot;
-			if (js->join_qual && !ExecQual(js->join_qual, econtext))
-			{
-				ResetExprContext(econtext);
-				continue;
-			}
-			js->matched = true;
-			if (js->jointype == JOIN_ANTI)
-				break;
-			if (js->jointype == JOIN_SEMI)
-				js->next_match = NULL;
-			return slot;
-		}
-		unmatched = !js->matched;
-		start_outer_row(js, js->pos + 1);
-		if (unmatched && (js->jointype == JOIN_LEFT || js->jointype == JOIN_ANTI))
-			return join_tuple(js, outer, NULL);
-	}
-}
-
-/*
- * An EvalPlanQual recheck of a join (scanrelid 0) reruns it: older minor
- * releases call this instead of the access method in a recheck (the key
- * join is not planned under row locks, but may sit in a subplan there).
- */
-static bool
-redis_join_recheck(ScanState *ss, TupleTableSlot *slot)
-{
-	return !TupIsNull(redis_join_next(ss));
-}
-
-static TupleTableSlot *
-redis_join_exec(CustomScanState *node)
-{
-	return ExecScan(&node->ss, redis_join_next, redis_join_recheck);
-}
-
-static void
-redis_join_rescan(CustomScanState *node)
-{
-	RedisJoinState *js = (RedisJoinState *) node;
-
-	MemoryContextReset(js->batch_cxt);
-	js->keys = NULL;
-	js->nbatch = js->pos = 0;
-	js->next_match = NULL;
-	js->outer_done = false;
-	if (node->ss.ps.chgParam != NULL)
-	{
-		UpdateChangedParamSet(js->outer, node->ss.ps.chgParam);
-		UpdateChangedParamSet(&js->inner->ss.ps, node->ss.ps.chgParam);
-	}
-	if (js->outer->chgParam == NULL)
-		ExecReScan(js->outer);
-}
-
-static void
-redis_join_end(CustomScanState *node)
-{
-	RedisJoinState *js = (RedisJoinState *) node;
-
-	ExecEndNode(js->outer);
-	ExecEndNode(&js->inner->ss.ps);
-	ExecDropSingleTupleTableSlot(js->outer_slot);
-	ExecDropSingleTupleTableSlot(js->inner_slot);
-}
-
-/* EXPLAIN: the join type and key; VERBOSE the join clauses; ANALYZE the batches */
-static void
-redis_join_explain(CustomScanState *node, List *ancestors, ExplainState *es)
-{
-	RedisJoinState *js = (RedisJoinState *) node;
-	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
-	List	   *context = set_deparse_context_plan(es->deparse_cxt, &cs->scan.plan, ancestors);
-	List	   *joinqual = list_nth(cs->custom_exprs, RJ_EXPR_JOINQUAL);
-	const char *type = js->jointype == JOIN_LEFT ? "Left" : js->jointype == JOIN_SEMI ? "Semi" :
-		js->jointype == JOIN_ANTI ? "Anti" : "Inner";
-
-	ExplainPropertyText("Join Type", type, es);
-	ExplainPropertyText("Lookup Key",
-						deparse_expression(list_nth(cs->custom_exprs, RJ_EXPR_VALUE), context,
-										   true, false), es);
-	if (joinqual != NIL)
-		ExplainPropertyText("Join Filter",
-							deparse_expression((Node *) make_ands_explicit(joinqual), context,
-											   true, false), es);
-	ExplainPropertyInteger("Outer Rows per Batch", NULL, js->batch_size, es);
-	if (es->analyze)
-		ExplainPropertyInteger("Batches", NULL, js->batches, es);
-}
-
-/* Installs the planner hook of Redis key joins; called from _PG_init */
+/* Installs what the wrapper needs beyond its handler; called from _PG_init */
 void
 polyglot_redis_fdw_init(void)
 {
-	prev_join_pathlist_hook = set_join_pathlist_hook;
-	set_join_pathlist_hook = redis_join_paths;
-	RegisterCustomScanMethods(&redis_join_scan_methods);
+	polyglot_redis_join_init();
 }
 
-/* ---------------------------------------------------------------- INSERT, UPDATE, DELETE */
-
-typedef struct RedisModifyState
+/* Is routine this wrapper's (a relation or scan of a Redis foreign table)? */
+bool
+polyglot_redis_is_fdw(FdwRoutine *routine)
 {
-	RedisConn  *conn;
-	RedisTable *table;
-	Relation	rel;
-	AttrNumber	key_junk;		/* UPDATE, DELETE: the old key */
-	AttrNumber	sub_junk;		/* and the old field, index or member */
-	List	   *target_attrs;	/* UPDATE: the columns it sets */
-	List	   *list_deletes;	/* per list: (key, index, ...) to remove at the end */
-	int			pending;		/* replies not read yet */
-	MemoryContext cxt;
-	MemoryContext row_cxt;
-} RedisModifyState;
-
-/*
- * What a deleted list element is set to until the end of the statement,
- * when LREM removes them all: indices stay put meanwhile.  The zero bytes
- * keep it apart from any text value.
- */
-static const char list_tombstone[] = "\0pg_polyglot deleted element\0";
-#define LIST_TOMBSTONE_LEN (sizeof(list_tombstone) - 1)
-
-static void
-redisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
-							 Relation target_relation)
-{
-	RedisTable *t = load_table(RelationGetRelid(target_relation));
-	TupleDesc	desc = RelationGetDescr(target_relation);
-	Form_pg_attribute att = TupleDescAttr(desc, t->att[RR_KEY] - 1);
-
-	add_row_identity_var(root, makeVar(rtindex, att->attnum, att->atttypid, att->atttypmod,
-									   att->attcollation, 0), rtindex, "key");
-	if (HAS_SUBKEY(t))
-	{
-		int			sub = t->att[SUBKEY_ROLE(t)];
-
-		if (sub == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
-					 errmsg("foreign table \"%s\" has no %s column",
-							RelationGetRelationName(target_relation),
-							SUBKEY_ROLE(t) == RR_FIELD ? "field" :
-							SUBKEY_ROLE(t) == RR_INDEX ? "index" : "member"),
-					 errhint("UPDATE and DELETE find the rows of a %s table by key and %s.",
-							 type_names[t->type],
-							 SUBKEY_ROLE(t) == RR_FIELD ? "field" :
-							 SUBKEY_ROLE(t) == RR_INDEX ? "index" : "member")));
-		att = TupleDescAttr(desc, sub - 1);
-		add_row_identity_var(root, makeVar(rtindex, att->attnum, att->atttypid, att->atttypmod,
-										   att->attcollation, 0), rtindex, "subkey");
-	}
-}
-
-static List *
-redisPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
-					   int subplan_index)
-{
-	if (plan->onConflictAction != ONCONFLICT_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("INSERT with ON CONFLICT is not supported on Redis foreign tables"),
-				 errhint("INSERT writes a key whether it exists or not.")));
-	return list_make1(plan->operation == CMD_UPDATE ?
-					  polyglot_updated_attrs(root, resultRelation) : NIL);
-}
-
-static void
-begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
-			 CmdType operation, bool explain_only)
-{
-	Relation	rel = rinfo->ri_RelationDesc;
-	RedisModifyState *st = palloc0(sizeof(RedisModifyState));
-
-	rinfo->ri_FdwState = st;
-	st->rel = rel;
-	st->table = load_table(RelationGetRelid(rel));
-	st->target_attrs = target_attrs;
-	st->cxt = CurrentMemoryContext;
-	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot redis write",
-										ALLOCSET_DEFAULT_SIZES);
-	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
-	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->key_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "key");
-		if (HAS_SUBKEY(st->table))
-			st->sub_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "subkey");
-	}
-	if (explain_only)
-		return;
-	st->conn = table_connection(RelationGetRelid(rel), polyglot_modify_user(mtstate, rinfo));
-}
-
-static void
-redisBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						int subplan_index, int eflags)
-{
-	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
-				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
-}
-
-static void
-redisBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
-{
-	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
-}
-
-/* A value of a column as the bytes Redis stores: bytea raw, others as text */
-static char *
-datum_bytes(RedisModifyState *st, int attnum, Datum value, size_t *len)
-{
-	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->rel), attnum - 1);
-	Oid			outfunc;
-	bool		varlena;
-	char	   *s;
-
-	if (getBaseType(att->atttypid) == BYTEAOID)
-	{
-		bytea	   *b = DatumGetByteaPP(value);
-
-		*len = VARSIZE_ANY_EXHDR(b);
-		return VARDATA_ANY(b);
-	}
-	getTypeOutputInfo(att->atttypid, &outfunc, &varlena);
-	s = OidOutputFunctionCall(outfunc, value);
-	*len = strlen(s);
-	return s;
-}
-
-/* A column of the new row: its bytes, or ereport when it is NULL and must not be */
-static char *
-column_bytes(RedisModifyState *st, TupleTableSlot *slot, RedisRole role, size_t *len,
-			 bool *isnull, bool required)
-{
-	int			attnum = st->table->att[role];
-	Datum		value;
-
-	*isnull = true;
-	if (attnum == 0)
-	{
-		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("a row of a Redis %s table needs a %s", type_names[st->table->type],
-							role == RR_KEY ? "key" : role == RR_SCORE ? "score" :
-							role == RR_FIELD ? "field" : role == RR_MEMBER ? "member" : "value")));
-		return NULL;
-	}
-	value = slot_getattr(slot, attnum, isnull);
-	if (*isnull)
-	{
-		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("column \"%s\" of a Redis %s table cannot be NULL",
-							NameStr(TupleDescAttr(RelationGetDescr(st->rel), attnum - 1)->attname),
-							type_names[st->table->type]),
-					 errdetail("Redis has no NULL: delete the row instead.")));
-		return NULL;
-	}
-	return datum_bytes(st, attnum, value, len);
-}
-
-/* The ttl of the new row in milliseconds, or -1 when NULL */
-static int64
-row_ttl_ms(RedisModifyState *st, TupleTableSlot *slot)
-{
-	int			attnum = st->table->att[RR_TTL];
-	Form_pg_attribute att;
-	bool		isnull;
-	Datum		value;
-	float8		seconds;
-
-	if (attnum == 0)
-		return -1;
-	value = slot_getattr(slot, attnum, &isnull);
-	if (isnull)
-		return -1;
-	att = TupleDescAttr(RelationGetDescr(st->rel), attnum - 1);
-	switch (getBaseType(att->atttypid))
-	{
-		case INT2OID:
-			seconds = DatumGetInt16(value);
-			break;
-		case INT4OID:
-			seconds = DatumGetInt32(value);
-			break;
-		case INT8OID:
-			seconds = (float8) DatumGetInt64(value);
-			break;
-		case FLOAT4OID:
-			seconds = DatumGetFloat4(value);
-			break;
-		case FLOAT8OID:
-			seconds = DatumGetFloat8(value);
-			break;
-		case NUMERICOID:
-			seconds = DatumGetFloat8(DirectFunctionCall1(numeric_float8, value));
-			break;
-		case INTERVALOID:
-			seconds = DatumGetFloat8(DirectFunctionCall2(interval_part,
-														 CStringGetTextDatum("epoch"), value));
-			break;
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-					 errmsg("column \"ttl\" must be a number of seconds or an interval")));
-	}
-	if (!(seconds * 1000.0 >= 1.0) || seconds > (float8) PG_INT64_MAX / 1000.0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be at least one millisecond"),
-				 errhint("Set ttl to NULL for a key without expiry.")));
-	return (int64) rint(seconds * 1000.0);
-}
-
-/* Appends PEXPIRE key ms, or PERSIST key for a NULL ttl */
-static void
-append_ttl(RedisModifyState *st, RedisCmd *cmd, const char *key, size_t keylen, int64 ms)
-{
-	if (ms >= 0)
-	{
-		polyglot_redis_cmd_arg(cmd, "PEXPIRE");
-		polyglot_redis_cmd_arg_len(cmd, key, keylen);
-		polyglot_redis_cmd_arg(cmd, psprintf(INT64_FORMAT, ms));
-	}
-	else
-	{
-		polyglot_redis_cmd_arg(cmd, "PERSIST");
-		polyglot_redis_cmd_arg_len(cmd, key, keylen);
-	}
-	polyglot_redis_cmd_append(st->conn, cmd);
-	st->pending++;
-}
-
-/*
- * Reads the replies of the commands appended so far, all of them (the
- * connection must stay in step), then reports the first error reply.
- * Returns the first reply's integer (RPUSH: the list's new length).
- */
-static long long
-read_replies(RedisModifyState *st, const char *what)
-{
-	char	   *error = NULL;
-	long long	first = 0;
-	bool		seen = false;
-
-	while (st->pending > 0)
-	{
-		redisReply *reply = polyglot_redis_get_reply(st->conn, what);
-
-		st->pending--;
-		if (reply->type == REDIS_REPLY_ERROR && error == NULL)
-			error = pstrdup(reply->str ? reply->str : "error");
-		else if (reply->type == REDIS_REPLY_INTEGER && !seen)
-			first = reply->integer;
-		seen = true;
-		freeReplyObject(reply);
-	}
-	if (error)
-		ereport(ERROR,
-				(errcode(strncmp(error, "WRONGTYPE", 9) == 0 ? ERRCODE_FDW_INVALID_DATA_TYPE :
-						 ERRCODE_FDW_ERROR),
-				 errmsg("Redis server \"%s\" refused %s", st->conn->servername, what),
-				 errdetail_internal("%s", error)));
-	return first;
-}
-
-/*
- * After an error with replies still unread, the connection is out of step
- * with its commands: it goes, and the next statement connects again.
- */
-static void
-discard_if_pending(RedisModifyState *st)
-{
-	if (st->pending > 0)
-	{
-		st->pending = 0;
-		polyglot_redis_discard_connection(st->conn);
-	}
-}
-
-static long long read_replies(RedisModifyState *st, const char *what);
-
-/* Reads the replies of the commands sent so far, reporting their first error */
-static void
-drain(RedisModifyState *st, const char *what)
-{
-	if (st->pending > 0)
-		(void) read_replies(st, what);
-}
-
-/* A key a scan could not read back (it holds a zero byte) is refused */
-static void
-check_key(const char *key, size_t len)
-{
-	if (memchr(key, '\0', len))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a Redis key of a foreign table cannot hold a zero byte")));
-}
-
-/* Appends the commands that write a new row */
-static void
-append_insert(RedisModifyState *st, TupleTableSlot *slot, bool with_ttl)
-{
-	RedisTable *t = st->table;
-	RedisCmd	cmd;
-	size_t		klen,
-				vlen,
-				slen;
-	bool		isnull;
-	char	   *key = column_bytes(st, slot, RR_KEY, &klen, &isnull, true);
-	char	   *k;
-	char	   *v;
-	char	   *sub;
-	int64		ttl = with_ttl ? row_ttl_ms(st, slot) : -1;
-
-	check_key(key, klen);
-	k = full_key(t, key, klen, &klen);
-	polyglot_redis_cmd_init(&cmd, 8);
-	switch (t->type)
-	{
-		case RT_STRING:
-			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "SET");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			if (ttl >= 0)
-			{
-				polyglot_redis_cmd_arg(&cmd, "PX");
-				polyglot_redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
-			}
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
-			return;
-		case RT_HASH:
-			if (t->att[RR_FIELDS])
-			{
-				Datum		d = slot_getattr(slot, t->att[RR_FIELDS], &isnull);
-				Jsonb	   *jb;
-				JsonbIterator *it;
-				JsonbValue	jv;
-				JsonbIteratorToken tok;
-
-				if (isnull)
-					ereport(ERROR,
-							(errcode(ERRCODE_NOT_NULL_VIOLATION),
-							 errmsg("the fields of a Redis hash cannot be NULL")));
-				jb = DatumGetJsonbP(d);
-				if (!JB_ROOT_IS_OBJECT(jb) || JsonContainerSize(&jb->root) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("the fields of a Redis hash must be a non-empty JSON object"),
-							 errdetail("Redis has no empty hash: delete the row instead.")));
-				polyglot_redis_cmd_arg(&cmd, "DEL");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-				polyglot_redis_cmd_arg(&cmd, "HSET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				it = JsonbIteratorInit(&jb->root);
-				while ((tok = JsonbIteratorNext(&it, &jv, true)) != WJB_DONE)
-				{
-					if (tok == WJB_KEY)
-						polyglot_redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
-					else if (tok == WJB_VALUE)
-					{
-						/* strings as they are, anything else as its JSON */
-						if (jv.type == jbvString)
-							polyglot_redis_cmd_arg_len(&cmd, jv.val.string.val, jv.val.string.len);
-						else
-						{
-							Jsonb	   *one = JsonbValueToJsonb(&jv);
-							char	   *text = JsonbToCString(NULL, &one->root, VARSIZE(one));
-
-							polyglot_redis_cmd_arg(&cmd, text);
-						}
-					}
-				}
-				if (cmd.argc > 2)
-				{
-					polyglot_redis_cmd_append(st->conn, &cmd);
-					st->pending++;
-				}
-				cmd.argc = 0;
-				break;
-			}
-			sub = column_bytes(st, slot, RR_FIELD, &slen, &isnull, true);
-			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "HSET");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
-			break;
-		case RT_LIST:
-			if (t->att[RR_INDEX])
-			{
-				(void) slot_getattr(slot, t->att[RR_INDEX], &isnull);
-				if (!isnull)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("the index of a new list element is given by Redis"),
-							 errdetail("INSERT appends to the list (RPUSH); leave index NULL, RETURNING shows it.")));
-			}
-			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "RPUSH");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
-			break;
-		case RT_SET:
-			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "SADD");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
-			break;
-		case RT_ZSET:
-			sub = column_bytes(st, slot, RR_MEMBER, &slen, &isnull, true);
-			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
-			polyglot_redis_cmd_arg(&cmd, "ZADD");
-			polyglot_redis_cmd_arg_len(&cmd, k, klen);
-			polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-			polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
-			break;
-	}
-	if (ttl >= 0)
-		append_ttl(st, &cmd, k, klen, ttl);
-}
-
-typedef TupleTableSlot *(*RedisWriteFn) (EState *estate, ResultRelInfo *rinfo,
-										   TupleTableSlot *slot, TupleTableSlot *planSlot);
-
-/*
- * Runs one row's write; after an error with replies unread, the connection
- * goes (discard_if_pending), so that no later statement reads them.
- */
-static TupleTableSlot *
-guarded_write(RedisWriteFn fn, EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-			  TupleTableSlot *planSlot)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	TupleTableSlot *volatile result = NULL;
-
-	PG_TRY();
-	{
-		result = fn(estate, rinfo, slot, planSlot);
-	}
-	PG_CATCH();
-	{
-		discard_if_pending(st);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return result;
-}
-
-static TupleTableSlot *
-exec_insert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
-	long long	result;
-
-	append_insert(st, slot, true);
-	result = read_replies(st, "an INSERT");
-	/* RPUSH answers the new length: the element's index is one less */
-	if (st->table->type == RT_LIST && st->table->att[RR_INDEX])
-	{
-		int			attnum = st->table->att[RR_INDEX];
-		Form_pg_attribute att = TupleDescAttr(slot->tts_tupleDescriptor, attnum - 1);
-		Oid			typinput,
-					typioparam;
-
-		slot_getallattrs(slot);
-		getTypeInputInfo(att->atttypid, &typinput, &typioparam);
-		MemoryContextSwitchTo(old);
-		slot->tts_values[attnum - 1] = OidInputFunctionCall(typinput, psprintf("%lld", result - 1),
-															typioparam, att->atttypmod);
-		slot->tts_isnull[attnum - 1] = false;
-		MemoryContextSwitchTo(st->row_cxt);
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
-	return slot;
-}
-
-static TupleTableSlot *
-redisExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
-{
-	return guarded_write(exec_insert, estate, rinfo, slot, planSlot);
-}
-
-#if PG_VERSION_NUM >= 140000
-/* batch_size rows in one pipeline */
-static TupleTableSlot **
-redisExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
-							TupleTableSlot **planSlots, int *numSlots)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
-	volatile int i;
-
-	PG_TRY();
-	{
-		for (i = 0; i < *numSlots; i++)
-			append_insert(st, slots[i], true);
-		(void) read_replies(st, "a batched INSERT");
-	}
-	PG_CATCH();
-	{
-		discard_if_pending(st);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
-	return slots;
-}
-
-static int
-redisGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->table->batch_size : 1);
-}
-#endif
-
-/* The old key (with prefix) and sub-key of the row an UPDATE or DELETE is at */
-static char *
-old_key(RedisModifyState *st, TupleTableSlot *planSlot, size_t *klen, char **sub,
-		size_t *slen)
-{
-	bool		isnull;
-	Datum		d = ExecGetJunkAttribute(planSlot, st->key_junk, &isnull);
-	char	   *key;
-
-	if (isnull)
-		elog(ERROR, "pg_polyglot: the key of a Redis row is null");
-	key = datum_bytes(st, st->table->att[RR_KEY], d, klen);
-	key = full_key(st->table, key, *klen, klen);
-	*sub = NULL;
-	if (st->sub_junk)
-	{
-		d = ExecGetJunkAttribute(planSlot, st->sub_junk, &isnull);
-		if (isnull)
-			elog(ERROR, "pg_polyglot: the sub-key of a Redis row is null");
-		*sub = datum_bytes(st, st->table->att[SUBKEY_ROLE(st->table)], d, slen);
-	}
-	return key;
-}
-
-static bool
-updates(RedisModifyState *st, RedisRole role)
-{
-	return st->table->att[role] && list_member_int(st->target_attrs, st->table->att[role]);
-}
-
-static bool
-bytes_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-	return alen == blen && memcmp(a, b, alen) == 0;
-}
-
-static void
-cmd2(RedisModifyState *st, RedisCmd *cmd, const char *c, const char *k, size_t klen,
-	 const char *a, size_t alen)
-{
-	polyglot_redis_cmd_arg(cmd, c);
-	polyglot_redis_cmd_arg_len(cmd, k, klen);
-	if (a)
-		polyglot_redis_cmd_arg_len(cmd, a, alen);
-	polyglot_redis_cmd_append(st->conn, cmd);
-	st->pending++;
-}
-
-/*
- * An UPDATE that moves a row onto one that exists: an error, as a unique
- * key would give, rather than overwriting it.
- */
-static void
-row_exists(RedisModifyState *st, const char *k, size_t klen, const char *sub, size_t slen)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 errmsg("Redis key \"%s\"%s%s%s already exists", pnstrdup(k, klen),
-					sub ? " with \"" : "", sub ? pnstrdup(sub, slen) : "", sub ? "\"" : ""),
-			 errdetail("An UPDATE cannot move a row onto another one.")));
-}
-
-static TupleTableSlot *
-exec_update(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	RedisTable *t = st->table;
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
-	RedisCmd	cmd;
-	size_t		oklen,
-				oslen = 0,
-				klen,
-				slen = 0,
-				vlen;
-	char	   *osub;
-	char	   *ok = old_key(st, planSlot, &oklen, &osub, &oslen);
-	bool		isnull;
-	char	   *k = column_bytes(st, slot, RR_KEY, &klen, &isnull, true);
-	char	   *sub = NULL;
-	char	   *v;
-	bool		moved;
-
-	check_key(k, klen);
-	k = full_key(t, k, klen, &klen);
-	if (HAS_SUBKEY(t))
-		sub = column_bytes(st, slot, SUBKEY_ROLE(t), &slen, &isnull, true);
-	moved = !bytes_equal(ok, oklen, k, klen) ||
-		(sub && !bytes_equal(osub, oslen, sub, slen));
-	polyglot_redis_cmd_init(&cmd, 8);
-	switch (t->type)
-	{
-		case RT_STRING:
-			if (moved)
-			{
-				drain(st, "an UPDATE");
-				cmd2(st, &cmd, "RENAMENX", ok, oklen, k, klen);
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, NULL, 0);
-			}
-			if (updates(st, RR_VALUE))
-			{
-				int64		ttl = updates(st, RR_TTL) ? row_ttl_ms(st, slot) : -1;
-
-				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-				polyglot_redis_cmd_arg(&cmd, "SET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				if (ttl >= 0)
-				{
-					polyglot_redis_cmd_arg(&cmd, "PX");
-					polyglot_redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, ttl));
-				}
-				else if (!updates(st, RR_TTL))
-					polyglot_redis_cmd_arg(&cmd, "KEEPTTL");
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-			}
-			else if (updates(st, RR_TTL))
-				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
-			break;
-		case RT_HASH:
-			if (t->att[RR_FIELDS])
-			{
-				if (moved || updates(st, RR_FIELDS))
-				{
-					long long	keep = -1;
-
-					/* the rewrite drops the key's expiry: keep it unless assigned */
-					if (!updates(st, RR_TTL))
-					{
-						drain(st, "an UPDATE");
-						cmd2(st, &cmd, "PTTL", ok, oklen, NULL, 0);
-						keep = read_replies(st, "an UPDATE");
-					}
-					if (moved)
-						cmd2(st, &cmd, "DEL", ok, oklen, NULL, 0);
-					append_insert(st, slot, updates(st, RR_TTL));
-					if (keep > 0)
-						append_ttl(st, &cmd, k, klen, keep);
-				}
-				else if (updates(st, RR_TTL))
-					append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
-				break;
-			}
-			v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-			if (moved)
-			{
-				/* the new field first, only where there is none: then the old goes */
-				drain(st, "an UPDATE");
-				polyglot_redis_cmd_arg(&cmd, "HSETNX");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, sub, slen);
-				cmd2(st, &cmd, "HDEL", ok, oklen, osub, oslen);
-			}
-			else if (updates(st, RR_VALUE))
-			{
-				polyglot_redis_cmd_arg(&cmd, "HSET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-			}
-			if (updates(st, RR_TTL))
-				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
-			break;
-		case RT_LIST:
-			if (moved)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot change the key or index of a list element"),
-						 errhint("Delete the element and insert a new one.")));
-			if (updates(st, RR_VALUE))
-			{
-				v = column_bytes(st, slot, RR_VALUE, &vlen, &isnull, true);
-				polyglot_redis_cmd_arg(&cmd, "LSET");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-			}
-			if (updates(st, RR_TTL))
-				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
-			break;
-		case RT_SET:
-			if (moved)
-			{
-				drain(st, "an UPDATE");
-				cmd2(st, &cmd, "SADD", k, klen, sub, slen);
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, sub, slen);
-				cmd2(st, &cmd, "SREM", ok, oklen, osub, oslen);
-			}
-			if (updates(st, RR_TTL))
-				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
-			break;
-		case RT_ZSET:
-			v = column_bytes(st, slot, RR_SCORE, &vlen, &isnull, true);
-			if (moved)
-			{
-				drain(st, "an UPDATE");
-				polyglot_redis_cmd_arg(&cmd, "ZADD");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg(&cmd, "NX");
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-				if (read_replies(st, "an UPDATE") == 0)
-					row_exists(st, k, klen, sub, slen);
-				cmd2(st, &cmd, "ZREM", ok, oklen, osub, oslen);
-			}
-			else if (updates(st, RR_SCORE))
-			{
-				polyglot_redis_cmd_arg(&cmd, "ZADD");
-				polyglot_redis_cmd_arg_len(&cmd, k, klen);
-				polyglot_redis_cmd_arg_len(&cmd, v, vlen);
-				polyglot_redis_cmd_arg_len(&cmd, sub, slen);
-				polyglot_redis_cmd_append(st->conn, &cmd);
-				st->pending++;
-			}
-			if (updates(st, RR_TTL))
-				append_ttl(st, &cmd, k, klen, row_ttl_ms(st, slot));
-			break;
-	}
-	/*
-	 * The row's replies now: the scan feeding this UPDATE shares the
-	 * connection, and its next command must not meet them.
-	 */
-	drain(st, "an UPDATE");
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
-	return slot;
-}
-
-static TupleTableSlot *
-redisExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
-{
-	return guarded_write(exec_update, estate, rinfo, slot, planSlot);
-}
-
-static TupleTableSlot *
-exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-					   TupleTableSlot *planSlot)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	RedisTable *t = st->table;
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
-	RedisCmd	cmd;
-	size_t		klen,
-				slen = 0;
-	char	   *sub;
-	char	   *k = old_key(st, planSlot, &klen, &sub, &slen);
-	bool		isnull;
-	Datum		keyd = ExecGetJunkAttribute(planSlot, st->key_junk, &isnull);
-	Datum		subd = st->sub_junk ? ExecGetJunkAttribute(planSlot, st->sub_junk, &isnull) : 0;
-
-	polyglot_redis_cmd_init(&cmd, 4);
-	switch (t->type)
-	{
-		case RT_STRING:
-			cmd2(st, &cmd, "DEL", k, klen, NULL, 0);
-			break;
-		case RT_HASH:
-			if (t->att[RR_FIELDS])
-				cmd2(st, &cmd, "DEL", k, klen, NULL, 0);
-			else
-				cmd2(st, &cmd, "HDEL", k, klen, sub, slen);
-			break;
-		case RT_LIST:
-			{
-				/* removed at the end of the statement, all of a key's at once */
-				MemoryContext o2 = MemoryContextSwitchTo(st->cxt);
-				ListCell   *lc;
-				ListCell   *found = NULL;
-
-				foreach(lc, st->list_deletes)
-					if (bytes_equal(strVal(linitial((List *) lfirst(lc))),
-									strlen(strVal(linitial((List *) lfirst(lc)))), k, klen))
-						found = lc;
-				if (found == NULL)
-				{
-					st->list_deletes = lappend(st->list_deletes,
-											   list_make1(makeString(pnstrdup(k, klen))));
-					found = list_tail(st->list_deletes);
-				}
-				lfirst(found) = lappend((List *) lfirst(found), makeString(pnstrdup(sub, slen)));
-				MemoryContextSwitchTo(o2);
-			}
-			break;
-		case RT_SET:
-			cmd2(st, &cmd, "SREM", k, klen, sub, slen);
-			break;
-		case RT_ZSET:
-			cmd2(st, &cmd, "ZREM", k, klen, sub, slen);
-			break;
-	}
-	/* the row's replies now, as for UPDATE: the scan shares the connection */
-	drain(st, "a DELETE");
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
-
-	/* RETURNING of a DELETE sees the key (and field, index or member) */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[t->att[RR_KEY] - 1] = keyd;
-	slot->tts_isnull[t->att[RR_KEY] - 1] = false;
-	if (st->sub_junk)
-	{
-		slot->tts_values[t->att[SUBKEY_ROLE(t)] - 1] = subd;
-		slot->tts_isnull[t->att[SUBKEY_ROLE(t)] - 1] = false;
-	}
-	ExecStoreVirtualTuple(slot);
-	return slot;
-}
-
-static TupleTableSlot *
-redisExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot, TupleTableSlot *planSlot)
-{
-	return guarded_write(exec_delete, estate, rinfo, slot, planSlot);
-}
-
-/*
- * Removes a list's elements by index, atomically: each is set to a marker,
- * then every marker goes.  Indices are those the statement read, so the
- * elements of one statement are removed together at its end.
- */
-static const char list_delete_script[] =
-"local t = ARGV[1] "
-"for i = 2, #ARGV do redis.call('LSET', KEYS[1], ARGV[i], t) end "
-"return redis.call('LREM', KEYS[1], 0, t)";
-
-/* also EndForeignInsert: removes the list elements deleted by the statement */
-static void
-redisEndForeignModify(EState *estate, ResultRelInfo *rinfo)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-	RedisCmd	cmd;
-	ListCell   *lc;
-
-	if (st == NULL || st->conn == NULL || (st->list_deletes == NIL && st->pending == 0))
-		return;
-	polyglot_redis_cmd_init(&cmd, 8);
-	PG_TRY();
-	{
-		drain(st, "an UPDATE or DELETE");
-		foreach(lc, st->list_deletes)
-		{
-			List	   *entry = (List *) lfirst(lc);
-			ListCell   *li;
-
-			polyglot_redis_cmd_arg(&cmd, "EVAL");
-			polyglot_redis_cmd_arg(&cmd, list_delete_script);
-			polyglot_redis_cmd_arg(&cmd, "1");
-			polyglot_redis_cmd_arg(&cmd, strVal(linitial(entry)));
-			polyglot_redis_cmd_arg_len(&cmd, list_tombstone, LIST_TOMBSTONE_LEN);
-			for_each_from(li, entry, 1)
-				polyglot_redis_cmd_arg(&cmd, strVal(lfirst(li)));
-			polyglot_redis_cmd_append(st->conn, &cmd);
-			st->pending++;
-		}
-		st->list_deletes = NIL;
-		drain(st, "the removal of deleted list elements");
-	}
-	PG_CATCH();
-	{
-		discard_if_pending(st);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-}
-
-static void
-redisExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						  int subplan_index, ExplainState *es)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-
-	ExplainPropertyText("Redis Type", type_names[st->table->type], es);
-#if PG_VERSION_NUM >= 140000
-	if (es->verbose && mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-#endif
+	return routine->GetForeignRelSize == redisGetForeignRelSize;
 }
 
 PG_FUNCTION_INFO_V1(polyglot_redis_handler);
@@ -3052,19 +1182,6 @@ polyglot_redis_handler(PG_FUNCTION_ARGS)
 	routine->ReScanForeignScan = redisReScanForeignScan;
 	routine->EndForeignScan = redisEndForeignScan;
 	routine->ExplainForeignScan = redisExplainForeignScan;
-	routine->AddForeignUpdateTargets = redisAddForeignUpdateTargets;
-	routine->PlanForeignModify = redisPlanForeignModify;
-	routine->BeginForeignModify = redisBeginForeignModify;
-	routine->ExecForeignInsert = redisExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = redisGetForeignModifyBatchSize;
-#endif
-	routine->ExecForeignUpdate = redisExecForeignUpdate;
-	routine->ExecForeignDelete = redisExecForeignDelete;
-	routine->EndForeignModify = redisEndForeignModify;
-	routine->BeginForeignInsert = redisBeginForeignInsert;
-	routine->EndForeignInsert = redisEndForeignModify;
-	routine->ExplainForeignModify = redisExplainForeignModify;
+	polyglot_redis_modify_routine(routine);
 	PG_RETURN_POINTER(routine);
 }

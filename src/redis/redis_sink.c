@@ -632,21 +632,7 @@ redis_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, char 
 		i++;
 	}
 	/* every reply before judging any, so the connection stays in step */
-	PG_TRY();
-	{
-		for (i = 0; i < n; i++)
-			replies[i] = polyglot_redis_get_reply(conn, "reading keys to verify");
-	}
-	PG_CATCH();
-	{
-		int			j;
-
-		for (j = 0; j < n; j++)
-			if (replies[j])
-				freeReplyObject(replies[j]);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	polyglot_redis_get_replies(conn, n, replies, "reading keys to verify");
 	i = 0;
 	foreach(lc, items)
 	{
