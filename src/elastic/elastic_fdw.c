@@ -1993,8 +1993,8 @@ source_value(JsonbContainer *source, const char *path, JsonbValue *result)
 	return false;
 }
 
-static Datum convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod,
-						   Oid typinput, Oid typioparam, bool *isnull);
+static Datum convert_value(JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
+						   Oid typioparam, bool *isnull);
 
 /* An ISO 8601 date or date and time without a zone designator or offset */
 static bool
@@ -2013,7 +2013,7 @@ iso_without_zone(const char *s)
 
 /* A JSON array as a PostgreSQL array of elemtype */
 static Datum
-convert_array(ElasticScanState *st, JsonbContainer *arr, Oid elemtype)
+convert_array(JsonbContainer *arr, Oid elemtype)
 {
 	int			n = JsonContainerSize(arr);
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
@@ -2033,7 +2033,7 @@ convert_array(ElasticScanState *st, JsonbContainer *arr, Oid elemtype)
 	{
 		JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
 
-		elems[i] = convert_value(st, e, elemtype, -1, typinput, typioparam, &nulls[i]);
+		elems[i] = convert_value(e, elemtype, -1, typinput, typioparam, &nulls[i]);
 	}
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
 											  typlen, typbyval, typalign));
@@ -2046,14 +2046,14 @@ convert_array(ElasticScanState *st, JsonbContainer *arr, Oid elemtype)
  * json, or as their JSON text for text, arrays element by element for
  * array types.  Anything else is an error naming the column.
  */
-static Datum convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod,
-						  Oid typinput, Oid typioparam, bool *isnull);
+static Datum convert_json(JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
+						  Oid typioparam, bool *isnull);
 
 static Datum
-convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
-			  Oid typioparam, bool *isnull)
+convert_value(JsonbValue *v, Oid typid, int32 typmod, Oid typinput, Oid typioparam,
+			  bool *isnull)
 {
-	Datum		result = convert_json(st, v, typid, typmod, typinput, typioparam, isnull);
+	Datum		result = convert_json(v, typid, typmod, typinput, typioparam, isnull);
 
 	/* a domain's constraints, also on values that skip its input function */
 	if (getBaseType(typid) != typid)
@@ -2062,8 +2062,8 @@ convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid 
 }
 
 static Datum
-convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
-			 Oid typioparam, bool *isnull)
+convert_json(JsonbValue *v, Oid typid, int32 typmod, Oid typinput, Oid typioparam,
+			 bool *isnull)
 {
 	Oid			base = getBaseType(typid);
 	char	   *text;
@@ -2145,7 +2145,7 @@ convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid t
 				Oid			elemtype = get_element_type(base);
 
 				if (JsonContainerIsArray(c) && OidIsValid(elemtype))
-					return convert_array(st, c, elemtype);
+					return convert_array(c, elemtype);
 				if (base == TEXTOID || base == VARCHAROID)
 				{
 					StringInfoData buf;
@@ -2169,31 +2169,41 @@ convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid t
 	return (Datum) 0;
 }
 
-/* Stores the next hit in the slot; false at the end */
-static bool
-store_hit(ElasticScanState *st, TupleTableSlot *slot)
+/* The next hit of the scan, fetching the next page when needed; NULL at the end */
+static JsonbContainer *
+next_hit(ElasticScanState *st)
 {
 	JsonbValue *hit;
-	JsonbContainer *h;
+
+	while (st->next_hit >= st->nhits)
+	{
+		if (st->started && st->last_page)
+			return NULL;
+		st->started = true;
+		fetch_page(st);
+		if (st->nhits == 0 && st->last_page)
+			return NULL;
+	}
+	hit = getIthJsonbValueFromContainer(st->hits, st->next_hit++);
+	if (hit == NULL || hit->type != jbvBinary || !JsonContainerIsObject(hit->val.binary.data))
+		malformed_response(st, "A hit is not an object");
+	return hit->val.binary.data;
+}
+
+/*
+ * Stores a hit's columns in the slot: the wanted ones from its _id,
+ * _score and _source, the others NULL.  Conversion errors name the column
+ * and the document.
+ */
+static void
+store_hit(ElasticScanState *st, JsonbContainer *h, TupleTableSlot *slot)
+{
 	JsonbContainer *source = NULL;
 	JsonbValue	source_jv;
 	JsonbValue	v;
 	ErrorContextCallback errcallback;
 	int			i;
 
-	while (st->next_hit >= st->nhits)
-	{
-		if (st->started && st->last_page)
-			return false;
-		st->started = true;
-		fetch_page(st);
-		if (st->nhits == 0 && st->last_page)
-			return false;
-	}
-	hit = getIthJsonbValueFromContainer(st->hits, st->next_hit++);
-	if (hit == NULL || hit->type != jbvBinary || !JsonContainerIsObject(hit->val.binary.data))
-		malformed_response(st, "A hit is not an object");
-	h = hit->val.binary.data;
 	st->current_id = polyglot_elastic_json_string(h, "_id");
 	if (getKeyJsonValueFromContainer(h, "_source", 7, &source_jv) && source_jv.type == jbvBinary)
 		source = source_jv.val.binary.data;
@@ -2223,7 +2233,7 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 				break;
 			case ECOL_SCORE:
 				if (getKeyJsonValueFromContainer(h, "_score", 6, &v))
-					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
+					slot->tts_values[i] = convert_value(&v, col->typid, col->typmod,
 														st->typinput[i], st->typioparam[i],
 														&slot->tts_isnull[i]);
 				break;
@@ -2237,14 +2247,14 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 			case ECOL_SOURCE:
 				if (source)
 				{
-					slot->tts_values[i] = convert_value(st, &source_jv, col->typid, col->typmod,
+					slot->tts_values[i] = convert_value(&source_jv, col->typid, col->typmod,
 														st->typinput[i], st->typioparam[i],
 														&slot->tts_isnull[i]);
 				}
 				break;
 			case ECOL_FIELD:
 				if (source_value(source, col->field, &v))
-					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
+					slot->tts_values[i] = convert_value(&v, col->typid, col->typmod,
 														st->typinput[i], st->typioparam[i],
 														&slot->tts_isnull[i]);
 				break;
@@ -2254,7 +2264,6 @@ store_hit(ElasticScanState *st, TupleTableSlot *slot)
 	}
 	st->current_column = NULL;
 	error_context_stack = errcallback.previous;
-	return true;
 }
 
 /* count(*) by _count: one row, the count in every output column */
@@ -2307,7 +2316,16 @@ elasticIterateForeignScan(ForeignScanState *node)
 	ExecClearTuple(slot);
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
-	found = st->count ? store_count(st, slot) : store_hit(st, slot);
+	if (st->count)
+		found = store_count(st, slot);
+	else
+	{
+		JsonbContainer *hit = next_hit(st);
+
+		found = hit != NULL;
+		if (found)
+			store_hit(st, hit, slot);
+	}
 	MemoryContextSwitchTo(old);
 	if (!found)
 	{
