@@ -965,27 +965,16 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 }
 
 /*
- * count(*) of a query whose conditions all go to the server, without
- * GROUP BY or HAVING, is the _count of its search: one request, no hits.
+ * The scan target list of an aggregation the server answers: count(*)
+ * without FILTER, DISTINCT or ORDER BY, one entry per distinct Aggref; NIL
+ * when the target computes any other aggregate or a column.
  */
-static void
-elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_rel,
-							RelOptInfo *output_rel, void *extra)
+static List *
+count_tlist(PathTarget *target)
 {
-	ElasticRelInfo *info;
-	Query	   *parse = root->parse;
-	PathTarget *target = output_rel->reltarget;
 	List	   *scan_tlist = NIL;
 	ListCell   *lc;
 
-	if (stage != UPPERREL_GROUP_AGG || input_rel->reloptkind != RELOPT_BASEREL ||
-		output_rel->fdw_private != NULL)
-		return;
-	info = (ElasticRelInfo *) input_rel->fdw_private;
-	if (info == NULL || !info->pushdown || info->local_conds != NIL ||
-		parse->groupClause || parse->groupingSets || parse->havingQual ||
-		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
-		return;
 	foreach(lc, target->exprs)
 	{
 		List	   *vars = pull_var_clause((Node *) lfirst(lc), PVC_INCLUDE_AGGREGATES);
@@ -997,13 +986,38 @@ elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptIn
 
 			if (!IsA(agg, Aggref) || agg->aggfnoid != F_COUNT_ || agg->aggfilter ||
 				agg->aggdistinct || agg->aggorder)
-				return;
+				return NIL;
 			if (!tlist_member((Expr *) agg, scan_tlist))
 				scan_tlist = lappend(scan_tlist,
 									 makeTargetEntry((Expr *) copyObject(agg),
 													 list_length(scan_tlist) + 1, NULL, false));
 		}
 	}
+	return scan_tlist;
+}
+
+/*
+ * count(*) of a query whose conditions all go to the server, without
+ * GROUP BY or HAVING, is the _count of its search: one request, no hits.
+ */
+static void
+elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo *input_rel,
+							RelOptInfo *output_rel, void *extra)
+{
+	ElasticRelInfo *info;
+	Query	   *parse = root->parse;
+	PathTarget *target = output_rel->reltarget;
+	List	   *scan_tlist;
+
+	if (stage != UPPERREL_GROUP_AGG || input_rel->reloptkind != RELOPT_BASEREL ||
+		output_rel->fdw_private != NULL)
+		return;
+	info = (ElasticRelInfo *) input_rel->fdw_private;
+	if (info == NULL || !info->pushdown || info->local_conds != NIL ||
+		parse->groupClause || parse->groupingSets || parse->havingQual ||
+		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
+		return;
+	scan_tlist = count_tlist(target);
 	if (scan_tlist == NIL)
 		return;
 	output_rel->fdw_private = list_make2(info, scan_tlist);
