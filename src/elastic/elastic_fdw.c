@@ -1569,6 +1569,13 @@ append_sort(StringInfo buf, ElasticScanState *st, bool tiebreak)
 	appendStringInfoChar(buf, ']');
 }
 
+/* The body of a _count request of query */
+static char *
+count_body(const char *query)
+{
+	return psprintf("{\"query\":%s}", query);
+}
+
 /* The body of one search request */
 static char *
 build_search_body(ElasticScanState *st, int size, bool explain)
@@ -2286,7 +2293,7 @@ store_count(ElasticScanState *st, TupleTableSlot *slot)
 {
 	ElasticResponse response;
 	char	   *path = psprintf("/%s/_count", st->index);
-	char	   *body = psprintf("{\"query\":%s}", st->query);
+	char	   *body = count_body(st->query);
 	Jsonb	   *jb;
 	JsonbValue	v;
 	int			i;
@@ -2377,25 +2384,21 @@ elasticEndForeignScan(ForeignScanState *node)
 }
 
 /*
- * EXPLAIN: the index; VERBOSE adds the request as it is sent, method, path
- * and body of the first page, with constants; parameters show as
- * "(parameter)", the point in time as "(point in time)".
+ * The request of a scan as EXPLAIN VERBOSE shows it: method, path and body
+ * of the first page, with constants; parameters show as "(parameter)", the
+ * point in time as "(point in time)".
  */
 static void
-elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
+explain_request(ElasticScanState *st, ExprContext *econtext, ExplainState *es)
 {
-	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 	char	   *query;
 
-	ExplainPropertyText("Remote Index", st->index, es);
-	if (!es->verbose)
-		return;
 	/* parameters show as such: a nested loop's may never have been set */
-	query = build_query(st, node->ss.ps.ps_ExprContext, true);
+	query = build_query(st, econtext, true);
 	if (st->count)
 	{
 		ExplainPropertyText("Remote Request", psprintf("POST /%s/_count", st->index), es);
-		ExplainPropertyText("Remote Body", psprintf("{\"query\":%s}", query), es);
+		ExplainPropertyText("Remote Body", count_body(query), es);
 		return;
 	}
 	st->query = query;
@@ -2410,6 +2413,17 @@ elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
 										  (int) Min((int64) st->page_size, st->limit) :
 										  st->page_size, true), es);
 	st->query = NULL;
+}
+
+/* EXPLAIN: the index; VERBOSE adds the request as it is sent */
+static void
+elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
+{
+	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
+
+	ExplainPropertyText("Remote Index", st->index, es);
+	if (es->verbose)
+		explain_request(st, node->ss.ps.ps_ExprContext, es);
 }
 
 /* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
