@@ -103,6 +103,97 @@ extern List *polyglot_elastic_read_mappings(ElasticConn *conn, const char *index
 extern ElasticField *polyglot_elastic_find_field(List *fields, const char *path);
 extern List *polyglot_elastic_merged_fields(List *mappings);
 
+/*
+ * The foreign-data wrapper's state, shared by its files: where a column's
+ * value comes from, what the planner knows of a table, a scan's state.
+ */
+typedef enum ElasticColumnKind
+{
+	ECOL_DROPPED,
+	ECOL_FIELD,					/* a field of the _source */
+	ECOL_SOURCE,				/* the whole _source */
+	ECOL_ID,					/* the document's _id */
+	ECOL_SCORE,					/* the hit's _score */
+	ECOL_QUERY					/* the query_string searched with */
+} ElasticColumnKind;
+
+typedef struct ElasticColumn
+{
+	ElasticColumnKind kind;
+	char	   *name;
+	char	   *field;			/* ECOL_FIELD: dotted path */
+	Oid			typid;
+	int32		typmod;
+	bool		notnull;
+	/* planner only, from the mapping: */
+	char	   *term_field;		/* path term/terms/range/sort use, or NULL */
+	bool		ranges;			/* ranges and sorts agree with PostgreSQL's */
+	int			ignore_above;	/* of a keyword term_field, or -1 */
+	bool		exists;			/* a mapped leaf: exists answers IS NULL */
+} ElasticColumn;
+
+/* Planner state of a foreign table */
+typedef struct ElasticRelInfo
+{
+	char	   *index;
+	int			natts;
+	ElasticColumn *columns;		/* by attnum - 1 */
+	bool		pushdown;
+	bool		use_remote_estimate;
+	int			page_size;
+	Oid			relid;
+	Oid			userid;
+	List	   *remote_conds;	/* RestrictInfos pushed down exactly */
+	List	   *local_conds;	/* RestrictInfos checked here (some also sent) */
+	List	   *values;			/* expressions whose values the request holds */
+	List	   *items;			/* the filter's items */
+	List	   *queries;		/* of Integer: values searched as query_string */
+} ElasticRelInfo;
+
+#define ELASTIC_KEEP_ALIVE		"1m"	/* of a point in time, renewed by each page */
+
+/* Executor state of a scan */
+typedef struct ElasticScanState
+{
+	ElasticConn *conn;
+	char	   *index;
+	List	   *filter;
+	List	   *queries;
+	List	   *value_exprs;	/* the plan's, for EXPLAIN */
+	List	   *value_states;
+	int			natts;
+	ElasticColumn *columns;
+	bool	   *wanted;
+	bool		whole_source;
+	bool		want_score;
+	List	   *source_fields;	/* of String: the _source to fetch */
+	List	   *sort;
+	int64		limit;
+	bool		count;
+	int			page_size;
+	Oid		   *typinput;		/* by attnum - 1 */
+	Oid		   *typioparam;
+	/* per execution */
+	char	   *query;			/* this execution's query JSON */
+	char	   *query_text;		/* the query column's value, or NULL */
+	bool		use_pit;
+	char	   *pit_id;
+	char	   *search_after;	/* the last hit's sort values, JSON */
+	Jsonb	   *page;
+	JsonbContainer *hits;
+	int			nhits;
+	int			next_hit;
+	int64		fetched;
+	bool		last_page;
+	bool		started;
+	bool		count_done;
+	MemoryContext exec_cxt;		/* of this execution: reset by a rescan */
+	MemoryContext page_cxt;
+	MemoryContext row_cxt;
+	const char *current_column; /* for the error context */
+	char	   *current_id;
+} ElasticScanState;
+
 /* elastic_json.c */
 extern void polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
 

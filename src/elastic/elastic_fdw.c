@@ -101,50 +101,6 @@
 #include "pg_polyglot.h"
 #include "elastic/elastic.h"
 
-/* Where a column's value comes from */
-typedef enum ElasticColumnKind
-{
-	ECOL_DROPPED,
-	ECOL_FIELD,					/* a field of the _source */
-	ECOL_SOURCE,				/* the whole _source */
-	ECOL_ID,					/* the document's _id */
-	ECOL_SCORE,					/* the hit's _score */
-	ECOL_QUERY					/* the query_string searched with */
-} ElasticColumnKind;
-
-typedef struct ElasticColumn
-{
-	ElasticColumnKind kind;
-	char	   *name;
-	char	   *field;			/* ECOL_FIELD: dotted path */
-	Oid			typid;
-	int32		typmod;
-	bool		notnull;
-	/* planner only, from the mapping: */
-	char	   *term_field;		/* path term/terms/range/sort use, or NULL */
-	bool		ranges;			/* ranges and sorts agree with PostgreSQL's */
-	int			ignore_above;	/* of a keyword term_field, or -1 */
-	bool		exists;			/* a mapped leaf: exists answers IS NULL */
-} ElasticColumn;
-
-/* Planner state of a foreign table */
-typedef struct ElasticRelInfo
-{
-	char	   *index;
-	int			natts;
-	ElasticColumn *columns;		/* by attnum - 1 */
-	bool		pushdown;
-	bool		use_remote_estimate;
-	int			page_size;
-	Oid			relid;
-	Oid			userid;
-	List	   *remote_conds;	/* RestrictInfos pushed down exactly */
-	List	   *local_conds;	/* RestrictInfos checked here (some also sent) */
-	List	   *values;			/* expressions whose values the request holds */
-	List	   *items;			/* the filter's items */
-	List	   *queries;		/* of Integer: values searched as query_string */
-} ElasticRelInfo;
-
 /* fdw_private of a ForeignScan */
 #define FP_INDEX		0		/* String */
 #define FP_FILTER		1		/* items, joined by "and" */
@@ -160,7 +116,6 @@ typedef struct ElasticRelInfo
 #define ELASTIC_ROW_COST		0.05
 #define ELASTIC_SCAN_COST		0.001	/* per document the server looks at */
 
-#define ELASTIC_KEEP_ALIVE		"1m"	/* of a point in time, renewed by each page */
 #define POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE	1000
 #define POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE	100
 #define POLYGLOT_DEFAULT_ELASTIC_DOCUMENTS	1000	/* without an estimate */
@@ -1143,48 +1098,6 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 }
 
 /* ---------------------------------------------------------------- execution */
-
-/* Executor state of a scan */
-typedef struct ElasticScanState
-{
-	ElasticConn *conn;
-	char	   *index;
-	List	   *filter;
-	List	   *queries;
-	List	   *value_exprs;	/* the plan's, for EXPLAIN */
-	List	   *value_states;
-	int			natts;
-	ElasticColumn *columns;
-	bool	   *wanted;
-	bool		whole_source;
-	bool		want_score;
-	List	   *source_fields;	/* of String: the _source to fetch */
-	List	   *sort;
-	int64		limit;
-	bool		count;
-	int			page_size;
-	Oid		   *typinput;		/* by attnum - 1 */
-	Oid		   *typioparam;
-	/* per execution */
-	char	   *query;			/* this execution's query JSON */
-	char	   *query_text;		/* the query column's value, or NULL */
-	bool		use_pit;
-	char	   *pit_id;
-	char	   *search_after;	/* the last hit's sort values, JSON */
-	Jsonb	   *page;
-	JsonbContainer *hits;
-	int			nhits;
-	int			next_hit;
-	int64		fetched;
-	bool		last_page;
-	bool		started;
-	bool		count_done;
-	MemoryContext exec_cxt;		/* of this execution: reset by a rescan */
-	MemoryContext page_cxt;
-	MemoryContext row_cxt;
-	const char *current_column; /* for the error context */
-	char	   *current_id;
-} ElasticScanState;
 
 #define MATCH_NONE "{\"bool\":{\"must_not\":[{\"match_all\":{}}]}}"
 
