@@ -11,6 +11,8 @@
 
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "commands/explain.h"
+#include "foreign/fdwapi.h"
 #include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
 
@@ -24,13 +26,13 @@ typedef struct ElasticConnOptions
 	const char *api_key;		/* from the user mapping, or NULL */
 } ElasticConnOptions;
 
-/* elastic_option.c */
+/* in elastic_option.c */
 extern void polyglot_elastic_get_options(ForeignServer *server, UserMapping *user,
 								ElasticConnOptions *opts);
 extern List *polyglot_elastic_split_urls(const char *urls);
 extern void polyglot_elastic_check_index_name(const char *name, const char *value);
 
-/* elastic_connection.c */
+/* in elastic_connection.c */
 #define ELASTIC_TRACKED_PITS	16
 
 typedef struct ElasticConn
@@ -73,8 +75,9 @@ extern int	polyglot_elastic_json_int(JsonbContainer *container, const char *key,
 extern char *polyglot_elastic_error_text(JsonbContainer *error);
 extern Jsonb *polyglot_elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
 									 const char *what);
+extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
-/* elastic_mapping.c */
+/* in elastic_mapping.c */
 typedef struct ElasticField
 {
 	char	   *path;			/* dotted path from the _source root: "brand.name" */
@@ -194,13 +197,70 @@ typedef struct ElasticScanState
 	char	   *current_id;
 } ElasticScanState;
 
-/* elastic_json.c */
+/* in elastic_fdw.c */
+extern void polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn **columns);
+extern char *polyglot_elastic_table_index(ForeignTable *table, Oid relid);
+extern ElasticConn *polyglot_elastic_table_connection(Oid relid, Oid userid);
+
+/* in elastic_fdw.c: what the server can evaluate, and its JSON */
+extern void polyglot_elastic_apply_mapping(ElasticRelInfo *info, List *fields);
+extern void polyglot_elastic_add_query(ElasticRelInfo *info, Expr *value);
+extern List *polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info,
+									  bool *recheck);
+extern Expr *polyglot_elastic_query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info);
+extern List *polyglot_elastic_sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys);
+extern List *polyglot_elastic_count_tlist(PathTarget *target);
+extern char *polyglot_elastic_build_query(ElasticScanState *st, ExprContext *econtext,
+										  bool explain);
+extern char *polyglot_elastic_count_body(const char *query);
+extern char *polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain);
+extern void polyglot_elastic_explain_request(ElasticScanState *st, ExprContext *econtext,
+											 ExplainState *es);
+
+/* in elastic_fdw.c: pages of hits under a point in time */
+extern void polyglot_elastic_pit_abandon(void *arg);
+extern void polyglot_elastic_close_pit(ElasticScanState *st);
+extern void polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb);
+extern JsonbContainer *polyglot_elastic_next_hit(ElasticScanState *st);
+
+/* in elastic_fdw.c: a hit's _source as column values */
+extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,
+									   TupleTableSlot *slot);
+
+/* in elastic_fdw.c: INSERT, UPDATE and DELETE through _bulk */
+extern void polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+												   RangeTblEntry *target_rte,
+												   Relation target_relation);
+extern List *polyglotElasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+											  Index resultRelation, int subplan_index);
+extern void polyglotElasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+											  List *fdw_private, int subplan_index, int eflags);
+extern void polyglotElasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo);
+extern TupleTableSlot *polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+														TupleTableSlot *slot,
+														TupleTableSlot *planSlot);
+#if PG_VERSION_NUM >= 140000
+extern TupleTableSlot **polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+															  TupleTableSlot **slots,
+															  TupleTableSlot **planSlots,
+															  int *numSlots);
+extern int	polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo);
+#endif
+extern TupleTableSlot *polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+														TupleTableSlot *slot,
+														TupleTableSlot *planSlot);
+extern TupleTableSlot *polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+														TupleTableSlot *slot,
+														TupleTableSlot *planSlot);
+extern void polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+												List *fdw_private, int subplan_index,
+												ExplainState *es);
+extern void polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+
+/* in elastic_json.c */
 extern void polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
 
-/* elastic_import.c */
+/* in elastic_import.c */
 extern List *polyglotElasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
-
-/* elastic_connection.c: which of the two servers it is */
-extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
 #endif							/* POLYGLOT_ELASTIC_H */

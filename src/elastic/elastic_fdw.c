@@ -124,8 +124,8 @@
 
 /* ---------------------------------------------------------------- options */
 
-static void
-load_columns(Oid relid, int *natts, ElasticColumn **columns)
+void
+polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn **columns)
 {
 	Relation	rel = table_open(relid, NoLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -190,8 +190,8 @@ load_columns(Oid relid, int *natts, ElasticColumn **columns)
 }
 
 /* The index option, or the table's name when it is a valid index name */
-static char *
-table_index(ForeignTable *table, Oid relid)
+char *
+polyglot_elastic_table_index(ForeignTable *table, Oid relid)
 {
 	const char *index = polyglot_option_string(table->options, "index", NULL);
 
@@ -220,13 +220,13 @@ load_table(Oid relid, ElasticRelInfo *info)
 	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
 	def = polyglot_table_option(table, server, "page_size");
 	info->page_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE;
-	info->index = table_index(table, relid);
-	load_columns(relid, &info->natts, &info->columns);
+	info->index = polyglot_elastic_table_index(table, relid);
+	polyglot_elastic_load_columns(relid, &info->natts, &info->columns);
 }
 
 /* The connection of a foreign table for userid (InvalidOid: the current user) */
-static ElasticConn *
-table_connection(Oid relid, Oid userid)
+ElasticConn *
+polyglot_elastic_table_connection(Oid relid, Oid userid)
 {
 	ForeignServer *server;
 	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
@@ -239,8 +239,8 @@ table_connection(Oid relid, Oid userid)
  * from the index's mapping: what the server can filter and sort on as
  * PostgreSQL would (see the file's comment).
  */
-static void
-apply_mapping(ElasticRelInfo *info, List *fields)
+void
+polyglot_elastic_apply_mapping(ElasticRelInfo *info, List *fields)
 {
 	int			i;
 
@@ -352,6 +352,13 @@ add_value(ElasticRelInfo *info, Expr *expr)
 	return list_length(info->values) - 1;
 }
 
+/* Adds the value of `query = value` (see polyglot_elastic_query_value) to the searches */
+void
+polyglot_elastic_add_query(ElasticRelInfo *info, Expr *value)
+{
+	info->queries = lappend(info->queries, makeInteger(add_value(info, value)));
+}
+
 /* The btree strategy of an operator in the default operator family of a type, or 0 */
 static int
 operator_strategy(Oid opno, Oid typid, bool *negated)
@@ -451,8 +458,8 @@ const_array_fits(Const *c, int ignore_above)
  * documents than the clause (a parameter that ignore_above may leave out):
  * the clause is then also checked locally.
  */
-static List *
-deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
+List *
+polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 {
 	int			attnum;
 	ElasticColumn *col;
@@ -476,7 +483,8 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 		}
 		foreach(lc, b->args)
 		{
-			List	   *item = deparse((Expr *) lfirst(lc), baserel, info, recheck);
+			List	   *item = polyglot_elastic_deparse((Expr *) lfirst(lc), baserel, info,
+														recheck);
 
 			if (item == NIL)
 				return NIL;
@@ -642,8 +650,8 @@ deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 }
 
 /* The value of `query = value`, the search itself, or NULL */
-static Expr *
-query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
+Expr *
+polyglot_elastic_query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
 {
 	OpExpr	   *op;
 	int			attnum;
@@ -695,14 +703,18 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	baserel->fdw_private = info;
 	load_table(foreigntableid, info);
 	info->userid = baserel->userid;
-	conn = table_connection(foreigntableid, info->userid);
+	conn = polyglot_elastic_table_connection(foreigntableid, info->userid);
 	if (info->pushdown)
-		apply_mapping(info, polyglot_elastic_merged_fields(polyglot_elastic_read_mappings(conn, info->index)));
+	{
+		List	   *mappings = polyglot_elastic_read_mappings(conn, info->index);
+
+		polyglot_elastic_apply_mapping(info, polyglot_elastic_merged_fields(mappings));
+	}
 
 	foreach(lc, baserel->baserestrictinfo)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		Expr	   *query = query_value(ri->clause, baserel, info);
+		Expr	   *query = polyglot_elastic_query_value(ri->clause, baserel, info);
 		int			nvalues = list_length(info->values);
 		List	   *item = NIL;
 		bool		recheck = false;
@@ -710,12 +722,12 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 		if (query)
 		{
 			/* the search: sent whether pushdown is on or not */
-			info->queries = lappend(info->queries, makeInteger(add_value(info, query)));
+			polyglot_elastic_add_query(info, query);
 			info->remote_conds = lappend(info->remote_conds, ri);
 			continue;
 		}
 		if (info->pushdown)
-			item = deparse(ri->clause, baserel, info, &recheck);
+			item = polyglot_elastic_deparse(ri->clause, baserel, info, &recheck);
 		if (item != NIL)
 		{
 			info->items = lappend(info->items, item);
@@ -752,8 +764,8 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
  * type's default operator family.  Missing values go where NULLS FIRST or
  * LAST puts NULLs.
  */
-static List *
-sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys)
+List *
+polyglot_elastic_sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys)
 {
 	List	   *spec = NIL;
 	ListCell   *lc;
@@ -850,7 +862,7 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 
 	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
 	if (info->pushdown && root->query_pathkeys != NIL &&
-		(sort = sort_spec(baserel, info, root->query_pathkeys)) != NIL)
+		(sort = polyglot_elastic_sort_spec(baserel, info, root->query_pathkeys)) != NIL)
 	{
 		double		rows = baserel->rows;
 
@@ -901,8 +913,9 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 
 			if (!join_clause_is_movable_to(ri, baserel))
 				continue;
-			usable = query_value(ri->clause, baserel, info) != NULL ||
-				(info->pushdown && deparse(ri->clause, baserel, info, &recheck) != NIL);
+			usable = polyglot_elastic_query_value(ri->clause, baserel, info) != NULL ||
+				(info->pushdown &&
+				 polyglot_elastic_deparse(ri->clause, baserel, info, &recheck) != NIL);
 			info->values = list_truncate(info->values, nvalues);
 			if (!usable)
 				continue;
@@ -924,8 +937,8 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
  * without FILTER, DISTINCT or ORDER BY, one entry per distinct Aggref; NIL
  * when the target computes any other aggregate or a column.
  */
-static List *
-count_tlist(PathTarget *target)
+List *
+polyglot_elastic_count_tlist(PathTarget *target)
 {
 	List	   *scan_tlist = NIL;
 	ListCell   *lc;
@@ -972,7 +985,7 @@ elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptIn
 		parse->groupClause || parse->groupingSets || parse->havingQual ||
 		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
 		return;
-	scan_tlist = count_tlist(target);
+	scan_tlist = polyglot_elastic_count_tlist(target);
 	if (scan_tlist == NIL)
 		return;
 	output_rel->fdw_private = list_make2(info, scan_tlist);
@@ -1032,15 +1045,15 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 		/* a parameterized path's join clauses: the outer column is a value */
 		if (best_path->path.param_info && !bms_is_subset(ri->clause_relids, baserel->relids))
 		{
-			Expr	   *query = query_value(ri->clause, baserel, info);
+			Expr	   *query = polyglot_elastic_query_value(ri->clause, baserel, info);
 
 			if (query)
 			{
-				info->queries = lappend(info->queries, makeInteger(add_value(info, query)));
+				polyglot_elastic_add_query(info, query);
 				continue;
 			}
 			if (info->pushdown)
-				item = deparse(ri->clause, baserel, info, &recheck);
+				item = polyglot_elastic_deparse(ri->clause, baserel, info, &recheck);
 		}
 		if (item != NIL)
 		{
@@ -1157,7 +1170,10 @@ append_exists_guard(StringInfo buf, const char *exists_path)
 	}
 }
 
-/* Appends the JSON query of a filter item (see deparse()) with this execution's values */
+/*
+ * Appends the JSON query of a filter item (see polyglot_elastic_deparse())
+ * with this execution's values
+ */
 static void
 append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econtext,
 			bool explain)
@@ -1350,8 +1366,8 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
  * query whose filter holds the pushed conditions and whose must holds the
  * query_string searches.  Sets st->query_text to the searched text.
  */
-static char *
-build_query(ElasticScanState *st, ExprContext *econtext, bool explain)
+char *
+polyglot_elastic_build_query(ElasticScanState *st, ExprContext *econtext, bool explain)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -1483,15 +1499,15 @@ append_sort(StringInfo buf, ElasticScanState *st, bool tiebreak)
 }
 
 /* The body of a _count request of query */
-static char *
-count_body(const char *query)
+char *
+polyglot_elastic_count_body(const char *query)
 {
 	return psprintf("{\"query\":%s}", query);
 }
 
 /* The body of one search request */
-static char *
-build_search_body(ElasticScanState *st, int size, bool explain)
+char *
+polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -1543,8 +1559,6 @@ scan_error_context(void *arg)
 				   st->current_id ? st->current_id : "(without _id)", st->index);
 }
 
-static void pit_abandon(void *arg);
-
 static void
 elasticBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -1567,7 +1581,7 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 	st->limit = intVal(list_nth(plan->fdw_private, FP_LIMIT));
 	st->count = intVal(list_nth(plan->fdw_private, FP_COUNT)) != 0;
 	st->page_size = intVal(list_nth(plan->fdw_private, FP_PAGE_SIZE));
-	load_columns(rte->relid, &st->natts, &st->columns);
+	polyglot_elastic_load_columns(rte->relid, &st->natts, &st->columns);
 	st->wanted = palloc0(sizeof(bool) * Max(st->natts, 1));
 	st->typinput = palloc0(sizeof(Oid) * Max(st->natts, 1));
 	st->typioparam = palloc0(sizeof(Oid) * Max(st->natts, 1));
@@ -1598,7 +1612,7 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 										 ALLOCSET_DEFAULT_SIZES);
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic row",
 										ALLOCSET_DEFAULT_SIZES);
-	st->conn = table_connection(rte->relid, userid);
+	st->conn = polyglot_elastic_table_connection(rte->relid, userid);
 	/* one request when the LIMIT fits in a page, else paging under a point in time */
 	st->use_pit = !st->count && !(st->limit > 0 && st->limit <= st->page_size);
 	if (st->use_pit && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
@@ -1606,7 +1620,7 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 		MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt,
 													   sizeof(MemoryContextCallback));
 
-		cb->func = pit_abandon;
+		cb->func = polyglot_elastic_pit_abandon;
 		cb->arg = st;
 		MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
 	}
@@ -1659,8 +1673,8 @@ pit_forget(ElasticConn *conn, const char *id)
 }
 
 /* The query's memory context is going away: a point in time still open is stale */
-static void
-pit_abandon(void *arg)
+void
+polyglot_elastic_pit_abandon(void *arg)
 {
 	ElasticScanState *st = (ElasticScanState *) arg;
 	int			i;
@@ -1767,8 +1781,8 @@ close_pit_id(ElasticConn *conn, const char *id)
 }
 
 /* Closes the scan's point in time, if any */
-static void
-close_pit(ElasticScanState *st)
+void
+polyglot_elastic_close_pit(ElasticScanState *st)
 {
 	char	   *id = st->pit_id;
 
@@ -1780,8 +1794,8 @@ close_pit(ElasticScanState *st)
 }
 
 /* Fails the scan when shards failed: their hits would be missing */
-static void
-check_shards(ElasticScanState *st, Jsonb *jb)
+void
+polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb)
 {
 	JsonbContainer *shards = polyglot_elastic_json_object(&jb->root, "_shards");
 	int			failed = polyglot_elastic_json_int(shards, "failed", 0);
@@ -1845,14 +1859,14 @@ fetch_page(ElasticScanState *st)
 		open_pit(st);
 		MemoryContextSwitchTo(st->page_cxt);
 	}
-	body = build_search_body(st, size, false);
+	body = polyglot_elastic_search_body(st, size, false);
 	path = st->use_pit ? "/_search?" SEARCH_FILTER :
 		psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
 	polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
 	if (response.status >= 400)
 		polyglot_elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
 	jb = polyglot_elastic_parse_response(st->conn, &response, "a search");
-	check_shards(st, jb);
+	polyglot_elastic_check_shards(st, jb);
 	st->page = jb;
 	if (st->use_pit)
 	{
@@ -2104,8 +2118,8 @@ convert_json(JsonbValue *v, Oid typid, int32 typmod, Oid typinput, Oid typiopara
 }
 
 /* The next hit of the scan, fetching the next page when needed; NULL at the end */
-static JsonbContainer *
-next_hit(ElasticScanState *st)
+JsonbContainer *
+polyglot_elastic_next_hit(ElasticScanState *st)
 {
 	JsonbValue *hit;
 
@@ -2129,8 +2143,8 @@ next_hit(ElasticScanState *st)
  * _score and _source, the others NULL.  Conversion errors name the column
  * and the document.
  */
-static void
-store_hit(ElasticScanState *st, JsonbContainer *h, TupleTableSlot *slot)
+void
+polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h, TupleTableSlot *slot)
 {
 	JsonbContainer *source = NULL;
 	JsonbValue	source_jv;
@@ -2206,7 +2220,7 @@ store_count(ElasticScanState *st, TupleTableSlot *slot)
 {
 	ElasticResponse response;
 	char	   *path = psprintf("/%s/_count", st->index);
-	char	   *body = count_body(st->query);
+	char	   *body = polyglot_elastic_count_body(st->query);
 	Jsonb	   *jb;
 	JsonbValue	v;
 	int			i;
@@ -2219,7 +2233,7 @@ store_count(ElasticScanState *st, TupleTableSlot *slot)
 	if (response.status >= 400)
 		polyglot_elastic_report_error(st->conn, &response, psprintf("POST %s", path));
 	jb = polyglot_elastic_parse_response(st->conn, &response, path);
-	check_shards(st, jb);
+	polyglot_elastic_check_shards(st, jb);
 	if (!getKeyJsonValueFromContainer(&jb->root, "count", 5, &v) || v.type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -2244,7 +2258,7 @@ elasticIterateForeignScan(ForeignScanState *node)
 	if (st->query == NULL)
 	{
 		old = MemoryContextSwitchTo(st->exec_cxt);
-		st->query = build_query(st, node->ss.ps.ps_ExprContext, false);
+		st->query = polyglot_elastic_build_query(st, node->ss.ps.ps_ExprContext, false);
 		MemoryContextSwitchTo(old);
 	}
 	ExecClearTuple(slot);
@@ -2254,16 +2268,16 @@ elasticIterateForeignScan(ForeignScanState *node)
 		found = store_count(st, slot);
 	else
 	{
-		JsonbContainer *hit = next_hit(st);
+		JsonbContainer *hit = polyglot_elastic_next_hit(st);
 
 		found = hit != NULL;
 		if (found)
-			store_hit(st, hit, slot);
+			polyglot_elastic_store_hit(st, hit, slot);
 	}
 	MemoryContextSwitchTo(old);
 	if (!found)
 	{
-		close_pit(st);
+		polyglot_elastic_close_pit(st);
 		return slot;
 	}
 	ExecStoreVirtualTuple(slot);
@@ -2275,7 +2289,7 @@ elasticReScanForeignScan(ForeignScanState *node)
 {
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 
-	close_pit(st);
+	polyglot_elastic_close_pit(st);
 	MemoryContextReset(st->exec_cxt);
 	st->query = NULL;
 	st->query_text = NULL;
@@ -2293,7 +2307,7 @@ elasticEndForeignScan(ForeignScanState *node)
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 
 	if (st)
-		close_pit(st);
+		polyglot_elastic_close_pit(st);
 }
 
 /*
@@ -2301,17 +2315,17 @@ elasticEndForeignScan(ForeignScanState *node)
  * of the first page, with constants; parameters show as "(parameter)", the
  * point in time as "(point in time)".
  */
-static void
-explain_request(ElasticScanState *st, ExprContext *econtext, ExplainState *es)
+void
+polyglot_elastic_explain_request(ElasticScanState *st, ExprContext *econtext, ExplainState *es)
 {
 	char	   *query;
 
 	/* parameters show as such: a nested loop's may never have been set */
-	query = build_query(st, econtext, true);
+	query = polyglot_elastic_build_query(st, econtext, true);
 	if (st->count)
 	{
 		ExplainPropertyText("Remote Request", psprintf("POST /%s/_count", st->index), es);
-		ExplainPropertyText("Remote Body", count_body(query), es);
+		ExplainPropertyText("Remote Body", polyglot_elastic_count_body(query), es);
 		return;
 	}
 	st->query = query;
@@ -2322,7 +2336,7 @@ explain_request(ElasticScanState *st, ExprContext *econtext, ExplainState *es)
 	else
 		ExplainPropertyText("Remote Request", psprintf("POST /%s/_search", st->index), es);
 	ExplainPropertyText("Remote Body",
-						build_search_body(st, st->limit > 0 ?
+						polyglot_elastic_search_body(st, st->limit > 0 ?
 										  (int) Min((int64) st->page_size, st->limit) :
 										  st->page_size, true), es);
 	st->query = NULL;
@@ -2336,7 +2350,7 @@ elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
 
 	ExplainPropertyText("Remote Index", st->index, es);
 	if (es->verbose)
-		explain_request(st, node->ss.ps.ps_ExprContext, es);
+		polyglot_elastic_explain_request(st, node->ss.ps.ps_ExprContext, es);
 }
 
 /* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
@@ -2375,9 +2389,9 @@ id_column(int natts, ElasticColumn *columns)
 	return 0;
 }
 
-static void
-elasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
-							   Relation target_relation)
+void
+polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
+									   Relation target_relation)
 {
 	int			natts;
 	ElasticColumn *columns;
@@ -2385,7 +2399,7 @@ elasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *
 	Form_pg_attribute att;
 	Var		   *var;
 
-	load_columns(RelationGetRelid(target_relation), &natts, &columns);
+	polyglot_elastic_load_columns(RelationGetRelid(target_relation), &natts, &columns);
 	attnum = id_column(natts, columns);
 	if (attnum == 0)
 		ereport(ERROR,
@@ -2398,9 +2412,9 @@ elasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *
 	add_row_identity_var(root, var, rtindex, "_id");
 }
 
-static List *
-elasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
-						 int subplan_index)
+List *
+polyglotElasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+								 int subplan_index)
 {
 	List	   *target_attrs = NIL;
 
@@ -2425,8 +2439,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	DefElem    *def;
 
 	rinfo->ri_FdwState = st;
-	st->index = table_index(table, relid);
-	load_columns(relid, &st->natts, &st->columns);
+	st->index = polyglot_elastic_table_index(table, relid);
+	polyglot_elastic_load_columns(relid, &st->natts, &st->columns);
 	st->id_attnum = id_column(st->natts, st->columns);
 	st->target_attrs = target_attrs;
 	def = polyglot_table_option(table, server, "batch_size");
@@ -2447,19 +2461,19 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	}
 	if (explain_only)
 		return;
-	st->conn = table_connection(relid, polyglot_modify_user(mtstate, rinfo));
+	st->conn = polyglot_elastic_table_connection(relid, polyglot_modify_user(mtstate, rinfo));
 }
 
-static void
-elasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						  int subplan_index, int eflags)
+void
+polyglotElasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+								  List *fdw_private, int subplan_index, int eflags)
 {
 	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
 				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
 }
 
-static void
-elasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+void
+polyglotElasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
 }
@@ -2782,9 +2796,9 @@ add_insert(ElasticModifyState *st, TupleTableSlot *slot)
 	MemoryContextReset(st->row_cxt);
 }
 
-static TupleTableSlot *
-elasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-						 TupleTableSlot *planSlot)
+TupleTableSlot *
+polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 	char	   *id;
@@ -2815,9 +2829,9 @@ elasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *s
 
 #if PG_VERSION_NUM >= 140000
 /* Up to batch_size rows in one _bulk request */
-static TupleTableSlot **
-elasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
-							  TupleTableSlot **planSlots, int *numSlots)
+TupleTableSlot **
+polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
+									  TupleTableSlot **planSlots, int *numSlots)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 	int			i;
@@ -2832,8 +2846,8 @@ elasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSl
  * The batch size of an INSERT: batch_size (default 100), or one row at a
  * time for RETURNING, row triggers or WITH CHECK OPTION.
  */
-static int
-elasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+int
+polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 
@@ -2847,9 +2861,9 @@ elasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
  * document when the whole-_source column is set.  Sent batch_size at a
  * time, the rest at the end of the statement.
  */
-static TupleTableSlot *
-elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-						 TupleTableSlot *planSlot)
+TupleTableSlot *
+polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 	bool		isnull;
@@ -2881,9 +2895,9 @@ elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *s
 	return slot;
 }
 
-static TupleTableSlot *
-elasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-						 TupleTableSlot *planSlot)
+TupleTableSlot *
+polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 	bool		isnull;
@@ -2911,9 +2925,9 @@ elasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *s
 	return slot;
 }
 
-static void
-elasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-							int subplan_index, ExplainState *es)
+void
+polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+									List *fdw_private, int subplan_index, ExplainState *es)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 
@@ -2930,8 +2944,8 @@ elasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, Lis
 }
 
 /* also EndForeignInsert: sends what is left */
-static void
-elasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+void
+polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 
@@ -2956,19 +2970,19 @@ polyglot_elastic_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = elasticEndForeignScan;
 	routine->ExplainForeignScan = elasticExplainForeignScan;
 	routine->ImportForeignSchema = polyglotElasticImportForeignSchema;
-	routine->AddForeignUpdateTargets = elasticAddForeignUpdateTargets;
-	routine->PlanForeignModify = elasticPlanForeignModify;
-	routine->BeginForeignModify = elasticBeginForeignModify;
-	routine->ExecForeignInsert = elasticExecForeignInsert;
+	routine->AddForeignUpdateTargets = polyglotElasticAddForeignUpdateTargets;
+	routine->PlanForeignModify = polyglotElasticPlanForeignModify;
+	routine->BeginForeignModify = polyglotElasticBeginForeignModify;
+	routine->ExecForeignInsert = polyglotElasticExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = elasticExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = elasticGetForeignModifyBatchSize;
+	routine->ExecForeignBatchInsert = polyglotElasticExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = polyglotElasticGetForeignModifyBatchSize;
 #endif
-	routine->ExecForeignUpdate = elasticExecForeignUpdate;
-	routine->ExecForeignDelete = elasticExecForeignDelete;
-	routine->EndForeignModify = elasticEndForeignModify;
-	routine->BeginForeignInsert = elasticBeginForeignInsert;
-	routine->EndForeignInsert = elasticEndForeignModify;
-	routine->ExplainForeignModify = elasticExplainForeignModify;
+	routine->ExecForeignUpdate = polyglotElasticExecForeignUpdate;
+	routine->ExecForeignDelete = polyglotElasticExecForeignDelete;
+	routine->EndForeignModify = polyglotElasticEndForeignModify;
+	routine->BeginForeignInsert = polyglotElasticBeginForeignInsert;
+	routine->EndForeignInsert = polyglotElasticEndForeignModify;
+	routine->ExplainForeignModify = polyglotElasticExplainForeignModify;
 	PG_RETURN_POINTER(routine);
 }
