@@ -202,7 +202,7 @@ extern void polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn *
 extern char *polyglot_elastic_table_index(ForeignTable *table, Oid relid);
 extern ElasticConn *polyglot_elastic_table_connection(Oid relid, Oid userid);
 
-/* in elastic_fdw.c: what the server can evaluate, and its JSON */
+/* in elastic_query.c: what the server can evaluate, and its JSON */
 extern void polyglot_elastic_apply_mapping(ElasticRelInfo *info, List *fields);
 extern void polyglot_elastic_add_query(ElasticRelInfo *info, Expr *value);
 extern List *polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info,
