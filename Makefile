@@ -38,6 +38,7 @@ OBJS = \
 	src/mongo/mongo_stream.o \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
+	src/elastic/elastic_hit.o \
 	src/elastic/elastic_import.o \
 	src/elastic/elastic_json.o \
 	src/elastic/elastic_mapping.o \

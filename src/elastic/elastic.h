@@ -223,7 +223,7 @@ extern void polyglot_elastic_close_pit(ElasticScanState *st);
 extern void polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb);
 extern JsonbContainer *polyglot_elastic_next_hit(ElasticScanState *st);
 
-/* in elastic_fdw.c: a hit's _source as column values */
+/* in elastic_hit.c: a hit's _source as column values */
 extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,
 									   TupleTableSlot *slot);
 
