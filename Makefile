@@ -43,6 +43,7 @@ OBJS = \
 	src/elastic/elastic_json.o \
 	src/elastic/elastic_mapping.o \
 	src/elastic/elastic_option.o \
+	src/elastic/elastic_paging.o \
 	src/elastic/elastic_query.o \
 	src/elastic/elastic_sink.o
 

@@ -40,7 +40,7 @@ typedef struct ElasticConn
 	PolyglotConnEntry base;		/* base.conn is an ElasticHandle */
 	char		servername[NAMEDATALEN];
 	char		flavor;			/* 'e' Elasticsearch, 'o' OpenSearch, 0 not known yet */
-	/* points in time open on the server (malloc'd ids), see elastic_fdw.c */
+	/* points in time open on the server (malloc'd ids), see elastic_paging.c */
 	char	   *pits[ELASTIC_TRACKED_PITS];
 	bool		pit_stale[ELASTIC_TRACKED_PITS];
 } ElasticConn;
@@ -217,7 +217,7 @@ extern char *polyglot_elastic_search_body(ElasticScanState *st, int size, bool e
 extern void polyglot_elastic_explain_request(ElasticScanState *st, ExprContext *econtext,
 											 ExplainState *es);
 
-/* in elastic_fdw.c: pages of hits under a point in time */
+/* in elastic_paging.c: pages of hits under a point in time */
 extern void polyglot_elastic_pit_abandon(void *arg);
 extern void polyglot_elastic_close_pit(ElasticScanState *st);
 extern void polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb);
