@@ -42,6 +42,7 @@ OBJS = \
 	src/elastic/elastic_import.o \
 	src/elastic/elastic_json.o \
 	src/elastic/elastic_mapping.o \
+	src/elastic/elastic_modify.o \
 	src/elastic/elastic_option.o \
 	src/elastic/elastic_paging.o \
 	src/elastic/elastic_query.o \

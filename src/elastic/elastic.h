@@ -227,7 +227,7 @@ extern JsonbContainer *polyglot_elastic_next_hit(ElasticScanState *st);
 extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,
 									   TupleTableSlot *slot);
 
-/* in elastic_fdw.c: INSERT, UPDATE and DELETE through _bulk */
+/* in elastic_modify.c: INSERT, UPDATE and DELETE through _bulk */
 extern void polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 												   RangeTblEntry *target_rte,
 												   Relation target_relation);
