@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * elastic_fdw.c
- *		The polyglot_elastic foreign-data wrapper: searches of Elasticsearch
- *		and OpenSearch indices, and writes through _bulk.
+ *		The polyglot_elastic foreign-data wrapper: its handler, a foreign
+ *		table's columns and options, planning, and the execution of scans
+ *		of Elasticsearch and OpenSearch indices.
  *
  * Columns: a column maps to the _source field of its name, or to the
  * dotted path of its `field` option.  Without a field option, a column
@@ -10,10 +11,11 @@
  * query_string the scan searched with (WHERE query = 'wireless
  * headphones'), and a jsonb or json column the whole _source.
  *
- * What goes to the server, and its JSON: elastic_query.c.
- * Pages of hits under a point in time: elastic_paging.c.
- * INSERT, UPDATE and DELETE: elastic_modify.c.
- *
+ * The wrapper's other concerns have files of their own: what the server
+ * can evaluate and the JSON of the request, elastic_query.c; pages of hits
+ * under a point in time, elastic_paging.c; a hit as column values,
+ * elastic_hit.c; INSERT, UPDATE and DELETE through _bulk, elastic_modify.c;
+ * IMPORT FOREIGN SCHEMA, elastic_import.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,6 +70,11 @@
 
 /* ---------------------------------------------------------------- options */
 
+/*
+ * The columns of a foreign table, by attnum - 1, each with where its value
+ * comes from (see the file's comment); the planner-only members are left
+ * for polyglot_elastic_apply_mapping.  Palloc'd in the current context.
+ */
 void
 polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn **columns)
 {
@@ -702,10 +709,6 @@ elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	if (es->verbose)
 		polyglot_elastic_explain_request(st, node->ss.ps.ps_ExprContext, es);
 }
-
-/* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
-
-/* elastic_import.c builds the tables from the indices' mappings */
 
 PG_FUNCTION_INFO_V1(polyglot_elastic_handler);
 
