@@ -245,28 +245,103 @@ const_fits(Const *c, int ignore_above)
 	return ignore_above_length(TextDatumGetCString(c->constvalue)) <= ignore_above;
 }
 
+/*
+ * The elements of an array value, palloc'd in the current context, and
+ * their type; returns their number.
+ */
+static int
+array_elements(Datum value, Oid *elemtype, Datum **elems, bool **nulls)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
+
+	*elemtype = ARR_ELEMTYPE(arr);
+	get_typlenbyvalalign(*elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, *elemtype, typlen, typbyval, typalign, elems, nulls, &n);
+	return n;
+}
+
 /* Every element of a constant text array fits under ignore_above */
 static bool
 const_array_fits(Const *c, int ignore_above)
 {
-	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
+	Oid			elemtype;
 	int			n,
 				i;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
 
 	if (ignore_above < 0 || c->constisnull)
 		return true;
-	arr = DatumGetArrayTypeP(c->constvalue);
-	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
+	n = array_elements(c->constvalue, &elemtype, &elems, &nulls);
 	for (i = 0; i < n; i++)
 		if (!nulls[i] && ignore_above_length(TextDatumGetCString(elems[i])) > ignore_above)
 			return false;
 	return true;
+}
+
+/*
+ * Can a comparison of column col with value (whose type, or whose
+ * elements' type for IN, is valtype) go to the server?  Text compares only
+ * in a deterministic collation, a floating-point column only with a value
+ * of its own type; NaN and infinities are compared locally: a constant's
+ * are seen now, a parameter's only at execution, which sets *recheck.
+ */
+static bool
+comparable(ElasticColumn *col, Expr *value, Oid valtype, Oid collid, bool *recheck)
+{
+	Oid			base = getBaseType(col->typid);
+
+	if ((base == TEXTOID || base == VARCHAROID) && OidIsValid(collid) &&
+		!get_collation_isdeterministic(collid))
+		return false;
+	if (!same_float_type(col->typid, valtype))
+		return false;
+	if (polyglot_has_nonfinite(col->typid))
+	{
+		if (IsA(value, Const) && polyglot_const_nonfinite((Const *) value))
+			return false;
+		if (!IsA(value, Const))
+			*recheck = true;
+	}
+	return true;
+}
+
+/*
+ * Does the index hold the text value (of IN: each value) a term or terms
+ * query would look for, under the keyword's ignore_above?  A constant is
+ * checked now; a parameter is sent and sets *recheck.
+ */
+static bool
+indexed(ElasticColumn *col, Expr *value, bool is_text, bool in, bool *recheck)
+{
+	if (!is_text || col->ignore_above < 0)
+		return true;
+	if (!IsA(value, Const))
+	{
+		*recheck = true;
+		return true;
+	}
+	return in ? const_array_fits((Const *) value, col->ignore_above) :
+		const_fits((Const *) value, col->ignore_above);
+}
+
+/* The term or terms item (kind) of a comparison of col with value */
+static List *
+term_item(char *kind, ElasticColumn *col, ElasticRelInfo *info, Expr *value,
+		  bool negated, bool is_text)
+{
+	if (col->kind == ECOL_ID)
+		return list_make7(makeString(kind), makeString("_id"), makeString(""),
+						  makeInteger(add_value(info, value)), makeInteger(negated),
+						  makeInteger(1), makeInteger(-1));
+	return list_make7(makeString(kind), makeString(col->term_field),
+					  makeString(col->field), makeInteger(add_value(info, value)),
+					  makeInteger(negated), makeInteger(0),
+					  makeInteger(is_text ? col->ignore_above : -1));
 }
 
 /*
@@ -364,26 +439,13 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 		if (strategy == 0)
 			return NIL;
 		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
-		if (is_text && OidIsValid(op->inputcollid) &&
-			!get_collation_isdeterministic(op->inputcollid))
+		if (!comparable(col, value, exprType((Node *) value), op->inputcollid, recheck))
 			return NIL;
-		if (!same_float_type(col->typid, exprType((Node *) value)))
-			return NIL;
-		/* NaN and infinities: locally (a parameter's is known at execution) */
-		if (polyglot_has_nonfinite(col->typid))
-		{
-			if (IsA(value, Const) && polyglot_const_nonfinite((Const *) value))
-				return NIL;
-			if (!IsA(value, Const))
-				*recheck = true;
-		}
 		if (col->kind == ECOL_ID)
 		{
 			if (strategy != BTEqualStrategyNumber)
 				return NIL;
-			return list_make7(makeString("term"), makeString("_id"), makeString(""),
-							  makeInteger(add_value(info, value)), makeInteger(negated),
-							  makeInteger(1), makeInteger(-1));
+			return term_item("term", col, info, value, negated, is_text);
 		}
 		if (col->term_field == NULL)
 			return NIL;
@@ -392,17 +454,9 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 			/* <> must see the field exist, as SQL leaves NULLs out */
 			if (negated && !col->exists)
 				return NIL;
-			if (is_text && col->ignore_above >= 0)
-			{
-				if (IsA(value, Const) && !const_fits((Const *) value, col->ignore_above))
-					return NIL;
-				if (!IsA(value, Const))
-					*recheck = true;
-			}
-			return list_make7(makeString("term"), makeString(col->term_field),
-							  makeString(col->field), makeInteger(add_value(info, value)),
-							  makeInteger(negated), makeInteger(0),
-							  makeInteger(is_text ? col->ignore_above : -1));
+			if (!indexed(col, value, is_text, false, recheck))
+				return NIL;
+			return term_item("term", col, info, value, negated, is_text);
 		}
 		if (!col->ranges)
 			return NIL;
@@ -420,6 +474,7 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 	{
 		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) expr;
 		Expr	   *value = lsecond(sa->args);
+		Oid			elemtype;
 		bool		negated;
 		int			strategy;
 		bool		is_text;
@@ -435,36 +490,17 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 		if (strategy != BTEqualStrategyNumber || negated == sa->useOr)
 			return NIL;
 		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
-		if (is_text && OidIsValid(sa->inputcollid) &&
-			!get_collation_isdeterministic(sa->inputcollid))
+		elemtype = get_element_type(exprType((Node *) value));
+		if (!OidIsValid(elemtype) ||
+			!comparable(col, value, elemtype, sa->inputcollid, recheck))
 			return NIL;
-		if (!OidIsValid(get_element_type(exprType((Node *) value))) ||
-			!same_float_type(col->typid, get_element_type(exprType((Node *) value))))
-			return NIL;
-		if (polyglot_has_nonfinite(col->typid))
-		{
-			if (IsA(value, Const) && polyglot_const_nonfinite((Const *) value))
-				return NIL;
-			if (!IsA(value, Const))
-				*recheck = true;
-		}
 		if (col->kind == ECOL_ID)
-			return list_make7(makeString("terms"), makeString("_id"), makeString(""),
-							  makeInteger(add_value(info, value)), makeInteger(negated),
-							  makeInteger(1), makeInteger(-1));
+			return term_item("terms", col, info, value, negated, is_text);
 		if (col->term_field == NULL || (negated && !col->exists))
 			return NIL;
-		if (is_text && col->ignore_above >= 0)
-		{
-			if (IsA(value, Const) && !const_array_fits((Const *) value, col->ignore_above))
-				return NIL;
-			if (!IsA(value, Const))
-				*recheck = true;
-		}
-		return list_make7(makeString("terms"), makeString(col->term_field),
-						  makeString(col->field), makeInteger(add_value(info, value)),
-						  makeInteger(negated), makeInteger(0),
-						  makeInteger(is_text ? col->ignore_above : -1));
+		if (!indexed(col, value, is_text, true, recheck))
+			return NIL;
+		return term_item("terms", col, info, value, negated, is_text);
 	}
 	return NIL;
 }
@@ -767,19 +803,13 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 		}
 		else
 		{
-			ArrayType  *arr = DatumGetArrayTypeP(value);
-			Oid			elemtype = ARR_ELEMTYPE(arr);
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
+			Oid			elemtype;
 			Datum	   *elems;
 			bool	   *nulls;
-			int			n,
+			int			n = array_elements(value, &elemtype, &elems, &nulls),
 						i,
 						sent = 0;
 
-			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-			deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
 			appendStringInfoChar(&q, '[');
 			for (i = 0; i < n; i++)
 			{
