@@ -55,6 +55,32 @@
 #define list_make7(a, b, c, d, e, f, g) lappend(lappend(list_make5(a, b, c, d, e), f), g)
 
 /*
+ * Does a field of mapping type t hold the numbers or booleans of a column
+ * of base type base as PostgreSQL compares them?
+ */
+static bool
+holds_values(Oid base, const char *t)
+{
+	switch (base)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return strcmp(t, "long") == 0 || strcmp(t, "integer") == 0 ||
+				strcmp(t, "short") == 0 || strcmp(t, "byte") == 0;
+		case FLOAT8OID:
+		case NUMERICOID:
+			return strcmp(t, "double") == 0;
+		case FLOAT4OID:
+			return strcmp(t, "float") == 0;
+		case BOOLOID:
+			return strcmp(t, "boolean") == 0;
+		default:
+			return false;
+	}
+}
+
+/*
  * Fills each field column's term_field, ranges, ignore_above and exists
  * from the index's mapping: what the server can filter and sort on as
  * PostgreSQL would (see the file's comment).
@@ -82,53 +108,21 @@ polyglot_elastic_apply_mapping(ElasticRelInfo *info, List *fields)
 		col->exists = strcmp(t, "object") != 0 && strcmp(t, "nested") != 0 &&
 			strcmp(t, "alias") != 0 &&
 			!(strcmp(t, "keyword") == 0 && f->ignore_above >= 0);
-		switch (base)
+		if (base == TEXTOID || base == VARCHAROID)
 		{
-			case INT2OID:
-			case INT4OID:
-			case INT8OID:
-				if (strcmp(t, "long") == 0 || strcmp(t, "integer") == 0 ||
-					strcmp(t, "short") == 0 || strcmp(t, "byte") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case FLOAT8OID:
-			case NUMERICOID:
-				if (strcmp(t, "double") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case FLOAT4OID:
-				if (strcmp(t, "float") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case BOOLOID:
-				if (strcmp(t, "boolean") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case TEXTOID:
-			case VARCHAROID:
-				if (f->normalizer)
-					break;
-				if (strcmp(t, "keyword") == 0)
-					col->term_field = col->field;
-				else if (strcmp(t, "text") == 0 && f->keyword)
-					col->term_field = f->keyword;
-				col->ignore_above = f->ignore_above;
-				col->ranges = col->term_field != NULL && f->ignore_above < 0;
-				break;
-			default:
-				break;
+			if (f->normalizer)
+				continue;
+			if (strcmp(t, "keyword") == 0)
+				col->term_field = col->field;
+			else if (strcmp(t, "text") == 0 && f->keyword)
+				col->term_field = f->keyword;
+			col->ignore_above = f->ignore_above;
+			col->ranges = col->term_field != NULL && f->ignore_above < 0;
+		}
+		else if (holds_values(base, t))
+		{
+			col->term_field = col->field;
+			col->ranges = true;
 		}
 	}
 }
