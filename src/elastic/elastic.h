@@ -203,11 +203,20 @@ extern char *polyglot_elastic_table_index(ForeignTable *table, Oid relid);
 extern ElasticConn *polyglot_elastic_table_connection(Oid relid, Oid userid);
 
 /* in elastic_query.c: what the server can evaluate, and its JSON */
+/* what a clause became */
+typedef enum ElasticClauseUse
+{
+	ELASTIC_CLAUSE_LOCAL,		/* checked locally only */
+	ELASTIC_CLAUSE_SEARCH,		/* query = value: the search */
+	ELASTIC_CLAUSE_FILTER		/* an item of the filter */
+} ElasticClauseUse;
+
 extern void polyglot_elastic_apply_mapping(ElasticRelInfo *info, List *fields);
-extern void polyglot_elastic_add_query(ElasticRelInfo *info, Expr *value);
 extern List *polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info,
 									  bool *recheck);
 extern Expr *polyglot_elastic_query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info);
+extern ElasticClauseUse polyglot_elastic_add_clause(ElasticRelInfo *info, RelOptInfo *baserel,
+													Expr *clause, bool *recheck);
 extern List *polyglot_elastic_sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys);
 extern List *polyglot_elastic_count_tlist(PathTarget *target);
 extern char *polyglot_elastic_build_query(ElasticScanState *st, ExprContext *econtext,

@@ -229,35 +229,27 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	foreach(lc, baserel->baserestrictinfo)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		Expr	   *query = polyglot_elastic_query_value(ri->clause, baserel, info);
-		int			nvalues = list_length(info->values);
-		List	   *item = NIL;
-		bool		recheck = false;
+		bool		recheck;
+		List	   *item;
 
-		if (query)
+		switch (polyglot_elastic_add_clause(info, baserel, ri->clause, &recheck))
 		{
-			/* the search: sent whether pushdown is on or not */
-			polyglot_elastic_add_query(info, query);
-			info->remote_conds = lappend(info->remote_conds, ri);
-			continue;
-		}
-		if (info->pushdown)
-			item = polyglot_elastic_deparse(ri->clause, baserel, info, &recheck);
-		if (item != NIL)
-		{
-			info->items = lappend(info->items, item);
-			if (recheck)
-				info->local_conds = lappend(info->local_conds, ri);
-			else
+			case ELASTIC_CLAUSE_SEARCH:
 				info->remote_conds = lappend(info->remote_conds, ri);
-			if (strcmp(strVal(linitial(item)), "term") == 0 &&
-				strcmp(strVal(lsecond(item)), "_id") == 0 && intVal(list_nth(item, 4)) == 0)
-				unique = true;
-		}
-		else
-		{
-			info->values = list_truncate(info->values, nvalues);
-			info->local_conds = lappend(info->local_conds, ri);
+				break;
+			case ELASTIC_CLAUSE_FILTER:
+				if (recheck)
+					info->local_conds = lappend(info->local_conds, ri);
+				else
+					info->remote_conds = lappend(info->remote_conds, ri);
+				item = (List *) llast(info->items);
+				if (strcmp(strVal(linitial(item)), "term") == 0 &&
+					strcmp(strVal(lsecond(item)), "_id") == 0 && intVal(list_nth(item, 4)) == 0)
+					unique = true;
+				break;
+			case ELASTIC_CLAUSE_LOCAL:
+				info->local_conds = lappend(info->local_conds, ri);
+				break;
 		}
 	}
 
@@ -460,36 +452,16 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	foreach(lc, scan_clauses)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		List	   *item = NIL;
-		int			nvalues = list_length(info->values);
+		ElasticClauseUse use = ELASTIC_CLAUSE_LOCAL;
 		bool		recheck = false;
 
 		if (list_member_ptr(info->remote_conds, ri))
 			continue;
 		/* a parameterized path's join clauses: the outer column is a value */
 		if (best_path->path.param_info && !bms_is_subset(ri->clause_relids, baserel->relids))
-		{
-			Expr	   *query = polyglot_elastic_query_value(ri->clause, baserel, info);
-
-			if (query)
-			{
-				polyglot_elastic_add_query(info, query);
-				continue;
-			}
-			if (info->pushdown)
-				item = polyglot_elastic_deparse(ri->clause, baserel, info, &recheck);
-		}
-		if (item != NIL)
-		{
-			info->items = lappend(info->items, item);
-			if (recheck)
-				local = lappend(local, ri->clause);
-		}
-		else
-		{
-			info->values = list_truncate(info->values, nvalues);
+			use = polyglot_elastic_add_clause(info, baserel, ri->clause, &recheck);
+		if (use == ELASTIC_CLAUSE_LOCAL || (use == ELASTIC_CLAUSE_FILTER && recheck))
 			local = lappend(local, ri->clause);
-		}
 	}
 	Assert(limit == 0 || local == NIL);
 

@@ -166,13 +166,6 @@ add_value(ElasticRelInfo *info, Expr *expr)
 	return list_length(info->values) - 1;
 }
 
-/* Adds the value of `query = value` (see polyglot_elastic_query_value) to the searches */
-void
-polyglot_elastic_add_query(ElasticRelInfo *info, Expr *value)
-{
-	info->queries = lappend(info->queries, makeInteger(add_value(info, value)));
-}
-
 /* The btree strategy of an operator in the default operator family of a type, or 0 */
 static int
 operator_strategy(Oid opno, Oid typid, bool *negated)
@@ -518,6 +511,36 @@ polyglot_elastic_query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *in
 		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(linitial(op->args), baserel))
 		return linitial(op->args);
 	return NULL;
+}
+
+/*
+ * Sends what it can of a clause: `query = value` joins the searches (with
+ * pushdown or without: it is the search), a clause the server can filter
+ * on (with pushdown) joins the filter's items, *recheck set when it must
+ * also be checked locally; anything else adds nothing.  Says which.
+ */
+ElasticClauseUse
+polyglot_elastic_add_clause(ElasticRelInfo *info, RelOptInfo *baserel, Expr *clause,
+							bool *recheck)
+{
+	Expr	   *query = polyglot_elastic_query_value(clause, baserel, info);
+	int			nvalues = list_length(info->values);
+	List	   *item;
+
+	*recheck = false;
+	if (query)
+	{
+		info->queries = lappend(info->queries, makeInteger(add_value(info, query)));
+		return ELASTIC_CLAUSE_SEARCH;
+	}
+	if (info->pushdown &&
+		(item = polyglot_elastic_deparse(clause, baserel, info, recheck)) != NIL)
+	{
+		info->items = lappend(info->items, item);
+		return ELASTIC_CLAUSE_FILTER;
+	}
+	info->values = list_truncate(info->values, nvalues);
+	return ELASTIC_CLAUSE_LOCAL;
 }
 
 /*
