@@ -326,10 +326,17 @@ row_document(ElasticModifyState *st, TupleTableSlot *slot, List *attnums, bool k
 	return buf.data;
 }
 
-/* Appends {"<action>":{"_index":..,"_id":..}} and a newline */
+/*
+ * Buffers an action, {"<action>":{"_index":..,"_id":..}} and a newline,
+ * then its source and a newline unless source is NULL; then resets
+ * row_cxt, where the caller may have built id and source.  The caller
+ * flushes.
+ */
 static void
-append_action(ElasticModifyState *st, const char *action, const char *id)
+append_action(ElasticModifyState *st, const char *action, const char *id, const char *source)
 {
+	MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
 	appendStringInfo(&st->body, "{\"%s\":{\"_index\":", action);
 	escape_json(&st->body, st->index);
 	if (id)
@@ -338,7 +345,23 @@ append_action(ElasticModifyState *st, const char *action, const char *id)
 		escape_json(&st->body, id);
 	}
 	appendStringInfoString(&st->body, "}}\n");
+	if (source)
+		appendStringInfo(&st->body, "%s\n", source);
 	st->nactions++;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row_cxt);
+}
+
+/* The _id of the row an UPDATE or DELETE changes, from the plan's junk column */
+static Datum
+junk_id(ElasticModifyState *st, TupleTableSlot *planSlot)
+{
+	bool		isnull;
+	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+
+	if (isnull)
+		elog(ERROR, "pg_polyglot: _id is null");
+	return id;
 }
 
 /*
@@ -461,11 +484,8 @@ add_insert(ElasticModifyState *st, TupleTableSlot *slot)
 		id = slot_getattr(slot, st->id_attnum, &isnull);
 	doc = row_document(st, slot, NIL, false, &whole);
 	idtext = row_id(st, id, isnull);
-	MemoryContextSwitchTo(st->cxt);
-	append_action(st, "create", idtext);
-	appendStringInfo(&st->body, "%s\n", doc);
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
+	append_action(st, "create", idtext, doc);
 }
 
 TupleTableSlot *
@@ -538,15 +558,12 @@ polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTabl
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
+	Datum		id = junk_id(st, planSlot);
 	char	   *doc;
 	char	   *idtext;
 	bool		whole;
 	MemoryContext old;
 
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
 	if (list_member_int(st->target_attrs, st->id_attnum))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -554,14 +571,10 @@ polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTabl
 	old = MemoryContextSwitchTo(st->row_cxt);
 	doc = row_document(st, slot, st->target_attrs, true, &whole);
 	idtext = row_id(st, id, false);
-	MemoryContextSwitchTo(st->cxt);
-	append_action(st, whole ? "index" : "update", idtext);
-	if (whole)
-		appendStringInfo(&st->body, "%s\n", doc);
-	else
-		appendStringInfo(&st->body, "{\"doc\":%s}\n", doc);
+	if (!whole)
+		doc = psprintf("{\"doc\":%s}", doc);
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
+	append_action(st, whole ? "index" : "update", idtext, doc);
 	if (st->nactions >= st->batch_size)
 		(void) flush_actions(st);
 	return slot;
@@ -572,19 +585,14 @@ polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTabl
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
-	char	   *idtext;
+	Datum		id = junk_id(st, planSlot);
 	MemoryContext old;
+	char	   *idtext;
 
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
 	old = MemoryContextSwitchTo(st->row_cxt);
 	idtext = row_id(st, id, false);
-	MemoryContextSwitchTo(st->cxt);
-	append_action(st, "delete", idtext);
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
+	append_action(st, "delete", idtext, NULL);
 	if (st->nactions >= st->batch_size)
 		(void) flush_actions(st);
 
