@@ -2,17 +2,18 @@
  *
  * elastic.h
  *		Declarations shared by the Elasticsearch/OpenSearch files: options,
- *		HTTP connections and error reporting.
+ *		HTTP connections and error reporting, index mappings, and the
+ *		foreign-data wrapper's state and files.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef POLYGLOT_ELASTIC_H
 #define POLYGLOT_ELASTIC_H
 
-#include "foreign/foreign.h"
-#include "lib/stringinfo.h"
 #include "commands/explain.h"
 #include "foreign/fdwapi.h"
+#include "foreign/foreign.h"
+#include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
 
@@ -203,8 +204,7 @@ extern char *polyglot_elastic_table_index(ForeignTable *table, Oid relid);
 extern ElasticConn *polyglot_elastic_table_connection(Oid relid, Oid userid);
 
 /* in elastic_query.c: what the server can evaluate, and its JSON */
-/* what a clause became */
-typedef enum ElasticClauseUse
+typedef enum ElasticClauseUse	/* what a clause became */
 {
 	ELASTIC_CLAUSE_LOCAL,		/* checked locally only */
 	ELASTIC_CLAUSE_SEARCH,		/* query = value: the search */
@@ -231,10 +231,6 @@ extern void polyglot_elastic_pit_abandon(void *arg);
 extern void polyglot_elastic_close_pit(ElasticScanState *st);
 extern void polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb);
 extern JsonbContainer *polyglot_elastic_next_hit(ElasticScanState *st);
-
-/* in elastic_hit.c: a hit's _source as column values */
-extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,
-									   TupleTableSlot *slot);
 
 /* in elastic_modify.c: INSERT, UPDATE and DELETE through _bulk */
 extern void polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
@@ -265,6 +261,10 @@ extern void polyglotElasticExplainForeignModify(ModifyTableState *mtstate, Resul
 												List *fdw_private, int subplan_index,
 												ExplainState *es);
 extern void polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+
+/* in elastic_hit.c: a hit's _source as column values (JSON -> Datum) */
+extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,
+									   TupleTableSlot *slot);
 
 /* in elastic_json.c */
 extern void polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid typid);
