@@ -52,9 +52,13 @@ OBJS = \
 	src/mongo/mongo_stream.o \
 	src/elastic/elastic_connection.o \
 	src/elastic/elastic_fdw.o \
+	src/elastic/elastic_hit.o \
 	src/elastic/elastic_import.o \
 	src/elastic/elastic_mapping.o \
+	src/elastic/elastic_modify.o \
 	src/elastic/elastic_option.o \
+	src/elastic/elastic_paging.o \
+	src/elastic/elastic_query.o \
 	src/elastic/elastic_sink.o
 
 # pg_regress suites that need no store (make installcheck).  sync() needs

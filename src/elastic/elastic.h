@@ -2,13 +2,16 @@
  *
  * elastic.h
  *		Declarations shared by the Elasticsearch/OpenSearch files: options,
- *		HTTP connections and error reporting.
+ *		HTTP connections and error reporting, index mappings, and the
+ *		foreign-data wrapper's state and files.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef POLYGLOT_ELASTIC_H
 #define POLYGLOT_ELASTIC_H
 
+#include "commands/explain.h"
+#include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
@@ -34,7 +37,7 @@ typedef struct ElasticRouteOptions
 
 struct PolyglotRoute;
 
-/* elastic_option.c */
+/* in elastic_option.c */
 extern const PolyglotOption polyglot_elastic_options[];
 extern char *polyglot_elastic_endpoint(ForeignServer *server);
 extern const PolyglotRouteOption polyglot_elastic_route_options[];
@@ -45,7 +48,7 @@ extern void polyglot_elastic_get_options(ForeignServer *server, UserMapping *use
 extern List *polyglot_elastic_split_urls(const char *urls);
 extern void polyglot_elastic_check_index_name(const char *name, const char *value);
 
-/* elastic_connection.c */
+/* in elastic_connection.c */
 #define ELASTIC_TRACKED_PITS	16
 
 typedef struct ElasticConn
@@ -53,7 +56,7 @@ typedef struct ElasticConn
 	PolyglotConnEntry base;		/* base.conn is an ElasticHandle */
 	char		servername[NAMEDATALEN];
 	char		flavor;			/* 'e' Elasticsearch, 'o' OpenSearch, 0 not known yet */
-	/* points in time open on the server (malloc'd ids), see elastic_fdw.c */
+	/* points in time open on the server (malloc'd ids), see elastic_paging.c */
 	char	   *pits[ELASTIC_TRACKED_PITS];
 	bool		pit_stale[ELASTIC_TRACKED_PITS];
 } ElasticConn;
@@ -88,8 +91,9 @@ extern int	polyglot_elastic_json_int(JsonbContainer *container, const char *key,
 extern char *polyglot_elastic_error_text(JsonbContainer *error);
 extern Jsonb *polyglot_elastic_parse_response(ElasticConn *conn, const ElasticResponse *response,
 									 const char *what);
+extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
-/* elastic_mapping.c */
+/* in elastic_mapping.c */
 typedef struct ElasticField
 {
 	char	   *path;			/* dotted path from the _source root: "brand.name" */
@@ -119,6 +123,166 @@ extern ElasticField *polyglot_elastic_find_field(List *fields, const char *path)
 extern List *polyglot_elastic_merged_fields(List *mappings);
 
 /*
+ * The foreign-data wrapper's state, shared by its files: where a column's
+ * value comes from, what the planner knows of a table, a scan's state.
+ */
+typedef enum ElasticColumnKind
+{
+	ECOL_DROPPED,
+	ECOL_FIELD,					/* a field of the _source */
+	ECOL_SOURCE,				/* the whole _source */
+	ECOL_ID,					/* the document's _id */
+	ECOL_SCORE,					/* the hit's _score */
+	ECOL_QUERY					/* the query_string searched with */
+} ElasticColumnKind;
+
+typedef struct ElasticColumn
+{
+	ElasticColumnKind kind;
+	char	   *name;
+	char	   *field;			/* ECOL_FIELD: dotted path */
+	Oid			typid;
+	int32		typmod;
+	bool		notnull;
+	/* planner only, from the mapping: */
+	char	   *term_field;		/* path term/terms/range/sort use, or NULL */
+	bool		ranges;			/* ranges and sorts agree with PostgreSQL's */
+	int			ignore_above;	/* of a keyword term_field, or -1 */
+	bool		exists;			/* a mapped leaf: exists answers IS NULL */
+} ElasticColumn;
+
+/* Planner state of a foreign table */
+typedef struct ElasticRelInfo
+{
+	char	   *index;
+	int			natts;
+	ElasticColumn *columns;		/* by attnum - 1 */
+	bool		pushdown;
+	bool		use_remote_estimate;
+	int			page_size;
+	Oid			relid;
+	Oid			userid;
+	List	   *remote_conds;	/* RestrictInfos pushed down exactly */
+	List	   *local_conds;	/* RestrictInfos checked here (some also sent) */
+	List	   *values;			/* expressions whose values the request holds */
+	List	   *items;			/* the filter's items */
+	List	   *queries;		/* of Integer: values searched as query_string */
+} ElasticRelInfo;
+
+#define ELASTIC_KEEP_ALIVE		"1m"	/* of a point in time, renewed by each page */
+
+/* Executor state of a scan */
+typedef struct ElasticScanState
+{
+	ElasticConn *conn;
+	char	   *index;
+	List	   *filter;
+	List	   *queries;
+	List	   *value_exprs;	/* the plan's, for EXPLAIN */
+	List	   *value_states;
+	int			natts;
+	ElasticColumn *columns;
+	bool	   *wanted;
+	bool		whole_source;
+	bool		want_score;
+	List	   *source_fields;	/* of String: the _source to fetch */
+	List	   *sort;
+	int64		limit;
+	bool		count;
+	int			page_size;
+	Oid		   *typinput;		/* by attnum - 1 */
+	Oid		   *typioparam;
+	/* per execution */
+	char	   *query;			/* this execution's query JSON */
+	char	   *query_text;		/* the query column's value, or NULL */
+	bool		use_pit;
+	char	   *pit_id;
+	char	   *search_after;	/* the last hit's sort values, JSON */
+	Jsonb	   *page;
+	JsonbContainer *hits;
+	int			nhits;
+	int			next_hit;
+	int64		fetched;
+	bool		last_page;
+	bool		started;
+	bool		count_done;
+	MemoryContext exec_cxt;		/* of this execution: reset by a rescan */
+	MemoryContext page_cxt;
+	MemoryContext row_cxt;
+	const char *current_column; /* for the error context */
+	char	   *current_id;
+} ElasticScanState;
+
+/* in elastic_fdw.c */
+extern void polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn **columns);
+extern char *polyglot_elastic_table_index(ForeignTable *table, Oid relid);
+extern ElasticConn *polyglot_elastic_table_connection(Oid relid, Oid userid);
+
+/* in elastic_query.c: what the server can evaluate, and its JSON */
+typedef enum ElasticClauseUse	/* what a clause became */
+{
+	ELASTIC_CLAUSE_LOCAL,		/* checked locally only */
+	ELASTIC_CLAUSE_SEARCH,		/* query = value: the search */
+	ELASTIC_CLAUSE_FILTER		/* an item of the filter */
+} ElasticClauseUse;
+
+extern void polyglot_elastic_apply_mapping(ElasticRelInfo *info, List *fields);
+extern List *polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info,
+									  bool *recheck);
+extern Expr *polyglot_elastic_query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info);
+extern ElasticClauseUse polyglot_elastic_add_clause(ElasticRelInfo *info, RelOptInfo *baserel,
+													Expr *clause, bool *recheck);
+extern List *polyglot_elastic_sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys);
+extern List *polyglot_elastic_count_tlist(PathTarget *target);
+extern char *polyglot_elastic_build_query(ElasticScanState *st, ExprContext *econtext,
+										  bool explain);
+extern char *polyglot_elastic_count_body(const char *query);
+extern char *polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain);
+extern void polyglot_elastic_explain_request(ElasticScanState *st, ExprContext *econtext,
+											 ExplainState *es);
+
+/* in elastic_paging.c: pages of hits under a point in time */
+extern void polyglot_elastic_pit_abandon(void *arg);
+extern void polyglot_elastic_close_pit(ElasticScanState *st);
+extern void polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb);
+extern JsonbContainer *polyglot_elastic_next_hit(ElasticScanState *st);
+
+/* in elastic_modify.c: INSERT, UPDATE and DELETE through _bulk */
+extern void polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+												   RangeTblEntry *target_rte,
+												   Relation target_relation);
+extern List *polyglotElasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
+											  Index resultRelation, int subplan_index);
+extern void polyglotElasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+											  List *fdw_private, int subplan_index, int eflags);
+extern void polyglotElasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo);
+extern TupleTableSlot *polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
+														TupleTableSlot *slot,
+														TupleTableSlot *planSlot);
+#if PG_VERSION_NUM >= 140000
+extern TupleTableSlot **polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+															  TupleTableSlot **slots,
+															  TupleTableSlot **planSlots,
+															  int *numSlots);
+extern int	polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo);
+#endif
+extern TupleTableSlot *polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
+														TupleTableSlot *slot,
+														TupleTableSlot *planSlot);
+extern TupleTableSlot *polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
+														TupleTableSlot *slot,
+														TupleTableSlot *planSlot);
+extern void polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+												List *fdw_private, int subplan_index,
+												ExplainState *es);
+extern void polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+
+/* in elastic_hit.c: a hit's _source as column values (JSON -> Datum) */
+extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,
+									   TupleTableSlot *slot);
+
+
+/*
  * Values as Elasticsearch and OpenSearch documents hold them (json_writer.c):
  * dates and times in ISO 8601, a timestamptz in UTC whatever the session's
  * TimeZone, an oid as the number it is, bytea in base64 (what a binary
@@ -134,10 +298,7 @@ polyglot_elastic_append_json_value(StringInfo buf, Datum value, bool isnull, Oid
 	polyglot_json_append_value(buf, value, isnull, typid, ELASTIC_JSON_RULES);
 }
 
-/* elastic_import.c */
+/* in elastic_import.c */
 extern List *polyglotElasticImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
-
-/* elastic_connection.c: which of the two servers it is */
-extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
 #endif							/* POLYGLOT_ELASTIC_H */

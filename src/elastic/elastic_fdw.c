@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * elastic_fdw.c
- *		The polyglot_elastic foreign-data wrapper: searches of Elasticsearch
- *		and OpenSearch indices, and writes through _bulk.
+ *		The polyglot_elastic foreign-data wrapper: its handler, a foreign
+ *		table's columns and options, planning, and the execution of scans
+ *		of Elasticsearch and OpenSearch indices.
  *
  * Columns: a column maps to the _source field of its name, or to the
  * dotted path of its `field` option.  Without a field option, a column
@@ -10,73 +11,26 @@
  * query_string the scan searched with (WHERE query = 'wireless
  * headphones'), and a jsonb or json column the whole _source.
  *
- * Pushdown (the pushdown option, and the setting polyglot.elastic_pushdown):
- * comparisons of a column with a constant or parameter, IN / NOT IN,
- * IS [NOT] NULL, boolean columns and AND / OR of those become a bool
- * filter of term, terms, range and exists queries; which ones depends on
- * the index's mapping, read when the query is planned, so that the server
- * answers exactly as PostgreSQL would:
- *   - numbers against long/integer/short/byte fields (integer columns) or
- *     double fields (double precision and numeric), booleans against
- *     boolean fields;
- *   - text = and <> against a keyword field, or the keyword sub-field of a
- *     text field (the dynamic mapping's name.keyword), without a
- *     normalizer, in a deterministic collation; ranges and sorts of text
- *     only in the C collation and only where no ignore_above leaves long
- *     values out of the index.  A keyword's ignore_above (256 in the
- *     dynamic mapping) leaves longer values out of the index: a constant
- *     longer than that stays a local condition, a parameter is sent and
- *     also checked locally;
- *   - _id = and IN; IS NULL as exists on mapped leaf fields.
- * Dates are not pushed: a date field keeps milliseconds, PostgreSQL
- * microseconds.  `query = x` always goes to the server, pushdown or not:
- * it is the search, not a filter.
- * ORDER BY of such columns (with missing values placed as NULLS FIRST or
- * LAST says) and of _score, and a LIMIT of a query whose conditions all
- * push, become the search's sort and size.  count(*) of such a query is a
- * _count request.
- *
- * Paging: hits come page_size at a time (default 1000).  A scan that may
- * need more than one page opens a point in time (OpenSearch: POST
- * /<index>/_search/point_in_time, Elasticsearch: POST /<index>/_pit) and
- * pages with search_after, with a tiebreaker after the sort (Elasticsearch
- * adds _shard_doc itself, on OpenSearch it is _id), so that every document
- * comes exactly once, as of the moment the scan began.  The point in time
- * is closed at the end of the scan; after an error it expires by itself
- * within a minute.
- *
- * Writes: INSERT (create actions: an existing _id is a unique violation;
- * without an _id the server makes one, which RETURNING shows), UPDATE
- * (update actions with the changed fields) and DELETE go through _bulk,
- * batch_size actions per request; UPDATE and DELETE find documents by the
- * _id column.  The refresh option says whether a write waits for the next
- * refresh (wait_for), forces one (true) or neither (false, the default).
+ * The wrapper's other concerns have files of their own: what the server
+ * can evaluate and the JSON of the request, elastic_query.c; pages of hits
+ * under a point in time, elastic_paging.c; a hit as column values,
+ * elastic_hit.c; INSERT, UPDATE and DELETE through _bulk, elastic_modify.c;
+ * IMPORT FOREIGN SCHEMA, elastic_import.c.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "access/htup_details.h"
 #include "access/reloptions.h"
 #include "access/table.h"
-#include "catalog/pg_am.h"
-#include "catalog/pg_collation.h"
-#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
-#include "commands/defrem.h"
 #include "commands/explain.h"
-#include "common/base64.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
-#include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "nodes/nodeFuncs.h"
-#include "optimizer/appendinfo.h"
 #include "optimizer/cost.h"
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
@@ -84,66 +38,17 @@
 #include "optimizer/paths.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
-#include "optimizer/tlist.h"
 #include "parser/parsetree.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/selfuncs.h"
-#include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
 #include "elastic/elastic.h"
-
-/* Where a column's value comes from */
-typedef enum ElasticColumnKind
-{
-	ECOL_DROPPED,
-	ECOL_FIELD,					/* a field of the _source */
-	ECOL_SOURCE,				/* the whole _source */
-	ECOL_ID,					/* the document's _id */
-	ECOL_SCORE,					/* the hit's _score */
-	ECOL_QUERY					/* the query_string searched with */
-} ElasticColumnKind;
-
-typedef struct ElasticColumn
-{
-	ElasticColumnKind kind;
-	char	   *name;
-	char	   *field;			/* ECOL_FIELD: dotted path */
-	Oid			typid;
-	int32		typmod;
-	bool		notnull;
-	/* planner only, from the mapping: */
-	char	   *term_field;		/* path term/terms/range/sort use, or NULL */
-	bool		ranges;			/* ranges and sorts agree with PostgreSQL's */
-	int			ignore_above;	/* of a keyword term_field, or -1 */
-	bool		exists;			/* a mapped leaf: exists answers IS NULL */
-} ElasticColumn;
-
-/* Planner state of a foreign table */
-typedef struct ElasticRelInfo
-{
-	char	   *index;
-	int			natts;
-	ElasticColumn *columns;		/* by attnum - 1 */
-	bool		pushdown;
-	bool		use_remote_estimate;
-	int			page_size;
-	Oid			relid;
-	Oid			userid;
-	List	   *remote_conds;	/* RestrictInfos pushed down exactly */
-	List	   *local_conds;	/* RestrictInfos checked here (some also sent) */
-	List	   *values;			/* expressions whose values the request holds */
-	List	   *items;			/* the filter's items */
-	List	   *queries;		/* of Integer: values searched as query_string */
-} ElasticRelInfo;
 
 /* fdw_private of a ForeignScan */
 #define FP_INDEX		0		/* String */
@@ -160,14 +65,16 @@ typedef struct ElasticRelInfo
 #define ELASTIC_ROW_COST		0.05
 #define ELASTIC_SCAN_COST		0.001	/* per document the server looks at */
 
-#define ELASTIC_KEEP_ALIVE		"1m"	/* of a point in time, renewed by each page */
-
-#define list_make7(a, b, c, d, e, f, g) lappend(lappend(list_make5(a, b, c, d, e), f), g)
 
 /* ---------------------------------------------------------------- options */
 
-static void
-load_columns(Oid relid, int *natts, ElasticColumn **columns)
+/*
+ * The columns of a foreign table, by attnum - 1, each with where its value
+ * comes from (see the file's comment); the planner-only members are left
+ * for polyglot_elastic_apply_mapping.  Palloc'd in the current context.
+ */
+void
+polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn **columns)
 {
 	Relation	rel = table_open(relid, NoLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -232,8 +139,8 @@ load_columns(Oid relid, int *natts, ElasticColumn **columns)
 }
 
 /* The index option, or the table's name when it is a valid index name */
-static char *
-table_index(ForeignTable *table, Oid relid)
+char *
+polyglot_elastic_table_index(ForeignTable *table, Oid relid)
 {
 	const char *index = polyglot_option_string(table->options, "index", NULL);
 
@@ -262,446 +169,18 @@ load_table(Oid relid, ElasticRelInfo *info)
 	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
 	def = polyglot_table_option(table, server, "page_size");
 	info->page_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE;
-	info->index = table_index(table, relid);
-	load_columns(relid, &info->natts, &info->columns);
+	info->index = polyglot_elastic_table_index(table, relid);
+	polyglot_elastic_load_columns(relid, &info->natts, &info->columns);
 }
 
 /* The connection of a foreign table for userid (InvalidOid: the current user) */
-static ElasticConn *
-table_connection(Oid relid, Oid userid)
+ElasticConn *
+polyglot_elastic_table_connection(Oid relid, Oid userid)
 {
 	ForeignServer *server;
 	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
 
 	return polyglot_elastic_get_connection(server, user);
-}
-
-/*
- * Fills each field column's term_field, ranges, ignore_above and exists
- * from the index's mapping: what the server can filter and sort on as
- * PostgreSQL would (see the file's comment).
- */
-static void
-apply_mapping(ElasticRelInfo *info, List *fields)
-{
-	int			i;
-
-	for (i = 0; i < info->natts; i++)
-	{
-		ElasticColumn *col = &info->columns[i];
-		ElasticField *f;
-		Oid			base;
-		const char *t;
-
-		if (col->kind != ECOL_FIELD)
-			continue;
-		f = polyglot_elastic_find_field(fields, col->field);
-		if (f == NULL || f->conflict)
-			continue;
-		t = f->type;
-		base = getBaseType(col->typid);
-		/* a keyword leaves values longer than ignore_above out of the index */
-		col->exists = strcmp(t, "object") != 0 && strcmp(t, "nested") != 0 &&
-			strcmp(t, "alias") != 0 &&
-			!(strcmp(t, "keyword") == 0 && f->ignore_above >= 0);
-		switch (base)
-		{
-			case INT2OID:
-			case INT4OID:
-			case INT8OID:
-				if (strcmp(t, "long") == 0 || strcmp(t, "integer") == 0 ||
-					strcmp(t, "short") == 0 || strcmp(t, "byte") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case FLOAT8OID:
-			case NUMERICOID:
-				if (strcmp(t, "double") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case FLOAT4OID:
-				if (strcmp(t, "float") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case BOOLOID:
-				if (strcmp(t, "boolean") == 0)
-				{
-					col->term_field = col->field;
-					col->ranges = true;
-				}
-				break;
-			case TEXTOID:
-			case VARCHAROID:
-				if (f->normalizer)
-					break;
-				if (strcmp(t, "keyword") == 0)
-					col->term_field = col->field;
-				else if (strcmp(t, "text") == 0 && f->keyword)
-					col->term_field = f->keyword;
-				col->ignore_above = f->ignore_above;
-				col->ranges = col->term_field != NULL && f->ignore_above < 0;
-				break;
-			default:
-				break;
-		}
-	}
-}
-
-/* ---------------------------------------------------------------- pushdown */
-
-/* The attnum of a Var of the scanned relation, or 0 */
-static int
-var_attnum(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
-{
-	Var		   *var;
-
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (!IsA(expr, Var))
-		return 0;
-	var = (Var *) expr;
-	if ((Index) var->varno != baserel->relid || var->varlevelsup != 0 ||
-		var->varattno <= 0 || var->varattno > info->natts ||
-		info->columns[var->varattno - 1].kind == ECOL_DROPPED)
-		return 0;
-	return var->varattno;
-}
-
-/* A value known when the scan starts: a constant, a parameter, an outer column */
-static bool
-is_value(Expr *expr, RelOptInfo *baserel)
-{
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (IsA(expr, Var))
-		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
-			((Var *) expr)->varlevelsup == 0;
-	return IsA(expr, Const) || IsA(expr, Param);
-}
-
-static int
-add_value(ElasticRelInfo *info, Expr *expr)
-{
-	info->values = lappend(info->values, expr);
-	return list_length(info->values) - 1;
-}
-
-/* The btree strategy of an operator in the default operator family of a type, or 0 */
-static int
-operator_strategy(Oid opno, Oid typid, bool *negated)
-{
-	Oid			opclass = GetDefaultOpClass(getBaseType(typid), BTREE_AM_OID);
-	Oid			opfamily;
-	int			strategy;
-
-	*negated = false;
-	if (!OidIsValid(opclass))
-		return 0;
-	opfamily = get_opclass_family(opclass);
-	strategy = get_op_opfamily_strategy(opno, opfamily);
-	if (strategy == 0 && OidIsValid(get_negator(opno)) &&
-		get_op_opfamily_strategy(get_negator(opno), opfamily) == BTEqualStrategyNumber)
-	{
-		*negated = true;
-		return BTEqualStrategyNumber;
-	}
-	return strategy;
-}
-
-/*
- * The length of a string as ignore_above counts it: in UTF-16 code units
- * (Java's), so a character beyond U+FFFF counts twice.
- */
-static int
-ignore_above_length(const char *s)
-{
-	int			n = 0;
-
-	while (*s)
-	{
-		int			len = pg_mblen(s);
-
-		n += (GetDatabaseEncoding() == PG_UTF8 && len == 4) ? 2 : 1;
-		s += len;
-	}
-	return n;
-}
-
-/*
- * A floating-point column compares with a value of its own type only: a
- * real sent to a double field (or a double to a float field) would be
- * compared at the other precision.
- */
-static bool
-same_float_type(Oid coltype, Oid valtype)
-{
-	Oid			col = getBaseType(coltype);
-	Oid			val = getBaseType(valtype);
-
-	if (col != FLOAT4OID && col != FLOAT8OID && val != FLOAT4OID && val != FLOAT8OID)
-		return true;
-	return col == val;
-}
-
-/* Does a text value fit under the keyword field's ignore_above? */
-static bool
-const_fits(Const *c, int ignore_above)
-{
-	if (ignore_above < 0 || c->constisnull)
-		return true;
-	return ignore_above_length(TextDatumGetCString(c->constvalue)) <= ignore_above;
-}
-
-/* Every element of a constant text array fits under ignore_above */
-static bool
-const_array_fits(Const *c, int ignore_above)
-{
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n,
-				i;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	if (ignore_above < 0 || c->constisnull)
-		return true;
-	arr = DatumGetArrayTypeP(c->constvalue);
-	get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (!nulls[i] && ignore_above_length(TextDatumGetCString(elems[i])) > ignore_above)
-			return false;
-	return true;
-}
-
-/*
- * The filter item of an expression, or NIL when it cannot be sent.  Forms:
- * ("and"|"or", items), ("term", path, exists_path, value#, negated, as_text,
- * ignore_above), ("terms", path, exists_path, value#, negated, as_text,
- * ignore_above), ("range", path, op, value#), ("exists", path, negated),
- * ("bool", path, value).  *recheck is set when the item may match more
- * documents than the clause (a parameter that ignore_above may leave out):
- * the clause is then also checked locally.
- */
-static List *
-deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
-{
-	int			attnum;
-	ElasticColumn *col;
-
-	if (IsA(expr, BoolExpr))
-	{
-		BoolExpr   *b = (BoolExpr *) expr;
-		List	   *items = NIL;
-		ListCell   *lc;
-
-		if (b->boolop == NOT_EXPR)
-		{
-			/* NOT of a boolean column only: elsewhere NULLs would differ */
-			attnum = var_attnum(linitial(b->args), baserel, info);
-			if (attnum == 0)
-				return NIL;
-			col = &info->columns[attnum - 1];
-			if (col->term_field == NULL || getBaseType(col->typid) != BOOLOID)
-				return NIL;
-			return list_make3(makeString("bool"), makeString(col->term_field), makeInteger(0));
-		}
-		foreach(lc, b->args)
-		{
-			List	   *item = deparse((Expr *) lfirst(lc), baserel, info, recheck);
-
-			if (item == NIL)
-				return NIL;
-			items = lappend(items, item);
-		}
-		return list_make2(makeString(b->boolop == AND_EXPR ? "and" : "or"), items);
-	}
-
-	if ((attnum = var_attnum(expr, baserel, info)) != 0)
-	{
-		col = &info->columns[attnum - 1];
-		if (col->term_field == NULL || getBaseType(col->typid) != BOOLOID)
-			return NIL;
-		return list_make3(makeString("bool"), makeString(col->term_field), makeInteger(1));
-	}
-
-	if (IsA(expr, NullTest))
-	{
-		NullTest   *nt = (NullTest *) expr;
-
-		attnum = var_attnum(nt->arg, baserel, info);
-		if (attnum == 0 || nt->argisrow)
-			return NIL;
-		col = &info->columns[attnum - 1];
-		if (col->kind != ECOL_FIELD || !col->exists)
-			return NIL;
-		return list_make3(makeString("exists"), makeString(col->field),
-						  makeInteger(nt->nulltesttype == IS_NULL));
-	}
-
-	if (IsA(expr, OpExpr) && list_length(((OpExpr *) expr)->args) == 2)
-	{
-		OpExpr	   *op = (OpExpr *) expr;
-		Expr	   *left = linitial(op->args);
-		Expr	   *right = lsecond(op->args);
-		Expr	   *value;
-		Oid			opno = op->opno;
-		bool		negated;
-		int			strategy;
-		bool		is_text;
-
-		if ((attnum = var_attnum(left, baserel, info)) != 0 && is_value(right, baserel))
-			value = right;
-		else if ((attnum = var_attnum(right, baserel, info)) != 0 && is_value(left, baserel))
-		{
-			value = left;
-			opno = get_commutator(opno);
-			if (!OidIsValid(opno))
-				return NIL;
-		}
-		else
-			return NIL;
-		col = &info->columns[attnum - 1];
-		if (col->kind != ECOL_FIELD && col->kind != ECOL_ID)
-			return NIL;
-		strategy = operator_strategy(opno, col->typid, &negated);
-		if (strategy == 0)
-			return NIL;
-		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
-		if (is_text && OidIsValid(op->inputcollid) &&
-			!get_collation_isdeterministic(op->inputcollid))
-			return NIL;
-		if (!same_float_type(col->typid, exprType((Node *) value)))
-			return NIL;
-		/* NaN and infinities: locally (a parameter's is known at execution) */
-		if (polyglot_has_nonfinite(col->typid))
-		{
-			if (IsA(value, Const) && polyglot_const_nonfinite((Const *) value))
-				return NIL;
-			if (!IsA(value, Const))
-				*recheck = true;
-		}
-		if (col->kind == ECOL_ID)
-		{
-			if (strategy != BTEqualStrategyNumber)
-				return NIL;
-			return list_make7(makeString("term"), makeString("_id"), makeString(""),
-							  makeInteger(add_value(info, value)), makeInteger(negated),
-							  makeInteger(1), makeInteger(-1));
-		}
-		if (col->term_field == NULL)
-			return NIL;
-		if (strategy == BTEqualStrategyNumber)
-		{
-			/* <> must see the field exist, as SQL leaves NULLs out */
-			if (negated && !col->exists)
-				return NIL;
-			if (is_text && col->ignore_above >= 0)
-			{
-				if (IsA(value, Const) && !const_fits((Const *) value, col->ignore_above))
-					return NIL;
-				if (!IsA(value, Const))
-					*recheck = true;
-			}
-			return list_make7(makeString("term"), makeString(col->term_field),
-							  makeString(col->field), makeInteger(add_value(info, value)),
-							  makeInteger(negated), makeInteger(0),
-							  makeInteger(is_text ? col->ignore_above : -1));
-		}
-		if (!col->ranges)
-			return NIL;
-		if (is_text && op->inputcollid != C_COLLATION_OID &&
-			op->inputcollid != POSIX_COLLATION_OID)
-			return NIL;
-		return list_make4(makeString("range"), makeString(col->term_field),
-						  makeString(strategy == BTLessStrategyNumber ? "lt" :
-									 strategy == BTLessEqualStrategyNumber ? "lte" :
-									 strategy == BTGreaterStrategyNumber ? "gt" : "gte"),
-						  makeInteger(add_value(info, value)));
-	}
-
-	if (IsA(expr, ScalarArrayOpExpr))
-	{
-		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) expr;
-		Expr	   *value = lsecond(sa->args);
-		bool		negated;
-		int			strategy;
-		bool		is_text;
-
-		attnum = var_attnum(linitial(sa->args), baserel, info);
-		if (attnum == 0 || !is_value(value, baserel))
-			return NIL;
-		col = &info->columns[attnum - 1];
-		if (col->kind != ECOL_FIELD && col->kind != ECOL_ID)
-			return NIL;
-		strategy = operator_strategy(sa->opno, col->typid, &negated);
-		/* = ANY (IN) and <> ALL (NOT IN) */
-		if (strategy != BTEqualStrategyNumber || negated == sa->useOr)
-			return NIL;
-		is_text = getBaseType(col->typid) == TEXTOID || getBaseType(col->typid) == VARCHAROID;
-		if (is_text && OidIsValid(sa->inputcollid) &&
-			!get_collation_isdeterministic(sa->inputcollid))
-			return NIL;
-		if (!OidIsValid(get_element_type(exprType((Node *) value))) ||
-			!same_float_type(col->typid, get_element_type(exprType((Node *) value))))
-			return NIL;
-		if (polyglot_has_nonfinite(col->typid))
-		{
-			if (IsA(value, Const) && polyglot_const_nonfinite((Const *) value))
-				return NIL;
-			if (!IsA(value, Const))
-				*recheck = true;
-		}
-		if (col->kind == ECOL_ID)
-			return list_make7(makeString("terms"), makeString("_id"), makeString(""),
-							  makeInteger(add_value(info, value)), makeInteger(negated),
-							  makeInteger(1), makeInteger(-1));
-		if (col->term_field == NULL || (negated && !col->exists))
-			return NIL;
-		if (is_text && col->ignore_above >= 0)
-		{
-			if (IsA(value, Const) && !const_array_fits((Const *) value, col->ignore_above))
-				return NIL;
-			if (!IsA(value, Const))
-				*recheck = true;
-		}
-		return list_make7(makeString("terms"), makeString(col->term_field),
-						  makeString(col->field), makeInteger(add_value(info, value)),
-						  makeInteger(negated), makeInteger(0),
-						  makeInteger(is_text ? col->ignore_above : -1));
-	}
-	return NIL;
-}
-
-/* The value of `query = value`, the search itself, or NULL */
-static Expr *
-query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
-{
-	OpExpr	   *op;
-	int			attnum;
-
-	if (!IsA(expr, OpExpr) || list_length(((OpExpr *) expr)->args) != 2)
-		return NULL;
-	op = (OpExpr *) expr;
-	if (op->opno != TextEqualOperator)
-		return NULL;
-	if ((attnum = var_attnum(linitial(op->args), baserel, info)) != 0 &&
-		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(lsecond(op->args), baserel))
-		return lsecond(op->args);
-	if ((attnum = var_attnum(lsecond(op->args), baserel, info)) != 0 &&
-		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(linitial(op->args), baserel))
-		return linitial(op->args);
-	return NULL;
 }
 
 /*
@@ -737,42 +216,38 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 	baserel->fdw_private = info;
 	load_table(foreigntableid, info);
 	info->userid = baserel->userid;
-	conn = table_connection(foreigntableid, info->userid);
+	conn = polyglot_elastic_table_connection(foreigntableid, info->userid);
 	if (info->pushdown)
-		apply_mapping(info, polyglot_elastic_merged_fields(polyglot_elastic_read_mappings(conn, info->index)));
+	{
+		List	   *mappings = polyglot_elastic_read_mappings(conn, info->index);
+
+		polyglot_elastic_apply_mapping(info, polyglot_elastic_merged_fields(mappings));
+	}
 
 	foreach(lc, baserel->baserestrictinfo)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		Expr	   *query = query_value(ri->clause, baserel, info);
-		int			nvalues = list_length(info->values);
-		List	   *item = NIL;
-		bool		recheck = false;
+		bool		recheck;
+		List	   *item;
 
-		if (query)
+		switch (polyglot_elastic_add_clause(info, baserel, ri->clause, &recheck))
 		{
-			/* the search: sent whether pushdown is on or not */
-			info->queries = lappend(info->queries, makeInteger(add_value(info, query)));
-			info->remote_conds = lappend(info->remote_conds, ri);
-			continue;
-		}
-		if (info->pushdown)
-			item = deparse(ri->clause, baserel, info, &recheck);
-		if (item != NIL)
-		{
-			info->items = lappend(info->items, item);
-			if (recheck)
-				info->local_conds = lappend(info->local_conds, ri);
-			else
+			case ELASTIC_CLAUSE_SEARCH:
 				info->remote_conds = lappend(info->remote_conds, ri);
-			if (strcmp(strVal(linitial(item)), "term") == 0 &&
-				strcmp(strVal(lsecond(item)), "_id") == 0 && intVal(list_nth(item, 4)) == 0)
-				unique = true;
-		}
-		else
-		{
-			info->values = list_truncate(info->values, nvalues);
-			info->local_conds = lappend(info->local_conds, ri);
+				break;
+			case ELASTIC_CLAUSE_FILTER:
+				if (recheck)
+					info->local_conds = lappend(info->local_conds, ri);
+				else
+					info->remote_conds = lappend(info->remote_conds, ri);
+				item = (List *) llast(info->items);
+				if (strcmp(strVal(linitial(item)), "term") == 0 &&
+					strcmp(strVal(lsecond(item)), "_id") == 0 && intVal(list_nth(item, 4)) == 0)
+					unique = true;
+				break;
+			case ELASTIC_CLAUSE_LOCAL:
+				info->local_conds = lappend(info->local_conds, ri);
+				break;
 		}
 	}
 
@@ -785,65 +260,6 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 																   0, JOIN_INNER, NULL));
 	if (unique)
 		baserel->rows = 1;
-}
-
-/*
- * The sort of pathkeys, as (path, asc, nulls_first) entries, or NIL when
- * one of them cannot be sorted by the server as PostgreSQL would: _score,
- * or columns whose mapping sorts as PostgreSQL (see apply_mapping), in the
- * type's default operator family.  Missing values go where NULLS FIRST or
- * LAST puts NULLs.
- */
-static List *
-sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *pathkeys)
-{
-	List	   *spec = NIL;
-	ListCell   *lc;
-
-	foreach(lc, pathkeys)
-	{
-		PathKey    *pk = (PathKey *) lfirst(lc);
-		EquivalenceClass *ec = pk->pk_eclass;
-		ListCell   *lm;
-		int			attnum = 0;
-		ElasticColumn *col;
-		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
-		Oid			opclass;
-		Oid			base;
-
-		if (ec->ec_has_volatile)
-			return NIL;
-		foreach(lm, ec->ec_members)
-		{
-			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
-
-			if (bms_equal(em->em_relids, baserel->relids) &&
-				(attnum = var_attnum(em->em_expr, baserel, info)) != 0)
-				break;
-		}
-		if (attnum == 0)
-			return NIL;
-		col = &info->columns[attnum - 1];
-		base = getBaseType(col->typid);
-		opclass = GetDefaultOpClass(base, BTREE_AM_OID);
-		if (!OidIsValid(opclass) || get_opclass_family(opclass) != pk->pk_opfamily)
-			return NIL;
-		if (col->kind == ECOL_SCORE)
-		{
-			/* every hit has a score when the search sorts by it */
-			spec = lappend(spec, list_make3(makeString("_score"), makeInteger(asc),
-											makeInteger(0)));
-			continue;
-		}
-		if (col->kind != ECOL_FIELD || col->term_field == NULL || !col->ranges)
-			return NIL;
-		if ((base == TEXTOID || base == VARCHAROID) &&
-			ec->ec_collation != C_COLLATION_OID && ec->ec_collation != POSIX_COLLATION_OID)
-			return NIL;
-		spec = lappend(spec, list_make3(makeString(col->term_field), makeInteger(asc),
-										makeInteger(pk->pk_nulls_first)));
-	}
-	return spec;
 }
 
 static void
@@ -892,7 +308,7 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 
 	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
 	if (info->pushdown && root->query_pathkeys != NIL &&
-		(sort = sort_spec(baserel, info, root->query_pathkeys)) != NIL)
+		(sort = polyglot_elastic_sort_spec(baserel, info, root->query_pathkeys)) != NIL)
 	{
 		double		rows = baserel->rows;
 
@@ -943,8 +359,9 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 
 			if (!join_clause_is_movable_to(ri, baserel))
 				continue;
-			usable = query_value(ri->clause, baserel, info) != NULL ||
-				(info->pushdown && deparse(ri->clause, baserel, info, &recheck) != NIL);
+			usable = polyglot_elastic_query_value(ri->clause, baserel, info) != NULL ||
+				(info->pushdown &&
+				 polyglot_elastic_deparse(ri->clause, baserel, info, &recheck) != NIL);
 			info->values = list_truncate(info->values, nvalues);
 			if (!usable)
 				continue;
@@ -972,8 +389,7 @@ elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptIn
 	ElasticRelInfo *info;
 	Query	   *parse = root->parse;
 	PathTarget *target = output_rel->reltarget;
-	List	   *scan_tlist = NIL;
-	ListCell   *lc;
+	List	   *scan_tlist;
 
 	if (stage != UPPERREL_GROUP_AGG || input_rel->reloptkind != RELOPT_BASEREL ||
 		output_rel->fdw_private != NULL)
@@ -983,24 +399,7 @@ elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptIn
 		parse->groupClause || parse->groupingSets || parse->havingQual ||
 		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
 		return;
-	foreach(lc, target->exprs)
-	{
-		List	   *vars = pull_var_clause((Node *) lfirst(lc), PVC_INCLUDE_AGGREGATES);
-		ListCell   *lv;
-
-		foreach(lv, vars)
-		{
-			Aggref	   *agg = (Aggref *) lfirst(lv);
-
-			if (!IsA(agg, Aggref) || agg->aggfnoid != F_COUNT_ || agg->aggfilter ||
-				agg->aggdistinct || agg->aggorder)
-				return;
-			if (!tlist_member((Expr *) agg, scan_tlist))
-				scan_tlist = lappend(scan_tlist,
-									 makeTargetEntry((Expr *) copyObject(agg),
-													 list_length(scan_tlist) + 1, NULL, false));
-		}
-	}
+	scan_tlist = polyglot_elastic_count_tlist(target);
 	if (scan_tlist == NIL)
 		return;
 	output_rel->fdw_private = list_make2(info, scan_tlist);
@@ -1051,36 +450,16 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 	foreach(lc, scan_clauses)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		List	   *item = NIL;
-		int			nvalues = list_length(info->values);
+		ElasticClauseUse use = ELASTIC_CLAUSE_LOCAL;
 		bool		recheck = false;
 
 		if (list_member_ptr(info->remote_conds, ri))
 			continue;
 		/* a parameterized path's join clauses: the outer column is a value */
 		if (best_path->path.param_info && !bms_is_subset(ri->clause_relids, baserel->relids))
-		{
-			Expr	   *query = query_value(ri->clause, baserel, info);
-
-			if (query)
-			{
-				info->queries = lappend(info->queries, makeInteger(add_value(info, query)));
-				continue;
-			}
-			if (info->pushdown)
-				item = deparse(ri->clause, baserel, info, &recheck);
-		}
-		if (item != NIL)
-		{
-			info->items = lappend(info->items, item);
-			if (recheck)
-				local = lappend(local, ri->clause);
-		}
-		else
-		{
-			info->values = list_truncate(info->values, nvalues);
+			use = polyglot_elastic_add_clause(info, baserel, ri->clause, &recheck);
+		if (use == ELASTIC_CLAUSE_LOCAL || (use == ELASTIC_CLAUSE_FILTER && recheck))
 			local = lappend(local, ri->clause);
-		}
 	}
 	Assert(limit == 0 || local == NIL);
 
@@ -1127,487 +506,6 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 
 /* ---------------------------------------------------------------- execution */
 
-/* Executor state of a scan */
-typedef struct ElasticScanState
-{
-	ElasticConn *conn;
-	char	   *index;
-	List	   *filter;
-	List	   *queries;
-	List	   *value_exprs;	/* the plan's, for EXPLAIN */
-	List	   *value_states;
-	int			natts;
-	ElasticColumn *columns;
-	bool	   *wanted;
-	bool		whole_source;
-	bool		want_score;
-	List	   *source_fields;	/* of String: the _source to fetch */
-	List	   *sort;
-	int64		limit;
-	bool		count;
-	int			page_size;
-	Oid		   *typinput;		/* by attnum - 1 */
-	Oid		   *typioparam;
-	/* per execution */
-	char	   *query;			/* this execution's query JSON */
-	char	   *query_text;		/* the query column's value, or NULL */
-	bool		use_pit;
-	char	   *pit_id;
-	char	   *search_after;	/* the last hit's sort values, JSON */
-	Jsonb	   *page;
-	JsonbContainer *hits;
-	int			nhits;
-	int			next_hit;
-	int64		fetched;
-	bool		last_page;
-	bool		started;
-	bool		count_done;
-	MemoryContext exec_cxt;		/* of this execution: reset by a rescan */
-	MemoryContext page_cxt;
-	MemoryContext row_cxt;
-	const char *current_column; /* for the error context */
-	char	   *current_id;
-} ElasticScanState;
-
-#define MATCH_NONE "{\"bool\":{\"must_not\":[{\"match_all\":{}}]}}"
-
-/*
- * The value number n of the request, or *unknown in EXPLAIN (without
- * ANALYZE) for a parameter that has no value yet.
- */
-static Datum
-item_value(ElasticScanState *st, int n, ExprContext *econtext, bool explain, bool *isnull,
-		   Oid *typid, bool *unknown)
-{
-	Expr	   *expr = (Expr *) list_nth(st->value_exprs, n);
-	ExprState  *state = (ExprState *) list_nth(st->value_states, n);
-
-	*typid = exprType((Node *) expr);
-	*unknown = false;
-	if (explain && !IsA(expr, Const))
-	{
-		*unknown = true;
-		*isnull = true;
-		return (Datum) 0;
-	}
-	return ExecEvalExpr(state, econtext, isnull);
-}
-
-static void
-append_text_value(StringInfo buf, Datum value, Oid typid)
-{
-	Oid			outfunc;
-	bool		varlena;
-
-	getTypeOutputInfo(typid, &outfunc, &varlena);
-	escape_json(buf, OidOutputFunctionCall(outfunc, value));
-}
-
-/* Does a text value pass the keyword field's ignore_above? */
-static bool
-value_fits(Datum value, Oid typid, int ignore_above)
-{
-	Oid			outfunc;
-	bool		varlena;
-
-	if (ignore_above < 0)
-		return true;
-	getTypeOutputInfo(typid, &outfunc, &varlena);
-	return ignore_above_length(OidOutputFunctionCall(outfunc, value)) <= ignore_above;
-}
-
-static void
-append_exists_guard(StringInfo buf, const char *exists_path)
-{
-	if (exists_path[0])
-	{
-		appendStringInfoString(buf, ",\"filter\":[{\"exists\":{\"field\":");
-		escape_json(buf, exists_path);
-		appendStringInfoString(buf, "}}]");
-	}
-}
-
-/* Appends the JSON query of a filter item (see deparse()) with this execution's values */
-static void
-append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econtext,
-			bool explain)
-{
-	const char *kind = strVal(linitial(item));
-	Datum		value;
-	bool		isnull;
-	Oid			typid;
-	bool		unknown;
-
-	if (strcmp(kind, "and") == 0 || strcmp(kind, "or") == 0)
-	{
-		ListCell   *lc;
-		bool		first = true;
-
-		appendStringInfo(buf, "{\"bool\":{\"%s\":[", kind[0] == 'a' ? "filter" : "should");
-		foreach(lc, (List *) lsecond(item))
-		{
-			if (!first)
-				appendStringInfoChar(buf, ',');
-			first = false;
-			append_item(buf, (List *) lfirst(lc), st, econtext, explain);
-		}
-		appendStringInfoString(buf, kind[0] == 'a' ? "]}}" : "],\"minimum_should_match\":1}}");
-		return;
-	}
-	if (strcmp(kind, "bool") == 0)
-	{
-		appendStringInfoString(buf, "{\"term\":{");
-		escape_json(buf, strVal(lsecond(item)));
-		appendStringInfo(buf, ":%s}}", intVal(lthird(item)) ? "true" : "false");
-		return;
-	}
-	if (strcmp(kind, "exists") == 0)
-	{
-		if (intVal(lthird(item)))
-			appendStringInfoString(buf, "{\"bool\":{\"must_not\":[");
-		appendStringInfoString(buf, "{\"exists\":{\"field\":");
-		escape_json(buf, strVal(lsecond(item)));
-		appendStringInfoString(buf, "}}");
-		if (intVal(lthird(item)))
-			appendStringInfoString(buf, "]}}");
-		return;
-	}
-	if (strcmp(kind, "range") == 0)
-	{
-		value = item_value(st, intVal(lfourth(item)), econtext, explain, &isnull, &typid,
-						   &unknown);
-		if (isnull && !unknown)
-		{
-			appendStringInfoString(buf, MATCH_NONE);
-			return;
-		}
-		if (!unknown && polyglot_nonfinite_value(value, typid))
-		{
-			/* a parameter's NaN or infinity: a superset, checked locally */
-			appendStringInfoString(buf, "{\"match_all\":{}}");
-			return;
-		}
-		appendStringInfoString(buf, "{\"range\":{");
-		escape_json(buf, strVal(lsecond(item)));
-		appendStringInfo(buf, ":{\"%s\":", strVal(lthird(item)));
-		if (unknown)
-			appendStringInfoString(buf, "\"(parameter)\"");
-		else
-			polyglot_elastic_append_json_value(buf, value, false, typid);
-		appendStringInfoString(buf, "}}}");
-		return;
-	}
-
-	/* term and terms: (kind, path, exists_path, value#, negated, as_text, ignore_above) */
-	{
-		const char *path = strVal(lsecond(item));
-		const char *exists_path = strVal(lthird(item));
-		bool		negated = intVal(list_nth(item, 4)) != 0;
-		bool		as_text = intVal(list_nth(item, 5)) != 0;
-		int			ignore_above = intVal(list_nth(item, 6));
-		bool		terms = strcmp(kind, "terms") == 0;
-		StringInfoData q;
-
-		value = item_value(st, intVal(list_nth(item, 3)), econtext, explain, &isnull, &typid,
-						   &unknown);
-		if (isnull && !unknown)
-		{
-			/* = NULL, IN (NULL array) and NOT IN of a NULL array match nothing */
-			appendStringInfoString(buf, MATCH_NONE);
-			return;
-		}
-		initStringInfo(&q);
-		if (!unknown && !terms && polyglot_nonfinite_value(value, typid))
-		{
-			/* a parameter's NaN or infinity: a superset, checked locally */
-			appendStringInfoString(buf, "{\"match_all\":{}}");
-			return;
-		}
-		if (unknown)
-			appendStringInfo(&q, "{\"%s\":{", kind);
-		else if (!terms)
-		{
-			if (!negated && !value_fits(value, typid, ignore_above))
-			{
-				/* not in the index: the local check decides (a superset here) */
-				appendStringInfoString(buf, "{\"match_all\":{}}");
-				return;
-			}
-			appendStringInfoString(&q, "{\"term\":{");
-		}
-		else
-			appendStringInfoString(&q, "{\"terms\":{");
-		escape_json(&q, path);
-		appendStringInfoChar(&q, ':');
-		if (unknown)
-			appendStringInfoString(&q, terms ? "[\"(parameter)\"]" : "\"(parameter)\"");
-		else if (!terms)
-		{
-			if (as_text)
-				append_text_value(&q, value, typid);
-			else
-				polyglot_elastic_append_json_value(&q, value, false, typid);
-		}
-		else
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(value);
-			Oid			elemtype = ARR_ELEMTYPE(arr);
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n,
-						i,
-						sent = 0;
-
-			get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-			deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
-			appendStringInfoChar(&q, '[');
-			for (i = 0; i < n; i++)
-			{
-				if (nulls[i])
-				{
-					/* x NOT IN (.., NULL) is never true */
-					if (negated)
-					{
-						appendStringInfoString(buf, MATCH_NONE);
-						return;
-					}
-					continue;
-				}
-				if (!value_fits(elems[i], elemtype, ignore_above) ||
-					polyglot_nonfinite_value(elems[i], elemtype))
-				{
-					/* a value not in the index: a superset, checked locally */
-					if (!negated)
-					{
-						appendStringInfoString(buf, "{\"match_all\":{}}");
-						return;
-					}
-					continue;
-				}
-				if (sent++ > 0)
-					appendStringInfoChar(&q, ',');
-				if (as_text)
-					append_text_value(&q, elems[i], elemtype);
-				else
-					polyglot_elastic_append_json_value(&q, elems[i], false, elemtype);
-			}
-			appendStringInfoChar(&q, ']');
-			if (sent == 0)
-			{
-				/* IN () matches nothing, NOT IN () everything, NULLs too */
-				appendStringInfoString(buf, negated ? "{\"match_all\":{}}" : MATCH_NONE);
-				return;
-			}
-		}
-		appendStringInfoString(&q, "}}");
-		if (!negated)
-			appendBinaryStringInfo(buf, q.data, q.len);
-		else
-		{
-			/* <> and NOT IN are false for NULL: the field must exist */
-			appendStringInfo(buf, "{\"bool\":{\"must_not\":[%s]", q.data);
-			append_exists_guard(buf, exists_path);
-			appendStringInfoString(buf, "}}");
-		}
-	}
-}
-
-/*
- * The search's query with this execution's values: match_all, or a bool
- * query whose filter holds the pushed conditions and whose must holds the
- * query_string searches.  Sets st->query_text to the searched text.
- */
-static char *
-build_query(ElasticScanState *st, ExprContext *econtext, bool explain)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-	bool		first = true;
-
-	st->query_text = NULL;
-	if (st->filter == NIL && st->queries == NIL)
-		return "{\"match_all\":{}}";
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"bool\":{");
-	if (st->filter)
-	{
-		ListCell   *li;
-
-		/* the top "and": its items are the filter's */
-		appendStringInfoString(&buf, "\"filter\":[");
-		foreach(li, (List *) lsecond(st->filter))
-		{
-			if (li != list_head((List *) lsecond(st->filter)))
-				appendStringInfoChar(&buf, ',');
-			append_item(&buf, (List *) lfirst(li), st, econtext, explain);
-		}
-		appendStringInfoChar(&buf, ']');
-		first = false;
-	}
-	if (st->queries)
-	{
-		appendStringInfoString(&buf, first ? "\"must\":[" : ",\"must\":[");
-		first = true;
-		foreach(lc, st->queries)
-		{
-			bool		isnull;
-			Oid			typid;
-			bool		unknown;
-			Datum		value = item_value(st, intVal(lfirst(lc)),
-										   econtext, explain, &isnull, &typid, &unknown);
-
-			if (!first)
-				appendStringInfoChar(&buf, ',');
-			first = false;
-			if (unknown)
-				appendStringInfoString(&buf, "{\"query_string\":{\"query\":\"(parameter)\"}}");
-			else if (isnull)
-				appendStringInfoString(&buf, MATCH_NONE);
-			else
-			{
-				char	   *qtext = TextDatumGetCString(value);
-
-				/* two different searches match nothing, as query = a AND query = b */
-				if (st->query_text && strcmp(st->query_text, qtext) != 0)
-					appendStringInfoString(&buf, MATCH_NONE);
-				else
-				{
-					appendStringInfoString(&buf, "{\"query_string\":{\"query\":");
-					escape_json(&buf, qtext);
-					appendStringInfoString(&buf, "}}");
-				}
-				st->query_text = qtext;
-			}
-		}
-		appendStringInfoChar(&buf, ']');
-	}
-	appendStringInfoString(&buf, "}}");
-	return buf.data;
-}
-
-/* Is the sort _score descending alone, the servers' order without a sort? */
-static bool
-sort_is_relevance(ElasticScanState *st)
-{
-	List	   *s;
-
-	if (list_length(st->sort) != 1)
-		return false;
-	s = (List *) linitial(st->sort);
-	return strcmp(strVal(linitial(s)), "_score") == 0 && intVal(lsecond(s)) == 0;
-}
-
-/*
- * The sort of the search, with the tiebreaker that paging needs.  A single
- * request sorted by relevance alone sends no sort: the servers then skip
- * hits that cannot make the top ones (an explicit _score sort does not).
- */
-static void
-append_sort(StringInfo buf, ElasticScanState *st, bool tiebreak)
-{
-	ListCell   *lc;
-	bool		first = true;
-
-	if ((st->sort == NIL || sort_is_relevance(st)) && !tiebreak)
-		return;
-	appendStringInfoString(buf, ",\"sort\":[");
-	foreach(lc, st->sort)
-	{
-		List	   *s = (List *) lfirst(lc);
-		const char *path = strVal(linitial(s));
-		bool		asc = intVal(lsecond(s)) != 0;
-
-		if (!first)
-			appendStringInfoChar(buf, ',');
-		first = false;
-		appendStringInfoChar(buf, '{');
-		escape_json(buf, path);
-		if (strcmp(path, "_score") == 0)
-			appendStringInfo(buf, ":{\"order\":\"%s\"}}", asc ? "asc" : "desc");
-		else
-			appendStringInfo(buf, ":{\"order\":\"%s\",\"missing\":\"%s\"}}",
-							 asc ? "asc" : "desc", intVal(lthird(s)) ? "_first" : "_last");
-	}
-	if (st->sort == NIL && st->queries != NIL)
-	{
-		/* a search without ORDER BY: best hits first */
-		appendStringInfoString(buf, "{\"_score\":{\"order\":\"desc\"}}");
-		first = false;
-	}
-	if (tiebreak)
-	{
-		/*
-		 * Elasticsearch adds _shard_doc under a point in time by itself;
-		 * OpenSearch has no _shard_doc: _index and _id are unique together
-		 */
-		if (polyglot_elastic_is_opensearch(st->conn))
-			appendStringInfo(buf, "%s{\"_index\":{\"order\":\"asc\"}},{\"_id\":{\"order\":\"asc\"}}",
-							 first ? "" : ",");
-		else if (first)
-			appendStringInfoString(buf, "{\"_shard_doc\":{\"order\":\"asc\"}}");
-	}
-	appendStringInfoChar(buf, ']');
-}
-
-/* The body of one search request */
-static char *
-build_search_body(ElasticScanState *st, int size, bool explain)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"size\":%d,\"query\":%s", size, st->query);
-	if (st->whole_source)
-		appendStringInfoString(&buf, ",\"_source\":true");
-	else if (st->source_fields == NIL)
-		appendStringInfoString(&buf, ",\"_source\":false");
-	else
-	{
-		bool		first = true;
-
-		appendStringInfoString(&buf, ",\"_source\":[");
-		foreach(lc, st->source_fields)
-		{
-			if (!first)
-				appendStringInfoChar(&buf, ',');
-			first = false;
-			escape_json(&buf, strVal(lfirst(lc)));
-		}
-		appendStringInfoChar(&buf, ']');
-	}
-	append_sort(&buf, st, st->use_pit || (explain && st->use_pit));
-	/* a sort on fields leaves _score out unless asked for */
-	if (st->want_score && (st->use_pit || (st->sort != NIL && !sort_is_relevance(st))))
-		appendStringInfoString(&buf, ",\"track_scores\":true");
-	appendStringInfoString(&buf, ",\"track_total_hits\":false");
-	if (st->use_pit)
-	{
-		appendStringInfoString(&buf, ",\"pit\":{\"id\":");
-		escape_json(&buf, st->pit_id ? st->pit_id : "(point in time)");
-		appendStringInfoString(&buf, ",\"keep_alive\":\"" ELASTIC_KEEP_ALIVE "\"}");
-	}
-	if (st->search_after)
-		appendStringInfo(&buf, ",\"search_after\":%s", st->search_after);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
-
-static void
-scan_error_context(void *arg)
-{
-	ElasticScanState *st = (ElasticScanState *) arg;
-
-	if (st->current_column)
-		errcontext("column \"%s\" of document %s in index \"%s\"", st->current_column,
-				   st->current_id ? st->current_id : "(without _id)", st->index);
-}
-
-static void pit_abandon(void *arg);
-
 static void
 elasticBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -1630,7 +528,7 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 	st->limit = intVal(list_nth(plan->fdw_private, FP_LIMIT));
 	st->count = intVal(list_nth(plan->fdw_private, FP_COUNT)) != 0;
 	st->page_size = intVal(list_nth(plan->fdw_private, FP_PAGE_SIZE));
-	load_columns(rte->relid, &st->natts, &st->columns);
+	polyglot_elastic_load_columns(rte->relid, &st->natts, &st->columns);
 	st->wanted = palloc0(sizeof(bool) * Max(st->natts, 1));
 	st->typinput = palloc0(sizeof(Oid) * Max(st->natts, 1));
 	st->typioparam = palloc0(sizeof(Oid) * Max(st->natts, 1));
@@ -1661,7 +559,7 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 										 ALLOCSET_DEFAULT_SIZES);
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic row",
 										ALLOCSET_DEFAULT_SIZES);
-	st->conn = table_connection(rte->relid, userid);
+	st->conn = polyglot_elastic_table_connection(rte->relid, userid);
 	/* one request when the LIMIT fits in a page, else paging under a point in time */
 	st->use_pit = !st->count && !(st->limit > 0 && st->limit <= st->page_size);
 	if (st->use_pit && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
@@ -1669,589 +567,10 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 		MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt,
 													   sizeof(MemoryContextCallback));
 
-		cb->func = pit_abandon;
+		cb->func = polyglot_elastic_pit_abandon;
 		cb->arg = st;
 		MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
 	}
-}
-
-/*
- * Points in time open on a connection's server, so that one a failed query
- * left open (its scan state is gone, and an abort does no network I/O) is
- * closed by the next scan on the connection rather than left to expire:
- * servers cap the number of open ones.  The ids are malloc'd; a scan's is
- * marked stale by a reset callback of the query's memory context, which
- * runs at the end of the query however it ends.
- */
-static void
-pit_track(ElasticConn *conn, const char *id)
-{
-	int			i;
-
-	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
-		if (conn->pits[i] == NULL)
-		{
-			conn->pits[i] = strdup(id);
-			conn->pit_stale[i] = false;
-			return;
-		}
-	/* too many at once: this one is left to expire if its query fails */
-}
-
-static int
-pit_find(ElasticConn *conn, const char *id)
-{
-	int			i;
-
-	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
-		if (conn->pits[i] && strcmp(conn->pits[i], id) == 0)
-			return i;
-	return -1;
-}
-
-static void
-pit_forget(ElasticConn *conn, const char *id)
-{
-	int			i = pit_find(conn, id);
-
-	if (i >= 0)
-	{
-		free(conn->pits[i]);
-		conn->pits[i] = NULL;
-	}
-}
-
-/* The query's memory context is going away: a point in time still open is stale */
-static void
-pit_abandon(void *arg)
-{
-	ElasticScanState *st = (ElasticScanState *) arg;
-	int			i;
-
-	if (st->pit_id && (i = pit_find(st->conn, st->pit_id)) >= 0)
-		st->conn->pit_stale[i] = true;
-	st->pit_id = NULL;
-}
-
-static void close_pit_id(ElasticConn *conn, const char *id);
-
-/* Closes the points in time failed queries left open on the connection */
-static void
-close_stale_pits(ElasticConn *conn)
-{
-	int			i;
-
-	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
-		if (conn->pits[i] && conn->pit_stale[i])
-		{
-			char	   *id = pstrdup(conn->pits[i]);
-
-			free(conn->pits[i]);
-			conn->pits[i] = NULL;
-			close_pit_id(conn, id);
-		}
-}
-
-/* Opens the point in time the scan pages under */
-static void
-open_pit(ElasticScanState *st)
-{
-	ElasticResponse response;
-	bool		opensearch;
-	char	   *path;
-	char	   *what;
-	Jsonb	   *jb;
-
-	close_stale_pits(st->conn);
-	opensearch = polyglot_elastic_is_opensearch(st->conn);
-	path = psprintf(opensearch ? "/%s/_search/point_in_time?keep_alive=%s" :
-								"/%s/_pit?keep_alive=%s", st->index, ELASTIC_KEEP_ALIVE);
-	what = psprintf("POST %s", path);
-
-	polyglot_elastic_request(st->conn, "POST", path, NULL, 0, &response);
-	if (response.status >= 400)
-		polyglot_elastic_report_error(st->conn, &response, what);
-	jb = polyglot_elastic_parse_response(st->conn, &response, what);
-	st->pit_id = polyglot_elastic_json_string(&jb->root, opensearch ? "pit_id" : "id");
-	if (st->pit_id == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("Elasticsearch server \"%s\" opened no point in time for index \"%s\"",
-						st->conn->servername, st->index)));
-	st->pit_id = MemoryContextStrdup(st->exec_cxt, st->pit_id);
-	pit_track(st->conn, st->pit_id);
-}
-
-/*
- * Closes a point in time.  A failure only warns: the query it served has
- * its rows, and the server lets the point in time expire.
- */
-static void
-close_pit_id(ElasticConn *conn, const char *id)
-{
-	MemoryContext oldcxt = CurrentMemoryContext;
-	StringInfoData body;
-	bool		opensearch = conn->flavor == 'o';
-
-	initStringInfo(&body);
-	appendStringInfoString(&body, opensearch ? "{\"pit_id\":[" : "{\"id\":");
-	escape_json(&body, id);
-	appendStringInfoString(&body, opensearch ? "]}" : "}");
-	PG_TRY();
-	{
-		ElasticResponse response;
-
-		polyglot_elastic_request(conn, "DELETE", opensearch ? "/_search/point_in_time" : "/_pit",
-						body.data, body.len, &response);
-		if (response.status >= 400 && response.status != 404)
-			ereport(WARNING,
-					(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
-							conn->servername),
-					 errdetail_internal("HTTP status %ld: %.200s", response.status,
-										response.body)));
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		/* a cancel still cancels */
-		if (InterruptPending)
-			PG_RE_THROW();
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(WARNING,
-				(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
-						conn->servername),
-				 errdetail_internal("%s", edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-}
-
-/* Closes the scan's point in time, if any */
-static void
-close_pit(ElasticScanState *st)
-{
-	char	   *id = st->pit_id;
-
-	if (id == NULL)
-		return;
-	st->pit_id = NULL;
-	pit_forget(st->conn, id);
-	close_pit_id(st->conn, id);
-}
-
-/* Fails the scan when shards failed: their hits would be missing */
-static void
-check_shards(ElasticScanState *st, Jsonb *jb)
-{
-	JsonbContainer *shards = polyglot_elastic_json_object(&jb->root, "_shards");
-	int			failed = polyglot_elastic_json_int(shards, "failed", 0);
-
-	if (failed > 0)
-	{
-		JsonbContainer *failures = polyglot_elastic_json_object(shards, "failures");
-		char	   *detail = NULL;
-		JsonbValue *first;
-
-		if (failures && (first = getIthJsonbValueFromContainer(failures, 0)) != NULL &&
-			first->type == jbvBinary)
-			detail = polyglot_elastic_error_text(polyglot_elastic_json_object(first->val.binary.data, "reason"));
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" failed on %d shards",
-						st->index, st->conn->servername, failed),
-				 detail ? errdetail_internal("%s", detail) : 0));
-	}
-}
-
-static void
-malformed_response(ElasticScanState *st, const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_FDW_ERROR),
-			 errmsg("malformed search response from Elasticsearch server \"%s\" for index \"%s\"",
-					st->conn->servername, st->index),
-			 errdetail("%s.", what)));
-}
-
-#define SEARCH_FILTER "filter_path=timed_out,pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.sort,_shards.failed,_shards.failures"
-
-/* Fetches the next page of hits into st->hits */
-static void
-fetch_page(ElasticScanState *st)
-{
-	ElasticResponse response;
-	int			size = st->page_size;
-	char	   *path;
-	char	   *body;
-	Jsonb	   *jb;
-	JsonbValue	v;
-	MemoryContext old;
-
-	if (st->limit > 0)
-		size = (int) Min((int64) size, st->limit - st->fetched);
-	MemoryContextReset(st->page_cxt);
-	st->hits = NULL;
-	st->nhits = 0;
-	st->next_hit = 0;
-	if (size <= 0)
-	{
-		st->last_page = true;
-		return;
-	}
-	old = MemoryContextSwitchTo(st->page_cxt);
-	if (st->use_pit && st->pit_id == NULL)
-	{
-		MemoryContextSwitchTo(old);
-		open_pit(st);
-		MemoryContextSwitchTo(st->page_cxt);
-	}
-	body = build_search_body(st, size, false);
-	path = st->use_pit ? "/_search?" SEARCH_FILTER :
-		psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
-	polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
-	if (response.status >= 400)
-		polyglot_elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
-	jb = polyglot_elastic_parse_response(st->conn, &response, "a search");
-	check_shards(st, jb);
-	st->page = jb;
-	if (st->use_pit)
-	{
-		char	   *pit = polyglot_elastic_json_string(&jb->root, "pit_id");
-
-		/* the id may change from page to page */
-		if (pit && strcmp(pit, st->pit_id) != 0)
-		{
-			pit_forget(st->conn, st->pit_id);
-			st->pit_id = MemoryContextStrdup(st->exec_cxt, pit);
-			pit_track(st->conn, st->pit_id);
-		}
-	}
-	if (getKeyJsonValueFromContainer(&jb->root, "timed_out", 9, &v) && v.type == jbvBool &&
-		v.val.boolean)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" timed out",
-						st->index, st->conn->servername),
-				 errdetail("Its hits would be incomplete.")));
-	st->hits = polyglot_elastic_json_object(polyglot_elastic_json_object(&jb->root, "hits"), "hits");
-	if (st->hits && !JsonContainerIsArray(st->hits))
-		malformed_response(st, "The member hits.hits is not an array");
-	st->nhits = st->hits ? (int) JsonContainerSize(st->hits) : 0;
-	st->last_page = st->nhits < size || !st->use_pit;
-	if (st->limit > 0 && st->fetched + st->nhits >= st->limit)
-		st->last_page = true;
-	st->fetched += st->nhits;
-	/* search_after: the last hit's sort values */
-	if (st->nhits > 0 && !st->last_page)
-	{
-		JsonbValue *last = getIthJsonbValueFromContainer(st->hits, st->nhits - 1);
-
-		if (last->type == jbvBinary && JsonContainerIsObject(last->val.binary.data) &&
-			getKeyJsonValueFromContainer(last->val.binary.data, "sort", 4, &v) &&
-			v.type == jbvBinary)
-		{
-			StringInfoData sa;
-
-			initStringInfo(&sa);
-			(void) JsonbToCString(&sa, v.val.binary.data, v.val.binary.len);
-			st->search_after = MemoryContextStrdup(st->exec_cxt, sa.data);
-		}
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("a hit of index \"%s\" came without sort values", st->index)));
-	}
-	MemoryContextSwitchTo(old);
-}
-
-/* The value at a dotted path of the _source: the key as written, else nested objects */
-static bool
-source_value(JsonbContainer *source, const char *path, JsonbValue *result)
-{
-	const char *dot;
-
-	if (source == NULL || !JsonContainerIsObject(source))
-		return false;
-	if (getKeyJsonValueFromContainer(source, path, strlen(path), result))
-		return true;
-	while ((dot = strchr(path, '.')) != NULL)
-	{
-		if (!getKeyJsonValueFromContainer(source, path, dot - path, result) ||
-			result->type != jbvBinary || !JsonContainerIsObject(result->val.binary.data))
-			return false;
-		source = result->val.binary.data;
-		path = dot + 1;
-		if (getKeyJsonValueFromContainer(source, path, strlen(path), result))
-			return true;
-	}
-	return false;
-}
-
-static Datum convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod,
-						   Oid typinput, Oid typioparam, bool *isnull);
-
-/* An ISO 8601 date or date and time without a zone designator or offset */
-static bool
-iso_without_zone(const char *s)
-{
-	size_t		len = strlen(s);
-
-	if (len < 10 || !isdigit((unsigned char) s[0]) || s[4] != '-' || s[7] != '-')
-		return false;
-	if (len == 10)
-		return true;
-	if (s[10] != 'T' && s[10] != ' ')
-		return false;
-	return strpbrk(s + 10, "Zz+-") == NULL;
-}
-
-/* A JSON array as a PostgreSQL array of elemtype */
-static Datum
-convert_array(ElasticScanState *st, JsonbContainer *arr, Oid elemtype)
-{
-	int			n = JsonContainerSize(arr);
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(n, 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	Oid			typinput,
-				typioparam;
-	int			i;
-
-	getTypeInputInfo(elemtype, &typinput, &typioparam);
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	for (i = 0; i < n; i++)
-	{
-		JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
-
-		elems[i] = convert_value(st, e, elemtype, -1, typinput, typioparam, &nulls[i]);
-	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
-											  typlen, typbyval, typalign));
-}
-
-/*
- * A JSON value as a value of the column's type: strings through the type's
- * input function (bytea from base64), numbers through it too (epoch
- * milliseconds for dates and timestamps), objects and arrays as jsonb or
- * json, or as their JSON text for text, arrays element by element for
- * array types.  Anything else is an error naming the column.
- */
-static Datum convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod,
-						  Oid typinput, Oid typioparam, bool *isnull);
-
-static Datum
-convert_value(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
-			  Oid typioparam, bool *isnull)
-{
-	Datum		result = convert_json(st, v, typid, typmod, typinput, typioparam, isnull);
-
-	/* a domain's constraints, also on values that skip its input function */
-	if (getBaseType(typid) != typid)
-		domain_check(result, *isnull, typid, NULL, NULL);
-	return result;
-}
-
-static Datum
-convert_json(ElasticScanState *st, JsonbValue *v, Oid typid, int32 typmod, Oid typinput,
-			 Oid typioparam, bool *isnull)
-{
-	Oid			base = getBaseType(typid);
-	char	   *text;
-
-	*isnull = false;
-	if (v->type == jbvNull)
-	{
-		*isnull = true;
-		return (Datum) 0;
-	}
-	if (base == JSONBOID)
-		return JsonbPGetDatum(JsonbValueToJsonb(v));
-	if (base == JSONOID)
-	{
-		StringInfoData buf;
-
-		initStringInfo(&buf);
-		if (v->type == jbvBinary)
-			(void) JsonbToCString(&buf, v->val.binary.data, v->val.binary.len);
-		else
-		{
-			Jsonb	   *jb = JsonbValueToJsonb(v);
-
-			(void) JsonbToCString(&buf, &jb->root, VARSIZE(jb));
-		}
-		return OidInputFunctionCall(typinput, buf.data, typioparam, typmod);
-	}
-	switch (v->type)
-	{
-		case jbvString:
-			text = pnstrdup(v->val.string.val, v->val.string.len);
-			if (base == TIMESTAMPTZOID && iso_without_zone(text))
-			{
-				/* Elasticsearch reads a date without an offset as UTC */
-				text = psprintf(strlen(text) == 10 ? "%s 00:00:00+00" : "%s+00", text);
-			}
-			if (base == BYTEAOID)
-			{
-				int			len = pg_b64_dec_len(strlen(text));
-				bytea	   *result = palloc(VARHDRSZ + len);
-				int			n = pg_b64_decode(text, strlen(text), VARDATA(result), len);
-
-				if (n < 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-							 errmsg("invalid base64 value for a bytea column")));
-				SET_VARSIZE(result, VARHDRSZ + n);
-				return PointerGetDatum(result);
-			}
-			return OidInputFunctionCall(typinput, text, typioparam, typmod);
-		case jbvNumeric:
-			if (base == TIMESTAMPTZOID || base == TIMESTAMPOID || base == DATEOID)
-			{
-				/* epoch milliseconds in UTC, as Elasticsearch stores dates */
-				float8		ms = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-																	NumericGetDatum(v->val.numeric)));
-				float8		us = rint(ms * 1000.0) -
-					(float8) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
-				Timestamp	ts;
-
-				if (isnan(us) || us < (float8) MIN_TIMESTAMP || us >= (float8) END_TIMESTAMP)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-							 errmsg("epoch milliseconds out of the range of a timestamp")));
-				ts = (Timestamp) us;
-				if (base == DATEOID)
-					return DirectFunctionCall1(timestamp_date, TimestampGetDatum(ts));
-				return TimestampGetDatum(ts);
-			}
-			text = DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
-			return OidInputFunctionCall(typinput, text, typioparam, typmod);
-		case jbvBool:
-			return OidInputFunctionCall(typinput, v->val.boolean ? "true" : "false",
-										typioparam, typmod);
-		case jbvBinary:
-			{
-				JsonbContainer *c = v->val.binary.data;
-				Oid			elemtype = get_element_type(base);
-
-				if (JsonContainerIsArray(c) && OidIsValid(elemtype))
-					return convert_array(st, c, elemtype);
-				if (base == TEXTOID || base == VARCHAROID)
-				{
-					StringInfoData buf;
-
-					initStringInfo(&buf);
-					(void) JsonbToCString(&buf, c, v->val.binary.len);
-					return OidInputFunctionCall(typinput, buf.data, typioparam, typmod);
-				}
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-						 errmsg("cannot convert a JSON %s to type %s",
-								JsonContainerIsArray(c) ? "array" : "object",
-								format_type_be(typid)),
-						 errhint("Declare the column as jsonb, as an array type, or as text.")));
-			}
-			break;
-		default:
-			break;
-	}
-	*isnull = true;
-	return (Datum) 0;
-}
-
-/* Stores the next hit in the slot; false at the end */
-static bool
-store_hit(ElasticScanState *st, TupleTableSlot *slot)
-{
-	JsonbValue *hit;
-	JsonbContainer *h;
-	JsonbContainer *source = NULL;
-	JsonbValue	source_jv;
-	JsonbValue	v;
-	ErrorContextCallback errcallback;
-	int			i;
-
-	while (st->next_hit >= st->nhits)
-	{
-		if (st->started && st->last_page)
-			return false;
-		st->started = true;
-		fetch_page(st);
-		if (st->nhits == 0 && st->last_page)
-			return false;
-	}
-	hit = getIthJsonbValueFromContainer(st->hits, st->next_hit++);
-	if (hit == NULL || hit->type != jbvBinary || !JsonContainerIsObject(hit->val.binary.data))
-		malformed_response(st, "A hit is not an object");
-	h = hit->val.binary.data;
-	st->current_id = polyglot_elastic_json_string(h, "_id");
-	if (getKeyJsonValueFromContainer(h, "_source", 7, &source_jv) && source_jv.type == jbvBinary)
-		source = source_jv.val.binary.data;
-
-	errcallback.callback = scan_error_context;
-	errcallback.arg = st;
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-	for (i = 0; i < st->natts; i++)
-	{
-		ElasticColumn *col = &st->columns[i];
-
-		slot->tts_isnull[i] = true;
-		slot->tts_values[i] = (Datum) 0;
-		if (!st->wanted[i])
-			continue;
-		st->current_column = col->name;
-		switch (col->kind)
-		{
-			case ECOL_ID:
-				if (st->current_id)
-				{
-					slot->tts_values[i] = OidInputFunctionCall(st->typinput[i], st->current_id,
-															   st->typioparam[i], col->typmod);
-					slot->tts_isnull[i] = false;
-				}
-				break;
-			case ECOL_SCORE:
-				if (getKeyJsonValueFromContainer(h, "_score", 6, &v))
-					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
-														st->typinput[i], st->typioparam[i],
-														&slot->tts_isnull[i]);
-				break;
-			case ECOL_QUERY:
-				if (st->query_text)
-				{
-					slot->tts_values[i] = CStringGetTextDatum(st->query_text);
-					slot->tts_isnull[i] = false;
-				}
-				break;
-			case ECOL_SOURCE:
-				if (source)
-				{
-					slot->tts_values[i] = convert_value(st, &source_jv, col->typid, col->typmod,
-														st->typinput[i], st->typioparam[i],
-														&slot->tts_isnull[i]);
-				}
-				break;
-			case ECOL_FIELD:
-				if (source_value(source, col->field, &v))
-					slot->tts_values[i] = convert_value(st, &v, col->typid, col->typmod,
-														st->typinput[i], st->typioparam[i],
-														&slot->tts_isnull[i]);
-				break;
-			case ECOL_DROPPED:
-				break;
-		}
-	}
-	st->current_column = NULL;
-	error_context_stack = errcallback.previous;
-	return true;
 }
 
 /* count(*) by _count: one row, the count in every output column */
@@ -2260,7 +579,7 @@ store_count(ElasticScanState *st, TupleTableSlot *slot)
 {
 	ElasticResponse response;
 	char	   *path = psprintf("/%s/_count", st->index);
-	char	   *body = psprintf("{\"query\":%s}", st->query);
+	char	   *body = polyglot_elastic_count_body(st->query);
 	Jsonb	   *jb;
 	JsonbValue	v;
 	int			i;
@@ -2273,7 +592,7 @@ store_count(ElasticScanState *st, TupleTableSlot *slot)
 	if (response.status >= 400)
 		polyglot_elastic_report_error(st->conn, &response, psprintf("POST %s", path));
 	jb = polyglot_elastic_parse_response(st->conn, &response, path);
-	check_shards(st, jb);
+	polyglot_elastic_check_shards(st, jb);
 	if (!getKeyJsonValueFromContainer(&jb->root, "count", 5, &v) || v.type != jbvNumeric)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -2298,17 +617,26 @@ elasticIterateForeignScan(ForeignScanState *node)
 	if (st->query == NULL)
 	{
 		old = MemoryContextSwitchTo(st->exec_cxt);
-		st->query = build_query(st, node->ss.ps.ps_ExprContext, false);
+		st->query = polyglot_elastic_build_query(st, node->ss.ps.ps_ExprContext, false);
 		MemoryContextSwitchTo(old);
 	}
 	ExecClearTuple(slot);
 	MemoryContextReset(st->row_cxt);
 	old = MemoryContextSwitchTo(st->row_cxt);
-	found = st->count ? store_count(st, slot) : store_hit(st, slot);
+	if (st->count)
+		found = store_count(st, slot);
+	else
+	{
+		JsonbContainer *hit = polyglot_elastic_next_hit(st);
+
+		found = hit != NULL;
+		if (found)
+			polyglot_elastic_store_hit(st, hit, slot);
+	}
 	MemoryContextSwitchTo(old);
 	if (!found)
 	{
-		close_pit(st);
+		polyglot_elastic_close_pit(st);
 		return slot;
 	}
 	ExecStoreVirtualTuple(slot);
@@ -2320,7 +648,7 @@ elasticReScanForeignScan(ForeignScanState *node)
 {
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 
-	close_pit(st);
+	polyglot_elastic_close_pit(st);
 	MemoryContextReset(st->exec_cxt);
 	st->query = NULL;
 	st->query_text = NULL;
@@ -2338,643 +666,18 @@ elasticEndForeignScan(ForeignScanState *node)
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 
 	if (st)
-		close_pit(st);
+		polyglot_elastic_close_pit(st);
 }
 
-/*
- * EXPLAIN: the index; VERBOSE adds the request as it is sent, method, path
- * and body of the first page, with constants; parameters show as
- * "(parameter)", the point in time as "(point in time)".
- */
+/* EXPLAIN: the index; VERBOSE adds the request as it is sent */
 static void
 elasticExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
-	char	   *query;
 
 	ExplainPropertyText("Remote Index", st->index, es);
-	if (!es->verbose)
-		return;
-	/* parameters show as such: a nested loop's may never have been set */
-	query = build_query(st, node->ss.ps.ps_ExprContext, true);
-	if (st->count)
-	{
-		ExplainPropertyText("Remote Request", psprintf("POST /%s/_count", st->index), es);
-		ExplainPropertyText("Remote Body", psprintf("{\"query\":%s}", query), es);
-		return;
-	}
-	st->query = query;
-	if (st->use_pit)
-		ExplainPropertyText("Remote Request",
-							psprintf("POST /_search, paged under a point in time of %s",
-									 st->index), es);
-	else
-		ExplainPropertyText("Remote Request", psprintf("POST /%s/_search", st->index), es);
-	ExplainPropertyText("Remote Body",
-						build_search_body(st, st->limit > 0 ?
-										  (int) Min((int64) st->page_size, st->limit) :
-										  st->page_size, true), es);
-	st->query = NULL;
-}
-
-/* ---------------------------------------------------------------- IMPORT FOREIGN SCHEMA */
-
-/* elastic_import.c builds the tables from the indices' mappings */
-
-/* ---------------------------------------------------------------- INSERT, UPDATE, DELETE */
-
-/* State of a modification of the table */
-typedef struct ElasticModifyState
-{
-	ElasticConn *conn;
-	char	   *index;
-	int			natts;
-	ElasticColumn *columns;
-	int			id_attnum;		/* the _id column, or 0 */
-	AttrNumber	id_junk;		/* UPDATE, DELETE: the _id in the plan's rows */
-	List	   *target_attrs;	/* UPDATE: the columns it sets */
-	int			batch_size;
-	const char *refresh;
-	StringInfoData body;		/* actions not sent yet */
-	int			nactions;
-	MemoryContext cxt;			/* of body, for the statement */
-	MemoryContext row_cxt;
-} ElasticModifyState;
-
-/* The _id column's attnum, or 0 */
-static int
-id_column(int natts, ElasticColumn *columns)
-{
-	int			i;
-
-	for (i = 0; i < natts; i++)
-		if (columns[i].kind == ECOL_ID)
-			return i + 1;
-	return 0;
-}
-
-static void
-elasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
-							   Relation target_relation)
-{
-	int			natts;
-	ElasticColumn *columns;
-	int			attnum;
-	Form_pg_attribute att;
-	Var		   *var;
-
-	load_columns(RelationGetRelid(target_relation), &natts, &columns);
-	attnum = id_column(natts, columns);
-	if (attnum == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_COLUMN_NAME_NOT_FOUND),
-				 errmsg("foreign table \"%s\" has no _id column",
-						RelationGetRelationName(target_relation)),
-				 errhint("UPDATE and DELETE find documents by _id: add a column named _id.")));
-	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
-	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
-	add_row_identity_var(root, var, rtindex, "_id");
-}
-
-static List *
-elasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
-						 int subplan_index)
-{
-	List	   *target_attrs = NIL;
-
-	if (plan->onConflictAction != ONCONFLICT_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("INSERT with ON CONFLICT is not supported on Elasticsearch foreign tables")));
-	if (plan->operation == CMD_UPDATE)
-		target_attrs = polyglot_updated_attrs(root, resultRelation);
-	return list_make1(target_attrs);
-}
-
-static void
-begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
-			 CmdType operation, bool explain_only)
-{
-	Relation	rel = rinfo->ri_RelationDesc;
-	Oid			relid = RelationGetRelid(rel);
-	ForeignTable *table = GetForeignTable(relid);
-	ForeignServer *server = GetForeignServer(table->serverid);
-	ElasticModifyState *st = palloc0(sizeof(ElasticModifyState));
-	DefElem    *def;
-
-	rinfo->ri_FdwState = st;
-	st->index = table_index(table, relid);
-	load_columns(relid, &st->natts, &st->columns);
-	st->id_attnum = id_column(st->natts, st->columns);
-	st->target_attrs = target_attrs;
-	def = polyglot_table_option(table, server, "batch_size");
-	st->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE;
-	def = polyglot_table_option(table, server, "refresh");
-	st->refresh = def ? defGetString(def) : "false";
-	st->cxt = CurrentMemoryContext;
-	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot elastic write",
-										ALLOCSET_DEFAULT_SIZES);
-	initStringInfo(&st->body);
-	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
-	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
-		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "pg_polyglot: _id junk column not found");
-	}
-	if (explain_only)
-		return;
-	st->conn = table_connection(relid, polyglot_modify_user(mtstate, rinfo));
-}
-
-static void
-elasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-						  int subplan_index, int eflags)
-{
-	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
-				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
-}
-
-static void
-elasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
-{
-	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
-}
-
-/* A field of a document being written: its path split at dots, its JSON */
-typedef struct DocField
-{
-	char	  **segments;
-	int			nsegments;
-	char	   *json;
-} DocField;
-
-static int
-docfield_cmp(const ListCell *a, const ListCell *b)
-{
-	DocField   *x = (DocField *) lfirst(a);
-	DocField   *y = (DocField *) lfirst(b);
-	int			i;
-
-	for (i = 0; i < x->nsegments && i < y->nsegments; i++)
-	{
-		int			c = strcmp(x->segments[i], y->segments[i]);
-
-		if (c != 0)
-			return c;
-	}
-	return x->nsegments - y->nsegments;
-}
-
-/*
- * Appends fields[from, to) as the members of an object at depth: fields
- * that share a path segment there nest in one object ("a.b" and "a.c"
- * become "a": {"b": .., "c": ..}).  The list is sorted by path.
- */
-static void
-append_fields(StringInfo buf, List *fields, int from, int to, int depth)
-{
-	int			i = from;
-	bool		first = true;
-
-	appendStringInfoChar(buf, '{');
-	while (i < to)
-	{
-		DocField   *f = (DocField *) list_nth(fields, i);
-		int			j = i + 1;
-
-		if (!first)
-			appendStringInfoChar(buf, ',');
-		first = false;
-		escape_json(buf, f->segments[depth]);
-		appendStringInfoChar(buf, ':');
-		if (f->nsegments == depth + 1)
-		{
-			appendStringInfoString(buf, f->json);
-			/* a value and deeper fields under the same name: the value wins */
-			while (j < to && strcmp(((DocField *) list_nth(fields, j))->segments[depth],
-									f->segments[depth]) == 0)
-				j++;
-		}
-		else
-		{
-			while (j < to)
-			{
-				DocField   *g = (DocField *) list_nth(fields, j);
-
-				if (g->nsegments <= depth + 1 ||
-					strcmp(g->segments[depth], f->segments[depth]) != 0)
-					break;
-				j++;
-			}
-			append_fields(buf, fields, i, j, depth + 1);
-		}
-		i = j;
-	}
-	appendStringInfoChar(buf, '}');
-}
-
-static DocField *
-make_docfield(const char *path, char *json)
-{
-	DocField   *f = palloc(sizeof(DocField));
-	char	   *copy = pstrdup(path);
-	char	   *p;
-	int			n = 1;
-
-	for (p = copy; *p; p++)
-		if (*p == '.')
-			n++;
-	f->segments = palloc(sizeof(char *) * n);
-	f->nsegments = 0;
-	f->segments[f->nsegments++] = copy;
-	for (p = copy; *p; p++)
-		if (*p == '.')
-		{
-			*p = '\0';
-			f->segments[f->nsegments++] = p + 1;
-		}
-	f->json = json;
-	return f;
-}
-
-/*
- * The document of a row's columns attnums (NIL: every column) as JSON:
- * field columns at their paths (nested objects for dotted paths), NULLs
- * left out unless keep_nulls; a whole-_source column is the document
- * itself, and then no field column may be given too.
- */
-static char *
-row_document(ElasticModifyState *st, TupleTableSlot *slot, List *attnums, bool keep_nulls,
-			 bool *whole)
-{
-	List	   *fields = NIL;
-	char	   *source = NULL;
-	StringInfoData buf;
-	int			i;
-
-	*whole = false;
-	slot_getallattrs(slot);
-	for (i = 0; i < st->natts; i++)
-	{
-		ElasticColumn *col = &st->columns[i];
-		bool		isnull = slot->tts_isnull[i];
-		Datum		value = slot->tts_values[i];
-
-		if (attnums != NIL && !list_member_int(attnums, i + 1))
-			continue;
-		switch (col->kind)
-		{
-			case ECOL_FIELD:
-				if (isnull && !keep_nulls)
-					break;
-				initStringInfo(&buf);
-				polyglot_elastic_append_json_value(&buf, value, isnull, col->typid);
-				fields = lappend(fields, make_docfield(col->field, buf.data));
-				break;
-			case ECOL_SOURCE:
-				if (isnull)
-					break;
-				initStringInfo(&buf);
-				polyglot_elastic_append_json_value(&buf, value, false, col->typid);
-				if (buf.data[0] != '{')
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
-							 errmsg("column \"%s\" must hold a JSON object to be a document",
-									col->name)));
-				source = buf.data;
-				break;
-			case ECOL_SCORE:
-			case ECOL_QUERY:
-				if (!isnull && attnums == NIL)
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_ERROR),
-							 errmsg("column \"%s\" cannot be written", col->name),
-							 errdetail("It is not a field of the document.")));
-				if (attnums != NIL)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("column \"%s\" cannot be updated", col->name),
-							 errdetail("It is not a field of the document.")));
-				break;
-			default:
-				break;
-		}
-	}
-	if (source)
-	{
-		if (fields != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot write a whole document and its fields in one row"),
-					 errhint("Give either the jsonb column of the whole _source or the field columns, and leave the others NULL.")));
-		*whole = true;
-		return source;
-	}
-	list_sort(fields, docfield_cmp);
-	initStringInfo(&buf);
-	append_fields(&buf, fields, 0, list_length(fields), 0);
-	return buf.data;
-}
-
-/* Appends {"<action>":{"_index":..,"_id":..}} and a newline */
-static void
-append_action(ElasticModifyState *st, const char *action, const char *id)
-{
-	appendStringInfo(&st->body, "{\"%s\":{\"_index\":", action);
-	escape_json(&st->body, st->index);
-	if (id)
-	{
-		appendStringInfoString(&st->body, ",\"_id\":");
-		escape_json(&st->body, id);
-	}
-	appendStringInfoString(&st->body, "}}\n");
-	st->nactions++;
-}
-
-/*
- * Sends the buffered actions in one _bulk request.  A failed action fails
- * the statement (with the first failure's reason), except the 404 of an
- * update or delete whose document is already gone.  The actions before it
- * stay done: the index is not part of the transaction.  Returns the _id
- * the server gave the first action (an INSERT without _id), or NULL.
- */
-static char *
-flush_actions(ElasticModifyState *st)
-{
-	ElasticResponse response;
-	char	   *path;
-	Jsonb	   *jb;
-	JsonbContainer *items;
-	char	   *first_id = NULL;
-	int			n,
-				i;
-	int			nsent = st->nactions;
-
-	if (st->nactions == 0)
-		return NULL;
-	path = psprintf("/_bulk?refresh=%s&filter_path=errors,items.*._id,items.*.status,items.*.error",
-					st->refresh);
-	polyglot_elastic_request(st->conn, "POST", path, st->body.data, st->body.len, &response);
-	resetStringInfo(&st->body);
-	st->nactions = 0;
-	if (response.status >= 400)
-		polyglot_elastic_report_error(st->conn, &response, psprintf("a _bulk write to index \"%s\"", st->index));
-	jb = polyglot_elastic_parse_response(st->conn, &response, "_bulk");
-	items = polyglot_elastic_json_object(&jb->root, "items");
-
-	/*
-	 * One result per action, each {"<action>": {"status": ..}}: an answer
-	 * of another shape ({"errors": true} without items, say) is no success.
-	 */
-	n = items && JsonContainerIsArray(items) ? (int) JsonContainerSize(items) : -1;
-	if (n != nsent)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("Elasticsearch server \"%s\" answered a _bulk write of %d actions to index \"%s\" without one result per action",
-						st->conn->servername, nsent, st->index)));
-	for (i = 0; i < n; i++)
-	{
-		JsonbValue *item = getIthJsonbValueFromContainer(items, i);
-		JsonbIterator *it;
-		JsonbValue	v;
-		JsonbIteratorToken tok;
-		char	   *action = NULL;
-		JsonbContainer *result = NULL;
-		int			status;
-
-		if (item == NULL || item->type != jbvBinary)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("Elasticsearch server \"%s\" answered a _bulk write to index \"%s\" with a result that is no object",
-							st->conn->servername, st->index)));
-		/* {"<action>": {"_id": .., "status": .., "error": ..}} */
-		it = JsonbIteratorInit(item->val.binary.data);
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			if (tok == WJB_KEY)
-				action = pnstrdup(v.val.string.val, v.val.string.len);
-			else if (tok == WJB_VALUE && v.type == jbvBinary)
-				result = v.val.binary.data;
-		}
-		status = result ? polyglot_elastic_json_int(result, "status", 0) : 0;
-		if (status == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_ERROR),
-					 errmsg("Elasticsearch server \"%s\" answered a _bulk write to index \"%s\" with a result without a status",
-							st->conn->servername, st->index)));
-		if (i == 0)
-			first_id = polyglot_elastic_json_string(result, "_id");
-		if (status >= 200 && status < 300)
-			continue;
-		if (status == 404 && action && strcmp(action, "create") != 0)
-			continue;			/* updated or deleted meanwhile by someone else */
-		ereport(ERROR,
-				(errcode(status == 409 && action && strcmp(action, "create") == 0 ?
-						 ERRCODE_UNIQUE_VIOLATION : ERRCODE_FDW_ERROR),
-				 status == 409 && action && strcmp(action, "create") == 0 ?
-				 errmsg("document with _id \"%s\" already exists in index \"%s\"",
-						polyglot_elastic_json_string(result, "_id"), st->index) :
-				 errmsg("Elasticsearch server \"%s\" refused a %s in index \"%s\" (HTTP status %d)",
-						st->conn->servername, action ? action : "write", st->index, status),
-				 errdetail_internal("%s", polyglot_elastic_error_text(polyglot_elastic_json_object(result, "error")) ?
-									polyglot_elastic_error_text(polyglot_elastic_json_object(result, "error")) :
-									"no reason given")));
-	}
-	return first_id;
-}
-
-/* The text of a row's _id, or NULL */
-static char *
-row_id(ElasticModifyState *st, Datum value, bool isnull)
-{
-	Oid			outfunc;
-	bool		varlena;
-
-	if (isnull || st->id_attnum == 0)
-		return NULL;
-	getTypeOutputInfo(st->columns[st->id_attnum - 1].typid, &outfunc, &varlena);
-	return OidOutputFunctionCall(outfunc, value);
-}
-
-/* Buffers the create action of a row; the caller flushes */
-static void
-add_insert(ElasticModifyState *st, TupleTableSlot *slot)
-{
-	MemoryContext old = MemoryContextSwitchTo(st->row_cxt);
-	bool		isnull = true;
-	Datum		id = (Datum) 0;
-	char	   *doc;
-	char	   *idtext;
-	bool		whole;
-
-	if (st->id_attnum)
-		id = slot_getattr(slot, st->id_attnum, &isnull);
-	doc = row_document(st, slot, NIL, false, &whole);
-	idtext = row_id(st, id, isnull);
-	MemoryContextSwitchTo(st->cxt);
-	append_action(st, "create", idtext);
-	appendStringInfo(&st->body, "%s\n", doc);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
-}
-
-static TupleTableSlot *
-elasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-						 TupleTableSlot *planSlot)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-	char	   *id;
-
-	add_insert(st, slot);
-	id = flush_actions(st);
-	/* the _id the server made, for RETURNING */
-	if (st->id_attnum && id)
-	{
-		bool		isnull;
-
-		(void) slot_getattr(slot, st->id_attnum, &isnull);
-		if (isnull)
-		{
-			Oid			typinput,
-						typioparam;
-			ElasticColumn *col = &st->columns[st->id_attnum - 1];
-
-			slot_getallattrs(slot);
-			getTypeInputInfo(col->typid, &typinput, &typioparam);
-			slot->tts_values[st->id_attnum - 1] =
-				OidInputFunctionCall(typinput, id, typioparam, col->typmod);
-			slot->tts_isnull[st->id_attnum - 1] = false;
-		}
-	}
-	return slot;
-}
-
-#if PG_VERSION_NUM >= 140000
-/* Up to batch_size rows in one _bulk request */
-static TupleTableSlot **
-elasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
-							  TupleTableSlot **planSlots, int *numSlots)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-	int			i;
-
-	for (i = 0; i < *numSlots; i++)
-		add_insert(st, slots[i]);
-	(void) flush_actions(st);
-	return slots;
-}
-
-/*
- * The batch size of an INSERT: batch_size (default 100), or one row at a
- * time for RETURNING, row triggers or WITH CHECK OPTION.
- */
-static int
-elasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
-}
-#endif
-
-/*
- * UPDATE: an update action with the fields it sets (a partial update: the
- * document's other fields stay), or an index action replacing the whole
- * document when the whole-_source column is set.  Sent batch_size at a
- * time, the rest at the end of the statement.
- */
-static TupleTableSlot *
-elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-						 TupleTableSlot *planSlot)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
-	char	   *doc;
-	char	   *idtext;
-	bool		whole;
-	MemoryContext old;
-
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
-	if (list_member_int(st->target_attrs, st->id_attnum))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot change the _id of a document")));
-	old = MemoryContextSwitchTo(st->row_cxt);
-	doc = row_document(st, slot, st->target_attrs, true, &whole);
-	idtext = row_id(st, id, false);
-	MemoryContextSwitchTo(st->cxt);
-	append_action(st, whole ? "index" : "update", idtext);
-	if (whole)
-		appendStringInfo(&st->body, "%s\n", doc);
-	else
-		appendStringInfo(&st->body, "{\"doc\":%s}\n", doc);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
-	if (st->nactions >= st->batch_size)
-		(void) flush_actions(st);
-	return slot;
-}
-
-static TupleTableSlot *
-elasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
-						 TupleTableSlot *planSlot)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-	bool		isnull;
-	Datum		id = ExecGetJunkAttribute(planSlot, st->id_junk, &isnull);
-	char	   *idtext;
-	MemoryContext old;
-
-	if (isnull)
-		elog(ERROR, "pg_polyglot: _id is null");
-	old = MemoryContextSwitchTo(st->row_cxt);
-	idtext = row_id(st, id, false);
-	MemoryContextSwitchTo(st->cxt);
-	append_action(st, "delete", idtext);
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row_cxt);
-	if (st->nactions >= st->batch_size)
-		(void) flush_actions(st);
-
-	/* RETURNING of a DELETE sees the _id; the document is not read back */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[st->id_attnum - 1] = id;
-	slot->tts_isnull[st->id_attnum - 1] = false;
-	ExecStoreVirtualTuple(slot);
-	return slot;
-}
-
-static void
-elasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *fdw_private,
-							int subplan_index, ExplainState *es)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-
-	ExplainPropertyText("Remote Index", st->index, es);
-	if (!es->verbose)
-		return;
-	ExplainPropertyText("Remote Request", psprintf("POST /_bulk?refresh=%s", st->refresh), es);
-#if PG_VERSION_NUM >= 140000
-	if (mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-	else
-#endif
-		ExplainPropertyInteger("Batch Size", NULL, st->batch_size, es);
-}
-
-/* also EndForeignInsert: sends what is left */
-static void
-elasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-
-	if (st && st->conn)
-		(void) flush_actions(st);
+	if (es->verbose)
+		polyglot_elastic_explain_request(st, node->ss.ps.ps_ExprContext, es);
 }
 
 PG_FUNCTION_INFO_V1(polyglot_elastic_handler);
@@ -2994,19 +697,19 @@ polyglot_elastic_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = elasticEndForeignScan;
 	routine->ExplainForeignScan = elasticExplainForeignScan;
 	routine->ImportForeignSchema = polyglotElasticImportForeignSchema;
-	routine->AddForeignUpdateTargets = elasticAddForeignUpdateTargets;
-	routine->PlanForeignModify = elasticPlanForeignModify;
-	routine->BeginForeignModify = elasticBeginForeignModify;
-	routine->ExecForeignInsert = elasticExecForeignInsert;
+	routine->AddForeignUpdateTargets = polyglotElasticAddForeignUpdateTargets;
+	routine->PlanForeignModify = polyglotElasticPlanForeignModify;
+	routine->BeginForeignModify = polyglotElasticBeginForeignModify;
+	routine->ExecForeignInsert = polyglotElasticExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = elasticExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = elasticGetForeignModifyBatchSize;
+	routine->ExecForeignBatchInsert = polyglotElasticExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = polyglotElasticGetForeignModifyBatchSize;
 #endif
-	routine->ExecForeignUpdate = elasticExecForeignUpdate;
-	routine->ExecForeignDelete = elasticExecForeignDelete;
-	routine->EndForeignModify = elasticEndForeignModify;
-	routine->BeginForeignInsert = elasticBeginForeignInsert;
-	routine->EndForeignInsert = elasticEndForeignModify;
-	routine->ExplainForeignModify = elasticExplainForeignModify;
+	routine->ExecForeignUpdate = polyglotElasticExecForeignUpdate;
+	routine->ExecForeignDelete = polyglotElasticExecForeignDelete;
+	routine->EndForeignModify = polyglotElasticEndForeignModify;
+	routine->BeginForeignInsert = polyglotElasticBeginForeignInsert;
+	routine->EndForeignInsert = polyglotElasticEndForeignModify;
+	routine->ExplainForeignModify = polyglotElasticExplainForeignModify;
 	PG_RETURN_POINTER(routine);
 }

@@ -1,0 +1,339 @@
+/*-------------------------------------------------------------------------
+ *
+ * elastic_paging.c
+ *		The search requests of a polyglot_elastic scan: one page of hits
+ *		after another, and the points in time they are read under.
+ *
+ * Paging: hits come page_size at a time (default 1000).  A scan that may
+ * need more than one page opens a point in time (OpenSearch: POST
+ * /<index>/_search/point_in_time, Elasticsearch: POST /<index>/_pit) and
+ * pages with search_after, with a tiebreaker after the sort (Elasticsearch
+ * adds _shard_doc itself, on OpenSearch it is _id), so that every document
+ * comes exactly once, as of the moment the scan began.  The point in time
+ * is closed at the end of the scan; after an error it expires by itself
+ * within a minute.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "pg_polyglot.h"
+#include "elastic/elastic.h"
+
+/*
+ * Points in time open on a connection's server, so that one a failed query
+ * left open (its scan state is gone, and an abort does no network I/O) is
+ * closed by the next scan on the connection rather than left to expire:
+ * servers cap the number of open ones.  The ids are malloc'd; a scan's is
+ * marked stale by a reset callback of the query's memory context, which
+ * runs at the end of the query however it ends.
+ */
+static void
+pit_track(ElasticConn *conn, const char *id)
+{
+	int			i;
+
+	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
+		if (conn->pits[i] == NULL)
+		{
+			conn->pits[i] = strdup(id);
+			conn->pit_stale[i] = false;
+			return;
+		}
+	/* too many at once: this one is left to expire if its query fails */
+}
+
+static int
+pit_find(ElasticConn *conn, const char *id)
+{
+	int			i;
+
+	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
+		if (conn->pits[i] && strcmp(conn->pits[i], id) == 0)
+			return i;
+	return -1;
+}
+
+static void
+pit_forget(ElasticConn *conn, const char *id)
+{
+	int			i = pit_find(conn, id);
+
+	if (i >= 0)
+	{
+		free(conn->pits[i]);
+		conn->pits[i] = NULL;
+	}
+}
+
+/* The query's memory context is going away: a point in time still open is stale */
+void
+polyglot_elastic_pit_abandon(void *arg)
+{
+	ElasticScanState *st = (ElasticScanState *) arg;
+	int			i;
+
+	if (st->pit_id && (i = pit_find(st->conn, st->pit_id)) >= 0)
+		st->conn->pit_stale[i] = true;
+	st->pit_id = NULL;
+}
+
+static void close_pit_id(ElasticConn *conn, const char *id);
+
+/* Closes the points in time failed queries left open on the connection */
+static void
+close_stale_pits(ElasticConn *conn)
+{
+	int			i;
+
+	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
+		if (conn->pits[i] && conn->pit_stale[i])
+		{
+			char	   *id = pstrdup(conn->pits[i]);
+
+			free(conn->pits[i]);
+			conn->pits[i] = NULL;
+			close_pit_id(conn, id);
+		}
+}
+
+/* Opens the point in time the scan pages under */
+static void
+open_pit(ElasticScanState *st)
+{
+	ElasticResponse response;
+	bool		opensearch;
+	char	   *path;
+	char	   *what;
+	Jsonb	   *jb;
+
+	close_stale_pits(st->conn);
+	opensearch = polyglot_elastic_is_opensearch(st->conn);
+	path = psprintf(opensearch ? "/%s/_search/point_in_time?keep_alive=%s" :
+								"/%s/_pit?keep_alive=%s", st->index, ELASTIC_KEEP_ALIVE);
+	what = psprintf("POST %s", path);
+
+	polyglot_elastic_request(st->conn, "POST", path, NULL, 0, &response);
+	if (response.status >= 400)
+		polyglot_elastic_report_error(st->conn, &response, what);
+	jb = polyglot_elastic_parse_response(st->conn, &response, what);
+	st->pit_id = polyglot_elastic_json_string(&jb->root, opensearch ? "pit_id" : "id");
+	if (st->pit_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Elasticsearch server \"%s\" opened no point in time for index \"%s\"",
+						st->conn->servername, st->index)));
+	st->pit_id = MemoryContextStrdup(st->exec_cxt, st->pit_id);
+	pit_track(st->conn, st->pit_id);
+}
+
+/*
+ * Closes a point in time.  A failure only warns: the query it served has
+ * its rows, and the server lets the point in time expire.
+ */
+static void
+close_pit_id(ElasticConn *conn, const char *id)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	StringInfoData body;
+	bool		opensearch = conn->flavor == 'o';
+
+	initStringInfo(&body);
+	appendStringInfoString(&body, opensearch ? "{\"pit_id\":[" : "{\"id\":");
+	escape_json(&body, id);
+	appendStringInfoString(&body, opensearch ? "]}" : "}");
+	PG_TRY();
+	{
+		ElasticResponse response;
+
+		polyglot_elastic_request(conn, "DELETE", opensearch ? "/_search/point_in_time" : "/_pit",
+						body.data, body.len, &response);
+		if (response.status >= 400 && response.status != 404)
+			ereport(WARNING,
+					(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
+							conn->servername),
+					 errdetail_internal("HTTP status %ld: %.200s", response.status,
+										response.body)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* a cancel still cancels */
+		if (InterruptPending)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errmsg("could not close a point in time on Elasticsearch server \"%s\"",
+						conn->servername),
+				 errdetail_internal("%s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/* Closes the scan's point in time, if any */
+void
+polyglot_elastic_close_pit(ElasticScanState *st)
+{
+	char	   *id = st->pit_id;
+
+	if (id == NULL)
+		return;
+	st->pit_id = NULL;
+	pit_forget(st->conn, id);
+	close_pit_id(st->conn, id);
+}
+
+/* Fails the scan when shards failed: their hits would be missing */
+void
+polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb)
+{
+	JsonbContainer *shards = polyglot_elastic_json_object(&jb->root, "_shards");
+	int			failed = polyglot_elastic_json_int(shards, "failed", 0);
+
+	if (failed > 0)
+	{
+		JsonbContainer *failures = polyglot_elastic_json_object(shards, "failures");
+		char	   *detail = NULL;
+		JsonbValue *first;
+
+		if (failures && (first = getIthJsonbValueFromContainer(failures, 0)) != NULL &&
+			first->type == jbvBinary)
+			detail = polyglot_elastic_error_text(polyglot_elastic_json_object(first->val.binary.data, "reason"));
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" failed on %d shards",
+						st->index, st->conn->servername, failed),
+				 detail ? errdetail_internal("%s", detail) : 0));
+	}
+}
+
+static void
+malformed_response(ElasticScanState *st, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("malformed search response from Elasticsearch server \"%s\" for index \"%s\"",
+					st->conn->servername, st->index),
+			 errdetail("%s.", what)));
+}
+
+#define SEARCH_FILTER "filter_path=timed_out,pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.sort,_shards.failed,_shards.failures"
+
+/* Fetches the next page of hits into st->hits */
+static void
+fetch_page(ElasticScanState *st)
+{
+	ElasticResponse response;
+	int			size = st->page_size;
+	char	   *path;
+	char	   *body;
+	Jsonb	   *jb;
+	JsonbValue	v;
+	MemoryContext old;
+
+	if (st->limit > 0)
+		size = (int) Min((int64) size, st->limit - st->fetched);
+	MemoryContextReset(st->page_cxt);
+	st->hits = NULL;
+	st->nhits = 0;
+	st->next_hit = 0;
+	if (size <= 0)
+	{
+		st->last_page = true;
+		return;
+	}
+	old = MemoryContextSwitchTo(st->page_cxt);
+	if (st->use_pit && st->pit_id == NULL)
+	{
+		MemoryContextSwitchTo(old);
+		open_pit(st);
+		MemoryContextSwitchTo(st->page_cxt);
+	}
+	body = polyglot_elastic_search_body(st, size, false);
+	path = st->use_pit ? "/_search?" SEARCH_FILTER :
+		psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
+	polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
+	if (response.status >= 400)
+		polyglot_elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
+	jb = polyglot_elastic_parse_response(st->conn, &response, "a search");
+	polyglot_elastic_check_shards(st, jb);
+	st->page = jb;
+	if (st->use_pit)
+	{
+		char	   *pit = polyglot_elastic_json_string(&jb->root, "pit_id");
+
+		/* the id may change from page to page */
+		if (pit && strcmp(pit, st->pit_id) != 0)
+		{
+			pit_forget(st->conn, st->pit_id);
+			st->pit_id = MemoryContextStrdup(st->exec_cxt, pit);
+			pit_track(st->conn, st->pit_id);
+		}
+	}
+	if (getKeyJsonValueFromContainer(&jb->root, "timed_out", 9, &v) && v.type == jbvBool &&
+		v.val.boolean)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("search of index \"%s\" on Elasticsearch server \"%s\" timed out",
+						st->index, st->conn->servername),
+				 errdetail("Its hits would be incomplete.")));
+	st->hits = polyglot_elastic_json_object(polyglot_elastic_json_object(&jb->root, "hits"), "hits");
+	if (st->hits && !JsonContainerIsArray(st->hits))
+		malformed_response(st, "The member hits.hits is not an array");
+	st->nhits = st->hits ? (int) JsonContainerSize(st->hits) : 0;
+	st->last_page = st->nhits < size || !st->use_pit;
+	if (st->limit > 0 && st->fetched + st->nhits >= st->limit)
+		st->last_page = true;
+	st->fetched += st->nhits;
+	/* search_after: the last hit's sort values */
+	if (st->nhits > 0 && !st->last_page)
+	{
+		JsonbValue *last = getIthJsonbValueFromContainer(st->hits, st->nhits - 1);
+
+		if (last->type == jbvBinary && JsonContainerIsObject(last->val.binary.data) &&
+			getKeyJsonValueFromContainer(last->val.binary.data, "sort", 4, &v) &&
+			v.type == jbvBinary)
+		{
+			StringInfoData sa;
+
+			initStringInfo(&sa);
+			(void) JsonbToCString(&sa, v.val.binary.data, v.val.binary.len);
+			st->search_after = MemoryContextStrdup(st->exec_cxt, sa.data);
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("a hit of index \"%s\" came without sort values", st->index)));
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* The next hit of the scan, fetching the next page when needed; NULL at the end */
+JsonbContainer *
+polyglot_elastic_next_hit(ElasticScanState *st)
+{
+	JsonbValue *hit;
+
+	while (st->next_hit >= st->nhits)
+	{
+		if (st->started && st->last_page)
+			return NULL;
+		st->started = true;
+		fetch_page(st);
+		if (st->nhits == 0 && st->last_page)
+			return NULL;
+	}
+	hit = getIthJsonbValueFromContainer(st->hits, st->next_hit++);
+	if (hit == NULL || hit->type != jbvBinary || !JsonContainerIsObject(hit->val.binary.data))
+		malformed_response(st, "A hit is not an object");
+	return hit->val.binary.data;
+}
