@@ -192,6 +192,20 @@ struct Const;
 extern bool polyglot_has_nonfinite(Oid typid);
 extern bool polyglot_nonfinite_value(Datum value, Oid typid);
 extern bool polyglot_const_nonfinite(struct Const *c);
+struct RestrictInfo;
+extern void polyglot_load_planner_options(struct ForeignTable *table,
+										  struct ForeignServer *server, bool setting,
+										  bool *pushdown, bool *use_remote_estimate);
+extern void polyglot_set_rel_rows(struct PlannerInfo *root, struct RelOptInfo *baserel,
+								  double tuples, double fallback, bool unique);
+extern List *polyglot_column_join_clauses(struct PlannerInfo *root,
+										  struct RelOptInfo *baserel, int attnum);
+typedef bool (*PolyglotJoinClauseUsable) (struct RestrictInfo *ri,
+										  struct RelOptInfo *baserel, void *arg);
+extern void polyglot_add_parameterized_paths(struct PlannerInfo *root,
+											 struct RelOptInfo *baserel, List *candidates,
+											 PolyglotJoinClauseUsable usable, void *arg,
+											 double startup, double row_cost);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

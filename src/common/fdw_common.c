@@ -24,6 +24,8 @@
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/restrictinfo.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
@@ -39,6 +41,92 @@ polyglot_table_option(ForeignTable *table, ForeignServer *server, const char *na
 	DefElem    *def = polyglot_option_find(table->options, name);
 
 	return def ? def : polyglot_option_find(server->options, name);
+}
+
+/*
+ * The pushdown and use_remote_estimate options of a foreign table: pushdown
+ * needs the wrapper's setting and neither the table's nor the server's
+ * option saying off; use_remote_estimate is the table's, else the
+ * server's, else on.
+ */
+void
+polyglot_load_planner_options(ForeignTable *table, ForeignServer *server, bool setting,
+							  bool *pushdown, bool *use_remote_estimate)
+{
+	DefElem    *def;
+
+	*pushdown = setting;
+	if ((def = polyglot_option_find(table->options, "pushdown")) != NULL)
+		*pushdown = *pushdown && polyglot_option_bool(def);
+	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
+		*pushdown = *pushdown && polyglot_option_bool(def);
+	def = polyglot_table_option(table, server, "use_remote_estimate");
+	*use_remote_estimate = def ? polyglot_option_bool(def) : true;
+}
+
+/*
+ * A scanned relation's size: tuples, the store's count (negative when it
+ * has none), else what ANALYZE left in pg_class, else fallback; its rows
+ * that count times the selectivity of its conditions (PostgreSQL's
+ * defaults, as there are no column statistics), or 1 when a condition
+ * finds one document at most (unique).
+ */
+void
+polyglot_set_rel_rows(PlannerInfo *root, RelOptInfo *baserel, double tuples, double fallback,
+					  bool unique)
+{
+	if (tuples < 0)
+		tuples = baserel->tuples > 0 ? baserel->tuples : fallback;
+	baserel->tuples = tuples;
+	baserel->rows = clamp_row_est(tuples * clauselist_selectivity(root, baserel->baserestrictinfo,
+																   0, JOIN_INNER, NULL));
+	if (unique)
+		baserel->rows = 1;
+}
+
+/*
+ * The equalities between column attnum and other relations' expressions,
+ * from the equivalence classes (inner joins), as join clauses.
+ */
+List *
+polyglot_column_join_clauses(PlannerInfo *root, RelOptInfo *baserel, int attnum)
+{
+	return generate_implied_equalities_for_column(root, baserel, polyglot_ec_member_is_column,
+												  (void *) &attnum,
+												  baserel->lateral_referencers);
+}
+
+/*
+ * The inner side of a nested loop: a path parameterized by the other
+ * relations of each candidate join clause that can be evaluated at the
+ * scan and that the store can use (usable), so that each outer row asks
+ * the store for its matching documents only.
+ */
+void
+polyglot_add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, List *candidates,
+								 PolyglotJoinClauseUsable usable, void *arg,
+								 double startup, double row_cost)
+{
+	ListCell   *lc;
+
+	foreach(lc, candidates)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		Relids		required;
+		ParamPathInfo *ppi;
+
+		if (!join_clause_is_movable_to(ri, baserel) || !usable(ri, baserel, arg))
+			continue;
+		required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
+								  baserel->relids);
+		if (bms_is_empty(required))
+			continue;
+		ppi = get_baserel_parampathinfo(root, baserel, required);
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
+										   startup + ppi->ppi_rows * row_cost,
+										   NIL, required, NIL));
+	}
 }
 
 /*
