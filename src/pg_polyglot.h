@@ -200,6 +200,10 @@ extern void polyglot_set_rel_rows(struct PlannerInfo *root, struct RelOptInfo *b
 								  double tuples, double fallback, bool unique);
 extern List *polyglot_column_join_clauses(struct PlannerInfo *root,
 										  struct RelOptInfo *baserel, int attnum);
+struct ParamPathInfo;
+extern struct ParamPathInfo *polyglot_join_clause_param(struct PlannerInfo *root,
+														struct RelOptInfo *baserel,
+														struct RestrictInfo *ri);
 typedef bool (*PolyglotJoinClauseUsable) (struct RestrictInfo *ri,
 										  struct RelOptInfo *baserel, void *arg);
 extern void polyglot_add_parameterized_paths(struct PlannerInfo *root,

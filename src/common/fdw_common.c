@@ -97,6 +97,25 @@ polyglot_column_join_clauses(PlannerInfo *root, RelOptInfo *baserel, int attnum)
 }
 
 /*
+ * The parameterization of a join clause that can be evaluated at the scan
+ * of baserel: the other relations it needs (with the lateral ones), or
+ * NULL when it cannot move there or needs no other relation.
+ */
+ParamPathInfo *
+polyglot_join_clause_param(PlannerInfo *root, RelOptInfo *baserel, RestrictInfo *ri)
+{
+	Relids		required;
+
+	if (!join_clause_is_movable_to(ri, baserel))
+		return NULL;
+	required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
+							  baserel->relids);
+	if (bms_is_empty(required))
+		return NULL;
+	return get_baserel_parampathinfo(root, baserel, required);
+}
+
+/*
  * The inner side of a nested loop: a path parameterized by the other
  * relations of each candidate join clause that can be evaluated at the
  * scan and that the store can use (usable), so that each outer row asks
@@ -112,20 +131,15 @@ polyglot_add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, List *c
 	foreach(lc, candidates)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-		Relids		required;
 		ParamPathInfo *ppi;
 
-		if (!join_clause_is_movable_to(ri, baserel) || !usable(ri, baserel, arg))
+		if (!join_clause_is_movable_to(ri, baserel) || !usable(ri, baserel, arg) ||
+			(ppi = polyglot_join_clause_param(root, baserel, ri)) == NULL)
 			continue;
-		required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
-								  baserel->relids);
-		if (bms_is_empty(required))
-			continue;
-		ppi = get_baserel_parampathinfo(root, baserel, required);
 		add_path(baserel, (Path *)
 				 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
 										   startup + ppi->ppi_rows * row_cost,
-										   NIL, required, NIL));
+										   NIL, ppi->ppi_req_outer, NIL));
 	}
 }
 

@@ -312,33 +312,25 @@ redisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	if (!polyglot_redis_pushdown)
 		return;
 	if (baserel->has_eclass_joins)
-		candidates = generate_implied_equalities_for_column(root, baserel,
-															polyglot_ec_member_is_column,
-															(void *) &attnum,
-															baserel->lateral_referencers);
+		candidates = polyglot_column_join_clauses(root, baserel, attnum);
 	candidates = list_concat(candidates, baserel->joininfo);
 	foreach(lc, candidates)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
 		Expr	   *value = NULL;
 		char	   *match = NULL;
-		Relids		required;
 		ParamPathInfo *ppi;
 		double		rows = polyglot_redis_rows_per_key(info->table);
 
 		if (!join_clause_is_movable_to(ri, baserel) ||
-			polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS)
+			polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS ||
+			(ppi = polyglot_join_clause_param(root, baserel, ri)) == NULL)
 			continue;
-		required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
-								  baserel->relids);
-		if (bms_is_empty(required))
-			continue;
-		ppi = get_baserel_parampathinfo(root, baserel, required);
 		add_path(baserel, (Path *)
 				 polyglot_foreignscan_path(root, baserel, Min(ppi->ppi_rows, rows),
 										   REDIS_STARTUP_COST / 10,
 										   REDIS_STARTUP_COST / 10 + REDIS_KEY_COST +
-										   rows * REDIS_ROW_COST, NIL, required, NIL));
+										   rows * REDIS_ROW_COST, NIL, ppi->ppi_req_outer, NIL));
 	}
 }
 
