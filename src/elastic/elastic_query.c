@@ -49,6 +49,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 
+#include "common/datum.h"
 #include "pg_polyglot.h"
 #include "elastic/elastic.h"
 
@@ -232,25 +233,6 @@ const_fits(Const *c, int ignore_above)
 	return ignore_above_length(TextDatumGetCString(c->constvalue)) <= ignore_above;
 }
 
-/*
- * The elements of an array value, palloc'd in the current context, and
- * their type; returns their number.
- */
-static int
-array_elements(Datum value, Oid *elemtype, Datum **elems, bool **nulls)
-{
-	ArrayType  *arr = DatumGetArrayTypeP(value);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			n;
-
-	*elemtype = ARR_ELEMTYPE(arr);
-	get_typlenbyvalalign(*elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, *elemtype, typlen, typbyval, typalign, elems, nulls, &n);
-	return n;
-}
-
 /* Every element of a constant text array fits under ignore_above */
 static bool
 const_array_fits(Const *c, int ignore_above)
@@ -263,7 +245,7 @@ const_array_fits(Const *c, int ignore_above)
 
 	if (ignore_above < 0 || c->constisnull)
 		return true;
-	n = array_elements(c->constvalue, &elemtype, &elems, &nulls);
+	n = polyglot_array_elements(c->constvalue, &elemtype, &elems, &nulls);
 	for (i = 0; i < n; i++)
 		if (!nulls[i] && ignore_above_length(TextDatumGetCString(elems[i])) > ignore_above)
 			return false;
@@ -823,7 +805,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 			Oid			elemtype;
 			Datum	   *elems;
 			bool	   *nulls;
-			int			n = array_elements(value, &elemtype, &elems, &nulls),
+			int			n = polyglot_array_elements(value, &elemtype, &elems, &nulls),
 						i,
 						sent = 0;
 
