@@ -32,6 +32,7 @@
 #include "utils/numeric.h"
 #include "utils/rel.h"
 
+#include "common/datum.h"
 #include "pg_polyglot.h"
 
 /* A foreign table's option, else its server's, else NULL */
@@ -340,14 +341,10 @@ bool
 polyglot_const_nonfinite(Const *c)
 {
 	Oid			elemtype;
-	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n,
 				i;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
 
 	if (c->constisnull)
 		return false;
@@ -356,9 +353,7 @@ polyglot_const_nonfinite(Const *c)
 		return polyglot_nonfinite_value(c->constvalue, c->consttype);
 	if (!polyglot_has_nonfinite(elemtype))
 		return false;
-	arr = DatumGetArrayTypeP(c->constvalue);
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	n = polyglot_array_elements(c->constvalue, &elemtype, &elems, &nulls);
 	for (i = 0; i < n; i++)
 		if (!nulls[i] && polyglot_nonfinite_value(elems[i], elemtype))
 			return true;

@@ -63,6 +63,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "common/datum.h"
 #include "pg_polyglot.h"
 #include "redis/redis.h"
 
@@ -790,17 +791,12 @@ lookup_keys(RedisScanState *st, ExprContext *econtext)
 	if (st->mode == SCAN_KEYS)
 		return list_make1(makeString(TextDatumGetCString(value)));
 	{
-		ArrayType  *arr = DatumGetArrayTypeP(value);
+		Oid			elemtype;
 		Datum	   *elems;
 		bool	   *nulls;
-		int			n,
+		int			n = polyglot_array_elements(value, &elemtype, &elems, &nulls),
 					i;
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
 
-		get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
-		deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
 		for (i = 0; i < n; i++)
 		{
 			char	   *key;
