@@ -178,6 +178,7 @@ extern int64 polyglot_query_limit(struct PlannerInfo *root, struct RelOptInfo *b
 extern bool polyglot_ec_member_is_column(struct PlannerInfo *root, struct RelOptInfo *rel,
 										 struct EquivalenceClass *ec,
 										 struct EquivalenceMember *em, void *arg);
+extern bool polyglot_is_plain_value(Expr *expr, struct RelOptInfo *baserel);
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
 extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
 struct ForeignScan;

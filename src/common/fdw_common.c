@@ -202,6 +202,23 @@ polyglot_ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClas
 		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
 }
 
+/*
+ * A value a pushed condition can hold, evaluated at run time: a constant,
+ * a parameter, or a column of another relation (a nested loop's outer
+ * side, which becomes a parameter in the plan).  Not an expression: see
+ * redis_query.c's is_evaluable_value for one that takes those.
+ */
+bool
+polyglot_is_plain_value(Expr *expr, RelOptInfo *baserel)
+{
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (IsA(expr, Var))
+		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
+			((Var *) expr)->varlevelsup == 0;
+	return IsA(expr, Const) || IsA(expr, Param);
+}
+
 /* The attnums (a List of int) of the columns an UPDATE of the relation sets */
 List *
 polyglot_updated_attrs(PlannerInfo *root, Index resultRelation)

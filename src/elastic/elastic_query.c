@@ -148,18 +148,6 @@ var_attnum(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
 	return var->varattno;
 }
 
-/* A value known when the scan starts: a constant, a parameter, an outer column */
-static bool
-is_value(Expr *expr, RelOptInfo *baserel)
-{
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (IsA(expr, Var))
-		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
-			((Var *) expr)->varlevelsup == 0;
-	return IsA(expr, Const) || IsA(expr, Param);
-}
-
 static int
 add_value(ElasticRelInfo *info, Expr *expr)
 {
@@ -390,9 +378,9 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 		int			strategy;
 		bool		is_text;
 
-		if ((attnum = var_attnum(left, baserel, info)) != 0 && is_value(right, baserel))
+		if ((attnum = var_attnum(left, baserel, info)) != 0 && polyglot_is_plain_value(right, baserel))
 			value = right;
-		else if ((attnum = var_attnum(right, baserel, info)) != 0 && is_value(left, baserel))
+		else if ((attnum = var_attnum(right, baserel, info)) != 0 && polyglot_is_plain_value(left, baserel))
 		{
 			value = left;
 			opno = get_commutator(opno);
@@ -449,7 +437,7 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 		bool		is_text;
 
 		attnum = var_attnum(linitial(sa->args), baserel, info);
-		if (attnum == 0 || !is_value(value, baserel))
+		if (attnum == 0 || !polyglot_is_plain_value(value, baserel))
 			return NIL;
 		col = &info->columns[attnum - 1];
 		if (col->kind != ECOL_FIELD && col->kind != ECOL_ID)
@@ -487,10 +475,10 @@ polyglot_elastic_query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *in
 	if (op->opno != TextEqualOperator)
 		return NULL;
 	if ((attnum = var_attnum(linitial(op->args), baserel, info)) != 0 &&
-		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(lsecond(op->args), baserel))
+		info->columns[attnum - 1].kind == ECOL_QUERY && polyglot_is_plain_value(lsecond(op->args), baserel))
 		return lsecond(op->args);
 	if ((attnum = var_attnum(lsecond(op->args), baserel, info)) != 0 &&
-		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(linitial(op->args), baserel))
+		info->columns[attnum - 1].kind == ECOL_QUERY && polyglot_is_plain_value(linitial(op->args), baserel))
 		return linitial(op->args);
 	return NULL;
 }

@@ -68,22 +68,6 @@ var_column(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 	return &info->columns[var->varattno - 1];
 }
 
-/*
- * A value the filter can hold, evaluated at run time: a constant, a
- * parameter, or a column of another relation (a nested loop's outer side,
- * which becomes a parameter in the plan).
- */
-static bool
-is_value(Expr *expr, RelOptInfo *baserel)
-{
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (IsA(expr, Var))
-		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
-			((Var *) expr)->varlevelsup == 0;
-	return IsA(expr, Const) || IsA(expr, Param);
-}
-
 /* Types whose BSON form compares as SQL does, and for which operators */
 bool
 polyglot_mongo_pushable_type(Oid typid, bool ordering, Oid collation)
@@ -203,7 +187,7 @@ polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 			right = left;
 			commuted = true;
 		}
-		if (col == NULL || !is_value(right, baserel))
+		if (col == NULL || !polyglot_is_plain_value(right, baserel))
 			return NIL;
 		opname = get_opname(op->opno);
 		mop = opname ? mongo_operator(opname, commuted) : NULL;
@@ -227,7 +211,7 @@ polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 		Oid			elemtype;
 
 		col = var_column(linitial(saop->args), baserel, info);
-		if (col == NULL || !is_value(array, baserel) || opname == NULL)
+		if (col == NULL || !polyglot_is_plain_value(array, baserel) || opname == NULL)
 			return NIL;
 		if (saop->useOr && strcmp(opname, "=") == 0)
 			negated = false;
