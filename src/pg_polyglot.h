@@ -179,6 +179,10 @@ extern bool polyglot_ec_member_is_column(struct PlannerInfo *root, struct RelOpt
 										 struct EquivalenceClass *ec,
 										 struct EquivalenceMember *em, void *arg);
 extern bool polyglot_is_plain_value(Expr *expr, struct RelOptInfo *baserel);
+struct PathKey;
+typedef int (*PolyglotColumnAttnum) (Expr *expr, struct RelOptInfo *baserel, void *info);
+extern int	polyglot_pathkey_attnum(struct PathKey *pk, struct RelOptInfo *baserel,
+									PolyglotColumnAttnum column_attnum, void *info);
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
 extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
 struct ForeignScan;

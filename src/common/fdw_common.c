@@ -219,6 +219,32 @@ polyglot_is_plain_value(Expr *expr, RelOptInfo *baserel)
 	return IsA(expr, Const) || IsA(expr, Param);
 }
 
+/*
+ * The column a pathkey sorts by: the attnum that column_attnum gives the
+ * first member of its equivalence class that belongs to baserel alone, or
+ * 0 when none has one or the class is volatile.
+ */
+int
+polyglot_pathkey_attnum(PathKey *pk, RelOptInfo *baserel, PolyglotColumnAttnum column_attnum,
+						void *info)
+{
+	EquivalenceClass *ec = pk->pk_eclass;
+	ListCell   *lm;
+	int			attnum;
+
+	if (ec->ec_has_volatile)
+		return 0;
+	foreach(lm, ec->ec_members)
+	{
+		EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
+
+		if (bms_equal(em->em_relids, baserel->relids) &&
+			(attnum = column_attnum(em->em_expr, baserel, info)) != 0)
+			return attnum;
+	}
+	return 0;
+}
+
 /* The attnums (a List of int) of the columns an UPDATE of the relation sets */
 List *
 polyglot_updated_attrs(PlannerInfo *root, Index resultRelation)

@@ -513,6 +513,13 @@ polyglot_elastic_add_clause(ElasticRelInfo *info, RelOptInfo *baserel, Expr *cla
 	return ELASTIC_CLAUSE_LOCAL;
 }
 
+/* var_attnum as a PolyglotColumnAttnum */
+static int
+column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
+{
+	return var_attnum(expr, baserel, (ElasticRelInfo *) info);
+}
+
 /*
  * The sort of pathkeys, as (path, asc, nulls_first) entries, or NIL when
  * one of them cannot be sorted by the server as PostgreSQL would: _score,
@@ -530,23 +537,12 @@ polyglot_elastic_sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *path
 	{
 		PathKey    *pk = (PathKey *) lfirst(lc);
 		EquivalenceClass *ec = pk->pk_eclass;
-		ListCell   *lm;
-		int			attnum = 0;
+		int			attnum = polyglot_pathkey_attnum(pk, baserel, column_attnum, info);
 		ElasticColumn *col;
 		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
 		Oid			opclass;
 		Oid			base;
 
-		if (ec->ec_has_volatile)
-			return NIL;
-		foreach(lm, ec->ec_members)
-		{
-			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
-
-			if (bms_equal(em->em_relids, baserel->relids) &&
-				(attnum = var_attnum(em->em_expr, baserel, info)) != 0)
-				break;
-		}
 		if (attnum == 0)
 			return NIL;
 		col = &info->columns[attnum - 1];

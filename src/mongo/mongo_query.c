@@ -613,6 +613,13 @@ sortable_type(Oid typid, Oid collation)
 	}
 }
 
+/* polyglot_mongo_column_attnum as a PolyglotColumnAttnum */
+static int
+column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
+{
+	return polyglot_mongo_column_attnum(expr, baserel, (MongoRelInfo *) info);
+}
+
 /*
  * The MongoDB sort of pathkeys, as (field, 1 | -1) pairs, or NIL when one
  * of them cannot be sorted by the server as PostgreSQL would: a key that is
@@ -632,22 +639,11 @@ polyglot_mongo_sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys
 	{
 		PathKey    *pk = (PathKey *) lfirst(lc);
 		EquivalenceClass *ec = pk->pk_eclass;
-		ListCell   *lm;
-		int			attnum = 0;
+		int			attnum = polyglot_pathkey_attnum(pk, baserel, column_attnum, info);
 		MongoColumn *col;
 		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
 		Oid			opclass;
 
-		if (ec->ec_has_volatile)
-			return NIL;
-		foreach(lm, ec->ec_members)
-		{
-			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
-
-			if (bms_equal(em->em_relids, baserel->relids) &&
-				(attnum = polyglot_mongo_column_attnum(em->em_expr, baserel, info)) != 0)
-				break;
-		}
 		if (attnum == 0)
 			return NIL;
 		col = &info->columns[attnum - 1];
