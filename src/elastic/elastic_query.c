@@ -148,6 +148,13 @@ var_attnum(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
 	return var->varattno;
 }
 
+/* var_attnum as a PolyglotColumnAttnum */
+static int
+column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
+{
+	return var_attnum(expr, baserel, (ElasticRelInfo *) info);
+}
+
 static int
 add_value(ElasticRelInfo *info, Expr *expr)
 {
@@ -511,13 +518,6 @@ polyglot_elastic_add_clause(ElasticRelInfo *info, RelOptInfo *baserel, Expr *cla
 	}
 	info->values = list_truncate(info->values, nvalues);
 	return ELASTIC_CLAUSE_LOCAL;
-}
-
-/* var_attnum as a PolyglotColumnAttnum */
-static int
-column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
-{
-	return var_attnum(expr, baserel, (ElasticRelInfo *) info);
 }
 
 /*

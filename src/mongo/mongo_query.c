@@ -590,6 +590,13 @@ polyglot_mongo_column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info
 	return ((Var *) expr)->varattno;
 }
 
+/* polyglot_mongo_column_attnum as a PolyglotColumnAttnum */
+static int
+column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
+{
+	return polyglot_mongo_column_attnum(expr, baserel, (MongoRelInfo *) info);
+}
+
 /*
  * Types MongoDB sorts as PostgreSQL does: integers, and text in the C
  * collation.  Not floating point or numeric: MongoDB puts NaN below every
@@ -611,13 +618,6 @@ sortable_type(Oid typid, Oid collation)
 		default:
 			return polyglot_mongo_pushable_type(typid, true, collation);
 	}
-}
-
-/* polyglot_mongo_column_attnum as a PolyglotColumnAttnum */
-static int
-column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
-{
-	return polyglot_mongo_column_attnum(expr, baserel, (MongoRelInfo *) info);
 }
 
 /*
