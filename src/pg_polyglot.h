@@ -183,6 +183,8 @@ struct PathKey;
 typedef int (*PolyglotColumnAttnum) (Expr *expr, struct RelOptInfo *baserel, void *info);
 extern int	polyglot_pathkey_attnum(struct PathKey *pk, struct RelOptInfo *baserel,
 									PolyglotColumnAttnum column_attnum, void *info);
+extern Bitmapset *polyglot_columns_read(struct RelOptInfo *baserel, List *local_conds,
+										int natts);
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
 extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
 struct ForeignScan;

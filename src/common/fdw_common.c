@@ -245,6 +245,27 @@ polyglot_pathkey_attnum(PathKey *pk, RelOptInfo *baserel, PolyglotColumnAttnum c
 	return 0;
 }
 
+/*
+ * The columns (attnums 1 to natts) a scan returns: those of the target
+ * list and of the conditions checked locally, every one for a whole-row
+ * reference.
+ */
+Bitmapset *
+polyglot_columns_read(RelOptInfo *baserel, List *local_conds, int natts)
+{
+	Bitmapset  *attrs = NULL;
+	Bitmapset  *read = NULL;
+	int			attnum;
+
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	pull_varattnos((Node *) local_conds, baserel->relid, &attrs);
+	for (attnum = 1; attnum <= natts; attnum++)
+		if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, attrs) ||
+			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs))
+			read = bms_add_member(read, attnum);
+	return read;
+}
+
 /* The attnums (a List of int) of the columns an UPDATE of the relation sets */
 List *
 polyglot_updated_attrs(PlannerInfo *root, Index resultRelation)

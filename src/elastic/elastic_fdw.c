@@ -463,15 +463,10 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 		}
 	}
 
-	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
-	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	attrs = polyglot_columns_read(baserel, local, info->natts);
 	for (i = 0; i < info->natts; i++)
-	{
-		bool		w = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
-			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
-
-		wanted = lappend_int(wanted, w && info->columns[i].kind != ECOL_DROPPED);
-	}
+		wanted = lappend_int(wanted, bms_is_member(i + 1, attrs) &&
+							 info->columns[i].kind != ECOL_DROPPED);
 
 	fdw_private = list_make5(makeString(info->index),
 							 info->items ? list_make2(makeString("and"), info->items) : NIL,

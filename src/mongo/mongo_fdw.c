@@ -568,15 +568,9 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	Assert(limit == 0 || local == NIL);
 
 	/* the columns the query reads (target list and local quals) */
-	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
-	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	attrs = polyglot_columns_read(baserel, local, info->natts);
 	for (i = 0; i < info->natts; i++)
-	{
-		bool		wanted = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
-			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);	/* whole row */
-
-		fields = lappend_int(fields, wanted && !info->dropped[i]);
-	}
+		fields = lappend_int(fields, bms_is_member(i + 1, attrs) && !info->dropped[i]);
 
 	fdw_private = list_make5(makeString(info->database), makeString(info->collection),
 							 info->items ? list_make2(makeString("and"), info->items) : NIL,

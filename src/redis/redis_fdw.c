@@ -392,15 +392,10 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	if (value)
 		values = list_make1(value);
 
-	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
-	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	attrs = polyglot_columns_read(baserel, local, info->table->natts);
 	for (i = 0; i < info->table->natts; i++)
-	{
-		bool		w = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
-			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
-
-		wanted = lappend_int(wanted, w && info->table->roles[i] != RR_NONE);
-	}
+		wanted = lappend_int(wanted, bms_is_member(i + 1, attrs) &&
+							 info->table->roles[i] != RR_NONE);
 	return make_foreignscan(tlist, local, baserel->relid, values,
 							list_make4(makeInteger(mode), makeInteger(value ? 0 : -1),
 									   makeString(match ? match : ""), wanted),
