@@ -178,6 +178,13 @@ extern int64 polyglot_query_limit(struct PlannerInfo *root, struct RelOptInfo *b
 extern bool polyglot_ec_member_is_column(struct PlannerInfo *root, struct RelOptInfo *rel,
 										 struct EquivalenceClass *ec,
 										 struct EquivalenceMember *em, void *arg);
+extern bool polyglot_is_plain_value(Expr *expr, struct RelOptInfo *baserel);
+struct PathKey;
+typedef int (*PolyglotColumnAttnum) (Expr *expr, struct RelOptInfo *baserel, void *info);
+extern int	polyglot_pathkey_attnum(struct PathKey *pk, struct RelOptInfo *baserel,
+									PolyglotColumnAttnum column_attnum, void *info);
+extern Bitmapset *polyglot_columns_read(struct RelOptInfo *baserel, List *local_conds,
+										int natts);
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
 extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
 struct ForeignScan;
@@ -192,6 +199,24 @@ struct Const;
 extern bool polyglot_has_nonfinite(Oid typid);
 extern bool polyglot_nonfinite_value(Datum value, Oid typid);
 extern bool polyglot_const_nonfinite(struct Const *c);
+struct RestrictInfo;
+extern void polyglot_load_planner_options(struct ForeignTable *table,
+										  struct ForeignServer *server, bool setting,
+										  bool *pushdown, bool *use_remote_estimate);
+extern void polyglot_set_rel_rows(struct PlannerInfo *root, struct RelOptInfo *baserel,
+								  double tuples, double fallback, bool unique);
+extern List *polyglot_column_join_clauses(struct PlannerInfo *root,
+										  struct RelOptInfo *baserel, int attnum);
+struct ParamPathInfo;
+extern struct ParamPathInfo *polyglot_join_clause_param(struct PlannerInfo *root,
+														struct RelOptInfo *baserel,
+														struct RestrictInfo *ri);
+typedef bool (*PolyglotJoinClauseUsable) (struct RestrictInfo *ri,
+										  struct RelOptInfo *baserel, void *arg);
+extern void polyglot_add_parameterized_paths(struct PlannerInfo *root,
+											 struct RelOptInfo *baserel, List *candidates,
+											 PolyglotJoinClauseUsable usable, void *arg,
+											 double startup, double row_cost);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

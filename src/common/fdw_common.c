@@ -24,12 +24,15 @@
 #include "optimizer/inherit.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
+#include "optimizer/paths.h"
+#include "optimizer/restrictinfo.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 
+#include "common/datum.h"
 #include "pg_polyglot.h"
 
 /* A foreign table's option, else its server's, else NULL */
@@ -39,6 +42,106 @@ polyglot_table_option(ForeignTable *table, ForeignServer *server, const char *na
 	DefElem    *def = polyglot_option_find(table->options, name);
 
 	return def ? def : polyglot_option_find(server->options, name);
+}
+
+/*
+ * The pushdown and use_remote_estimate options of a foreign table: pushdown
+ * needs the wrapper's setting and neither the table's nor the server's
+ * option saying off; use_remote_estimate is the table's, else the
+ * server's, else on.
+ */
+void
+polyglot_load_planner_options(ForeignTable *table, ForeignServer *server, bool setting,
+							  bool *pushdown, bool *use_remote_estimate)
+{
+	DefElem    *def;
+
+	*pushdown = setting;
+	if ((def = polyglot_option_find(table->options, "pushdown")) != NULL)
+		*pushdown = *pushdown && polyglot_option_bool(def);
+	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
+		*pushdown = *pushdown && polyglot_option_bool(def);
+	def = polyglot_table_option(table, server, "use_remote_estimate");
+	*use_remote_estimate = def ? polyglot_option_bool(def) : true;
+}
+
+/*
+ * A scanned relation's size: tuples, the store's count (negative when it
+ * has none), else what ANALYZE left in pg_class, else fallback; its rows
+ * that count times the selectivity of its conditions (PostgreSQL's
+ * defaults, as there are no column statistics), or 1 when a condition
+ * finds one document at most (unique).
+ */
+void
+polyglot_set_rel_rows(PlannerInfo *root, RelOptInfo *baserel, double tuples, double fallback,
+					  bool unique)
+{
+	if (tuples < 0)
+		tuples = baserel->tuples > 0 ? baserel->tuples : fallback;
+	baserel->tuples = tuples;
+	baserel->rows = clamp_row_est(tuples * clauselist_selectivity(root, baserel->baserestrictinfo,
+																   0, JOIN_INNER, NULL));
+	if (unique)
+		baserel->rows = 1;
+}
+
+/*
+ * The equalities between column attnum and other relations' expressions,
+ * from the equivalence classes (inner joins), as join clauses.
+ */
+List *
+polyglot_column_join_clauses(PlannerInfo *root, RelOptInfo *baserel, int attnum)
+{
+	return generate_implied_equalities_for_column(root, baserel, polyglot_ec_member_is_column,
+												  (void *) &attnum,
+												  baserel->lateral_referencers);
+}
+
+/*
+ * The parameterization of a join clause that can be evaluated at the scan
+ * of baserel: the other relations it needs (with the lateral ones), or
+ * NULL when it cannot move there or needs no other relation.
+ */
+ParamPathInfo *
+polyglot_join_clause_param(PlannerInfo *root, RelOptInfo *baserel, RestrictInfo *ri)
+{
+	Relids		required;
+
+	if (!join_clause_is_movable_to(ri, baserel))
+		return NULL;
+	required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
+							  baserel->relids);
+	if (bms_is_empty(required))
+		return NULL;
+	return get_baserel_parampathinfo(root, baserel, required);
+}
+
+/*
+ * The inner side of a nested loop: a path parameterized by the other
+ * relations of each candidate join clause that can be evaluated at the
+ * scan and that the store can use (usable), so that each outer row asks
+ * the store for its matching documents only.
+ */
+void
+polyglot_add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, List *candidates,
+								 PolyglotJoinClauseUsable usable, void *arg,
+								 double startup, double row_cost)
+{
+	ListCell   *lc;
+
+	foreach(lc, candidates)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		ParamPathInfo *ppi;
+
+		if (!join_clause_is_movable_to(ri, baserel) || !usable(ri, baserel, arg) ||
+			(ppi = polyglot_join_clause_param(root, baserel, ri)) == NULL)
+			continue;
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
+										   startup + ppi->ppi_rows * row_cost,
+										   NIL, ppi->ppi_req_outer, NIL));
+	}
 }
 
 /*
@@ -97,6 +200,70 @@ polyglot_ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClas
 		expr = ((RelabelType *) expr)->arg;
 	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
 		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
+}
+
+/*
+ * A value a pushed condition can hold, evaluated at run time: a constant,
+ * a parameter, or a column of another relation (a nested loop's outer
+ * side, which becomes a parameter in the plan).  Not an expression: see
+ * redis_query.c's is_evaluable_value for one that takes those.
+ */
+bool
+polyglot_is_plain_value(Expr *expr, RelOptInfo *baserel)
+{
+	if (IsA(expr, RelabelType))
+		expr = ((RelabelType *) expr)->arg;
+	if (IsA(expr, Var))
+		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
+			((Var *) expr)->varlevelsup == 0;
+	return IsA(expr, Const) || IsA(expr, Param);
+}
+
+/*
+ * The column a pathkey sorts by: the attnum that column_attnum gives the
+ * first member of its equivalence class that belongs to baserel alone, or
+ * 0 when none has one or the class is volatile.
+ */
+int
+polyglot_pathkey_attnum(PathKey *pk, RelOptInfo *baserel, PolyglotColumnAttnum column_attnum,
+						void *info)
+{
+	EquivalenceClass *ec = pk->pk_eclass;
+	ListCell   *lm;
+	int			attnum;
+
+	if (ec->ec_has_volatile)
+		return 0;
+	foreach(lm, ec->ec_members)
+	{
+		EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
+
+		if (bms_equal(em->em_relids, baserel->relids) &&
+			(attnum = column_attnum(em->em_expr, baserel, info)) != 0)
+			return attnum;
+	}
+	return 0;
+}
+
+/*
+ * The columns (attnums 1 to natts) a scan returns: those of the target
+ * list and of the conditions checked locally, every one for a whole-row
+ * reference.
+ */
+Bitmapset *
+polyglot_columns_read(RelOptInfo *baserel, List *local_conds, int natts)
+{
+	Bitmapset  *attrs = NULL;
+	Bitmapset  *read = NULL;
+	int			attnum;
+
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	pull_varattnos((Node *) local_conds, baserel->relid, &attrs);
+	for (attnum = 1; attnum <= natts; attnum++)
+		if (bms_is_member(attnum - FirstLowInvalidHeapAttributeNumber, attrs) ||
+			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs))
+			read = bms_add_member(read, attnum);
+	return read;
 }
 
 /* The attnums (a List of int) of the columns an UPDATE of the relation sets */
@@ -238,14 +405,10 @@ bool
 polyglot_const_nonfinite(Const *c)
 {
 	Oid			elemtype;
-	ArrayType  *arr;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n,
 				i;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
 
 	if (c->constisnull)
 		return false;
@@ -254,9 +417,7 @@ polyglot_const_nonfinite(Const *c)
 		return polyglot_nonfinite_value(c->constvalue, c->consttype);
 	if (!polyglot_has_nonfinite(elemtype))
 		return false;
-	arr = DatumGetArrayTypeP(c->constvalue);
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	n = polyglot_array_elements(c->constvalue, &elemtype, &elems, &nulls);
 	for (i = 0; i < n; i++)
 		if (!nulls[i] && polyglot_nonfinite_value(elems[i], elemtype))
 			return true;

@@ -160,13 +160,8 @@ load_table(Oid relid, ElasticRelInfo *info)
 	DefElem    *def;
 
 	info->relid = relid;
-	info->pushdown = polyglot_elastic_pushdown;
-	if ((def = polyglot_option_find(table->options, "pushdown")) != NULL)
-		info->pushdown = info->pushdown && polyglot_option_bool(def);
-	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
-		info->pushdown = info->pushdown && polyglot_option_bool(def);
-	def = polyglot_table_option(table, server, "use_remote_estimate");
-	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
+	polyglot_load_planner_options(table, server, polyglot_elastic_pushdown, &info->pushdown,
+								  &info->use_remote_estimate);
 	def = polyglot_table_option(table, server, "page_size");
 	info->page_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_PAGE_SIZE;
 	info->index = polyglot_elastic_table_index(table, relid);
@@ -253,13 +248,26 @@ elasticGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntabl
 
 	if (info->use_remote_estimate)
 		tuples = remote_document_count(conn, info->index);
-	if (tuples < 0)
-		tuples = baserel->tuples > 0 ? baserel->tuples : POLYGLOT_DEFAULT_ELASTIC_DOCUMENTS;
-	baserel->tuples = tuples;
-	baserel->rows = clamp_row_est(tuples * clauselist_selectivity(root, baserel->baserestrictinfo,
-																   0, JOIN_INNER, NULL));
-	if (unique)
-		baserel->rows = 1;
+	polyglot_set_rel_rows(root, baserel, tuples, POLYGLOT_DEFAULT_ELASTIC_DOCUMENTS, unique);
+}
+
+/*
+ * Can a join clause search (query = outer.column) or go to the server?
+ * (PolyglotJoinClauseUsable)
+ */
+static bool
+join_clause_usable(RestrictInfo *ri, RelOptInfo *baserel, void *arg)
+{
+	ElasticRelInfo *info = (ElasticRelInfo *) arg;
+	int			nvalues = list_length(info->values);
+	bool		recheck = false;
+	bool		usable;
+
+	usable = polyglot_elastic_query_value(ri->clause, baserel, info) != NULL ||
+		(info->pushdown &&
+		 polyglot_elastic_deparse(ri->clause, baserel, info, &recheck) != NIL);
+	info->values = list_truncate(info->values, nvalues);
+	return usable;
 }
 
 static void
@@ -329,7 +337,6 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	 */
 	{
 		List	   *candidates = NIL;
-		ListCell   *lc;
 		int			attnum;
 
 		if (baserel->has_eclass_joins)
@@ -342,39 +349,11 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 										 (col->kind != ECOL_FIELD || col->term_field == NULL))))
 					continue;
 				candidates = list_concat(candidates,
-										 generate_implied_equalities_for_column(root, baserel,
-																				polyglot_ec_member_is_column,
-																				(void *) &attnum,
-																				baserel->lateral_referencers));
+										 polyglot_column_join_clauses(root, baserel, attnum));
 			}
 		candidates = list_concat(candidates, baserel->joininfo);
-		foreach(lc, candidates)
-		{
-			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-			Relids		required;
-			ParamPathInfo *ppi;
-			int			nvalues = list_length(info->values);
-			bool		recheck = false;
-			bool		usable;
-
-			if (!join_clause_is_movable_to(ri, baserel))
-				continue;
-			usable = polyglot_elastic_query_value(ri->clause, baserel, info) != NULL ||
-				(info->pushdown &&
-				 polyglot_elastic_deparse(ri->clause, baserel, info, &recheck) != NIL);
-			info->values = list_truncate(info->values, nvalues);
-			if (!usable)
-				continue;
-			required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
-									  baserel->relids);
-			if (bms_is_empty(required))
-				continue;
-			ppi = get_baserel_parampathinfo(root, baserel, required);
-			add_path(baserel, (Path *)
-					 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
-											   startup + ppi->ppi_rows * ELASTIC_ROW_COST,
-											   NIL, required, NIL));
-		}
+		polyglot_add_parameterized_paths(root, baserel, candidates, join_clause_usable, info,
+										 startup, ELASTIC_ROW_COST);
 	}
 }
 
@@ -484,15 +463,10 @@ elasticGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid
 		}
 	}
 
-	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
-	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	attrs = polyglot_columns_read(baserel, local, info->natts);
 	for (i = 0; i < info->natts; i++)
-	{
-		bool		w = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
-			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
-
-		wanted = lappend_int(wanted, w && info->columns[i].kind != ECOL_DROPPED);
-	}
+		wanted = lappend_int(wanted, bms_is_member(i + 1, attrs) &&
+							 info->columns[i].kind != ECOL_DROPPED);
 
 	fdw_private = list_make5(makeString(info->index),
 							 info->items ? list_make2(makeString("and"), info->items) : NIL,

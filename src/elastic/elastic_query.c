@@ -49,6 +49,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 
+#include "common/datum.h"
 #include "pg_polyglot.h"
 #include "elastic/elastic.h"
 
@@ -147,16 +148,11 @@ var_attnum(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info)
 	return var->varattno;
 }
 
-/* A value known when the scan starts: a constant, a parameter, an outer column */
-static bool
-is_value(Expr *expr, RelOptInfo *baserel)
+/* var_attnum as a PolyglotColumnAttnum */
+static int
+column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
 {
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (IsA(expr, Var))
-		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
-			((Var *) expr)->varlevelsup == 0;
-	return IsA(expr, Const) || IsA(expr, Param);
+	return var_attnum(expr, baserel, (ElasticRelInfo *) info);
 }
 
 static int
@@ -232,25 +228,6 @@ const_fits(Const *c, int ignore_above)
 	return ignore_above_length(TextDatumGetCString(c->constvalue)) <= ignore_above;
 }
 
-/*
- * The elements of an array value, palloc'd in the current context, and
- * their type; returns their number.
- */
-static int
-array_elements(Datum value, Oid *elemtype, Datum **elems, bool **nulls)
-{
-	ArrayType  *arr = DatumGetArrayTypeP(value);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			n;
-
-	*elemtype = ARR_ELEMTYPE(arr);
-	get_typlenbyvalalign(*elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, *elemtype, typlen, typbyval, typalign, elems, nulls, &n);
-	return n;
-}
-
 /* Every element of a constant text array fits under ignore_above */
 static bool
 const_array_fits(Const *c, int ignore_above)
@@ -263,7 +240,7 @@ const_array_fits(Const *c, int ignore_above)
 
 	if (ignore_above < 0 || c->constisnull)
 		return true;
-	n = array_elements(c->constvalue, &elemtype, &elems, &nulls);
+	n = polyglot_array_elements(c->constvalue, &elemtype, &elems, &nulls);
 	for (i = 0; i < n; i++)
 		if (!nulls[i] && ignore_above_length(TextDatumGetCString(elems[i])) > ignore_above)
 			return false;
@@ -408,9 +385,9 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 		int			strategy;
 		bool		is_text;
 
-		if ((attnum = var_attnum(left, baserel, info)) != 0 && is_value(right, baserel))
+		if ((attnum = var_attnum(left, baserel, info)) != 0 && polyglot_is_plain_value(right, baserel))
 			value = right;
-		else if ((attnum = var_attnum(right, baserel, info)) != 0 && is_value(left, baserel))
+		else if ((attnum = var_attnum(right, baserel, info)) != 0 && polyglot_is_plain_value(left, baserel))
 		{
 			value = left;
 			opno = get_commutator(opno);
@@ -467,7 +444,7 @@ polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, 
 		bool		is_text;
 
 		attnum = var_attnum(linitial(sa->args), baserel, info);
-		if (attnum == 0 || !is_value(value, baserel))
+		if (attnum == 0 || !polyglot_is_plain_value(value, baserel))
 			return NIL;
 		col = &info->columns[attnum - 1];
 		if (col->kind != ECOL_FIELD && col->kind != ECOL_ID)
@@ -505,10 +482,10 @@ polyglot_elastic_query_value(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *in
 	if (op->opno != TextEqualOperator)
 		return NULL;
 	if ((attnum = var_attnum(linitial(op->args), baserel, info)) != 0 &&
-		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(lsecond(op->args), baserel))
+		info->columns[attnum - 1].kind == ECOL_QUERY && polyglot_is_plain_value(lsecond(op->args), baserel))
 		return lsecond(op->args);
 	if ((attnum = var_attnum(lsecond(op->args), baserel, info)) != 0 &&
-		info->columns[attnum - 1].kind == ECOL_QUERY && is_value(linitial(op->args), baserel))
+		info->columns[attnum - 1].kind == ECOL_QUERY && polyglot_is_plain_value(linitial(op->args), baserel))
 		return linitial(op->args);
 	return NULL;
 }
@@ -560,23 +537,12 @@ polyglot_elastic_sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *path
 	{
 		PathKey    *pk = (PathKey *) lfirst(lc);
 		EquivalenceClass *ec = pk->pk_eclass;
-		ListCell   *lm;
-		int			attnum = 0;
+		int			attnum = polyglot_pathkey_attnum(pk, baserel, column_attnum, info);
 		ElasticColumn *col;
 		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
 		Oid			opclass;
 		Oid			base;
 
-		if (ec->ec_has_volatile)
-			return NIL;
-		foreach(lm, ec->ec_members)
-		{
-			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
-
-			if (bms_equal(em->em_relids, baserel->relids) &&
-				(attnum = var_attnum(em->em_expr, baserel, info)) != 0)
-				break;
-		}
 		if (attnum == 0)
 			return NIL;
 		col = &info->columns[attnum - 1];
@@ -823,7 +789,7 @@ append_item(StringInfo buf, List *item, ElasticScanState *st, ExprContext *econt
 			Oid			elemtype;
 			Datum	   *elems;
 			bool	   *nulls;
-			int			n = array_elements(value, &elemtype, &elems, &nulls),
+			int			n = polyglot_array_elements(value, &elemtype, &elems, &nulls),
 						i,
 						sent = 0;
 

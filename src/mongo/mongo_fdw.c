@@ -109,14 +109,8 @@ polyglot_mongo_load_table(Oid relid, MongoRelInfo *info)
 	const char *db = polyglot_option_string(table->options, "database", NULL);
 	DefElem    *def;
 
-	/* pushdown needs the setting and neither option saying off */
-	info->pushdown = polyglot_mongo_pushdown;
-	if ((def = polyglot_option_find(table->options, "pushdown")) != NULL)
-		info->pushdown = info->pushdown && polyglot_option_bool(def);
-	if ((def = polyglot_option_find(server->options, "pushdown")) != NULL)
-		info->pushdown = info->pushdown && polyglot_option_bool(def);
-	def = polyglot_table_option(table, server, "use_remote_estimate");
-	info->use_remote_estimate = def ? polyglot_option_bool(def) : true;
+	polyglot_load_planner_options(table, server, polyglot_mongo_pushdown, &info->pushdown,
+								  &info->use_remote_estimate);
 	def = polyglot_table_option(table, server, "batch_size");
 	info->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_MONGO_BATCH_SIZE;
 
@@ -291,13 +285,19 @@ mongoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	 */
 	if (info->use_remote_estimate)
 		tuples = remote_document_count(info);
-	if (tuples < 0)
-		tuples = baserel->tuples > 0 ? baserel->tuples : 1000;
-	baserel->tuples = tuples;
-	baserel->rows = clamp_row_est(tuples * clauselist_selectivity(root, baserel->baserestrictinfo,
-																   0, JOIN_INNER, NULL));
-	if (unique)
-		baserel->rows = 1;
+	polyglot_set_rel_rows(root, baserel, tuples, 1000, unique);
+}
+
+/* Does a join clause go to MongoDB?  (PolyglotJoinClauseUsable) */
+static bool
+join_clause_pushes(RestrictInfo *ri, RelOptInfo *baserel, void *arg)
+{
+	MongoRelInfo *info = (MongoRelInfo *) arg;
+	int			nvalues = list_length(info->values);
+	List	   *item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
+
+	info->values = list_truncate(info->values, nvalues);
+	return item != NIL;
 }
 
 static void
@@ -351,46 +351,20 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	 */
 	if (info->pushdown && baserel->has_eclass_joins)
 	{
+		List	   *candidates = NIL;
 		int			attnum;
 
 		for (attnum = 1; attnum <= info->natts; attnum++)
 		{
-			List	   *clauses;
-			ListCell   *lc;
-
 			if (info->dropped[attnum - 1] || info->columns[attnum - 1].field == NULL ||
 				!polyglot_mongo_pushable_type(info->columns[attnum - 1].typid, false,
 											  InvalidOid))
 				continue;
-			clauses = generate_implied_equalities_for_column(root, baserel,
-															 polyglot_ec_member_is_column,
-															 (void *) &attnum,
-															 baserel->lateral_referencers);
-			foreach(lc, clauses)
-			{
-				RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-				Relids		required;
-				ParamPathInfo *ppi;
-				int			nvalues = list_length(info->values);
-				List	   *item;
-
-				if (!join_clause_is_movable_to(ri, baserel))
-					continue;
-				item = polyglot_mongo_deparse_expr(ri->clause, baserel, info);
-				info->values = list_truncate(info->values, nvalues);
-				if (item == NIL)
-					continue;
-				required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
-										  baserel->relids);
-				if (bms_is_empty(required))
-					continue;
-				ppi = get_baserel_parampathinfo(root, baserel, required);
-				add_path(baserel, (Path *)
-						 polyglot_foreignscan_path(root, baserel, ppi->ppi_rows, startup,
-												   startup + ppi->ppi_rows * MONGO_ROW_COST,
-												   NIL, required, NIL));
-			}
+			candidates = list_concat(candidates,
+									 polyglot_column_join_clauses(root, baserel, attnum));
 		}
+		polyglot_add_parameterized_paths(root, baserel, candidates, join_clause_pushes, info,
+										 startup, MONGO_ROW_COST);
 	}
 }
 
@@ -594,15 +568,9 @@ mongoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	Assert(limit == 0 || local == NIL);
 
 	/* the columns the query reads (target list and local quals) */
-	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
-	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	attrs = polyglot_columns_read(baserel, local, info->natts);
 	for (i = 0; i < info->natts; i++)
-	{
-		bool		wanted = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
-			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);	/* whole row */
-
-		fields = lappend_int(fields, wanted && !info->dropped[i]);
-	}
+		fields = lappend_int(fields, bms_is_member(i + 1, attrs) && !info->dropped[i]);
 
 	fdw_private = list_make5(makeString(info->database), makeString(info->collection),
 							 info->items ? list_make2(makeString("and"), info->items) : NIL,

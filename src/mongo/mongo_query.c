@@ -68,22 +68,6 @@ var_column(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 	return &info->columns[var->varattno - 1];
 }
 
-/*
- * A value the filter can hold, evaluated at run time: a constant, a
- * parameter, or a column of another relation (a nested loop's outer side,
- * which becomes a parameter in the plan).
- */
-static bool
-is_value(Expr *expr, RelOptInfo *baserel)
-{
-	if (IsA(expr, RelabelType))
-		expr = ((RelabelType *) expr)->arg;
-	if (IsA(expr, Var))
-		return !bms_is_member(((Var *) expr)->varno, baserel->relids) &&
-			((Var *) expr)->varlevelsup == 0;
-	return IsA(expr, Const) || IsA(expr, Param);
-}
-
 /* Types whose BSON form compares as SQL does, and for which operators */
 bool
 polyglot_mongo_pushable_type(Oid typid, bool ordering, Oid collation)
@@ -203,7 +187,7 @@ polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 			right = left;
 			commuted = true;
 		}
-		if (col == NULL || !is_value(right, baserel))
+		if (col == NULL || !polyglot_is_plain_value(right, baserel))
 			return NIL;
 		opname = get_opname(op->opno);
 		mop = opname ? mongo_operator(opname, commuted) : NULL;
@@ -227,7 +211,7 @@ polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 		Oid			elemtype;
 
 		col = var_column(linitial(saop->args), baserel, info);
-		if (col == NULL || !is_value(array, baserel) || opname == NULL)
+		if (col == NULL || !polyglot_is_plain_value(array, baserel) || opname == NULL)
 			return NIL;
 		if (saop->useOr && strcmp(opname, "=") == 0)
 			negated = false;
@@ -606,6 +590,13 @@ polyglot_mongo_column_attnum(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info
 	return ((Var *) expr)->varattno;
 }
 
+/* polyglot_mongo_column_attnum as a PolyglotColumnAttnum */
+static int
+column_attnum(Expr *expr, RelOptInfo *baserel, void *info)
+{
+	return polyglot_mongo_column_attnum(expr, baserel, (MongoRelInfo *) info);
+}
+
 /*
  * Types MongoDB sorts as PostgreSQL does: integers, and text in the C
  * collation.  Not floating point or numeric: MongoDB puts NaN below every
@@ -648,22 +639,11 @@ polyglot_mongo_sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys
 	{
 		PathKey    *pk = (PathKey *) lfirst(lc);
 		EquivalenceClass *ec = pk->pk_eclass;
-		ListCell   *lm;
-		int			attnum = 0;
+		int			attnum = polyglot_pathkey_attnum(pk, baserel, column_attnum, info);
 		MongoColumn *col;
 		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
 		Oid			opclass;
 
-		if (ec->ec_has_volatile)
-			return NIL;
-		foreach(lm, ec->ec_members)
-		{
-			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
-
-			if (bms_equal(em->em_relids, baserel->relids) &&
-				(attnum = polyglot_mongo_column_attnum(em->em_expr, baserel, info)) != 0)
-				break;
-		}
 		if (attnum == 0)
 			return NIL;
 		col = &info->columns[attnum - 1];

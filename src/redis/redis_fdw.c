@@ -63,6 +63,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "common/datum.h"
 #include "pg_polyglot.h"
 #include "redis/redis.h"
 
@@ -312,33 +313,25 @@ redisGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	if (!polyglot_redis_pushdown)
 		return;
 	if (baserel->has_eclass_joins)
-		candidates = generate_implied_equalities_for_column(root, baserel,
-															polyglot_ec_member_is_column,
-															(void *) &attnum,
-															baserel->lateral_referencers);
+		candidates = polyglot_column_join_clauses(root, baserel, attnum);
 	candidates = list_concat(candidates, baserel->joininfo);
 	foreach(lc, candidates)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
 		Expr	   *value = NULL;
 		char	   *match = NULL;
-		Relids		required;
 		ParamPathInfo *ppi;
 		double		rows = polyglot_redis_rows_per_key(info->table);
 
 		if (!join_clause_is_movable_to(ri, baserel) ||
-			polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS)
+			polyglot_redis_key_lookup(ri->clause, baserel, info->table, &value, &match) != SCAN_KEYS ||
+			(ppi = polyglot_join_clause_param(root, baserel, ri)) == NULL)
 			continue;
-		required = bms_difference(bms_union(ri->clause_relids, baserel->lateral_relids),
-								  baserel->relids);
-		if (bms_is_empty(required))
-			continue;
-		ppi = get_baserel_parampathinfo(root, baserel, required);
 		add_path(baserel, (Path *)
 				 polyglot_foreignscan_path(root, baserel, Min(ppi->ppi_rows, rows),
 										   REDIS_STARTUP_COST / 10,
 										   REDIS_STARTUP_COST / 10 + REDIS_KEY_COST +
-										   rows * REDIS_ROW_COST, NIL, required, NIL));
+										   rows * REDIS_ROW_COST, NIL, ppi->ppi_req_outer, NIL));
 	}
 }
 
@@ -399,15 +392,10 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	if (value)
 		values = list_make1(value);
 
-	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
-	pull_varattnos((Node *) local, baserel->relid, &attrs);
+	attrs = polyglot_columns_read(baserel, local, info->table->natts);
 	for (i = 0; i < info->table->natts; i++)
-	{
-		bool		w = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs) ||
-			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, attrs);
-
-		wanted = lappend_int(wanted, w && info->table->roles[i] != RR_NONE);
-	}
+		wanted = lappend_int(wanted, bms_is_member(i + 1, attrs) &&
+							 info->table->roles[i] != RR_NONE);
 	return make_foreignscan(tlist, local, baserel->relid, values,
 							list_make4(makeInteger(mode), makeInteger(value ? 0 : -1),
 									   makeString(match ? match : ""), wanted),
@@ -798,17 +786,12 @@ lookup_keys(RedisScanState *st, ExprContext *econtext)
 	if (st->mode == SCAN_KEYS)
 		return list_make1(makeString(TextDatumGetCString(value)));
 	{
-		ArrayType  *arr = DatumGetArrayTypeP(value);
+		Oid			elemtype;
 		Datum	   *elems;
 		bool	   *nulls;
-		int			n,
+		int			n = polyglot_array_elements(value, &elemtype, &elems, &nulls),
 					i;
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
 
-		get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
-		deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign, &elems, &nulls, &n);
 		for (i = 0; i < n; i++)
 		{
 			char	   *key;

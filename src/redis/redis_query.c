@@ -38,12 +38,14 @@ is_key_var(Expr *expr, RelOptInfo *baserel, RedisTable *t)
 }
 
 /*
- * A value known when the scan starts: an expression of constants,
+ * A value known when the scan starts: any expression of constants,
  * parameters and columns of other relations (a nested loop's outer row),
- * without volatile functions.
+ * without volatile functions, subplans, aggregates or window functions.
+ * The key is computed in PostgreSQL, so it need not be a plain value as
+ * the conditions sent to MongoDB or Elasticsearch (polyglot_is_plain_value).
  */
 static bool
-is_value(Expr *expr, RelOptInfo *baserel)
+is_evaluable_value(Expr *expr, RelOptInfo *baserel)
 {
 	Bitmapset  *attrs = NULL;
 
@@ -77,12 +79,12 @@ polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t, Expr
 
 		if (is_text_eq(op->opno, op->inputcollid))
 		{
-			if (is_key_var(l, baserel, t) && is_value(r, baserel))
+			if (is_key_var(l, baserel, t) && is_evaluable_value(r, baserel))
 			{
 				*value = r;
 				return SCAN_KEYS;
 			}
-			if (is_key_var(r, baserel, t) && is_value(l, baserel))
+			if (is_key_var(r, baserel, t) && is_evaluable_value(l, baserel))
 			{
 				*value = l;
 				return SCAN_KEYS;
@@ -109,7 +111,7 @@ polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTable *t, Expr
 		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) clause;
 
 		if (sa->useOr && is_text_eq(sa->opno, sa->inputcollid) &&
-			is_key_var(linitial(sa->args), baserel, t) && is_value(lsecond(sa->args), baserel))
+			is_key_var(linitial(sa->args), baserel, t) && is_evaluable_value(lsecond(sa->args), baserel))
 		{
 			*value = lsecond(sa->args);
 			return SCAN_KEY_ARRAY;
