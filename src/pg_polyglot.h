@@ -178,20 +178,22 @@ extern int64 polyglot_query_limit(struct PlannerInfo *root, struct RelOptInfo *b
 extern bool polyglot_ec_member_is_column(struct PlannerInfo *root, struct RelOptInfo *rel,
 										 struct EquivalenceClass *ec,
 										 struct EquivalenceMember *em, void *arg);
-extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
-extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
 struct ForeignScan;
 struct EState;
 struct ModifyTableState;
 extern Index polyglot_scan_rtindex(struct ForeignScan *plan);
 extern Oid	polyglot_scan_user(struct ForeignScan *plan, struct EState *estate);
-extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
 extern UserMapping *polyglot_table_user_mapping(Oid relid, Oid userid,
 												ForeignServer **server);
 struct Const;
 extern bool polyglot_has_nonfinite(Oid typid);
 extern bool polyglot_nonfinite_value(Datum value, Oid typid);
 extern bool polyglot_const_nonfinite(struct Const *c);
+
+/* fdw_modify.c: shared by the wrappers' write paths */
+extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
+extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
+extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across
