@@ -194,6 +194,21 @@ extern bool polyglot_const_nonfinite(struct Const *c);
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
 extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
 extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
+struct ModifyTable;
+struct ExplainState;
+struct TupleTableSlot;
+struct RelationData;
+extern List *polyglot_plan_modify(struct PlannerInfo *root, struct ModifyTable *plan,
+								  Index resultRelation, const char *refuse_on_conflict,
+								  const char *hint);
+extern void polyglot_add_row_identity(struct PlannerInfo *root, Index rtindex, struct RelationData *rel,
+									  int attnum, const char *name);
+extern AttrNumber polyglot_modify_junk(struct ModifyTableState *mtstate, const char *name);
+extern void polyglot_deleted_row(struct TupleTableSlot *slot, int attnum, Datum value,
+								 int attnum2, Datum value2);
+extern bool polyglot_explain_insert_batch_size(struct ModifyTableState *mtstate,
+											   struct ResultRelInfo *rinfo,
+											   struct ExplainState *es);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

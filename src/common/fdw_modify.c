@@ -2,20 +2,26 @@
  *
  * fdw_modify.c
  *		What the write paths of the Redis, MongoDB and Elasticsearch
- *		wrappers share: the columns an UPDATE sets, the batch size of an
- *		INSERT, and whose user mapping a write uses.
+ *		wrappers share: the columns an UPDATE sets and the row identity
+ *		UPDATE and DELETE find rows by, the batch size of an INSERT, whose
+ *		user mapping a write uses, what RETURNING of a DELETE sees, and the
+ *		batch size in EXPLAIN.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/sysattr.h"
+#include "commands/explain.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "nodes/makefuncs.h"
 #include "nodes/pathnodes.h"
+#include "optimizer/appendinfo.h"
 #include "optimizer/inherit.h"
 #include "optimizer/pathnode.h"
+#include "utils/rel.h"
 
 #include "pg_polyglot.h"
 
@@ -73,4 +79,88 @@ polyglot_modify_user(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 #endif
 	}
 	return OidIsValid(userid) ? userid : GetUserId();
+}
+
+/*
+ * PlanForeignModify of every wrapper: the columns an UPDATE sets.  A store
+ * that cannot honour ON CONFLICT names itself in refuse_on_conflict (NULL:
+ * INSERT goes ahead as it is), with an optional hint.
+ */
+List *
+polyglot_plan_modify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+					 const char *refuse_on_conflict, const char *hint)
+{
+	if (refuse_on_conflict && plan->onConflictAction != ONCONFLICT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("INSERT with ON CONFLICT is not supported on %s foreign tables",
+						refuse_on_conflict),
+				 hint ? errhint("%s", hint) : 0));
+	return list_make1(plan->operation == CMD_UPDATE ?
+					  polyglot_updated_attrs(root, resultRelation) : NIL);
+}
+
+/*
+ * AddForeignUpdateTargets: column attnum of the target relation as the row
+ * identity named name, which UPDATE and DELETE find in their plan's rows
+ * (polyglot_modify_junk).
+ */
+void
+polyglot_add_row_identity(PlannerInfo *root, Index rtindex, Relation rel, int attnum,
+						  const char *name)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+
+	add_row_identity_var(root, makeVar(rtindex, attnum, att->atttypid, att->atttypmod,
+									   att->attcollation, 0), rtindex, name);
+}
+
+/* The attribute number of the row identity name in the rows an UPDATE or DELETE reads */
+AttrNumber
+polyglot_modify_junk(ModifyTableState *mtstate, const char *name)
+{
+	Plan	   *subplan = outerPlanState(mtstate)->plan;
+	AttrNumber	attno = ExecFindJunkAttributeInTlist(subplan->targetlist, name);
+
+	if (!AttributeNumberIsValid(attno))
+		elog(ERROR, "pg_polyglot: %s junk column not found", name);
+	return attno;
+}
+
+/*
+ * What RETURNING of a DELETE sees: the row identity (column attnum holding
+ * value, and attnum2 holding value2 unless attnum2 is 0), the other
+ * columns NULL; the row is not read back.
+ */
+void
+polyglot_deleted_row(TupleTableSlot *slot, int attnum, Datum value, int attnum2, Datum value2)
+{
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	slot->tts_values[attnum - 1] = value;
+	slot->tts_isnull[attnum - 1] = false;
+	if (attnum2 > 0)
+	{
+		slot->tts_values[attnum2 - 1] = value2;
+		slot->tts_isnull[attnum2 - 1] = false;
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * EXPLAIN of an INSERT: the batch size the executor chose.  Returns false,
+ * showing nothing, for UPDATE and DELETE.
+ */
+bool
+polyglot_explain_insert_batch_size(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+								   ExplainState *es)
+{
+#if PG_VERSION_NUM >= 140000
+	if (mtstate->operation == CMD_INSERT)
+	{
+		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
+		return true;
+	}
+#endif
+	return false;
 }

@@ -17,8 +17,6 @@
 
 #include "commands/defrem.h"
 #include "executor/executor.h"
-#include "nodes/makefuncs.h"
-#include "optimizer/appendinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -67,8 +65,6 @@ polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTb
 	int			natts;
 	ElasticColumn *columns;
 	int			attnum;
-	Form_pg_attribute att;
-	Var		   *var;
 
 	polyglot_elastic_load_columns(RelationGetRelid(target_relation), &natts, &columns);
 	attnum = id_column(natts, columns);
@@ -78,24 +74,14 @@ polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTb
 				 errmsg("foreign table \"%s\" has no _id column",
 						RelationGetRelationName(target_relation)),
 				 errhint("UPDATE and DELETE find documents by _id: add a column named _id.")));
-	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
-	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
-	add_row_identity_var(root, var, rtindex, "_id");
+	polyglot_add_row_identity(root, rtindex, target_relation, attnum, "_id");
 }
 
 List *
 polyglotElasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 								 int subplan_index)
 {
-	List	   *target_attrs = NIL;
-
-	if (plan->onConflictAction != ONCONFLICT_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("INSERT with ON CONFLICT is not supported on Elasticsearch foreign tables")));
-	if (plan->operation == CMD_UPDATE)
-		target_attrs = polyglot_updated_attrs(root, resultRelation);
-	return list_make1(target_attrs);
+	return polyglot_plan_modify(root, plan, resultRelation, "Elasticsearch", NULL);
 }
 
 static void
@@ -123,13 +109,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 										ALLOCSET_DEFAULT_SIZES);
 	initStringInfo(&st->body);
 	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
-	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
-		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "pg_polyglot: _id junk column not found");
-	}
+		st->id_junk = polyglot_modify_junk(mtstate, "_id");
 	if (explain_only)
 		return;
 	st->conn = polyglot_elastic_table_connection(relid, polyglot_modify_user(mtstate, rinfo));
@@ -595,12 +575,7 @@ polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTabl
 	if (st->nactions >= st->batch_size)
 		(void) flush_actions(st);
 
-	/* RETURNING of a DELETE sees the _id; the document is not read back */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[st->id_attnum - 1] = id;
-	slot->tts_isnull[st->id_attnum - 1] = false;
-	ExecStoreVirtualTuple(slot);
+	polyglot_deleted_row(slot, st->id_attnum, id, 0, (Datum) 0);
 	return slot;
 }
 
@@ -614,11 +589,7 @@ polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *ri
 	if (!es->verbose)
 		return;
 	ExplainPropertyText("Remote Request", psprintf("POST /_bulk?refresh=%s", st->refresh), es);
-#if PG_VERSION_NUM >= 140000
-	if (mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-	else
-#endif
+	if (!polyglot_explain_insert_batch_size(mtstate, rinfo, es))
 		ExplainPropertyInteger("Batch Size", NULL, st->batch_size, es);
 }
 

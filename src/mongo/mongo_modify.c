@@ -14,8 +14,6 @@
 
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
-#include "nodes/makefuncs.h"
-#include "optimizer/appendinfo.h"
 #include "utils/rel.h"
 
 #include "pg_polyglot.h"
@@ -74,8 +72,6 @@ polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 {
 	MongoRelInfo info;
 	int			attnum;
-	Form_pg_attribute att;
-	Var		   *var;
 
 	memset(&info, 0, sizeof(info));
 	polyglot_mongo_load_columns(RelationGetRelid(target_relation), &info);
@@ -86,20 +82,14 @@ polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 				 errmsg("foreign table \"%s\" has no _id column",
 						RelationGetRelationName(target_relation)),
 				 errhint("UPDATE and DELETE find documents by _id: add a column named _id, or one with OPTIONS (field '_id').")));
-	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
-	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
-	add_row_identity_var(root, var, rtindex, "_id");
+	polyglot_add_row_identity(root, rtindex, target_relation, attnum, "_id");
 }
 
 List *
 polyglotMongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 							   int subplan_index)
 {
-	List	   *target_attrs = NIL;
-
-	if (plan->operation == CMD_UPDATE)
-		target_attrs = polyglot_updated_attrs(root, resultRelation);
-	return list_make1(target_attrs);
+	return polyglot_plan_modify(root, plan, resultRelation, NULL, NULL);
 }
 
 /*
@@ -132,13 +122,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	st->batch_size = info.batch_size;
 	st->target_attrs = target_attrs;
 	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
-	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
-		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "pg_polyglot: _id junk column not found");
-	}
+		st->id_junk = polyglot_modify_junk(mtstate, "_id");
 	if (explain_only)
 		return;
 	st->conn = polyglot_mongo_get_connection(server, user);
@@ -399,12 +383,7 @@ polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableS
 	bson_destroy(selector);
 	bson_destroy(&reply);
 
-	/* RETURNING of a DELETE sees the _id; the document is not read back */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[st->id_attnum - 1] = id;
-	slot->tts_isnull[st->id_attnum - 1] = false;
-	ExecStoreVirtualTuple(slot);
+	polyglot_deleted_row(slot, st->id_attnum, id, 0, (Datum) 0);
 	return slot;
 }
 
@@ -416,10 +395,8 @@ polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinf
 
 	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection),
 						es);
-#if PG_VERSION_NUM >= 140000
-	if (es->verbose && mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-#endif
+	if (es->verbose)
+		(void) polyglot_explain_insert_batch_size(mtstate, rinfo, es);
 }
 
 /* also EndForeignInsert */
