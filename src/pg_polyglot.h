@@ -192,7 +192,15 @@ extern bool polyglot_const_nonfinite(struct Const *c);
 
 /* fdw_modify.c: shared by the wrappers' write paths */
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
-extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
+/*
+ * The first member of each wrapper's modify state (ri_FdwState), which the
+ * shared write callbacks read.
+ */
+typedef struct PolyglotModifyState
+{
+	int			batch_size;		/* INSERT: rows per request */
+} PolyglotModifyState;
+extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo);
 extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
 struct ModifyTable;
 struct ExplainState;

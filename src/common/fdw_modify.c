@@ -44,20 +44,23 @@ polyglot_updated_attrs(PlannerInfo *root, Index resultRelation)
 }
 
 /*
- * The batch size of an INSERT: batch_size, or one row at a time where rows
- * must be seen one by one (RETURNING, row triggers, a view's WITH CHECK
- * OPTION) or before the modify state exists.
+ * GetForeignModifyBatchSize of every wrapper: the batch size of an INSERT,
+ * batch_size of its modify state, or one row at a time where rows must be
+ * seen one by one (RETURNING, row triggers, a view's WITH CHECK OPTION) or
+ * before the modify state exists.
  */
 int
-polyglot_modify_batch_size(ResultRelInfo *rinfo, int batch_size)
+polyglot_modify_batch_size(ResultRelInfo *rinfo)
 {
-	if (rinfo->ri_FdwState == NULL || rinfo->ri_projectReturning != NULL ||
+	PolyglotModifyState *st = (PolyglotModifyState *) rinfo->ri_FdwState;
+
+	if (st == NULL || rinfo->ri_projectReturning != NULL ||
 		rinfo->ri_WithCheckOptions != NIL ||
 		(rinfo->ri_TrigDesc &&
 		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
 		  rinfo->ri_TrigDesc->trig_insert_after_row)))
 		return 1;
-	return batch_size;
+	return st->batch_size;
 }
 
 /*

@@ -264,7 +264,6 @@ extern TupleTableSlot **polyglotElasticExecForeignBatchInsert(EState *estate, Re
 															  TupleTableSlot **slots,
 															  TupleTableSlot **planSlots,
 															  int *numSlots);
-extern int	polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo);
 #endif
 extern TupleTableSlot *polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 														TupleTableSlot *slot,

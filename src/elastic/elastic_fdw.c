@@ -703,7 +703,7 @@ polyglot_elastic_handler(PG_FUNCTION_ARGS)
 	routine->ExecForeignInsert = polyglotElasticExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
 	routine->ExecForeignBatchInsert = polyglotElasticExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglotElasticGetForeignModifyBatchSize;
+	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
 #endif
 	routine->ExecForeignUpdate = polyglotElasticExecForeignUpdate;
 	routine->ExecForeignDelete = polyglotElasticExecForeignDelete;

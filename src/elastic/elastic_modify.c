@@ -31,6 +31,7 @@
 /* State of a modification of the table */
 typedef struct ElasticModifyState
 {
+	PolyglotModifyState base;	/* batch_size: actions per _bulk request */
 	ElasticConn *conn;
 	char	   *index;
 	int			natts;
@@ -38,7 +39,6 @@ typedef struct ElasticModifyState
 	int			id_attnum;		/* the _id column, or 0 */
 	AttrNumber	id_junk;		/* UPDATE, DELETE: the _id in the plan's rows */
 	List	   *target_attrs;	/* UPDATE: the columns it sets */
-	int			batch_size;
 	const char *refresh;
 	StringInfoData body;		/* actions not sent yet */
 	int			nactions;
@@ -101,7 +101,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	st->id_attnum = id_column(st->natts, st->columns);
 	st->target_attrs = target_attrs;
 	def = polyglot_table_option(table, server, "batch_size");
-	st->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE;
+	st->base.batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE;
 	def = polyglot_table_option(table, server, "refresh");
 	st->refresh = def ? defGetString(def) : "false";
 	st->cxt = CurrentMemoryContext;
@@ -512,18 +512,6 @@ polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, Tupl
 	(void) flush_actions(st);
 	return slots;
 }
-
-/*
- * The batch size of an INSERT: batch_size (default 100), or one row at a
- * time for RETURNING, row triggers or WITH CHECK OPTION.
- */
-int
-polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
-}
 #endif
 
 /*
@@ -554,7 +542,7 @@ polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTabl
 		doc = psprintf("{\"doc\":%s}", doc);
 	MemoryContextSwitchTo(old);
 	append_action(st, whole ? "index" : "update", idtext, doc);
-	if (st->nactions >= st->batch_size)
+	if (st->nactions >= st->base.batch_size)
 		(void) flush_actions(st);
 	return slot;
 }
@@ -572,7 +560,7 @@ polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTabl
 	idtext = row_id(st, id, false);
 	MemoryContextSwitchTo(old);
 	append_action(st, "delete", idtext, NULL);
-	if (st->nactions >= st->batch_size)
+	if (st->nactions >= st->base.batch_size)
 		(void) flush_actions(st);
 
 	polyglot_deleted_row(slot, st->id_attnum, id, 0, (Datum) 0);
@@ -590,7 +578,7 @@ polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *ri
 		return;
 	ExplainPropertyText("Remote Request", psprintf("POST /_bulk?refresh=%s", st->refresh), es);
 	if (!polyglot_explain_insert_batch_size(mtstate, rinfo, es))
-		ExplainPropertyInteger("Batch Size", NULL, st->batch_size, es);
+		ExplainPropertyInteger("Batch Size", NULL, st->base.batch_size, es);
 }
 
 /* also EndForeignInsert: sends what is left */

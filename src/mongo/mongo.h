@@ -201,7 +201,6 @@ extern TupleTableSlot **polyglotMongoExecForeignBatchInsert(EState *estate, Resu
 															TupleTableSlot **slots,
 															TupleTableSlot **planSlots,
 															int *numSlots);
-extern int	polyglotMongoGetForeignModifyBatchSize(ResultRelInfo *rinfo);
 #endif
 extern TupleTableSlot *polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
 													  TupleTableSlot *slot,

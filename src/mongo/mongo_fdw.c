@@ -1002,7 +1002,7 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->ExecForeignInsert = polyglotMongoExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
 	routine->ExecForeignBatchInsert = polyglotMongoExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglotMongoGetForeignModifyBatchSize;
+	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
 #endif
 	routine->ExecForeignUpdate = polyglotMongoExecForeignUpdate;
 	routine->ExecForeignDelete = polyglotMongoExecForeignDelete;

@@ -23,6 +23,7 @@
 
 typedef struct MongoModifyState
 {
+	PolyglotModifyState base;	/* the batch size of an INSERT */
 	MongoConn  *conn;
 	PolyglotConnPin pin;		/* the client coll belongs to */
 	mongoc_collection_t *coll;
@@ -35,7 +36,6 @@ typedef struct MongoModifyState
 	AttrNumber	id_junk;		/* the _id junk attribute of the subplan */
 	List	   *target_attrs;	/* UPDATE: the columns it sets */
 	int			bson_flags;
-	int			batch_size;		/* INSERT: documents per insert command */
 } MongoModifyState;
 
 /*
@@ -119,7 +119,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	st->columns = info.columns;
 	st->dropped = info.dropped;
 	st->id_attnum = id_column(&info, RelationGetDescr(rel));
-	st->batch_size = info.batch_size;
+	st->base.batch_size = info.batch_size;
 	st->target_attrs = target_attrs;
 	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
 		st->id_junk = polyglot_modify_junk(mtstate, "_id");
@@ -268,19 +268,6 @@ polyglotMongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	if (!ok)
 		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
 	return slots;
-}
-
-/*
- * The batch size of an INSERT: the batch_size option (default 100), or one
- * row at a time where rows must be seen one by one: RETURNING, row
- * triggers, or a view's WITH CHECK OPTION.
- */
-int
-polyglotMongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
 }
 #endif
 

@@ -28,6 +28,7 @@
 
 typedef struct RedisModifyState
 {
+	PolyglotModifyState base;	/* the table's batch size */
 	RedisConn  *conn;
 	RedisTable *table;
 	Relation	rel;
@@ -93,6 +94,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	rinfo->ri_FdwState = st;
 	st->rel = rel;
 	st->table = polyglot_redis_load_table(RelationGetRelid(rel));
+	st->base.batch_size = st->table->batch_size;
 	st->target_attrs = target_attrs;
 	st->cxt = CurrentMemoryContext;
 	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot redis write",
@@ -548,14 +550,6 @@ redisExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot
 	MemoryContextReset(st->row_cxt);
 	return slots;
 }
-
-static int
-redisGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->table->batch_size : 1);
-}
 #endif
 
 /* The old key (with prefix) and sub-key of the row an UPDATE or DELETE is at */
@@ -898,7 +892,7 @@ polyglot_redis_modify_routine(FdwRoutine *routine)
 	routine->ExecForeignInsert = redisExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
 	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = redisGetForeignModifyBatchSize;
+	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
 #endif
 	routine->ExecForeignUpdate = redisExecForeignUpdate;
 	routine->ExecForeignDelete = redisExecForeignDelete;
