@@ -275,6 +275,7 @@ extern void polyglotElasticExplainForeignModify(ModifyTableState *mtstate, Resul
 												List *fdw_private, int subplan_index,
 												ExplainState *es);
 extern void polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern void polyglot_elastic_modify_routine(FdwRoutine *routine);
 
 /* in elastic_hit.c: a hit's _source as column values (JSON -> Datum) */
 extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,

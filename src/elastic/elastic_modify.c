@@ -590,3 +590,23 @@ polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 	if (st && st->conn)
 		(void) flush_actions(st);
 }
+
+/* Sets the callbacks of INSERT, UPDATE and DELETE in routine */
+void
+polyglot_elastic_modify_routine(FdwRoutine *routine)
+{
+	routine->AddForeignUpdateTargets = polyglotElasticAddForeignUpdateTargets;
+	routine->PlanForeignModify = polyglotElasticPlanForeignModify;
+	routine->BeginForeignModify = polyglotElasticBeginForeignModify;
+	routine->ExecForeignInsert = polyglotElasticExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = polyglotElasticExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
+#endif
+	routine->ExecForeignUpdate = polyglotElasticExecForeignUpdate;
+	routine->ExecForeignDelete = polyglotElasticExecForeignDelete;
+	routine->EndForeignModify = polyglotElasticEndForeignModify;
+	routine->BeginForeignInsert = polyglotElasticBeginForeignInsert;
+	routine->EndForeignInsert = polyglotElasticEndForeignModify;
+	routine->ExplainForeignModify = polyglotElasticExplainForeignModify;
+}

@@ -212,5 +212,6 @@ extern void polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultR
 											  List *fdw_private, int subplan_index,
 											  ExplainState *es);
 extern void polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern void polyglot_mongo_modify_routine(FdwRoutine *routine);
 
 #endif							/* POLYGLOT_MONGO_H */

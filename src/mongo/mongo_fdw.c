@@ -996,19 +996,6 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = mongoEndForeignScan;
 	routine->ExplainForeignScan = mongoExplainForeignScan;
 	routine->ImportForeignSchema = polyglotMongoImportForeignSchema;
-	routine->AddForeignUpdateTargets = polyglotMongoAddForeignUpdateTargets;
-	routine->PlanForeignModify = polyglotMongoPlanForeignModify;
-	routine->BeginForeignModify = polyglotMongoBeginForeignModify;
-	routine->ExecForeignInsert = polyglotMongoExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = polyglotMongoExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
-#endif
-	routine->ExecForeignUpdate = polyglotMongoExecForeignUpdate;
-	routine->ExecForeignDelete = polyglotMongoExecForeignDelete;
-	routine->EndForeignModify = polyglotMongoEndForeignModify;
-	routine->BeginForeignInsert = polyglotMongoBeginForeignInsert;
-	routine->EndForeignInsert = polyglotMongoEndForeignModify;
-	routine->ExplainForeignModify = polyglotMongoExplainForeignModify;
+	polyglot_mongo_modify_routine(routine);
 	PG_RETURN_POINTER(routine);
 }

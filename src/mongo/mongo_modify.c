@@ -395,3 +395,23 @@ polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 	if (st)
 		release_modify_handles(st);
 }
+
+/* Sets the callbacks of INSERT, UPDATE and DELETE in routine */
+void
+polyglot_mongo_modify_routine(FdwRoutine *routine)
+{
+	routine->AddForeignUpdateTargets = polyglotMongoAddForeignUpdateTargets;
+	routine->PlanForeignModify = polyglotMongoPlanForeignModify;
+	routine->BeginForeignModify = polyglotMongoBeginForeignModify;
+	routine->ExecForeignInsert = polyglotMongoExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = polyglotMongoExecForeignBatchInsert;
+	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
+#endif
+	routine->ExecForeignUpdate = polyglotMongoExecForeignUpdate;
+	routine->ExecForeignDelete = polyglotMongoExecForeignDelete;
+	routine->EndForeignModify = polyglotMongoEndForeignModify;
+	routine->BeginForeignInsert = polyglotMongoBeginForeignInsert;
+	routine->EndForeignInsert = polyglotMongoEndForeignModify;
+	routine->ExplainForeignModify = polyglotMongoExplainForeignModify;
+}
