@@ -217,6 +217,8 @@ extern void polyglot_deleted_row(struct TupleTableSlot *slot, int attnum, Datum 
 extern bool polyglot_explain_insert_batch_size(struct ModifyTableState *mtstate,
 											   struct ResultRelInfo *rinfo,
 											   struct ExplainState *es);
+struct FdwRoutine;
+extern void polyglot_shared_modify_routine(struct FdwRoutine *routine);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

@@ -14,6 +14,7 @@
 #include "access/sysattr.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
+#include "foreign/fdwapi.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "nodes/makefuncs.h"
@@ -166,4 +167,18 @@ polyglot_explain_insert_batch_size(ModifyTableState *mtstate, ResultRelInfo *rin
 	}
 #endif
 	return false;
+}
+
+/*
+ * Sets in routine the write callbacks that every wrapper shares, once the
+ * wrapper has set its own: the batch size of an INSERT, and the end of a
+ * COPY FROM as the end of its modifications.
+ */
+void
+polyglot_shared_modify_routine(FdwRoutine *routine)
+{
+#if PG_VERSION_NUM >= 140000
+	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
+#endif
+	routine->EndForeignInsert = routine->EndForeignModify;
 }

@@ -58,8 +58,8 @@ id_column(int natts, ElasticColumn *columns)
 	return 0;
 }
 
-void
-polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
+static void
+elasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
 									   Relation target_relation)
 {
 	int			natts;
@@ -77,8 +77,8 @@ polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTb
 	polyglot_add_row_identity(root, rtindex, target_relation, attnum, "_id");
 }
 
-List *
-polyglotElasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+static List *
+elasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 								 int subplan_index)
 {
 	return polyglot_plan_modify(root, plan, resultRelation, "Elasticsearch", NULL);
@@ -115,16 +115,16 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	st->conn = polyglot_elastic_table_connection(relid, polyglot_modify_user(mtstate, rinfo));
 }
 
-void
-polyglotElasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+elasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 								  List *fdw_private, int subplan_index, int eflags)
 {
 	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
 				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
 }
 
-void
-polyglotElasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+static void
+elasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
 }
@@ -467,8 +467,8 @@ add_insert(ElasticModifyState *st, TupleTableSlot *slot)
 	append_action(st, "create", idtext, doc);
 }
 
-TupleTableSlot *
-polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+elasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -500,8 +500,8 @@ polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTabl
 
 #if PG_VERSION_NUM >= 140000
 /* Up to batch_size rows in one _bulk request */
-TupleTableSlot **
-polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
+static TupleTableSlot **
+elasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
 									  TupleTableSlot **planSlots, int *numSlots)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -520,8 +520,8 @@ polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, Tupl
  * document when the whole-_source column is set.  Sent batch_size at a
  * time, the rest at the end of the statement.
  */
-TupleTableSlot *
-polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -547,8 +547,8 @@ polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTabl
 	return slot;
 }
 
-TupleTableSlot *
-polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+elasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -567,8 +567,8 @@ polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTabl
 	return slot;
 }
 
-void
-polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+elasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 									List *fdw_private, int subplan_index, ExplainState *es)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -582,8 +582,8 @@ polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *ri
 }
 
 /* also EndForeignInsert: sends what is left */
-void
-polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+static void
+elasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 
@@ -591,22 +591,21 @@ polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 		(void) flush_actions(st);
 }
 
-/* Sets the callbacks of INSERT, UPDATE and DELETE in routine */
+/* Sets the callbacks of INSERT, UPDATE, DELETE and COPY FROM in routine */
 void
 polyglot_elastic_modify_routine(FdwRoutine *routine)
 {
-	routine->AddForeignUpdateTargets = polyglotElasticAddForeignUpdateTargets;
-	routine->PlanForeignModify = polyglotElasticPlanForeignModify;
-	routine->BeginForeignModify = polyglotElasticBeginForeignModify;
-	routine->ExecForeignInsert = polyglotElasticExecForeignInsert;
+	routine->AddForeignUpdateTargets = elasticAddForeignUpdateTargets;
+	routine->PlanForeignModify = elasticPlanForeignModify;
+	routine->BeginForeignModify = elasticBeginForeignModify;
+	routine->ExecForeignInsert = elasticExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = polyglotElasticExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
+	routine->ExecForeignBatchInsert = elasticExecForeignBatchInsert;
 #endif
-	routine->ExecForeignUpdate = polyglotElasticExecForeignUpdate;
-	routine->ExecForeignDelete = polyglotElasticExecForeignDelete;
-	routine->EndForeignModify = polyglotElasticEndForeignModify;
-	routine->BeginForeignInsert = polyglotElasticBeginForeignInsert;
-	routine->EndForeignInsert = polyglotElasticEndForeignModify;
-	routine->ExplainForeignModify = polyglotElasticExplainForeignModify;
+	routine->ExecForeignUpdate = elasticExecForeignUpdate;
+	routine->ExecForeignDelete = elasticExecForeignDelete;
+	routine->EndForeignModify = elasticEndForeignModify;
+	routine->BeginForeignInsert = elasticBeginForeignInsert;
+	routine->ExplainForeignModify = elasticExplainForeignModify;
+	polyglot_shared_modify_routine(routine);
 }

@@ -66,8 +66,8 @@ id_column(MongoRelInfo *info, TupleDesc desc)
 	return 0;
 }
 
-void
-polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+static void
+mongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 									 RangeTblEntry *target_rte, Relation target_relation)
 {
 	MongoRelInfo info;
@@ -85,8 +85,8 @@ polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 	polyglot_add_row_identity(root, rtindex, target_relation, attnum, "_id");
 }
 
-List *
-polyglotMongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+static List *
+mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 							   int subplan_index)
 {
 	return polyglot_plan_modify(root, plan, resultRelation, NULL, NULL);
@@ -94,8 +94,8 @@ polyglotMongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resul
 
 /*
  * The state of a modification: INSERT, UPDATE or DELETE planned on the
- * table (polyglotMongoBeginForeignModify), or rows routed to it by COPY
- * FROM or partition routing (polyglotMongoBeginForeignInsert).
+ * table (mongoBeginForeignModify), or rows routed to it by COPY
+ * FROM or partition routing (mongoBeginForeignInsert).
  */
 static void
 begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
@@ -141,8 +141,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 											st->database, st->collection);
 }
 
-void
-polyglotMongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 								List *fdw_private, int subplan_index, int eflags)
 {
 	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
@@ -150,8 +150,8 @@ polyglotMongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 }
 
 /* COPY FROM into the table, or rows routed to it as a partition */
-void
-polyglotMongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+static void
+mongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
 }
@@ -200,8 +200,8 @@ append_insert_row(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot)
 	}
 }
 
-TupleTableSlot *
-polyglotMongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -233,8 +233,8 @@ polyglotMongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableS
  * per row, the documents before a failing one stay written: MongoDB is not
  * part of the transaction.
  */
-TupleTableSlot **
-polyglotMongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+static TupleTableSlot **
+mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 									TupleTableSlot **slots, TupleTableSlot **planSlots,
 									int *numSlots)
 {
@@ -304,8 +304,8 @@ row_selector(MongoModifyState *st, ResultRelInfo *rinfo, TupleTableSlot *planSlo
 	return selector;
 }
 
-TupleTableSlot *
-polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -351,8 +351,8 @@ polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableS
 	return slot;
 }
 
-TupleTableSlot *
-polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -374,8 +374,8 @@ polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableS
 	return slot;
 }
 
-void
-polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+mongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 								  List *fdw_private, int subplan_index, ExplainState *es)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -387,8 +387,8 @@ polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinf
 }
 
 /* also EndForeignInsert */
-void
-polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+static void
+mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
@@ -396,22 +396,21 @@ polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 		release_modify_handles(st);
 }
 
-/* Sets the callbacks of INSERT, UPDATE and DELETE in routine */
+/* Sets the callbacks of INSERT, UPDATE, DELETE and COPY FROM in routine */
 void
 polyglot_mongo_modify_routine(FdwRoutine *routine)
 {
-	routine->AddForeignUpdateTargets = polyglotMongoAddForeignUpdateTargets;
-	routine->PlanForeignModify = polyglotMongoPlanForeignModify;
-	routine->BeginForeignModify = polyglotMongoBeginForeignModify;
-	routine->ExecForeignInsert = polyglotMongoExecForeignInsert;
+	routine->AddForeignUpdateTargets = mongoAddForeignUpdateTargets;
+	routine->PlanForeignModify = mongoPlanForeignModify;
+	routine->BeginForeignModify = mongoBeginForeignModify;
+	routine->ExecForeignInsert = mongoExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = polyglotMongoExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
+	routine->ExecForeignBatchInsert = mongoExecForeignBatchInsert;
 #endif
-	routine->ExecForeignUpdate = polyglotMongoExecForeignUpdate;
-	routine->ExecForeignDelete = polyglotMongoExecForeignDelete;
-	routine->EndForeignModify = polyglotMongoEndForeignModify;
-	routine->BeginForeignInsert = polyglotMongoBeginForeignInsert;
-	routine->EndForeignInsert = polyglotMongoEndForeignModify;
-	routine->ExplainForeignModify = polyglotMongoExplainForeignModify;
+	routine->ExecForeignUpdate = mongoExecForeignUpdate;
+	routine->ExecForeignDelete = mongoExecForeignDelete;
+	routine->EndForeignModify = mongoEndForeignModify;
+	routine->BeginForeignInsert = mongoBeginForeignInsert;
+	routine->ExplainForeignModify = mongoExplainForeignModify;
+	polyglot_shared_modify_routine(routine);
 }

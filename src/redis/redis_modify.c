@@ -882,7 +882,7 @@ redisExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List 
 		(void) polyglot_explain_insert_batch_size(mtstate, rinfo, es);
 }
 
-/* Sets the callbacks of INSERT, UPDATE and DELETE in routine */
+/* Sets the callbacks of INSERT, UPDATE, DELETE and COPY FROM in routine */
 void
 polyglot_redis_modify_routine(FdwRoutine *routine)
 {
@@ -892,12 +892,11 @@ polyglot_redis_modify_routine(FdwRoutine *routine)
 	routine->ExecForeignInsert = redisExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
 	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglot_modify_batch_size;
 #endif
 	routine->ExecForeignUpdate = redisExecForeignUpdate;
 	routine->ExecForeignDelete = redisExecForeignDelete;
 	routine->EndForeignModify = redisEndForeignModify;
 	routine->BeginForeignInsert = redisBeginForeignInsert;
-	routine->EndForeignInsert = redisEndForeignModify;
 	routine->ExplainForeignModify = redisExplainForeignModify;
+	polyglot_shared_modify_routine(routine);
 }
