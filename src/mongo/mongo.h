@@ -69,6 +69,8 @@ extern void polyglot_mongo_report_error(MongoConn *conn, const bson_error_t *err
 extern void polyglot_mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
 									  const bson_error_t *error,
 									  const char *what) pg_attribute_noreturn();
+extern void polyglot_mongo_release_pinned(mongoc_cursor_t **cursor, mongoc_collection_t **coll,
+										  PolyglotConnPin *pin);
 
 /* in mongo_stream.c */
 extern void polyglot_mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri);

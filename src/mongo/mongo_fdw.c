@@ -666,10 +666,7 @@ release_handles(void *arg)
 	MongoScanState *st = (MongoScanState *) arg;
 
 	close_cursor(st);
-	if (st->coll)
-		mongoc_collection_destroy(st->coll);
-	st->coll = NULL;
-	polyglot_conncache_unpin(&st->pin);
+	polyglot_mongo_release_pinned(NULL, &st->coll, &st->pin);
 }
 
 static void

@@ -47,10 +47,7 @@ release_modify_handles(void *arg)
 {
 	MongoModifyState *st = (MongoModifyState *) arg;
 
-	if (st->coll)
-		mongoc_collection_destroy(st->coll);
-	st->coll = NULL;
-	polyglot_conncache_unpin(&st->pin);
+	polyglot_mongo_release_pinned(NULL, &st->coll, &st->pin);
 }
 
 /* The column that holds _id: a column named _id or with field '_id' */
