@@ -20,6 +20,7 @@ OBJS = \
 	src/common/conncache.o \
 	src/common/datum.o \
 	src/common/fdw_common.o \
+	src/common/fdw_modify.o \
 	src/common/json_writer.o \
 	src/common/option.o \
 	src/common/ping.o \

@@ -185,14 +185,11 @@ extern int	polyglot_pathkey_attnum(struct PathKey *pk, struct RelOptInfo *basere
 									PolyglotColumnAttnum column_attnum, void *info);
 extern Bitmapset *polyglot_columns_read(struct RelOptInfo *baserel, List *local_conds,
 										int natts);
-extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
-extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo, int batch_size);
 struct ForeignScan;
 struct EState;
 struct ModifyTableState;
 extern Index polyglot_scan_rtindex(struct ForeignScan *plan);
 extern Oid	polyglot_scan_user(struct ForeignScan *plan, struct EState *estate);
-extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
 extern UserMapping *polyglot_table_user_mapping(Oid relid, Oid userid,
 												ForeignServer **server);
 struct Const;
@@ -217,6 +214,36 @@ extern void polyglot_add_parameterized_paths(struct PlannerInfo *root,
 											 struct RelOptInfo *baserel, List *candidates,
 											 PolyglotJoinClauseUsable usable, void *arg,
 											 double startup, double row_cost);
+
+/* fdw_modify.c: shared by the wrappers' write paths */
+extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);
+/*
+ * The first member of each wrapper's modify state (ri_FdwState), which the
+ * shared write callbacks read.
+ */
+typedef struct PolyglotModifyState
+{
+	int			batch_size;		/* INSERT: rows per request */
+} PolyglotModifyState;
+extern int	polyglot_modify_batch_size(struct ResultRelInfo *rinfo);
+extern Oid	polyglot_modify_user(struct ModifyTableState *mtstate, struct ResultRelInfo *rinfo);
+struct ModifyTable;
+struct ExplainState;
+struct TupleTableSlot;
+struct RelationData;
+extern List *polyglot_plan_modify(struct PlannerInfo *root, struct ModifyTable *plan,
+								  Index resultRelation, const char *refuse_on_conflict,
+								  const char *hint);
+extern void polyglot_add_row_identity(struct PlannerInfo *root, Index rtindex, struct RelationData *rel,
+									  int attnum, const char *name);
+extern AttrNumber polyglot_modify_junk(struct ModifyTableState *mtstate, const char *name);
+extern void polyglot_deleted_row(struct TupleTableSlot *slot, int attnum, Datum value,
+								 int attnum2, Datum value2);
+extern bool polyglot_explain_insert_batch_size(struct ModifyTableState *mtstate,
+											   struct ResultRelInfo *rinfo,
+											   struct ExplainState *es);
+struct FdwRoutine;
+extern void polyglot_shared_modify_routine(struct FdwRoutine *routine);
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

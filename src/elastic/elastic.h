@@ -248,34 +248,7 @@ extern void polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb);
 extern JsonbContainer *polyglot_elastic_next_hit(ElasticScanState *st);
 
 /* in elastic_modify.c: INSERT, UPDATE and DELETE through _bulk */
-extern void polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
-												   RangeTblEntry *target_rte,
-												   Relation target_relation);
-extern List *polyglotElasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
-											  Index resultRelation, int subplan_index);
-extern void polyglotElasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
-											  List *fdw_private, int subplan_index, int eflags);
-extern void polyglotElasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo);
-extern TupleTableSlot *polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
-														TupleTableSlot *slot,
-														TupleTableSlot *planSlot);
-#if PG_VERSION_NUM >= 140000
-extern TupleTableSlot **polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
-															  TupleTableSlot **slots,
-															  TupleTableSlot **planSlots,
-															  int *numSlots);
-extern int	polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo);
-#endif
-extern TupleTableSlot *polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
-														TupleTableSlot *slot,
-														TupleTableSlot *planSlot);
-extern TupleTableSlot *polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
-														TupleTableSlot *slot,
-														TupleTableSlot *planSlot);
-extern void polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
-												List *fdw_private, int subplan_index,
-												ExplainState *es);
-extern void polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern void polyglot_elastic_modify_routine(FdwRoutine *routine);
 
 /* in elastic_hit.c: a hit's _source as column values (JSON -> Datum) */
 extern void polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h,

@@ -671,19 +671,6 @@ polyglot_elastic_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = elasticEndForeignScan;
 	routine->ExplainForeignScan = elasticExplainForeignScan;
 	routine->ImportForeignSchema = polyglotElasticImportForeignSchema;
-	routine->AddForeignUpdateTargets = polyglotElasticAddForeignUpdateTargets;
-	routine->PlanForeignModify = polyglotElasticPlanForeignModify;
-	routine->BeginForeignModify = polyglotElasticBeginForeignModify;
-	routine->ExecForeignInsert = polyglotElasticExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = polyglotElasticExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglotElasticGetForeignModifyBatchSize;
-#endif
-	routine->ExecForeignUpdate = polyglotElasticExecForeignUpdate;
-	routine->ExecForeignDelete = polyglotElasticExecForeignDelete;
-	routine->EndForeignModify = polyglotElasticEndForeignModify;
-	routine->BeginForeignInsert = polyglotElasticBeginForeignInsert;
-	routine->EndForeignInsert = polyglotElasticEndForeignModify;
-	routine->ExplainForeignModify = polyglotElasticExplainForeignModify;
+	polyglot_elastic_modify_routine(routine);
 	PG_RETURN_POINTER(routine);
 }

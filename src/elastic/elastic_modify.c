@@ -17,8 +17,6 @@
 
 #include "commands/defrem.h"
 #include "executor/executor.h"
-#include "nodes/makefuncs.h"
-#include "optimizer/appendinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -33,6 +31,7 @@
 /* State of a modification of the table */
 typedef struct ElasticModifyState
 {
+	PolyglotModifyState base;	/* batch_size: actions per _bulk request */
 	ElasticConn *conn;
 	char	   *index;
 	int			natts;
@@ -40,7 +39,6 @@ typedef struct ElasticModifyState
 	int			id_attnum;		/* the _id column, or 0 */
 	AttrNumber	id_junk;		/* UPDATE, DELETE: the _id in the plan's rows */
 	List	   *target_attrs;	/* UPDATE: the columns it sets */
-	int			batch_size;
 	const char *refresh;
 	StringInfoData body;		/* actions not sent yet */
 	int			nactions;
@@ -60,15 +58,13 @@ id_column(int natts, ElasticColumn *columns)
 	return 0;
 }
 
-void
-polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
+static void
+elasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *target_rte,
 									   Relation target_relation)
 {
 	int			natts;
 	ElasticColumn *columns;
 	int			attnum;
-	Form_pg_attribute att;
-	Var		   *var;
 
 	polyglot_elastic_load_columns(RelationGetRelid(target_relation), &natts, &columns);
 	attnum = id_column(natts, columns);
@@ -78,24 +74,14 @@ polyglotElasticAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTb
 				 errmsg("foreign table \"%s\" has no _id column",
 						RelationGetRelationName(target_relation)),
 				 errhint("UPDATE and DELETE find documents by _id: add a column named _id.")));
-	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
-	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
-	add_row_identity_var(root, var, rtindex, "_id");
+	polyglot_add_row_identity(root, rtindex, target_relation, attnum, "_id");
 }
 
-List *
-polyglotElasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+static List *
+elasticPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 								 int subplan_index)
 {
-	List	   *target_attrs = NIL;
-
-	if (plan->onConflictAction != ONCONFLICT_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("INSERT with ON CONFLICT is not supported on Elasticsearch foreign tables")));
-	if (plan->operation == CMD_UPDATE)
-		target_attrs = polyglot_updated_attrs(root, resultRelation);
-	return list_make1(target_attrs);
+	return polyglot_plan_modify(root, plan, resultRelation, "Elasticsearch", NULL);
 }
 
 static void
@@ -115,7 +101,7 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	st->id_attnum = id_column(st->natts, st->columns);
 	st->target_attrs = target_attrs;
 	def = polyglot_table_option(table, server, "batch_size");
-	st->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE;
+	st->base.batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_ELASTIC_BATCH_SIZE;
 	def = polyglot_table_option(table, server, "refresh");
 	st->refresh = def ? defGetString(def) : "false";
 	st->cxt = CurrentMemoryContext;
@@ -123,28 +109,22 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 										ALLOCSET_DEFAULT_SIZES);
 	initStringInfo(&st->body);
 	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
-	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
-		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "pg_polyglot: _id junk column not found");
-	}
+		st->id_junk = polyglot_modify_junk(mtstate, "_id");
 	if (explain_only)
 		return;
 	st->conn = polyglot_elastic_table_connection(relid, polyglot_modify_user(mtstate, rinfo));
 }
 
-void
-polyglotElasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+elasticBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 								  List *fdw_private, int subplan_index, int eflags)
 {
 	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
 				 (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0);
 }
 
-void
-polyglotElasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+static void
+elasticBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
 }
@@ -487,8 +467,8 @@ add_insert(ElasticModifyState *st, TupleTableSlot *slot)
 	append_action(st, "create", idtext, doc);
 }
 
-TupleTableSlot *
-polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+elasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -520,8 +500,8 @@ polyglotElasticExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTabl
 
 #if PG_VERSION_NUM >= 140000
 /* Up to batch_size rows in one _bulk request */
-TupleTableSlot **
-polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
+static TupleTableSlot **
+elasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot **slots,
 									  TupleTableSlot **planSlots, int *numSlots)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -532,18 +512,6 @@ polyglotElasticExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, Tupl
 	(void) flush_actions(st);
 	return slots;
 }
-
-/*
- * The batch size of an INSERT: batch_size (default 100), or one row at a
- * time for RETURNING, row triggers or WITH CHECK OPTION.
- */
-int
-polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
-}
 #endif
 
 /*
@@ -552,8 +520,8 @@ polyglotElasticGetForeignModifyBatchSize(ResultRelInfo *rinfo)
  * document when the whole-_source column is set.  Sent batch_size at a
  * time, the rest at the end of the statement.
  */
-TupleTableSlot *
-polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+elasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -574,13 +542,13 @@ polyglotElasticExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTabl
 		doc = psprintf("{\"doc\":%s}", doc);
 	MemoryContextSwitchTo(old);
 	append_action(st, whole ? "index" : "update", idtext, doc);
-	if (st->nactions >= st->batch_size)
+	if (st->nactions >= st->base.batch_size)
 		(void) flush_actions(st);
 	return slot;
 }
 
-TupleTableSlot *
-polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+elasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 								 TupleTableSlot *planSlot)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -592,20 +560,15 @@ polyglotElasticExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTabl
 	idtext = row_id(st, id, false);
 	MemoryContextSwitchTo(old);
 	append_action(st, "delete", idtext, NULL);
-	if (st->nactions >= st->batch_size)
+	if (st->nactions >= st->base.batch_size)
 		(void) flush_actions(st);
 
-	/* RETURNING of a DELETE sees the _id; the document is not read back */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[st->id_attnum - 1] = id;
-	slot->tts_isnull[st->id_attnum - 1] = false;
-	ExecStoreVirtualTuple(slot);
+	polyglot_deleted_row(slot, st->id_attnum, id, 0, (Datum) 0);
 	return slot;
 }
 
-void
-polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+elasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 									List *fdw_private, int subplan_index, ExplainState *es)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
@@ -614,20 +577,35 @@ polyglotElasticExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *ri
 	if (!es->verbose)
 		return;
 	ExplainPropertyText("Remote Request", psprintf("POST /_bulk?refresh=%s", st->refresh), es);
-#if PG_VERSION_NUM >= 140000
-	if (mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-	else
-#endif
-		ExplainPropertyInteger("Batch Size", NULL, st->batch_size, es);
+	if (!polyglot_explain_insert_batch_size(mtstate, rinfo, es))
+		ExplainPropertyInteger("Batch Size", NULL, st->base.batch_size, es);
 }
 
 /* also EndForeignInsert: sends what is left */
-void
-polyglotElasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+static void
+elasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	ElasticModifyState *st = (ElasticModifyState *) rinfo->ri_FdwState;
 
 	if (st && st->conn)
 		(void) flush_actions(st);
+}
+
+/* Sets the callbacks of INSERT, UPDATE, DELETE and COPY FROM in routine */
+void
+polyglot_elastic_modify_routine(FdwRoutine *routine)
+{
+	routine->AddForeignUpdateTargets = elasticAddForeignUpdateTargets;
+	routine->PlanForeignModify = elasticPlanForeignModify;
+	routine->BeginForeignModify = elasticBeginForeignModify;
+	routine->ExecForeignInsert = elasticExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = elasticExecForeignBatchInsert;
+#endif
+	routine->ExecForeignUpdate = elasticExecForeignUpdate;
+	routine->ExecForeignDelete = elasticExecForeignDelete;
+	routine->EndForeignModify = elasticEndForeignModify;
+	routine->BeginForeignInsert = elasticBeginForeignInsert;
+	routine->ExplainForeignModify = elasticExplainForeignModify;
+	polyglot_shared_modify_routine(routine);
 }

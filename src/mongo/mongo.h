@@ -69,6 +69,8 @@ extern void polyglot_mongo_report_error(MongoConn *conn, const bson_error_t *err
 extern void polyglot_mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
 									  const bson_error_t *error,
 									  const char *what) pg_attribute_noreturn();
+extern void polyglot_mongo_release_pinned(mongoc_cursor_t **cursor, mongoc_collection_t **coll,
+										  PolyglotConnPin *pin);
 
 /* in mongo_stream.c */
 extern void polyglot_mongo_stream_setup(mongoc_client_t *client, const mongoc_uri_t *uri);
@@ -185,33 +187,6 @@ extern void polyglot_mongo_append_id_selector(bson_t *selector, Datum id, Oid ty
 extern List *polyglotMongoImportForeignSchema(ImportForeignSchemaStmt *stmt, Oid serverOid);
 
 /* in mongo_modify.c */
-extern void polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
-												 RangeTblEntry *target_rte,
-												 Relation target_relation);
-extern List *polyglotMongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
-											Index resultRelation, int subplan_index);
-extern void polyglotMongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
-											List *fdw_private, int subplan_index, int eflags);
-extern void polyglotMongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo);
-extern TupleTableSlot *polyglotMongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo,
-													  TupleTableSlot *slot,
-													  TupleTableSlot *planSlot);
-#if PG_VERSION_NUM >= 140000
-extern TupleTableSlot **polyglotMongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
-															TupleTableSlot **slots,
-															TupleTableSlot **planSlots,
-															int *numSlots);
-extern int	polyglotMongoGetForeignModifyBatchSize(ResultRelInfo *rinfo);
-#endif
-extern TupleTableSlot *polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo,
-													  TupleTableSlot *slot,
-													  TupleTableSlot *planSlot);
-extern TupleTableSlot *polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo,
-													  TupleTableSlot *slot,
-													  TupleTableSlot *planSlot);
-extern void polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
-											  List *fdw_private, int subplan_index,
-											  ExplainState *es);
-extern void polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo);
+extern void polyglot_mongo_modify_routine(FdwRoutine *routine);
 
 #endif							/* POLYGLOT_MONGO_H */

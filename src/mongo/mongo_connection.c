@@ -286,6 +286,25 @@ polyglot_mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
 }
 
 /*
+ * Frees a cursor and a collection handle (either may be NULL), then
+ * releases the pinned client they belong to: what a scan, a write or a
+ * sink's key scan holds until its end or its error.
+ */
+void
+polyglot_mongo_release_pinned(mongoc_cursor_t **cursor, mongoc_collection_t **coll,
+							  PolyglotConnPin *pin)
+{
+	if (cursor && *cursor)
+		mongoc_cursor_destroy(*cursor);
+	if (cursor)
+		*cursor = NULL;
+	if (*coll)
+		mongoc_collection_destroy(*coll);
+	*coll = NULL;
+	polyglot_conncache_unpin(pin);
+}
+
+/*
  * polyglot.ping() for a MongoDB server: a ping command round trip, and the
  * server's version from buildInfo.  FerretDB is reported as its own flavor.
  */

@@ -634,10 +634,7 @@ release_handles(void *arg)
 	MongoScanState *st = (MongoScanState *) arg;
 
 	close_cursor(st);
-	if (st->coll)
-		mongoc_collection_destroy(st->coll);
-	st->coll = NULL;
-	polyglot_conncache_unpin(&st->pin);
+	polyglot_mongo_release_pinned(NULL, &st->coll, &st->pin);
 }
 
 static void
@@ -964,19 +961,6 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 	routine->EndForeignScan = mongoEndForeignScan;
 	routine->ExplainForeignScan = mongoExplainForeignScan;
 	routine->ImportForeignSchema = polyglotMongoImportForeignSchema;
-	routine->AddForeignUpdateTargets = polyglotMongoAddForeignUpdateTargets;
-	routine->PlanForeignModify = polyglotMongoPlanForeignModify;
-	routine->BeginForeignModify = polyglotMongoBeginForeignModify;
-	routine->ExecForeignInsert = polyglotMongoExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = polyglotMongoExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = polyglotMongoGetForeignModifyBatchSize;
-#endif
-	routine->ExecForeignUpdate = polyglotMongoExecForeignUpdate;
-	routine->ExecForeignDelete = polyglotMongoExecForeignDelete;
-	routine->EndForeignModify = polyglotMongoEndForeignModify;
-	routine->BeginForeignInsert = polyglotMongoBeginForeignInsert;
-	routine->EndForeignInsert = polyglotMongoEndForeignModify;
-	routine->ExplainForeignModify = polyglotMongoExplainForeignModify;
+	polyglot_mongo_modify_routine(routine);
 	PG_RETURN_POINTER(routine);
 }

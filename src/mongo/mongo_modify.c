@@ -14,8 +14,6 @@
 
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
-#include "nodes/makefuncs.h"
-#include "optimizer/appendinfo.h"
 #include "utils/rel.h"
 
 #include "pg_polyglot.h"
@@ -25,6 +23,7 @@
 
 typedef struct MongoModifyState
 {
+	PolyglotModifyState base;	/* the batch size of an INSERT */
 	MongoConn  *conn;
 	PolyglotConnPin pin;		/* the client coll belongs to */
 	mongoc_collection_t *coll;
@@ -37,7 +36,6 @@ typedef struct MongoModifyState
 	AttrNumber	id_junk;		/* the _id junk attribute of the subplan */
 	List	   *target_attrs;	/* UPDATE: the columns it sets */
 	int			bson_flags;
-	int			batch_size;		/* INSERT: documents per insert command */
 } MongoModifyState;
 
 /*
@@ -49,10 +47,7 @@ release_modify_handles(void *arg)
 {
 	MongoModifyState *st = (MongoModifyState *) arg;
 
-	if (st->coll)
-		mongoc_collection_destroy(st->coll);
-	st->coll = NULL;
-	polyglot_conncache_unpin(&st->pin);
+	polyglot_mongo_release_pinned(NULL, &st->coll, &st->pin);
 }
 
 /* The column that holds _id: a column named _id or with field '_id' */
@@ -68,14 +63,12 @@ id_column(MongoRelInfo *info, TupleDesc desc)
 	return 0;
 }
 
-void
-polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
+static void
+mongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 									 RangeTblEntry *target_rte, Relation target_relation)
 {
 	MongoRelInfo info;
 	int			attnum;
-	Form_pg_attribute att;
-	Var		   *var;
 
 	memset(&info, 0, sizeof(info));
 	polyglot_mongo_load_columns(RelationGetRelid(target_relation), &info);
@@ -86,26 +79,20 @@ polyglotMongoAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 				 errmsg("foreign table \"%s\" has no _id column",
 						RelationGetRelationName(target_relation)),
 				 errhint("UPDATE and DELETE find documents by _id: add a column named _id, or one with OPTIONS (field '_id').")));
-	att = TupleDescAttr(RelationGetDescr(target_relation), attnum - 1);
-	var = makeVar(rtindex, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
-	add_row_identity_var(root, var, rtindex, "_id");
+	polyglot_add_row_identity(root, rtindex, target_relation, attnum, "_id");
 }
 
-List *
-polyglotMongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
+static List *
+mongoPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 							   int subplan_index)
 {
-	List	   *target_attrs = NIL;
-
-	if (plan->operation == CMD_UPDATE)
-		target_attrs = polyglot_updated_attrs(root, resultRelation);
-	return list_make1(target_attrs);
+	return polyglot_plan_modify(root, plan, resultRelation, NULL, NULL);
 }
 
 /*
  * The state of a modification: INSERT, UPDATE or DELETE planned on the
- * table (polyglotMongoBeginForeignModify), or rows routed to it by COPY
- * FROM or partition routing (polyglotMongoBeginForeignInsert).
+ * table (mongoBeginForeignModify), or rows routed to it by COPY
+ * FROM or partition routing (mongoBeginForeignInsert).
  */
 static void
 begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs,
@@ -129,16 +116,10 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	st->columns = info.columns;
 	st->dropped = info.dropped;
 	st->id_attnum = id_column(&info, RelationGetDescr(rel));
-	st->batch_size = info.batch_size;
+	st->base.batch_size = info.batch_size;
 	st->target_attrs = target_attrs;
 	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
-	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->id_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "_id");
-		if (!AttributeNumberIsValid(st->id_junk))
-			elog(ERROR, "pg_polyglot: _id junk column not found");
-	}
+		st->id_junk = polyglot_modify_junk(mtstate, "_id");
 	if (explain_only)
 		return;
 	st->conn = polyglot_mongo_get_connection(server, user);
@@ -157,8 +138,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 											st->database, st->collection);
 }
 
-void
-polyglotMongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+mongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 								List *fdw_private, int subplan_index, int eflags)
 {
 	begin_modify(mtstate, rinfo, (List *) linitial(fdw_private), mtstate->operation,
@@ -166,8 +147,8 @@ polyglotMongoBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 }
 
 /* COPY FROM into the table, or rows routed to it as a partition */
-void
-polyglotMongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
+static void
+mongoBeginForeignInsert(ModifyTableState *mtstate, ResultRelInfo *rinfo)
 {
 	begin_modify(mtstate, rinfo, NIL, CMD_INSERT, false);
 }
@@ -216,8 +197,8 @@ append_insert_row(bson_t *doc, MongoModifyState *st, TupleTableSlot *slot)
 	}
 }
 
-TupleTableSlot *
-polyglotMongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+mongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -249,8 +230,8 @@ polyglotMongoExecForeignInsert(EState *estate, ResultRelInfo *rinfo, TupleTableS
  * per row, the documents before a failing one stay written: MongoDB is not
  * part of the transaction.
  */
-TupleTableSlot **
-polyglotMongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+static TupleTableSlot **
+mongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 									TupleTableSlot **slots, TupleTableSlot **planSlots,
 									int *numSlots)
 {
@@ -284,19 +265,6 @@ polyglotMongoExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 	if (!ok)
 		polyglot_mongo_report_pinned_error(st->conn, &st->pin, &error, "an insert");
 	return slots;
-}
-
-/*
- * The batch size of an INSERT: the batch_size option (default 100), or one
- * row at a time where rows must be seen one by one: RETURNING, row
- * triggers, or a view's WITH CHECK OPTION.
- */
-int
-polyglotMongoGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->batch_size : 1);
 }
 #endif
 
@@ -333,8 +301,8 @@ row_selector(MongoModifyState *st, ResultRelInfo *rinfo, TupleTableSlot *planSlo
 	return selector;
 }
 
-TupleTableSlot *
-polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+mongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -380,8 +348,8 @@ polyglotMongoExecForeignUpdate(EState *estate, ResultRelInfo *rinfo, TupleTableS
 	return slot;
 }
 
-TupleTableSlot *
-polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
+static TupleTableSlot *
+mongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 							   TupleTableSlot *planSlot)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
@@ -399,35 +367,47 @@ polyglotMongoExecForeignDelete(EState *estate, ResultRelInfo *rinfo, TupleTableS
 	bson_destroy(selector);
 	bson_destroy(&reply);
 
-	/* RETURNING of a DELETE sees the _id; the document is not read back */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[st->id_attnum - 1] = id;
-	slot->tts_isnull[st->id_attnum - 1] = false;
-	ExecStoreVirtualTuple(slot);
+	polyglot_deleted_row(slot, st->id_attnum, id, 0, (Datum) 0);
 	return slot;
 }
 
-void
-polyglotMongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
+static void
+mongoExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 								  List *fdw_private, int subplan_index, ExplainState *es)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
 	ExplainPropertyText("Remote Collection", psprintf("%s.%s", st->database, st->collection),
 						es);
-#if PG_VERSION_NUM >= 140000
-	if (es->verbose && mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-#endif
+	if (es->verbose)
+		(void) polyglot_explain_insert_batch_size(mtstate, rinfo, es);
 }
 
 /* also EndForeignInsert */
-void
-polyglotMongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
+static void
+mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 {
 	MongoModifyState *st = (MongoModifyState *) rinfo->ri_FdwState;
 
 	if (st)
 		release_modify_handles(st);
+}
+
+/* Sets the callbacks of INSERT, UPDATE, DELETE and COPY FROM in routine */
+void
+polyglot_mongo_modify_routine(FdwRoutine *routine)
+{
+	routine->AddForeignUpdateTargets = mongoAddForeignUpdateTargets;
+	routine->PlanForeignModify = mongoPlanForeignModify;
+	routine->BeginForeignModify = mongoBeginForeignModify;
+	routine->ExecForeignInsert = mongoExecForeignInsert;
+#if PG_VERSION_NUM >= 140000
+	routine->ExecForeignBatchInsert = mongoExecForeignBatchInsert;
+#endif
+	routine->ExecForeignUpdate = mongoExecForeignUpdate;
+	routine->ExecForeignDelete = mongoExecForeignDelete;
+	routine->EndForeignModify = mongoEndForeignModify;
+	routine->BeginForeignInsert = mongoBeginForeignInsert;
+	routine->ExplainForeignModify = mongoExplainForeignModify;
+	polyglot_shared_modify_routine(routine);
 }

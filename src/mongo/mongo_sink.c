@@ -805,13 +805,7 @@ key_scan_cleanup(void *arg)
 {
 	MongoKeyScan *ks = (MongoKeyScan *) arg;
 
-	if (ks->cursor)
-		mongoc_cursor_destroy(ks->cursor);
-	if (ks->coll)
-		mongoc_collection_destroy(ks->coll);
-	ks->cursor = NULL;
-	ks->coll = NULL;
-	polyglot_conncache_unpin(&ks->pin);
+	polyglot_mongo_release_pinned(&ks->cursor, &ks->coll, &ks->pin);
 }
 
 /* A conversion of an _id value to a key column's text, under polyglot_try() */

@@ -17,8 +17,6 @@
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
-#include "nodes/makefuncs.h"
-#include "optimizer/appendinfo.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -30,6 +28,7 @@
 
 typedef struct RedisModifyState
 {
+	PolyglotModifyState base;	/* the table's batch size */
 	RedisConn  *conn;
 	RedisTable *table;
 	Relation	rel;
@@ -56,11 +55,8 @@ redisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *ta
 							 Relation target_relation)
 {
 	RedisTable *t = polyglot_redis_load_table(RelationGetRelid(target_relation));
-	TupleDesc	desc = RelationGetDescr(target_relation);
-	Form_pg_attribute att = TupleDescAttr(desc, t->att[RR_KEY] - 1);
 
-	add_row_identity_var(root, makeVar(rtindex, att->attnum, att->atttypid, att->atttypmod,
-									   att->attcollation, 0), rtindex, "key");
+	polyglot_add_row_identity(root, rtindex, target_relation, t->att[RR_KEY], "key");
 	if (HAS_SUBKEY(t))
 	{
 		int			sub = t->att[SUBKEY_ROLE(t)];
@@ -76,9 +72,7 @@ redisAddForeignUpdateTargets(PlannerInfo *root, Index rtindex, RangeTblEntry *ta
 							 polyglot_redis_type_name(t->type),
 							 SUBKEY_ROLE(t) == RR_FIELD ? "field" :
 							 SUBKEY_ROLE(t) == RR_INDEX ? "index" : "member")));
-		att = TupleDescAttr(desc, sub - 1);
-		add_row_identity_var(root, makeVar(rtindex, att->attnum, att->atttypid, att->atttypmod,
-										   att->attcollation, 0), rtindex, "subkey");
+		polyglot_add_row_identity(root, rtindex, target_relation, sub, "subkey");
 	}
 }
 
@@ -86,13 +80,8 @@ static List *
 redisPlanForeignModify(PlannerInfo *root, ModifyTable *plan, Index resultRelation,
 					   int subplan_index)
 {
-	if (plan->onConflictAction != ONCONFLICT_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("INSERT with ON CONFLICT is not supported on Redis foreign tables"),
-				 errhint("INSERT writes a key whether it exists or not.")));
-	return list_make1(plan->operation == CMD_UPDATE ?
-					  polyglot_updated_attrs(root, resultRelation) : NIL);
+	return polyglot_plan_modify(root, plan, resultRelation, "Redis",
+								"INSERT writes a key whether it exists or not.");
 }
 
 static void
@@ -105,17 +94,16 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	rinfo->ri_FdwState = st;
 	st->rel = rel;
 	st->table = polyglot_redis_load_table(RelationGetRelid(rel));
+	st->base.batch_size = st->table->batch_size;
 	st->target_attrs = target_attrs;
 	st->cxt = CurrentMemoryContext;
 	st->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot redis write",
 										ALLOCSET_DEFAULT_SIZES);
 	if (mtstate && (operation == CMD_UPDATE || operation == CMD_DELETE))
 	{
-		Plan	   *subplan = outerPlanState(mtstate)->plan;
-
-		st->key_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "key");
+		st->key_junk = polyglot_modify_junk(mtstate, "key");
 		if (HAS_SUBKEY(st->table))
-			st->sub_junk = ExecFindJunkAttributeInTlist(subplan->targetlist, "subkey");
+			st->sub_junk = polyglot_modify_junk(mtstate, "subkey");
 	}
 	if (explain_only)
 		return;
@@ -562,14 +550,6 @@ redisExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo, TupleTableSlot
 	MemoryContextReset(st->row_cxt);
 	return slots;
 }
-
-static int
-redisGetForeignModifyBatchSize(ResultRelInfo *rinfo)
-{
-	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
-
-	return polyglot_modify_batch_size(rinfo, st ? st->table->batch_size : 1);
-}
 #endif
 
 /* The old key (with prefix) and sub-key of the row an UPDATE or DELETE is at */
@@ -831,16 +811,8 @@ exec_delete(EState *estate, ResultRelInfo *rinfo, TupleTableSlot *slot,
 	drain(st, "a DELETE");
 
 	/* RETURNING of a DELETE sees the key (and field, index or member) */
-	ExecClearTuple(slot);
-	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	slot->tts_values[t->att[RR_KEY] - 1] = keyd;
-	slot->tts_isnull[t->att[RR_KEY] - 1] = false;
-	if (st->sub_junk)
-	{
-		slot->tts_values[t->att[SUBKEY_ROLE(t)] - 1] = subd;
-		slot->tts_isnull[t->att[SUBKEY_ROLE(t)] - 1] = false;
-	}
-	ExecStoreVirtualTuple(slot);
+	polyglot_deleted_row(slot, t->att[RR_KEY], keyd,
+						 st->sub_junk ? t->att[SUBKEY_ROLE(t)] : 0, subd);
 	return slot;
 }
 
@@ -906,13 +878,11 @@ redisExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List 
 	RedisModifyState *st = (RedisModifyState *) rinfo->ri_FdwState;
 
 	ExplainPropertyText("Redis Type", polyglot_redis_type_name(st->table->type), es);
-#if PG_VERSION_NUM >= 140000
-	if (es->verbose && mtstate->operation == CMD_INSERT)
-		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
-#endif
+	if (es->verbose)
+		(void) polyglot_explain_insert_batch_size(mtstate, rinfo, es);
 }
 
-/* Sets the callbacks of INSERT, UPDATE and DELETE in routine */
+/* Sets the callbacks of INSERT, UPDATE, DELETE and COPY FROM in routine */
 void
 polyglot_redis_modify_routine(FdwRoutine *routine)
 {
@@ -922,12 +892,11 @@ polyglot_redis_modify_routine(FdwRoutine *routine)
 	routine->ExecForeignInsert = redisExecForeignInsert;
 #if PG_VERSION_NUM >= 140000
 	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
-	routine->GetForeignModifyBatchSize = redisGetForeignModifyBatchSize;
 #endif
 	routine->ExecForeignUpdate = redisExecForeignUpdate;
 	routine->ExecForeignDelete = redisExecForeignDelete;
 	routine->EndForeignModify = redisEndForeignModify;
 	routine->BeginForeignInsert = redisBeginForeignInsert;
-	routine->EndForeignInsert = redisEndForeignModify;
 	routine->ExplainForeignModify = redisExplainForeignModify;
+	polyglot_shared_modify_routine(routine);
 }
