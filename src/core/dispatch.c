@@ -980,6 +980,23 @@ is_key_fault(ErrorData *edata)
 	return edata->sqlerrcode == ERRCODE_DATA_EXCEPTION;
 }
 
+/*
+ * For a sink, inside PG_CATCH: the error being handled, thrown again as a
+ * key fault (SQLSTATE 22000, message and details kept).  cxt is the memory
+ * context current before PG_TRY.
+ */
+void
+polyglot_rethrow_as_data_exception(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	edata->sqlerrcode = ERRCODE_DATA_EXCEPTION;
+	ReThrowError(edata);
+}
+
 bool		polyglot_io_timed_out = false;
 
 /*
