@@ -94,38 +94,67 @@ disconnect_entry(PolyglotConnCache *cache, PolyglotConnEntry *entry)
 	return true;
 }
 
+/* A scan of the entries of every cache, in order (next_entry) */
+typedef struct EntryScan
+{
+	int			cache;			/* index in caches[] being scanned, -1 at first */
+	HASH_SEQ_STATUS seq;
+} EntryScan;
+
+#define ENTRY_SCAN_INIT {.cache = -1}
+
+/*
+ * The next entry of a scan, and its cache in *cache; NULL at the end (a
+ * scan must then not go on).  A scan is read to its end: hash_seq_search
+ * ends each cache's sequential scan itself.
+ */
+static PolyglotConnEntry *
+next_entry(EntryScan *scan, PolyglotConnCache **cache)
+{
+	for (;;)
+	{
+		PolyglotConnEntry *entry;
+
+		if (scan->cache >= 0 &&
+			(entry = hash_seq_search(&scan->seq)) != NULL)
+		{
+			*cache = caches[scan->cache];
+			return entry;
+		}
+		do
+			scan->cache++;
+		while (scan->cache < ncaches && caches[scan->cache]->hash == NULL);
+		if (scan->cache >= ncaches)
+			return NULL;
+		hash_seq_init(&scan->seq, caches[scan->cache]->hash);
+	}
+}
+
 static void
 conncache_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	int			i;
+	EntryScan	scan = ENTRY_SCAN_INIT;
+	PolyglotConnCache *cache;
+	PolyglotConnEntry *entry;
 
-	for (i = 0; i < ncaches; i++)
+	while ((entry = next_entry(&scan, &cache)) != NULL)
 	{
-		HASH_SEQ_STATUS scan;
-		PolyglotConnEntry *entry;
-
-		if (caches[i]->hash == NULL)
+		if (entry->conn == NULL)
 			continue;
-		hash_seq_init(&scan, caches[i]->hash);
-		while ((entry = hash_seq_search(&scan)) != NULL)
-		{
-			if (entry->conn == NULL)
-				continue;
-			/* hashvalue 0 means a cache reset: everything goes */
-			if (hashvalue == 0)
-				entry->invalidated = true;
-			else if (cacheid == FOREIGNSERVEROID &&
-					 entry->server_hashvalue == hashvalue)
-				entry->invalidated = true;
-			/*
-			 * A user mapping change may also create the mapping that an
-			 * entry without one should now use, so those go too.
-			 */
-			else if (cacheid == USERMAPPINGOID &&
-					 (entry->mapping_hashvalue == hashvalue ||
-					  !OidIsValid(entry->key.umid)))
-				entry->invalidated = true;
-		}
+		/* hashvalue 0 means a cache reset: everything goes */
+		if (hashvalue == 0)
+			entry->invalidated = true;
+		else if (cacheid == FOREIGNSERVEROID &&
+				 entry->server_hashvalue == hashvalue)
+			entry->invalidated = true;
+		/*
+		 * A user mapping change may also create the mapping that an entry
+		 * without one should now use, so those go too.
+		 */
+		else if (cacheid == USERMAPPINGOID &&
+				 (entry->mapping_hashvalue == hashvalue ||
+				  !OidIsValid(entry->key.umid)))
+			entry->invalidated = true;
 	}
 }
 
@@ -133,25 +162,18 @@ conncache_inval_callback(Datum arg, int cacheid, uint32 hashvalue)
 static void
 conncache_xact_callback(XactEvent event, void *arg)
 {
-	int			i;
+	EntryScan	scan = ENTRY_SCAN_INIT;
+	PolyglotConnCache *cache;
+	PolyglotConnEntry *entry;
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
 
-	for (i = 0; i < ncaches; i++)
+	while ((entry = next_entry(&scan, &cache)) != NULL)
 	{
-		HASH_SEQ_STATUS scan;
-		PolyglotConnEntry *entry;
-
-		if (caches[i]->hash == NULL)
-			continue;
-		hash_seq_init(&scan, caches[i]->hash);
-		while ((entry = hash_seq_search(&scan)) != NULL)
-		{
-			if (entry->invalidated && disconnect_entry(caches[i], entry))
-				entry->invalidated = false;
-		}
+		if (entry->invalidated && disconnect_entry(cache, entry))
+			entry->invalidated = false;
 	}
 }
 

@@ -980,6 +980,23 @@ is_key_fault(ErrorData *edata)
 	return edata->sqlerrcode == ERRCODE_DATA_EXCEPTION;
 }
 
+/*
+ * For a sink, inside PG_CATCH: the error being handled, thrown again as a
+ * key fault (SQLSTATE 22000, message and details kept).  cxt is the memory
+ * context current before PG_TRY.
+ */
+void
+polyglot_rethrow_as_data_exception(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	edata->sqlerrcode = ERRCODE_DATA_EXCEPTION;
+	ReThrowError(edata);
+}
+
 bool		polyglot_io_timed_out = false;
 
 /*
@@ -1133,6 +1150,22 @@ isolate_batch(PolyglotRoute *route, const PolyglotSink *sink, Batch *batch)
 }
 
 /*
+ * Inside PG_CATCH of a route's round: the error, copied into cxt (which
+ * becomes current), with its transaction, if any, aborted.
+ */
+static ErrorData *
+take_route_error(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	return edata;
+}
+
+/*
  * Delivers a route's backlog, batch after batch, until a batch is not full
  * or the time slice ends.  Batches overlap: batch N+1 is read from
  * PostgreSQL while the store works through batch N, then sent, and only
@@ -1226,13 +1259,9 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = take_route_error(route_cxt);
 		long		backoff;
 
-		MemoryContextSwitchTo(route_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortOutOfAnyTransaction();
 		if (prev && prev->sent)
 			sink->abandon(route, prev->sent);
 		if (cur && cur->sent)
@@ -1277,13 +1306,9 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
+			ErrorData  *edata = take_route_error(route_cxt);
 			long		backoff;
 
-			MemoryContextSwitchTo(route_cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortOutOfAnyTransaction();
 			more = false;
 			backoff = polyglot_record_route_failure(route, edata);
 			*sleep_ms = Min(*sleep_ms, backoff);

@@ -255,13 +255,7 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			edata->sqlerrcode = ERRCODE_DATA_EXCEPTION;
-			ReThrowError(edata);
+			polyglot_rethrow_as_data_exception(cxt);
 		}
 		PG_END_TRY();
 	}

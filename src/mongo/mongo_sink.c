@@ -89,13 +89,7 @@ report_batch_error(MongoConn *conn, const bson_error_t *error, const char *what)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		edata->sqlerrcode = ERRCODE_DATA_EXCEPTION;
-		ReThrowError(edata);
+		polyglot_rethrow_as_data_exception(cxt);
 	}
 	PG_END_TRY();
 	pg_unreachable();
