@@ -50,6 +50,11 @@ SELECT try($$SELECT polyglot.sync('t', 'cache', '{"channel": "c"}')$$);
 SELECT try($$SELECT polyglot.sync('t', 'cache', '{"columns": ["v"], "exclude": ["id"]}')$$);
 SELECT try($$SELECT polyglot.sync('t', 'cache', '{"columns": ["nope"]}')$$);
 SELECT try($$SELECT polyglot.sync('t', 'cache', '{"columns": "v"}')$$);
+-- a source dropped between sync()'s own checks and those of the route's
+-- options (a concurrent DROP TABLE): an error, not a crash, for each store's
+-- default target
+SELECT try($$SELECT polyglot._route_options(4294967295::oid::regclass, 'cache', '{id}', '{}')$$);
+SELECT try($$SELECT polyglot._route_options(4294967295::oid::regclass, 'docs', '{id}', '{"database": "d"}')$$);
 -- nothing was left behind by the failed calls
 SELECT count(*) AS routes FROM polyglot.routes WHERE source_relid = 't'::regclass;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 't'::regclass;
@@ -110,6 +115,7 @@ SELECT op, key FROM polyglot.outbox WHERE route_id = polyglot._route('t', 'cache
 -- are schema-qualified (products in public keeps "products")
 CREATE SERVER docs_db FOREIGN DATA WRAPPER polyglot_mongo OPTIONS (database 'polyglot_misuse');
 CREATE SERVER search FOREIGN DATA WRAPPER polyglot_elastic;
+SELECT try($$SELECT polyglot._route_options(4294967295::oid::regclass, 'search', '{id}', '{}')$$);
 CREATE SCHEMA sa;
 CREATE SCHEMA sb;
 CREATE TABLE sa.products (id int PRIMARY KEY, v text);

@@ -27,6 +27,7 @@
 #include "commands/defrem.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "storage/lmgr.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -536,6 +537,10 @@ polyglot_route_default_target(Oid relid)
 	char	   *nspname = get_namespace_name(get_rel_namespace(relid));
 	char	   *relname = get_rel_name(relid);
 
+	if (nspname == NULL || relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 	if (strcmp(nspname, "public") == 0)
 		return relname;
 	return psprintf("%s.%s", nspname, relname);
@@ -659,6 +664,17 @@ polyglot_route_options_sql(PG_FUNCTION_ARGS)
 	int			n,
 				i;
 	List	   *key_columns = NIL;
+
+	/*
+	 * The source stays until the route exists: a DROP TABLE committed
+	 * since the caller looked at it is an error here, not names gone from
+	 * the catalog under the checks.
+	 */
+	LockRelationOid(source, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(source)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", source)));
 
 	deconstruct_array(keys, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &elems, &nulls, &n);
 	for (i = 0; i < n; i++)
