@@ -246,6 +246,38 @@ struct FdwRoutine;
 extern void polyglot_shared_modify_routine(struct FdwRoutine *routine);
 
 /*
+ * The callbacks every wrapper has, named after its prefix (mongo:
+ * mongoGetForeignRelSize, mongoBeginForeignModify, ...).  A handler sets
+ * them with these and then what is its own (upper paths, import).  Batch
+ * INSERT exists from PostgreSQL 14, the oldest version supported.
+ */
+#define POLYGLOT_SET_SCAN_CALLBACKS(routine, prefix) \
+	do { \
+		(routine)->GetForeignRelSize = prefix##GetForeignRelSize; \
+		(routine)->GetForeignPaths = prefix##GetForeignPaths; \
+		(routine)->GetForeignPlan = prefix##GetForeignPlan; \
+		(routine)->BeginForeignScan = prefix##BeginForeignScan; \
+		(routine)->IterateForeignScan = prefix##IterateForeignScan; \
+		(routine)->ReScanForeignScan = prefix##ReScanForeignScan; \
+		(routine)->EndForeignScan = prefix##EndForeignScan; \
+		(routine)->ExplainForeignScan = prefix##ExplainForeignScan; \
+	} while (0)
+#define POLYGLOT_SET_MODIFY_CALLBACKS(routine, prefix) \
+	do { \
+		(routine)->AddForeignUpdateTargets = prefix##AddForeignUpdateTargets; \
+		(routine)->PlanForeignModify = prefix##PlanForeignModify; \
+		(routine)->BeginForeignModify = prefix##BeginForeignModify; \
+		(routine)->ExecForeignInsert = prefix##ExecForeignInsert; \
+		(routine)->ExecForeignBatchInsert = prefix##ExecForeignBatchInsert; \
+		(routine)->ExecForeignUpdate = prefix##ExecForeignUpdate; \
+		(routine)->ExecForeignDelete = prefix##ExecForeignDelete; \
+		(routine)->EndForeignModify = prefix##EndForeignModify; \
+		(routine)->BeginForeignInsert = prefix##BeginForeignInsert; \
+		(routine)->ExplainForeignModify = prefix##ExplainForeignModify; \
+		polyglot_shared_modify_routine(routine); \
+	} while (0)
+
+/*
  * create_foreignscan_path() and create_foreign_upper_path() across
  * versions: PostgreSQL 17 added the fdw_restrictinfo argument.
  */

@@ -661,15 +661,8 @@ polyglot_elastic_handler(PG_FUNCTION_ARGS)
 {
 	FdwRoutine *routine = makeNode(FdwRoutine);
 
-	routine->GetForeignRelSize = elasticGetForeignRelSize;
-	routine->GetForeignPaths = elasticGetForeignPaths;
-	routine->GetForeignPlan = elasticGetForeignPlan;
+	POLYGLOT_SET_SCAN_CALLBACKS(routine, elastic);
 	routine->GetForeignUpperPaths = elasticGetForeignUpperPaths;
-	routine->BeginForeignScan = elasticBeginForeignScan;
-	routine->IterateForeignScan = elasticIterateForeignScan;
-	routine->ReScanForeignScan = elasticReScanForeignScan;
-	routine->EndForeignScan = elasticEndForeignScan;
-	routine->ExplainForeignScan = elasticExplainForeignScan;
 	routine->ImportForeignSchema = polyglotElasticImportForeignSchema;
 	polyglot_elastic_modify_routine(routine);
 	PG_RETURN_POINTER(routine);

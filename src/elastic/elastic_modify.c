@@ -595,17 +595,5 @@ elasticEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 void
 polyglot_elastic_modify_routine(FdwRoutine *routine)
 {
-	routine->AddForeignUpdateTargets = elasticAddForeignUpdateTargets;
-	routine->PlanForeignModify = elasticPlanForeignModify;
-	routine->BeginForeignModify = elasticBeginForeignModify;
-	routine->ExecForeignInsert = elasticExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = elasticExecForeignBatchInsert;
-#endif
-	routine->ExecForeignUpdate = elasticExecForeignUpdate;
-	routine->ExecForeignDelete = elasticExecForeignDelete;
-	routine->EndForeignModify = elasticEndForeignModify;
-	routine->BeginForeignInsert = elasticBeginForeignInsert;
-	routine->ExplainForeignModify = elasticExplainForeignModify;
-	polyglot_shared_modify_routine(routine);
+	POLYGLOT_SET_MODIFY_CALLBACKS(routine, elastic);
 }

@@ -951,15 +951,8 @@ polyglot_mongo_handler(PG_FUNCTION_ARGS)
 {
 	FdwRoutine *routine = makeNode(FdwRoutine);
 
-	routine->GetForeignRelSize = mongoGetForeignRelSize;
-	routine->GetForeignPaths = mongoGetForeignPaths;
-	routine->GetForeignPlan = mongoGetForeignPlan;
+	POLYGLOT_SET_SCAN_CALLBACKS(routine, mongo);
 	routine->GetForeignUpperPaths = mongoGetForeignUpperPaths;
-	routine->BeginForeignScan = mongoBeginForeignScan;
-	routine->IterateForeignScan = mongoIterateForeignScan;
-	routine->ReScanForeignScan = mongoReScanForeignScan;
-	routine->EndForeignScan = mongoEndForeignScan;
-	routine->ExplainForeignScan = mongoExplainForeignScan;
 	routine->ImportForeignSchema = polyglotMongoImportForeignSchema;
 	polyglot_mongo_modify_routine(routine);
 	PG_RETURN_POINTER(routine);

@@ -397,17 +397,5 @@ mongoEndForeignModify(EState *estate, ResultRelInfo *rinfo)
 void
 polyglot_mongo_modify_routine(FdwRoutine *routine)
 {
-	routine->AddForeignUpdateTargets = mongoAddForeignUpdateTargets;
-	routine->PlanForeignModify = mongoPlanForeignModify;
-	routine->BeginForeignModify = mongoBeginForeignModify;
-	routine->ExecForeignInsert = mongoExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = mongoExecForeignBatchInsert;
-#endif
-	routine->ExecForeignUpdate = mongoExecForeignUpdate;
-	routine->ExecForeignDelete = mongoExecForeignDelete;
-	routine->EndForeignModify = mongoEndForeignModify;
-	routine->BeginForeignInsert = mongoBeginForeignInsert;
-	routine->ExplainForeignModify = mongoExplainForeignModify;
-	polyglot_shared_modify_routine(routine);
+	POLYGLOT_SET_MODIFY_CALLBACKS(routine, mongo);
 }

@@ -1157,14 +1157,7 @@ polyglot_redis_handler(PG_FUNCTION_ARGS)
 {
 	FdwRoutine *routine = makeNode(FdwRoutine);
 
-	routine->GetForeignRelSize = redisGetForeignRelSize;
-	routine->GetForeignPaths = redisGetForeignPaths;
-	routine->GetForeignPlan = redisGetForeignPlan;
-	routine->BeginForeignScan = redisBeginForeignScan;
-	routine->IterateForeignScan = redisIterateForeignScan;
-	routine->ReScanForeignScan = redisReScanForeignScan;
-	routine->EndForeignScan = redisEndForeignScan;
-	routine->ExplainForeignScan = redisExplainForeignScan;
+	POLYGLOT_SET_SCAN_CALLBACKS(routine, redis);
 	polyglot_redis_modify_routine(routine);
 	PG_RETURN_POINTER(routine);
 }

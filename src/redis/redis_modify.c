@@ -886,17 +886,5 @@ redisExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List 
 void
 polyglot_redis_modify_routine(FdwRoutine *routine)
 {
-	routine->AddForeignUpdateTargets = redisAddForeignUpdateTargets;
-	routine->PlanForeignModify = redisPlanForeignModify;
-	routine->BeginForeignModify = redisBeginForeignModify;
-	routine->ExecForeignInsert = redisExecForeignInsert;
-#if PG_VERSION_NUM >= 140000
-	routine->ExecForeignBatchInsert = redisExecForeignBatchInsert;
-#endif
-	routine->ExecForeignUpdate = redisExecForeignUpdate;
-	routine->ExecForeignDelete = redisExecForeignDelete;
-	routine->EndForeignModify = redisEndForeignModify;
-	routine->BeginForeignInsert = redisBeginForeignInsert;
-	routine->ExplainForeignModify = redisExplainForeignModify;
-	polyglot_shared_modify_routine(routine);
+	POLYGLOT_SET_MODIFY_CALLBACKS(routine, redis);
 }
