@@ -24,44 +24,34 @@
 #include "mongo/mongo.h"
 #include "redis/redis.h"
 
+/*
+ * A store's entry.  Its parts follow the names of its folder:
+ * polyglot_<name>_options, _route_options, _check_route and _endpoint in
+ * <name>_option.c, polyglot_<name>_sink in <name>_sink.c, polyglot_<name>_ping
+ * and the wrapper's handler polyglot_<name>_handler (its validator is
+ * polyglot_<name>_validator below).  check_options and init are optional:
+ * init runs at library load in every backend.
+ */
+#define STORE(name_, label_, check_options_, init_) \
+	{ \
+		.name = #name_, \
+		.label = label_, \
+		.fdw_name = "polyglot_" #name_, \
+		.handler = "polyglot_" #name_ "_handler", \
+		.options = polyglot_##name_##_options, \
+		.check_options = check_options_, \
+		.route_options = polyglot_##name_##_route_options, \
+		.check_route = polyglot_##name_##_check_route, \
+		.endpoint = polyglot_##name_##_endpoint, \
+		.sink = &polyglot_##name_##_sink, \
+		.ping = polyglot_##name_##_ping, \
+		.init = init_, \
+	}
+
 static const PolyglotStoreInfo polyglot_stores[] = {
-	{
-		.name = "redis",
-		.label = "Redis",
-		.fdw_name = "polyglot_redis",
-		.handler = "polyglot_redis_handler",
-		.options = polyglot_redis_options,
-		.route_options = polyglot_redis_route_options,
-		.check_route = polyglot_redis_check_route,
-		.endpoint = polyglot_redis_endpoint,
-		.sink = &polyglot_redis_sink,
-		.ping = polyglot_redis_ping,
-		.init = polyglot_redis_fdw_init,	/* the key joins' planner hook */
-	},
-	{
-		.name = "mongo",
-		.label = "MongoDB",
-		.fdw_name = "polyglot_mongo",
-		.handler = "polyglot_mongo_handler",
-		.options = polyglot_mongo_options,
-		.route_options = polyglot_mongo_route_options,
-		.check_route = polyglot_mongo_check_route,
-		.endpoint = polyglot_mongo_endpoint,
-		.sink = &polyglot_mongo_sink,
-		.ping = polyglot_mongo_ping,
-	},
-	{
-		.name = "elastic",
-		.label = "Elasticsearch",
-		.fdw_name = "polyglot_elastic",
-		.handler = "polyglot_elastic_handler",
-		.options = polyglot_elastic_options,
-		.route_options = polyglot_elastic_route_options,
-		.check_route = polyglot_elastic_check_route,
-		.endpoint = polyglot_elastic_endpoint,
-		.sink = &polyglot_elastic_sink,
-		.ping = polyglot_elastic_ping,
-	},
+	STORE(redis, "Redis", NULL, polyglot_redis_fdw_init),	/* init: the key joins' planner hook */
+	STORE(mongo, "MongoDB", NULL, NULL),
+	STORE(elastic, "Elasticsearch", polyglot_elastic_check_options, NULL),
 };
 
 #define NSTORES ((int) lengthof(polyglot_stores))
@@ -168,16 +158,30 @@ polyglot_server_endpoint_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * The body of each wrapper's validator: the options given in a CREATE or
- * ALTER of a catalog object, checked against the store's table.  Returns
- * them as a List of DefElem, for checks across options.
+ * A wrapper's validator: the options given in a CREATE or ALTER of a catalog
+ * object, checked against the store's table, then across each other.
  */
-List *
-polyglot_store_validate(const char *name, Datum options, Oid catalog)
+static void
+store_validate(const char *name, Datum options, Oid catalog)
 {
 	const PolyglotStoreInfo *store = polyglot_store_by_name(name);
 	List	   *list = untransformRelOptions(options);
 
 	polyglot_validate_options(store->fdw_name, store->options, list, catalog);
-	return list;
+	if (store->check_options)
+		store->check_options(list, catalog);
 }
+
+/* polyglot_<name>_validator(options text[], catalog oid): ereports on the first invalid option */
+#define VALIDATOR(name_) \
+	PG_FUNCTION_INFO_V1(polyglot_##name_##_validator); \
+	Datum \
+	polyglot_##name_##_validator(PG_FUNCTION_ARGS) \
+	{ \
+		store_validate(#name_, PG_GETARG_DATUM(0), PG_GETARG_OID(1)); \
+		PG_RETURN_VOID(); \
+	}
+
+VALIDATOR(redis)
+VALIDATOR(mongo)
+VALIDATOR(elastic)

@@ -28,6 +28,8 @@ typedef struct PolyglotStoreInfo
 	const char *fdw_name;		/* "polyglot_redis" */
 	const char *handler;		/* the C symbol of the wrapper's handler */
 	const PolyglotOption *options;	/* the wrapper's options */
+	/* optional: checks across options, after each was validated */
+	void		(*check_options) (List *options, Oid catalog);
 	const PolyglotRouteOption *route_options;	/* the options of a sync route */
 	/* checks a new route's options, fills in defaults (option.c calls it) */
 	void		(*check_route) (PolyglotRouteCheck *check);
@@ -47,6 +49,5 @@ typedef struct PolyglotStoreInfo
 extern const PolyglotStoreInfo *polyglot_server_store(ForeignServer *server);
 extern const PolyglotStoreInfo *polyglot_store_by_name(const char *name);
 extern void polyglot_stores_init(void);
-extern List *polyglot_store_validate(const char *name, Datum options, Oid catalog);
 
 #endif							/* POLYGLOT_STORE_H */

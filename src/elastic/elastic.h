@@ -42,6 +42,7 @@ extern const PolyglotOption polyglot_elastic_options[];
 extern char *polyglot_elastic_endpoint(ForeignServer *server);
 extern const PolyglotRouteOption polyglot_elastic_route_options[];
 extern void polyglot_elastic_check_route(PolyglotRouteCheck *check);
+extern void polyglot_elastic_check_options(List *options, Oid catalog);
 extern const ElasticRouteOptions *polyglot_elastic_route(struct PolyglotRoute *route);
 extern void polyglot_elastic_get_options(ForeignServer *server, UserMapping *user,
 								ElasticConnOptions *opts);

@@ -210,18 +210,10 @@ check_field(const char *name, const char *value)
 				 errdetail("A path is one or more field names separated by single dots.")));
 }
 
-PG_FUNCTION_INFO_V1(polyglot_elastic_validator);
-
-/*
- * polyglot_elastic_validator(options text[], catalog oid): ereports on the
- * first invalid option of a CREATE or ALTER of a polyglot_elastic object.
- */
-Datum
-polyglot_elastic_validator(PG_FUNCTION_ARGS)
+/* Checks across the options of a CREATE or ALTER, after each was validated */
+void
+polyglot_elastic_check_options(List *options, Oid catalog)
 {
-	Oid			catalog = PG_GETARG_OID(1);
-	List	   *options = polyglot_store_validate("elastic", PG_GETARG_DATUM(0), catalog);
-
 	/* a user mapping authenticates one way */
 	if (catalog == UserMappingRelationId &&
 		polyglot_option_string(options, "api_key", NULL) != NULL &&
@@ -231,7 +223,6 @@ polyglot_elastic_validator(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
 				 errmsg("options \"api_key\" and \"user\"/\"password\" cannot be combined"),
 				 errhint("Use either an API key or basic authentication.")));
-	PG_RETURN_VOID();
 }
 
 /*

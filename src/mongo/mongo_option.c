@@ -145,19 +145,6 @@ check_field(const char *name, const char *value)
 	}
 }
 
-PG_FUNCTION_INFO_V1(polyglot_mongo_validator);
-
-/*
- * polyglot_mongo_validator(options text[], catalog oid): ereports on the
- * first invalid option of a CREATE or ALTER of a polyglot_mongo object.
- */
-Datum
-polyglot_mongo_validator(PG_FUNCTION_ARGS)
-{
-	(void) polyglot_store_validate("mongo", PG_GETARG_DATUM(0), PG_GETARG_OID(1));
-	PG_RETURN_VOID();
-}
-
 /*
  * Fills opts from a server and an optional user mapping.  Strings point into
  * the option lists, which live as long as server and user.

@@ -59,19 +59,6 @@ const PolyglotOption polyglot_redis_options[] = {
 	{.name = NULL}
 };
 
-PG_FUNCTION_INFO_V1(polyglot_redis_validator);
-
-/*
- * polyglot_redis_validator(options text[], catalog oid): ereports on the
- * first invalid option of a CREATE or ALTER of a polyglot_redis object.
- */
-Datum
-polyglot_redis_validator(PG_FUNCTION_ARGS)
-{
-	(void) polyglot_store_validate("redis", PG_GETARG_DATUM(0), PG_GETARG_OID(1));
-	PG_RETURN_VOID();
-}
-
 /*
  * Fills opts from a server and an optional user mapping.  Strings point into
  * the option lists, which live as long as server and user.
