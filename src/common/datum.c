@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
@@ -80,4 +81,12 @@ void
 polyglot_record_end(PolyglotRecordReader *reader)
 {
 	ReleaseTupleDesc(reader->desc);
+}
+
+/* Is base (a base type) one of SQL's numbers, which every store holds as a number? */
+bool
+polyglot_number_type(Oid base)
+{
+	return base == INT2OID || base == INT4OID || base == INT8OID ||
+		base == FLOAT4OID || base == FLOAT8OID || base == NUMERICOID;
 }

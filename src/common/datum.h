@@ -26,5 +26,6 @@ extern void polyglot_record_begin(PolyglotRecordReader *reader, Datum record);
 extern bool polyglot_record_next(PolyglotRecordReader *reader, Form_pg_attribute *att,
 								 Datum *value, bool *isnull);
 extern void polyglot_record_end(PolyglotRecordReader *reader);
+extern bool polyglot_number_type(Oid base);
 
 #endif							/* POLYGLOT_DATUM_H */

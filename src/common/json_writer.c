@@ -90,14 +90,6 @@ polyglot_json_type_init(PolyglotJsonType *type, Oid typid, int rules, MemoryCont
 		case BOOLOID:
 			kind = POLYGLOT_JSON_KIND_BOOL;
 			break;
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			kind = POLYGLOT_JSON_KIND_NUMBER;
-			break;
 		case OIDOID:
 			kind = (rules & POLYGLOT_JSON_OID_NUMBER) ?
 				POLYGLOT_JSON_KIND_NUMBER : POLYGLOT_JSON_KIND_STRING;
@@ -121,7 +113,9 @@ polyglot_json_type_init(PolyglotJsonType *type, Oid typid, int rules, MemoryCont
 				POLYGLOT_JSON_KIND_BASE64 : POLYGLOT_JSON_KIND_STRING;
 			break;
 		default:
-			if (type_is_array(base))
+			if (polyglot_number_type(base))
+				kind = POLYGLOT_JSON_KIND_NUMBER;
+			else if (type_is_array(base))
 				kind = POLYGLOT_JSON_KIND_ARRAY;
 			else if (type_is_rowtype(base))
 				kind = POLYGLOT_JSON_KIND_RECORD;

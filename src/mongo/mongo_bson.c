@@ -675,6 +675,39 @@ mismatch(const bson_iter_t *iter, Oid typid)
 					polyglot_bson_type_name(bson_iter_type(iter)), format_type_be(typid))));
 }
 
+/* A BSON number of any kind as a number type, through the type's input: range checked */
+static Datum
+number_datum(const bson_iter_t *iter, Oid typid, int32 typmod, Oid base)
+{
+	bson_type_t btype = bson_iter_type(iter);
+	char	   *num;
+
+	num = bson_number_text(iter);
+	if (num == NULL)
+		mismatch(iter, typid);
+	if (base == INT2OID || base == INT4OID || base == INT8OID)
+	{
+		/* a double or decimal holding a whole number is fine */
+		if (btype == BSON_TYPE_DOUBLE || btype == BSON_TYPE_DECIMAL128)
+		{
+			Datum		n = input_call(NUMERICOID, -1, num);
+
+			if (!DatumGetBool(DirectFunctionCall2(numeric_eq, n,
+												  DirectFunctionCall2(numeric_trunc, n,
+																	  Int32GetDatum(0)))))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("BSON %s value %s is not a whole number for type %s",
+								polyglot_bson_type_name(btype), num,
+								format_type_be(typid))));
+			num = DatumGetCString(DirectFunctionCall1(numeric_out,
+													  DirectFunctionCall2(numeric_trunc, n,
+																		  Int32GetDatum(0))));
+		}
+	}
+	return input_call(typid, typmod, num);
+}
+
 /*
  * Converts the BSON value at iter to type typid.  NULL for BSON null and
  * undefined; an error when the value exists but does not convert (the
@@ -685,7 +718,6 @@ polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod, bool *i
 {
 	bson_type_t btype = bson_iter_type(iter);
 	Oid			base = getBaseType(typid);
-	char	   *num;
 
 	*isnull = false;
 	if (btype == BSON_TYPE_NULL || btype == BSON_TYPE_UNDEFINED)
@@ -694,43 +726,14 @@ polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod, bool *i
 		return (Datum) 0;
 	}
 
+	if (polyglot_number_type(base))
+		return number_datum(iter, typid, typmod, base);
 	switch (base)
 	{
 		case BOOLOID:
 			if (btype != BSON_TYPE_BOOL)
 				mismatch(iter, typid);
 			return BoolGetDatum(bson_iter_bool(iter));
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			/* numbers of any BSON kind, through the type's input: range checked */
-			num = bson_number_text(iter);
-			if (num == NULL)
-				mismatch(iter, typid);
-			if (base == INT2OID || base == INT4OID || base == INT8OID)
-			{
-				/* a double or decimal holding a whole number is fine */
-				if (btype == BSON_TYPE_DOUBLE || btype == BSON_TYPE_DECIMAL128)
-				{
-					Datum		n = input_call(NUMERICOID, -1, num);
-
-					if (!DatumGetBool(DirectFunctionCall2(numeric_eq, n,
-														  DirectFunctionCall2(numeric_trunc, n,
-																			  Int32GetDatum(0)))))
-						ereport(ERROR,
-								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-								 errmsg("BSON %s value %s is not a whole number for type %s",
-										polyglot_bson_type_name(btype), num,
-										format_type_be(typid))));
-					num = DatumGetCString(DirectFunctionCall1(numeric_out,
-															  DirectFunctionCall2(numeric_trunc, n,
-																				  Int32GetDatum(0))));
-				}
-			}
-			return input_call(typid, typmod, num);
 		case DATEOID:
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
@@ -808,7 +811,8 @@ polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod, bool *i
 				else
 				{
 					/* anything else as its JSON: numbers, documents, arrays... */
-					num = bson_number_text(iter);
+					char	   *num = bson_number_text(iter);
+
 					s = owned = num ? num : bson_value_json(iter);
 				}
 				return input_call(typid, typmod, s);
