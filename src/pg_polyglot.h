@@ -214,6 +214,13 @@ extern void polyglot_add_parameterized_paths(struct PlannerInfo *root,
 											 struct RelOptInfo *baserel, List *candidates,
 											 PolyglotJoinClauseUsable usable, void *arg,
 											 double startup, double row_cost);
+extern void polyglot_add_scan_paths(struct PlannerInfo *root, struct RelOptInfo *baserel,
+									int64 limit, List *sort, double startup, double fixed,
+									double row_cost, double sort_cost);
+typedef List *(*PolyglotDeparseItem) (Expr *expr, void *arg);
+typedef const char *(*PolyglotBoolField) (Expr *expr, void *arg);
+extern bool polyglot_deparse_boolean(Expr *expr, PolyglotDeparseItem deparse,
+									 PolyglotBoolField bool_field, void *arg, List **item);
 
 /* fdw_modify.c: shared by the wrappers' write paths */
 extern List *polyglot_updated_attrs(struct PlannerInfo *root, Index resultRelation);

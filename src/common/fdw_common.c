@@ -144,6 +144,90 @@ polyglot_add_parameterized_paths(PlannerInfo *root, RelOptInfo *baserel, List *c
 }
 
 /*
+ * A scan's unparameterized paths: unordered (with the LIMIT when no ORDER BY
+ * needs the whole result), and, when the store can sort for the query's
+ * ORDER BY (sort is the store's sort, not NIL), sorted by the store (and then
+ * limited).  A path costs startup + fixed + rows * row_cost, and the sorted
+ * one also baserel->rows * sort_cost; its fdw_private is (sort, limit), NIL
+ * for the plain scan.
+ */
+void
+polyglot_add_scan_paths(PlannerInfo *root, RelOptInfo *baserel, int64 limit, List *sort,
+						Cost startup, Cost fixed, Cost row_cost, Cost sort_cost)
+{
+	double		rows = baserel->rows;
+
+	if (limit > 0)
+		rows = Min((double) limit, rows);
+	if (limit > 0 && root->query_pathkeys == NIL)
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, rows, startup,
+										   startup + fixed + rows * row_cost, NIL, NULL,
+										   list_make2(NIL, makeInteger((int) limit))));
+	else
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, baserel->rows, startup,
+										   startup + fixed + baserel->rows * row_cost,
+										   NIL, NULL, NIL));
+	if (sort != NIL)
+		add_path(baserel, (Path *)
+				 polyglot_foreignscan_path(root, baserel, rows, startup,
+										   startup + fixed + rows * row_cost +
+										   baserel->rows * sort_cost,
+										   root->query_pathkeys, NULL,
+										   list_make2(sort, makeInteger((int) limit))));
+}
+
+/*
+ * The boolean structure of a filter, as every store that pushes filters
+ * down renders it: AND and OR become ("and"|"or", items) when each argument
+ * deparses (deparse returns an argument's item, or NIL); a boolean column
+ * becomes ("bool", field, 1) and NOT of one ("bool", field, 0); NOT of
+ * anything else stays local, where NULLs would differ.  bool_field returns
+ * the store's field of a boolean column of the scan, or NULL.  Returns
+ * false when expr is none of these, which leaves it to the store's forms;
+ * else *item is the item, or NIL when it cannot be pushed.
+ */
+bool
+polyglot_deparse_boolean(Expr *expr, PolyglotDeparseItem deparse,
+						 PolyglotBoolField bool_field, void *arg, List **item)
+{
+	const char *field;
+
+	*item = NIL;
+	if (IsA(expr, BoolExpr))
+	{
+		BoolExpr   *b = (BoolExpr *) expr;
+		List	   *items = NIL;
+		ListCell   *lc;
+
+		if (b->boolop == NOT_EXPR)
+		{
+			if ((field = bool_field(linitial(b->args), arg)) != NULL)
+				*item = list_make3(makeString("bool"), makeString(pstrdup(field)), makeInteger(0));
+			return true;
+		}
+		foreach(lc, b->args)
+		{
+			List	   *sub = deparse((Expr *) lfirst(lc), arg);
+
+			if (sub == NIL)
+				return true;
+			items = lappend(items, sub);
+		}
+		*item = list_make2(makeString(b->boolop == AND_EXPR ? "and" : "or"), items);
+		return true;
+	}
+	if (IsA(expr, Var) || (IsA(expr, RelabelType) && IsA(((RelabelType *) expr)->arg, Var)))
+	{
+		if ((field = bool_field(expr, arg)) != NULL)
+			*item = list_make3(makeString("bool"), makeString(pstrdup(field)), makeInteger(1));
+		return true;
+	}
+	return false;
+}
+
+/*
  * The number of rows a LIMIT lets a scan ask the store for, or 0 when it
  * cannot: only a query of this one table whose conditions all went to the
  * store (all_pushed), without grouping, aggregates, DISTINCT, window

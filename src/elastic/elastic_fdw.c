@@ -299,35 +299,11 @@ elasticGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 				penalty = disable_cost;
 	}
 
-	if (limit > 0 && root->query_pathkeys == NIL)
-	{
-		double		rows = Min((double) limit, baserel->rows);
-
-		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, rows, startup + penalty,
-										   startup + penalty + rows * ELASTIC_ROW_COST + scan,
-										   NIL, NULL, list_make2(NIL, makeInteger((int) limit))));
-	}
-	else
-		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, baserel->rows, startup + penalty,
-										   startup + penalty + baserel->rows * ELASTIC_ROW_COST +
-										   scan, NIL, NULL, NIL));
-
-	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
-	if (info->pushdown && root->query_pathkeys != NIL &&
-		(sort = polyglot_elastic_sort_spec(baserel, info, root->query_pathkeys)) != NIL)
-	{
-		double		rows = baserel->rows;
-
-		if (limit > 0)
-			rows = Min((double) limit, rows);
-		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, rows, startup + penalty,
-										   startup + penalty + rows * ELASTIC_ROW_COST + scan,
-										   root->query_pathkeys, NULL,
-										   list_make2(sort, makeInteger((int) limit))));
-	}
+	/* unordered, and sorted by the server for the query's ORDER BY */
+	if (info->pushdown && root->query_pathkeys != NIL)
+		sort = polyglot_elastic_sort_spec(baserel, info, root->query_pathkeys);
+	polyglot_add_scan_paths(root, baserel, limit, sort, startup + penalty, scan,
+							ELASTIC_ROW_COST, 0);
 
 	/*
 	 * The inner side of a nested loop: each outer row's matching documents,

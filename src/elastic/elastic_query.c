@@ -308,6 +308,36 @@ term_item(char *kind, ElasticColumn *col, ElasticRelInfo *info, Expr *value,
 					  makeInteger(is_text ? col->ignore_above : -1));
 }
 
+/* polyglot_elastic_deparse and what it deparses for, as a PolyglotDeparseItem */
+typedef struct ElasticDeparse
+{
+	RelOptInfo *baserel;
+	ElasticRelInfo *info;
+	bool	   *recheck;
+} ElasticDeparse;
+
+static List *
+deparse_item(Expr *expr, void *arg)
+{
+	ElasticDeparse *d = (ElasticDeparse *) arg;
+
+	return polyglot_elastic_deparse(expr, d->baserel, d->info, d->recheck);
+}
+
+/* The term field of a boolean column, as a PolyglotBoolField */
+static const char *
+bool_field(Expr *expr, void *arg)
+{
+	ElasticDeparse *d = (ElasticDeparse *) arg;
+	int			attnum = var_attnum(expr, d->baserel, d->info);
+	ElasticColumn *col;
+
+	if (attnum == 0)
+		return NULL;
+	col = &d->info->columns[attnum - 1];
+	return getBaseType(col->typid) == BOOLOID ? col->term_field : NULL;
+}
+
 /*
  * The filter item of an expression, or NIL when it cannot be sent.  Forms:
  * ("and"|"or", items), ("term", path, exists_path, value#, negated, as_text,
@@ -320,45 +350,13 @@ term_item(char *kind, ElasticColumn *col, ElasticRelInfo *info, Expr *value,
 List *
 polyglot_elastic_deparse(Expr *expr, RelOptInfo *baserel, ElasticRelInfo *info, bool *recheck)
 {
+	ElasticDeparse d = {baserel, info, recheck};
 	int			attnum;
 	ElasticColumn *col;
+	List	   *item;
 
-	if (IsA(expr, BoolExpr))
-	{
-		BoolExpr   *b = (BoolExpr *) expr;
-		List	   *items = NIL;
-		ListCell   *lc;
-
-		if (b->boolop == NOT_EXPR)
-		{
-			/* NOT of a boolean column only: elsewhere NULLs would differ */
-			attnum = var_attnum(linitial(b->args), baserel, info);
-			if (attnum == 0)
-				return NIL;
-			col = &info->columns[attnum - 1];
-			if (col->term_field == NULL || getBaseType(col->typid) != BOOLOID)
-				return NIL;
-			return list_make3(makeString("bool"), makeString(col->term_field), makeInteger(0));
-		}
-		foreach(lc, b->args)
-		{
-			List	   *item = polyglot_elastic_deparse((Expr *) lfirst(lc), baserel, info,
-														recheck);
-
-			if (item == NIL)
-				return NIL;
-			items = lappend(items, item);
-		}
-		return list_make2(makeString(b->boolop == AND_EXPR ? "and" : "or"), items);
-	}
-
-	if ((attnum = var_attnum(expr, baserel, info)) != 0)
-	{
-		col = &info->columns[attnum - 1];
-		if (col->term_field == NULL || getBaseType(col->typid) != BOOLOID)
-			return NIL;
-		return list_make3(makeString("bool"), makeString(col->term_field), makeInteger(1));
-	}
+	if (polyglot_deparse_boolean(expr, deparse_item, bool_field, &d, &item))
+		return item;
 
 	if (IsA(expr, NullTest))
 	{

@@ -305,43 +305,14 @@ mongoGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
 	MongoRelInfo *info = (MongoRelInfo *) baserel->fdw_private;
 	Cost		startup = MONGO_STARTUP_COST;
-	Cost		total = startup + baserel->rows * MONGO_ROW_COST +
-		baserel->tuples * MONGO_SCAN_COST;
 	int64		limit = info->pushdown ? polyglot_query_limit(root, baserel, info->local_conds == NIL) : 0;
 	List	   *sort = NIL;
 
-	/* unordered; with the LIMIT when no ORDER BY needs the whole result */
-	if (limit > 0 && root->query_pathkeys == NIL)
-	{
-		double		rows = Min((double) limit, baserel->rows);
-
-		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, rows, startup,
-										   startup + rows * MONGO_ROW_COST +
-										   baserel->tuples * MONGO_SCAN_COST, NIL, NULL,
-										   list_make2(NIL, makeInteger((int) limit))));
-	}
-	else
-		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, baserel->rows, startup, total, NIL,
-										   NULL, NIL));
-
-	/* sorted by the server, for the query's ORDER BY (and then its LIMIT) */
-	if (info->pushdown && root->query_pathkeys != NIL &&
-		(sort = polyglot_mongo_sort_spec(baserel, info, root->query_pathkeys)) != NIL)
-	{
-		double		rows = baserel->rows;
-
-		if (limit > 0)
-			rows = Min((double) limit, rows);
-		add_path(baserel, (Path *)
-				 polyglot_foreignscan_path(root, baserel, rows, startup,
-										   startup + rows * MONGO_ROW_COST +
-										   baserel->tuples * MONGO_SCAN_COST +
-										   baserel->rows * MONGO_SORT_COST,
-										   root->query_pathkeys, NULL,
-										   list_make2(sort, makeInteger((int) limit))));
-	}
+	/* unordered, and sorted by the server for the query's ORDER BY */
+	if (info->pushdown && root->query_pathkeys != NIL)
+		sort = polyglot_mongo_sort_spec(baserel, info, root->query_pathkeys);
+	polyglot_add_scan_paths(root, baserel, limit, sort, startup,
+							baserel->tuples * MONGO_SCAN_COST, MONGO_ROW_COST, MONGO_SORT_COST);
 
 	/*
 	 * The inner side of a nested loop: a path parameterized by the other

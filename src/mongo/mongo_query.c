@@ -45,6 +45,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "common/datum.h"
 #include "pg_polyglot.h"
 #include "mongo/mongo.h"
 
@@ -72,15 +73,12 @@ var_column(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 bool
 polyglot_mongo_pushable_type(Oid typid, bool ordering, Oid collation)
 {
-	switch (getBaseType(typid))
+	Oid			base = getBaseType(typid);
+
+	if (polyglot_number_type(base))
+		return true;
+	switch (base)
 	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			return true;
 		case BOOLOID:
 		case UUIDOID:
 			return !ordering;
@@ -132,6 +130,31 @@ const_nonfinite(Expr *expr)
 	return IsA(expr, Const) && polyglot_const_nonfinite((Const *) expr);
 }
 
+/* polyglot_mongo_deparse_expr and the scan it deparses for, as a PolyglotDeparseItem */
+typedef struct MongoDeparse
+{
+	RelOptInfo *baserel;
+	MongoRelInfo *info;
+} MongoDeparse;
+
+static List *
+deparse_item(Expr *expr, void *arg)
+{
+	MongoDeparse *d = (MongoDeparse *) arg;
+
+	return polyglot_mongo_deparse_expr(expr, d->baserel, d->info);
+}
+
+/* The field of a boolean column, as a PolyglotBoolField */
+static const char *
+bool_field(Expr *expr, void *arg)
+{
+	MongoDeparse *d = (MongoDeparse *) arg;
+	MongoColumn *col = var_column(expr, d->baserel, d->info);
+
+	return col && getBaseType(col->typid) == BOOLOID ? col->field : NULL;
+}
+
 /*
  * The filter structure of an expression, or NIL when it cannot be pushed.
  * Forms: ("and"|"or", items), ("cmp", field, op, value#, typid),
@@ -141,32 +164,12 @@ const_nonfinite(Expr *expr)
 List *
 polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 {
+	MongoDeparse d = {baserel, info};
 	MongoColumn *col;
+	List	   *item;
 
-	if (IsA(expr, BoolExpr))
-	{
-		BoolExpr   *b = (BoolExpr *) expr;
-		List	   *items = NIL;
-		ListCell   *lc;
-
-		if (b->boolop == NOT_EXPR)
-		{
-			/* NOT of a boolean column only: elsewhere NULLs would differ */
-			col = var_column(linitial(b->args), baserel, info);
-			if (col && getBaseType(col->typid) == BOOLOID)
-				return list_make3(makeString("bool"), makeString(col->field), makeInteger(0));
-			return NIL;
-		}
-		foreach(lc, b->args)
-		{
-			List	   *item = polyglot_mongo_deparse_expr(lfirst(lc), baserel, info);
-
-			if (item == NIL)
-				return NIL;
-			items = lappend(items, item);
-		}
-		return list_make2(makeString(b->boolop == AND_EXPR ? "and" : "or"), items);
-	}
+	if (polyglot_deparse_boolean(expr, deparse_item, bool_field, &d, &item))
+		return item;
 	if (IsA(expr, OpExpr))
 	{
 		OpExpr	   *op = (OpExpr *) expr;
@@ -239,9 +242,6 @@ polyglot_mongo_deparse_expr(Expr *expr, RelOptInfo *baserel, MongoRelInfo *info)
 		return list_make3(makeString("null"), makeString(col->field),
 						  makeInteger(nt->nulltesttype == IS_NULL));
 	}
-	col = var_column(expr, baserel, info);
-	if (col && getBaseType(col->typid) == BOOLOID)
-		return list_make3(makeString("bool"), makeString(col->field), makeInteger(1));
 	return NIL;
 }
 
