@@ -165,6 +165,89 @@ stream_flush(mongoc_stream_t *stream)
 	return 0;
 }
 
+/* Where a transfer is in an iovec: the segment, and the bytes done in it */
+typedef struct IovCursor
+{
+	mongoc_iovec_t *iov;
+	size_t		count;
+	size_t		cur;
+	size_t		off;
+} IovCursor;
+
+/* The rest of the first segment not done yet and its length, or NULL when all are */
+static char *
+iov_rest(IovCursor *c, size_t *len)
+{
+	while (c->cur < c->count && c->iov[c->cur].iov_len == c->off)
+	{
+		c->cur++;
+		c->off = 0;
+	}
+	if (c->cur == c->count)
+		return NULL;
+	*len = c->iov[c->cur].iov_len - c->off;
+	return (char *) c->iov[c->cur].iov_base + c->off;
+}
+
+/*
+ * Moves bytes between the socket and iov (sending when writing, else
+ * receiving) until iov is done or, reading, at least min_bytes came, waiting
+ * for the socket within timeout_msec (0: no waiting).  Returns the bytes
+ * moved; when it stopped short, s->last_errno says why (ECONNRESET and
+ * *closed when the server closed the connection).
+ */
+static ssize_t
+transfer(PolyglotMongoStream *s, mongoc_iovec_t *iov, size_t iovcnt, bool writing,
+		 size_t min_bytes, int32_t timeout_msec, bool *closed)
+{
+	IovCursor	c = {iov, iovcnt, 0, 0};
+	int64		expire_at = expiry(timeout_msec);
+	ssize_t		total = 0;
+	char	   *rest;
+	size_t		len;
+
+	s->last_errno = 0;
+	*closed = false;
+	while ((rest = iov_rest(&c, &len)) != NULL &&
+		   !(total > 0 && (size_t) total >= min_bytes))
+	{
+		ssize_t		n;
+
+		if (s->fd < 0)
+		{
+			s->last_errno = EBADF;
+			break;
+		}
+		n = writing ? send(s->fd, rest, len, MSG_NOSIGNAL) : recv(s->fd, rest, len, 0);
+		if (n > 0)
+		{
+			total += n;
+			c.off += n;
+			continue;
+		}
+		if (n == 0)
+		{
+			s->last_errno = writing ? EPIPE : ECONNRESET;
+			*closed = !writing;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		{
+			if (timeout_msec != 0 &&
+				wait_socket(s->fd, writing ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE,
+							expire_at) != 0)
+				continue;
+			s->last_errno = timeout_msec == 0 ? EAGAIN : errno;
+		}
+		else
+			s->last_errno = errno;
+		break;
+	}
+	return total;
+}
+
 /*
  * Sends every byte of iov within timeout_msec (0: what goes without
  * waiting).  Returns the bytes sent, or -1 with nothing sent.
@@ -174,48 +257,10 @@ stream_writev(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 			  int32_t timeout_msec)
 {
 	PolyglotMongoStream *s = (PolyglotMongoStream *) stream;
-	int64		expire_at = expiry(timeout_msec);
-	ssize_t		total = 0;
-	size_t		cur = 0;
-	size_t		off = 0;
+	bool		closed;
+	ssize_t		total = transfer(s, iov, iovcnt, true, SIZE_MAX, timeout_msec, &closed);
 
-	s->last_errno = 0;
-	while (cur < iovcnt)
-	{
-		ssize_t		n;
-
-		if (iov[cur].iov_len == off)
-		{
-			cur++;
-			off = 0;
-			continue;
-		}
-		if (s->fd < 0)
-		{
-			s->last_errno = EBADF;
-			break;
-		}
-		n = send(s->fd, (char *) iov[cur].iov_base + off, iov[cur].iov_len - off, MSG_NOSIGNAL);
-		if (n > 0)
-		{
-			total += n;
-			off += n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		{
-			if (timeout_msec != 0 &&
-				wait_socket(s->fd, WL_SOCKET_WRITEABLE, expire_at) != 0)
-				continue;
-			s->last_errno = timeout_msec == 0 ? EAGAIN : errno;
-		}
-		else
-			s->last_errno = n < 0 ? errno : EPIPE;
-		break;
-	}
-	if (total == 0 && cur < iovcnt)
+	if (total == 0 && s->last_errno != 0)
 	{
 		errno = s->last_errno;
 		return -1;
@@ -226,68 +271,22 @@ stream_writev(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 /*
  * Reads into iov at least min_bytes within timeout_msec (0: what is there
  * without waiting).  Returns the bytes read, 0 when the server closed the
- * connection, or -1.
+ * connection before any came, or -1.
  */
 static ssize_t
 stream_readv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt,
 			 size_t min_bytes, int32_t timeout_msec)
 {
 	PolyglotMongoStream *s = (PolyglotMongoStream *) stream;
-	int64		expire_at = expiry(timeout_msec);
-	ssize_t		total = 0;
-	size_t		cur = 0;
-	size_t		off = 0;
+	bool		closed;
+	ssize_t		total = transfer(s, iov, iovcnt, false, min_bytes, timeout_msec, &closed);
 
-	s->last_errno = 0;
-	while (cur < iovcnt)
-	{
-		ssize_t		n;
-
-		if (iov[cur].iov_len == off)
-		{
-			cur++;
-			off = 0;
-			continue;
-		}
-		if (total > 0 && (size_t) total >= min_bytes)
-			break;
-		if (s->fd < 0)
-		{
-			s->last_errno = EBADF;
-			return -1;
-		}
-		n = recv(s->fd, (char *) iov[cur].iov_base + off, iov[cur].iov_len - off, 0);
-		if (n > 0)
-		{
-			total += n;
-			off += n;
-			continue;
-		}
-		if (n == 0)
-		{
-			if ((size_t) total >= min_bytes && total > 0)
-				break;
-			/* the server closed the connection */
-			s->last_errno = ECONNRESET;
-			return total > 0 ? -1 : 0;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-		{
-			if (timeout_msec != 0 &&
-				wait_socket(s->fd, WL_SOCKET_READABLE, expire_at) != 0)
-				continue;
-			s->last_errno = timeout_msec == 0 ? EAGAIN : errno;
-		}
-		else
-			s->last_errno = errno;
-		if (total > 0 && (size_t) total >= min_bytes)
-			break;
-		errno = s->last_errno;
-		return -1;
-	}
-	return total;
+	if (s->last_errno == 0)
+		return total;
+	if (closed && total == 0)
+		return 0;
+	errno = s->last_errno;
+	return -1;
 }
 
 static int
