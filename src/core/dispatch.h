@@ -110,6 +110,20 @@ typedef struct PolyglotSink
 	List	   *(*store_keys) (PolyglotRoute *route, void **state, MemoryContext state_cxt);
 } PolyglotSink;
 
+/*
+ * The callbacks every sink of this extension has, named after its prefix
+ * (redis: redis_prepare, redis_payload, ...): a sink's definition is
+ * { POLYGLOT_SINK_CALLBACKS(redis), and the optional ones it has }.
+ */
+#define POLYGLOT_SINK_CALLBACKS(prefix) \
+	.prepare = prefix##_prepare, \
+	.payload = prefix##_payload, \
+	.send = prefix##_send, \
+	.finish = prefix##_finish, \
+	.abandon = prefix##_abandon, \
+	.verify = prefix##_verify, \
+	.store_keys = prefix##_store_keys
+
 extern const PolyglotSink polyglot_redis_sink;
 extern const PolyglotSink polyglot_mongo_sink;
 extern const PolyglotSink polyglot_elastic_sink;

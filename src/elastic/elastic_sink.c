@@ -688,12 +688,6 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 }
 
 const PolyglotSink polyglot_elastic_sink = {
-	.prepare = elastic_prepare,
-	.payload = elastic_payload,
+	POLYGLOT_SINK_CALLBACKS(elastic),
 	.render_row = elastic_render_row,
-	.send = elastic_send,
-	.finish = elastic_finish,
-	.abandon = elastic_abandon,
-	.verify = elastic_verify,
-	.store_keys = elastic_store_keys,
 };

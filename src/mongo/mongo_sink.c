@@ -934,12 +934,6 @@ mongo_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 }
 
 const PolyglotSink polyglot_mongo_sink = {
-	.prepare = mongo_prepare,
-	.payload = mongo_payload,
+	POLYGLOT_SINK_CALLBACKS(mongo),
 	.render_row = mongo_render_row,
-	.send = mongo_send,
-	.finish = mongo_finish,
-	.abandon = mongo_abandon,
-	.verify = mongo_verify,
-	.store_keys = mongo_store_keys,
 };

@@ -946,12 +946,6 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 }
 
 const PolyglotSink polyglot_redis_sink = {
-	.prepare = redis_prepare,
-	.payload = redis_payload,
-	.send = redis_send,
-	.finish = redis_finish,
-	.abandon = redis_abandon,
+	POLYGLOT_SINK_CALLBACKS(redis),
 	.verify_unsupported = redis_verify_unsupported,
-	.verify = redis_verify,
-	.store_keys = redis_store_keys,
 };
