@@ -258,31 +258,19 @@ extern void polyglot_shared_modify_routine(struct FdwRoutine *routine);
  * them with these and then what is its own (upper paths, import).  Batch
  * INSERT exists from PostgreSQL 14, the oldest version supported.
  */
-#define POLYGLOT_SET_SCAN_CALLBACKS(routine, prefix) \
-	do { \
-		(routine)->GetForeignRelSize = prefix##GetForeignRelSize; \
-		(routine)->GetForeignPaths = prefix##GetForeignPaths; \
-		(routine)->GetForeignPlan = prefix##GetForeignPlan; \
-		(routine)->BeginForeignScan = prefix##BeginForeignScan; \
-		(routine)->IterateForeignScan = prefix##IterateForeignScan; \
-		(routine)->ReScanForeignScan = prefix##ReScanForeignScan; \
-		(routine)->EndForeignScan = prefix##EndForeignScan; \
-		(routine)->ExplainForeignScan = prefix##ExplainForeignScan; \
-	} while (0)
-#define POLYGLOT_SET_MODIFY_CALLBACKS(routine, prefix) \
-	do { \
-		(routine)->AddForeignUpdateTargets = prefix##AddForeignUpdateTargets; \
-		(routine)->PlanForeignModify = prefix##PlanForeignModify; \
-		(routine)->BeginForeignModify = prefix##BeginForeignModify; \
-		(routine)->ExecForeignInsert = prefix##ExecForeignInsert; \
-		(routine)->ExecForeignBatchInsert = prefix##ExecForeignBatchInsert; \
-		(routine)->ExecForeignUpdate = prefix##ExecForeignUpdate; \
-		(routine)->ExecForeignDelete = prefix##ExecForeignDelete; \
-		(routine)->EndForeignModify = prefix##EndForeignModify; \
-		(routine)->BeginForeignInsert = prefix##BeginForeignInsert; \
-		(routine)->ExplainForeignModify = prefix##ExplainForeignModify; \
-		polyglot_shared_modify_routine(routine); \
-	} while (0)
+#define POLYGLOT_CALLBACK(routine, prefix, name) ((routine)->name = prefix##name)
+#define POLYGLOT_SET_SCAN_CALLBACKS(r, p) \
+	(POLYGLOT_CALLBACK(r, p, GetForeignRelSize), POLYGLOT_CALLBACK(r, p, GetForeignPaths), \
+	 POLYGLOT_CALLBACK(r, p, GetForeignPlan), POLYGLOT_CALLBACK(r, p, BeginForeignScan), \
+	 POLYGLOT_CALLBACK(r, p, IterateForeignScan), POLYGLOT_CALLBACK(r, p, ReScanForeignScan), \
+	 POLYGLOT_CALLBACK(r, p, EndForeignScan), POLYGLOT_CALLBACK(r, p, ExplainForeignScan))
+#define POLYGLOT_SET_MODIFY_CALLBACKS(r, p) \
+	(POLYGLOT_CALLBACK(r, p, AddForeignUpdateTargets), POLYGLOT_CALLBACK(r, p, PlanForeignModify), \
+	 POLYGLOT_CALLBACK(r, p, BeginForeignModify), POLYGLOT_CALLBACK(r, p, ExecForeignInsert), \
+	 POLYGLOT_CALLBACK(r, p, ExecForeignBatchInsert), POLYGLOT_CALLBACK(r, p, ExecForeignUpdate), \
+	 POLYGLOT_CALLBACK(r, p, ExecForeignDelete), POLYGLOT_CALLBACK(r, p, EndForeignModify), \
+	 POLYGLOT_CALLBACK(r, p, BeginForeignInsert), POLYGLOT_CALLBACK(r, p, ExplainForeignModify), \
+	 polyglot_shared_modify_routine(r))
 
 /*
  * create_foreignscan_path() and create_foreign_upper_path() across

@@ -550,12 +550,9 @@ bson_too_deep(const bson_iter_t *iter, int max)
 	return false;
 }
 
-/*
- * A value as relaxed Extended JSON, in palloc'd memory.  A value nested
- * deeper than libbson writes is an error, never a document cut off.
- */
-static char *
-bson_value_json(const bson_iter_t *iter)
+/* A value as relaxed Extended JSON, in palloc'd memory */
+char *
+polyglot_bson_value_json(const bson_value_t *value)
 {
 	bson_t		wrap = BSON_INITIALIZER;
 	char	   *json;
@@ -563,14 +560,8 @@ bson_value_json(const bson_iter_t *iter)
 	size_t		len;
 	char	   *start;
 
-	if (bson_too_deep(iter, BSON_JSON_MAX_DEPTH))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("MongoDB value nested deeper than %d levels cannot be read as JSON",
-						BSON_JSON_MAX_DEPTH)));
-
 	/* libbson renders documents; wrap the value in {"v": ...} and cut */
-	bson_append_iter(&wrap, "v", 1, iter);
+	bson_append_value(&wrap, "v", 1, value);
 	json = bson_as_relaxed_extended_json(&wrap, &len);
 	bson_destroy(&wrap);
 	if (json == NULL)
@@ -595,6 +586,21 @@ bson_value_json(const bson_iter_t *iter)
 	result = pnstrdup(start, len);
 	bson_free(json);
 	return result;
+}
+
+/*
+ * The value at iter as relaxed Extended JSON.  A value nested deeper than
+ * libbson writes is an error, never a document cut off.
+ */
+static char *
+bson_value_json(const bson_iter_t *iter)
+{
+	if (bson_too_deep(iter, BSON_JSON_MAX_DEPTH))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("MongoDB value nested deeper than %d levels cannot be read as JSON",
+						BSON_JSON_MAX_DEPTH)));
+	return polyglot_bson_value_json(bson_iter_value((bson_iter_t *) iter));
 }
 
 /*

@@ -655,11 +655,6 @@ id_json(const bson_value_t *id)
 static char *
 id_name(const bson_value_t *id)
 {
-	bson_t		doc = BSON_INITIALIZER;
-	char	   *json;
-	char	   *name;
-	size_t		len;
-
 	switch (id->value_type)
 	{
 		case BSON_TYPE_UTF8:
@@ -669,15 +664,8 @@ id_name(const bson_value_t *id)
 		case BSON_TYPE_INT64:
 			return psprintf(INT64_FORMAT, (int64) id->value.v_int64);
 		default:
-			break;
+			return polyglot_bson_value_json(id);
 	}
-	bson_append_value(&doc, "_id", 3, id);
-	json = bson_as_relaxed_extended_json(&doc, &len);
-	/* { "_id" : <value> } */
-	name = json && len > 12 ? pnstrdup(json + 10, len - 12) : pstrdup("?");
-	bson_free(json);
-	bson_destroy(&doc);
-	return name;
 }
 
 /* The rows of a chunk against the collection: one find by _id $in */
