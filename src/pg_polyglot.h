@@ -217,6 +217,10 @@ extern void polyglot_add_parameterized_paths(struct PlannerInfo *root,
 extern void polyglot_add_scan_paths(struct PlannerInfo *root, struct RelOptInfo *baserel,
 									int64 limit, List *sort, double startup, double fixed,
 									double row_cost, double sort_cost);
+extern bool polyglot_grouping_pushable(struct PlannerInfo *root, int stage,
+									   struct RelOptInfo *input_rel,
+									   struct RelOptInfo *output_rel, void *extra,
+									   bool group_by);
 typedef List *(*PolyglotDeparseItem) (Expr *expr, void *arg);
 typedef const char *(*PolyglotBoolField) (Expr *expr, void *arg);
 extern bool polyglot_deparse_boolean(Expr *expr, PolyglotDeparseItem deparse,

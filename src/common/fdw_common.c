@@ -179,6 +179,26 @@ polyglot_add_scan_paths(PlannerInfo *root, RelOptInfo *baserel, int64 limit, Lis
 }
 
 /*
+ * Whether the grouping above a scan may go to the store, as far as the
+ * query tells: the grouping stage of one base relation not planned yet,
+ * without grouping sets, HAVING or partitionwise aggregation, and without
+ * GROUP BY unless group_by.  The store then checks its own relation (every
+ * condition pushed) and the aggregates.
+ */
+bool
+polyglot_grouping_pushable(PlannerInfo *root, int stage, RelOptInfo *input_rel,
+						   RelOptInfo *output_rel, void *extra, bool group_by)
+{
+	Query	   *parse = root->parse;
+
+	return stage == UPPERREL_GROUP_AGG && input_rel->reloptkind == RELOPT_BASEREL &&
+		output_rel->fdw_private == NULL && input_rel->fdw_private != NULL &&
+		(group_by || parse->groupClause == NIL) &&
+		parse->groupingSets == NIL && parse->havingQual == NULL &&
+		((GroupPathExtraData *) extra)->patype == PARTITIONWISE_AGGREGATE_NONE;
+}
+
+/*
  * The boolean structure of a filter, as every store that pushes filters
  * down renders it: AND and OR become ("and"|"or", items) when each argument
  * deparses (deparse returns an argument's item, or NIL); a boolean column

@@ -1007,6 +1007,20 @@ bool		polyglot_io_timed_out = false;
 static bool slow_split = false;
 
 /*
+ * Ereports when the route's server was dropped since the route was loaded:
+ * a sink's first step, before it asks for a connection.
+ */
+void
+polyglot_route_require_server(PolyglotRoute *route)
+{
+	if (route->server == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the server of route %d no longer exists", route->id),
+				 errhint("Drop the route with polyglot.unsync().")));
+}
+
+/*
  * Does the route's store answer a ping (its registry entry's ping: a round
  * trip on a connection of the route's server and user mapping, within
  * io_timeout)?  Never ereports.

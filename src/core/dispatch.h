@@ -136,6 +136,7 @@ extern bool polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *
 
 extern List *polyglot_load_routes(int32 route_id, MemoryContext cxt);
 extern const PolyglotSink *polyglot_sink_for(PolyglotRoute *route);
+extern void polyglot_route_require_server(PolyglotRoute *route);
 extern void polyglot_read_rows(PolyglotRoute *route, const PolyglotSink *sink,
 							   PolyglotPayload payload, List *items, MemoryContext cxt);
 extern void polyglot_read_rows_bounded(PolyglotRoute *route, const PolyglotSink *sink,

@@ -407,6 +407,19 @@ polyglot_register_launcher(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* The start of a launcher's or worker's turn: its latch reset, interrupts and a reload served */
+static void
+wake_up(void)
+{
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
 /* The OIDs of the databases a worker may serve (launcher: no database). */
 static List *
 list_databases(void)
@@ -494,13 +507,7 @@ polyglot_launcher_main(Datum main_arg)
 		long		timeout = POLYGLOT_LAUNCHER_RESCAN_MS;
 		int			i;
 
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		wake_up();
 
 		/* new databases get a worker that checks for the extension */
 		if (now >= next_rescan)
@@ -821,13 +828,7 @@ polyglot_worker_main(Datum main_arg)
 		MemoryContext old;
 		TimestampTz round_start;
 
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		wake_up();
 
 		round_start = GetCurrentTimestamp();
 		pgstat_report_activity(STATE_RUNNING, "delivering");

@@ -543,16 +543,21 @@ polyglot_elastic_request_cancel(PolyglotConnPin *pin)
 	polyglot_conncache_unpin(pin);
 }
 
+/* The value at key in a jsonb object container, when there is one of that type */
+static bool
+json_member(JsonbContainer *container, const char *key, enum jbvType type, JsonbValue *v)
+{
+	return container != NULL && JsonContainerIsObject(container) &&
+		getKeyJsonValueFromContainer(container, key, strlen(key), v) && v->type == type;
+}
+
 /* The string value at key in a jsonb object container, or NULL (also for a container that is not an object). */
 char *
 polyglot_elastic_json_string(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
-	if (container == NULL || !JsonContainerIsObject(container) ||
-		!getKeyJsonValueFromContainer(container, key, strlen(key), &v))
-		return NULL;
-	if (v.type != jbvString)
+	if (!json_member(container, key, jbvString, &v))
 		return NULL;
 	return pnstrdup(v.val.string.val, v.val.string.len);
 }
@@ -563,10 +568,7 @@ polyglot_elastic_json_object(JsonbContainer *container, const char *key)
 {
 	JsonbValue	v;
 
-	if (container == NULL || !JsonContainerIsObject(container) ||
-		!getKeyJsonValueFromContainer(container, key, strlen(key), &v))
-		return NULL;
-	if (v.type != jbvBinary)
+	if (!json_member(container, key, jbvBinary, &v))
 		return NULL;
 	return v.val.binary.data;
 }

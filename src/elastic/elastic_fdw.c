@@ -342,17 +342,13 @@ elasticGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptIn
 							RelOptInfo *output_rel, void *extra)
 {
 	ElasticRelInfo *info;
-	Query	   *parse = root->parse;
 	PathTarget *target = output_rel->reltarget;
 	List	   *scan_tlist;
 
-	if (stage != UPPERREL_GROUP_AGG || input_rel->reloptkind != RELOPT_BASEREL ||
-		output_rel->fdw_private != NULL)
+	if (!polyglot_grouping_pushable(root, stage, input_rel, output_rel, extra, false))
 		return;
 	info = (ElasticRelInfo *) input_rel->fdw_private;
-	if (info == NULL || !info->pushdown || info->local_conds != NIL ||
-		parse->groupClause || parse->groupingSets || parse->havingQual ||
-		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
+	if (!info->pushdown || info->local_conds != NIL)
 		return;
 	scan_tlist = polyglot_elastic_count_tlist(target);
 	if (scan_tlist == NIL)

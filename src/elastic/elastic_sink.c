@@ -98,11 +98,7 @@ elastic_payload(PolyglotRoute *route)
 static void
 elastic_prepare(PolyglotRoute *route)
 {
-	if (route->server == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the server of route %d no longer exists", route->id),
-				 errhint("Drop the route with polyglot.unsync().")));
+	polyglot_route_require_server(route);
 	route->sink_private = palloc0(sizeof(ElasticRouteState));
 }
 

@@ -363,13 +363,10 @@ mongoGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage, RelOptInfo
 	double		ngroups = 1;
 	Cost		startup;
 
-	if (stage != UPPERREL_GROUP_AGG || input_rel->reloptkind != RELOPT_BASEREL ||
-		output_rel->fdw_private != NULL)
+	if (!polyglot_grouping_pushable(root, stage, input_rel, output_rel, extra, true))
 		return;
 	info = (MongoRelInfo *) input_rel->fdw_private;
-	if (info == NULL || !info->pushdown || info->local_conds != NIL ||
-		parse->groupingSets || parse->havingQual ||
-		((GroupPathExtraData *) extra)->patype != PARTITIONWISE_AGGREGATE_NONE)
+	if (!info->pushdown || info->local_conds != NIL)
 		return;
 
 	agg = palloc0(sizeof(MongoAggInfo));

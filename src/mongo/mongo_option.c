@@ -82,46 +82,42 @@ check_uri(const char *name, const char *value)
 }
 
 /*
- * MongoDB's rules for database names, for a foreign server or table option
- * (name) or a route's option (name NULL).
+ * The error of a name MongoDB refuses (kind: "database", "collection"), in
+ * a foreign server or table option (name) or a route's option (name NULL).
  */
-void
-polyglot_mongo_check_database(const char *name, const char *value)
+static void
+bad_name(const char *kind, const char *name, const char *value, const char *rules)
 {
-	if (value[0] != '\0' && strlen(value) < 64 && strpbrk(value, "/\\. \"$") == NULL)
-		return;
 	if (name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid MongoDB database name \"%s\"", value),
-				 errdetail("A database name is not empty, has fewer than 64 bytes and none of the characters /\\. \"$.")));
+				 errmsg("invalid MongoDB %s name \"%s\"", kind, value),
+				 errdetail_internal("%s", rules)));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-			 errmsg("invalid MongoDB database name \"%s\" in option \"%s\"", value, name),
-			 errdetail("A database name has fewer than 64 bytes and none of the characters /\\. \"$.")));
+			 errmsg("invalid MongoDB %s name \"%s\" in option \"%s\"", kind, value, name),
+			 errdetail_internal("%s", rules)));
 }
 
-/*
- * MongoDB's rules for collection names, for a foreign table option (name)
- * or a route's option (name NULL).
- */
+/* MongoDB's rules for database names, for an option (name) or a route's (name NULL) */
+void
+polyglot_mongo_check_database(const char *name, const char *value)
+{
+	if (value[0] == '\0' || strlen(value) >= 64 || strpbrk(value, "/\\. \"$") != NULL)
+		bad_name("database", name, value,
+				 "A database name is not empty, has fewer than 64 bytes and none of the characters /\\. \"$.");
+}
+
+/* MongoDB's rules for collection names, for an option (name) or a route's (name NULL) */
 void
 polyglot_mongo_check_collection(const char *name, const char *value)
 {
 	size_t		len = strlen(value);
 
-	if (len > 0 && len <= 255 && strchr(value, '$') == NULL &&
-		strncmp(value, "system.", 7) != 0 && value[0] != '.' && value[len - 1] != '.')
-		return;
-	if (name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid MongoDB collection name \"%s\"", value),
-				 errdetail("A collection name has 1 to 255 bytes, contains no \"$\", does not start with \"system.\" and neither starts nor ends with a dot.")));
-	ereport(ERROR,
-			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-			 errmsg("invalid MongoDB collection name \"%s\" in option \"%s\"", value, name),
-			 errdetail("A collection name has at most 255 bytes, contains no \"$\", does not start with \"system.\" and neither starts nor ends with a dot.")));
+	if (len == 0 || len > 255 || strchr(value, '$') != NULL ||
+		strncmp(value, "system.", 7) == 0 || value[0] == '.' || value[len - 1] == '.')
+		bad_name("collection", name, value,
+				 "A collection name has 1 to 255 bytes, contains no \"$\", does not start with \"system.\" and neither starts nor ends with a dot.");
 }
 
 /* A dotted path: non-empty segments, none starting with $ */

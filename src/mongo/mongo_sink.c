@@ -108,11 +108,7 @@ mongo_prepare(PolyglotRoute *route)
 	MongoConn  *conn;
 	int		   *flags = palloc0(sizeof(int));
 
-	if (route->server == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the server of route %d no longer exists", route->id),
-				 errhint("Drop the route with polyglot.unsync().")));
+	polyglot_route_require_server(route);
 	conn = polyglot_mongo_get_connection(route->server, route->user);
 	polyglot_mongo_read_flavor(conn);
 	/* FerretDB closes the connection on a NaN: that key must fail alone */
@@ -510,11 +506,7 @@ mongo_send(PolyglotRoute *route, List *items)
 	int			start = 0;
 	int			i;
 
-	if (route->server == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the server of route %d no longer exists", route->id),
-				 errhint("Drop the route with polyglot.unsync().")));
+	polyglot_route_require_server(route);
 	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(nitems, 1));
 	sent->nitems = nitems;
 	i = 0;

@@ -374,11 +374,7 @@ redis_send(PolyglotRoute *route, List *items)
 
 	if (tmpl == NULL)
 		elog(ERROR, "pg_polyglot: route %d has no key template", route->id);
-	if (route->server == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the server of route %d no longer exists", route->id),
-				 errhint("Drop the route with polyglot.unsync().")));
+	polyglot_route_require_server(route);
 	conn = polyglot_redis_get_connection(route->server, route->user);
 
 	/*
