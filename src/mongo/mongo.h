@@ -87,7 +87,7 @@ extern void polyglot_bson_append_eq(bson_t *doc, const char *key, int keylen,
 extern void polyglot_bson_append_id_in(bson_t *filter, const bson_value_t *ids, int nids);
 
 extern char *polyglot_bson_document_json(const bson_t *doc);
-extern char *polyglot_bson_value_json(const bson_value_t *value);
+extern char *polyglot_bson_value_json(const bson_value_t *value, const char *unrenderable);
 extern const char *polyglot_bson_type_name(bson_type_t type);
 extern Datum polyglot_bson_to_datum(const bson_iter_t *iter, Oid typid, int32 typmod,
 									bool *isnull);

@@ -550,9 +550,12 @@ bson_too_deep(const bson_iter_t *iter, int max)
 	return false;
 }
 
-/* A value as relaxed Extended JSON, in palloc'd memory */
+/*
+ * A value as relaxed Extended JSON, in palloc'd memory, or a copy of
+ * unrenderable when libbson cannot write it (a string that is not UTF-8).
+ */
 char *
-polyglot_bson_value_json(const bson_value_t *value)
+polyglot_bson_value_json(const bson_value_t *value, const char *unrenderable)
 {
 	bson_t		wrap = BSON_INITIALIZER;
 	char	   *json;
@@ -565,7 +568,7 @@ polyglot_bson_value_json(const bson_value_t *value)
 	json = bson_as_relaxed_extended_json(&wrap, &len);
 	bson_destroy(&wrap);
 	if (json == NULL)
-		return pstrdup("null");
+		return pstrdup(unrenderable);
 	/* { "v" : VALUE } */
 	start = strchr(json, ':');
 	start = start ? start + 1 : json;
@@ -600,7 +603,7 @@ bson_value_json(const bson_iter_t *iter)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("MongoDB value nested deeper than %d levels cannot be read as JSON",
 						BSON_JSON_MAX_DEPTH)));
-	return polyglot_bson_value_json(bson_iter_value((bson_iter_t *) iter));
+	return polyglot_bson_value_json(bson_iter_value((bson_iter_t *) iter), "null");
 }
 
 /*

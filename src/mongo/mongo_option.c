@@ -92,11 +92,11 @@ bad_name(const char *kind, const char *name, const char *value, const char *rule
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid MongoDB %s name \"%s\"", kind, value),
-				 errdetail_internal("%s", rules)));
+				 errdetail("%s", rules)));
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 			 errmsg("invalid MongoDB %s name \"%s\" in option \"%s\"", kind, value, name),
-			 errdetail_internal("%s", rules)));
+			 errdetail("%s", rules)));
 }
 
 /* MongoDB's rules for database names, for an option (name) or a route's (name NULL) */

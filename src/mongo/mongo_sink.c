@@ -656,7 +656,7 @@ id_name(const bson_value_t *id)
 		case BSON_TYPE_INT64:
 			return psprintf(INT64_FORMAT, (int64) id->value.v_int64);
 		default:
-			return polyglot_bson_value_json(id);
+			return polyglot_bson_value_json(id, "?");
 	}
 }
 
