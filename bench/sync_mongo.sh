@@ -34,7 +34,9 @@ cc -O2 -o "$TMP/raw" bench/mongo_raw_insert.c $(pkg-config --cflags --libs libmo
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-wait_empty='DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM polyglot.outbox) LOOP PERFORM pg_sleep(0.002); END LOOP; END $$;'
+# an empty outbox, and no backfill still to enqueue rows (a backfill goes in
+# steps: the outbox can be empty between two)
+wait_empty='DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM polyglot.outbox) OR EXISTS (SELECT 1 FROM polyglot.route_state WHERE backfill_started_at IS NOT NULL AND backfill_finished_at IS NULL) LOOP PERFORM pg_sleep(0.002); END LOOP; END $$;'
 # timed_drain ROUTE EVENTS: resume, wait for an empty outbox, pause; prints events/s
 timed_drain() {
 	psql_q -At <<SQL
