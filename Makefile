@@ -106,6 +106,17 @@ all:
 	@echo "PostgreSQL server headers not found: run 'test/stack.sh install' (or make test)" >&2; exit 1
 endif
 
+# A pg_config may report the warning options of another compiler than the
+# one here (a build of PostgreSQL made with a newer gcc or with clang:
+# -Wmissing-variable-declarations is unknown to gcc 12, which then refuses
+# to compile anything).  Those $(CC) complains about are left out, each
+# checked once per make run.
+ifneq ($(wildcard $(PGXS)),)
+polyglot_unknown_warnings := $(shell for f in $(sort $(filter -W%,$(CFLAGS))); do \
+	$(CC) -Wall $$f -E -x c /dev/null 2>&1 >/dev/null | grep -q . && echo "$$f"; done)
+override CFLAGS := $(filter-out $(polyglot_unknown_warnings),$(CFLAGS))
+endif
+
 # The exported names, from the pg_finfo_ records the objects define
 pg_polyglot.exports: $(OBJS)
 	{ echo '{ global: _PG_init; Pg_magic_func;'; \
