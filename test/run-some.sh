@@ -76,7 +76,7 @@ for a in "$@"; do
 	esac
 done
 if [ ${#regress[@]} -gt 0 ]; then
-	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_BIN" \
+	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_CLIENT_BIN" \
 		--dbname=contrib_regression --load-extension=pg_polyglot "${regress[@]}" || rc=1
 fi
 if [ ${#integration[@]} -gt 0 ]; then
@@ -88,7 +88,7 @@ if [ ${#integration[@]} -gt 0 ]; then
 		suite_fds+=("$fd")
 	done
 	"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
-		--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
+		--bindir="$PG_CLIENT_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
 		"${integration[@]}" || rc=1
 	for fd in "${suite_fds[@]}"; do exec {fd}>&-; done
 fi

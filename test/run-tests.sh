@@ -135,7 +135,7 @@ redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ACL SETUSER polyglot_test reset on \
 if [[ $parts == *,regress,* ]]; then
 	log "pg_regress: suites that need no store"
 	REGRESS=$(make -s -f Makefile print-regress 2>/dev/null)
-	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_BIN" \
+	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_CLIENT_BIN" \
 		--dbname=contrib_regression --load-extension=pg_polyglot $REGRESS \
 		2>&1 | tee /tmp/pg_polyglot-regress.out
 	count_pg_regress /tmp/pg_polyglot-regress.out "pg_regress" regression.diffs
@@ -144,7 +144,7 @@ fi
 if [[ $parts == *,integration,* ]]; then
 	log "pg_regress: integration suites against the real servers"
 	"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
-		--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
+		--bindir="$PG_CLIENT_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
 		--schedule=test/integration/schedule \
 		2>&1 | tee /tmp/pg_polyglot-integration.out
 	count_pg_regress /tmp/pg_polyglot-integration.out "integration" test/integration/regression.diffs

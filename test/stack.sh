@@ -750,12 +750,23 @@ cmd_status() {
 	return $rc
 }
 
+# The psql that runs the suites: they read the environment with \getenv,
+# which psql has from 15 on; a newer psql talks to an older server.
+pg_client_bin() {
+	if [ "$PG_MAJOR" -lt 15 ]; then
+		echo "/usr/lib/postgresql/$DEBIAN_PG_MAJOR/bin"
+	else
+		echo "$PG_BIN"
+	fi
+}
+
 cmd_env() {
 	cat <<-EOF
 	export POLYGLOT_STACK_DIR='$STACK_DIR'
 	export POLYGLOT_STACK_USER='$STACK_USER'
 	export PG_MAJOR='$PG_MAJOR'
 	export PG_BIN='$PG_BIN'
+	export PG_CLIENT_BIN='$(pg_client_bin)'
 	export PGHOST='$PG_SOCKET_DIR'
 	export PGPORT='$PG_PORT'
 	export PGUSER="\${PGUSER:-\$(id -un)}"
