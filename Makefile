@@ -3,7 +3,11 @@
 #   make                build the extension
 #   make install        install it into the PostgreSQL found by PG_CONFIG
 #   make test           install and start the local stack, build, install,
-#                       run every suite, print "N passed, N failed"
+#                       run every suite, print "N passed, N failed": on
+#                       PostgreSQL 15 and 18 all of them, on 14, 16 and 17
+#                       the pg_regress and integration suites
+#   make test PG_MAJOR=N  every suite on PostgreSQL N only (14 to 18)
+#   make test-all       every suite on each of 14, 15, 16, 17 and 18
 #   make demo           the same set-up, then a walkthrough
 #   make test-asan      make test with the library built with AddressSanitizer
 #   make installcheck   only the pg_regress suites that need no store, on a
@@ -106,6 +110,17 @@ all:
 	@echo "PostgreSQL server headers not found: run 'test/stack.sh install' (or make test)" >&2; exit 1
 endif
 
+# A pg_config may report the warning options of another compiler than the
+# one here (a build of PostgreSQL made with a newer gcc or with clang:
+# -Wmissing-variable-declarations is unknown to gcc 12, which then refuses
+# to compile anything).  Those $(CC) complains about are left out, each
+# checked once per make run.
+ifneq ($(wildcard $(PGXS)),)
+polyglot_unknown_warnings := $(shell for f in $(sort $(filter -W%,$(CFLAGS))); do \
+	$(CC) -Wall $$f -E -x c /dev/null 2>&1 >/dev/null | grep -q . && echo "$$f"; done)
+override CFLAGS := $(filter-out $(polyglot_unknown_warnings),$(CFLAGS))
+endif
+
 # The exported names, from the pg_finfo_ records the objects define
 pg_polyglot.exports: $(OBJS)
 	{ echo '{ global: _PG_init; Pg_magic_func;'; \
@@ -116,7 +131,7 @@ pg_polyglot.exports: $(OBJS)
 
 pg_polyglot$(DLSUFFIX): pg_polyglot.exports
 
-.PHONY: test test-asan demo stack-install stack-start stack-stop print-regress
+.PHONY: test test-all test-asan demo stack-install stack-start stack-stop print-regress
 
 print-regress:
 	@echo $(REGRESS)
@@ -131,9 +146,13 @@ stack-stop:
 	test/stack.sh stop
 
 # Everything from a fresh machine: install and start the stack, build,
-# install, run every suite.  Exit status non-zero when anything failed.
+# install, run every suite, on each PostgreSQL version of the test matrix
+# (test/run-versions.sh).  Exit status non-zero when anything failed.
 test:
-	test/run-tests.sh
+	test/run-versions.sh
+
+test-all:
+	POLYGLOT_TEST_MATRIX="15 14 16 17 18" test/run-versions.sh
 
 demo:
 	test/demo.sh

@@ -5,8 +5,8 @@
  *		option framework used by the three validators, store identification
  *		and the per-store connection entry points.
  *
- * Assumes PostgreSQL 13 or later; version differences are kept behind
- * PG_VERSION_NUM guards in the .c files.
+ * Builds against PostgreSQL 14 to 18: differences that several files meet
+ * are in compat.h, the others behind PG_VERSION_NUM guards where they occur.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +20,7 @@
 #include "portability/instr_time.h"
 #include "utils/jsonb.h"
 
+#include "compat.h"
 #include "defaults.h"
 
 /* Settings (pg_polyglot.c) */
@@ -275,21 +276,5 @@ extern void polyglot_shared_modify_routine(struct FdwRoutine *routine);
 	 POLYGLOT_CALLBACK(r, p, ExecForeignDelete), POLYGLOT_CALLBACK(r, p, EndForeignModify), \
 	 POLYGLOT_CALLBACK(r, p, BeginForeignInsert), POLYGLOT_CALLBACK(r, p, ExplainForeignModify), \
 	 polyglot_shared_modify_routine(r))
-
-/*
- * create_foreignscan_path() and create_foreign_upper_path() across
- * versions: PostgreSQL 17 added the fdw_restrictinfo argument.
- */
-#if PG_VERSION_NUM >= 170000
-#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
-	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, NIL, priv)
-#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
-	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, NIL, priv)
-#else
-#define polyglot_foreignscan_path(root, rel, rows, startup, total, pathkeys, outer, priv) \
-	create_foreignscan_path(root, rel, NULL, rows, startup, total, pathkeys, outer, NULL, priv)
-#define polyglot_upper_path(root, rel, target, rows, startup, total, priv) \
-	create_foreign_upper_path(root, rel, target, rows, startup, total, NIL, NULL, priv)
-#endif
 
 #endif							/* PG_POLYGLOT_H */

@@ -19,16 +19,30 @@ cd "$REPO_DIR"
 # test/stack.sh), a checkout tests on a PostgreSQL of its own beside the
 # stack's, sharing the stores, under a lock of that PostgreSQL's port.  A
 # file .run-some.env at the top of the checkout (not versioned) may set
-# them for that checkout.
+# them for that checkout; the environment wins over the file.  PG_MAJOR=N
+# runs on the stack's PostgreSQL N instead (test/stack.sh).
 if [ -f .run-some.env ]; then
+	given=$(export -p | grep -E '^declare -x POLYGLOT_(STACK_DIR|PG_BIN|PG_DIR|PG_PORT)=' || true)
 	# shellcheck disable=SC1091
 	. ./.run-some.env
-	export POLYGLOT_PG_BIN POLYGLOT_PG_DIR POLYGLOT_PG_PORT
+	eval "$given"
+	if [ -n "${PG_MAJOR:-}" ] && [ -z "$(echo "$given" | grep POLYGLOT_PG_BIN)" ]; then
+		unset POLYGLOT_PG_BIN POLYGLOT_PG_DIR POLYGLOT_PG_PORT
+	fi
+	export POLYGLOT_STACK_DIR POLYGLOT_PG_BIN POLYGLOT_PG_DIR POLYGLOT_PG_PORT
 fi
 if [ -n "${POLYGLOT_PG_BIN:-}" ]; then
 	export PG_CONFIG=$POLYGLOT_PG_BIN/pg_config
+elif [ -n "${PG_MAJOR:-}" ]; then
+	PG_CONFIG=$(test/stack.sh pg-bin "$PG_MAJOR")/pg_config || exit 1
+	export PG_CONFIG PG_MAJOR
 fi
-lock=/tmp/pg_polyglot-stack${POLYGLOT_PG_PORT:+-$POLYGLOT_PG_PORT}.lock
+# the stack's default PostgreSQL keeps the lock's older name
+port=$(test/stack.sh env | sed -n "s/^export PGPORT='\(.*\)'/\1/p")
+lock=/tmp/pg_polyglot-stack.lock
+if [ -n "${POLYGLOT_PG_PORT:-}" ] || [ "$port" != 55432 ]; then
+	lock=/tmp/pg_polyglot-stack-$port.lock
+fi
 
 # flock -o: the lock is held by flock itself, not by the servers this run
 # may (re)start
@@ -62,7 +76,7 @@ for a in "$@"; do
 	esac
 done
 if [ ${#regress[@]} -gt 0 ]; then
-	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_BIN" \
+	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_CLIENT_BIN" \
 		--dbname=contrib_regression --load-extension=pg_polyglot "${regress[@]}" || rc=1
 fi
 if [ ${#integration[@]} -gt 0 ]; then
@@ -74,7 +88,7 @@ if [ ${#integration[@]} -gt 0 ]; then
 		suite_fds+=("$fd")
 	done
 	"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
-		--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
+		--bindir="$PG_CLIENT_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
 		"${integration[@]}" || rc=1
 	for fd in "${suite_fds[@]}"; do exec {fd}>&-; done
 fi

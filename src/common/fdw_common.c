@@ -301,7 +301,7 @@ polyglot_ec_member_is_column(PlannerInfo *root, RelOptInfo *rel, EquivalenceClas
 
 	if (IsA(expr, RelabelType))
 		expr = ((RelabelType *) expr)->arg;
-	return IsA(expr, Var) && ((Var *) expr)->varno == (int) rel->relid &&
+	return IsA(expr, Var) && (Index) ((Var *) expr)->varno == rel->relid &&
 		((Var *) expr)->varattno == *(int *) arg && ((Var *) expr)->varlevelsup == 0;
 }
 

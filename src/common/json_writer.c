@@ -204,7 +204,12 @@ polyglot_json_append(StringInfo buf, PolyglotJsonType *type, Datum value, bool i
 				int			n;
 
 				out = palloc(enclen + 1);
+#if PG_VERSION_NUM >= 180000
+				/* 18 takes the bytes as uint8 */
+				n = pg_b64_encode((const uint8 *) VARDATA_ANY(b), len, out, enclen);
+#else
 				n = pg_b64_encode(VARDATA_ANY(b), len, out, enclen);
+#endif
 				if (n < 0)
 					elog(ERROR, "pg_polyglot: base64 encoding failed");
 				out[n] = '\0';

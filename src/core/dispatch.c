@@ -1195,7 +1195,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 													"pg_polyglot route",
 													ALLOCSET_DEFAULT_SIZES);
 	MemoryContext outer = MemoryContextSwitchTo(route_cxt);
-	const PolyglotSink *sink = polyglot_sink_for(route);
+	const PolyglotSink *volatile sink = polyglot_sink_for(route);
 	Batch	   *volatile prev = NULL;
 	Batch	   *volatile cur = NULL;
 	volatile bool more = false;

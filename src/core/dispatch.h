@@ -25,6 +25,7 @@
 #ifndef POLYGLOT_DISPATCH_H
 #define POLYGLOT_DISPATCH_H
 
+#include "compat.h"
 #include "core/core.h"
 
 /* What a batch query reads of each row, besides the key */
@@ -144,7 +145,7 @@ extern void polyglot_read_rows_bounded(PolyglotRoute *route, const PolyglotSink 
 									   MemoryContext cxt, Size limit, bool *loaded);
 extern Size polyglot_event_bytes(PolyglotEvent *ev, int ncols);
 extern char *polyglot_key_string(List *key, StringInfo scratch);
-extern void polyglot_rethrow_as_data_exception(MemoryContext cxt) pg_attribute_noreturn();
+pg_noreturn extern void polyglot_rethrow_as_data_exception(MemoryContext cxt);
 
 /* verify.c */
 extern bool polyglot_try(void (*fn) (void *arg), void *arg);

@@ -332,7 +332,11 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 	}
 
 	skeys = palloc0(sizeof(ScanKeyData) * nkeys);
+#if PG_VERSION_NUM >= 180000
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), NULL, nkeys, 0);
+#else
 	scan = index_beginscan(rel, idx, GetActiveSnapshot(), nkeys, 0);
+#endif
 	slot = table_slot_create(rel, NULL);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot row",
 								   ALLOCSET_DEFAULT_SIZES);

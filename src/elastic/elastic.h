@@ -83,8 +83,9 @@ extern void polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin
 									 const char *body, size_t bodylen,
 									 ElasticResponse *response);
 extern void polyglot_elastic_request_cancel(PolyglotConnPin *pin);
-extern void polyglot_elastic_report_error(ElasticConn *conn, const ElasticResponse *response,
-								 const char *what) pg_attribute_noreturn();
+pg_noreturn extern void polyglot_elastic_report_error(ElasticConn *conn,
+													 const ElasticResponse *response,
+													 const char *what);
 extern Jsonb *polyglot_elastic_try_parse_json(const char *text);
 extern char *polyglot_elastic_json_string(JsonbContainer *container, const char *key);
 extern JsonbContainer *polyglot_elastic_json_object(JsonbContainer *container, const char *key);

@@ -170,7 +170,12 @@ convert_json(JsonbValue *v, Oid typid, int32 typmod, Oid typinput, Oid typiopara
 			{
 				int			len = pg_b64_dec_len(strlen(text));
 				bytea	   *result = palloc(VARHDRSZ + len);
+#if PG_VERSION_NUM >= 180000
+				/* 18 gives the bytes as uint8 */
+				int			n = pg_b64_decode(text, strlen(text), (uint8 *) VARDATA(result), len);
+#else
 				int			n = pg_b64_decode(text, strlen(text), VARDATA(result), len);
+#endif
 
 				if (n < 0)
 					ereport(ERROR,

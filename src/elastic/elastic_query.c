@@ -537,7 +537,7 @@ polyglot_elastic_sort_spec(RelOptInfo *baserel, ElasticRelInfo *info, List *path
 		EquivalenceClass *ec = pk->pk_eclass;
 		int			attnum = polyglot_pathkey_attnum(pk, baserel, column_attnum, info);
 		ElasticColumn *col;
-		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
+		bool		asc = polyglot_pathkey_ascending(pk);
 		Oid			opclass;
 		Oid			base;
 

@@ -64,11 +64,12 @@ extern void polyglot_mongo_ensure_initialized(void);
 extern MongoConn *polyglot_mongo_get_connection(ForeignServer *server, UserMapping *user);
 extern void polyglot_mongo_read_flavor(MongoConn *conn);
 extern int	polyglot_mongo_bson_flags(const MongoConn *conn);
-extern void polyglot_mongo_report_error(MongoConn *conn, const bson_error_t *error,
-							   const char *what) pg_attribute_noreturn();
-extern void polyglot_mongo_report_pinned_error(MongoConn *conn, const PolyglotConnPin *pin,
-									  const bson_error_t *error,
-									  const char *what) pg_attribute_noreturn();
+pg_noreturn extern void polyglot_mongo_report_error(MongoConn *conn, const bson_error_t *error,
+												   const char *what);
+pg_noreturn extern void polyglot_mongo_report_pinned_error(MongoConn *conn,
+														  const PolyglotConnPin *pin,
+														  const bson_error_t *error,
+														  const char *what);
 extern void polyglot_mongo_release_pinned(mongoc_cursor_t **cursor, mongoc_collection_t **coll,
 										  PolyglotConnPin *pin);
 

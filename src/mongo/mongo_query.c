@@ -641,7 +641,7 @@ polyglot_mongo_sort_spec(RelOptInfo *baserel, MongoRelInfo *info, List *pathkeys
 		EquivalenceClass *ec = pk->pk_eclass;
 		int			attnum = polyglot_pathkey_attnum(pk, baserel, column_attnum, info);
 		MongoColumn *col;
-		bool		asc = pk->pk_strategy == BTLessStrategyNumber;
+		bool		asc = polyglot_pathkey_ascending(pk);
 		Oid			opclass;
 
 		if (attnum == 0)

@@ -87,10 +87,11 @@ extern RedisConn *polyglot_redis_get_connection(ForeignServer *server, UserMappi
 extern redisReply *polyglot_redis_command_argv(RedisConn *conn, int argc,
 									  const char **argv, const size_t *argvlen);
 extern void polyglot_redis_discard_connection(RedisConn *conn);
-extern void polyglot_redis_report_error(RedisConn *conn, redisReply *reply,
-							   const char *what) pg_attribute_noreturn();
-extern void polyglot_redis_report_pinned_error(RedisConn *conn, const PolyglotConnPin *pin,
-									  const char *what) pg_attribute_noreturn();
+pg_noreturn extern void polyglot_redis_report_error(RedisConn *conn, redisReply *reply,
+												   const char *what);
+pg_noreturn extern void polyglot_redis_report_pinned_error(RedisConn *conn,
+														  const PolyglotConnPin *pin,
+														  const char *what);
 
 /* A command under construction, for pipelines (palloc'd arrays) */
 typedef struct RedisCmd

@@ -33,7 +33,7 @@ is_key_var(Expr *expr, RelOptInfo *baserel, RedisTable *t)
 {
 	if (IsA(expr, RelabelType))
 		expr = ((RelabelType *) expr)->arg;
-	return IsA(expr, Var) && ((Var *) expr)->varno == (int) baserel->relid &&
+	return IsA(expr, Var) && (Index) ((Var *) expr)->varno == baserel->relid &&
 		((Var *) expr)->varlevelsup == 0 && ((Var *) expr)->varattno == t->att[RR_KEY];
 }
 

@@ -74,6 +74,7 @@ BEGIN
   RETURN regexp_replace(trim(result), ' +', ' ', 'g');
 END $$;
 \i test/integration/sql/setup.psql
+\i test/integration/sql/explain.psql
 
 \set srv os
 \set url :opensearch_url
@@ -84,5 +85,5 @@ END $$;
 
 DROP SERVER os CASCADE;
 DROP SERVER es CASCADE;
-DROP FUNCTION same_result(text, bool), plan_of(text);
+DROP FUNCTION same_result(text, bool), plan_of(text), explain_analyze(text, bool);
 DROP TABLE src;

@@ -87,6 +87,7 @@ BEGIN
   END LOOP;
   RETURN result || CASE WHEN filtered THEN ' + local filter' ELSE '' END;
 END $$;
+\i test/integration/sql/explain.psql
 CREATE TABLE forms (q text);
 INSERT INTO forms VALUES
   ('SELECT key, value FROM cache WHERE key = ''42'''),
@@ -102,11 +103,9 @@ INSERT INTO forms VALUES
 SELECT q, commands_of(q), same_result(q) FROM forms;
 
 -- round trips: one per batch of keys, one SCAN call and one pipeline per page
-EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g));
+SELECT explain_analyze('SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g))');
 ALTER FOREIGN TABLE cache OPTIONS (ADD batch_size '5000');
-EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g));
+SELECT explain_analyze('SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g))');
 ALTER FOREIGN TABLE cache OPTIONS (DROP batch_size);
 
 -- parameters: a prepared statement, and the inner side of a nested loop
@@ -271,8 +270,7 @@ INSERT INTO outer_rows SELECT g, '42' FROM generate_series(2501, 2510) g;
 INSERT INTO outer_rows VALUES (9998, NULL), (9999, 'missing'), (10000, E'with space\nand newline\ttab'),
   (10001, 'p1'), (10002, 'game');
 ANALYZE outer_rows;
-EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-SELECT o.id, c.value FROM outer_rows o JOIN cache c ON c.key = o.k;
+SELECT explain_analyze('SELECT o.id, c.value FROM outer_rows o JOIN cache c ON c.key = o.k');
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT o.id, c.value FROM outer_rows o LEFT JOIN cache c ON c.key = o.k AND c.value <> 'value 5' WHERE o.id > 2400;
 SELECT o.id, c.value FROM outer_rows o LEFT JOIN cache c ON c.key = o.k AND c.value <> 'value 5'
@@ -300,8 +298,7 @@ INSERT INTO join_forms VALUES
 SELECT q, commands_of(q), same_result(q) FROM join_forms;
 -- the outer order is kept; batches of 7 rows; NULL and missing keys
 ALTER FOREIGN TABLE cache OPTIONS (ADD batch_size '7');
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-SELECT o.id, c.value FROM outer_rows o LEFT JOIN cache c ON c.key = o.k WHERE o.id % 100 = 0 OR o.id > 9000;
+SELECT explain_analyze('SELECT o.id, c.value FROM outer_rows o LEFT JOIN cache c ON c.key = o.k WHERE o.id % 100 = 0 OR o.id > 9000', false);
 SELECT o.id, c.value FROM outer_rows o LEFT JOIN cache c ON c.key = o.k WHERE o.id % 500 = 0 OR o.id > 9000;
 ALTER FOREIGN TABLE cache OPTIONS (DROP batch_size);
 -- rescanned once per row of an enclosing query
@@ -323,6 +320,6 @@ SELECT * FROM wrong_value WHERE key = '1';
 SELECT o.id, w.value FROM outer_rows o JOIN wrong w ON w.key = o.k;
 
 DROP SERVER rs CASCADE;
-DROP FUNCTION same_result(text), commands_of(text);
+DROP FUNCTION same_result(text), commands_of(text), explain_analyze(text, bool);
 DROP TABLE forms, join_forms, outer_rows, wanted, blobs;
 \! redis-cli -p $REDIS_PORT -n 5 FLUSHDB > /dev/null

@@ -19,7 +19,15 @@ CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_po
 --
 SET client_min_messages = error;  -- whatever the wal_level
 CREATE PUBLICATION everything FOR ALL TABLES;
-CREATE PUBLICATION polyglot_schema FOR TABLES IN SCHEMA polyglot;
+DO $$
+BEGIN
+  IF current_setting('server_version_num')::int >= 150000 THEN
+    EXECUTE 'CREATE PUBLICATION polyglot_schema FOR TABLES IN SCHEMA polyglot';
+  ELSE  -- 14 publishes no schema: its tables, one by one
+    EXECUTE (SELECT 'CREATE PUBLICATION polyglot_schema FOR TABLE ' || string_agg(oid::regclass::text, ', ')
+             FROM pg_class WHERE relnamespace = 'polyglot'::regnamespace AND relkind = 'r');
+  END IF;
+END $$;
 RESET client_min_messages;
 SELECT c.relname, c.relreplident,
        EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pkey
