@@ -34,6 +34,8 @@ PolyglotTest::mongo_tool($mongo_uri, 'drop', 'polyglot_tap', 'exporter');
 system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$os_url/$index?ignore_unavailable=true");
 
 my $redis_port = start_redis("$tmp/redis");
+# a private Redis outlives a test that dies unless stopped here
+END { local $?; stop_redis($redis_port) if $redis_port; }
 my $dead_port = PostgreSQL::Test::Cluster::get_free_port();    # nothing listens there
 # someone else's string where a synced hash must go: that key fails alone
 redis_cli($redis_port, 'SET', 'poison:2', 'not a hash');
@@ -251,6 +253,7 @@ $exporter_pid = undef if $stopped;
 
 $node->stop;
 stop_redis($redis_port);
+$redis_port = undef;
 PolyglotTest::mongo_tool($mongo_uri, 'drop', 'polyglot_tap', 'exporter');
 system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$os_url/$index?ignore_unavailable=true");
 done_testing();
