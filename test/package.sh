@@ -9,10 +9,12 @@
 #   test/package.sh             install the .deb for real (apt-get), test,
 #                               then remove it: run before `make install`,
 #                               which it undoes (test/run-tests.sh does so)
-#   test/package.sh --extract   leave the system's PostgreSQL alone: unpack
-#                               the .deb (dpkg -x) into a private copy of
-#                               PostgreSQL 15 and test there (for a machine
-#                               whose stack must keep running)
+#   test/package.sh --overlay   the same install, in a mount namespace of
+#                               its own where /usr, /var and /etc are
+#                               overlays: the system is left as it was (for a
+#                               machine whose stack must keep running)
+#   test/package.sh --extract   without apt: unpack the .deb (dpkg -x) into
+#                               a private copy of PostgreSQL 15, test there
 #
 # Prints one "ok N - check" or "not ok N - check" line per check, and the
 # pg_regress output of the suites; exits non-zero when anything failed.
@@ -29,8 +31,28 @@ mode=install
 case ${1:-} in
 	'') ;;
 	--extract) mode=extract ;;
-	*) echo "usage: $0 [--extract]" >&2; exit 2 ;;
+	--overlay) mode=overlay ;;
+	*) echo "usage: $0 [--overlay | --extract]" >&2; exit 2 ;;
 esac
+
+# --overlay: run again inside a new mount namespace, over overlays whose
+# upper layers are thrown away at the end
+if [ "$mode" = overlay ]; then
+	if [ -z "${POLYGLOT_PACKAGE_OVERLAY:-}" ]; then
+		ns=$(mktemp -d /tmp/pg_polyglot-package-ns.XXXXXX)
+		status=0
+		POLYGLOT_PACKAGE_OVERLAY=$ns unshare --mount --propagation private bash -c '
+			set -e
+			for d in usr var etc; do
+				mkdir -p "$POLYGLOT_PACKAGE_OVERLAY/$d/upper" "$POLYGLOT_PACKAGE_OVERLAY/$d/work"
+				mount -t overlay overlay -o "lowerdir=/$d,upperdir=$POLYGLOT_PACKAGE_OVERLAY/$d/upper,workdir=$POLYGLOT_PACKAGE_OVERLAY/$d/work" "/$d"
+			done
+			exec "$0" --overlay' "$0" || status=$?
+		rm -rf "$ns"
+		exit "$status"
+	fi
+	mode=install
+fi
 
 PG_MAJOR=15
 PACKAGE=postgresql-$PG_MAJOR-polyglot
