@@ -194,9 +194,9 @@ check "debian/control is up to date with debian/control.in (pg_buildext checkcon
 check "the build dependencies are installed (dpkg-checkbuilddeps)" \
 	bash -c "cd '$src' && dpkg-checkbuilddeps"
 build_started=$SECONDS
-# CI=true in the environment must not reach the package's build: Debian
-# builds without -Werror (debian/rules), and warnings are checked here
-if (cd "$src" && env -u CI dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1; then
+# Debian builds without -Werror, whatever CI says (debian/rules): the
+# warnings are checked here instead
+if (cd "$src" && dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1; then
 	pass "dpkg-buildpackage -us -uc -b builds $PACKAGE ($((SECONDS - build_started)) s)"
 else
 	tail -n 40 "$WORK/build.log"
