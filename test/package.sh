@@ -7,8 +7,10 @@
 # store-free pg_regress suites (the Makefile's REGRESS) run against it.
 #
 #   test/package.sh             install the .deb for real (apt-get), test,
-#                               then remove it: run before `make install`,
-#                               which it undoes (test/run-tests.sh does so)
+#                               then purge it, which also removes what an
+#                               earlier `make install` put in the same place:
+#                               run it before `make install` (as
+#                               test/run-tests.sh does)
 #   test/package.sh --overlay   the same install, in a mount namespace of
 #                               its own where /usr, /var and /etc are
 #                               overlays: the system is left as it was (for a
@@ -16,8 +18,9 @@
 #   test/package.sh --extract   without apt: unpack the .deb (dpkg -x) into
 #                               a private copy of PostgreSQL 15, test there
 #
-# Prints one "ok N - check" or "not ok N - check" line per check, and the
-# pg_regress output of the suites; exits non-zero when anything failed.
+# Prints one "ok N - name: what" or "not ok N - name: what" line per check
+# and the pg_regress output of the suites; exits non-zero when anything
+# failed.
 # Everything is built and run under $POLYGLOT_PACKAGE_DIR (default
 # /tmp/pg_polyglot-package, emptied first), outside the repository.  Needs
 # root (apt-get, dpkg) and the `postgres` user of Debian's PostgreSQL.
@@ -96,9 +99,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	{ timeout 300 apt-get update -qq &&
 		timeout 600 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
-		stop "install the build tools (${missing[*]})"
+		stop "build_tools: install the build tools (${missing[*]})"
 fi
-pass "build tools present (debhelper, postgresql-server-dev-all, ...)"
+pass "build_tools: build tools present (debhelper, postgresql-server-dev-all, ...)"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -108,19 +111,19 @@ mkdir -p "$WORK"
 # makes one without touching the tree; none when nothing changed)
 ref=$(git -c user.name=package -c user.email=package@localhost stash create 2>/dev/null || true)
 version=$(python3 -c 'import json; print(json.load(open("META.json"))["version"])') ||
-	stop "read the version from META.json"
+	stop "meta_json: read the version from META.json"
 zip=pg_polyglot-$version.zip
 if make -s dist DIST_REF="${ref:-HEAD}" >"$WORK/dist.log" 2>&1 && [ -f "$zip" ]; then
 	mv "$zip" "$WORK/"
-	pass "make dist makes $zip"
+	pass "make_dist: make dist makes $zip"
 else
 	cat "$WORK/dist.log"
-	stop "make dist makes $zip"
+	stop "make_dist: make dist makes $zip"
 fi
 
 # META.json: what PGXN's meta spec 1.0.0 requires, and versions that agree
 # with the control file, the zip's files and debian/changelog
-check "META.json follows PGXN meta-spec 1.0.0 and agrees with the control file" \
+check "meta_json: META.json follows PGXN meta-spec 1.0.0 and agrees with the control file" \
 	python3 - "$WORK/$zip" <<'EOF'
 import json, re, sys, zipfile
 meta = json.load(open("META.json"))
@@ -160,7 +163,7 @@ EOF
 # suites (with the one file of test/ they use), README, LICENSE, CHANGELOG;
 # none of the project's own test machinery, benchmarks, CI or Debian
 # packaging
-check "the zip has what a build needs and nothing of the tests' machinery" \
+check "dist_contents: the zip has what a build needs and nothing of the tests' machinery" \
 	python3 - "$WORK/$zip" "$version" <<'EOF'
 import subprocess, sys, zipfile
 names = {n.split("/", 1)[1] for n in zipfile.ZipFile(sys.argv[1]).namelist()}
@@ -181,43 +184,43 @@ EOF
 # Built as a Debian maintainer builds it: the release zip, debian/ added
 src=$WORK/build/pg_polyglot-$version
 mkdir -p "$WORK/build"
-(cd "$WORK/build" && unzip -q "$WORK/$zip") || stop "unpack $zip"
+(cd "$WORK/build" && unzip -q "$WORK/$zip") || stop "dist_unpack: unpack $zip"
 cp -r debian "$src/"
 deb_version=$(cd "$src" && dpkg-parsechangelog -S Version)
 if [ "${deb_version%-*}" = "$version" ]; then
-	pass "debian/changelog's version $deb_version is META.json's $version"
+	pass "deb_version: debian/changelog's version $deb_version is META.json's $version"
 else
-	fail "debian/changelog's version $deb_version is META.json's $version"
+	fail "deb_version: debian/changelog's version $deb_version is META.json's $version"
 fi
-check "debian/control is up to date with debian/control.in (pg_buildext checkcontrol)" \
+check "deb_control: debian/control is up to date with debian/control.in (pg_buildext checkcontrol)" \
 	bash -c "cd '$src' && pg_buildext checkcontrol"
-check "the build dependencies are installed (dpkg-checkbuilddeps)" \
+check "build_deps: the build dependencies are installed (dpkg-checkbuilddeps)" \
 	bash -c "cd '$src' && dpkg-checkbuilddeps"
 build_started=$SECONDS
 # Debian builds without -Werror, whatever CI says (debian/rules): the
 # warnings are checked here instead
 if (cd "$src" && dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1; then
-	pass "dpkg-buildpackage -us -uc -b builds $PACKAGE ($((SECONDS - build_started)) s)"
+	pass "deb_build: dpkg-buildpackage -us -uc -b builds $PACKAGE ($((SECONDS - build_started)) s)"
 else
 	tail -n 40 "$WORK/build.log"
-	stop "dpkg-buildpackage -us -uc -b builds $PACKAGE"
+	stop "deb_build: dpkg-buildpackage -us -uc -b builds $PACKAGE"
 fi
 if grep -i -E 'warning' "$WORK/build.log" >"$WORK/warnings.log"; then
-	fail "the package builds without warnings (Debian's flags)" "$(head -n 20 "$WORK/warnings.log")"
+	fail "deb_warnings: the package builds without warnings (Debian's flags)" "$(head -n 20 "$WORK/warnings.log")"
 else
-	pass "the package builds without warnings (Debian's flags)"
+	pass "deb_warnings: the package builds without warnings (Debian's flags)"
 fi
 deb=$(ls "$WORK/build/${PACKAGE}_${deb_version}_"*.deb 2>/dev/null | head -n 1)
-[ -n "$deb" ] || stop "the build made ${PACKAGE}_${deb_version}_*.deb"
+[ -n "$deb" ] || stop "deb_build: the build made ${PACKAGE}_${deb_version}_*.deb"
 depends=$(dpkg-deb -f "$deb" Depends)
 missing=()
 for lib in "postgresql-$PG_MAJOR " libhiredis libmongoc-1.0 libbson-1.0 libcurl; do
 	case " $depends" in *" $lib"*) ;; *) missing+=("$lib") ;; esac
 done
 if [ ${#missing[@]} -eq 0 ]; then
-	pass "the package depends on PostgreSQL $PG_MAJOR and the store libraries"
+	pass "deb_depends: the package depends on PostgreSQL $PG_MAJOR and the store libraries"
 else
-	fail "the package depends on PostgreSQL $PG_MAJOR and the store libraries" \
+	fail "deb_depends: the package depends on PostgreSQL $PG_MAJOR and the store libraries" \
 		"Depends: $depends" "missing: ${missing[*]}"
 fi
 
@@ -225,12 +228,14 @@ fi
 bindir=/usr/lib/postgresql/$PG_MAJOR/bin
 if [ "$mode" = install ]; then
 	log "installing $(basename "$deb") with apt-get"
+	# whatever happens next, the package does not outlive this script
+	trap 'dpkg --purge "$PACKAGE" >/dev/null 2>&1 || true' EXIT
 	if DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
 		--allow-downgrades --reinstall "$deb" >"$WORK/apt.log" 2>&1; then
-		pass "apt-get installs $(basename "$deb")"
+		pass "deb_install: apt-get installs $(basename "$deb")"
 	else
 		cat "$WORK/apt.log"
-		stop "apt-get installs $(basename "$deb")"
+		stop "deb_install: apt-get installs $(basename "$deb")"
 	fi
 	installed=$(dpkg -L "$PACKAGE")
 	root=
@@ -243,8 +248,8 @@ else
 	cp -a "/usr/share/postgresql/$PG_MAJOR" "$root/usr/share/postgresql/"
 	rm -f "$root/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot".* \
 		"$root/usr/share/postgresql/$PG_MAJOR/extension/pg_polyglot"*
-	dpkg -x "$deb" "$root" || stop "dpkg -x $(basename "$deb")"
-	pass "dpkg -x unpacks $(basename "$deb") over a copy of PostgreSQL $PG_MAJOR"
+	dpkg -x "$deb" "$root" || stop "deb_install: dpkg -x $(basename "$deb")"
+	pass "deb_install: dpkg -x unpacks $(basename "$deb") over a copy of PostgreSQL $PG_MAJOR"
 	installed=$(dpkg-deb -c "$deb" | awk '{ print substr($6, 2) }')
 	bindir=$root$bindir
 fi
@@ -259,15 +264,15 @@ for f in "${want[@]}"; do
 	grep -qx -- "$f" <<<"$installed" || missing+=("$f")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-	pass "the package installs the library, the control file and ${#want[@]} files in all"
+	pass "deb_files: the package installs the library, the control file and ${#want[@]} files in all"
 else
-	fail "the package installs the library, the control file and every script" "missing: ${missing[*]}"
+	fail "deb_files: the package installs the library, the control file and every script" "missing: ${missing[*]}"
 fi
 if cmp -s "$root/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so" \
 	"$WORK/build/pg_polyglot-$version/debian/$PACKAGE/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so"; then
-	pass "the installed library is the package's"
+	pass "deb_library: the installed library is the package's"
 else
-	fail "the installed library is the package's"
+	fail "deb_library: the installed library is the package's"
 fi
 
 # ------------------------------------------------- a fresh cluster on it
@@ -278,7 +283,7 @@ for p in $PORTS; do
 		break
 	fi
 done
-[ -n "$port" ] || stop "a free port among $PORTS"
+[ -n "$port" ] || stop "cluster_port: a free port among $PORTS"
 cluster=$WORK/cluster
 mkdir -p "$cluster"
 chown postgres: "$cluster"
@@ -286,9 +291,9 @@ as_pg() { runuser -u postgres -- "$@"; }
 stop_cluster() {
 	as_pg "$bindir/pg_ctl" -D "$cluster/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
 }
-trap stop_cluster EXIT
+trap 'stop_cluster; [ "$mode" != install ] || dpkg --purge "$PACKAGE" >/dev/null 2>&1 || true' EXIT
 as_pg "$bindir/initdb" -D "$cluster/data" -U postgres --auth=trust --no-instructions \
-	>"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log"; stop "initdb a cluster"; }
+	>"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log"; stop "cluster_initdb: initdb a cluster"; }
 cat >>"$cluster/data/postgresql.conf" <<-EOF
 	port = $port
 	listen_addresses = ''
@@ -296,26 +301,26 @@ cat >>"$cluster/data/postgresql.conf" <<-EOF
 	shared_preload_libraries = 'pg_polyglot'
 EOF
 if as_pg "$bindir/pg_ctl" -D "$cluster/data" -l "$cluster/postgres.log" -w -t 60 start >/dev/null; then
-	pass "a fresh PostgreSQL $PG_MAJOR cluster starts with the package's library preloaded (port $port)"
+	pass "cluster_start: a fresh PostgreSQL $PG_MAJOR cluster starts with the package's library preloaded (port $port)"
 else
 	tail -n 20 "$cluster/postgres.log"
-	stop "a fresh PostgreSQL $PG_MAJOR cluster starts with the package's library preloaded"
+	stop "cluster_start: a fresh PostgreSQL $PG_MAJOR cluster starts with the package's library preloaded"
 fi
 psql=("$bindir/psql" -X -A -t -v ON_ERROR_STOP=1 -h "$cluster" -p "$port" -U postgres -d postgres)
 default=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" pg_polyglot.control)
 got=$("${psql[@]}" -c 'CREATE EXTENSION pg_polyglot' -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_polyglot'" 2>&1 | tail -n 1)
 if [ "$got" = "$default" ]; then
-	pass "CREATE EXTENSION pg_polyglot installs version $default"
+	pass "create_extension: CREATE EXTENSION pg_polyglot installs version $default"
 else
-	fail "CREATE EXTENSION pg_polyglot installs version $default" "$got"
+	fail "create_extension: CREATE EXTENSION pg_polyglot installs version $default" "$got"
 fi
 # the postmaster maps the package's library, not another one
 pid=$(head -n 1 "$cluster/data/postmaster.pid")
 lib=$root/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so
 if grep -q -- " $lib\$" "/proc/$pid/maps" && [ "$(grep -c '/pg_polyglot\.so$' "/proc/$pid/maps")" -eq "$(grep -c -- " $lib\$" "/proc/$pid/maps")" ]; then
-	pass "the postmaster has preloaded $lib"
+	pass "preload: the postmaster has preloaded $lib"
 else
-	fail "the postmaster has preloaded $lib" "$(grep '/pg_polyglot\.so$' "/proc/$pid/maps" || echo 'no pg_polyglot.so mapped')"
+	fail "preload: the postmaster has preloaded $lib" "$(grep '/pg_polyglot\.so$' "/proc/$pid/maps" || echo 'no pg_polyglot.so mapped')"
 fi
 
 # The store-free suites, from the release's own sql/ and expected/
@@ -329,17 +334,17 @@ log "pg_regress: $regress"
 	--host="$cluster" --port="$port" --user=postgres --dbname=contrib_regression \
 	--load-extension=pg_polyglot $regress) 2>&1 || failures=$((failures + 1))
 stop_cluster
-trap - EXIT
 
 # ------------------------------------------------------------- clean up
 if [ "$mode" = install ]; then
 	if dpkg --purge "$PACKAGE" >"$WORK/purge.log" 2>&1 &&
 		[ ! -e "/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so" ]; then
-		pass "dpkg --purge removes $PACKAGE and its files"
+		pass "deb_purge: dpkg --purge removes $PACKAGE and its files"
 	else
 		cat "$WORK/purge.log"
-		fail "dpkg --purge removes $PACKAGE and its files"
+		fail "deb_purge: dpkg --purge removes $PACKAGE and its files"
 	fi
 fi
+trap - EXIT
 log "done in $((SECONDS - started)) s; diffs, if any: $WORK/regress/regression.diffs"
 [ "$failures" -eq 0 ]
