@@ -143,7 +143,8 @@ if not semver.match(meta.get("version", "")):
 control = open("pg_polyglot.control").read()
 default = re.search(r"^default_version\s*=\s*'([^']+)'", control, re.M).group(1)
 for ext, p in meta.get("provides", {}).items():
-    if p.get("version") != default + ".0" or meta["version"] != default + ".0":
+    # SQL version 1.1 is release 1.1.0 (or 1.1.1, a fix of the library only)
+    if p.get("version") != meta["version"] or not meta["version"].startswith(default + "."):
         problems.append("%s: version %s, META.json %s, control file default_version %s"
                         % (ext, p.get("version"), meta["version"], default))
     for key in ("file", "docfile"):
