@@ -48,7 +48,8 @@ if [ "$mode" = overlay ]; then
 			set -e
 			for d in usr var etc; do
 				mkdir -p "$POLYGLOT_PACKAGE_OVERLAY/$d/upper" "$POLYGLOT_PACKAGE_OVERLAY/$d/work"
-				mount -t overlay overlay -o "lowerdir=/$d,upperdir=$POLYGLOT_PACKAGE_OVERLAY/$d/upper,workdir=$POLYGLOT_PACKAGE_OVERLAY/$d/work" "/$d"
+				o=$POLYGLOT_PACKAGE_OVERLAY/$d
+				mount -t overlay overlay -o "lowerdir=/$d,upperdir=$o/upper,workdir=$o/work" "/$d"
 			done
 			exec "$0" --overlay' "$0" || status=$?
 		rm -rf "$ns"
@@ -168,7 +169,8 @@ check "dist_contents: the zip has what a build needs and nothing of the tests' m
 	python3 - "$WORK/$zip" "$version" <<'EOF'
 import subprocess, sys, zipfile
 names = {n.split("/", 1)[1] for n in zipfile.ZipFile(sys.argv[1]).namelist()}
-tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, check=True).stdout.split()
+tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True,
+                         check=True).stdout.split()
 want = ["Makefile", "pg_polyglot.control", "META.json", "README.md", "LICENSE",
         "CHANGELOG.md", "test/regress.conf", "test/integration/sql/setup.psql"]
 want += [f for f in tracked if f.startswith("pg_polyglot--") and f.endswith(".sql")]
@@ -193,7 +195,7 @@ if [ "${deb_version%-*}" = "$version" ]; then
 else
 	fail "deb_version: debian/changelog's version $deb_version is META.json's $version"
 fi
-check "deb_control: debian/control is up to date with debian/control.in (pg_buildext checkcontrol)" \
+check "deb_control: debian/control is up to date (pg_buildext checkcontrol)" \
 	bash -c "cd '$src' && pg_buildext checkcontrol"
 check "build_deps: the build dependencies are installed (dpkg-checkbuilddeps)" \
 	bash -c "cd '$src' && dpkg-checkbuilddeps"
@@ -207,7 +209,8 @@ else
 	stop "deb_build: dpkg-buildpackage -us -uc -b builds $PACKAGE"
 fi
 if grep -i -E 'warning' "$WORK/build.log" >"$WORK/warnings.log"; then
-	fail "deb_warnings: the package builds without warnings (Debian's flags)" "$(head -n 20 "$WORK/warnings.log")"
+	fail "deb_warnings: the package builds without warnings (Debian's flags)" \
+		"$(head -n 20 "$WORK/warnings.log")"
 else
 	pass "deb_warnings: the package builds without warnings (Debian's flags)"
 fi
@@ -267,10 +270,11 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
 	pass "deb_files: the package installs the library, the control file and ${#want[@]} files in all"
 else
-	fail "deb_files: the package installs the library, the control file and every script" "missing: ${missing[*]}"
+	fail "deb_files: the package installs the library, the control file and every script" \
+		"missing: ${missing[*]}"
 fi
-if cmp -s "$root/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so" \
-	"$WORK/build/pg_polyglot-$version/debian/$PACKAGE/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so"; then
+lib=/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so
+if cmp -s "$root$lib" "$src/debian/$PACKAGE$lib"; then
 	pass "deb_library: the installed library is the package's"
 else
 	fail "deb_library: the installed library is the package's"
@@ -301,15 +305,17 @@ cat >>"$cluster/data/postgresql.conf" <<-EOF
 	unix_socket_directories = '$cluster'
 	shared_preload_libraries = 'pg_polyglot'
 EOF
-if as_pg "$bindir/pg_ctl" -D "$cluster/data" -l "$cluster/postgres.log" -w -t 60 start >/dev/null; then
-	pass "cluster_start: a fresh PostgreSQL $PG_MAJOR cluster starts with the package's library preloaded (port $port)"
+if as_pg "$bindir/pg_ctl" -D "$cluster/data" -l "$cluster/postgres.log" -w -t 60 start \
+	>/dev/null; then
+	pass "cluster_start: a fresh PostgreSQL $PG_MAJOR cluster preloading the library starts (port $port)"
 else
 	tail -n 20 "$cluster/postgres.log"
-	stop "cluster_start: a fresh PostgreSQL $PG_MAJOR cluster starts with the package's library preloaded"
+	stop "cluster_start: a fresh PostgreSQL $PG_MAJOR cluster preloading the library starts"
 fi
 psql=("$bindir/psql" -X -A -t -v ON_ERROR_STOP=1 -h "$cluster" -p "$port" -U postgres -d postgres)
 default=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" pg_polyglot.control)
-got=$("${psql[@]}" -c 'CREATE EXTENSION pg_polyglot' -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_polyglot'" 2>&1 | tail -n 1)
+got=$("${psql[@]}" -c 'CREATE EXTENSION pg_polyglot' \
+	-c "SELECT extversion FROM pg_extension WHERE extname = 'pg_polyglot'" 2>&1 | tail -n 1)
 if [ "$got" = "$default" ]; then
 	pass "create_extension: CREATE EXTENSION pg_polyglot installs version $default"
 else
@@ -317,11 +323,11 @@ else
 fi
 # the postmaster maps the package's library, not another one
 pid=$(head -n 1 "$cluster/data/postmaster.pid")
-lib=$root/usr/lib/postgresql/$PG_MAJOR/lib/pg_polyglot.so
-if grep -q -- " $lib\$" "/proc/$pid/maps" && [ "$(grep -c '/pg_polyglot\.so$' "/proc/$pid/maps")" -eq "$(grep -c -- " $lib\$" "/proc/$pid/maps")" ]; then
-	pass "preload: the postmaster has preloaded $lib"
+mapped=$(grep '/pg_polyglot\.so$' "/proc/$pid/maps" | awk '{ print $6 }' | sort -u)
+if [ "$mapped" = "$root$lib" ]; then
+	pass "preload: the postmaster has preloaded $root$lib"
 else
-	fail "preload: the postmaster has preloaded $lib" "$(grep '/pg_polyglot\.so$' "/proc/$pid/maps" || echo 'no pg_polyglot.so mapped')"
+	fail "preload: the postmaster has preloaded $root$lib" "mapped: ${mapped:-none}"
 fi
 
 # The store-free suites, from the release's own sql/ and expected/
