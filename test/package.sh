@@ -29,6 +29,8 @@ set -euo pipefail
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_DIR"
+# the cluster's user reads what is made here
+umask 022
 
 mode=install
 case ${1:-} in
