@@ -161,3 +161,23 @@ demo:
 # (use after free, overflow of a store library's buffer) fails it
 test-asan:
 	POLYGLOT_SANITIZE=address test/run-tests.sh
+
+# ---------------------------------------------------------------------------
+# Release packaging: PGXN and Debian (test/package.sh checks both).
+#
+# make dist: pg_polyglot-<version>.zip, the version from META.json, made by
+# git archive from a commit (DIST_REF, default HEAD) as PGXN takes it;
+# .gitattributes names what goes in.  debian/ builds with pg_buildext, which
+# builds outside the source tree (VPATH): the objects' directories are made
+# here, since PGXS makes none.
+DIST_REF ?= HEAD
+.PHONY: dist
+dist:
+	@version=$$(python3 -c 'import json; print(json.load(open("META.json"))["version"])') && \
+	git archive --format=zip --prefix=pg_polyglot-$$version/ \
+		--output=pg_polyglot-$$version.zip $(DIST_REF) && \
+	echo "pg_polyglot-$$version.zip"
+
+ifneq ($(VPATH),)
+$(shell mkdir -p $(sort $(dir $(OBJS))))
+endif

@@ -3,6 +3,8 @@
 # test/run-tests.sh - what "make test" runs: every suite of pg_polyglot.
 #
 #   1. test/stack.sh install   (only what is missing)
+#      test/package.sh          (make dist, the Debian package installed and
+#                               tested on a cluster of its own, then removed)
 #   2. build and install the extension (-Werror when CI=true)
 #   3. test/stack.sh start     (a no-op for servers already running; restarts
 #                               PostgreSQL when the installed library changed)
@@ -54,6 +56,22 @@ count_pg_regress() {
 
 log "installing what is missing"
 test/stack.sh install || { echo "0 passed, 1 failed"; echo "stack install failed" >&2; exit 1; }
+
+# ---- Packaging (test/package.sh) -----------------------------------------
+# make dist and the Debian package, built and installed as a user would: the
+# .deb installed with apt into Debian's PostgreSQL 15, a fresh cluster of
+# its own preloading it, the store-free suites, then the package removed.
+# It runs before "make install" below, which puts back the library and
+# scripts that removing the package takes away.
+log "packaging: make dist, the Debian package, the store-free suites on it"
+test/package.sh 2>&1 | tee /tmp/pg_polyglot-package.out
+package_status=${PIPESTATUS[0]}
+count_pg_regress /tmp/pg_polyglot-package.out packaging /tmp/pg_polyglot-package/regress/regression.diffs
+if [ "$package_status" -ne 0 ] && ! grep -q -E '^not ok |\.\.\. FAILED' /tmp/pg_polyglot-package.out; then
+	failed=$((failed + 1))
+	problems+=("packaging: test/package.sh failed (exit $package_status)")
+fi
+# ---- end of packaging ------------------------------------------------------
 
 # Under AddressSanitizer the suites run on a PostgreSQL 15 of their own
 # beside the stack's (port 55433, sharing the stores): the relocatable build
