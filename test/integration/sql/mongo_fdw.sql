@@ -101,8 +101,8 @@ ANALYZE wanted;
 SET enable_hashjoin = off;
 SET enable_mergejoin = off;
 EXPLAIN (VERBOSE, COSTS OFF) SELECT i.name FROM wanted w JOIN items i ON i._id = w.id;
-EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF)
-  SELECT i.name FROM wanted w JOIN items i ON i._id = w.id;
+\i test/integration/sql/explain.psql
+SELECT explain_analyze('SELECT i.name FROM wanted w JOIN items i ON i._id = w.id');
 SELECT i.name FROM wanted w JOIN items i ON i._id = w.id ORDER BY 1;
 SELECT both_ways('SELECT i.name, w.id FROM wanted w JOIN items i ON i.qty = w.id');
 RESET enable_hashjoin;
