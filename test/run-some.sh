@@ -81,6 +81,8 @@ fi
 if [ ${#tap[@]} -gt 0 ]; then
 	tap_dir=$POLYGLOT_PG_DIR/tap-some
 	rm -rf "$tap_dir"; mkdir -p "$tap_dir"; cp -r test/t "$tap_dir/t"
+	# t/018_exporter.pl reads the shipped metrics/postgres_exporter.yaml
+	cp -r metrics "$tap_dir/metrics"
 	chown -R "$POLYGLOT_STACK_USER": "$tap_dir"
 	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
 	# relocatable builds have no TAP modules: Debian's serve any 15

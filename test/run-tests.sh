@@ -147,6 +147,8 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	rm -rf "$tap_dir"
 	mkdir -p "$tap_dir"
 	cp -r test/t "$tap_dir/t"
+	# t/018_exporter.pl reads the shipped metrics/postgres_exporter.yaml
+	cp -r metrics "$tap_dir/metrics"
 	chown -R "$POLYGLOT_STACK_USER": "$tap_dir"
 	tap_perl=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/perl
 	# relocatable builds have no TAP modules: Debian's serve any 15

@@ -94,6 +94,7 @@ DEBIAN_PACKAGES=(
 	libipc-run-perl
 	openjdk-17-jdk-headless maven unzip curl ca-certificates python3 python3-venv
 	gcc make golang-go
+	prometheus-postgres-exporter
 )
 
 say() { printf '[stack] %s\n' "$*" >&2; }
@@ -132,6 +133,15 @@ install_debian_packages() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# prometheus-postgres-exporter is for test/t/018_exporter.pl, which runs
+	# one of its own on loopback.  The package starts its service: without
+	# systemd the init script starts nothing (no runlevel, and no
+	# DATA_SOURCE_NAME in /etc/default/prometheus-postgres-exporter); under
+	# systemd the unit starts, fails on the empty DATA_SOURCE_NAME and is
+	# restarted: stop and disable the service installed here
+	if [[ " ${missing[*]} " == *" prometheus-postgres-exporter "* ]] && [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus-postgres-exporter.service >/dev/null 2>&1 || true
+	fi
 	# the Debian package starts nothing here (no systemd), but make sure
 	# no default cluster or default redis competes for memory
 }
