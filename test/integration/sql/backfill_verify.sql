@@ -1,10 +1,14 @@
 --
 -- backfill_verify: polyglot.backfill() and polyglot.verify() on every store.
 --
--- A table of 100,000 rows is synced to Redis, OpenSearch and Elasticsearch
--- (and one of 10,000 to MongoDB: FerretDB 1.x on SQLite scans its whole
+-- A table of 25,000 rows is synced to Redis, OpenSearch and Elasticsearch
+-- (and one of 2,500 to MongoDB: FerretDB 1.x on SQLite scans its whole
 -- collection for each chunk verify looks up) while rows are updated and
 -- deleted, each change in its own transaction, as the worker backfills.
+-- The sizes are the smallest that cross every boundary: 25,000 rows are
+-- three backfill chunks of 10,000 keys (the last one short), the second
+-- and third enqueued only once the outbox has room again; 2,500 documents
+-- are three of verify's chunks of 1,000 keys and of the outbox's.
 -- Once caught up, verify finds no drift on any route.  Then drift made
 -- behind the extension's back (a key deleted and one changed in Redis, a
 -- document changed and one deleted in MongoDB, a document removed from
@@ -57,17 +61,17 @@ BEGIN
 END $$;
 
 CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, qty int NOT NULL, price float8);
-INSERT INTO items SELECT g, 'item ' || g, g % 100, g / 4.0 FROM generate_series(1, 100000) g;
+INSERT INTO items SELECT g, 'item ' || g, g % 100, g / 4.0 FROM generate_series(1, 25000) g;
 CREATE TABLE docs_items (LIKE items INCLUDING ALL);
-INSERT INTO docs_items SELECT * FROM items WHERE id <= 10000;
+INSERT INTO docs_items SELECT * FROM items WHERE id <= 2500;
 SELECT polyglot.sync('items', 'cache', '{"key": "item:{id}"}') AS redis_route \gset
 SELECT polyglot.sync('items', 'os', '{"index": "polyglot_verify"}') AS os_route \gset
 SELECT polyglot.sync('items', 'es', '{"index": "polyglot_verify"}') AS es_route \gset
 SELECT polyglot.sync('docs_items', 'docs', '{"collection": "items"}') AS mongo_route \gset
 -- the backfills are under way while the rows change
 SELECT count(*) > 0 AS backfills_running FROM polyglot.status WHERE backfill = 'running';
-CALL churn('items', 3000, 100000);
-CALL churn('docs_items', 1000, 10000);
+CALL churn('items', 3000, 25000);
+CALL churn('docs_items', 1000, 2500);
 SELECT caught_up();
 SELECT source, server, backfill, backfill_rows > 0 AS enqueued, failed, dead_letters
 FROM polyglot.status ORDER BY route;

@@ -2,11 +2,15 @@
 -- mongo_fdw: MongoDB foreign tables on FerretDB: types back from BSON, the
 -- whole document, dotted fields, and WHERE pushdown as plain find filters.
 -- Every pushed form shows in EXPLAIN VERBOSE and returns what the same
--- query returns with polyglot.mongo_pushdown off, on 10,000 documents.
+-- query returns with polyglot.mongo_pushdown off, on 1,000 documents: ten
+-- of a scan's batches of 100 (the default batch_size), so every scan pages
+-- across batches.  More documents prove nothing more, and FerretDB 1.x
+-- reads the whole collection for every query (it finds by _id only for a
+-- string or ObjectId _id, not for these integers).
 --
 \getenv mongo_uri MONGO_URI
 \! $MONGO_TOOL drop polyglot_fdw
-\! $MONGO_TOOL seed polyglot_fdw items 10000
+\! $MONGO_TOOL seed polyglot_fdw items 1000
 CREATE SERVER fdw_docs FOREIGN DATA WRAPPER polyglot_mongo
   OPTIONS (uri :'mongo_uri', database 'polyglot_fdw');
 CREATE FOREIGN TABLE items (_id int, name text, qty int, price numeric, city text,
@@ -79,7 +83,7 @@ INSERT INTO forms VALUES
   ('SELECT _id FROM items WHERE (qty < 5 OR qty > 95) AND NOT active'),
   ('SELECT _id FROM items WHERE name = ''{"$gt": ""}'''),
   ('SELECT _id FROM items WHERE name = ''item 00042'''),
-  ('SELECT _id FROM items WHERE _id = 4242'),
+  ('SELECT _id FROM items WHERE _id = 424'),
   -- kept local: text ordering (collation), functions, casts
   ('SELECT _id FROM items WHERE city < ''M'''),
   ('SELECT _id FROM items WHERE lower(city) = ''oslo'''),
