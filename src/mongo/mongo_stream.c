@@ -545,6 +545,13 @@ mongo_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
 												MONGOC_DEFAULT_CONNECTTIMEOUTMS);
 	expire_at = expiry(connect_ms > 0 ? connect_ms : MONGOC_DEFAULT_CONNECTTIMEOUTMS);
 
+	/* a pending cancel or exit: no name lookup, which cannot be interrupted */
+	if (must_give_up())
+	{
+		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_CONNECT,
+					   "Failed to connect to target host: %s (interrupted)", host->host_and_port);
+		return failed_stream(EINTR);
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = host->family;
 	hints.ai_socktype = SOCK_STREAM;

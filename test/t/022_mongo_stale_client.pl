@@ -1,4 +1,4 @@
-# 018_mongo_stale_client.pl: a MongoDB client left idle for longer than
+# 022_mongo_stale_client.pl: a MongoDB client left idle for longer than
 # heartbeatFrequencyMS (500ms, libmongoc's minimum, from the server's uri)
 # scans its server again before its next server selection.  When that
 # scan's hello fails and the new connection fails too (the server is down,
@@ -114,7 +114,9 @@ SELECT polyglot.sync('accounts', 'docs');
 idle_route('dropped');
 ($secs, $out, $err, $to) = bounded_psql('postgres',
 	"DROP DATABASE dropped WITH (FORCE); SELECT 'done';", 20);
-ok(!$to && $out =~ /done/, sprintf('DROP DATABASE WITH (FORCE) ends the idle worker (%.1fs)', $secs));
+ok(!$to && $out =~ /done/ && $err !~ /ERROR/
+	  && $node->safe_psql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'dropped'") eq '0',
+	sprintf('DROP DATABASE WITH (FORCE) ends the idle worker and drops the database (%.1fs)', $secs));
 
 idle_route('stopped');
 my $start = time();
