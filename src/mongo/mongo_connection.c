@@ -21,6 +21,7 @@
 
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "storage/ipc.h"
 #include "utils/jsonb.h"
 
 #include "pg_polyglot.h"
@@ -38,9 +39,18 @@ static PolyglotConnCache mongo_cache = {
 
 static bool mongoc_initialized = false;
 
+/*
+ * Frees a client.  While the process exits, the client first forgets its
+ * server sessions (mongoc_client_reset), so that mongoc_client_destroy()
+ * does not end them on the server: that would select a server, and with a
+ * topology older than heartbeatFrequencyMS scan it first, all in proc_exit.
+ * The server expires forgotten sessions itself.
+ */
 static void
 mongo_disconnect(void *handle)
 {
+	if (proc_exit_inprogress)
+		mongoc_client_reset((mongoc_client_t *) handle);
 	mongoc_client_destroy((mongoc_client_t *) handle);
 }
 

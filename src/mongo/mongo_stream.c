@@ -19,6 +19,15 @@
  * backend exits, no wait happens at all (libmongoc's farewell to the
  * server, endSessions, is not worth a wait on a hung server).
  *
+ * A connection that fails is not reported by returning NULL: libmongoc
+ * 1.23 calls the initiator under its topology lock when a scan's hello to a
+ * known server fails and it tries that server once more
+ * (_mongoc_topology_scanner_cb -> mongoc_topology_scanner_scan), and a NULL
+ * there makes it take that lock again (_mongoc_topology_scanner_setup_err_cb
+ * -> mc_tpld_modify_begin): a self-deadlock.  The initiator returns a failed
+ * stream instead, which the scan's next poll reports as an error, outside
+ * the lock, like any connection that failed in the background.
+ *
  * Clients connecting with TLS or to Unix-domain sockets keep libmongoc's
  * own streams, and its waits.
  *
@@ -52,8 +61,9 @@
 typedef struct PolyglotMongoStream
 {
 	mongoc_stream_t vtable;		/* must be first */
-	int			fd;				/* -1 once closed */
+	int			fd;				/* -1 once closed, or if it never connected */
 	int			last_errno;		/* of the last failed operation */
+	bool		refused;		/* never connected: the server refused */
 } PolyglotMongoStream;
 
 /* A wait that would outlast a pending cancel or termination gives up. */
@@ -361,7 +371,7 @@ stream_poll(mongoc_stream_poll_t *streams, size_t nstreams, int32_t timeout_msec
 
 		if (s->fd < 0)
 		{
-			streams[0].revents = POLLERR;
+			streams[0].revents = s->refused ? POLLHUP : POLLERR;
 			return 1;
 		}
 		rc = wait_socket(s->fd, to_wl_events(streams[0].events), expire_at);
@@ -377,6 +387,20 @@ stream_poll(mongoc_stream_poll_t *streams, size_t nstreams, int32_t timeout_msec
 		streams[0].revents &= streams[0].events;
 		return 1;
 	}
+
+	/* a closed or failed stream is reported at once (poll() would skip it) */
+	for (i = 0; i < nstreams; i++)
+	{
+		PolyglotMongoStream *s = (PolyglotMongoStream *) streams[i].stream;
+
+		if (s->fd < 0)
+		{
+			streams[i].revents = s->refused ? POLLHUP : POLLERR;
+			ready++;
+		}
+	}
+	if (ready > 0)
+		return ready;
 
 	pfds = bson_malloc0(sizeof(struct pollfd) * nstreams);
 	for (i = 0; i < nstreams; i++)
@@ -443,6 +467,20 @@ stream_new(int fd)
 }
 
 /*
+ * A stream that never connected (errno err): every poll reports it failed,
+ * hung up if the server refused, and every I/O fails.
+ */
+static mongoc_stream_t *
+failed_stream(int err)
+{
+	PolyglotMongoStream *s = stream_new(-1);
+
+	s->last_errno = err != 0 ? err : ECONNABORTED;
+	s->refused = (err == ECONNREFUSED);
+	return mongoc_stream_buffered_new((mongoc_stream_t *) s, 1024);
+}
+
+/*
  * Connects a non-blocking socket to one address within expire_at; returns
  * the socket, or -1 with errno set.
  */
@@ -485,7 +523,9 @@ fail:
 
 /*
  * The stream initiator of the clients polyglot_mongo_stream_setup() chose: a TCP
- * connection to host, each address in turn, within connectTimeoutMS.
+ * connection to host, each address in turn, within connectTimeoutMS.  A
+ * failure returns a stream without a socket, whose first poll or I/O fails
+ * (see the file header); error is set all the same.
  */
 static mongoc_stream_t *
 mongo_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
@@ -505,6 +545,13 @@ mongo_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
 												MONGOC_DEFAULT_CONNECTTIMEOUTMS);
 	expire_at = expiry(connect_ms > 0 ? connect_ms : MONGOC_DEFAULT_CONNECTTIMEOUTMS);
 
+	/* a pending cancel or exit: no name lookup, which cannot be interrupted */
+	if (must_give_up())
+	{
+		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_CONNECT,
+					   "Failed to connect to target host: %s (interrupted)", host->host_and_port);
+		return failed_stream(EINTR);
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = host->family;
 	hints.ai_socktype = SOCK_STREAM;
@@ -514,7 +561,7 @@ mongo_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
 	{
 		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_NAME_RESOLUTION,
 					   "Failed to resolve '%s': %s", host->host, gai_strerror(rc));
-		return NULL;
+		return failed_stream(EHOSTUNREACH);
 	}
 	for (ai = result; ai != NULL && fd < 0; ai = ai->ai_next)
 	{
@@ -532,7 +579,7 @@ mongo_stream_initiator(const mongoc_uri_t *uri, const mongoc_host_list_t *host,
 		bson_set_error(error, MONGOC_ERROR_STREAM, MONGOC_ERROR_STREAM_CONNECT,
 					   "Failed to connect to target host: %s (%s)", host->host_and_port,
 					   err == EINTR ? "interrupted" : strerror(err));
-		return NULL;
+		return failed_stream(err);
 	}
 	return mongoc_stream_buffered_new((mongoc_stream_t *) stream_new(fd), 1024);
 }
