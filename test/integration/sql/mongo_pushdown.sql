@@ -52,8 +52,9 @@ BEGIN
   FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
     IF line ~ 'Remote (Sort|Limit|Pipeline)' THEN
       result := result || trim(line) || ' ';
-    ELSIF line ~ '^ *->  Sort\M' AND result ~ 'local Aggregate $' THEN
-      -- the input of count(DISTINCT x) sorted for the aggregate, a plan
+    ELSIF line ~ '^ *(->  Sort\M|Sort Key:)' AND result ~ 'local Aggregate $' THEN
+      -- the input of count(DISTINCT x) sorted for the aggregate (the Sort
+      -- and its key), a plan
       -- PostgreSQL 16 and later make: local either way
       NULL;
     ELSIF line ~ '^ *(->  )?(Sort|Limit|Aggregate|HashAggregate|GroupAggregate)\M' THEN
