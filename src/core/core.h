@@ -46,7 +46,8 @@ typedef struct PolyglotRoute
 	Oid			source_relid;
 	char	   *source_name;	/* qualified, quoted */
 	char	   *table_name;		/* unqualified, for messages and payloads */
-	Oid			server_oid;
+	char	   *server_name;	/* the route's server, by name */
+	Oid			server_oid;		/* its OID now, InvalidOid when it is gone */
 	char	   *store;
 	Jsonb	   *options;		/* the route options, as stored */
 	void	   *store_options;	/* what the store's sink reads of them, parsed
@@ -111,6 +112,7 @@ extern Oid	polyglot_extension_owner(void);
 extern void polyglot_check_route_privilege(int32 route);
 extern int	polyglot_pin_search_path(void);
 extern int	polyglot_fix_settings(bool for_process);
+extern void polyglot_rename_server_routes(const char *oldname, const char *newname);
 
 /* the search_path of SQL run with the worker's or the extension owner's rights */
 #define POLYGLOT_SAFE_SEARCH_PATH "pg_catalog, pg_temp"

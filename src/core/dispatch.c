@@ -32,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -95,9 +96,16 @@ route_access_error(PolyglotRoute *r)
 {
 	AclResult	aclresult;
 	const char *role = GetUserNameFromId(r->owner, true);
+	const PolyglotStoreInfo *store = polyglot_store_by_name(r->store);
 
 	if (role == NULL)
 		role = psprintf("%u", r->owner);	/* dropped since */
+
+	/* a server of that name created again, of another store */
+	if (store == NULL ||
+		strcmp(GetForeignDataWrapper(r->server->fdwid)->fdwname, store->fdw_name) != 0)
+		return psprintf("server \"%s\" of route %d is not a %s server",
+						r->server->servername, r->id, store ? store->label : r->store);
 
 #if PG_VERSION_NUM >= 160000
 	aclresult = object_aclcheck(ForeignServerRelationId, r->server_oid, r->owner, ACL_USAGE);
@@ -120,6 +128,11 @@ route_access_error(PolyglotRoute *r)
  * deliver and the key column types, in one query, and their servers and
  * user mappings; in the current transaction, connected to SPI.  The result
  * lives in cxt.
+ *
+ * A route names its server: the server is looked up by name here, every
+ * round, so that a route survives pg_upgrade and a dump and restore, which
+ * give the server another OID.  (The query reads only what every version of
+ * the SQL objects has: version 1.0's routes also had a server_oid.)
  */
 List *
 polyglot_load_routes(int32 route_id, MemoryContext cxt)
@@ -132,7 +145,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 	Datum		args[1] = {Int32GetDatum(route_id)};
 
 	rc = SPI_execute_with_args(
-					 "SELECT r.id, r.source_relid, r.server_oid, r.store, r.options, "
+					 "SELECT r.id, r.source_relid, r.server_name, r.store, r.options, "
 					 "       r.key_columns::text[], r.owner, r.paused, "
 					 "       coalesce(s.backoff_until, '-infinity'), "
 					 "       coalesce(s.consecutive_failures, 0), "
@@ -170,7 +183,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 
 		r->id = DatumGetInt32(spi_datum(tup, 1, &isnull));
 		r->source_relid = DatumGetObjectId(spi_datum(tup, 2, &isnull));
-		r->server_oid = DatumGetObjectId(spi_datum(tup, 3, &isnull));
+		r->server_name = spi_text(tup, 3, cxt);
 		r->store = spi_text(tup, 4, cxt);
 		{
 			MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -220,7 +233,8 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		r->server = GetForeignServerExtended(r->server_oid, FSV_MISSING_OK);
+		r->server = GetForeignServerByName(r->server_name, true);
+		r->server_oid = r->server ? r->server->serverid : InvalidOid;
 		if (r->server)
 			r->access_error = route_access_error(r);
 		if (r->server && r->access_error == NULL)
@@ -231,9 +245,59 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 }
 
 /*
+ * The versions of the extension's SQL objects this library serves: the
+ * control file's default_version and every release before it that ALTER
+ * EXTENSION UPDATE brings to it.  After a new library is installed and the
+ * server restarted, a database keeps the objects of its version until
+ * ALTER EXTENSION pg_polyglot UPDATE: the worker delivers meanwhile, with
+ * queries that read only what every version listed here has.  A version
+ * not listed (objects newer than the library) is not touched: the worker
+ * waits, and the events wait in the outbox.
+ */
+static const char *const served_versions[] = {"1.0", "1.1"};
+
+/*
+ * Does the library serve the installed version of the extension?  Logs
+ * once when it does not.  In a transaction, connected to SPI.
+ */
+static bool
+serves_installed_version(void)
+{
+	static char reported[64] = "";
+	char	   *version = NULL;
+	int			i;
+
+	spi_exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_polyglot'",
+			 0, NULL, NULL, NULL, true, SPI_OK_SELECT, "read the extension's version");
+	if (SPI_processed == 1)
+		version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (version == NULL)
+		return false;
+	for (i = 0; i < (int) lengthof(served_versions); i++)
+		if (strcmp(version, served_versions[i]) == 0)
+		{
+			reported[0] = '\0';
+			return true;
+		}
+	if (strcmp(reported, version) != 0)
+	{
+		ereport(WARNING,
+				(errmsg("pg_polyglot worker of database \"%s\" waits: the extension's version %s is newer than the library",
+						get_database_name(MyDatabaseId), version),
+				 errdetail("The library serves versions %s to %s; events wait in the outbox.",
+						   served_versions[0], served_versions[lengthof(served_versions) - 1]),
+				 errhint("Install the pg_polyglot library of version %s and restart the server.",
+						 version)));
+		strlcpy(reported, version, sizeof(reported));
+	}
+	return false;
+}
+
+/*
  * Every route, read in a transaction of its own.  Sets *extension_gone when
- * pg_polyglot is no longer installed.  The result lives in the current
- * memory context.
+ * pg_polyglot is no longer installed; no routes when the library does not
+ * serve the installed version.  The result lives in the current memory
+ * context.
  */
 static List *
 load_routes(bool *extension_gone)
@@ -245,6 +309,11 @@ load_routes(bool *extension_gone)
 	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
 	{
 		*extension_gone = true;
+		end_tx();
+		return NIL;
+	}
+	if (!serves_installed_version())
+	{
 		end_tx();
 		return NIL;
 	}
@@ -1389,7 +1458,7 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 		PolyglotRoute *route = (PolyglotRoute *) lfirst(lc);
 
 		CHECK_FOR_INTERRUPTS();
-		/* a restored route waits until it is reattached (its server's OID is the dump's) */
+		/* a restored route waits until it is reattached (triggers, state, backfill) */
 		if (route->paused || !route->source_exists || route->restored)
 			continue;
 		if (route->backoff_until > now)

@@ -32,6 +32,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
@@ -330,4 +331,38 @@ polyglot_route_call(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * ALTER SERVER ... RENAME TO (the ProcessUtility hook, worker.c, once the
+ * rename is done): routes name their server, so the routes of the server
+ * take its new name, in the renaming transaction.  Nothing happens in a
+ * database without pg_polyglot.  Runs as the owner of the extension, with
+ * a safe search_path: the renaming role owns the server, not the routes.
+ */
+void
+polyglot_rename_server_routes(const char *oldname, const char *newname)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	Oid			save_userid;
+	int			save_sec_context;
+	int			level;
+
+	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
+		return;
+	args[0] = CStringGetTextDatum(oldname);
+	args[1] = CStringGetTextDatum(newname);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	level = polyglot_pin_search_path();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	(void) spi_exec("UPDATE polyglot.routes SET server_name = $2::pg_catalog.name "
+					"WHERE server_name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+					2, argtypes, args, NULL, false, SPI_OK_UPDATE, "rename the server of routes");
+	SPI_finish();
+	AtEOXact_GUC(true, level);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }

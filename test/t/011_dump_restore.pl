@@ -62,8 +62,8 @@ is($new->safe_psql('restored',
 	"SELECT state || ' ' || (source = 'public.items') || ' ' || (delivered > 0) FROM polyglot.status"),
 	'active true true', 'the route is active and delivering');
 is($new->safe_psql('restored',
-	"SELECT r.source_relid = 'public.items'::regclass AND s.oid = r.server_oid "
-	  . "FROM polyglot.routes r JOIN pg_foreign_server s ON s.srvname = 'cache'"),
+	"SELECT r.source_relid = 'public.items'::regclass AND r.server_name = 'cache' "
+	  . "FROM polyglot.routes r"),
 	't', 'the route names the restored table and server');
 is($new->safe_psql('restored', 'SELECT count(*) FROM polyglot.verify(1)'), '0', 'verify finds no drift');
 
