@@ -113,6 +113,21 @@ if ! make -s "${build_flags[@]}" >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'wa
 fi
 make -s "${build_flags[@]}" install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
 
+# --- released SQL scripts (test/check-releases.sh) ---------------------------
+# A released install or upgrade script is never edited: each equals its git
+# tag (when the clone has tags) and its SHA-256 in
+# test/released-scripts.sha256, and the library just built still defines
+# every C function those scripts name.
+log "released SQL scripts"
+test/check-releases.sh 2>&1 | tee /tmp/pg_polyglot-releases.out
+ok=$(grep -E -c '^ok [0-9]+' /tmp/pg_polyglot-releases.out)
+bad=$(grep -E -c '^not ok [0-9]+' /tmp/pg_polyglot-releases.out)
+[ "$ok" -gt 0 ] || bad=$((bad + 1))
+passed=$((passed + ok))
+failed=$((failed + bad))
+[ "$bad" -eq 0 ] || problems+=("released SQL scripts: $bad failed (see test/check-releases.sh above)")
+# --- end of released SQL scripts ---------------------------------------------
+
 log "starting the local stack"
 test/stack.sh start || { echo "0 passed, 1 failed"; echo "the stack did not start" >&2; exit 1; }
 eval "$(test/stack.sh env)"
