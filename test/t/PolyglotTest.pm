@@ -341,19 +341,21 @@ log_statement = none
 # row security, comment), columns (dropped ones left out, as pg_dump leaves
 # them out), defaults, constraints, indexes, triggers, policies, views,
 # sequences, event triggers, wrappers, the schema, the tables pg_dump
-# dumps, and the dependencies between them.
+# dumps, and the dependencies between them.  (The internal triggers of
+# foreign keys, named after their OIDs, are left out: their constraints
+# are compared.)
 sub extension_catalog
 {
 	my ($node, $db) = @_;
 	return $node->safe_psql($db, q{
 WITH ext AS (SELECT e.oid, e.extconfig, e.extcondition FROM pg_extension e WHERE e.extname = 'pg_polyglot'),
 members AS (SELECT d.classid, d.objid FROM pg_depend d, ext
-             WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'),
+             WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype::text = 'e'),
 rels AS (SELECT c.oid FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid),
 parts AS (SELECT classid, objid FROM members
           UNION SELECT 'pg_constraint'::regclass, k.oid FROM pg_constraint k JOIN rels ON k.conrelid = rels.oid
           UNION SELECT 'pg_class'::regclass, i.indexrelid FROM pg_index i JOIN rels ON i.indrelid = rels.oid
-          UNION SELECT 'pg_trigger'::regclass, t.oid FROM pg_trigger t JOIN rels ON t.tgrelid = rels.oid
+          UNION SELECT 'pg_trigger'::regclass, t.oid FROM pg_trigger t JOIN rels ON t.tgrelid = rels.oid WHERE NOT t.tgisinternal
           UNION SELECT 'pg_policy'::regclass, p.oid FROM pg_policy p JOIN rels ON p.polrelid = rels.oid
           UNION SELECT 'pg_attrdef'::regclass, a.oid FROM pg_attrdef a JOIN rels ON a.adrelid = rels.oid
           UNION SELECT 'pg_rewrite'::regclass, r.oid FROM pg_rewrite r JOIN rels ON r.ev_class = rels.oid),
@@ -365,16 +367,16 @@ lines AS (
          || E'\n' || pg_get_functiondef(p.oid)
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
   UNION ALL
-  SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind || ' owner ' || c.relowner::regrole
+  SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind::text || ' owner ' || c.relowner::regrole
          || ' options ' || coalesce(c.reloptions::text, '-') || ' acl ' || coalesce(c.relacl::text, '-')
-         || ' rls ' || c.relrowsecurity || '/' || c.relforcerowsecurity || ' persistence ' || c.relpersistence
-         || ' replident ' || c.relreplident || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
-         || CASE WHEN c.relkind = 'v' THEN E'\n' || pg_get_viewdef(c.oid) ELSE '' END
+         || ' rls ' || c.relrowsecurity || '/' || c.relforcerowsecurity || ' persistence ' || c.relpersistence::text
+         || ' replident ' || c.relreplident::text || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+         || CASE WHEN c.relkind::text = 'v' THEN E'\n' || pg_get_viewdef(c.oid) ELSE '' END
     FROM pg_class c JOIN rels ON rels.oid = c.oid
   UNION ALL
   SELECT 'column ' || a.attrelid::regclass || ' #' || row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum)
          || ' ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' notnull ' || a.attnotnull
-         || ' identity ' || a.attidentity || ' generated ' || a.attgenerated || ' storage ' || a.attstorage
+         || ' identity ' || a.attidentity::text || ' generated ' || a.attgenerated::text || ' storage ' || a.attstorage::text
          || ' collation ' || coalesce((SELECT l.collname FROM pg_collation l WHERE l.oid = a.attcollation), '-')
          || ' default ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
          || ' acl ' || coalesce(a.attacl::text, '-') || ' comment ' || coalesce(col_description(a.attrelid, a.attnum), '-')
@@ -389,10 +391,10 @@ lines AS (
   SELECT 'index ' || pg_get_indexdef(i.indexrelid) || ' options ' || coalesce(c.reloptions::text, '-')
     FROM pg_index i JOIN rels ON rels.oid = i.indrelid JOIN pg_class c ON c.oid = i.indexrelid
   UNION ALL
-  SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled
-    FROM pg_trigger t JOIN rels ON rels.oid = t.tgrelid
+  SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled::text
+    FROM pg_trigger t JOIN rels ON rels.oid = t.tgrelid WHERE NOT t.tgisinternal
   UNION ALL
-  SELECT 'policy ' || p.polrelid::regclass || ' ' || p.polname || ' ' || p.polcmd || ' ' || p.polpermissive
+  SELECT 'policy ' || p.polrelid::regclass || ' ' || p.polname || ' ' || p.polcmd::text || ' ' || p.polpermissive
          || ' roles ' || p.polroles::regrole[]::text || ' using ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '-')
          || ' check ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-')
     FROM pg_policy p JOIN rels ON rels.oid = p.polrelid
@@ -402,7 +404,7 @@ lines AS (
     FROM pg_sequence s JOIN rels ON rels.oid = s.seqrelid
   UNION ALL
   SELECT 'event trigger ' || e.evtname || ' on ' || e.evtevent || ' ' || e.evtfoid::regproc || ' tags '
-         || coalesce(e.evttags::text, '-') || ' enabled ' || e.evtenabled || ' owner ' || e.evtowner::regrole
+         || coalesce(e.evttags::text, '-') || ' enabled ' || e.evtenabled::text || ' owner ' || e.evtowner::regrole
     FROM pg_event_trigger e JOIN members m ON m.classid = 'pg_event_trigger'::regclass AND m.objid = e.oid
   UNION ALL
   SELECT 'wrapper ' || w.fdwname || ' handler ' || w.fdwhandler::regproc || ' validator ' || w.fdwvalidator::regproc
@@ -417,7 +419,7 @@ lines AS (
     FROM ext, unnest(ext.extconfig) WITH ORDINALITY AS x(c, i)
   UNION ALL
   SELECT 'depends ' || pg_describe_object(d.classid, d.objid, d.objsubid) || ' on '
-         || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) || ' ' || d.deptype
+         || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) || ' ' || d.deptype::text
     FROM pg_depend d JOIN parts p ON p.classid = d.classid AND p.objid = d.objid
    WHERE d.refclassid <> 'pg_extension'::regclass
 )
