@@ -156,6 +156,18 @@ log "pg_regress: integration suites against the real servers"
 	2>&1 | tee /tmp/pg_polyglot-integration.out
 count_pg_regress /tmp/pg_polyglot-integration.out "integration" test/integration/regression.diffs
 
+# --- pg_upgrade target (test/t/021_pg_upgrade.pl) ----------------------------
+# The TAP test upgrades a cluster of the stack's PostgreSQL to PostgreSQL
+# ${POLYGLOT_UPGRADE_TO:-18}, which needs pg_polyglot built and installed
+# there; POLYGLOT_UPGRADE_BIN, when set, names a bin directory that has it.
+if [ -z "${POLYGLOT_UPGRADE_BIN:-}" ]; then
+	log "pg_polyglot for PostgreSQL ${POLYGLOT_UPGRADE_TO:-18} (the pg_upgrade test's target)"
+	POLYGLOT_UPGRADE_BIN=$(test/install-for.sh "${POLYGLOT_UPGRADE_TO:-18}") ||
+		{ POLYGLOT_UPGRADE_BIN=; problems+=("pg_polyglot could not be built for PostgreSQL ${POLYGLOT_UPGRADE_TO:-18}"); failed=$((failed + 1)); }
+fi
+export POLYGLOT_UPGRADE_BIN
+# --- end of pg_upgrade target ------------------------------------------------
+
 if ls test/t/*.pl >/dev/null 2>&1; then
 	log "TAP: restart, reload and crash tests"
 	tap_dir=$POLYGLOT_STACK_DIR/tap
