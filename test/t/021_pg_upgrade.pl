@@ -42,7 +42,7 @@ sub clean_stores
 clean_stores();
 
 my $old = preloaded_node('pgup_old');
-my $old_major = $old->safe_psql('postgres', 'SHOW server_version_num') / 10000;
+my $old_major = int($old->safe_psql('postgres', 'SHOW server_version_num') / 10000);
 $old->safe_psql('postgres', "CREATE DATABASE $db");
 $old->safe_psql($db, qq{
 CREATE EXTENSION pg_polyglot;

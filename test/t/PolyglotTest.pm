@@ -337,7 +337,8 @@ log_statement = none
 # definition (never by OID), sorted: what must be equal between a database
 # updated with ALTER EXTENSION UPDATE (or moved by pg_upgrade) and a fresh
 # CREATE EXTENSION.  The extension's members and their ownership, functions
-# (definition, privileges, comment), relations (kind, options, privileges,
+# (definition, privileges (a default ACL as the default's items, as
+# pg_upgrade may leave either), comment), relations (kind, options, privileges,
 # row security, comment), columns (dropped ones left out, as pg_dump leaves
 # them out), defaults, constraints, indexes, triggers, policies, views,
 # sequences, event triggers, wrappers, the schema, the tables pg_dump
@@ -363,12 +364,12 @@ lines AS (
   SELECT 'member ' || pg_describe_object(classid, objid, 0) AS line FROM members
   UNION ALL
   SELECT 'function ' || p.oid::regprocedure || ' owner ' || p.proowner::regrole
-         || ' acl ' || coalesce(p.proacl::text, '-') || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+         || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) x), '-') || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
          || E'\n' || pg_get_functiondef(p.oid)
     FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
   UNION ALL
   SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind::text || ' owner ' || c.relowner::regrole
-         || ' options ' || coalesce(c.reloptions::text, '-') || ' acl ' || coalesce(c.relacl::text, '-')
+         || ' options ' || coalesce(c.reloptions::text, '-') || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(c.relacl, acldefault(CASE WHEN c.relkind::text = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) x), '-')
          || ' rls ' || c.relrowsecurity || '/' || c.relforcerowsecurity || ' persistence ' || c.relpersistence::text
          || ' replident ' || c.relreplident::text || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
          || CASE WHEN c.relkind::text = 'v' THEN E'\n' || pg_get_viewdef(c.oid) ELSE '' END
@@ -408,11 +409,11 @@ lines AS (
     FROM pg_event_trigger e JOIN members m ON m.classid = 'pg_event_trigger'::regclass AND m.objid = e.oid
   UNION ALL
   SELECT 'wrapper ' || w.fdwname || ' handler ' || w.fdwhandler::regproc || ' validator ' || w.fdwvalidator::regproc
-         || ' options ' || coalesce(w.fdwoptions::text, '-') || ' acl ' || coalesce(w.fdwacl::text, '-')
+         || ' options ' || coalesce(w.fdwoptions::text, '-') || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(w.fdwacl, acldefault('F', w.fdwowner))) x), '-')
          || ' comment ' || coalesce(obj_description(w.oid, 'pg_foreign_data_wrapper'), '-')
     FROM pg_foreign_data_wrapper w JOIN members m ON m.classid = 'pg_foreign_data_wrapper'::regclass AND m.objid = w.oid
   UNION ALL
-  SELECT 'schema ' || n.nspname || ' acl ' || coalesce(n.nspacl::text, '-')
+  SELECT 'schema ' || n.nspname || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(n.nspacl, acldefault('n', n.nspowner))) x), '-')
     FROM pg_namespace n WHERE n.nspname = 'polyglot'
   UNION ALL
   SELECT 'dumped ' || c::regclass || ' where ' || coalesce(ext.extcondition[i], '-')
