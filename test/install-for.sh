@@ -17,8 +17,9 @@ cd "$REPO_DIR"
 bin=$(test/stack.sh pg-bin "$1")
 build=$REPO_DIR/.build/pg$1
 mkdir -p "$build"
-rm -rf "$build/src"
-cp -r src Makefile pg_polyglot.control pg_polyglot--*.sql "$build/"
+# the sources only: objects built here for another PostgreSQL stay out
+tar -c --exclude='*.o' --exclude='*.so' --exclude='*.bc' --exclude=.deps \
+	src Makefile pg_polyglot.control pg_polyglot--*.sql | tar -x -C "$build"
 log=$build/build.log
 if ! make -C "$build" -s PG_CONFIG="$bin/pg_config" >"$log" 2>&1 ||
 	! make -C "$build" -s PG_CONFIG="$bin/pg_config" install >>"$log" 2>&1; then
