@@ -12,6 +12,8 @@
 #     is recorded and equals the tag's copy byte for byte;
 #   - the control file's default_version has an install script, and every
 #     released version an upgrade script onwards;
+#   - the worker serves the objects of all those versions (served_versions
+#     in src/core/dispatch.c);
 #   - the library (pg_polyglot.so, when built) still defines every C
 #     function any shipped script names, so that a database still at an
 #     older version works with the new library until ALTER EXTENSION UPDATE.
@@ -86,6 +88,16 @@ upgrade_paths() {
 	done
 }
 check "default_version $default has an install script and every release an upgrade script" upgrade_paths
+
+# the worker delivers only for the versions it knows (src/core/dispatch.c)
+served() {
+	local list version
+	list=$(grep -o 'served_versions\[\] = {[^}]*}' src/core/dispatch.c)
+	for version in "$default" $(cut -d' ' -f3 "$sums" | sed -n 's/^pg_polyglot--\([^-]*\)\.sql$/\1/p'); do
+		grep -q "\"$version\"" <<<"$list" || { echo "served_versions in src/core/dispatch.c lacks $version: $list"; return 1; }
+	done
+}
+check "the worker serves default_version $default and every released version" served
 
 symbols_defined() {
 	local defined missing=()
