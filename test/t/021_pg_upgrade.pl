@@ -80,13 +80,16 @@ ok($pending > 400, "a backlog of $pending events is pending at the upgrade");
 my $version = $old->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'pg_polyglot'});
 my $routes_before = $old->safe_psql($db,
 	q{SELECT string_agg(id || ' ' || source_relid::regclass || ' ' || server_name || ' ' || key_columns::text, ', ' ORDER BY id) FROM polyglot.routes});
+my $checksums = $old->safe_psql('postgres', 'SHOW data_checksums');
 $old->stop;
 
 # the new cluster, as pg_upgrade wants it: same settings, the library
-# preloaded, no data checksums where initdb would add them (18)
+# preloaded, data checksums as the old cluster has them (18's initdb adds
+# them by default)
 my $new = PostgreSQL::Test::Cluster->new('pgup_new', install_path => dirname($new_bin));
 my $new_major = `$new_bin/pg_config --version` =~ /PostgreSQL (\d+)/ ? $1 : die 'no version';
-$new->init(extra => [ $new_major >= 18 ? ('--no-data-checksums') : () ]);
+$new->init(extra => [ $checksums eq 'on' ? '--data-checksums'
+	  : $new_major >= 18 ? '--no-data-checksums' : () ]);
 $new->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'pg_polyglot'
 max_worker_processes = 16
