@@ -4,51 +4,105 @@
 
 -- The changes of 1.1 to the SQL objects of 1.0.  pg_polyglot--1.1.sql
 -- creates the same objects in a fresh database (test/t/020_extension_update.pl
--- compares the two).  The worker of a running server delivers throughout:
--- it reads only what both versions have, and its next round waits for this
--- transaction.
+-- compares the two).  Nothing of 1.0 is dropped or renamed, so that a dump
+-- of a 1.0 database restores into 1.1, and the worker of a running server
+-- delivers throughout: it reads only what both versions have, and its next
+-- round waits for this transaction (the lock below) and reads the routes
+-- as it left them.
 
 -- Taken first, so that a worker round never holds a lock this script waits for.
 LOCK TABLE polyglot.routes IN ACCESS EXCLUSIVE MODE;
 
 ---------------------------------------------------------------------------
--- Routes name their server instead of keeping its OID.  pg_upgrade copies
--- polyglot.routes as it is but gives foreign servers other OIDs, so a
--- server OID stored there named no server after an upgrade; the worker
--- now looks the server up by name, and ALTER SERVER ... RENAME TO renames
--- it in the routes.
+-- A route records the cluster in which its server OID is valid.
+-- pg_upgrade copies polyglot.routes as it is but gives foreign servers other
+-- OIDs: in the first round after it the worker finds the servers of the
+-- routes again by name (polyglot._rebind_servers()).
 ---------------------------------------------------------------------------
 
--- a server renamed under 1.0 kept its routes by OID: they take its name now
-UPDATE polyglot.routes r SET server_name = s.srvname
-  FROM pg_catalog.pg_foreign_server s
- WHERE s.oid = r.server_oid AND s.srvname <> r.server_name;
+ALTER TABLE polyglot.routes ADD COLUMN server_cluster numeric;
 
-DO $$
+-- The system identifier of this cluster: a route's server_oid is valid in
+-- the cluster its server_cluster names.  pg_upgrade creates a new cluster
+-- (initdb: another identifier) and gives foreign servers new OIDs; a
+-- physical copy (base backup, promoted standby) keeps both.
+CREATE FUNCTION polyglot._this_cluster()
+RETURNS numeric
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c)::pg_catalog.numeric;
+
+-- The routes whose server OID was recorded in another cluster: copied by
+-- pg_upgrade, which carried their servers over by name (its schema dump)
+-- and gave them new OIDs.  Each such route finds its server again by name,
+-- among the servers of its store, and records this cluster; one whose
+-- server is not found keeps failing for want of a server, as a route whose
+-- server was dropped does.  The worker calls this in its first round after
+-- pg_upgrade, before anyone could create a server: the only moment a
+-- server's name may stand for its identity.  A route whose server was
+-- dropped in this cluster is never given another one of the same name.
+-- Returns how many routes found their server.
+CREATE FUNCTION polyglot._rebind_servers()
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
-  d record;
+  r record;
+  srv oid;
+  here numeric := polyglot._this_cluster();
+  n int := 0;
 BEGIN
-  -- one table synced twice to one server name: the server was dropped and
-  -- created again, and the table synced again to the new one
-  SELECT r.source_relid, r.server_name, array_agg(r.id ORDER BY r.id) AS ids INTO d
-    FROM polyglot.routes r
-   GROUP BY r.source_relid, r.server_name HAVING count(*) > 1
-   LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION 'pg_polyglot routes % both sync table % to server "%"',
-      d.ids, d.source_relid, d.server_name
-      USING ERRCODE = 'unique_violation',
-            DETAIL = 'Version 1.1 knows a route''s server by name: the route whose server was dropped cannot stay.',
-            HINT = 'Delete the route whose server was dropped (DELETE FROM polyglot.routes WHERE id = ...), then update again.';
-  END IF;
+  LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
+  FOR r IN SELECT x.* FROM polyglot.routes x
+            WHERE x.server_cluster <> here ORDER BY x.id FOR UPDATE OF x LOOP
+    SELECT s.oid INTO srv FROM pg_foreign_server s
+     WHERE s.srvname = r.server_name
+       AND NOT EXISTS (SELECT FROM polyglot.routes o
+                        WHERE o.source_relid = r.source_relid AND o.server_oid = s.oid);
+    IF srv IS NOT NULL AND polyglot._server_store(r.server_name) IS DISTINCT FROM r.store THEN
+      srv := NULL;
+    END IF;
+    IF srv IS NULL THEN
+      RAISE WARNING 'pg_polyglot route % (% to server %) has no server',
+        r.id, r.source_relid, r.server_name
+        USING DETAIL = format('Its server OID %s names no server here, and no %s server is named %s.',
+                              r.server_oid, r.store, r.server_name),
+              HINT = 'Create the server, then unsync and sync the table again.';
+      UPDATE polyglot.routes x SET server_cluster = here WHERE x.id = r.id;
+    ELSE
+      UPDATE polyglot.routes x SET server_oid = srv, server_cluster = here WHERE x.id = r.id;
+      RAISE LOG 'pg_polyglot route % (% to server %) found its server again by name: OID % is now %',
+        r.id, r.source_relid, r.server_name, r.server_oid, srv;
+      n := n + 1;
+    END IF;
+  END LOOP;
+  RETURN n;
 END
 $$;
 
-ALTER TABLE polyglot.routes DROP CONSTRAINT routes_source_relid_server_oid_key;
-ALTER TABLE polyglot.routes DROP COLUMN server_oid;
-ALTER TABLE polyglot.routes ADD UNIQUE (source_relid, server_name);
+REVOKE ALL ON FUNCTION polyglot._this_cluster(), polyglot._rebind_servers() FROM PUBLIC;
 
--- The functions that knew the server by OID (as pg_polyglot--1.1.sql defines them)
+-- A route whose server OID names a server of its store is of this cluster;
+-- it takes the server's name, which 1.0 did not follow ALTER SERVER ...
+-- RENAME TO.
+UPDATE polyglot.routes r
+   SET server_name = s.srvname, server_cluster = polyglot._this_cluster()
+  FROM pg_catalog.pg_foreign_server s
+ WHERE s.oid = r.server_oid AND polyglot._server_store(s.srvname) = r.store;
+
+-- A route whose server OID names no server: of a 1.0 database that
+-- pg_upgrade copied, or whose server was dropped.  Version 1.0 recorded no
+-- cluster, so both find a server of their name and store, if there is one:
+-- this update is the administrator's own act (the README says to update
+-- before pg_upgrade).  The others keep failing for want of a server.
+UPDATE polyglot.routes r SET server_cluster = 0
+ WHERE r.server_cluster IS NULL
+   AND NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_server s WHERE s.oid = r.server_oid)
+   AND EXISTS (SELECT FROM polyglot.route_state st WHERE st.route_id = r.id);
+SELECT polyglot._rebind_servers();
+
+-- The functions that record the cluster (as pg_polyglot--1.1.sql defines them)
 CREATE OR REPLACE FUNCTION polyglot._reattach_restored()
 RETURNS int
 LANGUAGE plpgsql
@@ -56,6 +110,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   r record;
+  srv oid;
   n int := 0;
 BEGIN
   FOR r IN SELECT x.* FROM polyglot.routes x
@@ -63,8 +118,11 @@ BEGIN
               AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = x.source_relid
                                                      AND t.tgname = 'polyglot_sync_' || x.id)
             ORDER BY x.id FOR UPDATE OF x LOOP
-    IF NOT EXISTS (SELECT FROM pg_foreign_server s WHERE s.srvname = r.server_name)
-       OR polyglot._server_store(r.server_name) IS DISTINCT FROM r.store THEN
+    SELECT s.oid INTO srv FROM pg_foreign_server s WHERE s.srvname = r.server_name;
+    IF srv IS NOT NULL AND polyglot._server_store(r.server_name) IS DISTINCT FROM r.store THEN
+      srv := NULL;
+    END IF;
+    IF srv IS NULL THEN
       -- the route is taken back all the same, and fails for want of a server
       RAISE WARNING 'pg_polyglot route % (% to server %) was restored without its server',
         r.id, r.source_relid, r.server_name
@@ -72,7 +130,8 @@ BEGIN
     END IF;
     PERFORM polyglot._create_capture_triggers(r.id);
     UPDATE polyglot.routes x
-       SET source_name = format('%I.%I', n.nspname, c.relname)
+       SET server_oid = coalesce(srv, 0), server_cluster = polyglot._this_cluster(),
+           source_name = format('%I.%I', n.nspname, c.relname)
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE x.id = r.id AND c.oid = r.source_relid;
     INSERT INTO polyglot.route_state (route_id) VALUES (r.id);
@@ -85,81 +144,6 @@ BEGIN
     PERFORM polyglot._wake();
   END IF;
   RETURN n;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION polyglot._check_target_overlap(route int)
-RETURNS void
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  source regclass;
-  server oid;
-  kind text;
-  keys name[];
-  opts jsonb;
-  endpoint text;
-  mine text[];
-  theirs text[];
-  r record;
-  db text;
-BEGIN
-  SELECT x.source_relid, s.oid, x.store, x.key_columns, x.options
-    INTO source, server, kind, keys, opts
-    FROM polyglot.routes x JOIN pg_foreign_server s ON s.srvname = x.server_name
-   WHERE x.id = route;
-  endpoint := polyglot._server_endpoint(server);
-  IF kind = 'redis' THEN
-    IF opts->>'mode' = 'publish' THEN
-      RETURN;
-    END IF;
-    mine := polyglot._key_pattern(source, keys, opts->>'key');
-  END IF;
-  IF kind = 'mongo' THEN
-    db := coalesce(opts->>'database',
-                   (SELECT substr(o, length('database=') + 1)
-                      FROM pg_foreign_server s, unnest(s.srvoptions) AS o
-                     WHERE s.oid = server AND o LIKE 'database=%'));
-  END IF;
-  FOR r IN SELECT x.*, s.oid AS server_oid
-             FROM polyglot.routes x
-             JOIN pg_foreign_server s ON s.srvname = x.server_name
-             JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
-            WHERE x.store = kind AND x.id <> route AND w.fdwname = 'polyglot_' || kind
-            ORDER BY x.id LOOP
-    CONTINUE WHEN polyglot._server_endpoint(r.server_oid) IS DISTINCT FROM endpoint;
-    IF kind = 'redis' THEN
-      CONTINUE WHEN r.options->>'mode' = 'publish'
-                 OR (r.options->>'mode' = 'invalidate' AND opts->>'mode' = 'invalidate');
-      theirs := polyglot._key_pattern(r.source_relid::regclass, r.key_columns, r.options->>'key');
-      IF polyglot._key_patterns_overlap(mine, theirs) THEN
-        RAISE EXCEPTION 'key template "%" can produce keys of route % (server "%", key template "%")',
-          opts->>'key', r.id, r.server_name, r.options->>'key'
-          USING ERRCODE = 'duplicate_object',
-                DETAIL = 'Two routes writing one Redis key would overwrite each other''s values, and verify(repair) could not tell them apart.',
-                HINT = 'Give the route a "key" template whose fixed part no other route''s keys can have, such as a prefix of its own.';
-      END IF;
-    ELSIF kind = 'mongo' THEN
-      IF r.options->>'collection' = opts->>'collection'
-         AND coalesce(r.options->>'database',
-                      (SELECT substr(o, length('database=') + 1)
-                         FROM pg_foreign_server s, unnest(s.srvoptions) AS o
-                        WHERE s.oid = r.server_oid AND o LIKE 'database=%')) = db THEN
-        RAISE EXCEPTION 'collection "%.%" is already the target of route % (server "%")',
-          db, opts->>'collection', r.id, r.server_name
-          USING ERRCODE = 'duplicate_object',
-                DETAIL = 'Two routes writing one collection would overwrite each other''s documents.',
-                HINT = 'Give the route a "collection" option of its own.';
-      END IF;
-    ELSIF r.options->>'index' = opts->>'index' THEN
-      RAISE EXCEPTION 'index "%" is already the target of route % (server "%")',
-        opts->>'index', r.id, r.server_name
-        USING ERRCODE = 'duplicate_object',
-              DETAIL = 'Two routes writing one index would overwrite each other''s documents.',
-              HINT = 'Give the route an "index" option of its own.';
-    END IF;
-  END LOOP;
 END
 $$;
 
@@ -229,12 +213,13 @@ BEGIN
   -- one sync() at a time checks its target against the others'
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
   BEGIN
-    INSERT INTO polyglot.routes (source_relid, source_name, server_name, store,
-                                 options, key_columns, owner, owner_mapping)
-    VALUES (source, format('%I.%I', rel.nspname, rel.relname), srv.srvname, store,
+    INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
+                                 options, key_columns, owner, owner_mapping, server_cluster)
+    VALUES (source, format('%I.%I', rel.nspname, rel.relname), srv.oid, srv.srvname, store,
             opts, keys, route_owner,
             EXISTS (SELECT FROM pg_user_mapping m
-                     WHERE m.umuser = route_owner AND m.umserver = srv.oid))
+                     WHERE m.umuser = route_owner AND m.umserver = srv.oid),
+            polyglot._this_cluster())
     RETURNING id INTO route_id;
   EXCEPTION WHEN unique_violation THEN
     RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server

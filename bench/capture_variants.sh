@@ -30,8 +30,8 @@ CREATE TABLE t_row (LIKE t_plain INCLUDING ALL);
 CREATE TABLE t_stmt (LIKE t_plain INCLUDING ALL);
 SELECT polyglot.pause(polyglot.sync('t_row', 'cache', '{"key": "cv:{id}"}'));
 -- statement-level: a route row for bookkeeping, transition-table triggers
-INSERT INTO polyglot.routes (id, source_relid, source_name, server_name, store, key_columns, owner, paused)
-SELECT 999, 't_stmt'::regclass, 'public.t_stmt', srvname, 'redis', '{id}', 10, true
+INSERT INTO polyglot.routes (id, source_relid, source_name, server_oid, server_name, store, key_columns, owner, paused)
+SELECT 999, 't_stmt'::regclass, 'public.t_stmt', oid, srvname, 'redis', '{id}', 10, true
 FROM pg_foreign_server WHERE srvname = 'cache';
 CREATE FUNCTION stmt_capture_new() RETURNS trigger LANGUAGE plpgsql AS \$\$
 BEGIN

@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -38,6 +39,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -96,16 +98,9 @@ route_access_error(PolyglotRoute *r)
 {
 	AclResult	aclresult;
 	const char *role = GetUserNameFromId(r->owner, true);
-	const PolyglotStoreInfo *store = polyglot_store_by_name(r->store);
 
 	if (role == NULL)
 		role = psprintf("%u", r->owner);	/* dropped since */
-
-	/* a server of that name created again, of another store */
-	if (store == NULL ||
-		strcmp(GetForeignDataWrapper(r->server->fdwid)->fdwname, store->fdw_name) != 0)
-		return psprintf("server \"%s\" of route %d is not a %s server",
-						r->server->servername, r->id, store ? store->label : r->store);
 
 #if PG_VERSION_NUM >= 160000
 	aclresult = object_aclcheck(ForeignServerRelationId, r->server_oid, r->owner, ACL_USAGE);
@@ -129,10 +124,8 @@ route_access_error(PolyglotRoute *r)
  * user mappings; in the current transaction, connected to SPI.  The result
  * lives in cxt.
  *
- * A route names its server: the server is looked up by name here, every
- * round, so that a route survives pg_upgrade and a dump and restore, which
- * give the server another OID.  (The query reads only what every version of
- * the SQL objects has: version 1.0's routes also had a server_oid.)
+ * The query reads only what every served version of the SQL objects has
+ * (served_versions below), so that it runs on a database not yet updated.
  */
 List *
 polyglot_load_routes(int32 route_id, MemoryContext cxt)
@@ -145,7 +138,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 	Datum		args[1] = {Int32GetDatum(route_id)};
 
 	rc = SPI_execute_with_args(
-					 "SELECT r.id, r.source_relid, r.server_name, r.store, r.options, "
+					 "SELECT r.id, r.source_relid, r.server_oid, r.store, r.options, "
 					 "       r.key_columns::text[], r.owner, r.paused, "
 					 "       coalesce(s.backoff_until, '-infinity'), "
 					 "       coalesce(s.consecutive_failures, 0), "
@@ -183,7 +176,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 
 		r->id = DatumGetInt32(spi_datum(tup, 1, &isnull));
 		r->source_relid = DatumGetObjectId(spi_datum(tup, 2, &isnull));
-		r->server_name = spi_text(tup, 3, cxt);
+		r->server_oid = DatumGetObjectId(spi_datum(tup, 3, &isnull));
 		r->store = spi_text(tup, 4, cxt);
 		{
 			MemoryContext old = MemoryContextSwitchTo(cxt);
@@ -233,8 +226,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
 		MemoryContext old = MemoryContextSwitchTo(cxt);
 
-		r->server = GetForeignServerByName(r->server_name, true);
-		r->server_oid = r->server ? r->server->serverid : InvalidOid;
+		r->server = GetForeignServerExtended(r->server_oid, FSV_MISSING_OK);
 		if (r->server)
 			r->access_error = route_access_error(r);
 		if (r->server && r->access_error == NULL)
@@ -257,11 +249,12 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 static const char *const served_versions[] = {"1.0", "1.1"};
 
 /*
- * Does the library serve the installed version of the extension?  Logs
- * once when it does not.  In a transaction, connected to SPI.
+ * The index in served_versions of the extension's installed version, or -1
+ * when the library does not serve it (logged once: the worker waits).  In a
+ * transaction, connected to SPI.
  */
-static bool
-serves_installed_version(void)
+int
+polyglot_served_version(void)
 {
 	static char reported[64] = "";
 	char	   *version = NULL;
@@ -272,12 +265,12 @@ serves_installed_version(void)
 	if (SPI_processed == 1)
 		version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (version == NULL)
-		return false;
+		return -1;
 	for (i = 0; i < (int) lengthof(served_versions); i++)
 		if (strcmp(version, served_versions[i]) == 0)
 		{
 			reported[0] = '\0';
-			return true;
+			return i;
 		}
 	if (strcmp(reported, version) != 0)
 	{
@@ -290,7 +283,16 @@ serves_installed_version(void)
 						 version)));
 		strlcpy(reported, version, sizeof(reported));
 	}
-	return false;
+	return -1;
+}
+
+/* A fresh snapshot for what the transaction reads next (READ COMMITTED) */
+static void
+fresh_snapshot(void)
+{
+	CommandCounterIncrement();
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
 }
 
 /*
@@ -298,12 +300,22 @@ serves_installed_version(void)
  * pg_polyglot is no longer installed; no routes when the library does not
  * serve the installed version.  The result lives in the current memory
  * context.
+ *
+ * The routes are read under a lock on polyglot.routes and a snapshot taken
+ * once it is granted: a round that starts while ALTER EXTENSION UPDATE holds
+ * its lock reads the routes as the update left them, never those before it.
+ * From 1.1 on, routes whose server OID was recorded in another cluster (the
+ * cluster pg_upgrade copied them from, whose server OIDs name nothing here)
+ * find their server again by name first: polyglot._rebind_servers().
  */
 static List *
 load_routes(bool *extension_gone)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *routes;
+	Oid			nsp;
+	Oid			rel;
+	int			version;
 
 	begin_tx();
 	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
@@ -312,11 +324,23 @@ load_routes(bool *extension_gone)
 		end_tx();
 		return NIL;
 	}
-	if (!serves_installed_version())
+	nsp = get_namespace_oid("polyglot", true);
+	rel = OidIsValid(nsp) ? get_relname_relid("routes", nsp) : InvalidOid;
+	if (OidIsValid(rel))
+		LockRelationOid(rel, AccessShareLock);
+	fresh_snapshot();
+	version = polyglot_served_version();
+	if (version < 0)
 	{
 		end_tx();
 		return NIL;
 	}
+	if (version >= 1 &&
+		spi_exec("SELECT polyglot._rebind_servers() "
+				 "WHERE EXISTS (SELECT FROM polyglot.routes r "
+				 "              WHERE r.server_cluster OPERATOR(pg_catalog.<>) polyglot._this_cluster())",
+				 0, NULL, NULL, NULL, false, SPI_OK_SELECT, "find the servers of routes again") > 0)
+		fresh_snapshot();
 	routes = polyglot_load_routes(0, cxt);
 	end_tx();
 	return routes;

@@ -376,14 +376,10 @@ polyglot_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (OidIsValid(dropped_db))
 		finish_drop(dropped_db, true);
 
-	/* ALTER SERVER ... RENAME TO: its routes follow it */
+	/* ALTER SERVER ... RENAME TO: its routes take the new name */
 	if (IsA(pstmt->utilityStmt, RenameStmt) &&
 		((RenameStmt *) pstmt->utilityStmt)->renameType == OBJECT_FOREIGN_SERVER)
-	{
-		RenameStmt *stmt = (RenameStmt *) pstmt->utilityStmt;
-
-		polyglot_rename_server_routes(strVal(stmt->object), stmt->newname);
-	}
+		polyglot_rename_server_routes(((RenameStmt *) pstmt->utilityStmt)->newname);
 
 	/* DROP EXTENSION pg_polyglot: wake the worker, so that it leaves */
 	if (shared && IsA(pstmt->utilityStmt, DropStmt) &&

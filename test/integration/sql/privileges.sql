@@ -116,8 +116,8 @@ SELECT try($$SELECT polyglot.ping('priv_cache')$$);
 SELECT try($$SELECT polyglot._sync('priv.bobs', 'priv_cache', '{}', true, 10)$$);
 SELECT try(format('SELECT polyglot._pause(%s)', :route));
 SELECT try($$SELECT polyglot._backfill_step(1)$$);
-SELECT try($$INSERT INTO polyglot.routes (source_relid, source_name, server_name, store, key_columns, owner)
-                  VALUES ('priv.items'::regclass, 'x', 'x', 'redis', '{id}', 10)$$);
+SELECT try($$INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store, key_columns, owner)
+                  VALUES ('priv.items'::regclass, 'x', 1, 'x', 'redis', '{id}', 10)$$);
 SELECT try($$UPDATE polyglot.routes SET paused = true$$);
 SELECT try($$DELETE FROM polyglot.outbox$$);
 SELECT try($$SELECT * FROM polyglot.outbox$$);
