@@ -3,10 +3,13 @@
 # stack's PostgreSQL (15) to PostgreSQL $POLYGLOT_UPGRADE_BIN (18 in make
 # test: test/install-for.sh builds and installs pg_polyglot there).
 # pg_upgrade copies polyglot.routes, the outbox and the route state as they
-# are and keeps the OIDs of tables and roles, not those of foreign servers:
-# routes name their server.  Afterwards the backlog is delivered, each store
-# equals its table, new writes are delivered, verify finds no drift, and the
-# extension's objects equal those of a fresh install on the new version.
+# are and keeps the OIDs of tables and roles, not those of foreign servers;
+# the new cluster has another system identifier, and the worker's first
+# round there finds the servers of the routes again by name.  Afterwards
+# the backlog is delivered, each store equals its table, new writes are
+# delivered, verify finds no drift, and the extension's objects equal those
+# of a fresh install on the new version.  A database still at 1.0 when
+# pg_upgrade ran gets its routes' servers back by ALTER EXTENSION UPDATE.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -34,7 +37,8 @@ my $mongo_db = 'polyglot_tap_pgupgrade';
 
 sub clean_stores
 {
-	system("redis-cli -p $redis_port --scan --pattern 'tappg:*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
+	system("redis-cli -p $redis_port --scan --pattern '$_*' | xargs -r redis-cli -p $redis_port DEL >/dev/null")
+	  for ('tappg:', 'tappgl:');
 	system("MONGO_URI='$mongo_uri' $ENV{MONGO_TOOL} drop $mongo_db >/dev/null 2>&1");
 	system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XDELETE', "$_/$index?ignore_unavailable=true")
 	  for ($os_url, $es_url);
@@ -68,6 +72,18 @@ SELECT polyglot.sync('items', 'elasticsearch', '{"index": "$index"}');
 });
 ok(wait_drained($old, $db, 120), "on $old_major: the backfill of the four routes is delivered");
 
+# a database left at 1.0 through pg_upgrade
+$old->safe_psql('postgres', 'CREATE DATABASE legacy');
+$old->safe_psql('legacy', qq{
+CREATE EXTENSION pg_polyglot VERSION '1.0';
+CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port '$redis_port');
+CREATE TABLE items (id int PRIMARY KEY, v text NOT NULL);
+INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 20) g;
+SELECT polyglot.sync('items', 'cache', '{"key": "tappgl:{id}"}');
+});
+ok(wait_drained($old, 'legacy', 60), "on $old_major: the route of the 1.0 database is delivered");
+$old->safe_psql('legacy', q{SELECT polyglot.pause(id) FROM polyglot.routes; UPDATE items SET v = 'pending' WHERE id <= 5});
+
 # the backlog: every route paused while rows change, then the cluster stops
 $old->safe_psql($db, q{
 SELECT polyglot.pause(id) FROM polyglot.routes;
@@ -81,6 +97,11 @@ my $version = $old->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE e
 my $routes_before = $old->safe_psql($db,
 	q{SELECT string_agg(id || ' ' || source_relid::regclass || ' ' || server_name || ' ' || key_columns::text, ', ' ORDER BY id) FROM polyglot.routes});
 my $checksums = $old->safe_psql('postgres', 'SHOW data_checksums');
+my $old_system = $old->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()');
+is($old->safe_psql($db, q{SELECT string_agg(DISTINCT server_cluster::text, ',') FROM polyglot.routes}),
+	$old_system, 'the routes record the system identifier of the old cluster');
+my $old_max_server = $old->safe_psql($db, q{SELECT max(oid::int8) FROM pg_foreign_server});
+my $old_servers = $old->safe_psql($db, q{SELECT string_agg(srvname || '=' || oid, ' ' ORDER BY srvname) FROM pg_foreign_server});
 $old->stop;
 
 # the new cluster, as pg_upgrade wants it: same settings, the library
@@ -103,6 +124,20 @@ my ($stdout, $stderr) = ('', '');
 my $ok = IPC::Run::run([ 'sh', '-c', 'cd "$0" && exec "$@"', $tmp, @upgrade ], '>', \$stdout, '2>', \$stderr);
 ok($ok, "pg_upgrade from $old_major to $new_major") or diag("$stdout\n$stderr");
 $new->start;
+
+# pg_upgrade made a new cluster: another system identifier, and foreign
+# servers with OIDs above every OID of the old cluster
+my $new_system = $new->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()');
+my $new_servers = $new->safe_psql($db, q{SELECT string_agg(srvname || '=' || oid, ' ' ORDER BY srvname) FROM pg_foreign_server});
+note("system identifier: $old_system on $old_major, $new_system on $new_major");
+note("servers: $old_servers on $old_major, $new_servers on $new_major");
+isnt($new_system, $old_system, 'the upgraded cluster has another system identifier');
+ok($new->safe_psql($db, q{SELECT min(oid::int8) FROM pg_foreign_server}) > $old_max_server,
+	'every foreign server has an OID above those of the old cluster');
+ok(wait_until(sub { $new->safe_psql($db, q{
+	SELECT count(*) FROM polyglot.routes r JOIN pg_foreign_server s ON s.oid = r.server_oid AND s.srvname = r.server_name
+	 WHERE r.server_cluster = polyglot._this_cluster()}) eq '4' }, 60),
+	'the worker found the servers of the routes again by name, in the new cluster');
 
 is($new->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'pg_polyglot'}),
 	$version, "the extension keeps its version, $version");
@@ -161,6 +196,18 @@ $new->safe_psql('postgres', 'CREATE DATABASE fresh');
 $new->safe_psql('fresh', 'CREATE EXTENSION pg_polyglot');
 compare_catalogs(extension_catalog($new, $db), extension_catalog($new, 'fresh'),
 	"the upgraded objects equal those of a fresh CREATE EXTENSION on $new_major");
+
+# the database still at 1.0: its route names a server OID of the old
+# cluster until ALTER EXTENSION UPDATE finds the server again by name
+$new->safe_psql('legacy', q{ALTER EXTENSION pg_polyglot UPDATE; SELECT polyglot.resume(id) FROM polyglot.routes});
+is($new->safe_psql('legacy', q{
+	SELECT count(*) FROM polyglot.routes r JOIN pg_foreign_server s ON s.oid = r.server_oid AND s.srvname = 'cache'
+	 WHERE r.server_cluster = polyglot._this_cluster()}), '1',
+	'ALTER EXTENSION UPDATE after pg_upgrade gives the route of the 1.0 database its server');
+ok(wait_drained($new, 'legacy', 60), 'the backlog of the 1.0 database is delivered');
+compare_store(redis_dump($redis_port, 'tappgl:', $tmp),
+	table_dump($new, 'legacy', q{SELECT 'tappgl:' || id, row_to_json(i.*) FROM items i}),
+	'Redis equals the table of the 1.0 database');
 
 $new->stop;
 clean_stores();
