@@ -59,7 +59,8 @@ BEGIN
     SELECT s.oid INTO srv FROM pg_foreign_server s
      WHERE s.srvname = r.server_name
        AND NOT EXISTS (SELECT FROM polyglot.routes o
-                        WHERE o.source_relid = r.source_relid AND o.server_oid = s.oid);
+                        WHERE o.id <> r.id AND o.source_relid = r.source_relid
+                          AND o.server_oid = s.oid);
     IF srv IS NOT NULL AND polyglot._server_store(r.server_name) IS DISTINCT FROM r.store THEN
       srv := NULL;
     END IF;
@@ -84,21 +85,38 @@ $$;
 REVOKE ALL ON FUNCTION polyglot._this_cluster(), polyglot._rebind_servers() FROM PUBLIC;
 
 -- A route whose server OID names a server of its store is of this cluster;
--- it takes the server's name, which 1.0 did not follow ALTER SERVER ...
--- RENAME TO.
+-- it takes the server's name, which the 1.0 library did not follow ALTER
+-- SERVER ... RENAME TO.  A server named otherwise than its route says is
+-- most likely that, but in a 1.0 database that went through pg_upgrade
+-- (whose schema restore gives servers OIDs an old one may have had) it can
+-- be another server: the update says which, for the administrator to check.
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT x.id, x.source_relid, x.server_name, s.srvname
+             FROM polyglot.routes x JOIN pg_catalog.pg_foreign_server s ON s.oid = x.server_oid
+            WHERE s.srvname <> x.server_name ORDER BY x.id LOOP
+    RAISE WARNING 'pg_polyglot route % (% to server %) has server "%", renamed under 1.0',
+      r.id, r.source_relid, r.server_name, r.srvname
+      USING HINT = 'If this database went through pg_upgrade at version 1.0, check that the route''s server is right; else unsync the table and sync it again.';
+  END LOOP;
+END
+$$;
 UPDATE polyglot.routes r
    SET server_name = s.srvname, server_cluster = polyglot._this_cluster()
   FROM pg_catalog.pg_foreign_server s
  WHERE s.oid = r.server_oid AND polyglot._server_store(s.srvname) = r.store;
 
--- A route whose server OID names no server: of a 1.0 database that
--- pg_upgrade copied, or whose server was dropped.  Version 1.0 recorded no
--- cluster, so both find a server of their name and store, if there is one:
--- this update is the administrator's own act (the README says to update
--- before pg_upgrade).  The others keep failing for want of a server.
+-- A route whose server OID names no server of its store: of a 1.0
+-- database that pg_upgrade copied, or whose server was dropped.  Version
+-- 1.0 recorded no cluster, so both find a server of their name and store,
+-- if there is one: this update is the administrator's own act (the README
+-- says to update before pg_upgrade).  The others keep failing for want of
+-- a server.  (A restored route not yet taken back is left to
+-- polyglot._reattach_restored().)
 UPDATE polyglot.routes r SET server_cluster = 0
  WHERE r.server_cluster IS NULL
-   AND NOT EXISTS (SELECT FROM pg_catalog.pg_foreign_server s WHERE s.oid = r.server_oid)
    AND EXISTS (SELECT FROM polyglot.route_state st WHERE st.route_id = r.id);
 SELECT polyglot._rebind_servers();
 

@@ -287,7 +287,8 @@ BEGIN
     SELECT s.oid INTO srv FROM pg_foreign_server s
      WHERE s.srvname = r.server_name
        AND NOT EXISTS (SELECT FROM polyglot.routes o
-                        WHERE o.source_relid = r.source_relid AND o.server_oid = s.oid);
+                        WHERE o.id <> r.id AND o.source_relid = r.source_relid
+                          AND o.server_oid = s.oid);
     IF srv IS NOT NULL AND polyglot._server_store(r.server_name) IS DISTINCT FROM r.store THEN
       srv := NULL;
     END IF;

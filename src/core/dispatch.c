@@ -98,9 +98,16 @@ route_access_error(PolyglotRoute *r)
 {
 	AclResult	aclresult;
 	const char *role = GetUserNameFromId(r->owner, true);
+	const PolyglotStoreInfo *store = polyglot_store_by_name(r->store);
 
 	if (role == NULL)
 		role = psprintf("%u", r->owner);	/* dropped since */
+
+	/* the OID names a server of another wrapper (a 1.0 route after pg_upgrade) */
+	if (store == NULL ||
+		strcmp(GetForeignDataWrapper(r->server->fdwid)->fdwname, store->fdw_name) != 0)
+		return psprintf("server \"%s\" of route %d is not a %s server",
+						r->server->servername, r->id, store ? store->label : r->store);
 
 #if PG_VERSION_NUM >= 160000
 	aclresult = object_aclcheck(ForeignServerRelationId, r->server_oid, r->owner, ACL_USAGE);
