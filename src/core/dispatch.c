@@ -312,7 +312,8 @@ fresh_snapshot(void)
  * once it is granted: a round that starts while ALTER EXTENSION UPDATE holds
  * its lock reads the routes as the update left them, never those before it.
  * From 1.1 on, routes whose server OID was recorded in another cluster (the
- * cluster pg_upgrade copied them from, whose server OIDs name nothing here)
+ * cluster pg_upgrade copied them from: an OID of its servers names no
+ * server here, or another one)
  * find their server again by name first: polyglot._rebind_servers().
  */
 static List *
@@ -1489,7 +1490,7 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 		PolyglotRoute *route = (PolyglotRoute *) lfirst(lc);
 
 		CHECK_FOR_INTERRUPTS();
-		/* a restored route waits until it is reattached (triggers, state, backfill) */
+		/* a restored route waits until it is reattached (its server's OID is the dump's) */
 		if (route->paused || !route->source_exists || route->restored)
 			continue;
 		if (route->backoff_until > now)
