@@ -15,7 +15,8 @@
 
 EXTENSION = pg_polyglot
 MODULE_big = pg_polyglot
-DATA = pg_polyglot--1.0.sql
+# the install script of each version, and the upgrade scripts between them
+DATA = pg_polyglot--1.0.sql pg_polyglot--1.1.sql pg_polyglot--1.0--1.1.sql
 PGFILEDESC = "pg_polyglot - sync and foreign data wrappers for Redis, MongoDB, Elasticsearch"
 
 OBJS = \

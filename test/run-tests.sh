@@ -141,6 +141,21 @@ if ! make -s "${build_flags[@]}" >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'wa
 fi
 make -s "${build_flags[@]}" install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
 
+# --- released SQL scripts (test/check-releases.sh) ---------------------------
+# A released install or upgrade script is never edited: each equals its git
+# tag (when the clone has tags) and its SHA-256 in
+# test/released-scripts.sha256, and the library just built still defines
+# every C function those scripts name.
+log "released SQL scripts"
+test/check-releases.sh 2>&1 | tee /tmp/pg_polyglot-releases.out
+ok=$(grep -E -c '^ok [0-9]+' /tmp/pg_polyglot-releases.out)
+bad=$(grep -E -c '^not ok [0-9]+' /tmp/pg_polyglot-releases.out)
+[ "$ok" -gt 0 ] || bad=$((bad + 1))
+passed=$((passed + ok))
+failed=$((failed + bad))
+[ "$bad" -eq 0 ] || problems+=("released SQL scripts: $bad failed (see test/check-releases.sh above)")
+# --- end of released SQL scripts ---------------------------------------------
+
 log "starting the local stack"
 test/stack.sh start || { echo "0 passed, 1 failed"; echo "the stack did not start" >&2; exit 1; }
 eval "$(test/stack.sh env)"
@@ -172,6 +187,25 @@ if [[ $parts == *,integration,* ]]; then
 		2>&1 | tee /tmp/pg_polyglot-integration.out
 	count_pg_regress /tmp/pg_polyglot-integration.out "integration" test/integration/regression.diffs
 fi
+
+# --- pg_upgrade target (test/t/021_pg_upgrade.pl) ----------------------------
+# The TAP test upgrades a cluster of the stack's PostgreSQL to PostgreSQL
+# ${POLYGLOT_UPGRADE_TO:-18}, which needs pg_polyglot built and installed
+# there; POLYGLOT_UPGRADE_BIN, when set, names a bin directory that has it.
+# A run on that version itself upgrades to the same version (pg_upgrade
+# still gives the servers new OIDs and the cluster a new identifier).
+PG_MAJOR_RUN=$("$PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+if [[ $parts == *,tap,* ]] && [ -z "${POLYGLOT_UPGRADE_BIN:-}" ]; then
+	if [ "$PG_MAJOR_RUN" = "${POLYGLOT_UPGRADE_TO:-18}" ]; then
+		POLYGLOT_UPGRADE_BIN=$PG_BIN
+	else
+		log "pg_polyglot for PostgreSQL ${POLYGLOT_UPGRADE_TO:-18} (the pg_upgrade test's target)"
+		POLYGLOT_UPGRADE_BIN=$(test/install-for.sh "${POLYGLOT_UPGRADE_TO:-18}") ||
+			{ POLYGLOT_UPGRADE_BIN=; problems+=("pg_polyglot could not be built for PostgreSQL ${POLYGLOT_UPGRADE_TO:-18}"); failed=$((failed + 1)); }
+	fi
+fi
+export POLYGLOT_UPGRADE_BIN
+# --- end of pg_upgrade target ------------------------------------------------
 
 if [[ $parts == *,tap,* ]] && ls test/t/*.pl >/dev/null 2>&1; then
 	log "TAP: restart, reload and crash tests"

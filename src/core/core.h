@@ -111,6 +111,7 @@ extern Oid	polyglot_extension_owner(void);
 extern void polyglot_check_route_privilege(int32 route);
 extern int	polyglot_pin_search_path(void);
 extern int	polyglot_fix_settings(bool for_process);
+extern void polyglot_rename_server_routes(const char *newname);
 
 /* the search_path of SQL run with the worker's or the extension owner's rights */
 #define POLYGLOT_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
@@ -120,6 +121,7 @@ extern int	polyglot_worker_slot;
 extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
 extern long polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata);
+extern int	polyglot_served_version(void);
 
 /* backfill.c */
 extern bool polyglot_backfill_step(PolyglotRoute *route);

@@ -30,13 +30,16 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -95,9 +98,16 @@ route_access_error(PolyglotRoute *r)
 {
 	AclResult	aclresult;
 	const char *role = GetUserNameFromId(r->owner, true);
+	const PolyglotStoreInfo *store = polyglot_store_by_name(r->store);
 
 	if (role == NULL)
 		role = psprintf("%u", r->owner);	/* dropped since */
+
+	/* the OID names a server of another wrapper (a 1.0 route after pg_upgrade) */
+	if (store == NULL ||
+		strcmp(GetForeignDataWrapper(r->server->fdwid)->fdwname, store->fdw_name) != 0)
+		return psprintf("server \"%s\" of route %d is not a %s server",
+						r->server->servername, r->id, store ? store->label : r->store);
 
 #if PG_VERSION_NUM >= 160000
 	aclresult = object_aclcheck(ForeignServerRelationId, r->server_oid, r->owner, ACL_USAGE);
@@ -120,6 +130,9 @@ route_access_error(PolyglotRoute *r)
  * deliver and the key column types, in one query, and their servers and
  * user mappings; in the current transaction, connected to SPI.  The result
  * lives in cxt.
+ *
+ * The query reads only what every served version of the SQL objects has
+ * (served_versions below), so that it runs on a database not yet updated.
  */
 List *
 polyglot_load_routes(int32 route_id, MemoryContext cxt)
@@ -231,15 +244,86 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 }
 
 /*
+ * The versions of the extension's SQL objects this library serves: the
+ * control file's default_version and every release before it that ALTER
+ * EXTENSION UPDATE brings to it.  After a new library is installed and the
+ * server restarted, a database keeps the objects of its version until
+ * ALTER EXTENSION pg_polyglot UPDATE: the worker delivers meanwhile, with
+ * queries that read only what every version listed here has.  A version
+ * not listed (objects newer than the library) is not touched: the worker
+ * waits, and the events wait in the outbox.
+ */
+static const char *const served_versions[] = {"1.0", "1.1"};
+
+/*
+ * The index in served_versions of the extension's installed version, or -1
+ * when the library does not serve it (logged once: the worker waits).  In a
+ * transaction, connected to SPI.
+ */
+int
+polyglot_served_version(void)
+{
+	static char reported[64] = "";
+	char	   *version = NULL;
+	int			i;
+
+	spi_exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_polyglot'",
+			 0, NULL, NULL, NULL, true, SPI_OK_SELECT, "read the extension's version");
+	if (SPI_processed == 1)
+		version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (version == NULL)
+		return -1;
+	for (i = 0; i < (int) lengthof(served_versions); i++)
+		if (strcmp(version, served_versions[i]) == 0)
+		{
+			reported[0] = '\0';
+			return i;
+		}
+	if (strcmp(reported, version) != 0)
+	{
+		ereport(WARNING,
+				(errmsg("pg_polyglot worker of database \"%s\" waits: the extension's version %s is newer than the library",
+						get_database_name(MyDatabaseId), version),
+				 errdetail("The library serves versions %s to %s; events wait in the outbox.",
+						   served_versions[0], served_versions[lengthof(served_versions) - 1]),
+				 errhint("Install the pg_polyglot library of version %s and restart the server.",
+						 version)));
+		strlcpy(reported, version, sizeof(reported));
+	}
+	return -1;
+}
+
+/* A fresh snapshot for what the transaction reads next (READ COMMITTED) */
+static void
+fresh_snapshot(void)
+{
+	CommandCounterIncrement();
+	PopActiveSnapshot();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
  * Every route, read in a transaction of its own.  Sets *extension_gone when
- * pg_polyglot is no longer installed.  The result lives in the current
- * memory context.
+ * pg_polyglot is no longer installed; no routes when the library does not
+ * serve the installed version.  The result lives in the current memory
+ * context.
+ *
+ * The routes are read under a lock on polyglot.routes and a snapshot taken
+ * once it is granted: a round that starts while ALTER EXTENSION UPDATE holds
+ * its lock reads the routes as the update left them, never those before it.
+ * From 1.1 on, routes whose server OID was recorded in another cluster (the
+ * cluster pg_upgrade copied them from: an OID of its servers names no
+ * server here, or another one)
+ * find their server again by name first: polyglot._rebind_servers().
  */
 static List *
 load_routes(bool *extension_gone)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	List	   *routes;
+	Oid			nsp;
+	Oid			rel;
+	int			version;
 
 	begin_tx();
 	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
@@ -248,6 +332,23 @@ load_routes(bool *extension_gone)
 		end_tx();
 		return NIL;
 	}
+	nsp = get_namespace_oid("polyglot", true);
+	rel = OidIsValid(nsp) ? get_relname_relid("routes", nsp) : InvalidOid;
+	if (OidIsValid(rel))
+		LockRelationOid(rel, AccessShareLock);
+	fresh_snapshot();
+	version = polyglot_served_version();
+	if (version < 0)
+	{
+		end_tx();
+		return NIL;
+	}
+	if (version >= 1 &&
+		spi_exec("SELECT polyglot._rebind_servers() "
+				 "WHERE EXISTS (SELECT FROM polyglot.routes r "
+				 "              WHERE r.server_cluster OPERATOR(pg_catalog.<>) polyglot._this_cluster())",
+				 0, NULL, NULL, NULL, false, SPI_OK_SELECT, "find the servers of routes again") > 0)
+		fresh_snapshot();
 	routes = polyglot_load_routes(0, cxt);
 	end_tx();
 	return routes;

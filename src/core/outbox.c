@@ -815,6 +815,7 @@ polyglot_outbox_requeue(PolyglotRoute *route, List *deferred)
  * into rows of one slot each, in one transaction.  Worker 0 runs this
  * before the other workers start, so that no two workers ever hold events
  * of one key.  Errors are fatal to the worker, which the launcher restarts.
+ * Nothing is done to the objects of a version the library does not serve.
  */
 void
 polyglot_resplit_outbox(void)
@@ -824,7 +825,7 @@ polyglot_resplit_outbox(void)
 	uint64		n;
 
 	begin_tx();
-	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
+	if (!OidIsValid(get_extension_oid("pg_polyglot", true)) || polyglot_served_version() < 0)
 	{
 		end_tx();
 		return;

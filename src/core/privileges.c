@@ -28,10 +28,12 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
@@ -330,4 +332,42 @@ polyglot_route_call(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * ALTER SERVER ... RENAME TO (the ProcessUtility hook, worker.c, once the
+ * rename is done): the routes of the server, known by its OID, take its
+ * new name, which they keep for messages, polyglot.unsync() and a restore,
+ * in the renaming transaction.  Nothing happens in a database without
+ * pg_polyglot.  Runs as the owner of the extension, with a safe
+ * search_path: the renaming role owns the server, not the routes.
+ */
+void
+polyglot_rename_server_routes(const char *newname)
+{
+	Oid			argtypes[2] = {OIDOID, NAMEOID};
+	Datum		args[2];
+	Oid			server;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			level;
+
+	CommandCounterIncrement();	/* the renamed server */
+	server = get_foreign_server_oid(newname, true);
+	if (!OidIsValid(server) || !OidIsValid(get_extension_oid("pg_polyglot", true)))
+		return;
+	args[0] = ObjectIdGetDatum(server);
+	args[1] = DirectFunctionCall1(namein, CStringGetDatum(newname));
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	level = polyglot_pin_search_path();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	(void) spi_exec("UPDATE polyglot.routes SET server_name = $2 "
+					"WHERE server_oid OPERATOR(pg_catalog.=) $1",
+					2, argtypes, args, NULL, false, SPI_OK_UPDATE, "rename the server of routes");
+	SPI_finish();
+	AtEOXact_GUC(true, level);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }

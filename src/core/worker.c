@@ -376,6 +376,11 @@ polyglot_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (OidIsValid(dropped_db))
 		finish_drop(dropped_db, true);
 
+	/* ALTER SERVER ... RENAME TO: its routes take the new name */
+	if (IsA(pstmt->utilityStmt, RenameStmt) &&
+		((RenameStmt *) pstmt->utilityStmt)->renameType == OBJECT_FOREIGN_SERVER)
+		polyglot_rename_server_routes(((RenameStmt *) pstmt->utilityStmt)->newname);
+
 	/* DROP EXTENSION pg_polyglot: wake the worker, so that it leaves */
 	if (shared && IsA(pstmt->utilityStmt, DropStmt) &&
 		((DropStmt *) pstmt->utilityStmt)->removeType == OBJECT_EXTENSION)

@@ -63,9 +63,86 @@ is($new->safe_psql('restored',
 	'active true true', 'the route is active and delivering');
 is($new->safe_psql('restored',
 	"SELECT r.source_relid = 'public.items'::regclass AND s.oid = r.server_oid "
+	  . "AND r.server_cluster = polyglot._this_cluster() "
 	  . "FROM polyglot.routes r JOIN pg_foreign_server s ON s.srvname = 'cache'"),
 	't', 'the route names the restored table and server');
 is($new->safe_psql('restored', 'SELECT count(*) FROM polyglot.verify(1)'), '0', 'verify finds no drift');
 
+# A route knows its server by OID.  A renamed server keeps its routes, which
+# take its new name; a server dropped with CASCADE leaves its route without
+# a server, and no server given its name later, created or renamed, receives
+# the route's events.
+$new->safe_psql('restored', qq{
+CREATE SERVER cache2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port '$redis_port');
+CREATE TABLE public.more (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('public.more', 'cache2', '{"key": "tapd:more:{id}"}');
+ALTER SERVER cache2 RENAME TO cache3;
+INSERT INTO public.more VALUES (1, 'renamed');
+});
+my $more_server = $new->safe_psql('restored', q{SELECT oid FROM pg_foreign_server WHERE srvname = 'cache3'});
+is($new->safe_psql('restored', q{SELECT server_oid || ' ' || server_name FROM polyglot.routes WHERE source_relid = 'public.more'::regclass}),
+	"$more_server cache3", 'a renamed server keeps its route, which takes its new name');
+ok(wait_drained($new, 'restored', 60), 'the route of the renamed server is drained');
+is(`redis-cli -p $redis_port GET tapd:more:1`, qq{{"id":1,"v":"renamed"}\n}, 'the route delivers through its renamed server');
+$new->safe_psql('restored', qq{
+SELECT polyglot.pause(r.id) FROM polyglot.routes r WHERE r.source_relid = 'public.more'::regclass;
+DROP SERVER cache3 CASCADE;
+CREATE SERVER cache3 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port '$redis_port');
+CREATE SERVER spare FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port '$redis_port');
+INSERT INTO public.more VALUES (2, 'after drop');
+SELECT polyglot.resume(r.id) FROM polyglot.routes r WHERE r.source_relid = 'public.more'::regclass;
+});
+ok(wait_until(sub { $new->safe_psql('restored',
+	q{SELECT last_error FROM polyglot.status WHERE source = 'public.more'}) =~ /no longer exists/ }, 30),
+	'a route whose server was dropped fails for want of its server, though a server of that name was created');
+is($new->safe_psql('restored', q{SELECT server_oid FROM polyglot.routes WHERE source_relid = 'public.more'::regclass}),
+	$more_server, 'the route keeps the OID of its dropped server');
+$new->safe_psql('restored', 'DROP SERVER cache3; ALTER SERVER spare RENAME TO cache3');
+is($new->safe_psql('restored', q{SELECT server_oid || ' ' || server_name FROM polyglot.routes WHERE source_relid = 'public.more'::regclass}),
+	"$more_server cache3", 'a server renamed to the name of a route whose server was dropped leaves the route alone');
+$new->safe_psql('restored', "INSERT INTO public.more VALUES (3, 'after rename')");
+ok(wait_until(sub { $new->safe_psql('restored',
+	q{SELECT pending >= 2 FROM polyglot.status WHERE source = 'public.more'}) eq 't' }, 30),
+	'the events of the route wait in the outbox');
+is(`redis-cli -p $redis_port EXISTS tapd:more:2 tapd:more:3`, "0\n", 'no server of the same name received them');
+$new->safe_psql('restored', q{SELECT polyglot.unsync('public.more', 'cache3')});
+
+$new->stop;
+
+# A dump of a 1.0 database (its CREATE EXTENSION names no version, its
+# routes are copied with the columns of 1.0) restores into the version of
+# today, and the worker takes its routes back.
+my $v10 = preloaded_node('dumped10');
+$v10->safe_psql($db, qq{
+CREATE EXTENSION pg_polyglot VERSION '1.0';
+CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port '$redis_port');
+CREATE TABLE public.items (id int PRIMARY KEY, v text);
+INSERT INTO public.items SELECT g, 'v' || g FROM generate_series(1, 20) g;
+SELECT polyglot.sync('public.items', 'cache', '{"key": "tapd:v10:{id}"}');
+});
+ok(wait_drained($v10, $db, 60), 'the backfill at 1.0 is delivered');
+$v10->command_ok([ 'pg_dump', '-f', "$tmp/v10.sql", '-h', $v10->host, '-p', $v10->port, $db ], 'pg_dump at 1.0');
+$v10->stop;
+like(slurp_file("$tmp/v10.sql"), qr/COPY polyglot\.routes \([^)]*server_oid/, 'the 1.0 dump copies server_oid');
+$new->start;
+$new->safe_psql($db, 'CREATE DATABASE restored10');
+$new->command_ok([ 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-q', '-d', 'restored10', '-h', $new->host, '-p', $new->port,
+	'-f', "$tmp/v10.sql" ], 'the 1.0 dump restores without an error');
+my $sharedir = `pg_config --sharedir`;
+chomp $sharedir;
+my $default = slurp_file("$sharedir/extension/pg_polyglot.control")
+  =~ /^default_version\s*=\s*'([^']+)'/m ? $1 : die 'no default_version';
+is($new->safe_psql('restored10', q{SELECT extversion FROM pg_extension WHERE extname = 'pg_polyglot'}),
+	$default, "the restored extension is at $default");
+ok(wait_until(sub { $new->safe_psql('restored10',
+	"SELECT count(*) FROM polyglot.route_state") eq '1' }, 30),
+	'the worker took the route of the 1.0 dump back');
+$new->safe_psql('restored10', "UPDATE public.items SET v = 'restored from 1.0' WHERE id = 5");
+ok(wait_drained($new, 'restored10', 60), 'the route of the 1.0 dump is drained');
+is(`redis-cli -p $redis_port GET tapd:v10:5`, qq{{"id":5,"v":"restored from 1.0"}\n}, 'the route of the 1.0 dump delivers');
+is($new->safe_psql('restored10',
+	"SELECT s.oid = r.server_oid AND r.server_cluster = polyglot._this_cluster() "
+	  . "FROM polyglot.routes r JOIN pg_foreign_server s ON s.srvname = 'cache'"),
+	't', 'the route of the 1.0 dump has its restored server, of this cluster');
 $new->stop;
 done_testing();

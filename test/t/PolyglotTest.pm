@@ -18,7 +18,8 @@ use Exporter 'import';
 our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
   start_ferretdb stop_ferretdb mongo_dump
   wait_until wait_drained worker_pid preloaded_node compare_store
-  start_account_writes finish_account_writes outage_scenario);
+  start_account_writes finish_account_writes outage_scenario
+  extension_catalog compare_catalogs);
 
 # Starts a private Redis server; returns its port.  SHUTDOWN SAVE saves to
 # disk and a restart loads it back, like a durable production Redis.  @extra
@@ -330,6 +331,116 @@ log_statement = none
 	$node->append_conf('postgresql.conf', $extra_conf) if $extra_conf;
 	$node->start;
 	return $node;
+}
+
+# The SQL objects of pg_polyglot in a database, one line each, by name and
+# definition (never by OID), sorted: what must be equal between a database
+# updated with ALTER EXTENSION UPDATE (or moved by pg_upgrade) and a fresh
+# CREATE EXTENSION.  The extension's members and their ownership, functions
+# (definition, privileges (a default ACL as the default's items, as
+# pg_upgrade may leave either), comment), relations (kind, options, privileges,
+# row security, comment), columns (dropped ones left out, as pg_dump leaves
+# them out), defaults, constraints, indexes, triggers, policies, views,
+# sequences, event triggers, wrappers, the schema, the tables pg_dump
+# dumps, and the dependencies between them.  (The internal triggers of
+# foreign keys, named after their OIDs, are left out: their constraints
+# are compared.)
+sub extension_catalog
+{
+	my ($node, $db) = @_;
+	return $node->safe_psql($db, q{
+WITH ext AS (SELECT e.oid, e.extconfig, e.extcondition FROM pg_extension e WHERE e.extname = 'pg_polyglot'),
+members AS (SELECT d.classid, d.objid FROM pg_depend d, ext
+             WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype::text = 'e'),
+rels AS (SELECT c.oid FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid),
+parts AS (SELECT classid, objid FROM members
+          UNION SELECT 'pg_constraint'::regclass, k.oid FROM pg_constraint k JOIN rels ON k.conrelid = rels.oid
+          UNION SELECT 'pg_class'::regclass, i.indexrelid FROM pg_index i JOIN rels ON i.indrelid = rels.oid
+          UNION SELECT 'pg_trigger'::regclass, t.oid FROM pg_trigger t JOIN rels ON t.tgrelid = rels.oid WHERE NOT t.tgisinternal
+          UNION SELECT 'pg_policy'::regclass, p.oid FROM pg_policy p JOIN rels ON p.polrelid = rels.oid
+          UNION SELECT 'pg_attrdef'::regclass, a.oid FROM pg_attrdef a JOIN rels ON a.adrelid = rels.oid
+          UNION SELECT 'pg_rewrite'::regclass, r.oid FROM pg_rewrite r JOIN rels ON r.ev_class = rels.oid),
+lines AS (
+  SELECT 'member ' || pg_describe_object(classid, objid, 0) AS line FROM members
+  UNION ALL
+  SELECT 'function ' || p.oid::regprocedure || ' owner ' || p.proowner::regrole
+         || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(p.proacl, acldefault('f', p.proowner))) x), '-') || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+         || E'\n' || pg_get_functiondef(p.oid)
+    FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+  UNION ALL
+  SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind::text || ' owner ' || c.relowner::regrole
+         || ' options ' || coalesce(c.reloptions::text, '-') || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(c.relacl, acldefault(CASE WHEN c.relkind::text = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) x), '-')
+         || ' rls ' || c.relrowsecurity || '/' || c.relforcerowsecurity || ' persistence ' || c.relpersistence::text
+         || ' replident ' || c.relreplident::text || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+         || CASE WHEN c.relkind::text = 'v' THEN E'\n' || pg_get_viewdef(c.oid) ELSE '' END
+    FROM pg_class c JOIN rels ON rels.oid = c.oid
+  UNION ALL
+  SELECT 'column ' || a.attrelid::regclass || ' #' || row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum)
+         || ' ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' notnull ' || a.attnotnull
+         || ' identity ' || a.attidentity::text || ' generated ' || a.attgenerated::text || ' storage ' || a.attstorage::text
+         || ' collation ' || coalesce((SELECT l.collname FROM pg_collation l WHERE l.oid = a.attcollation), '-')
+         || ' default ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '-')
+         || ' acl ' || coalesce(a.attacl::text, '-') || ' comment ' || coalesce(col_description(a.attrelid, a.attnum), '-')
+    FROM pg_attribute a JOIN rels ON rels.oid = a.attrelid
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+   WHERE a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT 'constraint ' || k.conrelid::regclass || ' ' || k.conname || ' ' || pg_get_constraintdef(k.oid)
+         || ' deferrable ' || k.condeferrable
+    FROM pg_constraint k JOIN rels ON rels.oid = k.conrelid
+  UNION ALL
+  SELECT 'index ' || pg_get_indexdef(i.indexrelid) || ' options ' || coalesce(c.reloptions::text, '-')
+    FROM pg_index i JOIN rels ON rels.oid = i.indrelid JOIN pg_class c ON c.oid = i.indexrelid
+  UNION ALL
+  SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled ' || t.tgenabled::text
+    FROM pg_trigger t JOIN rels ON rels.oid = t.tgrelid WHERE NOT t.tgisinternal
+  UNION ALL
+  SELECT 'policy ' || p.polrelid::regclass || ' ' || p.polname || ' ' || p.polcmd::text || ' ' || p.polpermissive
+         || ' roles ' || p.polroles::regrole[]::text || ' using ' || coalesce(pg_get_expr(p.polqual, p.polrelid), '-')
+         || ' check ' || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '-')
+    FROM pg_policy p JOIN rels ON rels.oid = p.polrelid
+  UNION ALL
+  SELECT 'sequence ' || s.seqrelid::regclass || ' ' || format_type(s.seqtypid, NULL) || ' ' || s.seqstart
+         || ' ' || s.seqincrement || ' ' || s.seqmax || ' ' || s.seqmin || ' cache ' || s.seqcache || ' cycle ' || s.seqcycle
+    FROM pg_sequence s JOIN rels ON rels.oid = s.seqrelid
+  UNION ALL
+  SELECT 'event trigger ' || e.evtname || ' on ' || e.evtevent || ' ' || e.evtfoid::regproc || ' tags '
+         || coalesce(e.evttags::text, '-') || ' enabled ' || e.evtenabled::text || ' owner ' || e.evtowner::regrole
+    FROM pg_event_trigger e JOIN members m ON m.classid = 'pg_event_trigger'::regclass AND m.objid = e.oid
+  UNION ALL
+  SELECT 'wrapper ' || w.fdwname || ' handler ' || w.fdwhandler::regproc || ' validator ' || w.fdwvalidator::regproc
+         || ' options ' || coalesce(w.fdwoptions::text, '-') || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(w.fdwacl, acldefault('F', w.fdwowner))) x), '-')
+         || ' comment ' || coalesce(obj_description(w.oid, 'pg_foreign_data_wrapper'), '-')
+    FROM pg_foreign_data_wrapper w JOIN members m ON m.classid = 'pg_foreign_data_wrapper'::regclass AND m.objid = w.oid
+  UNION ALL
+  SELECT 'schema ' || n.nspname || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(coalesce(n.nspacl, acldefault('n', n.nspowner))) x), '-')
+    FROM pg_namespace n WHERE n.nspname = 'polyglot'
+  UNION ALL
+  SELECT 'dumped ' || c::regclass || ' where ' || coalesce(ext.extcondition[i], '-')
+    FROM ext, unnest(ext.extconfig) WITH ORDINALITY AS x(c, i)
+  UNION ALL
+  SELECT 'depends ' || pg_describe_object(d.classid, d.objid, d.objsubid) || ' on '
+         || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid) || ' ' || d.deptype::text
+    FROM pg_depend d JOIN parts p ON p.classid = d.classid AND p.objid = d.objid
+   WHERE d.refclassid <> 'pg_extension'::regclass
+)
+SELECT string_agg(line, chr(30) ORDER BY line) FROM lines});
+}
+
+# Compares two extension_catalog() results (objects separated by the
+# character 0x1e): one test, with the first objects found in one and not
+# the other in the diagnostics.
+sub compare_catalogs
+{
+	my ($got, $want, $name) = @_;
+	my (%g, %w);
+	$g{$_}++ for split /\x1e/, $got;
+	$w{$_}++ for split /\x1e/, $want;
+	my @only_got = grep { !$w{$_} } sort keys %g;
+	my @only_want = grep { !$g{$_} } sort keys %w;
+	ok(!@only_got && !@only_want && length($got) > 1000, $name)
+	  or diag("only in the first: " . join("\n", @only_got[0 .. ($#only_got < 4 ? $#only_got : 4)])
+		  . "\nonly in the second: " . join("\n", @only_want[0 .. ($#only_want < 4 ? $#only_want : 4)]));
 }
 
 1;
