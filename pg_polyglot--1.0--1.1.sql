@@ -22,6 +22,15 @@ LOCK TABLE polyglot.routes IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE polyglot.routes ADD COLUMN server_cluster numeric;
 
+-- One route per table and server, but any number whose server was dropped
+-- (server OID 0), and deferrable: finding servers again by name may swap
+-- the OIDs of two routes.
+ALTER TABLE polyglot.routes
+  DROP CONSTRAINT routes_source_relid_server_oid_key,
+  ADD CONSTRAINT routes_source_server
+    EXCLUDE USING btree (source_relid WITH =, server_oid WITH =) WHERE (server_oid <> 0)
+    DEFERRABLE;
+
 -- The system identifier of this cluster: a route's server_oid is valid in
 -- the cluster its server_cluster names.  pg_upgrade creates a new cluster
 -- (initdb: another identifier) and gives foreign servers new OIDs; a
@@ -32,15 +41,78 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 RETURN (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c)::pg_catalog.numeric;
 
+-- The store of a pg_polyglot server ('redis', 'mongo', 'elastic'), NULL
+-- for no server or a server of another wrapper.
+CREATE FUNCTION polyglot._store_of(server oid)
+RETURNS text
+AS 'MODULE_PATHNAME', 'polyglot_store_of_sql'
+LANGUAGE C STRICT STABLE;
+
+-- Gives each route of ids whose server was not dropped (server OID 0) the
+-- server its server_name names among the servers of its store.  One
+-- statement for all, under a deferred constraint: pg_upgrade and a restore
+-- give servers new OIDs, possibly those two routes had in the other order.
+-- A server already bound to a route of the same table outside ids stays
+-- that route's; of several routes of ids of one table naming one server,
+-- the newest gets it.  A route that finds no server gets OID 0: it never
+-- keeps an OID that may now name another server.  warn: a WARNING for each
+-- of those.  Returns how many routes found their server.
+CREATE FUNCTION polyglot._rebind_by_name(ids int[], warn boolean)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  n int := 0;
+BEGIN
+  SET CONSTRAINTS polyglot.routes_source_server DEFERRED;
+  FOR r IN
+    WITH found AS (
+      SELECT x.id, x.source_relid, x.server_name, x.store, x.server_oid AS old_oid,
+             (SELECT s.oid FROM pg_foreign_server s
+               WHERE s.srvname = x.server_name AND polyglot._store_of(s.oid) = x.store
+                 AND NOT EXISTS (SELECT FROM polyglot.routes o
+                                  WHERE o.source_relid = x.source_relid
+                                    AND o.server_oid = s.oid AND o.id <> ALL (ids))) AS srv
+        FROM polyglot.routes x
+       WHERE x.id = ANY (ids) AND x.server_oid <> 0),
+    chosen AS (
+      SELECT f.*,
+             CASE WHEN f.srv IS NOT NULL
+                   AND row_number() OVER (PARTITION BY f.source_relid, f.srv ORDER BY f.id DESC) = 1
+                  THEN f.srv END AS new_oid
+        FROM found f)
+    UPDATE polyglot.routes x SET server_oid = coalesce(c.new_oid, 0)
+      FROM chosen c
+     WHERE x.id = c.id
+    RETURNING c.id, c.source_relid, c.server_name, c.store, c.old_oid, c.new_oid
+  LOOP
+    IF r.new_oid IS NOT NULL THEN
+      RAISE LOG 'pg_polyglot route % (% to server %) found its server again by name: OID % is now %',
+        r.id, r.source_relid, r.server_name, r.old_oid, r.new_oid;
+      n := n + 1;
+    ELSIF warn THEN
+      RAISE WARNING 'pg_polyglot route % (% to server %) has no server',
+        r.id, r.source_relid, r.server_name
+        USING DETAIL = format('No %s server is named %s here.', r.store, r.server_name),
+              HINT = 'Create the server, then unsync and sync the table again.';
+    END IF;
+  END LOOP;
+  SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
+  RETURN n;
+END
+$$;
+
 -- The routes whose server OID was recorded in another cluster: copied by
 -- pg_upgrade, which carried their servers over by name (its schema dump)
--- and gave them new OIDs.  Each such route finds its server again by name,
--- among the servers of its store, and records this cluster; one whose
--- server is not found keeps failing for want of a server, as a route whose
--- server was dropped does.  The worker calls this in its first round after
+-- and gave them new OIDs.  They find their servers again by name
+-- (polyglot._rebind_by_name()) and record this cluster; one whose server is
+-- not found fails for want of a server, as a route whose server was
+-- dropped does.  The worker calls this in its first round after
 -- pg_upgrade, before anyone could create a server: the only moment a
 -- server's name may stand for its identity.  A route whose server was
--- dropped in this cluster is never given another one of the same name.
+-- dropped (server OID 0) is never given another one of the same name.
 -- Returns how many routes found their server.
 CREATE FUNCTION polyglot._rebind_servers()
 RETURNS int
@@ -48,41 +120,23 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  r record;
-  srv oid;
   here numeric := polyglot._this_cluster();
-  n int := 0;
+  ids int[];
+  n int;
 BEGIN
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
-  FOR r IN SELECT x.* FROM polyglot.routes x
-            WHERE x.server_cluster <> here ORDER BY x.id FOR UPDATE OF x LOOP
-    SELECT s.oid INTO srv FROM pg_foreign_server s
-     WHERE s.srvname = r.server_name
-       AND NOT EXISTS (SELECT FROM polyglot.routes o
-                        WHERE o.id <> r.id AND o.source_relid = r.source_relid
-                          AND o.server_oid = s.oid);
-    IF srv IS NOT NULL AND polyglot._server_store(r.server_name) IS DISTINCT FROM r.store THEN
-      srv := NULL;
-    END IF;
-    IF srv IS NULL THEN
-      RAISE WARNING 'pg_polyglot route % (% to server %) has no server',
-        r.id, r.source_relid, r.server_name
-        USING DETAIL = format('Its server OID %s names no server here, and no %s server is named %s.',
-                              r.server_oid, r.store, r.server_name),
-              HINT = 'Create the server, then unsync and sync the table again.';
-      UPDATE polyglot.routes x SET server_cluster = here WHERE x.id = r.id;
-    ELSE
-      UPDATE polyglot.routes x SET server_oid = srv, server_cluster = here WHERE x.id = r.id;
-      RAISE LOG 'pg_polyglot route % (% to server %) found its server again by name: OID % is now %',
-        r.id, r.source_relid, r.server_name, r.server_oid, srv;
-      n := n + 1;
-    END IF;
-  END LOOP;
+  SELECT array_agg(x.id) INTO ids FROM polyglot.routes x WHERE x.server_cluster <> here;
+  IF ids IS NULL THEN
+    RETURN 0;
+  END IF;
+  n := polyglot._rebind_by_name(ids, true);
+  UPDATE polyglot.routes x SET server_cluster = here WHERE x.id = ANY (ids);
   RETURN n;
 END
 $$;
 
-REVOKE ALL ON FUNCTION polyglot._this_cluster(), polyglot._rebind_servers() FROM PUBLIC;
+REVOKE ALL ON FUNCTION polyglot._this_cluster(), polyglot._store_of(oid),
+  polyglot._rebind_by_name(int[], boolean), polyglot._rebind_servers() FROM PUBLIC;
 
 -- A route whose server OID names a server of its store is of this cluster;
 -- it takes the server's name, which the 1.0 library did not follow ALTER
@@ -106,7 +160,7 @@ $$;
 UPDATE polyglot.routes r
    SET server_name = s.srvname, server_cluster = polyglot._this_cluster()
   FROM pg_catalog.pg_foreign_server s
- WHERE s.oid = r.server_oid AND polyglot._server_store(s.srvname) = r.store;
+ WHERE s.oid = r.server_oid AND polyglot._store_of(s.oid) = r.store;
 
 -- A route whose server OID names no server of its store: of a 1.0
 -- database that pg_upgrade copied, or whose server was dropped.  Version
@@ -128,19 +182,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   r record;
-  srv oid;
+  ids int[];
   n int := 0;
 BEGIN
+  SELECT array_agg(x.id) INTO ids FROM polyglot.routes x
+   WHERE NOT EXISTS (SELECT FROM polyglot.route_state s WHERE s.route_id = x.id);
+  IF ids IS NULL THEN
+    RETURN 0;
+  END IF;
+  -- every restored route at once, those whose triggers are not there yet
+  -- too: their dumped OIDs may be those the others get
+  PERFORM polyglot._rebind_by_name(ids, false);
   FOR r IN SELECT x.* FROM polyglot.routes x
-            WHERE NOT EXISTS (SELECT FROM polyglot.route_state s WHERE s.route_id = x.id)
+            WHERE x.id = ANY (ids)
               AND EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = x.source_relid
                                                      AND t.tgname = 'polyglot_sync_' || x.id)
             ORDER BY x.id FOR UPDATE OF x LOOP
-    SELECT s.oid INTO srv FROM pg_foreign_server s WHERE s.srvname = r.server_name;
-    IF srv IS NOT NULL AND polyglot._server_store(r.server_name) IS DISTINCT FROM r.store THEN
-      srv := NULL;
-    END IF;
-    IF srv IS NULL THEN
+    IF r.server_oid = 0 THEN
       -- the route is taken back all the same, and fails for want of a server
       RAISE WARNING 'pg_polyglot route % (% to server %) was restored without its server',
         r.id, r.source_relid, r.server_name
@@ -148,7 +206,7 @@ BEGIN
     END IF;
     PERFORM polyglot._create_capture_triggers(r.id);
     UPDATE polyglot.routes x
-       SET server_oid = coalesce(srv, 0), server_cluster = polyglot._this_cluster(),
+       SET server_cluster = polyglot._this_cluster(),
            source_name = format('%I.%I', n.nspname, c.relname)
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE x.id = r.id AND c.oid = r.source_relid;
@@ -239,7 +297,7 @@ BEGIN
                      WHERE m.umuser = route_owner AND m.umserver = srv.oid),
             polyglot._this_cluster())
     RETURNING id INTO route_id;
-  EXCEPTION WHEN unique_violation THEN
+  EXCEPTION WHEN exclusion_violation THEN
     RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
       USING ERRCODE = 'duplicate_object',
             HINT = 'Use polyglot.unsync() first to change the route.';
@@ -262,5 +320,66 @@ BEGIN
 
   PERFORM polyglot._wake();
   RETURN route_id;
+END
+$$;
+
+-- A route whose server was dropped keeps its name: polyglot._route() takes
+-- a route to a server of that name first, and DROP SERVER stops routes.
+CREATE OR REPLACE FUNCTION polyglot._route(source regclass, server name)
+RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  rid int;
+BEGIN
+  -- a route whose server was dropped (OID 0) keeps the name, which a
+  -- route to a new server of that name may have too: that one comes first
+  SELECT r.id INTO rid FROM polyglot.routes r
+   WHERE r.source_relid = source AND r.server_name = server
+   ORDER BY r.server_oid <> 0 DESC, r.id DESC LIMIT 1;
+  IF rid IS NULL THEN
+    RAISE EXCEPTION 'table "%" is not synced to server "%"', source::text, server
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN rid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION polyglot._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- a table's owner drops it; the routes table is not theirs
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  obj record;
+  r record;
+BEGIN
+  FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d
+             WHERE d.classid = 'pg_catalog.pg_class'::regclass LOOP
+    FOR r IN SELECT * FROM polyglot.routes x
+             WHERE x.source_relid = obj.objid
+               AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)) LOOP
+      IF obj.objsubid <> 0 THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, obj.objid::regclass);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', obj.objid::regclass);
+        RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
+          r.id, r.source_name, r.server_name, obj.address_names[3];
+      END IF;
+      PERFORM polyglot._outbox_drop(r.id);
+      DELETE FROM polyglot.routes x WHERE x.id = r.id;
+    END LOOP;
+  END LOOP;
+  FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d
+             WHERE d.classid = 'pg_catalog.pg_foreign_server'::regclass LOOP
+    FOR r IN UPDATE polyglot.routes x SET server_oid = 0
+              WHERE x.server_oid = obj.objid AND x.server_cluster = polyglot._this_cluster()
+             RETURNING x.* LOOP
+      RAISE WARNING 'pg_polyglot route % (% to server %) stopped: its server was dropped',
+        r.id, r.source_name, r.server_name
+        USING HINT = 'Unsync the table from it; a server created under that name does not take the route.';
+    END LOOP;
+  END LOOP;
 END
 $$;

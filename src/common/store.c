@@ -81,15 +81,14 @@ polyglot_store_by_name(const char *name)
 
 /*
  * Which store a foreign server belongs to, from the C symbol of its
- * wrapper's handler.  Ereports when the server is not one of ours.
+ * wrapper's handler; NULL when the server is not one of ours.
  */
 const PolyglotStoreInfo *
-polyglot_server_store(ForeignServer *server)
+polyglot_server_store_or_null(ForeignServer *server)
 {
 	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
 	HeapTuple	tp;
 	char	   *prosrc = NULL;
-	StringInfoData names;
 	int			i;
 
 	if (OidIsValid(fdw->fdwhandler))
@@ -109,7 +108,21 @@ polyglot_server_store(ForeignServer *server)
 	for (i = 0; prosrc && i < NSTORES; i++)
 		if (strcmp(prosrc, polyglot_stores[i].handler) == 0)
 			return &polyglot_stores[i];
+	return NULL;
+}
 
+/* The store of a server, or an error for a server of another wrapper */
+const PolyglotStoreInfo *
+polyglot_server_store(ForeignServer *server)
+{
+	const PolyglotStoreInfo *store = polyglot_server_store_or_null(server);
+	ForeignDataWrapper *fdw;
+	StringInfoData names;
+	int			i;
+
+	if (store != NULL)
+		return store;
+	fdw = GetForeignDataWrapper(server->fdwid);
 	initStringInfo(&names);
 	for (i = 0; i < NSTORES; i++)
 		appendStringInfo(&names, "%s%s", i == 0 ? "" : i + 1 < NSTORES ? ", " : " and ",
@@ -135,6 +148,23 @@ polyglot_server_store_sql(PG_FUNCTION_ARGS)
 	ForeignServer *server = GetForeignServerByName(NameStr(*PG_GETARG_NAME(0)), false);
 
 	PG_RETURN_TEXT_P(cstring_to_text(polyglot_server_store(server)->name));
+}
+
+PG_FUNCTION_INFO_V1(polyglot_store_of_sql);
+
+/*
+ * polyglot._store_of(server oid): the store's name of a pg_polyglot server,
+ * NULL when no server has that OID or its wrapper is not one of ours.
+ */
+Datum
+polyglot_store_of_sql(PG_FUNCTION_ARGS)
+{
+	ForeignServer *server = GetForeignServerExtended(PG_GETARG_OID(0), FSV_MISSING_OK);
+	const PolyglotStoreInfo *store;
+
+	if (server == NULL || (store = polyglot_server_store_or_null(server)) == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(store->name));
 }
 
 PG_FUNCTION_INFO_V1(polyglot_server_endpoint_sql);

@@ -47,6 +47,7 @@ typedef struct PolyglotStoreInfo
 
 /* in store.c */
 extern const PolyglotStoreInfo *polyglot_server_store(ForeignServer *server);
+extern const PolyglotStoreInfo *polyglot_server_store_or_null(ForeignServer *server);
 extern const PolyglotStoreInfo *polyglot_store_by_name(const char *name);
 extern void polyglot_stores_init(void);
 

@@ -104,8 +104,7 @@ route_access_error(PolyglotRoute *r)
 		role = psprintf("%u", r->owner);	/* dropped since */
 
 	/* the OID names a server of another wrapper (a 1.0 route after pg_upgrade) */
-	if (store == NULL ||
-		strcmp(GetForeignDataWrapper(r->server->fdwid)->fdwname, store->fdw_name) != 0)
+	if (store == NULL || polyglot_server_store_or_null(r->server) != store)
 		return psprintf("server \"%s\" of route %d is not a %s server",
 						r->server->servername, r->id, store ? store->label : r->store);
 

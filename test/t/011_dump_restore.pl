@@ -96,10 +96,10 @@ ok(wait_until(sub { $new->safe_psql('restored',
 	q{SELECT last_error FROM polyglot.status WHERE source = 'public.more'}) =~ /no longer exists/ }, 30),
 	'a route whose server was dropped fails for want of its server, though a server of that name was created');
 is($new->safe_psql('restored', q{SELECT server_oid FROM polyglot.routes WHERE source_relid = 'public.more'::regclass}),
-	$more_server, 'the route keeps the OID of its dropped server');
+	'0', 'DROP SERVER stops the route: server OID 0, which no server has');
 $new->safe_psql('restored', 'DROP SERVER cache3; ALTER SERVER spare RENAME TO cache3');
 is($new->safe_psql('restored', q{SELECT server_oid || ' ' || server_name FROM polyglot.routes WHERE source_relid = 'public.more'::regclass}),
-	"$more_server cache3", 'a server renamed to the name of a route whose server was dropped leaves the route alone');
+	"0 cache3", 'a server renamed to the name of a route whose server was dropped leaves the route alone');
 $new->safe_psql('restored', "INSERT INTO public.more VALUES (3, 'after rename')");
 ok(wait_until(sub { $new->safe_psql('restored',
 	q{SELECT pending >= 2 FROM polyglot.status WHERE source = 'public.more'}) eq 't' }, 30),

@@ -1,0 +1,104 @@
+--
+-- routes_rebind: a route knows its server by OID; where that OID is no
+-- longer valid (a cluster made by pg_upgrade, a database restored from a
+-- dump) the route finds its server again by name, and only then.  Each case
+-- simulates what pg_upgrade or a restore leaves in polyglot.routes, inside a
+-- transaction that is rolled back, so that the worker never sees it: the
+-- servers' OIDs swapped between two routes of one table, a server dropped
+-- and created again under its name, a server of another wrapper under a
+-- route's name.  No store is needed (the servers point at a closed port).
+--
+CREATE SERVER rb_a FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port '1');
+CREATE SERVER rb_b FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port '1');
+CREATE FOREIGN DATA WRAPPER rb_other_fdw;
+CREATE SERVER rb_other FOREIGN DATA WRAPPER rb_other_fdw;
+CREATE TABLE rb (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('rb', 'rb_a', '{"key": "rb:a:{id}"}', false) > 0 AS synced;
+SELECT polyglot.sync('rb', 'rb_b', '{"key": "rb:b:{id}"}', false) > 0 AS synced;
+-- each route of rb, the server its OID names, and whether it is of this cluster
+CREATE VIEW rb_routes AS
+  SELECT r.server_name, s.srvname AS server_of_oid, r.server_oid = 0 AS stopped,
+         r.server_cluster = polyglot._this_cluster() AS this_cluster,
+         EXISTS (SELECT FROM polyglot.route_state st WHERE st.route_id = r.id) AS has_state
+    FROM polyglot.routes r LEFT JOIN pg_foreign_server s ON s.oid = r.server_oid
+   WHERE r.source_relid = 'rb'::regclass
+   ORDER BY r.id;
+SELECT * FROM rb_routes;
+SET client_min_messages = error;   -- the WARNINGs name route ids
+
+-- pg_upgrade: another cluster, and each route holds the other's server OID
+BEGIN;
+SET CONSTRAINTS polyglot.routes_source_server DEFERRED;
+UPDATE polyglot.routes r
+   SET server_oid = (SELECT s.oid FROM pg_foreign_server s
+                      WHERE s.srvname = CASE r.server_name WHEN 'rb_a' THEN 'rb_b' ELSE 'rb_a' END),
+       server_cluster = 1
+ WHERE r.source_relid = 'rb'::regclass;
+SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
+SELECT server_name, server_of_oid FROM rb_routes;
+SELECT polyglot._rebind_servers() AS found;
+SELECT * FROM rb_routes;
+ROLLBACK;
+
+-- a restore: the routes come without their state, the OIDs swapped
+BEGIN;
+DELETE FROM polyglot.route_state WHERE route_id IN
+  (SELECT id FROM polyglot.routes WHERE source_relid = 'rb'::regclass);
+SET CONSTRAINTS polyglot.routes_source_server DEFERRED;
+UPDATE polyglot.routes r
+   SET server_oid = (SELECT s.oid FROM pg_foreign_server s
+                      WHERE s.srvname = CASE r.server_name WHEN 'rb_a' THEN 'rb_b' ELSE 'rb_a' END),
+       server_cluster = NULL
+ WHERE r.source_relid = 'rb'::regclass;
+SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
+SELECT polyglot._reattach_restored() AS reattached;
+SELECT * FROM rb_routes;
+ROLLBACK;
+
+-- a server dropped: its route stops, and a server created again under its
+-- name takes it neither now, nor after pg_upgrade, nor after a restore;
+-- the table can be synced to the new server
+BEGIN;
+DROP SERVER rb_a;
+SELECT * FROM rb_routes;
+CREATE SERVER rb_a FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port '1');
+UPDATE polyglot.routes SET server_cluster = 1 WHERE source_relid = 'rb'::regclass;
+SELECT polyglot._rebind_servers() AS found;
+SELECT * FROM rb_routes;
+DELETE FROM polyglot.route_state WHERE route_id IN
+  (SELECT id FROM polyglot.routes WHERE source_relid = 'rb'::regclass);
+UPDATE polyglot.routes SET server_cluster = NULL WHERE source_relid = 'rb'::regclass;
+SELECT polyglot._reattach_restored() AS reattached;
+SELECT * FROM rb_routes;
+SELECT polyglot.sync('rb', 'rb_a', '{"key": "rb:a2:{id}"}', false) > 0 AS synced;
+SELECT * FROM rb_routes;
+SELECT polyglot._route('rb', 'rb_a') = max(id) AS newest_route FROM polyglot.routes;
+ROLLBACK;
+
+-- after pg_upgrade a route's name names a server of another wrapper: the
+-- route finds no server (and the rebind does not fail on it)
+BEGIN;
+UPDATE polyglot.routes SET server_name = 'rb_other', server_oid = 4000000000, server_cluster = 1
+ WHERE source_relid = 'rb'::regclass AND server_name = 'rb_b';
+SELECT polyglot._rebind_servers() AS found;
+SELECT * FROM rb_routes;
+ROLLBACK;
+
+-- two routes of one table naming one server (a dropped server's route
+-- from before 1.1, and a new one): the newer keeps the server
+BEGIN;
+UPDATE polyglot.routes SET server_name = 'rb_a', server_oid = 4000000000, server_cluster = 1
+ WHERE source_relid = 'rb'::regclass AND server_name = 'rb_b';
+UPDATE polyglot.routes SET server_cluster = 1 WHERE source_relid = 'rb'::regclass;
+SELECT polyglot._rebind_servers() AS found;
+SELECT * FROM rb_routes;
+ROLLBACK;
+
+RESET client_min_messages;
+SELECT * FROM rb_routes;
+SELECT polyglot.unsync('rb', 'rb_a');
+SELECT polyglot.unsync('rb', 'rb_b');
+DROP VIEW rb_routes;
+DROP TABLE rb;
+DROP SERVER rb_a, rb_b, rb_other;
+DROP FOREIGN DATA WRAPPER rb_other_fdw;
