@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_foreign_server.h"
 #include "catalog/pg_type.h"
@@ -343,9 +344,11 @@ load_routes(bool *extension_gone)
 		return NIL;
 	}
 	if (version >= 1 &&
-		spi_exec("SELECT polyglot._rebind_servers() "
-				 "WHERE EXISTS (SELECT FROM polyglot.routes r "
-				 "              WHERE r.server_cluster OPERATOR(pg_catalog.<>) polyglot._this_cluster())",
+		spi_exec(psprintf("SELECT polyglot._rebind_servers() "
+						  "WHERE EXISTS (SELECT FROM polyglot.routes r "
+						  "              WHERE r.server_cluster OPERATOR(pg_catalog.<>) "
+						  INT64_FORMAT "::pg_catalog.numeric)",
+						  (int64) GetSystemIdentifier()),	/* as _this_cluster() */
 				 0, NULL, NULL, NULL, false, SPI_OK_SELECT, "find the servers of routes again") > 0)
 		fresh_snapshot();
 	routes = polyglot_load_routes(0, cxt);

@@ -803,6 +803,13 @@ polyglot_worker_main(Datum main_arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/*
+	 * A round reads the routes, and rows to deliver, with snapshots taken as
+	 * it goes (after a lock, after a re-binding): READ COMMITTED, whatever
+	 * default_transaction_isolation the server sets.
+	 */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
 	 * What the stores receive does not depend on the server's settings (see
 	 * polyglot_fix_settings()), and the worker, a superuser, resolves no name
 	 * to an object someone created in a schema of the database's search_path.
