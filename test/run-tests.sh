@@ -189,10 +189,13 @@ if [[ $parts == *,integration,* ]]; then
 fi
 
 # --- pg_upgrade target (test/t/021_pg_upgrade.pl) ----------------------------
-# The TAP test upgrades a cluster of the stack's PostgreSQL to PostgreSQL
-# ${POLYGLOT_UPGRADE_TO:-18}, which needs pg_polyglot built and installed
-# there; POLYGLOT_UPGRADE_BIN, when set, names a bin directory that has it.
-# A run on that version itself upgrades to the same version (pg_upgrade
+# The TAP test upgrades a cluster of PostgreSQL ${POLYGLOT_UPGRADE_FROM:-15.19.0}
+# to PostgreSQL ${POLYGLOT_UPGRADE_TO:-18}, whatever version the run uses; both
+# need pg_polyglot built and installed there.  POLYGLOT_UPGRADE_FROM_BIN and
+# POLYGLOT_UPGRADE_BIN, when set, name bin directories that have it.  The old
+# cluster is 15.19, not Debian's 15.20: 15.20 gives every column an option
+# pg_attver that 18.6 rejects, so no database with a table upgrades from it.
+# A run on the target version itself upgrades to that installation (pg_upgrade
 # still gives the servers new OIDs and the cluster a new identifier).
 PG_MAJOR_RUN=$("$PG_BIN/pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 if [[ $parts == *,tap,* ]] && [ -z "${POLYGLOT_UPGRADE_BIN:-}" ]; then
@@ -204,7 +207,12 @@ if [[ $parts == *,tap,* ]] && [ -z "${POLYGLOT_UPGRADE_BIN:-}" ]; then
 			{ POLYGLOT_UPGRADE_BIN=; problems+=("pg_polyglot could not be built for PostgreSQL ${POLYGLOT_UPGRADE_TO:-18}"); failed=$((failed + 1)); }
 	fi
 fi
-export POLYGLOT_UPGRADE_BIN
+if [[ $parts == *,tap,* ]] && [ -z "${POLYGLOT_UPGRADE_FROM_BIN:-}" ]; then
+	log "pg_polyglot for PostgreSQL ${POLYGLOT_UPGRADE_FROM:-15.19.0} (the pg_upgrade test's old cluster)"
+	POLYGLOT_UPGRADE_FROM_BIN=$(test/install-for.sh "${POLYGLOT_UPGRADE_FROM:-15.19.0}") ||
+		{ POLYGLOT_UPGRADE_FROM_BIN=; problems+=("pg_polyglot could not be built for PostgreSQL ${POLYGLOT_UPGRADE_FROM:-15.19.0}"); failed=$((failed + 1)); }
+fi
+export POLYGLOT_UPGRADE_BIN POLYGLOT_UPGRADE_FROM_BIN
 # --- end of pg_upgrade target ------------------------------------------------
 
 if [[ $parts == *,tap,* ]] && ls test/t/*.pl >/dev/null 2>&1; then

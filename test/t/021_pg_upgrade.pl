@@ -1,7 +1,12 @@
 # 021_pg_upgrade.pl: pg_upgrade of a cluster with routes to Redis, MongoDB
-# (FerretDB), OpenSearch and Elasticsearch and a pending backlog, from the
-# stack's PostgreSQL (15) to PostgreSQL $POLYGLOT_UPGRADE_BIN (18 in make
-# test: test/install-for.sh builds and installs pg_polyglot there).
+# (FerretDB), OpenSearch and Elasticsearch and a pending backlog, from
+# PostgreSQL $POLYGLOT_UPGRADE_FROM_BIN (15.19 in make test, whatever version
+# the run uses) to PostgreSQL $POLYGLOT_UPGRADE_BIN (18 in make test;
+# test/install-for.sh builds and installs pg_polyglot in both).  The old
+# cluster is 15.19 and not Debian's 15.20: 15.20 gives every column of every
+# table an attribute option pg_attver, which 18.6's pg_dump dumps and 18.6's
+# server rejects ("unrecognized parameter"), so pg_upgrade from 15.20 to 18.6
+# fails for any database with a table, with or without pg_polyglot.
 # pg_upgrade copies polyglot.routes, the outbox and the route state as they
 # are and keeps the OIDs of tables and roles, not those of foreign servers;
 # the new cluster has another system identifier, and the worker's first
@@ -28,8 +33,8 @@ my $os_url = $ENV{OPENSEARCH_URL} or die "OPENSEARCH_URL is not set";
 my $es_url = $ENV{ELASTICSEARCH_URL} or die "ELASTICSEARCH_URL is not set";
 my $new_bin = $ENV{POLYGLOT_UPGRADE_BIN}
   or die "POLYGLOT_UPGRADE_BIN is not set (test/install-for.sh 18 prints it)";
-my $old_bin = `pg_config --bindir`;
-chomp $old_bin;
+my $old_bin = $ENV{POLYGLOT_UPGRADE_FROM_BIN}
+  or die "POLYGLOT_UPGRADE_FROM_BIN is not set (test/install-for.sh 15.19.0 prints it)";
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $db = 'shop';
 my $index = 'polyglot_tap_pgupgrade';
@@ -45,7 +50,7 @@ sub clean_stores
 }
 clean_stores();
 
-my $old = preloaded_node('pgup_old');
+my $old = preloaded_node('pgup_old', undef, dirname($old_bin));
 my $old_major = int($old->safe_psql('postgres', 'SHOW server_version_num') / 10000);
 $old->safe_psql('postgres', "CREATE DATABASE $db");
 $old->safe_psql($db, qq{

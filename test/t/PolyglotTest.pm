@@ -314,11 +314,13 @@ sub worker_pid
 		  . "WHERE backend_type = 'pg_polyglot worker' AND datname = '$db'");
 }
 
-# A cluster with pg_polyglot preloaded; $extra_conf goes in postgresql.conf.
+# A cluster with pg_polyglot preloaded; $extra_conf goes in postgresql.conf,
+# $install_path (optional) names the PostgreSQL installation to run.
 sub preloaded_node
 {
-	my ($name, $extra_conf) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
+	my ($name, $extra_conf, $install_path) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name,
+		$install_path ? (install_path => $install_path) : ());
 	$node->init;
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_polyglot'
