@@ -485,6 +485,8 @@ void
 polyglot_launcher_main(Datum main_arg)
 {
 	BackgroundWorkerHandle **handles;
+	Oid		   *handle_dboid;	/* whose worker handles[i] started */
+	int		   *handle_index;
 	TimestampTz next_rescan = 0;
 	List	   *known = NIL;		/* databases seen, in TopMemoryContext */
 	bool		warned_full = false;
@@ -497,6 +499,8 @@ polyglot_launcher_main(Datum main_arg)
 
 	handles = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(BackgroundWorkerHandle *) * shared->nslots);
+	handle_dboid = MemoryContextAllocZero(TopMemoryContext, sizeof(Oid) * shared->nslots);
+	handle_index = MemoryContextAllocZero(TopMemoryContext, sizeof(int) * shared->nslots);
 	SpinLockAcquire(&shared->mutex);
 	shared->launcher_latch = MyLatch;
 	SpinLockRelease(&shared->mutex);
@@ -550,17 +554,29 @@ polyglot_launcher_main(Datum main_arg)
 			int			index;
 			TimestampTz not_before;
 
-			/* a worker that was started: has it stopped? */
+			/*
+			 * A worker that was started: has it stopped?  Its slot may have
+			 * been given to another database's worker meanwhile (DROP
+			 * DATABASE frees the slots of a worker that has not exited
+			 * yet): the handle then says nothing of the slot's worker, and
+			 * is let go, or that worker would never be started.
+			 */
 			if (handles[i])
 			{
 				pid_t		pid;
+				bool		reassigned;
 
-				if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+				SpinLockAcquire(&shared->mutex);
+				reassigned = slot->state == SLOT_FREE || slot->dboid != handle_dboid[i] ||
+					slot->index != handle_index[i];
+				SpinLockRelease(&shared->mutex);
+				if (!reassigned && GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
 					continue;
 				pfree(handles[i]);
 				handles[i] = NULL;
 				SpinLockAcquire(&shared->mutex);
-				if (slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING)
+				if (!reassigned &&
+					(slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING))
 				{
 					/* it died: start it again, after a pause */
 					slot->state = SLOT_REQUESTED;
@@ -610,6 +626,8 @@ polyglot_launcher_main(Datum main_arg)
 			}
 			if (start_worker(dboid, index, &handles[i]))
 			{
+				handle_dboid[i] = dboid;
+				handle_index[i] = index;
 				SpinLockAcquire(&shared->mutex);
 				if (slot->state == SLOT_REQUESTED)
 					slot->state = SLOT_STARTING;
