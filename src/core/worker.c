@@ -559,22 +559,30 @@ polyglot_launcher_main(Datum main_arg)
 			 * been given to another database's worker meanwhile (DROP
 			 * DATABASE frees the slots of a worker that has not exited
 			 * yet): the handle then says nothing of the slot's worker, and
-			 * is let go, or that worker would never be started.
+			 * is let go, or that worker would never be started.  A slot
+			 * that is only free, or given again to the same database's
+			 * worker of the same index, keeps its handle: a failed DROP
+			 * DATABASE frees the slots of workers 2 to N, which may still
+			 * run, and the first worker asks for them again, most often in
+			 * the same slots; starting one before the old one is gone would
+			 * have two processes deliver the same keys.  The status is read
+			 * before the lock is taken (not under a spinlock), the slot
+			 * once under it.
 			 */
 			if (handles[i])
 			{
 				pid_t		pid;
+				BgwHandleStatus status = GetBackgroundWorkerPid(handles[i], &pid);
 				bool		reassigned;
 
 				SpinLockAcquire(&shared->mutex);
-				reassigned = slot->state == SLOT_FREE || slot->dboid != handle_dboid[i] ||
-					slot->index != handle_index[i];
-				SpinLockRelease(&shared->mutex);
-				if (!reassigned && GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
+				reassigned = slot->state != SLOT_FREE &&
+					(slot->dboid != handle_dboid[i] || slot->index != handle_index[i]);
+				if (!reassigned && status != BGWH_STOPPED)
+				{
+					SpinLockRelease(&shared->mutex);
 					continue;
-				pfree(handles[i]);
-				handles[i] = NULL;
-				SpinLockAcquire(&shared->mutex);
+				}
 				if (!reassigned &&
 					(slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING))
 				{
@@ -585,6 +593,8 @@ polyglot_launcher_main(Datum main_arg)
 					slot->not_before = TimestampTzPlusMilliseconds(now, POLYGLOT_WORKER_RESTART_MS);
 				}
 				SpinLockRelease(&shared->mutex);
+				pfree(handles[i]);
+				handles[i] = NULL;
 			}
 
 			SpinLockAcquire(&shared->mutex);
