@@ -5,6 +5,7 @@
 # of the database created next.  That database still gets all
 # polyglot.workers workers, and every key, whichever worker's it is, is
 # delivered to Redis, while the old workers hang and after they are gone.
+# A DROP DATABASE that is refused stops the workers too: they come back.
 #
 # The hang: the dropped database's workers deliver to a private FerretDB on
 # a Unix-domain socket, which libmongoc's own streams serve (not the ones
@@ -136,6 +137,22 @@ compare_store(redis_dump($redis_port, $prefix, $tmp),
 	table_dump($node, 'fresh', "SELECT '$prefix' || id, row_to_json(i) FROM items i"),
 	'Redis again holds every row');
 is(join(',', sort keys %{ workers_of('fresh') }), $fresh, 'the same two workers serve the database');
+
+# A DROP DATABASE refused (not the owner) has already stopped the workers:
+# both come back in their slots, and deliver.
+$node->safe_psql('postgres', 'CREATE ROLE intruder LOGIN');
+my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE fresh', extra_params => [ '-U', 'intruder' ]);
+like($err, qr/must be owner of database fresh/, 'DROP DATABASE by another role is refused');
+ok(wait_until(sub {
+	my $w = workers_of('fresh');
+	keys %$w == 2 && !grep { $w->{$_} } split /,/, $fresh }, 30),
+	'two new workers serve the database after the refused drop')
+  or diag('workers of fresh: ' . join(', ', values %{ workers_of('fresh') }));
+$node->safe_psql('fresh', 'UPDATE items SET v = v + 1');
+ok(wait_drained($node, 'fresh', 60), 'the changes after the refused drop are delivered');
+compare_store(redis_dump($redis_port, $prefix, $tmp),
+	table_dump($node, 'fresh', "SELECT '$prefix' || id, row_to_json(i) FROM items i"),
+	'Redis holds every row after the refused drop');
 
 system("redis-cli -p $redis_port --scan --pattern '$prefix*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
 $node->stop;
