@@ -304,7 +304,10 @@ stop_worker_for_drop(Oid dboid)
 
 /*
  * After DROP DATABASE: free the slots, or give the database its first
- * worker back (which asks for the others).
+ * worker back (which asks for the others).  The others' slots are kept
+ * until it does: their old workers may not have exited yet, and the
+ * launcher starts a new one in the same slot only once the old one is
+ * gone (in another slot, two processes could deliver the same keys).
  */
 static void
 finish_drop(Oid dboid, bool dropped)
@@ -319,8 +322,10 @@ finish_drop(Oid dboid, bool dropped)
 
 		if (slot->state != SLOT_DROPPING || slot->dboid != dboid)
 			continue;
-		if (dropped || slot->index > 0)
+		if (dropped)
 			slot->state = SLOT_FREE;
+		else if (slot->index > 0)
+			slot->state = SLOT_NO_EXTENSION;	/* until worker 0 asks again */
 		else
 			slot->state = SLOT_REQUESTED;
 	}
@@ -560,12 +565,11 @@ polyglot_launcher_main(Datum main_arg)
 			 * DATABASE frees the slots of a worker that has not exited
 			 * yet): the handle then says nothing of the slot's worker, and
 			 * is let go, or that worker would never be started.  A slot
-			 * that is only free, or given again to the same database's
-			 * worker of the same index, keeps its handle: a failed DROP
-			 * DATABASE frees the slots of workers 2 to N, which may still
-			 * run, and the first worker asks for them again, most often in
-			 * the same slots; starting one before the old one is gone would
-			 * have two processes deliver the same keys.  The status is read
+			 * that is only free, or serves the same database's worker of
+			 * the same index, keeps its handle: after a failed DROP
+			 * DATABASE the old worker may still run, and its successor in
+			 * the slot waits until it is gone, else two processes would
+			 * deliver the same keys.  The status is read
 			 * before the lock is taken (not under a spinlock), the slot
 			 * once under it.
 			 */
