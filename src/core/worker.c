@@ -304,7 +304,10 @@ stop_worker_for_drop(Oid dboid)
 
 /*
  * After DROP DATABASE: free the slots, or give the database its first
- * worker back (which asks for the others).
+ * worker back (which asks for the others).  The others' slots are kept
+ * until it does: their old workers may not have exited yet, and the
+ * launcher starts a new one in the same slot only once the old one is
+ * gone (in another slot, two processes could deliver the same keys).
  */
 static void
 finish_drop(Oid dboid, bool dropped)
@@ -319,8 +322,10 @@ finish_drop(Oid dboid, bool dropped)
 
 		if (slot->state != SLOT_DROPPING || slot->dboid != dboid)
 			continue;
-		if (dropped || slot->index > 0)
+		if (dropped)
 			slot->state = SLOT_FREE;
+		else if (slot->index > 0)
+			slot->state = SLOT_NO_EXTENSION;	/* until worker 0 asks again */
 		else
 			slot->state = SLOT_REQUESTED;
 	}
@@ -490,6 +495,8 @@ void
 polyglot_launcher_main(Datum main_arg)
 {
 	BackgroundWorkerHandle **handles;
+	Oid		   *handle_dboid;	/* whose worker handles[i] started */
+	int		   *handle_index;
 	TimestampTz next_rescan = 0;
 	List	   *known = NIL;		/* databases seen, in TopMemoryContext */
 	bool		warned_full = false;
@@ -502,6 +509,8 @@ polyglot_launcher_main(Datum main_arg)
 
 	handles = MemoryContextAllocZero(TopMemoryContext,
 									 sizeof(BackgroundWorkerHandle *) * shared->nslots);
+	handle_dboid = MemoryContextAllocZero(TopMemoryContext, sizeof(Oid) * shared->nslots);
+	handle_index = MemoryContextAllocZero(TopMemoryContext, sizeof(int) * shared->nslots);
 	SpinLockAcquire(&shared->mutex);
 	shared->launcher_latch = MyLatch;
 	SpinLockRelease(&shared->mutex);
@@ -555,17 +564,36 @@ polyglot_launcher_main(Datum main_arg)
 			int			index;
 			TimestampTz not_before;
 
-			/* a worker that was started: has it stopped? */
+			/*
+			 * A worker that was started: has it stopped?  Its slot may have
+			 * been given to another database's worker meanwhile (DROP
+			 * DATABASE frees the slots of a worker that has not exited
+			 * yet): the handle then says nothing of the slot's worker, and
+			 * is let go, or that worker would never be started.  A slot
+			 * that is only free, or serves the same database's worker of
+			 * the same index, keeps its handle: after a failed DROP
+			 * DATABASE the old worker may still run, and its successor in
+			 * the slot waits until it is gone, else two processes would
+			 * deliver the same keys.  The status is read
+			 * before the lock is taken (not under a spinlock), the slot
+			 * once under it.
+			 */
 			if (handles[i])
 			{
 				pid_t		pid;
+				BgwHandleStatus status = GetBackgroundWorkerPid(handles[i], &pid);
+				bool		reassigned;
 
-				if (GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STOPPED)
-					continue;
-				pfree(handles[i]);
-				handles[i] = NULL;
 				SpinLockAcquire(&shared->mutex);
-				if (slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING)
+				reassigned = slot->state != SLOT_FREE &&
+					(slot->dboid != handle_dboid[i] || slot->index != handle_index[i]);
+				if (!reassigned && status != BGWH_STOPPED)
+				{
+					SpinLockRelease(&shared->mutex);
+					continue;
+				}
+				if (!reassigned &&
+					(slot->state == SLOT_STARTING || slot->state == SLOT_RUNNING))
 				{
 					/* it died: start it again, after a pause */
 					slot->state = SLOT_REQUESTED;
@@ -574,6 +602,8 @@ polyglot_launcher_main(Datum main_arg)
 					slot->not_before = TimestampTzPlusMilliseconds(now, POLYGLOT_WORKER_RESTART_MS);
 				}
 				SpinLockRelease(&shared->mutex);
+				pfree(handles[i]);
+				handles[i] = NULL;
 			}
 
 			SpinLockAcquire(&shared->mutex);
@@ -615,6 +645,8 @@ polyglot_launcher_main(Datum main_arg)
 			}
 			if (start_worker(dboid, index, &handles[i]))
 			{
+				handle_dboid[i] = dboid;
+				handle_index[i] = index;
 				SpinLockAcquire(&shared->mutex);
 				if (slot->state == SLOT_REQUESTED)
 					slot->state = SLOT_STARTING;
