@@ -48,7 +48,7 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'polyglot_store_of_sql'
 LANGUAGE C STRICT STABLE;
 
--- Gives each route of ids whose server was not dropped (server OID 0) the
+-- Gives each route of ids that has a server OID (not 0: not found before) the
 -- server its server_name names among the servers of its store.  One
 -- statement for all, under a deferred constraint: pg_upgrade and a restore
 -- give servers new OIDs, possibly those two routes had in the other order.
@@ -56,7 +56,8 @@ LANGUAGE C STRICT STABLE;
 -- that route's; of several routes of ids of one table naming one server,
 -- the newest gets it.  A route that finds no server gets OID 0: it never
 -- keeps an OID that may now name another server.  warn: a WARNING for each
--- of those.  Returns how many routes found their server.
+-- of those.  Only the routes whose OID changes are written (and logged).
+-- Returns how many routes found another server OID.
 CREATE FUNCTION polyglot._rebind_by_name(ids int[], warn boolean)
 RETURNS int
 LANGUAGE plpgsql
@@ -85,7 +86,7 @@ BEGIN
         FROM found f)
     UPDATE polyglot.routes x SET server_oid = coalesce(c.new_oid, 0)
       FROM chosen c
-     WHERE x.id = c.id
+     WHERE x.id = c.id AND x.server_oid <> coalesce(c.new_oid, 0)
     RETURNING c.id, c.source_relid, c.server_name, c.store, c.old_oid, c.new_oid
   LOOP
     IF r.new_oid IS NOT NULL THEN
@@ -108,12 +109,12 @@ $$;
 -- pg_upgrade, which carried their servers over by name (its schema dump)
 -- and gave them new OIDs.  They find their servers again by name
 -- (polyglot._rebind_by_name()) and record this cluster; one whose server is
--- not found fails for want of a server, as a route whose server was
--- dropped does.  The worker calls this in its first round after
--- pg_upgrade, before anyone could create a server: the only moment a
--- server's name may stand for its identity.  A route whose server was
--- dropped (server OID 0) is never given another one of the same name.
--- Returns how many routes found their server.
+-- not found gets server OID 0 and fails for want of a server.  The worker
+-- calls this in its first round after pg_upgrade, before anyone could
+-- create a server: the only moment a server's name may stand for its
+-- identity (DROP SERVER drops its routes: a route never outlives its
+-- server to be given another one of the same name).
+-- Returns how many routes found another server OID.
 CREATE FUNCTION polyglot._rebind_servers()
 RETURNS int
 LANGUAGE plpgsql
@@ -211,7 +212,9 @@ BEGIN
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE x.id = r.id AND c.oid = r.source_relid;
     INSERT INTO polyglot.route_state (route_id) VALUES (r.id);
-    PERFORM polyglot._start_backfill(r.id);
+    IF r.server_oid <> 0 THEN
+      PERFORM polyglot._start_backfill(r.id);
+    END IF;
     RAISE LOG 'pg_polyglot route % (% to server %) was restored: its rows are sent again',
       r.id, r.source_relid, r.server_name;
     n := n + 1;
@@ -288,6 +291,8 @@ BEGIN
 
   -- one sync() at a time checks its target against the others'
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
+  -- checked here, whatever the caller deferred, to be reported as such
+  SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
   BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
                                  options, key_columns, owner, owner_mapping, server_cluster)
@@ -323,8 +328,8 @@ BEGIN
 END
 $$;
 
--- A route whose server was dropped keeps its name: polyglot._route() takes
--- a route to a server of that name first, and DROP SERVER stops routes.
+-- DROP SERVER drops the server's routes; polyglot._route() takes a route
+-- with a server before one whose server was not found again.
 CREATE OR REPLACE FUNCTION polyglot._route(source regclass, server name)
 RETURNS int
 LANGUAGE plpgsql STABLE
@@ -333,8 +338,9 @@ AS $$
 DECLARE
   rid int;
 BEGIN
-  -- a route whose server was dropped (OID 0) keeps the name, which a
-  -- route to a new server of that name may have too: that one comes first
+  -- a route whose server was not found again (OID 0) keeps the name,
+  -- which a route to a new server of that name may have too: that one
+  -- comes first
   SELECT r.id INTO rid FROM polyglot.routes r
    WHERE r.source_relid = source AND r.server_name = server
    ORDER BY r.server_oid <> 0 DESC, r.id DESC LIMIT 1;
@@ -373,12 +379,14 @@ BEGIN
   END LOOP;
   FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d
              WHERE d.classid = 'pg_catalog.pg_foreign_server'::regclass LOOP
-    FOR r IN UPDATE polyglot.routes x SET server_oid = 0
-              WHERE x.server_oid = obj.objid AND x.server_cluster = polyglot._this_cluster()
-             RETURNING x.* LOOP
-      RAISE WARNING 'pg_polyglot route % (% to server %) stopped: its server was dropped',
-        r.id, r.source_name, r.server_name
-        USING HINT = 'Unsync the table from it; a server created under that name does not take the route.';
+    FOR r IN SELECT * FROM polyglot.routes x
+              WHERE x.server_oid = obj.objid AND x.server_cluster = polyglot._this_cluster() LOOP
+      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, r.source_relid);
+      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', r.source_relid);
+      PERFORM polyglot._outbox_drop(r.id);
+      DELETE FROM polyglot.routes x WHERE x.id = r.id;
+      RAISE WARNING 'pg_polyglot route % (% to server %) was dropped with its server',
+        r.id, r.source_name, r.server_name;
     END LOOP;
   END LOOP;
 END

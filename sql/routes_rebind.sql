@@ -55,21 +55,34 @@ SELECT polyglot._reattach_restored() AS reattached;
 SELECT * FROM rb_routes;
 ROLLBACK;
 
--- a server dropped: its route stops, and a server created again under its
--- name takes it neither now, nor after pg_upgrade, nor after a restore;
--- the table can be synced to the new server
+-- a server dropped: its route goes with it (its triggers and events too),
+-- so that a server created again under its name takes it neither now, nor
+-- after pg_upgrade, nor after a restore; the table can be synced to the
+-- new server
 BEGIN;
 DROP SERVER rb_a;
 SELECT * FROM rb_routes;
+-- no capture trigger is left but those of rb_b's route
+SELECT count(*) AS other_triggers FROM pg_trigger t, polyglot.routes r
+ WHERE t.tgrelid = 'rb'::regclass AND t.tgname LIKE 'polyglot_sync_%'
+   AND r.server_name = 'rb_b'
+   AND t.tgname NOT IN ('polyglot_sync_' || r.id, 'polyglot_sync_' || r.id || '_truncate');
 CREATE SERVER rb_a FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port '1');
 UPDATE polyglot.routes SET server_cluster = 1 WHERE source_relid = 'rb'::regclass;
 SELECT polyglot._rebind_servers() AS found;
 SELECT * FROM rb_routes;
-DELETE FROM polyglot.route_state WHERE route_id IN
-  (SELECT id FROM polyglot.routes WHERE source_relid = 'rb'::regclass);
-UPDATE polyglot.routes SET server_cluster = NULL WHERE source_relid = 'rb'::regclass;
-SELECT polyglot._reattach_restored() AS reattached;
+SELECT polyglot.sync('rb', 'rb_a', '{"key": "rb:a2:{id}"}', false) > 0 AS synced;
 SELECT * FROM rb_routes;
+ROLLBACK;
+
+-- a route whose server is not found again keeps its name, and a route to a
+-- new server of that name comes first for polyglot._route() (unsync)
+BEGIN;
+UPDATE polyglot.routes SET server_oid = 4000000000, server_cluster = 1
+ WHERE source_relid = 'rb'::regclass AND server_name = 'rb_a';
+ALTER SERVER rb_a RENAME TO rb_a_old;
+SELECT polyglot._rebind_servers() AS found;
+CREATE SERVER rb_a FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port '1');
 SELECT polyglot.sync('rb', 'rb_a', '{"key": "rb:a2:{id}"}', false) > 0 AS synced;
 SELECT * FROM rb_routes;
 SELECT polyglot._route('rb', 'rb_a') = max(id) AS newest_route FROM polyglot.routes;

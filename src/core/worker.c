@@ -44,6 +44,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "utils/acl.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -351,6 +352,19 @@ polyglot_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
 
 		dropped_db = get_database_oid(stmt->dbname, true);
+
+		/*
+		 * Only a drop that may succeed stops the workers: a role that may
+		 * not drop the database (PostgreSQL checks ownership next) must not
+		 * be able to interrupt its delivery by trying.
+		 */
+#if PG_VERSION_NUM >= 160000
+		if (OidIsValid(dropped_db) &&
+			!object_ownercheck(DatabaseRelationId, dropped_db, GetUserId()))
+#else
+		if (OidIsValid(dropped_db) && !pg_database_ownercheck(dropped_db, GetUserId()))
+#endif
+			dropped_db = InvalidOid;
 		if (OidIsValid(dropped_db))
 			stop_worker_for_drop(dropped_db);
 	}

@@ -1,18 +1,19 @@
 # 023_launcher_slots.pl: DROP DATABASE frees the launcher's slots of a
 # database as soon as its workers have left the proc array, which a worker
-# does before the end of its exit: one that hangs there (its farewell to a
-# frozen MongoDB) is still running when the slots are given to the workers
-# of the database created next.  That database still gets all
-# polyglot.workers workers, and every key, whichever worker's it is, is
-# delivered to Redis, while the old workers hang and after they are gone.
-# A DROP DATABASE that is refused stops the workers too: they come back.
+# does before the end of its exit; the slots then go to the workers of the
+# database created next, which gets all polyglot.workers workers, and every
+# key, whichever worker's it is, is delivered to Redis.  A DROP DATABASE
+# refused to a role that does not own the database stops no worker.
 #
-# The hang: the dropped database's workers deliver to a private FerretDB on
-# a Unix-domain socket, which libmongoc's own streams serve (not the ones
-# of mongo_stream.c, which never wait while the process exits), with long
-# timeouts.  FerretDB is frozen (SIGSTOP) before the drop: each worker,
-# terminated by DROP DATABASE, leaves the proc array, then waits in
-# libmongoc's endSessions until FerretDB is thawed.
+# The dropped database's workers deliver to a private FerretDB on a
+# Unix-domain socket (libmongoc's own streams, not mongo_stream.c's), which
+# is frozen (SIGSTOP) before the drop.  Before the libmongoc exit fix (a
+# client forgets its sessions at exit), such a worker hung in endSessions
+# after leaving the proc array, and the launcher, waiting on the old
+# worker's handle for a slot already given to the new database, never
+# started that database's second worker (this test failed so then).  Exit
+# no longer waits on MongoDB; the launcher lets go of a handle whose slot
+# serves another database all the same, in case any exit hangs.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -97,11 +98,11 @@ ok(wait_until(sub { keys %{ workers_of('gone') } == 2 }, 30), 'two workers serve
 my @old = sort keys %{ workers_of('gone') };
 
 # MongoDB hangs; DROP DATABASE terminates the workers, which leave the proc
-# array (else the drop would fail) but not their process.
+# array (else the drop would fail), then exit.
 kill 'STOP', $ferret_pid or die "cannot stop FerretDB: $!";
 $frozen = 1;
 $node->safe_psql('postgres', 'DROP DATABASE gone');
-is(scalar(grep { kill 0, $_ } @old), 2, 'the dropped database\'s workers still run, hung in their exit');
+note(scalar(grep { kill 0, $_ } @old) . ' of the dropped database\'s workers still run');
 
 # The database created next is given the freed slots.
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
@@ -117,16 +118,15 @@ is($node->safe_psql('fresh', 'SELECT count(DISTINCT slot) FROM polyglot.outbox')
 	'the keys of the database created next are split between two workers');
 $node->safe_psql('fresh', 'SELECT polyglot.resume(id) FROM polyglot.routes');
 ok(wait_until(sub { keys %{ workers_of('fresh') } == 2 }, 30),
-	'two workers serve the database created next, while the old ones hang')
+	'two workers serve the database created next')
   or diag('workers of fresh: ' . join(', ', values %{ workers_of('fresh') }));
 $node->safe_psql('fresh', 'UPDATE items SET v = v + 1');
 ok(wait_drained($node, 'fresh', 60), 'every key of the database created next is delivered');
 compare_store(redis_dump($redis_port, $prefix, $tmp),
 	table_dump($node, 'fresh', "SELECT '$prefix' || id, row_to_json(i) FROM items i"),
 	'Redis holds every row, the keys of either worker');
-is(scalar(grep { kill 0, $_ } @old), 2, 'the old workers hung all along');
 
-# Once MongoDB answers, the old workers end; the new ones go on.
+# Once MongoDB answers, the new workers go on.
 my $fresh = join(',', sort keys %{ workers_of('fresh') });
 kill 'CONT', $ferret_pid;
 $frozen = 0;
@@ -138,21 +138,17 @@ compare_store(redis_dump($redis_port, $prefix, $tmp),
 	'Redis again holds every row');
 is(join(',', sort keys %{ workers_of('fresh') }), $fresh, 'the same two workers serve the database');
 
-# A DROP DATABASE refused (not the owner) has already stopped the workers:
-# both come back in their slots, and deliver.
+# A DROP DATABASE refused to a role that does not own the database leaves
+# its workers alone: trying to drop it does not interrupt its delivery.
 $node->safe_psql('postgres', 'CREATE ROLE intruder LOGIN');
 my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE fresh', extra_params => [ '-U', 'intruder' ]);
 like($err, qr/must be owner of database fresh/, 'DROP DATABASE by another role is refused');
-ok(wait_until(sub {
-	my $w = workers_of('fresh');
-	keys %$w == 2 && !grep { $w->{$_} } split /,/, $fresh }, 30),
-	'two new workers serve the database after the refused drop')
-  or diag('workers of fresh: ' . join(', ', values %{ workers_of('fresh') }));
 $node->safe_psql('fresh', 'UPDATE items SET v = v + 1');
 ok(wait_drained($node, 'fresh', 60), 'the changes after the refused drop are delivered');
 compare_store(redis_dump($redis_port, $prefix, $tmp),
 	table_dump($node, 'fresh', "SELECT '$prefix' || id, row_to_json(i) FROM items i"),
 	'Redis holds every row after the refused drop');
+is(join(',', sort keys %{ workers_of('fresh') }), $fresh, 'the refused drop stopped no worker');
 
 system("redis-cli -p $redis_port --scan --pattern '$prefix*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
 $node->stop;
