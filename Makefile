@@ -79,9 +79,12 @@ PKG_CONFIG ?= pkg-config
 STORE_LIBS = hiredis libmongoc-1.0 libcurl
 PG_CPPFLAGS = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags $(STORE_LIBS))
 SHLIB_LINK = $(shell $(PKG_CONFIG) --libs $(STORE_LIBS))
+PG_CFLAGS = -Wall -Wextra $(if $(filter true,$(CI)),-Werror)
 # -Wextra, minus unused-parameter: callbacks of fixed signature (FDW API,
-# PG_FUNCTION_ARGS) ignore some of their arguments by design.
-PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter $(if $(filter true,$(CI)),-Werror)
+# PG_FUNCTION_ARGS, sink callbacks) ignore some of their arguments by
+# design.  Appended to any PG_CFLAGS given on the command line too, so that
+# make PG_CFLAGS='-Wall -Wextra -Werror' builds as make CI=true does.
+override PG_CFLAGS += -Wno-unused-parameter
 
 # Export only what PostgreSQL looks up by name: _PG_init, the magic block,
 # each SQL-callable function with its pg_finfo_ record, and the background
@@ -110,6 +113,12 @@ else
 all:
 	@echo "PostgreSQL server headers not found: run 'test/stack.sh install' (or make test)" >&2; exit 1
 endif
+
+# The server's headers are system headers to this build: their inline
+# functions (lib/ilist.h, storage/bufpage.h) leave parameters unused, which
+# -Wextra reports, whatever warning options the build is given (PG_CFLAGS,
+# CFLAGS or COPT on the command line).
+override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_server),$(CPPFLAGS))
 
 # A pg_config may report the warning options of another compiler than the
 # one here (a build of PostgreSQL made with a newer gcc or with clang:

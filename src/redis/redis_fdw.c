@@ -616,6 +616,7 @@ fetch_keys(RedisScanState *st, List *keys)
 	int			n = 0;
 	int			i;
 	int			per_key = st->want_ttl ? 2 : 1;
+	int			nreplies;		/* not changed after PG_TRY's setjmp */
 	redisReply **replies;
 
 	polyglot_redis_cmd_init(&cmd, 6);
@@ -648,8 +649,9 @@ fetch_keys(RedisScanState *st, List *keys)
 	st->round_trips++;
 
 	/* per key, its read's reply, then its PTTL's when ttl is wanted */
-	replies = palloc(sizeof(redisReply *) * n * per_key);
-	polyglot_redis_get_replies(st->conn, n * per_key, replies, "a pipelined read");
+	nreplies = n * per_key;
+	replies = palloc(sizeof(redisReply *) * nreplies);
+	polyglot_redis_get_replies(st->conn, nreplies, replies, "a pipelined read");
 	PG_TRY();
 	{
 		i = 0;
@@ -683,15 +685,15 @@ fetch_keys(RedisScanState *st, List *keys)
 	}
 	PG_FINALLY();
 	{
-		for (i = 0; i < n * per_key; i++)
+		for (i = 0; i < nreplies; i++)
 			freeReplyObject(replies[i]);
 	}
 	PG_END_TRY();
 	st->nrows = list_length(rows);
 	st->rows = palloc(sizeof(RedisRow) * Max(st->nrows, 1));
-	n = 0;
+	i = 0;
 	foreach(lc, rows)
-		st->rows[n++] = *(RedisRow *) lfirst(lc);
+		st->rows[i++] = *(RedisRow *) lfirst(lc);
 	st->next_row = 0;
 }
 
