@@ -118,7 +118,9 @@ endif
 # functions (lib/ilist.h, storage/bufpage.h) leave parameters unused, which
 # -Wextra reports, whatever warning options the build is given (PG_CFLAGS,
 # CFLAGS or COPT on the command line).
-override CPPFLAGS := $(patsubst -I$(includedir_server),-isystem $(includedir_server),$(CPPFLAGS))
+# Both of PostgreSQL's directories, in their order (an -I directory would
+# be searched before every -isystem one).
+override CPPFLAGS := $(patsubst -I$(includedir_internal),-isystem $(includedir_internal),$(patsubst -I$(includedir_server),-isystem $(includedir_server),$(CPPFLAGS)))
 
 # A pg_config may report the warning options of another compiler than the
 # one here (a build of PostgreSQL made with a newer gcc or with clang:

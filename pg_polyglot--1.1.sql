@@ -1063,8 +1063,10 @@ BEGIN
              WHERE d.classid = 'pg_catalog.pg_foreign_server'::regclass LOOP
     FOR r IN SELECT * FROM polyglot.routes x
               WHERE x.server_oid = obj.objid AND x.server_cluster = polyglot._this_cluster() LOOP
-      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, r.source_relid);
-      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', r.source_relid);
+      IF EXISTS (SELECT FROM pg_class c WHERE c.oid = r.source_relid) THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, r.source_relid);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', r.source_relid);
+      END IF;
       PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
       RAISE WARNING 'pg_polyglot route % (% to server %) was dropped with its server',
