@@ -13,7 +13,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use JSON::PP;
 use IPC::Run;
 use FindBin;
 use lib $FindBin::RealBin;
@@ -97,32 +96,10 @@ ok(wait_drained($node, $db, 180), 'every backlog drains after the update');
 is(worker_pid($node, $db), $worker, 'the worker delivered through the update without a restart');
 
 # each store equals the table
-sub index_dump
-{
-	my ($url) = @_;
-	system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XPOST', "$url/$index/_refresh");
-	my $hits = decode_json(`curl -s -m 60 '$url/$index/_search?size=10000'`)->{hits}{hits};
-	return { map { $_->{_id} => "$_->{_source}{id}:$_->{_source}{v}" } @$hits };
-}
-
 sub compare_all
 {
 	my ($when) = @_;
-	compare_store(redis_dump($redis_port, 'tapu:', $tmp),
-		table_dump($node, $db, q{SELECT 'tapu:' || id, row_to_json(i.*) FROM items i}),
-		"Redis equals the table $when");
-	compare_store(mongo_dump($mongo_uri, $mongo_db, 'items'),
-		table_dump($node, $db, q{
-			SELECT format('{"$numberInt": "%s"}', id),
-			       format('{"_id": {"$numberInt": "%s"}, "id": {"$numberInt": "%s"}, "v": %s}',
-			              id, id, to_json(v))
-			FROM items}),
-		"MongoDB equals the table $when");
-	for my $url ($os_url, $es_url)
-	{
-		compare_store(index_dump($url), table_dump($node, $db, q{SELECT id, id || ':' || v FROM items}),
-			($url eq $os_url ? 'OpenSearch' : 'Elasticsearch') . " equals the table $when");
-	}
+	compare_items_stores($node, $db, 'tapu:', $mongo_db, $index, $tmp, $when);
 	is($node->safe_psql($db, q{SELECT sum(failed) || ' ' || sum(dead_letters) FROM polyglot.status}),
 		'0 0', "no event failed $when");
 }

@@ -20,7 +20,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use JSON::PP;
 use IPC::Run;
 use File::Basename qw(dirname);
 use FindBin;
@@ -154,32 +153,10 @@ is($new->safe_psql($db, q{SELECT sum(pending) FROM polyglot.status}), $pending,
 $new->safe_psql($db, q{SELECT polyglot.resume(id) FROM polyglot.routes});
 ok(wait_drained($new, $db, 180), "on $new_major: the backlog is delivered");
 
-sub index_dump
-{
-	my ($url) = @_;
-	system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XPOST', "$url/$index/_refresh");
-	my $hits = decode_json(`curl -s -m 60 '$url/$index/_search?size=10000'`)->{hits}{hits};
-	return { map { $_->{_id} => "$_->{_source}{id}:$_->{_source}{v}" } @$hits };
-}
-
 sub compare_all
 {
 	my ($when) = @_;
-	compare_store(redis_dump($redis_port, 'tappg:', $tmp),
-		table_dump($new, $db, q{SELECT 'tappg:' || id, row_to_json(i.*) FROM items i}),
-		"Redis equals the table $when");
-	compare_store(mongo_dump($mongo_uri, $mongo_db, 'items'),
-		table_dump($new, $db, q{
-			SELECT format('{"$numberInt": "%s"}', id),
-			       format('{"_id": {"$numberInt": "%s"}, "id": {"$numberInt": "%s"}, "v": %s}',
-			              id, id, to_json(v))
-			FROM items}),
-		"MongoDB equals the table $when");
-	for my $url ($os_url, $es_url)
-	{
-		compare_store(index_dump($url), table_dump($new, $db, q{SELECT id, id || ':' || v FROM items}),
-			($url eq $os_url ? 'OpenSearch' : 'Elasticsearch') . " equals the table $when");
-	}
+	compare_items_stores($new, $db, 'tappg:', $mongo_db, $index, $tmp, $when);
 	is($new->safe_psql($db, q{SELECT string_agg(state || ' ' || failed || ' ' || dead_letters, ', ') FROM polyglot.status}),
 		'active 0 0, active 0 0, active 0 0, active 0 0', "every route is active, nothing failed $when");
 }

@@ -14,12 +14,13 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 use Exporter 'import';
+use JSON::PP;
 
 our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
   start_ferretdb stop_ferretdb mongo_dump
   wait_until wait_drained worker_pid preloaded_node compare_store
   start_account_writes finish_account_writes outage_scenario
-  extension_catalog compare_catalogs);
+  extension_catalog compare_catalogs compare_items_stores);
 
 # Starts a private Redis server; returns its port.  SHUTDOWN SAVE saves to
 # disk and a restart loads it back, like a durable production Redis.  @extra
@@ -443,6 +444,39 @@ sub compare_catalogs
 	ok(!@only_got && !@only_want && length($got) > 1000, $name)
 	  or diag("only in the first: " . join("\n", @only_got[0 .. ($#only_got < 4 ? $#only_got : 4)])
 		  . "\nonly in the second: " . join("\n", @only_want[0 .. ($#only_want < 4 ? $#only_want : 4)]));
+}
+
+
+# Compares the table items (id int primary key, v text) of database $db
+# with each of the four stores it is synced to, one assertion per store
+# (named "<store> equals the table $when"): Redis keys <prefix><id> holding
+# the row as JSON, the MongoDB collection items of database $mongo_db, and
+# the index $index on OpenSearch and Elasticsearch.  The stores' addresses
+# come from the environment (REDIS_PORT, MONGO_URI, OPENSEARCH_URL,
+# ELASTICSEARCH_URL); $tmp is a directory for redis_dump.
+sub compare_items_stores
+{
+	my ($node, $db, $prefix, $mongo_db, $index, $tmp, $when) = @_;
+	compare_store(redis_dump($ENV{REDIS_PORT}, $prefix, $tmp),
+		table_dump($node, $db, qq{SELECT '$prefix' || id, row_to_json(i.*) FROM items i}),
+		"Redis equals the table $when");
+	compare_store(mongo_dump($ENV{MONGO_URI}, $mongo_db, 'items'),
+		table_dump($node, $db, q{
+			SELECT format('{"$numberInt": "%s"}', id),
+			       format('{"_id": {"$numberInt": "%s"}, "id": {"$numberInt": "%s"}, "v": %s}',
+			              id, id, to_json(v))
+			FROM items}),
+		"MongoDB equals the table $when");
+	for my $store ([ 'OpenSearch', $ENV{OPENSEARCH_URL} ], [ 'Elasticsearch', $ENV{ELASTICSEARCH_URL} ])
+	{
+		my ($name, $url) = @$store;
+		system('curl', '-s', '-m', '60', '-o', '/dev/null', '-XPOST', "$url/$index/_refresh");
+		my $hits = decode_json(`curl -s -m 60 '$url/$index/_search?size=10000'`)->{hits}{hits};
+		compare_store({ map { $_->{_id} => "$_->{_source}{id}:$_->{_source}{v}" } @$hits },
+			table_dump($node, $db, q{SELECT id, id || ':' || v FROM items}),
+			"$name equals the table $when");
+	}
+	return;
 }
 
 1;
