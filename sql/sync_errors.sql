@@ -58,8 +58,9 @@ SELECT try($$SELECT polyglot._route_options(4294967295::oid::regclass, 'docs', '
 -- nothing was left behind by the failed calls
 SELECT count(*) AS routes FROM polyglot.routes WHERE source_relid = 't'::regclass;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 't'::regclass;
--- twice the same route
-SELECT try($$SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}')$$);
+-- twice the same route (without a backfill: the worker would enqueue the
+-- table's rows whenever it got to it, and the outbox is counted below)
+SELECT try($$SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}', backfill => false)$$);
 SELECT try($$SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}')$$);
 -- routes that do not exist
 SELECT try($$SELECT polyglot.unsync('keyless', 'cache')$$);
