@@ -644,9 +644,28 @@ adopt_stack_dir() {
 	chown -R "$STACK_USER": "$STACK_DIR"
 }
 
+# The stack's ports lie in Linux's range of ephemeral ports (32768-60999):
+# the kernel may give one of them to any client connection as its local
+# port (a test's, or a search node's own), and a server started while that
+# connection lasts cannot listen there (seen: PostgreSQL 16 on 55416 in a
+# CI run, "could not bind IPv4 address").  As root, start reserves them
+# (net.ipv4.ip_local_reserved_ports, added to what is reserved already) so
+# that the kernel never hands them out; as another user it cannot, and a
+# start may then fail that way, rarely: start it again.
+reserve_ports() {
+	local f=/proc/sys/net/ipv4/ip_local_reserved_ports current
+	[ "$(id -u)" = 0 ] && [ -w "$f" ] || return 0
+	current=$(cat "$f")
+	# 55400-55499: PostgreSQL of every version, the ASan and package
+	# clusters; 59480-59489: the exporter of test/t/018_exporter.pl
+	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$MONGO_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
+		>"$f" 2>/dev/null || say "could not reserve the stack's ports in $f"
+}
+
 cmd_start() {
 	local which=${1:-all}
 	check_server_name "$which"
+	reserve_ports
 	[ -d "$STACK_DIR" ] || mkdir -p "$STACK_DIR"
 	id "$STACK_USER" >/dev/null 2>&1 || die "user $STACK_USER is missing: run test/stack.sh install"
 	adopt_stack_dir
