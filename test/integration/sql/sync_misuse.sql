@@ -47,16 +47,18 @@ DROP TABLE pair;
 -- A source column named t is delivered as a column, not taken for the row
 -- (a composite t was delivered instead of the row; a text t stuck the
 -- route on "function row_to_json(text) does not exist"); the same for a
--- column named x when the route lists its columns
+-- column named x when the route lists its columns (each route is waited
+-- for, and the tables are empty so no backfill is asked: with one, a route's
+-- two deliveries could have ended the wait before the other's first)
 CREATE TYPE misuse_pair AS (a int, b int);
 CREATE TABLE colt (id int PRIMARY KEY, t misuse_pair, x text);
 CREATE TABLE colt2 (id int PRIMARY KEY, t text, x int[]);
-SELECT polyglot.sync('colt', 'cache', '{"key": "misuse:colt:{id}"}') IS NOT NULL AS synced;
-SELECT polyglot.sync('colt2', 'cache', '{"key": "misuse:colt2:{id}", "columns": ["id", "t", "x"]}') IS NOT NULL AS synced;
+SELECT polyglot.sync('colt', 'cache', '{"key": "misuse:colt:{id}"}', backfill => false) IS NOT NULL AS synced;
+SELECT polyglot.sync('colt2', 'cache', '{"key": "misuse:colt2:{id}", "columns": ["id", "t", "x"]}', backfill => false) IS NOT NULL AS synced;
 INSERT INTO colt VALUES (1, ROW(2, 3), 'x');
 INSERT INTO colt2 VALUES (1, 'tee', '{4,5}');
-SELECT wait_for($$(SELECT sum(delivered) FROM polyglot.status
-                    WHERE route IN (polyglot._route('colt', 'cache'), polyglot._route('colt2', 'cache'))) >= 2$$);
+SELECT wait_for($$(SELECT min(delivered) FROM polyglot.status
+                    WHERE route IN (polyglot._route('colt', 'cache'), polyglot._route('colt2', 'cache'))) >= 1$$);
 \! redis-cli -p $REDIS_PORT GET misuse:colt:1
 \! redis-cli -p $REDIS_PORT GET misuse:colt2:1
 SELECT count(*) AS drift FROM polyglot.verify(polyglot._route('colt', 'cache'));
@@ -70,8 +72,8 @@ DROP TYPE misuse_pair;
 -- away by verify
 CREATE TABLE numkey (id numeric PRIMARY KEY, v text);
 CREATE TABLE ivkey (id interval PRIMARY KEY, v text);
-SELECT polyglot.sync('numkey', 'cache', '{"key": "misuse:num:{id}"}') IS NOT NULL AS synced;
-SELECT polyglot.sync('ivkey', 'cache', '{"key": "misuse:iv:{id}"}') IS NOT NULL AS synced;
+SELECT polyglot.sync('numkey', 'cache', '{"key": "misuse:num:{id}"}', backfill => false) IS NOT NULL AS synced;
+SELECT polyglot.sync('ivkey', 'cache', '{"key": "misuse:iv:{id}"}', backfill => false) IS NOT NULL AS synced;
 CREATE FUNCTION misuse_idle() RETURNS text LANGUAGE sql AS $f$
   SELECT wait_for($$NOT EXISTS (SELECT FROM polyglot.status
                                  WHERE route IN (polyglot._route('numkey', 'cache'), polyglot._route('ivkey', 'cache'))
