@@ -210,14 +210,15 @@ SELECT polyglot.unsync('t', 'cache');
 SELECT polyglot.unsync('ri', 'cache');
 
 -- a route removed in the transaction that wrote to its table leaves no
--- outbox rows behind
-SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}') AS route \gset
+-- outbox rows behind (routes without a backfill: a backfill step of the
+-- worker holding the route's state could deadlock with the DROP)
+SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}', backfill => false) AS route \gset
 BEGIN;
 INSERT INTO t VALUES (2, 'written, then unsynced');
 SELECT polyglot.unsync('t', 'cache');
 COMMIT;
 SELECT count(*) AS orphans FROM polyglot.outbox WHERE route_id = :route;
-SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}') AS route \gset
+SELECT polyglot.sync('t', 'cache', '{"key": "misuse:t:{id}"}', backfill => false) AS route \gset
 BEGIN;
 INSERT INTO t VALUES (3, 'written, then dropped');
 DROP TABLE t CASCADE;

@@ -97,9 +97,11 @@ is($node->safe_psql($db,
 # a backlog is being delivered
 $node->safe_psql($db, "SELECT polyglot.pause($route)");
 $node->safe_psql($db, 'UPDATE crash SET v = v + 10');
+my $delivered_before = $node->safe_psql($db,
+	"SELECT delivered FROM polyglot.status WHERE route = $route");
 $node->safe_psql($db, "SELECT polyglot.resume($route)");
 ok(wait_until(sub { $node->safe_psql($db,
-	"SELECT pending < 200000 FROM polyglot.status WHERE route = $route") eq 't' }, 30, 5),
+	"SELECT delivered > $delivered_before FROM polyglot.status WHERE route = $route") eq 't' }, 30, 5),
 	'the worker started on the second backlog');
 $node->stop('immediate');
 $node->start;
