@@ -36,6 +36,7 @@ OBJS = \
 	src/core/keytext.o \
 	src/core/outbox.o \
 	src/core/privileges.o \
+	src/core/rowfilter.o \
 	src/core/rowstate.o \
 	src/core/spi_util.o \
 	src/core/verify.o \
@@ -71,7 +72,7 @@ OBJS = \
 # the library preloaded: installcheck starts a server of its own with
 # test/regress.conf, as a temporary instance (test/run-tests.sh runs the
 # same suites against the stack's PostgreSQL, which preloads it).
-REGRESS = catalog redis_options mongo_options elastic_options null_args sync_errors routes_rebind
+REGRESS = catalog redis_options mongo_options elastic_options null_args sync_errors routes_rebind route_filters
 REGRESS_OPTS = --load-extension=pg_polyglot \
 	--temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check
 

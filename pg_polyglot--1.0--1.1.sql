@@ -310,14 +310,7 @@ BEGIN
   PERFORM polyglot._check_target_overlap(route_id);
   INSERT INTO polyglot.route_state (route_id) VALUES (route_id);
 
-  EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
-                 'FOR EACH ROW EXECUTE FUNCTION polyglot._capture(%s)',
-                 'polyglot_sync_' || route_id, source,
-                 array_to_string(route_id::text || attnums::text[], ', '));
-  EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_truncate(%s)',
-                 'polyglot_sync_' || route_id || '_truncate', source,
-                 array_to_string(route_id::text || attnums::text[], ', '));
+  PERFORM polyglot._create_capture_triggers(route_id);
 
   IF backfill THEN
     PERFORM polyglot._start_backfill(route_id);
@@ -364,14 +357,24 @@ DECLARE
 BEGIN
   FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d
              WHERE d.classid = 'pg_catalog.pg_class'::regclass LOOP
+    -- a dropped column that a route's filter used took its capture
+    -- triggers with it (DROP COLUMN ... CASCADE): the route stops too
     FOR r IN SELECT * FROM polyglot.routes x
              WHERE x.source_relid = obj.objid
-               AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)) LOOP
+               AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)
+                    OR (x.options ? 'where'
+                        AND NOT EXISTS (SELECT FROM pg_trigger t
+                                         WHERE t.tgrelid = x.source_relid
+                                           AND t.tgname = 'polyglot_sync_' || x.id || '_update'))) LOOP
       IF obj.objsubid <> 0 THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, obj.objid::regclass);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', obj.objid::regclass);
-        RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
-          r.id, r.source_name, r.server_name, obj.address_names[3];
+        PERFORM polyglot._drop_capture_triggers(r.id, obj.objid::regclass);
+        IF obj.address_names[3] = ANY (r.key_columns) THEN
+          RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
+            r.id, r.source_name, r.server_name, obj.address_names[3];
+        ELSE
+          RAISE WARNING 'pg_polyglot route % (% to server %) stopped: column "%", which its filter uses, was dropped',
+            r.id, r.source_name, r.server_name, obj.address_names[3];
+        END IF;
       END IF;
       PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
@@ -382,8 +385,7 @@ BEGIN
     FOR r IN SELECT * FROM polyglot.routes x
               WHERE x.server_oid = obj.objid AND x.server_cluster = polyglot._this_cluster() LOOP
       IF EXISTS (SELECT FROM pg_class c WHERE c.oid = r.source_relid) THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, r.source_relid);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', r.source_relid);
+        PERFORM polyglot._drop_capture_triggers(r.id, r.source_relid::regclass);
       END IF;
       PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
@@ -393,3 +395,209 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- Route options "where" (a row filter) and "replicated" (changes applied
+-- by logical replication are captured too): a route's capture triggers are
+-- made and dropped in one place, the backfill reads only the rows of the
+-- filter, and ALTER TABLE may not break a filter.
+CREATE FUNCTION polyglot._where_sql(source regclass, filter text, alias text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'polyglot_where_sql'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION polyglot._drop_capture_triggers(route int, source regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  name name;
+BEGIN
+  FOR name IN SELECT t.tgname FROM pg_trigger t
+               WHERE t.tgrelid = source
+                 AND t.tgname = ANY (ARRAY['polyglot_sync_' || route, 'polyglot_sync_' || route || '_update',
+                                           'polyglot_sync_' || route || '_delete',
+                                           'polyglot_sync_' || route || '_truncate'])
+               ORDER BY t.tgname LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', name, source);
+  END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION polyglot._create_capture_triggers(route int)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  attnums int2[];
+  args text;
+  filter text;
+  name text;
+BEGIN
+  SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
+  SELECT array_agg(a.attnum ORDER BY k.ord) INTO attnums
+    FROM unnest(r.key_columns) WITH ORDINALITY AS k(name, ord)
+    JOIN pg_attribute a ON a.attrelid = r.source_relid AND a.attname = k.name
+                       AND a.attnum > 0 AND NOT a.attisdropped;
+  IF coalesce(array_length(attnums, 1), 0) <> array_length(r.key_columns, 1) THEN
+    RAISE EXCEPTION 'key columns % of route % are missing in %', r.key_columns, route, r.source_relid
+      USING ERRCODE = 'undefined_column';
+  END IF;
+  PERFORM polyglot._drop_capture_triggers(route, r.source_relid);
+  args := array_to_string(route::text || attnums::text[], ', ');
+  filter := r.options->>'where';
+  IF filter IS NULL THEN
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route, r.source_relid, args);
+    EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_truncate(%s)',
+                   'polyglot_sync_' || route || '_truncate', r.source_relid, args);
+  ELSE
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route, r.source_relid,
+                   polyglot._where_sql(r.source_relid, filter, 'new'), args);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN ((%s) OR (%s)) '
+                   'EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route || '_update', r.source_relid,
+                   polyglot._where_sql(r.source_relid, filter, 'old'),
+                   polyglot._where_sql(r.source_relid, filter, 'new'), args);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route || '_delete', r.source_relid,
+                   polyglot._where_sql(r.source_relid, filter, 'old'), args);
+    EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_truncate(%s, %L)',
+                   'polyglot_sync_' || route || '_truncate', r.source_relid, args,
+                   'where:' || filter);
+  END IF;
+  IF (r.options->'replicated') = 'true'::jsonb THEN
+    FOR name IN SELECT t.tgname FROM pg_trigger t
+                 WHERE t.tgrelid = r.source_relid
+                   AND t.tgname = ANY (ARRAY['polyglot_sync_' || route, 'polyglot_sync_' || route || '_update',
+                                             'polyglot_sync_' || route || '_delete',
+                                             'polyglot_sync_' || route || '_truncate'])
+                 ORDER BY t.tgname LOOP
+      EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.source_relid, name);
+    END LOOP;
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION polyglot._unsync(source regclass, server name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  rid int := polyglot._route(source, server);
+BEGIN
+  PERFORM polyglot._drop_capture_triggers(rid, source);
+  PERFORM polyglot._outbox_drop(rid);
+  DELETE FROM polyglot.routes r WHERE r.id = rid;
+END
+$$;
+
+DROP FUNCTION polyglot._backfill_keys(regclass, name[], text[], int);
+CREATE FUNCTION polyglot._backfill_keys(source regclass, key_columns name[], after text[], chunk int,
+                                        filter text DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'polyglot_backfill_keys'
+LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION polyglot._backfill_step(route int, chunk int DEFAULT 10000)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  st record;
+  r record;
+  ks text[];
+  n bigint;
+  last_key text[];
+BEGIN
+  SELECT * INTO st FROM polyglot.route_state s WHERE s.route_id = route FOR UPDATE;
+  IF NOT FOUND OR st.backfill_started_at IS NULL OR st.backfill_finished_at IS NOT NULL THEN
+    RETURN false;
+  END IF;
+  -- bounded: the next chunk waits until the worker has delivered most of the last
+  IF polyglot._outbox_rows(route, 'B', 3 * polyglot._nslots()) >= 3 * polyglot._nslots() THEN
+    RETURN false;
+  END IF;
+  SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
+  ks := polyglot._backfill_keys(r.source_relid::regclass, r.key_columns, st.backfill_after, chunk,
+                                r.options->>'where');
+  n := coalesce(array_length(ks, 1), 0);
+  IF n > 0 THEN
+    last_key := ARRAY(SELECT unnest(ks[n:n][:]));
+    PERFORM polyglot._outbox_append(route, 'B', ks);
+    -- every worker may have keys in the chunk
+    PERFORM polyglot._wake();
+  END IF;
+  UPDATE polyglot.route_state s
+     SET backfill_after = coalesce(last_key, s.backfill_after),
+         backfill_rows = s.backfill_rows + n,
+         backfill_finished_at = CASE WHEN n < chunk THEN now() END
+   WHERE s.route_id = route;
+  RETURN n >= chunk;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION polyglot._on_alter_table()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER  -- a table's owner alters it; the routes table is not theirs
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  col name;
+BEGIN
+  FOR r IN SELECT x.id, x.source_name, x.server_name, x.key_columns, c.oid AS relid,
+                  c.relforcerowsecurity, x.options->>'where' AS filter
+             FROM polyglot.routes x JOIN pg_class c ON c.oid = x.source_relid
+            WHERE x.source_relid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                                      WHERE d.classid = 'pg_catalog.pg_class'::regclass)
+            ORDER BY x.id LOOP
+    IF r.relforcerowsecurity THEN
+      RAISE EXCEPTION 'cannot force row level security on table "%", synced by pg_polyglot route %',
+        r.source_name, r.id
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'The worker reads the rows as the table''s owner, whom forced policies would filter.',
+              HINT = 'Drop the route with polyglot.unsync() first.';
+    END IF;
+    SELECT k INTO col FROM unnest(r.key_columns) k
+     WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                        WHERE a.attrelid = r.relid AND a.attname = k AND NOT a.attisdropped)
+     LIMIT 1;
+    IF col IS NOT NULL THEN
+      RAISE EXCEPTION 'cannot rename key column "%" of table "%", synced by pg_polyglot route %',
+        col, r.source_name, r.id
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'Routes know their key columns by name.',
+              HINT = 'Drop the route with polyglot.unsync() first, and sync again after the rename.';
+    END IF;
+    -- the filter names columns too (a type change of one is refused by
+    -- PostgreSQL: the capture triggers' WHEN uses it)
+    IF r.filter IS NOT NULL THEN
+      BEGIN
+        PERFORM polyglot._where_sql(r.relid, r.filter, NULL);
+      EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'cannot alter table "%": the filter of pg_polyglot route % would no longer apply',
+          r.source_name, r.id
+          USING ERRCODE = 'feature_not_supported',
+                DETAIL = format('The filter is %s; checking it now: %s', r.filter, SQLERRM),
+                HINT = 'Drop the route with polyglot.unsync() first, and sync again after the change.';
+      END;
+    END IF;
+  END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION polyglot._where_sql(regclass, text, text),
+  polyglot._drop_capture_triggers(int, regclass),
+  polyglot._backfill_keys(regclass, name[], text[], int, text) FROM PUBLIC;

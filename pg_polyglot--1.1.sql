@@ -207,6 +207,14 @@ LANGUAGE C;
 COMMENT ON FUNCTION polyglot._capture_truncate() IS
   'pg_polyglot capture trigger (BEFORE TRUNCATE): records every key of the table as deleted';
 
+-- A route's row filter (option "where") checked against its table and
+-- printed as the route stores it, the columns qualified by alias unless it
+-- is NULL (src/core/rowfilter.c)
+CREATE FUNCTION polyglot._where_sql(source regclass, filter text, alias text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'polyglot_where_sql'
+LANGUAGE C STABLE;
+
 CREATE FUNCTION polyglot._slot(key text[])
 RETURNS int
 AS 'MODULE_PATHNAME', 'polyglot_key_slot_sql'
@@ -362,7 +370,31 @@ END
 $$;
 
 -- The capture triggers of a route, as polyglot._sync() creates them: their
--- arguments are the route and the key columns' attribute numbers.
+-- arguments are the route and the key columns' attribute numbers.  A route
+-- with a filter (option "where") records a change only when the row
+-- matched before or after it: its INSERT, UPDATE and DELETE triggers are
+-- three, each with its WHEN, and its TRUNCATE trigger takes the filter as
+-- a last argument.  A route with "replicated" has them ENABLE ALWAYS, so
+-- that changes applied by logical replication are captured too.
+CREATE FUNCTION polyglot._drop_capture_triggers(route int, source regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  name name;
+BEGIN
+  FOR name IN SELECT t.tgname FROM pg_trigger t
+               WHERE t.tgrelid = source
+                 AND t.tgname = ANY (ARRAY['polyglot_sync_' || route, 'polyglot_sync_' || route || '_update',
+                                           'polyglot_sync_' || route || '_delete',
+                                           'polyglot_sync_' || route || '_truncate'])
+               ORDER BY t.tgname LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', name, source);
+  END LOOP;
+END
+$$;
+
 CREATE FUNCTION polyglot._create_capture_triggers(route int)
 RETURNS void
 LANGUAGE plpgsql
@@ -371,6 +403,9 @@ AS $$
 DECLARE
   r record;
   attnums int2[];
+  args text;
+  filter text;
+  name text;
 BEGIN
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
   SELECT array_agg(a.attnum ORDER BY k.ord) INTO attnums
@@ -381,16 +416,45 @@ BEGIN
     RAISE EXCEPTION 'key columns % of route % are missing in %', r.key_columns, route, r.source_relid
       USING ERRCODE = 'undefined_column';
   END IF;
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || route, r.source_relid);
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || route || '_truncate', r.source_relid);
-  EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
-                 'FOR EACH ROW EXECUTE FUNCTION polyglot._capture(%s)',
-                 'polyglot_sync_' || route, r.source_relid,
-                 array_to_string(route::text || attnums::text[], ', '));
-  EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_truncate(%s)',
-                 'polyglot_sync_' || route || '_truncate', r.source_relid,
-                 array_to_string(route::text || attnums::text[], ', '));
+  PERFORM polyglot._drop_capture_triggers(route, r.source_relid);
+  args := array_to_string(route::text || attnums::text[], ', ');
+  filter := r.options->>'where';
+  IF filter IS NULL THEN
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route, r.source_relid, args);
+    EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_truncate(%s)',
+                   'polyglot_sync_' || route || '_truncate', r.source_relid, args);
+  ELSE
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route, r.source_relid,
+                   polyglot._where_sql(r.source_relid, filter, 'new'), args);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s FOR EACH ROW WHEN ((%s) OR (%s)) '
+                   'EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route || '_update', r.source_relid,
+                   polyglot._where_sql(r.source_relid, filter, 'old'),
+                   polyglot._where_sql(r.source_relid, filter, 'new'), args);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s FOR EACH ROW WHEN (%s) '
+                   'EXECUTE FUNCTION polyglot._capture(%s)',
+                   'polyglot_sync_' || route || '_delete', r.source_relid,
+                   polyglot._where_sql(r.source_relid, filter, 'old'), args);
+    EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_truncate(%s, %L)',
+                   'polyglot_sync_' || route || '_truncate', r.source_relid, args,
+                   'where:' || filter);
+  END IF;
+  IF (r.options->'replicated') = 'true'::jsonb THEN
+    FOR name IN SELECT t.tgname FROM pg_trigger t
+                 WHERE t.tgrelid = r.source_relid
+                   AND t.tgname = ANY (ARRAY['polyglot_sync_' || route, 'polyglot_sync_' || route || '_update',
+                                             'polyglot_sync_' || route || '_delete',
+                                             'polyglot_sync_' || route || '_truncate'])
+                 ORDER BY t.tgname LOOP
+      EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.source_relid, name);
+    END LOOP;
+  END IF;
 END
 $$;
 
@@ -710,14 +774,7 @@ BEGIN
   PERFORM polyglot._check_target_overlap(route_id);
   INSERT INTO polyglot.route_state (route_id) VALUES (route_id);
 
-  EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
-                 'FOR EACH ROW EXECUTE FUNCTION polyglot._capture(%s)',
-                 'polyglot_sync_' || route_id, source,
-                 array_to_string(route_id::text || attnums::text[], ', '));
-  EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_truncate(%s)',
-                 'polyglot_sync_' || route_id || '_truncate', source,
-                 array_to_string(route_id::text || attnums::text[], ', '));
+  PERFORM polyglot._create_capture_triggers(route_id);
 
   IF backfill THEN
     PERFORM polyglot._start_backfill(route_id);
@@ -778,8 +835,7 @@ AS $$
 DECLARE
   rid int := polyglot._route(source, server);
 BEGIN
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid, source);
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || rid || '_truncate', source);
+  PERFORM polyglot._drop_capture_triggers(rid, source);
   PERFORM polyglot._outbox_drop(rid);
   DELETE FROM polyglot.routes r WHERE r.id = rid;
 END
@@ -875,7 +931,8 @@ $$;
 -- The next keys of a table after a key, in key order, as a [n][key
 -- columns] text array (NULL when there are none), read as the table's owner
 -- in a security-restricted operation.
-CREATE FUNCTION polyglot._backfill_keys(source regclass, key_columns name[], after text[], chunk int)
+CREATE FUNCTION polyglot._backfill_keys(source regclass, key_columns name[], after text[], chunk int,
+                                        filter text DEFAULT NULL)
 RETURNS text[]
 AS 'MODULE_PATHNAME', 'polyglot_backfill_keys'
 LANGUAGE C VOLATILE;
@@ -901,7 +958,8 @@ BEGIN
     RETURN false;
   END IF;
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
-  ks := polyglot._backfill_keys(r.source_relid::regclass, r.key_columns, st.backfill_after, chunk);
+  ks := polyglot._backfill_keys(r.source_relid::regclass, r.key_columns, st.backfill_after, chunk,
+                                r.options->>'where');
   n := coalesce(array_length(ks, 1), 0);
   IF n > 0 THEN
     last_key := ARRAY(SELECT unnest(ks[n:n][:]));
@@ -1046,14 +1104,24 @@ DECLARE
 BEGIN
   FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d
              WHERE d.classid = 'pg_catalog.pg_class'::regclass LOOP
+    -- a dropped column that a route's filter used took its capture
+    -- triggers with it (DROP COLUMN ... CASCADE): the route stops too
     FOR r IN SELECT * FROM polyglot.routes x
              WHERE x.source_relid = obj.objid
-               AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)) LOOP
+               AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)
+                    OR (x.options ? 'where'
+                        AND NOT EXISTS (SELECT FROM pg_trigger t
+                                         WHERE t.tgrelid = x.source_relid
+                                           AND t.tgname = 'polyglot_sync_' || x.id || '_update'))) LOOP
       IF obj.objsubid <> 0 THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, obj.objid::regclass);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', obj.objid::regclass);
-        RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
-          r.id, r.source_name, r.server_name, obj.address_names[3];
+        PERFORM polyglot._drop_capture_triggers(r.id, obj.objid::regclass);
+        IF obj.address_names[3] = ANY (r.key_columns) THEN
+          RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
+            r.id, r.source_name, r.server_name, obj.address_names[3];
+        ELSE
+          RAISE WARNING 'pg_polyglot route % (% to server %) stopped: column "%", which its filter uses, was dropped',
+            r.id, r.source_name, r.server_name, obj.address_names[3];
+        END IF;
       END IF;
       PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
@@ -1064,8 +1132,7 @@ BEGIN
     FOR r IN SELECT * FROM polyglot.routes x
               WHERE x.server_oid = obj.objid AND x.server_cluster = polyglot._this_cluster() LOOP
       IF EXISTS (SELECT FROM pg_class c WHERE c.oid = r.source_relid) THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id, r.source_relid);
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'polyglot_sync_' || r.id || '_truncate', r.source_relid);
+        PERFORM polyglot._drop_capture_triggers(r.id, r.source_relid::regclass);
       END IF;
       PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
@@ -1080,7 +1147,8 @@ CREATE EVENT TRIGGER polyglot_sql_drop ON sql_drop
 
 -- ALTER TABLE of a synced table may not take what its routes rely on:
 -- renaming a key column (routes, key templates and the drop handler know
--- key columns by name), or forcing row level security (the worker reads
+-- key columns by name) or a column of a route's filter (stored as text),
+-- or forcing row level security (the worker reads
 -- rows, and keys for a backfill and a TRUNCATE, as the table's owner, whom
 -- forced policies would filter: rows would silently go missing).
 CREATE FUNCTION polyglot._on_alter_table()
@@ -1094,7 +1162,7 @@ DECLARE
   col name;
 BEGIN
   FOR r IN SELECT x.id, x.source_name, x.server_name, x.key_columns, c.oid AS relid,
-                  c.relforcerowsecurity
+                  c.relforcerowsecurity, x.options->>'where' AS filter
              FROM polyglot.routes x JOIN pg_class c ON c.oid = x.source_relid
             WHERE x.source_relid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
                                       WHERE d.classid = 'pg_catalog.pg_class'::regclass)
@@ -1116,6 +1184,19 @@ BEGIN
         USING ERRCODE = 'feature_not_supported',
               DETAIL = 'Routes know their key columns by name.',
               HINT = 'Drop the route with polyglot.unsync() first, and sync again after the rename.';
+    END IF;
+    -- the filter names columns too (a type change of one is refused by
+    -- PostgreSQL: the capture triggers' WHEN uses it)
+    IF r.filter IS NOT NULL THEN
+      BEGIN
+        PERFORM polyglot._where_sql(r.relid, r.filter, NULL);
+      EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'cannot alter table "%": the filter of pg_polyglot route % would no longer apply',
+          r.source_name, r.id
+          USING ERRCODE = 'feature_not_supported',
+                DETAIL = format('The filter is %s; checking it now: %s', r.filter, SQLERRM),
+                HINT = 'Drop the route with polyglot.unsync() first, and sync again after the change.';
+      END;
     END IF;
   END LOOP;
 END

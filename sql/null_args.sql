@@ -31,11 +31,19 @@ SELECT p.oid::regprocedure AS function,
 -- polyglot._backfill_keys() takes a NULL "after" (the first chunk), not
 -- the others
 SELECT polyglot._backfill_keys('null_args_t', '{id}', NULL, 5);
-SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int)', $$'null_args_t', NULL, NULL, 5$$);
-SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int)', $$NULL, '{id}', NULL, 5$$);
-SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int)', $$'null_args_t', '{id}', NULL, NULL$$);
-SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int)', $$'null_args_t', '{id,NULL}', NULL, 5$$);
-SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int)', $$'null_args_t', '{{id}}', NULL, 5$$);
+SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int, text)', $$'null_args_t', NULL, NULL, 5$$);
+SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int, text)', $$NULL, '{id}', NULL, 5$$);
+SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int, text)', $$'null_args_t', '{id}', NULL, NULL$$);
+SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int, text)', $$'null_args_t', '{id,NULL}', NULL, 5$$);
+SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int, text)', $$'null_args_t', '{{id}}', NULL, 5$$);
+-- a filter (the route's "where") is checked before it is used
+SELECT polyglot._backfill_keys('null_args_t', '{id}', NULL, 5, 'id > 0');
+SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int, text)', $$'null_args_t', '{id}', NULL, 5, 'true) OR (true'$$);
+SELECT null_args_call('polyglot._backfill_keys(regclass, name[], text[], int, text)', $$'null_args_t', '{id}', NULL, 5, 'true; SELECT 1'$$);
+-- polyglot._where_sql(): NULL for a NULL table or filter, checked otherwise
+SELECT polyglot._where_sql('null_args_t', 'id > 0', NULL), polyglot._where_sql('null_args_t', 'id > 0', 't');
+SELECT null_args_call('polyglot._where_sql(regclass, text, text)', $$'null_args_t', 'id >', NULL$$);
+SELECT null_args_call('polyglot._where_sql(regclass, text, text)', $$'null_args_t', 'nope', NULL$$);
 
 DROP FUNCTION null_args_call;
 DROP TABLE null_args_t;

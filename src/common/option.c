@@ -40,6 +40,7 @@
 
 #include "pg_polyglot.h"
 #include "common/store.h"
+#include "core/core.h"
 
 static const char *
 catalog_name(Oid catalog)
@@ -409,20 +410,26 @@ polyglot_route_option_text(Jsonb *options, const char *name)
 	return NULL;
 }
 
+/* The route options of every store */
+static const PolyglotRouteOption common_route_options[] = {
+	{.name = "columns", .type = POLYGLOT_ROUTE_OPT_COLUMNS},
+	{.name = "exclude", .type = POLYGLOT_ROUTE_OPT_COLUMNS},
+	{.name = "where", .type = POLYGLOT_ROUTE_OPT_NONEMPTY,
+	.type_error = "option \"where\" must be a string: a boolean SQL expression over the table's columns"},
+	{.name = "replicated", .type = POLYGLOT_ROUTE_OPT_BOOLEAN,
+	.type_error = "option \"replicated\" must be true or false"},
+	{.name = NULL}
+};
+
 static const PolyglotRouteOption *
 route_option_entry(const PolyglotRouteOption *table, const char *name)
 {
-	static const PolyglotRouteOption common[] = {
-		{.name = "columns", .type = POLYGLOT_ROUTE_OPT_COLUMNS},
-		{.name = "exclude", .type = POLYGLOT_ROUTE_OPT_COLUMNS},
-		{.name = NULL}
-	};
 	const PolyglotRouteOption *opt;
 
 	for (opt = table; opt->name; opt++)
 		if (strcmp(opt->name, name) == 0)
 			return opt;
-	for (opt = common; opt->name; opt++)
+	for (opt = common_route_options; opt->name; opt++)
 		if (strcmp(opt->name, name) == 0)
 			return opt;
 	return NULL;
@@ -469,6 +476,9 @@ polyglot_route_check_value(PolyglotRouteCheck *check, const char *name, JsonbVal
 			break;
 		case POLYGLOT_ROUTE_OPT_SECONDS:
 			ok = value->type == jbvNumeric && numeric_is_seconds(value->val.numeric);
+			break;
+		case POLYGLOT_ROUTE_OPT_BOOLEAN:
+			ok = value->type == jbvBool;
 			break;
 		case POLYGLOT_ROUTE_OPT_COLUMNS:
 			{
@@ -588,6 +598,55 @@ check_route_columns(PolyglotRouteCheck *check)
 }
 
 /*
+ * The SQL objects of the installed extension are of version 1.1 or later:
+ * the options that 1.0's functions do not carry out ("where",
+ * "replicated") are refused before ALTER EXTENSION pg_polyglot UPDATE.
+ */
+static void
+require_objects_of(const char *option)
+{
+	bool		old = false;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	if (SPI_execute("SELECT extversion OPERATOR(pg_catalog.=) '1.0' FROM pg_catalog.pg_extension "
+					"WHERE extname OPERATOR(pg_catalog.=) 'pg_polyglot'", true, 0) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		old = !isnull && DatumGetBool(d);
+	}
+	SPI_finish();
+	if (old)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("route option \"%s\" needs version 1.1 of extension pg_polyglot", option),
+				 errhint("ALTER EXTENSION pg_polyglot UPDATE.")));
+}
+
+/*
+ * The "where" option, every store's: a row filter, checked and stored as
+ * PostgreSQL prints it (src/core/rowfilter.c); and "replicated".
+ */
+static void
+check_route_where(PolyglotRouteCheck *check)
+{
+	char	   *where = polyglot_route_check_string(check, "where");
+	JsonbValue	v;
+
+	if (where != NULL)
+	{
+		require_objects_of("where");
+		polyglot_route_check_set(check, "where",
+								 polyglot_where_text(check->source, where, NULL, false));
+	}
+	if (polyglot_route_check_value(check, "replicated", &v))
+		require_objects_of("replicated");
+}
+
+/*
  * Validates the options of a route being created from source to server
  * (a server of store), whose key columns (char *) are key_columns:
  * ereports on the first error, naming the option (and listing the valid
@@ -624,7 +683,8 @@ polyglot_validate_route_options(const PolyglotStoreInfo *store, Oid source,
 		initStringInfo(&valid);
 		for (opt = store->route_options; opt->name; opt++)
 			appendStringInfo(&valid, "%s, ", opt->name);
-		appendStringInfoString(&valid, "columns, exclude");
+		for (opt = common_route_options; opt->name; opt++)
+			appendStringInfo(&valid, "%s%s", opt->name, opt[1].name ? ", " : "");
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown option \"%s\" for a %s route", name, store->label),
@@ -642,6 +702,7 @@ polyglot_validate_route_options(const PolyglotStoreInfo *store, Oid source,
 	check.result = options;
 	store->check_route(&check);
 	check_route_columns(&check);
+	check_route_where(&check);
 	return check.result;
 }
 

@@ -28,8 +28,9 @@ PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
 
 /*
  * polyglot._backfill_keys(source regclass, key_columns name[], after text[],
- * chunk int) returns text[]: the next chunk keys of the table after the key
- * after (from the first when NULL), in key order, as a [n][ncols] text
+ * chunk int, filter text) returns text[]: the next chunk keys of the table
+ * after the key after (from the first when NULL), of the rows that the
+ * route's filter takes (all without one), in key order, as a [n][ncols] text
  * array rendered as the capture trigger renders keys; NULL when none is
  * left.  The table is read as its owner, in a security-restricted
  * operation: casts or functions the owner defined on the key types never
@@ -106,6 +107,11 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 					 quote_identifier(RelationGetRelationName(rel)));
 	if (!PG_ARGISNULL(2))
 		appendStringInfo(&sql, "WHERE (%s) > (%s) ", order.data, after.data);
+	/* a route's filter: only the rows it takes (checked again, as t's) */
+	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+		appendStringInfo(&sql, "%s (%s) ", PG_ARGISNULL(2) ? "WHERE" : "AND",
+						 polyglot_where_text(relid, text_to_cstring(PG_GETARG_TEXT_PP(4)), "t",
+											 false));
 	appendStringInfo(&sql, "ORDER BY %s LIMIT %d", order.data, Max(chunk, 1));
 	/* keep the lock: the output functions chosen above must stay right */
 	table_close(rel, NoLock);

@@ -448,8 +448,8 @@ polyglot_capture(PG_FUNCTION_ARGS)
 
 /*
  * polyglot._capture_truncate(): BEFORE TRUNCATE FOR EACH STATEMENT.  Records
- * every key of the table as deleted ('T'), read through a cursor and
- * captured as the row trigger captures keys.
+ * every key of the table (of the rows the route's filter takes) as deleted
+ * ('T'), read through a cursor and captured as the row trigger captures keys.
  */
 Datum
 polyglot_capture_truncate(PG_FUNCTION_ARGS)
@@ -469,6 +469,8 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	int			save_sec_context;
 	Portal		portal;
 	MemoryContext row_cxt;
+	Trigger		tg;
+	const char *filter = NULL;
 
 	check_trigger_call(fcinfo, "polyglot._capture_truncate()");
 	if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
@@ -479,7 +481,11 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 
 	trel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(trel);
-	route = parse_trigger_args(trigdata->tg_trigger, tupdesc, attnums, &nkeys);
+	/* a route with a filter adds it as its last argument, "where:<filter>" */
+	tg = *trigdata->tg_trigger;
+	if (tg.tgnargs > 2 && strncmp(tg.tgargs[tg.tgnargs - 1], "where:", 6) == 0)
+		filter = tg.tgargs[--tg.tgnargs] + 6;
+	route = parse_trigger_args(&tg, tupdesc, attnums, &nkeys);
 	register_callbacks();
 	polyglot_outbox_load();
 
@@ -495,6 +501,10 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	appendStringInfo(&sql, " FROM ONLY %s.%s t",
 					 quote_identifier(get_namespace_name(RelationGetNamespace(trel))),
 					 quote_identifier(RelationGetRelationName(trel)));
+	/* only the rows that the route's store has */
+	if (filter)
+		appendStringInfo(&sql, " WHERE (%s)",
+						 polyglot_where_text(RelationGetRelid(trel), filter, "t", false));
 
 	/*
 	 * The keys are read as the table's owner in a security-restricted

@@ -69,6 +69,9 @@ typedef struct PolyglotRoute
 	bool		backfilling;	/* a backfill is under way */
 	bool		restored;		/* no route_state: loaded by a restore, not
 								 * yet reattached (_reattach_restored()) */
+	char	   *filter;			/* the "where" option, columns qualified by
+								 * t: see polyglot_route_filter() */
+	bool		filter_done;	/* filter was worked out */
 } PolyglotRoute;
 
 /* One event of a batch, with the row's state read in the same snapshot */
@@ -122,6 +125,12 @@ extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
 extern long polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata);
 extern int	polyglot_served_version(void);
+
+/* rowfilter.c: the "where" option */
+extern char *polyglot_where_text(Oid relid, const char *where, const char *alias,
+								 bool as_given);
+extern const char *polyglot_route_filter(PolyglotRoute *route);
+extern Jsonb *polyglot_where_as_given(Oid relid, Jsonb *options);
 
 /* backfill.c */
 extern bool polyglot_backfill_step(PolyglotRoute *route);

@@ -433,6 +433,9 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 						 i ? " AND " : "", col, i + 1, (char *) lfirst(tc), col, i + 1);
 		i++;
 	}
+	/* a row outside the route's filter is not the store's: it reads as gone */
+	if (polyglot_route_filter(route) != NULL)
+		appendStringInfo(&sql, " AND (%s)", polyglot_route_filter(route));
 	return sql.data;
 }
 

@@ -260,8 +260,12 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 	int			c,
 				i;
 
-	/* no key, or a JSON object of no column (the query path's business) */
-	if (nkeys == 0 || (payload == POLYGLOT_PAYLOAD_JSON && ncols == 0))
+	/*
+	 * no key, a JSON object of no column, or a row filter (the query
+	 * path's business)
+	 */
+	if (nkeys == 0 || (payload == POLYGLOT_PAYLOAD_JSON && ncols == 0) ||
+		polyglot_route_filter(route) != NULL)
 		return false;
 	rel = try_table_open(route->source_relid, AccessShareLock);
 	if (rel == NULL)

@@ -179,18 +179,23 @@ compare_source(VerifyState *vs, bool repair)
 													ALLOCSET_DEFAULT_SIZES);
 	Datum		after = (Datum) 0;
 	StringInfoData scratch;
+	const char *filter;
 
 	initStringInfo(&cols);
 	initStringInfo(&texts);
 	initStringInfo(&params);
 	key_sql(route, &cols, &texts, &params);
+	/* the rows of the route: those its filter takes */
+	filter = polyglot_route_filter(route);
 	initStringInfo(&first);
-	appendStringInfo(&first, "SELECT %s FROM ONLY %s t ORDER BY %s LIMIT %d",
-					 texts.data, route->source_name, cols.data, VERIFY_CHUNK);
+	appendStringInfo(&first, "SELECT %s FROM ONLY %s t %s%s%s ORDER BY %s LIMIT %d",
+					 texts.data, route->source_name, filter ? "WHERE (" : "",
+					 filter ? filter : "", filter ? ")" : "", cols.data, VERIFY_CHUNK);
 	initStringInfo(&next);
-	appendStringInfo(&next, "SELECT %s FROM ONLY %s t WHERE (%s) > (%s) ORDER BY %s LIMIT %d",
-					 texts.data, route->source_name, cols.data, params.data, cols.data,
-					 VERIFY_CHUNK);
+	appendStringInfo(&next, "SELECT %s FROM ONLY %s t WHERE (%s) > (%s) %s%s%s ORDER BY %s LIMIT %d",
+					 texts.data, route->source_name, cols.data, params.data,
+					 filter ? "AND (" : "", filter ? filter : "", filter ? ")" : "",
+					 cols.data, VERIFY_CHUNK);
 	initStringInfo(&scratch);
 
 	for (;;)
@@ -431,11 +436,15 @@ find_extra(VerifyState *vs, bool repair)
 	 * once per store key unless its hash table fits in hash_mem, quadratic
 	 * for a large table (PostgreSQL 14's hash_mem is half of 15's).
 	 */
+	/* a key whose row the route's filter does not take is the store's too many */
 	appendStringInfo(&sql,
 					 "SELECT v.name, v.key FROM pg_temp.pg_polyglot_verify_keys v "
-					 "LEFT JOIN ONLY %s t ON %s = v.key WHERE t.ctid IS NULL "
+					 "LEFT JOIN ONLY %s t ON %s = v.key%s%s%s WHERE t.ctid IS NULL "
 					 "ORDER BY v.name",
-					 route->source_name, texts.data);
+					 route->source_name, texts.data,
+					 polyglot_route_filter(route) ? " AND (" : "",
+					 polyglot_route_filter(route) ? polyglot_route_filter(route) : "",
+					 polyglot_route_filter(route) ? ")" : "");
 	/* not read-only: the query must see the rows just inserted */
 	if (SPI_execute(sql.data, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: comparing the store's keys with %s failed", route->source_name);
