@@ -89,20 +89,23 @@ SELECT filters_synced();
 
 -- verify: no drift; then entries of rows outside the filter, put in each
 -- store by hand, are extra, and repair removes them
-SELECT r, (SELECT count(*) FROM polyglot.verify(r)) AS drift
-  FROM unnest(ARRAY[:r_json, :r_hash, :r_docs, :r_os, :r_es]) AS r ORDER BY r;
+SELECT route, (SELECT count(*) FROM polyglot.verify(r)) AS drift
+  FROM unnest(ARRAY[:r_json, :r_hash, :r_docs, :r_os, :r_es],
+              ARRAY['json', 'hash', 'docs', 'os', 'es']) AS x(r, route) ORDER BY r;
 \! redis-cli -p $REDIS_PORT SET filt:json:9 '{"id":9,"title":"five, moved"}' > /dev/null
 \! redis-cli -p $REDIS_PORT HSET filt:hash:4 title four > /dev/null
 \! $MONGO_TOOL insert polyglot_filters articles '[{"_id": 4, "id": 4, "title": "four"}]'
 \! for u in $OPENSEARCH_URL $ELASTICSEARCH_URL; do curl -s -o /dev/null -XPUT "$u/polyglot_filt_articles/_doc/9?refresh=true" -H 'Content-Type: application/json' -d '{"id": 9, "title": "five, moved"}'; done
 SET client_min_messages = warning;
-SELECT r = :r_json AS json, r = :r_hash AS hash, r = :r_docs AS docs, r = :r_os AS os, v.kind, v.key
-  FROM unnest(ARRAY[:r_json, :r_hash, :r_docs, :r_os, :r_es]) AS r, polyglot.verify(r, true) v
+SELECT route, v.kind, v.key
+  FROM unnest(ARRAY[:r_json, :r_hash, :r_docs, :r_os, :r_es],
+              ARRAY['json', 'hash', 'docs', 'os', 'es']) AS x(r, route), polyglot.verify(r, true) v
  ORDER BY r;
 RESET client_min_messages;
 SELECT filters_synced();
-SELECT r, (SELECT count(*) FROM polyglot.verify(r)) AS drift
-  FROM unnest(ARRAY[:r_json, :r_hash, :r_docs, :r_os, :r_es]) AS r ORDER BY r;
+SELECT route, (SELECT count(*) FROM polyglot.verify(r)) AS drift
+  FROM unnest(ARRAY[:r_json, :r_hash, :r_docs, :r_os, :r_es],
+              ARRAY['json', 'hash', 'docs', 'os', 'es']) AS x(r, route) ORDER BY r;
 
 -- TRUNCATE empties every store of the rows it had
 TRUNCATE articles;
