@@ -22,14 +22,29 @@ LOCK TABLE polyglot.routes IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE polyglot.routes ADD COLUMN server_cluster numeric;
 
--- One route per table and server, but any number whose server was dropped
--- (server OID 0), and deferrable: finding servers again by name may swap
--- the OIDs of two routes.
+-- A route has a name, unique in the database, by default <table>@<server>
+-- (<schema>.<table>@<server> outside schema public); a table may have
+-- several routes to one server, each of its own name.  A default name that
+-- two routes of 1.0 would share (routes of one table whose servers were
+-- dropped) takes the route's id after the first.
 ALTER TABLE polyglot.routes
   DROP CONSTRAINT routes_source_relid_server_oid_key,
-  ADD CONSTRAINT routes_source_server
-    EXCLUDE USING btree (source_relid WITH =, server_oid WITH =) WHERE (server_oid <> 0)
-    DEFERRABLE;
+  ADD COLUMN name text;
+UPDATE polyglot.routes r
+   SET name = d.name || CASE WHEN d.n > 1 THEN '_' || r.id ELSE '' END
+  FROM (SELECT x.id,
+               coalesce(CASE WHEN n.nspname = 'public' THEN c.relname::text
+                             ELSE n.nspname || '.' || c.relname END,
+                        x.source_name) || '@' || x.server_name AS name,
+               row_number() OVER (PARTITION BY coalesce(n.nspname || '.' || c.relname, x.source_name),
+                                               x.server_name ORDER BY x.id) AS n
+          FROM polyglot.routes x
+          LEFT JOIN pg_catalog.pg_class c ON c.oid = x.source_relid
+          LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace) d
+ WHERE d.id = r.id;
+ALTER TABLE polyglot.routes
+  ALTER COLUMN name SET NOT NULL,
+  ADD CONSTRAINT routes_name UNIQUE (name);
 
 -- The system identifier of this cluster: a route's server_oid is valid in
 -- the cluster its server_cluster names.  pg_upgrade creates a new cluster
@@ -67,27 +82,17 @@ DECLARE
   r record;
   n int := 0;
 BEGIN
-  SET CONSTRAINTS polyglot.routes_source_server DEFERRED;
   FOR r IN
     WITH found AS (
       SELECT x.id, x.source_relid, x.server_name, x.store, x.server_oid AS old_oid,
              (SELECT s.oid FROM pg_foreign_server s
-               WHERE s.srvname = x.server_name AND polyglot._store_of(s.oid) = x.store
-                 AND NOT EXISTS (SELECT FROM polyglot.routes o
-                                  WHERE o.source_relid = x.source_relid
-                                    AND o.server_oid = s.oid AND o.id <> ALL (ids))) AS srv
+               WHERE s.srvname = x.server_name AND polyglot._store_of(s.oid) = x.store) AS new_oid
         FROM polyglot.routes x
-       WHERE x.id = ANY (ids) AND x.server_oid <> 0),
-    chosen AS (
-      SELECT f.*,
-             CASE WHEN f.srv IS NOT NULL
-                   AND row_number() OVER (PARTITION BY f.source_relid, f.srv ORDER BY f.id DESC) = 1
-                  THEN f.srv END AS new_oid
-        FROM found f)
-    UPDATE polyglot.routes x SET server_oid = coalesce(c.new_oid, 0)
-      FROM chosen c
-     WHERE x.id = c.id AND x.server_oid <> coalesce(c.new_oid, 0)
-    RETURNING c.id, c.source_relid, c.server_name, c.store, c.old_oid, c.new_oid
+       WHERE x.id = ANY (ids) AND x.server_oid <> 0)
+    UPDATE polyglot.routes x SET server_oid = coalesce(f.new_oid, 0)
+      FROM found f
+     WHERE x.id = f.id AND x.server_oid <> coalesce(f.new_oid, 0)
+    RETURNING f.id, f.source_relid, f.server_name, f.store, f.old_oid, f.new_oid
   LOOP
     IF r.new_oid IS NOT NULL THEN
       RAISE LOG 'pg_polyglot route % (% to server %) found its server again by name: OID % is now %',
@@ -100,7 +105,6 @@ BEGIN
               HINT = 'Create the server, then unsync and sync the table again.';
     END IF;
   END LOOP;
-  SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
   RETURN n;
 END
 $$;
@@ -240,6 +244,7 @@ DECLARE
   store text;
   opts jsonb;
   route_id int;
+  route_name text;
 BEGIN
   PERFORM polyglot._require_worker();
 
@@ -288,24 +293,34 @@ BEGIN
   store := polyglot._server_store(server);
 
   opts := polyglot._route_options(source, server, keys, coalesce(options, '{}'));
+  -- the name is the route's, not an option of its store
+  route_name := coalesce(opts->>'name',
+                         CASE WHEN rel.nspname = 'public' THEN rel.relname::text
+                              ELSE rel.nspname || '.' || rel.relname END || '@' || srv.srvname);
+  opts := opts - 'name';
 
   -- one sync() at a time checks its target against the others'
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
-  -- checked here, whatever the caller deferred, to be reported as such
-  SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
   BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
-                                 options, key_columns, owner, owner_mapping, server_cluster)
+                                 options, key_columns, owner, owner_mapping, server_cluster, name)
     VALUES (source, format('%I.%I', rel.nspname, rel.relname), srv.oid, srv.srvname, store,
             opts, keys, route_owner,
             EXISTS (SELECT FROM pg_user_mapping m
                      WHERE m.umuser = route_owner AND m.umserver = srv.oid),
-            polyglot._this_cluster())
+            polyglot._this_cluster(), route_name)
     RETURNING id INTO route_id;
-  EXCEPTION WHEN exclusion_violation THEN
-    RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
+  EXCEPTION WHEN unique_violation THEN
+    IF NOT coalesce(options, '{}') ? 'name' AND EXISTS (SELECT FROM polyglot.routes x
+                                         WHERE x.name = route_name AND x.source_relid = source
+                                           AND x.server_oid = srv.oid) THEN
+      RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
+        USING ERRCODE = 'duplicate_object',
+              HINT = 'Use polyglot.unsync() first to change the route, or give another route of the table a "name" of its own.';
+    END IF;
+    RAISE EXCEPTION 'route "%" already exists', route_name
       USING ERRCODE = 'duplicate_object',
-            HINT = 'Use polyglot.unsync() first to change the route.';
+            HINT = 'Give the route another "name".';
   END;
   PERFORM polyglot._check_target_overlap(route_id);
   INSERT INTO polyglot.route_state (route_id) VALUES (route_id);
@@ -330,13 +345,26 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   rid int;
+  n int;
+  names text;
 BEGIN
-  -- a route whose server was not found again (OID 0) keeps the name,
-  -- which a route to a new server of that name may have too: that one
-  -- comes first
-  SELECT r.id INTO rid FROM polyglot.routes r
-   WHERE r.source_relid = source AND r.server_name = server
-   ORDER BY r.server_oid <> 0 DESC, r.id DESC LIMIT 1;
+  SELECT count(*), min(r.id), string_agg(quote_literal(r.name), ', ' ORDER BY r.name)
+    INTO n, rid, names
+    FROM polyglot.routes r
+   WHERE r.source_relid = source AND r.server_name = server AND r.server_oid <> 0;
+  IF n > 1 THEN
+    RAISE EXCEPTION 'table "%" is synced to server "%" by % routes', source::text, server, n
+      USING ERRCODE = 'cardinality_violation',
+            DETAIL = 'The routes are ' || names || '.',
+            HINT = 'Name the route: polyglot.route(''<name>'') is its id, and the functions that take a route take its name.';
+  END IF;
+  IF rid IS NULL THEN
+    -- a route whose server was not found again (OID 0) keeps the server's
+    -- name; the newest of them
+    SELECT r.id INTO rid FROM polyglot.routes r
+     WHERE r.source_relid = source AND r.server_name = server
+     ORDER BY r.id DESC LIMIT 1;
+  END IF;
   IF rid IS NULL THEN
     RAISE EXCEPTION 'table "%" is not synced to server "%"', source::text, server
       USING ERRCODE = 'undefined_object';
@@ -487,20 +515,6 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION polyglot._unsync(source regclass, server name)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  rid int := polyglot._route(source, server);
-BEGIN
-  PERFORM polyglot._drop_capture_triggers(rid, source);
-  PERFORM polyglot._outbox_drop(rid);
-  DELETE FROM polyglot.routes r WHERE r.id = rid;
-END
-$$;
-
 DROP FUNCTION polyglot._backfill_keys(regclass, name[], text[], int);
 CREATE FUNCTION polyglot._backfill_keys(source regclass, key_columns name[], after text[], chunk int,
                                         filter text DEFAULT NULL)
@@ -598,6 +612,151 @@ BEGIN
 END
 $$;
 
+
+-- Route names: several routes of one table to one server, each named
+-- (routes.name, unique; the constraint and the default names are made at
+-- the top of this script); unsync by route, and every function that takes
+-- a table and a server takes a route's name.
+CREATE FUNCTION polyglot.route(name text)
+RETURNS int
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  rid int;
+BEGIN
+  SELECT r.id INTO rid FROM polyglot.routes r WHERE r.name = route.name;
+  IF rid IS NULL THEN
+    RAISE EXCEPTION 'route "%" does not exist', name USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN rid;
+END
+$$;
+COMMENT ON FUNCTION polyglot.route(text) IS 'The id of the route of a name';
+
+CREATE FUNCTION polyglot._unsync_route(route int, source regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM polyglot._drop_capture_triggers(route, source);
+  PERFORM polyglot._outbox_drop(route);
+  DELETE FROM polyglot.routes r WHERE r.id = route;
+END
+$$;
+
+DROP FUNCTION polyglot._unsync(regclass, name);
+CREATE FUNCTION polyglot._unsync(source regclass, server name)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT polyglot._unsync_route(polyglot._route(source, server), source);
+END;
+CREATE FUNCTION polyglot._route_source(route_name text)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT r.source_relid FROM polyglot.routes r WHERE r.id = polyglot.route(route_name);
+END;
+CREATE FUNCTION polyglot._unsync_named(route_name text, source regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  rid int;
+BEGIN
+  SELECT r.id INTO rid FROM polyglot.routes r
+   WHERE r.name = route_name AND r.source_relid = source FOR UPDATE;
+  IF rid IS NULL THEN
+    RAISE EXCEPTION 'route "%" does not exist', route_name USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM polyglot._unsync_route(rid, source);
+END
+$$;
+CREATE FUNCTION polyglot.unsync(route text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_unsync_name'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION polyglot.unsync(text) IS 'polyglot.unsync() of a route by its name';
+
+-- by the route's name (verify takes a name alone: verify(text, boolean)
+-- would make a call verify('table', 'server') ambiguous; to repair,
+-- verify(polyglot.route('name'), true))
+CREATE FUNCTION polyglot.pause(route text) RETURNS void
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.pause(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.resume(route text) RETURNS void
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.resume(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.retry(route text) RETURNS bigint
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.retry(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.backfill(route text) RETURNS bigint
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.backfill(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.verify(route text)
+RETURNS TABLE (kind text, key text[], store_key text)
+LANGUAGE sql BEGIN ATOMIC SELECT * FROM polyglot.verify(polyglot.route(route), false); END;
+COMMENT ON FUNCTION polyglot.pause(text) IS 'polyglot.pause() by route name';
+COMMENT ON FUNCTION polyglot.resume(text) IS 'polyglot.resume() by route name';
+COMMENT ON FUNCTION polyglot.retry(text) IS 'polyglot.retry() by route name';
+COMMENT ON FUNCTION polyglot.backfill(text) IS 'polyglot.backfill() by route name';
+COMMENT ON FUNCTION polyglot.verify(text) IS 'polyglot.verify() by route name, without repair';
+
+CREATE OR REPLACE VIEW polyglot.status WITH (security_barrier) AS
+SELECT r.id AS route,
+       r.source_name AS source,
+       r.server_name AS server,
+       r.store,
+       -- the keys in the outbox, and those a running backfill has still to
+       -- enqueue (at least one while it runs: pending = 0 means caught up)
+       coalesce(p.pending, 0) +
+         CASE WHEN s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL
+              THEN greatest(coalesce(s.backfill_total, 0) - s.backfill_rows, 1) ELSE 0 END
+         AS pending,
+       now() - p.oldest AS oldest_pending_age,
+       coalesce(s.delivered, 0) AS delivered,
+       coalesce(s.failed, 0) AS failed,
+       coalesce(s.retries, 0) AS retries,
+       coalesce(s.stale, 0) AS stale,
+       (SELECT count(*) FROM polyglot.dead_letters d WHERE d.route_id = r.id) AS dead_letters,
+       s.last_error,
+       s.last_error_at,
+       s.last_delivery_at,
+       CASE WHEN r.paused THEN 'paused'
+            WHEN s.backoff_until > now() THEN 'backing off'
+            ELSE 'active' END AS state,
+       s.backoff_until,
+       CASE WHEN s.backfill_started_at IS NULL THEN NULL
+            WHEN s.backfill_finished_at IS NULL THEN 'running'
+            ELSE 'done' END AS backfill,
+       s.backfill_rows,
+       s.backfill_total,
+       s.backfill_started_at,
+       s.backfill_finished_at,
+       r.name
+FROM polyglot.routes r
+LEFT JOIN polyglot.route_state s ON s.route_id = r.id
+LEFT JOIN LATERAL (SELECT sum(o.nkeys) AS pending, min(o.enqueued_at) AS oldest
+                   FROM polyglot.outbox o WHERE o.route_id = r.id) p ON true
+-- a role sees its own routes; monitoring roles (pg_read_all_stats, which
+-- pg_monitor includes) and superusers see every route
+WHERE pg_catalog.pg_has_role(r.owner, 'USAGE')
+   OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE');
+COMMENT ON VIEW polyglot.status IS
+  'pg_polyglot: one row per route: pending events (with the rows a running backfill has yet to enqueue) and the age of the oldest, delivered/failed/retried/stale counts, dead letters, last error, state (active, backing off, paused), backfill progress';
+COMMENT ON TABLE polyglot.routes IS
+  'pg_polyglot sync routes: one per route of a table to a server, by a name unique in the database; managed by polyglot.sync() and polyglot.unsync()';
+
 REVOKE ALL ON FUNCTION polyglot._where_sql(regclass, text, text),
   polyglot._drop_capture_triggers(int, regclass),
-  polyglot._backfill_keys(regclass, name[], text[], int, text) FROM PUBLIC;
+  polyglot._backfill_keys(regclass, name[], text[], int, text),
+  polyglot._unsync_route(int, regclass), polyglot._unsync(regclass, name),
+  polyglot._route_source(text), polyglot._unsync_named(text, regclass),
+  polyglot.route(text), polyglot.unsync(text), polyglot.pause(text), polyglot.resume(text),
+  polyglot.retry(text), polyglot.backfill(text), polyglot.verify(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  polyglot.unsync(text), polyglot.pause(text), polyglot.resume(text), polyglot.retry(text),
+  polyglot.backfill(text), polyglot.verify(text),
+  polyglot.route(text)
+  TO PUBLIC;

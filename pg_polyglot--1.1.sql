@@ -99,16 +99,13 @@ CREATE TABLE polyglot.routes (
   paused boolean NOT NULL DEFAULT false,
   created_at timestamptz NOT NULL DEFAULT now(),
   server_cluster numeric,
-  -- one route per table and server.  A route whose server was not found
-  -- again (after pg_upgrade or a restore) has server OID 0, and any number
-  -- of them may.  Deferrable: finding servers again by name may swap two
-  -- routes' OIDs.
-  CONSTRAINT routes_source_server
-    EXCLUDE USING btree (source_relid WITH =, server_oid WITH =) WHERE (server_oid <> 0)
-    DEFERRABLE
+  -- unique in the database: the "name" given to sync(), by default
+  -- <table>@<server> (<schema>.<table>@<server> outside schema public).
+  -- A table may have several routes to one server, each of its own name.
+  name text NOT NULL CONSTRAINT routes_name UNIQUE
 );
 COMMENT ON TABLE polyglot.routes IS
-  'pg_polyglot sync routes: one per synced (table, server); managed by polyglot.sync() and polyglot.unsync()';
+  'pg_polyglot sync routes: one per route of a table to a server, by a name unique in the database; managed by polyglot.sync() and polyglot.unsync()';
 
 -- Runtime state of each route, written by the delivery worker.
 CREATE TABLE polyglot.route_state (
@@ -282,15 +279,12 @@ AS 'MODULE_PATHNAME', 'polyglot_store_of_sql'
 LANGUAGE C STRICT STABLE;
 
 -- Gives each route of ids that has a server OID (not 0: not found before) the
--- server its server_name names among the servers of its store.  One
--- statement for all, under a deferred constraint: pg_upgrade and a restore
--- give servers new OIDs, possibly those two routes had in the other order.
--- A server already bound to a route of the same table outside ids stays
--- that route's; of several routes of ids of one table naming one server,
--- the newest gets it.  A route that finds no server gets OID 0: it never
--- keeps an OID that may now name another server.  warn: a WARNING for each
--- of those.  Only the routes whose OID changes are written (and logged).
--- Returns how many routes found another server OID.
+-- server its server_name names among the servers of its store, in one
+-- statement: pg_upgrade and a restore give servers new OIDs, possibly those
+-- two routes had in the other order.  A route that finds no server gets OID
+-- 0: it never keeps an OID that may now name another server.  warn: a
+-- WARNING for each of those.  Only the routes whose OID changes are written
+-- (and logged).  Returns how many routes found another server OID.
 CREATE FUNCTION polyglot._rebind_by_name(ids int[], warn boolean)
 RETURNS int
 LANGUAGE plpgsql
@@ -300,27 +294,17 @@ DECLARE
   r record;
   n int := 0;
 BEGIN
-  SET CONSTRAINTS polyglot.routes_source_server DEFERRED;
   FOR r IN
     WITH found AS (
       SELECT x.id, x.source_relid, x.server_name, x.store, x.server_oid AS old_oid,
              (SELECT s.oid FROM pg_foreign_server s
-               WHERE s.srvname = x.server_name AND polyglot._store_of(s.oid) = x.store
-                 AND NOT EXISTS (SELECT FROM polyglot.routes o
-                                  WHERE o.source_relid = x.source_relid
-                                    AND o.server_oid = s.oid AND o.id <> ALL (ids))) AS srv
+               WHERE s.srvname = x.server_name AND polyglot._store_of(s.oid) = x.store) AS new_oid
         FROM polyglot.routes x
-       WHERE x.id = ANY (ids) AND x.server_oid <> 0),
-    chosen AS (
-      SELECT f.*,
-             CASE WHEN f.srv IS NOT NULL
-                   AND row_number() OVER (PARTITION BY f.source_relid, f.srv ORDER BY f.id DESC) = 1
-                  THEN f.srv END AS new_oid
-        FROM found f)
-    UPDATE polyglot.routes x SET server_oid = coalesce(c.new_oid, 0)
-      FROM chosen c
-     WHERE x.id = c.id AND x.server_oid <> coalesce(c.new_oid, 0)
-    RETURNING c.id, c.source_relid, c.server_name, c.store, c.old_oid, c.new_oid
+       WHERE x.id = ANY (ids) AND x.server_oid <> 0)
+    UPDATE polyglot.routes x SET server_oid = coalesce(f.new_oid, 0)
+      FROM found f
+     WHERE x.id = f.id AND x.server_oid <> coalesce(f.new_oid, 0)
+    RETURNING f.id, f.source_relid, f.server_name, f.store, f.old_oid, f.new_oid
   LOOP
     IF r.new_oid IS NOT NULL THEN
       RAISE LOG 'pg_polyglot route % (% to server %) found its server again by name: OID % is now %',
@@ -333,7 +317,6 @@ BEGIN
               HINT = 'Create the server, then unsync and sync the table again.';
     END IF;
   END LOOP;
-  SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
   RETURN n;
 END
 $$;
@@ -704,6 +687,7 @@ DECLARE
   store text;
   opts jsonb;
   route_id int;
+  route_name text;
 BEGIN
   PERFORM polyglot._require_worker();
 
@@ -752,24 +736,34 @@ BEGIN
   store := polyglot._server_store(server);
 
   opts := polyglot._route_options(source, server, keys, coalesce(options, '{}'));
+  -- the name is the route's, not an option of its store
+  route_name := coalesce(opts->>'name',
+                         CASE WHEN rel.nspname = 'public' THEN rel.relname::text
+                              ELSE rel.nspname || '.' || rel.relname END || '@' || srv.srvname);
+  opts := opts - 'name';
 
   -- one sync() at a time checks its target against the others'
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
-  -- checked here, whatever the caller deferred, to be reported as such
-  SET CONSTRAINTS polyglot.routes_source_server IMMEDIATE;
   BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
-                                 options, key_columns, owner, owner_mapping, server_cluster)
+                                 options, key_columns, owner, owner_mapping, server_cluster, name)
     VALUES (source, format('%I.%I', rel.nspname, rel.relname), srv.oid, srv.srvname, store,
             opts, keys, route_owner,
             EXISTS (SELECT FROM pg_user_mapping m
                      WHERE m.umuser = route_owner AND m.umserver = srv.oid),
-            polyglot._this_cluster())
+            polyglot._this_cluster(), route_name)
     RETURNING id INTO route_id;
-  EXCEPTION WHEN exclusion_violation THEN
-    RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
+  EXCEPTION WHEN unique_violation THEN
+    IF NOT coalesce(options, '{}') ? 'name' AND EXISTS (SELECT FROM polyglot.routes x
+                                         WHERE x.name = route_name AND x.source_relid = source
+                                           AND x.server_oid = srv.oid) THEN
+      RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
+        USING ERRCODE = 'duplicate_object',
+              HINT = 'Use polyglot.unsync() first to change the route, or give another route of the table a "name" of its own.';
+    END IF;
+    RAISE EXCEPTION 'route "%" already exists', route_name
       USING ERRCODE = 'duplicate_object',
-            HINT = 'Use polyglot.unsync() first to change the route.';
+            HINT = 'Give the route another "name".';
   END;
   PERFORM polyglot._check_target_overlap(route_id);
   INSERT INTO polyglot.route_state (route_id) VALUES (route_id);
@@ -792,7 +786,8 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION polyglot.sync(regclass, name, jsonb, boolean) IS
   'Syncs a table to the store of a pg_polyglot server: creates a route, installs the capture triggers and (by default) enqueues every existing row; returns the route id';
 
--- The route of a table and server, or an error
+-- The route of a table and server, or an error: none, or several (routes
+-- with names of their own), which are then named by their names
 CREATE FUNCTION polyglot._route(source regclass, server name)
 RETURNS int
 LANGUAGE plpgsql STABLE
@@ -800,13 +795,26 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   rid int;
+  n int;
+  names text;
 BEGIN
-  -- a route whose server was not found again (OID 0) keeps the name,
-  -- which a route to a new server of that name may have too: that one
-  -- comes first
-  SELECT r.id INTO rid FROM polyglot.routes r
-   WHERE r.source_relid = source AND r.server_name = server
-   ORDER BY r.server_oid <> 0 DESC, r.id DESC LIMIT 1;
+  SELECT count(*), min(r.id), string_agg(quote_literal(r.name), ', ' ORDER BY r.name)
+    INTO n, rid, names
+    FROM polyglot.routes r
+   WHERE r.source_relid = source AND r.server_name = server AND r.server_oid <> 0;
+  IF n > 1 THEN
+    RAISE EXCEPTION 'table "%" is synced to server "%" by % routes', source::text, server, n
+      USING ERRCODE = 'cardinality_violation',
+            DETAIL = 'The routes are ' || names || '.',
+            HINT = 'Name the route: polyglot.route(''<name>'') is its id, and the functions that take a route take its name.';
+  END IF;
+  IF rid IS NULL THEN
+    -- a route whose server was not found again (OID 0) keeps the server's
+    -- name; the newest of them
+    SELECT r.id INTO rid FROM polyglot.routes r
+     WHERE r.source_relid = source AND r.server_name = server
+     ORDER BY r.id DESC LIMIT 1;
+  END IF;
   IF rid IS NULL THEN
     RAISE EXCEPTION 'table "%" is not synced to server "%"', source::text, server
       USING ERRCODE = 'undefined_object';
@@ -814,6 +822,24 @@ BEGIN
   RETURN rid;
 END
 $$;
+
+-- The route of a name, or an error
+CREATE FUNCTION polyglot.route(name text)
+RETURNS int
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  rid int;
+BEGIN
+  SELECT r.id INTO rid FROM polyglot.routes r WHERE r.name = route.name;
+  IF rid IS NULL THEN
+    RAISE EXCEPTION 'route "%" does not exist', name USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN rid;
+END
+$$;
+COMMENT ON FUNCTION polyglot.route(text) IS 'The id of the route of a name';
 
 CREATE FUNCTION polyglot._check_route(route int)
 RETURNS void
@@ -827,17 +853,47 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION polyglot._unsync_route(route int, source regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM polyglot._drop_capture_triggers(route, source);
+  PERFORM polyglot._outbox_drop(route);
+  DELETE FROM polyglot.routes r WHERE r.id = route;
+END
+$$;
 CREATE FUNCTION polyglot._unsync(source regclass, server name)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT polyglot._unsync_route(polyglot._route(source, server), source);
+END;
+-- The table of a route of a name (unsync by name checks its owner), and
+-- the removal of that route of that table
+CREATE FUNCTION polyglot._route_source(route_name text)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT r.source_relid FROM polyglot.routes r WHERE r.id = polyglot.route(route_name);
+END;
+CREATE FUNCTION polyglot._unsync_named(route_name text, source regclass)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  rid int := polyglot._route(source, server);
+  rid int;
 BEGIN
-  PERFORM polyglot._drop_capture_triggers(rid, source);
-  PERFORM polyglot._outbox_drop(rid);
-  DELETE FROM polyglot.routes r WHERE r.id = rid;
+  SELECT r.id INTO rid FROM polyglot.routes r
+   WHERE r.name = route_name AND r.source_relid = source FOR UPDATE;
+  IF rid IS NULL THEN
+    RAISE EXCEPTION 'route "%" does not exist', route_name USING ERRCODE = 'undefined_object';
+  END IF;
+  PERFORM polyglot._unsync_route(rid, source);
 END
 $$;
 CREATE FUNCTION polyglot.unsync(source regclass, server name)
@@ -846,6 +902,11 @@ AS 'MODULE_PATHNAME', 'polyglot_unsync'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot.unsync(regclass, name) IS
   'Stops syncing a table to a server: drops the capture triggers, the route and its pending events and dead letters; data already in the store stays';
+CREATE FUNCTION polyglot.unsync(route text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_unsync_name'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION polyglot.unsync(text) IS 'polyglot.unsync() of a route by its name';
 
 CREATE FUNCTION polyglot._pause(route int)
 RETURNS void
@@ -1020,6 +1081,25 @@ COMMENT ON FUNCTION polyglot.verify(regclass, name, boolean) IS 'polyglot.verify
 COMMENT ON FUNCTION polyglot.pause(regclass, name) IS 'polyglot.pause() by table and server';
 COMMENT ON FUNCTION polyglot.resume(regclass, name) IS 'polyglot.resume() by table and server';
 COMMENT ON FUNCTION polyglot.retry(regclass, name) IS 'polyglot.retry() by table and server';
+-- by the route's name (verify takes a name alone: verify(text, boolean)
+-- would make a call verify('table', 'server') ambiguous; to repair,
+-- verify(polyglot.route('name'), true))
+CREATE FUNCTION polyglot.pause(route text) RETURNS void
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.pause(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.resume(route text) RETURNS void
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.resume(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.retry(route text) RETURNS bigint
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.retry(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.backfill(route text) RETURNS bigint
+LANGUAGE sql BEGIN ATOMIC SELECT polyglot.backfill(polyglot.route(route)); END;
+CREATE FUNCTION polyglot.verify(route text)
+RETURNS TABLE (kind text, key text[], store_key text)
+LANGUAGE sql BEGIN ATOMIC SELECT * FROM polyglot.verify(polyglot.route(route), false); END;
+COMMENT ON FUNCTION polyglot.pause(text) IS 'polyglot.pause() by route name';
+COMMENT ON FUNCTION polyglot.resume(text) IS 'polyglot.resume() by route name';
+COMMENT ON FUNCTION polyglot.retry(text) IS 'polyglot.retry() by route name';
+COMMENT ON FUNCTION polyglot.backfill(text) IS 'polyglot.backfill() by route name';
+COMMENT ON FUNCTION polyglot.verify(text) IS 'polyglot.verify() by route name, without repair';
 
 -- a security barrier: a user's function in a WHERE clause sees only the
 -- rows the filter at the end lets through
@@ -1053,7 +1133,8 @@ SELECT r.id AS route,
        s.backfill_rows,
        s.backfill_total,
        s.backfill_started_at,
-       s.backfill_finished_at
+       s.backfill_finished_at,
+       r.name
 FROM polyglot.routes r
 LEFT JOIN polyglot.route_state s ON s.route_id = r.id
 LEFT JOIN LATERAL (SELECT sum(o.nkeys) AS pending, min(o.enqueued_at) AS oldest
@@ -1222,6 +1303,9 @@ GRANT EXECUTE ON FUNCTION
   polyglot.retry(int), polyglot.retry(regclass, name),
   polyglot.backfill(int), polyglot.backfill(regclass, name),
   polyglot.verify(int, boolean), polyglot.verify(regclass, name, boolean),
+  polyglot.unsync(text), polyglot.pause(text), polyglot.resume(text), polyglot.retry(text),
+  polyglot.backfill(text), polyglot.verify(text),
+  polyglot.route(text),
   polyglot._route(regclass, name),
   polyglot._key_text(anyelement)
   TO PUBLIC;

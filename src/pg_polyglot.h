@@ -88,8 +88,8 @@ extern UserMapping *polyglot_find_user_mapping(Oid userid, Oid serverid);
  * Route options (src/common/option.c): the options of polyglot.sync(), a
  * JSON object.  Each store lists its route options in a table of
  * PolyglotRouteOption, terminated by an entry with a NULL name, beside the
- * table of its wrapper's options; "columns", "exclude", "where" and
- * "replicated" are every store's.  polyglot_validate_route_options() checks the names, then calls
+ * table of its wrapper's options; "columns", "exclude", "where",
+ * "replicated" and "name" are every store's.  polyglot_validate_route_options() checks the names, then calls
  * the store's check, which reads the values through
  * polyglot_route_check_value() (that checks their type) and fills in
  * defaults.

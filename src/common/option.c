@@ -418,6 +418,8 @@ static const PolyglotRouteOption common_route_options[] = {
 	.type_error = "option \"where\" must be a string: a boolean SQL expression over the table's columns"},
 	{.name = "replicated", .type = POLYGLOT_ROUTE_OPT_BOOLEAN,
 	.type_error = "option \"replicated\" must be true or false"},
+	{.name = "name", .type = POLYGLOT_ROUTE_OPT_NONEMPTY,
+	.type_error = "option \"name\" must be a non-empty string: the route's name"},
 	{.name = NULL}
 };
 
@@ -600,7 +602,8 @@ check_route_columns(PolyglotRouteCheck *check)
 /*
  * The SQL objects of the installed extension are of version 1.1 or later:
  * the options that 1.0's functions do not carry out ("where",
- * "replicated") are refused before ALTER EXTENSION pg_polyglot UPDATE.
+ * "replicated", "name") are refused before ALTER EXTENSION pg_polyglot
+ * UPDATE.
  */
 static void
 require_objects_of(const char *option)
@@ -628,7 +631,7 @@ require_objects_of(const char *option)
 
 /*
  * The "where" option, every store's: a row filter, checked and stored as
- * PostgreSQL prints it (src/core/rowfilter.c); and "replicated".
+ * PostgreSQL prints it (src/core/rowfilter.c); "replicated" and "name".
  */
 static void
 check_route_where(PolyglotRouteCheck *check)
@@ -644,6 +647,8 @@ check_route_where(PolyglotRouteCheck *check)
 	}
 	if (polyglot_route_check_value(check, "replicated", &v))
 		require_objects_of("replicated");
+	if (polyglot_route_check_value(check, "name", &v))
+		require_objects_of("name");
 }
 
 /*

@@ -50,6 +50,7 @@
 
 PG_FUNCTION_INFO_V1(polyglot_sync);
 PG_FUNCTION_INFO_V1(polyglot_unsync);
+PG_FUNCTION_INFO_V1(polyglot_unsync_name);
 PG_FUNCTION_INFO_V1(polyglot_route_call);
 
 /* Does a role own a relation (directly or through membership)? */
@@ -308,6 +309,30 @@ polyglot_unsync(PG_FUNCTION_ARGS)
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	(void) call_as_owner(internal_function("_unsync", 2, argtypes), 2, args, &isnull);
+	PG_RETURN_VOID();
+}
+
+/*
+ * polyglot.unsync(route text): the route of that name, by the owner of its
+ * table, as unsync(source, server).
+ */
+Datum
+polyglot_unsync_name(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[2] = {TEXTOID, REGCLASSOID};
+	Datum		args[2];
+	bool		isnull;
+	Datum		source;
+
+	args[0] = PG_GETARG_DATUM(0);
+	source = call_as_owner(internal_function("_route_source", 1, argtypes), 1, args, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("route \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+	check_table_owner(DatumGetObjectId(source));
+	args[1] = source;
+	(void) call_as_owner(internal_function("_unsync_named", 2, argtypes), 2, args, &isnull);
 	PG_RETURN_VOID();
 }
 
