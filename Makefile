@@ -72,7 +72,7 @@ OBJS = \
 # the library preloaded: installcheck starts a server of its own with
 # test/regress.conf, as a temporary instance (test/run-tests.sh runs the
 # same suites against the stack's PostgreSQL, which preloads it).
-REGRESS = catalog redis_options mongo_options elastic_options null_args sync_errors routes_rebind route_filters
+REGRESS = catalog redis_options mongo_options elastic_options null_args sync_errors routes_rebind route_filters route_names
 REGRESS_OPTS = --load-extension=pg_polyglot \
 	--temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check
 

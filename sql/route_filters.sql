@@ -12,19 +12,6 @@ CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port '1');
 
 \i test/integration/sql/setup.psql
 
--- the error of a statement with its detail, for the reasons of a refusal
--- (route ids depend on the suites run before: they show as N)
-CREATE FUNCTION try_detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE msg text; st text; detail text;
-BEGIN
-  EXECUTE sql;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, st = RETURNED_SQLSTATE, detail = PG_EXCEPTION_DETAIL;
-  RETURN regexp_replace(regexp_replace(
-           st || ': ' || msg || CASE WHEN detail <> '' THEN ' (' || detail || ')' ELSE '' END,
-           'route \d+', 'route N', 'g'), 'polyglot_sync_\d+', 'polyglot_sync_N', 'g');
-END $$;
 
 CREATE SCHEMA f;
 CREATE FUNCTION f.shown(status text) RETURNS boolean LANGUAGE sql IMMUTABLE
@@ -148,6 +135,5 @@ SELECT polyglot.unsync('docs', 'cache');
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'docs'::regclass;
 
 DROP TABLE docs;
-DROP FUNCTION try_detail(text);
 DROP SCHEMA f CASCADE;
 DROP SERVER cache;
