@@ -419,6 +419,9 @@ write_pg_preload_conf() {
 	else
 		echo "# pg_polyglot.so is not installed yet: nothing to preload"
 	fi > "$PG_DATA/polyglot_preload.conf"
+	# a publication and a subscription between two databases of the
+	# stack (test/integration/sql/sync_replicated.sql)
+	echo "wal_level = logical" >> "$PG_DATA/polyglot_preload.conf"
 	# remember which library the postmaster loaded, to restart on a new one
 	if [ -f "$lib" ]; then md5sum < "$lib"; else echo none; fi > "$PG_DIR/loaded-library"
 }
