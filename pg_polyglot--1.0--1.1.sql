@@ -385,27 +385,35 @@ DECLARE
 BEGIN
   FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d
              WHERE d.classid = 'pg_catalog.pg_class'::regclass LOOP
-    -- a dropped column that a route's filter used took its capture
-    -- triggers with it (DROP COLUMN ... CASCADE): the route stops too
     FOR r IN SELECT * FROM polyglot.routes x
              WHERE x.source_relid = obj.objid
-               AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)
-                    OR (x.options ? 'where'
-                        AND NOT EXISTS (SELECT FROM pg_trigger t
-                                         WHERE t.tgrelid = x.source_relid
-                                           AND t.tgname = 'polyglot_sync_' || x.id || '_update'))) LOOP
+               AND (obj.objsubid = 0 OR obj.address_names[3] = ANY (x.key_columns)) LOOP
       IF obj.objsubid <> 0 THEN
         PERFORM polyglot._drop_capture_triggers(r.id, obj.objid::regclass);
-        IF obj.address_names[3] = ANY (r.key_columns) THEN
-          RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
-            r.id, r.source_name, r.server_name, obj.address_names[3];
-        ELSE
-          RAISE WARNING 'pg_polyglot route % (% to server %) stopped: column "%", which its filter uses, was dropped',
-            r.id, r.source_name, r.server_name, obj.address_names[3];
-        END IF;
+        RAISE WARNING 'pg_polyglot route % (% to server %) stopped: key column "%" was dropped',
+          r.id, r.source_name, r.server_name, obj.address_names[3];
       END IF;
       PERFORM polyglot._outbox_drop(r.id);
       DELETE FROM polyglot.routes x WHERE x.id = r.id;
+    END LOOP;
+  END LOOP;
+  -- A capture trigger dropped with something it depends on (a column, a
+  -- function, a type or a schema its WHEN clause uses, dropped with
+  -- CASCADE), not by a DROP TRIGGER of its own nor with its table: the
+  -- route would capture nothing, and stops, with its other triggers.
+  FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d
+             WHERE d.classid = 'pg_catalog.pg_trigger'::regclass AND NOT d.original AND d.normal
+               AND d.address_names[3] ~ '^polyglot_sync_[0-9]+(_update|_delete)?$' LOOP
+    FOR r IN SELECT x.* FROM polyglot.routes x JOIN pg_class c ON c.oid = x.source_relid
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = obj.address_names[1] AND c.relname = obj.address_names[2]
+                AND obj.address_names[3] ~ ('^polyglot_sync_' || x.id || '(_update|_delete)?$') LOOP
+      PERFORM polyglot._drop_capture_triggers(r.id, r.source_relid);
+      PERFORM polyglot._outbox_drop(r.id);
+      DELETE FROM polyglot.routes x WHERE x.id = r.id;
+      RAISE WARNING 'pg_polyglot route % (% to server %) stopped: its capture trigger % was dropped with an object it depends on',
+        r.id, r.source_name, r.server_name, obj.address_names[3]
+        USING HINT = 'Sync the table again.';
     END LOOP;
   END LOOP;
   FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() d

@@ -102,6 +102,47 @@ RESET client_min_messages;
 SELECT count(*) AS routes FROM polyglot.routes WHERE id = :route;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'docs'::regclass;
 
+-- a filter's function dropped with CASCADE takes the capture triggers
+-- with it: the route stops (with a WARNING naming the trigger), rather
+-- than stay and capture nothing
+CREATE SCHEMA g;
+CREATE FUNCTION g.positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 > 0 $$;
+CREATE TABLE gt (id int PRIMARY KEY);
+SELECT polyglot.sync('gt', 'cache', '{"key": "gt:{id}", "where": "g.positive(id)"}', backfill => false) AS route \gset
+SELECT try_detail($$DROP SCHEMA g$$);
+SET client_min_messages = error;
+DROP SCHEMA g CASCADE;
+RESET client_min_messages;
+SELECT count(*) AS routes FROM polyglot.routes WHERE id = :route;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'gt'::regclass;
+TRUNCATE gt;
+-- temporary functions go with their session, and are refused
+CREATE FUNCTION pg_temp.tmp_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 > 0 $$;
+SELECT try_detail($$SELECT polyglot.sync('gt', 'cache', '{"where": "pg_temp.tmp_positive(id)"}')$$);
+DROP TABLE gt;
+
+-- verify reads the table as its owner, in a security-restricted
+-- operation: a filter's function never runs as whoever calls verify (here
+-- a superuser; the store is unreachable, after the table was read)
+CREATE ROLE filter_owner;
+GRANT USAGE ON SCHEMA f TO filter_owner;
+GRANT USAGE ON FOREIGN SERVER cache TO filter_owner;
+CREATE FUNCTION f.who(v text) RETURNS boolean LANGUAGE plpgsql STABLE
+  AS $$ BEGIN RAISE NOTICE 'the filter runs as %', current_user; RETURN true; END $$;
+CREATE TABLE owned (id int PRIMARY KEY, v text);
+INSERT INTO owned VALUES (1, 'x');
+ALTER TABLE owned OWNER TO filter_owner;
+SET ROLE filter_owner;
+SELECT polyglot.sync('owned', 'cache', '{"key": "owned:{id}", "where": "f.who(v)"}', backfill => false) AS route \gset
+RESET ROLE;
+SELECT try($$SELECT * FROM polyglot.verify($$ || :route || $$)$$) ~ 'could not connect' AS store_unreachable;
+SELECT polyglot.unsync('owned', 'cache');
+DROP TABLE owned;
+DROP FUNCTION f.who(text);
+REVOKE USAGE ON FOREIGN SERVER cache FROM filter_owner;
+REVOKE USAGE ON SCHEMA f FROM filter_owner;
+DROP ROLE filter_owner;
+
 -- "replicated": the capture triggers fire for changes applied by logical
 -- replication too (ENABLE ALWAYS), with a filter or without
 SELECT polyglot.sync('docs', 'cache', '{"key": "docs:{id}", "replicated": true}', backfill => false) AS route \gset

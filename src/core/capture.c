@@ -38,6 +38,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -471,6 +472,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	MemoryContext row_cxt;
 	Trigger		tg;
 	const char *filter = NULL;
+	int			guc_level;
 
 	check_trigger_call(fcinfo, "polyglot._capture_truncate()");
 	if (!TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
@@ -481,6 +483,13 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 
 	trel = trigdata->tg_relation;
 	tupdesc = RelationGetDescr(trel);
+	/*
+	 * The filter is parsed and run as the worker does, under fixed
+	 * settings: not with this session's search_path, whose schemas (its
+	 * temporary one first for types) could put the session's own functions,
+	 * operators or types in place of the filter's, run as the table's owner
+	 */
+	guc_level = polyglot_fix_settings(false);
 	/* a route with a filter adds it as its last argument, "where:<filter>" */
 	tg = *trigdata->tg_trigger;
 	if (tg.tgnargs > 2 && strncmp(tg.tgargs[tg.tgnargs - 1], "where:", 6) == 0)
@@ -544,6 +553,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	SPI_cursor_close(portal);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(true, guc_level);
 
 	polyglot_request_wake_at_commit();
 	return PointerGetDatum(NULL);

@@ -98,8 +98,9 @@ polyglot_pin_search_path(void)
  * The settings the worker delivers under and verify compares under,
  * whatever the server's or the session's: dates and intervals in ISO
  * style, times with time zone in UTC, bytea in hex, floats in their
- * shortest exact form (as the capture trigger writes keys), and the
- * search_path of polyglot_pin_search_path().
+ * shortest exact form (as the capture trigger writes keys), the
+ * search_path of polyglot_pin_search_path(), and string and array literals
+ * read in the standard way.
  */
 static const char *const fixed_settings[][2] = {
 	{"datestyle", "ISO"},
@@ -108,6 +109,9 @@ static const char *const fixed_settings[][2] = {
 	{"bytea_output", "hex"},
 	{"extra_float_digits", "1"},
 	{"search_path", POLYGLOT_SAFE_SEARCH_PATH},
+	/* how a route filter's literals read back (src/core/rowfilter.c) */
+	{"standard_conforming_strings", "on"},
+	{"array_nulls", "on"},
 };
 
 /*

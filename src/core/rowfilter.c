@@ -24,7 +24,9 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "nodes/nodeFuncs.h"
@@ -41,6 +43,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/ruleutils.h"
 
 #include "pg_polyglot.h"
@@ -79,6 +82,50 @@ only_user_columns(Node *node, void *context)
 	if (IsA(node, Var) && ((Var *) node)->varattno <= 0)
 		return true;
 	return expression_tree_walker(node, only_user_columns, context);
+}
+
+/* A function of a temporary schema: gone with the session that made it */
+static bool
+temp_function(Oid funcid, void *context)
+{
+	Oid			nsp = get_func_namespace(funcid);
+
+	return OidIsValid(nsp) && isAnyTempNamespace(nsp);
+}
+
+static Oid
+type_namespace(Oid typid)
+{
+	HeapTuple	tp = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	Oid			nsp;
+
+	if (!HeapTupleIsValid(tp))
+		return InvalidOid;
+	nsp = ((Form_pg_type) GETSTRUCT(tp))->typnamespace;
+	ReleaseSysCache(tp);
+	return nsp;
+}
+
+/* Something of a temporary schema: a function, an operator's, a type */
+static bool
+uses_temp_objects(Node *node, void *context)
+{
+	Oid			nsp;
+
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, temp_function, context))
+		return true;
+	/* where types come in: constants, casts, what functions return */
+	if (IsA(node, Const) || IsA(node, RelabelType) || IsA(node, CoerceViaIO) ||
+		IsA(node, ArrayCoerceExpr) || IsA(node, CoerceToDomain) || IsA(node, FuncExpr) ||
+		IsA(node, OpExpr) || IsA(node, RowExpr))
+	{
+		nsp = type_namespace(exprType(node));
+		if (OidIsValid(nsp) && isAnyTempNamespace(nsp))
+			return true;
+	}
+	return expression_tree_walker(node, uses_temp_objects, context);
 }
 
 static void
@@ -140,6 +187,9 @@ parse_where(Relation rel, const char *where)
 					"A volatile function could answer otherwise when the worker reads the row than when the row changed.");
 	if (only_user_columns(expr, NULL))
 		where_error("can use the table's columns only, not the whole row or a system column", NULL);
+	if (uses_temp_objects(expr, NULL))
+		where_error("cannot use a temporary function, operator or type",
+					"They go with the session that made them, and the capture triggers with them.");
 	free_parsestate(pstate);
 	error_context_stack = errcb.previous;
 	return expr;
@@ -168,7 +218,8 @@ polyglot_where_text(Oid relid, const char *where, const char *alias, bool as_giv
 	if (as_given)
 		level = polyglot_fix_settings(false);
 	dpcontext = deparse_context_for(alias ? alias : RelationGetRelationName(rel), relid);
-	result = deparse_expression(expr, dpcontext, alias != NULL, false);
+	/* with its implicit casts: the text calls the very functions it meant */
+	result = deparse_expression(expr, dpcontext, alias != NULL, true);
 	AtEOXact_GUC(true, level);
 	table_close(rel, NoLock);
 	return result;

@@ -34,6 +34,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -60,7 +61,29 @@ typedef struct VerifyState
 	MemoryContext out_cxt;		/* the result's and repairs' context */
 	List	   *repairs;		/* of List of char *: keys to enqueue */
 	int64		drift;
+	Oid			caller;			/* who called verify, and in what context */
+	int			caller_sec_context;
 } VerifyState;
+
+/*
+ * The table's rows are read as its owner, in a security-restricted
+ * operation, as the worker reads them: what the table's owner put in them
+ * (a route's filter, the checks of a key's domain) never runs with the
+ * rights of whoever calls verify, a superuser maybe.
+ */
+static void
+as_table_owner(VerifyState *vs)
+{
+	SetUserIdAndSecContext(vs->route->source_owner,
+						   vs->caller_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+static void
+as_caller(VerifyState *vs)
+{
+	SetUserIdAndSecContext(vs->caller, vs->caller_sec_context);
+}
 
 /* A text[] of a key's values */
 static Datum
@@ -445,6 +468,13 @@ find_extra(VerifyState *vs, bool repair)
 					 polyglot_route_filter(route) ? " AND (" : "",
 					 polyglot_route_filter(route) ? polyglot_route_filter(route) : "",
 					 polyglot_route_filter(route) ? ")" : "");
+	/* the table's owner reads the store's keys, as it reads the table */
+	if (route->source_owner != vs->caller &&
+		SPI_execute(psprintf("GRANT SELECT ON pg_temp.pg_polyglot_verify_keys TO %s",
+							 quote_identifier(GetUserNameFromId(route->source_owner, false))),
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "pg_polyglot: granting the table of store keys failed");
+	as_table_owner(vs);
 	/* not read-only: the query must see the rows just inserted */
 	if (SPI_execute(sql.data, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: comparing the store's keys with %s failed", route->source_name);
@@ -457,6 +487,7 @@ find_extra(VerifyState *vs, bool repair)
 			key = NIL;
 		report(vs, "extra", key, (char *) lfirst(nc), repair);
 	}
+	as_caller(vs);
 	if (SPI_execute("DROP TABLE pg_temp.pg_polyglot_verify_keys", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "pg_polyglot: dropping the table of store keys failed");
 }
@@ -523,9 +554,10 @@ polyglot_verify(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 
 	/*
-	 * The caller must be allowed to operate the route.  The route and its
-	 * pending events are read, and repairs enqueued, as the owner of the
-	 * extension's tables; the table is read as the caller.
+	 * The caller must be allowed to operate the route, and to read its
+	 * table.  The route and its pending events are read, and repairs
+	 * enqueued, as the owner of the extension's tables; the table is read
+	 * as its owner (as_table_owner()).
 	 */
 	polyglot_check_route_privilege(route_id);
 
@@ -575,9 +607,17 @@ polyglot_verify(PG_FUNCTION_ARGS)
 				 errdetail("Their keys may show as drift until the worker delivers them.")));
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
+	/* the caller may read the table (verify tells what its rows hold) */
+	if (pg_class_aclcheck(vs.route->source_relid, save_userid, ACL_SELECT) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(vs.route->source_relid));
+	vs.caller = save_userid;
+	vs.caller_sec_context = save_sec_context;
+
 	if (vs.sink->prepare)
 		vs.sink->prepare(vs.route);
+	as_table_owner(&vs);
 	compare_source(&vs, repair);
+	as_caller(&vs);
 	find_extra(&vs, repair);
 	if (repair)
 	{
