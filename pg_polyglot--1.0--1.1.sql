@@ -22,29 +22,12 @@ LOCK TABLE polyglot.routes IN ACCESS EXCLUSIVE MODE;
 
 ALTER TABLE polyglot.routes ADD COLUMN server_cluster numeric;
 
--- A route has a name, unique in the database, by default <table>@<server>
--- (<schema>.<table>@<server> outside schema public); a table may have
--- several routes to one server, each of its own name.  A default name that
--- two routes of 1.0 would share (routes of one table whose servers were
--- dropped) takes the route's id after the first.
+-- A route has a name, unique in the database (named below, once the
+-- routes know their servers' names); a table may have several routes to
+-- one server, each of its own name.
 ALTER TABLE polyglot.routes
   DROP CONSTRAINT routes_source_relid_server_oid_key,
   ADD COLUMN name text;
-UPDATE polyglot.routes r
-   SET name = d.name || CASE WHEN d.n > 1 THEN '_' || r.id ELSE '' END
-  FROM (SELECT x.id,
-               coalesce(CASE WHEN n.nspname = 'public' THEN c.relname::text
-                             ELSE n.nspname || '.' || c.relname END,
-                        x.source_name) || '@' || x.server_name AS name,
-               row_number() OVER (PARTITION BY coalesce(n.nspname || '.' || c.relname, x.source_name),
-                                               x.server_name ORDER BY x.id) AS n
-          FROM polyglot.routes x
-          LEFT JOIN pg_catalog.pg_class c ON c.oid = x.source_relid
-          LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace) d
- WHERE d.id = r.id;
-ALTER TABLE polyglot.routes
-  ALTER COLUMN name SET NOT NULL,
-  ADD CONSTRAINT routes_name UNIQUE (name);
 
 -- The system identifier of this cluster: a route's server_oid is valid in
 -- the cluster its server_cluster names.  pg_upgrade creates a new cluster
@@ -167,6 +150,73 @@ UPDATE polyglot.routes r
   FROM pg_catalog.pg_foreign_server s
  WHERE s.oid = r.server_oid AND polyglot._store_of(s.oid) = r.store;
 
+-- 1.0 kept a route whose server was dropped, with the dropped server's
+-- OID; a route of the same table to a server made again under that name
+-- may have replaced it.  Such a route stays without a server (OID 0), as
+-- does any but the newest of several of them: finding their server again
+-- by name below would make two routes of one target.
+UPDATE polyglot.routes r SET server_oid = 0
+ WHERE r.server_cluster IS NULL AND r.server_oid <> 0
+   AND EXISTS (SELECT FROM polyglot.routes o
+                WHERE o.source_relid = r.source_relid AND o.server_name = r.server_name
+                  AND o.id <> r.id AND (o.server_cluster IS NOT NULL OR o.id > r.id));
+
+-- The routes' names: the default of each (1.0 had no other), and when
+-- two routes would share it, the default followed by _<id> after the first.
+-- The default name of a route of a table to a server: <table>@<server>
+-- (<schema>.<table>@<server> outside schema public).
+CREATE FUNCTION polyglot._default_route_name(source regclass, server name)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text
+              ELSE n.nspname || '.' || c.relname END || '@' || server
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = source;
+END;
+
+-- A route inserted without a name (by the restore of a dump of version
+-- 1.0, whose routes had none) takes the default one, or, when that is
+-- taken, the default followed by _<id>.
+CREATE FUNCTION polyglot._name_route()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NEW.name IS NULL THEN
+    NEW.name := coalesce(polyglot._default_route_name(NEW.source_relid, NEW.server_name),
+                         NEW.source_name || '@' || NEW.server_name);
+    IF EXISTS (SELECT FROM polyglot.routes x WHERE x.name = NEW.name AND x.id <> NEW.id) THEN
+      NEW.name := NEW.name || '_' || NEW.id;
+    END IF;
+  END IF;
+  RETURN NEW;
+END
+$$;
+DO $$
+DECLARE
+  r record;
+  n text;
+BEGIN
+  FOR r IN SELECT x.id, x.source_relid, x.source_name, x.server_name
+             FROM polyglot.routes x ORDER BY x.id LOOP
+    n := coalesce(polyglot._default_route_name(r.source_relid, r.server_name),
+                  r.source_name || '@' || r.server_name);
+    IF EXISTS (SELECT FROM polyglot.routes x WHERE x.name = n) THEN
+      n := n || '_' || r.id;
+    END IF;
+    UPDATE polyglot.routes x SET name = n WHERE x.id = r.id;
+  END LOOP;
+END
+$$;
+ALTER TABLE polyglot.routes
+  ALTER COLUMN name SET NOT NULL,
+  ADD CONSTRAINT routes_name UNIQUE (name);
+CREATE TRIGGER routes_name BEFORE INSERT ON polyglot.routes
+  FOR EACH ROW WHEN (NEW.name IS NULL) EXECUTE FUNCTION polyglot._name_route();
+
 -- A route whose server OID names no server of its store: of a 1.0
 -- database that pg_upgrade copied, or whose server was dropped.  Version
 -- 1.0 recorded no cluster, so both find a server of their name and store,
@@ -245,6 +295,7 @@ DECLARE
   opts jsonb;
   route_id int;
   route_name text;
+  violated text;
 BEGIN
   PERFORM polyglot._require_worker();
 
@@ -294,13 +345,20 @@ BEGIN
 
   opts := polyglot._route_options(source, server, keys, coalesce(options, '{}'));
   -- the name is the route's, not an option of its store
-  route_name := coalesce(opts->>'name',
-                         CASE WHEN rel.nspname = 'public' THEN rel.relname::text
-                              ELSE rel.nspname || '.' || rel.relname END || '@' || srv.srvname);
+  route_name := coalesce(opts->>'name', polyglot._default_route_name(source, srv.srvname));
   opts := opts - 'name';
 
   -- one sync() at a time checks its target against the others'
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
+  -- without a name, a second route of the table to the server is taken for
+  -- a mistake, whatever the first one's name (the table or the server may
+  -- have been renamed since)
+  IF NOT coalesce(options, '{}') ? 'name'
+     AND EXISTS (SELECT FROM polyglot.routes x WHERE x.source_relid = source AND x.server_oid = srv.oid) THEN
+    RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Use polyglot.unsync() first to change the route, or give another route of the table a "name" of its own.';
+  END IF;
   BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
                                  options, key_columns, owner, owner_mapping, server_cluster, name)
@@ -311,12 +369,9 @@ BEGIN
             polyglot._this_cluster(), route_name)
     RETURNING id INTO route_id;
   EXCEPTION WHEN unique_violation THEN
-    IF NOT coalesce(options, '{}') ? 'name' AND EXISTS (SELECT FROM polyglot.routes x
-                                         WHERE x.name = route_name AND x.source_relid = source
-                                           AND x.server_oid = srv.oid) THEN
-      RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
-        USING ERRCODE = 'duplicate_object',
-              HINT = 'Use polyglot.unsync() first to change the route, or give another route of the table a "name" of its own.';
+    GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
+    IF violated IS DISTINCT FROM 'routes_name' THEN
+      RAISE;
     END IF;
     RAISE EXCEPTION 'route "%" already exists', route_name
       USING ERRCODE = 'duplicate_object',
@@ -634,6 +689,11 @@ DECLARE
   rid int;
 BEGIN
   SELECT r.id INTO rid FROM polyglot.routes r WHERE r.name = route.name;
+  -- a number is a route's id (no route is named so): an id passed as an
+  -- untyped literal or parameter calls the functions that take a name
+  IF rid IS NULL AND route.name ~ '^[0-9]{1,9}$' THEN
+    SELECT r.id INTO rid FROM polyglot.routes r WHERE r.id = route.name::int;
+  END IF;
   IF rid IS NULL THEN
     RAISE EXCEPTION 'route "%" does not exist', name USING ERRCODE = 'undefined_object';
   END IF;
@@ -761,6 +821,7 @@ REVOKE ALL ON FUNCTION polyglot._where_sql(regclass, text, text),
   polyglot._backfill_keys(regclass, name[], text[], int, text),
   polyglot._unsync_route(int, regclass), polyglot._unsync(regclass, name),
   polyglot._route_source(text), polyglot._unsync_named(text, regclass),
+  polyglot._default_route_name(regclass, name), polyglot._name_route(),
   polyglot.route(text), polyglot.unsync(text), polyglot.pause(text), polyglot.resume(text),
   polyglot.retry(text), polyglot.backfill(text), polyglot.verify(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION

@@ -104,6 +104,41 @@ CREATE TABLE polyglot.routes (
   -- A table may have several routes to one server, each of its own name.
   name text NOT NULL CONSTRAINT routes_name UNIQUE
 );
+-- The default name of a route of a table to a server: <table>@<server>
+-- (<schema>.<table>@<server> outside schema public).
+CREATE FUNCTION polyglot._default_route_name(source regclass, server name)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text
+              ELSE n.nspname || '.' || c.relname END || '@' || server
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = source;
+END;
+
+-- A route inserted without a name (by the restore of a dump of version
+-- 1.0, whose routes had none) takes the default one, or, when that is
+-- taken, the default followed by _<id>.
+CREATE FUNCTION polyglot._name_route()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NEW.name IS NULL THEN
+    NEW.name := coalesce(polyglot._default_route_name(NEW.source_relid, NEW.server_name),
+                         NEW.source_name || '@' || NEW.server_name);
+    IF EXISTS (SELECT FROM polyglot.routes x WHERE x.name = NEW.name AND x.id <> NEW.id) THEN
+      NEW.name := NEW.name || '_' || NEW.id;
+    END IF;
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER routes_name BEFORE INSERT ON polyglot.routes
+  FOR EACH ROW WHEN (NEW.name IS NULL) EXECUTE FUNCTION polyglot._name_route();
+
 COMMENT ON TABLE polyglot.routes IS
   'pg_polyglot sync routes: one per route of a table to a server, by a name unique in the database; managed by polyglot.sync() and polyglot.unsync()';
 
@@ -688,6 +723,7 @@ DECLARE
   opts jsonb;
   route_id int;
   route_name text;
+  violated text;
 BEGIN
   PERFORM polyglot._require_worker();
 
@@ -737,13 +773,20 @@ BEGIN
 
   opts := polyglot._route_options(source, server, keys, coalesce(options, '{}'));
   -- the name is the route's, not an option of its store
-  route_name := coalesce(opts->>'name',
-                         CASE WHEN rel.nspname = 'public' THEN rel.relname::text
-                              ELSE rel.nspname || '.' || rel.relname END || '@' || srv.srvname);
+  route_name := coalesce(opts->>'name', polyglot._default_route_name(source, srv.srvname));
   opts := opts - 'name';
 
   -- one sync() at a time checks its target against the others'
   LOCK TABLE polyglot.routes IN SHARE ROW EXCLUSIVE MODE;
+  -- without a name, a second route of the table to the server is taken for
+  -- a mistake, whatever the first one's name (the table or the server may
+  -- have been renamed since)
+  IF NOT coalesce(options, '{}') ? 'name'
+     AND EXISTS (SELECT FROM polyglot.routes x WHERE x.source_relid = source AND x.server_oid = srv.oid) THEN
+    RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Use polyglot.unsync() first to change the route, or give another route of the table a "name" of its own.';
+  END IF;
   BEGIN
     INSERT INTO polyglot.routes (source_relid, source_name, server_oid, server_name, store,
                                  options, key_columns, owner, owner_mapping, server_cluster, name)
@@ -754,12 +797,9 @@ BEGIN
             polyglot._this_cluster(), route_name)
     RETURNING id INTO route_id;
   EXCEPTION WHEN unique_violation THEN
-    IF NOT coalesce(options, '{}') ? 'name' AND EXISTS (SELECT FROM polyglot.routes x
-                                         WHERE x.name = route_name AND x.source_relid = source
-                                           AND x.server_oid = srv.oid) THEN
-      RAISE EXCEPTION 'table "%" is already synced to server "%"', source::text, server
-        USING ERRCODE = 'duplicate_object',
-              HINT = 'Use polyglot.unsync() first to change the route, or give another route of the table a "name" of its own.';
+    GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
+    IF violated IS DISTINCT FROM 'routes_name' THEN
+      RAISE;
     END IF;
     RAISE EXCEPTION 'route "%" already exists', route_name
       USING ERRCODE = 'duplicate_object',
@@ -833,6 +873,11 @@ DECLARE
   rid int;
 BEGIN
   SELECT r.id INTO rid FROM polyglot.routes r WHERE r.name = route.name;
+  -- a number is a route's id (no route is named so): an id passed as an
+  -- untyped literal or parameter calls the functions that take a name
+  IF rid IS NULL AND route.name ~ '^[0-9]{1,9}$' THEN
+    SELECT r.id INTO rid FROM polyglot.routes r WHERE r.id = route.name::int;
+  END IF;
   IF rid IS NULL THEN
     RAISE EXCEPTION 'route "%" does not exist', name USING ERRCODE = 'undefined_object';
   END IF;

@@ -119,6 +119,8 @@ TRUNCATE gt;
 -- temporary functions go with their session, and are refused
 CREATE FUNCTION pg_temp.tmp_positive(int) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT $1 > 0 $$;
 SELECT try_detail($$SELECT polyglot.sync('gt', 'cache', '{"where": "pg_temp.tmp_positive(id)"}')$$);
+CREATE OPERATOR pg_temp.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq);
+SELECT try_detail($$SELECT polyglot.sync('gt', 'cache', '{"where": "id OPERATOR(pg_temp.===) 1"}')$$);
 DROP TABLE gt;
 
 -- verify reads the table as its owner, in a security-restricted

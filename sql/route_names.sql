@@ -38,6 +38,14 @@ SELECT try($$SELECT polyglot.sync('shop.items', 'cache', '{"name": "items_d", "k
 SELECT try($$SELECT polyglot.sync('items', 'search', '{"name": "items_b", "index": "other"}')$$);
 SELECT try($$SELECT polyglot.sync('items', 'search', '{"name": ""}')$$);
 SELECT try($$SELECT polyglot.sync('items', 'search', '{"name": 7}')$$);
+-- a number is an id: untyped ids (a driver's parameters, '5') reach the
+-- functions that take a name, which take them as ids
+SELECT try($$SELECT polyglot.sync('items', 'search', '{"name": "42"}')$$);
+SELECT polyglot.route(:'plain') = :plain AS id_as_text;
+-- a renamed table is still synced: sync() without a name is refused
+ALTER TABLE items RENAME TO items_renamed;
+SELECT try($$SELECT polyglot.sync('items_renamed', 'cache', '{"key": "n:renamed:{id}"}')$$);
+ALTER TABLE items_renamed RENAME TO items;
 -- each route has its own capture triggers
 SELECT count(*) AS triggers FROM pg_trigger
  WHERE tgrelid = 'shop.items'::regclass AND tgname LIKE 'polyglot_sync_%';

@@ -648,7 +648,17 @@ check_route_where(PolyglotRouteCheck *check)
 	if (polyglot_route_check_value(check, "replicated", &v))
 		require_objects_of("replicated");
 	if (polyglot_route_check_value(check, "name", &v))
+	{
+		char	   *name = pnstrdup(v.val.string.val, v.val.string.len);
+
 		require_objects_of("name");
+		/* polyglot.route() takes a number for a route's id */
+		if (strspn(name, "0123456789") == strlen(name))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("route name \"%s\" is a number", name),
+					 errdetail("The functions that take a route's name take its id as a number too.")));
+	}
 }
 
 /*

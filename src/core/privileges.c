@@ -329,6 +329,14 @@ polyglot_unsync_name(PG_FUNCTION_ARGS)
 	Datum		source;
 
 	args[0] = PG_GETARG_DATUM(0);
+	/*
+	 * The caller sees the route (polyglot.route(), under the row security
+	 * of polyglot.routes), as pause() and the others do: a route of another
+	 * role is not found, rather than found and refused
+	 */
+	(void) OidFunctionCall1(LookupFuncName(list_make2(makeString("polyglot"), makeString("route")),
+										   1, argtypes, false),
+							args[0]);
 	source = call_as_owner(internal_function("_route_source", 1, argtypes), 1, args, &isnull);
 	if (isnull)
 		ereport(ERROR,

@@ -27,6 +27,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "nodes/nodeFuncs.h"
@@ -106,7 +108,46 @@ type_namespace(Oid typid)
 	return nsp;
 }
 
-/* Something of a temporary schema: a function, an operator's, a type */
+static Oid
+operator_namespace(Oid opno)
+{
+	HeapTuple	tp = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Oid			nsp;
+
+	if (!HeapTupleIsValid(tp))
+		return InvalidOid;
+	nsp = ((Form_pg_operator) GETSTRUCT(tp))->oprnamespace;
+	ReleaseSysCache(tp);
+	return nsp;
+}
+
+static Oid
+collation_namespace(Oid collid)
+{
+	HeapTuple	tp;
+	Oid			nsp;
+
+	if (!OidIsValid(collid))
+		return InvalidOid;
+	tp = SearchSysCache1(COLLOID, ObjectIdGetDatum(collid));
+	if (!HeapTupleIsValid(tp))
+		return InvalidOid;
+	nsp = ((Form_pg_collation) GETSTRUCT(tp))->collnamespace;
+	ReleaseSysCache(tp);
+	return nsp;
+}
+
+static bool
+temp_namespace(Oid nsp)
+{
+	return OidIsValid(nsp) && isAnyTempNamespace(nsp);
+}
+
+/*
+ * Something of a temporary schema: a function, an operator, a type, a
+ * collation.  (The capture triggers' WHEN would depend on it, and be
+ * dropped with it at the end of its session, where no event trigger sees.)
+ */
 static bool
 uses_temp_objects(Node *node, void *context)
 {
@@ -116,13 +157,21 @@ uses_temp_objects(Node *node, void *context)
 		return false;
 	if (check_functions_in_node(node, temp_function, context))
 		return true;
+	if ((IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr)) &&
+		temp_namespace(operator_namespace(((OpExpr *) node)->opno)))
+		return true;
+	if (IsA(node, ScalarArrayOpExpr) &&
+		temp_namespace(operator_namespace(((ScalarArrayOpExpr *) node)->opno)))
+		return true;
+	if (IsA(node, CollateExpr) && temp_namespace(collation_namespace(((CollateExpr *) node)->collOid)))
+		return true;
 	/* where types come in: constants, casts, what functions return */
 	if (IsA(node, Const) || IsA(node, RelabelType) || IsA(node, CoerceViaIO) ||
 		IsA(node, ArrayCoerceExpr) || IsA(node, CoerceToDomain) || IsA(node, FuncExpr) ||
 		IsA(node, OpExpr) || IsA(node, RowExpr))
 	{
 		nsp = type_namespace(exprType(node));
-		if (OidIsValid(nsp) && isAnyTempNamespace(nsp))
+		if (temp_namespace(nsp) || temp_namespace(collation_namespace(exprCollation(node))))
 			return true;
 	}
 	return expression_tree_walker(node, uses_temp_objects, context);
