@@ -200,8 +200,10 @@ DECLARE
   r record;
   n text;
 BEGIN
+  -- the routes with a server first: a route kept without one (above) gets
+  -- the suffix, not the route that replaced it
   FOR r IN SELECT x.id, x.source_relid, x.source_name, x.server_name
-             FROM polyglot.routes x ORDER BY x.id LOOP
+             FROM polyglot.routes x ORDER BY x.server_oid = 0, x.id LOOP
     n := coalesce(polyglot._default_route_name(r.source_relid, r.server_name),
                   r.source_name || '@' || r.server_name);
     IF EXISTS (SELECT FROM polyglot.routes x WHERE x.name = n) THEN

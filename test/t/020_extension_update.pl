@@ -66,6 +66,32 @@ my $pending = $node->safe_psql($db, q{SELECT string_agg(store || ' ' || pending,
 is($node->safe_psql($db, q{SELECT count(*) FROM polyglot.status WHERE pending >= 1200}), '4',
 	"a backlog on each route: $pending");
 
+# another database at 1.0, with what 1.0 allowed: a route whose server was
+# dropped (1.0 kept it, with the dropped server's OID) and the route that
+# replaced it through a server made again under that name; two tables
+# whose default route names are one ("a.b@cache")
+$node->safe_psql('postgres', 'CREATE DATABASE legacy');
+$node->safe_psql('legacy', qq{
+CREATE EXTENSION pg_polyglot VERSION '1.0';
+CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port '$redis_port');
+CREATE TABLE t (id int PRIMARY KEY);
+SELECT polyglot.sync('t', 'cache', '{"key": "tapu:legacy:{id}"}', false);
+DROP SERVER cache;
+CREATE SERVER cache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (host '127.0.0.1', port '$redis_port');
+SELECT polyglot.sync('t', 'cache', '{"key": "tapu:legacy:{id}"}', false);
+CREATE SCHEMA a;
+CREATE TABLE a.b (id int PRIMARY KEY);
+CREATE TABLE "a.b" (id int PRIMARY KEY);
+SELECT polyglot.sync('a.b', 'cache', '{"key": "tapu:legacy:ab:{id}"}', false);
+SELECT polyglot.sync('"a.b"', 'cache', '{"key": "tapu:legacy:a.b:{id}"}', false);
+ALTER EXTENSION pg_polyglot UPDATE;
+});
+is($node->safe_psql('legacy',
+	q{SELECT string_agg(name || ':' || (server_oid <> 0), ' ' ORDER BY id) FROM polyglot.routes}),
+	't@cache_1:false t@cache:true a.b@cache:true a.b@cache_4:true',
+	'1.0 to 1.1: the replaced route stays without a server, and every route has a name of its own');
+$node->safe_psql('postgres', 'DROP DATABASE legacy WITH (FORCE)');
+
 # writes go on during the update; three routes drain, MongoDB's stays paused
 # so that its backlog is certainly pending when the update commits
 open my $fh, '>', "$tmp/write.sql" or die;
