@@ -630,11 +630,12 @@ require_objects_of(const char *option)
 }
 
 /*
- * The "where" option, every store's: a row filter, checked and stored as
- * PostgreSQL prints it (src/core/rowfilter.c); "replicated" and "name".
+ * The options every store has beside "columns" and "exclude": "where", a
+ * row filter, checked and stored as PostgreSQL prints it
+ * (src/core/rowfilter.c); "replicated"; "name".
  */
 static void
-check_route_where(PolyglotRouteCheck *check)
+check_common_route_options(PolyglotRouteCheck *check)
 {
 	char	   *where = polyglot_route_check_string(check, "where");
 	JsonbValue	v;
@@ -717,7 +718,7 @@ polyglot_validate_route_options(const PolyglotStoreInfo *store, Oid source,
 	check.result = options;
 	store->check_route(&check);
 	check_route_columns(&check);
-	check_route_where(&check);
+	check_common_route_options(&check);
 	return check.result;
 }
 

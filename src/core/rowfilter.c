@@ -24,9 +24,11 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
@@ -45,7 +47,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/ruleutils.h"
 
 #include "pg_polyglot.h"
@@ -86,61 +87,24 @@ only_user_columns(Node *node, void *context)
 	return expression_tree_walker(node, only_user_columns, context);
 }
 
-/* A function of a temporary schema: gone with the session that made it */
+/* Is an object (of catalog classid) in a temporary schema? */
+static bool
+in_temp_schema(Oid classid, Oid objid)
+{
+	ObjectAddress address;
+	Oid			nsp;
+
+	if (!OidIsValid(objid))
+		return false;
+	ObjectAddressSet(address, classid, objid);
+	nsp = get_object_namespace(&address);
+	return OidIsValid(nsp) && isAnyTempNamespace(nsp);
+}
+
 static bool
 temp_function(Oid funcid, void *context)
 {
-	Oid			nsp = get_func_namespace(funcid);
-
-	return OidIsValid(nsp) && isAnyTempNamespace(nsp);
-}
-
-static Oid
-type_namespace(Oid typid)
-{
-	HeapTuple	tp = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	Oid			nsp;
-
-	if (!HeapTupleIsValid(tp))
-		return InvalidOid;
-	nsp = ((Form_pg_type) GETSTRUCT(tp))->typnamespace;
-	ReleaseSysCache(tp);
-	return nsp;
-}
-
-static Oid
-operator_namespace(Oid opno)
-{
-	HeapTuple	tp = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-	Oid			nsp;
-
-	if (!HeapTupleIsValid(tp))
-		return InvalidOid;
-	nsp = ((Form_pg_operator) GETSTRUCT(tp))->oprnamespace;
-	ReleaseSysCache(tp);
-	return nsp;
-}
-
-static Oid
-collation_namespace(Oid collid)
-{
-	HeapTuple	tp;
-	Oid			nsp;
-
-	if (!OidIsValid(collid))
-		return InvalidOid;
-	tp = SearchSysCache1(COLLOID, ObjectIdGetDatum(collid));
-	if (!HeapTupleIsValid(tp))
-		return InvalidOid;
-	nsp = ((Form_pg_collation) GETSTRUCT(tp))->collnamespace;
-	ReleaseSysCache(tp);
-	return nsp;
-}
-
-static bool
-temp_namespace(Oid nsp)
-{
-	return OidIsValid(nsp) && isAnyTempNamespace(nsp);
+	return in_temp_schema(ProcedureRelationId, funcid);
 }
 
 /*
@@ -151,29 +115,26 @@ temp_namespace(Oid nsp)
 static bool
 uses_temp_objects(Node *node, void *context)
 {
-	Oid			nsp;
-
 	if (node == NULL)
 		return false;
 	if (check_functions_in_node(node, temp_function, context))
 		return true;
 	if ((IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr)) &&
-		temp_namespace(operator_namespace(((OpExpr *) node)->opno)))
+		in_temp_schema(OperatorRelationId, ((OpExpr *) node)->opno))
 		return true;
 	if (IsA(node, ScalarArrayOpExpr) &&
-		temp_namespace(operator_namespace(((ScalarArrayOpExpr *) node)->opno)))
+		in_temp_schema(OperatorRelationId, ((ScalarArrayOpExpr *) node)->opno))
 		return true;
-	if (IsA(node, CollateExpr) && temp_namespace(collation_namespace(((CollateExpr *) node)->collOid)))
+	if (IsA(node, CollateExpr) &&
+		in_temp_schema(CollationRelationId, ((CollateExpr *) node)->collOid))
 		return true;
 	/* where types come in: constants, casts, what functions return */
-	if (IsA(node, Const) || IsA(node, RelabelType) || IsA(node, CoerceViaIO) ||
-		IsA(node, ArrayCoerceExpr) || IsA(node, CoerceToDomain) || IsA(node, FuncExpr) ||
-		IsA(node, OpExpr) || IsA(node, RowExpr))
-	{
-		nsp = type_namespace(exprType(node));
-		if (temp_namespace(nsp) || temp_namespace(collation_namespace(exprCollation(node))))
-			return true;
-	}
+	if ((IsA(node, Const) || IsA(node, RelabelType) || IsA(node, CoerceViaIO) ||
+		 IsA(node, ArrayCoerceExpr) || IsA(node, CoerceToDomain) || IsA(node, FuncExpr) ||
+		 IsA(node, OpExpr) || IsA(node, RowExpr)) &&
+		(in_temp_schema(TypeRelationId, exprType(node)) ||
+		 in_temp_schema(CollationRelationId, exprCollation(node))))
+		return true;
 	return expression_tree_walker(node, uses_temp_objects, context);
 }
 
