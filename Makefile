@@ -33,6 +33,7 @@ OBJS = \
 	src/core/backfill.o \
 	src/core/capture.o \
 	src/core/dispatch.o \
+	src/core/document.o \
 	src/core/keytext.o \
 	src/core/outbox.o \
 	src/core/privileges.o \

@@ -486,6 +486,35 @@ BEGIN
         r.id, r.source_name, r.server_name;
     END LOOP;
   END LOOP;
+  -- A table or column that a route's document uses ("include", "embed"),
+  -- dropped: the document no longer builds, and the route stops, as when
+  -- a key column is dropped.
+  FOR r IN SELECT x.* FROM polyglot.routes x JOIN pg_class c ON c.oid = x.source_relid
+            WHERE (x.options ? 'include' OR x.options ? 'embed')
+              AND (-- a table of its documents (its triggers went with it)
+                   x.id::text IN (SELECT substring(d.address_names[3] FROM '^polyglot_sync_([0-9]+)_r[0-9]+$')
+                              FROM pg_event_trigger_dropped_objects() d
+                             WHERE d.classid = 'pg_catalog.pg_trigger'::regclass
+                               AND d.address_names[3] ~ '^polyglot_sync_[0-9]+_r[0-9]+$')
+                   -- a column of its table or of a table of its documents
+                   OR EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d
+                               WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid <> 0
+                                 AND (d.objid = x.source_relid
+                                      OR d.objid IN (SELECT t.tgrelid FROM pg_trigger t
+                                                      WHERE t.tgname ~ ('^polyglot_sync_' || x.id || '_r[0-9]+$')))))
+            ORDER BY x.id LOOP
+    BEGIN
+      PERFORM polyglot._check_document(r.source_relid::regclass, r.options);
+    EXCEPTION WHEN undefined_table OR undefined_column OR undefined_function OR undefined_object
+                   OR invalid_schema_name OR invalid_parameter_value OR feature_not_supported THEN
+      PERFORM polyglot._drop_capture_triggers(r.id, r.source_relid);
+      PERFORM polyglot._outbox_drop(r.id);
+      DELETE FROM polyglot.routes x WHERE x.id = r.id;
+      RAISE WARNING 'pg_polyglot route % (% to server %) stopped: its documents no longer build',
+        r.id, r.source_name, r.server_name
+        USING DETAIL = SQLERRM, HINT = 'Sync the table again with the relations that remain.';
+    END;
+  END LOOP;
 END
 $$;
 
@@ -493,6 +522,13 @@ $$;
 -- by logical replication are captured too): a route's capture triggers are
 -- made and dropped in one place, the backfill reads only the rows of the
 -- filter, and ALTER TABLE may not break a filter.
+CREATE FUNCTION polyglot._capture_related()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'polyglot_capture_related'
+LANGUAGE C;
+COMMENT ON FUNCTION polyglot._capture_related() IS
+  'pg_polyglot capture trigger of a table in a route''s documents (include, embed): records the link values of changed rows, or a TRUNCATE';
+
 CREATE FUNCTION polyglot._where_sql(source regclass, filter text, alias text)
 RETURNS text
 AS 'MODULE_PATHNAME', 'polyglot_where_sql'
@@ -505,6 +541,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   name name;
+  r record;
 BEGIN
   FOR name IN SELECT t.tgname FROM pg_trigger t
                WHERE t.tgrelid = source
@@ -513,6 +550,12 @@ BEGIN
                                            'polyglot_sync_' || route || '_truncate'])
                ORDER BY t.tgname LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', name, source);
+  END LOOP;
+  -- the triggers on the tables of the route's document
+  FOR r IN SELECT t.tgrelid::regclass AS rel, t.tgname FROM pg_trigger t
+            WHERE t.tgname ~ ('^polyglot_sync_' || route || '_r[0-9]+(_truncate)?$')
+            ORDER BY t.tgname LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', r.tgname, r.rel);
   END LOOP;
 END
 $$;
@@ -528,6 +571,7 @@ DECLARE
   args text;
   filter text;
   name text;
+  rel record;
 BEGIN
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
   SELECT array_agg(a.attnum ORDER BY k.ord) INTO attnums
@@ -567,14 +611,29 @@ BEGIN
                    'polyglot_sync_' || route || '_truncate', r.source_relid, args,
                    'where:' || filter);
   END IF;
+  -- each table of the document ("include", "embed", nested): a trigger
+  -- records the link values of its changed rows (polyglot._capture_related())
+  FOR rel IN SELECT x.* FROM jsonb_to_recordset(polyglot._route_relations(r.options, r.source_relid, r.key_columns))
+                          AS x(relation int, "table" text, attnums int2[], direct boolean)
+              ORDER BY x.relation LOOP
+    args := array_to_string(ARRAY[route::text, rel.relation::text,
+                                  CASE WHEN rel.direct THEN '0' ELSE '1' END] || rel.attnums::text[], ', ');
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION polyglot._capture_related(%s)',
+                   'polyglot_sync_' || route || '_r' || rel.relation, rel."table", args);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION polyglot._capture_related(%s)',
+                   'polyglot_sync_' || route || '_r' || rel.relation || '_truncate', rel."table", args);
+  END LOOP;
   IF (r.options->'replicated') = 'true'::jsonb THEN
-    FOR name IN SELECT t.tgname FROM pg_trigger t
-                 WHERE t.tgrelid = r.source_relid
-                   AND t.tgname = ANY (ARRAY['polyglot_sync_' || route, 'polyglot_sync_' || route || '_update',
-                                             'polyglot_sync_' || route || '_delete',
-                                             'polyglot_sync_' || route || '_truncate'])
-                 ORDER BY t.tgname LOOP
-      EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', r.source_relid, name);
+    FOR rel IN SELECT t.tgrelid::regclass AS tbl, t.tgname FROM pg_trigger t
+                WHERE (t.tgrelid = r.source_relid
+                       AND t.tgname = ANY (ARRAY['polyglot_sync_' || route, 'polyglot_sync_' || route || '_update',
+                                                 'polyglot_sync_' || route || '_delete',
+                                                 'polyglot_sync_' || route || '_truncate']))
+                   OR t.tgname ~ ('^polyglot_sync_' || route || '_r[0-9]+(_truncate)?$')
+                ORDER BY t.tgname LOOP
+      EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', rel.tbl, rel.tgname);
     END LOOP;
   END IF;
 END
@@ -599,13 +658,27 @@ DECLARE
   n bigint;
   last_key text[];
 BEGIN
+  -- (as polyglot._fanout_step(): its table first without waiting, then
+  -- the route, for which an unsync waits)
+  BEGIN
+    PERFORM polyglot._lock_for_step(x.source_relid, '{}') FROM polyglot.routes x WHERE x.id = route;
+  EXCEPTION WHEN lock_not_available OR undefined_table THEN
+    RETURN NULL;
+  END;
+  PERFORM FROM polyglot.routes x WHERE x.id = route FOR KEY SHARE;
   SELECT * INTO st FROM polyglot.route_state s WHERE s.route_id = route FOR UPDATE;
   IF NOT FOUND OR st.backfill_started_at IS NULL OR st.backfill_finished_at IS NOT NULL THEN
     RETURN false;
   END IF;
-  -- bounded: the next chunk waits until the worker has delivered most of the last
-  IF polyglot._outbox_rows(route, 'B', 3 * polyglot._nslots()) >= 3 * polyglot._nslots() THEN
-    RETURN false;
+  -- bounded: the next chunk waits until the workers have delivered most
+  -- of the last (NULL: the worker looks again soon)
+  -- (events that wait to be retried do not count: the worker would look
+  -- again every few milliseconds until they are due)
+  IF (SELECT count(*) FROM (SELECT FROM polyglot.outbox o
+                             WHERE o.route_id = route AND o.slot >= 0 AND o.op = 'B'
+                               AND (o.retry_at IS NULL OR o.retry_at <= now())
+                             LIMIT 3 * polyglot._nslots()) w) >= 3 * polyglot._nslots() THEN
+    RETURN NULL;
   END IF;
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
   ks := polyglot._backfill_keys(r.source_relid::regclass, r.key_columns, st.backfill_after, chunk,
@@ -637,11 +710,43 @@ DECLARE
   col name;
 BEGIN
   FOR r IN SELECT x.id, x.source_name, x.server_name, x.key_columns, c.oid AS relid,
-                  c.relforcerowsecurity, x.options->>'where' AS filter
+                  c.relforcerowsecurity, x.options->>'where' AS filter, x.options,
+                  x.source_relid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                                      WHERE d.classid = 'pg_catalog.pg_class'::regclass) AS altered
              FROM polyglot.routes x JOIN pg_class c ON c.oid = x.source_relid
             WHERE x.source_relid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
                                       WHERE d.classid = 'pg_catalog.pg_class'::regclass)
+               -- a table of the route's documents: it has the route's triggers
+               OR x.id::text IN (SELECT substring(t.tgname FROM '^polyglot_sync_([0-9]+)_r[0-9]+$')
+                             FROM pg_trigger t
+                            WHERE t.tgname ~ '^polyglot_sync_[0-9]+_r[0-9]+$'
+                              AND t.tgrelid IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                                                 WHERE d.classid = 'pg_catalog.pg_class'::regclass))
             ORDER BY x.id LOOP
+    -- the tables of a document: renaming one, or a column it uses, is refused
+    IF r.options ? 'include' OR r.options ? 'embed' THEN
+      BEGIN
+        PERFORM polyglot._check_document(r.relid::regclass, r.options);
+      EXCEPTION WHEN undefined_table OR undefined_column OR undefined_function OR undefined_object
+                     OR invalid_schema_name OR duplicate_column OR syntax_error
+                     OR datatype_mismatch OR undefined_parameter THEN
+        RAISE EXCEPTION 'cannot alter table: the documents of pg_polyglot route % (%) would no longer build',
+          r.id, r.source_name
+          USING ERRCODE = 'feature_not_supported',
+                DETAIL = SQLERRM,
+                HINT = 'Drop the route with polyglot.unsync() first, and sync again after the change.';
+      END;
+      -- a type changed: a related table's trigger may now need the other
+      -- kind (its values the documents' keys, or a fan-out): made again
+      IF EXISTS (SELECT FROM jsonb_to_recordset(polyglot._route_relations(r.options, r.relid, r.key_columns))
+                               AS x(relation int, "table" text, attnums int2[], direct boolean)
+                   JOIN pg_trigger t ON t.tgname = 'polyglot_sync_' || r.id || '_r' || x.relation
+                  WHERE (string_to_array(encode(t.tgargs, 'escape'), '\000'))[3]
+                        IS DISTINCT FROM CASE WHEN x.direct THEN '0' ELSE '1' END) THEN
+        PERFORM polyglot._create_capture_triggers(r.id);
+      END IF;
+    END IF;
+    CONTINUE WHEN NOT r.altered;
     IF r.relforcerowsecurity THEN
       RAISE EXCEPTION 'cannot force row level security on table "%", synced by pg_polyglot route %',
         r.source_name, r.id
@@ -678,6 +783,142 @@ END
 $$;
 
 
+-- Documents from related tables (route options "include" and "embed"): the outbox
+-- holds fan-out rows too (negative slots), with the position each reached.
+ALTER TABLE polyglot.outbox ADD COLUMN fanout_after text[];
+COMMENT ON TABLE polyglot.outbox IS
+  'pg_polyglot transactional outbox: keys of pending changes per route, up to a thousand per row (op: I insert, U update, D delete, M mixed, T truncate, B backfill, R a document of a fan-out); fan-out rows in negative slots (F related rows changed, A related table truncated)';
+
+-- Locks a step's tables (ACCESS SHARE, in OID order) without waiting:
+-- lock_not_available when a DROP or ALTER holds one.
+CREATE FUNCTION polyglot._lock_for_step(source oid, tables regclass[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t oid;
+BEGIN
+  FOR t IN SELECT DISTINCT u FROM unnest(source || tables::oid[]) u ORDER BY u LOOP
+    IF EXISTS (SELECT FROM pg_class c WHERE c.oid = t) THEN
+      EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE NOWAIT', t::regclass);
+    END IF;
+  END LOOP;
+END
+$$;
+
+-- The fan-out of changed related rows: their capture triggers record
+-- their link values as fan-out rows of the route, in its negative slots
+-- (-n for relation n); the worker expands them into the keys of the
+-- documents that contain those rows, a chunk at a time in key order, as
+-- 'R' events, read as the route's table's owner (polyglot._fanout_keys()).
+CREATE FUNCTION polyglot._fanout_keys(source regclass, key_columns name[], after text[], chunk int,
+                                      filter text, options jsonb, relation int, vals text[])
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'polyglot_fanout_keys'
+LANGUAGE C VOLATILE;
+
+-- The relations of a route's document and the link columns their capture
+-- triggers record: [{"relation", "table", "attnums", "direct"}]
+CREATE FUNCTION polyglot._route_relations(options jsonb, source regclass, key_columns name[])
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'polyglot_route_relations'
+LANGUAGE C STABLE STRICT;
+
+-- One step of a route's fan-out, run by the worker in its own transaction:
+-- up to chunk document keys from the oldest fan-out rows, each row deleted
+-- once expanded whole, else keeping its position (fanout_after); waits
+-- while earlier chunks are pending (returns NULL).  Returns true when it
+-- has more to do at once.
+-- Errors when a route's document no longer builds from its tables
+CREATE FUNCTION polyglot._check_document(source regclass, options jsonb)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_check_document'
+LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION polyglot._fanout_step(route int, chunk int DEFAULT 10000)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  f record;
+  ks text[];
+  n int;
+  done int := 0;
+BEGIN
+  SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  -- the tables first, without waiting: a DROP or ALTER that holds one
+  -- would otherwise wait for this step's lock on the route below while
+  -- this step waited for it (NULL: looked at again soon)
+  BEGIN
+    PERFORM polyglot._lock_for_step(r.source_relid,
+                                    ARRAY(SELECT (x->>'table')::regclass
+                                            FROM jsonb_array_elements(polyglot._route_relations(
+                                                   r.options, r.source_relid, r.key_columns)) x));
+  EXCEPTION WHEN lock_not_available OR undefined_table OR invalid_schema_name THEN
+    RETURN NULL;
+  END;
+  -- (FOR KEY SHARE: an unsync waits for this step's chunk, and empties
+  -- the outbox after it)
+  PERFORM FROM polyglot.routes x WHERE x.id = route FOR KEY SHARE;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  -- bounded: the next chunk waits while the workers still have the last
+  -- chunk's worth of its events to deliver (NULL: the worker looks again
+  -- soon): about two chunks at most in the outbox; only the fan-out's own
+  -- events ('R') count, and not those that wait to be retried
+  IF (SELECT count(*) FROM (SELECT FROM polyglot.outbox o
+                             WHERE o.route_id = route AND o.slot >= 0 AND o.op = 'R'
+                               AND (o.retry_at IS NULL OR o.retry_at <= now())
+                             LIMIT 10 * polyglot._nslots()) w) >= 10 * polyglot._nslots() THEN
+    RETURN NULL;
+  END IF;
+  -- TRUNCATEs of related tables not yet expanded: one expansion of every
+  -- document, starting now, covers them all
+  DELETE FROM polyglot.outbox o
+   WHERE o.route_id = route AND o.slot < 0 AND o.op = 'A' AND o.fanout_after IS NULL
+     AND o.id > (SELECT min(a.id) FROM polyglot.outbox a
+                  WHERE a.route_id = route AND a.slot < 0 AND a.op = 'A' AND a.fanout_after IS NULL);
+  FOR f IN SELECT o.id, o.slot, o.op, o.key, o.fanout_after FROM polyglot.outbox o
+            WHERE o.route_id = route AND o.slot < 0
+            ORDER BY o.id LIMIT 1000 LOOP
+    ks := polyglot._fanout_keys(r.source_relid::regclass, r.key_columns, f.fanout_after, chunk - done,
+                                r.options->>'where', r.options, -f.slot,
+                                CASE WHEN f.op = 'F' THEN f.key END);
+    n := coalesce(array_length(ks, 1), 0);
+    IF n > 0 THEN
+      PERFORM polyglot._outbox_append(route, 'R', ks);
+    END IF;
+    IF n < chunk - done THEN
+      DELETE FROM polyglot.outbox o WHERE o.route_id = route AND o.slot = f.slot AND o.id = f.id;
+    ELSE
+      UPDATE polyglot.outbox o SET fanout_after = ARRAY(SELECT unnest(ks[n:n][:]))
+       WHERE o.route_id = route AND o.slot = f.slot AND o.id = f.id;
+    END IF;
+    done := done + n;
+    EXIT WHEN done >= chunk;
+  END LOOP;
+  IF done > 0 THEN
+    -- every worker may have keys in the chunk
+    PERFORM polyglot._wake();
+  END IF;
+  RETURN done >= chunk
+         OR EXISTS (SELECT FROM polyglot.outbox o WHERE o.route_id = route AND o.slot < 0);
+END
+$$;
+
+REVOKE ALL ON FUNCTION polyglot._fanout_keys(regclass, name[], text[], int, text, jsonb, int, text[]),
+  polyglot._route_relations(jsonb, regclass, name[]), polyglot._check_document(regclass, jsonb),
+  polyglot._fanout_step(int, int), polyglot._capture_related(),
+  polyglot._lock_for_step(oid, regclass[]) FROM PUBLIC;
+-- end of the documents section
+
 -- Route names: several routes of one table to one server, each named
 -- (routes.name, unique; the constraint and the default names are made at
 -- the top of this script); unsync by route, and every function that takes
@@ -710,6 +951,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  -- first: a backfill or fan-out step under way (it holds the route FOR
+  -- KEY SHARE) commits its chunk before the outbox is emptied below
+  PERFORM FROM polyglot.routes r WHERE r.id = route FOR UPDATE;
   PERFORM polyglot._drop_capture_triggers(route, source);
   PERFORM polyglot._outbox_drop(route);
   DELETE FROM polyglot.routes r WHERE r.id = route;

@@ -420,6 +420,8 @@ static const PolyglotRouteOption common_route_options[] = {
 	.type_error = "option \"replicated\" must be true or false"},
 	{.name = "name", .type = POLYGLOT_ROUTE_OPT_NONEMPTY,
 	.type_error = "option \"name\" must be a non-empty string: the route's name"},
+	{.name = "include", .type = POLYGLOT_ROUTE_OPT_ANY},
+	{.name = "embed", .type = POLYGLOT_ROUTE_OPT_ANY},
 	{.name = NULL}
 };
 
@@ -648,6 +650,18 @@ check_common_route_options(PolyglotRouteCheck *check)
 	}
 	if (polyglot_route_check_value(check, "replicated", &v))
 		require_objects_of("replicated");
+	if (polyglot_route_check_value(check, "include", &v) ||
+		polyglot_route_check_value(check, "embed", &v))
+	{
+		char	   *mode = polyglot_route_option_text(check->result, "mode");
+
+		require_objects_of("include");
+		if (mode && strcmp(mode, "json") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("options \"include\" and \"embed\" need a Redis route in mode \"json\"")));
+		check->result = polyglot_document_as_given(check->source, check->result);
+	}
 	if (polyglot_route_check_value(check, "name", &v))
 	{
 		char	   *name = pnstrdup(v.val.string.val, v.val.string.len);

@@ -25,6 +25,9 @@
 #include "core/core.h"
 
 PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
+PG_FUNCTION_INFO_V1(polyglot_fanout_keys);
+
+static Datum keys_after(FunctionCallInfo fcinfo, Jsonb *options, int relation, Datum vals);
 
 /*
  * polyglot._backfill_keys(source regclass, key_columns name[], after text[],
@@ -38,6 +41,35 @@ PG_FUNCTION_INFO_V1(polyglot_backfill_keys);
  */
 Datum
 polyglot_backfill_keys(PG_FUNCTION_ARGS)
+{
+	return keys_after(fcinfo, NULL, 0, (Datum) 0);
+}
+
+/*
+ * polyglot._fanout_keys(source regclass, key_columns name[], after text[],
+ * chunk int, filter text, options jsonb, relation int, vals text[]) returns
+ * text[]: as polyglot._backfill_keys(), the keys of the documents that
+ * contain the rows of the route's relation whose link values are vals (a
+ * [n][link columns] text array; NULL: every document).
+ */
+Datum
+polyglot_fanout_keys(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(5) || PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("polyglot._fanout_keys() needs a route's options and a relation")));
+	return keys_after(fcinfo, PG_GETARG_JSONB_P(5), PG_GETARG_INT32(6),
+					  PG_ARGISNULL(7) ? (Datum) 0 : PG_GETARG_DATUM(7));
+}
+
+/*
+ * The next keys of a table after a key (fcinfo's first five arguments, as
+ * polyglot._backfill_keys() takes them); with options, only those of the
+ * documents that contain the rows of relation whose link values are vals.
+ */
+static Datum
+keys_after(FunctionCallInfo fcinfo, Jsonb *options, int relation, Datum vals)
 {
 	Oid			relid;
 	ArrayType  *cols;
@@ -53,9 +85,10 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec_context;
-	Oid			argtypes[1] = {TEXTARRAYOID};
-	Datum		args[1];
-	char		nulls[1] = {' '};
+	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
+	bool		where = false;
 	Datum	   *elems;
 	uint64		n,
 				r;
@@ -106,12 +139,29 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 					 quote_identifier(get_namespace_name(RelationGetNamespace(rel))),
 					 quote_identifier(RelationGetRelationName(rel)));
 	if (!PG_ARGISNULL(2))
+	{
 		appendStringInfo(&sql, "WHERE (%s) > (%s) ", order.data, after.data);
+		where = true;
+	}
 	/* a route's filter: only the rows it takes (checked again, as t's) */
 	if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
-		appendStringInfo(&sql, "%s (%s) ", PG_ARGISNULL(2) ? "WHERE" : "AND",
+	{
+		appendStringInfo(&sql, "%s (%s) ", where ? "AND" : "WHERE",
 						 polyglot_where_text(relid, text_to_cstring(PG_GETARG_TEXT_PP(4)), "t",
 											 false));
+		where = true;
+	}
+	/* a fan-out: the documents that contain the related rows */
+	if (options && vals != (Datum) 0)
+	{
+		char	   *cond = polyglot_relation_condition(options, relation, "$2");
+
+		if (cond == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the route has no relation %d", relation)));
+		appendStringInfo(&sql, "%s %s ", where ? "AND" : "WHERE", cond);
+	}
 	appendStringInfo(&sql, "ORDER BY %s LIMIT %d", order.data, Max(chunk, 1));
 	/* keep the lock: the output functions chosen above must stay right */
 	table_close(rel, NoLock);
@@ -119,13 +169,16 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 	args[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	if (PG_ARGISNULL(2))
 		nulls[0] = 'n';
+	args[1] = vals;
+	if (vals == (Datum) 0)
+		nulls[1] = 'n';
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_polyglot: SPI_connect failed");
-	if (SPI_execute_with_args(sql.data, 1, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(sql.data, 2, argtypes, args, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_polyglot: reading the keys of \"%s\" failed", get_rel_name(relid));
 	n = SPI_processed;
 	elems = palloc(sizeof(Datum) * Max(n, 1) * ncols);
@@ -148,32 +201,37 @@ polyglot_backfill_keys(PG_FUNCTION_ARGS)
 }
 
 /*
- * One step of a route's backfill, in its own transaction: the next chunk
- * of rows, in key order, into the outbox, with the position reached, so
- * that a backfill cut short by a crash resumes after its last chunk.  The
- * step waits (enqueues nothing) while earlier chunks are still pending.
- * Returns true when the backfill has more to do.
+ * Runs one step (sql, "SELECT polyglot._x_step($1)") of a route in its own
+ * transaction.  The step returns true when it has more to do at once,
+ * false when it is over, NULL when it waits for the chunks it enqueued to
+ * be delivered (by other workers too): *waiting says so, and the caller
+ * looks again soon rather than after a poll interval.
  */
-bool
-polyglot_backfill_step(PolyglotRoute *route)
+static bool
+run_step(PolyglotRoute *route, SPIPlanPtr *plan, const char *sql, const char *what,
+		 const char *activity, bool *waiting)
 {
-	static SPIPlanPtr step_plan = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool more = false;
+	volatile bool wait = false;
 
 	PG_TRY();
 	{
 		Oid			argtypes[1] = {INT4OID};
 		Datum		args[1];
-		bool		isnull;
+		bool		isnull = true;
 
-		pgstat_report_activity(STATE_RUNNING, psprintf("backfilling route %d", route->id));
+		pgstat_report_activity(STATE_RUNNING, psprintf("%s route %d", activity, route->id));
 		begin_tx();
 		args[0] = Int32GetDatum(route->id);
-		(void) spi_exec_plan(&step_plan, "SELECT polyglot._backfill_step($1)", 1, argtypes, args,
-							 NULL, false, SPI_OK_SELECT, "enqueue a backfill chunk");
-		more = SPI_processed == 1 &&
-			DatumGetBool(spi_datum(SPI_tuptable->vals[0], 1, &isnull)) && !isnull;
+		(void) spi_exec_plan(plan, sql, 1, argtypes, args, NULL, false, SPI_OK_SELECT, what);
+		if (SPI_processed == 1)
+		{
+			bool		v = DatumGetBool(spi_datum(SPI_tuptable->vals[0], 1, &isnull));
+
+			more = !isnull && v;
+			wait = isnull;
+		}
 		end_tx();
 	}
 	PG_CATCH();
@@ -186,7 +244,43 @@ polyglot_backfill_step(PolyglotRoute *route)
 		AbortOutOfAnyTransaction();
 		(void) polyglot_record_route_failure(route, edata);
 		more = false;
+		wait = false;
 	}
 	PG_END_TRY();
+	if (waiting)
+		*waiting = wait;
 	return more;
+}
+
+/*
+ * One step of a route's backfill, in its own transaction: the next chunk
+ * of rows, in key order, into the outbox, with the position reached, so
+ * that a backfill cut short by a crash resumes after its last chunk.  The
+ * step waits (enqueues nothing) while earlier chunks are still pending.
+ * Returns true when the backfill has more to do at once.
+ */
+bool
+polyglot_backfill_step(PolyglotRoute *route, bool *waiting)
+{
+	static SPIPlanPtr step_plan = NULL;
+
+	return run_step(route, &step_plan, "SELECT polyglot._backfill_step($1)",
+					"enqueue a backfill chunk", "backfilling", waiting);
+}
+
+/*
+ * One step of a route's fan-out, in its own transaction: the documents
+ * that contain related rows changed since (the fan-out rows of the route,
+ * written by polyglot._capture_related()), up to a chunk of keys, into the
+ * outbox as 'R' events, each fan-out row deleted once it is expanded
+ * whole or else keeping the position it reached.  Like a backfill step, it
+ * waits while earlier chunks are pending.
+ */
+bool
+polyglot_fanout_step(PolyglotRoute *route, bool *waiting)
+{
+	static SPIPlanPtr step_plan = NULL;
+
+	return run_step(route, &step_plan, "SELECT polyglot._fanout_step($1)",
+					"enqueue the documents of changed related rows", "fanning out", waiting);
 }

@@ -48,6 +48,7 @@
 #include "core/outbox.h"
 
 PG_FUNCTION_INFO_V1(polyglot_capture);
+PG_FUNCTION_INFO_V1(polyglot_capture_related);
 PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
 
 static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
@@ -192,22 +193,26 @@ trigger_int_arg(Trigger *trigger, int i)
 }
 
 /*
- * Parses the trigger arguments: route id, then key attribute numbers.
- * Ereports on a malformed definition.
+ * Parses the trigger arguments: route id, nlead - 1 more numbers (into
+ * lead: a related table's relation number and kind), then key attribute
+ * numbers.  Ereports on a malformed definition.
  */
 static int32
-parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int *nkeys)
+parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, int nlead, int32 *lead,
+				   AttrNumber *attnums, int *nkeys)
 {
 	int			i;
 	int32		route;
 
-	if (trigger->tgnargs < 2 || trigger->tgnargs > INDEX_MAX_KEYS + 1)
+	if (trigger->tgnargs < nlead + 1 || trigger->tgnargs > INDEX_MAX_KEYS + nlead)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" has malformed pg_polyglot arguments", trigger->tgname),
 				 errhint("Capture triggers are created by polyglot.sync().")));
 	route = trigger_int_arg(trigger, 0);
-	for (i = 1; i < trigger->tgnargs; i++)
+	for (i = 1; i < nlead; i++)
+		lead[i - 1] = trigger_int_arg(trigger, i);
+	for (i = nlead; i < trigger->tgnargs; i++)
 	{
 		int32		attnum = trigger_int_arg(trigger, i);
 
@@ -216,9 +221,9 @@ parse_trigger_args(Trigger *trigger, TupleDesc tupdesc, AttrNumber *attnums, int
 			ereport(ERROR,
 					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 					 errmsg("trigger \"%s\" names a key column that does not exist", trigger->tgname)));
-		attnums[i - 1] = (AttrNumber) attnum;
+		attnums[i - nlead] = (AttrNumber) attnum;
 	}
-	*nkeys = trigger->tgnargs - 1;
+	*nkeys = trigger->tgnargs - nlead;
 	return route;
 }
 
@@ -231,6 +236,8 @@ typedef struct CaptureCache
 {
 	Oid			tgoid;
 	int32		route;
+	int32		relation;		/* a related table's: its relation in the document */
+	bool		direct;			/* ... whose columns hold the route's key */
 	int			nkeys;
 	AttrNumber	attnums[INDEX_MAX_KEYS];
 	Oid			typids[INDEX_MAX_KEYS];
@@ -238,8 +245,9 @@ typedef struct CaptureCache
 } CaptureCache;
 
 static CaptureCache *
-capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
+capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata, bool related)
 {
+	int32		lead[2] = {0, 0};
 	CaptureCache *cache = (CaptureCache *) fcinfo->flinfo->fn_extra;
 	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
 	int			i;
@@ -248,8 +256,15 @@ capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
 		return cache;
 	cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CaptureCache));
 	cache->tgoid = trigdata->tg_trigger->tgoid;
-	cache->route = parse_trigger_args(trigdata->tg_trigger, tupdesc, cache->attnums,
-									  &cache->nkeys);
+	cache->route = parse_trigger_args(trigdata->tg_trigger, tupdesc, related ? 3 : 1, lead,
+									  cache->attnums, &cache->nkeys);
+	cache->relation = lead[0];
+	cache->direct = lead[1] == 0;
+	if (related && (cache->relation < 1 || cache->relation > POLYGLOT_MAX_RELATIONS))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("trigger \"%s\" has malformed pg_polyglot arguments",
+						trigdata->tg_trigger->tgname)));
 	for (i = 0; i < cache->nkeys; i++)
 		polyglot_key_output_setup(TupleDescAttr(tupdesc, cache->attnums[i] - 1)->atttypid,
 						  &cache->typids[i], &cache->outfuncs[i], fcinfo->flinfo->fn_mcxt);
@@ -261,9 +276,9 @@ capture_cache(FunctionCallInfo fcinfo, TriggerData *trigdata)
  * The key of a row as text values in elems (allocated in the current
  * context); ereports on a NULL key column.
  */
-static void
+static bool
 row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel,
-		Datum *elems)
+		Datum *elems, bool null_is_none)
 {
 	int			i;
 
@@ -273,6 +288,8 @@ row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel,
 		bool		isnull;
 		Datum		value = heap_getattr(tuple, cache->attnums[i], tupdesc, &isnull);
 
+		if (isnull && null_is_none)
+			return false;
 		if (isnull)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
@@ -281,6 +298,7 @@ row_key(HeapTuple tuple, TupleDesc tupdesc, CaptureCache *cache, Relation rel,
 					 errdetail("pg_polyglot identifies rows by their key, which must not be null.")));
 		elems[i] = CStringGetTextDatum(polyglot_key_output(&cache->outfuncs[i], cache->typids[i], value));
 	}
+	return true;
 }
 
 /* Two keys from row_key() are equal when every text value is. */
@@ -300,10 +318,9 @@ keys_equal(Datum *a, Datum *b, int n)
  * level, starting a chunk when needed and writing a full one.
  */
 static void
-capture_key(int32 route, char op, Datum *key, int ncols)
+capture_key_in(int32 route, int slot, char op, Datum *key, int ncols)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	int			slot = polyglot_key_slot(key, ncols);
 	CaptureChunk *chunk = NULL;
 	MemoryContext old;
 	ListCell   *lc;
@@ -352,7 +369,8 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 		chunk->elems[chunk->nkeys * ncols + i] = PointerGetDatum(PG_DETOAST_DATUM_COPY(key[i]));
 	MemoryContextSwitchTo(old);
 	chunk->nkeys++;
-	wake_at_commit |= UINT64CONST(1) << slot;
+	/* fan-out rows (negative slots) are worker 0's */
+	wake_at_commit |= UINT64CONST(1) << Max(slot, 0);
 
 	if (chunk->nkeys >= POLYGLOT_OUTBOX_CHUNK_KEYS)
 	{
@@ -363,6 +381,12 @@ capture_key(int32 route, char op, Datum *key, int ncols)
 	}
 }
 
+/* Adds a key to the chunk of its worker slot */
+static void
+capture_key(int32 route, char op, Datum *key, int ncols)
+{
+	capture_key_in(route, polyglot_key_slot(key, ncols), op, key, ncols);
+}
 
 /* Writes one chunk as an outbox row. */
 static void
@@ -417,24 +441,24 @@ polyglot_capture(PG_FUNCTION_ARGS)
 				 errmsg("polyglot._capture() must be an AFTER INSERT, UPDATE or DELETE trigger FOR EACH ROW")));
 
 	tupdesc = RelationGetDescr(trigdata->tg_relation);
-	cache = capture_cache(fcinfo, trigdata);
+	cache = capture_cache(fcinfo, trigdata, false);
 	register_callbacks();
 	polyglot_outbox_load();
 
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
 	{
-		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, newkey);
+		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, newkey, false);
 		capture_key(cache->route, 'I', newkey, cache->nkeys);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, oldkey);
+		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, oldkey, false);
 		capture_key(cache->route, 'D', oldkey, cache->nkeys);
 	}
 	else
 	{
-		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, oldkey);
-		row_key(trigdata->tg_newtuple, tupdesc, cache, trigdata->tg_relation, newkey);
+		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, oldkey, false);
+		row_key(trigdata->tg_newtuple, tupdesc, cache, trigdata->tg_relation, newkey, false);
 		if (keys_equal(oldkey, newkey, cache->nkeys))
 			capture_key(cache->route, 'U', newkey, cache->nkeys);
 		else
@@ -443,6 +467,83 @@ polyglot_capture(PG_FUNCTION_ARGS)
 			capture_key(cache->route, 'I', newkey, cache->nkeys);
 		}
 	}
+
+	return PointerGetDatum(NULL);
+}
+
+/* Records what a related row's link values say: see polyglot_capture_related() */
+static void
+capture_link(CaptureCache *cache, Datum *values)
+{
+	if (cache->direct)
+		capture_key(cache->route, 'U', values, cache->nkeys);
+	else
+		capture_key_in(cache->route, -cache->relation, 'F', values, cache->nkeys);
+}
+
+/*
+ * polyglot._capture_related(route, relation, kind, attnums...): the capture
+ * trigger of a table whose rows are in a route's documents ("include",
+ * "embed"), AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW and AFTER
+ * TRUNCATE.  The attnums are the row's link columns: those that name the
+ * row of the table above it in the document (an embed's foreign key, or the
+ * key an include's foreign key points to).  A changed row records its link
+ * values, old and new (none when one is NULL); nothing is read at write time.
+ *
+ * kind 0 ("direct"): the link columns are the route's key (an embed of the
+ * route's table by its key, of a type whose equal values print alike): the
+ * values are the documents' keys, recorded as 'U' events that the worker
+ * delivers as any other.  kind 1: the values
+ * are recorded as a fan-out row ('F', in the route's negative slot
+ * -relation), which the first worker expands into the keys of the documents
+ * that contain those rows, a chunk at a time (polyglot._fanout_step()).
+ * A TRUNCATE records an 'A' fan-out row: every document of the route.
+ */
+Datum
+polyglot_capture_related(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	CaptureCache *cache;
+	Datum		oldkey[INDEX_MAX_KEYS];
+	Datum		newkey[INDEX_MAX_KEYS];
+	bool		has_old,
+				has_new;
+
+	check_trigger_call(fcinfo, "polyglot._capture_related()");
+	if (!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("polyglot._capture_related() must be an AFTER trigger")));
+	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	cache = capture_cache(fcinfo, trigdata, true);
+	register_callbacks();
+	polyglot_outbox_load();
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+	{
+		Datum		all = CStringGetTextDatum("*");
+
+		/* one row, written at once (the TRUNCATE's rollback takes it back) */
+		polyglot_outbox_append(cache->route, -cache->relation, 'A', &all, 1, 1);
+		polyglot_request_wake_at_commit();
+		return PointerGetDatum(NULL);
+	}
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("polyglot._capture_related() must be a row trigger, or a TRUNCATE trigger")));
+
+	has_old = !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) &&
+		row_key(trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, oldkey, true);
+	has_new = !TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) &&
+		row_key(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple :
+				trigdata->tg_trigtuple, tupdesc, cache, trigdata->tg_relation, newkey, true);
+	/* a row moved from one parent to another changes both documents */
+	if (has_old)
+		capture_link(cache, oldkey);
+	if (has_new && !(has_old && keys_equal(oldkey, newkey, cache->nkeys)))
+		capture_link(cache, newkey);
 
 	return PointerGetDatum(NULL);
 }
@@ -494,7 +595,7 @@ polyglot_capture_truncate(PG_FUNCTION_ARGS)
 	tg = *trigdata->tg_trigger;
 	if (tg.tgnargs > 2 && strncmp(tg.tgargs[tg.tgnargs - 1], "where:", 6) == 0)
 		filter = tg.tgargs[--tg.tgnargs] + 6;
-	route = parse_trigger_args(&tg, tupdesc, attnums, &nkeys);
+	route = parse_trigger_args(&tg, tupdesc, 1, NULL, attnums, &nkeys);
 	register_callbacks();
 	polyglot_outbox_load();
 

@@ -72,6 +72,11 @@ typedef struct PolyglotRoute
 	char	   *filter;			/* the "where" option, columns qualified by
 								 * t: see polyglot_route_filter() */
 	bool		filter_done;	/* filter was worked out */
+	int			nfields;		/* the last nfields of columns are the
+								 * document's fields ("include", "embed") */
+	char	   *fields;			/* their SQL: see polyglot_route_fields() */
+	bool		fields_done;
+	bool		fanning_out;	/* fan-out rows wait: see polyglot_fanout_step() */
 } PolyglotRoute;
 
 /* One event of a batch, with the row's state read in the same snapshot */
@@ -119,6 +124,12 @@ extern void polyglot_rename_server_routes(const char *newname);
 /* the search_path of SQL run with the worker's or the extension owner's rights */
 #define POLYGLOT_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
 
+/*
+ * The most tables a route's document relates ("include", "embed", nested);
+ * relation n's fan-out rows are the outbox rows of the route in slot -n
+ */
+#define POLYGLOT_MAX_RELATIONS 64
+
 /* dispatch.c */
 extern int	polyglot_worker_slot;
 extern int	polyglot_old_prepared_xacts(void);
@@ -132,8 +143,15 @@ extern char *polyglot_where_text(Oid relid, const char *where, const char *alias
 extern const char *polyglot_route_filter(PolyglotRoute *route);
 extern Jsonb *polyglot_where_as_given(Oid relid, Jsonb *options);
 
+/* document.c: the "include" and "embed" options */
+extern const char *polyglot_route_fields(PolyglotRoute *route);
+extern List *polyglot_document_field_names(Jsonb *options);
+extern Jsonb *polyglot_document_as_given(Oid relid, Jsonb *options);
+extern char *polyglot_relation_condition(Jsonb *options, int relation, const char *param);
+
 /* backfill.c */
-extern bool polyglot_backfill_step(PolyglotRoute *route);
+extern bool polyglot_backfill_step(PolyglotRoute *route, bool *waiting);
+extern bool polyglot_fanout_step(PolyglotRoute *route, bool *waiting);
 
 /* spi_util.c: the worker's short transactions and SPI statements */
 extern void begin_tx(void);

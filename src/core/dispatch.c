@@ -61,6 +61,8 @@
 
 /* how long one route may keep the worker when it has a backlog */
 #define POLYGLOT_ROUTE_SLICE_MS		500
+/* how soon a backfill or fan-out step waiting for delivery looks again */
+#define POLYGLOT_STEP_RECHECK_MS	20
 
 /* first retry of a failed event or route, doubled per failure */
 #define POLYGLOT_BACKOFF_BASE_MS	200
@@ -165,7 +167,9 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 					 "        JOIN pg_catalog.pg_attribute a ON a.attrelid = r.source_relid "
 					 "             AND a.attname = k.name AND NOT a.attisdropped), "
 					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL, "
-					 "       c.relowner, r.owner_mapping, s.route_id IS NULL "
+					 "       c.relowner, r.owner_mapping, s.route_id IS NULL, "
+					 "       EXISTS (SELECT FROM polyglot.outbox o "
+					 "               WHERE o.route_id = r.id AND o.slot < 0) "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -218,9 +222,19 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 			r->source_owner = InvalidOid;
 		r->owner_mapping = DatumGetBool(spi_datum(tup, 19, &isnull)) && !isnull;
 		r->restored = DatumGetBool(spi_datum(tup, 20, &isnull));
+		r->fanning_out = DatumGetBool(spi_datum(tup, 21, &isnull)) && !isnull;
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;
+		/* the document's fields from related tables come after the columns */
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			List	   *fields = polyglot_document_field_names(r->options);
+
+			r->nfields = list_length(fields);
+			r->columns = list_concat(r->columns, fields);
+			MemoryContextSwitchTo(old);
+		}
 		routes = lappend_in(cxt, routes, r);
 	}
 
@@ -379,11 +393,16 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 	int			i;
 	int			nkeys = list_length(route->key_columns);
 	JsonbValue	unused;
+	const char *fields = NULL;
+	int			ncols;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT k.i, t.ctid IS NOT NULL AS found");
+	if (route->nfields > 0)
+		fields = polyglot_route_fields(route);
+	ncols = list_length(route->columns) - route->nfields;
 	if (payload == POLYGLOT_PAYLOAD_JSON && !route_option_value(route, "columns", &unused) &&
-		!route_option_value(route, "exclude", &unused))
+		!route_option_value(route, "exclude", &unused) && fields == NULL)
 	{
 		/* every column: the whole row, with no subquery per row */
 		/* t.*, not t, which a column named t would be */
@@ -395,10 +414,16 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 							   "(SELECT pg_catalog.row_to_json(x.*) FROM (SELECT ");
 		i = 0;
 		foreach(lc, route->columns)
+		{
+			if (i >= ncols)
+				break;
 			appendStringInfo(&sql, "%st.%s", i++ ? ", " : "",
 							 quote_identifier((char *) lfirst(lc)));
-		if (route->columns == NIL)
+		}
+		if (ncols == 0)
 			appendStringInfoString(&sql, "NULL::text AS \"?\"");
+		if (fields)
+			appendStringInfoString(&sql, fields);
 		appendStringInfoString(&sql, ") x)::text END");
 	}
 	else if (payload == POLYGLOT_PAYLOAD_COLUMNS)
@@ -408,8 +433,16 @@ rows_query(PolyglotRoute *route, PolyglotPayload payload)
 	}
 	else if (payload == POLYGLOT_PAYLOAD_DATUMS)
 	{
+		i = 0;
 		foreach(lc, route->columns)
+		{
+			if (i++ >= ncols)
+				break;
 			appendStringInfo(&sql, ", t.%s", quote_identifier((char *) lfirst(lc)));
+		}
+		/* the fields, NULL for a row that is gone */
+		if (fields)
+			appendStringInfoString(&sql, fields);
 	}
 	appendStringInfoString(&sql, " FROM ROWS FROM (");
 	for (i = 0; i < nkeys; i++)
@@ -1506,8 +1539,25 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 			continue;
 		}
 		/* the first worker enqueues backfills, for every slot */
-		if (route->backfilling && polyglot_worker_slot == 0 && polyglot_backfill_step(route))
-			more = true;
+		/*
+		 * ... and the documents that changes of related rows touch.  A step
+		 * that waits for its last chunk to be delivered, by other workers
+		 * too, is tried again soon: they do not wake this one.
+		 */
+		if (polyglot_worker_slot == 0 && (route->backfilling || route->fanning_out))
+		{
+			bool		waiting = false;
+
+			if (route->backfilling && polyglot_backfill_step(route, &waiting))
+				more = true;
+			if (waiting)
+				*sleep_ms = Min(*sleep_ms, POLYGLOT_STEP_RECHECK_MS);
+			waiting = false;
+			if (route->fanning_out && polyglot_fanout_step(route, &waiting))
+				more = true;
+			if (waiting)
+				*sleep_ms = Min(*sleep_ms, POLYGLOT_STEP_RECHECK_MS);
+		}
 
 		/*
 		 * A route with a backlog gets several batches in a row, up to a

@@ -830,7 +830,7 @@ polyglot_resplit_outbox(void)
 		end_tx();
 		return;
 	}
-	n = spi_exec("WITH old AS (DELETE FROM polyglot.outbox WHERE nslots <> $1 RETURNING *), "
+	n = spi_exec("WITH old AS (DELETE FROM polyglot.outbox WHERE nslots <> $1 AND slot >= 0 RETURNING *), "
 				 "k AS (SELECT o.id, o.route_id, o.op, o.enqueued_at, o.attempts, o.retry_at, "
 				 "             o.last_error, i, "
 				 "             ARRAY(SELECT pg_catalog.unnest(o.key[i:i][:])) AS k "

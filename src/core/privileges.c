@@ -292,7 +292,8 @@ polyglot_sync(PG_FUNCTION_ARGS)
 	args[0] = ObjectIdGetDatum(source);
 	args[1] = NameGetDatum(server);
 	args[2] = PG_ARGISNULL(2) ? DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")) :
-		JsonbPGetDatum(polyglot_where_as_given(source, PG_GETARG_JSONB_P(2)));
+		JsonbPGetDatum(polyglot_document_as_given(source,
+												  polyglot_where_as_given(source, PG_GETARG_JSONB_P(2))));
 	args[3] = BoolGetDatum(PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3));
 	args[4] = ObjectIdGetDatum(GetUserId());	/* the route's owner */
 	result = call_as_owner(internal_function("_sync", 5, argtypes), 5, args, &isnull);

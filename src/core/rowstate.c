@@ -265,7 +265,7 @@ polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
 	 * path's business)
 	 */
 	if (nkeys == 0 || (payload == POLYGLOT_PAYLOAD_JSON && ncols == 0) ||
-		polyglot_route_filter(route) != NULL)
+		polyglot_route_filter(route) != NULL || route->nfields > 0)
 		return false;
 	rel = try_table_open(route->source_relid, AccessShareLock);
 	if (rel == NULL)

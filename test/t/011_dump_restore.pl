@@ -4,7 +4,9 @@
 # so its key column's attribute number differs from the dumped one; the
 # route's state is not dumped.  After the restore the worker takes the
 # routes back: writes to the restored table reach the store, and the rows
-# are sent again (the events pending at the dump were not dumped).
+# are sent again (the events pending at the dump were not dumped).  A
+# route whose documents include a related table keeps its triggers on that
+# table, once, and a change of the related row reaches the documents.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -18,7 +20,7 @@ my $redis_port = $ENV{REDIS_PORT} or die "REDIS_PORT is not set";
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $db = 'postgres';
 
-system("redis-cli -p $redis_port --scan --pattern 'tapd:*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
+system("redis-cli -p $redis_port --scan --pattern 'tap[dk]:*' | xargs -r redis-cli -p $redis_port DEL >/dev/null");
 
 my $old = preloaded_node('dumped');
 $old->safe_psql($db, 'CREATE EXTENSION pg_polyglot');
@@ -30,9 +32,14 @@ INSERT INTO public.items (id, v) SELECT g, 'v' || g FROM generate_series(1, 20) 
 -- a table created before, so that OIDs in the new cluster differ
 CREATE TABLE public.other (id int PRIMARY KEY);
 SELECT polyglot.sync('public.items', 'cache', '{"key": "tapd:{id}"}');
+CREATE TABLE public.brands (id int PRIMARY KEY, name text);
+CREATE TABLE public.kits (id int PRIMARY KEY, brand_id int REFERENCES public.brands);
+INSERT INTO public.brands VALUES (1, 'acme');
+INSERT INTO public.kits VALUES (1, 1), (2, 1);
+SELECT polyglot.sync('public.kits', 'cache', '{"key": "tapk:{id}", "include": {"brand": {"table": "brands"}}}');
 });
 ok(wait_drained($old, $db, 60), 'the backfill is delivered');
-is($old->safe_psql($db, 'SELECT source_name FROM polyglot.routes'), 'public.items', 'the route of public.items');
+is($old->safe_psql($db, 'SELECT source_name FROM polyglot.routes WHERE id = 1'), 'public.items', 'the route of public.items');
 is(`redis-cli -p $redis_port GET tapd:7`, qq{{"id":7,"v":"v7"}\n}, 'a row is in Redis');
 
 # pending at the dump: paused, so its event waits in the outbox
@@ -50,8 +57,8 @@ $new->command_ok([ 'pg_restore', '-d', 'restored', '-h', $new->host, '-p', $new-
 $new->safe_psql('restored', 'SELECT polyglot.resume(1)');
 
 ok(wait_until(sub { $new->safe_psql('restored',
-	"SELECT count(*) FROM polyglot.route_state") eq '1' }, 30),
-	'the worker took the restored route back');
+	"SELECT count(*) FROM polyglot.route_state") eq '2' }, 30),
+	'the worker took the restored routes back');
 $new->safe_psql('restored', "UPDATE public.items SET v = 'after restore' WHERE id = 7; INSERT INTO public.items VALUES (21, 'new')");
 ok(wait_drained($new, 'restored', 60), 'the restored route is drained');
 is(`redis-cli -p $redis_port GET tapd:7`, qq{{"id":7,"v":"after restore"}\n}, 'an update after the restore is delivered');
@@ -59,14 +66,22 @@ is(`redis-cli -p $redis_port GET tapd:21`, qq{{"id":21,"v":"new"}\n}, 'an insert
 is(`redis-cli -p $redis_port GET tapd:3`, qq{{"id":3,"v":"pending at dump"}\n},
 	'a change pending at the dump is delivered by the backfill');
 is($new->safe_psql('restored',
-	"SELECT state || ' ' || (source = 'public.items') || ' ' || (delivered > 0) FROM polyglot.status"),
+	"SELECT state || ' ' || (source = 'public.items') || ' ' || (delivered > 0) FROM polyglot.status WHERE route = 1"),
 	'active true true', 'the route is active and delivering');
 is($new->safe_psql('restored',
 	"SELECT r.source_relid = 'public.items'::regclass AND s.oid = r.server_oid "
 	  . "AND r.server_cluster = polyglot._this_cluster() "
-	  . "FROM polyglot.routes r JOIN pg_foreign_server s ON s.srvname = 'cache'"),
+	  . "FROM polyglot.routes r JOIN pg_foreign_server s ON s.srvname = 'cache' WHERE r.id = 1"),
 	't', 'the route names the restored table and server');
 is($new->safe_psql('restored', 'SELECT count(*) FROM polyglot.verify(1)'), '0', 'verify finds no drift');
+is($new->safe_psql('restored',
+	"SELECT string_agg(tgname, ' ' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = 'public.brands'::regclass AND tgname LIKE 'polyglot_sync_%'"),
+	'polyglot_sync_2_r1 polyglot_sync_2_r1_truncate', 'the related table has the route\'s triggers, once');
+$new->safe_psql('restored', "UPDATE public.brands SET name = 'restored acme' WHERE id = 1");
+ok(wait_drained($new, 'restored', 60), 'the change of the related row is drained');
+is(`redis-cli -p $redis_port GET tapk:2`, qq{{"id":2,"brand_id":1,"brand":{"id": 1, "name": "restored acme"}}\n},
+	'a change of the related row after the restore reaches the documents');
+is($new->safe_psql('restored', 'SELECT count(*) FROM polyglot.verify(2)'), '0', 'verify finds no drift in the documents');
 
 # A route knows its server by OID.  A renamed server keeps its routes, which
 # take its new name; a server dropped with CASCADE leaves its route without
