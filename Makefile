@@ -42,6 +42,7 @@ OBJS = \
 	src/core/spi_util.o \
 	src/core/verify.o \
 	src/core/worker.o \
+	src/redis/redis_cluster.o \
 	src/redis/redis_connection.o \
 	src/redis/redis_fdw.o \
 	src/redis/redis_join.o \

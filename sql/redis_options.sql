@@ -21,6 +21,37 @@ CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (connect_timeout 's
 CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (connect_timeout '0');
 CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (io_timeout '2h');
 CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (io_timeout '5 parsecs');
+-- a Sentinel-managed primary: sentinels and master_name, not host or port
+CREATE SERVER rs1 FOREIGN DATA WRAPPER polyglot_redis
+  OPTIONS (sentinels '127.0.0.1:26379, [::1]:26380,sentinel.example:26381', master_name 'mymaster',
+           wait_replicas '1');
+ALTER SERVER rs1 OPTIONS (SET sentinels '127.0.0.1:26379');
+ALTER SERVER rs1 OPTIONS (ADD host '127.0.0.1');
+ALTER SERVER rs1 OPTIONS (DROP master_name);
+SELECT polyglot._server_endpoint(oid) FROM pg_foreign_server WHERE srvname = 'rs1';
+DROP SERVER rs1;
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels '127.0.0.1:26379');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels '127.0.0.1', master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels '127.0.0.1:1,,h:2', master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels 'h:0', master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels '[::1:26379', master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels 'fe80::1', master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels 'h: +26379', master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (sentinels 'h:026379', master_name 'm');
+-- a Redis Cluster: seed nodes, and nothing of one server
+CREATE SERVER rc1 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (cluster '127.0.0.1:7000, 127.0.0.1:7001');
+SELECT polyglot._server_endpoint(oid) FROM pg_foreign_server WHERE srvname = 'rc1';
+ALTER SERVER rc1 OPTIONS (ADD db '0');
+ALTER SERVER rc1 OPTIONS (SET db '1');
+ALTER SERVER rc1 OPTIONS (ADD host 'h');
+ALTER SERVER rc1 OPTIONS (SET cluster 'h');
+DROP SERVER rc1;
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (cluster 'h:1', sentinels 'h:2', master_name 'm');
+CREATE USER MAPPING FOR CURRENT_USER SERVER r1 OPTIONS (sentinel_user 'u', sentinel_password 'p');
+DROP USER MAPPING FOR CURRENT_USER SERVER r1;
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port '1', sentinels 'h:1', master_name 'm');
+CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (wait_replicas '-1');
 -- secrets only in user mappings
 CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (password 'secret');
 CREATE SERVER r2 FOREIGN DATA WRAPPER polyglot_redis OPTIONS (user 'app');

@@ -148,10 +148,19 @@ typedef struct PolyglotConnOptions
 	bool		io_timeout_set;
 	const char *user;			/* from the user mapping, or NULL */
 	const char *password;		/* from the user mapping, or NULL */
+	/* TLS (server options, the key's passphrase from the user mapping) */
+	bool		tls;			/* option tls (Elasticsearch: an https url) */
+	bool		tls_verify;		/* check the server's certificate and name */
+	const char *tls_ca_file;	/* CAs to trust, or NULL: the system's */
+	const char *tls_cert_file;	/* client certificate, or NULL */
+	const char *tls_key_file;	/* its key, or NULL: in tls_cert_file */
+	const char *tls_key_password;	/* the key's passphrase, or NULL */
 } PolyglotConnOptions;
 
 extern void polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
 									  PolyglotConnOptions *opts);
+extern void polyglot_check_superuser_option(const char *name, const char *value);
+extern void polyglot_check_tls_options(List *options, Oid catalog, bool has_tls_option);
 
 /* Per-store ping, returning the jsonb that polyglot.ping() returns */
 extern Jsonb *polyglot_redis_ping(ForeignServer *server, UserMapping *user);

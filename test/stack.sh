@@ -18,7 +18,9 @@
 #   test/stack.sh stop      stop them cleanly
 #   test/stack.sh start|stop|restart SERVER
 #                           the same for one server only: postgres, redis,
-#                           ferretdb, mongo-java, opensearch or elasticsearch
+#                           sentinel (a Redis primary, its replica and three
+#                           Sentinels), ferretdb, mongo-java, opensearch or
+#                           elasticsearch
 #   test/stack.sh status    say what runs where
 #   test/stack.sh env       print shell assignments for tests and scripts:
 #                           eval "$(test/stack.sh env)"
@@ -81,12 +83,26 @@ else
 	PG_PORT=${POLYGLOT_PG_PORT:-554$PG_MAJOR}
 fi
 REDIS_PORT=${POLYGLOT_REDIS_PORT:-56379}
+# a Sentinel-managed primary (master "polyglot"): primary and replica, and
+# three Sentinels
+SENTINEL_PRIMARY_PORT=${POLYGLOT_SENTINEL_PRIMARY_PORT:-56380}
+SENTINEL_REPLICA_PORT=$((SENTINEL_PRIMARY_PORT + 1))
+SENTINEL_PORTS="$((SENTINEL_PRIMARY_PORT + 10)) $((SENTINEL_PRIMARY_PORT + 11)) $((SENTINEL_PRIMARY_PORT + 12))"
+SENTINEL_MASTER=polyglot
+# a Redis Cluster: three primaries with a replica each (a node's bus is on
+# its port + 10000, which must stay under 65536)
+REDIS_CLUSTER_FIRST_PORT=${POLYGLOT_REDIS_CLUSTER_PORT:-47001}
+REDIS_CLUSTER_PORTS=$(seq -s ' ' "$REDIS_CLUSTER_FIRST_PORT" $((REDIS_CLUSTER_FIRST_PORT + 5)))
 MONGO_PORT=${POLYGLOT_MONGO_PORT:-57017}
 MONGO_JAVA_PORT=${POLYGLOT_MONGO_JAVA_PORT:-57018}
+# FerretDB's TLS listener (client certificates required)
+MONGO_TLS_PORT=${POLYGLOT_MONGO_TLS_PORT:-57019}
 OPENSEARCH_PORT=${POLYGLOT_OPENSEARCH_PORT:-59200}
 OPENSEARCH_TRANSPORT_PORT=$((OPENSEARCH_PORT + 100))
 ELASTICSEARCH_PORT=${POLYGLOT_ELASTICSEARCH_PORT:-59201}
 ELASTICSEARCH_TRANSPORT_PORT=$((ELASTICSEARCH_PORT + 100))
+# a TLS endpoint in front of OpenSearch (stunnel; client certificates required)
+OPENSEARCH_TLS_PORT=${POLYGLOT_OPENSEARCH_TLS_PORT:-59210}
 
 # POLYGLOT_PG_BIN and POLYGLOT_PG_DIR give a second PostgreSQL beside the
 # stack's (another install, its own data, with POLYGLOT_PG_PORT), sharing
@@ -105,6 +121,9 @@ PG_LOG=$PG_DIR/postgres.log
 PG_DATABASE=app
 
 REDIS_DIR=$STACK_DIR/redis
+SENTINEL_DIR=$STACK_DIR/sentinel
+REDIS_CLUSTER_DIR=$STACK_DIR/redis-cluster
+TLS_DIR=$STACK_DIR/tls
 FERRET_DIR=$STACK_DIR/ferretdb
 FERRET_BIN=$STACK_DIR/bin/ferretdb-$FERRETDB_VERSION
 OPENSEARCH_HOME=$STACK_DIR/dist/opensearch-$OPENSEARCH_VERSION
@@ -123,7 +142,7 @@ DEBIAN_PACKAGES=(
 	"postgresql-client-$DEBIAN_PG_MAJOR"
 	redis-server redis-tools
 	libhiredis-dev libmongoc-dev libbson-dev libcurl4-openssl-dev pkg-config
-	libipc-run-perl
+	libipc-run-perl openssl stunnel4
 	openjdk-17-jdk-headless maven unzip curl ca-certificates python3 python3-venv
 	gcc make golang-go
 	prometheus-postgres-exporter
@@ -514,20 +533,203 @@ start_redis() {
 	say "Redis: ready on 127.0.0.1:$REDIS_PORT"
 }
 
+# The Sentinel set-up is started whole or not at all: when any of its five
+# servers is missing (a test killed one, a failover swapped the roles and
+# something stopped), all five restart from fresh configurations, the
+# primary on SENTINEL_PRIMARY_PORT again.
+sentinel_up() {
+	local p
+	for p in $SENTINEL_PRIMARY_PORT $SENTINEL_REPLICA_PORT $SENTINEL_PORTS; do
+		redis-cli -h 127.0.0.1 -p "$p" ping 2>/dev/null | grep -q PONG || return 1
+	done
+}
+
+stop_sentinel() {
+	local p
+	for p in $SENTINEL_PORTS $SENTINEL_REPLICA_PORT $SENTINEL_PRIMARY_PORT; do
+		redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
+	done
+}
+
+# The cluster is started whole or not at all too: when a node is missing or
+# the cluster is not ok, all six start again from nothing and are joined
+# (redis-cli --cluster create), their data gone.
+redis_cluster_up() {
+	local p
+	for p in $REDIS_CLUSTER_PORTS; do
+		redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || return 1
+	done
+}
+
+stop_redis_cluster() {
+	local p
+	for p in $REDIS_CLUSTER_PORTS; do
+		redis-cli -h 127.0.0.1 -p "$p" shutdown nosave >/dev/null 2>&1 || true
+	done
+}
+
+start_redis_cluster() {
+	local p nodes=()
+	if redis_cluster_up; then
+		say "Redis Cluster: already running (ports ${REDIS_CLUSTER_PORTS// /, })"
+		return
+	fi
+	stop_redis_cluster
+	rm -rf "$REDIS_CLUSTER_DIR"
+	for p in $REDIS_CLUSTER_PORTS; do
+		mkdir -p "$REDIS_CLUSTER_DIR/$p"
+		chown "$STACK_USER": "$REDIS_CLUSTER_DIR" "$REDIS_CLUSTER_DIR/$p" 2>/dev/null || true
+		as_user redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no \
+			--cluster-enabled yes --cluster-config-file "$REDIS_CLUSTER_DIR/$p/nodes.conf" \
+			--cluster-node-timeout 2000 --dir "$REDIS_CLUSTER_DIR/$p" --daemonize yes \
+			--pidfile "$REDIS_CLUSTER_DIR/$p/redis.pid" --logfile "$REDIS_CLUSTER_DIR/$p/redis.log" \
+			--protected-mode yes
+		nodes+=("127.0.0.1:$p")
+	done
+	for p in $REDIS_CLUSTER_PORTS; do
+		wait_for "Redis Cluster node $p" "$REDIS_CLUSTER_DIR/$p/redis.log" 20 \
+			bash -c "redis-cli -h 127.0.0.1 -p $p ping | grep -q PONG"
+	done
+	redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+		>"$REDIS_CLUSTER_DIR/create.log" 2>&1 ||
+		{ tail -n 20 "$REDIS_CLUSTER_DIR/create.log" >&2; return 1; }
+	wait_for "Redis Cluster" "$REDIS_CLUSTER_DIR/create.log" 60 redis_cluster_up
+	# every replica in sync with its primary
+	for p in $REDIS_CLUSTER_PORTS; do
+		wait_for "Redis Cluster node $p" "$REDIS_CLUSTER_DIR/$p/redis.log" 60 \
+			bash -c "redis-cli -p $p info replication | grep -q -e 'role:master' -e 'master_link_status:up'"
+	done
+	say "Redis Cluster: ready (three primaries and three replicas on ports ${REDIS_CLUSTER_PORTS// /, })"
+}
+
+start_sentinel() {
+	local p conf
+	if sentinel_up; then
+		say "Sentinel: already running (Sentinels on ports ${SENTINEL_PORTS// /, })"
+		return
+	fi
+	stop_sentinel
+	rm -rf "$SENTINEL_DIR"
+	mkdir -p "$SENTINEL_DIR"
+	chown "$STACK_USER": "$SENTINEL_DIR" 2>/dev/null || true
+	for p in $SENTINEL_PRIMARY_PORT $SENTINEL_REPLICA_PORT; do
+		as_user redis-server --bind 127.0.0.1 --port "$p" --save '' --appendonly no \
+			--dir "$SENTINEL_DIR" --daemonize yes --pidfile "$SENTINEL_DIR/redis-$p.pid" \
+			--logfile "$SENTINEL_DIR/redis-$p.log" --protected-mode yes \
+			$( [ "$p" = "$SENTINEL_REPLICA_PORT" ] && echo "--replicaof 127.0.0.1 $SENTINEL_PRIMARY_PORT" )
+	done
+	# a Sentinel rewrites its configuration file: each has its own
+	for p in $SENTINEL_PORTS; do
+		conf=$SENTINEL_DIR/sentinel-$p.conf
+		cat >"$conf" <<-EOF
+		bind 127.0.0.1
+		port $p
+		daemonize yes
+		pidfile $SENTINEL_DIR/sentinel-$p.pid
+		logfile $SENTINEL_DIR/sentinel-$p.log
+		dir $SENTINEL_DIR
+		sentinel monitor $SENTINEL_MASTER 127.0.0.1 $SENTINEL_PRIMARY_PORT 2
+		sentinel down-after-milliseconds $SENTINEL_MASTER 1000
+		sentinel failover-timeout $SENTINEL_MASTER 5000
+		sentinel parallel-syncs $SENTINEL_MASTER 1
+		EOF
+		chown "$STACK_USER": "$conf" 2>/dev/null || true
+		as_user redis-server "$conf" --sentinel
+	done
+	# ready: the replica is in sync, and every Sentinel knows the replica
+	# and the other two (a failover needs a quorum and a leader)
+	wait_for "the Sentinels' replica" "$SENTINEL_DIR/redis-$SENTINEL_REPLICA_PORT.log" 60 \
+		bash -c "redis-cli -p $SENTINEL_REPLICA_PORT info replication | grep -q 'master_link_status:up'"
+	for p in $SENTINEL_PORTS; do
+		wait_for "Sentinel $p" "$SENTINEL_DIR/sentinel-$p.log" 60 \
+			bash -c "redis-cli -p $p sentinel replicas $SENTINEL_MASTER | grep -q $SENTINEL_REPLICA_PORT && [ \$(redis-cli -p $p sentinel sentinels $SENTINEL_MASTER | grep -c '^ip\$') = 2 ]"
+	done
+	say "Sentinel: ready (master $SENTINEL_MASTER on 127.0.0.1:$SENTINEL_PRIMARY_PORT, Sentinels on ports ${SENTINEL_PORTS// /, })"
+}
+
+# The certificates of the TLS endpoints, made once: a certificate authority
+# of the stack's own, a server certificate for 127.0.0.1 and localhost, a
+# client certificate (its key also in one file with it, and encrypted with
+# the passphrase in client-key.pass), and a second authority that signed
+# none of them (for the tests of verification).
+make_tls_certs() {
+	[ -f "$TLS_DIR/done" ] && return 0
+	rm -rf "$TLS_DIR"
+	mkdir -p "$TLS_DIR"
+	(
+		cd "$TLS_DIR"
+		local days=3650
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days $days \
+			-subj "/CN=pg_polyglot test CA" 2>/dev/null
+		openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem \
+			-days $days -subj "/CN=pg_polyglot other CA" 2>/dev/null
+		openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+			-subj "/CN=localhost" 2>/dev/null
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+			-out server.pem -days $days -extfile server.ext 2>/dev/null
+		openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr \
+			-subj "/CN=pg_polyglot client" 2>/dev/null
+		openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+			-out client.pem -days $days 2>/dev/null
+		cat client.pem client.key >client-combined.pem
+		echo polyglot-key-pass >client-key.pass
+		openssl pkey -in client.key -aes256 -passout file:client-key.pass -out client-enc.key
+		rm -f ./*.csr ./*.ext
+	) || die "could not make the TLS certificates in $TLS_DIR"
+	chown -R "$STACK_USER": "$TLS_DIR" 2>/dev/null || true
+	touch "$TLS_DIR/done"
+}
+
 start_ferretdb() {
 	mkdir -p "$FERRET_DIR/data" "$FERRET_DIR/state"
 	chown -R "$STACK_USER": "$FERRET_DIR" 2>/dev/null || true
-	if port_open "$MONGO_PORT"; then
-		say "FerretDB: already running on port $MONGO_PORT"
+	make_tls_certs
+	if port_open "$MONGO_PORT" && port_open "$MONGO_TLS_PORT"; then
+		say "FerretDB: already running on ports $MONGO_PORT and $MONGO_TLS_PORT (TLS)"
 		return
 	fi
+	# (one started without its TLS listener, by an older stack, goes first)
+	stop_pidfile FerretDB "$FERRET_DIR/ferretdb.pid"
 	[ -x "$FERRET_BIN" ] || die "FerretDB is not installed: run test/stack.sh install"
 	as_user bash -c "nohup '$FERRET_BIN' --handler=sqlite --sqlite-url='file:$FERRET_DIR/data/' \
 		--listen-addr=127.0.0.1:$MONGO_PORT --state-dir='$FERRET_DIR/state' \
+		--listen-tls=127.0.0.1:$MONGO_TLS_PORT --listen-tls-cert-file='$TLS_DIR/server.pem' \
+		--listen-tls-key-file='$TLS_DIR/server.key' --listen-tls-ca-file='$TLS_DIR/ca.pem' \
 		--debug-addr=- --telemetry=disable --log-level=warn \
 		>'$FERRET_DIR/ferretdb.log' 2>&1 & echo \$! > '$FERRET_DIR/ferretdb.pid'"
 	wait_for FerretDB "$FERRET_DIR/ferretdb.log" 30 port_open "$MONGO_PORT"
-	say "FerretDB $FERRETDB_VERSION: ready on 127.0.0.1:$MONGO_PORT"
+	wait_for FerretDB "$FERRET_DIR/ferretdb.log" 30 port_open "$MONGO_TLS_PORT"
+	say "FerretDB $FERRETDB_VERSION: ready on 127.0.0.1:$MONGO_PORT and 127.0.0.1:$MONGO_TLS_PORT (TLS)"
+}
+
+# The TLS endpoint of OpenSearch: stunnel on OPENSEARCH_TLS_PORT, with the
+# stack's server certificate, asking for a client certificate of the
+# stack's authority, in front of the plain OpenSearch.
+start_opensearch_tls() {
+	local conf=$TLS_DIR/stunnel.conf
+	make_tls_certs
+	if port_open "$OPENSEARCH_TLS_PORT"; then
+		say "OpenSearch TLS endpoint: already running on port $OPENSEARCH_TLS_PORT"
+		return
+	fi
+	cat >"$conf" <<-EOF
+	foreground = no
+	pid = $TLS_DIR/stunnel.pid
+	output = $TLS_DIR/stunnel.log
+	[opensearch]
+	accept = 127.0.0.1:$OPENSEARCH_TLS_PORT
+	connect = 127.0.0.1:$OPENSEARCH_PORT
+	cert = $TLS_DIR/server.pem
+	key = $TLS_DIR/server.key
+	CAfile = $TLS_DIR/ca.pem
+	verifyChain = yes
+	requireCert = yes
+	EOF
+	chown "$STACK_USER": "$conf" 2>/dev/null || true
+	as_user stunnel4 "$conf"
+	wait_for "OpenSearch TLS endpoint" "$TLS_DIR/stunnel.log" 20 port_open "$OPENSEARCH_TLS_PORT"
+	say "OpenSearch TLS endpoint: ready on 127.0.0.1:$OPENSEARCH_TLS_PORT (stunnel)"
 }
 
 # answers a ping (through the tests' own pymongo, when installed)
@@ -617,7 +819,7 @@ wait_search() {
 	say "$name: ready on 127.0.0.1:$port"
 }
 
-SERVERS="postgres redis ferretdb mongo-java opensearch elasticsearch"
+SERVERS="postgres redis redis-cluster sentinel ferretdb mongo-java opensearch opensearch-tls elasticsearch"
 
 check_server_name() {
 	case " all $SERVERS " in
@@ -661,7 +863,7 @@ reserve_ports() {
 	current=$(cat "$f")
 	# 55400-55499: PostgreSQL of every version, the ASan and package
 	# clusters; 59480-59489: the exporter of test/t/018_exporter.pl
-	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$MONGO_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
+	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$REDIS_CLUSTER_FIRST_PORT-$((REDIS_CLUSTER_FIRST_PORT + 5)),$((REDIS_CLUSTER_FIRST_PORT + 10000))-$((REDIS_CLUSTER_FIRST_PORT + 10005)),$SENTINEL_PRIMARY_PORT,$SENTINEL_REPLICA_PORT,${SENTINEL_PORTS// /,},$MONGO_PORT,$MONGO_TLS_PORT,$OPENSEARCH_TLS_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
 		>"$f" 2>/dev/null || say "could not reserve the stack's ports in $f"
 }
 
@@ -686,8 +888,11 @@ cmd_start() {
 	esac
 	case $which in all|postgres) start_postgres || failed+=(PostgreSQL);; esac
 	case $which in all|redis) start_redis || failed+=(Redis);; esac
+	case $which in all|redis-cluster) start_redis_cluster || failed+=("Redis Cluster");; esac
+	case $which in all|sentinel) start_sentinel || failed+=(Sentinel);; esac
 	case $which in all|ferretdb) start_ferretdb || failed+=(FerretDB);; esac
 	case $which in all|mongo-java) start_mongo_java || failed+=(mongo-java-server);; esac
+	case $which in all|opensearch-tls) start_opensearch_tls || failed+=("OpenSearch TLS endpoint");; esac
 	if [ $os_launched = 1 ]; then
 		wait_search opensearch "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" || failed+=(OpenSearch)
 	fi
@@ -739,8 +944,17 @@ cmd_stop() {
 		fi
 		rm -f "$REDIS_DIR/redis.pid";;
 	esac
+	case $which in all|redis-cluster)
+		if redis_cluster_up; then say "Redis Cluster: stopped"; fi
+		stop_redis_cluster;;
+	esac
+	case $which in all|sentinel)
+		if sentinel_up; then say "Sentinel: stopped"; fi
+		stop_sentinel;;
+	esac
 	case $which in all|ferretdb) stop_pidfile FerretDB "$FERRET_DIR/ferretdb.pid";; esac
 	case $which in all|mongo-java) stop_pidfile mongo-java-server "$MONGO_JAVA_DIR/mongo-java.pid";; esac
+	case $which in all|opensearch-tls) stop_pidfile "OpenSearch TLS endpoint" "$TLS_DIR/stunnel.pid";; esac
 	case $which in all|opensearch) stop_pidfile OpenSearch "$OPENSEARCH_DIR/pid";; esac
 	case $which in all|elasticsearch) stop_pidfile Elasticsearch "$ELASTICSEARCH_DIR/pid";; esac
 }
@@ -759,6 +973,16 @@ cmd_status() {
 	else
 		echo "redis          stopped  127.0.0.1:$REDIS_PORT"; rc=1
 	fi
+	if redis_cluster_up; then
+		echo "redis-cluster  running  127.0.0.1:${REDIS_CLUSTER_PORTS// /,}  (3 primaries, 3 replicas)"
+	else
+		echo "redis-cluster  stopped  127.0.0.1:${REDIS_CLUSTER_PORTS// /,}"; rc=1
+	fi
+	if sentinel_up; then
+		echo "sentinel       running  127.0.0.1:${SENTINEL_PORTS// /,}  (master $SENTINEL_MASTER)"
+	else
+		echo "sentinel       stopped  127.0.0.1:${SENTINEL_PORTS// /,}"; rc=1
+	fi
 	if port_open "$MONGO_PORT"; then
 		echo "ferretdb       running  127.0.0.1:$MONGO_PORT  ($FERRETDB_VERSION, sqlite backend)"
 	else
@@ -773,6 +997,11 @@ cmd_status() {
 		echo "opensearch     running  127.0.0.1:$OPENSEARCH_PORT  ($OPENSEARCH_VERSION)"
 	else
 		echo "opensearch     stopped  127.0.0.1:$OPENSEARCH_PORT"; rc=1
+	fi
+	if port_open "$OPENSEARCH_TLS_PORT"; then
+		echo "opensearch-tls running  127.0.0.1:$OPENSEARCH_TLS_PORT  (stunnel, client certificates)"
+	else
+		echo "opensearch-tls stopped  127.0.0.1:$OPENSEARCH_TLS_PORT"; rc=1
 	fi
 	if curl -fsS -m 2 "http://127.0.0.1:$ELASTICSEARCH_PORT/_cluster/health" >/dev/null 2>&1; then
 		echo "elasticsearch  running  127.0.0.1:$ELASTICSEARCH_PORT  ($ELASTICSEARCH_VERSION)"
@@ -807,11 +1036,21 @@ cmd_env() {
 	export POLYGLOT_PG_DIR='$PG_DIR'
 	export REDIS_HOST='127.0.0.1'
 	export REDIS_PORT='$REDIS_PORT'
+	export REDIS_CLUSTER_PORTS='$REDIS_CLUSTER_PORTS'
+	export REDIS_CLUSTER_NODES='$(for p in $REDIS_CLUSTER_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')'
+	export SENTINEL_PRIMARY_PORT='$SENTINEL_PRIMARY_PORT'
+	export SENTINEL_REPLICA_PORT='$SENTINEL_REPLICA_PORT'
+	export SENTINEL_PORTS='$SENTINEL_PORTS'
+	export SENTINELS='$(for p in $SENTINEL_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')'
+	export SENTINEL_MASTER='$SENTINEL_MASTER'
 	export MONGO_HOST='127.0.0.1'
 	export MONGO_PORT='$MONGO_PORT'
 	export MONGO_URI='mongodb://127.0.0.1:$MONGO_PORT'
 	export MONGO_TOOL='$VENV_DIR/bin/python3 $REPO_DIR/test/tools/mongo.py'
 	export FERRETDB_BIN='$FERRET_BIN'
+	export MONGO_TLS_URI='mongodb://localhost:$MONGO_TLS_PORT'
+	export OPENSEARCH_TLS_URL='https://localhost:$OPENSEARCH_TLS_PORT'
+	export POLYGLOT_TLS_DIR='$TLS_DIR'
 	export MONGO_JAVA_PORT='$MONGO_JAVA_PORT'
 	export MONGO_JAVA_URI='mongodb://127.0.0.1:$MONGO_JAVA_PORT'
 	export OPENSEARCH_PORT='$OPENSEARCH_PORT'

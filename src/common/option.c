@@ -27,6 +27,7 @@
 #include "commands/defrem.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
@@ -297,6 +298,7 @@ polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
 	memset(opts, 0, sizeof(*opts));
 	opts->connect_timeout_ms = POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS;
 	opts->io_timeout_ms = POLYGLOT_DEFAULT_IO_TIMEOUT_MS;
+	opts->tls_verify = true;
 
 	foreach(cell, server->options)
 	{
@@ -312,12 +314,76 @@ polyglot_get_conn_options(ForeignServer *server, UserMapping *user,
 			opts->io_timeout_ms = polyglot_option_duration(def);
 			opts->io_timeout_set = true;
 		}
+		else if (strcmp(def->defname, "tls") == 0)
+			opts->tls = polyglot_option_bool(def);
+		else if (strcmp(def->defname, "tls_verify") == 0)
+			opts->tls_verify = polyglot_option_bool(def);
+		else if (strcmp(def->defname, "tls_ca_file") == 0)
+			opts->tls_ca_file = defGetString(def);
+		else if (strcmp(def->defname, "tls_cert_file") == 0)
+			opts->tls_cert_file = defGetString(def);
+		else if (strcmp(def->defname, "tls_key_file") == 0)
+			opts->tls_key_file = defGetString(def);
 	}
 	if (user)
 	{
 		opts->user = polyglot_option_string(user->options, "user", NULL);
 		opts->password = polyglot_option_string(user->options, "password", NULL);
+		opts->tls_key_password = polyglot_option_string(user->options, "tls_key_password", NULL);
 	}
+}
+
+/*
+ * The check of an option that makes the backend read a file of the
+ * database host: a TLS client key and certificate (the host's identity)
+ * or a file of certificate authorities (a read of a FIFO or a device would
+ * block the backend beyond any cancel).  Only a superuser may set one, as
+ * postgres_fdw keeps a non-superuser from connecting as the server's OS
+ * user.  A server holding such an option can be altered by superusers
+ * only.
+ */
+void
+polyglot_check_superuser_option(const char *name, const char *value)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only superusers can set option \"%s\"", name),
+				 errdetail("It makes the database server read a file of its own host, \"%s\".",
+						   value)));
+}
+
+/*
+ * Checks across the TLS options of a server: a file or setting of TLS
+ * without TLS is a mistake (has_tls_option: the store has the tls option;
+ * Elasticsearch's TLS comes from its url's scheme instead), a key without
+ * its certificate too.
+ */
+void
+polyglot_check_tls_options(List *options, Oid catalog, bool has_tls_option)
+{
+	static const char *const tls_options[] = {
+		"tls_verify", "tls_ca_file", "tls_cert_file", "tls_key_file", NULL
+	};
+	const char *const *o;
+	DefElem    *tls = polyglot_option_find(options, "tls");
+
+	if (catalog != ForeignServerRelationId)
+		return;
+	if (polyglot_option_find(options, "tls_key_file") &&
+		!polyglot_option_find(options, "tls_cert_file"))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("option \"tls_key_file\" needs option \"tls_cert_file\""),
+				 errhint("Name the client certificate too, or put certificate and key in one file given as \"tls_cert_file\".")));
+	if (!has_tls_option || (tls && polyglot_option_bool(tls)))
+		return;
+	for (o = tls_options; *o; o++)
+		if (polyglot_option_find(options, *o))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+					 errmsg("option \"%s\" needs option \"tls\" 'true'", *o),
+					 errhint("Add tls 'true' to the server's options.")));
 }
 
 /*

@@ -49,8 +49,8 @@
 	}
 
 static const PolyglotStoreInfo polyglot_stores[] = {
-	STORE(redis, "Redis", NULL, polyglot_redis_fdw_init),	/* init: the key joins' planner hook */
-	STORE(mongo, "MongoDB", NULL, NULL),
+	STORE(redis, "Redis", polyglot_redis_check_options, polyglot_redis_fdw_init),	/* init: the key joins' planner hook */
+	STORE(mongo, "MongoDB", polyglot_mongo_check_options, NULL),
 	STORE(elastic, "Elasticsearch", polyglot_elastic_check_options, NULL),
 };
 

@@ -235,6 +235,26 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 #else
 	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
+	/* TLS (an https url): libcurl verifies the server by default */
+	if (opts->common.tls_ca_file)
+	{
+		/* these authorities only, not the system's directory beside them */
+		curl_easy_setopt(h->curl, CURLOPT_CAINFO, opts->common.tls_ca_file);
+		curl_easy_setopt(h->curl, CURLOPT_CAPATH, NULL);
+	}
+	if (opts->common.tls_cert_file)
+	{
+		curl_easy_setopt(h->curl, CURLOPT_SSLCERT, opts->common.tls_cert_file);
+		curl_easy_setopt(h->curl, CURLOPT_SSLKEY, opts->common.tls_key_file ?
+						 opts->common.tls_key_file : opts->common.tls_cert_file);
+		if (opts->common.tls_key_password)
+			curl_easy_setopt(h->curl, CURLOPT_KEYPASSWD, opts->common.tls_key_password);
+	}
+	if (!opts->common.tls_verify)
+	{
+		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	if (opts->common.user || opts->common.password)
 	{
 		/* libcurl copies these strings */
@@ -267,6 +287,17 @@ polyglot_elastic_get_connection(ForeignServer *server, UserMapping *user)
 	return conn;
 }
 
+/* A TLS session that could not be set up */
+static bool
+is_tls_failure(CURLcode rc)
+{
+	return rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION ||
+		rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE ||
+		rc == CURLE_SSL_CIPHER || rc == CURLE_SSL_ENGINE_NOTFOUND ||
+		rc == CURLE_SSL_ENGINE_SETFAILED || rc == CURLE_SSL_CRL_BADFILE ||
+		rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_USE_SSL_FAILED;
+}
+
 /* A failure to reach a node, worth trying the next one for. */
 static bool
 is_connect_failure(CURLcode rc, CURL *curl)
@@ -275,6 +306,9 @@ is_connect_failure(CURLcode rc, CURL *curl)
 
 	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		rc == CURLE_COULDNT_RESOLVE_PROXY)
+		return true;
+	/* no TLS session: handshake refused, certificate not trusted, bad files */
+	if (is_tls_failure(rc))
 		return true;
 	if (rc == CURLE_OPERATION_TIMEDOUT &&
 		curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_time) == CURLE_OK &&
@@ -392,7 +426,9 @@ request_on(ElasticConn *conn, ElasticHandle *h, const char *method, const char *
 					 errmsg("could not connect to Elasticsearch server \"%s\"",
 							conn->servername),
 					 errdetail_internal("%s (%s%s).", errmsg_buf, url,
-										h->nnodes > 1 ? ", and no other node answered" : "")));
+										h->nnodes > 1 ? ", and no other node answered" : ""),
+					 is_tls_failure(rc) ?
+					 errhint("Check the server's TLS options: tls_ca_file (the authority that signed the node's certificate), tls_cert_file and tls_key_file (the client certificate it asks for).") : 0));
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("request %s %s to Elasticsearch server \"%s\" failed",

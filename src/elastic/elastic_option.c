@@ -5,8 +5,10 @@
  *		and OpenSearch) and its validator.
  *
  * Server: url (one or more node URLs, comma-separated, for failover),
- *         connect_timeout, io_timeout.
- * User mapping: user, password (basic authentication) or api_key.
+ *         connect_timeout, io_timeout; for https, tls_verify, tls_ca_file,
+ *         tls_cert_file and tls_key_file (a client certificate: superusers).
+ * User mapping: user, password (basic authentication) or api_key;
+ *         tls_key_password.
  * Server and foreign table (the table's wins): pushdown, use_remote_estimate,
  *         page_size (hits per search request), batch_size (actions per
  *         _bulk of an INSERT), refresh (of writes: false, true, wait_for).
@@ -45,9 +47,14 @@ const PolyglotOption polyglot_elastic_options[] = {
 	{.name = "url", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_url},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "tls_verify", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "tls_ca_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
+	{.name = "tls_cert_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
+	{.name = "tls_key_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "api_key", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "tls_key_password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "pushdown", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
 	{.name = "use_remote_estimate", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
 	{.name = "page_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 10000},
@@ -214,6 +221,25 @@ check_field(const char *name, const char *value)
 void
 polyglot_elastic_check_options(List *options, Oid catalog)
 {
+	const char *url = polyglot_option_string(options, "url", POLYGLOT_DEFAULT_ELASTIC_URL);
+
+	polyglot_check_tls_options(options, catalog, false);
+	if (catalog == ForeignServerRelationId &&
+		(polyglot_option_find(options, "tls_verify") ||
+		 polyglot_option_find(options, "tls_ca_file") ||
+		 polyglot_option_find(options, "tls_cert_file")))
+	{
+		ListCell   *lc;
+
+		foreach(lc, polyglot_elastic_split_urls(url))
+			if (pg_strncasecmp((char *) lfirst(lc), "https://", 8) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("TLS options need an https url"),
+						 errdetail("The url of a node is \"%s\".", (char *) lfirst(lc)),
+						 errhint("Use https:// for every node of option \"url\".")));
+	}
+
 	/* a user mapping authenticates one way */
 	if (catalog == UserMappingRelationId &&
 		polyglot_option_string(options, "api_key", NULL) != NULL &&

@@ -43,6 +43,7 @@ extern void polyglot_mongo_check_database(const char *name, const char *value);
 extern void polyglot_mongo_check_collection(const char *name, const char *value);
 extern void polyglot_mongo_check_route(PolyglotRouteCheck *check);
 extern const MongoRouteOptions *polyglot_mongo_route(struct PolyglotRoute *route);
+extern void polyglot_mongo_check_options(List *options, Oid catalog);
 extern void polyglot_mongo_get_options(ForeignServer *server, UserMapping *user,
 							  MongoConnOptions *opts);
 

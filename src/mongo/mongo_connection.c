@@ -118,6 +118,22 @@ mongo_connect(MongoConn *conn, const MongoConnOptions *opts)
 	if (opts->common.io_timeout_set || !mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
 		mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
 									   opts->common.io_timeout_ms);
+	/* TLS from the server's options (the uri may ask for it too) */
+	if (opts->common.tls)
+		mongoc_uri_set_option_as_bool(uri, MONGOC_URI_TLS, true);
+	if (opts->common.tls_ca_file)
+		mongoc_uri_set_option_as_utf8(uri, MONGOC_URI_TLSCAFILE, opts->common.tls_ca_file);
+	if (opts->common.tls_cert_file)
+		mongoc_uri_set_option_as_utf8(uri, MONGOC_URI_TLSCERTIFICATEKEYFILE,
+									  opts->common.tls_cert_file);
+	if (opts->common.tls_key_password)
+		mongoc_uri_set_option_as_utf8(uri, MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD,
+									  opts->common.tls_key_password);
+	if (!opts->common.tls_verify)
+	{
+		mongoc_uri_set_option_as_bool(uri, MONGOC_URI_TLSALLOWINVALIDCERTIFICATES, true);
+		mongoc_uri_set_option_as_bool(uri, MONGOC_URI_TLSALLOWINVALIDHOSTNAMES, true);
+	}
 	if (!mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_APPNAME, NULL))
 		mongoc_uri_set_appname(uri, "pg_polyglot");
 

@@ -3,15 +3,18 @@
  * mongo_option.c
  *		Options of the polyglot_mongo foreign-data wrapper and its validator.
  *
- * Server: uri, database, connect_timeout, io_timeout.
- * User mapping: user, password.
+ * Server: uri, database, connect_timeout, io_timeout; tls, tls_verify,
+ *         tls_ca_file, tls_cert_file (a client certificate: superusers).
+ * User mapping: user, password, tls_key_password.
  * Foreign table: database, collection.
  * Column: field (a dotted path into subdocuments).
  * Sync routes: database, collection.
  *
  * Credentials never go in the server's uri: they would be readable by every
  * user who can read pg_foreign_server.  The validator rejects a uri with a
- * user or password and points at the user mapping.
+ * user or password and points at the user mapping.  Nor may a non-superuser
+ * make the backend authenticate as its host (a client key file, Kerberos,
+ * AWS credentials of the environment), in the uri or in options.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,6 +27,7 @@
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
@@ -40,11 +44,16 @@ const PolyglotOption polyglot_mongo_options[] = {
 	{.name = "database", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_mongo_check_database},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "tls", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "tls_verify", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "tls_ca_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
+	{.name = "tls_cert_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
 	{.name = "pushdown", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
 	{.name = "use_remote_estimate", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
 	{.name = "batch_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "tls_key_password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "database", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_mongo_check_database},
 	{.name = "collection", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_mongo_check_collection},
 	{.name = "pushdown", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_BOOL},
@@ -71,6 +80,30 @@ check_uri(const char *name, const char *value)
 				 errhint("The form is mongodb://host[:port][,host:port...][/?option=value...].")));
 	has_credentials = mongoc_uri_get_username(uri) != NULL ||
 		mongoc_uri_get_password(uri) != NULL;
+	if (!superuser())
+	{
+		const char *mechanism = mongoc_uri_get_auth_mechanism(uri);
+		char	   *what = NULL;
+
+		/* files of the database host: a key is its identity, any may block a read */
+		if (mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_TLSCERTIFICATEKEYFILE, NULL))
+			what = psprintf("a client certificate file (%s)", MONGOC_URI_TLSCERTIFICATEKEYFILE);
+		else if (mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_TLSCAFILE, NULL))
+			what = psprintf("a file of certificate authorities (%s)", MONGOC_URI_TLSCAFILE);
+		/* only mechanisms that authenticate with the user mapping's password */
+		else if (mechanism && pg_strcasecmp(mechanism, "SCRAM-SHA-1") != 0 &&
+				 pg_strcasecmp(mechanism, "SCRAM-SHA-256") != 0 &&
+				 pg_strcasecmp(mechanism, "PLAIN") != 0)
+			what = psprintf("authentication mechanism %s", mechanism);
+		if (what)
+		{
+			mongoc_uri_destroy(uri);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only superusers can use %s in option \"%s\"", what, name),
+					 errdetail("It makes the database server use its own host's files, Kerberos credentials or environment, not what a user mapping says.")));
+		}
+	}
 	mongoc_uri_destroy(uri);
 
 	if (has_credentials)
@@ -79,6 +112,13 @@ check_uri(const char *name, const char *value)
 				 errmsg("option \"%s\" must not contain credentials", name),
 				 errdetail("Server options are readable by every user."),
 				 errhint("Put user and password in a user mapping: CREATE USER MAPPING ... OPTIONS (user '...', password '...').")));
+}
+
+/* Checks across the options of a CREATE or ALTER, after each was validated */
+void
+polyglot_mongo_check_options(List *options, Oid catalog)
+{
+	polyglot_check_tls_options(options, catalog, true);
 }
 
 /*

@@ -28,6 +28,12 @@ typedef struct RedisConnOptions
 	const char *host;
 	int			port;
 	int			db;
+	const char *sentinels;		/* "host:port,...", or NULL: host and port */
+	const char *master_name;	/* with sentinels */
+	const char *sentinel_user;	/* from the user mapping: AUTH to the Sentinels */
+	const char *sentinel_password;
+	const char *cluster;		/* seed nodes "host:port,...", or NULL */
+	int			wait_replicas;	/* sync batches end with WAIT this many */
 } RedisConnOptions;
 
 /* The options of a sync route, as the sink reads them */
@@ -58,6 +64,9 @@ extern const RedisRouteOptions *polyglot_redis_route(struct PolyglotRoute *route
 extern int	polyglot_redis_key_placeholder(const char *p, List *key_columns, size_t *len);
 extern void polyglot_redis_get_options(ForeignServer *server, UserMapping *user,
 							  RedisConnOptions *opts);
+extern void polyglot_redis_check_options(List *options, Oid catalog);
+extern int	polyglot_redis_parse_addresses(const char *list, char ***hosts, int **ports,
+										   char **bad);
 
 /* in redis_connection.c */
 #include "common/conncache.h"
@@ -74,6 +83,8 @@ typedef struct RedisConn
 	char		servername[NAMEDATALEN];
 	char		endpoint[300];	/* host:port, for messages */
 	int			io_timeout_ms;	/* for messages */
+	int			wait_replicas;	/* server option wait_replicas */
+	bool		is_cluster;		/* base.conn is a RedisCluster, not a redisContext */
 } RedisConn;
 
 /*
@@ -112,6 +123,34 @@ extern void polyglot_redis_get_replies(RedisConn *conn, int n, redisReply **repl
 extern redisReply *polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin,
 										  const char *what);
 extern void polyglot_redis_flush(RedisConn *conn, const char *what);
+extern int	polyglot_redis_node_count(RedisConn *conn);
+extern redisReply *polyglot_redis_node_command_argv(RedisConn *conn, int node, int argc,
+												   const char **argv, const size_t *argvlen);
+extern char *polyglot_redis_node_name(RedisConn *conn, int node);
+extern uint64 polyglot_redis_map_epoch(RedisConn *conn, const PolyglotConnPin *pin);
+
+/* in redis_connection.c, for redis_cluster.c: one node's connection */
+extern void polyglot_redis_node_connect(RedisConn *node, const RedisConnOptions *opts);
+extern redisReply *polyglot_redis_node_reply(RedisConn *node, const char *what);
+extern void polyglot_redis_node_flush(RedisConn *node, const char *what);
+extern void polyglot_redis_node_append(RedisConn *node, int argc, const char **argv,
+									   const size_t *argvlen);
+
+/* in redis_cluster.c: a Redis Cluster behind one connection */
+struct RedisCluster;
+extern uint16 polyglot_redis_key_slot(const char *key, size_t len);
+extern struct RedisCluster *polyglot_redis_cluster_connect(RedisConn *conn,
+														   const RedisConnOptions *opts);
+extern void polyglot_redis_cluster_free(void *handle);
+extern void polyglot_redis_cluster_append(RedisConn *conn, int argc, const char **argv,
+										  const size_t *argvlen);
+extern redisReply *polyglot_redis_cluster_reply(RedisConn *conn, const PolyglotConnPin *pin,
+												const char *what);
+extern void polyglot_redis_cluster_flush(RedisConn *conn, const PolyglotConnPin *pin,
+										 const char *what);
+extern int	polyglot_redis_cluster_nodes(struct RedisCluster *cluster);
+extern RedisConn *polyglot_redis_cluster_node(RedisConn *conn, int node);
+extern uint64 polyglot_redis_cluster_epoch(struct RedisCluster *cluster);
 
 /* Foreign tables: a table's layout, its planner info and its scan state */
 
@@ -143,6 +182,7 @@ typedef enum RedisRole
 typedef struct RedisTable
 {
 	RedisTableType type;
+	bool		cluster;		/* its server is a Redis Cluster */
 	char	   *prefix;
 	int			batch_size;
 	int			natts;
@@ -208,6 +248,7 @@ typedef struct RedisScanState
 	bool		collected;		/* collect_first: st->keys holds every key */
 	bool		done;			/* no more keys */
 	char	   *cursor;			/* SCAN cursor, "0" to start */
+	int			scan_node;		/* the node SCAN runs on (a cluster's nth primary) */
 	List	   *keys;			/* SCAN_KEYS / SCAN_KEY_ARRAY: keys still to fetch */
 	HTAB	   *seen;			/* keys a SCAN returned already */
 	RedisRow   *rows;

@@ -44,6 +44,23 @@ static PolyglotConnCache redis_cache = {
 	.disconnect = redis_disconnect,
 };
 
+/* Redis Cluster servers' entries: their handle is a RedisCluster */
+static PolyglotConnCache redis_cluster_cache = {
+	.store = "pg_polyglot Redis Cluster connections",
+	.entry_size = sizeof(RedisConn),
+	.disconnect = polyglot_redis_cluster_free,
+};
+
+/*
+ * Drops a connection's handle: an entry's (of either cache), or a cluster
+ * node's (in no cache, freed as one Redis connection).
+ */
+static void
+discard_conn(RedisConn *conn)
+{
+	polyglot_conncache_discard(conn->base.cache ? conn->base.cache : &redis_cache, &conn->base);
+}
+
 static void
 redis_disconnect(void *handle)
 {
@@ -70,7 +87,7 @@ io_discard(RedisConn *conn, const PolyglotConnPin *pin)
 	if (pin)
 		polyglot_conncache_discard_pinned(pin);
 	else
-		polyglot_conncache_discard(&redis_cache, &conn->base);
+		discard_conn(conn);
 }
 
 /*
@@ -233,7 +250,7 @@ redis_setup_command(RedisConn *conn, int io_timeout_ms, const char *step,
 		strlcpy(detail, redis_ctx(conn)->errstr, sizeof(detail));
 	if (reply)
 		freeReplyObject(reply);
-	polyglot_conncache_discard(&redis_cache, &conn->base);
+	discard_conn(conn);
 
 	ereport(ERROR,
 			(errcode(io_error ? ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION
@@ -244,34 +261,289 @@ redis_setup_command(RedisConn *conn, int io_timeout_ms, const char *step,
 			 errhint("Check the user and password options of the user mapping.") : 0));
 }
 
-/* Reports a failed connect and frees its context.  Never returns. */
+/* Reports a failed connect (its context is freed).  Never returns. */
 static void
 redis_report_connect_failure(RedisConn *conn, int connect_timeout_ms, const char *detail)
 {
-	char		copy[512];
-
-	strlcpy(copy, detail, sizeof(copy));
-	polyglot_conncache_discard(&redis_cache, &conn->base);
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
 			 errmsg("could not connect to Redis server \"%s\"", conn->servername),
-			 errdetail_internal("%s (%s, connect_timeout %dms).", copy,
+			 errdetail_internal("%s (%s, connect_timeout %dms).", detail,
 								conn->endpoint, connect_timeout_ms)));
 }
 
 /*
- * Connects conn (its base.conn is NULL) and sets it up: AUTH, SELECT.  The
- * TCP connect waits in redis_wait_socket(), so a cancel interrupts it too.
- * On any error the context is freed and base.conn is NULL again.
+ * Opens a TCP connection to host:port as conn's context (its base.conn is
+ * NULL), waiting in redis_wait_socket() so that a cancel interrupts it.
+ * Returns false with the reason in err, the context freed, when it fails.
  */
-static void
-redis_connect(RedisConn *conn, const RedisConnOptions *opts)
+static bool
+redis_open(RedisConn *conn, const char *host, int port, int connect_timeout_ms,
+		   char *err, size_t errlen)
 {
 	redisContext *ctx;
 	bool		woken = false;
 	bool		ready;
 	int			so_error = 0;
 	socklen_t	len = sizeof(so_error);
+
+	ctx = redisConnectNonBlock(host, port);
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while connecting to Redis server \"%s\"",
+						conn->servername)));
+	conn->base.conn = ctx;
+	if (ctx->err)
+	{
+		strlcpy(err, ctx->errstr, errlen);
+		discard_conn(conn);
+		return false;
+	}
+	ready = redis_wait_socket(conn, NULL, WL_SOCKET_WRITEABLE,
+							  deadline_in(connect_timeout_ms), &woken);
+	redis_end_wait(woken);
+	if (!ready)
+		so_error = ETIMEDOUT;
+	else if (getsockopt(ctx->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
+		so_error = errno;
+	if (so_error != 0)
+	{
+		strlcpy(err, strerror(so_error), errlen);
+		discard_conn(conn);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Asks one Sentinel where the primary of master_name is, on conn's
+ * context (connected to the Sentinel, and closed again here).  Fills
+ * host/port and returns true, or returns false with the reason in err.
+ */
+static bool
+sentinel_ask(RedisConn *conn, const RedisConnOptions *opts, const char *sentinel_host,
+			 int sentinel_port, char *host, size_t hostlen, int *port, char *err, size_t errlen)
+{
+	const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", opts->master_name};
+	redisReply *reply = NULL;
+	bool		timed_out = false;
+	bool		ok = false;
+
+	if (!redis_open(conn, sentinel_host, sentinel_port, opts->common.connect_timeout_ms,
+					err, errlen))
+		return false;
+	/* Sentinels of their own credentials (user mapping's sentinel_user, sentinel_password) */
+	if (opts->sentinel_password)
+	{
+		const char *auth[3];
+		int			n = 0;
+
+		auth[n++] = "AUTH";
+		if (opts->sentinel_user)
+			auth[n++] = opts->sentinel_user;
+		auth[n++] = opts->sentinel_password;
+		if (redisAppendCommandArgv(redis_ctx(conn), n, auth, NULL) == REDIS_OK)
+			reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
+		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+		{
+			snprintf(err, errlen, "AUTH failed: %s",
+					 reply ? (reply->str ? reply->str : "error") :
+					 timed_out ? "no reply within io_timeout" : redis_ctx(conn)->errstr);
+			if (reply)
+				freeReplyObject(reply);
+			discard_conn(conn);
+			return false;
+		}
+		freeReplyObject(reply);
+		reply = NULL;
+	}
+	if (redisAppendCommandArgv(redis_ctx(conn), 3, argv, NULL) == REDIS_OK)
+		reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
+	if (reply == NULL)
+		snprintf(err, errlen, "%s", timed_out ? "no reply within io_timeout" :
+				 redis_ctx(conn)->errstr);
+	else if (reply->type == REDIS_REPLY_ERROR)
+		snprintf(err, errlen, "%s", reply->str ? reply->str : "error");
+	else if (reply->type == REDIS_REPLY_NIL)
+		snprintf(err, errlen, "it monitors no master named \"%s\"", opts->master_name);
+	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+			 reply->element[0]->type != REDIS_REPLY_STRING ||
+			 reply->element[1]->type != REDIS_REPLY_STRING ||
+			 reply->element[0]->len >= hostlen)
+		snprintf(err, errlen, "unexpected reply of type %d", reply->type);
+	else
+	{
+		char	   *end;
+		long		p;
+
+		errno = 0;
+		p = strtol(reply->element[1]->str, &end, 10);
+		if (*end != '\0' || errno != 0 || p < 1 || p > 65535)
+			snprintf(err, errlen, "invalid port \"%s\"", reply->element[1]->str);
+		else
+		{
+			memcpy(host, reply->element[0]->str, reply->element[0]->len);
+			host[reply->element[0]->len] = '\0';
+			*port = (int) p;
+			ok = true;
+		}
+	}
+	if (reply)
+		freeReplyObject(reply);
+	discard_conn(conn);
+	return ok;
+}
+
+/*
+ * The primary of a Sentinel-managed master: the first Sentinel of the
+ * list that answers tells.  Sentinels that cannot be reached or do not
+ * know the master are skipped; when none tells, the error names each
+ * one's reason.
+ */
+static void
+sentinel_resolve(RedisConn *conn, const RedisConnOptions *opts, char *host, size_t hostlen,
+				 int *port)
+{
+	char	  **hosts;
+	int		   *ports;
+	char	   *bad;
+	int			n = polyglot_redis_parse_addresses(opts->sentinels, &hosts, &ports, &bad);
+	StringInfoData reasons;
+	int			i;
+
+	initStringInfo(&reasons);
+	for (i = 0; i < n; i++)
+	{
+		char		err[256];
+
+		if (sentinel_ask(conn, opts, hosts[i], ports[i], host, hostlen, port, err, sizeof(err)))
+			return;
+		appendStringInfo(&reasons, "%s%s:%d: %s", reasons.len ? "; " : "", hosts[i], ports[i], err);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+			 errmsg("could not connect to Redis server \"%s\"", conn->servername),
+			 errdetail_internal("No Sentinel told where master \"%s\" is: %s.",
+								opts->master_name, n < 0 ? "invalid option \"sentinels\"" : reasons.data)));
+}
+
+/*
+ * One exchange on a context being set up: the reply, or NULL with the
+ * reason in detail.
+ */
+static redisReply *
+setup_exchange(RedisConn *conn, const RedisConnOptions *opts, int argc, const char **argv,
+			   char *detail, size_t len)
+{
+	redisReply *reply = NULL;
+	bool		timed_out = false;
+
+	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, NULL) == REDIS_OK)
+		reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
+	if (reply == NULL)
+		strlcpy(detail, timed_out ? "no reply within io_timeout" : redis_ctx(conn)->errstr, len);
+	return reply;
+}
+
+/*
+ * The role a server reports: "master", "slave", ..., in role (of len), or
+ * false when it will not tell (an ACL user without the permission; a
+ * server older than HELLO) with the reason in detail.  HELLO 2 (Redis 6,
+ * in the @connection category every client has) first, then ROLE.
+ */
+static bool
+server_role(RedisConn *conn, const RedisConnOptions *opts, char *role, size_t len,
+			char *detail, size_t dlen, bool *io_error)
+{
+	const char *hello[2] = {"HELLO", "2"};
+	const char *role_cmd[1] = {"ROLE"};
+	redisReply *reply;
+	size_t		i;
+
+	*io_error = false;
+	reply = setup_exchange(conn, opts, 2, hello, detail, dlen);
+	if (reply == NULL)
+	{
+		*io_error = true;
+		return false;
+	}
+	if (reply->type == REDIS_REPLY_ARRAY)
+	{
+		for (i = 0; i + 1 < reply->elements; i += 2)
+			if (reply->element[i]->type == REDIS_REPLY_STRING &&
+				strcmp(reply->element[i]->str, "role") == 0 &&
+				reply->element[i + 1]->type == REDIS_REPLY_STRING)
+			{
+				strlcpy(role, reply->element[i + 1]->str, len);
+				freeReplyObject(reply);
+				return true;
+			}
+	}
+	freeReplyObject(reply);
+	reply = setup_exchange(conn, opts, 1, role_cmd, detail, dlen);
+	if (reply == NULL)
+	{
+		*io_error = true;
+		return false;
+	}
+	if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+		reply->element[0]->type == REDIS_REPLY_STRING)
+	{
+		strlcpy(role, reply->element[0]->str, len);
+		freeReplyObject(reply);
+		return true;
+	}
+	strlcpy(detail, reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str : "no role", dlen);
+	freeReplyObject(reply);
+	return false;
+}
+
+/*
+ * After a failover a Sentinel may still name the former primary for a
+ * moment, and a former primary comes back as a replica: the server a
+ * Sentinel named must say it is a master before it gets writes.  One that
+ * will not say (its ACL user may not ask) is taken at its word; a write
+ * it refuses as a replica (READONLY) drops the connection.
+ */
+static void
+check_master_role(RedisConn *conn, const RedisConnOptions *opts)
+{
+	char		role[32];
+	char		detail[256];
+	bool		io_error;
+
+	if (!server_role(conn, opts, role, sizeof(role), detail, sizeof(detail), &io_error))
+	{
+		if (!io_error)
+			return;
+		discard_conn(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to Redis server \"%s\"", conn->servername),
+				 errdetail_internal("HELLO failed at %s: %s", conn->endpoint, detail)));
+	}
+	if (strcmp(role, "master") == 0)
+		return;
+	discard_conn(conn);
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+			 errmsg("could not connect to Redis server \"%s\"", conn->servername),
+			 errdetail_internal("The Sentinels name %s as the primary of master \"%s\", but it is a %s (a failover is under way).",
+								conn->endpoint, opts->master_name, role)));
+}
+
+/*
+ * Connects conn (its base.conn is NULL) and sets it up: AUTH, SELECT.  With
+ * Sentinels, asks them for the primary first and checks its role.  On any
+ * error the context is freed and base.conn is NULL again.
+ */
+static void
+redis_connect(RedisConn *conn, const RedisConnOptions *opts)
+{
+	char		err[256];
+	char		host[256];
+	int			port = opts->port;
 
 	if (opts->common.user && !opts->common.password)
 		ereport(ERROR,
@@ -280,25 +552,15 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 						conn->servername),
 				 errhint("Add a password option to the user mapping.")));
 
-	ctx = redisConnectNonBlock(opts->host, opts->port);
-	if (ctx == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory while connecting to Redis server \"%s\"",
-						conn->servername)));
-	conn->base.conn = ctx;
-	if (ctx->err)
-		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, ctx->errstr);
-
-	ready = redis_wait_socket(conn, NULL, WL_SOCKET_WRITEABLE,
-							  deadline_in(opts->common.connect_timeout_ms), &woken);
-	redis_end_wait(woken);
-	if (!ready)
-		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, strerror(ETIMEDOUT));
-	if (getsockopt(ctx->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
-		so_error = errno;
-	if (so_error != 0)
-		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, strerror(so_error));
+	strlcpy(host, opts->host, sizeof(host));
+	if (opts->sentinels)
+	{
+		sentinel_resolve(conn, opts, host, sizeof(host), &port);
+		snprintf(conn->endpoint, sizeof(conn->endpoint), "%s:%d, primary of \"%s\"",
+				 host, port, opts->master_name);
+	}
+	if (!redis_open(conn, host, port, opts->common.connect_timeout_ms, err, sizeof(err)))
+		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, err);
 
 	if (opts->common.password)
 	{
@@ -311,6 +573,9 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 		argv[argc++] = opts->common.password;
 		redis_setup_command(conn, opts->common.io_timeout_ms, "AUTH", argc, argv);
 	}
+
+	if (opts->sentinels)
+		check_master_role(conn, opts);
 
 	if (opts->db != 0)
 	{
@@ -334,19 +599,56 @@ RedisConn *
 polyglot_redis_get_connection(ForeignServer *server, UserMapping *user)
 {
 	RedisConn  *conn;
+	bool		cluster = polyglot_option_find(server->options, "cluster") != NULL;
 
-	conn = (RedisConn *) polyglot_conncache_entry(&redis_cache, server, user);
+	conn = (RedisConn *) polyglot_conncache_entry(cluster ? &redis_cluster_cache : &redis_cache,
+												 server, user);
 	if (conn->base.conn == NULL)
 	{
 		RedisConnOptions opts;
 
 		polyglot_redis_get_options(server, user, &opts);
 		strlcpy(conn->servername, server->servername, sizeof(conn->servername));
-		snprintf(conn->endpoint, sizeof(conn->endpoint), "%s:%d", opts.host, opts.port);
+		if (opts.cluster)
+			snprintf(conn->endpoint, sizeof(conn->endpoint), "cluster %s", opts.cluster);
+		else if (opts.sentinels)
+			snprintf(conn->endpoint, sizeof(conn->endpoint), "primary of \"%s\"",
+					 opts.master_name);
+		else
+			snprintf(conn->endpoint, sizeof(conn->endpoint), "%s:%d", opts.host, opts.port);
 		conn->io_timeout_ms = opts.common.io_timeout_ms;
-		redis_connect(conn, &opts);
+		conn->wait_replicas = opts.wait_replicas;
+		conn->is_cluster = opts.cluster != NULL;
+		if (opts.cluster)
+		{
+			if (opts.common.user && !opts.common.password)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+						 errmsg("user mapping for Redis server \"%s\" has a user but no password",
+								conn->servername),
+						 errhint("Add a password option to the user mapping.")));
+			polyglot_redis_cluster_connect(conn, &opts);
+		}
+		else
+			redis_connect(conn, &opts);
 	}
 	return conn;
+}
+
+/* Connects a cluster node's connection (in no cache) */
+void
+polyglot_redis_node_connect(RedisConn *node, const RedisConnOptions *opts)
+{
+	node->base.cache = &redis_cache;
+	redis_connect(node, opts);
+}
+
+/* Appends a command to a node's connection; sent by polyglot_redis_node_flush() */
+void
+polyglot_redis_node_append(RedisConn *node, int argc, const char **argv, const size_t *argvlen)
+{
+	if (redisAppendCommandArgv(redis_ctx(node), argc, argv, argvlen) != REDIS_OK)
+		polyglot_redis_report_error(node, NULL, "a pipelined command");
 }
 
 /*
@@ -375,6 +677,11 @@ polyglot_redis_command_argv(RedisConn *conn, int argc, const char **argv,
 				   const size_t *argvlen)
 {
 	check_connected(conn);
+	if (conn->is_cluster)
+	{
+		polyglot_redis_cluster_append(conn, argc, argv, argvlen);
+		return polyglot_redis_cluster_reply(conn, NULL, argv[0]);
+	}
 	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, argvlen) != REDIS_OK)
 		polyglot_redis_report_error(conn, NULL, argv[0]);
 	return polyglot_redis_get_reply(conn, argv[0]);
@@ -419,7 +726,9 @@ void
 polyglot_redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
 {
 	check_connected(conn);
-	if (redisAppendCommandArgv(redis_ctx(conn), cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
+	if (conn->is_cluster)
+		polyglot_redis_cluster_append(conn, cmd->argc, cmd->argv, cmd->argvlen);
+	else if (redisAppendCommandArgv(redis_ctx(conn), cmd->argc, cmd->argv, cmd->argvlen) != REDIS_OK)
 		polyglot_redis_report_error(conn, NULL, "a pipelined command");
 	cmd->argc = 0;
 }
@@ -451,7 +760,17 @@ redisReply *
 polyglot_redis_get_reply(RedisConn *conn, const char *what)
 {
 	check_connected(conn);
+	if (conn->is_cluster)
+		return polyglot_redis_cluster_reply(conn, NULL, what);
 	return get_reply_on(conn, NULL, what);
+}
+
+/* The next reply of a cluster node's connection */
+redisReply *
+polyglot_redis_node_reply(RedisConn *node, const char *what)
+{
+	check_connected(node);
+	return get_reply_on(node, NULL, what);
 }
 
 /*
@@ -487,6 +806,8 @@ polyglot_redis_get_replies(RedisConn *conn, int n, redisReply **replies, const c
 redisReply *
 polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 {
+	if (conn->is_cluster)
+		return polyglot_redis_cluster_reply(conn, pin, what);
 	return get_reply_on(conn, pin, what);
 }
 
@@ -496,6 +817,17 @@ polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin, con
  */
 void
 polyglot_redis_flush(RedisConn *conn, const char *what)
+{
+	check_connected(conn);
+	if (conn->is_cluster)
+		polyglot_redis_cluster_flush(conn, NULL, what);
+	else
+		polyglot_redis_node_flush(conn, what);
+}
+
+/* polyglot_redis_flush() of one Redis connection (a cluster node's too) */
+void
+polyglot_redis_node_flush(RedisConn *conn, const char *what)
 {
 	redisContext *ctx;
 	TimestampTz deadline = deadline_in(conn->io_timeout_ms);
@@ -526,7 +858,82 @@ polyglot_redis_flush(RedisConn *conn, const char *what)
 void
 polyglot_redis_discard_connection(RedisConn *conn)
 {
-	polyglot_conncache_discard(&redis_cache, &conn->base);
+	discard_conn(conn);
+}
+
+/*
+ * The nodes a command for every node goes to (SCAN, DBSIZE): a cluster's
+ * primaries, or the one server.
+ */
+int
+polyglot_redis_node_count(RedisConn *conn)
+{
+	check_connected(conn);
+	if (conn->is_cluster)
+		return polyglot_redis_cluster_nodes((struct RedisCluster *) conn->base.conn);
+	return 1;
+}
+
+/* A command sent to node k of polyglot_redis_node_count(), and its reply */
+redisReply *
+polyglot_redis_node_command_argv(RedisConn *conn, int node, int argc, const char **argv,
+								 const size_t *argvlen)
+{
+	RedisConn  *target;
+
+	check_connected(conn);
+	if (!conn->is_cluster)
+		return polyglot_redis_command_argv(conn, argc, argv, argvlen);
+	target = polyglot_redis_cluster_node(conn, node);
+	PG_TRY();
+	{
+		if (redisAppendCommandArgv(redis_ctx(target), argc, argv, argvlen) != REDIS_OK)
+			polyglot_redis_report_error(target, NULL, argv[0]);
+	}
+	PG_CATCH();
+	{
+		discard_conn(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	{
+		redisReply *volatile reply = NULL;
+
+		PG_TRY();
+		{
+			reply = get_reply_on(target, NULL, argv[0]);
+		}
+		PG_CATCH();
+		{
+			discard_conn(conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		return reply;
+	}
+}
+
+/* "host:port" of node k of polyglot_redis_node_count(), for EXPLAIN and messages */
+char *
+polyglot_redis_node_name(RedisConn *conn, int node)
+{
+	if (!conn->is_cluster)
+		return pstrdup(conn->endpoint);
+	return pstrdup(polyglot_redis_cluster_node(conn, node)->endpoint);
+}
+
+/*
+ * The version of a cluster's slot map a pinned batch was sent with (0 for
+ * one server): when it changes, what was sent before may be sent again
+ * (MOVED) after what is sent now.
+ */
+uint64
+polyglot_redis_map_epoch(RedisConn *conn, const PolyglotConnPin *pin)
+{
+	if (!conn->is_cluster)
+		return 0;
+	return polyglot_redis_cluster_epoch((struct RedisCluster *)
+										(pin ? pin->handle : conn->base.conn));
 }
 
 /* The I/O error of a context (NULL: not connected), and whether it was a timeout */
@@ -567,7 +974,7 @@ void
 polyglot_redis_report_error(RedisConn *conn, redisReply *reply, const char *what)
 {
 	char		detail[1024];
-	bool		timed_out;
+	bool		timed_out = false;
 
 	if (reply)
 	{
@@ -576,6 +983,14 @@ polyglot_redis_report_error(RedisConn *conn, redisReply *reply, const char *what
 		else
 			snprintf(detail, sizeof(detail), "unexpected reply of type %d", reply->type);
 		freeReplyObject(reply);
+
+		/*
+		 * A replica (the primary of before a failover) refuses writes: the
+		 * next statement connects afresh, and finds the primary again when
+		 * Sentinels name it.
+		 */
+		if (strncmp(detail, "READONLY", 8) == 0)
+			discard_conn(conn);
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
 				 errmsg("Redis server \"%s\" returned an error for %s",
@@ -583,8 +998,12 @@ polyglot_redis_report_error(RedisConn *conn, redisReply *reply, const char *what
 				 errdetail_internal("%s", detail)));
 	}
 
-	io_error_detail(redis_ctx(conn), detail, sizeof(detail), &timed_out);
-	polyglot_conncache_discard(&redis_cache, &conn->base);
+	if (conn->is_cluster)
+		strlcpy(detail, "the cluster connection failed", sizeof(detail));
+	else
+		io_error_detail(redis_ctx(conn), detail, sizeof(detail), &timed_out);
+	timed_out = timed_out && !conn->is_cluster;
+	discard_conn(conn);
 	report_io_error(conn, detail, timed_out, what);
 	pg_unreachable();
 }

@@ -150,6 +150,7 @@ polyglot_redis_load_table(Oid relid)
 		if (strcmp(type, table_types[i].name) == 0)
 			t->type = (RedisTableType) i;
 	t->prefix = pstrdup(polyglot_option_string(table->options, "prefix", ""));
+	t->cluster = polyglot_option_find(server->options, "cluster") != NULL;
 	def = polyglot_table_option(table, server, "batch_size");
 	t->batch_size = def ? polyglot_option_int(def) : POLYGLOT_DEFAULT_REDIS_BATCH;
 	t->natts = desc->natts;
@@ -272,10 +273,12 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 		 */
 		RedisConn  *conn = polyglot_redis_table_connection(foreigntableid, baserel->userid);
 		const char *argv[] = {"DBSIZE"};
-		redisReply *reply = polyglot_redis_command_argv(conn, 1, argv, NULL);
+		int			nodes = polyglot_redis_node_count(conn);
+		redisReply *reply = polyglot_redis_node_command_argv(conn, 0, 1, argv, NULL);
 
+		/* a cluster's: one primary's, times their number */
 		if (reply->type == REDIS_REPLY_INTEGER)
-			keys = Max((double) reply->integer, 1);
+			keys = Max((double) reply->integer * nodes, 1);
 		freeReplyObject(reply);
 		if (info->mode == SCAN_MATCH)
 			keys = Max(keys / 10, 1);
@@ -750,14 +753,17 @@ scan_page(RedisScanState *st)
 	polyglot_redis_cmd_arg(&cmd, count);
 	polyglot_redis_cmd_arg(&cmd, "TYPE");
 	polyglot_redis_cmd_arg(&cmd, polyglot_redis_type_name(t->type));
-	reply = polyglot_redis_command_argv(st->conn, cmd.argc, cmd.argv, cmd.argvlen);
+	/* each node of a cluster in turn (its primaries), one SCAN each */
+	reply = polyglot_redis_node_command_argv(st->conn, st->scan_node, cmd.argc, cmd.argv,
+											 cmd.argvlen);
 	st->round_trips++;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 		reply->element[0]->type != REDIS_REPLY_STRING ||
 		reply->element[1]->type != REDIS_REPLY_ARRAY)
 		polyglot_redis_report_error(st->conn, reply, "SCAN");
 	st->cursor = MemoryContextStrdup(st->exec_cxt, reply->element[0]->str);
-	if (strcmp(st->cursor, "0") == 0)
+	if (strcmp(st->cursor, "0") == 0 &&
+		++st->scan_node >= polyglot_redis_node_count(st->conn))
 		st->done = true;
 	for (i = 0; i < reply->element[1]->elements; i++)
 	{
@@ -821,6 +827,7 @@ polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext)
 	st->seen = hash_create("pg_polyglot redis keys", 1024, &ctl,
 						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	st->cursor = "0";
+	st->scan_node = 0;
 	st->started = true;
 	if (st->mode == SCAN_KEYS || st->mode == SCAN_KEY_ARRAY)
 	{
@@ -1129,6 +1136,12 @@ redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	RedisTable *t = st->table;
 
 	ExplainPropertyText("Redis Type", polyglot_redis_type_name(t->type), es);
+	if (t->cluster)
+		ExplainPropertyText("Redis Cluster",
+							"each key to the node of its slot, one pipeline per node; SCAN on each primary in turn",
+							es);
+	if (t->cluster && es->analyze && st->conn && st->conn->is_cluster && st->conn->base.conn)
+		ExplainPropertyInteger("Cluster Primaries", NULL, polyglot_redis_node_count(st->conn), es);
 	if (!es->verbose)
 		return;
 	ExplainPropertyText("Redis Commands",

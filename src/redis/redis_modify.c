@@ -317,6 +317,13 @@ read_replies(RedisModifyState *st, const char *what)
 		seen = true;
 		freeReplyObject(reply);
 	}
+	/*
+	 * A replica (the primary of before a failover) refuses writes: the next
+	 * statement connects afresh, and finds the primary again when Sentinels
+	 * name it.
+	 */
+	if (error && strncmp(error, "READONLY", 8) == 0)
+		polyglot_redis_discard_connection(st->conn);
 	if (error)
 		ereport(ERROR,
 				(errcode(strncmp(error, "WRONGTYPE", 9) == 0 ? ERRCODE_FDW_INVALID_DATA_TYPE :

@@ -3,7 +3,10 @@
  * redis_option.c
  *		Options of the polyglot_redis foreign-data wrapper and its validator.
  *
- * Server: host, port, db, connect_timeout, io_timeout.
+ * Server: host, port, db, connect_timeout, io_timeout; or, instead of
+ *         host and port, sentinels and master_name (a Sentinel-managed
+ *         primary) or cluster (seed nodes of a Redis Cluster);
+ *         wait_replicas (sync batches wait for that many replicas).
  * User mapping: user, password (Redis 6 ACL user, or the legacy password).
  * Server and foreign table (the table's wins): batch_size (keys per
  *         pipelined round trip of a scan, rows per pipeline of an INSERT).
@@ -16,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 
 #include "access/reloptions.h"
@@ -40,6 +45,8 @@
 #include "core/core.h"
 #include "redis/redis.h"
 
+static void check_sentinels(const char *name, const char *value);
+
 static const char *const redis_table_types[] = {
 	"string", "hash", "list", "set", "zset", NULL
 };
@@ -48,16 +55,150 @@ const PolyglotOption polyglot_redis_options[] = {
 	{.name = "host", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING},
 	{.name = "port", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 65535},
 	{.name = "db", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 0, .max = PG_INT32_MAX},
+	{.name = "cluster", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_sentinels},
+	{.name = "sentinels", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = check_sentinels},
+	{.name = "master_name", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING},
+	{.name = "wait_replicas", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 0, .max = 1000},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "sentinel_user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "sentinel_password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "batch_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "type", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = redis_table_types},
 	{.name = "prefix", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ANY_STRING},
 	{.name = NULL}
 };
+
+/*
+ * Parses a list of addresses "host:port[,host:port...]" into palloc'd
+ * arrays; returns their number, or -1 with *bad pointing at the first bad
+ * address (palloc'd).  Spaces around an address are allowed; a host may be
+ * an IPv6 address in brackets ("[::1]:26379").
+ */
+int
+polyglot_redis_parse_addresses(const char *list, char ***hosts, int **ports, char **bad)
+{
+	char	   *copy = pstrdup(list);
+	char	   *p = copy;
+	int			n = 0;
+	int			cap = 4;
+
+	*hosts = palloc(sizeof(char *) * cap);
+	*ports = palloc(sizeof(int) * cap);
+	for (;;)
+	{
+		char	   *end = strchr(p, ',');
+		char	   *colon;
+		char	   *host;
+		char	   *port;
+		size_t		len;
+		long		v;
+
+		if (end)
+			*end = '\0';
+		while (isspace((unsigned char) *p))
+			p++;
+		len = strlen(p);
+		while (len > 0 && isspace((unsigned char) p[len - 1]))
+			p[--len] = '\0';
+		*bad = pstrdup(p);		/* as written, should it be bad */
+		colon = strrchr(p, ':');
+		if (colon == NULL)
+			return -1;
+		*colon = '\0';
+		host = p;
+		port = colon + 1;
+		/* an IPv6 address in brackets; no other host has a colon */
+		if (host[0] == '[')
+		{
+			size_t		hlen = strlen(host);
+
+			if (hlen < 3 || host[hlen - 1] != ']')
+				return -1;
+			host[hlen - 1] = '\0';
+			host++;
+			if (strchr(host, '[') || strchr(host, ']'))
+				return -1;
+		}
+		else if (host[0] == '\0' || strpbrk(host, ":[] \t") != NULL)
+			return -1;
+		if (port[0] == '\0' || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
+			return -1;
+		v = strtol(port, NULL, 10);
+		if (v < 1 || v > 65535)
+			return -1;
+		if (n == cap)
+		{
+			cap *= 2;
+			*hosts = repalloc(*hosts, sizeof(char *) * cap);
+			*ports = repalloc(*ports, sizeof(int) * cap);
+		}
+		(*hosts)[n] = pstrdup(host);
+		(*ports)[n] = (int) v;
+		n++;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	*bad = NULL;
+	return n;
+}
+
+static void
+check_sentinels(const char *name, const char *value)
+{
+	char	  **hosts;
+	int		   *ports;
+	char	   *bad;
+
+	if (polyglot_redis_parse_addresses(value, &hosts, &ports, &bad) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid address \"%s\" in option \"%s\"", bad, name),
+				 errhint("The form is host:port[,host:port...], such as '%s'.",
+						 strcmp(name, "cluster") == 0 ? "127.0.0.1:7000,127.0.0.1:7001" :
+						 "127.0.0.1:26379,127.0.0.1:26380")));
+}
+
+/* Checks across the options of a CREATE or ALTER, after each was validated */
+void
+polyglot_redis_check_options(List *options, Oid catalog)
+{
+	bool		sentinels = polyglot_option_find(options, "sentinels") != NULL;
+	bool		master = polyglot_option_find(options, "master_name") != NULL;
+
+	if (catalog != ForeignServerRelationId)
+		return;
+	if (sentinels != master)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+				 errmsg("options \"sentinels\" and \"master_name\" go together"),
+				 errhint("Name the Sentinels and the master they monitor, as in OPTIONS (sentinels '127.0.0.1:26379', master_name 'mymaster').")));
+	if (polyglot_option_find(options, "cluster") != NULL)
+	{
+		if (sentinels || polyglot_option_find(options, "host") != NULL ||
+			polyglot_option_find(options, "port") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("option \"cluster\" cannot be combined with \"host\", \"port\" or \"sentinels\""),
+					 errdetail("A cluster's nodes are the ones its slot map names, found through the seed nodes of \"cluster\".")));
+		if (polyglot_option_find(options, "db") != NULL &&
+			strcmp(polyglot_option_string(options, "db", "0"), "0") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("a Redis Cluster has only database 0"),
+					 errhint("Drop option \"db\".")));
+	}
+	if (sentinels && (polyglot_option_find(options, "host") != NULL ||
+					  polyglot_option_find(options, "port") != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("options \"host\" and \"port\" cannot be combined with \"sentinels\""),
+				 errdetail("With Sentinels, the primary's address is the one the Sentinels report.")));
+}
 
 /*
  * Fills opts from a server and an optional user mapping.  Strings point into
@@ -67,6 +208,7 @@ void
 polyglot_redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOptions *opts)
 {
 	ListCell   *cell;
+	bool		wait_set = false;
 
 	memset(opts, 0, sizeof(*opts));
 	polyglot_get_conn_options(server, user, &opts->common);
@@ -84,12 +226,34 @@ polyglot_redis_get_options(ForeignServer *server, UserMapping *user, RedisConnOp
 			opts->port = polyglot_option_int(def);
 		else if (strcmp(def->defname, "db") == 0)
 			opts->db = polyglot_option_int(def);
+		else if (strcmp(def->defname, "sentinels") == 0)
+			opts->sentinels = defGetString(def);
+		else if (strcmp(def->defname, "cluster") == 0)
+			opts->cluster = defGetString(def);
+		else if (strcmp(def->defname, "master_name") == 0)
+			opts->master_name = defGetString(def);
+		else if (strcmp(def->defname, "wait_replicas") == 0)
+		{
+			opts->wait_replicas = polyglot_option_int(def);
+			wait_set = true;
+		}
+	}
+	/* a Sentinel-managed primary has replicas, and a failover must lose nothing */
+	if (opts->sentinels && !wait_set)
+		opts->wait_replicas = 1;
+	if (user)
+	{
+		opts->sentinel_user = polyglot_option_string(user->options, "sentinel_user", NULL);
+		opts->sentinel_password = polyglot_option_string(user->options, "sentinel_password", NULL);
 	}
 }
 
 /*
  * Where a server's Redis is, as its options tell: host:port/db, the host
- * lowercased.  (Two names of one host are not recognised.)
+ * lowercased, or for a Sentinel-managed primary its master name and
+ * Sentinels, "sentinel:<master_name>@<sentinels>/db", or for a cluster
+ * "cluster:<seed nodes>".  (Two names of one host, or two lists of one set
+ * of Sentinels or one cluster, are not recognised.)
  */
 char *
 polyglot_redis_endpoint(ForeignServer *server)
@@ -97,6 +261,13 @@ polyglot_redis_endpoint(ForeignServer *server)
 	RedisConnOptions opts;
 
 	polyglot_redis_get_options(server, NULL, &opts);
+	if (opts.cluster)
+		return psprintf("cluster:%s", str_tolower(opts.cluster, strlen(opts.cluster),
+												  DEFAULT_COLLATION_OID));
+	if (opts.sentinels)
+		return psprintf("sentinel:%s@%s/%d", opts.master_name,
+						str_tolower(opts.sentinels, strlen(opts.sentinels), DEFAULT_COLLATION_OID),
+						opts.db);
 	return psprintf("%s:%d/%d", str_tolower(opts.host, strlen(opts.host), DEFAULT_COLLATION_OID),
 					opts.port, opts.db);
 }

@@ -245,6 +245,8 @@ typedef struct RedisSent
 	char	   *expect;			/* the shape of each reply owed, in order:
 								 * REPLY_STATUS, REPLY_INTEGER or REPLY_ARRAY */
 	int			nitems;
+	int			wait_replicas;	/* the batch ends with WAIT this many, or 0 */
+	uint64		map_epoch;		/* a cluster's slot map when it went out */
 	bool		read;			/* the replies were read, into: */
 	PolyglotItemResult *results;
 	char	   *transient;		/* a "not now" error reply, or NULL */
@@ -344,7 +346,29 @@ read_sent_replies(RedisSent *sent)
 			check_reply(reply, &sent->results[i], &sent->transient);
 		}
 	}
+	if (sent->wait_replicas > 0)
+	{
+		redisReply *reply = polyglot_redis_get_pinned_reply(sent->conn, &sent->pin,
+															"WAIT");
+
+		check_reply_shape(sent, reply, REPLY_INTEGER);
+		if (reply->type == REDIS_REPLY_INTEGER && reply->integer < sent->wait_replicas &&
+			sent->transient == NULL)
+			sent->transient = psprintf("WAIT: %lld of %d replicas acknowledged the batch in time",
+									   (long long) reply->integer, sent->wait_replicas);
+		else if (reply->type == REDIS_REPLY_ERROR && sent->transient == NULL)
+			sent->transient = psprintf("WAIT: %s", reply->str ? reply->str : "error");
+		freeReplyObject(reply);
+	}
 	sent->read = true;
+
+	/*
+	 * A server that is "not now" may be one that is no longer the primary
+	 * (READONLY after a failover): the next batch connects afresh, and finds
+	 * the primary again when Sentinels name it.
+	 */
+	if (sent->transient && strncmp(sent->transient, "WAIT:", 5) != 0)
+		polyglot_conncache_discard_pinned(&sent->pin);
 	polyglot_conncache_unpin(&sent->pin);
 }
 
@@ -384,6 +408,17 @@ redis_send(PolyglotRoute *route, List *items)
 	 */
 	if (rs && rs->inflight && !rs->inflight->read &&
 		!polyglot_conncache_pin_current(&rs->inflight->pin))
+		read_sent_replies(rs->inflight);
+
+	/*
+	 * A cluster's slot map changed since the batch before went out (a MOVED
+	 * in the batch before it): that batch's redirected commands go out
+	 * again when its replies are read, and must not land after this
+	 * batch's commands of the same keys, which the new map sends to their
+	 * new node at once.  Its replies first.
+	 */
+	if (rs && rs->inflight && !rs->inflight->read &&
+		polyglot_redis_map_epoch(conn, &rs->inflight->pin) != rs->inflight->map_epoch)
 		read_sent_replies(rs->inflight);
 
 	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(list_length(items), 1));
@@ -502,6 +537,21 @@ redis_send(PolyglotRoute *route, List *items)
 		i++;
 	}
 
+	/*
+	 * With wait_replicas, the batch counts as delivered only once that many
+	 * replicas have it (WAIT, within half the io_timeout): a failover then
+	 * cannot take away what the outbox forgot.  Fewer fails the batch,
+	 * which is delivered again.
+	 */
+	if (conn->wait_replicas > 0 && expect.len > 0)
+	{
+		polyglot_redis_cmd_arg(&cmd, "WAIT");
+		polyglot_redis_cmd_arg(&cmd, psprintf("%d", conn->wait_replicas));
+		polyglot_redis_cmd_arg(&cmd, psprintf("%d", Max(conn->io_timeout_ms / 2, 1)));
+		polyglot_redis_cmd_append(conn, &cmd);
+		sent->wait_replicas = conn->wait_replicas;
+	}
+
 	/* write it all, within io_timeout */
 	sent->conn = conn;
 	sent->nreplies = nreplies;
@@ -509,6 +559,7 @@ redis_send(PolyglotRoute *route, List *items)
 	sent->nitems = list_length(items);
 	polyglot_redis_flush(conn, "a pipelined batch");
 	polyglot_conncache_pin(&conn->base, &sent->pin);
+	sent->map_epoch = polyglot_redis_map_epoch(conn, &sent->pin);
 	if (rs)
 		rs->inflight = sent;
 	return sent;
@@ -661,6 +712,7 @@ typedef struct RedisKeyScan
 {
 	char	   *cursor;
 	char	   *pattern;
+	int			node;			/* the node SCAN runs on (a cluster's nth primary) */
 	bool		done;
 } RedisKeyScan;
 
@@ -908,7 +960,8 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 	{
 		const char *argv[] = {"SCAN", ks->cursor, "MATCH", ks->pattern, "COUNT", "1000", "TYPE",
 		route_mode(route) == REDIS_MODE_HASH ? "hash" : "string"};
-		redisReply *reply = polyglot_redis_command_argv(conn, 8, argv, NULL);
+		/* each node of a cluster in turn (its primaries), one SCAN each */
+		redisReply *reply = polyglot_redis_node_command_argv(conn, ks->node, 8, argv, NULL);
 		size_t		i;
 
 		if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -917,7 +970,8 @@ redis_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 			polyglot_redis_report_error(conn, reply, "SCAN");
 		pfree(ks->cursor);
 		ks->cursor = MemoryContextStrdup(state_cxt, reply->element[0]->str);
-		ks->done = strcmp(ks->cursor, "0") == 0;
+		if (strcmp(ks->cursor, "0") == 0 && ++ks->node >= polyglot_redis_node_count(conn))
+			ks->done = true;
 		found = NIL;
 		for (i = 0; i < reply->element[1]->elements; i++)
 		{
