@@ -105,7 +105,11 @@ BEGIN
   END LOOP;
 END $$;
 SELECT cluster_lines('SELECT key FROM cl.strings WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 5000, 3) g))');
-SELECT cluster_lines('SELECT count(*) FROM cl.strings');
+-- a scan's round trips depend on how each primary's SCAN pages its keys:
+-- at least one per primary
+SELECT CASE WHEN l ~ 'Round Trips' THEN 'Round Trips >= 3: ' || (substring(l from '\d+')::int >= 3)
+            ELSE l END AS cluster_lines
+FROM cluster_lines('SELECT count(*) FROM cl.strings') l;
 
 -- a sync route to the cluster, hash tags in its key template
 CREATE TABLE rcl_orders (customer int, id int, total numeric, PRIMARY KEY (customer, id));
