@@ -80,8 +80,23 @@ REGRESS_OPTS = --load-extension=pg_polyglot \
 
 PKG_CONFIG ?= pkg-config
 STORE_LIBS = hiredis libmongoc-1.0 libcurl
-PG_CPPFLAGS = -I$(srcdir)/src $(shell $(PKG_CONFIG) --cflags $(STORE_LIBS))
-SHLIB_LINK = $(shell $(PKG_CONFIG) --libs $(STORE_LIBS))
+
+# Redis over TLS needs hiredis 1.0 or later built with hiredis_ssl
+# (Debian 12's hiredis 0.14 has none).  HIREDIS_DIR names the prefix of such
+# a hiredis (test/stack.sh install builds one in .stack/hiredis, which the
+# test and demo scripts pass on as POLYGLOT_HIREDIS_DIR); its pkg-config
+# files come first, its libraries are linked before the system's and found
+# at run time through the library's RUNPATH.  Without hiredis_ssl, a Redis
+# server's option tls 'true' is refused with an error.
+HIREDIS_DIR ?= $(POLYGLOT_HIREDIS_DIR)
+PKG_CONFIG_RUN = $(if $(HIREDIS_DIR),PKG_CONFIG_PATH=$(HIREDIS_DIR)/lib/pkgconfig$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} )$(PKG_CONFIG)
+HIREDIS_SSL := $(shell $(PKG_CONFIG_RUN) --exists hiredis_ssl openssl && echo yes)
+ifeq ($(HIREDIS_SSL),yes)
+STORE_LIBS += hiredis_ssl openssl
+endif
+PG_CPPFLAGS = -I$(srcdir)/src $(shell $(PKG_CONFIG_RUN) --cflags $(STORE_LIBS)) \
+	$(if $(HIREDIS_SSL),-DPOLYGLOT_HIREDIS_SSL)
+SHLIB_LINK = $(shell $(PKG_CONFIG_RUN) --libs $(STORE_LIBS))
 PG_CFLAGS = -Wall -Wextra $(if $(filter true,$(CI)),-Werror)
 # -Wextra, minus unused-parameter: callbacks of fixed signature (FDW API,
 # PG_FUNCTION_ARGS, sink callbacks) ignore some of their arguments by
@@ -117,6 +132,12 @@ all:
 	@echo "PostgreSQL server headers not found: run 'test/stack.sh install' (or make test)" >&2; exit 1
 endif
 
+# hiredis of HIREDIS_DIR before the system's: the link line puts PostgreSQL's
+# LDFLAGS (-L/usr/lib/<arch> among them) before SHLIB_LINK's -L
+ifneq ($(HIREDIS_DIR),)
+override LDFLAGS_INTERNAL := -L$(HIREDIS_DIR)/lib -Wl,-rpath,$(HIREDIS_DIR)/lib $(LDFLAGS_INTERNAL)
+endif
+
 # The server's headers are system headers to this build: their inline
 # functions (lib/ilist.h, storage/bufpage.h) leave parameters unused, which
 # -Wextra reports, whatever warning options the build is given (PG_CFLAGS,
@@ -146,10 +167,14 @@ pg_polyglot.exports: $(OBJS)
 
 pg_polyglot$(DLSUFFIX): pg_polyglot.exports
 
-.PHONY: test test-all test-asan demo stack-install stack-start stack-stop print-regress
+.PHONY: test test-all test-asan demo stack-install stack-start stack-stop print-regress print-hiredis-ssl
 
 print-regress:
 	@echo $(REGRESS)
+
+# "yes" when Redis TLS is built in (hiredis_ssl found)
+print-hiredis-ssl:
+	@echo $(HIREDIS_SSL)
 
 stack-install:
 	test/stack.sh install

@@ -14,6 +14,8 @@ cd "$REPO_DIR"
 echo "==> installing what is missing"
 test/stack.sh install
 echo "==> building and installing pg_polyglot"
+# with the stack's hiredis (TLS for Redis): POLYGLOT_HIREDIS_DIR
+eval "$(test/stack.sh env)"
 make -s
 make -s install >/dev/null
 echo "==> starting the local stack"

@@ -50,10 +50,13 @@ if [ -z "${POLYGLOT_RUN_SOME_LOCKED:-}" ]; then
 	POLYGLOT_RUN_SOME_LOCKED=1 exec flock -o "$lock" "$0" "$@"
 fi
 
-# objects built against another PostgreSQL's headers are rebuilt
-if [ "$(cat .build-pg 2>/dev/null)" != "${PG_CONFIG:-default}" ]; then
+# with the stack's hiredis (TLS for Redis), unless POLYGLOT_HIREDIS_DIR
+# says otherwise (empty: the system's)
+eval "$(test/stack.sh env | grep POLYGLOT_HIREDIS_DIR)"
+# objects built against another PostgreSQL's headers or hiredis are rebuilt
+if [ "$(cat .build-pg 2>/dev/null)" != "${PG_CONFIG:-default} $POLYGLOT_HIREDIS_DIR" ]; then
 	make -s clean >/dev/null
-	echo "${PG_CONFIG:-default}" >.build-pg
+	echo "${PG_CONFIG:-default} $POLYGLOT_HIREDIS_DIR" >.build-pg
 fi
 make -s >/tmp/pg_polyglot-build.$$.log 2>&1 || { cat /tmp/pg_polyglot-build.$$.log; exit 1; }
 if grep -q 'warning:' /tmp/pg_polyglot-build.$$.log; then cat /tmp/pg_polyglot-build.$$.log; exit 1; fi

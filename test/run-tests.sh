@@ -128,7 +128,11 @@ case ${POLYGLOT_SANITIZE:-} in
 	address) build_flags=(PROFILE='-fsanitize=address -fno-omit-frame-pointer') ;;
 	*) echo "POLYGLOT_SANITIZE=$POLYGLOT_SANITIZE: only 'address' is known" >&2; exit 2 ;;
 esac
-flavor="${POLYGLOT_SANITIZE:-plain} ${PG_CONFIG:-default}"
+# Redis TLS: hiredis with hiredis_ssl from the stack (test/stack.sh install
+# builds it), unless POLYGLOT_HIREDIS_DIR says otherwise; set and empty, the
+# system's hiredis without TLS (run-versions.sh builds one version so)
+eval "$(test/stack.sh env | grep POLYGLOT_HIREDIS_DIR)"
+flavor="${POLYGLOT_SANITIZE:-plain} ${PG_CONFIG:-default} ${POLYGLOT_HIREDIS_DIR:-system-hiredis}"
 if [ "$(cat .build-flavor 2>/dev/null)" != "$flavor" ]; then
 	make -s clean >/dev/null
 	echo "$flavor" >.build-flavor
@@ -140,6 +144,15 @@ if ! make -s "${build_flags[@]}" >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'wa
 	exit 1
 fi
 make -s "${build_flags[@]}" install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
+# a hiredis without TLS where the stack's was asked for would turn the Redis
+# TLS suite into its without-TLS variant: that is a failed build
+hiredis_ssl=$(make -s print-hiredis-ssl)
+if [ -n "$POLYGLOT_HIREDIS_DIR" ] && [ "$hiredis_ssl" != yes ]; then
+	echo "the build found no hiredis_ssl in $POLYGLOT_HIREDIS_DIR" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+log "Redis TLS: ${hiredis_ssl:-no} (hiredis ${POLYGLOT_HIREDIS_DIR:-of the system})"
 
 # --- released SQL scripts (test/check-releases.sh) ---------------------------
 # A released install or upgrade script is never edited: each equals its git

@@ -38,7 +38,14 @@ for spec in $matrix; do
 	out=/tmp/pg_polyglot-test-pg$major.out
 	printf '\n======== PostgreSQL %s: %s\n' "$major" "$parts"
 	start=$SECONDS
-	PG_MAJOR=$major POLYGLOT_TEST_PARTS=$parts test/run-tests.sh 2>&1 | tee "$out"
+	# PostgreSQL 14 is built with Debian's hiredis 0.14, which has no TLS:
+	# the Redis TLS suite then checks the error a tls option gets; the
+	# others with the stack's hiredis 1.2
+	hiredis=()
+	if [ "$major" = 14 ] && [ -z "${PG_MAJOR:-}" ]; then
+		hiredis=(POLYGLOT_HIREDIS_DIR=)
+	fi
+	env "${hiredis[@]}" PG_MAJOR="$major" POLYGLOT_TEST_PARTS="$parts" test/run-tests.sh 2>&1 | tee "$out"
 	secs=$((SECONDS - start))
 	counts=$(tail -n 1 "$out")
 	if [[ $counts =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then

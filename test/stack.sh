@@ -12,7 +12,8 @@
 #   test/stack.sh install   install what is missing (Debian packages, FerretDB
 #                           built through the Go module proxy, OpenSearch and
 #                           Elasticsearch test distributions and mongo-java-server
-#                           from Maven Central)
+#                           from Maven Central, hiredis with TLS built from
+#                           Debian 13's source package)
 #   test/stack.sh start     start every server that is not running, wait until
 #                           each answers; a second start is a no-op
 #   test/stack.sh stop      stop them cleanly
@@ -83,6 +84,8 @@ else
 	PG_PORT=${POLYGLOT_PG_PORT:-554$PG_MAJOR}
 fi
 REDIS_PORT=${POLYGLOT_REDIS_PORT:-56379}
+# the same Redis's TLS port (client certificates required)
+REDIS_TLS_PORT=${POLYGLOT_REDIS_TLS_PORT:-56479}
 # a Sentinel-managed primary (master "polyglot"): primary and replica, and
 # three Sentinels
 SENTINEL_PRIMARY_PORT=${POLYGLOT_SENTINEL_PRIMARY_PORT:-56380}
@@ -142,7 +145,7 @@ DEBIAN_PACKAGES=(
 	"postgresql-client-$DEBIAN_PG_MAJOR"
 	redis-server redis-tools
 	libhiredis-dev libmongoc-dev libbson-dev libcurl4-openssl-dev pkg-config
-	libipc-run-perl openssl stunnel4
+	libipc-run-perl openssl stunnel4 libssl-dev dpkg-dev debian-archive-keyring
 	openjdk-17-jdk-headless maven unzip curl ca-certificates python3 python3-venv
 	gcc make golang-go
 	prometheus-postgres-exporter
@@ -226,6 +229,42 @@ install_ferretdb() {
 	(cd "$src" && go build -o "$FERRET_BIN.tmp" ./cmd/ferretdb)
 	mv "$FERRET_BIN.tmp" "$FERRET_BIN"
 	rm -rf "$src"
+}
+
+# hiredis with TLS (hiredis_ssl), which the build links when
+# POLYGLOT_HIREDIS_DIR names it (see the Makefile's HIREDIS_DIR): Debian 12's
+# hiredis 0.14 has no TLS, so hiredis 1.2 is built from Debian 13's source
+# package, fetched by apt-get source with a sources list and package lists of
+# its own (the machine's apt configuration is left as it is), into
+# $STACK_DIR/hiredis.  A few seconds.
+HIREDIS_VERSION=1.2.0
+HIREDIS_SUITE=trixie
+HIREDIS_DIR=$STACK_DIR/hiredis
+install_hiredis_tls() {
+	if [ -f "$HIREDIS_DIR/lib/pkgconfig/hiredis_ssl.pc" ] &&
+		[ "$(cat "$HIREDIS_DIR/version" 2>/dev/null)" = "$HIREDIS_VERSION" ]; then
+		say "hiredis $HIREDIS_VERSION with TLS: present"
+		return
+	fi
+	say "hiredis $HIREDIS_VERSION with TLS: building from Debian $HIREDIS_SUITE's source package"
+	local work=$STACK_DIR/build/hiredis
+	rm -rf "$work" "$HIREDIS_DIR"
+	mkdir -p "$work/lists/partial" "$work/src"
+	printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n' \
+		"$HIREDIS_SUITE" >"$work/sources.list"
+	local apt=(apt-get -q -o "Dir::Etc::SourceList=$work/sources.list"
+		-o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists")
+	{
+		"${apt[@]}" update &&
+			(cd "$work/src" && "${apt[@]}" source --download-only hiredis) &&
+			(cd "$work/src" && ls hiredis_"$HIREDIS_VERSION"-*.dsc >/dev/null &&
+				dpkg-source -x hiredis_"$HIREDIS_VERSION"-*.dsc hiredis) &&
+			make -C "$work/src/hiredis" -j2 USE_SSL=1 PREFIX="$HIREDIS_DIR" LIBRARY_PATH=lib &&
+			make -C "$work/src/hiredis" USE_SSL=1 PREFIX="$HIREDIS_DIR" LIBRARY_PATH=lib install
+	} >"$work.log" 2>&1 || { tail -n 20 "$work.log" >&2; die "could not build hiredis $HIREDIS_VERSION with TLS (log: $work.log)"; }
+	echo "$HIREDIS_VERSION" >"$HIREDIS_DIR/version"
+	rm -rf "$work"
+	say "hiredis $HIREDIS_VERSION with TLS: installed in $HIREDIS_DIR"
 }
 
 # A Python with pymongo from PyPI: the tests' own MongoDB client, also run
@@ -385,6 +424,7 @@ cmd_install() {
 	if [ -z "${POLYGLOT_PG_BIN:-}" ] && [ "$PG_MAJOR" != "$DEBIAN_PG_MAJOR" ]; then
 		pg_bin_dir "$PG_MAJOR" >/dev/null
 	fi
+	install_hiredis_tls
 	install_ferretdb
 	install_python_tools
 	install_maven_zip org.opensearch.distribution.integ-test-zip opensearch \
@@ -520,17 +560,27 @@ start_postgres() {
 start_redis() {
 	mkdir -p "$REDIS_DIR"
 	chown "$STACK_USER": "$REDIS_DIR" 2>/dev/null || true
+	make_tls_certs
 	if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
-		say "Redis: already running on port $REDIS_PORT"
-		return
+		if port_open "$REDIS_TLS_PORT"; then
+			say "Redis: already running on ports $REDIS_PORT and $REDIS_TLS_PORT (TLS)"
+			return
+		fi
+		# one started without its TLS port, by an older stack
+		redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+		sleep 1
 	fi
 	# no persistence: the stack's Redis is a cache
 	as_user redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+		--tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.pem" \
+		--tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_DIR/ca.pem" \
+		--tls-auth-clients yes \
 		--dir "$REDIS_DIR" --daemonize yes --pidfile "$REDIS_DIR/redis.pid" \
 		--logfile "$REDIS_DIR/redis.log" --protected-mode yes
 	wait_for Redis "$REDIS_DIR/redis.log" 20 \
 		bash -c "redis-cli -h 127.0.0.1 -p $REDIS_PORT ping | grep -q PONG"
-	say "Redis: ready on 127.0.0.1:$REDIS_PORT"
+	wait_for "Redis (TLS)" "$REDIS_DIR/redis.log" 20 port_open "$REDIS_TLS_PORT"
+	say "Redis: ready on 127.0.0.1:$REDIS_PORT and 127.0.0.1:$REDIS_TLS_PORT (TLS)"
 }
 
 # The Sentinel set-up is started whole or not at all: when any of its five
@@ -863,7 +913,7 @@ reserve_ports() {
 	current=$(cat "$f")
 	# 55400-55499: PostgreSQL of every version, the ASan and package
 	# clusters; 59480-59489: the exporter of test/t/018_exporter.pl
-	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$REDIS_CLUSTER_FIRST_PORT-$((REDIS_CLUSTER_FIRST_PORT + 5)),$((REDIS_CLUSTER_FIRST_PORT + 10000))-$((REDIS_CLUSTER_FIRST_PORT + 10005)),$SENTINEL_PRIMARY_PORT,$SENTINEL_REPLICA_PORT,${SENTINEL_PORTS// /,},$MONGO_PORT,$MONGO_TLS_PORT,$OPENSEARCH_TLS_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
+	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$REDIS_TLS_PORT,$REDIS_CLUSTER_FIRST_PORT-$((REDIS_CLUSTER_FIRST_PORT + 5)),$((REDIS_CLUSTER_FIRST_PORT + 10000))-$((REDIS_CLUSTER_FIRST_PORT + 10005)),$SENTINEL_PRIMARY_PORT,$SENTINEL_REPLICA_PORT,${SENTINEL_PORTS// /,},$MONGO_PORT,$MONGO_TLS_PORT,$OPENSEARCH_TLS_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
 		>"$f" 2>/dev/null || say "could not reserve the stack's ports in $f"
 }
 
@@ -969,7 +1019,7 @@ cmd_status() {
 		echo "postgresql     stopped  127.0.0.1:$PG_PORT"; rc=1
 	fi
 	if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
-		echo "redis          running  127.0.0.1:$REDIS_PORT"
+		echo "redis          running  127.0.0.1:$REDIS_PORT, 127.0.0.1:$REDIS_TLS_PORT (TLS, client certificates)"
 	else
 		echo "redis          stopped  127.0.0.1:$REDIS_PORT"; rc=1
 	fi
@@ -1036,6 +1086,8 @@ cmd_env() {
 	export POLYGLOT_PG_DIR='$PG_DIR'
 	export REDIS_HOST='127.0.0.1'
 	export REDIS_PORT='$REDIS_PORT'
+	export REDIS_TLS_PORT='$REDIS_TLS_PORT'
+	export POLYGLOT_HIREDIS_DIR="\${POLYGLOT_HIREDIS_DIR-$HIREDIS_DIR}"
 	export REDIS_CLUSTER_PORTS='$REDIS_CLUSTER_PORTS'
 	export REDIS_CLUSTER_NODES='$(for p in $REDIS_CLUSTER_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')'
 	export SENTINEL_PRIMARY_PORT='$SENTINEL_PRIMARY_PORT'

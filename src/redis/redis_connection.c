@@ -33,10 +33,35 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#ifdef POLYGLOT_HIREDIS_SSL
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
+
 #include "pg_polyglot.h"
 #include "redis/redis.h"
 
+#ifdef POLYGLOT_HIREDIS_SSL
+#include <hiredis_ssl.h>		/* after hiredis.h, which it needs */
+#endif
+
 static void redis_disconnect(void *handle);
+
+/*
+ * OpenSSL's error queue is the thread's, shared with libcurl and libmongoc:
+ * emptied before a TLS connection's reads and writes, so that what it holds
+ * after a failed one is that one's reason (see io_error_detail()).
+ */
+static inline void
+tls_clear_errors(redisContext *ctx)
+{
+#ifdef POLYGLOT_HIREDIS_SSL
+	if (ctx->privctx)
+		ERR_clear_error();
+#endif
+}
 
 static PolyglotConnCache redis_cache = {
 	.store = "pg_polyglot Redis connections",
@@ -188,6 +213,7 @@ redis_roundtrip(RedisConn *conn, const PolyglotConnPin *pin, TimestampTz deadlin
 	bool		woken = false;
 
 	*timed_out = false;
+	tls_clear_errors(ctx);
 	if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK)
 		return NULL;
 	if (reply == NULL)
@@ -272,13 +298,236 @@ redis_report_connect_failure(RedisConn *conn, int connect_timeout_ms, const char
 								conn->endpoint, connect_timeout_ms)));
 }
 
+#ifdef POLYGLOT_HIREDIS_SSL
 /*
- * Opens a TCP connection to host:port as conn's context (its base.conn is
- * NULL), waiting in redis_wait_socket() so that a cancel interrupts it.
- * Returns false with the reason in err, the context freed, when it fails.
+ * TLS through hiredis_ssl, on OpenSSL.  The context (SSL_CTX) is made for
+ * each connection from the server's options and freed once its SSL object
+ * holds it; hiredis owns the SSL object from redisInitiateSSL() on and
+ * frees it with the redisContext.  The handshake runs here, in
+ * redis_wait_socket() like every other wait, so that its errors are
+ * reported as such and a cancel interrupts it.  hiredis reads at most 16kB
+ * at a time, a TLS record's most, so no decrypted byte waits inside OpenSSL
+ * while redis_wait_socket() waits on the socket.
+ */
+
+/*
+ * The first error of this thread's OpenSSL queue as text (a system error as
+ * its errno's text); the queue emptied.
+ */
+static void
+tls_error_text(const char *what, char *err, size_t errlen)
+{
+	const char *reason = NULL;
+	unsigned long e;
+
+	while ((e = ERR_get_error()) != 0)
+	{
+		if (reason != NULL)
+			continue;
+#ifdef ERR_SYSTEM_ERROR
+		if (ERR_SYSTEM_ERROR(e))
+			reason = strerror(ERR_GET_REASON(e));
+		else
+#endif
+			reason = ERR_reason_error_string(e);
+	}
+	snprintf(err, errlen, "%s: %s", what, reason ? reason : "unknown TLS error");
+}
+
+/*
+ * Why a TLS handshake failed: the verification's verdict on the server's
+ * certificate when that was it, else OpenSSL's error.
+ */
+static void
+tls_failure_text(SSL *ssl, char *err, size_t errlen)
+{
+	long		verdict = SSL_get_verify_result(ssl);
+
+	if (verdict != X509_V_OK)
+	{
+		snprintf(err, errlen, "TLS handshake failed: the server's certificate was refused: %s",
+				 X509_verify_cert_error_string(verdict));
+		ERR_clear_error();
+	}
+	else
+		tls_error_text("TLS handshake failed", err, errlen);
+}
+
+/*
+ * The passphrase of an encrypted client key: the user mapping's
+ * tls_key_password, or none.  (OpenSSL's own callback would ask a terminal.)
+ */
+static int
+tls_key_password_cb(char *buf, int size, int rwflag, void *userdata)
+{
+	const char *password = (const char *) userdata;
+
+	if (password == NULL || size <= 0)
+		return 0;
+	strlcpy(buf, password, size);
+	return (int) strlen(buf);
+}
+
+/*
+ * An OpenSSL context for opts: the server's certificate checked against
+ * tls_ca_file (or the system's certificate authorities) unless tls_verify
+ * is off; a client certificate and its key.  NULL with the reason in err.
+ */
+static SSL_CTX *
+tls_context(const PolyglotConnOptions *opts, char *err, size_t errlen)
+{
+	SSL_CTX    *ctx;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL)
+	{
+		tls_error_text("could not make a TLS context", err, errlen);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_default_passwd_cb(ctx, tls_key_password_cb);
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *) opts->tls_key_password);
+	if (opts->tls_verify)
+	{
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		if (opts->tls_ca_file ?
+			SSL_CTX_load_verify_locations(ctx, opts->tls_ca_file, NULL) != 1 :
+			SSL_CTX_set_default_verify_paths(ctx) != 1)
+		{
+			tls_error_text(opts->tls_ca_file ?
+						   psprintf("could not read tls_ca_file \"%s\"", opts->tls_ca_file) :
+						   "could not read the system's certificate authorities", err, errlen);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	}
+	else
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (opts->tls_cert_file)
+	{
+		const char *key = opts->tls_key_file ? opts->tls_key_file : opts->tls_cert_file;
+
+		if (SSL_CTX_use_certificate_chain_file(ctx, opts->tls_cert_file) != 1)
+			tls_error_text(psprintf("could not read tls_cert_file \"%s\"", opts->tls_cert_file),
+						   err, errlen);
+		else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+			tls_error_text(psprintf("could not read the client key in \"%s\"%s", key,
+									opts->tls_key_password ? "" : " (an encrypted key needs tls_key_password in the user mapping)"),
+						   err, errlen);
+		else if (SSL_CTX_check_private_key(ctx) != 1)
+			tls_error_text(psprintf("the key in \"%s\" is not the certificate's", key), err, errlen);
+		else
+			return ctx;
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * Starts TLS on conn's connected context and completes the handshake
+ * before the deadline: the server's certificate must name host (a DNS
+ * name, or an IP address as such) unless tls_verify is off.  Returns false
+ * with the reason in err, the context freed, when it fails.
  */
 static bool
-redis_open(RedisConn *conn, const char *host, int port, int connect_timeout_ms,
+redis_start_tls(RedisConn *conn, const PolyglotConnOptions *opts, const char *host,
+				TimestampTz deadline, char *err, size_t errlen)
+{
+	SSL_CTX    *sslctx = tls_context(opts, err, errlen);
+	SSL		   *ssl;
+	unsigned char addr[sizeof(struct in6_addr)];
+	bool		is_ip;
+	bool		woken = false;
+
+	if (sslctx == NULL)
+	{
+		discard_conn(conn);
+		return false;
+	}
+	ssl = SSL_new(sslctx);
+	SSL_CTX_free(sslctx);		/* ssl holds it now */
+	if (ssl == NULL)
+	{
+		tls_error_text("could not start TLS", err, errlen);
+		discard_conn(conn);
+		return false;
+	}
+	is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+	if (!is_ip)
+		SSL_set_tlsext_host_name(ssl, host);
+	if (opts->tls_verify)
+	{
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1 :
+			SSL_set1_host(ssl, host) != 1)
+		{
+			tls_error_text("could not set the name to verify", err, errlen);
+			SSL_free(ssl);
+			discard_conn(conn);
+			return false;
+		}
+	}
+	/* a non-blocking context: this sends the hello at most, and owns ssl if it succeeds */
+	ERR_clear_error();
+	if (redisInitiateSSL(redis_ctx(conn), ssl) != REDIS_OK)
+	{
+		tls_failure_text(ssl, err, errlen);
+		SSL_free(ssl);
+		discard_conn(conn);
+		return false;
+	}
+	while (!SSL_is_init_finished(ssl))
+	{
+		int			rc;
+		int			event;
+
+		ERR_clear_error();
+		rc = SSL_do_handshake(ssl);
+		if (rc == 1)
+			break;
+		switch (SSL_get_error(ssl, rc))
+		{
+			case SSL_ERROR_WANT_READ:
+				event = WL_SOCKET_READABLE;
+				break;
+			case SSL_ERROR_WANT_WRITE:
+				event = WL_SOCKET_WRITEABLE;
+				break;
+			case SSL_ERROR_SYSCALL:
+				snprintf(err, errlen, "TLS handshake failed: %s",
+						 errno != 0 ? strerror(errno) : "the server closed the connection");
+				ERR_clear_error();
+				discard_conn(conn);
+				return false;
+			default:
+				tls_failure_text(ssl, err, errlen);
+				discard_conn(conn);
+				return false;
+		}
+		/* a cancel here frees the context, and ssl with it */
+		if (!redis_wait_socket(conn, NULL, event, deadline, &woken))
+		{
+			redis_end_wait(woken);
+			strlcpy(err, "TLS handshake timed out", errlen);
+			discard_conn(conn);
+			return false;
+		}
+	}
+	redis_end_wait(woken);
+	return true;
+}
+#endif							/* POLYGLOT_HIREDIS_SSL */
+
+/*
+ * Opens a TCP connection to host:port as conn's context (its base.conn is
+ * NULL), and TLS on it if opts say so, waiting in redis_wait_socket() so
+ * that a cancel interrupts it.  Returns false with the reason in err, the
+ * context freed, when it fails.
+ */
+static bool
+redis_open(RedisConn *conn, const PolyglotConnOptions *opts, const char *host, int port,
 		   char *err, size_t errlen)
 {
 	redisContext *ctx;
@@ -286,7 +535,17 @@ redis_open(RedisConn *conn, const char *host, int port, int connect_timeout_ms,
 	bool		ready;
 	int			so_error = 0;
 	socklen_t	len = sizeof(so_error);
+	TimestampTz deadline = deadline_in(opts->connect_timeout_ms);
 
+#ifndef POLYGLOT_HIREDIS_SSL
+	if (opts->tls)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pg_polyglot was built without TLS for Redis"),
+				 errdetail("Redis server \"%s\" has option tls 'true', and the hiredis pg_polyglot was built with has no hiredis_ssl.",
+						   conn->servername),
+				 errhint("Build pg_polyglot with hiredis 1.0 or later built with USE_SSL=1: make HIREDIS_DIR=<its prefix>.")));
+#endif
 	ctx = redisConnectNonBlock(host, port);
 	if (ctx == NULL)
 		ereport(ERROR,
@@ -300,8 +559,7 @@ redis_open(RedisConn *conn, const char *host, int port, int connect_timeout_ms,
 		discard_conn(conn);
 		return false;
 	}
-	ready = redis_wait_socket(conn, NULL, WL_SOCKET_WRITEABLE,
-							  deadline_in(connect_timeout_ms), &woken);
+	ready = redis_wait_socket(conn, NULL, WL_SOCKET_WRITEABLE, deadline, &woken);
 	redis_end_wait(woken);
 	if (!ready)
 		so_error = ETIMEDOUT;
@@ -313,6 +571,10 @@ redis_open(RedisConn *conn, const char *host, int port, int connect_timeout_ms,
 		discard_conn(conn);
 		return false;
 	}
+#ifdef POLYGLOT_HIREDIS_SSL
+	if (opts->tls)
+		return redis_start_tls(conn, opts, host, deadline, err, errlen);
+#endif
 	return true;
 }
 
@@ -330,8 +592,7 @@ sentinel_ask(RedisConn *conn, const RedisConnOptions *opts, const char *sentinel
 	bool		timed_out = false;
 	bool		ok = false;
 
-	if (!redis_open(conn, sentinel_host, sentinel_port, opts->common.connect_timeout_ms,
-					err, errlen))
+	if (!redis_open(conn, &opts->common, sentinel_host, sentinel_port, err, errlen))
 		return false;
 	/* Sentinels of their own credentials (user mapping's sentinel_user, sentinel_password) */
 	if (opts->sentinel_password)
@@ -559,7 +820,7 @@ redis_connect(RedisConn *conn, const RedisConnOptions *opts)
 		snprintf(conn->endpoint, sizeof(conn->endpoint), "%s:%d, primary of \"%s\"",
 				 host, port, opts->master_name);
 	}
-	if (!redis_open(conn, host, port, opts->common.connect_timeout_ms, err, sizeof(err)))
+	if (!redis_open(conn, &opts->common, host, port, err, sizeof(err)))
 		redis_report_connect_failure(conn, opts->common.connect_timeout_ms, err);
 
 	if (opts->common.password)
@@ -836,6 +1097,7 @@ polyglot_redis_node_flush(RedisConn *conn, const char *what)
 
 	check_connected(conn);
 	ctx = redis_ctx(conn);
+	tls_clear_errors(ctx);
 	for (;;)
 	{
 		if (redisBufferWrite(ctx, &done) != REDIS_OK)
@@ -946,6 +1208,25 @@ io_error_detail(redisContext *ctx, char *detail, size_t len, bool *timed_out)
 		strlcpy(detail, "not connected", len);
 	/* hiredis reports a read timeout as EAGAIN */
 	*timed_out = ctx && ctx->err == REDIS_ERR_IO && strcmp(detail, strerror(EAGAIN)) == 0;
+#ifdef POLYGLOT_HIREDIS_SSL
+	/* a TLS connection's reason (an alert such as "certificate required") */
+	if (ctx && ctx->privctx && ERR_peek_last_error() != 0)
+	{
+		const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+
+		if (reason)
+		{
+			size_t		used;
+
+			/* hiredis's text of a TLS error may be the errno of no failure */
+			if (strcmp(detail, strerror(0)) == 0)
+				detail[0] = '\0';
+			used = strlen(detail);
+			snprintf(detail + used, len - used, "%sTLS: %s", used ? ", " : "", reason);
+		}
+		ERR_clear_error();
+	}
+#endif
 }
 
 /* Never returns */

@@ -6,8 +6,11 @@
  * Server: host, port, db, connect_timeout, io_timeout; or, instead of
  *         host and port, sentinels and master_name (a Sentinel-managed
  *         primary) or cluster (seed nodes of a Redis Cluster);
- *         wait_replicas (sync batches wait for that many replicas).
- * User mapping: user, password (Redis 6 ACL user, or the legacy password).
+ *         wait_replicas (sync batches wait for that many replicas);
+ *         tls, tls_verify, tls_ca_file, tls_cert_file, tls_key_file (the
+ *         files: superusers only), where hiredis has TLS (hiredis_ssl).
+ * User mapping: user, password (Redis 6 ACL user, or the legacy password);
+ *         sentinel_user, sentinel_password; tls_key_password.
  * Server and foreign table (the table's wins): batch_size (keys per
  *         pipelined round trip of a scan, rows per pipeline of an INSERT).
  * Foreign table: type, prefix.
@@ -61,10 +64,16 @@ const PolyglotOption polyglot_redis_options[] = {
 	{.name = "wait_replicas", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 0, .max = 1000},
 	{.name = "connect_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
 	{.name = "io_timeout", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_DURATION},
+	{.name = "tls", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "tls_verify", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_BOOL},
+	{.name = "tls_ca_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
+	{.name = "tls_cert_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
+	{.name = "tls_key_file", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_check_superuser_option},
 	{.name = "user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "sentinel_user", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "sentinel_password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
+	{.name = "tls_key_password", .catalog = UserMappingRelationId, .type = POLYGLOT_OPT_STRING, .secret = true},
 	{.name = "batch_size", .catalog = ForeignServerRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "type", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = redis_table_types},
@@ -170,8 +179,18 @@ polyglot_redis_check_options(List *options, Oid catalog)
 	bool		sentinels = polyglot_option_find(options, "sentinels") != NULL;
 	bool		master = polyglot_option_find(options, "master_name") != NULL;
 
+	polyglot_check_tls_options(options, catalog, true);
 	if (catalog != ForeignServerRelationId)
 		return;
+#ifndef POLYGLOT_HIREDIS_SSL
+	if (polyglot_option_find(options, "tls") != NULL &&
+		polyglot_option_bool(polyglot_option_find(options, "tls")))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("pg_polyglot was built without TLS for Redis"),
+				 errdetail("The hiredis it was built with has no hiredis_ssl (hiredis 1.0 or later built with USE_SSL=1)."),
+				 errhint("Build pg_polyglot with such a hiredis: make HIREDIS_DIR=<its prefix>.")));
+#endif
 	if (sentinels != master)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
