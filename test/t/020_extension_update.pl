@@ -94,14 +94,9 @@ $node->safe_psql('postgres', 'DROP DATABASE legacy WITH (FORCE)');
 
 # writes go on during the update; three routes drain, MongoDB's stays paused
 # so that its backlog is certainly pending when the update commits
-open my $fh, '>', "$tmp/write.sql" or die;
-print $fh "\\set id random(1, 1200)\n"
-  . "INSERT INTO items VALUES (:id, 'w') ON CONFLICT (id) DO UPDATE SET v = items.v || '+';\n";
-close $fh;
-my $pgbench = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-T', '6', '-R', '100', '-f', "$tmp/write.sql",
-		'-h', $node->host, '-p', $node->port, $db ],
-	'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
+my $pgbench = start_load($node, $db, $tmp, "\\set id random(1, 1200)\n"
+	  . "INSERT INTO items VALUES (:id, 'w') ON CONFLICT (id) DO UPDATE SET v = items.v || '+';\n",
+	2, 6, 100);
 my $worker = worker_pid($node, $db);
 ok($worker > 0, 'the worker runs');
 $node->safe_psql($db, q{SELECT polyglot.resume(id) FROM polyglot.routes WHERE store <> 'mongo'});

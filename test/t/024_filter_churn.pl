@@ -50,8 +50,7 @@ ok(wait_drained($node, $db, 120), 'the backfills are delivered');
 
 # the churn: each transaction changes one row, a tenth of them insert or
 # delete, the others flip a column of the filter or the title
-open my $fh, '>', "$tmp/churn.sql" or die;
-print $fh <<'EOF';
+my $churn = start_load($node, $db, $tmp, <<'EOF', 4, 30, 300);
 \set id random(1, 400)
 \set what random(1, 10)
 BEGIN;
@@ -63,11 +62,6 @@ INSERT INTO posts VALUES (:id, 'new ' || :id, true, NULL, :id) ON CONFLICT (id) 
 DELETE FROM posts WHERE id = :id AND :what = 10;
 COMMIT;
 EOF
-close $fh;
-my $churn = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '4', '-T', '30', '-R', '300', '-f', "$tmp/churn.sql",
-		'-h', $node->host, '-p', $node->port, $db ],
-	'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
 
 # the worker is killed in the middle of it; the postmaster restarts
 # everything and the launcher brings the workers back

@@ -78,8 +78,7 @@ ok(wait_drained($node, $db, 60), 'the backfill is delivered');
 is($node->safe_psql($db, 'SELECT count(*) FROM ha_items'), '500',
 	'a foreign table reads the keys through the Sentinels');
 
-open my $fh, '>', "$tmp/load.sql" or die;
-print $fh <<'EOF';
+my $load = start_load($node, $db, $tmp, <<'EOF', 2, 30, 200);
 \set id random(1, 600)
 \set what random(1, 10)
 BEGIN;
@@ -88,11 +87,6 @@ INSERT INTO items VALUES (:id, 0, 'new ' || :id) ON CONFLICT (id) DO UPDATE SET 
 DELETE FROM items WHERE id = :id AND :what = 10;
 COMMIT;
 EOF
-close $fh;
-my $load = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-T', '30', '-R', '200', '-f', "$tmp/load.sql",
-		'-h', $node->host, '-p', $node->port, $db ],
-	'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
 
 # a failover the Sentinels are asked for
 sleep 6;
@@ -121,12 +115,7 @@ ok(wait_until(sub {
 	  && `redis-cli -p $r info replication` =~ /master_link_status:up/;
 }, 60), "$replica is back, and the primary has a replica again");
 
-ok($load->finish, 'pgbench ran to its end') or diag(slurp_file("$tmp/pgbench.err"));
-my $report = slurp_file("$tmp/pgbench.out");
-note($report);
-ok($report =~ /number of transactions actually processed: (\d+)/ && $1 > 1000
-	  && $report =~ /number of failed transactions: 0 /,
-	'every write in PostgreSQL succeeded');
+finish_load($load, $tmp, 1000);
 ok(wait_drained($node, $db, 120), 'the route caught up after the failovers');
 
 my $primary = primary_port();

@@ -124,8 +124,7 @@ is($node->safe_psql($db, 'SELECT count(*) FROM rc_items'), '1000',
 is($node->safe_psql($db, "SELECT count(*) FROM rc_items WHERE key IN (SELECT (g % 20) || ':' || g FROM generate_series(1, 1000, 7) g)"),
 	'143', 'a foreign table looks keys up by slot');
 
-open my $fh, '>', "$tmp/load.sql" or die;
-print $fh <<'EOF';
+my $load = start_load($node, $db, $tmp, <<'EOF', 2, 30, 200);
 \set id random(1, 1200)
 \set what random(1, 10)
 BEGIN;
@@ -135,11 +134,6 @@ INSERT INTO items VALUES (:id % 20, :id, 0, 'new ' || :id) ON CONFLICT (grp, id)
 DELETE FROM items WHERE id = :id AND :what = 10;
 COMMIT;
 EOF
-close $fh;
-my $load = IPC::Run::start(
-	[ 'pgbench', '-n', '-c', '2', '-T', '30', '-R', '200', '-f', "$tmp/load.sql",
-		'-h', $node->host, '-p', $node->port, $db ],
-	'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
 
 # 2000 slots move from one primary to another
 sleep 4;
@@ -181,12 +175,7 @@ ok(wait_until(sub { (cluster_nodes()->{$victim}{role} // '') eq 'replica' && clu
 	  && `redis-cli -p $victim info replication` =~ /master_link_status:up/ }, 60),
 	"$victim is back, as a replica");
 
-ok($load->finish, 'pgbench ran to its end') or diag(slurp_file("$tmp/pgbench.err"));
-my $report = slurp_file("$tmp/pgbench.out");
-note($report);
-ok($report =~ /number of transactions actually processed: (\d+)/ && $1 > 1000
-	  && $report =~ /number of failed transactions: 0 /,
-	'every write in PostgreSQL succeeded');
+finish_load($load, $tmp, 1000);
 ok(wait_drained($node, $db, 120), 'the routes caught up');
 
 compare_store(cluster_dump('tapc:*', 0),

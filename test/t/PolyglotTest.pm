@@ -19,7 +19,7 @@ use JSON::PP;
 our @EXPORT = qw(start_redis stop_redis redis_cli redis_dump table_dump
   start_ferretdb stop_ferretdb mongo_dump
   wait_until wait_drained worker_pid preloaded_node compare_store
-  start_account_writes finish_account_writes outage_scenario
+  start_load finish_load start_account_writes finish_account_writes outage_scenario
   extension_catalog compare_catalogs compare_items_stores);
 
 # Starts a private Redis server; returns its port.  SHUTDOWN SAVE saves to
@@ -176,6 +176,37 @@ sub compare_store
 	  or diag("store: " . scalar(keys %$store) . " keys, table: " . scalar(keys %$table) . " rows; " .scalar(@diff) . " differences, first: " . join("; ", @diff[0 .. ($#diff < 4 ? $#diff : 4)]));
 }
 
+# Starts pgbench running $script (pgbench's script language) against $db
+# at a steady $tps from $clients clients for $seconds, its output in
+# $tmp/pgbench.out and .err.  Returns the running harness, for
+# finish_load() or finish_account_writes().
+sub start_load
+{
+	my ($node, $db, $tmp, $script, $clients, $seconds, $tps) = @_;
+	open my $fh, '>', "$tmp/load.sql" or die;
+	print $fh $script;
+	close $fh;
+	return IPC::Run::start(
+		[ 'pgbench', '-n', '-c', $clients, '-T', $seconds, '-R', $tps, '-f', "$tmp/load.sql",
+			'-h', $node->host, '-p', $node->port, $db ],
+		'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
+}
+
+# Waits for a load of start_load() to end; two tests: it ran to its end,
+# and it committed more than $min transactions, none failed.  Returns
+# pgbench's output.
+sub finish_load
+{
+	my ($harness, $tmp, $min) = @_;
+	ok($harness->finish, 'pgbench ran to its end') or diag(slurp_file("$tmp/pgbench.err"));
+	my $report = slurp_file("$tmp/pgbench.out");
+	note($report);
+	ok($report =~ /number of transactions actually processed: (\d+)/ && $1 > $min
+		  && $report =~ /number of failed transactions: 0 /,
+		'every write in PostgreSQL succeeded');
+	return $report;
+}
+
 # Starts pgbench writing to accounts (id int PRIMARY KEY, balance int) for
 # 40 seconds at a steady $tps, from two clients: an upsert of a random id up
 # to $max_id, and with $deletes also a delete of a random id one time in
@@ -183,17 +214,12 @@ sub compare_store
 sub start_account_writes
 {
 	my ($node, $db, $tmp, $tps, $max_id, $deletes) = @_;
-	open my $fh, '>', "$tmp/write.sql" or die;
-	print $fh "\\set id random(1, $max_id)\n"
+	my $script = "\\set id random(1, $max_id)\n"
 	  . "INSERT INTO accounts VALUES (:id, 1) ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1;\n";
-	print $fh "\\set del random(1, $max_id)\n"
+	$script .= "\\set del random(1, $max_id)\n"
 	  . "DELETE FROM accounts WHERE id = :del AND random() < 0.1;\n"
 	  if $deletes;
-	close $fh;
-	return IPC::Run::start(
-		[ 'pgbench', '-n', '-c', '2', '-T', '40', '-R', $tps, '-f', "$tmp/write.sql",
-			'-h', $node->host, '-p', $node->port, $db ],
-		'>', "$tmp/pgbench.out", '2>', "$tmp/pgbench.err");
+	return start_load($node, $db, $tmp, $script, 2, 40, $tps);
 }
 
 # Waits for the writes to end; two tests: pgbench succeeded, and no write
