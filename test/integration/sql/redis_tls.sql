@@ -10,26 +10,14 @@
 -- (expected/redis_tls_1.out).
 --
 \i test/integration/sql/setup.psql
-\getenv tls_dir POLYGLOT_TLS_DIR
+\i test/integration/sql/tls_files.psql
 \getenv redis_port REDIS_PORT
 \getenv redis_tls_port REDIS_TLS_PORT
-\set ca :tls_dir/ca.pem
-\set other_ca :tls_dir/other-ca.pem
-\set client_cert :tls_dir/client.pem
-\set client_key :tls_dir/client.key
-\set client_enc_key :tls_dir/client-enc.key
-\set client_combined :tls_dir/client-combined.pem
--- error texts without the stack's directory and ports
-CREATE FUNCTION rtls_try(sql text) RETURNS text LANGUAGE sql AS $$
-  SELECT replace(replace(replace(try_detail(sql), current_setting('rtls.dir'), '<tls>'),
-                         current_setting('rtls.port'), '<tls port>'),
-                 current_setting('rtls.plain_port'), '<port>')
-$$;
-SELECT set_config('rtls.dir', :'tls_dir', false) IS NOT NULL AS tls_dir_set,
-       set_config('rtls.port', :'redis_tls_port', false) IS NOT NULL AS tls_port_set,
-       set_config('rtls.plain_port', :'redis_port', false) IS NOT NULL AS port_set;
+-- error texts without the stack's ports
+SELECT set_config('tls.port', :'redis_tls_port', false) IS NOT NULL AS tls_port_set,
+       set_config('tls.plain_port', :'redis_port', false) IS NOT NULL AS port_set;
 
-SELECT rtls_try(format($$CREATE SERVER redis_tls FOREIGN DATA WRAPPER polyglot_redis
+SELECT tls_try(format($$CREATE SERVER redis_tls FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (host '127.0.0.1', port %L, tls 'true', tls_ca_file %L, tls_cert_file %L,
            tls_key_file %L)$$, :'redis_tls_port', :'ca', :'client_cert', :'client_key'));
 SELECT NOT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'redis_tls') AS without_tls \gset
@@ -38,7 +26,7 @@ SELECT NOT EXISTS (SELECT FROM pg_foreign_server WHERE srvname = 'redis_tls') AS
 CREATE SERVER redis_no_tls FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port', tls 'false');
 SELECT polyglot.ping('redis_no_tls')->>'ok' AS ok;
 DROP SERVER redis_no_tls;
-DROP FUNCTION rtls_try(text);
+DROP FUNCTION tls_try(text);
 \quit
 \endif
 
@@ -80,15 +68,15 @@ CREATE SERVER redis_tls_name FOREIGN DATA WRAPPER polyglot_redis
 SELECT polyglot.ping('redis_tls_name')->>'ok' AS ok;
 -- 127.1 is 127.0.0.1 to the resolver, but not a name the certificate has
 ALTER SERVER redis_tls_name OPTIONS (SET host '127.1');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_name')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_name')$$);
 
 -- an encrypted client key: its passphrase in the user mapping
 CREATE SERVER redis_tls_enc FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (host 'localhost', port :'redis_tls_port', tls 'true', tls_ca_file :'ca',
            tls_cert_file :'client_cert', tls_key_file :'client_enc_key');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_enc')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_enc')$$);
 CREATE USER MAPPING FOR CURRENT_USER SERVER redis_tls_enc OPTIONS (tls_key_password 'wrong');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_enc')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_enc')$$);
 ALTER USER MAPPING FOR CURRENT_USER SERVER redis_tls_enc OPTIONS (SET tls_key_password 'polyglot-key-pass');
 SELECT polyglot.ping('redis_tls_enc')->>'ok' AS ok;
 
@@ -97,28 +85,28 @@ SELECT polyglot.ping('redis_tls_enc')->>'ok' AS ok;
 CREATE SERVER redis_tls_verify FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (port :'redis_tls_port', tls 'true', tls_cert_file :'client_cert',
            tls_key_file :'client_key');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_verify')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_verify')$$);
 ALTER SERVER redis_tls_verify OPTIONS (ADD tls_ca_file :'other_ca');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_verify')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_verify')$$);
 ALTER SERVER redis_tls_verify OPTIONS (DROP tls_ca_file, ADD tls_verify 'false');
 SELECT polyglot.ping('redis_tls_verify')->>'ok' AS ok;
 
 -- the server asks for a client certificate (TLS 1.3 refuses it after the handshake)
 CREATE SERVER redis_tls_anon FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (port :'redis_tls_port', tls 'true', tls_ca_file :'ca');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
 -- files that are missing
 ALTER SERVER redis_tls_anon OPTIONS (ADD tls_cert_file '/nonexistent/client.pem');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
 ALTER SERVER redis_tls_anon OPTIONS (DROP tls_cert_file, SET tls_ca_file '/nonexistent/ca.pem');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
 -- TLS to the plain port (Redis waits for a command's end), plain to the TLS port
 ALTER SERVER redis_tls_anon OPTIONS (SET tls_ca_file :'ca', SET port :'redis_port',
                                      ADD connect_timeout '1s');
-SELECT rtls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
 CREATE SERVER redis_plain_to_tls FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (port :'redis_tls_port', io_timeout '2s');
-SELECT rtls_try($$SELECT polyglot.ping('redis_plain_to_tls')$$) ~ '^08006: lost connection' AS refused;
+SELECT tls_try($$SELECT polyglot.ping('redis_plain_to_tls')$$) ~ '^08006: lost connection' AS refused;
 
 -- option checks
 SELECT try($$CREATE SERVER bad FOREIGN DATA WRAPPER polyglot_redis OPTIONS (tls_ca_file '/x')$$);
@@ -144,4 +132,4 @@ DROP ROLE regress_rtls_user;
 
 DROP SERVER redis_tls, redis_tls_name, redis_tls_enc, redis_tls_verify, redis_tls_anon,
   redis_plain_to_tls CASCADE;
-DROP FUNCTION rtls_try(text);
+DROP FUNCTION tls_try(text);

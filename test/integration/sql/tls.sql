@@ -6,20 +6,9 @@
 -- is on by default; a client certificate is for superusers to set.
 --
 \i test/integration/sql/setup.psql
-\getenv tls_dir POLYGLOT_TLS_DIR
+\i test/integration/sql/tls_files.psql
 \getenv os_tls_url OPENSEARCH_TLS_URL
 \getenv mongo_tls_uri MONGO_TLS_URI
-\set ca :tls_dir/ca.pem
-\set other_ca :tls_dir/other-ca.pem
-\set client_cert :tls_dir/client.pem
-\set client_key :tls_dir/client.key
-\set client_enc_key :tls_dir/client-enc.key
-\set client_combined :tls_dir/client-combined.pem
--- error texts without the stack's directory
-CREATE FUNCTION tls_try(sql text) RETURNS text LANGUAGE sql AS $$
-  SELECT replace(try_detail(sql), current_setting('tls.dir'), '<tls>')
-$$;
-SELECT set_config('tls.dir', :'tls_dir', false) IS NOT NULL AS tls_dir_set;
 
 --
 -- Elasticsearch/OpenSearch over https
