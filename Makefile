@@ -84,11 +84,13 @@ STORE_LIBS = hiredis libmongoc-1.0 libcurl
 # Redis over TLS needs hiredis 1.0 or later built with hiredis_ssl
 # (Debian 12's hiredis 0.14 has none).  HIREDIS_DIR names the prefix of such
 # a hiredis (test/stack.sh install builds one in .stack/hiredis, which the
-# test and demo scripts pass on as POLYGLOT_HIREDIS_DIR); its pkg-config
-# files come first, its libraries are linked before the system's and found
-# at run time through the library's RUNPATH.  Without hiredis_ssl, a Redis
-# server's option tls 'true' is refused with an error.
-HIREDIS_DIR ?= $(POLYGLOT_HIREDIS_DIR)
+# test and demo scripts give as make HIREDIS_DIR=...); its pkg-config files
+# come first, its libraries are linked before the system's and found at run
+# time through the library's RUNPATH.  Without hiredis_ssl, a Redis server's
+# option tls 'true' is refused with an error.  (Not taken from the
+# environment's POLYGLOT_HIREDIS_DIR: a package built where the stack's
+# environment was loaded must not depend on the stack.)
+HIREDIS_DIR ?=
 PKG_CONFIG_RUN = $(if $(HIREDIS_DIR),PKG_CONFIG_PATH=$(HIREDIS_DIR)/lib/pkgconfig$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} )$(PKG_CONFIG)
 HIREDIS_SSL := $(shell $(PKG_CONFIG_RUN) --exists hiredis_ssl openssl && echo yes)
 ifeq ($(HIREDIS_SSL),yes)

@@ -16,8 +16,8 @@ test/stack.sh install
 echo "==> building and installing pg_polyglot"
 # with the stack's hiredis (TLS for Redis): POLYGLOT_HIREDIS_DIR
 eval "$(test/stack.sh env)"
-make -s
-make -s install >/dev/null
+make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR"
+make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR" install >/dev/null
 echo "==> starting the local stack"
 test/stack.sh start
 eval "$(test/stack.sh env)"

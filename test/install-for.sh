@@ -22,8 +22,9 @@ mkdir -p "$build"
 tar -c --exclude='*.o' --exclude='*.so' --exclude='*.bc' --exclude=.deps \
 	src Makefile pg_polyglot.control pg_polyglot--*.sql | tar -x -C "$build"
 log=$build/build.log
-if ! make -C "$build" -s PG_CONFIG="$bin/pg_config" >"$log" 2>&1 ||
-	! make -C "$build" -s PG_CONFIG="$bin/pg_config" install >>"$log" 2>&1; then
+# (with the hiredis of the run that asks, POLYGLOT_HIREDIS_DIR, if any)
+if ! make -C "$build" -s PG_CONFIG="$bin/pg_config" HIREDIS_DIR="${POLYGLOT_HIREDIS_DIR:-}" >"$log" 2>&1 ||
+	! make -C "$build" -s PG_CONFIG="$bin/pg_config" HIREDIS_DIR="${POLYGLOT_HIREDIS_DIR:-}" install >>"$log" 2>&1; then
 	cat "$log" >&2
 	echo "building pg_polyglot for PostgreSQL $1 ($bin) failed" >&2
 	exit 1

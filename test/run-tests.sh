@@ -132,6 +132,7 @@ esac
 # builds it), unless POLYGLOT_HIREDIS_DIR says otherwise; set and empty, the
 # system's hiredis without TLS (run-versions.sh builds one version so)
 eval "$(test/stack.sh env | grep POLYGLOT_HIREDIS_DIR)"
+build_flags+=(HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR")
 flavor="${POLYGLOT_SANITIZE:-plain} ${PG_CONFIG:-default} ${POLYGLOT_HIREDIS_DIR:-system-hiredis}"
 if [ "$(cat .build-flavor 2>/dev/null)" != "$flavor" ]; then
 	make -s clean >/dev/null
@@ -146,7 +147,7 @@ fi
 make -s "${build_flags[@]}" install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
 # a hiredis without TLS where the stack's was asked for would turn the Redis
 # TLS suite into its without-TLS variant: that is a failed build
-hiredis_ssl=$(make -s print-hiredis-ssl)
+hiredis_ssl=$(make -s "${build_flags[@]}" print-hiredis-ssl)
 if [ -n "$POLYGLOT_HIREDIS_DIR" ] && [ "$hiredis_ssl" != yes ]; then
 	echo "the build found no hiredis_ssl in $POLYGLOT_HIREDIS_DIR" >&2
 	echo "0 passed, 1 failed"

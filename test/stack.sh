@@ -249,11 +249,12 @@ install_hiredis_tls() {
 	say "hiredis $HIREDIS_VERSION with TLS: building from Debian $HIREDIS_SUITE's source package"
 	local work=$STACK_DIR/build/hiredis
 	rm -rf "$work" "$HIREDIS_DIR"
-	mkdir -p "$work/lists/partial" "$work/src"
+	mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/src"
 	printf 'deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n' \
 		"$HIREDIS_SUITE" >"$work/sources.list"
 	local apt=(apt-get -q -o "Dir::Etc::SourceList=$work/sources.list"
-		-o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists")
+		-o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists"
+		-o "Dir::Cache=$work/cache")
 	{
 		"${apt[@]}" update &&
 			(cd "$work/src" && "${apt[@]}" source --download-only hiredis) &&

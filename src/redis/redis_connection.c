@@ -48,6 +48,7 @@
 #endif
 
 static void redis_disconnect(void *handle);
+static void io_error_detail(redisContext *ctx, char *detail, size_t len, bool *timed_out);
 
 /*
  * OpenSSL's error queue is the thread's, shared with libcurl and libmongoc:
@@ -273,7 +274,7 @@ redis_setup_command(RedisConn *conn, int io_timeout_ms, const char *step,
 	else if (timed_out)
 		snprintf(detail, sizeof(detail), "no reply within io_timeout %dms", io_timeout_ms);
 	else
-		strlcpy(detail, redis_ctx(conn)->errstr, sizeof(detail));
+		io_error_detail(redis_ctx(conn), detail, sizeof(detail), &timed_out);
 	if (reply)
 		freeReplyObject(reply);
 	discard_conn(conn);
@@ -336,14 +337,16 @@ tls_error_text(const char *what, char *err, size_t errlen)
 
 /*
  * Why a TLS handshake failed: the verification's verdict on the server's
- * certificate when that was it, else OpenSSL's error.
+ * certificate when that was it (verifying: tls_verify is on), else
+ * OpenSSL's error.
  */
 static void
-tls_failure_text(SSL *ssl, char *err, size_t errlen)
+tls_failure_text(SSL *ssl, bool verifying, char *err, size_t errlen)
 {
 	long		verdict = SSL_get_verify_result(ssl);
 
-	if (verdict != X509_V_OK)
+	/* (without verification OpenSSL still records a verdict, unheeded) */
+	if (verifying && verdict != X509_V_OK)
 	{
 		snprintf(err, errlen, "TLS handshake failed: the server's certificate was refused: %s",
 				 X509_verify_cert_error_string(verdict));
@@ -377,6 +380,7 @@ static SSL_CTX *
 tls_context(const PolyglotConnOptions *opts, char *err, size_t errlen)
 {
 	SSL_CTX    *ctx;
+	char		what[MAXPGPATH + 100];	/* no palloc while ctx is live */
 
 	ERR_clear_error();
 	ctx = SSL_CTX_new(TLS_client_method());
@@ -386,6 +390,8 @@ tls_context(const PolyglotConnOptions *opts, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* a renegotiation would make a write wait for a read (TLS 1.2) */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_default_passwd_cb(ctx, tls_key_password_cb);
 	SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *) opts->tls_key_password);
 	if (opts->tls_verify)
@@ -395,9 +401,11 @@ tls_context(const PolyglotConnOptions *opts, char *err, size_t errlen)
 			SSL_CTX_load_verify_locations(ctx, opts->tls_ca_file, NULL) != 1 :
 			SSL_CTX_set_default_verify_paths(ctx) != 1)
 		{
-			tls_error_text(opts->tls_ca_file ?
-						   psprintf("could not read tls_ca_file \"%s\"", opts->tls_ca_file) :
-						   "could not read the system's certificate authorities", err, errlen);
+			if (opts->tls_ca_file)
+				snprintf(what, sizeof(what), "could not read tls_ca_file \"%s\"", opts->tls_ca_file);
+			else
+				strlcpy(what, "could not read the system's certificate authorities", sizeof(what));
+			tls_error_text(what, err, errlen);
 			SSL_CTX_free(ctx);
 			return NULL;
 		}
@@ -409,16 +417,15 @@ tls_context(const PolyglotConnOptions *opts, char *err, size_t errlen)
 		const char *key = opts->tls_key_file ? opts->tls_key_file : opts->tls_cert_file;
 
 		if (SSL_CTX_use_certificate_chain_file(ctx, opts->tls_cert_file) != 1)
-			tls_error_text(psprintf("could not read tls_cert_file \"%s\"", opts->tls_cert_file),
-						   err, errlen);
+			snprintf(what, sizeof(what), "could not read tls_cert_file \"%s\"", opts->tls_cert_file);
 		else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-			tls_error_text(psprintf("could not read the client key in \"%s\"%s", key,
-									opts->tls_key_password ? "" : " (an encrypted key needs tls_key_password in the user mapping)"),
-						   err, errlen);
+			snprintf(what, sizeof(what), "could not read the client key in \"%s\"%s", key,
+					 opts->tls_key_password ? "" : " (an encrypted key needs tls_key_password in the user mapping)");
 		else if (SSL_CTX_check_private_key(ctx) != 1)
-			tls_error_text(psprintf("the key in \"%s\" is not the certificate's", key), err, errlen);
+			snprintf(what, sizeof(what), "the key in \"%s\" is not the certificate's", key);
 		else
 			return ctx;
+		tls_error_text(what, err, errlen);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -473,7 +480,10 @@ redis_start_tls(RedisConn *conn, const PolyglotConnOptions *opts, const char *ho
 	ERR_clear_error();
 	if (redisInitiateSSL(redis_ctx(conn), ssl) != REDIS_OK)
 	{
-		tls_failure_text(ssl, err, errlen);
+		if (ERR_peek_error() != 0)
+			tls_failure_text(ssl, opts->tls_verify, err, errlen);
+		else
+			snprintf(err, errlen, "TLS handshake failed: %s", redis_ctx(conn)->errstr);
 		SSL_free(ssl);
 		discard_conn(conn);
 		return false;
@@ -499,10 +509,12 @@ redis_start_tls(RedisConn *conn, const PolyglotConnOptions *opts, const char *ho
 				snprintf(err, errlen, "TLS handshake failed: %s",
 						 errno != 0 ? strerror(errno) : "the server closed the connection");
 				ERR_clear_error();
+				redis_end_wait(woken);
 				discard_conn(conn);
 				return false;
 			default:
-				tls_failure_text(ssl, err, errlen);
+				tls_failure_text(ssl, opts->tls_verify, err, errlen);
+				redis_end_wait(woken);
 				discard_conn(conn);
 				return false;
 		}
@@ -535,7 +547,7 @@ redis_open(RedisConn *conn, const PolyglotConnOptions *opts, const char *host, i
 	bool		ready;
 	int			so_error = 0;
 	socklen_t	len = sizeof(so_error);
-	TimestampTz deadline = deadline_in(opts->connect_timeout_ms);
+	TimestampTz deadline;
 
 #ifndef POLYGLOT_HIREDIS_SSL
 	if (opts->tls)
@@ -546,7 +558,9 @@ redis_open(RedisConn *conn, const PolyglotConnOptions *opts, const char *host, i
 						   conn->servername),
 				 errhint("Build pg_polyglot with hiredis 1.0 or later built with USE_SSL=1: make HIREDIS_DIR=<its prefix>.")));
 #endif
+	/* (it resolves host first, blocking: connect_timeout starts after) */
 	ctx = redisConnectNonBlock(host, port);
+	deadline = deadline_in(opts->connect_timeout_ms);
 	if (ctx == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -608,9 +622,13 @@ sentinel_ask(RedisConn *conn, const RedisConnOptions *opts, const char *sentinel
 			reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
 		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
 		{
+			char		detail[256];
+
+			if (reply == NULL && !timed_out)
+				io_error_detail(redis_ctx(conn), detail, sizeof(detail), &timed_out);
 			snprintf(err, errlen, "AUTH failed: %s",
 					 reply ? (reply->str ? reply->str : "error") :
-					 timed_out ? "no reply within io_timeout" : redis_ctx(conn)->errstr);
+					 timed_out ? "no reply within io_timeout" : detail);
 			if (reply)
 				freeReplyObject(reply);
 			discard_conn(conn);
@@ -621,9 +639,10 @@ sentinel_ask(RedisConn *conn, const RedisConnOptions *opts, const char *sentinel
 	}
 	if (redisAppendCommandArgv(redis_ctx(conn), 3, argv, NULL) == REDIS_OK)
 		reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
-	if (reply == NULL)
-		snprintf(err, errlen, "%s", timed_out ? "no reply within io_timeout" :
-				 redis_ctx(conn)->errstr);
+	if (reply == NULL && timed_out)
+		snprintf(err, errlen, "no reply within io_timeout");
+	else if (reply == NULL)
+		io_error_detail(redis_ctx(conn), err, errlen, &timed_out);
 	else if (reply->type == REDIS_REPLY_ERROR)
 		snprintf(err, errlen, "%s", reply->str ? reply->str : "error");
 	else if (reply->type == REDIS_REPLY_NIL)
@@ -702,8 +721,10 @@ setup_exchange(RedisConn *conn, const RedisConnOptions *opts, int argc, const ch
 
 	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, NULL) == REDIS_OK)
 		reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
-	if (reply == NULL)
-		strlcpy(detail, timed_out ? "no reply within io_timeout" : redis_ctx(conn)->errstr, len);
+	if (reply == NULL && timed_out)
+		strlcpy(detail, "no reply within io_timeout", len);
+	else if (reply == NULL)
+		io_error_detail(redis_ctx(conn), detail, len, &timed_out);
 	return reply;
 }
 
@@ -1210,9 +1231,9 @@ io_error_detail(redisContext *ctx, char *detail, size_t len, bool *timed_out)
 	*timed_out = ctx && ctx->err == REDIS_ERR_IO && strcmp(detail, strerror(EAGAIN)) == 0;
 #ifdef POLYGLOT_HIREDIS_SSL
 	/* a TLS connection's reason (an alert such as "certificate required") */
-	if (ctx && ctx->privctx && ERR_peek_last_error() != 0)
+	if (ctx && ctx->privctx && ERR_peek_error() != 0)
 	{
-		const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+		const char *reason = ERR_reason_error_string(ERR_peek_error());
 
 		if (reason)
 		{

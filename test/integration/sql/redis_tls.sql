@@ -91,10 +91,20 @@ SELECT tls_try($$SELECT polyglot.ping('redis_tls_verify')$$);
 ALTER SERVER redis_tls_verify OPTIONS (DROP tls_ca_file, ADD tls_verify 'false');
 SELECT polyglot.ping('redis_tls_verify')->>'ok' AS ok;
 
--- the server asks for a client certificate (TLS 1.3 refuses it after the handshake)
+-- the server asks for a client certificate (TLS 1.3 refuses it after the
+-- handshake: the first command's write may meet the server's reset before
+-- the alert is read)
 CREATE SERVER redis_tls_anon FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (port :'redis_tls_port', tls 'true', tls_ca_file :'ca');
-SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$)
+  ~ '^08006: lost connection to Redis server "redis_tls_anon" during PING \((Connection reset by peer|Server closed the connection, TLS: tlsv13 alert certificate required) \(127\.0\.0\.1:<tls port>\)\.\)$' AS refused;
+-- the same seen by AUTH, the first command when the user mapping has a
+-- password
+CREATE USER MAPPING FOR CURRENT_USER SERVER redis_tls_anon
+  OPTIONS (user 'polyglot_test', password 'polyglot-test-password');
+SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$)
+  ~ '^HV00N: could not connect to Redis server "redis_tls_anon" \(AUTH failed at 127\.0\.0\.1:<tls port>: (Connection reset by peer|.*TLS: tlsv13 alert certificate required)\)$' AS refused;
+DROP USER MAPPING FOR CURRENT_USER SERVER redis_tls_anon;
 -- files that are missing
 ALTER SERVER redis_tls_anon OPTIONS (ADD tls_cert_file '/nonexistent/client.pem');
 SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
@@ -104,6 +114,13 @@ SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
 ALTER SERVER redis_tls_anon OPTIONS (SET tls_ca_file :'ca', SET port :'redis_port',
                                      ADD connect_timeout '1s');
 SELECT tls_try($$SELECT polyglot.ping('redis_tls_anon')$$);
+-- a handshake that does not end is cancelled (statement_timeout), and the
+-- backend connects again afterwards
+ALTER SERVER redis_tls_anon OPTIONS (SET connect_timeout '30s');
+SET statement_timeout = '300ms';
+SELECT polyglot.ping('redis_tls_anon');
+RESET statement_timeout;
+SELECT polyglot.ping('redis_tls')->>'ok' AS ok;
 CREATE SERVER redis_plain_to_tls FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (port :'redis_tls_port', io_timeout '2s');
 SELECT tls_try($$SELECT polyglot.ping('redis_plain_to_tls')$$) ~ '^08006: lost connection' AS refused;
