@@ -106,6 +106,9 @@ ELASTICSEARCH_PORT=${POLYGLOT_ELASTICSEARCH_PORT:-59201}
 ELASTICSEARCH_TRANSPORT_PORT=$((ELASTICSEARCH_PORT + 100))
 # a TLS endpoint in front of OpenSearch (stunnel; client certificates required)
 OPENSEARCH_TLS_PORT=${POLYGLOT_OPENSEARCH_TLS_PORT:-59210}
+# and one in front of the stack Redis whose certificate names localhost
+# only, not 127.0.0.1 (stunnel too: the checks of an IP address's name)
+REDIS_TLS_DNS_PORT=${POLYGLOT_REDIS_TLS_DNS_PORT:-56489}
 
 # POLYGLOT_PG_BIN and POLYGLOT_PG_DIR give a second PostgreSQL beside the
 # stack's (another install, its own data, with POLYGLOT_PG_PORT), sharing
@@ -702,9 +705,13 @@ start_sentinel() {
 # of the stack's own, a server certificate for 127.0.0.1 and localhost, a
 # client certificate (its key also in one file with it, and encrypted with
 # the passphrase in client-key.pass), and a second authority that signed
-# none of them (for the tests of verification).
+# none of them (for the tests of verification); a server certificate for
+# localhost only (server-dns.pem), added to an older set too.
 make_tls_certs() {
-	[ -f "$TLS_DIR/done" ] && return 0
+	if [ -f "$TLS_DIR/done" ]; then
+		[ -f "$TLS_DIR/server-dns.pem" ] || make_dns_only_cert
+		return 0
+	fi
 	rm -rf "$TLS_DIR"
 	mkdir -p "$TLS_DIR"
 	(
@@ -728,8 +735,21 @@ make_tls_certs() {
 		openssl pkey -in client.key -aes256 -passout file:client-key.pass -out client-enc.key
 		rm -f ./*.csr ./*.ext
 	) || die "could not make the TLS certificates in $TLS_DIR"
-	chown -R "$STACK_USER": "$TLS_DIR" 2>/dev/null || true
+	make_dns_only_cert
 	touch "$TLS_DIR/done"
+}
+
+make_dns_only_cert() {
+	(
+		cd "$TLS_DIR"
+		openssl req -newkey rsa:2048 -nodes -keyout server-dns.key -out server-dns.csr \
+			-subj "/CN=localhost" 2>/dev/null
+		printf 'subjectAltName=DNS:localhost\n' >server-dns.ext
+		openssl x509 -req -in server-dns.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+			-out server-dns.pem -days 3650 -extfile server-dns.ext 2>/dev/null
+		rm -f server-dns.csr server-dns.ext
+	) || die "could not make the TLS certificate $TLS_DIR/server-dns.pem"
+	chown -R "$STACK_USER": "$TLS_DIR" 2>/dev/null || true
 }
 
 start_ferretdb() {
@@ -760,10 +780,12 @@ start_ferretdb() {
 start_opensearch_tls() {
 	local conf=$TLS_DIR/stunnel.conf
 	make_tls_certs
-	if port_open "$OPENSEARCH_TLS_PORT"; then
-		say "OpenSearch TLS endpoint: already running on port $OPENSEARCH_TLS_PORT"
+	if port_open "$OPENSEARCH_TLS_PORT" && port_open "$REDIS_TLS_DNS_PORT"; then
+		say "TLS endpoints (stunnel): already running on ports $OPENSEARCH_TLS_PORT and $REDIS_TLS_DNS_PORT"
 		return
 	fi
+	# (one started without the Redis endpoint, by an older stack, goes first)
+	stop_pidfile "TLS endpoints (stunnel)" "$TLS_DIR/stunnel.pid" >/dev/null 2>&1 || true
 	cat >"$conf" <<-EOF
 	foreground = no
 	pid = $TLS_DIR/stunnel.pid
@@ -776,11 +798,20 @@ start_opensearch_tls() {
 	CAfile = $TLS_DIR/ca.pem
 	verifyChain = yes
 	requireCert = yes
+	[redis-dns-only]
+	accept = 127.0.0.1:$REDIS_TLS_DNS_PORT
+	connect = 127.0.0.1:$REDIS_PORT
+	cert = $TLS_DIR/server-dns.pem
+	key = $TLS_DIR/server-dns.key
+	CAfile = $TLS_DIR/ca.pem
+	verifyChain = yes
+	requireCert = yes
 	EOF
 	chown "$STACK_USER": "$conf" 2>/dev/null || true
 	as_user stunnel4 "$conf"
 	wait_for "OpenSearch TLS endpoint" "$TLS_DIR/stunnel.log" 20 port_open "$OPENSEARCH_TLS_PORT"
-	say "OpenSearch TLS endpoint: ready on 127.0.0.1:$OPENSEARCH_TLS_PORT (stunnel)"
+	wait_for "Redis TLS endpoint (stunnel)" "$TLS_DIR/stunnel.log" 20 port_open "$REDIS_TLS_DNS_PORT"
+	say "TLS endpoints (stunnel): ready on 127.0.0.1:$OPENSEARCH_TLS_PORT (OpenSearch) and 127.0.0.1:$REDIS_TLS_DNS_PORT (Redis, a certificate for localhost only)"
 }
 
 # answers a ping (through the tests' own pymongo, when installed)
@@ -914,7 +945,7 @@ reserve_ports() {
 	current=$(cat "$f")
 	# 55400-55499: PostgreSQL of every version, the ASan and package
 	# clusters; 59480-59489: the exporter of test/t/018_exporter.pl
-	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$REDIS_TLS_PORT,$REDIS_CLUSTER_FIRST_PORT-$((REDIS_CLUSTER_FIRST_PORT + 5)),$((REDIS_CLUSTER_FIRST_PORT + 10000))-$((REDIS_CLUSTER_FIRST_PORT + 10005)),$SENTINEL_PRIMARY_PORT,$SENTINEL_REPLICA_PORT,${SENTINEL_PORTS// /,},$MONGO_PORT,$MONGO_TLS_PORT,$OPENSEARCH_TLS_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
+	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$REDIS_TLS_PORT,$REDIS_CLUSTER_FIRST_PORT-$((REDIS_CLUSTER_FIRST_PORT + 5)),$((REDIS_CLUSTER_FIRST_PORT + 10000))-$((REDIS_CLUSTER_FIRST_PORT + 10005)),$SENTINEL_PRIMARY_PORT,$SENTINEL_REPLICA_PORT,${SENTINEL_PORTS// /,},$MONGO_PORT,$MONGO_TLS_PORT,$OPENSEARCH_TLS_PORT,$REDIS_TLS_DNS_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
 		>"$f" 2>/dev/null || say "could not reserve the stack's ports in $f"
 }
 
@@ -1050,7 +1081,7 @@ cmd_status() {
 		echo "opensearch     stopped  127.0.0.1:$OPENSEARCH_PORT"; rc=1
 	fi
 	if port_open "$OPENSEARCH_TLS_PORT"; then
-		echo "opensearch-tls running  127.0.0.1:$OPENSEARCH_TLS_PORT  (stunnel, client certificates)"
+		echo "opensearch-tls running  127.0.0.1:$OPENSEARCH_TLS_PORT, 127.0.0.1:$REDIS_TLS_DNS_PORT (Redis)  (stunnel, client certificates)"
 	else
 		echo "opensearch-tls stopped  127.0.0.1:$OPENSEARCH_TLS_PORT"; rc=1
 	fi
@@ -1088,6 +1119,7 @@ cmd_env() {
 	export REDIS_HOST='127.0.0.1'
 	export REDIS_PORT='$REDIS_PORT'
 	export REDIS_TLS_PORT='$REDIS_TLS_PORT'
+	export REDIS_TLS_DNS_PORT='$REDIS_TLS_DNS_PORT'
 	export POLYGLOT_HIREDIS_DIR="\${POLYGLOT_HIREDIS_DIR-$HIREDIS_DIR}"
 	export REDIS_CLUSTER_PORTS='$REDIS_CLUSTER_PORTS'
 	export REDIS_CLUSTER_NODES='$(for p in $REDIS_CLUSTER_PORTS; do printf '127.0.0.1:%s,' "$p"; done | sed 's/,$//')'

@@ -13,6 +13,7 @@
 \i test/integration/sql/tls_files.psql
 \getenv redis_port REDIS_PORT
 \getenv redis_tls_port REDIS_TLS_PORT
+\getenv redis_tls_dns_port REDIS_TLS_DNS_PORT
 -- error texts without the stack's ports
 SELECT set_config('tls.port', :'redis_tls_port', false) IS NOT NULL AS tls_port_set,
        set_config('tls.plain_port', :'redis_port', false) IS NOT NULL AS port_set;
@@ -69,6 +70,15 @@ SELECT polyglot.ping('redis_tls_name')->>'ok' AS ok;
 -- 127.1 is 127.0.0.1 to the resolver, but not a name the certificate has
 ALTER SERVER redis_tls_name OPTIONS (SET host '127.1');
 SELECT tls_try($$SELECT polyglot.ping('redis_tls_name')$$);
+
+-- an IP address is checked as one: through the stack's endpoint whose
+-- certificate names localhost only (stunnel in front of the plain port)
+CREATE SERVER redis_tls_dns FOREIGN DATA WRAPPER polyglot_redis
+  OPTIONS (host 'localhost', port :'redis_tls_dns_port', tls 'true', tls_ca_file :'ca',
+           tls_cert_file :'client_combined');
+SELECT polyglot.ping('redis_tls_dns')->>'ok' AS ok;
+ALTER SERVER redis_tls_dns OPTIONS (SET host '127.0.0.1');
+SELECT replace(tls_try($$SELECT polyglot.ping('redis_tls_dns')$$), :'redis_tls_dns_port', '<dns port>');
 
 -- an encrypted client key: its passphrase in the user mapping
 CREATE SERVER redis_tls_enc FOREIGN DATA WRAPPER polyglot_redis
@@ -147,6 +157,6 @@ DROP SERVER u1;
 REVOKE USAGE ON FOREIGN DATA WRAPPER polyglot_redis FROM regress_rtls_user;
 DROP ROLE regress_rtls_user;
 
-DROP SERVER redis_tls, redis_tls_name, redis_tls_enc, redis_tls_verify, redis_tls_anon,
+DROP SERVER redis_tls, redis_tls_name, redis_tls_dns, redis_tls_enc, redis_tls_verify, redis_tls_anon,
   redis_plain_to_tls CASCADE;
 DROP FUNCTION tls_try(text);
