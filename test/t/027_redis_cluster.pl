@@ -143,11 +143,25 @@ my $rc = system("redis-cli --cluster reshard 127.0.0.1:$p[0] --cluster-from $n->
 	  . "--cluster-to $n->{$p[1]}{id} --cluster-slots 2000 --cluster-yes >$tmp/reshard.log 2>&1");
 is($rc, 0, "2000 slots moved from $p[0] to $p[1]") or diag(slurp_file("$tmp/reshard.log"));
 
-# a replica takes over its primary
+# a replica takes over its primary.  Right after a reshard a replica may
+# not know the slots' new epoch yet, and its primary's peers then deny the
+# manual failover ("Failover auth denied ... epoch (10) > reqEpoch (9)",
+# seen once), which times out after 5 s: the nodes are first let agree on
+# the slots, and the failover is asked for again until it happens.
+ok(wait_until(sub { `redis-cli --cluster check 127.0.0.1:$p[0] 2>&1` =~ /All nodes agree about slots configuration/ }, 30),
+	'the nodes agree about the slots after the reshard');
 $n = cluster_nodes();
 my ($replica) = grep { $n->{$_}{role} eq 'replica' } sort keys %$n;
-system("redis-cli -p $replica cluster failover >/dev/null");
-ok(wait_until(sub { cluster_nodes()->{$replica}{role} eq 'master' && cluster_ok() }, 30),
+my $asked = 0;
+ok(wait_until(sub {
+		return 1 if cluster_nodes()->{$replica}{role} eq 'master' && cluster_ok();
+		if (time() - $asked >= 8)
+		{
+			system("redis-cli -p $replica cluster failover >/dev/null");
+			$asked = time();
+		}
+		return 0;
+	}, 40),
 	"replica $replica took over its primary");
 
 # a primary dies; its replica takes over; it comes back as a replica
