@@ -88,8 +88,8 @@ STORE_LIBS = hiredis libmongoc-1.0 libcurl
 # come first, its libraries are linked before the system's and found at run
 # time through the library's RUNPATH.  Without hiredis_ssl, a Redis server's
 # option tls 'true' is refused with an error.  (Not taken from the
-# environment's POLYGLOT_HIREDIS_DIR: a package built where the stack's
-# environment was loaded must not depend on the stack.)
+# environment's POLYGLOT_HIREDIS_DIR, which the stack's environment sets: a
+# package built where it is loaded must not depend on the stack.)
 HIREDIS_DIR ?=
 PKG_CONFIG_RUN = $(if $(HIREDIS_DIR),PKG_CONFIG_PATH=$(HIREDIS_DIR)/lib/pkgconfig$${PKG_CONFIG_PATH:+:$$PKG_CONFIG_PATH} )$(PKG_CONFIG)
 HIREDIS_SSL := $(shell $(PKG_CONFIG_RUN) --exists hiredis_ssl openssl && echo yes)

@@ -58,15 +58,15 @@ if [ "$(cat .build-pg 2>/dev/null)" != "${PG_CONFIG:-default} $POLYGLOT_HIREDIS_
 	make -s clean >/dev/null
 	echo "${PG_CONFIG:-default} $POLYGLOT_HIREDIS_DIR" >.build-pg
 fi
-make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR" >/tmp/pg_polyglot-build.$$.log 2>&1 || { cat /tmp/pg_polyglot-build.$$.log; exit 1; }
-if grep -q 'warning:' /tmp/pg_polyglot-build.$$.log; then cat /tmp/pg_polyglot-build.$$.log; exit 1; fi
-rm -f /tmp/pg_polyglot-build.$$.log
-make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR" install >/dev/null || exit 1
 # the Redis TLS suite would pass as its without-TLS variant (as run-tests.sh)
 if [ -n "$POLYGLOT_HIREDIS_DIR" ] && [ "$(make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR" print-hiredis-ssl)" != yes ]; then
 	echo "no hiredis_ssl in $POLYGLOT_HIREDIS_DIR: run test/stack.sh install" >&2
 	exit 1
 fi
+make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR" >/tmp/pg_polyglot-build.$$.log 2>&1 || { cat /tmp/pg_polyglot-build.$$.log; exit 1; }
+if grep -q 'warning:' /tmp/pg_polyglot-build.$$.log; then cat /tmp/pg_polyglot-build.$$.log; exit 1; fi
+rm -f /tmp/pg_polyglot-build.$$.log
+make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR" install >/dev/null || exit 1
 test/stack.sh start >/dev/null || exit 1
 eval "$(test/stack.sh env)"
 PG_REGRESS=$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress

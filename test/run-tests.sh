@@ -133,6 +133,15 @@ esac
 # system's hiredis without TLS (run-versions.sh builds one version so)
 eval "$(test/stack.sh env | grep POLYGLOT_HIREDIS_DIR)"
 build_flags+=(HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR")
+# a hiredis without TLS where the stack's was asked for would turn the Redis
+# TLS suite into its without-TLS variant: that is a failed build, refused
+# before anything is built or installed
+hiredis_ssl=$(make -s "${build_flags[@]}" print-hiredis-ssl)
+if [ -n "$POLYGLOT_HIREDIS_DIR" ] && [ "$hiredis_ssl" != yes ]; then
+	echo "no hiredis_ssl in $POLYGLOT_HIREDIS_DIR: run test/stack.sh install" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
 flavor="${POLYGLOT_SANITIZE:-plain} ${PG_CONFIG:-default} ${POLYGLOT_HIREDIS_DIR:-system-hiredis}"
 if [ "$(cat .build-flavor 2>/dev/null)" != "$flavor" ]; then
 	make -s clean >/dev/null
@@ -145,14 +154,6 @@ if ! make -s "${build_flags[@]}" >/tmp/pg_polyglot-build.log 2>&1 || grep -q 'wa
 	exit 1
 fi
 make -s "${build_flags[@]}" install >/dev/null || { echo "0 passed, 1 failed"; echo "make install failed" >&2; exit 1; }
-# a hiredis without TLS where the stack's was asked for would turn the Redis
-# TLS suite into its without-TLS variant: that is a failed build
-hiredis_ssl=$(make -s "${build_flags[@]}" print-hiredis-ssl)
-if [ -n "$POLYGLOT_HIREDIS_DIR" ] && [ "$hiredis_ssl" != yes ]; then
-	echo "the build found no hiredis_ssl in $POLYGLOT_HIREDIS_DIR" >&2
-	echo "0 passed, 1 failed"
-	exit 1
-fi
 log "Redis TLS: ${hiredis_ssl:-no} (hiredis ${POLYGLOT_HIREDIS_DIR:-of the system})"
 
 # --- released SQL scripts (test/check-releases.sh) ---------------------------

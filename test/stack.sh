@@ -784,8 +784,13 @@ start_opensearch_tls() {
 		say "TLS endpoints (stunnel): already running on ports $OPENSEARCH_TLS_PORT and $REDIS_TLS_DNS_PORT"
 		return
 	fi
-	# (one started without the Redis endpoint, by an older stack, goes first)
-	stop_pidfile "TLS endpoints (stunnel)" "$TLS_DIR/stunnel.pid" >/dev/null 2>&1 || true
+	# (one started without the Redis endpoint, by an older stack, goes first:
+	# the process of the pid file if it is a stunnel)
+	if [ -f "$TLS_DIR/stunnel.pid" ] &&
+		[[ "$(cat "/proc/$(cat "$TLS_DIR/stunnel.pid")/comm" 2>/dev/null)" == stunnel* ]]; then
+		stop_pidfile "TLS endpoints (stunnel)" "$TLS_DIR/stunnel.pid" >/dev/null 2>&1 || true
+	fi
+	rm -f "$TLS_DIR/stunnel.pid"
 	cat >"$conf" <<-EOF
 	foreground = no
 	pid = $TLS_DIR/stunnel.pid

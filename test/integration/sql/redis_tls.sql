@@ -130,7 +130,8 @@ ALTER SERVER redis_tls_anon OPTIONS (SET connect_timeout '30s');
 SET statement_timeout = '300ms';
 SELECT polyglot.ping('redis_tls_anon');
 RESET statement_timeout;
-SELECT polyglot.ping('redis_tls')->>'ok' AS ok;
+ALTER SERVER redis_tls_dns OPTIONS (SET host 'localhost');
+SELECT polyglot.ping('redis_tls_dns')->>'ok' AS ok;
 CREATE SERVER redis_plain_to_tls FOREIGN DATA WRAPPER polyglot_redis
   OPTIONS (port :'redis_tls_port', io_timeout '2s');
 SELECT tls_try($$SELECT polyglot.ping('redis_plain_to_tls')$$) ~ '^08006: lost connection' AS refused;
