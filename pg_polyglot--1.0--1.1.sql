@@ -945,6 +945,14 @@ END
 $$;
 COMMENT ON FUNCTION polyglot.route(text) IS 'The id of the route of a name';
 
+-- Read-your-writes (src/core/fence.c)
+CREATE FUNCTION polyglot.await_delivery(timeout interval DEFAULT '30s')
+RETURNS boolean
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'polyglot_await_delivery';
+COMMENT ON FUNCTION polyglot.await_delivery(interval) IS
+  'Waits until every change this session has committed is delivered to every route it went to: true, or false once the timeout passes';
+
 CREATE FUNCTION polyglot._unsync_route(route int, source regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -1069,9 +1077,10 @@ REVOKE ALL ON FUNCTION polyglot._where_sql(regclass, text, text),
   polyglot._route_source(text), polyglot._unsync_named(text, regclass),
   polyglot._default_route_name(regclass, name), polyglot._name_route(),
   polyglot.route(text), polyglot.unsync(text), polyglot.pause(text), polyglot.resume(text),
-  polyglot.retry(text), polyglot.backfill(text), polyglot.verify(text) FROM PUBLIC;
+  polyglot.retry(text), polyglot.backfill(text), polyglot.verify(text),
+  polyglot.await_delivery(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   polyglot.unsync(text), polyglot.pause(text), polyglot.resume(text), polyglot.retry(text),
   polyglot.backfill(text), polyglot.verify(text),
-  polyglot.route(text)
+  polyglot.route(text), polyglot.await_delivery(interval)
   TO PUBLIC;

@@ -919,6 +919,14 @@ END
 $$;
 COMMENT ON FUNCTION polyglot.route(text) IS 'The id of the route of a name';
 
+-- Read-your-writes (src/core/fence.c)
+CREATE FUNCTION polyglot.await_delivery(timeout interval DEFAULT '30s')
+RETURNS boolean
+LANGUAGE c STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'polyglot_await_delivery';
+COMMENT ON FUNCTION polyglot.await_delivery(interval) IS
+  'Waits until every change this session has committed is delivered to every route it went to: true, or false once the timeout passes';
+
 CREATE FUNCTION polyglot._check_route(route int)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -1595,6 +1603,7 @@ GRANT EXECUTE ON FUNCTION
   polyglot.unsync(text), polyglot.pause(text), polyglot.resume(text), polyglot.retry(text),
   polyglot.backfill(text), polyglot.verify(text),
   polyglot.route(text),
+  polyglot.await_delivery(interval),
   polyglot._route(regclass, name),
   polyglot._key_text(anyelement)
   TO PUBLIC;

@@ -301,6 +301,8 @@ polyglot_outbox_append(int32 route, int slot, char op, Datum *elems, int nkeys, 
 	int			lbs[2] = {1, 1};
 	ArrayType  *keys;
 
+	/* for polyglot.await_delivery() in this backend */
+	polyglot_fence_note(route, slot);
 	polyglot_outbox_load();
 	dims[0] = nkeys;
 	dims[1] = ncols;
@@ -666,17 +668,31 @@ polyglot_outbox_ack(int32 route_id, List *events)
 
 /*
  * The first six parameters of a failed key's row, in the outbox or the
- * dead letters: route, operation and key of the item's first event, its
- * enqueue time, the attempts made and the error.
+ * dead letters: route, operation and key of the item's first event, the
+ * oldest enqueue time of its events, the attempts made and the error.
+ * (The oldest: polyglot.await_delivery() counts a key as pending while a
+ * row of it is enqueued no later than a change it waits for; the first
+ * event may be a younger one, a backfill's say, that the key's change was
+ * coalesced with.)
  */
 static void
 failed_key_args(PolyglotRoute *route, PolyglotItem *item, int32 attempts, const char *error,
 				Datum *args)
 {
+	TimestampTz oldest = item->event->enqueued_at;
+	ListCell   *lc;
+
+	foreach(lc, item->events)
+	{
+		PolyglotEvent *ev = (PolyglotEvent *) lfirst(lc);
+
+		if (ev->enqueued_at < oldest)
+			oldest = ev->enqueued_at;
+	}
 	args[0] = Int32GetDatum(route->id);
 	args[1] = CharGetDatum(item->event->op);
 	args[2] = key_array(item->event->key);
-	args[3] = TimestampTzGetDatum(item->event->enqueued_at);
+	args[3] = TimestampTzGetDatum(oldest);
 	args[4] = Int32GetDatum(attempts);
 	args[5] = CStringGetTextDatum(error);
 }
