@@ -847,6 +847,8 @@ DECLARE
   ks text[];
   n int;
   done int := 0;
+  keep bigint;
+  oldest timestamptz;
 BEGIN
   SELECT * INTO r FROM polyglot.routes x WHERE x.id = route;
   IF NOT FOUND THEN
@@ -880,11 +882,18 @@ BEGIN
     RETURN NULL;
   END IF;
   -- TRUNCATEs of related tables not yet expanded: one expansion of every
-  -- document, starting now, covers them all
-  DELETE FROM polyglot.outbox o
-   WHERE o.route_id = route AND o.slot < 0 AND o.op = 'A' AND o.fanout_after IS NULL
-     AND o.id > (SELECT min(a.id) FROM polyglot.outbox a
-                  WHERE a.route_id = route AND a.slot < 0 AND a.op = 'A' AND a.fanout_after IS NULL);
+  -- document, starting now, covers them all; the row kept takes the oldest
+  -- enqueue time of those it stands for (polyglot.await_delivery() waits
+  -- for a change while a row of it is enqueued no later than the change)
+  SELECT min(a.id), min(a.enqueued_at) INTO keep, oldest FROM polyglot.outbox a
+   WHERE a.route_id = route AND a.slot < 0 AND a.op = 'A' AND a.fanout_after IS NULL;
+  IF keep IS NOT NULL THEN
+    DELETE FROM polyglot.outbox o
+     WHERE o.route_id = route AND o.slot < 0 AND o.op = 'A' AND o.fanout_after IS NULL
+       AND o.id > keep;
+    UPDATE polyglot.outbox o SET enqueued_at = oldest
+     WHERE o.route_id = route AND o.slot < 0 AND o.id = keep AND o.enqueued_at > oldest;
+  END IF;
   FOR f IN SELECT o.id, o.slot, o.op, o.key, o.fanout_after FROM polyglot.outbox o
             WHERE o.route_id = route AND o.slot < 0
             ORDER BY o.id LIMIT 1000 LOOP

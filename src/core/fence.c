@@ -37,6 +37,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -52,6 +53,14 @@
 #include "core/core.h"
 
 PG_FUNCTION_INFO_V1(polyglot_await_delivery);
+
+/*
+ * The times compared come from different processes' readings of the clock
+ * (a worker's now() as a dead letter's failed_at, its step's start as the
+ * fan-out's stamps): a margin against a clock that steps back, which only
+ * ever lengthens a wait
+ */
+#define CLOCK_MARGIN	((TimestampTz) USECS_PER_SEC)
 
 /* What the session has committed to one route */
 typedef struct FenceRoute
@@ -71,26 +80,33 @@ static FenceRoute *pending = NULL;
 static int	npending = 0;
 static int	pending_cap = 0;
 
+/* Makes room for need entries in an array */
+static void
+reserve(FenceRoute **arr, int *cap, int need)
+{
+	if (need <= *cap)
+		return;
+	*cap = Max(Max(*cap * 2, 8), need);
+	*arr = *arr ? repalloc(*arr, sizeof(FenceRoute) * *cap) :
+		MemoryContextAlloc(TopMemoryContext, sizeof(FenceRoute) * *cap);
+}
+
+/* The entry of a route, added if missing (the caller reserved room) */
 static FenceRoute *
-find_or_add(FenceRoute **arr, int *n, int *cap, int32 route, bool *found)
+find_or_add(FenceRoute *arr, int *n, int cap, int32 route, bool *found)
 {
 	int			i;
 
 	for (i = 0; i < *n; i++)
-		if ((*arr)[i].route == route)
+		if (arr[i].route == route)
 		{
 			*found = true;
-			return &(*arr)[i];
+			return &arr[i];
 		}
-	if (*n == *cap)
-	{
-		*cap = Max(*cap * 2, 8);
-		*arr = *arr ? repalloc(*arr, sizeof(FenceRoute) * *cap) :
-			MemoryContextAlloc(TopMemoryContext, sizeof(FenceRoute) * *cap);
-	}
+	Assert(*n < cap);
 	*found = false;
-	(*arr)[*n].route = route;
-	return &(*arr)[(*n)++];
+	arr[*n].route = route;
+	return &arr[(*n)++];
 }
 
 static void
@@ -106,15 +122,18 @@ fence_xact_callback(XactEvent event, void *arg)
 			for (i = 0; i < npending; i++)
 			{
 				bool		found;
-				FenceRoute *f = find_or_add(&committed, &ncommitted, &committed_cap,
+				FenceRoute *f = find_or_add(committed, &ncommitted, committed_cap,
 											pending[i].route, &found);
 
 				if (!found)
 				{
 					f->first = pending[i].first;
+					f->last = pending[i].last;
 					f->fanout = false;
 				}
-				f->last = pending[i].last;
+				/* (Max and Min: whatever the clock did between) */
+				f->first = Min(f->first, pending[i].first);
+				f->last = Max(f->last, pending[i].last);
 				f->fanout |= pending[i].fanout;
 			}
 			npending = 0;
@@ -147,7 +166,14 @@ polyglot_fence_note(int32 route, int slot)
 		RegisterXactCallback(fence_xact_callback, NULL);
 		registered = true;
 	}
-	f = find_or_add(&pending, &npending, &pending_cap, route, &found);
+	/*
+	 * Room for it here and, at commit, among the committed: the commit
+	 * callback must not allocate (an error after the commit record would
+	 * be a PANIC), nor drop an entry (an early true)
+	 */
+	reserve(&pending, &pending_cap, npending + 1);
+	reserve(&committed, &committed_cap, ncommitted + npending + 1);
+	f = find_or_add(pending, &npending, pending_cap, route, &found);
 
 	if (!found)
 	{
@@ -186,7 +212,7 @@ route_has_pending(int32 route, TimestampTz from, TimestampTz upto, bool with_fan
 	static SPIPlanPtr plan = NULL;
 
 	args[0] = Int32GetDatum(route);
-	args[1] = TimestampTzGetDatum(from);
+	args[1] = TimestampTzGetDatum(from - CLOCK_MARGIN);
 	args[2] = TimestampTzGetDatum(upto);
 	args[3] = BoolGetDatum(with_fanout);
 
@@ -228,23 +254,28 @@ polyglot_await_delivery(PG_FUNCTION_ARGS)
 	Interval   *timeout = PG_GETARG_INTERVAL_P(0);
 	TimestampTz deadline;
 	TimestampTz start = GetCurrentTimestamp();
+	int64		usecs;
 	bool	   *done;
 	TimestampTz *second;		/* the fan-out's second wait: rows up to then */
 	long		nap_ms = 1;
 	int			left;
 	int			i;
 
-	if (timeout->month != 0 || timeout->day < 0 || timeout->time < 0)
+	if (timeout->month != 0 ||
+		pg_mul_s64_overflow((int64) timeout->day, USECS_PER_DAY, &usecs) ||
+		pg_add_s64_overflow(usecs, timeout->time, &usecs) || usecs < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid timeout for polyglot.await_delivery()"),
 				 errdetail("The timeout is a duration of zero or more, in days, hours, minutes or seconds; not in months or years."),
 				 errhint("Give one such as '30s'.")));
-	/* (a thousand years or more: no end) */
-	if (timeout->day >= 365 * 1000)
+	if (pg_add_s64_overflow(start, usecs, &deadline))
 		deadline = DT_NOEND;
-	else
-		deadline = start + (TimestampTz) timeout->day * USECS_PER_DAY + timeout->time;
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		ereport(NOTICE,
+				(errmsg("the changes of the current transaction are not waited for"),
+				 errdetail("polyglot.await_delivery() waits for committed changes only, and this transaction has written."),
+				 errhint("Call it after COMMIT.")));
 
 	if (ncommitted == 0)
 		PG_RETURN_BOOL(true);
@@ -270,8 +301,12 @@ polyglot_await_delivery(PG_FUNCTION_ARGS)
 					left--;
 					continue;
 				}
-				/* the documents the fan-out rows were expanded into */
-				second[i] = GetCurrentTimestamp();
+				/*
+				 * the documents the fan-out rows were expanded into: rows
+				 * enqueued up to now (and a margin, should the clock step
+				 * back between the worker's stamp and this reading)
+				 */
+				second[i] = GetCurrentTimestamp() + CLOCK_MARGIN;
 			}
 			if (!route_has_pending(f->route, f->first, second[i], false))
 			{

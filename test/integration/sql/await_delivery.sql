@@ -69,6 +69,7 @@ SELECT polyglot.await_delivery('0s');
 SELECT polyglot.pause('aw_items@aw_docs');
 UPDATE aw_items SET label = 'while paused' WHERE id = 3;
 SELECT polyglot.await_delivery('200ms');
+SELECT wait_synced(polyglot.route('aw_items@aw_cache'));
 SELECT value->>'label' AS redis_has_it FROM aw_items_redis WHERE key = '3';
 SELECT polyglot.resume('aw_items@aw_docs');
 SELECT polyglot.await_delivery('30s');
@@ -102,6 +103,7 @@ SELECT polyglot.await_delivery('300ms');
 \! redis-cli -p $REDIS_PORT DEL aw:tag:6 > /dev/null
 SELECT polyglot.retry('aw_tags@aw_cache');
 SELECT polyglot.await_delivery('30s');
+\! redis-cli -p $REDIS_PORT HGET aw:tag:6 v
 ALTER SYSTEM RESET polyglot.max_attempts;
 SELECT pg_reload_conf();
 
@@ -113,9 +115,18 @@ UPDATE aw_items SET label = 'by another role' WHERE id = 5;
 SELECT polyglot.await_delivery('30s');
 RESET ROLE;
 
+-- in a transaction that has written: its changes are not committed yet
+BEGIN;
+UPDATE aw_items SET label = 'not yet' WHERE id = 8;
+SELECT polyglot.await_delivery('1s');
+COMMIT;
+SELECT polyglot.await_delivery('30s');
+SELECT value->>'label' AS label FROM aw_items_redis WHERE key = '8';
+
 -- errors
 SELECT try($$SELECT polyglot.await_delivery('-1s')$$);
 SELECT try($$SELECT polyglot.await_delivery('1 month')$$);
+SELECT try($$SELECT polyglot.await_delivery('1 day -1 hour')$$);
 SELECT polyglot.await_delivery(NULL) IS NULL AS strict;
 
 DELETE FROM aw_items_redis;
