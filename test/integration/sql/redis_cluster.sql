@@ -100,7 +100,8 @@ DECLARE line text;
 BEGIN
   FOR line IN EXECUTE 'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
     IF line ~ 'Cluster|Round Trips|Foreign Scan' THEN
-      RETURN NEXT line;
+      -- (PostgreSQL 18 prints actual rows with two decimals)
+      RETURN NEXT regexp_replace(line, 'actual rows=(\d+)\.00 ', 'actual rows=\1 ');
     END IF;
   END LOOP;
 END $$;
