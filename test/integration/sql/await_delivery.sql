@@ -96,7 +96,8 @@ ALTER SYSTEM SET polyglot.max_attempts = 1;
 SELECT pg_reload_conf();
 \! redis-cli -p $REDIS_PORT SET aw:tag:6 notahash > /dev/null
 CREATE TABLE aw_tags (id int PRIMARY KEY, v text);
-SELECT polyglot.sync('aw_tags', 'aw_cache', '{"mode": "hash", "key": "aw:tag:{id}"}') > 0 AS synced;
+-- (no backfill: its own event of the key would be a second dead letter)
+SELECT polyglot.sync('aw_tags', 'aw_cache', '{"mode": "hash", "key": "aw:tag:{id}"}', false) > 0 AS synced;
 INSERT INTO aw_tags VALUES (6, 'six');
 SELECT wait_for($$(SELECT dead_letters = 1 FROM polyglot.status WHERE source = 'public.aw_tags')$$);
 SELECT polyglot.await_delivery('300ms');
