@@ -16,6 +16,13 @@ test/stack.sh install
 echo "==> building and installing pg_polyglot"
 # with the stack's hiredis (TLS for Redis): POLYGLOT_HIREDIS_DIR
 eval "$(test/stack.sh env)"
+# objects of another build (make test leaves the last version's of its
+# matrix, PostgreSQL 17's) are rebuilt for this one, as run-tests.sh does
+flavor="plain ${PG_CONFIG:-default} ${POLYGLOT_HIREDIS_DIR:-system-hiredis}"
+if [ "$(cat .build-flavor 2>/dev/null)" != "$flavor" ]; then
+	make -s clean >/dev/null
+	echo "$flavor" >.build-flavor
+fi
 make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR"
 make -s HIREDIS_DIR="$POLYGLOT_HIREDIS_DIR" install >/dev/null
 echo "==> starting the local stack"
