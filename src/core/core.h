@@ -130,11 +130,11 @@ extern void polyglot_rename_server_routes(const char *newname);
  */
 #define POLYGLOT_MAX_RELATIONS 64
 
+/* fence.c */
+extern void polyglot_fence_note(int32 route, int slot);
+
 /* dispatch.c */
 extern int	polyglot_worker_slot;
-
-/* in fence.c */
-extern void polyglot_fence_note(int32 route, int slot);
 extern int	polyglot_old_prepared_xacts(void);
 extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
 extern long polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata);

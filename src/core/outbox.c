@@ -724,8 +724,7 @@ polyglot_outbox_retry_later(PolyglotRoute *route, PolyglotItem *item, int32 atte
 /*
  * Moves the events of one key to the dead letters, as one dead letter row
  * with the key, its first event's operation, its events' oldest enqueue
- * time, the attempts
- * made and the error.  Runs inside the acknowledging transaction, which
+ * time, the attempts made and the error.  Runs inside the acknowledging transaction, which
  * also deletes the key's outbox rows, so neither is lost without the
  * other.  Every way into the dead letters goes through here: a key out of
  * attempts, and a key rejected outright (POLYGLOT_ITEM_REJECTED, by the
