@@ -34,6 +34,7 @@ OBJS = \
 	src/core/capture.o \
 	src/core/dispatch.o \
 	src/core/document.o \
+	src/core/event.o \
 	src/core/fence.o \
 	src/core/keytext.o \
 	src/core/outbox.o \

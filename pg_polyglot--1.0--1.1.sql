@@ -1093,3 +1093,124 @@ GRANT EXECUTE ON FUNCTION
   polyglot.backfill(text), polyglot.verify(text),
   polyglot.route(text), polyglot.await_delivery(interval)
   TO PUBLIC;
+
+-- Stream routes (Redis mode "stream") write their stream and the hash
+-- beside it: no other route's keys may be either.
+-- The Redis keys a route writes, for polyglot._check_target_overlap():
+-- its key template, or for a stream route its stream and the hash beside
+-- it (src/redis/redis_option.c, polyglot_redis_stream_seen_key: the
+-- stream's name and ":seen", with the name as the hash tag when it has
+-- none).
+CREATE FUNCTION polyglot._redis_route_keys(options jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN options->>'mode' = 'stream' THEN
+           ARRAY[options->>'stream',
+                 CASE WHEN options->>'stream' ~ '^[^{]*[{][^}]+[}]'
+                      THEN (options->>'stream') || ':seen'
+                      ELSE '{' || (options->>'stream') || '}:seen' END]
+         ELSE ARRAY[options->>'key'] END
+$$;
+
+CREATE OR REPLACE FUNCTION polyglot._check_target_overlap(route int)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  source regclass;
+  server oid;
+  kind text;
+  keys name[];
+  opts jsonb;
+  endpoint text;
+  mine text[];
+  theirs text[];
+  mine_keys text[];
+  their_keys text[];
+  t text;
+  u text;
+  r record;
+  db text;
+BEGIN
+  SELECT x.source_relid, x.server_oid, x.store, x.key_columns, x.options
+    INTO source, server, kind, keys, opts
+    FROM polyglot.routes x WHERE x.id = route;
+  endpoint := polyglot._server_endpoint(server);
+  IF kind = 'redis' THEN
+    IF opts->>'mode' = 'publish' THEN
+      RETURN;
+    END IF;
+    mine_keys := polyglot._redis_route_keys(opts);
+  END IF;
+  IF kind = 'mongo' THEN
+    db := coalesce(opts->>'database',
+                   (SELECT substr(o, length('database=') + 1)
+                      FROM pg_foreign_server s, unnest(s.srvoptions) AS o
+                     WHERE s.oid = server AND o LIKE 'database=%'));
+  END IF;
+  FOR r IN SELECT x.* FROM polyglot.routes x
+            WHERE x.store = kind AND x.id <> route
+              AND polyglot._server_endpoint(x.server_oid) = endpoint
+            ORDER BY x.id LOOP
+    IF kind = 'redis' THEN
+      CONTINUE WHEN r.options->>'mode' = 'publish'
+                 OR (r.options->>'mode' = 'invalidate' AND opts->>'mode' = 'invalidate')
+                 -- stream routes may share a stream: each appends its own entries
+                 OR (r.options->>'mode' = 'stream' AND opts->>'mode' = 'stream'
+                     AND r.options->>'stream' = opts->>'stream');
+      their_keys := polyglot._redis_route_keys(r.options);
+      FOREACH t IN ARRAY mine_keys LOOP
+        -- a stream route's keys are names, a key template's placeholders name key columns
+        mine := polyglot._key_pattern(source, CASE WHEN opts->>'mode' = 'stream' THEN '{}' ELSE keys END, t);
+        FOREACH u IN ARRAY their_keys LOOP
+          theirs := polyglot._key_pattern(r.source_relid::regclass,
+                                          CASE WHEN r.options->>'mode' = 'stream' THEN '{}' ELSE r.key_columns END, u);
+          IF polyglot._key_patterns_overlap(mine, theirs) AND opts->>'mode' <> 'stream'
+             AND r.options->>'mode' <> 'stream' THEN
+            RAISE EXCEPTION 'key template "%" can produce keys of route % (server "%", key template "%")',
+              t, r.id, r.server_name, u
+              USING ERRCODE = 'duplicate_object',
+                    DETAIL = 'Two routes writing one Redis key would overwrite each other''s values, and verify(repair) could not tell them apart.',
+                    HINT = 'Give the route a "key" template whose fixed part no other route''s keys can have, such as a prefix of its own.';
+          ELSIF polyglot._key_patterns_overlap(mine, theirs) THEN
+            RAISE EXCEPTION '%', CASE
+                WHEN opts->>'mode' <> 'stream' THEN
+                  format('key template "%s" can produce Redis key "%s" of route %s (server "%s")',
+                         t, u, r.id, r.server_name)
+                WHEN r.options->>'mode' <> 'stream' THEN
+                  format('Redis key "%s" can be a key of route %s (server "%s", key template "%s")',
+                         t, r.id, r.server_name, u)
+                ELSE format('Redis key "%s" is a key of route %s (server "%s")', t, r.id, r.server_name) END
+              USING ERRCODE = 'duplicate_object',
+                    DETAIL = 'A stream route writes its stream and the hash beside it (the stream''s name and ":seen"); another route''s writes there would break it, or its entries theirs.',
+                    HINT = 'Give the stream a name no other route''s keys can have.';
+          END IF;
+        END LOOP;
+      END LOOP;
+    ELSIF kind = 'mongo' THEN
+      IF r.options->>'collection' = opts->>'collection'
+         AND coalesce(r.options->>'database',
+                      (SELECT substr(o, length('database=') + 1)
+                         FROM pg_foreign_server s, unnest(s.srvoptions) AS o
+                        WHERE s.oid = r.server_oid AND o LIKE 'database=%')) = db THEN
+        RAISE EXCEPTION 'collection "%.%" is already the target of route % (server "%")',
+          db, opts->>'collection', r.id, r.server_name
+          USING ERRCODE = 'duplicate_object',
+                DETAIL = 'Two routes writing one collection would overwrite each other''s documents.',
+                HINT = 'Give the route a "collection" option of its own.';
+      END IF;
+    ELSIF r.options->>'index' = opts->>'index' THEN
+      RAISE EXCEPTION 'index "%" is already the target of route % (server "%")',
+        opts->>'index', r.id, r.server_name
+        USING ERRCODE = 'duplicate_object',
+              DETAIL = 'Two routes writing one index would overwrite each other''s documents.',
+              HINT = 'Give the route an "index" option of its own.';
+    END IF;
+  END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION polyglot._redis_route_keys(jsonb) FROM PUBLIC;

@@ -22,6 +22,7 @@
 
 /* server options: where a store is, and how long to wait for it */
 #define POLYGLOT_DEFAULT_CONNECT_TIMEOUT_MS		5000
+#define POLYGLOT_DEFAULT_STREAM_MAXLEN			1000000	/* entries kept, about */
 #define POLYGLOT_DEFAULT_IO_TIMEOUT_MS			30000
 #define POLYGLOT_DEFAULT_REDIS_HOST				"127.0.0.1"
 #define POLYGLOT_DEFAULT_REDIS_PORT				6379

@@ -147,6 +147,22 @@ extern Size polyglot_event_bytes(PolyglotEvent *ev, int ncols);
 extern char *polyglot_key_string(List *key, StringInfo scratch);
 pg_noreturn extern void polyglot_rethrow_as_data_exception(MemoryContext cxt);
 
+/* event.c: the change events of event routes (Redis streams, HTTP) */
+typedef struct PolyglotChange
+{
+	char	   *id;				/* "<route>-<position>-<key hash>" */
+	int64		position;		/* the newest outbox position it covers */
+	const char *op;				/* "upsert" or "delete" */
+	char	   *key_json;		/* {"column": "value", ...} */
+	const char *row_json;		/* the row as JSON, or "null" */
+	char	   *ts;				/* ISO 8601, UTC */
+} PolyglotChange;
+
+extern void polyglot_change_init(PolyglotChange *change, PolyglotRoute *route,
+								 PolyglotItem *item);
+extern void polyglot_change_append_json(StringInfo buf, PolyglotRoute *route,
+										PolyglotChange *change);
+
 /* verify.c */
 extern bool polyglot_try(void (*fn) (void *arg), void *arg);
 

@@ -42,7 +42,8 @@ typedef enum RedisMode
 	REDIS_MODE_JSON,
 	REDIS_MODE_HASH,
 	REDIS_MODE_INVALIDATE,
-	REDIS_MODE_PUBLISH
+	REDIS_MODE_PUBLISH,
+	REDIS_MODE_STREAM
 } RedisMode;
 
 typedef struct RedisRouteOptions
@@ -51,6 +52,10 @@ typedef struct RedisRouteOptions
 	const char *key;			/* the key template, or NULL */
 	const char *ttl;			/* seconds, as Redis reads them, or NULL */
 	const char *channel;		/* publish mode's, or NULL */
+	const char *stream;			/* stream mode's stream key, or NULL */
+	const char *seen;			/* stream mode: the hash of each key's last
+								 * position (polyglot_redis_stream_seen_key) */
+	const char *maxlen;			/* stream mode: MAXLEN ~ this, as Redis reads it */
 } RedisRouteOptions;
 
 struct PolyglotRoute;
@@ -61,6 +66,7 @@ extern char *polyglot_redis_endpoint(ForeignServer *server);
 extern const PolyglotRouteOption polyglot_redis_route_options[];
 extern void polyglot_redis_check_route(PolyglotRouteCheck *check);
 extern const RedisRouteOptions *polyglot_redis_route(struct PolyglotRoute *route);
+extern char *polyglot_redis_stream_seen_key(const char *stream);
 extern int	polyglot_redis_key_placeholder(const char *p, List *key_columns, size_t *len);
 extern void polyglot_redis_get_options(ForeignServer *server, UserMapping *user,
 							  RedisConnOptions *opts);

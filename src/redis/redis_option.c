@@ -293,7 +293,7 @@ polyglot_redis_endpoint(ForeignServer *server)
 
 /* ---------------------------------------------------------------- route options */
 
-static const char *const redis_modes[] = {"json", "hash", "invalidate", "publish", NULL};
+static const char *const redis_modes[] = {"json", "hash", "invalidate", "publish", "stream", NULL};
 
 const PolyglotRouteOption polyglot_redis_route_options[] = {
 	{.name = "mode", .type = POLYGLOT_ROUTE_OPT_STRING,
@@ -303,8 +303,38 @@ const PolyglotRouteOption polyglot_redis_route_options[] = {
 	{.name = "ttl", .type = POLYGLOT_ROUTE_OPT_SECONDS,
 	.type_error = "option \"ttl\" must be a positive whole number of seconds"},
 	{.name = "channel", .type = POLYGLOT_ROUTE_OPT_ANY},
+	{.name = "stream", .type = POLYGLOT_ROUTE_OPT_ANY},
+	{.name = "maxlen", .type = POLYGLOT_ROUTE_OPT_SECONDS,
+	.type_error = "option \"maxlen\" must be a positive whole number of entries"},
 	{.name = NULL}
 };
+
+/*
+ * The hash beside a stream that holds, for each key a stream route
+ * delivers, the position of its last entry there (field
+ * "<route>:<key>"): a redelivered event is not appended twice.  It must
+ * live in the stream's cluster slot, for one script to use both: the
+ * stream's own hash tag when it has one ("{orders}:events" gives
+ * "{orders}:events:seen"), else the whole name as the tag ("events" gives
+ * "{events}:seen").  A name without a tag that holds "}" has no such key,
+ * and is refused.
+ */
+char *
+polyglot_redis_stream_seen_key(const char *stream)
+{
+	const char *open = strchr(stream, '{');
+	const char *close = open ? strchr(open + 1, '}') : NULL;
+
+	if (close && close > open + 1)
+		return psprintf("%s:seen", stream);
+	if (strchr(stream, '}'))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream name \"%s\" holds \"}\" outside a hash tag", stream),
+				 errdetail("A stream route keeps beside its stream a hash in the same cluster slot, which needs the stream's hash tag or a name without braces."),
+				 errhint("Use a name without \"}\", or with a hash tag such as \"{orders}:events\".")));
+	return psprintf("{%s}:seen", stream);
+}
 
 /*
  * The key column that a key template's placeholder at p names (its index
@@ -585,7 +615,7 @@ polyglot_redis_check_route(PolyglotRouteCheck *check)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid mode \"%s\" for a Redis route", mode),
-				 errhint("Valid modes are: json, hash, invalidate, publish.")));
+				 errhint("Valid modes are: json, hash, invalidate, publish, stream.")));
 	polyglot_route_check_set(check, "mode", mode);
 
 	/* channel: publish mode only, and required there */
@@ -601,6 +631,25 @@ polyglot_redis_check_route(PolyglotRouteCheck *check)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"channel\" is only valid with mode \"publish\"")));
+
+	/* stream and maxlen: stream mode only, stream required there */
+	if (strcmp(mode, "stream") == 0)
+	{
+		if (!polyglot_route_check_value(check, "stream", &v) ||
+			v.type != jbvString || v.val.string.len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("mode \"stream\" needs a \"stream\" option (a non-empty string)")));
+		/* its companion hash must be able to share its cluster slot */
+		(void) polyglot_redis_stream_seen_key(pnstrdup(v.val.string.val, v.val.string.len));
+		/* its type: a whole number of entries */
+		(void) polyglot_route_check_value(check, "maxlen", &v);
+	}
+	else if (polyglot_route_check_value(check, "stream", &v) ||
+			 polyglot_route_check_value(check, "maxlen", &v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"stream\" and \"maxlen\" are only valid with mode \"stream\"")));
 
 	/* ttl: a positive number of seconds, for json and hash */
 	if (polyglot_route_check_value(check, "ttl", &v) &&
@@ -622,7 +671,8 @@ polyglot_redis_check_route(PolyglotRouteCheck *check)
 			appendStringInfo(&buf, ":{%s}", (char *) lfirst(lc));
 		tmpl = buf.data;
 	}
-	check_key_template(check, tmpl, strcmp(mode, "publish") == 0);
+	check_key_template(check, tmpl,
+					   strcmp(mode, "publish") == 0 || strcmp(mode, "stream") == 0);
 	polyglot_route_check_set(check, "key", tmpl);
 }
 
@@ -652,12 +702,39 @@ polyglot_redis_route(PolyglotRoute *route)
 		ro->mode = REDIS_MODE_INVALIDATE;
 	else if (strcmp(mode, "publish") == 0)
 		ro->mode = REDIS_MODE_PUBLISH;
+	else if (strcmp(mode, "stream") == 0)
+		ro->mode = REDIS_MODE_STREAM;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("route %d has an invalid Redis mode \"%s\"", route->id, mode)));
 	ro->key = polyglot_route_option_text(route->options, "key");
 	ro->channel = polyglot_route_option_text(route->options, "channel");
+	ro->stream = polyglot_route_option_text(route->options, "stream");
+	if (ro->mode == REDIS_MODE_STREAM)
+	{
+		char	   *maxlen = polyglot_route_option_text(route->options, "maxlen");
+		char	   *end = NULL;
+		double		n = POLYGLOT_DEFAULT_STREAM_MAXLEN;
+
+		if (ro->stream == NULL || ro->stream[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("route %d in mode \"stream\" has no stream", route->id)));
+		ro->seen = polyglot_redis_stream_seen_key(ro->stream);
+		/* as for ttl: any whole JSON number was accepted, Redis takes digits */
+		errno = 0;
+		if (maxlen)
+			n = strtod(maxlen, &end);
+		if (maxlen && (errno != 0 || end == maxlen || *end != '\0'))
+			n = 0;
+		if (!(n >= 1 && n <= PG_INT32_MAX) || n != floor(n))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("route %d has an invalid maxlen \"%s\"", route->id, maxlen),
+					 errhint("Option \"maxlen\" is a positive whole number of entries.")));
+		ro->maxlen = psprintf("%d", (int) n);
+	}
 
 	/*
 	 * The ttl as Redis reads it: a whole number of seconds written as an

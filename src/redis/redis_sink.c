@@ -9,6 +9,10 @@
  *               [EXPIRE key ttl]; EXEC.  DEL key when the row is gone
  *   invalidate  DEL key on any change (cache-aside)
  *   publish     PUBLISH channel {"op", "table", "key", "row"}
+ *   stream      XADD stream MAXLEN ~ maxlen * id .. position .. op .. table ..
+ *               key .. row .. ts .. (event.c's fields), by a script that
+ *               appends only when the key's last entry there is older
+ *               (STREAM_APPEND below)
  *
  * The whole batch goes out as one pipeline: every command is appended, then
  * every reply read, so a batch costs one round trip.  All replies are read
@@ -53,6 +57,7 @@ redis_payload(PolyglotRoute *route)
 	{
 		case REDIS_MODE_JSON:
 		case REDIS_MODE_PUBLISH:
+		case REDIS_MODE_STREAM:
 			return POLYGLOT_PAYLOAD_JSON;
 		case REDIS_MODE_HASH:
 			return POLYGLOT_PAYLOAD_COLUMNS;
@@ -161,6 +166,28 @@ publish_message(PolyglotRoute *route, PolyglotEvent *ev)
 	return buf.data;
 }
 
+/*
+ * Appends a change to a stream once.  KEYS[1] is the stream, KEYS[2] its
+ * seen hash (polyglot_redis_stream_seen_key), ARGV[1] the key's field
+ * there, ARGV[2] the change's position, ARGV[3] the MAXLEN, ARGV[4..] the
+ * entry's values.  A position not above the key's last is a redelivery
+ * (the worker stopped, or a reply was lost, after the entry was appended):
+ * nothing is appended and the script answers 0.  Positions are whole
+ * numbers without leading zeros, so the longer is the greater, and of two
+ * of one length the one greater as text; Lua's numbers could not hold
+ * every bigint.  The script runs atomically, and writes both keys or,
+ * failing before its first write (a key of the wrong type), neither.
+ */
+#define STREAM_APPEND \
+	"local last = redis.call('HGET', KEYS[2], ARGV[1]) " \
+	"local pos = ARGV[2] " \
+	"if last and (#last > #pos or (#last == #pos and last >= pos)) then return 0 end " \
+	"redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[4], " \
+	"'position', pos, 'op', ARGV[5], 'table', ARGV[6], 'key', ARGV[7], 'row', ARGV[8], " \
+	"'ts', ARGV[9]) " \
+	"redis.call('HSET', KEYS[2], ARGV[1], pos) " \
+	"return 1"
+
 static bool
 is_transient(const char *message)
 {
@@ -246,6 +273,7 @@ typedef struct RedisSent
 								 * REPLY_STATUS, REPLY_INTEGER or REPLY_ARRAY */
 	int			nitems;
 	int			wait_replicas;	/* the batch ends with WAIT this many, or 0 */
+	bool		stream;			/* stream mode: a reply 0 is a redelivery */
 	uint64		map_epoch;		/* a cluster's slot map when it went out */
 	bool		read;			/* the replies were read, into: */
 	PolyglotItemResult *results;
@@ -343,6 +371,10 @@ read_sent_replies(RedisSent *sent)
 													   "a pipelined batch");
 
 			check_reply_shape(sent, reply, sent->expect[n++]);
+			/* a stream already had the change: done, and counted as stale */
+			if (sent->stream && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 &&
+				sent->results[i].status == POLYGLOT_ITEM_OK)
+				sent->results[i].status = POLYGLOT_ITEM_STALE;
 			check_reply(reply, &sent->results[i], &sent->transient);
 		}
 	}
@@ -436,7 +468,7 @@ redis_send(PolyglotRoute *route, List *items)
 		char	   *key = render_key(route, tmpl, ev->key, &scratch);
 		int			c;
 
-		if (mode != REDIS_MODE_PUBLISH &&
+		if (mode != REDIS_MODE_PUBLISH && mode != REDIS_MODE_STREAM &&
 			(sent->refused[i] = ambiguous_key(route, tmpl, ev->key)) != NULL)
 		{
 			i++;
@@ -533,6 +565,30 @@ redis_send(PolyglotRoute *route, List *items)
 				append_command(conn, &cmd, &expect, REPLY_INTEGER);
 				nreplies[i] = 1;
 				break;
+
+			case REDIS_MODE_STREAM:
+				{
+					PolyglotChange change;
+
+					polyglot_change_init(&change, route, item);
+					polyglot_redis_cmd_arg(&cmd, "EVAL");
+					polyglot_redis_cmd_arg(&cmd, STREAM_APPEND);
+					polyglot_redis_cmd_arg(&cmd, "2");
+					polyglot_redis_cmd_arg(&cmd, ro->stream);
+					polyglot_redis_cmd_arg(&cmd, ro->seen);
+					polyglot_redis_cmd_arg(&cmd, psprintf("%d:%s", route->id, item->key_string));
+					polyglot_redis_cmd_arg(&cmd, psprintf(INT64_FORMAT, change.position));
+					polyglot_redis_cmd_arg(&cmd, ro->maxlen);
+					polyglot_redis_cmd_arg(&cmd, change.id);
+					polyglot_redis_cmd_arg(&cmd, change.op);
+					polyglot_redis_cmd_arg(&cmd, route->table_name ? route->table_name : "");
+					polyglot_redis_cmd_arg(&cmd, change.key_json);
+					polyglot_redis_cmd_arg(&cmd, change.row_json);
+					polyglot_redis_cmd_arg(&cmd, change.ts);
+					append_command(conn, &cmd, &expect, REPLY_INTEGER);
+					nreplies[i] = 1;
+				}
+				break;
 		}
 		i++;
 	}
@@ -557,6 +613,7 @@ redis_send(PolyglotRoute *route, List *items)
 	sent->nreplies = nreplies;
 	sent->expect = expect.data;
 	sent->nitems = list_length(items);
+	sent->stream = mode == REDIS_MODE_STREAM;
 	polyglot_redis_flush(conn, "a pipelined batch");
 	polyglot_conncache_pin(&conn->base, &sent->pin);
 	sent->map_epoch = polyglot_redis_map_epoch(conn, &sent->pin);
@@ -617,6 +674,8 @@ redis_verify_unsupported(PolyglotRoute *route)
 			return "A route in invalidate mode deletes keys on change and leaves the cache to the application: there is nothing to compare.";
 		case REDIS_MODE_PUBLISH:
 			return "A route in publish mode sends messages and keeps nothing in Redis.";
+		case REDIS_MODE_STREAM:
+			return "A route in stream mode appends events to a stream, which keeps a history rather than the rows.";
 		default:
 			return NULL;
 	}
