@@ -70,7 +70,10 @@ OBJS = \
 	src/elastic/elastic_option.o \
 	src/elastic/elastic_paging.o \
 	src/elastic/elastic_query.o \
-	src/elastic/elastic_sink.o
+	src/elastic/elastic_sink.o \
+	src/http/http_connection.o \
+	src/http/http_option.o \
+	src/http/http_sink.o
 
 # pg_regress suites that need no store (make installcheck).  sync() needs
 # the library preloaded: installcheck starts a server of its own with
@@ -81,7 +84,7 @@ REGRESS_OPTS = --load-extension=pg_polyglot \
 	--temp-config=$(srcdir)/test/regress.conf --temp-instance=tmp_check
 
 PKG_CONFIG ?= pkg-config
-STORE_LIBS = hiredis libmongoc-1.0 libcurl
+STORE_LIBS = hiredis libmongoc-1.0 libcurl libcrypto
 
 # Redis over TLS needs hiredis 1.0 or later built with hiredis_ssl
 # (Debian 12's hiredis 0.14 has none).  HIREDIS_DIR names the prefix of such

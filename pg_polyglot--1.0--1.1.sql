@@ -1139,6 +1139,10 @@ BEGIN
     INTO source, server, kind, keys, opts
     FROM polyglot.routes x WHERE x.id = route;
   endpoint := polyglot._server_endpoint(server);
+  -- HTTP routes post events, which receivers tell apart: no key to share
+  IF kind = 'http' THEN
+    RETURN;
+  END IF;
   IF kind = 'redis' THEN
     IF opts->>'mode' = 'publish' THEN
       RETURN;
@@ -1214,3 +1218,29 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION polyglot._redis_route_keys(jsonb) FROM PUBLIC;
+
+-- A fourth store: polyglot_http, webhooks that sync routes post change
+-- events to.
+
+CREATE FUNCTION polyglot._http_handler()
+RETURNS fdw_handler
+AS 'MODULE_PATHNAME', 'polyglot_http_handler'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION polyglot._http_validator(text[], oid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_http_validator'
+LANGUAGE C STRICT;
+
+CREATE FOREIGN DATA WRAPPER polyglot_http
+  HANDLER polyglot._http_handler
+  VALIDATOR polyglot._http_validator;
+
+COMMENT ON FOREIGN DATA WRAPPER polyglot_http IS
+  'pg_polyglot: webhooks (any HTTP endpoint) as sync targets, sent batches of change events';
+
+ALTER TABLE polyglot.routes DROP CONSTRAINT routes_store_check;
+ALTER TABLE polyglot.routes ADD CONSTRAINT routes_store_check
+  CHECK (store IN ('redis', 'mongo', 'elastic', 'http'));
+
+REVOKE ALL ON FUNCTION polyglot._http_handler(), polyglot._http_validator(text[], oid) FROM PUBLIC;

@@ -57,6 +57,23 @@ CREATE FOREIGN DATA WRAPPER polyglot_elastic
 COMMENT ON FOREIGN DATA WRAPPER polyglot_elastic IS
   'pg_polyglot: Elasticsearch and OpenSearch indexes as foreign tables, and as sync targets';
 
+CREATE FUNCTION polyglot._http_handler()
+RETURNS fdw_handler
+AS 'MODULE_PATHNAME', 'polyglot_http_handler'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION polyglot._http_validator(text[], oid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'polyglot_http_validator'
+LANGUAGE C STRICT;
+
+CREATE FOREIGN DATA WRAPPER polyglot_http
+  HANDLER polyglot._http_handler
+  VALIDATOR polyglot._http_validator;
+
+COMMENT ON FOREIGN DATA WRAPPER polyglot_http IS
+  'pg_polyglot: webhooks (any HTTP endpoint) as sync targets, sent batches of change events';
+
 -- Reach a store through a foreign server of one of the wrappers above.
 CREATE FUNCTION polyglot.ping(server name)
 RETURNS jsonb
@@ -89,7 +106,7 @@ CREATE TABLE polyglot.routes (
   source_name text NOT NULL,
   server_oid oid NOT NULL,
   server_name name NOT NULL,
-  store text NOT NULL CHECK (store IN ('redis', 'mongo', 'elastic')),
+  store text NOT NULL CHECK (store IN ('redis', 'mongo', 'elastic', 'http')),
   options jsonb NOT NULL DEFAULT '{}',
   key_columns name[] NOT NULL,
   owner regrole NOT NULL,
@@ -316,7 +333,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 RETURN (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c)::pg_catalog.numeric;
 
--- The store of a pg_polyglot server ('redis', 'mongo', 'elastic'), NULL
+-- The store of a pg_polyglot server ('redis', 'mongo', 'elastic', 'http'), NULL
 -- for no server or a server of another wrapper.
 CREATE FUNCTION polyglot._store_of(server oid)
 RETURNS text
@@ -710,6 +727,10 @@ BEGIN
     INTO source, server, kind, keys, opts
     FROM polyglot.routes x WHERE x.id = route;
   endpoint := polyglot._server_endpoint(server);
+  -- HTTP routes post events, which receivers tell apart: no key to share
+  IF kind = 'http' THEN
+    RETURN;
+  END IF;
   IF kind = 'redis' THEN
     IF opts->>'mode' = 'publish' THEN
       RETURN;

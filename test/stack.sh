@@ -20,8 +20,9 @@
 #   test/stack.sh start|stop|restart SERVER
 #                           the same for one server only: postgres, redis,
 #                           sentinel (a Redis primary, its replica and three
-#                           Sentinels), ferretdb, mongo-java, opensearch or
-#                           elasticsearch
+#                           Sentinels), ferretdb, mongo-java, opensearch,
+#                           elasticsearch or http-sink (the webhook receiver
+#                           of test/tools/http_sink.py)
 #   test/stack.sh status    say what runs where
 #   test/stack.sh env       print shell assignments for tests and scripts:
 #                           eval "$(test/stack.sh env)"
@@ -109,6 +110,10 @@ OPENSEARCH_TLS_PORT=${POLYGLOT_OPENSEARCH_TLS_PORT:-59210}
 # and one in front of the stack Redis whose certificate names localhost
 # only, not 127.0.0.1 (stunnel too: the checks of an IP address's name)
 REDIS_TLS_DNS_PORT=${POLYGLOT_REDIS_TLS_DNS_PORT:-56489}
+# the webhook receiver that HTTP routes post to (test/tools/http_sink.py),
+# checking signatures with HTTP_SINK_SECRET
+HTTP_SINK_PORT=${POLYGLOT_HTTP_SINK_PORT:-56580}
+HTTP_SINK_SECRET=polyglot-test-secret
 
 # POLYGLOT_PG_BIN and POLYGLOT_PG_DIR give a second PostgreSQL beside the
 # stack's (another install, its own data, with POLYGLOT_PG_PORT), sharing
@@ -140,6 +145,7 @@ JAVA_HOME_17=${JAVA_HOME_17:-/usr/lib/jvm/java-17-openjdk-amd64}
 SEARCH_HEAP=${POLYGLOT_SEARCH_HEAP:-512m}
 MONGO_JAVA_HOME=$STACK_DIR/dist/mongo-java-server-$MONGO_JAVA_SERVER_VERSION
 MONGO_JAVA_DIR=$STACK_DIR/mongo-java
+HTTP_SINK_DIR=$STACK_DIR/http-sink
 MONGO_JAVA_LAUNCHER=$REPO_DIR/test/tools/MongoJavaServer.java
 MONGO_JAVA_HEAP=${POLYGLOT_MONGO_JAVA_HEAP:-256m}
 
@@ -849,6 +855,22 @@ start_mongo_java() {
 	say "mongo-java-server $MONGO_JAVA_SERVER_VERSION: ready on 127.0.0.1:$MONGO_JAVA_PORT"
 }
 
+# The webhook receiver: a copy of test/tools/http_sink.py (the stack user
+# may not read the checkout), in memory, run by the system's python3.
+start_http_sink() {
+	mkdir -p "$HTTP_SINK_DIR"
+	if port_open "$HTTP_SINK_PORT"; then
+		say "HTTP sink: already running on port $HTTP_SINK_PORT"
+		return
+	fi
+	cp "$REPO_DIR/test/tools/http_sink.py" "$HTTP_SINK_DIR/http_sink.py"
+	chown -R "$STACK_USER": "$HTTP_SINK_DIR" 2>/dev/null || true
+	as_user bash -c "nohup python3 '$HTTP_SINK_DIR/http_sink.py' --port $HTTP_SINK_PORT \
+		--secret '$HTTP_SINK_SECRET' >'$HTTP_SINK_DIR/http-sink.log' 2>&1 & echo \$! > '$HTTP_SINK_DIR/http-sink.pid'"
+	wait_for "HTTP sink" "$HTTP_SINK_DIR/http-sink.log" 30 port_open "$HTTP_SINK_PORT"
+	say "HTTP sink: ready on 127.0.0.1:$HTTP_SINK_PORT"
+}
+
 # start_search NAME HOME DIR HTTP_PORT TRANSPORT_PORT
 start_search() {
 	local name=$1 home=$2 dir=$3 port=$4 tport=$5
@@ -906,7 +928,7 @@ wait_search() {
 	say "$name: ready on 127.0.0.1:$port"
 }
 
-SERVERS="postgres redis redis-cluster sentinel ferretdb mongo-java opensearch opensearch-tls elasticsearch"
+SERVERS="postgres redis redis-cluster sentinel ferretdb mongo-java opensearch opensearch-tls elasticsearch http-sink"
 
 check_server_name() {
 	case " all $SERVERS " in
@@ -950,7 +972,7 @@ reserve_ports() {
 	current=$(cat "$f")
 	# 55400-55499: PostgreSQL of every version, the ASan and package
 	# clusters; 59480-59489: the exporter of test/t/018_exporter.pl
-	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$REDIS_TLS_PORT,$REDIS_CLUSTER_FIRST_PORT-$((REDIS_CLUSTER_FIRST_PORT + 5)),$((REDIS_CLUSTER_FIRST_PORT + 10000))-$((REDIS_CLUSTER_FIRST_PORT + 10005)),$SENTINEL_PRIMARY_PORT,$SENTINEL_REPLICA_PORT,${SENTINEL_PORTS// /,},$MONGO_PORT,$MONGO_TLS_PORT,$OPENSEARCH_TLS_PORT,$REDIS_TLS_DNS_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,59480-59489" \
+	echo "${current:+$current,}55400-55499,$PG_PORT,$REDIS_PORT,$REDIS_TLS_PORT,$REDIS_CLUSTER_FIRST_PORT-$((REDIS_CLUSTER_FIRST_PORT + 5)),$((REDIS_CLUSTER_FIRST_PORT + 10000))-$((REDIS_CLUSTER_FIRST_PORT + 10005)),$SENTINEL_PRIMARY_PORT,$SENTINEL_REPLICA_PORT,${SENTINEL_PORTS// /,},$MONGO_PORT,$MONGO_TLS_PORT,$OPENSEARCH_TLS_PORT,$REDIS_TLS_DNS_PORT,$MONGO_JAVA_PORT,$OPENSEARCH_PORT,$OPENSEARCH_TRANSPORT_PORT,$ELASTICSEARCH_PORT,$ELASTICSEARCH_TRANSPORT_PORT,$HTTP_SINK_PORT,59480-59489" \
 		>"$f" 2>/dev/null || say "could not reserve the stack's ports in $f"
 }
 
@@ -979,6 +1001,7 @@ cmd_start() {
 	case $which in all|sentinel) start_sentinel || failed+=(Sentinel);; esac
 	case $which in all|ferretdb) start_ferretdb || failed+=(FerretDB);; esac
 	case $which in all|mongo-java) start_mongo_java || failed+=(mongo-java-server);; esac
+	case $which in all|http-sink) start_http_sink || failed+=("HTTP sink");; esac
 	case $which in all|opensearch-tls) start_opensearch_tls || failed+=("OpenSearch TLS endpoint");; esac
 	if [ $os_launched = 1 ]; then
 		wait_search opensearch "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" || failed+=(OpenSearch)
@@ -1041,6 +1064,7 @@ cmd_stop() {
 	esac
 	case $which in all|ferretdb) stop_pidfile FerretDB "$FERRET_DIR/ferretdb.pid";; esac
 	case $which in all|mongo-java) stop_pidfile mongo-java-server "$MONGO_JAVA_DIR/mongo-java.pid";; esac
+	case $which in all|http-sink) stop_pidfile "HTTP sink" "$HTTP_SINK_DIR/http-sink.pid";; esac
 	case $which in all|opensearch-tls) stop_pidfile "OpenSearch TLS endpoint" "$TLS_DIR/stunnel.pid";; esac
 	case $which in all|opensearch) stop_pidfile OpenSearch "$OPENSEARCH_DIR/pid";; esac
 	case $which in all|elasticsearch) stop_pidfile Elasticsearch "$ELASTICSEARCH_DIR/pid";; esac
@@ -1079,6 +1103,11 @@ cmd_status() {
 		echo "mongo-java     running  127.0.0.1:$MONGO_JAVA_PORT  (mongo-java-server $MONGO_JAVA_SERVER_VERSION, in memory)"
 	else
 		echo "mongo-java     stopped  127.0.0.1:$MONGO_JAVA_PORT"; rc=1
+	fi
+	if port_open "$HTTP_SINK_PORT"; then
+		echo "http-sink      running  127.0.0.1:$HTTP_SINK_PORT  (test/tools/http_sink.py, in memory)"
+	else
+		echo "http-sink      stopped  127.0.0.1:$HTTP_SINK_PORT"; rc=1
 	fi
 	if curl -fsS -m 2 "http://127.0.0.1:$OPENSEARCH_PORT/_cluster/health" >/dev/null 2>&1; then
 		echo "opensearch     running  127.0.0.1:$OPENSEARCH_PORT  ($OPENSEARCH_VERSION)"
@@ -1142,6 +1171,9 @@ cmd_env() {
 	export OPENSEARCH_TLS_URL='https://localhost:$OPENSEARCH_TLS_PORT'
 	export POLYGLOT_TLS_DIR='$TLS_DIR'
 	export MONGO_JAVA_PORT='$MONGO_JAVA_PORT'
+	export HTTP_SINK_PORT='$HTTP_SINK_PORT'
+	export HTTP_SINK_URL='http://127.0.0.1:$HTTP_SINK_PORT'
+	export HTTP_SINK_SECRET='$HTTP_SINK_SECRET'
 	export MONGO_JAVA_URI='mongodb://127.0.0.1:$MONGO_JAVA_PORT'
 	export OPENSEARCH_PORT='$OPENSEARCH_PORT'
 	export OPENSEARCH_URL='http://127.0.0.1:$OPENSEARCH_PORT'

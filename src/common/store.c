@@ -21,6 +21,7 @@
 #include "common/store.h"
 #include "core/dispatch.h"
 #include "elastic/elastic.h"
+#include "http/http.h"
 #include "mongo/mongo.h"
 #include "redis/redis.h"
 
@@ -52,6 +53,7 @@ static const PolyglotStoreInfo polyglot_stores[] = {
 	STORE(redis, "Redis", polyglot_redis_check_options, polyglot_redis_fdw_init),	/* init: the key joins' planner hook */
 	STORE(mongo, "MongoDB", polyglot_mongo_check_options, NULL),
 	STORE(elastic, "Elasticsearch", polyglot_elastic_check_options, NULL),
+	STORE(http, "HTTP", polyglot_http_check_options, NULL),
 };
 
 #define NSTORES ((int) lengthof(polyglot_stores))
@@ -140,7 +142,7 @@ PG_FUNCTION_INFO_V1(polyglot_server_store_sql);
 
 /*
  * polyglot._server_store(server name): the store's name ('redis', 'mongo',
- * 'elastic') for a pg_polyglot server; an error for any other.
+ * 'elastic', 'http') for a pg_polyglot server; an error for any other.
  */
 Datum
 polyglot_server_store_sql(PG_FUNCTION_ARGS)
@@ -215,3 +217,4 @@ store_validate(const char *name, Datum options, Oid catalog)
 VALIDATOR(redis)
 VALIDATOR(mongo)
 VALIDATOR(elastic)
+VALIDATOR(http)

@@ -128,6 +128,7 @@ typedef struct PolyglotSink
 extern const PolyglotSink polyglot_redis_sink;
 extern const PolyglotSink polyglot_mongo_sink;
 extern const PolyglotSink polyglot_elastic_sink;
+extern const PolyglotSink polyglot_http_sink;
 
 /* rowstate.c: false when the route's rows must be read with a query */
 extern bool polyglot_read_rows_direct(PolyglotRoute *route, const PolyglotSink *sink,
