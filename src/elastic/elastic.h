@@ -95,6 +95,9 @@ extern Jsonb *polyglot_elastic_parse_response(ElasticConn *conn, const ElasticRe
 									 const char *what);
 extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
+/* in elastic_index.c: the index a route with mappings or settings creates */
+extern void polyglot_elastic_create_index(struct PolyglotRoute *route);
+
 /* in elastic_mapping.c */
 typedef struct ElasticField
 {
