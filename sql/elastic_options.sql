@@ -35,6 +35,11 @@ CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '..');
 CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '');
 CREATE FOREIGN TABLE et2 (id int OPTIONS (field '.a')) SERVER e1;
 CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (collection 'x');
+-- highlight: the fields of a search's _highlight column
+CREATE FOREIGN TABLE et2 (id int, query text, _highlight jsonb) SERVER e1 OPTIONS (highlight 'name, brand.name, desc*');
+DROP FOREIGN TABLE et2;
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (highlight 'name,,body');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (highlight 'brand.');
 SELECT srvname, srvoptions FROM pg_foreign_server WHERE srvname = 'e1';
 DROP SERVER e1 CASCADE;
 DROP ROLE polyglot_regress_reader;

@@ -12,7 +12,9 @@
  * Server and foreign table (the table's wins): pushdown, use_remote_estimate,
  *         page_size (hits per search request), batch_size (actions per
  *         _bulk of an INSERT), refresh (of writes: false, true, wait_for).
- * Foreign table: index (an index, alias or pattern).
+ * Foreign table: index (an index, alias or pattern); highlight (the fields
+ *         whose fragments a search's _highlight column holds, separated by
+ *         commas).
  * Column: field (a dotted path into the _source).
  * Sync routes: index, routing, mappings and settings (JSON objects: the
  *         index a route creates, see elastic_index.c).
@@ -42,6 +44,7 @@
 
 static void check_url(const char *name, const char *value);
 static void check_field(const char *name, const char *value);
+static void check_highlight(const char *name, const char *value);
 
 static const char *const refresh_values[] = {"false", "true", "wait_for", NULL};
 
@@ -68,6 +71,7 @@ const PolyglotOption polyglot_elastic_options[] = {
 	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "refresh", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = refresh_values},
 	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_elastic_check_index_name},
+	{.name = "highlight", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_highlight},
 	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
 	{.name = NULL}
 };
@@ -217,6 +221,57 @@ check_field(const char *name, const char *value)
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("invalid field path \"%s\" in option \"%s\"", value, name),
 				 errdetail("A path is one or more field names separated by single dots.")));
+}
+
+/*
+ * The fields of option highlight: names or dotted paths (a * matches as in
+ * the servers' highlight), separated by commas, spaces around them
+ * ignored.  A List of String, palloc'd; NIL for a NULL value.
+ */
+List *
+polyglot_elastic_highlight_fields(const char *value)
+{
+	List	   *result = NIL;
+	const char *p = value;
+
+	if (value == NULL)
+		return NIL;
+	for (;;)
+	{
+		size_t		len = strcspn(p, ",");
+		const char *start = p;
+		const char *end = p + len;
+
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		result = lappend(result, makeString(pnstrdup(start, end - start)));
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	return result;
+}
+
+/* Option highlight: one or more fields, each a dotted path */
+static void
+check_highlight(const char *name, const char *value)
+{
+	ListCell   *lc;
+
+	foreach(lc, polyglot_elastic_highlight_fields(value))
+	{
+		const char *field = strVal(lfirst(lc));
+		size_t		len = strlen(field);
+
+		if (len == 0 || field[0] == '.' || field[len - 1] == '.' || strstr(field, "..") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid field \"%s\" in option \"%s\"", field, name),
+					 errdetail("The option lists the fields to highlight, separated by commas, each a name or a dotted path."),
+					 errhint("For example: highlight 'name, description'.")));
+	}
 }
 
 /* Checks across the options of a CREATE or ALTER, after each was validated */
