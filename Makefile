@@ -65,6 +65,7 @@ OBJS = \
 	src/elastic/elastic_fdw.o \
 	src/elastic/elastic_hit.o \
 	src/elastic/elastic_import.o \
+	src/elastic/elastic_index.o \
 	src/elastic/elastic_mapping.o \
 	src/elastic/elastic_modify.o \
 	src/elastic/elastic_option.o \

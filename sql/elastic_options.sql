@@ -35,6 +35,11 @@ CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '..');
 CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (index '');
 CREATE FOREIGN TABLE et2 (id int OPTIONS (field '.a')) SERVER e1;
 CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (collection 'x');
+-- highlight: the fields of a search's _highlight column
+CREATE FOREIGN TABLE et2 (id int, query text, _highlight jsonb) SERVER e1 OPTIONS (highlight 'name, brand.name, desc*');
+DROP FOREIGN TABLE et2;
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (highlight 'name,,body');
+CREATE FOREIGN TABLE et2 (id int) SERVER e1 OPTIONS (highlight 'brand.');
 SELECT srvname, srvoptions FROM pg_foreign_server WHERE srvname = 'e1';
 DROP SERVER e1 CASCADE;
 DROP ROLE polyglot_regress_reader;
@@ -60,6 +65,17 @@ SELECT polyglot.sync('items', 'os', '{"index": "a/b"}');
 SELECT polyglot.sync('items', 'os', '{"index": 7}');
 SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "routing": "name"}');
 SELECT polyglot.sync('items', 'os', '{"index": "polyglot_sync_items", "columns": ["nope"]}');
+-- mappings and settings: JSON objects, fields of the mappings objects with a
+-- string type; checked before the store is asked
+SELECT polyglot.sync('items', 'os', '{"mappings": {"properties": {"price": {"type": "double"}}}, "settings": "x"}');
+SELECT polyglot.sync('items', 'os', '{"mappings": {"properties": {"tags": {"type": "keyword", "fields": {"raw": 1}}}}}');
+SELECT polyglot.sync('items', 'os', '{"mappings": {"properties": {"doc": {"properties": {"k": {"type": ["keyword"]}}}}}}');
+-- valid: the store is asked for the index when the route is created, and
+-- sync() fails when it cannot be reached; no route is left
+\set VERBOSITY terse
+SELECT polyglot.sync('items', 'os', '{"mappings": {"properties": {"price": {"type": "double"}}}, "settings": {"number_of_shards": 1}}');
+\set VERBOSITY default
+SELECT count(*) AS routes FROM polyglot.routes;
 CREATE TABLE "Upper" (id int PRIMARY KEY);
 SELECT polyglot.sync('"Upper"', 'os');
 DROP TABLE "Upper";

@@ -109,6 +109,15 @@ typedef struct PolyglotSink
 	void		(*verify) (PolyglotRoute *route, List *items, PolyglotVerdict *verdicts,
 							   char **names);
 	List	   *(*store_keys) (PolyglotRoute *route, void **state, MemoryContext state_cxt);
+
+	/*
+	 * Optional: called by polyglot.sync() once the route exists, in the
+	 * caller's transaction, as the caller (the route's owner): makes the
+	 * store's target as the route's options describe it (an index of
+	 * given mappings), or ereports, which fails the sync().  What it did
+	 * in the store stays if the transaction then aborts.
+	 */
+	void		(*create_target) (PolyglotRoute *route);
 } PolyglotSink;
 
 /*

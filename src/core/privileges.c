@@ -43,10 +43,12 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "pg_polyglot.h"
 #include "core/core.h"
+#include "core/dispatch.h"
 
 PG_FUNCTION_INFO_V1(polyglot_sync);
 PG_FUNCTION_INFO_V1(polyglot_unsync);
@@ -253,6 +255,53 @@ polyglot_check_route_privilege(int32 route)
 }
 
 /*
+ * After polyglot.sync() created route route_id: the store's target, when
+ * its sink makes one (PolyglotSink.create_target: an Elasticsearch index
+ * of given mappings).  The route is read as the owner of the extension,
+ * the store reached as the caller, the route's owner.
+ */
+static void
+create_route_target(int32 route_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;	/* not SPI's, which SPI_finish() frees */
+	List	   *routes;
+	PolyglotRoute *route;
+	const PolyglotSink *sink;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+
+	nestlevel = polyglot_pin_search_path();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	/* the statement's snapshot, with the route _sync() just inserted */
+	CommandCounterIncrement();
+	PushCopiedSnapshot(GetActiveSnapshot());
+	UpdateActiveSnapshotCommandId();
+	routes = polyglot_load_routes(route_id, cxt);
+	PopActiveSnapshot();
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(true, nestlevel);
+
+	if (routes == NIL)
+		return;
+	route = (PolyglotRoute *) linitial(routes);
+	sink = polyglot_sink_for(route);
+	if (sink == NULL || sink->create_target == NULL)
+		return;
+	polyglot_route_require_server(route);
+	if (route->access_error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", route->access_error)));
+	sink->create_target(route);
+}
+
+/*
  * polyglot.sync(source regclass, server name, options jsonb, backfill
  * boolean) returns int.
  */
@@ -299,6 +348,7 @@ polyglot_sync(PG_FUNCTION_ARGS)
 	result = call_as_owner(internal_function("_sync", 5, argtypes), 5, args, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
+	create_route_target(DatumGetInt32(result));
 	PG_RETURN_DATUM(result);
 }
 

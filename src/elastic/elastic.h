@@ -48,6 +48,7 @@ extern void polyglot_elastic_get_options(ForeignServer *server, UserMapping *use
 								ElasticConnOptions *opts);
 extern List *polyglot_elastic_split_urls(const char *urls);
 extern void polyglot_elastic_check_index_name(const char *name, const char *value);
+extern List *polyglot_elastic_highlight_fields(const char *value);
 
 /* in elastic_connection.c */
 #define ELASTIC_TRACKED_PITS	16
@@ -95,6 +96,9 @@ extern Jsonb *polyglot_elastic_parse_response(ElasticConn *conn, const ElasticRe
 									 const char *what);
 extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
+/* in elastic_index.c: the index a route with mappings or settings creates */
+extern void polyglot_elastic_create_index(struct PolyglotRoute *route);
+
 /* in elastic_mapping.c */
 typedef struct ElasticField
 {
@@ -135,7 +139,8 @@ typedef enum ElasticColumnKind
 	ECOL_SOURCE,				/* the whole _source */
 	ECOL_ID,					/* the document's _id */
 	ECOL_SCORE,					/* the hit's _score */
-	ECOL_QUERY					/* the query_string searched with */
+	ECOL_QUERY,					/* the query_string searched with */
+	ECOL_HIGHLIGHT				/* the hit's highlight: field -> fragments */
 } ElasticColumnKind;
 
 typedef struct ElasticColumn
@@ -187,6 +192,9 @@ typedef struct ElasticScanState
 	bool	   *wanted;
 	bool		whole_source;
 	bool		want_score;
+	bool		want_highlight; /* the _highlight column is read */
+	List	   *highlight_fields;	/* of String: table option highlight, NIL
+									 * for every field */
 	List	   *source_fields;	/* of String: the _source to fetch */
 	List	   *sort;
 	int64		limit;

@@ -9,7 +9,9 @@
  * dotted path of its `field` option.  Without a field option, a column
  * named _id holds the document's id, _score its relevance, query the
  * query_string the scan searched with (WHERE query = 'wireless
- * headphones'), and a jsonb or json column the whole _source.
+ * headphones'), _highlight (jsonb or json) the hit's highlighted fragments
+ * of a search, by field (the fields of table option highlight, or every
+ * field), and another jsonb or json column the whole _source.
  *
  * The wrapper's other concerns have files of their own: what the server
  * can evaluate and the JSON of the request, elastic_query.c; pages of hits
@@ -113,6 +115,8 @@ polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn **columns)
 			col->kind = ECOL_SCORE;
 		else if (strcmp(col->name, "query") == 0)
 			col->kind = ECOL_QUERY;
+		else if (strcmp(col->name, "_highlight") == 0)
+			col->kind = ECOL_HIGHLIGHT;
 		else if (base == JSONBOID || base == JSONOID)
 			col->kind = ECOL_SOURCE;
 		else
@@ -132,6 +136,12 @@ polyglot_elastic_load_columns(Oid relid, int *natts, ElasticColumn **columns)
 					 errmsg("column \"query\" of foreign table \"%s\" must be of type text",
 							RelationGetRelationName(rel)),
 					 errhint("A column named query takes the query_string to search with; give a document field named query a column option: OPTIONS (field 'query').")));
+		if (col->kind == ECOL_HIGHLIGHT && base != JSONBOID && base != JSONOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+					 errmsg("column \"_highlight\" of foreign table \"%s\" must be of type jsonb or json",
+							RelationGetRelationName(rel)),
+					 errhint("A column named _highlight takes the highlighted fragments of a search; give a document field named _highlight a column option: OPTIONS (field '_highlight').")));
 	}
 	*natts = desc->natts;
 	*columns = cols;
@@ -493,10 +503,16 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 				st->source_fields = lappend(st->source_fields, makeString(col->field));
 			else if (col->kind == ECOL_SCORE)
 				st->want_score = true;
+			else if (col->kind == ECOL_HIGHLIGHT)
+				st->want_highlight = true;
 			getTypeInputInfo(col->typid, &st->typinput[i], &st->typioparam[i]);
 		}
 		i++;
 	}
+	if (st->want_highlight)
+		st->highlight_fields =
+			polyglot_elastic_highlight_fields(polyglot_option_string(GetForeignTable(rte->relid)->options,
+																	 "highlight", NULL));
 	st->value_exprs = plan->fdw_exprs;
 	st->value_states = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
 	st->exec_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic scan",

@@ -308,6 +308,22 @@ polyglot_elastic_store_hit(ElasticScanState *st, JsonbContainer *h, TupleTableSl
 														st->typinput[i], st->typioparam[i],
 														&slot->tts_isnull[i]);
 				break;
+			case ECOL_HIGHLIGHT:
+				/* a search's hit: its fragments by field, {} for none */
+				if (st->query_text == NULL)
+					break;
+				if (getKeyJsonValueFromContainer(h, "highlight", 9, &v) &&
+					v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+					slot->tts_values[i] = convert_value(&v, col->typid, col->typmod,
+														st->typinput[i], st->typioparam[i],
+														&slot->tts_isnull[i]);
+				else
+				{
+					slot->tts_values[i] = OidInputFunctionCall(st->typinput[i], "{}",
+															   st->typioparam[i], col->typmod);
+					slot->tts_isnull[i] = false;
+				}
+				break;
 			case ECOL_DROPPED:
 				break;
 		}

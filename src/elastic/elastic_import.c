@@ -28,7 +28,8 @@
  *   - the wrapper's special columns "_score real" and "query text", each
  *     only when no field has that name.  A field named _score or query
  *     keeps the name, with OPTIONS (field '<name>') so that it reads the
- *     field; the special column is then left out.  A field named _id cannot
+ *     field; the special column is then left out.  So does a field named
+ *     _highlight (no _highlight column is made).  A field named _id cannot
  *     exist (it is metadata).  A name longer than an identifier is cut and
  *     keeps its field with OPTIONS (field ...) too.
  *
@@ -173,7 +174,8 @@ create_table_command(ImportForeignSchemaStmt *stmt, ElasticIndexMapping *m,
 		has_query = has_query || is_query;
 		appendStringInfo(&sql, ", %s %s", quote_identifier(name), type);
 		/* a field option where the name does not say the field by itself */
-		if (is_score || is_query || strcmp(name, f->path) != 0 ||
+		if (is_score || is_query || strcmp(f->path, "_highlight") == 0 ||
+			strcmp(name, f->path) != 0 ||
 			strcmp(type, "jsonb") == 0)
 			appendStringInfo(&sql, " OPTIONS (field %s)", quote_literal_cstr(f->path));
 	}

@@ -274,6 +274,7 @@ row_document(ElasticModifyState *st, TupleTableSlot *slot, List *attnums, bool k
 				break;
 			case ECOL_SCORE:
 			case ECOL_QUERY:
+			case ECOL_HIGHLIGHT:
 				if (!isnull && attnums == NIL)
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_ERROR),

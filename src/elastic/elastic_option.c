@@ -12,9 +12,12 @@
  * Server and foreign table (the table's wins): pushdown, use_remote_estimate,
  *         page_size (hits per search request), batch_size (actions per
  *         _bulk of an INSERT), refresh (of writes: false, true, wait_for).
- * Foreign table: index (an index, alias or pattern).
+ * Foreign table: index (an index, alias or pattern); highlight (the fields
+ *         whose fragments a search's _highlight column holds, separated by
+ *         commas).
  * Column: field (a dotted path into the _source).
- * Sync routes: index, routing.
+ * Sync routes: index, routing, mappings and settings (JSON objects: the
+ *         index a route creates, see elastic_index.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +33,7 @@
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/formatting.h"
 #include "utils/memutils.h"
 
@@ -40,6 +44,7 @@
 
 static void check_url(const char *name, const char *value);
 static void check_field(const char *name, const char *value);
+static void check_highlight(const char *name, const char *value);
 
 static const char *const refresh_values[] = {"false", "true", "wait_for", NULL};
 
@@ -66,6 +71,7 @@ const PolyglotOption polyglot_elastic_options[] = {
 	{.name = "batch_size", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_INT, .min = 1, .max = 100000},
 	{.name = "refresh", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_ENUM, .enum_values = refresh_values},
 	{.name = "index", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = polyglot_elastic_check_index_name},
+	{.name = "highlight", .catalog = ForeignTableRelationId, .type = POLYGLOT_OPT_STRING, .check = check_highlight},
 	{.name = "field", .catalog = AttributeRelationId, .type = POLYGLOT_OPT_STRING, .check = check_field},
 	{.name = NULL}
 };
@@ -217,6 +223,57 @@ check_field(const char *name, const char *value)
 				 errdetail("A path is one or more field names separated by single dots.")));
 }
 
+/*
+ * The fields of option highlight: names or dotted paths (a * matches as in
+ * the servers' highlight), separated by commas, spaces around them
+ * ignored.  A List of String, palloc'd; NIL for a NULL value.
+ */
+List *
+polyglot_elastic_highlight_fields(const char *value)
+{
+	List	   *result = NIL;
+	const char *p = value;
+
+	if (value == NULL)
+		return NIL;
+	for (;;)
+	{
+		size_t		len = strcspn(p, ",");
+		const char *start = p;
+		const char *end = p + len;
+
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		result = lappend(result, makeString(pnstrdup(start, end - start)));
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	return result;
+}
+
+/* Option highlight: one or more fields, each a dotted path */
+static void
+check_highlight(const char *name, const char *value)
+{
+	ListCell   *lc;
+
+	foreach(lc, polyglot_elastic_highlight_fields(value))
+	{
+		const char *field = strVal(lfirst(lc));
+		size_t		len = strlen(field);
+
+		if (len == 0 || field[0] == '.' || field[len - 1] == '.' || strstr(field, "..") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("invalid field \"%s\" in option \"%s\"", field, name),
+					 errdetail("The option lists the fields to highlight, separated by commas, each a name or a dotted path."),
+					 errhint("For example: highlight 'name, description'.")));
+	}
+}
+
 /* Checks across the options of a CREATE or ALTER, after each was validated */
 void
 polyglot_elastic_check_options(List *options, Oid catalog)
@@ -284,8 +341,111 @@ const PolyglotRouteOption polyglot_elastic_route_options[] = {
 	.type_error = "option \"index\" must be a string"},
 	{.name = "routing", .type = POLYGLOT_ROUTE_OPT_STRING,
 	.type_error = "option \"routing\" must be the name of a column"},
+	{.name = "mappings", .type = POLYGLOT_ROUTE_OPT_ANY},
+	{.name = "settings", .type = POLYGLOT_ROUTE_OPT_ANY},
 	{.name = NULL}
 };
+
+/* Is a JsonbValue a JSON object? */
+static bool
+value_is_object(JsonbValue *v)
+{
+	return v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+/*
+ * The "properties" (or "fields") of a mapping, at path: an object whose
+ * members are field definitions, objects, with a string "type" when they
+ * have one, and properties and fields of their own checked alike.  What
+ * elastic_index.c compares with an existing index must have this shape;
+ * the rest of a mapping is the server's to check.
+ */
+static void
+check_mapping_properties(JsonbContainer *properties, const char *path, const char *member)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *name = NULL;
+
+	check_stack_depth();
+	it = JsonbIteratorInit(properties);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *field;
+		JsonbValue	sub;
+		static const char *const members[] = {"properties", "fields"};
+		int			i;
+
+		if (tok == WJB_KEY)
+		{
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE || name == NULL)
+			continue;
+		field = path ? psprintf("%s.%s", path, name) : name;
+		if (name[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"mappings\" has a field with an empty name in \"%s\"", member)));
+		if (!value_is_object(&v))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("field \"%s\" of option \"mappings\" must be a JSON object", field),
+					 errhint("A field's mapping is an object such as {\"type\": \"keyword\"}.")));
+		if (getKeyJsonValueFromContainer(v.val.binary.data, "type", 4, &sub) &&
+			sub.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the type of field \"%s\" of option \"mappings\" must be a string", field)));
+		for (i = 0; i < (int) lengthof(members); i++)
+		{
+			if (!getKeyJsonValueFromContainer(v.val.binary.data, members[i],
+											  strlen(members[i]), &sub))
+				continue;
+			if (!value_is_object(&sub))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("\"%s\" of field \"%s\" of option \"mappings\" must be a JSON object",
+								members[i], field)));
+			check_mapping_properties(sub.val.binary.data, field, members[i]);
+		}
+		name = NULL;
+	}
+}
+
+/*
+ * "mappings" and "settings": JSON objects, as PUT /<index> takes them;
+ * the mappings' properties of the shape check_mapping_properties() says.
+ */
+static void
+check_index_definition(PolyglotRouteCheck *check)
+{
+	JsonbValue	v;
+	JsonbValue	properties;
+
+	if (polyglot_route_check_value(check, "settings", &v) && !value_is_object(&v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"settings\" must be a JSON object"),
+				 errhint("Give the index settings as PUT /<index> takes them, such as {\"number_of_shards\": 1}.")));
+	if (!polyglot_route_check_value(check, "mappings", &v))
+		return;
+	if (!value_is_object(&v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"mappings\" must be a JSON object"),
+				 errhint("Give the index mappings as PUT /<index> takes them, such as {\"properties\": {\"name\": {\"type\": \"text\"}}}.")));
+	if (getKeyJsonValueFromContainer(v.val.binary.data, "properties", 10, &properties))
+	{
+		if (!value_is_object(&properties))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"properties\" of option \"mappings\" must be a JSON object")));
+		check_mapping_properties(properties.val.binary.data, NULL, "properties");
+	}
+}
 
 /*
  * The options of a new Elasticsearch/OpenSearch route: the index (default:
@@ -332,6 +492,8 @@ polyglot_elastic_check_route(PolyglotRouteCheck *check)
 					 errdetail("A deleted row is known by its key only, and its delete must carry the same routing."),
 					 errhint("Key columns: %s.", keys.data)));
 	}
+
+	check_index_definition(check);
 }
 
 /* The options of a route as the sink reads them, parsed on first use */

@@ -226,7 +226,7 @@ malformed_response(ElasticScanState *st, const char *what)
 			 errdetail("%s.", what)));
 }
 
-#define SEARCH_FILTER "filter_path=timed_out,pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.sort,_shards.failed,_shards.failures"
+#define SEARCH_FILTER "filter_path=timed_out,pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.highlight,hits.hits.sort,_shards.failed,_shards.failures"
 
 /* Fetches the next page of hits into st->hits */
 static void

@@ -1014,6 +1014,21 @@ polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain)
 		}
 		appendStringInfoChar(&buf, ']');
 	}
+	/* the fragments of a search, for the _highlight column */
+	if (st->want_highlight && st->queries != NIL)
+	{
+		appendStringInfoString(&buf, ",\"highlight\":{\"fields\":{");
+		if (st->highlight_fields == NIL)
+			appendStringInfoString(&buf, "\"*\":{}");
+		foreach(lc, st->highlight_fields)
+		{
+			if (lc != list_head(st->highlight_fields))
+				appendStringInfoChar(&buf, ',');
+			escape_json(&buf, strVal(lfirst(lc)));
+			appendStringInfoString(&buf, ":{}");
+		}
+		appendStringInfoString(&buf, "}}");
+	}
 	append_sort(&buf, st, st->use_pit || (explain && st->use_pit));
 	/* a sort on fields leaves _score out unless asked for */
 	if (st->want_score && (st->use_pit || (st->sort != NIL && !sort_is_relevance(st))))

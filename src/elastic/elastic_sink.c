@@ -686,4 +686,5 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 const PolyglotSink polyglot_elastic_sink = {
 	POLYGLOT_SINK_CALLBACKS(elastic),
 	.render_row = elastic_render_row,
+	.create_target = polyglot_elastic_create_index,
 };
