@@ -38,7 +38,8 @@
 #include "pg_polyglot.h"
 #include "common/conncache.h"
 
-#define MAX_CACHES 4
+#define MAX_CACHES 8				/* one per kind of connection: Redis, Redis
+								 * Cluster, MongoDB, Elasticsearch, HTTP */
 
 static PolyglotConnCache *caches[MAX_CACHES];
 static int	ncaches = 0;
