@@ -11,8 +11,11 @@
  *   id        "<route>-<position>-<key hash>": the same for every delivery
  *             of the same outbox events of the key, different for any
  *             other event; receivers deduplicate on it
- *   position  the newest outbox position among the events it covers; for
- *             one key it grows with every event, in commit order
+ *   position  the newest outbox position among the events it covers (taken
+ *             when a change is written: a key's changes can commit out of
+ *             that order, so positions identify, they do not order; the
+ *             order is the events' own, per key the order of the states
+ *             they carry)
  *   op        "upsert" (the row exists) or "delete"
  *   table     the source table's name, unqualified
  *   key       {"<key column>": "<value as text>", ...}
@@ -94,6 +97,26 @@ polyglot_change_init(PolyglotChange *change, PolyglotRoute *route, PolyglotItem 
 		JsonEncodeDateTime(iso, TimestampTzGetDatum(ts), TIMESTAMPTZOID, &utc);
 		change->ts = pstrdup(iso);
 	}
+}
+
+/*
+ * 32 hex digits of a digest of a change's op and row: two changes of a key
+ * with the same digest carry the same state.  Two 64-bit hashes of
+ * different seeds.
+ */
+char *
+polyglot_change_digest(PolyglotChange *change)
+{
+	size_t		len = strlen(change->row_json);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, change->op);
+	appendStringInfoChar(&buf, ':');
+	appendBinaryStringInfo(&buf, change->row_json, len);
+	return psprintf("%016llx%016llx",
+					(unsigned long long) hash_bytes_extended((const unsigned char *) buf.data, buf.len, 0),
+					(unsigned long long) hash_bytes_extended((const unsigned char *) buf.data, buf.len, 0x9e3779b97f4a7c15ULL));
 }
 
 /* Appends a change as one JSON object, its fields in the documented order */

@@ -62,6 +62,7 @@ check_url(const char *name, const char *value)
 	char	   *scheme = NULL;
 	char	   *userpart = NULL;
 	const char *problem = NULL;
+	bool		userpart_given = false;
 
 	if (h == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -75,11 +76,20 @@ check_url(const char *name, const char *value)
 		if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
 			problem = "The scheme must be http or https";
 		else if (userpart != NULL)
+		{
 			problem = "Credentials go in a user mapping (user, password or token), not in the URL";
+			userpart_given = true;
+		}
 	}
 	curl_free(scheme);
 	curl_free(userpart);
 	curl_url_cleanup(h);
+	/* a URL with credentials is not shown: the message may be logged */
+	if (problem && userpart_given)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+				 errmsg("invalid URL in option \"%s\"", name),
+				 errdetail("%s.", problem)));
 	if (problem)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
@@ -91,7 +101,8 @@ check_url(const char *name, const char *value)
 /* Headers pg_polyglot sets itself, or that carry secrets */
 static const char *const reserved_headers[] = {
 	"content-type", "content-length", "host", "authorization", "transfer-encoding",
-	"connection", "expect", "x-polyglot-timestamp", "x-polyglot-signature", NULL
+	"connection", "expect", "x-polyglot-timestamp", "x-polyglot-signature",
+	"proxy-authorization", "cookie", NULL
 };
 
 /*
@@ -136,7 +147,9 @@ check_headers(const char *name, const char *value)
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 							 errmsg("header \"%s\" cannot be set in option \"%s\"", header, name),
-							 pg_strcasecmp(header, "authorization") == 0 ?
+							 pg_strcasecmp(header, "authorization") == 0 ||
+							 pg_strcasecmp(header, "proxy-authorization") == 0 ||
+							 pg_strcasecmp(header, "cookie") == 0 ?
 							 errhint("A credential goes in the user mapping: option \"token\" (a bearer token), or \"user\" and \"password\".") :
 							 errhint("pg_polyglot sets this header itself.")));
 		}
@@ -169,6 +182,16 @@ polyglot_http_check_options(List *options, Oid catalog)
 				 errmsg("polyglot_http servers hold no tables"),
 				 errdetail("A polyglot_http server is a webhook that sync routes post change events to."),
 				 errhint("Use polyglot.sync(table, server) to send a table's changes there.")));
+	/* a token becomes a header line: no line breaks in it */
+	if (catalog == UserMappingRelationId)
+	{
+		const char *token = polyglot_option_string(options, "token", NULL);
+
+		if (token && strpbrk(token, "\r\n"))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					 errmsg("option \"token\" holds a line break")));
+	}
 	if (catalog != ForeignServerRelationId)
 		return;
 	url = polyglot_option_string(options, "url", NULL);

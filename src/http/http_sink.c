@@ -12,14 +12,20 @@
  *   408, 425, 429, 5xx, no answer (unreachable, timed out)
  *                  not now: the batch fails, the route backs off and the
  *                  batch goes again, the same events with the same ids
- *   401, 403, 404, 405, 407, 3xx
- *                  the endpoint as configured takes nothing (a wrong
- *                  token or URL): the batch fails like a 5xx, and no key
- *                  is charged for it
- *   any other 4xx  the receiver refuses what the batch holds: the batch
+ *   400, 409, 413, 422
+ *                  the receiver refuses what the batch holds: the batch
  *                  goes again in halves, down to single events, and an
  *                  event refused on its own is retried up to
- *                  polyglot.max_attempts, then dead-lettered
+ *                  polyglot.max_attempts, then dead-lettered (when it
+ *                  refuses every event of a batch on its own, the fault
+ *                  is the route's: dispatch.c's isolate_batch)
+ *   any other 3xx or 4xx (401, 403, 404, 410, ...), 1xx
+ *                  the endpoint as configured takes nothing (a wrong
+ *                  token, secret or URL, a gone webhook): the batch fails
+ *                  like a 5xx, and no event is charged for it
+ *
+ * A request that timed out is not split (it may well have been taken): it
+ * goes again whole, the same events under the same ids.
  *
  * The sink cannot split sending from waiting (one request at a time on a
  * handle): send() does both and finish() reports.
@@ -60,11 +66,11 @@ is_transient_status(long status)
 	return status == 408 || status == 425 || status == 429 || status >= 500;
 }
 
+/* A refusal of what a batch holds, rather than of the request as such */
 static bool
-is_endpoint_status(long status)
+is_content_status(long status)
 {
-	return status == 401 || status == 403 || status == 404 || status == 405 ||
-		status == 407 || (status >= 300 && status < 400) || status < 200;
+	return status == 400 || status == 409 || status == 413 || status == 422;
 }
 
 static void *
@@ -109,19 +115,19 @@ http_send(PolyglotRoute *route, List *items)
 				 response.retry_after ?
 				 errdetail_internal("Retry-After: %s. %s", response.retry_after, response.body) :
 				 errdetail_internal("%s", response.body)));
-	if (is_endpoint_status(response.status))
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("HTTP server \"%s\" takes no events at its url: HTTP %ld",
-						conn->servername, response.status),
-				 errdetail_internal("%s", response.body),
-				 errhint("Check the server's url (redirects are not followed) and the user mapping's token, user and password.")));
 	/* the receiver refuses what the batch holds: halves, down to the event at fault */
+	if (is_content_status(response.status))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("HTTP server \"%s\" refused the events: HTTP %ld",
+						conn->servername, response.status),
+				 errdetail_internal("%s", response.body)));
 	ereport(ERROR,
-			(errcode(ERRCODE_DATA_EXCEPTION),
-			 errmsg("HTTP server \"%s\" refused the events: HTTP %ld",
+			(errcode(ERRCODE_FDW_ERROR),
+			 errmsg("HTTP server \"%s\" takes no events at its url: HTTP %ld",
 					conn->servername, response.status),
-			 errdetail_internal("%s", response.body)));
+			 errdetail_internal("%s", response.body),
+			 errhint("Check the server's url (redirects are not followed) and the user mapping's secret, token, user and password.")));
 	return NULL;				/* keep the compiler quiet */
 }
 

@@ -11,7 +11,7 @@
  *   publish     PUBLISH channel {"op", "table", "key", "row"}
  *   stream      XADD stream MAXLEN ~ maxlen * id .. position .. op .. table ..
  *               key .. row .. ts .. (event.c's fields), by a script that
- *               appends only when the key's last entry there is older
+ *               appends only what the stream does not have yet
  *               (STREAM_APPEND below)
  *
  * The whole batch goes out as one pipeline: every command is appended, then
@@ -167,26 +167,48 @@ publish_message(PolyglotRoute *route, PolyglotEvent *ev)
 }
 
 /*
- * Appends a change to a stream once.  KEYS[1] is the stream, KEYS[2] its
- * seen hash (polyglot_redis_stream_seen_key), ARGV[1] the key's field
- * there, ARGV[2] the change's position, ARGV[3] the MAXLEN, ARGV[4..] the
- * entry's values.  A position not above the key's last is a redelivery
- * (the worker stopped, or a reply was lost, after the entry was appended):
- * nothing is appended and the script answers 0.  Positions are whole
- * numbers without leading zeros, so the longer is the greater, and of two
- * of one length the one greater as text; Lua's numbers could not hold
- * every bigint.  The script runs atomically, and writes both keys or,
- * failing before its first write (a key of the wrong type), neither.
+ * Appends a change to a stream unless the stream has it.  KEYS[1] is the
+ * stream, KEYS[2] its seen hash (polyglot_redis_stream_seen_key); ARGV[1]
+ * is the key's field there, ARGV[2] the change's position, ARGV[3] the
+ * MAXLEN, ARGV[4..9] the entry's id, op, table, key, row and ts, ARGV[10]
+ * a digest of op and row.  The field holds the key's last four positions
+ * and the digest of its last entry, "p1,p2,p3,p4|digest".  Nothing is
+ * appended, and the script answers 0, for
+ *   - a position among the last four: a redelivery (the worker stopped, or
+ *     a reply was lost, after Redis took the entry; at most two batches of
+ *     a route are in flight);
+ *   - the same op and row as the key's last entry: a change delivered
+ *     again under another position (a key retried after a timeout whose
+ *     write went through), or one that changed nothing the route delivers.
+ * Any other position is appended, smaller than the last or not: outbox
+ * positions are taken when a change is written, not when it commits, so
+ * a key's changes can commit out of their order (a backfill's row beside
+ * a user's open transaction), and each entry carries the row as committed
+ * when it was delivered.  The script runs atomically, and writes both keys
+ * or, failing before its first write (a key of the wrong type), neither.
  */
 #define STREAM_APPEND \
-	"local last = redis.call('HGET', KEYS[2], ARGV[1]) " \
-	"local pos = ARGV[2] " \
-	"if last and (#last > #pos or (#last == #pos and last >= pos)) then return 0 end " \
-	"redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[4], " \
-	"'position', pos, 'op', ARGV[5], 'table', ARGV[6], 'key', ARGV[7], 'row', ARGV[8], " \
-	"'ts', ARGV[9]) " \
-	"redis.call('HSET', KEYS[2], ARGV[1], pos) " \
-	"return 1"
+	"local seen = redis.call('HGET', KEYS[2], ARGV[1]) " \
+	"local pos, digest = ARGV[2], ARGV[10] " \
+	"local recent, last = {}, nil " \
+	"if seen then " \
+	"  local bar = string.find(seen, '|', 1, true) " \
+	"  if bar then last = string.sub(seen, bar + 1) seen = string.sub(seen, 1, bar - 1) end " \
+	"  for p in string.gmatch(seen, '[^,]+') do " \
+	"    if p == pos then return 0 end " \
+	"    recent[#recent + 1] = p " \
+	"  end " \
+	"end " \
+	"local appended = 0 " \
+	"if digest ~= last then " \
+	"  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[4], " \
+	"    'position', pos, 'op', ARGV[5], 'table', ARGV[6], 'key', ARGV[7], 'row', ARGV[8], " \
+	"    'ts', ARGV[9]) " \
+	"  appended = 1 " \
+	"end " \
+	"for i = 1, math.min(#recent, 3) do pos = pos .. ',' .. recent[i] end " \
+	"redis.call('HSET', KEYS[2], ARGV[1], pos .. '|' .. digest) " \
+	"return appended"
 
 static bool
 is_transient(const char *message)
@@ -585,6 +607,7 @@ redis_send(PolyglotRoute *route, List *items)
 					polyglot_redis_cmd_arg(&cmd, change.key_json);
 					polyglot_redis_cmd_arg(&cmd, change.row_json);
 					polyglot_redis_cmd_arg(&cmd, change.ts);
+					polyglot_redis_cmd_arg(&cmd, polyglot_change_digest(&change));
 					append_command(conn, &cmd, &expect, REPLY_INTEGER);
 					nreplies[i] = 1;
 				}
