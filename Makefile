@@ -23,6 +23,7 @@ OBJS = \
 	src/pg_polyglot.o \
 	src/common/backoff.o \
 	src/common/conncache.o \
+	src/common/curl_setup.o \
 	src/common/datum.o \
 	src/common/fdw_common.o \
 	src/common/fdw_modify.o \

@@ -170,6 +170,7 @@ typedef struct PolyglotChange
 
 extern void polyglot_change_init(PolyglotChange *change, PolyglotRoute *route,
 								 PolyglotItem *item);
+extern char *polyglot_key_json(List *key_columns, List *key);
 extern char *polyglot_change_digest(PolyglotChange *change);
 extern void polyglot_change_append_json(StringInfo buf, PolyglotRoute *route,
 										PolyglotChange *change);

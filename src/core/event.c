@@ -40,6 +40,33 @@
 #include "core/dispatch.h"
 
 /*
+ * {"<key column>": "<value as text>", ...}: a key as events and publish
+ * messages carry it.  palloc'd.
+ */
+char *
+polyglot_key_json(List *key_columns, List *key)
+{
+	StringInfoData buf;
+	ListCell   *kc,
+			   *vc;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	forboth(kc, key_columns, vc, key)
+	{
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		escape_json(&buf, (const char *) lfirst(kc));
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, (const char *) lfirst(vc));
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
  * Fills *change for an item of a route's batch.  Its strings are palloc'd
  * in the current memory context; row_json points into the item's event.
  */
@@ -49,11 +76,7 @@ polyglot_change_init(PolyglotChange *change, PolyglotRoute *route, PolyglotItem 
 	PolyglotEvent *ev = item->event;
 	int64		position = ev->id;
 	TimestampTz ts = ev->enqueued_at;
-	ListCell   *lc,
-			   *kc,
-			   *vc;
-	StringInfoData buf;
-	bool		first = true;
+	ListCell   *lc;
 	uint64		hash;
 
 	foreach(lc, item->events)
@@ -74,19 +97,7 @@ polyglot_change_init(PolyglotChange *change, PolyglotRoute *route, PolyglotItem 
 	change->id = psprintf("%d-" INT64_FORMAT "-%016llx", route->id, position,
 						  (unsigned long long) hash);
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	forboth(kc, route->key_columns, vc, ev->key)
-	{
-		if (!first)
-			appendStringInfoString(&buf, ", ");
-		first = false;
-		escape_json(&buf, (const char *) lfirst(kc));
-		appendStringInfoString(&buf, ": ");
-		escape_json(&buf, (const char *) lfirst(vc));
-	}
-	appendStringInfoChar(&buf, '}');
-	change->key_json = buf.data;
+	change->key_json = polyglot_key_json(route->key_columns, ev->key);
 	change->row_json = ev->found && ev->json ? ev->json : "null";
 
 	/* ISO 8601 in UTC, as row_to_json() writes it; no catalog lookup */

@@ -26,6 +26,7 @@
 #include "utils/jsonb.h"
 
 #include "pg_polyglot.h"
+#include "common/curl_setup.h"
 #include "elastic/elastic.h"
 
 /* A response larger than this is refused rather than buffered. */
@@ -54,20 +55,6 @@ typedef struct ElasticHandle
 } ElasticHandle;
 
 static void elastic_disconnect(void *handle);
-
-/*
- * libcurl's progress callback: aborts the transfer when a query cancel,
- * statement timeout or termination is pending, so that they need not wait
- * for io_timeout.  Only reads the flags (other interrupts, such as cache
- * invalidation catch-up, do not stop a request); the caller then runs
- * CHECK_FOR_INTERRUPTS().
- */
-static int
-elastic_progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
-					curl_off_t ultotal, curl_off_t ulnow)
-{
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
-}
 
 static void elastic_at_exit(void);
 
@@ -217,51 +204,12 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	}
 
-	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, (long) opts->common.connect_timeout_ms);
-	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) opts->common.io_timeout_ms);
-	curl_easy_setopt(h->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, elastic_progress_cb);
+	polyglot_curl_setup(h->curl, &opts->common, h->errbuf);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, elastic_write_cb);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &h->buf);
 	curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, elastic_header_cb);
 	curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, &h->buf);
-	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "pg_polyglot");
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	/* TLS (an https url): libcurl verifies the server by default */
-	if (opts->common.tls_ca_file)
-	{
-		/* these authorities only, not the system's directory beside them */
-		curl_easy_setopt(h->curl, CURLOPT_CAINFO, opts->common.tls_ca_file);
-		curl_easy_setopt(h->curl, CURLOPT_CAPATH, NULL);
-	}
-	if (opts->common.tls_cert_file)
-	{
-		curl_easy_setopt(h->curl, CURLOPT_SSLCERT, opts->common.tls_cert_file);
-		curl_easy_setopt(h->curl, CURLOPT_SSLKEY, opts->common.tls_key_file ?
-						 opts->common.tls_key_file : opts->common.tls_cert_file);
-		if (opts->common.tls_key_password)
-			curl_easy_setopt(h->curl, CURLOPT_KEYPASSWD, opts->common.tls_key_password);
-	}
-	if (!opts->common.tls_verify)
-	{
-		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (opts->common.user || opts->common.password)
-	{
-		/* libcurl copies these strings */
-		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-		curl_easy_setopt(h->curl, CURLOPT_USERNAME, opts->common.user ? opts->common.user : "");
-		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, opts->common.password ? opts->common.password : "");
-	}
 	return h;
 }
 

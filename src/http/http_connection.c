@@ -28,6 +28,7 @@
 #include "utils/jsonb.h"
 
 #include "pg_polyglot.h"
+#include "common/curl_setup.h"
 #include "http/http.h"
 
 typedef struct HttpHandle
@@ -86,14 +87,6 @@ http_at_exit(void)
 		curl_global_cleanup();
 		curl_initialized = false;
 	}
-}
-
-/* Aborts a transfer when a cancel or termination is pending (see elastic_connection.c) */
-static int
-http_progress_cb(void *clientp, curl_off_t dltotal, curl_off_t dlnow,
-				 curl_off_t ultotal, curl_off_t ulnow)
-{
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
 }
 
 /* Keeps the start of a response body, reads (and drops) the rest */
@@ -213,50 +206,14 @@ http_connect(const HttpConnOptions *opts)
 	if (opts->secret)
 		h->secret = handle_strdup(h, opts->secret);
 
-	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
+	polyglot_curl_setup(h->curl, &opts->common, h->errbuf);
 	curl_easy_setopt(h->curl, CURLOPT_URL, opts->url);
-	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS, (long) opts->common.connect_timeout_ms);
-	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) opts->common.io_timeout_ms);
-	curl_easy_setopt(h->curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h->curl, CURLOPT_XFERINFOFUNCTION, http_progress_cb);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, http_write_cb);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, h);
 	curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, http_header_cb);
 	curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, h);
-	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "pg_polyglot");
 	/* a redirected POST is not followed: the status says where to look */
 	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-	if (opts->common.tls_ca_file)
-	{
-		curl_easy_setopt(h->curl, CURLOPT_CAINFO, opts->common.tls_ca_file);
-		curl_easy_setopt(h->curl, CURLOPT_CAPATH, NULL);
-	}
-	if (opts->common.tls_cert_file)
-	{
-		curl_easy_setopt(h->curl, CURLOPT_SSLCERT, opts->common.tls_cert_file);
-		curl_easy_setopt(h->curl, CURLOPT_SSLKEY, opts->common.tls_key_file ?
-						 opts->common.tls_key_file : opts->common.tls_cert_file);
-		if (opts->common.tls_key_password)
-			curl_easy_setopt(h->curl, CURLOPT_KEYPASSWD, opts->common.tls_key_password);
-	}
-	if (!opts->common.tls_verify)
-	{
-		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (opts->common.user || opts->common.password)
-	{
-		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-		curl_easy_setopt(h->curl, CURLOPT_USERNAME, opts->common.user ? opts->common.user : "");
-		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, opts->common.password ? opts->common.password : "");
-	}
 	return h;
 }
 

@@ -145,24 +145,13 @@ static char *
 publish_message(PolyglotRoute *route, PolyglotEvent *ev)
 {
 	StringInfoData buf;
-	ListCell   *kc,
-			   *vc;
-	bool		first = true;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"op\": \"%s\", \"table\": ", ev->found ? "upsert" : "delete");
 	escape_json(&buf, route->table_name ? route->table_name : "");
-	appendStringInfoString(&buf, ", \"key\": {");
-	forboth(kc, route->key_columns, vc, ev->key)
-	{
-		if (!first)
-			appendStringInfoString(&buf, ", ");
-		first = false;
-		escape_json(&buf, (const char *) lfirst(kc));
-		appendStringInfoString(&buf, ": ");
-		escape_json(&buf, (const char *) lfirst(vc));
-	}
-	appendStringInfo(&buf, "}, \"row\": %s}", ev->found && ev->json ? ev->json : "null");
+	appendStringInfo(&buf, ", \"key\": %s, \"row\": %s}",
+					 polyglot_key_json(route->key_columns, ev->key),
+					 ev->found && ev->json ? ev->json : "null");
 	return buf.data;
 }
 
