@@ -77,6 +77,9 @@ typedef struct PolyglotRoute
 	char	   *fields;			/* their SQL: see polyglot_route_fields() */
 	bool		fields_done;
 	bool		fanning_out;	/* fan-out rows wait: see polyglot_fanout_step() */
+	TimestampTz created_at;		/* when sync() made it: with the id, which a
+								 * new CREATE EXTENSION gives out again,
+								 * tells this route from an earlier one */
 } PolyglotRoute;
 
 /* One event of a batch, with the row's state read in the same snapshot */

@@ -169,7 +169,8 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 					 "       s.backfill_started_at IS NOT NULL AND s.backfill_finished_at IS NULL, "
 					 "       c.relowner, r.owner_mapping, s.route_id IS NULL, "
 					 "       EXISTS (SELECT FROM polyglot.outbox o "
-					 "               WHERE o.route_id = r.id AND o.slot < 0) "
+					 "               WHERE o.route_id = r.id AND o.slot < 0), "
+					 "       r.created_at "
 					 "FROM polyglot.routes r "
 					 "LEFT JOIN polyglot.route_state s ON s.route_id = r.id "
 					 "LEFT JOIN pg_catalog.pg_class c ON c.oid = r.source_relid "
@@ -223,6 +224,7 @@ polyglot_load_routes(int32 route_id, MemoryContext cxt)
 		r->owner_mapping = DatumGetBool(spi_datum(tup, 19, &isnull)) && !isnull;
 		r->restored = DatumGetBool(spi_datum(tup, 20, &isnull));
 		r->fanning_out = DatumGetBool(spi_datum(tup, 21, &isnull)) && !isnull;
+		r->created_at = DatumGetTimestampTz(spi_datum(tup, 22, &isnull));
 		/* a key column is gone: the route cannot be served */
 		if (list_length(r->key_types) != list_length(r->key_columns))
 			r->source_exists = false;

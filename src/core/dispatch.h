@@ -160,7 +160,7 @@ pg_noreturn extern void polyglot_rethrow_as_data_exception(MemoryContext cxt);
 /* event.c: the change events of event routes (Redis streams, HTTP) */
 typedef struct PolyglotChange
 {
-	char	   *id;				/* "<route>-<position>-<key hash>" */
+	char	   *id;				/* "<route>-<position>-<hash>" */
 	int64		position;		/* the newest outbox position it covers */
 	const char *op;				/* "upsert" or "delete" */
 	char	   *key_json;		/* {"column": "value", ...} */

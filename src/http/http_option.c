@@ -84,8 +84,8 @@ check_url(const char *name, const char *value)
 	curl_free(scheme);
 	curl_free(userpart);
 	curl_url_cleanup(h);
-	/* a URL with credentials is not shown: the message may be logged */
-	if (problem && userpart_given)
+	/* a URL that may hold credentials is not shown: the message may be logged */
+	if (problem && (userpart_given || strchr(value, '@')))
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 				 errmsg("invalid URL in option \"%s\"", name),
@@ -98,7 +98,7 @@ check_url(const char *name, const char *value)
 				 errhint("Give the URL batches are posted to, such as 'https://hooks.example.com/orders'.")));
 }
 
-/* Headers pg_polyglot sets itself, or that carry secrets */
+/* Headers pg_polyglot sets itself, or that carry secrets (and X-Polyglot-*) */
 static const char *const reserved_headers[] = {
 	"content-type", "content-length", "host", "authorization", "transfer-encoding",
 	"connection", "expect", "x-polyglot-timestamp", "x-polyglot-signature",
@@ -143,7 +143,7 @@ check_headers(const char *name, const char *value)
 						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 						 errmsg("invalid header name \"%s\" in option \"%s\"", header, name)));
 			for (r = reserved_headers; *r; r++)
-				if (pg_strcasecmp(header, *r) == 0)
+				if (pg_strcasecmp(header, *r) == 0 || pg_strncasecmp(header, "x-polyglot-", 11) == 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 							 errmsg("header \"%s\" cannot be set in option \"%s\"", header, name),
@@ -191,6 +191,13 @@ polyglot_http_check_options(List *options, Oid catalog)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("option \"token\" holds a line break")));
+		/* a request authenticates one way */
+		if (token && (polyglot_option_string(options, "user", NULL) ||
+					  polyglot_option_string(options, "password", NULL)))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("options \"token\" and \"user\"/\"password\" cannot be combined"),
+					 errhint("Use either a bearer token or basic authentication.")));
 	}
 	if (catalog != ForeignServerRelationId)
 		return;

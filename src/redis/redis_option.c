@@ -311,8 +311,9 @@ const PolyglotRouteOption polyglot_redis_route_options[] = {
 
 /*
  * The hash beside a stream that holds, for each key a stream route
- * delivers, the position of its last entry there (field
- * "<route>:<key>"): a redelivered event is not appended twice.  It must
+ * delivers, the ids of its last entries there and a digest of the last
+ * (field "<route>:<key>", see redis_sink.c's STREAM_APPEND): a redelivered
+ * event is not appended twice.  It must
  * live in the stream's cluster slot, for one script to use both: the
  * stream's own hash tag when it has one ("{orders}:events" gives
  * "{orders}:events:seen"), else the whole name as the tag ("events" gives

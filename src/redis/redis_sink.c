@@ -160,43 +160,43 @@ publish_message(PolyglotRoute *route, PolyglotEvent *ev)
  * stream, KEYS[2] its seen hash (polyglot_redis_stream_seen_key); ARGV[1]
  * is the key's field there, ARGV[2] the change's position, ARGV[3] the
  * MAXLEN, ARGV[4..9] the entry's id, op, table, key, row and ts, ARGV[10]
- * a digest of op and row.  The field holds the key's last four positions
- * and the digest of its last entry, "p1,p2,p3,p4|digest".  Nothing is
- * appended, and the script answers 0, for
- *   - a position among the last four: a redelivery (the worker stopped, or
- *     a reply was lost, after Redis took the entry; at most two batches of
- *     a route are in flight);
+ * a digest of op and row.  The field holds the ids of the key's last four
+ * entries and the digest of its last, "id1,id2,id3,id4|digest".  Nothing
+ * is appended, and the script answers 0, for
+ *   - an id among the last four: a redelivery of the same changes (the
+ *     worker stopped, or a reply was lost, after Redis took the entry; at
+ *     most two batches of a route are in flight);
  *   - the same op and row as the key's last entry: a change delivered
- *     again under another position (a key retried after a timeout whose
- *     write went through), or one that changed nothing the route delivers.
- * Any other position is appended, smaller than the last or not: outbox
- * positions are taken when a change is written, not when it commits, so
- * a key's changes can commit out of their order (a backfill's row beside
- * a user's open transaction), and each entry carries the row as committed
- * when it was delivered.  The script runs atomically, and writes both keys
- * or, failing before its first write (a key of the wrong type), neither.
+ *     again under another id (a key retried after a timeout whose write
+ *     went through), or one that changed nothing the route delivers.
+ * Anything else is appended, whatever its position: outbox positions are
+ * taken when a change is written, not when it commits, so a key's changes
+ * can commit out of their order (a backfill's row beside a user's open
+ * transaction), and each entry carries the row as committed when it was
+ * delivered.  The script runs atomically, and writes both keys or, failing
+ * before its first write (a key of the wrong type), neither.
  */
 #define STREAM_APPEND \
 	"local seen = redis.call('HGET', KEYS[2], ARGV[1]) " \
-	"local pos, digest = ARGV[2], ARGV[10] " \
+	"local id, digest = ARGV[4], ARGV[10] " \
 	"local recent, last = {}, nil " \
 	"if seen then " \
 	"  local bar = string.find(seen, '|', 1, true) " \
 	"  if bar then last = string.sub(seen, bar + 1) seen = string.sub(seen, 1, bar - 1) end " \
 	"  for p in string.gmatch(seen, '[^,]+') do " \
-	"    if p == pos then return 0 end " \
+	"    if p == id then return 0 end " \
 	"    recent[#recent + 1] = p " \
 	"  end " \
 	"end " \
 	"local appended = 0 " \
 	"if digest ~= last then " \
 	"  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[4], " \
-	"    'position', pos, 'op', ARGV[5], 'table', ARGV[6], 'key', ARGV[7], 'row', ARGV[8], " \
+	"    'position', ARGV[2], 'op', ARGV[5], 'table', ARGV[6], 'key', ARGV[7], 'row', ARGV[8], " \
 	"    'ts', ARGV[9]) " \
 	"  appended = 1 " \
 	"end " \
-	"for i = 1, math.min(#recent, 3) do pos = pos .. ',' .. recent[i] end " \
-	"redis.call('HSET', KEYS[2], ARGV[1], pos .. '|' .. digest) " \
+	"for i = 1, math.min(#recent, 3) do id = id .. ',' .. recent[i] end " \
+	"redis.call('HSET', KEYS[2], ARGV[1], id .. '|' .. digest) " \
 	"return appended"
 
 static bool
