@@ -281,7 +281,7 @@ void
 polyglot_http_post(HttpConn *conn, const char *body, size_t len, HttpResponse *response)
 {
 	HttpHandle *h = http_handle(conn);
-	struct curl_slist *list = NULL;
+	struct curl_slist *volatile list = NULL;	/* freed in PG_CATCH */
 	struct curl_slist *next;
 	CURLcode	rc;
 	char		timestamp[32];
