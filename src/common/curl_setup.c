@@ -18,6 +18,33 @@
 #include "common/curl_setup.h"
 
 /*
+ * libcurl's global state, counted by libcurl: each store that holds curl
+ * handles takes a reference before its first handle (*held says it has
+ * one) and gives it back at backend exit, after its handles are freed
+ * (its connection cache's at_exit).  Acquiring ereports on failure.
+ */
+void
+polyglot_curl_acquire(bool *held)
+{
+	if (*held)
+		return;
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not initialize libcurl")));
+	*held = true;
+}
+
+void
+polyglot_curl_release(bool *held)
+{
+	if (!*held)
+		return;
+	curl_global_cleanup();
+	*held = false;
+}
+
+/*
  * libcurl's progress callback: aborts the transfer when a query cancel,
  * statement timeout or termination is pending, so that they need not wait
  * for io_timeout.  Only reads the flags (other interrupts, such as cache

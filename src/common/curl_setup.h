@@ -13,6 +13,8 @@
 
 #include "pg_polyglot.h"
 
+extern void polyglot_curl_acquire(bool *held);
+extern void polyglot_curl_release(bool *held);
 extern void polyglot_curl_setup(CURL *curl, const PolyglotConnOptions *opts, char *errbuf);
 
 #endif							/* POLYGLOT_CURL_SETUP_H */

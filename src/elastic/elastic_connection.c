@@ -65,7 +65,7 @@ static PolyglotConnCache elastic_cache = {
 	.at_exit = elastic_at_exit,
 };
 
-static bool curl_initialized = false;
+static bool curl_initialized = false;	/* this store holds a libcurl reference */
 
 #define elastic_handle(conn) ((ElasticHandle *) (conn)->base.conn)
 
@@ -94,11 +94,7 @@ elastic_disconnect(void *p)
 static void
 elastic_at_exit(void)
 {
-	if (curl_initialized)
-	{
-		curl_global_cleanup();
-		curl_initialized = false;
-	}
+	polyglot_curl_release(&curl_initialized);
 }
 
 /* libcurl write callback: append to the malloc'd buffer; 0 aborts. */
@@ -153,14 +149,7 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 	ListCell   *cell;
 	bool		oom = false;
 
-	if (!curl_initialized)
-	{
-		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYSTEM_ERROR),
-					 errmsg("could not initialize libcurl")));
-		curl_initialized = true;
-	}
+	polyglot_curl_acquire(&curl_initialized);
 
 	h = calloc(1, sizeof(ElasticHandle));
 	if (h == NULL)

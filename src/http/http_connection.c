@@ -53,7 +53,7 @@ static PolyglotConnCache http_cache = {
 	.at_exit = http_at_exit,
 };
 
-static bool curl_initialized = false;
+static bool curl_initialized = false;	/* this store holds a libcurl reference */
 
 #define http_handle(conn) ((HttpHandle *) (conn)->base.conn)
 
@@ -82,11 +82,7 @@ http_disconnect(void *p)
 static void
 http_at_exit(void)
 {
-	if (curl_initialized)
-	{
-		curl_global_cleanup();
-		curl_initialized = false;
-	}
+	polyglot_curl_release(&curl_initialized);
 }
 
 /* Keeps the start of a response body, reads (and drops) the rest */
@@ -159,14 +155,7 @@ http_connect(const HttpConnOptions *opts)
 	int			nextra = 0;
 	Jsonb	   *extra = NULL;
 
-	if (!curl_initialized)
-	{
-		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_SYSTEM_ERROR),
-					 errmsg("could not initialize libcurl")));
-		curl_initialized = true;
-	}
+	polyglot_curl_acquire(&curl_initialized);
 	if (opts->headers)
 	{
 		extra = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(opts->headers)));
