@@ -71,6 +71,7 @@ OBJS = \
 	src/elastic/elastic_modify.o \
 	src/elastic/elastic_option.o \
 	src/elastic/elastic_paging.o \
+	src/elastic/elastic_reindex.o \
 	src/elastic/elastic_query.o \
 	src/elastic/elastic_sink.o \
 	src/http/http_connection.o \

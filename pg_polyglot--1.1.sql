@@ -1405,6 +1405,152 @@ COMMENT ON FUNCTION polyglot.retry(text) IS 'polyglot.retry() by route name';
 COMMENT ON FUNCTION polyglot.backfill(text) IS 'polyglot.backfill() by route name';
 COMMENT ON FUNCTION polyglot.verify(text) IS 'polyglot.verify() by route name, without repair';
 
+-- Rebuilding the index of an Elasticsearch/OpenSearch route behind an
+-- alias (src/elastic/elastic_reindex.c has the steps)
+CREATE FUNCTION polyglot._reindex(route int, step text, args jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'polyglot_reindex_step'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION polyglot._reindex(int, text, jsonb) IS
+  'One step of polyglot.reindex(): begin, fence, delivered or swap';
+
+CREATE FUNCTION polyglot._verify_reindex(route int, repair boolean, reindex boolean)
+RETURNS TABLE (kind text, key text[], store_key text)
+AS 'MODULE_PATHNAME', 'polyglot_verify'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION polyglot._verify_reindex(int, boolean, boolean) IS
+  'polyglot.verify() of the index a reindex is filling';
+
+-- A procedure, to commit between its steps: CALL it outside a transaction
+-- block.  No SET clause (a procedure with one cannot commit): every name
+-- is schema-qualified.
+CREATE PROCEDURE polyglot.reindex_cancel(route int, timeout interval DEFAULT '1 min')
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  r jsonb;
+BEGIN
+  r := polyglot._reindex(route, 'cancel', NULL);
+  IF r OPERATOR(pg_catalog.->>) 'index' IS NULL THEN
+    RETURN;
+  END IF;
+  COMMIT;
+  -- the workers write to the index no more once they have read the route again
+  PERFORM polyglot._reindex(route, 'fence', pg_catalog.jsonb_build_object('timeout_ms',
+    GREATEST(1, (pg_catalog.date_part('epoch', timeout) OPERATOR(pg_catalog.*) 1000)::int)));
+  PERFORM polyglot._reindex(route, 'drop', r);
+  COMMIT;
+  RAISE NOTICE 'reindex of route % cancelled: index "%" deleted', route, r OPERATOR(pg_catalog.->>) 'index';
+END
+$$;
+COMMENT ON PROCEDURE polyglot.reindex_cancel(int, interval) IS
+  'Stops a reindex of a route that was interrupted: the route writes to its own index only, and the index the reindex was filling is deleted';
+CREATE PROCEDURE polyglot.reindex_cancel(route text, timeout interval DEFAULT '1 min')
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  CALL polyglot.reindex_cancel(polyglot.route(route), timeout);
+END
+$$;
+COMMENT ON PROCEDURE polyglot.reindex_cancel(text, interval) IS
+  'polyglot.reindex_cancel() of a route by its name';
+
+CREATE PROCEDURE polyglot.reindex(route int, mappings jsonb DEFAULT NULL,
+                                  settings jsonb DEFAULT NULL,
+                                  timeout interval DEFAULT '1 hour')
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
+  started jsonb;
+  r jsonb;
+  upto bigint;
+  drift bigint;
+  passes int := 0;
+BEGIN
+  IF route IS NULL OR timeout IS NULL THEN
+    RAISE EXCEPTION 'polyglot.reindex() needs a route and a timeout'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  -- one reindex of a route at a time (a lock of this session, across its commits)
+  IF NOT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('polyglot.reindex'), route) THEN
+    RAISE EXCEPTION 'a reindex of route % is under way in another session', route
+      USING ERRCODE = 'lock_not_available';
+  END IF;
+
+  -- 0. a reindex that was interrupted: cancelled first
+  CALL polyglot.reindex_cancel(route, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
+
+  -- 1. the new index, which the worker writes to as well from its next round
+  started := polyglot._reindex(route, 'begin',
+                               pg_catalog.jsonb_build_object('mappings', mappings,
+                                                             'settings', settings));
+  RAISE NOTICE 'reindex of route %: building index "%" for "%"', route,
+    started OPERATOR(pg_catalog.->>) 'index', started OPERATOR(pg_catalog.->>) 'alias';
+  COMMIT;
+  PERFORM polyglot._reindex(route, 'fence', pg_catalog.jsonb_build_object('timeout_ms',
+    GREATEST(1, (pg_catalog.date_part('epoch', deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())
+                 OPERATOR(pg_catalog.*) 1000)::int)));
+
+  -- 2. every row again: to both indices
+  PERFORM polyglot.backfill(route);
+  COMMIT;
+
+  -- 3. until the new index is complete: delivered, then verified with repair
+  LOOP
+    upto := NULL;
+    LOOP
+      r := polyglot._reindex(route, 'delivered', pg_catalog.jsonb_build_object('upto', upto));
+      EXIT WHEN (r OPERATOR(pg_catalog.->>) 'done')::boolean;
+      upto := (r OPERATOR(pg_catalog.->>) 'upto')::bigint;
+      IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
+        RAISE EXCEPTION 'reindex of route % did not finish within %', route, timeout
+          USING ERRCODE = 'query_canceled',
+                DETAIL = pg_catalog.format('The backfill of index "%s" is not delivered yet; the old index still serves searches.',
+                                           started OPERATOR(pg_catalog.->>) 'index'),
+                HINT = 'See polyglot.status. CALL polyglot.reindex() again starts over; polyglot.reindex_cancel() stops.';
+      END IF;
+      COMMIT;
+      PERFORM pg_catalog.pg_sleep(0.05);
+    END LOOP;
+    SELECT pg_catalog.count(*) INTO drift FROM polyglot._verify_reindex(route, true, true);
+    EXIT WHEN drift OPERATOR(pg_catalog.=) 0;
+    passes := passes OPERATOR(pg_catalog.+) 1;
+    IF passes OPERATOR(pg_catalog.>=) 10 OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
+      RAISE EXCEPTION 'index "%" still differs from the table of route % in % keys',
+        started OPERATOR(pg_catalog.->>) 'index', route, drift
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = pg_catalog.format('%s passes of polyglot.verify() with repair found drift; the old index still serves searches.', passes),
+              HINT = 'See polyglot.dead_letters for documents the new mappings refuse. CALL polyglot.reindex() again starts over; polyglot.reindex_cancel() stops.';
+    END IF;
+    COMMIT;
+  END LOOP;
+
+  -- 4. the name to the new index, in one request; the old index goes
+  r := polyglot._reindex(route, 'swap', NULL);
+  COMMIT;
+  PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('polyglot.reindex'), route);
+  RAISE NOTICE 'reindex of route %: "%" is index "%"%', route, r OPERATOR(pg_catalog.->>) 'alias',
+    r OPERATOR(pg_catalog.->>) 'index',
+    CASE WHEN r OPERATOR(pg_catalog.->>) 'dropped' IS NOT NULL
+         THEN pg_catalog.format(', index "%s" deleted', r OPERATOR(pg_catalog.->>) 'dropped') ELSE '' END;
+END
+$$;
+COMMENT ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval) IS
+  'Rebuilds the index of an Elasticsearch/OpenSearch route with new mappings and settings (by default its own) behind an alias of the index name: a new index filled while the old one serves, both kept current, verified, then swapped in one _aliases request; CALL outside a transaction block';
+
+CREATE PROCEDURE polyglot.reindex(route text, mappings jsonb DEFAULT NULL,
+                                  settings jsonb DEFAULT NULL,
+                                  timeout interval DEFAULT '1 hour')
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  CALL polyglot.reindex(polyglot.route(route), mappings, settings, timeout);
+END
+$$;
+COMMENT ON PROCEDURE polyglot.reindex(text, jsonb, jsonb, interval) IS
+  'polyglot.reindex() of a route by its name';
+
 -- a security barrier: a user's function in a WHERE clause sees only the
 -- rows the filter at the end lets through
 CREATE VIEW polyglot.status WITH (security_barrier) AS
@@ -1683,6 +1829,12 @@ GRANT EXECUTE ON FUNCTION
   polyglot._route(regclass, name),
   polyglot._key_text(anyelement)
   TO PUBLIC;
+-- (they check the caller themselves, as polyglot.verify() does)
+GRANT EXECUTE ON FUNCTION polyglot._reindex(int, text, jsonb),
+  polyglot._verify_reindex(int, boolean, boolean) TO PUBLIC;
+GRANT EXECUTE ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval),
+  polyglot.reindex(text, jsonb, jsonb, interval),
+  polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) TO PUBLIC;
 
 -- Each role sees its own routes and their dead letters (the keys of its
 -- rows and the stores' errors about them).

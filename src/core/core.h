@@ -23,6 +23,7 @@ extern void polyglot_register_launcher(void);
 extern void polyglot_install_hooks(void);
 extern bool polyglot_preloaded(void);
 extern void polyglot_wake_database(Oid dboid, uint64 slots);
+extern bool polyglot_await_worker_rounds(int timeout_ms);
 
 /* capture.c */
 extern void polyglot_request_wake_at_commit(void);
@@ -120,6 +121,7 @@ typedef struct PolyglotItemResult
 /* privileges.c */
 extern Oid	polyglot_extension_owner(void);
 extern void polyglot_check_route_privilege(int32 route);
+extern PolyglotRoute *polyglot_load_route_as_owner(int32 route_id);
 extern int	polyglot_pin_search_path(void);
 extern int	polyglot_fix_settings(bool for_process);
 extern void polyglot_rename_server_routes(const char *newname);

@@ -263,10 +263,34 @@ polyglot_check_route_privilege(int32 route)
 static void
 create_route_target(int32 route_id)
 {
+	PolyglotRoute *route = polyglot_load_route_as_owner(route_id);
+	const PolyglotSink *sink;
+
+	if (route == NULL)
+		return;
+	sink = polyglot_sink_for(route);
+	if (sink == NULL || sink->create_target == NULL)
+		return;
+	polyglot_route_require_server(route);
+	if (route->access_error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", route->access_error)));
+	sink->create_target(route);
+}
+
+/*
+ * A route as the worker loads it (its server and the user mapping of its
+ * owner included), read as the owner of the extension in the current
+ * statement's snapshot, with what this transaction wrote so far; NULL when
+ * there is no such route.  Allocated in the caller's memory context.  The
+ * caller checks that it may operate the route first.
+ */
+PolyglotRoute *
+polyglot_load_route_as_owner(int32 route_id)
+{
 	MemoryContext cxt = CurrentMemoryContext;	/* not SPI's, which SPI_finish() frees */
 	List	   *routes;
-	PolyglotRoute *route;
-	const PolyglotSink *sink;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			nestlevel;
@@ -286,19 +310,7 @@ create_route_target(int32 route_id)
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(true, nestlevel);
-
-	if (routes == NIL)
-		return;
-	route = (PolyglotRoute *) linitial(routes);
-	sink = polyglot_sink_for(route);
-	if (sink == NULL || sink->create_target == NULL)
-		return;
-	polyglot_route_require_server(route);
-	if (route->access_error)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s", route->access_error)));
-	sink->create_target(route);
+	return routes == NIL ? NULL : (PolyglotRoute *) linitial(routes);
 }
 
 /*

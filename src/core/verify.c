@@ -38,6 +38,8 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -518,6 +520,41 @@ enqueue_repairs(VerifyState *vs)
 	return total;
 }
 
+/*
+ * polyglot._verify_reindex(): the route is compared with the index that
+ * polyglot.reindex() is filling (its options' "reindex"), as if that were
+ * the route's "index".  Repairs go to the route, which writes to both.
+ */
+static void
+verify_reindex_target(PolyglotRoute *route)
+{
+	JsonbValue	v;
+	JsonbValue *index;
+	JsonbContainer *reindex;
+	StringInfoData buf;
+
+	if (!getKeyJsonValueFromContainer(&route->options->root, "reindex", 7, &v) ||
+		v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("route %d has no reindex under way", route->id)));
+	reindex = v.val.binary.data;
+	index = getKeyJsonValueFromContainer(reindex, "index", 5, NULL);
+	if (index == NULL || index->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("route %d has no reindex under way", route->id)));
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"index\":");
+	escape_json(&buf, pnstrdup(index->val.string.val, index->val.string.len));
+	appendStringInfoChar(&buf, '}');
+	route->options = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+														JsonbPGetDatum(route->options),
+														DirectFunctionCall1(jsonb_in,
+																			CStringGetDatum(buf.data))));
+	route->store_options = NULL;
+}
+
 Datum
 polyglot_verify(PG_FUNCTION_ARGS)
 {
@@ -580,6 +617,8 @@ polyglot_verify(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("route %d does not exist", route_id)));
 	vs.route = (PolyglotRoute *) linitial(routes);
+	if (PG_NARGS() > 2 && PG_GETARG_BOOL(2))
+		verify_reindex_target(vs.route);
 	if (!vs.route->source_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

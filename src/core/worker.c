@@ -96,6 +96,7 @@ typedef struct PolyglotDbSlot
 	pid_t		pid;
 	Latch	   *latch;			/* the worker's latch while RUNNING */
 	TimestampTz not_before;		/* earliest restart after a failure */
+	uint64		rounds;			/* delivery rounds the worker has started */
 } PolyglotDbSlot;
 
 typedef struct PolyglotShared
@@ -888,6 +889,11 @@ polyglot_worker_main(Datum main_arg)
 
 		wake_up();
 
+		/* before the round reads the routes: polyglot_await_worker_rounds() */
+		SpinLockAcquire(&shared->mutex);
+		my_slot->rounds++;
+		SpinLockRelease(&shared->mutex);
+
 		round_start = GetCurrentTimestamp();
 		pgstat_report_activity(STATE_RUNNING, "delivering");
 		old = MemoryContextSwitchTo(loop_cxt);
@@ -961,6 +967,67 @@ polyglot_worker_main(Datum main_arg)
 				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 interval - since, PG_WAIT_EXTENSION);
 		}
+	}
+}
+
+/*
+ * Waits until every worker of this database that is running now has
+ * started a new delivery round, or until timeout_ms pass (returns false
+ * then).  A round reads the routes when it starts, and the round under
+ * way now has ended by then: so every batch delivered afterwards follows
+ * what the catalog said when this was called (what the caller committed
+ * before).  A worker that exits or restarts meanwhile counts as done: a new
+ * one reads the routes afresh.  Wakes the workers, which may be idle.
+ */
+bool
+polyglot_await_worker_rounds(int timeout_ms)
+{
+	pid_t		pids[POLYGLOT_MAX_WORKERS];
+	int			slots[POLYGLOT_MAX_WORKERS];
+	uint64		rounds[POLYGLOT_MAX_WORKERS];
+	int			n = 0;
+	int			i;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	if (!polyglot_preloaded())
+		return false;
+	SpinLockAcquire(&shared->mutex);
+	for (i = 0; i < shared->nslots && n < POLYGLOT_MAX_WORKERS; i++)
+	{
+		PolyglotDbSlot *slot = &shared->slots[i];
+
+		if (slot->dboid != MyDatabaseId || slot->state != SLOT_RUNNING || slot->pid <= 0)
+			continue;
+		slots[n] = i;
+		pids[n] = slot->pid;
+		rounds[n] = slot->rounds;
+		n++;
+	}
+	SpinLockRelease(&shared->mutex);
+
+	for (;;)
+	{
+		int			waiting = 0;
+
+		polyglot_wake_database(MyDatabaseId, ~UINT64CONST(0));
+		SpinLockAcquire(&shared->mutex);
+		for (i = 0; i < n; i++)
+		{
+			PolyglotDbSlot *slot = &shared->slots[slots[i]];
+
+			if (slot->dboid == MyDatabaseId && slot->state == SLOT_RUNNING &&
+				slot->pid == pids[i] && slot->rounds == rounds[i])
+				waiting++;
+		}
+		SpinLockRelease(&shared->mutex);
+		if (waiting == 0)
+			return true;
+		if (GetCurrentTimestamp() >= deadline)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 

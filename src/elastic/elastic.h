@@ -33,6 +33,11 @@ typedef struct ElasticRouteOptions
 {
 	const char *index;
 	const char *routing;		/* a key column, or NULL */
+	/*
+	 * While polyglot.reindex() builds a new index for the route: its name,
+	 * every write going to both (elastic_reindex.c), or NULL
+	 */
+	const char *reindex_into;
 } ElasticRouteOptions;
 
 struct PolyglotRoute;
@@ -98,6 +103,12 @@ extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 
 /* in elastic_index.c: the index a route with mappings or settings creates */
 extern void polyglot_elastic_create_index(struct PolyglotRoute *route);
+extern char *polyglot_elastic_index_path(const char *index, const char *suffix);
+extern bool polyglot_elastic_put_index(ElasticConn *conn, const char *index,
+									   const char *mappings, const char *settings);
+
+/* in elastic_reindex.c */
+extern const char *polyglot_elastic_reindex_target(Jsonb *options);
 
 /* in elastic_mapping.c */
 typedef struct ElasticField

@@ -48,8 +48,8 @@ typedef struct MappedField
  * are, other bytes percent-encoded, so that no name turns into another
  * request.
  */
-static char *
-index_path(const char *index, const char *suffix)
+char *
+polyglot_elastic_index_path(const char *index, const char *suffix)
 {
 	StringInfoData buf;
 	const char *s;
@@ -143,16 +143,18 @@ option_json(PolyglotRoute *route, const char *name, JsonbContainer **container)
 }
 
 /*
- * Creates the route's index.  Returns false when an index of that name
- * came into being meanwhile (resource_already_exists_exception): the
- * caller compares with it.
+ * Creates an index of given mappings and settings (JSON texts, or NULL).
+ * Returns false when an index of that name exists, or came into being
+ * meanwhile (resource_already_exists_exception); ereports any other
+ * failure.
  */
-static bool
-create_index(ElasticConn *conn, const char *index, const char *mappings, const char *settings)
+bool
+polyglot_elastic_put_index(ElasticConn *conn, const char *index, const char *mappings,
+						   const char *settings)
 {
 	StringInfoData body;
 	ElasticResponse response;
-	char	   *path = index_path(index, "");
+	char	   *path = polyglot_elastic_index_path(index, "");
 	Jsonb	   *jb;
 
 	initStringInfo(&body);
@@ -268,7 +270,7 @@ check_existing_index(ElasticConn *conn, const char *index, JsonbContainer *route
 	if (route_mappings)
 	{
 		ElasticResponse response;
-		char	   *path = index_path(index, "/_mapping");
+		char	   *path = polyglot_elastic_index_path(index, "/_mapping");
 
 		polyglot_elastic_request(conn, "PUT", path, mappings_text, strlen(mappings_text),
 								 &response);
@@ -318,12 +320,13 @@ polyglot_elastic_create_index(PolyglotRoute *route)
 	if (mappings == NULL && settings == NULL)
 		return;
 	conn = polyglot_elastic_get_connection(route->server, route->user);
-	polyglot_elastic_request(conn, "GET", index_path(ro->index, "/_mapping"), NULL, 0, &response);
+	polyglot_elastic_request(conn, "GET", polyglot_elastic_index_path(ro->index, "/_mapping"),
+							 NULL, 0, &response);
 	if (response.status == 404)
 	{
-		if (create_index(conn, ro->index, mappings, settings))
+		if (polyglot_elastic_put_index(conn, ro->index, mappings, settings))
 			return;
-		polyglot_elastic_request(conn, "GET", index_path(ro->index, "/_mapping"), NULL, 0,
+		polyglot_elastic_request(conn, "GET", polyglot_elastic_index_path(ro->index, "/_mapping"), NULL, 0,
 								 &response);
 	}
 	if (response.status < 200 || response.status >= 300)

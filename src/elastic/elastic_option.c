@@ -509,6 +509,7 @@ polyglot_elastic_route(PolyglotRoute *route)
 	ro = palloc0(sizeof(ElasticRouteOptions));
 	ro->index = polyglot_route_option_text(route->options, "index");
 	ro->routing = polyglot_route_option_text(route->options, "routing");
+	ro->reindex_into = polyglot_elastic_reindex_target(route->options);
 	route->store_options = ro;
 	MemoryContextSwitchTo(old);
 	return ro;

@@ -293,7 +293,9 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 		/* the index holds a newer version: done, and counted in status.stale */
 		if (status == 409)
 		{
-			result->status = POLYGLOT_ITEM_STALE;
+			/* (a key's other action, during a reindex, may have failed) */
+			if (result->status == POLYGLOT_ITEM_OK)
+				result->status = POLYGLOT_ITEM_STALE;
 			continue;
 		}
 		error = polyglot_elastic_error_text(polyglot_elastic_json_object(action, "error"));
@@ -332,6 +334,38 @@ complete_batch(PolyglotRoute *route, ElasticSent *sent)
 	classify_bulk(sent->conn, &response, sent, sent->first_op, sent->nops - sent->first_op);
 }
 
+/*
+ * Appends the action of an event to a _bulk body: an index action and its
+ * document for a row, a delete action for a row that is gone.
+ */
+static void
+append_action(StringInfo body, PolyglotRoute *route, PolyglotEvent *ev, const char *index,
+			  const char *routing)
+{
+	appendStringInfoString(body, ev->found ? "{\"index\":{\"_index\":" : "{\"delete\":{\"_index\":");
+	escape_json(body, index);
+	appendStringInfoString(body, ",\"_id\":");
+	append_id(body, route, ev->key);
+	appendStringInfo(body, ",\"version\":" INT64_FORMAT ",\"version_type\":\"external\"",
+					 row_version(ev));
+	if (routing)
+	{
+		appendStringInfoString(body, ",\"routing\":");
+		escape_json(body, routing);
+	}
+	appendStringInfoString(body, "}}\n");
+	if (ev->found)
+	{
+		appendBinaryStringInfo(body, (char *) ev->row + sizeof(int64), ev->row_len - sizeof(int64));
+		appendStringInfoChar(body, '\n');
+	}
+}
+
+/*
+ * Starts the _bulk request of a batch.  While polyglot.reindex() builds a
+ * new index, each key has two actions, one per index, with the same
+ * version: the key is done when both are, and fails when either fails.
+ */
 static void *
 elastic_send(PolyglotRoute *route, List *items)
 {
@@ -340,10 +374,11 @@ elastic_send(PolyglotRoute *route, List *items)
 	ElasticSent *sent = palloc0(sizeof(ElasticSent));
 	const char *index = polyglot_elastic_route(route)->index;
 	const char *routing = polyglot_elastic_route(route)->routing;
+	const char *reindex_into = polyglot_elastic_route(route)->reindex_into;
 	StringInfoData body;
 	ListCell   *lc;
 	int			nops = 0;
-	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1));
+	int		   *opitem = palloc(sizeof(int) * Max(nitems, 1) * (reindex_into ? 2 : 1));
 
 	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(nitems, 1));
 	sent->nitems = nitems;
@@ -387,7 +422,8 @@ elastic_send(PolyglotRoute *route, List *items)
 		 * large ones: 100 MB by default): what would pass it goes first,
 		 * waited for here, and the rest makes a new request.
 		 */
-		if (nops > sent->first_op && body.len + ev->row_len > ELASTIC_BULK_MAX_BYTES)
+		if (nops > sent->first_op &&
+			body.len + ev->row_len * (reindex_into ? 2 : 1) > ELASTIC_BULK_MAX_BYTES)
 		{
 			ElasticResponse response;
 
@@ -402,22 +438,11 @@ elastic_send(PolyglotRoute *route, List *items)
 			sent->first_op = nops;
 		}
 		opitem[nops++] = n;
-		appendStringInfoString(&body, ev->found ? "{\"index\":{\"_index\":" : "{\"delete\":{\"_index\":");
-		escape_json(&body, index);
-		appendStringInfoString(&body, ",\"_id\":");
-		append_id(&body, route, ev->key);
-		appendStringInfo(&body, ",\"version\":" INT64_FORMAT ",\"version_type\":\"external\"",
-						 row_version(ev));
-		if (r)
+		append_action(&body, route, ev, index, r);
+		if (reindex_into)
 		{
-			appendStringInfoString(&body, ",\"routing\":");
-			escape_json(&body, r);
-		}
-		appendStringInfoString(&body, "}}\n");
-		if (ev->found)
-		{
-			appendBinaryStringInfo(&body, (char *) ev->row + sizeof(int64), ev->row_len - sizeof(int64));
-			appendStringInfoChar(&body, '\n');
+			opitem[nops++] = n;
+			append_action(&body, route, ev, reindex_into, r);
 		}
 	}
 

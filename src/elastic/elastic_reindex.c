@@ -1,0 +1,555 @@
+/*-------------------------------------------------------------------------
+ *
+ * elastic_reindex.c
+ *		The steps of polyglot.reindex(route, mappings, settings): a new index
+ *		for an Elasticsearch/OpenSearch route, filled while the old one
+ *		serves searches, then put behind the route's index name (an alias)
+ *		in one request.
+ *
+ * The procedure polyglot.reindex() (PL/pgSQL, which commits between the
+ * steps) calls polyglot._reindex(route, step, args) for each step:
+ *
+ *	cancel, drop
+ *			 first, a reindex that was interrupted is cancelled: the route
+ *			 stops writing to its index (cancel), and once the workers have
+ *			 read that (fence), the index is deleted (drop).
+ *	begin	 creates <index>__<n> with the new mappings and settings (n one
+ *			 more than the index the name stands for now, or 1), and writes
+ *			 it into the route's options as "reindex": from the next round
+ *			 on, the worker sends each write of the route to both indices,
+ *			 with the same version (elastic_sink.c).
+ *	fence	 waits until every worker has started a round since (they read
+ *			 the routes when a round starts): every batch delivered from then
+ *			 on writes to both.  The procedure then starts a backfill, so
+ *			 every row is delivered again, and to the new index too.
+ *	delivered  whether the backfill is done and every change enqueued up to
+ *			 then is delivered (the outbox holds none of the route up to
+ *			 the id it returns).
+ *	swap	 one POST /_aliases: the name becomes an alias of the new index,
+ *			 removed from the old one in the same request (or, the first
+ *			 time, when the name is the old index itself, that index is
+ *			 removed by the request: "remove_index"), so searches through
+ *			 the name see the old index, then the new one, never none.  The
+ *			 route's options take the new mappings and settings and lose
+ *			 "reindex"; the old index, if another one remains, is deleted.
+ *
+ * Between delivered and swap, the procedure runs polyglot.verify() against
+ * the new index (verify.c, its third argument), with repair, until it
+ * finds no drift.
+ *
+ * Each step checks, as the caller, that it may operate the route, reads
+ * the route as the owner of the extension, and reaches the store with the
+ * route's user mapping, as the worker does.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "pg_polyglot.h"
+#include "core/core.h"
+#include "core/dispatch.h"
+#include "elastic/elastic.h"
+
+PG_FUNCTION_INFO_V1(polyglot_reindex_step);
+
+/* how many names <index>__<n> are tried for a new index */
+#define REINDEX_MAX_NAME_TRIES	100
+
+/* A member of a JSON object that is itself an object, or NULL */
+static JsonbContainer *
+object_member(JsonbContainer *container, const char *key)
+{
+	JsonbValue	v;
+
+	if (container == NULL || !JsonContainerIsObject(container) ||
+		!getKeyJsonValueFromContainer(container, key, strlen(key), &v) ||
+		v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		return NULL;
+	return v.val.binary.data;
+}
+
+/* An object's JSON text, or NULL */
+static char *
+object_text(JsonbContainer *container)
+{
+	if (container == NULL)
+		return NULL;
+	return JsonbToCString(NULL, container, -1);
+}
+
+/*
+ * The index a reindex under way writes to besides the route's own, from
+ * the route's options ("reindex": {"index": ...}), or NULL.
+ */
+const char *
+polyglot_elastic_reindex_target(Jsonb *options)
+{
+	JsonbContainer *reindex = options ? object_member(&options->root, "reindex") : NULL;
+
+	return reindex ? polyglot_elastic_json_string(reindex, "index") : NULL;
+}
+
+/*
+ * What the route's index name stands for on the server: NULL when there is
+ * nothing of that name, the name itself for an index, or the one index an
+ * alias of that name points to.  An alias of several indices is refused.
+ */
+static char *
+current_index(ElasticConn *conn, const char *name)
+{
+	ElasticResponse response;
+	Jsonb	   *jb;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	List	   *indices = NIL;
+	const char *what = psprintf("GET /%s/_alias", name);
+
+	polyglot_elastic_request(conn, "GET", polyglot_elastic_index_path(name, "/_alias"), NULL, 0,
+							 &response);
+	if (response.status == 404)
+		return NULL;
+	if (response.status < 200 || response.status >= 300)
+		polyglot_elastic_report_error(conn, &response, what);
+	jb = polyglot_elastic_parse_response(conn, &response, what);
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_REPLY_HANDLE),
+				 errmsg("Elasticsearch server \"%s\" answered %s with something else than an object",
+						conn->servername, what)));
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok == WJB_KEY)
+			indices = lappend(indices, pnstrdup(v.val.string.val, v.val.string.len));
+	if (list_length(indices) == 1)
+		return (char *) linitial(indices);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("\"%s\" is an alias of %d indices, and a reindex needs it to stand for one",
+					name, list_length(indices)),
+			 errhint("Point the alias at one index, or give the route another \"index\".")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/* DELETE /<index>; an index already gone is no error */
+static void
+delete_index(ElasticConn *conn, const char *index)
+{
+	ElasticResponse response;
+
+	polyglot_elastic_request(conn, "DELETE", polyglot_elastic_index_path(index, ""), NULL, 0,
+							 &response);
+	if (response.status != 404 && (response.status < 200 || response.status >= 300))
+		polyglot_elastic_report_error(conn, &response, psprintf("DELETE /%s", index));
+}
+
+/*
+ * The number of a reindexed index, n of <name>__<n>, or 0 when index is
+ * not one.
+ */
+static int
+generation(const char *name, const char *index)
+{
+	size_t		len = strlen(name);
+	const char *s;
+	long		n;
+
+	if (index == NULL || strncmp(index, name, len) != 0 || strncmp(index + len, "__", 2) != 0)
+		return 0;
+	s = index + len + 2;
+	if (*s < '1' || *s > '9' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 6)
+		return 0;
+	n = strtol(s, NULL, 10);
+	return (int) n;
+}
+
+/* Runs an UPDATE of the route's options as the owner of the extension */
+static void
+update_options(int32 route, const char *sql, Jsonb *arg)
+{
+	Oid			argtypes[2] = {INT4OID, JSONBOID};
+	Datum		args[2] = {Int32GetDatum(route), JsonbPGetDatum(arg)};
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+
+	nestlevel = polyglot_pin_search_path();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("route %d does not exist", route)));
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/* Runs a query of one bigint (or NULL: -1) as the owner of the extension */
+static int64
+owner_int8(const char *sql, int32 route, int64 arg)
+{
+	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Datum		args[2] = {Int32GetDatum(route), Int64GetDatum(arg)};
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+	int64		result = -1;
+
+	nestlevel = polyglot_pin_search_path();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "pg_polyglot: a query of route %d failed", route);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			result = DatumGetInt64(d);
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(true, nestlevel);
+	return result;
+}
+
+static Jsonb *
+jsonb_from_text(const char *text)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/* A "mappings" or "settings" argument: an object, or NULL for none given */
+static JsonbContainer *
+definition_arg(Jsonb *args, const char *name)
+{
+	JsonbValue	v;
+
+	if (args == NULL ||
+		!getKeyJsonValueFromContainer(&args->root, name, strlen(name), &v) ||
+		v.type == jbvNull)
+		return NULL;
+	if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s of polyglot.reindex() must be a JSON object", name)));
+	return v.val.binary.data;
+}
+
+/* step begin: see the banner */
+static Jsonb *
+reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
+{
+	const char *name = polyglot_elastic_route(route)->index;
+	char	   *current = current_index(conn, name);
+	JsonbContainer *mappings = definition_arg(args, "mappings");
+	JsonbContainer *settings = definition_arg(args, "settings");
+	char	   *mappings_text;
+	char	   *settings_text;
+	char	   *index = NULL;
+	int			n;
+	int			tries;
+	StringInfoData buf;
+
+	if (polyglot_elastic_reindex_target(route->options) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("route %d has a reindex under way", route->id),
+				 errhint("CALL polyglot.reindex_cancel() first.")));
+
+	/* not given: the route's own */
+	if (mappings == NULL)
+		mappings = object_member(&route->options->root, "mappings");
+	if (settings == NULL)
+		settings = object_member(&route->options->root, "settings");
+	mappings_text = object_text(mappings);
+	settings_text = object_text(settings);
+
+	n = generation(name, current) + 1;
+	for (tries = 0; tries < REINDEX_MAX_NAME_TRIES; tries++, n++)
+	{
+		index = psprintf("%s__%d", name, n);
+		if (polyglot_elastic_put_index(conn, index, mappings_text, settings_text))
+			break;
+		index = NULL;
+	}
+	if (index == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("could not find a free index name for the reindex of route %d", route->id),
+				 errdetail("Indices \"%s__%d\" to \"%s__%d\" exist.", name, n - tries, name, n - 1),
+				 errhint("Delete the indices left over from earlier reindexes.")));
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"reindex\":{\"index\":");
+	escape_json(&buf, index);
+	if (mappings_text)
+		appendStringInfo(&buf, ",\"mappings\":%s", mappings_text);
+	if (settings_text)
+		appendStringInfo(&buf, ",\"settings\":%s", settings_text);
+	appendStringInfoString(&buf, "}}");
+	update_options(route->id,
+				   "UPDATE polyglot.routes SET options = options OPERATOR(pg_catalog.||) $2 "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   jsonb_from_text(buf.data));
+
+	resetStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"alias\":");
+	escape_json(&buf, name);
+	appendStringInfoString(&buf, ",\"index\":");
+	escape_json(&buf, index);
+	appendStringInfoString(&buf, ",\"from\":");
+	if (current)
+		escape_json(&buf, current);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_text(buf.data);
+}
+
+/* step delivered: see the banner */
+static Jsonb *
+reindex_delivered(PolyglotRoute *route, Jsonb *args)
+{
+	JsonbValue	v;
+	int64		upto = -1;
+	bool		done;
+
+	if (args && getKeyJsonValueFromContainer(&args->root, "upto", 4, &v) && v.type == jbvNumeric)
+		upto = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
+
+	if (owner_int8("SELECT 1::int8 FROM polyglot.route_state "
+				   "WHERE route_id OPERATOR(pg_catalog.=) $1 AND backfill_finished_at IS NULL",
+				   route->id, 0) == 1)
+		return jsonb_from_text("{\"done\": false}");
+	if (upto < 0)
+		upto = owner_int8("SELECT pg_catalog.max(id) FROM polyglot.outbox "
+						  "WHERE route_id OPERATOR(pg_catalog.=) $1",
+						  route->id, 0);
+	if (upto < 0)
+		upto = 0;
+	done = owner_int8("SELECT 1::int8 FROM polyglot.outbox "
+					  "WHERE route_id OPERATOR(pg_catalog.=) $1 "
+					  "AND id OPERATOR(pg_catalog.<=) $2 LIMIT 1",
+					  route->id, upto) != 1;
+	return jsonb_from_text(psprintf("{\"done\": %s, \"upto\": " INT64_FORMAT "}",
+									done ? "true" : "false", upto));
+}
+
+/* step swap: see the banner */
+static Jsonb *
+reindex_swap(PolyglotRoute *route, ElasticConn *conn)
+{
+	const char *name = polyglot_elastic_route(route)->index;
+	JsonbContainer *reindex = object_member(&route->options->root, "reindex");
+	const char *index = polyglot_elastic_reindex_target(route->options);
+	char	   *current;
+	char	   *mappings;
+	char	   *settings;
+	StringInfoData buf;
+	ElasticResponse response;
+
+	if (index == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("route %d has no reindex under way", route->id)));
+	current = current_index(conn, name);
+
+	if (current == NULL || strcmp(current, index) != 0)
+	{
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, "{\"actions\":[{\"add\":{\"index\":");
+		escape_json(&buf, index);
+		appendStringInfoString(&buf, ",\"alias\":");
+		escape_json(&buf, name);
+		appendStringInfoString(&buf, "}}");
+		if (current && strcmp(current, name) == 0)
+		{
+			/* the name is an index: it goes, and the alias takes its name */
+			appendStringInfoString(&buf, ",{\"remove_index\":{\"index\":");
+			escape_json(&buf, current);
+			appendStringInfoString(&buf, "}}");
+		}
+		else if (current)
+		{
+			appendStringInfoString(&buf, ",{\"remove\":{\"index\":");
+			escape_json(&buf, current);
+			appendStringInfoString(&buf, ",\"alias\":");
+			escape_json(&buf, name);
+			appendStringInfoString(&buf, "}}");
+		}
+		appendStringInfoString(&buf, "]}");
+		polyglot_elastic_request(conn, "POST", "/_aliases", buf.data, buf.len, &response);
+		if (response.status < 200 || response.status >= 300)
+			polyglot_elastic_report_error(conn, &response,
+										  psprintf("POST /_aliases (\"%s\" to index \"%s\")",
+												   name, index));
+	}
+
+	/* the route keeps the new definition, and writes to the name only */
+	mappings = object_text(object_member(reindex, "mappings"));
+	settings = object_text(object_member(reindex, "settings"));
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	if (mappings)
+		appendStringInfo(&buf, "\"mappings\":%s", mappings);
+	if (settings)
+		appendStringInfo(&buf, "%s\"settings\":%s", mappings ? "," : "", settings);
+	appendStringInfoChar(&buf, '}');
+	update_options(route->id,
+				   "UPDATE polyglot.routes SET options = "
+				   "(options OPERATOR(pg_catalog.-) ARRAY['reindex', 'mappings', 'settings']) "
+				   "OPERATOR(pg_catalog.||) $2 WHERE id OPERATOR(pg_catalog.=) $1",
+				   jsonb_from_text(buf.data));
+
+	/* the previous index, behind the alias until now */
+	if (current && strcmp(current, name) != 0 && strcmp(current, index) != 0)
+		delete_index(conn, current);
+
+	resetStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"alias\":");
+	escape_json(&buf, name);
+	appendStringInfoString(&buf, ",\"index\":");
+	escape_json(&buf, index);
+	appendStringInfoString(&buf, ",\"dropped\":");
+	if (current && strcmp(current, index) != 0)
+		escape_json(&buf, current);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_text(buf.data);
+}
+
+/*
+ * step cancel: the route stops writing to the index of a reindex under
+ * way; returns {"index": that index, or null when there was none}.  The
+ * index is deleted by the step drop, once the workers have read the route
+ * again (they would create it again by writing to it).
+ */
+static Jsonb *
+reindex_cancel(PolyglotRoute *route)
+{
+	const char *index = polyglot_elastic_reindex_target(route->options);
+	StringInfoData buf;
+
+	if (index == NULL)
+		return jsonb_from_text("{\"index\": null}");
+	update_options(route->id,
+				   "UPDATE polyglot.routes SET options = options OPERATOR(pg_catalog.-) 'reindex' "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   jsonb_from_text("{}"));
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"index\":");
+	escape_json(&buf, index);
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_text(buf.data);
+}
+
+/*
+ * step drop ({"index": ...}): deletes the index of a cancelled reindex,
+ * unless the route's index name stands for it, or it is not one of the
+ * route's (<index>__<n>).
+ */
+static void
+reindex_drop(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
+{
+	const char *name = polyglot_elastic_route(route)->index;
+	char	   *index = args ? polyglot_elastic_json_string(&args->root, "index") : NULL;
+	char	   *current;
+
+	if (index == NULL || generation(name, index) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is not an index a reindex of route %d makes",
+						index ? index : "", route->id)));
+	current = current_index(conn, name);
+	if (current == NULL || strcmp(current, index) != 0)
+		delete_index(conn, index);
+}
+
+/*
+ * polyglot._reindex(route int, step text, args jsonb) returns jsonb: one
+ * step of polyglot.reindex(), as the banner says.
+ */
+Datum
+polyglot_reindex_step(PG_FUNCTION_ARGS)
+{
+	int32		route_id = PG_GETARG_INT32(0);
+	char	   *step = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *args = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	PolyglotRoute *route;
+	ElasticConn *conn;
+
+	polyglot_check_route_privilege(route_id);
+	route = polyglot_load_route_as_owner(route_id);
+	if (route == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("route %d does not exist", route_id)));
+	if (strcmp(route->store, "elastic") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("route %d does not deliver to Elasticsearch or OpenSearch", route_id),
+				 errdetail("polyglot.reindex() rebuilds the index of a route of a polyglot_elastic server.")));
+
+	if (strcmp(step, "fence") == 0)
+	{
+		JsonbValue	v;
+		int			timeout_ms = 60000;
+
+		if (args && getKeyJsonValueFromContainer(&args->root, "timeout_ms", 10, &v) &&
+			v.type == jbvNumeric)
+			timeout_ms = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+														   NumericGetDatum(v.val.numeric)));
+		if (!polyglot_await_worker_rounds(Max(timeout_ms, 1)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the pg_polyglot workers did not start a new round in time"),
+					 errdetail("polyglot.reindex() waits until the workers deliver to the new index too.")));
+		PG_RETURN_JSONB_P(jsonb_from_text("{}"));
+	}
+	if (strcmp(step, "delivered") == 0)
+		PG_RETURN_JSONB_P(reindex_delivered(route, args));
+	if (strcmp(step, "cancel") == 0)
+		PG_RETURN_JSONB_P(reindex_cancel(route));
+
+	polyglot_route_require_server(route);
+	if (route->access_error)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s", route->access_error)));
+	conn = polyglot_elastic_get_connection(route->server, route->user);
+	if (strcmp(step, "begin") == 0)
+		PG_RETURN_JSONB_P(reindex_begin(route, conn, args));
+	if (strcmp(step, "swap") == 0)
+		PG_RETURN_JSONB_P(reindex_swap(route, conn));
+	if (strcmp(step, "drop") == 0)
+	{
+		reindex_drop(route, conn, args);
+		PG_RETURN_JSONB_P(jsonb_from_text("{}"));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown step \"%s\" of polyglot._reindex()", step)));
+	PG_RETURN_NULL();
+}
