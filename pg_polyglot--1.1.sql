@@ -567,7 +567,9 @@ BEGIN
     PERFORM polyglot._create_capture_triggers(r.id);
     UPDATE polyglot.routes x
        SET server_cluster = polyglot._this_cluster(),
-           source_name = format('%I.%I', n.nspname, c.relname)
+           source_name = format('%I.%I', n.nspname, c.relname),
+           -- a reindex under way at the dump is not: the route writes to its index only
+           options = x.options - 'reindex' - 'reindex_cancelled'
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE x.id = r.id AND c.oid = r.source_relid;
     INSERT INTO polyglot.route_state (route_id) VALUES (r.id);
@@ -702,6 +704,17 @@ AS $$
          ELSE ARRAY[options->>'key'] END
 $$;
 
+-- Is candidate a name polyglot.reindex() gives the indices of a route of
+-- index name: <name>__<n>?
+CREATE FUNCTION polyglot._reindex_name_of(candidate text, name text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT starts_with(candidate, name || '__')
+     AND substr(candidate, length(name) + 3) ~ '^[1-9][0-9]{0,8}$'
+$$;
+
 CREATE FUNCTION polyglot._check_target_overlap(route int)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -799,6 +812,14 @@ BEGIN
         opts->>'index', r.id, r.server_name
         USING ERRCODE = 'duplicate_object',
               DETAIL = 'Two routes writing one index would overwrite each other''s documents.',
+              HINT = 'Give the route an "index" option of its own.';
+    -- polyglot.reindex() of a route makes indices <index>__<n>
+    ELSIF polyglot._reindex_name_of(opts->>'index', r.options->>'index')
+          OR polyglot._reindex_name_of(r.options->>'index', opts->>'index') THEN
+      RAISE EXCEPTION 'index "%" and index "%" of route % (server "%") are one index and its reindex',
+        opts->>'index', r.options->>'index', r.id, r.server_name
+        USING ERRCODE = 'duplicate_object',
+              DETAIL = 'polyglot.reindex() of a route of index "x" makes indices "x__1", "x__2" and so on, and puts "x" on them as an alias.',
               HINT = 'Give the route an "index" option of its own.';
     END IF;
   END LOOP;
@@ -1410,9 +1431,9 @@ COMMENT ON FUNCTION polyglot.verify(text) IS 'polyglot.verify() by route name, w
 CREATE FUNCTION polyglot._reindex(route int, step text, args jsonb)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'polyglot_reindex_step'
-LANGUAGE C VOLATILE;
+LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot._reindex(int, text, jsonb) IS
-  'One step of polyglot.reindex(): begin, fence, delivered or swap';
+  'One step of polyglot.reindex(): cancel, drop, begin, fence, delivered or swap';
 
 CREATE FUNCTION polyglot._verify_reindex(route int, repair boolean, reindex boolean)
 RETURNS TABLE (kind text, key text[], store_key text)
@@ -1421,30 +1442,44 @@ LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION polyglot._verify_reindex(int, boolean, boolean) IS
   'polyglot.verify() of the index a reindex is filling';
 
--- A procedure, to commit between its steps: CALL it outside a transaction
--- block.  No SET clause (a procedure with one cannot commit): every name
--- is schema-qualified.
+-- The milliseconds left until deadline, as an int (at least 1)
+CREATE FUNCTION polyglot._ms_until(deadline timestamptz)
+RETURNS int
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT least(greatest(1, date_part('epoch', deadline - clock_timestamp()) * 1000),
+               2000000000)::int
+$$;
+
+-- Procedures, to commit between their steps: CALL them outside a
+-- transaction block.  No SET clause (a procedure with one cannot commit):
+-- every name is schema-qualified.
 CREATE PROCEDURE polyglot.reindex_cancel(route int, timeout interval DEFAULT '1 min')
 LANGUAGE plpgsql
 AS $$
 DECLARE
   r jsonb;
+  deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
 BEGIN
-  r := polyglot._reindex(route, 'cancel', NULL);
+  COMMIT;	-- here, rather than after the first step, outside a procedure call
+  r := polyglot._reindex(route, 'cancel', '{}');
   IF r OPERATOR(pg_catalog.->>) 'index' IS NULL THEN
     RETURN;
   END IF;
   COMMIT;
   -- the workers write to the index no more once they have read the route again
-  PERFORM polyglot._reindex(route, 'fence', pg_catalog.jsonb_build_object('timeout_ms',
-    GREATEST(1, (pg_catalog.date_part('epoch', timeout) OPERATOR(pg_catalog.*) 1000)::int)));
-  PERFORM polyglot._reindex(route, 'drop', r);
+  PERFORM polyglot._reindex(route, 'fence',
+                            pg_catalog.jsonb_build_object('timeout_ms', polyglot._ms_until(deadline)));
+  r := polyglot._reindex(route, 'drop', '{}') OPERATOR(pg_catalog.||) r;
   COMMIT;
-  RAISE NOTICE 'reindex of route % cancelled: index "%" deleted', route, r OPERATOR(pg_catalog.->>) 'index';
+  RAISE NOTICE 'reindex of route % cancelled%', route,
+    CASE WHEN (r OPERATOR(pg_catalog.->>) 'deleted')::boolean
+         THEN pg_catalog.format(': index "%s" deleted', r OPERATOR(pg_catalog.->>) 'index') ELSE '' END;
 END
 $$;
 COMMENT ON PROCEDURE polyglot.reindex_cancel(int, interval) IS
-  'Stops a reindex of a route that was interrupted: the route writes to its own index only, and the index the reindex was filling is deleted';
+  'Stops a reindex of a route that failed or was interrupted: the route writes to its own index only, and the index the reindex was filling is deleted';
 CREATE PROCEDURE polyglot.reindex_cancel(route text, timeout interval DEFAULT '1 min')
 LANGUAGE plpgsql
 AS $$
@@ -1462,78 +1497,101 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
+  lock_key int := pg_catalog.hashtext('polyglot.reindex');
   started jsonb;
   r jsonb;
   upto bigint;
-  drift bigint;
-  passes int := 0;
+  drift bigint := 0;
+  pass int;
+  failure text;
 BEGIN
   IF route IS NULL OR timeout IS NULL THEN
     RAISE EXCEPTION 'polyglot.reindex() needs a route and a timeout'
       USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  -- one reindex of a route at a time (a lock of this session, across its commits)
-  IF NOT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('polyglot.reindex'), route) THEN
+  COMMIT;	-- fails in a transaction block, before anything is done
+  -- one reindex of a route at a time: a lock of this session, across its
+  -- commits (one it kept from a reindex that failed is let go first)
+  PERFORM pg_catalog.pg_advisory_unlock(lock_key, route)
+     FROM pg_catalog.pg_locks l
+    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
+      AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+      AND l.classid OPERATOR(pg_catalog.=) lock_key::oid
+      AND l.objid OPERATOR(pg_catalog.=) route::oid AND l.objsubid OPERATOR(pg_catalog.=) 2;
+  IF NOT pg_catalog.pg_try_advisory_lock(lock_key, route) THEN
     RAISE EXCEPTION 'a reindex of route % is under way in another session', route
       USING ERRCODE = 'lock_not_available';
   END IF;
 
-  -- 0. a reindex that was interrupted: cancelled first
+  -- 0. a reindex that failed or was interrupted: cancelled first
   CALL polyglot.reindex_cancel(route, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
 
   -- 1. the new index, which the worker writes to as well from its next round
   started := polyglot._reindex(route, 'begin',
-                               pg_catalog.jsonb_build_object('mappings', mappings,
-                                                             'settings', settings));
+                               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                                 'mappings', mappings, 'settings', settings)));
   RAISE NOTICE 'reindex of route %: building index "%" for "%"', route,
     started OPERATOR(pg_catalog.->>) 'index', started OPERATOR(pg_catalog.->>) 'alias';
   COMMIT;
-  PERFORM polyglot._reindex(route, 'fence', pg_catalog.jsonb_build_object('timeout_ms',
-    GREATEST(1, (pg_catalog.date_part('epoch', deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp())
-                 OPERATOR(pg_catalog.*) 1000)::int)));
+  PERFORM polyglot._reindex(route, 'fence',
+                            pg_catalog.jsonb_build_object('timeout_ms', polyglot._ms_until(deadline)));
 
   -- 2. every row again: to both indices
   PERFORM polyglot.backfill(route);
   COMMIT;
 
-  -- 3. until the new index is complete: delivered, then verified with repair
-  LOOP
+  -- 3. the backfill delivered; then the new index compared with the table
+  -- and its differences enqueued (keys changed meanwhile, as a rule),
+  -- and delivered too.  A key given up meanwhile (a dead letter) is not in
+  -- the new index: no swap then.
+  FOR pass IN 1..2 LOOP
     upto := NULL;
     LOOP
-      r := polyglot._reindex(route, 'delivered', pg_catalog.jsonb_build_object('upto', upto));
+      r := polyglot._reindex(route, 'delivered',
+                             pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('upto', upto)));
+      IF (r OPERATOR(pg_catalog.->>) 'dead_letters')::bigint OPERATOR(pg_catalog.>) 0 THEN
+        failure := pg_catalog.format('%s keys of route %s could not be written since the reindex began (see polyglot.dead_letters)',
+                                     r OPERATOR(pg_catalog.->>) 'dead_letters', route);
+        EXIT;
+      END IF;
+      IF (r OPERATOR(pg_catalog.->>) 'failing')::bigint OPERATOR(pg_catalog.>) 0 THEN
+        failure := pg_catalog.format('%s keys of route %s fail again and again: %s',
+                                     r OPERATOR(pg_catalog.->>) 'failing', route,
+                                     r OPERATOR(pg_catalog.->>) 'error');
+        EXIT;
+      END IF;
       EXIT WHEN (r OPERATOR(pg_catalog.->>) 'done')::boolean;
       upto := (r OPERATOR(pg_catalog.->>) 'upto')::bigint;
       IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
-        RAISE EXCEPTION 'reindex of route % did not finish within %', route, timeout
-          USING ERRCODE = 'query_canceled',
-                DETAIL = pg_catalog.format('The backfill of index "%s" is not delivered yet; the old index still serves searches.',
-                                           started OPERATOR(pg_catalog.->>) 'index'),
-                HINT = 'See polyglot.status. CALL polyglot.reindex() again starts over; polyglot.reindex_cancel() stops.';
+        failure := pg_catalog.format('the reindex of route %s did not finish within %s', route, timeout);
+        EXIT;
       END IF;
       COMMIT;
       PERFORM pg_catalog.pg_sleep(0.05);
     END LOOP;
+    EXIT WHEN failure IS NOT NULL OR pass OPERATOR(pg_catalog.=) 2;
     SELECT pg_catalog.count(*) INTO drift FROM polyglot._verify_reindex(route, true, true);
-    EXIT WHEN drift OPERATOR(pg_catalog.=) 0;
-    passes := passes OPERATOR(pg_catalog.+) 1;
-    IF passes OPERATOR(pg_catalog.>=) 10 OR pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
-      RAISE EXCEPTION 'index "%" still differs from the table of route % in % keys',
-        started OPERATOR(pg_catalog.->>) 'index', route, drift
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              DETAIL = pg_catalog.format('%s passes of polyglot.verify() with repair found drift; the old index still serves searches.', passes),
-              HINT = 'See polyglot.dead_letters for documents the new mappings refuse. CALL polyglot.reindex() again starts over; polyglot.reindex_cancel() stops.';
-    END IF;
     COMMIT;
   END LOOP;
+  IF failure IS NOT NULL THEN
+    CALL polyglot.reindex_cancel(route);
+    PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
+    RAISE EXCEPTION '%', failure
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = pg_catalog.format('The reindex is cancelled: index "%s" is deleted, and "%s" stands for the index it stood for.',
+                                       started OPERATOR(pg_catalog.->>) 'index', started OPERATOR(pg_catalog.->>) 'alias'),
+            HINT = 'New mappings that refuse rows are a common cause; see polyglot.status and polyglot.dead_letters.';
+  END IF;
 
   -- 4. the name to the new index, in one request; the old index goes
-  r := polyglot._reindex(route, 'swap', NULL);
+  r := polyglot._reindex(route, 'swap', '{}');
   COMMIT;
-  PERFORM pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('polyglot.reindex'), route);
+  PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
   RAISE NOTICE 'reindex of route %: "%" is index "%"%', route, r OPERATOR(pg_catalog.->>) 'alias',
     r OPERATOR(pg_catalog.->>) 'index',
     CASE WHEN r OPERATOR(pg_catalog.->>) 'dropped' IS NOT NULL
-         THEN pg_catalog.format(', index "%s" deleted', r OPERATOR(pg_catalog.->>) 'dropped') ELSE '' END;
+         THEN pg_catalog.format(', index "%s" deleted', r OPERATOR(pg_catalog.->>) 'dropped') ELSE '' END
+    USING DETAIL = pg_catalog.format('%s keys differed after the backfill, and were sent again.', drift);
 END
 $$;
 COMMENT ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval) IS
@@ -1831,7 +1889,7 @@ GRANT EXECUTE ON FUNCTION
   TO PUBLIC;
 -- (they check the caller themselves, as polyglot.verify() does)
 GRANT EXECUTE ON FUNCTION polyglot._reindex(int, text, jsonb),
-  polyglot._verify_reindex(int, boolean, boolean) TO PUBLIC;
+  polyglot._verify_reindex(int, boolean, boolean), polyglot._ms_until(timestamptz) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval),
   polyglot.reindex(text, jsonb, jsonb, interval),
   polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) TO PUBLIC;

@@ -295,6 +295,9 @@ polyglot_load_route_as_owner(int32 route_id)
 	int			save_sec_context;
 	int			nestlevel;
 
+	/* (polyglot_load_routes() takes 0 for every route) */
+	if (route_id <= 0)
+		return NULL;
 	nestlevel = polyglot_pin_search_path();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(polyglot_extension_owner(),
@@ -310,7 +313,9 @@ polyglot_load_route_as_owner(int32 route_id)
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(true, nestlevel);
-	return routes == NIL ? NULL : (PolyglotRoute *) linitial(routes);
+	if (routes == NIL || ((PolyglotRoute *) linitial(routes))->id != route_id)
+		return NULL;
+	return (PolyglotRoute *) linitial(routes);
 }
 
 /*

@@ -891,7 +891,8 @@ polyglot_worker_main(Datum main_arg)
 
 		/* before the round reads the routes: polyglot_await_worker_rounds() */
 		SpinLockAcquire(&shared->mutex);
-		my_slot->rounds++;
+		if (my_slot->pid == MyProcPid)
+			my_slot->rounds++;
 		SpinLockRelease(&shared->mutex);
 
 		round_start = GetCurrentTimestamp();
@@ -977,7 +978,8 @@ polyglot_worker_main(Datum main_arg)
  * way now has ended by then: so every batch delivered afterwards follows
  * what the catalog said when this was called (what the caller committed
  * before).  A worker that exits or restarts meanwhile counts as done: a new
- * one reads the routes afresh.  Wakes the workers, which may be idle.
+ * one reads the routes afresh.  With no worker running, waits for one.
+ * Wakes the workers, which may be idle (or has the launcher start them).
  */
 bool
 polyglot_await_worker_rounds(int timeout_ms)
@@ -1018,6 +1020,15 @@ polyglot_await_worker_rounds(int timeout_ms)
 			if (slot->dboid == MyDatabaseId && slot->state == SLOT_RUNNING &&
 				slot->pid == pids[i] && slot->rounds == rounds[i])
 				waiting++;
+		}
+		/* none was running: one that runs now started since */
+		if (n == 0)
+		{
+			waiting = 1;
+			for (i = 0; i < shared->nslots; i++)
+				if (shared->slots[i].dboid == MyDatabaseId &&
+					shared->slots[i].state == SLOT_RUNNING && shared->slots[i].pid > 0)
+					waiting = 0;
 		}
 		SpinLockRelease(&shared->mutex);
 		if (waiting == 0)

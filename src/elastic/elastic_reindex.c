@@ -55,6 +55,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "pg_polyglot.h"
 #include "core/core.h"
@@ -156,7 +157,7 @@ delete_index(ElasticConn *conn, const char *index)
 
 /*
  * The number of a reindexed index, n of <name>__<n>, or 0 when index is
- * not one.
+ * not one (polyglot._reindex_name_of() in SQL).
  */
 static int
 generation(const char *name, const char *index)
@@ -168,14 +169,17 @@ generation(const char *name, const char *index)
 	if (index == NULL || strncmp(index, name, len) != 0 || strncmp(index + len, "__", 2) != 0)
 		return 0;
 	s = index + len + 2;
-	if (*s < '1' || *s > '9' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 6)
+	if (*s < '1' || *s > '9' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 9)
 		return 0;
 	n = strtol(s, NULL, 10);
 	return (int) n;
 }
 
-/* Runs an UPDATE of the route's options as the owner of the extension */
-static void
+/*
+ * Runs an UPDATE of the route's options ($1 the route, $2 a jsonb) as the
+ * owner of the extension; returns whether it updated the route.
+ */
+static bool
 update_options(int32 route, const char *sql, Jsonb *arg)
 {
 	Oid			argtypes[2] = {INT4OID, JSONBOID};
@@ -183,6 +187,7 @@ update_options(int32 route, const char *sql, Jsonb *arg)
 	Oid			save_userid;
 	int			save_sec_context;
 	int			nestlevel;
+	bool		updated;
 
 	nestlevel = polyglot_pin_search_path();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -190,26 +195,31 @@ update_options(int32 route, const char *sql, Jsonb *arg)
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_polyglot: SPI_connect failed");
-	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE ||
-		SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("route %d does not exist", route)));
+
+	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "pg_polyglot: updating route %d failed", route);
+	updated = SPI_processed == 1;
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	AtEOXact_GUC(true, nestlevel);
+	return updated;
 }
 
-/* Runs a query of one bigint (or NULL: -1) as the owner of the extension */
-static int64
-owner_int8(const char *sql, int32 route, int64 arg)
+/*
+ * Runs a query of one value ($1 the route, $2 an argument of type argtype)
+ * as the owner of the extension; returns its first row's first column as
+ * text, or NULL without a row or for a NULL.
+ */
+static char *
+owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
 {
-	Oid			argtypes[2] = {INT4OID, INT8OID};
-	Datum		args[2] = {Int32GetDatum(route), Int64GetDatum(arg)};
+	Oid			argtypes[2] = {INT4OID, argtype};
+	Datum		args[2] = {Int32GetDatum(route), arg};
 	Oid			save_userid;
 	int			save_sec_context;
 	int			nestlevel;
-	int64		result = -1;
+	char	   *result = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	nestlevel = polyglot_pin_search_path();
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -221,11 +231,10 @@ owner_int8(const char *sql, int32 route, int64 arg)
 		elog(ERROR, "pg_polyglot: a query of route %d failed", route);
 	if (SPI_processed == 1)
 	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
-		if (!isnull)
-			result = DatumGetInt64(d);
+		if (value)
+			result = MemoryContextStrdup(cxt, value);
 	}
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
@@ -256,14 +265,46 @@ definition_arg(Jsonb *args, const char *name)
 	return v.val.binary.data;
 }
 
+/*
+ * Waits (up to 30 seconds) until a new index has its primary shards
+ * allocated; deletes it and ereports when it does not: settings the
+ * cluster cannot satisfy (more replicas or shards than it can place).
+ */
+static void
+wait_for_index(ElasticConn *conn, const char *index)
+{
+	ElasticResponse response;
+	Jsonb	   *jb;
+	JsonbValue	v;
+	bool		timed_out = true;
+
+	polyglot_elastic_request(conn, "GET",
+							 psprintf("/_cluster/health%s", polyglot_elastic_index_path(index, "?wait_for_status=yellow&timeout=30s")),
+							 NULL, 0, &response);
+	if (response.status >= 200 && response.status < 300 &&
+		(jb = polyglot_elastic_try_parse_json(response.body)) != NULL &&
+		JB_ROOT_IS_OBJECT(jb) &&
+		getKeyJsonValueFromContainer(&jb->root, "timed_out", 9, &v) && v.type == jbvBool)
+		timed_out = v.val.boolean;
+	if (!timed_out)
+		return;
+	delete_index(conn, index);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the new index \"%s\" did not become available within 30 seconds", index),
+			 errdetail_internal("GET /_cluster/health answered HTTP %ld: %s", response.status,
+								response.body ? pnstrdup(response.body, Min(response.len, 500)) : ""),
+			 errhint("Give settings the cluster can satisfy (number_of_replicas, number_of_shards).")));
+}
+
 /* step begin: see the banner */
 static Jsonb *
 reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 {
 	const char *name = polyglot_elastic_route(route)->index;
-	char	   *current = current_index(conn, name);
 	JsonbContainer *mappings = definition_arg(args, "mappings");
 	JsonbContainer *settings = definition_arg(args, "settings");
+	char	   *current;
 	char	   *mappings_text;
 	char	   *settings_text;
 	char	   *index = NULL;
@@ -276,6 +317,13 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("route %d has a reindex under way", route->id),
 				 errhint("CALL polyglot.reindex_cancel() first.")));
+	/* the backfill that fills the new index needs the worker to deliver */
+	if (route->paused)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("route %d is paused", route->id),
+				 errhint("Resume it with polyglot.resume() first: the reindex fills the new index through the route.")));
+	current = current_index(conn, name);
 
 	/* not given: the route's own */
 	if (mappings == NULL)
@@ -300,18 +348,32 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 				 errdetail("Indices \"%s__%d\" to \"%s__%d\" exist.", name, n - tries, name, n - 1),
 				 errhint("Delete the indices left over from earlier reindexes.")));
 
+	/* its primary shards allocated, or it would fail every write */
+	wait_for_index(conn, index);
+
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"reindex\":{\"index\":");
 	escape_json(&buf, index);
+	appendStringInfoString(&buf, ",\"started\":");
+	escape_json(&buf, timestamptz_to_str(GetCurrentTimestamp()));
 	if (mappings_text)
 		appendStringInfo(&buf, ",\"mappings\":%s", mappings_text);
 	if (settings_text)
 		appendStringInfo(&buf, ",\"settings\":%s", settings_text);
 	appendStringInfoString(&buf, "}}");
-	update_options(route->id,
-				   "UPDATE polyglot.routes SET options = options OPERATOR(pg_catalog.||) $2 "
-				   "WHERE id OPERATOR(pg_catalog.=) $1",
-				   jsonb_from_text(buf.data));
+	/* (a reindex begun meanwhile by another session wins: this one's index goes) */
+	if (!update_options(route->id,
+						"UPDATE polyglot.routes SET options = options OPERATOR(pg_catalog.||) $2 "
+						"WHERE id OPERATOR(pg_catalog.=) $1 "
+						"AND NOT options OPERATOR(pg_catalog.?) 'reindex' "
+						"AND NOT options OPERATOR(pg_catalog.?) 'reindex_cancelled'",
+						jsonb_from_text(buf.data)))
+	{
+		delete_index(conn, index);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("route %d has a reindex under way, or is gone", route->id)));
+	}
 
 	resetStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"alias\":");
@@ -327,33 +389,67 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 	return jsonb_from_text(buf.data);
 }
 
-/* step delivered: see the banner */
+/* after how many attempts a failing key stops a reindex */
+#define REINDEX_FAILING_ATTEMPTS	3
+
+/*
+ * step delivered ({"upto": <time>} after the first call): whether the
+ * backfill is done and every change of the route enqueued up to a time
+ * (the first call's, after the backfill) is delivered; the outbox keeps
+ * the enqueue time of keys it takes back (a retry, a batch cut short), not
+ * their ids.  Also counts what must stop the reindex: keys given up since
+ * it began (dead letters: the new index lacks them), and keys that failed
+ * REINDEX_FAILING_ATTEMPTS times or more (a mapping of the new index that
+ * refuses the rows, as a rule), with the last error.
+ */
 static Jsonb *
 reindex_delivered(PolyglotRoute *route, Jsonb *args)
 {
 	JsonbValue	v;
-	int64		upto = -1;
+	TimestampTz upto = 0;
+	char	   *dead;
+	char	   *failing;
+	char	   *error;
 	bool		done;
+	StringInfoData buf;
 
-	if (args && getKeyJsonValueFromContainer(&args->root, "upto", 4, &v) && v.type == jbvNumeric)
+	if (getKeyJsonValueFromContainer(&args->root, "upto", 4, &v) && v.type == jbvNumeric)
 		upto = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
 
-	if (owner_int8("SELECT 1::int8 FROM polyglot.route_state "
-				   "WHERE route_id OPERATOR(pg_catalog.=) $1 AND backfill_finished_at IS NULL",
-				   route->id, 0) == 1)
+	if (owner_query("SELECT 1 FROM polyglot.route_state "
+					"WHERE route_id OPERATOR(pg_catalog.=) $1 AND backfill_finished_at IS NULL "
+					"AND $2 IS NOT NULL",
+					route->id, INT4OID, Int32GetDatum(0)) != NULL)
 		return jsonb_from_text("{\"done\": false}");
-	if (upto < 0)
-		upto = owner_int8("SELECT pg_catalog.max(id) FROM polyglot.outbox "
-						  "WHERE route_id OPERATOR(pg_catalog.=) $1",
-						  route->id, 0);
-	if (upto < 0)
-		upto = 0;
-	done = owner_int8("SELECT 1::int8 FROM polyglot.outbox "
-					  "WHERE route_id OPERATOR(pg_catalog.=) $1 "
-					  "AND id OPERATOR(pg_catalog.<=) $2 LIMIT 1",
-					  route->id, upto) != 1;
-	return jsonb_from_text(psprintf("{\"done\": %s, \"upto\": " INT64_FORMAT "}",
-									done ? "true" : "false", upto));
+	if (upto <= 0)
+		upto = GetCurrentTimestamp();
+	done = owner_query("SELECT 1 FROM polyglot.outbox "
+					   "WHERE route_id OPERATOR(pg_catalog.=) $1 "
+					   "AND enqueued_at OPERATOR(pg_catalog.<=) $2 LIMIT 1",
+					   route->id, TIMESTAMPTZOID, TimestampTzGetDatum(upto)) == NULL;
+	dead = owner_query("SELECT pg_catalog.count(*) FROM polyglot.dead_letters d, polyglot.routes r "
+					   "WHERE d.route_id OPERATOR(pg_catalog.=) $1 AND r.id OPERATOR(pg_catalog.=) $1 "
+					   "AND d.failed_at OPERATOR(pg_catalog.>=) "
+					   "(r.options OPERATOR(pg_catalog.->) 'reindex' OPERATOR(pg_catalog.->>) 'started')::pg_catalog.timestamptz",
+					   route->id, INT4OID, Int32GetDatum(0));
+	failing = owner_query("SELECT pg_catalog.count(*) FROM polyglot.outbox "
+						  "WHERE route_id OPERATOR(pg_catalog.=) $1 AND attempts OPERATOR(pg_catalog.>=) $2",
+						  route->id, INT4OID, Int32GetDatum(REINDEX_FAILING_ATTEMPTS));
+	error = owner_query("SELECT last_error FROM polyglot.outbox "
+						"WHERE route_id OPERATOR(pg_catalog.=) $1 AND attempts OPERATOR(pg_catalog.>=) $2 "
+						"AND last_error IS NOT NULL LIMIT 1",
+						route->id, INT4OID, Int32GetDatum(REINDEX_FAILING_ATTEMPTS));
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"done\": %s, \"upto\": " INT64_FORMAT ", \"dead_letters\": %s, \"failing\": %s, \"error\": ",
+					 done ? "true" : "false", (int64) upto, dead ? dead : "0",
+					 failing ? failing : "0");
+	if (error)
+		escape_json(&buf, error);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_text(buf.data);
 }
 
 /* step swap: see the banner */
@@ -377,6 +473,12 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn)
 
 	if (current == NULL || strcmp(current, index) != 0)
 	{
+		/* searches through the name find at once what verify found */
+		polyglot_elastic_request(conn, "POST", polyglot_elastic_index_path(index, "/_refresh"),
+								 NULL, 0, &response);
+		if (response.status < 200 || response.status >= 300)
+			polyglot_elastic_report_error(conn, &response, psprintf("POST /%s/_refresh", index));
+
 		initStringInfo(&buf);
 		appendStringInfoString(&buf, "{\"actions\":[{\"add\":{\"index\":");
 		escape_json(&buf, index);
@@ -416,15 +518,45 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn)
 	if (settings)
 		appendStringInfo(&buf, "%s\"settings\":%s", mappings ? "," : "", settings);
 	appendStringInfoChar(&buf, '}');
-	update_options(route->id,
-				   "UPDATE polyglot.routes SET options = "
-				   "(options OPERATOR(pg_catalog.-) ARRAY['reindex', 'mappings', 'settings']) "
-				   "OPERATOR(pg_catalog.||) $2 WHERE id OPERATOR(pg_catalog.=) $1",
-				   jsonb_from_text(buf.data));
+	(void) update_options(route->id,
+						  "UPDATE polyglot.routes SET options = "
+						  "(options OPERATOR(pg_catalog.-) ARRAY['reindex', 'mappings', 'settings']) "
+						  "OPERATOR(pg_catalog.||) $2 WHERE id OPERATOR(pg_catalog.=) $1",
+						  jsonb_from_text(buf.data));
 
-	/* the previous index, behind the alias until now */
-	if (current && strcmp(current, name) != 0 && strcmp(current, index) != 0)
-		delete_index(conn, current);
+	/*
+	 * The previous index, behind the alias until now, if an earlier reindex
+	 * made it (one the alias was put on by hand stays).  A failure to
+	 * delete it is no reason to undo the swap.
+	 */
+	if (current && strcmp(current, name) == 0)
+		;						/* removed by the swap itself */
+	else if (current && generation(name, current) > 0 && strcmp(current, index) != 0)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			delete_index(conn, current);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			ereport(WARNING,
+					(errmsg("could not delete index \"%s\" after the reindex of route %d",
+							current, route->id),
+					 errdetail_internal("%s", edata->message),
+					 errhint("Delete it by hand.")));
+			current = NULL;
+		}
+		PG_END_TRY();
+	}
+	else
+		current = NULL;
 
 	resetStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"alias\":");
@@ -432,7 +564,7 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn)
 	appendStringInfoString(&buf, ",\"index\":");
 	escape_json(&buf, index);
 	appendStringInfoString(&buf, ",\"dropped\":");
-	if (current && strcmp(current, index) != 0)
+	if (current)
 		escape_json(&buf, current);
 	else
 		appendStringInfoString(&buf, "null");
@@ -450,15 +582,24 @@ static Jsonb *
 reindex_cancel(PolyglotRoute *route)
 {
 	const char *index = polyglot_elastic_reindex_target(route->options);
+	JsonbContainer *cancelled = object_member(&route->options->root, "reindex_cancelled");
 	StringInfoData buf;
 
+	/* a cancel interrupted before its drop: the drop again */
+	if (index == NULL && cancelled)
+		index = polyglot_elastic_json_string(cancelled, "index");
 	if (index == NULL)
 		return jsonb_from_text("{\"index\": null}");
-	update_options(route->id,
-				   "UPDATE polyglot.routes SET options = options OPERATOR(pg_catalog.-) 'reindex' "
-				   "WHERE id OPERATOR(pg_catalog.=) $1",
-				   jsonb_from_text("{}"));
 	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"reindex_cancelled\":{\"index\":");
+	escape_json(&buf, index);
+	appendStringInfoString(&buf, "}}");
+	(void) update_options(route->id,
+						  "UPDATE polyglot.routes SET options = "
+						  "(options OPERATOR(pg_catalog.-) 'reindex') OPERATOR(pg_catalog.||) $2 "
+						  "WHERE id OPERATOR(pg_catalog.=) $1",
+						  jsonb_from_text(buf.data));
+	resetStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"index\":");
 	escape_json(&buf, index);
 	appendStringInfoChar(&buf, '}');
@@ -466,25 +607,32 @@ reindex_cancel(PolyglotRoute *route)
 }
 
 /*
- * step drop ({"index": ...}): deletes the index of a cancelled reindex,
- * unless the route's index name stands for it, or it is not one of the
- * route's (<index>__<n>).
+ * step drop: deletes the index of the reindex cancelled (the options'
+ * "reindex_cancelled"), unless the route's index name stands for it, and
+ * forgets it.  Returns whether it deleted one.
  */
-static void
-reindex_drop(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
+static bool
+reindex_drop(PolyglotRoute *route, ElasticConn *conn)
 {
 	const char *name = polyglot_elastic_route(route)->index;
-	char	   *index = args ? polyglot_elastic_json_string(&args->root, "index") : NULL;
+	JsonbContainer *cancelled = object_member(&route->options->root, "reindex_cancelled");
+	char	   *index = cancelled ? polyglot_elastic_json_string(cancelled, "index") : NULL;
 	char	   *current;
+	bool		deleted = false;
 
-	if (index == NULL || generation(name, index) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"%s\" is not an index a reindex of route %d makes",
-						index ? index : "", route->id)));
+	if (index == NULL)
+		return false;
 	current = current_index(conn, name);
-	if (current == NULL || strcmp(current, index) != 0)
+	if (generation(name, index) > 0 && (current == NULL || strcmp(current, index) != 0))
+	{
 		delete_index(conn, index);
+		deleted = true;
+	}
+	(void) update_options(route->id,
+						  "UPDATE polyglot.routes SET options = options OPERATOR(pg_catalog.-) 'reindex_cancelled' "
+						  "WHERE id OPERATOR(pg_catalog.=) $1",
+						  jsonb_from_text("{}"));
+	return deleted;
 }
 
 /*
@@ -496,17 +644,21 @@ polyglot_reindex_step(PG_FUNCTION_ARGS)
 {
 	int32		route_id = PG_GETARG_INT32(0);
 	char	   *step = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *args = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	Jsonb	   *args = PG_GETARG_JSONB_P(2);
 	PolyglotRoute *route;
 	ElasticConn *conn;
 
+	if (!JB_ROOT_IS_OBJECT(args) || JB_ROOT_IS_SCALAR(args))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the arguments of polyglot._reindex() are a JSON object")));
 	polyglot_check_route_privilege(route_id);
-	route = polyglot_load_route_as_owner(route_id);
+	route = route_id > 0 ? polyglot_load_route_as_owner(route_id) : NULL;
 	if (route == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("route %d does not exist", route_id)));
-	if (strcmp(route->store, "elastic") != 0)
+	if (strcmp(route->store, "elastic") != 0 || polyglot_elastic_route(route)->index == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("route %d does not deliver to Elasticsearch or OpenSearch", route_id),
@@ -525,7 +677,8 @@ polyglot_reindex_step(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the pg_polyglot workers did not start a new round in time"),
-					 errdetail("polyglot.reindex() waits until the workers deliver to the new index too.")));
+					 errdetail("polyglot.reindex() waits until the workers read the route again."),
+					 errhint("Check that a worker serves this database (polyglot.database) and is not stuck on a store.")));
 		PG_RETURN_JSONB_P(jsonb_from_text("{}"));
 	}
 	if (strcmp(step, "delivered") == 0)
@@ -544,10 +697,8 @@ polyglot_reindex_step(PG_FUNCTION_ARGS)
 	if (strcmp(step, "swap") == 0)
 		PG_RETURN_JSONB_P(reindex_swap(route, conn));
 	if (strcmp(step, "drop") == 0)
-	{
-		reindex_drop(route, conn, args);
-		PG_RETURN_JSONB_P(jsonb_from_text("{}"));
-	}
+		PG_RETURN_JSONB_P(jsonb_from_text(reindex_drop(route, conn) ?
+										  "{\"deleted\": true}" : "{\"deleted\": false}"));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown step \"%s\" of polyglot._reindex()", step)));
