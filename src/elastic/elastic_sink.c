@@ -24,6 +24,11 @@
  * in parts (dispatch.c), so that only the key at fault fails; an _id over
  * 512 bytes, which would cause one, fails its key before sending.
  *
+ * While polyglot.reindex() fills a new index for the route (the options'
+ * "reindex", elastic_reindex.c), each key has a second action, for that
+ * index, with the same version and document: the key is done when both
+ * are, and fails when either fails.
+ *
  * Documents are JSON rendered from the row's values by
  * polyglot_elastic_append_json_value(): json_writer.c with ELASTIC_JSON_RULES.
  *
@@ -534,7 +539,7 @@ elastic_verify(PolyglotRoute *route, List *items, PolyglotVerdict *verdicts, cha
 	}
 	appendStringInfoString(&body, "]}");
 	polyglot_elastic_request(conn, "POST",
-					psprintf("/%s/_mget", index),
+					polyglot_elastic_index_path(index, "/_mget"),
 					body.data, body.len, &response);
 	if (response.status == 404)
 	{
@@ -645,7 +650,8 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 
 		ks->started = true;
 		/* searches see what was refreshed: deletes just made too */
-		polyglot_elastic_request(conn, "POST", psprintf("/%s/_refresh", index), NULL, 0, &response);
+		polyglot_elastic_request(conn, "POST", polyglot_elastic_index_path(index, "/_refresh"), NULL, 0,
+								 &response);
 		if (response.status == 404)
 		{
 			ks->done = true;
@@ -654,7 +660,7 @@ elastic_store_keys(PolyglotRoute *route, void **state, MemoryContext state_cxt)
 		if (response.status >= 400)
 			polyglot_elastic_report_error(conn, &response, psprintf("a refresh of index \"%s\"", index));
 		polyglot_elastic_request(conn, "POST",
-						psprintf("/%s/_search?scroll=1m&filter_path=_scroll_id,hits.hits._id", index),
+						polyglot_elastic_index_path(index, "/_search?scroll=1m&filter_path=_scroll_id,hits.hits._id"),
 						body, strlen(body), &response);
 	}
 	else
