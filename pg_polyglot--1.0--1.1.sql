@@ -1301,10 +1301,18 @@ AS $$
 DECLARE
   r jsonb;
   deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
+  lock_key int := pg_catalog.hashtext('polyglot.reindex');
 BEGIN
   COMMIT;	-- here, rather than after the first step, outside a procedure call
+  -- not while a reindex of the route runs in another session (this
+  -- session's polyglot.reindex() holds the lock already when it calls this)
+  IF NOT pg_catalog.pg_try_advisory_lock(lock_key, route) THEN
+    RAISE EXCEPTION 'a reindex of route % is under way in another session', route
+      USING ERRCODE = 'lock_not_available';
+  END IF;
   r := polyglot._reindex(route, 'cancel', '{}');
   IF r OPERATOR(pg_catalog.->>) 'index' IS NULL THEN
+    PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
     RETURN;
   END IF;
   COMMIT;
@@ -1313,6 +1321,7 @@ BEGIN
                             pg_catalog.jsonb_build_object('timeout_ms', polyglot._ms_until(deadline)));
   r := polyglot._reindex(route, 'drop', '{}') OPERATOR(pg_catalog.||) r;
   COMMIT;
+  PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
   RAISE NOTICE 'reindex of route % cancelled%', route,
     CASE WHEN (r OPERATOR(pg_catalog.->>) 'deleted')::boolean
          THEN pg_catalog.format(': index "%s" deleted', r OPERATOR(pg_catalog.->>) 'index') ELSE '' END;
@@ -1450,9 +1459,14 @@ COMMENT ON PROCEDURE polyglot.reindex(text, jsonb, jsonb, interval) IS
   'polyglot.reindex() of a route by its name';
 
 -- (they check the caller themselves, as polyglot.verify() does)
+REVOKE ALL ON FUNCTION polyglot._reindex(int, text, jsonb),
+  polyglot._verify_reindex(int, boolean, boolean), polyglot._ms_until(timestamptz),
+  polyglot._reindex_name_of(text, text) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval),
+  polyglot.reindex(text, jsonb, jsonb, interval),
+  polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION polyglot._reindex(int, text, jsonb),
   polyglot._verify_reindex(int, boolean, boolean), polyglot._ms_until(timestamptz) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval),
   polyglot.reindex(text, jsonb, jsonb, interval),
   polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) TO PUBLIC;
-REVOKE ALL ON FUNCTION polyglot._reindex_name_of(text, text) FROM PUBLIC;
