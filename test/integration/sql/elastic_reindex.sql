@@ -53,6 +53,17 @@ SELECT try(format($$SELECT polyglot._reindex(%s, 'fence', '"timeout_ms"')$$, :ro
 SELECT try(format($$SELECT polyglot._reindex(%s, 'swap', '{}')$$, :route));
 SELECT try(format($$SELECT polyglot._reindex(%s, 'unknown', '{}')$$, :route));
 SELECT polyglot._reindex(:route, NULL, NULL) IS NULL AS strict;
+-- another role may not operate the route: not even a step of it
+CREATE ROLE regress_reindex_other;
+SET ROLE regress_reindex_other;
+SELECT try(format($$SELECT polyglot._reindex(%s, 'begin', '{}')$$, :route));
+SELECT try(format($$SELECT polyglot._reindex(%s, 'cancel', '{}')$$, :route));
+SELECT try(format($$SELECT count(*) FROM polyglot._verify_reindex(%s, true, true)$$, :route));
+\set VERBOSITY sqlstate
+CALL polyglot.reindex(:route);
+\set VERBOSITY default
+RESET ROLE;
+DROP ROLE regress_reindex_other;
 -- no reindex under way: nothing to cancel
 CALL polyglot.reindex_cancel('books_misuse');
 -- a route may not write to a name a reindex of another route makes
