@@ -176,39 +176,10 @@ generation(const char *name, const char *index)
 }
 
 /*
- * Runs an UPDATE of the route's options ($1 the route, $2 a jsonb) as the
- * owner of the extension; returns whether it updated the route.
- */
-static bool
-update_options(int32 route, const char *sql, Jsonb *arg)
-{
-	Oid			argtypes[2] = {INT4OID, JSONBOID};
-	Datum		args[2] = {Int32GetDatum(route), JsonbPGetDatum(arg)};
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;
-	bool		updated;
-
-	nestlevel = polyglot_pin_search_path();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(polyglot_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
-
-	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "pg_polyglot: updating route %d failed", route);
-	updated = SPI_processed == 1;
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(true, nestlevel);
-	return updated;
-}
-
-/*
- * Runs a query of one value ($1 the route, $2 an argument of type argtype)
- * as the owner of the extension; returns its first row's first column as
- * text, or NULL without a row or for a NULL.
+ * Runs a statement of one value ($1 the route, $2 an argument of type
+ * argtype: a query, or an UPDATE ... RETURNING) as the owner of the
+ * extension; returns its first row's first column as text, or NULL without
+ * a row or for a NULL.
  */
 static char *
 owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
@@ -219,6 +190,7 @@ owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
 	int			save_sec_context;
 	int			nestlevel;
 	char	   *result = NULL;
+	int			ret;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	nestlevel = polyglot_pin_search_path();
@@ -227,8 +199,9 @@ owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_polyglot: SPI_connect failed");
-	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "pg_polyglot: a query of route %d failed", route);
+	ret = SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 1);
+	if (ret != SPI_OK_SELECT && ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "pg_polyglot: a statement on route %d failed", route);
 	if (SPI_processed == 1)
 	{
 		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -242,10 +215,42 @@ owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
 	return result;
 }
 
+/*
+ * Runs an UPDATE of the route's options ($1 the route, $2 a jsonb; the
+ * caller's SQL ends with its WHERE clause); returns whether it updated
+ * the route.
+ */
+static bool
+update_options(int32 route, const char *sql, Jsonb *arg)
+{
+	return owner_query(psprintf("%s RETURNING true", sql), route, JSONBOID,
+					   JsonbPGetDatum(arg)) != NULL;
+}
+
 static Jsonb *
 jsonb_from_text(const char *text)
 {
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/* {"alias": name, "index": index, "<other>": other or null} */
+static Jsonb *
+step_result(const char *name, const char *index, const char *other_key, const char *other)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"alias\":");
+	escape_json(&buf, name);
+	appendStringInfoString(&buf, ",\"index\":");
+	escape_json(&buf, index);
+	appendStringInfo(&buf, ",\"%s\":", other_key);
+	if (other)
+		escape_json(&buf, other);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	return jsonb_from_text(buf.data);
 }
 
 /* A "mappings" or "settings" argument: an object, or NULL for none given */
@@ -375,18 +380,7 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 				 errmsg("route %d has a reindex under way, or is gone", route->id)));
 	}
 
-	resetStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"alias\":");
-	escape_json(&buf, name);
-	appendStringInfoString(&buf, ",\"index\":");
-	escape_json(&buf, index);
-	appendStringInfoString(&buf, ",\"from\":");
-	if (current)
-		escape_json(&buf, current);
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfoChar(&buf, '}');
-	return jsonb_from_text(buf.data);
+	return step_result(name, index, "from", current);
 }
 
 /* after how many attempts a failing key stops a reindex */
@@ -558,18 +552,7 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn)
 	else
 		current = NULL;
 
-	resetStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"alias\":");
-	escape_json(&buf, name);
-	appendStringInfoString(&buf, ",\"index\":");
-	escape_json(&buf, index);
-	appendStringInfoString(&buf, ",\"dropped\":");
-	if (current)
-		escape_json(&buf, current);
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfoChar(&buf, '}');
-	return jsonb_from_text(buf.data);
+	return step_result(name, index, "dropped", current);
 }
 
 /*
