@@ -105,7 +105,8 @@ extern bool polyglot_elastic_is_opensearch(ElasticConn *conn);
 extern void polyglot_elastic_create_index(struct PolyglotRoute *route);
 extern char *polyglot_elastic_index_path(const char *index, const char *suffix);
 extern bool polyglot_elastic_put_index(ElasticConn *conn, const char *index,
-									   const char *mappings, const char *settings);
+									   const char *mappings, const char *settings,
+									   const char *alias);
 
 /* in elastic_reindex.c */
 extern const char *polyglot_elastic_reindex_target(Jsonb *options);

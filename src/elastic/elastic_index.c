@@ -7,8 +7,9 @@
  * When the route is created (the sink's create_target, called by
  * polyglot.sync() in the caller's transaction, as the caller):
  *
- *	- no index of the route's name: PUT /<index> with the route's mappings
- *	  and settings;
+ *	- no index of the route's name: PUT /<index>__1 with the route's
+ *	  mappings and settings and an alias <index> (or PUT /<index> when
+ *	  <index>__1 exists already);
  *	- an index (or alias) of that name: its mapping is compared with the
  *	  route's, field by field (dotted paths, multi-fields included).  A field
  *	  both map with different types is a conflict: sync() fails, the
@@ -30,6 +31,7 @@
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 
 #include "pg_polyglot.h"
@@ -150,7 +152,7 @@ option_json(PolyglotRoute *route, const char *name, JsonbContainer **container)
  */
 bool
 polyglot_elastic_put_index(ElasticConn *conn, const char *index, const char *mappings,
-						   const char *settings)
+						   const char *settings, const char *alias)
 {
 	StringInfoData body;
 	ElasticResponse response;
@@ -162,7 +164,13 @@ polyglot_elastic_put_index(ElasticConn *conn, const char *index, const char *map
 	if (mappings)
 		appendStringInfo(&body, "\"mappings\":%s", mappings);
 	if (settings)
-		appendStringInfo(&body, "%s\"settings\":%s", mappings ? "," : "", settings);
+		appendStringInfo(&body, "%s\"settings\":%s", body.len > 1 ? "," : "", settings);
+	if (alias)
+	{
+		appendStringInfo(&body, "%s\"aliases\":{", body.len > 1 ? "," : "");
+		escape_json(&body, alias);
+		appendStringInfoString(&body, ":{}}");
+	}
 	appendStringInfoChar(&body, '}');
 
 	polyglot_elastic_request(conn, "PUT", path, body.data, body.len, &response);
@@ -324,7 +332,17 @@ polyglot_elastic_create_index(PolyglotRoute *route)
 							 NULL, 0, &response);
 	if (response.status == 404)
 	{
-		if (polyglot_elastic_put_index(conn, ro->index, mappings, settings))
+		/*
+		 * The index <index>__1 behind an alias of the route's index name,
+		 * in one request: a later polyglot.reindex() moves the alias, and
+		 * searches in flight then are not failed by the removal of an
+		 * index of that name (elastic_reindex.c).  When <index>__1 exists
+		 * (left by something else), the index takes the name itself.
+		 */
+		if (polyglot_elastic_put_index(conn, psprintf("%s__1", ro->index), mappings, settings,
+									   ro->index))
+			return;
+		if (polyglot_elastic_put_index(conn, ro->index, mappings, settings, NULL))
 			return;
 		polyglot_elastic_request(conn, "GET", polyglot_elastic_index_path(ro->index, "/_mapping"), NULL, 0,
 								 &response);

@@ -342,7 +342,7 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 	for (tries = 0; tries < REINDEX_MAX_NAME_TRIES; tries++, n++)
 	{
 		index = psprintf("%s__%d", name, n);
-		if (polyglot_elastic_put_index(conn, index, mappings_text, settings_text))
+		if (polyglot_elastic_put_index(conn, index, mappings_text, settings_text, NULL))
 			break;
 		index = NULL;
 	}

@@ -4,13 +4,13 @@
 # search client asks the index name for the 'base' documents without
 # pause, and four clients update every kind of row and insert and delete
 # rows of other kinds, the route's index is rebuilt twice with new
-# mappings and settings: the first time the name is an index (which the
-# swap replaces by an alias), the second time an alias.  Then:
+# mappings and settings (the route has mappings: sync() made the index
+# <name>__1 behind an alias <name>, which each reindex moves).  Then:
 #   - every search answered, and each found exactly the 3,000 'base' rows:
 #     never a missing index, never a half-filled one, never both;
 #   - once delivered, the index behind the name holds every row as it is
 #     (polyglot.verify() finds no drift), no change lost;
-#   - the name is an alias of <name>__2, which has the new mappings and
+#   - the name is an alias of <name>__3, which has the new mappings and
 #     settings; the two indices before it are gone;
 #   - the route's options hold the new mappings and no "reindex".
 use strict;
@@ -94,8 +94,8 @@ for my $flavor (sort keys %urls)
 {
 	my $url = $urls{$flavor};
 	my $name = "tap_reindex_$flavor";
-	es('DELETE', "$url/$name") for 1 .. 2;	# an alias's index, then the name
-	es('DELETE', "$url/${name}__$_") for 1 .. 3;
+	es('DELETE', "$url/${name}__$_") for 1 .. 4;
+	es('DELETE', "$url/$name");
 
 	$node->safe_psql($db, qq{
 CREATE SERVER $flavor FOREIGN DATA WRAPPER polyglot_elastic OPTIONS (url '$url');
@@ -122,23 +122,23 @@ COMMIT;
 EOF
 	sleep 2;
 
-	# the name is an index: rebuilt as <name>__1, the name becomes its alias
+	# the name is an alias of <name>__1: rebuilt as <name>__2
 	my ($rc, $out, $err) = $node->psql($db, qq{
 CALL polyglot.reindex('docs_$flavor',
   '{"properties": {"kind": {"type": "keyword"}, "note": {"type": "text", "fields": {"raw": {"type": "keyword"}}}, "v": {"type": "long"}}}',
   '{"number_of_shards": 2}', '3 min');
 });
 	is($rc, 0, "$flavor: the first reindex succeeds") or diag($err);
-	like($err, qr/"$name" is index "${name}__1", index "$name" deleted/,
-		"$flavor: the first reindex put the name on ${name}__1");
+	like($err, qr/"$name" is index "${name}__2", index "${name}__1" deleted/,
+		"$flavor: the first reindex moved the name to ${name}__2");
 
-	# the name is an alias: rebuilt as <name>__2, <name>__1 deleted
+	# and again: <name>__3, <name>__2 deleted
 	($rc, $out, $err) = $node->psql($db, qq{
 CALL polyglot.reindex('docs_$flavor', NULL, '{"number_of_shards": 1, "refresh_interval": "500ms"}', '3 min');
 });
 	is($rc, 0, "$flavor: the second reindex succeeds") or diag($err);
-	like($err, qr/"$name" is index "${name}__2", index "${name}__1" deleted/,
-		"$flavor: the second reindex moved the name to ${name}__2");
+	like($err, qr/"$name" is index "${name}__3", index "${name}__2" deleted/,
+		"$flavor: the second reindex moved the name to ${name}__3");
 
 	$churn->finish;
 	note(slurp_file("$tmp/pgbench.out"));
@@ -160,14 +160,14 @@ CALL polyglot.reindex('docs_$flavor', NULL, '{"number_of_shards": 1, "refresh_in
 		'0', "$flavor: no dead letters");
 
 	my (undef, $aliases) = es('GET', "$url/$name/_alias");
-	is_deeply([ keys %$aliases ], ["${name}__2"], "$flavor: the name is an alias of ${name}__2");
-	my ($status) = es('GET', "$url/${name}__1");
-	is($status, 404, "$flavor: ${name}__1 is deleted");
+	is_deeply([ keys %$aliases ], ["${name}__3"], "$flavor: the name is an alias of ${name}__3");
+	my ($status) = es('GET', "$url/${name}__2");
+	is($status, 404, "$flavor: ${name}__2 is deleted");
 	my (undef, $mapping) = es('GET', "$url/$name/_mapping");
-	is($mapping->{"${name}__2"}{mappings}{properties}{kind}{type}, 'keyword',
+	is($mapping->{"${name}__3"}{mappings}{properties}{kind}{type}, 'keyword',
 		"$flavor: the new index has the new mappings");
-	my (undef, $settings) = es('GET', "$url/${name}__2/_settings");
-	is($settings->{"${name}__2"}{settings}{index}{refresh_interval}, '500ms',
+	my (undef, $settings) = es('GET', "$url/${name}__3/_settings");
+	is($settings->{"${name}__3"}{settings}{index}{refresh_interval}, '500ms',
 		"$flavor: the new index has the new settings");
 	is($node->safe_psql($db,
 		"SELECT options->'mappings'->'properties'->'kind'->>'type' || ' ' || (options ? 'reindex')::text "
@@ -175,7 +175,7 @@ CALL polyglot.reindex('docs_$flavor', NULL, '{"number_of_shards": 1, "refresh_in
 		'keyword false', "$flavor: the route keeps the new mappings, and no reindex");
 
 	$node->safe_psql($db, "SELECT polyglot.unsync('docs_$flavor')");
-	es('DELETE', "$url/${name}__2");
+	es('DELETE', "$url/${name}__3");
 }
 
 $node->stop;
