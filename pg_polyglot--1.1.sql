@@ -1454,25 +1454,20 @@ $$;
 
 -- Procedures, to commit between their steps: CALL them outside a
 -- transaction block.  No SET clause (a procedure with one cannot commit):
--- every name is schema-qualified.
-CREATE PROCEDURE polyglot.reindex_cancel(route int, timeout interval DEFAULT '1 min')
+-- every name is schema-qualified.  The steps check the caller's right to
+-- operate the route, and lock its row while they change it.
+
+-- Stops a reindex (args: the cancel step's): the route writes to its own
+-- index only from then on; once the workers have read that, the index the
+-- reindex was filling is deleted.
+CREATE PROCEDURE polyglot._reindex_stop(route int, args jsonb, deadline timestamptz)
 LANGUAGE plpgsql
 AS $$
 DECLARE
   r jsonb;
-  deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
-  lock_key int := pg_catalog.hashtext('polyglot.reindex');
 BEGIN
-  COMMIT;	-- here, rather than after the first step, outside a procedure call
-  -- not while a reindex of the route runs in another session (this
-  -- session's polyglot.reindex() holds the lock already when it calls this)
-  IF NOT pg_catalog.pg_try_advisory_lock(lock_key, route) THEN
-    RAISE EXCEPTION 'a reindex of route % is under way in another session', route
-      USING ERRCODE = 'lock_not_available';
-  END IF;
-  r := polyglot._reindex(route, 'cancel', '{}');
+  r := polyglot._reindex(route, 'cancel', args);
   IF r OPERATOR(pg_catalog.->>) 'index' IS NULL THEN
-    PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
     RETURN;
   END IF;
   COMMIT;
@@ -1481,14 +1476,29 @@ BEGIN
                             pg_catalog.jsonb_build_object('timeout_ms', polyglot._ms_until(deadline)));
   r := polyglot._reindex(route, 'drop', '{}') OPERATOR(pg_catalog.||) r;
   COMMIT;
-  PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
   RAISE NOTICE 'reindex of route % cancelled%', route,
     CASE WHEN (r OPERATOR(pg_catalog.->>) 'deleted')::boolean
          THEN pg_catalog.format(': index "%s" deleted', r OPERATOR(pg_catalog.->>) 'index') ELSE '' END;
 END
 $$;
+COMMENT ON PROCEDURE polyglot._reindex_stop(int, jsonb, timestamptz) IS
+  'The steps of polyglot.reindex_cancel()';
+
+CREATE PROCEDURE polyglot.reindex_cancel(route int, timeout interval DEFAULT '1 min')
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  IF route IS NULL OR timeout IS NULL THEN
+    RAISE EXCEPTION 'polyglot.reindex_cancel() needs a route and a timeout'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  COMMIT;	-- fails in a transaction block, before anything is done
+  CALL polyglot._reindex_stop(route, '{"force": true}',
+                              pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout);
+END
+$$;
 COMMENT ON PROCEDURE polyglot.reindex_cancel(int, interval) IS
-  'Stops a reindex of a route that failed or was interrupted: the route writes to its own index only, and the index the reindex was filling is deleted';
+  'Stops a reindex of a route (one that failed, was interrupted, or runs in another session): the route writes to its own index only, and the index the reindex was filling is deleted';
 CREATE PROCEDURE polyglot.reindex_cancel(route text, timeout interval DEFAULT '1 min')
 LANGUAGE plpgsql
 AS $$
@@ -1506,8 +1516,8 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   deadline timestamptz := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) timeout;
-  lock_key int := pg_catalog.hashtext('polyglot.reindex');
   started jsonb;
+  this jsonb;
   r jsonb;
   upto bigint;
   drift bigint := 0;
@@ -1519,57 +1529,58 @@ BEGIN
       USING ERRCODE = 'null_value_not_allowed';
   END IF;
   COMMIT;	-- fails in a transaction block, before anything is done
-  -- one reindex of a route at a time: a lock of this session, across its
-  -- commits (one it kept from a reindex that failed is let go first)
-  PERFORM pg_catalog.pg_advisory_unlock(lock_key, route)
-     FROM pg_catalog.pg_locks l
-    WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
-      AND l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
-      AND l.classid OPERATOR(pg_catalog.=) lock_key::oid
-      AND l.objid OPERATOR(pg_catalog.=) route::oid AND l.objsubid OPERATOR(pg_catalog.=) 2;
-  IF NOT pg_catalog.pg_try_advisory_lock(lock_key, route) THEN
-    RAISE EXCEPTION 'a reindex of route % is under way in another session', route
-      USING ERRCODE = 'lock_not_available';
-  END IF;
 
-  -- 0. a reindex that failed or was interrupted: cancelled first
-  CALL polyglot.reindex_cancel(route, deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp());
+  -- 0. a reindex that failed or was interrupted: cancelled first (one
+  -- that another session runs: an error)
+  CALL polyglot._reindex_stop(route, '{"force": false}', deadline);
 
   -- 1. the new index, which the worker writes to as well from its next round
   started := polyglot._reindex(route, 'begin',
-                               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                                 'mappings', mappings, 'settings', settings)));
+                               pg_catalog.jsonb_build_object('mappings', mappings, 'settings', settings));
+  this := pg_catalog.jsonb_build_object('index', started OPERATOR(pg_catalog.->) 'index');
   RAISE NOTICE 'reindex of route %: building index "%" for "%"', route,
     started OPERATOR(pg_catalog.->>) 'index', started OPERATOR(pg_catalog.->>) 'alias';
   COMMIT;
-  PERFORM polyglot._reindex(route, 'fence',
-                            pg_catalog.jsonb_build_object('timeout_ms', polyglot._ms_until(deadline)));
 
-  -- 2. every row again: to both indices
-  PERFORM polyglot.backfill(route);
+  -- From here on, an error cancels the reindex (its index is deleted)
+  -- before it is raised.  Each step is in a block of its own: no commit
+  -- may happen inside one.
+  BEGIN
+    PERFORM polyglot._reindex(route, 'fence',
+                              pg_catalog.jsonb_build_object('timeout_ms', polyglot._ms_until(deadline)));
+    -- 2. every row again: to both indices
+    PERFORM polyglot.backfill(route);
+  EXCEPTION WHEN OTHERS THEN
+    failure := SQLERRM;
+  END;
   COMMIT;
 
   -- 3. the backfill delivered; then the new index compared with the table
-  -- and its differences enqueued (keys changed meanwhile, as a rule),
-  -- and delivered too.  A key given up meanwhile (a dead letter) is not in
-  -- the new index: no swap then.
+  -- and its differences enqueued (keys changed meanwhile, as a rule), and
+  -- delivered too, with no key the new index refused still pending.  Keys
+  -- it refused again and again, or gave up (dead letters), stop it.
   FOR pass IN 1..2 LOOP
+    EXIT WHEN failure IS NOT NULL;
     upto := NULL;
     LOOP
-      r := polyglot._reindex(route, 'delivered',
-                             pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('upto', upto)));
-      IF (r OPERATOR(pg_catalog.->>) 'dead_letters')::bigint OPERATOR(pg_catalog.>) 0 THEN
-        failure := pg_catalog.format('%s keys of route %s could not be written since the reindex began (see polyglot.dead_letters)',
-                                     r OPERATOR(pg_catalog.->>) 'dead_letters', route);
+      BEGIN
+        r := polyglot._reindex(route, 'delivered',
+                               this OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('upto', upto));
+      EXCEPTION WHEN OTHERS THEN
+        failure := SQLERRM;
+      END;
+      EXIT WHEN failure IS NOT NULL;
+      IF (r OPERATOR(pg_catalog.->>) 'dead_letters')::bigint OPERATOR(pg_catalog.>) 0
+         OR (r OPERATOR(pg_catalog.->>) 'failing')::bigint OPERATOR(pg_catalog.>) 0 THEN
+        failure := pg_catalog.format('index "%s" refuses %s keys of route %s: %s',
+                                     started OPERATOR(pg_catalog.->>) 'index',
+                                     (r OPERATOR(pg_catalog.->>) 'failing')::bigint
+                                       OPERATOR(pg_catalog.+) (r OPERATOR(pg_catalog.->>) 'dead_letters')::bigint,
+                                     route, coalesce(r OPERATOR(pg_catalog.->>) 'error', 'see polyglot.dead_letters'));
         EXIT;
       END IF;
-      IF (r OPERATOR(pg_catalog.->>) 'failing')::bigint OPERATOR(pg_catalog.>) 0 THEN
-        failure := pg_catalog.format('%s keys of route %s fail again and again: %s',
-                                     r OPERATOR(pg_catalog.->>) 'failing', route,
-                                     r OPERATOR(pg_catalog.->>) 'error');
-        EXIT;
-      END IF;
-      EXIT WHEN (r OPERATOR(pg_catalog.->>) 'done')::boolean;
+      EXIT WHEN (r OPERATOR(pg_catalog.->>) 'done')::boolean
+            AND (pass OPERATOR(pg_catalog.=) 1 OR (r OPERATOR(pg_catalog.->>) 'refused')::bigint OPERATOR(pg_catalog.=) 0);
       upto := (r OPERATOR(pg_catalog.->>) 'upto')::bigint;
       IF pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>) deadline THEN
         failure := pg_catalog.format('the reindex of route %s did not finish within %s', route, timeout);
@@ -1579,23 +1590,33 @@ BEGIN
       PERFORM pg_catalog.pg_sleep(0.05);
     END LOOP;
     EXIT WHEN failure IS NOT NULL OR pass OPERATOR(pg_catalog.=) 2;
-    SELECT pg_catalog.count(*) INTO drift FROM polyglot._verify_reindex(route, true, true);
+    BEGIN
+      SELECT pg_catalog.count(*) INTO drift FROM polyglot._verify_reindex(route, true, true);
+    EXCEPTION WHEN OTHERS THEN
+      failure := SQLERRM;
+    END;
     COMMIT;
   END LOOP;
+
+  -- 4. the name to the new index, in one request; the old index goes
+  IF failure IS NULL THEN
+    BEGIN
+      r := polyglot._reindex(route, 'swap', this);
+    EXCEPTION WHEN OTHERS THEN
+      failure := SQLERRM;
+    END;
+  END IF;
+  COMMIT;
   IF failure IS NOT NULL THEN
-    CALL polyglot.reindex_cancel(route);
-    PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
+    -- (this reindex only: another session may have cancelled it, and begun its own)
+    CALL polyglot._reindex_stop(route, this OPERATOR(pg_catalog.||) '{"force": true}',
+                                pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) '1 min'::interval);
     RAISE EXCEPTION '%', failure
       USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = pg_catalog.format('The reindex is cancelled: index "%s" is deleted, and "%s" stands for the index it stood for.',
                                        started OPERATOR(pg_catalog.->>) 'index', started OPERATOR(pg_catalog.->>) 'alias'),
             HINT = 'New mappings that refuse rows are a common cause; see polyglot.status and polyglot.dead_letters.';
   END IF;
-
-  -- 4. the name to the new index, in one request; the old index goes
-  r := polyglot._reindex(route, 'swap', '{}');
-  COMMIT;
-  PERFORM pg_catalog.pg_advisory_unlock(lock_key, route);
   RAISE NOTICE 'reindex of route %: "%" is index "%"%', route, r OPERATOR(pg_catalog.->>) 'alias',
     r OPERATOR(pg_catalog.->>) 'index',
     CASE WHEN r OPERATOR(pg_catalog.->>) 'dropped' IS NOT NULL
@@ -1900,12 +1921,14 @@ GRANT EXECUTE ON FUNCTION
 REVOKE ALL ON FUNCTION polyglot._reindex(int, text, jsonb),
   polyglot._verify_reindex(int, boolean, boolean), polyglot._ms_until(timestamptz),
   polyglot._reindex_name_of(text, text) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval),
+REVOKE ALL ON PROCEDURE polyglot._reindex_stop(int, jsonb, timestamptz),
+  polyglot.reindex(int, jsonb, jsonb, interval),
   polyglot.reindex(text, jsonb, jsonb, interval),
   polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION polyglot._reindex(int, text, jsonb),
   polyglot._verify_reindex(int, boolean, boolean), polyglot._ms_until(timestamptz) TO PUBLIC;
-GRANT EXECUTE ON PROCEDURE polyglot.reindex(int, jsonb, jsonb, interval),
+GRANT EXECUTE ON PROCEDURE polyglot._reindex_stop(int, jsonb, timestamptz),
+  polyglot.reindex(int, jsonb, jsonb, interval),
   polyglot.reindex(text, jsonb, jsonb, interval),
   polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) TO PUBLIC;
 

@@ -110,6 +110,7 @@ extern bool polyglot_elastic_put_index(ElasticConn *conn, const char *index,
 
 /* in elastic_reindex.c */
 extern const char *polyglot_elastic_reindex_target(Jsonb *options);
+extern char *polyglot_elastic_reindex_error_prefix(const char *index);
 
 /* in elastic_mapping.c */
 typedef struct ElasticField

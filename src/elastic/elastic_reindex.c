@@ -50,6 +50,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -99,6 +100,34 @@ polyglot_elastic_reindex_target(Jsonb *options)
 	JsonbContainer *reindex = options ? object_member(&options->root, "reindex") : NULL;
 
 	return reindex ? polyglot_elastic_json_string(reindex, "index") : NULL;
+}
+
+/*
+ * How the sink's errors of the new index's actions start (elastic_sink.c),
+ * which tells them from the route's own index's.
+ */
+char *
+polyglot_elastic_reindex_error_prefix(const char *index)
+{
+	return psprintf("index \"%s\": ", index);
+}
+
+/*
+ * The index of the reindex an argument names ({"index": ...}) is the one
+ * under way: ereports otherwise (cancelled meanwhile, by another session).
+ */
+static void
+require_reindex(PolyglotRoute *route, Jsonb *args)
+{
+	const char *index = polyglot_elastic_reindex_target(route->options);
+	char	   *expected = polyglot_elastic_json_string(&args->root, "index");
+
+	if (index == NULL || expected == NULL || strcmp(index, expected) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the reindex of route %d into index \"%s\" was cancelled", route->id,
+						expected ? expected : ""),
+				 errdetail("polyglot.reindex_cancel() or a reindex of another session stopped it.")));
 }
 
 /*
@@ -271,9 +300,10 @@ definition_arg(Jsonb *args, const char *name)
 }
 
 /*
- * Waits (up to 30 seconds) until a new index has its primary shards
- * allocated; deletes it and ereports when it does not: settings the
- * cluster cannot satisfy (more replicas or shards than it can place).
+ * Waits (up to 20 seconds) until a new index has its primary shards
+ * allocated; when it does not (settings the cluster cannot satisfy: more
+ * shards or replicas than it can place), or on any error on the way,
+ * deletes it and ereports.
  */
 static void
 wait_for_index(ElasticConn *conn, const char *index)
@@ -281,11 +311,40 @@ wait_for_index(ElasticConn *conn, const char *index)
 	ElasticResponse response;
 	Jsonb	   *jb;
 	JsonbValue	v;
-	bool		timed_out = true;
+	bool		timed_out;
+	MemoryContext cxt = CurrentMemoryContext;
 
-	polyglot_elastic_request(conn, "GET",
-							 psprintf("/_cluster/health%s", polyglot_elastic_index_path(index, "?wait_for_status=yellow&timeout=30s")),
-							 NULL, 0, &response);
+	PG_TRY();
+	{
+		polyglot_elastic_request(conn, "GET",
+								 psprintf("/_cluster/health%s",
+										  polyglot_elastic_index_path(index, "?wait_for_status=yellow&timeout=20s")),
+								 NULL, 0, &response);
+		if ((response.status < 200 || response.status >= 300) && response.status != 408)
+			polyglot_elastic_report_error(conn, &response,
+										  psprintf("GET /_cluster/health/%s", index));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		/* (the error that came first is the one to report) */
+		PG_TRY();
+		{
+			delete_index(conn, index);
+		}
+		PG_CATCH();
+		{
+			FlushErrorState();
+		}
+		PG_END_TRY();
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	timed_out = true;
 	if (response.status >= 200 && response.status < 300 &&
 		(jb = polyglot_elastic_try_parse_json(response.body)) != NULL &&
 		JB_ROOT_IS_OBJECT(jb) &&
@@ -296,7 +355,7 @@ wait_for_index(ElasticConn *conn, const char *index)
 	delete_index(conn, index);
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("the new index \"%s\" did not become available within 30 seconds", index),
+			 errmsg("the new index \"%s\" did not become available within 20 seconds", index),
 			 errdetail_internal("GET /_cluster/health answered HTTP %ld: %s", response.status,
 								response.body ? pnstrdup(response.body, Min(response.len, 500)) : ""),
 			 errhint("Give settings the cluster can satisfy (number_of_replicas, number_of_shards).")));
@@ -361,6 +420,8 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 	escape_json(&buf, index);
 	appendStringInfoString(&buf, ",\"started\":");
 	escape_json(&buf, timestamptz_to_str(GetCurrentTimestamp()));
+	/* the session whose polyglot.reindex() runs it */
+	appendStringInfo(&buf, ",\"pid\":%d", MyProcPid);
 	if (mappings_text)
 		appendStringInfo(&buf, ",\"mappings\":%s", mappings_text);
 	if (settings_text)
@@ -383,72 +444,96 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 	return step_result(name, index, "from", current);
 }
 
-/* after how many attempts a failing key stops a reindex */
+/* after how many attempts a key the new index refuses stops a reindex */
 #define REINDEX_FAILING_ATTEMPTS	3
 
 /*
- * step delivered ({"upto": <time>} after the first call): whether the
- * backfill is done and every change of the route enqueued up to a time
- * (the first call's, after the backfill) is delivered; the outbox keeps
- * the enqueue time of keys it takes back (a retry, a batch cut short), not
- * their ids.  Also counts what must stop the reindex: keys given up since
- * it began (dead letters: the new index lacks them), and keys that failed
- * REINDEX_FAILING_ATTEMPTS times or more (a mapping of the new index that
- * refuses the rows, as a rule), with the last error.
+ * step delivered ({"index": the reindex's, "upto": <time> after the first
+ * call}): whether the backfill is done and every change of the route
+ * enqueued up to a time (the first call's, after the backfill) is
+ * delivered; the outbox keeps the enqueue time of keys it takes back (a
+ * retry, a batch cut short), not their ids.  Counts, whether done or not,
+ * what the new index refused (errors of its actions start with
+ * polyglot_elastic_reindex_error_prefix()): keys given up since the
+ * reindex began (dead letters), keys it refused REINDEX_FAILING_ATTEMPTS
+ * times or more ("failing", with the last error), keys it refused at all
+ * and still pending ("refused").
  */
 static Jsonb *
 reindex_delivered(PolyglotRoute *route, Jsonb *args)
 {
 	JsonbValue	v;
 	TimestampTz upto = 0;
+	const char *index = polyglot_elastic_reindex_target(route->options);
+	Datum		prefix;
 	char	   *dead;
 	char	   *failing;
+	char	   *refused;
 	char	   *error;
-	bool		done;
+	bool		done = false;
 	StringInfoData buf;
 
-	if (getKeyJsonValueFromContainer(&args->root, "upto", 4, &v) && v.type == jbvNumeric)
-		upto = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
-
-	if (owner_query("SELECT 1 FROM polyglot.route_state "
-					"WHERE route_id OPERATOR(pg_catalog.=) $1 AND backfill_finished_at IS NULL "
-					"AND $2 IS NOT NULL",
-					route->id, INT4OID, Int32GetDatum(0)) != NULL)
-		return jsonb_from_text("{\"done\": false}");
-	if (upto <= 0)
-		upto = GetCurrentTimestamp();
-	done = owner_query("SELECT 1 FROM polyglot.outbox "
-					   "WHERE route_id OPERATOR(pg_catalog.=) $1 "
-					   "AND enqueued_at OPERATOR(pg_catalog.<=) $2 LIMIT 1",
-					   route->id, TIMESTAMPTZOID, TimestampTzGetDatum(upto)) == NULL;
+	require_reindex(route, args);
+	prefix = CStringGetTextDatum(polyglot_elastic_reindex_error_prefix(index));
 	dead = owner_query("SELECT pg_catalog.count(*) FROM polyglot.dead_letters d, polyglot.routes r "
 					   "WHERE d.route_id OPERATOR(pg_catalog.=) $1 AND r.id OPERATOR(pg_catalog.=) $1 "
 					   "AND d.failed_at OPERATOR(pg_catalog.>=) "
-					   "(r.options OPERATOR(pg_catalog.->) 'reindex' OPERATOR(pg_catalog.->>) 'started')::pg_catalog.timestamptz",
-					   route->id, INT4OID, Int32GetDatum(0));
+					   "(r.options OPERATOR(pg_catalog.->) 'reindex' OPERATOR(pg_catalog.->>) 'started')::pg_catalog.timestamptz "
+					   "AND pg_catalog.starts_with(d.error, $2)",
+					   route->id, TEXTOID, prefix);
 	failing = owner_query("SELECT pg_catalog.count(*) FROM polyglot.outbox "
-						  "WHERE route_id OPERATOR(pg_catalog.=) $1 AND attempts OPERATOR(pg_catalog.>=) $2",
-						  route->id, INT4OID, Int32GetDatum(REINDEX_FAILING_ATTEMPTS));
+						  "WHERE route_id OPERATOR(pg_catalog.=) $1 "
+						  "AND pg_catalog.starts_with(last_error, $2) "
+						  "AND attempts OPERATOR(pg_catalog.>=) " CppAsString2(REINDEX_FAILING_ATTEMPTS),
+						  route->id, TEXTOID, prefix);
 	error = owner_query("SELECT last_error FROM polyglot.outbox "
-						"WHERE route_id OPERATOR(pg_catalog.=) $1 AND attempts OPERATOR(pg_catalog.>=) $2 "
-						"AND last_error IS NOT NULL LIMIT 1",
-						route->id, INT4OID, Int32GetDatum(REINDEX_FAILING_ATTEMPTS));
+						"WHERE route_id OPERATOR(pg_catalog.=) $1 "
+						"AND pg_catalog.starts_with(last_error, $2) LIMIT 1",
+						route->id, TEXTOID, prefix);
+	refused = owner_query("SELECT pg_catalog.count(*) FROM polyglot.outbox "
+						  "WHERE route_id OPERATOR(pg_catalog.=) $1 "
+						  "AND pg_catalog.starts_with(last_error, $2)",
+						  route->id, TEXTOID, prefix);
+
+	if (getKeyJsonValueFromContainer(&args->root, "upto", 4, &v) && v.type == jbvNumeric)
+		upto = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
+	if (owner_query("SELECT 1 FROM polyglot.route_state "
+					"WHERE route_id OPERATOR(pg_catalog.=) $1 AND backfill_finished_at IS NULL",
+					route->id, INT4OID, Int32GetDatum(0)) == NULL)
+	{
+		if (upto <= 0)
+			upto = GetCurrentTimestamp();
+		/*
+		 * (A key retried for an error of the route's own index only: the
+		 * new index took it, and it may fail until the swap: the reason
+		 * for the reindex, maybe.)
+		 */
+		done = owner_query(psprintf("SELECT 1 FROM polyglot.outbox "
+									"WHERE route_id OPERATOR(pg_catalog.=) $1 "
+									"AND enqueued_at OPERATOR(pg_catalog.<=) $2 "
+									"AND NOT (attempts OPERATOR(pg_catalog.>) 0 AND last_error IS NOT NULL "
+									"AND NOT pg_catalog.starts_with(last_error, %s)) LIMIT 1",
+									quote_literal_cstr(polyglot_elastic_reindex_error_prefix(index))),
+						   route->id, TIMESTAMPTZOID, TimestampTzGetDatum(upto)) == NULL;
+	}
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"done\": %s, \"upto\": " INT64_FORMAT ", \"dead_letters\": %s, \"failing\": %s, \"error\": ",
-					 done ? "true" : "false", (int64) upto, dead ? dead : "0",
-					 failing ? failing : "0");
+	appendStringInfo(&buf, "{\"done\": %s, \"dead_letters\": %s, \"failing\": %s, \"refused\": %s, \"error\": ",
+					 done ? "true" : "false", dead ? dead : "0", failing ? failing : "0",
+					 refused ? refused : "0");
 	if (error)
 		escape_json(&buf, error);
 	else
 		appendStringInfoString(&buf, "null");
+	if (upto > 0)
+		appendStringInfo(&buf, ", \"upto\": " INT64_FORMAT, (int64) upto);
 	appendStringInfoChar(&buf, '}');
 	return jsonb_from_text(buf.data);
 }
 
 /* step swap: see the banner */
 static Jsonb *
-reindex_swap(PolyglotRoute *route, ElasticConn *conn)
+reindex_swap(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 {
 	const char *name = polyglot_elastic_route(route)->index;
 	JsonbContainer *reindex = object_member(&route->options->root, "reindex");
@@ -463,6 +548,7 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("route %d has no reindex under way", route->id)));
+	require_reindex(route, args);
 	current = current_index(conn, name);
 
 	if (current == NULL || strcmp(current, index) != 0)
@@ -539,6 +625,8 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn)
 
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
+			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				PG_RE_THROW();
 			FlushErrorState();
 			ereport(WARNING,
 					(errmsg("could not delete index \"%s\" after the reindex of route %d",
@@ -562,11 +650,37 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn)
  * again (they would create it again by writing to it).
  */
 static Jsonb *
-reindex_cancel(PolyglotRoute *route)
+reindex_cancel(PolyglotRoute *route, Jsonb *args)
 {
 	const char *index = polyglot_elastic_reindex_target(route->options);
 	JsonbContainer *cancelled = object_member(&route->options->root, "reindex_cancelled");
+	char	   *only = polyglot_elastic_json_string(&args->root, "index");
+	JsonbValue	v;
 	StringInfoData buf;
+
+	/* {"index": ...}: that reindex only (the caller's own) */
+	if (only && (index == NULL || strcmp(index, only) != 0))
+		return jsonb_from_text("{\"index\": null}");
+	/* {"force": false}: not a reindex that another live session runs */
+	if (index && getKeyJsonValueFromContainer(&args->root, "force", 5, &v) &&
+		v.type == jbvBool && !v.val.boolean)
+	{
+		JsonbContainer *reindex = object_member(&route->options->root, "reindex");
+		JsonbValue	pid;
+
+		if (getKeyJsonValueFromContainer(reindex, "pid", 3, &pid) && pid.type == jbvNumeric)
+		{
+			int			owner = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+																  NumericGetDatum(pid.val.numeric)));
+
+			if (owner != MyProcPid && BackendPidGetProc(owner) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("a reindex of route %d is under way in another session", route->id),
+						 errdetail("Session %d began the reindex into index \"%s\".", owner, index),
+						 errhint("Wait for it, or stop it with polyglot.reindex_cancel().")));
+		}
+	}
 
 	/* a cancel interrupted before its drop: the drop again */
 	if (index == NULL && cancelled)
@@ -619,6 +733,27 @@ reindex_drop(PolyglotRoute *route, ElasticConn *conn)
 }
 
 /*
+ * Locks the route's row until the step's transaction ends (the steps that
+ * change the options or the indices of one route run one at a time), and
+ * takes its options as they are then, committed by another step maybe
+ * after this statement's snapshot.
+ */
+static void
+lock_route(PolyglotRoute *route)
+{
+	char	   *options = owner_query("SELECT options::pg_catalog.text FROM polyglot.routes "
+									  "WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+									  route->id, INT4OID, Int32GetDatum(0));
+
+	if (options == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("route %d does not exist", route->id)));
+	route->options = jsonb_from_text(options);
+	route->store_options = NULL;
+}
+
+/*
  * polyglot._reindex(route int, step text, args jsonb) returns jsonb: one
  * step of polyglot.reindex(), as the banner says.
  */
@@ -667,8 +802,12 @@ polyglot_reindex_step(PG_FUNCTION_ARGS)
 	if (strcmp(step, "delivered") == 0)
 		PG_RETURN_JSONB_P(reindex_delivered(route, args));
 	if (strcmp(step, "cancel") == 0)
-		PG_RETURN_JSONB_P(reindex_cancel(route));
+	{
+		lock_route(route);
+		PG_RETURN_JSONB_P(reindex_cancel(route, args));
+	}
 
+	lock_route(route);
 	polyglot_route_require_server(route);
 	if (route->access_error)
 		ereport(ERROR,
@@ -678,7 +817,7 @@ polyglot_reindex_step(PG_FUNCTION_ARGS)
 	if (strcmp(step, "begin") == 0)
 		PG_RETURN_JSONB_P(reindex_begin(route, conn, args));
 	if (strcmp(step, "swap") == 0)
-		PG_RETURN_JSONB_P(reindex_swap(route, conn));
+		PG_RETURN_JSONB_P(reindex_swap(route, conn, args));
 	if (strcmp(step, "drop") == 0)
 		PG_RETURN_JSONB_P(jsonb_from_text(reindex_drop(route, conn) ?
 										  "{\"deleted\": true}" : "{\"deleted\": false}"));

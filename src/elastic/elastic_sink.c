@@ -77,6 +77,11 @@ typedef struct ElasticSent
 	int			first_op;		/* actions before it went in earlier requests */
 	bool		completed;
 	PolyglotItemResult *results;
+	/*
+	 * The index of a reindex under way, or NULL: then each key has two
+	 * actions, the route's index's (even action numbers), then this one's
+	 */
+	const char *reindex_into;
 } ElasticSent;
 
 /* The route's request under way, across send() and finish() */
@@ -305,6 +310,9 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 		}
 		error = polyglot_elastic_error_text(polyglot_elastic_json_object(action, "error"));
 		error = psprintf("HTTP %d: %s", status, error ? error : "error: (no reason given)");
+		/* the new index's action: its errors say so (polyglot.reindex() counts them) */
+		if (sent->reindex_into && (first + i) % 2 == 1)
+			error = psprintf("%s%s", polyglot_elastic_reindex_error_prefix(sent->reindex_into), error);
 		if (status == 429 || status >= 500 || status == 0)
 		{
 			if (transient_error == NULL)
@@ -388,6 +396,7 @@ elastic_send(PolyglotRoute *route, List *items)
 	sent->results = palloc0(sizeof(PolyglotItemResult) * Max(nitems, 1));
 	sent->nitems = nitems;
 	sent->opitem = opitem;
+	sent->reindex_into = reindex_into;
 	if (index == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

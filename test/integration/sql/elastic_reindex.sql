@@ -64,6 +64,20 @@ CALL polyglot.reindex(:route);
 \set VERBOSITY default
 RESET ROLE;
 DROP ROLE regress_reindex_other;
+-- a reindex that another live session runs (here: as if the worker's
+-- session had begun it) is not cancelled by a reindex; reindex_cancel()
+-- stops it
+SELECT pid AS worker FROM pg_stat_activity WHERE backend_type = 'pg_polyglot worker' LIMIT 1 \gset
+UPDATE polyglot.routes SET options = options || jsonb_build_object('reindex',
+  jsonb_build_object('index', 'polyglot_reindex_misuse__7', 'pid', :worker))
+ WHERE id = :route;
+\set VERBOSITY sqlstate
+CALL polyglot.reindex('books_misuse');
+\set VERBOSITY default
+SET client_min_messages = warning;
+CALL polyglot.reindex_cancel('books_misuse');
+RESET client_min_messages;
+SELECT options ? 'reindex' OR options ? 'reindex_cancelled' AS reindexing FROM polyglot.routes WHERE id = :route;
 -- no reindex under way: nothing to cancel
 CALL polyglot.reindex_cancel('books_misuse');
 -- a route may not write to a name a reindex of another route makes
@@ -71,5 +85,26 @@ SELECT try($$SELECT polyglot.sync('books', 'ros', '{"name": "books_clash", "inde
 SELECT try($$SELECT polyglot.sync('books', 'ros', '{"name": "books_clash", "index": "polyglot_reindex_misuse__x"}')$$);
 SELECT polyglot.unsync('books_clash');
 SELECT polyglot.unsync('books_misuse');
+
+--
+-- the reason to reindex, often: the index refuses a row (a code that is
+-- no number, in a field mapped long); the key is retried, and does not
+-- hold the reindex up (the new index takes it), which mends it
+--
+CREATE TABLE codes (id int PRIMARY KEY, code text);
+INSERT INTO codes SELECT g, g::text FROM generate_series(1, 50) g;
+INSERT INTO codes VALUES (51, 'A-51');
+SELECT polyglot.sync('codes', 'ros', '{"name": "codes_search", "index": "polyglot_reindex_codes",
+  "mappings": {"properties": {"code": {"type": "long"}}}}') AS route \gset
+SELECT wait_for(format('(SELECT retries > 0 FROM polyglot.status WHERE route = %s)', :route));
+SET client_min_messages = warning;
+CALL polyglot.reindex('codes_search', '{"properties": {"code": {"type": "keyword"}}}');
+RESET client_min_messages;
+SELECT wait_synced(:route);
+SELECT count(*) AS dead_letters FROM polyglot.dead_letters WHERE route_id = :route;
+SELECT count(*) AS drift FROM polyglot.verify(:route);
+SELECT polyglot.unsync('codes_search');
+\setenv SUITE_URL :opensearch_url
+\! for i in polyglot_reindex_codes__1 polyglot_reindex_codes__2; do curl -s -o /dev/null -XDELETE "$SUITE_URL/$i?ignore_unavailable=true"; done
 \setenv SUITE_URL :opensearch_url
 \! for i in polyglot_reindex_misuse polyglot_reindex_misuse__x; do curl -s -o /dev/null -XDELETE "$SUITE_URL/$i?ignore_unavailable=true"; done
