@@ -1433,13 +1433,13 @@ RETURNS jsonb
 AS 'MODULE_PATHNAME', 'polyglot_reindex_step'
 LANGUAGE C STRICT VOLATILE;
 COMMENT ON FUNCTION polyglot._reindex(int, text, jsonb) IS
-  'One step of polyglot.reindex(): cancel, drop, begin, fence, delivered or swap';
+  'One step of polyglot.reindex(): cancel, drop, begin, fence, backfill, delivered or swap';
 
-CREATE FUNCTION polyglot._verify_reindex(route int, repair boolean, reindex boolean)
+CREATE FUNCTION polyglot._verify_reindex(route int, repair boolean, index text)
 RETURNS TABLE (kind text, key text[], store_key text)
 AS 'MODULE_PATHNAME', 'polyglot_verify'
 LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION polyglot._verify_reindex(int, boolean, boolean) IS
+COMMENT ON FUNCTION polyglot._verify_reindex(int, boolean, text) IS
   'polyglot.verify() of the index a reindex is filling';
 
 -- The milliseconds left until deadline, as an int (at least 1)
@@ -1549,7 +1549,7 @@ BEGIN
     PERFORM polyglot._reindex(route, 'fence',
                               pg_catalog.jsonb_build_object('timeout_ms', polyglot._ms_until(deadline)));
     -- 2. every row again: to both indices
-    PERFORM polyglot.backfill(route);
+    PERFORM polyglot._reindex(route, 'backfill', this);
   EXCEPTION WHEN OTHERS THEN
     failure := SQLERRM;
   END;
@@ -1591,7 +1591,8 @@ BEGIN
     END LOOP;
     EXIT WHEN failure IS NOT NULL OR pass OPERATOR(pg_catalog.=) 2;
     BEGIN
-      SELECT pg_catalog.count(*) INTO drift FROM polyglot._verify_reindex(route, true, true);
+      SELECT pg_catalog.count(*) INTO drift
+        FROM polyglot._verify_reindex(route, true, started OPERATOR(pg_catalog.->>) 'index');
     EXCEPTION WHEN OTHERS THEN
       failure := SQLERRM;
     END;
@@ -1608,6 +1609,8 @@ BEGIN
   END IF;
   COMMIT;
   IF failure IS NOT NULL THEN
+    -- (said first: should the cancel fail too, its error is the one raised)
+    RAISE WARNING 'reindex of route % failed: %', route, failure;
     -- (this reindex only: another session may have cancelled it, and begun its own)
     CALL polyglot._reindex_stop(route, this OPERATOR(pg_catalog.||) '{"force": true}',
                                 pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) '1 min'::interval);
@@ -1919,14 +1922,14 @@ GRANT EXECUTE ON FUNCTION
   TO PUBLIC;
 -- (they check the caller themselves, as polyglot.verify() does)
 REVOKE ALL ON FUNCTION polyglot._reindex(int, text, jsonb),
-  polyglot._verify_reindex(int, boolean, boolean), polyglot._ms_until(timestamptz),
+  polyglot._verify_reindex(int, boolean, text), polyglot._ms_until(timestamptz),
   polyglot._reindex_name_of(text, text) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE polyglot._reindex_stop(int, jsonb, timestamptz),
   polyglot.reindex(int, jsonb, jsonb, interval),
   polyglot.reindex(text, jsonb, jsonb, interval),
   polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION polyglot._reindex(int, text, jsonb),
-  polyglot._verify_reindex(int, boolean, boolean), polyglot._ms_until(timestamptz) TO PUBLIC;
+  polyglot._verify_reindex(int, boolean, text), polyglot._ms_until(timestamptz) TO PUBLIC;
 GRANT EXECUTE ON PROCEDURE polyglot._reindex_stop(int, jsonb, timestamptz),
   polyglot.reindex(int, jsonb, jsonb, interval),
   polyglot.reindex(text, jsonb, jsonb, interval),

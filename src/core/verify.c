@@ -521,12 +521,13 @@ enqueue_repairs(VerifyState *vs)
 }
 
 /*
- * polyglot._verify_reindex(): the route is compared with the index that
- * polyglot.reindex() is filling (its options' "reindex"), as if that were
- * the route's "index".  Repairs go to the route, which writes to both.
+ * polyglot._verify_reindex(route, repair, index): the route is compared
+ * with the index that polyglot.reindex() is filling (its options'
+ * "reindex", which must be that index), as if that were the route's
+ * "index".  Repairs go to the route, which writes to both.
  */
 static void
-verify_reindex_target(PolyglotRoute *route)
+verify_reindex_target(PolyglotRoute *route, const char *expected)
 {
 	JsonbValue	v;
 	JsonbValue *index;
@@ -540,10 +541,12 @@ verify_reindex_target(PolyglotRoute *route)
 				 errmsg("route %d has no reindex under way", route->id)));
 	reindex = v.val.binary.data;
 	index = getKeyJsonValueFromContainer(reindex, "index", 5, NULL);
-	if (index == NULL || index->type != jbvString)
+	if (index == NULL || index->type != jbvString ||
+		strlen(expected) != (size_t) index->val.string.len ||
+		strncmp(expected, index->val.string.val, index->val.string.len) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("route %d has no reindex under way", route->id)));
+				 errmsg("route %d has no reindex into index \"%s\" under way", route->id, expected)));
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"index\":");
 	escape_json(&buf, pnstrdup(index->val.string.val, index->val.string.len));
@@ -617,8 +620,8 @@ polyglot_verify(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("route %d does not exist", route_id)));
 	vs.route = (PolyglotRoute *) linitial(routes);
-	if (PG_NARGS() > 2 && PG_GETARG_BOOL(2))
-		verify_reindex_target(vs.route);
+	if (PG_NARGS() > 2)
+		verify_reindex_target(vs.route, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	if (!vs.route->source_exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

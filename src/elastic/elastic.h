@@ -28,6 +28,9 @@ typedef struct ElasticConnOptions
 	const char *api_key;		/* from the user mapping, or NULL */
 } ElasticConnOptions;
 
+/* the longest index name Elasticsearch and OpenSearch take, in bytes */
+#define ELASTIC_MAX_INDEX_BYTES	255
+
 /* The options of a sync route, as the sink reads them */
 typedef struct ElasticRouteOptions
 {

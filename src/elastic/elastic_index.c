@@ -180,7 +180,13 @@ polyglot_elastic_put_index(ElasticConn *conn, const char *index, const char *map
 		char	   *type = polyglot_elastic_json_string(polyglot_elastic_json_object(&jb->root, "error"),
 														"type");
 
-		if (type && strcmp(type, "resource_already_exists_exception") == 0)
+		/*
+		 * (an index of that name, or an alias: made meanwhile by another
+		 * sync or writer, which the caller then compares with)
+		 */
+		if (type && (strcmp(type, "resource_already_exists_exception") == 0 ||
+					 strcmp(type, "invalid_alias_name_exception") == 0 ||
+					 strcmp(type, "invalid_index_name_exception") == 0))
 			return false;
 	}
 	if (response.status < 200 || response.status >= 300)
@@ -337,9 +343,11 @@ polyglot_elastic_create_index(PolyglotRoute *route)
 		 * in one request: a later polyglot.reindex() moves the alias, and
 		 * searches in flight then are not failed by the removal of an
 		 * index of that name (elastic_reindex.c).  When <index>__1 exists
-		 * (left by something else), the index takes the name itself.
+		 * (left by something else), or its name would be too long, the
+		 * index takes the name itself.
 		 */
-		if (polyglot_elastic_put_index(conn, psprintf("%s__1", ro->index), mappings, settings,
+		if (strlen(ro->index) <= ELASTIC_MAX_INDEX_BYTES - 3 &&
+			polyglot_elastic_put_index(conn, psprintf("%s__1", ro->index), mappings, settings,
 									   ro->index))
 			return;
 		if (polyglot_elastic_put_index(conn, ro->index, mappings, settings, NULL))

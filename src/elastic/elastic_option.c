@@ -178,7 +178,7 @@ index_name_ok(const char *value, bool pattern)
 {
 	size_t		len = strlen(value);
 
-	return len > 0 && len <= 255 &&
+	return len > 0 && len <= ELASTIC_MAX_INDEX_BYTES &&
 		strcmp(value, ".") != 0 && strcmp(value, "..") != 0 &&
 		strchr("-_+", value[0]) == NULL &&
 		strpbrk(value, pattern ? "\\/?\"<>| #:" : "\\/*?\"<>| ,#:") == NULL &&

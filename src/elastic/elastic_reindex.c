@@ -20,7 +20,8 @@
  *			 with the same version (elastic_sink.c).
  *	fence	 waits until every worker has started a round since (they read
  *			 the routes when a round starts): every batch delivered from then
- *			 on writes to both.  The procedure then starts a backfill, so
+ *			 on writes to both.
+ *	backfill starts a backfill of the route (polyglot.backfill()), so that
  *			 every row is delivered again, and to the new index too.
  *	delivered  whether the backfill is done and every change enqueued up to
  *			 then is delivered (the outbox holds none of the route up to
@@ -50,6 +51,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -421,7 +423,8 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 	appendStringInfoString(&buf, ",\"started\":");
 	escape_json(&buf, timestamptz_to_str(GetCurrentTimestamp()));
 	/* the session whose polyglot.reindex() runs it */
-	appendStringInfo(&buf, ",\"pid\":%d", MyProcPid);
+	appendStringInfo(&buf, ",\"pid\":%d,\"backend_start\":", MyProcPid);
+	escape_json(&buf, timestamptz_to_str(MyStartTimestamp));
 	if (mappings_text)
 		appendStringInfo(&buf, ",\"mappings\":%s", mappings_text);
 	if (settings_text)
@@ -470,17 +473,28 @@ reindex_delivered(PolyglotRoute *route, Jsonb *args)
 	char	   *failing;
 	char	   *refused;
 	char	   *error;
+	char	   *backoff;
+	char	   *own_prefix;
 	bool		done = false;
 	StringInfoData buf;
 
 	require_reindex(route, args);
 	prefix = CStringGetTextDatum(polyglot_elastic_reindex_error_prefix(index));
-	dead = owner_query("SELECT pg_catalog.count(*) FROM polyglot.dead_letters d, polyglot.routes r "
-					   "WHERE d.route_id OPERATOR(pg_catalog.=) $1 AND r.id OPERATOR(pg_catalog.=) $1 "
-					   "AND d.failed_at OPERATOR(pg_catalog.>=) "
-					   "(r.options OPERATOR(pg_catalog.->) 'reindex' OPERATOR(pg_catalog.->>) 'started')::pg_catalog.timestamptz "
-					   "AND pg_catalog.starts_with(d.error, $2)",
+	own_prefix = quote_literal_cstr(polyglot_elastic_reindex_error_prefix(polyglot_elastic_route(route)->index));
+	/* (any but those of the route's own index: a request refused as a whole, say) */
+	dead = owner_query(psprintf("SELECT pg_catalog.count(*) FROM polyglot.dead_letters d, polyglot.routes r "
+								"WHERE d.route_id OPERATOR(pg_catalog.=) $1 AND r.id OPERATOR(pg_catalog.=) $1 "
+								"AND d.failed_at OPERATOR(pg_catalog.>=) "
+								"(r.options OPERATOR(pg_catalog.->) 'reindex' OPERATOR(pg_catalog.->>) 'started')::pg_catalog.timestamptz "
+								"AND NOT pg_catalog.starts_with(coalesce(d.error, ''), %s)",
+								own_prefix),
 					   route->id, TEXTOID, prefix);
+	/* the route backs off for the new index's transient errors (a 429, a 5xx) */
+	backoff = owner_query("SELECT last_error FROM polyglot.route_state "
+						  "WHERE route_id OPERATOR(pg_catalog.=) $1 "
+						  "AND consecutive_failures OPERATOR(pg_catalog.>=) " CppAsString2(REINDEX_FAILING_ATTEMPTS) " "
+						  "AND pg_catalog.strpos(last_error, $2) OPERATOR(pg_catalog.>) 0",
+						  route->id, TEXTOID, prefix);
 	failing = owner_query("SELECT pg_catalog.count(*) FROM polyglot.outbox "
 						  "WHERE route_id OPERATOR(pg_catalog.=) $1 "
 						  "AND pg_catalog.starts_with(last_error, $2) "
@@ -511,10 +525,17 @@ reindex_delivered(PolyglotRoute *route, Jsonb *args)
 		done = owner_query(psprintf("SELECT 1 FROM polyglot.outbox "
 									"WHERE route_id OPERATOR(pg_catalog.=) $1 "
 									"AND enqueued_at OPERATOR(pg_catalog.<=) $2 "
-									"AND NOT (attempts OPERATOR(pg_catalog.>) 0 AND last_error IS NOT NULL "
-									"AND NOT pg_catalog.starts_with(last_error, %s)) LIMIT 1",
-									quote_literal_cstr(polyglot_elastic_reindex_error_prefix(index))),
+									"AND NOT (attempts OPERATOR(pg_catalog.>) 0 "
+									"AND pg_catalog.starts_with(coalesce(last_error, ''), %s)) LIMIT 1",
+									own_prefix),
 						   route->id, TIMESTAMPTZOID, TimestampTzGetDatum(upto)) == NULL;
+	}
+
+	if (backoff)
+	{
+		/* counted as failing keys: the route backs off for the new index */
+		failing = psprintf("%lld", (failing ? strtoll(failing, NULL, 10) : 0) + 1);
+		error = backoff;
 	}
 
 	initStringInfo(&buf);
@@ -623,10 +644,12 @@ reindex_swap(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 		{
 			ErrorData  *edata;
 
+			/*
+			 * (A query cancel too: the alias has moved, and the options
+			 * that say so must commit.)
+			 */
 			MemoryContextSwitchTo(cxt);
 			edata = CopyErrorData();
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				PG_RE_THROW();
 			FlushErrorState();
 			ereport(WARNING,
 					(errmsg("could not delete index \"%s\" after the reindex of route %d",
@@ -667,13 +690,25 @@ reindex_cancel(PolyglotRoute *route, Jsonb *args)
 	{
 		JsonbContainer *reindex = object_member(&route->options->root, "reindex");
 		JsonbValue	pid;
+		char	   *start = polyglot_elastic_json_string(reindex, "backend_start");
 
-		if (getKeyJsonValueFromContainer(reindex, "pid", 3, &pid) && pid.type == jbvNumeric)
+		if (getKeyJsonValueFromContainer(reindex, "pid", 3, &pid) && pid.type == jbvNumeric &&
+			start != NULL)
 		{
 			int			owner = DatumGetInt32(DirectFunctionCall1(numeric_int4,
 																  NumericGetDatum(pid.val.numeric)));
 
-			if (owner != MyProcPid && BackendPidGetProc(owner) != NULL)
+			/*
+			 * Under way: the session that began it is the same backend (pid
+			 * and start) and runs a statement now, its CALL of
+			 * polyglot.reindex() (an idle one was interrupted)
+			 */
+			pgstat_clear_snapshot();	/* (what other sessions do now) */
+			if (owner != MyProcPid && BackendPidGetProc(owner) != NULL &&
+				owner_query("SELECT 1 FROM pg_catalog.pg_stat_activity "
+							"WHERE pid OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active' "
+							"AND backend_start OPERATOR(pg_catalog.=) $2::pg_catalog.timestamptz",
+							owner, TEXTOID, CStringGetTextDatum(start)) != NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 						 errmsg("a reindex of route %d is under way in another session", route->id),
@@ -734,7 +769,9 @@ reindex_drop(PolyglotRoute *route, ElasticConn *conn)
 
 /*
  * Locks the route's row until the step's transaction ends (the steps that
- * change the options or the indices of one route run one at a time), and
+ * change the options or the indices of one route run one at a time; FOR
+ * NO KEY UPDATE, which the worker's backfill and fan-out steps, FOR KEY
+ * SHARE, do not wait for), and
  * takes its options as they are then, committed by another step maybe
  * after this statement's snapshot.
  */
@@ -742,7 +779,7 @@ static void
 lock_route(PolyglotRoute *route)
 {
 	char	   *options = owner_query("SELECT options::pg_catalog.text FROM polyglot.routes "
-									  "WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+									  "WHERE id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
 									  route->id, INT4OID, Int32GetDatum(0));
 
 	if (options == NULL)
@@ -805,6 +842,14 @@ polyglot_reindex_step(PG_FUNCTION_ARGS)
 	{
 		lock_route(route);
 		PG_RETURN_JSONB_P(reindex_cancel(route, args));
+	}
+	if (strcmp(step, "backfill") == 0)
+	{
+		/* the reindex's still (not cancelled meanwhile), then every row again */
+		lock_route(route);
+		require_reindex(route, args);
+		(void) owner_query("SELECT polyglot._backfill($1)", route->id, INT4OID, Int32GetDatum(0));
+		PG_RETURN_JSONB_P(jsonb_from_text("{}"));
 	}
 
 	lock_route(route);

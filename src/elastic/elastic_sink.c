@@ -82,6 +82,7 @@ typedef struct ElasticSent
 	 * actions, the route's index's (even action numbers), then this one's
 	 */
 	const char *reindex_into;
+	const char *index;			/* the route's */
 } ElasticSent;
 
 /* The route's request under way, across send() and finish() */
@@ -310,9 +311,16 @@ classify_bulk(ElasticConn *conn, ElasticResponse *response, ElasticSent *sent, i
 		}
 		error = polyglot_elastic_error_text(polyglot_elastic_json_object(action, "error"));
 		error = psprintf("HTTP %d: %s", status, error ? error : "error: (no reason given)");
-		/* the new index's action: its errors say so (polyglot.reindex() counts them) */
-		if (sent->reindex_into && (first + i) % 2 == 1)
-			error = psprintf("%s%s", polyglot_elastic_reindex_error_prefix(sent->reindex_into), error);
+		/*
+		 * During a reindex, an error says which index it is of (the route's
+		 * own: even actions; the new one: odd actions): polyglot.reindex()
+		 * tells them apart
+		 */
+		if (sent->reindex_into)
+			error = psprintf("%s%s",
+							 polyglot_elastic_reindex_error_prefix((first + i) % 2 == 1 ?
+																   sent->reindex_into : sent->index),
+							 error);
 		if (status == 429 || status >= 500 || status == 0)
 		{
 			if (transient_error == NULL)
@@ -397,6 +405,7 @@ elastic_send(PolyglotRoute *route, List *items)
 	sent->nitems = nitems;
 	sent->opitem = opitem;
 	sent->reindex_into = reindex_into;
+	sent->index = index;
 	if (index == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -27,6 +27,8 @@ INSERT INTO books SELECT g, 'book number ' || g, 1900 + g % 120 FROM generate_se
 --
 -- misuse
 --
+\setenv SUITE_URL :opensearch_url
+\! for i in polyglot_reindex_misuse__1 polyglot_reindex_misuse__2 polyglot_reindex_misuse__3 polyglot_reindex_misuse polyglot_reindex_misuse__x; do curl -s -o /dev/null -XDELETE "$SUITE_URL/$i?ignore_unavailable=true"; done
 SELECT polyglot.sync('books', 'ros', '{"name": "books_misuse", "index": "polyglot_reindex_misuse"}') AS route \gset
 SELECT wait_synced(:route);
 \set VERBOSITY sqlstate
@@ -58,22 +60,66 @@ CREATE ROLE regress_reindex_other;
 SET ROLE regress_reindex_other;
 SELECT try(format($$SELECT polyglot._reindex(%s, 'begin', '{}')$$, :route));
 SELECT try(format($$SELECT polyglot._reindex(%s, 'cancel', '{}')$$, :route));
-SELECT try(format($$SELECT count(*) FROM polyglot._verify_reindex(%s, true, true)$$, :route));
+SELECT try(format($$SELECT count(*) FROM polyglot._verify_reindex(%s, true, 'polyglot_reindex_misuse__1')$$, :route));
 \set VERBOSITY sqlstate
 CALL polyglot.reindex(:route);
 \set VERBOSITY default
 RESET ROLE;
 DROP ROLE regress_reindex_other;
--- a reindex that another live session runs (here: as if the worker's
--- session had begun it) is not cancelled by a reindex; reindex_cancel()
--- stops it
-SELECT pid AS worker FROM pg_stat_activity WHERE backend_type = 'pg_polyglot worker' LIMIT 1 \gset
+-- a reindex that another session runs (here: as if a session busy with a
+-- statement had begun it) is not cancelled by a reindex; a reindex of a
+-- session that is idle now was interrupted, and is; reindex_cancel()
+-- stops either
+SELECT current_database() AS db \gset
+\setenv HOLDER_DB :db
+\! "$PG_CLIENT_BIN/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -d "$HOLDER_DB" -c "SET application_name = 'regress_reindex_holder'" -c "SELECT pg_sleep(30)" > /dev/null 2>&1 &
+DO $$
+BEGIN
+  FOR i IN 1..1200 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN EXISTS (SELECT FROM pg_stat_activity
+                      WHERE application_name = 'regress_reindex_holder' AND state = 'active');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT pid AS holder, backend_start AS holder_start FROM pg_stat_activity
+ WHERE application_name = 'regress_reindex_holder' \gset
 UPDATE polyglot.routes SET options = options || jsonb_build_object('reindex',
-  jsonb_build_object('index', 'polyglot_reindex_misuse__7', 'pid', :worker))
+  jsonb_build_object('index', 'polyglot_reindex_misuse__7', 'pid', :holder,
+                     'backend_start', :'holder_start'))
  WHERE id = :route;
 \set VERBOSITY sqlstate
 CALL polyglot.reindex('books_misuse');
 \set VERBOSITY default
+SELECT pg_terminate_backend(:holder);
+-- a session that is idle (connected, running nothing): its reindex was
+-- interrupted, and the next reindex cancels it first
+\! (sleep 30) | PGAPPNAME=regress_reindex_idle "$PG_CLIENT_BIN/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -d "$HOLDER_DB" > /dev/null 2>&1 &
+DO $$
+BEGIN
+  FOR i IN 1..1200 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN EXISTS (SELECT FROM pg_stat_activity
+                      WHERE application_name = 'regress_reindex_idle' AND state = 'idle');
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+END $$;
+SELECT pid AS holder, backend_start AS holder_start FROM pg_stat_activity
+ WHERE application_name = 'regress_reindex_idle' \gset
+UPDATE polyglot.routes SET options = options || jsonb_build_object('reindex',
+  jsonb_build_object('index', 'polyglot_reindex_misuse__7', 'pid', :holder,
+                     'backend_start', :'holder_start'))
+ WHERE id = :route;
+SET client_min_messages = warning;
+CALL polyglot.reindex('books_misuse');
+RESET client_min_messages;
+SELECT options->'reindex' IS NULL AS done, options ? 'reindex_cancelled' AS cancelling
+  FROM polyglot.routes WHERE id = :route;
+SELECT pg_terminate_backend(:holder);
+-- and a reindex in progress in another session again, stopped by reindex_cancel()
+UPDATE polyglot.routes SET options = options || jsonb_build_object('reindex',
+  jsonb_build_object('index', 'polyglot_reindex_misuse__7'))
+ WHERE id = :route;
 SET client_min_messages = warning;
 CALL polyglot.reindex_cancel('books_misuse');
 RESET client_min_messages;
@@ -107,4 +153,4 @@ SELECT polyglot.unsync('codes_search');
 \setenv SUITE_URL :opensearch_url
 \! for i in polyglot_reindex_codes__1 polyglot_reindex_codes__2; do curl -s -o /dev/null -XDELETE "$SUITE_URL/$i?ignore_unavailable=true"; done
 \setenv SUITE_URL :opensearch_url
-\! for i in polyglot_reindex_misuse polyglot_reindex_misuse__x; do curl -s -o /dev/null -XDELETE "$SUITE_URL/$i?ignore_unavailable=true"; done
+\! for i in polyglot_reindex_misuse__1 polyglot_reindex_misuse__2 polyglot_reindex_misuse__3 polyglot_reindex_misuse polyglot_reindex_misuse__x; do curl -s -o /dev/null -XDELETE "$SUITE_URL/$i?ignore_unavailable=true"; done
