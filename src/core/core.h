@@ -122,6 +122,17 @@ typedef struct PolyglotItemResult
 extern Oid	polyglot_extension_owner(void);
 extern void polyglot_check_route_privilege(int32 route);
 extern PolyglotRoute *polyglot_load_route_as_owner(int32 route_id);
+
+/* What polyglot_owner_spi_begin() saved, for polyglot_owner_spi_end() */
+typedef struct PolyglotOwnerSpi
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+} PolyglotOwnerSpi;
+
+extern void polyglot_owner_spi_begin(PolyglotOwnerSpi *saved);
+extern void polyglot_owner_spi_end(PolyglotOwnerSpi *saved);
 extern int	polyglot_pin_search_path(void);
 extern int	polyglot_fix_settings(bool for_process);
 extern void polyglot_rename_server_routes(const char *newname);

@@ -204,9 +204,7 @@ route_has_pending(int32 route, TimestampTz from, TimestampTz upto, bool with_fan
 		"                  AND d.enqueued_at OPERATOR(pg_catalog.<=) $3)";
 	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, BOOLOID};
 	Datum		args[4];
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;
+	PolyglotOwnerSpi saved;
 	bool		pending_rows;
 	bool		isnull;
 	static SPIPlanPtr plan = NULL;
@@ -216,12 +214,7 @@ route_has_pending(int32 route, TimestampTz from, TimestampTz upto, bool with_fan
 	args[2] = TimestampTzGetDatum(upto);
 	args[3] = BoolGetDatum(with_fanout);
 
-	nestlevel = polyglot_pin_search_path();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(polyglot_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	polyglot_owner_spi_begin(&saved);
 	if (plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare(sql, 4, argtypes);
@@ -236,9 +229,7 @@ route_has_pending(int32 route, TimestampTz from, TimestampTz upto, bool with_fan
 		elog(ERROR, "pg_polyglot: checking the delivery of route %d failed", route);
 	pending_rows = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 											  &isnull));
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(true, nestlevel);
+	polyglot_owner_spi_end(&saved);
 	return !isnull && pending_rows;
 }
 

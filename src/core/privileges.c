@@ -198,6 +198,31 @@ call_as_owner(Oid fnoid, int nargs, Datum *args, bool *isnull)
 }
 
 /*
+ * Runs what follows as the owner of the extension's tables, with a
+ * search_path the caller cannot have planted operators in, connected to
+ * SPI.  polyglot_owner_spi_end() disconnects and gives both back; an error
+ * on the way gives them back with the (sub)transaction's abort.
+ */
+void
+polyglot_owner_spi_begin(PolyglotOwnerSpi *saved)
+{
+	saved->nestlevel = polyglot_pin_search_path();
+	GetUserIdAndSecContext(&saved->save_userid, &saved->save_sec_context);
+	SetUserIdAndSecContext(polyglot_extension_owner(),
+						   saved->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_polyglot: SPI_connect failed");
+}
+
+void
+polyglot_owner_spi_end(PolyglotOwnerSpi *saved)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(saved->save_userid, saved->save_sec_context);
+	AtEOXact_GUC(true, saved->nestlevel);
+}
+
+/*
  * Checks that the caller may operate a route: a superuser, a role with the
  * privileges of the route's owner, or the owner of its table.  A route that
  * does not exist passes: the internal function reports it.
@@ -208,11 +233,9 @@ polyglot_check_route_privilege(int32 route)
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1] = {Int32GetDatum(route)};
 	Oid			caller = GetUserId();
-	Oid			save_userid;
-	int			save_sec_context;
 	Oid			owner = InvalidOid;
 	Oid			relid = InvalidOid;
-	int			nestlevel;
+	PolyglotOwnerSpi saved;
 
 	if (superuser_arg(caller))
 		return;
@@ -221,12 +244,7 @@ polyglot_check_route_privilege(int32 route)
 	 * The routes table is the owner's: read it as the owner, with a
 	 * search_path the caller cannot have planted operators in.
 	 */
-	nestlevel = polyglot_pin_search_path();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(polyglot_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	polyglot_owner_spi_begin(&saved);
 	if (SPI_execute_with_args("SELECT r.owner, r.source_relid FROM polyglot.routes r "
 							  "WHERE r.id OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -238,9 +256,7 @@ polyglot_check_route_privilege(int32 route)
 		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(true, nestlevel);
+	polyglot_owner_spi_end(&saved);
 
 	if (!OidIsValid(owner))
 		return;
@@ -291,28 +307,19 @@ polyglot_load_route_as_owner(int32 route_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;	/* not SPI's, which SPI_finish() frees */
 	List	   *routes;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;
+	PolyglotOwnerSpi saved;
 
 	/* (polyglot_load_routes() takes 0 for every route) */
 	if (route_id <= 0)
 		return NULL;
-	nestlevel = polyglot_pin_search_path();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(polyglot_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	polyglot_owner_spi_begin(&saved);
 	/* the statement's snapshot, with the route _sync() just inserted */
 	CommandCounterIncrement();
 	PushCopiedSnapshot(GetActiveSnapshot());
 	UpdateActiveSnapshotCommandId();
 	routes = polyglot_load_routes(route_id, cxt);
 	PopActiveSnapshot();
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(true, nestlevel);
+	polyglot_owner_spi_end(&saved);
 	if (routes == NIL || ((PolyglotRoute *) linitial(routes))->id != route_id)
 		return NULL;
 	return (PolyglotRoute *) linitial(routes);
@@ -454,9 +461,7 @@ polyglot_rename_server_routes(const char *newname)
 	Oid			argtypes[2] = {OIDOID, NAMEOID};
 	Datum		args[2];
 	Oid			server;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			level;
+	PolyglotOwnerSpi saved;
 
 	CommandCounterIncrement();	/* the renamed server */
 	server = get_foreign_server_oid(newname, true);
@@ -464,16 +469,9 @@ polyglot_rename_server_routes(const char *newname)
 		return;
 	args[0] = ObjectIdGetDatum(server);
 	args[1] = DirectFunctionCall1(namein, CStringGetDatum(newname));
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(polyglot_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	level = polyglot_pin_search_path();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	polyglot_owner_spi_begin(&saved);
 	(void) spi_exec("UPDATE polyglot.routes SET server_name = $2 "
 					"WHERE server_oid OPERATOR(pg_catalog.=) $1",
 					2, argtypes, args, NULL, false, SPI_OK_UPDATE, "rename the server of routes");
-	SPI_finish();
-	AtEOXact_GUC(true, level);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	polyglot_owner_spi_end(&saved);
 }

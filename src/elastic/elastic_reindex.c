@@ -217,19 +217,12 @@ owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
 {
 	Oid			argtypes[2] = {INT4OID, argtype};
 	Datum		args[2] = {Int32GetDatum(route), arg};
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;
+	PolyglotOwnerSpi saved;
 	char	   *result = NULL;
 	int			ret;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	nestlevel = polyglot_pin_search_path();
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(polyglot_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "pg_polyglot: SPI_connect failed");
+	polyglot_owner_spi_begin(&saved);
 	ret = SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT && ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "pg_polyglot: a statement on route %d failed", route);
@@ -240,9 +233,7 @@ owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
 		if (value)
 			result = MemoryContextStrdup(cxt, value);
 	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	AtEOXact_GUC(true, nestlevel);
+	polyglot_owner_spi_end(&saved);
 	return result;
 }
 
