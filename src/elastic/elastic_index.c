@@ -179,6 +179,8 @@ polyglot_elastic_put_index(ElasticConn *conn, const char *index, const char *map
 	{
 		char	   *type = polyglot_elastic_json_string(polyglot_elastic_json_object(&jb->root, "error"),
 														"type");
+		char	   *reason = polyglot_elastic_json_string(polyglot_elastic_json_object(&jb->root, "error"),
+														  "reason");
 
 		/*
 		 * (an index of that name, or an alias: made meanwhile by another
@@ -186,7 +188,8 @@ polyglot_elastic_put_index(ElasticConn *conn, const char *index, const char *map
 		 */
 		if (type && (strcmp(type, "resource_already_exists_exception") == 0 ||
 					 strcmp(type, "invalid_alias_name_exception") == 0 ||
-					 strcmp(type, "invalid_index_name_exception") == 0))
+					 (strcmp(type, "invalid_index_name_exception") == 0 &&
+					  reason && strstr(reason, "already exists as alias") != NULL)))
 			return false;
 	}
 	if (response.status < 200 || response.status >= 300)

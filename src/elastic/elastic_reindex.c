@@ -390,6 +390,12 @@ reindex_begin(PolyglotRoute *route, ElasticConn *conn, Jsonb *args)
 	mappings_text = object_text(mappings);
 	settings_text = object_text(settings);
 
+	if (strlen(name) + strlen("__999999999") > ELASTIC_MAX_INDEX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("index name \"%s\" is too long for a reindex", name),
+				 errdetail("A reindex makes indices <index>__<n>, of at most %d bytes.",
+						   ELASTIC_MAX_INDEX_BYTES)));
 	n = generation(name, current) + 1;
 	for (tries = 0; tries < REINDEX_MAX_NAME_TRIES; tries++, n++)
 	{
@@ -472,15 +478,22 @@ reindex_delivered(PolyglotRoute *route, Jsonb *args)
 	require_reindex(route, args);
 	prefix = CStringGetTextDatum(polyglot_elastic_reindex_error_prefix(index));
 	own_prefix = quote_literal_cstr(polyglot_elastic_reindex_error_prefix(polyglot_elastic_route(route)->index));
-	/* (any but those of the route's own index: a request refused as a whole, say) */
+	/*
+	 * (any but those of the route's own index, a request refused as a
+	 * whole, say, since every worker writes to both: the backfill step's
+	 * "fenced")
+	 */
 	dead = owner_query(psprintf("SELECT pg_catalog.count(*) FROM polyglot.dead_letters d, polyglot.routes r "
 								"WHERE d.route_id OPERATOR(pg_catalog.=) $1 AND r.id OPERATOR(pg_catalog.=) $1 "
 								"AND d.failed_at OPERATOR(pg_catalog.>=) "
-								"(r.options OPERATOR(pg_catalog.->) 'reindex' OPERATOR(pg_catalog.->>) 'started')::pg_catalog.timestamptz "
+								"(r.options OPERATOR(pg_catalog.->) 'reindex' OPERATOR(pg_catalog.->>) 'fenced')::pg_catalog.timestamptz "
 								"AND NOT pg_catalog.starts_with(coalesce(d.error, ''), %s)",
 								own_prefix),
 					   route->id, TEXTOID, prefix);
-	/* the route backs off for the new index's transient errors (a 429, a 5xx) */
+	/*
+	 * the route backs off for the new index's transient errors (a 429, a
+	 * 5xx): said, and left to the deadline (a large backfill meets some)
+	 */
 	backoff = owner_query("SELECT last_error FROM polyglot.route_state "
 						  "WHERE route_id OPERATOR(pg_catalog.=) $1 "
 						  "AND consecutive_failures OPERATOR(pg_catalog.>=) " CppAsString2(REINDEX_FAILING_ATTEMPTS) " "
@@ -522,12 +535,8 @@ reindex_delivered(PolyglotRoute *route, Jsonb *args)
 						   route->id, TIMESTAMPTZOID, TimestampTzGetDatum(upto)) == NULL;
 	}
 
-	if (backoff)
-	{
-		/* counted as failing keys: the route backs off for the new index */
-		failing = psprintf("%lld", (failing ? strtoll(failing, NULL, 10) : 0) + 1);
+	if (backoff && error == NULL)
 		error = backoff;
-	}
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"done\": %s, \"dead_letters\": %s, \"failing\": %s, \"refused\": %s, \"error\": ",
@@ -697,7 +706,8 @@ reindex_cancel(PolyglotRoute *route, Jsonb *args)
 			pgstat_clear_snapshot();	/* (what other sessions do now) */
 			if (owner != MyProcPid && BackendPidGetProc(owner) != NULL &&
 				owner_query("SELECT 1 FROM pg_catalog.pg_stat_activity "
-							"WHERE pid OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active' "
+							"WHERE pid OPERATOR(pg_catalog.=) $1 "
+							"AND state NOT IN ('idle', 'idle in transaction', 'idle in transaction (aborted)') "
 							"AND backend_start OPERATOR(pg_catalog.=) $2::pg_catalog.timestamptz",
 							owner, TEXTOID, CStringGetTextDatum(start)) != NULL)
 				ereport(ERROR,
@@ -840,6 +850,12 @@ polyglot_reindex_step(PG_FUNCTION_ARGS)
 		lock_route(route);
 		require_reindex(route, args);
 		(void) owner_query("SELECT polyglot._backfill($1)", route->id, INT4OID, Int32GetDatum(0));
+		/* every worker writes to both from now on: see reindex_delivered() */
+		(void) update_options(route->id,
+							  "UPDATE polyglot.routes SET options = pg_catalog.jsonb_set(options, "
+							  "'{reindex,fenced}', pg_catalog.to_jsonb(pg_catalog.now())) "
+							  "WHERE id OPERATOR(pg_catalog.=) $1",
+							  jsonb_from_text("{}"));
 		PG_RETURN_JSONB_P(jsonb_from_text("{}"));
 	}
 
