@@ -1496,3 +1496,21 @@ GRANT EXECUTE ON PROCEDURE polyglot._reindex_stop(int, jsonb, timestamptz),
   polyglot.reindex(int, jsonb, jsonb, interval),
   polyglot.reindex(text, jsonb, jsonb, interval),
   polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) TO PUBLIC;
+
+-- The worker keeps the routes from round to round and reads them again when
+-- they change: a statement that changes the routes, or the columns of their
+-- state that the worker reads, sends a relcache invalidation of
+-- polyglot.routes at commit (src/core/dispatch.c).  The worker's counters
+-- (delivered, last_delivery_at...) send none.
+CREATE FUNCTION polyglot._routes_changed()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'polyglot_routes_changed';
+CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON polyglot.routes
+  FOR EACH STATEMENT EXECUTE FUNCTION polyglot._routes_changed();
+CREATE TRIGGER route_state_changed
+  AFTER INSERT OR DELETE OR TRUNCATE
+     OR UPDATE OF consecutive_failures, backoff_until, backfill_started_at, backfill_finished_at
+  ON polyglot.route_state
+  FOR EACH STATEMENT EXECUTE FUNCTION polyglot._routes_changed();
+REVOKE ALL ON FUNCTION polyglot._routes_changed() FROM PUBLIC;

@@ -52,6 +52,17 @@ PG_FUNCTION_INFO_V1(polyglot_capture_related);
 PG_FUNCTION_INFO_V1(polyglot_capture_truncate);
 
 static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
+
+/*
+ * Which routes the transaction wrote outbox rows of, for which worker: the
+ * workers look only at those routes when they wake (polyglot_wake_routes).
+ * Past POLYGLOT_CAPTURE_HINTS distinct ones, or when something asked for
+ * every worker to be woken, they look at every route.
+ */
+#define POLYGLOT_CAPTURE_HINTS 16
+static PolyglotWakeHint wake_hints[POLYGLOT_CAPTURE_HINTS];
+static int	nwake_hints = 0;
+static bool wake_all_routes = false;
 static bool callbacks_registered = false;
 
 /*
@@ -89,6 +100,36 @@ reset_chunks(void)
 }
 
 static void
+forget_wake(void)
+{
+	wake_at_commit = 0;
+	nwake_hints = 0;
+	wake_all_routes = false;
+}
+
+/* Notes that the transaction wrote outbox rows of a route for a worker slot */
+static inline void
+hint_wake(int32 route, int slot)
+{
+	int			i;
+
+	wake_at_commit |= UINT64CONST(1) << slot;
+	if (wake_all_routes)
+		return;
+	for (i = nwake_hints - 1; i >= 0; i--)
+		if (wake_hints[i].route == route && wake_hints[i].slot == slot)
+			return;
+	if (nwake_hints == POLYGLOT_CAPTURE_HINTS)
+	{
+		wake_all_routes = true;
+		return;
+	}
+	wake_hints[nwake_hints].route = route;
+	wake_hints[nwake_hints].slot = slot;
+	nwake_hints++;
+}
+
+static void
 capture_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
@@ -100,14 +141,16 @@ capture_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_at_commit)
-				polyglot_wake_database(MyDatabaseId, wake_at_commit);
-			wake_at_commit = 0;
+				polyglot_wake_routes(MyDatabaseId, wake_at_commit,
+									 wake_all_routes ? NULL : wake_hints,
+									 wake_all_routes ? 0 : nwake_hints);
+			forget_wake();
 			reset_chunks();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			wake_at_commit = 0;
+			forget_wake();
 			reset_chunks();
 			break;
 		default:
@@ -173,6 +216,7 @@ polyglot_request_wake_at_commit(void)
 {
 	register_callbacks();
 	wake_at_commit = ~UINT64CONST(0);
+	wake_all_routes = true;
 }
 
 
@@ -370,7 +414,7 @@ capture_key_in(int32 route, int slot, char op, Datum *key, int ncols)
 	MemoryContextSwitchTo(old);
 	chunk->nkeys++;
 	/* fan-out rows (negative slots) are worker 0's */
-	wake_at_commit |= UINT64CONST(1) << Max(slot, 0);
+	hint_wake(chunk->route, Max(slot, 0));
 
 	if (chunk->nkeys >= POLYGLOT_OUTBOX_CHUNK_KEYS)
 	{

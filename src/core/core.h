@@ -23,6 +23,20 @@ extern void polyglot_register_launcher(void);
 extern void polyglot_install_hooks(void);
 extern bool polyglot_preloaded(void);
 extern void polyglot_wake_database(Oid dboid, uint64 slots);
+
+/* "route has new outbox rows for worker slot": see polyglot_wake_routes() */
+typedef struct PolyglotWakeHint
+{
+	int32		route;
+	int			slot;
+} PolyglotWakeHint;
+
+/* routes are told apart by their id modulo this in a worker's hints */
+#define POLYGLOT_ROUTE_HINT_BITS	1024
+
+extern void polyglot_wake_routes(Oid dboid, uint64 slots, const PolyglotWakeHint *hints,
+								 int nhints);
+extern bool polyglot_take_route_hints(uint64 *bits);
 extern bool polyglot_await_worker_rounds(int timeout_ms);
 
 /* capture.c */
@@ -38,8 +52,10 @@ extern void polyglot_spi_key_texts(HeapTuple tuple, TupleDesc tupdesc, int ncols
 								   FmgrInfo *outfuncs, Datum *elems);
 
 /*
- * A route as the worker sees it, loaded at the start of each round.
- * Everything is allocated in the round's memory context.
+ * A route as the worker sees it.  The worker keeps its routes from round to
+ * round until something they were read from changes (dispatch.c); what is
+ * worked out on first use (store_options, filter, fields) is allocated in
+ * the memory context of the route itself, and lives as long.
  */
 typedef struct PolyglotRoute
 {
@@ -152,7 +168,9 @@ extern void polyglot_fence_note(int32 route, int slot);
 /* dispatch.c */
 extern int	polyglot_worker_slot;
 extern int	polyglot_old_prepared_xacts(void);
-extern bool polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work);
+extern bool polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone,
+									 bool *did_work);
+extern void polyglot_forget_routes(void);
 extern long polyglot_record_route_failure(PolyglotRoute *route, ErrorData *edata);
 extern int	polyglot_served_version(void);
 

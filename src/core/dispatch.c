@@ -36,6 +36,7 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -43,6 +44,7 @@
 #include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/builtins.h"
 #include "common/hashfn.h"
 #include "utils/jsonb.h"
@@ -71,6 +73,9 @@
 
 /* the plans of the statements every batch runs, kept for the worker's life */
 static SPIPlanPtr state_plan = NULL;
+static SPIPlanPtr state_reset_plan = NULL;
+
+PG_FUNCTION_INFO_V1(polyglot_routes_changed);
 
 /*
  * lappend into a given memory context: results built inside a transaction
@@ -318,11 +323,107 @@ fresh_snapshot(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 }
 
+/* ---------------------------------------------------------------- the route cache */
+
 /*
- * Every route, read in a transaction of its own.  Sets *extension_gone when
- * pg_polyglot is no longer installed; no routes when the library does not
- * serve the installed version.  The result lives in the current memory
- * context.
+ * The routes, with their servers and user mappings, are kept from round to
+ * round and read again only when something they were read from changed:
+ * polyglot.routes and the state columns of polyglot.route_state that a
+ * round reads (their triggers send a relcache invalidation of
+ * polyglot.routes, polyglot._routes_changed()), a source table (relcache),
+ * a server, user mapping, wrapper, role, membership or schema (syscache).
+ * A route with documents ("include", "embed") also reads related tables:
+ * any relation's invalidation but the outbox's and route_state's then
+ * counts.  The worker's own bookkeeping (route_state's counters, the outbox)
+ * sends none of these.  As a last resort, and for a database whose
+ * extension objects predate the triggers (1.0), the routes are read again
+ * at least every polyglot.poll_interval.
+ */
+static MemoryContext routes_cxt = NULL;
+static List *cached_routes = NIL;
+static bool routes_valid = false;
+static bool routes_any_documents = false;
+static TimestampTz routes_loaded_at = 0;
+static Oid	routes_relid = InvalidOid;
+static Oid	quiet_relids[4];		/* outbox, route_state and their keys */
+
+static void
+routes_relcache_callback(Datum arg, Oid relid)
+{
+	ListCell   *lc;
+	int			i;
+
+	if (!routes_valid)
+		return;
+	if (!OidIsValid(relid) || relid == routes_relid)
+	{
+		routes_valid = false;
+		return;
+	}
+	for (i = 0; i < (int) lengthof(quiet_relids); i++)
+		if (relid == quiet_relids[i])
+			return;
+	if (routes_any_documents)
+	{
+		routes_valid = false;
+		return;
+	}
+	foreach(lc, cached_routes)
+		if (((PolyglotRoute *) lfirst(lc))->source_relid == relid)
+		{
+			routes_valid = false;
+			return;
+		}
+}
+
+static void
+routes_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	routes_valid = false;
+}
+
+/*
+ * polyglot._routes_changed(): the statement trigger of polyglot.routes and
+ * polyglot.route_state.  Sends a relcache invalidation of polyglot.routes,
+ * which every worker takes for "read the routes again" at the start of its
+ * next round, once the transaction has committed.
+ */
+Datum
+polyglot_routes_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Oid			routes;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("polyglot._routes_changed() must be called as an AFTER ... FOR EACH STATEMENT trigger")));
+	routes = get_relname_relid("routes", RelationGetNamespace(trigdata->tg_relation));
+	if (OidIsValid(routes))
+		CacheInvalidateRelcacheByRelid(routes);
+	return PointerGetDatum(NULL);
+}
+
+/* Forgets the cached routes: the next round reads them again. */
+void
+polyglot_forget_routes(void)
+{
+	routes_valid = false;
+}
+
+static Oid
+polyglot_relid(Oid nsp, const char *name)
+{
+	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+}
+
+/*
+ * Reads every route into a new memory context; in a transaction, connected
+ * to SPI.  Sets *extension_gone when pg_polyglot is no longer installed; no
+ * routes when the library does not serve the installed version.  Returns
+ * whether the routes can be kept until an invalidation says otherwise (the
+ * installed version has the triggers that send them).
  *
  * The routes are read under a lock on polyglot.routes and a snapshot taken
  * once it is granted: a round that starts while ALTER EXTENSION UPDATE holds
@@ -332,33 +433,37 @@ fresh_snapshot(void)
  * server here, or another one)
  * find their server again by name first: polyglot._rebind_servers().
  */
-static List *
-load_routes(bool *extension_gone)
+static bool
+reload_routes(bool *extension_gone)
 {
-	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext cxt;
 	List	   *routes;
+	ListCell   *lc;
 	Oid			nsp;
-	Oid			rel;
 	int			version;
 
-	begin_tx();
+	if (routes_cxt)
+		MemoryContextDelete(routes_cxt);
+	routes_cxt = NULL;
+	cached_routes = NIL;
+	routes_any_documents = false;
 	if (!OidIsValid(get_extension_oid("pg_polyglot", true)))
 	{
 		*extension_gone = true;
-		end_tx();
-		return NIL;
+		return false;
 	}
 	nsp = get_namespace_oid("polyglot", true);
-	rel = OidIsValid(nsp) ? get_relname_relid("routes", nsp) : InvalidOid;
-	if (OidIsValid(rel))
-		LockRelationOid(rel, AccessShareLock);
+	routes_relid = polyglot_relid(nsp, "routes");
+	quiet_relids[0] = polyglot_relid(nsp, "outbox");
+	quiet_relids[1] = polyglot_relid(nsp, "outbox_pkey");
+	quiet_relids[2] = polyglot_relid(nsp, "route_state");
+	quiet_relids[3] = polyglot_relid(nsp, "route_state_pkey");
+	if (OidIsValid(routes_relid))
+		LockRelationOid(routes_relid, AccessShareLock);
 	fresh_snapshot();
 	version = polyglot_served_version();
 	if (version < 0)
-	{
-		end_tx();
-		return NIL;
-	}
+		return false;
 	if (version >= 1 &&
 		spi_exec(psprintf("SELECT polyglot._rebind_servers() "
 						  "WHERE EXISTS (SELECT FROM polyglot.routes r "
@@ -367,9 +472,108 @@ load_routes(bool *extension_gone)
 						  (int64) GetSystemIdentifier()),	/* as _this_cluster() */
 				 0, NULL, NULL, NULL, false, SPI_OK_SELECT, "find the servers of routes again") > 0)
 		fresh_snapshot();
+
+	/*
+	 * Read into a context of the round until it is complete (an error frees
+	 * it with the round's), then keep it.  Invalidations that arrive while
+	 * it is read make it stale again at once.
+	 */
+	routes_valid = true;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot routes",
+								ALLOCSET_SMALL_SIZES);
 	routes = polyglot_load_routes(0, cxt);
+	MemoryContextSetParent(cxt, TopMemoryContext);
+	routes_cxt = cxt;
+	cached_routes = routes;
+	foreach(lc, routes)
+		routes_any_documents |= ((PolyglotRoute *) lfirst(lc))->nfields > 0;
+	routes_loaded_at = GetCurrentTimestamp();
+	return version >= 1;
+}
+
+/*
+ * Marks the routes with documents that have fan-out rows waiting (see
+ * polyglot_fanout_step()); in a transaction, connected to SPI.
+ */
+static void
+refresh_fanning_out(List *routes)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(routes), 1));
+	int			n = 0;
+	Oid			argtypes[1] = {INT4ARRAYOID};
+	Datum		args[1];
+	ListCell   *lc;
+	uint64		i;
+
+	foreach(lc, routes)
+	{
+		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
+
+		if (r->nfields > 0)
+		{
+			ids[n++] = Int32GetDatum(r->id);
+			r->fanning_out = false;
+		}
+	}
+	if (n == 0)
+		return;
+	args[0] = PointerGetDatum(construct_array(ids, n, INT4OID, sizeof(int32), true,
+											  TYPALIGN_INT));
+	(void) spi_exec_plan(&plan, "SELECT DISTINCT o.route_id FROM polyglot.outbox o "
+						 "WHERE o.route_id OPERATOR(pg_catalog.=) ANY ($1) "
+						 "AND o.slot OPERATOR(pg_catalog.<) 0",
+						 1, argtypes, args, NULL, true, SPI_OK_SELECT,
+						 "look for fan-out rows");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		id = DatumGetInt32(spi_datum(SPI_tuptable->vals[i], 1, &isnull));
+
+		foreach(lc, routes)
+			if (((PolyglotRoute *) lfirst(lc))->id == id)
+				((PolyglotRoute *) lfirst(lc))->fanning_out = true;
+	}
+}
+
+/*
+ * The routes for this round, in a transaction of their own: the cached ones,
+ * or read again (see above).  *reloaded tells which.  Worker 0 also looks
+ * again at which routes with documents have fan-out rows waiting, which
+ * commits to related tables write without any invalidation.
+ */
+static List *
+round_routes(bool *extension_gone, bool *reloaded)
+{
+	static bool callbacks = false;
+
+	if (!callbacks)
+	{
+		CacheRegisterRelcacheCallback(routes_relcache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, routes_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID, routes_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, routes_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, routes_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, routes_syscache_callback, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, routes_syscache_callback, (Datum) 0);
+		callbacks = true;
+	}
+
+	*reloaded = false;
+	begin_tx();					/* takes the invalidations in */
+	if (!routes_valid ||
+		TimestampDifferenceExceeds(routes_loaded_at, GetCurrentTimestamp(),
+								   polyglot_poll_interval))
+	{
+		routes_valid = false;
+		if (!reload_routes(extension_gone))
+			routes_valid = false;
+		*reloaded = true;
+	}
+	else if (polyglot_worker_slot == 0 && routes_any_documents)
+		refresh_fanning_out(cached_routes);
 	end_tx();
-	return routes;
+	return cached_routes;
 }
 
 /* A top-level option of a route, or false when it has none. */
@@ -799,17 +1003,32 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		else
 			nulls[4] = 'n';
 		args[5] = Int64GetDatum(nstale);
-		(void) spi_exec_plan(&state_plan, "UPDATE polyglot.route_state SET "
-								   "delivered = delivered + $2, failed = failed + $3, "
-								   "retries = retries + $4, stale = stale + $6, "
-								   "consecutive_failures = 0, "
-								   "backoff_until = NULL, "
-								   "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
-								   "last_error = coalesce($5, last_error), "
-								   "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
-								   "WHERE route_id = $1",
-								   6, argtypes, args, nulls, false, SPI_OK_UPDATE,
-								   "updating route state");
+		/*
+		 * consecutive_failures and backoff_until are written only when they
+		 * change: their trigger makes every worker read the routes again.
+		 */
+		if (route->consecutive_failures > 0 || route->backoff_until != DT_NOBEGIN)
+			(void) spi_exec_plan(&state_reset_plan, "UPDATE polyglot.route_state SET "
+								 "delivered = delivered + $2, failed = failed + $3, "
+								 "retries = retries + $4, stale = stale + $6, "
+								 "consecutive_failures = 0, "
+								 "backoff_until = NULL, "
+								 "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
+								 "last_error = coalesce($5, last_error), "
+								 "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
+								 "WHERE route_id = $1",
+								 6, argtypes, args, nulls, false, SPI_OK_UPDATE,
+								 "updating route state");
+		else
+			(void) spi_exec_plan(&state_plan, "UPDATE polyglot.route_state SET "
+								 "delivered = delivered + $2, failed = failed + $3, "
+								 "retries = retries + $4, stale = stale + $6, "
+								 "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
+								 "last_error = coalesce($5, last_error), "
+								 "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
+								 "WHERE route_id = $1",
+								 6, argtypes, args, nulls, false, SPI_OK_UPDATE,
+								 "updating route state");
 	}
 	end_tx();
 }
@@ -1501,19 +1720,28 @@ polyglot_old_prepared_xacts(void)
 }
 
 /*
- * One round over every route of the database.  Returns true when some
- * route had a full batch, so the worker should go on without sleeping;
- * *sleep_ms is shortened to the end of the nearest backoff.
+ * One round over the routes of the database: every route in a full round,
+ * else only those that the wake-up hints name (polyglot_take_route_hints)
+ * and, on worker 0, those with a backfill or fan-out under way.  Returns
+ * true when some route had a full batch, so the worker should go on without
+ * sleeping (with a full round); *sleep_ms is shortened to the end of the
+ * nearest backoff.
  */
 bool
-polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
+polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *did_work)
 {
-	List	   *routes = load_routes(extension_gone);
+	uint64		hints[POLYGLOT_ROUTE_HINT_BITS / 64];
+	bool		use_hints = polyglot_take_route_hints(hints) && !full;
+	bool		reloaded;
+	List	   *routes = round_routes(extension_gone, &reloaded);
 	ListCell   *lc;
 	bool		more = false;
 	TimestampTz now = GetCurrentTimestamp();
 	bool		restored = false;
 
+	/* routes read again: look at all of them, whatever changed */
+	if (reloaded)
+		use_hints = false;
 	foreach(lc, routes)
 		restored |= ((PolyglotRoute *) lfirst(lc))->restored;
 	if (restored && polyglot_worker_slot == 0)
@@ -1528,10 +1756,14 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 	foreach(lc, routes)
 	{
 		PolyglotRoute *route = (PolyglotRoute *) lfirst(lc);
+		uint32		bit = (uint32) route->id % POLYGLOT_ROUTE_HINT_BITS;
 
 		CHECK_FOR_INTERRUPTS();
 		/* a restored route waits until it is reattached (its server's OID is the dump's) */
 		if (route->paused || !route->source_exists || route->restored)
+			continue;
+		if (use_hints && (hints[bit / 64] & (UINT64CONST(1) << (bit % 64))) == 0 &&
+			!(polyglot_worker_slot == 0 && (route->backfilling || route->fanning_out)))
 			continue;
 		if (route->backoff_until > now)
 		{
@@ -1563,8 +1795,7 @@ polyglot_dispatch_round(long *sleep_ms, bool *extension_gone, bool *did_work)
 
 		/*
 		 * A route with a backlog gets several batches in a row, up to a
-		 * time slice, so that routes are reloaded once per slice rather
-		 * than once per batch, and other routes still get their turn.
+		 * time slice, so that other routes still get their turn.
 		 */
 		if (process_route(route,
 						  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),

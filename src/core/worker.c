@@ -97,6 +97,18 @@ typedef struct PolyglotDbSlot
 	Latch	   *latch;			/* the worker's latch while RUNNING */
 	TimestampTz not_before;		/* earliest restart after a failure */
 	uint64		rounds;			/* delivery rounds the worker has started */
+
+	/*
+	 * Which routes have new outbox rows for this worker since it last
+	 * looked: bit (route id mod POLYGLOT_ROUTE_HINT_BITS) of hints, set at
+	 * commit by the transactions that wrote them; hint_all when a writer did
+	 * not say which routes (SQL functions, a re-split).  A hint only saves
+	 * the worker looking at routes that have nothing; a missing one costs a
+	 * delay until the next full round (polyglot.poll_interval), never a
+	 * change.
+	 */
+	bool		hint_all;
+	uint64		hints[POLYGLOT_ROUTE_HINT_BITS / 64];
 } PolyglotDbSlot;
 
 typedef struct PolyglotShared
@@ -240,6 +252,18 @@ alloc_slot(Oid dboid, int index)
 void
 polyglot_wake_database(Oid dboid, uint64 slots)
 {
+	polyglot_wake_routes(dboid, slots, NULL, 0);
+}
+
+/*
+ * Wakes the workers of a database whose slots are in the bit mask, as
+ * polyglot_wake_database(), and tells them which routes have new rows for
+ * them: hints[0 .. nhints-1] (route, worker slot).  With hints NULL, any
+ * route may have.  Same rules as polyglot_wake_database().
+ */
+void
+polyglot_wake_routes(Oid dboid, uint64 slots, const PolyglotWakeHint *hints, int nhints)
+{
 	PolyglotDbSlot *first;
 	Latch	   *latches[POLYGLOT_MAX_WORKERS];
 	int			nlatches = 0;
@@ -260,10 +284,22 @@ polyglot_wake_database(Oid dboid, uint64 slots)
 	for (i = 0; i < shared->nslots; i++)
 	{
 		PolyglotDbSlot *slot = &shared->slots[i];
+		int			h;
 
-		if (slot->dboid == dboid && slot->state == SLOT_RUNNING && slot->latch &&
-			slot->index < POLYGLOT_MAX_WORKERS && nlatches < (int) lengthof(latches) &&
-			(slots & (UINT64CONST(1) << slot->index)) != 0)
+		if (slot->dboid != dboid || slot->state == SLOT_FREE ||
+			slot->index >= POLYGLOT_MAX_WORKERS ||
+			(slots & (UINT64CONST(1) << slot->index)) == 0)
+			continue;
+		if (hints == NULL)
+			slot->hint_all = true;
+		for (h = 0; hints != NULL && h < nhints; h++)
+			if (hints[h].slot == slot->index)
+			{
+				uint32		bit = (uint32) hints[h].route % POLYGLOT_ROUTE_HINT_BITS;
+
+				slot->hints[bit / 64] |= UINT64CONST(1) << (bit % 64);
+			}
+		if (slot->state == SLOT_RUNNING && slot->latch && nlatches < (int) lengthof(latches))
 			latches[nlatches++] = slot->latch;
 	}
 	SpinLockRelease(&shared->mutex);
@@ -791,6 +827,7 @@ polyglot_worker_main(Datum main_arg)
 	volatile int round_errors = 0;
 	volatile int empty_rounds = 0;
 	volatile int old_prepared = 0;	/* worker 0: see below */
+	volatile bool full = true;	/* the next round looks at every route */
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	dboid = args.dboid;
@@ -916,7 +953,7 @@ polyglot_worker_main(Datum main_arg)
 				}
 				old_prepared = n;
 			}
-			more = polyglot_dispatch_round(&sleep_ms, &extension_gone, &did_work);
+			more = polyglot_dispatch_round(full, &sleep_ms, &extension_gone, &did_work);
 			round_errors = 0;
 		}
 		PG_CATCH();
@@ -930,6 +967,7 @@ polyglot_worker_main(Datum main_arg)
 			EmitErrorReport();
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
+			polyglot_forget_routes();
 			round_errors++;
 			sleep_ms = polyglot_backoff_ms(round_errors, 1000, Max(polyglot_backoff_max, 1000));
 			more = false;
@@ -945,10 +983,18 @@ polyglot_worker_main(Datum main_arg)
 								 my_dbname)));
 			worker_exit_no_extension();
 		}
+		/*
+		 * A round that stopped with more to do is followed by a full one at
+		 * once; so is a wake-up that no commit caused (the poll, the end of
+		 * a backoff, a step to look at again).  A commit's wake-up looks at
+		 * the routes it names.
+		 */
+		full = more;
 		if (more)
 			continue;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(sleep_ms, 1), PG_WAIT_EXTENSION);
+		if ((WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   Max(sleep_ms, 1), PG_WAIT_EXTENSION) & WL_LATCH_SET) == 0)
+			full = true;
 
 		/*
 		 * Woken at commit: let a burst of commits gather for a moment, so
@@ -969,6 +1015,28 @@ polyglot_worker_main(Datum main_arg)
 								 interval - since, PG_WAIT_EXTENSION);
 		}
 	}
+}
+
+/*
+ * Takes the route hints of this worker (see PolyglotDbSlot) and clears
+ * them: sets the bits of routes that have new rows in bits
+ * (POLYGLOT_ROUTE_HINT_BITS / 64 words) and returns true, or returns false
+ * when any route may have (hint_all).  Outbox rows whose hint is taken here
+ * are visible to a snapshot taken afterwards: hints are set after the
+ * writing transaction committed.
+ */
+bool
+polyglot_take_route_hints(uint64 *bits)
+{
+	bool		all;
+
+	SpinLockAcquire(&shared->mutex);
+	all = my_slot->hint_all || my_slot->pid != MyProcPid;
+	memcpy(bits, my_slot->hints, sizeof(my_slot->hints));
+	my_slot->hint_all = false;
+	memset(my_slot->hints, 0, sizeof(my_slot->hints));
+	SpinLockRelease(&shared->mutex);
+	return !all;
 }
 
 /*

@@ -223,7 +223,14 @@ owner_query(const char *sql, int32 route, Oid argtype, Datum arg)
 	MemoryContext cxt = CurrentMemoryContext;
 
 	polyglot_owner_spi_begin(&saved);
-	ret = SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 1);
+
+	/*
+	 * No row count: an UPDATE ... RETURNING stopped at a count never ends
+	 * as a statement, and its AFTER STATEMENT triggers (polyglot.routes'
+	 * routes_changed, which tells the workers) would not fire.  Every
+	 * statement here names one route by its id.
+	 */
+	ret = SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT && ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "pg_polyglot: a statement on route %d failed", route);
 	if (SPI_processed == 1)

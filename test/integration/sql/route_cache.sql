@@ -1,0 +1,98 @@
+--
+-- route_cache: the worker keeps its routes from round to round, and reads
+-- them again as soon as something they were read from changes: the routes
+-- (pause, resume, a new route), a source table (a column, a rename, its
+-- schema's name), the server and the user mapping.  With
+-- polyglot.poll_interval at an hour, nothing here is read again by the
+-- poll: each change must reach the worker through an invalidation, or the
+-- change after it is delivered as before it (or not at all).
+--
+\getenv redis_port REDIS_PORT
+CREATE SERVER rcache FOREIGN DATA WRAPPER polyglot_redis OPTIONS (port :'redis_port');
+
+\i test/integration/sql/setup.psql
+
+\! redis-cli -p $REDIS_PORT KEYS 'rcache:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
+ALTER SYSTEM SET polyglot.poll_interval = '1h';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+
+-- a route's columns are read with it ("exclude" lists them)
+CREATE SCHEMA rc1;
+CREATE TABLE rc1.items (id int PRIMARY KEY, name text, secret text);
+INSERT INTO rc1.items VALUES (1, 'one', 'x');
+SELECT polyglot.sync('rc1.items', 'rcache',
+                     '{"key": "rcache:item:{id}", "exclude": ["secret"]}') AS route \gset
+SELECT wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+
+-- a column added: the next change carries it
+ALTER TABLE rc1.items ADD COLUMN price int;
+UPDATE rc1.items SET price = 10 WHERE id = 1;
+SELECT wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+
+-- the table renamed, then its schema: the rows are read under the new names
+ALTER TABLE rc1.items RENAME TO things;
+UPDATE rc1.things SET name = 'one, renamed' WHERE id = 1;
+SELECT wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+ALTER SCHEMA rc1 RENAME TO rc2;
+UPDATE rc2.things SET name = 'one, in rc2' WHERE id = 1;
+SELECT wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+-- none of it failed on the way (a stale name would fail once, then retry)
+SELECT failed, retries, last_error FROM polyglot.status WHERE route = :route;
+
+-- paused: changes wait; resumed: they go
+SELECT polyglot.pause(:route);
+UPDATE rc2.things SET name = 'while paused' WHERE id = 1;
+SELECT pg_sleep(0.5);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+SELECT polyglot.resume(:route);
+SELECT wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+
+-- the server moved to a port nothing listens on: the change waits, with the
+-- error; moved back: it goes
+ALTER SERVER rcache OPTIONS (SET port '1', ADD connect_timeout '1');
+UPDATE rc2.things SET name = 'server moved' WHERE id = 1;
+SELECT wait_for(format('(SELECT last_error IS NOT NULL FROM polyglot.status WHERE route = %s)', :route), 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+ALTER SERVER rcache OPTIONS (SET port :'redis_port');
+SELECT wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+
+-- a user mapping with a password Redis refuses, then the right one
+\! redis-cli -p $REDIS_PORT ACL SETUSER polyglot_cache_test reset on '>right-password' '~rcache:*' '+@all' > /dev/null
+CREATE USER MAPPING FOR CURRENT_USER SERVER rcache
+  OPTIONS (user 'polyglot_cache_test', password 'wrong-password');
+UPDATE rc2.things SET name = 'wrong password' WHERE id = 1;
+SELECT wait_for(format('(SELECT last_error LIKE %L FROM polyglot.status WHERE route = %s)',
+                       '%WRONGPASS%', :route), 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+ALTER USER MAPPING FOR CURRENT_USER SERVER rcache OPTIONS (SET password 'right-password');
+SELECT wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+
+-- a new route is served at once, beside the first
+CREATE TABLE rc2.more (id int PRIMARY KEY, v text);
+INSERT INTO rc2.more VALUES (7, 'seven');
+SELECT polyglot.sync('rc2.more', 'rcache', '{"key": "rcache:more:{id}"}') AS route2 \gset
+SELECT wait_synced(:route2, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:more:7
+UPDATE rc2.more SET v = 'seven, changed';
+UPDATE rc2.things SET name = 'both' WHERE id = 1;
+SELECT wait_synced(:route2, 20), wait_synced(:route, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:more:7
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+
+SELECT polyglot.unsync('rc2.things', 'rcache');
+SELECT polyglot.unsync('rc2.more', 'rcache');
+DROP USER MAPPING FOR CURRENT_USER SERVER rcache;
+DROP SCHEMA rc2 CASCADE;
+DROP SERVER rcache;
+\! redis-cli -p $REDIS_PORT ACL DELUSER polyglot_cache_test > /dev/null
+\! redis-cli -p $REDIS_PORT KEYS 'rcache:*' | xargs -r redis-cli -p $REDIS_PORT DEL > /dev/null
+ALTER SYSTEM RESET polyglot.poll_interval;
+SELECT pg_reload_conf();
