@@ -500,17 +500,13 @@ static SPIPlanPtr events_plan = NULL;
  * (a snapshot that sees such a change sees the pause too).
  */
 static const char *const events_sql =
-"SELECT id, attempts, op, enqueued_at, key FROM ("
-"  SELECT id, attempts, op, enqueued_at, key, nkeys,"
-"         sum(nkeys) OVER (ORDER BY id) AS upto"
-"  FROM (SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
-"        WHERE route_id = $1 AND slot = $4 AND id > $6 AND nslots = $5"
-"          AND (retry_at IS NULL OR retry_at <= now())"
-"          AND id <> ALL ($3)"
-"          AND NOT EXISTS (SELECT FROM polyglot.routes r"
-"                          WHERE r.id = $1 AND r.paused)"
-"        ORDER BY id LIMIT $2) l) w "
-"WHERE upto - nkeys < $2 ORDER BY id";
+"SELECT id, attempts, op, enqueued_at, key, nkeys FROM polyglot.outbox"
+"  WHERE route_id = $1 AND slot = $4 AND id > $6 AND nslots = $5"
+"    AND (retry_at IS NULL OR retry_at <= now())"
+"    AND id <> ALL ($3)"
+"    AND NOT EXISTS (SELECT FROM polyglot.routes r"
+"                    WHERE r.id = $1 AND r.paused)"
+"  ORDER BY id LIMIT $2";
 
 /* Where the next batch of each route starts reading, by route id */
 typedef struct RoutePosition
@@ -561,6 +557,7 @@ polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt
 	List	   *events = NIL;
 	int			ncols = list_length(route->key_columns);
 	uint64		r;
+	int64		upto = 0;		/* keys of the rows taken */
 
 	args[0] = Int32GetDatum(route->id);
 	args[1] = Int32GetDatum(polyglot_batch_size);
@@ -571,7 +568,8 @@ polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt
 	(void) spi_exec_plan(&events_plan, events_sql, 6, argtypes, args, NULL, true, SPI_OK_SELECT,
 						 "reading a batch");
 
-	for (r = 0; r < SPI_processed; r++)
+	/* rows as long as fewer keys than the batch size came before them */
+	for (r = 0; r < SPI_processed && upto < polyglot_batch_size; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];
 		bool		isnull;
@@ -579,12 +577,14 @@ polyglot_outbox_read(PolyglotRoute *route, Datum inflight_ids, MemoryContext cxt
 		int32		attempts = DatumGetInt32(spi_datum(tup, 2, &isnull));
 		char		op = DatumGetChar(spi_datum(tup, 3, &isnull));
 		TimestampTz enqueued = DatumGetTimestampTz(spi_datum(tup, 4, &isnull));
-		ArrayType  *keys = DatumGetArrayTypeP(spi_datum(tup, 5, &isnull));
+		ArrayType  *keys;
 		Datum	   *elems;
 		bool	   *nulls;
 		int			nelems,
 					k;
 
+		upto += DatumGetInt32(spi_datum(tup, 6, &isnull));
+		keys = DatumGetArrayTypeP(spi_datum(tup, 5, &isnull));
 		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
 		if (ncols == 0 || nelems % ncols != 0)
 			elog(ERROR, "pg_polyglot: outbox row " INT64_FORMAT " has a malformed key", id);
