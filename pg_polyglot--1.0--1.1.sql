@@ -1498,19 +1498,36 @@ GRANT EXECUTE ON PROCEDURE polyglot._reindex_stop(int, jsonb, timestamptz),
   polyglot.reindex_cancel(int, interval), polyglot.reindex_cancel(text, interval) TO PUBLIC;
 
 -- The worker keeps the routes from round to round and reads them again when
--- they change: a statement that changes the routes, or the columns of their
--- state that the worker reads, sends a relcache invalidation of
--- polyglot.routes at commit (src/core/dispatch.c).  The worker's counters
--- (delivered, last_delivery_at...) send none.
+-- they change: a change of the routes, or of the columns of their state that
+-- the worker reads, sends a relcache invalidation of polyglot.routes at
+-- commit (src/core/dispatch.c).  Row triggers, so that a statement that
+-- changes nothing sends nothing; the worker's counters (delivered,
+-- last_delivery_at...) send none.  ENABLE ALWAYS: they fire under
+-- session_replication_role = replica too (the worker reads the routes every
+-- round when they are missing or disabled).
 CREATE FUNCTION polyglot._routes_changed()
 RETURNS trigger
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'polyglot_routes_changed';
-CREATE TRIGGER routes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON polyglot.routes
+CREATE TRIGGER routes_changed AFTER INSERT OR DELETE ON polyglot.routes
+  FOR EACH ROW EXECUTE FUNCTION polyglot._routes_changed();
+CREATE TRIGGER routes_updated AFTER UPDATE ON polyglot.routes
+  FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+  EXECUTE FUNCTION polyglot._routes_changed();
+CREATE TRIGGER routes_truncated AFTER TRUNCATE ON polyglot.routes
   FOR EACH STATEMENT EXECUTE FUNCTION polyglot._routes_changed();
-CREATE TRIGGER route_state_changed
-  AFTER INSERT OR DELETE OR TRUNCATE
-     OR UPDATE OF consecutive_failures, backoff_until, backfill_started_at, backfill_finished_at
-  ON polyglot.route_state
+CREATE TRIGGER route_state_changed AFTER INSERT OR DELETE ON polyglot.route_state
+  FOR EACH ROW EXECUTE FUNCTION polyglot._routes_changed();
+CREATE TRIGGER route_state_updated AFTER UPDATE ON polyglot.route_state
+  FOR EACH ROW WHEN (OLD.consecutive_failures IS DISTINCT FROM NEW.consecutive_failures
+                     OR OLD.backoff_until IS DISTINCT FROM NEW.backoff_until
+                     OR OLD.backfill_started_at IS DISTINCT FROM NEW.backfill_started_at
+                     OR OLD.backfill_finished_at IS DISTINCT FROM NEW.backfill_finished_at)
+  EXECUTE FUNCTION polyglot._routes_changed();
+CREATE TRIGGER route_state_truncated AFTER TRUNCATE ON polyglot.route_state
   FOR EACH STATEMENT EXECUTE FUNCTION polyglot._routes_changed();
+ALTER TABLE polyglot.routes ENABLE ALWAYS TRIGGER routes_changed,
+  ENABLE ALWAYS TRIGGER routes_updated, ENABLE ALWAYS TRIGGER routes_truncated;
+ALTER TABLE polyglot.route_state ENABLE ALWAYS TRIGGER route_state_changed,
+  ENABLE ALWAYS TRIGGER route_state_updated, ENABLE ALWAYS TRIGGER route_state_truncated;
 REVOKE ALL ON FUNCTION polyglot._routes_changed() FROM PUBLIC;

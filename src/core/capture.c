@@ -41,6 +41,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/rel.h"
 
 #include "pg_polyglot.h"
@@ -63,6 +64,8 @@ static uint64 wake_at_commit = 0;	/* the worker slots to wake at commit */
 static PolyglotWakeHint wake_hints[POLYGLOT_CAPTURE_HINTS];
 static int	nwake_hints = 0;
 static bool wake_all_routes = false;
+static bool committed = false;	/* the transaction committed: wake once its
+								 * invalidations are out */
 static bool callbacks_registered = false;
 
 /*
@@ -105,6 +108,28 @@ forget_wake(void)
 	wake_at_commit = 0;
 	nwake_hints = 0;
 	wake_all_routes = false;
+	committed = false;
+}
+
+/*
+ * Wakes the workers for a committed transaction, once its invalidations
+ * are sent: PostgreSQL sends them after the commit callbacks (and before
+ * the locks are released), and a worker woken earlier could read its
+ * cached routes before the invalidation of a change this transaction made
+ * to them (a resume, a new route) and leave the change's events waiting.
+ * Called for each resource owner of each release phase: wakes once, in
+ * the phase after the locks.
+ */
+static void
+capture_release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
+{
+	if (!committed || phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel)
+		return;
+	if (isCommit)
+		polyglot_wake_routes(MyDatabaseId, wake_at_commit,
+							 wake_all_routes ? NULL : wake_hints,
+							 wake_all_routes ? 0 : nwake_hints);
+	forget_wake();
 }
 
 /* Notes that the transaction wrote outbox rows of a route for a worker slot */
@@ -140,11 +165,10 @@ capture_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_at_commit)
-				polyglot_wake_routes(MyDatabaseId, wake_at_commit,
-									 wake_all_routes ? NULL : wake_hints,
-									 wake_all_routes ? 0 : nwake_hints);
-			forget_wake();
+			/* the wake-up itself waits: see capture_release_callback() */
+			committed = wake_at_commit != 0;
+			if (!committed)
+				forget_wake();
 			reset_chunks();
 			break;
 		case XACT_EVENT_ABORT:
@@ -205,6 +229,7 @@ register_callbacks(void)
 		return;
 	RegisterXactCallback(capture_xact_callback, NULL);
 	RegisterSubXactCallback(capture_subxact_callback, NULL);
+	RegisterResourceReleaseCallback(capture_release_callback, NULL);
 	chunk_cxt = AllocSetContextCreate(TopMemoryContext, "pg_polyglot captured keys",
 									  ALLOCSET_DEFAULT_SIZES);
 	callbacks_registered = true;

@@ -33,6 +33,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_foreign_server.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -73,7 +74,6 @@
 
 /* the plans of the statements every batch runs, kept for the worker's life */
 static SPIPlanPtr state_plan = NULL;
-static SPIPlanPtr state_reset_plan = NULL;
 
 PG_FUNCTION_INFO_V1(polyglot_routes_changed);
 
@@ -345,7 +345,9 @@ static bool routes_valid = false;
 static bool routes_any_documents = false;
 static TimestampTz routes_loaded_at = 0;
 static Oid	routes_relid = InvalidOid;
-static Oid	quiet_relids[4];		/* outbox, route_state and their keys */
+static Oid	quiet_relids[8];		/* outbox, route_state, dead_letters... */
+static uint64 routes_inval_count = 0;	/* invalidations that may concern them */
+static TimestampTz retry_due = 0;	/* earliest retry_at the worker wrote, or 0 */
 
 static void
 routes_relcache_callback(Datum arg, Oid relid)
@@ -353,6 +355,11 @@ routes_relcache_callback(Datum arg, Oid relid)
 	ListCell   *lc;
 	int			i;
 
+	for (i = 0; i < (int) lengthof(quiet_relids); i++)
+		if (OidIsValid(relid) && relid == quiet_relids[i])
+			return;
+	/* a reload under way compares it (see reload_routes()) */
+	routes_inval_count++;
 	if (!routes_valid)
 		return;
 	if (!OidIsValid(relid) || relid == routes_relid)
@@ -360,9 +367,6 @@ routes_relcache_callback(Datum arg, Oid relid)
 		routes_valid = false;
 		return;
 	}
-	for (i = 0; i < (int) lengthof(quiet_relids); i++)
-		if (relid == quiet_relids[i])
-			return;
 	if (routes_any_documents)
 	{
 		routes_valid = false;
@@ -379,12 +383,14 @@ routes_relcache_callback(Datum arg, Oid relid)
 static void
 routes_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
+	routes_inval_count++;
 	routes_valid = false;
 }
 
 /*
- * polyglot._routes_changed(): the statement trigger of polyglot.routes and
- * polyglot.route_state.  Sends a relcache invalidation of polyglot.routes,
+ * polyglot._routes_changed(): the AFTER triggers of polyglot.routes and
+ * polyglot.route_state (row triggers, and statement triggers for TRUNCATE).
+ * Sends a relcache invalidation of polyglot.routes (once per transaction),
  * which every worker takes for "read the routes again" at the start of its
  * next round, once the transaction has committed.
  */
@@ -394,11 +400,10 @@ polyglot_routes_changed(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	Oid			routes;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event))
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("polyglot._routes_changed() must be called as an AFTER ... FOR EACH STATEMENT trigger")));
+				 errmsg("polyglot._routes_changed() must be called as an AFTER trigger")));
 	routes = get_relname_relid("routes", RelationGetNamespace(trigdata->tg_relation));
 	if (OidIsValid(routes))
 		CacheInvalidateRelcacheByRelid(routes);
@@ -416,6 +421,24 @@ static Oid
 polyglot_relid(Oid nsp, const char *name)
 {
 	return OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+}
+
+/* The TOAST table of a relation, or InvalidOid */
+static Oid
+toast_of(Oid relid)
+{
+	HeapTuple	tup;
+	Oid			toast = InvalidOid;
+
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tup))
+	{
+		toast = ((Form_pg_class) GETSTRUCT(tup))->reltoastrelid;
+		ReleaseSysCache(tup);
+	}
+	return toast;
 }
 
 /*
@@ -441,6 +464,8 @@ reload_routes(bool *extension_gone)
 	ListCell   *lc;
 	Oid			nsp;
 	int			version;
+	uint64		invals = routes_inval_count;
+	bool		signalled;
 
 	if (routes_cxt)
 		MemoryContextDelete(routes_cxt);
@@ -458,6 +483,10 @@ reload_routes(bool *extension_gone)
 	quiet_relids[1] = polyglot_relid(nsp, "outbox_pkey");
 	quiet_relids[2] = polyglot_relid(nsp, "route_state");
 	quiet_relids[3] = polyglot_relid(nsp, "route_state_pkey");
+	quiet_relids[4] = polyglot_relid(nsp, "dead_letters");
+	quiet_relids[5] = polyglot_relid(nsp, "dead_letters_route_id_idx");
+	quiet_relids[6] = toast_of(quiet_relids[0]);
+	quiet_relids[7] = toast_of(quiet_relids[2]);
 	if (OidIsValid(routes_relid))
 		LockRelationOid(routes_relid, AccessShareLock);
 	fresh_snapshot();
@@ -474,11 +503,21 @@ reload_routes(bool *extension_gone)
 		fresh_snapshot();
 
 	/*
-	 * Read into a context of the round until it is complete (an error frees
-	 * it with the round's), then keep it.  Invalidations that arrive while
-	 * it is read make it stale again at once.
+	 * The triggers that tell of changes (1.1): all there, and firing
+	 * whatever session_replication_role says.
 	 */
-	routes_valid = true;
+	signalled = version >= 1 &&
+		spi_exec("SELECT FROM pg_catalog.pg_trigger t "
+				 "WHERE t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY['polyglot.routes'::pg_catalog.regclass, "
+				 "'polyglot.route_state'::pg_catalog.regclass]) "
+				 "AND t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('polyglot._routes_changed()') "
+				 "AND t.tgenabled OPERATOR(pg_catalog.=) 'A'",
+				 0, NULL, NULL, NULL, true, SPI_OK_SELECT, "look for the routes' triggers") == 6;
+
+	/*
+	 * Read into a context of the round until it is complete (an error frees
+	 * it with the round's), then keep it.
+	 */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_polyglot routes",
 								ALLOCSET_SMALL_SIZES);
 	routes = polyglot_load_routes(0, cxt);
@@ -488,7 +527,13 @@ reload_routes(bool *extension_gone)
 	foreach(lc, routes)
 		routes_any_documents |= ((PolyglotRoute *) lfirst(lc))->nfields > 0;
 	routes_loaded_at = GetCurrentTimestamp();
-	return version >= 1;
+
+	/*
+	 * An invalidation taken in while the routes were read (at a lock, from
+	 * the snapshot on) may be of a change the read did not see: read them
+	 * again next round.
+	 */
+	return signalled && routes_inval_count == invals;
 }
 
 /*
@@ -566,8 +611,7 @@ round_routes(bool *extension_gone, bool *reloaded)
 								   polyglot_poll_interval))
 	{
 		routes_valid = false;
-		if (!reload_routes(extension_gone))
-			routes_valid = false;
+		routes_valid = reload_routes(extension_gone);
 		*reloaded = true;
 	}
 	else if (polyglot_worker_slot == 0 && routes_any_documents)
@@ -972,9 +1016,16 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 			i++;
 			continue;
 		}
-		polyglot_outbox_retry_later(route, item, attempts, last_error,
-									polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
-														polyglot_backoff_max));
+		{
+			int			retry_ms = polyglot_backoff_ms(attempts, POLYGLOT_BACKOFF_BASE_MS,
+													   polyglot_backoff_max);
+			TimestampTz due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry_ms);
+
+			polyglot_outbox_retry_later(route, item, attempts, last_error, retry_ms);
+			/* no commit names the route when the key is due: see polyglot_dispatch_round() */
+			if (retry_due == 0 || due < retry_due)
+				retry_due = due;
+		}
 		nretry++;
 		i++;
 	}
@@ -1003,32 +1054,18 @@ ack_batch(PolyglotRoute *route, List *events, List *items, PolyglotItemResult *r
 		else
 			nulls[4] = 'n';
 		args[5] = Int64GetDatum(nstale);
-		/*
-		 * consecutive_failures and backoff_until are written only when they
-		 * change: their trigger makes every worker read the routes again.
-		 */
-		if (route->consecutive_failures > 0 || route->backoff_until != DT_NOBEGIN)
-			(void) spi_exec_plan(&state_reset_plan, "UPDATE polyglot.route_state SET "
-								 "delivered = delivered + $2, failed = failed + $3, "
-								 "retries = retries + $4, stale = stale + $6, "
-								 "consecutive_failures = 0, "
-								 "backoff_until = NULL, "
-								 "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
-								 "last_error = coalesce($5, last_error), "
-								 "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
-								 "WHERE route_id = $1",
-								 6, argtypes, args, nulls, false, SPI_OK_UPDATE,
-								 "updating route state");
-		else
-			(void) spi_exec_plan(&state_plan, "UPDATE polyglot.route_state SET "
-								 "delivered = delivered + $2, failed = failed + $3, "
-								 "retries = retries + $4, stale = stale + $6, "
-								 "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
-								 "last_error = coalesce($5, last_error), "
-								 "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
-								 "WHERE route_id = $1",
-								 6, argtypes, args, nulls, false, SPI_OK_UPDATE,
-								 "updating route state");
+		/* (resetting consecutive_failures fires route_state_updated only when it changes) */
+		(void) spi_exec_plan(&state_plan, "UPDATE polyglot.route_state SET "
+							 "delivered = delivered + $2, failed = failed + $3, "
+							 "retries = retries + $4, stale = stale + $6, "
+							 "consecutive_failures = 0, "
+							 "backoff_until = NULL, "
+							 "last_delivery_at = CASE WHEN $2 > 0 THEN now() ELSE last_delivery_at END, "
+							 "last_error = coalesce($5, last_error), "
+							 "last_error_at = CASE WHEN $5 IS NULL THEN last_error_at ELSE now() END "
+							 "WHERE route_id = $1",
+							 6, argtypes, args, nulls, false, SPI_OK_UPDATE,
+							 "updating route state");
 	}
 	end_tx();
 }
@@ -1742,6 +1779,12 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 	/* routes read again: look at all of them, whatever changed */
 	if (reloaded)
 		use_hints = false;
+	/* a key put back for a retry is due: no commit names its route */
+	if (retry_due != 0 && retry_due <= now)
+	{
+		use_hints = false;
+		retry_due = 0;
+	}
 	foreach(lc, routes)
 		restored |= ((PolyglotRoute *) lfirst(lc))->restored;
 	if (restored && polyglot_worker_slot == 0)
@@ -1762,9 +1805,6 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 		/* a restored route waits until it is reattached (its server's OID is the dump's) */
 		if (route->paused || !route->source_exists || route->restored)
 			continue;
-		if (use_hints && (hints[bit / 64] & (UINT64CONST(1) << (bit % 64))) == 0 &&
-			!(polyglot_worker_slot == 0 && (route->backfilling || route->fanning_out)))
-			continue;
 		if (route->backoff_until > now)
 		{
 			long		wait = (long) ((route->backoff_until - now) / 1000) + 1;
@@ -1772,6 +1812,16 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 			*sleep_ms = Min(*sleep_ms, wait);
 			continue;
 		}
+
+		/*
+		 * A round woken by commits looks at the routes they name, at
+		 * worker 0's steps under way, and at a route whose backoff has just
+		 * ended (no commit names it when its store comes back).
+		 */
+		if (use_hints && (hints[bit / 64] & (UINT64CONST(1) << (bit % 64))) == 0 &&
+			!(polyglot_worker_slot == 0 && (route->backfilling || route->fanning_out)) &&
+			route->backoff_until == DT_NOBEGIN)
+			continue;
 		/* the first worker enqueues backfills, for every slot */
 		/*
 		 * ... and the documents that changes of related rows touch.  A step
@@ -1803,5 +1853,8 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 						  sleep_ms, did_work))
 			more = true;
 	}
+	if (retry_due != 0)
+		*sleep_ms = Min(*sleep_ms,
+						(long) Max((retry_due - GetCurrentTimestamp()) / 1000 + 1, 1));
 	return more;
 }

@@ -263,13 +263,17 @@ polyglot_route_fields(PolyglotRoute *route)
 
 	if (route->fields_done)
 		return route->fields;
-	route->fields_done = true;
 	if (getKeyJsonValueFromContainer(&route->options->root, "include", 7, NULL) == NULL &&
 		getKeyJsonValueFromContainer(&route->options->root, "embed", 5, NULL) == NULL)
+	{
+		route->fields_done = true;
 		return NULL;
+	}
 	initStringInfo(&out);
 	build_fields(&route->options->root, "t", 0, &naliases, &out);
+	/* only once built: the worker keeps its routes, and this with them */
 	route->fields = MemoryContextStrdup(GetMemoryChunkContext(route), out.data);
+	route->fields_done = true;
 	return route->fields;
 }
 

@@ -47,6 +47,7 @@
 #include "utils/acl.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -59,6 +60,8 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -441,6 +444,30 @@ polyglot_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (shared && IsA(pstmt->utilityStmt, DropStmt) &&
 		((DropStmt *) pstmt->utilityStmt)->removeType == OBJECT_EXTENSION)
 		polyglot_request_wake_at_commit();
+
+	/*
+	 * COMMIT PREPARED: the outbox rows of the prepared transaction appear
+	 * now, and its commit woke no worker.
+	 */
+	if (shared && IsA(pstmt->utilityStmt, TransactionStmt) &&
+		((TransactionStmt *) pstmt->utilityStmt)->kind == TRANS_STMT_COMMIT_PREPARED)
+		polyglot_request_wake_at_commit();
+
+	/*
+	 * ALTER EXTENSION pg_polyglot UPDATE: the workers keep their routes
+	 * until an invalidation of polyglot.routes, and must look at the
+	 * version they serve again (an update need not touch the routes).
+	 */
+	if (IsA(pstmt->utilityStmt, AlterExtensionStmt) &&
+		strcmp(((AlterExtensionStmt *) pstmt->utilityStmt)->extname, "pg_polyglot") == 0)
+	{
+		Oid			nsp = get_namespace_oid("polyglot", true);
+		Oid			routes = OidIsValid(nsp) ? get_relname_relid("routes", nsp) : InvalidOid;
+
+		if (OidIsValid(routes))
+			CacheInvalidateRelcacheByRelid(routes);
+		polyglot_request_wake_at_commit();
+	}
 }
 
 void

@@ -87,6 +87,56 @@ SELECT wait_synced(:route2, 20), wait_synced(:route, 20);
 \! redis-cli -p $REDIS_PORT GET rcache:more:7
 \! redis-cli -p $REDIS_PORT GET rcache:item:1
 
+-- Commits to one route keep the workers busy with rounds that look only at
+-- the routes the commits name; a route whose store comes back at the end of
+-- its backoff, and a key due for a retry, are delivered all the same.
+INSERT INTO rc2.more SELECT g, 'more ' || g FROM generate_series(1, 20) g ON CONFLICT DO NOTHING;
+-- (no autovacuum of it: its invalidations would have the workers read the
+-- routes again, and look at every route)
+ALTER TABLE rc2.more SET (autovacuum_enabled = false);
+CREATE PROCEDURE churn_until(condition text, timeout_s float8, INOUT result text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+  ok boolean;
+BEGIN
+  LOOP
+    UPDATE rc2.more SET v = clock_timestamp()::text WHERE id <= 20;
+    COMMIT;
+    EXECUTE 'SELECT ' || condition INTO ok;
+    IF ok THEN
+      result := 'done';
+      RETURN;
+    END IF;
+    IF clock_timestamp() - t0 > timeout_s * interval '1 second' THEN
+      result := 'timeout waiting for ' || condition;
+      RETURN;
+    END IF;
+    PERFORM pg_sleep(0.002);
+  END LOOP;
+END $$;
+-- the route's Redis user is switched off (and its connection closed): the
+-- route backs off; switched on again, with no change in PostgreSQL
+\! redis-cli -p $REDIS_PORT ACL SETUSER polyglot_cache_test off > /dev/null
+\! redis-cli -p $REDIS_PORT CLIENT KILL USER polyglot_cache_test > /dev/null
+UPDATE rc2.things SET name = 'store back' WHERE id = 1;
+CALL churn_until(format('(SELECT last_error LIKE %L FROM polyglot.status WHERE route = %s)',
+                        '%WRONGPASS%', :route), 20);
+\! redis-cli -p $REDIS_PORT ACL SETUSER polyglot_cache_test on > /dev/null
+CALL churn_until(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', :route), 20);
+\! redis-cli -p $REDIS_PORT GET rcache:item:1
+-- a key Redis refuses (a string where the hash route writes a hash) is put
+-- back for a retry; the key freed, the retry goes
+CREATE TABLE rc2.h (id int PRIMARY KEY, v text);
+SELECT polyglot.sync('rc2.h', 'rcache', '{"key": "rcache:h:{id}", "mode": "hash"}') AS route3 \gset
+\! redis-cli -p $REDIS_PORT SET rcache:h:1 not-a-hash > /dev/null
+INSERT INTO rc2.h VALUES (1, 'hashed');
+CALL churn_until(format('(SELECT retries > 0 FROM polyglot.status WHERE route = %s)', :route3), 20);
+\! redis-cli -p $REDIS_PORT DEL rcache:h:1 > /dev/null
+CALL churn_until(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', :route3), 20);
+\! redis-cli -p $REDIS_PORT HGETALL rcache:h:1
+SELECT polyglot.unsync('rc2.h', 'rcache');
+
 SELECT polyglot.unsync('rc2.things', 'rcache');
 SELECT polyglot.unsync('rc2.more', 'rcache');
 DROP USER MAPPING FOR CURRENT_USER SERVER rcache;
