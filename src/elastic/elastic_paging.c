@@ -13,6 +13,19 @@
  * is closed at the end of the scan; after an error it expires by itself
  * within a minute.
  *
+ * Pipelining: as soon as a page is parsed, and its last hit's sort values
+ * and the newest point-in-time id are known, the request of the page
+ * after it starts (polyglot_elastic_request_start), and the executor
+ * converts this page's hits while the server searches; its answer is
+ * awaited when this page is used up.  One page ahead at most, and none
+ * after the last page (a page short of what it asked for, the LIMIT
+ * reached, a scan without a point in time), so that a LIMIT never sends
+ * a request for nothing.  The two pages live in two memory contexts that
+ * swap roles.  The request in flight is cancelled, and its pin released,
+ * by a rescan, by the end of the scan, and otherwise (an error, a query
+ * that stops without ending the scan) by a reset callback of the memory
+ * context that holds its body, so that it never outlives its body.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -29,11 +42,17 @@
  * Points in time open on a connection's server, so that one a failed query
  * left open (its scan state is gone, and an abort does no network I/O) is
  * closed by the next scan on the connection rather than left to expire:
- * servers cap the number of open ones.  The ids are malloc'd; a scan's is
- * marked stale by a reset callback of the query's memory context, which
- * runs at the end of the query however it ends.
+ * servers cap the number of open ones.  The ids are malloc'd; a scan
+ * remembers the slot of its own, which a reset callback of the query's
+ * memory context marks stale, at the end of the query however it ends.
  */
-static void
+
+/*
+ * Tracks a point in time opened on the connection's server; returns its
+ * slot, or -1 when none is free (it is then left to expire should its
+ * query fail).
+ */
+static int
 pit_track(ElasticConn *conn, const char *id)
 {
 	int			i;
@@ -43,43 +62,35 @@ pit_track(ElasticConn *conn, const char *id)
 		{
 			conn->pits[i] = strdup(id);
 			conn->pit_stale[i] = false;
-			return;
+			return conn->pits[i] ? i : -1;
 		}
-	/* too many at once: this one is left to expire if its query fails */
-}
-
-static int
-pit_find(ElasticConn *conn, const char *id)
-{
-	int			i;
-
-	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
-		if (conn->pits[i] && strcmp(conn->pits[i], id) == 0)
-			return i;
 	return -1;
 }
 
+/* Stops tracking the point in time of a slot (-1: none) */
 static void
-pit_forget(ElasticConn *conn, const char *id)
+pit_untrack(ElasticConn *conn, int slot)
 {
-	int			i = pit_find(conn, id);
-
-	if (i >= 0)
-	{
-		free(conn->pits[i]);
-		conn->pits[i] = NULL;
-	}
+	if (slot < 0)
+		return;
+	free(conn->pits[slot]);
+	conn->pits[slot] = NULL;
 }
 
-/* The query's memory context is going away: a point in time still open is stale */
+/*
+ * The query's memory context is going away: a point in time still open is
+ * stale.  It runs after the scan's own memory contexts are gone (a
+ * context's children go before its callbacks run): it reads only the scan
+ * state itself, never pit_id, which is in exec_cxt.
+ */
 void
 polyglot_elastic_pit_abandon(void *arg)
 {
 	ElasticScanState *st = (ElasticScanState *) arg;
-	int			i;
 
-	if (st->pit_id && (i = pit_find(st->conn, st->pit_id)) >= 0)
-		st->conn->pit_stale[i] = true;
+	if (st->pit_slot >= 0)
+		st->conn->pit_stale[st->pit_slot] = true;
+	st->pit_slot = -1;
 	st->pit_id = NULL;
 }
 
@@ -129,7 +140,7 @@ open_pit(ElasticScanState *st)
 				 errmsg("Elasticsearch server \"%s\" opened no point in time for index \"%s\"",
 						st->conn->servername, st->index)));
 	st->pit_id = MemoryContextStrdup(st->exec_cxt, st->pit_id);
-	pit_track(st->conn, st->pit_id);
+	st->pit_slot = pit_track(st->conn, st->pit_id);
 }
 
 /*
@@ -188,7 +199,8 @@ polyglot_elastic_close_pit(ElasticScanState *st)
 	if (id == NULL)
 		return;
 	st->pit_id = NULL;
-	pit_forget(st->conn, id);
+	pit_untrack(st->conn, st->pit_slot);
+	st->pit_slot = -1;
 	close_pit_id(st->conn, id);
 }
 
@@ -228,55 +240,50 @@ malformed_response(ElasticScanState *st, const char *what)
 
 #define SEARCH_FILTER "filter_path=timed_out,pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.highlight,hits.hits.sort,_shards.failed,_shards.failures"
 
-/* Fetches the next page of hits into st->hits */
-static void
-fetch_page(ElasticScanState *st)
+/* a search under a point in time: the point in time names the index */
+#define PIT_SEARCH_PATH "/_search?" SEARCH_FILTER
+
+/* Hits to ask for in the next page: page_size, or what the LIMIT leaves */
+static int
+next_page_size(ElasticScanState *st)
 {
-	ElasticResponse response;
 	int			size = st->page_size;
-	char	   *path;
-	char	   *body;
-	Jsonb	   *jb;
-	JsonbValue	v;
-	MemoryContext old;
 
 	if (st->limit > 0)
 		size = (int) Min((int64) size, st->limit - st->fetched);
-	MemoryContextReset(st->page_cxt);
-	st->hits = NULL;
-	st->nhits = 0;
-	st->next_hit = 0;
-	if (size <= 0)
-	{
-		st->last_page = true;
-		return;
-	}
-	old = MemoryContextSwitchTo(st->page_cxt);
-	if (st->use_pit && st->pit_id == NULL)
-	{
-		MemoryContextSwitchTo(old);
-		open_pit(st);
-		MemoryContextSwitchTo(st->page_cxt);
-	}
-	body = polyglot_elastic_search_body(st, size, false);
-	path = st->use_pit ? "/_search?" SEARCH_FILTER :
-		psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
-	polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
-	if (response.status >= 400)
-		polyglot_elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
-	jb = polyglot_elastic_parse_response(st->conn, &response, "a search");
+	return size;
+}
+
+/*
+ * Makes the answer to a search of size hits the scan's page, in page_cxt:
+ * parses and checks it, and notes its hits, whether it is the last page,
+ * the newest point-in-time id and the sort values to search after.
+ */
+static void
+take_page(ElasticScanState *st, ElasticResponse *response, int size)
+{
+	Jsonb	   *jb;
+	JsonbValue	v;
+	MemoryContext old = MemoryContextSwitchTo(st->page_cxt);
+
+	if (response->status >= 400)
+		polyglot_elastic_report_error(st->conn, response, psprintf("a search of index \"%s\"", st->index));
+	jb = polyglot_elastic_parse_response(st->conn, response, "a search");
+	/* the page is its jsonb from now on */
+	pfree(response->body);
+	response->body = NULL;
 	polyglot_elastic_check_shards(st, jb);
 	st->page = jb;
 	if (st->use_pit)
 	{
 		char	   *pit = polyglot_elastic_json_string(&jb->root, "pit_id");
 
-		/* the id may change from page to page */
+		/* the id may change from page to page: the next request sends the newest */
 		if (pit && strcmp(pit, st->pit_id) != 0)
 		{
-			pit_forget(st->conn, st->pit_id);
+			pit_untrack(st->conn, st->pit_slot);
 			st->pit_id = MemoryContextStrdup(st->exec_cxt, pit);
-			pit_track(st->conn, st->pit_id);
+			st->pit_slot = pit_track(st->conn, st->pit_id);
 		}
 	}
 	if (getKeyJsonValueFromContainer(&jb->root, "timed_out", 9, &v) && v.type == jbvBool &&
@@ -315,6 +322,121 @@ fetch_page(ElasticScanState *st)
 					 errmsg("a hit of index \"%s\" came without sort values", st->index)));
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Reset callback of the memory context that holds the body of the next
+ * page's request: the request, if still in flight, is cancelled and its
+ * pin released before that memory goes.  The callback stays with the
+ * context when it becomes the current page's, whose reset then finds no
+ * request in flight, or one to cancel anyway (the query's end).  Never
+ * ereports.
+ */
+static void
+page_memory_gone(void *arg)
+{
+	polyglot_elastic_cancel_next_page((ElasticScanState *) arg);
+}
+
+/*
+ * Cancels the request of the next page, if one is in flight, and releases
+ * its pin: the connection is then free for other requests (a transfer cut
+ * short closes its socket, so nothing of its answer reaches the next
+ * request).  Before a rescan, at the end of the scan, and from
+ * page_memory_gone().  Never ereports.
+ */
+void
+polyglot_elastic_cancel_next_page(ElasticScanState *st)
+{
+	polyglot_elastic_request_cancel(&st->next_pin);
+	st->next_body = NULL;
+}
+
+/*
+ * Starts the request of the page after the current one, from what the
+ * current one said (its last hit's sort values, the newest point in
+ * time).  Its body is built in next_page_cxt, whose reset callback
+ * cancels the request: whatever frees the body, a rescan, the end of the
+ * query or the cleanup after an error, stops the request first.
+ */
+static void
+start_next_page(ElasticScanState *st)
+{
+	int			size = next_page_size(st);
+	MemoryContextCallback *cb;
+	MemoryContext old;
+
+	Assert(st->use_pit && st->next_pin.handle == NULL);
+	if (size <= 0)
+		return;
+	MemoryContextReset(st->next_page_cxt);
+	old = MemoryContextSwitchTo(st->next_page_cxt);
+	cb = palloc(sizeof(MemoryContextCallback));
+	cb->func = page_memory_gone;
+	cb->arg = st;
+	MemoryContextRegisterResetCallback(st->next_page_cxt, cb);
+	st->next_body = polyglot_elastic_search_body(st, size, false);
+	st->next_size = size;
+	polyglot_elastic_request_start(st->conn, &st->next_pin, "POST", PIT_SEARCH_PATH,
+								   st->next_body, strlen(st->next_body));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Fetches the next page of hits into st->hits: the answer to the request
+ * started for it while the page before was converted, or else one request
+ * made now.  Then starts the request of the page after it, unless this
+ * one is the last.
+ */
+static void
+fetch_page(ElasticScanState *st)
+{
+	ElasticResponse response;
+	int			size;
+	MemoryContext old;
+
+	st->hits = NULL;
+	st->nhits = 0;
+	st->next_hit = 0;
+	if (st->next_pin.handle != NULL)
+	{
+		MemoryContext used = st->page_cxt;
+
+		size = st->next_size;
+		old = MemoryContextSwitchTo(st->next_page_cxt);
+		polyglot_elastic_request_complete(st->conn, &st->next_pin, "POST", PIT_SEARCH_PATH,
+										  st->next_body, strlen(st->next_body), &response);
+		MemoryContextSwitchTo(old);
+		/* the answer's context holds the page now; the page used up goes */
+		st->page_cxt = st->next_page_cxt;
+		st->next_page_cxt = used;
+		st->next_body = NULL;
+		MemoryContextReset(used);
+	}
+	else
+	{
+		char	   *path;
+		char	   *body;
+
+		size = next_page_size(st);
+		MemoryContextReset(st->page_cxt);
+		if (size <= 0)
+		{
+			st->last_page = true;
+			return;
+		}
+		if (st->use_pit && st->pit_id == NULL)
+			open_pit(st);
+		old = MemoryContextSwitchTo(st->page_cxt);
+		body = polyglot_elastic_search_body(st, size, false);
+		path = st->use_pit ? PIT_SEARCH_PATH :
+			psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
+		polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
+		MemoryContextSwitchTo(old);
+	}
+	take_page(st, &response, size);
+	if (!st->last_page)
+		start_next_page(st);
 }
 
 /* The next hit of the scan, fetching the next page when needed; NULL at the end */
