@@ -234,13 +234,18 @@ typedef struct ElasticScanState
 	bool		started;
 	bool		count_done;
 	/*
-	 * The next page's request, started before this page's hits are
-	 * converted (elastic_paging.c): its pin holds the handle while it is
-	 * in flight, its body lives in next_page_cxt
+	 * The next page's request, started before this page is parsed, or
+	 * at least before its hits are converted (elastic_paging.c): its pin
+	 * holds the handle while it is in flight, its body and the strings
+	 * below live in next_page_cxt
 	 */
 	PolyglotConnPin next_pin;
 	char	   *next_body;
 	int			next_size;
+	/* what it was built from: checked against the page's parse */
+	char	   *next_pit;
+	char	   *next_after;
+	int			next_nhits;		/* hits of the page it follows */
 	MemoryContext exec_cxt;		/* of this execution: reset by a rescan */
 	MemoryContext page_cxt;		/* the page whose hits are converted */
 	MemoryContext next_page_cxt;	/* the next page's request and answer */
@@ -273,7 +278,8 @@ extern List *polyglot_elastic_count_tlist(PathTarget *target);
 extern char *polyglot_elastic_build_query(ElasticScanState *st, ExprContext *econtext,
 										  bool explain);
 extern char *polyglot_elastic_count_body(const char *query);
-extern char *polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain);
+extern char *polyglot_elastic_search_body(ElasticScanState *st, int size, const char *pit_id,
+										  const char *search_after, bool explain);
 extern void polyglot_elastic_explain_request(ElasticScanState *st, ExprContext *econtext,
 											 ExplainState *es);
 

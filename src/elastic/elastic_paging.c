@@ -13,14 +13,18 @@
  * is closed at the end of the scan; after an error it expires by itself
  * within a minute.
  *
- * Pipelining: as soon as a page is parsed, and its last hit's sort values
- * and the newest point-in-time id are known, the request of the page
- * after it starts (polyglot_elastic_request_start), and the executor
- * converts this page's hits while the server searches; its answer is
- * awaited when this page is used up.  One page ahead at most, and none
- * after the last page (a page short of what it asked for, the LIMIT
- * reached, a scan without a point in time), so that a LIMIT never sends
- * a request for nothing.  The two pages live in two memory contexts that
+ * Pipelining: as soon as a page's answer has come, the request of the
+ * page after it starts (polyglot_elastic_request_start), and the backend
+ * parses the page and converts its hits while the server searches; its
+ * answer is awaited when this page is used up.  What that request needs
+ * (the number of hits, the newest point-in-time id and the last hit's
+ * sort values) is read off the answer's text by a walk over its structure
+ * (find_page_keys), about ten times quicker than the parse, which then
+ * checks it: a request that does not match what the parse says is
+ * cancelled and made again from the parse.  One page ahead at most, and
+ * none after the last page (a page short of what it asked for, the LIMIT
+ * reached, a scan without a point in time), so that a LIMIT never sends a
+ * request for nothing.  The two pages live in two memory contexts that
  * swap roles.  The request in flight is cancelled, and its pin released,
  * by a rescan, by the end of the scan, and otherwise (an error, a query
  * that stops without ending the scan) by a reset callback of the memory
@@ -243,15 +247,213 @@ malformed_response(ElasticScanState *st, const char *what)
 /* a search under a point in time: the point in time names the index */
 #define PIT_SEARCH_PATH "/_search?" SEARCH_FILTER
 
-/* Hits to ask for in the next page: page_size, or what the LIMIT leaves */
+/*
+ * Hits to ask for in the page after the first fetched ones: page_size, or
+ * what the LIMIT leaves
+ */
 static int
-next_page_size(ElasticScanState *st)
+next_page_size(ElasticScanState *st, int64 fetched)
 {
 	int			size = st->page_size;
 
 	if (st->limit > 0)
-		size = (int) Min((int64) size, st->limit - st->fetched);
+		size = (int) Min((int64) size, st->limit - fetched);
 	return size;
+}
+
+/* Is a page of nhits hits, of size asked for, the scan's last? */
+static bool
+page_is_last(ElasticScanState *st, int nhits, int size)
+{
+	return nhits < size || !st->use_pit ||
+		(st->limit > 0 && st->fetched + nhits >= st->limit);
+}
+
+/*
+ * What the request of the next page needs from a page's answer, found in
+ * its text before it is parsed (find_page_keys), pointing into the text
+ * (not terminated)
+ */
+typedef struct PageKeys
+{
+	int			nhits;
+	const char *pit;			/* the point-in-time id, or NULL */
+	int			pit_len;
+	const char *sort;			/* the last hit's sort values (JSON), or NULL */
+	int			sort_len;
+} PageKeys;
+
+/* What the containers find_page_keys() walks through are */
+typedef enum PageKeysRole
+{
+	PK_OTHER,
+	PK_ANSWER,					/* the answer: {"pit_id": ..., "hits": ...} */
+	PK_HITS,					/* its "hits" object */
+	PK_LIST,					/* the "hits" array in that */
+	PK_HIT,						/* a hit */
+	PK_SORT						/* a hit's "sort" array */
+} PageKeysRole;
+
+#define PAGE_KEYS_DEPTH 5		/* deeper containers play no role */
+
+static inline bool
+key_is(const char *key, int keylen, const char *name)
+{
+	return key != NULL && keylen == (int) strlen(name) && memcmp(key, name, keylen) == 0;
+}
+
+/*
+ * Finds what the request of the next page needs in the text of a search's
+ * answer, without parsing it: a walk over the text's structure that skips
+ * strings and follows only the containers on the way from the answer to
+ * each hit's "sort".  Returns false when the text is not such an answer as
+ * far as the walk can tell, or when the point-in-time id has escapes; the
+ * request then waits for the parse.  Nothing here is trusted: take_page()
+ * compares it with the parse.
+ */
+static bool
+find_page_keys(const char *text, size_t len, PageKeys *keys)
+{
+	const char *p = text;
+	const char *end = text + len;
+	PageKeysRole role[PAGE_KEYS_DEPTH];
+	bool		object[PAGE_KEYS_DEPTH];
+	bool		want_key[PAGE_KEYS_DEPTH];
+	const char *key[PAGE_KEYS_DEPTH];	/* an object's last key, NULL if escaped */
+	int			keylen[PAGE_KEYS_DEPTH];
+	const char *sort = NULL;
+	int			depth = 0;		/* containers open */
+
+	memset(keys, 0, sizeof(PageKeys));
+	while (p < end)
+	{
+		switch (*p)
+		{
+			case '"':
+				{
+					const char *s = ++p;
+					bool		escapes = false;
+
+					while (p < end && *p != '"')
+					{
+						if (*p == '\\')
+						{
+							escapes = true;
+							p++;
+						}
+						p++;
+					}
+					if (p >= end)
+						return false;
+					if (depth >= 1 && depth <= PAGE_KEYS_DEPTH && want_key[depth - 1])
+					{
+						key[depth - 1] = escapes ? NULL : s;
+						keylen[depth - 1] = (int) (p - s);
+						want_key[depth - 1] = false;
+					}
+					else if (depth == 1 && key_is(key[0], keylen[0], "pit_id"))
+					{
+						if (escapes)
+							return false;
+						keys->pit = s;
+						keys->pit_len = (int) (p - s);
+					}
+					p++;
+					break;
+				}
+			case '{':
+			case '[':
+				{
+					PageKeysRole r = PK_OTHER;
+					bool		is_object = (*p == '{');
+
+					if (depth == 0)
+					{
+						if (!is_object)
+							return false;
+						r = PK_ANSWER;
+					}
+					else if (depth <= PAGE_KEYS_DEPTH)
+					{
+						PageKeysRole parent = role[depth - 1];
+						const char *k = key[depth - 1];
+						int			kl = keylen[depth - 1];
+
+						if (parent == PK_ANSWER && is_object && key_is(k, kl, "hits"))
+							r = PK_HITS;
+						else if (parent == PK_HITS && !is_object && key_is(k, kl, "hits"))
+							r = PK_LIST;
+						else if (parent == PK_LIST && is_object)
+						{
+							r = PK_HIT;
+							keys->nhits++;
+							keys->sort = NULL;	/* the last hit's, or none */
+						}
+						else if (parent == PK_HIT && !is_object && key_is(k, kl, "sort"))
+						{
+							r = PK_SORT;
+							sort = p;
+						}
+					}
+					if (depth < PAGE_KEYS_DEPTH)
+					{
+						role[depth] = r;
+						object[depth] = is_object;
+						want_key[depth] = is_object;
+						key[depth] = NULL;
+						keylen[depth] = 0;
+					}
+					depth++;
+					p++;
+					break;
+				}
+			case '}':
+			case ']':
+				if (depth == 0)
+					return false;
+				depth--;
+				if (depth < PAGE_KEYS_DEPTH && role[depth] == PK_SORT)
+				{
+					keys->sort = sort;
+					keys->sort_len = (int) (p + 1 - sort);
+				}
+				if (depth == 0)
+					return true;
+				p++;
+				break;
+			case ',':
+				if (depth >= 1 && depth <= PAGE_KEYS_DEPTH && object[depth - 1])
+					want_key[depth - 1] = true;
+				p++;
+				break;
+			default:
+				p++;
+				break;
+		}
+	}
+	return false;
+}
+
+/*
+ * Is the request started before the page was parsed the one the parse asks
+ * for: not after the last page, after the same number of hits, under the
+ * same point in time, after the same sort values (compared as jsonb)?
+ */
+static bool
+next_request_agrees(ElasticScanState *st)
+{
+	Jsonb	   *after;
+	StringInfoData buf;
+
+	if (st->last_page || st->next_nhits != st->nhits || st->search_after == NULL ||
+		strcmp(st->next_pit, st->pit_id) != 0)
+		return false;
+	after = polyglot_elastic_try_parse_json(st->next_after);
+	if (after == NULL)
+		return false;
+	initStringInfo(&buf);
+	(void) JsonbToCString(&buf, &after->root, VARSIZE(after));
+	return strcmp(buf.data, st->search_after) == 0;
 }
 
 /*
@@ -297,9 +499,7 @@ take_page(ElasticScanState *st, ElasticResponse *response, int size)
 	if (st->hits && !JsonContainerIsArray(st->hits))
 		malformed_response(st, "The member hits.hits is not an array");
 	st->nhits = st->hits ? (int) JsonContainerSize(st->hits) : 0;
-	st->last_page = st->nhits < size || !st->use_pit;
-	if (st->limit > 0 && st->fetched + st->nhits >= st->limit)
-		st->last_page = true;
+	st->last_page = page_is_last(st, st->nhits, size);
 	st->fetched += st->nhits;
 	/* search_after: the last hit's sort values */
 	if (st->nhits > 0 && !st->last_page)
@@ -320,6 +520,13 @@ take_page(ElasticScanState *st, ElasticResponse *response, int size)
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("a hit of index \"%s\" came without sort values", st->index)));
+	}
+	/* the request started from the answer's text must be the one the parse asks for */
+	if (st->next_pin.handle != NULL && !next_request_agrees(st))
+	{
+		elog(DEBUG1, "pg_polyglot: the request of the next page of index \"%s\" did not match its page, made again",
+			 st->index);
+		polyglot_elastic_cancel_next_page(st);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -353,16 +560,18 @@ polyglot_elastic_cancel_next_page(ElasticScanState *st)
 }
 
 /*
- * Starts the request of the page after the current one, from what the
- * current one said (its last hit's sort values, the newest point in
- * time).  Its body is built in next_page_cxt, whose reset callback
- * cancels the request: whatever frees the body, a rescan, the end of the
- * query or the cleanup after an error, stops the request first.
+ * Starts the request of the page after the current one, which has nhits
+ * hits and leaves the scan with fetched hits: under the point in time
+ * pit_id, after the sort values search_after (neither in next_page_cxt).
+ * Its body is built in next_page_cxt, whose reset callback cancels the
+ * request: whatever frees the body, a rescan, the end of the query or the
+ * cleanup after an error, stops the request first.
  */
 static void
-start_next_page(ElasticScanState *st)
+start_next_page(ElasticScanState *st, const char *pit_id, const char *search_after,
+				int nhits, int64 fetched)
 {
-	int			size = next_page_size(st);
+	int			size = next_page_size(st, fetched);
 	MemoryContextCallback *cb;
 	MemoryContext old;
 
@@ -375,7 +584,10 @@ start_next_page(ElasticScanState *st)
 	cb->func = page_memory_gone;
 	cb->arg = st;
 	MemoryContextRegisterResetCallback(st->next_page_cxt, cb);
-	st->next_body = polyglot_elastic_search_body(st, size, false);
+	st->next_pit = pstrdup(pit_id);
+	st->next_after = pstrdup(search_after);
+	st->next_nhits = nhits;
+	st->next_body = polyglot_elastic_search_body(st, size, pit_id, search_after, false);
 	st->next_size = size;
 	polyglot_elastic_request_start(st->conn, &st->next_pin, "POST", PIT_SEARCH_PATH,
 								   st->next_body, strlen(st->next_body));
@@ -383,10 +595,33 @@ start_next_page(ElasticScanState *st)
 }
 
 /*
+ * Starts the request of the page after the one whose answer has just come,
+ * before that answer is parsed, from what find_page_keys() reads in its
+ * text; unless the page is the last, or the text does not tell.  The
+ * parse then checks it (take_page).
+ */
+static void
+start_next_page_early(ElasticScanState *st, ElasticResponse *response, int size)
+{
+	PageKeys	keys;
+	MemoryContext old;
+
+	if (!st->use_pit || response->status >= 400 ||
+		!find_page_keys(response->body, response->len, &keys) ||
+		keys.sort == NULL || page_is_last(st, keys.nhits, size))
+		return;
+	old = MemoryContextSwitchTo(st->page_cxt);
+	start_next_page(st, keys.pit ? pnstrdup(keys.pit, keys.pit_len) : st->pit_id,
+					pnstrdup(keys.sort, keys.sort_len), keys.nhits, st->fetched + keys.nhits);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Fetches the next page of hits into st->hits: the answer to the request
- * started for it while the page before was converted, or else one request
- * made now.  Then starts the request of the page after it, unless this
- * one is the last.
+ * started for it while the page before was parsed and converted, or else
+ * one request made now.  The request of the page after it starts as soon
+ * as this one's answer has come (or, if its text does not tell enough,
+ * once it is parsed), unless this one is the last.
  */
 static void
 fetch_page(ElasticScanState *st)
@@ -418,7 +653,7 @@ fetch_page(ElasticScanState *st)
 		char	   *path;
 		char	   *body;
 
-		size = next_page_size(st);
+		size = next_page_size(st, st->fetched);
 		MemoryContextReset(st->page_cxt);
 		if (size <= 0)
 		{
@@ -428,15 +663,16 @@ fetch_page(ElasticScanState *st)
 		if (st->use_pit && st->pit_id == NULL)
 			open_pit(st);
 		old = MemoryContextSwitchTo(st->page_cxt);
-		body = polyglot_elastic_search_body(st, size, false);
+		body = polyglot_elastic_search_body(st, size, st->pit_id, st->search_after, false);
 		path = st->use_pit ? PIT_SEARCH_PATH :
 			psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
 		polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
 		MemoryContextSwitchTo(old);
 	}
+	start_next_page_early(st, &response, size);
 	take_page(st, &response, size);
-	if (!st->last_page)
-		start_next_page(st);
+	if (!st->last_page && st->next_pin.handle == NULL)
+		start_next_page(st, st->pit_id, st->search_after, st->nhits, st->fetched);
 }
 
 /* The next hit of the scan, fetching the next page when needed; NULL at the end */
