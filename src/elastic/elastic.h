@@ -223,6 +223,7 @@ typedef struct ElasticScanState
 	char	   *query_text;		/* the query column's value, or NULL */
 	bool		use_pit;
 	char	   *pit_id;
+	int			pit_slot;		/* of pit_id in conn->pits, or -1 */
 	char	   *search_after;	/* the last hit's sort values, JSON */
 	Jsonb	   *page;
 	JsonbContainer *hits;
@@ -232,8 +233,22 @@ typedef struct ElasticScanState
 	bool		last_page;
 	bool		started;
 	bool		count_done;
+	/*
+	 * The next page's request, started before this page is parsed, or
+	 * at least before its hits are converted (elastic_paging.c): its pin
+	 * holds the handle while it is in flight, its body and the strings
+	 * below live in next_page_cxt
+	 */
+	PolyglotConnPin next_pin;
+	char	   *next_body;
+	int			next_size;
+	/* what it was built from: checked against the page's parse */
+	char	   *next_pit;
+	char	   *next_after;
+	int			next_nhits;		/* hits of the page it follows */
 	MemoryContext exec_cxt;		/* of this execution: reset by a rescan */
-	MemoryContext page_cxt;
+	MemoryContext page_cxt;		/* the page whose hits are converted */
+	MemoryContext next_page_cxt;	/* the next page's request and answer */
 	MemoryContext row_cxt;
 	const char *current_column; /* for the error context */
 	char	   *current_id;
@@ -263,13 +278,15 @@ extern List *polyglot_elastic_count_tlist(PathTarget *target);
 extern char *polyglot_elastic_build_query(ElasticScanState *st, ExprContext *econtext,
 										  bool explain);
 extern char *polyglot_elastic_count_body(const char *query);
-extern char *polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain);
+extern char *polyglot_elastic_search_body(ElasticScanState *st, int size, const char *pit_id,
+										  const char *search_after, bool explain);
 extern void polyglot_elastic_explain_request(ElasticScanState *st, ExprContext *econtext,
 											 ExplainState *es);
 
 /* in elastic_paging.c: pages of hits under a point in time */
 extern void polyglot_elastic_pit_abandon(void *arg);
 extern void polyglot_elastic_close_pit(ElasticScanState *st);
+extern void polyglot_elastic_cancel_next_page(ElasticScanState *st);
 extern void polyglot_elastic_check_shards(ElasticScanState *st, Jsonb *jb);
 extern JsonbContainer *polyglot_elastic_next_hit(ElasticScanState *st);
 

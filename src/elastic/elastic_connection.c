@@ -52,6 +52,7 @@ typedef struct ElasticHandle
 	ElasticBuffer buf;
 	CURLM	   *multi;			/* for a started request, or NULL */
 	bool		started;		/* curl is in multi, a request under way */
+	const PolyglotConnPin *owner;	/* the pin of the started request */
 } ElasticHandle;
 
 static void elastic_disconnect(void *handle);
@@ -407,10 +408,14 @@ fill_response(ElasticHandle *h, ElasticResponse *response, char *url)
  * start() pins into *pin: if the connection's options change in between,
  * later requests get a new handle and this one is still answered on its
  * own.  One request at a time per handle: a request made meanwhile on the
- * same handle drops the transfer, and complete() then makes the request
- * again.  A node that cannot be reached is found in complete(), which then
+ * same handle, synchronous or started into another pin (two scans of one
+ * server, a scan and a write), drops the transfer, and complete() then
+ * makes the request again; the handle knows which pin its transfer is
+ * for, so that complete() never takes another request's answer for its
+ * own.  A node that cannot be reached is found in complete(), which then
  * makes the whole request again the synchronous way, over the other nodes.
- * The body must stay allocated until complete() or cancel().
+ * The body and *pin must stay allocated, at the same addresses, until
+ * complete() or cancel().
  */
 void
 polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
@@ -438,6 +443,7 @@ polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const ch
 						conn->servername)));
 	h->started = true;
 	polyglot_conncache_pin(&conn->base, pin);
+	h->owner = pin;
 	(void) curl_multi_perform(h->multi, &running);
 }
 
@@ -461,7 +467,7 @@ polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const
 	memset(response, 0, sizeof(*response));
 	if (h == NULL)
 		elog(ERROR, "pg_polyglot: no request was started");
-	if (!h->started)
+	if (!h->started || h->owner != pin)
 	{
 		/* another request on the handle dropped this one: make it again */
 		request_on(conn, h, method, path, body, bodylen, response);
@@ -484,6 +490,7 @@ polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const
 	url = url ? pstrdup(url) : NULL;
 	curl_multi_remove_handle(h->multi, h->curl);
 	h->started = false;
+	h->owner = NULL;
 	if (rc != CURLE_OK)
 		/* the synchronous way: other nodes, and the usual errors */
 		request_on(conn, h, method, path, body, bodylen, response);
@@ -498,11 +505,15 @@ cancel_transfer(ElasticHandle *h)
 {
 	curl_multi_remove_handle(h->multi, h->curl);
 	h->started = false;
+	h->owner = NULL;
 }
 
 /*
- * Forgets the request started into *pin, if any, and releases the pin.
- * Never ereports.
+ * Forgets the request started into *pin, if any, and releases the pin:
+ * its transfer is stopped (and its connection closed) when still under
+ * way, leaving alone another request the handle has started since.
+ * Never ereports; safe on a pin that holds nothing, and in a memory
+ * context callback during an abort.
  */
 void
 polyglot_elastic_request_cancel(PolyglotConnPin *pin)
@@ -511,7 +522,7 @@ polyglot_elastic_request_cancel(PolyglotConnPin *pin)
 
 	if (h == NULL)
 		return;
-	if (h->started)
+	if (h->started && h->owner == pin)
 		cancel_transfer(h);
 	polyglot_conncache_unpin(pin);
 }

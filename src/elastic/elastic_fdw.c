@@ -519,9 +519,12 @@ elasticBeginForeignScan(ForeignScanState *node, int eflags)
 										 ALLOCSET_DEFAULT_SIZES);
 	st->page_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic page",
 										 ALLOCSET_DEFAULT_SIZES);
+	st->next_page_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic page",
+											  ALLOCSET_DEFAULT_SIZES);
 	st->row_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot elastic row",
 										ALLOCSET_DEFAULT_SIZES);
 	st->conn = polyglot_elastic_table_connection(rte->relid, userid);
+	st->pit_slot = -1;
 	/* one request when the LIMIT fits in a page, else paging under a point in time */
 	st->use_pit = !st->count && !(st->limit > 0 && st->limit <= st->page_size);
 	if (st->use_pit && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
@@ -598,6 +601,7 @@ elasticIterateForeignScan(ForeignScanState *node)
 	MemoryContextSwitchTo(old);
 	if (!found)
 	{
+		polyglot_elastic_cancel_next_page(st);
 		polyglot_elastic_close_pit(st);
 		return slot;
 	}
@@ -610,6 +614,8 @@ elasticReScanForeignScan(ForeignScanState *node)
 {
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 
+	/* the next page's request first: it names the point in time */
+	polyglot_elastic_cancel_next_page(st);
 	polyglot_elastic_close_pit(st);
 	MemoryContextReset(st->exec_cxt);
 	st->query = NULL;
@@ -620,6 +626,7 @@ elasticReScanForeignScan(ForeignScanState *node)
 	st->fetched = 0;
 	st->started = st->last_page = st->count_done = false;
 	MemoryContextReset(st->page_cxt);
+	MemoryContextReset(st->next_page_cxt);
 }
 
 static void
@@ -628,7 +635,11 @@ elasticEndForeignScan(ForeignScanState *node)
 	ElasticScanState *st = (ElasticScanState *) node->fdw_state;
 
 	if (st)
+	{
+		/* a scan that stops early (a LIMIT above it) may have a request in flight */
+		polyglot_elastic_cancel_next_page(st);
 		polyglot_elastic_close_pit(st);
+	}
 }
 
 /* EXPLAIN: the index; VERBOSE adds the request as it is sent */

@@ -13,6 +13,23 @@
  * is closed at the end of the scan; after an error it expires by itself
  * within a minute.
  *
+ * Pipelining: as soon as a page's answer has come, the request of the
+ * page after it starts (polyglot_elastic_request_start), and the backend
+ * parses the page and converts its hits while the server searches; its
+ * answer is awaited when this page is used up.  What that request needs
+ * (the number of hits, the newest point-in-time id and the last hit's
+ * sort values) is read off the answer's text by a walk over its structure
+ * (find_page_keys), about ten times quicker than the parse, which then
+ * checks it: a request that does not match what the parse says is
+ * cancelled and made again from the parse.  One page ahead at most, and
+ * none after the last page (a page short of what it asked for, the LIMIT
+ * reached, a scan without a point in time), so that a LIMIT never sends a
+ * request for nothing.  The two pages live in two memory contexts that
+ * swap roles.  The request in flight is cancelled, and its pin released,
+ * by a rescan, by the end of the scan, and otherwise (an error, a query
+ * that stops without ending the scan) by a reset callback of the memory
+ * context that holds its body, so that it never outlives its body.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -29,11 +46,17 @@
  * Points in time open on a connection's server, so that one a failed query
  * left open (its scan state is gone, and an abort does no network I/O) is
  * closed by the next scan on the connection rather than left to expire:
- * servers cap the number of open ones.  The ids are malloc'd; a scan's is
- * marked stale by a reset callback of the query's memory context, which
- * runs at the end of the query however it ends.
+ * servers cap the number of open ones.  The ids are malloc'd; a scan
+ * remembers the slot of its own, which a reset callback of the query's
+ * memory context marks stale, at the end of the query however it ends.
  */
-static void
+
+/*
+ * Tracks a point in time opened on the connection's server; returns its
+ * slot, or -1 when none is free (it is then left to expire should its
+ * query fail).
+ */
+static int
 pit_track(ElasticConn *conn, const char *id)
 {
 	int			i;
@@ -43,43 +66,35 @@ pit_track(ElasticConn *conn, const char *id)
 		{
 			conn->pits[i] = strdup(id);
 			conn->pit_stale[i] = false;
-			return;
+			return conn->pits[i] ? i : -1;
 		}
-	/* too many at once: this one is left to expire if its query fails */
-}
-
-static int
-pit_find(ElasticConn *conn, const char *id)
-{
-	int			i;
-
-	for (i = 0; i < ELASTIC_TRACKED_PITS; i++)
-		if (conn->pits[i] && strcmp(conn->pits[i], id) == 0)
-			return i;
 	return -1;
 }
 
+/* Stops tracking the point in time of a slot (-1: none) */
 static void
-pit_forget(ElasticConn *conn, const char *id)
+pit_untrack(ElasticConn *conn, int slot)
 {
-	int			i = pit_find(conn, id);
-
-	if (i >= 0)
-	{
-		free(conn->pits[i]);
-		conn->pits[i] = NULL;
-	}
+	if (slot < 0)
+		return;
+	free(conn->pits[slot]);
+	conn->pits[slot] = NULL;
 }
 
-/* The query's memory context is going away: a point in time still open is stale */
+/*
+ * The query's memory context is going away: a point in time still open is
+ * stale.  It runs after the scan's own memory contexts are gone (a
+ * context's children go before its callbacks run): it reads only the scan
+ * state itself, never pit_id, which is in exec_cxt.
+ */
 void
 polyglot_elastic_pit_abandon(void *arg)
 {
 	ElasticScanState *st = (ElasticScanState *) arg;
-	int			i;
 
-	if (st->pit_id && (i = pit_find(st->conn, st->pit_id)) >= 0)
-		st->conn->pit_stale[i] = true;
+	if (st->pit_slot >= 0)
+		st->conn->pit_stale[st->pit_slot] = true;
+	st->pit_slot = -1;
 	st->pit_id = NULL;
 }
 
@@ -129,7 +144,7 @@ open_pit(ElasticScanState *st)
 				 errmsg("Elasticsearch server \"%s\" opened no point in time for index \"%s\"",
 						st->conn->servername, st->index)));
 	st->pit_id = MemoryContextStrdup(st->exec_cxt, st->pit_id);
-	pit_track(st->conn, st->pit_id);
+	st->pit_slot = pit_track(st->conn, st->pit_id);
 }
 
 /*
@@ -188,7 +203,8 @@ polyglot_elastic_close_pit(ElasticScanState *st)
 	if (id == NULL)
 		return;
 	st->pit_id = NULL;
-	pit_forget(st->conn, id);
+	pit_untrack(st->conn, st->pit_slot);
+	st->pit_slot = -1;
 	close_pit_id(st->conn, id);
 }
 
@@ -228,55 +244,248 @@ malformed_response(ElasticScanState *st, const char *what)
 
 #define SEARCH_FILTER "filter_path=timed_out,pit_id,hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.highlight,hits.hits.sort,_shards.failed,_shards.failures"
 
-/* Fetches the next page of hits into st->hits */
-static void
-fetch_page(ElasticScanState *st)
+/* a search under a point in time: the point in time names the index */
+#define PIT_SEARCH_PATH "/_search?" SEARCH_FILTER
+
+/*
+ * Hits to ask for in the page after the first fetched ones: page_size, or
+ * what the LIMIT leaves
+ */
+static int
+next_page_size(ElasticScanState *st, int64 fetched)
 {
-	ElasticResponse response;
 	int			size = st->page_size;
-	char	   *path;
-	char	   *body;
-	Jsonb	   *jb;
-	JsonbValue	v;
-	MemoryContext old;
 
 	if (st->limit > 0)
-		size = (int) Min((int64) size, st->limit - st->fetched);
-	MemoryContextReset(st->page_cxt);
-	st->hits = NULL;
-	st->nhits = 0;
-	st->next_hit = 0;
-	if (size <= 0)
+		size = (int) Min((int64) size, st->limit - fetched);
+	return size;
+}
+
+/* Is a page of nhits hits, of size asked for, the scan's last? */
+static bool
+page_is_last(ElasticScanState *st, int nhits, int size)
+{
+	return nhits < size || !st->use_pit ||
+		(st->limit > 0 && st->fetched + nhits >= st->limit);
+}
+
+/*
+ * What the request of the next page needs from a page's answer, found in
+ * its text before it is parsed (find_page_keys), pointing into the text
+ * (not terminated)
+ */
+typedef struct PageKeys
+{
+	int			nhits;
+	const char *pit;			/* the point-in-time id, or NULL */
+	int			pit_len;
+	const char *sort;			/* the last hit's sort values (JSON), or NULL */
+	int			sort_len;
+} PageKeys;
+
+/* What the containers find_page_keys() walks through are */
+typedef enum PageKeysRole
+{
+	PK_OTHER,
+	PK_ANSWER,					/* the answer: {"pit_id": ..., "hits": ...} */
+	PK_HITS,					/* its "hits" object */
+	PK_LIST,					/* the "hits" array in that */
+	PK_HIT,						/* a hit */
+	PK_SORT						/* a hit's "sort" array */
+} PageKeysRole;
+
+#define PAGE_KEYS_DEPTH 5		/* deeper containers play no role */
+
+static inline bool
+key_is(const char *key, int keylen, const char *name)
+{
+	return key != NULL && keylen == (int) strlen(name) && memcmp(key, name, keylen) == 0;
+}
+
+/*
+ * Finds what the request of the next page needs in the text of a search's
+ * answer, without parsing it: a walk over the text's structure that skips
+ * strings and follows only the containers on the way from the answer to
+ * each hit's "sort".  Returns false when the text is not such an answer as
+ * far as the walk can tell, or when the point-in-time id has escapes; the
+ * request then waits for the parse.  Nothing here is trusted: take_page()
+ * compares it with the parse.
+ */
+static bool
+find_page_keys(const char *text, size_t len, PageKeys *keys)
+{
+	const char *p = text;
+	const char *end = text + len;
+	PageKeysRole role[PAGE_KEYS_DEPTH];
+	bool		object[PAGE_KEYS_DEPTH];
+	bool		want_key[PAGE_KEYS_DEPTH];
+	const char *key[PAGE_KEYS_DEPTH];	/* an object's last key, NULL if escaped */
+	int			keylen[PAGE_KEYS_DEPTH];
+	const char *sort = NULL;
+	int			depth = 0;		/* containers open */
+
+	memset(keys, 0, sizeof(PageKeys));
+	while (p < end)
 	{
-		st->last_page = true;
-		return;
+		switch (*p)
+		{
+			case '"':
+				{
+					const char *s = ++p;
+					bool		escapes = false;
+
+					while (p < end && *p != '"')
+					{
+						if (*p == '\\')
+						{
+							escapes = true;
+							p++;
+						}
+						p++;
+					}
+					if (p >= end)
+						return false;
+					if (depth >= 1 && depth <= PAGE_KEYS_DEPTH && want_key[depth - 1])
+					{
+						key[depth - 1] = escapes ? NULL : s;
+						keylen[depth - 1] = (int) (p - s);
+						want_key[depth - 1] = false;
+					}
+					else if (depth == 1 && key_is(key[0], keylen[0], "pit_id"))
+					{
+						if (escapes)
+							return false;
+						keys->pit = s;
+						keys->pit_len = (int) (p - s);
+					}
+					p++;
+					break;
+				}
+			case '{':
+			case '[':
+				{
+					PageKeysRole r = PK_OTHER;
+					bool		is_object = (*p == '{');
+
+					if (depth == 0)
+					{
+						if (!is_object)
+							return false;
+						r = PK_ANSWER;
+					}
+					else if (depth <= PAGE_KEYS_DEPTH)
+					{
+						PageKeysRole parent = role[depth - 1];
+						const char *k = key[depth - 1];
+						int			kl = keylen[depth - 1];
+
+						if (parent == PK_ANSWER && is_object && key_is(k, kl, "hits"))
+							r = PK_HITS;
+						else if (parent == PK_HITS && !is_object && key_is(k, kl, "hits"))
+							r = PK_LIST;
+						else if (parent == PK_LIST && is_object)
+						{
+							r = PK_HIT;
+							keys->nhits++;
+							keys->sort = NULL;	/* the last hit's, or none */
+						}
+						else if (parent == PK_HIT && !is_object && key_is(k, kl, "sort"))
+						{
+							r = PK_SORT;
+							sort = p;
+						}
+					}
+					if (depth < PAGE_KEYS_DEPTH)
+					{
+						role[depth] = r;
+						object[depth] = is_object;
+						want_key[depth] = is_object;
+						key[depth] = NULL;
+						keylen[depth] = 0;
+					}
+					depth++;
+					p++;
+					break;
+				}
+			case '}':
+			case ']':
+				if (depth == 0)
+					return false;
+				depth--;
+				if (depth < PAGE_KEYS_DEPTH && role[depth] == PK_SORT)
+				{
+					keys->sort = sort;
+					keys->sort_len = (int) (p + 1 - sort);
+				}
+				if (depth == 0)
+					return true;
+				p++;
+				break;
+			case ',':
+				if (depth >= 1 && depth <= PAGE_KEYS_DEPTH && object[depth - 1])
+					want_key[depth - 1] = true;
+				p++;
+				break;
+			default:
+				p++;
+				break;
+		}
 	}
-	old = MemoryContextSwitchTo(st->page_cxt);
-	if (st->use_pit && st->pit_id == NULL)
-	{
-		MemoryContextSwitchTo(old);
-		open_pit(st);
-		MemoryContextSwitchTo(st->page_cxt);
-	}
-	body = polyglot_elastic_search_body(st, size, false);
-	path = st->use_pit ? "/_search?" SEARCH_FILTER :
-		psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
-	polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
-	if (response.status >= 400)
-		polyglot_elastic_report_error(st->conn, &response, psprintf("a search of index \"%s\"", st->index));
-	jb = polyglot_elastic_parse_response(st->conn, &response, "a search");
+	return false;
+}
+
+/*
+ * Is the request started before the page was parsed the one the parse asks
+ * for: not after the last page, after the same number of hits, under the
+ * same point in time, after the same sort values (compared as jsonb)?
+ */
+static bool
+next_request_agrees(ElasticScanState *st)
+{
+	Jsonb	   *after;
+	StringInfoData buf;
+
+	if (st->last_page || st->next_nhits != st->nhits || st->search_after == NULL ||
+		strcmp(st->next_pit, st->pit_id) != 0)
+		return false;
+	after = polyglot_elastic_try_parse_json(st->next_after);
+	if (after == NULL)
+		return false;
+	initStringInfo(&buf);
+	(void) JsonbToCString(&buf, &after->root, VARSIZE(after));
+	return strcmp(buf.data, st->search_after) == 0;
+}
+
+/*
+ * Makes the answer to a search of size hits the scan's page, in page_cxt:
+ * parses and checks it, and notes its hits, whether it is the last page,
+ * the newest point-in-time id and the sort values to search after.
+ */
+static void
+take_page(ElasticScanState *st, ElasticResponse *response, int size)
+{
+	Jsonb	   *jb;
+	JsonbValue	v;
+	MemoryContext old = MemoryContextSwitchTo(st->page_cxt);
+
+	if (response->status >= 400)
+		polyglot_elastic_report_error(st->conn, response, psprintf("a search of index \"%s\"", st->index));
+	jb = polyglot_elastic_parse_response(st->conn, response, "a search");
+	/* the page is its jsonb from now on */
+	pfree(response->body);
+	response->body = NULL;
 	polyglot_elastic_check_shards(st, jb);
 	st->page = jb;
 	if (st->use_pit)
 	{
 		char	   *pit = polyglot_elastic_json_string(&jb->root, "pit_id");
 
-		/* the id may change from page to page */
+		/* the id may change from page to page: the next request sends the newest */
 		if (pit && strcmp(pit, st->pit_id) != 0)
 		{
-			pit_forget(st->conn, st->pit_id);
+			pit_untrack(st->conn, st->pit_slot);
 			st->pit_id = MemoryContextStrdup(st->exec_cxt, pit);
-			pit_track(st->conn, st->pit_id);
+			st->pit_slot = pit_track(st->conn, st->pit_id);
 		}
 	}
 	if (getKeyJsonValueFromContainer(&jb->root, "timed_out", 9, &v) && v.type == jbvBool &&
@@ -290,9 +499,7 @@ fetch_page(ElasticScanState *st)
 	if (st->hits && !JsonContainerIsArray(st->hits))
 		malformed_response(st, "The member hits.hits is not an array");
 	st->nhits = st->hits ? (int) JsonContainerSize(st->hits) : 0;
-	st->last_page = st->nhits < size || !st->use_pit;
-	if (st->limit > 0 && st->fetched + st->nhits >= st->limit)
-		st->last_page = true;
+	st->last_page = page_is_last(st, st->nhits, size);
 	st->fetched += st->nhits;
 	/* search_after: the last hit's sort values */
 	if (st->nhits > 0 && !st->last_page)
@@ -314,7 +521,158 @@ fetch_page(ElasticScanState *st)
 					(errcode(ERRCODE_FDW_ERROR),
 					 errmsg("a hit of index \"%s\" came without sort values", st->index)));
 	}
+	/* the request started from the answer's text must be the one the parse asks for */
+	if (st->next_pin.handle != NULL && !next_request_agrees(st))
+	{
+		elog(DEBUG1, "pg_polyglot: the request of the next page of index \"%s\" did not match its page, made again",
+			 st->index);
+		polyglot_elastic_cancel_next_page(st);
+	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Reset callback of the memory context that holds the body of the next
+ * page's request: the request, if still in flight, is cancelled and its
+ * pin released before that memory goes.  The callback stays with the
+ * context when it becomes the current page's, whose reset then finds no
+ * request in flight, or one to cancel anyway (the query's end).  Never
+ * ereports.
+ */
+static void
+page_memory_gone(void *arg)
+{
+	polyglot_elastic_cancel_next_page((ElasticScanState *) arg);
+}
+
+/*
+ * Cancels the request of the next page, if one is in flight, and releases
+ * its pin: the connection is then free for other requests (a transfer cut
+ * short closes its socket, so nothing of its answer reaches the next
+ * request).  Before a rescan, at the end of the scan, and from
+ * page_memory_gone().  Never ereports.
+ */
+void
+polyglot_elastic_cancel_next_page(ElasticScanState *st)
+{
+	polyglot_elastic_request_cancel(&st->next_pin);
+	st->next_body = NULL;
+}
+
+/*
+ * Starts the request of the page after the current one, which has nhits
+ * hits and leaves the scan with fetched hits: under the point in time
+ * pit_id, after the sort values search_after (neither in next_page_cxt).
+ * Its body is built in next_page_cxt, whose reset callback cancels the
+ * request: whatever frees the body, a rescan, the end of the query or the
+ * cleanup after an error, stops the request first.
+ */
+static void
+start_next_page(ElasticScanState *st, const char *pit_id, const char *search_after,
+				int nhits, int64 fetched)
+{
+	int			size = next_page_size(st, fetched);
+	MemoryContextCallback *cb;
+	MemoryContext old;
+
+	Assert(st->use_pit && st->next_pin.handle == NULL);
+	if (size <= 0)
+		return;
+	MemoryContextReset(st->next_page_cxt);
+	old = MemoryContextSwitchTo(st->next_page_cxt);
+	cb = palloc(sizeof(MemoryContextCallback));
+	cb->func = page_memory_gone;
+	cb->arg = st;
+	MemoryContextRegisterResetCallback(st->next_page_cxt, cb);
+	st->next_pit = pstrdup(pit_id);
+	st->next_after = pstrdup(search_after);
+	st->next_nhits = nhits;
+	st->next_body = polyglot_elastic_search_body(st, size, pit_id, search_after, false);
+	st->next_size = size;
+	polyglot_elastic_request_start(st->conn, &st->next_pin, "POST", PIT_SEARCH_PATH,
+								   st->next_body, strlen(st->next_body));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Starts the request of the page after the one whose answer has just come,
+ * before that answer is parsed, from what find_page_keys() reads in its
+ * text; unless the page is the last, or the text does not tell.  The
+ * parse then checks it (take_page).
+ */
+static void
+start_next_page_early(ElasticScanState *st, ElasticResponse *response, int size)
+{
+	PageKeys	keys;
+	MemoryContext old;
+
+	if (!st->use_pit || response->status >= 400 ||
+		!find_page_keys(response->body, response->len, &keys) ||
+		keys.sort == NULL || page_is_last(st, keys.nhits, size))
+		return;
+	old = MemoryContextSwitchTo(st->page_cxt);
+	start_next_page(st, keys.pit ? pnstrdup(keys.pit, keys.pit_len) : st->pit_id,
+					pnstrdup(keys.sort, keys.sort_len), keys.nhits, st->fetched + keys.nhits);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Fetches the next page of hits into st->hits: the answer to the request
+ * started for it while the page before was parsed and converted, or else
+ * one request made now.  The request of the page after it starts as soon
+ * as this one's answer has come (or, if its text does not tell enough,
+ * once it is parsed), unless this one is the last.
+ */
+static void
+fetch_page(ElasticScanState *st)
+{
+	ElasticResponse response;
+	int			size;
+	MemoryContext old;
+
+	st->hits = NULL;
+	st->nhits = 0;
+	st->next_hit = 0;
+	if (st->next_pin.handle != NULL)
+	{
+		MemoryContext used = st->page_cxt;
+
+		size = st->next_size;
+		old = MemoryContextSwitchTo(st->next_page_cxt);
+		polyglot_elastic_request_complete(st->conn, &st->next_pin, "POST", PIT_SEARCH_PATH,
+										  st->next_body, strlen(st->next_body), &response);
+		MemoryContextSwitchTo(old);
+		/* the answer's context holds the page now; the page used up goes */
+		st->page_cxt = st->next_page_cxt;
+		st->next_page_cxt = used;
+		st->next_body = NULL;
+		MemoryContextReset(used);
+	}
+	else
+	{
+		char	   *path;
+		char	   *body;
+
+		size = next_page_size(st, st->fetched);
+		MemoryContextReset(st->page_cxt);
+		if (size <= 0)
+		{
+			st->last_page = true;
+			return;
+		}
+		if (st->use_pit && st->pit_id == NULL)
+			open_pit(st);
+		old = MemoryContextSwitchTo(st->page_cxt);
+		body = polyglot_elastic_search_body(st, size, st->pit_id, st->search_after, false);
+		path = st->use_pit ? PIT_SEARCH_PATH :
+			psprintf("/%s/_search?%s", st->index, SEARCH_FILTER);
+		polyglot_elastic_request(st->conn, "POST", path, body, strlen(body), &response);
+		MemoryContextSwitchTo(old);
+	}
+	start_next_page_early(st, &response, size);
+	take_page(st, &response, size);
+	if (!st->last_page && st->next_pin.handle == NULL)
+		start_next_page(st, st->pit_id, st->search_after, st->nhits, st->fetched);
 }
 
 /* The next hit of the scan, fetching the next page when needed; NULL at the end */

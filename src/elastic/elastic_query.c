@@ -987,9 +987,15 @@ polyglot_elastic_count_body(const char *query)
 	return psprintf("{\"query\":%s}", query);
 }
 
-/* The body of one search request */
+/*
+ * The body of one search request of size hits: under the point in time
+ * pit_id ("(point in time)" when NULL) if the scan uses one, after the
+ * sort values search_after (JSON) unless NULL.  Palloc'd in the current
+ * context.
+ */
 char *
-polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain)
+polyglot_elastic_search_body(ElasticScanState *st, int size, const char *pit_id,
+							 const char *search_after, bool explain)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -1037,11 +1043,11 @@ polyglot_elastic_search_body(ElasticScanState *st, int size, bool explain)
 	if (st->use_pit)
 	{
 		appendStringInfoString(&buf, ",\"pit\":{\"id\":");
-		escape_json(&buf, st->pit_id ? st->pit_id : "(point in time)");
+		escape_json(&buf, pit_id ? pit_id : "(point in time)");
 		appendStringInfoString(&buf, ",\"keep_alive\":\"" ELASTIC_KEEP_ALIVE "\"}");
 	}
-	if (st->search_after)
-		appendStringInfo(&buf, ",\"search_after\":%s", st->search_after);
+	if (search_after)
+		appendStringInfo(&buf, ",\"search_after\":%s", search_after);
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
@@ -1073,7 +1079,8 @@ polyglot_elastic_explain_request(ElasticScanState *st, ExprContext *econtext, Ex
 		ExplainPropertyText("Remote Request", psprintf("POST /%s/_search", st->index), es);
 	ExplainPropertyText("Remote Body",
 						polyglot_elastic_search_body(st, st->limit > 0 ?
-										  (int) Min((int64) st->page_size, st->limit) :
-										  st->page_size, true), es);
+													 (int) Min((int64) st->page_size, st->limit) :
+													 st->page_size, st->pit_id, st->search_after,
+													 true), es);
 	st->query = NULL;
 }
