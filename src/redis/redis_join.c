@@ -389,14 +389,19 @@ redis_join_begin(CustomScanState *node, EState *estate, int eflags)
 
 	/*
 	 * The inner scan makes a batch's values in memory that stays until the
-	 * join's next batch: when its output is its columns as they are (plain
-	 * Vars, projected or not), a row is kept as the slot's values; an
-	 * expression computed there would live only until the next row.
+	 * join's next batch: when its output is its columns as they are (Vars
+	 * of columns, projected or not), a row is kept as the slot's values; a
+	 * value computed there (an expression, a whole-row Var) would live only
+	 * until the next row.
 	 */
 	js->inner_values_kept = true;
 	foreach(lc, inner_plan->targetlist)
-		if (!IsA(lfirst_node(TargetEntry, lc)->expr, Var))
+	{
+		Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
+
+		if (!IsA(expr, Var) || ((Var *) expr)->varattno <= 0)
 			js->inner_values_kept = false;
+	}
 }
 
 /*
