@@ -49,6 +49,7 @@ OBJS = \
 	src/redis/redis_connection.o \
 	src/redis/redis_fdw.o \
 	src/redis/redis_join.o \
+	src/redis/redis_keyset.o \
 	src/redis/redis_modify.o \
 	src/redis/redis_option.o \
 	src/redis/redis_query.o \

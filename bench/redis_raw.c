@@ -8,6 +8,8 @@
  *                                          SCAN MATCH PREFIX* COUNT COUNT TYPE
  *                                          string, the GETs of each page in one
  *                                          pipeline
+ *   redis_raw PORT DB lookup PREFIX N RUNS GET of keys PREFIX1..PREFIXN, each
+ *                                          in a round trip of its own
  *
  * Prints "<median ms> <rows>".
  */
@@ -71,7 +73,7 @@ main(int argc, char **argv)
 
 	if (argc != 7)
 	{
-		fprintf(stderr, "usage: redis_raw PORT DB get|scan PREFIX N|COUNT RUNS\n");
+		fprintf(stderr, "usage: redis_raw PORT DB get|scan|lookup PREFIX N|COUNT RUNS\n");
 		return 2;
 	}
 	c = redisConnect("127.0.0.1", atoi(argv[1]));
@@ -104,6 +106,27 @@ main(int argc, char **argv)
 			for (i = 0; i < n; i++)
 				free(keys[i]);
 			free(keys);
+		}
+		else if (strcmp(argv[3], "lookup") == 0)
+		{
+			int			n = atoi(argv[5]);
+			int			i;
+
+			for (i = 0; i < n; i++)
+			{
+				char		key[256];
+
+				snprintf(key, sizeof(key), "%s%d", argv[4], i + 1);
+				r = redisCommand(c, "GET %s", key);
+				if (r == NULL)
+				{
+					fprintf(stderr, "redis error: %s\n", c->errstr);
+					return 1;
+				}
+				if (r->type == REDIS_REPLY_STRING)
+					rows++;
+				freeReplyObject(r);
+			}
 		}
 		else
 		{

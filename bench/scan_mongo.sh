@@ -3,7 +3,10 @@
 # bench/scan_mongo.sh - MongoDB foreign table reads (the stack's FerretDB),
 # with pushdown on and off, against a raw libmongoc find of the same
 # documents from the same server (bench/mongo_raw_find.c, built here),
-# measured in the same run.  Also batched against row-by-row INSERT.
+# measured in the same run.  The full scan is also compared with a raw find
+# that projects every column's field (what the wrapper sent before it sent
+# FerretDB an aggregation pipeline) and with the raw aggregate of an empty
+# pipeline (what it sends now).  Also batched against row-by-row INSERT.
 #
 # Data: N generated documents (test/tools/mongo.py seed: int _id, name, qty
 # 0..99, price, city, active, tags, dims, note), and a copy of their _id
@@ -27,7 +30,9 @@ trap 'rm -rf "$TMP"' EXIT
 
 cc -O2 -o "$TMP/find" bench/mongo_raw_find.c $(pkg-config --cflags --libs libmongoc-1.0)
 psql_q() { psql -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-raw() { "$TMP/find" "$MONGO_URI" bench_scan "$1" "$2" "$R" 2>/dev/null | awk '{ print $2 }'; }
+# raw COLLECTION FILTER [OPTIONS]: a find's median ms; raw_pipeline COLLECTION PIPELINE: an aggregate's
+raw() { "$TMP/find" "$MONGO_URI" bench_scan "$1" "$2" "$R" ${3:+"$3"} 2>/dev/null | awk '{ print $2 }'; }
+raw_pipeline() { "$TMP/find" "$MONGO_URI" bench_scan "$1" --pipeline "$2" "$R" 2>/dev/null | awk '{ print $2 }'; }
 
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 $MONGO_TOOL drop bench_scan
@@ -78,10 +83,19 @@ row "_id = 4242 (int _id)" "SELECT * FROM items WHERE _id = 4242" "$(raw items '
 row "_id = 'k4242' (string _id)" "SELECT * FROM keyed WHERE _id = 'k4242'" "$(raw keyed '{"_id": "k4242"}')"
 row "count(*)" "SELECT count(*) FROM items" "$full"
 row "ORDER BY qty DESC, _id LIMIT 10" "SELECT _id, qty FROM items ORDER BY qty DESC, _id LIMIT 10" "$full"
+# the full scan again, beside the raw find with and without the projection
+# of every column's field, and the raw aggregate, measured alternately
+rate() { awk -v n="$N" -v ms="$1" 'BEGIN { printf "%.0f", n / ms * 1000 }'; }
 read -r on off <<< "$(both "SELECT * FROM items")"
-printf 'full scan rate: %.0f rows/s with pushdown, %.0f rows/s raw find (FDW / raw = %s)\n' \
-	"$(awk -v n="$N" -v ms="$on" 'BEGIN { print n / ms * 1000 }')" \
-	"$(awk -v n="$N" -v ms="$full" 'BEGIN { print n / ms * 1000 }')" "$(ratio "$full" "$on")"
+projected=$(raw items '{}' \
+	'{"projection": {"_id": 1, "name": 1, "qty": 1, "price": 1, "city": 1, "active": 1, "tags": 1, "dims.w": 1, "note": 1}}')
+full2=$(raw items '{}')
+aggregate=$(raw_pipeline items '[]')
+printf 'full scan rate: FDW %s rows/s (%s ms) | raw find without projection %s rows/s (%s ms, FDW / raw = %s; earlier %s ms, %s)\n' \
+	"$(rate "$on")" "$on" "$(rate "$full2")" "$full2" "$(ratio "$full2" "$on")" "$full" "$(ratio "$full" "$on")"
+printf '                raw find projecting every column %s rows/s (%s ms, FDW / raw = %s) | raw aggregate [] %s rows/s (%s ms, FDW / raw = %s)\n' \
+	"$(rate "$projected")" "$projected" "$(ratio "$projected" "$on")" \
+	"$(rate "$aggregate")" "$aggregate" "$(ratio "$aggregate" "$on")"
 
 # INSERT: 20,000 rows at batch_size 1 and 100
 ins() {

@@ -16,6 +16,12 @@
 #   GET per outer row (a LATERAL ... LIMIT 1), a hash join over a full scan
 #   (pushdown off), the keys collected into key = ANY(ARRAY(SELECT ...)), and
 #   the same J GETs in one hiredis pipeline.
+# - L (default 1000) statements each looking one key up by a literal
+#   (EXECUTE of SELECT value FROM kv WHERE key = '<literal>' in PL/pgSQL, so
+#   each is parsed and planned), in microseconds per statement, against a
+#   GET in a round trip of its own with hiredis, and against the same
+#   statements on a PostgreSQL table of those keys (the cost of a statement
+#   without any store).
 #
 # Each figure is the median of R runs, timed inside one session.  Runs
 # against the local stack (test/stack.sh start) in Redis database 11, which
@@ -23,6 +29,7 @@
 # Not a test: it never fails on a timing.
 #
 # Usage: bench/scan_redis.sh [N, default 100000] [R, default 5] [K, default 1000] [J, default 1000]
+#                           [L, default 1000]
 
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +38,7 @@ N=${1:-100000}
 R=${2:-5}
 K=${3:-1000}
 J=${4:-1000}
+L=${5:-1000}
 DB=bench_scan_redis
 RDB=11
 TMP=$(mktemp -d)
@@ -60,6 +68,37 @@ BEGIN
   END LOOP;
   RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(ms) x);
 END \$\$;
+-- the median over n runs of the time per statement, in microseconds, of l
+-- statements each looking key 1..l up by a literal in table tab
+CREATE FUNCTION lookup_us(tab text, l int, n int) RETURNS float8 LANGUAGE plpgsql AS \$\$
+DECLARE
+  t timestamptz;
+  us float8[] := '{}';
+  v text;
+  found_rows int;
+BEGIN
+  FOR r IN 0..n LOOP
+    found_rows := 0;
+    t := clock_timestamp();
+    FOR i IN 1..l LOOP
+      EXECUTE 'SELECT value FROM ' || tab || ' WHERE key = ' || quote_literal(i::text) INTO v;
+      IF v IS NOT NULL THEN
+        found_rows := found_rows + 1;
+      END IF;
+    END LOOP;
+    IF found_rows <> l THEN
+      RAISE 'lookup_us: % of % keys found in %', found_rows, l, tab;
+    END IF;
+    -- the first run warms the caches up, untimed
+    IF r > 0 THEN
+      us := us || extract(epoch FROM clock_timestamp() - t)::float8 * 1000000 / l;
+    END IF;
+  END LOOP;
+  RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(us) x);
+END \$\$;
+CREATE TABLE kv_local (key text PRIMARY KEY, value text);
+INSERT INTO kv_local SELECT g::text, 'value ' || g FROM generate_series(1, $L) g;
+ANALYZE kv_local;
 SQL
 t0=$(date +%s.%N)
 psql_q -c "INSERT INTO kv SELECT g::text, 'value ' || g FROM generate_series(1, $N) g"
@@ -91,6 +130,11 @@ any_q="SELECT count(value) FROM kv WHERE key = ANY (ARRAY(SELECT id::text FROM i
 any_ms=$(ms "$any_q")
 read -r raw_join raw_join_rows <<< "$("$TMP/raw" "$REDIS_PORT" $RDB get kv: "$J" "$R")"
 
+lookup_us=$(psql_q -At -c "SELECT round(lookup_us('kv', $L, $R)::numeric, 2)")
+local_us=$(psql_q -At -c "SELECT round(lookup_us('kv_local', $L, $R)::numeric, 2)")
+read -r raw_lookup raw_lookup_rows <<< "$("$TMP/raw" "$REDIS_PORT" $RDB lookup kv: "$L" "$R")"
+raw_lookup_us=$(awk -v ms="$raw_lookup" -v l="$L" 'BEGIN { printf "%.2f", ms * 1000 / l }')
+
 printf 'Redis %s, %d keys, medians of %d runs\n' "$(redis-cli -p "$REDIS_PORT" INFO server | sed -n 's/^redis_version:\([^\r]*\).*/\1/p')" "$N" "$R"
 printf '  load:       INSERT of %d rows, batch_size 1000 pipelines: %s rows/s\n' "$N" \
 	"$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }')"
@@ -102,6 +146,9 @@ printf '  full scan:  FDW %s rows/s (%s ms, %s round trips) | raw SCAN + pipelin
 printf '  join of %d rows on key: %s %s ms, %s round trips | nested loop, a GET per row %s ms | hash join over a scan %s ms | key = ANY(ARRAY(SELECT ...)) %s ms | raw pipelined GETs of %d keys %s ms | key join / raw = %s, nested loop / key join = %s\n' \
 	"$J" "$join_plan" "$join_ms" "$join_trips" "$loop_ms" "$hash_ms" "$any_ms" "$J" "$raw_join" \
 	"$(ratio "$join_ms" "$raw_join")" "$(ratio "$loop_ms" "$join_ms")"
+printf '  %d literal lookups (EXECUTE of SELECT value FROM kv WHERE key = <literal>): FDW %s us per statement | raw GET round trip %s us (%s rows) | the same statements on a PostgreSQL table %s us | FDW / raw = %s, FDW - PostgreSQL table - raw = %s us\n' \
+	"$L" "$lookup_us" "$raw_lookup_us" "$raw_lookup_rows" "$local_us" "$(ratio "$lookup_us" "$raw_lookup_us")" \
+	"$(awk -v a="$lookup_us" -v b="$local_us" -v c="$raw_lookup_us" 'BEGIN { printf "%.2f", a - b - c }')"
 
 psql -X -q -d postgres -c "DROP DATABASE $DB WITH (FORCE)"
 redis-cli -p "$REDIS_PORT" -n $RDB FLUSHDB > /dev/null

@@ -148,6 +148,8 @@ typedef struct MongoScanState
 	List	   *aggregate;		/* an aggregation's outputs: FP_AGGREGATE, mongo_fdw.c */
 	bool		aggregate_rows; /* the aggregation returned a row */
 	bool		aggregate_done; /* a whole-table aggregation's empty row went out */
+	bool		find_pipeline;	/* FerretDB: the find goes as an aggregation
+								 * without $project (polyglot_mongo_build_find_pipeline) */
 	bool		eof;			/* the cursor is exhausted */
 	int			bson_flags;
 	bson_t	   *built_filter;	/* with this execution's values */
@@ -180,6 +182,7 @@ extern const char *polyglot_mongo_aggregate_kind(Aggref *agg, RelOptInfo *basere
 extern int	polyglot_mongo_aggregate_group_count(List *aggregate);
 extern bson_t *polyglot_mongo_build_pipeline(List *aggregate, const bson_t *filter);
 extern bson_t *polyglot_mongo_build_projection(MongoScanState *st);
+extern bson_t *polyglot_mongo_build_find_pipeline(MongoScanState *st, const bson_t *filter);
 extern bson_t *polyglot_mongo_build_sort(List *sort);
 extern bson_t *polyglot_mongo_build_options(MongoScanState *st);
 extern void polyglot_mongo_explain_request(MongoScanState *st, ExprContext *econtext,

@@ -83,6 +83,21 @@ extern int	polyglot_redis_parse_addresses(const char *list, char ***hosts, int *
  * dropped it; the entry outlives the handle.  The command functions below
  * ereport on a dropped connection rather than use it.
  */
+/*
+ * The replies a scan is owed on a connection: a pipeline it sent and reads
+ * later, so that Redis works on it while the scan does other work.  Whoever
+ * sends on the connection meanwhile first reads them into replies
+ * (polyglot_redis_settle()), which keeps every exchange in step.
+ */
+typedef struct RedisPending
+{
+	int			expected;		/* replies owed ... */
+	int			got;			/* ... and read so far, into replies */
+	redisReply **replies;		/* the owner's, with room for expected */
+	uint64		generation;		/* of the handle they were sent on */
+	bool		lost;			/* that handle was dropped: they never come */
+} RedisPending;
+
 typedef struct RedisConn
 {
 	PolyglotConnEntry base;		/* base.conn is the redisContext */
@@ -91,6 +106,7 @@ typedef struct RedisConn
 	int			io_timeout_ms;	/* for messages */
 	int			wait_replicas;	/* server option wait_replicas */
 	bool		is_cluster;		/* base.conn is a RedisCluster, not a redisContext */
+	RedisPending *pending;		/* a scan's pipeline in flight, or NULL */
 } RedisConn;
 
 /*
@@ -104,6 +120,7 @@ extern RedisConn *polyglot_redis_get_connection(ForeignServer *server, UserMappi
 extern redisReply *polyglot_redis_command_argv(RedisConn *conn, int argc,
 									  const char **argv, const size_t *argvlen);
 extern void polyglot_redis_discard_connection(RedisConn *conn);
+extern void polyglot_redis_free_context(redisContext *ctx);
 pg_noreturn extern void polyglot_redis_report_error(RedisConn *conn, redisReply *reply,
 												   const char *what);
 pg_noreturn extern void polyglot_redis_report_pinned_error(RedisConn *conn,
@@ -123,6 +140,16 @@ extern void polyglot_redis_cmd_init(RedisCmd *cmd, int cap);
 extern void polyglot_redis_cmd_arg_len(RedisCmd *cmd, const char *arg, size_t len);
 extern void polyglot_redis_cmd_arg(RedisCmd *cmd, const char *arg);
 extern void polyglot_redis_cmd_append(RedisConn *conn, RedisCmd *cmd);
+extern void polyglot_redis_format_command(StringInfo buf, int nargs);
+extern void polyglot_redis_format_arg(StringInfo buf, const char *a, size_t alen,
+									  const char *b, size_t blen);
+extern void polyglot_redis_append_formatted(RedisConn *conn, const char *buf, size_t len);
+extern void polyglot_redis_settle(RedisConn *conn);
+extern void polyglot_redis_send_owed(RedisConn *conn, RedisPending *p, const char *buf,
+									 size_t len, int ncommands);
+extern void polyglot_redis_collect(RedisConn *conn, RedisPending *p);
+extern void polyglot_redis_drain(RedisConn *conn, RedisPending *p);
+extern void polyglot_redis_abandon(RedisConn *conn, RedisPending *p);
 extern redisReply *polyglot_redis_get_reply(RedisConn *conn, const char *what);
 extern void polyglot_redis_get_replies(RedisConn *conn, int n, redisReply **replies,
 									   const char *what);
@@ -222,19 +249,54 @@ typedef struct RedisRelInfo
 	RestrictInfo *key_clause;	/* the clause the mode comes from */
 } RedisRelInfo;
 
-/* A row fetched from Redis, as bytes */
+/* A key without the table's prefix: its bytes, NUL-terminated, and length */
+typedef struct RedisKey
+{
+	const char *str;
+	size_t		len;
+} RedisKey;
+
+/* A set of keys, numbered in the order they enter (redis_keyset.c) */
+typedef struct RedisKeySet RedisKeySet;
+
+extern RedisKeySet *polyglot_redis_keyset_create(MemoryContext cxt, uint32 nelements);
+extern uint32 polyglot_redis_keyset_hash(const char *str, size_t len);
+extern void polyglot_redis_keyset_prefetch(RedisKeySet *set, uint32 hash);
+extern int	polyglot_redis_keyset_enter_hash(RedisKeySet *set, const char *str, size_t len,
+											 uint32 hash, bool *found);
+extern int	polyglot_redis_keyset_enter(RedisKeySet *set, const char *str, size_t len,
+										bool *found);
+extern int	polyglot_redis_keyset_find(RedisKeySet *set, const char *str, size_t len);
+extern void polyglot_redis_keyset_move(RedisKeySet *set, int n, const char *str);
+
+/*
+ * A row fetched from Redis: pointers into the batch's replies (NUL-terminated
+ * by hiredis, zero bytes and all) and keys, never copies.
+ */
 typedef struct RedisRow
 {
-	char	   *key;			/* without the prefix */
+	const char *key;			/* without the prefix */
 	size_t		keylen;
-	char	   *sub;			/* field or member, or NULL */
+	int			key_index;		/* the key's position among the scan's keys */
+	const char *sub;			/* field or member, or NULL */
 	size_t		sublen;
 	int64		index;			/* list index */
-	char	   *value;			/* value, or score of a zset */
+	const char *value;			/* value, or score of a zset */
 	size_t		valuelen;
-	Jsonb	   *fields;			/* a whole hash */
+	redisReply *hash;			/* a whole hash (its HGETALL reply) */
 	int64		pttl;			/* -1: no expiry */
 } RedisRow;
+
+/* How a scan turns a Redis string into a column's value (redisBeginForeignScan) */
+typedef struct RedisColumnInput
+{
+	Oid			base;			/* the column's base type */
+	bool		plain_text;		/* text itself: no input function */
+	FmgrInfo	input;			/* the type's input function */
+	Oid			ioparam;
+	int32		typmod;
+	void	   *domain_extra;	/* domain_check()'s cache, for a bytea domain */
+} RedisColumnInput;
 
 typedef struct RedisScanState
 {
@@ -243,28 +305,55 @@ typedef struct RedisScanState
 	RedisTable *table;
 	int			mode;
 	char	   *match;
+	char	   *pattern;		/* SCAN's MATCH pattern */
+	char		count[16];		/* SCAN's COUNT: batch_size */
 	bool	   *wanted;
 	bool		want_ttl;
 	bool		collect_first;	/* the statement writes: SCAN all keys first */
 	ExprState  *value_state;
-	Oid		   *typinput;
-	Oid		   *typioparam;
+	RedisColumnInput *inputs;	/* by attnum - 1, for the wanted columns */
 	/* per execution */
 	bool		started;
 	bool		collected;		/* collect_first: st->keys holds every key */
-	bool		done;			/* no more keys */
-	char	   *cursor;			/* SCAN cursor, "0" to start */
+	bool		done;			/* no more keys to ask for (SCAN is over) */
+	char		cursor[32];		/* SCAN cursor, "0" to start */
 	int			scan_node;		/* the node SCAN runs on (a cluster's nth primary) */
-	List	   *keys;			/* SCAN_KEYS / SCAN_KEY_ARRAY: keys still to fetch */
-	HTAB	   *seen;			/* keys a SCAN returned already */
-	RedisRow   *rows;
+	RedisKey   *keys;			/* the keys to fetch: keys[next_key .. nkeys - 1] */
+	int			nkeys;
+	int			next_key;
+	int			keys_size;		/* allocated */
+	RedisKey   *page;			/* SCAN: the keys of the next page, in hand */
+	int			npage;
+	int			page_size;		/* allocated */
+	bool		have_page;		/* page holds the next page (maybe empty) */
+	RedisKeySet *seen;			/* keys a SCAN (or a key array) gave already */
+	int			expected_keys;	/* the planner's estimate, capped: seen's first size */
+	char	   *arena;			/* copies of the keys SCAN returned (exec_cxt) */
+	size_t		arena_left;
+	StringInfoData request;		/* a pipeline's commands, formatted */
+	RedisRow   *rows;			/* the batch's (query_cxt: reused) */
 	int			nrows;
+	int			rows_size;		/* allocated */
 	int			next_row;
+	redisReply **replies;		/* the batch's replies (query_cxt: reused) */
+	int			replies_size;	/* allocated */
+	RedisPending pending;		/* the pipeline in flight, owed to the scan:
+								 * the next batch's reads (one server) */
+	int			pending_size;	/* room in pending.replies */
+	bool		in_flight;		/* pending holds the reads of flight_keys */
+	RedisKey   *flight_keys;
+	int			nflight;
+	int			flight_base;	/* their position among the scan's keys */
+	bool		flight_scan;	/* the reads are followed by the next SCAN call */
+	int			join_unsent;	/* a key join's keys formatted, not sent yet */
+	int			batches;		/* batches made in this execution */
 	int64		round_trips;	/* for EXPLAIN ANALYZE */
+	MemoryContext query_cxt;	/* the query's */
 	MemoryContext exec_cxt;		/* reset by a rescan */
-	MemoryContext batch_cxt;	/* the current batch of rows */
-	MemoryContext row_cxt;
-	const char *last_key;		/* the key of the row returned last */
+	MemoryContext batch_cxt;	/* the current batch of rows and its replies */
+	MemoryContext row_cxt;		/* a row's values (a key join's inner scan:
+								 * batch_cxt, for the batch) */
+	int			last_key_index; /* the key of the row returned last, among keys */
 	const char *current_key;	/* for the error context */
 	const char *current_column;
 } RedisScanState;
@@ -273,10 +362,14 @@ typedef struct RedisScanState
 extern const char *polyglot_redis_type_name(RedisTableType type);
 extern RedisTable *polyglot_redis_load_table(Oid relid);
 extern RedisConn *polyglot_redis_table_connection(Oid relid, Oid userid);
+extern void polyglot_redis_forget_key_counts(void);
 extern double polyglot_redis_rows_per_key(RedisTable *t);
 extern char *polyglot_redis_full_key(RedisTable *t, const char *key, size_t keylen,
 									 size_t *len);
 extern void polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext);
+extern void polyglot_redis_join_start(RedisScanState *st, int max_keys);
+extern void polyglot_redis_join_add_key(RedisScanState *st, RedisKey key);
+extern void polyglot_redis_join_keys(RedisScanState *st, RedisKey *keys, int nkeys);
 extern bool polyglot_redis_is_fdw(FdwRoutine *routine);
 
 /* in redis_query.c */
@@ -285,7 +378,7 @@ extern int	polyglot_redis_key_lookup(Expr *clause, RelOptInfo *baserel, RedisTab
 extern const char *polyglot_redis_read_command(RedisTableType type);
 extern void polyglot_redis_scan_pattern(StringInfo buf, RedisTable *t, const char *match);
 extern char *polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match,
-										  bool want_ttl);
+										  bool want_ttl, bool next_scan_pipelined);
 
 /* in redis_join.c */
 extern void polyglot_redis_join_init(void);

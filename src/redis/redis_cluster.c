@@ -586,7 +586,7 @@ polyglot_redis_cluster_free(void *handle)
 	for (i = 0; i < cl->nnodes; i++)
 		if (cl->nodes[i]->conn.base.conn)
 		{
-			redisFree((redisContext *) cl->nodes[i]->conn.base.conn);
+			polyglot_redis_free_context((redisContext *) cl->nodes[i]->conn.base.conn);
 			cl->nodes[i]->conn.base.conn = NULL;
 		}
 	MemoryContextDelete(cl->cxt);

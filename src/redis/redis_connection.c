@@ -31,6 +31,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #ifdef POLYGLOT_HIREDIS_SSL
@@ -43,11 +44,14 @@
 #include "pg_polyglot.h"
 #include "redis/redis.h"
 
+#include <sds.h>				/* hiredis': sdslen() of the output buffer */
+
 #ifdef POLYGLOT_HIREDIS_SSL
 #include <hiredis_ssl.h>		/* after hiredis.h, which it needs */
 #endif
 
 static void redis_disconnect(void *handle);
+static redisReply *get_reply_on(RedisConn *conn, const PolyglotConnPin *pin, const char *what);
 static void io_error_detail(redisContext *ctx, char *detail, size_t len, bool *timed_out);
 
 /*
@@ -84,13 +88,89 @@ static PolyglotConnCache redis_cluster_cache = {
 static void
 discard_conn(RedisConn *conn)
 {
+	/* a scan's replies in flight never come */
+	if (conn->pending)
+	{
+		conn->pending->lost = true;
+		conn->pending = NULL;
+	}
 	polyglot_conncache_discard(conn->base.cache ? conn->base.cache : &redis_cache, &conn->base);
+}
+
+/*
+ * The wait set of the last context waited on.  WaitLatchOrSocket() makes
+ * a set for every wait and frees it after: three system calls more than
+ * the wait itself (epoll_create, epoll_ctl, close), about as long as the
+ * round trip of a small command.  This one lives as long as its context:
+ * polyglot_redis_free_context() frees it before the socket closes, so it
+ * never waits on a socket number that another connection took over.
+ */
+static WaitEventSet *wait_set = NULL;
+static redisContext *wait_ctx = NULL;	/* the context it waits on */
+static int	wait_fd = -1;
+static Latch *wait_latch = NULL;
+static int	wait_pos = -1;		/* the socket's event in the set */
+static int	wait_event = 0;		/* what it waits for on the socket */
+
+static void
+forget_wait_set(void)
+{
+	WaitEventSet *set = wait_set;
+
+	wait_set = NULL;
+	wait_ctx = NULL;
+	wait_fd = -1;
+	wait_latch = NULL;
+	if (set)
+		FreeWaitEventSet(set);
+}
+
+/* The wait set for event (WL_SOCKET_READABLE or WL_SOCKET_WRITEABLE) on ctx */
+static WaitEventSet *
+socket_wait_set(redisContext *ctx, int event)
+{
+	if (wait_set == NULL || wait_ctx != ctx || wait_fd != ctx->fd || wait_latch != MyLatch)
+	{
+		forget_wait_set();
+#if PG_VERSION_NUM >= 170000
+		wait_set = CreateWaitEventSet(NULL, 3);
+#else
+		wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+#endif
+		AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		wait_pos = AddWaitEventToSet(wait_set, event, ctx->fd, NULL, NULL);
+		wait_event = event;
+		wait_ctx = ctx;
+		wait_fd = ctx->fd;
+		wait_latch = MyLatch;
+	}
+	else if (wait_event != event)
+	{
+		ModifyWaitEvent(wait_set, wait_pos, event, NULL);
+		wait_event = event;
+	}
+	return wait_set;
+}
+
+/*
+ * Frees a context (and the wait set of its socket).  Every context is freed
+ * here, a cluster node's too.  Never ereports.
+ */
+void
+polyglot_redis_free_context(redisContext *ctx)
+{
+	if (ctx == NULL)
+		return;
+	if (ctx == wait_ctx)
+		forget_wait_set();
+	redisFree(ctx);
 }
 
 static void
 redis_disconnect(void *handle)
 {
-	redisFree((redisContext *) handle);
+	polyglot_redis_free_context((redisContext *) handle);
 }
 
 /*
@@ -152,20 +232,28 @@ redis_wait_socket(RedisConn *conn, const PolyglotConnPin *pin, int event,
 	for (;;)
 	{
 		long		timeout;
-		int			rc;
+		WaitEvent	events[3];
+		int			n;
+		int			i;
+		bool		ready = false;
 
 		redis_check_interrupts(conn, pin);
 		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (timeout <= 0)
 			return false;
-		rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | event | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							   io_context(conn, pin)->fd, timeout, PG_WAIT_EXTENSION);
-		if (rc & WL_LATCH_SET)
+		n = WaitEventSetWait(socket_wait_set(io_context(conn, pin), event), timeout, events,
+							 lengthof(events), PG_WAIT_EXTENSION);
+		for (i = 0; i < n; i++)
 		{
-			ResetLatch(MyLatch);
-			*woken = true;
+			if (events[i].events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				*woken = true;
+			}
+			if (events[i].events & event)
+				ready = true;
 		}
-		if (rc & event)
+		if (ready)
 			return true;
 	}
 }
@@ -200,18 +288,27 @@ redis_report_timeout(RedisConn *conn, const PolyglotConnPin *pin, const char *wh
 
 /*
  * Sends what was appended to the context and waits for one reply, reading
- * no more than that reply.  NULL after an I/O error or a timeout, which the
- * caller reports (with *timed_out telling them apart); a cancel or
- * termination throws after closing the connection.
+ * no more than that reply, within timeout_ms of the first wait.  NULL after
+ * an I/O error or a timeout, which the caller reports (with *timed_out
+ * telling them apart); a cancel or termination throws after closing the
+ * connection.
+ *
+ * The reply to a command sent now takes the server's time: the socket is
+ * waited for first.  The next reply of a pipeline sent earlier (its first
+ * reply came already) is most likely in the socket by now: it is read at
+ * once, and waited for only when nothing came, which saves setting up a
+ * wait for each 16kB hiredis reads of a big pipeline's replies.
  */
 static redisReply *
-redis_roundtrip(RedisConn *conn, const PolyglotConnPin *pin, TimestampTz deadline,
+redis_roundtrip(RedisConn *conn, const PolyglotConnPin *pin, int timeout_ms,
 				bool *timed_out)
 {
 	redisContext *ctx = io_context(conn, pin);
 	void	   *reply = NULL;
 	int			done = 0;
 	bool		woken = false;
+	bool		sending;
+	TimestampTz deadline = 0;
 
 	*timed_out = false;
 	tls_clear_errors(ctx);
@@ -219,12 +316,15 @@ redis_roundtrip(RedisConn *conn, const PolyglotConnPin *pin, TimestampTz deadlin
 		return NULL;
 	if (reply == NULL)
 	{
+		sending = sdslen(ctx->obuf) > 0;
 		for (;;)
 		{
 			if (redisBufferWrite(ctx, &done) != REDIS_OK)
 				break;
 			if (done)
 				break;
+			if (deadline == 0)
+				deadline = deadline_in(timeout_ms);
 			if (!redis_wait_socket(conn, pin, WL_SOCKET_WRITEABLE, deadline, &woken))
 			{
 				*timed_out = true;
@@ -235,6 +335,20 @@ redis_roundtrip(RedisConn *conn, const PolyglotConnPin *pin, TimestampTz deadlin
 		{
 			if (redisGetReplyFromReader(ctx, &reply) != REDIS_OK || reply != NULL)
 				break;
+			if (!sending)
+			{
+				size_t		had = ctx->reader->len;
+
+				if (redisBufferRead(ctx) != REDIS_OK)
+					break;
+				if (ctx->reader->len > had)
+				{
+					redis_check_interrupts(conn, pin);
+					continue;
+				}
+			}
+			if (deadline == 0)
+				deadline = deadline_in(timeout_ms);
 			if (!redis_wait_socket(conn, pin, WL_SOCKET_READABLE, deadline, &woken))
 			{
 				*timed_out = true;
@@ -242,6 +356,8 @@ redis_roundtrip(RedisConn *conn, const PolyglotConnPin *pin, TimestampTz deadlin
 			}
 			if (redisBufferRead(ctx) != REDIS_OK)
 				break;
+			/* the rest of a long reply: read before waiting again */
+			sending = false;
 		}
 	}
 	redis_end_wait(woken);
@@ -262,7 +378,7 @@ redis_setup_command(RedisConn *conn, int io_timeout_ms, const char *step,
 	bool		timed_out = false;
 
 	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, NULL) == REDIS_OK)
-		reply = redis_roundtrip(conn, NULL, deadline_in(io_timeout_ms), &timed_out);
+		reply = redis_roundtrip(conn, NULL, io_timeout_ms, &timed_out);
 	if (reply && reply->type != REDIS_REPLY_ERROR)
 	{
 		freeReplyObject(reply);
@@ -619,7 +735,7 @@ sentinel_ask(RedisConn *conn, const RedisConnOptions *opts, const char *sentinel
 			auth[n++] = opts->sentinel_user;
 		auth[n++] = opts->sentinel_password;
 		if (redisAppendCommandArgv(redis_ctx(conn), n, auth, NULL) == REDIS_OK)
-			reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
+			reply = redis_roundtrip(conn, NULL, opts->common.io_timeout_ms, &timed_out);
 		if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
 		{
 			char		detail[256];
@@ -638,7 +754,7 @@ sentinel_ask(RedisConn *conn, const RedisConnOptions *opts, const char *sentinel
 		reply = NULL;
 	}
 	if (redisAppendCommandArgv(redis_ctx(conn), 3, argv, NULL) == REDIS_OK)
-		reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
+		reply = redis_roundtrip(conn, NULL, opts->common.io_timeout_ms, &timed_out);
 	if (reply == NULL && timed_out)
 		snprintf(err, errlen, "no reply within io_timeout");
 	else if (reply == NULL)
@@ -720,7 +836,7 @@ setup_exchange(RedisConn *conn, const RedisConnOptions *opts, int argc, const ch
 	bool		timed_out = false;
 
 	if (redisAppendCommandArgv(redis_ctx(conn), argc, argv, NULL) == REDIS_OK)
-		reply = redis_roundtrip(conn, NULL, deadline_in(opts->common.io_timeout_ms), &timed_out);
+		reply = redis_roundtrip(conn, NULL, opts->common.io_timeout_ms, &timed_out);
 	if (reply == NULL && timed_out)
 		strlcpy(detail, "no reply within io_timeout", len);
 	else if (reply == NULL)
@@ -958,6 +1074,7 @@ redisReply *
 polyglot_redis_command_argv(RedisConn *conn, int argc, const char **argv,
 				   const size_t *argvlen)
 {
+	polyglot_redis_settle(conn);
 	check_connected(conn);
 	if (conn->is_cluster)
 	{
@@ -1001,12 +1118,223 @@ polyglot_redis_cmd_arg(RedisCmd *cmd, const char *arg)
 }
 
 /*
+ * Writes "<lead><n>\r\n" (a protocol header: *count or $length) at p, which
+ * has room for 24 bytes; returns the end
+ */
+static inline char *
+format_header(char *p, char lead, size_t n)
+{
+	char		digits[20];
+	int			i = 0;
+
+	do
+	{
+		digits[i++] = (char) ('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	*p++ = lead;
+	while (i > 0)
+		*p++ = digits[--i];
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
+/*
+ * Appends the header of a command of nargs arguments, in the protocol's
+ * form (RESP), which the arguments follow (polyglot_redis_format_arg); the
+ * commands of a pipeline are formatted one after the other into buf and
+ * appended with polyglot_redis_append_formatted().
+ */
+void
+polyglot_redis_format_command(StringInfo buf, int nargs)
+{
+	enlargeStringInfo(buf, 24);
+	buf->len = (int) (format_header(buf->data + buf->len, '*', (size_t) nargs) - buf->data);
+	buf->data[buf->len] = '\0';
+}
+
+/* Appends an argument made of a then b (blen may be 0), binary safe */
+void
+polyglot_redis_format_arg(StringInfo buf, const char *a, size_t alen, const char *b, size_t blen)
+{
+	char	   *p;
+
+	enlargeStringInfo(buf, (int) (alen + blen + 26));
+	p = format_header(buf->data + buf->len, '$', alen + blen);
+	memcpy(p, a, alen);
+	p += alen;
+	if (blen > 0)
+	{
+		memcpy(p, b, blen);
+		p += blen;
+	}
+	*p++ = '\r';
+	*p++ = '\n';
+	*p = '\0';
+	buf->len = (int) (p - buf->data);
+}
+
+/*
+ * Appends formatted commands (polyglot_redis_format_command) to the
+ * connection's output buffer, sent with the pipeline's first read.  One
+ * Redis server only: a cluster's commands go to the node of each key
+ * (polyglot_redis_cmd_append).
+ */
+void
+polyglot_redis_append_formatted(RedisConn *conn, const char *buf, size_t len)
+{
+	polyglot_redis_settle(conn);
+	check_connected(conn);
+	if (conn->is_cluster)
+		elog(ERROR, "pg_polyglot: formatted commands cannot go to a Redis Cluster");
+	if (redisAppendFormattedCommand(redis_ctx(conn), buf, len) != REDIS_OK)
+		polyglot_redis_report_error(conn, NULL, "a pipelined command");
+}
+
+/* Are p's replies still to come on the connection's handle? */
+static bool
+pending_current(RedisConn *conn, const RedisPending *p)
+{
+	return !p->lost && conn->base.conn != NULL && conn->base.generation == p->generation;
+}
+
+/*
+ * Reads the replies a scan is still owed on the connection into its
+ * RedisPending, so that the connection's next reply is the next command's.
+ * Every function that sends on a connection does this first; a scan reads
+ * its own with polyglot_redis_collect().  An I/O error drops the
+ * connection (the owner then finds its replies lost) and ereports.
+ */
+void
+polyglot_redis_settle(RedisConn *conn)
+{
+	RedisPending *p = conn->pending;
+
+	if (p == NULL)
+		return;
+	conn->pending = NULL;
+	if (!pending_current(conn, p))
+	{
+		p->lost = true;
+		return;
+	}
+	PG_TRY();
+	{
+		while (p->got < p->expected)
+		{
+			p->replies[p->got] = get_reply_on(conn, NULL, "a pipelined read");
+			p->got++;
+		}
+	}
+	PG_CATCH();
+	{
+		p->lost = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Appends formatted commands (ncommands of them, polyglot_redis_format_command)
+ * and sends them, their replies owed to p: read later with
+ * polyglot_redis_collect(), by which time the server has worked on them.
+ * A pipeline starts with p zeroed (owing nothing); sent again before its
+ * replies are read, commands add to it, whoever read some of them
+ * meanwhile.  p->replies must have room for every reply owed.  One Redis
+ * server only.
+ */
+void
+polyglot_redis_send_owed(RedisConn *conn, RedisPending *p, const char *buf, size_t len,
+						 int ncommands)
+{
+	if (conn->pending != p)
+		polyglot_redis_settle(conn);
+	/* the replies owed before, on a handle dropped since, never come */
+	if (p->expected > 0 && !pending_current(conn, p))
+	{
+		p->lost = true;
+		polyglot_redis_collect(conn, p);
+	}
+	check_connected(conn);
+	if (conn->is_cluster)
+		elog(ERROR, "pg_polyglot: a Redis Cluster connection cannot owe replies");
+	if (p->expected == 0)
+		p->generation = conn->base.generation;
+	if (redisAppendFormattedCommand(redis_ctx(conn), buf, len) != REDIS_OK)
+		polyglot_redis_report_error(conn, NULL, "a pipelined command");
+	p->expected += ncommands;
+	conn->pending = p;
+	polyglot_redis_node_flush(conn, "a pipelined command");
+}
+
+/*
+ * Reads the rest of the replies owed to p: all of them are then in
+ * p->replies[0 .. p->expected - 1], the caller's to free.  Ereports when
+ * they were lost with their connection.
+ */
+void
+polyglot_redis_collect(RedisConn *conn, RedisPending *p)
+{
+	if (conn->pending == p)
+		polyglot_redis_settle(conn);
+	if (p->lost || p->got < p->expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the connection to Redis server \"%s\" was closed by an earlier error",
+						conn->servername),
+				 errhint("Run the statement again.")));
+}
+
+/* Frees the replies read into p, which then owes nothing */
+static void
+free_owed(RedisPending *p)
+{
+	int			i;
+
+	for (i = 0; i < p->got; i++)
+		if (p->replies[i])
+			freeReplyObject(p->replies[i]);
+	p->got = p->expected = 0;
+}
+
+/*
+ * Reads and frees the replies owed to p (the scan ends before it needs
+ * them).  Errors as polyglot_redis_settle().
+ */
+void
+polyglot_redis_drain(RedisConn *conn, RedisPending *p)
+{
+	if (conn->pending == p)
+		polyglot_redis_settle(conn);
+	free_owed(p);
+}
+
+/*
+ * Gives the replies owed to p up without reading any (an error unwinds the
+ * scan): still to come, they would be taken for another command's, so the
+ * connection is dropped.  Never ereports.
+ */
+void
+polyglot_redis_abandon(RedisConn *conn, RedisPending *p)
+{
+	if (conn->pending == p)
+	{
+		conn->pending = NULL;
+		if (pending_current(conn, p) && p->got < p->expected)
+			discard_conn(conn);
+	}
+	free_owed(p);
+}
+
+/*
  * Appends the command to the connection's output buffer (sent with the
  * pipeline's first read) and empties cmd for the next one.
  */
 void
 polyglot_redis_cmd_append(RedisConn *conn, RedisCmd *cmd)
 {
+	polyglot_redis_settle(conn);
 	check_connected(conn);
 	if (conn->is_cluster)
 		polyglot_redis_cluster_append(conn, cmd->argc, cmd->argv, cmd->argvlen);
@@ -1026,7 +1354,7 @@ get_reply_on(RedisConn *conn, const PolyglotConnPin *pin, const char *what)
 	redisReply *reply;
 	bool		timed_out;
 
-	reply = redis_roundtrip(conn, pin, deadline_in(conn->io_timeout_ms), &timed_out);
+	reply = redis_roundtrip(conn, pin, conn->io_timeout_ms, &timed_out);
 	if (reply == NULL)
 	{
 		if (timed_out)
@@ -1100,6 +1428,7 @@ polyglot_redis_get_pinned_reply(RedisConn *conn, const PolyglotConnPin *pin, con
 void
 polyglot_redis_flush(RedisConn *conn, const char *what)
 {
+	polyglot_redis_settle(conn);
 	check_connected(conn);
 	if (conn->is_cluster)
 		polyglot_redis_cluster_flush(conn, NULL, what);

@@ -22,10 +22,19 @@
  * up each key, batch_size keys (default 1000) per pipelined round trip;
  * key LIKE 'abc%' scans with SCAN MATCH prefix+abc*.  Otherwise the table
  * is read with SCAN MATCH prefix* TYPE <type>, batch_size keys per SCAN
- * call, the values of each batch in one pipelined round trip.  SCAN may
- * return a key twice: the scan remembers the keys it has returned.  Never
- * KEYS.  A key looked up by name that holds another type is an error
- * naming it; a scan skips keys of other types (TYPE filter).
+ * call, the values of each page read in one pipelined round trip with the
+ * next SCAN call (of one server; a cluster's SCAN goes to each primary on
+ * its own).  SCAN may return a key twice: the scan remembers the keys it
+ * has returned.  Never KEYS.  A key looked up by name that holds another
+ * type is an error naming it; a scan skips keys of other types (TYPE
+ * filter).
+ *
+ * The commands of a pipeline are formatted into one buffer, and rows are
+ * made from hiredis' replies as they are: a batch keeps its replies until
+ * the next batch (or the end of the query, or an error) frees them.  Only
+ * the columns the query reads are converted, with the input functions
+ * looked up once per scan.  A table's layout and connection are cached per
+ * backend (see TableCacheEntry).
  *
  * This file has the handler, the table layout, planning and the scan;
  * redis_query.c decides which clauses become lookups and writes the
@@ -37,9 +46,9 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/explain.h"
-#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
@@ -58,10 +67,12 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "common/datum.h"
 #include "pg_polyglot.h"
@@ -102,6 +113,11 @@ static const struct
 #define FP_VALUE		1		/* Integer: value number of the key(s), -1 */
 #define FP_MATCH		2		/* String: the LIKE prefix, or "" */
 #define FP_WANTED		3		/* of Integer: is column attnum - 1 read */
+#define FP_KEYS			4		/* Integer: the keys expected, at most
+								 * SEEN_KEYS_PRESIZE (the record of keys
+								 * returned is made that big at first) */
+
+#define SEEN_KEYS_PRESIZE	65536
 
 /* Modes that read keys by name rather than by SCAN */
 #define BY_NAME(mode) ((mode) == SCAN_KEYS || (mode) == SCAN_KEY_ARRAY || (mode) == SCAN_JOIN)
@@ -133,9 +149,9 @@ polyglot_redis_type_name(RedisTableType type)
 	return table_types[type].name;
 }
 
-/* The layout of a foreign table; ereports on a column it cannot map */
-RedisTable *
-polyglot_redis_load_table(Oid relid)
+/* The layout of a foreign table, read from the catalogs; ereports on a column it cannot map */
+static RedisTable *
+build_table(Oid relid)
 {
 	ForeignTable *table = GetForeignTable(relid);
 	ForeignServer *server = GetForeignServer(table->serverid);
@@ -212,14 +228,228 @@ polyglot_redis_load_table(Oid relid)
 	return t;
 }
 
-/* The connection of a foreign table for userid (InvalidOid: the current user) */
+/*
+ * Every statement on a Redis table needs its layout, twice (planner and
+ * executor), and its connection: they are cached per backend, by table,
+ * so that a statement that looks one key up does not read the table's,
+ * server's and user mapping's catalog rows and options each time.  An
+ * entry goes when its table changes (relcache invalidation: ALTER FOREIGN
+ * TABLE, its columns, DROP); every entry goes when any server, user mapping
+ * or foreign table options change.  The connection itself is the
+ * connection cache's (common/conncache.c), which reconnects after those
+ * changes: an entry only remembers which one, for one user.
+ */
+typedef struct TableCacheEntry
+{
+	Oid			relid;			/* hash key */
+	RedisTable *table;			/* flat (copy_table), in table_cache_cxt */
+	Oid			userid;			/* conn's user, InvalidOid: none remembered */
+	RedisConn  *conn;
+	double		key_count;		/* DBSIZE, for the planner's estimates ... */
+	uint64		key_count_epoch;	/* ... read in this epoch (0: none) */
+} TableCacheEntry;
+
+static HTAB *table_cache = NULL;
+static MemoryContext table_cache_cxt = NULL;
+static uint64 table_cache_invals = 0;	/* invalidations seen, for a build under way */
+
+/*
+ * Key counts are read again in the next epoch: after the transaction, and
+ * after a write through a Redis foreign table in this backend (redis_modify.c).
+ */
+static uint64 key_count_epoch = 1;
+
+/* The size of a flat copy of a layout: the struct, its roles and its prefix in one chunk */
+static Size
+table_size(RedisTable *t)
+{
+	return MAXALIGN(sizeof(RedisTable)) + MAXALIGN(sizeof(RedisRole) * Max(t->natts, 1)) +
+		strlen(t->prefix) + 1;
+}
+
+/* A copy of a layout in one chunk of cxt (freed with one pfree) */
+static RedisTable *
+copy_table(RedisTable *t, MemoryContext cxt)
+{
+	char	   *chunk = MemoryContextAlloc(cxt, table_size(t));
+	RedisTable *copy = (RedisTable *) chunk;
+
+	*copy = *t;
+	copy->roles = (RedisRole *) (chunk + MAXALIGN(sizeof(RedisTable)));
+	memcpy(copy->roles, t->roles, sizeof(RedisRole) * t->natts);
+	copy->prefix = (char *) copy->roles + MAXALIGN(sizeof(RedisRole) * Max(t->natts, 1));
+	strcpy(copy->prefix, t->prefix);
+	return copy;
+}
+
+/* Forgets every entry; a callback: never ereports */
+static void
+table_cache_flush(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	TableCacheEntry *entry;
+
+	table_cache_invals++;
+	if (table_cache == NULL)
+		return;
+	hash_seq_init(&scan, table_cache);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+		hash_search(table_cache, &entry->relid, HASH_REMOVE, NULL);
+	MemoryContextReset(table_cache_cxt);
+}
+
+/* Forgets relid's entry (every entry for InvalidOid); never ereports */
+static void
+table_cache_relcache(Datum arg, Oid relid)
+{
+	TableCacheEntry *entry;
+
+	if (!OidIsValid(relid))
+	{
+		table_cache_flush(arg, 0, 0);
+		return;
+	}
+	table_cache_invals++;
+	if (table_cache == NULL)
+		return;
+	entry = hash_search(table_cache, &relid, HASH_FIND, NULL);
+	if (entry == NULL)
+		return;
+	pfree(entry->table);
+	hash_search(table_cache, &relid, HASH_REMOVE, NULL);
+}
+
+/* A new epoch of key counts at the end of a transaction; never ereports */
+static void
+table_cache_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		key_count_epoch++;
+}
+
+/* Makes the planner read key counts again: this backend wrote to Redis */
+void
+polyglot_redis_forget_key_counts(void)
+{
+	key_count_epoch++;
+}
+
+/* The entry of relid, made (with a layout read now) if there was none */
+static TableCacheEntry *
+table_cache_entry(Oid relid)
+{
+	TableCacheEntry *entry;
+	RedisTable *t;
+	uint64		invals;
+
+	if (table_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		table_cache_cxt = AllocSetContextCreate(CacheMemoryContext, "pg_polyglot redis tables",
+												ALLOCSET_SMALL_SIZES);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TableCacheEntry);
+		table_cache = hash_create("pg_polyglot redis tables", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(table_cache_relcache, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNSERVEROID, table_cache_flush, (Datum) 0);
+		CacheRegisterSyscacheCallback(USERMAPPINGOID, table_cache_flush, (Datum) 0);
+		CacheRegisterSyscacheCallback(FOREIGNTABLEREL, table_cache_flush, (Datum) 0);
+		RegisterXactCallback(table_cache_xact, NULL);
+	}
+	entry = hash_search(table_cache, &relid, HASH_FIND, NULL);
+	if (entry)
+		return entry;
+
+	/* an invalidation while the catalogs are read makes the layout unsafe to keep */
+	invals = table_cache_invals;
+	t = build_table(relid);
+	if (invals != table_cache_invals)
+	{
+		/* not kept: an entry of the moment, in the caller's memory */
+		entry = palloc0(sizeof(TableCacheEntry));
+		entry->relid = relid;
+		entry->table = t;
+		return entry;
+	}
+	t = copy_table(t, table_cache_cxt);
+	entry = hash_search(table_cache, &relid, HASH_ENTER, NULL);
+	entry->table = t;
+	entry->userid = InvalidOid;
+	entry->conn = NULL;
+	return entry;
+}
+
+/*
+ * The layout of a foreign table (cached per backend), as a copy the caller
+ * may keep: allocated in the current memory context.  Ereports on a column
+ * it cannot map.
+ */
+RedisTable *
+polyglot_redis_load_table(Oid relid)
+{
+	return copy_table(table_cache_entry(relid)->table, CurrentMemoryContext);
+}
+
+/*
+ * The connection of a foreign table for userid (InvalidOid: the current
+ * user), connected; the same as polyglot_redis_get_connection() with the
+ * table's server and the user's mapping, which are looked up only when
+ * the table's entry does not remember this user's connection open.
+ */
 RedisConn *
 polyglot_redis_table_connection(Oid relid, Oid userid)
 {
+	TableCacheEntry *entry;
 	ForeignServer *server;
-	UserMapping *user = polyglot_table_user_mapping(relid, userid, &server);
+	UserMapping *user;
+	RedisConn  *conn;
 
-	return polyglot_redis_get_connection(server, user);
+	if (!OidIsValid(userid))
+		userid = GetUserId();
+	entry = table_cache_entry(relid);
+	if (entry->userid == userid && entry->conn != NULL &&
+		entry->conn->base.conn != NULL && !entry->conn->base.invalidated)
+		return entry->conn;
+	user = polyglot_table_user_mapping(relid, userid, &server);
+	conn = polyglot_redis_get_connection(server, user);
+	/* (the entry stays: connecting reads no catalog that would invalidate it) */
+	entry = table_cache_entry(relid);
+	entry->userid = userid;
+	entry->conn = conn;
+	return conn;
+}
+
+/*
+ * The number of keys in the database of a foreign table's server, for
+ * userid (InvalidOid: the current user): DBSIZE (of a cluster: one
+ * primary's, times their number), read once per epoch (key_count_epoch)
+ * and table.  -1 when the server gives no count.
+ */
+static double
+table_key_count(Oid relid, Oid userid)
+{
+	TableCacheEntry *entry = table_cache_entry(relid);
+	RedisConn  *conn;
+	const char *argv[] = {"DBSIZE"};
+	int			nodes;
+	redisReply *reply;
+	double		count = -1;
+
+	if (entry->key_count_epoch == key_count_epoch)
+		return entry->key_count;
+	conn = polyglot_redis_table_connection(relid, userid);
+	nodes = polyglot_redis_node_count(conn);
+	reply = polyglot_redis_node_command_argv(conn, 0, 1, argv, NULL);
+	if (reply->type == REDIS_REPLY_INTEGER)
+		count = (double) reply->integer * nodes;
+	freeReplyObject(reply);
+	entry = table_cache_entry(relid);
+	entry->key_count = count;
+	entry->key_count_epoch = key_count_epoch;
+	return count;
 }
 
 /* ---------------------------------------------------------------- planning */
@@ -267,19 +497,15 @@ redisGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntablei
 	if (info->mode == SCAN_ALL || info->mode == SCAN_MATCH)
 	{
 		/*
-		 * The database's key count (DBSIZE, one round trip when the query
-		 * is planned): an upper bound of the keys under the prefix, which
-		 * keeps a scan from looking cheap next to per-key lookups.
+		 * The database's key count (DBSIZE, a round trip when the first
+		 * query of a transaction on this table is planned): an upper bound
+		 * of the keys under the prefix, which keeps a scan from looking
+		 * cheap next to per-key lookups.
 		 */
-		RedisConn  *conn = polyglot_redis_table_connection(foreigntableid, baserel->userid);
-		const char *argv[] = {"DBSIZE"};
-		int			nodes = polyglot_redis_node_count(conn);
-		redisReply *reply = polyglot_redis_node_command_argv(conn, 0, 1, argv, NULL);
+		double		count = table_key_count(foreigntableid, baserel->userid);
 
-		/* a cluster's: one primary's, times their number */
-		if (reply->type == REDIS_REPLY_INTEGER)
-			keys = Max((double) reply->integer * nodes, 1);
-		freeReplyObject(reply);
+		if (count >= 0)
+			keys = Max(count, 1);
 		if (info->mode == SCAN_MATCH)
 			keys = Max(keys / 10, 1);
 	}
@@ -354,6 +580,7 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	RestrictInfo *used = info->key_clause;
 	ListCell   *lc;
 	int			i;
+	double		keys;
 
 	/* the inner side of a Redis key join reads the keys it is given */
 	if (best_path->fdw_private != NIL)
@@ -399,9 +626,11 @@ redisGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	for (i = 0; i < info->table->natts; i++)
 		wanted = lappend_int(wanted, bms_is_member(i + 1, attrs) &&
 							 info->table->roles[i] != RR_NONE);
+	keys = baserel->tuples / polyglot_redis_rows_per_key(info->table);
 	return make_foreignscan(tlist, local, baserel->relid, values,
-							list_make4(makeInteger(mode), makeInteger(value ? 0 : -1),
-									   makeString(match ? match : ""), wanted),
+							list_make5(makeInteger(mode), makeInteger(value ? 0 : -1),
+									   makeString(match ? match : ""), wanted,
+									   makeInteger((int) Min(Max(keys, 0), SEEN_KEYS_PRESIZE))),
 							NIL, NIL, outer_plan);
 }
 
@@ -454,17 +683,6 @@ key_error(RedisScanState *st, redisReply *reply, const char *key)
 			 errdetail_internal("%s", reply->str ? reply->str : "error")));
 }
 
-/* A copy of len bytes, zero bytes included, followed by a terminating zero */
-static char *
-bytes_dup(const char *s, size_t len)
-{
-	char	   *copy = palloc(len + 1);
-
-	memcpy(copy, s, len);
-	copy[len] = '\0';
-	return copy;
-}
-
 /*
  * Checks that a key's read reply has the shape its command returns: a bulk
  * string or nil for GET, an array of bulk strings for the others (of an even
@@ -506,293 +724,301 @@ check_read_reply(RedisScanState *st, const char *key, redisReply *reply)
 }
 
 /*
- * Adds the rows of one key's reply to the batch. The reply passed
- * check_read_reply; every string is copied with its length, zero bytes and
- * all, so that bytea columns read binary values exactly.
+ * Makes room for n rows, or n replies, in the scan's arrays, which batches
+ * reuse (allocated in the query's memory, which outlives the batch's
+ * replies: freeing them reads the array)
  */
 static void
-add_key_rows(RedisScanState *st, const char *key, size_t keylen, redisReply *data,
-			 int64 pttl, List **rows)
+reserve_rows(RedisScanState *st, int n)
+{
+	if (n <= st->rows_size)
+		return;
+	n = Max(n, st->rows_size * 2);
+	st->rows = st->rows ? repalloc(st->rows, sizeof(RedisRow) * n) :
+		MemoryContextAlloc(st->query_cxt, sizeof(RedisRow) * n);
+	st->rows_size = n;
+}
+
+static void
+reserve_replies(RedisScanState *st, int n)
+{
+	if (n <= st->replies_size)
+		return;
+	n = Max(n, st->replies_size * 2);
+	st->replies = st->replies ? repalloc(st->replies, sizeof(redisReply *) * n) :
+		MemoryContextAlloc(st->query_cxt, sizeof(redisReply *) * n);
+	st->replies_size = n;
+}
+
+/* A new row of the batch, zeroed but for its key */
+static RedisRow *
+new_row(RedisScanState *st, RedisKey key, int key_index, int64 pttl)
+{
+	RedisRow   *r;
+
+	reserve_rows(st, st->nrows + 1);
+	r = &st->rows[st->nrows++];
+	memset(r, 0, sizeof(RedisRow));
+	r->key = key.str;
+	r->keylen = key.len;
+	r->key_index = key_index;
+	r->pttl = pttl;
+	return r;
+}
+
+/*
+ * Adds the rows of one key's reply to the batch. The reply passed
+ * check_read_reply; the rows point into it (the batch keeps its replies),
+ * so that bytea columns read binary values exactly, zero bytes and all.
+ */
+static void
+add_key_rows(RedisScanState *st, RedisKey key, int key_index, redisReply *data, int64 pttl)
 {
 	RedisTable *t = st->table;
+	RedisRow   *r;
 	size_t		i;
 
 	if (data->type == REDIS_REPLY_NIL)
 		return;					/* gone meanwhile */
 	if (t->type == RT_STRING)
 	{
-		RedisRow   *r = palloc0(sizeof(RedisRow));
-
-		r->key = bytes_dup(key, keylen);
-		r->keylen = keylen;
-		r->value = bytes_dup(data->str, data->len);
+		r = new_row(st, key, key_index, pttl);
+		r->value = data->str;
 		r->valuelen = data->len;
-		r->pttl = pttl;
-		*rows = lappend(*rows, r);
 		return;
 	}
 	if (t->type == RT_HASH && t->att[RR_FIELDS])
 	{
-		JsonbParseState *ps = NULL;
-		RedisRow   *r;
-
-		if (data->elements == 0)
-			return;
-		pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
-		for (i = 0; i + 1 < data->elements; i += 2)
-		{
-			JsonbValue	k,
-						v;
-
-			k.type = jbvString;
-			k.val.string.val = bytes_dup(data->element[i]->str, data->element[i]->len);
-			k.val.string.len = data->element[i]->len;
-			v.type = jbvString;
-			v.val.string.val = bytes_dup(data->element[i + 1]->str, data->element[i + 1]->len);
-			v.val.string.len = data->element[i + 1]->len;
-			if (memchr(k.val.string.val, '\0', k.val.string.len) ||
-				memchr(v.val.string.val, '\0', v.val.string.len) ||
-				!pg_verify_mbstr(GetDatabaseEncoding(), k.val.string.val, k.val.string.len, true) ||
-				!pg_verify_mbstr(GetDatabaseEncoding(), v.val.string.val, v.val.string.len, true))
-				ereport(ERROR,
-						(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
-						 errmsg("Redis hash \"%s%s\" holds bytes that are not text (a zero byte or invalid %s)",
-								t->prefix, pnstrdup(key, keylen), GetDatabaseEncodingName()),
-						 errhint("Read it with field and value columns of type bytea.")));
-			pushJsonbValue(&ps, WJB_KEY, &k);
-			pushJsonbValue(&ps, WJB_VALUE, &v);
-		}
-		r = palloc0(sizeof(RedisRow));
-		r->key = bytes_dup(key, keylen);
-		r->keylen = keylen;
-		r->fields = JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL));
-		r->pttl = pttl;
-		*rows = lappend(*rows, r);
+		/* one row per hash; its jsonb is made if the column is read */
+		if (data->elements > 0)
+			new_row(st, key, key_index, pttl)->hash = data;
 		return;
 	}
 	for (i = 0; i < data->elements; i++)
 	{
-		RedisRow   *r = palloc0(sizeof(RedisRow));
 		redisReply *e = data->element[i];
 
-		r->key = bytes_dup(key, keylen);
-		r->keylen = keylen;
-		r->pttl = pttl;
+		r = new_row(st, key, key_index, pttl);
 		switch (t->type)
 		{
 			case RT_HASH:
 			case RT_ZSET:
-				r->sub = bytes_dup(e->str, e->len);
+				r->sub = e->str;
 				r->sublen = e->len;
 				e = data->element[++i];
-				r->value = bytes_dup(e->str, e->len);
+				r->value = e->str;
 				r->valuelen = e->len;
 				break;
 			case RT_LIST:
 				r->index = (int64) i;
-				r->value = bytes_dup(e->str, e->len);
+				r->value = e->str;
 				r->valuelen = e->len;
 				break;
 			case RT_SET:
-				r->sub = bytes_dup(e->str, e->len);
+				r->sub = e->str;
 				r->sublen = e->len;
 				break;
 			case RT_STRING:
 				break;
 		}
-		*rows = lappend(*rows, r);
 	}
+}
+
+/* ---------------------------------------------------------------- keys */
+
+/*
+ * A copy of a key that SCAN returned, NUL-terminated, in the scan's arena
+ * (exec_cxt): it lives until a rescan, as the record of keys returned does.
+ */
+static const char *
+keep_key(RedisScanState *st, const char *s, size_t len)
+{
+	char	   *copy;
+
+	if (st->arena_left < len + 1)
+	{
+		size_t		size = Max(len + 1, 32 * 1024);
+
+		st->arena = MemoryContextAlloc(st->exec_cxt, size);
+		st->arena_left = size;
+	}
+	copy = st->arena;
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	st->arena += len + 1;
+	st->arena_left -= len + 1;
+	return copy;
+}
+
+/* Appends a key to an array of keys allocated in exec_cxt, which grows */
+static void
+add_key(RedisScanState *st, RedisKey **keys, int *n, int *size, const char *str, size_t len)
+{
+	if (*n == *size)
+	{
+		*size = Max(*size * 2, 64);
+		*keys = *keys ? repalloc(*keys, sizeof(RedisKey) * *size) :
+			MemoryContextAlloc(st->exec_cxt, sizeof(RedisKey) * *size);
+	}
+	(*keys)[*n].str = str;
+	(*keys)[*n].len = len;
+	(*n)++;
 }
 
 /*
- * Reads the rows of keys (a List of String nodes, without the prefix) in
- * one pipelined round trip: the type's read command, and PTTL when ttl is
- * wanted, per key.
+ * The record of the keys the scan returned, made at the planner's estimate
+ * of their number (at most SEEN_KEYS_PRESIZE) so that it seldom grows
+ */
+static RedisKeySet *
+seen_keys(RedisScanState *st)
+{
+	if (st->seen == NULL)
+		st->seen = polyglot_redis_keyset_create(st->exec_cxt, (uint32) st->expected_keys);
+	return st->seen;
+}
+
+/*
+ * Records a key (of that hash: polyglot_redis_keyset_hash) as returned:
+ * NULL when it was already (SCAN may return a key twice), else the key as
+ * kept, copied into the arena when copy is set (str is then a reply's,
+ * freed with its batch).
+ */
+static const char *
+remember_key(RedisScanState *st, const char *str, size_t len, uint32 hash, bool copy)
+{
+	bool		found;
+	int			n;
+
+	n = polyglot_redis_keyset_enter_hash(seen_keys(st), str, len, hash, &found);
+	if (found)
+		return NULL;
+	if (copy)
+	{
+		str = keep_key(st, str, len);
+		polyglot_redis_keyset_move(st->seen, n, str);
+	}
+	return str;
+}
+
+/* The arguments of the scan's next SCAN call (8) */
+static void
+scan_args(RedisScanState *st, const char **argv, size_t *argvlen)
+{
+	int			i;
+
+	argv[0] = "SCAN";
+	argv[1] = st->cursor;
+	argv[2] = "MATCH";
+	argv[3] = st->pattern;
+	argv[4] = "COUNT";
+	argv[5] = st->count;
+	argv[6] = "TYPE";
+	argv[7] = polyglot_redis_type_name(st->table->type);
+	for (i = 0; i < 8; i++)
+		argvlen[i] = strlen(argv[i]);
+}
+
+/*
+ * Reads a SCAN reply: the next cursor, and into st->page the keys of the
+ * page that no earlier page returned, without the prefix (copied: the reply
+ * stays the caller's to free, also when its shape is an error).  The keys'
+ * slots in the record of keys returned are prefetched a run at a time, so
+ * that their cache misses overlap.
  */
 static void
-fetch_keys(RedisScanState *st, List *keys)
+read_scan_reply(RedisScanState *st, redisReply *reply)
 {
-	RedisTable *t = st->table;
-	RedisCmd	cmd;
-	List	   *volatile rows = NIL;
-	ListCell   *lc;
-	int			n = 0;
-	int			i;
-	int			per_key = st->want_ttl ? 2 : 1;
-	int			nreplies;		/* not changed after PG_TRY's setjmp */
-	redisReply **replies;
-
-	polyglot_redis_cmd_init(&cmd, 6);
-	foreach(lc, keys)
-	{
-		const char *key = strVal(lfirst(lc));
-		size_t		len;
-		char	   *k = polyglot_redis_full_key(t, key, strlen(key), &len);
-
-		polyglot_redis_cmd_arg(&cmd, polyglot_redis_read_command(t->type));
-		polyglot_redis_cmd_arg_len(&cmd, k, len);
-		if (t->type == RT_LIST || t->type == RT_ZSET)
-		{
-			polyglot_redis_cmd_arg(&cmd, "0");
-			polyglot_redis_cmd_arg(&cmd, "-1");
-			if (t->type == RT_ZSET)
-				polyglot_redis_cmd_arg(&cmd, "WITHSCORES");
-		}
-		polyglot_redis_cmd_append(st->conn, &cmd);
-		if (st->want_ttl)
-		{
-			polyglot_redis_cmd_arg(&cmd, "PTTL");
-			polyglot_redis_cmd_arg_len(&cmd, k, len);
-			polyglot_redis_cmd_append(st->conn, &cmd);
-		}
-		n++;
-	}
-	if (n == 0)
-		return;
-	st->round_trips++;
-
-	/* per key, its read's reply, then its PTTL's when ttl is wanted */
-	nreplies = n * per_key;
-	replies = palloc(sizeof(redisReply *) * nreplies);
-	polyglot_redis_get_replies(st->conn, nreplies, replies, "a pipelined read");
-	PG_TRY();
-	{
-		i = 0;
-		foreach(lc, keys)
-		{
-			const char *key = strVal(lfirst(lc));
-			redisReply *data = replies[i * per_key];
-			redisReply *pttl = st->want_ttl ? replies[i * per_key + 1] : NULL;
-
-			i++;
-			if (data->type == REDIS_REPLY_ERROR)
-			{
-				/* a scanned key that changed its type since SCAN: not a row */
-				if ((st->mode == SCAN_ALL || st->mode == SCAN_MATCH) && data->str &&
-					strncmp(data->str, "WRONGTYPE", 9) == 0)
-					continue;
-				key_error(st, data, key);
-			}
-			check_read_reply(st, key, data);
-			if (pttl && pttl->type != REDIS_REPLY_INTEGER)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_ERROR),
-						 errmsg("Redis server \"%s\" answered PTTL of key \"%s%s\" with a reply of the wrong shape",
-								st->conn->servername, t->prefix, key),
-						 errdetail("Expected an integer.")));
-			/* -2: the key expired between its read and its PTTL */
-			if (pttl == NULL || pttl->integer != -2)
-				add_key_rows(st, key, strlen(key), data, pttl ? pttl->integer : -1,
-							 (List **) &rows);
-		}
-	}
-	PG_FINALLY();
-	{
-		for (i = 0; i < nreplies; i++)
-			freeReplyObject(replies[i]);
-	}
-	PG_END_TRY();
-	st->nrows = list_length(rows);
-	st->rows = palloc(sizeof(RedisRow) * Max(st->nrows, 1));
-	i = 0;
-	foreach(lc, rows)
-		st->rows[i++] = *(RedisRow *) lfirst(lc);
-	st->next_row = 0;
-}
-
-/* An entry of the set of keys returned: a 64-bit hash and the keys with it */
-typedef struct SeenEntry
-{
-	uint64		hash;
-	List	   *keys;			/* of String */
-} SeenEntry;
-
-/* Adds key to the set of keys returned; false when it was there already */
-static bool
-remember_key(RedisScanState *st, const char *key)
-{
-	uint64		h = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
-	bool		found;
-	SeenEntry  *e = (SeenEntry *) hash_search(st->seen, &h, HASH_ENTER, &found);
-	ListCell   *lc;
-	MemoryContext old;
-
-	if (!found)
-		e->keys = NIL;
-	foreach(lc, e->keys)
-		if (strcmp(strVal(lfirst(lc)), key) == 0)
-			return false;
-	old = MemoryContextSwitchTo(st->exec_cxt);
-	e->keys = lappend(e->keys, makeString(pstrdup(key)));
-	MemoryContextSwitchTo(old);
-	return true;
-}
-
-/* The next SCAN page's new keys, without the prefix (List of String) */
-static List *
-scan_page(RedisScanState *st)
-{
-	RedisTable *t = st->table;
-	StringInfoData pattern;
-	RedisCmd	cmd;
-	redisReply *reply;
-	List	   *keys = NIL;
-	size_t		plen = strlen(t->prefix);
-	char		count[16];
+	size_t		plen = strlen(st->table->prefix);
+	redisReply *keys;
+	uint32		hashes[64];
 	size_t		i;
 
-	initStringInfo(&pattern);
-	polyglot_redis_scan_pattern(&pattern, t, st->mode == SCAN_MATCH ? st->match : NULL);
-	snprintf(count, sizeof(count), "%d", t->batch_size);
-	polyglot_redis_cmd_init(&cmd, 8);
-	polyglot_redis_cmd_arg(&cmd, "SCAN");
-	polyglot_redis_cmd_arg(&cmd, st->cursor);
-	polyglot_redis_cmd_arg(&cmd, "MATCH");
-	polyglot_redis_cmd_arg_len(&cmd, pattern.data, pattern.len);
-	polyglot_redis_cmd_arg(&cmd, "COUNT");
-	polyglot_redis_cmd_arg(&cmd, count);
-	polyglot_redis_cmd_arg(&cmd, "TYPE");
-	polyglot_redis_cmd_arg(&cmd, polyglot_redis_type_name(t->type));
-	/* each node of a cluster in turn (its primaries), one SCAN each */
-	reply = polyglot_redis_node_command_argv(st->conn, st->scan_node, cmd.argc, cmd.argv,
-											 cmd.argvlen);
-	st->round_trips++;
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
 		reply->element[0]->type != REDIS_REPLY_STRING ||
+		reply->element[0]->len >= sizeof(st->cursor) ||
 		reply->element[1]->type != REDIS_REPLY_ARRAY)
-		polyglot_redis_report_error(st->conn, reply, "SCAN");
-	st->cursor = MemoryContextStrdup(st->exec_cxt, reply->element[0]->str);
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_ERROR),
+				 errmsg("Redis server \"%s\" returned an error for SCAN", st->conn->servername),
+				 errdetail_internal("%s", reply->type == REDIS_REPLY_ERROR && reply->str ?
+									pstrdup(reply->str) :
+									psprintf("unexpected reply of type %d", reply->type))));
+	memcpy(st->cursor, reply->element[0]->str, reply->element[0]->len);
+	st->cursor[reply->element[0]->len] = '\0';
 	if (strcmp(st->cursor, "0") == 0 &&
 		++st->scan_node >= polyglot_redis_node_count(st->conn))
 		st->done = true;
-	for (i = 0; i < reply->element[1]->elements; i++)
+	st->npage = 0;
+	keys = reply->element[1];
+	for (i = 0; i < keys->elements; i += lengthof(hashes))
 	{
-		redisReply *k = reply->element[1]->element[i];
-		char	   *key;
+		size_t		n = Min(keys->elements - i, lengthof(hashes));
+		size_t		j;
 
-		if (k->type != REDIS_REPLY_STRING || k->len < plen || memchr(k->str, '\0', k->len))
-			continue;
-		key = pnstrdup(k->str + plen, k->len - plen);
-		/* SCAN may return a key twice */
-		if (remember_key(st, key))
-			keys = lappend(keys, makeString(key));
+		/* the hashes of a run of keys, their slots prefetched, then the keys entered */
+		for (j = 0; j < n; j++)
+		{
+			redisReply *k = keys->element[i + j];
+
+			if (k->type != REDIS_REPLY_STRING || k->len < plen || memchr(k->str, '\0', k->len))
+				continue;
+			hashes[j] = polyglot_redis_keyset_hash(k->str + plen, k->len - plen);
+			polyglot_redis_keyset_prefetch(seen_keys(st), hashes[j]);
+		}
+		for (j = 0; j < n; j++)
+		{
+			redisReply *k = keys->element[i + j];
+			const char *key;
+
+			if (k->type != REDIS_REPLY_STRING || k->len < plen || memchr(k->str, '\0', k->len))
+				continue;
+			key = remember_key(st, k->str + plen, k->len - plen, hashes[j], true);
+			if (key)
+				add_key(st, &st->page, &st->npage, &st->page_size, key, k->len - plen);
+		}
 	}
-	freeReplyObject(reply);
-	return keys;
+	st->have_page = true;
 }
 
-/* The keys of SCAN_KEYS and SCAN_KEY_ARRAY: distinct, non-NULL */
-static List *
+/* One SCAN call of its own (a round trip): the next page into st->page */
+static void
+scan_page(RedisScanState *st)
+{
+	const char *argv[8];
+	size_t		argvlen[8];
+	redisReply *volatile reply;
+
+	scan_args(st, argv, argvlen);
+	/* each node of a cluster in turn (its primaries), one SCAN each */
+	reply = polyglot_redis_node_command_argv(st->conn, st->scan_node, 8, argv, argvlen);
+	st->round_trips++;
+	PG_TRY();
+	{
+		read_scan_reply(st, reply);
+	}
+	PG_FINALLY();
+	{
+		freeReplyObject(reply);
+	}
+	PG_END_TRY();
+}
+
+/* The keys of SCAN_KEYS and SCAN_KEY_ARRAY into st->keys: distinct, non-NULL */
+static void
 lookup_keys(RedisScanState *st, ExprContext *econtext)
 {
 	bool		isnull;
 	Datum		value = ExecEvalExpr(st->value_state, econtext, &isnull);
-	List	   *keys = NIL;
 
 	if (isnull)
-		return NIL;
+		return;
 	if (st->mode == SCAN_KEYS)
-		return list_make1(makeString(TextDatumGetCString(value)));
+	{
+		char	   *key = TextDatumGetCString(value);
+
+		add_key(st, &st->keys, &st->nkeys, &st->keys_size, key, strlen(key));
+		return;
+	}
 	{
 		Oid			elemtype;
 		Datum	   *elems;
@@ -803,53 +1029,358 @@ lookup_keys(RedisScanState *st, ExprContext *econtext)
 		for (i = 0; i < n; i++)
 		{
 			char	   *key;
+			size_t		len;
 
 			if (nulls[i])
 				continue;
 			key = TextDatumGetCString(elems[i]);
-			if (remember_key(st, key))
-				keys = lappend(keys, makeString(key));
+			len = strlen(key);
+			if (remember_key(st, key, len, polyglot_redis_keyset_hash(key, len), false))
+				add_key(st, &st->keys, &st->nkeys, &st->keys_size, key, len);
 		}
 	}
-	return keys;
 }
 
+/*
+ * Starts an execution of the scan: no keys fetched yet, a SCAN from cursor
+ * 0; the keys of a lookup evaluated.  A key join's inner scan gets its keys
+ * from polyglot_redis_join_keys().
+ */
 void
 polyglot_redis_start_scan(RedisScanState *st, ExprContext *econtext)
 {
-	HASHCTL		ctl;
 	MemoryContext old = MemoryContextSwitchTo(st->exec_cxt);
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(SeenEntry);
-	ctl.hcxt = st->exec_cxt;
-	st->seen = hash_create("pg_polyglot redis keys", 1024, &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	st->cursor = "0";
+	strcpy(st->cursor, "0");
 	st->scan_node = 0;
 	st->started = true;
+	st->done = st->collected = st->have_page = false;
+	st->keys = st->page = NULL;
+	st->nkeys = st->next_key = st->keys_size = st->npage = st->page_size = 0;
+	st->seen = NULL;
+	st->arena = NULL;
+	st->arena_left = 0;
+	st->request.data = NULL;
+	st->join_unsent = 0;
+	st->batches = 0;
 	if (st->mode == SCAN_KEYS || st->mode == SCAN_KEY_ARRAY)
-	{
-		st->keys = lookup_keys(st, econtext);
-		st->done = st->keys == NIL;
-	}
-	else if (st->mode == SCAN_JOIN)
-		st->done = true;		/* until a Redis key join gives keys */
+		lookup_keys(st, econtext);
 	MemoryContextSwitchTo(old);
 }
 
-/* Fetches the next batch of rows; false when there are none left */
+/* ---------------------------------------------------------------- fetching */
+
+/* The replies of a batch, freed when its memory goes (a reset, or an error) */
+typedef struct BatchReplies
+{
+	MemoryContextCallback callback;
+	redisReply **replies;
+	int			n;
+} BatchReplies;
+
+static void
+free_batch_replies(void *arg)
+{
+	BatchReplies *held = (BatchReplies *) arg;
+	int			i;
+
+	for (i = 0; i < held->n; i++)
+		if (held->replies[i])
+			freeReplyObject(held->replies[i]);
+	held->n = 0;
+}
+
+/* Formats the command that reads key (and its PTTL when ttl is wanted) */
+static void
+format_read(RedisScanState *st, StringInfo buf, RedisKey key)
+{
+	RedisTable *t = st->table;
+	const char *read = polyglot_redis_read_command(t->type);
+	size_t		plen = strlen(t->prefix);
+
+	polyglot_redis_format_command(buf, t->type == RT_ZSET ? 5 : t->type == RT_LIST ? 4 : 2);
+	polyglot_redis_format_arg(buf, read, strlen(read), NULL, 0);
+	polyglot_redis_format_arg(buf, t->prefix, plen, key.str, key.len);
+	if (t->type == RT_LIST || t->type == RT_ZSET)
+	{
+		polyglot_redis_format_arg(buf, "0", 1, NULL, 0);
+		polyglot_redis_format_arg(buf, "-1", 2, NULL, 0);
+		if (t->type == RT_ZSET)
+			polyglot_redis_format_arg(buf, "WITHSCORES", 10, NULL, 0);
+	}
+	if (st->want_ttl)
+	{
+		polyglot_redis_format_command(buf, 2);
+		polyglot_redis_format_arg(buf, "PTTL", 4, NULL, 0);
+		polyglot_redis_format_arg(buf, t->prefix, plen, key.str, key.len);
+	}
+}
+
+/* The scan's request buffer (exec_cxt), emptied */
+static StringInfo
+empty_request(RedisScanState *st)
+{
+	if (st->request.data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->exec_cxt);
+
+		initStringInfo(&st->request);
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(&st->request);
+	return &st->request;
+}
+
+/* Room for n replies owed (query_cxt, as the batch's replies) */
+static void
+reserve_pending(RedisScanState *st, int n)
+{
+	if (n <= st->pending_size)
+		return;
+	Assert(st->pending.got == 0);
+	n = Max(n, st->pending_size * 2);
+	st->pending.replies = st->pending.replies ?
+		repalloc(st->pending.replies, sizeof(redisReply *) * n) :
+		MemoryContextAlloc(st->query_cxt, sizeof(redisReply *) * n);
+	st->pending_size = n;
+}
+
+/*
+ * Sends the reads of keys[0 .. n - 1] (key_base: the position of keys[0]
+ * among the scan's keys), followed with next_scan by the scan's next SCAN
+ * call, as one pipeline (one Redis server) whose rows collect_reads() makes.
+ * The keys must stay until then.
+ */
+static void
+send_reads(RedisScanState *st, RedisKey *keys, int n, int key_base, bool next_scan)
+{
+	StringInfo	request = empty_request(st);
+	int			nreplies = n * (st->want_ttl ? 2 : 1) + (next_scan ? 1 : 0);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		format_read(st, request, keys[i]);
+	if (next_scan)
+	{
+		const char *argv[8];
+		size_t		argvlen[8];
+		int			a;
+
+		scan_args(st, argv, argvlen);
+		polyglot_redis_format_command(request, 8);
+		for (a = 0; a < 8; a++)
+			polyglot_redis_format_arg(request, argv[a], argvlen[a], NULL, 0);
+	}
+	reserve_pending(st, nreplies);
+	st->pending.expected = st->pending.got = 0;
+	st->pending.lost = false;
+	st->flight_keys = keys;
+	st->nflight = n;
+	st->flight_base = key_base;
+	st->flight_scan = next_scan;
+	st->in_flight = true;
+	polyglot_redis_send_owed(st->conn, &st->pending, request->data, request->len, nreplies);
+}
+
+/*
+ * Makes the batch's rows of the replies to the reads of keys[0 .. n - 1]
+ * (and of the next SCAN call, last, with next_scan, whose page is read into
+ * st->page): per key, its read's reply, then its PTTL's when ttl is wanted.
+ * The replies are the batch's (freed with it), and the rows point into them.
+ */
+static void
+make_rows(RedisScanState *st, redisReply **replies, RedisKey *keys, int n, int key_base,
+		  bool next_scan)
+{
+	RedisTable *t = st->table;
+	int			per_key = st->want_ttl ? 2 : 1;
+	int			i;
+
+	if (next_scan)
+		read_scan_reply(st, replies[n * per_key]);
+	/* a row per key, at least for a string */
+	reserve_rows(st, n);
+	for (i = 0; i < n; i++)
+	{
+		RedisKey	key = keys[i];
+		redisReply *data = replies[i * per_key];
+		redisReply *pttl = st->want_ttl ? replies[i * per_key + 1] : NULL;
+
+		if (data->type == REDIS_REPLY_ERROR)
+		{
+			/* a scanned key that changed its type since SCAN: not a row */
+			if ((st->mode == SCAN_ALL || st->mode == SCAN_MATCH) && data->str &&
+				strncmp(data->str, "WRONGTYPE", 9) == 0)
+				continue;
+			key_error(st, data, key.str);
+		}
+		check_read_reply(st, key.str, data);
+		if (pttl && pttl->type != REDIS_REPLY_INTEGER)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("Redis server \"%s\" answered PTTL of key \"%s%s\" with a reply of the wrong shape",
+							st->conn->servername, t->prefix, key.str),
+					 errdetail("Expected an integer.")));
+		/* -2: the key expired between its read and its PTTL */
+		if (pttl == NULL || pttl->integer != -2)
+			add_key_rows(st, key, key_base + i, data, pttl ? pttl->integer : -1);
+	}
+}
+
+/* Makes the batch own n replies: freed when its memory goes */
+static void
+hold_replies(RedisScanState *st, BatchReplies *held, redisReply **replies, int n)
+{
+	held->replies = replies;
+	held->n = n;
+	held->callback.func = free_batch_replies;
+	held->callback.arg = held;
+	MemoryContextRegisterResetCallback(st->batch_cxt, &held->callback);
+}
+
+/* Reads the replies of the pipeline in flight and makes the batch's rows of them */
+static void
+collect_reads(RedisScanState *st)
+{
+	BatchReplies *held = MemoryContextAllocZero(st->batch_cxt, sizeof(BatchReplies));
+	redisReply **replies;
+	int			size;
+	int			n;
+
+	polyglot_redis_collect(st->conn, &st->pending);
+	st->round_trips++;
+
+	/*
+	 * Nothing can fail from here until the batch holds them.  The arrays
+	 * swap: the next pipeline's replies go where the last batch's were.
+	 */
+	replies = st->pending.replies;
+	size = st->pending_size;
+	n = st->pending.got;
+	st->pending.replies = st->replies;
+	st->pending_size = st->replies_size;
+	st->pending.got = st->pending.expected = 0;
+	st->replies = replies;
+	st->replies_size = size;
+	hold_replies(st, held, replies, n);
+	st->in_flight = false;
+	make_rows(st, replies, st->flight_keys, st->nflight, st->flight_base, st->flight_scan);
+}
+
+/* Appends the commands that read key to a cluster's pipelines (by its slot) */
+static void
+append_cluster_read(RedisScanState *st, RedisKey key)
+{
+	RedisTable *t = st->table;
+	RedisCmd	cmd;
+	size_t		len;
+	char	   *k = polyglot_redis_full_key(t, key.str, key.len, &len);
+
+	polyglot_redis_cmd_init(&cmd, 6);
+	polyglot_redis_cmd_arg(&cmd, polyglot_redis_read_command(t->type));
+	polyglot_redis_cmd_arg_len(&cmd, k, len);
+	if (t->type == RT_LIST || t->type == RT_ZSET)
+	{
+		polyglot_redis_cmd_arg(&cmd, "0");
+		polyglot_redis_cmd_arg(&cmd, "-1");
+		if (t->type == RT_ZSET)
+			polyglot_redis_cmd_arg(&cmd, "WITHSCORES");
+	}
+	polyglot_redis_cmd_append(st->conn, &cmd);
+	if (st->want_ttl)
+	{
+		polyglot_redis_cmd_arg(&cmd, "PTTL");
+		polyglot_redis_cmd_arg_len(&cmd, k, len);
+		polyglot_redis_cmd_append(st->conn, &cmd);
+	}
+}
+
+/*
+ * The rows of keys[0 .. n - 1] on a Redis Cluster: each key's reads go to
+ * the node of its slot, one pipeline per node, read at once.
+ */
+static void
+fetch_cluster(RedisScanState *st, RedisKey *keys, int n, int key_base)
+{
+	int			nreplies = n * (st->want_ttl ? 2 : 1);
+	BatchReplies *held = MemoryContextAllocZero(st->batch_cxt, sizeof(BatchReplies));
+	int			i;
+
+	reserve_replies(st, nreplies);
+	for (i = 0; i < n; i++)
+		append_cluster_read(st, keys[i]);
+	st->round_trips++;
+	polyglot_redis_get_replies(st->conn, nreplies, st->replies, "a pipelined read");
+	hold_replies(st, held, st->replies, nreplies);
+	make_rows(st, st->replies, keys, n, key_base, false);
+}
+
+/* The rows of keys[0 .. n - 1] in one round trip */
+static void
+fetch_keys(RedisScanState *st, RedisKey *keys, int n, int key_base, bool next_scan)
+{
+	if (st->table->cluster)
+		fetch_cluster(st, keys, n, key_base);
+	else
+	{
+		send_reads(st, keys, n, key_base, next_scan);
+		collect_reads(st);
+	}
+}
+
+/* Makes the next page of a SCAN the keys to read; false when there is none in hand */
+static bool
+take_page(RedisScanState *st)
+{
+	RedisKey   *swap = st->keys;
+	int			swap_size = st->keys_size;
+
+	if (!st->have_page)
+		return false;
+	/* the page arrays swap: the page after goes where the one before was */
+	st->keys = st->page;
+	st->nkeys = st->npage;
+	st->keys_size = st->page_size;
+	st->next_key = 0;
+	st->page = swap;
+	st->page_size = swap_size;
+	st->npage = 0;
+	st->have_page = false;
+	return true;
+}
+
+/*
+ * Fetches the next batch of rows; false when there are none left.
+ *
+ * On one server, a statement that only reads has the next batch's reads
+ * (and the next SCAN call) sent before this batch's rows go to the
+ * executor, from its second batch on: Redis works on them meanwhile, and
+ * the next batch reads them.
+ * A key join's inner scan keeps its last batch (its rows' values) until
+ * the join rescans it for the next, whose reads the join sends as it
+ * finds their keys (polyglot_redis_join_add_key).
+ */
 static bool
 next_batch(RedisScanState *st)
 {
-	MemoryContext old;
+	RedisTable *t = st->table;
 
-	MemoryContextReset(st->batch_cxt);
+	if (st->mode == SCAN_JOIN && !st->in_flight && st->next_key >= st->nkeys)
+		return false;
 	st->nrows = st->next_row = 0;
 	while (st->nrows == 0)
 	{
-		List	   *keys = NIL;
+		/*
+		 * The last batch's memory and replies go, or those of a fetch that
+		 * made no row: the replies' arrays are reused.
+		 */
+		MemoryContextReset(st->batch_cxt);
+		CHECK_FOR_INTERRUPTS();
+		if (st->in_flight)
+		{
+			collect_reads(st);
+			continue;
+		}
 
 		/*
 		 * A statement that writes (UPDATE, INSERT ... SELECT, a writing
@@ -858,60 +1389,192 @@ next_batch(RedisScanState *st)
 		 */
 		if (st->collect_first && !st->collected && !BY_NAME(st->mode))
 		{
-			old = MemoryContextSwitchTo(st->exec_cxt);
+			RedisKey   *keys = NULL;
+			int			nkeys = 0;
+			int			size = 0;
+
 			while (!st->done)
 			{
-				st->keys = list_concat(st->keys, scan_page(st));
+				int			i;
+
+				scan_page(st);
+				for (i = 0; i < st->npage; i++)
+					add_key(st, &keys, &nkeys, &size, st->page[i].str, st->page[i].len);
 				CHECK_FOR_INTERRUPTS();
 			}
-			MemoryContextSwitchTo(old);
+			st->keys = keys;
+			st->nkeys = nkeys;
+			st->keys_size = size;
+			st->next_key = 0;
+			st->have_page = false;
 			st->collected = true;
 		}
 		if (BY_NAME(st->mode) || st->collected)
 		{
-			int			n = Min(list_length(st->keys), st->table->batch_size);
+			/* a key join's keys: all in one round trip (at most a batch's) */
+			int			n = st->nkeys - st->next_key;
 
-			if (n == 0)
+			if (st->mode != SCAN_JOIN)
+				n = Min(n, t->batch_size);
+			if (n <= 0)
 				return false;
-			old = MemoryContextSwitchTo(st->batch_cxt);
-			keys = list_truncate(list_copy(st->keys), n);
-			MemoryContextSwitchTo(st->exec_cxt);
-			st->keys = list_copy_tail(st->keys, n);
-			MemoryContextSwitchTo(old);
+			fetch_keys(st, st->keys + st->next_key, n, st->next_key, false);
+			st->next_key += n;
 		}
 		else
 		{
-			if (st->done)
-				return false;
-			old = MemoryContextSwitchTo(st->batch_cxt);
-			keys = scan_page(st);
-			MemoryContextSwitchTo(old);
+			/* a SCAN page's keys, read in one pipeline with the next SCAN call */
+			if (!st->have_page)
+			{
+				if (st->done)
+					return false;
+				scan_page(st);
+			}
+			take_page(st);
+			if (st->nkeys > 0)
+				fetch_keys(st, st->keys, st->nkeys, 0, !st->done && !t->cluster);
 		}
-		old = MemoryContextSwitchTo(st->batch_cxt);
-		fetch_keys(st, keys);
-		MemoryContextSwitchTo(old);
-		CHECK_FOR_INTERRUPTS();
+	}
+
+	/*
+	 * The next batch's reads go out now, from the second batch on: a scan
+	 * that stops within its first (LIMIT, a nested loop's inner side
+	 * rescanned) reads nothing more than it did.
+	 */
+	if (!t->cluster && !st->collect_first && st->mode != SCAN_JOIN && ++st->batches > 1)
+	{
+		if (BY_NAME(st->mode))
+		{
+			int			n = Min(st->nkeys - st->next_key, t->batch_size);
+
+			if (n > 0)
+			{
+				send_reads(st, st->keys + st->next_key, n, st->next_key, false);
+				st->next_key += n;
+			}
+		}
+		else if (st->have_page && st->npage > 0)
+		{
+			take_page(st);
+			send_reads(st, st->keys, st->nkeys, 0, !st->done);
+		}
 	}
 	return true;
 }
 
-/* A Redis string as a value of the column's type */
+/* ---------------------------------------------------------------- key joins */
+
+/* Bytes of reads a key join sends at a time while it reads its outer rows */
+#define JOIN_SEND_BYTES		8192
+
+/*
+ * Starts a key join's batch of at most max_keys distinct keys: the keys
+ * come from polyglot_redis_join_add_key(), then polyglot_redis_join_keys().
+ * The join has rescanned the scan first.
+ */
+void
+polyglot_redis_join_start(RedisScanState *st, int max_keys)
+{
+	if (!st->started)
+		polyglot_redis_start_scan(st, NULL);
+	st->join_unsent = 0;
+	if (st->table->cluster)
+		return;
+	empty_request(st);
+	reserve_pending(st, max_keys * (st->want_ttl ? 2 : 1));
+	st->pending.expected = st->pending.got = 0;
+	st->pending.lost = false;
+}
+
+/*
+ * The batch's next distinct key, which the join keeps until its next batch.
+ * Its read is sent with others, a few kilobytes at a time, so that Redis
+ * reads the batch's keys while the join reads its outer rows.
+ */
+void
+polyglot_redis_join_add_key(RedisScanState *st, RedisKey key)
+{
+	if (st->table->cluster)
+		return;
+	format_read(st, &st->request, key);
+	st->join_unsent++;
+	if (st->request.len >= JOIN_SEND_BYTES)
+	{
+		polyglot_redis_send_owed(st->conn, &st->pending, st->request.data, st->request.len,
+								 st->join_unsent * (st->want_ttl ? 2 : 1));
+		resetStringInfo(&st->request);
+		st->join_unsent = 0;
+	}
+}
+
+/*
+ * The batch's keys, keys[0 .. nkeys - 1] (those given to
+ * polyglot_redis_join_add_key(), in that order), which the join keeps until
+ * it rescans the scan.  The rows of a row's key come with last_key_index,
+ * its position in keys.
+ */
+void
+polyglot_redis_join_keys(RedisScanState *st, RedisKey *keys, int nkeys)
+{
+	st->keys = keys;
+	st->nkeys = nkeys;
+	st->next_key = 0;
+	if (st->table->cluster || nkeys == 0)
+		return;
+	if (st->join_unsent > 0)
+		polyglot_redis_send_owed(st->conn, &st->pending, st->request.data, st->request.len,
+								 st->join_unsent * (st->want_ttl ? 2 : 1));
+	st->join_unsent = 0;
+	st->flight_keys = keys;
+	st->nflight = nkeys;
+	st->flight_base = 0;
+	st->flight_scan = false;
+	st->in_flight = true;
+	st->next_key = nkeys;
+}
+
+/*
+ * The scan's pipeline in flight when the query ends: read and freed at a
+ * normal end, given up (and the connection with it) when an error unwinds
+ * the query (a reset callback of the query's memory).
+ */
+static void
+end_flight(RedisScanState *st, bool can_read)
+{
+	if (st->conn == NULL)
+		return;
+	if (can_read)
+		polyglot_redis_drain(st->conn, &st->pending);
+	else
+		polyglot_redis_abandon(st->conn, &st->pending);
+	st->in_flight = false;
+}
+
+static void
+abandon_flight(void *arg)
+{
+	end_flight((RedisScanState *) arg, false);
+}
+
+/* ---------------------------------------------------------------- rows */
+
+/* A Redis string as a value of column attnum's type (its input cached) */
 static Datum
 string_datum(RedisScanState *st, int attnum, const char *s, size_t len)
 {
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->relation), attnum - 1);
-	Oid			base = getBaseType(att->atttypid);
+	RedisColumnInput *in = &st->inputs[attnum - 1];
 	Datum		d;
 
-	if (base == BYTEAOID)
+	if (in->base == BYTEAOID)
 	{
 		bytea	   *b = palloc(VARHDRSZ + len);
 
 		SET_VARSIZE(b, VARHDRSZ + len);
 		memcpy(VARDATA(b), s, len);
 		d = PointerGetDatum(b);
-		if (base != att->atttypid)
-			domain_check(d, false, att->atttypid, NULL, NULL);
+		if (in->base != att->atttypid)
+			domain_check(d, false, att->atttypid, &in->domain_extra, st->query_cxt);
 		return d;
 	}
 	if (memchr(s, '\0', len))
@@ -924,18 +1587,20 @@ string_datum(RedisScanState *st, int attnum, const char *s, size_t len)
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
 				 errmsg("the value is not valid %s", GetDatabaseEncodingName()),
 				 errhint("Declare the column as bytea to read binary values.")));
-	return OidInputFunctionCall(st->typinput[attnum - 1], (char *) s,
-								st->typioparam[attnum - 1], att->atttypmod);
+	if (in->plain_text)
+		return PointerGetDatum(cstring_to_text_with_len(s, (int) len));
+	/* s is NUL-terminated (hiredis ends every string so) */
+	return InputFunctionCall(&in->input, (char *) s, in->ioparam, in->typmod);
 }
 
 /* A PTTL in milliseconds as a ttl of the column's type (seconds) */
 static Datum
 ttl_datum(RedisScanState *st, int attnum, int64 pttl)
 {
-	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->relation), attnum - 1);
+	RedisColumnInput *in = &st->inputs[attnum - 1];
 	char		buf[64];
 
-	switch (getBaseType(att->atttypid))
+	switch (in->base)
 	{
 		case INT2OID:
 		case INT4OID:
@@ -950,10 +1615,46 @@ ttl_datum(RedisScanState *st, int attnum, int64 pttl)
 			snprintf(buf, sizeof(buf), "%.3f", pttl / 1000.0);
 			break;
 	}
-	return OidInputFunctionCall(st->typinput[attnum - 1], buf, st->typioparam[attnum - 1],
-								att->atttypmod);
+	return InputFunctionCall(&in->input, buf, in->ioparam, in->typmod);
 }
 
+/* A whole hash (its HGETALL reply) as a jsonb object of its fields */
+static Datum
+hash_fields_datum(RedisScanState *st, RedisRow *r)
+{
+	RedisTable *t = st->table;
+	redisReply *data = r->hash;
+	JsonbParseState *ps = NULL;
+	size_t		i;
+
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	for (i = 0; i + 1 < data->elements; i += 2)
+	{
+		JsonbValue	k,
+					v;
+
+		k.type = jbvString;
+		k.val.string.val = data->element[i]->str;
+		k.val.string.len = (int) data->element[i]->len;
+		v.type = jbvString;
+		v.val.string.val = data->element[i + 1]->str;
+		v.val.string.len = (int) data->element[i + 1]->len;
+		if (memchr(k.val.string.val, '\0', k.val.string.len) ||
+			memchr(v.val.string.val, '\0', v.val.string.len) ||
+			!pg_verify_mbstr(GetDatabaseEncoding(), k.val.string.val, k.val.string.len, true) ||
+			!pg_verify_mbstr(GetDatabaseEncoding(), v.val.string.val, v.val.string.len, true))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+					 errmsg("Redis hash \"%s%s\" holds bytes that are not text (a zero byte or invalid %s)",
+							t->prefix, r->key, GetDatabaseEncodingName()),
+					 errhint("Read it with field and value columns of type bytea.")));
+		pushJsonbValue(&ps, WJB_KEY, &k);
+		pushJsonbValue(&ps, WJB_VALUE, &v);
+	}
+	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&ps, WJB_END_OBJECT, NULL)));
+}
+
+/* The values of a row's wanted columns into the slot (allocated in the current context) */
 static void
 store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 {
@@ -984,7 +1685,7 @@ store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 			case RR_SCORE:
 				{
 					/* Redis writes scores with 17 digits: read the double back */
-					Oid			base = getBaseType(TupleDescAttr(slot->tts_tupleDescriptor, i)->atttypid);
+					Oid			base = st->inputs[i].base;
 
 					if (r->value == NULL)
 						continue;
@@ -1017,9 +1718,9 @@ store_row(RedisScanState *st, RedisRow *r, TupleTableSlot *slot)
 				}
 				break;
 			case RR_FIELDS:
-				if (r->fields == NULL)
+				if (r->hash == NULL)
 					continue;
-				d = JsonbPGetDatum(r->fields);
+				d = hash_fields_datum(st, r);
 				break;
 			case RR_TTL:
 				if (r->pttl < 0)
@@ -1055,9 +1756,10 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 	st->collect_first = estate->es_plannedstmt->commandType != CMD_SELECT ||
 		estate->es_plannedstmt->hasModifyingCTE;
 	st->match = strVal(list_nth(plan->fdw_private, FP_MATCH));
+	st->expected_keys = intVal(list_nth(plan->fdw_private, FP_KEYS));
 	st->wanted = palloc0(sizeof(bool) * Max(st->table->natts, 1));
-	st->typinput = palloc0(sizeof(Oid) * Max(st->table->natts, 1));
-	st->typioparam = palloc0(sizeof(Oid) * Max(st->table->natts, 1));
+	st->inputs = palloc0(sizeof(RedisColumnInput) * Max(st->table->natts, 1));
+	st->query_cxt = estate->es_query_cxt;
 	i = 0;
 	foreach(lc, wanted)
 	{
@@ -1065,8 +1767,14 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 		if (st->wanted[i])
 		{
 			Form_pg_attribute att = TupleDescAttr(RelationGetDescr(st->relation), i);
+			RedisColumnInput *in = &st->inputs[i];
+			Oid			infunc;
 
-			getTypeInputInfo(att->atttypid, &st->typinput[i], &st->typioparam[i]);
+			in->base = getBaseType(att->atttypid);
+			in->plain_text = att->atttypid == TEXTOID;
+			in->typmod = att->atttypmod;
+			getTypeInputInfo(att->atttypid, &infunc, &in->ioparam);
+			fmgr_info(infunc, &in->input);
 			if (st->table->roles[i] == RR_TTL)
 				st->want_ttl = true;
 		}
@@ -1074,6 +1782,15 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 	if (plan->fdw_exprs)
 		st->value_state = ExecInitExpr(linitial(plan->fdw_exprs), (PlanState *) node);
+	if (st->mode == SCAN_ALL || st->mode == SCAN_MATCH)
+	{
+		StringInfoData pattern;
+
+		initStringInfo(&pattern);
+		polyglot_redis_scan_pattern(&pattern, st->table, st->mode == SCAN_MATCH ? st->match : NULL);
+		st->pattern = pattern.data;
+		snprintf(st->count, sizeof(st->count), "%d", st->table->batch_size);
+	}
 	st->exec_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot redis scan",
 										 ALLOCSET_DEFAULT_SIZES);
 	st->batch_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot redis batch",
@@ -1083,6 +1800,14 @@ redisBeginForeignScan(ForeignScanState *node, int eflags)
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 	st->conn = polyglot_redis_table_connection(rte->relid, userid);
+	{
+		MemoryContextCallback *cb = MemoryContextAlloc(estate->es_query_cxt,
+													   sizeof(MemoryContextCallback));
+
+		cb->func = abandon_flight;
+		cb->arg = st;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, cb);
+	}
 }
 
 static TupleTableSlot *
@@ -1090,6 +1815,7 @@ redisIterateForeignScan(ForeignScanState *node)
 {
 	RedisScanState *st = (RedisScanState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	RedisRow   *row;
 	MemoryContext old;
 
 	ExecClearTuple(slot);
@@ -1097,10 +1823,21 @@ redisIterateForeignScan(ForeignScanState *node)
 		polyglot_redis_start_scan(st, node->ss.ps.ps_ExprContext);
 	if (st->next_row >= st->nrows && !next_batch(st))
 		return slot;
-	MemoryContextReset(st->row_cxt);
-	old = MemoryContextSwitchTo(st->row_cxt);
-	st->last_key = st->rows[st->next_row].key;
-	store_row(st, &st->rows[st->next_row++], slot);
+	row = &st->rows[st->next_row++];
+
+	/*
+	 * A key join keeps the values of its batch's inner rows: they are
+	 * made in the batch's memory, which the join's next batch resets.
+	 */
+	if (st->mode == SCAN_JOIN)
+		old = MemoryContextSwitchTo(st->batch_cxt);
+	else
+	{
+		MemoryContextReset(st->row_cxt);
+		old = MemoryContextSwitchTo(st->row_cxt);
+	}
+	st->last_key_index = row->key_index;
+	store_row(st, row, slot);
 	MemoryContextSwitchTo(old);
 	ExecStoreVirtualTuple(slot);
 	return slot;
@@ -1111,18 +1848,24 @@ redisReScanForeignScan(ForeignScanState *node)
 {
 	RedisScanState *st = (RedisScanState *) node->fdw_state;
 
-	MemoryContextReset(st->exec_cxt);
+	end_flight(st, true);
 	MemoryContextReset(st->batch_cxt);
-	st->started = st->done = st->collected = false;
-	st->keys = NIL;
+	MemoryContextReset(st->exec_cxt);
+	st->started = st->done = st->collected = st->have_page = false;
+	st->keys = st->page = NULL;
+	st->nkeys = st->next_key = st->npage = 0;
 	st->seen = NULL;
-	st->rows = NULL;
+	st->request.data = NULL;
 	st->nrows = st->next_row = 0;
 }
 
 static void
 redisEndForeignScan(ForeignScanState *node)
 {
+	RedisScanState *st = (RedisScanState *) node->fdw_state;
+
+	if (st)
+		end_flight(st, true);
 }
 
 /*
@@ -1145,7 +1888,9 @@ redisExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	if (!es->verbose)
 		return;
 	ExplainPropertyText("Redis Commands",
-						polyglot_redis_scan_commands(t, st->mode, st->match, st->want_ttl), es);
+						polyglot_redis_scan_commands(t, st->mode, st->match, st->want_ttl,
+													 !t->cluster && !st->collect_first),
+						es);
 	if (es->analyze)
 		ExplainPropertyInteger("Round Trips", NULL, st->round_trips, es);
 }

@@ -15,7 +15,6 @@
 
 #include <math.h>
 
-#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "miscadmin.h"
@@ -27,7 +26,7 @@
 #include "optimizer/paths.h"
 #include "optimizer/restrictinfo.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
+#include "utils/datum.h"
 #include "utils/memutils.h"
 #include "utils/ruleutils.h"
 
@@ -48,6 +47,9 @@
  * Its scan tuple is the outer plan's output followed by the inner scan's
  * (custom_scan_tlist), so the join clauses, the filter and the target list
  * are evaluated over both halves; the key expression over the outer half.
+ * The inner rows of a batch are kept as the inner slot's values, which
+ * the inner scan makes in its batch's memory, kept until the join's next
+ * batch (see RedisJoinRow).
  */
 
 /* custom_private of the path: the key expression, the other join clauses, the join type */
@@ -272,20 +274,26 @@ redis_join_plan(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path,
 	return &cs->scan.plan;
 }
 
-/* The inner rows of one key of a batch */
+/*
+ * A row kept for the batch.  An outer row: its values, copied.  An inner
+ * row: the values of the inner scan's slot, which point into the inner
+ * scan's batch (kept until the join's next batch rescans it), or a copy of
+ * the row when the inner plan computes values of its own.
+ */
+typedef struct RedisJoinRow
+{
+	struct RedisJoinRow *next;	/* the next inner row of the same key */
+	Datum	   *values;
+	bool	   *isnull;
+	MinimalTuple tuple;			/* or NULL */
+} RedisJoinRow;
+
+/* The inner rows of one distinct key of a batch, in the order Redis gave them */
 typedef struct RedisJoinKey
 {
-	char	   *key;
-	bool		asked;			/* in the batch's lookup */
-	List	   *rows;			/* of MinimalTuple */
+	RedisJoinRow *first;
+	RedisJoinRow *last;
 } RedisJoinKey;
-
-/* An entry of a batch's keys: a 64-bit hash and the keys with it */
-typedef struct RedisJoinEntry
-{
-	uint64		hash;
-	List	   *keys;			/* of RedisJoinKey */
-} RedisJoinEntry;
 
 typedef struct RedisJoinState
 {
@@ -295,19 +303,23 @@ typedef struct RedisJoinState
 	int			batch_size;
 	PlanState  *outer;
 	ForeignScanState *inner;
+	bool		inner_values_kept;	/* the inner slot's values outlive the row */
 	ExprState  *key_state;
 	ExprState  *join_qual;
-	TupleTableSlot *outer_slot;
+	bool	   *outer_byval;	/* by outer column: its type's */
+	int16	   *outer_len;
 	TupleTableSlot *inner_slot;
 	MemoryContext batch_cxt;
 	/* the current batch */
 	bool		outer_done;
 	int			nbatch;
-	MinimalTuple *outer_rows;
+	RedisJoinRow **outer_rows;
 	RedisJoinKey **matches;		/* by outer row: its key's rows, or NULL */
-	HTAB	   *keys;
+	RedisKey   *keys;			/* the batch's distinct keys ... */
+	RedisJoinKey *key_rows;		/* ... and their rows, by position */
+	int			nkeys;
 	int			pos;			/* the outer row being joined */
-	ListCell   *next_match;
+	RedisJoinRow *next_match;
 	bool		matched;
 	int64		batches;		/* for EXPLAIN ANALYZE */
 } RedisJoinState;
@@ -341,82 +353,87 @@ redis_join_begin(CustomScanState *node, EState *estate, int eflags)
 {
 	RedisJoinState *js = (RedisJoinState *) node;
 	CustomScan *cs = (CustomScan *) node->ss.ps.plan;
+	Plan	   *inner_plan = lsecond(cs->custom_plans);
+	ListCell   *lc;
 
 	js->jointype = intVal(linitial(cs->custom_private));
 	js->nouter = intVal(lsecond(cs->custom_private));
 	js->outer = ExecInitNode(linitial(cs->custom_plans), estate, eflags);
-	js->inner = (ForeignScanState *) ExecInitNode(lsecond(cs->custom_plans), estate, eflags);
+	js->inner = (ForeignScanState *) ExecInitNode(inner_plan, estate, eflags);
 	if (!IsA(js->inner, ForeignScanState) ||
 		!polyglot_redis_is_fdw(((ForeignScanState *) js->inner)->fdwroutine))
 		elog(ERROR, "pg_polyglot: the inner plan of a Redis key join is not a Redis scan");
 	node->custom_ps = list_make2(js->outer, js->inner);
 	js->key_state = ExecInitExpr(list_nth(cs->custom_exprs, RJ_EXPR_VALUE), &node->ss.ps);
 	js->join_qual = ExecInitQual(list_nth(cs->custom_exprs, RJ_EXPR_JOINQUAL), &node->ss.ps);
-	js->outer_slot = MakeSingleTupleTableSlot(ExecGetResultType(js->outer), &TTSOpsMinimalTuple);
+	{
+		TupleDesc	desc = ExecGetResultType(js->outer);
+		int			i;
+
+		if (desc->natts != js->nouter)
+			elog(ERROR, "pg_polyglot: the outer plan of a Redis key join has %d columns, not %d",
+				 desc->natts, js->nouter);
+		js->outer_byval = palloc(sizeof(bool) * Max(js->nouter, 1));
+		js->outer_len = palloc(sizeof(int16) * Max(js->nouter, 1));
+		for (i = 0; i < js->nouter; i++)
+		{
+			js->outer_byval[i] = TupleDescAttr(desc, i)->attbyval;
+			js->outer_len[i] = TupleDescAttr(desc, i)->attlen;
+		}
+	}
 	js->inner_slot = MakeSingleTupleTableSlot(ExecGetResultType(&js->inner->ss.ps),
 											  &TTSOpsMinimalTuple);
 	js->batch_size = ((RedisScanState *) js->inner->fdw_state)->table->batch_size;
 	js->batch_cxt = AllocSetContextCreate(estate->es_query_cxt, "pg_polyglot redis key join",
 										  ALLOCSET_DEFAULT_SIZES);
-}
 
-/* The rows of key in the batch, entered when enter is set (else NULL if absent) */
-static RedisJoinKey *
-join_key(RedisJoinState *js, const char *key, bool enter)
-{
-	uint64		h = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
-	bool		found;
-	RedisJoinEntry *e = (RedisJoinEntry *) hash_search(js->keys, &h,
-													   enter ? HASH_ENTER : HASH_FIND, &found);
-	RedisJoinKey *k;
-	ListCell   *lc;
-
-	if (e == NULL)
-		return NULL;
-	if (!found)
-		e->keys = NIL;
-	foreach(lc, e->keys)
+	/*
+	 * The inner scan makes a batch's values in memory that stays until the
+	 * join's next batch: when its output is its columns as they are (Vars
+	 * of columns, projected or not), a row is kept as the slot's values; a
+	 * value computed there (an expression, a whole-row Var) would live only
+	 * until the next row.
+	 */
+	js->inner_values_kept = true;
+	foreach(lc, inner_plan->targetlist)
 	{
-		k = (RedisJoinKey *) lfirst(lc);
-		if (strcmp(k->key, key) == 0)
-			return k;
+		Expr	   *expr = lfirst_node(TargetEntry, lc)->expr;
+
+		if (!IsA(expr, Var) || ((Var *) expr)->varattno <= 0)
+			js->inner_values_kept = false;
 	}
-	if (!enter)
-		return NULL;
-	k = palloc0(sizeof(RedisJoinKey));
-	k->key = pstrdup(key);
-	e->keys = lappend(e->keys, k);
-	return k;
 }
 
 /*
- * The scan tuple of outer row pos joined to the inner row (NULLs when
- * inner is NULL).
+ * The scan tuple of an outer row joined to an inner row (NULLs when inner
+ * is NULL).
  */
 static TupleTableSlot *
-join_tuple(RedisJoinState *js, MinimalTuple outer, MinimalTuple inner)
+join_tuple(RedisJoinState *js, RedisJoinRow *outer, RedisJoinRow *inner)
 {
 	TupleTableSlot *scan = js->css.ss.ss_ScanTupleSlot;
 	int			natts = scan->tts_tupleDescriptor->natts;
+	int			ninner = natts - js->nouter;
 
 	ExecClearTuple(scan);
-	ExecStoreMinimalTuple(outer, js->outer_slot, false);
-	slot_getallattrs(js->outer_slot);
-	memcpy(scan->tts_values, js->outer_slot->tts_values, sizeof(Datum) * js->nouter);
-	memcpy(scan->tts_isnull, js->outer_slot->tts_isnull, sizeof(bool) * js->nouter);
-	if (inner)
+	memcpy(scan->tts_values, outer->values, sizeof(Datum) * js->nouter);
+	memcpy(scan->tts_isnull, outer->isnull, sizeof(bool) * js->nouter);
+	if (inner && inner->tuple)
 	{
-		ExecStoreMinimalTuple(inner, js->inner_slot, false);
+		ExecStoreMinimalTuple(inner->tuple, js->inner_slot, false);
 		slot_getallattrs(js->inner_slot);
-		memcpy(scan->tts_values + js->nouter, js->inner_slot->tts_values,
-			   sizeof(Datum) * (natts - js->nouter));
-		memcpy(scan->tts_isnull + js->nouter, js->inner_slot->tts_isnull,
-			   sizeof(bool) * (natts - js->nouter));
+		memcpy(scan->tts_values + js->nouter, js->inner_slot->tts_values, sizeof(Datum) * ninner);
+		memcpy(scan->tts_isnull + js->nouter, js->inner_slot->tts_isnull, sizeof(bool) * ninner);
+	}
+	else if (inner)
+	{
+		memcpy(scan->tts_values + js->nouter, inner->values, sizeof(Datum) * ninner);
+		memcpy(scan->tts_isnull + js->nouter, inner->isnull, sizeof(bool) * ninner);
 	}
 	else
 	{
-		memset(scan->tts_values + js->nouter, 0, sizeof(Datum) * (natts - js->nouter));
-		memset(scan->tts_isnull + js->nouter, true, sizeof(bool) * (natts - js->nouter));
+		memset(scan->tts_values + js->nouter, 0, sizeof(Datum) * ninner);
+		memset(scan->tts_isnull + js->nouter, true, sizeof(bool) * ninner);
 	}
 	return ExecStoreVirtualTuple(scan);
 }
@@ -427,8 +444,65 @@ start_outer_row(RedisJoinState *js, int pos)
 {
 	js->pos = pos;
 	js->matched = false;
-	js->next_match = pos < js->nbatch && js->matches[pos] ?
-		list_head(js->matches[pos]->rows) : NULL;
+	js->next_match = pos < js->nbatch && js->matches[pos] ? js->matches[pos]->first : NULL;
+}
+
+/* A row and room for n values, in one chunk of the current memory context */
+static RedisJoinRow *
+new_join_row(int n)
+{
+	char	   *chunk = palloc(MAXALIGN(sizeof(RedisJoinRow)) + sizeof(Datum) * n + sizeof(bool) * n);
+	RedisJoinRow *row = (RedisJoinRow *) chunk;
+
+	row->next = NULL;
+	row->tuple = NULL;
+	row->values = (Datum *) (chunk + MAXALIGN(sizeof(RedisJoinRow)));
+	row->isnull = (bool *) (row->values + n);
+	return row;
+}
+
+/* Keeps an outer row (a copy of its values, in the current memory context) */
+static RedisJoinRow *
+keep_outer_row(RedisJoinState *js, TupleTableSlot *slot)
+{
+	RedisJoinRow *row = new_join_row(js->nouter);
+	int			i;
+
+	slot_getallattrs(slot);
+	for (i = 0; i < js->nouter; i++)
+	{
+		row->isnull[i] = slot->tts_isnull[i];
+		row->values[i] = row->isnull[i] || js->outer_byval[i] ? slot->tts_values[i] :
+			datumCopy(slot->tts_values[i], false, js->outer_len[i]);
+	}
+	return row;
+}
+
+/* Keeps an inner row the inner scan returned, as the rows of its key (in batch_cxt) */
+static void
+keep_inner_row(RedisJoinState *js, RedisJoinKey *k, TupleTableSlot *slot)
+{
+	RedisJoinRow *row;
+
+	if (js->inner_values_kept)
+	{
+		int			n = slot->tts_tupleDescriptor->natts;
+
+		slot_getallattrs(slot);
+		row = new_join_row(n);
+		memcpy(row->values, slot->tts_values, sizeof(Datum) * n);
+		memcpy(row->isnull, slot->tts_isnull, sizeof(bool) * n);
+	}
+	else
+	{
+		row = new_join_row(0);
+		row->tuple = ExecCopySlotMinimalTuple(slot);
+	}
+	if (k->last)
+		k->last->next = row;
+	else
+		k->first = row;
+	k->last = row;
 }
 
 /*
@@ -440,25 +514,27 @@ next_join_batch(RedisJoinState *js)
 {
 	ExprContext *econtext = js->css.ss.ps.ps_ExprContext;
 	RedisScanState *st = (RedisScanState *) js->inner->fdw_state;
-	List	   *keys = NIL;
-	HASHCTL		ctl;
+	RedisKeySet *distinct;
 	MemoryContext old;
 
 	MemoryContextReset(js->batch_cxt);
-	js->nbatch = 0;
-	js->keys = NULL;
+	js->nbatch = js->nkeys = 0;
 	if (js->outer_done)
 		return false;
 
+	/*
+	 * The inner scan starts afresh, and the reads of the batch's keys go
+	 * out as they are found: Redis works on them while the outer rows are
+	 * read.
+	 */
+	ExecReScan(&js->inner->ss.ps);
+	polyglot_redis_join_start(st, js->batch_size);
 	old = MemoryContextSwitchTo(js->batch_cxt);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(RedisJoinEntry);
-	ctl.hcxt = js->batch_cxt;
-	js->keys = hash_create("pg_polyglot redis key join", Min(js->batch_size, 1024), &ctl,
-						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	js->outer_rows = palloc(sizeof(MinimalTuple) * js->batch_size);
+	distinct = polyglot_redis_keyset_create(js->batch_cxt, (uint32) js->batch_size);
+	js->outer_rows = palloc(sizeof(RedisJoinRow *) * js->batch_size);
 	js->matches = palloc0(sizeof(RedisJoinKey *) * js->batch_size);
+	js->keys = palloc(sizeof(RedisKey) * js->batch_size);
+	js->key_rows = palloc0(sizeof(RedisJoinKey) * js->batch_size);
 	while (js->nbatch < js->batch_size)
 	{
 		TupleTableSlot *slot;
@@ -474,19 +550,28 @@ next_join_batch(RedisJoinState *js)
 			js->outer_done = true;
 			break;
 		}
-		js->outer_rows[js->nbatch] = ExecCopySlotMinimalTuple(slot);
+		js->outer_rows[js->nbatch] = keep_outer_row(js, slot);
 		econtext->ecxt_scantuple = join_tuple(js, js->outer_rows[js->nbatch], NULL);
 		value = ExecEvalExprSwitchContext(js->key_state, econtext, &isnull);
 		if (!isnull)
 		{
 			char	   *key = TextDatumGetCString(value);
-			RedisJoinKey *k = join_key(js, key, true);
+			size_t		len = strlen(key);
+			bool		found;
+			int			n = polyglot_redis_keyset_enter(distinct, key, len, &found);
 
-			/* a new key: looked up once however many outer rows have it */
-			if (!k->asked)
-				keys = lappend(keys, makeString(k->key));
-			k->asked = true;
-			js->matches[js->nbatch] = k;
+			/* a new key (numbered as the batch's keys): looked up once however many outer rows have it */
+			if (!found)
+			{
+				Assert(n == js->nkeys);
+				js->keys[n].str = key;
+				js->keys[n].len = len;
+				js->nkeys++;
+				MemoryContextSwitchTo(old);
+				polyglot_redis_join_add_key(st, js->keys[n]);
+				MemoryContextSwitchTo(js->batch_cxt);
+			}
+			js->matches[js->nbatch] = &js->key_rows[n];
 		}
 		ResetExprContext(econtext);
 		js->nbatch++;
@@ -497,26 +582,20 @@ next_join_batch(RedisJoinState *js)
 	js->batches++;
 
 	/* the inner scan reads the batch's keys: one pipelined round trip */
-	if (keys != NIL)
+	if (js->nkeys > 0)
 	{
-		ExecReScan(&js->inner->ss.ps);
-		old = MemoryContextSwitchTo(st->exec_cxt);
-		polyglot_redis_start_scan(st, econtext);
-		st->keys = list_copy_deep(keys);
-		st->done = false;
-		MemoryContextSwitchTo(old);
+		polyglot_redis_join_keys(st, js->keys, js->nkeys);
 		for (;;)
 		{
 			TupleTableSlot *slot = ExecProcNode(&js->inner->ss.ps);
-			RedisJoinKey *k;
 
 			if (TupIsNull(slot))
 				break;
-			k = join_key(js, st->last_key, false);
-			if (k == NULL)
-				continue;		/* cannot happen: the keys asked for */
+			/* cannot be out of range: the keys asked for */
+			if (st->last_key_index < 0 || st->last_key_index >= js->nkeys)
+				continue;
 			old = MemoryContextSwitchTo(js->batch_cxt);
-			k->rows = lappend(k->rows, ExecCopySlotMinimalTuple(slot));
+			keep_inner_row(js, &js->key_rows[st->last_key_index], slot);
 			MemoryContextSwitchTo(old);
 		}
 	}
@@ -533,7 +612,7 @@ redis_join_next(ScanState *ss)
 
 	for (;;)
 	{
-		MinimalTuple outer;
+		RedisJoinRow *outer;
 		bool		unmatched;
 
 		if (js->pos >= js->nbatch)
@@ -545,11 +624,11 @@ redis_join_next(ScanState *ss)
 		outer = js->outer_rows[js->pos];
 		while (js->next_match)
 		{
-			MinimalTuple inner = (MinimalTuple) lfirst(js->next_match);
+			RedisJoinRow *inner = js->next_match;
 			TupleTableSlot *slot;
 
 			CHECK_FOR_INTERRUPTS();
-			js->next_match = lnext(js->matches[js->pos]->rows, js->next_match);
+			js->next_match = inner->next;
 			slot = join_tuple(js, outer, inner);
 			econtext->ecxt_scantuple = slot;
 			if (js->join_qual && !ExecQual(js->join_qual, econtext))
@@ -594,8 +673,7 @@ redis_join_rescan(CustomScanState *node)
 	RedisJoinState *js = (RedisJoinState *) node;
 
 	MemoryContextReset(js->batch_cxt);
-	js->keys = NULL;
-	js->nbatch = js->pos = 0;
+	js->nbatch = js->nkeys = js->pos = 0;
 	js->next_match = NULL;
 	js->outer_done = false;
 	if (node->ss.ps.chgParam != NULL)
@@ -614,7 +692,6 @@ redis_join_end(CustomScanState *node)
 
 	ExecEndNode(js->outer);
 	ExecEndNode(&js->inner->ss.ps);
-	ExecDropSingleTupleTableSlot(js->outer_slot);
 	ExecDropSingleTupleTableSlot(js->inner_slot);
 }
 

@@ -108,6 +108,8 @@ begin_modify(ModifyTableState *mtstate, ResultRelInfo *rinfo, List *target_attrs
 	if (explain_only)
 		return;
 	st->conn = polyglot_redis_table_connection(RelationGetRelid(rel), polyglot_modify_user(mtstate, rinfo));
+	/* the key counts the planner read may be off after this statement */
+	polyglot_redis_forget_key_counts();
 }
 
 static void

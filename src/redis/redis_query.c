@@ -166,10 +166,13 @@ polyglot_redis_scan_pattern(StringInfo buf, RedisTable *t, const char *match)
 
 /*
  * The commands a scan of table t sends, for EXPLAIN VERBOSE: mode and match
- * as in RedisScanState, want_ttl when it reads PTTL.  Palloc'd.
+ * as in RedisScanState, want_ttl when it reads PTTL, next_scan_pipelined
+ * when a SCAN page's reads go in one pipeline with the next SCAN call (one
+ * server, a statement that only reads).  Palloc'd.
  */
 char *
-polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match, bool want_ttl)
+polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match, bool want_ttl,
+							 bool next_scan_pipelined)
 {
 	StringInfoData buf;
 	const char *read = polyglot_redis_read_command(t->type);
@@ -193,9 +196,10 @@ polyglot_redis_scan_commands(RedisTable *t, int mode, const char *match, bool wa
 		default:
 			appendStringInfoString(&buf, "SCAN <cursor> MATCH ");
 			polyglot_redis_scan_pattern(&buf, t, mode == SCAN_MATCH ? match : NULL);
-			appendStringInfo(&buf, " COUNT %d TYPE %s, then %s%s%s for each key, pipelined",
+			appendStringInfo(&buf, " COUNT %d TYPE %s, then %s%s%s for each key, pipelined%s",
 							 t->batch_size, polyglot_redis_type_name(t->type), read, args,
-							 want_ttl ? ", PTTL" : "");
+							 want_ttl ? ", PTTL" : "",
+							 next_scan_pipelined ? " with the next SCAN" : "");
 			break;
 	}
 	return buf.data;

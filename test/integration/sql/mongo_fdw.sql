@@ -1,7 +1,8 @@
 --
 -- mongo_fdw: MongoDB foreign tables on FerretDB: types back from BSON, the
--- whole document, dotted fields, and WHERE pushdown as plain find filters.
--- Every pushed form shows in EXPLAIN VERBOSE and returns what the same
+-- whole document, dotted fields, and WHERE pushdown as plain find filters
+-- (FerretDB is sent a find as an aggregation pipeline: the filter is its
+-- $match).  Every pushed form shows in EXPLAIN VERBOSE and returns what the same
 -- query returns with polyglot.mongo_pushdown off, on 1,000 documents: ten
 -- of a scan's batches of 100 (the default batch_size), so every scan pages
 -- across batches.  More documents prove nothing more, and FerretDB 1.x
@@ -21,6 +22,14 @@ CREATE FOREIGN TABLE items (_id int, name text, qty int, price numeric, city tex
 SELECT _id, name, qty, price, city, active, tags, w, note FROM items WHERE _id IN (1, 5, 10, 15) ORDER BY _id;
 SELECT doc FROM items WHERE _id = 7;
 SELECT count(*) FROM items;
+-- A find goes to FerretDB as an aggregation pipeline of its filter (sort and
+-- limit: mongo_pushdown), without $project: documents come whole, whichever
+-- columns are read (a projection costs FerretDB a copy of every document,
+-- more than the bytes it saves).  Other servers are sent a find with a
+-- projection (mongo_java).
+EXPLAIN (VERBOSE, COSTS OFF) SELECT * FROM items;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT _id, name FROM items WHERE qty = 7;
+SELECT _id, name FROM items WHERE qty = 7 ORDER BY _id LIMIT 3;
 
 -- the same rows with and without pushdown; returns the row count
 CREATE FUNCTION both_ways(q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -38,14 +47,15 @@ BEGIN
   PERFORM set_config('polyglot.mongo_pushdown', 'on', true);
   RETURN CASE WHEN pushed = local THEN n || ' rows, same' ELSE 'DIFFERENT' END;
 END $$;
--- the filter sent for a query
+-- the filter sent for a query (the pipeline sent to FerretDB), and the
+-- local one
 CREATE FUNCTION remote_filter(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   line text;
   result text := '';
 BEGIN
   FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
-    IF line ~ 'Remote Filter|  Filter:' THEN
+    IF line ~ 'Remote (Filter|Pipeline)|  Filter:' THEN
       result := result || trim(line) || ' ';
     END IF;
   END LOOP;

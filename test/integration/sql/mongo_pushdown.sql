@@ -6,7 +6,9 @@
 -- the same order, on 1,000 documents: ten of a scan's batches of 100 (the
 -- default batch_size), so an unlimited sorted scan (city = 'Oslo', 143
 -- rows) pages across batches.  More documents prove nothing more, and
--- FerretDB 1.x reads the whole collection for every query.
+-- FerretDB 1.x reads the whole collection for every query.  FerretDB is
+-- sent a find as an aggregation pipeline: a pushed sort and limit are its
+-- $sort and $limit stages.
 --
 \getenv mongo_uri MONGO_URI
 \! $MONGO_TOOL drop polyglot_pushdown

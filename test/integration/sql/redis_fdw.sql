@@ -95,6 +95,8 @@ INSERT INTO forms VALUES
   ('SELECT key, value FROM cache WHERE key = ''missing'''),
   ('SELECT key, value FROM cache WHERE key IN (''1'', ''2'', ''3'', ''1'', NULL, ''nope'')'),
   ('SELECT key, value FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g))'),
+  -- batches of missing keys first: batches that make no row
+  ('SELECT key, value FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(20001, 22500) g UNION ALL SELECT g::text FROM generate_series(1, 1500) g))'),
   ('SELECT key, value FROM cache WHERE key LIKE ''99%'''),
   ('SELECT key, value FROM cache WHERE key LIKE ''9_9%'''),
   ('SELECT key, value FROM cache WHERE key = ''5'' AND value LIKE ''value%'''),
@@ -102,7 +104,8 @@ INSERT INTO forms VALUES
   ('SELECT key FROM cache WHERE key > ''9995''');
 SELECT q, commands_of(q), same_result(q) FROM forms;
 
--- round trips: one per batch of keys, one SCAN call and one pipeline per page
+-- round trips: one per batch of keys; a scan's first SCAN call, then per page
+-- one pipeline of its reads and the next SCAN call
 SELECT explain_analyze('SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g))');
 ALTER FOREIGN TABLE cache OPTIONS (ADD batch_size '5000');
 SELECT explain_analyze('SELECT key FROM cache WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 2500) g))');
@@ -259,6 +262,10 @@ SELECT z.score, length(z.member), z.member = b.b AS same FROM raw_zset z JOIN bl
 SELECT length(f.field), length(f.value), f.value = b.b || b.b AS same
 FROM raw_fields f JOIN blobs b ON f.field = b.b ORDER BY b.n;
 SELECT key, value FROM raw_list WHERE key = 'l' AND index = 0;
+-- a hash whose bytes are not text is a row: only its jsonb column cannot be read
+CREATE FOREIGN TABLE raw_doc (key text, doc jsonb) SERVER rs OPTIONS (type 'hash', prefix 'rawh:');
+SELECT key FROM raw_doc;
+SELECT key, doc FROM raw_doc;
 
 --
 -- joins on the key: a Redis key join reads the outer rows batch_size at a
@@ -293,6 +300,8 @@ INSERT INTO join_forms VALUES
   ('SELECT o.id, c.value FROM outer_rows o LEFT JOIN cache c ON c.key = o.k AND c.value <> ''value '' || (o.id % 10)'),
   ('SELECT o.id, p.id, c.value FROM outer_rows o JOIN outer_rows p ON p.id = o.id + 1 JOIN cache c ON c.key = p.k'),
   ('SELECT o.id, x.v FROM outer_rows o LEFT JOIN (SELECT c.key, coalesce(c.value, ''none'') AS v FROM cache c) x ON x.key = o.k'),
+  -- a whole-row value of the Redis side, made by its scan for each row
+  ('SELECT o.id, c FROM outer_rows o JOIN cache c ON c.key = o.k'),
   -- a condition of no column gates the Redis scan: no key join
   ('SELECT o.id, c.value FROM outer_rows o LEFT JOIN (SELECT * FROM cache WHERE now() > ''2000-01-01'') c ON c.key = o.k');
 SELECT q, commands_of(q), same_result(q) FROM join_forms;
@@ -318,6 +327,64 @@ SELECT count(*) FROM wrong;
 CREATE FOREIGN TABLE wrong_value (key text, value int) SERVER rs OPTIONS (prefix 'cache:');
 SELECT * FROM wrong_value WHERE key = '1';
 SELECT o.id, w.value FROM outer_rows o JOIN wrong w ON w.key = o.k;
+
+--
+-- one connection, several scans: a scan sends its next batch's reads
+-- before the executor takes its rows (and a key join its keys' reads while
+-- it reads its outer rows); whoever sends on the connection meanwhile
+-- first reads those replies for it
+--
+-- a key join whose outer rows come from scans of the same server
+SELECT same_result('SELECT a.key, b.value FROM (SELECT key FROM cache WHERE key LIKE ''9%'') a JOIN cache b ON b.key = a.key');
+SELECT same_result('SELECT a.key, b.value, c.field FROM cache a JOIN cache b ON b.key = a.key LEFT JOIN fields c ON c.key = a.key');
+-- a cursor's scan between other statements, reads and writes
+DO $$
+DECLARE
+  c refcursor;
+  k text;
+  n int := 0;
+  distinct_keys int;
+  v text;
+  m int;
+BEGIN
+  CREATE TEMP TABLE seen_keys (key text);
+  OPEN c FOR SELECT key FROM cache;
+  LOOP
+    FETCH c INTO k;
+    EXIT WHEN NOT FOUND;
+    INSERT INTO seen_keys VALUES (k);
+    n := n + 1;
+    IF n % 1000 = 3 THEN
+      SELECT value INTO v FROM cache WHERE key = '42';
+      SELECT count(*) INTO m FROM cache WHERE key IN ('1', '2', 'nope');
+      SELECT count(*) INTO m FROM (SELECT key FROM cache LIMIT 1500) x;
+      INSERT INTO pair VALUES ('c' || n, 'v');
+      IF v IS DISTINCT FROM 'value 42' OR m <> 1500 THEN
+        RAISE 'wrong rows between the cursor''s batches: %, %', v, m;
+      END IF;
+    END IF;
+  END LOOP;
+  CLOSE c;
+  SELECT count(DISTINCT key) INTO distinct_keys FROM seen_keys;
+  RAISE NOTICE 'cursor: % rows, % distinct, % keys in cache', n, distinct_keys,
+    (SELECT count(*) FROM cache);
+  DROP TABLE seen_keys;
+END $$;
+SELECT count(*) FROM pair;
+-- a scan that stops early (after its second batch, which sent the third's
+-- reads): the reads in flight are read and dropped
+SELECT count(*) FROM (SELECT key FROM cache LIMIT 1500) x;
+SELECT value FROM cache WHERE key = '42';
+-- an error with reads in flight (after 1500 rows): the connection goes with
+-- them, the next statement has a new one
+CREATE FOREIGN TABLE not_int (key text, value text) SERVER rs OPTIONS (prefix 'ni:');
+INSERT INTO not_int SELECT g::text, 'x' FROM generate_series(1, 3000) g;
+CREATE SEQUENCE rows_read;
+SELECT count(*) FROM not_int WHERE CASE WHEN nextval('rows_read') > 1500 THEN value::int ELSE 0 END = 0;
+SELECT currval('rows_read');
+SELECT value FROM cache WHERE key = '42';
+SELECT count(*) FROM not_int;
+DROP SEQUENCE rows_read;
 
 DROP SERVER rs CASCADE;
 DROP FUNCTION same_result(text), commands_of(text), explain_analyze(text, bool);
