@@ -9,6 +9,8 @@
 \i test/integration/sql/tls_files.psql
 \getenv os_tls_url OPENSEARCH_TLS_URL
 \getenv mongo_tls_uri MONGO_TLS_URI
+-- the TLS endpoint's port, written <tls port> in the errors shown
+SELECT set_config('tls.port', substring(:'os_tls_url' from ':(\d+)'), false) IS NOT NULL AS tls_port_set;
 
 --
 -- Elasticsearch/OpenSearch over https
