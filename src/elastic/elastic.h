@@ -234,6 +234,11 @@ typedef struct ElasticScanState
 	bool		started;
 	bool		count_done;
 	/*
+	 * No request of a page before it is needed: a scan rescanned, or that
+	 * takes values from an outer row (elastic_fdw.c)
+	 */
+	bool		no_early;
+	/*
 	 * The next page's request, started before this page is parsed, or
 	 * at least before its hits are converted (elastic_paging.c): its pin
 	 * holds the handle while it is in flight, its body and the strings

@@ -41,6 +41,22 @@ typedef struct ElasticBuffer
 	bool		elastic_product;
 } ElasticBuffer;
 
+/*
+ * What a started transfer came to, when another request needed the handle
+ * before the transfer's pin asked for it: kept for that pin
+ */
+typedef struct ElasticAnswer
+{
+	const PolyglotConnPin *owner;	/* whose, or NULL: none kept */
+	bool		done;			/* the transfer ran to an end, with rc */
+	CURLcode	rc;
+	bool		connect_failure;	/* rc: the node was not reached */
+	long		status;
+	ElasticBuffer buf;			/* its body */
+	char	   *url;			/* malloc'd, or NULL */
+	char		errbuf[CURL_ERROR_SIZE];
+} ElasticAnswer;
+
 typedef struct ElasticHandle
 {
 	CURL	   *curl;
@@ -51,11 +67,15 @@ typedef struct ElasticHandle
 	char		errbuf[CURL_ERROR_SIZE];
 	ElasticBuffer buf;
 	CURLM	   *multi;			/* for a started request, or NULL */
+	CURLSH	   *share;			/* the connections of curl and multi, or NULL */
 	bool		started;		/* curl is in multi, a request under way */
 	const PolyglotConnPin *owner;	/* the pin of the started request */
+	ElasticAnswer kept;			/* of a transfer set aside, for its pin */
+	int			connect_timeout_ms;
 } ElasticHandle;
 
 static void elastic_disconnect(void *handle);
+static void drop_kept(ElasticHandle *h);
 
 static void elastic_at_exit(void);
 
@@ -80,10 +100,14 @@ elastic_disconnect(void *p)
 		return;
 	if (h->multi && h->started)
 		curl_multi_remove_handle(h->multi, h->curl);
+	drop_kept(h);
 	if (h->multi)
 		curl_multi_cleanup(h->multi);
 	if (h->curl)
 		curl_easy_cleanup(h->curl);
+	/* after every handle that used it: the connections it keeps close now */
+	if (h->share)
+		curl_share_cleanup(h->share);
 	curl_slist_free_all(h->headers);
 	for (i = 0; i < h->nnodes; i++)
 		free(h->nodes[i]);
@@ -171,12 +195,20 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 	if (!oom)
 	{
 		struct curl_slist *l;
+		struct curl_slist *l2;
 
 		l = curl_slist_append(NULL, "Content-Type: application/json");
+		/* no 100-continue round trip before a large body (a _bulk) */
+		if (l && (l2 = curl_slist_append(l, "Expect:")) == NULL)
+		{
+			curl_slist_free_all(l);
+			l = NULL;
+		}
 		if (l && opts->api_key)
 		{
 			char	   *line = psprintf("Authorization: ApiKey %s", opts->api_key);
-			struct curl_slist *l2 = curl_slist_append(l, line);
+
+			l2 = curl_slist_append(l, line);
 
 			pfree(line);
 			if (l2 == NULL)
@@ -195,6 +227,26 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 	}
 
 	polyglot_curl_setup(h->curl, &opts->common, h->errbuf);
+	h->connect_timeout_ms = opts->common.connect_timeout_ms;
+
+	/*
+	 * One cache of connections for the requests made at once (through
+	 * curl_easy_perform's own multi handle) and the ones started (h->multi):
+	 * without it each keeps its own, the first request started opens a
+	 * second connection to the server, and it has only begun to connect
+	 * when polyglot_elastic_request_start() returns.  The easy handle is in
+	 * one of the two at a time, in this one backend: the share needs no
+	 * locks.  Without the share (libcurl older than 7.57), two connections.
+	 */
+	h->share = curl_share_init();
+	if (h->share &&
+		curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK)
+	{
+		curl_share_cleanup(h->share);
+		h->share = NULL;
+	}
+	if (h->share)
+		curl_easy_setopt(h->curl, CURLOPT_SHARE, h->share);
 	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, elastic_write_cb);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &h->buf);
@@ -236,11 +288,20 @@ is_tls_failure(CURLcode rc)
 		rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_USE_SSL_FAILED;
 }
 
-/* A failure to reach a node, worth trying the next one for. */
+/*
+ * A failure to reach a node, worth trying the next one for.  A timeout is
+ * one only when it came before the node was reached: no TCP connection
+ * made and no byte of the request sent.  A connection reused from an
+ * earlier request has no connect time of its own (libcurl reports 0), and
+ * a request that went out on it is one the node has: its timeout is the
+ * node's slowness, which another node would not mend, and is reported as
+ * such.
+ */
 static bool
 is_connect_failure(CURLcode rc, CURL *curl)
 {
 	curl_off_t	connect_time = 0;
+	long		request_size = 0;
 
 	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
 		rc == CURLE_COULDNT_RESOLVE_PROXY)
@@ -250,7 +311,9 @@ is_connect_failure(CURLcode rc, CURL *curl)
 		return true;
 	if (rc == CURLE_OPERATION_TIMEDOUT &&
 		curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_time) == CURLE_OK &&
-		connect_time == 0)
+		connect_time == 0 &&
+		curl_easy_getinfo(curl, CURLINFO_REQUEST_SIZE, &request_size) == CURLE_OK &&
+		request_size == 0)
 		return true;
 	return false;
 }
@@ -263,10 +326,15 @@ is_connect_failure(CURLcode rc, CURL *curl)
  * ereports when none answers or the request fails after connecting.
  * body may be NULL.  The response body is palloc'd in the current context.
  */
-static void fill_response(ElasticHandle *h, ElasticResponse *response, char *url);
+static void fill_response(ElasticBuffer *buf, long status, ElasticResponse *response,
+						  char *url);
+static void report_failure(ElasticConn *conn, int nnodes, CURLcode rc, bool connect_failure,
+						   bool too_large, const char *errtext, const char *method,
+						   const char *path, const char *url) pg_attribute_noreturn();
 static void request_on(ElasticConn *conn, ElasticHandle *h, const char *method,
 					   const char *path, const char *body, size_t bodylen,
 					   ElasticResponse *response);
+static void set_aside_transfer(ElasticHandle *h);
 static void cancel_transfer(ElasticHandle *h);
 
 void
@@ -285,12 +353,12 @@ request_on(ElasticConn *conn, ElasticHandle *h, const char *method, const char *
 	CURLcode	rc = CURLE_OK;
 	char	   *url = NULL;
 	int			attempt;
-	char		errmsg_buf[CURL_ERROR_SIZE + 64];
 	bool		held_off = false;
+	long		status = 0;
 
 	memset(response, 0, sizeof(*response));
 	if (h->started)
-		cancel_transfer(h);
+		set_aside_transfer(h);
 
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	if (body)
@@ -343,79 +411,95 @@ request_on(ElasticConn *conn, ElasticHandle *h, const char *method, const char *
 	if (held_off)
 		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	if (rc != CURLE_OK)
-	{
-		bool		connect_failure = is_connect_failure(rc, curl);
+		report_failure(conn, h->nnodes, rc, is_connect_failure(rc, curl), h->buf.too_large,
+					   h->errbuf, method, path, url);
 
-		if (rc == CURLE_OPERATION_TIMEDOUT && !connect_failure)
-			polyglot_io_timed_out = true;
-
-		snprintf(errmsg_buf, sizeof(errmsg_buf), "%s",
-				 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
-		if (h->buf.too_large)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("response of server \"%s\" to %s %s is too large",
-							conn->servername, method, path),
-					 errdetail("Responses are limited to %zu bytes.",
-							   ELASTIC_MAX_RESPONSE_BYTES)));
-		if (connect_failure)
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
-					 errmsg("could not connect to Elasticsearch server \"%s\"",
-							conn->servername),
-					 errdetail_internal("%s (%s%s).", errmsg_buf, url,
-										h->nnodes > 1 ? ", and no other node answered" : ""),
-					 is_tls_failure(rc) ?
-					 errhint("Check the server's TLS options: tls_ca_file (the authority that signed the node's certificate), tls_cert_file and tls_key_file (the client certificate it asks for).") : 0));
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("request %s %s to Elasticsearch server \"%s\" failed",
-						method, path, conn->servername),
-				 errdetail_internal("%s (%s).", errmsg_buf, url)));
-	}
-
-	fill_response(h, response, url);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	fill_response(&h->buf, status, response, url);
 }
 
-/* The response of the transfer that just completed on h */
+/*
+ * Reports the failure rc of a request method path sent to url (errtext:
+ * libcurl's message, or empty): a node that could not be reached (after
+ * the other nodes, for request_on), or a request that failed on its way.
+ */
 static void
-fill_response(ElasticHandle *h, ElasticResponse *response, char *url)
+report_failure(ElasticConn *conn, int nnodes, CURLcode rc, bool connect_failure, bool too_large,
+			   const char *errtext, const char *method, const char *path, const char *url)
 {
-	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &response->status);
-	response->len = h->buf.len;
-	response->body = palloc(h->buf.len + 1);
-	if (h->buf.len > 0)
-		memcpy(response->body, h->buf.data, h->buf.len);
-	response->body[h->buf.len] = '\0';
-	response->elastic_product = h->buf.elastic_product;
+	char		errmsg_buf[CURL_ERROR_SIZE + 64];
+
+	if (rc == CURLE_OPERATION_TIMEDOUT && !connect_failure)
+		polyglot_io_timed_out = true;
+
+	snprintf(errmsg_buf, sizeof(errmsg_buf), "%s",
+			 errtext[0] ? errtext : curl_easy_strerror(rc));
+	if (too_large)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("response of server \"%s\" to %s %s is too large",
+						conn->servername, method, path),
+				 errdetail("Responses are limited to %zu bytes.",
+						   ELASTIC_MAX_RESPONSE_BYTES)));
+	if (connect_failure)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_UNABLE_TO_ESTABLISH_CONNECTION),
+				 errmsg("could not connect to Elasticsearch server \"%s\"",
+						conn->servername),
+				 errdetail_internal("%s (%s%s).", errmsg_buf, url,
+									nnodes > 1 ? ", and no other node answered" : ""),
+				 is_tls_failure(rc) ?
+				 errhint("Check the server's TLS options: tls_ca_file (the authority that signed the node's certificate), tls_cert_file and tls_key_file (the client certificate it asks for).") : 0));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("request %s %s to Elasticsearch server \"%s\" failed",
+					method, path, conn->servername),
+			 errdetail_internal("%s (%s).", errmsg_buf, url)));
+}
+
+/* The response of a transfer that completed with status, its body in buf */
+static void
+fill_response(ElasticBuffer *buf, long status, ElasticResponse *response, char *url)
+{
+	response->status = status;
+	response->len = buf->len;
+	response->body = palloc(buf->len + 1);
+	if (buf->len > 0)
+		memcpy(response->body, buf->data, buf->len);
+	response->body[buf->len] = '\0';
+	response->elastic_product = buf->elastic_product;
 	response->url = url;
 
 	/* do not keep a large buffer around between requests */
-	if (h->buf.cap > 1024 * 1024)
+	if (buf->cap > 1024 * 1024)
 	{
-		free(h->buf.data);
-		h->buf.data = NULL;
-		h->buf.cap = 0;
-		h->buf.len = 0;
+		free(buf->data);
+		buf->data = NULL;
+		buf->cap = 0;
+		buf->len = 0;
 	}
 }
 
 /*
  * A request in two steps, so that the caller can work while the server
- * does: polyglot_elastic_request_start() sends what the socket takes at once (to the
- * node that answered last) and returns; polyglot_elastic_request_complete() waits
+ * does: polyglot_elastic_request_start() sends the request (to the node
+ * that answered last; on a new connection once connected, within
+ * connect_timeout) and returns; polyglot_elastic_request_complete() waits
  * for the answer.  The request belongs to the handle it started on, which
  * start() pins into *pin: if the connection's options change in between,
  * later requests get a new handle and this one is still answered on its
  * own.  One request at a time per handle: a request made meanwhile on the
  * same handle, synchronous or started into another pin (two scans of one
- * server, a scan and a write), drops the transfer, and complete() then
- * makes the request again; the handle knows which pin its transfer is
- * for, so that complete() never takes another request's answer for its
- * own.  A node that cannot be reached is found in complete(), which then
- * makes the whole request again the synchronous way, over the other nodes.
- * The body and *pin must stay allocated, at the same addresses, until
- * complete() or cancel().
+ * server, a scan and a write), first waits for the transfer and keeps its
+ * answer for complete() (set_aside_transfer); the handle knows which pin
+ * its transfer and the answer it keeps are for, so that complete() never
+ * takes another request's answer for its own.  A node that cannot be
+ * reached is found in complete(), which then makes the whole request again
+ * the synchronous way, over the other nodes; a request that reached its
+ * node and failed there (a timeout, a connection lost) is reported by
+ * complete() as request_on() would, and not sent again: its io_timeout
+ * ran from start().  The body and *pin must stay allocated, at the same
+ * addresses, until complete() or cancel().
  */
 void
 polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const char *method,
@@ -423,9 +507,12 @@ polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const ch
 {
 	ElasticHandle *h = elastic_handle(conn);
 	int			running = 0;
+	instr_time	begun;
 
 	if (h->started)
-		cancel_transfer(h);
+		set_aside_transfer(h);
+	if (h->kept.owner == pin)
+		drop_kept(h);
 	if (h->multi == NULL && (h->multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
@@ -444,7 +531,123 @@ polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const ch
 	h->started = true;
 	polyglot_conncache_pin(&conn->base, pin);
 	h->owner = pin;
-	(void) curl_multi_perform(h->multi, &running);
+
+	/*
+	 * Until the request is out: at once on a connection kept from an
+	 * earlier request, else once connected.  Bounded by connect_timeout
+	 * (libcurl ends the transfer then, and complete() reports it); a
+	 * cancel aborts the transfer through the progress callback, and
+	 * complete() then sees it.  Never ereports after the pin is taken.
+	 */
+	INSTR_TIME_SET_CURRENT(begun);
+	for (;;)
+	{
+		long		sent = 0;
+		double		left;
+
+		if (curl_multi_perform(h->multi, &running) != CURLM_OK || !running)
+			break;
+		if (curl_easy_getinfo(h->curl, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK || sent > 0)
+			break;
+		left = (h->connect_timeout_ms > 0 ? h->connect_timeout_ms : 10000) -
+			polyglot_elapsed_ms(begun);
+		if (left <= 0)
+			break;
+		(void) curl_multi_poll(h->multi, NULL, 0, (int) Min(left + 1, 100), NULL);
+	}
+}
+
+/*
+ * Runs the transfer under way on h to its end, and takes it out of the
+ * multi handle: *done says whether it ended (with *rc), else (libcurl's
+ * own failure) it is to be made again.
+ */
+static void
+finish_transfer(ElasticHandle *h, bool *done, CURLcode *rc)
+{
+	int			running = 1;
+	CURLMsg    *msg;
+	int			queued;
+
+	*done = false;
+	*rc = CURLE_OK;
+	while (running)
+	{
+		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
+			break;
+		if (running)
+			(void) curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+		CHECK_FOR_INTERRUPTS();
+	}
+	while ((msg = curl_multi_info_read(h->multi, &queued)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->curl)
+		{
+			*rc = msg->data.result;
+			*done = true;
+		}
+	curl_multi_remove_handle(h->multi, h->curl);
+	h->started = false;
+	h->owner = NULL;
+}
+
+/*
+ * A started transfer that did not succeed (done, rc): a request that
+ * reached its node and failed there is reported as request_on() would,
+ * and not sent again (its io_timeout ran from start()); one not run to
+ * its end, whose node was not reached, or stopped by a cancel that is
+ * held off, is made again the synchronous way, over the other nodes.
+ */
+static void
+retry_or_report(ElasticConn *conn, ElasticHandle *h, bool done, CURLcode rc,
+				bool connect_failure, bool too_large, const char *errtext,
+				const char *method, const char *path, const char *body, size_t bodylen,
+				const char *url, ElasticResponse *response)
+{
+	if (done && rc == CURLE_ABORTED_BY_CALLBACK)
+		CHECK_FOR_INTERRUPTS();
+	else if (done && !connect_failure)
+		report_failure(conn, h->nnodes, rc, false, too_large, errtext, method, path, url);
+	request_on(conn, h, method, path, body, bodylen, response);
+}
+
+/* Forgets the answer kept on h, if any.  Never ereports. */
+static void
+drop_kept(ElasticHandle *h)
+{
+	free(h->kept.buf.data);
+	free(h->kept.url);
+	memset(&h->kept, 0, sizeof(h->kept));
+}
+
+/*
+ * Before another request on h: the transfer under way, started into
+ * another pin, is run to its end and its answer kept for that pin's
+ * complete(), so that the request is not sent twice and its connection
+ * not lost.  One answer is kept at a time: with one kept already, the
+ * transfer is cancelled, and complete() makes its request again.
+ */
+static void
+set_aside_transfer(ElasticHandle *h)
+{
+	ElasticAnswer *a = &h->kept;
+	const PolyglotConnPin *owner = h->owner;
+	char	   *url = NULL;
+
+	if (a->owner != NULL)
+	{
+		cancel_transfer(h);
+		return;
+	}
+	finish_transfer(h, &a->done, &a->rc);
+	a->connect_failure = a->done && is_connect_failure(a->rc, h->curl);
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &a->status);
+	curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &url);
+	a->url = url ? strdup(url) : NULL;
+	memcpy(a->errbuf, h->errbuf, sizeof(a->errbuf));
+	/* the body moves: the handle's next transfer starts a buffer of its own */
+	a->buf = h->buf;
+	memset(&h->buf, 0, sizeof(h->buf));
+	a->owner = owner;
 }
 
 /*
@@ -458,51 +661,66 @@ polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const
 						 ElasticResponse *response)
 {
 	ElasticHandle *h = (ElasticHandle *) pin->handle;
-	int			running = 1;
+	bool		done;
 	CURLcode	rc;
-	CURLMsg    *msg;
-	int			queued;
 	char	   *url = NULL;
 
 	memset(response, 0, sizeof(*response));
 	if (h == NULL)
 		elog(ERROR, "pg_polyglot: no request was started");
-	if (!h->started || h->owner != pin)
+	if (h->kept.owner == pin)
 	{
+		/* set aside for another request: its answer, or how it failed */
+		ElasticAnswer *a = &h->kept;
+		char		errtext[CURL_ERROR_SIZE];
+		bool		too_large = a->buf.too_large;
+		bool		connect_failure = a->connect_failure;
+
+		done = a->done;
+		rc = a->rc;
+		url = a->url ? pstrdup(a->url) : psprintf("%s%s", h->nodes[h->current], path);
+		if (done && rc == CURLE_OK)
+			fill_response(&a->buf, a->status, response, url);
+		memcpy(errtext, a->errbuf, sizeof(errtext));
+		drop_kept(h);
+		if (!(done && rc == CURLE_OK))
+			retry_or_report(conn, h, done, rc, connect_failure, too_large, errtext,
+							method, path, body, bodylen, url, response);
+	}
+	else if (!h->started || h->owner != pin)
 		/* another request on the handle dropped this one: make it again */
 		request_on(conn, h, method, path, body, bodylen, response);
-		polyglot_conncache_unpin(pin);
-		return;
-	}
-	rc = CURLE_RECV_ERROR;		/* unless the transfer says otherwise */
-	while (running)
-	{
-		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
-			break;
-		if (running)
-			(void) curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
-		CHECK_FOR_INTERRUPTS();
-	}
-	while ((msg = curl_multi_info_read(h->multi, &queued)) != NULL)
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->curl)
-			rc = msg->data.result;
-	curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &url);
-	url = url ? pstrdup(url) : NULL;
-	curl_multi_remove_handle(h->multi, h->curl);
-	h->started = false;
-	h->owner = NULL;
-	if (rc != CURLE_OK)
-		/* the synchronous way: other nodes, and the usual errors */
-		request_on(conn, h, method, path, body, bodylen, response);
 	else
-		fill_response(h, response, url);
+	{
+		finish_transfer(h, &done, &rc);
+		curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &url);
+		url = url ? pstrdup(url) : psprintf("%s%s", h->nodes[h->current], path);
+		if (done && rc == CURLE_OK)
+		{
+			long		status = 0;
+
+			curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+			fill_response(&h->buf, status, response, url);
+		}
+		else
+			retry_or_report(conn, h, done, rc, done && is_connect_failure(rc, h->curl),
+							h->buf.too_large, h->errbuf, method, path, body, bodylen,
+							url, response);
+	}
 	polyglot_conncache_unpin(pin);
 }
 
-/* Stops a transfer under way on a handle; its connection closes */
+/*
+ * Stops a transfer under way on a handle.  An answer that has come in full
+ * ends the transfer first, and its connection stays for the next request;
+ * one still awaited or read in part closes its connection.  Never ereports.
+ */
 static void
 cancel_transfer(ElasticHandle *h)
 {
+	int			running;
+
+	(void) curl_multi_perform(h->multi, &running);
 	curl_multi_remove_handle(h->multi, h->curl);
 	h->started = false;
 	h->owner = NULL;
@@ -510,10 +728,11 @@ cancel_transfer(ElasticHandle *h)
 
 /*
  * Forgets the request started into *pin, if any, and releases the pin:
- * its transfer is stopped (and its connection closed) when still under
- * way, leaving alone another request the handle has started since.
- * Never ereports; safe on a pin that holds nothing, and in a memory
- * context callback during an abort.
+ * its transfer is stopped (and its connection closed, unless its answer
+ * has come) when still under way, or its answer kept for it dropped,
+ * leaving alone another request the handle has started since.  Never
+ * ereports; safe on a pin that holds nothing, and in a memory context
+ * callback during an abort.
  */
 void
 polyglot_elastic_request_cancel(PolyglotConnPin *pin)
@@ -524,6 +743,8 @@ polyglot_elastic_request_cancel(PolyglotConnPin *pin)
 		return;
 	if (h->started && h->owner == pin)
 		cancel_transfer(h);
+	if (h->kept.owner == pin)
+		drop_kept(h);
 	polyglot_conncache_unpin(pin);
 }
 

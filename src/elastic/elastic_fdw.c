@@ -571,6 +571,28 @@ store_count(ElasticScanState *st, TupleTableSlot *slot)
 	return true;
 }
 
+/*
+ * Does the scan take values that change while the query runs: a nested
+ * loop's outer row (a parameterised or LATERAL scan), a correlated
+ * subquery's?  Such a scan is rescanned for each of them, and often
+ * stopped early (a LIMIT, EXISTS): a request for its next page made
+ * before it is needed would mostly be cancelled, and cost a search and
+ * the connection.  Asked before the scan computes its values, when an
+ * initplan's value (computed once, not a reason) is still to compute; an
+ * initplan already computed for another node counts, as an outer value.
+ */
+static bool
+takes_outer_values(ForeignScanState *node)
+{
+	ParamExecData *prms = node->ss.ps.state->es_param_exec_vals;
+	int			paramid = -1;
+
+	while ((paramid = bms_next_member(node->ss.ps.plan->extParam, paramid)) >= 0)
+		if (prms[paramid].execPlan == NULL)
+			return true;
+	return false;
+}
+
 static TupleTableSlot *
 elasticIterateForeignScan(ForeignScanState *node)
 {
@@ -581,6 +603,9 @@ elasticIterateForeignScan(ForeignScanState *node)
 
 	if (st->query == NULL)
 	{
+		/* the first execution: a rescan sets no_early */
+		if (!st->no_early)
+			st->no_early = takes_outer_values(node);
 		old = MemoryContextSwitchTo(st->exec_cxt);
 		st->query = polyglot_elastic_build_query(st, node->ss.ps.ps_ExprContext, false);
 		MemoryContextSwitchTo(old);
@@ -625,6 +650,8 @@ elasticReScanForeignScan(ForeignScanState *node)
 	st->nhits = st->next_hit = 0;
 	st->fetched = 0;
 	st->started = st->last_page = st->count_done = false;
+	/* scanned again (a nested loop's inner side): no page asked for early */
+	st->no_early = true;
 	MemoryContextReset(st->page_cxt);
 	MemoryContextReset(st->next_page_cxt);
 }

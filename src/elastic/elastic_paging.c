@@ -24,7 +24,9 @@
  * cancelled and made again from the parse.  One page ahead at most, and
  * none after the last page (a page short of what it asked for, the LIMIT
  * reached, a scan without a point in time), so that a LIMIT never sends a
- * request for nothing.  The two pages live in two memory contexts that
+ * request for nothing; and none in a scan that is rescanned or takes an
+ * outer row's values (a nested loop's inner side, often stopped early: a
+ * LIMIT, EXISTS), whose pages are asked for when needed.  The two pages live in two memory contexts that
  * swap roles.  The request in flight is cancelled, and its pin released,
  * by a rescan, by the end of the scan, and otherwise (an error, a query
  * that stops without ending the scan) by a reset callback of the memory
@@ -576,7 +578,7 @@ start_next_page(ElasticScanState *st, const char *pit_id, const char *search_aft
 	MemoryContext old;
 
 	Assert(st->use_pit && st->next_pin.handle == NULL);
-	if (size <= 0)
+	if (size <= 0 || st->no_early)
 		return;
 	MemoryContextReset(st->next_page_cxt);
 	old = MemoryContextSwitchTo(st->next_page_cxt);
@@ -606,7 +608,7 @@ start_next_page_early(ElasticScanState *st, ElasticResponse *response, int size)
 	PageKeys	keys;
 	MemoryContext old;
 
-	if (!st->use_pit || response->status >= 400 ||
+	if (!st->use_pit || st->no_early || response->status >= 400 ||
 		!find_page_keys(response->body, response->len, &keys) ||
 		keys.sort == NULL || page_is_last(st, keys.nhits, size))
 		return;
@@ -671,7 +673,7 @@ fetch_page(ElasticScanState *st)
 	}
 	start_next_page_early(st, &response, size);
 	take_page(st, &response, size);
-	if (!st->last_page && st->next_pin.handle == NULL)
+	if (!st->last_page && st->next_pin.handle == NULL && !st->no_early)
 		start_next_page(st, st->pit_id, st->search_after, st->nhits, st->fetched);
 }
 
