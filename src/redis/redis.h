@@ -87,15 +87,19 @@ extern int	polyglot_redis_parse_addresses(const char *list, char ***hosts, int *
  * The replies a scan is owed on a connection: a pipeline it sent and reads
  * later, so that Redis works on it while the scan does other work.  Whoever
  * sends on the connection meanwhile first reads them into replies
- * (polyglot_redis_settle()), which keeps every exchange in step.
+ * (polyglot_redis_settle()), which keeps every exchange in step.  The
+ * handle they were sent on is pinned until they are read: when the entry
+ * drops it meanwhile (its server or user mapping changed), the owner reads
+ * them there.
  */
 typedef struct RedisPending
 {
 	int			expected;		/* replies owed ... */
 	int			got;			/* ... and read so far, into replies */
 	redisReply **replies;		/* the owner's, with room for expected */
-	uint64		generation;		/* of the handle they were sent on */
-	bool		lost;			/* that handle was dropped: they never come */
+	PolyglotConnPin pin;		/* the handle they were sent on, while owed */
+	bool		lost;			/* an I/O error or a cancel put that handle
+								 * out of step: they never come */
 } RedisPending;
 
 typedef struct RedisConn
@@ -107,6 +111,11 @@ typedef struct RedisConn
 	int			wait_replicas;	/* server option wait_replicas */
 	bool		is_cluster;		/* base.conn is a RedisCluster, not a redisContext */
 	RedisPending *pending;		/* a scan's pipeline in flight, or NULL */
+	int			orphans;		/* replies of a scan that an error ended, still
+								 * to come on the handle of orphans_generation
+								 * (before any of pending's): read and dropped
+								 * before the next command */
+	uint64		orphans_generation;
 } RedisConn;
 
 /*

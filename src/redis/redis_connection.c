@@ -52,6 +52,7 @@
 
 static void redis_disconnect(void *handle);
 static redisReply *get_reply_on(RedisConn *conn, const PolyglotConnPin *pin, const char *what);
+static bool pending_current(RedisConn *conn, const RedisPending *p);
 static void io_error_detail(redisContext *ctx, char *detail, size_t len, bool *timed_out);
 
 /*
@@ -88,12 +89,17 @@ static PolyglotConnCache redis_cluster_cache = {
 static void
 discard_conn(RedisConn *conn)
 {
-	/* a scan's replies in flight never come */
+	/*
+	 * A scan's replies in flight on this handle never come.  (A scan's on a
+	 * handle the entry dropped before are still read there, by the scan.)
+	 */
 	if (conn->pending)
 	{
-		conn->pending->lost = true;
+		if (pending_current(conn, conn->pending))
+			conn->pending->lost = true;
 		conn->pending = NULL;
 	}
+	conn->orphans = 0;
 	polyglot_conncache_discard(conn->base.cache ? conn->base.cache : &redis_cache, &conn->base);
 }
 
@@ -1192,38 +1198,96 @@ polyglot_redis_append_formatted(RedisConn *conn, const char *buf, size_t len)
 		polyglot_redis_report_error(conn, NULL, "a pipelined command");
 }
 
-/* Are p's replies still to come on the connection's handle? */
+/*
+ * Are p's replies still to come on the connection's handle, the one new
+ * commands go to?  (Not when p's handle is one the entry dropped since.)
+ */
 static bool
 pending_current(RedisConn *conn, const RedisPending *p)
 {
-	return !p->lost && conn->base.conn != NULL && conn->base.generation == p->generation;
+	return !p->lost && p->pin.handle != NULL && conn->base.conn != NULL &&
+		conn->base.generation == p->pin.generation;
+}
+
+/*
+ * Reads and frees the replies of a scan that an error ended
+ * (polyglot_redis_abandon()), which come before any other on the
+ * connection's handle; each within io_timeout, as any reply.  Nothing is
+ * owed when the handle is another one now.  An I/O error or a timeout
+ * drops the connection and ereports.
+ */
+static void
+read_orphans(RedisConn *conn)
+{
+	if (conn->orphans == 0)
+		return;
+	if (conn->base.conn == NULL || conn->base.generation != conn->orphans_generation)
+	{
+		conn->orphans = 0;
+		return;
+	}
+	while (conn->orphans > 0)
+	{
+		freeReplyObject(get_reply_on(conn, NULL, "the reads of an earlier scan"));
+		conn->orphans--;
+	}
 }
 
 /*
  * Reads the replies a scan is still owed on the connection into its
  * RedisPending, so that the connection's next reply is the next command's.
  * Every function that sends on a connection does this first; a scan reads
- * its own with polyglot_redis_collect().  An I/O error drops the
- * connection (the owner then finds its replies lost) and ereports.
+ * its own with polyglot_redis_collect().  Replies owed on a handle that the
+ * entry dropped since (ALTER SERVER) are not in the way: their owner reads
+ * them there.  An I/O error drops the connection (the owner then finds its
+ * replies lost) and ereports.
  */
 void
 polyglot_redis_settle(RedisConn *conn)
 {
 	RedisPending *p = conn->pending;
 
+	read_orphans(conn);
 	if (p == NULL)
 		return;
 	conn->pending = NULL;
 	if (!pending_current(conn, p))
-	{
-		p->lost = true;
 		return;
-	}
 	PG_TRY();
 	{
 		while (p->got < p->expected)
 		{
 			p->replies[p->got] = get_reply_on(conn, NULL, "a pipelined read");
+			p->got++;
+		}
+	}
+	PG_CATCH();
+	{
+		p->lost = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Reads the replies still owed to p into p->replies: on the connection's
+ * handle, or on the pinned handle they were sent on when the entry dropped
+ * that one since (its server or user mapping changed: it is no one else's
+ * now).  Nothing when they were lost.  Errors as polyglot_redis_settle().
+ */
+static void
+read_owed(RedisConn *conn, RedisPending *p)
+{
+	if (conn->pending == p)
+		polyglot_redis_settle(conn);
+	if (p->lost || p->got >= p->expected)
+		return;
+	Assert(p->pin.handle != NULL && !pending_current(conn, p));
+	PG_TRY();
+	{
+		while (p->got < p->expected)
+		{
+			p->replies[p->got] = get_reply_on(conn, &p->pin, "a pipelined read");
 			p->got++;
 		}
 	}
@@ -1250,17 +1314,17 @@ polyglot_redis_send_owed(RedisConn *conn, RedisPending *p, const char *buf, size
 {
 	if (conn->pending != p)
 		polyglot_redis_settle(conn);
-	/* the replies owed before, on a handle dropped since, never come */
-	if (p->expected > 0 && !pending_current(conn, p))
-	{
-		p->lost = true;
+	/*
+	 * The replies owed before, on a handle the entry dropped since: read
+	 * there first (which unpins it), the next ones go to the entry's.
+	 */
+	if (p->pin.handle != NULL && !pending_current(conn, p))
 		polyglot_redis_collect(conn, p);
-	}
 	check_connected(conn);
 	if (conn->is_cluster)
 		elog(ERROR, "pg_polyglot: a Redis Cluster connection cannot owe replies");
-	if (p->expected == 0)
-		p->generation = conn->base.generation;
+	if (p->pin.handle == NULL)
+		polyglot_conncache_pin(&conn->base, &p->pin);
 	if (redisAppendFormattedCommand(redis_ctx(conn), buf, len) != REDIS_OK)
 		polyglot_redis_report_error(conn, NULL, "a pipelined command");
 	p->expected += ncommands;
@@ -1270,14 +1334,14 @@ polyglot_redis_send_owed(RedisConn *conn, RedisPending *p, const char *buf, size
 
 /*
  * Reads the rest of the replies owed to p: all of them are then in
- * p->replies[0 .. p->expected - 1], the caller's to free.  Ereports when
- * they were lost with their connection.
+ * p->replies[0 .. p->expected - 1], the caller's to free, and p's handle
+ * is no longer pinned.  Ereports when they were lost with their handle.
  */
 void
 polyglot_redis_collect(RedisConn *conn, RedisPending *p)
 {
-	if (conn->pending == p)
-		polyglot_redis_settle(conn);
+	read_owed(conn, p);
+	polyglot_conncache_unpin(&p->pin);
 	if (p->lost || p->got < p->expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -1286,7 +1350,7 @@ polyglot_redis_collect(RedisConn *conn, RedisPending *p)
 				 errhint("Run the statement again.")));
 }
 
-/* Frees the replies read into p, which then owes nothing */
+/* Frees the replies read into p, which then owes nothing and pins nothing */
 static void
 free_owed(RedisPending *p)
 {
@@ -1296,6 +1360,7 @@ free_owed(RedisPending *p)
 		if (p->replies[i])
 			freeReplyObject(p->replies[i]);
 	p->got = p->expected = 0;
+	polyglot_conncache_unpin(&p->pin);
 }
 
 /*
@@ -1305,15 +1370,17 @@ free_owed(RedisPending *p)
 void
 polyglot_redis_drain(RedisConn *conn, RedisPending *p)
 {
-	if (conn->pending == p)
-		polyglot_redis_settle(conn);
+	read_owed(conn, p);
 	free_owed(p);
 }
 
 /*
  * Gives the replies owed to p up without reading any (an error unwinds the
- * scan): still to come, they would be taken for another command's, so the
- * connection is dropped.  Never ereports.
+ * scan, which may not wait for the server now).  Still to come on a handle
+ * in step, they are the connection's to read and drop before its next
+ * command (read_orphans()): the connection stays, for the other scans and
+ * statements of the session that use it.  On a handle the entry dropped
+ * since, they go with it.  Never ereports.
  */
 void
 polyglot_redis_abandon(RedisConn *conn, RedisPending *p)
@@ -1322,7 +1389,13 @@ polyglot_redis_abandon(RedisConn *conn, RedisPending *p)
 	{
 		conn->pending = NULL;
 		if (pending_current(conn, p) && p->got < p->expected)
-			discard_conn(conn);
+		{
+			/* (orphans of another handle are not owed any more) */
+			if (conn->orphans_generation != p->pin.generation)
+				conn->orphans = 0;
+			conn->orphans += p->expected - p->got;
+			conn->orphans_generation = p->pin.generation;
+		}
 	}
 	free_owed(p);
 }

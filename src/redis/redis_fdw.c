@@ -1535,8 +1535,9 @@ polyglot_redis_join_keys(RedisScanState *st, RedisKey *keys, int nkeys)
 
 /*
  * The scan's pipeline in flight when the query ends: read and freed at a
- * normal end, given up (and the connection with it) when an error unwinds
- * the query (a reset callback of the query's memory).
+ * normal end; given up when an error unwinds the query (a reset callback
+ * of the query's memory), its replies left to the connection, which reads
+ * and drops them before its next command.
  */
 static void
 end_flight(RedisScanState *st, bool can_read)

@@ -10,9 +10,10 @@
  * each key must live as long as the set.  Keys are numbered 0, 1, 2... in
  * the order they enter.  An open-addressing table with linear probing, at
  * most three quarters full, of 8-byte slots: a key's hash and number, the
- * key itself read only when the hashes agree.  A probe of a large set
- * misses the processor's cache; small slots keep a set of a hundred
- * thousand keys to a megabyte, where most probes still hit a cache.
+ * key itself (its length, then its bytes) read only when the hashes agree.
+ * A probe of a large set misses the processor's cache; small slots keep a
+ * set of a hundred thousand keys to a megabyte, where most probes still
+ * hit a cache.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,7 +29,7 @@ struct RedisKeySet
 	MemoryContext cxt;
 	uint64	   *slots;			/* hash << 32 | (number + 1); 0: free */
 	uint32		nslots;			/* a power of 2 */
-	const char **keys;			/* by number */
+	RedisKey   *keys;			/* by number: bytes and length */
 	uint32		nkeys;
 	uint32		keys_size;		/* allocated */
 };
@@ -57,7 +58,7 @@ polyglot_redis_keyset_create(MemoryContext cxt, uint32 nelements)
 	set->slots = MemoryContextAllocExtended(cxt, sizeof(uint64) * (Size) nslots,
 											MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	set->keys_size = Max(nelements, 16);
-	set->keys = MemoryContextAllocExtended(cxt, sizeof(char *) * (Size) set->keys_size,
+	set->keys = MemoryContextAllocExtended(cxt, sizeof(RedisKey) * (Size) set->keys_size,
 										   MCXT_ALLOC_HUGE);
 	set->nkeys = 0;
 	return set;
@@ -118,12 +119,13 @@ find_slot(RedisKeySet *set, const char *str, size_t len, uint32 hash)
 
 	for (i = hash & mask; set->slots[i] != 0; i = (i + 1) & mask)
 	{
-		const char *key;
+		const RedisKey *key;
 
 		if (SLOT_HASH(set->slots[i]) != hash)
 			continue;
-		key = set->keys[SLOT_NUMBER(set->slots[i])];
-		if (memcmp(key, str, len) == 0 && key[len] == '\0')
+		/* (hashes agree for other keys too, of other lengths: those first) */
+		key = &set->keys[SLOT_NUMBER(set->slots[i])];
+		if (key->len == len && memcmp(key->str, str, len) == 0)
 			break;
 	}
 	return i;
@@ -152,9 +154,10 @@ polyglot_redis_keyset_enter_hash(RedisKeySet *set, const char *str, size_t len, 
 	if (set->nkeys == set->keys_size)
 	{
 		set->keys_size *= 2;
-		set->keys = repalloc_huge(set->keys, sizeof(char *) * (Size) set->keys_size);
+		set->keys = repalloc_huge(set->keys, sizeof(RedisKey) * (Size) set->keys_size);
 	}
-	set->keys[set->nkeys] = str;
+	set->keys[set->nkeys].str = str;
+	set->keys[set->nkeys].len = len;
 	set->slots[i] = ((uint64) hash << 32) | (uint64) (set->nkeys + 1);
 	*found = false;
 	return (int) set->nkeys++;
@@ -184,6 +187,7 @@ polyglot_redis_keyset_find(RedisKeySet *set, const char *str, size_t len)
 void
 polyglot_redis_keyset_move(RedisKeySet *set, int n, const char *str)
 {
-	Assert(n >= 0 && (uint32) n < set->nkeys && strcmp(set->keys[n], str) == 0);
-	set->keys[n] = str;
+	Assert(n >= 0 && (uint32) n < set->nkeys &&
+		   memcmp(set->keys[n].str, str, set->keys[n].len) == 0);
+	set->keys[n].str = str;
 }

@@ -375,8 +375,8 @@ SELECT count(*) FROM pair;
 -- reads): the reads in flight are read and dropped
 SELECT count(*) FROM (SELECT key FROM cache LIMIT 1500) x;
 SELECT value FROM cache WHERE key = '42';
--- an error with reads in flight (after 1500 rows): the connection goes with
--- them, the next statement has a new one
+-- an error with reads in flight (after 1500 rows): the connection keeps
+-- them and reads and drops them before its next command
 CREATE FOREIGN TABLE not_int (key text, value text) SERVER rs OPTIONS (prefix 'ni:');
 INSERT INTO not_int SELECT g::text, 'x' FROM generate_series(1, 3000) g;
 CREATE SEQUENCE rows_read;
@@ -385,6 +385,61 @@ SELECT currval('rows_read');
 SELECT value FROM cache WHERE key = '42';
 SELECT count(*) FROM not_int;
 DROP SEQUENCE rows_read;
+-- ... so the scans that share the connection go on: an outer loop's, an
+-- open cursor's.  flight's keys by name, 50 a batch: the error at key 120
+-- (the third batch) has the fourth batch's reads in flight.
+CREATE FOREIGN TABLE flight (key text, value text) SERVER rs OPTIONS (prefix 'fl:', batch_size '50');
+INSERT INTO flight SELECT g::text, 'v' || g FROM generate_series(1, 3000) g;
+CREATE VIEW fails_in_flight AS
+  SELECT key FROM flight WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 500) g))
+   AND 1 / (CASE WHEN key = '120' THEN 0 ELSE 1 END) = 1;
+DO $$
+DECLARE
+  r record;
+  n int := 0;
+  wrong int := 0;
+  caught int := 0;
+BEGIN
+  FOR r IN SELECT key, value FROM flight LOOP
+    n := n + 1;
+    IF r.value IS DISTINCT FROM 'v' || r.key THEN
+      wrong := wrong + 1;
+    END IF;
+    IF n IN (10, 200, 2000) THEN
+      BEGIN
+        PERFORM count(*) FROM fails_in_flight;
+      EXCEPTION WHEN division_by_zero THEN
+        caught := caught + 1;
+      END;
+    END IF;
+  END LOOP;
+  RAISE NOTICE 'loop: % rows, % wrong, % errors caught', n, wrong, caught;
+END $$;
+SELECT value FROM flight WHERE key = '7';
+BEGIN;
+DECLARE c CURSOR FOR SELECT key, value FROM flight
+  WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 3000) g));
+MOVE FORWARD 100 IN c;
+SAVEPOINT s;
+SELECT count(*) FROM fails_in_flight;
+ROLLBACK TO s;
+FETCH 3 FROM c;
+SELECT count(*) FROM fails_in_flight;
+ROLLBACK;
+SELECT value FROM flight WHERE key = '8';
+-- ALTER SERVER (or USER MAPPING) with a cursor's reads in flight: later
+-- statements connect again, the cursor reads its replies where it sent
+-- them (the connection it holds until then)
+BEGIN;
+DECLARE c CURSOR FOR SELECT key, value FROM flight
+  WHERE key = ANY (ARRAY(SELECT g::text FROM generate_series(1, 3000) g));
+MOVE FORWARD 100 IN c;
+ALTER SERVER rs OPTIONS (ADD io_timeout '5000');
+SELECT value FROM flight WHERE key = '9';
+FETCH 3 FROM c;
+MOVE FORWARD ALL IN c;
+COMMIT;
+ALTER SERVER rs OPTIONS (DROP io_timeout);
 
 DROP SERVER rs CASCADE;
 DROP FUNCTION same_result(text), commands_of(text), explain_analyze(text, bool);
