@@ -45,6 +45,9 @@ typedef struct ElasticBuffer
  * What a started transfer came to, when another request needed the handle
  * before the transfer's pin asked for it: kept for that pin
  */
+/* answers kept at once on a handle: one per scan of a join, at most */
+#define ELASTIC_KEPT_MAX 8
+
 typedef struct ElasticAnswer
 {
 	const PolyglotConnPin *owner;	/* whose, or NULL: none kept */
@@ -70,12 +73,15 @@ typedef struct ElasticHandle
 	CURLSH	   *share;			/* the connections of curl and multi, or NULL */
 	bool		started;		/* curl is in multi, a request under way */
 	const PolyglotConnPin *owner;	/* the pin of the started request */
-	ElasticAnswer kept;			/* of a transfer set aside, for its pin */
+	ElasticAnswer kept[ELASTIC_KEPT_MAX];	/* transfers set aside, for their pins */
 	int			connect_timeout_ms;
+	int			io_timeout_ms;	/* of a started transfer: from complete()'s wait */
 } ElasticHandle;
 
 static void elastic_disconnect(void *handle);
 static void drop_kept(ElasticHandle *h);
+static ElasticAnswer *kept_for(ElasticHandle *h, const PolyglotConnPin *pin);
+static void drop_answer(ElasticAnswer *a);
 
 static void elastic_at_exit(void);
 
@@ -228,6 +234,7 @@ elastic_connect(ElasticConn *conn, const ElasticConnOptions *opts)
 
 	polyglot_curl_setup(h->curl, &opts->common, h->errbuf);
 	h->connect_timeout_ms = opts->common.connect_timeout_ms;
+	h->io_timeout_ms = opts->common.io_timeout_ms;
 
 	/*
 	 * One cache of connections for the requests made at once (through
@@ -497,8 +504,12 @@ fill_response(ElasticBuffer *buf, long status, ElasticResponse *response, char *
  * reached is found in complete(), which then makes the whole request again
  * the synchronous way, over the other nodes; a request that reached its
  * node and failed there (a timeout, a connection lost) is reported by
- * complete() as request_on() would, and not sent again: its io_timeout
- * ran from start().  The body and *pin must stay allocated, at the same
+ * complete() as request_on() would, and not sent again.  io_timeout
+ * bounds complete()'s wait for the answer, not the time since start(): an
+ * answer taken late (a cursor read with pauses) is read as it came.  A
+ * node that stops answering on a connection kept from earlier requests is
+ * such a failure too: the statement fails, and the next one, connecting
+ * again, goes on to the other nodes.  The body and *pin must stay allocated, at the same
  * addresses, until complete() or cancel().
  */
 void
@@ -506,13 +517,14 @@ polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const ch
 					  const char *path, const char *body, size_t bodylen)
 {
 	ElasticHandle *h = elastic_handle(conn);
+	ElasticAnswer *a;
 	int			running = 0;
 	instr_time	begun;
 
 	if (h->started)
 		set_aside_transfer(h);
-	if (h->kept.owner == pin)
-		drop_kept(h);
+	if ((a = kept_for(h, pin)) != NULL)
+		drop_answer(a);
 	if (h->multi == NULL && (h->multi = curl_multi_init()) == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) bodylen);
@@ -523,11 +535,23 @@ polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const ch
 	h->buf.too_large = false;
 	h->buf.elastic_product = false;
 	h->errbuf[0] = '\0';
+
+	/*
+	 * No io_timeout of libcurl's while started: it would run from now, and
+	 * the answer may be taken much later (a cursor read with pauses), when
+	 * libcurl would call it timed out before reading what has come.
+	 * finish_transfer() times the wait for it instead; the synchronous
+	 * requests get theirs back when the transfer leaves the multi handle.
+	 */
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, 0L);
 	if (curl_multi_add_handle(h->multi, h->curl) != CURLM_OK)
+	{
+		curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) h->io_timeout_ms);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not start a request to Elasticsearch server \"%s\"",
 						conn->servername)));
+	}
 	h->started = true;
 	polyglot_conncache_pin(&conn->base, pin);
 	h->owner = pin;
@@ -560,7 +584,10 @@ polyglot_elastic_request_start(ElasticConn *conn, PolyglotConnPin *pin, const ch
 /*
  * Runs the transfer under way on h to its end, and takes it out of the
  * multi handle: *done says whether it ended (with *rc), else (libcurl's
- * own failure) it is to be made again.
+ * own failure) it is to be made again.  The wait is bounded by io_timeout
+ * from here, not from start(): an answer that came while nobody waited
+ * for it is read, however late; one that does not come within io_timeout
+ * of waiting ends the transfer as timed out (and closes its connection).
  */
 static void
 finish_transfer(ElasticHandle *h, bool *done, CURLcode *rc)
@@ -568,24 +595,50 @@ finish_transfer(ElasticHandle *h, bool *done, CURLcode *rc)
 	int			running = 1;
 	CURLMsg    *msg;
 	int			queued;
+	bool		timed_out = false;
+	instr_time	begun;
 
 	*done = false;
 	*rc = CURLE_OK;
+	INSTR_TIME_SET_CURRENT(begun);
 	while (running)
 	{
+		long		wait_ms = 1000;
+
 		if (curl_multi_perform(h->multi, &running) != CURLM_OK)
 			break;
-		if (running)
-			(void) curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+		if (!running)
+			break;
+		if (h->io_timeout_ms > 0)
+		{
+			double		left = h->io_timeout_ms - polyglot_elapsed_ms(begun);
+
+			if (left <= 0)
+			{
+				timed_out = true;
+				break;
+			}
+			wait_ms = Min(wait_ms, (long) left + 1);
+		}
+		(void) curl_multi_poll(h->multi, NULL, 0, (int) wait_ms, NULL);
 		CHECK_FOR_INTERRUPTS();
 	}
 	while ((msg = curl_multi_info_read(h->multi, &queued)) != NULL)
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->curl)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->curl && !timed_out)
 		{
 			*rc = msg->data.result;
 			*done = true;
 		}
+	if (timed_out)
+	{
+		snprintf(h->errbuf, CURL_ERROR_SIZE,
+				 "Operation timed out: no answer within %d milliseconds of waiting for it",
+				 h->io_timeout_ms);
+		*rc = CURLE_OPERATION_TIMEDOUT;
+		*done = true;
+	}
 	curl_multi_remove_handle(h->multi, h->curl);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) h->io_timeout_ms);
 	h->started = false;
 	h->owner = NULL;
 }
@@ -593,7 +646,7 @@ finish_transfer(ElasticHandle *h, bool *done, CURLcode *rc)
 /*
  * A started transfer that did not succeed (done, rc): a request that
  * reached its node and failed there is reported as request_on() would,
- * and not sent again (its io_timeout ran from start()); one not run to
+ * and not sent again (within io_timeout of the wait for it); one not run to
  * its end, whose node was not reached, or stopped by a cancel that is
  * held off, is made again the synchronous way, over the other nodes.
  */
@@ -610,30 +663,54 @@ retry_or_report(ElasticConn *conn, ElasticHandle *h, bool done, CURLcode rc,
 	request_on(conn, h, method, path, body, bodylen, response);
 }
 
-/* Forgets the answer kept on h, if any.  Never ereports. */
+/* Forgets an answer kept, if any.  Never ereports. */
+static void
+drop_answer(ElasticAnswer *a)
+{
+	free(a->buf.data);
+	free(a->url);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Forgets every answer kept on h.  Never ereports. */
 static void
 drop_kept(ElasticHandle *h)
 {
-	free(h->kept.buf.data);
-	free(h->kept.url);
-	memset(&h->kept, 0, sizeof(h->kept));
+	int			i;
+
+	for (i = 0; i < ELASTIC_KEPT_MAX; i++)
+		drop_answer(&h->kept[i]);
+}
+
+/* The answer kept on h for pin, or NULL */
+static ElasticAnswer *
+kept_for(ElasticHandle *h, const PolyglotConnPin *pin)
+{
+	int			i;
+
+	for (i = 0; i < ELASTIC_KEPT_MAX; i++)
+		if (h->kept[i].owner == pin)
+			return &h->kept[i];
+	return NULL;
 }
 
 /*
  * Before another request on h: the transfer under way, started into
  * another pin, is run to its end and its answer kept for that pin's
  * complete(), so that the request is not sent twice and its connection
- * not lost.  One answer is kept at a time: with one kept already, the
- * transfer is cancelled, and complete() makes its request again.
+ * not lost.  A pin has one request at a time, so at most one answer; with
+ * ELASTIC_KEPT_MAX answers kept already (as many scans of one server in
+ * one query, waiting), the transfer is cancelled, and complete() makes its
+ * request again.
  */
 static void
 set_aside_transfer(ElasticHandle *h)
 {
-	ElasticAnswer *a = &h->kept;
+	ElasticAnswer *a = kept_for(h, NULL);
 	const PolyglotConnPin *owner = h->owner;
 	char	   *url = NULL;
 
-	if (a->owner != NULL)
+	if (a == NULL)
 	{
 		cancel_transfer(h);
 		return;
@@ -661,6 +738,7 @@ polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const
 						 ElasticResponse *response)
 {
 	ElasticHandle *h = (ElasticHandle *) pin->handle;
+	ElasticAnswer *a;
 	bool		done;
 	CURLcode	rc;
 	char	   *url = NULL;
@@ -668,10 +746,9 @@ polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const
 	memset(response, 0, sizeof(*response));
 	if (h == NULL)
 		elog(ERROR, "pg_polyglot: no request was started");
-	if (h->kept.owner == pin)
+	if ((a = kept_for(h, pin)) != NULL)
 	{
 		/* set aside for another request: its answer, or how it failed */
-		ElasticAnswer *a = &h->kept;
 		char		errtext[CURL_ERROR_SIZE];
 		bool		too_large = a->buf.too_large;
 		bool		connect_failure = a->connect_failure;
@@ -682,7 +759,7 @@ polyglot_elastic_request_complete(ElasticConn *conn, PolyglotConnPin *pin, const
 		if (done && rc == CURLE_OK)
 			fill_response(&a->buf, a->status, response, url);
 		memcpy(errtext, a->errbuf, sizeof(errtext));
-		drop_kept(h);
+		drop_answer(a);
 		if (!(done && rc == CURLE_OK))
 			retry_or_report(conn, h, done, rc, connect_failure, too_large, errtext,
 							method, path, body, bodylen, url, response);
@@ -722,6 +799,7 @@ cancel_transfer(ElasticHandle *h)
 
 	(void) curl_multi_perform(h->multi, &running);
 	curl_multi_remove_handle(h->multi, h->curl);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) h->io_timeout_ms);
 	h->started = false;
 	h->owner = NULL;
 }
@@ -738,13 +816,14 @@ void
 polyglot_elastic_request_cancel(PolyglotConnPin *pin)
 {
 	ElasticHandle *h = (ElasticHandle *) pin->handle;
+	ElasticAnswer *a;
 
 	if (h == NULL)
 		return;
 	if (h->started && h->owner == pin)
 		cancel_transfer(h);
-	if (h->kept.owner == pin)
-		drop_kept(h);
+	if ((a = kept_for(h, pin)) != NULL)
+		drop_answer(a);
 	polyglot_conncache_unpin(pin);
 }
 
