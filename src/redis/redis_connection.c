@@ -1263,6 +1263,14 @@ polyglot_redis_settle(RedisConn *conn)
 	}
 	PG_CATCH();
 	{
+		/*
+		 * An I/O error, a timeout or a cancel dropped the connection
+		 * already; any other error (out of memory in the wait) leaves the
+		 * rest of p's replies in the socket, where nobody counts them now:
+		 * the connection goes too, else the next command would read them.
+		 */
+		if (conn->base.conn != NULL && conn->base.generation == p->pin.generation)
+			discard_conn(conn);
 		p->lost = true;
 		PG_RE_THROW();
 	}
@@ -1293,6 +1301,7 @@ read_owed(RedisConn *conn, RedisPending *p)
 	}
 	PG_CATCH();
 	{
+		/* the retired handle is no one else's: it goes with the pin */
 		p->lost = true;
 		PG_RE_THROW();
 	}
