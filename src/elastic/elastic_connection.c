@@ -335,9 +335,9 @@ is_connect_failure(CURLcode rc, CURL *curl)
  */
 static void fill_response(ElasticBuffer *buf, long status, ElasticResponse *response,
 						  char *url);
-static void report_failure(ElasticConn *conn, int nnodes, CURLcode rc, bool connect_failure,
+pg_noreturn static void report_failure(ElasticConn *conn, int nnodes, CURLcode rc, bool connect_failure,
 						   bool too_large, const char *errtext, const char *method,
-						   const char *path, const char *url) pg_attribute_noreturn();
+						   const char *path, const char *url);
 static void request_on(ElasticConn *conn, ElasticHandle *h, const char *method,
 					   const char *path, const char *body, size_t bodylen,
 					   ElasticResponse *response);
