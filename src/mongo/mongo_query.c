@@ -722,6 +722,22 @@ polyglot_mongo_aggregate_group_count(List *aggregate)
 }
 
 /*
+ * Appends stage number *stages, {op: doc}, to an aggregation pipeline (an
+ * array: its keys are "0", "1", ...) and counts it.  doc is copied.
+ */
+static void
+append_stage(bson_t *pipeline, int *stages, const char *op, const bson_t *doc)
+{
+	bson_t		stage;
+	char		idx[16];
+
+	snprintf(idx, sizeof(idx), "%d", (*stages)++);
+	bson_append_document_begin(pipeline, idx, -1, &stage);
+	bson_append_document(&stage, op, -1, doc);
+	bson_append_document_end(pipeline, &stage);
+}
+
+/*
  * The aggregation pipeline: [{$match: filter}, {$group: {_id: keys, aN:
  * {$sum: 1 | "$field"}}}].  One key groups by its value, so that NULL and a
  * missing field are one group as in SQL; several keys make a subdocument
@@ -744,12 +760,7 @@ polyglot_mongo_build_pipeline(List *aggregate, const bson_t *filter)
 	int			stages = 0;
 
 	if (!bson_empty(filter))
-	{
-		snprintf(idx, sizeof(idx), "%d", stages++);
-		bson_append_document_begin(pipeline, idx, -1, &stage);
-		bson_append_document(&stage, "$match", 6, filter);
-		bson_append_document_end(pipeline, &stage);
-	}
+		append_stage(pipeline, &stages, "$match", filter);
 	snprintf(idx, sizeof(idx), "%d", stages++);
 	bson_append_document_begin(pipeline, idx, -1, &stage);
 	bson_append_document_begin(&stage, "$group", 6, &group);
@@ -854,20 +865,12 @@ polyglot_mongo_build_find_pipeline(MongoScanState *st, const bson_t *filter)
 	int			stages = 0;
 
 	if (!bson_empty(filter))
-	{
-		snprintf(idx, sizeof(idx), "%d", stages++);
-		bson_append_document_begin(pipeline, idx, -1, &stage);
-		bson_append_document(&stage, "$match", 6, filter);
-		bson_append_document_end(pipeline, &stage);
-	}
+		append_stage(pipeline, &stages, "$match", filter);
 	if (st->sort)
 	{
 		bson_t	   *sort = polyglot_mongo_build_sort(st->sort);
 
-		snprintf(idx, sizeof(idx), "%d", stages++);
-		bson_append_document_begin(pipeline, idx, -1, &stage);
-		bson_append_document(&stage, "$sort", 5, sort);
-		bson_append_document_end(pipeline, &stage);
+		append_stage(pipeline, &stages, "$sort", sort);
 		bson_destroy(sort);
 	}
 	if (st->limit > 0)
