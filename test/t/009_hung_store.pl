@@ -36,7 +36,9 @@ END
 sub freeze { kill 'STOP', $_[0] or die "cannot stop $_[0]: $!"; $frozen{ $_[0] } = 1; }
 sub thaw { kill 'CONT', $_[0]; delete $frozen{ $_[0] }; }
 
-# io_timeout is long, so that waiting for it cannot pass for promptness
+# io_timeout is long, so that waiting for it cannot pass for promptness; the
+# limits below (5 s, 8 s for a stop) leave a loaded machine its slack and
+# are still well under it
 my $io_timeout = 20;
 my $node = preloaded_node('hung_store');
 my $db = 'postgres';
@@ -87,7 +89,7 @@ my ($secs, $out, $err) = cancelled_scan($redis_pid,
 delete $frozen{$redis_pid};
 like($err, qr/canceling statement due to statement timeout/,
 	'a Redis scan on a frozen server is cancelled by statement_timeout');
-ok($secs < 2, sprintf('the cancelled Redis scan returned promptly (%.1fs, io_timeout %ds)',
+ok($secs < 5, sprintf('the cancelled Redis scan returned promptly (%.1fs, io_timeout %ds)',
 	$secs, $io_timeout));
 is($out, "apple\nbanana", 'after the cancel, the next Redis read gets its own reply');
 
@@ -100,7 +102,7 @@ $frozen{$mongo_pid} = 1;
 delete $frozen{$mongo_pid};
 like($err, qr/canceling statement due to statement timeout/,
 	'a MongoDB scan on a frozen server is cancelled by statement_timeout');
-ok($secs < 2, sprintf('the cancelled MongoDB scan returned promptly (%.1fs, io_timeout %ds)',
+ok($secs < 5, sprintf('the cancelled MongoDB scan returned promptly (%.1fs, io_timeout %ds)',
 	$secs, $io_timeout));
 is($out, "one\ntwo", 'after the cancel, the next MongoDB read gets its own reply');
 
@@ -126,7 +128,7 @@ sub cancel_from_outside
 	ok($waiting, "$store: a new session waits on the frozen store");
 	like($err, qr/canceling statement due to user request/,
 		"$store: pg_cancel_backend cancels it");
-	ok($took < 1, sprintf('%s: the cancel took effect at once (%.1fs)', $store, $took));
+	ok($took < 5, sprintf('%s: the cancel took effect at once (%.1fs)', $store, $took));
 }
 
 cancel_from_outside('Redis', $redis_pid, q{SELECT value FROM kv WHERE key = 'a'});
@@ -149,7 +151,7 @@ $frozen{$redis_pid} = 1;
 delete $frozen{$redis_pid};
 like($err, qr/canceling statement due to statement timeout/,
 	'a search scan on a frozen server is cancelled by statement_timeout');
-ok($secs < 2.5, sprintf('the cancelled search scan returned promptly (%.1fs, io_timeout %ds)',
+ok($secs < 5, sprintf('the cancelled search scan returned promptly (%.1fs, io_timeout %ds)',
 	$secs, $io_timeout));
 
 # ---------------------------------------------------------------- fast stop
@@ -174,7 +176,7 @@ sub stop_while_hung
 	my $start = time();
 	$node->stop('fast');
 	my $took = time() - $start;
-	ok($took < 3, sprintf('%s: pg_ctl stop -m fast finished promptly (%.1fs, io_timeout %ds)',
+	ok($took < 8, sprintf('%s: pg_ctl stop -m fast finished promptly (%.1fs, io_timeout %ds)',
 		$store, $took, $io_timeout));
 
 	thaw($pid);

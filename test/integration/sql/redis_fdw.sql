@@ -132,10 +132,10 @@ SELECT w.id, x.value FROM wanted w
 CREATE FOREIGN TABLE fields (key text, field text, value text, ttl int)
   SERVER rs OPTIONS (type 'hash', prefix 'user:');
 CREATE FOREIGN TABLE users (key text, doc jsonb, ttl numeric) SERVER rs OPTIONS (type 'hash', prefix 'user:');
-INSERT INTO fields VALUES ('1', 'name', 'Ada', NULL), ('1', 'lang', 'en', NULL), ('2', 'name', 'Bo', 60);
-INSERT INTO users VALUES ('3', '{"name": "Cy", "age": 41, "tags": ["a"]}', 30.5);
+INSERT INTO fields VALUES ('1', 'name', 'Ada', NULL), ('1', 'lang', 'en', NULL), ('2', 'name', 'Bo', 6000);
+INSERT INTO users VALUES ('3', '{"name": "Cy", "age": 41, "tags": ["a"]}', 3000.5);
 SELECT key, field, value, ttl IS NOT NULL AS expires FROM fields ORDER BY key, field;
-SELECT key, doc, ttl > 25 AND ttl <= 60 AS ttl_in_range, ttl::text ~ '\.' AS fractional FROM users ORDER BY key;
+SELECT key, doc, ttl > 2900 AND ttl <= 6000 AS ttl_in_range, ttl::text ~ '\.' AS fractional FROM users ORDER BY key;
 UPDATE fields SET value = 'Ada L.' WHERE key = '1' AND field = 'name' RETURNING *;
 UPDATE fields SET field = 'language' WHERE key = '1' AND field = 'lang';
 UPDATE users SET doc = '{"name": "Bo", "age": 7}' WHERE key = '2';
