@@ -66,6 +66,8 @@
 #define POLYGLOT_ROUTE_SLICE_MS		500
 /* how soon a backfill or fan-out step waiting for delivery looks again */
 #define POLYGLOT_STEP_RECHECK_MS	20
+/* batches in a row dropped for routes of before a change, at most */
+#define POLYGLOT_STALE_STREAK_MAX	3
 
 /* first retry of a failed event or route, doubled per failure */
 #define POLYGLOT_BACKOFF_BASE_MS	200
@@ -338,6 +340,17 @@ fresh_snapshot(void)
  * sends none of these.  As a last resort, and for a database whose
  * extension objects predate the triggers (1.0), the routes are read again
  * at least every polyglot.poll_interval.
+ *
+ * An invalidation that comes during a round, once the round has its
+ * routes, may be of a change that a batch read later in the round sees
+ * (a column added, then a row of it updated): the batch's rows would be
+ * read with the round's routes, from before the change.  So every
+ * invalidation that concerns the routes is counted (routes_stale_count),
+ * and a batch read after one came since the routes were read is dropped
+ * unsent, and the round ends for a new one to read the routes again (see
+ * routes_stale_since_load()).  The invalidations of a change are taken in
+ * before a snapshot that sees a later commit is used: at the start of the
+ * read's transaction, or at its first lock.
  */
 static MemoryContext routes_cxt = NULL;
 static List *cached_routes = NIL;
@@ -347,6 +360,9 @@ static TimestampTz routes_loaded_at = 0;
 static Oid	routes_relid = InvalidOid;
 static Oid	quiet_relids[8];		/* outbox, route_state, dead_letters... */
 static uint64 routes_inval_count = 0;	/* invalidations that may concern them */
+static uint64 routes_stale_count = 0;	/* invalidations that concern them */
+static uint64 routes_stale_at_load = 0; /* routes_stale_count when they were read */
+static int	routes_stale_streak = 0;	/* batches dropped for it in a row */
 static TimestampTz retry_due = 0;	/* earliest retry_at the worker wrote, or 0 */
 
 static void
@@ -360,22 +376,23 @@ routes_relcache_callback(Datum arg, Oid relid)
 			return;
 	/* a reload under way compares it (see reload_routes()) */
 	routes_inval_count++;
-	if (!routes_valid)
-		return;
-	if (!OidIsValid(relid) || relid == routes_relid)
+
+	/*
+	 * While the routes are being read (no context yet), any relation may
+	 * be a source: it counts.
+	 */
+	if (!OidIsValid(relid) || relid == routes_relid || routes_any_documents ||
+		routes_cxt == NULL)
 	{
 		routes_valid = false;
-		return;
-	}
-	if (routes_any_documents)
-	{
-		routes_valid = false;
+		routes_stale_count++;
 		return;
 	}
 	foreach(lc, cached_routes)
 		if (((PolyglotRoute *) lfirst(lc))->source_relid == relid)
 		{
 			routes_valid = false;
+			routes_stale_count++;
 			return;
 		}
 }
@@ -384,6 +401,7 @@ static void
 routes_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	routes_inval_count++;
+	routes_stale_count++;
 	routes_valid = false;
 }
 
@@ -408,6 +426,29 @@ polyglot_routes_changed(PG_FUNCTION_ARGS)
 	if (OidIsValid(routes))
 		CacheInvalidateRelcacheByRelid(routes);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * Whether an invalidation that concerns the routes came since they were
+ * read: a batch read since then may have rows that need the routes as they
+ * are now, and is dropped (see above).  Only a few in a row, though: when
+ * invalidations come faster than a round reads its routes and a batch (a
+ * route with documents, in a database that creates temporary tables all
+ * the time), the batch goes with the routes of its round, as every batch
+ * did before this check, rather than never.
+ */
+static bool
+routes_stale_since_load(void)
+{
+	if (routes_stale_count == routes_stale_at_load)
+	{
+		routes_stale_streak = 0;
+		return false;
+	}
+	if (routes_stale_streak >= POLYGLOT_STALE_STREAK_MAX)
+		return false;
+	routes_stale_streak++;
+	return true;
 }
 
 /* Forgets the cached routes: the next round reads them again. */
@@ -467,6 +508,7 @@ reload_routes(bool *extension_gone)
 	uint64		invals = routes_inval_count;
 	bool		signalled;
 
+	routes_stale_at_load = routes_stale_count;
 	if (routes_cxt)
 		MemoryContextDelete(routes_cxt);
 	routes_cxt = NULL;
@@ -1586,7 +1628,8 @@ take_route_error(MemoryContext cxt)
  * later.
  */
 static bool
-process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool *did_work)
+process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool *did_work,
+			  bool *stale)
 {
 	MemoryContext route_cxt = AllocSetContextCreate(CurrentMemoryContext,
 													"pg_polyglot route",
@@ -1623,6 +1666,22 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			bool		requeued = false;
 
 			cur = read_batch(route, sink, payload, prev, route_cxt);
+
+			/*
+			 * Read with routes from before a change that its snapshot
+			 * sees: dropped unsent, and read again by the next round,
+			 * which reads the routes again (the batch in flight is of
+			 * before, and is finished).
+			 */
+			if (cur->nevents > 0 && routes_stale_since_load())
+			{
+				MemoryContextDelete(cur->cxt);
+				cur = NULL;
+				*polyglot_outbox_position(route->id) = 0;
+				*stale = true;
+				more = true;
+				break;
+			}
 			if (cur->nevents > 0)
 			{
 				*did_work = true;
@@ -1775,6 +1834,7 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 	bool		more = false;
 	TimestampTz now = GetCurrentTimestamp();
 	bool		restored = false;
+	bool		stale = false;
 
 	/* routes read again: look at all of them, whatever changed */
 	if (reloaded)
@@ -1850,8 +1910,11 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 		if (process_route(route,
 						  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  POLYGLOT_ROUTE_SLICE_MS),
-						  sleep_ms, did_work))
+						  sleep_ms, did_work, &stale))
 			more = true;
+		/* routes of before a change: a full round follows, which reads them */
+		if (stale)
+			break;
 	}
 	if (retry_due != 0)
 		*sleep_ms = Min(*sleep_ms,

@@ -119,9 +119,11 @@ END $$;
 -- route backs off; switched on again, with no change in PostgreSQL
 \! redis-cli -p $REDIS_PORT ACL SETUSER polyglot_cache_test off > /dev/null
 \! redis-cli -p $REDIS_PORT CLIENT KILL USER polyglot_cache_test > /dev/null
+SELECT retries AS retries_before FROM polyglot.status WHERE route = :route \gset
 UPDATE rc2.things SET name = 'store back' WHERE id = 1;
-CALL churn_until(format('(SELECT last_error LIKE %L FROM polyglot.status WHERE route = %s)',
-                        '%WRONGPASS%', :route), 20);
+-- (a new failure: last_error still says WRONGPASS from the user mapping above)
+CALL churn_until(format('(SELECT retries > %s AND last_error LIKE %L FROM polyglot.status WHERE route = %s)',
+                        :retries_before, '%WRONGPASS%', :route), 20);
 \! redis-cli -p $REDIS_PORT ACL SETUSER polyglot_cache_test on > /dev/null
 CALL churn_until(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', :route), 20);
 \! redis-cli -p $REDIS_PORT GET rcache:item:1
@@ -136,6 +138,43 @@ CALL churn_until(format('(SELECT retries > 0 FROM polyglot.status WHERE route = 
 CALL churn_until(format('(SELECT pending = 0 FROM polyglot.status WHERE route = %s)', :route3), 20);
 \! redis-cli -p $REDIS_PORT HGETALL rcache:h:1
 SELECT polyglot.unsync('rc2.h', 'rcache');
+
+-- A change that commits while a round is under way, after the round took its
+-- routes: the round is held in a route before (Redis pauses writes, both
+-- workers wait on it), the next route's table gains a column, and a row
+-- of it changes.  The round must not deliver that row with the columns
+-- it took at its start: the row goes with its new column.
+-- (the workers of this database that are delivering a route now: a fresh
+-- look at pg_stat_activity, which a transaction otherwise reads once)
+CREATE FUNCTION workers_delivering(route int) RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_stat_clear_snapshot();
+  RETURN (SELECT count(*) FROM pg_stat_activity
+          WHERE backend_type = 'pg_polyglot worker' AND datname = current_database()
+            AND state = 'active' AND query LIKE format('delivering %% of route %s', route));
+END $$;
+CREATE TABLE rc2.early (id int PRIMARY KEY);
+CREATE TABLE rc2.late (id int PRIMARY KEY, v text);
+INSERT INTO rc2.early SELECT generate_series(1, 20);
+INSERT INTO rc2.late VALUES (1, 'one');
+SELECT polyglot.sync('rc2.early', 'rcache', '{"key": "rcache:early:{id}"}') AS route4 \gset
+SELECT polyglot.sync('rc2.late', 'rcache', '{"key": "rcache:late:{id}"}') AS route5 \gset
+SELECT wait_synced(:route4, 20), wait_synced(:route5, 20);
+\! redis-cli -p $REDIS_PORT CLIENT PAUSE 30000 WRITE > /dev/null
+BEGIN;
+UPDATE rc2.early SET id = id;
+UPDATE rc2.late SET v = 'two';
+COMMIT;
+SELECT wait_for(format('workers_delivering(%s) = 2', :route4), 20);
+ALTER TABLE rc2.late ADD COLUMN w int;
+UPDATE rc2.late SET w = 3;
+\! redis-cli -p $REDIS_PORT CLIENT UNPAUSE > /dev/null
+SELECT wait_synced(:route4, 20), wait_synced(:route5, 20);
+\! redis-cli -p $REDIS_PORT GET rcache:late:1
+SELECT failed, retries, last_error FROM polyglot.status WHERE route IN (:route4, :route5) ORDER BY route;
+SELECT polyglot.unsync('rc2.early', 'rcache');
+SELECT polyglot.unsync('rc2.late', 'rcache');
+DROP FUNCTION workers_delivering(int);
 
 SELECT polyglot.unsync('rc2.things', 'rcache');
 SELECT polyglot.unsync('rc2.more', 'rcache');
