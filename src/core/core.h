@@ -94,6 +94,8 @@ typedef struct PolyglotRoute
 	char	   *fields;			/* their SQL: see polyglot_route_fields() */
 	bool		fields_done;
 	bool		fanning_out;	/* fan-out rows wait: see polyglot_fanout_step() */
+	bool		stale;			/* an invalidation since it was read concerns
+								 * it: see routes_stale() in dispatch.c */
 	TimestampTz created_at;		/* when sync() made it: with the id, which a
 								 * new CREATE EXTENSION gives out again,
 								 * tells this route from an earlier one */

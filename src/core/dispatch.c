@@ -66,8 +66,10 @@
 #define POLYGLOT_ROUTE_SLICE_MS		500
 /* how soon a backfill or fan-out step waiting for delivery looks again */
 #define POLYGLOT_STEP_RECHECK_MS	20
-/* batches in a row dropped for routes of before a change, at most */
+/* batches of a route dropped in a row for routes of before a change, at most */
 #define POLYGLOT_STALE_STREAK_MAX	3
+/* relations invalidated while the routes are read, kept to compare with them */
+#define POLYGLOT_LOADING_RELIDS		16
 
 /* first retry of a failed event or route, doubled per failure */
 #define POLYGLOT_BACKOFF_BASE_MS	200
@@ -344,13 +346,17 @@ fresh_snapshot(void)
  * An invalidation that comes during a round, once the round has its
  * routes, may be of a change that a batch read later in the round sees
  * (a column added, then a row of it updated): the batch's rows would be
- * read with the round's routes, from before the change.  So every
- * invalidation that concerns the routes is counted (routes_stale_count),
- * and a batch read after one came since the routes were read is dropped
- * unsent, and the round ends for a new one to read the routes again (see
- * routes_stale_since_load()).  The invalidations of a change are taken in
- * before a snapshot that sees a later commit is used: at the start of the
- * read's transaction, or at its first lock.
+ * read with the round's routes, from before the change.  So the callbacks
+ * mark the routes an invalidation concerns (PolyglotRoute.stale; every
+ * route for polyglot.routes, a syscache or a full reset: routes_stale_count),
+ * and a batch of a route marked since the routes were read is dropped
+ * unsent: the route's turn ends, and a new round reads the routes again
+ * (see routes_stale()).  The invalidations of a change committed before
+ * the batch's snapshot are in by the time it is checked: taken in at the
+ * start of the read's transaction or at its first lock (the outbox's),
+ * which comes after the snapshot.  A change made in the same transaction
+ * as the rows it changes is not always: a server's options, say, in the
+ * moment between that transaction's commit and its invalidations.
  */
 static MemoryContext routes_cxt = NULL;
 static List *cached_routes = NIL;
@@ -360,9 +366,11 @@ static TimestampTz routes_loaded_at = 0;
 static Oid	routes_relid = InvalidOid;
 static Oid	quiet_relids[8];		/* outbox, route_state, dead_letters... */
 static uint64 routes_inval_count = 0;	/* invalidations that may concern them */
-static uint64 routes_stale_count = 0;	/* invalidations that concern them */
+static uint64 routes_stale_count = 0;	/* invalidations that concern them all */
 static uint64 routes_stale_at_load = 0; /* routes_stale_count when they were read */
-static int	routes_stale_streak = 0;	/* batches dropped for it in a row */
+static Oid	loading_relids[POLYGLOT_LOADING_RELIDS];	/* while they are read */
+static int	loading_nrelids = 0;
+static uint8 stale_streaks[64];	/* batches dropped in a row, by route id % 64 */
 static TimestampTz retry_due = 0;	/* earliest retry_at the worker wrote, or 0 */
 
 static void
@@ -376,25 +384,53 @@ routes_relcache_callback(Datum arg, Oid relid)
 			return;
 	/* a reload under way compares it (see reload_routes()) */
 	routes_inval_count++;
-
-	/*
-	 * While the routes are being read (no context yet), any relation may
-	 * be a source: it counts.
-	 */
-	if (!OidIsValid(relid) || relid == routes_relid || routes_any_documents ||
-		routes_cxt == NULL)
+	if (!OidIsValid(relid) || relid == routes_relid)
 	{
 		routes_valid = false;
 		routes_stale_count++;
 		return;
 	}
-	foreach(lc, cached_routes)
-		if (((PolyglotRoute *) lfirst(lc))->source_relid == relid)
-		{
-			routes_valid = false;
+
+	/*
+	 * While the routes are being read (no context yet), the relation is
+	 * kept, for the routes read to be compared with (mark_loading_stale()).
+	 */
+	if (routes_cxt == NULL)
+	{
+		if (loading_nrelids < POLYGLOT_LOADING_RELIDS)
+			loading_relids[loading_nrelids++] = relid;
+		else
 			routes_stale_count++;
-			return;
+		return;
+	}
+	/* a route with documents also reads related tables: any relation */
+	foreach(lc, cached_routes)
+	{
+		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
+
+		if (r->source_relid == relid || r->nfields > 0)
+		{
+			r->stale = true;
+			routes_valid = false;
 		}
+	}
+}
+
+/* The routes just read that the relations invalidated meanwhile concern */
+static void
+mark_loading_stale(List *routes)
+{
+	ListCell   *lc;
+	int			i;
+
+	foreach(lc, routes)
+	{
+		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
+
+		for (i = 0; i < loading_nrelids; i++)
+			if (r->source_relid == loading_relids[i] || r->nfields > 0)
+				r->stale = true;
+	}
 }
 
 static void
@@ -428,26 +464,35 @@ polyglot_routes_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* Whether every route is of before a change: see routes_stale() */
+static bool
+routes_all_stale(void)
+{
+	return routes_stale_count != routes_stale_at_load;
+}
+
 /*
- * Whether an invalidation that concerns the routes came since they were
- * read: a batch read since then may have rows that need the routes as they
- * are now, and is dropped (see above).  Only a few in a row, though: when
- * invalidations come faster than a round reads its routes and a batch (a
- * route with documents, in a database that creates temporary tables all
- * the time), the batch goes with the routes of its round, as every batch
- * did before this check, rather than never.
+ * Whether an invalidation that concerns the route came since it was read:
+ * a batch read since then may have rows that need the route as it is now,
+ * and is dropped (see above).  Only a few batches of a route in a row,
+ * though: when invalidations come faster than a round reads its routes and
+ * a batch (a route with documents, in a database that creates temporary
+ * tables all the time), the route's batches go with the routes of their
+ * round, as every batch did before this check, rather than never.
  */
 static bool
-routes_stale_since_load(void)
+routes_stale(PolyglotRoute *route)
 {
-	if (routes_stale_count == routes_stale_at_load)
+	uint8	   *streak = &stale_streaks[(uint32) route->id % lengthof(stale_streaks)];
+
+	if (!route->stale && !routes_all_stale())
 	{
-		routes_stale_streak = 0;
+		*streak = 0;
 		return false;
 	}
-	if (routes_stale_streak >= POLYGLOT_STALE_STREAK_MAX)
+	if (*streak >= POLYGLOT_STALE_STREAK_MAX)
 		return false;
-	routes_stale_streak++;
+	(*streak)++;
 	return true;
 }
 
@@ -509,6 +554,7 @@ reload_routes(bool *extension_gone)
 	bool		signalled;
 
 	routes_stale_at_load = routes_stale_count;
+	loading_nrelids = 0;
 	if (routes_cxt)
 		MemoryContextDelete(routes_cxt);
 	routes_cxt = NULL;
@@ -566,6 +612,7 @@ reload_routes(bool *extension_gone)
 	MemoryContextSetParent(cxt, TopMemoryContext);
 	routes_cxt = cxt;
 	cached_routes = routes;
+	mark_loading_stale(routes);
 	foreach(lc, routes)
 		routes_any_documents |= ((PolyglotRoute *) lfirst(lc))->nfields > 0;
 	routes_loaded_at = GetCurrentTimestamp();
@@ -1673,7 +1720,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 			 * which reads the routes again (the batch in flight is of
 			 * before, and is finished).
 			 */
-			if (cur->nevents > 0 && routes_stale_since_load())
+			if (cur->nevents > 0 && routes_stale(route))
 			{
 				MemoryContextDelete(cur->cxt);
 				cur = NULL;
@@ -1739,7 +1786,17 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		more = false;
 		/* what was not acknowledged is read again, from the first row */
 		*polyglot_outbox_position(route->id) = 0;
-		if ((prev || cur) && (is_key_fault(edata) || is_slow_key(route)))
+		if (routes_stale(route))
+		{
+			/*
+			 * Not the route's failure, likely: the route is of before a
+			 * change (a column it reads dropped, say).  A new round reads
+			 * it again, and tries again at once.
+			 */
+			*stale = true;
+			more = true;
+		}
+		else if ((prev || cur) && (is_key_fault(edata) || is_slow_key(route)))
 		{
 			isolate = true;
 			ereport(LOG,
@@ -1912,9 +1969,17 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 													  POLYGLOT_ROUTE_SLICE_MS),
 						  sleep_ms, did_work, &stale))
 			more = true;
-		/* routes of before a change: a full round follows, which reads them */
+		/*
+		 * A route of before a change: a full round follows at once, which
+		 * reads the routes again; the others go on unless they all are.
+		 */
 		if (stale)
-			break;
+		{
+			more = true;
+			if (routes_all_stale())
+				break;
+			stale = false;
+		}
 	}
 	if (retry_due != 0)
 		*sleep_ms = Min(*sleep_ms,
