@@ -96,6 +96,9 @@ typedef struct PolyglotRoute
 	bool		fanning_out;	/* fan-out rows wait: see polyglot_fanout_step() */
 	bool		stale;			/* an invalidation since it was read concerns
 								 * it: see routes_stale() in dispatch.c */
+	bool		stale_maybe;	/* one that may concern it (any relation, for
+								 * a route with documents) */
+	uint8		stale_streak;	/* its batches dropped in a row for those */
 	TimestampTz created_at;		/* when sync() made it: with the id, which a
 								 * new CREATE EXTENSION gives out again,
 								 * tells this route from an earlier one */

@@ -66,7 +66,7 @@
 #define POLYGLOT_ROUTE_SLICE_MS		500
 /* how soon a backfill or fan-out step waiting for delivery looks again */
 #define POLYGLOT_STEP_RECHECK_MS	20
-/* batches of a route dropped in a row for routes of before a change, at most */
+/* batches of a route dropped in a row for invalidations that may concern it */
 #define POLYGLOT_STALE_STREAK_MAX	3
 /* relations invalidated while the routes are read, kept to compare with them */
 #define POLYGLOT_LOADING_RELIDS		16
@@ -347,11 +347,13 @@ fresh_snapshot(void)
  * routes, may be of a change that a batch read later in the round sees
  * (a column added, then a row of it updated): the batch's rows would be
  * read with the round's routes, from before the change.  So the callbacks
- * mark the routes an invalidation concerns (PolyglotRoute.stale; every
- * route for polyglot.routes, a syscache or a full reset: routes_stale_count),
- * and a batch of a route marked since the routes were read is dropped
- * unsent: the route's turn ends, and a new round reads the routes again
- * (see routes_stale()).  The invalidations of a change committed before
+ * mark the routes an invalidation concerns (PolyglotRoute.stale: its source
+ * table; every route for polyglot.routes, a syscache or a full reset:
+ * routes_stale_count) or may concern (stale_maybe: any relation, for a
+ * route with documents, whose related tables are not known here), and a
+ * batch of a route marked since the routes were read is dropped unsent:
+ * the route's turn ends, and a new round reads the routes again (see
+ * routes_stale()).  The invalidations of a change committed before
  * the batch's snapshot are in by the time it is checked: taken in at the
  * start of the read's transaction or at its first lock (the outbox's),
  * which comes after the snapshot.  A change made in the same transaction
@@ -370,7 +372,8 @@ static uint64 routes_stale_count = 0;	/* invalidations that concern them all */
 static uint64 routes_stale_at_load = 0; /* routes_stale_count when they were read */
 static Oid	loading_relids[POLYGLOT_LOADING_RELIDS];	/* while they are read */
 static int	loading_nrelids = 0;
-static uint8 stale_streaks[64];	/* batches dropped in a row, by route id % 64 */
+static bool loading_overflow = false;	/* more of them than that */
+static int32 resume_route = 0;	/* where the next round starts, or 0 */
 static TimestampTz retry_due = 0;	/* earliest retry_at the worker wrote, or 0 */
 
 static void
@@ -397,10 +400,13 @@ routes_relcache_callback(Datum arg, Oid relid)
 	 */
 	if (routes_cxt == NULL)
 	{
+		for (i = 0; i < loading_nrelids; i++)
+			if (loading_relids[i] == relid)
+				return;
 		if (loading_nrelids < POLYGLOT_LOADING_RELIDS)
 			loading_relids[loading_nrelids++] = relid;
 		else
-			routes_stale_count++;
+			loading_overflow = true;
 		return;
 	}
 	/* a route with documents also reads related tables: any relation */
@@ -408,11 +414,13 @@ routes_relcache_callback(Datum arg, Oid relid)
 	{
 		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
 
-		if (r->source_relid == relid || r->nfields > 0)
-		{
+		if (r->source_relid == relid)
 			r->stale = true;
-			routes_valid = false;
-		}
+		else if (r->nfields > 0)
+			r->stale_maybe = true;
+		else
+			continue;
+		routes_valid = false;
 	}
 }
 
@@ -428,8 +436,12 @@ mark_loading_stale(List *routes)
 		PolyglotRoute *r = (PolyglotRoute *) lfirst(lc);
 
 		for (i = 0; i < loading_nrelids; i++)
-			if (r->source_relid == loading_relids[i] || r->nfields > 0)
+			if (r->source_relid == loading_relids[i])
 				r->stale = true;
+			else if (r->nfields > 0)
+				r->stale_maybe = true;
+		if (loading_overflow)
+			r->stale_maybe = true;
 	}
 }
 
@@ -474,25 +486,26 @@ routes_all_stale(void)
 /*
  * Whether an invalidation that concerns the route came since it was read:
  * a batch read since then may have rows that need the route as it is now,
- * and is dropped (see above).  Only a few batches of a route in a row,
- * though: when invalidations come faster than a round reads its routes and
- * a batch (a route with documents, in a database that creates temporary
- * tables all the time), the route's batches go with the routes of their
- * round, as every batch did before this check, rather than never.
+ * and is dropped (see above).  For one that only may concern it, only a
+ * few batches of the route in a row: when invalidations of any relation
+ * come faster than a round reads its routes and a batch (a route with
+ * documents, in a database that creates temporary tables all the time),
+ * its batches go with the routes of their round, as every batch did before
+ * this check, rather than never.
  */
 static bool
 routes_stale(PolyglotRoute *route)
 {
-	uint8	   *streak = &stale_streaks[(uint32) route->id % lengthof(stale_streaks)];
-
-	if (!route->stale && !routes_all_stale())
+	if (route->stale || routes_all_stale())
+		return true;
+	if (!route->stale_maybe)
 	{
-		*streak = 0;
+		route->stale_streak = 0;
 		return false;
 	}
-	if (*streak >= POLYGLOT_STALE_STREAK_MAX)
+	if (route->stale_streak >= POLYGLOT_STALE_STREAK_MAX)
 		return false;
-	(*streak)++;
+	route->stale_streak++;
 	return true;
 }
 
@@ -552,9 +565,17 @@ reload_routes(bool *extension_gone)
 	int			version;
 	uint64		invals = routes_inval_count;
 	bool		signalled;
+	List	   *streaks = NIL;	/* route id, streak, ... */
+	int			i;
 
 	routes_stale_at_load = routes_stale_count;
 	loading_nrelids = 0;
+	loading_overflow = false;
+	/* the streaks of dropped batches go on with the routes read again */
+	foreach(lc, cached_routes)
+		if (((PolyglotRoute *) lfirst(lc))->stale_streak > 0)
+			streaks = lappend_int(lappend_int(streaks, ((PolyglotRoute *) lfirst(lc))->id),
+								  ((PolyglotRoute *) lfirst(lc))->stale_streak);
 	if (routes_cxt)
 		MemoryContextDelete(routes_cxt);
 	routes_cxt = NULL;
@@ -613,6 +634,10 @@ reload_routes(bool *extension_gone)
 	routes_cxt = cxt;
 	cached_routes = routes;
 	mark_loading_stale(routes);
+	for (i = 0; i + 1 < list_length(streaks); i += 2)
+		foreach(lc, routes)
+			if (((PolyglotRoute *) lfirst(lc))->id == list_nth_int(streaks, i))
+				((PolyglotRoute *) lfirst(lc))->stale_streak = (uint8) list_nth_int(streaks, i + 1);
 	foreach(lc, routes)
 		routes_any_documents |= ((PolyglotRoute *) lfirst(lc))->nfields > 0;
 	routes_loaded_at = GetCurrentTimestamp();
@@ -1786,7 +1811,7 @@ process_route(PolyglotRoute *route, TimestampTz slice_end, long *sleep_ms, bool 
 		more = false;
 		/* what was not acknowledged is read again, from the first row */
 		*polyglot_outbox_position(route->id) = 0;
-		if (routes_stale(route))
+		if (!*stale && routes_stale(route))
 		{
 			/*
 			 * Not the route's failure, likely: the route is of before a
@@ -1892,6 +1917,9 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 	TimestampTz now = GetCurrentTimestamp();
 	bool		restored = false;
 	bool		stale = false;
+	int			nroutes;
+	int			first = 0;
+	int			turn;
 
 	/* routes read again: look at all of them, whatever changed */
 	if (reloaded)
@@ -1913,9 +1941,24 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 		end_tx();
 	}
 
-	foreach(lc, routes)
+	/*
+	 * A round cut short because every route was of before a change starts
+	 * the next one where it stopped, so that the routes after a busy one
+	 * still get their turn.
+	 */
+	nroutes = list_length(routes);
+	if (resume_route != 0)
 	{
-		PolyglotRoute *route = (PolyglotRoute *) lfirst(lc);
+		for (first = 0; first < nroutes; first++)
+			if (((PolyglotRoute *) list_nth(routes, first))->id >= resume_route)
+				break;
+		if (first == nroutes)
+			first = 0;
+		resume_route = 0;
+	}
+	for (turn = 0; turn < nroutes; turn++)
+	{
+		PolyglotRoute *route = (PolyglotRoute *) list_nth(routes, (first + turn) % nroutes);
 		uint32		bit = (uint32) route->id % POLYGLOT_ROUTE_HINT_BITS;
 
 		CHECK_FOR_INTERRUPTS();
@@ -1977,7 +2020,10 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 		{
 			more = true;
 			if (routes_all_stale())
+			{
+				resume_route = route->id;
 				break;
+			}
 			stale = false;
 		}
 	}
