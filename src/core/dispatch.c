@@ -69,7 +69,9 @@
 /* batches of a route dropped in a row for invalidations that may concern it */
 #define POLYGLOT_STALE_STREAK_MAX	3
 /* relations invalidated while the routes are read, kept to compare with them */
-#define POLYGLOT_LOADING_RELIDS		16
+#define POLYGLOT_LOADING_RELIDS		256
+/* rounds in a row cut short because every route was stale, at most */
+#define POLYGLOT_STALE_CUTS_MAX		50
 
 /* first retry of a failed event or route, doubled per failure */
 #define POLYGLOT_BACKOFF_BASE_MS	200
@@ -372,8 +374,8 @@ static uint64 routes_stale_count = 0;	/* invalidations that concern them all */
 static uint64 routes_stale_at_load = 0; /* routes_stale_count when they were read */
 static Oid	loading_relids[POLYGLOT_LOADING_RELIDS];	/* while they are read */
 static int	loading_nrelids = 0;
-static bool loading_overflow = false;	/* more of them than that */
 static int32 resume_route = 0;	/* where the next round starts, or 0 */
+static int	stale_cuts = 0;		/* rounds cut short in a row */
 static TimestampTz retry_due = 0;	/* earliest retry_at the worker wrote, or 0 */
 
 static void
@@ -406,7 +408,7 @@ routes_relcache_callback(Datum arg, Oid relid)
 		if (loading_nrelids < POLYGLOT_LOADING_RELIDS)
 			loading_relids[loading_nrelids++] = relid;
 		else
-			loading_overflow = true;
+			routes_stale_count++;	/* too many to tell: every route */
 		return;
 	}
 	/* a route with documents also reads related tables: any relation */
@@ -440,8 +442,6 @@ mark_loading_stale(List *routes)
 				r->stale = true;
 			else if (r->nfields > 0)
 				r->stale_maybe = true;
-		if (loading_overflow)
-			r->stale_maybe = true;
 	}
 }
 
@@ -476,11 +476,18 @@ polyglot_routes_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* Whether every route is of before a change: see routes_stale() */
+/*
+ * Whether every route is of before a change: see routes_stale().  Not
+ * after POLYGLOT_STALE_CUTS_MAX rounds in a row were cut short for it:
+ * changes that concern every route (a route's failure recorded, a role
+ * altered) coming faster than a round reads its routes and a batch would
+ * otherwise have the workers read routes and deliver nothing.
+ */
 static bool
 routes_all_stale(void)
 {
-	return routes_stale_count != routes_stale_at_load;
+	return routes_stale_count != routes_stale_at_load &&
+		stale_cuts < POLYGLOT_STALE_CUTS_MAX;
 }
 
 /*
@@ -570,7 +577,6 @@ reload_routes(bool *extension_gone)
 
 	routes_stale_at_load = routes_stale_count;
 	loading_nrelids = 0;
-	loading_overflow = false;
 	/* the streaks of dropped batches go on with the routes read again */
 	foreach(lc, cached_routes)
 		if (((PolyglotRoute *) lfirst(lc))->stale_streak > 0)
@@ -2022,11 +2028,14 @@ polyglot_dispatch_round(bool full, long *sleep_ms, bool *extension_gone, bool *d
 			if (routes_all_stale())
 			{
 				resume_route = route->id;
+				stale_cuts++;
 				break;
 			}
 			stale = false;
 		}
 	}
+	if (!stale)
+		stale_cuts = 0;
 	if (retry_due != 0)
 		*sleep_ms = Min(*sleep_ms,
 						(long) Max((retry_due - GetCurrentTimestamp()) / 1000 + 1, 1));
